@@ -1,0 +1,1 @@
+//! Control shard: owns the model, drives health checks, runtime socket, stats merge.

@@ -1,0 +1,1 @@
+//! Per-core data plane: listeners, connections, backend pools, proxy phases.

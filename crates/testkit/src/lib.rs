@@ -1,0 +1,1 @@
+//! Helpers for integration tests: free ports, child processes cleaned up by pid.

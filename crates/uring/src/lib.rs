@@ -1,0 +1,1 @@
+//! Per-shard io_uring socket driver, driven from the shard's glommio executor.
