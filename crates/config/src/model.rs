@@ -1,0 +1,1072 @@
+//! The typed, validated configuration model: the single source of truth that the engine, the
+//! control plane and later rule/balance/stick/health crates read. Nothing downstream reads the
+//! config text again. Every object carries its [`Loc`] (file and line of the keyword that made it).
+//!
+//! Owns: data types only (plus their defaults). Parsing lives in `parse/`, checks in `validate`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::registry::Status;
+
+/// Where an object was declared: file path as given on the command line and 1-based line.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Loc {
+    pub file: Arc<str>,
+    pub line: u32,
+}
+
+/// The whole configuration after defaults inheritance and reference resolution.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub global: Global,
+    /// Every `defaults` section in file order (named and anonymous), as parsed.
+    pub defaults: Vec<Defaults>,
+    /// `frontend` sections plus the frontend half of each `listen`.
+    pub frontends: Vec<Frontend>,
+    /// `backend` sections plus the backend half of each `listen`.
+    pub backends: Vec<Backend>,
+    pub userlists: Vec<Userlist>,
+    pub peers: Vec<Peers>,
+    pub resolvers: Vec<Resolvers>,
+    pub http_errors: Vec<HttpErrors>,
+    pub rings: Vec<Ring>,
+    pub caches: Vec<Cache>,
+    pub programs: Vec<Program>,
+    pub mailers: Vec<Mailers>,
+    /// Every keyword occurrence with its registry status, so the engine can refuse to start on
+    /// keywords it does not implement yet (see `docs/compatibility.md`).
+    pub keyword_uses: Vec<KeywordUse>,
+    /// Files loaded, in order (HAProxy's `HAPROXY_CFGFILES`).
+    pub files: Vec<PathBuf>,
+}
+
+/// One occurrence of a registered keyword in the configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeywordUse {
+    pub loc: Loc,
+    /// Registry name, e.g. `"timeout connect"`, `"option forwardfor"`, `"bind"`,
+    /// `"server/check"` (server and bind options are prefixed by their line keyword).
+    pub keyword: String,
+    pub status: Status,
+}
+
+/// A directive kept verbatim (after lexing) for a keyword the registry parses and validates
+/// generically; the owning issue gives it a typed field when it implements it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Directive {
+    pub loc: Loc,
+    pub keyword: String,
+    pub args: Vec<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// global
+// ---------------------------------------------------------------------------------------------
+
+/// The `global` section (all `global` sections merged, as HAProxy does).
+#[derive(Debug, Clone, Default)]
+pub struct Global {
+    pub loc: Option<Loc>,
+    pub daemon: bool,
+    pub master_worker: bool,
+    pub nbthread: Option<u32>,
+    pub cpu_map: Vec<CpuMap>,
+    pub maxconn: Option<u32>,
+    pub pidfile: Option<PathBuf>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub chroot: Option<PathBuf>,
+    pub hard_stop_after: Option<Duration>,
+    pub grace: Option<Duration>,
+    pub log: Vec<LogTarget>,
+    pub log_send_hostname: Option<String>,
+    pub log_tag: Option<String>,
+    pub stats_sockets: Vec<StatsSocket>,
+    pub stats_timeout: Option<Duration>,
+    pub stats_maxconn: Option<u32>,
+    pub tune: Tune,
+    pub ssl: SslDefaults,
+    /// `ssl-engine` lines (accepted no-ops: rustls has no engines).
+    pub ssl_engines: Vec<String>,
+    pub ssl_mode_async: bool,
+    pub node: Option<String>,
+    pub description: Option<String>,
+    pub spread_checks: Option<u32>,
+    pub strict_limits: bool,
+    pub set_env: Vec<(String, String)>,
+    /// Parsed, not yet typed (keywords of status `Parsed`/`Accepted`).
+    pub other: Vec<Directive>,
+}
+
+/// `cpu-map [auto:]<thread-set> <cpu-set>`; sets are inclusive ranges as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CpuMap {
+    pub loc: Loc,
+    pub auto: bool,
+    /// Process part of `1/1-4` (HAProxy 2.6 accepts `1/` or `all/`), `None` when absent.
+    pub process: Option<String>,
+    /// Thread ids (1-based) as inclusive ranges.
+    pub threads: Vec<(u32, u32)>,
+    /// CPU ids (0-based) as inclusive ranges.
+    pub cpus: Vec<(u32, u32)>,
+}
+
+/// `tune.*` keywords. Defaults are HAProxy's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tune {
+    pub bufsize: u64,
+    pub maxrewrite: u64,
+    pub http_maxhdr: u32,
+    pub ssl_default_dh_param: Option<u32>,
+    pub ssl_cachesize: Option<u64>,
+    pub ssl_lifetime: Option<Duration>,
+    pub h2_max_concurrent_streams: Option<u32>,
+    pub listener_multi_queue: Option<bool>,
+    pub idle_pool_shared: Option<bool>,
+    /// Other registered `tune.*` keywords: name → argument words.
+    pub other: BTreeMap<String, Vec<String>>,
+}
+
+impl Default for Tune {
+    fn default() -> Self {
+        Tune {
+            bufsize: 16384,
+            maxrewrite: 1024,
+            http_maxhdr: 101,
+            ssl_default_dh_param: None,
+            ssl_cachesize: None,
+            ssl_lifetime: None,
+            h2_max_concurrent_streams: None,
+            listener_multi_queue: None,
+            idle_pool_shared: None,
+            other: BTreeMap::new(),
+        }
+    }
+}
+
+/// `ssl-default-bind-*` / `ssl-default-server-*`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SslDefaults {
+    pub bind_ciphers: Option<String>,
+    pub bind_ciphersuites: Option<String>,
+    pub bind_options: SslOptions,
+    pub server_ciphers: Option<String>,
+    pub server_ciphersuites: Option<String>,
+    pub server_options: SslOptions,
+}
+
+/// Options common to `ssl-default-*-options`, `bind ... ssl` and `server ... ssl`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SslOptions {
+    pub min_ver: Option<TlsVersion>,
+    pub max_ver: Option<TlsVersion>,
+    pub no_tls_tickets: bool,
+    /// `no-sslv3`, `no-tlsv10`, ... `force-tlsv12`, `prefer-client-ciphers`, ... as written.
+    pub flags: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum TlsVersion {
+    Sslv3,
+    Tlsv10,
+    Tlsv11,
+    Tlsv12,
+    Tlsv13,
+}
+
+/// A `log` line: `log global`, `log <target> [len N] [format F] [sample R:S] <facility> [lvl [min]]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogTarget {
+    pub loc: Loc,
+    /// `log global` in a proxy: use the global targets.
+    pub global: bool,
+    /// `/dev/log`, `127.0.0.1:514`, `stdout`, `ring@name`, ... as written.
+    pub target: String,
+    pub facility: Option<String>,
+    pub level: Option<String>,
+    pub min_level: Option<String>,
+    pub len: Option<u32>,
+    pub format: Option<String>,
+}
+
+/// `stats socket <addr|path> [mode M] [level L] [expose-fd listeners] ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsSocket {
+    pub loc: Loc,
+    /// Path of a UNIX socket, or `ipv4@`/host:port address, as written.
+    pub address: String,
+    pub mode: Option<u32>,
+    pub level: Option<String>,
+    pub expose_fd_listeners: bool,
+    /// Other bind options as (name, value) pairs.
+    pub options: Vec<(String, Option<String>)>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// proxies
+// ---------------------------------------------------------------------------------------------
+
+/// Proxy mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mode {
+    #[default]
+    Tcp,
+    Http,
+}
+
+/// All proxy timeouts (`timeout <name>`). Defaults inheritance is already applied in
+/// [`Frontend`]/[`Backend`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Option<Duration>,
+    pub client: Option<Duration>,
+    pub server: Option<Duration>,
+    pub http_request: Option<Duration>,
+    pub http_keep_alive: Option<Duration>,
+    pub queue: Option<Duration>,
+    pub tunnel: Option<Duration>,
+    pub client_fin: Option<Duration>,
+    pub server_fin: Option<Duration>,
+    pub tarpit: Option<Duration>,
+    pub check: Option<Duration>,
+}
+
+/// HTTP connection handling mode (`option http-keep-alive|http-server-close|httpclose`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpConnMode {
+    #[default]
+    KeepAlive,
+    ServerClose,
+    Close,
+}
+
+/// `option forwardfor [except <net>] [header <name>] [if-none]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForwardFor {
+    pub except: Option<IpNet>,
+    /// Header name, `X-Forwarded-For` by default.
+    pub header: String,
+    pub if_none: bool,
+}
+
+/// An IPv4/IPv6 network (`10.0.0.0/8`, `::1/128`, a bare address = host prefix).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+/// `option httpchk [<method>] [<uri>] [<version>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpChk {
+    pub method: String,
+    pub uri: String,
+    pub version: String,
+    /// Extra header text appended to the version word (old `\r\nHost:` trick), if any.
+    pub extra: Option<String>,
+}
+
+/// The `option` keywords, typed for the common ones.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProxyOptions {
+    pub forwardfor: Option<ForwardFor>,
+    pub originalto: Option<String>,
+    pub http_conn_mode: HttpConnMode,
+    pub httplog: Option<HttpLog>,
+    pub tcplog: bool,
+    pub dontlognull: bool,
+    pub log_health_checks: bool,
+    pub redispatch: Option<i32>,
+    pub httpchk: Option<HttpChk>,
+    pub tcp_check: bool,
+    pub abortonclose: bool,
+    pub allbackups: bool,
+    pub http_buffer_request: bool,
+    pub prefer_last_server: bool,
+    /// Other registered boolean options: name → enabled (`no option X` → false).
+    pub other: BTreeMap<String, bool>,
+}
+
+/// `option httplog [clf]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpLog {
+    pub clf: bool,
+}
+
+/// `errorfile <code> <file>`: contents loaded and validated as a raw HTTP response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ErrorFile {
+    pub loc: Loc,
+    pub status: u16,
+    pub path: PathBuf,
+    pub contents: Arc<[u8]>,
+}
+
+/// Settings a `defaults` section carries (and that proxies start from).
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    pub name: Option<String>,
+    pub loc: Loc,
+    pub from: Option<String>,
+    pub settings: ProxySettings,
+}
+
+/// Everything a proxy (defaults, frontend, backend, listen) may set, before it is split into
+/// [`Frontend`] and [`Backend`]. Also the form inherited from `defaults`.
+#[derive(Debug, Clone, Default)]
+pub struct ProxySettings {
+    pub mode: Option<Mode>,
+    pub maxconn: Option<u32>,
+    pub fullconn: Option<u32>,
+    pub timeouts: Timeouts,
+    pub options: ProxyOptions,
+    pub log: Vec<LogTarget>,
+    pub log_format: Option<String>,
+    pub balance: Option<Balance>,
+    pub hash_type: Option<HashType>,
+    pub retries: Option<u32>,
+    pub retry_on: Option<Vec<String>>,
+    pub http_reuse: Option<HttpReuse>,
+    pub errorfiles: Vec<ErrorFile>,
+    /// `errorfiles <http-errors section name>` references.
+    pub errorfiles_sections: Vec<(Loc, String)>,
+    pub default_server: ServerParams,
+    pub default_backend: Option<(Loc, String)>,
+    pub cookie: Option<Cookie>,
+    pub http_check: Vec<HttpCheckStep>,
+    pub tcp_check: Vec<TcpCheckStep>,
+    pub other: Vec<Directive>,
+}
+
+/// A frontend: where connections are accepted and classified.
+#[derive(Debug, Clone)]
+pub struct Frontend {
+    pub name: String,
+    pub loc: Loc,
+    /// True when this is the frontend half of a `listen` (its backend has the same name).
+    pub from_listen: bool,
+    pub disabled: bool,
+    pub mode: Mode,
+    pub binds: Vec<Bind>,
+    pub maxconn: Option<u32>,
+    pub timeouts: Timeouts,
+    pub options: ProxyOptions,
+    pub log: Vec<LogTarget>,
+    pub log_format: Option<String>,
+    pub default_backend: Option<String>,
+    pub use_backends: Vec<UseBackend>,
+    pub acls: Vec<Acl>,
+    pub http_request: Vec<HttpRule>,
+    pub http_response: Vec<HttpRule>,
+    pub tcp_request: Vec<TcpRequestRule>,
+    pub errorfiles: Vec<ErrorFile>,
+    pub stick_table: Option<StickTable>,
+    pub stats: Option<Stats>,
+    pub monitor_uri: Option<String>,
+    pub captures: Vec<Capture>,
+    pub unique_id_format: Option<String>,
+    pub unique_id_header: Option<String>,
+    /// Parsed, not yet typed.
+    pub other: Vec<Directive>,
+}
+
+/// `use_backend <name> [if|unless cond]` (the name may be a log-format string).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UseBackend {
+    pub loc: Loc,
+    pub backend: String,
+    /// True when `backend` contains `%[` (dynamic name, resolved at run time).
+    pub dynamic: bool,
+    pub cond: Option<Condition>,
+}
+
+/// `capture request|response header <name> len <n>` / `capture cookie`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capture {
+    pub loc: Loc,
+    pub what: String,
+    pub name: String,
+    pub len: u32,
+}
+
+/// A backend: a pool of servers and how traffic is spread over them.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    pub name: String,
+    pub loc: Loc,
+    pub from_listen: bool,
+    pub disabled: bool,
+    pub mode: Mode,
+    pub balance: Balance,
+    pub hash_type: HashType,
+    pub servers: Vec<Server>,
+    pub default_server: ServerParams,
+    pub timeouts: Timeouts,
+    pub options: ProxyOptions,
+    pub log: Vec<LogTarget>,
+    /// Default 3.
+    pub retries: u32,
+    /// Default `["conn-failure"]`.
+    pub retry_on: Vec<String>,
+    pub http_reuse: HttpReuse,
+    pub fullconn: Option<u32>,
+    pub cookie: Option<Cookie>,
+    pub acls: Vec<Acl>,
+    pub http_request: Vec<HttpRule>,
+    pub http_response: Vec<HttpRule>,
+    pub tcp_request: Vec<TcpRequestRule>,
+    pub http_check: Vec<HttpCheckStep>,
+    pub tcp_check: Vec<TcpCheckStep>,
+    pub errorfiles: Vec<ErrorFile>,
+    pub stick_table: Option<StickTable>,
+    pub stick_rules: Vec<Directive>,
+    pub stats: Option<Stats>,
+    pub other: Vec<Directive>,
+}
+
+/// `balance <algorithm> [args]`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Balance {
+    #[default]
+    Roundrobin,
+    StaticRr,
+    Leastconn,
+    First,
+    Source,
+    Uri {
+        whole: bool,
+        path_only: bool,
+        len: Option<u32>,
+        depth: Option<u32>,
+    },
+    UrlParam {
+        name: String,
+        check_post: bool,
+    },
+    Hdr {
+        name: String,
+        use_domain_only: bool,
+    },
+    Random {
+        draws: u32,
+    },
+    RdpCookie {
+        name: Option<String>,
+    },
+    Hash {
+        expr: SampleExpr,
+    },
+}
+
+/// `hash-type <method> <function> [<modifier>]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HashType {
+    pub consistent: bool,
+    pub function: HashFunction,
+    pub avalanche: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HashFunction {
+    #[default]
+    Sdbm,
+    Djb2,
+    Wt6,
+    Crc32,
+    None,
+}
+
+/// `http-reuse never|safe|aggressive|always`; default `safe`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HttpReuse {
+    Never,
+    #[default]
+    Safe,
+    Aggressive,
+    Always,
+}
+
+/// `cookie <name> [rewrite|insert|prefix] [indirect] [nocache] [postonly] ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cookie {
+    pub loc: Loc,
+    pub name: String,
+    pub mode: CookieMode,
+    pub indirect: bool,
+    pub nocache: bool,
+    pub postonly: bool,
+    pub preserve: bool,
+    pub httponly: bool,
+    pub secure: bool,
+    pub dynamic: bool,
+    pub domains: Vec<String>,
+    pub maxidle: Option<Duration>,
+    pub maxlife: Option<Duration>,
+    pub attrs: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CookieMode {
+    Rewrite,
+    Insert,
+    Prefix,
+}
+
+/// One `server` line (after `default-server` values were applied).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Server {
+    pub name: String,
+    pub loc: Loc,
+    /// Host or IP as written, without the port (`10.0.1.10`, `db.local`, `unix@/x`).
+    pub host: String,
+    /// Resolved when `host` is a literal IP address; `None` for names (resolved at start-up).
+    pub addr: Option<SocketAddr>,
+    /// Port from the address; `None` means "same as the client's destination port".
+    pub port: Option<u16>,
+    /// `+N`/`-N` port offset form (`1.2.3.4:+1000`).
+    pub port_offset: Option<i32>,
+    pub params: ServerParams,
+}
+
+/// Server options (used both by `server` and `default-server`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServerParams {
+    /// Default 1.
+    pub weight: Option<u32>,
+    pub maxconn: Option<u32>,
+    pub minconn: Option<u32>,
+    pub maxqueue: Option<u32>,
+    pub backup: bool,
+    pub disabled: bool,
+    pub check: bool,
+    pub inter: Option<Duration>,
+    pub fastinter: Option<Duration>,
+    pub downinter: Option<Duration>,
+    pub rise: Option<u32>,
+    pub fall: Option<u32>,
+    pub check_port: Option<u16>,
+    pub check_addr: Option<String>,
+    pub check_ssl: bool,
+    pub check_sni: Option<String>,
+    pub agent: AgentCheck,
+    pub cookie: Option<String>,
+    pub slowstart: Option<Duration>,
+    pub ssl: ServerSsl,
+    pub send_proxy: Option<ProxyProtocol>,
+    pub resolvers: Option<String>,
+    pub init_addr: Option<String>,
+    pub observe: Option<String>,
+    pub on_error: Option<String>,
+    pub on_marked_down: Option<String>,
+    pub on_marked_up: Option<String>,
+    pub error_limit: Option<u32>,
+    pub pool_max_conn: Option<i64>,
+    pub pool_purge_delay: Option<Duration>,
+    pub max_reuse: Option<i64>,
+    pub track: Option<String>,
+    pub redir: Option<String>,
+    pub id: Option<u32>,
+    /// Other registered server options as (name, value).
+    pub other: Vec<(String, Option<String>)>,
+}
+
+impl ServerParams {
+    /// Weight with HAProxy's default of 1.
+    pub fn weight_or_default(&self) -> u32 {
+        self.weight.unwrap_or(1)
+    }
+}
+
+/// `agent-check agent-port N agent-inter T agent-addr A agent-send S`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AgentCheck {
+    pub enabled: bool,
+    pub port: Option<u16>,
+    pub inter: Option<Duration>,
+    pub addr: Option<String>,
+    pub send: Option<String>,
+}
+
+/// `send-proxy` / `send-proxy-v2`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyProtocol {
+    V1,
+    V2,
+}
+
+/// TLS towards a server.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ServerSsl {
+    pub enabled: bool,
+    pub verify: Option<Verify>,
+    pub ca_file: Option<PathBuf>,
+    pub crt: Option<PathBuf>,
+    pub sni: Option<String>,
+    pub alpn: Vec<String>,
+    pub ciphers: Option<String>,
+    pub ciphersuites: Option<String>,
+    pub options: SslOptions,
+}
+
+/// `verify none|optional|required`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verify {
+    None,
+    Optional,
+    Required,
+}
+
+/// A `bind` line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bind {
+    pub loc: Loc,
+    /// The address words as written (`*:80`, `:443,:8443`, `ipv6@[::]:80`).
+    pub spec: String,
+    /// Resolved TCP addresses (port ranges expanded). Empty for a UNIX socket bind.
+    pub addrs: Vec<SocketAddr>,
+    /// UNIX socket path (`/path` or `unix@/path`), if any.
+    pub unix_path: Option<PathBuf>,
+    pub name: Option<String>,
+    pub maxconn: Option<u32>,
+    pub backlog: Option<u32>,
+    pub accept_proxy: bool,
+    pub v4v6: bool,
+    pub v6only: bool,
+    pub transparent: bool,
+    pub defer_accept: bool,
+    pub tfo: bool,
+    pub interface: Option<String>,
+    pub thread: Option<String>,
+    pub ssl: BindSsl,
+    /// Other registered bind options as (name, value).
+    pub other: Vec<(String, Option<String>)>,
+}
+
+/// TLS on a listener.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BindSsl {
+    pub enabled: bool,
+    /// `crt` arguments: a PEM file or a directory of PEM files (loaded by SNI).
+    pub crt: Vec<PathBuf>,
+    pub crt_list: Vec<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub crl_file: Option<PathBuf>,
+    pub verify: Option<Verify>,
+    pub alpn: Vec<String>,
+    pub ciphers: Option<String>,
+    pub ciphersuites: Option<String>,
+    pub curves: Option<String>,
+    pub strict_sni: bool,
+    pub options: SslOptions,
+}
+
+// ---------------------------------------------------------------------------------------------
+// samples, ACLs, conditions, rules
+// ---------------------------------------------------------------------------------------------
+
+/// A sample expression: `fetch(args),conv1(args),conv2`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SampleExpr {
+    pub fetch: String,
+    pub args: Vec<String>,
+    pub converters: Vec<Converter>,
+}
+
+/// One converter applied to a sample.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Converter {
+    pub name: String,
+    pub args: Vec<String>,
+}
+
+/// `acl <name> <criterion> [flags] [operator] <value> ...` (name empty for anonymous ACLs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Acl {
+    pub name: String,
+    pub loc: Loc,
+    pub sample: SampleExpr,
+    pub flags: AclFlags,
+    /// Comparison operator for integer matches (`gt`, `ge`, `lt`, `le`, `eq`), if written.
+    pub operator: Option<String>,
+    pub patterns: Vec<String>,
+}
+
+/// ACL flags: `-i`, `-m <method>`, `-f <file>`, `-n`, `-M`, `-u <id>`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AclFlags {
+    pub ignore_case: bool,
+    pub match_method: Option<String>,
+    pub files: Vec<PathBuf>,
+    pub no_dns: bool,
+    pub map: bool,
+    pub unique_id: Option<String>,
+}
+
+/// `if|unless <cond>`: an OR of ANDs of possibly negated ACL references.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    /// True for `unless` (the whole expression is negated).
+    pub unless: bool,
+    /// Outer vector: `||` alternatives; inner: terms that must all hold.
+    pub terms: Vec<Vec<Term>>,
+}
+
+/// One term of a condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Term {
+    pub negate: bool,
+    pub acl: AclRef,
+}
+
+/// Named ACL (declared in the proxy or predefined like `LOCALHOST`, `TRUE`) or an anonymous
+/// `{ ... }` ACL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AclRef {
+    Named(String),
+    Anonymous(Box<Acl>),
+}
+
+/// An `http-request` / `http-response` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRule {
+    pub loc: Loc,
+    pub action: HttpAction,
+    pub cond: Option<Condition>,
+}
+
+/// Typed HTTP rule actions; `Other` keeps a registered action not typed yet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpAction {
+    Allow,
+    Deny {
+        status: Option<u16>,
+    },
+    Tarpit {
+        status: Option<u16>,
+    },
+    Auth {
+        realm: Option<String>,
+    },
+    Redirect(Redirect),
+    Return(Return),
+    SetHeader {
+        name: String,
+        fmt: String,
+    },
+    AddHeader {
+        name: String,
+        fmt: String,
+    },
+    DelHeader {
+        name: String,
+    },
+    ReplaceHeader {
+        name: String,
+        regex: String,
+        replace: String,
+    },
+    SetPath {
+        fmt: String,
+    },
+    SetVar {
+        var: String,
+        expr: String,
+    },
+    TrackSc {
+        slot: u8,
+        key: SampleExpr,
+        table: Option<String>,
+    },
+    UseService {
+        name: String,
+    },
+    Other {
+        name: String,
+        args: Vec<String>,
+    },
+}
+
+/// `redirect location|prefix|scheme <to> [code N] [options]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Redirect {
+    pub kind: RedirectKind,
+    pub to: String,
+    /// Default 302.
+    pub code: u16,
+    pub options: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RedirectKind {
+    Location,
+    Prefix,
+    Scheme,
+}
+
+/// `return [status N] [content-type T] [string S | lf-string S | file F | ...] [hdr N V]...`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Return {
+    pub status: Option<u16>,
+    pub content_type: Option<String>,
+    pub body: Option<(String, String)>,
+    pub headers: Vec<(String, String)>,
+}
+
+/// `tcp-request connection|content|session <action> [cond]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpRequestRule {
+    pub loc: Loc,
+    /// `connection`, `content`, `session` or `inspect-delay`.
+    pub phase: String,
+    pub action: String,
+    pub args: Vec<String>,
+    pub cond: Option<Condition>,
+}
+
+/// `stick-table type <t> [len N] size <n> [expire T] [nopurge] [peers P] [store ...]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StickTable {
+    pub loc: Loc,
+    pub key: StickKey,
+    pub size: u64,
+    pub expire: Option<Duration>,
+    pub nopurge: bool,
+    pub peers: Option<String>,
+    pub store: Vec<StoreItem>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickKey {
+    Ip,
+    Ipv6,
+    Integer,
+    String { len: u32 },
+    Binary { len: u32 },
+}
+
+/// One `store` data type: `http_req_rate(10s)`, `conn_cur`, `gpc0`, ...
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreItem {
+    pub name: String,
+    pub period: Option<Duration>,
+}
+
+/// Proxy `stats` settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Stats {
+    pub enabled: bool,
+    pub uri: Option<String>,
+    pub realm: Option<String>,
+    pub refresh: Option<Duration>,
+    pub auths: Vec<(String, String)>,
+    pub admin: Vec<Condition>,
+    pub hide_version: bool,
+    pub show_legends: bool,
+    pub show_desc: Option<String>,
+    pub show_node: Option<Option<String>>,
+    pub scope: Vec<String>,
+    pub http_request: Vec<Directive>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// health checks
+// ---------------------------------------------------------------------------------------------
+
+/// One `http-check` step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpCheckStep {
+    Connect(CheckConnect),
+    Send {
+        loc: Loc,
+        meth: Option<String>,
+        uri: Option<String>,
+        ver: Option<String>,
+        headers: Vec<(String, String)>,
+        body: Option<String>,
+    },
+    Expect(CheckExpect),
+    DisableOn404 {
+        loc: Loc,
+    },
+    SendState {
+        loc: Loc,
+    },
+    Comment {
+        loc: Loc,
+        text: String,
+    },
+    SetVar {
+        loc: Loc,
+        var: String,
+        expr: String,
+    },
+    /// Synthesized (ringlb extension): the guide's second `send` after an `expect` without an
+    /// explicit `connect` starts a new connection.
+    ImplicitConnect {
+        loc: Loc,
+    },
+}
+
+/// `tcp-check connect` / `http-check connect` options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckConnect {
+    pub loc: Loc,
+    pub port: Option<u16>,
+    pub addr: Option<String>,
+    pub ssl: bool,
+    pub sni: Option<String>,
+    pub alpn: Option<String>,
+    pub send_proxy: bool,
+    pub linger: bool,
+}
+
+/// `expect [min-recv N] [!] <match> <pattern>` (shared by http-check and tcp-check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckExpect {
+    pub loc: Loc,
+    pub negate: bool,
+    /// `status`, `rstatus`, `string`, `rstring`, `binary`, `rbinary`, `hdr`, `fhdr`.
+    pub kind: String,
+    pub pattern: String,
+    pub min_recv: Option<i64>,
+    /// True when written `expect body` (ringlb extension, synonym of `string`).
+    pub body_synonym: bool,
+}
+
+/// One `tcp-check` step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpCheckStep {
+    Connect(CheckConnect),
+    Send { loc: Loc, data: Vec<u8> },
+    SendBinary { loc: Loc, data: Vec<u8> },
+    Expect(CheckExpect),
+    Comment { loc: Loc, text: String },
+    SetVar { loc: Loc, var: String, expr: String },
+}
+
+// ---------------------------------------------------------------------------------------------
+// other sections
+// ---------------------------------------------------------------------------------------------
+
+/// `userlist` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Userlist {
+    pub name: String,
+    pub loc: Loc,
+    pub groups: Vec<UserGroup>,
+    pub users: Vec<User>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserGroup {
+    pub loc: Loc,
+    pub name: String,
+    pub users: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub loc: Loc,
+    pub name: String,
+    pub password: Password,
+    pub groups: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Password {
+    Insecure(String),
+    /// crypt(3) hash.
+    Hashed(String),
+}
+
+/// A named endpoint used by `peers`, `resolvers`, `mailers`: `<kw> <name> <addr>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    pub loc: Loc,
+    pub name: String,
+    pub address: String,
+}
+
+/// `peers` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Peers {
+    pub name: String,
+    pub loc: Loc,
+    pub peers: Vec<Endpoint>,
+    pub tables: Vec<(String, StickTable)>,
+    pub other: Vec<Directive>,
+}
+
+/// `resolvers` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Resolvers {
+    pub name: String,
+    pub loc: Loc,
+    pub nameservers: Vec<Endpoint>,
+    pub parse_resolv_conf: bool,
+    pub accepted_payload_size: Option<u32>,
+    pub resolve_retries: Option<u32>,
+    pub hold: Vec<(String, Duration)>,
+    pub timeouts: Vec<(String, Duration)>,
+    pub other: Vec<Directive>,
+}
+
+/// `http-errors` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct HttpErrors {
+    pub name: String,
+    pub loc: Loc,
+    pub errorfiles: Vec<ErrorFile>,
+}
+
+/// `ring` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ring {
+    pub name: String,
+    pub loc: Loc,
+    pub size: Option<u64>,
+    pub format: Option<String>,
+    pub maxlen: Option<u32>,
+    pub description: Option<String>,
+    pub servers: Vec<Endpoint>,
+    pub timeouts: Vec<(String, Duration)>,
+}
+
+/// `cache` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Cache {
+    pub name: String,
+    pub loc: Loc,
+    /// Megabytes.
+    pub total_max_size: Option<u64>,
+    pub max_object_size: Option<u64>,
+    pub max_age: Option<u32>,
+    pub process_vary: Option<bool>,
+    pub max_secondary_entries: Option<u32>,
+}
+
+/// `program` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Program {
+    pub name: String,
+    pub loc: Loc,
+    pub command: Vec<String>,
+    pub user: Option<String>,
+    pub group: Option<String>,
+    pub start_on_reload: Option<bool>,
+}
+
+/// `mailers` section.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Mailers {
+    pub name: String,
+    pub loc: Loc,
+    pub mailers: Vec<Endpoint>,
+    pub timeout_mail: Option<Duration>,
+}
