@@ -5,9 +5,13 @@
 //! section/keyword dispatch through the registry → [`model::Config`] → validation.
 #![forbid(unsafe_code)]
 
+pub mod cond;
 pub mod diag;
+pub mod lexer;
 pub mod model;
 pub mod registry;
+pub mod source;
+pub mod units;
 
 use std::path::PathBuf;
 
