@@ -1,1 +1,29 @@
 //! Per-shard io_uring socket driver, driven from the shard's glommio executor.
+//!
+//! glommio 0.9's `TcpStream` is readiness-based (a `recv` syscall, then a POLL_ADD when it would
+//! block); measured here at twice HAProxy's CPU per request. This crate gives each shard its own
+//! ring with completion-based `accept`/`connect`/`recv`/`send`/`close` (see
+//! `docs/adr/0001-socket-data-path.md`):
+//!
+//! - Operations are futures whose resources (buffers, socket addresses) are owned by the ring's
+//!   slot table until the kernel's completion arrives, so dropping a future is always safe: the
+//!   slot becomes an orphan and an `ASYNC_CANCEL` is queued.
+//! - Submission is batched: pushing an SQE only wakes the driver task, which runs after the tasks
+//!   already runnable and submits everything in one `io_uring_enter`.
+//! - Idle reads use a provided-buffer ring (`IOSQE_BUFFER_SELECT`): a connection waiting for its
+//!   next request holds no buffer; the kernel picks one when bytes arrive.
+//! - The ring's eventfd wakes glommio: when the driver has operations in flight it keeps one
+//!   glommio read on the eventfd armed, so the shard parks in glommio's own ring and timers,
+//!   channels and our completions all wake it. No busy polling.
+//!
+//! Everything here is single-threaded (`Rc`, `Cell`, `RefCell`): a ring belongs to one shard.
+
+mod bufring;
+mod driver;
+mod net;
+mod op;
+
+pub use bufring::RecvBuf;
+pub use driver::Ring;
+pub use net::{bind_reuseport, TcpListener, TcpStream};
+pub use op::SendBuf;

@@ -1,0 +1,220 @@
+//! Provided-buffer ring (`IORING_REGISTER_PBUF_RING`): a per-shard pool of receive buffers that
+//! the kernel picks from when bytes arrive, so idle connections hold no buffer.
+//!
+//! Memory: `count × size` bytes of arena, allocated once at shard start (the OS backs pages on
+//! first touch), plus 16 bytes of ring entry per buffer.
+
+use std::alloc::{alloc_zeroed, dealloc, Layout};
+use std::cell::Cell;
+use std::io;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU16, Ordering};
+
+use io_uring::types::BufRingEntry;
+
+/// The pool shared by a ring and the `RecvBuf`s it hands out.
+pub(crate) struct BufRing {
+    pub(crate) group: u16,
+    entries_mask: u16,
+    buf_size: usize,
+    ring: *mut BufRingEntry,
+    ring_layout: Layout,
+    arena: *mut u8,
+    arena_layout: Layout,
+    /// Local copy of the tail published to the kernel.
+    tail: Cell<u16>,
+    /// Buffers currently lent out to the program (for stats and leak checks).
+    lent: Cell<u32>,
+}
+
+impl BufRing {
+    /// Allocates `count` (a power of two ≤ 32768) buffers of `size` bytes. The caller registers
+    /// `ring_addr()` with the kernel, then calls `fill()`.
+    pub(crate) fn new(group: u16, count: u16, size: usize) -> io::Result<BufRing> {
+        if !count.is_power_of_two() || count > 32768 || size == 0 || size > u32::MAX as usize {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "bad buffer ring geometry",
+            ));
+        }
+        let ring_layout = Layout::from_size_align(
+            usize::from(count) * std::mem::size_of::<BufRingEntry>(),
+            4096,
+        )
+        .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        let arena_layout = Layout::from_size_align(usize::from(count) * size, 4096)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
+        // SAFETY: both layouts have non-zero size (count ≥ 1, size ≥ 1).
+        let ring = unsafe { alloc_zeroed(ring_layout) }.cast::<BufRingEntry>();
+        // SAFETY: as above.
+        let arena = unsafe { alloc_zeroed(arena_layout) };
+        if ring.is_null() || arena.is_null() {
+            return Err(io::Error::new(
+                io::ErrorKind::OutOfMemory,
+                "buffer ring allocation",
+            ));
+        }
+        Ok(BufRing {
+            group,
+            entries_mask: count - 1,
+            buf_size: size,
+            ring,
+            ring_layout,
+            arena,
+            arena_layout,
+            tail: Cell::new(0),
+            lent: Cell::new(0),
+        })
+    }
+
+    pub(crate) fn ring_addr(&self) -> u64 {
+        self.ring as u64
+    }
+
+    pub(crate) fn entries(&self) -> u16 {
+        self.entries_mask.wrapping_add(1)
+    }
+
+    pub(crate) fn buf_size(&self) -> usize {
+        self.buf_size
+    }
+
+    /// Hands every buffer to the kernel (once, after registration).
+    pub(crate) fn fill(&self) {
+        for bid in 0..self.entries() {
+            self.push(bid);
+        }
+        self.publish();
+    }
+
+    fn push(&self, bid: u16) {
+        let tail = self.tail.get();
+        let slot = usize::from(tail & self.entries_mask);
+        // SAFETY: slot < entries, inside the ring allocation; only this thread writes entries and
+        // the kernel reads an entry only after the tail store below publishes it.
+        let entry = unsafe { &mut *self.ring.add(slot) };
+        entry.set_addr(self.buf_ptr(bid) as u64);
+        entry.set_len(self.buf_size as u32);
+        entry.set_bid(bid);
+        self.tail.set(tail.wrapping_add(1));
+    }
+
+    fn publish(&self) {
+        // SAFETY: the tail lives inside the first entry of the ring allocation; the kernel reads
+        // it concurrently, hence the atomic release store.
+        unsafe {
+            let tail = BufRingEntry::tail(self.ring).cast_mut();
+            (*tail.cast::<AtomicU16>()).store(self.tail.get(), Ordering::Release);
+        }
+    }
+
+    fn buf_ptr(&self, bid: u16) -> *mut u8 {
+        // SAFETY: bid < entries, so the offset is inside the arena allocation.
+        unsafe { self.arena.add(usize::from(bid) * self.buf_size) }
+    }
+
+    /// Returns a buffer to the kernel.
+    pub(crate) fn recycle(&self, bid: u16) {
+        self.push(bid);
+        self.publish();
+    }
+
+    pub(crate) fn note_lent(&self) {
+        self.lent.set(self.lent.get() + 1);
+    }
+
+    /// Buffers the program holds right now.
+    pub(crate) fn lent(&self) -> u32 {
+        self.lent.get()
+    }
+}
+
+impl Drop for BufRing {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `new` with these layouts. The ring that registered this pool is
+        // dropped first (it holds no reference to us) and unregisters it on close.
+        unsafe {
+            dealloc(self.ring.cast(), self.ring_layout);
+            dealloc(self.arena, self.arena_layout);
+        }
+    }
+}
+
+/// Bytes received from a socket: either a buffer of the shard's provided-buffer ring (returned to
+/// the kernel on drop) or a heap buffer (the fallback when the ring is empty). `start..end` is the
+/// part not consumed yet.
+pub struct RecvBuf {
+    storage: Storage,
+    start: usize,
+    end: usize,
+}
+
+enum Storage {
+    Ring { pool: Rc<BufRing>, bid: u16 },
+    Heap(Vec<u8>),
+}
+
+impl RecvBuf {
+    pub(crate) fn from_ring(pool: Rc<BufRing>, bid: u16, len: usize) -> RecvBuf {
+        pool.note_lent();
+        let end = len.min(pool.buf_size());
+        RecvBuf {
+            storage: Storage::Ring { pool, bid },
+            start: 0,
+            end,
+        }
+    }
+
+    pub(crate) fn from_heap(buf: Vec<u8>, len: usize) -> RecvBuf {
+        let end = len.min(buf.len());
+        RecvBuf {
+            storage: Storage::Heap(buf),
+            start: 0,
+            end,
+        }
+    }
+
+    /// The unconsumed bytes.
+    pub fn bytes(&self) -> &[u8] {
+        match &self.storage {
+            Storage::Ring { pool, bid } => {
+                // SAFETY: the kernel wrote `end` bytes into this buffer and will not touch it again
+                // until we recycle it in Drop; start ≤ end ≤ buf_size.
+                unsafe {
+                    std::slice::from_raw_parts(
+                        pool.buf_ptr(*bid).add(self.start),
+                        self.end - self.start,
+                    )
+                }
+            }
+            Storage::Heap(v) => v.get(self.start..self.end).unwrap_or(&[]),
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+
+    /// Marks `n` more bytes as consumed.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+    }
+
+    /// Keeps only the first `n` unconsumed bytes (the rest belongs to something else).
+    pub fn truncate(&mut self, n: usize) {
+        self.end = (self.start + n).min(self.end);
+    }
+}
+
+impl Drop for RecvBuf {
+    fn drop(&mut self) {
+        if let Storage::Ring { pool, bid } = &self.storage {
+            pool.lent.set(pool.lent.get().saturating_sub(1));
+            pool.recycle(*bid);
+        }
+    }
+}

@@ -1,0 +1,394 @@
+//! The ring, its slot table and the driver task that submits and reaps.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+
+use glommio::io::BufferedFile;
+use io_uring::{cqueue, squeue, IoUring};
+
+use crate::bufring::BufRing;
+
+/// `user_data` of operations whose completion nobody waits for (cancellations).
+const UNTRACKED: u64 = u64::MAX;
+
+/// Resources an operation lends to the kernel; kept alive in the slot until its completion.
+pub(crate) enum Hold {
+    None,
+    Vec(Vec<u8>),
+    Send(crate::SendBuf),
+    Addr(Box<crate::net::AddrBuf>),
+}
+
+enum Slot {
+    Vacant {
+        next_free: usize,
+    },
+    Pending {
+        waker: Option<Waker>,
+        hold: Hold,
+    },
+    Done {
+        result: i32,
+        flags: u32,
+        hold: Hold,
+    },
+    /// The future was dropped; the slot waits for the completion to release `hold`.
+    Orphan {
+        hold: Hold,
+    },
+}
+
+struct Slots {
+    slots: Vec<Slot>,
+    free_head: usize,
+}
+
+impl Slots {
+    fn insert(&mut self, slot: Slot) -> usize {
+        if let Some(Slot::Vacant { next_free }) = self.slots.get(self.free_head) {
+            let idx = self.free_head;
+            self.free_head = *next_free;
+            if let Some(s) = self.slots.get_mut(idx) {
+                *s = slot;
+            }
+            idx
+        } else {
+            self.slots.push(slot);
+            self.free_head = self.slots.len();
+            self.slots.len() - 1
+        }
+    }
+
+    fn release(&mut self, idx: usize) -> Option<Slot> {
+        let next_free = self.free_head;
+        let slot = self.slots.get_mut(idx)?;
+        let old = std::mem::replace(slot, Slot::Vacant { next_free });
+        self.free_head = idx;
+        Some(old)
+    }
+}
+
+pub(crate) struct Inner {
+    uring: RefCell<IoUring>,
+    slots: RefCell<Slots>,
+    pub(crate) pool: Rc<BufRing>,
+    unsubmitted: Cell<u32>,
+    in_flight: Cell<u32>,
+    driver_waker: RefCell<Option<Waker>>,
+    driver_notified: Cell<bool>,
+    wake_list: RefCell<Vec<Waker>>,
+    eventfd: OwnedFd,
+}
+
+/// One shard's io_uring. Cheap to clone (an `Rc`); must stay on the thread that made it.
+#[derive(Clone)]
+pub struct Ring {
+    pub(crate) inner: Rc<Inner>,
+}
+
+/// What the caller of `Ring::take` gets back.
+pub(crate) struct Completion {
+    pub(crate) result: i32,
+    pub(crate) flags: u32,
+    pub(crate) hold: Hold,
+}
+
+impl Ring {
+    /// A ring with `entries` submission slots and a pool of `bufs` receive buffers of
+    /// `buf_size` bytes. Call `spawn_driver` from the glommio executor that will use it.
+    pub fn new(entries: u32, bufs: u16, buf_size: usize) -> io::Result<Ring> {
+        let uring = IoUring::builder()
+            .setup_single_issuer()
+            .setup_cqsize(entries.saturating_mul(4))
+            .build(entries)?;
+        // SAFETY: plain syscall; the fd is checked and owned right after.
+        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
+        if efd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: efd is a fresh descriptor we own.
+        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
+        uring.submitter().register_eventfd(eventfd.as_raw_fd())?;
+        let pool = BufRing::new(0, bufs, buf_size)?;
+        // SAFETY: the ring memory stays allocated as long as `pool`, which the ring's Inner owns
+        // (and which outlives every RecvBuf through its Rc); it is unregistered when the ring fd
+        // closes.
+        unsafe {
+            uring.submitter().register_buf_ring_with_flags(
+                pool.ring_addr(),
+                pool.entries(),
+                pool.group,
+                0,
+            )?;
+        }
+        pool.fill();
+        Ok(Ring {
+            inner: Rc::new(Inner {
+                uring: RefCell::new(uring),
+                slots: RefCell::new(Slots {
+                    slots: Vec::with_capacity(1024),
+                    free_head: 0,
+                }),
+                pool: Rc::new(pool),
+                unsubmitted: Cell::new(0),
+                in_flight: Cell::new(0),
+                driver_waker: RefCell::new(None),
+                driver_notified: Cell::new(false),
+                wake_list: RefCell::new(Vec::with_capacity(256)),
+                eventfd,
+            }),
+        })
+    }
+
+    /// Starts the task that submits and reaps, on the current glommio executor.
+    pub fn spawn_driver(&self) -> io::Result<()> {
+        let dup = self.inner.eventfd.try_clone()?;
+        // SAFETY: `dup` is an eventfd we own; BufferedFile takes ownership and closes it.
+        let efd = unsafe { BufferedFile::from_raw_fd(OwnedFdInto::into_raw(dup)) };
+        let driver = Driver {
+            inner: self.inner.clone(),
+            efd: Rc::new(efd),
+            efd_read: None,
+        };
+        glommio::spawn_local(driver).detach();
+        Ok(())
+    }
+
+    /// Receive buffers currently held by the program (not by the kernel).
+    pub fn buffers_lent(&self) -> u32 {
+        self.inner.pool.lent()
+    }
+
+    /// Operations submitted and not completed.
+    pub fn in_flight(&self) -> u32 {
+        self.inner.in_flight.get()
+    }
+
+    /// Queues `entry`, lending `hold` to the kernel until its completion. Returns the slot.
+    pub(crate) fn push(&self, entry: squeue::Entry, hold: Hold) -> usize {
+        let idx = self
+            .inner
+            .slots
+            .borrow_mut()
+            .insert(Slot::Pending { waker: None, hold });
+        self.push_raw(entry.user_data(idx as u64));
+        self.inner.in_flight.set(self.inner.in_flight.get() + 1);
+        idx
+    }
+
+    fn push_raw(&self, entry: squeue::Entry) {
+        let mut uring = self.inner.uring.borrow_mut();
+        loop {
+            // SAFETY: every pointer in `entry` points into a `Hold` kept in the slot table (or
+            // into the provided-buffer pool) until the completion for this user_data is reaped.
+            if unsafe { uring.submission().push(&entry) }.is_ok() {
+                break;
+            }
+            // Submission queue full: flush it now, synchronously.
+            if uring.submit().is_err() {
+                // Nothing else to do but retry; EINTR/EBUSY clear themselves.
+                continue;
+            }
+            self.inner.unsubmitted.set(0);
+        }
+        drop(uring);
+        self.inner.unsubmitted.set(self.inner.unsubmitted.get() + 1);
+        self.notify_driver();
+    }
+
+    fn notify_driver(&self) {
+        if !self.inner.driver_notified.replace(true) {
+            if let Some(w) = self.inner.driver_waker.borrow().as_ref() {
+                w.wake_by_ref();
+            }
+        }
+    }
+
+    /// Polls slot `idx`: the completion if it arrived, else registers the waker.
+    pub(crate) fn poll_slot(&self, idx: usize, cx: &Context<'_>) -> Poll<Completion> {
+        let mut slots = self.inner.slots.borrow_mut();
+        match slots.slots.get_mut(idx) {
+            Some(Slot::Pending { waker, .. }) => {
+                match waker {
+                    Some(w) if w.will_wake(cx.waker()) => {}
+                    _ => *waker = Some(cx.waker().clone()),
+                }
+                Poll::Pending
+            }
+            Some(Slot::Done { .. }) => match slots.release(idx) {
+                Some(Slot::Done {
+                    result,
+                    flags,
+                    hold,
+                }) => Poll::Ready(Completion {
+                    result,
+                    flags,
+                    hold,
+                }),
+                _ => Poll::Ready(Completion {
+                    result: -libc::EIO,
+                    flags: 0,
+                    hold: Hold::None,
+                }),
+            },
+            // Polled after completion was taken: a programming error, reported as an I/O error.
+            _ => Poll::Ready(Completion {
+                result: -libc::EIO,
+                flags: 0,
+                hold: Hold::None,
+            }),
+        }
+    }
+
+    /// The future of slot `idx` was dropped before completion: orphan it and cancel the op.
+    pub(crate) fn abandon(&self, idx: usize) {
+        let mut slots = self.inner.slots.borrow_mut();
+        let Some(slot) = slots.slots.get_mut(idx) else {
+            return;
+        };
+        match std::mem::replace(slot, Slot::Orphan { hold: Hold::None }) {
+            Slot::Pending { hold, .. } => {
+                *slot = Slot::Orphan { hold };
+                drop(slots);
+                let cancel = io_uring::opcode::AsyncCancel::new(idx as u64).build();
+                self.push_raw(cancel.user_data(UNTRACKED));
+            }
+            Slot::Done { hold, .. } => {
+                drop(slots.release(idx));
+                drop(hold);
+            }
+            other => *slot = other,
+        }
+    }
+}
+
+/// `OwnedFd` → raw fd without closing it.
+struct OwnedFdInto;
+impl OwnedFdInto {
+    fn into_raw(fd: OwnedFd) -> RawFd {
+        std::os::fd::IntoRawFd::into_raw_fd(fd)
+    }
+}
+
+impl Inner {
+    fn submit(&self) {
+        if self.unsubmitted.get() == 0 {
+            return;
+        }
+        // Errors (EINTR, EBUSY when the CQ is full) leave entries queued; the next pass retries.
+        if self.uring.borrow().submit().is_ok() {
+            self.unsubmitted.set(0);
+        }
+    }
+
+    /// Moves completions into their slots and wakes their tasks. Returns how many were reaped.
+    fn reap(&self) -> usize {
+        let mut reaped = 0;
+        let mut wake = self.wake_list.borrow_mut();
+        {
+            let mut uring = self.uring.borrow_mut();
+            let mut slots = self.slots.borrow_mut();
+            for cqe in uring.completion() {
+                reaped += 1;
+                if cqe.user_data() == UNTRACKED {
+                    continue;
+                }
+                let idx = cqe.user_data() as usize;
+                let (result, flags) = (cqe.result(), cqe.flags());
+                let Some(slot) = slots.slots.get_mut(idx) else {
+                    continue;
+                };
+                match std::mem::replace(slot, Slot::Orphan { hold: Hold::None }) {
+                    Slot::Pending { waker, hold } => {
+                        *slot = Slot::Done {
+                            result,
+                            flags,
+                            hold,
+                        };
+                        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+                        if let Some(w) = waker {
+                            wake.push(w);
+                        }
+                    }
+                    Slot::Orphan { hold } => {
+                        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+                        if let Some(bid) = cqueue::buffer_select(flags) {
+                            self.pool.recycle(bid);
+                        }
+                        if result >= 0 && is_accept_like(&hold) {
+                            // An accepted socket nobody will use: close it.
+                            // SAFETY: the kernel just gave us this descriptor.
+                            unsafe { libc::close(result) };
+                        }
+                        drop(slots.release(idx));
+                        drop(hold);
+                    }
+                    other => *slot = other,
+                }
+            }
+        }
+        for w in wake.drain(..) {
+            w.wake();
+        }
+        reaped
+    }
+}
+
+fn is_accept_like(hold: &Hold) -> bool {
+    matches!(hold, Hold::Addr(a) if a.is_accept)
+}
+
+type EfdRead = Pin<Box<dyn Future<Output = glommio::Result<glommio::io::ReadResult, ()>>>>;
+
+/// The task that submits queued entries, reaps completions and parks on the eventfd.
+struct Driver {
+    inner: Rc<Inner>,
+    efd: Rc<BufferedFile>,
+    efd_read: Option<EfdRead>,
+}
+
+impl Future for Driver {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = self.get_mut();
+        {
+            let mut w = this.inner.driver_waker.borrow_mut();
+            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                *w = Some(cx.waker().clone());
+            }
+        }
+        this.inner.driver_notified.set(false);
+        loop {
+            this.inner.submit();
+            this.inner.reap();
+            if this.inner.in_flight.get() == 0 {
+                // Nothing in flight: the next push wakes us.
+                return Poll::Pending;
+            }
+            // Operations in flight: make sure their completions wake the executor.
+            let efd = this.efd.clone();
+            let read = this
+                .efd_read
+                .get_or_insert_with(|| Box::pin(async move { efd.read_at(0, 8).await }));
+            match read.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Ok(_)) => {
+                    // Consumed a notification: reap again, then re-arm.
+                    this.efd_read = None;
+                }
+                Poll::Ready(Err(_)) => {
+                    // Should not happen on an eventfd; retry on the next turn rather than spin here.
+                    this.efd_read = None;
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+            }
+        }
+    }
+}

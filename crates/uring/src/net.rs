@@ -1,0 +1,375 @@
+//! TCP sockets whose data path is the shard's ring.
+
+use std::io;
+use std::mem::{size_of, MaybeUninit};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+use io_uring::{cqueue, opcode, squeue, types::Fd};
+
+use crate::driver::{Hold, Ring};
+use crate::op::{Op, SendBuf};
+use crate::RecvBuf;
+
+/// A socket address in the kernel's layout, boxed so its address is stable while lent.
+pub(crate) struct AddrBuf {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+    /// An accept's output (the completion result is a new descriptor to close if orphaned).
+    pub(crate) is_accept: bool,
+}
+
+impl AddrBuf {
+    fn empty_for_accept() -> Box<AddrBuf> {
+        // SAFETY: sockaddr_storage is plain old data; all-zero is a valid value.
+        let storage = unsafe { MaybeUninit::<libc::sockaddr_storage>::zeroed().assume_init() };
+        Box::new(AddrBuf {
+            storage,
+            len: size_of::<libc::sockaddr_storage>() as _,
+            is_accept: true,
+        })
+    }
+
+    fn from_std(addr: SocketAddr) -> Box<AddrBuf> {
+        let mut b = AddrBuf::empty_for_accept();
+        b.is_accept = false;
+        let ptr = (&mut b.storage as *mut libc::sockaddr_storage).cast::<u8>();
+        match addr {
+            SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(a.ip().octets()),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is larger than sockaddr_in and suitably aligned.
+                unsafe { std::ptr::write(ptr.cast::<libc::sockaddr_in>(), sin) };
+                b.len = size_of::<libc::sockaddr_in>() as _;
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: a.flowinfo(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                // SAFETY: as above, for sockaddr_in6.
+                unsafe { std::ptr::write(ptr.cast::<libc::sockaddr_in6>(), sin6) };
+                b.len = size_of::<libc::sockaddr_in6>() as _;
+            }
+        }
+        b
+    }
+
+    fn to_std(&self) -> Option<SocketAddr> {
+        storage_to_std(&self.storage)
+    }
+}
+
+fn storage_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
+    let ptr = (storage as *const libc::sockaddr_storage).cast::<u8>();
+    match i32::from(storage.ss_family) {
+        libc::AF_INET => {
+            // SAFETY: the family says the storage holds a sockaddr_in.
+            let sin = unsafe { std::ptr::read(ptr.cast::<libc::sockaddr_in>()) };
+            let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+            Some(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            )))
+        }
+        libc::AF_INET6 => {
+            // SAFETY: the family says the storage holds a sockaddr_in6.
+            let sin6 = unsafe { std::ptr::read(ptr.cast::<libc::sockaddr_in6>()) };
+            let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+            Some(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                u16::from_be(sin6.sin6_port),
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            )))
+        }
+        _ => None,
+    }
+}
+
+fn cvt(ret: libc::c_int) -> io::Result<libc::c_int> {
+    if ret < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(ret)
+    }
+}
+
+fn new_socket(addr: &SocketAddr) -> io::Result<OwnedFd> {
+    let family = if addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
+    // Blocking sockets on purpose: io_uring then arms its own poll instead of failing with EAGAIN.
+    // SAFETY: plain syscall.
+    let fd = cvt(unsafe { libc::socket(family, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) })?;
+    // SAFETY: fd is a fresh descriptor we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+fn set_int_opt(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: value is a live c_int for the duration of the call.
+    cvt(unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            (&value as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+    .map(drop)
+}
+
+/// Opens a listening socket with SO_REUSEPORT, so every shard can bind the same address and the
+/// kernel spreads connections across them.
+pub fn bind_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
+    let fd = new_socket(&addr)?;
+    let raw = fd.as_raw_fd();
+    set_int_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+    set_int_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
+    if addr.is_ipv6() {
+        set_int_opt(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+    }
+    let sa = AddrBuf::from_std(addr);
+    // SAFETY: sa holds a valid sockaddr of length sa.len.
+    cvt(unsafe {
+        libc::bind(
+            raw,
+            (&sa.storage as *const libc::sockaddr_storage).cast(),
+            sa.len,
+        )
+    })?;
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::listen(raw, backlog) })?;
+    Ok(fd)
+}
+
+/// A listening socket served by one shard's ring.
+pub struct TcpListener {
+    ring: Ring,
+    fd: OwnedFd,
+}
+
+impl TcpListener {
+    pub fn from_fd(ring: &Ring, fd: OwnedFd) -> TcpListener {
+        TcpListener {
+            ring: ring.clone(),
+            fd,
+        }
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        local_addr(self.fd.as_raw_fd())
+    }
+
+    /// Accepts one connection (TCP_NODELAY set, as HAProxy does for HTTP).
+    pub async fn accept(&self) -> io::Result<TcpStream> {
+        let mut addr = AddrBuf::empty_for_accept();
+        let sa = (&mut addr.storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
+        let len = &mut addr.len as *mut libc::socklen_t;
+        let entry = opcode::Accept::new(Fd(self.fd.as_raw_fd()), sa, len)
+            .flags(libc::SOCK_CLOEXEC)
+            .build();
+        let c = Op::submit(&self.ring, entry, Hold::Addr(addr)).await;
+        if c.result < 0 {
+            return Err(io::Error::from_raw_os_error(-c.result));
+        }
+        // SAFETY: a successful accept returns a new descriptor we now own.
+        let fd = unsafe { OwnedFd::from_raw_fd(c.result) };
+        let peer = match c.hold {
+            Hold::Addr(a) => a.to_std(),
+            _ => None,
+        };
+        let _ = set_int_opt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        Ok(TcpStream {
+            ring: self.ring.clone(),
+            fd,
+            peer,
+        })
+    }
+}
+
+fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
+    // SAFETY: zeroed sockaddr_storage is valid; getsockname fills at most `len` bytes.
+    let mut storage = unsafe { MaybeUninit::<libc::sockaddr_storage>::zeroed().assume_init() };
+    let mut len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+    // SAFETY: storage and len are live for the call.
+    cvt(unsafe {
+        libc::getsockname(
+            fd,
+            (&mut storage as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    })?;
+    storage_to_std(&storage).ok_or_else(|| io::Error::other("unknown family"))
+}
+
+/// A connected TCP socket whose reads and writes go through the shard's ring.
+pub struct TcpStream {
+    ring: Ring,
+    fd: OwnedFd,
+    peer: Option<SocketAddr>,
+}
+
+impl TcpStream {
+    /// Connects to `addr` (TCP_NODELAY set).
+    pub async fn connect(ring: &Ring, addr: SocketAddr) -> io::Result<TcpStream> {
+        let fd = new_socket(&addr)?;
+        let _ = set_int_opt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        let sa = AddrBuf::from_std(addr);
+        let entry = opcode::Connect::new(
+            Fd(fd.as_raw_fd()),
+            (&sa.storage as *const libc::sockaddr_storage).cast(),
+            sa.len,
+        )
+        .build();
+        let c = Op::submit(ring, entry, Hold::Addr(sa)).await;
+        if c.result < 0 {
+            return Err(io::Error::from_raw_os_error(-c.result));
+        }
+        Ok(TcpStream {
+            ring: ring.clone(),
+            fd,
+            peer: Some(addr),
+        })
+    }
+
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.peer
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        local_addr(self.fd.as_raw_fd())
+    }
+
+    pub fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+
+    /// Receives whatever arrives next into a buffer the kernel picks from the shard's pool (so a
+    /// connection waiting here holds no buffer). `Ok(None)` is end of stream.
+    pub async fn recv(&self) -> io::Result<Option<RecvBuf>> {
+        let pool = self.ring.inner.pool.clone();
+        let entry = opcode::Recv::new(
+            Fd(self.fd.as_raw_fd()),
+            std::ptr::null_mut(),
+            pool.buf_size() as u32,
+        )
+        .buf_group(pool.group)
+        .build()
+        .flags(squeue::Flags::BUFFER_SELECT);
+        let c = Op::submit(&self.ring, entry, Hold::None).await;
+        if c.result == -libc::ENOBUFS {
+            // Pool exhausted: fall back to a heap buffer for this read.
+            return self.recv_heap(pool.buf_size()).await;
+        }
+        if c.result < 0 {
+            return Err(io::Error::from_raw_os_error(-c.result));
+        }
+        let Some(bid) = cqueue::buffer_select(c.flags) else {
+            return if c.result == 0 {
+                Ok(None)
+            } else {
+                Err(io::Error::other("recv completed without a buffer"))
+            };
+        };
+        let buf = RecvBuf::from_ring(pool, bid, c.result as usize);
+        if c.result == 0 {
+            return Ok(None);
+        }
+        Ok(Some(buf))
+    }
+
+    async fn recv_heap(&self, size: usize) -> io::Result<Option<RecvBuf>> {
+        let mut buf = vec![0u8; size];
+        let entry =
+            opcode::Recv::new(Fd(self.fd.as_raw_fd()), buf.as_mut_ptr(), size as u32).build();
+        let c = Op::submit(&self.ring, entry, Hold::Vec(buf)).await;
+        if c.result < 0 {
+            return Err(io::Error::from_raw_os_error(-c.result));
+        }
+        if c.result == 0 {
+            return Ok(None);
+        }
+        match c.hold {
+            Hold::Vec(v) => Ok(Some(RecvBuf::from_heap(v, c.result as usize))),
+            _ => Err(io::Error::other("recv lost its buffer")),
+        }
+    }
+
+    /// Sends once; returns how many bytes went and the buffer (advanced past them).
+    pub async fn send(&self, buf: SendBuf) -> (io::Result<usize>, SendBuf) {
+        let rest = buf.remaining();
+        let entry = opcode::Send::new(Fd(self.fd.as_raw_fd()), rest.as_ptr(), rest.len() as u32)
+            .flags(libc::MSG_NOSIGNAL)
+            .build();
+        let c = Op::submit(&self.ring, entry, Hold::Send(buf)).await;
+        let Hold::Send(mut buf) = c.hold else {
+            return (
+                Err(io::Error::other("send lost its buffer")),
+                SendBuf::from_vec(Vec::new()),
+            );
+        };
+        if c.result < 0 {
+            return (Err(io::Error::from_raw_os_error(-c.result)), buf);
+        }
+        buf.advance(c.result as usize);
+        (Ok(c.result as usize), buf)
+    }
+
+    /// Sends everything in `buf`.
+    pub async fn send_all(&self, mut buf: SendBuf) -> (io::Result<()>, SendBuf) {
+        while !buf.remaining().is_empty() {
+            let (r, b) = self.send(buf).await;
+            buf = b;
+            match r {
+                Ok(0) => return (Err(io::ErrorKind::WriteZero.into()), buf),
+                Ok(_) => {}
+                Err(e) => return (Err(e), buf),
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    /// Half-closes the write side (FIN), keeping reads open.
+    pub fn shutdown_write(&self) -> io::Result<()> {
+        // SAFETY: plain syscall on a descriptor we own.
+        cvt(unsafe { libc::shutdown(self.fd.as_raw_fd(), libc::SHUT_WR) }).map(drop)
+    }
+
+    /// Closes with a reset (SO_LINGER 0), as HAProxy does for aborted server connections.
+    pub fn set_linger_zero(&self) {
+        let l = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: l is live for the call.
+        unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                (&l as *const libc::linger).cast(),
+                size_of::<libc::linger>() as libc::socklen_t,
+            )
+        };
+    }
+}
