@@ -9,15 +9,10 @@ use ringlb_uring::{bind_reuseport, Ring, SendBuf, TcpListener, TcpStream};
 include!("common/relay_args.rs");
 
 async fn pump(from: Rc<TcpStream>, to: Rc<TcpStream>) {
-    loop {
-        match from.recv().await {
-            Ok(Some(buf)) => {
-                let (r, _) = to.send_all(SendBuf::Recv(buf)).await;
-                if r.is_err() {
-                    break;
-                }
-            }
-            _ => break,
+    while let Ok(Some(buf)) = from.recv().await {
+        let (r, _) = to.send_all(SendBuf::Recv(buf)).await;
+        if r.is_err() {
+            break;
         }
     }
     let _ = to.shutdown_write();
