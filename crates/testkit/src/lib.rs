@@ -1,1 +1,34 @@
-//! Helpers for integration tests: free ports, child processes cleaned up by pid.
+//! Helpers for integration tests of every ringlb crate: free ports, child processes
+//! stopped by pid, temp dirs, real `ringlb-origin` and `haproxy` processes, and a raw
+//! HTTP/1.1 and WebSocket client.
+//!
+//! Owns: test plumbing only. Must not: be a dependency of non-test code, hard-code ports,
+//! leave processes behind (every process is a `ChildGuard`, stopped on drop).
+//!
+//! Setup helpers (`Origin::start`, `TempDir::new`, `bin_path`...) panic with a clear
+//! message when the environment is broken: they run in tests, where that is the failure
+//! report. Network helpers return `io::Result` so tests can assert on failures.
+//!
+//! Binaries are found by `bin_path`: `$RINGLB_BIN` / `$RINGLB_ORIGIN_BIN`, else beside the
+//! test executable (`target/<profile>/`). `cargo test --workspace` builds them; a single
+//! crate's tests may need `cargo build -p ringlb-origin` first.
+
+pub mod body;
+pub mod client;
+pub mod haproxy;
+pub mod origin;
+pub mod ports;
+pub mod process;
+pub mod tempdir;
+pub mod ws;
+
+pub use body::{fnv1a64, pattern, Digest, PATTERN};
+pub use client::{
+    http_get, http_request, parse_responses, send_raw, Conn, Framing, Response, DEFAULT_TIMEOUT,
+};
+pub use haproxy::{haproxy_available, haproxy_bin, Haproxy};
+pub use origin::{Origin, OriginMode, OriginOptions, Origins};
+pub use ports::{free_addr, free_port, free_ports};
+pub use process::{bin_path, proc_status_kib, try_bin_path, wait_for_port, wait_until, ChildGuard};
+pub use tempdir::{write_config, write_file, TempDir};
+pub use ws::{Frame, WsClient};
