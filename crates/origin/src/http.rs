@@ -55,6 +55,8 @@ struct Exchange<'a> {
 pub fn serve(stream: TcpStream, ctx: &Ctx) -> io::Result<()> {
     let port = stream.local_addr()?.port();
     let peer = stream.peer_addr()?;
+    // One write buffer per connection, flushed after each response.
+    let mut out = BufWriter::with_capacity(BLOCK_BYTES, stream.try_clone()?);
     let mut rd = Reader::new(stream);
     loop {
         let req = match read_head(&mut rd) {
@@ -68,7 +70,7 @@ pub fn serve(stream: TcpStream, ctx: &Ctx) -> io::Result<()> {
             }
             Err(ReadError::Io(e)) => return Err(e),
         };
-        match handle(&mut rd, &req, ctx, port, peer)? {
+        match handle(&mut rd, &mut out, &req, ctx, port, peer)? {
             Next::KeepAlive => {}
             Next::Close => {
                 graceful_close(rd.stream());
@@ -81,6 +83,7 @@ pub fn serve(stream: TcpStream, ctx: &Ctx) -> io::Result<()> {
 
 fn handle(
     rd: &mut Reader,
+    out: &mut BufWriter<TcpStream>,
     req: &Request,
     ctx: &Ctx,
     port: u16,
@@ -114,10 +117,8 @@ fn handle(
         port,
         keep: req.keep_alive() && route != Route::Close,
     };
-    let mut out = BufWriter::with_capacity(BLOCK_BYTES, rd.stream());
-    let status = respond(&mut out, &ex, route, &digest)?;
+    let status = respond(out, &ex, route, &digest)?;
     out.flush()?;
-    drop(out);
     log(ctx, peer, &line, status, "");
     Ok(match route {
         Route::Reset => {

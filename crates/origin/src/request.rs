@@ -6,6 +6,8 @@ use crate::reader::{invalid, Reader, BUF_BYTES};
 
 /// Most header lines accepted in a request head (more → 431).
 pub const MAX_HEADERS: usize = 512;
+/// Header slots tried first, on the stack.
+const FEW_HEADERS: usize = 64;
 /// Longest chunk-size or trailer line accepted.
 const MAX_LINE_BYTES: usize = 8 * 1024;
 
@@ -128,9 +130,17 @@ fn try_parse(rd: &mut Reader) -> Result<Option<Request>, ReadError> {
         };
         rd.consume(n);
     }
-    let mut slots = vec![httparse::EMPTY_HEADER; MAX_HEADERS];
-    let mut parsed = httparse::Request::new(&mut slots);
-    let len = match parsed.parse(rd.buffered()) {
+    // Most requests fit the stack array; only crowded heads pay for the large one.
+    let mut few = [httparse::EMPTY_HEADER; FEW_HEADERS];
+    let mut many = Vec::new();
+    let mut parsed = httparse::Request::new(&mut few);
+    let mut status = parsed.parse(rd.buffered());
+    if matches!(status, Err(httparse::Error::TooManyHeaders)) {
+        many.resize(MAX_HEADERS, httparse::EMPTY_HEADER);
+        parsed = httparse::Request::new(&mut many);
+        status = parsed.parse(rd.buffered());
+    }
+    let len = match status {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => {
