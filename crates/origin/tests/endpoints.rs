@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use common::origin;
 use ringlb_testkit::{
-    http_get, http_request, parse_responses, send_raw, Conn, Digest, Framing, Origin,
-    OriginOptions, TempDir,
+    http_get, http_request, parse_responses, send_raw, send_raw_reply, Conn, Digest, Framing,
+    Origin, OriginOptions, RawEnd, TempDir,
 };
 
 const RAW_TIMEOUT: Duration = Duration::from_secs(5);
@@ -185,12 +185,31 @@ fn close_noresponse_garbage_reset() {
     assert_eq!((r.status, r.header("connection")), (200, Some("close")));
     assert!(c.peer_closed(RAW_TIMEOUT));
 
-    let raw = send_raw(
+    let raw = send_raw_reply(
         o.addr(),
         b"GET /noresponse HTTP/1.1\r\nHost: h\r\n\r\n",
         RAW_TIMEOUT,
     );
-    assert_eq!(raw.unwrap(), b"");
+    let raw = raw.unwrap();
+    assert_eq!((raw.bytes.as_slice(), raw.end), (&b""[..], RawEnd::Closed));
+
+    let raw = send_raw_reply(
+        o.addr(),
+        b"GET /reset HTTP/1.1\r\nHost: h\r\n\r\n",
+        RAW_TIMEOUT,
+    );
+    let raw = raw.unwrap();
+    assert_eq!((raw.bytes.as_slice(), raw.end), (&b""[..], RawEnd::Reset));
+
+    // A keep-alive answer leaves the connection open.
+    let raw = send_raw_reply(
+        o.addr(),
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+        Duration::from_millis(300),
+    );
+    let raw = raw.unwrap();
+    assert_eq!(raw.end, RawEnd::TimedOut);
+    assert_eq!(parse_responses(&raw.bytes, "GET").unwrap()[0].status, 200);
 
     let raw = send_raw(
         o.addr(),

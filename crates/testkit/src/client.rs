@@ -490,9 +490,32 @@ pub fn http_request(
     Conn::connect(addr)?.request(method, path, &all, body)
 }
 
+/// How the peer ended a raw exchange.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RawEnd {
+    /// FIN: the peer closed cleanly.
+    Closed,
+    /// RST.
+    Reset,
+    /// The connection was still open when the timeout passed.
+    TimedOut,
+}
+
+/// What `send_raw_reply` received.
+#[derive(Clone, Debug)]
+pub struct RawReply {
+    pub bytes: Vec<u8>,
+    pub end: RawEnd,
+}
+
 /// Sends `bytes` and returns everything received until the peer closes or `timeout`
 /// passes (a timeout is not an error: the bytes so far are returned). For hostile input.
 pub fn send_raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> io::Result<Vec<u8>> {
+    send_raw_reply(addr, bytes, timeout).map(|r| r.bytes)
+}
+
+/// Like `send_raw`, also telling whether the peer closed, reset or kept the connection.
+pub fn send_raw_reply(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> io::Result<RawReply> {
     let deadline = Instant::now() + timeout;
     let mut s = TcpStream::connect_timeout(&addr, timeout)?;
     s.set_write_timeout(Some(timeout))?;
@@ -500,14 +523,14 @@ pub fn send_raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> io::Result
     let write_err = s.write_all(bytes).err();
     let mut out = Vec::new();
     let mut buf = [0u8; 16 * 1024];
-    loop {
+    let end = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            break;
+            break RawEnd::TimedOut;
         }
         s.set_read_timeout(Some(left))?;
         match s.read(&mut buf) {
-            Ok(0) => break,
+            Ok(0) => break RawEnd::Closed,
             Ok(n) => out.extend_from_slice(&buf[..n]),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e)
@@ -516,15 +539,15 @@ pub fn send_raw(addr: SocketAddr, bytes: &[u8], timeout: Duration) -> io::Result
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
                 ) =>
             {
-                break
+                break RawEnd::TimedOut
             }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break RawEnd::Reset,
             Err(e) => return Err(e),
         }
-    }
-    match (write_err, out.is_empty()) {
-        (Some(e), true) => Err(e),
-        _ => Ok(out),
+    };
+    match (write_err, out.is_empty(), end) {
+        (Some(e), true, RawEnd::TimedOut) => Err(e),
+        _ => Ok(RawReply { bytes: out, end }),
     }
 }
 

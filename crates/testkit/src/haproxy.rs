@@ -1,6 +1,6 @@
 //! The real `haproxy` as the oracle of differential tests.
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -46,6 +46,14 @@ impl Haproxy {
         guard
     }
 
+    /// Like `start`, waiting for the `bind` addresses found in the config file
+    /// (`config_bind_addrs`).
+    pub fn start_auto(cfg: &Path) -> ChildGuard {
+        let text = std::fs::read_to_string(cfg)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", cfg.display()));
+        Haproxy::start(cfg, &config_bind_addrs(&text))
+    }
+
     /// `haproxy -c -f cfg`: `Ok(output)` when valid, `Err(output)` otherwise.
     pub fn check(cfg: &Path) -> Result<String, String> {
         let out = Command::new(haproxy_bin())
@@ -65,5 +73,61 @@ impl Haproxy {
         } else {
             Err(text)
         }
+    }
+}
+
+/// The TCP addresses of `bind` lines in a HAProxy config (`bind HOST:PORT[,...] ...`),
+/// in order; unix sockets, `ipv4@`/`ipv6@` prefixes are handled, ports ranges skipped.
+pub fn config_bind_addrs(text: &str) -> Vec<SocketAddr> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        if words.next() != Some("bind") {
+            continue;
+        }
+        let Some(spec) = words.next() else { continue };
+        for one in spec.split(',') {
+            let one = one
+                .trim_start_matches("ipv4@")
+                .trim_start_matches("ipv6@")
+                .trim_start_matches("tcp@");
+            let one = one
+                .strip_prefix(':')
+                .map_or(one.to_owned(), |p| format!("127.0.0.1:{p}"));
+            let one = one
+                .strip_prefix("*:")
+                .map_or(one.clone(), |p| format!("127.0.0.1:{p}"));
+            let one = one
+                .strip_prefix("0.0.0.0:")
+                .map_or(one.clone(), |p| format!("127.0.0.1:{p}"));
+            if let Ok(mut addrs) = one.to_socket_addrs() {
+                out.extend(addrs.next());
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_bind_addresses() {
+        let cfg = "frontend a\n    bind 127.0.0.1:8080\n    bind :8081 ssl crt x.pem\n\
+listen b\n  bind ipv4@127.0.0.1:9000,127.0.0.1:9001\n  bind /run/x.sock\n  # bind 1.2.3.4:5\n";
+        let got: Vec<String> = config_bind_addrs(cfg)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
+        assert_eq!(
+            got,
+            [
+                "127.0.0.1:8080",
+                "127.0.0.1:8081",
+                "127.0.0.1:9000",
+                "127.0.0.1:9001"
+            ]
+        );
     }
 }

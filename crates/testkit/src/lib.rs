@@ -19,16 +19,19 @@ pub mod haproxy;
 pub mod origin;
 pub mod ports;
 pub mod process;
+pub mod ringlb;
 pub mod tempdir;
 pub mod ws;
 
 pub use body::{fnv1a64, pattern, Digest, PATTERN};
 pub use client::{
-    http_get, http_request, parse_responses, send_raw, Conn, Framing, Response, DEFAULT_TIMEOUT,
+    http_get, http_request, parse_responses, send_raw, send_raw_reply, Conn, Framing, RawEnd,
+    RawReply, Response, DEFAULT_TIMEOUT,
 };
-pub use haproxy::{haproxy_available, haproxy_bin, Haproxy};
+pub use haproxy::{config_bind_addrs, haproxy_available, haproxy_bin, Haproxy};
 pub use origin::{Origin, OriginMode, OriginOptions, Origins};
 pub use ports::{free_addr, free_port, free_ports};
 pub use process::{bin_path, proc_status_kib, try_bin_path, wait_for_port, wait_until, ChildGuard};
+pub use ringlb::Ringlb;
 pub use tempdir::{write_config, write_file, TempDir};
 pub use ws::{Frame, WsClient};

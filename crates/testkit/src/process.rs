@@ -71,15 +71,16 @@ impl ChildGuard {
         &self.stderr_path
     }
 
-    /// Both outputs, labelled, for assertion messages.
+    /// Both outputs, labelled, for assertion messages; each cut to its last
+    /// `DUMP_TAIL_BYTES`.
     pub fn dump(&self) -> String {
         format!(
             "--- {} (pid {}) stdout ---\n{}\n--- {} stderr ---\n{}",
             self.name,
             self.pid(),
-            self.stdout(),
+            tail(&self.stdout()),
             self.name,
-            self.stderr()
+            tail(&self.stderr())
         )
     }
 
@@ -180,6 +181,17 @@ impl Drop for ChildGuard {
             eprintln!("{}", self.dump());
         }
     }
+}
+
+/// How much of each output `dump` shows.
+pub const DUMP_TAIL_BYTES: usize = 32 * 1024;
+
+fn tail(text: &str) -> &str {
+    let mut start = text.len().saturating_sub(DUMP_TAIL_BYTES);
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    &text[start..]
 }
 
 fn sanitize(name: &str) -> String {
