@@ -94,3 +94,38 @@ backend be\n    balance roundrobin\n{}",
     )
     .is_err()));
 }
+
+#[test]
+fn origin_restarts_on_the_same_addresses() {
+    let mut o = ringlb_testkit::Origin::start_with(ringlb_testkit::OriginOptions {
+        listeners: 2,
+        ..ringlb_testkit::OriginOptions::default()
+    });
+    let (addrs, pid) = (o.addrs().to_vec(), o.pid());
+    assert_eq!(addrs.len(), 2);
+    assert_ne!(addrs[0], addrs[1]);
+    for a in &addrs {
+        let r = http_get(*a, "/", &[]).unwrap();
+        assert_eq!(
+            r.header("x-origin-port"),
+            Some(a.port().to_string().as_str())
+        );
+    }
+    o.stop();
+    assert!(TcpStream::connect_timeout(&addrs[0], Duration::from_millis(200)).is_err());
+    o.restart();
+    assert_ne!(o.pid(), pid);
+    assert_eq!(o.addrs(), addrs.as_slice());
+    assert_eq!(http_get(addrs[1], "/", &[]).unwrap().status, 200);
+}
+
+#[test]
+fn curl_helper_talks_to_the_origin() {
+    let o = ringlb_testkit::Origin::start("c1");
+    let url = format!("http://{}/echo", o.addr());
+    let out =
+        ringlb_testkit::curl(&["-H", "X-From-Curl: yes", &url], Duration::from_secs(10)).unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let body = String::from_utf8_lossy(&out.stdout);
+    assert!(body.contains("header: X-From-Curl: yes\n"), "{body}");
+}

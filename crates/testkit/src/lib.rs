@@ -21,6 +21,7 @@ pub mod ports;
 pub mod process;
 pub mod ringlb;
 pub mod tempdir;
+pub mod tools;
 pub mod ws;
 
 pub use body::{fnv1a64, pattern, Digest, PATTERN};
@@ -34,4 +35,5 @@ pub use ports::{free_addr, free_port, free_ports};
 pub use process::{bin_path, proc_status_kib, try_bin_path, wait_for_port, wait_until, ChildGuard};
 pub use ringlb::Ringlb;
 pub use tempdir::{write_config, write_file, TempDir};
+pub use tools::{curl, run_bounded};
 pub use ws::{Frame, WsClient};

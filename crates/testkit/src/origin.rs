@@ -5,8 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use crate::ports::free_addr;
-use crate::process::{bin_path, ChildGuard};
+use crate::process::{bin_path, wait_until, ChildGuard};
 
 /// How long `start` waits for an origin to accept connections.
 pub const ORIGIN_READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,6 +32,9 @@ pub struct OriginOptions {
     pub verbose: bool,
     /// The binary; default `bin_path("ringlb-origin")`.
     pub bin: Option<PathBuf>,
+    /// Fixed listen addresses; empty (default): `listeners` addresses on port 0, the
+    /// ports the origin reports on stderr (no race with other processes).
+    pub addrs: Vec<SocketAddr>,
 }
 
 impl Default for OriginOptions {
@@ -46,6 +48,7 @@ impl Default for OriginOptions {
             idle_timeout_ms: None,
             verbose: true,
             bin: None,
+            addrs: Vec::new(),
         }
     }
 }
@@ -53,8 +56,8 @@ impl Default for OriginOptions {
 /// A running `ringlb-origin`, stopped on drop.
 #[derive(Debug)]
 pub struct Origin {
-    name: String,
-    addrs: Vec<SocketAddr>,
+    /// The options it runs with, `addrs` filled with the bound addresses.
+    opts: OriginOptions,
     guard: ChildGuard,
 }
 
@@ -77,7 +80,6 @@ impl Origin {
     }
 
     /// Starts an origin with `opts`; panics (with its output) if it does not become ready.
-    /// A port taken by another process between `free_port` and bind is retried.
     pub fn start_with(opts: OriginOptions) -> Origin {
         let mut last_err = String::new();
         for _ in 0..3 {
@@ -91,15 +93,27 @@ impl Origin {
 
     /// The first listener's address.
     pub fn addr(&self) -> SocketAddr {
-        self.addrs[0]
+        self.opts.addrs[0]
     }
 
     pub fn addrs(&self) -> &[SocketAddr] {
-        &self.addrs
+        &self.opts.addrs
     }
 
     pub fn name(&self) -> &str {
-        &self.name
+        &self.opts.name
+    }
+
+    /// Stops the process (SIGTERM, then SIGKILL); `restart` brings it back.
+    pub fn stop(&mut self) {
+        let _ = self.guard.stop(crate::process::STOP_TIMEOUT);
+    }
+
+    /// Stops the process if it runs, then starts a new one on the same addresses (for
+    /// tests of servers going down and coming back). Panics if it cannot.
+    pub fn restart(&mut self) {
+        self.stop();
+        *self = Origin::start_with(self.opts.clone());
     }
 
     pub fn pid(&self) -> u32 {
@@ -121,10 +135,15 @@ fn try_start(opts: &OriginOptions) -> Result<Origin, String> {
         .bin
         .clone()
         .unwrap_or_else(|| bin_path("ringlb-origin"));
-    let addrs: Vec<SocketAddr> = (0..opts.listeners.max(1)).map(|_| free_addr()).collect();
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    let listen: Vec<SocketAddr> = if opts.addrs.is_empty() {
+        vec![any_port; opts.listeners.max(1)]
+    } else {
+        opts.addrs.clone()
+    };
     let mut cmd = Command::new(&bin);
     cmd.arg("--name").arg(&opts.name);
-    for a in &addrs {
+    for a in &listen {
         cmd.arg("--listen").arg(a.to_string());
     }
     if opts.mode == OriginMode::EchoTcp {
@@ -144,14 +163,38 @@ fn try_start(opts: &OriginOptions) -> Result<Origin, String> {
     }
     let mut guard =
         ChildGuard::spawn(&format!("origin {}", opts.name), &mut cmd).map_err(|e| e.to_string())?;
+    let addrs = bound_addrs(&mut guard, listen.len())?;
     guard
         .wait_ready(&addrs, ORIGIN_READY_TIMEOUT)
         .map_err(|e| e.to_string())?;
     Ok(Origin {
-        name: opts.name.clone(),
-        addrs,
+        opts: OriginOptions {
+            addrs,
+            ..opts.clone()
+        },
         guard,
     })
+}
+
+/// The addresses the origin reports on stderr (`... listening on ADDR (mode)`), in
+/// `--listen` order, once all `n` are printed.
+fn bound_addrs(guard: &mut ChildGuard, n: usize) -> Result<Vec<SocketAddr>, String> {
+    let parse = |text: &str| -> Vec<SocketAddr> {
+        text.lines()
+            .filter_map(|l| l.split_once(" listening on ").map(|(_, rest)| rest))
+            .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+            .collect()
+    };
+    let mut exited = false;
+    let ready = wait_until(ORIGIN_READY_TIMEOUT, || {
+        exited = !guard.is_running();
+        exited || parse(&guard.stderr()).len() >= n
+    });
+    let addrs = parse(&guard.stderr());
+    if !ready || exited || addrs.len() < n {
+        return Err(format!("no listening addresses reported\n{}", guard.dump()));
+    }
+    Ok(addrs)
 }
 
 /// Several HTTP origins named `s1`, `s2`, ...
