@@ -77,9 +77,14 @@ impl Request {
         }
     }
 
-    /// Path without the query string.
+    /// Path without the query string; an absolute-form target (`http://host/p`) is
+    /// reduced to its path.
     pub fn path(&self) -> &str {
-        self.target.split('?').next().unwrap_or("")
+        let t = self.target.split('?').next().unwrap_or("");
+        match t.split_once("://") {
+            Some((_, rest)) => rest.find('/').map_or("/", |i| rest.get(i..).unwrap_or("/")),
+            None => t,
+        }
     }
 
     pub fn expects_continue(&self) -> bool {
@@ -282,6 +287,27 @@ fn parse_hex(s: &[u8]) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn req(target: &str) -> Request {
+        Request {
+            method: "GET".into(),
+            target: target.into(),
+            minor: 1,
+            headers: vec![("Connection".into(), b"keep-alive, Upgrade".to_vec())],
+            raw_head: Vec::new(),
+            body: Framing::None,
+        }
+    }
+
+    #[test]
+    fn paths_and_tokens() {
+        assert_eq!(req("/echo?x=1").path(), "/echo");
+        assert_eq!(req("http://h:1/size/3?q").path(), "/size/3");
+        assert_eq!(req("http://h").path(), "/");
+        assert!(req("/").has_token("connection", "upgrade"));
+        assert!(!req("/").has_token("connection", "close"));
+        assert!(req("/").keep_alive());
+    }
 
     #[test]
     fn numbers() {

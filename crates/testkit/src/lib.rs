@@ -9,6 +9,29 @@
 //! message when the environment is broken: they run in tests, where that is the failure
 //! report. Network helpers return `io::Result` so tests can assert on failures.
 //!
+//! A test in the shape most crates need (ringlb in front of real origins):
+//!
+//! ```no_run
+//! use ringlb_testkit::{free_addr, http_get, write_config, Origins, Ringlb, TempDir};
+//!
+//! let origins = Origins::start(3); // s1, s2, s3 on free ports, killed on drop
+//! let bind = free_addr();
+//! let dir = TempDir::new("rr");
+//! let cfg = write_config(
+//!     &dir,
+//!     &format!(
+//!         "defaults\n  mode http\n  timeout connect 2s\n  timeout client 5s\n  timeout server 5s\n\
+//!          frontend fe\n  bind {bind}\n  default_backend be\n\
+//!          backend be\n  balance roundrobin\n{}",
+//!         origins.server_lines("")
+//!     ),
+//! );
+//! let _proxy = Ringlb::start(&cfg, &[bind]); // or Haproxy::start for the oracle
+//! let r = http_get(bind, "/echo", &[("X-Test", "1")]).unwrap();
+//! assert_eq!(r.status, 200);
+//! assert!(r.text().to_ascii_lowercase().contains("header: x-test: 1\n"));
+//! ```
+//!
 //! Binaries are found by `bin_path`: `$RINGLB_BIN` / `$RINGLB_ORIGIN_BIN`, else beside the
 //! test executable (`target/<profile>/`). `cargo test --workspace` builds them; a single
 //! crate's tests may need `cargo build -p ringlb-origin` first.
