@@ -165,6 +165,16 @@ impl RecvBuf {
         }
     }
 
+    /// Wraps bytes the program assembled itself (a request head that arrived in pieces).
+    pub fn from_vec(buf: Vec<u8>) -> RecvBuf {
+        let end = buf.len();
+        RecvBuf {
+            storage: Storage::Heap(buf),
+            start: 0,
+            end,
+        }
+    }
+
     pub(crate) fn from_heap(buf: Vec<u8>, len: usize) -> RecvBuf {
         let end = len.min(buf.len());
         RecvBuf {
@@ -202,6 +212,18 @@ impl RecvBuf {
     /// Marks `n` more bytes as consumed.
     pub fn consume(&mut self, n: usize) {
         self.start = (self.start + n).min(self.end);
+    }
+
+    /// Splits off everything after the first `n` unconsumed bytes into a new heap buffer (a
+    /// copy: used only when one read carries the end of one message and the start of the next).
+    pub fn split_off(&mut self, n: usize) -> Option<RecvBuf> {
+        let rest = self.bytes().get(n..)?.to_vec();
+        self.truncate(n);
+        if rest.is_empty() {
+            None
+        } else {
+            Some(RecvBuf::from_vec(rest))
+        }
     }
 
     /// Keeps only the first `n` unconsumed bytes (the rest belongs to something else).

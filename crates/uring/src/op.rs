@@ -81,6 +81,14 @@ impl SendBuf {
         }
     }
 
+    /// Gives the heap buffer back with its contents (to send again, e.g. on a retry).
+    pub fn into_inner(self) -> Option<Vec<u8>> {
+        match self {
+            SendBuf::Vec { buf, .. } => Some(buf),
+            SendBuf::Recv(_) => None,
+        }
+    }
+
     /// Gives the heap buffer back (cleared) for reuse; `None` for a received buffer.
     pub fn into_vec(self) -> Option<Vec<u8>> {
         match self {

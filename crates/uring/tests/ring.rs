@@ -1,0 +1,187 @@
+//! The driver against real loopback sockets inside a glommio executor: data both ways,
+//! cancellation by dropping a future, buffer-pool exhaustion, half-close.
+
+use std::io::{Read, Write};
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::future;
+use glommio::{LocalExecutorBuilder, Placement};
+use ringlb_uring::{bind_reuseport, Ring, SendBuf, TcpListener, TcpStream};
+
+fn run<F, Fut>(f: F)
+where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + 'static,
+{
+    LocalExecutorBuilder::new(Placement::Unbound)
+        .spawn(f)
+        .expect("executor")
+        .join()
+        .expect("join");
+}
+
+fn listener(ring: &Ring) -> (TcpListener, std::net::SocketAddr) {
+    let fd = bind_reuseport("127.0.0.1:0".parse().unwrap(), 128).expect("bind");
+    let l = TcpListener::from_fd(ring, fd);
+    let addr = l.local_addr().unwrap();
+    (l, addr)
+}
+
+#[test]
+fn accept_recv_send_roundtrip_with_std_client() {
+    run(|| async {
+        let ring = Ring::new(64, 16, 4096).unwrap();
+        ring.spawn_driver().unwrap();
+        let (l, addr) = listener(&ring);
+        let client = std::thread::spawn(move || {
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"ping").unwrap();
+            let mut b = [0u8; 4];
+            s.read_exact(&mut b).unwrap();
+            b
+        });
+        let conn = l.accept().await.unwrap();
+        assert!(conn.peer_addr().is_some());
+        let buf = conn.recv().await.unwrap().unwrap();
+        assert_eq!(buf.bytes(), b"ping");
+        let (r, _) = conn.send_all(SendBuf::from_vec(b"pong".to_vec())).await;
+        r.unwrap();
+        assert_eq!(&client.join().unwrap(), b"pong");
+        // Eventually the buffer goes back to the pool.
+        drop(buf);
+        assert_eq!(ring.buffers_lent(), 0);
+    });
+}
+
+#[test]
+fn connect_and_forward_a_received_buffer_without_copy() {
+    run(|| async {
+        let ring = Ring::new(64, 16, 4096).unwrap();
+        ring.spawn_driver().unwrap();
+        let (l, addr) = listener(&ring);
+        let a = TcpStream::connect(&ring, addr).await.unwrap();
+        let b = l.accept().await.unwrap();
+        let (r, _) = a.send_all(SendBuf::from_vec(vec![42u8; 10_000])).await;
+        r.unwrap();
+        a.shutdown_write().unwrap();
+        let mut total = 0;
+        while let Some(buf) = b.recv().await.unwrap() {
+            assert!(buf.bytes().iter().all(|x| *x == 42));
+            total += buf.len();
+            // Echo the received buffer itself back.
+            let (r, _) = b.send_all(SendBuf::Recv(buf)).await;
+            r.unwrap();
+        }
+        assert_eq!(total, 10_000);
+        b.shutdown_write().unwrap();
+        let mut back = 0;
+        while let Some(buf) = a.recv().await.unwrap() {
+            back += buf.len();
+        }
+        assert_eq!(back, 10_000);
+    });
+}
+
+#[test]
+fn dropping_a_pending_recv_cancels_it_and_the_socket_stays_usable() {
+    run(|| async {
+        let ring = Ring::new(64, 16, 4096).unwrap();
+        ring.spawn_driver().unwrap();
+        let (l, addr) = listener(&ring);
+        let a = TcpStream::connect(&ring, addr).await.unwrap();
+        let b = l.accept().await.unwrap();
+        // A receive that times out is dropped (cancelled).
+        let timed_out = future::or(async { Some(b.recv().await) }, async {
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            None
+        })
+        .await;
+        assert!(timed_out.is_none());
+        // Give the cancellation's completion a moment to be reaped.
+        glommio::timer::sleep(Duration::from_millis(20)).await;
+        assert_eq!(ring.in_flight(), 0, "the cancelled receive completed");
+        let (r, _) = a.send_all(SendBuf::from_vec(b"after".to_vec())).await;
+        r.unwrap();
+        let got = b.recv().await.unwrap().unwrap();
+        assert_eq!(got.bytes(), b"after");
+        assert_eq!(ring.buffers_lent(), 1);
+    });
+}
+
+#[test]
+fn exhausted_buffer_pool_falls_back_to_heap_buffers() {
+    run(|| async {
+        // Two pool buffers, four connections holding received data at once.
+        let ring = Ring::new(64, 2, 1024).unwrap();
+        ring.spawn_driver().unwrap();
+        let (l, addr) = listener(&ring);
+        let mut pairs = Vec::new();
+        for _ in 0..4 {
+            let a = TcpStream::connect(&ring, addr).await.unwrap();
+            let b = l.accept().await.unwrap();
+            let (r, _) = a.send_all(SendBuf::from_vec(b"data".to_vec())).await;
+            r.unwrap();
+            pairs.push((a, b));
+        }
+        let mut held = Vec::new();
+        for (_, b) in &pairs {
+            let buf = b.recv().await.unwrap().unwrap();
+            assert_eq!(buf.bytes(), b"data");
+            held.push(buf);
+        }
+        assert_eq!(
+            ring.buffers_lent(),
+            2,
+            "two from the pool, two from the heap"
+        );
+        drop(held);
+        assert_eq!(ring.buffers_lent(), 0);
+    });
+}
+
+#[test]
+fn many_concurrent_connections_echo() {
+    run(|| async {
+        let ring = Ring::new(256, 64, 2048).unwrap();
+        ring.spawn_driver().unwrap();
+        let (l, addr) = listener(&ring);
+        let l = Rc::new(l);
+        let server = {
+            let l = l.clone();
+            glommio::spawn_local(async move {
+                for _ in 0..200 {
+                    let c = l.accept().await.unwrap();
+                    glommio::spawn_local(async move {
+                        while let Ok(Some(buf)) = c.recv().await {
+                            let (r, _) = c.send_all(SendBuf::Recv(buf)).await;
+                            if r.is_err() {
+                                break;
+                            }
+                        }
+                    })
+                    .detach();
+                }
+            })
+        };
+        let mut clients = Vec::new();
+        for i in 0..200u32 {
+            let ring = ring.clone();
+            clients.push(glommio::spawn_local(async move {
+                let c = TcpStream::connect(&ring, addr).await.unwrap();
+                let msg = i.to_be_bytes().repeat(100);
+                let (r, _) = c.send_all(SendBuf::from_vec(msg.clone())).await;
+                r.unwrap();
+                let mut got = Vec::new();
+                while got.len() < msg.len() {
+                    got.extend_from_slice(c.recv().await.unwrap().unwrap().bytes());
+                }
+                assert_eq!(got, msg);
+            }));
+        }
+        for c in clients {
+            c.await;
+        }
+        server.await;
+    });
+}
