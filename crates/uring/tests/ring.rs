@@ -1,6 +1,9 @@
 //! The driver against real loopback sockets inside a glommio executor: data both ways,
 //! cancellation by dropping a future, buffer-pool exhaustion, half-close.
 
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::io::{Read, Write};
 use std::rc::Rc;
 use std::time::Duration;
