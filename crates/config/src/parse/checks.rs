@@ -1,0 +1,214 @@
+//! Health check configuration: `option httpchk`, `http-check ...` and `tcp-check ...` steps.
+//! Includes two guide-driven ringlb extensions, each warned about:
+//! `http-check expect body` (synonym of `string`) and a second `http-check send` after an
+//! `expect` without `connect` (a new connection per send/expect pair).
+//!
+//! Owns: [`option_httpchk`], [`http_check`], [`tcp_check`].
+
+use crate::model::{CheckConnect, CheckExpect, HttpCheckStep, HttpChk, Loc, TcpCheckStep};
+use crate::source::Line;
+use crate::units::parse_port;
+
+use super::proxy::{KwCx, ProxyDraft};
+use super::R;
+
+/// `option httpchk [<method>] [<uri>] [<version>]` (one argument means the URI).
+pub fn option_httpchk(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    if k.negated {
+        p.settings.options.httpchk = None;
+        return Ok(());
+    }
+    let args = l.rest(2);
+    let (method, uri, version) = match args.len() {
+        0 => ("OPTIONS", "/", "HTTP/1.0"),
+        1 => ("OPTIONS", args[0].as_str(), "HTTP/1.0"),
+        2 => (args[0].as_str(), args[1].as_str(), "HTTP/1.0"),
+        3 => (args[0].as_str(), args[1].as_str(), args[2].as_str()),
+        _ => return Err("'option httpchk' expects at most 3 arguments: [<method>] [<uri>] [<version>].".into()),
+    };
+    let (version, extra) = match version.split_once("\r\n") {
+        Some((v, rest)) => (v, Some(rest.to_string())),
+        None => (version, None),
+    };
+    p.settings.options.httpchk = Some(HttpChk { method: method.into(), uri: uri.into(), version: version.into(), extra });
+    Ok(())
+}
+
+fn begin_own_http(p: &mut ProxyDraft) {
+    if !p.own_http_check {
+        p.own_http_check = true;
+        p.settings.http_check.clear();
+    }
+}
+
+fn begin_own_tcp(p: &mut ProxyDraft) {
+    if !p.own_tcp_check {
+        p.own_tcp_check = true;
+        p.settings.tcp_check.clear();
+    }
+}
+
+/// `http-check <step> ...`.
+pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    begin_own_http(p);
+    let loc = l.loc.clone();
+    let step = match l.arg(1) {
+        "connect" => {
+            p.http_check_expect_seen = false;
+            HttpCheckStep::Connect(parse_connect(l, 2)?)
+        }
+        "send" => {
+            if p.http_check_expect_seen {
+                k.cx.warn(&loc, "http-check send", "a second 'http-check send' after an 'expect' without 'http-check connect' is a ringlb extension \
+                    (haproxy 2.6 rejects it): ringlb opens a new connection for each send/expect pair. Add 'http-check connect' before it to stay haproxy-compatible.");
+                p.settings.http_check.push(HttpCheckStep::ImplicitConnect { loc: loc.clone() });
+                p.http_check_expect_seen = false;
+            }
+            parse_send(l)?
+        }
+        "expect" => {
+            p.http_check_expect_seen = true;
+            let e = parse_expect(l, true)?;
+            if e.body_synonym {
+                k.cx.warn(&loc, "http-check expect", format!(
+                    "'http-check expect body' is a ringlb extension (haproxy 2.6 rejects it), handled as 'http-check expect string \
+                     {pat}'. HAProxy's quoting rules apply: double quotes are removed, so '\"status\":\"ok\"' is matched as 'status:ok'; \
+                     write it in single quotes ('\"status\":\"ok\"') to match the JSON text.",
+                    pat = e.pattern
+                ));
+            }
+            HttpCheckStep::Expect(e)
+        }
+        "disable-on-404" => HttpCheckStep::DisableOn404 { loc },
+        "send-state" => HttpCheckStep::SendState { loc },
+        "comment" => HttpCheckStep::Comment { loc, text: l.rest(2).join(" ") },
+        w if w.starts_with("set-var(") => HttpCheckStep::SetVar { loc, var: var_name(w)?, expr: l.rest(2).join(" ") },
+        w if w.starts_with("unset-var(") => HttpCheckStep::SetVar { loc, var: var_name(w)?, expr: String::new() },
+        w => return Err(format!("'http-check' : unknown step '{w}'.")),
+    };
+    p.settings.http_check.push(step);
+    Ok(())
+}
+
+fn var_name(w: &str) -> Result<String, String> {
+    w.split_once('(').and_then(|(_, r)| r.strip_suffix(')')).map(str::to_string).ok_or_else(|| format!("invalid variable in '{w}'"))
+}
+
+fn parse_connect(l: &Line, start: usize) -> Result<CheckConnect, String> {
+    let mut c = CheckConnect { loc: l.loc.clone(), ..CheckConnect::default() };
+    let mut i = start;
+    while i < l.len() {
+        let v = l.arg(i + 1);
+        match l.arg(i) {
+            "default" | "via-socks4" => {}
+            "port" => { c.port = Some(parse_port(v)?); i += 1; }
+            "addr" => { c.addr = Some(v.to_string()); i += 1; }
+            "sni" => { c.sni = Some(v.to_string()); i += 1; }
+            "alpn" => { c.alpn = Some(v.to_string()); i += 1; }
+            "proto" | "comment" => i += 1,
+            "ssl" => c.ssl = true,
+            "send-proxy" => c.send_proxy = true,
+            "linger" => c.linger = true,
+            w => return Err(format!("'connect' : unknown option '{w}' (expects port, addr, send-proxy, via-socks4, ssl, sni, alpn, proto, linger, default, comment).")),
+        }
+        i += 1;
+    }
+    Ok(c)
+}
+
+fn parse_send(l: &Line) -> Result<HttpCheckStep, String> {
+    let (mut meth, mut uri, mut ver, mut body) = (None, None, None, None);
+    let mut headers = Vec::new();
+    let mut i = 2;
+    while i < l.len() {
+        let v = l.arg(i + 1).to_string();
+        match l.arg(i) {
+            "meth" => meth = Some(v),
+            "uri" | "uri-lf" => uri = Some(v),
+            "ver" => ver = Some(v),
+            "body" | "body-lf" => body = Some(v),
+            "comment" => {}
+            "hdr" => {
+                headers.push((v, l.arg(i + 2).to_string()));
+                i += 1;
+            }
+            w => return Err(format!("'http-check send' : unknown keyword '{w}' (expects meth, uri, uri-lf, ver, hdr, body, body-lf, comment).")),
+        }
+        if l.arg(i + 1).is_empty() {
+            return Err(format!("'http-check send' : '{}' expects a value.", l.arg(i)));
+        }
+        i += 2;
+    }
+    Ok(HttpCheckStep::Send { loc: l.loc.clone(), meth, uri, ver, headers, body })
+}
+
+/// `expect [min-recv N] [comment C] [...-status S] [on-*] [!] <match> <pattern>`.
+fn parse_expect(l: &Line, http: bool) -> Result<CheckExpect, String> {
+    let mut e = CheckExpect { loc: l.loc.clone(), negate: false, kind: String::new(), pattern: String::new(), min_recv: None, body_synonym: false };
+    let mut i = 2;
+    while i < l.len() {
+        let w = l.arg(i);
+        match w {
+            "min-recv" => {
+                e.min_recv = Some(l.arg(i + 1).parse().map_err(|_| format!("invalid min-recv '{}'", l.arg(i + 1)))?);
+                i += 2;
+            }
+            "comment" | "ok-status" | "error-status" | "tout-status" | "on-success" | "on-error" | "status-code" => i += 2,
+            "!" => { e.negate = true; i += 1; }
+            _ => break,
+        }
+    }
+    let kind = l.arg(i);
+    let http_kinds = ["status", "rstatus", "string", "rstring", "string-lf", "hdr", "fhdr"];
+    let tcp_kinds = ["string", "rstring", "string-lf", "binary", "rbinary", "binary-lf"];
+    if http && kind == "body" {
+        e.body_synonym = true;
+        e.kind = "string".into();
+    } else if (http && http_kinds.contains(&kind)) || (!http && tcp_kinds.contains(&kind)) {
+        e.kind = kind.to_string();
+    } else {
+        let list = if http { http_kinds.join(", ") } else { tcp_kinds.join(", ") };
+        return Err(format!("'expect' only supports min-recv, [!]{list} or comment, but got '{kind}' as argument."));
+    }
+    e.pattern = l.rest(i + 1).join(" ");
+    if e.pattern.is_empty() {
+        return Err(format!("'expect {kind}' expects a pattern."));
+    }
+    if e.kind.contains("binary") && !e.kind.ends_with("-lf") && e.kind != "rbinary" {
+        hex(&e.pattern)?;
+    }
+    Ok(e)
+}
+
+fn hex(s: &str) -> Result<Vec<u8>, String> {
+    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!("'{s}' is not an even-length hexadecimal string."));
+    }
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or(""), 16).map_err(|e| e.to_string())).collect()
+}
+
+/// `tcp-check <step> ...`.
+pub fn tcp_check(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    begin_own_tcp(p);
+    let loc: Loc = l.loc.clone();
+    let need = |what: &str| -> Result<String, String> {
+        let v = l.arg(2);
+        if v.is_empty() {
+            return Err(format!("'tcp-check {what}' expects a value."));
+        }
+        Ok(v.to_string())
+    };
+    let step = match l.arg(1) {
+        "connect" => TcpCheckStep::Connect(parse_connect(l, 2)?),
+        "send" | "send-lf" => TcpCheckStep::Send { loc, data: need("send")?.into_bytes() },
+        "send-binary" => TcpCheckStep::SendBinary { loc, data: hex(&need("send-binary")?)? },
+        "send-binary-lf" => TcpCheckStep::SendBinary { loc, data: need("send-binary-lf")?.into_bytes() },
+        "expect" => TcpCheckStep::Expect(parse_expect(l, false)?),
+        "comment" => TcpCheckStep::Comment { loc, text: l.rest(2).join(" ") },
+        "set-var" | "unset-var" | "action" => TcpCheckStep::SetVar { loc, var: l.arg(1).to_string(), expr: l.rest(2).join(" ") },
+        w if w.starts_with("set-var(") || w.starts_with("unset-var(") => TcpCheckStep::SetVar { loc, var: var_name(w)?, expr: l.rest(2).join(" ") },
+        w => return Err(format!("'tcp-check' : unknown step '{w}'.")),
+    };
+    p.settings.tcp_check.push(step);
+    Ok(())
+}

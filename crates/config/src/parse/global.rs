@@ -1,0 +1,475 @@
+//! The `global` section: keyword table and parsers into [`Global`].
+//!
+//! Owns: [`KEYWORDS`] (the global part of the registry) and the `log` line parser shared with
+//! proxies.
+
+use crate::model::{CpuMap, Global, LogTarget, SslOptions, StatsSocket, TlsVersion};
+use crate::registry::{nearest, Status};
+use crate::source::Line;
+use crate::units::{parse_size, parse_time, parse_time_unit, parse_u32};
+
+use super::{need_args, no_extra, Cx, R};
+
+/// Parser of one global keyword.
+pub type GlobalFn = fn(&mut Cx, &mut Global, &Line) -> R;
+
+/// One registered global keyword.
+#[derive(Debug)]
+pub struct GlobalKw {
+    pub name: &'static str,
+    pub status: Status,
+    pub doc: &'static str,
+    pub parse: GlobalFn,
+}
+
+const fn kw(name: &'static str, status: Status, doc: &'static str, parse: GlobalFn) -> GlobalKw {
+    GlobalKw { name, status, doc, parse }
+}
+
+const S: Status = Status::Supported;
+const TLS: Status = Status::Parsed { issue: 8 };
+const OBS: Status = Status::Parsed { issue: 9 };
+const OPS: Status = Status::Parsed { issue: 10 };
+const LB: Status = Status::Parsed { issue: 5 };
+const NO: Status = Status::Unsupported;
+
+/// Global keywords ringlb knows, with their status.
+pub static KEYWORDS: &[GlobalKw] = &[
+    kw("daemon", S, "run in the background", |_, g, l| flag(l, &mut g.daemon)),
+    kw("master-worker", OPS, "master-worker mode", |_, g, l| flag_opt(l, &mut g.master_worker)),
+    kw("nbthread", S, "number of worker threads (ringlb shards)", p_nbthread),
+    kw("cpu-map", S, "pin threads to CPUs: [auto:]<threads> <cpus>", p_cpu_map),
+    kw("maxconn", S, "process-wide connection limit", |_, g, l| u32_arg(l, &mut g.maxconn)),
+    kw("pidfile", S, "write the pid to this file", |_, g, l| path_arg(l, &mut g.pidfile)),
+    kw("user", S, "drop privileges to this user", |_, g, l| str_arg(l, &mut g.user)),
+    kw("group", S, "drop privileges to this group", |_, g, l| str_arg(l, &mut g.group)),
+    kw("uid", S, "drop privileges to this uid", |_, g, l| u32_arg(l, &mut g.uid)),
+    kw("gid", S, "drop privileges to this gid", |_, g, l| u32_arg(l, &mut g.gid)),
+    kw("chroot", S, "chroot to this directory after start", |_, g, l| path_arg(l, &mut g.chroot)),
+    kw("hard-stop-after", S, "maximum time of a soft stop", |_, g, l| time_arg(l, &mut g.hard_stop_after)),
+    kw("grace", S, "delay before stopping listeners on soft stop", |_, g, l| time_arg(l, &mut g.grace)),
+    kw("log", S, "global log targets (parsed; sent by the logging issue #9)", p_log),
+    kw("log-send-hostname", OBS, "hostname in syslog header", |_, g, l| {
+        g.log_send_hostname = Some(l.arg(1).to_string());
+        no_extra(l, 2)
+    }),
+    kw("log-tag", OBS, "syslog tag", |_, g, l| str_arg(l, &mut g.log_tag)),
+    kw("node", OBS, "node name shown on the stats page", |_, g, l| str_arg(l, &mut g.node)),
+    kw("description", OBS, "description shown on the stats page", |_, g, l| {
+        g.description = Some(l.rest(1).join(" "));
+        Ok(())
+    }),
+    kw("stats", OPS, "stats socket/timeout/maxconn for the runtime API", p_stats),
+    kw("spread-checks", LB, "spread health checks by this percentage", |_, g, l| u32_arg(l, &mut g.spread_checks)),
+    kw("strict-limits", S, "fail to start when limits cannot be applied", |_, g, l| flag(l, &mut g.strict_limits)),
+    kw("setenv", S, "set an environment variable", p_setenv),
+    kw("presetenv", S, "set an environment variable if unset", p_setenv),
+    kw("unsetenv", S, "unset environment variables", generic),
+    kw("resetenv", S, "clear the environment except named variables", generic),
+    kw("ulimit-n", OPS, "file descriptor limit", u32_other),
+    kw("maxconnrate", OPS, "maximum connections per second", u32_other),
+    kw("maxsessrate", OPS, "maximum sessions per second", u32_other),
+    kw("maxsslconn", TLS, "maximum concurrent TLS connections", u32_other),
+    kw("maxsslrate", TLS, "maximum TLS handshakes per second", u32_other),
+    kw("maxpipes", OPS, "splice pipes", u32_other),
+    kw("busy-polling", OPS, "busy polling", generic),
+    kw("ca-base", TLS, "base directory of CA files", generic1),
+    kw("crt-base", TLS, "base directory of certificates", generic1),
+    kw("ssl-default-bind-ciphers", TLS, "TLS<=1.2 ciphers of binds", |_, g, l| str_arg(l, &mut g.ssl.bind_ciphers)),
+    kw("ssl-default-bind-ciphersuites", TLS, "TLS1.3 suites of binds", |_, g, l| str_arg(l, &mut g.ssl.bind_ciphersuites)),
+    kw("ssl-default-bind-options", TLS, "TLS options of binds", |_, g, l| ssl_opts(l, &mut g.ssl.bind_options)),
+    kw("ssl-default-server-ciphers", TLS, "TLS<=1.2 ciphers towards servers", |_, g, l| str_arg(l, &mut g.ssl.server_ciphers)),
+    kw("ssl-default-server-ciphersuites", TLS, "TLS1.3 suites towards servers", |_, g, l| str_arg(l, &mut g.ssl.server_ciphersuites)),
+    kw("ssl-default-server-options", TLS, "TLS options towards servers", |_, g, l| ssl_opts(l, &mut g.ssl.server_options)),
+    kw("ssl-default-bind-curves", TLS, "ECDH curves of binds", generic1),
+    kw("ssl-dh-param-file", TLS, "DH parameters (rustls has no DHE: kept only)", generic1),
+    kw("ssl-server-verify", TLS, "verify server certificates: none|required", generic1),
+    kw("ssl-load-extra-files", TLS, "extra certificate files to load", generic),
+    kw("ssl-engine", Status::Accepted { why: "rustls has no OpenSSL engines" }, "OpenSSL engine (no-op)", p_ssl_engine),
+    kw("ssl-mode-async", Status::Accepted { why: "rustls has no OpenSSL async mode" }, "OpenSSL async mode (no-op)", |_, g, l| flag(l, &mut g.ssl_mode_async)),
+    kw("tune.bufsize", S, "per-connection buffer size (default 16384)", |_, g, l| size_arg(l, &mut g.tune.bufsize)),
+    kw("tune.maxrewrite", S, "buffer reserve for header rewrites (default 1024)", |_, g, l| size_arg(l, &mut g.tune.maxrewrite)),
+    kw("tune.http.maxhdr", S, "maximum number of request headers (default 101)", p_maxhdr),
+    kw("tune.ssl.default-dh-param", TLS, "DH size (rustls has no DHE: kept only)", |_, g, l| u32_arg(l, &mut g.tune.ssl_default_dh_param)),
+    kw("tune.ssl.cachesize", TLS, "TLS session cache entries", |_, g, l| {
+        g.tune.ssl_cachesize = Some(u64::from(parse_u32(l.arg(1))?));
+        no_extra(l, 2)
+    }),
+    kw("tune.ssl.lifetime", TLS, "TLS session lifetime (seconds by default)", |_, g, l| {
+        need_args(l, 1, 1, "a time")?;
+        g.tune.ssl_lifetime = Some(parse_time_unit(l.arg(1), 1_000_000)?);
+        no_extra(l, 2)
+    }),
+    kw("tune.ssl.maxrecord", TLS, "TLS record size", tune_other),
+    kw("tune.ssl.capture-buffer-size", TLS, "ClientHello capture size", tune_other),
+    kw("tune.h2.max-concurrent-streams", TLS, "HTTP/2 streams per connection", |_, g, l| u32_arg(l, &mut g.tune.h2_max_concurrent_streams)),
+    kw("tune.h2.initial-window-size", TLS, "HTTP/2 initial window", tune_other),
+    kw("tune.h2.header-table-size", TLS, "HPACK table size", tune_other),
+    kw("tune.h2.max-frame-size", TLS, "HTTP/2 max frame size", tune_other),
+    kw("tune.listener.multi-queue", OPS, "spread accepted connections over threads (ringlb: one listener per shard)", |_, g, l| onoff(l, &mut g.tune.listener_multi_queue)),
+    kw("tune.idle-pool.shared", OPS, "share idle server connections between threads (ringlb: per shard)", |_, g, l| onoff(l, &mut g.tune.idle_pool_shared)),
+    kw("tune.maxaccept", OPS, "connections accepted per wakeup", tune_other),
+    kw("tune.maxpollevents", OPS, "events per poll", tune_other),
+    kw("tune.rcvbuf.client", OPS, "client socket receive buffer", tune_other),
+    kw("tune.rcvbuf.server", OPS, "server socket receive buffer", tune_other),
+    kw("tune.sndbuf.client", OPS, "client socket send buffer", tune_other),
+    kw("tune.sndbuf.server", OPS, "server socket send buffer", tune_other),
+    kw("tune.http.cookielen", OBS, "captured cookie length", tune_other),
+    kw("tune.http.logurilen", OBS, "logged URI length", tune_other),
+    kw("tune.comp.maxlevel", NO, "compression level", tune_other),
+    kw("lua-load", NO, "load a Lua script", generic),
+    kw("lua-prepend-path", NO, "Lua module path", generic),
+    kw("expose-experimental-directives", NO, "enable experimental directives", generic),
+    kw("insecure-fork-wanted", NO, "allow fork()", generic),
+    kw("external-check", NO, "allow external check commands", generic),
+    kw("localpeer", LB, "local peer name", generic1),
+    kw("h1-case-adjust", NO, "HTTP/1 header case rewrite", generic),
+    kw("h1-case-adjust-file", NO, "HTTP/1 header case rewrite file", generic),
+];
+
+/// Dispatches one line of a `global` section.
+pub fn parse(cx: &mut Cx, g: &mut Global, line: &Line) {
+    let name = line.arg(0);
+    let Some(k) = KEYWORDS.iter().find(|k| k.name == name) else {
+        let hint = nearest(name, KEYWORDS.iter().map(|k| k.name))
+            .map(|n| format!("; did you mean '{n}' maybe ?"))
+            .unwrap_or_default();
+        cx.alert(&line.loc, "", format!("unknown keyword '{name}' in 'global' section{hint}"));
+        return;
+    };
+    if !cx.use_kw(&line.loc, k.name, &k.status) {
+        return;
+    }
+    if let Err(msg) = (k.parse)(cx, g, line) {
+        cx.alert(&line.loc, k.name, msg);
+    }
+}
+
+fn flag(l: &Line, v: &mut bool) -> R {
+    *v = true;
+    no_extra(l, 1)
+}
+
+fn flag_opt(l: &Line, v: &mut bool) -> R {
+    *v = true;
+    no_extra(l, 2)
+}
+
+fn u32_arg(l: &Line, v: &mut Option<u32>) -> R {
+    need_args(l, 1, 1, "an integer argument")?;
+    *v = Some(parse_u32(l.arg(1))?);
+    no_extra(l, 2)
+}
+
+fn size_arg(l: &Line, v: &mut u64) -> R {
+    need_args(l, 1, 1, "a size argument")?;
+    *v = parse_size(l.arg(1))?;
+    no_extra(l, 2)
+}
+
+fn str_arg(l: &Line, v: &mut Option<String>) -> R {
+    need_args(l, 1, 1, "an argument")?;
+    *v = Some(l.arg(1).to_string());
+    no_extra(l, 2)
+}
+
+fn path_arg(l: &Line, v: &mut Option<std::path::PathBuf>) -> R {
+    need_args(l, 1, 1, "a path")?;
+    *v = Some(l.arg(1).into());
+    no_extra(l, 2)
+}
+
+fn time_arg(l: &Line, v: &mut Option<std::time::Duration>) -> R {
+    need_args(l, 1, 1, "a time value")?;
+    *v = Some(parse_time(l.arg(1))?);
+    no_extra(l, 2)
+}
+
+fn onoff(l: &Line, v: &mut Option<bool>) -> R {
+    *v = Some(match l.arg(1) {
+        "on" => true,
+        "off" => false,
+        other => return Err(format!("expects 'on' or 'off', got '{other}'.")),
+    });
+    no_extra(l, 2)
+}
+
+fn generic(_: &mut Cx, g: &mut Global, l: &Line) -> R {
+    g.other.push(super::proxy::directive(l, 1));
+    Ok(())
+}
+
+fn generic1(cx: &mut Cx, g: &mut Global, l: &Line) -> R {
+    need_args(l, 1, 1, "one argument")?;
+    no_extra(l, 2)?;
+    generic(cx, g, l)
+}
+
+fn u32_other(cx: &mut Cx, g: &mut Global, l: &Line) -> R {
+    need_args(l, 1, 1, "an integer argument")?;
+    parse_u32(l.arg(1))?;
+    generic1(cx, g, l)
+}
+
+fn tune_other(_: &mut Cx, g: &mut Global, l: &Line) -> R {
+    need_args(l, 1, 1, "an argument")?;
+    g.tune.other.insert(l.arg(0).to_string(), l.rest(1));
+    Ok(())
+}
+
+fn p_nbthread(_: &mut Cx, g: &mut Global, l: &Line) -> R {
+    need_args(l, 1, 1, "an integer argument")?;
+    let n = parse_u32(l.arg(1))?;
+    if !(1..=64).contains(&n) {
+        return Err(format!("'nbthread' must be between 1 and 64 (got {n})."));
+    }
+    g.nbthread = Some(n);
+    no_extra(l, 2)
+}
+
+fn p_maxhdr(_: &mut Cx, g: &mut Global, l: &Line) -> R {
+    need_args(l, 1, 1, "an integer argument")?;
+    let n = parse_u32(l.arg(1))?;
+    if !(1..=32767).contains(&n) {
+        return Err("expects a numeric value between 1 and 32767".into());
+    }
+    g.tune.http_maxhdr = n;
+    no_extra(l, 2)
+}
+
+fn p_ssl_engine(_: &mut Cx, g: &mut Global, l: &Line) -> R {
+    need_args(l, 1, 1, "an engine name")?;
+    g.ssl_engines.push(l.rest(1).join(" "));
+    Ok(())
+}
+
+fn p_setenv(_: &mut Cx, g: &mut Global, l: &Line) -> R {
+    need_args(l, 1, 2, "<name> <value>")?;
+    g.set_env.push((l.arg(1).to_string(), l.arg(2).to_string()));
+    no_extra(l, 3)
+}
+
+/// Parses `a`, `a-b`, `all`, `odd`, `even` into inclusive ranges (`max` bounds `all`).
+pub fn parse_id_set(s: &str, max: u32) -> Result<Vec<(u32, u32)>, String> {
+    let mut out = Vec::new();
+    for part in s.split(',') {
+        let r = match part {
+            "all" => (0, max),
+            _ => match part.split_once('-') {
+                Some((a, b)) => (parse_u32(a)?, parse_u32(b)?),
+                None => {
+                    let v = parse_u32(part)?;
+                    (v, v)
+                }
+            },
+        };
+        if r.0 > r.1 {
+            return Err(format!("invalid range '{part}'"));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn p_cpu_map(_: &mut Cx, g: &mut Global, l: &Line) -> R {
+    need_args(l, 1, 2, "[auto:]<thread-set> <cpu-set>")?;
+    let mut spec = l.arg(1);
+    let auto = spec.starts_with("auto:");
+    if auto {
+        spec = spec.get(5..).unwrap_or("");
+    }
+    let (process, threads) = match spec.split_once('/') {
+        Some((p, t)) => (Some(p.to_string()), t),
+        None => (None, spec),
+    };
+    if let Some(p) = &process {
+        if p != "1" && p != "all" {
+            return Err(format!("process part '{p}' must be 1 or all (nbproc is gone)."));
+        }
+    }
+    let threads = parse_id_set(threads, 64).map_err(|e| format!("invalid thread set: {e}"))?;
+    let mut cpus = Vec::new();
+    for w in l.rest(2) {
+        cpus.extend(parse_id_set(&w, 1023).map_err(|e| format!("invalid cpu set: {e}"))?);
+    }
+    g.cpu_map.push(CpuMap { loc: l.loc.clone(), auto, process, threads, cpus });
+    Ok(())
+}
+
+const FACILITIES: &[&str] = &[
+    "kern", "user", "mail", "daemon", "auth", "syslog", "lpr", "news", "uucp", "cron", "auth2",
+    "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
+    "local5", "local6", "local7",
+];
+const LEVELS: &[&str] = &["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
+
+/// Parses `log global` / `log <target> [len N] [format F] [sample R:S] <facility> [lvl [min]]`.
+pub fn parse_log(l: &Line, allow_global: bool) -> Result<LogTarget, String> {
+    need_args(l, 1, 1, "<address> [len <n>] [format <fmt>] <facility> [<level> [<minlevel>]]")?;
+    let mut t = LogTarget {
+        loc: l.loc.clone(),
+        global: false,
+        target: l.arg(1).to_string(),
+        facility: None,
+        level: None,
+        min_level: None,
+        len: None,
+        format: None,
+    };
+    if l.arg(1) == "global" {
+        if !allow_global {
+            return Err("'log global' is only valid in proxies and defaults.".into());
+        }
+        t.global = true;
+        return no_extra(l, 2).map(|_| t);
+    }
+    let mut i = 2;
+    loop {
+        match l.arg(i) {
+            "len" => t.len = Some(parse_u32(l.arg(i + 1))?),
+            "format" => t.format = Some(l.arg(i + 1).to_string()),
+            "sample" | "profile" => {}
+            _ => break,
+        }
+        i += 2;
+    }
+    let fac = l.arg(i);
+    if !FACILITIES.contains(&fac) {
+        return Err(format!("unknown log facility '{fac}'"));
+    }
+    t.facility = Some(fac.to_string());
+    for (slot, w) in [(0, l.arg(i + 1)), (1, l.arg(i + 2))] {
+        if w.is_empty() {
+            break;
+        }
+        if !LEVELS.contains(&w) {
+            return Err(format!("unknown optional log level '{w}'"));
+        }
+        if slot == 0 {
+            t.level = Some(w.to_string());
+        } else {
+            t.min_level = Some(w.to_string());
+        }
+    }
+    no_extra(l, i + 3).map(|_| t)
+}
+
+fn p_log(_: &mut Cx, g: &mut Global, l: &Line) -> R {
+    g.log.push(parse_log(l, false)?);
+    Ok(())
+}
+
+fn p_stats(_: &mut Cx, g: &mut Global, l: &Line) -> R {
+    match l.arg(1) {
+        "socket" => {
+            need_args(l, 2, 1, "an address or a path")?;
+            g.stats_sockets.push(parse_stats_socket(l)?);
+            Ok(())
+        }
+        "timeout" => {
+            let mut v = None;
+            need_args(l, 2, 1, "a time value")?;
+            v.replace(parse_time(l.arg(2))?);
+            g.stats_timeout = v;
+            no_extra(l, 3)
+        }
+        "maxconn" => {
+            g.stats_maxconn = Some(parse_u32(l.arg(2))?);
+            no_extra(l, 3)
+        }
+        "bind-process" => no_extra(l, 3),
+        other => Err(format!(
+            "'stats' expects 'socket', 'maxconn', 'timeout' or 'bind-process', got '{other}'."
+        )),
+    }
+}
+
+fn parse_stats_socket(l: &Line) -> Result<StatsSocket, String> {
+    let mut s = StatsSocket {
+        loc: l.loc.clone(),
+        address: l.arg(2).to_string(),
+        mode: None,
+        level: None,
+        expose_fd_listeners: false,
+        options: Vec::new(),
+    };
+    let mut i = 3;
+    while i < l.len() {
+        let (k, v) = (l.arg(i), l.arg(i + 1));
+        match k {
+            "mode" => {
+                s.mode = Some(u32::from_str_radix(v, 8).map_err(|_| format!("invalid mode '{v}'"))?);
+                i += 2;
+            }
+            "level" => {
+                if !["user", "operator", "admin"].contains(&v) {
+                    return Err(format!("'level' only supports 'user', 'operator', and 'admin' (got '{v}')."));
+                }
+                s.level = Some(v.to_string());
+                i += 2;
+            }
+            "expose-fd" => {
+                if v != "listeners" {
+                    return Err("'expose-fd' only supports 'listeners'".into());
+                }
+                s.expose_fd_listeners = true;
+                i += 2;
+            }
+            "user" | "group" | "uid" | "gid" | "name" | "maxconn" | "process" | "thread" | "backlog" => {
+                s.options.push((k.to_string(), Some(v.to_string())));
+                i += 2;
+            }
+            "accept-proxy" | "transparent" | "v4v6" | "v6only" => {
+                s.options.push((k.to_string(), None));
+                i += 1;
+            }
+            _ => return Err(format!("unknown stats socket option '{k}'.")),
+        }
+    }
+    Ok(s)
+}
+
+/// Parses `ssl-min-ver TLSv1.2 no-tls-tickets ...` style option lists.
+pub fn ssl_opts(l: &Line, o: &mut SslOptions) -> R {
+    need_args(l, 1, 1, "TLS options")?;
+    let words = l.rest(1);
+    let mut it = words.iter();
+    while let Some(w) = it.next() {
+        apply_ssl_opt(o, w, || it.next().cloned())?;
+    }
+    Ok(())
+}
+
+/// Applies one TLS option word to `o`; `next` yields the value for `ssl-min-ver`/`ssl-max-ver`.
+pub fn apply_ssl_opt(o: &mut SslOptions, w: &str, next: impl FnOnce() -> Option<String>) -> R {
+    match w {
+        "ssl-min-ver" | "ssl-max-ver" => {
+            let v = next().ok_or_else(|| format!("'{w}' expects a version"))?;
+            let ver = tls_version(&v)?;
+            if w == "ssl-min-ver" {
+                o.min_ver = Some(ver);
+            } else {
+                o.max_ver = Some(ver);
+            }
+        }
+        "no-tls-tickets" => o.no_tls_tickets = true,
+        "no-sslv3" | "no-tlsv10" | "no-tlsv11" | "no-tlsv12" | "no-tlsv13" | "force-sslv3"
+        | "force-tlsv10" | "force-tlsv11" | "force-tlsv12" | "force-tlsv13"
+        | "prefer-client-ciphers" | "no-renegotiation" | "allow-0rtt" | "strict-sni"
+        | "no-ca-names" => o.flags.push(w.to_string()),
+        _ => return Err(format!("unknown TLS option '{w}'.")),
+    }
+    Ok(())
+}
+
+/// Parses `SSLv3`, `TLSv1.0` ... `TLSv1.3`.
+pub fn tls_version(v: &str) -> Result<TlsVersion, String> {
+    Ok(match v {
+        "SSLv3" => TlsVersion::Sslv3,
+        "TLSv1.0" => TlsVersion::Tlsv10,
+        "TLSv1.1" => TlsVersion::Tlsv11,
+        "TLSv1.2" => TlsVersion::Tlsv12,
+        "TLSv1.3" => TlsVersion::Tlsv13,
+        _ => return Err(format!("unknown TLS version '{v}' (SSLv3, TLSv1.0 .. TLSv1.3)")),
+    })
+}

@@ -1,0 +1,230 @@
+//! Section and keyword dispatch: turns preprocessed [`Line`]s into a [`Draft`] (sections as
+//! written, defaults already copied into each proxy), reporting every problem with file, line
+//! and keyword. Validation across sections (references, inheritance results) is `validate`.
+//!
+//! Owns: [`Cx`] (diagnostics + keyword uses), [`Draft`], the section state machine.
+
+pub mod acl;
+pub mod bind;
+pub mod checks;
+pub mod global;
+pub mod proxy;
+pub mod proxy_kw;
+pub mod rules;
+pub mod sections;
+pub mod server;
+
+use crate::diag::Diagnostic;
+use crate::model::{
+    Cache, Defaults, Global, HttpErrors, KeywordUse, Loc, Mailers, Peers, Program, Resolvers, Ring,
+    Userlist,
+};
+use crate::registry::{self, Status};
+use crate::source::Line;
+
+pub use proxy::{ProxyDraft, ProxyKind};
+
+/// Parse result of one keyword: `Err(message)`; the caller adds file, line and keyword.
+pub type R = Result<(), String>;
+
+/// Parsing context: collected diagnostics and keyword uses.
+#[derive(Debug, Default)]
+pub struct Cx {
+    pub diags: Vec<Diagnostic>,
+    pub uses: Vec<KeywordUse>,
+}
+
+impl Cx {
+    pub fn alert(&mut self, loc: &Loc, kw: &str, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::alert(loc, kw, msg));
+    }
+
+    pub fn warn(&mut self, loc: &Loc, kw: &str, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::warning(loc, kw, msg));
+    }
+
+    /// Records a keyword occurrence; `Accepted` keywords warn why they are ignored, and
+    /// `Unsupported` ones are errors. Returns false when the line must not be parsed further.
+    pub fn use_kw(&mut self, loc: &Loc, name: &str, status: &Status) -> bool {
+        self.uses.push(KeywordUse {
+            loc: loc.clone(),
+            keyword: name.to_string(),
+            status: status.clone(),
+        });
+        match status {
+            Status::Accepted { why } => {
+                self.warn(loc, name, format!("accepted and ignored by ringlb: {why}"));
+                true
+            }
+            Status::Unsupported => {
+                self.alert(
+                    loc,
+                    name,
+                    format!("HAProxy keyword '{name}' is not supported by ringlb yet"),
+                );
+                false
+            }
+            _ => true,
+        }
+    }
+}
+
+/// Sections as written, before cross-section validation.
+#[derive(Debug, Default)]
+pub struct Draft {
+    pub global: Global,
+    pub defaults: Vec<Defaults>,
+    pub proxies: Vec<ProxyDraft>,
+    pub userlists: Vec<Userlist>,
+    pub peers: Vec<Peers>,
+    pub resolvers: Vec<Resolvers>,
+    pub http_errors: Vec<HttpErrors>,
+    pub rings: Vec<Ring>,
+    pub caches: Vec<Cache>,
+    pub programs: Vec<Program>,
+    pub mailers: Vec<Mailers>,
+}
+
+/// The section lines currently go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Current {
+    None,
+    Global,
+    /// A `defaults` section being parsed (kept in `defaults_draft`).
+    Defaults,
+    Proxy(usize),
+    Userlist(usize),
+    Peers(usize),
+    Resolvers(usize),
+    HttpErrors(usize),
+    Ring(usize),
+    Cache(usize),
+    Program(usize),
+    Mailers(usize),
+    /// An unsupported or broken section: its lines are skipped (the header was reported).
+    Skip,
+}
+
+/// Parses all lines of all files in order.
+pub fn parse_lines(lines: &[Line], cx: &mut Cx) -> Draft {
+    let mut st = State {
+        draft: Draft::default(),
+        cur: Current::None,
+        defaults_draft: None,
+    };
+    for line in lines {
+        st.line(cx, line);
+    }
+    st.close_defaults();
+    st.draft
+}
+
+struct State {
+    draft: Draft,
+    cur: Current,
+    defaults_draft: Option<ProxyDraft>,
+}
+
+impl State {
+    fn line(&mut self, cx: &mut Cx, line: &Line) {
+        let kw = line.arg(0);
+        if let Some(section) = registry::section(kw) {
+            self.close_defaults();
+            if cx.use_kw(&line.loc, kw, &section.status) {
+                self.open_section(cx, line);
+            } else {
+                self.cur = Current::Skip;
+            }
+            return;
+        }
+        let d = &mut self.draft;
+        match self.cur {
+            Current::None => cx.diags.push(Diagnostic::alert(
+                &line.loc,
+                "",
+                format!("unknown keyword '{kw}' out of section."),
+            )),
+            Current::Skip => {}
+            Current::Global => global::parse(cx, &mut d.global, line),
+            Current::Defaults => {
+                if let Some(p) = self.defaults_draft.as_mut() {
+                    proxy::parse(cx, p, line, &d.userlists);
+                }
+            }
+            Current::Proxy(i) => {
+                if let Some(p) = d.proxies.get_mut(i) {
+                    proxy::parse(cx, p, line, &d.userlists);
+                }
+            }
+            Current::Userlist(i) => sections::userlist(cx, d.userlists.get_mut(i), line),
+            Current::Peers(i) => sections::peers(cx, d.peers.get_mut(i), line),
+            Current::Resolvers(i) => sections::resolvers(cx, d.resolvers.get_mut(i), line),
+            Current::HttpErrors(i) => sections::http_errors(cx, d.http_errors.get_mut(i), line),
+            Current::Ring(i) => sections::ring(cx, d.rings.get_mut(i), line),
+            Current::Cache(i) => sections::cache(cx, d.caches.get_mut(i), line),
+            Current::Program(i) => sections::program(cx, d.programs.get_mut(i), line),
+            Current::Mailers(i) => sections::mailers(cx, d.mailers.get_mut(i), line),
+        }
+    }
+
+    /// Stores the `defaults` section being parsed.
+    fn close_defaults(&mut self) {
+        if let Some(p) = self.defaults_draft.take() {
+            self.draft.defaults.push(Defaults {
+                name: (!p.name.is_empty()).then(|| p.name.clone()),
+                loc: p.loc.clone(),
+                from: p.from.clone(),
+                settings: p.settings,
+            });
+        }
+    }
+
+    fn open_section(&mut self, cx: &mut Cx, line: &Line) {
+        let kw = line.arg(0);
+        let name = line.arg(1).to_string();
+        let loc = line.loc.clone();
+        let d = &mut self.draft;
+        self.cur = match kw {
+            "global" => {
+                if d.global.loc.is_none() {
+                    d.global.loc = Some(loc);
+                }
+                Current::Global
+            }
+            "defaults" | "frontend" | "backend" | "listen" => {
+                match proxy::open(cx, line, &d.defaults, &d.proxies) {
+                    Some(p) if p.kind == ProxyKind::Defaults => {
+                        self.defaults_draft = Some(p);
+                        Current::Defaults
+                    }
+                    Some(p) => {
+                        d.proxies.push(p);
+                        Current::Proxy(d.proxies.len() - 1)
+                    }
+                    None => Current::Skip,
+                }
+            }
+            _ => match sections::open(cx, kw, &name, &loc, d) {
+                Some(c) => c,
+                None => Current::Skip,
+            },
+        };
+    }
+}
+
+/// Checks the number of arguments after a keyword of `kw_words` words.
+pub fn need_args(line: &Line, kw_words: usize, min: usize, usage: &str) -> R {
+    if line.len() < kw_words + min {
+        return Err(format!("expects {usage}."));
+    }
+    Ok(())
+}
+
+/// Rejects extra arguments.
+pub fn no_extra(line: &Line, max_words: usize) -> R {
+    if line.len() > max_words {
+        return Err(format!("unexpected extra argument '{}'.", line.arg(max_words)));
+    }
+    Ok(())
+}
+

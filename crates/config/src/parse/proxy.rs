@@ -1,0 +1,335 @@
+//! Proxy sections (`defaults`, `frontend`, `backend`, `listen`): header parsing with defaults
+//! inheritance (HAProxy copies the selected `defaults` when a proxy section opens), keyword
+//! lookup (multi-word keys like `timeout connect`, `option forwardfor`, `no option X`) and
+//! capability checks (a frontend-only keyword in a backend is ignored with a warning).
+//!
+//! Owns: [`ProxyDraft`], [`ProxyKind`], [`open`], [`parse`], capability bits.
+
+use crate::model::{
+    Acl, Bind, Capture, Defaults, Directive, HttpRule, Loc, ProxySettings, Server, Stats,
+    StickTable, TcpRequestRule, UseBackend, Userlist,
+};
+use crate::registry::nearest;
+use crate::source::Line;
+
+use super::proxy_kw::{ProxyKw, KEYWORDS};
+use super::Cx;
+
+/// Allowed in any `defaults` section.
+pub const DEF: u8 = 1;
+/// Allowed in frontends (and listen).
+pub const FE: u8 = 2;
+/// Allowed in backends (and listen).
+pub const BE: u8 = 4;
+/// Allowed in named `defaults` sections only (rules and ACLs, HAProxy 2.5+).
+pub const NDEF: u8 = 8;
+/// Everywhere.
+pub const ALL: u8 = DEF | FE | BE;
+
+/// Which kind of proxy section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyKind {
+    Defaults,
+    Frontend,
+    Backend,
+    Listen,
+}
+
+impl ProxyKind {
+    pub fn word(self) -> &'static str {
+        match self {
+            ProxyKind::Defaults => "defaults",
+            ProxyKind::Frontend => "frontend",
+            ProxyKind::Backend => "backend",
+            ProxyKind::Listen => "listen",
+        }
+    }
+
+    fn caps(self) -> u8 {
+        match self {
+            ProxyKind::Defaults => DEF,
+            ProxyKind::Frontend => FE,
+            ProxyKind::Backend => BE,
+            ProxyKind::Listen => FE | BE,
+        }
+    }
+
+    /// True when the proxy accepts frontend keywords.
+    pub fn is_frontend(self) -> bool {
+        matches!(self, ProxyKind::Frontend | ProxyKind::Listen)
+    }
+
+    /// True when the proxy accepts backend keywords.
+    pub fn is_backend(self) -> bool {
+        matches!(self, ProxyKind::Backend | ProxyKind::Listen)
+    }
+}
+
+/// A proxy section as parsed (defaults already copied in).
+#[derive(Debug, Clone)]
+pub struct ProxyDraft {
+    pub kind: ProxyKind,
+    pub name: String,
+    pub loc: Loc,
+    pub from: Option<String>,
+    pub disabled: bool,
+    pub settings: ProxySettings,
+    pub binds: Vec<Bind>,
+    pub servers: Vec<Server>,
+    pub acls: Vec<Acl>,
+    pub use_backends: Vec<UseBackend>,
+    pub http_request: Vec<HttpRule>,
+    pub http_response: Vec<HttpRule>,
+    pub tcp_request: Vec<TcpRequestRule>,
+    pub stick_table: Option<StickTable>,
+    pub stick_rules: Vec<Directive>,
+    pub stats: Option<Stats>,
+    pub monitor_uri: Option<String>,
+    pub captures: Vec<Capture>,
+    pub unique_id_format: Option<String>,
+    pub unique_id_header: Option<String>,
+    /// The proxy wrote its own `http-check` rules (inherited ones are replaced).
+    pub own_http_check: bool,
+    /// The proxy wrote its own `tcp-check` rules.
+    pub own_tcp_check: bool,
+    /// An `http-check expect` was seen since the last `http-check connect`.
+    pub http_check_expect_seen: bool,
+}
+
+impl ProxyDraft {
+    fn new(kind: ProxyKind, name: String, loc: Loc, settings: ProxySettings) -> Self {
+        ProxyDraft {
+            kind,
+            name,
+            loc,
+            from: None,
+            disabled: false,
+            settings,
+            binds: Vec::new(),
+            servers: Vec::new(),
+            acls: Vec::new(),
+            use_backends: Vec::new(),
+            http_request: Vec::new(),
+            http_response: Vec::new(),
+            tcp_request: Vec::new(),
+            stick_table: None,
+            stick_rules: Vec::new(),
+            stats: None,
+            monitor_uri: None,
+            captures: Vec::new(),
+            unique_id_format: None,
+            unique_id_header: None,
+            own_http_check: false,
+            own_tcp_check: false,
+            http_check_expect_seen: false,
+        }
+    }
+}
+
+/// Builds a [`Directive`] from the words of `l`, the keyword being its first `kw_words` words.
+pub fn directive(l: &Line, kw_words: usize) -> Directive {
+    Directive {
+        loc: l.loc.clone(),
+        keyword: l.rest(0).into_iter().take(kw_words).collect::<Vec<_>>().join(" "),
+        args: l.rest(kw_words),
+    }
+}
+
+fn valid_name(name: &str) -> Result<(), String> {
+    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c))) {
+        Some(c) => Err(format!("character '{c}' is not permitted in proxy name '{name}'.")),
+        None => Ok(()),
+    }
+}
+
+/// Opens a proxy section: validates the header and copies the defaults it inherits.
+pub fn open(cx: &mut Cx, l: &Line, defaults: &[Defaults], proxies: &[ProxyDraft]) -> Option<ProxyDraft> {
+    let kind = match l.arg(0) {
+        "defaults" => ProxyKind::Defaults,
+        "frontend" => ProxyKind::Frontend,
+        "backend" => ProxyKind::Backend,
+        _ => ProxyKind::Listen,
+    };
+    let kw = kind.word();
+    let (name, from) = match header_words(l) {
+        Ok(v) => v,
+        Err(m) => {
+            cx.alert(&l.loc, kw, m);
+            return None;
+        }
+    };
+    if kind != ProxyKind::Defaults && name.is_empty() {
+        cx.alert(&l.loc, kw, format!("'{kw}' expects <name> as an argument."));
+        return None;
+    }
+    if let Err(m) = valid_name(&name) {
+        cx.alert(&l.loc, kw, m);
+        return None;
+    }
+    if kind != ProxyKind::Defaults {
+        check_duplicate(cx, l, kind, &name, proxies);
+    }
+    let base = match inherit(defaults, from.as_deref(), kind) {
+        Ok(s) => s,
+        Err(m) => {
+            cx.alert(&l.loc, kw, m);
+            return None;
+        }
+    };
+    let mut p = ProxyDraft::new(kind, name, l.loc.clone(), base);
+    p.from = from;
+    Some(p)
+}
+
+/// `<kw> [<name>] [from <defaults>]`.
+fn header_words(l: &Line) -> Result<(String, Option<String>), String> {
+    let mut words = l.rest(1);
+    let mut from = None;
+    if let Some(pos) = words.iter().position(|w| w == "from") {
+        let target = words.get(pos + 1).cloned().ok_or("'from' expects a defaults section name.")?;
+        if words.len() > pos + 2 {
+            return Err(format!("unexpected argument '{}'.", words[pos + 2]));
+        }
+        from = Some(target);
+        words.truncate(pos);
+    }
+    if words.len() > 1 {
+        return Err(format!("unexpected argument '{}'.", words[1]));
+    }
+    Ok((words.into_iter().next().unwrap_or_default(), from))
+}
+
+fn check_duplicate(cx: &mut Cx, l: &Line, kind: ProxyKind, name: &str, proxies: &[ProxyDraft]) {
+    let clash = proxies.iter().find(|p| {
+        p.name == name
+            && ((p.kind.is_frontend() && kind.is_frontend()) || (p.kind.is_backend() && kind.is_backend()))
+    });
+    if let Some(p) = clash {
+        cx.alert(
+            &l.loc,
+            kind.word(),
+            format!(
+                "{} '{name}' has the same name as {} '{name}' declared at {}:{}.",
+                kind.word(),
+                p.kind.word(),
+                p.loc.file,
+                p.loc.line
+            ),
+        );
+    }
+}
+
+/// Settings a new section starts from: the named `from` defaults, else the last anonymous
+/// (or named) `defaults` section before it, else HAProxy's built-in values.
+fn inherit(defaults: &[Defaults], from: Option<&str>, kind: ProxyKind) -> Result<ProxySettings, String> {
+    match from {
+        Some(name) => defaults
+            .iter()
+            .rev()
+            .find(|d| d.name.as_deref() == Some(name))
+            .map(|d| d.settings.clone())
+            .ok_or_else(|| format!("defaults section '{name}' not found.")),
+        None if kind == ProxyKind::Defaults => Ok(ProxySettings::default()),
+        None => Ok(defaults.last().map(|d| d.settings.clone()).unwrap_or_default()),
+    }
+}
+
+/// Key of a proxy keyword line: (registry name, number of words it spans, negated by `no`).
+fn key_of(l: &Line) -> (String, usize, bool) {
+    let (neg, off) = match l.arg(0) {
+        "no" | "default" if l.arg(1) == "option" => (l.arg(0) == "no", 1),
+        _ => (false, 0),
+    };
+    let first = l.arg(off);
+    let two = matches!(
+        first,
+        "timeout" | "option" | "stats" | "http-check" | "tcp-check" | "stick" | "capture" | "tcp-request" | "tcp-response" | "monitor" | "email-alert" | "rate-limit"
+    );
+    if two {
+        let second = l.arg(off + 1);
+        let second = second.split('(').next().unwrap_or(second);
+        (format!("{first} {second}"), off + 2, neg)
+    } else {
+        (first.to_string(), off + 1, neg)
+    }
+}
+
+/// Context passed to proxy keyword parsers.
+#[derive(Debug)]
+pub struct KwCx<'a> {
+    pub cx: &'a mut Cx,
+    /// Words spanned by the keyword (arguments start there).
+    pub kw_words: usize,
+    /// `no option X`.
+    pub negated: bool,
+    pub userlists: &'a [Userlist],
+    pub name: &'static str,
+}
+
+/// Dispatches one line of a proxy section.
+pub fn parse(cx: &mut Cx, p: &mut ProxyDraft, l: &Line, userlists: &[Userlist]) {
+    let (key, kw_words, negated) = key_of(l);
+    let Some(k) = KEYWORDS.iter().find(|k| k.name == key) else {
+        unknown(cx, p, l, &key);
+        return;
+    };
+    if !allowed(cx, p, l, k) || !cx.use_kw(&l.loc, k.name, &k.status) {
+        return;
+    }
+    let mut kc = KwCx { cx, kw_words, negated, userlists, name: k.name };
+    if let Err(msg) = (k.parse)(&mut kc, p, l) {
+        cx.alert(&l.loc, k.name, msg);
+    }
+}
+
+fn unknown(cx: &mut Cx, p: &ProxyDraft, l: &Line, key: &str) {
+    let first = l.arg(0);
+    let family: Vec<&str> = KEYWORDS
+        .iter()
+        .map(|k| k.name)
+        .filter(|n| !key.contains(' ') || n.starts_with(key.split(' ').next().unwrap_or("")))
+        .collect();
+    let hint = nearest(key, family.iter().copied())
+        .map(|n| format!("; did you mean '{n}' maybe ?"))
+        .unwrap_or_default();
+    let msg = if key.starts_with("option ") {
+        format!("unknown option '{}'{hint}", key.trim_start_matches("option "))
+    } else if key.contains(' ') {
+        format!("unknown keyword '{key}' in '{}' section{hint}", p.kind.word())
+    } else {
+        format!("unknown keyword '{first}' in '{}' section{hint}", p.kind.word())
+    };
+    cx.alert(&l.loc, "", msg);
+}
+
+/// Capability check (HAProxy: alert in defaults, warning "ignored" in the wrong proxy type).
+fn allowed(cx: &mut Cx, p: &ProxyDraft, l: &Line, k: &ProxyKw) -> bool {
+    let caps = p.kind.caps();
+    if p.kind == ProxyKind::Defaults {
+        if k.caps & DEF != 0 || (k.caps & NDEF != 0 && !p.name.is_empty()) {
+            return true;
+        }
+        let anon = if k.caps & NDEF != 0 { "anonymous " } else { "" };
+        cx.alert(&l.loc, "", format!("'{}' not allowed in {anon}'defaults' section.", k.name));
+        return false;
+    }
+    if k.caps & caps != 0 {
+        return true;
+    }
+    let missing = if k.caps & FE != 0 { "frontend" } else { "backend" };
+    let word = k.name.split(' ').next().unwrap_or(k.name);
+    if matches!(k.name, "server" | "default-server" | "server-template") {
+        cx.alert(
+            &l.loc,
+            "",
+            format!("'{word}' not allowed because {} '{}' has no {missing} capability.", p.kind.word(), p.name),
+        );
+    } else {
+        cx.warn(
+            &l.loc,
+            "",
+            format!("'{word}' ignored because {} '{}' has no {missing} capability.", p.kind.word(), p.name),
+        );
+    }
+    false
+}

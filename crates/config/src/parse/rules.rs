@@ -1,0 +1,496 @@
+//! Rule keywords: `use_backend`, `http-request`, `http-response`, `http-after-response`,
+//! `tcp-request`/`tcp-response`, legacy `redirect`, `stick-table` and condition-only rules.
+//! Actions are typed where the guide uses them; the rest are kept by name and arguments.
+//!
+//! Owns: the HTTP action tables ([`HTTP_REQUEST_ACTIONS`], [`HTTP_RESPONSE_ACTIONS`]),
+//! [`TCP_ACTIONS`], stick-table parsing.
+
+use crate::model::{
+    HttpAction, HttpRule, Redirect, RedirectKind, Return, StickKey, StickTable, StoreItem,
+    TcpRequestRule, UseBackend,
+};
+use crate::registry::{nearest, Status};
+use crate::source::Line;
+use crate::units::{parse_size, parse_time, parse_u32};
+
+use super::acl::{parse_condition, parse_sample};
+use super::proxy::{directive, KwCx, ProxyDraft};
+use super::R;
+
+/// One registered rule action.
+#[derive(Debug)]
+pub struct Action {
+    pub name: &'static str,
+    pub status: Status,
+    pub doc: &'static str,
+}
+
+const fn a(name: &'static str, status: Status, doc: &'static str) -> Action {
+    Action { name, status, doc }
+}
+
+const RUL: Status = Status::Parsed { issue: 6 };
+const STK: Status = Status::Parsed { issue: 7 };
+const OBS: Status = Status::Parsed { issue: 9 };
+const NO: Status = Status::Unsupported;
+
+/// `http-request` actions.
+pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
+    a("allow", RUL, "stop evaluating rules and let the request pass"),
+    a("deny", RUL, "answer an error (deny_status, default 403)"),
+    a("tarpit", RUL, "hold the connection then answer an error (default 500)"),
+    a("auth", RUL, "ask for basic authentication [realm]"),
+    a("redirect", RUL, "redirect location|prefix|scheme <to> [code N]"),
+    a("return", RUL, "answer directly: status, content-type, string/file, headers"),
+    a("set-header", RUL, "set a header to a log-format value"),
+    a("add-header", RUL, "add a header with a log-format value"),
+    a("del-header", RUL, "delete a header"),
+    a("replace-header", RUL, "regex replace in a header"),
+    a("replace-value", RUL, "regex replace in comma-separated header values"),
+    a("set-path", RUL, "rewrite the path"),
+    a("set-pathq", RUL, "rewrite path and query"),
+    a("set-query", RUL, "rewrite the query string"),
+    a("set-uri", RUL, "rewrite the URI"),
+    a("set-method", RUL, "rewrite the method"),
+    a("replace-path", RUL, "regex replace in the path"),
+    a("replace-pathq", RUL, "regex replace in path and query"),
+    a("replace-uri", RUL, "regex replace in the URI"),
+    a("set-var", RUL, "set a variable from a sample expression"),
+    a("unset-var", RUL, "unset a variable"),
+    a("set-log-level", OBS, "change the log level of this request"),
+    a("capture", RUL, "capture a sample into a slot"),
+    a("set-src", RUL, "override the source address"),
+    a("set-src-port", RUL, "override the source port"),
+    a("set-dst", RUL, "override the destination address"),
+    a("set-dst-port", RUL, "override the destination port"),
+    a("set-mark", RUL, "set the socket mark"),
+    a("set-tos", RUL, "set the TOS field"),
+    a("set-nice", RUL, "change the stream priority"),
+    a("set-priority-class", RUL, "queue priority class"),
+    a("set-priority-offset", RUL, "queue priority offset"),
+    a("set-timeout", RUL, "change server/tunnel timeout"),
+    a("silent-drop", RUL, "close without answering"),
+    a("reject", RUL, "close the connection"),
+    a("wait-for-body", RUL, "wait for the request body"),
+    a("wait-for-handshake", RUL, "wait for the TLS handshake (0-RTT)"),
+    a("normalize-uri", RUL, "normalize the URI"),
+    a("early-hint", RUL, "send a 103 Early Hints header"),
+    a("disable-l7-retry", RUL, "disable layer-7 retries"),
+    a("strict-mode", RUL, "toggle strict rewriting"),
+    a("track-sc0", STK, "track a key in stick counter 0 [table <t>]"),
+    a("track-sc1", STK, "track a key in stick counter 1 [table <t>]"),
+    a("track-sc2", STK, "track a key in stick counter 2 [table <t>]"),
+    a("sc-inc-gpc", STK, "increment a general purpose counter"),
+    a("sc-inc-gpc0", STK, "increment gpc0"),
+    a("sc-inc-gpc1", STK, "increment gpc1"),
+    a("sc-set-gpt", STK, "set a general purpose tag"),
+    a("sc-set-gpt0", STK, "set gpt0"),
+    a("use-service", OBS, "hand the request to a service (prometheus-exporter)"),
+    a("cache-use", RUL, "serve from a cache section"),
+    a("do-resolve", NO, "resolve a name at run time"),
+    a("add-acl", NO, "add an entry to an ACL file"),
+    a("del-acl", NO, "delete an entry from an ACL file"),
+    a("set-map", NO, "set a map entry"),
+    a("del-map", NO, "delete a map entry"),
+    a("send-spoe-group", NO, "SPOE messages"),
+];
+
+/// `http-response` / `http-after-response` actions.
+pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
+    a("allow", RUL, "stop evaluating rules"),
+    a("deny", RUL, "replace the response by an error (default 502)"),
+    a("redirect", RUL, "redirect location|prefix|scheme <to> [code N]"),
+    a("return", RUL, "replace the response"),
+    a("set-header", RUL, "set a response header"),
+    a("add-header", RUL, "add a response header"),
+    a("del-header", RUL, "delete a response header"),
+    a("replace-header", RUL, "regex replace in a header"),
+    a("replace-value", RUL, "regex replace in header values"),
+    a("set-status", RUL, "change the status code [reason]"),
+    a("set-var", RUL, "set a variable"),
+    a("unset-var", RUL, "unset a variable"),
+    a("set-log-level", OBS, "change the log level"),
+    a("capture", RUL, "capture a sample into a slot"),
+    a("set-mark", RUL, "set the socket mark"),
+    a("set-tos", RUL, "set the TOS field"),
+    a("set-nice", RUL, "change the stream priority"),
+    a("set-timeout", RUL, "change timeouts"),
+    a("silent-drop", RUL, "close without answering"),
+    a("strict-mode", RUL, "toggle strict rewriting"),
+    a("track-sc0", STK, "track a key in stick counter 0"),
+    a("track-sc1", STK, "track a key in stick counter 1"),
+    a("track-sc2", STK, "track a key in stick counter 2"),
+    a("sc-inc-gpc0", STK, "increment gpc0"),
+    a("sc-inc-gpc1", STK, "increment gpc1"),
+    a("sc-set-gpt0", STK, "set gpt0"),
+    a("cache-store", RUL, "store in a cache section"),
+    a("set-map", NO, "set a map entry"),
+    a("del-map", NO, "delete a map entry"),
+    a("add-acl", NO, "add an ACL file entry"),
+    a("del-acl", NO, "delete an ACL file entry"),
+    a("send-spoe-group", NO, "SPOE messages"),
+];
+
+/// `tcp-request` / `tcp-response` actions (kept by name and arguments).
+pub const TCP_ACTIONS: &[&str] = &[
+    "accept", "reject", "expect-proxy", "expect-netscaler-cip", "capture", "track-sc0",
+    "track-sc1", "track-sc2", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt",
+    "sc-set-gpt0", "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop",
+    "set-var", "unset-var", "do-resolve", "set-mark", "set-tos", "set-nice", "switch-mode",
+    "use-service", "set-log-level", "set-priority-class", "set-priority-offset", "close",
+];
+
+/// Services for `use-service`.
+pub const SERVICES: &[&str] = &["prometheus-exporter"];
+
+/// Index of the first `if`/`unless` word at or after `from`, or the line length.
+fn cond_start(l: &Line, from: usize) -> usize {
+    (from..l.len()).find(|&i| matches!(l.arg(i), "if" | "unless")).unwrap_or(l.len())
+}
+
+/// `use_backend <backend> [if|unless cond]`.
+pub fn use_backend(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    if l.len() < 2 {
+        return Err("'use_backend' requires a backend name.".into());
+    }
+    if cond_start(l, 2) != 2 {
+        return Err(format!("unexpected argument '{}', expects 'if' or 'unless'.", l.arg(2)));
+    }
+    let cond = parse_condition(k, p, l, 2)?;
+    let backend = l.arg(1).to_string();
+    p.use_backends.push(UseBackend { loc: l.loc.clone(), dynamic: backend.contains("%["), backend, cond });
+    Ok(())
+}
+
+/// `http-request <action> [args] [if|unless cond]`.
+pub fn http_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let rule = http_rule(k, p, l, HTTP_REQUEST_ACTIONS)?;
+    p.http_request.push(rule);
+    Ok(())
+}
+
+/// `http-response <action> [args] [if|unless cond]`.
+pub fn http_response(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let rule = http_rule(k, p, l, HTTP_RESPONSE_ACTIONS)?;
+    p.http_response.push(rule);
+    Ok(())
+}
+
+/// `http-after-response <action> ...` (kept with the response rules, flagged by keyword).
+pub fn http_after_response(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let rule = http_rule(k, p, l, HTTP_RESPONSE_ACTIONS)?;
+    p.settings.other.push(directive(l, 1));
+    let _ = rule;
+    Ok(())
+}
+
+fn http_rule(k: &mut KwCx<'_>, p: &ProxyDraft, l: &Line, table: &[Action]) -> Result<HttpRule, String> {
+    let word = l.arg(1);
+    if word.is_empty() {
+        return Err(format!("'{}' expects an action.", l.arg(0)));
+    }
+    let (name, paren) = match word.split_once('(') {
+        Some((n, r)) => (n, Some(r.strip_suffix(')').ok_or_else(|| format!("missing ')' in '{word}'"))?)),
+        None => (word, None),
+    };
+    let act = table.iter().find(|x| x.name == name).ok_or_else(|| {
+        let hint = nearest(name, table.iter().map(|x| x.name)).map(|n| format!(" Did you mean '{n}' maybe ?")).unwrap_or_default();
+        format!("'{} {name}' : unknown action.{hint}", l.arg(0))
+    })?;
+    if !k.cx.use_kw(&l.loc, &format!("{} {}", l.arg(0), act.name), &act.status) {
+        return Err(format!("HAProxy action '{} {name}' is not supported by ringlb yet", l.arg(0)));
+    }
+    let end = cond_start(l, 2);
+    let args: Vec<String> = (2..end).map(|i| l.arg(i).to_string()).collect();
+    let action = typed_action(name, paren, &args)?;
+    if let HttpAction::Return(r) = &action {
+        if r.content_type.is_some() && r.body.is_none() {
+            k.cx.warn(&l.loc, l.arg(0), format!("content-type '{}' ignored by the http reply because neither errorfile nor payload defined.", r.content_type.as_deref().unwrap_or("")));
+        }
+    }
+    let cond = parse_condition(k, p, l, end)?;
+    Ok(HttpRule { loc: l.loc.clone(), action, cond })
+}
+
+fn exactly(name: &str, args: &[String], n: usize) -> R {
+    if args.len() != n {
+        return Err(format!("'{name}' expects exactly {n} argument(s)."));
+    }
+    Ok(())
+}
+
+fn arg(args: &[String], i: usize) -> String {
+    args.get(i).cloned().unwrap_or_default()
+}
+
+fn typed_action(name: &str, paren: Option<&str>, args: &[String]) -> Result<HttpAction, String> {
+    Ok(match name {
+        "allow" => { exactly(name, args, 0)?; HttpAction::Allow }
+        "deny" => HttpAction::Deny { status: reply_status(args)? },
+        "tarpit" => HttpAction::Tarpit { status: reply_status(args)? },
+        "auth" => HttpAction::Auth { realm: (arg(args, 0) == "realm").then(|| arg(args, 1)) },
+        "redirect" => HttpAction::Redirect(parse_redirect(args)?),
+        "return" => HttpAction::Return(parse_return(args)?),
+        "set-header" | "add-header" => {
+            exactly(name, args, 2)?;
+            let (n, fmt) = (arg(args, 0), arg(args, 1));
+            check_logformat(&fmt)?;
+            if name == "set-header" { HttpAction::SetHeader { name: n, fmt } } else { HttpAction::AddHeader { name: n, fmt } }
+        }
+        "del-header" => {
+            if args.is_empty() { return Err("'del-header' expects a header name.".into()); }
+            HttpAction::DelHeader { name: arg(args, 0) }
+        }
+        "replace-header" | "replace-value" if args.len() == 3 => {
+            HttpAction::ReplaceHeader { name: arg(args, 0), regex: arg(args, 1), replace: arg(args, 2) }
+        }
+        "replace-header" | "replace-value" => return Err(format!("'{name}' expects exactly 3 arguments.")),
+        "set-path" => { exactly(name, args, 1)?; HttpAction::SetPath { fmt: arg(args, 0) } }
+        "set-var" => {
+            let var = paren.ok_or("'set-var' expects a variable name in parentheses")?.to_string();
+            check_var(&var)?;
+            if args.is_empty() { return Err("'set-var' expects a sample expression.".into()); }
+            HttpAction::SetVar { var, expr: args.join(" ") }
+        }
+        "track-sc0" | "track-sc1" | "track-sc2" => track(name, args)?,
+        "use-service" => {
+            exactly(name, args, 1)?;
+            let svc = arg(args, 0);
+            if !SERVICES.contains(&svc.as_str()) {
+                return Err(format!("'use-service' : unknown service '{svc}'."));
+            }
+            HttpAction::UseService { name: svc }
+        }
+        _ => HttpAction::Other { name: paren.map(|p| format!("{name}({p})")).unwrap_or_else(|| name.to_string()), args: args.to_vec() },
+    })
+}
+
+fn check_var(v: &str) -> R {
+    let scope = v.split('.').next().unwrap_or("");
+    if !["proc", "sess", "txn", "req", "res", "check"].contains(&scope) || !v.contains('.') {
+        return Err(format!("invalid variable name '{v}': expects <scope>.<name> with scope proc, sess, txn, req, res or check."));
+    }
+    Ok(())
+}
+
+/// Light log-format check: every `%[` has its `]`.
+fn check_logformat(fmt: &str) -> R {
+    let mut rest = fmt;
+    while let Some(i) = rest.find("%[") {
+        let after = rest.get(i + 2..).unwrap_or("");
+        let end = after.find(']').ok_or_else(|| format!("missing ']' in log-format expression '{fmt}'"))?;
+        parse_sample(after.get(..end).unwrap_or("")).map_err(|e| format!("failed to parse sample expression in '{fmt}': {e}"))?;
+        rest = after.get(end + 1..).unwrap_or("");
+    }
+    Ok(())
+}
+
+fn reply_status(args: &[String]) -> Result<Option<u16>, String> {
+    let mut status = None;
+    let mut i = 0;
+    while i < args.len() {
+        match arg(args, i).as_str() {
+            "deny_status" | "status" => {
+                let v: u16 = arg(args, i + 1).parse().map_err(|_| format!("invalid status code '{}'", arg(args, i + 1)))?;
+                if !(200..=599).contains(&v) {
+                    return Err(format!("status code '{v}' out of range"));
+                }
+                status = Some(v);
+                i += 2;
+            }
+            "content-type" | "errorfile" | "errorfiles" | "file" | "lf-file" | "string" | "lf-string" => i += 2,
+            "hdr" => i += 3,
+            "default-errorfiles" => i += 1,
+            w => return Err(format!("unexpected keyword '{w}' (expects deny_status, content-type, string, file, hdr...).")),
+        }
+    }
+    Ok(status)
+}
+
+fn parse_redirect(args: &[String]) -> Result<Redirect, String> {
+    let kind = match arg(args, 0).as_str() {
+        "location" => RedirectKind::Location,
+        "prefix" => RedirectKind::Prefix,
+        "scheme" => RedirectKind::Scheme,
+        w => return Err(format!("'redirect' expects 'location', 'prefix' or 'scheme', got '{w}'.")),
+    };
+    let to = arg(args, 1);
+    if to.is_empty() {
+        return Err("'redirect' expects a target.".into());
+    }
+    let mut r = Redirect { kind, to, code: 302, options: Vec::new() };
+    let mut i = 2;
+    while i < args.len() {
+        match arg(args, i).as_str() {
+            "code" => {
+                r.code = arg(args, i + 1).parse().map_err(|_| "'code' expects a number".to_string())?;
+                if ![301, 302, 303, 307, 308].contains(&r.code) {
+                    return Err(format!("'redirect' supports codes 301, 302, 303, 307 and 308 (got {}).", r.code));
+                }
+                i += 2;
+            }
+            "set-cookie" | "clear-cookie" => { r.options.push(format!("{} {}", arg(args, i), arg(args, i + 1))); i += 2; }
+            "drop-query" | "append-slash" | "ignore-empty" => { r.options.push(arg(args, i)); i += 1; }
+            w => return Err(format!("'redirect' unknown option '{w}'.")),
+        }
+    }
+    Ok(r)
+}
+
+fn parse_return(args: &[String]) -> Result<Return, String> {
+    let mut r = Return::default();
+    let mut i = 0;
+    while i < args.len() {
+        let (w, v) = (arg(args, i), arg(args, i + 1));
+        match w.as_str() {
+            "status" => { r.status = Some(v.parse().map_err(|_| format!("invalid status code '{v}'"))?); i += 2; }
+            "content-type" => { r.content_type = Some(v); i += 2; }
+            "errorfile" | "errorfiles" | "file" | "lf-file" | "string" | "lf-string" => { r.body = Some((w, v)); i += 2; }
+            "hdr" => { r.headers.push((v, arg(args, i + 2))); i += 3; }
+            "default-errorfiles" => i += 1,
+            _ => return Err(format!("'return' unexpected keyword '{w}'.")),
+        }
+    }
+    Ok(r)
+}
+
+fn track(name: &str, args: &[String]) -> Result<HttpAction, String> {
+    let slot = name.trim_start_matches("track-sc").parse::<u8>().map_err(|_| format!("invalid stick counter in '{name}'"))?;
+    let key_src = arg(args, 0);
+    if key_src.is_empty() {
+        return Err(format!("'{name}' expects a key sample expression."));
+    }
+    let key = parse_sample(&key_src).map_err(|e| format!("error detected while parsing '{name}' rule : {e}"))?;
+    let table = match (arg(args, 1).as_str(), args.len()) {
+        ("", _) => None,
+        ("table", 3) => Some(arg(args, 2)),
+        (w, _) => return Err(format!("'{name}' : unexpected argument '{w}', expects 'table <name>'.")),
+    };
+    Ok(HttpAction::TrackSc { slot, key, table })
+}
+
+/// `tcp-request|tcp-response <phase> <action> [args] [cond]` and `... inspect-delay <time>`.
+pub fn tcp_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let phase = l.arg(1).to_string();
+    if phase == "inspect-delay" {
+        parse_time(l.arg(2)).map_err(|e| format!("'{} inspect-delay' : {e}", l.arg(0)))?;
+        p.tcp_request.push(TcpRequestRule { loc: l.loc.clone(), phase, action: String::new(), args: vec![l.arg(2).to_string()], cond: None });
+        return super::no_extra(l, 3);
+    }
+    let action = l.arg(2);
+    let base = action.split('(').next().unwrap_or(action);
+    if !TCP_ACTIONS.contains(&base) {
+        let hint = nearest(base, TCP_ACTIONS.iter().copied()).map(|n| format!(" Did you mean '{n}' maybe ?")).unwrap_or_default();
+        return Err(format!("'{} {phase}' : unknown action '{action}'.{hint}", l.arg(0)));
+    }
+    let end = cond_start(l, 3);
+    let args: Vec<String> = (3..end).map(|i| l.arg(i).to_string()).collect();
+    if base.starts_with("track-sc") {
+        track(base, &args)?;
+    }
+    let cond = parse_condition(k, p, l, end)?;
+    p.tcp_request.push(TcpRequestRule { loc: l.loc.clone(), phase: format!("{} {phase}", l.arg(0)), action: action.to_string(), args, cond });
+    Ok(())
+}
+
+/// Legacy `redirect location|prefix|scheme <to> [code N] [opts] [if|unless cond]`.
+pub fn redirect(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let end = cond_start(l, 1);
+    let args: Vec<String> = (1..end).map(|i| l.arg(i).to_string()).collect();
+    let r = parse_redirect(&args)?;
+    let cond = parse_condition(k, p, l, end)?;
+    p.http_request.push(HttpRule { loc: l.loc.clone(), action: HttpAction::Redirect(r), cond });
+    Ok(())
+}
+
+/// Rules kept generically whose condition is still parsed and checked
+/// (`use-server`, `stick on`, `monitor fail`, `force-persist`...).
+pub fn generic_cond(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let end = cond_start(l, k.kw_words);
+    parse_condition(k, p, l, end)?;
+    if end == k.kw_words && !k.name.starts_with("stick ") && k.name != "use-server" {
+        return Err(format!("'{}' requires either 'if' or 'unless' followed by a condition.", k.name));
+    }
+    p.stick_rules.push(directive(l, k.kw_words));
+    Ok(())
+}
+
+const STORE_RATES: &[&str] = &[
+    "gpc0_rate", "gpc1_rate", "conn_rate", "sess_rate", "http_req_rate", "http_err_rate",
+    "http_fail_rate", "bytes_in_rate", "bytes_out_rate", "glitch_rate",
+];
+const STORE_COUNTS: &[&str] = &[
+    "server_id", "server_key", "gpc0", "gpc1", "gpt0", "conn_cnt", "conn_cur", "sess_cnt",
+    "http_req_cnt", "http_err_cnt", "http_fail_cnt", "bytes_in_cnt", "bytes_out_cnt",
+];
+
+/// `stick-table type <t> [len N] size <n> [expire T] [nopurge] [peers P] [store ...]`.
+pub fn stick_table(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    if let Some(prev) = &p.stick_table {
+        return Err(format!(
+            "only one stick-table per proxy: {} '{}' already declares one at {}:{}. \
+             Put each additional table in its own backend (e.g. 'backend per_path_rate' containing only the 'stick-table' line) \
+             and reference it with 'http-request track-scN <key> table per_path_rate'.",
+            p.kind.word(), p.name, prev.loc.file, prev.loc.line
+        ));
+    }
+    let mut t = StickTable { loc: l.loc.clone(), key: StickKey::Ip, size: 0, expire: None, nopurge: false, peers: None, store: Vec::new() };
+    let mut len = None;
+    let mut have_type = false;
+    let mut i = 1;
+    while i < l.len() {
+        let v = l.arg(i + 1);
+        match l.arg(i) {
+            "type" => {
+                t.key = match v {
+                    "ip" => StickKey::Ip,
+                    "ipv6" => StickKey::Ipv6,
+                    "integer" => StickKey::Integer,
+                    "string" => StickKey::String { len: 32 },
+                    "binary" => StickKey::Binary { len: 32 },
+                    w => return Err(format!("'stick-table' : unknown type '{w}' (ip, ipv6, integer, string, binary).")),
+                };
+                have_type = true;
+            }
+            "len" => len = Some(parse_u32(v)?),
+            "size" => t.size = parse_size(v)?,
+            "expire" => t.expire = Some(parse_time(v)?),
+            "peers" => t.peers = Some(v.to_string()),
+            "srvkey" => {}
+            "nopurge" => { t.nopurge = true; i += 1; continue; }
+            "store" => t.store.extend(parse_store(v)?),
+            w => return Err(format!("'stick-table' : unknown argument '{w}'.")),
+        }
+        i += 2;
+    }
+    if !have_type || t.size == 0 {
+        return Err("'stick-table' : missing 'type' or 'size'.".into());
+    }
+    if let (Some(n), StickKey::String { len } | StickKey::Binary { len }) = (len, &mut t.key) {
+        *len = n;
+    }
+    p.stick_table = Some(t);
+    Ok(())
+}
+
+fn parse_store(list: &str) -> Result<Vec<StoreItem>, String> {
+    let mut out = Vec::new();
+    for item in list.split(',') {
+        let (name, period) = match item.split_once('(') {
+            Some((n, r)) => (n, Some(r.strip_suffix(')').ok_or_else(|| format!("missing ')' in '{item}'"))?)),
+            None => (item, None),
+        };
+        let rate = STORE_RATES.contains(&name) || name == "gpc_rate";
+        let count = STORE_COUNTS.contains(&name) || name == "gpc" || name == "gpt";
+        if !rate && !count {
+            return Err(format!("'stick-table' : unknown data type '{name}'."));
+        }
+        let period = match (rate, period) {
+            (true, Some(p)) => Some(parse_time(p.rsplit(',').next().unwrap_or(p))?),
+            (true, None) => return Err(format!("'stick-table' : data type '{name}' requires a period, e.g. {name}(10s).")),
+            (false, _) => None,
+        };
+        out.push(StoreItem { name: name.to_string(), period });
+    }
+    Ok(out)
+}

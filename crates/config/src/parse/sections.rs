@@ -1,0 +1,228 @@
+//! The small sections: `userlist`, `peers`, `resolvers`, `http-errors`, `ring`, `cache`,
+//! `program`, `mailers`. Each line is parsed into its typed model object.
+//!
+//! Owns: [`open`], one parser per section, [`SECTION_KEYWORDS`] (their registry part).
+
+use crate::model::{
+    Cache, Endpoint, HttpErrors, Loc, Mailers, Password, Peers, Program, Resolvers, Ring, User,
+    UserGroup, Userlist,
+};
+use crate::registry::{nearest, Status};
+use crate::source::Line;
+use crate::units::{parse_size, parse_time, parse_u32};
+
+use super::proxy::directive;
+use super::{Current, Cx, Draft, R};
+
+const P5: Status = Status::Parsed { issue: 5 };
+const P6: Status = Status::Parsed { issue: 6 };
+const P7: Status = Status::Parsed { issue: 7 };
+const P3: Status = Status::Parsed { issue: 3 };
+const P9: Status = Status::Parsed { issue: 9 };
+const P10: Status = Status::Parsed { issue: 10 };
+
+/// (section, keyword, status, doc) for every keyword of the small sections.
+pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
+    ("userlist", "group", P6, "group <name> [users <u>,...]"),
+    ("userlist", "user", P6, "user <name> password|insecure-password <pw> [groups <g>,...]"),
+    ("peers", "peer", P7, "peer <name> <addr>:<port>"),
+    ("peers", "server", P7, "server <name> [<addr>:<port>]"),
+    ("peers", "bind", P7, "local peer listener"),
+    ("peers", "table", P7, "table <name> type ... (stick table shared by peers)"),
+    ("peers", "disabled", P7, "disable this peers section"),
+    ("peers", "default-server", P7, "default peer server options"),
+    ("peers", "shards", P7, "number of shards"),
+    ("resolvers", "nameserver", P5, "nameserver <name> <addr>:<port>"),
+    ("resolvers", "parse-resolv-conf", P5, "use /etc/resolv.conf nameservers"),
+    ("resolvers", "accepted_payload_size", P5, "EDNS0 payload size"),
+    ("resolvers", "resolve_retries", P5, "retries per query"),
+    ("resolvers", "hold", P5, "hold <status> <time>"),
+    ("resolvers", "timeout", P5, "timeout resolve|retry <time>"),
+    ("http-errors", "errorfile", P3, "errorfile <code> <file>"),
+    ("ring", "description", P9, "ring description"),
+    ("ring", "format", P9, "log format of ring messages"),
+    ("ring", "maxlen", P9, "maximum message length"),
+    ("ring", "size", P9, "ring size"),
+    ("ring", "server", P9, "forward ring contents to a server"),
+    ("ring", "timeout", P9, "timeout connect|server <time>"),
+    ("cache", "total-max-size", P6, "cache size in megabytes"),
+    ("cache", "max-object-size", P6, "largest cached object in bytes"),
+    ("cache", "max-age", P6, "maximum age in seconds"),
+    ("cache", "process-vary", P6, "honour Vary: on|off"),
+    ("cache", "max-secondary-entries", P6, "variants per object"),
+    ("program", "command", P10, "command line of the program"),
+    ("program", "user", P10, "run as user"),
+    ("program", "group", P10, "run as group"),
+    ("program", "option", P10, "option start-on-reload"),
+    ("program", "no", P10, "no option start-on-reload"),
+    ("mailers", "mailer", P9, "mailer <name> <addr>:<port>"),
+    ("mailers", "timeout", P9, "timeout mail <time>"),
+];
+
+/// Opens a small section; returns the new state.
+pub(crate) fn open(cx: &mut Cx, kw: &str, name: &str, loc: &Loc, d: &mut Draft) -> Option<Current> {
+    if name.is_empty() {
+        cx.alert(loc, kw, format!("'{kw}' expects <name> as an argument."));
+        return None;
+    }
+    let n = name.to_string();
+    let l = loc.clone();
+    macro_rules! push {
+        ($vec:expr, $v:expr, $cur:ident) => {{
+            if $vec.iter().any(|x| x.name == n) {
+                cx.alert(loc, kw, format!("{kw} section '{n}' has the same name as another {kw} section."));
+            }
+            $vec.push($v);
+            Some(Current::$cur($vec.len() - 1))
+        }};
+    }
+    match kw {
+        "userlist" => push!(d.userlists, Userlist { name: n.clone(), loc: l, ..Default::default() }, Userlist),
+        "peers" => push!(d.peers, Peers { name: n.clone(), loc: l, ..Default::default() }, Peers),
+        "resolvers" => push!(d.resolvers, Resolvers { name: n.clone(), loc: l, ..Default::default() }, Resolvers),
+        "http-errors" => push!(d.http_errors, HttpErrors { name: n.clone(), loc: l, ..Default::default() }, HttpErrors),
+        "ring" => push!(d.rings, Ring { name: n.clone(), loc: l, ..Default::default() }, Ring),
+        "cache" => push!(d.caches, Cache { name: n.clone(), loc: l, ..Default::default() }, Cache),
+        "program" => push!(d.programs, Program { name: n.clone(), loc: l, ..Default::default() }, Program),
+        "mailers" => push!(d.mailers, Mailers { name: n.clone(), loc: l, ..Default::default() }, Mailers),
+        _ => {
+            cx.alert(loc, kw, format!("section '{kw}' is not supported by ringlb yet"));
+            None
+        }
+    }
+}
+
+/// Looks the keyword up in [`SECTION_KEYWORDS`], records it, and runs `f`.
+fn run<T>(cx: &mut Cx, section: &str, obj: Option<&mut T>, l: &Line, f: fn(&mut T, &Line) -> R) {
+    let kw = l.arg(0);
+    let Some((_, name, status, _)) = SECTION_KEYWORDS.iter().find(|(s, k, _, _)| *s == section && *k == kw) else {
+        let hint = nearest(kw, SECTION_KEYWORDS.iter().filter(|e| e.0 == section).map(|e| e.1))
+            .map(|n| format!("; did you mean '{n}' maybe ?"))
+            .unwrap_or_default();
+        cx.alert(&l.loc, "", format!("unknown keyword '{kw}' in '{section}' section{hint}"));
+        return;
+    };
+    if !cx.use_kw(&l.loc, &format!("{section} {name}"), status) {
+        return;
+    }
+    if let Some(obj) = obj {
+        if let Err(m) = f(obj, l) {
+            cx.alert(&l.loc, name, m);
+        }
+    }
+}
+
+fn endpoint(l: &Line) -> Result<Endpoint, String> {
+    if l.arg(1).is_empty() {
+        return Err(format!("'{}' expects <name> and <address> as arguments.", l.arg(0)));
+    }
+    Ok(Endpoint { loc: l.loc.clone(), name: l.arg(1).to_string(), address: l.arg(2).to_string() })
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()
+}
+
+pub(crate) fn userlist(cx: &mut Cx, u: Option<&mut Userlist>, l: &Line) {
+    run(cx, "userlist", u, l, |u, l| match l.arg(0) {
+        "group" => {
+            let users = if l.arg(2) == "users" { list(l.arg(3)) } else { Vec::new() };
+            u.groups.push(UserGroup { loc: l.loc.clone(), name: l.arg(1).to_string(), users });
+            Ok(())
+        }
+        _ => {
+            let pw = match l.arg(2) {
+                "password" => Password::Hashed(l.arg(3).to_string()),
+                "insecure-password" => Password::Insecure(l.arg(3).to_string()),
+                w => return Err(format!("'user' expects 'password' or 'insecure-password', got '{w}'.")),
+            };
+            let groups = if l.arg(4) == "groups" { list(l.arg(5)) } else { Vec::new() };
+            u.users.push(User { loc: l.loc.clone(), name: l.arg(1).to_string(), password: pw, groups });
+            Ok(())
+        }
+    });
+}
+
+pub(crate) fn peers(cx: &mut Cx, p: Option<&mut Peers>, l: &Line) {
+    run(cx, "peers", p, l, |p, l| {
+        match l.arg(0) {
+            "peer" | "server" => p.peers.push(endpoint(l)?),
+            _ => p.other.push(directive(l, 1)),
+        }
+        Ok(())
+    });
+}
+
+pub(crate) fn resolvers(cx: &mut Cx, r: Option<&mut Resolvers>, l: &Line) {
+    run(cx, "resolvers", r, l, |r, l| {
+        match l.arg(0) {
+            "nameserver" => r.nameservers.push(endpoint(l)?),
+            "parse-resolv-conf" => r.parse_resolv_conf = true,
+            "accepted_payload_size" => r.accepted_payload_size = Some(parse_u32(l.arg(1))?),
+            "resolve_retries" => r.resolve_retries = Some(parse_u32(l.arg(1))?),
+            "hold" => r.hold.push((l.arg(1).to_string(), parse_time(l.arg(2))?)),
+            _ => r.timeouts.push((l.arg(1).to_string(), parse_time(l.arg(2))?)),
+        }
+        Ok(())
+    });
+}
+
+pub(crate) fn http_errors(cx: &mut Cx, h: Option<&mut HttpErrors>, l: &Line) {
+    run(cx, "http-errors", h, l, |h, l| {
+        let ef = super::proxy_kw::load_errorfile(l, l.arg(1), l.arg(2))?;
+        h.errorfiles.retain(|e| e.status != ef.status);
+        h.errorfiles.push(ef);
+        Ok(())
+    });
+}
+
+pub(crate) fn ring(cx: &mut Cx, r: Option<&mut Ring>, l: &Line) {
+    run(cx, "ring", r, l, |r, l| {
+        match l.arg(0) {
+            "description" => r.description = Some(l.rest(1).join(" ")),
+            "format" => r.format = Some(l.arg(1).to_string()),
+            "maxlen" => r.maxlen = Some(parse_u32(l.arg(1))?),
+            "size" => r.size = Some(parse_size(l.arg(1))?),
+            "server" => r.servers.push(endpoint(l)?),
+            _ => r.timeouts.push((l.arg(1).to_string(), parse_time(l.arg(2))?)),
+        }
+        Ok(())
+    });
+}
+
+pub(crate) fn cache(cx: &mut Cx, c: Option<&mut Cache>, l: &Line) {
+    run(cx, "cache", c, l, |c, l| {
+        let n = || parse_u32(l.arg(1));
+        match l.arg(0) {
+            "total-max-size" => c.total_max_size = Some(u64::from(n()?)),
+            "max-object-size" => c.max_object_size = Some(u64::from(n()?)),
+            "max-age" => c.max_age = Some(n()?),
+            "max-secondary-entries" => c.max_secondary_entries = Some(n()?),
+            _ => c.process_vary = Some(l.arg(1) == "on"),
+        }
+        Ok(())
+    });
+}
+
+pub(crate) fn program(cx: &mut Cx, p: Option<&mut Program>, l: &Line) {
+    run(cx, "program", p, l, |p, l| {
+        match l.arg(0) {
+            "command" => p.command = l.rest(1),
+            "user" => p.user = Some(l.arg(1).to_string()),
+            "group" => p.group = Some(l.arg(1).to_string()),
+            "option" => p.start_on_reload = Some(true),
+            _ => p.start_on_reload = Some(false),
+        }
+        Ok(())
+    });
+}
+
+pub(crate) fn mailers(cx: &mut Cx, m: Option<&mut Mailers>, l: &Line) {
+    run(cx, "mailers", m, l, |m, l| {
+        match l.arg(0) {
+            "mailer" => m.mailers.push(endpoint(l)?),
+            _ => m.timeout_mail = Some(parse_time(l.arg(2))?),
+        }
+        Ok(())
+    });
+}

@@ -1,0 +1,318 @@
+//! `server` and `default-server` lines: address parsing and the server option table.
+//!
+//! Owns: [`parse_server`], [`parse_default_server`], [`SERVER_OPTIONS`].
+
+use std::net::{IpAddr, SocketAddr};
+
+use crate::model::{ProxyProtocol, Server, ServerParams};
+use crate::registry::{nearest, Status};
+use crate::source::Line;
+use crate::units::{parse_port, parse_time, parse_u32};
+
+use super::bind::{check_pem, parse_verify, split_host_port};
+use super::global::apply_ssl_opt;
+use super::proxy::{KwCx, ProxyDraft};
+use super::R;
+
+/// One registered server option.
+#[derive(Debug)]
+pub struct ServerOpt {
+    pub name: &'static str,
+    pub value: bool,
+    pub status: Status,
+    pub doc: &'static str,
+}
+
+const fn o(name: &'static str, value: bool, status: Status, doc: &'static str) -> ServerOpt {
+    ServerOpt { name, value, status, doc }
+}
+
+const S: Status = Status::Supported;
+const ENG: Status = Status::Parsed { issue: 3 };
+const LB: Status = Status::Parsed { issue: 5 };
+const TLS: Status = Status::Parsed { issue: 8 };
+const NO: Status = Status::Unsupported;
+
+/// Server options ringlb knows.
+pub static SERVER_OPTIONS: &[ServerOpt] = &[
+    o("weight", true, S, "relative weight (default 1, 0-256)"),
+    o("maxconn", true, S, "concurrent connections to this server"),
+    o("backup", false, S, "only used when all active servers are down"),
+    o("disabled", false, S, "start in maintenance"),
+    o("enabled", false, S, "start enabled"),
+    o("maxqueue", true, LB, "queue limit for this server"),
+    o("minconn", true, LB, "dynamic maxconn floor"),
+    o("check", false, LB, "enable health checks"),
+    o("no-check", false, LB, "disable health checks"),
+    o("inter", true, LB, "check interval"),
+    o("fastinter", true, LB, "check interval while changing state"),
+    o("downinter", true, LB, "check interval while down"),
+    o("rise", true, LB, "successes to mark up"),
+    o("fall", true, LB, "failures to mark down"),
+    o("port", true, LB, "health check port"),
+    o("addr", true, LB, "health check address"),
+    o("check-ssl", false, LB, "health checks over TLS"),
+    o("check-sni", true, LB, "SNI of TLS health checks"),
+    o("check-alpn", true, LB, "ALPN of health checks"),
+    o("check-proto", true, LB, "protocol of health checks"),
+    o("check-send-proxy", false, LB, "PROXY header on health checks"),
+    o("agent-check", false, LB, "enable agent checks"),
+    o("agent-port", true, LB, "agent port"),
+    o("agent-inter", true, LB, "agent interval"),
+    o("agent-addr", true, LB, "agent address"),
+    o("agent-send", true, LB, "string sent to the agent"),
+    o("cookie", true, LB, "persistence cookie value"),
+    o("slowstart", true, LB, "ramp-up time after coming back up"),
+    o("observe", true, LB, "passive health: layer4|layer7"),
+    o("on-error", true, LB, "action on observed errors"),
+    o("on-marked-down", true, LB, "action when marked down"),
+    o("on-marked-up", true, LB, "action when marked up"),
+    o("error-limit", true, LB, "observed errors before action"),
+    o("track", true, LB, "follow another server's state"),
+    o("redir", true, LB, "redirect to this server's prefix"),
+    o("id", true, LB, "numeric server id"),
+    o("resolvers", true, LB, "resolve the name with a resolvers section"),
+    o("resolve-prefer", true, LB, "ipv4|ipv6"),
+    o("resolve-net", true, LB, "preferred networks"),
+    o("resolve-opts", true, LB, "resolution options"),
+    o("init-addr", true, LB, "start-up address resolution order"),
+    o("pool-max-conn", true, ENG, "idle connections kept"),
+    o("pool-purge-delay", true, ENG, "idle connection purge delay"),
+    o("pool-low-conn", true, ENG, "idle connections low mark"),
+    o("max-reuse", true, ENG, "requests per server connection"),
+    o("send-proxy", false, ENG, "send a PROXY v1 header"),
+    o("send-proxy-v2", false, ENG, "send a PROXY v2 header"),
+    o("send-proxy-v2-ssl", false, ENG, "PROXY v2 with TLS info"),
+    o("send-proxy-v2-ssl-cn", false, ENG, "PROXY v2 with TLS CN"),
+    o("proxy-v2-options", true, ENG, "PROXY v2 TLVs"),
+    o("source", true, ENG, "source address"),
+    o("tfo", false, ENG, "TCP fast open"),
+    o("proto", true, TLS, "mux protocol (h2)"),
+    o("ssl", false, TLS, "TLS to this server"),
+    o("no-ssl", false, TLS, "no TLS to this server"),
+    o("verify", true, TLS, "server certificate verification"),
+    o("verifyhost", true, TLS, "expected certificate name"),
+    o("ca-file", true, TLS, "CA for server certificates"),
+    o("crl-file", true, TLS, "CRL for server certificates"),
+    o("crt", true, TLS, "client certificate"),
+    o("sni", true, TLS, "SNI sample expression"),
+    o("alpn", true, TLS, "ALPN protocols"),
+    o("ciphers", true, TLS, "TLS<=1.2 ciphers"),
+    o("ciphersuites", true, TLS, "TLS1.3 suites"),
+    o("ssl-min-ver", true, TLS, "minimum TLS version"),
+    o("ssl-max-ver", true, TLS, "maximum TLS version"),
+    o("ssl-reuse", false, TLS, "TLS session reuse"),
+    o("no-ssl-reuse", false, TLS, "no TLS session reuse"),
+    o("no-tls-tickets", false, TLS, "no session tickets"),
+    o("no-sslv3", false, TLS, "disable SSLv3"),
+    o("no-tlsv10", false, TLS, "disable TLSv1.0"),
+    o("no-tlsv11", false, TLS, "disable TLSv1.1"),
+    o("no-tlsv12", false, TLS, "disable TLSv1.2"),
+    o("no-tlsv13", false, TLS, "disable TLSv1.3"),
+    o("force-tlsv12", false, TLS, "only TLSv1.2"),
+    o("force-tlsv13", false, TLS, "only TLSv1.3"),
+    o("allow-0rtt", false, TLS, "send early data"),
+    o("ws", true, TLS, "WebSocket protocol selection"),
+    o("namespace", true, NO, "network namespace"),
+    o("socks4", true, NO, "connect through SOCKS4"),
+    o("usesrc", true, NO, "transparent source"),
+    o("log-proto", true, NO, "log protocol for ring servers"),
+];
+
+/// `server <name> <addr>[:port] [options]`.
+pub fn parse_server(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    if l.len() < 3 {
+        return Err(format!("'server' expects <name> and <addr>[:<port>] as arguments."));
+    }
+    let name = l.arg(1).to_string();
+    if let Some(prev) = p.servers.iter().find(|s| s.name == name) {
+        return Err(format!(
+            "'server' : {} '{}' has the same server name '{name}' as declared at {}:{}.",
+            p.kind.word(), p.name, prev.loc.file, prev.loc.line
+        ));
+    }
+    let (host, addr, port, port_offset) = parse_server_addr(l.arg(2))?;
+    let mut params = p.settings.default_server.clone();
+    parse_options(k, l, 3, &mut params)?;
+    p.servers.push(Server { name, loc: l.loc.clone(), host, addr, port, port_offset, params });
+    Ok(())
+}
+
+/// `default-server [options]`.
+pub fn parse_default_server(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let mut params = p.settings.default_server.clone();
+    parse_options(k, l, 1, &mut params)?;
+    p.settings.default_server = params;
+    Ok(())
+}
+
+type Addr = (String, Option<SocketAddr>, Option<u16>, Option<i32>);
+
+/// Parses `10.0.0.1:80`, `[::1]:80`, `db.local:5432`, `10.0.0.1` (no port), `1.2.3.4:+10`.
+pub fn parse_server_addr(word: &str) -> Result<Addr, String> {
+    let (family, rest) = match word.split_once('@') {
+        Some(("ipv4" | "ipv6" | "tcp" | "tcp4" | "tcp6", r)) => (None, r),
+        Some(("unix", r)) => return Ok((format!("unix@{r}"), None, None, None)),
+        Some((f, _)) => return Err(format!("address family '{f}@' is not supported by ringlb yet in '{word}'")),
+        None => (None::<&str>, word),
+    };
+    let _ = family;
+    if rest.starts_with('/') {
+        return Ok((rest.to_string(), None, None, None));
+    }
+    let bare_v6 = rest.parse::<IpAddr>().ok();
+    let (host, port_s) = match (bare_v6, split_host_port(rest)) {
+        (Some(ip), _) => (ip.to_string(), ""),
+        (None, Some((h, p))) => (h.trim_start_matches('[').trim_end_matches(']').to_string(), p),
+        (None, None) => (rest.to_string(), ""),
+    };
+    if host.is_empty() {
+        return Err(format!("invalid address: '{word}' (missing host)"));
+    }
+    let (port, offset) = match port_s.chars().next() {
+        None => (None, None),
+        Some('+' | '-') => (None, Some(port_s.parse::<i32>().map_err(|_| format!("invalid port offset '{port_s}'"))?)),
+        Some(_) => (Some(parse_port(port_s)?), None),
+    };
+    let addr = host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port.unwrap_or(0)));
+    if addr.is_none() && !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_') {
+        return Err(format!("invalid address: '{word}'"));
+    }
+    Ok((host, addr, port, offset))
+}
+
+fn parse_options(k: &mut KwCx<'_>, l: &Line, start: usize, s: &mut ServerParams) -> R {
+    let mut i = start;
+    while i < l.len() {
+        let name = l.arg(i);
+        let opt = SERVER_OPTIONS.iter().find(|o| o.name == name).ok_or_else(|| {
+            let hint = nearest(name, SERVER_OPTIONS.iter().map(|o| o.name)).map(|n| format!(" Did you mean '{n}' maybe ?")).unwrap_or_default();
+            format!("unknown keyword '{name}'.{hint}")
+        })?;
+        if !k.cx.use_kw(&l.loc, &format!("server {name}"), &opt.status) {
+            return Err(format!("HAProxy server option '{name}' is not supported by ringlb yet"));
+        }
+        let value = if opt.value {
+            i += 1;
+            if i >= l.len() {
+                return Err(format!("'{name}' expects an argument."));
+            }
+            Some(l.arg(i).to_string())
+        } else {
+            None
+        };
+        apply(s, name, value).map_err(|e| format!("'{name}' : {e}"))?;
+        i += 1;
+    }
+    Ok(())
+}
+
+fn apply(s: &mut ServerParams, name: &str, value: Option<String>) -> R {
+    let v = value.clone().unwrap_or_default();
+    let u = || parse_u32(&v);
+    let t = || parse_time(&v);
+    match name {
+        "weight" => {
+            let w = u()?;
+            if w > 256 {
+                return Err(format!("weight {w} out of range (0-256)."));
+            }
+            s.weight = Some(w);
+        }
+        "maxconn" => s.maxconn = Some(u()?),
+        "minconn" => s.minconn = Some(u()?),
+        "maxqueue" => s.maxqueue = Some(u()?),
+        "backup" => s.backup = true,
+        "disabled" => s.disabled = true,
+        "enabled" => s.disabled = false,
+        "check" => s.check = true,
+        "no-check" => s.check = false,
+        "inter" => s.inter = Some(positive(t()?)?),
+        "fastinter" => s.fastinter = Some(positive(t()?)?),
+        "downinter" => s.downinter = Some(positive(t()?)?),
+        "rise" => s.rise = Some(nonzero(u()?)?),
+        "fall" => s.fall = Some(nonzero(u()?)?),
+        "port" => s.check_port = Some(parse_port(&v)?),
+        "addr" => s.check_addr = value,
+        "check-ssl" => s.check_ssl = true,
+        "check-sni" => s.check_sni = value,
+        "agent-check" => s.agent.enabled = true,
+        "agent-port" => s.agent.port = Some(parse_port(&v)?),
+        "agent-inter" => s.agent.inter = Some(positive(t()?)?),
+        "agent-addr" => s.agent.addr = value,
+        "agent-send" => s.agent.send = value,
+        "cookie" => s.cookie = value,
+        "slowstart" => s.slowstart = Some(t()?),
+        "observe" if v == "layer4" || v == "layer7" => s.observe = value,
+        "observe" => return Err(format!("expects 'layer4' or 'layer7', got '{v}'.")),
+        "on-error" => s.on_error = value,
+        "on-marked-down" => s.on_marked_down = value,
+        "on-marked-up" => s.on_marked_up = value,
+        "error-limit" => s.error_limit = Some(u()?),
+        "track" => s.track = value,
+        "redir" => s.redir = value,
+        "id" => s.id = Some(u()?),
+        "resolvers" => s.resolvers = value,
+        "init-addr" => s.init_addr = value,
+        "pool-max-conn" => s.pool_max_conn = Some(v.parse().map_err(|_| format!("invalid number '{v}'"))?),
+        "pool-purge-delay" => s.pool_purge_delay = Some(t()?),
+        "max-reuse" => s.max_reuse = Some(v.parse().map_err(|_| format!("invalid number '{v}'"))?),
+        "send-proxy" => s.send_proxy = Some(ProxyProtocol::V1),
+        "send-proxy-v2" | "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => s.send_proxy = Some(ProxyProtocol::V2),
+        "ssl" => s.ssl.enabled = true,
+        "no-ssl" => s.ssl.enabled = false,
+        "verify" => s.ssl.verify = Some(parse_verify(&v)?),
+        "ca-file" => {
+            check_pem(std::path::Path::new(&v), "CERTIFICATE")?;
+            s.ssl.ca_file = Some(v.into());
+        }
+        "crt" => {
+            super::bind::check_crt(&v)?;
+            s.ssl.crt = Some(v.into());
+        }
+        "sni" => s.ssl.sni = value,
+        "alpn" => s.ssl.alpn = v.split(',').map(str::to_string).collect(),
+        "ciphers" => s.ssl.ciphers = value,
+        "ciphersuites" => s.ssl.ciphersuites = value,
+        _ if name.starts_with("ssl-m") || name.starts_with("no-tls") || name.starts_with("no-ssl") || name.starts_with("force-") || name == "allow-0rtt" => {
+            apply_ssl_opt(&mut s.ssl.options, name, || value)?
+        }
+        _ => s.other.push((name.to_string(), value)),
+    }
+    Ok(())
+}
+
+fn positive(d: std::time::Duration) -> Result<std::time::Duration, String> {
+    if d.is_zero() {
+        return Err("expects a strictly positive time.".into());
+    }
+    Ok(d)
+}
+
+fn nonzero(v: u32) -> Result<u32, String> {
+    if v == 0 {
+        return Err("expects a strictly positive integer.".into());
+    }
+    Ok(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_addresses() {
+        let (h, a, p, _) = parse_server_addr("10.0.1.10:8080").unwrap();
+        assert_eq!((h.as_str(), p), ("10.0.1.10", Some(8080)));
+        assert_eq!(a.unwrap().to_string(), "10.0.1.10:8080");
+        let (h, a, p, _) = parse_server_addr("db.local:5432").unwrap();
+        assert_eq!((h.as_str(), a, p), ("db.local", None, Some(5432)));
+        let (_, a, p, _) = parse_server_addr("[::1]:80").unwrap();
+        assert_eq!((a.unwrap().to_string(), p), ("[::1]:80".to_string(), Some(80)));
+        let (_, _, p, off) = parse_server_addr("10.0.0.1:+1000").unwrap();
+        assert_eq!((p, off), (None, Some(1000)));
+        assert_eq!(parse_server_addr("10.0.0.1").unwrap().2, None);
+        assert!(parse_server_addr("10.0.0.1:99999").is_err());
+        assert!(parse_server_addr("bad host:80").is_err());
+    }
+}

@@ -1,0 +1,204 @@
+//! Cross-section validation: turns a [`Draft`] into the final [`Config`] — `listen` split into
+//! a frontend and a backend, references resolved (`use_backend`, `default_backend`,
+//! `track-sc ... table`, `sc_*(n,table)` fetches, `errorfiles` sections), mode checks and
+//! HAProxy's warnings (missing timeouts, http-only directives in tcp mode, no `bind`).
+//!
+//! Owns: [`build`].
+
+use crate::model::{
+    AclRef, Backend, Condition, Config, ErrorFile, Frontend, HttpAction, HttpErrors, Mode,
+};
+use crate::parse::{Cx, Draft, ProxyDraft, ProxyKind};
+
+/// Validates `d` and builds the model. Alerts and warnings go to `cx`.
+pub fn build(d: Draft, cx: &mut Cx) -> Config {
+    let tables: Vec<String> = d
+        .proxies
+        .iter()
+        .filter(|p| p.stick_table.is_some())
+        .map(|p| p.name.clone())
+        .chain(d.peers.iter().flat_map(|p| p.tables.iter().map(|(n, _)| n.clone())))
+        .collect();
+    let mut cfg = Config { global: d.global, defaults: d.defaults, ..Config::default() };
+    for p in &d.proxies {
+        mode_warnings(cx, p);
+        check_tables(cx, p, &tables);
+        let errorfiles = merged_errorfiles(cx, p, &d.http_errors);
+        if p.kind.is_frontend() {
+            cfg.frontends.push(frontend(p, errorfiles.clone()));
+        }
+        if p.kind.is_backend() {
+            cfg.backends.push(backend(p, errorfiles));
+        }
+    }
+    for f in &cfg.frontends {
+        check_frontend_refs(cx, f, &cfg.backends, &d.proxies);
+    }
+    cfg.userlists = d.userlists;
+    cfg.peers = d.peers;
+    cfg.resolvers = d.resolvers;
+    cfg.http_errors = d.http_errors;
+    cfg.rings = d.rings;
+    cfg.caches = d.caches;
+    cfg.programs = d.programs;
+    cfg.mailers = d.mailers;
+    cfg
+}
+
+fn mode_of(p: &ProxyDraft) -> Mode {
+    p.settings.mode.unwrap_or_default()
+}
+
+/// HAProxy's warnings for directives that need `mode http`, and for missing timeouts.
+fn mode_warnings(cx: &mut Cx, p: &ProxyDraft) {
+    let kind = p.kind.word();
+    let t = &p.settings.timeouts;
+    let fe_missing = p.kind.is_frontend() && t.client.is_none();
+    let be_missing = p.kind.is_backend() && (t.connect.is_none() || t.server.is_none());
+    if fe_missing || be_missing {
+        cx.warn(&p.loc, "", format!(
+            "missing timeouts for {kind} '{}'.\n   | While not properly invalid, you will certainly encounter various problems\n   | with such a configuration. To fix this, please ensure that all following\n   | timeouts are set to a non-zero value: 'client', 'connect', 'server'.",
+            p.name
+        ));
+    }
+    if p.kind.is_frontend() && p.binds.is_empty() && !p.disabled {
+        cx.warn(&p.loc, "", format!("{kind} '{}' has no 'bind' directive. Please declare it as a backend if this was intended.", p.name));
+    }
+    if mode_of(p) == Mode::Http {
+        return;
+    }
+    if p.settings.options.httplog.is_some() {
+        cx.warn(&p.loc, "", format!("'option httplog' not usable with {kind} '{}' (needs 'mode http'). Falling back to 'option tcplog'.", p.name));
+    }
+    let checks: [(&str, bool); 4] = [
+        ("'http-request' rules ignored", !p.http_request.is_empty()),
+        ("'http-response' rules ignored", !p.http_response.is_empty()),
+        ("'stats' statement ignored", p.stats.is_some()),
+        ("cookie will be ignored", p.kind.is_backend() && p.settings.cookie.is_some()),
+    ];
+    for (what, present) in checks {
+        if present {
+            cx.warn(&p.loc, "", format!("{what} for {kind} '{}' as it requires HTTP mode.", p.name));
+        }
+    }
+}
+
+/// `track-sc ... table X` and `sc_*(n,X)` must name a proxy with a stick-table; without
+/// `table`, the proxy itself must have one.
+fn check_tables(cx: &mut Cx, p: &ProxyDraft, tables: &[String]) {
+    let own = p.stick_table.is_some();
+    let check = |cx: &mut Cx, loc: &crate::model::Loc, what: &str, table: Option<&str>| {
+        let name = table.unwrap_or(&p.name);
+        let ok = if table.is_none() { own } else { tables.iter().any(|t| t == name) };
+        if !ok {
+            cx.alert(loc, "", format!("Proxy '{}': unable to find table '{name}' referenced by {what}.", p.name));
+        }
+    };
+    for r in p.http_request.iter().chain(&p.http_response) {
+        if let HttpAction::TrackSc { slot, table, .. } = &r.action {
+            check(cx, &r.loc, &format!("track-sc{slot}"), table.as_deref());
+        }
+        if let Some(c) = &r.cond {
+            for (loc, fetch, t) in cond_tables(c) {
+                check(cx, &loc, &format!("arg 2 of ACL keyword '{fetch}'"), Some(&t));
+            }
+        }
+    }
+    for a in &p.acls {
+        if let Some(t) = sc_table_arg(&a.sample.fetch, &a.sample.args) {
+            check(cx, &a.loc, &format!("arg 2 of ACL keyword '{}'", a.sample.fetch), Some(&t));
+        }
+    }
+}
+
+fn sc_table_arg(fetch: &str, args: &[String]) -> Option<String> {
+    let sc = fetch.starts_with("sc_") || fetch.starts_with("sc0_") || fetch.starts_with("sc1_") || fetch.starts_with("sc2_") || fetch.starts_with("src_") || fetch.starts_with("table_");
+    if !sc {
+        return None;
+    }
+    let idx = if fetch.starts_with("sc_") { 1 } else { 0 };
+    args.get(idx).filter(|t| !t.is_empty()).cloned()
+}
+
+fn cond_tables(c: &Condition) -> Vec<(crate::model::Loc, String, String)> {
+    c.terms
+        .iter()
+        .flatten()
+        .filter_map(|t| match &t.acl {
+            AclRef::Anonymous(a) => sc_table_arg(&a.sample.fetch, &a.sample.args).map(|tb| (a.loc.clone(), a.sample.fetch.clone(), tb)),
+            AclRef::Named(_) => None,
+        })
+        .collect()
+}
+
+fn merged_errorfiles(cx: &mut Cx, p: &ProxyDraft, sections: &[HttpErrors]) -> Vec<ErrorFile> {
+    let mut out = p.settings.errorfiles.clone();
+    for (loc, name) in &p.settings.errorfiles_sections {
+        match sections.iter().find(|s| &s.name == name) {
+            Some(s) => {
+                for e in &s.errorfiles {
+                    if !out.iter().any(|o| o.status == e.status) {
+                        out.push(e.clone());
+                    }
+                }
+            }
+            None => cx.alert(loc, "errorfiles", format!("proxy '{}': unable to find http-errors section '{name}'.", p.name)),
+        }
+    }
+    out
+}
+
+fn frontend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Frontend {
+    let s = &p.settings;
+    let default_backend = s.default_backend.as_ref().map(|(_, n)| n.clone()).or_else(|| (p.kind == ProxyKind::Listen).then(|| p.name.clone()));
+    Frontend {
+        name: p.name.clone(), loc: p.loc.clone(), from_listen: p.kind == ProxyKind::Listen, disabled: p.disabled,
+        mode: mode_of(p), binds: p.binds.clone(), maxconn: s.maxconn, timeouts: s.timeouts, options: s.options.clone(),
+        log: s.log.clone(), log_format: s.log_format.clone(), default_backend, use_backends: p.use_backends.clone(),
+        acls: p.acls.clone(), http_request: p.http_request.clone(), http_response: p.http_response.clone(),
+        tcp_request: p.tcp_request.clone(), errorfiles, stick_table: p.stick_table.clone(), stats: p.stats.clone(),
+        monitor_uri: p.monitor_uri.clone(), captures: p.captures.clone(), unique_id_format: p.unique_id_format.clone(),
+        unique_id_header: p.unique_id_header.clone(), other: s.other.clone(),
+    }
+}
+
+fn backend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Backend {
+    let s = &p.settings;
+    Backend {
+        name: p.name.clone(), loc: p.loc.clone(), from_listen: p.kind == ProxyKind::Listen, disabled: p.disabled,
+        mode: mode_of(p), balance: s.balance.clone().unwrap_or_default(), hash_type: s.hash_type.unwrap_or_default(),
+        servers: p.servers.clone(), default_server: s.default_server.clone(), timeouts: s.timeouts, options: s.options.clone(),
+        log: s.log.clone(), retries: s.retries.unwrap_or(3),
+        retry_on: s.retry_on.clone().unwrap_or_else(|| vec!["conn-failure".to_string()]),
+        http_reuse: s.http_reuse.unwrap_or_default(), fullconn: s.fullconn, cookie: s.cookie.clone(), acls: p.acls.clone(),
+        http_request: p.http_request.clone(), http_response: p.http_response.clone(), tcp_request: p.tcp_request.clone(),
+        http_check: s.http_check.clone(), tcp_check: s.tcp_check.clone(), errorfiles, stick_table: p.stick_table.clone(),
+        stick_rules: p.stick_rules.clone(), stats: p.stats.clone(), other: s.other.clone(),
+    }
+}
+
+/// `default_backend`/`use_backend` targets exist and have a compatible mode.
+fn check_frontend_refs(cx: &mut Cx, f: &Frontend, backends: &[Backend], proxies: &[ProxyDraft]) {
+    let draft = proxies.iter().find(|p| p.name == f.name && p.kind.is_frontend());
+    let explicit_default = draft.and_then(|p| p.settings.default_backend.clone());
+    let mut refs: Vec<(crate::model::Loc, &str, String)> = f
+        .use_backends
+        .iter()
+        .filter(|u| !u.dynamic)
+        .map(|u| (u.loc.clone(), "use_backend", u.backend.clone()))
+        .collect();
+    if let Some((loc, name)) = explicit_default {
+        refs.push((loc, "default_backend", name));
+    }
+    for (loc, what, name) in refs {
+        match backends.iter().find(|b| b.name == name) {
+            None => cx.alert(&loc, "", format!("Proxy '{}': unable to find required {what}: '{name}'.", f.name)),
+            Some(b) if f.mode == Mode::Http && b.mode == Mode::Tcp => cx.alert(&loc, "", format!(
+                "http frontend '{}' ({}:{}) tries to use incompatible tcp backend '{}' ({}:{}) as its {} (see 'mode').",
+                f.name, f.loc.file, f.loc.line, b.name, b.loc.file, b.loc.line,
+                if what == "use_backend" { "use_backend" } else { "default backend" }
+            )),
+            Some(_) => {}
+        }
+    }
+}
