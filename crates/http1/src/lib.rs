@@ -16,14 +16,23 @@ mod chars;
 mod chunked;
 mod error;
 mod fields;
+mod replies;
 mod request;
 mod response;
+mod rewrite;
 mod scan;
 mod types;
 
 pub use body::BodyCounter;
 pub use chunked::{ChunkedDecoder, Feed};
 pub use error::{ErrorKind, HttpError, Side};
+pub use replies::{
+    default_reply, default_reply_lowercase, ErrorReplies, UnknownErrorCode, ERROR_CODES,
+};
 pub use request::{parse_request, RequestHead, TargetForm};
 pub use response::{parse_response, ResponseHead};
+pub use rewrite::{
+    client_keeps_alive, write_request_head, write_response_head, ConnMode, ForwardedFor,
+    RequestEdits, ResponseEdits,
+};
 pub use types::{BodyFraming, ConnectionTokens, Header, Limits, Method, Parsed, Span, Version};

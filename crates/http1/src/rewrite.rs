@@ -1,0 +1,223 @@
+//! Head rewriting: the bytes ringlb sends to the next hop, following what HAProxy 2.6 puts on
+//! the wire (observed from haproxy 2.6.12 on loopback, see README.md):
+//!
+//! - start line normalised (single spaces, `HTTP/1.x` as received);
+//! - header names lower-cased, values OWS-trimmed, order kept;
+//! - `Connection`: the `close` and `keep-alive` tokens are removed, other tokens kept in place
+//!   (the header is dropped when nothing is left). Other hop-by-hop headers (`Keep-Alive`,
+//!   `Proxy-Connection`, `TE`, `Upgrade`, headers named in `Connection`) are forwarded, as
+//!   HAProxy 2.6 does;
+//! - Content-Length written once (merged duplicates), dropped when the body is chunked (CL+TE);
+//! - `option forwardfor` appends its header after the received ones;
+//! - a `connection: close` / `connection: keep-alive` line is appended last when the wanted
+//!   persistence differs from the message version's default (nothing for upgrades and 1xx).
+
+use crate::request::RequestHead;
+use crate::response::ResponseHead;
+use crate::types::{list_items, BodyFraming, Header, Version};
+
+/// How HTTP/1.x persistence is handled for a proxy: `option http-keep-alive` (default),
+/// `option http-server-close`, `option httpclose`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ConnMode {
+    /// Keep-alive on both sides.
+    #[default]
+    KeepAlive,
+    /// Close the server connection after each response; keep the client side alive.
+    ServerClose,
+    /// Close both sides after each response.
+    Close,
+}
+
+impl ConnMode {
+    /// The server connection is closed after the response (so `connection: close` is announced
+    /// to HTTP/1.1 servers).
+    pub fn closes_server_side(self) -> bool {
+        self != ConnMode::KeepAlive
+    }
+
+    /// The client connection is closed after the response whatever the client wants.
+    pub fn closes_client_side(self) -> bool {
+        self == ConnMode::Close
+    }
+}
+
+/// `option forwardfor`: add `<header>: <client ip>`. The engine decides `except <network>`
+/// (it does not call this when the source matches).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ForwardedFor<'a> {
+    /// Header name (`X-Forwarded-For` by default, or the `header NAME` argument); written
+    /// lower-cased as HAProxy 2.6 does.
+    pub header: &'a [u8],
+    /// The client address as text (`192.0.2.1`, `2001:db8::1`).
+    pub client_ip: &'a [u8],
+    /// `if-none`: add only when the request has no such header.
+    pub if_none: bool,
+}
+
+/// What to change when forwarding a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestEdits<'a> {
+    /// The server connection will be closed after this exchange
+    /// ([`ConnMode::closes_server_side`], or any engine reason). HTTP/1.1 requests then get
+    /// `connection: close`; HTTP/1.0 requests that stay alive get `connection: keep-alive`.
+    pub close_server: bool,
+    /// `option forwardfor`, if it applies to this client.
+    pub forwarded_for: Option<ForwardedFor<'a>>,
+}
+
+/// What to change when forwarding a response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ResponseEdits {
+    /// The client connection will be closed after this response (see [`client_keeps_alive`]).
+    pub close_client: bool,
+    /// The version of the request this answers (HTTP/1.0 clients need `connection: keep-alive`).
+    pub request_version: Version,
+}
+
+/// Whether the client connection stays open after `resp`, as HAProxy 2.6 decides: the client
+/// wants it ([`RequestHead::client_keep_alive`]), `option httpclose` is not set, and the body's
+/// end does not depend on the server closing (a close-delimited body forces a close).
+pub fn client_keeps_alive(req: &RequestHead, resp: &ResponseHead, mode: ConnMode) -> bool {
+    req.client_keep_alive()
+        && !mode.closes_client_side()
+        && resp.framing() != BodyFraming::UntilClose
+}
+
+/// Append the head to send to the server to `out` (which is not cleared).
+/// Allocation: only when `out` has to grow; reuse it across requests.
+pub fn write_request_head(
+    head: &RequestHead,
+    src: &[u8],
+    out: &mut Vec<u8>,
+    edits: &RequestEdits<'_>,
+) {
+    out.extend_from_slice(head.method_span().get(src));
+    out.push(b' ');
+    out.extend_from_slice(head.target().get(src));
+    out.push(b' ');
+    out.extend_from_slice(head.version().as_bytes());
+    out.extend_from_slice(b"\r\n");
+    let chunked = head.framing() == BodyFraming::Chunked;
+    write_fields(head.headers(), src, chunked, out);
+    if let Some(ff) = edits.forwarded_for {
+        let present = ff.if_none
+            && head
+                .headers()
+                .iter()
+                .any(|h| h.name.get(src).eq_ignore_ascii_case(ff.header));
+        if !present {
+            push_lower(out, ff.header);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(ff.client_ip);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+    if !head.is_upgrade() {
+        persistence_line(out, head.version(), !edits.close_server, false);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Append the head to send to the client to `out` (which is not cleared).
+pub fn write_response_head(
+    head: &ResponseHead,
+    src: &[u8],
+    out: &mut Vec<u8>,
+    edits: &ResponseEdits,
+) {
+    out.extend_from_slice(head.version().as_bytes());
+    out.push(b' ');
+    push_status(out, head.status());
+    out.push(b' ');
+    out.extend_from_slice(head.reason().get(src));
+    out.extend_from_slice(b"\r\n");
+    let chunked = head.framing() == BodyFraming::Chunked;
+    write_fields(head.headers(), src, chunked, out);
+    if !(100..200).contains(&head.status()) {
+        let keep = !edits.close_client;
+        let ka_needs_saying = edits.request_version == Version::Http10;
+        persistence_line(out, head.version(), keep, ka_needs_saying);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+/// `connection: close` when closing a 1.1 message, `connection: keep-alive` when keeping a 1.0
+/// message (or when the peer is 1.0: `force_ka`), nothing when the default already says it.
+fn persistence_line(out: &mut Vec<u8>, version: Version, keep: bool, force_ka: bool) {
+    match (keep, version) {
+        (false, Version::Http11) => out.extend_from_slice(b"connection: close\r\n"),
+        (true, Version::Http10) => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        (true, Version::Http11) if force_ka => out.extend_from_slice(b"connection: keep-alive\r\n"),
+        _ => {}
+    }
+}
+
+fn write_fields(headers: &[Header], src: &[u8], chunked: bool, out: &mut Vec<u8>) {
+    let mut cl_written = false;
+    for h in headers {
+        let name = h.name.get(src);
+        let value = h.value.get(src);
+        if name.eq_ignore_ascii_case(b"content-length") {
+            if chunked || cl_written {
+                continue;
+            }
+            cl_written = true;
+            // Merged value: every element is identical (checked by the parser).
+            let first = list_items(value).next().unwrap_or(value);
+            out.extend_from_slice(b"content-length: ");
+            push_decimal(out, first);
+            out.extend_from_slice(b"\r\n");
+        } else if name.eq_ignore_ascii_case(b"connection") {
+            write_connection(out, value);
+        } else {
+            push_lower(out, name);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(value);
+            out.extend_from_slice(b"\r\n");
+        }
+    }
+}
+
+/// The Connection header without `close`/`keep-alive` tokens; dropped when empty.
+fn write_connection(out: &mut Vec<u8>, value: &[u8]) {
+    let keep = |t: &&[u8]| {
+        !t.is_empty() && !t.eq_ignore_ascii_case(b"close") && !t.eq_ignore_ascii_case(b"keep-alive")
+    };
+    let mut tokens = list_items(value).filter(keep).peekable();
+    if tokens.peek().is_none() {
+        return;
+    }
+    out.extend_from_slice(b"connection: ");
+    let mut first = true;
+    for t in tokens {
+        if !first {
+            out.extend_from_slice(b", ");
+        }
+        first = false;
+        out.extend_from_slice(t);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn push_lower(out: &mut Vec<u8>, name: &[u8]) {
+    out.extend(name.iter().map(u8::to_ascii_lowercase));
+}
+
+/// Digits without leading zeros (`002` → `2`, `000` → `0`).
+fn push_decimal(out: &mut Vec<u8>, digits: &[u8]) {
+    let significant = digits.iter().position(|b| *b != b'0');
+    match significant.and_then(|i| digits.get(i..)) {
+        Some(rest) => out.extend_from_slice(rest),
+        None => out.push(b'0'),
+    }
+}
+
+fn push_status(out: &mut Vec<u8>, status: u16) {
+    let s = status.min(999);
+    out.extend_from_slice(&[
+        b'0' + (s / 100) as u8,
+        b'0' + (s / 10 % 10) as u8,
+        b'0' + (s % 10) as u8,
+    ]);
+}
