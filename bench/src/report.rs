@@ -1,0 +1,352 @@
+//! Reports from results files: the Markdown summary of one scenario, its SVG charts, and
+//! docs/performance.md from the latest result of every scenario.
+
+use crate::results::{file_stem, metric_info, ScenarioResult, VariantResult, BASELINE};
+use crate::svg;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+fn fmt_value(metric: &str, v: f64) -> String {
+    match metric {
+        "gbit_s" | "idle_slowdown" | "cpu_s_per_gib" | "err_429_pct" => format!("{v:.2}"),
+        "cpu_us_per_req" => format!("{v:.2}"),
+        _ if v.abs() >= 100.0 => format!("{v:.0}"),
+        _ => format!("{v:.1}"),
+    }
+}
+
+/// `1.23× [1.10–1.31]`
+fn fmt_ratio(r: &crate::stats::RatioStat) -> String {
+    format!("{:.2}× [{:.2}–{:.2}]", r.median, r.min, r.max)
+}
+
+fn cell(v: &VariantResult, subject: &str, metric: &str) -> String {
+    if v.not_yet.contains_key(subject) {
+        return "not yet".into();
+    }
+    v.medians
+        .get(subject)
+        .and_then(|m| m.get(metric))
+        .map(|x| fmt_value(metric, *x))
+        .unwrap_or_else(|| "–".into())
+}
+
+/// The ratio table of one scenario: one row per variant × headline metric.
+pub fn table(r: &ScenarioResult) -> String {
+    let cands: Vec<&String> = r
+        .subjects
+        .iter()
+        .filter(|s| s.as_str() != BASELINE)
+        .collect();
+    let mut t = String::from("| variant | metric | haproxy |");
+    for c in &cands {
+        let _ = write!(t, " {c} | {c} vs haproxy |");
+    }
+    t.push_str("\n|---|---|---:|");
+    for _ in &cands {
+        t.push_str("---:|---|");
+    }
+    t.push('\n');
+    for v in &r.variants {
+        for m in &v.headline {
+            let (label, unit, _) = metric_info(m);
+            let unit = if unit.is_empty() {
+                String::new()
+            } else {
+                format!(" ({unit})")
+            };
+            let _ = write!(t, "| {} | {label}{unit} | {} |", v.id, cell(v, BASELINE, m));
+            for c in &cands {
+                let ratio = v
+                    .ratios
+                    .get(*c)
+                    .and_then(|x| x.get(m))
+                    .map(fmt_ratio)
+                    .unwrap_or_default();
+                let _ = write!(t, " {} | {ratio} |", cell(v, c, m));
+            }
+            t.push('\n');
+        }
+    }
+    t
+}
+
+/// Markdown summary of one scenario run.
+pub fn markdown(r: &ScenarioResult, stem: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Scenario {}: {}\n", r.scenario, r.title);
+    let _ = writeln!(
+        s,
+        "{} · {} · {} pairs of {:.0} s rounds after {:.0} s warm-up{} · load average {} → {}\n",
+        r.started_utc,
+        r.machine.cpu_model,
+        r.pairs,
+        r.round_s,
+        r.warmup_s,
+        if r.quick { " (quick)" } else { "" },
+        r.machine.load_before,
+        r.machine.load_after
+    );
+    s.push_str("Ratios are medians of per-pair ratios [min–max]; > 1 means the candidate is better than HAProxy.\n\n");
+    s.push_str(&table(r));
+    s.push('\n');
+    for v in &r.variants {
+        for (subj, why) in &v.not_yet {
+            let _ = writeln!(s, "- {}: {subj}: not yet ({why})", v.id);
+        }
+        let rejected = v.rounds.iter().filter(|x| !x.accepted).count();
+        if rejected > 0 {
+            let reasons: Vec<String> = v
+                .rounds
+                .iter()
+                .filter_map(|x| {
+                    x.reject_reason
+                        .as_ref()
+                        .map(|why| format!("{} pair {}: {why}", x.subject, x.pair))
+                })
+                .collect();
+            let _ = writeln!(
+                s,
+                "- {}: {rejected} round(s) rejected and retried ({})",
+                v.id,
+                reasons.join("; ")
+            );
+        }
+    }
+    for n in &r.notes {
+        let _ = writeln!(s, "- {n}");
+    }
+    let _ = writeln!(s, "\n![throughput]({stem}-throughput.svg) ![latency]({stem}-latency.svg) ![cpu]({stem}-cpu.svg)");
+    s
+}
+
+/// The three charts of a scenario: (suffix, svg).
+pub fn charts(r: &ScenarioResult) -> Vec<(&'static str, String)> {
+    let t = format!("Scenario {}: throughput (median)", r.scenario);
+    let c = format!("Scenario {}: proxy CPU (median)", r.scenario);
+    let l = format!("Scenario {}: latency percentiles (median)", r.scenario);
+    vec![
+        ("throughput", svg::bars(r, |v| v.throughput.clone(), &t)),
+        ("latency", svg::latency(r, &l)),
+        ("cpu", svg::bars(r, |v| v.cpu.clone(), &c)),
+    ]
+}
+
+/// Writes `<stem>.json`, `<stem>.md` and the SVGs into `dir`; returns the Markdown.
+pub fn write(r: &ScenarioResult, dir: &Path) -> Result<String, String> {
+    fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let stem = file_stem(&r.started_utc, &r.scenario);
+    let json = serde_json::to_string_pretty(r).map_err(|e| e.to_string())?;
+    let put = |name: String, text: &str| {
+        fs::write(dir.join(&name), text).map_err(|e| format!("{name}: {e}"))
+    };
+    put(format!("{stem}.json"), &json)?;
+    let md = markdown(r, &stem);
+    put(format!("{stem}.md"), &md)?;
+    for (suffix, text) in charts(r) {
+        put(format!("{stem}-{suffix}.svg"), &text)?;
+    }
+    Ok(md)
+}
+
+/// The latest result of each scenario in `dir` (file names sort by time).
+pub fn latest(dir: &Path) -> Result<Vec<(String, ScenarioResult)>, String> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    let mut by_scenario: std::collections::BTreeMap<String, (String, ScenarioResult)> =
+        Default::default();
+    for f in files {
+        let text = fs::read_to_string(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let r: ScenarioResult =
+            serde_json::from_str(&text).map_err(|e| format!("{}: {e}", f.display()))?;
+        let stem = f
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        by_scenario.insert(r.scenario.clone(), (stem, r));
+    }
+    let order = crate::cli::ALL_SCENARIOS;
+    let mut v: Vec<(String, ScenarioResult)> = by_scenario.into_values().collect();
+    v.sort_by_key(|(_, r)| {
+        order
+            .iter()
+            .position(|s| *s == r.scenario)
+            .unwrap_or(usize::MAX)
+    });
+    Ok(v)
+}
+
+/// HAProxy's median of `rps` in `variant` from the latest result that has it.
+pub fn latest_haproxy_rps(dir: &Path, variant: &str) -> Option<f64> {
+    let all = latest(dir).ok()?;
+    all.iter()
+        .flat_map(|(_, r)| r.variants.iter())
+        .find(|v| v.id == variant)
+        .and_then(|v| v.medians.get(BASELINE))
+        .and_then(|m| m.get("rps"))
+        .copied()
+}
+
+/// docs/performance.md. `results_rel` is the results directory relative to the doc.
+pub fn performance_doc(all: &[(String, ScenarioResult)], results_rel: &str) -> String {
+    let mut s = String::from("# Performance\n\n");
+    s.push_str("<!-- Generated by `scripts/bench report` from bench/results; do not edit. -->\n\n");
+    let Some((_, first)) = all.first() else {
+        s.push_str("No results yet: run `scripts/bench --quick`.\n");
+        return s;
+    };
+    let m = &first.machine;
+    let dates: Vec<&str> = all.iter().map(|(_, r)| r.started_utc.as_str()).collect();
+    let (d0, d1) = (
+        dates.iter().min().copied().unwrap_or(""),
+        dates.iter().max().copied().unwrap_or(""),
+    );
+    let _ = writeln!(s, "Latest run: {d0} – {d1}, ringlb `{}`.\n", m.ringlb_rev);
+    let _ = writeln!(s, "| machine | |\n|---|---|");
+    let _ = writeln!(s, "| CPU | {} × {} |", m.cpus, m.cpu_model);
+    let _ = writeln!(s, "| kernel | {} |", m.kernel);
+    let _ = writeln!(s, "| HAProxy | {} |", m.haproxy);
+    let _ = writeln!(s, "| HAProxy's OpenSSL | {} |", m.haproxy_openssl);
+    let _ = writeln!(
+        s,
+        "| origin | {} |",
+        m.nginx.trim_start_matches("nginx version: ")
+    );
+    let _ = writeln!(s, "| load generators | {}; {} |", m.wrk, m.h2load);
+    let loads: Vec<String> = all
+        .iter()
+        .map(|(_, r)| {
+            format!(
+                "{}: {} → {}",
+                r.scenario, r.machine.load_before, r.machine.load_after
+            )
+        })
+        .collect();
+    let _ = writeln!(
+        s,
+        "| load average (1/5/15 min) before → after each scenario | {} |",
+        loads.join("; ")
+    );
+    let quick = all.iter().any(|(_, r)| r.quick);
+    let _ = writeln!(
+        s,
+        "\nMethod: docs/benchmarking.md.{} Ratios are medians of per-pair ratios [min–max]; > 1 means \
+         ringlb (or the relay) is better than HAProxy: throughput is candidate/haproxy, latency, CPU \
+         and memory are haproxy/candidate. \"not yet\" means ringlb could not run the scenario's \
+         config (it says why in the scenario's section).\n",
+        if quick { " Some of these results come from `--quick` runs (2 pairs of 2 s rounds): indicative only." } else { "" }
+    );
+    s.push_str("## Summary\n\n");
+    s.push_str(&summary_table(all));
+    for (stem, r) in all {
+        let _ = writeln!(s, "\n## Scenario {}: {}\n", r.scenario, r.title);
+        let _ = writeln!(
+            s,
+            "{} · {} pairs of {:.0} s rounds{} · raw data: [{stem}.json]({results_rel}/{stem}.json)\n",
+            r.started_utc,
+            r.pairs,
+            r.round_s,
+            if r.quick { " (quick)" } else { "" }
+        );
+        s.push_str(&table(r));
+        s.push('\n');
+        for v in &r.variants {
+            for (subj, why) in &v.not_yet {
+                let _ = writeln!(s, "- {}: {subj}: not yet ({why})", v.id);
+            }
+        }
+        for n in &r.notes {
+            let _ = writeln!(s, "- {n}");
+        }
+        s.push('\n');
+        for (suffix, _) in [("throughput", ()), ("latency", ()), ("cpu", ())] {
+            let _ = writeln!(s, "![{suffix}]({results_rel}/{stem}-{suffix}.svg)");
+        }
+    }
+    s
+}
+
+/// One row per variant: the main value per subject and the four headline ratios.
+fn summary_table(all: &[(String, ScenarioResult)]) -> String {
+    let mut t = String::from(
+        "| variant | haproxy | ringlb | throughput | p99 latency | CPU per request | peak RSS |\n|---|---:|---:|---|---|---|---|\n",
+    );
+    for (_, r) in all {
+        let cand = r
+            .subjects
+            .iter()
+            .find(|s| s.as_str() != BASELINE)
+            .cloned()
+            .unwrap_or_else(|| "ringlb".into());
+        for v in &r.variants {
+            let (_, unit, _) = metric_info(&v.throughput);
+            let h = cell(v, BASELINE, &v.throughput);
+            let c = cell(v, &cand, &v.throughput);
+            let ratio = |m: &str| {
+                if v.not_yet.contains_key(&cand) {
+                    return "not yet".to_string();
+                }
+                v.ratios
+                    .get(&cand)
+                    .and_then(|x| x.get(m))
+                    .map(fmt_ratio)
+                    .unwrap_or_else(|| "–".into())
+            };
+            let who = if cand == "ringlb" {
+                String::new()
+            } else {
+                format!(" ({cand})")
+            };
+            let _ = writeln!(
+                t,
+                "| {} {} | {h} {unit} | {c}{who} | {} | {} | {} | {} |",
+                v.id,
+                v.title,
+                ratio(&v.throughput),
+                ratio("p99_us"),
+                ratio(&v.cpu),
+                ratio("rss_peak_kib")
+            );
+        }
+    }
+    t
+}
+
+/// `ringlb-bench report`.
+pub fn regenerate(results_dir: &Path, doc: &Path) -> Result<(), String> {
+    let all = latest(results_dir)?;
+    let rel = relative(doc.parent().unwrap_or(Path::new(".")), results_dir);
+    let text = performance_doc(&all, &rel);
+    fs::write(doc, text).map_err(|e| format!("{}: {e}", doc.display()))?;
+    println!(
+        "wrote {} from {} scenario result(s)",
+        doc.display(),
+        all.len()
+    );
+    Ok(())
+}
+
+/// `to` relative to directory `from` (both under the same root), e.g. docs → ../bench/results.
+pub fn relative(from: &Path, to: &Path) -> String {
+    let a: Vec<_> = from.components().collect();
+    let b: Vec<_> = to.components().collect();
+    let common = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut parts: Vec<String> = vec!["..".into(); a.len() - common];
+    parts.extend(
+        b[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if parts.is_empty() {
+        ".".into()
+    } else {
+        parts.join("/")
+    }
+}
