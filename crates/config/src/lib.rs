@@ -35,15 +35,26 @@ impl Config {
     /// True when at least one listener exists (an enabled frontend `bind` or a stats socket).
     /// HAProxy's `-c` exits 2 when there is none.
     pub fn has_listener(&self) -> bool {
-        self.frontends.iter().any(|f| !f.disabled && !f.binds.is_empty()) || !self.global.stats_sockets.is_empty()
+        self.frontends
+            .iter()
+            .any(|f| !f.disabled && !f.binds.is_empty())
+            || !self.global.stats_sockets.is_empty()
     }
 }
 
 /// Loads configuration files (a directory loads its `*.cfg` files in lexical order).
 /// `env` resolves environment variables (pass `&|k| std::env::var(k).ok()` in production).
-pub fn load(paths: &[PathBuf], env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, Diagnostics> {
+pub fn load(
+    paths: &[PathBuf],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, Diagnostics> {
     if paths.is_empty() {
-        return Err(Diagnostics { items: vec![Diagnostic::global(Level::Alert, "No configuration file specified.")] });
+        return Err(Diagnostics {
+            items: vec![Diagnostic::global(
+                Level::Alert,
+                "No configuration file specified.",
+            )],
+        });
     }
     let files = source::read_paths(paths).map_err(|d| Diagnostics { items: vec![d] })?;
     let texts: Vec<(Arc<str>, String)> = files
@@ -61,7 +72,10 @@ pub fn parse_str(name: &str, text: &str) -> Result<Loaded, Diagnostics> {
     load_texts(&[(Arc::from(name), text.to_string())], &|_| None)
 }
 
-fn load_texts(texts: &[(Arc<str>, String)], env: &dyn Fn(&str) -> Option<String>) -> Result<Loaded, Diagnostics> {
+fn load_texts(
+    texts: &[(Arc<str>, String)],
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Loaded, Diagnostics> {
     let mut cx = parse::Cx::default();
     let mut lines = Vec::new();
     for (name, text) in texts {
@@ -73,5 +87,8 @@ fn load_texts(texts: &[(Arc<str>, String)], env: &dyn Fn(&str) -> Option<String>
     if cx.diags.iter().any(|d| d.level == Level::Alert) {
         return Err(Diagnostics { items: cx.diags });
     }
-    Ok(Loaded { config, warnings: cx.diags })
+    Ok(Loaded {
+        config,
+        warnings: cx.diags,
+    })
 }

@@ -45,18 +45,54 @@ const fn sec(name: &'static str, status: Status, doc: &'static str) -> SectionKw
 /// Section keywords of HAProxy 2.6.
 pub static SECTIONS: &[SectionKw] = &[
     sec("global", Status::Supported, "process-wide settings"),
-    sec("defaults", Status::Supported, "defaults for following proxies (named, `from`)"),
-    sec("frontend", Status::Supported, "listeners and request classification"),
+    sec(
+        "defaults",
+        Status::Supported,
+        "defaults for following proxies (named, `from`)",
+    ),
+    sec(
+        "frontend",
+        Status::Supported,
+        "listeners and request classification",
+    ),
     sec("backend", Status::Supported, "server pools"),
     sec("listen", Status::Supported, "frontend and backend in one"),
-    sec("userlist", Status::Parsed { issue: 6 }, "users and groups for http auth"),
-    sec("peers", Status::Parsed { issue: 7 }, "stick-table replication peers"),
-    sec("resolvers", Status::Parsed { issue: 5 }, "DNS resolvers for servers"),
-    sec("http-errors", Status::Parsed { issue: 3 }, "named sets of errorfiles"),
+    sec(
+        "userlist",
+        Status::Parsed { issue: 6 },
+        "users and groups for http auth",
+    ),
+    sec(
+        "peers",
+        Status::Parsed { issue: 7 },
+        "stick-table replication peers",
+    ),
+    sec(
+        "resolvers",
+        Status::Parsed { issue: 5 },
+        "DNS resolvers for servers",
+    ),
+    sec(
+        "http-errors",
+        Status::Parsed { issue: 3 },
+        "named sets of errorfiles",
+    ),
     sec("ring", Status::Parsed { issue: 9 }, "in-memory log rings"),
-    sec("cache", Status::Parsed { issue: 6 }, "HTTP small-object cache"),
-    sec("program", Status::Parsed { issue: 10 }, "external programs run by the master"),
-    sec("mailers", Status::Parsed { issue: 9 }, "SMTP servers for email alerts"),
+    sec(
+        "cache",
+        Status::Parsed { issue: 6 },
+        "HTTP small-object cache",
+    ),
+    sec(
+        "program",
+        Status::Parsed { issue: 10 },
+        "external programs run by the master",
+    ),
+    sec(
+        "mailers",
+        Status::Parsed { issue: 9 },
+        "SMTP servers for email alerts",
+    ),
     sec("log-forward", Status::Unsupported, "syslog forwarding"),
     sec("fcgi-app", Status::Unsupported, "FastCGI applications"),
 ];
@@ -98,7 +134,12 @@ pub fn all() -> Vec<KeywordInfo> {
     use crate::parse::{bind, global, proxy_kw, rules, sections, server};
     let mut out = Vec::new();
     let mut add = |context: &str, name: &str, status: &Status, doc: &'static str| {
-        out.push(KeywordInfo { context: context.to_string(), name: name.to_string(), status: status.clone(), doc });
+        out.push(KeywordInfo {
+            context: context.to_string(),
+            name: name.to_string(),
+            status: status.clone(),
+            doc,
+        });
     };
     for s in SECTIONS {
         add("section", s.name, &s.status, s.doc);
@@ -132,10 +173,26 @@ pub fn all() -> Vec<KeywordInfo> {
 
 /// Non-keyword constructs whose use is recorded like a keyword.
 pub static PSEUDO: &[(&str, Status, &str)] = &[
-    ("condition (if/unless)", Status::Parsed { issue: 6 }, "ACL conditions on any rule, including use_backend"),
-    ("acl date_hour", Status::Parsed { issue: 6 }, "ringlb extension: hour of day, `9-17` or `9:17`"),
-    ("acl date_dow", Status::Parsed { issue: 6 }, "ringlb extension: day of week, `1-5` or `1:5`"),
-    ("balance <algorithm other than roundrobin>", Status::Parsed { issue: 5 }, "static-rr, leastconn, first, source, uri, url_param, hdr, random, rdp-cookie, hash"),
+    (
+        "condition (if/unless)",
+        Status::Parsed { issue: 6 },
+        "ACL conditions on any rule, including use_backend",
+    ),
+    (
+        "acl date_hour",
+        Status::Parsed { issue: 6 },
+        "ringlb extension: hour of day, `9-17` or `9:17`",
+    ),
+    (
+        "acl date_dow",
+        Status::Parsed { issue: 6 },
+        "ringlb extension: day of week, `1-5` or `1:5`",
+    ),
+    (
+        "balance <algorithm other than roundrobin>",
+        Status::Parsed { issue: 5 },
+        "static-rr, leastconn, first, source, uri, url_param, hdr, random, rdp-cookie, hash",
+    ),
 ];
 
 /// Levenshtein distance (small strings only).
@@ -174,9 +231,16 @@ pub fn compatibility_markdown() -> String {
     for k in all() {
         if k.context != context {
             context = k.context.clone();
-            s.push_str(&format!("\n### {context}\n\n| keyword | status | notes |\n|---|---|---|\n"));
+            s.push_str(&format!(
+                "\n### {context}\n\n| keyword | status | notes |\n|---|---|---|\n"
+            ));
         }
-        s.push_str(&format!("| `{}` | {} | {} |\n", k.name, k.status, k.doc.replace('|', "\\|")));
+        s.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            k.name,
+            k.status,
+            k.doc.replace('|', "\\|")
+        ));
     }
     s
 }
@@ -225,7 +289,12 @@ mod tests {
     fn registry_has_no_duplicates_per_context() {
         let mut seen = std::collections::HashSet::new();
         for k in all() {
-            assert!(seen.insert((k.context.clone(), k.name.clone())), "duplicate {} {}", k.context, k.name);
+            assert!(
+                seen.insert((k.context.clone(), k.name.clone())),
+                "duplicate {} {}",
+                k.context,
+                k.name
+            );
             assert!(!k.doc.is_empty(), "{} has no doc", k.name);
         }
     }

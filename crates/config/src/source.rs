@@ -216,11 +216,10 @@ fn directive(
             Some(_) => diags.push(Diagnostic::alert(loc, name, format!("'{name}' after '.else' is not allowed."))),
             None => diags.push(Diagnostic::alert(loc, name, format!("lone '{name}' with no matching '.if'."))),
         },
-        ".endif" => {
-            if levels.pop().is_none() {
-                diags.push(Diagnostic::alert(loc, name, "lone '.endif' with no matching '.if'."));
-            }
+        ".endif" if levels.pop().is_none() => {
+            diags.push(Diagnostic::alert(loc, name, "lone '.endif' with no matching '.if'."));
         }
+        ".endif" => {}
         ".diag" | ".notice" | ".warning" | ".alert" if active => {
             let level = match name {
                 ".diag" => Level::Diag,

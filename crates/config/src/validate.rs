@@ -17,9 +17,17 @@ pub fn build(d: Draft, cx: &mut Cx) -> Config {
         .iter()
         .filter(|p| p.stick_table.is_some())
         .map(|p| p.name.clone())
-        .chain(d.peers.iter().flat_map(|p| p.tables.iter().map(|(n, _)| n.clone())))
+        .chain(
+            d.peers
+                .iter()
+                .flat_map(|p| p.tables.iter().map(|(n, _)| n.clone())),
+        )
         .collect();
-    let mut cfg = Config { global: d.global, defaults: d.defaults, ..Config::default() };
+    let mut cfg = Config {
+        global: d.global,
+        defaults: d.defaults,
+        ..Config::default()
+    };
     for p in &d.proxies {
         mode_warnings(cx, p);
         check_tables(cx, p, &tables);
@@ -33,6 +41,15 @@ pub fn build(d: Draft, cx: &mut Cx) -> Config {
     }
     for f in &cfg.frontends {
         check_frontend_refs(cx, f, &cfg.backends, &d.proxies);
+    }
+    if let Some(p) = d.programs.first() {
+        if !cfg.global.master_worker {
+            cx.alert(
+                &p.loc,
+                "program",
+                "Can't use a 'program' section without master worker mode.",
+            );
+        }
     }
     cfg.userlists = d.userlists;
     cfg.peers = d.peers;
@@ -64,6 +81,17 @@ fn mode_warnings(cx: &mut Cx, p: &ProxyDraft) {
     if p.kind.is_frontend() && p.binds.is_empty() && !p.disabled {
         cx.warn(&p.loc, "", format!("{kind} '{}' has no 'bind' directive. Please declare it as a backend if this was intended.", p.name));
     }
+    if p.settings.log_format.is_some() && p.settings.log.is_empty() && p.kind != ProxyKind::Backend
+    {
+        cx.warn(
+            &p.loc,
+            "",
+            format!(
+                "log format ignored for {kind} '{}' since it has no log address.",
+                p.name
+            ),
+        );
+    }
     if mode_of(p) == Mode::Http {
         return;
     }
@@ -74,11 +102,18 @@ fn mode_warnings(cx: &mut Cx, p: &ProxyDraft) {
         ("'http-request' rules ignored", !p.http_request.is_empty()),
         ("'http-response' rules ignored", !p.http_response.is_empty()),
         ("'stats' statement ignored", p.stats.is_some()),
-        ("cookie will be ignored", p.kind.is_backend() && p.settings.cookie.is_some()),
+        (
+            "cookie will be ignored",
+            p.kind.is_backend() && p.settings.cookie.is_some(),
+        ),
     ];
     for (what, present) in checks {
         if present {
-            cx.warn(&p.loc, "", format!("{what} for {kind} '{}' as it requires HTTP mode.", p.name));
+            cx.warn(
+                &p.loc,
+                "",
+                format!("{what} for {kind} '{}' as it requires HTTP mode.", p.name),
+            );
         }
     }
 }
@@ -89,9 +124,20 @@ fn check_tables(cx: &mut Cx, p: &ProxyDraft, tables: &[String]) {
     let own = p.stick_table.is_some();
     let check = |cx: &mut Cx, loc: &crate::model::Loc, what: &str, table: Option<&str>| {
         let name = table.unwrap_or(&p.name);
-        let ok = if table.is_none() { own } else { tables.iter().any(|t| t == name) };
+        let ok = if table.is_none() {
+            own
+        } else {
+            tables.iter().any(|t| t == name)
+        };
         if !ok {
-            cx.alert(loc, "", format!("Proxy '{}': unable to find table '{name}' referenced by {what}.", p.name));
+            cx.alert(
+                loc,
+                "",
+                format!(
+                    "Proxy '{}': unable to find table '{name}' referenced by {what}.",
+                    p.name
+                ),
+            );
         }
     };
     for r in p.http_request.iter().chain(&p.http_response) {
@@ -100,19 +146,34 @@ fn check_tables(cx: &mut Cx, p: &ProxyDraft, tables: &[String]) {
         }
         if let Some(c) = &r.cond {
             for (loc, fetch, t) in cond_tables(c) {
-                check(cx, &loc, &format!("arg 2 of ACL keyword '{fetch}'"), Some(&t));
+                check(
+                    cx,
+                    &loc,
+                    &format!("arg 2 of ACL keyword '{fetch}'"),
+                    Some(&t),
+                );
             }
         }
     }
     for a in &p.acls {
         if let Some(t) = sc_table_arg(&a.sample.fetch, &a.sample.args) {
-            check(cx, &a.loc, &format!("arg 2 of ACL keyword '{}'", a.sample.fetch), Some(&t));
+            check(
+                cx,
+                &a.loc,
+                &format!("arg 2 of ACL keyword '{}'", a.sample.fetch),
+                Some(&t),
+            );
         }
     }
 }
 
 fn sc_table_arg(fetch: &str, args: &[String]) -> Option<String> {
-    let sc = fetch.starts_with("sc_") || fetch.starts_with("sc0_") || fetch.starts_with("sc1_") || fetch.starts_with("sc2_") || fetch.starts_with("src_") || fetch.starts_with("table_");
+    let sc = fetch.starts_with("sc_")
+        || fetch.starts_with("sc0_")
+        || fetch.starts_with("sc1_")
+        || fetch.starts_with("sc2_")
+        || fetch.starts_with("src_")
+        || fetch.starts_with("table_");
     if !sc {
         return None;
     }
@@ -125,7 +186,8 @@ fn cond_tables(c: &Condition) -> Vec<(crate::model::Loc, String, String)> {
         .iter()
         .flatten()
         .filter_map(|t| match &t.acl {
-            AclRef::Anonymous(a) => sc_table_arg(&a.sample.fetch, &a.sample.args).map(|tb| (a.loc.clone(), a.sample.fetch.clone(), tb)),
+            AclRef::Anonymous(a) => sc_table_arg(&a.sample.fetch, &a.sample.args)
+                .map(|tb| (a.loc.clone(), a.sample.fetch.clone(), tb)),
             AclRef::Named(_) => None,
         })
         .collect()
@@ -142,7 +204,14 @@ fn merged_errorfiles(cx: &mut Cx, p: &ProxyDraft, sections: &[HttpErrors]) -> Ve
                     }
                 }
             }
-            None => cx.alert(loc, "errorfiles", format!("proxy '{}': unable to find http-errors section '{name}'.", p.name)),
+            None => cx.alert(
+                loc,
+                "errorfiles",
+                format!(
+                    "proxy '{}': unable to find http-errors section '{name}'.",
+                    p.name
+                ),
+            ),
         }
     }
     out
@@ -150,36 +219,82 @@ fn merged_errorfiles(cx: &mut Cx, p: &ProxyDraft, sections: &[HttpErrors]) -> Ve
 
 fn frontend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Frontend {
     let s = &p.settings;
-    let default_backend = s.default_backend.as_ref().map(|(_, n)| n.clone()).or_else(|| (p.kind == ProxyKind::Listen).then(|| p.name.clone()));
+    let default_backend = s
+        .default_backend
+        .as_ref()
+        .map(|(_, n)| n.clone())
+        .or_else(|| (p.kind == ProxyKind::Listen).then(|| p.name.clone()));
     Frontend {
-        name: p.name.clone(), loc: p.loc.clone(), from_listen: p.kind == ProxyKind::Listen, disabled: p.disabled,
-        mode: mode_of(p), binds: p.binds.clone(), maxconn: s.maxconn, timeouts: s.timeouts, options: s.options.clone(),
-        log: s.log.clone(), log_format: s.log_format.clone(), default_backend, use_backends: p.use_backends.clone(),
-        acls: p.acls.clone(), http_request: p.http_request.clone(), http_response: p.http_response.clone(),
-        tcp_request: p.tcp_request.clone(), errorfiles, stick_table: p.stick_table.clone(), stats: p.stats.clone(),
-        monitor_uri: p.monitor_uri.clone(), captures: p.captures.clone(), unique_id_format: p.unique_id_format.clone(),
-        unique_id_header: p.unique_id_header.clone(), other: s.other.clone(),
+        name: p.name.clone(),
+        loc: p.loc.clone(),
+        from_listen: p.kind == ProxyKind::Listen,
+        disabled: p.disabled,
+        mode: mode_of(p),
+        binds: p.binds.clone(),
+        maxconn: s.maxconn,
+        timeouts: s.timeouts,
+        options: s.options.clone(),
+        log: s.log.clone(),
+        log_format: s.log_format.clone(),
+        default_backend,
+        use_backends: p.use_backends.clone(),
+        acls: p.acls.clone(),
+        http_request: p.http_request.clone(),
+        http_response: p.http_response.clone(),
+        tcp_request: p.tcp_request.clone(),
+        errorfiles,
+        stick_table: p.stick_table.clone(),
+        stats: p.stats.clone(),
+        monitor_uri: p.monitor_uri.clone(),
+        captures: p.captures.clone(),
+        unique_id_format: p.unique_id_format.clone(),
+        unique_id_header: p.unique_id_header.clone(),
+        other: s.other.clone(),
     }
 }
 
 fn backend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Backend {
     let s = &p.settings;
     Backend {
-        name: p.name.clone(), loc: p.loc.clone(), from_listen: p.kind == ProxyKind::Listen, disabled: p.disabled,
-        mode: mode_of(p), balance: s.balance.clone().unwrap_or_default(), hash_type: s.hash_type.unwrap_or_default(),
-        servers: p.servers.clone(), default_server: s.default_server.clone(), timeouts: s.timeouts, options: s.options.clone(),
-        log: s.log.clone(), retries: s.retries.unwrap_or(3),
-        retry_on: s.retry_on.clone().unwrap_or_else(|| vec!["conn-failure".to_string()]),
-        http_reuse: s.http_reuse.unwrap_or_default(), fullconn: s.fullconn, cookie: s.cookie.clone(), acls: p.acls.clone(),
-        http_request: p.http_request.clone(), http_response: p.http_response.clone(), tcp_request: p.tcp_request.clone(),
-        http_check: s.http_check.clone(), tcp_check: s.tcp_check.clone(), errorfiles, stick_table: p.stick_table.clone(),
-        stick_rules: p.stick_rules.clone(), stats: p.stats.clone(), other: s.other.clone(),
+        name: p.name.clone(),
+        loc: p.loc.clone(),
+        from_listen: p.kind == ProxyKind::Listen,
+        disabled: p.disabled,
+        mode: mode_of(p),
+        balance: s.balance.clone().unwrap_or_default(),
+        hash_type: s.hash_type.unwrap_or_default(),
+        servers: p.servers.clone(),
+        default_server: s.default_server.clone(),
+        timeouts: s.timeouts,
+        options: s.options.clone(),
+        log: s.log.clone(),
+        retries: s.retries.unwrap_or(3),
+        retry_on: s
+            .retry_on
+            .clone()
+            .unwrap_or_else(|| vec!["conn-failure".to_string()]),
+        http_reuse: s.http_reuse.unwrap_or_default(),
+        fullconn: s.fullconn,
+        cookie: s.cookie.clone(),
+        acls: p.acls.clone(),
+        http_request: p.http_request.clone(),
+        http_response: p.http_response.clone(),
+        tcp_request: p.tcp_request.clone(),
+        http_check: s.http_check.clone(),
+        tcp_check: s.tcp_check.clone(),
+        errorfiles,
+        stick_table: p.stick_table.clone(),
+        stick_rules: p.stick_rules.clone(),
+        stats: p.stats.clone(),
+        other: s.other.clone(),
     }
 }
 
 /// `default_backend`/`use_backend` targets exist and have a compatible mode.
 fn check_frontend_refs(cx: &mut Cx, f: &Frontend, backends: &[Backend], proxies: &[ProxyDraft]) {
-    let draft = proxies.iter().find(|p| p.name == f.name && p.kind.is_frontend());
+    let draft = proxies
+        .iter()
+        .find(|p| p.name == f.name && p.kind.is_frontend());
     let explicit_default = draft.and_then(|p| p.settings.default_backend.clone());
     let mut refs: Vec<(crate::model::Loc, &str, String)> = f
         .use_backends

@@ -13,23 +13,129 @@ use super::R;
 
 /// Sample fetches of HAProxy 2.6 (exact names; prefixes in [`FETCH_PREFIXES`]).
 pub const FETCHES: &[&str] = &[
-    "always_false", "always_true", "env", "int", "ipv4", "ipv6", "str", "bin", "bool", "meth",
-    "rand", "nbsrv", "proc", "stopping", "thread", "uuid", "date", "date_us", "hostname",
-    "be_conn", "be_conn_free", "be_sess_rate", "be_id", "be_name", "connslots", "fe_conn",
-    "fe_id", "fe_name", "fe_req_rate", "fe_sess_rate", "fe_defbe", "avg_queue", "queue",
-    "srv_conn", "srv_id", "srv_is_up", "srv_name", "srv_queue", "srv_sess_rate", "srv_conn_free",
-    "var", "src", "src_port", "dst", "dst_port", "dst_conn", "dst_is_local", "src_is_local",
-    "so_id", "so_name", "base", "base32", "base32+src", "baseq", "cookie", "hdr", "http_auth",
-    "http_auth_group", "http_auth_pass", "http_auth_type", "http_auth_user", "http_first_req",
-    "method", "path", "pathq", "query", "set-cookie", "shdr", "shdr_cnt", "shdr_ip", "shdr_val",
-    "status", "unique-id", "url", "url_ip", "url_port", "url_param", "urlp", "urlp_val", "url32",
-    "url32+src", "req_len", "req_proto_http", "req_ssl_sni", "req_ssl_ver", "req_ver",
-    "resp_ver", "wait_end", "payload", "payload_lv", "rdp_cookie", "rdp_cookie_cnt", "ssl_fc",
-    "ssl_bc", "ssl_c_used", "ssl_c_verify", "lat_ns_avg", "lat_ns_tot", "cpu_calls",
-    "cpu_ns_avg", "cpu_ns_tot", "table_avl", "table_cnt", "sc_get_gpc0", "last_rule_file",
-    "last_rule_line", "fc_rtt", "fc_rttvar", "distcc_body", "distcc_param", "quic_enabled",
-    "cook", "cook_cnt", "cook_val", "scook", "scook_cnt", "scook_val", "hdr_cnt", "hdr_ip",
-    "hdr_val", "hdrs", "http_req_rate", "capture",
+    "always_false",
+    "always_true",
+    "env",
+    "int",
+    "ipv4",
+    "ipv6",
+    "str",
+    "bin",
+    "bool",
+    "meth",
+    "rand",
+    "nbsrv",
+    "proc",
+    "stopping",
+    "thread",
+    "uuid",
+    "date",
+    "date_us",
+    "hostname",
+    "be_conn",
+    "be_conn_free",
+    "be_sess_rate",
+    "be_id",
+    "be_name",
+    "connslots",
+    "fe_conn",
+    "fe_id",
+    "fe_name",
+    "fe_req_rate",
+    "fe_sess_rate",
+    "fe_defbe",
+    "avg_queue",
+    "queue",
+    "srv_conn",
+    "srv_id",
+    "srv_is_up",
+    "srv_name",
+    "srv_queue",
+    "srv_sess_rate",
+    "srv_conn_free",
+    "var",
+    "src",
+    "src_port",
+    "dst",
+    "dst_port",
+    "dst_conn",
+    "dst_is_local",
+    "src_is_local",
+    "so_id",
+    "so_name",
+    "base",
+    "base32",
+    "base32+src",
+    "baseq",
+    "cookie",
+    "hdr",
+    "http_auth",
+    "http_auth_group",
+    "http_auth_pass",
+    "http_auth_type",
+    "http_auth_user",
+    "http_first_req",
+    "method",
+    "path",
+    "pathq",
+    "query",
+    "set-cookie",
+    "shdr",
+    "shdr_cnt",
+    "shdr_ip",
+    "shdr_val",
+    "status",
+    "unique-id",
+    "url",
+    "url_ip",
+    "url_port",
+    "url_param",
+    "urlp",
+    "urlp_val",
+    "url32",
+    "url32+src",
+    "req_len",
+    "req_proto_http",
+    "req_ssl_sni",
+    "req_ssl_ver",
+    "req_ver",
+    "resp_ver",
+    "wait_end",
+    "payload",
+    "payload_lv",
+    "rdp_cookie",
+    "rdp_cookie_cnt",
+    "ssl_fc",
+    "ssl_bc",
+    "ssl_c_used",
+    "ssl_c_verify",
+    "lat_ns_avg",
+    "lat_ns_tot",
+    "cpu_calls",
+    "cpu_ns_avg",
+    "cpu_ns_tot",
+    "table_avl",
+    "table_cnt",
+    "sc_get_gpc0",
+    "last_rule_file",
+    "last_rule_line",
+    "fc_rtt",
+    "fc_rttvar",
+    "distcc_body",
+    "distcc_param",
+    "quic_enabled",
+    "cook",
+    "cook_cnt",
+    "cook_val",
+    "scook",
+    "scook_cnt",
+    "scook_val",
+    "hdr_cnt",
+    "hdr_ip",
+    "hdr_val",
+    "hdrs",
+    "http_req_rate",
+    "capture",
 ];
 
 /// Fetch families accepted by prefix (`ssl_c_s_dn`, `sc0_http_req_rate`, `req.hdr`...).
@@ -49,14 +155,79 @@ pub const EXTENSION_FETCHES: &[(&str, u32, u32)] = &[("date_hour", 0, 23), ("dat
 
 /// Converters of HAProxy 2.6 (exact names; prefixes in [`CONVERTER_PREFIXES`]).
 pub const CONVERTERS: &[&str] = &[
-    "add", "aes_gcm_dec", "and", "b64dec", "base64", "be2dec", "be2hex", "bool", "bytes",
-    "concat", "cpl", "crc32", "crc32c", "cut_crlf", "debug", "digest", "div", "djb2", "even",
-    "field", "hex", "hex2i", "hmac", "htonl", "http_date", "in_table", "ipmask", "json",
-    "json_query", "language", "length", "lower", "ltime", "ltrim", "map", "mod", "mul", "neg",
-    "not", "odd", "or", "protobuf", "regsub", "rtrim", "sdbm", "secure_memcmp", "set-var",
-    "sha1", "sha2", "strcmp", "sub", "ub64dec", "ub64enc", "ungrpc", "unset-var", "upper",
-    "url_dec", "url_enc", "utime", "word", "wt6", "xor", "x509_v_err_str", "xxh3", "xxh32",
-    "xxh64", "iif", "srv_queue", "nbsrv", "host_only", "port_only", "sub", "ipv6",
+    "add",
+    "aes_gcm_dec",
+    "and",
+    "b64dec",
+    "base64",
+    "be2dec",
+    "be2hex",
+    "bool",
+    "bytes",
+    "concat",
+    "cpl",
+    "crc32",
+    "crc32c",
+    "cut_crlf",
+    "debug",
+    "digest",
+    "div",
+    "djb2",
+    "even",
+    "field",
+    "hex",
+    "hex2i",
+    "hmac",
+    "htonl",
+    "http_date",
+    "in_table",
+    "ipmask",
+    "json",
+    "json_query",
+    "language",
+    "length",
+    "lower",
+    "ltime",
+    "ltrim",
+    "map",
+    "mod",
+    "mul",
+    "neg",
+    "not",
+    "odd",
+    "or",
+    "protobuf",
+    "regsub",
+    "rtrim",
+    "sdbm",
+    "secure_memcmp",
+    "set-var",
+    "sha1",
+    "sha2",
+    "strcmp",
+    "sub",
+    "ub64dec",
+    "ub64enc",
+    "ungrpc",
+    "unset-var",
+    "upper",
+    "url_dec",
+    "url_enc",
+    "utime",
+    "word",
+    "wt6",
+    "xor",
+    "x509_v_err_str",
+    "xxh3",
+    "xxh32",
+    "xxh64",
+    "iif",
+    "srv_queue",
+    "nbsrv",
+    "host_only",
+    "port_only",
+    "sub",
+    "ipv6",
 ];
 
 /// Converter families accepted by prefix.
@@ -64,10 +235,28 @@ pub const CONVERTER_PREFIXES: &[&str] = &["map_", "table_", "fix_", "mqtt_", "sc
 
 /// Predefined ACLs (configuration manual 7.4).
 pub const PREDEFINED_ACLS: &[&str] = &[
-    "FALSE", "HTTP", "HTTP_1.0", "HTTP_1.1", "HTTP_2.0", "HTTP_CONTENT", "HTTP_URL_ABS",
-    "HTTP_URL_SLASH", "HTTP_URL_STAR", "LOCALHOST", "METH_CONNECT", "METH_DELETE", "METH_GET",
-    "METH_HEAD", "METH_OPTIONS", "METH_POST", "METH_PUT", "METH_TRACE", "RDP_COOKIE",
-    "REQ_CONTENT", "TRUE", "WAIT_END",
+    "FALSE",
+    "HTTP",
+    "HTTP_1.0",
+    "HTTP_1.1",
+    "HTTP_2.0",
+    "HTTP_CONTENT",
+    "HTTP_URL_ABS",
+    "HTTP_URL_SLASH",
+    "HTTP_URL_STAR",
+    "LOCALHOST",
+    "METH_CONNECT",
+    "METH_DELETE",
+    "METH_GET",
+    "METH_HEAD",
+    "METH_OPTIONS",
+    "METH_POST",
+    "METH_PUT",
+    "METH_TRACE",
+    "RDP_COOKIE",
+    "REQ_CONTENT",
+    "TRUE",
+    "WAIT_END",
 ];
 
 fn is_fetch(name: &str) -> bool {
@@ -76,9 +265,10 @@ fn is_fetch(name: &str) -> bool {
 
 fn is_acl_fetch(name: &str) -> bool {
     is_fetch(name)
-        || ACL_SUFFIXES
-            .iter()
-            .any(|s| name.strip_suffix(s).is_some_and(|base| FETCHES.contains(&base)))
+        || ACL_SUFFIXES.iter().any(|s| {
+            name.strip_suffix(s)
+                .is_some_and(|base| FETCHES.contains(&base))
+        })
 }
 
 fn is_converter(name: &str) -> bool {
@@ -115,8 +305,17 @@ fn name_args(s: &str) -> Result<(String, Vec<String>), String> {
     match s.split_once('(') {
         None => Ok((s.to_string(), Vec::new())),
         Some((name, rest)) => {
-            let inner = rest.strip_suffix(')').ok_or_else(|| format!("missing closing ')' after arguments of '{name}'"))?;
-            let args = if inner.is_empty() { Vec::new() } else { split_top(inner)?.into_iter().map(|a| a.trim_matches('"').to_string()).collect() };
+            let inner = rest
+                .strip_suffix(')')
+                .ok_or_else(|| format!("missing closing ')' after arguments of '{name}'"))?;
+            let args = if inner.is_empty() {
+                Vec::new()
+            } else {
+                split_top(inner)?
+                    .into_iter()
+                    .map(|a| a.trim_matches('"').to_string())
+                    .collect()
+            };
             Ok((name.to_string(), args))
         }
     }
@@ -135,8 +334,12 @@ fn parse_sample_with(s: &str, fetch_ok: fn(&str) -> bool) -> Result<SampleExpr, 
     let mut it = parts.into_iter();
     let (fetch, args) = name_args(it.next().unwrap_or(""))?;
     if !fetch_ok(&fetch) {
-        let hint = nearest(&fetch, FETCHES.iter().copied()).map(|n| format!("; did you mean '{n}' maybe ?")).unwrap_or_default();
-        return Err(format!("unknown fetch method '{fetch}' in expression '{s}'{hint}"));
+        let hint = nearest(&fetch, FETCHES.iter().copied())
+            .map(|n| format!("; did you mean '{n}' maybe ?"))
+            .unwrap_or_default();
+        return Err(format!(
+            "unknown fetch method '{fetch}' in expression '{s}'{hint}"
+        ));
     }
     let mut converters = Vec::new();
     for c in it {
@@ -146,7 +349,11 @@ fn parse_sample_with(s: &str, fetch_ok: fn(&str) -> bool) -> Result<SampleExpr, 
         }
         converters.push(Converter { name, args });
     }
-    Ok(SampleExpr { fetch, args, converters })
+    Ok(SampleExpr {
+        fetch,
+        args,
+        converters,
+    })
 }
 
 fn converter_error(name: &str, expr: &str) -> String {
@@ -157,18 +364,30 @@ fn converter_error(name: &str, expr: &str) -> String {
              'concat' with a variable (e.g. 'http-request set-var(txn.p) path' then 'src,concat(,txn.p)')."
         );
     }
-    let hint = nearest(name, CONVERTERS.iter().copied()).map(|n| format!("; did you mean '{n}' maybe ?")).unwrap_or_default();
+    let hint = nearest(name, CONVERTERS.iter().copied())
+        .map(|n| format!("; did you mean '{n}' maybe ?"))
+        .unwrap_or_default();
     format!("unknown converter '{name}' in expression '{expr}'{hint}")
 }
 
 /// Parses `<criterion> [flags] [operator] <patterns...>` (shared by named and anonymous ACLs).
-pub fn parse_acl_body(cx: &mut super::Cx, name: &str, loc: &Loc, words: &[String]) -> Result<Acl, String> {
+pub fn parse_acl_body(
+    cx: &mut super::Cx,
+    name: &str,
+    loc: &Loc,
+    words: &[String],
+) -> Result<Acl, String> {
     let crit = words.first().ok_or("missing ACL criterion")?;
     let ext = EXTENSION_FETCHES.iter().find(|(f, _, _)| f == crit);
     let sample = if ext.is_some() {
-        SampleExpr { fetch: crit.clone(), args: Vec::new(), converters: Vec::new() }
+        SampleExpr {
+            fetch: crit.clone(),
+            args: Vec::new(),
+            converters: Vec::new(),
+        }
     } else {
-        parse_sample_with(crit, is_acl_fetch).map_err(|e| format!("error detected while parsing ACL '{name}' : {e}."))?
+        parse_sample_with(crit, is_acl_fetch)
+            .map_err(|e| format!("error detected while parsing ACL '{name}' : {e}."))?
     };
     let mut flags = AclFlags::default();
     let mut i = 1;
@@ -178,16 +397,31 @@ pub fn parse_acl_body(cx: &mut super::Cx, name: &str, loc: &Loc, words: &[String
             "-i" => flags.ignore_case = true,
             "-n" => flags.no_dns = true,
             "-M" => flags.map = true,
-            "-f" => { flags.files.push(val.ok_or("'-f' expects a file")?.into()); i += 1; }
-            "-m" => { flags.match_method = Some(check_match(val.as_deref())?); i += 1; }
-            "-u" => { flags.unique_id = Some(val.ok_or("'-u' expects an id")?); i += 1; }
-            "--" => { i += 1; break; }
+            "-f" => {
+                flags.files.push(val.ok_or("'-f' expects a file")?.into());
+                i += 1;
+            }
+            "-m" => {
+                flags.match_method = Some(check_match(val.as_deref())?);
+                i += 1;
+            }
+            "-u" => {
+                flags.unique_id = Some(val.ok_or("'-u' expects an id")?);
+                i += 1;
+            }
+            "--" => {
+                i += 1;
+                break;
+            }
             _ => break,
         }
         i += 1;
     }
     let mut operator = None;
-    if let Some(op) = words.get(i).filter(|w| ["eq", "ge", "gt", "le", "lt"].contains(&w.as_str())) {
+    if let Some(op) = words
+        .get(i)
+        .filter(|w| ["eq", "ge", "gt", "le", "lt"].contains(&w.as_str()))
+    {
         operator = Some(op.clone());
         i += 1;
     }
@@ -195,11 +429,20 @@ pub fn parse_acl_body(cx: &mut super::Cx, name: &str, loc: &Loc, words: &[String
     if let Some((fetch, lo, hi)) = ext {
         check_extension(cx, loc, fetch, *lo, *hi, &patterns)?;
     }
-    Ok(Acl { name: name.to_string(), loc: loc.clone(), sample, flags, operator, patterns })
+    Ok(Acl {
+        name: name.to_string(),
+        loc: loc.clone(),
+        sample,
+        flags,
+        operator,
+        patterns,
+    })
 }
 
 fn check_match(m: Option<&str>) -> Result<String, String> {
-    const METHODS: &[&str] = &["found", "bool", "int", "ip", "bin", "len", "str", "sub", "reg", "beg", "end", "dir", "dom"];
+    const METHODS: &[&str] = &[
+        "found", "bool", "int", "ip", "bin", "len", "str", "sub", "reg", "beg", "end", "dir", "dom",
+    ];
     match m {
         Some(m) if METHODS.contains(&m) => Ok(m.to_string()),
         Some(m) => Err(format!("unknown matching method '{m}'")),
@@ -208,7 +451,14 @@ fn check_match(m: Option<&str>) -> Result<String, String> {
 }
 
 /// `date_hour 9-17` / `date_dow 1:5`: ringlb extension, validated and warned about.
-fn check_extension(cx: &mut super::Cx, loc: &Loc, fetch: &str, lo: u32, hi: u32, pats: &[String]) -> R {
+fn check_extension(
+    cx: &mut super::Cx,
+    loc: &Loc,
+    fetch: &str,
+    lo: u32,
+    hi: u32,
+    pats: &[String],
+) -> R {
     for p in pats {
         let (a, b) = p.split_once(['-', ':']).unwrap_or((p, p));
         let (a, b) = (a.parse::<u32>(), b.parse::<u32>());
@@ -218,7 +468,13 @@ fn check_extension(cx: &mut super::Cx, loc: &Loc, fetch: &str, lo: u32, hi: u32,
         }
     }
     cx.use_kw(loc, &format!("acl {fetch}"), &Status::Parsed { issue: 6 });
-    cx.warn(loc, "acl", format!("'{fetch}' is a ringlb extension: haproxy 2.6 has no such fetch and rejects this line."));
+    cx.warn(
+        loc,
+        "acl",
+        format!(
+            "'{fetch}' is a ringlb extension: haproxy 2.6 has no such fetch and rejects this line."
+        ),
+    );
     Ok(())
 }
 
@@ -228,8 +484,13 @@ pub fn parse_acl_line(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         return Err("'acl' expects an ACL name and a criterion.".into());
     }
     let name = l.arg(1);
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c))) {
-        return Err(format!("ACL name '{name}' contains invalid character '{c}'."));
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c)))
+    {
+        return Err(format!(
+            "ACL name '{name}' contains invalid character '{c}'."
+        ));
     }
     let acl = parse_acl_body(k.cx, name, &l.loc, &l.rest(2))?;
     p.acls.push(acl);
@@ -238,9 +499,16 @@ pub fn parse_acl_line(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 
 /// Parses an optional `if|unless <condition>` starting at word `start`. Returns `None` when
 /// there are no words left. Named ACLs must be declared earlier in the proxy (or predefined).
-pub fn parse_condition(k: &mut KwCx<'_>, p: &ProxyDraft, l: &Line, start: usize) -> Result<Option<Condition>, String> {
+pub fn parse_condition(
+    k: &mut KwCx<'_>,
+    p: &ProxyDraft,
+    l: &Line,
+    start: usize,
+) -> Result<Option<Condition>, String> {
     let words = l.rest(start);
-    let Some(first) = words.first() else { return Ok(None) };
+    let Some(first) = words.first() else {
+        return Ok(None);
+    };
     let unless = match first.as_str() {
         "if" => false,
         "unless" => true,
@@ -257,13 +525,20 @@ pub fn parse_condition(k: &mut KwCx<'_>, p: &ProxyDraft, l: &Line, start: usize)
         let (negate, name) = match w.strip_prefix('!') {
             Some(rest) if !rest.is_empty() => (true, rest.to_string()),
             Some(_) => match words.get(i) {
-                Some(next) => { i += 1; (true, next.clone()) }
+                Some(next) => {
+                    i += 1;
+                    (true, next.clone())
+                }
                 None => return Err("missing ACL after '!'".into()),
             },
             None => (false, w.clone()),
         };
         let acl = if name == "{" {
-            let end = words.iter().skip(i).position(|w| w == "}").ok_or("missing closing '}' in condition.")?;
+            let end = words
+                .iter()
+                .skip(i)
+                .position(|w| w == "}")
+                .ok_or("missing closing '}' in condition.")?;
             let body: Vec<String> = words.iter().skip(i).take(end).cloned().collect();
             i += end + 1;
             if body.is_empty() {
@@ -283,7 +558,11 @@ pub fn parse_condition(k: &mut KwCx<'_>, p: &ProxyDraft, l: &Line, start: usize)
     if terms.iter().any(Vec::is_empty) {
         return Err(format!("'{first}' expects a non-empty condition."));
     }
-    k.cx.use_kw(&l.loc, "condition (if/unless)", &Status::Parsed { issue: 6 });
+    k.cx.use_kw(
+        &l.loc,
+        "condition (if/unless)",
+        &Status::Parsed { issue: 6 },
+    );
     Ok(Some(Condition { unless, terms }))
 }
 
@@ -305,7 +584,9 @@ mod tests {
         assert!(e.contains("is a sample fetch, not a converter"), "{e}");
         assert!(e.contains("base32+src"));
         assert!(parse_sample("srcx").unwrap_err().contains("unknown fetch"));
-        assert!(parse_sample("src,lowre").unwrap_err().contains("did you mean 'lower'"));
+        assert!(parse_sample("src,lowre")
+            .unwrap_err()
+            .contains("did you mean 'lower'"));
         assert!(parse_sample("hdr(host").is_err());
     }
 
@@ -314,7 +595,13 @@ mod tests {
         let mut cx = super::super::Cx::default();
         let loc = Loc::default();
         let w = |s: &str| s.split(' ').map(str::to_string).collect::<Vec<_>>();
-        let a = parse_acl_body(&mut cx, "x", &loc, &w("hdr_sub(User-Agent) -i mobile android")).unwrap();
+        let a = parse_acl_body(
+            &mut cx,
+            "x",
+            &loc,
+            &w("hdr_sub(User-Agent) -i mobile android"),
+        )
+        .unwrap();
         assert!(a.flags.ignore_case);
         assert_eq!(a.patterns, ["mobile", "android"]);
         let a = parse_acl_body(&mut cx, "x", &loc, &w("sc_http_req_rate(0) gt 100")).unwrap();

@@ -25,7 +25,12 @@ pub struct BindOpt {
 }
 
 const fn o(name: &'static str, value: bool, status: Status, doc: &'static str) -> BindOpt {
-    BindOpt { name, value, status, doc }
+    BindOpt {
+        name,
+        value,
+        status,
+        doc,
+    }
 }
 
 const S: Status = Status::Supported;
@@ -87,10 +92,20 @@ pub static BIND_OPTIONS: &[BindOpt] = &[
     o("force-tlsv13", false, TLS, "only TLSv1.3"),
     o("prefer-client-ciphers", false, TLS, "client cipher order"),
     o("allow-0rtt", false, TLS, "accept early data"),
-    o("no-ca-names", false, TLS, "no CA names in CertificateRequest"),
+    o(
+        "no-ca-names",
+        false,
+        TLS,
+        "no CA names in CertificateRequest",
+    ),
     o("ca-ignore-err", true, TLS, "ignore CA verify errors"),
     o("crt-ignore-err", true, TLS, "ignore cert verify errors"),
-    o("generate-certificates", false, NO, "on-the-fly certificates"),
+    o(
+        "generate-certificates",
+        false,
+        NO,
+        "on-the-fly certificates",
+    ),
     o("ca-sign-file", true, NO, "CA for generated certificates"),
     o("quic-cc-algo", true, NO, "QUIC congestion control"),
 ];
@@ -104,17 +119,24 @@ pub fn parse_addr(word: &str) -> Result<(Vec<SocketAddr>, Option<PathBuf>), Stri
     match family {
         Some("unix") => return Ok((Vec::new(), Some(PathBuf::from(rest)))),
         Some("ipv4" | "ipv6" | "tcp" | "tcp4" | "tcp6") | None => {}
-        Some(f @ ("abns" | "fd" | "sockpair" | "quic4" | "quic6" | "udp" | "udp4" | "udp6" | "uxst" | "uxdg")) => {
-            return Err(format!("address family '{f}@' is not supported by ringlb yet"));
+        Some(
+            f @ ("abns" | "fd" | "sockpair" | "quic4" | "quic6" | "udp" | "udp4" | "udp6" | "uxst"
+            | "uxdg"),
+        ) => {
+            return Err(format!(
+                "address family '{f}@' is not supported by ringlb yet"
+            ));
         }
         Some(f) => return Err(format!("unknown address family '{f}@' in '{word}'")),
     }
     if family.is_none() && rest.starts_with('/') {
         return Ok((Vec::new(), Some(PathBuf::from(rest))));
     }
-    let (host, ports) = split_host_port(rest).ok_or_else(|| format!("missing port number: '{word}'"))?;
+    let (host, ports) =
+        split_host_port(rest).ok_or_else(|| format!("missing port number: '{word}'"))?;
     let ip = host_ip(host, family).ok_or_else(|| format!("could not resolve address '{host}' (ringlb binds literal IP addresses, '*' or 'localhost')"))?;
-    let (lo, hi) = port_range(ports).ok_or_else(|| format!("invalid port '{ports}' in '{word}'"))?;
+    let (lo, hi) =
+        port_range(ports).ok_or_else(|| format!("invalid port '{ports}' in '{word}'"))?;
     Ok(((lo..=hi).map(|p| SocketAddr::new(ip, p)).collect(), None))
 }
 
@@ -133,7 +155,11 @@ fn host_ip(host: &str, family: Option<&str>) -> Option<IpAddr> {
     match host {
         "" | "*" | "0.0.0.0" if !v6 => Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
         "" | "*" | "::" => Some(IpAddr::V6(Ipv6Addr::UNSPECIFIED)),
-        "localhost" => Some(if v6 { IpAddr::V6(Ipv6Addr::LOCALHOST) } else { IpAddr::V4(Ipv4Addr::LOCALHOST) }),
+        "localhost" => Some(if v6 {
+            IpAddr::V6(Ipv6Addr::LOCALHOST)
+        } else {
+            IpAddr::V4(Ipv4Addr::LOCALHOST)
+        }),
         h => h.parse().ok(),
     }
 }
@@ -159,24 +185,48 @@ pub fn parse_addr_list(spec: &str) -> Result<(Vec<SocketAddr>, Option<PathBuf>),
 /// `bind <addr>[,<addr>...] [options]`.
 pub fn parse_bind(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     if l.len() < 2 {
-        return Err("'bind' expects {<path>|[addr1]:port1[-end1]}{,[addr]:port[-end]}... as arguments.".into());
+        return Err(
+            "'bind' expects {<path>|[addr1]:port1[-end1]}{,[addr]:port[-end]}... as arguments."
+                .into(),
+        );
     }
     let spec = l.arg(1).to_string();
     let (addrs, unix_path) = parse_addr_list(&spec)?;
     let mut b = Bind {
-        loc: l.loc.clone(), spec, addrs, unix_path, name: None, maxconn: None, backlog: None,
-        accept_proxy: false, v4v6: false, v6only: false, transparent: false, defer_accept: false,
-        tfo: false, interface: None, thread: None, ssl: BindSsl::default(), other: Vec::new(),
+        loc: l.loc.clone(),
+        spec,
+        addrs,
+        unix_path,
+        name: None,
+        maxconn: None,
+        backlog: None,
+        accept_proxy: false,
+        v4v6: false,
+        v6only: false,
+        transparent: false,
+        defer_accept: false,
+        tfo: false,
+        interface: None,
+        thread: None,
+        ssl: BindSsl::default(),
+        other: Vec::new(),
     };
     let mut i = 2;
     while i < l.len() {
         let name = l.arg(i);
-        let opt = BIND_OPTIONS.iter().find(|o| o.name == name).ok_or_else(|| {
-            let hint = nearest(name, BIND_OPTIONS.iter().map(|o| o.name)).map(|n| format!(" Did you mean '{n}' maybe ?")).unwrap_or_default();
-            format!("unknown keyword '{name}'.{hint}")
-        })?;
+        let opt = BIND_OPTIONS
+            .iter()
+            .find(|o| o.name == name)
+            .ok_or_else(|| {
+                let hint = nearest(name, BIND_OPTIONS.iter().map(|o| o.name))
+                    .map(|n| format!(" Did you mean '{n}' maybe ?"))
+                    .unwrap_or_default();
+                format!("unknown keyword '{name}'.{hint}")
+            })?;
         if !k.cx.use_kw(&l.loc, &format!("bind {name}"), &opt.status) {
-            return Err(format!("HAProxy bind option '{name}' is not supported by ringlb yet"));
+            return Err(format!(
+                "HAProxy bind option '{name}' is not supported by ringlb yet"
+            ));
         }
         let value = if opt.value {
             i += 1;
@@ -241,7 +291,11 @@ fn apply(b: &mut Bind, name: &str, value: Option<String>) -> R {
 }
 
 fn is_ssl_flag(name: &str) -> bool {
-    name.starts_with("ssl-m") || name.starts_with("no-") || name.starts_with("force-") || name == "prefer-client-ciphers" || name == "allow-0rtt"
+    name.starts_with("ssl-m")
+        || name.starts_with("no-")
+        || name.starts_with("force-")
+        || name == "prefer-client-ciphers"
+        || name == "allow-0rtt"
 }
 
 /// `verify none|optional|required`.
@@ -255,15 +309,23 @@ pub fn parse_verify(v: &str) -> Result<Verify, String> {
 }
 
 fn check_readable(path: &str) -> R {
-    std::fs::metadata(path).map(|_| ()).map_err(|e| format!("unable to load '{path}' : {e}"))
+    std::fs::metadata(path)
+        .map(|_| ())
+        .map_err(|e| format!("unable to load '{path}' : {e}"))
 }
 
 /// Checks that `path` is a PEM file containing a `-----BEGIN <what>` block.
 pub fn check_pem(path: &Path, what: &str) -> R {
-    let data = std::fs::read(path).map_err(|e| format!("unable to load '{}' : {e}", path.display()))?;
+    let data =
+        std::fs::read(path).map_err(|e| format!("unable to load '{}' : {e}", path.display()))?;
     let text = String::from_utf8_lossy(&data);
-    if !text.contains(&format!("-----BEGIN {what}")) && !text.contains("-----BEGIN TRUSTED CERTIFICATE") {
-        return Err(format!("unable to load '{}' : no {what} found in PEM file.", path.display()));
+    if !text.contains(&format!("-----BEGIN {what}"))
+        && !text.contains("-----BEGIN TRUSTED CERTIFICATE")
+    {
+        return Err(format!(
+            "unable to load '{}' : no {what} found in PEM file.",
+            path.display()
+        ));
     }
     Ok(())
 }
@@ -273,9 +335,18 @@ pub fn check_pem(path: &Path, what: &str) -> R {
 pub fn check_crt(path: &str) -> R {
     let p = Path::new(path);
     if p.is_dir() {
-        let rd = std::fs::read_dir(p).map_err(|e| format!("unable to scan directory '{path}' : {e}"))?;
-        let mut files: Vec<PathBuf> = rd.filter_map(Result::ok).map(|e| e.path()).filter(|f| f.is_file()).collect();
-        files.retain(|f| !f.extension().is_some_and(|x| ["key", "ocsp", "issuer", "sctl"].contains(&x.to_str().unwrap_or(""))));
+        let rd =
+            std::fs::read_dir(p).map_err(|e| format!("unable to scan directory '{path}' : {e}"))?;
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|f| f.is_file())
+            .collect();
+        files.retain(|f| {
+            !f.extension().is_some_and(|x| {
+                ["key", "ocsp", "issuer", "sctl"].contains(&x.to_str().unwrap_or(""))
+            })
+        });
         files.sort();
         return files.iter().try_for_each(|f| check_cert_and_key(f));
     }
@@ -284,10 +355,15 @@ pub fn check_crt(path: &str) -> R {
 
 fn check_cert_and_key(p: &Path) -> R {
     check_pem(p, "CERTIFICATE")?;
-    let has_key = std::fs::read(p).map(|d| String::from_utf8_lossy(&d).contains("PRIVATE KEY-----")).unwrap_or(false);
+    let has_key = std::fs::read(p)
+        .map(|d| String::from_utf8_lossy(&d).contains("PRIVATE KEY-----"))
+        .unwrap_or(false);
     let key_file = PathBuf::from(format!("{}.key", p.display()));
     if !has_key && !key_file.exists() {
-        return Err(format!("unable to load SSL private key from PEM file '{}'.", p.display()));
+        return Err(format!(
+            "unable to load SSL private key from PEM file '{}'.",
+            p.display()
+        ));
     }
     Ok(())
 }
@@ -297,7 +373,12 @@ mod tests {
     use super::*;
 
     fn addrs(s: &str) -> Vec<String> {
-        parse_addr_list(s).unwrap().0.iter().map(|a| a.to_string()).collect()
+        parse_addr_list(s)
+            .unwrap()
+            .0
+            .iter()
+            .map(|a| a.to_string())
+            .collect()
     }
 
     #[test]
@@ -309,13 +390,23 @@ mod tests {
         assert_eq!(addrs(":::80"), ["[::]:80"]);
         assert_eq!(addrs("ipv4@127.0.0.1:8080"), ["127.0.0.1:8080"]);
         assert_eq!(addrs("ipv6@:80"), ["[::]:80"]);
-        assert_eq!(addrs("127.0.0.1:80-82"), ["127.0.0.1:80", "127.0.0.1:81", "127.0.0.1:82"]);
+        assert_eq!(
+            addrs("127.0.0.1:80-82"),
+            ["127.0.0.1:80", "127.0.0.1:81", "127.0.0.1:82"]
+        );
         assert_eq!(addrs(":80,:443").len(), 2);
-        assert_eq!(parse_addr("/run/x.sock").unwrap().1.unwrap(), PathBuf::from("/run/x.sock"));
-        assert!(parse_addr("127.0.0.1").unwrap_err().contains("missing port"));
+        assert_eq!(
+            parse_addr("/run/x.sock").unwrap().1.unwrap(),
+            PathBuf::from("/run/x.sock")
+        );
+        assert!(parse_addr("127.0.0.1")
+            .unwrap_err()
+            .contains("missing port"));
         assert!(parse_addr("127.0.0.1:0").is_err());
         assert!(parse_addr("127.0.0.1:82-80").is_err());
         assert!(parse_addr("abns@x").unwrap_err().contains("not supported"));
-        assert!(parse_addr("nosuchhost.invalid:80").unwrap_err().contains("could not resolve"));
+        assert!(parse_addr("nosuchhost.invalid:80")
+            .unwrap_err()
+            .contains("could not resolve"));
     }
 }

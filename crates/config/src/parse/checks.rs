@@ -24,13 +24,23 @@ pub fn option_httpchk(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         1 => ("OPTIONS", args[0].as_str(), "HTTP/1.0"),
         2 => (args[0].as_str(), args[1].as_str(), "HTTP/1.0"),
         3 => (args[0].as_str(), args[1].as_str(), args[2].as_str()),
-        _ => return Err("'option httpchk' expects at most 3 arguments: [<method>] [<uri>] [<version>].".into()),
+        _ => {
+            return Err(
+                "'option httpchk' expects at most 3 arguments: [<method>] [<uri>] [<version>]."
+                    .into(),
+            )
+        }
     };
     let (version, extra) = match version.split_once("\r\n") {
         Some((v, rest)) => (v, Some(rest.to_string())),
         None => (version, None),
     };
-    p.settings.options.httpchk = Some(HttpChk { method: method.into(), uri: uri.into(), version: version.into(), extra });
+    p.settings.options.httpchk = Some(HttpChk {
+        method: method.into(),
+        uri: uri.into(),
+        version: version.into(),
+        extra,
+    });
     Ok(())
 }
 
@@ -61,7 +71,9 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             if p.http_check_expect_seen {
                 k.cx.warn(&loc, "http-check send", "a second 'http-check send' after an 'expect' without 'http-check connect' is a ringlb extension \
                     (haproxy 2.6 rejects it): ringlb opens a new connection for each send/expect pair. Add 'http-check connect' before it to stay haproxy-compatible.");
-                p.settings.http_check.push(HttpCheckStep::ImplicitConnect { loc: loc.clone() });
+                p.settings
+                    .http_check
+                    .push(HttpCheckStep::ImplicitConnect { loc: loc.clone() });
                 p.http_check_expect_seen = false;
             }
             parse_send(l)?
@@ -81,9 +93,20 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         }
         "disable-on-404" => HttpCheckStep::DisableOn404 { loc },
         "send-state" => HttpCheckStep::SendState { loc },
-        "comment" => HttpCheckStep::Comment { loc, text: l.rest(2).join(" ") },
-        w if w.starts_with("set-var(") => HttpCheckStep::SetVar { loc, var: var_name(w)?, expr: l.rest(2).join(" ") },
-        w if w.starts_with("unset-var(") => HttpCheckStep::SetVar { loc, var: var_name(w)?, expr: String::new() },
+        "comment" => HttpCheckStep::Comment {
+            loc,
+            text: l.rest(2).join(" "),
+        },
+        w if w.starts_with("set-var(") => HttpCheckStep::SetVar {
+            loc,
+            var: var_name(w)?,
+            expr: l.rest(2).join(" "),
+        },
+        w if w.starts_with("unset-var(") => HttpCheckStep::SetVar {
+            loc,
+            var: var_name(w)?,
+            expr: String::new(),
+        },
         w => return Err(format!("'http-check' : unknown step '{w}'.")),
     };
     p.settings.http_check.push(step);
@@ -91,11 +114,17 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 }
 
 fn var_name(w: &str) -> Result<String, String> {
-    w.split_once('(').and_then(|(_, r)| r.strip_suffix(')')).map(str::to_string).ok_or_else(|| format!("invalid variable in '{w}'"))
+    w.split_once('(')
+        .and_then(|(_, r)| r.strip_suffix(')'))
+        .map(str::to_string)
+        .ok_or_else(|| format!("invalid variable in '{w}'"))
 }
 
 fn parse_connect(l: &Line, start: usize) -> Result<CheckConnect, String> {
-    let mut c = CheckConnect { loc: l.loc.clone(), ..CheckConnect::default() };
+    let mut c = CheckConnect {
+        loc: l.loc.clone(),
+        ..CheckConnect::default()
+    };
     let mut i = start;
     while i < l.len() {
         let v = l.arg(i + 1);
@@ -135,40 +164,86 @@ fn parse_send(l: &Line) -> Result<HttpCheckStep, String> {
             w => return Err(format!("'http-check send' : unknown keyword '{w}' (expects meth, uri, uri-lf, ver, hdr, body, body-lf, comment).")),
         }
         if l.arg(i + 1).is_empty() {
-            return Err(format!("'http-check send' : '{}' expects a value.", l.arg(i)));
+            return Err(format!(
+                "'http-check send' : '{}' expects a value.",
+                l.arg(i)
+            ));
         }
         i += 2;
     }
-    Ok(HttpCheckStep::Send { loc: l.loc.clone(), meth, uri, ver, headers, body })
+    Ok(HttpCheckStep::Send {
+        loc: l.loc.clone(),
+        meth,
+        uri,
+        ver,
+        headers,
+        body,
+    })
 }
 
 /// `expect [min-recv N] [comment C] [...-status S] [on-*] [!] <match> <pattern>`.
 fn parse_expect(l: &Line, http: bool) -> Result<CheckExpect, String> {
-    let mut e = CheckExpect { loc: l.loc.clone(), negate: false, kind: String::new(), pattern: String::new(), min_recv: None, body_synonym: false };
+    let mut e = CheckExpect {
+        loc: l.loc.clone(),
+        negate: false,
+        kind: String::new(),
+        pattern: String::new(),
+        min_recv: None,
+        body_synonym: false,
+    };
     let mut i = 2;
     while i < l.len() {
         let w = l.arg(i);
         match w {
             "min-recv" => {
-                e.min_recv = Some(l.arg(i + 1).parse().map_err(|_| format!("invalid min-recv '{}'", l.arg(i + 1)))?);
+                e.min_recv = Some(
+                    l.arg(i + 1)
+                        .parse()
+                        .map_err(|_| format!("invalid min-recv '{}'", l.arg(i + 1)))?,
+                );
                 i += 2;
             }
-            "comment" | "ok-status" | "error-status" | "tout-status" | "on-success" | "on-error" | "status-code" => i += 2,
-            "!" => { e.negate = true; i += 1; }
+            "comment" | "ok-status" | "error-status" | "tout-status" | "on-success"
+            | "on-error" | "status-code" => i += 2,
+            "!" => {
+                e.negate = true;
+                i += 1;
+            }
             _ => break,
         }
     }
     let kind = l.arg(i);
-    let http_kinds = ["status", "rstatus", "string", "rstring", "string-lf", "hdr", "fhdr"];
-    let tcp_kinds = ["string", "rstring", "string-lf", "binary", "rbinary", "binary-lf"];
+    let http_kinds = [
+        "status",
+        "rstatus",
+        "string",
+        "rstring",
+        "string-lf",
+        "hdr",
+        "fhdr",
+    ];
+    let tcp_kinds = [
+        "string",
+        "rstring",
+        "string-lf",
+        "binary",
+        "rbinary",
+        "binary-lf",
+    ];
     if http && kind == "body" {
         e.body_synonym = true;
         e.kind = "string".into();
     } else if (http && http_kinds.contains(&kind)) || (!http && tcp_kinds.contains(&kind)) {
         e.kind = kind.to_string();
     } else {
-        let list = if http { http_kinds.join(", ") } else { tcp_kinds.join(", ") };
-        return Err(format!("'expect' only supports min-recv, [!]{list} or comment, but got '{kind}' as argument."));
+        let list = if http {
+            http_kinds.join(", ")
+        } else {
+            tcp_kinds.join(", ")
+        };
+        return Err(format!(
+            "'expect' only supports min-recv, [!]{list} or comment, but got '{kind}' as argument."
+        ));
     }
     e.pattern = l.rest(i + 1).join(" ");
     if e.pattern.is_empty() {
@@ -181,10 +256,13 @@ fn parse_expect(l: &Line, http: bool) -> Result<CheckExpect, String> {
 }
 
 fn hex(s: &str) -> Result<Vec<u8>, String> {
-    if s.len() % 2 != 0 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+    if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(format!("'{s}' is not an even-length hexadecimal string."));
     }
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or(""), 16).map_err(|e| e.to_string())).collect()
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2).unwrap_or(""), 16).map_err(|e| e.to_string()))
+        .collect()
 }
 
 /// `tcp-check <step> ...`.
@@ -200,13 +278,33 @@ pub fn tcp_check(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     };
     let step = match l.arg(1) {
         "connect" => TcpCheckStep::Connect(parse_connect(l, 2)?),
-        "send" | "send-lf" => TcpCheckStep::Send { loc, data: need("send")?.into_bytes() },
-        "send-binary" => TcpCheckStep::SendBinary { loc, data: hex(&need("send-binary")?)? },
-        "send-binary-lf" => TcpCheckStep::SendBinary { loc, data: need("send-binary-lf")?.into_bytes() },
+        "send" | "send-lf" => TcpCheckStep::Send {
+            loc,
+            data: need("send")?.into_bytes(),
+        },
+        "send-binary" => TcpCheckStep::SendBinary {
+            loc,
+            data: hex(&need("send-binary")?)?,
+        },
+        "send-binary-lf" => TcpCheckStep::SendBinary {
+            loc,
+            data: need("send-binary-lf")?.into_bytes(),
+        },
         "expect" => TcpCheckStep::Expect(parse_expect(l, false)?),
-        "comment" => TcpCheckStep::Comment { loc, text: l.rest(2).join(" ") },
-        "set-var" | "unset-var" | "action" => TcpCheckStep::SetVar { loc, var: l.arg(1).to_string(), expr: l.rest(2).join(" ") },
-        w if w.starts_with("set-var(") || w.starts_with("unset-var(") => TcpCheckStep::SetVar { loc, var: var_name(w)?, expr: l.rest(2).join(" ") },
+        "comment" => TcpCheckStep::Comment {
+            loc,
+            text: l.rest(2).join(" "),
+        },
+        "set-var" | "unset-var" | "action" => TcpCheckStep::SetVar {
+            loc,
+            var: l.arg(1).to_string(),
+            expr: l.rest(2).join(" "),
+        },
+        w if w.starts_with("set-var(") || w.starts_with("unset-var(") => TcpCheckStep::SetVar {
+            loc,
+            var: var_name(w)?,
+            expr: l.rest(2).join(" "),
+        },
         w => return Err(format!("'tcp-check' : unknown step '{w}'.")),
     };
     p.settings.tcp_check.push(step);

@@ -23,7 +23,12 @@ pub struct GlobalKw {
 }
 
 const fn kw(name: &'static str, status: Status, doc: &'static str, parse: GlobalFn) -> GlobalKw {
-    GlobalKw { name, status, doc, parse }
+    GlobalKw {
+        name,
+        status,
+        doc,
+        parse,
+    }
 }
 
 const S: Status = Status::Supported;
@@ -35,96 +40,383 @@ const NO: Status = Status::Unsupported;
 
 /// Global keywords ringlb knows, with their status.
 pub static KEYWORDS: &[GlobalKw] = &[
-    kw("daemon", S, "run in the background", |_, g, l| flag(l, &mut g.daemon)),
-    kw("master-worker", OPS, "master-worker mode", |_, g, l| flag_opt(l, &mut g.master_worker)),
-    kw("nbthread", S, "number of worker threads (ringlb shards)", p_nbthread),
-    kw("cpu-map", S, "pin threads to CPUs: [auto:]<threads> <cpus>", p_cpu_map),
-    kw("maxconn", S, "process-wide connection limit", |_, g, l| u32_arg(l, &mut g.maxconn)),
-    kw("pidfile", S, "write the pid to this file", |_, g, l| path_arg(l, &mut g.pidfile)),
-    kw("user", S, "drop privileges to this user", |_, g, l| str_arg(l, &mut g.user)),
-    kw("group", S, "drop privileges to this group", |_, g, l| str_arg(l, &mut g.group)),
-    kw("uid", S, "drop privileges to this uid", |_, g, l| u32_arg(l, &mut g.uid)),
-    kw("gid", S, "drop privileges to this gid", |_, g, l| u32_arg(l, &mut g.gid)),
-    kw("chroot", S, "chroot to this directory after start", |_, g, l| path_arg(l, &mut g.chroot)),
-    kw("hard-stop-after", S, "maximum time of a soft stop", |_, g, l| time_arg(l, &mut g.hard_stop_after)),
-    kw("grace", S, "delay before stopping listeners on soft stop", |_, g, l| time_arg(l, &mut g.grace)),
-    kw("log", S, "global log targets (parsed; sent by the logging issue #9)", p_log),
-    kw("log-send-hostname", OBS, "hostname in syslog header", |_, g, l| {
-        g.log_send_hostname = Some(l.arg(1).to_string());
-        no_extra(l, 2)
+    kw("daemon", S, "run in the background", |_, g, l| {
+        flag(l, &mut g.daemon)
     }),
-    kw("log-tag", OBS, "syslog tag", |_, g, l| str_arg(l, &mut g.log_tag)),
-    kw("node", OBS, "node name shown on the stats page", |_, g, l| str_arg(l, &mut g.node)),
-    kw("description", OBS, "description shown on the stats page", |_, g, l| {
-        g.description = Some(l.rest(1).join(" "));
-        Ok(())
+    kw("master-worker", OPS, "master-worker mode", |_, g, l| {
+        flag_opt(l, &mut g.master_worker)
     }),
-    kw("stats", OPS, "stats socket/timeout/maxconn for the runtime API", p_stats),
-    kw("spread-checks", LB, "spread health checks by this percentage", |_, g, l| u32_arg(l, &mut g.spread_checks)),
-    kw("strict-limits", S, "fail to start when limits cannot be applied", |_, g, l| flag(l, &mut g.strict_limits)),
+    kw(
+        "nbthread",
+        S,
+        "number of worker threads (ringlb shards)",
+        p_nbthread,
+    ),
+    kw(
+        "cpu-map",
+        S,
+        "pin threads to CPUs: [auto:]<threads> <cpus>",
+        p_cpu_map,
+    ),
+    kw("maxconn", S, "process-wide connection limit", |_, g, l| {
+        u32_arg(l, &mut g.maxconn)
+    }),
+    kw("pidfile", S, "write the pid to this file", |_, g, l| {
+        path_arg(l, &mut g.pidfile)
+    }),
+    kw("user", S, "drop privileges to this user", |_, g, l| {
+        str_arg(l, &mut g.user)
+    }),
+    kw("group", S, "drop privileges to this group", |_, g, l| {
+        str_arg(l, &mut g.group)
+    }),
+    kw("uid", S, "drop privileges to this uid", |_, g, l| {
+        u32_arg(l, &mut g.uid)
+    }),
+    kw("gid", S, "drop privileges to this gid", |_, g, l| {
+        u32_arg(l, &mut g.gid)
+    }),
+    kw(
+        "chroot",
+        S,
+        "chroot to this directory after start",
+        |_, g, l| path_arg(l, &mut g.chroot),
+    ),
+    kw(
+        "hard-stop-after",
+        S,
+        "maximum time of a soft stop",
+        |_, g, l| time_arg(l, &mut g.hard_stop_after),
+    ),
+    kw(
+        "grace",
+        S,
+        "delay before stopping listeners on soft stop",
+        |_, g, l| time_arg(l, &mut g.grace),
+    ),
+    kw(
+        "log",
+        S,
+        "global log targets (parsed; sent by the logging issue #9)",
+        p_log,
+    ),
+    kw(
+        "log-send-hostname",
+        OBS,
+        "hostname in syslog header",
+        |_, g, l| {
+            g.log_send_hostname = Some(l.arg(1).to_string());
+            no_extra(l, 2)
+        },
+    ),
+    kw("log-tag", OBS, "syslog tag", |_, g, l| {
+        str_arg(l, &mut g.log_tag)
+    }),
+    kw(
+        "node",
+        OBS,
+        "node name shown on the stats page",
+        |_, g, l| {
+            if l.arg(1).is_empty()
+                || !l
+                    .arg(1)
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+            {
+                return Err("'node' requires valid node name - non-empty string with digits(0-9), letters(A-Z, a-z), dot(.), hyphen(-) or underscode(_).".into());
+            }
+            str_arg(l, &mut g.node)
+        },
+    ),
+    kw(
+        "description",
+        OBS,
+        "description shown on the stats page",
+        |_, g, l| {
+            g.description = Some(l.rest(1).join(" "));
+            Ok(())
+        },
+    ),
+    kw(
+        "stats",
+        OPS,
+        "stats socket/timeout/maxconn for the runtime API",
+        p_stats,
+    ),
+    kw(
+        "spread-checks",
+        LB,
+        "spread health checks by this percentage",
+        |_, g, l| u32_arg(l, &mut g.spread_checks),
+    ),
+    kw(
+        "strict-limits",
+        S,
+        "fail to start when limits cannot be applied",
+        |_, g, l| flag(l, &mut g.strict_limits),
+    ),
     kw("setenv", S, "set an environment variable", p_setenv),
-    kw("presetenv", S, "set an environment variable if unset", p_setenv),
+    kw(
+        "presetenv",
+        S,
+        "set an environment variable if unset",
+        p_setenv,
+    ),
     kw("unsetenv", S, "unset environment variables", generic),
-    kw("resetenv", S, "clear the environment except named variables", generic),
+    kw(
+        "resetenv",
+        S,
+        "clear the environment except named variables",
+        generic,
+    ),
     kw("ulimit-n", OPS, "file descriptor limit", u32_other),
-    kw("maxconnrate", OPS, "maximum connections per second", u32_other),
+    kw(
+        "maxconnrate",
+        OPS,
+        "maximum connections per second",
+        u32_other,
+    ),
     kw("maxsessrate", OPS, "maximum sessions per second", u32_other),
-    kw("maxsslconn", TLS, "maximum concurrent TLS connections", u32_other),
-    kw("maxsslrate", TLS, "maximum TLS handshakes per second", u32_other),
+    kw(
+        "maxsslconn",
+        TLS,
+        "maximum concurrent TLS connections",
+        u32_other,
+    ),
+    kw(
+        "maxsslrate",
+        TLS,
+        "maximum TLS handshakes per second",
+        u32_other,
+    ),
     kw("maxpipes", OPS, "splice pipes", u32_other),
     kw("busy-polling", OPS, "busy polling", generic),
     kw("ca-base", TLS, "base directory of CA files", generic1),
     kw("crt-base", TLS, "base directory of certificates", generic1),
-    kw("ssl-default-bind-ciphers", TLS, "TLS<=1.2 ciphers of binds", |_, g, l| str_arg(l, &mut g.ssl.bind_ciphers)),
-    kw("ssl-default-bind-ciphersuites", TLS, "TLS1.3 suites of binds", |_, g, l| str_arg(l, &mut g.ssl.bind_ciphersuites)),
-    kw("ssl-default-bind-options", TLS, "TLS options of binds", |_, g, l| ssl_opts(l, &mut g.ssl.bind_options)),
-    kw("ssl-default-server-ciphers", TLS, "TLS<=1.2 ciphers towards servers", |_, g, l| str_arg(l, &mut g.ssl.server_ciphers)),
-    kw("ssl-default-server-ciphersuites", TLS, "TLS1.3 suites towards servers", |_, g, l| str_arg(l, &mut g.ssl.server_ciphersuites)),
-    kw("ssl-default-server-options", TLS, "TLS options towards servers", |_, g, l| ssl_opts(l, &mut g.ssl.server_options)),
-    kw("ssl-default-bind-curves", TLS, "ECDH curves of binds", generic1),
-    kw("ssl-dh-param-file", TLS, "DH parameters (rustls has no DHE: kept only)", generic1),
-    kw("ssl-server-verify", TLS, "verify server certificates: none|required", generic1),
-    kw("ssl-load-extra-files", TLS, "extra certificate files to load", generic),
-    kw("ssl-engine", Status::Accepted { why: "rustls has no OpenSSL engines" }, "OpenSSL engine (no-op)", p_ssl_engine),
-    kw("ssl-mode-async", Status::Accepted { why: "rustls has no OpenSSL async mode" }, "OpenSSL async mode (no-op)", |_, g, l| flag(l, &mut g.ssl_mode_async)),
-    kw("tune.bufsize", S, "per-connection buffer size (default 16384)", |_, g, l| size_arg(l, &mut g.tune.bufsize)),
-    kw("tune.maxrewrite", S, "buffer reserve for header rewrites (default 1024)", |_, g, l| size_arg(l, &mut g.tune.maxrewrite)),
-    kw("tune.http.maxhdr", S, "maximum number of request headers (default 101)", p_maxhdr),
-    kw("tune.ssl.default-dh-param", TLS, "DH size (rustls has no DHE: kept only)", |_, g, l| u32_arg(l, &mut g.tune.ssl_default_dh_param)),
-    kw("tune.ssl.cachesize", TLS, "TLS session cache entries", |_, g, l| {
-        g.tune.ssl_cachesize = Some(u64::from(parse_u32(l.arg(1))?));
-        no_extra(l, 2)
-    }),
-    kw("tune.ssl.lifetime", TLS, "TLS session lifetime (seconds by default)", |_, g, l| {
-        need_args(l, 1, 1, "a time")?;
-        g.tune.ssl_lifetime = Some(parse_time_unit(l.arg(1), 1_000_000)?);
-        no_extra(l, 2)
-    }),
+    kw(
+        "ssl-default-bind-ciphers",
+        TLS,
+        "TLS<=1.2 ciphers of binds",
+        |_, g, l| str_arg(l, &mut g.ssl.bind_ciphers),
+    ),
+    kw(
+        "ssl-default-bind-ciphersuites",
+        TLS,
+        "TLS1.3 suites of binds",
+        |_, g, l| str_arg(l, &mut g.ssl.bind_ciphersuites),
+    ),
+    kw(
+        "ssl-default-bind-options",
+        TLS,
+        "TLS options of binds",
+        |_, g, l| ssl_opts(l, &mut g.ssl.bind_options),
+    ),
+    kw(
+        "ssl-default-server-ciphers",
+        TLS,
+        "TLS<=1.2 ciphers towards servers",
+        |_, g, l| str_arg(l, &mut g.ssl.server_ciphers),
+    ),
+    kw(
+        "ssl-default-server-ciphersuites",
+        TLS,
+        "TLS1.3 suites towards servers",
+        |_, g, l| str_arg(l, &mut g.ssl.server_ciphersuites),
+    ),
+    kw(
+        "ssl-default-server-options",
+        TLS,
+        "TLS options towards servers",
+        |_, g, l| ssl_opts(l, &mut g.ssl.server_options),
+    ),
+    kw(
+        "ssl-default-bind-curves",
+        TLS,
+        "ECDH curves of binds",
+        generic1,
+    ),
+    kw(
+        "ssl-dh-param-file",
+        TLS,
+        "DH parameters (rustls has no DHE: kept only)",
+        generic1,
+    ),
+    kw(
+        "ssl-server-verify",
+        TLS,
+        "verify server certificates: none|required",
+        generic1,
+    ),
+    kw(
+        "ssl-load-extra-files",
+        TLS,
+        "extra certificate files to load",
+        generic,
+    ),
+    kw(
+        "ssl-engine",
+        Status::Accepted {
+            why: "rustls has no OpenSSL engines",
+        },
+        "OpenSSL engine (no-op)",
+        p_ssl_engine,
+    ),
+    kw(
+        "ssl-mode-async",
+        Status::Accepted {
+            why: "rustls has no OpenSSL async mode",
+        },
+        "OpenSSL async mode (no-op)",
+        |_, g, l| flag(l, &mut g.ssl_mode_async),
+    ),
+    kw(
+        "tune.bufsize",
+        S,
+        "per-connection buffer size (default 16384)",
+        |_, g, l| size_arg(l, &mut g.tune.bufsize),
+    ),
+    kw(
+        "tune.maxrewrite",
+        S,
+        "buffer reserve for header rewrites (default 1024)",
+        |_, g, l| size_arg(l, &mut g.tune.maxrewrite),
+    ),
+    kw(
+        "tune.http.maxhdr",
+        S,
+        "maximum number of request headers (default 101)",
+        p_maxhdr,
+    ),
+    kw(
+        "tune.ssl.default-dh-param",
+        TLS,
+        "DH size (rustls has no DHE: kept only)",
+        |_, g, l| u32_arg(l, &mut g.tune.ssl_default_dh_param),
+    ),
+    kw(
+        "tune.ssl.cachesize",
+        TLS,
+        "TLS session cache entries",
+        |_, g, l| {
+            g.tune.ssl_cachesize = Some(u64::from(parse_u32(l.arg(1))?));
+            no_extra(l, 2)
+        },
+    ),
+    kw(
+        "tune.ssl.lifetime",
+        TLS,
+        "TLS session lifetime (seconds by default)",
+        |_, g, l| {
+            need_args(l, 1, 1, "a time")?;
+            g.tune.ssl_lifetime = Some(parse_time_unit(l.arg(1), 1_000_000)?);
+            no_extra(l, 2)
+        },
+    ),
     kw("tune.ssl.maxrecord", TLS, "TLS record size", tune_other),
-    kw("tune.ssl.capture-buffer-size", TLS, "ClientHello capture size", tune_other),
-    kw("tune.h2.max-concurrent-streams", TLS, "HTTP/2 streams per connection", |_, g, l| u32_arg(l, &mut g.tune.h2_max_concurrent_streams)),
-    kw("tune.h2.initial-window-size", TLS, "HTTP/2 initial window", tune_other),
-    kw("tune.h2.header-table-size", TLS, "HPACK table size", tune_other),
-    kw("tune.h2.max-frame-size", TLS, "HTTP/2 max frame size", tune_other),
-    kw("tune.listener.multi-queue", OPS, "spread accepted connections over threads (ringlb: one listener per shard)", |_, g, l| onoff(l, &mut g.tune.listener_multi_queue)),
-    kw("tune.idle-pool.shared", OPS, "share idle server connections between threads (ringlb: per shard)", |_, g, l| onoff(l, &mut g.tune.idle_pool_shared)),
-    kw("tune.maxaccept", OPS, "connections accepted per wakeup", tune_other),
+    kw(
+        "tune.ssl.capture-buffer-size",
+        TLS,
+        "ClientHello capture size",
+        tune_other,
+    ),
+    kw(
+        "tune.h2.max-concurrent-streams",
+        TLS,
+        "HTTP/2 streams per connection",
+        |_, g, l| u32_arg(l, &mut g.tune.h2_max_concurrent_streams),
+    ),
+    kw(
+        "tune.h2.initial-window-size",
+        TLS,
+        "HTTP/2 initial window",
+        tune_other,
+    ),
+    kw(
+        "tune.h2.header-table-size",
+        TLS,
+        "HPACK table size",
+        tune_other,
+    ),
+    kw(
+        "tune.h2.max-frame-size",
+        TLS,
+        "HTTP/2 max frame size",
+        tune_other,
+    ),
+    kw(
+        "tune.listener.multi-queue",
+        OPS,
+        "spread accepted connections over threads (ringlb: one listener per shard)",
+        |_, g, l| onoff(l, &mut g.tune.listener_multi_queue),
+    ),
+    kw(
+        "tune.idle-pool.shared",
+        OPS,
+        "share idle server connections between threads (ringlb: per shard)",
+        |_, g, l| onoff(l, &mut g.tune.idle_pool_shared),
+    ),
+    kw(
+        "tune.maxaccept",
+        OPS,
+        "connections accepted per wakeup",
+        tune_other,
+    ),
     kw("tune.maxpollevents", OPS, "events per poll", tune_other),
-    kw("tune.rcvbuf.client", OPS, "client socket receive buffer", tune_other),
-    kw("tune.rcvbuf.server", OPS, "server socket receive buffer", tune_other),
-    kw("tune.sndbuf.client", OPS, "client socket send buffer", tune_other),
-    kw("tune.sndbuf.server", OPS, "server socket send buffer", tune_other),
-    kw("tune.http.cookielen", OBS, "captured cookie length", tune_other),
+    kw(
+        "tune.rcvbuf.client",
+        OPS,
+        "client socket receive buffer",
+        tune_other,
+    ),
+    kw(
+        "tune.rcvbuf.server",
+        OPS,
+        "server socket receive buffer",
+        tune_other,
+    ),
+    kw(
+        "tune.sndbuf.client",
+        OPS,
+        "client socket send buffer",
+        tune_other,
+    ),
+    kw(
+        "tune.sndbuf.server",
+        OPS,
+        "server socket send buffer",
+        tune_other,
+    ),
+    kw(
+        "tune.http.cookielen",
+        OBS,
+        "captured cookie length",
+        tune_other,
+    ),
     kw("tune.http.logurilen", OBS, "logged URI length", tune_other),
     kw("tune.comp.maxlevel", NO, "compression level", tune_other),
     kw("lua-load", NO, "load a Lua script", generic),
     kw("lua-prepend-path", NO, "Lua module path", generic),
-    kw("expose-experimental-directives", NO, "enable experimental directives", generic),
+    kw(
+        "expose-experimental-directives",
+        NO,
+        "enable experimental directives",
+        generic,
+    ),
     kw("insecure-fork-wanted", NO, "allow fork()", generic),
-    kw("external-check", NO, "allow external check commands", generic),
+    kw(
+        "external-check",
+        NO,
+        "allow external check commands",
+        generic,
+    ),
     kw("localpeer", LB, "local peer name", generic1),
     kw("h1-case-adjust", NO, "HTTP/1 header case rewrite", generic),
-    kw("h1-case-adjust-file", NO, "HTTP/1 header case rewrite file", generic),
+    kw(
+        "h1-case-adjust-file",
+        NO,
+        "HTTP/1 header case rewrite file",
+        generic,
+    ),
 ];
 
 /// Dispatches one line of a `global` section.
@@ -134,7 +426,11 @@ pub fn parse(cx: &mut Cx, g: &mut Global, line: &Line) {
         let hint = nearest(name, KEYWORDS.iter().map(|k| k.name))
             .map(|n| format!("; did you mean '{n}' maybe ?"))
             .unwrap_or_default();
-        cx.alert(&line.loc, "", format!("unknown keyword '{name}' in 'global' section{hint}"));
+        cx.alert(
+            &line.loc,
+            "",
+            format!("unknown keyword '{name}' in 'global' section{hint}"),
+        );
         return;
     };
     if !cx.use_kw(&line.loc, k.name, &k.status) {
@@ -284,7 +580,9 @@ fn p_cpu_map(_: &mut Cx, g: &mut Global, l: &Line) -> R {
     };
     if let Some(p) = &process {
         if p != "1" && p != "all" {
-            return Err(format!("process part '{p}' must be 1 or all (nbproc is gone)."));
+            return Err(format!(
+                "process part '{p}' must be 1 or all (nbproc is gone)."
+            ));
         }
     }
     let threads = parse_id_set(threads, 64).map_err(|e| format!("invalid thread set: {e}"))?;
@@ -292,7 +590,13 @@ fn p_cpu_map(_: &mut Cx, g: &mut Global, l: &Line) -> R {
     for w in l.rest(2) {
         cpus.extend(parse_id_set(&w, 1023).map_err(|e| format!("invalid cpu set: {e}"))?);
     }
-    g.cpu_map.push(CpuMap { loc: l.loc.clone(), auto, process, threads, cpus });
+    g.cpu_map.push(CpuMap {
+        loc: l.loc.clone(),
+        auto,
+        process,
+        threads,
+        cpus,
+    });
     Ok(())
 }
 
@@ -301,11 +605,18 @@ const FACILITIES: &[&str] = &[
     "ftp", "ntp", "audit", "alert", "cron2", "local0", "local1", "local2", "local3", "local4",
     "local5", "local6", "local7",
 ];
-const LEVELS: &[&str] = &["emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"];
+const LEVELS: &[&str] = &[
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
 
 /// Parses `log global` / `log <target> [len N] [format F] [sample R:S] <facility> [lvl [min]]`.
 pub fn parse_log(l: &Line, allow_global: bool) -> Result<LogTarget, String> {
-    need_args(l, 1, 1, "<address> [len <n>] [format <fmt>] <facility> [<level> [<minlevel>]]")?;
+    need_args(
+        l,
+        1,
+        1,
+        "<address> [len <n>] [format <fmt>] <facility> [<level> [<minlevel>]]",
+    )?;
     let mut t = LogTarget {
         loc: l.loc.clone(),
         global: false,
@@ -398,12 +709,15 @@ fn parse_stats_socket(l: &Line) -> Result<StatsSocket, String> {
         let (k, v) = (l.arg(i), l.arg(i + 1));
         match k {
             "mode" => {
-                s.mode = Some(u32::from_str_radix(v, 8).map_err(|_| format!("invalid mode '{v}'"))?);
+                s.mode =
+                    Some(u32::from_str_radix(v, 8).map_err(|_| format!("invalid mode '{v}'"))?);
                 i += 2;
             }
             "level" => {
                 if !["user", "operator", "admin"].contains(&v) {
-                    return Err(format!("'level' only supports 'user', 'operator', and 'admin' (got '{v}')."));
+                    return Err(format!(
+                        "'level' only supports 'user', 'operator', and 'admin' (got '{v}')."
+                    ));
                 }
                 s.level = Some(v.to_string());
                 i += 2;
@@ -415,7 +729,8 @@ fn parse_stats_socket(l: &Line) -> Result<StatsSocket, String> {
                 s.expose_fd_listeners = true;
                 i += 2;
             }
-            "user" | "group" | "uid" | "gid" | "name" | "maxconn" | "process" | "thread" | "backlog" => {
+            "user" | "group" | "uid" | "gid" | "name" | "maxconn" | "process" | "thread"
+            | "backlog" => {
                 s.options.push((k.to_string(), Some(v.to_string())));
                 i += 2;
             }
@@ -453,9 +768,20 @@ pub fn apply_ssl_opt(o: &mut SslOptions, w: &str, next: impl FnOnce() -> Option<
             }
         }
         "no-tls-tickets" => o.no_tls_tickets = true,
-        "no-sslv3" | "no-tlsv10" | "no-tlsv11" | "no-tlsv12" | "no-tlsv13" | "force-sslv3"
-        | "force-tlsv10" | "force-tlsv11" | "force-tlsv12" | "force-tlsv13"
-        | "prefer-client-ciphers" | "no-renegotiation" | "allow-0rtt" | "strict-sni"
+        "no-sslv3"
+        | "no-tlsv10"
+        | "no-tlsv11"
+        | "no-tlsv12"
+        | "no-tlsv13"
+        | "force-sslv3"
+        | "force-tlsv10"
+        | "force-tlsv11"
+        | "force-tlsv12"
+        | "force-tlsv13"
+        | "prefer-client-ciphers"
+        | "no-renegotiation"
+        | "allow-0rtt"
+        | "strict-sni"
         | "no-ca-names" => o.flags.push(w.to_string()),
         _ => return Err(format!("unknown TLS option '{w}'.")),
     }
@@ -470,6 +796,10 @@ pub fn tls_version(v: &str) -> Result<TlsVersion, String> {
         "TLSv1.1" => TlsVersion::Tlsv11,
         "TLSv1.2" => TlsVersion::Tlsv12,
         "TLSv1.3" => TlsVersion::Tlsv13,
-        _ => return Err(format!("unknown TLS version '{v}' (SSLv3, TLSv1.0 .. TLSv1.3)")),
+        _ => {
+            return Err(format!(
+                "unknown TLS version '{v}' (SSLv3, TLSv1.0 .. TLSv1.3)"
+            ))
+        }
     })
 }

@@ -10,6 +10,7 @@ pub mod checks;
 pub mod global;
 pub mod proxy;
 pub mod proxy_kw;
+pub mod proxy_opts;
 pub mod rules;
 pub mod sections;
 pub mod server;
@@ -223,8 +224,10 @@ pub fn need_args(line: &Line, kw_words: usize, min: usize, usage: &str) -> R {
 /// Rejects extra arguments.
 pub fn no_extra(line: &Line, max_words: usize) -> R {
     if line.len() > max_words {
-        return Err(format!("unexpected extra argument '{}'.", line.arg(max_words)));
+        return Err(format!(
+            "unexpected extra argument '{}'.",
+            line.arg(max_words)
+        ));
     }
     Ok(())
 }
-

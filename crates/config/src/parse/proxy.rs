@@ -130,20 +130,35 @@ impl ProxyDraft {
 pub fn directive(l: &Line, kw_words: usize) -> Directive {
     Directive {
         loc: l.loc.clone(),
-        keyword: l.rest(0).into_iter().take(kw_words).collect::<Vec<_>>().join(" "),
+        keyword: l
+            .rest(0)
+            .into_iter()
+            .take(kw_words)
+            .collect::<Vec<_>>()
+            .join(" "),
         args: l.rest(kw_words),
     }
 }
 
 fn valid_name(name: &str) -> Result<(), String> {
-    match name.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c))) {
-        Some(c) => Err(format!("character '{c}' is not permitted in proxy name '{name}'.")),
+    match name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c)))
+    {
+        Some(c) => Err(format!(
+            "character '{c}' is not permitted in proxy name '{name}'."
+        )),
         None => Ok(()),
     }
 }
 
 /// Opens a proxy section: validates the header and copies the defaults it inherits.
-pub fn open(cx: &mut Cx, l: &Line, defaults: &[Defaults], proxies: &[ProxyDraft]) -> Option<ProxyDraft> {
+pub fn open(
+    cx: &mut Cx,
+    l: &Line,
+    defaults: &[Defaults],
+    proxies: &[ProxyDraft],
+) -> Option<ProxyDraft> {
     let kind = match l.arg(0) {
         "defaults" => ProxyKind::Defaults,
         "frontend" => ProxyKind::Frontend,
@@ -186,7 +201,10 @@ fn header_words(l: &Line) -> Result<(String, Option<String>), String> {
     let mut words = l.rest(1);
     let mut from = None;
     if let Some(pos) = words.iter().position(|w| w == "from") {
-        let target = words.get(pos + 1).cloned().ok_or("'from' expects a defaults section name.")?;
+        let target = words
+            .get(pos + 1)
+            .cloned()
+            .ok_or("'from' expects a defaults section name.")?;
         if words.len() > pos + 2 {
             return Err(format!("unexpected argument '{}'.", words[pos + 2]));
         }
@@ -202,7 +220,8 @@ fn header_words(l: &Line) -> Result<(String, Option<String>), String> {
 fn check_duplicate(cx: &mut Cx, l: &Line, kind: ProxyKind, name: &str, proxies: &[ProxyDraft]) {
     let clash = proxies.iter().find(|p| {
         p.name == name
-            && ((p.kind.is_frontend() && kind.is_frontend()) || (p.kind.is_backend() && kind.is_backend()))
+            && ((p.kind.is_frontend() && kind.is_frontend())
+                || (p.kind.is_backend() && kind.is_backend()))
     });
     if let Some(p) = clash {
         cx.alert(
@@ -221,7 +240,11 @@ fn check_duplicate(cx: &mut Cx, l: &Line, kind: ProxyKind, name: &str, proxies: 
 
 /// Settings a new section starts from: the named `from` defaults, else the last anonymous
 /// (or named) `defaults` section before it, else HAProxy's built-in values.
-fn inherit(defaults: &[Defaults], from: Option<&str>, kind: ProxyKind) -> Result<ProxySettings, String> {
+fn inherit(
+    defaults: &[Defaults],
+    from: Option<&str>,
+    kind: ProxyKind,
+) -> Result<ProxySettings, String> {
     match from {
         Some(name) => defaults
             .iter()
@@ -230,7 +253,10 @@ fn inherit(defaults: &[Defaults], from: Option<&str>, kind: ProxyKind) -> Result
             .map(|d| d.settings.clone())
             .ok_or_else(|| format!("defaults section '{name}' not found.")),
         None if kind == ProxyKind::Defaults => Ok(ProxySettings::default()),
-        None => Ok(defaults.last().map(|d| d.settings.clone()).unwrap_or_default()),
+        None => Ok(defaults
+            .last()
+            .map(|d| d.settings.clone())
+            .unwrap_or_default()),
     }
 }
 
@@ -243,7 +269,18 @@ fn key_of(l: &Line) -> (String, usize, bool) {
     let first = l.arg(off);
     let two = matches!(
         first,
-        "timeout" | "option" | "stats" | "http-check" | "tcp-check" | "stick" | "capture" | "tcp-request" | "tcp-response" | "monitor" | "email-alert" | "rate-limit"
+        "timeout"
+            | "option"
+            | "stats"
+            | "http-check"
+            | "tcp-check"
+            | "stick"
+            | "capture"
+            | "tcp-request"
+            | "tcp-response"
+            | "monitor"
+            | "email-alert"
+            | "rate-limit"
     );
     if two {
         let second = l.arg(off + 1);
@@ -276,7 +313,13 @@ pub fn parse(cx: &mut Cx, p: &mut ProxyDraft, l: &Line, userlists: &[Userlist]) 
     if !allowed(cx, p, l, k) || !cx.use_kw(&l.loc, k.name, &k.status) {
         return;
     }
-    let mut kc = KwCx { cx, kw_words, negated, userlists, name: k.name };
+    let mut kc = KwCx {
+        cx,
+        kw_words,
+        negated,
+        userlists,
+        name: k.name,
+    };
     if let Err(msg) = (k.parse)(&mut kc, p, l) {
         cx.alert(&l.loc, k.name, msg);
     }
@@ -284,20 +327,32 @@ pub fn parse(cx: &mut Cx, p: &mut ProxyDraft, l: &Line, userlists: &[Userlist]) 
 
 fn unknown(cx: &mut Cx, p: &ProxyDraft, l: &Line, key: &str) {
     let first = l.arg(0);
-    let family: Vec<&str> = KEYWORDS
+    let mut family: Vec<&str> = KEYWORDS
         .iter()
         .map(|k| k.name)
         .filter(|n| !key.contains(' ') || n.starts_with(key.split(' ').next().unwrap_or("")))
         .collect();
+    if !key.contains(' ') {
+        family.extend(crate::registry::SECTIONS.iter().map(|s| s.name));
+    }
     let hint = nearest(key, family.iter().copied())
         .map(|n| format!("; did you mean '{n}' maybe ?"))
         .unwrap_or_default();
     let msg = if key.starts_with("option ") {
-        format!("unknown option '{}'{hint}", key.trim_start_matches("option "))
+        format!(
+            "unknown option '{}'{hint}",
+            key.trim_start_matches("option ")
+        )
     } else if key.contains(' ') {
-        format!("unknown keyword '{key}' in '{}' section{hint}", p.kind.word())
+        format!(
+            "unknown keyword '{key}' in '{}' section{hint}",
+            p.kind.word()
+        )
     } else {
-        format!("unknown keyword '{first}' in '{}' section{hint}", p.kind.word())
+        format!(
+            "unknown keyword '{first}' in '{}' section{hint}",
+            p.kind.word()
+        )
     };
     cx.alert(&l.loc, "", msg);
 }
@@ -310,25 +365,41 @@ fn allowed(cx: &mut Cx, p: &ProxyDraft, l: &Line, k: &ProxyKw) -> bool {
             return true;
         }
         let anon = if k.caps & NDEF != 0 { "anonymous " } else { "" };
-        cx.alert(&l.loc, "", format!("'{}' not allowed in {anon}'defaults' section.", k.name));
+        cx.alert(
+            &l.loc,
+            "",
+            format!("'{}' not allowed in {anon}'defaults' section.", k.name),
+        );
         return false;
     }
     if k.caps & caps != 0 {
         return true;
     }
-    let missing = if k.caps & FE != 0 { "frontend" } else { "backend" };
+    let missing = if k.caps & FE != 0 {
+        "frontend"
+    } else {
+        "backend"
+    };
     let word = k.name.split(' ').next().unwrap_or(k.name);
     if matches!(k.name, "server" | "default-server" | "server-template") {
         cx.alert(
             &l.loc,
             "",
-            format!("'{word}' not allowed because {} '{}' has no {missing} capability.", p.kind.word(), p.name),
+            format!(
+                "'{word}' not allowed because {} '{}' has no {missing} capability.",
+                p.kind.word(),
+                p.name
+            ),
         );
     } else {
         cx.warn(
             &l.loc,
             "",
-            format!("'{word}' ignored because {} '{}' has no {missing} capability.", p.kind.word(), p.name),
+            format!(
+                "'{word}' ignored because {} '{}' has no {missing} capability.",
+                p.kind.word(),
+                p.name
+            ),
         );
     }
     false

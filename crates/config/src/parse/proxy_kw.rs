@@ -4,19 +4,13 @@
 //!
 //! Owns: [`KEYWORDS`], [`ProxyKw`].
 
-use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
-
-use crate::model::{
-    Balance, Capture, Cookie, CookieMode, ErrorFile, ForwardFor, HashFunction, HashType,
-    HttpConnMode, HttpLog, HttpReuse, IpNet, Mode, Stats, Timeouts,
-};
+use crate::model::HttpConnMode;
 use crate::registry::Status;
 use crate::source::Line;
-use crate::units::{parse_time, parse_u32};
+use crate::units::parse_u32;
 
 use super::proxy::{directive, KwCx, ProxyDraft, ALL, BE, DEF, FE, NDEF};
+use super::proxy_opts::*;
 use super::{acl, bind, checks, rules, server, R};
 
 /// Parser of one proxy keyword.
@@ -33,8 +27,20 @@ pub struct ProxyKw {
     pub parse: ProxyFn,
 }
 
-const fn kw(name: &'static str, caps: u8, status: Status, doc: &'static str, parse: ProxyFn) -> ProxyKw {
-    ProxyKw { name, caps, status, doc, parse }
+const fn kw(
+    name: &'static str,
+    caps: u8,
+    status: Status,
+    doc: &'static str,
+    parse: ProxyFn,
+) -> ProxyKw {
+    ProxyKw {
+        name,
+        caps,
+        status,
+        doc,
+        parse,
+    }
 }
 
 const S: Status = Status::Supported;
@@ -52,6 +58,7 @@ const FB: u8 = FE | BE;
 const RULES: u8 = NDEF | FE | BE;
 
 /// Proxy keywords ringlb knows, with where they are allowed and their status.
+#[rustfmt::skip]
 pub static KEYWORDS: &[ProxyKw] = &[
     kw("mode", DFB, S, "proxy mode: http or tcp", p_mode),
     kw("bind", FE, S, "listening address(es) and options", bind::parse_bind),
@@ -286,404 +293,3 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("external-check path", DB, NO, "external check PATH", generic),
     kw("dispatch", BE, NO, "single-server dispatch (deprecated)", generic),
 ];
-
-fn need(k: &KwCx<'_>, l: &Line, n: usize) -> R {
-    if l.len() < k.kw_words + n {
-        return Err(format!("'{}' expects {n} argument(s).", k.name));
-    }
-    Ok(())
-}
-
-fn u32_set(k: &mut KwCx<'_>, l: &Line, v: &mut Option<u32>) -> R {
-    need(k, l, 1)?;
-    *v = Some(parse_u32(l.arg(k.kw_words))?);
-    super::no_extra(l, k.kw_words + 1)
-}
-
-fn generic(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    p.settings.other.push(directive(l, k.kw_words));
-    Ok(())
-}
-
-fn generic_n2(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 2)?;
-    generic(k, p, l)
-}
-
-fn u32_generic(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 1)?;
-    parse_u32(l.arg(k.kw_words))?;
-    generic(k, p, l)
-}
-
-fn opt_other(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    super::no_extra(l, k.kw_words)?;
-    let name = k.name.trim_start_matches("option ").to_string();
-    p.settings.options.other.insert(name, !k.negated);
-    Ok(())
-}
-
-fn opt_args(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    let name = k.name.trim_start_matches("option ").to_string();
-    p.settings.options.other.insert(name, !k.negated);
-    generic(k, p, l)
-}
-
-fn bool_opt(k: &mut KwCx<'_>, l: &Line, v: &mut bool) -> R {
-    super::no_extra(l, k.kw_words)?;
-    *v = !k.negated;
-    Ok(())
-}
-
-fn p_mode(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 1)?;
-    p.settings.mode = Some(match l.arg(1) {
-        "http" => Mode::Http,
-        "tcp" => Mode::Tcp,
-        "health" => return Err("'mode health' doesn't exist anymore. Please use 'http-request return status 200' instead.".into()),
-        m => return Err(format!("unknown proxy mode '{m}'.")),
-    });
-    super::no_extra(l, 2)
-}
-
-fn p_default_backend(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 1)?;
-    p.settings.default_backend = Some((l.loc.clone(), l.arg(1).to_string()));
-    super::no_extra(l, 2)
-}
-
-fn timeout(k: &mut KwCx<'_>, l: &Line, field: fn(&mut Timeouts) -> &mut Option<Duration>, p: &mut ProxyDraft) -> R {
-    if l.len() < 3 {
-        return Err(format!("'{}' expects an integer value (in milliseconds)", k.name));
-    }
-    let v = parse_time(l.arg(2)).map_err(|e| format!("{e} in '{}'", k.name))?;
-    *field(&mut p.settings.timeouts) = Some(v);
-    super::no_extra(l, 3)
-}
-
-fn conn_mode(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line, m: HttpConnMode) -> R {
-    super::no_extra(l, k.kw_words)?;
-    p.settings.options.http_conn_mode = if k.negated { HttpConnMode::KeepAlive } else { m };
-    Ok(())
-}
-
-/// Parses `10.0.0.0/8`, `127.0.0.1`, `::1/128`.
-pub fn parse_net(s: &str) -> Result<IpNet, String> {
-    let (a, len) = match s.split_once('/') {
-        Some((a, l)) => (a, Some(l)),
-        None => (s, None),
-    };
-    let addr: std::net::IpAddr = a.parse().map_err(|_| format!("invalid network '{s}'"))?;
-    let max = if addr.is_ipv4() { 32 } else { 128 };
-    let prefix = match len {
-        None => max,
-        Some(l) => match l.parse::<u8>() {
-            Ok(v) if v <= max => v,
-            _ => {
-                let mask: std::net::Ipv4Addr = l.parse().map_err(|_| format!("invalid mask in '{s}'"))?;
-                let bits = u32::from(mask);
-                if bits.leading_ones() + bits.trailing_zeros() != 32 {
-                    return Err(format!("invalid mask in '{s}'"));
-                }
-                u8::try_from(bits.leading_ones()).unwrap_or(32)
-            }
-        },
-    };
-    Ok(IpNet { addr, prefix })
-}
-
-fn p_forwardfor(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    if k.negated {
-        p.settings.options.forwardfor = None;
-        return Ok(());
-    }
-    let mut ff = ForwardFor { except: None, header: "X-Forwarded-For".into(), if_none: false };
-    let mut i = 2;
-    while i < l.len() {
-        match l.arg(i) {
-            "except" => {
-                ff.except = Some(parse_net(l.arg(i + 1)).map_err(|e| format!("'except' {e}"))?);
-                i += 2;
-            }
-            "header" => {
-                if l.arg(i + 1).is_empty() {
-                    return Err("'header' requires an argument.".into());
-                }
-                ff.header = l.arg(i + 1).to_string();
-                i += 2;
-            }
-            "if-none" => {
-                ff.if_none = true;
-                i += 1;
-            }
-            w => return Err(format!("'option forwardfor' only supports optional values: 'except', 'header' and 'if-none' (got '{w}').")),
-        }
-    }
-    p.settings.options.forwardfor = Some(ff);
-    Ok(())
-}
-
-fn p_originalto(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    p.settings.options.originalto = (!k.negated).then(|| {
-        if l.arg(2) == "header" { l.arg(3).to_string() } else { "X-Original-To".to_string() }
-    });
-    Ok(())
-}
-
-fn p_redispatch(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    p.settings.options.redispatch = if k.negated {
-        None
-    } else if l.arg(2).is_empty() {
-        Some(-1)
-    } else {
-        Some(l.arg(2).parse().map_err(|_| format!("invalid interval '{}'", l.arg(2)))?)
-    };
-    super::no_extra(l, 3)
-}
-
-fn p_httplog(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    p.settings.options.httplog = match (k.negated, l.arg(2)) {
-        (true, _) => None,
-        (false, "") => Some(HttpLog { clf: false }),
-        (false, "clf") => Some(HttpLog { clf: true }),
-        (false, w) => return Err(format!("expects no argument or 'clf', got '{w}'.")),
-    };
-    super::no_extra(l, 3)
-}
-
-fn p_retry_on(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 1)?;
-    const EVENTS: &[&str] = &[
-        "none", "conn-failure", "empty-response", "junk-response", "response-timeout", "0rtt-rejected",
-        "all-retryable-errors", "401", "403", "404", "408", "425", "500", "501", "502", "503", "504",
-    ];
-    let words = l.rest(1);
-    for w in &words {
-        if !EVENTS.contains(&w.as_str()) {
-            return Err(format!("'retry-on' unknown keyword '{w}'."));
-        }
-    }
-    p.settings.retry_on = Some(words);
-    Ok(())
-}
-
-fn p_http_reuse(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 1)?;
-    p.settings.http_reuse = Some(match l.arg(1) {
-        "never" => HttpReuse::Never,
-        "safe" => HttpReuse::Safe,
-        "aggressive" => HttpReuse::Aggressive,
-        "always" => HttpReuse::Always,
-        w => return Err(format!("'http-reuse' only supports 'never', 'safe', 'aggressive', 'always' (got '{w}').")),
-    });
-    super::no_extra(l, 2)
-}
-
-/// Reads and validates an errorfile: it must be a raw HTTP response.
-pub fn load_errorfile(l: &Line, status_word: &str, path: &str) -> Result<ErrorFile, String> {
-    const CODES: &[u16] = &[200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504];
-    let status: u16 = status_word.parse().map_err(|_| format!("invalid status code '{status_word}'"))?;
-    if !CODES.contains(&status) {
-        return Err(format!("status code '{status}' not handled."));
-    }
-    let contents = std::fs::read(path).map_err(|e| format!("error opening file '{path}' : {e}"))?;
-    if contents.is_empty() {
-        return Err(format!("file '{path}' is empty"));
-    }
-    if !httparse_lite::looks_like_response(&contents) {
-        return Err(format!("file '{path}' is not a valid HTTP response (it must start with 'HTTP/1.x <code>' and contain a blank line after the headers)."));
-    }
-    Ok(ErrorFile { loc: l.loc.clone(), status, path: PathBuf::from(path), contents: Arc::from(contents) })
-}
-
-/// Minimal raw-response check (the engine parses errorfiles fully when it serves them).
-mod httparse_lite {
-    pub fn looks_like_response(b: &[u8]) -> bool {
-        let starts = b.starts_with(b"HTTP/1.0 ") || b.starts_with(b"HTTP/1.1 ");
-        let code_ok = b.get(9..12).is_some_and(|c| c.iter().all(u8::is_ascii_digit));
-        let has_end = b.windows(4).any(|w| w == b"\r\n\r\n") || b.windows(2).any(|w| w == b"\n\n");
-        starts && code_ok && has_end
-    }
-}
-
-fn p_errorfile(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    if l.len() < 3 {
-        return Err(format!("'{}' expects <status_code> and <file> as arguments.", k.name));
-    }
-    let ef = load_errorfile(l, l.arg(1), l.arg(2))?;
-    p.settings.errorfiles.retain(|e| e.status != ef.status);
-    p.settings.errorfiles.push(ef);
-    super::no_extra(l, 3)
-}
-
-fn p_errorfiles(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 1)?;
-    p.settings.errorfiles_sections.push((l.loc.clone(), l.arg(1).to_string()));
-    Ok(())
-}
-
-fn p_log(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    if l.arg(1) == "global" || !l.arg(1).is_empty() {
-        let t = super::global::parse_log(l, true)?;
-        p.settings.log.push(t);
-        return Ok(());
-    }
-    Err("'log' expects either <address[:port]> and <facility> or 'global' as arguments.".into())
-}
-
-fn p_balance(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 1)?;
-    let algo = l.arg(1);
-    let b = parse_balance(algo, &l.rest(2))?;
-    if !matches!(b, Balance::Roundrobin) {
-        let name = algo.split('(').next().unwrap_or(algo);
-        k.cx.use_kw(&l.loc, &format!("balance {name}"), &LB);
-    }
-    p.settings.balance = Some(b);
-    Ok(())
-}
-
-fn paren_arg(algo: &str) -> Option<&str> {
-    algo.split_once('(').and_then(|(_, r)| r.strip_suffix(')'))
-}
-
-fn parse_balance(algo: &str, args: &[String]) -> Result<Balance, String> {
-    let arg = |i: usize| args.get(i).map(String::as_str).unwrap_or("");
-    let name = algo.split('(').next().unwrap_or(algo);
-    Ok(match name {
-        "roundrobin" => Balance::Roundrobin,
-        "static-rr" => Balance::StaticRr,
-        "leastconn" => Balance::Leastconn,
-        "first" => Balance::First,
-        "source" => Balance::Source,
-        "uri" => {
-            let mut b = Balance::Uri { whole: false, path_only: false, len: None, depth: None };
-            if let Balance::Uri { whole, path_only, len, depth } = &mut b {
-                let mut i = 0;
-                while i < args.len() {
-                    match arg(i) {
-                        "whole" => *whole = true,
-                        "path-only" => *path_only = true,
-                        "len" => { *len = Some(parse_u32(arg(i + 1))?); i += 1; }
-                        "depth" => { *depth = Some(parse_u32(arg(i + 1))?); i += 1; }
-                        w => return Err(format!("'balance uri' only accepts parameters 'len', 'depth', 'path-only', and 'whole' (got '{w}').")),
-                    }
-                    i += 1;
-                }
-            }
-            b
-        }
-        "url_param" => {
-            if arg(0).is_empty() {
-                return Err("'balance url_param' requires an URL parameter name.".into());
-            }
-            Balance::UrlParam { name: arg(0).to_string(), check_post: arg(1) == "check_post" }
-        }
-        "hdr" => {
-            let h = paren_arg(algo).filter(|h| !h.is_empty()).ok_or("'balance hdr' requires an http header field name.")?;
-            Balance::Hdr { name: h.to_string(), use_domain_only: arg(0) == "use_domain_only" }
-        }
-        "random" => {
-            let draws = paren_arg(algo).map(parse_u32).transpose()?.unwrap_or(2);
-            Balance::Random { draws }
-        }
-        "rdp-cookie" => Balance::RdpCookie { name: paren_arg(algo).map(str::to_string) },
-        "hash" => {
-            let e = acl::parse_sample(arg(0))?;
-            Balance::Hash { expr: e }
-        }
-        _ => return Err(format!("unknown balancing algorithm '{algo}' (supported: roundrobin, static-rr, leastconn, first, source, uri, url_param, hdr(name), random, rdp-cookie, hash).")),
-    })
-}
-
-fn p_hash_type(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 1)?;
-    let mut h = HashType::default();
-    h.consistent = match l.arg(1) {
-        "map-based" => false,
-        "consistent" => true,
-        w => return Err(format!("'hash-type' expects 'map-based' or 'consistent' (got '{w}').")),
-    };
-    h.function = match l.arg(2) {
-        "" | "sdbm" => HashFunction::Sdbm,
-        "djb2" => HashFunction::Djb2,
-        "wt6" => HashFunction::Wt6,
-        "crc32" => HashFunction::Crc32,
-        "none" => HashFunction::None,
-        w => return Err(format!("unknown hash function '{w}'.")),
-    };
-    h.avalanche = match l.arg(3) {
-        "" => false,
-        "avalanche" => true,
-        w => return Err(format!("unknown hash modifier '{w}'.")),
-    };
-    p.settings.hash_type = Some(h);
-    Ok(())
-}
-
-fn p_cookie(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 1)?;
-    let mut c = Cookie {
-        loc: l.loc.clone(), name: l.arg(1).to_string(), mode: CookieMode::Rewrite, indirect: false,
-        nocache: false, postonly: false, preserve: false, httponly: false, secure: false, dynamic: false,
-        domains: Vec::new(), maxidle: None, maxlife: None, attrs: Vec::new(),
-    };
-    let mut i = 2;
-    while i < l.len() {
-        match l.arg(i) {
-            "rewrite" => c.mode = CookieMode::Rewrite,
-            "insert" => c.mode = CookieMode::Insert,
-            "prefix" => c.mode = CookieMode::Prefix,
-            "indirect" => c.indirect = true,
-            "nocache" => c.nocache = true,
-            "postonly" => c.postonly = true,
-            "preserve" => c.preserve = true,
-            "httponly" => c.httponly = true,
-            "secure" => c.secure = true,
-            "dynamic" => c.dynamic = true,
-            "domain" => { c.domains.push(l.arg(i + 1).to_string()); i += 1; }
-            "maxidle" => { c.maxidle = Some(parse_time_s(l.arg(i + 1))?); i += 1; }
-            "maxlife" => { c.maxlife = Some(parse_time_s(l.arg(i + 1))?); i += 1; }
-            "attr" => { c.attrs.push(l.arg(i + 1).to_string()); i += 1; }
-            w => return Err(format!("'cookie' supports 'rewrite', 'insert', 'prefix', 'indirect', 'nocache', 'postonly', 'domain', 'maxidle', 'dynamic', 'maxlife', 'attr' and 'httponly' options (got '{w}').")),
-        }
-        i += 1;
-    }
-    p.settings.cookie = Some(c);
-    Ok(())
-}
-
-fn parse_time_s(s: &str) -> Result<Duration, String> {
-    crate::units::parse_time_unit(s, 1_000_000)
-}
-
-fn p_capture(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    let what = l.arg(1).to_string();
-    let (name, len_at) = if what == "cookie" { (l.arg(2), 3) } else { (l.arg(3), 4) };
-    if what != "cookie" && l.arg(2) != "header" {
-        return Err(format!("'capture {what}' expects 'header'."));
-    }
-    if l.arg(len_at) != "len" {
-        return Err(format!("'{}' expects '<name> len <length>'.", k.name));
-    }
-    let len = parse_u32(l.arg(len_at + 1))?;
-    p.captures.push(Capture { loc: l.loc.clone(), what, name: name.to_string(), len });
-    Ok(())
-}
-
-fn stats(p: &mut ProxyDraft) -> &mut Stats {
-    p.stats.get_or_insert_with(Stats::default)
-}
-
-fn p_stats_auth(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 1)?;
-    let (u, pw) = l.arg(2).split_once(':').ok_or("'stats auth' expects <user>:<password>.")?;
-    stats(p).auths.push((u.to_string(), pw.to_string()));
-    Ok(())
-}
-
-fn p_stats_admin(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    let cond = acl::parse_condition(k, p, l, 2)?.ok_or("'stats admin' requires either 'if' or 'unless' followed by a condition.")?;
-    stats(p).admin.push(cond);
-    Ok(())
-}

@@ -36,17 +36,37 @@ const NO: Status = Status::Unsupported;
 
 /// `http-request` actions.
 pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
-    a("allow", RUL, "stop evaluating rules and let the request pass"),
+    a(
+        "allow",
+        RUL,
+        "stop evaluating rules and let the request pass",
+    ),
     a("deny", RUL, "answer an error (deny_status, default 403)"),
-    a("tarpit", RUL, "hold the connection then answer an error (default 500)"),
+    a(
+        "tarpit",
+        RUL,
+        "hold the connection then answer an error (default 500)",
+    ),
     a("auth", RUL, "ask for basic authentication [realm]"),
-    a("redirect", RUL, "redirect location|prefix|scheme <to> [code N]"),
-    a("return", RUL, "answer directly: status, content-type, string/file, headers"),
+    a(
+        "redirect",
+        RUL,
+        "redirect location|prefix|scheme <to> [code N]",
+    ),
+    a(
+        "return",
+        RUL,
+        "answer directly: status, content-type, string/file, headers",
+    ),
     a("set-header", RUL, "set a header to a log-format value"),
     a("add-header", RUL, "add a header with a log-format value"),
     a("del-header", RUL, "delete a header"),
     a("replace-header", RUL, "regex replace in a header"),
-    a("replace-value", RUL, "regex replace in comma-separated header values"),
+    a(
+        "replace-value",
+        RUL,
+        "regex replace in comma-separated header values",
+    ),
     a("set-path", RUL, "rewrite the path"),
     a("set-pathq", RUL, "rewrite path and query"),
     a("set-query", RUL, "rewrite the query string"),
@@ -72,20 +92,40 @@ pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
     a("silent-drop", RUL, "close without answering"),
     a("reject", RUL, "close the connection"),
     a("wait-for-body", RUL, "wait for the request body"),
-    a("wait-for-handshake", RUL, "wait for the TLS handshake (0-RTT)"),
+    a(
+        "wait-for-handshake",
+        RUL,
+        "wait for the TLS handshake (0-RTT)",
+    ),
     a("normalize-uri", RUL, "normalize the URI"),
     a("early-hint", RUL, "send a 103 Early Hints header"),
     a("disable-l7-retry", RUL, "disable layer-7 retries"),
     a("strict-mode", RUL, "toggle strict rewriting"),
-    a("track-sc0", STK, "track a key in stick counter 0 [table <t>]"),
-    a("track-sc1", STK, "track a key in stick counter 1 [table <t>]"),
-    a("track-sc2", STK, "track a key in stick counter 2 [table <t>]"),
+    a(
+        "track-sc0",
+        STK,
+        "track a key in stick counter 0 [table <t>]",
+    ),
+    a(
+        "track-sc1",
+        STK,
+        "track a key in stick counter 1 [table <t>]",
+    ),
+    a(
+        "track-sc2",
+        STK,
+        "track a key in stick counter 2 [table <t>]",
+    ),
     a("sc-inc-gpc", STK, "increment a general purpose counter"),
     a("sc-inc-gpc0", STK, "increment gpc0"),
     a("sc-inc-gpc1", STK, "increment gpc1"),
     a("sc-set-gpt", STK, "set a general purpose tag"),
     a("sc-set-gpt0", STK, "set gpt0"),
-    a("use-service", OBS, "hand the request to a service (prometheus-exporter)"),
+    a(
+        "use-service",
+        OBS,
+        "hand the request to a service (prometheus-exporter)",
+    ),
     a("cache-use", RUL, "serve from a cache section"),
     a("do-resolve", NO, "resolve a name at run time"),
     a("add-acl", NO, "add an entry to an ACL file"),
@@ -98,8 +138,16 @@ pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
 /// `http-response` / `http-after-response` actions.
 pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
     a("allow", RUL, "stop evaluating rules"),
-    a("deny", RUL, "replace the response by an error (default 502)"),
-    a("redirect", RUL, "redirect location|prefix|scheme <to> [code N]"),
+    a(
+        "deny",
+        RUL,
+        "replace the response by an error (default 502)",
+    ),
+    a(
+        "redirect",
+        RUL,
+        "redirect location|prefix|scheme <to> [code N]",
+    ),
     a("return", RUL, "replace the response"),
     a("set-header", RUL, "set a response header"),
     a("add-header", RUL, "add a response header"),
@@ -133,11 +181,36 @@ pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
 
 /// `tcp-request` / `tcp-response` actions (kept by name and arguments).
 pub const TCP_ACTIONS: &[&str] = &[
-    "accept", "reject", "expect-proxy", "expect-netscaler-cip", "capture", "track-sc0",
-    "track-sc1", "track-sc2", "sc-inc-gpc", "sc-inc-gpc0", "sc-inc-gpc1", "sc-set-gpt",
-    "sc-set-gpt0", "set-src", "set-src-port", "set-dst", "set-dst-port", "silent-drop",
-    "set-var", "unset-var", "do-resolve", "set-mark", "set-tos", "set-nice", "switch-mode",
-    "use-service", "set-log-level", "set-priority-class", "set-priority-offset", "close",
+    "accept",
+    "reject",
+    "expect-proxy",
+    "expect-netscaler-cip",
+    "capture",
+    "track-sc0",
+    "track-sc1",
+    "track-sc2",
+    "sc-inc-gpc",
+    "sc-inc-gpc0",
+    "sc-inc-gpc1",
+    "sc-set-gpt",
+    "sc-set-gpt0",
+    "set-src",
+    "set-src-port",
+    "set-dst",
+    "set-dst-port",
+    "silent-drop",
+    "set-var",
+    "unset-var",
+    "do-resolve",
+    "set-mark",
+    "set-tos",
+    "set-nice",
+    "switch-mode",
+    "use-service",
+    "set-log-level",
+    "set-priority-class",
+    "set-priority-offset",
+    "close",
 ];
 
 /// Services for `use-service`.
@@ -145,7 +218,9 @@ pub const SERVICES: &[&str] = &["prometheus-exporter"];
 
 /// Index of the first `if`/`unless` word at or after `from`, or the line length.
 fn cond_start(l: &Line, from: usize) -> usize {
-    (from..l.len()).find(|&i| matches!(l.arg(i), "if" | "unless")).unwrap_or(l.len())
+    (from..l.len())
+        .find(|&i| matches!(l.arg(i), "if" | "unless"))
+        .unwrap_or(l.len())
 }
 
 /// `use_backend <backend> [if|unless cond]`.
@@ -154,11 +229,19 @@ pub fn use_backend(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         return Err("'use_backend' requires a backend name.".into());
     }
     if cond_start(l, 2) != 2 {
-        return Err(format!("unexpected argument '{}', expects 'if' or 'unless'.", l.arg(2)));
+        return Err(format!(
+            "unexpected argument '{}', expects 'if' or 'unless'.",
+            l.arg(2)
+        ));
     }
     let cond = parse_condition(k, p, l, 2)?;
     let backend = l.arg(1).to_string();
-    p.use_backends.push(UseBackend { loc: l.loc.clone(), dynamic: backend.contains("%["), backend, cond });
+    p.use_backends.push(UseBackend {
+        loc: l.loc.clone(),
+        dynamic: backend.contains("%["),
+        backend,
+        cond,
+    });
     Ok(())
 }
 
@@ -184,21 +267,40 @@ pub fn http_after_response(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R 
     Ok(())
 }
 
-fn http_rule(k: &mut KwCx<'_>, p: &ProxyDraft, l: &Line, table: &[Action]) -> Result<HttpRule, String> {
+fn http_rule(
+    k: &mut KwCx<'_>,
+    p: &ProxyDraft,
+    l: &Line,
+    table: &[Action],
+) -> Result<HttpRule, String> {
     let word = l.arg(1);
     if word.is_empty() {
         return Err(format!("'{}' expects an action.", l.arg(0)));
     }
     let (name, paren) = match word.split_once('(') {
-        Some((n, r)) => (n, Some(r.strip_suffix(')').ok_or_else(|| format!("missing ')' in '{word}'"))?)),
+        Some((n, r)) => (
+            n,
+            Some(
+                r.strip_suffix(')')
+                    .ok_or_else(|| format!("missing ')' in '{word}'"))?,
+            ),
+        ),
         None => (word, None),
     };
     let act = table.iter().find(|x| x.name == name).ok_or_else(|| {
-        let hint = nearest(name, table.iter().map(|x| x.name)).map(|n| format!(" Did you mean '{n}' maybe ?")).unwrap_or_default();
+        let hint = nearest(name, table.iter().map(|x| x.name))
+            .map(|n| format!(" Did you mean '{n}' maybe ?"))
+            .unwrap_or_default();
         format!("'{} {name}' : unknown action.{hint}", l.arg(0))
     })?;
-    if !k.cx.use_kw(&l.loc, &format!("{} {}", l.arg(0), act.name), &act.status) {
-        return Err(format!("HAProxy action '{} {name}' is not supported by ringlb yet", l.arg(0)));
+    if !k
+        .cx
+        .use_kw(&l.loc, &format!("{} {}", l.arg(0), act.name), &act.status)
+    {
+        return Err(format!(
+            "HAProxy action '{} {name}' is not supported by ringlb yet",
+            l.arg(0)
+        ));
     }
     let end = cond_start(l, 2);
     let args: Vec<String> = (2..end).map(|i| l.arg(i).to_string()).collect();
@@ -209,11 +311,17 @@ fn http_rule(k: &mut KwCx<'_>, p: &ProxyDraft, l: &Line, table: &[Action]) -> Re
         }
     }
     let cond = parse_condition(k, p, l, end)?;
-    Ok(HttpRule { loc: l.loc.clone(), action, cond })
+    Ok(HttpRule {
+        loc: l.loc.clone(),
+        action,
+        cond,
+    })
 }
 
+/// HAProxy stops reading arguments at the first empty one, so `""` counts as missing.
 fn exactly(name: &str, args: &[String], n: usize) -> R {
-    if args.len() != n {
+    let given = args.iter().position(String::is_empty).unwrap_or(args.len());
+    if given != n || args.len() != n {
         return Err(format!("'{name}' expects exactly {n} argument(s)."));
     }
     Ok(())
@@ -225,32 +333,61 @@ fn arg(args: &[String], i: usize) -> String {
 
 fn typed_action(name: &str, paren: Option<&str>, args: &[String]) -> Result<HttpAction, String> {
     Ok(match name {
-        "allow" => { exactly(name, args, 0)?; HttpAction::Allow }
-        "deny" => HttpAction::Deny { status: reply_status(args)? },
-        "tarpit" => HttpAction::Tarpit { status: reply_status(args)? },
-        "auth" => HttpAction::Auth { realm: (arg(args, 0) == "realm").then(|| arg(args, 1)) },
+        "allow" => {
+            exactly(name, args, 0)?;
+            HttpAction::Allow
+        }
+        "deny" => HttpAction::Deny {
+            status: reply_status(args)?,
+        },
+        "tarpit" => HttpAction::Tarpit {
+            status: reply_status(args)?,
+        },
+        "auth" => HttpAction::Auth {
+            realm: (arg(args, 0) == "realm").then(|| arg(args, 1)),
+        },
         "redirect" => HttpAction::Redirect(parse_redirect(args)?),
         "return" => HttpAction::Return(parse_return(args)?),
         "set-header" | "add-header" => {
             exactly(name, args, 2)?;
             let (n, fmt) = (arg(args, 0), arg(args, 1));
             check_logformat(&fmt)?;
-            if name == "set-header" { HttpAction::SetHeader { name: n, fmt } } else { HttpAction::AddHeader { name: n, fmt } }
+            if name == "set-header" {
+                HttpAction::SetHeader { name: n, fmt }
+            } else {
+                HttpAction::AddHeader { name: n, fmt }
+            }
         }
         "del-header" => {
-            if args.is_empty() { return Err("'del-header' expects a header name.".into()); }
+            if args.is_empty() {
+                return Err("'del-header' expects a header name.".into());
+            }
             HttpAction::DelHeader { name: arg(args, 0) }
         }
-        "replace-header" | "replace-value" if args.len() == 3 => {
-            HttpAction::ReplaceHeader { name: arg(args, 0), regex: arg(args, 1), replace: arg(args, 2) }
+        "replace-header" | "replace-value" if args.len() == 3 => HttpAction::ReplaceHeader {
+            name: arg(args, 0),
+            regex: arg(args, 1),
+            replace: arg(args, 2),
+        },
+        "replace-header" | "replace-value" => {
+            return Err(format!("'{name}' expects exactly 3 arguments."))
         }
-        "replace-header" | "replace-value" => return Err(format!("'{name}' expects exactly 3 arguments.")),
-        "set-path" => { exactly(name, args, 1)?; HttpAction::SetPath { fmt: arg(args, 0) } }
+        "set-path" => {
+            exactly(name, args, 1)?;
+            HttpAction::SetPath { fmt: arg(args, 0) }
+        }
         "set-var" => {
-            let var = paren.ok_or("'set-var' expects a variable name in parentheses")?.to_string();
+            let var = paren
+                .ok_or("'set-var' expects a variable name in parentheses")?
+                .to_string();
             check_var(&var)?;
-            if args.is_empty() { return Err("'set-var' expects a sample expression.".into()); }
-            HttpAction::SetVar { var, expr: args.join(" ") }
+            if args.is_empty() {
+                return Err("'set-var' expects a sample expression.".into());
+            }
+            HttpAction::SetVar {
+                var,
+                expr: args.join(" "),
+            }
         }
         "track-sc0" | "track-sc1" | "track-sc2" => track(name, args)?,
         "use-service" => {
@@ -261,7 +398,12 @@ fn typed_action(name: &str, paren: Option<&str>, args: &[String]) -> Result<Http
             }
             HttpAction::UseService { name: svc }
         }
-        _ => HttpAction::Other { name: paren.map(|p| format!("{name}({p})")).unwrap_or_else(|| name.to_string()), args: args.to_vec() },
+        _ => HttpAction::Other {
+            name: paren
+                .map(|p| format!("{name}({p})"))
+                .unwrap_or_else(|| name.to_string()),
+            args: args.to_vec(),
+        },
     })
 }
 
@@ -278,8 +420,11 @@ fn check_logformat(fmt: &str) -> R {
     let mut rest = fmt;
     while let Some(i) = rest.find("%[") {
         let after = rest.get(i + 2..).unwrap_or("");
-        let end = after.find(']').ok_or_else(|| format!("missing ']' in log-format expression '{fmt}'"))?;
-        parse_sample(after.get(..end).unwrap_or("")).map_err(|e| format!("failed to parse sample expression in '{fmt}': {e}"))?;
+        let end = after
+            .find(']')
+            .ok_or_else(|| format!("missing ']' in log-format expression '{fmt}'"))?;
+        parse_sample(after.get(..end).unwrap_or(""))
+            .map_err(|e| format!("failed to parse sample expression in '{fmt}': {e}"))?;
         rest = after.get(end + 1..).unwrap_or("");
     }
     Ok(())
@@ -312,25 +457,46 @@ fn parse_redirect(args: &[String]) -> Result<Redirect, String> {
         "location" => RedirectKind::Location,
         "prefix" => RedirectKind::Prefix,
         "scheme" => RedirectKind::Scheme,
-        w => return Err(format!("'redirect' expects 'location', 'prefix' or 'scheme', got '{w}'.")),
+        w => {
+            return Err(format!(
+                "'redirect' expects 'location', 'prefix' or 'scheme', got '{w}'."
+            ))
+        }
     };
     let to = arg(args, 1);
     if to.is_empty() {
         return Err("'redirect' expects a target.".into());
     }
-    let mut r = Redirect { kind, to, code: 302, options: Vec::new() };
+    let mut r = Redirect {
+        kind,
+        to,
+        code: 302,
+        options: Vec::new(),
+    };
     let mut i = 2;
     while i < args.len() {
         match arg(args, i).as_str() {
             "code" => {
-                r.code = arg(args, i + 1).parse().map_err(|_| "'code' expects a number".to_string())?;
+                r.code = arg(args, i + 1)
+                    .parse()
+                    .map_err(|_| "'code' expects a number".to_string())?;
                 if ![301, 302, 303, 307, 308].contains(&r.code) {
-                    return Err(format!("'redirect' supports codes 301, 302, 303, 307 and 308 (got {}).", r.code));
+                    return Err(format!(
+                        "'redirect' supports codes 301, 302, 303, 307 and 308 (got {}).",
+                        r.code
+                    ));
                 }
                 i += 2;
             }
-            "set-cookie" | "clear-cookie" => { r.options.push(format!("{} {}", arg(args, i), arg(args, i + 1))); i += 2; }
-            "drop-query" | "append-slash" | "ignore-empty" => { r.options.push(arg(args, i)); i += 1; }
+            "set-cookie" | "clear-cookie" => {
+                r.options
+                    .push(format!("{} {}", arg(args, i), arg(args, i + 1)));
+                i += 2;
+            }
+            "drop-query" | "append-slash" | "ignore-empty" => {
+                r.options.push(arg(args, i));
+                i += 1;
+            }
             w => return Err(format!("'redirect' unknown option '{w}'.")),
         }
     }
@@ -343,10 +509,25 @@ fn parse_return(args: &[String]) -> Result<Return, String> {
     while i < args.len() {
         let (w, v) = (arg(args, i), arg(args, i + 1));
         match w.as_str() {
-            "status" => { r.status = Some(v.parse().map_err(|_| format!("invalid status code '{v}'"))?); i += 2; }
-            "content-type" => { r.content_type = Some(v); i += 2; }
-            "errorfile" | "errorfiles" | "file" | "lf-file" | "string" | "lf-string" => { r.body = Some((w, v)); i += 2; }
-            "hdr" => { r.headers.push((v, arg(args, i + 2))); i += 3; }
+            "status" => {
+                r.status = Some(
+                    v.parse()
+                        .map_err(|_| format!("invalid status code '{v}'"))?,
+                );
+                i += 2;
+            }
+            "content-type" => {
+                r.content_type = Some(v);
+                i += 2;
+            }
+            "errorfile" | "errorfiles" | "file" | "lf-file" | "string" | "lf-string" => {
+                r.body = Some((w, v));
+                i += 2;
+            }
+            "hdr" => {
+                r.headers.push((v, arg(args, i + 2)));
+                i += 3;
+            }
             "default-errorfiles" => i += 1,
             _ => return Err(format!("'return' unexpected keyword '{w}'.")),
         }
@@ -355,16 +536,24 @@ fn parse_return(args: &[String]) -> Result<Return, String> {
 }
 
 fn track(name: &str, args: &[String]) -> Result<HttpAction, String> {
-    let slot = name.trim_start_matches("track-sc").parse::<u8>().map_err(|_| format!("invalid stick counter in '{name}'"))?;
+    let slot = name
+        .trim_start_matches("track-sc")
+        .parse::<u8>()
+        .map_err(|_| format!("invalid stick counter in '{name}'"))?;
     let key_src = arg(args, 0);
     if key_src.is_empty() {
         return Err(format!("'{name}' expects a key sample expression."));
     }
-    let key = parse_sample(&key_src).map_err(|e| format!("error detected while parsing '{name}' rule : {e}"))?;
+    let key = parse_sample(&key_src)
+        .map_err(|e| format!("error detected while parsing '{name}' rule : {e}"))?;
     let table = match (arg(args, 1).as_str(), args.len()) {
         ("", _) => None,
         ("table", 3) => Some(arg(args, 2)),
-        (w, _) => return Err(format!("'{name}' : unexpected argument '{w}', expects 'table <name>'.")),
+        (w, _) => {
+            return Err(format!(
+                "'{name}' : unexpected argument '{w}', expects 'table <name>'."
+            ))
+        }
     };
     Ok(HttpAction::TrackSc { slot, key, table })
 }
@@ -374,14 +563,25 @@ pub fn tcp_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     let phase = l.arg(1).to_string();
     if phase == "inspect-delay" {
         parse_time(l.arg(2)).map_err(|e| format!("'{} inspect-delay' : {e}", l.arg(0)))?;
-        p.tcp_request.push(TcpRequestRule { loc: l.loc.clone(), phase, action: String::new(), args: vec![l.arg(2).to_string()], cond: None });
+        p.tcp_request.push(TcpRequestRule {
+            loc: l.loc.clone(),
+            phase,
+            action: String::new(),
+            args: vec![l.arg(2).to_string()],
+            cond: None,
+        });
         return super::no_extra(l, 3);
     }
     let action = l.arg(2);
     let base = action.split('(').next().unwrap_or(action);
     if !TCP_ACTIONS.contains(&base) {
-        let hint = nearest(base, TCP_ACTIONS.iter().copied()).map(|n| format!(" Did you mean '{n}' maybe ?")).unwrap_or_default();
-        return Err(format!("'{} {phase}' : unknown action '{action}'.{hint}", l.arg(0)));
+        let hint = nearest(base, TCP_ACTIONS.iter().copied())
+            .map(|n| format!(" Did you mean '{n}' maybe ?"))
+            .unwrap_or_default();
+        return Err(format!(
+            "'{} {phase}' : unknown action '{action}'.{hint}",
+            l.arg(0)
+        ));
     }
     let end = cond_start(l, 3);
     let args: Vec<String> = (3..end).map(|i| l.arg(i).to_string()).collect();
@@ -389,7 +589,13 @@ pub fn tcp_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         track(base, &args)?;
     }
     let cond = parse_condition(k, p, l, end)?;
-    p.tcp_request.push(TcpRequestRule { loc: l.loc.clone(), phase: format!("{} {phase}", l.arg(0)), action: action.to_string(), args, cond });
+    p.tcp_request.push(TcpRequestRule {
+        loc: l.loc.clone(),
+        phase: format!("{} {phase}", l.arg(0)),
+        action: action.to_string(),
+        args,
+        cond,
+    });
     Ok(())
 }
 
@@ -399,7 +605,11 @@ pub fn redirect(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     let args: Vec<String> = (1..end).map(|i| l.arg(i).to_string()).collect();
     let r = parse_redirect(&args)?;
     let cond = parse_condition(k, p, l, end)?;
-    p.http_request.push(HttpRule { loc: l.loc.clone(), action: HttpAction::Redirect(r), cond });
+    p.http_request.push(HttpRule {
+        loc: l.loc.clone(),
+        action: HttpAction::Redirect(r),
+        cond,
+    });
     Ok(())
 }
 
@@ -409,19 +619,41 @@ pub fn generic_cond(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     let end = cond_start(l, k.kw_words);
     parse_condition(k, p, l, end)?;
     if end == k.kw_words && !k.name.starts_with("stick ") && k.name != "use-server" {
-        return Err(format!("'{}' requires either 'if' or 'unless' followed by a condition.", k.name));
+        return Err(format!(
+            "'{}' requires either 'if' or 'unless' followed by a condition.",
+            k.name
+        ));
     }
     p.stick_rules.push(directive(l, k.kw_words));
     Ok(())
 }
 
 const STORE_RATES: &[&str] = &[
-    "gpc0_rate", "gpc1_rate", "conn_rate", "sess_rate", "http_req_rate", "http_err_rate",
-    "http_fail_rate", "bytes_in_rate", "bytes_out_rate", "glitch_rate",
+    "gpc0_rate",
+    "gpc1_rate",
+    "conn_rate",
+    "sess_rate",
+    "http_req_rate",
+    "http_err_rate",
+    "http_fail_rate",
+    "bytes_in_rate",
+    "bytes_out_rate",
+    "glitch_rate",
 ];
 const STORE_COUNTS: &[&str] = &[
-    "server_id", "server_key", "gpc0", "gpc1", "gpt0", "conn_cnt", "conn_cur", "sess_cnt",
-    "http_req_cnt", "http_err_cnt", "http_fail_cnt", "bytes_in_cnt", "bytes_out_cnt",
+    "server_id",
+    "server_key",
+    "gpc0",
+    "gpc1",
+    "gpt0",
+    "conn_cnt",
+    "conn_cur",
+    "sess_cnt",
+    "http_req_cnt",
+    "http_err_cnt",
+    "http_fail_cnt",
+    "bytes_in_cnt",
+    "bytes_out_cnt",
 ];
 
 /// `stick-table type <t> [len N] size <n> [expire T] [nopurge] [peers P] [store ...]`.
@@ -434,7 +666,15 @@ pub fn stick_table(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             p.kind.word(), p.name, prev.loc.file, prev.loc.line
         ));
     }
-    let mut t = StickTable { loc: l.loc.clone(), key: StickKey::Ip, size: 0, expire: None, nopurge: false, peers: None, store: Vec::new() };
+    let mut t = StickTable {
+        loc: l.loc.clone(),
+        key: StickKey::Ip,
+        size: 0,
+        expire: None,
+        nopurge: false,
+        peers: None,
+        store: Vec::new(),
+    };
     let mut len = None;
     let mut have_type = false;
     let mut i = 1;
@@ -448,7 +688,11 @@ pub fn stick_table(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
                     "integer" => StickKey::Integer,
                     "string" => StickKey::String { len: 32 },
                     "binary" => StickKey::Binary { len: 32 },
-                    w => return Err(format!("'stick-table' : unknown type '{w}' (ip, ipv6, integer, string, binary).")),
+                    w => {
+                        return Err(format!(
+                        "'stick-table' : unknown type '{w}' (ip, ipv6, integer, string, binary)."
+                    ))
+                    }
                 };
                 have_type = true;
             }
@@ -457,7 +701,11 @@ pub fn stick_table(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             "expire" => t.expire = Some(parse_time(v)?),
             "peers" => t.peers = Some(v.to_string()),
             "srvkey" => {}
-            "nopurge" => { t.nopurge = true; i += 1; continue; }
+            "nopurge" => {
+                t.nopurge = true;
+                i += 1;
+                continue;
+            }
             "store" => t.store.extend(parse_store(v)?),
             w => return Err(format!("'stick-table' : unknown argument '{w}'.")),
         }
@@ -477,7 +725,13 @@ fn parse_store(list: &str) -> Result<Vec<StoreItem>, String> {
     let mut out = Vec::new();
     for item in list.split(',') {
         let (name, period) = match item.split_once('(') {
-            Some((n, r)) => (n, Some(r.strip_suffix(')').ok_or_else(|| format!("missing ')' in '{item}'"))?)),
+            Some((n, r)) => (
+                n,
+                Some(
+                    r.strip_suffix(')')
+                        .ok_or_else(|| format!("missing ')' in '{item}'"))?,
+                ),
+            ),
             None => (item, None),
         };
         let rate = STORE_RATES.contains(&name) || name == "gpc_rate";
@@ -487,10 +741,17 @@ fn parse_store(list: &str) -> Result<Vec<StoreItem>, String> {
         }
         let period = match (rate, period) {
             (true, Some(p)) => Some(parse_time(p.rsplit(',').next().unwrap_or(p))?),
-            (true, None) => return Err(format!("'stick-table' : data type '{name}' requires a period, e.g. {name}(10s).")),
+            (true, None) => {
+                return Err(format!(
+                    "'stick-table' : data type '{name}' requires a period, e.g. {name}(10s)."
+                ))
+            }
             (false, _) => None,
         };
-        out.push(StoreItem { name: name.to_string(), period });
+        out.push(StoreItem {
+            name: name.to_string(),
+            period,
+        });
     }
     Ok(out)
 }

@@ -24,17 +24,42 @@ const P10: Status = Status::Parsed { issue: 10 };
 /// (section, keyword, status, doc) for every keyword of the small sections.
 pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
     ("userlist", "group", P6, "group <name> [users <u>,...]"),
-    ("userlist", "user", P6, "user <name> password|insecure-password <pw> [groups <g>,...]"),
+    (
+        "userlist",
+        "user",
+        P6,
+        "user <name> password|insecure-password <pw> [groups <g>,...]",
+    ),
     ("peers", "peer", P7, "peer <name> <addr>:<port>"),
     ("peers", "server", P7, "server <name> [<addr>:<port>]"),
     ("peers", "bind", P7, "local peer listener"),
-    ("peers", "table", P7, "table <name> type ... (stick table shared by peers)"),
+    (
+        "peers",
+        "table",
+        P7,
+        "table <name> type ... (stick table shared by peers)",
+    ),
     ("peers", "disabled", P7, "disable this peers section"),
     ("peers", "default-server", P7, "default peer server options"),
     ("peers", "shards", P7, "number of shards"),
-    ("resolvers", "nameserver", P5, "nameserver <name> <addr>:<port>"),
-    ("resolvers", "parse-resolv-conf", P5, "use /etc/resolv.conf nameservers"),
-    ("resolvers", "accepted_payload_size", P5, "EDNS0 payload size"),
+    (
+        "resolvers",
+        "nameserver",
+        P5,
+        "nameserver <name> <addr>:<port>",
+    ),
+    (
+        "resolvers",
+        "parse-resolv-conf",
+        P5,
+        "use /etc/resolv.conf nameservers",
+    ),
+    (
+        "resolvers",
+        "accepted_payload_size",
+        P5,
+        "EDNS0 payload size",
+    ),
     ("resolvers", "resolve_retries", P5, "retries per query"),
     ("resolvers", "hold", P5, "hold <status> <time>"),
     ("resolvers", "timeout", P5, "timeout resolve|retry <time>"),
@@ -46,7 +71,12 @@ pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
     ("ring", "server", P9, "forward ring contents to a server"),
     ("ring", "timeout", P9, "timeout connect|server <time>"),
     ("cache", "total-max-size", P6, "cache size in megabytes"),
-    ("cache", "max-object-size", P6, "largest cached object in bytes"),
+    (
+        "cache",
+        "max-object-size",
+        P6,
+        "largest cached object in bytes",
+    ),
     ("cache", "max-age", P6, "maximum age in seconds"),
     ("cache", "process-vary", P6, "honour Vary: on|off"),
     ("cache", "max-secondary-entries", P6, "variants per object"),
@@ -70,23 +100,95 @@ pub(crate) fn open(cx: &mut Cx, kw: &str, name: &str, loc: &Loc, d: &mut Draft) 
     macro_rules! push {
         ($vec:expr, $v:expr, $cur:ident) => {{
             if $vec.iter().any(|x| x.name == n) {
-                cx.alert(loc, kw, format!("{kw} section '{n}' has the same name as another {kw} section."));
+                cx.alert(
+                    loc,
+                    kw,
+                    format!("{kw} section '{n}' has the same name as another {kw} section."),
+                );
             }
             $vec.push($v);
             Some(Current::$cur($vec.len() - 1))
         }};
     }
     match kw {
-        "userlist" => push!(d.userlists, Userlist { name: n.clone(), loc: l, ..Default::default() }, Userlist),
-        "peers" => push!(d.peers, Peers { name: n.clone(), loc: l, ..Default::default() }, Peers),
-        "resolvers" => push!(d.resolvers, Resolvers { name: n.clone(), loc: l, ..Default::default() }, Resolvers),
-        "http-errors" => push!(d.http_errors, HttpErrors { name: n.clone(), loc: l, ..Default::default() }, HttpErrors),
-        "ring" => push!(d.rings, Ring { name: n.clone(), loc: l, ..Default::default() }, Ring),
-        "cache" => push!(d.caches, Cache { name: n.clone(), loc: l, ..Default::default() }, Cache),
-        "program" => push!(d.programs, Program { name: n.clone(), loc: l, ..Default::default() }, Program),
-        "mailers" => push!(d.mailers, Mailers { name: n.clone(), loc: l, ..Default::default() }, Mailers),
+        "userlist" => push!(
+            d.userlists,
+            Userlist {
+                name: n.clone(),
+                loc: l,
+                ..Default::default()
+            },
+            Userlist
+        ),
+        "peers" => push!(
+            d.peers,
+            Peers {
+                name: n.clone(),
+                loc: l,
+                ..Default::default()
+            },
+            Peers
+        ),
+        "resolvers" => push!(
+            d.resolvers,
+            Resolvers {
+                name: n.clone(),
+                loc: l,
+                ..Default::default()
+            },
+            Resolvers
+        ),
+        "http-errors" => push!(
+            d.http_errors,
+            HttpErrors {
+                name: n.clone(),
+                loc: l,
+                ..Default::default()
+            },
+            HttpErrors
+        ),
+        "ring" => push!(
+            d.rings,
+            Ring {
+                name: n.clone(),
+                loc: l,
+                ..Default::default()
+            },
+            Ring
+        ),
+        "cache" => push!(
+            d.caches,
+            Cache {
+                name: n.clone(),
+                loc: l,
+                ..Default::default()
+            },
+            Cache
+        ),
+        "program" => push!(
+            d.programs,
+            Program {
+                name: n.clone(),
+                loc: l,
+                ..Default::default()
+            },
+            Program
+        ),
+        "mailers" => push!(
+            d.mailers,
+            Mailers {
+                name: n.clone(),
+                loc: l,
+                ..Default::default()
+            },
+            Mailers
+        ),
         _ => {
-            cx.alert(loc, kw, format!("section '{kw}' is not supported by ringlb yet"));
+            cx.alert(
+                loc,
+                kw,
+                format!("section '{kw}' is not supported by ringlb yet"),
+            );
             None
         }
     }
@@ -95,11 +197,24 @@ pub(crate) fn open(cx: &mut Cx, kw: &str, name: &str, loc: &Loc, d: &mut Draft) 
 /// Looks the keyword up in [`SECTION_KEYWORDS`], records it, and runs `f`.
 fn run<T>(cx: &mut Cx, section: &str, obj: Option<&mut T>, l: &Line, f: fn(&mut T, &Line) -> R) {
     let kw = l.arg(0);
-    let Some((_, name, status, _)) = SECTION_KEYWORDS.iter().find(|(s, k, _, _)| *s == section && *k == kw) else {
-        let hint = nearest(kw, SECTION_KEYWORDS.iter().filter(|e| e.0 == section).map(|e| e.1))
-            .map(|n| format!("; did you mean '{n}' maybe ?"))
-            .unwrap_or_default();
-        cx.alert(&l.loc, "", format!("unknown keyword '{kw}' in '{section}' section{hint}"));
+    let Some((_, name, status, _)) = SECTION_KEYWORDS
+        .iter()
+        .find(|(s, k, _, _)| *s == section && *k == kw)
+    else {
+        let hint = nearest(
+            kw,
+            SECTION_KEYWORDS
+                .iter()
+                .filter(|e| e.0 == section)
+                .map(|e| e.1),
+        )
+        .map(|n| format!("; did you mean '{n}' maybe ?"))
+        .unwrap_or_default();
+        cx.alert(
+            &l.loc,
+            "",
+            format!("unknown keyword '{kw}' in '{section}' section{hint}"),
+        );
         return;
     };
     if !cx.use_kw(&l.loc, &format!("{section} {name}"), status) {
@@ -114,30 +229,61 @@ fn run<T>(cx: &mut Cx, section: &str, obj: Option<&mut T>, l: &Line, f: fn(&mut 
 
 fn endpoint(l: &Line) -> Result<Endpoint, String> {
     if l.arg(1).is_empty() {
-        return Err(format!("'{}' expects <name> and <address> as arguments.", l.arg(0)));
+        return Err(format!(
+            "'{}' expects <name> and <address> as arguments.",
+            l.arg(0)
+        ));
     }
-    Ok(Endpoint { loc: l.loc.clone(), name: l.arg(1).to_string(), address: l.arg(2).to_string() })
+    Ok(Endpoint {
+        loc: l.loc.clone(),
+        name: l.arg(1).to_string(),
+        address: l.arg(2).to_string(),
+    })
 }
 
 fn list(s: &str) -> Vec<String> {
-    s.split(',').filter(|x| !x.is_empty()).map(str::to_string).collect()
+    s.split(',')
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 pub(crate) fn userlist(cx: &mut Cx, u: Option<&mut Userlist>, l: &Line) {
     run(cx, "userlist", u, l, |u, l| match l.arg(0) {
         "group" => {
-            let users = if l.arg(2) == "users" { list(l.arg(3)) } else { Vec::new() };
-            u.groups.push(UserGroup { loc: l.loc.clone(), name: l.arg(1).to_string(), users });
+            let users = if l.arg(2) == "users" {
+                list(l.arg(3))
+            } else {
+                Vec::new()
+            };
+            u.groups.push(UserGroup {
+                loc: l.loc.clone(),
+                name: l.arg(1).to_string(),
+                users,
+            });
             Ok(())
         }
         _ => {
             let pw = match l.arg(2) {
                 "password" => Password::Hashed(l.arg(3).to_string()),
                 "insecure-password" => Password::Insecure(l.arg(3).to_string()),
-                w => return Err(format!("'user' expects 'password' or 'insecure-password', got '{w}'.")),
+                w => {
+                    return Err(format!(
+                        "'user' expects 'password' or 'insecure-password', got '{w}'."
+                    ))
+                }
             };
-            let groups = if l.arg(4) == "groups" { list(l.arg(5)) } else { Vec::new() };
-            u.users.push(User { loc: l.loc.clone(), name: l.arg(1).to_string(), password: pw, groups });
+            let groups = if l.arg(4) == "groups" {
+                list(l.arg(5))
+            } else {
+                Vec::new()
+            };
+            u.users.push(User {
+                loc: l.loc.clone(),
+                name: l.arg(1).to_string(),
+                password: pw,
+                groups,
+            });
             Ok(())
         }
     });
@@ -161,7 +307,9 @@ pub(crate) fn resolvers(cx: &mut Cx, r: Option<&mut Resolvers>, l: &Line) {
             "accepted_payload_size" => r.accepted_payload_size = Some(parse_u32(l.arg(1))?),
             "resolve_retries" => r.resolve_retries = Some(parse_u32(l.arg(1))?),
             "hold" => r.hold.push((l.arg(1).to_string(), parse_time(l.arg(2))?)),
-            _ => r.timeouts.push((l.arg(1).to_string(), parse_time(l.arg(2))?)),
+            _ => r
+                .timeouts
+                .push((l.arg(1).to_string(), parse_time(l.arg(2))?)),
         }
         Ok(())
     });
@@ -169,7 +317,7 @@ pub(crate) fn resolvers(cx: &mut Cx, r: Option<&mut Resolvers>, l: &Line) {
 
 pub(crate) fn http_errors(cx: &mut Cx, h: Option<&mut HttpErrors>, l: &Line) {
     run(cx, "http-errors", h, l, |h, l| {
-        let ef = super::proxy_kw::load_errorfile(l, l.arg(1), l.arg(2))?;
+        let ef = super::proxy_opts::load_errorfile(l, l.arg(1), l.arg(2))?;
         h.errorfiles.retain(|e| e.status != ef.status);
         h.errorfiles.push(ef);
         Ok(())
@@ -184,7 +332,9 @@ pub(crate) fn ring(cx: &mut Cx, r: Option<&mut Ring>, l: &Line) {
             "maxlen" => r.maxlen = Some(parse_u32(l.arg(1))?),
             "size" => r.size = Some(parse_size(l.arg(1))?),
             "server" => r.servers.push(endpoint(l)?),
-            _ => r.timeouts.push((l.arg(1).to_string(), parse_time(l.arg(2))?)),
+            _ => r
+                .timeouts
+                .push((l.arg(1).to_string(), parse_time(l.arg(2))?)),
         }
         Ok(())
     });

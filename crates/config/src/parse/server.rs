@@ -24,7 +24,12 @@ pub struct ServerOpt {
 }
 
 const fn o(name: &'static str, value: bool, status: Status, doc: &'static str) -> ServerOpt {
-    ServerOpt { name, value, status, doc }
+    ServerOpt {
+        name,
+        value,
+        status,
+        doc,
+    }
 }
 
 const S: Status = Status::Supported;
@@ -37,7 +42,12 @@ const NO: Status = Status::Unsupported;
 pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("weight", true, S, "relative weight (default 1, 0-256)"),
     o("maxconn", true, S, "concurrent connections to this server"),
-    o("backup", false, S, "only used when all active servers are down"),
+    o(
+        "backup",
+        false,
+        S,
+        "only used when all active servers are down",
+    ),
     o("disabled", false, S, "start in maintenance"),
     o("enabled", false, S, "start enabled"),
     o("maxqueue", true, LB, "queue limit for this server"),
@@ -55,7 +65,12 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("check-sni", true, LB, "SNI of TLS health checks"),
     o("check-alpn", true, LB, "ALPN of health checks"),
     o("check-proto", true, LB, "protocol of health checks"),
-    o("check-send-proxy", false, LB, "PROXY header on health checks"),
+    o(
+        "check-send-proxy",
+        false,
+        LB,
+        "PROXY header on health checks",
+    ),
     o("agent-check", false, LB, "enable agent checks"),
     o("agent-port", true, LB, "agent port"),
     o("agent-inter", true, LB, "agent interval"),
@@ -71,7 +86,12 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("track", true, LB, "follow another server's state"),
     o("redir", true, LB, "redirect to this server's prefix"),
     o("id", true, LB, "numeric server id"),
-    o("resolvers", true, LB, "resolve the name with a resolvers section"),
+    o(
+        "resolvers",
+        true,
+        LB,
+        "resolve the name with a resolvers section",
+    ),
     o("resolve-prefer", true, LB, "ipv4|ipv6"),
     o("resolve-net", true, LB, "preferred networks"),
     o("resolve-opts", true, LB, "resolution options"),
@@ -122,19 +142,30 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
 /// `server <name> <addr>[:port] [options]`.
 pub fn parse_server(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     if l.len() < 3 {
-        return Err(format!("'server' expects <name> and <addr>[:<port>] as arguments."));
+        return Err("'server' expects <name> and <addr>[:<port>] as arguments.".to_string());
     }
     let name = l.arg(1).to_string();
     if let Some(prev) = p.servers.iter().find(|s| s.name == name) {
         return Err(format!(
             "'server' : {} '{}' has the same server name '{name}' as declared at {}:{}.",
-            p.kind.word(), p.name, prev.loc.file, prev.loc.line
+            p.kind.word(),
+            p.name,
+            prev.loc.file,
+            prev.loc.line
         ));
     }
     let (host, addr, port, port_offset) = parse_server_addr(l.arg(2))?;
     let mut params = p.settings.default_server.clone();
     parse_options(k, l, 3, &mut params)?;
-    p.servers.push(Server { name, loc: l.loc.clone(), host, addr, port, port_offset, params });
+    p.servers.push(Server {
+        name,
+        loc: l.loc.clone(),
+        host,
+        addr,
+        port,
+        port_offset,
+        params,
+    });
     Ok(())
 }
 
@@ -153,7 +184,11 @@ pub fn parse_server_addr(word: &str) -> Result<Addr, String> {
     let (family, rest) = match word.split_once('@') {
         Some(("ipv4" | "ipv6" | "tcp" | "tcp4" | "tcp6", r)) => (None, r),
         Some(("unix", r)) => return Ok((format!("unix@{r}"), None, None, None)),
-        Some((f, _)) => return Err(format!("address family '{f}@' is not supported by ringlb yet in '{word}'")),
+        Some((f, _)) => {
+            return Err(format!(
+                "address family '{f}@' is not supported by ringlb yet in '{word}'"
+            ))
+        }
         None => (None::<&str>, word),
     };
     let _ = family;
@@ -163,7 +198,10 @@ pub fn parse_server_addr(word: &str) -> Result<Addr, String> {
     let bare_v6 = rest.parse::<IpAddr>().ok();
     let (host, port_s) = match (bare_v6, split_host_port(rest)) {
         (Some(ip), _) => (ip.to_string(), ""),
-        (None, Some((h, p))) => (h.trim_start_matches('[').trim_end_matches(']').to_string(), p),
+        (None, Some((h, p))) => (
+            h.trim_start_matches('[').trim_end_matches(']').to_string(),
+            p,
+        ),
         (None, None) => (rest.to_string(), ""),
     };
     if host.is_empty() {
@@ -171,11 +209,25 @@ pub fn parse_server_addr(word: &str) -> Result<Addr, String> {
     }
     let (port, offset) = match port_s.chars().next() {
         None => (None, None),
-        Some('+' | '-') => (None, Some(port_s.parse::<i32>().map_err(|_| format!("invalid port offset '{port_s}'"))?)),
+        Some('+' | '-') => (
+            None,
+            Some(
+                port_s
+                    .parse::<i32>()
+                    .map_err(|_| format!("invalid port offset '{port_s}'"))?,
+            ),
+        ),
         Some(_) => (Some(parse_port(port_s)?), None),
     };
-    let addr = host.parse::<IpAddr>().ok().map(|ip| SocketAddr::new(ip, port.unwrap_or(0)));
-    if addr.is_none() && !host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_') {
+    let addr = host
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, port.unwrap_or(0)));
+    if addr.is_none()
+        && !host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-' || c == '_')
+    {
         return Err(format!("invalid address: '{word}'"));
     }
     Ok((host, addr, port, offset))
@@ -185,12 +237,19 @@ fn parse_options(k: &mut KwCx<'_>, l: &Line, start: usize, s: &mut ServerParams)
     let mut i = start;
     while i < l.len() {
         let name = l.arg(i);
-        let opt = SERVER_OPTIONS.iter().find(|o| o.name == name).ok_or_else(|| {
-            let hint = nearest(name, SERVER_OPTIONS.iter().map(|o| o.name)).map(|n| format!(" Did you mean '{n}' maybe ?")).unwrap_or_default();
-            format!("unknown keyword '{name}'.{hint}")
-        })?;
+        let opt = SERVER_OPTIONS
+            .iter()
+            .find(|o| o.name == name)
+            .ok_or_else(|| {
+                let hint = nearest(name, SERVER_OPTIONS.iter().map(|o| o.name))
+                    .map(|n| format!(" Did you mean '{n}' maybe ?"))
+                    .unwrap_or_default();
+                format!("unknown keyword '{name}'.{hint}")
+            })?;
         if !k.cx.use_kw(&l.loc, &format!("server {name}"), &opt.status) {
-            return Err(format!("HAProxy server option '{name}' is not supported by ringlb yet"));
+            return Err(format!(
+                "HAProxy server option '{name}' is not supported by ringlb yet"
+            ));
         }
         let value = if opt.value {
             i += 1;
@@ -254,11 +313,15 @@ fn apply(s: &mut ServerParams, name: &str, value: Option<String>) -> R {
         "id" => s.id = Some(u()?),
         "resolvers" => s.resolvers = value,
         "init-addr" => s.init_addr = value,
-        "pool-max-conn" => s.pool_max_conn = Some(v.parse().map_err(|_| format!("invalid number '{v}'"))?),
+        "pool-max-conn" => {
+            s.pool_max_conn = Some(v.parse().map_err(|_| format!("invalid number '{v}'"))?)
+        }
         "pool-purge-delay" => s.pool_purge_delay = Some(t()?),
         "max-reuse" => s.max_reuse = Some(v.parse().map_err(|_| format!("invalid number '{v}'"))?),
         "send-proxy" => s.send_proxy = Some(ProxyProtocol::V1),
-        "send-proxy-v2" | "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => s.send_proxy = Some(ProxyProtocol::V2),
+        "send-proxy-v2" | "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => {
+            s.send_proxy = Some(ProxyProtocol::V2)
+        }
         "ssl" => s.ssl.enabled = true,
         "no-ssl" => s.ssl.enabled = false,
         "verify" => s.ssl.verify = Some(parse_verify(&v)?),
@@ -274,7 +337,12 @@ fn apply(s: &mut ServerParams, name: &str, value: Option<String>) -> R {
         "alpn" => s.ssl.alpn = v.split(',').map(str::to_string).collect(),
         "ciphers" => s.ssl.ciphers = value,
         "ciphersuites" => s.ssl.ciphersuites = value,
-        _ if name.starts_with("ssl-m") || name.starts_with("no-tls") || name.starts_with("no-ssl") || name.starts_with("force-") || name == "allow-0rtt" => {
+        _ if name.starts_with("ssl-m")
+            || name.starts_with("no-tls")
+            || name.starts_with("no-ssl")
+            || name.starts_with("force-")
+            || name == "allow-0rtt" =>
+        {
             apply_ssl_opt(&mut s.ssl.options, name, || value)?
         }
         _ => s.other.push((name.to_string(), value)),
@@ -308,7 +376,10 @@ mod tests {
         let (h, a, p, _) = parse_server_addr("db.local:5432").unwrap();
         assert_eq!((h.as_str(), a, p), ("db.local", None, Some(5432)));
         let (_, a, p, _) = parse_server_addr("[::1]:80").unwrap();
-        assert_eq!((a.unwrap().to_string(), p), ("[::1]:80".to_string(), Some(80)));
+        assert_eq!(
+            (a.unwrap().to_string(), p),
+            ("[::1]:80".to_string(), Some(80))
+        );
         let (_, _, p, off) = parse_server_addr("10.0.0.1:+1000").unwrap();
         assert_eq!((p, off), (None, Some(1000)));
         assert_eq!(parse_server_addr("10.0.0.1").unwrap().2, None);

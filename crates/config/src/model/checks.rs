@@ -1,0 +1,79 @@
+//! Health check steps of the model (`http-check`, `tcp-check`).
+
+use super::Loc;
+
+// ---------------------------------------------------------------------------------------------
+// health checks
+// ---------------------------------------------------------------------------------------------
+
+/// One `http-check` step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HttpCheckStep {
+    Connect(CheckConnect),
+    Send {
+        loc: Loc,
+        meth: Option<String>,
+        uri: Option<String>,
+        ver: Option<String>,
+        headers: Vec<(String, String)>,
+        body: Option<String>,
+    },
+    Expect(CheckExpect),
+    DisableOn404 {
+        loc: Loc,
+    },
+    SendState {
+        loc: Loc,
+    },
+    Comment {
+        loc: Loc,
+        text: String,
+    },
+    SetVar {
+        loc: Loc,
+        var: String,
+        expr: String,
+    },
+    /// Synthesized (ringlb extension): the guide's second `send` after an `expect` without an
+    /// explicit `connect` starts a new connection.
+    ImplicitConnect {
+        loc: Loc,
+    },
+}
+
+/// `tcp-check connect` / `http-check connect` options.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckConnect {
+    pub loc: Loc,
+    pub port: Option<u16>,
+    pub addr: Option<String>,
+    pub ssl: bool,
+    pub sni: Option<String>,
+    pub alpn: Option<String>,
+    pub send_proxy: bool,
+    pub linger: bool,
+}
+
+/// `expect [min-recv N] [!] <match> <pattern>` (shared by http-check and tcp-check).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckExpect {
+    pub loc: Loc,
+    pub negate: bool,
+    /// `status`, `rstatus`, `string`, `rstring`, `binary`, `rbinary`, `hdr`, `fhdr`.
+    pub kind: String,
+    pub pattern: String,
+    pub min_recv: Option<i64>,
+    /// True when written `expect body` (ringlb extension, synonym of `string`).
+    pub body_synonym: bool,
+}
+
+/// One `tcp-check` step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpCheckStep {
+    Connect(CheckConnect),
+    Send { loc: Loc, data: Vec<u8> },
+    SendBinary { loc: Loc, data: Vec<u8> },
+    Expect(CheckExpect),
+    Comment { loc: Loc, text: String },
+    SetVar { loc: Loc, var: String, expr: String },
+}
