@@ -1,1 +1,190 @@
-//! Control shard: owns the model, drives health checks, runtime socket, stats merge.
+//! Control shard: owns the topology, starts the worker shards and broadcasts state changes to them.
+//!
+//! The control shard is a glommio executor of its own (unpinned, off the request path). Commands
+//! reach it from the process (signals now; the runtime socket and health checks later) through a
+//! crossbeam channel it drains on a short tick, and it forwards each as a typed `ControlMsg` to
+//! every worker shard over bounded glommio shared channels. Workers never block on a channel: they
+//! await messages in a task of their own.
+
+pub mod placement;
+
+use std::io;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use glommio::channels::shared_channel;
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use ringlb_shard::{spawn_shard, ControlMsg, ShardConfig, Topology};
+
+/// Capacity of each control → shard channel: state changes are rare; a full channel makes the
+/// control shard wait, never a worker.
+const CHANNEL_DEPTH: usize = 1024;
+/// How often the control shard drains process commands.
+const TICK: Duration = Duration::from_millis(20);
+/// How long shards may take to bind their listeners.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A running proxy: its shards and the control shard.
+pub struct Proxy {
+    shards: Vec<ExecutorJoinHandle<()>>,
+    control: Option<ExecutorJoinHandle<()>>,
+    commands: Option<crossbeam_channel::Sender<ControlMsg>>,
+    /// Tells the control shard to exit (other threads may still hold command senders).
+    control_exit: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    /// Starts one shard per entry of `shard_cpus` and the control shard; returns once every
+    /// shard has bound its listeners (or the first error, with all shards stopped).
+    pub fn start(topology: Arc<Topology>, shard_cpus: Vec<Vec<usize>>) -> Result<Proxy, String> {
+        let nshards = shard_cpus.len().max(1);
+        let (cmd_tx, cmd_rx) = crossbeam_channel::bounded::<ControlMsg>(CHANNEL_DEPTH);
+        let mut senders = Vec::with_capacity(nshards);
+        let mut shards = Vec::with_capacity(nshards);
+        let (ready_tx, ready_rx) = mpsc::channel();
+        for (id, cpus) in shard_cpus.into_iter().enumerate() {
+            let (tx, rx) = shared_channel::new_bounded(CHANNEL_DEPTH);
+            senders.push(tx);
+            let cfg = ShardConfig {
+                id,
+                nshards,
+                cpus,
+                topology: topology.clone(),
+                control: rx,
+                ready: ready_tx.clone(),
+            };
+            shards.push(spawn_shard(cfg).map_err(|e| format!("cannot start shard {id}: {e}"))?);
+        }
+        let control_exit = Arc::new(AtomicBool::new(false));
+        let exit = control_exit.clone();
+        let control = LocalExecutorBuilder::new(Placement::Unbound)
+            .name("ringlb-control")
+            .io_memory(64 << 10)
+            .spawn(move || control_loop(senders, cmd_rx, exit))
+            .map_err(|e| format!("cannot start the control shard: {e}"))?;
+        let mut proxy = Proxy {
+            shards,
+            control: Some(control),
+            commands: Some(cmd_tx),
+            control_exit,
+        };
+        for _ in 0..nshards {
+            match ready_rx.recv_timeout(START_TIMEOUT) {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    proxy.stop_now();
+                    return Err(e);
+                }
+                Err(_) => {
+                    proxy.stop_now();
+                    return Err("a shard did not start in time".into());
+                }
+            }
+        }
+        Ok(proxy)
+    }
+
+    /// Sends a state change to every shard (through the control shard).
+    pub fn broadcast(&self, msg: ControlMsg) -> Result<(), String> {
+        match &self.commands {
+            Some(tx) => tx
+                .send(msg)
+                .map_err(|_| "the control shard has stopped".to_string()),
+            None => Err("the proxy is stopping".into()),
+        }
+    }
+
+    /// A handle other threads (signal handling) can use to send commands.
+    pub fn commander(&self) -> Option<crossbeam_channel::Sender<ControlMsg>> {
+        self.commands.clone()
+    }
+
+    fn stop_now(&mut self) {
+        let _ = self.broadcast(ControlMsg::HardStop);
+        self.wait();
+    }
+
+    /// Waits until every shard has exited, then stops the control shard.
+    pub fn wait(&mut self) {
+        for h in self.shards.drain(..) {
+            let _ = h.join();
+        }
+        self.commands = None;
+        self.control_exit.store(true, Ordering::Release);
+        if let Some(c) = self.control.take() {
+            let _ = c.join();
+        }
+    }
+}
+
+async fn control_loop(
+    senders: Vec<shared_channel::SharedSender<ControlMsg>>,
+    commands: crossbeam_channel::Receiver<ControlMsg>,
+    exit: Arc<AtomicBool>,
+) {
+    let mut connected = Vec::with_capacity(senders.len());
+    for s in senders {
+        connected.push(s.connect().await);
+    }
+    while !exit.load(Ordering::Acquire) {
+        loop {
+            match commands.try_recv() {
+                Ok(msg) => {
+                    for shard in &connected {
+                        // A shard that already exited has dropped its receiver: nothing to do.
+                        let _ = shard.send(msg.clone()).await;
+                    }
+                }
+                Err(crossbeam_channel::TryRecvError::Empty) => break,
+                Err(crossbeam_channel::TryRecvError::Disconnected) => return,
+            }
+        }
+        glommio::timer::sleep(TICK).await;
+    }
+}
+
+/// Process signals as HAProxy uses them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM / SIGINT: hard stop.
+    Terminate,
+    /// SIGUSR1: soft stop.
+    SoftStop,
+}
+
+/// Blocks the signals ringlb handles in the calling thread (call before starting threads, so
+/// every thread inherits the mask) and returns a receiver fed by a thread that waits for them.
+pub fn handle_signals() -> io::Result<crossbeam_channel::Receiver<Signal>> {
+    // SAFETY: sigset operations on a local set; pthread_sigmask on the calling thread.
+    let set = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        set
+    };
+    let (tx, rx) = crossbeam_channel::bounded(16);
+    std::thread::Builder::new()
+        .name("ringlb-signals".into())
+        .spawn(move || loop {
+            let mut sig: libc::c_int = 0;
+            // SAFETY: `set` is a valid sigset; sigwait writes the signal number.
+            if unsafe { libc::sigwait(&set, &mut sig) } != 0 {
+                continue;
+            }
+            let event = match sig {
+                libc::SIGUSR1 => Signal::SoftStop,
+                libc::SIGHUP => continue, // HAProxy: dump server states to the logs (later issue)
+                _ => Signal::Terminate,
+            };
+            if tx.send(event).is_err() {
+                return;
+            }
+        })?;
+    Ok(rx)
+}

@@ -1,1 +1,34 @@
 //! Per-core data plane: listeners, connections, backend pools, proxy phases.
+//!
+//! A shard is one glommio executor pinned to one CPU. It owns an io_uring (`ringlb-uring`), its
+//! SO_REUSEPORT listeners, its connection counts, queues and idle server connections
+//! (`state.rs`). It shares nothing mutable with other shards: the topology is read-only (`Arc`)
+//! and every change arrives as a `ControlMsg` from the control shard, applied by
+//! `ShardState::apply`. See docs/architecture.md and docs/lifetime-of-a-connection.md.
+
+use std::rc::Rc;
+
+use ringlb_uring::Ring;
+
+mod body;
+pub mod http;
+mod notify;
+pub mod rewrite;
+pub mod server;
+pub mod shard;
+pub mod state;
+pub mod tcp;
+pub mod time;
+pub mod topology;
+pub mod tunnel;
+
+pub use shard::{spawn_shard, ShardConfig};
+pub use state::{AdminState, ControlMsg};
+pub use topology::Topology;
+
+/// What every task of a shard needs: the shard's state and its ring.
+#[derive(Clone)]
+pub struct Ctx {
+    pub state: Rc<state::ShardState>,
+    pub ring: Ring,
+}

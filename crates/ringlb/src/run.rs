@@ -1,0 +1,344 @@
+//! Running the proxy from a loaded configuration: refuse what is not implemented, build the
+//! topology, raise limits, daemonize, start the shards, drop privileges, handle signals.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use ringlb_config::model::Config;
+use ringlb_config::registry::Status;
+use ringlb_control::placement::{allowed_cpus, shard_cpus};
+use ringlb_control::{handle_signals, Proxy, Signal};
+use ringlb_shard::{ControlMsg, Topology};
+
+/// Process options from the command line.
+pub struct RunOptions {
+    pub daemon: bool,
+    pub pidfile: Option<PathBuf>,
+    pub quiet: bool,
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+fn alert(msg: &str) {
+    eprintln!("[ALERT]    ({}) : {msg}", pid());
+}
+
+fn warning(msg: &str) {
+    eprintln!("[WARNING]  ({}) : {msg}", pid());
+}
+
+/// Keywords that only change what is logged: the engine warns that they have no effect yet
+/// instead of refusing to start (refusing would block every real config for want of logs).
+/// Every other keyword the registry marks `Parsed` would change traffic, so ringlb refuses to
+/// start rather than silently serve without it.
+fn is_logging_only(keyword: &str) -> bool {
+    matches!(
+        keyword,
+        "log"
+            | "log-format"
+            | "log-tag"
+            | "log-send-hostname"
+            | "option httplog"
+            | "option tcplog"
+            | "option dontlognull"
+            | "option log-health-checks"
+            | "option log-separate-errors"
+            | "capture request header"
+            | "capture response header"
+            | "error-log-format"
+    ) || keyword.starts_with("log ")
+}
+
+/// Checks that everything the config asks for is implemented; returns false (after printing
+/// alerts) when ringlb must not start.
+pub fn check_implemented(cfg: &Config, quiet: bool) -> bool {
+    let mut ok = true;
+    for u in &cfg.keyword_uses {
+        if let Status::Parsed { issue } = u.status {
+            let at = format!(
+                "config : parsing [{}:{}] : '{}'",
+                u.loc.file, u.loc.line, u.keyword
+            );
+            if is_logging_only(&u.keyword) {
+                if !quiet {
+                    warning(&format!("{at} : logging is not implemented by ringlb yet (issue #{issue}); nothing will be logged."));
+                }
+            } else {
+                alert(&format!(
+                    "{at} : keyword is parsed but not implemented by ringlb yet (issue #{issue}); refusing to start rather than ignore it."
+                ));
+                ok = false;
+            }
+        }
+    }
+    ok
+}
+
+/// Raises the soft open-files limit to what `maxconn` needs (two descriptors per connection
+/// plus listeners and spare), as HAProxy does; fails as HAProxy does when the hard limit is lower.
+fn raise_fd_limit(maxconn: u32, listeners: usize) -> Result<(), String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Ok(());
+    }
+    let wanted = if maxconn == 0 {
+        lim.rlim_max
+    } else {
+        u64::from(maxconn) * 2 + listeners as u64 + 64
+    };
+    if wanted > lim.rlim_max {
+        return Err(format!(
+            "[ringlb.main()] Cannot raise FD limit to {wanted}, limit is {}.",
+            lim.rlim_max
+        ));
+    }
+    if wanted > lim.rlim_cur {
+        lim.rlim_cur = wanted;
+        // SAFETY: lim is valid.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
+            return Err(format!(
+                "[ringlb.main()] Cannot raise FD limit to {wanted}."
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `daemon` / `-D`: forks; the parent waits until the child reports that it is serving (or
+/// why not) and exits with that status, so `ringlb -D` fails visibly on a bind error.
+/// Returns the pipe the child reports on.
+fn daemonize() -> Result<Option<std::fs::File>, String> {
+    let mut fds = [0; 2];
+    // SAFETY: fds is a valid array of two ints.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err("cannot create a pipe".into());
+    }
+    // SAFETY: single-threaded at this point (called before any thread starts).
+    let child = unsafe { libc::fork() };
+    if child < 0 {
+        return Err("cannot fork".into());
+    }
+    // SAFETY: fds are the descriptors pipe2 returned; each side closes the end it does not use.
+    let (r, w) = unsafe {
+        use std::os::fd::FromRawFd;
+        (
+            std::fs::File::from_raw_fd(fds[0]),
+            std::fs::File::from_raw_fd(fds[1]),
+        )
+    };
+    if child > 0 {
+        drop(w);
+        let mut status = [1u8];
+        let mut r = r;
+        let code = match r.read(&mut status) {
+            Ok(1) => i32::from(status[0]),
+            _ => 1,
+        };
+        std::process::exit(code);
+    }
+    drop(r);
+    // SAFETY: plain syscalls in the child.
+    unsafe {
+        libc::setsid();
+        let null = CString::new("/dev/null").map_err(|_| "nul")?;
+        let fd = libc::open(null.as_ptr(), libc::O_RDWR);
+        if fd >= 0 {
+            libc::dup2(fd, 0);
+            libc::dup2(fd, 1);
+            libc::dup2(fd, 2);
+            if fd > 2 {
+                libc::close(fd);
+            }
+        }
+    }
+    Ok(Some(w))
+}
+
+/// `chroot`, then `group`/`gid`, then `user`/`uid`, after the listeners are bound. setgid and
+/// setuid apply to every thread of the process (glibc broadcasts them).
+fn drop_privileges(cfg: &Config) -> Result<(), String> {
+    let g = &cfg.global;
+    let gid = match (&g.group, g.gid) {
+        (_, Some(gid)) => Some(gid),
+        (Some(name), None) => Some(lookup_group(name)?),
+        _ => None,
+    };
+    let uid = match (&g.user, g.uid) {
+        (_, Some(uid)) => Some(uid),
+        (Some(name), None) => Some(lookup_user(name)?),
+        _ => None,
+    };
+    if let Some(dir) = &g.chroot {
+        let c = CString::new(dir.as_os_str().as_encoded_bytes()).map_err(|_| "bad chroot path")?;
+        // SAFETY: c is a valid C string.
+        if unsafe { libc::chroot(c.as_ptr()) } != 0 || unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
+            return Err(format!("[ringlb.main()] Cannot chroot({}).", dir.display()));
+        }
+    }
+    if let Some(gid) = gid {
+        // SAFETY: plain syscalls.
+        if unsafe { libc::setgroups(0, std::ptr::null()) } != 0 || unsafe { libc::setgid(gid) } != 0
+        {
+            return Err(format!("[ringlb.main()] Cannot set gid {gid}."));
+        }
+    }
+    if let Some(uid) = uid {
+        // SAFETY: plain syscall.
+        if unsafe { libc::setuid(uid) } != 0 {
+            return Err(format!("[ringlb.main()] Cannot set uid {uid}."));
+        }
+    }
+    Ok(())
+}
+
+fn lookup_user(name: &str) -> Result<u32, String> {
+    let c = CString::new(name).map_err(|_| format!("bad user name '{name}'"))?;
+    // SAFETY: getpwnam returns a pointer into static storage or null; read before any other call.
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("[ringlb.main()] Cannot find user id for '{name}'."));
+    }
+    // SAFETY: non-null pointer from getpwnam.
+    Ok(unsafe { (*pw).pw_uid })
+}
+
+fn lookup_group(name: &str) -> Result<u32, String> {
+    let c = CString::new(name).map_err(|_| format!("bad group name '{name}'"))?;
+    // SAFETY: as lookup_user, for getgrnam.
+    let gr = unsafe { libc::getgrnam(c.as_ptr()) };
+    if gr.is_null() {
+        return Err(format!(
+            "[ringlb.main()] Cannot find group id for '{name}'."
+        ));
+    }
+    // SAFETY: non-null pointer from getgrnam.
+    Ok(unsafe { (*gr).gr_gid })
+}
+
+/// Starts serving `cfg` and returns the process exit code when it stops.
+pub fn run(cfg: Config, opts: RunOptions) -> i32 {
+    if !check_implemented(&cfg, opts.quiet) {
+        return 1;
+    }
+    let topology = match Topology::from_config(&cfg) {
+        Ok(t) => Arc::new(t),
+        Err(errors) => {
+            for e in errors {
+                alert(&format!(
+                    "config : parsing [{}:{}] : {}",
+                    e.loc.file, e.loc.line, e.message
+                ));
+            }
+            return 1;
+        }
+    };
+    let listeners: usize = topology.frontends.iter().map(|f| f.binds.len()).sum();
+    if listeners == 0 {
+        alert("config : no listener found (no frontend with a bind line). Exiting.");
+        return 1;
+    }
+    let allowed = allowed_cpus();
+    let nbthread = cfg
+        .global
+        .nbthread
+        .map_or(allowed.len(), |n| n as usize)
+        .max(1);
+    let cpus = shard_cpus(nbthread, &cfg.global.cpu_map, &allowed);
+    if let Err(e) = raise_fd_limit(topology.maxconn, listeners * nbthread) {
+        alert(&e);
+        return 1;
+    }
+    let mut report = None;
+    if opts.daemon || cfg.global.daemon {
+        match daemonize() {
+            Ok(pipe) => report = pipe,
+            Err(e) => {
+                alert(&e);
+                return 1;
+            }
+        }
+    }
+    let fail = |report: &mut Option<std::fs::File>, msg: &str| {
+        alert(msg);
+        if let Some(w) = report.as_mut() {
+            let _ = w.write_all(&[1]);
+        }
+        1
+    };
+    let signals = match handle_signals() {
+        Ok(s) => s,
+        Err(e) => return fail(&mut report, &format!("cannot set up signal handling: {e}")),
+    };
+    let pidfile = opts.pidfile.clone().or_else(|| cfg.global.pidfile.clone());
+    if let Some(path) = &pidfile {
+        if let Err(e) = std::fs::write(path, format!("{}\n", pid())) {
+            return fail(
+                &mut report,
+                &format!(
+                    "[ringlb.main()] Cannot create pidfile {} : {e}",
+                    path.display()
+                ),
+            );
+        }
+    }
+    let mut proxy = match Proxy::start(topology.clone(), cpus) {
+        Ok(p) => p,
+        Err(e) => return fail(&mut report, &e),
+    };
+    if let Err(e) = drop_privileges(&cfg) {
+        let _ = proxy.broadcast(ControlMsg::HardStop);
+        proxy.wait();
+        return fail(&mut report, &e);
+    }
+    if let Some(mut w) = report.take() {
+        let _ = w.write_all(&[0]);
+    }
+    let commander = proxy.commander();
+    let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);
+    let waiter = std::thread::spawn(move || {
+        proxy.wait();
+        let _ = done_tx.send(());
+    });
+    let hard_stop_after = topology.hard_stop_after;
+    let mut hard_deadline: Option<crossbeam_channel::Receiver<std::time::Instant>> = None;
+    let never = crossbeam_channel::never();
+    loop {
+        let deadline = hard_deadline.as_ref().unwrap_or(&never);
+        crossbeam_channel::select! {
+            recv(done_rx) -> _ => break,
+            recv(signals) -> sig => {
+                let msg = match sig {
+                    Ok(Signal::SoftStop) => {
+                        if let Some(d) = hard_stop_after {
+                            hard_deadline = Some(crossbeam_channel::after(d));
+                        }
+                        ControlMsg::SoftStop
+                    }
+                    Ok(Signal::Terminate) | Err(_) => ControlMsg::HardStop,
+                };
+                if let Some(c) = &commander {
+                    let _ = c.send(msg);
+                }
+            }
+            recv(deadline) -> _ => {
+                if let Some(c) = &commander {
+                    let _ = c.send(ControlMsg::HardStop);
+                }
+                hard_deadline = None;
+            }
+        }
+    }
+    let _ = waiter.join();
+    if let Some(path) = &pidfile {
+        let _ = std::fs::remove_file(path);
+    }
+    0
+}

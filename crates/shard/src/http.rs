@@ -1,0 +1,613 @@
+//! `mode http` sessions (HTTP/1.0 and 1.1 on both sides).
+//!
+//! One task per client connection runs HAProxy's phases in order (docs/lifetime-of-a-connection.md):
+//! wait for the request head (`timeout http-request` / `timeout http-keep-alive`), parse it
+//! strictly (`ringlb-http1`), choose the backend (`use_backend`/`default_backend`) and the server
+//! (`balance`), get a server connection (idle pool per `http-reuse`, else connect with `timeout
+//! connect`, `retries`, `option redispatch`), forward the rewritten head and the body, read the
+//! response head (`timeout server`), forward it and its body, then keep the client connection
+//! alive or close it (`option http-keep-alive|http-server-close|httpclose`).
+//!
+//! Memory: bodies stream through the shard's receive-buffer pool (zero copy: a received buffer
+//! is sent as-is). The only copies are the rewritten heads (into `out`, reused across requests),
+//! a head that arrives in several reads (assembled in a heap buffer) and the rare read that
+//! carries the end of one message and the start of the next (split with a copy).
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use futures_lite::future;
+use ringlb_config::model::{HttpConnMode, HttpReuse};
+use ringlb_http1::{
+    parse_request, parse_response, BodyFraming, HttpError, Limits, Method, Parsed, RequestHead,
+    ResponseHead, Version,
+};
+use ringlb_uring::{RecvBuf, SendBuf, TcpStream};
+
+use crate::body::{forward_body, BodyError, BodyLimits};
+use crate::rewrite;
+use crate::server::{lease_and_connect, release_idle, NoConnection, ServerLease};
+use crate::state::RunState;
+use crate::time::within;
+use crate::topology::{BackendRt, FrontendRt};
+use crate::tunnel::{self, TunnelTimeouts};
+use crate::Ctx;
+
+/// Serves one accepted connection of an HTTP-mode frontend until it closes.
+pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
+    let topo = ctx.state.topo.clone();
+    let Some(fe) = topo.frontends.get(frontend) else {
+        return;
+    };
+    let limits = Limits {
+        max_headers: topo.tune.http_maxhdr,
+        max_head_bytes: topo
+            .tune
+            .bufsize
+            .saturating_sub(topo.tune.maxrewrite)
+            .max(1024),
+    };
+    let mut session = Session {
+        ctx,
+        fe,
+        client_ip: client.peer_addr().map(|a| a.ip()),
+        client_ip_text: client
+            .peer_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default(),
+        client,
+        limits,
+        pending: None,
+        req: RequestHead::with_limits(&limits),
+        resp: ResponseHead::with_limits(&limits),
+        out: Vec::new(),
+        requests: 0,
+    };
+    session.run().await;
+}
+
+/// What happens to the client connection after a transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum After {
+    KeepAlive,
+    Close,
+}
+
+/// Why no request head could be read.
+enum HeadError {
+    /// The client closed, or the keep-alive wait ended, before sending anything: close silently.
+    Quiet,
+    /// `timeout http-request` expired (HAProxy answers 408).
+    Timeout,
+    /// Invalid, truncated or oversized head (400).
+    Invalid,
+    /// Socket error: nothing to answer.
+    Io,
+}
+
+/// Why a transaction failed before the response head reached the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// The server closed or reset before sending any byte of a response (502, retryable).
+    Empty,
+    /// `timeout server` expired while waiting for the response head (504).
+    Timeout,
+    /// The response head is invalid (502).
+    Invalid,
+    /// The client's request body failed: bad chunked framing (400), `timeout client` (408) or
+    /// the client went away (nothing to answer).
+    Client(Option<u16>),
+}
+
+struct Session<'a> {
+    ctx: &'a Ctx,
+    fe: &'a FrontendRt,
+    client: TcpStream,
+    client_ip: Option<IpAddr>,
+    /// The client address as text, formatted once per connection (`option forwardfor`).
+    client_ip_text: String,
+    limits: Limits,
+    /// Bytes received from the client that belong to the next request (pipelining).
+    pending: Option<RecvBuf>,
+    req: RequestHead,
+    resp: ResponseHead,
+    /// Rewritten heads are built here; the allocation is reused across requests.
+    out: Vec<u8>,
+    requests: u64,
+}
+
+impl Session<'_> {
+    async fn run(&mut self) {
+        loop {
+            match self.ctx.state.run.get() {
+                RunState::Stopped => return,
+                // Soft stop: a connection between two requests is closed.
+                RunState::SoftStopping if self.requests > 0 && self.pending.is_none() => return,
+                _ => {}
+            }
+            let head = match self.read_request_head().await {
+                Ok(h) => h,
+                Err(HeadError::Quiet | HeadError::Io) => return,
+                Err(HeadError::Timeout) => return self.reply_error(408, None).await,
+                Err(HeadError::Invalid) => return self.reply_error(400, None).await,
+            };
+            self.requests += 1;
+            if self.transaction(head).await == After::Close {
+                return;
+            }
+        }
+    }
+
+    /// Waits for a complete request head, parsed into `self.req`; the returned buffer starts
+    /// with it. The idle wait is `timeout http-keep-alive` between requests (else
+    /// `http-request`); a head must be complete within `timeout http-request` (else `client`).
+    async fn read_request_head(&mut self) -> Result<RecvBuf, HeadError> {
+        let t = &self.fe.timeouts;
+        let head_limit = t.http_request.or(t.client);
+        let idle_limit = if self.requests == 0 {
+            head_limit
+        } else {
+            t.http_keep_alive.or(head_limit)
+        };
+        let started = Instant::now();
+        let first = match self.pending.take() {
+            Some(buf) => buf,
+            None => match within(idle_limit, self.client.recv()).await {
+                // HAProxy answers 408 to a first request that never came (no http-ignore-probes).
+                Err(_) if self.requests == 0 => return Err(HeadError::Timeout),
+                Err(_) | Ok(Ok(None)) => return Err(HeadError::Quiet),
+                Ok(Ok(Some(buf))) => buf,
+                Ok(Err(_)) => return Err(HeadError::Io),
+            },
+        };
+        // Fast path: the whole head is in one read, parsed in place (no copy).
+        match parse_request(first.bytes(), &self.limits, &mut self.req) {
+            Ok(Parsed::Complete { .. }) => return Ok(first),
+            Ok(Parsed::Partial) => {}
+            Err(_) => return Err(HeadError::Invalid),
+        }
+        // Slow path: assemble the head in a heap buffer, bounded by the head size limit.
+        let mut assembled = Vec::with_capacity(self.limits.max_head_bytes.min(4096));
+        assembled.extend_from_slice(first.bytes());
+        drop(first);
+        loop {
+            let left = head_limit.map(|d| d.saturating_sub(started.elapsed()));
+            if left == Some(Duration::ZERO) {
+                return Err(HeadError::Timeout);
+            }
+            match within(left, self.client.recv()).await {
+                Err(_) => return Err(HeadError::Timeout),
+                Ok(Ok(Some(more))) => assembled.extend_from_slice(more.bytes()),
+                // Closed mid-head: an incomplete request is a bad request.
+                Ok(Ok(None)) => return Err(HeadError::Invalid),
+                Ok(Err(_)) => return Err(HeadError::Io),
+            }
+            match parse_request(&assembled, &self.limits, &mut self.req) {
+                Ok(Parsed::Complete { .. }) => return Ok(RecvBuf::from_vec(assembled)),
+                Ok(Parsed::Partial) if assembled.len() <= self.limits.max_head_bytes => {}
+                Ok(Parsed::Partial) | Err(_) => return Err(HeadError::Invalid),
+            }
+        }
+    }
+
+    /// One request/response exchange. `head` starts with the request head parsed in `self.req`;
+    /// what follows it is body, or the next pipelined request.
+    async fn transaction(&mut self, mut head: RecvBuf) -> After {
+        let topo = self.ctx.state.topo.clone();
+        let Some(be_idx) = self.fe.backend else {
+            self.reply_error(503, None).await;
+            return After::Close;
+        };
+        let Some(be) = topo.backends.get(be_idx) else {
+            self.reply_error(503, None).await;
+            return After::Close;
+        };
+        let method = self.req.method();
+        let framing = self.req.framing();
+        let client_version = self.req.version();
+        let client_keep_alive = self.req.client_keep_alive();
+        let upgrade = self.req.is_upgrade() || method == Method::Connect;
+        let conn_mode = effective_conn_mode(self.fe.conn_mode, be.conn_mode);
+
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let edits = rewrite::request_edits(
+            self.fe,
+            self.client_ip,
+            self.client_ip_text.as_bytes(),
+            conn_mode,
+            false,
+        );
+        ringlb_http1::write_request_head(&self.req, head.bytes(), &mut out, &edits);
+        head.consume(self.req.head_len());
+        let mut body_start = None;
+        if framing == BodyFraming::None {
+            if !head.is_empty() {
+                self.pending = Some(head); // the next pipelined request
+            }
+        } else {
+            body_start = Some(head);
+        }
+        // Only requests without a body can be sent again (the body is streamed, not kept).
+        let replayable = framing == BodyFraming::None;
+        let mut reuse = match be.http_reuse {
+            HttpReuse::Never => false,
+            HttpReuse::Safe => self.requests > 1,
+            HttpReuse::Aggressive | HttpReuse::Always => true,
+        };
+        let mut attempts = 0u32;
+        loop {
+            let (lease, server, reused) = match lease_and_connect(self.ctx, be_idx, reuse).await {
+                Ok(x) => x,
+                Err(e) => {
+                    self.out = out;
+                    self.reply_error(no_connection_status(e), Some(be)).await;
+                    return After::Close;
+                }
+            };
+            let (sent, buf) = within(be.timeouts.server, server.send_all(SendBuf::from_vec(out)))
+                .await
+                .unwrap_or_else(|_| {
+                    (
+                        Err(std::io::ErrorKind::TimedOut.into()),
+                        SendBuf::from_vec(Vec::new()),
+                    )
+                });
+            out = buf.into_inner().unwrap_or_default();
+            let outcome = match sent {
+                Err(_) => Err(Failure::Empty),
+                Ok(()) => {
+                    self.exchange(&server, be, framing, body_start.take(), method)
+                        .await
+                }
+            };
+            match outcome {
+                Ok(resp_head) => {
+                    self.out = out;
+                    let ctx = ResponseCtx {
+                        be,
+                        method,
+                        client_version,
+                        client_keep_alive,
+                        conn_mode,
+                        upgrade,
+                    };
+                    return self.relay_response(lease, server, resp_head, ctx).await;
+                }
+                Err(Failure::Client(status)) => {
+                    self.out = out;
+                    server.set_linger_zero();
+                    if let Some(status) = status {
+                        self.reply_error(status, Some(be)).await;
+                    }
+                    return After::Close;
+                }
+                Err(failure) => {
+                    let wanted = match failure {
+                        Failure::Empty => be.retry_on.empty_response,
+                        Failure::Timeout => be.retry_on.response_timeout,
+                        Failure::Invalid => be.retry_on.junk_response,
+                        Failure::Client(_) => false,
+                    };
+                    // A reused idle connection the server had closed is retried on a new one
+                    // for free, as HAProxy does; other failures follow `retries`/`retry-on`.
+                    let retry = replayable
+                        && ((reused && failure == Failure::Empty)
+                            || (wanted && attempts < be.retries));
+                    server.set_linger_zero();
+                    drop(server);
+                    drop(lease);
+                    if !retry {
+                        self.out = out;
+                        let status = if failure == Failure::Timeout {
+                            504
+                        } else {
+                            502
+                        };
+                        self.reply_error(status, Some(be)).await;
+                        return After::Close;
+                    }
+                    if !reused {
+                        attempts += 1;
+                    }
+                    reuse = false;
+                }
+            }
+        }
+    }
+
+    /// Sends the request body (if any) while reading the response head: a server may answer
+    /// before the body is complete, and `Expect: 100-continue` needs the interim response to
+    /// reach the client before the client sends its body.
+    async fn exchange(
+        &mut self,
+        server: &TcpStream,
+        be: &BackendRt,
+        framing: BodyFraming,
+        body_start: Option<RecvBuf>,
+        method: Method,
+    ) -> Result<RecvBuf, Failure> {
+        let limits = self.limits;
+        let client = &self.client;
+        let resp = &mut self.resp;
+        let server_timeout = be.timeouts.server;
+        let response = read_response_head(
+            server,
+            client,
+            server_timeout,
+            self.fe.timeouts.client,
+            limits,
+            method,
+            resp,
+        );
+        if framing == BodyFraming::None {
+            return response.await;
+        }
+        let body_limits = BodyLimits {
+            recv_timeout: self.fe.timeouts.client,
+            send_timeout: server_timeout,
+            head: limits,
+        };
+        let pending = &mut self.pending;
+        let body = async {
+            match forward_body(client, server, framing, body_start, body_limits).await {
+                Ok(next) => {
+                    *pending = next;
+                    Ok(())
+                }
+                Err(e) => Err(e),
+            }
+        };
+        // Both run to completion; the response head wins unless the client's body failed.
+        let (body_result, resp_result) = future::zip(body, response).await;
+        match body_result {
+            Ok(()) => resp_result,
+            Err(BodyError::Framing) => Err(Failure::Client(Some(400))),
+            Err(BodyError::RecvTimeout) => Err(Failure::Client(Some(408))),
+            Err(BodyError::RecvClosed | BodyError::RecvError) => Err(Failure::Client(None)),
+            // The server stopped reading: its response (if any) still tells the client why.
+            Err(BodyError::SendError | BodyError::SendTimeout) => match resp_result {
+                Ok(r) => Ok(r),
+                Err(_) => Err(Failure::Empty),
+            },
+        }
+    }
+
+    /// Forwards the response head and body to the client, then decides the fate of both
+    /// connections.
+    async fn relay_response(
+        &mut self,
+        lease: ServerLease,
+        server: TcpStream,
+        mut head: RecvBuf,
+        c: ResponseCtx<'_>,
+    ) -> After {
+        let status = self.resp.status();
+        let framing = self.resp.framing();
+        let tunnel = (status == 101 && c.upgrade)
+            || (c.method == Method::Connect && (200..300).contains(&status));
+        let stopping = self.ctx.state.run.get() != RunState::Running;
+        let keep_client = !tunnel
+            && c.client_keep_alive
+            && c.conn_mode != HttpConnMode::Close
+            && framing != BodyFraming::UntilClose
+            && !stopping;
+        let mut out = std::mem::take(&mut self.out);
+        out.clear();
+        let edits = rewrite::response_edits(c.client_version, keep_client);
+        ringlb_http1::write_response_head(&self.resp, head.bytes(), &mut out, &edits);
+        head.consume(self.resp.head_len());
+        let client_timeout = self.fe.timeouts.client;
+        let (sent, buf) = within(client_timeout, self.client.send_all(SendBuf::from_vec(out)))
+            .await
+            .unwrap_or_else(|_| {
+                (
+                    Err(std::io::ErrorKind::TimedOut.into()),
+                    SendBuf::from_vec(Vec::new()),
+                )
+            });
+        self.out = buf.into_vec().unwrap_or_default();
+        if sent.is_err() {
+            return After::Close;
+        }
+        if tunnel {
+            let t = TunnelTimeouts {
+                idle: c
+                    .be
+                    .timeouts
+                    .tunnel
+                    .or(self.fe.timeouts.tunnel)
+                    .or(self.fe.timeouts.client),
+                client_fin: self.fe.timeouts.client_fin,
+                server_fin: c.be.timeouts.server_fin,
+            };
+            if !head.is_empty() {
+                let (r, _) = self.client.send_all(SendBuf::Recv(head)).await;
+                if r.is_err() {
+                    return After::Close;
+                }
+            }
+            if let Some(p) = self.pending.take() {
+                let (r, _) = server.send_all(SendBuf::Recv(p)).await;
+                if r.is_err() {
+                    return After::Close;
+                }
+            }
+            tunnel::run(&self.client, &server, t).await;
+            return After::Close;
+        }
+        let limits = BodyLimits {
+            recv_timeout: c.be.timeouts.server,
+            send_timeout: client_timeout,
+            head: self.limits,
+        };
+        let body = forward_body(&server, &self.client, framing, Some(head), limits).await;
+        match body {
+            Ok(extra) => {
+                // Bytes after the response body: the server is confused; never reuse it.
+                let clean = extra.is_none();
+                if clean
+                    && self.resp.server_keep_alive()
+                    && c.conn_mode == HttpConnMode::KeepAlive
+                    && c.be.http_reuse != HttpReuse::Never
+                {
+                    release_idle(&self.ctx.state, &lease, server);
+                }
+                if keep_client {
+                    After::KeepAlive
+                } else {
+                    After::Close
+                }
+            }
+            Err(_) => {
+                // The response was cut: the client sees its connection close, as with HAProxy.
+                server.set_linger_zero();
+                After::Close
+            }
+        }
+    }
+
+    /// Sends HAProxy's reply for `status` (an `errorfile` of the backend, else of the frontend,
+    /// else the built-in page); the caller closes the connection afterwards.
+    async fn reply_error(&mut self, status: u16, be: Option<&BackendRt>) {
+        // HAProxy sends its raw pages for errors found while parsing (400, 408) and the
+        // normalised (lower-case) form for the ones the stream makes (502, 503, 504).
+        let builtin = if matches!(status, 400 | 408) {
+            ringlb_http1::default_reply(status)
+        } else {
+            ringlb_http1::default_reply_lowercase(status)
+        };
+        let Some(bytes) = be
+            .and_then(|b| b.errors.get(status))
+            .or_else(|| self.fe.errors.get(status))
+            .or(builtin)
+        else {
+            return;
+        };
+        // A copy into an owned buffer: error replies are rare and small.
+        let _ = within(
+            self.fe.timeouts.client,
+            self.client.send_all(SendBuf::from_vec(bytes.to_vec())),
+        )
+        .await;
+    }
+}
+
+/// What `relay_response` needs to know about the request.
+struct ResponseCtx<'a> {
+    be: &'a BackendRt,
+    method: Method,
+    client_version: Version,
+    client_keep_alive: bool,
+    conn_mode: HttpConnMode,
+    upgrade: bool,
+}
+
+/// Reads the final response head into `resp`, forwarding interim 1xx responses (100 Continue,
+/// 103 Early Hints) to the client as they come.
+async fn read_response_head(
+    server: &TcpStream,
+    client: &TcpStream,
+    server_timeout: Option<Duration>,
+    client_timeout: Option<Duration>,
+    limits: Limits,
+    method: Method,
+    resp: &mut ResponseHead,
+) -> Result<RecvBuf, Failure> {
+    let mut assembled: Option<Vec<u8>> = None;
+    let mut got_any = false;
+    loop {
+        let buf = match within(server_timeout, server.recv()).await {
+            Err(_) => return Err(Failure::Timeout),
+            Ok(Ok(Some(b))) => b,
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                return Err(if got_any {
+                    Failure::Invalid
+                } else {
+                    Failure::Empty
+                });
+            }
+        };
+        got_any = true;
+        let mut current = match assembled.take() {
+            None => buf,
+            Some(mut v) => {
+                v.extend_from_slice(buf.bytes());
+                RecvBuf::from_vec(v)
+            }
+        };
+        // Parse as many heads as the bytes hold: interim ones are forwarded, the final one
+        // is returned.
+        loop {
+            match parse_response(current.bytes(), &limits, method, resp) {
+                Ok(Parsed::Complete { head_len }) => {
+                    if !resp.is_interim() {
+                        return Ok(current);
+                    }
+                    let interim = current.bytes().get(..head_len).unwrap_or(&[]).to_vec();
+                    let (r, _) =
+                        within(client_timeout, client.send_all(SendBuf::from_vec(interim)))
+                            .await
+                            .unwrap_or_else(|_| {
+                                (
+                                    Err(std::io::ErrorKind::TimedOut.into()),
+                                    SendBuf::from_vec(Vec::new()),
+                                )
+                            });
+                    if r.is_err() {
+                        return Err(Failure::Client(None));
+                    }
+                    current.consume(head_len);
+                    if current.is_empty() {
+                        break;
+                    }
+                }
+                Ok(Parsed::Partial) => {
+                    if current.len() > limits.max_head_bytes {
+                        return Err(Failure::Invalid);
+                    }
+                    assembled = Some(current.bytes().to_vec());
+                    break;
+                }
+                Err(HttpError { .. }) => return Err(Failure::Invalid),
+            }
+        }
+    }
+}
+
+fn no_connection_status(e: NoConnection) -> u16 {
+    // HAProxy answers 503 for every way of not reaching a server (no server, queue full or
+    // timed out, connection refused or timed out after retries).
+    match e {
+        NoConnection::NoServer
+        | NoConnection::QueueFull
+        | NoConnection::QueueTimeout
+        | NoConnection::ConnectFailed
+        | NoConnection::ConnectTimeout => 503,
+    }
+}
+
+/// HAProxy combines the frontend's and the backend's `option http-*` modes: the most closing
+/// one wins (httpclose > http-server-close > http-keep-alive).
+fn effective_conn_mode(fe: HttpConnMode, be: HttpConnMode) -> HttpConnMode {
+    use HttpConnMode::*;
+    match (fe, be) {
+        (Close, _) | (_, Close) => Close,
+        (ServerClose, _) | (_, ServerClose) => ServerClose,
+        _ => KeepAlive,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_closing_mode_wins() {
+        use HttpConnMode::*;
+        assert_eq!(effective_conn_mode(KeepAlive, KeepAlive), KeepAlive);
+        assert_eq!(effective_conn_mode(KeepAlive, ServerClose), ServerClose);
+        assert_eq!(effective_conn_mode(Close, ServerClose), Close);
+        assert_eq!(effective_conn_mode(ServerClose, Close), Close);
+    }
+}

@@ -1,0 +1,102 @@
+//! What the proxy changes in forwarded heads, decided from the config (`option forwardfor`,
+//! `option http-keep-alive|http-server-close|httpclose`). The bytes themselves are written by
+//! `ringlb-http1` (`write_request_head`/`write_response_head`), which follows HAProxy 2.6.
+
+use std::net::IpAddr;
+
+use ringlb_config::model::{HttpConnMode, IpNet};
+use ringlb_http1::{ConnMode, ForwardedFor, RequestEdits, ResponseEdits, Version};
+
+use crate::topology::FrontendRt;
+
+pub fn conn_mode(mode: HttpConnMode) -> ConnMode {
+    match mode {
+        HttpConnMode::KeepAlive => ConnMode::KeepAlive,
+        HttpConnMode::ServerClose => ConnMode::ServerClose,
+        HttpConnMode::Close => ConnMode::Close,
+    }
+}
+
+/// Request edits for one client: `client_ip_text` is the client address formatted once per
+/// connection (no per-request formatting).
+pub fn request_edits<'a>(
+    fe: &'a FrontendRt,
+    client_ip: Option<IpAddr>,
+    client_ip_text: &'a [u8],
+    mode: HttpConnMode,
+    server_must_close: bool,
+) -> RequestEdits<'a> {
+    let forwarded_for = match (&fe.forwardfor, client_ip) {
+        (Some(ff), Some(ip)) if !ff.except.is_some_and(|net| in_net(ip, &net)) => {
+            Some(ForwardedFor {
+                header: ff.header.as_bytes(),
+                client_ip: client_ip_text,
+                if_none: ff.if_none,
+            })
+        }
+        _ => None,
+    };
+    RequestEdits {
+        close_server: conn_mode(mode).closes_server_side() || server_must_close,
+        forwarded_for,
+    }
+}
+
+pub fn response_edits(request_version: Version, keep_client: bool) -> ResponseEdits {
+    ResponseEdits {
+        close_client: !keep_client,
+        request_version,
+    }
+}
+
+/// Whether `ip` is inside `net` (`option forwardfor except`).
+pub fn in_net(ip: IpAddr, net: &IpNet) -> bool {
+    match (ip, net.addr) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let bits = u32::from(net.prefix.min(32));
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let bits = u32::from(net.prefix.min(128));
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cidr_membership() {
+        let net = IpNet {
+            addr: "127.0.0.0".parse().unwrap(),
+            prefix: 8,
+        };
+        assert!(in_net("127.1.2.3".parse().unwrap(), &net));
+        assert!(!in_net("128.0.0.1".parse().unwrap(), &net));
+        assert!(!in_net("::1".parse().unwrap(), &net));
+        let all = IpNet {
+            addr: "0.0.0.0".parse().unwrap(),
+            prefix: 0,
+        };
+        assert!(in_net("10.0.0.1".parse().unwrap(), &all));
+        let v6 = IpNet {
+            addr: "::1".parse().unwrap(),
+            prefix: 128,
+        };
+        assert!(in_net("::1".parse().unwrap(), &v6));
+        assert!(!in_net("::2".parse().unwrap(), &v6));
+    }
+}

@@ -1,0 +1,211 @@
+//! Backend side: choosing a server, its connection slot (server `maxconn` and queue), and getting
+//! a connection to it (an idle pooled one or a new one, with `timeout connect`).
+
+use std::future::poll_fn;
+use std::io;
+use std::rc::Rc;
+use std::task::Poll;
+
+use ringlb_uring::TcpStream;
+
+use crate::state::{QueueEntry, ShardState};
+use crate::time::within;
+use crate::Ctx;
+
+/// Why no server connection could be had. Each maps to the status HAProxy answers (503) and to a
+/// termination state for the logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoConnection {
+    /// No usable server in the backend (all down, drained or in maintenance).
+    NoServer,
+    /// The server's queue is full (`maxqueue`).
+    QueueFull,
+    /// `timeout queue` expired while waiting for a slot.
+    QueueTimeout,
+    /// Connection refused/reset/unreachable after all retries.
+    ConnectFailed,
+    /// `timeout connect` expired after all retries.
+    ConnectTimeout,
+}
+
+/// A slot on a server (counts against its per-shard `maxconn` share). Released on drop, handing
+/// the slot to the oldest queued request if any.
+pub struct ServerLease {
+    state: Rc<ShardState>,
+    pub backend: usize,
+    pub server: usize,
+}
+
+impl Drop for ServerLease {
+    fn drop(&mut self) {
+        let Some(s) = self.state.server(self.backend, self.server) else {
+            return;
+        };
+        let next = s.queue.borrow_mut().pop_front();
+        match next {
+            Some(entry) => {
+                // The slot passes to the queued request; `active` is unchanged.
+                entry.granted.set(true);
+                if let Some(w) = entry.waker.borrow_mut().take() {
+                    w.wake();
+                }
+            }
+            None => s.active.set(s.active.get().saturating_sub(1)),
+        }
+    }
+}
+
+/// Picks a server of `backend` (never `exclude`) and takes a slot on it, queueing when the server
+/// is at its `maxconn` share.
+pub async fn lease(
+    ctx: &Ctx,
+    backend: usize,
+    exclude: Option<usize>,
+) -> Result<ServerLease, NoConnection> {
+    let state = &ctx.state;
+    let server = state
+        .pick_roundrobin(backend, exclude)
+        .ok_or(NoConnection::NoServer)?;
+    let s = state
+        .server(backend, server)
+        .ok_or(NoConnection::NoServer)?;
+    let lease = || ServerLease {
+        state: state.clone(),
+        backend,
+        server,
+    };
+    if s.maxconn_share == 0 || s.active.get() < s.maxconn_share {
+        s.active.set(s.active.get() + 1);
+        return Ok(lease());
+    }
+    let maxqueue = state
+        .topo
+        .backends
+        .get(backend)
+        .and_then(|b| b.servers.get(server))
+        .map_or(0, |r| r.maxqueue);
+    if maxqueue > 0 && s.queue.borrow().len() as u32 >= maxqueue {
+        return Err(NoConnection::QueueFull);
+    }
+    let entry = Rc::new(QueueEntry::default());
+    s.queue.borrow_mut().push_back(entry.clone());
+    let timeout = state
+        .topo
+        .backends
+        .get(backend)
+        .and_then(|b| b.timeouts.queue.or(b.timeouts.connect));
+    let granted = within(
+        timeout,
+        poll_fn(|cx| {
+            if entry.granted.get() {
+                Poll::Ready(())
+            } else {
+                *entry.waker.borrow_mut() = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }),
+    )
+    .await;
+    match granted {
+        Ok(()) => Ok(lease()),
+        Err(_) => {
+            s.queue.borrow_mut().retain(|e| !Rc::ptr_eq(e, &entry));
+            if entry.granted.get() {
+                // Granted just as the timer fired: the slot is ours, use it.
+                return Ok(lease());
+            }
+            Err(NoConnection::QueueTimeout)
+        }
+    }
+}
+
+/// A connection to the leased server: an idle pooled one when `reuse` allows, else a new one.
+/// Returns whether it was reused (a reused connection may have been closed by the server: the
+/// caller retries on a new one if it fails before any response byte).
+pub async fn connect(
+    ctx: &Ctx,
+    lease: &ServerLease,
+    reuse: bool,
+) -> Result<(TcpStream, bool), io::Error> {
+    let s = ctx
+        .state
+        .server(lease.backend, lease.server)
+        .ok_or_else(|| io::Error::other("no server"))?;
+    if reuse {
+        if let Some(conn) = s.idle.borrow_mut().pop() {
+            return Ok((conn, true));
+        }
+    }
+    let rt = ctx
+        .state
+        .topo
+        .backends
+        .get(lease.backend)
+        .and_then(|b| {
+            b.servers
+                .get(lease.server)
+                .map(|srv| (srv.addr, b.timeouts.connect))
+        })
+        .ok_or_else(|| io::Error::other("no server"))?;
+    let (addr, timeout) = rt;
+    match within(timeout, TcpStream::connect(&ctx.ring, addr)).await {
+        Ok(Ok(conn)) => Ok((conn, false)),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(io::Error::from(io::ErrorKind::TimedOut)),
+    }
+}
+
+/// Leases a server and connects to it, with `retries` and `option redispatch` as HAProxy: each
+/// failed attempt retries the same server; the last one goes to another server when redispatch is
+/// on. `reuse` allows idle pooled connections.
+pub async fn lease_and_connect(
+    ctx: &Ctx,
+    backend: usize,
+    reuse: bool,
+) -> Result<(ServerLease, TcpStream, bool), NoConnection> {
+    let Some(be) = ctx.state.topo.backends.get(backend) else {
+        return Err(NoConnection::NoServer);
+    };
+    let (retries, redispatch, retry_conn) = (be.retries, be.redispatch, be.retry_on.conn_failure);
+    let mut attempt = 0u32;
+    let mut lease = self::lease(ctx, backend, None).await?;
+    loop {
+        match connect(ctx, &lease, reuse).await {
+            Ok((conn, reused)) => return Ok((lease, conn, reused)),
+            Err(e) => {
+                let timed_out = e.kind() == io::ErrorKind::TimedOut;
+                if !retry_conn || attempt >= retries {
+                    return Err(if timed_out {
+                        NoConnection::ConnectTimeout
+                    } else {
+                        NoConnection::ConnectFailed
+                    });
+                }
+                attempt += 1;
+                if redispatch && attempt == retries {
+                    let failed = lease.server;
+                    drop(lease);
+                    lease = match self::lease(ctx, backend, Some(failed)).await {
+                        Ok(l) => l,
+                        // Only the failed server is left: retry it rather than give up early.
+                        Err(NoConnection::NoServer) => self::lease(ctx, backend, None).await?,
+                        Err(other) => return Err(other),
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// Puts a server connection back into the shard's idle pool (bounded per server).
+pub fn release_idle(state: &ShardState, lease: &ServerLease, conn: TcpStream) {
+    const MAX_IDLE_PER_SERVER: usize = 1024;
+    if let Some(s) = state.server(lease.backend, lease.server) {
+        if s.admin.get() == crate::state::AdminState::Ready && s.up.get() {
+            let mut idle = s.idle.borrow_mut();
+            if idle.len() < MAX_IDLE_PER_SERVER {
+                idle.push(conn);
+            }
+        }
+    }
+}

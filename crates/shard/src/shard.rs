@@ -1,0 +1,253 @@
+//! Starting a shard: executor, ring, listeners, the accept loops and the control-message task.
+
+use std::future::poll_fn;
+use std::io;
+use std::rc::Rc;
+use std::sync::mpsc;
+use std::sync::Arc;
+use std::task::Poll;
+
+use futures_lite::future;
+use glommio::channels::shared_channel::SharedReceiver;
+use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
+use ringlb_config::model::Mode;
+use ringlb_uring::{bind_reuseport, Ring, TcpListener};
+
+use crate::notify::Notify;
+use crate::state::{ControlMsg, RunState, ShardState};
+use crate::topology::Topology;
+use crate::Ctx;
+
+/// How to start one shard.
+pub struct ShardConfig {
+    pub id: usize,
+    pub nshards: usize,
+    /// CPUs the shard may run on (`cpu-map`): one CPU pins it; empty leaves it unbound.
+    pub cpus: Vec<usize>,
+    pub topology: Arc<Topology>,
+    pub control: SharedReceiver<ControlMsg>,
+    /// Told once: `Ok` when every listener is bound, or why the shard could not start.
+    pub ready: mpsc::Sender<Result<(), String>>,
+}
+
+/// Spawns the shard's executor thread. It runs until a hard stop, or a soft stop once its last
+/// connection closed.
+pub fn spawn_shard(cfg: ShardConfig) -> io::Result<ExecutorJoinHandle<()>> {
+    let placement = match cfg.cpus.as_slice() {
+        [] => Placement::Unbound,
+        [cpu] => Placement::Fixed(*cpu),
+        cpus => {
+            let set = glommio::CpuSet::online()
+                .map_err(|e| io::Error::other(e.to_string()))?
+                .filter(|l| cpus.contains(&l.cpu));
+            Placement::Fenced(set)
+        }
+    };
+    LocalExecutorBuilder::new(placement)
+        .name(&format!("ringlb-shard-{}", cfg.id))
+        // glommio's own registered DMA memory is unused by the proxy; keep it small.
+        .io_memory(64 << 10)
+        .spawn(move || run(cfg))
+        .map_err(|e| io::Error::other(e.to_string()))
+}
+
+async fn run(cfg: ShardConfig) {
+    let ShardConfig {
+        id,
+        nshards,
+        topology,
+        control,
+        ready,
+        ..
+    } = cfg;
+    let bufsize = topology.tune.bufsize;
+    let ring = match Ring::new(1024, 1024, bufsize).and_then(|r| r.spawn_driver().map(|()| r)) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {id}: io_uring setup failed: {e}")));
+            return;
+        }
+    };
+    let state = Rc::new(ShardState::new(topology.clone(), id, nshards));
+    let ctx = Ctx {
+        state: state.clone(),
+        ring: ring.clone(),
+    };
+    let stop_accepting = Rc::new(Notify::default());
+
+    let mut listeners = Vec::new();
+    for (fi, fe) in topology.frontends.iter().enumerate() {
+        for bind in &fe.binds {
+            match bind_reuseport(bind.addr, bind.backlog) {
+                Ok(fd) => listeners.push((fi, bind.maxconn, TcpListener::from_fd(&ring, fd))),
+                Err(e) => {
+                    let _ = ready.send(Err(format!(
+                        "Starting frontend {}: cannot bind socket (shard {id}) [{}]: {e}",
+                        fe.name, bind.addr
+                    )));
+                    return;
+                }
+            }
+        }
+    }
+    let fe_conns: Rc<Vec<std::cell::Cell<u32>>> = Rc::new(
+        topology
+            .frontends
+            .iter()
+            .map(|_| std::cell::Cell::new(0))
+            .collect(),
+    );
+    for (fi, bind_maxconn, listener) in listeners {
+        let ctx = ctx.clone();
+        let stop = stop_accepting.clone();
+        let fe_conns = fe_conns.clone();
+        glommio::spawn_local(accept_loop(ctx, fi, bind_maxconn, listener, stop, fe_conns)).detach();
+    }
+    let _ = ready.send(Ok(()));
+
+    let receiver = control.connect().await;
+    let control_task = {
+        let state = state.clone();
+        let stop = stop_accepting.clone();
+        async move {
+            while let Some(msg) = receiver.recv().await {
+                state.apply(&msg);
+                if matches!(msg, ControlMsg::SoftStop | ControlMsg::HardStop) {
+                    stop.raise();
+                }
+            }
+            // The control shard went away: behave as a hard stop.
+            state.apply(&ControlMsg::HardStop);
+            stop.raise();
+        }
+    };
+    glommio::spawn_local(control_task).detach();
+
+    // Run until stopped: hard stop at once, soft stop when the last connection closed.
+    poll_fn(|cx| match state.run.get() {
+        RunState::Stopped => Poll::Ready(()),
+        RunState::SoftStopping if state.conns.get() == 0 => Poll::Ready(()),
+        _ => {
+            state.conn_closed.borrow_mut().push(cx.waker().clone());
+            Poll::Pending
+        }
+    })
+    .await;
+}
+
+/// Accepts connections on one listener while the shard runs, within `maxconn` (global share,
+/// frontend share and the bind's own share), and spawns a task per connection.
+async fn accept_loop(
+    ctx: Ctx,
+    frontend: usize,
+    bind_maxconn: u32,
+    listener: TcpListener,
+    stop: Rc<Notify>,
+    fe_conns: Rc<Vec<std::cell::Cell<u32>>>,
+) {
+    let state = ctx.state.clone();
+    let Some(fe) = state.topo.frontends.get(frontend) else {
+        return;
+    };
+    let fe_share = crate::state::share(fe.maxconn, state.nshards);
+    let bind_share = crate::state::share(bind_maxconn, state.nshards);
+    let mode = fe.mode;
+    let bind_conns = Rc::new(std::cell::Cell::new(0u32));
+    loop {
+        // Pause accepting while a limit is reached; a closing connection wakes us.
+        poll_fn(|cx| {
+            let full = |cur: u32, lim: u32| lim > 0 && cur >= lim;
+            let fe_cur = fe_conns.get(frontend).map_or(0, |c| c.get());
+            if stop.is_raised()
+                || !(full(state.conns.get(), state.maxconn_share)
+                    || full(fe_cur, fe_share)
+                    || full(bind_conns.get(), bind_share))
+            {
+                Poll::Ready(())
+            } else {
+                state.conn_closed.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        })
+        .await;
+        if stop.is_raised() {
+            return; // dropping the listener closes it: new connections go to other processes
+        }
+        let accepted = future::or(async { Some(listener.accept().await) }, async {
+            stop.wait().await;
+            None
+        })
+        .await;
+        let client = match accepted {
+            None => return,
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                if matches!(
+                    e.raw_os_error(),
+                    Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
+                ) {
+                    // Out of descriptors or memory: back off briefly instead of spinning.
+                    glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                continue;
+            }
+        };
+        let guard = ConnGuard::new(
+            state.clone(),
+            fe_conns.clone(),
+            frontend,
+            bind_conns.clone(),
+        );
+        let ctx = ctx.clone();
+        glommio::spawn_local(async move {
+            let _guard = guard;
+            match mode {
+                Mode::Tcp => crate::tcp::serve(&ctx, frontend, client).await,
+                Mode::Http => crate::http::serve(&ctx, frontend, client).await,
+            }
+        })
+        .detach();
+    }
+}
+
+/// Counts a client connection against the shard, frontend and bind limits while it lives.
+struct ConnGuard {
+    state: Rc<ShardState>,
+    fe_conns: Rc<Vec<std::cell::Cell<u32>>>,
+    frontend: usize,
+    bind_conns: Rc<std::cell::Cell<u32>>,
+}
+
+impl ConnGuard {
+    fn new(
+        state: Rc<ShardState>,
+        fe_conns: Rc<Vec<std::cell::Cell<u32>>>,
+        frontend: usize,
+        bind_conns: Rc<std::cell::Cell<u32>>,
+    ) -> ConnGuard {
+        state.conns.set(state.conns.get() + 1);
+        if let Some(c) = fe_conns.get(frontend) {
+            c.set(c.get() + 1);
+        }
+        bind_conns.set(bind_conns.get() + 1);
+        ConnGuard {
+            state,
+            fe_conns,
+            frontend,
+            bind_conns,
+        }
+    }
+}
+
+impl Drop for ConnGuard {
+    fn drop(&mut self) {
+        self.state
+            .conns
+            .set(self.state.conns.get().saturating_sub(1));
+        if let Some(c) = self.fe_conns.get(self.frontend) {
+            c.set(c.get().saturating_sub(1));
+        }
+        self.bind_conns.set(self.bind_conns.get().saturating_sub(1));
+        self.state.wake_conn_waiters();
+    }
+}

@@ -1,0 +1,384 @@
+//! Per-shard mutable state: server states (as last broadcast by the control shard), connection
+//! counts, idle server connections and the round-robin cursor. Owned by one shard (`Rc`, `Cell`,
+//! `RefCell`), never shared across threads.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::Waker;
+
+use ringlb_uring::TcpStream;
+
+use crate::topology::Topology;
+
+/// Administrative state of a server, as `set server B/S state ...` sets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AdminState {
+    /// Takes traffic.
+    Ready,
+    /// Keeps its connections, receives no new ones (except persistent ones, later).
+    Drain,
+    /// Maintenance: receives nothing.
+    Maint,
+}
+
+/// A typed change broadcast by the control shard; applied identically on every shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ControlMsg {
+    /// SIGUSR1: stop accepting, finish in-flight requests, exit.
+    SoftStop,
+    /// SIGTERM: close everything now.
+    HardStop,
+    SetServerAdmin {
+        backend: usize,
+        server: usize,
+        state: AdminState,
+    },
+    SetServerHealth {
+        backend: usize,
+        server: usize,
+        up: bool,
+    },
+    SetServerWeight {
+        backend: usize,
+        server: usize,
+        weight: u32,
+    },
+}
+
+/// Lifecycle of a shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunState {
+    Running,
+    SoftStopping,
+    Stopped,
+}
+
+pub struct ServerState {
+    pub admin: Cell<AdminState>,
+    pub up: Cell<bool>,
+    pub weight: Cell<u32>,
+    /// Connections to this server in use by this shard (not idle).
+    pub active: Cell<u32>,
+    /// This shard's share of the server's `maxconn` (0 = unlimited).
+    pub maxconn_share: u32,
+    /// Requests waiting for a connection slot (HAProxy's server queue), oldest first.
+    pub queue: RefCell<VecDeque<Rc<QueueEntry>>>,
+    /// Idle keep-alive connections to this server, most recently used last.
+    pub idle: RefCell<Vec<TcpStream>>,
+    /// Smooth weighted round-robin credit.
+    rr_current: Cell<i64>,
+}
+
+/// One queued request: woken when a slot frees up.
+#[derive(Default)]
+pub struct QueueEntry {
+    pub granted: Cell<bool>,
+    pub waker: RefCell<Option<Waker>>,
+}
+
+pub struct BackendState {
+    pub servers: Vec<ServerState>,
+}
+
+pub struct ShardState {
+    pub topo: Arc<Topology>,
+    pub shard_id: usize,
+    pub nshards: usize,
+    pub backends: Vec<BackendState>,
+    /// Client connections open on this shard.
+    pub conns: Cell<u32>,
+    /// This shard's share of the global `maxconn` (0 = unlimited).
+    pub maxconn_share: u32,
+    pub run: Cell<RunState>,
+    /// Woken when a connection closes (accept loops paused on maxconn, soft stop waiting for 0).
+    pub conn_closed: RefCell<Vec<Waker>>,
+}
+
+/// A limit split over `nshards` shards: each gets ⌈limit / nshards⌉ (0 stays unlimited).
+/// Documented in docs/architecture.md ("Limits across shards").
+pub fn share(limit: u32, nshards: usize) -> u32 {
+    if limit == 0 {
+        return 0;
+    }
+    let n = nshards.max(1) as u32;
+    limit.div_ceil(n)
+}
+
+impl ShardState {
+    pub fn new(topo: Arc<Topology>, shard_id: usize, nshards: usize) -> ShardState {
+        let backends = topo
+            .backends
+            .iter()
+            .map(|b| BackendState {
+                servers: b
+                    .servers
+                    .iter()
+                    .map(|s| ServerState {
+                        admin: Cell::new(if s.disabled {
+                            AdminState::Maint
+                        } else {
+                            AdminState::Ready
+                        }),
+                        up: Cell::new(true),
+                        weight: Cell::new(s.weight),
+                        active: Cell::new(0),
+                        maxconn_share: share(s.maxconn, nshards),
+                        queue: RefCell::new(VecDeque::new()),
+                        idle: RefCell::new(Vec::new()),
+                        rr_current: Cell::new(0),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let maxconn_share = share(topo.maxconn, nshards);
+        ShardState {
+            topo,
+            shard_id,
+            nshards,
+            backends,
+            conns: Cell::new(0),
+            maxconn_share,
+            run: Cell::new(RunState::Running),
+            conn_closed: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Applies one control message. The same function runs on every shard, so all shards agree.
+    pub fn apply(&self, msg: &ControlMsg) {
+        match *msg {
+            ControlMsg::SoftStop => {
+                if self.run.get() == RunState::Running {
+                    self.run.set(RunState::SoftStopping);
+                }
+                self.wake_conn_waiters();
+            }
+            ControlMsg::HardStop => {
+                self.run.set(RunState::Stopped);
+                self.wake_conn_waiters();
+            }
+            ControlMsg::SetServerAdmin {
+                backend,
+                server,
+                state,
+            } => {
+                if let Some(s) = self.server(backend, server) {
+                    s.admin.set(state);
+                    if state != AdminState::Ready {
+                        // No new request may reuse a pooled connection to it.
+                        s.idle.borrow_mut().clear();
+                    }
+                }
+            }
+            ControlMsg::SetServerHealth {
+                backend,
+                server,
+                up,
+            } => {
+                if let Some(s) = self.server(backend, server) {
+                    s.up.set(up);
+                    if !up {
+                        s.idle.borrow_mut().clear();
+                    }
+                }
+            }
+            ControlMsg::SetServerWeight {
+                backend,
+                server,
+                weight,
+            } => {
+                if let Some(s) = self.server(backend, server) {
+                    s.weight.set(weight.min(256));
+                }
+            }
+        }
+    }
+
+    pub fn server(&self, backend: usize, server: usize) -> Option<&ServerState> {
+        self.backends.get(backend)?.servers.get(server)
+    }
+
+    pub fn wake_conn_waiters(&self) {
+        for w in self.conn_closed.borrow_mut().drain(..) {
+            w.wake();
+        }
+    }
+
+    /// Picks a server of `backend` by smooth weighted round-robin among eligible servers (ready,
+    /// up, weight > 0); backup servers only when no active server is eligible. `exclude` skips one
+    /// server (redispatch after a failure).
+    pub fn pick_roundrobin(&self, backend: usize, exclude: Option<usize>) -> Option<usize> {
+        let b = self.backends.get(backend)?;
+        let rt = self.topo.backends.get(backend)?;
+        let eligible = |i: usize, s: &ServerState| {
+            Some(i) != exclude
+                && s.admin.get() == AdminState::Ready
+                && s.up.get()
+                && s.weight.get() > 0
+        };
+        let any_active = b
+            .servers
+            .iter()
+            .enumerate()
+            .any(|(i, s)| eligible(i, s) && !rt.servers.get(i).is_some_and(|r| r.backup));
+        let mut total = 0i64;
+        let mut best: Option<(usize, i64)> = None;
+        for (i, s) in b.servers.iter().enumerate() {
+            let backup = rt.servers.get(i).is_some_and(|r| r.backup);
+            if !eligible(i, s) || backup == any_active {
+                continue;
+            }
+            let w = i64::from(s.weight.get());
+            total += w;
+            let cur = s.rr_current.get() + w;
+            s.rr_current.set(cur);
+            if best.is_none_or(|(_, c)| cur > c) {
+                best = Some((i, cur));
+            }
+        }
+        let (idx, _) = best?;
+        if let Some(s) = b.servers.get(idx) {
+            s.rr_current.set(s.rr_current.get() - total);
+        }
+        Some(idx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::topology::{BackendRt, ErrorFiles, RetryOn, ServerRt, Tune};
+    use ringlb_config::model::{HttpConnMode, HttpReuse, Mode, Timeouts};
+
+    fn topo(weights: &[(u32, bool)]) -> Arc<Topology> {
+        let servers = weights
+            .iter()
+            .enumerate()
+            .map(|(i, (w, backup))| ServerRt {
+                name: format!("s{i}"),
+                addr: "127.0.0.1:1".parse().unwrap(),
+                weight: *w,
+                maxconn: 0,
+                maxqueue: 0,
+                backup: *backup,
+                disabled: false,
+            })
+            .collect();
+        Arc::new(Topology {
+            frontends: vec![],
+            backends: vec![BackendRt {
+                name: "be".into(),
+                mode: Mode::Http,
+                servers,
+                timeouts: Timeouts::default(),
+                retries: 3,
+                retry_on: RetryOn::default(),
+                redispatch: false,
+                http_reuse: HttpReuse::Safe,
+                conn_mode: HttpConnMode::KeepAlive,
+                errors: Arc::new(ErrorFiles::default()),
+            }],
+            tune: Tune {
+                bufsize: 16384,
+                maxrewrite: 1024,
+                http_maxhdr: 101,
+            },
+            maxconn: 0,
+            hard_stop_after: None,
+        })
+    }
+
+    fn counts(st: &ShardState, n: usize, picks: usize) -> Vec<usize> {
+        let mut c = vec![0; n];
+        for _ in 0..picks {
+            c[st.pick_roundrobin(0, None).unwrap()] += 1;
+        }
+        c
+    }
+
+    #[test]
+    fn weights_3_2_1_give_50_33_17_percent() {
+        let st = ShardState::new(topo(&[(3, false), (2, false), (1, false)]), 0, 1);
+        assert_eq!(counts(&st, 3, 6000), vec![3000, 2000, 1000]);
+    }
+
+    #[test]
+    fn smooth_order_interleaves() {
+        let st = ShardState::new(topo(&[(3, false), (2, false), (1, false)]), 0, 1);
+        let seq: Vec<usize> = (0..6)
+            .map(|_| st.pick_roundrobin(0, None).unwrap())
+            .collect();
+        // Never three of the same in a row; every server appears in each cycle of 6.
+        assert_eq!(seq.iter().filter(|s| **s == 0).count(), 3);
+        assert_eq!(seq.iter().filter(|s| **s == 2).count(), 1);
+        assert!(seq.windows(3).all(|w| !(w[0] == w[1] && w[1] == w[2])));
+    }
+
+    #[test]
+    fn drained_down_and_maint_servers_are_never_chosen() {
+        let st = ShardState::new(topo(&[(1, false), (1, false), (1, false)]), 0, 1);
+        st.apply(&ControlMsg::SetServerAdmin {
+            backend: 0,
+            server: 0,
+            state: AdminState::Drain,
+        });
+        st.apply(&ControlMsg::SetServerHealth {
+            backend: 0,
+            server: 1,
+            up: false,
+        });
+        assert_eq!(counts(&st, 3, 100), vec![0, 0, 100]);
+        st.apply(&ControlMsg::SetServerAdmin {
+            backend: 0,
+            server: 2,
+            state: AdminState::Maint,
+        });
+        assert_eq!(st.pick_roundrobin(0, None), None);
+    }
+
+    #[test]
+    fn backup_only_when_all_active_are_unavailable() {
+        let st = ShardState::new(topo(&[(1, false), (1, true)]), 0, 1);
+        assert_eq!(counts(&st, 2, 10), vec![10, 0]);
+        st.apply(&ControlMsg::SetServerHealth {
+            backend: 0,
+            server: 0,
+            up: false,
+        });
+        assert_eq!(counts(&st, 2, 10), vec![0, 10]);
+        st.apply(&ControlMsg::SetServerHealth {
+            backend: 0,
+            server: 0,
+            up: true,
+        });
+        assert_eq!(counts(&st, 2, 10), vec![10, 0]);
+    }
+
+    #[test]
+    fn weight_change_applies() {
+        let st = ShardState::new(topo(&[(1, false), (1, false)]), 0, 1);
+        st.apply(&ControlMsg::SetServerWeight {
+            backend: 0,
+            server: 0,
+            weight: 3,
+        });
+        assert_eq!(counts(&st, 2, 400), vec![300, 100]);
+    }
+
+    #[test]
+    fn exclude_skips_failed_server() {
+        let st = ShardState::new(topo(&[(1, false), (1, false)]), 0, 1);
+        for _ in 0..10 {
+            assert_eq!(st.pick_roundrobin(0, Some(0)), Some(1));
+        }
+    }
+
+    #[test]
+    fn limits_are_shared_with_ceiling() {
+        assert_eq!(share(0, 4), 0);
+        assert_eq!(share(500, 2), 250);
+        assert_eq!(share(5, 2), 3);
+        assert_eq!(share(1, 4), 1);
+    }
+}

@@ -1,0 +1,37 @@
+//! `mode tcp` sessions: pick a server (`balance roundrobin`), connect with retries, then forward
+//! bytes both ways with half-close (see `tunnel.rs`).
+
+use ringlb_uring::TcpStream;
+
+use crate::server::lease_and_connect;
+use crate::tunnel::{self, TunnelTimeouts};
+use crate::Ctx;
+
+/// Serves one accepted connection of a TCP-mode frontend.
+pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
+    let topo = ctx.state.topo.clone();
+    let Some(fe) = topo.frontends.get(frontend) else {
+        return;
+    };
+    let Some(backend) = fe.backend else { return }; // HAProxy closes: no backend to serve
+    let Some(be) = topo.backends.get(backend) else {
+        return;
+    };
+    let Ok((_lease, server, _)) = lease_and_connect(ctx, backend, false).await else {
+        // Nothing to answer in TCP mode: closing is HAProxy's behaviour (logged as SC).
+        return;
+    };
+    // The tunnel timeout supersedes client/server timeouts once both sides are connected.
+    let idle = be.timeouts.tunnel.or(fe.timeouts.tunnel).or_else(|| {
+        match (fe.timeouts.client, be.timeouts.server) {
+            (Some(c), Some(s)) => Some(c.max(s)),
+            (c, s) => c.or(s),
+        }
+    });
+    let t = TunnelTimeouts {
+        idle,
+        client_fin: fe.timeouts.client_fin.or(fe.timeouts.client),
+        server_fin: be.timeouts.server_fin.or(be.timeouts.server),
+    };
+    let _ = tunnel::run(&client, &server, t).await;
+}

@@ -1,0 +1,299 @@
+//! Runtime topology: the frontends, backends and servers every shard serves, derived once from
+//! the config model by the control shard and shared read-only (`Arc`) by all shards. Mutable,
+//! per-shard state (server states, counters, pools) lives in `state.rs`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringlb_config::model::{self, Config, HttpConnMode, HttpReuse, IpNet, Mode};
+
+/// Everything a shard needs to serve traffic. Immutable after start.
+#[derive(Debug)]
+pub struct Topology {
+    pub frontends: Vec<FrontendRt>,
+    pub backends: Vec<BackendRt>,
+    pub tune: Tune,
+    /// Global `maxconn` (0 = unlimited).
+    pub maxconn: u32,
+    pub hard_stop_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Tune {
+    pub bufsize: usize,
+    pub maxrewrite: usize,
+    pub http_maxhdr: usize,
+}
+
+#[derive(Debug)]
+pub struct FrontendRt {
+    pub name: String,
+    pub mode: Mode,
+    pub binds: Vec<BindRt>,
+    pub maxconn: u32,
+    pub timeouts: model::Timeouts,
+    pub conn_mode: HttpConnMode,
+    pub forwardfor: Option<ForwardForRt>,
+    /// Unconditional `use_backend` target if any, else `default_backend`.
+    pub backend: Option<usize>,
+    pub errors: Arc<ErrorFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct BindRt {
+    pub addr: SocketAddr,
+    pub maxconn: u32,
+    pub backlog: i32,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardForRt {
+    pub except: Option<IpNet>,
+    pub header: String,
+    pub if_none: bool,
+}
+
+/// `errorfile` replies by status code (raw HTTP responses, validated by the config crate).
+#[derive(Debug, Default)]
+pub struct ErrorFiles {
+    pub by_status: Vec<(u16, Arc<[u8]>)>,
+}
+
+impl ErrorFiles {
+    pub fn get(&self, status: u16) -> Option<&[u8]> {
+        self.by_status
+            .iter()
+            .find(|(s, _)| *s == status)
+            .map(|(_, b)| &b[..])
+    }
+}
+
+#[derive(Debug)]
+pub struct BackendRt {
+    pub name: String,
+    pub mode: Mode,
+    pub servers: Vec<ServerRt>,
+    pub timeouts: model::Timeouts,
+    pub retries: u32,
+    pub retry_on: RetryOn,
+    pub redispatch: bool,
+    pub http_reuse: HttpReuse,
+    pub conn_mode: HttpConnMode,
+    pub errors: Arc<ErrorFiles>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerRt {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub weight: u32,
+    /// 0 = unlimited.
+    pub maxconn: u32,
+    /// 0 = unlimited.
+    pub maxqueue: u32,
+    pub backup: bool,
+    pub disabled: bool,
+}
+
+/// `retry-on` keywords as flags.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetryOn {
+    pub conn_failure: bool,
+    pub empty_response: bool,
+    pub junk_response: bool,
+    pub response_timeout: bool,
+    /// Status codes that trigger a retry (404, 408, 425, 500, 501, 502, 503, 504).
+    pub statuses: [bool; 8],
+}
+
+const RETRY_STATUSES: [u16; 8] = [404, 408, 425, 500, 501, 502, 503, 504];
+
+impl RetryOn {
+    pub fn parse(words: &[String]) -> RetryOn {
+        let mut r = RetryOn::default();
+        for w in words {
+            match w.as_str() {
+                "none" => r = RetryOn::default(),
+                "conn-failure" => r.conn_failure = true,
+                "empty-response" => r.empty_response = true,
+                "junk-response" => r.junk_response = true,
+                "response-timeout" => r.response_timeout = true,
+                "all-retryable-errors" => {
+                    r.conn_failure = true;
+                    r.empty_response = true;
+                    r.junk_response = true;
+                    r.response_timeout = true;
+                    // HAProxy: all-retryable-errors also covers 500/502/503/504 (and 0rtt).
+                    for code in [500, 502, 503, 504] {
+                        r.set_status(code);
+                    }
+                }
+                other => {
+                    if let Ok(code) = other.parse::<u16>() {
+                        r.set_status(code);
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    fn set_status(&mut self, code: u16) {
+        if let Some(i) = RETRY_STATUSES.iter().position(|c| *c == code) {
+            if let Some(s) = self.statuses.get_mut(i) {
+                *s = true;
+            }
+        }
+    }
+
+    pub fn on_status(&self, code: u16) -> bool {
+        RETRY_STATUSES
+            .iter()
+            .position(|c| *c == code)
+            .and_then(|i| self.statuses.get(i).copied())
+            .unwrap_or(false)
+    }
+}
+
+/// Why a topology could not be built (already validated configs only fail on run-time facts,
+/// such as a server name that needs DNS).
+#[derive(Debug)]
+pub struct TopologyError {
+    pub loc: model::Loc,
+    pub message: String,
+}
+
+impl Topology {
+    pub fn from_config(cfg: &Config) -> Result<Topology, Vec<TopologyError>> {
+        let mut errors = Vec::new();
+        let backends: Vec<BackendRt> = cfg
+            .backends
+            .iter()
+            .filter(|b| !b.disabled)
+            .map(|b| backend_rt(b, &mut errors))
+            .collect();
+        let find = |name: &str| backends.iter().position(|b| b.name == name);
+        let frontends = cfg
+            .frontends
+            .iter()
+            .filter(|f| !f.disabled)
+            .map(|f| {
+                let unconditional = f
+                    .use_backends
+                    .iter()
+                    .find(|u| u.cond.is_none() && !u.dynamic);
+                let target = unconditional
+                    .map(|u| u.backend.as_str())
+                    .or(f.default_backend.as_deref())
+                    .or(if f.from_listen {
+                        Some(f.name.as_str())
+                    } else {
+                        None
+                    });
+                FrontendRt {
+                    name: f.name.clone(),
+                    mode: f.mode,
+                    binds: f
+                        .binds
+                        .iter()
+                        .flat_map(|b| {
+                            b.addrs.iter().map(|a| BindRt {
+                                addr: *a,
+                                maxconn: b.maxconn.unwrap_or(0),
+                                backlog: b.backlog.map(|v| v as i32).unwrap_or(1024),
+                            })
+                        })
+                        .collect(),
+                    maxconn: f.maxconn.unwrap_or(0),
+                    timeouts: f.timeouts,
+                    conn_mode: f.options.http_conn_mode,
+                    forwardfor: f.options.forwardfor.as_ref().map(|ff| ForwardForRt {
+                        except: ff.except,
+                        header: ff.header.clone(),
+                        if_none: ff.if_none,
+                    }),
+                    backend: target.and_then(find),
+                    errors: Arc::new(error_files(&f.errorfiles)),
+                }
+            })
+            .collect();
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let g = &cfg.global;
+        Ok(Topology {
+            frontends,
+            backends,
+            tune: Tune {
+                bufsize: g.tune.bufsize as usize,
+                maxrewrite: g.tune.maxrewrite as usize,
+                http_maxhdr: g.tune.http_maxhdr as usize,
+            },
+            maxconn: g.maxconn.unwrap_or(0),
+            hard_stop_after: g.hard_stop_after,
+        })
+    }
+}
+
+fn error_files(files: &[model::ErrorFile]) -> ErrorFiles {
+    ErrorFiles {
+        by_status: files
+            .iter()
+            .map(|e| (e.status, e.contents.clone()))
+            .collect(),
+    }
+}
+
+fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt {
+    let servers = b
+        .servers
+        .iter()
+        .filter_map(|s| {
+            let Some(mut addr) = s.addr else {
+                errors.push(TopologyError {
+                    loc: s.loc.clone(),
+                    message: format!(
+                        "server '{}/{}': address '{}' is not an IP address; name resolution is not supported by ringlb yet",
+                        b.name, s.name, s.host
+                    ),
+                });
+                return None;
+            };
+            if s.port.is_none() {
+                errors.push(TopologyError {
+                    loc: s.loc.clone(),
+                    message: format!(
+                        "server '{}/{}' has no port; ringlb does not support port-less servers yet",
+                        b.name, s.name
+                    ),
+                });
+                return None;
+            }
+            if let Some(p) = s.port {
+                addr.set_port(p);
+            }
+            Some(ServerRt {
+                name: s.name.clone(),
+                addr,
+                weight: s.params.weight_or_default(),
+                maxconn: s.params.maxconn.unwrap_or(0),
+                maxqueue: s.params.maxqueue.unwrap_or(0),
+                backup: s.params.backup,
+                disabled: s.params.disabled,
+            })
+        })
+        .collect();
+    BackendRt {
+        name: b.name.clone(),
+        mode: b.mode,
+        servers,
+        timeouts: b.timeouts,
+        retries: b.retries,
+        retry_on: RetryOn::parse(&b.retry_on),
+        redispatch: b.options.redispatch.is_some(),
+        http_reuse: b.http_reuse,
+        conn_mode: b.options.http_conn_mode,
+        errors: Arc::new(error_files(&b.errorfiles)),
+    }
+}
