@@ -1,0 +1,391 @@
+//! HAProxy's command line: `ringlb -f FILE|DIR [-f ...] [-c] [-q] [-D] [-W] [-p PIDFILE]
+//! [-sf PID...] [-st PID...] [-x SOCKET] [-d] [-v|-vv] [-- files...]`, and check mode (`-c`),
+//! which prints HAProxy-shaped diagnostics and "Configuration file is valid".
+//!
+//! Owns: [`Cli`], [`parse`], [`action`], [`check_mode`]. Loading is `ringlb_config::load`.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+
+use ringlb_config::{Config, Diagnostic, Level};
+
+/// Parsed command line.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Cli {
+    /// `-f` arguments and files after `--`, in order.
+    pub files: Vec<PathBuf>,
+    /// `-c`: check the configuration and exit.
+    pub check: bool,
+    /// `-q`: quiet, print nothing.
+    pub quiet: bool,
+    /// `-V`: verbose (cancels `-q`).
+    pub verbose: bool,
+    /// `-D`: daemon.
+    pub daemon: bool,
+    /// `-W` / `-Ws`: master-worker mode.
+    pub master_worker: bool,
+    /// `-p <pidfile>`.
+    pub pidfile: Option<PathBuf>,
+    /// `-sf <pid>...`: old processes to finish softly.
+    pub soft_finish: Vec<u32>,
+    /// `-st <pid>...`: old processes to terminate.
+    pub terminate: Vec<u32>,
+    /// `-x <socket>`: fetch listening sockets from an old process.
+    pub expose_socket: Option<PathBuf>,
+    /// `-d`: debug (foreground, verbose).
+    pub debug: bool,
+    /// `-db`: disable background mode.
+    pub no_background: bool,
+    /// `-dD`: diagnostic mode (prints `.diag` messages).
+    pub diag: bool,
+    /// `-dW`: any warning is fatal.
+    pub zero_warning: bool,
+    /// `-C <dir>`: change to this directory before loading files.
+    pub chdir: Option<PathBuf>,
+    /// `-v` (1) or `-vv` (2).
+    pub version: u8,
+}
+
+/// What `main` must do after parsing the command line.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built once per process; boxing buys nothing
+pub enum Action {
+    /// Exit with this code (check mode, version, refused flags).
+    Exit(i32),
+    /// Serve this configuration.
+    Run(Config),
+}
+
+/// HAProxy's usage text (subset ringlb understands).
+pub const USAGE: &str =
+    "Usage : ringlb [-f <cfgfile|cfgdir>]* [ -vdVD ] [ -p <pidfile> ] [ -C <dir> ] [-- <cfgfile>*]
+        -v displays version ; -vv shows known build options.
+        -d enters debug mode ; -db only disables background mode.
+        -V enters verbose mode (disables quiet mode)
+        -D goes daemon ; -C changes to <dir> before loading files.
+        -W master-worker mode.
+        -q quiet mode : don't display messages
+        -c check mode : only check config files and exit
+        -p writes pids of all children to this file
+        -dW fails if any warning is emitted
+        -dD diagnostic mode : warn about suspicious configuration statements
+        -sf/-st [pid ]* finishes/terminates old pids.
+        -x <unix_socket> get listening sockets from a unix socket";
+
+/// Parses the process arguments (the first one is the program name).
+pub fn parse(args: impl Iterator<Item = OsString>) -> Result<Cli, String> {
+    let args: Vec<OsString> = args.skip(1).collect();
+    let mut cli = Cli::default();
+    let mut i = 0;
+    while let Some(raw) = args.get(i) {
+        let a = raw
+            .to_str()
+            .ok_or_else(|| format!("invalid (non UTF-8) argument {raw:?}"))?;
+        i += 1;
+        let mut value = |name: &str| -> Result<OsString, String> {
+            let v = args
+                .get(i)
+                .cloned()
+                .ok_or_else(|| format!("option '{name}' requires an argument\n{USAGE}"))?;
+            i += 1;
+            Ok(v)
+        };
+        match a {
+            "--" => {
+                cli.files.extend(args.iter().skip(i).map(PathBuf::from));
+                break;
+            }
+            "-f" => cli.files.push(value("-f")?.into()),
+            "-p" => cli.pidfile = Some(value("-p")?.into()),
+            "-x" => cli.expose_socket = Some(value("-x")?.into()),
+            "-C" => cli.chdir = Some(value("-C")?.into()),
+            "-L" | "-n" | "-N" | "-m" | "-S" => {
+                value(a)?;
+            }
+            "-sf" | "-st" => {
+                let pids = take_pids(&args, &mut i)?;
+                if a == "-sf" {
+                    cli.soft_finish.extend(pids)
+                } else {
+                    cli.terminate.extend(pids)
+                }
+            }
+            "-c" => cli.check = true,
+            "-q" => cli.quiet = true,
+            "-V" => cli.verbose = true,
+            "-D" => cli.daemon = true,
+            "-W" | "-Ws" => cli.master_worker = true,
+            "-d" => cli.debug = true,
+            "-db" => cli.no_background = true,
+            "-dD" => cli.diag = true,
+            "-dW" => cli.zero_warning = true,
+            "-v" => cli.version = cli.version.max(1),
+            "-vv" => cli.version = 2,
+            other => return Err(format!("unknown option '{other}'.\n{USAGE}")),
+        }
+    }
+    Ok(cli)
+}
+
+/// Consumes the numeric arguments after `-sf`/`-st`.
+fn take_pids(args: &[OsString], i: &mut usize) -> Result<Vec<u32>, String> {
+    let mut pids = Vec::new();
+    while let Some(s) = args.get(*i).and_then(|a| a.to_str()) {
+        if s.starts_with('-') {
+            break;
+        }
+        pids.push(
+            s.parse()
+                .map_err(|_| format!("invalid pid '{s}' after -sf/-st"))?,
+        );
+        *i += 1;
+    }
+    Ok(pids)
+}
+
+/// Decides what to do: print the version, check the configuration, refuse flags that are not
+/// implemented yet, or load the configuration to run it.
+pub fn action(cli: &Cli) -> Action {
+    if cli.version > 0 {
+        println!("{}", version_text(cli.version));
+        return Action::Exit(0);
+    }
+    if let Some(dir) = &cli.chdir {
+        if let Err(e) = std::env::set_current_dir(dir) {
+            alert_line(cli, &format!("Cannot chdir to '{}' : {e}", dir.display()));
+            return Action::Exit(1);
+        }
+    }
+    if cli.files.is_empty() {
+        if !cli.quiet {
+            eprintln!("{}\n{USAGE}", version_text(1));
+        }
+        return Action::Exit(1);
+    }
+    if cli.check {
+        return Action::Exit(check_mode(cli));
+    }
+    if let Some(msg) = refused_flag(cli) {
+        alert_line(cli, &msg);
+        return Action::Exit(1);
+    }
+    match ringlb_config::load(&cli.files, &|k| std::env::var(k).ok()) {
+        Ok(l) => {
+            print_diags(cli, &l.warnings);
+            if cli.zero_warning && l.warnings.iter().any(|w| w.level == Level::Warning) {
+                alert_line(
+                    cli,
+                    "config : Warnings were found and -dW (zero-warning mode) is set.",
+                );
+                return Action::Exit(1);
+            }
+            Action::Run(l.config)
+        }
+        Err(d) => {
+            print_diags(cli, &d.items);
+            alert_line(cli, "config : Fatal errors found in configuration.");
+            Action::Exit(1)
+        }
+    }
+}
+
+/// Flags parsed now whose behaviour later issues implement.
+fn refused_flag(cli: &Cli) -> Option<String> {
+    let what = if cli.master_worker {
+        "-W (master-worker mode)"
+    } else if !cli.soft_finish.is_empty() {
+        "-sf (soft-finish old processes)"
+    } else if !cli.terminate.is_empty() {
+        "-st (terminate old processes)"
+    } else if cli.expose_socket.is_some() {
+        "-x (fetch listeners from an old process)"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "{what} is not supported by ringlb yet (issue #10: runtime socket, master-worker, reload)."
+    ))
+}
+
+fn version_text(level: u8) -> String {
+    let mut s = format!(
+        "ringlb version {} - HAProxy 2.6 compatible configuration",
+        env!("CARGO_PKG_VERSION")
+    );
+    if level > 1 {
+        s.push_str(&format!(
+            "\nCompatible HAProxy version: {}\nFeature list : {}",
+            ringlb_config::cond::COMPAT_VERSION,
+            ringlb_config::cond::FEATURES
+                .iter()
+                .map(|f| format!("+{f}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        ));
+    }
+    s
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+/// One diagnostic line in HAProxy's shape: `[ALERT]    (pid) : config : parsing [f:l] : ...`.
+pub fn format_diag(d: &Diagnostic) -> String {
+    format!("{} ({}) : {d}", d.level.tag(), pid())
+}
+
+fn alert_line(cli: &Cli, msg: &str) {
+    if !cli.quiet {
+        eprintln!("{} ({}) : {msg}", Level::Alert.tag(), pid());
+    }
+}
+
+fn print_diags(cli: &Cli, diags: &[Diagnostic]) {
+    if cli.quiet {
+        return;
+    }
+    for d in diags {
+        if d.level == Level::Diag && !cli.diag {
+            continue;
+        }
+        eprintln!("{}", format_diag(d));
+    }
+}
+
+/// `-c`: loads the configuration and reports as `haproxy -c` does. Returns the exit code:
+/// 0 valid, 1 errors (or warnings with `-dW`), 2 valid but no listener.
+pub fn check_mode(cli: &Cli) -> i32 {
+    let loaded = match ringlb_config::load(&cli.files, &|k| std::env::var(k).ok()) {
+        Ok(l) => l,
+        Err(d) => {
+            print_diags(cli, &d.items);
+            let mut files: Vec<&str> = d
+                .alerts()
+                .map(|a| &*a.file)
+                .filter(|f| !f.is_empty())
+                .collect();
+            files.dedup();
+            for f in files {
+                alert_line(
+                    cli,
+                    &format!("config : Error(s) found in configuration file : {f}"),
+                );
+            }
+            alert_line(cli, "config : Fatal errors found in configuration.");
+            return 1;
+        }
+    };
+    print_diags(cli, &loaded.warnings);
+    let warned = loaded.warnings.iter().any(|w| w.level == Level::Warning);
+    if warned && !cli.quiet {
+        eprintln!("Warnings were found.");
+    }
+    if warned && cli.zero_warning {
+        alert_line(
+            cli,
+            "config : Warnings were found and -dW (zero-warning mode) is set.",
+        );
+        return 1;
+    }
+    if !loaded.config.has_listener() {
+        if !cli.quiet {
+            println!(
+                "Configuration file has no error but will not start (no listener) => exit(2)."
+            );
+        }
+        return 2;
+    }
+    if !cli.quiet {
+        println!("Configuration file is valid");
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Cli, String> {
+        parse(
+            std::iter::once("ringlb")
+                .chain(args.iter().copied())
+                .map(OsString::from),
+        )
+    }
+
+    #[test]
+    fn haproxy_flags() {
+        let c = p(&[
+            "-f",
+            "a.cfg",
+            "-f",
+            "dir",
+            "-c",
+            "-q",
+            "-D",
+            "-p",
+            "/run/x.pid",
+            "-d",
+        ])
+        .unwrap();
+        assert_eq!(c.files, [PathBuf::from("a.cfg"), PathBuf::from("dir")]);
+        assert!(c.check && c.quiet && c.daemon && c.debug);
+        assert_eq!(c.pidfile, Some(PathBuf::from("/run/x.pid")));
+        let c = p(&[
+            "-W", "-sf", "12", "34", "-st", "5", "-x", "/s.sock", "-f", "x",
+        ])
+        .unwrap();
+        assert!(c.master_worker);
+        assert_eq!(
+            (c.soft_finish.as_slice(), c.terminate.as_slice()),
+            (&[12u32, 34][..], &[5u32][..])
+        );
+        assert_eq!(c.expose_socket, Some(PathBuf::from("/s.sock")));
+        assert_eq!(c.files, [PathBuf::from("x")]);
+        let c = p(&["-f", "a", "--", "b", "c"]).unwrap();
+        assert_eq!(c.files.len(), 3);
+        assert_eq!(p(&["-vv"]).unwrap().version, 2);
+        assert_eq!(p(&["-v"]).unwrap().version, 1);
+    }
+
+    #[test]
+    fn errors() {
+        assert!(p(&["-f"]).unwrap_err().contains("requires an argument"));
+        assert!(p(&["-z"]).unwrap_err().contains("unknown option '-z'"));
+        assert!(p(&["-sf", "abc"]).is_err());
+    }
+
+    #[test]
+    fn refused_flags_say_why() {
+        let c = p(&["-W", "-f", "x"]).unwrap();
+        assert!(refused_flag(&c).unwrap().contains("-W"));
+        let c = p(&["-sf", "1", "-f", "x"]).unwrap();
+        assert!(refused_flag(&c).unwrap().contains("-sf"));
+        assert!(refused_flag(&p(&["-D", "-f", "x"]).unwrap()).is_none());
+    }
+
+    #[test]
+    fn check_mode_exit_codes() {
+        let dir = std::env::temp_dir().join(format!("ringlb-cli-test-{}", pid()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let good = dir.join("good.cfg");
+        std::fs::write(&good, "defaults\n mode http\n timeout client 1s\n timeout server 1s\n timeout connect 1s\nlisten l\n bind 127.0.0.1:1\n server s 127.0.0.1:2\n").unwrap();
+        let bad = dir.join("bad.cfg");
+        std::fs::write(&bad, "global\n nbthred 2\n").unwrap();
+        let none = dir.join("none.cfg");
+        std::fs::write(&none, "global\n daemon\n").unwrap();
+        let run = |f: &PathBuf| {
+            check_mode(&Cli {
+                files: vec![f.clone()],
+                check: true,
+                quiet: true,
+                ..Cli::default()
+            })
+        };
+        assert_eq!(run(&good), 0);
+        assert_eq!(run(&bad), 1);
+        assert_eq!(run(&none), 2);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
