@@ -55,7 +55,8 @@ pub struct Config {
 pub struct KeywordUse {
     pub loc: Loc,
     /// Registry name, e.g. `"timeout connect"`, `"option forwardfor"`, `"bind"`,
-    /// `"server/check"` (server and bind options are prefixed by their line keyword).
+    /// `"server check"`, `"bind ssl"`, `"http-request deny"`, `"balance leastconn"` (options and
+    /// actions are prefixed by their line keyword).
     pub keyword: String,
     pub status: Status,
 }

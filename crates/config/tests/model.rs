@@ -1,0 +1,252 @@
+//! What the typed model holds after loading: defaults inheritance, `listen` split, typed
+//! options, servers, rules, keyword statuses and the errors of the registry policy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::Duration;
+
+use ringlb_config::model::{
+    AclRef, Balance, HttpAction, HttpConnMode, HttpReuse, Mode, RedirectKind,
+};
+use ringlb_config::{parse_str, Level, Status};
+
+const T: &str =
+    "defaults\n mode http\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n";
+
+fn ok(text: &str) -> ringlb_config::Loaded {
+    parse_str("t.cfg", text).unwrap_or_else(|d| panic!("must load:\n{d}"))
+}
+
+fn err(text: &str) -> String {
+    match parse_str("t.cfg", text) {
+        Ok(_) => panic!("must fail:\n{text}"),
+        Err(d) => d.to_string(),
+    }
+}
+
+#[test]
+fn defaults_are_inherited_and_named_defaults_chain() {
+    let l = ok("defaults base\n mode http\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n retries 5\n\
+                defaults web from base\n option forwardfor except 127.0.0.0/8\n http-reuse always\n\
+                defaults\n mode tcp\n timeout client 1s\n timeout connect 1s\n timeout server 1s\n\
+                frontend fe from web\n bind 127.0.0.1:8080\n default_backend be\n\
+                backend be from web\n timeout server 1m\n server s 127.0.0.1:9000\n\
+                listen tcp\n bind 127.0.0.1:8081\n server s 127.0.0.1:9001\n");
+    let c = &l.config;
+    let fe = &c.frontends[0];
+    assert_eq!(fe.mode, Mode::Http);
+    assert_eq!(fe.timeouts.client, Some(Duration::from_secs(30)));
+    let ff = fe.options.forwardfor.as_ref().unwrap();
+    assert_eq!(ff.except.unwrap().prefix, 8);
+    assert_eq!(ff.header, "X-Forwarded-For");
+    let be = &c.backends[0];
+    assert_eq!((be.retries, be.http_reuse), (5, HttpReuse::Always));
+    assert_eq!(be.timeouts.server, Some(Duration::from_secs(60)));
+    assert_eq!(be.timeouts.connect, Some(Duration::from_secs(5)));
+    let tcp_fe = c.frontends.iter().find(|f| f.name == "tcp").unwrap();
+    let tcp_be = c.backends.iter().find(|b| b.name == "tcp").unwrap();
+    assert!(tcp_fe.from_listen && tcp_be.from_listen);
+    assert_eq!(
+        tcp_fe.mode,
+        Mode::Tcp,
+        "anonymous defaults after the named ones apply to later proxies"
+    );
+    assert_eq!(
+        tcp_fe.default_backend.as_deref(),
+        Some("tcp"),
+        "a listen's frontend uses itself"
+    );
+    assert_eq!(tcp_be.retries, 3, "HAProxy default");
+    assert_eq!(tcp_be.http_reuse, HttpReuse::Safe, "HAProxy default");
+    assert_eq!(c.defaults.len(), 3);
+}
+
+#[test]
+fn binds_servers_and_balance_are_typed() {
+    let l = ok(&format!("{T}frontend fe\n bind *:8080,[::]:8081 name web\n bind 127.0.0.1:9000-9001\n default_backend be\n\
+        backend be\n balance roundrobin\n default-server maxconn 50 weight 2\n option http-server-close\n\
+        server a 127.0.0.1:9001 weight 3 backup\n server b 10.0.0.2:80 disabled maxconn 7\n server c db.local\n"));
+    let fe = &l.config.frontends[0];
+    assert_eq!(fe.binds[0].addrs.len(), 2);
+    assert_eq!(fe.binds[0].name.as_deref(), Some("web"));
+    assert_eq!(fe.binds[1].addrs.len(), 2);
+    let be = &l.config.backends[0];
+    assert_eq!(be.balance, Balance::Roundrobin);
+    assert_eq!(be.options.http_conn_mode, HttpConnMode::ServerClose);
+    let (a, b, c) = (&be.servers[0], &be.servers[1], &be.servers[2]);
+    assert_eq!(
+        (a.params.weight, a.params.maxconn, a.params.backup),
+        (Some(3), Some(50), true)
+    );
+    assert_eq!(
+        (
+            b.params.maxconn,
+            b.params.disabled,
+            b.params.weight_or_default()
+        ),
+        (Some(7), true, 2)
+    );
+    assert_eq!(b.addr.unwrap().to_string(), "10.0.0.2:80");
+    assert_eq!((c.host.as_str(), c.addr, c.port), ("db.local", None, None));
+    assert_eq!(a.loc.line, 14);
+}
+
+#[test]
+fn rules_and_conditions_are_typed() {
+    let l = ok(&format!("{T}frontend fe\n bind :8080\n acl api path_beg /api/ /v2/\n acl office src 10.0.0.0/8\n\
+        http-request redirect scheme https code 301 unless {{ ssl_fc }}\n\
+        http-request deny deny_status 429 if api !office || {{ sc_http_req_rate(0) gt 10 }}\n\
+        stick-table type ip size 1k expire 10s store http_req_rate(10s)\n http-request track-sc0 src\n\
+        use_backend be if api\n default_backend be\nbackend be\n server s 127.0.0.1:1\n"));
+    let fe = &l.config.frontends[0];
+    assert_eq!(fe.acls[0].patterns, ["/api/", "/v2/"]);
+    let r = &fe.http_request[0];
+    match &r.action {
+        HttpAction::Redirect(rd) => assert_eq!(
+            (rd.kind, rd.code, rd.to.as_str()),
+            (RedirectKind::Scheme, 301, "https")
+        ),
+        a => panic!("{a:?}"),
+    }
+    assert!(r.cond.as_ref().unwrap().unless);
+    let c = fe.http_request[1].cond.as_ref().unwrap();
+    assert_eq!(c.terms.len(), 2);
+    assert_eq!(c.terms[0].len(), 2);
+    assert!(c.terms[0][1].negate);
+    assert!(
+        matches!(&c.terms[1][0].acl, AclRef::Anonymous(a) if a.operator.as_deref() == Some("gt"))
+    );
+    assert!(matches!(
+        &fe.http_request[1].action,
+        HttpAction::Deny { status: Some(429) }
+    ));
+    assert!(matches!(
+        &fe.http_request[2].action,
+        HttpAction::TrackSc {
+            slot: 0,
+            table: None,
+            ..
+        }
+    ));
+    assert_eq!(fe.use_backends[0].backend, "be");
+    assert!(fe.stick_table.is_some());
+}
+
+#[test]
+fn keyword_uses_carry_statuses() {
+    let l = ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n balance leastconn\n server s 127.0.0.1:1 check\n"));
+    let st = |k: &str| {
+        l.config
+            .keyword_uses
+            .iter()
+            .find(|u| u.keyword == k)
+            .map(|u| u.status.clone())
+    };
+    assert_eq!(st("bind"), Some(Status::Supported));
+    assert_eq!(st("timeout connect"), Some(Status::Supported));
+    assert_eq!(st("server check"), Some(Status::Parsed { issue: 5 }));
+    assert_eq!(st("server weight"), None, "no option written");
+    assert_eq!(st("condition (if/unless)"), None);
+    assert_eq!(st("balance leastconn"), Some(Status::Parsed { issue: 5 }));
+}
+
+#[test]
+fn registry_policy_errors() {
+    let e = err(&format!("{T}listen l\n bind :80\n compression algo gzip\n"));
+    assert!(
+        e.contains("HAProxy keyword 'compression' is not supported by ringlb yet"),
+        "{e}"
+    );
+    assert!(e.contains("parsing [t.cfg:8]"), "{e}");
+    let e = err(&format!("{T}listen l\n bind :80\n balanse roundrobin\n"));
+    assert!(
+        e.contains("unknown keyword 'balanse' in 'listen' section; did you mean 'balance' maybe ?"),
+        "{e}"
+    );
+    let e = err("global\n lua-load /x.lua\n");
+    assert!(
+        e.contains("HAProxy keyword 'lua-load' is not supported by ringlb yet"),
+        "{e}"
+    );
+    let e = err(&format!("{T}listen l\n bind :80 ssl crt x.pem npn h2\n"));
+    assert!(
+        e.contains("not supported by ringlb yet") || e.contains("unable to load"),
+        "{e}"
+    );
+    let e = err("log-forward x\n");
+    assert!(e.contains("not supported by ringlb yet"), "{e}");
+}
+
+#[test]
+fn accepted_keywords_warn_why() {
+    let l = ok(&format!("global\n ssl-engine rdrand\n ssl-mode-async\n{T}listen l\n bind :80\n server s 127.0.0.1:1\n"));
+    let w: Vec<_> = l
+        .warnings
+        .iter()
+        .filter(|w| w.level == Level::Warning)
+        .collect();
+    assert_eq!(w.len(), 2);
+    assert!(w
+        .iter()
+        .all(|w| w.message.contains("rustls has no OpenSSL")));
+    assert_eq!(l.config.global.ssl_engines, ["rdrand"]);
+}
+
+#[test]
+fn guide_decisions() {
+    let l = ok(&format!("{T}backend b\n option httpchk\n http-check expect body \"status\":\"ok\"\n http-check expect body '\"status\":\"ok\"'\n server s 127.0.0.1:1 check\nlisten l\n bind :80\n server s 127.0.0.1:1\n"));
+    let b = &l.config.backends[0];
+    let pats: Vec<String> = b
+        .http_check
+        .iter()
+        .filter_map(|s| match s {
+            ringlb_config::model::HttpCheckStep::Expect(e) => Some(e.pattern.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        pats,
+        ["status:ok", "\"status\":\"ok\""],
+        "HAProxy's quoting is kept"
+    );
+    assert!(l
+        .warnings
+        .iter()
+        .any(|w| w.message.contains("write it in single quotes")));
+    let e = err(&format!(
+        "{T}frontend f\n bind :80\n stick-table type ip size 1k\n stick-table type ip size 1k\n"
+    ));
+    assert!(
+        e.contains("only one stick-table per proxy") && e.contains("t.cfg:8"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{T}frontend f\n bind :80\n http-request track-sc1 src,path\n"
+    ));
+    assert!(
+        e.contains("'path' is a sample fetch, not a converter") && e.contains("concat"),
+        "{e}"
+    );
+}
+
+#[test]
+fn env_and_conditions_via_load() {
+    let dir = std::env::temp_dir().join(format!("ringlb-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("b.cfg"), "backend be\n server s \"${BE_ADDR}\"\n").unwrap();
+    std::fs::write(
+        dir.join("a.cfg"),
+        format!("{T}.if defined(BE_ADDR)\nfrontend fe\n bind :8080\n default_backend be\n.endif\n"),
+    )
+    .unwrap();
+    std::fs::write(dir.join("ignored.txt"), "garbage\n").unwrap();
+    let env = |k: &str| (k == "BE_ADDR").then(|| "127.0.0.1:9999".to_string());
+    let l = ringlb_config::load(std::slice::from_ref(&dir), &env).unwrap();
+    assert_eq!(l.config.files.len(), 2, "only *.cfg, in lexical order");
+    assert!(l.config.files[0].ends_with("a.cfg"));
+    assert_eq!(l.config.backends[0].servers[0].port, Some(9999));
+    assert_eq!(l.config.frontends.len(), 1);
+    let l = ringlb_config::load(&[dir.join("a.cfg"), dir.join("b.cfg")], &|_| None);
+    let d = l.expect_err("empty address without BE_ADDR");
+    assert!(d.to_string().contains("b.cfg:2"), "{d}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
