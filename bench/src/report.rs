@@ -350,3 +350,197 @@ pub fn relative(from: &Path, to: &Path) -> String {
         parts.join("/")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixtures() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/results")
+    }
+
+    fn load(name: &str) -> ScenarioResult {
+        let text = fs::read_to_string(fixtures().join(name)).unwrap();
+        serde_json::from_str(&text).unwrap()
+    }
+
+    /// Tags open and close in order; attribute values have no raw `<` or `&`.
+    fn assert_xmlish(svg: &str) {
+        assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
+        let mut stack: Vec<String> = Vec::new();
+        let mut rest = svg;
+        while let Some(i) = rest.find('<') {
+            let after = &rest[i + 1..];
+            let j = after.find('>').expect("unclosed tag");
+            let tag = &after[..j];
+            assert!(!tag.contains('<'), "raw < inside {tag}");
+            if let Some(name) = tag.strip_prefix('/') {
+                assert_eq!(stack.pop().as_deref(), Some(name), "mismatched </{name}>");
+            } else if !tag.ends_with('/') {
+                stack.push(tag.split_whitespace().next().unwrap().to_string());
+            }
+            let text = &after[j + 1..];
+            let next = text.find('<').unwrap_or(text.len());
+            for (k, _) in text[..next].match_indices('&') {
+                let ent = &text[k..next];
+                assert!(
+                    ["&amp;", "&lt;", "&gt;", "&quot;"]
+                        .iter()
+                        .any(|e| ent.starts_with(e)),
+                    "raw & in text: {ent}"
+                );
+            }
+            rest = text;
+        }
+        assert!(stack.is_empty(), "unclosed: {stack:?}");
+    }
+
+    #[test]
+    fn relay_table_has_the_recorded_ratios() {
+        let r = load("2026-11-23T2134Z-relay.json");
+        let t = table(&r);
+        assert!(
+            t.starts_with("| variant | metric | haproxy | relay-epoll | relay-epoll vs haproxy |"),
+            "{t}"
+        );
+        // 39334.66 / 36244.62 = 1.10; CPU 22.96 µs / 16.53 µs = 1.39 (haproxy/candidate).
+        assert!(
+            t.contains("| relay-c64 | throughput (req/s) | 36245 | 39335 | 1.10× [1.10–1.10] |"),
+            "{t}"
+        );
+        assert!(
+            t.contains(
+                "| relay-c64 | proxy CPU per request (µs) | 22.96 | 16.53 | 1.38× [1.38–1.38] |"
+            ),
+            "{t}"
+        );
+        // Only pair 0 is complete (HAProxy's pairs 1 and 2 were rejected three times), so the
+        // ratio is pair 0's, not the ratio of the medians (16488 / 2112 = 7.81).
+        assert!(
+            t.contains("| relay-c64 | peak RSS (KiB) | 16488 | 2112 | 7.85× [7.85–7.85] |"),
+            "{t}"
+        );
+        // One row per headline metric plus two header lines.
+        assert_eq!(t.lines().count(), 2 + r.variants[0].headline.len());
+    }
+
+    #[test]
+    fn not_yet_is_shown_instead_of_numbers() {
+        let r = load("2026-11-23T2138Z-2.json");
+        let md = markdown(&r, "stem");
+        assert!(
+            md.contains("| 2-return | throughput (req/s) | 107255 | not yet |  |"),
+            "{md}"
+        );
+        assert!(md.contains("- 2-return: ringlb: not yet ("), "{md}");
+        assert!(md.contains("![cpu](stem-cpu.svg)"));
+    }
+
+    #[test]
+    fn rejected_rounds_are_listed() {
+        let md = markdown(&load("2026-11-23T2134Z-relay.json"), "s");
+        assert!(
+            md.contains("- relay-c64: 10 round(s) rejected and retried"),
+            "{md}"
+        );
+        assert!(md.contains("other processes used"));
+    }
+
+    #[test]
+    fn charts_have_one_bar_per_subject_and_variant() {
+        let r = load("2026-11-23T2134Z-relay.json");
+        let c = charts(&r);
+        assert_eq!(
+            c.iter().map(|x| x.0).collect::<Vec<_>>(),
+            ["throughput", "latency", "cpu"]
+        );
+        for (_, svg) in &c {
+            assert_xmlish(svg);
+        }
+        assert_eq!(c[0].1.matches("class=\"bar\"").count(), 2);
+        assert!(
+            c[0].1
+                .contains("<title>relay-epoll relay-c64: 39.3k</title>"),
+            "{}",
+            c[0].1
+        );
+        assert_eq!(c[1].1.matches("class=\"curve\"").count(), 2);
+        assert_eq!(c[2].1.matches("class=\"bar\"").count(), 2);
+        // HAProxy alone (ringlb not yet): one bar.
+        let one = charts(&load("2026-11-23T2138Z-2.json"));
+        assert_eq!(one[0].1.matches("class=\"bar\"").count(), 1);
+        assert_xmlish(&one[1].1);
+    }
+
+    #[test]
+    fn performance_doc_uses_the_latest_result_of_each_scenario() {
+        let all = latest(&fixtures()).unwrap();
+        let ids: Vec<&str> = all.iter().map(|(_, r)| r.scenario.as_str()).collect();
+        assert_eq!(ids, ["1", "2", "relay"], "catalog order, one per scenario");
+        assert_eq!(
+            all[0].0, "2026-11-23T2139Z-1",
+            "the later of two scenario-1 runs"
+        );
+        let doc = performance_doc(&all, "../bench/results");
+        assert!(doc.contains("| CPU | 2 × AMD EPYC |"), "{doc}");
+        assert!(doc.contains("HAProxy version 2.6.12"));
+        assert!(doc.contains("![throughput](../bench/results/2026-11-23T2139Z-1-throughput.svg)"));
+        assert!(doc.contains(
+            "[2026-11-23T2134Z-relay.json](../bench/results/2026-11-23T2134Z-relay.json)"
+        ));
+        assert!(doc.contains("| relay-c64 0 B body, 64 conns | 36245 req/s | 39335 (relay-epoll) | 1.10× [1.10–1.10] |"), "{doc}");
+        assert!(
+            doc.contains("| 1-c64 0 B body, 64 conns | 37687 req/s | not yet | not yet |"),
+            "{doc}"
+        );
+        assert!(
+            !doc.contains("2026-11-23T2138Z-1-"),
+            "older run must not be shown"
+        );
+    }
+
+    #[test]
+    fn empty_results_say_how_to_get_some() {
+        assert!(performance_doc(&[], "x").contains("scripts/bench --quick"));
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative(Path::new("/r/docs"), Path::new("/r/bench/results")),
+            "../bench/results"
+        );
+        assert_eq!(
+            relative(Path::new("/r"), Path::new("/r/bench/results")),
+            "bench/results"
+        );
+        assert_eq!(relative(Path::new("/r/x"), Path::new("/r/x")), ".");
+    }
+
+    #[test]
+    fn write_then_read_back() {
+        let dir = crate::procs::TempDir::new("test-report").unwrap();
+        let r = load("2026-11-23T2134Z-relay.json");
+        write(&r, &dir.path).unwrap();
+        for suffix in [
+            ".json",
+            ".md",
+            "-throughput.svg",
+            "-latency.svg",
+            "-cpu.svg",
+        ] {
+            assert!(
+                dir.path
+                    .join(format!("2026-11-23T2134Z-relay{suffix}"))
+                    .is_file(),
+                "{suffix}"
+            );
+        }
+        let back = latest(&dir.path).unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(back[0].1, r);
+        let doc = dir.path.join("perf.md");
+        regenerate(&dir.path, &doc).unwrap();
+        assert!(fs::read_to_string(doc).unwrap().contains("relay-epoll"));
+    }
+}

@@ -276,9 +276,19 @@ fn start(
     let mut p = Proc::spawn(&s.name, cpus_for(v), &cmd, &log)?;
     if let Err(e) = procs::wait_port(&mut p, port, Duration::from_secs(5)) {
         let out = fs::read_to_string(&log).unwrap_or_default();
-        return Err(format!("{e}; log: {}", out.trim()));
+        return Err(format!("{e}; log: {}", first_alert(&out)));
     }
     Ok(p)
+}
+
+/// The first `[ALERT]` line of a proxy's log (else its first line), at most 300 characters.
+fn first_alert(log: &str) -> String {
+    let line = log
+        .lines()
+        .find(|l| l.contains("ALERT"))
+        .or_else(|| log.lines().next())
+        .unwrap_or("");
+    line.trim().chars().take(300).collect()
 }
 
 fn url(v: &Variant, port: u16) -> String {

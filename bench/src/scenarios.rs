@@ -3,9 +3,9 @@
 use std::fmt::Write as _;
 
 /// Global `maxconn` of every generated config. HAProxy 2.6 needs 2 × maxconn + 17 descriptors
-/// and refuses to start above the machine's hard open-files limit (20000), so 9990 is the most
-/// it accepts here; scenario 8 holds `IDLE_CONNS` connections under it.
-pub const MAXCONN: u32 = 9990;
+/// (ringlb currently 2 × maxconn + 65) and both refuse to start above the machine's hard
+/// open-files limit (20000); scenario 8 holds `IDLE_CONNS` connections under it.
+pub const MAXCONN: u32 = 9960;
 /// Idle keep-alive connections held in scenario 8 (the "10,000", within `MAXCONN` minus
 /// the 64 load connections and headroom).
 pub const IDLE_CONNS: u32 = 9800;
@@ -493,7 +493,7 @@ mod tests {
         let v = &scenario("1").unwrap().variants[0];
         let c = proxy_config(v, &inputs());
         assert!(c.contains("nbthread 1\n    cpu-map 1/1 0\n"));
-        assert!(c.contains("maxconn 9990"));
+        assert!(c.contains("maxconn 9960"));
         assert!(c.contains("bind 127.0.0.1:8001\n"));
         assert!(c.contains("server origin 127.0.0.1:9001"));
         assert!(!c.contains("log "), "logging must be off");

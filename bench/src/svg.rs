@@ -69,11 +69,18 @@ fn fmt_num(v: f64) -> String {
     if v >= 1e6 {
         format!("{:.1}M", v / 1e6)
     } else if v >= 1e4 {
-        format!("{:.0}k", v / 1e3)
+        let k = v / 1e3;
+        if (k - k.round()).abs() < 0.05 {
+            format!("{k:.0}k")
+        } else {
+            format!("{k:.1}k")
+        }
     } else if v >= 100.0 {
         format!("{v:.0}")
     } else if v >= 1.0 {
         format!("{v:.1}")
+    } else if v == 0.0 {
+        "0".into()
     } else {
         format!("{v:.3}")
     }
