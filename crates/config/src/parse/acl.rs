@@ -347,6 +347,14 @@ fn parse_sample_with(s: &str, fetch_ok: fn(&str) -> bool) -> Result<SampleExpr, 
         if !is_converter(&name) {
             return Err(converter_error(&name, s));
         }
+        if name == "map" || name.starts_with("map_") {
+            let file = args.first().map(String::as_str).unwrap_or("");
+            if std::fs::metadata(file).is_err() {
+                return Err(format!(
+                    "invalid args in converter '{name}' : failed to open pattern file <{file}>."
+                ));
+            }
+        }
         converters.push(Converter { name, args });
     }
     Ok(SampleExpr {
@@ -398,7 +406,9 @@ pub fn parse_acl_body(
             "-n" => flags.no_dns = true,
             "-M" => flags.map = true,
             "-f" => {
-                flags.files.push(val.ok_or("'-f' expects a file")?.into());
+                let f = val.ok_or("'-f' expects a file")?;
+                std::fs::metadata(&f).map_err(|_| format!("error detected while parsing ACL '{name}' : failed to open pattern file <{f}>."))?;
+                flags.files.push(f.into());
                 i += 1;
             }
             "-m" => {
@@ -577,7 +587,7 @@ mod tests {
         assert_eq!(s.args, ["0", "per_ip_rate"]);
         let s = parse_sample("ssl_c_serial,hex").unwrap();
         assert_eq!(s.converters[0].name, "hex");
-        let s = parse_sample("req.hdr(host),lower,map_str(/tmp/x)").unwrap();
+        let s = parse_sample("req.hdr(host),lower,map_str(Cargo.toml)").unwrap();
         assert_eq!(s.converters.len(), 2);
         assert!(parse_sample("uuid()").unwrap().args.is_empty());
         let e = parse_sample("src,path").unwrap_err();
@@ -588,6 +598,7 @@ mod tests {
             .unwrap_err()
             .contains("did you mean 'lower'"));
         assert!(parse_sample("hdr(host").is_err());
+        assert!(parse_sample("src,map(/nonexistent/ringlb.map)").unwrap_err().contains("failed to open pattern file"));
     }
 
     #[test]

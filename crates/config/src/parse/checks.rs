@@ -31,6 +31,9 @@ pub fn option_httpchk(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             )
         }
     };
+    if version.contains("\r\n") || version.contains(' ') {
+        k.cx.warn(&l.loc, "option httpchk", "hiding headers or body at the end of the version string is deprecated. Please, consider to use 'http-check send' directive instead.");
+    }
     let (version, extra) = match version.split_once("\r\n") {
         Some((v, rest)) => (v, Some(rest.to_string())),
         None => (version, None),

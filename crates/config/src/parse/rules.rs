@@ -236,6 +236,10 @@ pub fn use_backend(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     }
     let cond = parse_condition(k, p, l, 2)?;
     let backend = l.arg(1).to_string();
+    if backend.contains("%[") {
+        check_logformat(&backend)
+            .map_err(|e| format!("failed to parse use_backend rule '{backend}' : {e}"))?;
+    }
     p.use_backends.push(UseBackend {
         loc: l.loc.clone(),
         dynamic: backend.contains("%["),
@@ -416,7 +420,7 @@ fn check_var(v: &str) -> R {
 }
 
 /// Light log-format check: every `%[` has its `]`.
-fn check_logformat(fmt: &str) -> R {
+pub(crate) fn check_logformat(fmt: &str) -> R {
     let mut rest = fmt;
     while let Some(i) = rest.find("%[") {
         let after = rest.get(i + 2..).unwrap_or("");
