@@ -33,15 +33,40 @@ pub enum BodyError {
 }
 
 /// Forwards the body that starts with `first` (bytes already received after the head) from
-/// `from` to `to`. Returns the bytes received past the end of the body (the next message), if any.
+/// `from` to `to`. `head`, when given, is a rewritten head to send before the body: it goes out
+/// in the same write as the first body bytes (one segment, no copy) and is given back cleared.
+/// Returns the bytes received past the end of the body (the next message), if any.
 pub async fn forward_body(
     from: &TcpStream,
     to: &TcpStream,
     framing: BodyFraming,
     first: Option<RecvBuf>,
     limits: BodyLimits,
+    head: &mut Option<Vec<u8>>,
 ) -> Result<Option<RecvBuf>, BodyError> {
     let first = first.filter(|b| !b.is_empty());
+    let head_pending = head.as_ref().is_some_and(|h| !h.is_empty());
+    let mut sender = Sender {
+        to,
+        head,
+        head_pending,
+        timeout: limits.send_timeout,
+    };
+    let result = forward(from, &mut sender, framing, first, limits).await;
+    if result.is_ok() {
+        // A head with no body bytes at all (no body, or an empty first read) still goes out.
+        sender.flush_head().await?;
+    }
+    result
+}
+
+async fn forward(
+    from: &TcpStream,
+    to: &mut Sender<'_, '_>,
+    framing: BodyFraming,
+    first: Option<RecvBuf>,
+    limits: BodyLimits,
+) -> Result<Option<RecvBuf>, BodyError> {
     match framing {
         BodyFraming::None => Ok(first),
         BodyFraming::ContentLength(len) => {
@@ -60,7 +85,7 @@ pub async fn forward_body(
                 } else {
                     None
                 };
-                send(to, buf, limits.send_timeout).await?;
+                to.send(buf).await?;
                 if extra.is_some() {
                     return Ok(extra);
                 }
@@ -84,7 +109,7 @@ pub async fn forward_body(
                 } else {
                     None
                 };
-                send(to, buf, limits.send_timeout).await?;
+                to.send(buf).await?;
                 if feed.done {
                     return Ok(extra);
                 }
@@ -100,7 +125,7 @@ pub async fn forward_body(
                         None => return Ok(None),
                     },
                 };
-                send(to, buf, limits.send_timeout).await?;
+                to.send(buf).await?;
             }
         }
     }
@@ -114,13 +139,64 @@ async fn recv(from: &TcpStream, timeout: Option<Duration>) -> Result<Option<Recv
     }
 }
 
-async fn send(to: &TcpStream, buf: RecvBuf, timeout: Option<Duration>) -> Result<(), BodyError> {
-    if buf.is_empty() {
-        return Ok(());
+/// The sending side of a transfer, holding the head still to send with the first bytes.
+struct Sender<'a, 'h> {
+    to: &'a TcpStream,
+    /// The head buffer; given back (cleared) once sent.
+    head: &'h mut Option<Vec<u8>>,
+    /// The head still has to be sent.
+    head_pending: bool,
+    timeout: Option<Duration>,
+}
+
+impl Sender<'_, '_> {
+    async fn send(&mut self, buf: RecvBuf) -> Result<(), BodyError> {
+        if buf.is_empty() {
+            return Ok(());
+        }
+        let head = if self.head_pending {
+            self.head.take()
+        } else {
+            None
+        };
+        let Some(head) = head else {
+            return match within(self.timeout, self.to.send_all(SendBuf::Recv(buf))).await {
+                Err(_) => Err(BodyError::SendTimeout),
+                Ok((Ok(()), _)) => Ok(()),
+                Ok((Err(_), _)) => Err(BodyError::SendError),
+            };
+        };
+        let sent = within(
+            self.timeout,
+            self.to
+                .send_pair(SendBuf::from_vec(head), SendBuf::Recv(buf)),
+        )
+        .await;
+        match sent {
+            Err(_) => Err(BodyError::SendTimeout),
+            Ok((r, h, _)) => {
+                self.head_pending = false;
+                *self.head = h.into_vec();
+                r.map_err(|_| BodyError::SendError)
+            }
+        }
     }
-    match within(timeout, to.send_all(SendBuf::Recv(buf))).await {
-        Err(_) => Err(BodyError::SendTimeout),
-        Ok((Ok(()), _)) => Ok(()),
-        Ok((Err(_), _)) => Err(BodyError::SendError),
+
+    /// Sends the head if no body bytes carried it yet (it stays `Some`, cleared, for reuse).
+    async fn flush_head(&mut self) -> Result<(), BodyError> {
+        if !self.head_pending {
+            return Ok(());
+        }
+        let Some(head) = self.head.take() else {
+            return Ok(());
+        };
+        self.head_pending = false;
+        match within(self.timeout, self.to.send_all(SendBuf::from_vec(head))).await {
+            Err(_) => Err(BodyError::SendTimeout),
+            Ok((r, h)) => {
+                *self.head = h.into_vec();
+                r.map_err(|_| BodyError::SendError)
+            }
+        }
     }
 }

@@ -350,7 +350,7 @@ impl Session<'_> {
         };
         let pending = &mut self.pending;
         let body = async {
-            match forward_body(client, server, framing, body_start, body_limits).await {
+            match forward_body(client, server, framing, body_start, body_limits, &mut None).await {
                 Ok(next) => {
                     *pending = next;
                     Ok(())
@@ -398,19 +398,19 @@ impl Session<'_> {
         ringlb_http1::write_response_head(&self.resp, head.bytes(), &mut out, &edits);
         head.consume(self.resp.head_len());
         let client_timeout = self.fe.timeouts.client;
-        let (sent, buf) = within(client_timeout, self.client.send_all(SendBuf::from_vec(out)))
-            .await
-            .unwrap_or_else(|_| {
-                (
-                    Err(std::io::ErrorKind::TimedOut.into()),
-                    SendBuf::from_vec(Vec::new()),
-                )
-            });
-        self.out = buf.into_vec().unwrap_or_default();
-        if sent.is_err() {
-            return After::Close;
-        }
         if tunnel {
+            let (sent, buf) = within(client_timeout, self.client.send_all(SendBuf::from_vec(out)))
+                .await
+                .unwrap_or_else(|_| {
+                    (
+                        Err(std::io::ErrorKind::TimedOut.into()),
+                        SendBuf::from_vec(Vec::new()),
+                    )
+                });
+            self.out = buf.into_vec().unwrap_or_default();
+            if sent.is_err() {
+                return After::Close;
+            }
             let t = TunnelTimeouts {
                 idle: c
                     .be
@@ -441,7 +441,18 @@ impl Session<'_> {
             send_timeout: client_timeout,
             head: self.limits,
         };
-        let body = forward_body(&server, &self.client, framing, Some(head), limits).await;
+        // The head goes out with the first body bytes, in one write.
+        let mut head_out = Some(out);
+        let body = forward_body(
+            &server,
+            &self.client,
+            framing,
+            Some(head),
+            limits,
+            &mut head_out,
+        )
+        .await;
+        self.out = head_out.unwrap_or_default();
         match body {
             Ok(extra) => {
                 // Bytes after the response body: the server is confused; never reuse it.

@@ -21,6 +21,7 @@ pub(crate) enum Hold {
     None,
     Vec(Vec<u8>),
     Send(crate::SendBuf),
+    SendPair(Box<crate::net::PairSend>),
     Addr(Box<crate::net::AddrBuf>),
 }
 

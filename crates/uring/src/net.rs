@@ -162,6 +162,15 @@ pub fn bind_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
     Ok(fd)
 }
 
+/// Two buffers sent with one `sendmsg` (a rewritten head and the body bytes that came with
+/// it: one TCP segment instead of two, no copy). Boxed: the kernel reads `msg` and `iov`.
+pub(crate) struct PairSend {
+    first: SendBuf,
+    second: SendBuf,
+    iov: [libc::iovec; 2],
+    msg: libc::msghdr,
+}
+
 /// A listening socket served by one shard's ring.
 pub struct TcpListener {
     ring: Ring,
@@ -347,6 +356,77 @@ impl TcpStream {
             }
         }
         (Ok(()), buf)
+    }
+
+    /// Sends `first` then `second` as one stream write (`sendmsg` with two vectors), all of it.
+    pub async fn send_pair(
+        &self,
+        first: SendBuf,
+        second: SendBuf,
+    ) -> (io::Result<()>, SendBuf, SendBuf) {
+        let (mut first, mut second) = (first, second);
+        while !first.remaining().is_empty() {
+            if second.remaining().is_empty() {
+                let (r, f) = self.send_all(first).await;
+                return (r, f, second);
+            }
+            // SAFETY: msghdr is plain data; all-zero is valid before we fill it.
+            let msg: libc::msghdr = unsafe { MaybeUninit::zeroed().assume_init() };
+            let empty = libc::iovec {
+                iov_base: std::ptr::null_mut(),
+                iov_len: 0,
+            };
+            let mut pair = Box::new(PairSend {
+                first,
+                second,
+                iov: [empty, empty],
+                msg,
+            });
+            let (a, b) = (pair.first.remaining(), pair.second.remaining());
+            pair.iov = [
+                libc::iovec {
+                    iov_base: a.as_ptr() as *mut libc::c_void,
+                    iov_len: a.len(),
+                },
+                libc::iovec {
+                    iov_base: b.as_ptr() as *mut libc::c_void,
+                    iov_len: b.len(),
+                },
+            ];
+            pair.msg.msg_iov = pair.iov.as_mut_ptr();
+            pair.msg.msg_iovlen = 2;
+            let entry =
+                opcode::SendMsg::new(Fd(self.fd.as_raw_fd()), &pair.msg as *const libc::msghdr)
+                    .flags(libc::MSG_NOSIGNAL as u32)
+                    .build();
+            let c = Op::submit(&self.ring, entry, Hold::SendPair(pair)).await;
+            let Hold::SendPair(pair) = c.hold else {
+                let lost = || SendBuf::from_vec(Vec::new());
+                return (
+                    Err(io::Error::other("send lost its buffers")),
+                    lost(),
+                    lost(),
+                );
+            };
+            let PairSend {
+                first: f,
+                second: s,
+                ..
+            } = *pair;
+            (first, second) = (f, s);
+            if c.result < 0 {
+                return (Err(io::Error::from_raw_os_error(-c.result)), first, second);
+            }
+            if c.result == 0 {
+                return (Err(io::ErrorKind::WriteZero.into()), first, second);
+            }
+            let n = c.result as usize;
+            let in_first = n.min(first.remaining().len());
+            first.advance(in_first);
+            second.advance(n - in_first);
+        }
+        let (r, s) = self.send_all(second).await;
+        (r, first, s)
     }
 
     /// Half-closes the write side (FIN), keeping reads open.
