@@ -108,13 +108,22 @@ impl RequestHead {
     pub fn host(&self) -> Option<Span> {
         self.host
     }
-    /// `Expect: 100-continue` was sent.
+    /// `Expect: 100-continue` was sent in an HTTP/1.1 request (RFC 9110 §10.1.1: ignored in
+    /// HTTP/1.0).
     pub fn expect_continue(&self) -> bool {
         self.expect_continue
     }
     /// The Upgrade header's value, if present.
     pub fn upgrade(&self) -> Option<Span> {
         self.upgrade
+    }
+    /// Header fields named `name` (case-insensitive), in order.
+    pub fn headers_named<'a>(
+        &'a self,
+        buf: &'a [u8],
+        name: &'a [u8],
+    ) -> impl Iterator<Item = Header> + 'a {
+        crate::types::headers_named(&self.headers, buf, name)
     }
     /// The client asks to switch protocols: `Connection: upgrade` and an `Upgrade` header.
     pub fn is_upgrade(&self) -> bool {
@@ -212,7 +221,7 @@ fn derive(buf: &[u8], out: &mut RequestHead) -> Result<(), ErrorKind> {
     out.cl_and_te = facts.te_present && facts.content_length.is_some();
     out.connection = facts.connection;
     out.host = facts.host;
-    out.expect_continue = facts.expect_continue;
+    out.expect_continue = facts.expect_continue && out.version == Version::Http11;
     out.upgrade = facts.upgrade;
     if facts.connection.upgrade && facts.upgrade_websocket && !facts.websocket_key {
         // Observed from haproxy 2.6: `Connection: Upgrade` + `Upgrade: websocket` without

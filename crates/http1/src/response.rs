@@ -21,6 +21,7 @@ pub struct ResponseHead {
     pub(crate) connection: ConnectionTokens,
     pub(crate) upgrade: Option<Span>,
     pub(crate) cl_and_te: bool,
+    pub(crate) tunnel: bool,
 }
 
 impl ResponseHead {
@@ -86,10 +87,27 @@ impl ResponseHead {
     pub fn had_content_length_and_chunked(&self) -> bool {
         self.cl_and_te
     }
+    /// After this head both directions carry raw bytes: `101 Switching Protocols`, or a 2xx
+    /// answer to CONNECT.
+    pub fn is_tunnel(&self) -> bool {
+        self.tunnel
+    }
+    /// Header fields named `name` (case-insensitive), in order.
+    pub fn headers_named<'a>(
+        &'a self,
+        buf: &'a [u8],
+        name: &'a [u8],
+    ) -> impl Iterator<Item = Header> + 'a {
+        crate::types::headers_named(&self.headers, buf, name)
+    }
     /// The server connection may be reused after this response: HTTP/1.1 without `close` or
-    /// HTTP/1.0 with `keep-alive`, a length-delimited body, no CL+TE.
+    /// HTTP/1.0 with `keep-alive`, a length-delimited body, no CL+TE, not a tunnel.
     pub fn server_keep_alive(&self) -> bool {
-        if self.connection.close || self.cl_and_te || self.framing == BodyFraming::UntilClose {
+        if self.connection.close
+            || self.cl_and_te
+            || self.tunnel
+            || self.framing == BodyFraming::UntilClose
+        {
             return false;
         }
         match self.version {
@@ -161,6 +179,8 @@ pub fn parse_response(
     out.cl_and_te = out.framing == BodyFraming::Chunked && facts.content_length.is_some();
     out.connection = facts.connection;
     out.upgrade = facts.upgrade;
+    out.tunnel =
+        out.status == 101 || (method == Method::Connect && (200..300).contains(&out.status));
     Ok(Parsed::Complete { head_len: end })
 }
 

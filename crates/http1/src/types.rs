@@ -81,6 +81,18 @@ pub struct Header {
     pub value: Span,
 }
 
+/// Header fields of `headers` named `name`, compared case-insensitively.
+pub(crate) fn headers_named<'a>(
+    headers: &'a [Header],
+    buf: &'a [u8],
+    name: &'a [u8],
+) -> impl Iterator<Item = Header> + 'a {
+    headers
+        .iter()
+        .filter(move |h| h.name.get(buf).eq_ignore_ascii_case(name))
+        .copied()
+}
+
 /// HTTP version of a message. Only 1.0 and 1.1 are accepted on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Version {

@@ -564,6 +564,15 @@ fn connection_expect_upgrade() {
     assert!(h.expect_continue());
     let h = ok(&post("Expect: something-else"));
     assert!(!h.expect_continue());
+    let h = ok(b"POST / HTTP/1.0\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\n");
+    assert!(!h.expect_continue(), "Expect is ignored in HTTP/1.0");
+    let buf = b"GET / HTTP/1.1\r\nCookie: a=1\r\nX: y\r\ncookie: b=2\r\n\r\n";
+    let h = ok(buf);
+    let cookies: Vec<&[u8]> = h
+        .headers_named(buf, b"COOKIE")
+        .map(|f| f.value.get(buf))
+        .collect();
+    assert_eq!(cookies, [&b"a=1"[..], b"b=2"]);
 }
 
 #[test]

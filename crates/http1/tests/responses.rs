@@ -198,3 +198,30 @@ fn partial_and_too_large() {
     let e = parse_response(&big, &limits, Method::Get, &mut head).unwrap_err();
     assert_eq!((e.kind, e.status()), (ErrorKind::HeadTooLarge, 502));
 }
+
+#[test]
+fn tunnels_and_header_lookup() {
+    let buf = b"HTTP/1.1 200 Connection established\r\nX-A: 1\r\nx-a: 2\r\n\r\n";
+    let h = parse(buf, Method::Connect).unwrap();
+    assert!(h.is_tunnel() && !h.server_keep_alive());
+    let values: Vec<&[u8]> = h
+        .headers_named(buf, b"X-A")
+        .map(|f| f.value.get(buf))
+        .collect();
+    assert_eq!(values, [&b"1"[..], b"2"]);
+    let h = parse(buf, Method::Get).unwrap();
+    assert!(!h.is_tunnel());
+    assert_eq!(h.framing(), BodyFraming::UntilClose);
+    let h = parse(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n",
+        Method::Get,
+    )
+    .unwrap();
+    assert!(h.is_tunnel() && !h.server_keep_alive());
+    let h = parse(
+        b"HTTP/1.1 407 Auth\r\nContent-Length: 0\r\n\r\n",
+        Method::Connect,
+    )
+    .unwrap();
+    assert!(!h.is_tunnel() && h.server_keep_alive());
+}
