@@ -120,9 +120,8 @@ impl ResponseHead {
 /// Parse a response head to a request made with `method`.
 ///
 /// Framing (RFC 9112 §6.3): HEAD responses, 1xx, 204 and 304 have no body, nor has a 2xx to
-/// CONNECT (a tunnel follows); then chunked if the last transfer coding is chunked, a
-/// Transfer-Encoding without final chunked runs until close; then Content-Length; otherwise
-/// until close. Every error maps to 502.
+/// CONNECT (a tunnel follows); then `Transfer-Encoding: chunked` (any other coding is a 502, as
+/// in haproxy 2.6); then Content-Length; otherwise until close. Every error maps to 502.
 pub fn parse_response(
     buf: &[u8],
     limits: &Limits,
@@ -130,6 +129,16 @@ pub fn parse_response(
     out: &mut ResponseHead,
 ) -> Result<Parsed, HttpError> {
     out.clear();
+    // A response that cannot start with `HTTP/` (after empty lines, skipped as for requests)
+    // is junk now, not only once the server closes.
+    let mut start = buf;
+    while let Some(rest) = start.strip_prefix(b"\r\n") {
+        start = rest;
+    }
+    let start = start.get(..start.len().min(5)).unwrap_or(start);
+    if !(b"HTTP/".starts_with(start) || start == b"\r") {
+        return Err(HttpError::server(ErrorKind::BadVersion));
+    }
     let (end, fields) = match scan_head(buf, limits, Side::Server)? {
         Scan::Partial => return Ok(Parsed::Partial),
         Scan::Complete { end, fields } => (end, fields),
@@ -206,13 +215,16 @@ fn response_framing(
         if let Some(e) = f.te_error {
             return Err(e);
         }
-        // `gzip, chunked` is a normal response; without a final chunked the body runs until
-        // close (RFC 9112 §6.3 rule 4).
-        return Ok(if f.te_chunked_last {
-            BodyFraming::Chunked
-        } else {
-            BodyFraming::UntilClose
-        });
+        // Observed from haproxy 2.6.12: a response with `Transfer-Encoding: gzip, chunked` or
+        // `gzip` alone gets a 502 (RFC 9112 §6.3 would read `gzip` until close). ringlb does
+        // the same: only `chunked` is accepted.
+        if !f.te_chunked_last {
+            return Err(ErrorKind::BadTransferEncoding);
+        }
+        if f.te_other_coding {
+            return Err(ErrorKind::UnsupportedTransferCoding);
+        }
+        return Ok(BodyFraming::Chunked);
     }
     Ok(match f.content_length {
         Some(n) => BodyFraming::ContentLength(n),

@@ -56,24 +56,6 @@ fn framing_by_method_and_status() {
         (Method::Connect, 200, b"", BodyFraming::None),
         (Method::Connect, 407, cl, BodyFraming::ContentLength(10)),
         (Method::Get, 200, te, BodyFraming::Chunked),
-        (
-            Method::Get,
-            200,
-            b"Transfer-Encoding: gzip, chunked\r\n",
-            BodyFraming::Chunked,
-        ),
-        (
-            Method::Get,
-            200,
-            b"Transfer-Encoding: gzip\r\n",
-            BodyFraming::UntilClose,
-        ),
-        (
-            Method::Get,
-            200,
-            b"Transfer-Encoding: gzip\r\nContent-Length: 3\r\n",
-            BodyFraming::UntilClose,
-        ),
         (Method::Get, 200, b"", BodyFraming::UntilClose),
         (
             Method::Post,
@@ -163,6 +145,19 @@ fn invalid_responses_are_502() {
             b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
             TransferEncodingInHttp10,
         ),
+        // haproxy 2.6.12 answers 502 to these too.
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+            UnsupportedTransferCoding,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n",
+            BadTransferEncoding,
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n",
+            BadTransferEncoding,
+        ),
         (b"HTTP/1.1 099 X\r\n\r\n", BadStatus),
         (b"HTTP/1.1 600 X\r\n\r\n", BadStatus),
         (b"HTTP/1.1 20 X\r\n\r\n", BadStatus),
@@ -194,7 +189,37 @@ fn partial_and_too_large() {
         parse_response(b"HTTP/1.1 200 OK\r\n", &limits, Method::Get, &mut head),
         Ok(Parsed::Partial)
     );
+    // Junk is recognised before the head is complete.
+    for junk in [
+        &b"ok"[..],
+        b"h",
+        b"\r\nX",
+        b"\nHTTP/1.1 200 OK\r\n",
+        b"<html>",
+    ] {
+        let e = parse_response(junk, &limits, Method::Get, &mut head).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::BadVersion, "{junk:?}");
+    }
+    for start in [
+        &b""[..],
+        b"H",
+        b"HTT",
+        b"HTTP/",
+        b"HTTP/ ",
+        b"HTTP/1.1 2",
+        b"\r",
+        b"\r\nHT",
+    ] {
+        assert_eq!(
+            parse_response(start, &limits, Method::Get, &mut head),
+            Ok(Parsed::Partial)
+        );
+    }
     let big = vec![b'a'; 20000];
+    let e = parse_response(&big, &limits, Method::Get, &mut head).unwrap_err();
+    assert_eq!((e.kind, e.status()), (ErrorKind::BadVersion, 502));
+    let mut big = b"HTTP/1.1 200 OK\r\nX: ".to_vec();
+    big.resize(20000, b'a');
     let e = parse_response(&big, &limits, Method::Get, &mut head).unwrap_err();
     assert_eq!((e.kind, e.status()), (ErrorKind::HeadTooLarge, 502));
 }
