@@ -276,37 +276,38 @@ pub fn performance_doc(all: &[(String, ScenarioResult)], results_rel: &str) -> S
 /// One row per variant: the main value per subject and the four headline ratios.
 fn summary_table(all: &[(String, ScenarioResult)]) -> String {
     let mut t = String::from(
-        "| variant | haproxy | ringlb | throughput | p99 latency | CPU per request | peak RSS |\n|---|---:|---:|---|---|---|---|\n",
+        "| variant | haproxy | haproxy CPU | candidate | throughput | p99 latency | CPU | peak RSS |\n\
+         |---|---:|---:|---:|---|---|---|---|\n",
     );
     for (_, r) in all {
-        let cand = r
-            .subjects
-            .iter()
-            .find(|s| s.as_str() != BASELINE)
-            .cloned()
-            .unwrap_or_else(|| "ringlb".into());
+        let cand = r.subjects.iter().find(|s| s.as_str() != BASELINE).cloned();
         for v in &r.variants {
             let (_, unit, _) = metric_info(&v.throughput);
+            let (_, cpu_unit, _) = metric_info(&v.cpu);
             let h = cell(v, BASELINE, &v.throughput);
-            let c = cell(v, &cand, &v.throughput);
+            let hc = cell(v, BASELINE, &v.cpu);
+            let Some(cand) = cand.as_deref() else {
+                let _ = writeln!(
+                    t,
+                    "| {} {} | {h} {unit} | {hc} {cpu_unit} | not run (HAProxy alone) | | | | |",
+                    v.id, v.title
+                );
+                continue;
+            };
+            let c = cell(v, cand, &v.throughput);
             let ratio = |m: &str| {
-                if v.not_yet.contains_key(&cand) {
+                if v.not_yet.contains_key(cand) {
                     return "not yet".to_string();
                 }
                 v.ratios
-                    .get(&cand)
+                    .get(cand)
                     .and_then(|x| x.get(m))
                     .map(fmt_ratio)
                     .unwrap_or_else(|| "–".into())
             };
-            let who = if cand == "ringlb" {
-                String::new()
-            } else {
-                format!(" ({cand})")
-            };
             let _ = writeln!(
                 t,
-                "| {} {} | {h} {unit} | {c}{who} | {} | {} | {} | {} |",
+                "| {} {} | {h} {unit} | {hc} {cpu_unit} | {cand}: {c} | {} | {} | {} | {} |",
                 v.id,
                 v.title,
                 ratio(&v.throughput),
@@ -488,9 +489,14 @@ mod tests {
         assert!(doc.contains(
             "[2026-11-23T2134Z-relay.json](../bench/results/2026-11-23T2134Z-relay.json)"
         ));
-        assert!(doc.contains("| relay-c64 0 B body, 64 conns | 36245 req/s | 39335 (relay-epoll) | 1.10× [1.10–1.10] |"), "{doc}");
         assert!(
-            doc.contains("| 1-c64 0 B body, 64 conns | 37687 req/s | not yet | not yet |"),
+            doc.contains("| relay-c64 0 B body, 64 conns | 36245 req/s | 22.96 µs | relay-epoll: 39335 | 1.10× [1.10–1.10] | 1.49× [1.49–1.49] | 1.38× [1.38–1.38] | 7.85× [7.85–7.85] |"),
+            "{doc}"
+        );
+        assert!(
+            doc.contains(
+                "| 1-c64 0 B body, 64 conns | 37687 req/s | 23.51 µs | ringlb: not yet | not yet |"
+            ),
             "{doc}"
         );
         assert!(
