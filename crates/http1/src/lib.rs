@@ -8,6 +8,49 @@
 //!
 //! See `README.md` next to this crate for every strictness decision and where it differs from
 //! HAProxy 2.6.
+//!
+//! How the engine drives it, for one request on a client connection:
+//!
+//! ```
+//! use ringlb_http1::*;
+//!
+//! let limits = Limits::default(); // from tune.http.maxhdr, tune.bufsize - tune.maxrewrite
+//! let mut req = RequestHead::with_limits(&limits); // one per connection, reused
+//! let mut to_server = Vec::with_capacity(4096); // reused too
+//! let buf = b"POST /up HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+//!
+//! // 1. Read until the head is complete; an error is answered with e.status() and a close.
+//! let head_len = match parse_request(buf, &limits, &mut req) {
+//!     Ok(Parsed::Complete { head_len }) => head_len,
+//!     Ok(Parsed::Partial) => return, // read more (408 on timeout http-request)
+//!     Err(e) => {
+//!         let _reply = ErrorReplies::new().get(e.status()); // send, then close
+//!         return;
+//!     }
+//! };
+//! // 2. Write the head for the server.
+//! let edits = RequestEdits { close_server: ConnMode::KeepAlive.closes_server_side(), forwarded_for: None };
+//! write_request_head(&req, buf, &mut to_server, &edits);
+//! // 3. Forward the body verbatim, as much as belongs to this message.
+//! let body = &buf[head_len..];
+//! match req.framing() {
+//!     BodyFraming::Chunked => {
+//!         let mut dec = ChunkedDecoder::new(Side::Client, &limits);
+//!         let feed = dec.feed(body).expect("valid chunked body");
+//!         assert!(feed.done);
+//!         to_server.extend_from_slice(&body[..feed.consumed]);
+//!     }
+//!     BodyFraming::ContentLength(n) => {
+//!         let mut counter = BodyCounter::new(n);
+//!         let take = counter.feed(body.len());
+//!         to_server.extend_from_slice(&body[..take]);
+//!     }
+//!     BodyFraming::None | BodyFraming::UntilClose => {}
+//! }
+//! assert!(to_server.starts_with(b"POST /up HTTP/1.1\r\nhost: a\r\ntransfer-encoding: chunked\r\n\r\n3\r\n"));
+//! // 4. Then parse_response(.., req.method(), ..), write_response_head with
+//! //    close_client = !client_keeps_alive(&req, &resp, mode), and the same body logic.
+//! ```
 #![forbid(unsafe_code)]
 #![deny(clippy::indexing_slicing)]
 

@@ -47,6 +47,8 @@ pub struct RequestHead {
     pub(crate) expect_continue: bool,
     pub(crate) upgrade: Option<Span>,
     pub(crate) cl_and_te: bool,
+    /// Offset of `?` in the target.
+    pub(crate) query_at: Option<u32>,
 }
 
 impl RequestHead {
@@ -82,6 +84,31 @@ impl RequestHead {
     /// Which form the target has.
     pub fn target_form(&self) -> TargetForm {
         self.target_form
+    }
+    /// The path of the target without the query, as HAProxy's `path` fetch sees it: the
+    /// origin-form up to `?`, the part of an absolute-form after the authority (empty when the
+    /// URI has none), nothing for `*` and authority-form.
+    pub fn path(&self) -> Span {
+        let (start, end) = match self.target_form {
+            TargetForm::Origin => (self.target.start, self.target.end),
+            TargetForm::Absolute { authority } => (authority.end, self.target.end),
+            TargetForm::Asterisk | TargetForm::Authority => (self.target.end, self.target.end),
+        };
+        Span {
+            start,
+            end: start.max(self.query_start().unwrap_or(end).min(end)),
+        }
+    }
+    /// The query string after `?` (without it), if the target has one.
+    pub fn query(&self) -> Option<Span> {
+        let q = self.query_start()?;
+        Some(Span {
+            start: q + 1,
+            end: self.target.end,
+        })
+    }
+    fn query_start(&self) -> Option<u32> {
+        self.query_at.map(|at| self.target.start + at)
     }
     /// HTTP/1.0 or HTTP/1.1.
     pub fn version(&self) -> Version {
@@ -216,6 +243,12 @@ fn derive(buf: &[u8], out: &mut RequestHead) -> Result<(), ErrorKind> {
     check_field_values(buf, &out.headers)?;
     let facts = fields::collect(buf, &out.headers)?;
     out.target_form = target_form(out.method, out.target.get(buf), out.target)?;
+    out.query_at = out
+        .target
+        .get(buf)
+        .iter()
+        .position(|b| *b == b'?')
+        .and_then(|p| u32::try_from(p).ok());
     check_host(buf, out, &facts)?;
     out.framing = request_framing(out.version, &facts)?;
     out.cl_and_te = facts.te_present && facts.content_length.is_some();

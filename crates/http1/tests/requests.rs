@@ -619,3 +619,43 @@ fn limits() {
     assert_eq!(err(partial), ErrorKind::HeadTooLarge);
     assert_eq!(parse(&partial[..15359]).unwrap().0, Parsed::Partial);
 }
+
+/// (request, path, query)
+type PathCase = (&'static [u8], &'static [u8], Option<&'static [u8]>);
+
+#[test]
+fn path_and_query() {
+    let cases: &[PathCase] = &[
+        (b"GET /a/b?x=1&y HTTP/1.1\r\n\r\n", b"/a/b", Some(b"x=1&y")),
+        (b"GET /a/b HTTP/1.1\r\n\r\n", b"/a/b", None),
+        (b"GET /? HTTP/1.1\r\n\r\n", b"/", Some(b"")),
+        (
+            b"GET http://x/p?q=1 HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"/p",
+            Some(b"q=1"),
+        ),
+        (b"GET http://x HTTP/1.1\r\nHost: x\r\n\r\n", b"", None),
+        (
+            b"GET http://x?q HTTP/1.1\r\nHost: x\r\n\r\n",
+            b"",
+            Some(b"q"),
+        ),
+        (b"OPTIONS * HTTP/1.1\r\n\r\n", b"", None),
+        (b"CONNECT x:443 HTTP/1.1\r\n\r\n", b"", None),
+    ];
+    for (input, path, query) in cases {
+        let h = ok(input);
+        assert_eq!(
+            h.path().get(input),
+            *path,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+        assert_eq!(
+            h.query().map(|q| q.get(input)),
+            *query,
+            "{:?}",
+            String::from_utf8_lossy(input)
+        );
+    }
+}
