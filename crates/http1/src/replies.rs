@@ -12,6 +12,10 @@
 //!   status line and body. This is [`default_reply_lowercase`]; HAProxy closes the client
 //!   connection after 502/503/504 and keeps it after a `deny` 403.
 
+use crate::error::HttpError;
+use crate::response::{parse_response, ResponseHead};
+use crate::types::{BodyFraming, Limits, Method, Parsed};
+
 macro_rules! reply {
     ($code:literal, $reason:literal, $len:literal, $body:literal) => {
         reply!(@ $code, $reason, $len, $body, "Connection: close\r\n")
@@ -112,6 +116,58 @@ impl core::fmt::Display for UnknownErrorCode {
 }
 
 impl std::error::Error for UnknownErrorCode {}
+
+/// Why an `errorfile` cannot be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorfileError {
+    /// The head is not a valid HTTP/1.x response (the inner error says why).
+    Invalid(HttpError),
+    /// The file ends before the response head does.
+    Truncated,
+    /// The body is shorter or longer than its Content-Length, or chunked (not supported in an
+    /// errorfile).
+    BadBody,
+}
+
+impl core::fmt::Display for ErrorfileError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            ErrorfileError::Invalid(e) => write!(f, "invalid HTTP response: {}", e.describe()),
+            ErrorfileError::Truncated => f.write_str("the response head is incomplete"),
+            ErrorfileError::BadBody => {
+                f.write_str("the body does not match its Content-Length (or is chunked)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ErrorfileError {}
+
+/// Check the content of an `errorfile` (a full raw HTTP response) the way ringlb will send it;
+/// returns its status code. The config crate calls this at startup and reports the error with
+/// file and line. HAProxy 2.6 also refuses errorfiles it cannot parse; ringlb applies the same
+/// strict rules as for server responses.
+pub fn check_errorfile(bytes: &[u8]) -> Result<u16, ErrorfileError> {
+    let limits = Limits {
+        max_headers: 101,
+        max_head_bytes: bytes.len().max(1),
+    };
+    let mut head = ResponseHead::default();
+    let head_len = match parse_response(bytes, &limits, Method::Get, &mut head) {
+        Ok(Parsed::Complete { head_len }) => head_len,
+        Ok(Parsed::Partial) => return Err(ErrorfileError::Truncated),
+        Err(e) if e.kind == crate::ErrorKind::HeadTooLarge => {
+            return Err(ErrorfileError::Truncated)
+        }
+        Err(e) => return Err(ErrorfileError::Invalid(e)),
+    };
+    let body_len = bytes.len().saturating_sub(head_len) as u64;
+    match head.framing() {
+        BodyFraming::ContentLength(n) if n == body_len => Ok(head.status()),
+        BodyFraming::UntilClose | BodyFraming::None => Ok(head.status()),
+        _ => Err(ErrorfileError::BadBody),
+    }
+}
 
 /// The replies of one proxy: per code, either HAProxy's default or the bytes of an `errorfile`
 /// (loaded and validated at startup by the config crate; sent verbatim).
@@ -217,6 +273,47 @@ mod tests {
         );
         assert_eq!(default_reply(431), None);
         assert_eq!(default_reply(302), None);
+    }
+
+    #[test]
+    fn errorfiles_are_checked() {
+        for code in ERROR_CODES {
+            assert_eq!(check_errorfile(default_reply(code).unwrap()), Ok(code));
+            assert_eq!(
+                check_errorfile(default_reply_lowercase(code).unwrap()),
+                Ok(code)
+            );
+        }
+        // Debian's /etc/haproxy/errors/503.http shape: HTTP/1.0, no Content-Length.
+        let debian = b"HTTP/1.0 503 Service Unavailable\r\nCache-Control: no-cache\r\nConnection: close\r\nContent-Type: text/html\r\n\r\n<html><body><h1>503 Service Unavailable</h1>\nNo server is available to handle this request.\n</body></html>\n";
+        assert_eq!(check_errorfile(debian), Ok(503));
+        assert_eq!(
+            check_errorfile(b"HTTP/1.1 503 X\r\nContent-Length: 5\r\n\r\nabc"),
+            Err(ErrorfileError::BadBody)
+        );
+        assert_eq!(
+            check_errorfile(b"HTTP/1.1 503 X\r\nContent-Length: 1\r\n\r\nabc"),
+            Err(ErrorfileError::BadBody)
+        );
+        assert_eq!(
+            check_errorfile(b"HTTP/1.1 503 X\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"),
+            Err(ErrorfileError::BadBody)
+        );
+        assert_eq!(
+            check_errorfile(b"HTTP/1.1 503 X\r\nContent-Length: 0\r\n"),
+            Err(ErrorfileError::Truncated)
+        );
+        assert_eq!(check_errorfile(b""), Err(ErrorfileError::Truncated));
+        assert!(matches!(
+            check_errorfile(b"<html>oops</html>"),
+            Err(ErrorfileError::Invalid(_))
+        ));
+        assert!(matches!(
+            check_errorfile(b"HTTP/1.1 503 X\nContent-Length: 0\n\n"),
+            Err(ErrorfileError::Invalid(_))
+        ));
+        let e = check_errorfile(b"HTTP/1.1 503 X\r\nContent-Length: 5\r\n\r\nabc").unwrap_err();
+        assert!(e.to_string().contains("Content-Length"));
     }
 
     #[test]
