@@ -103,8 +103,16 @@ record() {
             local args=(-s -o /dev/null -D - --max-time 5 --interface "$src")
             [ "$key" != "-" ] && args+=(-H "X-Key: $key")
             [ "$body_data" != "-" ] && args+=(--data-raw "$body_data")
+            local url=http://127.0.0.1:$port$target
+            # An absolute-form target is sent as such in the request line.
+            if [[ $target == http* ]]; then
+                local authority=${target#*://}
+                authority=${authority%%[/?]*}
+                args+=(--request-target "$target" -H "Host: $authority")
+                url=http://127.0.0.1:$port/
+            fi
             local srv
-            srv=$(curl "${args[@]}" "http://127.0.0.1:$port$target" | tr -d '\r' | sed -n 's/^[Xx]-[Oo]rigin: //p')
+            srv=$(curl "${args[@]}" "$url" | tr -d '\r' | sed -n 's/^[Xx]-[Oo]rigin: //p')
             printf '%s\t%s\t%s\t%s\t%s\n' "${srv:-none}" "$src" "$target" "$key" "$body_data"
         done
     } >"$out.tmp"
@@ -237,6 +245,35 @@ case_ uri_path_only "backend be
     balance uri path-only
     hash-type consistent wt6
 $servers4" < <(seq_uris 60 '/p%d/q?%d=%d')
+
+case_ uri_absolute_form "backend be
+    balance uri
+    hash-type map-based
+$servers4" < <(seq_uris 30 'http://h%d.example/p%d?q'; seq_uris 30 '/p%d?q')
+
+case_ uri_path_only_absolute_form "backend be
+    balance uri path-only whole
+    hash-type consistent djb2
+$servers4" < <(seq_uris 30 'http://h%d.example/p%d?q=%d'; seq_uris 30 '/p%d?q=%d')
+
+# Without allbackups, the static map is built from every usable backup although the total
+# weight is the first backup's alone: static-rr then alternates between backups. (Hashing
+# hides it: with one "used" server HAProxy does not hash.)
+case_ map_backups "backend be
+    balance static-rr
+    server s1 disabled
+    server s2 backup weight 2
+    server s3 backup weight 2
+    server s4 backup weight 1" < <(seq_uris 20 '/b%d')
+
+# The same quirk with url_param, which hashes even with a single "used" server.
+case_ map_backups_url_param "backend be
+    balance url_param k
+    hash-type map-based
+    server s1 disabled
+    server s2 backup weight 2
+    server s3 backup
+    server s4 backup weight 3" < <(seq_uris 30 '/p?k=%d')
 
 case_ uri_consistent_runtime "backend be
     balance uri
