@@ -58,9 +58,10 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
         client,
         limits,
         pending: None,
-        req: RequestHead::with_limits(&limits),
-        resp: ResponseHead::with_limits(&limits),
+        req: RequestHead::default(),
+        resp: ResponseHead::default(),
         out: Vec::new(),
+        has_scratch: false,
         requests: 0,
     };
     session.run().await;
@@ -113,6 +114,9 @@ struct Session<'a> {
     resp: ResponseHead,
     /// Rewritten heads are built here; the allocation is reused across requests.
     out: Vec<u8>,
+    /// `req`, `resp` and `out` hold pooled allocations (see `Scratch`); an idle connection
+    /// gives them back so it costs no more than its task and socket.
+    has_scratch: bool,
     requests: u64,
 }
 
@@ -132,7 +136,9 @@ impl Session<'_> {
                 Err(HeadError::Invalid) => return self.reply_error(400, None).await,
             };
             self.requests += 1;
-            if self.transaction(head).await == After::Close {
+            // Boxed: the transaction's state machine is most of a session's size, and an idle
+            // keep-alive connection should not carry it (one allocation per request).
+            if Box::pin(self.transaction(head)).await == After::Close {
                 return;
             }
         }
@@ -152,7 +158,11 @@ impl Session<'_> {
         let started = Instant::now();
         let first = match self.pending.take() {
             Some(buf) => buf,
-            None => match within(idle_limit, self.client.recv()).await {
+            None => match {
+                // Idle between requests: hold no per-request memory while waiting.
+                self.release_scratch();
+                within(idle_limit, self.client.recv()).await
+            } {
                 // HAProxy answers 408 to a first request that never came (no http-ignore-probes).
                 Err(_) if self.requests == 0 => return Err(HeadError::Timeout),
                 Err(_) | Ok(Ok(None)) => return Err(HeadError::Quiet),
@@ -160,13 +170,25 @@ impl Session<'_> {
                 Ok(Err(_)) => return Err(HeadError::Io),
             },
         };
+        self.take_scratch();
         // Fast path: the whole head is in one read, parsed in place (no copy).
         match parse_request(first.bytes(), &self.limits, &mut self.req) {
             Ok(Parsed::Complete { .. }) => return Ok(first),
             Ok(Parsed::Partial) => {}
             Err(_) => return Err(HeadError::Invalid),
         }
-        // Slow path: assemble the head in a heap buffer, bounded by the head size limit.
+        // Slow path (boxed: rare, and it would otherwise enlarge every idle connection).
+        Box::pin(self.assemble_request_head(first, started, head_limit)).await
+    }
+
+    /// The head did not fit in one read: assemble it in a heap buffer, bounded by the head size
+    /// limit and by `timeout http-request` counted from `started`.
+    async fn assemble_request_head(
+        &mut self,
+        first: RecvBuf,
+        started: Instant,
+        head_limit: Option<Duration>,
+    ) -> Result<RecvBuf, HeadError> {
         let mut assembled = Vec::with_capacity(self.limits.max_head_bytes.min(4096));
         assembled.extend_from_slice(first.bytes());
         drop(first);
@@ -187,6 +209,36 @@ impl Session<'_> {
                 Ok(Parsed::Partial) if assembled.len() <= self.limits.max_head_bytes => {}
                 Ok(Parsed::Partial) | Err(_) => return Err(HeadError::Invalid),
             }
+        }
+    }
+
+    /// Takes the per-request working memory from the shard's pool (allocating the first time).
+    fn take_scratch(&mut self) {
+        if self.has_scratch {
+            return;
+        }
+        let s = self.ctx.scratch.borrow_mut().pop();
+        let s = s.unwrap_or_else(Scratch::new);
+        self.req = s.req;
+        self.resp = s.resp;
+        self.out = s.out;
+        self.has_scratch = true;
+    }
+
+    /// Gives the working memory back while the connection waits for its next request.
+    fn release_scratch(&mut self) {
+        if !self.has_scratch {
+            return;
+        }
+        self.has_scratch = false;
+        let s = Scratch {
+            req: std::mem::take(&mut self.req),
+            resp: std::mem::take(&mut self.resp),
+            out: std::mem::take(&mut self.out),
+        };
+        let mut pool = self.ctx.scratch.borrow_mut();
+        if pool.len() < SCRATCH_POOL_MAX && s.out.capacity() <= SCRATCH_OUT_MAX {
+            pool.push(s);
         }
     }
 
@@ -501,6 +553,32 @@ impl Session<'_> {
             self.client.send_all(SendBuf::from_vec(bytes.to_vec())),
         )
         .await;
+    }
+}
+
+/// Pooled per-request memory: parsed heads (their field tables sized for `tune.http.maxhdr`) and
+/// the buffer rewritten heads are written to.
+pub struct Scratch {
+    req: RequestHead,
+    resp: ResponseHead,
+    out: Vec<u8>,
+}
+
+/// Bound on pooled scratch sets per shard: enough for the requests in progress at once on a
+/// busy shard; beyond it, sets are freed when their request ends.
+const SCRATCH_POOL_MAX: usize = 256;
+/// A head buffer grown past this (huge heads) is not kept.
+const SCRATCH_OUT_MAX: usize = 64 << 10;
+
+impl Scratch {
+    /// Field tables start empty and grow to what requests need (typically 10–20 fields), not
+    /// to `tune.http.maxhdr`; they keep their size while pooled.
+    fn new() -> Scratch {
+        Scratch {
+            req: RequestHead::default(),
+            resp: ResponseHead::default(),
+            out: Vec::with_capacity(512),
+        }
     }
 }
 

@@ -31,4 +31,6 @@ pub use topology::Topology;
 pub struct Ctx {
     pub state: Rc<state::ShardState>,
     pub ring: Ring,
+    /// Per-request working memory not held by idle connections (`http::Scratch`).
+    pub scratch: Rc<std::cell::RefCell<Vec<http::Scratch>>>,
 }

@@ -72,6 +72,7 @@ async fn run(cfg: ShardConfig) {
     let ctx = Ctx {
         state: state.clone(),
         ring: ring.clone(),
+        scratch: Default::default(),
     };
     let stop_accepting = Rc::new(Notify::default());
 
