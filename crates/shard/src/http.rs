@@ -158,11 +158,7 @@ impl Session<'_> {
         let started = Instant::now();
         let first = match self.pending.take() {
             Some(buf) => buf,
-            None => match {
-                // Idle between requests: hold no per-request memory while waiting.
-                self.release_scratch();
-                within(idle_limit, self.client.recv()).await
-            } {
+            None => match self.wait_idle(idle_limit).await {
                 // HAProxy answers 408 to a first request that never came (no http-ignore-probes).
                 Err(_) if self.requests == 0 => return Err(HeadError::Timeout),
                 Err(_) | Ok(Ok(None)) => return Err(HeadError::Quiet),
@@ -210,6 +206,15 @@ impl Session<'_> {
                 Ok(Parsed::Partial) | Err(_) => return Err(HeadError::Invalid),
             }
         }
+    }
+
+    /// Waits for the first bytes of the next request, holding no per-request memory meanwhile.
+    async fn wait_idle(
+        &mut self,
+        limit: Option<Duration>,
+    ) -> Result<std::io::Result<Option<RecvBuf>>, crate::time::Elapsed> {
+        self.release_scratch();
+        within(limit, self.client.recv()).await
     }
 
     /// Takes the per-request working memory from the shard's pool (allocating the first time).
