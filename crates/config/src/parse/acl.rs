@@ -598,7 +598,9 @@ mod tests {
             .unwrap_err()
             .contains("did you mean 'lower'"));
         assert!(parse_sample("hdr(host").is_err());
-        assert!(parse_sample("src,map(/nonexistent/ringlb.map)").unwrap_err().contains("failed to open pattern file"));
+        assert!(parse_sample("src,map(/nonexistent/ringlb.map)")
+            .unwrap_err()
+            .contains("failed to open pattern file"));
     }
 
     #[test]

@@ -316,8 +316,8 @@ fn check_readable(path: &str) -> R {
 
 /// Checks that `path` is a PEM file containing a `-----BEGIN <what>` block.
 pub fn check_pem(path: &Path, what: &str) -> R {
-    let data =
-        std::fs::read(path).map_err(|e| format!("unable to load '{}' : {e}", path.display()))?;
+    let data = super::read_bounded(path)
+        .map_err(|e| format!("unable to load '{}' : {e}", path.display()))?;
     let text = String::from_utf8_lossy(&data);
     if !text.contains(&format!("-----BEGIN {what}"))
         && !text.contains("-----BEGIN TRUSTED CERTIFICATE")
@@ -355,7 +355,7 @@ pub fn check_crt(path: &str) -> R {
 
 fn check_cert_and_key(p: &Path) -> R {
     check_pem(p, "CERTIFICATE")?;
-    let has_key = std::fs::read(p)
+    let has_key = super::read_bounded(p)
         .map(|d| String::from_utf8_lossy(&d).contains("PRIVATE KEY-----"))
         .unwrap_or(false);
     let key_file = PathBuf::from(format!("{}.key", p.display()));

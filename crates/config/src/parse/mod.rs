@@ -231,3 +231,31 @@ pub fn no_extra(line: &Line, max_words: usize) -> R {
     }
     Ok(())
 }
+
+/// Largest file the configuration may make ringlb read (errorfiles, certificates): a bound so
+/// that `errorfile 503 /dev/zero` fails instead of eating memory.
+pub const MAX_FILE_BYTES: u64 = 1 << 20;
+
+/// Reads at most [`MAX_FILE_BYTES`] of a regular file; larger or special files are errors.
+pub fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>, String> {
+    use std::io::Read;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("error opening file '{}' : {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!("'{}' is not a regular file", path.display()));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(format!(
+            "file '{}' is too large ({} bytes, at most {MAX_FILE_BYTES})",
+            path.display(),
+            meta.len()
+        ));
+    }
+    let f = std::fs::File::open(path)
+        .map_err(|e| format!("error opening file '{}' : {e}", path.display()))?;
+    let mut buf = Vec::new();
+    f.take(MAX_FILE_BYTES)
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("error reading file '{}' : {e}", path.display()))?;
+    Ok(buf)
+}

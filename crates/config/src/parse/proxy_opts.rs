@@ -264,7 +264,7 @@ pub fn load_errorfile(l: &Line, status_word: &str, path: &str) -> Result<ErrorFi
     if !CODES.contains(&status) {
         return Err(format!("status code '{status}' not handled."));
     }
-    let contents = std::fs::read(path).map_err(|e| format!("error opening file '{path}' : {e}"))?;
+    let contents = super::read_bounded(std::path::Path::new(path))?;
     if contents.is_empty() {
         return Err(format!("file '{path}' is empty"));
     }
