@@ -1,7 +1,8 @@
 //! Head rewriting: the bytes ringlb sends to the next hop, following what HAProxy 2.6 puts on
 //! the wire (observed from haproxy 2.6.12 on loopback, see README.md):
 //!
-//! - start line normalised (single spaces, `HTTP/1.x` as received);
+//! - start line normalised (single spaces, `HTTP/1.x` as received); the default port of an
+//!   absolute-form `http`/`https` target removed from it and from Host (CONNECT: from Host);
 //! - header names lower-cased, values OWS-trimmed, order kept;
 //! - `Connection`: the `close` and `keep-alive` tokens are removed, other tokens kept in place
 //!   (the header is dropped when nothing is left). Other hop-by-hop headers (`Keep-Alive`,
@@ -12,7 +13,7 @@
 //! - a `connection: close` / `connection: keep-alive` line is appended last when the wanted
 //!   persistence differs from the message version's default (nothing for upgrades and 1xx).
 
-use crate::request::RequestHead;
+use crate::request::{RequestHead, TargetForm};
 use crate::response::ResponseHead;
 use crate::types::{list_items, BodyFraming, Header, Version};
 
@@ -94,12 +95,13 @@ pub fn write_request_head(
 ) {
     out.extend_from_slice(head.method_span().get(src));
     out.push(b' ');
-    out.extend_from_slice(head.target().get(src));
+    let default_port = default_port(head, src);
+    write_target(head, src, default_port, out);
     out.push(b' ');
     out.extend_from_slice(head.version().as_bytes());
     out.extend_from_slice(b"\r\n");
     let chunked = head.framing() == BodyFraming::Chunked;
-    write_fields(head.headers(), src, chunked, out);
+    write_fields(head.headers(), src, chunked, default_port, out);
     if let Some(ff) = edits.forwarded_for {
         let present = ff.if_none
             && head
@@ -133,7 +135,7 @@ pub fn write_response_head(
     out.extend_from_slice(head.reason().get(src));
     out.extend_from_slice(b"\r\n");
     let chunked = head.framing() == BodyFraming::Chunked;
-    write_fields(head.headers(), src, chunked, out);
+    write_fields(head.headers(), src, chunked, None, out);
     if !(100..200).contains(&head.status()) {
         let keep = !edits.close_client;
         let ka_needs_saying = edits.request_version == Version::Http10;
@@ -153,7 +155,58 @@ fn persistence_line(out: &mut Vec<u8>, version: Version, keep: bool, force_ka: b
     }
 }
 
-fn write_fields(headers: &[Header], src: &[u8], chunked: bool, out: &mut Vec<u8>) {
+/// HAProxy 2.6's scheme-based normalisation (observed): for an absolute-form `http://` or
+/// `https://` target the scheme's default port (`:80`, `:443`) is removed from the target's
+/// authority and from Host; for CONNECT, `:443` is removed from Host (the target keeps it).
+/// Origin-form requests are left alone (`Host: x:80` stays).
+fn default_port(head: &RequestHead, src: &[u8]) -> Option<&'static [u8]> {
+    match head.target_form() {
+        TargetForm::Absolute { .. } => {
+            let target = head.target().get(src);
+            if target.len() > 7 && target.get(..7)?.eq_ignore_ascii_case(b"http://") {
+                Some(b":80")
+            } else if target.len() > 8 && target.get(..8)?.eq_ignore_ascii_case(b"https://") {
+                Some(b":443")
+            } else {
+                None
+            }
+        }
+        TargetForm::Authority => Some(b":443"),
+        TargetForm::Origin | TargetForm::Asterisk => None,
+    }
+}
+
+fn strip_port<'a>(authority: &'a [u8], port: Option<&[u8]>) -> &'a [u8] {
+    match port {
+        Some(p) if authority.len() > p.len() && authority.ends_with(p) => authority
+            .get(..authority.len() - p.len())
+            .unwrap_or(authority),
+        _ => authority,
+    }
+}
+
+fn write_target(head: &RequestHead, src: &[u8], port: Option<&[u8]>, out: &mut Vec<u8>) {
+    let target = head.target().get(src);
+    let TargetForm::Absolute { authority } = head.target_form() else {
+        out.extend_from_slice(target);
+        return;
+    };
+    let auth = authority.get(src);
+    let kept = strip_port(auth, port);
+    let start = authority.start.saturating_sub(head.target().start) as usize;
+    let end = authority.end.saturating_sub(head.target().start) as usize;
+    out.extend_from_slice(target.get(..start).unwrap_or(&[]));
+    out.extend_from_slice(kept);
+    out.extend_from_slice(target.get(end..).unwrap_or(&[]));
+}
+
+fn write_fields(
+    headers: &[Header],
+    src: &[u8],
+    chunked: bool,
+    host_port: Option<&[u8]>,
+    out: &mut Vec<u8>,
+) {
     let mut cl_written = false;
     for h in headers {
         let name = h.name.get(src);
@@ -170,6 +223,10 @@ fn write_fields(headers: &[Header], src: &[u8], chunked: bool, out: &mut Vec<u8>
             out.extend_from_slice(b"\r\n");
         } else if name.eq_ignore_ascii_case(b"connection") {
             write_connection(out, value);
+        } else if host_port.is_some() && name.eq_ignore_ascii_case(b"host") {
+            out.extend_from_slice(b"host: ");
+            out.extend_from_slice(strip_port(value, host_port));
+            out.extend_from_slice(b"\r\n");
         } else {
             push_lower(out, name);
             out.extend_from_slice(b": ");

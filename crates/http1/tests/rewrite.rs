@@ -420,6 +420,67 @@ fn switching_protocols_is_forwarded_untouched_but_normalised() {
 }
 
 #[test]
+fn default_ports_are_removed_like_haproxy() {
+    // Observed from haproxy 2.6.12 (keep-alive mode): client bytes -> what the origin received.
+    let cases: &[(&[u8], &str)] = &[
+        (
+            b"GET /a HTTP/1.1\r\nHost: x:80\r\n\r\n",
+            "GET /a HTTP/1.1\r\nhost: x:80\r\n\r\n",
+        ),
+        (
+            b"GET http://x:80/a HTTP/1.1\r\nHost: x:80\r\n\r\n",
+            "GET http://x/a HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET http://x:80/a HTTP/1.1\r\n\r\n",
+            "GET http://x/a HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET http://X/a HTTP/1.1\r\nHost: X\r\n\r\n",
+            "GET http://X/a HTTP/1.1\r\nhost: X\r\n\r\n",
+        ),
+        (
+            b"GET https://x:443/a HTTP/1.1\r\nHost: x:443\r\n\r\n",
+            "GET https://x/a HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"GET http://x:8080/a HTTP/1.1\r\nHost: x:8080\r\n\r\n",
+            "GET http://x:8080/a HTTP/1.1\r\nhost: x:8080\r\n\r\n",
+        ),
+        (
+            b"CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n",
+            "CONNECT x:443 HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+        (
+            b"CONNECT x:8443 HTTP/1.1\r\nHost: x:8443\r\n\r\n",
+            "CONNECT x:8443 HTTP/1.1\r\nhost: x:8443\r\n\r\n",
+        ),
+        (
+            b"CONNECT x:443 HTTP/1.1\r\n\r\n",
+            "CONNECT x:443 HTTP/1.1\r\n\r\n",
+        ),
+        (
+            b"GET http://x HTTP/1.1\r\nHost: x\r\n\r\n",
+            "GET http://x HTTP/1.1\r\nhost: x\r\n\r\n",
+        ),
+    ];
+    for (input, want) in cases {
+        let got = forward_request(ConnMode::KeepAlive, None, input);
+        assert_eq!(show(&got), *want, "input {:?}", show(input));
+    }
+    // Not observed, same rule: the port is only removed when it is exactly the default one.
+    let got = forward_request(
+        ConnMode::KeepAlive,
+        None,
+        b"GET http://[::1]:80?q HTTP/1.1\r\nHost: [::1]:80\r\n\r\n",
+    );
+    assert_eq!(
+        show(&got),
+        "GET http://[::1]?q HTTP/1.1\r\nhost: [::1]\r\n\r\n"
+    );
+}
+
+#[test]
 fn ringlb_normalisations_beyond_haproxy() {
     // haproxy 2.6 forwards `content-length: 002`; ringlb writes the merged number.
     let got = forward_request(
