@@ -73,7 +73,7 @@ pub use replies::{
     check_errorfile, default_reply, default_reply_lowercase, ErrorReplies, ErrorfileError,
     UnknownErrorCode, ERROR_CODES,
 };
-pub use request::{parse_request, RequestHead, TargetForm};
+pub use request::{parse_request, RequestHead, RequestSummary, TargetForm};
 pub use response::{parse_response, ResponseHead};
 pub use rewrite::{
     client_keeps_alive, write_request_head, write_response_head, ConnMode, ForwardedFor,

@@ -30,6 +30,31 @@ pub enum TargetForm {
     Asterisk,
 }
 
+/// What the engine must remember about a request once its head has been forwarded, to handle
+/// the response: 4 bytes, `Copy`. A [`RequestHead`] is ~1.6 KB with the default field capacity,
+/// so keep heads per shard or per in-flight parse, not per idle connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RequestSummary {
+    /// The method (HEAD and CONNECT change the response framing).
+    pub method: Method,
+    /// The request version (HTTP/1.0 clients need `connection: keep-alive`).
+    pub version: Version,
+    /// [`RequestHead::client_keep_alive`].
+    pub client_keep_alive: bool,
+    /// [`RequestHead::is_upgrade`].
+    pub upgrade: bool,
+}
+
+// Sizes the engine's memory budget relies on (issue 3: an idle connection ≤ 2 KB).
+const _: () = assert!(core::mem::size_of::<RequestSummary>() == 4);
+const _: () = assert!(core::mem::size_of::<Header>() == 16);
+
+impl From<&RequestHead> for RequestSummary {
+    fn from(h: &RequestHead) -> RequestSummary {
+        h.summary()
+    }
+}
+
 /// A parsed request head. Reuse one per connection: [`parse_request`] clears it and keeps the
 /// header Vec's capacity, so steady-state parsing does not allocate.
 #[derive(Debug, Clone, Default)]
@@ -161,6 +186,15 @@ impl RequestHead {
     /// after the response (observed from haproxy 2.6: `connection: close` added to the response).
     pub fn had_content_length_and_chunked(&self) -> bool {
         self.cl_and_te
+    }
+    /// The few facts needed after the head is gone.
+    pub fn summary(&self) -> RequestSummary {
+        RequestSummary {
+            method: self.method,
+            version: self.version,
+            client_keep_alive: self.client_keep_alive(),
+            upgrade: self.is_upgrade(),
+        }
     }
     /// The client wants the connection kept open after this exchange: HTTP/1.1 without
     /// `Connection: close`, or HTTP/1.0 with `Connection: keep-alive`; never after a CL+TE request.

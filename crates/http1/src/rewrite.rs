@@ -13,7 +13,7 @@
 //! - a `connection: close` / `connection: keep-alive` line is appended last when the wanted
 //!   persistence differs from the message version's default (nothing for upgrades and 1xx).
 
-use crate::request::{RequestHead, TargetForm};
+use crate::request::{RequestHead, RequestSummary, TargetForm};
 use crate::response::ResponseHead;
 use crate::types::{list_items, BodyFraming, Header, Version};
 
@@ -79,8 +79,13 @@ pub struct ResponseEdits {
 /// Whether the client connection stays open after `resp`, as HAProxy 2.6 decides: the client
 /// wants it ([`RequestHead::client_keep_alive`]), `option httpclose` is not set, and the body's
 /// end does not depend on the server closing (a close-delimited body forces a close).
-pub fn client_keeps_alive(req: &RequestHead, resp: &ResponseHead, mode: ConnMode) -> bool {
-    req.client_keep_alive()
+/// Takes a `&RequestHead` or a [`RequestSummary`].
+pub fn client_keeps_alive(
+    req: impl Into<RequestSummary>,
+    resp: &ResponseHead,
+    mode: ConnMode,
+) -> bool {
+    req.into().client_keep_alive
         && !mode.closes_client_side()
         && resp.framing() != BodyFraming::UntilClose
 }

@@ -153,6 +153,7 @@ fn forward_response(mode: ConnMode, request: &[u8], response: &[u8]) -> (String,
         &mut resp,
     ));
     let keep = client_keeps_alive(&req, &resp, mode);
+    assert_eq!(keep, client_keeps_alive(req.summary(), &resp, mode));
     let edits = ResponseEdits {
         close_client: !keep,
         request_version: req.version(),
