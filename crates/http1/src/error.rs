@@ -109,6 +109,17 @@ impl HttpError {
         }
     }
 
+    /// The bytes haproxy 2.6 sends for this error when no `errorfile` replaces them: the raw
+    /// page for request errors (found by its HTTP/1 parser: 400, 422; observed byte-exact), the
+    /// lower-case page for a bad response (502, made by the stream).
+    pub fn default_reply(&self) -> &'static [u8] {
+        let reply = match self.side {
+            Side::Client => crate::replies::default_reply(self.status()),
+            Side::Server => crate::replies::default_reply_lowercase(self.status()),
+        };
+        reply.unwrap_or(b"")
+    }
+
     /// Always true: a framing error leaves the byte stream unsynchronised.
     pub fn must_close(&self) -> bool {
         true

@@ -276,6 +276,23 @@ mod tests {
     }
 
     #[test]
+    fn every_error_has_its_reply() {
+        use crate::error::{ErrorKind, HttpError};
+        let e = HttpError::client(ErrorKind::ObsFold);
+        assert!(e
+            .default_reply()
+            .starts_with(b"HTTP/1.1 400 Bad request\r\nContent-length: 90\r\n"));
+        let e = HttpError::client(ErrorKind::UnsupportedTransferCoding);
+        assert!(e.default_reply().starts_with(
+            b"HTTP/1.1 422 Unprocessable Content\r\nContent-length: 116\r\nCache-Control"
+        ));
+        let e = HttpError::server(ErrorKind::UnsupportedTransferCoding);
+        assert!(e
+            .default_reply()
+            .starts_with(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 107\r\n"));
+    }
+
+    #[test]
     fn errorfiles_are_checked() {
         for code in ERROR_CODES {
             assert_eq!(check_errorfile(default_reply(code).unwrap()), Ok(code));
