@@ -1,0 +1,416 @@
+//! `http-check expect` / `tcp-check expect` rules and their evaluation against the bytes
+//! received so far. Pure: the driver calls [`evaluate`] after each read (and once more with
+//! `closed = true` at EOF or when its buffer is full) until it gets `Pass` or `Fail`.
+
+use regex::bytes::Regex as BytesRegex;
+use regex::Regex;
+use ringlb_config::model::CheckExpect;
+
+use crate::http::{self, Parsed};
+use crate::status::{CheckResult, CheckStatus};
+
+/// How a header name or value is matched (`-m str|beg|end|sub|reg`).
+#[derive(Debug, Clone)]
+pub enum TextMatch {
+    Str(String),
+    Beg(String),
+    End(String),
+    Sub(String),
+    Reg(Regex),
+}
+
+impl TextMatch {
+    fn parse(meth: &str, pat: &str) -> Result<TextMatch, String> {
+        Ok(match meth {
+            "" | "str" => TextMatch::Str(pat.to_string()),
+            "beg" => TextMatch::Beg(pat.to_string()),
+            "end" => TextMatch::End(pat.to_string()),
+            "sub" => TextMatch::Sub(pat.to_string()),
+            "reg" => TextMatch::Reg(regex(pat)?),
+            m => {
+                return Err(format!(
+                    "unknown match method '{m}' (expects str, beg, end, sub, reg)"
+                ))
+            }
+        })
+    }
+
+    fn matches(&self, s: &str, ignore_case: bool) -> bool {
+        let eq = |a: &str, b: &str| {
+            if ignore_case {
+                a.eq_ignore_ascii_case(b)
+            } else {
+                a == b
+            }
+        };
+        match self {
+            TextMatch::Str(p) => eq(s, p),
+            TextMatch::Beg(p) => s.get(..p.len()).is_some_and(|x| eq(x, p)),
+            TextMatch::End(p) => {
+                s.len() >= p.len() && s.get(s.len() - p.len()..).is_some_and(|x| eq(x, p))
+            }
+            TextMatch::Sub(p) if ignore_case => {
+                s.to_ascii_lowercase().contains(&p.to_ascii_lowercase())
+            }
+            TextMatch::Sub(p) => s.contains(p.as_str()),
+            TextMatch::Reg(r) => r.is_match(s),
+        }
+    }
+}
+
+/// What an expect rule looks at.
+#[derive(Debug, Clone)]
+pub enum Matcher {
+    /// `status 200,301-399`: inclusive ranges.
+    Status(Vec<(u16, u16)>),
+    /// `rstatus <regex>` on the three-digit status.
+    RStatus(Regex),
+    /// `string` (tcp: anywhere in the data; http: in the body).
+    String(Vec<u8>),
+    RString(BytesRegex),
+    /// `binary <hex>`: the decoded bytes anywhere in the data.
+    Binary(Vec<u8>),
+    /// `rbinary <regex>`: on the received bytes as upper-case hex (HAProxy's `dump_binary`).
+    RBinary(Regex),
+    /// `hdr name [-m m] <name> [value [-m m] <value>] [full]`; `fhdr` = full values.
+    Hdr {
+        name: TextMatch,
+        value: Option<TextMatch>,
+        full: bool,
+    },
+    /// `mysql-check`: the server's initial handshake (or an error packet).
+    MysqlHandshake,
+    /// `mysql-check` with a user: the OK packet after the handshake.
+    MysqlOk,
+}
+
+/// One expect rule.
+#[derive(Debug, Clone)]
+pub struct ExpectRule {
+    /// `!`: the rule passes when the match fails.
+    pub negate: bool,
+    pub matcher: Matcher,
+    /// `min-recv N`: evaluate once N bytes are in (else when no more can come).
+    pub min_recv: Option<usize>,
+    /// 1-based rule number in the check sequence (for messages).
+    pub step: u32,
+    /// The pattern as written (for messages).
+    pub pattern: String,
+    /// `http-check disable-on-404` applies (HTTP rules only).
+    pub disable_on_404: bool,
+}
+
+/// The verdict on what was received so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExpectOutcome {
+    /// Matched; the result reported if this is the last rule.
+    Pass(CheckResult),
+    Fail(CheckResult),
+    NeedMore,
+}
+
+fn regex(p: &str) -> Result<Regex, String> {
+    Regex::new(p).map_err(|e| format!("invalid regex '{p}': {e}"))
+}
+
+/// Decodes `send-binary`/`expect binary` hex (`"2a310d0a"`).
+pub fn decode_hex(s: &str) -> Result<Vec<u8>, String> {
+    let bytes = s.as_bytes();
+    if !bytes.len().is_multiple_of(2) {
+        return Err(format!("'{s}' is not an even-length hexadecimal string."));
+    }
+    bytes
+        .chunks_exact(2)
+        .map(|p| {
+            let hi = (p[0] as char).to_digit(16);
+            let lo = (p[1] as char).to_digit(16);
+            match (hi, lo) {
+                (Some(h), Some(l)) => Ok((h * 16 + l) as u8),
+                _ => Err(format!("'{s}' is not a hexadecimal string.")),
+            }
+        })
+        .collect()
+}
+
+fn parse_status_list(p: &str) -> Result<Vec<(u16, u16)>, String> {
+    p.split([',', ' '])
+        .filter(|x| !x.is_empty())
+        .map(|part| {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let n = |x: &str| {
+                x.trim()
+                    .parse::<u16>()
+                    .map_err(|_| format!("invalid status code '{part}'"))
+            };
+            Ok((n(a)?, n(b)?))
+        })
+        .collect()
+}
+
+fn parse_hdr(p: &str, full: bool) -> Result<Matcher, String> {
+    let w: Vec<&str> = p.split_whitespace().collect();
+    let mut i = 0;
+    let mut take = |what: &str| -> Result<TextMatch, String> {
+        if w.get(i) != Some(&what) {
+            return Err(format!(
+                "'hdr' expects '{what}' (got '{}')",
+                w.get(i).unwrap_or(&"")
+            ));
+        }
+        i += 1;
+        let mut meth = "";
+        if w.get(i) == Some(&"-m") {
+            meth = w.get(i + 1).copied().unwrap_or("");
+            i += 2;
+        }
+        let pat = w
+            .get(i)
+            .copied()
+            .ok_or_else(|| format!("'hdr {what}' expects a pattern"))?;
+        i += 1;
+        TextMatch::parse(meth, pat)
+    };
+    let name = take("name")?;
+    let value = if w.contains(&"value") {
+        Some(take("value")?)
+    } else {
+        None
+    };
+    Ok(Matcher::Hdr {
+        name,
+        value,
+        full: full || w.contains(&"full"),
+    })
+}
+
+impl ExpectRule {
+    /// From the model; `step` is the rule's 1-based position in its sequence.
+    pub fn from_model(e: &CheckExpect, step: u32) -> Result<ExpectRule, String> {
+        let p = e.pattern.as_str();
+        let matcher =
+            match e.kind.as_str() {
+                "status" => Matcher::Status(parse_status_list(p)?),
+                "rstatus" => Matcher::RStatus(regex(p)?),
+                "string" => Matcher::String(p.as_bytes().to_vec()),
+                "rstring" => Matcher::RString(
+                    BytesRegex::new(p).map_err(|e| format!("invalid regex '{p}': {e}"))?,
+                ),
+                "binary" => Matcher::Binary(decode_hex(p)?),
+                "rbinary" => Matcher::RBinary(regex(p)?),
+                "hdr" => parse_hdr(p, false)?,
+                "fhdr" => parse_hdr(p, true)?,
+                k => return Err(format!(
+                    "expect '{k}' is not supported (log-format patterns need the sample engine)"
+                )),
+            };
+        Ok(ExpectRule {
+            negate: e.negate,
+            matcher,
+            min_recv: e.min_recv.and_then(|m| usize::try_from(m).ok()),
+            step,
+            pattern: e.pattern.clone(),
+            disable_on_404: false,
+        })
+    }
+
+    /// A rule built in code (canned checks).
+    pub fn new(matcher: Matcher, pattern: &str) -> ExpectRule {
+        ExpectRule {
+            negate: false,
+            matcher,
+            min_recv: None,
+            step: 0,
+            pattern: pattern.into(),
+            disable_on_404: false,
+        }
+    }
+
+    fn is_http(&self) -> bool {
+        matches!(
+            self.matcher,
+            Matcher::Status(_) | Matcher::RStatus(_) | Matcher::Hdr { .. }
+        )
+    }
+
+    /// The kind word as written (`string`, `rbinary`, ...), for messages.
+    pub fn kind(&self) -> &'static str {
+        match self.matcher {
+            Matcher::Status(_) => "status",
+            Matcher::RStatus(_) => "rstatus",
+            Matcher::String(_) => "string",
+            Matcher::RString(_) => "rstring",
+            Matcher::Binary(_) => "binary",
+            Matcher::RBinary(_) => "rbinary",
+            Matcher::Hdr { .. } => "hdr",
+            Matcher::MysqlHandshake | Matcher::MysqlOk => "custom",
+        }
+    }
+
+    /// The result when the check times out waiting on this rule (`Layer7 timeout, info:
+    /// " at step 3 of tcp-check (expect string 'never')"` for tcp-check rules).
+    pub fn timeout_result(&self, tcp_check: bool) -> CheckResult {
+        let mut r = CheckResult::new(CheckStatus::L7Timeout);
+        if tcp_check {
+            r.info = Some(format!(
+                " at step {} of tcp-check (expect {} '{}')",
+                self.step,
+                self.kind(),
+                self.pattern
+            ));
+        }
+        r
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn upper_hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02X}")).collect()
+}
+
+/// Evaluates `rule` on `received` (everything read on this connection since the last send).
+/// `closed`: no more data will come (EOF, or the driver's buffer is full).
+pub fn evaluate(
+    rule: &ExpectRule,
+    received: &[u8],
+    closed: bool,
+    http_check: bool,
+) -> ExpectOutcome {
+    if http_check {
+        return evaluate_http(rule, received, closed);
+    }
+    match rule.matcher {
+        Matcher::MysqlHandshake => return crate::canned::mysql_packet(received, 0, closed),
+        Matcher::MysqlOk => return crate::canned::mysql_ok(received, closed),
+        _ => {}
+    }
+    if rule.min_recv.is_some_and(|m| received.len() < m) && !closed {
+        return ExpectOutcome::NeedMore;
+    }
+    let matched = match &rule.matcher {
+        Matcher::String(s) | Matcher::Binary(s) => find(received, s),
+        Matcher::RString(r) => r.is_match(received),
+        Matcher::RBinary(r) => r.is_match(&upper_hex(received)),
+        _ => false,
+    };
+    if !matched && !closed && rule.min_recv.is_none() {
+        return ExpectOutcome::NeedMore;
+    }
+    if matched != rule.negate {
+        return ExpectOutcome::Pass(CheckResult::new(CheckStatus::L7Ok));
+    }
+    let mut r = CheckResult::new(CheckStatus::L7Rsp);
+    r.info = Some(tcp_mismatch_text(rule, matched));
+    ExpectOutcome::Fail(r)
+}
+
+/// `TCPCHK did not match content '+PONG' at step 2` (captured from haproxy 2.6).
+fn tcp_mismatch_text(rule: &ExpectRule, matched: bool) -> String {
+    let what = if matched {
+        "TCPCHK matched unwanted content"
+    } else {
+        "TCPCHK did not match content"
+    };
+    let detail = match rule.matcher {
+        Matcher::String(_) => format!(" '{}'", rule.pattern),
+        Matcher::Binary(_) => " (binary)".into(),
+        Matcher::RBinary(_) => " (binary regex)".into(),
+        _ => " (regex)".into(),
+    };
+    format!("{what}{detail} at step {}", rule.step)
+}
+
+fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutcome {
+    let resp = match http::parse(received, closed) {
+        Parsed::NeedMore => return ExpectOutcome::NeedMore,
+        Parsed::Invalid => {
+            let mut r = CheckResult::new(CheckStatus::L7Rsp);
+            r.info = Some("HTTP check: invalid response".into());
+            return ExpectOutcome::Fail(r);
+        }
+        Parsed::Response(r) => r,
+    };
+    if !rule.is_http() && !resp.complete {
+        return ExpectOutcome::NeedMore;
+    }
+    let status_ok = |r: &http::Response<'_>| {
+        let mut res = CheckResult::new(CheckStatus::L7Ok);
+        res.code = Some(r.status);
+        if rule.disable_on_404 && r.status == 404 {
+            res.status = CheckStatus::L7OkCond;
+        }
+        res
+    };
+    if rule.disable_on_404 && resp.status == 404 {
+        return ExpectOutcome::Pass(status_ok(&resp));
+    }
+    let matched = match &rule.matcher {
+        Matcher::Status(ranges) => ranges.iter().any(|(a, b)| (*a..=*b).contains(&resp.status)),
+        Matcher::RStatus(r) => r.is_match(&resp.status.to_string()),
+        Matcher::String(s) => find(&resp.body, s),
+        Matcher::RString(r) => r.is_match(&resp.body),
+        Matcher::Binary(s) => find(&resp.body, s),
+        Matcher::RBinary(r) => r.is_match(&upper_hex(&resp.body)),
+        Matcher::Hdr { name, value, full } => hdr_match(&resp, name, value.as_ref(), *full),
+        Matcher::MysqlHandshake | Matcher::MysqlOk => false,
+    };
+    if matched != rule.negate {
+        return ExpectOutcome::Pass(status_ok(&resp));
+    }
+    ExpectOutcome::Fail(http_failure(rule, &resp, matched))
+}
+
+fn http_failure(rule: &ExpectRule, resp: &http::Response<'_>, matched: bool) -> CheckResult {
+    let mut r = CheckResult::new(CheckStatus::L7Sts);
+    r.code = Some(resp.status);
+    match rule.matcher {
+        Matcher::Status(_) | Matcher::RStatus(_) => {
+            r.info = Some(resp.reason.to_string());
+        }
+        Matcher::Hdr { .. } => {
+            r.info = Some(
+                if matched {
+                    "HTTP header matched unwanted content"
+                } else {
+                    "HTTP header did not match"
+                }
+                .into(),
+            );
+        }
+        _ => {
+            r.status = CheckStatus::L7Rsp;
+            r.code = None;
+            r.info = Some(
+                if matched {
+                    "HTTP check matched unwanted content"
+                } else {
+                    "HTTP content check did not match"
+                }
+                .into(),
+            );
+        }
+    }
+    r
+}
+
+fn hdr_match(
+    resp: &http::Response<'_>,
+    name: &TextMatch,
+    value: Option<&TextMatch>,
+    full: bool,
+) -> bool {
+    resp.headers
+        .iter()
+        .filter(|(n, _)| name.matches(n, true))
+        .any(|(_, v)| {
+            let Some(vm) = value else { return true };
+            let v = String::from_utf8_lossy(v);
+            if full {
+                vm.matches(v.trim(), false)
+            } else {
+                v.split(',').any(|part| vm.matches(part.trim(), false))
+            }
+        })
+}

@@ -1,0 +1,413 @@
+//! A check as a sequence of steps the control shard's driver runs:
+//! `Connect` → `Send` → `Expect` → ... Built from the backend's `option httpchk`,
+//! `http-check`, `option tcp-check`/`tcp-check` rules and the canned `option *-check`s, with
+//! HAProxy 2.6's implicit steps (a first connect, the `option httpchk` request, the default
+//! `2xx/3xx` expectation).
+//!
+//! The driver: for `Connect`, open the connection (`port`/`addr` or the server's check port
+//! and address, TLS if `ssl`); for `Send`, write the bytes; for `Expect`, read and call
+//! [`crate::evaluate`] with everything received since the last send until it says `Pass` or
+//! `Fail`. The last `Pass` gives the check's result; a check with no expect passes with
+//! `Layer4 check passed` once every step ran.
+
+use ringlb_config::model::{Backend, CheckConnect, HttpCheckStep, HttpChk, TcpCheckStep};
+
+use crate::canned;
+use crate::expect::{ExpectRule, Matcher};
+
+/// Where and how to connect.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectSpec {
+    /// `None`: the server's `port` option, else its address port.
+    pub port: Option<u16>,
+    pub addr: Option<String>,
+    pub ssl: bool,
+    pub sni: Option<String>,
+    pub alpn: Option<String>,
+    pub send_proxy: bool,
+    pub linger: bool,
+}
+
+impl From<&CheckConnect> for ConnectSpec {
+    fn from(c: &CheckConnect) -> Self {
+        ConnectSpec {
+            port: c.port,
+            addr: c.addr.clone(),
+            ssl: c.ssl,
+            sni: c.sni.clone(),
+            alpn: c.alpn.clone(),
+            send_proxy: c.send_proxy,
+            linger: c.linger,
+        }
+    }
+}
+
+/// One step of a check.
+#[derive(Debug, Clone)]
+pub enum Step {
+    Connect(ConnectSpec),
+    Send(Vec<u8>),
+    Expect(ExpectRule),
+}
+
+/// Which family of check this is (decides how replies are read and messages worded).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckKind {
+    /// Connect only (`check` without any option): `Layer4 check passed`.
+    Tcp,
+    /// `option tcp-check` and the canned checks.
+    TcpCheck,
+    /// `option httpchk` / `http-check`.
+    Http,
+}
+
+/// A runnable check.
+#[derive(Debug, Clone)]
+pub struct CheckScript {
+    steps: Vec<Step>,
+    kind: CheckKind,
+    /// `ssl-hello-chk`: the driver writes the current Unix time at these 4 bytes of the send.
+    pub time_offset: Option<usize>,
+}
+
+impl CheckScript {
+    pub fn steps(&self) -> &[Step] {
+        &self.steps
+    }
+
+    pub fn kind(&self) -> CheckKind {
+        self.kind
+    }
+
+    /// The check a backend configures for its servers.
+    pub fn from_backend(be: &Backend) -> Result<CheckScript, String> {
+        if let Some(s) = canned_from(be) {
+            return Ok(s);
+        }
+        if be.options.tcp_check || !be.tcp_check.is_empty() && be.options.httpchk.is_none() {
+            return tcp_check(&be.tcp_check);
+        }
+        if be.options.httpchk.is_some() || !be.http_check.is_empty() {
+            let chk = be.options.httpchk.clone().unwrap_or_else(default_httpchk);
+            return http_check(&chk, &be.http_check);
+        }
+        Ok(CheckScript {
+            steps: vec![Step::Connect(ConnectSpec::default())],
+            kind: CheckKind::Tcp,
+            time_offset: None,
+        })
+    }
+}
+
+fn default_httpchk() -> HttpChk {
+    HttpChk {
+        method: "OPTIONS".into(),
+        uri: "/".into(),
+        version: "HTTP/1.0".into(),
+        extra: None,
+    }
+}
+
+fn option_on(be: &Backend, name: &str) -> bool {
+    be.options.other.get(name).copied().unwrap_or(false)
+}
+
+/// Arguments of an `option X ...` line kept as a directive by the config crate.
+fn option_args(be: &Backend, name: &str) -> Vec<String> {
+    be.other
+        .iter()
+        .rev()
+        .find(|d| d.keyword == format!("option {name}"))
+        .map(|d| d.args.clone())
+        .unwrap_or_default()
+}
+
+fn expect(matcher: Matcher, pattern: &str, step: u32) -> Step {
+    let mut r = ExpectRule::new(matcher, pattern);
+    r.step = step;
+    Step::Expect(r)
+}
+
+fn rstring(p: &str, step: u32) -> Result<Step, String> {
+    let re = regex::bytes::Regex::new(p).map_err(|e| e.to_string())?;
+    Ok(expect(Matcher::RString(re), p, step))
+}
+
+fn canned_from(be: &Backend) -> Option<CheckScript> {
+    let connect = Step::Connect(ConnectSpec::default());
+    let tcp = |steps: Vec<Step>| CheckScript {
+        steps,
+        kind: CheckKind::TcpCheck,
+        time_offset: None,
+    };
+    if option_on(be, "redis-check") {
+        return Some(tcp(vec![
+            connect,
+            Step::Send(canned::REDIS_PING.to_vec()),
+            expect(Matcher::String(b"+PONG".to_vec()), "+PONG", 3),
+        ]));
+    }
+    if option_on(be, "ssl-hello-chk") {
+        let hello = Step::Send(canned::ssl_hello(0));
+        let re = regex::Regex::new("^1[56]").ok()?;
+        let mut e = ExpectRule::new(Matcher::RBinary(re), "^1[56]");
+        e.min_recv = Some(5);
+        e.step = 3;
+        return Some(CheckScript {
+            steps: vec![connect, hello, Step::Expect(e)],
+            kind: CheckKind::TcpCheck,
+            time_offset: Some(11),
+        });
+    }
+    if option_on(be, "pgsql-check") {
+        return pgsql(&option_args(be, "pgsql-check")).ok();
+    }
+    if option_on(be, "mysql-check") {
+        return Some(mysql(&option_args(be, "mysql-check")));
+    }
+    if option_on(be, "smtpchk") {
+        return smtp(&option_args(be, "smtpchk")).ok();
+    }
+    None
+}
+
+fn user_arg(args: &[String]) -> Option<&str> {
+    args.iter()
+        .position(|a| a == "user")
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+fn pgsql(args: &[String]) -> Result<CheckScript, String> {
+    let user = user_arg(args).ok_or("'option pgsql-check' expects 'user <username>'")?;
+    let mut not_error = ExpectRule::new(
+        Matcher::RString(regex::bytes::Regex::new("^E").map_err(|e| e.to_string())?),
+        "^E",
+    );
+    not_error.negate = true;
+    not_error.min_recv = Some(5);
+    not_error.step = 3;
+    let auth_ok = "^52000000[A-Z0-9]{2}000000(00|02|03|04|05|06|07|09|0A)";
+    let mut auth = ExpectRule::new(
+        Matcher::RBinary(regex::Regex::new(auth_ok).map_err(|e| e.to_string())?),
+        auth_ok,
+    );
+    auth.min_recv = Some(9);
+    auth.step = 4;
+    Ok(CheckScript {
+        steps: vec![
+            Step::Connect(ConnectSpec::default()),
+            Step::Send(canned::pgsql_startup(user)),
+            Step::Expect(not_error),
+            Step::Expect(auth),
+        ],
+        kind: CheckKind::TcpCheck,
+        time_offset: None,
+    })
+}
+
+fn mysql(args: &[String]) -> CheckScript {
+    let mut steps = vec![Step::Connect(ConnectSpec::default())];
+    match user_arg(args) {
+        Some(user) => {
+            steps.push(Step::Send(canned::mysql_auth(user)));
+            steps.push(expect(Matcher::MysqlHandshake, "", 3));
+            steps.push(expect(Matcher::MysqlOk, "", 4));
+        }
+        None => steps.push(expect(Matcher::MysqlHandshake, "", 2)),
+    }
+    CheckScript {
+        steps,
+        kind: CheckKind::TcpCheck,
+        time_offset: None,
+    }
+}
+
+fn smtp(args: &[String]) -> Result<CheckScript, String> {
+    let min4 = |s: Result<Step, String>| {
+        s.map(|mut st| {
+            if let Step::Expect(e) = &mut st {
+                e.min_recv = Some(4);
+            }
+            st
+        })
+    };
+    Ok(CheckScript {
+        steps: vec![
+            Step::Connect(ConnectSpec::default()),
+            min4(rstring("^[0-9]{3}[ \r]", 2))?,
+            min4(rstring("^2[0-9]{2}[ \r]", 3))?,
+            Step::Send(canned::smtp_command(args)),
+            min4(rstring("^[0-9]{3}[- \r]", 5))?,
+            min4(rstring("^2[0-9]{2}[- \r]", 6))?,
+        ],
+        kind: CheckKind::TcpCheck,
+        time_offset: None,
+    })
+}
+
+/// `tcp-check` rules; an implicit first connect when the first rule is not one.
+pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
+    let mut steps = Vec::with_capacity(rules.len() + 1);
+    if !matches!(rules.first(), Some(TcpCheckStep::Connect(_))) {
+        steps.push(Step::Connect(ConnectSpec::default()));
+    }
+    let mut n = 0u32;
+    for r in rules {
+        match r {
+            TcpCheckStep::Connect(c) => steps.push(Step::Connect(c.into())),
+            TcpCheckStep::Send { data, .. } | TcpCheckStep::SendBinary { data, .. } => {
+                steps.push(Step::Send(data.clone()))
+            }
+            TcpCheckStep::Expect(e) => steps.push(Step::Expect(ExpectRule::from_model(e, n + 1)?)),
+            TcpCheckStep::Comment { .. } | TcpCheckStep::SetVar { .. } => continue,
+        }
+        n += 1;
+    }
+    Ok(CheckScript {
+        steps,
+        kind: CheckKind::TcpCheck,
+        time_offset: None,
+    })
+}
+
+/// The request line, headers and body of one HTTP check request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub uri: String,
+    pub version: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Option<String>,
+}
+
+impl HttpRequest {
+    /// The bytes haproxy 2.6 puts on the wire: header names lower-cased, `content-length`
+    /// with a body, `connection: close` for HTTP/1.1 (captured in `traces/requests/`).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut s = format!("{} {} {}\r\n", self.method, self.uri, self.version);
+        for (n, v) in &self.headers {
+            s.push_str(&format!("{}: {}\r\n", n.to_ascii_lowercase(), v));
+        }
+        if let Some(b) = &self.body {
+            s.push_str(&format!("content-length: {}\r\n", b.len()));
+        }
+        if self.version.eq_ignore_ascii_case("HTTP/1.1") {
+            s.push_str("connection: close\r\n");
+        }
+        s.push_str("\r\n");
+        if let Some(b) = &self.body {
+            s.push_str(b);
+        }
+        s.into_bytes()
+    }
+}
+
+/// `option httpchk` alone: its method, URI, version and the old `\r\nHeader: value` trick.
+pub fn httpchk_request(chk: &HttpChk) -> HttpRequest {
+    let headers = chk
+        .extra
+        .as_deref()
+        .unwrap_or("")
+        .split("\r\n")
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+        .collect();
+    HttpRequest {
+        method: chk.method.clone(),
+        uri: chk.uri.clone(),
+        version: chk.version.clone(),
+        headers,
+        body: None,
+    }
+}
+
+fn send_request(chk: &HttpChk, step: &HttpCheckStep) -> HttpRequest {
+    let mut req = httpchk_request(chk);
+    if let HttpCheckStep::Send {
+        meth,
+        uri,
+        ver,
+        headers,
+        body,
+        ..
+    } = step
+    {
+        req.method = meth.clone().unwrap_or(req.method);
+        req.uri = uri.clone().unwrap_or(req.uri);
+        req.version = ver.clone().unwrap_or(req.version);
+        req.headers.extend(headers.iter().cloned());
+        req.body = body.clone();
+    }
+    req
+}
+
+fn default_http_expect(step: u32) -> Result<ExpectRule, String> {
+    let mut e = ExpectRule::new(Matcher::Status(vec![(200, 399)]), "200-399");
+    e.step = step;
+    Ok(e)
+}
+
+/// `option httpchk` + `http-check` rules: implicit connect, implicit send (the `option
+/// httpchk` request) and implicit default expect (`2xx`/`3xx`) where HAProxy adds them.
+pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript, String> {
+    let disable_on_404 = rules
+        .iter()
+        .any(|r| matches!(r, HttpCheckStep::DisableOn404 { .. }));
+    let mut steps = Vec::with_capacity(rules.len() + 3);
+    let mut n = 0u32;
+    let mut pending_expect = false;
+    if !matches!(rules.first(), Some(HttpCheckStep::Connect(_))) {
+        steps.push(Step::Connect(ConnectSpec::default()));
+    }
+    let has_send = rules
+        .iter()
+        .any(|r| matches!(r, HttpCheckStep::Send { .. }));
+    if !has_send {
+        steps.push(Step::Send(httpchk_request(chk).to_bytes()));
+        pending_expect = true;
+        n += 1;
+    }
+    for r in rules {
+        match r {
+            HttpCheckStep::Connect(_) | HttpCheckStep::ImplicitConnect { .. } if pending_expect => {
+                steps.push(Step::Expect(default_http_expect(n)?));
+                pending_expect = false;
+                push_connect(&mut steps, r);
+            }
+            HttpCheckStep::Connect(_) | HttpCheckStep::ImplicitConnect { .. } => {
+                push_connect(&mut steps, r)
+            }
+            HttpCheckStep::Send { .. } => {
+                steps.push(Step::Send(send_request(chk, r).to_bytes()));
+                pending_expect = true;
+            }
+            HttpCheckStep::Expect(e) => {
+                let mut rule = ExpectRule::from_model(e, n + 1)?;
+                rule.disable_on_404 = disable_on_404;
+                steps.push(Step::Expect(rule));
+                pending_expect = false;
+            }
+            _ => continue,
+        }
+        n += 1;
+    }
+    if pending_expect {
+        let mut e = default_http_expect(n + 1)?;
+        e.disable_on_404 = disable_on_404;
+        steps.push(Step::Expect(e));
+    }
+    Ok(CheckScript {
+        steps,
+        kind: CheckKind::Http,
+        time_offset: None,
+    })
+}
+
+fn push_connect(steps: &mut Vec<Step>, r: &HttpCheckStep) {
+    let spec = match r {
+        HttpCheckStep::Connect(c) => c.into(),
+        _ => ConnectSpec::default(),
+    };
+    steps.push(Step::Connect(spec));
+}

@@ -1,0 +1,268 @@
+//! Check results as HAProxy names them (`check_statuses[]` in `checks.c`) and the log lines
+//! it writes when a server changes state (`srv_append_status`, `srv_set_stopped`, ...).
+//! The texts were captured from haproxy 2.6 (`traces/haproxy-2.6-checks.log`).
+
+/// HAProxy's `HCHK_STATUS_*`, in its order (the order decides whether a code is printed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum CheckStatus {
+    Unknown,
+    Init,
+    Start,
+    HealthAnalyze,
+    SockErr,
+    L4Ok,
+    L4Timeout,
+    L4Con,
+    L6Ok,
+    L6Timeout,
+    L6Rsp,
+    L7Timeout,
+    L7Rsp,
+    /// Separator in HAProxy's enum: statuses after it carry a response code.
+    L57Data,
+    L7Ok,
+    L7OkCond,
+    L7Sts,
+    ProcErr,
+    ProcTimeout,
+    ProcOk,
+}
+
+impl CheckStatus {
+    /// The long description used in logs (`reason: ...`).
+    pub fn description(self) -> &'static str {
+        match self {
+            CheckStatus::Unknown => "Unknown",
+            CheckStatus::Init => "Initializing",
+            CheckStatus::Start => "",
+            CheckStatus::HealthAnalyze => "Health analyze",
+            CheckStatus::SockErr => "Socket error",
+            CheckStatus::L4Ok => "Layer4 check passed",
+            CheckStatus::L4Timeout => "Layer4 timeout",
+            CheckStatus::L4Con => "Layer4 connection problem",
+            CheckStatus::L6Ok => "Layer6 check passed",
+            CheckStatus::L6Timeout => "Layer6 timeout",
+            CheckStatus::L6Rsp => "Layer6 invalid response",
+            CheckStatus::L7Timeout => "Layer7 timeout",
+            CheckStatus::L7Rsp => "Layer7 invalid response",
+            CheckStatus::L57Data => "",
+            CheckStatus::L7Ok => "Layer7 check passed",
+            CheckStatus::L7OkCond => "Layer7 check conditionally passed",
+            CheckStatus::L7Sts => "Layer7 wrong status",
+            CheckStatus::ProcErr => "External check error",
+            CheckStatus::ProcTimeout => "External check timeout",
+            CheckStatus::ProcOk => "External check passed",
+        }
+    }
+
+    /// The short name shown by the stats page and `show stat` (`check_status`).
+    pub fn short_name(self) -> &'static str {
+        match self {
+            CheckStatus::Unknown => "UNK",
+            CheckStatus::Init => "INI",
+            CheckStatus::Start => "",
+            CheckStatus::HealthAnalyze => "HANA",
+            CheckStatus::SockErr => "SOCKERR",
+            CheckStatus::L4Ok => "L4OK",
+            CheckStatus::L4Timeout => "L4TOUT",
+            CheckStatus::L4Con => "L4CON",
+            CheckStatus::L6Ok => "L6OK",
+            CheckStatus::L6Timeout => "L6TOUT",
+            CheckStatus::L6Rsp => "L6RSP",
+            CheckStatus::L7Timeout => "L7TOUT",
+            CheckStatus::L7Rsp => "L7RSP",
+            CheckStatus::L57Data => "",
+            CheckStatus::L7Ok => "L7OK",
+            CheckStatus::L7OkCond => "L7OKC",
+            CheckStatus::L7Sts => "L7STS",
+            CheckStatus::ProcErr => "PROCERR",
+            CheckStatus::ProcTimeout => "PROCTOUT",
+            CheckStatus::ProcOk => "PROCOK",
+        }
+    }
+
+    /// Passed (`CHK_RES_PASSED`/`CONDPASS`).
+    pub fn is_pass(self) -> bool {
+        matches!(
+            self,
+            CheckStatus::L4Ok
+                | CheckStatus::L6Ok
+                | CheckStatus::L7Ok
+                | CheckStatus::L7OkCond
+                | CheckStatus::ProcOk
+        )
+    }
+
+    /// The log line shows `code: N` for these.
+    pub fn shows_code(self) -> bool {
+        self > CheckStatus::L57Data
+    }
+}
+
+/// One check's outcome, as logged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckResult {
+    pub status: CheckStatus,
+    /// HTTP status (or protocol code) when the status carries one.
+    pub code: Option<u16>,
+    /// `info: "..."` text (reason phrase, mismatch description), if any.
+    pub info: Option<String>,
+    /// Check duration in milliseconds, if measured.
+    pub duration_ms: Option<u64>,
+}
+
+impl CheckResult {
+    pub fn new(status: CheckStatus) -> CheckResult {
+        CheckResult {
+            status,
+            code: None,
+            info: None,
+            duration_ms: None,
+        }
+    }
+}
+
+/// What the log line needs to know about the backend after the change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackendCounts {
+    /// Usable active servers after the change (`srv_act`).
+    pub active: u32,
+    /// Usable backup servers after the change (`srv_bck`).
+    pub backup: u32,
+    /// Sessions on the server (`cur_sess`).
+    pub sessions: u32,
+    /// Sessions moved away (`xferred`).
+    pub requeued: u32,
+    /// Requests in the server's queue.
+    pub queued: u32,
+}
+
+/// The transition being logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transition {
+    Down,
+    Up,
+    /// `disable-on-404`: NOLB.
+    Stopping,
+}
+
+/// HAProxy's `chunk_asciiencode(.., '"')`: non-printable bytes and `"` as `\xNN`.
+fn ascii_encode(out: &mut String, s: &str) {
+    for b in s.bytes() {
+        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+}
+
+/// `Server be/s1 is DOWN, reason: ..., check duration: 2ms. 1 active and 0 backup servers
+/// left. 0 sessions active, 0 requeued, 0 remaining in queue.` (also UP and stopping).
+pub fn state_change_message(
+    backend: &str,
+    server: &str,
+    backup: bool,
+    t: Transition,
+    r: &CheckResult,
+    c: &BackendCounts,
+) -> String {
+    let verb = match t {
+        Transition::Down => "DOWN",
+        Transition::Up => "UP",
+        Transition::Stopping => "stopping",
+    };
+    let prefix = if backup { "Backup Server" } else { "Server" };
+    let mut m = format!("{prefix} {backend}/{server} is {verb}");
+    append_reason(&mut m, r);
+    append_counts(&mut m, t, c);
+    m.push('.');
+    m
+}
+
+fn append_reason(m: &mut String, r: &CheckResult) {
+    m.push_str(", reason: ");
+    m.push_str(r.status.description());
+    if r.status.shows_code() {
+        m.push_str(&format!(", code: {}", r.code.unwrap_or(0)));
+    }
+    if let Some(info) = r.info.as_deref().filter(|i| !i.is_empty()) {
+        m.push_str(", info: \"");
+        ascii_encode(m, info);
+        m.push('"');
+    }
+    if let Some(d) = r.duration_ms {
+        m.push_str(&format!(", check duration: {d}ms"));
+    }
+}
+
+fn append_counts(m: &mut String, t: Transition, c: &BackendCounts) {
+    let on_backup = if c.backup > 0 && c.active == 0 {
+        " Running on backup."
+    } else {
+        ""
+    };
+    if t == Transition::Down {
+        m.push_str(&format!(
+            ". {} active and {} backup servers left.{on_backup} {} sessions active, {} requeued, {} remaining in queue",
+            c.active, c.backup, c.sessions, c.requeued, c.queued
+        ));
+    } else {
+        m.push_str(&format!(
+            ". {} active and {} backup servers online.{on_backup} {} sessions requeued, {} total in queue",
+            c.active, c.backup, c.requeued, c.queued
+        ));
+    }
+}
+
+/// `Server be/s1 is going DOWN for maintenance. ...` (agent `maint`, `set server .. state
+/// maint`, `disable server`).
+pub fn maint_message(backend: &str, server: &str, backup: bool, c: &BackendCounts) -> String {
+    let prefix = if backup { "Backup Server" } else { "Server" };
+    let mut m = format!("{prefix} {backend}/{server} is going DOWN for maintenance");
+    append_counts(&mut m, Transition::Down, c);
+    m.push('.');
+    m
+}
+
+/// `Server be/s1 is UP/READY (leaving forced maintenance).`
+pub fn leaving_maint_message(backend: &str, server: &str, backup: bool) -> String {
+    let prefix = if backup { "Backup Server" } else { "Server" };
+    format!("{prefix} {backend}/{server} is UP/READY (leaving forced maintenance).")
+}
+
+/// `backend 'be' has no server available!` (logged at ALERT level when the last usable
+/// server of a backend goes).
+pub fn no_server_message(backend: &str) -> String {
+    format!("backend '{backend}' has no server available!")
+}
+
+/// Why a check's connection failed (the driver maps its socket errors onto these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnFailure {
+    /// `ECONNREFUSED`: `Layer4 connection problem, info: "Connection refused"`.
+    Refused,
+    /// No connection within `timeout connect`/`timeout check`: `Layer4 timeout`.
+    Timeout,
+    /// Another socket error, with its `strerror` text.
+    Other(String),
+}
+
+/// The check result for a failed connection.
+pub fn connection_failure(f: &ConnFailure) -> CheckResult {
+    match f {
+        ConnFailure::Refused => CheckResult {
+            status: CheckStatus::L4Con,
+            code: None,
+            info: Some("Connection refused".into()),
+            duration_ms: None,
+        },
+        ConnFailure::Timeout => CheckResult::new(CheckStatus::L4Timeout),
+        ConnFailure::Other(e) => CheckResult {
+            status: CheckStatus::L4Con,
+            code: None,
+            info: Some(e.clone()),
+            duration_ms: None,
+        },
+    }
+}
