@@ -7,8 +7,8 @@
 #![allow(clippy::unwrap_used)]
 
 use ringlb_http1::{
-    parse_request, parse_response, BodyCounter, BodyFraming, ChunkedDecoder, Limits, Method,
-    Parsed, RequestHead, ResponseHead, Side,
+    parse_request, parse_response, write_request_head, BodyCounter, BodyFraming, ChunkedDecoder,
+    Limits, Method, Parsed, RequestEdits, RequestHead, ResponseHead, Side,
 };
 
 struct Case {
@@ -16,6 +16,8 @@ struct Case {
     expect: String,
     haproxy: String,
     bytes: Vec<u8>,
+    /// The head haproxy forwarded to the origin (requests corpus only; empty when none).
+    forwarded: Vec<u8>,
 }
 
 fn unescape(s: &str) -> Vec<u8> {
@@ -62,13 +64,17 @@ fn parse_corpus(text: &str) -> Vec<Case> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
-            let f: Vec<&str> = l.splitn(4, '\t').collect();
-            assert_eq!(f.len(), 4, "bad corpus line {l:?}");
+            let f: Vec<&str> = l.split('\t').collect();
+            assert!(f.len() == 4 || f.len() == 5, "bad corpus line {l:?}");
             Case {
                 name: f[0].into(),
                 expect: f[1].into(),
                 haproxy: f[2].into(),
                 bytes: unescape(f[3]),
+                forwarded: match f.get(4) {
+                    Some(&"-") | None => Vec::new(),
+                    Some(h) => unescape(h),
+                },
             }
         })
         .collect()
@@ -216,5 +222,37 @@ fn response_corpus_verdicts_and_leniency() {
             ));
         }
     }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}
+
+/// For every request both accept, ringlb forwards the head byte for byte as haproxy 2.6 did
+/// (keep-alive mode, no forwardfor), except for the normalisations listed in README.md.
+#[test]
+fn forwarded_heads_match_haproxy() {
+    // ringlb writes a merged Content-Length as a plain number; haproxy keeps `005`.
+    const DIFFERENT: &[&str] = &["cl-leading-zero"];
+    let mut compared = 0;
+    let mut wrong = Vec::new();
+    for c in load() {
+        if !c.expect.starts_with("ok") || c.forwarded.is_empty() || c.bytes.len() > 8192 {
+            continue;
+        }
+        let limits = Limits::default();
+        let mut head = RequestHead::with_limits(&limits);
+        parse_request(&c.bytes, &limits, &mut head).unwrap();
+        let mut out = Vec::new();
+        write_request_head(&head, &c.bytes, &mut out, &RequestEdits::default());
+        let same = out == c.forwarded;
+        if same == DIFFERENT.contains(&c.name.as_str()) {
+            wrong.push(format!(
+                "{}:\n  ringlb  {:?}\n  haproxy {:?}",
+                c.name,
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(&c.forwarded)
+            ));
+        }
+        compared += 1;
+    }
+    assert!(compared >= 50, "only {compared} heads compared");
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
