@@ -42,6 +42,13 @@ pub fn build(d: Draft, cx: &mut Cx) -> Config {
     for f in &cfg.frontends {
         check_frontend_refs(cx, f, &cfg.backends, &d.proxies);
     }
+    for p in d
+        .proxies
+        .iter()
+        .filter(|p| p.own_default_backend && p.kind.is_backend())
+    {
+        check_backend_default(cx, p, &cfg.backends);
+    }
     if let Some(p) = d.programs.first() {
         if !cfg.global.master_worker {
             cx.alert(
@@ -94,6 +101,17 @@ fn mode_warnings(cx: &mut Cx, p: &ProxyDraft) {
     }
     if mode_of(p) == Mode::Http {
         return;
+    }
+    if let (Some(fmt), true) = (&p.settings.log_format, p.kind.is_frontend()) {
+        if let Some(v) = http_only_log_var(fmt) {
+            cx.alert(
+                &p.loc,
+                "log-format",
+                format!(
+                    "failed to parse log-format : format variable '{v}' is reserved for HTTP mode."
+                ),
+            );
+        }
     }
     if p.settings.options.httplog.is_some() {
         cx.warn(&p.loc, "", format!("'option httplog' not usable with {kind} '{}' (needs 'mode http'). Falling back to 'option tcplog'.", p.name));
@@ -316,4 +334,65 @@ fn check_frontend_refs(cx: &mut Cx, f: &Frontend, backends: &[Backend], proxies:
             Some(_) => {}
         }
     }
+}
+
+/// A `default_backend` written in a backend (ignored with a warning) is still resolved by
+/// HAProxy: it must exist and must not be the proxy itself.
+fn check_backend_default(cx: &mut Cx, p: &ProxyDraft, backends: &[Backend]) {
+    let Some((loc, name)) = &p.settings.default_backend else {
+        return;
+    };
+    if name == &p.name {
+        cx.alert(
+            loc,
+            "",
+            format!(
+                "Proxy '{}': loop detected for default_backend: '{name}'.",
+                p.name
+            ),
+        );
+    } else if p.kind == ProxyKind::Backend && !backends.iter().any(|b| &b.name == name) {
+        cx.alert(
+            loc,
+            "",
+            format!(
+                "Proxy '{}': unable to find required default_backend: '{name}'.",
+                p.name
+            ),
+        );
+    }
+}
+
+/// Log-format variables haproxy only accepts in `mode http` proxies.
+const HTTP_LOG_VARS: &[&str] = &[
+    "r", "HM", "HU", "HP", "HPO", "HQ", "HV", "CC", "CS", "Tr", "Tq", "TR", "Ta", "Ti", "tr",
+    "trg", "trl",
+];
+
+/// First `%X` / `%{flags}X` variable of `fmt` that needs HTTP mode.
+fn http_only_log_var(fmt: &str) -> Option<String> {
+    let b = fmt.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b.get(i) != Some(&b'%') {
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if b.get(i) == Some(&b'{') {
+            while i < b.len() && b.get(i) != Some(&b'}') {
+                i += 1;
+            }
+            i += 1;
+        }
+        let start = i;
+        while b.get(i).is_some_and(u8::is_ascii_alphabetic) {
+            i += 1;
+        }
+        let name = fmt.get(start..i).unwrap_or("");
+        if HTTP_LOG_VARS.contains(&name) {
+            return Some(name.to_string());
+        }
+    }
+    None
 }

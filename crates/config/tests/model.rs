@@ -250,3 +250,37 @@ fn env_and_conditions_via_load() {
     assert!(d.to_string().contains("b.cfg:2"), "{d}");
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn haproxy_parity_rules_found_by_differential_mutation() {
+    // `balance` alone is roundrobin; an empty `if` is accepted.
+    ok(&format!(
+        "{T}listen l\n bind :80\n balance\n use_backend l if\n server s 127.0.0.1:1 weight 3x\n"
+    ));
+    // A keyword in the wrong proxy type is ignored with a warning but still parsed.
+    let e = err(&format!("{T}frontend f\n bind :80\n default_backend b\nbackend b\n use_backend f if nope\n server s 127.0.0.1:1\n"));
+    assert!(e.contains("no such ACL : 'nope'"), "{e}");
+    let e = err(&format!("{T}frontend f\n bind :80\n default_backend b\nbackend b\n default_backend b\n server s 127.0.0.1:1\n"));
+    assert!(e.contains("loop detected for default_backend: 'b'"), "{e}");
+    // http-check ordering.
+    let e = err(&format!("{T}backend b\n http-check send meth GET\n http-check send meth GET\n server s 127.0.0.1:1\n"));
+    assert!(e.contains("missing connect rule"), "{e}");
+    let e = err(&format!(
+        "{T}backend b\n http-check connect\n http-check expect status 200\n server s 127.0.0.1:1\n"
+    ));
+    assert!(e.contains("missing send rule"), "{e}");
+    let e = err(&format!(
+        "{T}backend b\n tcp-check send PING\n tcp-check connect\n server s 127.0.0.1:1\n"
+    ));
+    assert!(e.contains("first step MUST also be a 'connect'"), "{e}");
+    let e = err(&format!(
+        "{T}backend b\n tcp-check send-binary 00 extra\n server s 127.0.0.1:1\n"
+    ));
+    assert!(e.contains("expects 'comment'"), "{e}");
+    // HTTP-only log-format variables in a tcp proxy.
+    let e = err("defaults\n timeout client 1s\n timeout server 1s\n timeout connect 1s\nlisten l\n bind :80\n log stdout local0\n log-format \"%{+Q}HM %ci\"\n server s 127.0.0.1:1\n");
+    assert!(
+        e.contains("format variable 'HM' is reserved for HTTP mode"),
+        "{e}"
+    );
+}

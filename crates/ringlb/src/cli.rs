@@ -5,6 +5,7 @@
 //! Owns: [`Cli`], [`parse`], [`action`], [`check_mode`]. Loading is `ringlb_config::load`.
 
 use std::ffi::OsString;
+use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 
 use ringlb_config::{Config, Diagnostic, Level};
@@ -170,8 +171,11 @@ pub fn action(cli: &Cli) -> Action {
         return Action::Exit(1);
     }
     match ringlb_config::load(&cli.files, &|k| std::env::var(k).ok()) {
-        Ok(l) => {
+        Ok(mut l) => {
             print_diags(cli, &l.warnings);
+            if !resolve_servers(cli, &mut l.config) {
+                return Action::Exit(1);
+            }
             if cli.zero_warning && l.warnings.iter().any(|w| w.level == Level::Warning) {
                 alert_line(
                     cli,
@@ -253,6 +257,47 @@ fn print_diags(cli: &Cli, diags: &[Diagnostic]) {
     }
 }
 
+/// Resolves server host names at start-up as HAProxy does (`init-addr last,libc`), filling
+/// `Server::addr`. A name that does not resolve is fatal unless `init-addr` contains `none`.
+/// Returns false (after printing alerts) on failure.
+fn resolve_servers(cli: &Cli, cfg: &mut Config) -> bool {
+    let mut ok = true;
+    for b in &mut cfg.backends {
+        for s in &mut b.servers {
+            if s.addr.is_some() || s.host.starts_with('/') || s.host.starts_with("unix@") {
+                continue;
+            }
+            let resolved = (s.host.as_str(), s.port.unwrap_or(0))
+                .to_socket_addrs()
+                .ok()
+                .and_then(|mut it| it.next());
+            let may_fail = s
+                .params
+                .init_addr
+                .as_deref()
+                .is_some_and(|i| i.split(',').any(|m| m == "none"));
+            match resolved {
+                Some(a) => s.addr = Some(a),
+                None if may_fail => {}
+                None => {
+                    ok = false;
+                    alert_line(
+                        cli,
+                        &format!(
+                            "config : [{}:{}] : 'server {}/{}' : could not resolve address '{}'.",
+                            s.loc.file, s.loc.line, b.name, s.name, s.host
+                        ),
+                    );
+                }
+            }
+        }
+    }
+    if !ok {
+        alert_line(cli, "config : Failed to initialize server(s) addr.");
+    }
+    ok
+}
+
 /// `-c`: loads the configuration and reports as `haproxy -c` does. Returns the exit code:
 /// 0 valid, 1 errors (or warnings with `-dW`), 2 valid but no listener.
 pub fn check_mode(cli: &Cli) -> i32 {
@@ -277,6 +322,10 @@ pub fn check_mode(cli: &Cli) -> i32 {
         }
     };
     print_diags(cli, &loaded.warnings);
+    let mut loaded = loaded;
+    if !resolve_servers(cli, &mut loaded.config) {
+        return 1;
+    }
     let warned = loaded.warnings.iter().any(|w| w.level == Level::Warning);
     if warned && !cli.quiet {
         eprintln!("Warnings were found.");

@@ -565,7 +565,10 @@ pub fn parse_condition(
             t.push(Term { negate, acl });
         }
     }
-    if terms.iter().any(Vec::is_empty) {
+    if i == 1 {
+        // `if` with nothing after it: haproxy accepts it; kept as a condition without terms.
+        terms.clear();
+    } else if terms.iter().any(Vec::is_empty) {
         return Err(format!("'{first}' expects a non-empty condition."));
     }
     k.cx.use_kw(

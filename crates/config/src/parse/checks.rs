@@ -9,7 +9,7 @@ use crate::model::{CheckConnect, CheckExpect, HttpCheckStep, HttpChk, Loc, TcpCh
 use crate::source::Line;
 use crate::units::parse_port;
 
-use super::proxy::{KwCx, ProxyDraft};
+use super::proxy::{HttpCheckState, KwCx, ProxyDraft};
 use super::R;
 
 /// `option httpchk [<method>] [<uri>] [<version>]` (one argument means the URI).
@@ -67,22 +67,52 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     let loc = l.loc.clone();
     let step = match l.arg(1) {
         "connect" => {
-            p.http_check_expect_seen = false;
+            let meta = |s: &HttpCheckStep| {
+                matches!(
+                    s,
+                    HttpCheckStep::Comment { .. } | HttpCheckStep::SetVar { .. }
+                )
+            };
+            let steps = &p.settings.http_check;
+            if !steps.iter().all(meta)
+                && !steps.iter().any(|s| matches!(s, HttpCheckStep::Connect(_)))
+            {
+                return Err("first step MUST also be a 'connect', optionally preceded by a 'set-var', an 'unset-var' or a 'comment', when there is a 'connect' step in the http-check ruleset.".into());
+            }
+            p.http_check_state = HttpCheckState {
+                explicit_connect: true,
+                sent: false,
+                expect_seen: false,
+            };
             HttpCheckStep::Connect(parse_connect(l, 2)?)
         }
         "send" => {
-            if p.http_check_expect_seen {
+            if p.http_check_state.sent && !p.http_check_state.expect_seen {
+                return Err(format!(
+                    "unable to add http-check send rule at step {} (missing connect rule).",
+                    p.settings.http_check.len() + 1
+                ));
+            }
+            if p.http_check_state.expect_seen {
                 k.cx.warn(&loc, "http-check send", "a second 'http-check send' after an 'expect' without 'http-check connect' is a ringlb extension \
                     (haproxy 2.6 rejects it): ringlb opens a new connection for each send/expect pair. Add 'http-check connect' before it to stay haproxy-compatible.");
                 p.settings
                     .http_check
                     .push(HttpCheckStep::ImplicitConnect { loc: loc.clone() });
-                p.http_check_expect_seen = false;
+                p.http_check_state.expect_seen = false;
             }
+            p.http_check_state.sent = true;
             parse_send(l)?
         }
         "expect" => {
-            p.http_check_expect_seen = true;
+            let st = &mut p.http_check_state;
+            if st.explicit_connect && !st.sent {
+                return Err(format!(
+                    "unable to add http-check expect rule at step {} (missing send rule).",
+                    p.settings.http_check.len() + 1
+                ));
+            }
+            st.expect_seen = true;
             let e = parse_expect(l, true)?;
             if e.body_synonym {
                 k.cx.warn(&loc, "http-check expect", format!(
@@ -277,8 +307,31 @@ pub fn tcp_check(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         if v.is_empty() {
             return Err(format!("'tcp-check {what}' expects a value."));
         }
+        if !l.arg(3).is_empty() && (l.arg(3) != "comment" || l.len() != 5) {
+            return Err(format!(
+                "'tcp-check {what}' expects 'comment' but got '{}' as argument.",
+                l.arg(3)
+            ));
+        }
         Ok(v.to_string())
     };
+    if l.arg(1) == "connect" {
+        let only_meta = p.settings.tcp_check.iter().all(|s| {
+            matches!(
+                s,
+                TcpCheckStep::Comment { .. } | TcpCheckStep::SetVar { .. }
+            )
+        });
+        if !only_meta
+            && !p
+                .settings
+                .tcp_check
+                .iter()
+                .any(|s| matches!(s, TcpCheckStep::Connect(_)))
+        {
+            return Err("first step MUST also be a 'connect', optionally preceded by a 'set-var', an 'unset-var' or a 'comment', when there is a 'connect' step in the tcp-check ruleset.".into());
+        }
+    }
     let step = match l.arg(1) {
         "connect" => TcpCheckStep::Connect(parse_connect(l, 2)?),
         "send" | "send-lf" => TcpCheckStep::Send {

@@ -65,6 +65,17 @@ impl ProxyKind {
     }
 }
 
+/// Progress through an `http-check` sequence, to apply HAProxy's ordering rules.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct HttpCheckState {
+    /// An explicit `http-check connect` opened the current connection.
+    pub explicit_connect: bool,
+    /// A `send` happened on the current connection.
+    pub sent: bool,
+    /// An `expect` happened on the current connection.
+    pub expect_seen: bool,
+}
+
 /// A proxy section as parsed (defaults already copied in).
 #[derive(Debug, Clone)]
 pub struct ProxyDraft {
@@ -92,8 +103,10 @@ pub struct ProxyDraft {
     pub own_http_check: bool,
     /// The proxy wrote its own `tcp-check` rules.
     pub own_tcp_check: bool,
-    /// An `http-check expect` was seen since the last `http-check connect`.
-    pub http_check_expect_seen: bool,
+    /// `default_backend` was written in this section (not inherited).
+    pub own_default_backend: bool,
+    /// Where the `http-check` sequence stands (HAProxy's step ordering rules).
+    pub http_check_state: HttpCheckState,
 }
 
 impl ProxyDraft {
@@ -121,7 +134,8 @@ impl ProxyDraft {
             unique_id_header: None,
             own_http_check: false,
             own_tcp_check: false,
-            http_check_expect_seen: false,
+            own_default_backend: false,
+            http_check_state: HttpCheckState::default(),
         }
     }
 }
@@ -381,26 +395,20 @@ fn allowed(cx: &mut Cx, p: &ProxyDraft, l: &Line, k: &ProxyKw) -> bool {
         "backend"
     };
     let word = k.name.split(' ').next().unwrap_or(k.name);
+    let kind = p.kind.word();
     if matches!(k.name, "server" | "default-server" | "server-template") {
-        cx.alert(
-            &l.loc,
-            "",
-            format!(
-                "'{word}' not allowed because {} '{}' has no {missing} capability.",
-                p.kind.word(),
-                p.name
-            ),
+        let msg = format!(
+            "'{word}' not allowed because {kind} '{}' has no {missing} capability.",
+            p.name
         );
-    } else {
-        cx.warn(
-            &l.loc,
-            "",
-            format!(
-                "'{word}' ignored because {} '{}' has no {missing} capability.",
-                p.kind.word(),
-                p.name
-            ),
-        );
+        cx.alert(&l.loc, "", msg);
+        return false;
     }
-    false
+    // HAProxy warns that the keyword is ignored but still parses it (so its errors count).
+    let msg = format!(
+        "'{word}' ignored because {kind} '{}' has no {missing} capability.",
+        p.name
+    );
+    cx.warn(&l.loc, "", msg);
+    true
 }

@@ -79,6 +79,7 @@ pub(crate) fn p_mode(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 pub(crate) fn p_default_backend(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     need(k, l, 1)?;
     p.settings.default_backend = Some((l.loc.clone(), l.arg(1).to_string()));
+    p.own_default_backend = true;
     super::no_extra(l, 2)
 }
 
@@ -322,8 +323,12 @@ pub(crate) fn p_log(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 }
 
 pub(crate) fn p_balance(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 1)?;
-    let algo = l.arg(1);
+    // HAProxy takes a bare `balance` as `balance roundrobin`.
+    let algo = if l.arg(1).is_empty() {
+        "roundrobin"
+    } else {
+        l.arg(1)
+    };
     let b = parse_balance(algo, &l.rest(2))?;
     if !matches!(b, Balance::Roundrobin) {
         let name = algo.split('(').next().unwrap_or(algo);

@@ -269,18 +269,23 @@ fn parse_options(k: &mut KwCx<'_>, l: &Line, start: usize, s: &mut ServerParams)
 fn apply(s: &mut ServerParams, name: &str, value: Option<String>) -> R {
     let v = value.clone().unwrap_or_default();
     let u = || parse_u32(&v);
+    // HAProxy reads these with atol(): leading digits count, trailing garbage is ignored.
+    let atoi = || -> Result<u32, String> {
+        let digits: String = v.chars().take_while(char::is_ascii_digit).collect();
+        Ok(digits.parse::<u32>().unwrap_or(0))
+    };
     let t = || parse_time(&v);
     match name {
         "weight" => {
-            let w = u()?;
+            let w = atoi()?;
             if w > 256 {
                 return Err(format!("weight {w} out of range (0-256)."));
             }
             s.weight = Some(w);
         }
-        "maxconn" => s.maxconn = Some(u()?),
-        "minconn" => s.minconn = Some(u()?),
-        "maxqueue" => s.maxqueue = Some(u()?),
+        "maxconn" => s.maxconn = Some(atoi()?),
+        "minconn" => s.minconn = Some(atoi()?),
+        "maxqueue" => s.maxqueue = Some(atoi()?),
         "backup" => s.backup = true,
         "disabled" => s.disabled = true,
         "enabled" => s.disabled = false,
