@@ -187,22 +187,23 @@ impl ExpectRule {
     /// From the model; `step` is the rule's 1-based position in its sequence.
     pub fn from_model(e: &CheckExpect, step: u32) -> Result<ExpectRule, String> {
         let p = e.pattern.as_str();
-        let matcher =
-            match e.kind.as_str() {
-                "status" => Matcher::Status(parse_status_list(p)?),
-                "rstatus" => Matcher::RStatus(regex(p)?),
-                "string" => Matcher::String(p.as_bytes().to_vec()),
-                "rstring" => Matcher::RString(
-                    BytesRegex::new(p).map_err(|e| format!("invalid regex '{p}': {e}"))?,
-                ),
-                "binary" => Matcher::Binary(decode_hex(p)?),
-                "rbinary" => Matcher::RBinary(regex(p)?),
-                "hdr" => parse_hdr(p, false)?,
-                "fhdr" => parse_hdr(p, true)?,
-                k => return Err(format!(
+        let matcher = match e.kind.as_str() {
+            "status" => Matcher::Status(parse_status_list(p)?),
+            "rstatus" => Matcher::RStatus(regex(p)?),
+            "string" => Matcher::String(p.as_bytes().to_vec()),
+            "rstring" => Matcher::RString(
+                BytesRegex::new(p).map_err(|e| format!("invalid regex '{p}': {e}"))?,
+            ),
+            "binary" => Matcher::Binary(decode_hex(p)?),
+            "rbinary" => Matcher::RBinary(regex(p)?),
+            "hdr" => parse_hdr(p, false)?,
+            "fhdr" => parse_hdr(p, true)?,
+            k => {
+                return Err(format!(
                     "expect '{k}' is not supported (log-format patterns need the sample engine)"
-                )),
-            };
+                ))
+            }
+        };
         Ok(ExpectRule {
             negate: e.negate,
             matcher,

@@ -10,7 +10,9 @@
 //! `Fail`. The last `Pass` gives the check's result; a check with no expect passes with
 //! `Layer4 check passed` once every step ran.
 
-use ringlb_config::model::{Backend, CheckConnect, HttpCheckStep, HttpChk, TcpCheckStep};
+use ringlb_config::model::{
+    Backend, CheckConnect, HttpCheckStep, HttpChk, ServerParams, TcpCheckStep,
+};
 
 use crate::canned;
 use crate::expect::{ExpectRule, Matcher};
@@ -26,6 +28,43 @@ pub struct ConnectSpec {
     pub alpn: Option<String>,
     pub send_proxy: bool,
     pub linger: bool,
+    /// `connect default` (and every implicit connect): also take the server's `check-ssl`,
+    /// `check-sni`, `check-send-proxy`. The model drops the `default` word of an explicit
+    /// `tcp-check connect default`, so explicit connects never inherit them here.
+    pub inherit: bool,
+}
+
+/// A connect step resolved against the server it checks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResolvedConnect {
+    /// `None`: connect to the server's own address.
+    pub addr: Option<String>,
+    /// `None`: the server has no port (it follows the client's): the check cannot run.
+    pub port: Option<u16>,
+    pub ssl: bool,
+    pub sni: Option<String>,
+    pub alpn: Option<String>,
+    pub send_proxy: bool,
+}
+
+impl ConnectSpec {
+    /// The step's own settings, else the server's `port`, `addr`, `check-ssl`, `check-sni`,
+    /// `check-send-proxy` (HAProxy's `connect default` semantics for the implicit connect).
+    pub fn resolve(&self, params: &ServerParams, server_port: Option<u16>) -> ResolvedConnect {
+        let check_send_proxy = params.other.iter().any(|(n, _)| n == "check-send-proxy");
+        let inherit = self.inherit;
+        ResolvedConnect {
+            addr: self.addr.clone().or_else(|| params.check_addr.clone()),
+            port: self.port.or(params.check_port).or(server_port),
+            ssl: self.ssl || (inherit && params.check_ssl),
+            sni: self
+                .sni
+                .clone()
+                .or_else(|| params.check_sni.clone().filter(|_| inherit)),
+            alpn: self.alpn.clone(),
+            send_proxy: self.send_proxy || (inherit && check_send_proxy),
+        }
+    }
 }
 
 impl From<&CheckConnect> for ConnectSpec {
@@ -38,6 +77,7 @@ impl From<&CheckConnect> for ConnectSpec {
             alpn: c.alpn.clone(),
             send_proxy: c.send_proxy,
             linger: c.linger,
+            inherit: false,
         }
     }
 }
@@ -57,6 +97,8 @@ pub enum CheckKind {
     Tcp,
     /// `option tcp-check` and the canned checks.
     TcpCheck,
+    /// `agent-check`: read one line and parse it with [`crate::agent::parse`].
+    Agent,
     /// `option httpchk` / `http-check`.
     Http,
 }
@@ -79,6 +121,28 @@ impl CheckScript {
         self.kind
     }
 
+    /// The agent check of a server: connect to `agent-addr`/`agent-port`, send `agent-send`
+    /// if set, then read a line. `None` when the server has no agent check.
+    pub fn agent(params: &ServerParams) -> Option<CheckScript> {
+        if !params.agent.enabled {
+            return None;
+        }
+        let connect = ConnectSpec {
+            port: params.agent.port,
+            addr: params.agent.addr.clone(),
+            ..ConnectSpec::default()
+        };
+        let mut steps = vec![Step::Connect(connect)];
+        if let Some(s) = params.agent.send.as_ref().filter(|s| !s.is_empty()) {
+            steps.push(Step::Send(s.as_bytes().to_vec()));
+        }
+        Some(CheckScript {
+            steps,
+            kind: CheckKind::Agent,
+            time_offset: None,
+        })
+    }
+
     /// The check a backend configures for its servers.
     pub fn from_backend(be: &Backend) -> Result<CheckScript, String> {
         if let Some(s) = canned_from(be) {
@@ -92,10 +156,17 @@ impl CheckScript {
             return http_check(&chk, &be.http_check);
         }
         Ok(CheckScript {
-            steps: vec![Step::Connect(ConnectSpec::default())],
+            steps: vec![Step::Connect(implicit_connect())],
             kind: CheckKind::Tcp,
             time_offset: None,
         })
+    }
+}
+
+fn implicit_connect() -> ConnectSpec {
+    ConnectSpec {
+        inherit: true,
+        ..ConnectSpec::default()
     }
 }
 
@@ -134,7 +205,7 @@ fn rstring(p: &str, step: u32) -> Result<Step, String> {
 }
 
 fn canned_from(be: &Backend) -> Option<CheckScript> {
-    let connect = Step::Connect(ConnectSpec::default());
+    let connect = Step::Connect(implicit_connect());
     let tcp = |steps: Vec<Step>| CheckScript {
         steps,
         kind: CheckKind::TcpCheck,
@@ -196,7 +267,7 @@ fn pgsql(args: &[String]) -> Result<CheckScript, String> {
     auth.step = 4;
     Ok(CheckScript {
         steps: vec![
-            Step::Connect(ConnectSpec::default()),
+            Step::Connect(implicit_connect()),
             Step::Send(canned::pgsql_startup(user)),
             Step::Expect(not_error),
             Step::Expect(auth),
@@ -207,7 +278,7 @@ fn pgsql(args: &[String]) -> Result<CheckScript, String> {
 }
 
 fn mysql(args: &[String]) -> CheckScript {
-    let mut steps = vec![Step::Connect(ConnectSpec::default())];
+    let mut steps = vec![Step::Connect(implicit_connect())];
     match user_arg(args) {
         Some(user) => {
             steps.push(Step::Send(canned::mysql_auth(user)));
@@ -234,7 +305,7 @@ fn smtp(args: &[String]) -> Result<CheckScript, String> {
     };
     Ok(CheckScript {
         steps: vec![
-            Step::Connect(ConnectSpec::default()),
+            Step::Connect(implicit_connect()),
             min4(rstring("^[0-9]{3}[ \r]", 2))?,
             min4(rstring("^2[0-9]{2}[ \r]", 3))?,
             Step::Send(canned::smtp_command(args)),
@@ -250,7 +321,7 @@ fn smtp(args: &[String]) -> Result<CheckScript, String> {
 pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
     let mut steps = Vec::with_capacity(rules.len() + 1);
     if !matches!(rules.first(), Some(TcpCheckStep::Connect(_))) {
-        steps.push(Step::Connect(ConnectSpec::default()));
+        steps.push(Step::Connect(implicit_connect()));
     }
     let mut n = 0u32;
     for r in rules {
@@ -358,7 +429,7 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
     let mut n = 0u32;
     let mut pending_expect = false;
     if !matches!(rules.first(), Some(HttpCheckStep::Connect(_))) {
-        steps.push(Step::Connect(ConnectSpec::default()));
+        steps.push(Step::Connect(implicit_connect()));
     }
     let has_send = rules
         .iter()
@@ -407,7 +478,7 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
 fn push_connect(steps: &mut Vec<Step>, r: &HttpCheckStep) {
     let spec = match r {
         HttpCheckStep::Connect(c) => c.into(),
-        _ => ConnectSpec::default(),
+        _ => implicit_connect(),
     };
     steps.push(Step::Connect(spec));
 }

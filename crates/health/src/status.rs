@@ -231,10 +231,11 @@ pub fn leaving_maint_message(backend: &str, server: &str, backup: bool) -> Strin
     format!("{prefix} {backend}/{server} is UP/READY (leaving forced maintenance).")
 }
 
-/// `backend 'be' has no server available!` (logged at ALERT level when the last usable
-/// server of a backend goes).
-pub fn no_server_message(backend: &str) -> String {
-    format!("backend '{backend}' has no server available!")
+/// `backend 'be' has no server available!` (ALERT level, when the last usable server of a
+/// backend goes); `proxy 'name' ...` for a `listen` section.
+pub fn no_server_message(backend: &str, from_listen: bool) -> String {
+    let kind = if from_listen { "proxy" } else { "backend" };
+    format!("{kind} '{backend}' has no server available!")
 }
 
 /// Why a check's connection failed (the driver maps its socket errors onto these).

@@ -140,7 +140,7 @@ fn ringlb_lines() -> Vec<String> {
             &with_ms(failed(http(origin_500, false))),
             &counts(0, 0),
         ),
-        no_server_message("status500"),
+        no_server_message("status500", false),
         state_change_message(
             "refused",
             "s1",
@@ -157,7 +157,7 @@ fn ringlb_lines() -> Vec<String> {
             &with_ms(connection_failure(&ConnFailure::Refused)),
             &counts(0, 0),
         ),
-        no_server_message("refused"),
+        no_server_message("refused", false),
         state_change_message(
             "content",
             "s1",
@@ -166,7 +166,7 @@ fn ringlb_lines() -> Vec<String> {
             &with_ms(failed(outcome(&content, hello.as_bytes(), false))),
             &counts(0, 0),
         ),
-        no_server_message("content"),
+        no_server_message("content", false),
         state_change_message(
             "tcpcheck",
             "s1",
@@ -179,7 +179,7 @@ fn ringlb_lines() -> Vec<String> {
             ))),
             &counts(0, 0),
         ),
-        no_server_message("tcpcheck"),
+        no_server_message("tcpcheck", false),
         state_change_message(
             "rstatus",
             "s1",
@@ -188,7 +188,7 @@ fn ringlb_lines() -> Vec<String> {
             &with_ms(failed(outcome(&rstatus, origin_404.as_bytes(), false))),
             &counts(0, 0),
         ),
-        no_server_message("rstatus"),
+        no_server_message("rstatus", false),
         state_change_message(
             "nolb",
             "s1",
@@ -197,9 +197,18 @@ fn ringlb_lines() -> Vec<String> {
             &with_ms(passed(outcome(&nolb, origin_404.as_bytes(), false))),
             &counts(0, 0),
         ),
-        no_server_message("nolb"),
+        no_server_message("nolb", false),
+        state_change_message(
+            "lst",
+            "s1",
+            false,
+            down,
+            &with_ms(connection_failure(&ConnFailure::Refused)),
+            &counts(0, 0),
+        ),
+        no_server_message("lst", true),
         maint_message("agent", "s1", false, &counts(0, 0)),
-        no_server_message("agent"),
+        no_server_message("agent", false),
         state_change_message(
             "slow",
             "s1",
@@ -208,12 +217,12 @@ fn ringlb_lines() -> Vec<String> {
             &with_ms(slow_rule.timeout_result(false)),
             &counts(0, 0),
         ),
-        no_server_message("slow"),
+        no_server_message("slow", false),
         leaving_maint_message("agent", "s1", false),
         // haproxy 2.6 logs this once more right after the agent's `ready up 50%` (the weight
         // change re-evaluates the backend before the health word is applied). Open question
         // for the engine: reproduce the order (admin, weight, maxconn, health) and the line.
-        no_server_message("agent"),
+        no_server_message("agent", false),
         state_change_message(
             "web",
             "s1",

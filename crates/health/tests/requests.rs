@@ -98,3 +98,79 @@ fn check_kinds() {
     assert_eq!(script("plain", "").kind(), CheckKind::Tcp);
     assert_eq!(script("plain", "").steps().len(), 1);
 }
+
+#[test]
+fn connects_resolve_against_the_server() {
+    let text = "backend be\n    mode tcp\n    option tcp-check\n    tcp-check connect port 6379\n    tcp-check connect ssl sni x.example\n    server s1 127.0.0.1:9 check port 8080 check-ssl check-sni s1.example agent-check agent-port 9999 agent-send ping\\n\n";
+    let be = ringlb_config::parse_str("t", text)
+        .unwrap()
+        .config
+        .backends
+        .into_iter()
+        .next()
+        .unwrap();
+    let s = CheckScript::from_backend(&be).unwrap();
+    let params = &be.servers[0].params;
+    let connects: Vec<_> = s
+        .steps()
+        .iter()
+        .filter_map(|st| {
+            if let Step::Connect(c) = st {
+                Some(c.resolve(params, Some(9)))
+            } else {
+                None
+            }
+        })
+        .collect();
+    assert_eq!(connects.len(), 2);
+    // Explicit connects take the check port, not the server's check-ssl/check-sni.
+    assert_eq!(
+        (
+            connects[0].port,
+            connects[0].ssl,
+            connects[0].sni.as_deref()
+        ),
+        (Some(6379), false, None)
+    );
+    assert_eq!(
+        (
+            connects[1].port,
+            connects[1].ssl,
+            connects[1].sni.as_deref()
+        ),
+        (Some(8080), true, Some("x.example"))
+    );
+    let plain = CheckScript::from_backend(
+        &ringlb_config::parse_str(
+            "t",
+            &text.replace(
+                "    tcp-check connect port 6379\n    tcp-check connect ssl sni x.example\n",
+                "",
+            ),
+        )
+        .unwrap()
+        .config
+        .backends[0],
+    )
+    .unwrap();
+    let Step::Connect(c) = &plain.steps()[0] else {
+        panic!()
+    };
+    let r = c.resolve(params, Some(9));
+    assert_eq!(
+        (r.port, r.ssl, r.sni.as_deref()),
+        (Some(8080), true, Some("s1.example")),
+        "implicit connect inherits"
+    );
+    let agent = CheckScript::agent(params).unwrap();
+    assert_eq!(agent.kind(), CheckKind::Agent);
+    let Step::Connect(c) = &agent.steps()[0] else {
+        panic!()
+    };
+    assert_eq!(c.resolve(params, Some(9)).port, Some(9999));
+    let Step::Send(b) = &agent.steps()[1] else {
+        panic!()
+    };
+    assert_eq!(b, b"ping\n");
+    assert!(CheckScript::agent(&Default::default()).is_none());
+}

@@ -66,6 +66,11 @@ backend nolb
 backend slow
     option httpchk GET /slow/2000
     server s1 127.0.0.1:$p2 check inter 200ms fall 1 rise 1
+# A listen section: "proxy 'lst' has no server available!". fall 3, yet DOWN at the first
+# failure: servers start "UP, going down" in 2.6.
+listen lst
+    bind 127.0.0.1:$(free_port)
+    server s1 127.0.0.1:$closed check inter 200ms fall 3 rise 2
 backend agent
     server s1 127.0.0.1:$p2 agent-check agent-port $agent agent-inter 200ms
 CFG

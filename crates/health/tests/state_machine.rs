@@ -1,0 +1,174 @@
+//! The rise/fall state machine, table-driven: sequences of pass (`+`) and fail (`-`) results
+//! with the state and transition after each, per HAProxy 2.6's rules.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
+
+use std::time::Duration;
+
+use ringlb_health::state::{initial_delay, server_up, spread};
+use ringlb_health::{CheckResult, CheckState, CheckStatus, CheckTiming, HealthState, Transition};
+
+fn timing(rise: u32, fall: u32) -> CheckTiming {
+    CheckTiming {
+        rise,
+        fall,
+        inter: Duration::from_secs(2),
+        fastinter: Some(Duration::from_millis(500)),
+        downinter: Some(Duration::from_secs(10)),
+    }
+}
+
+fn res(c: char) -> CheckResult {
+    CheckResult::new(match c {
+        '+' => CheckStatus::L7Ok,
+        '~' => CheckStatus::L7OkCond,
+        _ => CheckStatus::L7Sts,
+    })
+}
+
+/// Runs `seq` and returns the transitions as a string: `D` down, `U` up, `S` stopping,
+/// `.` none.
+fn run(h: &mut HealthState, seq: &str) -> String {
+    seq.chars()
+        .enumerate()
+        .map(
+            |(i, c)| match h.record(&res(c), Duration::from_secs(i as u64)) {
+                Some(Transition::Down) => 'D',
+                Some(Transition::Up) => 'U',
+                Some(Transition::Stopping) => 'S',
+                None => '.',
+            },
+        )
+        .collect()
+}
+
+#[test]
+fn transitions() {
+    // (rise, fall, results, transitions)
+    let cases: &[(u32, u32, &str, &str)] = &[
+        // 2.6: servers start UP at health = rise: the first failure marks them DOWN...
+        (2, 3, "-", "D"),
+        (2, 3, "-++", "D.U"),
+        // ...but after one success they are at the top and need `fall` failures.
+        (2, 3, "+---", "...D"),
+        (2, 3, "+--+--", "......"),
+        (2, 3, "+--+---", "......D"),
+        (1, 1, "-+-+", "DUDU"),
+        (3, 2, "+--+++", "..D..U"),
+        (3, 2, "+-+-+", "....."),
+        (1, 5, "+-----", ".....D"),
+        // Failures while DOWN stay DOWN; success must reach rise.
+        (2, 3, "----+-++", "D......U"),
+        // disable-on-404 (conditional pass): stopping, then back UP on a normal pass.
+        (2, 3, "~+~", "SUS"),
+        (2, 3, "-~~", "D.S"),
+    ];
+    for &(rise, fall, seq, want) in cases {
+        let mut h = HealthState::new(timing(rise, fall));
+        assert_eq!(run(&mut h, seq), want, "rise {rise} fall {fall} seq {seq}");
+    }
+}
+
+#[test]
+fn health_stays_in_range_under_any_sequence() {
+    let mut x: u64 = 0x1234_5678;
+    for rise in 1..4 {
+        for fall in 1..4 {
+            let t = timing(rise, fall);
+            let mut h = HealthState::new(t);
+            for _ in 0..2000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                h.record(&res(if x.is_multiple_of(3) { '-' } else { '+' }), Duration::ZERO);
+                assert!(h.health() < rise + fall);
+                match h.state() {
+                    CheckState::Up => assert!(h.health() >= rise, "UP below rise"),
+                    CheckState::Down => assert!(h.health() < rise, "DOWN at or above rise"),
+                    CheckState::Stopping => unreachable!("no conditional passes here"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn intervals() {
+    let mut h = HealthState::new(timing(2, 3));
+    // Initial health = rise (not the top): transitional → fastinter.
+    assert_eq!(h.next_interval(), Duration::from_millis(500));
+    h.record(&res('+'), Duration::ZERO);
+    assert_eq!(h.next_interval(), Duration::from_secs(2), "fully UP: inter");
+    h.record(&res('-'), Duration::ZERO);
+    assert_eq!(
+        h.next_interval(),
+        Duration::from_millis(500),
+        "going down: fastinter"
+    );
+    h.record(&res('-'), Duration::ZERO);
+    h.record(&res('-'), Duration::ZERO);
+    assert_eq!(h.state(), CheckState::Down);
+    assert_eq!(
+        h.next_interval(),
+        Duration::from_secs(10),
+        "fully DOWN: downinter"
+    );
+    h.record(&res('+'), Duration::ZERO);
+    assert_eq!(
+        h.next_interval(),
+        Duration::from_millis(500),
+        "going up: fastinter"
+    );
+    let plain = CheckTiming {
+        fastinter: None,
+        downinter: None,
+        ..timing(2, 3)
+    };
+    let h = HealthState::new_down(plain);
+    assert_eq!(
+        h.next_interval(),
+        Duration::from_secs(2),
+        "defaults to inter"
+    );
+}
+
+#[test]
+fn counters() {
+    let mut h = HealthState::new(timing(1, 1));
+    h.record(&res('-'), Duration::from_secs(10));
+    h.record(&res('-'), Duration::from_secs(12));
+    h.record(&res('+'), Duration::from_secs(15));
+    h.record(&res('-'), Duration::from_secs(20));
+    let c = h.counters();
+    assert_eq!(c.failed, 2, "a failure while fully DOWN is not counted");
+    assert_eq!(c.down_transitions, 2);
+    assert_eq!(c.last_change, Duration::from_secs(20));
+    assert_eq!(c.downtime, Duration::from_secs(5));
+}
+
+#[test]
+fn agent_failures_do_not_take_a_server_down() {
+    let mut h = HealthState::new(timing(2, 3));
+    let unreachable = CheckResult::new(CheckStatus::L4Con);
+    assert_eq!(h.record_agent(&unreachable, Duration::ZERO), None);
+    assert_eq!(h.state(), CheckState::Up);
+    assert_eq!(
+        h.record_agent(&CheckResult::new(CheckStatus::L7Sts), Duration::ZERO),
+        Some(Transition::Down)
+    );
+    assert_eq!(h.force(true, Duration::ZERO), Some(Transition::Up));
+    assert_eq!(h.health(), 4);
+    assert!(server_up(Some(&h), None));
+}
+
+#[test]
+fn spreading() {
+    let i = Duration::from_secs(10);
+    assert_eq!(spread(i, 0, 12345), i);
+    assert_eq!(spread(i, 10, 0), Duration::from_secs(11));
+    assert_eq!(spread(i, 10, u32::MAX), Duration::from_secs(9));
+    assert_eq!(
+        initial_delay(Duration::from_secs(2), 3, 4),
+        Duration::from_millis(1500)
+    );
+    assert_eq!(initial_delay(Duration::from_secs(2), 0, 0), Duration::ZERO);
+}
