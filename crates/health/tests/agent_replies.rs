@@ -13,19 +13,22 @@ fn reply(s: &str) -> AgentReply {
     }
 }
 
+/// (line, health, admin, weight, maxconn, error)
+type Case = (
+    &'static str,
+    Option<AgentHealth>,
+    Option<AgentAdmin>,
+    Option<&'static str>,
+    Option<&'static str>,
+    Option<&'static str>,
+);
+
 #[test]
 fn words() {
     use AgentAdmin::*;
     use AgentHealth::*;
     // (line, health, admin, weight, maxconn, error)
-    let cases: &[(
-        &str,
-        Option<AgentHealth>,
-        Option<AgentAdmin>,
-        Option<&str>,
-        Option<&str>,
-        Option<&str>,
-    )] = &[
+    let cases: &[Case] = &[
         ("up\n", Some(Up), None, None, None, None),
         ("DOWN\r\n", Some(Down), None, None, None, None),
         ("stopped\n", Some(Stopped), None, None, None, None),

@@ -26,10 +26,20 @@ fn verdict(o: &ExpectOutcome) -> char {
     }
 }
 
+/// (kind, pattern, negate, min-recv, received, closed, verdict)
+type TcpCase = (
+    &'static str,
+    &'static str,
+    bool,
+    Option<i64>,
+    &'static [u8],
+    bool,
+    char,
+);
+
 #[test]
 fn tcp_rules() {
-    // (kind, pattern, negate, min-recv, received, closed, verdict)
-    let cases: &[(&str, &str, bool, Option<i64>, &[u8], bool, char)] = &[
+    let cases: &[TcpCase] = &[
         ("string", "+PONG", false, None, b"+PONG\r\n", false, 'P'),
         ("string", "+PONG", false, None, b"+PO", false, 'M'),
         ("string", "+PONG", false, None, b"+PO", true, 'F'),

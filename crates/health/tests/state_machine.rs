@@ -79,7 +79,10 @@ fn health_stays_in_range_under_any_sequence() {
                 x ^= x << 13;
                 x ^= x >> 7;
                 x ^= x << 17;
-                h.record(&res(if x.is_multiple_of(3) { '-' } else { '+' }), Duration::ZERO);
+                h.record(
+                    &res(if x.is_multiple_of(3) { '-' } else { '+' }),
+                    Duration::ZERO,
+                );
                 assert!(h.health() < rise + fall);
                 match h.state() {
                     CheckState::Up => assert!(h.health() >= rise, "UP below rise"),
