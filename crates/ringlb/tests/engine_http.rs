@@ -11,8 +11,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use ringlb_testkit::{
-    free_addr, send_raw_reply, write_config, Conn, Digest, Origin, Origins, RawEnd, Ringlb,
-    TempDir, WsClient,
+    free_addr, send_raw_reply, wait_until, write_config, Conn, Digest, Origin, OriginOptions,
+    Origins, RawEnd, Ringlb, TempDir, WsClient,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -404,4 +404,31 @@ fn sigterm_stops_at_once() {
 
 fn libc_sigusr1() -> i32 {
     10 // SIGUSR1 on Linux
+}
+
+#[test]
+fn retry_on_status_codes_replays_bodyless_requests_within_retries() {
+    let origin = Origin::start_with(OriginOptions {
+        name: "o".into(),
+        verbose: true,
+        ..Default::default()
+    });
+    let s = start(|f| http_config(f, &[origin.addr()], "    retries 2\n    retry-on 503\n", ""));
+    assert_eq!(conn(s.front).get("/status/503").unwrap().status, 503);
+    assert_eq!(conn(s.front).get("/status/404").unwrap().status, 404);
+    let count = |path: &str| {
+        origin
+            .guard()
+            .stderr()
+            .lines()
+            .filter(|l| l.contains(&format!("\"GET {path} ")))
+            .count()
+    };
+    // One try plus two retries for 503; 404 is not in retry-on.
+    assert!(
+        wait_until(T, || count("/status/503") == 3),
+        "{}",
+        origin.guard().stderr()
+    );
+    assert_eq!(count("/status/404"), 1);
 }

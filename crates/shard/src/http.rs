@@ -319,6 +319,19 @@ impl Session<'_> {
                 }
             };
             match outcome {
+                // `retry-on <status>`: drop this answer and try again (replayable requests only,
+                // within `retries`), as HAProxy's layer-7 retries.
+                Ok(_)
+                    if replayable
+                        && attempts < be.retries
+                        && be.retry_on.on_status(self.resp.status()) =>
+                {
+                    server.set_linger_zero();
+                    drop(server);
+                    drop(lease);
+                    attempts += 1;
+                    reuse = false;
+                }
                 Ok(resp_head) => {
                     self.out = out;
                     let ctx = ResponseCtx {

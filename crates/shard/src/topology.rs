@@ -103,11 +103,12 @@ pub struct RetryOn {
     pub empty_response: bool,
     pub junk_response: bool,
     pub response_timeout: bool,
-    /// Status codes that trigger a retry (404, 408, 425, 500, 501, 502, 503, 504).
-    pub statuses: [bool; 8],
+    /// Status codes that trigger a retry (HAProxy 2.6 accepts 401, 403, 404, 408, 425, 500,
+    /// 501, 502, 503, 504).
+    pub statuses: [bool; 10],
 }
 
-const RETRY_STATUSES: [u16; 8] = [404, 408, 425, 500, 501, 502, 503, 504];
+const RETRY_STATUSES: [u16; 10] = [401, 403, 404, 408, 425, 500, 501, 502, 503, 504];
 
 impl RetryOn {
     pub fn parse(words: &[String]) -> RetryOn {
@@ -295,5 +296,29 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
         http_reuse: b.http_reuse,
         conn_mode: b.options.http_conn_mode,
         errors: Arc::new(error_files(&b.errorfiles)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn retry_on_keywords_and_statuses() {
+        let r = RetryOn::parse(&words("conn-failure 503 504"));
+        assert!(r.conn_failure && !r.empty_response);
+        assert!(r.on_status(503) && r.on_status(504) && !r.on_status(500) && !r.on_status(200));
+        let all = RetryOn::parse(&words("all-retryable-errors"));
+        assert!(
+            all.conn_failure && all.empty_response && all.junk_response && all.response_timeout
+        );
+        assert!(all.on_status(500) && all.on_status(502) && !all.on_status(404));
+        // `none` resets what came before it.
+        assert_eq!(RetryOn::parse(&words("503 none")), RetryOn::default());
+        assert!(RetryOn::parse(&words("401 403")).on_status(403));
     }
 }
