@@ -36,6 +36,8 @@ pub struct RunArgs {
     pub out_dir: PathBuf,
     /// Print only; write no result files.
     pub no_write: bool,
+    /// Longest wait (s) for a quiet machine before each measured round; 0 = do not wait.
+    pub quiet_wait_s: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +48,7 @@ pub struct ReportArgs {
 
 pub const USAGE: &str = "\
 usage: scripts/bench [SCENARIO...] [--quick] [--rounds N] [--only-haproxy]
-                     [--ringlb PATH] [--relay NAME=PATH]... [--out DIR] [--no-write]
+                     [--ringlb PATH] [--relay NAME=PATH]... [--out DIR] [--no-write] [--quiet-wait S]
        scripts/bench report [--results DIR] [--doc FILE]
 
 scenarios: 1 2 3 4 5 6 7 8 9 10 relay (default: all; see docs/benchmarking.md)
@@ -58,6 +60,8 @@ scenarios: 1 2 3 4 5 6 7 8 9 10 relay (default: all; see docs/benchmarking.md)
                   default: every executable target/release/relay-*)
   --out DIR       results directory (default bench/results)
   --no-write      print the summary, write no files
+  --quiet-wait S  before each round, wait up to S seconds (default 15) for the
+                  machine to be quiet (other processes < 16% of a CPU); 0 = never
 report: regenerate docs/performance.md from the latest results in bench/results";
 
 /// Parses the arguments after the program name. `root` is the workspace root (defaults are
@@ -80,6 +84,7 @@ pub fn parse(args: &[String], root: &std::path::Path) -> Result<Command, String>
         relays: Vec::new(),
         out_dir: root.join("bench/results"),
         no_write: false,
+        quiet_wait_s: 15,
     };
     let mut rounds = None;
     while let Some(a) = it.next() {
@@ -97,6 +102,13 @@ pub fn parse(args: &[String], root: &std::path::Path) -> Result<Command, String>
                     return Err(format!("--rounds: {n} is outside 1..=50"));
                 }
                 rounds = Some(n);
+            }
+            "--quiet-wait" => {
+                let v = value(&mut it, a)?;
+                run.quiet_wait_s =
+                    v.parse().ok().filter(|s| *s <= 3600).ok_or_else(|| {
+                        format!("--quiet-wait: expected seconds (0..=3600), got {v}")
+                    })?;
             }
             "--ringlb" => run.ringlb = PathBuf::from(value(&mut it, a)?),
             "--out" => run.out_dir = PathBuf::from(value(&mut it, a)?),
@@ -240,6 +252,10 @@ mod tests {
             "/o",
         ]);
         assert!(r.only_haproxy && r.no_write);
+        assert_eq!(r.quiet_wait_s, 15);
+        assert_eq!(run(&["--quiet-wait", "0"]).quiet_wait_s, 0);
+        assert!(p(&["--quiet-wait", "-1"]).is_err());
+        assert!(p(&["--quiet-wait", "9999"]).is_err());
         assert_eq!(r.ringlb, Path::new("/b/ringlb"));
         assert_eq!(r.out_dir, Path::new("/o"));
         assert_eq!(

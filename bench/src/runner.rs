@@ -174,9 +174,7 @@ fn run_variant(ctx: &mut Ctx, v: &Variant, subjects: &[Subject]) -> Result<Varia
         }
         for s in order {
             for attempt in 0..MAX_ATTEMPTS {
-                if attempt > 0 {
-                    wait_quiet(ctx, Duration::from_secs(QUIET_WAIT_S));
-                }
+                wait_quiet(ctx, Duration::from_secs(ctx.args.quiet_wait_s));
                 let r = match measure(ctx, s, v, &cfg_path, listen_port) {
                     Ok((metrics, raw, reason)) => Round {
                         subject: s.name.clone(),
@@ -358,16 +356,16 @@ fn preflight(
     }
 }
 
-/// Seconds to wait for the machine to go quiet before retrying a rejected round.
-const QUIET_WAIT_S: u64 = 15;
-
-/// Waits (at most `limit`) until the machine is quiet: over a 300 ms window, CPUs busy less than
-/// the rejection threshold (between rounds nothing of ours runs but an idle origin).
+/// Waits (at most `limit`) until the machine is quiet: over a 200 ms window, CPUs busy less than
+/// twice the rejection threshold (between rounds nothing of ours runs but an idle origin).
 fn wait_quiet(ctx: &Ctx, limit: Duration) {
+    if limit.is_zero() {
+        return;
+    }
     let t0 = Instant::now();
     while t0.elapsed() < limit {
         let Ok(a) = procfs::machine_cpu() else { return };
-        let w = Duration::from_millis(300);
+        let w = Duration::from_millis(200);
         std::thread::sleep(w);
         let Ok(b) = procfs::machine_cpu() else { return };
         let busy_s = b.busy.saturating_sub(a.busy) as f64 / ctx.tick_hz;
