@@ -284,3 +284,42 @@ fn haproxy_parity_rules_found_by_differential_mutation() {
         "{e}"
     );
 }
+
+#[test]
+fn named_defaults_rules_are_inherited_but_not_their_acls() {
+    let d = "defaults d\n mode http\n timeout client 1s\n timeout server 1s\n timeout connect 1s\n acl blocked src 10.0.0.1\n http-request deny if blocked\n";
+    let l = ok(&format!("{d}frontend f from d\n bind :80\n acl blocked path /x\n http-request allow if blocked\n default_backend b\n{T}backend b\n server s 127.0.0.1:1\n"));
+    let f = &l.config.frontends[0];
+    assert_eq!(
+        f.http_request.len(),
+        2,
+        "defaults rules first, then the proxy's"
+    );
+    assert!(matches!(f.http_request[0].action, HttpAction::Deny { .. }));
+    let first = &f.http_request[0].cond.as_ref().unwrap().terms[0][0].acl;
+    assert_eq!(first, &AclRef::Named("d/blocked".into()));
+    assert!(f
+        .acls
+        .iter()
+        .any(|a| a.name == "d/blocked" && a.patterns == ["10.0.0.1"]));
+    assert!(f
+        .acls
+        .iter()
+        .any(|a| a.name == "blocked" && a.patterns == ["/x"]));
+    let e = err(&format!(
+        "{d}frontend f from d\n bind :80\n http-request deny if blocked\n"
+    ));
+    assert!(
+        e.contains("no such ACL : 'blocked'"),
+        "defaults ACLs are not visible to the proxy: {e}"
+    );
+    let e = err(&format!(
+        "{d}listen l from d\n bind :80\n server s 127.0.0.1:1\n"
+    ));
+    assert!(e.contains("a listen section cannot inherit"), "{e}");
+    let e = err(&format!("{d}frontend f from d\n bind :80\n default_backend b\nbackend b from d\n server s 127.0.0.1:1\n"));
+    assert!(
+        e.contains("frontends and backends cannot inherit from the same defaults section"),
+        "{e}"
+    );
+}

@@ -322,6 +322,23 @@ pub struct Defaults {
     pub loc: Loc,
     pub from: Option<String>,
     pub settings: ProxySettings,
+    /// ACLs declared in a named defaults section. They are visible only to its own rules;
+    /// proxies inheriting those rules receive them renamed `<defaults>/<acl>`.
+    pub acls: Vec<Acl>,
+    /// Rules of a named defaults section, run before the inheriting proxy's own rules.
+    pub http_request: Vec<HttpRule>,
+    pub http_response: Vec<HttpRule>,
+    pub tcp_request: Vec<TcpRequestRule>,
+}
+
+impl Defaults {
+    /// True when the section defines TCP/HTTP rules (HAProxy then forbids `listen` and mixed
+    /// frontend/backend users).
+    pub fn has_rules(&self) -> bool {
+        !self.http_request.is_empty()
+            || !self.http_response.is_empty()
+            || !self.tcp_request.is_empty()
+    }
 }
 
 /// Everything a proxy (defaults, frontend, backend, listen) may set, before it is split into

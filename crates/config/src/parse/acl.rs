@@ -556,7 +556,9 @@ pub fn parse_condition(
             }
             AclRef::Anonymous(Box::new(parse_acl_body(k.cx, "", &l.loc, &body)?))
         } else {
-            if !PREDEFINED_ACLS.contains(&name.as_str()) && !p.acls.iter().any(|a| a.name == name) {
+            if !PREDEFINED_ACLS.contains(&name.as_str())
+                && !p.acls.iter().skip(p.own_acls_from).any(|a| a.name == name)
+            {
                 return Err(format!("no such ACL : '{name}'"));
             }
             AclRef::Named(name)

@@ -176,6 +176,10 @@ impl State {
                 loc: p.loc.clone(),
                 from: p.from.clone(),
                 settings: p.settings,
+                acls: p.acls,
+                http_request: p.http_request,
+                http_response: p.http_response,
+                tcp_request: p.tcp_request,
             });
         }
     }

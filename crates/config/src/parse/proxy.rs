@@ -103,6 +103,11 @@ pub struct ProxyDraft {
     pub own_http_check: bool,
     /// The proxy wrote its own `tcp-check` rules.
     pub own_tcp_check: bool,
+    /// Index in `Draft::defaults` of the section this proxy inherits from.
+    pub defaults_idx: Option<usize>,
+    /// ACLs before this index were inherited (renamed) and are not visible to this section's
+    /// own conditions.
+    pub own_acls_from: usize,
     /// `default_backend` was written in this section (not inherited).
     pub own_default_backend: bool,
     /// Where the `http-check` sequence stands (HAProxy's step ordering rules).
@@ -134,6 +139,8 @@ impl ProxyDraft {
             unique_id_header: None,
             own_http_check: false,
             own_tcp_check: false,
+            defaults_idx: None,
+            own_acls_from: 0,
             own_default_backend: false,
             http_check_state: HttpCheckState::default(),
         }
@@ -198,15 +205,28 @@ pub fn open(
     if kind != ProxyKind::Defaults {
         check_duplicate(cx, l, kind, &name, proxies);
     }
-    let base = match inherit(defaults, from.as_deref(), kind) {
+    let selected = select_defaults(defaults, from.as_deref(), kind).and_then(|sel| {
+        if let Some((idx, d)) = sel {
+            check_rule_inheritance(kind, idx, d, proxies)?;
+        }
+        Ok(sel)
+    });
+    let selected = match selected {
         Ok(s) => s,
         Err(m) => {
             cx.alert(&l.loc, kw, m);
             return None;
         }
     };
+    let base = selected
+        .map(|(_, d)| d.settings.clone())
+        .unwrap_or_default();
     let mut p = ProxyDraft::new(kind, name, l.loc.clone(), base);
     p.from = from;
+    if let Some((idx, d)) = selected {
+        p.defaults_idx = Some(idx);
+        inherit_rules(&mut p, d);
+    }
     Some(p)
 }
 
@@ -252,26 +272,83 @@ fn check_duplicate(cx: &mut Cx, l: &Line, kind: ProxyKind, name: &str, proxies: 
     }
 }
 
-/// Settings a new section starts from: the named `from` defaults, else the last anonymous
-/// (or named) `defaults` section before it, else HAProxy's built-in values.
-fn inherit(
-    defaults: &[Defaults],
+/// The `defaults` a new section starts from: the named `from` defaults, else the last
+/// `defaults` section before it (none for a `defaults` section without `from`).
+fn select_defaults<'a>(
+    defaults: &'a [Defaults],
     from: Option<&str>,
     kind: ProxyKind,
-) -> Result<ProxySettings, String> {
+) -> Result<Option<(usize, &'a Defaults)>, String> {
     match from {
         Some(name) => defaults
             .iter()
+            .enumerate()
             .rev()
-            .find(|d| d.name.as_deref() == Some(name))
-            .map(|d| d.settings.clone())
+            .find(|(_, d)| d.name.as_deref() == Some(name))
+            .map(Some)
             .ok_or_else(|| format!("defaults section '{name}' not found.")),
-        None if kind == ProxyKind::Defaults => Ok(ProxySettings::default()),
-        None => Ok(defaults
-            .last()
-            .map(|d| d.settings.clone())
-            .unwrap_or_default()),
+        None if kind == ProxyKind::Defaults => Ok(None),
+        None => Ok(defaults.iter().enumerate().next_back()),
     }
+}
+
+/// HAProxy's restrictions on inheriting TCP/HTTP rules from a named defaults section.
+fn check_rule_inheritance(
+    kind: ProxyKind,
+    idx: usize,
+    d: &Defaults,
+    proxies: &[ProxyDraft],
+) -> Result<(), String> {
+    if !d.has_rules() || kind == ProxyKind::Defaults {
+        return Ok(());
+    }
+    if kind == ProxyKind::Listen {
+        return Err(
+            "a listen section cannot inherit from a defaults section defining TCP/HTTP rules."
+                .into(),
+        );
+    }
+    let mixed = proxies
+        .iter()
+        .any(|p| p.defaults_idx == Some(idx) && p.kind.is_frontend() != kind.is_frontend());
+    if mixed {
+        return Err(format!(
+            "frontends and backends cannot inherit from the same defaults section if it defines TCP/HTTP rules (defaults section at {}:{}).",
+            d.loc.file, d.loc.line
+        ));
+    }
+    Ok(())
+}
+
+/// Copies the rules of `d` into `p`, its ACLs renamed `<defaults>/<acl>` so that they cannot
+/// clash with the proxy's own ACLs (which they are not visible to).
+fn inherit_rules(p: &mut ProxyDraft, d: &Defaults) {
+    let prefix = d.name.clone().unwrap_or_default();
+    let rename = |n: &str| format!("{prefix}/{n}");
+    p.acls = d
+        .acls
+        .iter()
+        .map(|a| Acl {
+            name: rename(&a.name),
+            ..a.clone()
+        })
+        .collect();
+    p.own_acls_from = p.acls.len();
+    let fix = |c: &mut Option<crate::model::Condition>| {
+        for t in c.iter_mut().flat_map(|c| c.terms.iter_mut().flatten()) {
+            if let crate::model::AclRef::Named(n) = &mut t.acl {
+                if d.acls.iter().any(|a| &a.name == n) {
+                    *n = rename(n);
+                }
+            }
+        }
+    };
+    p.http_request = d.http_request.clone();
+    p.http_response = d.http_response.clone();
+    p.tcp_request = d.tcp_request.clone();
+    p.http_request.iter_mut().for_each(|r| fix(&mut r.cond));
+    p.http_response.iter_mut().for_each(|r| fix(&mut r.cond));
+    p.tcp_request.iter_mut().for_each(|r| fix(&mut r.cond));
 }
 
 /// Key of a proxy keyword line: (registry name, number of words it spans, negated by `no`).
