@@ -90,6 +90,10 @@ fn requests_and_responses_match_haproxy_byte_for_byte() {
         ("bad: two content-lengths", b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab"),
         ("bad: space before colon", b"GET / HTTP/1.1\r\nHost : a\r\n\r\n"),
         ("bad: not http", b"HELLO\r\n\r\n"),
+        (
+            "bad: coding before chunked (422)",
+            b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+        ),
         ("garbage response", b"GET /garbage HTTP/1.1\r\nHost: a\r\n\r\n"),
         ("no response", b"GET /noresponse HTTP/1.1\r\nHost: a\r\n\r\n"),
         ("server timeout", b"GET /slow/3000 HTTP/1.1\r\nHost: a\r\n\r\n"),
@@ -97,6 +101,13 @@ fn requests_and_responses_match_haproxy_byte_for_byte() {
     for (name, req) in cases {
         assert_same(&p, name, req);
     }
+    // More header fields than tune.http.maxhdr (101).
+    let mut many = b"GET / HTTP/1.1\r\nHost: a\r\n".to_vec();
+    for i in 0..120 {
+        many.extend_from_slice(format!("X-H{i}: v\r\n").as_bytes());
+    }
+    many.extend_from_slice(b"\r\n");
+    assert_same(&p, "bad: too many headers", &many);
 }
 
 #[test]

@@ -80,8 +80,9 @@ enum HeadError {
     Quiet,
     /// `timeout http-request` expired (HAProxy answers 408).
     Timeout,
-    /// Invalid, truncated or oversized head (400).
-    Invalid,
+    /// Invalid, truncated or oversized head (400, or 422 for an unsupported transfer coding):
+    /// the error when the parser named one.
+    Invalid(Option<HttpError>),
     /// Socket error: nothing to answer.
     Io,
 }
@@ -133,7 +134,8 @@ impl Session<'_> {
                 Ok(h) => h,
                 Err(HeadError::Quiet | HeadError::Io) => return,
                 Err(HeadError::Timeout) => return self.reply_error(408, None).await,
-                Err(HeadError::Invalid) => return self.reply_error(400, None).await,
+                Err(HeadError::Invalid(Some(e))) => return self.reply_http_error(e).await,
+                Err(HeadError::Invalid(None)) => return self.reply_error(400, None).await,
             };
             self.requests += 1;
             // Boxed: the transaction's state machine is most of a session's size, and an idle
@@ -171,7 +173,7 @@ impl Session<'_> {
         match parse_request(first.bytes(), &self.limits, &mut self.req) {
             Ok(Parsed::Complete { .. }) => return Ok(first),
             Ok(Parsed::Partial) => {}
-            Err(_) => return Err(HeadError::Invalid),
+            Err(e) => return Err(HeadError::Invalid(Some(e))),
         }
         // Slow path (boxed: rare, and it would otherwise enlarge every idle connection).
         Box::pin(self.assemble_request_head(first, started, head_limit)).await
@@ -197,13 +199,14 @@ impl Session<'_> {
                 Err(_) => return Err(HeadError::Timeout),
                 Ok(Ok(Some(more))) => assembled.extend_from_slice(more.bytes()),
                 // Closed mid-head: an incomplete request is a bad request.
-                Ok(Ok(None)) => return Err(HeadError::Invalid),
+                Ok(Ok(None)) => return Err(HeadError::Invalid(None)),
                 Ok(Err(_)) => return Err(HeadError::Io),
             }
             match parse_request(&assembled, &self.limits, &mut self.req) {
                 Ok(Parsed::Complete { .. }) => return Ok(RecvBuf::from_vec(assembled)),
                 Ok(Parsed::Partial) if assembled.len() <= self.limits.max_head_bytes => {}
-                Ok(Parsed::Partial) | Err(_) => return Err(HeadError::Invalid),
+                Ok(Parsed::Partial) => return Err(HeadError::Invalid(None)),
+                Err(e) => return Err(HeadError::Invalid(Some(e))),
             }
         }
     }
@@ -546,6 +549,21 @@ impl Session<'_> {
                 After::Close
             }
         }
+    }
+
+    /// Answers a request the parser rejected: the frontend's `errorfile` for its status, else the
+    /// exact page haproxy 2.6 sends for that error.
+    async fn reply_http_error(&mut self, e: HttpError) {
+        let bytes = self
+            .fe
+            .errors
+            .get(e.status())
+            .unwrap_or_else(|| e.default_reply());
+        let _ = within(
+            self.fe.timeouts.client,
+            self.client.send_all(SendBuf::from_vec(bytes.to_vec())),
+        )
+        .await;
     }
 
     /// Sends HAProxy's reply for `status` (an `errorfile` of the backend, else of the frontend,
