@@ -271,6 +271,20 @@ accepted with a warning; it means a new connection for each send/expect pair.\n\
 and use `track-scN <key> table <backend>`).\n\
 - `track-sc1 src,path`: an error (`path` is a fetch, not a converter; use `base32+src` or `concat` for a combined key).\n\n\
 Paths in configs (errorfiles, certificates) are relative to the working directory, as in HAProxy.\n\n\
+## Lexical rules (as haproxy 2.6, checked against `haproxy -c`)\n\n\
+- Environment variables (`$VAR`, `${VAR}`, `${VAR-default}`, `${VAR[*]}`) expand only inside double quotes; \
+unquoted and single-quoted `$` is literal. `.FILE`, `.LINE`, `.SECTION` pseudo-variables are supported.\n\
+- `#` starts a comment anywhere outside quotes; `\\` escapes (`\\ `, `\\#`, `\\n`, `\\xNN`...) work unquoted \
+and in double quotes; single quotes protect everything.\n\
+- `.if/.elif/.else/.endif` with `defined()`, `feature()`, `streq()`, `strneq()`, `version_atleast()`, \
+`version_before()`, `!`, `&&`, `||` and parentheses; ringlb answers as HAProxy 2.6.12. `.diag` messages show with `-dD`.\n\
+- `-f DIR` loads the directory's `*.cfg` files in lexical order.\n\n\
+## Known differences from `haproxy -c`\n\n\
+- Keywords listed as *unsupported* below (e.g. `compression`, `filter`, `lua-load`, `server-template`) \
+are errors in ringlb while haproxy accepts them: ringlb refuses what it would not honour.\n\
+- ringlb is stricter on trailing garbage after numbers haproxy reads with `atoi()` in bind ports \
+(`bind :80x` is an error in ringlb, port 80 in haproxy). Server `weight`/`maxconn`/`maxqueue`/`minconn` follow haproxy.\n\
+- Errorfiles are checked for an `HTTP/1.x <code>` status line and an end of headers, not fully parsed.\n\n\
 ## Keywords\n";
 
 #[cfg(test)]
