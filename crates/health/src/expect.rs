@@ -84,6 +84,58 @@ pub enum Matcher {
     MysqlOk,
 }
 
+/// Where a result's `info` text comes from (`on-error`/`on-success` of a tcp-check rule).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InfoFrom {
+    Text(String),
+    /// `%[res.payload(offset,0)]` with `ltrim(' ')` and `cut_crlf` when set.
+    Payload {
+        offset: usize,
+        ltrim_space: bool,
+        cut_crlf: bool,
+    },
+}
+
+impl InfoFrom {
+    fn render(&self, data: &[u8]) -> String {
+        match self {
+            InfoFrom::Text(t) => t.clone(),
+            InfoFrom::Payload {
+                offset,
+                ltrim_space,
+                cut_crlf,
+            } => {
+                let mut v = data.get(*offset..).unwrap_or(&[]);
+                if *ltrim_space {
+                    while let Some((b' ', rest)) = v.split_first() {
+                        v = rest;
+                    }
+                }
+                if *cut_crlf {
+                    let end = v
+                        .iter()
+                        .position(|&c| c == b'\r' || c == b'\n')
+                        .unwrap_or(v.len());
+                    v = v.get(..end).unwrap_or(&[]);
+                }
+                String::from_utf8_lossy(v).into_owned()
+            }
+        }
+    }
+}
+
+/// How a tcp-check rule reports (`error-status`, `on-error`, `on-success`, `status-code`).
+/// The config model does not carry these options yet; the canned checks set them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reporting {
+    /// Status on failure (default `Layer7 invalid response`).
+    pub error_status: Option<CheckStatus>,
+    pub on_error: Option<InfoFrom>,
+    pub on_success: Option<InfoFrom>,
+    /// `status-code res.payload(N,3)`: the code is the three digits at this offset.
+    pub status_code_at: Option<usize>,
+}
+
 /// One expect rule.
 #[derive(Debug, Clone)]
 pub struct ExpectRule {
@@ -98,6 +150,7 @@ pub struct ExpectRule {
     pub pattern: String,
     /// `http-check disable-on-404` applies (HTTP rules only).
     pub disable_on_404: bool,
+    pub reporting: Reporting,
 }
 
 /// The verdict on what was received so far.
@@ -211,6 +264,7 @@ impl ExpectRule {
             step,
             pattern: e.pattern.clone(),
             disable_on_404: false,
+            reporting: Reporting::default(),
         })
     }
 
@@ -223,6 +277,7 @@ impl ExpectRule {
             step: 0,
             pattern: pattern.into(),
             disable_on_404: false,
+            reporting: Reporting::default(),
         }
     }
 
@@ -299,11 +354,23 @@ pub fn evaluate(
     if !matched && !closed && rule.min_recv.is_none() {
         return ExpectOutcome::NeedMore;
     }
+    let rep = &rule.reporting;
+    let code = rep.status_code_at.and_then(|at| {
+        let digits = received.get(at..at + 3)?;
+        std::str::from_utf8(digits).ok()?.parse::<u16>().ok()
+    });
     if matched != rule.negate {
-        return ExpectOutcome::Pass(CheckResult::new(CheckStatus::L7Ok));
+        let mut r = CheckResult::new(CheckStatus::L7Ok);
+        r.code = code;
+        r.info = rep.on_success.as_ref().map(|i| i.render(received));
+        return ExpectOutcome::Pass(r);
     }
-    let mut r = CheckResult::new(CheckStatus::L7Rsp);
-    r.info = Some(tcp_mismatch_text(rule, matched));
+    let mut r = CheckResult::new(rep.error_status.unwrap_or(CheckStatus::L7Rsp));
+    r.code = code;
+    r.info = Some(match &rep.on_error {
+        Some(i) => i.render(received),
+        None => tcp_mismatch_text(rule, matched),
+    });
     ExpectOutcome::Fail(r)
 }
 

@@ -15,7 +15,8 @@ use ringlb_config::model::{
 };
 
 use crate::canned;
-use crate::expect::{ExpectRule, Matcher};
+use crate::expect::{ExpectRule, InfoFrom, Matcher, Reporting};
+use crate::status::CheckStatus;
 
 /// Where and how to connect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -199,11 +200,6 @@ fn expect(matcher: Matcher, pattern: &str, step: u32) -> Step {
     Step::Expect(r)
 }
 
-fn rstring(p: &str, step: u32) -> Result<Step, String> {
-    let re = regex::bytes::Regex::new(p).map_err(|e| e.to_string())?;
-    Ok(expect(Matcher::RString(re), p, step))
-}
-
 fn canned_from(be: &Backend) -> Option<CheckScript> {
     let connect = Step::Connect(implicit_connect());
     let tcp = |steps: Vec<Step>| CheckScript {
@@ -242,6 +238,14 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
     None
 }
 
+fn payload(offset: usize, ltrim_space: bool) -> InfoFrom {
+    InfoFrom::Payload {
+        offset,
+        ltrim_space,
+        cut_crlf: true,
+    }
+}
+
 fn user_arg(args: &[String]) -> Option<&str> {
     args.iter()
         .position(|a| a == "user")
@@ -258,6 +262,15 @@ fn pgsql(args: &[String]) -> Result<CheckScript, String> {
     not_error.negate = true;
     not_error.min_recv = Some(5);
     not_error.step = 3;
+    not_error.reporting = Reporting {
+        error_status: Some(CheckStatus::L7Rsp),
+        on_error: Some(InfoFrom::Payload {
+            offset: 6,
+            ltrim_space: false,
+            cut_crlf: false,
+        }),
+        ..Reporting::default()
+    };
     let auth_ok = "^52000000[A-Z0-9]{2}000000(00|02|03|04|05|06|07|09|0A)";
     let mut auth = ExpectRule::new(
         Matcher::RBinary(regex::Regex::new(auth_ok).map_err(|e| e.to_string())?),
@@ -265,6 +278,12 @@ fn pgsql(args: &[String]) -> Result<CheckScript, String> {
     );
     auth.min_recv = Some(9);
     auth.step = 4;
+    auth.reporting = Reporting {
+        error_status: Some(CheckStatus::L7Sts),
+        on_error: Some(InfoFrom::Text("PostgreSQL unknown error".into())),
+        on_success: Some(InfoFrom::Text("PostgreSQL server is ok".into())),
+        status_code_at: None,
+    };
     Ok(CheckScript {
         steps: vec![
             Step::Connect(implicit_connect()),
@@ -294,24 +313,45 @@ fn mysql(args: &[String]) -> CheckScript {
     }
 }
 
-fn smtp(args: &[String]) -> Result<CheckScript, String> {
-    let min4 = |s: Result<Step, String>| {
-        s.map(|mut st| {
-            if let Step::Expect(e) = &mut st {
-                e.min_recv = Some(4);
-            }
-            st
-        })
+/// One SMTP reply check: a 3-digit reply (`Layer7 invalid response` otherwise), then a 2xx
+/// one (`Layer7 wrong status, code: <reply code>, info: "<reply text>"`).
+fn smtp_reply(steps: &mut Vec<Step>, sep: &str, step: u32, last: bool) -> Result<(), String> {
+    let re = |p: &str| regex::bytes::Regex::new(p).map_err(|e| e.to_string());
+    let any = format!("^[0-9]{{3}}[{sep}\r]");
+    let mut shape = ExpectRule::new(Matcher::RString(re(&any)?), &any);
+    shape.min_recv = Some(4);
+    shape.step = step;
+    shape.reporting = Reporting {
+        error_status: Some(CheckStatus::L7Rsp),
+        on_error: Some(payload(0, false)),
+        ..Reporting::default()
     };
+    let ok = format!("^2[0-9]{{2}}[{sep}\r]");
+    let mut good = ExpectRule::new(Matcher::RString(re(&ok)?), &ok);
+    good.min_recv = Some(4);
+    good.step = step + 1;
+    good.reporting = Reporting {
+        error_status: Some(CheckStatus::L7Sts),
+        on_error: Some(payload(4, true)),
+        on_success: last.then(|| payload(4, true)),
+        status_code_at: Some(0),
+    };
+    steps.push(Step::Expect(shape));
+    steps.push(Step::Expect(good));
+    Ok(())
+}
+
+/// `option smtpchk`: greeting, `HELO`/`EHLO`, `QUIT`, each reply checked (haproxy 2.6's
+/// dialogue, captured in `traces/haproxy-2.6-smtp.log`).
+fn smtp(args: &[String]) -> Result<CheckScript, String> {
+    let mut steps = vec![Step::Connect(implicit_connect())];
+    smtp_reply(&mut steps, " ", 2, false)?;
+    steps.push(Step::Send(canned::smtp_command(args)));
+    smtp_reply(&mut steps, "- ", 5, false)?;
+    steps.push(Step::Send(b"QUIT\r\n".to_vec()));
+    smtp_reply(&mut steps, "- ", 8, true)?;
     Ok(CheckScript {
-        steps: vec![
-            Step::Connect(implicit_connect()),
-            min4(rstring("^[0-9]{3}[ \r]", 2))?,
-            min4(rstring("^2[0-9]{2}[ \r]", 3))?,
-            Step::Send(canned::smtp_command(args)),
-            min4(rstring("^[0-9]{3}[- \r]", 5))?,
-            min4(rstring("^2[0-9]{2}[- \r]", 6))?,
-        ],
+        steps,
         kind: CheckKind::TcpCheck,
         time_offset: None,
     })

@@ -349,7 +349,7 @@ fn canned_checks_against_scripted_servers() {
         .iter()
         .filter(|s| matches!(s, Step::Send(_)))
         .count();
-    assert_eq!(sends, 1);
+    assert_eq!(sends, 2, "HELO then QUIT");
 }
 
 #[test]
@@ -366,19 +366,37 @@ fn smtp_dialogue() {
             }
         })
         .collect();
-    assert_eq!(expects.len(), 4);
+    assert_eq!(expects.len(), 6);
     let greet = b"220 mx.example ESMTP\r\n";
     assert!(expects[..2]
         .iter()
         .all(|e| verdict(&evaluate(e, greet, false, false)) == 'P'));
+    let ExpectOutcome::Fail(f) = evaluate(expects[1], b"554 go away\r\n", false, false) else {
+        panic!()
+    };
     assert_eq!(
-        verdict(&evaluate(expects[1], b"554 go away\r\n", false, false)),
-        'F'
+        (f.status, f.code, f.info.as_deref()),
+        (CheckStatus::L7Sts, Some(554), Some("go away"))
+    );
+    let ExpectOutcome::Fail(f) = evaluate(expects[0], b"hello\r\n", false, false) else {
+        panic!()
+    };
+    assert_eq!(
+        (f.status, f.info.as_deref()),
+        (CheckStatus::L7Rsp, Some("hello"))
     );
     let helo = b"250-mx.example\r\n250 SIZE 1000\r\n";
-    assert!(expects[2..]
+    assert!(expects[2..4]
         .iter()
         .all(|e| verdict(&evaluate(e, helo, false, false)) == 'P'));
+    let ExpectOutcome::Pass(p) = evaluate(expects[5], b"221 2.0.0 bye now\r\n", false, false)
+    else {
+        panic!()
+    };
+    assert_eq!(
+        (p.code, p.info.as_deref()),
+        (Some(221), Some("2.0.0 bye now"))
+    );
 }
 
 #[test]

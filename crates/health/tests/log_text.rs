@@ -252,3 +252,68 @@ fn log_lines_match_haproxy_2_6() {
     }
     assert_eq!(theirs.len(), ours.len(), "haproxy logged {theirs:#?}");
 }
+
+/// Runs a check script against a scripted server: `replies[i]` answers the i-th send (the
+/// first entry is the greeting sent on connect). Returns the result of the check.
+fn dialogue(s: &CheckScript, replies: &[&[u8]]) -> CheckResult {
+    let mut pending: &[u8] = b"";
+    let mut next = 0;
+    let mut last = CheckResult::new(ringlb_health::CheckStatus::L4Ok);
+    for step in s.steps() {
+        match step {
+            Step::Connect(_) | Step::Send(_) => {
+                pending = replies.get(next).copied().unwrap_or(b"");
+                next += 1;
+            }
+            Step::Expect(e) => match evaluate(e, pending, true, false) {
+                ExpectOutcome::Pass(r) => last = r,
+                ExpectOutcome::Fail(r) => return r,
+                ExpectOutcome::NeedMore => panic!("closed input cannot need more"),
+            },
+        }
+    }
+    last
+}
+
+#[test]
+fn smtp_log_lines_match_haproxy_2_6() {
+    use ringlb_health::{CheckTiming, HealthState};
+    use std::time::Duration;
+    let text = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/haproxy-2.6-smtp.log"),
+    )
+    .unwrap();
+    let theirs: Vec<String> = text
+        .lines()
+        .map(|l| mask(l.split_once("] ").map_or(l, |(_, m)| m)))
+        .collect();
+    let s = script("    option smtpchk", "tcp");
+    let good: [&[u8]; 3] = [
+        b"220 mx ESMTP ready\r\n",
+        b"250 mx.example hello there\r\n",
+        b"221 2.0.0 bye now\r\n",
+    ];
+    let quit_refused: [&[u8]; 3] = [good[0], good[1], b"500 what\r\n"];
+    let sessions: [&[&[u8]]; 4] = [&[b"554 no service here\r\n"], &good, &quit_refused, &good];
+    let mut h = HealthState::new(CheckTiming {
+        rise: 1,
+        fall: 1,
+        ..CheckTiming::default()
+    });
+    let mut ours = Vec::new();
+    for (i, replies) in sessions.iter().enumerate() {
+        let r = with_ms(dialogue(&s, replies));
+        if let Some(t) = h.record(&r, Duration::from_secs(i as u64)) {
+            let up = u32::from(t == Transition::Up);
+            ours.push(mask(&state_change_message(
+                "mail",
+                "s1",
+                false,
+                t,
+                &r,
+                &counts(up, 0),
+            )));
+        }
+    }
+    assert_eq!(ours, theirs);
+}
