@@ -217,7 +217,13 @@ impl Session<'_> {
         limit: Option<Duration>,
     ) -> Result<std::io::Result<Option<RecvBuf>>, crate::time::Elapsed> {
         self.release_scratch();
-        within(limit, self.client.recv()).await
+        let stopping = self.ctx.stopping.clone();
+        // A soft stop closes idle keep-alive connections at once, as HAProxy does.
+        future::or(within(limit, self.client.recv()), async move {
+            stopping.wait().await;
+            Ok(Ok(None)) // treated as the client closing: no answer
+        })
+        .await
     }
 
     /// Takes the per-request working memory from the shard's pool (allocating the first time).

@@ -12,7 +12,7 @@ use ringlb_uring::Ring;
 
 mod body;
 pub mod http;
-mod notify;
+pub mod notify;
 pub mod rewrite;
 pub mod server;
 pub mod shard;
@@ -31,6 +31,8 @@ pub use topology::Topology;
 pub struct Ctx {
     pub state: Rc<state::ShardState>,
     pub ring: Ring,
+    /// Raised on soft or hard stop: idle keep-alive connections close at once.
+    pub stopping: Rc<notify::Notify>,
     /// Per-request working memory not held by idle connections (`http::Scratch`).
     pub scratch: Rc<std::cell::RefCell<Vec<http::Scratch>>>,
 }

@@ -69,12 +69,14 @@ async fn run(cfg: ShardConfig) {
         }
     };
     let state = Rc::new(ShardState::new(topology.clone(), id, nshards));
+
+    let stop_accepting = Rc::new(Notify::default());
     let ctx = Ctx {
         state: state.clone(),
         ring: ring.clone(),
+        stopping: stop_accepting.clone(),
         scratch: Default::default(),
     };
-    let stop_accepting = Rc::new(Notify::default());
 
     let mut listeners = Vec::new();
     for (fi, fe) in topology.frontends.iter().enumerate() {
