@@ -282,8 +282,8 @@ and in double quotes; single quotes protect everything.\n\
 ## Known differences from `haproxy -c`\n\n\
 - Keywords listed as *unsupported* below (e.g. `compression`, `filter`, `lua-load`, `server-template`) \
 are errors in ringlb while haproxy accepts them: ringlb refuses what it would not honour.\n\
-- ringlb is stricter on trailing garbage after numbers haproxy reads with `atoi()` in bind ports \
-(`bind :80x` is an error in ringlb, port 80 in haproxy). Server `weight`/`maxconn`/`maxqueue`/`minconn` follow haproxy.\n\
+- Like haproxy, ports and server `weight`/`maxconn`/`maxqueue`/`minconn`/`rise`/`fall` are read with \
+`atoi()` semantics (`:80x` is port 80); ringlb is stricter elsewhere (timeouts, sizes, global integers).\n\
 - Errorfiles are checked for an `HTTP/1.x <code>` status line and an end of headers, not fully parsed.\n\n\
 ## Keywords\n";
 

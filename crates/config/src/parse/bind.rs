@@ -166,8 +166,18 @@ fn host_ip(host: &str, family: Option<&str>) -> Option<IpAddr> {
 
 fn port_range(s: &str) -> Option<(u16, u16)> {
     let (a, b) = s.split_once('-').unwrap_or((s, s));
-    let (a, b): (u16, u16) = (a.parse().ok()?, b.parse().ok()?);
+    let (a, b) = (atoi_port(a)?, atoi_port(b)?);
     (a > 0 && a <= b).then_some((a, b))
+}
+
+/// Port as haproxy reads it (`atoi()`): leading digits, trailing characters ignored, no digits
+/// meaning 0. `None` when out of range.
+pub fn atoi_port(s: &str) -> Option<u16> {
+    let digits: String = s.chars().take_while(char::is_ascii_digit).collect();
+    if digits.is_empty() {
+        return Some(0);
+    }
+    digits.parse::<u16>().ok()
 }
 
 /// Parses a comma-separated address list.

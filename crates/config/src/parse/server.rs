@@ -217,7 +217,12 @@ pub fn parse_server_addr(word: &str) -> Result<Addr, String> {
                     .map_err(|_| format!("invalid port offset '{port_s}'"))?,
             ),
         ),
-        Some(_) => (Some(parse_port(port_s)?), None),
+        // haproxy reads the port with atoi(): `0` (or no digits) means "the client's port".
+        Some(_) => match super::bind::atoi_port(port_s) {
+            Some(0) => (None, None),
+            Some(p) => (Some(p), None),
+            None => return Err(format!("invalid port '{port_s}'")),
+        },
     };
     let addr = host
         .parse::<IpAddr>()
@@ -294,8 +299,8 @@ fn apply(s: &mut ServerParams, name: &str, value: Option<String>) -> R {
         "inter" => s.inter = Some(positive(t()?)?),
         "fastinter" => s.fastinter = Some(positive(t()?)?),
         "downinter" => s.downinter = Some(positive(t()?)?),
-        "rise" => s.rise = Some(nonzero(u()?)?),
-        "fall" => s.fall = Some(nonzero(u()?)?),
+        "rise" => s.rise = Some(nonzero(atoi()?)?),
+        "fall" => s.fall = Some(nonzero(atoi()?)?),
         "port" => s.check_port = Some(parse_port(&v)?),
         "addr" => s.check_addr = value,
         "check-ssl" => s.check_ssl = true,
@@ -312,7 +317,7 @@ fn apply(s: &mut ServerParams, name: &str, value: Option<String>) -> R {
         "on-error" => s.on_error = value,
         "on-marked-down" => s.on_marked_down = value,
         "on-marked-up" => s.on_marked_up = value,
-        "error-limit" => s.error_limit = Some(u()?),
+        "error-limit" => s.error_limit = Some(atoi()?),
         "track" => s.track = value,
         "redir" => s.redir = value,
         "id" => s.id = Some(u()?),
