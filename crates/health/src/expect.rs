@@ -111,6 +111,9 @@ impl InfoFrom {
                         v = rest;
                     }
                 }
+                // The info is a C string: it ends at the first NUL.
+                let nul = v.iter().position(|&c| c == 0).unwrap_or(v.len());
+                v = v.get(..nul).unwrap_or(&[]);
                 if *cut_crlf {
                     let end = v
                         .iter()
@@ -130,6 +133,10 @@ impl InfoFrom {
 pub struct Reporting {
     /// Status on failure (default `Layer7 invalid response`).
     pub error_status: Option<CheckStatus>,
+    /// Status on success (default `Layer7 check passed`).
+    pub ok_status: Option<CheckStatus>,
+    /// Status on timeout (default `Layer7 timeout`).
+    pub timeout_status: Option<CheckStatus>,
     pub on_error: Option<InfoFrom>,
     pub on_success: Option<InfoFrom>,
     /// `status-code res.payload(N,3)`: the code is the three digits at this offset.
@@ -305,8 +312,12 @@ impl ExpectRule {
     /// The result when the check times out waiting on this rule (`Layer7 timeout, info:
     /// " at step 3 of tcp-check (expect string 'never')"` for tcp-check rules).
     pub fn timeout_result(&self, tcp_check: bool) -> CheckResult {
-        let mut r = CheckResult::new(CheckStatus::L7Timeout);
-        if tcp_check {
+        let mut r = CheckResult::new(
+            self.reporting
+                .timeout_status
+                .unwrap_or(CheckStatus::L7Timeout),
+        );
+        if tcp_check && self.reporting.timeout_status.is_none() {
             r.info = Some(format!(
                 " at step {} of tcp-check (expect {} '{}')",
                 self.step,
@@ -360,7 +371,7 @@ pub fn evaluate(
         std::str::from_utf8(digits).ok()?.parse::<u16>().ok()
     });
     if matched != rule.negate {
-        let mut r = CheckResult::new(CheckStatus::L7Ok);
+        let mut r = CheckResult::new(rep.ok_status.unwrap_or(CheckStatus::L7Ok));
         r.code = code;
         r.info = rep.on_success.as_ref().map(|i| i.render(received));
         return ExpectOutcome::Pass(r);

@@ -208,11 +208,16 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
         time_offset: None,
     };
     if option_on(be, "redis-check") {
-        return Some(tcp(vec![
-            connect,
-            Step::Send(canned::REDIS_PING.to_vec()),
-            expect(Matcher::String(b"+PONG".to_vec()), "+PONG", 3),
-        ]));
+        let mut pong = ExpectRule::new(Matcher::String(b"+PONG".to_vec()), "+PONG");
+        pong.step = 3;
+        pong.reporting = Reporting {
+            error_status: Some(CheckStatus::L7Sts),
+            on_error: Some(payload(0, false)),
+            on_success: Some(InfoFrom::Text("Redis server is ok".into())),
+            ..Reporting::default()
+        };
+        let ping = Step::Send(canned::REDIS_PING.to_vec());
+        return Some(tcp(vec![connect, ping, Step::Expect(pong)]));
     }
     if option_on(be, "ssl-hello-chk") {
         let hello = Step::Send(canned::ssl_hello(0));
@@ -220,6 +225,13 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
         let mut e = ExpectRule::new(Matcher::RBinary(re), "^1[56]");
         e.min_recv = Some(5);
         e.step = 3;
+        e.reporting = Reporting {
+            error_status: Some(CheckStatus::L6Rsp),
+            ok_status: Some(CheckStatus::L6Ok),
+            timeout_status: Some(CheckStatus::L6Timeout),
+            on_error: Some(InfoFrom::Text(String::new())),
+            ..Reporting::default()
+        };
         return Some(CheckScript {
             steps: vec![connect, hello, Step::Expect(e)],
             kind: CheckKind::TcpCheck,
@@ -282,7 +294,7 @@ fn pgsql(args: &[String]) -> Result<CheckScript, String> {
         error_status: Some(CheckStatus::L7Sts),
         on_error: Some(InfoFrom::Text("PostgreSQL unknown error".into())),
         on_success: Some(InfoFrom::Text("PostgreSQL server is ok".into())),
-        status_code_at: None,
+        ..Reporting::default()
     };
     Ok(CheckScript {
         steps: vec![
@@ -335,6 +347,7 @@ fn smtp_reply(steps: &mut Vec<Step>, sep: &str, step: u32, last: bool) -> Result
         on_error: Some(payload(4, true)),
         on_success: last.then(|| payload(4, true)),
         status_code_at: Some(0),
+        ..Reporting::default()
     };
     steps.push(Step::Expect(shape));
     steps.push(Step::Expect(good));

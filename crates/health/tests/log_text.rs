@@ -317,3 +317,92 @@ fn smtp_log_lines_match_haproxy_2_6() {
     }
     assert_eq!(ours, theirs);
 }
+
+/// Evaluates every expect of a script on one reply (the canned checks send once, then read).
+fn run_once(s: &CheckScript, reply: &[u8]) -> CheckResult {
+    let mut last = CheckResult::new(ringlb_health::CheckStatus::L4Ok);
+    for step in s.steps() {
+        if let Step::Expect(e) = step {
+            match evaluate(e, reply, true, false) {
+                ExpectOutcome::Pass(r) => last = r,
+                ExpectOutcome::Fail(r) => return r,
+                ExpectOutcome::NeedMore => panic!("closed input cannot need more"),
+            }
+        }
+    }
+    last
+}
+
+#[test]
+fn canned_check_log_lines_match_haproxy_2_6() {
+    use ringlb_health::{CheckTiming, HealthState};
+    use std::time::Duration;
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/haproxy-2.6-canned.log");
+    let theirs: Vec<String> = std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(|l| mask(l.split_once("] ").map_or(l, |(_, m)| m)))
+        .collect();
+    // Same replies as capture_canned.sh: (backend, option, failing reply, good reply).
+    let handshake: &[u8] = b"\x10\x00\x00\x00\x0a8.0.36\x00abcdefg\x00";
+    let denied: &[u8] = b"\x1f\x00\x00\x02\xff\x15\x04#28000Access denied for user";
+    let ok: &[u8] = b"\x07\x00\x00\x02\x00\x00\x00\x02\x00\x00\x00";
+    let cases: Vec<(&str, &str, Vec<u8>, Vec<u8>)> = vec![
+        (
+            "redis",
+            "option redis-check",
+            b"-NOAUTH Authentication required.\r\n".to_vec(),
+            b"+PONG\r\n".to_vec(),
+        ),
+        (
+            "pgsql",
+            "option pgsql-check user haproxy",
+            b"E\x00\x00\x00\x2aSFATAL\x00C28000\x00Mno pg_hba.conf entry\x00\x00".to_vec(),
+            b"R\x00\x00\x00\x08\x00\x00\x00\x00".to_vec(),
+        ),
+        (
+            "mysql",
+            "option mysql-check user haproxy",
+            [handshake, denied].concat(),
+            [handshake, ok].concat(),
+        ),
+        (
+            "mysql_nouser",
+            "option mysql-check",
+            b"\x1f\x00\x00\x00\xff\x15\x04#28000Access denied for user".to_vec(),
+            handshake.to_vec(),
+        ),
+        (
+            "sslhello",
+            "option ssl-hello-chk",
+            b"HTTP/1.0 400 Bad request\r\n\r\n".to_vec(),
+            b"\x16\x03\x01\x00\x04\x0e\x00\x00\x00".to_vec(),
+        ),
+    ];
+    let mut ours = Vec::new();
+    for (name, opt, bad, good) in &cases {
+        let s = script(&format!("    {opt}"), "tcp");
+        let mut h = HealthState::new(CheckTiming {
+            rise: 1,
+            fall: 1,
+            ..CheckTiming::default()
+        });
+        for (i, reply) in [bad, good].into_iter().enumerate() {
+            let r = with_ms(run_once(&s, reply));
+            let t = h
+                .record(&r, Duration::from_secs(i as u64))
+                .expect("a transition");
+            let up = u32::from(t == Transition::Up);
+            ours.push(mask(&state_change_message(
+                name,
+                "s1",
+                false,
+                t,
+                &r,
+                &counts(up, 0),
+            )));
+        }
+    }
+    ours.sort();
+    assert_eq!(ours, theirs);
+}
