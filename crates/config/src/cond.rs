@@ -31,6 +31,7 @@ pub fn eval(words: &[String], env: &dyn EnvLookup) -> Result<bool, String> {
     let mut p = Cursor {
         s: text.as_bytes(),
         pos: 0,
+        depth: 0,
         env,
     };
     p.skip_blank();
@@ -45,9 +46,13 @@ pub fn eval(words: &[String], env: &dyn EnvLookup) -> Result<bool, String> {
     Ok(v)
 }
 
+/// Maximum nesting of `(` and `!` in a condition (bounds the recursion).
+const MAX_DEPTH: usize = 64;
+
 struct Cursor<'a> {
     s: &'a [u8],
     pos: usize,
+    depth: usize,
     env: &'a dyn EnvLookup,
 }
 
@@ -105,6 +110,18 @@ impl Cursor<'_> {
     }
 
     fn unary(&mut self) -> Result<bool, String> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(format!(
+                "conditional expression nested deeper than {MAX_DEPTH} levels"
+            ));
+        }
+        let v = self.unary_inner();
+        self.depth -= 1;
+        v
+    }
+
+    fn unary_inner(&mut self) -> Result<bool, String> {
         if self.eat("!") {
             return Ok(!self.unary()?);
         }
@@ -247,5 +264,11 @@ mod tests {
         assert!(ev("(1").is_err());
         assert!(ev("1 1").is_err());
         assert!(ev("streq(a)").is_err());
+        assert!(ev(&"(".repeat(100_000))
+            .unwrap_err()
+            .contains("nested deeper"));
+        assert!(ev(&"!".repeat(100_000))
+            .unwrap_err()
+            .contains("nested deeper"));
     }
 }

@@ -50,6 +50,25 @@ pub struct Config {
     pub files: Vec<PathBuf>,
 }
 
+impl Config {
+    /// The backend named `name` (backends and `listen` sections).
+    pub fn backend(&self, name: &str) -> Option<&Backend> {
+        self.backends.iter().find(|b| b.name == name)
+    }
+
+    /// The frontend named `name` (frontends and `listen` sections).
+    pub fn frontend(&self, name: &str) -> Option<&Frontend> {
+        self.frontends.iter().find(|f| f.name == name)
+    }
+
+    /// Keyword uses whose status is not `Supported` (what the engine must decide about).
+    pub fn unsupported_uses(&self) -> impl Iterator<Item = &KeywordUse> {
+        self.keyword_uses
+            .iter()
+            .filter(|u| u.status != Status::Supported)
+    }
+}
+
 /// One occurrence of a registered keyword in the configuration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KeywordUse {
