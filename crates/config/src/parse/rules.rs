@@ -727,7 +727,8 @@ pub fn stick_table(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 
 fn parse_store(list: &str) -> Result<Vec<StoreItem>, String> {
     let mut out = Vec::new();
-    for item in list.split(',') {
+    // `store` with nothing after it stores nothing (haproxy accepts it).
+    for item in list.split(',').filter(|i| !i.is_empty()) {
         let (name, period) = match item.split_once('(') {
             Some((n, r)) => (
                 n,
