@@ -104,6 +104,7 @@ fn run(args: RunArgs, root: &Path) -> Result<(), String> {
     let t0 = std::time::Instant::now();
     // The harness itself (and the open-loop generator's threads) runs on the load CPU.
     procs::pin_current_thread(1);
+    procs::install_signal_handlers();
     let nofile = procs::raise_nofile();
     let machine = machine::describe(root);
     println!(
@@ -151,6 +152,9 @@ fn run(args: RunArgs, root: &Path) -> Result<(), String> {
                 eprintln!("scenario {id} failed: {e}");
                 failures.push(format!("{id}: {e}"));
             }
+        }
+        if procs::stopping() {
+            break;
         }
     }
     println!(

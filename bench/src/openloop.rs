@@ -116,7 +116,7 @@ fn thread_main(p: &Plan, nconns: u32, start: Instant) -> Result<Outcome, String>
     let mut idx: Vec<usize> = Vec::with_capacity(conns.len());
     loop {
         let now = Instant::now();
-        if now >= end {
+        if now >= end || procs::stopping() {
             break;
         }
         // Send every request whose intended time has come on a connection that is free.

@@ -3,9 +3,49 @@
 
 use std::fs;
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+
+/// Set by SIGINT/SIGTERM: every wait loop checks it and returns an error, so the guards on the
+/// way out stop every process and remove the scratch directory.
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Installs the SIGINT/SIGTERM handlers (the handler only stores to an atomic).
+pub fn install_signal_handlers() {
+    let handler: extern "C" fn(libc::c_int) = on_signal;
+    // SAFETY: the handler is async-signal-safe (one atomic store).
+    unsafe {
+        libc::signal(libc::SIGINT, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+}
+
+/// `Err` once the harness was asked to stop.
+pub fn check_stop() -> Result<(), String> {
+    if STOP.load(Ordering::SeqCst) {
+        Err("interrupted".into())
+    } else {
+        Ok(())
+    }
+}
+
+/// Children die with the harness even if it is killed outright (SIGKILL leaves no Drop to run).
+fn die_with_parent(cmd: &mut Command) {
+    // SAFETY: prctl is async-signal-safe and touches no memory of the parent.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+}
 
 /// A started process. Dropping it sends SIGTERM, waits up to 2 s, then SIGKILL, and reaps it.
 #[derive(Debug)]
@@ -21,14 +61,16 @@ impl Proc {
         let (prog, args) = cmd.split_first().ok_or("empty command")?;
         let out = fs::File::create(log).map_err(|e| format!("{}: {e}", log.display()))?;
         let err = out.try_clone().map_err(|e| e.to_string())?;
-        let child = Command::new("taskset")
-            .arg("-c")
+        let mut cmd = Command::new("taskset");
+        cmd.arg("-c")
             .arg(cpus)
             .arg(prog)
             .args(args)
             .stdin(Stdio::null())
             .stdout(out)
-            .stderr(err)
+            .stderr(err);
+        die_with_parent(&mut cmd);
+        let child = cmd
             .spawn()
             .map_err(|e| format!("cannot start {name} ({prog}): {e}"))?;
         Ok(Proc {
@@ -130,6 +172,10 @@ impl Drop for TempDir {
 }
 
 /// A loopback port free right now (the kernel picks it; the socket is closed before use).
+pub fn stopping() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
 pub fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("bind 127.0.0.1:0: {e}"))?;
     l.local_addr().map(|a| a.port()).map_err(|e| e.to_string())
@@ -163,13 +209,13 @@ pub fn wait_port(proc_: &mut Proc, port: u16, limit: Duration) -> Result<(), Str
 /// Runs a short command to completion with a time limit; returns (success, stdout + stderr).
 pub fn run_capture(cmd: &[&str], limit: Duration) -> Result<(bool, String), String> {
     let (prog, args) = cmd.split_first().ok_or("empty command")?;
-    let mut child = Command::new(prog)
-        .args(args)
+    let mut cmd = Command::new(prog);
+    cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| format!("cannot run {prog}: {e}"))?;
+        .stderr(Stdio::piped());
+    die_with_parent(&mut cmd);
+    let mut child = cmd.spawn().map_err(|e| format!("cannot run {prog}: {e}"))?;
     let t0 = Instant::now();
     loop {
         match child.try_wait() {

@@ -174,6 +174,7 @@ fn run_variant(ctx: &mut Ctx, v: &Variant, subjects: &[Subject]) -> Result<Varia
         }
         for s in order {
             for attempt in 0..MAX_ATTEMPTS {
+                procs::check_stop()?;
                 wait_quiet(ctx, Duration::from_secs(ctx.args.quiet_wait_s));
                 let r = match measure(ctx, s, v, &cfg_path, listen_port) {
                     Ok((metrics, raw, reason)) => Round {
@@ -363,7 +364,7 @@ fn wait_quiet(ctx: &Ctx, limit: Duration) {
         return;
     }
     let t0 = Instant::now();
-    while t0.elapsed() < limit {
+    while t0.elapsed() < limit && !procs::stopping() {
         let Ok(a) = procfs::machine_cpu() else { return };
         let w = Duration::from_millis(200);
         std::thread::sleep(w);
