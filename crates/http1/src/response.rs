@@ -159,7 +159,7 @@ pub fn parse_response(
     {
         Ok(httparse::Status::Complete(n)) if n == end => {}
         Ok(_) => return Err(HttpError::server(ErrorKind::BadStartLine)),
-        Err(e) => return Err(HttpError::server(map_httparse_error(e))),
+        Err(e) => return Err(HttpError::server(map_httparse_error(e, head))),
     }
     let bad_line = || HttpError::server(ErrorKind::BadStartLine);
     out.version = match resp.version {
@@ -181,7 +181,10 @@ pub fn parse_response(
         out.headers.push(Header { name, value });
     }
     out.head_len = end;
-    check_field_values(buf, &out.headers).map_err(HttpError::server)?;
+    if cfg!(debug_assertions) {
+        // See parse_request: httparse already refuses these bytes.
+        check_field_values(buf, &out.headers).map_err(HttpError::server)?;
+    }
     let facts = fields::collect(buf, &out.headers).map_err(HttpError::server)?;
     out.framing =
         response_framing(method, out.status, out.version, &facts).map_err(HttpError::server)?;

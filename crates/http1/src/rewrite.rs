@@ -263,7 +263,11 @@ fn write_connection(out: &mut Vec<u8>, value: &[u8]) {
 }
 
 fn push_lower(out: &mut Vec<u8>, name: &[u8]) {
-    out.extend(name.iter().map(u8::to_ascii_lowercase));
+    let start = out.len();
+    out.extend_from_slice(name);
+    if let Some(tail) = out.get_mut(start..) {
+        tail.make_ascii_lowercase();
+    }
 }
 
 /// Digits without leading zeros (`002` → `2`, `000` → `0`).

@@ -16,47 +16,88 @@ pub(crate) enum Scan {
 
 /// Scan `buf` for a complete head within `limits.max_head_bytes`.
 ///
+/// One pass over the line ends: every LF must follow a CR (httparse accepts bare LF; ringlb does
+/// not), the first empty line ends the head, and the field lines are counted (httparse's scratch
+/// array is sized from it; too many fields fail before the head is even complete). The other
+/// line rules (obs-fold, whitespace before the colon, lone CR) are enforced by httparse on the
+/// complete head; [`classify_field_error`] names them when httparse refuses a field line.
 /// Leading empty lines (CRLF only) are skipped, as RFC 9112 §2.2 allows and HAProxy does.
 pub(crate) fn scan_head(buf: &[u8], limits: &Limits, side: Side) -> Result<Scan, HttpError> {
     let err = |kind| HttpError::on(side, kind);
     let window = buf.get(..limits.max_head_bytes).unwrap_or(buf);
-    let mut pos = skip_leading_crlf(window).map_err(err)?;
-    let mut first_line = true;
-    let mut fields = 0usize;
-    loop {
-        let rest = window.get(pos..).unwrap_or(&[]);
-        let Some(nl) = rest.iter().position(|b| *b == b'\n') else {
-            if rest.contains(&b'\r') && !rest.ends_with(b"\r") {
-                return Err(err(ErrorKind::BareLineEnding));
-            }
-            return if window.len() < buf.len() || window.len() >= limits.max_head_bytes {
-                Err(err(ErrorKind::HeadTooLarge))
-            } else {
-                Ok(Scan::Partial)
-            };
-        };
-        let raw = rest.get(..nl).unwrap_or(&[]);
-        let line = match raw.split_last() {
-            Some((b'\r', line)) => line,
-            _ => return Err(err(ErrorKind::BareLineEnding)),
-        };
-        if line.contains(&b'\r') {
+    let start = skip_leading_crlf(window).map_err(err)?;
+    let mut line_start = start;
+    let mut lines = 0usize;
+    let mut from = start;
+    while let Some(i) = find_lf(window.get(from..).unwrap_or(&[])) {
+        let at = from + i;
+        from = at + 1;
+        if at == 0 || window.get(at - 1) != Some(&b'\r') {
             return Err(err(ErrorKind::BareLineEnding));
         }
-        pos += nl + 1;
-        if first_line {
-            first_line = false;
-            continue;
+        if at - 1 == line_start && lines > 0 {
+            return Ok(Scan::Complete {
+                end: at + 1,
+                fields: lines - 1,
+            });
         }
-        if line.is_empty() {
-            return Ok(Scan::Complete { end: pos, fields });
-        }
-        check_field_line(line).map_err(err)?;
-        fields += 1;
-        if fields > limits.max_fields() {
+        lines += 1;
+        if lines > limits.max_fields() + 1 {
             return Err(err(ErrorKind::TooManyHeaders));
         }
+        line_start = at + 1;
     }
+    if window.len() >= limits.max_head_bytes {
+        Err(err(ErrorKind::HeadTooLarge))
+    } else {
+        Ok(Scan::Partial)
+    }
+}
+
+/// Position of the first LF in `bytes`, eight bytes at a time (SWAR: a zero byte in
+/// `word ^ 0x0a0a..` is found with the classic `(x - 0x01..) & !x & 0x80..` test). About 4x
+/// fewer instructions than a byte loop on typical heads (measured with callgrind).
+fn find_lf(bytes: &[u8]) -> Option<usize> {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    const LF: u64 = 0x0a0a_0a0a_0a0a_0a0a;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut base = 0;
+    for chunk in chunks.by_ref() {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ LF;
+        let found = x.wrapping_sub(LO) & !x & HI;
+        if found != 0 {
+            return Some(base + (found.trailing_zeros() / 8) as usize);
+        }
+        base += 8;
+    }
+    chunks
+        .remainder()
+        .iter()
+        .position(|b| *b == b'\n')
+        .map(|i| base + i)
+}
+
+/// httparse refused a field line of `head` (a complete, LF-checked head): say why, more
+/// precisely than httparse does. Cold path.
+pub(crate) fn classify_field_error(head: &[u8], fallback: ErrorKind) -> ErrorKind {
+    let mut lines = head.split(|b| *b == b'\n').skip_while(|l| *l == b"\r");
+    let _start_line = lines.next();
+    for raw in lines {
+        let line = raw.strip_suffix(b"\r").unwrap_or(raw);
+        if line.is_empty() {
+            break;
+        }
+        if line.contains(&b'\r') {
+            return ErrorKind::BareLineEnding;
+        }
+        if let Err(kind) = check_field_line(line) {
+            return kind;
+        }
+    }
+    fallback
 }
 
 fn skip_leading_crlf(window: &[u8]) -> Result<usize, ErrorKind> {
@@ -128,39 +169,64 @@ mod tests {
                 Err(ErrorKind::BareLineEnding),
             ),
             (b"\nGET / HTTP/1.1\r\n\r\n", Err(ErrorKind::BareLineEnding)),
-            (
-                b"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n",
-                Err(ErrorKind::BareLineEnding),
-            ),
-            (b"GET / HTTP/1.1\r\nA: b\rc", Err(ErrorKind::BareLineEnding)),
-            (
-                b"GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n",
-                Err(ErrorKind::ObsFold),
-            ),
-            (
-                b"GET / HTTP/1.1\r\nA: b\r\n\tc\r\n\r\n",
-                Err(ErrorKind::ObsFold),
-            ),
-            (b"GET / HTTP/1.1\r\n A: b\r\n\r\n", Err(ErrorKind::ObsFold)),
-            (
-                b"GET / HTTP/1.1\r\nA : b\r\n\r\n",
-                Err(ErrorKind::BadHeaderName),
-            ),
-            (
-                b"GET / HTTP/1.1\r\nA\t: b\r\n\r\n",
-                Err(ErrorKind::BadHeaderName),
-            ),
-            (
-                b"GET / HTTP/1.1\r\nA B: b\r\n\r\n",
-                Err(ErrorKind::BadHeaderName),
-            ),
-            (
-                b"GET / HTTP/1.1\r\n: b\r\n\r\n",
-                Err(ErrorKind::BadHeaderName),
-            ),
+            (b"GET / HTTP/1.1\r\nA: b\n", Err(ErrorKind::BareLineEnding)),
+            (b"\n", Err(ErrorKind::BareLineEnding)),
         ];
         for (input, want) in cases {
             assert_eq!(scan(input), *want, "{:?}", String::from_utf8_lossy(input));
+        }
+    }
+
+    #[test]
+    fn find_lf_agrees_with_a_byte_loop() {
+        let mut rng = 0x2545_f491_4f6c_dd1du64;
+        for len in 0..64 {
+            for _ in 0..200 {
+                let v: Vec<u8> = (0..len)
+                    .map(|_| {
+                        rng ^= rng << 13;
+                        rng ^= rng >> 7;
+                        rng ^= rng << 17;
+                        // Mostly bytes near LF, to catch borrow-propagation false positives.
+                        [
+                            b'\n', b'\x0b', b'\x09', b'\x8a', b'\x00', b'\x01', b'a', b'\xff',
+                        ][(rng % 8) as usize]
+                    })
+                    .collect();
+                assert_eq!(find_lf(&v), v.iter().position(|b| *b == b'\n'), "{v:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn field_errors_are_named() {
+        let cases: &[(&[u8], ErrorKind)] = &[
+            (b"GET / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", ErrorKind::ObsFold),
+            (b"GET / HTTP/1.1\r\nA: b\r\n\tc\r\n\r\n", ErrorKind::ObsFold),
+            (b"GET / HTTP/1.1\r\n A: b\r\n\r\n", ErrorKind::ObsFold),
+            (b"GET / HTTP/1.1\r\nA : b\r\n\r\n", ErrorKind::BadHeaderName),
+            (
+                b"GET / HTTP/1.1\r\nA\t: b\r\n\r\n",
+                ErrorKind::BadHeaderName,
+            ),
+            (
+                b"GET / HTTP/1.1\r\nA B: b\r\n\r\n",
+                ErrorKind::BadHeaderName,
+            ),
+            (b"GET / HTTP/1.1\r\n: b\r\n\r\n", ErrorKind::BadHeaderName),
+            (
+                b"GET / HTTP/1.1\r\nA: b\rc\r\n\r\n",
+                ErrorKind::BareLineEnding,
+            ),
+            (b"\r\nGET / HTTP/1.1\r\nA(: b\r\n\r\n", ErrorKind::BadMethod),
+        ];
+        for (input, want) in cases {
+            assert_eq!(
+                classify_field_error(input, ErrorKind::BadMethod),
+                *want,
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
