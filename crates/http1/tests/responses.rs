@@ -158,6 +158,11 @@ fn invalid_responses_are_502() {
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 3\r\n\r\n",
             BadTransferEncoding,
         ),
+        (b"HTTP/1.1 200 O\rK\r\n\r\n", BadStatus), // httparse: bad reason
+        (b"HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n", BareLineEnding),
+        (b"HTTP/1.1 200 OK\r\nX\r: a\r\n\r\n", BareLineEnding),
+        (b"HTTP/1.1 200 OK\r\n: a\r\n\r\n", BadHeaderName),
+        (b"HTTP/1.1 200 OK\r\n\tX: a\r\n\r\n", ObsFold),
         (b"HTTP/1.1 099 X\r\n\r\n", BadStatus),
         (b"HTTP/1.1 600 X\r\n\r\n", BadStatus),
         (b"HTTP/1.1 20 X\r\n\r\n", BadStatus),
