@@ -38,6 +38,8 @@ pub struct RunArgs {
     pub no_write: bool,
     /// Longest wait (s) for a quiet machine before each measured round; 0 = do not wait.
     pub quiet_wait_s: u64,
+    /// Reject a round when other processes used more than this % of one CPU during it.
+    pub max_other_pct: f64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +50,7 @@ pub struct ReportArgs {
 
 pub const USAGE: &str = "\
 usage: scripts/bench [SCENARIO...] [--quick] [--rounds N] [--only-haproxy]
-                     [--ringlb PATH] [--relay NAME=PATH]... [--out DIR] [--no-write] [--quiet-wait S]
+                     [--ringlb PATH] [--relay NAME=PATH]... [--out DIR] [--no-write] [--quiet-wait S] [--max-other P]
        scripts/bench report [--results DIR] [--doc FILE]
 
 scenarios: 1 2 3 4 5 6 7 8 9 10 relay (default: all; see docs/benchmarking.md)
@@ -61,7 +63,9 @@ scenarios: 1 2 3 4 5 6 7 8 9 10 relay (default: all; see docs/benchmarking.md)
   --out DIR       results directory (default bench/results)
   --no-write      print the summary, write no files
   --quiet-wait S  before each round, wait up to S seconds (default 15) for the
-                  machine to be quiet (other processes < 16% of a CPU); 0 = never
+                  machine to be quiet (other processes < 2 × the limit); 0 = never
+  --max-other P   reject a round when other processes used more than P% of one
+                  CPU during it (default 8; recorded in the results)
 report: regenerate docs/performance.md from the latest results in bench/results";
 
 /// Parses the arguments after the program name. `root` is the workspace root (defaults are
@@ -85,6 +89,7 @@ pub fn parse(args: &[String], root: &std::path::Path) -> Result<Command, String>
         out_dir: root.join("bench/results"),
         no_write: false,
         quiet_wait_s: 15,
+        max_other_pct: crate::stats::MAX_OTHER_CPU_SHARE * 100.0,
     };
     let mut rounds = None;
     while let Some(a) = it.next() {
@@ -108,6 +113,16 @@ pub fn parse(args: &[String], root: &std::path::Path) -> Result<Command, String>
                 run.quiet_wait_s =
                     v.parse().ok().filter(|s| *s <= 3600).ok_or_else(|| {
                         format!("--quiet-wait: expected seconds (0..=3600), got {v}")
+                    })?;
+            }
+            "--max-other" => {
+                let v = value(&mut it, a)?;
+                run.max_other_pct = v
+                    .parse()
+                    .ok()
+                    .filter(|p: &f64| (0.0..=200.0).contains(p))
+                    .ok_or_else(|| {
+                        format!("--max-other: expected a percentage (0..=200), got {v}")
                     })?;
             }
             "--ringlb" => run.ringlb = PathBuf::from(value(&mut it, a)?),
@@ -256,6 +271,10 @@ mod tests {
         assert_eq!(run(&["--quiet-wait", "0"]).quiet_wait_s, 0);
         assert!(p(&["--quiet-wait", "-1"]).is_err());
         assert!(p(&["--quiet-wait", "9999"]).is_err());
+        assert_eq!(r.max_other_pct, 8.0);
+        assert_eq!(run(&["--max-other", "35"]).max_other_pct, 35.0);
+        assert!(p(&["--max-other", "x"]).is_err());
+        assert!(p(&["--max-other", "-1"]).is_err());
         assert_eq!(r.ringlb, Path::new("/b/ringlb"));
         assert_eq!(r.out_dir, Path::new("/o"));
         assert_eq!(

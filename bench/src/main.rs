@@ -105,6 +105,13 @@ fn run(args: RunArgs, root: &Path) -> Result<(), String> {
     // The harness itself (and the open-loop generator's threads) runs on the load CPU.
     procs::pin_current_thread(1);
     procs::install_signal_handlers();
+    let group = procs::AutogroupNice::raise();
+    if !procs::raise_priority() || !group.active() {
+        println!(
+            "ringlb-bench: cannot set nice {} (not root?); other work will disturb more",
+            procs::NICE
+        );
+    }
     let nofile = procs::raise_nofile();
     let machine = machine::describe(root);
     println!(

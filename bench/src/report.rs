@@ -88,7 +88,12 @@ pub fn markdown(r: &ScenarioResult, stem: &str) -> String {
         r.machine.load_before,
         r.machine.load_after
     );
-    s.push_str("Ratios are medians of per-pair ratios [min–max]; > 1 means the candidate is better than HAProxy.\n\n");
+    let _ = writeln!(
+        s,
+        "Rounds rejected when other processes used more than {:.0}% of a CPU. Ratios are medians of \
+         per-pair ratios [min–max]; > 1 means the candidate is better than HAProxy.\n",
+        r.max_other_pct
+    );
     s.push_str(&table(r));
     s.push('\n');
     for v in &r.variants {
@@ -249,11 +254,13 @@ pub fn performance_doc(all: &[(String, ScenarioResult)], results_rel: &str) -> S
         let _ = writeln!(s, "\n## Scenario {}: {}\n", r.scenario, r.title);
         let _ = writeln!(
             s,
-            "{} · {} pairs of {:.0} s rounds{} · raw data: [{stem}.json]({results_rel}/{stem}.json)\n",
+            "{} · {} pairs of {:.0} s rounds{} · rounds rejected above {:.0}% of a CPU used by other \
+             processes · raw data: [{stem}.json]({results_rel}/{stem}.json)\n",
             r.started_utc,
             r.pairs,
             r.round_s,
-            if r.quick { " (quick)" } else { "" }
+            if r.quick { " (quick)" } else { "" },
+            r.max_other_pct
         );
         s.push_str(&table(r));
         s.push('\n');

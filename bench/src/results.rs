@@ -36,6 +36,9 @@ pub struct ScenarioResult {
     pub pairs: u32,
     pub round_s: f64,
     pub warmup_s: f64,
+    /// Rejection threshold used: other processes' CPU, % of one CPU.
+    #[serde(default = "default_max_other_pct")]
+    pub max_other_pct: f64,
     pub machine: Machine,
     /// Subjects that ran, baseline first.
     pub subjects: Vec<String>,
@@ -71,6 +74,10 @@ pub struct Round {
     pub metrics: BTreeMap<String, f64>,
     /// The load generator's own output, for the record.
     pub raw: String,
+}
+
+fn default_max_other_pct() -> f64 {
+    crate::stats::MAX_OTHER_CPU_SHARE * 100.0
 }
 
 /// Label, unit and direction of each metric the harness records.

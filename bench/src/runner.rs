@@ -76,6 +76,10 @@ impl Ctx {
         })
     }
 
+    fn max_other_share(&self) -> f64 {
+        self.args.max_other_pct / 100.0
+    }
+
     fn next_seq(&mut self) -> u64 {
         self.seq += 1;
         self.seq
@@ -132,6 +136,7 @@ pub fn run_scenario(
         pairs: ctx.args.rounds,
         round_s: ctx.round.as_secs_f64(),
         warmup_s: ctx.warmup.as_secs_f64(),
+        max_other_pct: ctx.args.max_other_pct,
         machine,
         subjects: subjects.iter().map(|s| s.name.clone()).collect(),
         notes,
@@ -370,7 +375,7 @@ fn wait_quiet(ctx: &Ctx, limit: Duration) {
         std::thread::sleep(w);
         let Ok(b) = procfs::machine_cpu() else { return };
         let busy_s = b.busy.saturating_sub(a.busy) as f64 / ctx.tick_hz;
-        if busy_s / w.as_secs_f64() < stats::MAX_OTHER_CPU_SHARE * 2.0 {
+        if busy_s / w.as_secs_f64() < ctx.max_other_share() * 2.0 {
             return;
         }
     }
@@ -480,7 +485,9 @@ fn measured_load(ctx: &mut Ctx, v: &Variant, port: u16, pid: u32) -> Result<Meas
             proxy_cpu_s / (bytes / (1u64 << 30) as f64),
         );
     }
+    let max_other_share = ctx.max_other_share();
     let reason = stats::reject_reason(&RoundHealth {
+        max_other_share,
         requests: out.requests,
         socket_errors: out.socket_errors,
         unexpected_status: out.unexpected_status,

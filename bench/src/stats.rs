@@ -69,11 +69,13 @@ pub struct RoundHealth {
     /// CPU time (s) the machine spent outside the benchmark's own processes during the round.
     pub other_cpu_s: f64,
     pub elapsed_s: f64,
+    /// Share of one CPU other processes may use (`--max-other`, default `MAX_OTHER_CPU_SHARE`).
+    pub max_other_share: f64,
 }
 
-/// Share of one CPU that other processes may use during a round before it is rejected. Idle
-/// background here (kernel threads such as kdamond, shells) measures 1–5%; a compiler takes
-/// 50–100%.
+/// Default share of one CPU that other processes may use during a round before it is rejected.
+/// Idle background here (kernel threads such as kdamond, shells) measures 1–5%; a compiler takes
+/// 50–100% (20–35% when the benchmark runs at nice -20 and it only gets the idle time).
 pub const MAX_OTHER_CPU_SHARE: f64 = 0.08;
 
 /// Why a round is rejected, or `None` when it counts.
@@ -87,11 +89,11 @@ pub fn reject_reason(h: &RoundHealth) -> Option<String> {
     if h.requests == 0 {
         return Some("no request completed".into());
     }
-    if h.elapsed_s > 0.0 && h.other_cpu_s / h.elapsed_s > MAX_OTHER_CPU_SHARE {
+    if h.elapsed_s > 0.0 && h.other_cpu_s / h.elapsed_s > h.max_other_share {
         return Some(format!(
             "other processes used {:.0}% of a CPU (limit {:.0}%)",
             100.0 * h.other_cpu_s / h.elapsed_s,
-            100.0 * MAX_OTHER_CPU_SHARE
+            100.0 * h.max_other_share
         ));
     }
     None
@@ -150,6 +152,7 @@ mod tests {
             unexpected_status: 0,
             other_cpu_s: 0.01,
             elapsed_s: 2.0,
+            max_other_share: MAX_OTHER_CPU_SHARE,
         }
     }
 
@@ -180,6 +183,15 @@ mod tests {
         })
         .unwrap();
         assert!(r.contains("10%") && r.contains("limit 8%"), "{r}");
+        // A raised limit (--max-other 40 on a shared machine) accepts it.
+        assert_eq!(
+            reject_reason(&RoundHealth {
+                other_cpu_s: 0.6,
+                max_other_share: 0.4,
+                ..ok()
+            }),
+            None
+        );
         // 5% (idle background noise) is tolerated.
         assert_eq!(
             reject_reason(&RoundHealth {
