@@ -59,7 +59,7 @@ scenarios: 1 2 3 4 5 6 7 8 9 10 relay (default: all; see docs/benchmarking.md)
   --only-haproxy  do not start ringlb
   --ringlb PATH   ringlb binary (default target/release/ringlb)
   --relay N=PATH  relay candidate for the `relay` scenario (repeatable;
-                  default: every executable target/release/relay-*)
+                  default: every executable relay-* beside the ringlb binary)
   --out DIR       results directory (default bench/results)
   --no-write      print the summary, write no files
   --quiet-wait S  before each round, wait up to S seconds (default 15) for the

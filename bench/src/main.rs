@@ -69,11 +69,16 @@ fn workspace_root() -> PathBuf {
     }
 }
 
-/// Relay candidates: the `--relay` flags, else every executable `target/release/relay-*`.
+/// Relay candidates: the `--relay` flags, else every executable `relay-*` next to the ringlb
+/// binary (`target/release/` by default).
 fn relay_subjects(args: &RunArgs, root: &Path) -> Vec<Subject> {
     let mut v: Vec<(String, PathBuf)> = args.relays.clone();
     if v.is_empty() {
-        let dir = root.join("target/release");
+        let dir = args
+            .ringlb
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| root.join("target/release"));
         if let Ok(rd) = std::fs::read_dir(&dir) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
