@@ -432,3 +432,28 @@ fn retry_on_status_codes_replays_bodyless_requests_within_retries() {
     );
     assert_eq!(count("/status/404"), 1);
 }
+
+#[test]
+fn server_timeout_counts_from_the_end_of_a_slow_request_body() {
+    // The body takes longer than `timeout server` to arrive, but the server side is active the
+    // whole time (it is reading), so HAProxy does not time it out; neither may ringlb.
+    let origin = Origin::start("o");
+    let s = start(|f| http_config(f, &[origin.addr()], "", "    timeout server 500ms\n"));
+    let mut raw = TcpStream::connect(s.front).unwrap();
+    raw.set_read_timeout(Some(T)).unwrap();
+    raw.write_all(
+        b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(150));
+        raw.write_all(b"x").unwrap();
+    }
+    let mut reply = Vec::new();
+    raw.read_to_end(&mut reply).unwrap();
+    let text = String::from_utf8_lossy(&reply);
+    assert!(
+        text.starts_with("HTTP/1.1 200") && text.contains("body-length: 10"),
+        "{text}"
+    );
+}

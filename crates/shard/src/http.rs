@@ -58,10 +58,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
         client,
         limits,
         pending: None,
-        req: RequestHead::default(),
-        resp: ResponseHead::default(),
-        out: Vec::new(),
-        has_scratch: false,
+        sc: None,
         requests: 0,
     };
     session.run().await;
@@ -111,13 +108,9 @@ struct Session<'a> {
     limits: Limits,
     /// Bytes received from the client that belong to the next request (pipelining).
     pending: Option<RecvBuf>,
-    req: RequestHead,
-    resp: ResponseHead,
-    /// Rewritten heads are built here; the allocation is reused across requests.
-    out: Vec<u8>,
-    /// `req`, `resp` and `out` hold pooled allocations (see `Scratch`); an idle connection
-    /// gives them back so it costs no more than its task and socket.
-    has_scratch: bool,
+    /// Per-request working memory (parsed heads, the rewritten-head buffer), taken from the
+    /// shard's pool when a request starts and given back while the connection is idle.
+    sc: Option<Box<Scratch>>,
     requests: u64,
 }
 
@@ -168,9 +161,12 @@ impl Session<'_> {
                 Ok(Err(_)) => return Err(HeadError::Io),
             },
         };
-        self.take_scratch();
         // Fast path: the whole head is in one read, parsed in place (no copy).
-        match parse_request(first.bytes(), &self.limits, &mut self.req) {
+        match parse_request(
+            first.bytes(),
+            &self.limits,
+            &mut scratch(&mut self.sc, self.ctx).req,
+        ) {
             Ok(Parsed::Complete { .. }) => return Ok(first),
             Ok(Parsed::Partial) => {}
             Err(e) => return Err(HeadError::Invalid(Some(e))),
@@ -202,7 +198,11 @@ impl Session<'_> {
                 Ok(Ok(None)) => return Err(HeadError::Invalid(None)),
                 Ok(Err(_)) => return Err(HeadError::Io),
             }
-            match parse_request(&assembled, &self.limits, &mut self.req) {
+            match parse_request(
+                &assembled,
+                &self.limits,
+                &mut scratch(&mut self.sc, self.ctx).req,
+            ) {
                 Ok(Parsed::Complete { .. }) => return Ok(RecvBuf::from_vec(assembled)),
                 Ok(Parsed::Partial) if assembled.len() <= self.limits.max_head_bytes => {}
                 Ok(Parsed::Partial) => return Err(HeadError::Invalid(None)),
@@ -226,30 +226,9 @@ impl Session<'_> {
         .await
     }
 
-    /// Takes the per-request working memory from the shard's pool (allocating the first time).
-    fn take_scratch(&mut self) {
-        if self.has_scratch {
-            return;
-        }
-        let s = self.ctx.scratch.borrow_mut().pop();
-        let s = s.unwrap_or_else(Scratch::new);
-        self.req = s.req;
-        self.resp = s.resp;
-        self.out = s.out;
-        self.has_scratch = true;
-    }
-
     /// Gives the working memory back while the connection waits for its next request.
     fn release_scratch(&mut self) {
-        if !self.has_scratch {
-            return;
-        }
-        self.has_scratch = false;
-        let s = Scratch {
-            req: std::mem::take(&mut self.req),
-            resp: std::mem::take(&mut self.resp),
-            out: std::mem::take(&mut self.out),
-        };
+        let Some(s) = self.sc.take() else { return };
         let mut pool = self.ctx.scratch.borrow_mut();
         if pool.len() < SCRATCH_POOL_MAX && s.out.capacity() <= SCRATCH_OUT_MAX {
             pool.push(s);
@@ -268,14 +247,15 @@ impl Session<'_> {
             self.reply_error(503, None).await;
             return After::Close;
         };
-        let method = self.req.method();
-        let framing = self.req.framing();
-        let client_version = self.req.version();
-        let client_keep_alive = self.req.client_keep_alive();
-        let upgrade = self.req.is_upgrade() || method == Method::Connect;
+        let req = &scratch(&mut self.sc, self.ctx).req;
+        let method = req.method();
+        let framing = req.framing();
+        let client_version = req.version();
+        let client_keep_alive = req.client_keep_alive();
+        let upgrade = req.is_upgrade() || method == Method::Connect;
         let conn_mode = effective_conn_mode(self.fe.conn_mode, be.conn_mode);
 
-        let mut out = std::mem::take(&mut self.out);
+        let mut out = std::mem::take(&mut scratch(&mut self.sc, self.ctx).out);
         out.clear();
         let edits = rewrite::request_edits(
             self.fe,
@@ -284,8 +264,9 @@ impl Session<'_> {
             conn_mode,
             false,
         );
-        ringlb_http1::write_request_head(&self.req, head.bytes(), &mut out, &edits);
-        head.consume(self.req.head_len());
+        let req = &scratch(&mut self.sc, self.ctx).req;
+        ringlb_http1::write_request_head(req, head.bytes(), &mut out, &edits);
+        head.consume(req.head_len());
         let mut body_start = None;
         if framing == BodyFraming::None {
             if !head.is_empty() {
@@ -306,7 +287,7 @@ impl Session<'_> {
             let (lease, server, reused) = match lease_and_connect(self.ctx, be_idx, reuse).await {
                 Ok(x) => x,
                 Err(e) => {
-                    self.out = out;
+                    scratch(&mut self.sc, self.ctx).out = out;
                     self.reply_error(no_connection_status(e), Some(be)).await;
                     return After::Close;
                 }
@@ -333,7 +314,9 @@ impl Session<'_> {
                 Ok(_)
                     if replayable
                         && attempts < be.retries
-                        && be.retry_on.on_status(self.resp.status()) =>
+                        && be
+                            .retry_on
+                            .on_status(scratch(&mut self.sc, self.ctx).resp.status()) =>
                 {
                     server.set_linger_zero();
                     drop(server);
@@ -342,7 +325,7 @@ impl Session<'_> {
                     reuse = false;
                 }
                 Ok(resp_head) => {
-                    self.out = out;
+                    scratch(&mut self.sc, self.ctx).out = out;
                     let ctx = ResponseCtx {
                         be,
                         method,
@@ -354,7 +337,7 @@ impl Session<'_> {
                     return self.relay_response(lease, server, resp_head, ctx).await;
                 }
                 Err(Failure::Client(status)) => {
-                    self.out = out;
+                    scratch(&mut self.sc, self.ctx).out = out;
                     server.set_linger_zero();
                     if let Some(status) = status {
                         self.reply_error(status, Some(be)).await;
@@ -377,7 +360,7 @@ impl Session<'_> {
                     drop(server);
                     drop(lease);
                     if !retry {
-                        self.out = out;
+                        scratch(&mut self.sc, self.ctx).out = out;
                         let status = if failure == Failure::Timeout {
                             504
                         } else {
@@ -408,20 +391,42 @@ impl Session<'_> {
     ) -> Result<RecvBuf, Failure> {
         let limits = self.limits;
         let client = &self.client;
-        let resp = &mut self.resp;
+        let resp = &mut scratch(&mut self.sc, self.ctx).resp;
         let server_timeout = be.timeouts.server;
-        let response = read_response_head(
-            server,
-            client,
-            server_timeout,
-            self.fe.timeouts.client,
-            limits,
-            method,
-            resp,
-        );
         if framing == BodyFraming::None {
-            return response.await;
+            return read_response_head(
+                server,
+                client,
+                server_timeout,
+                self.fe.timeouts.client,
+                limits,
+                method,
+                resp,
+            )
+            .await;
         }
+        // While the body is being sent the server side is active: `timeout server` counts from
+        // the end of the request body, as HAProxy's inactivity timeout does.
+        let body_done = crate::notify::Notify::default();
+        let response = future::or(
+            read_response_head(
+                server,
+                client,
+                None,
+                self.fe.timeouts.client,
+                limits,
+                method,
+                resp,
+            ),
+            async {
+                body_done.wait().await;
+                match server_timeout {
+                    Some(d) => glommio::timer::sleep(d).await,
+                    None => future::pending::<()>().await,
+                }
+                Err(Failure::Timeout)
+            },
+        );
         let body_limits = BodyLimits {
             recv_timeout: self.fe.timeouts.client,
             send_timeout: server_timeout,
@@ -429,7 +434,9 @@ impl Session<'_> {
         };
         let pending = &mut self.pending;
         let body = async {
-            match forward_body(client, server, framing, body_start, body_limits, &mut None).await {
+            let r = forward_body(client, server, framing, body_start, body_limits, &mut None).await;
+            body_done.raise();
+            match r {
                 Ok(next) => {
                     *pending = next;
                     Ok(())
@@ -461,8 +468,8 @@ impl Session<'_> {
         mut head: RecvBuf,
         c: ResponseCtx<'_>,
     ) -> After {
-        let status = self.resp.status();
-        let framing = self.resp.framing();
+        let status = scratch(&mut self.sc, self.ctx).resp.status();
+        let framing = scratch(&mut self.sc, self.ctx).resp.framing();
         let tunnel = (status == 101 && c.upgrade)
             || (c.method == Method::Connect && (200..300).contains(&status));
         let stopping = self.ctx.state.run.get() != RunState::Running;
@@ -471,11 +478,12 @@ impl Session<'_> {
             && c.conn_mode != HttpConnMode::Close
             && framing != BodyFraming::UntilClose
             && !stopping;
-        let mut out = std::mem::take(&mut self.out);
+        let mut out = std::mem::take(&mut scratch(&mut self.sc, self.ctx).out);
         out.clear();
         let edits = rewrite::response_edits(c.client_version, keep_client);
-        ringlb_http1::write_response_head(&self.resp, head.bytes(), &mut out, &edits);
-        head.consume(self.resp.head_len());
+        let resp = &scratch(&mut self.sc, self.ctx).resp;
+        ringlb_http1::write_response_head(resp, head.bytes(), &mut out, &edits);
+        head.consume(resp.head_len());
         let client_timeout = self.fe.timeouts.client;
         if tunnel {
             let (sent, buf) = within(client_timeout, self.client.send_all(SendBuf::from_vec(out)))
@@ -486,7 +494,7 @@ impl Session<'_> {
                         SendBuf::from_vec(Vec::new()),
                     )
                 });
-            self.out = buf.into_vec().unwrap_or_default();
+            scratch(&mut self.sc, self.ctx).out = buf.into_vec().unwrap_or_default();
             if sent.is_err() {
                 return After::Close;
             }
@@ -531,13 +539,13 @@ impl Session<'_> {
             &mut head_out,
         )
         .await;
-        self.out = head_out.unwrap_or_default();
+        scratch(&mut self.sc, self.ctx).out = head_out.unwrap_or_default();
         match body {
             Ok(extra) => {
                 // Bytes after the response body: the server is confused; never reuse it.
                 let clean = extra.is_none();
                 if clean
-                    && self.resp.server_keep_alive()
+                    && scratch(&mut self.sc, self.ctx).resp.server_keep_alive()
                     && c.conn_mode == HttpConnMode::KeepAlive
                     && c.be.http_reuse != HttpReuse::Never
                 {
@@ -615,13 +623,23 @@ const SCRATCH_OUT_MAX: usize = 64 << 10;
 impl Scratch {
     /// Field tables start empty and grow to what requests need (typically 10–20 fields), not
     /// to `tune.http.maxhdr`; they keep their size while pooled.
-    fn new() -> Scratch {
-        Scratch {
+    fn boxed() -> Box<Scratch> {
+        Box::new(Scratch {
             req: RequestHead::default(),
             resp: ResponseHead::default(),
             out: Vec::with_capacity(512),
-        }
+        })
     }
+}
+
+/// The session's scratch, taken from the shard's pool (or allocated) on first use.
+fn scratch<'s>(sc: &'s mut Option<Box<Scratch>>, ctx: &Ctx) -> &'s mut Scratch {
+    sc.get_or_insert_with(|| {
+        ctx.scratch
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(Scratch::boxed)
+    })
 }
 
 /// What `relay_response` needs to know about the request.

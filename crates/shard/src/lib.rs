@@ -34,5 +34,5 @@ pub struct Ctx {
     /// Raised on soft or hard stop: idle keep-alive connections close at once.
     pub stopping: Rc<notify::Notify>,
     /// Per-request working memory not held by idle connections (`http::Scratch`).
-    pub scratch: Rc<std::cell::RefCell<Vec<http::Scratch>>>,
+    pub scratch: Rc<std::cell::RefCell<Vec<Box<http::Scratch>>>>,
 }
