@@ -175,6 +175,7 @@ fn expand_env(
 fn push_escape(out: &mut String, esc: &str) {
     let body = esc.get(1..).unwrap_or("");
     match body {
+        "" => out.push('\\'),
         "n" => out.push('\n'),
         "r" => out.push('\r'),
         "t" => out.push('\t'),
@@ -232,6 +233,7 @@ mod tests {
             ["expect", "body", "status:ok"]
         );
         assert_eq!(words(r#""" x"#), ["", "x"]);
+        assert_eq!(words("a b \\"), ["a", "b", "\\"]);
     }
 
     #[test]

@@ -222,6 +222,9 @@ pub const CONVERTERS: &[&str] = &[
     "xxh32",
     "xxh64",
     "iif",
+    "jwt_verify",
+    "jwt_header_query",
+    "jwt_payload_query",
     "srv_queue",
     "nbsrv",
     "host_only",
@@ -275,15 +278,18 @@ fn is_converter(name: &str) -> bool {
     CONVERTERS.contains(&name) || CONVERTER_PREFIXES.iter().any(|p| name.starts_with(p))
 }
 
-/// Splits `a(x,y),b,c(z)` at top-level commas.
+/// Splits `a(x,y),b,c(z)` at top-level commas (quoted arguments may hold `,` and `)`).
 fn split_top(s: &str) -> Result<Vec<&str>, String> {
     let mut parts = Vec::new();
-    let (mut depth, mut start) = (0i32, 0usize);
+    let (mut depth, mut start, mut quote) = (0i32, 0usize, None::<char>);
     for (i, c) in s.char_indices() {
-        match c {
-            '(' => depth += 1,
-            ')' => depth -= 1,
-            ',' if depth == 0 => {
+        match (quote, c) {
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
+            (None, ',') if depth == 0 => {
                 parts.push(s.get(start..i).unwrap_or(""));
                 start = i + 1;
             }
@@ -293,7 +299,7 @@ fn split_top(s: &str) -> Result<Vec<&str>, String> {
             return Err(format!("unbalanced ')' in '{s}'"));
         }
     }
-    if depth != 0 {
+    if depth != 0 || quote.is_some() {
         return Err(format!("missing closing ')' in '{s}'"));
     }
     parts.push(s.get(start..).unwrap_or(""));
@@ -313,7 +319,7 @@ fn name_args(s: &str) -> Result<(String, Vec<String>), String> {
             } else {
                 split_top(inner)?
                     .into_iter()
-                    .map(|a| a.trim_matches('"').to_string())
+                    .map(|a| a.trim_matches(|c| c == '"' || c == '\'').to_string())
                     .collect()
             };
             Ok((name.to_string(), args))

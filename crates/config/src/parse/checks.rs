@@ -130,7 +130,7 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             loc,
             text: l.rest(2).join(" "),
         },
-        w if w.starts_with("set-var(") => HttpCheckStep::SetVar {
+        w if w.starts_with("set-var(") || w.starts_with("set-var-fmt(") => HttpCheckStep::SetVar {
             loc,
             var: var_name(w)?,
             expr: l.rest(2).join(" "),
@@ -356,11 +356,16 @@ pub fn tcp_check(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             var: l.arg(1).to_string(),
             expr: l.rest(2).join(" "),
         },
-        w if w.starts_with("set-var(") || w.starts_with("unset-var(") => TcpCheckStep::SetVar {
-            loc,
-            var: var_name(w)?,
-            expr: l.rest(2).join(" "),
-        },
+        w if w.starts_with("set-var(")
+            || w.starts_with("set-var-fmt(")
+            || w.starts_with("unset-var(") =>
+        {
+            TcpCheckStep::SetVar {
+                loc,
+                var: var_name(w)?,
+                expr: l.rest(2).join(" "),
+            }
+        }
         w => return Err(format!("'tcp-check' : unknown step '{w}'.")),
     };
     p.settings.tcp_check.push(step);

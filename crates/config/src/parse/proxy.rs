@@ -161,7 +161,7 @@ pub fn directive(l: &Line, kw_words: usize) -> Directive {
     }
 }
 
-fn valid_name(name: &str) -> Result<(), String> {
+pub fn valid_name(name: &str) -> Result<(), String> {
     match name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c)))
@@ -372,6 +372,8 @@ fn key_of(l: &Line) -> (String, usize, bool) {
             | "monitor"
             | "email-alert"
             | "rate-limit"
+            | "external-check"
+            | "persist"
     );
     if two {
         let second = l.arg(off + 1);
@@ -473,6 +475,14 @@ fn allowed(cx: &mut Cx, p: &ProxyDraft, l: &Line, k: &ProxyKw) -> bool {
     };
     let word = k.name.split(' ').next().unwrap_or(k.name);
     let kind = p.kind.word();
+    if k.name == "retry-on" {
+        cx.alert(
+            &l.loc,
+            "",
+            "'retry-on' only available in backend or listen section",
+        );
+        return false;
+    }
     if matches!(k.name, "server" | "default-server" | "server-template") {
         let msg = format!(
             "'{word}' not allowed because {kind} '{}' has no {missing} capability.",

@@ -90,6 +90,10 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option http-keep-alive", DFB, S, "keep-alive on both sides (default)", |k, p, l| conn_mode(k, p, l, HttpConnMode::KeepAlive)),
     kw("option redispatch", DB, S, "retry on another server [interval]", p_redispatch),
     kw("option httplog", DFB, OBS, "HTTP log format [clf]", p_httplog),
+    kw("option httpslog", DFB, OBS, "HTTPS log format", |k, p, l| {
+        p.settings.options.httplog = (!k.negated).then_some(crate::model::HttpLog { clf: false });
+        opt_other(k, p, l)
+    }),
     kw("option tcplog", DFB, OBS, "TCP log format", |k, p, l| bool_opt(k, l, &mut p.settings.options.tcplog)),
     kw("option dontlognull", DFB, OBS, "do not log empty connections", |k, p, l| bool_opt(k, l, &mut p.settings.options.dontlognull)),
     kw("option log-health-checks", DB, OBS, "log health check state changes", |k, p, l| bool_opt(k, l, &mut p.settings.options.log_health_checks)),
@@ -144,6 +148,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("http-check disable-on-404", DB, LB, "404 puts the server in maintenance", checks::http_check),
     kw("http-check send-state", DB, LB, "send X-Haproxy-Server-State", checks::http_check),
     kw("http-check set-var", DB, LB, "health check step: set a variable", checks::http_check),
+    kw("http-check set-var-fmt", DB, LB, "health check step: set a variable from a log-format", checks::http_check),
     kw("http-check unset-var", DB, LB, "health check step: unset a variable", checks::http_check),
     kw("tcp-check connect", DB, LB, "tcp check step: connect", checks::tcp_check),
     kw("tcp-check send", DB, LB, "tcp check step: send a string", checks::tcp_check),
@@ -153,6 +158,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("tcp-check expect", DB, LB, "tcp check step: expect data", checks::tcp_check),
     kw("tcp-check comment", DB, LB, "tcp check step: comment", checks::tcp_check),
     kw("tcp-check set-var", DB, LB, "tcp check step: set a variable", checks::tcp_check),
+    kw("tcp-check set-var-fmt", DB, LB, "tcp check step: set a variable from a log-format", checks::tcp_check),
     kw("tcp-check unset-var", DB, LB, "tcp check step: unset a variable", checks::tcp_check),
     kw("tcp-check action", DB, LB, "tcp check step: action", checks::tcp_check),
     kw("acl", RULES, RUL, "declare a named ACL", acl::parse_acl_line),

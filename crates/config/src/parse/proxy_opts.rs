@@ -265,11 +265,13 @@ pub fn load_errorfile(l: &Line, status_word: &str, path: &str) -> Result<ErrorFi
     if !CODES.contains(&status) {
         return Err(format!("status code '{status}' not handled."));
     }
-    let contents = super::read_bounded(std::path::Path::new(path))?;
-    if contents.is_empty() {
-        return Err(format!("file '{path}' is empty"));
-    }
-    if !httparse_lite::looks_like_response(&contents) {
+    // An empty errorfile (or /dev/null) makes haproxy close without answering: allowed.
+    let contents = if path == "/dev/null" {
+        Vec::new()
+    } else {
+        super::read_bounded(std::path::Path::new(path))?
+    };
+    if !contents.is_empty() && !httparse_lite::looks_like_response(&contents) {
         return Err(format!("file '{path}' is not a valid HTTP response (it must start with 'HTTP/1.x <code>' and contain a blank line after the headers)."));
     }
     Ok(ErrorFile {

@@ -76,6 +76,11 @@ pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
     a("replace-pathq", RUL, "regex replace in path and query"),
     a("replace-uri", RUL, "regex replace in the URI"),
     a("set-var", RUL, "set a variable from a sample expression"),
+    a(
+        "set-var-fmt",
+        RUL,
+        "set a variable from a log-format string",
+    ),
     a("unset-var", RUL, "unset a variable"),
     a("set-log-level", OBS, "change the log level of this request"),
     a("capture", RUL, "capture a sample into a slot"),
@@ -156,6 +161,11 @@ pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
     a("replace-value", RUL, "regex replace in header values"),
     a("set-status", RUL, "change the status code [reason]"),
     a("set-var", RUL, "set a variable"),
+    a(
+        "set-var-fmt",
+        RUL,
+        "set a variable from a log-format string",
+    ),
     a("unset-var", RUL, "unset a variable"),
     a("set-log-level", OBS, "change the log level"),
     a("capture", RUL, "capture a sample into a slot"),
@@ -200,6 +210,7 @@ pub const TCP_ACTIONS: &[&str] = &[
     "set-dst-port",
     "silent-drop",
     "set-var",
+    "set-var-fmt",
     "unset-var",
     "do-resolve",
     "set-mark",
@@ -419,19 +430,36 @@ fn check_var(v: &str) -> R {
     Ok(())
 }
 
-/// Light log-format check: every `%[` has its `]`.
+/// Light log-format check: every `%[` has its `]` (outside parentheses and quotes) and holds
+/// a valid sample expression.
 pub(crate) fn check_logformat(fmt: &str) -> R {
     let mut rest = fmt;
     while let Some(i) = rest.find("%[") {
         let after = rest.get(i + 2..).unwrap_or("");
-        let end = after
-            .find(']')
+        let end = closing_bracket(after)
             .ok_or_else(|| format!("missing ']' in log-format expression '{fmt}'"))?;
         parse_sample(after.get(..end).unwrap_or(""))
             .map_err(|e| format!("failed to parse sample expression in '{fmt}': {e}"))?;
         rest = after.get(end + 1..).unwrap_or("");
     }
     Ok(())
+}
+
+/// Byte index of the `]` closing a `%[` expression.
+fn closing_bracket(s: &str) -> Option<usize> {
+    let (mut depth, mut quote) = (0i32, None::<char>);
+    for (i, c) in s.char_indices() {
+        match (quote, c) {
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => depth -= 1,
+            (None, ']') if depth <= 0 => return Some(i),
+            _ => {}
+        }
+    }
+    None
 }
 
 fn reply_status(args: &[String]) -> Result<Option<u16>, String> {
@@ -457,31 +485,32 @@ fn reply_status(args: &[String]) -> Result<Option<u16>, String> {
 }
 
 fn parse_redirect(args: &[String]) -> Result<Redirect, String> {
-    let kind = match arg(args, 0).as_str() {
-        "location" => RedirectKind::Location,
-        "prefix" => RedirectKind::Prefix,
-        "scheme" => RedirectKind::Scheme,
-        w => {
-            return Err(format!(
-                "'redirect' expects 'location', 'prefix' or 'scheme', got '{w}'."
-            ))
-        }
-    };
-    let to = arg(args, 1);
-    if to.is_empty() {
-        return Err("'redirect' expects a target.".into());
-    }
+    let mut target: Option<(RedirectKind, String)> = None;
     let mut r = Redirect {
-        kind,
-        to,
+        kind: RedirectKind::Location,
+        to: String::new(),
         code: 302,
         options: Vec::new(),
     };
-    let mut i = 2;
+    let mut i = 0;
     while i < args.len() {
-        match arg(args, i).as_str() {
-            "code" => {
-                r.code = arg(args, i + 1)
+        let (w, v) = (arg(args, i), arg(args, i + 1));
+        let kind = match w.as_str() {
+            "location" => Some(RedirectKind::Location),
+            "prefix" => Some(RedirectKind::Prefix),
+            "scheme" => Some(RedirectKind::Scheme),
+            _ => None,
+        };
+        match (kind, w.as_str()) {
+            (Some(k), _) => {
+                if v.is_empty() {
+                    return Err(format!("'redirect {w}' expects a target."));
+                }
+                target = Some((k, v));
+                i += 2;
+            }
+            (None, "code") => {
+                r.code = v
                     .parse()
                     .map_err(|_| "'code' expects a number".to_string())?;
                 if ![301, 302, 303, 307, 308].contains(&r.code) {
@@ -492,18 +521,25 @@ fn parse_redirect(args: &[String]) -> Result<Redirect, String> {
                 }
                 i += 2;
             }
-            "set-cookie" | "clear-cookie" => {
-                r.options
-                    .push(format!("{} {}", arg(args, i), arg(args, i + 1)));
+            (None, "set-cookie" | "clear-cookie") => {
+                r.options.push(format!("{w} {v}"));
                 i += 2;
             }
-            "drop-query" | "append-slash" | "ignore-empty" => {
-                r.options.push(arg(args, i));
+            (None, "drop-query" | "append-slash" | "ignore-empty") => {
+                r.options.push(w);
                 i += 1;
             }
-            w => return Err(format!("'redirect' unknown option '{w}'.")),
+            (None, _) => {
+                return Err(format!(
+                    "'redirect' expects 'location', 'prefix' or 'scheme', got '{w}'."
+                ))
+            }
         }
     }
+    let (kind, to) = target
+        .ok_or("'redirect' expects 'location', 'prefix' or 'scheme' followed by a target.")?;
+    r.kind = kind;
+    r.to = to;
     Ok(r)
 }
 
@@ -622,7 +658,7 @@ pub fn redirect(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 pub fn generic_cond(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     let end = cond_start(l, k.kw_words);
     parse_condition(k, p, l, end)?;
-    if end == k.kw_words && !k.name.starts_with("stick ") && k.name != "use-server" {
+    if end >= l.len() && !k.name.starts_with("stick ") && k.name != "use-server" {
         return Err(format!(
             "'{}' requires either 'if' or 'unless' followed by a condition.",
             k.name

@@ -145,6 +145,14 @@ pub fn parse_server(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         return Err("'server' expects <name> and <addr>[:<port>] as arguments.".to_string());
     }
     let name = l.arg(1).to_string();
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || "-_.:".contains(*c)))
+    {
+        return Err(format!(
+            "character '{c}' is not permitted in server name '{name}'."
+        ));
+    }
     if let Some(prev) = p.servers.iter().find(|s| s.name == name) {
         return Err(format!(
             "'server' : {} '{}' has the same server name '{name}' as declared at {}:{}.",
