@@ -37,8 +37,20 @@ const OBS: Status = Status::Parsed { issue: 9 };
 const OPS: Status = Status::Parsed { issue: 10 };
 const LB: Status = Status::Parsed { issue: 5 };
 const NO: Status = Status::Unsupported;
+const ENGG: Status = Status::Parsed { issue: 3 };
+const RULES6: Status = Status::Parsed { issue: 6 };
+const POLL: Status = Status::Accepted {
+    why: "ringlb uses io_uring, not a poller",
+};
+const LUA: Status = Status::Accepted {
+    why: "ringlb has no Lua (lua-load is unsupported)",
+};
+const COMP: Status = Status::Accepted {
+    why: "ringlb has no HTTP compression (compression is unsupported)",
+};
 
 /// Global keywords ringlb knows, with their status.
+#[rustfmt::skip]
 pub static KEYWORDS: &[GlobalKw] = &[
     kw("daemon", S, "run in the background", |_, g, l| {
         flag(l, &mut g.daemon)
@@ -417,6 +429,71 @@ pub static KEYWORDS: &[GlobalKw] = &[
         "HTTP/1 header case rewrite file",
         generic,
     ),
+    kw("noepoll", POLL, "disable epoll (ringlb uses io_uring)", generic),
+    kw("nokqueue", POLL, "disable kqueue (ringlb uses io_uring)", generic),
+    kw("noevports", POLL, "disable event ports (ringlb uses io_uring)", generic),
+    kw("nopoll", POLL, "disable poll (ringlb uses io_uring)", generic),
+    kw("nosplice", Status::Accepted { why: "ringlb does not use splice()" }, "disable splicing", generic),
+    kw("tune.pipesize", Status::Accepted { why: "ringlb does not use splice() pipes" }, "pipe size for splicing", generic1),
+    kw("noreuseport", NO, "disable SO_REUSEPORT (ringlb needs it: one listener per shard)", generic),
+    kw("nogetaddrinfo", OPS, "use gethostbyname instead of getaddrinfo", generic),
+    kw("tune.fail-alloc", Status::Accepted { why: "debugging knob of haproxy's allocator" }, "fail allocations (debug)", generic),
+    kw("set-dumpable", OPS, "allow core dumps after privilege drop", generic),
+    kw("quiet", OPS, "same as -q", generic),
+    kw("zero-warning", OPS, "same as -dW", generic),
+    kw("close-spread-time", OPS, "spread idle connection closing on soft stop", generic1),
+    kw("mworker-max-reloads", OPS, "master-worker reload limit", u32_other),
+    kw("server-state-base", OPS, "directory of server state files", generic1),
+    kw("server-state-file", OPS, "server state file", generic1),
+    kw("unix-bind", OPS, "defaults of UNIX socket binds", generic),
+    kw("thread-group", ENGG, "thread groups", generic),
+    kw("numa-cpu-mapping", ENGG, "restrict threads to one NUMA node", generic),
+    kw("fd-hard-limit", OPS, "file descriptor hard limit", u32_other),
+    kw("cluster-secret", LB, "secret for QUIC/peers", generic1),
+    kw("pp2-never-send-local", ENGG, "PROXY v2: never send LOCAL", generic),
+    kw("h1-accept-payload-with-any-method", ENGG, "accept bodies on GET/HEAD/DELETE", generic),
+    kw("h2-workaround-bogus-websocket-clients", TLS, "h2 websocket workaround", generic),
+    kw("no-memory-trimming", Status::Accepted { why: "haproxy allocator knob" }, "do not trim memory on reload", generic),
+    kw("insecure-setuid-wanted", NO, "allow setuid binaries", generic),
+    kw("issuers-chain-path", TLS, "directory of issuer chains", generic1),
+    kw("ssl-provider", TLS, "OpenSSL 3 provider (kept only)", generic1),
+    kw("ssl-provider-path", TLS, "OpenSSL 3 provider path (kept only)", generic1),
+    kw("ssl-propquery", TLS, "OpenSSL 3 property query (kept only)", generic1),
+    kw("ssl-skip-self-issued-ca", TLS, "do not send self-issued CA", generic),
+    kw("ssl-load-extra-del-ext", TLS, "strip extensions of extra files", generic),
+    kw("ssl-default-server-curves", TLS, "ECDH curves towards servers", generic1),
+    kw("ssl-default-bind-sigalgs", TLS, "signature algorithms of binds", generic1),
+    kw("ssl-default-server-sigalgs", TLS, "signature algorithms towards servers", generic1),
+    kw("tune.ssl.force-private-cache", TLS, "private TLS session cache", generic),
+    kw("tune.ssl.hard-maxrecord", TLS, "hard TLS record size", tune_other),
+    kw("tune.ssl.ssl-ctx-cache-size", TLS, "cache of generated TLS contexts", tune_other),
+    kw("tune.ssl.keylog", TLS, "TLS key logging", tune_other),
+    kw("tune.vars.global-max-size", RULES6, "variable memory limit", tune_other),
+    kw("tune.vars.proc-max-size", RULES6, "variable memory limit", tune_other),
+    kw("tune.vars.reqres-max-size", RULES6, "variable memory limit", tune_other),
+    kw("tune.vars.sess-max-size", RULES6, "variable memory limit", tune_other),
+    kw("tune.vars.txn-max-size", RULES6, "variable memory limit", tune_other),
+    kw("tune.buffers.limit", ENGG, "buffers allocation limit", tune_other),
+    kw("tune.buffers.reserve", ENGG, "reserved buffers", tune_other),
+    kw("tune.idletimer", ENGG, "idle time before splicing", tune_other),
+    kw("tune.recv_enough", ENGG, "minimum read size", tune_other),
+    kw("tune.runqueue-depth", ENGG, "tasks per scheduler loop", tune_other),
+    kw("tune.pool-high-fd-ratio", ENGG, "idle server connection fd ratio", tune_other),
+    kw("tune.pool-low-fd-ratio", ENGG, "idle server connection fd ratio", tune_other),
+    kw("tune.pattern.cache-size", RULES6, "pattern match cache", tune_other),
+    kw("tune.peers.max-updates-at-once", LB, "peers update batch", tune_other),
+    kw("tune.h2.be.initial-window-size", TLS, "HTTP/2 server-side window", tune_other),
+    kw("tune.h2.fe.initial-window-size", TLS, "HTTP/2 client-side window", tune_other),
+    kw("tune.lua.forced-yield", LUA, "Lua scheduling", tune_other),
+    kw("tune.lua.maxmem", LUA, "Lua memory", tune_other),
+    kw("tune.lua.session-timeout", LUA, "Lua timeout", tune_other),
+    kw("tune.lua.service-timeout", LUA, "Lua timeout", tune_other),
+    kw("tune.lua.task-timeout", LUA, "Lua timeout", tune_other),
+    kw("tune.zlib.memlevel", COMP, "zlib memory", tune_other),
+    kw("tune.zlib.windowsize", COMP, "zlib window", tune_other),
+    kw("maxcompcpuusage", COMP, "compression CPU limit", generic1),
+    kw("maxcomprate", COMP, "compression rate limit", generic1),
+    kw("maxzlibmem", COMP, "compression memory limit", generic1),
 ];
 
 /// Dispatches one line of a `global` section.
