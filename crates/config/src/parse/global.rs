@@ -70,8 +70,11 @@ pub static KEYWORDS: &[GlobalKw] = &[
         "pin threads to CPUs: [auto:]<threads> <cpus>",
         p_cpu_map,
     ),
-    kw("maxconn", S, "process-wide connection limit", |_, g, l| {
-        u32_arg(l, &mut g.maxconn)
+    kw("maxconn", S, "process-wide connection limit (read with atol() like haproxy)", |_, g, l| {
+        need_args(l, 1, 1, "an integer argument")?;
+        let digits: String = l.arg(1).chars().take_while(char::is_ascii_digit).collect();
+        g.maxconn = Some(digits.parse().unwrap_or(0));
+        no_extra(l, 2)
     }),
     kw("pidfile", S, "write the pid to this file", |_, g, l| {
         path_arg(l, &mut g.pidfile)

@@ -227,6 +227,22 @@ fn run<T>(cx: &mut Cx, section: &str, obj: Option<&mut T>, l: &Line, f: fn(&mut 
     }
 }
 
+/// Appends an endpoint, rejecting a name already used in the same list.
+fn push_endpoint(list: &mut Vec<Endpoint>, l: &Line) -> R {
+    let e = endpoint(l)?;
+    if let Some(prev) = list.iter().find(|p| p.name == e.name) {
+        return Err(format!(
+            "{kw} '{}' has same name as another {kw} (declared at {}:{}).",
+            e.name,
+            prev.loc.file,
+            prev.loc.line,
+            kw = l.arg(0)
+        ));
+    }
+    list.push(e);
+    Ok(())
+}
+
 fn endpoint(l: &Line) -> Result<Endpoint, String> {
     if l.arg(1).is_empty() {
         return Err(format!(
@@ -292,7 +308,7 @@ pub(crate) fn userlist(cx: &mut Cx, u: Option<&mut Userlist>, l: &Line) {
 pub(crate) fn peers(cx: &mut Cx, p: Option<&mut Peers>, l: &Line) {
     run(cx, "peers", p, l, |p, l| {
         match l.arg(0) {
-            "peer" | "server" => p.peers.push(endpoint(l)?),
+            "peer" | "server" => push_endpoint(&mut p.peers, l)?,
             _ => p.other.push(directive(l, 1)),
         }
         Ok(())
@@ -302,7 +318,7 @@ pub(crate) fn peers(cx: &mut Cx, p: Option<&mut Peers>, l: &Line) {
 pub(crate) fn resolvers(cx: &mut Cx, r: Option<&mut Resolvers>, l: &Line) {
     run(cx, "resolvers", r, l, |r, l| {
         match l.arg(0) {
-            "nameserver" => r.nameservers.push(endpoint(l)?),
+            "nameserver" => push_endpoint(&mut r.nameservers, l)?,
             "parse-resolv-conf" => r.parse_resolv_conf = true,
             "accepted_payload_size" => r.accepted_payload_size = Some(parse_u32(l.arg(1))?),
             "resolve_retries" => r.resolve_retries = Some(parse_u32(l.arg(1))?),
@@ -370,7 +386,7 @@ pub(crate) fn program(cx: &mut Cx, p: Option<&mut Program>, l: &Line) {
 pub(crate) fn mailers(cx: &mut Cx, m: Option<&mut Mailers>, l: &Line) {
     run(cx, "mailers", m, l, |m, l| {
         match l.arg(0) {
-            "mailer" => m.mailers.push(endpoint(l)?),
+            "mailer" => push_endpoint(&mut m.mailers, l)?,
             _ => m.timeout_mail = Some(parse_time(l.arg(2))?),
         }
         Ok(())
