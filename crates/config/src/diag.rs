@@ -92,8 +92,9 @@ impl fmt::Display for Diagnostic {
         if !self.file.is_empty() {
             write!(f, "parsing [{}:{}] : ", self.file, self.line)?;
         }
-        if !self.keyword.is_empty() {
-            write!(f, "'{}' : ", self.keyword)?;
+        let quoted = format!("'{}'", self.keyword);
+        if !self.keyword.is_empty() && !self.message.starts_with(&quoted) {
+            write!(f, "{quoted} : ")?;
         }
         f.write_str(&self.message)
     }
@@ -146,5 +147,7 @@ mod tests {
             "config : parsing [a.cfg:7] : 'bind' : missing address"
         );
         assert_eq!(Level::Alert.tag().len(), Level::Warning.tag().len());
+        let d = Diagnostic::alert(&loc, "stick-table", "'stick-table' : missing 'type'.");
+        assert_eq!(d.to_string(), "config : parsing [a.cfg:7] : 'stick-table' : missing 'type'.");
     }
 }
