@@ -148,6 +148,9 @@ mod tests {
         );
         assert_eq!(Level::Alert.tag().len(), Level::Warning.tag().len());
         let d = Diagnostic::alert(&loc, "stick-table", "'stick-table' : missing 'type'.");
-        assert_eq!(d.to_string(), "config : parsing [a.cfg:7] : 'stick-table' : missing 'type'.");
+        assert_eq!(
+            d.to_string(),
+            "config : parsing [a.cfg:7] : 'stick-table' : missing 'type'."
+        );
     }
 }

@@ -718,7 +718,16 @@ pub fn parse_log(l: &Line, allow_global: bool) -> Result<LogTarget, String> {
     loop {
         match l.arg(i) {
             "len" => t.len = Some(parse_u32(l.arg(i + 1))?),
-            "format" => t.format = Some(l.arg(i + 1).to_string()),
+            "format" => {
+                const FORMATS: &[&str] = &[
+                    "local", "rfc3164", "rfc5424", "priority", "short", "timed", "iso", "raw",
+                ];
+                let f = l.arg(i + 1);
+                if !FORMATS.contains(&f) {
+                    return Err(format!("unknown log format '{f}'"));
+                }
+                t.format = Some(f.to_string());
+            }
             "sample" | "profile" => {}
             _ => break,
         }
