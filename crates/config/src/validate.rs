@@ -29,6 +29,16 @@ pub fn build(d: Draft, cx: &mut Cx) -> Config {
         ..Config::default()
     };
     for p in &d.proxies {
+        check_section_refs(
+            cx,
+            p,
+            Sections {
+                resolvers: &d.resolvers,
+                peers: &d.peers,
+                userlists: &d.userlists,
+                caches: &d.caches,
+            },
+        );
         mode_warnings(cx, p);
         check_tables(cx, p, &tables);
         let errorfiles = merged_errorfiles(cx, p, &d.http_errors);
@@ -395,4 +405,62 @@ fn http_only_log_var(fmt: &str) -> Option<String> {
         }
     }
     None
+}
+
+/// The small sections proxies may reference.
+#[derive(Clone, Copy)]
+struct Sections<'a> {
+    resolvers: &'a [crate::model::Resolvers],
+    peers: &'a [crate::model::Peers],
+    userlists: &'a [crate::model::Userlist],
+    caches: &'a [crate::model::Cache],
+}
+
+/// References from a proxy to the small sections: `resolvers` on servers, `peers` on its
+/// stick-table, `http_auth(<userlist>)` in ACLs, `cache-use`/`cache-store` caches.
+fn check_section_refs(cx: &mut Cx, p: &ProxyDraft, d: Sections<'_>) {
+    for s in &p.servers {
+        if let Some(r) = &s.params.resolvers {
+            if !d.resolvers.iter().any(|x| &x.name == r) {
+                cx.alert(
+                    &s.loc,
+                    "server",
+                    format!(
+                        "proxy '{}', server '{}': unable to find required resolvers '{r}'",
+                        p.name, s.name
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(t) = &p.stick_table {
+        if let Some(peers) = &t.peers {
+            if !d.peers.iter().any(|x| &x.name == peers) {
+                cx.alert(
+                    &t.loc,
+                    "stick-table",
+                    format!("Proxy '{}': unable to find sync peers '{peers}'.", p.name),
+                );
+            }
+        }
+    }
+    for a in &p.acls {
+        if a.sample.fetch.starts_with("http_auth") {
+            if let Some(u) = a.sample.args.first() {
+                if !d.userlists.iter().any(|x| &x.name == u) {
+                    cx.alert(&a.loc, "acl", format!("unable to find userlist '{u}' referenced in arg 1 of ACL keyword '{}' in proxy '{}'.", a.sample.fetch, p.name));
+                }
+            }
+        }
+    }
+    for r in p.http_request.iter().chain(&p.http_response) {
+        if let HttpAction::Other { name, args } = &r.action {
+            if name == "cache-use" || name == "cache-store" {
+                let c = args.first().map(String::as_str).unwrap_or("");
+                if !d.caches.iter().any(|x| x.name == c) {
+                    cx.alert(&r.loc, name, format!("{} '{}': unable to find the cache '{c}' referenced by the filter 'cache'.", p.kind.word(), p.name));
+                }
+            }
+        }
+    }
 }

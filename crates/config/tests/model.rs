@@ -337,3 +337,24 @@ fn config_lookups() {
     let pending: Vec<&str> = c.unsupported_uses().map(|u| u.keyword.as_str()).collect();
     assert_eq!(pending, ["balance source"]);
 }
+
+#[test]
+fn references_to_small_sections_must_exist() {
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n server s 127.0.0.1:1 resolvers nope\n"
+    ));
+    assert!(
+        e.contains("unable to find required resolvers 'nope'"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n stick-table type ip size 1k peers nope\n server s 127.0.0.1:1\n"
+    ));
+    assert!(e.contains("unable to find sync peers 'nope'"), "{e}");
+    let e = err(&format!("{T}listen l\n bind :80\n acl a http_auth(nope)\n http-request auth if !a\n server s 127.0.0.1:1\n"));
+    assert!(e.contains("unable to find userlist 'nope'"), "{e}");
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n http-request cache-use nope\n server s 127.0.0.1:1\n"
+    ));
+    assert!(e.contains("unable to find the cache 'nope'"), "{e}");
+}
