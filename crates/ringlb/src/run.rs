@@ -47,8 +47,9 @@ fn is_logging_only(keyword: &str) -> bool {
             | "option dontlognull"
             | "option log-health-checks"
             | "option log-separate-errors"
-            | "capture request header"
-            | "capture response header"
+            | "capture request"
+            | "capture response"
+            | "capture cookie"
             | "error-log-format"
     ) || keyword.starts_with("log ")
 }

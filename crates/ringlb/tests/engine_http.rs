@@ -457,3 +457,47 @@ fn server_timeout_counts_from_the_end_of_a_slow_request_body() {
         "{text}"
     );
 }
+
+#[test]
+fn grace_keeps_serving_after_sigusr1_then_stops() {
+    let origin = Origin::start("o");
+    let mut s = start(|f| {
+        http_config(f, &[origin.addr()], "", "").replace("global\n", "global\n    grace 700ms\n")
+    });
+    s.proxy.signal(libc_sigusr1()).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    // Within the grace period new connections are still served.
+    assert_eq!(conn(s.front).get("/").unwrap().status, 200);
+    let status = s.proxy.wait_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        status.is_some_and(|st| st.success()),
+        "exited after the grace period"
+    );
+}
+
+#[test]
+fn hard_stop_after_bounds_a_soft_stop() {
+    let origin = Origin::start("o");
+    let mut s = start(|f| {
+        http_config(f, &[origin.addr()], "", "")
+            .replace("global\n", "global\n    hard-stop-after 300ms\n")
+    });
+    let front = s.front;
+    let slow = std::thread::spawn(move || conn(front).get("/slow/4000").map(|r| r.status));
+    std::thread::sleep(Duration::from_millis(200));
+    let started = Instant::now();
+    s.proxy.signal(libc_sigusr1()).unwrap();
+    assert!(s
+        .proxy
+        .wait_timeout(Duration::from_secs(3))
+        .unwrap()
+        .is_some());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "hard-stop-after cut the soft stop short"
+    );
+    assert!(
+        slow.join().unwrap().is_err(),
+        "the in-flight request was cut"
+    );
+}

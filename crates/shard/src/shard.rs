@@ -114,6 +114,19 @@ async fn run(cfg: ShardConfig) {
         let stop = stop_accepting.clone();
         async move {
             while let Some(msg) = receiver.recv().await {
+                if msg == ControlMsg::SoftStop {
+                    if let Some(grace) = state.topo.grace {
+                        // `grace`: keep serving normally for a while, then stop softly.
+                        let (state, stop) = (state.clone(), stop.clone());
+                        glommio::spawn_local(async move {
+                            glommio::timer::sleep(grace).await;
+                            state.apply(&ControlMsg::SoftStop);
+                            stop.raise();
+                        })
+                        .detach();
+                        continue;
+                    }
+                }
                 state.apply(&msg);
                 if matches!(msg, ControlMsg::SoftStop | ControlMsg::HardStop) {
                     stop.raise();

@@ -286,6 +286,7 @@ mod tests {
             },
             maxconn: 0,
             hard_stop_after: None,
+            grace: None,
         })
     }
 

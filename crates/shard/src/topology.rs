@@ -17,6 +17,8 @@ pub struct Topology {
     /// Global `maxconn` (0 = unlimited).
     pub maxconn: u32,
     pub hard_stop_after: Option<Duration>,
+    /// `grace`: how long a soft stop waits before it begins (listeners stay open meanwhile).
+    pub grace: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -233,6 +235,7 @@ impl Topology {
             },
             maxconn: g.maxconn.unwrap_or(0),
             hard_stop_after: g.hard_stop_after,
+            grace: g.grace,
         })
     }
 }

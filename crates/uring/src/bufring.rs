@@ -1,8 +1,8 @@
 //! Provided-buffer ring (`IORING_REGISTER_PBUF_RING`): a per-shard pool of receive buffers that
 //! the kernel picks from when bytes arrive, so idle connections hold no buffer.
 //!
-//! Memory: `count × size` bytes of arena, allocated once at shard start (the OS backs pages on
-//! first touch), plus 16 bytes of ring entry per buffer.
+//! Memory: `count × size` bytes of arena, mapped once at shard start (the OS backs pages on
+//! first touch, so untouched buffers cost nothing), plus 16 bytes of ring entry per buffer.
 
 use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::Cell;
@@ -20,7 +20,7 @@ pub(crate) struct BufRing {
     ring: *mut BufRingEntry,
     ring_layout: Layout,
     arena: *mut u8,
-    arena_layout: Layout,
+    arena_len: usize,
     /// Local copy of the tail published to the kernel.
     tail: Cell<u16>,
     /// Buffers currently lent out to the program (for stats and leak checks).
@@ -42,18 +42,35 @@ impl BufRing {
             4096,
         )
         .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        let arena_layout = Layout::from_size_align(usize::from(count) * size, 4096)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-        // SAFETY: both layouts have non-zero size (count ≥ 1, size ≥ 1).
+        let arena_len = usize::from(count) * size;
+        // SAFETY: the layout has non-zero size (count ≥ 1).
         let ring = unsafe { alloc_zeroed(ring_layout) }.cast::<BufRingEntry>();
-        // SAFETY: as above.
-        let arena = unsafe { alloc_zeroed(arena_layout) };
-        if ring.is_null() || arena.is_null() {
+        if ring.is_null() {
             return Err(io::Error::new(
                 io::ErrorKind::OutOfMemory,
                 "buffer ring allocation",
             ));
         }
+        // The arena is mapped, not allocated: pages are backed on first touch, so a pool sized
+        // for the worst case costs memory only for the buffers actually used.
+        // SAFETY: anonymous private mapping; checked for MAP_FAILED below.
+        let arena = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                arena_len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if arena == libc::MAP_FAILED {
+            let err = io::Error::last_os_error();
+            // SAFETY: allocated above with this layout.
+            unsafe { dealloc(ring.cast(), ring_layout) };
+            return Err(err);
+        }
+        let arena = arena.cast::<u8>();
         Ok(BufRing {
             group,
             entries_mask: count - 1,
@@ -61,7 +78,7 @@ impl BufRing {
             ring,
             ring_layout,
             arena,
-            arena_layout,
+            arena_len,
             tail: Cell::new(0),
             lent: Cell::new(0),
         })
@@ -131,11 +148,12 @@ impl BufRing {
 
 impl Drop for BufRing {
     fn drop(&mut self) {
-        // SAFETY: allocated in `new` with these layouts. The ring that registered this pool is
-        // dropped first (it holds no reference to us) and unregisters it on close.
+        // SAFETY: allocated/mapped in `new` with these sizes. Every RecvBuf holds an Rc to us,
+        // so none is alive; the io_uring that registered the pool is closed before its Inner
+        // drops this (the ring field is declared first).
         unsafe {
             dealloc(self.ring.cast(), self.ring_layout);
-            dealloc(self.arena, self.arena_layout);
+            libc::munmap(self.arena.cast(), self.arena_len);
         }
     }
 }

@@ -111,7 +111,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "log",
-        S,
+        OBS,
         "global log targets (parsed; sent by the logging issue #9)",
         p_log,
     ),

@@ -72,7 +72,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("retry-on", DB, S, "events that trigger a retry", p_retry_on),
     kw("http-reuse", DB, S, "idle server connection reuse: never|safe|aggressive|always", p_http_reuse),
     kw("errorfile", DFB, S, "raw HTTP response file for a status code", p_errorfile),
-    kw("log", DFB, S, "log targets (parsed; sent by issue #9)", p_log),
+    kw("log", DFB, OBS, "log targets (parsed; sent by issue #9)", p_log),
     kw("timeout connect", DB, S, "server connect timeout", |k, p, l| timeout(k, l, |t| &mut t.connect, p)),
     kw("timeout client", DF, S, "client inactivity timeout", |k, p, l| timeout(k, l, |t| &mut t.client, p)),
     kw("timeout server", DB, S, "server inactivity timeout", |k, p, l| timeout(k, l, |t| &mut t.server, p)),
