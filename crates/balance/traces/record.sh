@@ -93,7 +93,9 @@ record() {
         echo "# Recorded from $("$haproxy_bin" -v | head -1 | cut -d' ' -f1-3) (nbthread 1) by record.sh."
         echo "# Lines after %%: <server>\t<source>\t<target>\t<X-Key or ->\t<POST body or ->, or !<runtime command>."
         printf '%s\n' "$body"
-        echo '%%'
+        if [ -n "${HOLD:-}" ]; then echo '%%held'; else echo '%%'; fi
+        local n=0
+        held_pids=()
         while IFS=$'\t' read -r src target key body_data; do
             if [[ $src == !* ]]; then
                 echo "${src#!}" | timeout 5 socat stdio "unix-connect:$sock" >/dev/null
@@ -111,10 +113,29 @@ record() {
                 args+=(--request-target "$target" -H "Host: $authority")
                 url=http://127.0.0.1:$port/
             fi
+            if [ -n "${HOLD:-}" ]; then
+                # Held: requests overlap (each lasts longer than the whole sequence), sent
+                # 100 ms apart so that haproxy sees each one before the next.
+                n=$((n + 1))
+                printf '%s\t%s\t%s\t%s\n' "$src" "$target" "$key" "$body_data" >"$work/held.$n.req"
+                curl "${args[@]}" "$url" >"$work/held.$n.out" &
+                held_pids+=($!)
+                sleep 0.1
+                continue
+            fi
             local srv
             srv=$(curl "${args[@]}" "$url" | tr -d '\r' | sed -n 's/^[Xx]-[Oo]rigin: //p')
             printf '%s\t%s\t%s\t%s\t%s\n' "${srv:-none}" "$src" "$target" "$key" "$body_data"
         done
+        if [ -n "${HOLD:-}" ]; then
+            for p in "${held_pids[@]}"; do wait "$p" || true; done
+            held_pids=()
+            for i in $(seq "$n"); do
+                srv=$(tr -d '\r' <"$work/held.$i.out" | sed -n 's/^[Xx]-[Oo]rigin: //p')
+                printf '%s\t%s\n' "${srv:-none}" "$(cat "$work/held.$i.req")"
+            done
+            rm -f "$work"/held.*
+        fi
     } >"$out.tmp"
     mv "$out.tmp" "$out"
     kill "$hp"; wait "$hp" 2>/dev/null || true
@@ -274,6 +295,38 @@ case_ map_backups_url_param "backend be
     server s2 backup weight 2
     server s3 backup
     server s4 backup weight 3" < <(seq_uris 30 '/p?k=%d')
+
+# Held requests: connections stay open, so connection counts decide (leastconn, first with
+# maxconn, roundrobin skipping full servers, hash-balance-factor).
+held() { HOLD=1 record "$@"; }
+hcase() { want "$1" && held "$1" "$2"; true; }
+
+hcase leastconn_held "backend be
+    balance leastconn
+    server s1
+    server s2
+    server s3 weight 2" < <(seq_uris 20 '/slow/4000?n=%d')
+
+hcase first_held "backend be
+    balance first
+    server s1 maxconn 3
+    server s2 maxconn 3 id 7
+    server s3 maxconn 3 id 4" < <(seq_uris 9 '/slow/3000?n=%d')
+
+hcase rr_maxconn_held "backend be
+    balance roundrobin
+    server s1 weight 3 maxconn 2
+    server s2 weight 2 maxconn 3
+    server s3 weight 1 maxconn 2" < <(seq_uris 7 '/slow/3000?n=%d')
+
+hcase chash_balance_factor_held "backend be
+    balance uri
+    hash-type consistent
+    hash-balance-factor 150
+    server s1
+    server s2
+    server s3
+    server s4" < <(seq_uris 20 '/slow/4000?n=%d')
 
 case_ uri_consistent_runtime "backend be
     balance uri
