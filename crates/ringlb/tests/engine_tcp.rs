@@ -111,3 +111,51 @@ fn bind_failure_is_reported_and_exits_non_zero() {
         "{err}"
     );
 }
+
+#[test]
+fn daemon_mode_returns_after_the_listeners_are_up_and_writes_the_pidfile() {
+    let echo = Origin::start_echo_tcp("echo");
+    let dir = TempDir::new("daemon");
+    let front = free_addr();
+    let pidfile = dir.join("ringlb.pid");
+    let cfg = write_config(&dir, &tcp_config(front, echo.addr(), ""));
+    let out = std::process::Command::new(bin_path("ringlb"))
+        .args(["-D", "-p"])
+        .arg(&pidfile)
+        .arg("-f")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // Kill the daemon by its pid whatever happens below.
+    struct Kill(i32);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            // SAFETY: plain kill(2) on the daemon's pid.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+    let _kill = Kill(pid);
+    let mut s = TcpStream::connect(front).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    s.write_all(b"ping").unwrap();
+    let mut b = [0u8; 4];
+    s.read_exact(&mut b).unwrap();
+    assert_eq!(&b, b"ping");
+    // SIGTERM stops it and the pidfile goes away.
+    // SAFETY: plain kill(2).
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert!(
+        wait_until(Duration::from_secs(5), || !pidfile.exists()),
+        "daemon removed its pidfile on exit"
+    );
+}
