@@ -118,7 +118,7 @@ record() {
                 # 100 ms apart so that haproxy sees each one before the next.
                 n=$((n + 1))
                 printf '%s\t%s\t%s\t%s\n' "$src" "$target" "$key" "$body_data" >"$work/held.$n.req"
-                curl "${args[@]}" "$url" >"$work/held.$n.out" &
+                curl "${args[@]}" --max-time 20 "$url" >"$work/held.$n.out" &
                 held_pids+=($!)
                 sleep 0.1
                 continue
