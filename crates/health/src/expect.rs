@@ -441,34 +441,24 @@ fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutc
     ExpectOutcome::Fail(http_failure(rule, &resp, matched))
 }
 
+/// Status and header rules fail with `Layer7 wrong status`, the code and the reason phrase;
+/// body rules with `Layer7 invalid response` (texts captured from haproxy 2.6).
 fn http_failure(rule: &ExpectRule, resp: &http::Response<'_>, matched: bool) -> CheckResult {
     let mut r = CheckResult::new(CheckStatus::L7Sts);
     r.code = Some(resp.status);
     match rule.matcher {
-        Matcher::Status(_) | Matcher::RStatus(_) => {
+        Matcher::Status(_) | Matcher::RStatus(_) | Matcher::Hdr { .. } => {
             r.info = Some(resp.reason.to_string());
-        }
-        Matcher::Hdr { .. } => {
-            r.info = Some(
-                if matched {
-                    "HTTP header matched unwanted content"
-                } else {
-                    "HTTP header did not match"
-                }
-                .into(),
-            );
         }
         _ => {
             r.status = CheckStatus::L7Rsp;
             r.code = None;
-            r.info = Some(
-                if matched {
-                    "HTTP check matched unwanted content"
-                } else {
-                    "HTTP content check did not match"
-                }
-                .into(),
-            );
+            let text = if matched {
+                "HTTP check matched unwanted content"
+            } else {
+                "HTTP content check did not match"
+            };
+            r.info = Some(text.into());
         }
     }
     r

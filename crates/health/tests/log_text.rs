@@ -168,6 +168,70 @@ fn ringlb_lines() -> Vec<String> {
         ),
         no_server_message("content", false),
         state_change_message(
+            "hdrcheck",
+            "s1",
+            false,
+            down,
+            &with_ms(failed(outcome(
+                &script(
+                    "    option httpchk GET /\n    http-check expect hdr name X-Nope",
+                    "http",
+                ),
+                hello.as_bytes(),
+                false,
+            ))),
+            &counts(0, 0),
+        ),
+        no_server_message("hdrcheck", false),
+        state_change_message(
+            "negstring",
+            "s1",
+            false,
+            down,
+            &with_ms(failed(outcome(
+                &script(
+                    "    option httpchk GET /\n    http-check expect ! string hello",
+                    "http",
+                ),
+                hello.as_bytes(),
+                false,
+            ))),
+            &counts(0, 0),
+        ),
+        no_server_message("negstring", false),
+        state_change_message(
+            "rstringchk",
+            "s1",
+            false,
+            down,
+            &with_ms(failed(outcome(
+                &script(
+                    "    option httpchk GET /\n    http-check expect rstring ^nomatch",
+                    "http",
+                ),
+                hello.as_bytes(),
+                false,
+            ))),
+            &counts(0, 0),
+        ),
+        no_server_message("rstringchk", false),
+        state_change_message(
+            "negstatus",
+            "s1",
+            false,
+            down,
+            &with_ms(failed(outcome(
+                &script(
+                    "    option httpchk GET /\n    http-check expect ! status 200",
+                    "http",
+                ),
+                hello.as_bytes(),
+                false,
+            ))),
+            &counts(0, 0),
+        ),
+        no_server_message("negstatus", false),
+        state_change_message(
             "tcpcheck",
             "s1",
             false,

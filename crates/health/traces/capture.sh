@@ -50,6 +50,22 @@ backend content
     option httpchk GET /
     http-check expect string nothere
     server s1 127.0.0.1:$p2 check inter 200ms fall 1 rise 1
+backend hdrcheck
+    option httpchk GET /
+    http-check expect hdr name X-Nope
+    server s1 127.0.0.1:$p2 check inter 200ms fall 1 rise 1
+backend negstring
+    option httpchk GET /
+    http-check expect ! string hello
+    server s1 127.0.0.1:$p2 check inter 200ms fall 1 rise 1
+backend rstringchk
+    option httpchk GET /
+    http-check expect rstring ^nomatch
+    server s1 127.0.0.1:$p2 check inter 200ms fall 1 rise 1
+backend negstatus
+    option httpchk GET /
+    http-check expect ! status 200
+    server s1 127.0.0.1:$p2 check inter 200ms fall 1 rise 1
 backend tcpcheck
     option tcp-check
     tcp-check send PING\r\n
