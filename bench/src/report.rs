@@ -330,6 +330,10 @@ fn summary_table(all: &[(String, ScenarioResult)]) -> String {
 /// `ringlb-bench report`.
 pub fn regenerate(results_dir: &Path, doc: &Path) -> Result<(), String> {
     let all = latest(results_dir)?;
+    // Re-render each latest result's Markdown and charts too (the JSON is the source of truth).
+    for (_, r) in &all {
+        write(r, results_dir)?;
+    }
     let rel = relative(doc.parent().unwrap_or(Path::new(".")), results_dir);
     let text = performance_doc(&all, &rel);
     fs::write(doc, text).map_err(|e| format!("{}: {e}", doc.display()))?;
@@ -474,6 +478,15 @@ mod tests {
         );
         assert_eq!(c[1].1.matches("class=\"curve\"").count(), 2);
         assert_eq!(c[2].1.matches("class=\"bar\"").count(), 2);
+        // h2load records no percentiles: the latency chart says so (and terminates).
+        let h2 = charts(&load("2026-11-23T2229Z-6.json"));
+        assert!(h2[1].1.contains("no latency percentiles recorded"));
+        assert_eq!(
+            h2[0].1.matches("class=\"bar\"").count(),
+            2,
+            "6-h2c and 6-h2-tls, HAProxy alone"
+        );
+        assert_xmlish(&h2[1].1);
         // HAProxy alone (ringlb not yet): one bar.
         let one = charts(&load("2026-11-23T2138Z-2.json"));
         assert_eq!(one[0].1.matches("class=\"bar\"").count(), 1);
@@ -484,7 +497,11 @@ mod tests {
     fn performance_doc_uses_the_latest_result_of_each_scenario() {
         let all = latest(&fixtures()).unwrap();
         let ids: Vec<&str> = all.iter().map(|(_, r)| r.scenario.as_str()).collect();
-        assert_eq!(ids, ["1", "2", "relay"], "catalog order, one per scenario");
+        assert_eq!(
+            ids,
+            ["1", "2", "6", "relay"],
+            "catalog order, one per scenario"
+        );
         assert_eq!(
             all[0].0, "2026-11-23T2139Z-1",
             "the later of two scenario-1 runs"

@@ -241,7 +241,10 @@ pub fn scenario(id: &str) -> Option<Scenario> {
             title: "HTTP/2 frontend to an HTTP/1.1 origin (h2load -c16 -m32)",
             variants: vec![
                 h2v("6-h2c", "h2c, 16 clients × 32 streams", H2c),
-                h2v("6-h2-tls", "TLS ALPN h2, 16 clients × 32 streams", H2Tls),
+                Variant {
+                    quick: false,
+                    ..h2v("6-h2-tls", "TLS ALPN h2, 16 clients × 32 streams", H2Tls)
+                },
             ],
         },
         "7" => Scenario {

@@ -219,12 +219,25 @@ pub fn latency(r: &ScenarioResult, title: &str) -> String {
         }
     }
     let mut s = header(title);
+    if lines.is_empty() {
+        // h2load (scenario 6) and bulk scenarios may have no percentiles to draw.
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" text-anchor="middle">no latency percentiles recorded</text>"#,
+            W / 2.0,
+            H / 2.0
+        );
+        s.push_str("</svg>\n");
+        return s;
+    }
     let plot_w = W - LEFT - RIGHT;
     let plot_h = H - TOP - BOTTOM;
     let all: Vec<f64> = lines.iter().flat_map(|l| l.2.iter().map(|p| p.1)).collect();
     let lo = all.iter().copied().fold(f64::INFINITY, f64::min).max(1.0);
     let hi = all.iter().copied().fold(0.0, f64::max).max(lo * 10.0);
-    let (l0, l1) = (lo.log10().floor(), hi.log10().ceil());
+    // Decades on the axis, at most 9 (1 µs .. 1000 s): the loop below is bounded.
+    let l0 = lo.log10().floor().clamp(0.0, 9.0);
+    let l1 = hi.log10().ceil().clamp(l0 + 1.0, 9.0);
     let y_of = |v: f64| TOP + plot_h - plot_h * (v.max(1.0).log10() - l0) / (l1 - l0).max(1.0);
     // Nines scale: 50 → 0.3, 90 → 1, 99 → 2, 99.9 → 3.
     let nines = |p: f64| -(1.0 - p / 100.0).log10();
