@@ -100,6 +100,7 @@ pub fn run_scenario(
             .unwrap_or(0),
     );
     println!("\n## Scenario {id}: {}", sc.title);
+    let load_before = crate::machine::load_avg();
     let mut variants = Vec::new();
     let quick = ctx.args.quick;
     for v in sc.variants.iter().filter(|v| v.quick || !quick) {
@@ -126,6 +127,7 @@ pub fn run_scenario(
         );
     }
     let mut machine = ctx.machine.clone();
+    machine.load_before = load_before;
     machine.load_after = crate::machine::load_avg();
     Ok(ScenarioResult {
         schema: crate::results::SCHEMA,
