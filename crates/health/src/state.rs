@@ -223,6 +223,30 @@ impl HealthState {
         })
     }
 
+    /// The stats page's `status` for a server whose health check this is: `UP`, `UP 1/3`
+    /// (going down: failures left before DOWN... counted as HAProxy does), `DOWN`,
+    /// `DOWN 1/2` (going up: successes so far / rise), `NOLB`, `NOLB 2/3`.
+    pub fn stats_status(&self) -> String {
+        let t = &self.timing;
+        let going = |word: &str| {
+            if self.health == t.top() {
+                word.to_string()
+            } else {
+                format!(
+                    "{word} {}/{}",
+                    self.health + 1 - t.rise.min(self.health + 1),
+                    t.fall
+                )
+            }
+        };
+        match self.state {
+            CheckState::Up => going("UP"),
+            CheckState::Stopping => going("NOLB"),
+            CheckState::Down if self.health == 0 => "DOWN".to_string(),
+            CheckState::Down => format!("DOWN {}/{}", self.health, t.rise),
+        }
+    }
+
     /// `srv_getinter`: `inter` when fully UP, `downinter` when fully DOWN, `fastinter` while
     /// transitioning (each defaulting to `inter`).
     pub fn next_interval(&self) -> Duration {

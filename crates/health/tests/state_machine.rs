@@ -175,3 +175,50 @@ fn spreading() {
     );
     assert_eq!(initial_delay(Duration::from_secs(2), 0, 0), Duration::ZERO);
 }
+
+/// Replays `traces/risefall-*.txt` (haproxy 2.6's `show stat` status, chkfail and chkdown
+/// after each check of a scripted pass/fail sequence, recorded by `capture_risefall.sh`).
+#[test]
+fn rise_fall_counters_match_haproxy_2_6() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("traces");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if !(name.starts_with("risefall-") && name.ends_with(".txt")) {
+            continue;
+        }
+        seen += 1;
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut lines = text.lines().filter(|l| !l.starts_with('#'));
+        let head: std::collections::HashMap<&str, &str> = lines
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .collect();
+        let (rise, fall) = (head["rise"].parse().unwrap(), head["fall"].parse().unwrap());
+        let theirs: Vec<&str> = lines.collect();
+        let mut h = HealthState::new(timing(rise, fall));
+        let initial = format!("{},0,0", h.stats_status());
+        let mut ours: Vec<String> = vec![initial.clone()];
+        for (i, c) in head["pattern"].chars().enumerate() {
+            h.record(&res(c), Duration::from_secs(i as u64));
+            let c = h.counters();
+            let line = format!("{},{},{}", h.stats_status(), c.failed, c.down_transitions);
+            if ours.last() != Some(&line) {
+                ours.push(line);
+            }
+        }
+        // haproxy checks at once: its poll sees the initial state only sometimes.
+        if theirs.first() != Some(&initial.as_str()) {
+            ours.remove(0);
+        }
+        assert_eq!(ours, theirs, "{name}");
+    }
+    assert!(
+        seen >= 3,
+        "expected the rise/fall traces in {}",
+        dir.display()
+    );
+}
