@@ -501,3 +501,57 @@ fn hard_stop_after_bounds_a_soft_stop() {
         "the in-flight request was cut"
     );
 }
+
+/// Established TCP connections to `addr` (from anyone), counted with `ss`.
+fn established_to(addr: SocketAddr) -> usize {
+    let out = std::process::Command::new("ss")
+        .args(["-Htn", "state", "established", "dst", &addr.to_string()])
+        .output()
+        .expect("ss (iproute2) is needed");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .count()
+}
+
+#[test]
+fn idle_server_connections_are_reused_then_purged_and_max_reuse_is_honoured() {
+    let origin = Origin::start("o");
+    let s = start(|f| {
+        http_config(f, &[origin.addr()], "    http-reuse always\n", "")
+            .replace(
+                &format!("server s0 {}", origin.addr()),
+                &format!("server s0 {} pool-purge-delay 400ms", origin.addr()),
+            )
+            .replace("nbthread 2", "nbthread 1")
+    });
+    for _ in 0..5 {
+        // New client connections each time: only the server pool can keep one connection.
+        assert_eq!(conn(s.front).get("/").unwrap().status, 200);
+    }
+    assert_eq!(
+        established_to(origin.addr()),
+        1,
+        "one pooled server connection reused"
+    );
+    assert!(
+        wait_until(T, || established_to(origin.addr()) == 0),
+        "purged after pool-purge-delay"
+    );
+
+    let origin2 = Origin::start("o2");
+    let s2 = start(|f| {
+        http_config(f, &[origin2.addr()], "    http-reuse always\n", "").replace(
+            &format!("server s0 {}", origin2.addr()),
+            &format!("server s0 {} max-reuse 0", origin2.addr()),
+        )
+    });
+    let mut c = conn(s2.front);
+    for _ in 0..3 {
+        assert_eq!(c.get("/").unwrap().status, 200);
+    }
+    assert!(
+        wait_until(T, || established_to(origin2.addr()) == 0),
+        "max-reuse 0: never kept"
+    );
+}

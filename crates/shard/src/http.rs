@@ -28,6 +28,7 @@ use crate::body::{forward_body, BodyError, BodyLimits};
 use crate::rewrite;
 use crate::server::{lease_and_connect, release_idle, NoConnection, ServerLease};
 use crate::state::RunState;
+use crate::state::ServerConn;
 use crate::time::within;
 use crate::topology::{BackendRt, FrontendRt};
 use crate::tunnel::{self, TunnelTimeouts};
@@ -464,7 +465,7 @@ impl Session<'_> {
     async fn relay_response(
         &mut self,
         lease: ServerLease,
-        server: TcpStream,
+        server: ServerConn,
         mut head: RecvBuf,
         c: ResponseCtx<'_>,
     ) -> After {

@@ -8,7 +8,7 @@ use std::task::Poll;
 
 use ringlb_uring::TcpStream;
 
-use crate::state::{QueueEntry, ShardState};
+use crate::state::{IdleConn, QueueEntry, ServerConn, ShardState};
 use crate::time::within;
 use crate::Ctx;
 
@@ -126,14 +126,14 @@ pub async fn connect(
     ctx: &Ctx,
     lease: &ServerLease,
     reuse: bool,
-) -> Result<(TcpStream, bool), io::Error> {
+) -> Result<(ServerConn, bool), io::Error> {
     let s = ctx
         .state
         .server(lease.backend, lease.server)
         .ok_or_else(|| io::Error::other("no server"))?;
     if reuse {
-        if let Some(conn) = s.idle.borrow_mut().pop() {
-            return Ok((conn, true));
+        if let Some(idle) = s.idle.borrow_mut().pop() {
+            return Ok((idle.conn, true));
         }
     }
     let rt = ctx
@@ -149,7 +149,7 @@ pub async fn connect(
         .ok_or_else(|| io::Error::other("no server"))?;
     let (addr, timeout) = rt;
     match within(timeout, TcpStream::connect(&ctx.ring, addr)).await {
-        Ok(Ok(conn)) => Ok((conn, false)),
+        Ok(Ok(stream)) => Ok((ServerConn { stream, reuses: 0 }, false)),
         Ok(Err(e)) => Err(e),
         Err(_) => Err(io::Error::from(io::ErrorKind::TimedOut)),
     }
@@ -162,7 +162,7 @@ pub async fn lease_and_connect(
     ctx: &Ctx,
     backend: usize,
     reuse: bool,
-) -> Result<(ServerLease, TcpStream, bool), NoConnection> {
+) -> Result<(ServerLease, ServerConn, bool), NoConnection> {
     let Some(be) = ctx.state.topo.backends.get(backend) else {
         return Err(NoConnection::NoServer);
     };
@@ -197,15 +197,32 @@ pub async fn lease_and_connect(
     }
 }
 
-/// Puts a server connection back into the shard's idle pool (bounded per server).
-pub fn release_idle(state: &ShardState, lease: &ServerLease, conn: TcpStream) {
-    const MAX_IDLE_PER_SERVER: usize = 1024;
-    if let Some(s) = state.server(lease.backend, lease.server) {
-        if s.admin.get() == crate::state::AdminState::Ready && s.up.get() {
-            let mut idle = s.idle.borrow_mut();
-            if idle.len() < MAX_IDLE_PER_SERVER {
-                idle.push(conn);
-            }
-        }
+/// Puts a server connection back into the shard's idle pool, within `pool-max-conn` (this
+/// shard's share) and `max-reuse`; otherwise it is closed.
+pub fn release_idle(state: &ShardState, lease: &ServerLease, mut conn: ServerConn) {
+    let Some(s) = state.server(lease.backend, lease.server) else {
+        return;
+    };
+    let Some(rt) = state
+        .topo
+        .backends
+        .get(lease.backend)
+        .and_then(|b| b.servers.get(lease.server))
+    else {
+        return;
+    };
+    if s.admin.get() != crate::state::AdminState::Ready || !s.up.get() {
+        return;
+    }
+    if rt.max_reuse >= 0 && i64::from(conn.reuses) >= rt.max_reuse {
+        return;
+    }
+    conn.reuses = conn.reuses.saturating_add(1);
+    let mut idle = s.idle.borrow_mut();
+    if s.pool_max.is_none_or(|max| idle.len() < max) {
+        idle.push(IdleConn {
+            conn,
+            since: std::time::Instant::now(),
+        });
     }
 }

@@ -108,6 +108,25 @@ async fn run(cfg: ShardConfig) {
     }
     let _ = ready.send(Ok(()));
 
+    // `pool-purge-delay`: close idle server connections nobody reused for that long.
+    let purge_every = topology
+        .backends
+        .iter()
+        .flat_map(|b| b.servers.iter())
+        .map(|s| s.pool_purge_delay)
+        .min();
+    if let Some(every) = purge_every {
+        let state = state.clone();
+        let stop = stop_accepting.clone();
+        glommio::spawn_local(async move {
+            while !stop.is_raised() {
+                glommio::timer::sleep(every.max(std::time::Duration::from_millis(10))).await;
+                state.purge_idle(std::time::Instant::now());
+            }
+        })
+        .detach();
+    }
+
     let receiver = control.connect().await;
     let control_task = {
         let state = state.clone();

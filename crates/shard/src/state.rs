@@ -66,9 +66,30 @@ pub struct ServerState {
     /// Requests waiting for a connection slot (HAProxy's server queue), oldest first.
     pub queue: RefCell<VecDeque<Rc<QueueEntry>>>,
     /// Idle keep-alive connections to this server, most recently used last.
-    pub idle: RefCell<Vec<TcpStream>>,
+    pub idle: RefCell<Vec<IdleConn>>,
+    /// This shard's share of `pool-max-conn` (`None` = unlimited).
+    pub pool_max: Option<usize>,
     /// Smooth weighted round-robin credit.
     rr_current: Cell<i64>,
+}
+
+/// A connection to a server and how many requests it carried after its first (`max-reuse`).
+pub struct ServerConn {
+    pub stream: TcpStream,
+    pub reuses: u32,
+}
+
+impl std::ops::Deref for ServerConn {
+    type Target = TcpStream;
+    fn deref(&self) -> &TcpStream {
+        &self.stream
+    }
+}
+
+/// An idle server connection in a pool, with the time it became idle (`pool-purge-delay`).
+pub struct IdleConn {
+    pub conn: ServerConn,
+    pub since: std::time::Instant,
 }
 
 /// One queued request: woken when a slot frees up.
@@ -127,6 +148,9 @@ impl ShardState {
                         maxconn_share: share(s.maxconn, nshards),
                         queue: RefCell::new(VecDeque::new()),
                         idle: RefCell::new(Vec::new()),
+                        pool_max: usize::try_from(s.pool_max_conn)
+                            .ok()
+                            .map(|m| share(u32::try_from(m).unwrap_or(u32::MAX), nshards) as usize),
                         rr_current: Cell::new(0),
                     })
                     .collect(),
@@ -199,6 +223,17 @@ impl ShardState {
         self.backends.get(backend)?.servers.get(server)
     }
 
+    /// Closes idle server connections unused for their server's `pool-purge-delay`.
+    pub fn purge_idle(&self, now: std::time::Instant) {
+        for (b, rt) in self.backends.iter().zip(self.topo.backends.iter()) {
+            for (s, srv) in b.servers.iter().zip(rt.servers.iter()) {
+                s.idle
+                    .borrow_mut()
+                    .retain(|c| now.saturating_duration_since(c.since) < srv.pool_purge_delay);
+            }
+        }
+    }
+
     pub fn wake_conn_waiters(&self) {
         for w in self.conn_closed.borrow_mut().drain(..) {
             w.wake();
@@ -263,6 +298,9 @@ mod tests {
                 maxqueue: 0,
                 backup: *backup,
                 disabled: false,
+                pool_max_conn: -1,
+                pool_purge_delay: std::time::Duration::from_secs(5),
+                max_reuse: -1,
             })
             .collect();
         Arc::new(Topology {

@@ -96,6 +96,12 @@ pub struct ServerRt {
     pub maxqueue: u32,
     pub backup: bool,
     pub disabled: bool,
+    /// `pool-max-conn`: idle connections kept (-1 = unlimited, HAProxy's default).
+    pub pool_max_conn: i64,
+    /// `pool-purge-delay`: idle connections unused for this long are closed (default 5s).
+    pub pool_purge_delay: Duration,
+    /// `max-reuse`: requests a server connection may carry after its first (-1 = unlimited).
+    pub max_reuse: i64,
 }
 
 /// `retry-on` keywords as flags.
@@ -285,6 +291,9 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
                 maxqueue: s.params.maxqueue.unwrap_or(0),
                 backup: s.params.backup,
                 disabled: s.params.disabled,
+                pool_max_conn: s.params.pool_max_conn.unwrap_or(-1),
+                pool_purge_delay: s.params.pool_purge_delay.unwrap_or(Duration::from_secs(5)),
+                max_reuse: s.params.max_reuse.unwrap_or(-1),
             })
         })
         .collect();

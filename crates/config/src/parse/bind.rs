@@ -43,7 +43,7 @@ const NO: Status = Status::Unsupported;
 pub static BIND_OPTIONS: &[BindOpt] = &[
     o("name", true, S, "listener name"),
     o("maxconn", true, ENG, "listener connection limit"),
-    o("backlog", true, ENG, "listen backlog"),
+    o("backlog", true, S, "listen backlog"),
     o("accept-proxy", false, ENG, "expect a PROXY protocol header"),
     o("v4v6", false, ENG, "accept IPv4 on an IPv6 socket"),
     o("v6only", false, ENG, "IPv6 only"),

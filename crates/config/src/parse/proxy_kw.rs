@@ -269,11 +269,11 @@ pub static KEYWORDS: &[ProxyKw] = &[
         parse_u32(l.arg(1))?;
         generic(k, p, l)
     }),
-    kw("disabled", DFB, ENG, "start the proxy disabled", |_, p, _| {
+    kw("disabled", DFB, S, "start the proxy disabled", |_, p, _| {
         p.disabled = true;
         Ok(())
     }),
-    kw("enabled", DFB, ENG, "start the proxy enabled", |_, p, _| {
+    kw("enabled", DFB, S, "start the proxy enabled", |_, p, _| {
         p.disabled = false;
         Ok(())
     }),
