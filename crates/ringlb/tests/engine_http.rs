@@ -555,3 +555,56 @@ fn idle_server_connections_are_reused_then_purged_and_max_reuse_is_honoured() {
         "max-reuse 0: never kept"
     );
 }
+
+#[test]
+fn server_maxconn_holds_across_two_shards() {
+    // maxconn 2 on the server, two shards: each shard may use one slot, so at most two requests
+    // are at the origin at once; eight 400 ms requests need at least four rounds (1.6 s).
+    let origin = Origin::start("o");
+    let s = start(|f| {
+        http_config(f, &[origin.addr()], "    timeout queue 20s\n", "").replace(
+            &format!("server s0 {}", origin.addr()),
+            &format!("server s0 {} maxconn 2", origin.addr()),
+        )
+    });
+    let started = Instant::now();
+    let workers: Vec<_> = (0..8)
+        .map(|_| {
+            let front = s.front;
+            std::thread::spawn(move || conn(front).get("/slow/400").map(|r| r.status))
+        })
+        .collect();
+    for w in workers {
+        assert_eq!(w.join().unwrap().unwrap(), 200);
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(1550),
+        "more than 2 requests ran at once: {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn global_maxconn_holds_across_two_shards() {
+    let origin = Origin::start("o");
+    let s = start(|f| {
+        http_config(f, &[origin.addr()], "", "").replace("global\n", "global\n    maxconn 2\n")
+    });
+    // Four clients connect and ask at once; at most two are accepted and answered while the
+    // first ones hold their connections.
+    let mut conns: Vec<Conn> = (0..4).map(|_| conn(s.front)).collect();
+    for c in &mut conns {
+        c.set_timeout(Duration::from_millis(800)).unwrap();
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    }
+    let mut answered = 0;
+    for c in &mut conns {
+        if c.read_response("GET").is_ok() {
+            answered += 1;
+        }
+    }
+    assert!(
+        (1..=2).contains(&answered),
+        "{answered} connections served with maxconn 2"
+    );
+}
