@@ -222,3 +222,34 @@ fn rise_fall_counters_match_haproxy_2_6() {
         dir.display()
     );
 }
+
+/// Replays `traces/intervals.txt`: the gaps haproxy 2.6 left between checks (inter 1000,
+/// fastinter 200, downinter 500) against `next_interval()` after each result. The recorded
+/// gaps include scheduling jitter: each must be within 100 ms of the expected interval (the
+/// three intervals are far enough apart for that to tell them apart).
+#[test]
+fn check_intervals_match_haproxy_2_6() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/intervals.txt");
+    let text = std::fs::read_to_string(path).unwrap();
+    let mut lines = text.lines().filter(|l| !l.starts_with('#'));
+    let pattern = lines.next().unwrap();
+    let gaps: Vec<u64> = lines.map(|l| l.trim().parse().unwrap()).collect();
+    assert!(gaps.len() + 1 >= pattern.len() - 1, "trace too short");
+    let t = CheckTiming {
+        rise: 2,
+        fall: 3,
+        inter: Duration::from_millis(1000),
+        fastinter: Some(Duration::from_millis(200)),
+        downinter: Some(Duration::from_millis(500)),
+    };
+    let mut h = HealthState::new(t);
+    for (i, (c, gap)) in pattern.chars().zip(&gaps).enumerate() {
+        h.record(&res(c), Duration::ZERO);
+        let want = h.next_interval().as_millis() as u64;
+        assert!(
+            gap.abs_diff(want) <= 100,
+            "after check {} ({c}): haproxy waited {gap} ms, ringlb {want} ms",
+            i + 1
+        );
+    }
+}

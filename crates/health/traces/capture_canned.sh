@@ -25,7 +25,8 @@ printf 'global\n    nbthread 1\ndefaults\n    mode tcp\n    timeout connect 1s\n
 for c in "${cases[@]}"; do
     IFS='|' read -r name opt mode bad good <<<"$c"
     port=$(free_port)
-    timeout 10 python3 "$here/reply_server.py" "$port" "$mode" "$(hex "$bad")" "$(hex "$good")" & pids+=($!)
+    REPLY_READY=$work/$name.ready timeout 10 python3 "$here/reply_server.py" "$port" "$mode" "$(hex "$bad")" "$(hex "$good")" & pids+=($!)
+    for _ in $(seq 100); do [ -e "$work/$name.ready" ] && break; sleep 0.05; done
     printf 'backend %s\n    %s\n    server s1 127.0.0.1:%s check inter 400ms rise 1 fall 1\n' "$name" "$opt" "$port" >>"$cfg"
 done
 printf 'frontend fe\n    bind 127.0.0.1:%s\n    default_backend redis\n' "$(free_port)" >>"$cfg"

@@ -20,7 +20,8 @@ record() {
         if [ "${pattern:i:1}" = "+" ]; then replies+=("$(hex 'HTTP/1.0 200 OK\r\n\r\n')")
         else replies+=("$(hex 'HTTP/1.0 503 Service Unavailable\r\n\r\n')"); fi
     done
-    timeout 15 python3 "$here/reply_server.py" "$port" answer "${replies[@]}" & pids+=($!)
+    REPLY_READY=$work/$name.ready timeout 15 python3 "$here/reply_server.py" "$port" answer "${replies[@]}" & pids+=($!)
+    for _ in $(seq 100); do [ -e "$work/$name.ready" ] && break; sleep 0.05; done
     cat >"$work/$name.cfg" <<CFG
 global
     nbthread 1
