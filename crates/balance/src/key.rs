@@ -163,6 +163,23 @@ pub fn domain_only(v: &[u8]) -> &[u8] {
     v.get(p..end).unwrap_or(&[])
 }
 
+/// What `hdr(NAME)` hashes from a header line's raw value: its first comma-separated value,
+/// without surrounding spaces/tabs (`http_find_header(.., full = 0)`). Pass the value of the
+/// first occurrence of the header.
+pub fn first_header_value(raw: &[u8]) -> &[u8] {
+    let end = raw.iter().position(|&c| c == b',').unwrap_or(raw.len());
+    let v = raw.get(..end).unwrap_or(&[]);
+    let start = v
+        .iter()
+        .position(|c| !matches!(c, b' ' | b'\t'))
+        .unwrap_or(v.len());
+    let stop = v
+        .iter()
+        .rposition(|c| !matches!(c, b' ' | b'\t'))
+        .map_or(start, |p| p + 1);
+    v.get(start..stop).unwrap_or(&[])
+}
+
 /// `balance hdr(NAME)` hash; `None` for an empty value (round-robin fallback).
 pub fn hdr(ht: &HashType, value: &[u8], use_domain_only: bool) -> Option<u32> {
     if value.is_empty() {
@@ -250,6 +267,24 @@ mod tests {
         assert_eq!(post_param_value(b("user=\x01x"), b("user")), None);
         assert_eq!(post_param_value(b("user= x"), b("user")), Some(b("")));
         assert_eq!(post_param_value(b("nothing"), b("user")), None);
+    }
+
+    #[test]
+    fn header_first_values() {
+        let cases: &[(&str, &str)] = &[
+            ("a.example", "a.example"),
+            ("  a , b", "a"),
+            (", b", ""),
+            ("\tx\t", "x"),
+            ("", ""),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(
+                first_header_value(raw.as_bytes()),
+                want.as_bytes(),
+                "{raw:?}"
+            );
+        }
     }
 
     #[test]

@@ -106,7 +106,8 @@ pub struct PickInput<'a> {
     /// Request target as in the request line (`uri`, `url_param`).
     pub uri: &'a [u8],
     /// For `hdr(name)`: the first comma-separated value of the first occurrence of the
-    /// header, trimmed, as HAProxy's `http_find_header(.., full = 0)` gives it.
+    /// header, trimmed, as HAProxy's `http_find_header(.., full = 0)` gives it
+    /// ([`key::first_header_value`]).
     pub header: Option<&'a [u8]>,
     /// For `url_param .. check_post`: the start of a POST body (what is buffered).
     pub body: Option<&'a [u8]>,
