@@ -8,7 +8,7 @@
 //!
 //! | `balance` | HAProxy file | here |
 //! | --- | --- | --- |
-//! | `roundrobin` | `lb_fwrr.c` | [`fwrr`](crate) emulation, dynamic weights |
+//! | `roundrobin` | `lb_fwrr.c` | tree emulation (`fwrr.rs`), dynamic weights |
 //! | `static-rr`, `hash-type map-based` | `lb_map.c` | weight map |
 //! | `leastconn`, `first` | `lb_fwlc.c`, `lb_fas.c` | ordered by load / id |
 //! | hashing with `hash-type consistent`, `random` | `lb_chash.c` | point ring |
