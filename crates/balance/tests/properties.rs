@@ -495,3 +495,38 @@ fn slowstart_ramps_the_share_of_a_returning_server() {
     }
     assert_eq!(last, 1600);
 }
+
+#[test]
+fn hashing_agrees_across_shards_whatever_their_history() {
+    // Each shard owns a Balancer; hash picks must not depend on what a shard served before.
+    for (balance, ht) in all_algorithms() {
+        if matches!(
+            balance,
+            Balance::Roundrobin
+                | Balance::StaticRr
+                | Balance::Leastconn
+                | Balance::First
+                | Balance::Random { .. }
+        ) {
+            continue;
+        }
+        let s = servers(&[1, 3, 2, 5]);
+        let mut a = Balancer::new(&balance, &ht, &s, &Options::default());
+        let mut b = Balancer::new(&balance, &ht, &s, &Options::default());
+        let mut rng = SplitMix64(77);
+        // Shard b has served traffic (including keyless requests: the round-robin fallback).
+        for _ in 0..500 {
+            let i = b.pick(&PickInput::default(), &mut rng).unwrap();
+            b.take_conn(i);
+        }
+        for (x, up) in [(2usize, false), (0, false), (0, true)] {
+            a.set_usable(x, up);
+            b.set_usable(x, up);
+            for k in 0..2000u32 {
+                let pa = with_request(k, |r| a.pick(r, &mut rng));
+                let pb = with_request(k, |r| b.pick(r, &mut rng));
+                assert_eq!(pa, pb, "{balance:?} {ht:?} key {k}");
+            }
+        }
+    }
+}
