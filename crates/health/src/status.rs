@@ -231,6 +231,22 @@ pub fn leaving_maint_message(backend: &str, server: &str, backup: bool) -> Strin
     format!("{prefix} {backend}/{server} is UP/READY (leaving forced maintenance).")
 }
 
+/// `Server be/s1 enters drain state. 0 active and 0 backup servers online. ...` (agent
+/// `drain`, `set server .. state drain`).
+pub fn drain_message(backend: &str, server: &str, backup: bool, c: &BackendCounts) -> String {
+    let prefix = if backup { "Backup Server" } else { "Server" };
+    let mut m = format!("{prefix} {backend}/{server} enters drain state");
+    append_counts(&mut m, Transition::Up, c);
+    m.push('.');
+    m
+}
+
+/// `Server be/s1 is UP (leaving forced drain).`
+pub fn leaving_drain_message(backend: &str, server: &str, backup: bool) -> String {
+    let prefix = if backup { "Backup Server" } else { "Server" };
+    format!("{prefix} {backend}/{server} is UP (leaving forced drain).")
+}
+
 /// `backend 'be' has no server available!` (ALERT level, when the last usable server of a
 /// backend goes); `proxy 'name' ...` for a `listen` section.
 pub fn no_server_message(backend: &str, from_listen: bool) -> String {

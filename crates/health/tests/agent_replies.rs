@@ -138,3 +138,105 @@ fn results_and_texts() {
         Some("agent warns : Relative weight too large.\n")
     );
 }
+
+/// Replays `traces/agent-2.6.txt` (`capture_agent.sh`): the same replies, in order, through
+/// `agent::parse`, the weight rule and the health/admin transitions, compared with haproxy's
+/// log lines and weights.
+#[test]
+fn agent_sequence_matches_haproxy_2_6() {
+    use ringlb_health::status::{
+        drain_message, leaving_drain_message, leaving_maint_message, maint_message,
+        no_server_message, state_change_message, BackendCounts,
+    };
+    use ringlb_health::{CheckTiming, HealthState, Transition};
+    use std::time::Duration;
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("traces/agent-2.6.txt"),
+    )
+    .unwrap();
+    let (stats, log) = text.split_once("# log\n").unwrap();
+    let mask = |l: &str| {
+        let l = l.split_once("] ").map_or(l, |(_, m)| m).to_string();
+        match l.find("check duration: ") {
+            Some(i) => {
+                let end = l[i..].find("ms").unwrap() + i;
+                format!("{}N{}", &l[..i + 16], &l[end..])
+            }
+            None => l,
+        }
+    };
+    let theirs: Vec<String> = log.lines().map(mask).collect();
+    let weights: Vec<u32> = stats
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| l.rsplit(',').next().unwrap().parse().unwrap())
+        .collect();
+    let replies = [
+        "50%\n",
+        "drain\n",
+        "ready\n",
+        "down # disk full\n",
+        "up\n",
+        "maint\n",
+        "ready up 100%\n",
+        "bogus\n",
+        "300%\n",
+        "stopped\n",
+    ];
+    let mut h = HealthState::new(CheckTiming::default());
+    let (mut admin, mut weight, mut ours, mut seen_weights) =
+        (AgentAdmin::Ready, 10u32, Vec::new(), vec![]);
+    let none = BackendCounts::default();
+    let one = BackendCounts {
+        active: 1,
+        ..BackendCounts::default()
+    };
+    for (i, line) in replies.iter().enumerate() {
+        let AgentParse::Reply(r) = parse(line.as_bytes(), false) else {
+            panic!("{line}")
+        };
+        if let Some(a) = r.admin.filter(|a| *a != admin) {
+            match a {
+                AgentAdmin::Drain => ours.extend([
+                    drain_message("be", "s1", false, &none),
+                    no_server_message("be", false),
+                ]),
+                AgentAdmin::Maint => ours.extend([
+                    maint_message("be", "s1", false, &none),
+                    no_server_message("be", false),
+                ]),
+                AgentAdmin::Ready if admin == AgentAdmin::Drain => {
+                    ours.push(leaving_drain_message("be", "s1", false))
+                }
+                AgentAdmin::Ready => ours.push(leaving_maint_message("be", "s1", false)),
+            }
+            admin = a;
+        }
+        if let Some(p) = &r.weight_percent {
+            weight = weight_from_percent(p, 10).unwrap();
+        }
+        if seen_weights.last() != Some(&weight) {
+            seen_weights.push(weight);
+        }
+        if let Some(health) = r.health {
+            let res = r.check_result(CheckStatus::L7Ok, None);
+            let mut res = res;
+            res.duration_ms = Some(0);
+            if let Some(t) = h.force(health == AgentHealth::Up, Duration::from_secs(i as u64)) {
+                let counts = if t == Transition::Up { one } else { none };
+                ours.push(state_change_message("be", "s1", false, t, &res, &counts));
+                if t == Transition::Down {
+                    ours.push(no_server_message("be", false));
+                }
+            }
+        }
+    }
+    let ours: Vec<String> = ours.iter().map(|l| mask(l)).collect();
+    assert_eq!(ours, theirs);
+    let mut dedup = weights.clone();
+    dedup.dedup();
+    assert_eq!(
+        seen_weights, dedup,
+        "weights after each reply (haproxy's show stat: {weights:?})"
+    );
+}
