@@ -101,7 +101,7 @@ pub fn weight_from_percent(percent: &str, initial: u32) -> Result<u32, &'static 
     let Ok(n) = digits.parse::<u64>() else {
         return Err("Require <weight> or <weight%>.\n");
     };
-    let w = n * u64::from(initial) / 100;
+    let w = n.saturating_mul(u64::from(initial)) / 100;
     if w > 256 {
         return Err("Relative weight too large.\n");
     }

@@ -107,6 +107,8 @@ fn weights_and_maxconn() {
     assert_eq!(weight_from_percent("50%", 10), Ok(5));
     assert_eq!(weight_from_percent("100%", 7), Ok(7));
     assert_eq!(weight_from_percent("0%", 7), Ok(0));
+    assert!(weight_from_percent("99999999999999999999%", 7).is_err());
+    assert!(weight_from_percent("18446744073709551615%", 256).is_err());
     assert_eq!(weight_from_percent("200%", 100), Ok(200));
     assert!(weight_from_percent("300%", 100).is_err());
     assert_eq!(parse_maxconn("25"), Ok(25));
