@@ -420,3 +420,60 @@ fn hex_and_bad_patterns() {
     };
     assert!(ExpectRule::from_model(&lf, 1).is_err());
 }
+
+#[test]
+fn hostile_replies_never_panic() {
+    let rules: Vec<ExpectRule> = [
+        ("string", "+PONG"),
+        ("rstring", "^2"),
+        ("binary", "0d0a"),
+        ("rbinary", "^1[56]"),
+        ("status", "200-399"),
+        ("hdr", "name X value -m sub y"),
+    ]
+    .iter()
+    .map(|(k, p)| rule(k, p, false, Some(3)))
+    .collect();
+    let scripts = [
+        script("    option mysql-check user u"),
+        script("    option pgsql-check user u"),
+        script("    option smtpchk"),
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    let seeds: [&[u8]; 3] = [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        b"\x10\x00\x00\x00\x0a",
+        b"up 50% maxconn:",
+    ];
+    for i in 0..20_000 {
+        let mut buf = seeds[i % 3].to_vec();
+        for _ in 0..(next() % 24) {
+            let at = (next() as usize) % (buf.len() + 1);
+            buf.insert(at, next() as u8);
+        }
+        if next() % 2 == 0 {
+            buf.truncate((next() as usize) % (buf.len() + 1));
+        }
+        for closed in [false, true] {
+            for r in &rules {
+                let _ = evaluate(r, &buf, closed, true);
+                let _ = evaluate(r, &buf, closed, false);
+            }
+            for s in &scripts {
+                for st in s.steps() {
+                    if let Step::Expect(e) = st {
+                        let _ = evaluate(e, &buf, closed, false);
+                    }
+                }
+            }
+            let _ = ringlb_health::agent::parse(&buf, closed);
+            let _ = ringlb_health::http::parse(&buf, closed);
+        }
+    }
+}
