@@ -127,9 +127,14 @@ impl Session<'_> {
             let head = match self.read_request_head().await {
                 Ok(h) => h,
                 Err(HeadError::Quiet | HeadError::Io) => return,
-                Err(HeadError::Timeout) => return self.reply_error(408, None).await,
-                Err(HeadError::Invalid(Some(e))) => return self.reply_http_error(e).await,
-                Err(HeadError::Invalid(None)) => return self.reply_error(400, None).await,
+                // Error replies are boxed: rare, and inline they would enlarge every session.
+                Err(HeadError::Timeout) => return Box::pin(self.reply_error(408, None)).await,
+                Err(HeadError::Invalid(Some(e))) => {
+                    return Box::pin(self.reply_http_error(e)).await
+                }
+                Err(HeadError::Invalid(None)) => {
+                    return Box::pin(self.reply_error(400, None)).await
+                }
             };
             self.requests += 1;
             // Boxed: the transaction's state machine is most of a session's size, and an idle
