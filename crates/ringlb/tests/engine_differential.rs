@@ -125,3 +125,22 @@ fn slow_request_and_no_server_match_haproxy() {
         b"GET / HTTP/1.1\r\nHost: a\r\n",
     );
 }
+
+#[test]
+fn connection_modes_match_haproxy() {
+    let origin = Origin::start("o");
+    let keep_alive_pair = b"GET /echo HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+    let http10_keep =
+        b"GET /echo HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /status/200 HTTP/1.0\r\n\r\n";
+    for mode in [
+        "option http-server-close",
+        "option httpclose",
+        "option http-keep-alive",
+    ] {
+        let Some(p) = pair(origin.addr(), &format!("    {mode}\n")) else {
+            return;
+        };
+        assert_same(&p, &format!("{mode}: two requests"), keep_alive_pair);
+        assert_same(&p, &format!("{mode}: HTTP/1.0 keep-alive"), http10_keep);
+    }
+}
