@@ -358,3 +358,25 @@ fn references_to_small_sections_must_exist() {
     ));
     assert!(e.contains("unable to find the cache 'nope'"), "{e}");
 }
+
+#[test]
+fn consistent_hash_without_a_function_means_sdbm_with_avalanche() {
+    // configuration.txt, hash-type: "consistent hash uses sdbm and avalanche if no function is
+    // specified".
+    let text = |ht: &str| {
+        format!("defaults\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\nbackend b\n    balance source\n    hash-type {ht}\n    server s 127.0.0.1:1\n")
+    };
+    let ht = |t: &str| {
+        ringlb_config::parse_str("t.cfg", &text(t))
+            .unwrap()
+            .config
+            .backends[0]
+            .hash_type
+    };
+    let bare = ht("consistent");
+    assert!(bare.consistent && bare.avalanche);
+    assert_eq!(bare.function, ringlb_config::model::HashFunction::Sdbm);
+    assert!(!ht("consistent sdbm").avalanche);
+    assert!(!ht("map-based").avalanche);
+    assert!(ht("map-based djb2 avalanche").avalanche);
+}

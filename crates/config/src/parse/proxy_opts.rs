@@ -417,7 +417,8 @@ pub(crate) fn p_hash_type(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         w => return Err(format!("unknown hash function '{w}'.")),
     };
     let avalanche = match l.arg(3) {
-        "" => false,
+        // HAProxy: "consistent hash uses sdbm and avalanche if no function is given".
+        "" => consistent && l.arg(2).is_empty(),
         "avalanche" => true,
         w => return Err(format!("unknown hash modifier '{w}'.")),
     };
