@@ -30,13 +30,15 @@ use crate::server::{lease_and_connect, release_idle, NoConnection, ServerLease};
 use crate::state::RunState;
 use crate::state::ServerConn;
 use crate::time::within;
-use crate::topology::{BackendRt, FrontendRt};
+use crate::topology::{BackendRt, FrontendRt, Topology};
 use crate::tunnel::{self, TunnelTimeouts};
 use crate::Ctx;
 
 /// Serves one accepted connection of an HTTP-mode frontend until it closes.
 pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
-    let topo = ctx.state.topo.clone();
+    // Borrowed, not cloned: the topology's Arc is shared by every shard and its count must not
+    // bounce between cores on the request path.
+    let topo: &Topology = &ctx.state.topo;
     let Some(fe) = topo.frontends.get(frontend) else {
         return;
     };
@@ -115,7 +117,7 @@ struct Session<'a> {
     requests: u64,
 }
 
-impl Session<'_> {
+impl<'a> Session<'a> {
     async fn run(&mut self) {
         loop {
             match self.ctx.state.run.get() {
@@ -244,7 +246,8 @@ impl Session<'_> {
     /// One request/response exchange. `head` starts with the request head parsed in `self.req`;
     /// what follows it is body, or the next pipelined request.
     async fn transaction(&mut self, mut head: RecvBuf) -> After {
-        let topo = self.ctx.state.topo.clone();
+        let ctx: &'a Ctx = self.ctx;
+        let topo: &'a Topology = &ctx.state.topo;
         let Some(be_idx) = self.fe.backend else {
             self.reply_error(503, None).await;
             return After::Close;

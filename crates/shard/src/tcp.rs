@@ -9,7 +9,7 @@ use crate::Ctx;
 
 /// Serves one accepted connection of a TCP-mode frontend.
 pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
-    let topo = ctx.state.topo.clone();
+    let topo = &ctx.state.topo; // borrowed: no shared refcount traffic per connection
     let Some(fe) = topo.frontends.get(frontend) else {
         return;
     };
