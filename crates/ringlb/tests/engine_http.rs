@@ -608,3 +608,54 @@ fn global_maxconn_holds_across_two_shards() {
         "{answered} connections served with maxconn 2"
     );
 }
+
+#[test]
+fn connect_method_switches_to_a_tunnel() {
+    // A server that accepts CONNECT, answers 200, then echoes: the proxy must tunnel bytes both
+    // ways after the 200.
+    let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = server.local_addr().unwrap();
+    let echo = std::thread::spawn(move || {
+        let (mut s, _) = server.accept().unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let mut head = Vec::new();
+        let mut b = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") {
+            if s.read(&mut b).unwrap() == 0 {
+                return;
+            }
+            head.push(b[0]);
+        }
+        s.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            .unwrap();
+        let mut buf = [0u8; 4096];
+        loop {
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => s.write_all(&buf[..n]).unwrap(),
+            }
+        }
+    });
+    let s = start(|f| http_config(f, &[addr], "    timeout tunnel 5s\n", ""));
+    let mut c = TcpStream::connect(s.front).unwrap();
+    c.set_read_timeout(Some(T)).unwrap();
+    c.write_all(b"CONNECT example.test:443 HTTP/1.1\r\nHost: example.test:443\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    let mut b = [0u8; 1];
+    while !got.ends_with(b"\r\n\r\n") {
+        assert_eq!(c.read(&mut b).unwrap(), 1);
+        got.push(b[0]);
+    }
+    assert!(
+        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    c.write_all(b"opaque tunnel bytes").unwrap();
+    let mut back = [0u8; 19];
+    c.read_exact(&mut back).unwrap();
+    assert_eq!(&back, b"opaque tunnel bytes");
+    drop(c);
+    echo.join().unwrap();
+}

@@ -54,8 +54,10 @@ fn privilege_drop_applies_to_the_running_process_and_pidfile_is_written() {
     let dir = TempDir::new("privdrop");
     let front = free_addr();
     let pidfile = dir.join("ringlb.pid");
+    let jail = TempDir::new("jail");
     let global = format!(
-        "    user nobody\n    group nogroup\n    pidfile {}\n",
+        "    user nobody\n    group nogroup\n    chroot {}\n    pidfile {}\n",
+        jail.path().display(),
         pidfile.display()
     );
     let cfg = write_config(&dir, &tcp_config(front, echo.addr(), &global));
@@ -82,6 +84,8 @@ fn privilege_drop_applies_to_the_running_process_and_pidfile_is_written() {
         let l = st.lines().find(|l| l.starts_with("Uid:")).unwrap();
         assert!(l.split_whitespace().skip(1).all(|v| v == "65534"), "{l}");
     }
+    let root = std::fs::read_link(format!("/proc/{}/root", proxy.pid())).unwrap();
+    assert_eq!(root, jail.path().canonicalize().unwrap(), "chroot applied");
     let written = std::fs::read_to_string(&pidfile).unwrap();
     assert_eq!(written.trim(), proxy.pid().to_string());
     let mut s = TcpStream::connect(front).unwrap();

@@ -284,8 +284,9 @@ impl<'a> Session<'a> {
         } else {
             body_start = Some(head);
         }
-        // Only requests without a body can be sent again (the body is streamed, not kept).
-        let replayable = framing == BodyFraming::None;
+        // Sent again only if it can be: no body (bodies are streamed, not kept) and an
+        // idempotent method (the server may have processed the first attempt).
+        let replayable = framing == BodyFraming::None && method.is_idempotent();
         let mut reuse = match be.http_reuse {
             HttpReuse::Never => false,
             HttpReuse::Safe => self.requests > 1,
