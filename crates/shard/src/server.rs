@@ -8,7 +8,7 @@ use std::task::Poll;
 
 use ringlb_uring::TcpStream;
 
-use crate::state::{IdleConn, QueueEntry, ServerConn, ShardState};
+use crate::state::{QueueEntry, ServerConn, ShardState};
 use crate::time::within;
 use crate::Ctx;
 
@@ -127,13 +127,9 @@ pub async fn connect(
     lease: &ServerLease,
     reuse: bool,
 ) -> Result<(ServerConn, bool), io::Error> {
-    let s = ctx
-        .state
-        .server(lease.backend, lease.server)
-        .ok_or_else(|| io::Error::other("no server"))?;
     if reuse {
-        if let Some(idle) = s.idle.borrow_mut().pop() {
-            return Ok((idle.conn, true));
+        if let Some(conn) = ctx.state.take_idle(lease.backend, lease.server) {
+            return Ok((conn, true));
         }
     }
     let rt = ctx
@@ -218,11 +214,5 @@ pub fn release_idle(state: &ShardState, lease: &ServerLease, mut conn: ServerCon
         return;
     }
     conn.reuses = conn.reuses.saturating_add(1);
-    let mut idle = s.idle.borrow_mut();
-    if s.pool_max.is_none_or(|max| idle.len() < max) {
-        idle.push(IdleConn {
-            conn,
-            since: std::time::Instant::now(),
-        });
-    }
+    state.put_idle(lease.backend, lease.server, conn);
 }

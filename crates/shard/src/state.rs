@@ -113,6 +113,11 @@ pub struct ShardState {
     /// This shard's share of the global `maxconn` (0 = unlimited).
     pub maxconn_share: u32,
     pub run: Cell<RunState>,
+    /// Idle server connections held by this shard, all servers together.
+    idle_total: Cell<usize>,
+    /// Bound on `idle_total` (HAProxy bounds idle connections by a share of its descriptors,
+    /// `tune.pool-high-fd-ratio` 25%): half of this shard's `maxconn` share, at least 128.
+    pub idle_budget: usize,
     /// Woken when a connection closes (accept loops paused on maxconn, soft stop waiting for 0).
     pub conn_closed: RefCell<Vec<Waker>>,
 }
@@ -157,6 +162,11 @@ impl ShardState {
             })
             .collect();
         let maxconn_share = share(topo.maxconn, nshards);
+        let idle_budget = if maxconn_share == 0 {
+            4096
+        } else {
+            (maxconn_share as usize / 2).max(128)
+        };
         ShardState {
             topo,
             shard_id,
@@ -165,6 +175,8 @@ impl ShardState {
             conns: Cell::new(0),
             maxconn_share,
             run: Cell::new(RunState::Running),
+            idle_total: Cell::new(0),
+            idle_budget,
             conn_closed: RefCell::new(Vec::new()),
         }
     }
@@ -191,7 +203,7 @@ impl ShardState {
                     s.admin.set(state);
                     if state != AdminState::Ready {
                         // No new request may reuse a pooled connection to it.
-                        s.idle.borrow_mut().clear();
+                        self.clear_idle(backend, server);
                     }
                 }
             }
@@ -203,7 +215,7 @@ impl ShardState {
                 if let Some(s) = self.server(backend, server) {
                     s.up.set(up);
                     if !up {
-                        s.idle.borrow_mut().clear();
+                        self.clear_idle(backend, server);
                     }
                 }
             }
@@ -227,11 +239,51 @@ impl ShardState {
     pub fn purge_idle(&self, now: std::time::Instant) {
         for (b, rt) in self.backends.iter().zip(self.topo.backends.iter()) {
             for (s, srv) in b.servers.iter().zip(rt.servers.iter()) {
-                s.idle
-                    .borrow_mut()
-                    .retain(|c| now.saturating_duration_since(c.since) < srv.pool_purge_delay);
+                let mut idle = s.idle.borrow_mut();
+                let before = idle.len();
+                idle.retain(|c| now.saturating_duration_since(c.since) < srv.pool_purge_delay);
+                self.idle_total
+                    .set(self.idle_total.get().saturating_sub(before - idle.len()));
             }
         }
+    }
+
+    /// The most recently pooled idle connection to a server, if any.
+    pub fn take_idle(&self, backend: usize, server: usize) -> Option<ServerConn> {
+        let idle = self.server(backend, server)?.idle.borrow_mut().pop()?;
+        self.idle_total.set(self.idle_total.get().saturating_sub(1));
+        Some(idle.conn)
+    }
+
+    /// Pools an idle connection to a server within its `pool-max-conn` share and the shard's
+    /// idle budget; otherwise the connection is closed (dropped).
+    pub fn put_idle(&self, backend: usize, server: usize, conn: ServerConn) {
+        let Some(s) = self.server(backend, server) else {
+            return;
+        };
+        let mut idle = s.idle.borrow_mut();
+        if self.idle_total.get() < self.idle_budget && s.pool_max.is_none_or(|max| idle.len() < max)
+        {
+            idle.push(IdleConn {
+                conn,
+                since: std::time::Instant::now(),
+            });
+            self.idle_total.set(self.idle_total.get() + 1);
+        }
+    }
+
+    fn clear_idle(&self, backend: usize, server: usize) {
+        if let Some(s) = self.server(backend, server) {
+            let mut idle = s.idle.borrow_mut();
+            self.idle_total
+                .set(self.idle_total.get().saturating_sub(idle.len()));
+            idle.clear();
+        }
+    }
+
+    /// Idle server connections this shard holds.
+    pub fn idle_count(&self) -> usize {
+        self.idle_total.get()
     }
 
     pub fn wake_conn_waiters(&self) {
@@ -287,6 +339,10 @@ mod tests {
     use ringlb_config::model::{HttpConnMode, HttpReuse, Mode, Timeouts};
 
     fn topo(weights: &[(u32, bool)]) -> Arc<Topology> {
+        topo_maxconn(weights, 0)
+    }
+
+    fn topo_maxconn(weights: &[(u32, bool)], maxconn: u32) -> Arc<Topology> {
         let servers = weights
             .iter()
             .enumerate()
@@ -322,7 +378,7 @@ mod tests {
                 maxrewrite: 1024,
                 http_maxhdr: 101,
             },
-            maxconn: 0,
+            maxconn,
             hard_stop_after: None,
             grace: None,
         })
@@ -411,6 +467,19 @@ mod tests {
         for _ in 0..10 {
             assert_eq!(st.pick_roundrobin(0, Some(0)), Some(1));
         }
+    }
+
+    #[test]
+    fn idle_budget_follows_the_maxconn_share() {
+        let st = ShardState::new(topo_maxconn(&[(1, false)], 4000), 0, 2);
+        assert_eq!(st.idle_budget, 1000);
+        let st = ShardState::new(topo(&[(1, false)]), 0, 1);
+        assert_eq!(st.idle_budget, 4096, "unlimited maxconn");
+        assert_eq!(
+            ShardState::new(topo_maxconn(&[(1, false)], 10), 0, 1).idle_budget,
+            128,
+            "floor"
+        );
     }
 
     #[test]
