@@ -175,7 +175,14 @@ pub fn latest(dir: &Path) -> Result<Vec<(String, ScenarioResult)>, String> {
             .and_then(|s| s.to_str())
             .unwrap_or_default()
             .to_string();
-        by_scenario.insert(r.scenario.clone(), (stem, r));
+        // A later run replaces an earlier one unless it is incomplete and the earlier one is not
+        // (rounds rejected on a busy machine do not hide a complete measurement).
+        let keep_earlier = by_scenario
+            .get(&r.scenario)
+            .is_some_and(|(_, old)| complete(old) && !complete(&r));
+        if !keep_earlier {
+            by_scenario.insert(r.scenario.clone(), (stem, r));
+        }
     }
     let order = crate::cli::ALL_SCENARIOS;
     let mut v: Vec<(String, ScenarioResult)> = by_scenario.into_values().collect();
@@ -186,6 +193,17 @@ pub fn latest(dir: &Path) -> Result<Vec<(String, ScenarioResult)>, String> {
             .unwrap_or(usize::MAX)
     });
     Ok(v)
+}
+
+/// Every variant has accepted HAProxy rounds, and a ratio for every candidate that ran.
+pub fn complete(r: &ScenarioResult) -> bool {
+    r.variants.iter().all(|v| {
+        v.medians.contains_key(BASELINE)
+            && r.subjects
+                .iter()
+                .filter(|s| s.as_str() != BASELINE && !v.not_yet.contains_key(*s))
+                .all(|s| v.ratios.contains_key(s))
+    })
 }
 
 /// HAProxy's median of `rps` in `variant` from the latest result that has it.
@@ -499,9 +517,13 @@ mod tests {
         let ids: Vec<&str> = all.iter().map(|(_, r)| r.scenario.as_str()).collect();
         assert_eq!(
             ids,
-            ["1", "2", "6", "relay"],
+            ["1", "2", "7", "6", "relay"],
             "catalog order, one per scenario"
         );
+        // 2240Z-7 is later but HAProxy's rounds were all rejected: the complete 2221Z-7 stays.
+        assert!(!complete(&load("2026-11-23T2240Z-7.json")));
+        assert!(complete(&load("2026-11-23T2221Z-7.json")));
+        assert_eq!(all[2].0, "2026-11-23T2221Z-7");
         assert_eq!(
             all[0].0, "2026-11-23T2139Z-1",
             "the later of two scenario-1 runs"

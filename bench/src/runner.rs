@@ -184,13 +184,18 @@ fn run_variant(ctx: &mut Ctx, v: &Variant, subjects: &[Subject]) -> Result<Varia
                 procs::check_stop()?;
                 wait_quiet(ctx, Duration::from_secs(ctx.args.quiet_wait_s));
                 let r = match measure(ctx, s, v, &cfg_path, listen_port) {
-                    Ok((metrics, raw, reason)) => Round {
+                    Ok((mut metrics, raw, reason)) => Round {
+                        metrics: {
+                            // A ratio over a zero (a stalled phase) is not a measurement; JSON
+                            // cannot hold it either.
+                            metrics.retain(|_, x| x.is_finite());
+                            metrics
+                        },
                         subject: s.name.clone(),
                         pair,
                         attempt,
                         accepted: reason.is_none(),
                         reject_reason: reason,
-                        metrics,
                         raw,
                     },
                     Err(e) => Round {
