@@ -54,10 +54,11 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
         ctx,
         fe,
         client_ip: client.peer_addr().map(|a| a.ip()),
-        client_ip_text: client
-            .peer_addr()
-            .map(|a| a.ip().to_string())
-            .unwrap_or_default(),
+        // Formatted once per connection, and only when `option forwardfor` needs it.
+        client_ip_text: match (&fe.forwardfor, client.peer_addr()) {
+            (Some(_), Some(a)) => a.ip().to_string(),
+            _ => String::new(),
+        },
         client,
         limits,
         pending: None,
