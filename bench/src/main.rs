@@ -54,11 +54,17 @@ fn report_or_err(r: Result<(), String>) -> i32 {
     }
 }
 
-/// The workspace root: `RINGLB_ROOT`, else the parent of this package's manifest directory
-/// when it exists (a build from the repo), else the current directory.
+/// The workspace root: `RINGLB_ROOT`, else the current directory when it is the repo root
+/// (scripts/bench runs from there), else the parent of this package's manifest directory when it
+/// exists (a build from the repo), else the current directory.
 fn workspace_root() -> PathBuf {
     if let Some(r) = std::env::var_os("RINGLB_ROOT") {
         return PathBuf::from(r);
+    }
+    if let Ok(cwd) = std::env::current_dir() {
+        if cwd.join("bench/Cargo.toml").is_file() && cwd.join("Cargo.toml").is_file() {
+            return cwd;
+        }
     }
     let built = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
