@@ -23,6 +23,9 @@ pub(crate) enum Hold {
     Send(crate::SendBuf),
     SendPair(Box<crate::net::PairSend>),
     Addr(Box<crate::net::AddrBuf>),
+    /// A pipe a splice reads or writes: held (never read) so its descriptors stay open until the
+    /// completion.
+    Pipe(#[allow(dead_code)] Rc<crate::pipe::PipeFds>),
 }
 
 enum Slot {

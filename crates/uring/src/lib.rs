@@ -16,14 +16,20 @@
 //!   glommio read on the eventfd armed, so the shard parks in glommio's own ring and timers,
 //!   channels and our completions all wake it. No busy polling.
 //!
+//! - `Pipe` and `Ring::splice` (`IORING_OP_SPLICE`) move socket bytes through a pipe without
+//!   copying them to user space; the kernel runs every splice on an io-wq worker thread
+//!   (`docs/adr/0002-tcp-splice.md`).
+//!
 //! Everything here is single-threaded (`Rc`, `Cell`, `RefCell`): a ring belongs to one shard.
 
 mod bufring;
 mod driver;
 mod net;
 mod op;
+mod pipe;
 
 pub use bufring::RecvBuf;
 pub use driver::Ring;
 pub use net::{bind_reuseport, TcpListener, TcpStream};
 pub use op::SendBuf;
+pub use pipe::Pipe;

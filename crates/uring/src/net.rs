@@ -9,7 +9,7 @@ use io_uring::{cqueue, opcode, squeue, types::Fd};
 
 use crate::driver::{Hold, Ring};
 use crate::op::{Op, SendBuf};
-use crate::RecvBuf;
+use crate::{Pipe, RecvBuf};
 
 /// A socket address in the kernel's layout, boxed so its address is stable while lent.
 pub(crate) struct AddrBuf {
@@ -427,6 +427,28 @@ impl TcpStream {
         }
         let (r, s) = self.send_all(second).await;
         (r, first, s)
+    }
+
+    /// Splices up to `len` bytes that arrived on this socket into `pipe` (socket → pipe).
+    /// `Ok(0)` is end of stream. Blocks an io-wq worker until bytes arrive: see `Ring::splice`.
+    pub async fn splice_to_pipe(&self, pipe: &Pipe, len: usize) -> io::Result<usize> {
+        self.ring
+            .splice(self.fd.as_raw_fd(), pipe.write_fd(), len, 0, pipe)
+            .await
+    }
+
+    /// Splices up to `len` bytes from `pipe` into this socket (pipe → socket); may move fewer.
+    /// Call it only while the pipe holds bytes: on an empty pipe the worker waits for a writer.
+    pub async fn splice_from_pipe(&self, pipe: &Pipe, len: usize) -> io::Result<usize> {
+        self.ring
+            .splice(
+                pipe.read_fd(),
+                self.fd.as_raw_fd(),
+                len,
+                libc::SPLICE_F_MOVE,
+                pipe,
+            )
+            .await
     }
 
     /// Half-closes the write side (FIN), keeping reads open.

@@ -1,0 +1,91 @@
+//! Byte relay on ringlb's io_uring driver with `IORING_OP_SPLICE`: each direction moves bytes
+//! socket → pipe → socket through its own pipe, never through user space. Micro-benchmark
+//! candidate against `relay-uring` (plain copy through provided buffers); see
+//! `docs/adr/0002-tcp-splice.md`.
+
+use std::rc::Rc;
+
+use glommio::{LocalExecutorBuilder, Placement};
+use ringlb_uring::{bind_reuseport, Pipe, Ring, TcpListener, TcpStream};
+
+include!("common/relay_args.rs");
+
+/// Pipe size per direction (F_SETPIPE_SZ; 1 MiB is the default unprivileged maximum).
+const PIPE_SIZE: usize = 1 << 20;
+
+async fn pump(from: Rc<TcpStream>, to: Rc<TcpStream>) {
+    let Ok(pipe) = Pipe::new(PIPE_SIZE) else {
+        let _ = to.shutdown_write();
+        return;
+    };
+    'relay: while let Ok(n) = from.splice_to_pipe(&pipe, pipe.capacity()).await {
+        if n == 0 {
+            break;
+        }
+        let mut left = n;
+        while left > 0 {
+            match to.splice_from_pipe(&pipe, left).await {
+                Ok(0) | Err(_) => break 'relay,
+                Ok(m) => left -= m.min(left),
+            }
+        }
+    }
+    let _ = to.shutdown_write();
+}
+
+fn main() {
+    let args = match relay_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("relay-splice: {e}");
+            std::process::exit(2);
+        }
+    };
+    let upstream = args.upstream;
+    let listen = args.listen;
+    let ex = LocalExecutorBuilder::new(Placement::Fixed(args.cpu))
+        .name("relay")
+        .spawn(move || async move {
+            let ring = match Ring::new(1024, 64, 16384) {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("relay-splice: ring: {e}");
+                    return;
+                }
+            };
+            if let Err(e) = ring.spawn_driver() {
+                eprintln!("relay-splice: driver: {e}");
+                return;
+            }
+            let fd = match bind_reuseport(listen, 1024) {
+                Ok(fd) => fd,
+                Err(e) => {
+                    eprintln!("relay-splice: bind {listen}: {e}");
+                    return;
+                }
+            };
+            let listener = TcpListener::from_fd(&ring, fd);
+            loop {
+                let Ok(client) = listener.accept().await else {
+                    continue;
+                };
+                let ring = ring.clone();
+                glommio::spawn_local(async move {
+                    let Ok(server) = TcpStream::connect(&ring, upstream).await else {
+                        return;
+                    };
+                    let (c, s) = (Rc::new(client), Rc::new(server));
+                    let up = glommio::spawn_local(pump(c.clone(), s.clone()));
+                    pump(s, c).await;
+                    up.await;
+                })
+                .detach();
+            }
+        });
+    match ex {
+        Ok(h) => {
+            let _ = h.join();
+        }
+        Err(e) => eprintln!("relay-splice: executor: {e}"),
+    }
+}
