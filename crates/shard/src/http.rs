@@ -17,6 +17,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
+use ringlb_balance::PickInput;
 use ringlb_config::model::{HttpConnMode, HttpReuse};
 use ringlb_http1::{
     parse_request, parse_response, BodyFraming, HttpError, Limits, Method, Parsed, RequestHead,
@@ -276,6 +277,9 @@ impl<'a> Session<'a> {
         );
         let req = &scratch(&mut self.sc, self.ctx).req;
         ringlb_http1::write_request_head(req, head.bytes(), &mut out, &edits);
+        // What the hashing algorithms look at, copied out of the head before it is consumed
+        // (a copy only for `balance uri|url_param|hdr`; other algorithms need nothing).
+        let facts = RequestFacts::of(&be.balance, req, head.bytes());
         head.consume(req.head_len());
         let mut body_start = None;
         if framing == BodyFraming::None {
@@ -294,15 +298,23 @@ impl<'a> Session<'a> {
             HttpReuse::Aggressive | HttpReuse::Always => true,
         };
         let mut attempts = 0u32;
+        let input = PickInput {
+            src: self.client_ip,
+            uri: &facts.uri,
+            header: facts.header.as_deref(),
+            is_post: method == Method::Post,
+            ..PickInput::default()
+        };
         loop {
-            let (lease, server, reused) = match lease_and_connect(self.ctx, be_idx, reuse).await {
-                Ok(x) => x,
-                Err(e) => {
-                    scratch(&mut self.sc, self.ctx).out = out;
-                    self.reply_error(no_connection_status(e), Some(be)).await;
-                    return After::Close;
-                }
-            };
+            let (lease, server, reused) =
+                match lease_and_connect(self.ctx, be_idx, &input, reuse).await {
+                    Ok(x) => x,
+                    Err(e) => {
+                        scratch(&mut self.sc, self.ctx).out = out;
+                        self.reply_error(no_connection_status(e), Some(be)).await;
+                        return After::Close;
+                    }
+                };
             let (sent, buf) = within(be.timeouts.server, server.send_all(SendBuf::from_vec(out)))
                 .await
                 .unwrap_or_else(|_| {
@@ -651,6 +663,30 @@ fn scratch<'s>(sc: &'s mut Option<Box<Scratch>>, ctx: &Ctx) -> &'s mut Scratch {
             .pop()
             .unwrap_or_else(Scratch::boxed)
     })
+}
+
+/// Request bytes a hashing `balance` algorithm needs, owned so they outlive the head buffer.
+struct RequestFacts {
+    uri: Vec<u8>,
+    header: Option<Vec<u8>>,
+}
+
+impl RequestFacts {
+    fn of(spec: &crate::topology::BalanceSpec, req: &RequestHead, src: &[u8]) -> RequestFacts {
+        let uri = if spec.needs_uri() {
+            req.target().get(src).to_vec()
+        } else {
+            Vec::new()
+        };
+        let header = spec.header_name().and_then(|name| {
+            let h = req
+                .headers()
+                .iter()
+                .find(|h| h.name.get(src).eq_ignore_ascii_case(name.as_bytes()))?;
+            Some(ringlb_balance::key::first_header_value(h.value.get(src)).to_vec())
+        });
+        RequestFacts { uri, header }
+    }
 }
 
 /// What `relay_response` needs to know about the request.

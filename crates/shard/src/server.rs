@@ -6,6 +6,7 @@ use std::io;
 use std::rc::Rc;
 use std::task::Poll;
 
+use ringlb_balance::PickInput;
 use ringlb_uring::TcpStream;
 
 use crate::state::{QueueEntry, ServerConn, ShardState};
@@ -38,6 +39,7 @@ pub struct ServerLease {
 
 impl Drop for ServerLease {
     fn drop(&mut self) {
+        self.state.note_conn(self.backend, self.server, false);
         let Some(s) = self.state.server(self.backend, self.server) else {
             return;
         };
@@ -60,19 +62,26 @@ impl Drop for ServerLease {
 pub async fn lease(
     ctx: &Ctx,
     backend: usize,
+    input: &PickInput<'_>,
     exclude: Option<usize>,
 ) -> Result<ServerLease, NoConnection> {
     let state = &ctx.state;
-    let server = state
-        .pick_roundrobin(backend, exclude)
-        .ok_or(NoConnection::NoServer)?;
+    let pick = PickInput {
+        avoid: exclude,
+        ..*input
+    };
+    let server = state.pick(backend, &pick).ok_or(NoConnection::NoServer)?;
     let s = state
         .server(backend, server)
         .ok_or(NoConnection::NoServer)?;
-    let lease = || ServerLease {
-        state: state.clone(),
-        backend,
-        server,
+    // A granted slot counts as a connection to the server for `leastconn`/`first`.
+    let lease = || {
+        state.note_conn(backend, server, true);
+        ServerLease {
+            state: state.clone(),
+            backend,
+            server,
+        }
     };
     if s.maxconn_share == 0 || s.active.get() < s.maxconn_share {
         s.active.set(s.active.get() + 1);
@@ -157,6 +166,7 @@ pub async fn connect(
 pub async fn lease_and_connect(
     ctx: &Ctx,
     backend: usize,
+    input: &PickInput<'_>,
     reuse: bool,
 ) -> Result<(ServerLease, ServerConn, bool), NoConnection> {
     let Some(be) = ctx.state.topo.backends.get(backend) else {
@@ -164,7 +174,7 @@ pub async fn lease_and_connect(
     };
     let (retries, redispatch, retry_conn) = (be.retries, be.redispatch, be.retry_on.conn_failure);
     let mut attempt = 0u32;
-    let mut lease = self::lease(ctx, backend, None).await?;
+    let mut lease = self::lease(ctx, backend, input, None).await?;
     loop {
         match connect(ctx, &lease, reuse).await {
             Ok((conn, reused)) => return Ok((lease, conn, reused)),
@@ -181,10 +191,12 @@ pub async fn lease_and_connect(
                 if redispatch && attempt == retries {
                     let failed = lease.server;
                     drop(lease);
-                    lease = match self::lease(ctx, backend, Some(failed)).await {
+                    lease = match self::lease(ctx, backend, input, Some(failed)).await {
                         Ok(l) => l,
                         // Only the failed server is left: retry it rather than give up early.
-                        Err(NoConnection::NoServer) => self::lease(ctx, backend, None).await?,
+                        Err(NoConnection::NoServer) => {
+                            self::lease(ctx, backend, input, None).await?
+                        }
                         Err(other) => return Err(other),
                     };
                 }

@@ -8,6 +8,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
 
+use ringlb_balance::{Balancer, PickInput, SplitMix64};
 use ringlb_uring::TcpStream;
 
 use crate::topology::Topology;
@@ -69,8 +70,6 @@ pub struct ServerState {
     pub idle: RefCell<Vec<IdleConn>>,
     /// This shard's share of `pool-max-conn` (`None` = unlimited).
     pub pool_max: Option<usize>,
-    /// Smooth weighted round-robin credit.
-    rr_current: Cell<i64>,
 }
 
 /// A connection to a server and how many requests it carried after its first (`max-reuse`).
@@ -101,6 +100,10 @@ pub struct QueueEntry {
 
 pub struct BackendState {
     pub servers: Vec<ServerState>,
+    /// This shard's balancer (`ringlb-balance`): same algorithm and hash seeds on every shard,
+    /// so hashing algorithms pick the same server everywhere; round-robin order and connection
+    /// counts (`leastconn`, `first`) are this shard's own (docs/architecture.md).
+    balancer: RefCell<Balancer>,
 }
 
 pub struct ShardState {
@@ -113,6 +116,7 @@ pub struct ShardState {
     /// This shard's share of the global `maxconn` (0 = unlimited).
     pub maxconn_share: u32,
     pub run: Cell<RunState>,
+    rng: RefCell<SplitMix64>,
     /// Idle server connections held by this shard, all servers together.
     idle_total: Cell<usize>,
     /// Bound on `idle_total` (HAProxy bounds idle connections by a share of its descriptors,
@@ -156,9 +160,14 @@ impl ShardState {
                         pool_max: usize::try_from(s.pool_max_conn)
                             .ok()
                             .map(|m| share(u32::try_from(m).unwrap_or(u32::MAX), nshards) as usize),
-                        rr_current: Cell::new(0),
                     })
                     .collect(),
+                balancer: RefCell::new(Balancer::new(
+                    &b.balance.balance,
+                    &b.balance.hash_type,
+                    &b.balance.servers,
+                    &b.balance.options,
+                )),
             })
             .collect();
         let maxconn_share = share(topo.maxconn, nshards);
@@ -176,6 +185,8 @@ impl ShardState {
             maxconn_share,
             run: Cell::new(RunState::Running),
             idle_total: Cell::new(0),
+            // `balance random`: seeded per shard, so runs are reproducible.
+            rng: RefCell::new(SplitMix64(0x9e37_79b9_7f4a_7c15 ^ shard_id as u64)),
             idle_budget,
             conn_closed: RefCell::new(Vec::new()),
         }
@@ -201,6 +212,7 @@ impl ShardState {
             } => {
                 if let Some(s) = self.server(backend, server) {
                     s.admin.set(state);
+                    self.sync_usable(backend, server);
                     if state != AdminState::Ready {
                         // No new request may reuse a pooled connection to it.
                         self.clear_idle(backend, server);
@@ -214,6 +226,7 @@ impl ShardState {
             } => {
                 if let Some(s) = self.server(backend, server) {
                     s.up.set(up);
+                    self.sync_usable(backend, server);
                     if !up {
                         self.clear_idle(backend, server);
                     }
@@ -226,6 +239,11 @@ impl ShardState {
             } => {
                 if let Some(s) = self.server(backend, server) {
                     s.weight.set(weight.min(256));
+                    if let Some(b) = self.backends.get(backend) {
+                        // static-rr and map-based hashing refuse new weights, as in HAProxy;
+                        // the runtime API reports that (issue #10).
+                        let _ = b.balancer.borrow_mut().set_weight(server, weight.min(256));
+                    }
                 }
             }
         }
@@ -292,43 +310,32 @@ impl ShardState {
         }
     }
 
-    /// Picks a server of `backend` by smooth weighted round-robin among eligible servers (ready,
-    /// up, weight > 0); backup servers only when no active server is eligible. `exclude` skips one
-    /// server (redispatch after a failure).
-    pub fn pick_roundrobin(&self, backend: usize, exclude: Option<usize>) -> Option<usize> {
+    /// Tells the balancer whether a server may take new requests (ready and up).
+    fn sync_usable(&self, backend: usize, server: usize) {
+        if let (Some(b), Some(s)) = (self.backends.get(backend), self.server(backend, server)) {
+            let usable = s.admin.get() == AdminState::Ready && s.up.get();
+            b.balancer.borrow_mut().set_usable(server, usable);
+        }
+    }
+
+    /// Picks a server of `backend` for a request (`balance`), avoiding `input.avoid` when
+    /// another server can take it. `None`: no usable server.
+    pub fn pick(&self, backend: usize, input: &PickInput<'_>) -> Option<usize> {
         let b = self.backends.get(backend)?;
-        let rt = self.topo.backends.get(backend)?;
-        let eligible = |i: usize, s: &ServerState| {
-            Some(i) != exclude
-                && s.admin.get() == AdminState::Ready
-                && s.up.get()
-                && s.weight.get() > 0
-        };
-        let any_active = b
-            .servers
-            .iter()
-            .enumerate()
-            .any(|(i, s)| eligible(i, s) && !rt.servers.get(i).is_some_and(|r| r.backup));
-        let mut total = 0i64;
-        let mut best: Option<(usize, i64)> = None;
-        for (i, s) in b.servers.iter().enumerate() {
-            let backup = rt.servers.get(i).is_some_and(|r| r.backup);
-            if !eligible(i, s) || backup == any_active {
-                continue;
-            }
-            let w = i64::from(s.weight.get());
-            total += w;
-            let cur = s.rr_current.get() + w;
-            s.rr_current.set(cur);
-            if best.is_none_or(|(_, c)| cur > c) {
-                best = Some((i, cur));
+        let mut rng = self.rng.borrow_mut();
+        b.balancer.borrow_mut().pick(input, &mut *rng)
+    }
+
+    /// A connection to a server starts (+) or ends (−) on this shard (`leastconn`, `first`).
+    pub fn note_conn(&self, backend: usize, server: usize, starts: bool) {
+        if let Some(b) = self.backends.get(backend) {
+            let mut lb = b.balancer.borrow_mut();
+            if starts {
+                lb.take_conn(server);
+            } else {
+                lb.drop_conn(server);
             }
         }
-        let (idx, _) = best?;
-        if let Some(s) = b.servers.get(idx) {
-            s.rr_current.set(s.rr_current.get() - total);
-        }
-        Some(idx)
     }
 }
 
@@ -358,6 +365,17 @@ mod tests {
                 pool_purge_delay: std::time::Duration::from_secs(5),
                 max_reuse: -1,
             })
+            .collect::<Vec<ServerRt>>();
+        let infos = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| ringlb_balance::ServerInfo {
+                puid: i as u32 + 1,
+                weight: s.weight,
+                backup: s.backup,
+                maxconn: 0,
+                up: true,
+            })
             .collect();
         Arc::new(Topology {
             frontends: vec![],
@@ -372,6 +390,12 @@ mod tests {
                 http_reuse: HttpReuse::Safe,
                 conn_mode: HttpConnMode::KeepAlive,
                 errors: Arc::new(ErrorFiles::default()),
+                balance: crate::topology::BalanceSpec {
+                    balance: ringlb_config::model::Balance::Roundrobin,
+                    hash_type: Default::default(),
+                    servers: infos,
+                    options: Default::default(),
+                },
             }],
             tune: Tune {
                 bufsize: 16384,
@@ -387,7 +411,7 @@ mod tests {
     fn counts(st: &ShardState, n: usize, picks: usize) -> Vec<usize> {
         let mut c = vec![0; n];
         for _ in 0..picks {
-            c[st.pick_roundrobin(0, None).unwrap()] += 1;
+            c[st.pick(0, &PickInput::default()).unwrap()] += 1;
         }
         c
     }
@@ -402,7 +426,7 @@ mod tests {
     fn smooth_order_interleaves() {
         let st = ShardState::new(topo(&[(3, false), (2, false), (1, false)]), 0, 1);
         let seq: Vec<usize> = (0..6)
-            .map(|_| st.pick_roundrobin(0, None).unwrap())
+            .map(|_| st.pick(0, &PickInput::default()).unwrap())
             .collect();
         // Never three of the same in a row; every server appears in each cycle of 6.
         assert_eq!(seq.iter().filter(|s| **s == 0).count(), 3);
@@ -429,7 +453,7 @@ mod tests {
             server: 2,
             state: AdminState::Maint,
         });
-        assert_eq!(st.pick_roundrobin(0, None), None);
+        assert_eq!(st.pick(0, &PickInput::default()), None);
     }
 
     #[test]
@@ -465,7 +489,16 @@ mod tests {
     fn exclude_skips_failed_server() {
         let st = ShardState::new(topo(&[(1, false), (1, false)]), 0, 1);
         for _ in 0..10 {
-            assert_eq!(st.pick_roundrobin(0, Some(0)), Some(1));
+            assert_eq!(
+                st.pick(
+                    0,
+                    &PickInput {
+                        avoid: Some(0),
+                        ..PickInput::default()
+                    }
+                ),
+                Some(1)
+            );
         }
     }
 

@@ -17,7 +17,11 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
     let Some(be) = topo.backends.get(backend) else {
         return;
     };
-    let Ok((_lease, server, _)) = lease_and_connect(ctx, backend, false).await else {
+    let input = ringlb_balance::PickInput {
+        src: client.peer_addr().map(|a| a.ip()),
+        ..Default::default()
+    };
+    let Ok((_lease, server, _)) = lease_and_connect(ctx, backend, &input, false).await else {
         // Nothing to answer in TCP mode: closing is HAProxy's behaviour (logged as SC).
         return;
     };

@@ -6,7 +6,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringlb_config::model::{self, Config, HttpConnMode, HttpReuse, IpNet, Mode};
+use ringlb_balance::{Options, ServerInfo};
+use ringlb_config::model::{self, Balance, Config, HashType, HttpConnMode, HttpReuse, IpNet, Mode};
 
 /// Everything a shard needs to serve traffic. Immutable after start.
 #[derive(Debug)]
@@ -83,6 +84,32 @@ pub struct BackendRt {
     pub http_reuse: HttpReuse,
     pub conn_mode: HttpConnMode,
     pub errors: Arc<ErrorFiles>,
+    /// What each shard builds its balancer from (`ringlb-balance`).
+    pub balance: BalanceSpec,
+}
+
+/// `balance`, `hash-type` and the servers as the balancer sees them.
+#[derive(Debug, Clone)]
+pub struct BalanceSpec {
+    pub balance: Balance,
+    pub hash_type: HashType,
+    pub servers: Vec<ServerInfo>,
+    pub options: Options,
+}
+
+impl BalanceSpec {
+    /// The request facts the algorithm hashes: the request target (`uri`, `url_param`) and/or
+    /// the value of a header (`hdr(name)`). `None` for algorithms that look at no request.
+    pub fn needs_uri(&self) -> bool {
+        matches!(self.balance, Balance::Uri { .. } | Balance::UrlParam { .. })
+    }
+
+    pub fn header_name(&self) -> Option<&str> {
+        match &self.balance {
+            Balance::Hdr { name, .. } => Some(name),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -297,9 +324,24 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
             })
         })
         .collect();
+    // Server queues and maxconn are the engine's (per-shard shares, see state.rs): the balancer
+    // never skips a full server itself.
+    let mut infos = ServerInfo::from_model(&b.servers);
+    for i in &mut infos {
+        i.maxconn = 0;
+    }
     BackendRt {
         name: b.name.clone(),
         mode: b.mode,
+        balance: BalanceSpec {
+            balance: b.balance.clone(),
+            hash_type: b.hash_type,
+            servers: infos,
+            options: Options {
+                allbackups: b.options.allbackups,
+                hash_balance_factor: 0,
+            },
+        },
         servers,
         timeouts: b.timeouts,
         retries: b.retries,

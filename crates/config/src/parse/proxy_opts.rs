@@ -332,7 +332,18 @@ pub(crate) fn p_balance(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         l.arg(1)
     };
     let b = parse_balance(algo, &l.rest(2))?;
-    if !matches!(b, Balance::Roundrobin) {
+    // The engine balances with ringlb-balance: every algorithm but those that need the
+    // sample engine (`rdp-cookie`, `hash <expr>`) or a buffered body (`check_post`).
+    let needs_later = matches!(
+        b,
+        Balance::RdpCookie { .. }
+            | Balance::Hash { .. }
+            | Balance::UrlParam {
+                check_post: true,
+                ..
+            }
+    );
+    if needs_later {
         let name = algo.split('(').next().unwrap_or(algo);
         k.cx.use_kw(
             &l.loc,
