@@ -18,6 +18,9 @@ use crate::state::{ControlMsg, RunState, ShardState};
 use crate::topology::Topology;
 use crate::Ctx;
 
+/// Receive buffers in a shard's provided-buffer pool.
+const RECV_BUFFERS: u16 = 256;
+
 /// How to start one shard.
 pub struct ShardConfig {
     pub id: usize,
@@ -61,13 +64,18 @@ async fn run(cfg: ShardConfig) {
         ..
     } = cfg;
     let bufsize = topology.tune.bufsize;
-    let ring = match Ring::new(1024, 1024, bufsize).and_then(|r| r.spawn_driver().map(|()| r)) {
-        Ok(r) => r,
-        Err(e) => {
-            let _ = ready.send(Err(format!("shard {id}: io_uring setup failed: {e}")));
-            return;
-        }
-    };
+    // 256 receive buffers: only bytes in flight hold one (idle connections hold none); the
+    // kernel hands them out in ring order, so over time every buffer gets touched and the pool
+    // costs up to 256 × tune.bufsize of memory. Beyond 256 at once, reads fall back to heap
+    // buffers (ringlb-uring).
+    let ring =
+        match Ring::new(1024, RECV_BUFFERS, bufsize).and_then(|r| r.spawn_driver().map(|()| r)) {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = ready.send(Err(format!("shard {id}: io_uring setup failed: {e}")));
+                return;
+            }
+        };
     let state = Rc::new(ShardState::new(topology.clone(), id, nshards));
 
     let stop_accepting = Rc::new(Notify::default());
