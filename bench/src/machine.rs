@@ -26,7 +26,7 @@ pub fn haproxy_openssl(vv: &str) -> String {
         .join("; ")
 }
 
-pub fn describe(root: &Path) -> Machine {
+pub fn describe(root: &Path, ringlb: &Path) -> Machine {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let cpu_model = cpuinfo
         .lines()
@@ -51,7 +51,22 @@ pub fn describe(root: &Path) -> Machine {
         nginx: first_line(&["nginx", "-v"]),
         wrk: first_line(&["wrk", "-v"]),
         h2load: first_line(&["h2load", "--version"]),
-        ringlb_rev: first_line(&["git", "-C", &root_s, "rev-parse", "--short=12", "HEAD"]),
+        // `-dirty`: ringlb was built from a working tree with uncommitted changes.
+        ringlb_rev: first_line(&[
+            "git",
+            "-C",
+            &root_s,
+            "describe",
+            "--always",
+            "--dirty",
+            "--abbrev=12",
+        ]),
+        ringlb_built: std::fs::metadata(ringlb)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| crate::results::utc_timestamp(d.as_secs()))
+            .unwrap_or_else(|| "not built".into()),
         load_before: load_avg(),
         load_after: String::new(),
     }

@@ -124,7 +124,7 @@ fn run(args: RunArgs, root: &Path) -> Result<(), String> {
         );
     }
     let nofile = procs::raise_nofile();
-    let machine = machine::describe(root);
+    let machine = machine::describe(root, &args.ringlb);
     println!(
         "ringlb-bench: {} × {} · {} · load average {} · open files {nofile}",
         machine.cpus, machine.cpu_model, machine.haproxy, machine.load_before

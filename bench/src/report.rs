@@ -231,7 +231,25 @@ pub fn performance_doc(all: &[(String, ScenarioResult)], results_rel: &str) -> S
         dates.iter().min().copied().unwrap_or(""),
         dates.iter().max().copied().unwrap_or(""),
     );
-    let _ = writeln!(s, "Latest run: {d0} – {d1}, ringlb `{}`.\n", m.ringlb_rev);
+    let mut revs: Vec<String> = Vec::new();
+    for (_, r) in all {
+        let built = if r.machine.ringlb_built.is_empty() {
+            String::new()
+        } else {
+            format!(", binary built {}", r.machine.ringlb_built)
+        };
+        let rev = format!(
+            "`{}`{built} (from scenario {})",
+            r.machine.ringlb_rev, r.scenario
+        );
+        let same = revs
+            .last()
+            .is_some_and(|x: &String| x.starts_with(&format!("`{}`", r.machine.ringlb_rev)));
+        if !same {
+            revs.push(rev);
+        }
+    }
+    let _ = writeln!(s, "Latest run: {d0} – {d1}; ringlb {}.\n", revs.join(", "));
     let _ = writeln!(s, "| machine | |\n|---|---|");
     let _ = writeln!(s, "| CPU | {} × {} |", m.cpus, m.cpu_model);
     let _ = writeln!(s, "| kernel | {} |", m.kernel);

@@ -19,7 +19,12 @@ pub struct Machine {
     pub nginx: String,
     pub wrk: String,
     pub h2load: String,
+    /// `git describe --dirty` of the repo when the run started (HEAD, not necessarily the
+    /// commit the ringlb binary was built from: see `ringlb_built`).
     pub ringlb_rev: String,
+    /// Modification time (UTC) of the ringlb binary that ran.
+    #[serde(default)]
+    pub ringlb_built: String,
     /// /proc/loadavg before and after the run (other engineers share this machine).
     pub load_before: String,
     pub load_after: String,
