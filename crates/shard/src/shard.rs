@@ -166,7 +166,9 @@ async fn run(cfg: ShardConfig) {
     };
     glommio::spawn_local(control_task).detach();
 
-    // Run until stopped: hard stop at once, soft stop when the last connection closed.
+    // Run until stopped: hard stop at once, soft stop when the last connection closed. While
+    // running, closing connections do not wake this task (it waits for the stop first).
+    stop_accepting.wait().await;
     poll_fn(|cx| match state.run.get() {
         RunState::Stopped => Poll::Ready(()),
         RunState::SoftStopping if state.conns.get() == 0 => Poll::Ready(()),
