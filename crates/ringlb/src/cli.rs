@@ -326,6 +326,14 @@ pub fn check_mode(cli: &Cli) -> i32 {
     if !resolve_servers(cli, &mut loaded.config) {
         return 1;
     }
+    // Valid as `haproxy -c` would say; also tell now what `ringlb -f` would refuse (or not log)
+    // because a later issue implements it. These do not count as warnings for -dW, which must
+    // agree with haproxy.
+    if !cli.quiet {
+        for p in crate::run::pending_keywords(&loaded.config) {
+            eprintln!("{} ({}) : {}", Level::Warning.tag(), pid(), p.message);
+        }
+    }
     let warned = loaded.warnings.iter().any(|w| w.level == Level::Warning);
     if warned && !cli.quiet {
         eprintln!("Warnings were found.");

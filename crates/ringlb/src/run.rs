@@ -54,26 +54,44 @@ fn is_logging_only(keyword: &str) -> bool {
     ) || keyword.starts_with("log ")
 }
 
+/// A keyword the configuration uses that the engine does not implement yet.
+pub struct Pending {
+    /// `config : parsing [file:line] : 'keyword' : why`.
+    pub message: String,
+    /// Logging-only: ringlb starts anyway (with this warning); otherwise it refuses to start.
+    pub starts_anyway: bool,
+}
+
+/// Every use of a keyword the registry marks `Parsed` (implemented by a later issue).
+pub fn pending_keywords(cfg: &Config) -> Vec<Pending> {
+    cfg.keyword_uses
+        .iter()
+        .filter_map(|u| {
+            let Status::Parsed { issue } = u.status else { return None };
+            let at = format!("config : parsing [{}:{}] : '{}'", u.loc.file, u.loc.line, u.keyword);
+            let starts_anyway = is_logging_only(&u.keyword);
+            let message = if starts_anyway {
+                format!("{at} : logging is not implemented by ringlb yet (issue #{issue}); nothing will be logged.")
+            } else {
+                format!("{at} : keyword is parsed but not implemented by ringlb yet (issue #{issue}); ringlb refuses to start rather than ignore it.")
+            };
+            Some(Pending { message, starts_anyway })
+        })
+        .collect()
+}
+
 /// Checks that everything the config asks for is implemented; returns false (after printing
 /// alerts) when ringlb must not start.
 pub fn check_implemented(cfg: &Config, quiet: bool) -> bool {
     let mut ok = true;
-    for u in &cfg.keyword_uses {
-        if let Status::Parsed { issue } = u.status {
-            let at = format!(
-                "config : parsing [{}:{}] : '{}'",
-                u.loc.file, u.loc.line, u.keyword
-            );
-            if is_logging_only(&u.keyword) {
-                if !quiet {
-                    warning(&format!("{at} : logging is not implemented by ringlb yet (issue #{issue}); nothing will be logged."));
-                }
-            } else {
-                alert(&format!(
-                    "{at} : keyword is parsed but not implemented by ringlb yet (issue #{issue}); refusing to start rather than ignore it."
-                ));
-                ok = false;
+    for p in pending_keywords(cfg) {
+        if p.starts_anyway {
+            if !quiet {
+                warning(&p.message);
             }
+        } else {
+            alert(&p.message);
+            ok = false;
         }
     }
     ok
@@ -90,10 +108,11 @@ fn raise_fd_limit(maxconn: u32, listeners: usize) -> Result<(), String> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Ok(());
     }
+    // HAProxy's maxsock: two descriptors per connection, the listeners, a few spare.
     let wanted = if maxconn == 0 {
         lim.rlim_max
     } else {
-        u64::from(maxconn) * 2 + listeners as u64 + 64
+        u64::from(maxconn) * 2 + listeners as u64 + 16
     };
     if wanted > lim.rlim_max {
         return Err(format!(
