@@ -429,6 +429,22 @@ impl TcpStream {
         (r, first, s)
     }
 
+    /// Waits until the socket is readable (bytes, end of stream or an error are pending), with
+    /// a one-shot `IORING_OP_POLL_ADD`: holds no buffer and no kernel thread while waiting.
+    /// Used before `splice_to_pipe` so an idle connection does not park an io-wq worker.
+    pub async fn readable(&self) -> io::Result<()> {
+        let entry = opcode::PollAdd::new(
+            Fd(self.fd.as_raw_fd()),
+            (libc::POLLIN | libc::POLLRDHUP) as u32,
+        )
+        .build();
+        let c = Op::submit(&self.ring, entry, Hold::None).await;
+        if c.result < 0 {
+            return Err(io::Error::from_raw_os_error(-c.result));
+        }
+        Ok(())
+    }
+
     /// Splices up to `len` bytes that arrived on this socket into `pipe` (socket → pipe).
     /// `Ok(0)` is end of stream. Blocks an io-wq worker until bytes arrive: see `Ring::splice`.
     pub async fn splice_to_pipe(&self, pipe: &Pipe, len: usize) -> io::Result<usize> {

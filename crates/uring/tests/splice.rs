@@ -236,3 +236,33 @@ fn a_dropped_splice_keeps_its_pipe_open_until_the_completion() {
         settle(&ring).await;
     });
 }
+
+#[test]
+fn readable_waits_for_bytes_and_can_be_cancelled() {
+    run(|| async {
+        let ring = Ring::new(64, 4, 4096).unwrap();
+        ring.spawn_driver().unwrap();
+        let (l, addr) = listener(&ring);
+        let a = TcpStream::connect(&ring, addr).await.unwrap();
+        let b = l.accept().await.unwrap();
+        // Nothing sent: still waiting after 50 ms; dropping it cancels the poll.
+        let waited = future::or(async { Some(b.readable().await) }, async {
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+            None
+        })
+        .await;
+        assert!(waited.is_none(), "readable without bytes");
+        settle(&ring).await;
+        let (r, _) = a
+            .send_all(ringlb_uring::SendBuf::from_vec(b"x".to_vec()))
+            .await;
+        r.unwrap();
+        b.readable().await.unwrap();
+        let pipe = Pipe::new(0).unwrap();
+        assert_eq!(b.splice_to_pipe(&pipe, 4096).await.unwrap(), 1);
+        // End of stream also makes it readable, and the splice then returns 0.
+        a.shutdown_write().unwrap();
+        b.readable().await.unwrap();
+        assert_eq!(b.splice_to_pipe(&pipe, 4096).await.unwrap(), 0);
+    });
+}

@@ -13,19 +13,28 @@ include!("common/relay_args.rs");
 /// Pipe size per direction (F_SETPIPE_SZ; 1 MiB is the default unprivileged maximum).
 const PIPE_SIZE: usize = 1 << 20;
 
-async fn pump(from: Rc<TcpStream>, to: Rc<TcpStream>) {
+async fn pump(from: Rc<TcpStream>, to: Rc<TcpStream>, poll_first: bool) {
     let Ok(pipe) = Pipe::new(PIPE_SIZE) else {
         let _ = to.shutdown_write();
         return;
     };
-    'relay: while let Ok(n) = from.splice_to_pipe(&pipe, pipe.capacity()).await {
+    loop {
+        if poll_first && from.readable().await.is_err() {
+            break;
+        }
+        let Ok(n) = from.splice_to_pipe(&pipe, pipe.capacity()).await else {
+            break;
+        };
         if n == 0 {
             break;
         }
         let mut left = n;
         while left > 0 {
             match to.splice_from_pipe(&pipe, left).await {
-                Ok(0) | Err(_) => break 'relay,
+                Ok(0) | Err(_) => {
+                    let _ = to.shutdown_write();
+                    return;
+                }
                 Ok(m) => left -= m.min(left),
             }
         }
@@ -34,6 +43,9 @@ async fn pump(from: Rc<TcpStream>, to: Rc<TcpStream>) {
 }
 
 fn main() {
+    // RELAY_SPLICE_POLL=1: wait for readability (POLL_ADD) before each socket → pipe splice, so
+    // an idle direction parks no io-wq worker (the variant the engine would use).
+    let poll_first = std::env::var_os("RELAY_SPLICE_POLL").is_some_and(|v| v == "1");
     let args = match relay_args() {
         Ok(a) => a,
         Err(e) => {
@@ -75,8 +87,8 @@ fn main() {
                         return;
                     };
                     let (c, s) = (Rc::new(client), Rc::new(server));
-                    let up = glommio::spawn_local(pump(c.clone(), s.clone()));
-                    pump(s, c).await;
+                    let up = glommio::spawn_local(pump(c.clone(), s.clone(), poll_first));
+                    pump(s, c, poll_first).await;
                     up.await;
                 })
                 .detach();
