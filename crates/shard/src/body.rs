@@ -139,6 +139,9 @@ async fn recv(from: &TcpStream, timeout: Option<Duration>) -> Result<Option<Recv
     }
 }
 
+/// Body bytes up to this size are copied behind the head rather than sent from their buffer.
+const SMALL_BODY_COPY: usize = 4096;
+
 /// The sending side of a transfer, holding the head still to send with the first bytes.
 struct Sender<'a, 'h> {
     to: &'a TcpStream,
@@ -166,12 +169,23 @@ impl Sender<'_, '_> {
                 Ok((Err(_), _)) => Err(BodyError::SendError),
             };
         };
-        let sent = within(
-            self.timeout,
-            self.to
-                .send_pair(SendBuf::from_vec(head), SendBuf::Recv(buf)),
-        )
-        .await;
+        // Small bodies are copied behind the head and sent with a plain send (a copy of up to
+        // 4 KiB costs less than a two-vector sendmsg); larger ones go out with sendmsg, no copy.
+        let sent = if buf.len() <= SMALL_BODY_COPY {
+            let mut head = head;
+            head.extend_from_slice(buf.bytes());
+            drop(buf);
+            within(self.timeout, self.to.send_all(SendBuf::from_vec(head)))
+                .await
+                .map(|(r, h)| (r, h, SendBuf::from_vec(Vec::new())))
+        } else {
+            within(
+                self.timeout,
+                self.to
+                    .send_pair(SendBuf::from_vec(head), SendBuf::Recv(buf)),
+            )
+            .await
+        };
         match sent {
             Err(_) => Err(BodyError::SendTimeout),
             Ok((r, h, _)) => {
