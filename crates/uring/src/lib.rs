@@ -18,7 +18,8 @@
 //!
 //! - `Pipe` and `Ring::splice` (`IORING_OP_SPLICE`) move socket bytes through a pipe without
 //!   copying them to user space; the kernel runs every splice on an io-wq worker thread
-//!   (`docs/adr/0002-tcp-splice.md`).
+//!   (`docs/adr/0002-tcp-splice.md`); `TcpStream::readable` (one-shot POLL_ADD) waits for bytes
+//!   first, so an idle connection parks no worker.
 //!
 //! Everything here is single-threaded (`Rc`, `Cell`, `RefCell`): a ring belongs to one shard.
 

@@ -4,7 +4,7 @@ port, limit = int(sys.argv[1]), float(sys.argv[2])
 l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind(("127.0.0.1", port)); l.listen(1024); l.settimeout(limit)
 def serve(c):
-    c.settimeout(limit)
+    c.settimeout(limit); c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         while True:
             b = c.recv(65536)

@@ -1,9 +1,9 @@
-# Per-message cost: 1 KiB ping-pong through the relay (CPU 0) to an echo upstream (CPU 1);
+# Per-message cost: SIZE (default 1 KiB) ping-pong, N (default 20000) round trips, through the relay (CPU 0) to an echo upstream (CPU 1);
 # then idle-connection cost: kernel threads of the relay with 100 idle tunnels open.
 import json, os, socket, subprocess, sys, time, glob
 import bench
 HERE = bench.HERE
-def one(variant, port, n):
+def one(variant, port, n, size):
     up = port + 1
     echo = subprocess.Popen(["timeout", "120", "taskset", "-c", "1", "python3", os.path.join(HERE, "echo.py"), str(up), "60"])
     time.sleep(0.3)
@@ -15,7 +15,7 @@ def one(variant, port, n):
     time.sleep(0.5)
     try:
         c0 = bench.cpu_of(proxy.pid)
-        out = subprocess.run(["timeout", "60", "taskset", "-c", "1", "python3", os.path.join(HERE, "pingpong.py"), str(port), str(n), "1024"],
+        out = subprocess.run(["timeout", "60", "taskset", "-c", "1", "python3", os.path.join(HERE, "pingpong.py"), str(port), str(n), str(size)],
                              capture_output=True, text=True).stdout
         c1 = bench.cpu_of(proxy.pid)
         # idle tunnels
@@ -26,11 +26,13 @@ def one(variant, port, n):
         for s in socks: s.close()
     finally:
         proxy.kill(); proxy.wait(); echo.kill(); echo.wait()
-    rec = dict(variant=variant, rtt_us=round(float(out), 1), cpu_us_per_rt=round((c1 - c0) / n * 1e6, 1),
+    rec = dict(variant=variant, size=size, rtt_us=round(float(out), 1), cpu_us_per_rt=round((c1 - c0) / n * 1e6, 1),
                iowq_threads_with_100_idle=wrk, load1=os.getloadavg()[0])
     print(json.dumps(rec), flush=True)
 port = 24400
+size = int(sys.argv[3]) if len(sys.argv) > 3 else 1024
+n = int(sys.argv[4]) if len(sys.argv) > 4 else 20000
 for r in range(int(sys.argv[1])):
     for v in sys.argv[2].split(","):
         port += 2
-        one(v, port, 20000)
+        one(v, port, n, size)
