@@ -659,3 +659,24 @@ fn connect_method_switches_to_a_tunnel() {
     drop(c);
     echo.join().unwrap();
 }
+
+#[test]
+fn descriptors_are_released_after_connections_close() {
+    let origin = Origin::start("o");
+    let s = start(|f| http_config(f, &[origin.addr()], "    http-reuse never\n", ""));
+    let fds = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    let before = fds(s.proxy.pid());
+    for i in 0..200 {
+        let path = if i % 3 == 0 { "/noresponse" } else { "/" };
+        let _ = conn(s.front).get(path);
+    }
+    assert!(
+        wait_until(T, || fds(s.proxy.pid()) <= before),
+        "descriptors: {before} before, {} after",
+        fds(s.proxy.pid())
+    );
+}

@@ -255,6 +255,15 @@ impl Ring {
         }
     }
 
+    /// Closes `fd` through the ring, after every operation queued before it: an operation
+    /// already pushed for this descriptor but not yet submitted still finds its file, and the
+    /// descriptor number cannot be reused by a new socket before then (a synchronous close
+    /// could hand that operation someone else's connection).
+    pub(crate) fn close_fd(&self, fd: RawFd) {
+        let close = io_uring::opcode::Close::new(io_uring::types::Fd(fd)).build();
+        self.push_raw(close.user_data(UNTRACKED));
+    }
+
     /// The future of slot `idx` was dropped before completion: orphan it and cancel the op.
     pub(crate) fn abandon(&self, idx: usize) {
         let mut slots = self.inner.slots.borrow_mut();

@@ -1,7 +1,7 @@
 //! TCP sockets whose data path is the shard's ring.
 
 use std::io;
-use std::mem::{size_of, MaybeUninit};
+use std::mem::{size_of, ManuallyDrop, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
@@ -174,14 +174,21 @@ pub(crate) struct PairSend {
 /// A listening socket served by one shard's ring.
 pub struct TcpListener {
     ring: Ring,
-    fd: OwnedFd,
+    /// Closed through the ring on drop (see `Ring::close_fd`).
+    fd: ManuallyDrop<OwnedFd>,
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        self.ring.close_fd(self.fd.as_raw_fd());
+    }
 }
 
 impl TcpListener {
     pub fn from_fd(ring: &Ring, fd: OwnedFd) -> TcpListener {
         TcpListener {
             ring: ring.clone(),
-            fd,
+            fd: ManuallyDrop::new(fd),
         }
     }
 
@@ -210,7 +217,7 @@ impl TcpListener {
         let _ = set_int_opt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
         Ok(TcpStream {
             ring: self.ring.clone(),
-            fd,
+            fd: ManuallyDrop::new(fd),
             peer,
         })
     }
@@ -234,8 +241,16 @@ fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
 /// A connected TCP socket whose reads and writes go through the shard's ring.
 pub struct TcpStream {
     ring: Ring,
-    fd: OwnedFd,
+    /// Closed through the ring on drop (see `Ring::close_fd`).
+    fd: ManuallyDrop<OwnedFd>,
     peer: Option<SocketAddr>,
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        // The OwnedFd is never dropped: the ring's CLOSE owns the descriptor now.
+        self.ring.close_fd(self.fd.as_raw_fd());
+    }
 }
 
 impl TcpStream {
@@ -243,9 +258,16 @@ impl TcpStream {
     pub async fn connect(ring: &Ring, addr: SocketAddr) -> io::Result<TcpStream> {
         let fd = new_socket(&addr)?;
         let _ = set_int_opt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        // Owned by the stream from here: if this future is dropped mid-connect, the descriptor
+        // is closed through the ring, after the queued connect.
+        let stream = TcpStream {
+            ring: ring.clone(),
+            fd: ManuallyDrop::new(fd),
+            peer: Some(addr),
+        };
         let sa = AddrBuf::from_std(addr);
         let entry = opcode::Connect::new(
-            Fd(fd.as_raw_fd()),
+            Fd(stream.fd.as_raw_fd()),
             (&sa.storage as *const libc::sockaddr_storage).cast(),
             sa.len,
         )
@@ -254,11 +276,7 @@ impl TcpStream {
         if c.result < 0 {
             return Err(io::Error::from_raw_os_error(-c.result));
         }
-        Ok(TcpStream {
-            ring: ring.clone(),
-            fd,
-            peer: Some(addr),
-        })
+        Ok(stream)
     }
 
     pub fn peer_addr(&self) -> Option<SocketAddr> {
