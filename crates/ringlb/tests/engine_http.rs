@@ -680,3 +680,23 @@ fn descriptors_are_released_after_connections_close() {
         fds(s.proxy.pid())
     );
 }
+
+#[test]
+fn http_reuse_safe_and_aggressive_differ_on_a_first_request() {
+    // A client makes two requests (the server connection is then proven reusable), then a new
+    // client makes its first request: `aggressive` may give it the proven connection, `safe`
+    // opens a new one (HAProxy's http-reuse semantics).
+    for (mode, expected) in [("aggressive", 1), ("safe", 2)] {
+        let origin = Origin::start("o");
+        let s = start(|f| {
+            http_config(f, &[origin.addr()], &format!("    http-reuse {mode}\n"), "")
+                .replace("nbthread 2", "nbthread 1")
+        });
+        let mut first = conn(s.front);
+        assert_eq!(first.get("/").unwrap().status, 200);
+        assert_eq!(first.get("/").unwrap().status, 200);
+        let mut second = conn(s.front);
+        assert_eq!(second.get("/").unwrap().status, 200);
+        assert_eq!(established_to(origin.addr()), expected, "http-reuse {mode}");
+    }
+}

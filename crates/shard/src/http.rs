@@ -27,7 +27,7 @@ use ringlb_uring::{RecvBuf, SendBuf, TcpStream};
 
 use crate::body::{forward_body, BodyError, BodyLimits};
 use crate::rewrite;
-use crate::server::{lease_and_connect, release_idle, NoConnection, ServerLease};
+use crate::server::{lease_and_connect, release_idle, NoConnection, Reuse, ServerLease};
 use crate::state::RunState;
 use crate::state::ServerConn;
 use crate::time::within;
@@ -292,10 +292,12 @@ impl<'a> Session<'a> {
         // Sent again only if it can be: no body (bodies are streamed, not kept) and an
         // idempotent method (the server may have processed the first attempt).
         let replayable = framing == BodyFraming::None && method.is_idempotent();
+        let first = self.requests == 1;
         let mut reuse = match be.http_reuse {
-            HttpReuse::Never => false,
-            HttpReuse::Safe => self.requests > 1,
-            HttpReuse::Aggressive | HttpReuse::Always => true,
+            HttpReuse::Never => Reuse::Never,
+            HttpReuse::Safe if first => Reuse::Never,
+            HttpReuse::Aggressive if first => Reuse::Proven,
+            HttpReuse::Safe | HttpReuse::Aggressive | HttpReuse::Always => Reuse::Any,
         };
         let mut attempts = 0u32;
         let input = PickInput {
@@ -345,7 +347,7 @@ impl<'a> Session<'a> {
                     drop(server);
                     drop(lease);
                     attempts += 1;
-                    reuse = false;
+                    reuse = Reuse::Never;
                 }
                 Ok(resp_head) => {
                     scratch(&mut self.sc, self.ctx).out = out;
@@ -395,7 +397,7 @@ impl<'a> Session<'a> {
                     if !reused {
                         attempts += 1;
                     }
-                    reuse = false;
+                    reuse = Reuse::Never;
                 }
             }
         }

@@ -29,6 +29,18 @@ pub enum NoConnection {
     ConnectTimeout,
 }
 
+/// Which idle connections a request may use (`http-reuse`, decided per request).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reuse {
+    /// A new connection (`never`; the first request of a session with `safe`; a retry).
+    Never,
+    /// Only connections already reused once, proving the server keeps them alive (the first
+    /// request of a session with `aggressive`).
+    Proven,
+    /// Any idle connection.
+    Any,
+}
+
 /// A slot on a server (counts against its per-shard `maxconn` share). Released on drop, handing
 /// the slot to the oldest queued request if any.
 pub struct ServerLease {
@@ -134,10 +146,14 @@ pub async fn lease(
 pub async fn connect(
     ctx: &Ctx,
     lease: &ServerLease,
-    reuse: bool,
+    reuse: Reuse,
 ) -> Result<(ServerConn, bool), io::Error> {
-    if reuse {
-        if let Some(conn) = ctx.state.take_idle(lease.backend, lease.server) {
+    if reuse != Reuse::Never {
+        let min_requests = if reuse == Reuse::Proven { 2 } else { 0 };
+        if let Some(conn) = ctx
+            .state
+            .take_idle(lease.backend, lease.server, min_requests)
+        {
             return Ok((conn, true));
         }
     }
@@ -167,7 +183,7 @@ pub async fn lease_and_connect(
     ctx: &Ctx,
     backend: usize,
     input: &PickInput<'_>,
-    reuse: bool,
+    reuse: Reuse,
 ) -> Result<(ServerLease, ServerConn, bool), NoConnection> {
     let Some(be) = ctx.state.topo.backends.get(backend) else {
         return Err(NoConnection::NoServer);

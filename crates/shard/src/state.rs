@@ -72,7 +72,8 @@ pub struct ServerState {
     pub pool_max: Option<usize>,
 }
 
-/// A connection to a server and how many requests it carried after its first (`max-reuse`).
+/// A connection to a server and how many requests it has carried (counted when it goes back to
+/// the idle pool: `max-reuse`, `http-reuse aggressive`).
 pub struct ServerConn {
     pub stream: TcpStream,
     pub reuses: u32,
@@ -267,8 +268,17 @@ impl ShardState {
     }
 
     /// The most recently pooled idle connection to a server, if any.
-    pub fn take_idle(&self, backend: usize, server: usize) -> Option<ServerConn> {
-        let idle = self.server(backend, server)?.idle.borrow_mut().pop()?;
+    /// Only connections that carried at least `min_requests` requests qualify (`http-reuse
+    /// aggressive` gives a first request only connections already reused once).
+    pub fn take_idle(
+        &self,
+        backend: usize,
+        server: usize,
+        min_requests: u32,
+    ) -> Option<ServerConn> {
+        let mut pool = self.server(backend, server)?.idle.borrow_mut();
+        let pos = pool.iter().rposition(|c| c.conn.reuses >= min_requests)?;
+        let idle = pool.remove(pos);
         self.idle_total.set(self.idle_total.get().saturating_sub(1));
         Some(idle.conn)
     }

@@ -21,7 +21,9 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
         src: client.peer_addr().map(|a| a.ip()),
         ..Default::default()
     };
-    let Ok((_lease, server, _)) = lease_and_connect(ctx, backend, &input, false).await else {
+    let Ok((_lease, server, _)) =
+        lease_and_connect(ctx, backend, &input, crate::server::Reuse::Never).await
+    else {
         // Nothing to answer in TCP mode: closing is HAProxy's behaviour (logged as SC).
         return;
     };
