@@ -700,3 +700,27 @@ fn http_reuse_safe_and_aggressive_differ_on_a_first_request() {
         assert_eq!(established_to(origin.addr()), expected, "http-reuse {mode}");
     }
 }
+
+#[test]
+fn bind_maxconn_holds_across_two_shards() {
+    let origin = Origin::start("o");
+    let s = start(|f| {
+        http_config(f, &[origin.addr()], "", "")
+            .replace(&format!("bind {f}"), &format!("bind {f} maxconn 2"))
+    });
+    let mut conns: Vec<Conn> = (0..4).map(|_| conn(s.front)).collect();
+    for c in &mut conns {
+        c.set_timeout(Duration::from_millis(800)).unwrap();
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    }
+    let mut answered = 0;
+    for c in &mut conns {
+        if c.read_response("GET").is_ok() {
+            answered += 1;
+        }
+    }
+    assert!(
+        (1..=2).contains(&answered),
+        "{answered} connections served with bind maxconn 2"
+    );
+}

@@ -15,22 +15,13 @@ use super::global::apply_ssl_opt;
 use super::proxy::{KwCx, ProxyDraft};
 use super::R;
 
-/// One registered bind option: name, whether it takes a value, status, doc.
-#[derive(Debug)]
-pub struct BindOpt {
-    pub name: &'static str,
-    pub value: bool,
-    pub status: Status,
-    pub doc: &'static str,
-}
+/// One registered bind option.
+pub type BindOpt = super::LineOpt;
+
+use super::LineOpt as O;
 
 const fn o(name: &'static str, value: bool, status: Status, doc: &'static str) -> BindOpt {
-    BindOpt {
-        name,
-        value,
-        status,
-        doc,
-    }
+    O::new(name, value, status, doc)
 }
 
 const S: Status = Status::Supported;
@@ -42,7 +33,7 @@ const NO: Status = Status::Unsupported;
 /// Bind options ringlb knows.
 pub static BIND_OPTIONS: &[BindOpt] = &[
     o("name", true, S, "listener name"),
-    o("maxconn", true, ENG, "listener connection limit"),
+    o("maxconn", true, S, "listener connection limit"),
     o("backlog", true, S, "listen backlog"),
     o("accept-proxy", false, ENG, "expect a PROXY protocol header"),
     o("v4v6", false, ENG, "accept IPv4 on an IPv6 socket"),

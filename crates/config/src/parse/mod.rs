@@ -263,3 +263,29 @@ pub fn read_bounded(path: &std::path::Path) -> Result<Vec<u8>, String> {
         .map_err(|e| format!("error reading file '{}' : {e}", path.display()))?;
     Ok(buf)
 }
+
+/// One registered option of a `bind` or `server` line: name, whether it takes a value, status,
+/// doc line.
+#[derive(Debug)]
+pub struct LineOpt {
+    pub name: &'static str,
+    pub value: bool,
+    pub status: crate::registry::Status,
+    pub doc: &'static str,
+}
+
+impl LineOpt {
+    pub(crate) const fn new(
+        name: &'static str,
+        value: bool,
+        status: crate::registry::Status,
+        doc: &'static str,
+    ) -> LineOpt {
+        LineOpt {
+            name,
+            value,
+            status,
+            doc,
+        }
+    }
+}

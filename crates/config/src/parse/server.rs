@@ -15,21 +15,10 @@ use super::proxy::{KwCx, ProxyDraft};
 use super::R;
 
 /// One registered server option.
-#[derive(Debug)]
-pub struct ServerOpt {
-    pub name: &'static str,
-    pub value: bool,
-    pub status: Status,
-    pub doc: &'static str,
-}
+pub type ServerOpt = super::LineOpt;
 
 const fn o(name: &'static str, value: bool, status: Status, doc: &'static str) -> ServerOpt {
-    ServerOpt {
-        name,
-        value,
-        status,
-        doc,
-    }
+    super::LineOpt::new(name, value, status, doc)
 }
 
 const S: Status = Status::Supported;
@@ -50,7 +39,7 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     ),
     o("disabled", false, S, "start in maintenance"),
     o("enabled", false, S, "start enabled"),
-    o("maxqueue", true, LB, "queue limit for this server"),
+    o("maxqueue", true, S, "queue limit for this server"),
     o("minconn", true, LB, "dynamic maxconn floor"),
     o("check", false, LB, "enable health checks"),
     o("no-check", false, LB, "disable health checks"),
@@ -85,7 +74,7 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("error-limit", true, LB, "observed errors before action"),
     o("track", true, LB, "follow another server's state"),
     o("redir", true, LB, "redirect to this server's prefix"),
-    o("id", true, LB, "numeric server id"),
+    o("id", true, S, "numeric server id"),
     o(
         "resolvers",
         true,
