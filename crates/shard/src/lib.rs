@@ -12,6 +12,7 @@ use ringlb_uring::Ring;
 
 mod body;
 pub mod http;
+pub mod log;
 pub mod notify;
 pub mod rewrite;
 pub mod server;
@@ -33,6 +34,8 @@ pub struct Ctx {
     pub ring: Ring,
     /// Raised on soft or hard stop: idle keep-alive connections close at once.
     pub stopping: Rc<notify::Notify>,
+    /// The shard's log targets.
+    pub logger: Rc<log::Logger>,
     /// Per-request working memory not held by idle connections (`http::Scratch`).
     pub scratch: Rc<std::cell::RefCell<Vec<Box<http::Scratch>>>>,
 }

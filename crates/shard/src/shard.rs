@@ -13,6 +13,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use ringlb_config::model::Mode;
 use ringlb_uring::{bind_reuseport, Ring, TcpListener};
 
+use crate::log::{local_utc_offset_secs, Logger};
 use crate::notify::Notify;
 use crate::state::{ControlMsg, RunState, ShardState};
 use crate::topology::Topology;
@@ -77,12 +78,25 @@ async fn run(cfg: ShardConfig) {
             }
         };
     let state = Rc::new(ShardState::new(topology.clone(), id, nshards));
+    let origin = ringlb_log::Origin {
+        hostname: topology.log_hostname.clone(),
+        tag: topology.log_tag.clone(),
+        pid: std::process::id(),
+    };
+    let logger = match Logger::open(&ring, &topology.logs, origin, local_utc_offset_secs()) {
+        Ok(l) => Rc::new(l),
+        Err(e) => {
+            let _ = ready.send(Err(format!("shard {id}: {e}")));
+            return;
+        }
+    };
 
     let stop_accepting = Rc::new(Notify::default());
     let ctx = Ctx {
         state: state.clone(),
         ring: ring.clone(),
         stopping: stop_accepting.clone(),
+        logger,
         scratch: Default::default(),
     };
 

@@ -415,6 +415,9 @@ mod tests {
             maxconn,
             hard_stop_after: None,
             grace: None,
+            logs: Vec::new(),
+            log_hostname: None,
+            log_tag: "ringlb".into(),
         })
     }
 

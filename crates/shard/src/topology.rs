@@ -20,6 +20,12 @@ pub struct Topology {
     pub hard_stop_after: Option<Duration>,
     /// `grace`: how long a soft stop waits before it begins (listeners stay open meanwhile).
     pub grace: Option<Duration>,
+    /// Every distinct `log` target of the configuration; proxies refer to them by index.
+    pub logs: Vec<ringlb_log::LogSpec>,
+    /// `log-send-hostname` (resolved to the system host name when given without argument).
+    pub log_hostname: Option<String>,
+    /// `log-tag`, else the program name as launched.
+    pub log_tag: String,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -40,6 +46,8 @@ pub struct FrontendRt {
     pub forwardfor: Option<ForwardForRt>,
     /// Unconditional `use_backend` target if any, else `default_backend`.
     pub backend: Option<usize>,
+    /// Indices into [`Topology::logs`] (`log global` expanded; empty for `no log`).
+    pub log: Vec<usize>,
     pub errors: Arc<ErrorFiles>,
 }
 
@@ -210,6 +218,13 @@ impl Topology {
             .map(|b| backend_rt(b, &mut errors))
             .collect();
         let find = |name: &str| backends.iter().position(|b| b.name == name);
+        let g = &cfg.global;
+        let mut logs = LogTable::default();
+        let global_logs: Vec<usize> = g
+            .log
+            .iter()
+            .filter_map(|t| logs.add(t, g.log_send_hostname.is_some(), &mut errors))
+            .collect();
         let frontends = cfg
             .frontends
             .iter()
@@ -250,6 +265,19 @@ impl Topology {
                         if_none: ff.if_none,
                     }),
                     backend: target.and_then(find),
+                    log: f
+                        .log
+                        .iter()
+                        .flat_map(|t| {
+                            if t.global {
+                                global_logs.clone()
+                            } else {
+                                logs.add(t, g.log_send_hostname.is_some(), &mut errors)
+                                    .into_iter()
+                                    .collect()
+                            }
+                        })
+                        .collect(),
                     errors: Arc::new(error_files(&f.errorfiles)),
                 }
             })
@@ -257,7 +285,6 @@ impl Topology {
         if !errors.is_empty() {
             return Err(errors);
         }
-        let g = &cfg.global;
         Ok(Topology {
             frontends,
             backends,
@@ -269,8 +296,72 @@ impl Topology {
             maxconn: g.maxconn.unwrap_or(0),
             hard_stop_after: g.hard_stop_after,
             grace: g.grace,
+            logs: logs.specs,
+            log_hostname: g.log_send_hostname.as_ref().map(|h| {
+                if h.is_empty() {
+                    system_hostname()
+                } else {
+                    h.clone()
+                }
+            }),
+            log_tag: g.log_tag.clone().unwrap_or_else(program_name),
         })
     }
+}
+
+/// Distinct log targets, in order of first use.
+#[derive(Default)]
+struct LogTable {
+    specs: Vec<ringlb_log::LogSpec>,
+}
+
+impl LogTable {
+    fn add(
+        &mut self,
+        t: &model::LogTarget,
+        send_hostname: bool,
+        errors: &mut Vec<TopologyError>,
+    ) -> Option<usize> {
+        match ringlb_log::LogSpec::from_model(t, send_hostname) {
+            Ok(spec) => Some(match self.specs.iter().position(|s| *s == spec) {
+                Some(i) => i,
+                None => {
+                    self.specs.push(spec);
+                    self.specs.len() - 1
+                }
+            }),
+            Err(message) => {
+                errors.push(TopologyError {
+                    loc: t.loc.clone(),
+                    message: format!("'log' : {message}"),
+                });
+                None
+            }
+        }
+    }
+}
+
+fn system_hostname() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into our buffer.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return "localhost".to_string();
+    }
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+    String::from_utf8_lossy(&buf[..end]).into_owned()
+}
+
+/// The name the program was launched as (HAProxy's default `log-tag`).
+fn program_name() -> String {
+    std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_else(|| "ringlb".to_string())
 }
 
 fn error_files(files: &[model::ErrorFile]) -> ErrorFiles {

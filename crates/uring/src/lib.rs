@@ -27,10 +27,12 @@ mod bufring;
 mod driver;
 mod net;
 mod op;
+mod out;
 mod pipe;
 
 pub use bufring::RecvBuf;
 pub use driver::Ring;
 pub use net::{bind_reuseport, TcpListener, TcpStream};
 pub use op::SendBuf;
+pub use out::OutFd;
 pub use pipe::Pipe;

@@ -188,3 +188,53 @@ fn many_concurrent_connections_echo() {
         server.await;
     });
 }
+
+#[test]
+fn out_fd_writes_datagrams_to_udp_and_unix_sockets_and_pipes() {
+    run(|| async {
+        let ring = Ring::new(64, 16, 4096).unwrap();
+        ring.spawn_driver().unwrap();
+        // UDP: one write is one datagram.
+        let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let out = ringlb_uring::OutFd::udp(&ring, rx.local_addr().unwrap()).unwrap();
+        for line in [&b"<134>first\n"[..], b"<134>second\n"] {
+            let (r, _) = out.write(SendBuf::from_vec(line.to_vec())).await;
+            assert_eq!(r.unwrap(), line.len());
+        }
+        let mut b = [0u8; 64];
+        let n = rx.recv(&mut b).unwrap();
+        assert_eq!(&b[..n], b"<134>first\n");
+        let n = rx.recv(&mut b).unwrap();
+        assert_eq!(&b[..n], b"<134>second\n");
+        // UNIX datagram socket (like /dev/log).
+        let dir = std::env::temp_dir().join(format!("ringlb-outfd-{}", std::process::id()));
+        let _ = std::fs::remove_file(&dir);
+        let urx = std::os::unix::net::UnixDatagram::bind(&dir).unwrap();
+        urx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let uout = ringlb_uring::OutFd::unix(&ring, &dir).unwrap();
+        let (r, _) = uout.write(SendBuf::from_vec(b"unix line\n".to_vec())).await;
+        r.unwrap();
+        let n = urx.recv(&mut b).unwrap();
+        assert_eq!(&b[..n], b"unix line\n");
+        let _ = std::fs::remove_file(&dir);
+        // An inherited descriptor (a pipe standing in for stdout) is written and left open.
+        let pipe = ringlb_uring::Pipe::new(4096).unwrap();
+        {
+            let w = ringlb_uring::OutFd::inherited(&ring, pipe.write_fd());
+            let (r, _) = w.write(SendBuf::from_vec(b"to stdout\n".to_vec())).await;
+            r.unwrap();
+        }
+        let mut rd = unsafe_file(pipe.read_fd());
+        let mut got = [0u8; 10];
+        rd.read_exact(&mut got).unwrap();
+        std::mem::forget(rd); // the Pipe owns the descriptor
+        assert_eq!(&got, b"to stdout\n");
+    });
+}
+
+fn unsafe_file(fd: std::os::fd::RawFd) -> std::fs::File {
+    use std::os::fd::FromRawFd;
+    // SAFETY: the descriptor stays open (owned by the Pipe) and the File is forgotten, not closed.
+    unsafe { std::fs::File::from_raw_fd(fd) }
+}
