@@ -1,0 +1,32 @@
+//! Statistics of ringlb, pure: the per-shard counters and their merge, the process
+//! [`Snapshot`], and HAProxy 2.6's renderers (`show stat`/`show info` in CSV, typed and
+//! JSON, the Prometheus exporter, the stats page and its admin form).
+//!
+//! Must not: open sockets, read clocks, spawn threads. The engine passes `now_ms` in.
+//!
+//! # API note for the engine
+//! - Each shard owns, per frontend/backend/server/listener, a [`FrontendCounters`],
+//!   [`BackendCounters`], [`ServerCounters`], [`ListenerCounters`] (plain integers, no
+//!   atomics) and, per backend and server, a [`LatencyHistograms`]; plus one
+//!   [`ProcessCounters`]. Update them on the request path with the `on_*` helpers or the
+//!   fields directly; record finished requests with `TimeStats::record(&RequestTimes)` (the
+//!   `qtime/ctime/rtime/ttime` averages) and `LatencyHistograms::record(&RequestTimes)`.
+//! - Rates ([`FreqCtr`]) and averages ([`SwRate`]) take the shard's monotonic `now_ms`; all
+//!   shards must use the same clock origin so the control shard can merge them.
+//! - On a read, the control shard clones each shard's counters, `merge`s them into one
+//!   [`Snapshot`] (configuration and state — names, ids, status, weights, check results —
+//!   come from the model and the health state), and calls a renderer with it.
+#![forbid(unsafe_code)]
+
+pub mod freq;
+pub mod latency;
+pub mod model;
+
+pub use freq::{FreqCtr, SwRate, TIME_STATS_SAMPLES};
+pub use latency::{Latency, LatencyHistograms, RequestTimes};
+pub use model::{
+    AdminState, BackendCounters, BackendStats, CheckStats, FrontendCounters, FrontendStats,
+    HttpResponses, ListenState, ListenerCounters, ListenerStats, MuxCounters, OperState,
+    ProcessCounters, ProcessInfo, ProxyMode, ProxyStats, ServerCounters, ServerStats, Snapshot,
+    SslCounters, TimeStats,
+};
