@@ -32,6 +32,8 @@ pub struct Proxy {
     commands: Option<crossbeam_channel::Sender<ControlMsg>>,
     /// Tells the control shard to exit (other threads may still hold command senders).
     control_exit: Arc<AtomicBool>,
+    /// The shards' published counters.
+    board: Arc<ringlb_shard::StatsBoard>,
 }
 
 impl Proxy {
@@ -43,6 +45,7 @@ impl Proxy {
         let mut senders = Vec::with_capacity(nshards);
         let mut shards = Vec::with_capacity(nshards);
         let (ready_tx, ready_rx) = mpsc::channel();
+        let board = ringlb_shard::StatsBoard::new(nshards);
         for (id, cpus) in shard_cpus.into_iter().enumerate() {
             let (tx, rx) = shared_channel::new_bounded(CHANNEL_DEPTH);
             senders.push(tx);
@@ -53,6 +56,8 @@ impl Proxy {
                 topology: topology.clone(),
                 control: rx,
                 ready: ready_tx.clone(),
+                board: board.clone(),
+                commands: cmd_tx.clone(),
             };
             shards.push(spawn_shard(cfg).map_err(|e| format!("cannot start shard {id}: {e}"))?);
         }
@@ -67,6 +72,7 @@ impl Proxy {
             shards,
             control: Some(control),
             commands: Some(cmd_tx),
+            board,
             control_exit,
         };
         for _ in 0..nshards {
@@ -93,6 +99,13 @@ impl Proxy {
                 .map_err(|_| "the control shard has stopped".to_string()),
             None => Err("the proxy is stopping".into()),
         }
+    }
+
+    /// Every shard's counters merged, as fresh as `timeout` allows (asks each shard to publish).
+    pub fn collect_stats(&self, timeout: Duration) -> Option<ringlb_shard::ShardCounters> {
+        let seq = self.board.next_seq();
+        self.broadcast(ControlMsg::PublishStats { seq }).ok()?;
+        self.board.collect_blocking(seq, timeout)
     }
 
     /// A handle other threads (signal handling) can use to send commands.

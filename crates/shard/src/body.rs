@@ -43,6 +43,7 @@ pub async fn forward_body(
     first: Option<RecvBuf>,
     limits: BodyLimits,
     head: &mut Option<Vec<u8>>,
+    body_bytes: &mut u64,
 ) -> Result<Option<RecvBuf>, BodyError> {
     let first = first.filter(|b| !b.is_empty());
     let head_pending = head.as_ref().is_some_and(|h| !h.is_empty());
@@ -51,8 +52,10 @@ pub async fn forward_body(
         head,
         head_pending,
         timeout: limits.send_timeout,
+        body_bytes: 0,
     };
     let result = forward(from, &mut sender, framing, first, limits).await;
+    *body_bytes += sender.body_bytes;
     if result.is_ok() {
         // A head with no body bytes at all (no body, or an empty first read) still goes out.
         sender.flush_head().await?;
@@ -150,6 +153,8 @@ struct Sender<'a, 'h> {
     /// The head still has to be sent.
     head_pending: bool,
     timeout: Option<Duration>,
+    /// Body bytes sent so far (for the byte counters and logs).
+    body_bytes: u64,
 }
 
 impl Sender<'_, '_> {
@@ -157,6 +162,15 @@ impl Sender<'_, '_> {
         if buf.is_empty() {
             return Ok(());
         }
+        let len = buf.len() as u64;
+        let r = self.send_inner(buf).await;
+        if r.is_ok() {
+            self.body_bytes += len;
+        }
+        r
+    }
+
+    async fn send_inner(&mut self, buf: RecvBuf) -> Result<(), BodyError> {
         let head = if self.head_pending {
             self.head.take()
         } else {

@@ -27,7 +27,9 @@ use ringlb_uring::{RecvBuf, SendBuf, TcpStream};
 
 use crate::body::{forward_body, BodyError, BodyLimits};
 use crate::rewrite;
-use crate::server::{lease_and_connect, release_idle, NoConnection, Reuse, ServerLease};
+use crate::server::{
+    lease_and_connect, release_idle, ConnectInfo, NoConnection, Reuse, ServerLease,
+};
 use crate::state::RunState;
 use crate::state::ServerConn;
 use crate::time::within;
@@ -54,6 +56,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
     let mut session = Session {
         ctx,
         fe,
+        fe_idx: frontend,
         client_ip: client.peer_addr().map(|a| a.ip()),
         // Formatted once per connection, and only when `option forwardfor` needs it.
         client_ip_text: match (&fe.forwardfor, client.peer_addr()) {
@@ -106,6 +109,7 @@ enum Failure {
 struct Session<'a> {
     ctx: &'a Ctx,
     fe: &'a FrontendRt,
+    fe_idx: usize,
     client: TcpStream,
     client_ip: Option<IpAddr>,
     /// The client address as text, formatted once per connection (`option forwardfor`).
@@ -132,18 +136,36 @@ impl<'a> Session<'a> {
                 Ok(h) => h,
                 Err(HeadError::Quiet | HeadError::Io) => return,
                 // Error replies are boxed: rare, and inline they would enlarge every session.
-                Err(HeadError::Timeout) => return Box::pin(self.reply_error(408, None)).await,
+                Err(HeadError::Timeout) => {
+                    self.count_failed_request();
+                    Box::pin(self.reply_error(408, None)).await;
+                    return self.finish_txn();
+                }
                 Err(HeadError::Invalid(Some(e))) => {
-                    return Box::pin(self.reply_http_error(e)).await
+                    self.count_failed_request();
+                    Box::pin(self.reply_http_error(e)).await;
+                    return self.finish_txn();
                 }
                 Err(HeadError::Invalid(None)) => {
-                    return Box::pin(self.reply_error(400, None)).await
+                    self.count_failed_request();
+                    Box::pin(self.reply_error(400, None)).await;
+                    return self.finish_txn();
                 }
             };
             self.requests += 1;
+            {
+                let now_ms = self.ctx.state.board.now_ms();
+                let mut c = self.ctx.state.counters.borrow_mut();
+                c.process.cum_req += 1;
+                if let Some(f) = c.frontends.get_mut(self.fe_idx) {
+                    f.on_request(now_ms);
+                }
+            }
             // Boxed: the transaction's state machine is most of a session's size, and an idle
             // keep-alive connection should not carry it (one allocation per request).
-            if Box::pin(self.transaction(head)).await == After::Close {
+            let after = Box::pin(self.transaction(head)).await;
+            self.finish_txn();
+            if after == After::Close {
                 return;
             }
         }
@@ -171,6 +193,11 @@ impl<'a> Session<'a> {
                 Ok(Err(_)) => return Err(HeadError::Io),
             },
         };
+        // A new transaction record (the scratch may be another one than before the wait).
+        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        *txn = Txn::default();
+        txn.wait_start = Some(started);
+        txn.head_start = Some(Instant::now());
         // Fast path: the whole head is in one read, parsed in place (no copy).
         match parse_request(
             first.bytes(),
@@ -238,7 +265,8 @@ impl<'a> Session<'a> {
 
     /// Gives the working memory back while the connection waits for its next request.
     fn release_scratch(&mut self) {
-        let Some(s) = self.sc.take() else { return };
+        let Some(mut s) = self.sc.take() else { return };
+        s.txn = Txn::default();
         let mut pool = self.ctx.scratch.borrow_mut();
         if pool.len() < SCRATCH_POOL_MAX && s.out.capacity() <= SCRATCH_OUT_MAX {
             pool.push(s);
@@ -258,6 +286,7 @@ impl<'a> Session<'a> {
             self.reply_error(503, None).await;
             return After::Close;
         };
+        scratch(&mut self.sc, self.ctx).txn.backend = Some(be_idx);
         let req = &scratch(&mut self.sc, self.ctx).req;
         let method = req.method();
         let framing = req.framing();
@@ -277,10 +306,12 @@ impl<'a> Session<'a> {
         );
         let req = &scratch(&mut self.sc, self.ctx).req;
         ringlb_http1::write_request_head(req, head.bytes(), &mut out, &edits);
+        let head_len = req.head_len() as u64;
         // What the hashing algorithms look at, copied out of the head before it is consumed
         // (a copy only for `balance uri|url_param|hdr`; other algorithms need nothing).
         let facts = RequestFacts::of(&be.balance, req, head.bytes());
         head.consume(req.head_len());
+        scratch(&mut self.sc, self.ctx).txn.bytes_in += head_len;
         let mut body_start = None;
         if framing == BodyFraming::None {
             if !head.is_empty() {
@@ -308,15 +339,18 @@ impl<'a> Session<'a> {
             ..PickInput::default()
         };
         loop {
-            let (lease, server, reused) =
-                match lease_and_connect(self.ctx, be_idx, &input, reuse).await {
-                    Ok(x) => x,
-                    Err(e) => {
-                        scratch(&mut self.sc, self.ctx).out = out;
-                        self.reply_error(no_connection_status(e), Some(be)).await;
-                        return After::Close;
-                    }
-                };
+            let mut info = ConnectInfo::default();
+            let connected = lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info).await;
+            self.note_connect(be_idx, &info, connected.is_ok());
+            let (lease, server) = match connected {
+                Ok(x) => x,
+                Err(e) => {
+                    scratch(&mut self.sc, self.ctx).out = out;
+                    self.reply_error(no_connection_status(e), Some(be)).await;
+                    return After::Close;
+                }
+            };
+            let reused = info.reused;
             let (sent, buf) = within(be.timeouts.server, server.send_all(SendBuf::from_vec(out)))
                 .await
                 .unwrap_or_else(|_| {
@@ -326,6 +360,7 @@ impl<'a> Session<'a> {
                     )
                 });
             out = buf.into_inner().unwrap_or_default();
+            scratch(&mut self.sc, self.ctx).txn.request_sent = Some(Instant::now());
             let outcome = match sent {
                 Err(_) => Err(Failure::Empty),
                 Ok(()) => {
@@ -347,10 +382,13 @@ impl<'a> Session<'a> {
                     drop(server);
                     drop(lease);
                     attempts += 1;
+                    self.note_retry(be_idx);
                     reuse = Reuse::Never;
                 }
                 Ok(resp_head) => {
-                    scratch(&mut self.sc, self.ctx).out = out;
+                    let sc = scratch(&mut self.sc, self.ctx);
+                    sc.out = out;
+                    sc.txn.response_head = Some(Instant::now());
                     let ctx = ResponseCtx {
                         be,
                         method,
@@ -391,11 +429,13 @@ impl<'a> Session<'a> {
                         } else {
                             502
                         };
+                        self.note_failed_response(be_idx);
                         self.reply_error(status, Some(be)).await;
                         return After::Close;
                     }
                     if !reused {
                         attempts += 1;
+                        self.note_retry(be_idx);
                     }
                     reuse = Reuse::Never;
                 }
@@ -458,8 +498,18 @@ impl<'a> Session<'a> {
             head: limits,
         };
         let pending = &mut self.pending;
+        let mut body_bytes_in = 0u64;
         let body = async {
-            let r = forward_body(client, server, framing, body_start, body_limits, &mut None).await;
+            let r = forward_body(
+                client,
+                server,
+                framing,
+                body_start,
+                body_limits,
+                &mut None,
+                &mut body_bytes_in,
+            )
+            .await;
             body_done.raise();
             match r {
                 Ok(next) => {
@@ -471,6 +521,9 @@ impl<'a> Session<'a> {
         };
         // Both run to completion; the response head wins unless the client's body failed.
         let (body_result, resp_result) = future::zip(body, response).await;
+        if let Some(sc) = self.sc.as_mut() {
+            sc.txn.bytes_in += body_bytes_in;
+        }
         match body_result {
             Ok(()) => resp_result,
             Err(BodyError::Framing) => Err(Failure::Client(Some(400))),
@@ -511,6 +564,7 @@ impl<'a> Session<'a> {
         head.consume(resp.head_len());
         let client_timeout = self.fe.timeouts.client;
         if tunnel {
+            let tunnel_head_len = out.len() as u64;
             let (sent, buf) = within(client_timeout, self.client.send_all(SendBuf::from_vec(out)))
                 .await
                 .unwrap_or_else(|_| {
@@ -519,10 +573,13 @@ impl<'a> Session<'a> {
                         SendBuf::from_vec(Vec::new()),
                     )
                 });
-            scratch(&mut self.sc, self.ctx).out = buf.into_vec().unwrap_or_default();
+            let sc = scratch(&mut self.sc, self.ctx);
+            sc.out = buf.into_vec().unwrap_or_default();
             if sent.is_err() {
                 return After::Close;
             }
+            sc.txn.status = status;
+            sc.txn.bytes_out += tunnel_head_len;
             let t = TunnelTimeouts {
                 idle: c
                     .be
@@ -545,7 +602,10 @@ impl<'a> Session<'a> {
                     return After::Close;
                 }
             }
-            tunnel::run(&self.client, &server, t).await;
+            let (up, down, _) = tunnel::run(&self.client, &server, t).await;
+            let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+            txn.bytes_in += up;
+            txn.bytes_out += down;
             return After::Close;
         }
         let limits = BodyLimits {
@@ -554,7 +614,9 @@ impl<'a> Session<'a> {
             head: self.limits,
         };
         // The head goes out with the first body bytes, in one write.
+        let head_bytes = out.len() as u64;
         let mut head_out = Some(out);
+        let mut body_bytes = 0u64;
         let body = forward_body(
             &server,
             &self.client,
@@ -562,8 +624,12 @@ impl<'a> Session<'a> {
             Some(head),
             limits,
             &mut head_out,
+            &mut body_bytes,
         )
         .await;
+        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        txn.status = status;
+        txn.bytes_out += body_bytes + if body.is_ok() { head_bytes } else { 0 };
         scratch(&mut self.sc, self.ctx).out = head_out.unwrap_or_default();
         match body {
             Ok(extra) => {
@@ -590,6 +656,98 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// A request head that could not be read (`ereq`).
+    fn count_failed_request(&mut self) {
+        if let Some(f) = self
+            .ctx
+            .state
+            .counters
+            .borrow_mut()
+            .frontends
+            .get_mut(self.fe_idx)
+        {
+            f.failed_req += 1;
+        }
+    }
+
+    fn note_connect(&mut self, be: usize, info: &ConnectInfo, ok: bool) {
+        let now_ms = self.ctx.state.board.now_ms();
+        let mut c = self.ctx.state.counters.borrow_mut();
+        c.connect_outcome(be, info);
+        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        txn.queue = Some(txn.queue.unwrap_or_default() + info.queue);
+        if !info.reused {
+            txn.connect = Some(txn.connect.unwrap_or_default() + info.connect);
+        }
+        if ok {
+            if let Some(s) = info.server {
+                if txn.stream_started {
+                    if let Some(prev) = txn.server {
+                        c.stream_end(be, prev);
+                    }
+                }
+                c.stream_start(be, s, now_ms);
+                txn.server = Some(s);
+                txn.stream_started = true;
+            }
+        }
+    }
+
+    /// A layer-7 retry (`wretr`).
+    fn note_retry(&mut self, be: usize) {
+        let server = self.sc.as_ref().and_then(|s| s.txn.server);
+        let mut c = self.ctx.state.counters.borrow_mut();
+        if let Some(b) = c.backends.get_mut(be) {
+            b.retries += 1;
+        }
+        if let Some(s) = server.and_then(|s| c.servers.get_mut(be).and_then(|v| v.get_mut(s))) {
+            s.retries += 1;
+        }
+    }
+
+    /// No valid response from the server (`eresp`).
+    fn note_failed_response(&mut self, be: usize) {
+        let server = self.sc.as_ref().and_then(|s| s.txn.server);
+        let mut c = self.ctx.state.counters.borrow_mut();
+        if let Some(b) = c.backends.get_mut(be) {
+            b.failed_resp += 1;
+        }
+        if let Some(s) = server.and_then(|s| c.servers.get_mut(be).and_then(|v| v.get_mut(s))) {
+            s.failed_resp += 1;
+        }
+    }
+
+    /// Records the transaction in the counters and clears it.
+    fn finish_txn(&mut self) {
+        let Some(sc) = self.sc.as_mut() else { return };
+        let t = std::mem::take(&mut sc.txn);
+        let now = Instant::now();
+        let mut c = self.ctx.state.counters.borrow_mut();
+        if t.status != 0 {
+            c.response(self.fe_idx, t.backend, t.server, t.status);
+        }
+        c.bytes(self.fe_idx, t.backend, t.server, t.bytes_in, t.bytes_out);
+        if let (Some(b), Some(s), true) = (t.backend, t.server, t.stream_started) {
+            c.stream_end(b, s);
+        }
+        if let Some(b) = t.backend {
+            let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+            let times = ringlb_stats::RequestTimes {
+                queue_us: t.queue.map(us),
+                connect_us: t.connect.map(us),
+                response_us: t
+                    .request_sent
+                    .zip(t.response_head)
+                    .map(|(a, b)| us(b.saturating_duration_since(a))),
+                total_us: t.head_start.map(|h| us(now.saturating_duration_since(h))),
+            };
+            // Only answered requests feed the time averages and histograms.
+            if t.response_head.is_some() {
+                c.record_times(b, t.server, &times);
+            }
+        }
+    }
+
     /// Answers a request the parser rejected: the frontend's `errorfile` for its status, else the
     /// exact page haproxy 2.6 sends for that error.
     async fn reply_http_error(&mut self, e: HttpError) {
@@ -598,6 +756,9 @@ impl<'a> Session<'a> {
             .errors
             .get(e.status())
             .unwrap_or_else(|| e.default_reply());
+        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        txn.status = e.status();
+        txn.bytes_out += bytes.len() as u64;
         let _ = within(
             self.fe.timeouts.client,
             self.client.send_all(SendBuf::from_vec(bytes.to_vec())),
@@ -622,6 +783,9 @@ impl<'a> Session<'a> {
         else {
             return;
         };
+        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        txn.status = status;
+        txn.bytes_out += bytes.len() as u64;
         // A copy into an owned buffer: error replies are rare and small.
         let _ = within(
             self.fe.timeouts.client,
@@ -637,6 +801,29 @@ pub struct Scratch {
     req: RequestHead,
     resp: ResponseHead,
     out: Vec<u8>,
+    txn: Txn,
+}
+
+/// What one transaction did, for the counters (and the logs): when each phase ended, where it
+/// went, what it answered and how many bytes moved.
+#[derive(Debug, Clone, Copy, Default)]
+struct Txn {
+    /// When the session started waiting for this request (accept, or the previous response).
+    wait_start: Option<Instant>,
+    /// First byte of the request head.
+    head_start: Option<Instant>,
+    backend: Option<usize>,
+    server: Option<usize>,
+    /// A server session was counted (`stream_start`); ended in `finish_txn`.
+    stream_started: bool,
+    queue: Option<Duration>,
+    connect: Option<Duration>,
+    request_sent: Option<Instant>,
+    response_head: Option<Instant>,
+    /// Status sent to the client (0: none).
+    status: u16,
+    bytes_in: u64,
+    bytes_out: u64,
 }
 
 /// Bound on pooled scratch sets per shard: enough for the requests in progress at once on a
@@ -653,6 +840,7 @@ impl Scratch {
             req: RequestHead::default(),
             resp: ResponseHead::default(),
             out: Vec::with_capacity(512),
+            txn: Txn::default(),
         })
     }
 }

@@ -11,6 +11,7 @@ use std::rc::Rc;
 use ringlb_uring::Ring;
 
 mod body;
+pub mod counters;
 pub mod http;
 pub mod log;
 pub mod notify;
@@ -23,6 +24,7 @@ pub mod time;
 pub mod topology;
 pub mod tunnel;
 
+pub use counters::{ShardCounters, StatsBoard};
 pub use shard::{spawn_shard, ShardConfig};
 pub use state::{AdminState, ControlMsg};
 pub use topology::Topology;
@@ -34,6 +36,8 @@ pub struct Ctx {
     pub ring: Ring,
     /// Raised on soft or hard stop: idle keep-alive connections close at once.
     pub stopping: Rc<notify::Notify>,
+    /// Commands to the control shard (rare: stats collection).
+    pub commands: crossbeam_channel::Sender<state::ControlMsg>,
     /// The shard's log targets.
     pub logger: Rc<log::Logger>,
     /// Per-request working memory not held by idle connections (`http::Scratch`).

@@ -5,6 +5,7 @@ use std::future::poll_fn;
 use std::io;
 use std::rc::Rc;
 use std::task::Poll;
+use std::time::Instant;
 
 use ringlb_balance::PickInput;
 use ringlb_uring::TcpStream;
@@ -179,22 +180,49 @@ pub async fn connect(
 /// Leases a server and connects to it, with `retries` and `option redispatch` as HAProxy: each
 /// failed attempt retries the same server; the last one goes to another server when redispatch is
 /// on. `reuse` allows idle pooled connections.
+/// What getting a server connection took, for the counters and logs (HAProxy's `Tw`, `Tc`,
+/// `econ`, `wretr`, `wredis`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectInfo {
+    /// The server finally leased (the last one tried).
+    pub server: Option<usize>,
+    /// Time spent waiting for a server slot (queue).
+    pub queue: std::time::Duration,
+    /// Time spent connecting (all attempts; ~0 for a reused connection).
+    pub connect: std::time::Duration,
+    pub reused: bool,
+    pub failed_connects: u32,
+    pub retries: u32,
+    pub redispatched: bool,
+}
+
 pub async fn lease_and_connect(
     ctx: &Ctx,
     backend: usize,
     input: &PickInput<'_>,
     reuse: Reuse,
-) -> Result<(ServerLease, ServerConn, bool), NoConnection> {
+    info: &mut ConnectInfo,
+) -> Result<(ServerLease, ServerConn), NoConnection> {
     let Some(be) = ctx.state.topo.backends.get(backend) else {
         return Err(NoConnection::NoServer);
     };
     let (retries, redispatch, retry_conn) = (be.retries, be.redispatch, be.retry_on.conn_failure);
     let mut attempt = 0u32;
+    let started = Instant::now();
     let mut lease = self::lease(ctx, backend, input, None).await?;
+    info.queue += started.elapsed();
+    info.server = Some(lease.server);
     loop {
-        match connect(ctx, &lease, reuse).await {
-            Ok((conn, reused)) => return Ok((lease, conn, reused)),
+        let connecting = Instant::now();
+        let r = connect(ctx, &lease, reuse).await;
+        info.connect += connecting.elapsed();
+        match r {
+            Ok((conn, reused)) => {
+                info.reused = reused;
+                return Ok((lease, conn));
+            }
             Err(e) => {
+                info.failed_connects += 1;
                 let timed_out = e.kind() == io::ErrorKind::TimedOut;
                 if !retry_conn || attempt >= retries {
                     return Err(if timed_out {
@@ -204,7 +232,9 @@ pub async fn lease_and_connect(
                     });
                 }
                 attempt += 1;
+                info.retries += 1;
                 if redispatch && attempt == retries {
+                    info.redispatched = true;
                     let failed = lease.server;
                     drop(lease);
                     lease = match self::lease(ctx, backend, input, Some(failed)).await {

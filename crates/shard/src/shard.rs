@@ -30,6 +30,10 @@ pub struct ShardConfig {
     pub cpus: Vec<usize>,
     pub topology: Arc<Topology>,
     pub control: SharedReceiver<ControlMsg>,
+    /// Where this shard publishes its counters (shared by all shards and the readers).
+    pub board: std::sync::Arc<crate::counters::StatsBoard>,
+    /// Commands to the control shard (a stats page asks it to collect every shard's counters).
+    pub commands: crossbeam_channel::Sender<ControlMsg>,
     /// Told once: `Ok` when every listener is bound, or why the shard could not start.
     pub ready: mpsc::Sender<Result<(), String>>,
 }
@@ -62,6 +66,8 @@ async fn run(cfg: ShardConfig) {
         topology,
         control,
         ready,
+        board,
+        commands,
         ..
     } = cfg;
     let bufsize = topology.tune.bufsize;
@@ -77,7 +83,7 @@ async fn run(cfg: ShardConfig) {
                 return;
             }
         };
-    let state = Rc::new(ShardState::new(topology.clone(), id, nshards));
+    let state = Rc::new(ShardState::with_board(topology.clone(), id, nshards, board));
     let origin = ringlb_log::Origin {
         hostname: topology.log_hostname.clone(),
         tag: topology.log_tag.clone(),
@@ -97,14 +103,15 @@ async fn run(cfg: ShardConfig) {
         ring: ring.clone(),
         stopping: stop_accepting.clone(),
         logger,
+        commands,
         scratch: Default::default(),
     };
 
     let mut listeners = Vec::new();
     for (fi, fe) in topology.frontends.iter().enumerate() {
-        for bind in &fe.binds {
+        for (bi, bind) in fe.binds.iter().enumerate() {
             match bind_reuseport(bind.addr, bind.backlog) {
-                Ok(fd) => listeners.push((fi, bind.maxconn, TcpListener::from_fd(&ring, fd))),
+                Ok(fd) => listeners.push(((fi, bi), bind.maxconn, TcpListener::from_fd(&ring, fd))),
                 Err(e) => {
                     let _ = ready.send(Err(format!(
                         "Starting frontend {}: cannot bind socket (shard {id}) [{}]: {e}",
@@ -122,11 +129,19 @@ async fn run(cfg: ShardConfig) {
             .map(|_| std::cell::Cell::new(0))
             .collect(),
     );
-    for (fi, bind_maxconn, listener) in listeners {
+    for ((fi, bi), bind_maxconn, listener) in listeners {
         let ctx = ctx.clone();
         let stop = stop_accepting.clone();
         let fe_conns = fe_conns.clone();
-        glommio::spawn_local(accept_loop(ctx, fi, bind_maxconn, listener, stop, fe_conns)).detach();
+        glommio::spawn_local(accept_loop(
+            ctx,
+            (fi, bi),
+            bind_maxconn,
+            listener,
+            stop,
+            fe_conns,
+        ))
+        .detach();
     }
     let _ = ready.send(Ok(()));
 
@@ -198,7 +213,7 @@ async fn run(cfg: ShardConfig) {
 /// frontend share and the bind's own share), and spawns a task per connection.
 async fn accept_loop(
     ctx: Ctx,
-    frontend: usize,
+    (frontend, bind): (usize, usize),
     bind_maxconn: u32,
     listener: TcpListener,
     stop: Rc<Notify>,
@@ -254,7 +269,7 @@ async fn accept_loop(
         let guard = ConnGuard::new(
             state.clone(),
             fe_conns.clone(),
-            frontend,
+            (frontend, bind),
             bind_conns.clone(),
         );
         let ctx = ctx.clone();
@@ -274,6 +289,7 @@ struct ConnGuard {
     state: Rc<ShardState>,
     fe_conns: Rc<Vec<std::cell::Cell<u32>>>,
     frontend: usize,
+    bind: usize,
     bind_conns: Rc<std::cell::Cell<u32>>,
 }
 
@@ -281,9 +297,29 @@ impl ConnGuard {
     fn new(
         state: Rc<ShardState>,
         fe_conns: Rc<Vec<std::cell::Cell<u32>>>,
-        frontend: usize,
+        (frontend, bind): (usize, usize),
         bind_conns: Rc<std::cell::Cell<u32>>,
     ) -> ConnGuard {
+        {
+            // A connection accepted is a session for HAProxy's counters (no tcp-request
+            // session rules yet that could refuse it).
+            let now_ms = state.board.now_ms();
+            let mut c = state.counters.borrow_mut();
+            c.process.cum_conns += 1;
+            let r = c.process.conn_per_sec.add(now_ms, 1);
+            c.process.max_conn_rate = c.process.max_conn_rate.max(r);
+            let r = c.process.sess_per_sec.add(now_ms, 1);
+            c.process.max_sess_rate = c.process.max_sess_rate.max(r);
+            if let Some(f) = c.frontends.get_mut(frontend) {
+                f.on_connection(now_ms);
+                f.on_session_start(now_ms);
+            }
+            if let Some(l) = c.listeners.get_mut(frontend).and_then(|v| v.get_mut(bind)) {
+                l.cur_sess += 1;
+                l.max_sess = l.max_sess.max(l.cur_sess);
+                l.cum_sess += 1;
+            }
+        }
         state.conns.set(state.conns.get() + 1);
         if let Some(c) = fe_conns.get(frontend) {
             c.set(c.get() + 1);
@@ -293,6 +329,7 @@ impl ConnGuard {
             state,
             fe_conns,
             frontend,
+            bind,
             bind_conns,
         }
     }
@@ -307,6 +344,19 @@ impl Drop for ConnGuard {
             c.set(c.get().saturating_sub(1));
         }
         self.bind_conns.set(self.bind_conns.get().saturating_sub(1));
+        {
+            let mut c = self.state.counters.borrow_mut();
+            if let Some(f) = c.frontends.get_mut(self.frontend) {
+                f.on_session_end();
+            }
+            if let Some(l) = c
+                .listeners
+                .get_mut(self.frontend)
+                .and_then(|v| v.get_mut(self.bind))
+            {
+                l.cur_sess = l.cur_sess.saturating_sub(1);
+            }
+        }
         self.state.wake_conn_waiters();
     }
 }

@@ -46,6 +46,8 @@ pub enum ControlMsg {
         server: usize,
         weight: u32,
     },
+    /// Copy this shard's counters to the stats board, tagged `seq` (a reader waits for it).
+    PublishStats { seq: u64 },
 }
 
 /// Lifecycle of a shard.
@@ -125,6 +127,10 @@ pub struct ShardState {
     pub idle_budget: usize,
     /// Woken when a connection closes (accept loops paused on maxconn, soft stop waiting for 0).
     pub conn_closed: RefCell<Vec<Waker>>,
+    /// This shard's statistics (published on demand, see `counters.rs`).
+    pub counters: RefCell<crate::counters::ShardCounters>,
+    /// Where the counters are published, shared by every shard and the readers.
+    pub board: Arc<crate::counters::StatsBoard>,
 }
 
 /// A limit split over `nshards` shards: each gets ⌈limit / nshards⌉ (0 stays unlimited).
@@ -138,7 +144,18 @@ pub fn share(limit: u32, nshards: usize) -> u32 {
 }
 
 impl ShardState {
+    /// A shard state with a stats board of its own (tests; a lone shard).
     pub fn new(topo: Arc<Topology>, shard_id: usize, nshards: usize) -> ShardState {
+        let board = crate::counters::StatsBoard::new(nshards);
+        ShardState::with_board(topo, shard_id, nshards, board)
+    }
+
+    pub fn with_board(
+        topo: Arc<Topology>,
+        shard_id: usize,
+        nshards: usize,
+        board: Arc<crate::counters::StatsBoard>,
+    ) -> ShardState {
         let backends = topo
             .backends
             .iter()
@@ -172,6 +189,7 @@ impl ShardState {
             })
             .collect();
         let maxconn_share = share(topo.maxconn, nshards);
+        let counters = RefCell::new(crate::counters::ShardCounters::new(&topo));
         let idle_budget = if maxconn_share == 0 {
             4096
         } else {
@@ -190,6 +208,8 @@ impl ShardState {
             rng: RefCell::new(SplitMix64(0x9e37_79b9_7f4a_7c15 ^ shard_id as u64)),
             idle_budget,
             conn_closed: RefCell::new(Vec::new()),
+            counters,
+            board,
         }
     }
 
@@ -246,6 +266,12 @@ impl ShardState {
                         let _ = b.balancer.borrow_mut().set_weight(server, weight.min(256));
                     }
                 }
+            }
+            ControlMsg::PublishStats { seq } => {
+                // A copy (the histograms are the bulk of it): only when somebody reads stats.
+                let mut copy = self.counters.borrow().clone();
+                copy.process.curr_conns = self.conns.get();
+                self.board.publish(self.shard_id, seq, copy);
             }
         }
     }

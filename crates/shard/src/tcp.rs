@@ -3,7 +3,7 @@
 
 use ringlb_uring::TcpStream;
 
-use crate::server::lease_and_connect;
+use crate::server::{lease_and_connect, ConnectInfo};
 use crate::tunnel::{self, TunnelTimeouts};
 use crate::Ctx;
 
@@ -21,12 +21,22 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
         src: client.peer_addr().map(|a| a.ip()),
         ..Default::default()
     };
-    let Ok((_lease, server, _)) =
-        lease_and_connect(ctx, backend, &input, crate::server::Reuse::Never).await
-    else {
+    let mut info = ConnectInfo::default();
+    let connected =
+        lease_and_connect(ctx, backend, &input, crate::server::Reuse::Never, &mut info).await;
+    ctx.state
+        .counters
+        .borrow_mut()
+        .connect_outcome(backend, &info);
+    let Ok((lease, server)) = connected else {
         // Nothing to answer in TCP mode: closing is HAProxy's behaviour (logged as SC).
         return;
     };
+    let now_ms = ctx.state.board.now_ms();
+    ctx.state
+        .counters
+        .borrow_mut()
+        .stream_start(backend, lease.server, now_ms);
     // The tunnel timeout supersedes client/server timeouts once both sides are connected.
     let idle = be.timeouts.tunnel.or(fe.timeouts.tunnel).or_else(|| {
         match (fe.timeouts.client, be.timeouts.server) {
@@ -39,5 +49,8 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
         client_fin: fe.timeouts.client_fin.or(fe.timeouts.client),
         server_fin: be.timeouts.server_fin.or(be.timeouts.server),
     };
-    let _ = tunnel::run(&client, &server, t).await;
+    let (up, down, _end) = tunnel::run(&client, &server, t).await;
+    let mut c = ctx.state.counters.borrow_mut();
+    c.bytes(frontend, Some(backend), Some(lease.server), up, down);
+    c.stream_end(backend, lease.server);
 }

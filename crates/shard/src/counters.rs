@@ -1,0 +1,300 @@
+//! Per-shard statistics: HAProxy's counters for every frontend, backend, server and listener
+//! of this shard ([`ringlb_stats`] types), updated on the request path without atomics or
+//! locks, and published on demand to a [`StatsBoard`] the readers merge.
+//!
+//! Reading (stats page, runtime socket, Prometheus) is rare: the reader asks the control shard
+//! to broadcast `ControlMsg::PublishStats { seq }`; every shard copies its counters into its own
+//! slot of the board (one uncontended lock per shard per read, never on the request path) and
+//! the reader waits until every slot holds `seq` or later, then merges them.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use ringlb_stats::{
+    BackendCounters, FrontendCounters, LatencyHistograms, ListenerCounters, ProcessCounters,
+    RequestTimes, ServerCounters,
+};
+
+use crate::topology::Topology;
+
+/// One shard's counters.
+#[derive(Debug, Clone, Default)]
+pub struct ShardCounters {
+    pub process: ProcessCounters,
+    pub frontends: Vec<FrontendCounters>,
+    /// Per frontend, per bind address.
+    pub listeners: Vec<Vec<ListenerCounters>>,
+    pub backends: Vec<BackendCounters>,
+    pub backend_latency: Vec<LatencyHistograms>,
+    pub servers: Vec<Vec<ServerCounters>>,
+    pub server_latency: Vec<Vec<LatencyHistograms>>,
+}
+
+impl ShardCounters {
+    pub fn new(topo: &Topology) -> ShardCounters {
+        ShardCounters {
+            process: ProcessCounters::default(),
+            frontends: vec![FrontendCounters::default(); topo.frontends.len()],
+            listeners: topo
+                .frontends
+                .iter()
+                .map(|f| vec![ListenerCounters::default(); f.binds.len()])
+                .collect(),
+            backends: vec![BackendCounters::default(); topo.backends.len()],
+            backend_latency: topo
+                .backends
+                .iter()
+                .map(|_| LatencyHistograms::new())
+                .collect(),
+            servers: topo
+                .backends
+                .iter()
+                .map(|b| vec![ServerCounters::default(); b.servers.len()])
+                .collect(),
+            server_latency: topo
+                .backends
+                .iter()
+                .map(|b| b.servers.iter().map(|_| LatencyHistograms::new()).collect())
+                .collect(),
+        }
+    }
+
+    /// Adds another shard's counters (same topology).
+    pub fn merge(&mut self, o: &ShardCounters) {
+        self.process.merge(&o.process);
+        for (a, b) in self.frontends.iter_mut().zip(&o.frontends) {
+            a.merge(b);
+        }
+        for (la, lb) in self.listeners.iter_mut().zip(&o.listeners) {
+            for (a, b) in la.iter_mut().zip(lb) {
+                a.merge(b);
+            }
+        }
+        for (a, b) in self.backends.iter_mut().zip(&o.backends) {
+            a.merge(b);
+        }
+        for (a, b) in self.backend_latency.iter_mut().zip(&o.backend_latency) {
+            a.merge(b);
+        }
+        for (sa, sb) in self.servers.iter_mut().zip(&o.servers) {
+            for (a, b) in sa.iter_mut().zip(sb) {
+                a.merge(b);
+            }
+        }
+        for (sa, sb) in self.server_latency.iter_mut().zip(&o.server_latency) {
+            for (a, b) in sa.iter_mut().zip(sb) {
+                a.merge(b);
+            }
+        }
+    }
+
+    /// Records a finished HTTP transaction (or TCP session) in its backend and server.
+    pub fn record_times(&mut self, backend: usize, server: Option<usize>, t: &RequestTimes) {
+        if let Some(b) = self.backends.get_mut(backend) {
+            b.times.record(t);
+        }
+        if let Some(h) = self.backend_latency.get_mut(backend) {
+            h.record(t);
+        }
+        if let Some(s) = server {
+            if let Some(c) = self.servers.get_mut(backend).and_then(|v| v.get_mut(s)) {
+                c.times.record(t);
+            }
+            if let Some(h) = self
+                .server_latency
+                .get_mut(backend)
+                .and_then(|v| v.get_mut(s))
+            {
+                h.record(t);
+            }
+        }
+    }
+}
+
+/// Where shards publish copies of their counters for readers.
+#[derive(Debug)]
+pub struct StatsBoard {
+    slots: Vec<Mutex<Option<(u64, ShardCounters)>>>,
+    next_seq: AtomicU64,
+    /// The process-wide clock origin of every `now_ms` (rates of all shards line up).
+    pub origin: Instant,
+}
+
+impl StatsBoard {
+    pub fn new(nshards: usize) -> Arc<StatsBoard> {
+        Arc::new(StatsBoard {
+            slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
+            next_seq: AtomicU64::new(1),
+            origin: Instant::now(),
+        })
+    }
+
+    /// Milliseconds since the board was created (the `now_ms` of every counter).
+    pub fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// A new request number; broadcast it in `ControlMsg::PublishStats`.
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Called by shard `shard` in answer to `PublishStats { seq }`.
+    pub fn publish(&self, shard: usize, seq: u64, counters: ShardCounters) {
+        if let Some(slot) = self.slots.get(shard) {
+            if let Ok(mut g) = slot.lock() {
+                *g = Some((seq, counters));
+            }
+        }
+    }
+
+    /// The merged counters if every shard has published `seq` or later.
+    pub fn try_collect(&self, seq: u64) -> Option<ShardCounters> {
+        let mut merged: Option<ShardCounters> = None;
+        for slot in &self.slots {
+            let g = slot.lock().ok()?;
+            let (got, c) = g.as_ref()?;
+            if *got < seq {
+                return None;
+            }
+            match &mut merged {
+                None => merged = Some(c.clone()),
+                Some(m) => m.merge(c),
+            }
+        }
+        merged
+    }
+
+    /// Whatever the shards last published (stale, for a reader that cannot wait).
+    pub fn latest(&self) -> Option<ShardCounters> {
+        self.try_collect(0)
+    }
+
+    /// Waits (off any shard: a plain thread) until every shard answered `seq`, at most
+    /// `timeout`; falls back to the latest copies.
+    pub fn collect_blocking(&self, seq: u64, timeout: Duration) -> Option<ShardCounters> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(c) = self.try_collect(seq) {
+                return Some(c);
+            }
+            if Instant::now() >= deadline {
+                return self.latest();
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+}
+
+/// Counter updates of one stream (an HTTP transaction, or a TCP session) on the backend side.
+impl ShardCounters {
+    /// The stream got a server (HAProxy counts a backend/server session per stream, and an LB
+    /// decision in `lbtot`).
+    pub fn stream_start(&mut self, backend: usize, server: usize, now_ms: u64) {
+        if let Some(b) = self.backends.get_mut(backend) {
+            b.on_session_start(now_ms);
+            b.cum_lbconn += 1;
+        }
+        if let Some(s) = self
+            .servers
+            .get_mut(backend)
+            .and_then(|v| v.get_mut(server))
+        {
+            s.on_session_start(now_ms);
+            s.cum_lbconn += 1;
+        }
+    }
+
+    pub fn stream_end(&mut self, backend: usize, server: usize) {
+        if let Some(b) = self.backends.get_mut(backend) {
+            b.on_session_end();
+        }
+        if let Some(s) = self
+            .servers
+            .get_mut(backend)
+            .and_then(|v| v.get_mut(server))
+        {
+            s.on_session_end();
+        }
+    }
+
+    /// What getting the connection took: failed attempts (`econ`), retries (`wretr`),
+    /// redispatches (`wredis`), new vs reused connections.
+    pub fn connect_outcome(&mut self, backend: usize, info: &crate::server::ConnectInfo) {
+        let Some(b) = self.backends.get_mut(backend) else {
+            return;
+        };
+        b.failed_conns += u64::from(info.failed_connects);
+        b.retries += u64::from(info.retries);
+        b.redispatches += u64::from(info.redispatched);
+        let Some(server) = info.server else { return };
+        let Some(s) = self
+            .servers
+            .get_mut(backend)
+            .and_then(|v| v.get_mut(server))
+        else {
+            return;
+        };
+        s.failed_conns += u64::from(info.failed_connects);
+        s.retries += u64::from(info.retries);
+        s.redispatches += u64::from(info.redispatched);
+        if info.failed_connects == 0 || info.reused {
+            if info.reused {
+                b.reuse += 1;
+                s.reuse += 1;
+            } else {
+                b.connect += 1;
+                s.connect += 1;
+            }
+        }
+    }
+
+    /// Bytes of a finished stream: `bin` is what the client sent, `bout` what it received.
+    pub fn bytes(
+        &mut self,
+        frontend: usize,
+        backend: Option<usize>,
+        server: Option<usize>,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) {
+        if let Some(f) = self.frontends.get_mut(frontend) {
+            f.bytes_in += bytes_in;
+            f.bytes_out += bytes_out;
+        }
+        self.process.total_bytes_out += bytes_out;
+        let Some(b) = backend else { return };
+        if let Some(c) = self.backends.get_mut(b) {
+            c.bytes_in += bytes_in;
+            c.bytes_out += bytes_out;
+        }
+        if let Some(s) = server.and_then(|s| self.servers.get_mut(b).and_then(|v| v.get_mut(s))) {
+            s.bytes_in += bytes_in;
+            s.bytes_out += bytes_out;
+        }
+    }
+
+    /// A response status sent to the client (`hrsp_*`; `req_tot` of the backend and server
+    /// count the requests they answered).
+    pub fn response(
+        &mut self,
+        frontend: usize,
+        backend: Option<usize>,
+        server: Option<usize>,
+        status: u16,
+    ) {
+        if let Some(f) = self.frontends.get_mut(frontend) {
+            f.rsp.count(status);
+        }
+        let Some(b) = backend else { return };
+        if let Some(c) = self.backends.get_mut(b) {
+            c.rsp.count(status);
+            c.cum_req += 1;
+        }
+        if let Some(s) = server.and_then(|s| self.servers.get_mut(b).and_then(|v| v.get_mut(s))) {
+            s.rsp.count(status);
+            s.cum_req += 1;
+        }
+    }
+}
