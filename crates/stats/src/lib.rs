@@ -30,3 +30,12 @@ pub use model::{
     ProcessCounters, ProcessInfo, ProxyMode, ProxyStats, ServerCounters, ServerStats, Snapshot,
     SslCounters, TimeStats,
 };
+
+pub mod field;
+pub mod fill;
+pub mod show;
+pub mod tables;
+
+pub use field::Val;
+pub use fill::{server_status_text, FillOpts, ObjType};
+pub use show::{cli_show_info, cli_show_stat, parse_show_stat, render_stat, Format, StatRequest};

@@ -270,8 +270,8 @@ pub struct BackendCounters {
     pub internal_errors: u64,
     pub sess_per_sec: FreqCtr,
     pub sps_max: u32,
-    /// When the last session was assigned (ms on the snapshot's clock; 0 = never).
-    pub last_sess_ms: u64,
+    /// When the last session was assigned (ms on the snapshot's clock).
+    pub last_sess_ms: Option<u64>,
     pub times: TimeStats,
     pub ssl: SslCounters,
     pub mux: MuxCounters,
@@ -294,7 +294,7 @@ impl BackendCounters {
         self.cum_sess += 1;
         let r = self.sess_per_sec.add(now_ms, 1);
         self.sps_max = self.sps_max.max(r);
-        self.last_sess_ms = now_ms;
+        self.last_sess_ms = Some(now_ms);
     }
 
     #[inline]
@@ -330,8 +330,10 @@ pub struct ServerCounters {
     pub internal_errors: u64,
     pub sess_per_sec: FreqCtr,
     pub sps_max: u32,
-    pub last_sess_ms: u64,
+    pub last_sess_ms: Option<u64>,
     pub times: TimeStats,
+    /// `hanafail`: failed health analyses (`observe`).
+    pub failed_hana: u64,
     /// `srv_icur`: idle connections; `safe_conn_cur`/`used_conn_cur`/`need_conn_est` as HAProxy.
     pub idle_conn_cur: u32,
     pub safe_conn_cur: u32,
@@ -345,7 +347,7 @@ impl ServerCounters {
         merge_fields!(self, o; add: queue_cur, queue_max, cur_sess, max_sess, cum_sess, bytes_in,
             bytes_out, denied_resp, failed_conns, failed_resp, retries, redispatches, cum_lbconn,
             cum_req, cli_aborts, srv_aborts, connect, reuse, failed_rewrites, internal_errors,
-            sps_max, idle_conn_cur, safe_conn_cur, used_conn_cur, need_conn_est;
+            sps_max, failed_hana, idle_conn_cur, safe_conn_cur, used_conn_cur, need_conn_est;
             max: last_sess_ms; merge: rsp, sess_per_sec, times, ssl);
     }
 
@@ -358,7 +360,7 @@ impl ServerCounters {
         self.cum_sess += 1;
         let r = self.sess_per_sec.add(now_ms, 1);
         self.sps_max = self.sps_max.max(r);
-        self.last_sess_ms = now_ms;
+        self.last_sess_ms = Some(now_ms);
     }
 
     #[inline]
@@ -442,8 +444,9 @@ impl ProxyMode {
 }
 
 /// A frontend's or listener's state (`status`: OPEN, FULL, STOP...).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ListenState {
+    #[default]
     Open,
     /// maxconn reached.
     Full,
@@ -451,6 +454,8 @@ pub enum ListenState {
     Stop,
     /// Listener waiting for resources (HAProxy's `WAITING`).
     Waiting,
+    /// Paused (`disable frontend`).
+    Paused,
 }
 
 impl ListenState {
@@ -460,6 +465,7 @@ impl ListenState {
             ListenState::Full => "FULL",
             ListenState::Stop => "STOP",
             ListenState::Waiting => "WAITING",
+            ListenState::Paused => "PAUSED",
         }
     }
 }
@@ -472,8 +478,9 @@ pub struct FrontendStats {
     pub maxconn: u32,
     /// `rate_lim`: `rate-limit sessions` (0 = none).
     pub rate_limit_sessions: u32,
-    pub state: Option<ListenState>,
+    pub state: ListenState,
 }
+
 
 /// The backend side of a proxy.
 #[derive(Debug, Clone, Default)]
@@ -492,6 +499,8 @@ pub struct BackendStats {
     pub down_time_ms: u64,
     /// `chkdown`: times the backend went DOWN.
     pub down_trans: u64,
+    /// `option allbackups`: all usable backup servers share the load, not only the first.
+    pub allbackups: bool,
 }
 
 /// The operational state of a server (health checks, tracking).
@@ -570,8 +579,16 @@ pub struct ServerStats {
     /// `tracked`: `backend/server` this one tracks.
     pub tracked: Option<String>,
     pub cookie: Option<String>,
+    /// The server's own health check and agent, when enabled (not paused).
     pub check: Option<CheckStats>,
     pub agent: Option<CheckStats>,
+    /// For a tracking server (`track`), the check of the server at the end of the chain: the
+    /// status text (`UP 1/3`...) follows it.
+    pub tracked_check: Option<CheckStats>,
+    /// `observe layer4|layer7`: show `hanafail`.
+    pub observe: bool,
+    /// `pool-max-conn` (`srv_ilim`), when set.
+    pub max_idle_conns: Option<u32>,
     /// `chkfail`, `chkdown`.
     pub failed_checks: u64,
     pub down_trans: u64,

@@ -1,0 +1,270 @@
+//! The runtime-socket face of a table: typed `show table` queries with HAProxy 2.6's text
+//! output, `clear table` and `set table`.
+//!
+//! Output is byte-compatible with haproxy 2.6 (tests/show_table.rs compares against recordings
+//! made with tests/fixtures/record_show_table.sh), except the entry address, which is a stable
+//! pseudo-address here. The empty line that ends every CLI answer is the runtime socket's.
+//!
+//! Across shards each shard answers for the keys it owns ([`Table::query`] with
+//! `owned_only`); the control shard concatenates the rows and calls [`format_show`], which
+//! sorts them by key as HAProxy's tree walk does. Key commands go to `owner_of(key)`.
+
+use std::fmt::Write as _;
+
+use crate::data::{DataType, Kind};
+use crate::key::KeyType;
+use crate::shard::DeltaOp;
+use crate::table::{Table, TableConfig};
+
+/// Comparison of a `data.<type> <op> <value>` filter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FilterOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// `data.<type> <op> <value>`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Filter {
+    pub data: DataType,
+    pub op: FilterOp,
+    pub value: i64,
+}
+
+impl Filter {
+    fn matches(&self, v: i64) -> bool {
+        match self.op {
+            FilterOp::Eq => v == self.value,
+            FilterOp::Ne => v != self.value,
+            FilterOp::Lt => v < self.value,
+            FilterOp::Le => v <= self.value,
+            FilterOp::Gt => v > self.value,
+            FilterOp::Ge => v >= self.value,
+        }
+    }
+}
+
+/// What `show table` / `clear table` select: everything, one key, or filters (all must match).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Query {
+    pub key: Option<Box<[u8]>>,
+    pub filters: Vec<Filter>,
+}
+
+impl Query {
+    /// Parses the words after the table name: `[key <k>] | [data.<type> <op> <value>]*`.
+    pub fn parse(cfg: &TableConfig, args: &[&str]) -> Result<Query, String> {
+        let mut q = Query::default();
+        let mut i = 0;
+        while i < args.len() {
+            let w = args[i];
+            if w == "key" {
+                let k = args.get(i + 1).ok_or("Key value expected\n")?;
+                let mut buf = Vec::new();
+                cfg.key.parse_cli(k, &mut buf)?;
+                q.key = Some(buf.into_boxed_slice());
+                i += 2;
+            } else if let Some(name) = w.strip_prefix("data.") {
+                let data = parse_stored(cfg, name)?;
+                let op = match args.get(i + 1).copied() {
+                    Some("eq") => FilterOp::Eq,
+                    Some("ne") => FilterOp::Ne,
+                    Some("lt") => FilterOp::Lt,
+                    Some("le") => FilterOp::Le,
+                    Some("gt") => FilterOp::Gt,
+                    Some("ge") => FilterOp::Ge,
+                    _ => {
+                        return Err("Require an operator among \"eq\", \"ne\", \"le\", \"ge\", \"lt\", \"gt\"\n".into())
+                    }
+                };
+                let value = args
+                    .get(i + 2)
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .ok_or("Require a valid integer value to compare against\n")?;
+                q.filters.push(Filter { data, op, value });
+                i += 3;
+            } else {
+                return Err("Optional argument only supports \"data.<store_data_type>\" <operator> <value> and key <key>\n".into());
+            }
+        }
+        if q.key.is_some() && !q.filters.is_empty() {
+            return Err("key and data filters are mutually exclusive\n".into());
+        }
+        Ok(q)
+    }
+}
+
+fn parse_stored(cfg: &TableConfig, name: &str) -> Result<DataType, String> {
+    let dt = DataType::from_name(name).ok_or("Unknown data type\n")?;
+    if !cfg.layout.stores(dt) {
+        return Err("Data type not stored in this table\n".into());
+    }
+    Ok(dt)
+}
+
+/// One entry as `show table` prints it: plain data, sendable between shards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EntryView {
+    /// Stands in for HAProxy's entry address.
+    pub id: u64,
+    pub key: Box<[u8]>,
+    /// `use=`: streams holding the entry.
+    pub use_count: u32,
+    /// `exp=`: ms until expiry (0 without `expire`).
+    pub exp_ms: u64,
+    /// Stored types in HAProxy's order with their values at the time of the query.
+    pub values: Vec<(DataType, i64)>,
+}
+
+impl Table {
+    fn view(&self, slot: u32, now_ms: u64) -> EntryView {
+        let s = &self.slots[slot as usize];
+        EntryView {
+            id: 0x5600_0000_0000 + (u64::from(self.shard.id) << 36) + u64::from(slot) * 0x40,
+            key: self.key_of(slot).into(),
+            use_count: s.refs,
+            exp_ms: if s.expire_ms == 0 {
+                0
+            } else {
+                s.expire_ms.saturating_sub(now_ms)
+            },
+            values: self
+                .cfg
+                .layout
+                .stored()
+                .map(|dt| (dt, self.value(slot, dt, now_ms).unwrap_or(0)))
+                .collect(),
+        }
+    }
+
+    fn selected(&self, slot: u32, q: &Query, now_ms: u64) -> bool {
+        q.filters.iter().all(|f| {
+            self.value(slot, f.data, now_ms)
+                .is_some_and(|v| f.matches(v))
+        })
+    }
+
+    fn live_at(&self, slot: u32, now_ms: u64) -> bool {
+        let s = &self.slots[slot as usize];
+        s.live && (s.refs > 0 || s.expire_ms == 0 || s.expire_ms > now_ms)
+    }
+
+    /// Entries matching `q` in key order; with `owned_only`, only the keys this shard owns
+    /// (what a sharded `show table` collects from each shard).
+    pub fn query(&self, q: &Query, now_ms: u64, owned_only: bool) -> Vec<EntryView> {
+        let slots: Vec<u32> = match &q.key {
+            Some(k) => self.index.get(k).copied().into_iter().collect(),
+            None => self.sorted_slots(),
+        };
+        slots
+            .into_iter()
+            .filter(|&s| self.live_at(s, now_ms))
+            .filter(|&s| !owned_only || self.owns(s))
+            .filter(|&s| self.selected(s, q, now_ms))
+            .map(|s| self.view(s, now_ms))
+            .collect()
+    }
+
+    /// `show table <name> ...` on a single-shard table.
+    pub fn show(&self, q: &Query, now_ms: u64) -> String {
+        let rows = self.query(q, now_ms, false);
+        let used = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| self.live_at(*i as u32, now_ms))
+            .count();
+        let mut out = String::new();
+        format_show(&self.cfg, used, rows, &mut out);
+        out
+    }
+
+    /// `clear table <name> [key K | filters]`: removes the matching entries no stream holds.
+    /// Returns how many were removed. Their unsent deltas are dropped with them.
+    pub fn clear(&mut self, q: &Query, now_ms: u64) -> usize {
+        let slots: Vec<u32> = match &q.key {
+            Some(k) => self.index.get(k).copied().into_iter().collect(),
+            None => self.sorted_slots(),
+        };
+        let mut n = 0;
+        for s in slots {
+            if self.slots[s as usize].live
+                && self.slots[s as usize].refs == 0
+                && self.selected(s, q, now_ms)
+            {
+                if let Some(side) = self.cross.side.get_mut(&s) {
+                    side.pending.clear();
+                }
+                self.remove(s);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// `set table <name> key <k> [data.<type> <value>]*`: creates or touches the entry and sets
+    /// the values (a rate is set to read `value` for its current period, then fades).
+    pub fn set_entry(&mut self, args: &[&str], now_ms: u64) -> Result<(), String> {
+        let (Some(&"key"), Some(k)) = (args.first(), args.get(1)) else {
+            return Err("\"set table\" requires a key.\n".into());
+        };
+        let mut key = Vec::new();
+        self.cfg.key.parse_cli(k, &mut key)?;
+        let mut sets = Vec::new();
+        let mut i = 2;
+        while i < args.len() {
+            let name = args[i]
+                .strip_prefix("data.")
+                .ok_or("\"data.<type>\" followed by a value expected\n")?;
+            let dt = parse_stored(&self.cfg, name)?;
+            let v = args
+                .get(i + 1)
+                .and_then(|v| v.parse::<i64>().ok())
+                .ok_or("Require a valid integer value to store\n")?;
+            sets.push((dt, v));
+            i += 2;
+        }
+        let slot = self
+            .find_or_create(&key, now_ms)
+            .map_err(|_| "Unable to allocate a new entry\n".to_string())?;
+        for (dt, v) in sets {
+            self.mutate(slot, DeltaOp::Set(dt, v), now_ms);
+        }
+        Ok(())
+    }
+}
+
+/// Writes HAProxy 2.6's `show table` text: the header line, then one line per entry sorted by
+/// key. `used` is the table's entry count (over all shards).
+pub fn format_show(cfg: &TableConfig, used: usize, mut rows: Vec<EntryView>, out: &mut String) {
+    let _ = writeln!(
+        out,
+        "# table: {}, type: {}, size:{}, used:{}",
+        cfg.name,
+        cfg.key.name(),
+        cfg.size,
+        used
+    );
+    rows.sort_by(|a, b| a.key.cmp(&b.key));
+    for r in &rows {
+        format_row(cfg.key, cfg, r, out);
+    }
+}
+
+fn format_row(kt: KeyType, cfg: &TableConfig, r: &EntryView, out: &mut String) {
+    let _ = write!(out, "{:#x}: key=", r.id);
+    kt.display(&r.key, out);
+    let _ = write!(out, " use={} exp={}", r.use_count, r.exp_ms);
+    for (dt, v) in &r.values {
+        if dt.kind() == Kind::Rate {
+            let _ = write!(out, " {}({})={}", dt.name(), cfg.layout.period_ms(*dt), v);
+        } else {
+            let _ = write!(out, " {}={}", dt.name(), v);
+        }
+    }
+    out.push('\n');
+}
