@@ -6,9 +6,11 @@
 //! every worker shard over bounded glommio shared channels. Workers never block on a channel: they
 //! await messages in a task of their own.
 
+pub mod checks;
 pub mod placement;
 
 use std::io;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
@@ -16,6 +18,8 @@ use std::time::Duration;
 use glommio::channels::shared_channel;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use ringlb_shard::{spawn_shard, ControlMsg, ShardConfig, Topology};
+
+use crate::checks::{CheckPlan, CheckStatsHandle, ServerCheckStats};
 
 /// Capacity of each control → shard channel: state changes are rare; a full channel makes the
 /// control shard wait, never a worker.
@@ -34,12 +38,24 @@ pub struct Proxy {
     control_exit: Arc<AtomicBool>,
     /// The shards' published counters.
     board: Arc<ringlb_shard::StatsBoard>,
+    /// Health-check counters, updated by the control shard.
+    check_stats: CheckStatsHandle,
 }
 
 impl Proxy {
     /// Starts one shard per entry of `shard_cpus` and the control shard; returns once every
     /// shard has bound its listeners (or the first error, with all shards stopped).
     pub fn start(topology: Arc<Topology>, shard_cpus: Vec<Vec<usize>>) -> Result<Proxy, String> {
+        Proxy::start_with_checks(topology, shard_cpus, CheckPlan::none())
+    }
+
+    /// As [`Proxy::start`], with the control shard running the health and agent checks of
+    /// `checks` and broadcasting their results.
+    pub fn start_with_checks(
+        topology: Arc<Topology>,
+        shard_cpus: Vec<Vec<usize>>,
+        checks: CheckPlan,
+    ) -> Result<Proxy, String> {
         let nshards = shard_cpus.len().max(1);
         let (cmd_tx, cmd_rx) = crossbeam_channel::bounded::<ControlMsg>(CHANNEL_DEPTH);
         let mut senders = Vec::with_capacity(nshards);
@@ -63,10 +79,12 @@ impl Proxy {
         }
         let control_exit = Arc::new(AtomicBool::new(false));
         let exit = control_exit.clone();
+        let check_stats = CheckStatsHandle::default();
+        let stats = check_stats.clone();
         let control = LocalExecutorBuilder::new(Placement::Unbound)
             .name("ringlb-control")
-            .io_memory(64 << 10)
-            .spawn(move || control_loop(senders, cmd_rx, exit))
+            .io_memory(256 << 10)
+            .spawn(move || control_loop(senders, cmd_rx, exit, checks, stats))
             .map_err(|e| format!("cannot start the control shard: {e}"))?;
         let mut proxy = Proxy {
             shards,
@@ -74,6 +92,7 @@ impl Proxy {
             commands: Some(cmd_tx),
             board,
             control_exit,
+            check_stats,
         };
         for _ in 0..nshards {
             match ready_rx.recv_timeout(START_TIMEOUT) {
@@ -113,6 +132,17 @@ impl Proxy {
         self.commands.clone()
     }
 
+    /// The health-check counters of every server (`chkfail`, `chkdown`, `lastchg`, ...), as
+    /// of the last check.
+    pub fn check_stats(&self) -> Vec<ServerCheckStats> {
+        self.check_stats.snapshot()
+    }
+
+    /// A handle that reads the same counters from another thread.
+    pub fn check_stats_handle(&self) -> CheckStatsHandle {
+        self.check_stats.clone()
+    }
+
     fn stop_now(&mut self) {
         let _ = self.broadcast(ControlMsg::HardStop);
         self.wait();
@@ -135,16 +165,33 @@ async fn control_loop(
     senders: Vec<shared_channel::SharedSender<ControlMsg>>,
     commands: crossbeam_channel::Receiver<ControlMsg>,
     exit: Arc<AtomicBool>,
+    checks: CheckPlan,
+    stats: CheckStatsHandle,
 ) {
     let mut connected = Vec::with_capacity(senders.len());
     for s in senders {
         connected.push(s.connect().await);
     }
+    let connected = Rc::new(connected);
+    if !checks.is_empty() {
+        let results = checks::run(checks, stats);
+        let shards = connected.clone();
+        // Check results go out as soon as they are known (not on the tick): a server marked
+        // DOWN must stop receiving requests on every shard at once.
+        glommio::spawn_local(async move {
+            while let Some(msg) = results.recv().await {
+                for shard in shards.iter() {
+                    let _ = shard.send(msg.clone()).await;
+                }
+            }
+        })
+        .detach();
+    }
     while !exit.load(Ordering::Acquire) {
         loop {
             match commands.try_recv() {
                 Ok(msg) => {
-                    for shard in &connected {
+                    for shard in connected.iter() {
                         // A shard that already exited has dropped its receiver: nothing to do.
                         let _ = shard.send(msg.clone()).await;
                     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use ringlb_config::model::Config;
 use ringlb_config::registry::Status;
+use ringlb_control::checks::CheckPlan;
 use ringlb_control::placement::{allowed_cpus, shard_cpus};
 use ringlb_control::{handle_signals, Proxy, Signal};
 use ringlb_shard::{ControlMsg, Topology};
@@ -260,6 +261,16 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
             return 1;
         }
     };
+    let mut checks = match CheckPlan::from_config(&cfg, &topology) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in errors {
+                alert(&format!("config : {e}"));
+            }
+            return 1;
+        }
+    };
+    checks.quiet = opts.quiet;
     let listeners: usize = topology.frontends.iter().map(|f| f.binds.len()).sum();
     if listeners == 0 {
         alert("config : no listener found (no frontend with a bind line). Exiting.");
@@ -309,7 +320,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
             );
         }
     }
-    let mut proxy = match Proxy::start(topology.clone(), cpus) {
+    let mut proxy = match Proxy::start_with_checks(topology.clone(), cpus, checks) {
         Ok(p) => p,
         Err(e) => return fail(&mut report, &e),
     };

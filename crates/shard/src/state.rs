@@ -48,6 +48,12 @@ pub enum ControlMsg {
     },
     /// Copy this shard's counters to the stats board, tagged `seq` (a reader waits for it).
     PublishStats { seq: u64 },
+    /// An agent check's `maxconn:N` (0 = unlimited); each shard takes its share.
+    SetServerMaxconn {
+        backend: usize,
+        server: usize,
+        maxconn: u32,
+    },
 }
 
 /// Lifecycle of a shard.
@@ -66,6 +72,9 @@ pub struct ServerState {
     pub active: Cell<u32>,
     /// This shard's share of the server's `maxconn` (0 = unlimited).
     pub maxconn_share: u32,
+    /// This shard's share of the server's current `maxconn`: `maxconn_share` until an agent
+    /// check changes it (`SetServerMaxconn`).
+    pub maxconn_now: Cell<u32>,
     /// Requests waiting for a connection slot (HAProxy's server queue), oldest first.
     pub queue: RefCell<VecDeque<Rc<QueueEntry>>>,
     /// Idle keep-alive connections to this server, most recently used last.
@@ -173,6 +182,7 @@ impl ShardState {
                         weight: Cell::new(s.weight),
                         active: Cell::new(0),
                         maxconn_share: share(s.maxconn, nshards),
+                        maxconn_now: Cell::new(share(s.maxconn, nshards)),
                         queue: RefCell::new(VecDeque::new()),
                         idle: RefCell::new(Vec::new()),
                         pool_max: usize::try_from(s.pool_max_conn)
@@ -272,6 +282,15 @@ impl ShardState {
                 let mut copy = self.counters.borrow().clone();
                 copy.process.curr_conns = self.conns.get();
                 self.board.publish(self.shard_id, seq, copy);
+            }
+            ControlMsg::SetServerMaxconn {
+                backend,
+                server,
+                maxconn,
+            } => {
+                if let Some(s) = self.server(backend, server) {
+                    s.maxconn_now.set(share(maxconn, self.nshards));
+                }
             }
         }
     }
@@ -552,6 +571,18 @@ mod tests {
             128,
             "floor"
         );
+    }
+
+    #[test]
+    fn agent_maxconn_is_shared() {
+        let st = ShardState::new(topo(&[(1, false)]), 0, 2);
+        assert_eq!(st.server(0, 0).unwrap().maxconn_now.get(), 0);
+        st.apply(&ControlMsg::SetServerMaxconn {
+            backend: 0,
+            server: 0,
+            maxconn: 10,
+        });
+        assert_eq!(st.server(0, 0).unwrap().maxconn_now.get(), 5);
     }
 
     #[test]

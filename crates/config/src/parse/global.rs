@@ -160,7 +160,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "spread-checks",
-        LB,
+        S,
         "spread health checks by this percentage",
         |_, g, l| u32_arg(l, &mut g.spread_checks),
     ),

@@ -1,0 +1,576 @@
+//! The control shard's view of every checked backend: the health-check and agent-check state
+//! machines of each server, its agent-set admin state, weight and maxconn, and what the worker
+//! shards were last told. Check results go in; log lines and `ControlMsg`s come out
+//! ([`Effect`]). No sockets and no clocks (`now` is passed in), so it is unit-tested alone.
+//!
+//! A server takes new traffic ("usable", HAProxy's `srv_currently_usable`) when it is not in
+//! maintenance or drain, its effective weight is not 0, its health check says UP (or it has
+//! none) and its agent has not said `down`.
+
+use std::time::Duration;
+
+use ringlb_health::agent::{self, AgentAdmin, AgentHealth, AgentParse};
+use ringlb_health::state::{server_up, CheckState, CheckTiming, HealthState};
+use ringlb_health::status::{self, BackendCounts, CheckResult, CheckStatus, Transition};
+use ringlb_shard::{AdminState, ControlMsg};
+
+/// What the board asks the driver to do, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// `[WARNING]` line on stderr (HAProxy's `ha_warning`).
+    Warning(String),
+    /// `[ALERT]` line on stderr.
+    Alert(String),
+    /// Broadcast to every worker shard.
+    Msg(ControlMsg),
+}
+
+/// How one server is configured, as the board needs it.
+#[derive(Debug, Clone)]
+pub struct ServerSpec {
+    pub name: String,
+    pub backup: bool,
+    /// `disabled`: starts in maintenance.
+    pub disabled: bool,
+    /// Configured weight (`weight`, the agent's `N%` is relative to it).
+    pub weight: u32,
+    pub maxconn: u32,
+    /// Health check timing, when the server has `check`.
+    pub check: Option<CheckTiming>,
+    /// Agent check timing, when the server has `agent-check`.
+    pub agent: Option<CheckTiming>,
+    pub slowstart: Option<Duration>,
+}
+
+/// How one backend is configured.
+#[derive(Debug, Clone)]
+pub struct BackendSpec {
+    pub name: String,
+    /// A `listen` section: HAProxy says `proxy 'x'` instead of `backend 'x'`.
+    pub from_listen: bool,
+    /// `balance` is dynamic (slowstart ramps the weight; static-rr and map-based hashing
+    /// cannot change weights, as in HAProxy).
+    pub dynamic_weights: bool,
+    pub servers: Vec<ServerSpec>,
+}
+
+/// Counters and last results of one server, for the stats page (`show stat` fields).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerCheckStats {
+    pub backend: String,
+    pub server: String,
+    /// `status`: `UP`, `UP 1/3`, `DOWN`, `DOWN 1/2`, `NOLB`, `MAINT`, `DRAIN`, `no check`.
+    pub status: String,
+    /// `chkfail`: failed health checks.
+    pub chkfail: u64,
+    /// `chkdown`: UP → DOWN transitions.
+    pub chkdown: u64,
+    /// `lastchg`: time since the last state change, at the snapshot.
+    pub lastchg: Duration,
+    /// `downtime`: total time DOWN, at the snapshot.
+    pub downtime: Duration,
+    /// `check_status` (`L4OK`, `L7STS`, ...; empty before the first check).
+    pub check_status: String,
+    /// `check_code`: HTTP status or protocol code of the last check.
+    pub check_code: Option<u16>,
+    /// `check_duration` in milliseconds.
+    pub check_duration: Option<u64>,
+    /// `last_chk`: info text of the last check.
+    pub last_chk: String,
+    /// `agent_status` / `last_agt`.
+    pub agent_status: String,
+    pub last_agt: String,
+    /// Effective weight the shards use now (slowstart and agent included).
+    pub weight: u32,
+    /// Current maxconn (the agent may change it).
+    pub maxconn: u32,
+    /// Takes new traffic.
+    pub usable: bool,
+}
+
+struct Srv {
+    spec: ServerSpec,
+    check: Option<HealthState>,
+    agent: Option<HealthState>,
+    admin: AdminState,
+    /// User weight (configured, or set by the agent).
+    uweight: u32,
+    maxconn: u32,
+    /// Start of the current slowstart ramp.
+    ramp_since: Option<Duration>,
+    /// Effective weight last broadcast.
+    eweight: u32,
+    /// Usable state last broadcast.
+    usable: bool,
+    /// Running as the shards see it (`SetServerHealth`).
+    running: bool,
+    agent_last: Option<CheckResult>,
+    /// Time of the last state change seen on the stats page and total DOWN time, for servers
+    /// whose state comes from the agent or admin changes as well.
+    last_change: Duration,
+}
+
+struct Be {
+    spec_name: String,
+    from_listen: bool,
+    dynamic_weights: bool,
+    servers: Vec<Srv>,
+}
+
+/// Every checked backend's servers. One instance, owned by the control shard.
+pub struct Board {
+    backends: Vec<Be>,
+}
+
+impl Srv {
+    fn health_running(&self) -> bool {
+        server_up(self.check.as_ref(), self.agent.as_ref())
+    }
+
+    fn usable_now(&self) -> bool {
+        self.admin == AdminState::Ready && self.eweight > 0 && self.health_running()
+    }
+
+    /// The effective weight at `now`: the user weight, ramped during slowstart.
+    fn eweight_at(&self, now: Duration, dynamic: bool) -> u32 {
+        match (self.ramp_since, self.spec.slowstart) {
+            (Some(since), Some(ss)) if dynamic && !ss.is_zero() => {
+                let elapsed = now.saturating_sub(since);
+                if elapsed >= ss {
+                    return self.uweight;
+                }
+                // HAProxy's server_recalc_eweight: at least one step, then linear, rounded up.
+                let num = u128::from(self.uweight) * elapsed.as_millis();
+                let w = num.div_ceil(ss.as_millis().max(1));
+                u32::try_from(w)
+                    .unwrap_or(self.uweight)
+                    .clamp(1, self.uweight.max(1))
+            }
+            _ => self.uweight,
+        }
+    }
+}
+
+impl Board {
+    pub fn new(specs: Vec<BackendSpec>) -> Board {
+        let backends = specs
+            .into_iter()
+            .map(|b| Be {
+                spec_name: b.name,
+                from_listen: b.from_listen,
+                dynamic_weights: b.dynamic_weights,
+                servers: b
+                    .servers
+                    .into_iter()
+                    .map(|s| Srv {
+                        check: s.check.map(HealthState::new),
+                        agent: s.agent.map(HealthState::new),
+                        admin: if s.disabled {
+                            AdminState::Maint
+                        } else {
+                            AdminState::Ready
+                        },
+                        uweight: s.weight,
+                        maxconn: s.maxconn,
+                        ramp_since: None,
+                        eweight: s.weight,
+                        usable: !s.disabled && s.weight > 0,
+                        running: true,
+                        agent_last: None,
+                        last_change: Duration::ZERO,
+                        spec: s,
+                    })
+                    .collect(),
+            })
+            .collect();
+        Board { backends }
+    }
+
+    fn srv(&self, b: usize, s: usize) -> Option<&Srv> {
+        self.backends.get(b)?.servers.get(s)
+    }
+
+    fn srv_mut(&mut self, b: usize, s: usize) -> Option<&mut Srv> {
+        self.backends.get_mut(b)?.servers.get_mut(s)
+    }
+
+    /// The health check's state machine of a server (tests, next interval).
+    pub fn check_state(&self, b: usize, s: usize) -> Option<&HealthState> {
+        self.srv(b, s)?.check.as_ref()
+    }
+
+    pub fn agent_state(&self, b: usize, s: usize) -> Option<&HealthState> {
+        self.srv(b, s)?.agent.as_ref()
+    }
+
+    /// Usable active and backup servers of a backend (`srv_act`, `srv_bck`).
+    fn counts(&self, b: usize) -> BackendCounts {
+        let mut c = BackendCounts::default();
+        if let Some(be) = self.backends.get(b) {
+            for s in be.servers.iter().filter(|s| s.usable_now()) {
+                if s.spec.backup {
+                    c.backup += 1;
+                } else {
+                    c.active += 1;
+                }
+            }
+        }
+        c
+    }
+
+    fn any_usable(&self, b: usize) -> bool {
+        let c = self.counts(b);
+        c.active + c.backup > 0
+    }
+
+    /// Records a health-check result.
+    pub fn record_check(
+        &mut self,
+        b: usize,
+        s: usize,
+        r: &CheckResult,
+        now: Duration,
+    ) -> Vec<Effect> {
+        let had_any = self.any_usable(b);
+        let Some(srv) = self.srv_mut(b, s) else {
+            return Vec::new();
+        };
+        let Some(check) = srv.check.as_mut() else {
+            return Vec::new();
+        };
+        let Some(t) = check.record(r, now) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        self.after_health_change(b, s, t, r, had_any, now, &mut out);
+        out
+    }
+
+    /// Records what an agent said (or that it could not be reached: `Err(result)`).
+    pub fn record_agent(
+        &mut self,
+        b: usize,
+        s: usize,
+        reply: Result<AgentParse, CheckResult>,
+        now: Duration,
+    ) -> Vec<Effect> {
+        let mut out = Vec::new();
+        let Some(srv) = self.srv_mut(b, s) else {
+            return out;
+        };
+        let previous = srv
+            .agent_last
+            .as_ref()
+            .map_or(CheckStatus::Init, |r| r.status);
+        let reply = match reply {
+            Err(failure) => {
+                // An unreachable agent never takes a server down.
+                if let Some(a) = srv.agent.as_mut() {
+                    a.record_agent(&failure, now);
+                }
+                srv.agent_last = Some(failure);
+                return out;
+            }
+            Ok(AgentParse::NeedMore | AgentParse::Incomplete) => {
+                return out;
+            }
+            Ok(AgentParse::Reply(r)) => r,
+        };
+        // HAProxy's order: admin state, weight, maxconn, then health.
+        if let Some(admin) = reply.admin {
+            self.agent_admin(b, s, admin, now, &mut out);
+        }
+        if let Some(p) = &reply.weight_percent {
+            self.agent_weight(b, s, p, now, &mut out);
+        }
+        if let Some(m) = reply.maxconn.as_deref() {
+            if let (Ok(v), Some(srv)) = (agent::parse_maxconn(m), self.srv_mut(b, s)) {
+                if srv.maxconn != v {
+                    srv.maxconn = v;
+                    out.push(Effect::Msg(ControlMsg::SetServerMaxconn {
+                        backend: b,
+                        server: s,
+                        maxconn: v,
+                    }));
+                }
+            }
+        }
+        let result = reply.check_result(previous, None);
+        let had_any = self.any_usable(b);
+        let Some(srv) = self.srv_mut(b, s) else {
+            return out;
+        };
+        srv.agent_last = Some(result.clone());
+        let Some(agent) = srv.agent.as_mut() else {
+            return out;
+        };
+        let t = match reply.health {
+            Some(AgentHealth::Up) => agent.force(true, now),
+            Some(AgentHealth::Down | AgentHealth::Stopped | AgentHealth::Fail) => {
+                agent.force(false, now)
+            }
+            None => None,
+        };
+        if let Some(t) = t {
+            self.after_health_change(b, s, t, &result, had_any, now, &mut out);
+        }
+        out
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn after_health_change(
+        &mut self,
+        b: usize,
+        s: usize,
+        t: Transition,
+        r: &CheckResult,
+        had_any: bool,
+        now: Duration,
+        out: &mut Vec<Effect>,
+    ) {
+        let dynamic = self.backends.get(b).is_some_and(|be| be.dynamic_weights);
+        let Some(srv) = self.srv_mut(b, s) else {
+            return;
+        };
+        let running = srv.health_running()
+            && srv
+                .check
+                .as_ref()
+                .is_none_or(|c| c.state() != CheckState::Stopping);
+        if running == srv.running {
+            return;
+        }
+        srv.running = running;
+        srv.last_change = now;
+        if running && srv.spec.slowstart.is_some() && dynamic {
+            srv.ramp_since = Some(now);
+            srv.eweight = srv.eweight_at(now, dynamic);
+            out.push(Effect::Msg(ControlMsg::SetServerWeight {
+                backend: b,
+                server: s,
+                weight: srv.eweight,
+            }));
+        }
+        out.push(Effect::Msg(ControlMsg::SetServerHealth {
+            backend: b,
+            server: s,
+            up: running,
+        }));
+        self.refresh_usable(b, s);
+        self.log_transition(b, s, t, r, had_any, out);
+    }
+
+    fn refresh_usable(&mut self, b: usize, s: usize) {
+        if let Some(srv) = self.srv_mut(b, s) {
+            srv.usable = srv.usable_now();
+        }
+    }
+
+    fn log_transition(
+        &self,
+        b: usize,
+        s: usize,
+        t: Transition,
+        r: &CheckResult,
+        had_any: bool,
+        out: &mut Vec<Effect>,
+    ) {
+        let (Some(be), Some(srv)) = (self.backends.get(b), self.srv(b, s)) else {
+            return;
+        };
+        let counts = self.counts(b);
+        out.push(Effect::Warning(status::state_change_message(
+            &be.spec_name,
+            &srv.spec.name,
+            srv.spec.backup,
+            t,
+            r,
+            &counts,
+        )));
+        self.alert_if_empty(b, had_any, out);
+    }
+
+    fn alert_if_empty(&self, b: usize, had_any: bool, out: &mut Vec<Effect>) {
+        if let Some(be) = self.backends.get(b) {
+            if had_any && !self.any_usable(b) {
+                out.push(Effect::Alert(status::no_server_message(
+                    &be.spec_name,
+                    be.from_listen,
+                )));
+            }
+        }
+    }
+
+    fn agent_admin(
+        &mut self,
+        b: usize,
+        s: usize,
+        admin: AgentAdmin,
+        now: Duration,
+        out: &mut Vec<Effect>,
+    ) {
+        let had_any = self.any_usable(b);
+        let Some(srv) = self.srv_mut(b, s) else {
+            return;
+        };
+        let want = match admin {
+            AgentAdmin::Ready => AdminState::Ready,
+            AgentAdmin::Drain => AdminState::Drain,
+            AgentAdmin::Maint => AdminState::Maint,
+        };
+        let was = srv.admin;
+        if was == want {
+            return;
+        }
+        srv.admin = want;
+        srv.last_change = now;
+        out.push(Effect::Msg(ControlMsg::SetServerAdmin {
+            backend: b,
+            server: s,
+            state: want,
+        }));
+        self.refresh_usable(b, s);
+        let (Some(be), Some(srv)) = (self.backends.get(b), self.srv(b, s)) else {
+            return;
+        };
+        let (name, backup) = (&srv.spec.name, srv.spec.backup);
+        let counts = self.counts(b);
+        let line = match (was, want) {
+            (_, AdminState::Maint) => status::maint_message(&be.spec_name, name, backup, &counts),
+            (_, AdminState::Drain) => status::drain_message(&be.spec_name, name, backup, &counts),
+            (AdminState::Maint, AdminState::Ready) => {
+                status::leaving_maint_message(&be.spec_name, name, backup)
+            }
+            _ => status::leaving_drain_message(&be.spec_name, name, backup),
+        };
+        out.push(Effect::Warning(line));
+        self.alert_if_empty(b, had_any, out);
+    }
+
+    fn agent_weight(
+        &mut self,
+        b: usize,
+        s: usize,
+        percent: &str,
+        now: Duration,
+        out: &mut Vec<Effect>,
+    ) {
+        let dynamic = self.backends.get(b).is_some_and(|be| be.dynamic_weights);
+        let had_any = self.any_usable(b);
+        let Some(srv) = self.srv_mut(b, s) else {
+            return;
+        };
+        let Ok(w) = agent::weight_from_percent(percent, srv.spec.weight) else {
+            return;
+        };
+        if !dynamic {
+            // HAProxy refuses weight changes on static algorithms.
+            return;
+        }
+        srv.uweight = w;
+        let e = srv.eweight_at(now, dynamic);
+        if e != srv.eweight {
+            srv.eweight = e;
+            out.push(Effect::Msg(ControlMsg::SetServerWeight {
+                backend: b,
+                server: s,
+                weight: e,
+            }));
+        }
+        self.refresh_usable(b, s);
+        self.alert_if_empty(b, had_any, out);
+    }
+
+    /// Slowstart: the weight ramps of servers that came back up, recomputed on each tick.
+    pub fn tick(&mut self, now: Duration) -> Vec<Effect> {
+        let mut out = Vec::new();
+        for (b, be) in self.backends.iter_mut().enumerate() {
+            for (s, srv) in be.servers.iter_mut().enumerate() {
+                if srv.ramp_since.is_none() {
+                    continue;
+                }
+                let e = srv.eweight_at(now, be.dynamic_weights);
+                if e != srv.eweight {
+                    srv.eweight = e;
+                    out.push(Effect::Msg(ControlMsg::SetServerWeight {
+                        backend: b,
+                        server: s,
+                        weight: e,
+                    }));
+                }
+                if srv
+                    .spec
+                    .slowstart
+                    .is_none_or(|ss| now.saturating_sub(srv.ramp_since.unwrap_or(now)) >= ss)
+                {
+                    srv.ramp_since = None;
+                }
+            }
+        }
+        out
+    }
+
+    /// The next interval of a server's health check (`srv_getinter`).
+    pub fn check_interval(&self, b: usize, s: usize) -> Option<Duration> {
+        Some(self.check_state(b, s)?.next_interval())
+    }
+
+    /// The next interval of a server's agent check.
+    pub fn agent_interval(&self, b: usize, s: usize) -> Option<Duration> {
+        Some(self.agent_state(b, s)?.next_interval())
+    }
+
+    /// Counters and last results of every server, at `now`.
+    pub fn snapshot(&self, now: Duration) -> Vec<ServerCheckStats> {
+        let mut v = Vec::new();
+        for be in &self.backends {
+            for srv in &be.servers {
+                v.push(stats_of(&be.spec_name, srv, now));
+            }
+        }
+        v
+    }
+}
+
+fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
+    let mut st = ServerCheckStats {
+        backend: backend.to_string(),
+        server: srv.spec.name.clone(),
+        weight: srv.eweight,
+        maxconn: srv.maxconn,
+        usable: srv.usable_now(),
+        ..ServerCheckStats::default()
+    };
+    let mut last_change = srv.last_change;
+    if let Some(c) = &srv.check {
+        let k = c.counters();
+        st.chkfail = k.failed;
+        st.chkdown = k.down_transitions;
+        last_change = last_change.max(k.last_change);
+        st.downtime = k.downtime;
+        if c.state() == CheckState::Down {
+            st.downtime += now.saturating_sub(k.last_change);
+        }
+        if let Some(r) = c.last_result() {
+            st.check_status = r.status.short_name().to_string();
+            st.check_code = r.code.filter(|_| r.status.shows_code());
+            st.check_duration = r.duration_ms;
+            st.last_chk = r.info.clone().unwrap_or_default();
+        }
+    }
+    if let Some(r) = &srv.agent_last {
+        st.agent_status = r.status.short_name().to_string();
+        st.last_agt = r.info.clone().unwrap_or_default();
+    }
+    st.lastchg = now.saturating_sub(last_change);
+    st.status = match srv.admin {
+        AdminState::Maint => "MAINT".to_string(),
+        AdminState::Drain => "DRAIN".to_string(),
+        AdminState::Ready => match (&srv.check, &srv.agent) {
+            (_, Some(a)) if a.state() == CheckState::Down => "DOWN (agent)".to_string(),
+            (Some(c), _) => c.stats_status(),
+            (None, _) => "no check".to_string(),
+        },
+    };
+    st
+}

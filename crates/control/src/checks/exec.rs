@@ -1,0 +1,328 @@
+//! Runs one check on the control shard's own executor (glommio networking: checks are not on
+//! the request path): the connect/send/expect steps of a [`CheckScript`], judged by
+//! `ringlb-health`, with HAProxy 2.6's deadlines:
+//!
+//! - the connection must be up within `inter`, or within `min(inter, timeout connect)` when
+//!   both `timeout check` and `timeout connect` are set;
+//! - once connected, the rest of the check gets `timeout check` when set, else what is left of
+//!   `inter` (HAProxy's `process_chk_conn`: "timeout check" is an additional read timeout).
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::TcpStream;
+use ringlb_config::model::ServerParams;
+use ringlb_health::agent::{self, AgentParse};
+use ringlb_health::script::ResolvedConnect;
+use ringlb_health::status::{connection_failure, CheckResult, CheckStatus, ConnFailure};
+use ringlb_health::{evaluate, proxy_header, CheckKind, CheckScript, ExpectOutcome, Step};
+
+/// Where and how long a check may run.
+#[derive(Debug, Clone)]
+pub struct CheckTarget {
+    /// The server's traffic address (its port is the default check port).
+    pub server: SocketAddr,
+    pub params: ServerParams,
+    /// The server sends PROXY v2 on traffic (`send-proxy-v2`): `check-send-proxy` uses v2.
+    pub proxy_v2: bool,
+    /// The check's own `inter` (health: `inter`; agent: `agent-inter`).
+    pub inter: Duration,
+    pub timeout_connect: Option<Duration>,
+    pub timeout_check: Option<Duration>,
+    /// Most bytes kept from a response (`tune.bufsize`); a full buffer is judged as is.
+    pub bufsize: usize,
+}
+
+/// `strerror` text of an I/O error, without Rust's ` (os error N)` suffix.
+fn strerror(e: &io::Error) -> String {
+    let s = e.to_string();
+    match s.find(" (os error") {
+        Some(i) => s.get(..i).unwrap_or(&s).to_string(),
+        None => s,
+    }
+}
+
+fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timeout")
+}
+
+/// Runs `f` until `deadline`; `TimedOut` after it.
+async fn until<T>(deadline: Instant, f: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(timed_out());
+    }
+    futures_lite::future::or(f, async move {
+        glommio::timer::sleep(left).await;
+        Err(timed_out())
+    })
+    .await
+}
+
+fn ms_since(start: Instant) -> u64 {
+    u64::try_from(start.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+impl CheckTarget {
+    fn connect_deadline(&self, start: Instant) -> Instant {
+        let limit = match (self.timeout_check, self.timeout_connect) {
+            (Some(_), Some(c)) => c.min(self.inter),
+            _ => self.inter,
+        };
+        start + limit
+    }
+
+    fn read_deadline(&self, start: Instant) -> Instant {
+        match self.timeout_check {
+            Some(t) => Instant::now() + t,
+            None => start + self.inter,
+        }
+    }
+
+    fn address(&self, r: &ResolvedConnect) -> SocketAddr {
+        let ip = r
+            .addr
+            .as_deref()
+            .and_then(|a| a.parse::<IpAddr>().ok())
+            .unwrap_or(self.server.ip());
+        SocketAddr::new(ip, r.port.unwrap_or(self.server.port()))
+    }
+}
+
+/// How a connection step failed, with HAProxy's tcp-check wording of where.
+fn connect_failed(f: &ConnFailure, kind: CheckKind, where_: &str, start: Instant) -> CheckResult {
+    let mut r = connection_failure(f);
+    if kind == CheckKind::TcpCheck {
+        r.info = Some(format!("{}{where_}", r.info.unwrap_or_default()));
+    }
+    r.duration_ms = Some(ms_since(start));
+    r
+}
+
+async fn open(
+    t: &CheckTarget,
+    spec: &ResolvedConnect,
+    deadline: Instant,
+) -> Result<TcpStream, ConnFailure> {
+    if spec.ssl {
+        return Err(ConnFailure::Other(
+            "TLS health checks are not supported by ringlb yet".into(),
+        ));
+    }
+    let addr = t.address(spec);
+    let conn = until(deadline, async {
+        TcpStream::connect(addr).await.map_err(io::Error::from)
+    })
+    .await;
+    let mut stream = match conn {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(ConnFailure::Timeout),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(ConnFailure::Refused),
+        Err(e) => return Err(ConnFailure::Other(strerror(&e))),
+    };
+    if spec.send_proxy {
+        let header = if t.proxy_v2 {
+            proxy_header::v2_local()
+        } else {
+            let local = stream
+                .local_addr()
+                .map_err(|e| ConnFailure::Other(strerror(&io::Error::from(e))))?;
+            proxy_header::v1(local, addr)
+        };
+        until(deadline, stream.write_all(&header))
+            .await
+            .map_err(|e| ConnFailure::Other(strerror(&e)))?;
+    }
+    Ok(stream)
+}
+
+/// Reads once into `buf` (bounded by `max`); `Ok(true)` at EOF or when the buffer is full.
+async fn read_some(
+    stream: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    max: usize,
+    deadline: Instant,
+) -> io::Result<bool> {
+    let mut chunk = [0u8; 4096];
+    let room = max.saturating_sub(buf.len()).min(chunk.len());
+    if room == 0 {
+        return Ok(true);
+    }
+    let n = until(
+        deadline,
+        stream.read(chunk.get_mut(..room).unwrap_or(&mut [])),
+    )
+    .await?;
+    buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
+    Ok(n == 0 || buf.len() >= max)
+}
+
+/// The 1-based rule number of each step as HAProxy counts them (the implicit first connect
+/// is not a rule).
+fn rule_numbers(steps: &[Step]) -> Vec<u32> {
+    let implicit = matches!(steps.first(), Some(Step::Connect(c)) if c.inherit);
+    steps
+        .iter()
+        .enumerate()
+        .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX) + u32::from(!implicit))
+        .collect()
+}
+
+/// Runs a health-check script once; the result to record.
+pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -> CheckResult {
+    let start = Instant::now();
+    let kind = script.kind();
+    let http = kind == CheckKind::Http;
+    let rules = rule_numbers(script.steps());
+    let mut stream: Option<TcpStream> = None;
+    let mut deadline = t.connect_deadline(start);
+    let mut received = Vec::new();
+    let mut closed = false;
+    let mut last_pass: Option<CheckResult> = None;
+    let mut first_send = true;
+    for (i, step) in script.steps().iter().enumerate() {
+        match step {
+            Step::Connect(spec) => {
+                let resolved = spec.resolve(&t.params, Some(t.server.port()));
+                let where_ = if spec.inherit {
+                    " at initial connection step of tcp-check".to_string()
+                } else {
+                    format!(
+                        " at step {} of tcp-check (connect)",
+                        rules.get(i).copied().unwrap_or(1)
+                    )
+                };
+                if let Some(mut old) = stream.take() {
+                    let _ = old.close().await;
+                }
+                match open(t, &resolved, deadline).await {
+                    Ok(s) => stream = Some(s),
+                    Err(f) => return connect_failed(&f, kind, &where_, start),
+                }
+                deadline = t.read_deadline(start);
+                received.clear();
+                closed = false;
+            }
+            Step::Send(bytes) => {
+                let Some(s) = stream.as_mut() else {
+                    return CheckResult::new(CheckStatus::SockErr);
+                };
+                let mut data = bytes.clone();
+                if let (true, Some(at)) = (first_send, script.time_offset) {
+                    if let Some(slot) = data.get_mut(at..at + 4) {
+                        slot.copy_from_slice(&unix_time.to_be_bytes());
+                    }
+                }
+                first_send = false;
+                if let Err(e) = until(deadline, s.write_all(&data)).await {
+                    let mut r = CheckResult::new(CheckStatus::L4Con);
+                    r.info = Some(strerror(&e));
+                    r.duration_ms = Some(ms_since(start));
+                    return r;
+                }
+                received.clear();
+                closed = false;
+            }
+            Step::Expect(rule) => {
+                let Some(s) = stream.as_mut() else {
+                    return CheckResult::new(CheckStatus::SockErr);
+                };
+                loop {
+                    match evaluate(rule, &received, closed, http) {
+                        ExpectOutcome::Pass(r) => {
+                            last_pass = Some(r);
+                            break;
+                        }
+                        ExpectOutcome::Fail(mut r) => {
+                            r.duration_ms = Some(ms_since(start));
+                            return r;
+                        }
+                        ExpectOutcome::NeedMore if closed => {
+                            let mut r = CheckResult::new(CheckStatus::L7Rsp);
+                            r.duration_ms = Some(ms_since(start));
+                            return r;
+                        }
+                        ExpectOutcome::NeedMore => {}
+                    }
+                    match read_some(s, &mut received, t.bufsize, deadline).await {
+                        Ok(done) => closed = done,
+                        Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                            let mut r = rule.timeout_result(kind == CheckKind::TcpCheck);
+                            r.duration_ms = Some(ms_since(start));
+                            return r;
+                        }
+                        Err(_) => closed = true,
+                    }
+                }
+            }
+        }
+    }
+    if let Some(mut s) = stream.take() {
+        let _ = s.close().await;
+    }
+    let mut r = match (kind, last_pass) {
+        (CheckKind::Http, Some(r)) => r,
+        (CheckKind::TcpCheck, Some(mut r)) => {
+            if r.info.is_none() && r.status == CheckStatus::L7Ok {
+                r.info = Some("(tcp-check)".into());
+            }
+            r
+        }
+        _ => CheckResult::new(CheckStatus::L4Ok),
+    };
+    r.duration_ms = Some(ms_since(start));
+    r
+}
+
+/// Runs an agent check once: its reply, or why it could not be had.
+pub async fn run_agent(script: &CheckScript, t: &CheckTarget) -> Result<AgentParse, CheckResult> {
+    let start = Instant::now();
+    let mut stream: Option<TcpStream> = None;
+    let mut deadline = t.connect_deadline(start);
+    for step in script.steps() {
+        match step {
+            Step::Connect(spec) => {
+                let resolved = spec.resolve(&t.params, Some(t.server.port()));
+                match open(t, &resolved, deadline).await {
+                    Ok(s) => stream = Some(s),
+                    Err(f) => return Err(connect_failed(&f, CheckKind::Agent, "", start)),
+                }
+                deadline = t.read_deadline(start);
+            }
+            Step::Send(bytes) => {
+                if let Some(s) = stream.as_mut() {
+                    if until(deadline, s.write_all(bytes)).await.is_err() {
+                        return Err(CheckResult::new(CheckStatus::L4Con));
+                    }
+                }
+            }
+            Step::Expect(_) => {}
+        }
+    }
+    let Some(mut s) = stream else {
+        return Err(CheckResult::new(CheckStatus::SockErr));
+    };
+    let mut buf = Vec::new();
+    let mut closed = false;
+    loop {
+        match agent::parse(&buf, closed) {
+            AgentParse::NeedMore if !closed => {}
+            other => {
+                let _ = s.close().await;
+                return Ok(other);
+            }
+        }
+        match read_some(&mut s, &mut buf, t.bufsize, deadline).await {
+            Ok(done) => closed = done,
+            Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+                let mut r = CheckResult::new(CheckStatus::L7Timeout);
+                r.duration_ms = Some(ms_since(start));
+                return Err(r);
+            }
+            Err(_) => closed = true,
+        }
+    }
+}

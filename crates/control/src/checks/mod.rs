@@ -1,0 +1,360 @@
+//! Health and agent checks, run by the control shard (issue #5).
+//!
+//! [`CheckPlan::from_config`] turns the config model into one job per checked server (and one
+//! per agent); [`run`] starts a task per job on the control executor. Each task sleeps until
+//! its next check, runs it ([`exec`]), and feeds the result to the [`Board`], which owns every
+//! server's rise/fall state machine and returns what to do: HAProxy's log lines on stderr and
+//! `ControlMsg`s broadcast to every worker shard. Slowstart ramps are recomputed on the
+//! control tick. A snapshot of the counters ([`ServerCheckStats`]) is kept for the stats page.
+
+pub mod board;
+pub mod exec;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use glommio::channels::local_channel::LocalSender;
+use ringlb_config::model::{Balance, Config};
+use ringlb_health::state::{spread, CheckTiming};
+use ringlb_health::CheckScript;
+use ringlb_shard::{ControlMsg, Topology};
+
+pub use board::{BackendSpec, Board, Effect, ServerCheckStats, ServerSpec};
+pub use exec::CheckTarget;
+
+/// HAProxy's `SRV_CHK_INTER_THRES`: shorter intervals do not shrink the start-up stagger.
+const INTER_THRESHOLD: Duration = Duration::from_secs(1);
+
+/// Which check a job runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Health,
+    Agent,
+}
+
+/// One check task: a server's health check or its agent check.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub backend: usize,
+    pub server: usize,
+    pub kind: JobKind,
+    pub script: CheckScript,
+    pub target: CheckTarget,
+    /// When the first check runs after start (HAProxy staggers them).
+    pub first_delay: Duration,
+}
+
+/// Everything the control shard needs to run the checks of a configuration.
+#[derive(Debug, Clone, Default)]
+pub struct CheckPlan {
+    pub backends: Vec<BackendSpec>,
+    pub jobs: Vec<Job>,
+    /// `spread-checks` percentage (0: none).
+    pub spread_checks: u32,
+    /// `-q`: no state-change lines on stderr.
+    pub quiet: bool,
+}
+
+/// Whether the algorithm accepts weight changes (HAProxy's `BE_LB_PROP_DYN`).
+fn dynamic_weights(cfg: &ringlb_config::model::Backend) -> bool {
+    match cfg.balance {
+        Balance::StaticRr => false,
+        Balance::Source
+        | Balance::Uri { .. }
+        | Balance::UrlParam { .. }
+        | Balance::Hdr { .. }
+        | Balance::RdpCookie { .. }
+        | Balance::Hash { .. } => cfg.hash_type.consistent,
+        _ => true,
+    }
+}
+
+impl CheckPlan {
+    /// No checks (a proxy without `check` anywhere).
+    pub fn none() -> CheckPlan {
+        CheckPlan::default()
+    }
+
+    /// Builds the jobs of every `check`/`agent-check` server of the backends in `topo`.
+    /// Errors name the backend (a check script the health crate cannot build).
+    pub fn from_config(cfg: &Config, topo: &Topology) -> Result<CheckPlan, Vec<String>> {
+        let mut errors = Vec::new();
+        let mut plan = CheckPlan {
+            spread_checks: cfg.global.spread_checks.unwrap_or(0),
+            ..CheckPlan::default()
+        };
+        let enabled = cfg.backends.iter().filter(|b| !b.disabled);
+        for (bi, (be, rt)) in enabled.zip(topo.backends.iter()).enumerate() {
+            let dynamic = dynamic_weights(be);
+            let mut spec = BackendSpec {
+                name: be.name.clone(),
+                from_listen: be.from_listen,
+                dynamic_weights: dynamic,
+                servers: Vec::with_capacity(be.servers.len()),
+            };
+            let script = if be.servers.iter().any(|s| s.params.check) {
+                match CheckScript::from_backend(be) {
+                    Ok(s) => Some(s),
+                    Err(e) => {
+                        errors.push(format!("backend '{}': {e}", be.name));
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            for (si, (srv, srt)) in be.servers.iter().zip(rt.servers.iter()).enumerate() {
+                let p = &srv.params;
+                let check = p.check.then(|| CheckTiming::from_params(p));
+                let agent = CheckScript::agent(p);
+                let agent_timing = agent.as_ref().map(|_| CheckTiming::agent_from_params(p));
+                spec.servers.push(ServerSpec {
+                    name: srv.name.clone(),
+                    backup: p.backup,
+                    disabled: p.disabled,
+                    weight: srt.weight,
+                    maxconn: srt.maxconn,
+                    check,
+                    agent: agent_timing,
+                    slowstart: p.slowstart.filter(|d| !d.is_zero()),
+                });
+                let target = |inter: Duration| CheckTarget {
+                    server: srt.addr,
+                    params: p.clone(),
+                    proxy_v2: p.send_proxy == Some(ringlb_config::model::ProxyProtocol::V2),
+                    inter,
+                    timeout_connect: be.timeouts.connect,
+                    timeout_check: be.timeouts.check,
+                    bufsize: topo.tune.bufsize.max(1024),
+                };
+                if let (Some(t), Some(s)) = (check, script.as_ref()) {
+                    plan.jobs.push(Job {
+                        backend: bi,
+                        server: si,
+                        kind: JobKind::Health,
+                        script: s.clone(),
+                        target: target(t.inter),
+                        first_delay: Duration::ZERO,
+                    });
+                }
+                if let (Some(t), Some(s)) = (agent_timing, agent) {
+                    if p.agent.port.is_none() {
+                        errors.push(format!(
+                            "server '{}/{}': 'agent-check' needs 'agent-port'",
+                            be.name, srv.name
+                        ));
+                        continue;
+                    }
+                    plan.jobs.push(Job {
+                        backend: bi,
+                        server: si,
+                        kind: JobKind::Agent,
+                        script: s,
+                        target: target(t.inter),
+                        first_delay: Duration::ZERO,
+                    });
+                }
+            }
+            plan.backends.push(spec);
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        plan.stagger();
+        Ok(plan)
+    }
+
+    /// HAProxy's `start_checks`: the first checks are spread evenly over the smallest interval
+    /// (of those of at least 1s), the last-declared backend first.
+    fn stagger(&mut self) {
+        let first_inter = |j: &Job| -> Duration {
+            let spec = self
+                .backends
+                .get(j.backend)
+                .and_then(|b| b.servers.get(j.server));
+            let timing = spec.and_then(|s| match j.kind {
+                JobKind::Health => s.check,
+                JobKind::Agent => s.agent,
+            });
+            // Servers start UP one failure from DOWN: `fastinter` applies (srv_getinter).
+            timing.map_or(j.target.inter, |t| t.fastinter.unwrap_or(t.inter))
+        };
+        let inters: Vec<Duration> = self.jobs.iter().map(first_inter).collect();
+        let min_inter = inters
+            .iter()
+            .filter(|d| **d >= INTER_THRESHOLD)
+            .min()
+            .copied()
+            .unwrap_or(Duration::ZERO);
+        let n = u32::try_from(self.jobs.len()).unwrap_or(u32::MAX);
+        let mut order: Vec<usize> = (0..self.jobs.len()).collect();
+        // proxies are walked last-declared first; servers (health, then agent) in order.
+        order.sort_by_key(|&i| {
+            let j = &self.jobs[i];
+            (
+                std::cmp::Reverse(j.backend),
+                j.server,
+                j.kind == JobKind::Agent,
+            )
+        });
+        for (pos, &i) in order.iter().enumerate() {
+            let own = inters.get(i).copied().unwrap_or(Duration::ZERO);
+            let base = min_inter.max(own);
+            let pos = u32::try_from(pos).unwrap_or(u32::MAX);
+            if let Some(j) = self.jobs.get_mut(i) {
+                j.first_delay = ringlb_health::state::initial_delay(base, pos, n);
+            }
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+}
+
+/// The counters the stats page reads, updated by the control shard after every check.
+#[derive(Debug, Clone, Default)]
+pub struct CheckStatsHandle(Arc<Mutex<Vec<ServerCheckStats>>>);
+
+impl CheckStatsHandle {
+    /// A copy of the latest counters of every server of every backend.
+    pub fn snapshot(&self) -> Vec<ServerCheckStats> {
+        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    fn store(&self, v: Vec<ServerCheckStats>) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = v;
+        }
+    }
+}
+
+fn pid() -> u32 {
+    std::process::id()
+}
+
+/// Shared by the check tasks of the control shard.
+struct Driver {
+    board: RefCell<Board>,
+    out: LocalSender<ControlMsg>,
+    stats: CheckStatsHandle,
+    start: Instant,
+    quiet: bool,
+    spread_checks: u32,
+    rng: RefCell<u64>,
+}
+
+impl Driver {
+    fn now(&self) -> Duration {
+        self.start.elapsed()
+    }
+
+    fn random(&self) -> u32 {
+        // SplitMix64: `spread-checks` only needs a spread, seeded from the start time.
+        let mut x = self.rng.borrow_mut();
+        *x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = *x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) as u32
+    }
+
+    fn apply(&self, effects: Vec<Effect>) {
+        for e in effects {
+            match e {
+                Effect::Warning(m) if !self.quiet => eprintln!("[WARNING]  ({}) : {m}", pid()),
+                Effect::Alert(m) if !self.quiet => eprintln!("[ALERT]    ({}) : {m}", pid()),
+                Effect::Msg(msg) => {
+                    // Unbounded local queue, drained by the forwarder task.
+                    let _ = self.out.try_send(msg);
+                }
+                _ => {}
+            }
+        }
+        self.stats.store(self.board.borrow().snapshot(self.now()));
+    }
+}
+
+/// Starts the check tasks and the slowstart tick on the current (control) executor; they run
+/// until the executor stops. Messages for the shards come out of the returned receiver, in
+/// order.
+pub fn run(
+    plan: CheckPlan,
+    stats: CheckStatsHandle,
+) -> glommio::channels::local_channel::LocalReceiver<ControlMsg> {
+    let (tx, rx) = glommio::channels::local_channel::new_unbounded();
+    let seed = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
+    let driver = Rc::new(Driver {
+        board: RefCell::new(Board::new(plan.backends)),
+        out: tx,
+        stats,
+        start: Instant::now(),
+        quiet: plan.quiet,
+        spread_checks: plan.spread_checks,
+        rng: RefCell::new(seed),
+    });
+    driver.apply(Vec::new());
+    let has_slowstart = !plan.jobs.is_empty();
+    for job in plan.jobs {
+        let d = driver.clone();
+        glommio::spawn_local(check_task(d, job)).detach();
+    }
+    if has_slowstart {
+        let d = driver.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(Duration::from_millis(100)).await;
+                let effects = d.board.borrow_mut().tick(d.now());
+                if !effects.is_empty() {
+                    d.apply(effects);
+                }
+            }
+        })
+        .detach();
+    }
+    rx
+}
+
+async fn check_task(d: Rc<Driver>, job: Job) {
+    glommio::timer::sleep(job.first_delay).await;
+    loop {
+        let effects = match job.kind {
+            JobKind::Health => {
+                let unix = SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |t| t.as_secs() as u32);
+                let r = exec::run_health(&job.script, &job.target, unix).await;
+                let now = d.now();
+                let e = d
+                    .board
+                    .borrow_mut()
+                    .record_check(job.backend, job.server, &r, now);
+                e
+            }
+            JobKind::Agent => {
+                let r = exec::run_agent(&job.script, &job.target).await;
+                let now = d.now();
+                let e = d
+                    .board
+                    .borrow_mut()
+                    .record_agent(job.backend, job.server, r, now);
+                e
+            }
+        };
+        d.apply(effects);
+        let inter = {
+            let board = d.board.borrow();
+            match job.kind {
+                JobKind::Health => board.check_interval(job.backend, job.server),
+                JobKind::Agent => board.agent_interval(job.backend, job.server),
+            }
+        }
+        .unwrap_or(job.target.inter);
+        let wait = spread(inter, d.spread_checks, d.random());
+        glommio::timer::sleep(wait.max(Duration::from_millis(1))).await;
+    }
+}
