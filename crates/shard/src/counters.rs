@@ -112,10 +112,24 @@ impl ShardCounters {
     }
 }
 
+/// Health-check results of one server, as the stats show them (written by the control
+/// shard's checks; a server without checks keeps the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServerHealth {
+    pub check: Option<ringlb_stats::CheckStats>,
+    pub agent: Option<ringlb_stats::CheckStats>,
+    pub failed_checks: u64,
+    pub down_trans: u64,
+    pub last_change_ms: u64,
+    pub down_time_ms: u64,
+}
+
 /// Where shards publish copies of their counters for readers.
 #[derive(Debug)]
 pub struct StatsBoard {
     slots: Vec<Mutex<Option<(u64, ShardCounters)>>>,
+    /// Per backend, per server; replaced whole by the control shard when checks report.
+    health: Mutex<Vec<Vec<ServerHealth>>>,
     next_seq: AtomicU64,
     /// The process-wide clock origin of every `now_ms` (rates of all shards line up).
     pub origin: Instant,
@@ -125,6 +139,7 @@ impl StatsBoard {
     pub fn new(nshards: usize) -> Arc<StatsBoard> {
         Arc::new(StatsBoard {
             slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
+            health: Mutex::new(Vec::new()),
             next_seq: AtomicU64::new(1),
             origin: Instant::now(),
         })
@@ -164,6 +179,17 @@ impl StatsBoard {
             }
         }
         merged
+    }
+
+    /// Replaces the health-check results (control shard).
+    pub fn set_health(&self, health: Vec<Vec<ServerHealth>>) {
+        if let Ok(mut g) = self.health.lock() {
+            *g = health;
+        }
+    }
+
+    pub fn health(&self) -> Vec<Vec<ServerHealth>> {
+        self.health.lock().map(|g| g.clone()).unwrap_or_default()
     }
 
     /// Whatever the shards last published (stale, for a reader that cannot wait).

@@ -18,13 +18,14 @@ pub mod notify;
 pub mod rewrite;
 pub mod server;
 pub mod shard;
+pub mod snapshot;
 pub mod state;
 pub mod tcp;
 pub mod time;
 pub mod topology;
 pub mod tunnel;
 
-pub use counters::{ShardCounters, StatsBoard};
+pub use counters::{ServerHealth, ShardCounters, StatsBoard};
 pub use shard::{spawn_shard, ShardConfig};
 pub use state::{AdminState, ControlMsg};
 pub use topology::Topology;

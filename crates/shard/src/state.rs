@@ -461,6 +461,7 @@ mod tests {
             hard_stop_after: None,
             grace: None,
             logs: Vec::new(),
+            proxies: Vec::new(),
             log_hostname: None,
             log_tag: "ringlb".into(),
         })

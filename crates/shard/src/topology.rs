@@ -26,6 +26,20 @@ pub struct Topology {
     pub log_hostname: Option<String>,
     /// `log-tag`, else the program name as launched.
     pub log_tag: String,
+    /// Proxies in declaration order with HAProxy's ids (stats, runtime API): a `listen`
+    /// section is one proxy with both sides.
+    pub proxies: Vec<ProxyRt>,
+}
+
+/// A proxy as the stats and the runtime API number it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyRt {
+    pub name: String,
+    /// HAProxy's `iid`: declaration order from 1, or from 2 when a `stats socket` exists
+    /// (haproxy 2.6 gives its CLI proxy the first id).
+    pub id: u32,
+    pub frontend: Option<usize>,
+    pub backend: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -48,11 +62,15 @@ pub struct FrontendRt {
     pub backend: Option<usize>,
     /// Indices into [`Topology::logs`] (`log global` expanded; empty for `no log`).
     pub log: Vec<usize>,
+    /// `stats enable|uri|auth|...` of this proxy, if any.
+    pub stats: Option<model::Stats>,
     pub errors: Arc<ErrorFiles>,
 }
 
 #[derive(Debug, Clone)]
 pub struct BindRt {
+    /// `name` of the bind line (stats listener rows).
+    pub name: Option<String>,
     pub addr: SocketAddr,
     pub maxconn: u32,
     pub backlog: i32,
@@ -225,7 +243,7 @@ impl Topology {
             .iter()
             .filter_map(|t| logs.add(t, g.log_send_hostname.is_some(), &mut errors))
             .collect();
-        let frontends = cfg
+        let frontends: Vec<FrontendRt> = cfg
             .frontends
             .iter()
             .filter(|f| !f.disabled)
@@ -250,6 +268,7 @@ impl Topology {
                         .iter()
                         .flat_map(|b| {
                             b.addrs.iter().map(|a| BindRt {
+                                name: b.name.clone(),
                                 addr: *a,
                                 maxconn: b.maxconn.unwrap_or(0),
                                 backlog: b.backlog.map(|v| v as i32).unwrap_or(1024),
@@ -278,6 +297,7 @@ impl Topology {
                             }
                         })
                         .collect(),
+                    stats: f.stats.clone(),
                     errors: Arc::new(error_files(&f.errorfiles)),
                 }
             })
@@ -285,7 +305,9 @@ impl Topology {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let proxies = proxy_table(cfg, &frontends, &backends);
         Ok(Topology {
+            proxies,
             frontends,
             backends,
             tune: Tune {
@@ -307,6 +329,43 @@ impl Topology {
             log_tag: g.log_tag.clone().unwrap_or_else(program_name),
         })
     }
+}
+
+/// Proxies in declaration order (by file and line), frontend and backend halves of a `listen`
+/// joined under one id.
+fn proxy_table(cfg: &Config, frontends: &[FrontendRt], backends: &[BackendRt]) -> Vec<ProxyRt> {
+    let mut decl: Vec<(&model::Loc, &str)> = cfg
+        .frontends
+        .iter()
+        .filter(|f| !f.disabled)
+        .map(|f| (&f.loc, f.name.as_str()))
+        .chain(
+            cfg.backends
+                .iter()
+                .filter(|b| !b.disabled)
+                .map(|b| (&b.loc, b.name.as_str())),
+        )
+        .collect();
+    decl.sort();
+    let mut next_id = if cfg.global.stats_sockets.is_empty() {
+        1
+    } else {
+        2
+    };
+    let mut out: Vec<ProxyRt> = Vec::new();
+    for (_, name) in decl {
+        if out.iter().any(|p| p.name == name) {
+            continue; // the other half of a `listen`
+        }
+        out.push(ProxyRt {
+            name: name.to_string(),
+            id: next_id,
+            frontend: frontends.iter().position(|f| f.name == name),
+            backend: backends.iter().position(|b| b.name == name),
+        });
+        next_id += 1;
+    }
+    out
 }
 
 /// Distinct log targets, in order of first use.

@@ -1,0 +1,187 @@
+//! The process [`Snapshot`] the stats renderers take: configuration and ids from the topology,
+//! server states from a shard (identical on every shard: they come from the control shard),
+//! health-check details from the control shard's board, counters merged from every shard.
+
+use ringlb_config::model::{Balance, Mode};
+use ringlb_stats::{
+    AdminState as StatAdmin, BackendStats, FrontendStats, ListenState, ListenerStats, OperState,
+    ProcessInfo, ProxyMode, ProxyStats, ServerStats, Snapshot,
+};
+
+use crate::counters::{ServerHealth, ShardCounters};
+use crate::state::{AdminState, ShardState};
+use crate::topology::Topology;
+
+/// Process facts the topology does not hold.
+#[derive(Debug, Clone, Default)]
+pub struct ProcessFacts {
+    pub pid: u32,
+    pub nbthread: u32,
+    pub start_unix_s: u64,
+    pub ulimit_n: u64,
+    pub node: String,
+    pub stopping: bool,
+}
+
+pub fn build(
+    topo: &Topology,
+    state: &ShardState,
+    counters: &ShardCounters,
+    health: &[Vec<ServerHealth>],
+    now_ms: u64,
+    facts: &ProcessFacts,
+) -> Snapshot {
+    let proxies = topo
+        .proxies
+        .iter()
+        .map(|p| {
+            let fe = p
+                .frontend
+                .and_then(|i| topo.frontends.get(i).map(|f| (i, f)));
+            let be = p.backend.and_then(|i| topo.backends.get(i).map(|b| (i, b)));
+            let mode = match fe.map(|(_, f)| f.mode).or(be.map(|(_, b)| b.mode)) {
+                Some(Mode::Tcp) => ProxyMode::Tcp,
+                _ => ProxyMode::Http,
+            };
+            let frontend = fe.map(|(i, f)| FrontendStats {
+                counters: counters.frontends.get(i).cloned().unwrap_or_default(),
+                maxconn: f.maxconn,
+                rate_limit_sessions: 0,
+                state: if facts.stopping {
+                    ListenState::Stop
+                } else {
+                    ListenState::Open
+                },
+            });
+            let listeners = fe
+                .map(|(i, f)| {
+                    f.binds
+                        .iter()
+                        .enumerate()
+                        .map(|(bi, b)| ListenerStats {
+                            name: b.name.clone().unwrap_or_else(|| format!("sock-{}", bi + 1)),
+                            id: bi as u32 + 1,
+                            addr: b.addr.to_string(),
+                            state: ListenState::Open,
+                            maxconn: b.maxconn,
+                            counters: counters
+                                .listeners
+                                .get(i)
+                                .and_then(|v| v.get(bi))
+                                .cloned()
+                                .unwrap_or_default(),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let (backend, servers) = match be {
+                None => (None, Vec::new()),
+                Some((i, b)) => {
+                    let servers = b
+                        .servers
+                        .iter()
+                        .enumerate()
+                        .map(|(si, s)| {
+                            let st = state.server(i, si);
+                            let h = health.get(i).and_then(|v| v.get(si));
+                            let admin = st.map_or(AdminState::Ready, |s| s.admin.get());
+                            ServerStats {
+                                name: s.name.clone(),
+                                id: b.balance.servers.get(si).map_or(si as u32 + 1, |x| x.puid),
+                                addr: s.addr.to_string(),
+                                oper: if st.is_none_or(|s| s.up.get()) {
+                                    OperState::Running
+                                } else {
+                                    OperState::Stopped
+                                },
+                                admin: StatAdmin {
+                                    maint: admin == AdminState::Maint,
+                                    drain: admin == AdminState::Drain,
+                                    ..StatAdmin::default()
+                                },
+                                weight: st.map_or(s.weight, |s| s.weight.get()),
+                                uweight: s.weight,
+                                backup: s.backup,
+                                maxconn: s.maxconn,
+                                maxqueue: s.maxqueue,
+                                check: h.and_then(|h| h.check.clone()),
+                                agent: h.and_then(|h| h.agent.clone()),
+                                failed_checks: h.map_or(0, |h| h.failed_checks),
+                                down_trans: h.map_or(0, |h| h.down_trans),
+                                last_change_ms: h.map_or(0, |h| h.last_change_ms),
+                                down_time_ms: h.map_or(0, |h| h.down_time_ms),
+                                counters: counters
+                                    .servers
+                                    .get(i)
+                                    .and_then(|v| v.get(si))
+                                    .cloned()
+                                    .unwrap_or_default(),
+                                latency: counters
+                                    .server_latency
+                                    .get(i)
+                                    .and_then(|v| v.get(si))
+                                    .cloned()
+                                    .unwrap_or_default(),
+                                ..ServerStats::default()
+                            }
+                        })
+                        .collect();
+                    let backend = BackendStats {
+                        counters: counters.backends.get(i).cloned().unwrap_or_default(),
+                        latency: counters.backend_latency.get(i).cloned().unwrap_or_default(),
+                        algo: algo_name(&b.balance.balance).to_string(),
+                        ..BackendStats::default()
+                    };
+                    (Some(backend), servers)
+                }
+            };
+            ProxyStats {
+                name: p.name.clone(),
+                id: p.id,
+                mode,
+                desc: None,
+                stopped: false,
+                frontend,
+                backend,
+                listeners,
+                servers,
+            }
+        })
+        .collect();
+    let process_counters = counters.process.clone();
+    Snapshot {
+        now_ms,
+        process: ProcessInfo {
+            name: "ringlb".into(),
+            version: env!("CARGO_PKG_VERSION").into(),
+            nbthread: facts.nbthread,
+            pid: facts.pid,
+            start_time_unix_s: facts.start_unix_s,
+            ulimit_n: facts.ulimit_n,
+            maxconn: topo.maxconn,
+            hard_maxconn: topo.maxconn,
+            node: facts.node.clone(),
+            stopping: facts.stopping,
+            counters: process_counters,
+            ..ProcessInfo::default()
+        },
+        proxies,
+    }
+}
+
+/// The algorithm name `show stat` prints (`algo`).
+pub fn algo_name(b: &Balance) -> &'static str {
+    match b {
+        Balance::Roundrobin => "roundrobin",
+        Balance::StaticRr => "static-rr",
+        Balance::Leastconn => "leastconn",
+        Balance::First => "first",
+        Balance::Source => "source",
+        Balance::Uri { .. } => "uri",
+        Balance::UrlParam { .. } => "url_param",
+        Balance::Hdr { .. } => "hdr",
+        Balance::Random { .. } => "random",
+        Balance::RdpCookie { .. } => "rdp-cookie",
+        Balance::Hash { .. } => "hash",
+    }
+}
