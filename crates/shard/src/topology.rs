@@ -525,4 +525,50 @@ mod tests {
         assert_eq!(RetryOn::parse(&words("503 none")), RetryOn::default());
         assert!(RetryOn::parse(&words("401 403")).on_status(403));
     }
+
+    fn topo_of(text: &str) -> Topology {
+        let loaded = ringlb_config::parse_str("t.cfg", text).unwrap();
+        Topology::from_config(&loaded.config).unwrap()
+    }
+
+    #[test]
+    fn proxy_ids_follow_haproxy() {
+        // Recorded from haproxy 2.6 (`show stat` iid): declaration order from 1, a `listen` is
+        // one proxy, and a `stats socket` takes id 1 for haproxy's CLI proxy.
+        let body = "defaults\n    mode http\n    timeout client 1s\n    timeout server 1s\n    timeout connect 1s\nfrontend fe\n    bind 127.0.0.1:1\n    default_backend be\nbackend be\n    server s1 127.0.0.1:2 id 7\n    server s2 127.0.0.1:3\nlisten both\n    bind 127.0.0.1:4\n    server t1 127.0.0.1:5\n";
+        let t = topo_of(body);
+        let ids: Vec<(&str, u32, bool, bool)> = t
+            .proxies
+            .iter()
+            .map(|p| {
+                (
+                    p.name.as_str(),
+                    p.id,
+                    p.frontend.is_some(),
+                    p.backend.is_some(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            ids,
+            [
+                ("fe", 1, true, false),
+                ("be", 2, false, true),
+                ("both", 3, true, true)
+            ]
+        );
+        let puids: Vec<u32> = t.backends[0]
+            .balance
+            .servers
+            .iter()
+            .map(|s| s.puid)
+            .collect();
+        assert_eq!(puids, [7, 2]);
+        let with_socket = format!("global\n    stats socket /tmp/x.sock\n{body}");
+        let t = topo_of(&with_socket);
+        assert_eq!(
+            t.proxies.iter().map(|p| p.id).collect::<Vec<_>>(),
+            [2, 3, 4]
+        );
+    }
 }
