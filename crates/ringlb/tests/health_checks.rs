@@ -60,6 +60,35 @@ fn mask(line: &str) -> String {
     out
 }
 
+/// The sorted state-change lines haproxy 2.6 logs for `cfg` (bound to a fresh address) once
+/// every line in `wait_for` appeared and `settle` passed; `None` without haproxy.
+fn haproxy_lines(
+    dir: &TempDir,
+    cfg: &dyn Fn(SocketAddr) -> String,
+    wait_for: &[&str],
+    settle: Duration,
+) -> Option<Vec<String>> {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        eprintln!("haproxy not installed: no comparison");
+        return None;
+    }
+    let front = free_addr();
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, cfg(front)).unwrap();
+    let h = Haproxy::start(&path, &[front]);
+    for w in wait_for {
+        wait_log(&h, w);
+    }
+    std::thread::sleep(settle);
+    let mut lines = state_lines(&h.stderr());
+    lines.sort();
+    Some(lines)
+}
+
 /// Waits until the proxy logged a line containing `needle`; the time it was seen.
 fn wait_log(p: &ChildGuard, needle: &str) -> Instant {
     let seen = wait_until(LOG_WAIT, || p.stderr().contains(needle));
@@ -278,22 +307,32 @@ fn httpchk_expect_rules_and_multi_step_sequences() {
     let dir = TempDir::new("hc-http");
     let o = Origin::start("s1");
     let a = o.addr();
-    let front = free_addr();
-    let cfg = format!(
+    let cfg = |front: SocketAddr| {
+        format!(
         "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend string_ok\n\
 backend string_ok\n    option httpchk GET /\n    http-check expect string hello\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
 backend string_bad\n    option httpchk GET /\n    http-check expect string nothere\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
 backend status_bad\n    option httpchk GET /status/500\n    http-check expect status 200\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
 backend multi\n    option httpchk\n    http-check connect\n    http-check send meth GET uri /health ver HTTP/1.1 hdr Host www.example.com\n    http-check expect status 200\n    http-check connect\n    http-check send meth GET uri /status/503 ver HTTP/1.1 hdr Host www.example.com\n    http-check expect status 200\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
 backend multi_ok\n    option httpchk\n    http-check connect\n    http-check send meth GET uri /health ver HTTP/1.1 hdr Host www.example.com\n    http-check expect status 200\n    http-check connect\n    http-check send meth GET uri /status/204 ver HTTP/1.1\n    http-check expect rstatus ^2\n    server s1 {a} check inter 200ms fall 1 rise 1\n"
-    );
-    let p = start(&dir, "http.cfg", &cfg, front);
-    wait_log(&p, "Server multi/s1 is DOWN");
-    wait_log(&p, "Server status_bad/s1 is DOWN");
-    wait_log(&p, "Server string_bad/s1 is DOWN");
+    )
+    };
+    let front = free_addr();
+    let p = start(&dir, "http.cfg", &cfg(front), front);
+    let downs = [
+        "Server multi/s1 is DOWN",
+        "Server status_bad/s1 is DOWN",
+        "Server string_bad/s1 is DOWN",
+    ];
+    for d in downs {
+        wait_log(&p, d);
+    }
     std::thread::sleep(INTER * 3);
     let mut lines = state_lines(&p.stderr());
     lines.sort();
+    if let Some(want) = haproxy_lines(&dir, &cfg, &downs, INTER * 3) {
+        assert_eq!(lines, want, "ringlb (left) vs haproxy (right)");
+    }
     assert_eq!(
         lines,
         vec![
@@ -403,19 +442,26 @@ fn tcp_check_redis_role_master_sends_writes_to_the_master_only() {
     let dir = TempDir::new("hc-redis");
     let master = fake_redis("master");
     let replica = fake_redis("slave");
-    let front = free_addr();
     // The guide's Redis check.
-    let cfg = format!(
+    let cfg = |front: SocketAddr| {
+        format!(
         "global\n    nbthread 2\n{}frontend fe\n    bind {front}\n    default_backend redis\nbackend redis\n    option tcp-check\n    tcp-check connect\n    tcp-check send \"PING\\r\\n\"\n    tcp-check expect string +PONG\n    tcp-check send \"INFO replication\\r\\n\"\n    tcp-check expect string role:master\n    tcp-check send \"QUIT\\r\\n\"\n    tcp-check expect string +OK\n    server redis1 {} check inter 200ms fall 1 rise 1\n    server redis2 {} check inter 200ms fall 1 rise 1\n",
         DEFAULTS.replace("mode http", "mode tcp"),
         master.addr,
         replica.addr
-    );
-    let p = start(&dir, "redis.cfg", &cfg, front);
+    )
+    };
+    let front = free_addr();
+    let p = start(&dir, "redis.cfg", &cfg(front), front);
     wait_log(&p, "Server redis/redis2 is DOWN");
     std::thread::sleep(INTER * 2);
+    let lines = state_lines(&p.stderr());
+    let down = ["Server redis/redis2 is DOWN"];
+    if let Some(want) = haproxy_lines(&dir, &cfg, &down, INTER * 2) {
+        assert_eq!(lines, want, "ringlb (left) vs haproxy (right)");
+    }
     assert_eq!(
-        state_lines(&p.stderr()),
+        lines,
         vec!["[WARNING] Server redis/redis2 is DOWN, reason: Layer7 timeout, info: \" at step 5 of tcp-check (expect string 'role:master')\", check duration: Nms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."],
         "the master stays up"
     );
@@ -462,20 +508,27 @@ fn pgsql_checks_pass_against_a_server_that_speaks_the_protocol_and_fail_otherwis
     let dir = TempDir::new("hc-pg");
     let good = fake_pgsql(true);
     let bad = fake_pgsql(false);
-    let front = free_addr();
     let tcp = DEFAULTS.replace("mode http", "mode tcp");
     // The guide's PostgreSQL check, and HAProxy's canned one.
-    let cfg = format!(
+    let cfg = |front: SocketAddr| {
+        format!(
         "global\n    nbthread 1\n{tcp}frontend fe\n    bind {front}\n    default_backend pg\nbackend pg\n    option tcp-check\n    tcp-check connect\n    tcp-check send-binary 00000028 # packet length\n    tcp-check send-binary 00030000 # protocol version 3.0\n    tcp-check send-binary 7573657200 # \"user\\0\"\n    tcp-check send-binary 686170726f787900 # \"haproxy\\0\"\n    tcp-check send-binary 00 # end of parameters\n    tcp-check expect binary 52 # expect Authentication response\n    server pg1 {g} check inter 200ms fall 1 rise 1\n    server pg2 {b} check inter 200ms fall 1 rise 1\nbackend canned\n    option pgsql-check user haproxy\n    server pg1 {g} check inter 200ms fall 1 rise 1\n    server pg2 {b} check inter 200ms fall 1 rise 1\n",
         g = good.addr,
         b = bad.addr
-    );
-    let p = start(&dir, "pg.cfg", &cfg, front);
-    wait_log(&p, "Server pg/pg2 is DOWN");
-    wait_log(&p, "Server canned/pg2 is DOWN");
+    )
+    };
+    let front = free_addr();
+    let p = start(&dir, "pg.cfg", &cfg(front), front);
+    let downs = ["Server pg/pg2 is DOWN", "Server canned/pg2 is DOWN"];
+    for d in downs {
+        wait_log(&p, d);
+    }
     std::thread::sleep(INTER * 2);
     let mut lines = state_lines(&p.stderr());
     lines.sort();
+    if let Some(want) = haproxy_lines(&dir, &cfg, &downs, INTER * 2) {
+        assert_eq!(lines, want, "ringlb (left) vs haproxy (right)");
+    }
     assert_eq!(
         lines,
         vec![
@@ -606,4 +659,63 @@ fn same_servers_and_same_log_lines_as_haproxy_while_one_is_down() {
     };
     assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
     assert!(!got.0.iter().any(|o| o == "s2" || o == "b1"), "{:?}", got.0);
+}
+
+/// What each check connection sent, with the time it was judged.
+type Captures = Arc<Mutex<Vec<(Instant, Vec<u8>)>>>;
+
+#[test]
+fn check_send_proxy_prefixes_checks_with_a_proxy_v1_line_and_downinter_paces_a_down_server() {
+    let dir = TempDir::new("hc-proxy");
+    let seen: Captures = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    // Records what each check connection sends, then answers nothing useful: the
+    // `expect string +PONG` fails, so the server stays DOWN and is checked every `downinter`.
+    let fake = Fake::start(move |mut c| {
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let mut got = Vec::new();
+        while let Ok(n) = c.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if got.ends_with(b"PING\r\n") {
+                break;
+            }
+        }
+        let _ = c.write_all(b"-ERR nope\r\n");
+        log.lock().unwrap().push((Instant::now(), got));
+    });
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 1\n{}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    option tcp-check\n    tcp-check send PING\\r\\n\n    tcp-check expect string +PONG\n    server s1 {} check check-send-proxy inter 2s downinter 150ms fall 1 rise 1\n",
+        DEFAULTS.replace("mode http", "mode tcp"),
+        fake.addr
+    );
+    let p = start(&dir, "proxy.cfg", &cfg, front);
+    wait_log(&p, "Server be/s1 is DOWN");
+    assert!(wait_until(Duration::from_secs(3), || seen
+        .lock()
+        .unwrap()
+        .len()
+        >= 5));
+    let seen = seen.lock().unwrap().clone();
+    let first = String::from_utf8_lossy(&seen[0].1).to_string();
+    let port = fake.addr.port();
+    assert!(
+        first.starts_with("PROXY TCP4 127.0.0.1 127.0.0.1 ")
+            && first.ends_with(&format!(" {port}\r\nPING\r\n")),
+        "{first:?}"
+    );
+    // DOWN: checks every downinter (150 ms), not every inter (2 s).
+    for w in seen.windows(2).skip(1) {
+        let gap = w[1].0.duration_since(w[0].0);
+        assert!(
+            gap >= Duration::from_millis(100) && gap <= Duration::from_millis(150) + SLACK,
+            "gap {} ms",
+            gap.as_millis()
+        );
+    }
 }
