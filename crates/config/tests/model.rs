@@ -383,3 +383,15 @@ fn consistent_hash_without_a_function_means_sdbm_with_avalanche() {
     assert!(!ht("map-based").avalanche);
     assert!(ht("map-based djb2 avalanche").avalanche);
 }
+
+#[test]
+fn expect_reporting_options_are_pending() {
+    let l = ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n option tcp-check\n tcp-check expect error-status L7RSP string +PONG\n server s 127.0.0.1:1 check\n"));
+    let u = l
+        .config
+        .keyword_uses
+        .iter()
+        .find(|u| u.keyword == "tcp-check expect error-status")
+        .map(|u| u.status.clone());
+    assert_eq!(u, Some(Status::Parsed { issue: 5 }));
+}

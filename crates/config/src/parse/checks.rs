@@ -113,6 +113,7 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
                 ));
             }
             st.expect_seen = true;
+            note_reporting_options(k, l, "http-check");
             let e = parse_expect(l, true)?;
             if e.body_synonym {
                 k.cx.warn(&loc, "http-check expect", format!(
@@ -214,6 +215,28 @@ fn parse_send(l: &Line) -> Result<HttpCheckStep, String> {
     })
 }
 
+/// The reporting options of an `expect` rule (`ok-status`, `error-status`, `tout-status`,
+/// `on-success`, `on-error`, `status-code`) are not carried by the model yet: each use is
+/// recorded as pending (issue #5), so ringlb refuses to run rather than report differently.
+fn note_reporting_options(k: &mut KwCx<'_>, l: &Line, what: &str) {
+    let mut i = 2;
+    while i < l.len() {
+        match l.arg(i) {
+            "min-recv" | "comment" => i += 2,
+            w @ ("ok-status" | "error-status" | "tout-status" | "on-success" | "on-error"
+            | "status-code") => {
+                k.cx.use_kw(
+                    &l.loc,
+                    &format!("{what} expect {w}"),
+                    &crate::registry::Status::Parsed { issue: 5 },
+                );
+                i += 2;
+            }
+            _ => break,
+        }
+    }
+}
+
 /// `expect [min-recv N] [comment C] [...-status S] [on-*] [!] <match> <pattern>`.
 fn parse_expect(l: &Line, http: bool) -> Result<CheckExpect, String> {
     let mut e = CheckExpect {
@@ -299,7 +322,7 @@ fn hex(s: &str) -> Result<Vec<u8>, String> {
 }
 
 /// `tcp-check <step> ...`.
-pub fn tcp_check(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+pub fn tcp_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     begin_own_tcp(p);
     let loc: Loc = l.loc.clone();
     let need = |what: &str| -> Result<String, String> {
@@ -346,7 +369,10 @@ pub fn tcp_check(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             loc,
             data: need("send-binary-lf")?.into_bytes(),
         },
-        "expect" => TcpCheckStep::Expect(parse_expect(l, false)?),
+        "expect" => {
+            note_reporting_options(k, l, "tcp-check");
+            TcpCheckStep::Expect(parse_expect(l, false)?)
+        }
         "comment" => TcpCheckStep::Comment {
             loc,
             text: l.rest(2).join(" "),

@@ -251,7 +251,7 @@ impl Board {
         &mut self,
         b: usize,
         s: usize,
-        reply: Result<AgentParse, CheckResult>,
+        reply: Result<(AgentParse, u64), CheckResult>,
         now: Duration,
     ) -> Vec<Effect> {
         let mut out = Vec::new();
@@ -271,11 +271,12 @@ impl Board {
                 srv.agent_last = Some(failure);
                 return out;
             }
-            Ok(AgentParse::NeedMore | AgentParse::Incomplete) => {
+            Ok((AgentParse::NeedMore | AgentParse::Incomplete, _)) => {
                 return out;
             }
-            Ok(AgentParse::Reply(r)) => r,
+            Ok((AgentParse::Reply(r), ms)) => (r, ms),
         };
+        let (reply, duration_ms) = reply;
         // HAProxy's order: admin state, weight, maxconn, then health.
         if let Some(admin) = reply.admin {
             self.agent_admin(b, s, admin, now, &mut out);
@@ -295,7 +296,8 @@ impl Board {
                 }
             }
         }
-        let result = reply.check_result(previous, None);
+        let mut result = reply.check_result(previous, None);
+        result.duration_ms = Some(duration_ms);
         let had_any = self.any_usable(b);
         let Some(srv) = self.srv_mut(b, s) else {
             return out;
@@ -573,4 +575,243 @@ fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
         },
     };
     st
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringlb_health::status::{connection_failure, ConnFailure};
+
+    const MS: Duration = Duration::from_millis(1);
+
+    fn timing(rise: u32, fall: u32) -> CheckTiming {
+        CheckTiming {
+            rise,
+            fall,
+            inter: 100 * MS,
+            fastinter: None,
+            downinter: None,
+        }
+    }
+
+    fn server(name: &str, backup: bool, agent: bool) -> ServerSpec {
+        ServerSpec {
+            name: name.into(),
+            backup,
+            disabled: false,
+            weight: 10,
+            maxconn: 0,
+            check: Some(timing(2, 3)),
+            agent: agent.then(|| timing(2, 3)),
+            slowstart: None,
+        }
+    }
+
+    fn board(servers: Vec<ServerSpec>) -> Board {
+        Board::new(vec![BackendSpec {
+            name: "be".into(),
+            from_listen: false,
+            dynamic_weights: true,
+            servers,
+        }])
+    }
+
+    fn ok() -> CheckResult {
+        let mut r = CheckResult::new(CheckStatus::L4Ok);
+        r.duration_ms = Some(0);
+        r
+    }
+
+    fn refused() -> CheckResult {
+        let mut r = connection_failure(&ConnFailure::Refused);
+        r.duration_ms = Some(0);
+        r
+    }
+
+    fn msgs(e: &[Effect]) -> Vec<ControlMsg> {
+        e.iter()
+            .filter_map(|e| match e {
+                Effect::Msg(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn lines(e: &[Effect]) -> Vec<String> {
+        e.iter()
+            .filter_map(|e| match e {
+                Effect::Warning(m) => Some(format!("[WARNING] {m}")),
+                Effect::Alert(m) => Some(format!("[ALERT] {m}")),
+                Effect::Msg(_) => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn first_failure_downs_a_fresh_server_then_fall_failures_are_needed() {
+        let mut b = board(vec![server("s1", false, false), server("b1", true, false)]);
+        let e = b.record_check(0, 0, &refused(), 100 * MS);
+        assert_eq!(
+            msgs(&e),
+            vec![ControlMsg::SetServerHealth {
+                backend: 0,
+                server: 0,
+                up: false
+            }]
+        );
+        // Recorded from haproxy 2.6 (crates/health/traces/haproxy-2.6-checks.log).
+        assert_eq!(
+            lines(&e),
+            vec!["[WARNING] Server be/s1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: 0ms. 0 active and 1 backup servers left. Running on backup. 0 sessions active, 0 requeued, 0 remaining in queue."]
+        );
+        // rise 2: one success is not enough.
+        assert!(b.record_check(0, 0, &ok(), 200 * MS).is_empty());
+        let e = b.record_check(0, 0, &ok(), 300 * MS);
+        assert_eq!(
+            lines(&e),
+            vec!["[WARNING] Server be/s1 is UP, reason: Layer4 check passed, check duration: 0ms. 1 active and 1 backup servers online. 0 sessions requeued, 0 total in queue."]
+        );
+        // Now fully UP: fall 3 failures are needed.
+        assert!(b.record_check(0, 0, &refused(), 400 * MS).is_empty());
+        assert!(b.record_check(0, 0, &refused(), 500 * MS).is_empty());
+        assert_eq!(msgs(&b.record_check(0, 0, &refused(), 600 * MS)).len(), 1);
+        let st = &b.snapshot(700 * MS)[0];
+        assert_eq!(st.chkfail, 4);
+        assert_eq!(st.chkdown, 2);
+        assert_eq!(st.status, "DOWN");
+        assert_eq!(st.check_status, "L4CON");
+        assert_eq!(st.last_chk, "Connection refused");
+        assert_eq!(st.lastchg, 100 * MS);
+        // DOWN 100..300 and 600..700.
+        assert_eq!(st.downtime, 300 * MS);
+    }
+
+    #[test]
+    fn last_server_down_raises_the_alert_once() {
+        let mut b = board(vec![server("s1", false, false), server("b1", true, false)]);
+        let e = b.record_check(0, 1, &refused(), MS);
+        assert_eq!(lines(&e).len(), 1, "s1 still up: no alert");
+        let e = b.record_check(0, 0, &refused(), 2 * MS);
+        assert_eq!(
+            lines(&e).last().map(String::as_str),
+            Some("[ALERT] backend 'be' has no server available!")
+        );
+    }
+
+    fn reply(text: &str) -> Result<(AgentParse, u64), CheckResult> {
+        Ok((agent::parse(text.as_bytes(), true), 0))
+    }
+
+    #[test]
+    fn agent_replies_change_weight_admin_maxconn_and_state() {
+        let mut b = board(vec![server("s1", false, true)]);
+        let e = b.record_agent(0, 0, reply("50%\n"), MS);
+        assert_eq!(
+            msgs(&e),
+            vec![ControlMsg::SetServerWeight {
+                backend: 0,
+                server: 0,
+                weight: 5
+            }]
+        );
+        let e = b.record_agent(0, 0, reply("drain\n"), 2 * MS);
+        assert_eq!(
+            lines(&e),
+            vec![
+                "[WARNING] Server be/s1 enters drain state. 0 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
+                "[ALERT] backend 'be' has no server available!"
+            ]
+        );
+        let e = b.record_agent(0, 0, reply("ready\n"), 3 * MS);
+        assert_eq!(
+            lines(&e),
+            vec!["[WARNING] Server be/s1 is UP (leaving forced drain)."]
+        );
+        let e = b.record_agent(0, 0, reply("down # disk full\n"), 4 * MS);
+        assert_eq!(lines(&e)[0], "[WARNING] Server be/s1 is DOWN, reason: Layer7 wrong status, code: 0, info: \"via agent : down (disk full)\", check duration: 0ms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.");
+        assert!(msgs(&e).contains(&ControlMsg::SetServerHealth {
+            backend: 0,
+            server: 0,
+            up: false
+        }));
+        let e = b.record_agent(0, 0, reply("up maxconn:10\n"), 5 * MS);
+        assert_eq!(
+            msgs(&e),
+            vec![
+                ControlMsg::SetServerMaxconn {
+                    backend: 0,
+                    server: 0,
+                    maxconn: 10
+                },
+                ControlMsg::SetServerHealth {
+                    backend: 0,
+                    server: 0,
+                    up: true
+                }
+            ]
+        );
+        assert_eq!(lines(&e)[0], "[WARNING] Server be/s1 is UP, reason: Layer7 check passed, code: 0, info: \"via agent : up\", check duration: 0ms. 1 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.");
+        // An unreachable agent changes nothing.
+        assert!(b.record_agent(0, 0, Err(refused()), 6 * MS).is_empty());
+        let st = &b.snapshot(6 * MS)[0];
+        assert_eq!((st.weight, st.maxconn, st.usable), (5, 10, true));
+        let e = b.record_agent(0, 0, reply("maint\n"), 7 * MS);
+        assert_eq!(
+            msgs(&e),
+            vec![ControlMsg::SetServerAdmin {
+                backend: 0,
+                server: 0,
+                state: AdminState::Maint
+            }]
+        );
+        assert_eq!(b.snapshot(7 * MS)[0].status, "MAINT");
+    }
+
+    #[test]
+    fn slowstart_ramps_the_weight_after_coming_back() {
+        let mut spec = server("s1", false, false);
+        spec.slowstart = Some(1000 * MS);
+        spec.check = Some(timing(1, 1));
+        let mut b = board(vec![spec, server("s2", false, false)]);
+        b.record_check(0, 0, &refused(), Duration::ZERO);
+        let e = b.record_check(0, 0, &ok(), 1000 * MS);
+        assert_eq!(
+            msgs(&e)[0],
+            ControlMsg::SetServerWeight {
+                backend: 0,
+                server: 0,
+                weight: 1
+            },
+            "at least one step at once"
+        );
+        let weight_at = |b: &mut Board, ms: u64| {
+            msgs(&b.tick(Duration::from_millis(ms)))
+                .into_iter()
+                .find_map(|m| match m {
+                    ControlMsg::SetServerWeight { weight, .. } => Some(weight),
+                    _ => None,
+                })
+        };
+        assert_eq!(weight_at(&mut b, 1250), Some(3));
+        assert_eq!(weight_at(&mut b, 1500), Some(5));
+        assert_eq!(weight_at(&mut b, 1500), None, "unchanged: nothing sent");
+        assert_eq!(weight_at(&mut b, 2000), Some(10));
+        assert_eq!(weight_at(&mut b, 3000), None, "ramp over");
+    }
+
+    #[test]
+    fn static_algorithms_ignore_agent_weights() {
+        let mut b = Board::new(vec![BackendSpec {
+            name: "be".into(),
+            from_listen: true,
+            dynamic_weights: false,
+            servers: vec![server("s1", false, true)],
+        }]);
+        assert!(msgs(&b.record_agent(0, 0, reply("50%\n"), MS)).is_empty());
+        let e = b.record_check(0, 0, &refused(), MS);
+        assert_eq!(
+            lines(&e).last().map(String::as_str),
+            Some("[ALERT] proxy 'be' has no server available!")
+        );
+    }
 }

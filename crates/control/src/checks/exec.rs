@@ -278,7 +278,10 @@ pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -
 }
 
 /// Runs an agent check once: its reply, or why it could not be had.
-pub async fn run_agent(script: &CheckScript, t: &CheckTarget) -> Result<AgentParse, CheckResult> {
+pub async fn run_agent(
+    script: &CheckScript,
+    t: &CheckTarget,
+) -> Result<(AgentParse, u64), CheckResult> {
     let start = Instant::now();
     let mut stream: Option<TcpStream> = None;
     let mut deadline = t.connect_deadline(start);
@@ -312,7 +315,7 @@ pub async fn run_agent(script: &CheckScript, t: &CheckTarget) -> Result<AgentPar
             AgentParse::NeedMore if !closed => {}
             other => {
                 let _ = s.close().await;
-                return Ok(other);
+                return Ok((other, ms_since(start)));
             }
         }
         match read_some(&mut s, &mut buf, t.bufsize, deadline).await {

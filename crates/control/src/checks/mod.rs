@@ -358,3 +358,52 @@ async fn check_task(d: Rc<Driver>, job: Job) {
         glommio::timer::sleep(wait.max(Duration::from_millis(1))).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(text: &str) -> CheckPlan {
+        let loaded = ringlb_config::parse_str("t.cfg", text).unwrap();
+        let topo = Topology::from_config(&loaded.config).unwrap();
+        CheckPlan::from_config(&loaded.config, &topo).unwrap()
+    }
+
+    const HEAD: &str = "defaults\n mode http\n timeout connect 1s\n timeout client 1s\n timeout server 1s\nfrontend fe\n bind 127.0.0.1:1\n default_backend a\n";
+
+    #[test]
+    fn jobs_timings_and_first_checks_staggered_as_haproxy() {
+        let p = plan(&format!(
+            "{HEAD}backend a\n timeout check 300ms\n server s1 127.0.0.1:2 check inter 2s\n server s2 127.0.0.1:3 check inter 4s agent-check agent-port 9 agent-inter 1s\n server s3 127.0.0.1:4\nbackend b\n balance static-rr\n server t1 127.0.0.1:5 check inter 1s port 8080\n"
+        ));
+        let summary: Vec<(usize, usize, JobKind, u128)> = p
+            .jobs
+            .iter()
+            .map(|j| (j.backend, j.server, j.kind, j.first_delay.as_millis()))
+            .collect();
+        // Four checks; the smallest interval >= 1s is 1s; the last backend starts first
+        // (position 0), then a/s1 (1), a/s2 (2), a/s2's agent (3); each at
+        // max(min_inter, own inter) * position / 4.
+        assert_eq!(
+            summary,
+            vec![
+                (0, 0, JobKind::Health, 2000 / 4),
+                (0, 1, JobKind::Health, 4000 * 2 / 4),
+                (0, 1, JobKind::Agent, 1000 * 3 / 4),
+                (1, 0, JobKind::Health, 0),
+            ]
+        );
+        let t = &p.jobs[0].target;
+        assert_eq!(t.timeout_check, Some(Duration::from_millis(300)));
+        assert_eq!(t.timeout_connect, Some(Duration::from_secs(1)));
+        assert_eq!(p.jobs[3].target.params.check_port, Some(8080));
+        assert!(p.backends[0].dynamic_weights && !p.backends[1].dynamic_weights);
+        assert_eq!(p.backends[0].servers[2].check, None, "s3 has no check");
+    }
+
+    #[test]
+    fn no_check_no_jobs() {
+        let p = plan(&format!("{HEAD}backend a\n server s1 127.0.0.1:2\n"));
+        assert!(p.is_empty());
+    }
+}

@@ -1,0 +1,721 @@
+//! Health and agent checks end to end (issue #5): the real `ringlb` binary, real origins that
+//! fail and recover, small fake Redis / PostgreSQL / agent servers on loopback, and haproxy 2.6
+//! as the reference for log lines and for which server serves each request.
+//!
+//! Timing assertions use the check intervals of the configs (200 ms) with one interval of
+//! margin plus scheduling slack, as the issue allows (± one interval).
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ringlb_testkit::{
+    free_addr, haproxy_available, http_get, wait_until, ChildGuard, Conn, Haproxy, Origin,
+    OriginOptions, Ringlb, TempDir,
+};
+
+const INTER: Duration = Duration::from_millis(200);
+/// Scheduler and process slack on a shared 2-core machine.
+const SLACK: Duration = Duration::from_millis(250);
+/// Longest wait for a log line.
+const LOG_WAIT: Duration = Duration::from_secs(5);
+
+const DEFAULTS: &str = "defaults\n    mode http\n    timeout connect 500ms\n    timeout client 5s\n    timeout server 5s\n    timeout check 300ms\n";
+
+fn start(dir: &TempDir, name: &str, text: &str, front: SocketAddr) -> ChildGuard {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    Ringlb::start(&path, &[front])
+}
+
+/// State-change lines of a proxy's stderr with the pid and check durations masked.
+fn state_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("[WARNING]") || l.starts_with("[ALERT]"))
+        .filter(|l| l.contains("Server ") || l.contains("has no server available"))
+        .map(mask)
+        .collect()
+}
+
+fn mask(line: &str) -> String {
+    let level = line.split_whitespace().next().unwrap_or("");
+    let text = line.split_once(") : ").map_or(line, |(_, t)| t);
+    let mut out = format!("{level} ");
+    let mut rest = text;
+    while let Some(i) = rest.find("check duration: ") {
+        let (head, tail) = rest.split_at(i + "check duration: ".len());
+        out.push_str(head);
+        out.push('N');
+        rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The sorted state-change lines haproxy 2.6 logs for `cfg` (bound to a fresh address) once
+/// every line in `wait_for` appeared and `settle` passed; `None` without haproxy.
+fn haproxy_lines(
+    dir: &TempDir,
+    cfg: &dyn Fn(SocketAddr) -> String,
+    wait_for: &[&str],
+    settle: Duration,
+) -> Option<Vec<String>> {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        eprintln!("haproxy not installed: no comparison");
+        return None;
+    }
+    let front = free_addr();
+    let path = dir.join("haproxy.cfg");
+    std::fs::write(&path, cfg(front)).unwrap();
+    let h = Haproxy::start(&path, &[front]);
+    for w in wait_for {
+        wait_log(&h, w);
+    }
+    std::thread::sleep(settle);
+    let mut lines = state_lines(&h.stderr());
+    lines.sort();
+    Some(lines)
+}
+
+/// Waits until the proxy logged a line containing `needle`; the time it was seen.
+fn wait_log(p: &ChildGuard, needle: &str) -> Instant {
+    let seen = wait_until(LOG_WAIT, || p.stderr().contains(needle));
+    assert!(seen, "no log line with {needle:?}:\n{}", p.stderr());
+    Instant::now()
+}
+
+/// The origin that answered a request on a new connection (`?` on errors).
+fn who(front: SocketAddr) -> String {
+    match http_get(front, "/", &[]) {
+        Ok(r) if r.status == 200 => r.header("x-origin").unwrap_or("?").to_string(),
+        Ok(r) => format!("status {}", r.status),
+        Err(e) => format!("error {e}"),
+    }
+}
+
+fn count(front: SocketAddr, n: usize) -> Vec<String> {
+    (0..n).map(|_| who(front)).collect()
+}
+
+fn origin_with_flag(dir: &TempDir, name: &str) -> (Origin, PathBuf) {
+    let flag = dir.join(&format!("{name}-unhealthy"));
+    let o = Origin::start_with(OriginOptions {
+        name: name.into(),
+        unhealthy_file: Some(flag.clone()),
+        verbose: false,
+        ..OriginOptions::default()
+    });
+    (o, flag)
+}
+
+/// Requests on new connections in a loop (spreading over the shards), each with the time
+/// its answer came; stopped by `stop`.
+struct Load {
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<Vec<(Instant, String)>>>,
+}
+
+impl Load {
+    fn start(front: SocketAddr) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handle = std::thread::spawn(move || {
+            let mut seen = Vec::new();
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                let o = who(front);
+                seen.push((Instant::now(), o));
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            seen
+        });
+        Load {
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    fn finish(mut self) -> Vec<(Instant, String)> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.handle.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Load {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn failing_server_goes_down_within_inter_times_fall_and_gets_nothing_on_any_shard() {
+    let dir = TempDir::new("hc-down");
+    let (s1, flag) = origin_with_flag(&dir, "s1");
+    let s2 = Origin::start("s2");
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 2\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    option httpchk GET /health\n    server s1 {} check inter 200ms fall 3 rise 2\n    server s2 {} check inter 200ms fall 3 rise 2\n",
+        s1.addr(),
+        s2.addr()
+    );
+    let p = start(&dir, "down.cfg", &cfg, front);
+    // Let a few checks pass: the servers leave their initial "one failure from DOWN" state.
+    std::thread::sleep(INTER * 5);
+    let before = count(front, 20);
+    assert!(
+        before.iter().any(|o| o == "s1") && before.iter().any(|o| o == "s2"),
+        "{before:?}"
+    );
+
+    let load = Load::start(front);
+    std::thread::sleep(Duration::from_millis(100));
+    let failing_since = Instant::now();
+    std::fs::write(&flag, b"down").unwrap();
+    let logged = wait_log(&p, "Server be/s1 is DOWN");
+    std::thread::sleep(Duration::from_millis(500));
+    let seen = load.finish();
+
+    let last_s1 = seen
+        .iter()
+        .filter(|(_, o)| o == "s1")
+        .map(|(t, _)| *t)
+        .max()
+        .expect("s1 served requests before failing");
+    let served_for = last_s1.saturating_duration_since(failing_since);
+    eprintln!(
+        "s1 served its last request {} ms after its health endpoint started failing ({} requests in all)",
+        served_for.as_millis(),
+        seen.len()
+    );
+    // fall 3: three failed checks, the first within one interval of the failure.
+    assert!(
+        served_for <= INTER * 4 + SLACK,
+        "s1 still served {} ms after failing",
+        served_for.as_millis()
+    );
+    assert!(
+        served_for >= INTER * 2 - Duration::from_millis(50),
+        "s1 went down after {} ms: sooner than 3 failed checks allow",
+        served_for.as_millis()
+    );
+    // After the broadcast, no shard sends it anything.
+    let after: Vec<&String> = seen
+        .iter()
+        .filter(|(t, _)| *t > logged + Duration::from_millis(50))
+        .map(|(_, o)| o)
+        .collect();
+    assert!(
+        after.len() >= 20,
+        "too few requests after DOWN: {}",
+        after.len()
+    );
+    assert!(after.iter().all(|o| *o == "s2"), "{after:?}");
+    let lines = state_lines(&p.stderr());
+    assert_eq!(
+        lines,
+        vec!["[WARNING] Server be/s1 is DOWN, reason: Layer7 wrong status, code: 503, info: \"Service Unavailable\", check duration: Nms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."],
+        "{}",
+        p.stderr()
+    );
+}
+
+#[test]
+fn recovered_server_comes_back_within_inter_times_rise_and_backup_serves_only_when_all_are_down() {
+    let dir = TempDir::new("hc-up");
+    let (s1, flag1) = origin_with_flag(&dir, "s1");
+    let (s2, flag2) = origin_with_flag(&dir, "s2");
+    let b1 = Origin::start("b1");
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 2\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    option httpchk GET /health\n    default-server check inter 200ms fall 2 rise 3\n    server s1 {}\n    server s2 {}\n    server b1 {} backup\n",
+        s1.addr(),
+        s2.addr(),
+        b1.addr()
+    );
+    let p = start(&dir, "up.cfg", &cfg, front);
+    std::thread::sleep(INTER * 3);
+    let all_up = count(front, 20);
+    assert!(
+        !all_up.iter().any(|o| o == "b1"),
+        "backup used while primaries are up: {all_up:?}"
+    );
+
+    std::fs::write(&flag1, b"down").unwrap();
+    wait_log(&p, "Server be/s1 is DOWN");
+    let one_down = count(front, 10);
+    assert!(one_down.iter().all(|o| o == "s2"), "{one_down:?}");
+    std::fs::write(&flag2, b"down").unwrap();
+    wait_log(&p, "Server be/s2 is DOWN");
+    let all_down = count(front, 10);
+    assert!(all_down.iter().all(|o| o == "b1"), "{all_down:?}");
+
+    let recovered_at = Instant::now();
+    std::fs::remove_file(&flag1).unwrap();
+    let mut back_after = None;
+    while recovered_at.elapsed() < Duration::from_secs(5) {
+        if who(front) == "s1" {
+            back_after = Some(recovered_at.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let back_after = back_after.expect("s1 never came back");
+    eprintln!(
+        "s1 served again {} ms after recovering",
+        back_after.as_millis()
+    );
+    // rise 3: three good checks, the first within one interval.
+    assert!(
+        back_after <= INTER * 4 + SLACK,
+        "{} ms",
+        back_after.as_millis()
+    );
+    assert!(
+        back_after >= INTER * 2 - Duration::from_millis(50),
+        "UP after {} ms: sooner than 3 good checks allow",
+        back_after.as_millis()
+    );
+    let one_up = count(front, 10);
+    assert!(
+        one_up.iter().all(|o| o == "s1"),
+        "backup still used: {one_up:?}"
+    );
+    assert_eq!(
+        state_lines(&p.stderr()),
+        vec![
+            "[WARNING] Server be/s1 is DOWN, reason: Layer7 wrong status, code: 503, info: \"Service Unavailable\", check duration: Nms. 1 active and 1 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server be/s2 is DOWN, reason: Layer7 wrong status, code: 503, info: \"Service Unavailable\", check duration: Nms. 0 active and 1 backup servers left. Running on backup. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server be/s1 is UP, reason: Layer7 check passed, code: 200, check duration: Nms. 1 active and 1 backup servers online. 0 sessions requeued, 0 total in queue.",
+        ]
+    );
+}
+
+#[test]
+fn httpchk_expect_rules_and_multi_step_sequences() {
+    let dir = TempDir::new("hc-http");
+    let o = Origin::start("s1");
+    let a = o.addr();
+    let cfg = |front: SocketAddr| {
+        format!(
+        "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend string_ok\n\
+backend string_ok\n    option httpchk GET /\n    http-check expect string hello\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend string_bad\n    option httpchk GET /\n    http-check expect string nothere\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend status_bad\n    option httpchk GET /status/500\n    http-check expect status 200\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend multi\n    option httpchk\n    http-check connect\n    http-check send meth GET uri /health ver HTTP/1.1 hdr Host www.example.com\n    http-check expect status 200\n    http-check connect\n    http-check send meth GET uri /status/503 ver HTTP/1.1 hdr Host www.example.com\n    http-check expect status 200\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend multi_ok\n    option httpchk\n    http-check connect\n    http-check send meth GET uri /health ver HTTP/1.1 hdr Host www.example.com\n    http-check expect status 200\n    http-check connect\n    http-check send meth GET uri /status/204 ver HTTP/1.1\n    http-check expect rstatus ^2\n    server s1 {a} check inter 200ms fall 1 rise 1\n"
+    )
+    };
+    let front = free_addr();
+    let p = start(&dir, "http.cfg", &cfg(front), front);
+    let downs = [
+        "Server multi/s1 is DOWN",
+        "Server status_bad/s1 is DOWN",
+        "Server string_bad/s1 is DOWN",
+    ];
+    for d in downs {
+        wait_log(&p, d);
+    }
+    std::thread::sleep(INTER * 3);
+    let mut lines = state_lines(&p.stderr());
+    lines.sort();
+    if let Some(want) = haproxy_lines(&dir, &cfg, &downs, INTER * 3) {
+        assert_eq!(lines, want, "ringlb (left) vs haproxy (right)");
+    }
+    assert_eq!(
+        lines,
+        vec![
+            "[ALERT] backend 'multi' has no server available!",
+            "[ALERT] backend 'status_bad' has no server available!",
+            "[ALERT] backend 'string_bad' has no server available!",
+            "[WARNING] Server multi/s1 is DOWN, reason: Layer7 wrong status, code: 503, info: \"Service Unavailable\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server status_bad/s1 is DOWN, reason: Layer7 wrong status, code: 500, info: \"Internal Server Error\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server string_bad/s1 is DOWN, reason: Layer7 invalid response, info: \"HTTP content check did not match\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        ],
+        "string_ok and multi_ok must stay up"
+    );
+    // The backend whose check passes still serves.
+    assert_eq!(who(front), "s1");
+}
+
+/// A small TCP server on loopback answering each connection with `handler` in a thread;
+/// stopped (and joined) on drop.
+struct Fake {
+    addr: SocketAddr,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Fake {
+    fn start(handler: impl Fn(TcpStream) + Send + Sync + 'static) -> Fake {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let s = stop.clone();
+        let handler = Arc::new(handler);
+        let handle = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        c.set_nonblocking(false).unwrap();
+                        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        let h = handler.clone();
+                        std::thread::spawn(move || h(c));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Fake {
+            addr,
+            stop,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Reads one CRLF-terminated line (without the CRLF); `None` at EOF or timeout.
+fn read_line(c: &mut TcpStream) -> Option<String> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        match c.read(&mut b) {
+            Ok(1) if b[0] == b'\n' => break,
+            Ok(1) => line.push(b[0]),
+            _ => return None,
+        }
+    }
+    Some(
+        String::from_utf8_lossy(&line)
+            .trim_end_matches('\r')
+            .to_string(),
+    )
+}
+
+/// A Redis speaking enough RESP for the guide's check: PING, INFO replication, QUIT.
+fn fake_redis(role: &'static str) -> Fake {
+    Fake::start(move |mut c| {
+        while let Some(cmd) = read_line(&mut c) {
+            let reply = match cmd.as_str() {
+                "PING" => "+PONG\r\n".to_string(),
+                "INFO replication" => {
+                    let body = format!("# Replication\r\nrole:{role}\r\nconnected_slaves:0\r\n");
+                    format!("${}\r\n{body}\r\n", body.len())
+                }
+                "QUIT" => {
+                    let _ = c.write_all(b"+OK\r\n");
+                    return;
+                }
+                _ => "-ERR unknown command\r\n".to_string(),
+            };
+            if c.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+        }
+    })
+}
+
+#[test]
+fn tcp_check_redis_role_master_sends_writes_to_the_master_only() {
+    let dir = TempDir::new("hc-redis");
+    let master = fake_redis("master");
+    let replica = fake_redis("slave");
+    // The guide's Redis check.
+    let cfg = |front: SocketAddr| {
+        format!(
+        "global\n    nbthread 2\n{}frontend fe\n    bind {front}\n    default_backend redis\nbackend redis\n    option tcp-check\n    tcp-check connect\n    tcp-check send \"PING\\r\\n\"\n    tcp-check expect string +PONG\n    tcp-check send \"INFO replication\\r\\n\"\n    tcp-check expect string role:master\n    tcp-check send \"QUIT\\r\\n\"\n    tcp-check expect string +OK\n    server redis1 {} check inter 200ms fall 1 rise 1\n    server redis2 {} check inter 200ms fall 1 rise 1\n",
+        DEFAULTS.replace("mode http", "mode tcp"),
+        master.addr,
+        replica.addr
+    )
+    };
+    let front = free_addr();
+    let p = start(&dir, "redis.cfg", &cfg(front), front);
+    wait_log(&p, "Server redis/redis2 is DOWN");
+    std::thread::sleep(INTER * 2);
+    let lines = state_lines(&p.stderr());
+    let down = ["Server redis/redis2 is DOWN"];
+    if let Some(want) = haproxy_lines(&dir, &cfg, &down, INTER * 2) {
+        assert_eq!(lines, want, "ringlb (left) vs haproxy (right)");
+    }
+    assert_eq!(
+        lines,
+        vec!["[WARNING] Server redis/redis2 is DOWN, reason: Layer7 timeout, info: \" at step 5 of tcp-check (expect string 'role:master')\", check duration: Nms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."],
+        "the master stays up"
+    );
+    for _ in 0..8 {
+        let mut c = TcpStream::connect(front).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        c.write_all(b"INFO replication\r\n").unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        while !String::from_utf8_lossy(&got).contains("connected_slaves") {
+            let n = c.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(String::from_utf8_lossy(&got).contains("role:master"));
+    }
+}
+
+/// A PostgreSQL front door: answers a v3.0 startup message with AuthenticationOk (`R`), or
+/// (`good = false`) with an ErrorResponse (`E`) and closes.
+fn fake_pgsql(good: bool) -> Fake {
+    Fake::start(move |mut c| {
+        let mut head = [0u8; 8];
+        if c.read_exact(&mut head).is_err() {
+            return;
+        }
+        if good && head[4..8] == [0, 3, 0, 0] {
+            let _ = c.write_all(&[b'R', 0, 0, 0, 8, 0, 0, 0, 0]);
+            // Stay until the checker closes.
+            let mut rest = [0u8; 64];
+            while matches!(c.read(&mut rest), Ok(n) if n > 0) {}
+        } else {
+            let mut e = vec![b'E', 0, 0, 0, 0];
+            e.extend_from_slice(b"SFATAL\0C08P01\0Minvalid startup packet\0\0");
+            let len = (e.len() - 1) as u32;
+            e[1..5].copy_from_slice(&len.to_be_bytes());
+            let _ = c.write_all(&e);
+        }
+    })
+}
+
+#[test]
+fn pgsql_checks_pass_against_a_server_that_speaks_the_protocol_and_fail_otherwise() {
+    let dir = TempDir::new("hc-pg");
+    let good = fake_pgsql(true);
+    let bad = fake_pgsql(false);
+    let tcp = DEFAULTS.replace("mode http", "mode tcp");
+    // The guide's PostgreSQL check, and HAProxy's canned one.
+    let cfg = |front: SocketAddr| {
+        format!(
+        "global\n    nbthread 1\n{tcp}frontend fe\n    bind {front}\n    default_backend pg\nbackend pg\n    option tcp-check\n    tcp-check connect\n    tcp-check send-binary 00000028 # packet length\n    tcp-check send-binary 00030000 # protocol version 3.0\n    tcp-check send-binary 7573657200 # \"user\\0\"\n    tcp-check send-binary 686170726f787900 # \"haproxy\\0\"\n    tcp-check send-binary 00 # end of parameters\n    tcp-check expect binary 52 # expect Authentication response\n    server pg1 {g} check inter 200ms fall 1 rise 1\n    server pg2 {b} check inter 200ms fall 1 rise 1\nbackend canned\n    option pgsql-check user haproxy\n    server pg1 {g} check inter 200ms fall 1 rise 1\n    server pg2 {b} check inter 200ms fall 1 rise 1\n",
+        g = good.addr,
+        b = bad.addr
+    )
+    };
+    let front = free_addr();
+    let p = start(&dir, "pg.cfg", &cfg(front), front);
+    let downs = ["Server pg/pg2 is DOWN", "Server canned/pg2 is DOWN"];
+    for d in downs {
+        wait_log(&p, d);
+    }
+    std::thread::sleep(INTER * 2);
+    let mut lines = state_lines(&p.stderr());
+    lines.sort();
+    if let Some(want) = haproxy_lines(&dir, &cfg, &downs, INTER * 2) {
+        assert_eq!(lines, want, "ringlb (left) vs haproxy (right)");
+    }
+    assert_eq!(
+        lines,
+        vec![
+            "[WARNING] Server canned/pg2 is DOWN, reason: Layer7 invalid response, info: \"FATAL\", check duration: Nms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server pg/pg2 is DOWN, reason: Layer7 invalid response, info: \"TCPCHK did not match content (binary) at step 7\", check duration: Nms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        ],
+        "pg1 stays up in both backends"
+    );
+}
+
+/// An agent whose reply the test changes.
+fn fake_agent(reply: Arc<Mutex<String>>) -> Fake {
+    Fake::start(move |mut c| {
+        let r = reply.lock().unwrap().clone();
+        let _ = c.write_all(r.as_bytes());
+    })
+}
+
+fn share_of(front: SocketAddr, n: usize, name: &str) -> usize {
+    count(front, n).iter().filter(|o| *o == name).count()
+}
+
+#[test]
+fn agent_replies_change_weight_and_state() {
+    let dir = TempDir::new("hc-agent");
+    let s1 = Origin::start("s1");
+    let s2 = Origin::start("s2");
+    let reply = Arc::new(Mutex::new("up\n".to_string()));
+    let agent = fake_agent(reply.clone());
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {} weight 10 agent-check agent-port {} agent-inter 100ms\n    server s2 {} weight 10\n",
+        s1.addr(),
+        agent.addr.port(),
+        s2.addr()
+    );
+    let p = start(&dir, "agent.cfg", &cfg, front);
+    let set = |r: &str| *reply.lock().unwrap() = r.to_string();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(share_of(front, 20, "s1"), 10, "equal weights");
+
+    set("50%\n");
+    std::thread::sleep(Duration::from_millis(400));
+    let s1_share = share_of(front, 30, "s1");
+    assert!(
+        (9..=11).contains(&s1_share),
+        "weight 5 vs 10: {s1_share}/30"
+    );
+
+    set("drain\n");
+    wait_log(&p, "Server be/s1 enters drain state");
+    assert_eq!(share_of(front, 10, "s1"), 0, "drained");
+    set("ready 100%\n");
+    wait_log(&p, "Server be/s1 is UP (leaving forced drain)");
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(share_of(front, 20, "s1"), 10, "back to full weight");
+
+    set("down # disk full\n");
+    wait_log(&p, "Server be/s1 is DOWN");
+    assert_eq!(share_of(front, 10, "s1"), 0, "down");
+    set("up maxconn:10\n");
+    wait_log(&p, "Server be/s1 is UP, reason");
+    assert_eq!(share_of(front, 20, "s1"), 10, "up again");
+    assert_eq!(
+        state_lines(&p.stderr()),
+        vec![
+            "[WARNING] Server be/s1 enters drain state. 1 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
+            "[WARNING] Server be/s1 is UP (leaving forced drain).",
+            "[WARNING] Server be/s1 is DOWN, reason: Layer7 wrong status, code: 0, info: \"via agent : down (disk full)\", check duration: Nms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server be/s1 is UP, reason: Layer7 check passed, code: 0, info: \"via agent : up\", check duration: Nms. 2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
+        ]
+    );
+}
+
+/// Which server serves each of `n` requests on one connection.
+fn sequence(front: SocketAddr, n: usize) -> Vec<String> {
+    let mut c = Conn::connect(front).unwrap();
+    c.set_timeout(Duration::from_secs(5)).unwrap();
+    (0..n)
+        .map(|_| {
+            let r = c.request("GET", "/", &[], b"").unwrap();
+            r.header("x-origin").unwrap_or("?").to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn same_servers_and_same_log_lines_as_haproxy_while_one_is_down() {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        eprintln!("skipped: haproxy not installed");
+        return;
+    }
+    let dir = TempDir::new("hc-diff");
+    let s1 = Origin::start("s1");
+    let mut s2 = Origin::start("s2");
+    let s3 = Origin::start("s3");
+    let b1 = Origin::start("b1");
+    let down = s2.addr();
+    s2.stop();
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    balance roundrobin\n    server s1 {} weight 3 check inter 100ms\n    server s2 {down} weight 2 check inter 100ms\n    server s3 {} weight 1 check inter 100ms\n    server b1 {} backup check inter 100ms\n",
+            s1.addr(),
+            s3.addr(),
+            b1.addr()
+        )
+    };
+    let run = |p: &ChildGuard, front: SocketAddr| {
+        wait_log(p, "Server be/s2 is DOWN");
+        std::thread::sleep(Duration::from_millis(300));
+        (sequence(front, 12), state_lines(&p.stderr()))
+    };
+    let hf = free_addr();
+    let hpath = dir.join("h.cfg");
+    std::fs::write(&hpath, cfg(hf)).unwrap();
+    let want = {
+        let h = Haproxy::start(&hpath, &[hf]);
+        run(&h, hf)
+    };
+    let rf = free_addr();
+    let got = {
+        let r = start(&dir, "r.cfg", &cfg(rf), rf);
+        run(&r, rf)
+    };
+    assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
+    assert!(!got.0.iter().any(|o| o == "s2" || o == "b1"), "{:?}", got.0);
+}
+
+/// What each check connection sent, with the time it was judged.
+type Captures = Arc<Mutex<Vec<(Instant, Vec<u8>)>>>;
+
+#[test]
+fn check_send_proxy_prefixes_checks_with_a_proxy_v1_line_and_downinter_paces_a_down_server() {
+    let dir = TempDir::new("hc-proxy");
+    let seen: Captures = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    // Records what each check connection sends, then answers nothing useful: the
+    // `expect string +PONG` fails, so the server stays DOWN and is checked every `downinter`.
+    let fake = Fake::start(move |mut c| {
+        c.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        let mut got = Vec::new();
+        while let Ok(n) = c.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            if got.ends_with(b"PING\r\n") {
+                break;
+            }
+        }
+        let _ = c.write_all(b"-ERR nope\r\n");
+        log.lock().unwrap().push((Instant::now(), got));
+    });
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 1\n{}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    option tcp-check\n    tcp-check send PING\\r\\n\n    tcp-check expect string +PONG\n    server s1 {} check check-send-proxy inter 2s downinter 150ms fall 1 rise 1\n",
+        DEFAULTS.replace("mode http", "mode tcp"),
+        fake.addr
+    );
+    let p = start(&dir, "proxy.cfg", &cfg, front);
+    wait_log(&p, "Server be/s1 is DOWN");
+    assert!(wait_until(Duration::from_secs(3), || seen
+        .lock()
+        .unwrap()
+        .len()
+        >= 5));
+    let seen = seen.lock().unwrap().clone();
+    let first = String::from_utf8_lossy(&seen[0].1).to_string();
+    let port = fake.addr.port();
+    assert!(
+        first.starts_with("PROXY TCP4 127.0.0.1 127.0.0.1 ")
+            && first.ends_with(&format!(" {port}\r\nPING\r\n")),
+        "{first:?}"
+    );
+    // DOWN: checks every downinter (150 ms), not every inter (2 s).
+    for w in seen.windows(2).skip(1) {
+        let gap = w[1].0.duration_since(w[0].0);
+        assert!(
+            gap >= Duration::from_millis(100) && gap <= Duration::from_millis(150) + SLACK,
+            "gap {} ms",
+            gap.as_millis()
+        );
+    }
+}
