@@ -285,9 +285,9 @@ fn show_table_across_shards_lists_each_key_once_from_its_owner() {
     let mut net = Net::default();
     for i in 1..=6u8 {
         let k = KeySample::Ipv4(Ipv4Addr::new(10, 0, 0, i));
-        for s in 0..2 {
-            let h = shards[s].track(&k, TrackFrom::HttpRequest, 0).unwrap();
-            shards[s].release(h, 0);
+        for t in shards.iter_mut() {
+            let h = t.track(&k, TrackFrom::HttpRequest, 0).unwrap();
+            t.release(h, 0);
         }
     }
     net.exchange(&mut shards, 1);
