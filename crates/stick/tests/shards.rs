@@ -317,3 +317,26 @@ fn show_table_across_shards_lists_each_key_once_from_its_owner() {
         );
     }
 }
+
+/// A flood (10 requests per ms from one key over 4 shards): a non-owner misses what the other
+/// shards counted during about two exchange intervals (its delta out, the owner's snapshot
+/// back), so the overshoot is bounded by rate x 2 ms x (N-1)/N = 15 (ADR 0003).
+#[test]
+fn a_flood_overshoots_by_at_most_two_intervals_of_traffic() {
+    let pick = |i: u64| {
+        ((i.wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407)
+            >> 33)
+            % 4) as usize
+    };
+    let mut shards = guide_table(4);
+    let accepted = run(&mut shards, 3000, 300, 1, true, pick);
+    assert!((100..=115).contains(&accepted), "accepted {accepted}");
+    // Exchanging every 5 ms widens the window accordingly.
+    let mut shards = guide_table(4);
+    let accepted = run(&mut shards, 3000, 300, 5, true, pick);
+    assert!(
+        (100..=100 + 10 * 2 * 5 * 3 / 4).contains(&accepted),
+        "accepted {accepted}"
+    );
+}
