@@ -6,6 +6,7 @@
 //! - [`table`]: one shard's instance of a table: entries, LRU eviction, expiry.
 //! - [`track`]: `track-scN`, counted events, and the `sc_*`/`src_*`/`table_*` reads and writes.
 //! - [`shard`]: the cross-shard protocol (owner per key, deltas and updates; ADR 0003).
+//! - [`tables`]: a shard's set of tables and a stream's `sc0`..`sc2`, the engine's surface.
 //! - [`runtime`]: `show table`, `clear table`, `set table` for the runtime socket.
 //!
 //! The engine owns one [`Table`] per stick table per shard, passes `now` (ms, monotonic and
@@ -17,6 +18,7 @@ pub mod key;
 pub mod runtime;
 pub mod shard;
 pub mod table;
+pub mod tables;
 pub mod track;
 
 pub use data::{DataType, Layout};
@@ -24,4 +26,5 @@ pub use key::{KeySample, KeyType};
 pub use runtime::{EntryView, Filter, FilterOp, Query};
 pub use shard::{owner_of, Delta, DeltaOp, Message, Outgoing, ShardInfo, Update};
 pub use table::{Refused, Table, TableConfig};
+pub use tables::{FetchValue, StreamCounters, TableId, Tables, MAX_SC};
 pub use track::{parse_fetch, Event, FetchKind, FetchScope, Handle, TrackFrom};

@@ -157,6 +157,22 @@ impl Table {
         }
     }
 
+    /// The key bytes of a tracked entry.
+    pub fn handle_key(&self, h: Handle) -> Option<&[u8]> {
+        self.valid(h).then(|| self.key_of(h.slot))
+    }
+
+    /// `src_trackers` / `table_trackers`: streams on this shard holding the key's entry.
+    pub fn key_trackers(&mut self, sample: &KeySample<'_>, now_ms: u64) -> u32 {
+        if !self.encode(sample) {
+            return 0;
+        }
+        let key = std::mem::take(&mut self.scratch);
+        let slot = self.find(&key, now_ms);
+        self.scratch = key;
+        slot.map_or(0, |s| self.slots[s as usize].refs)
+    }
+
     /// `sc-inc-gpc0` / `sc-inc-gpc1` / `sc_inc_gpc0`: increments `gpc` (Gpc0 or Gpc1) and its
     /// rate; returns the new value. None if the table stores neither.
     pub fn inc_gpc(&mut self, h: Handle, gpc: DataType, now_ms: u64) -> Option<i64> {
@@ -211,6 +227,17 @@ impl Table {
         let slot = self.find(&key, now_ms);
         self.scratch = key;
         match slot {
+            Some(s) => self.value(s, dt, now_ms),
+            None => Some(0),
+        }
+    }
+
+    /// Like [`Table::lookup`] with key bytes already in this table's form.
+    pub(crate) fn lookup_raw(&mut self, k: &[u8], dt: DataType, now_ms: u64) -> Option<i64> {
+        if !self.cfg.layout.stores(dt) {
+            return None;
+        }
+        match self.find(k, now_ms) {
             Some(s) => self.value(s, dt, now_ms),
             None => Some(0),
         }
