@@ -481,7 +481,6 @@ pub struct FrontendStats {
     pub state: ListenState,
 }
 
-
 /// The backend side of a proxy.
 #[derive(Debug, Clone, Default)]
 pub struct BackendStats {
