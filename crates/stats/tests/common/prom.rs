@@ -146,11 +146,8 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
             }
             let f = e.families.entry(name).or_default();
             match kw {
-                "HELP" => {
-                    if f.help.replace(arg).is_some() {
-                        return Err(err("second HELP".into()));
-                    }
-                }
+                "HELP" if f.help.is_some() => return Err(err("second HELP".into())),
+                "HELP" => f.help = Some(arg),
                 "TYPE" => {
                     if !f.samples.is_empty() {
                         return Err(err("TYPE after samples".into()));
@@ -214,12 +211,15 @@ pub fn parse(text: &str) -> Result<Exposition, String> {
     Ok(e)
 }
 
+/// A histogram series: (le, count) buckets, `_count`, whether `_sum` was seen.
+type SeriesParts = (Vec<(f64, f64)>, Option<f64>, bool);
+
 fn check_histograms(e: &Exposition) -> Result<(), String> {
     for (name, f) in &e.families {
         if f.kind.as_deref() != Some("histogram") {
             continue;
         }
-        let mut by_series: BTreeMap<String, (Vec<(f64, f64)>, Option<f64>, bool)> = BTreeMap::new();
+        let mut by_series: BTreeMap<String, SeriesParts> = BTreeMap::new();
         for s in &f.samples {
             let mut l = s.labels.clone();
             let le = l.remove("le");
