@@ -21,6 +21,7 @@
 pub mod freq;
 pub mod latency;
 pub mod model;
+pub mod prometheus;
 
 pub use freq::{FreqCtr, SwRate, TIME_STATS_SAMPLES};
 pub use latency::{Latency, LatencyHistograms, RequestTimes};
