@@ -208,6 +208,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("busy-polling", OPS, "busy polling", generic),
     kw("ca-base", TLS, "base directory of CA files", generic1),
     kw("crt-base", TLS, "base directory of certificates", generic1),
+    kw("key-base", TLS, "base directory of private keys", generic1),
     kw(
         "ssl-default-bind-ciphers",
         TLS,

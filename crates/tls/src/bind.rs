@@ -1,0 +1,493 @@
+//! Building the TLS side of a `bind` line: certificates, SNI index and one rustls
+//! `ServerConfig` per distinct policy (the line's own, plus one per crt-list line that carries
+//! `[ssl options]`), checked at startup; then per-shard copies with their own session cache.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateRevocationListDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
+use rustls::server::{NoServerSessionStorage, WebPkiClientVerifier};
+use rustls::time_provider::TimeProvider;
+use rustls::{RootCertStore, ServerConfig};
+
+use ringlb_config::model::{Bind, Global, SslDefaults, SslOptions, Verify};
+
+use crate::cert::{self, LoadedCert};
+use crate::diag::{Diags, TlsDiag};
+use crate::policy;
+use crate::resume::{SessionCache, SharedTicketer, DEFAULT_CACHESIZE, DEFAULT_LIFETIME_SECS};
+use crate::store::{parse_crt_list, SniIndex, SniResolver};
+use crate::verify::{HaproxyClientVerifier, IgnoreErr};
+
+/// The crypto provider ringlb uses (ADR 0004).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::aws_lc_rs::default_provider())
+}
+
+/// Global TLS settings from the `global` section.
+#[derive(Debug, Clone, Default)]
+pub struct TlsGlobals {
+    pub crt_base: Option<PathBuf>,
+    pub ca_base: Option<PathBuf>,
+    pub key_base: Option<PathBuf>,
+    pub defaults: SslDefaults,
+    pub default_bind_curves: Option<String>,
+    /// `tune.ssl.cachesize` (sessions per shard, see [`BindTls::for_shard`]).
+    pub cachesize: Option<usize>,
+    /// `tune.ssl.lifetime` in seconds.
+    pub lifetime_secs: Option<u32>,
+    /// `ssl-server-verify none`: servers default to `verify none`.
+    pub server_verify_none: bool,
+}
+
+impl TlsGlobals {
+    pub fn from_global(g: &Global) -> TlsGlobals {
+        let arg = |kw: &str| {
+            g.other
+                .iter()
+                .rev()
+                .find(|d| d.keyword == kw)
+                .and_then(|d| d.args.first().cloned())
+        };
+        TlsGlobals {
+            crt_base: arg("crt-base").map(PathBuf::from),
+            ca_base: arg("ca-base").map(PathBuf::from),
+            key_base: arg("key-base").map(PathBuf::from),
+            defaults: g.ssl.clone(),
+            default_bind_curves: arg("ssl-default-bind-curves"),
+            cachesize: g.tune.ssl_cachesize.and_then(|n| usize::try_from(n).ok()),
+            lifetime_secs: g
+                .tune
+                .ssl_lifetime
+                .and_then(|d| u32::try_from(d.as_secs()).ok()),
+            server_verify_none: arg("ssl-server-verify").is_some_and(|v| v == "none"),
+        }
+    }
+
+    pub fn lifetime(&self) -> u32 {
+        self.lifetime_secs.unwrap_or(DEFAULT_LIFETIME_SECS)
+    }
+}
+
+/// Process-wide TLS state created once and shared by all shards: the ticket keys and the clock.
+#[derive(Debug, Clone)]
+pub struct TlsShared {
+    pub ticketer: Arc<SharedTicketer>,
+    pub clock: Arc<dyn TimeProvider>,
+}
+
+impl TlsShared {
+    pub fn new(globals: &TlsGlobals, clock: Arc<dyn TimeProvider>) -> Result<TlsShared, TlsDiag> {
+        let ticketer = SharedTicketer::new(globals.lifetime(), clock.clone())
+            .map_err(|e| TlsDiag::alert(None, format!("unable to create TLS ticket keys: {e}")))?;
+        Ok(TlsShared { ticketer, clock })
+    }
+}
+
+/// What one policy (a `ServerConfig`) is made from.
+#[derive(Debug, Clone, Default)]
+struct PolicyInput {
+    options: SslOptions,
+    ciphers: Option<String>,
+    ciphersuites: Option<String>,
+    curves: Option<String>,
+    alpn: Vec<String>,
+    verify: Option<Verify>,
+    ca_file: Option<PathBuf>,
+    crl_file: Option<PathBuf>,
+    ca_ignore: IgnoreErr,
+    crt_ignore: IgnoreErr,
+    no_ca_names: bool,
+}
+
+/// A built policy: the config and, when client certificates are asked for, the verifier.
+#[derive(Debug, Clone)]
+pub struct PolicyConfig {
+    pub config: Arc<ServerConfig>,
+    pub verifier: Option<Arc<HaproxyClientVerifier>>,
+    tickets: bool,
+}
+
+/// The TLS of one `bind` line, built at startup; [`BindTls::for_shard`] makes the per-shard copy.
+#[derive(Debug)]
+pub struct BindTls {
+    pub index: Arc<SniIndex>,
+    policies: Vec<PolicyConfig>,
+    cachesize: usize,
+    lifetime_secs: u32,
+    /// Non-fatal findings (expired certificate, `npn` ignored...), to print as warnings.
+    pub warnings: Vec<TlsDiag>,
+}
+
+/// The per-shard TLS of a bind: what a [`crate::TlsSession`] needs.
+#[derive(Debug)]
+pub struct ShardTls {
+    pub index: Arc<SniIndex>,
+    pub policies: Vec<PolicyConfig>,
+    pub clock: Arc<dyn TimeProvider>,
+}
+
+impl BindTls {
+    /// The certificates, default first.
+    pub fn certificates(&self) -> impl Iterator<Item = &LoadedCert> {
+        self.index.entries().iter().map(|e| e.cert.as_ref())
+    }
+
+    /// A shard's copy: same certificates and policies, its own session cache (a share of
+    /// `tune.ssl.cachesize`, so the total matches HAProxy's one shared cache), the shared
+    /// ticket keys.
+    pub fn for_shard(&self, shared: &TlsShared, shards: usize) -> Arc<ShardTls> {
+        let per_shard = self.cachesize.div_ceil(shards.max(1));
+        let cache = Arc::new(SessionCache::new(
+            per_shard,
+            self.lifetime_secs,
+            shared.clock.clone(),
+        ));
+        let policies = self
+            .policies
+            .iter()
+            .map(|p| {
+                let mut c = (*p.config).clone();
+                c.session_storage = cache.clone();
+                if p.tickets {
+                    c.ticketer = shared.ticketer.clone();
+                }
+                c.time_provider = shared.clock.clone();
+                PolicyConfig {
+                    config: Arc::new(c),
+                    verifier: p.verifier.clone(),
+                    tickets: p.tickets,
+                }
+            })
+            .collect();
+        Arc::new(ShardTls {
+            index: self.index.clone(),
+            policies,
+            clock: shared.clock.clone(),
+        })
+    }
+}
+
+fn bind_other<'a>(bind: &'a Bind, name: &str) -> Option<&'a str> {
+    bind.other
+        .iter()
+        .rev()
+        .find(|(n, _)| n == name)
+        .and_then(|(_, v)| v.as_deref())
+}
+
+/// Loads and checks everything a TLS `bind` needs. `now_unix` decides expiry warnings.
+/// Every bad file is reported, not just the first.
+pub fn build_bind(
+    bind: &Bind,
+    globals: &TlsGlobals,
+    now_unix: i64,
+) -> Result<BindTls, Vec<TlsDiag>> {
+    let provider = provider();
+    let mut diags = Diags::default();
+    let ssl = &bind.ssl;
+    let mut base = PolicyInput {
+        options: policy::merge_options(&globals.defaults.bind_options, &ssl.options),
+        ciphers: ssl
+            .ciphers
+            .clone()
+            .or_else(|| globals.defaults.bind_ciphers.clone()),
+        ciphersuites: ssl
+            .ciphersuites
+            .clone()
+            .or_else(|| globals.defaults.bind_ciphersuites.clone()),
+        curves: ssl
+            .curves
+            .clone()
+            .or_else(|| globals.default_bind_curves.clone()),
+        alpn: ssl.alpn.clone(),
+        verify: ssl.verify,
+        ca_file: ssl
+            .ca_file
+            .as_ref()
+            .map(|f| cert::with_base(globals.ca_base.as_deref(), f)),
+        crl_file: ssl
+            .crl_file
+            .as_ref()
+            .map(|f| cert::with_base(globals.ca_base.as_deref(), f)),
+        no_ca_names: ssl.options.flags.iter().any(|f| f == "no-ca-names"),
+        ..PolicyInput::default()
+    };
+    for (name, slot) in [
+        ("ca-ignore-err", &mut base.ca_ignore),
+        ("crt-ignore-err", &mut base.crt_ignore),
+    ] {
+        if let Some(v) = bind_other(bind, name) {
+            match IgnoreErr::parse(v) {
+                Ok(i) => *slot = i,
+                Err(e) => diags.push(TlsDiag::alert(None, format!("'{name}' : {e}"))),
+            }
+        }
+    }
+    if bind_other(bind, "npn").is_some() {
+        diags.push(TlsDiag::warning(
+            None,
+            "'npn' is ignored: rustls has no NPN (obsolete, use 'alpn')",
+        ));
+    }
+    if base.options.flags.iter().any(|f| f == "allow-0rtt") {
+        diags.push(TlsDiag::warning(
+            None,
+            "'allow-0rtt' is ignored: ringlb does not accept TLS early data",
+        ));
+    }
+    let mut inputs = vec![base.clone()];
+    let mut index = SniIndex::default();
+    index.strict_sni = ssl.strict_sni;
+    let crt_base = globals.crt_base.as_deref();
+    let key_base = globals.key_base.as_deref();
+    let mut warnings = Vec::new();
+    let mut load = |path: &Path, diags: &mut Diags| -> Option<Arc<LoadedCert>> {
+        match cert::load_cert(path, key_base, &provider, now_unix, &mut warnings) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(d) => {
+                diags.push(d);
+                None
+            }
+        }
+    };
+    for crt in &ssl.crt {
+        let path = cert::with_base(crt_base, crt);
+        let files = if path.is_dir() {
+            match cert::dir_certs(&path) {
+                Ok(f) if f.is_empty() => {
+                    diags.push(TlsDiag::alert(
+                        Some(&path),
+                        "no certificate file in this directory",
+                    ));
+                    continue;
+                }
+                Ok(f) => f,
+                Err(d) => {
+                    diags.push(d);
+                    continue;
+                }
+            }
+        } else {
+            vec![path]
+        };
+        for f in files {
+            if let Some(c) = load(&f, &mut diags) {
+                index.add(c, 0, &[], Vec::new());
+            }
+        }
+    }
+    for list in &ssl.crt_list {
+        let path = cert::with_base(crt_base, list);
+        let text = match cert::read_file(&path) {
+            Ok(t) => String::from_utf8_lossy(&t).into_owned(),
+            Err(d) => {
+                diags.push(d);
+                continue;
+            }
+        };
+        let lines = match parse_crt_list(&path, &text) {
+            Ok(l) => l,
+            Err(e) => {
+                diags.push(TlsDiag::alert(None, e));
+                continue;
+            }
+        };
+        for line in lines {
+            let config = if line.options.is_empty() {
+                0
+            } else {
+                match line_policy(&base, &line.options, globals) {
+                    Ok(p) => {
+                        inputs.push(p);
+                        inputs.len() - 1
+                    }
+                    Err(e) => {
+                        diags.push(TlsDiag::alert(
+                            Some(&path),
+                            format!("line {}: {e}", line.line),
+                        ));
+                        continue;
+                    }
+                }
+            };
+            if let Some(c) = load(&cert::with_base(crt_base, &line.crt), &mut diags) {
+                index.add(c, config, &line.filters, line.negatives);
+            }
+        }
+    }
+    diags.list.extend(warnings);
+    if index.entries().is_empty() && !diags.has_alert() {
+        diags.push(TlsDiag::alert(
+            None,
+            "no certificate loaded for this ssl bind",
+        ));
+    }
+    let index = Arc::new(index);
+    let mut policies = Vec::new();
+    for input in &inputs {
+        match build_policy(input, &index, &provider) {
+            Ok(p) => policies.push(p),
+            Err(d) => diags.push(d),
+        }
+    }
+    if diags.has_alert() {
+        return Err(diags.list);
+    }
+    Ok(BindTls {
+        index,
+        policies,
+        cachesize: globals.cachesize.unwrap_or(DEFAULT_CACHESIZE),
+        lifetime_secs: globals.lifetime(),
+        warnings: diags.list,
+    })
+}
+
+/// A crt-list line's `[options]` over the bind line's policy.
+fn line_policy(
+    base: &PolicyInput,
+    options: &[(String, Option<String>)],
+    globals: &TlsGlobals,
+) -> Result<PolicyInput, String> {
+    let mut p = base.clone();
+    for (name, value) in options {
+        let v = value.clone().unwrap_or_default();
+        match name.as_str() {
+            "alpn" => p.alpn = v.split(',').map(str::to_string).collect(),
+            "ciphers" => p.ciphers = Some(v),
+            "ciphersuites" => p.ciphersuites = Some(v),
+            "curves" | "ecdhe" => p.curves = Some(v),
+            "verify" => p.verify = Some(ringlb_config::parse::bind::parse_verify(&v)?),
+            "ca-file" => {
+                p.ca_file = Some(cert::with_base(globals.ca_base.as_deref(), Path::new(&v)))
+            }
+            "crl-file" => {
+                p.crl_file = Some(cert::with_base(globals.ca_base.as_deref(), Path::new(&v)))
+            }
+            "ssl-min-ver" => {
+                p.options.min_ver = Some(ringlb_config::parse::global::tls_version(&v)?)
+            }
+            "ssl-max-ver" => {
+                p.options.max_ver = Some(ringlb_config::parse::global::tls_version(&v)?)
+            }
+            "no-ca-names" => p.no_ca_names = true,
+            "npn" | "allow-0rtt" => {}
+            other => return Err(format!("unsupported crt-list option '{other}'")),
+        }
+    }
+    Ok(p)
+}
+
+fn build_policy(
+    input: &PolicyInput,
+    index: &Arc<SniIndex>,
+    provider: &Arc<CryptoProvider>,
+) -> Result<PolicyConfig, TlsDiag> {
+    let err = |m: String| TlsDiag::alert(None, m);
+    let versions = policy::versions(&input.options).map_err(err)?;
+    let mut prov = (**provider).clone();
+    let tls13: Vec<_> = match &input.ciphersuites {
+        Some(s) => policy::parse_ciphersuites(s).map_err(err)?,
+        None => policy::TLS13_SUITES.iter().map(|(_, s)| *s).collect(),
+    };
+    let tls12: Vec<_> = match &input.ciphers {
+        Some(s) => policy::parse_ciphers(s).map_err(err)?,
+        None => policy::TLS12_CIPHERS.iter().map(|c| c.suite).collect(),
+    };
+    prov.cipher_suites = tls13.into_iter().chain(tls12).collect();
+    if let Some(c) = &input.curves {
+        prov.kx_groups = policy::parse_curves(c).map_err(err)?;
+    }
+    let builder = ServerConfig::builder_with_provider(Arc::new(prov))
+        .with_protocol_versions(&versions)
+        .map_err(|e| err(format!("inconsistent TLS policy: {e}")))?;
+    let verifier = client_verifier(input, provider)?;
+    let builder = match &verifier {
+        Some(v) => builder.with_client_cert_verifier(v.clone() as Arc<dyn ClientCertVerifier>),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder.with_cert_resolver(Arc::new(SniResolver(index.clone())));
+    config.alpn_protocols = input
+        .alpn
+        .iter()
+        .filter(|a| !a.is_empty())
+        .map(|a| a.as_bytes().to_vec())
+        .collect();
+    config.ignore_client_order = !input
+        .options
+        .flags
+        .iter()
+        .any(|f| f == "prefer-client-ciphers");
+    config.session_storage = Arc::new(NoServerSessionStorage {});
+    Ok(PolicyConfig {
+        config: Arc::new(config),
+        verifier,
+        tickets: !input.options.no_tls_tickets,
+    })
+}
+
+/// Loads a CA bundle into a root store.
+pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsDiag> {
+    let certs = cert::read_certs(path)?;
+    if certs.is_empty() {
+        return Err(TlsDiag::alert(Some(path), "no CA certificate in this file"));
+    }
+    let mut roots = RootCertStore::empty();
+    for c in certs {
+        roots
+            .add(c)
+            .map_err(|e| TlsDiag::alert(Some(path), format!("bad CA certificate: {e}")))?;
+    }
+    Ok(roots)
+}
+
+fn client_verifier(
+    input: &PolicyInput,
+    provider: &Arc<CryptoProvider>,
+) -> Result<Option<Arc<HaproxyClientVerifier>>, TlsDiag> {
+    let verify = input.verify.unwrap_or(Verify::None);
+    if verify == Verify::None {
+        return Ok(None);
+    }
+    let Some(ca) = &input.ca_file else {
+        return Err(TlsDiag::alert(
+            None,
+            "verify is enabled but no CA file specified ('ca-file')",
+        ));
+    };
+    let roots = load_roots(ca)?;
+    let mut builder =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
+    if let Some(crl) = &input.crl_file {
+        let data = cert::read_file(crl)?;
+        let crls: Vec<CertificateRevocationListDer<'static>> =
+            CertificateRevocationListDer::pem_slice_iter(&data)
+                .collect::<Result<_, _>>()
+                .map_err(|e| TlsDiag::alert(Some(crl), format!("bad PEM (CRL): {e}")))?;
+        builder = builder.with_crls(crls);
+    }
+    if verify == Verify::Optional {
+        builder = builder.allow_unauthenticated();
+    }
+    if input.no_ca_names {
+        builder = builder.clear_root_hint_subjects();
+    }
+    let inner = builder
+        .build()
+        .map_err(|e| TlsDiag::alert(Some(ca), format!("unable to use this CA file: {e}")))?;
+    Ok(Some(Arc::new(HaproxyClientVerifier {
+        inner,
+        ca_ignore: input.ca_ignore.clone(),
+        crt_ignore: input.crt_ignore.clone(),
+    })))
+}
+
+/// Current Unix time from a clock, for verify-code recomputation.
+pub(crate) fn now(clock: &dyn TimeProvider) -> UnixTime {
+    clock
+        .current_time()
+        .unwrap_or(UnixTime::since_unix_epoch(std::time::Duration::ZERO))
+}

@@ -1,0 +1,193 @@
+//! Loading HAProxy-style PEM files: certificate, chain and key in one file, or the key in
+//! `<file>.key` (under `key-base` when set), an OCSP response in `<file>.ocsp`.
+//!
+//! Runs at startup and on reload, on the control shard (file I/O never happens on a worker).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::{self, PemObject};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::sign::CertifiedKey;
+
+use crate::der::CertInfo;
+use crate::diag::TlsDiag;
+
+/// Largest certificate/key/CA file read (a bundle of many CAs stays well under it).
+const MAX_PEM_BYTES: u64 = 16 << 20;
+
+/// Companion files `crt DIR` does not load as certificates.
+const COMPANION_EXTS: [&str; 4] = ["key", "ocsp", "issuer", "sctl"];
+
+/// A certificate ready to serve, with what SNI selection and the fetches need.
+#[derive(Debug)]
+pub struct LoadedCert {
+    pub file: PathBuf,
+    pub key: Arc<CertifiedKey>,
+    pub info: CertInfo,
+    /// Lower-cased names from the subject CN and the DNS SANs, as SNI keys.
+    pub names: Vec<String>,
+}
+
+/// Reads a whole file, refusing huge ones.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, TlsDiag> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| TlsDiag::alert(Some(path), format!("unable to stat file : {e}")))?;
+    if meta.len() > MAX_PEM_BYTES {
+        return Err(TlsDiag::alert(
+            Some(path),
+            format!("file is larger than {MAX_PEM_BYTES} bytes"),
+        ));
+    }
+    std::fs::read(path)
+        .map_err(|e| TlsDiag::alert(Some(path), format!("unable to read file : {e}")))
+}
+
+fn pem_error(path: &Path, what: &str, e: &pem::Error) -> TlsDiag {
+    TlsDiag::alert(Some(path), format!("bad PEM ({what}): {e}"))
+}
+
+/// All certificates of a PEM file, in file order.
+pub fn read_certs(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsDiag> {
+    let data = read_file(path)?;
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&data)
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem_error(path, "certificate", &e))?;
+    Ok(certs)
+}
+
+/// Joins `file` to `base` unless absolute (HAProxy's `crt-base`, `ca-base`, `key-base`).
+pub fn with_base(base: Option<&Path>, file: &Path) -> PathBuf {
+    match base {
+        Some(b) if file.is_relative() => b.join(file),
+        _ => file.to_path_buf(),
+    }
+}
+
+/// Loads one PEM certificate file. `now_unix` decides the expiry warning.
+pub fn load_cert(
+    path: &Path,
+    key_base: Option<&Path>,
+    provider: &CryptoProvider,
+    now_unix: i64,
+    warnings: &mut Vec<TlsDiag>,
+) -> Result<LoadedCert, TlsDiag> {
+    let data = read_file(path)?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&data)
+        .collect::<Result<_, _>>()
+        .map_err(|e| pem_error(path, "certificate", &e))?;
+    let Some(leaf) = chain.first() else {
+        return Err(TlsDiag::alert(
+            Some(path),
+            "no certificate found in this PEM file",
+        ));
+    };
+    let info = CertInfo::parse(leaf)
+        .map_err(|e| TlsDiag::alert(Some(path), format!("bad certificate: {e}")))?;
+    let key = load_key(path, &data, key_base)?;
+    let mut certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
+        rustls::Error::InconsistentKeys(_) => TlsDiag::alert(
+            Some(path),
+            "the private key does not match the certificate's public key",
+        ),
+        other => TlsDiag::alert(
+            Some(path),
+            format!("unable to load the private key: {other}"),
+        ),
+    })?;
+    let ocsp = PathBuf::from(format!("{}.ocsp", path.display()));
+    if ocsp.is_file() {
+        certified.ocsp = Some(read_file(&ocsp)?);
+    }
+    check_validity(path, &info, now_unix, warnings);
+    let mut names: Vec<String> = info
+        .subject
+        .field("CN", 0)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    names.extend(info.dns_names.iter().cloned());
+    for n in &mut names {
+        n.make_ascii_lowercase();
+    }
+    names.dedup();
+    Ok(LoadedCert {
+        file: path.to_path_buf(),
+        key: Arc::new(certified),
+        info,
+        names,
+    })
+}
+
+/// The key from the PEM itself, else from `<file>.key` (in `key-base` when set).
+fn load_key(
+    path: &Path,
+    data: &[u8],
+    key_base: Option<&Path>,
+) -> Result<PrivateKeyDer<'static>, TlsDiag> {
+    match PrivateKeyDer::from_pem_slice(data) {
+        Ok(k) => return Ok(k),
+        Err(pem::Error::NoItemsFound) => {}
+        Err(e) => return Err(pem_error(path, "private key", &e)),
+    }
+    let key_name = format!(
+        "{}.key",
+        path.file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default()
+    );
+    let key_path = match key_base {
+        Some(b) => b.join(&key_name),
+        None => path.with_file_name(&key_name),
+    };
+    if !key_path.is_file() {
+        return Err(TlsDiag::alert(
+            Some(path),
+            format!(
+                "no private key in this PEM file and no '{}' file",
+                key_path.display()
+            ),
+        ));
+    }
+    let key_data = read_file(&key_path)?;
+    PrivateKeyDer::from_pem_slice(&key_data).map_err(|e| pem_error(&key_path, "private key", &e))
+}
+
+fn check_validity(path: &Path, info: &CertInfo, now_unix: i64, warnings: &mut Vec<TlsDiag>) {
+    if info.not_after.unix_secs < now_unix {
+        warnings.push(TlsDiag::warning(
+            Some(path),
+            format!("certificate has expired (notAfter {})", info.not_after.raw),
+        ));
+    } else if info.not_before.unix_secs > now_unix {
+        warnings.push(TlsDiag::warning(
+            Some(path),
+            format!(
+                "certificate is not yet valid (notBefore {})",
+                info.not_before.raw
+            ),
+        ));
+    }
+}
+
+/// The certificate files of `crt DIR`, sorted by name, companions and dot files left out.
+pub fn dir_certs(dir: &Path) -> Result<Vec<PathBuf>, TlsDiag> {
+    let rd = std::fs::read_dir(dir)
+        .map_err(|e| TlsDiag::alert(Some(dir), format!("unable to scan directory : {e}")))?;
+    let mut files: Vec<PathBuf> = rd
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .filter(|p| {
+            !p.extension()
+                .is_some_and(|x| COMPANION_EXTS.iter().any(|c| x == *c))
+        })
+        .collect();
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,30 @@
+//! TLS for ringlb, sans-IO: the engine owns sockets and moves bytes; this crate turns
+//! ciphertext into plaintext and back with rustls (aws-lc-rs provider, ADR 0004).
+//!
+//! Owns:
+//! - loading HAProxy-style certificates (`crt` files and directories, `crt-list`, `crt-base`,
+//!   `key-base`, `.key` and `.ocsp` companions) and SNI selection ([`cert`], [`store`]);
+//! - mapping HAProxy's TLS policy words onto rustls ([`policy`], [`verify`]);
+//! - building per-bind and per-server configs at startup with diagnostics that name the file
+//!   ([`build_bind`], [`build_server`]) and per-shard copies with their session cache
+//!   ([`BindTls::for_shard`], [`ServerTls::for_shard`]) and shared ticket keys ([`TlsShared`]);
+//! - the per-connection wrappers the engine drives ([`TlsSession`], [`TlsClientSession`]) and
+//!   the facts for the rules engine ([`TlsFacts`]).
+//!
+//! Must not: open sockets, name glommio/libc, read files after startup, panic on input.
+
+pub mod bind;
+pub mod cert;
+pub mod client;
+pub mod der;
+pub mod diag;
+pub mod policy;
+pub mod resume;
+pub mod session;
+pub mod store;
+pub mod verify;
+
+pub use bind::{build_bind, provider, BindTls, ShardTls, TlsGlobals, TlsShared};
+pub use client::{build_server, server_name, ServerTls, TlsClientSession};
+pub use diag::{Severity, TlsDiag};
+pub use session::{ClientCert, DnFormat, TlsError, TlsFacts, TlsSession};

@@ -1,0 +1,415 @@
+//! Sans-IO TLS sessions. The engine owns the socket: it feeds received ciphertext in, takes
+//! plaintext out, queues plaintext to send and takes the ciphertext to write.
+//!
+//! ```text
+//!  Accepting ──ClientHello──▶ Open(handshaking) ──Finished──▶ Open(established) ──close_notify──▶ closed
+//!      │  (SNI picks the policy)        │
+//!      └──────── bad hello ─────────────┴──▶ Failed: the alert is still to be taken and sent
+//! ```
+//!
+//! A session buffers at most rustls's limits: when `feed` returns fewer bytes than given, the
+//! engine takes plaintext and feeds the rest later.
+
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+
+use rustls::server::Acceptor;
+use rustls::{ConnectionCommon, HandshakeKind, ServerConnection};
+
+use crate::bind::ShardTls;
+use crate::der::{CertInfo, Dn};
+use crate::policy::{openssl_cipher_name, protocol_name};
+
+/// Why a session failed. After an error, send what `take_ciphertext` returns (the alert),
+/// then close.
+#[derive(Debug)]
+pub enum TlsError {
+    /// A TLS protocol error (bad handshake, bad record, certificate refused...).
+    Tls(rustls::Error),
+    /// Feeding or reading the buffers failed (a rustls buffer limit was hit).
+    Buffer(io::Error),
+    /// No certificate for the requested name (`strict-sni`).
+    NoCertificate,
+}
+
+impl fmt::Display for TlsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TlsError::Tls(e) => write!(f, "TLS error: {e}"),
+            TlsError::Buffer(e) => write!(f, "TLS buffer error: {e}"),
+            TlsError::NoCertificate => f.write_str("no certificate for the requested server name"),
+        }
+    }
+}
+
+impl std::error::Error for TlsError {}
+
+/// Moves bytes through any rustls connection (server or client side).
+pub(crate) mod pipe {
+    use super::*;
+
+    /// Feeds ciphertext; returns bytes consumed and whether the peer sent close_notify.
+    pub fn feed<D>(
+        conn: &mut ConnectionCommon<D>,
+        mut ct: &[u8],
+    ) -> Result<(usize, bool), TlsError> {
+        let total = ct.len();
+        let mut closed = false;
+        while !ct.is_empty() {
+            match conn.read_tls(&mut ct) {
+                Ok(0) => break,
+                Ok(_) => {}
+                // rustls refuses more until plaintext is taken: report what was consumed.
+                Err(e) if e.kind() == io::ErrorKind::Other && total != ct.len() => break,
+                Err(e) => return Err(TlsError::Buffer(e)),
+            }
+            let state = conn.process_new_packets().map_err(TlsError::Tls)?;
+            closed |= state.peer_has_closed();
+        }
+        Ok((total - ct.len(), closed))
+    }
+
+    pub fn take_plaintext<D>(
+        conn: &mut ConnectionCommon<D>,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, TlsError> {
+        let start = out.len();
+        let mut chunk = [0u8; 8192];
+        loop {
+            match conn.reader().read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => out.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                // UnexpectedEof: the peer closed without close_notify (truncation).
+                Err(e) => return Err(TlsError::Buffer(e)),
+            }
+        }
+        Ok(out.len() - start)
+    }
+
+    pub fn write_plaintext<D>(conn: &mut ConnectionCommon<D>, data: &[u8]) -> usize {
+        conn.writer().write(data).unwrap_or(0)
+    }
+
+    pub fn take_ciphertext<D>(conn: &mut ConnectionCommon<D>, out: &mut Vec<u8>) -> usize {
+        let start = out.len();
+        while conn.wants_write() {
+            match conn.write_tls(out) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        out.len() - start
+    }
+}
+
+/// The connection facts the rules engine fetches (`ssl_fc_*`, `ssl_c_*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFacts {
+    pub sni: Option<String>,
+    /// `TLSv1.3`, `TLSv1.2`.
+    pub protocol: &'static str,
+    /// OpenSSL's name: `TLS_AES_128_GCM_SHA256`, `ECDHE-RSA-AES128-GCM-SHA256`.
+    pub cipher: &'static str,
+    pub alpn: Option<Vec<u8>>,
+    pub session_reused: bool,
+    pub client_cert: Option<ClientCert>,
+}
+
+/// The client certificate and its verify result.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCert {
+    pub info: CertInfo,
+    /// OpenSSL's X509_V code (`ssl_c_verify`): 0, or the error that an ignore list let through.
+    pub verify: u32,
+}
+
+/// `ssl_c_s_dn` / `ssl_c_i_dn` output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DnFormat {
+    /// HAProxy's default `/C=FR/CN=name`.
+    Oneline,
+    Rfc2253,
+}
+
+fn dn_fetch(dn: &Dn, field: Option<&str>, occ: i32, format: DnFormat) -> String {
+    match field.filter(|f| !f.is_empty()) {
+        Some(f) => dn.field(f, occ).unwrap_or_default().to_string(),
+        None if format == DnFormat::Rfc2253 => dn.rfc2253(),
+        None => dn.oneline(),
+    }
+}
+
+impl TlsFacts {
+    /// `ssl_fc`: the connection is TLS.
+    pub fn ssl_fc(&self) -> bool {
+        true
+    }
+
+    /// `ssl_c_used`.
+    pub fn ssl_c_used(&self) -> bool {
+        self.client_cert.is_some()
+    }
+
+    /// `ssl_c_verify`: 0 without a certificate or when it verified.
+    pub fn ssl_c_verify(&self) -> u32 {
+        self.client_cert.as_ref().map_or(0, |c| c.verify)
+    }
+
+    /// `ssl_c_s_dn([field[,occ[,format]]])`; `None` without a client certificate.
+    pub fn ssl_c_s_dn(&self, field: Option<&str>, occ: i32, format: DnFormat) -> Option<String> {
+        self.client_cert
+            .as_ref()
+            .map(|c| dn_fetch(&c.info.subject, field, occ, format))
+    }
+
+    /// `ssl_c_i_dn([field[,occ[,format]]])`.
+    pub fn ssl_c_i_dn(&self, field: Option<&str>, occ: i32, format: DnFormat) -> Option<String> {
+        self.client_cert
+            .as_ref()
+            .map(|c| dn_fetch(&c.info.issuer, field, occ, format))
+    }
+
+    /// `ssl_c_serial` (binary; `,hex` renders it).
+    pub fn ssl_c_serial(&self) -> Option<&[u8]> {
+        self.client_cert.as_ref().map(|c| c.info.serial.as_slice())
+    }
+
+    /// `ssl_c_notafter`: `YYMMDDhhmmssZ`.
+    pub fn ssl_c_notafter(&self) -> Option<String> {
+        self.client_cert
+            .as_ref()
+            .map(|c| c.info.not_after.haproxy())
+    }
+
+    /// `ssl_c_notbefore`: `YYMMDDhhmmssZ`.
+    pub fn ssl_c_notbefore(&self) -> Option<String> {
+        self.client_cert
+            .as_ref()
+            .map(|c| c.info.not_before.haproxy())
+    }
+}
+
+enum State {
+    Accepting(Box<Acceptor>),
+    Open {
+        conn: Box<ServerConnection>,
+        policy: usize,
+    },
+    /// The hello was refused: only the alert is left to send.
+    Failed,
+}
+
+/// A server-side TLS session of one accepted connection.
+pub struct TlsSession {
+    shard: Arc<ShardTls>,
+    state: State,
+    /// Alert bytes produced before a connection existed.
+    alert: Vec<u8>,
+    facts: Option<TlsFacts>,
+    peer_closed: bool,
+}
+
+impl fmt::Debug for TlsSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsSession")
+            .field("handshaking", &self.is_handshaking())
+            .field("facts", &self.facts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsSession {
+    pub fn new(shard: Arc<ShardTls>) -> TlsSession {
+        TlsSession {
+            shard,
+            state: State::Accepting(Box::default()),
+            alert: Vec::new(),
+            facts: None,
+            peer_closed: false,
+        }
+    }
+
+    /// Feeds received ciphertext; returns how many bytes were consumed (all of them unless the
+    /// plaintext buffer is full: take plaintext, then feed the rest).
+    pub fn feed(&mut self, ct: &[u8]) -> Result<usize, TlsError> {
+        let mut used = 0;
+        if let State::Accepting(acc) = &mut self.state {
+            let mut rd = ct;
+            while !rd.is_empty() {
+                if acc.read_tls(&mut rd).map_err(TlsError::Buffer)? == 0 {
+                    break;
+                }
+                match acc.accept() {
+                    Ok(None) => continue,
+                    Ok(Some(accepted)) => {
+                        used = ct.len() - rd.len();
+                        self.start(accepted)?;
+                        break;
+                    }
+                    Err((e, mut alert)) => {
+                        let _ = alert.write(&mut self.alert);
+                        self.state = State::Failed;
+                        return Err(TlsError::Tls(e));
+                    }
+                }
+            }
+            if matches!(self.state, State::Accepting(_)) {
+                return Ok(ct.len() - rd.len());
+            }
+        }
+        let rest = ct.get(used..).unwrap_or_default();
+        match &mut self.state {
+            State::Open { conn, .. } => {
+                if used > 0 {
+                    // Records that came with the ClientHello are buffered; process them now.
+                    let st = conn.process_new_packets().map_err(TlsError::Tls)?;
+                    self.peer_closed |= st.peer_has_closed();
+                }
+                let (n, closed) = pipe::feed(conn, rest)?;
+                self.peer_closed |= closed;
+                if self.facts.is_none() && !conn.is_handshaking() {
+                    self.facts = Some(self.collect_facts());
+                }
+                Ok(used + n)
+            }
+            State::Failed => Err(TlsError::NoCertificate),
+            State::Accepting(_) => Ok(used),
+        }
+    }
+
+    /// ClientHello read: SNI picks the policy, then the handshake proper starts.
+    fn start(&mut self, accepted: rustls::server::Accepted) -> Result<(), TlsError> {
+        let hello = accepted.client_hello();
+        let entry = self
+            .shard
+            .index
+            .lookup(hello.server_name(), hello.signature_schemes());
+        let Some(policy) = entry.map(|e| e.config) else {
+            // strict-sni and no match: refuse with an alert from the default policy.
+            self.state = State::Failed;
+            let cfg = self.shard.policies.first().map(|p| p.config.clone());
+            if let Some(cfg) = cfg {
+                if let Err((_, mut alert)) = accepted.into_connection(cfg) {
+                    let _ = alert.write(&mut self.alert);
+                }
+            }
+            return Err(TlsError::NoCertificate);
+        };
+        let Some(cfg) = self.shard.policies.get(policy).map(|p| p.config.clone()) else {
+            self.state = State::Failed;
+            return Err(TlsError::NoCertificate);
+        };
+        match accepted.into_connection(cfg) {
+            Ok(conn) => {
+                self.state = State::Open {
+                    conn: Box::new(conn),
+                    policy,
+                };
+                Ok(())
+            }
+            Err((e, mut alert)) => {
+                let _ = alert.write(&mut self.alert);
+                self.state = State::Failed;
+                Err(TlsError::Tls(e))
+            }
+        }
+    }
+
+    fn collect_facts(&self) -> TlsFacts {
+        let State::Open { conn, policy } = &self.state else {
+            return TlsFacts {
+                sni: None,
+                protocol: "unknown",
+                cipher: "(unknown)",
+                alpn: None,
+                session_reused: false,
+                client_cert: None,
+            };
+        };
+        let client_cert = conn.peer_certificates().and_then(|chain| {
+            let info = CertInfo::parse(chain.first()?).ok()?;
+            let verifier = self
+                .shard
+                .policies
+                .get(*policy)
+                .and_then(|p| p.verifier.as_ref());
+            let verify = match verifier {
+                Some(v) if v.ignores_anything() => {
+                    v.verify_code(chain, crate::bind::now(self.shard.clock.as_ref()))
+                }
+                _ => 0,
+            };
+            Some(ClientCert { info, verify })
+        });
+        TlsFacts {
+            sni: conn.server_name().map(str::to_string),
+            protocol: conn.protocol_version().map_or("unknown", protocol_name),
+            cipher: conn
+                .negotiated_cipher_suite()
+                .map_or("(unknown)", openssl_cipher_name),
+            alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
+            session_reused: conn.handshake_kind() == Some(HandshakeKind::Resumed),
+            client_cert,
+        }
+    }
+
+    /// Appends decrypted application data to `out`; returns how much.
+    pub fn take_plaintext(&mut self, out: &mut Vec<u8>) -> Result<usize, TlsError> {
+        match &mut self.state {
+            State::Open { conn, .. } => pipe::take_plaintext(conn, out),
+            _ => Ok(0),
+        }
+    }
+
+    /// Queues application data to encrypt (buffered until the handshake ends); returns how
+    /// much was accepted.
+    pub fn write_plaintext(&mut self, data: &[u8]) -> usize {
+        match &mut self.state {
+            State::Open { conn, .. } => pipe::write_plaintext(conn, data),
+            _ => 0,
+        }
+    }
+
+    /// Appends the ciphertext to send (handshake, records, alerts) to `out`; returns how much.
+    pub fn take_ciphertext(&mut self, out: &mut Vec<u8>) -> usize {
+        let mut n = self.alert.len();
+        out.append(&mut self.alert);
+        if let State::Open { conn, .. } = &mut self.state {
+            n += pipe::take_ciphertext(conn, out);
+        }
+        n
+    }
+
+    /// Whether there is ciphertext to take.
+    pub fn wants_write(&self) -> bool {
+        !self.alert.is_empty()
+            || matches!(&self.state, State::Open { conn, .. } if conn.wants_write())
+    }
+
+    pub fn is_handshaking(&self) -> bool {
+        match &self.state {
+            State::Accepting(_) => true,
+            State::Open { conn, .. } => conn.is_handshaking(),
+            State::Failed => false,
+        }
+    }
+
+    /// Queues a close_notify alert (take the ciphertext, then shut the socket down).
+    pub fn send_close_notify(&mut self) {
+        if let State::Open { conn, .. } = &mut self.state {
+            conn.send_close_notify();
+        }
+    }
+
+    /// The peer sent close_notify: no more plaintext will come.
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
+    /// The connection facts, once the handshake has completed.
+    pub fn facts(&self) -> Option<&TlsFacts> {
+        self.facts.as_ref()
+    }
+}
