@@ -70,8 +70,8 @@ pub use body::BodyCounter;
 pub use chunked::{ChunkedDecoder, Feed};
 pub use error::{ErrorKind, HttpError, Side};
 pub use replies::{
-    check_errorfile, default_reply, default_reply_lowercase, ErrorReplies, ErrorfileError,
-    UnknownErrorCode, ERROR_CODES,
+    check_errorfile, default_reply, default_reply_lowercase, reason_phrase, ErrorReplies,
+    ErrorfileError, UnknownErrorCode, ERROR_CODES,
 };
 pub use request::{parse_request, RequestHead, RequestSummary, TargetForm};
 pub use response::{parse_response, ResponseHead};

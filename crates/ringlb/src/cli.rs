@@ -334,7 +334,39 @@ pub fn check_mode(cli: &Cli) -> i32 {
             eprintln!("{} ({}) : {}", Level::Warning.tag(), pid(), p.message);
         }
     }
-    let warned = loaded.warnings.iter().any(|w| w.level == Level::Warning);
+    // What only the runtime objects check (certificates and keys, log targets): as haproxy -c,
+    // a bad certificate is an error and an expiring one a warning, both naming the file.
+    let mut warned = loaded.warnings.iter().any(|w| w.level == Level::Warning);
+    match ringlb_shard::Topology::from_config(&loaded.config) {
+        Ok(t) => {
+            for w in &t.warnings {
+                warned = true;
+                if !cli.quiet {
+                    eprintln!(
+                        "{} ({}) : config : parsing [{}:{}] : {}",
+                        Level::Warning.tag(),
+                        pid(),
+                        w.loc.file,
+                        w.loc.line,
+                        w.message
+                    );
+                }
+            }
+        }
+        Err(errors) => {
+            for e in errors {
+                alert_line(
+                    cli,
+                    &format!(
+                        "config : parsing [{}:{}] : {}",
+                        e.loc.file, e.loc.line, e.message
+                    ),
+                );
+            }
+            alert_line(cli, "config : Fatal errors found in configuration.");
+            return 1;
+        }
+    }
     if warned && !cli.quiet {
         eprintln!("Warnings were found.");
     }

@@ -261,6 +261,14 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
             return 1;
         }
     };
+    if !opts.quiet {
+        for w in &topology.warnings {
+            warning(&format!(
+                "config : parsing [{}:{}] : {}",
+                w.loc.file, w.loc.line, w.message
+            ));
+        }
+    }
     let mut checks = match CheckPlan::from_config(&cfg, &topology) {
         Ok(p) => p,
         Err(errors) => {

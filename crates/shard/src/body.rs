@@ -4,7 +4,9 @@
 use std::time::Duration;
 
 use ringlb_http1::{BodyCounter, BodyFraming, ChunkedDecoder, Limits, Side};
-use ringlb_uring::{RecvBuf, SendBuf, TcpStream};
+use ringlb_uring::{RecvBuf, SendBuf};
+
+use crate::conn::Io;
 
 use crate::time::within;
 
@@ -36,9 +38,9 @@ pub enum BodyError {
 /// `from` to `to`. `head`, when given, is a rewritten head to send before the body: it goes out
 /// in the same write as the first body bytes (one segment, no copy) and is given back cleared.
 /// Returns the bytes received past the end of the body (the next message), if any.
-pub async fn forward_body(
-    from: &TcpStream,
-    to: &TcpStream,
+pub async fn forward_body<F: Io, T: Io>(
+    from: &F,
+    to: &T,
     framing: BodyFraming,
     first: Option<RecvBuf>,
     limits: BodyLimits,
@@ -63,9 +65,9 @@ pub async fn forward_body(
     result
 }
 
-async fn forward(
-    from: &TcpStream,
-    to: &mut Sender<'_, '_>,
+async fn forward<F: Io, T: Io>(
+    from: &F,
+    to: &mut Sender<'_, '_, T>,
     framing: BodyFraming,
     first: Option<RecvBuf>,
     limits: BodyLimits,
@@ -134,7 +136,7 @@ async fn forward(
     }
 }
 
-async fn recv(from: &TcpStream, timeout: Option<Duration>) -> Result<Option<RecvBuf>, BodyError> {
+async fn recv<F: Io>(from: &F, timeout: Option<Duration>) -> Result<Option<RecvBuf>, BodyError> {
     match within(timeout, from.recv()).await {
         Err(_) => Err(BodyError::RecvTimeout),
         Ok(Ok(b)) => Ok(b),
@@ -146,8 +148,8 @@ async fn recv(from: &TcpStream, timeout: Option<Duration>) -> Result<Option<Recv
 const SMALL_BODY_COPY: usize = 4096;
 
 /// The sending side of a transfer, holding the head still to send with the first bytes.
-struct Sender<'a, 'h> {
-    to: &'a TcpStream,
+struct Sender<'a, 'h, T: Io> {
+    to: &'a T,
     /// The head buffer; given back (cleared) once sent.
     head: &'h mut Option<Vec<u8>>,
     /// The head still has to be sent.
@@ -157,7 +159,7 @@ struct Sender<'a, 'h> {
     body_bytes: u64,
 }
 
-impl Sender<'_, '_> {
+impl<T: Io> Sender<'_, '_, T> {
     async fn send(&mut self, buf: RecvBuf) -> Result<(), BodyError> {
         if buf.is_empty() {
             return Ok(());

@@ -133,6 +133,8 @@ pub struct StatsBoard {
     next_seq: AtomicU64,
     /// The process-wide clock origin of every `now_ms` (rates of all shards line up).
     pub origin: Instant,
+    /// Unix time of process start (`show info` Start_time_sec, uptime).
+    pub start_unix_s: u64,
 }
 
 impl StatsBoard {
@@ -142,6 +144,10 @@ impl StatsBoard {
             health: Mutex::new(Vec::new()),
             next_seq: AtomicU64::new(1),
             origin: Instant::now(),
+            start_unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
         })
     }
 

@@ -25,6 +25,8 @@ use ringlb_http1::{
 };
 use ringlb_uring::{RecvBuf, SendBuf, TcpStream};
 
+use crate::conn::{ClientConn, Io};
+
 use crate::body::{forward_body, BodyError, BodyLimits};
 use crate::rewrite;
 use crate::server::{
@@ -38,7 +40,7 @@ use crate::tunnel::{self, TunnelTimeouts};
 use crate::Ctx;
 
 /// Serves one accepted connection of an HTTP-mode frontend until it closes.
-pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
+pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     // Borrowed, not cloned: the topology's Arc is shared by every shard and its count must not
     // bounce between cores on the request path.
     let topo: &Topology = &ctx.state.topo;
@@ -110,7 +112,7 @@ struct Session<'a> {
     ctx: &'a Ctx,
     fe: &'a FrontendRt,
     fe_idx: usize,
-    client: TcpStream,
+    client: ClientConn,
     client_ip: Option<IpAddr>,
     /// The client address as text, formatted once per connection (`option forwardfor`).
     client_ip_text: String,
@@ -602,7 +604,7 @@ impl<'a> Session<'a> {
                     return After::Close;
                 }
             }
-            let (up, down, _) = tunnel::run(&self.client, &server, t).await;
+            let (up, down, _) = tunnel::run(&self.client, &*server, t).await;
             let txn = &mut scratch(&mut self.sc, self.ctx).txn;
             txn.bytes_in += up;
             txn.bytes_out += down;
@@ -618,7 +620,7 @@ impl<'a> Session<'a> {
         let mut head_out = Some(out);
         let mut body_bytes = 0u64;
         let body = forward_body(
-            &server,
+            &*server,
             &self.client,
             framing,
             Some(head),
@@ -893,7 +895,7 @@ struct ResponseCtx<'a> {
 /// 103 Early Hints) to the client as they come.
 async fn read_response_head(
     server: &TcpStream,
-    client: &TcpStream,
+    client: &ClientConn,
     server_timeout: Option<Duration>,
     client_timeout: Option<Duration>,
     limits: Limits,

@@ -11,12 +11,14 @@ use std::rc::Rc;
 use ringlb_uring::Ring;
 
 mod body;
+pub mod conn;
 pub mod counters;
 pub mod http;
 pub mod log;
 pub mod notify;
 pub mod rewrite;
 pub mod server;
+pub mod service;
 pub mod shard;
 pub mod snapshot;
 pub mod state;

@@ -13,6 +13,7 @@ use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use ringlb_config::model::Mode;
 use ringlb_uring::{bind_reuseport, Ring, TcpListener};
 
+use crate::conn::{ClientConn, TlsConn};
 use crate::log::{local_utc_offset_secs, Logger};
 use crate::notify::Notify;
 use crate::state::{ControlMsg, RunState, ShardState};
@@ -111,7 +112,14 @@ async fn run(cfg: ShardConfig) {
     for (fi, fe) in topology.frontends.iter().enumerate() {
         for (bi, bind) in fe.binds.iter().enumerate() {
             match bind_reuseport(bind.addr, bind.backlog) {
-                Ok(fd) => listeners.push(((fi, bi), bind.maxconn, TcpListener::from_fd(&ring, fd))),
+                Ok(fd) => {
+                    let tls = match (&bind.tls, &topology.tls_shared) {
+                        (Some(t), Some(shared)) => Some(t.for_shard(shared, nshards)),
+                        _ => None,
+                    };
+                    let listener = TcpListener::from_fd(&ring, fd);
+                    listeners.push(((fi, bi), bind.maxconn, (listener, tls)))
+                }
                 Err(e) => {
                     let _ = ready.send(Err(format!(
                         "Starting frontend {}: cannot bind socket (shard {id}) [{}]: {e}",
@@ -215,7 +223,7 @@ async fn accept_loop(
     ctx: Ctx,
     (frontend, bind): (usize, usize),
     bind_maxconn: u32,
-    listener: TcpListener,
+    (listener, tls): (TcpListener, Option<std::sync::Arc<ringlb_tls::ShardTls>>),
     stop: Rc<Notify>,
     fe_conns: Rc<Vec<std::cell::Cell<u32>>>,
 ) {
@@ -273,8 +281,28 @@ async fn accept_loop(
             bind_conns.clone(),
         );
         let ctx = ctx.clone();
+        let tls = tls.clone();
         glommio::spawn_local(async move {
             let _guard = guard;
+            let client = match tls {
+                None => ClientConn::Plain(client),
+                Some(tls) => {
+                    let timeout = ctx
+                        .state
+                        .topo
+                        .frontends
+                        .get(frontend)
+                        .and_then(|f| f.timeouts.http_request.or(f.timeouts.client));
+                    match TlsConn::accept(client, tls, timeout).await {
+                        Ok(c) => ClientConn::Tls(Box::new(c)),
+                        // HAProxy closes silently (logged as an SSL handshake failure).
+                        Err((tcp, _)) => {
+                            tcp.set_linger_zero();
+                            return;
+                        }
+                    }
+                }
+            };
             match mode {
                 Mode::Tcp => crate::tcp::serve(&ctx, frontend, client).await,
                 Mode::Http => crate::http::serve(&ctx, frontend, client).await,

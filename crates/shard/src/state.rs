@@ -462,6 +462,8 @@ mod tests {
             grace: None,
             logs: Vec::new(),
             proxies: Vec::new(),
+            tls_shared: None,
+            warnings: Vec::new(),
             log_hostname: None,
             log_tag: "ringlb".into(),
         })

@@ -1,14 +1,14 @@
 //! `mode tcp` sessions: pick a server (`balance roundrobin`), connect with retries, then forward
 //! bytes both ways with half-close (see `tunnel.rs`).
 
-use ringlb_uring::TcpStream;
+use crate::conn::ClientConn;
 
 use crate::server::{lease_and_connect, ConnectInfo};
 use crate::tunnel::{self, TunnelTimeouts};
 use crate::Ctx;
 
 /// Serves one accepted connection of a TCP-mode frontend.
-pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
+pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     let topo = &ctx.state.topo; // borrowed: no shared refcount traffic per connection
     let Some(fe) = topo.frontends.get(frontend) else {
         return;
@@ -49,7 +49,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: TcpStream) {
         client_fin: fe.timeouts.client_fin.or(fe.timeouts.client),
         server_fin: be.timeouts.server_fin.or(be.timeouts.server),
     };
-    let (up, down, _end) = tunnel::run(&client, &server, t).await;
+    let (up, down, _end) = tunnel::run(&client, &*server, t).await;
     let mut c = ctx.state.counters.borrow_mut();
     c.bytes(frontend, Some(backend), Some(lease.server), up, down);
     c.stream_end(backend, lease.server);

@@ -29,6 +29,10 @@ pub struct Topology {
     /// Proxies in declaration order with HAProxy's ids (stats, runtime API): a `listen`
     /// section is one proxy with both sides.
     pub proxies: Vec<ProxyRt>,
+    /// TLS ticket keys and clock shared by every shard's TLS binds (`None` without TLS).
+    pub tls_shared: Option<Arc<ringlb_tls::TlsShared>>,
+    /// Findings that do not stop the proxy (an expired certificate...), to print at start.
+    pub warnings: Vec<TopologyError>,
 }
 
 /// A proxy as the stats and the runtime API number it.
@@ -71,6 +75,8 @@ pub struct FrontendRt {
 pub struct BindRt {
     /// `name` of the bind line (stats listener rows).
     pub name: Option<String>,
+    /// `ssl crt ...`: certificates and policy, checked at startup (shards take a copy each).
+    pub tls: Option<Arc<ringlb_tls::BindTls>>,
     pub addr: SocketAddr,
     pub maxconn: u32,
     pub backlog: i32,
@@ -237,6 +243,8 @@ impl Topology {
             .collect();
         let find = |name: &str| backends.iter().position(|b| b.name == name);
         let g = &cfg.global;
+        let tls_globals = ringlb_tls::TlsGlobals::from_global(g);
+        let mut warnings = Vec::new();
         let mut logs = LogTable::default();
         let global_logs: Vec<usize> = g
             .log
@@ -267,7 +275,13 @@ impl Topology {
                         .binds
                         .iter()
                         .flat_map(|b| {
-                            b.addrs.iter().map(|a| BindRt {
+                            let tls = if b.ssl.enabled {
+                                bind_tls(b, &tls_globals, &mut errors, &mut warnings)
+                            } else {
+                                None
+                            };
+                            b.addrs.iter().map(move |a| BindRt {
+                                tls: tls.clone(),
                                 name: b.name.clone(),
                                 addr: *a,
                                 maxconn: b.maxconn.unwrap_or(0),
@@ -306,8 +320,29 @@ impl Topology {
             return Err(errors);
         }
         let proxies = proxy_table(cfg, &frontends, &backends);
+        let tls_shared = if frontends
+            .iter()
+            .any(|f| f.binds.iter().any(|b| b.tls.is_some()))
+        {
+            match ringlb_tls::TlsShared::new(
+                &tls_globals,
+                Arc::new(rustls::time_provider::DefaultTimeProvider),
+            ) {
+                Ok(s) => Some(Arc::new(s)),
+                Err(d) => {
+                    return Err(vec![TopologyError {
+                        loc: model::Loc::default(),
+                        message: d.to_string(),
+                    }])
+                }
+            }
+        } else {
+            None
+        };
         Ok(Topology {
             proxies,
+            tls_shared,
+            warnings,
             frontends,
             backends,
             tune: Tune {
@@ -366,6 +401,39 @@ fn proxy_table(cfg: &Config, frontends: &[FrontendRt], backends: &[BackendRt]) -
         next_id += 1;
     }
     out
+}
+
+/// Loads a bind's certificates and builds its TLS policy (errors name the file and line).
+fn bind_tls(
+    b: &model::Bind,
+    globals: &ringlb_tls::TlsGlobals,
+    errors: &mut Vec<TopologyError>,
+    warnings: &mut Vec<TopologyError>,
+) -> Option<Arc<ringlb_tls::BindTls>> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let diag = |d: &ringlb_tls::TlsDiag| TopologyError {
+        loc: b.loc.clone(),
+        message: format!("'bind {}' : {d}", b.spec),
+    };
+    match ringlb_tls::build_bind(b, globals, now) {
+        Ok(t) => {
+            warnings.extend(t.warnings.iter().map(diag));
+            Some(Arc::new(t))
+        }
+        Err(diags) => {
+            for d in &diags {
+                if d.is_alert() {
+                    errors.push(diag(d));
+                } else {
+                    warnings.push(diag(d));
+                }
+            }
+            None
+        }
+    }
 }
 
 /// Distinct log targets, in order of first use.

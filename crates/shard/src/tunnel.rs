@@ -10,7 +10,9 @@ use std::cell::Cell;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use ringlb_uring::{SendBuf, TcpStream};
+use ringlb_uring::SendBuf;
+
+use crate::conn::Io;
 
 use crate::time::within;
 
@@ -38,11 +40,7 @@ pub struct TunnelTimeouts {
 
 /// Forwards both ways until both directions are closed or the tunnel goes idle. Returns bytes
 /// client→server, bytes server→client and how it ended.
-pub async fn run(
-    client: &TcpStream,
-    server: &TcpStream,
-    t: TunnelTimeouts,
-) -> (u64, u64, TunnelEnd) {
+pub async fn run<C: Io, S: Io>(client: &C, server: &S, t: TunnelTimeouts) -> (u64, u64, TunnelEnd) {
     let last = Cell::new(Instant::now());
     let client_closed = Cell::new(false);
     let server_closed = Cell::new(false);
@@ -71,9 +69,9 @@ pub async fn run(
 
 /// One direction. `closed.0` is set when `from` sent its FIN; `closed.1` tells whether the other
 /// direction already finished, in which case `closed.2` (the fin timeout) bounds this one.
-async fn pump(
-    from: &TcpStream,
-    to: &TcpStream,
+async fn pump<F: Io, T: Io>(
+    from: &F,
+    to: &T,
     last: &Cell<Instant>,
     idle: Option<Duration>,
     closed: (&Cell<bool>, &Cell<bool>, Option<Duration>),
@@ -117,7 +115,7 @@ async fn pump(
             }
             Ok(Ok(None)) => {
                 // FIN from `from`: forward it, keep the other direction open (half-close).
-                let _ = to.shutdown_write();
+                to.finish().await;
                 closed.0.set(true);
                 return (bytes, TunnelEnd::Closed);
             }

@@ -206,24 +206,24 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw("maxpipes", OPS, "splice pipes", u32_other),
     kw("busy-polling", OPS, "busy polling", generic),
-    kw("ca-base", TLS, "base directory of CA files", generic1),
-    kw("crt-base", TLS, "base directory of certificates", generic1),
-    kw("key-base", TLS, "base directory of private keys", generic1),
+    kw("ca-base", S, "base directory of CA files", generic1),
+    kw("crt-base", S, "base directory of certificates", generic1),
+    kw("key-base", S, "base directory of private keys", generic1),
     kw(
         "ssl-default-bind-ciphers",
-        TLS,
+        S,
         "TLS<=1.2 ciphers of binds",
         |_, g, l| str_arg(l, &mut g.ssl.bind_ciphers),
     ),
     kw(
         "ssl-default-bind-ciphersuites",
-        TLS,
+        S,
         "TLS1.3 suites of binds",
         |_, g, l| str_arg(l, &mut g.ssl.bind_ciphersuites),
     ),
     kw(
         "ssl-default-bind-options",
-        TLS,
+        S,
         "TLS options of binds",
         |_, g, l| ssl_opts(l, &mut g.ssl.bind_options),
     ),
@@ -247,7 +247,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "ssl-default-bind-curves",
-        TLS,
+        S,
         "ECDH curves of binds",
         generic1,
     ),
@@ -311,7 +311,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "tune.ssl.cachesize",
-        TLS,
+        S,
         "TLS session cache entries",
         |_, g, l| {
             g.tune.ssl_cachesize = Some(u64::from(parse_u32(l.arg(1))?));
@@ -320,7 +320,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "tune.ssl.lifetime",
-        TLS,
+        S,
         "TLS session lifetime (seconds by default)",
         |_, g, l| {
             need_args(l, 1, 1, "a time")?;

@@ -1,0 +1,242 @@
+//! TLS termination end to end: the real `ringlb` binary with `bind ... ssl crt`, real clients
+//! (curl, openssl s_client) and real origins on loopback. Certificates are made per test run
+//! with the openssl command (a test CA, then site certificates signed by it).
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ringlb_testkit::{curl, free_addr, run_bounded, write_config, Origins, Ringlb, TempDir};
+
+const T: Duration = Duration::from_secs(10);
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = run_bounded(Command::new("openssl").current_dir(dir).args(args), T).unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A CA and one PEM (certificate + key) per name, signed by it; returns (ca, pems).
+fn make_certs(dir: &Path, names: &[&str]) -> (PathBuf, Vec<PathBuf>) {
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=ringlb test CA",
+        ],
+    );
+    let mut pems = Vec::new();
+    for name in names {
+        let san = format!("subjectAltName=DNS:{name}");
+        std::fs::write(dir.join(format!("{name}.ext")), &san).unwrap();
+        openssl(
+            dir,
+            &[
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-nodes",
+                "-keyout",
+                &format!("{name}.key"),
+                "-out",
+                &format!("{name}.csr"),
+                "-subj",
+                &format!("/CN={name}"),
+            ],
+        );
+        openssl(
+            dir,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-days",
+                "2",
+                "-extfile",
+                &format!("{name}.ext"),
+                "-out",
+                &format!("{name}.crt"),
+            ],
+        );
+        let mut pem = std::fs::read(dir.join(format!("{name}.crt"))).unwrap();
+        pem.extend(std::fs::read(dir.join(format!("{name}.key"))).unwrap());
+        let path = dir.join(format!("{name}.pem"));
+        std::fs::write(&path, pem).unwrap();
+        pems.push(path);
+    }
+    (dir.join("ca.pem"), pems)
+}
+
+fn https(front: SocketAddr, host: &str, path: &str, ca: &Path, extra: &[&str]) -> (String, String) {
+    let resolve = format!("{host}:{}:127.0.0.1", front.port());
+    let url = format!("https://{host}:{}{path}", front.port());
+    let mut args = vec![
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_code} %{ssl_verify_result} %{size_download}",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let out = curl(&args, T).unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn terminates_tls_with_sni_selection_keep_alive_and_large_bodies() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-tls");
+    let (ca, pems) = make_certs(dir.path(), &["a.example", "b.example"]);
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 2\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {front} ssl crt {} crt {} alpn http/1.1\n    default_backend be\nbackend be\n    server s1 {}\n",
+        pems[0].display(),
+        pems[1].display(),
+        origins.addrs()[0]
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front]);
+
+    // Each name gets its own certificate, verified against the test CA (verify result 0).
+    for host in ["a.example", "b.example"] {
+        let (out, err) = https(front, host, "/", &ca, &[]);
+        assert_eq!(out, "200 0 14", "{host}: {err}");
+    }
+    // 1 MiB through TLS, and several requests on one kept-alive TLS connection.
+    let (out, err) = https(front, "a.example", "/size/1048576", &ca, &[]);
+    assert_eq!(out, "200 0 1048576", "{err}");
+    let resolve = format!("a.example:{}:127.0.0.1", front.port());
+    let url = format!("https://a.example:{}/", front.port());
+    let out = curl(
+        &[
+            "--cacert",
+            ca.to_str().unwrap(),
+            "--resolve",
+            &resolve,
+            "-v",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            "-o",
+            "/dev/null",
+            &url,
+            &url,
+            &url,
+        ],
+        T,
+    )
+    .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(log.matches("< HTTP/1.1 200").count(), 3, "{log}");
+    assert!(
+        log.contains("Re-using existing connection") || log.contains("Reusing existing"),
+        "keep-alive over TLS: {log}"
+    );
+    // ALPN: the client asked for h2 and http/1.1; the bind offers only http/1.1.
+    let (out, err) = https(front, "b.example", "/", &ca, &["--http2"]);
+    assert_eq!(out, "200 0 14", "{err}");
+}
+
+#[test]
+fn tls_protocol_floor_and_bad_clients() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-tls-floor");
+    let (ca, pems) = make_certs(dir.path(), &["site.example"]);
+    let front = free_addr();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 3s\n    timeout server 5s\nfrontend fe\n    bind {front} ssl crt {} ssl-min-ver TLSv1.3\n    default_backend be\nbackend be\n    server s1 {}\n",
+        pems[0].display(),
+        origins.addrs()[0]
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front]);
+    let (out, _) = https(front, "site.example", "/", &ca, &["--tlsv1.3"]);
+    assert_eq!(out, "200 0 14");
+    // A TLS 1.2-only client is refused by the handshake, not served.
+    let (out, _) = https(front, "site.example", "/", &ca, &["--tls-max", "1.2"]);
+    assert!(out.starts_with("000"), "{out}");
+    // Plain HTTP on the TLS port: the connection is closed, the proxy keeps serving.
+    let raw = ringlb_testkit::send_raw(front, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", T)
+        .unwrap_or_default();
+    assert!(!raw.starts_with(b"HTTP/1.1 200"));
+    let (out, _) = https(front, "site.example", "/", &ca, &[]);
+    assert_eq!(out, "200 0 14");
+}
+
+#[test]
+fn check_mode_names_a_certificate_whose_key_does_not_match() {
+    let dir = TempDir::new("engine-tls-check");
+    let (_, pems) = make_certs(dir.path(), &["one.example", "two.example"]);
+    // Certificate of one name, key of the other.
+    let cert = std::fs::read_to_string(dir.path().join("one.example.crt")).unwrap();
+    let key = std::fs::read_to_string(dir.path().join("two.example.key")).unwrap();
+    let bad = dir.path().join("mixed.pem");
+    std::fs::write(&bad, format!("{cert}{key}")).unwrap();
+    let cfg = |pem: &Path| {
+        format!(
+            "defaults\n    mode http\n    timeout connect 2s\n    timeout client 3s\n    timeout server 5s\nfrontend fe\n    bind 127.0.0.1:1 ssl crt {}\n    default_backend be\nbackend be\n    server s1 127.0.0.1:2\n",
+            pem.display()
+        )
+    };
+    let check = |text: String| {
+        let path = write_config(&dir, &text);
+        run_bounded(
+            Command::new(ringlb_testkit::bin_path("ringlb"))
+                .args(["-c", "-f"])
+                .arg(&path),
+            T,
+        )
+        .unwrap()
+    };
+    let good = check(cfg(&pems[0]));
+    assert_eq!(
+        good.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let out = check(cfg(&bad));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("mixed.pem") && err.contains("[ALERT]"),
+        "{err}"
+    );
+}

@@ -1,0 +1,275 @@
+//! Byte streams the proxy phases read and write: a plain TCP socket (`ringlb-uring`) or a TLS
+//! session over one (`ringlb-tls`, sans-IO rustls). Phases are generic over [`Io`], so the
+//! plain path keeps its zero-copy forwarding and TLS pays only for what it must.
+//!
+//! TLS costs one copy each way, by nature: received ciphertext is decrypted into a heap buffer
+//! handed on as a `RecvBuf`, and plaintext to send is encrypted into a buffer reused by the
+//! connection.
+
+use std::cell::RefCell;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringlb_tls::{ShardTls, TlsFacts, TlsSession};
+use ringlb_uring::{RecvBuf, SendBuf, TcpStream};
+
+use crate::time::within;
+
+/// What the phases need from a stream. Single-threaded (shards), hence no `Send` bounds.
+#[allow(async_fn_in_trait)]
+pub trait Io {
+    /// The next bytes, `Ok(None)` at end of stream.
+    async fn recv(&self) -> io::Result<Option<RecvBuf>>;
+    /// Sends all of `buf`; gives it back for reuse.
+    async fn send_all(&self, buf: SendBuf) -> (io::Result<()>, SendBuf);
+    /// Sends `a` then `b` as one write where the transport allows.
+    async fn send_pair(&self, a: SendBuf, b: SendBuf) -> (io::Result<()>, SendBuf, SendBuf);
+    /// Half-closes the sending side (FIN; after `close_notify` on TLS).
+    async fn finish(&self);
+}
+
+impl Io for TcpStream {
+    async fn recv(&self) -> io::Result<Option<RecvBuf>> {
+        TcpStream::recv(self).await
+    }
+
+    async fn send_all(&self, buf: SendBuf) -> (io::Result<()>, SendBuf) {
+        TcpStream::send_all(self, buf).await
+    }
+
+    async fn send_pair(&self, a: SendBuf, b: SendBuf) -> (io::Result<()>, SendBuf, SendBuf) {
+        TcpStream::send_pair(self, a, b).await
+    }
+
+    async fn finish(&self) {
+        let _ = self.shutdown_write();
+    }
+}
+
+/// A client connection: plain, or TLS terminated by ringlb.
+pub enum ClientConn {
+    Plain(TcpStream),
+    Tls(Box<TlsConn>),
+}
+
+impl ClientConn {
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.tcp().peer_addr()
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            ClientConn::Plain(t) => t,
+            ClientConn::Tls(t) => &t.tcp,
+        }
+    }
+
+    pub fn set_linger_zero(&self) {
+        self.tcp().set_linger_zero();
+    }
+
+    /// The TLS facts (`ssl_fc`, SNI, protocol...) once the handshake is done.
+    pub fn tls_facts(&self) -> Option<TlsFacts> {
+        match self {
+            ClientConn::Plain(_) => None,
+            ClientConn::Tls(t) => t.session.borrow().facts().cloned(),
+        }
+    }
+}
+
+impl Io for ClientConn {
+    async fn recv(&self) -> io::Result<Option<RecvBuf>> {
+        match self {
+            ClientConn::Plain(t) => t.recv().await,
+            ClientConn::Tls(t) => t.recv().await,
+        }
+    }
+
+    async fn send_all(&self, buf: SendBuf) -> (io::Result<()>, SendBuf) {
+        match self {
+            ClientConn::Plain(t) => t.send_all(buf).await,
+            ClientConn::Tls(t) => t.send_all(buf).await,
+        }
+    }
+
+    async fn send_pair(&self, a: SendBuf, b: SendBuf) -> (io::Result<()>, SendBuf, SendBuf) {
+        match self {
+            ClientConn::Plain(t) => t.send_pair(a, b).await,
+            ClientConn::Tls(t) => {
+                let (r, a) = t.send_all(a).await;
+                if r.is_err() {
+                    return (r, a, b);
+                }
+                let (r, b) = t.send_all(b).await;
+                (r, a, b)
+            }
+        }
+    }
+
+    async fn finish(&self) {
+        match self {
+            ClientConn::Plain(t) => t.finish().await,
+            ClientConn::Tls(t) => t.finish().await,
+        }
+    }
+}
+
+/// Why a TLS handshake did not complete.
+#[derive(Debug)]
+pub enum HandshakeError {
+    Timeout,
+    Closed,
+    Io(io::Error),
+    Tls(String),
+}
+
+/// TLS over a TCP socket. The session is borrowed only between awaits (never across one).
+pub struct TlsConn {
+    tcp: TcpStream,
+    session: RefCell<TlsSession>,
+    /// Ciphertext received but not yet accepted by the session (its plaintext buffer was full).
+    unfed: RefCell<Option<RecvBuf>>,
+    /// The connection's ciphertext buffer for sending, reused.
+    out: RefCell<Vec<u8>>,
+}
+
+/// Plaintext bytes encrypted per record batch when sending.
+const SEND_CHUNK: usize = 16 << 10;
+
+impl TlsConn {
+    /// Runs the server handshake within `timeout`.
+    pub async fn accept(
+        tcp: TcpStream,
+        tls: Arc<ShardTls>,
+        timeout: Option<Duration>,
+    ) -> Result<TlsConn, (TcpStream, HandshakeError)> {
+        let conn = TlsConn {
+            tcp,
+            session: RefCell::new(TlsSession::new(tls)),
+            unfed: RefCell::new(None),
+            out: RefCell::new(Vec::new()),
+        };
+        match within(timeout, conn.handshake()).await {
+            Ok(Ok(())) => Ok(conn),
+            Ok(Err(e)) => Err((conn.tcp, e)),
+            Err(_) => Err((conn.tcp, HandshakeError::Timeout)),
+        }
+    }
+
+    async fn handshake(&self) -> Result<(), HandshakeError> {
+        loop {
+            if !self.session.borrow().is_handshaking() {
+                return self.flush().await.map_err(HandshakeError::Io);
+            }
+            let ct = match self.tcp.recv().await {
+                Ok(Some(ct)) => ct,
+                Ok(None) => return Err(HandshakeError::Closed),
+                Err(e) => return Err(HandshakeError::Io(e)),
+            };
+            let fed = self.session.borrow_mut().feed(ct.bytes());
+            match fed {
+                Ok(n) => {
+                    if n < ct.len() {
+                        let mut rest = ct;
+                        rest.consume(n);
+                        *self.unfed.borrow_mut() = Some(rest);
+                    }
+                }
+                Err(e) => {
+                    // The alert goes out before the connection closes, as with OpenSSL.
+                    let _ = self.flush().await;
+                    return Err(HandshakeError::Tls(format!("{e:?}")));
+                }
+            }
+            self.flush().await.map_err(HandshakeError::Io)?;
+            if self.unfed.borrow().is_some() {
+                // Application data came with the last handshake flight: keep it for recv.
+                return Ok(());
+            }
+        }
+    }
+
+    /// Sends whatever ciphertext the session has.
+    async fn flush(&self) -> io::Result<()> {
+        let mut buf = std::mem::take(&mut *self.out.borrow_mut());
+        buf.clear();
+        if self.session.borrow_mut().take_ciphertext(&mut buf) == 0 {
+            *self.out.borrow_mut() = buf;
+            return Ok(());
+        }
+        let (r, back) = self.tcp.send_all(SendBuf::from_vec(buf)).await;
+        if let Some(v) = back.into_vec() {
+            *self.out.borrow_mut() = v;
+        }
+        r
+    }
+
+    async fn recv(&self) -> io::Result<Option<RecvBuf>> {
+        loop {
+            // Plaintext already decrypted?
+            let mut plain = Vec::new();
+            let taken = self.session.borrow_mut().take_plaintext(&mut plain);
+            match taken {
+                Ok(n) if n > 0 => return Ok(Some(RecvBuf::from_vec(plain))),
+                Ok(_) => {}
+                Err(e) => return Err(io::Error::other(format!("{e:?}"))),
+            }
+            if self.session.borrow().peer_closed() {
+                return Ok(None);
+            }
+            let pending = self.unfed.borrow_mut().take();
+            let mut ct = match pending {
+                Some(ct) => ct,
+                None => match self.tcp.recv().await? {
+                    Some(ct) => ct,
+                    None => return Ok(None),
+                },
+            };
+            let fed = self.session.borrow_mut().feed(ct.bytes());
+            match fed {
+                Ok(n) => {
+                    ct.consume(n);
+                    if !ct.is_empty() {
+                        *self.unfed.borrow_mut() = Some(ct);
+                    }
+                }
+                Err(e) => {
+                    let _ = self.flush().await;
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, format!("{e:?}")));
+                }
+            }
+            // Key updates and session tickets may need answers.
+            if self.session.borrow().wants_write() {
+                self.flush().await?;
+            }
+        }
+    }
+
+    async fn send_all(&self, buf: SendBuf) -> (io::Result<()>, SendBuf) {
+        let mut off = 0;
+        let len = buf.remaining().len();
+        while off < len {
+            let end = (off + SEND_CHUNK).min(len);
+            let n = self
+                .session
+                .borrow_mut()
+                .write_plaintext(buf.remaining().get(off..end).unwrap_or_default());
+            if n == 0 {
+                return (Err(io::Error::other("TLS session refused plaintext")), buf);
+            }
+            off += n;
+            if let Err(e) = self.flush().await {
+                return (Err(e), buf);
+            }
+        }
+        (Ok(()), buf)
+    }
+
+    async fn finish(&self) {
+        self.session.borrow_mut().send_close_notify();
+        let _ = self.flush().await;
+        let _ = self.tcp.shutdown_write();
+    }
+}

@@ -1,0 +1,111 @@
+//! Answers the proxy produces itself: the stats page (`stats uri`) and the Prometheus exporter
+//! (`http-request use-service prometheus-exporter`). Both need every shard's counters: the
+//! serving shard asks the control shard to have them published (`ControlMsg::PublishStats`),
+//! waits a few milliseconds for them, and renders. Rare requests, so they may allocate.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ringlb_stats::Snapshot;
+
+use crate::counters::ShardCounters;
+use crate::snapshot::{self, ProcessFacts};
+use crate::state::ControlMsg;
+use crate::Ctx;
+
+/// How long a reader waits for every shard's counters before using the last published ones.
+const COLLECT_WAIT: Duration = Duration::from_millis(500);
+
+/// Every shard's counters, merged (falls back to the last published copies, then to this
+/// shard's own, if the others do not answer in time).
+pub async fn collect(ctx: &Ctx) -> ShardCounters {
+    let board = &ctx.state.board;
+    let seq = board.next_seq();
+    if ctx
+        .commands
+        .try_send(ControlMsg::PublishStats { seq })
+        .is_ok()
+    {
+        let deadline = std::time::Instant::now() + COLLECT_WAIT;
+        while std::time::Instant::now() < deadline {
+            if let Some(c) = board.try_collect(seq) {
+                return c;
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    board
+        .latest()
+        .unwrap_or_else(|| ctx.state.counters.borrow().clone())
+}
+
+/// The process snapshot the renderers take.
+pub async fn snapshot(ctx: &Ctx) -> Snapshot {
+    let counters = collect(ctx).await;
+    let state = &ctx.state;
+    let facts = ProcessFacts {
+        pid: std::process::id(),
+        nbthread: state.nshards as u32,
+        start_unix_s: state.board.start_unix_s,
+        ulimit_n: open_files_limit(),
+        node: state.topo.log_hostname.clone().unwrap_or_default(),
+        stopping: state.run.get() != crate::state::RunState::Running,
+    };
+    snapshot::build(
+        &state.topo,
+        state,
+        &counters,
+        &state.board.health(),
+        state.board.now_ms(),
+        &facts,
+    )
+}
+
+fn open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        0
+    }
+}
+
+/// Seconds since the Unix epoch now.
+pub fn unix_now_s() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A complete response with a body, as HAProxy's applets answer: `cache-control: no-cache`
+/// and the content type, framed by `content-length`.
+pub fn write_reply(
+    out: &mut Vec<u8>,
+    status: u16,
+    content_type: &str,
+    extra: &[(&str, &str)],
+    body: &[u8],
+) {
+    out.clear();
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(ringlb_http1::reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\ncache-control: no-cache\r\ncontent-type: ");
+    out.extend_from_slice(content_type.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (n, v) in extra {
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(body);
+}
