@@ -23,7 +23,7 @@ pub mod track;
 
 pub use data::{DataType, Layout};
 pub use key::{KeySample, KeyType};
-pub use runtime::{EntryView, Filter, FilterOp, Query};
+pub use runtime::{CliVerb, EntryView, Filter, FilterOp, Query};
 pub use shard::{owner_of, Delta, DeltaOp, Message, Outgoing, ShardInfo, Update};
 pub use table::{Refused, Table, TableConfig};
 pub use tables::{FetchValue, StreamCounters, TableId, Tables, MAX_SC};

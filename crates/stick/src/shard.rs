@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use crate::data::DataType;
+use crate::data::{DataType, Kind};
 use crate::table::Table;
 
 /// This shard's number and the number of shards holding the table.
@@ -70,7 +70,11 @@ impl DeltaOp {
         match self {
             DeltaOp::Add(DataType::ConnCur, v) => base.saturating_add(v).max(0),
             DeltaOp::Add(_, v) => base.saturating_add(v),
-            DeltaOp::Set(_, v) => v,
+            DeltaOp::Set(dt, v) => match dt.kind() {
+                Kind::Uint => i64::from(v as u32),
+                Kind::Sint => i64::from(v as i32),
+                Kind::Ull | Kind::Rate => v,
+            },
         }
     }
 }

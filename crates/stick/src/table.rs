@@ -399,14 +399,21 @@ impl Table {
                 let old = i64::from(w[o] as i32);
                 w[o] = (if set { v } else { old.wrapping_add(v) }) as i32 as u32;
             }
+            // A set wraps to the width, as HAProxy's `set table` does (-3 reads 4294967293);
+            // counting saturates: a decrement never takes `conn_cur` below zero.
+            Kind::Uint if set => w[o] = v as u32,
             Kind::Uint => {
-                let old = i64::from(w[o]);
-                w[o] = (if set { v } else { old.saturating_add(v) }).clamp(0, i64::from(u32::MAX))
-                    as u32;
+                w[o] = i64::from(w[o])
+                    .saturating_add(v)
+                    .clamp(0, i64::from(u32::MAX)) as u32;
             }
             Kind::Ull => {
                 let old = (u64::from(w[o]) | (u64::from(w[o + 1]) << 32)) as i64;
-                let new = (if set { v } else { old.saturating_add(v) }).max(0) as u64;
+                let new = if set {
+                    v as u64
+                } else {
+                    old.saturating_add(v).max(0) as u64
+                };
                 w[o] = new as u32;
                 w[o + 1] = (new >> 32) as u32;
             }
