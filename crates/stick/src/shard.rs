@@ -313,7 +313,7 @@ impl Table {
     pub fn receive(&mut self, msg: Message, now_ms: u64) {
         match msg {
             Message::Deltas { from, seq, deltas } => self.receive_deltas(from, seq, deltas, now_ms),
-            Message::Updates { acked, updates, .. } => self.receive_updates(acked, updates),
+            Message::Updates { acked, updates, .. } => self.receive_updates(acked, updates, now_ms),
         }
     }
 
@@ -332,6 +332,7 @@ impl Table {
             }
             for op in d.ops {
                 self.apply(slot, op, now_ms);
+                self.share_persistence(slot, op);
             }
             self.slots[slot as usize].subscribers |= 1u64 << from;
             self.mark_owned_dirty(slot);
@@ -341,11 +342,21 @@ impl Table {
         }
     }
 
-    fn receive_updates(&mut self, acked: u64, updates: Vec<Update>) {
+    fn receive_updates(&mut self, acked: u64, updates: Vec<Update>, now_ms: u64) {
         let stride = self.config().layout.stride();
+        let sid = self.config().layout.offset(DataType::ServerId);
         for u in updates {
-            let Some(&slot) = self.index.get(&u.key) else {
-                continue; // no longer cached here
+            let slot = match self.index.get(&u.key) {
+                Some(&slot) => slot,
+                // A server assignment (`stick store`) is cached everywhere so that `stick
+                // match` finds it on every shard; anything else only where it is used.
+                None if sid.is_some_and(|o| u.data.get(o).is_some_and(|v| *v != 0)) => {
+                    match self.find_or_create(&u.key, now_ms) {
+                        Ok(slot) => slot,
+                        Err(_) => continue,
+                    }
+                }
+                None => continue, // no longer cached here
             };
             if self.slots[slot as usize].owned || u.data.len() != stride {
                 continue;
@@ -357,6 +368,15 @@ impl Table {
                     self.cross.side.remove(&slot);
                 }
             }
+        }
+    }
+
+    /// On the owner: a stored server id is sent to every shard, not just the subscribers.
+    pub(crate) fn share_persistence(&mut self, slot: u32, op: DeltaOp) {
+        if let DeltaOp::Set(DataType::ServerId, _) = op {
+            let n = u32::from(self.shard.count.min(MAX_SHARDS));
+            let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+            self.slots[slot as usize].subscribers |= all & !(1u64 << self.shard.id);
         }
     }
 

@@ -51,6 +51,14 @@ impl TableConfig {
     }
 }
 
+impl TableConfig {
+    /// Adds `server_id` when the table is used by `stick` rules (HAProxy does so implicitly).
+    pub fn for_stick_rules(mut self) -> TableConfig {
+        self.layout = self.layout.with_type(DataType::ServerId);
+        self
+    }
+}
+
 /// Why a key got no entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {
@@ -438,6 +446,7 @@ impl Table {
         }
         if self.slots[slot as usize].owned {
             self.apply(slot, op, now_ms);
+            self.share_persistence(slot, op);
             self.mark_owned_dirty(slot);
         } else {
             self.queue_delta(slot, op);
@@ -714,6 +723,19 @@ mod tests {
         assert_eq!(t.config().layout.stride(), 7);
         assert_eq!(t.bytes_per_entry(), 28 + 4 + 40 + 16 + 4 + 1 + 16);
         assert_eq!(t.bytes_per_entry(), 109);
+    }
+
+    #[test]
+    fn stick_store_and_match_persist_a_server() {
+        let c = cfg(10, Some(60_000), false, &[]).for_stick_rules();
+        let mut t = single(c);
+        assert_eq!(t.stick_match(&ip(1), 0), None);
+        assert!(t.store_server_id(&ip(1), 3, 0));
+        assert_eq!(t.stick_match(&ip(1), 50_000), Some(3));
+        // The match touched the entry: it lives 60 s from there.
+        assert_eq!(t.stick_match(&ip(1), 109_999), Some(3));
+        assert_eq!(t.stick_match(&ip(1), 170_000), None);
+        t.check_invariants();
     }
 
     #[test]

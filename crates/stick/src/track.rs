@@ -295,6 +295,21 @@ impl Table {
         Some(old)
     }
 
+    /// `stick match` / `stick on` lookup: the server id stored for the key, touching the entry
+    /// (its expiry restarts). None when the key has no entry or no server stored.
+    pub fn stick_match(&mut self, sample: &KeySample<'_>, now_ms: u64) -> Option<i64> {
+        if !self.cfg.layout.stores(DataType::ServerId) || !self.encode(sample) {
+            return None;
+        }
+        let key = std::mem::take(&mut self.scratch);
+        let slot = self.find(&key, now_ms);
+        self.scratch = key;
+        let slot = slot?;
+        self.touch(slot, now_ms);
+        self.value(slot, DataType::ServerId, now_ms)
+            .filter(|id| *id > 0)
+    }
+
     /// `stick store-request` / `stick on`: stores `server_id` for the key, creating the entry.
     pub fn store_server_id(&mut self, sample: &KeySample<'_>, server_id: i64, now_ms: u64) -> bool {
         if !self.cfg.layout.stores(DataType::ServerId) || !self.encode(sample) {

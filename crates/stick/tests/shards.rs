@@ -340,3 +340,31 @@ fn a_flood_overshoots_by_at_most_two_intervals_of_traffic() {
         "accepted {accepted}"
     );
 }
+
+#[test]
+fn a_stored_server_is_known_on_every_shard() {
+    let store: Vec<StoreItem> = Vec::new();
+    let cfg = TableConfig {
+        name: "persist".into(),
+        key: KeyType::Ip,
+        size: 1000,
+        expire_ms: Some(60_000),
+        nopurge: false,
+        layout: Layout::new(&store).unwrap(),
+    }
+    .for_stick_rules();
+    let mut shards: Vec<Table> = (0..3)
+        .map(|id| Table::new(cfg.clone(), ShardInfo { id, count: 3 }, 1))
+        .collect();
+    let owner = usize::from(owner_of(&[127, 0, 0, 1], 3));
+    // `stick store-request src` on a shard that does not own the key.
+    let first = (owner + 1) % 3;
+    assert!(shards[first].store_server_id(&CLIENT, 2, 0));
+    let mut net = Net::default();
+    for now in 1..5 {
+        net.exchange(&mut shards, now);
+    }
+    for (i, t) in shards.iter_mut().enumerate() {
+        assert_eq!(t.stick_match(&CLIENT, 5), Some(2), "shard {i}");
+    }
+}

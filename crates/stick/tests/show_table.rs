@@ -289,7 +289,11 @@ fn runtime_commands_and_their_errors_match_haproxy() {
             ringlb_stick::runtime::NO_SUCH_TABLE.to_string()
         };
         // Blocks lost their last newline to the split; the CLI's empty line remains.
-        assert_eq!(mask(&format!("{ours}\n")), mask(&format!("{answer}\n")), "> {cmd}");
+        assert_eq!(
+            mask(&format!("{ours}\n")),
+            mask(&format!("{answer}\n")),
+            "> {cmd}"
+        );
         n += 1;
     }
     assert!(n >= 20, "{n} commands");
