@@ -173,7 +173,7 @@ impl Table {
     /// (what a sharded `show table` collects from each shard).
     pub fn query(&self, q: &Query, now_ms: u64, owned_only: bool) -> Vec<EntryView> {
         let slots: Vec<u32> = match &q.key {
-            Some(k) => self.index.get(k).copied().into_iter().collect(),
+            Some(k) => self.index.get(&**k).copied().into_iter().collect(),
             None => self.sorted_slots(),
         };
         slots
@@ -206,7 +206,7 @@ impl Table {
     /// Returns how many were removed. Their unsent deltas are dropped with them.
     pub fn clear(&mut self, q: &Query, now_ms: u64) -> usize {
         let slots: Vec<u32> = match &q.key {
-            Some(k) => self.index.get(k).copied().into_iter().collect(),
+            Some(k) => self.index.get(&**k).copied().into_iter().collect(),
             None => self.sorted_slots(),
         };
         let mut n = 0;

@@ -346,7 +346,7 @@ impl Table {
         let stride = self.config().layout.stride();
         let sid = self.config().layout.offset(DataType::ServerId);
         for u in updates {
-            let slot = match self.index.get(&u.key) {
+            let slot = match self.index.get(&*u.key) {
                 Some(&slot) => slot,
                 // A server assignment (`stick store`) is cached everywhere so that `stick
                 // match` finds it on every shard; anything else only where it is used.

@@ -61,9 +61,6 @@ impl Table {
         let r = self.find_or_create(&key, now_ms);
         self.scratch = key;
         let slot = r?;
-        if self.slots[slot as usize].in_lru {
-            self.lru_unlink(slot);
-        }
         self.slots[slot as usize].refs += 1;
         let h = Handle {
             slot,
@@ -101,13 +98,8 @@ impl Table {
             return;
         }
         self.mutate(h.slot, DeltaOp::Add(DataType::ConnCur, -1), now_ms);
-        let s = &mut self.slots[h.slot as usize];
-        s.refs -= 1;
-        let idle = s.refs == 0;
+        self.slots[h.slot as usize].refs -= 1;
         self.touch(h.slot, now_ms);
-        if idle {
-            self.lru_push_head(h.slot);
-        }
     }
 
     /// Counts `ev` on the tracked entry.
