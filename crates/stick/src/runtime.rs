@@ -166,7 +166,7 @@ impl Table {
 
     fn live_at(&self, slot: u32, now_ms: u64) -> bool {
         let s = &self.slots[slot as usize];
-        s.live && (s.refs > 0 || s.expire_ms == 0 || s.expire_ms > now_ms)
+        s.live && (self.in_use(slot) || s.expire_ms == 0 || s.expire_ms > now_ms)
     }
 
     /// Entries matching `q` in key order; with `owned_only`, only the keys this shard owns
@@ -212,7 +212,7 @@ impl Table {
         let mut n = 0;
         for s in slots {
             if self.slots[s as usize].live
-                && self.slots[s as usize].refs == 0
+                && !self.in_use(s)
                 && self.selected(s, q, now_ms)
             {
                 if let Some(side) = self.cross.side.get_mut(&s) {

@@ -247,7 +247,24 @@ impl Table {
 
     fn expired(&self, slot: u32, now_ms: u64) -> bool {
         let s = &self.slots[slot as usize];
-        s.refs == 0 && s.expire_ms != 0 && s.expire_ms <= now_ms
+        !self.in_use(slot) && s.expire_ms != 0 && s.expire_ms <= now_ms
+    }
+
+    /// Held by a stream: on this shard (`use`), or — for the owner of a table spread over
+    /// shards — on another shard, which its `conn_cur` shows (streams elsewhere do not hold
+    /// the owner's entry, yet it must not expire under them).
+    pub(crate) fn in_use(&self, slot: u32) -> bool {
+        let s = &self.slots[slot as usize];
+        if s.refs > 0 {
+            return true;
+        }
+        if !s.owned || self.shard.count <= 1 {
+            return false;
+        }
+        match self.cfg.layout.offset(DataType::ConnCur) {
+            Some(o) => self.words(slot)[o] > 0,
+            None => false,
+        }
     }
 
     /// The live entry for key bytes `k`, removing it first if it has expired.
@@ -363,7 +380,7 @@ impl Table {
             if tail == NIL {
                 return false;
             }
-            if self.slots[tail as usize].refs == 0 {
+            if !self.in_use(tail) {
                 self.remove(tail);
                 return true;
             }
@@ -401,7 +418,7 @@ impl Table {
             if self.expired(tail, now_ms) {
                 self.remove(tail);
                 n += 1;
-            } else if self.slots[tail as usize].refs > 0 {
+            } else if self.in_use(tail) {
                 self.move_to_head(tail);
                 steps += 1;
             } else {

@@ -368,3 +368,33 @@ fn a_stored_server_is_known_on_every_shard() {
         assert_eq!(t.stick_match(&CLIENT, 5), Some(2), "shard {i}");
     }
 }
+
+#[test]
+fn the_owner_keeps_an_entry_a_stream_on_another_shard_holds() {
+    let mut shards = guide_table(2);
+    let owner = usize::from(owner_of(&[127, 0, 0, 1], 2));
+    let other = 1 - owner;
+    let mut net = Net::default();
+    // A long connection tracked on the other shard, idle for longer than `expire` (30 s).
+    let h = shards[other]
+        .track(&CLIENT, TrackFrom::TcpConnection, 0)
+        .unwrap();
+    for now in 1..4 {
+        net.exchange(&mut shards, now);
+    }
+    assert_eq!(shards[owner].purge_expired(100_000, 10), 0);
+    assert_eq!(
+        shards[owner].lookup(&CLIENT, DataType::ConnCur, 100_000),
+        Some(1)
+    );
+    shards[other].release(h, 100_000);
+    for now in 100_001..100_004 {
+        net.exchange(&mut shards, now);
+    }
+    assert_eq!(
+        shards[owner].lookup(&CLIENT, DataType::ConnCur, 100_004),
+        Some(0)
+    );
+    // Released everywhere: it expires 30 s after its last touch.
+    assert!(shards[owner].purge_expired(140_000, 10) == 1);
+}
