@@ -211,10 +211,7 @@ impl Table {
         };
         let mut n = 0;
         for s in slots {
-            if self.slots[s as usize].live
-                && !self.in_use(s)
-                && self.selected(s, q, now_ms)
-            {
+            if self.slots[s as usize].live && !self.in_use(s) && self.selected(s, q, now_ms) {
                 if let Some(side) = self.cross.side.get_mut(&s) {
                     side.pending.clear();
                 }

@@ -285,7 +285,7 @@ impl Table {
             self.touch(slot, now_ms);
             return Ok(slot);
         }
-        if self.used >= self.cfg.size && (self.cfg.nopurge || !self.evict_one()) {
+        if self.used >= self.cfg.size && (self.cfg.nopurge || !self.evict_batch()) {
             return Err(Refused::Full);
         }
         let slot = self.alloc(k, now_ms);
@@ -370,6 +370,18 @@ impl Table {
             self.lru_unlink(slot);
             self.lru_push_head(slot);
         }
+    }
+
+    /// A full table makes room as HAProxy 2.6 does: it drops the `size / 256 + 1` least
+    /// recently used idle entries at once (recorded: tests/fixtures/eviction.txt). False if
+    /// none could go.
+    fn evict_batch(&mut self) -> bool {
+        let batch = (self.cfg.size >> 8) + 1;
+        let mut n = 0;
+        while n < batch && self.evict_one() {
+            n += 1;
+        }
+        n > 0
     }
 
     /// Removes the least recently used idle entry. Entries in use met on the way move to the

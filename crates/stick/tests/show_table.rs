@@ -298,3 +298,39 @@ fn runtime_commands_and_their_errors_match_haproxy() {
     }
     assert!(n >= 20, "{n} commands");
 }
+
+/// record_eviction.sh: a full `size 300` table drops its 2 (= 300/256 + 1) least recently used
+/// entries when a new key comes; the touched first key survives.
+#[test]
+fn a_full_table_evicts_like_haproxy() {
+    let mut t = table("t", StickKey::Ip, 300, "gpc0");
+    let mut now = T0;
+    for i in 1..=300u32 {
+        let key = format!("10.0.{}.{}", i / 256, i % 256);
+        let v = i.to_string();
+        assert_eq!(
+            t.cli(
+                ringlb_stick::CliVerb::Set,
+                &["key", &key, "data.gpc0", &v],
+                now
+            ),
+            ""
+        );
+        now += 1;
+    }
+    t.cli(
+        ringlb_stick::CliVerb::Set,
+        &["key", "10.0.0.1", "data.gpc0", "1"],
+        now + 50,
+    );
+    t.cli(
+        ringlb_stick::CliVerb::Set,
+        &["key", "10.9.9.9", "data.gpc0", "999"],
+        now + 100,
+    );
+    let ours = t.cli(ringlb_stick::CliVerb::Show, &[], now + 100);
+    let want = fixture("eviction.txt")
+        .replace("PTR", "0x1")
+        .replace("exp=E ", "exp=0 ");
+    assert!(mask(&ours) == mask(&want), "{ours}");
+}
