@@ -233,6 +233,10 @@ impl Table {
     /// fresh snapshots of owned entries to the shards caching them. One message per peer and
     /// kind; nothing when there is nothing to say.
     pub fn flush(&mut self, _now_ms: u64) -> Vec<Outgoing> {
+        let c = &self.cross;
+        if c.dirty_cache.is_empty() && c.dirty_owned.is_empty() && c.orphans.is_empty() {
+            return Vec::new(); // the common idle tick allocates nothing
+        }
         let n = usize::from(self.shard.count.max(1));
         let mut deltas: Vec<Vec<Delta>> = vec![Vec::new(); n];
         let mut updates: Vec<Vec<Update>> = vec![Vec::new(); n];
