@@ -615,7 +615,7 @@ pub fn encode_key(kt: KeyType, sample: &KeySample<'_>) -> Option<Box<[u8]>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::track::{Event, TrackFrom};
+    use crate::track::{Event, Handle, TrackFrom};
     use std::net::Ipv4Addr;
 
     fn cfg(
@@ -855,6 +855,52 @@ mod tests {
         assert_eq!(t.stick_match(&ip(1), 109_999), Some(3));
         assert_eq!(t.stick_match(&ip(1), 170_000), None);
         t.check_invariants();
+    }
+
+    /// Seeded random operations: the LRU list, index and counts stay consistent, held entries
+    /// survive, and `conn_cur` always equals the handles still held.
+    #[test]
+    fn random_operations_keep_the_invariants() {
+        for nopurge in [false, true] {
+            let mut t = single(cfg(
+                16,
+                Some(500),
+                nopurge,
+                &[("conn_cur", None), ("gpc0", None)],
+            ));
+            let mut held: Vec<(u8, Handle)> = Vec::new();
+            let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+            let mut now = 0u64;
+            for _ in 0..20_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                now += x % 7;
+                let k = (x >> 8) as u8 % 40;
+                match x % 5 {
+                    0 | 1 => {
+                        if let Ok(h) = t.track(&ip(k), TrackFrom::TcpConnection, now) {
+                            held.push((k, h));
+                        }
+                    }
+                    2 if !held.is_empty() => {
+                        let (_, h) = held.swap_remove((x >> 20) as usize % held.len());
+                        t.release(h, now);
+                    }
+                    3 => {
+                        t.purge_expired(now, 4);
+                    }
+                    _ => {
+                        t.key_inc_gpc(&ip(k), DataType::Gpc0, now);
+                    }
+                }
+                t.check_invariants();
+                for (k, h) in &held {
+                    let n = held.iter().filter(|(k2, _)| k2 == k).count() as i64;
+                    assert_eq!(t.get(*h, DataType::ConnCur, now), Some(n));
+                }
+            }
+        }
     }
 
     #[test]

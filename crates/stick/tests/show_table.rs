@@ -334,3 +334,33 @@ fn a_full_table_evicts_like_haproxy() {
         .replace("exp=E ", "exp=0 ");
     assert!(mask(&ours) == mask(&want), "{ours}");
 }
+
+/// record_tcp_tracking.sh: `tcp-request connection track-sc0 src`, one idle connection held
+/// open and one carrying two keep-alive requests. Tracking at connection level counts a
+/// session; requests are counted as the engine reports them; `use=1` while a stream holds the
+/// entry. haproxy also counted one request when the idle connection closed without sending
+/// any: the engine reports that as an `Event::HttpRequest` too.
+#[test]
+fn tcp_connection_tracking_matches_haproxy() {
+    let mut t = table(
+        "fe",
+        StickKey::Ip,
+        1024,
+        "conn_cnt,conn_cur,conn_rate(10s),sess_cnt,sess_rate(10s),http_req_cnt,http_req_rate(10s)",
+    );
+    let idle = t.track(&LOCAL, TrackFrom::TcpConnection, T0).unwrap();
+    let ka = t.track(&LOCAL, TrackFrom::TcpConnection, T0 + 300).unwrap();
+    t.record(ka, Event::HttpRequest, T0 + 300);
+    t.record(ka, Event::HttpRequest, T0 + 301);
+    t.release(ka, T0 + 302);
+    let first = t.cli(ringlb_stick::CliVerb::Show, &[], T0 + 500);
+    t.record(idle, Event::HttpRequest, T0 + 4000);
+    t.release(idle, T0 + 4000);
+    let second = t.cli(ringlb_stick::CliVerb::Show, &[], T0 + 4200);
+    let rec = fixture("tcp_tracking.txt");
+    let (want1, want2) = rec.split_once("\n\n").unwrap();
+    assert_eq!(mask(&first), mask(want1));
+    assert_eq!(mask(&second), mask(want2));
+    assert!(first.contains(" use=1 exp=29802 "), "{first}");
+    assert!(second.contains(" use=0 exp=29800 "), "{second}");
+}
