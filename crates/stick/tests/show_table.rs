@@ -364,3 +364,48 @@ fn tcp_connection_tracking_matches_haproxy() {
     assert!(first.contains(" use=1 exp=29802 "), "{first}");
     assert!(second.contains(" use=0 exp=29800 "), "{second}");
 }
+
+/// Recorded by hand from haproxy 2.6 (`stick-table type ip size 1k store
+/// http_fail_rate(10s),http_fail_cnt,gpc1_rate(1s),gpc1,server_id`, then
+/// `set table t key 1.1.1.1 data.gpc1 3`): HAProxy's type order whatever the store order, and
+/// `exp=0` without `expire`.
+#[test]
+fn type_order_and_no_expire_match_haproxy() {
+    let model = StickTable {
+        loc: ringlb_config::model::Loc::default(),
+        key: StickKey::Ip,
+        size: 1024,
+        expire: None,
+        nopurge: false,
+        peers: None,
+        store: [
+            ("http_fail_rate", Some(10_000)),
+            ("http_fail_cnt", None),
+            ("gpc1_rate", Some(1_000)),
+            ("gpc1", None),
+            ("server_id", None),
+        ]
+        .iter()
+        .map(|(n, p)| StoreItem {
+            name: n.to_string(),
+            period: p.map(Duration::from_millis),
+        })
+        .collect(),
+    };
+    let cfg = TableConfig::from_model("t", &model).unwrap();
+    let mut t = Table::new(cfg, ShardInfo::SINGLE, 1);
+    assert_eq!(
+        t.cli(
+            ringlb_stick::CliVerb::Set,
+            &["key", "1.1.1.1", "data.gpc1", "3"],
+            T0
+        ),
+        ""
+    );
+    let want = "# table: t, type: ip, size:1024, used:1\n\
+                0x55a94a0e9eb8: key=1.1.1.1 use=0 exp=0 server_id=0 gpc1=3 gpc1_rate(1000)=0 \
+                http_fail_cnt=0 http_fail_rate(10000)=0\n";
+    let ours = t.cli(ringlb_stick::CliVerb::Show, &[], T0 + 60_000_000);
+    assert_eq!(mask(&ours), mask(want));
+    assert!(ours.contains(" exp=0 "));
+}
