@@ -395,3 +395,22 @@ fn expect_reporting_options_are_pending() {
         .map(|u| u.status.clone());
     assert_eq!(u, Some(Status::Parsed { issue: 5 }));
 }
+
+#[test]
+fn stick_table_store_types_ringlb_does_not_implement_are_errors() {
+    let e = err(&format!(
+        "{T}backend t\n stick-table type ip size 200k expire 30s store http_req_rate(10s),gpc(2)\n"
+    ));
+    assert!(
+        e.contains("data type 'gpc' is not supported by ringlb (use gpc0 and gpc1)"),
+        "{e}"
+    );
+    let l = ok(&format!(
+        "{T}backend t\n stick-table type string len 8 size 200k nopurge store gpc1_rate(1m),http_fail_cnt\n"
+    ));
+    let t = l.config.backends[0].stick_table.as_ref().unwrap();
+    assert_eq!(t.size, 204_800);
+    assert!(t.nopurge);
+    assert_eq!(t.key, ringlb_config::model::StickKey::String { len: 8 });
+    assert_eq!(t.store[0].period, Some(Duration::from_secs(60)));
+}

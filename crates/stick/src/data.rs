@@ -187,6 +187,25 @@ impl Layout {
         })
     }
 
+    /// This layout plus `dt` (a non-rate type): HAProxy adds `server_id` to every table used
+    /// by `stick on`/`stick match`/`stick store-*` rules, declared or not.
+    pub fn with_type(&self, dt: DataType) -> Layout {
+        if self.stores(dt) || dt.kind() == Kind::Rate {
+            return self.clone();
+        }
+        let mut l = self.clone();
+        l.offset[dt.index()] = Some(0);
+        let mut stride = 0usize;
+        for d in DataType::ALL {
+            if l.offset[d.index()].is_some() {
+                l.offset[d.index()] = Some(stride as u16);
+                stride += d.words();
+            }
+        }
+        l.stride = stride;
+        l
+    }
+
     /// Data words per entry.
     pub fn stride(&self) -> usize {
         self.stride
@@ -259,6 +278,17 @@ mod tests {
         assert_eq!(l.period_ms(DataType::BytesOutRate), 60_000);
         assert_eq!(l.rank(DataType::BytesOutRate), Some(2));
         assert_eq!(l.offset(DataType::Gpc0), None);
+    }
+
+    #[test]
+    fn server_id_can_be_added_for_stick_rules() {
+        let l = Layout::new(&[item("http_req_rate", Some(10))]).unwrap();
+        let l2 = l.with_type(DataType::ServerId);
+        assert_eq!(l2.offset(DataType::ServerId), Some(0));
+        assert_eq!(l2.offset(DataType::HttpReqRate), Some(1));
+        assert_eq!(l2.period_ms(DataType::HttpReqRate), 10_000);
+        assert_eq!(l2.stride(), 4);
+        assert_eq!(l2.with_type(DataType::ServerId), l2);
     }
 
     #[test]

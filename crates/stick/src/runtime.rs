@@ -57,45 +57,61 @@ pub struct Query {
 
 impl Query {
     /// Parses the words after the table name: `[key <k>] | [data.<type> <op> <value>]*`.
+    /// Errors carry HAProxy 2.6's message (recorded in tests/fixtures/cli_errors.txt); an
+    /// empty message means HAProxy answers nothing (a key that does not parse).
     pub fn parse(cfg: &TableConfig, args: &[&str]) -> Result<Query, String> {
         let mut q = Query::default();
-        let mut i = 0;
-        while i < args.len() {
-            let w = args[i];
-            if w == "key" {
-                let k = args.get(i + 1).ok_or("Key value expected\n")?;
+        match args.first().copied() {
+            None => {}
+            Some("key") => {
+                let k = args.get(1).ok_or("Key value expected\n")?;
                 let mut buf = Vec::new();
-                cfg.key.parse_cli(k, &mut buf)?;
+                cfg.key.parse_cli(k, &mut buf).map_err(|_| String::new())?;
                 q.key = Some(buf.into_boxed_slice());
-                i += 2;
-            } else if let Some(name) = w.strip_prefix("data.") {
-                let data = parse_stored(cfg, name)?;
-                let op = match args.get(i + 1).copied() {
-                    Some("eq") => FilterOp::Eq,
-                    Some("ne") => FilterOp::Ne,
-                    Some("lt") => FilterOp::Lt,
-                    Some("le") => FilterOp::Le,
-                    Some("gt") => FilterOp::Gt,
-                    Some("ge") => FilterOp::Ge,
-                    _ => {
-                        return Err("Require an operator among \"eq\", \"ne\", \"le\", \"ge\", \"lt\", \"gt\"\n".into())
-                    }
-                };
-                let value = args
-                    .get(i + 2)
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .ok_or("Require a valid integer value to compare against\n")?;
-                q.filters.push(Filter { data, op, value });
-                i += 3;
-            } else {
-                return Err("Optional argument only supports \"data.<store_data_type>\" <operator> <value> and key <key>\n".into());
             }
-        }
-        if q.key.is_some() && !q.filters.is_empty() {
-            return Err("key and data filters are mutually exclusive\n".into());
+            Some(w) if w.starts_with("data.") => {
+                for (n, f) in args.chunks(3).enumerate() {
+                    q.filters.push(
+                        parse_filter(cfg, f)
+                            .map_err(|e| format!("Filter entry #{}: {e}", n + 1))?,
+                    );
+                }
+            }
+            Some(_) => return Err(ARG_ERR.into()),
         }
         Ok(q)
     }
+}
+
+const ARG_ERR: &str =
+    "Optional argument only supports \"data.<store_data_type>\" <operator> <value> and key <key>\n";
+
+fn parse_filter(cfg: &TableConfig, f: &[&str]) -> Result<Filter, String> {
+    let name = f
+        .first()
+        .and_then(|w| w.strip_prefix("data."))
+        .ok_or(ARG_ERR)?;
+    let data = parse_stored(cfg, name)?;
+    let op = match f.get(1).copied() {
+        Some("eq") => FilterOp::Eq,
+        Some("ne") => FilterOp::Ne,
+        Some("lt") => FilterOp::Lt,
+        Some("le") => FilterOp::Le,
+        Some("gt") => FilterOp::Gt,
+        Some("ge") => FilterOp::Ge,
+        // HAProxy 2.6's wording, typo included.
+        _ => {
+            return Err(
+                "Require and operator among \"eq\", \"ne\", \"le\", \"ge\", \"lt\", \"gt\"\n"
+                    .into(),
+            )
+        }
+    };
+    let value = f
+        .get(2)
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or("Require a valid integer value to compare against\n")?;
+    Ok(Filter { data, op, value })
 }
 
 fn parse_stored(cfg: &TableConfig, name: &str) -> Result<DataType, String> {
@@ -150,14 +166,14 @@ impl Table {
 
     fn live_at(&self, slot: u32, now_ms: u64) -> bool {
         let s = &self.slots[slot as usize];
-        s.live && (s.refs > 0 || s.expire_ms == 0 || s.expire_ms > now_ms)
+        s.live && (self.in_use(slot) || s.expire_ms == 0 || s.expire_ms > now_ms)
     }
 
     /// Entries matching `q` in key order; with `owned_only`, only the keys this shard owns
     /// (what a sharded `show table` collects from each shard).
     pub fn query(&self, q: &Query, now_ms: u64, owned_only: bool) -> Vec<EntryView> {
         let slots: Vec<u32> = match &q.key {
-            Some(k) => self.index.get(k).copied().into_iter().collect(),
+            Some(k) => self.index.get(&**k).copied().into_iter().collect(),
             None => self.sorted_slots(),
         };
         slots
@@ -172,6 +188,9 @@ impl Table {
     /// `show table <name> ...` on a single-shard table.
     pub fn show(&self, q: &Query, now_ms: u64) -> String {
         let rows = self.query(q, now_ms, false);
+        if q.key.is_some() && rows.is_empty() {
+            return String::new(); // HAProxy answers nothing for an absent key
+        }
         let used = self
             .slots
             .iter()
@@ -187,15 +206,12 @@ impl Table {
     /// Returns how many were removed. Their unsent deltas are dropped with them.
     pub fn clear(&mut self, q: &Query, now_ms: u64) -> usize {
         let slots: Vec<u32> = match &q.key {
-            Some(k) => self.index.get(k).copied().into_iter().collect(),
+            Some(k) => self.index.get(&**k).copied().into_iter().collect(),
             None => self.sorted_slots(),
         };
         let mut n = 0;
         for s in slots {
-            if self.slots[s as usize].live
-                && self.slots[s as usize].refs == 0
-                && self.selected(s, q, now_ms)
-            {
+            if self.slots[s as usize].live && !self.in_use(s) && self.selected(s, q, now_ms) {
                 if let Some(side) = self.cross.side.get_mut(&s) {
                     side.pending.clear();
                 }
@@ -207,26 +223,28 @@ impl Table {
     }
 
     /// `set table <name> key <k> [data.<type> <value>]*`: creates or touches the entry and sets
-    /// the values (a rate is set to read `value` for its current period, then fades).
+    /// the values (a rate reads `value` for its current period, then fades; integers wrap to
+    /// their width as in HAProxy). Errors as [`Query::parse`]'s.
     pub fn set_entry(&mut self, args: &[&str], now_ms: u64) -> Result<(), String> {
         let (Some(&"key"), Some(k)) = (args.first(), args.get(1)) else {
-            return Err("\"set table\" requires a key.\n".into());
+            return Err(String::new());
         };
         let mut key = Vec::new();
-        self.cfg.key.parse_cli(k, &mut key)?;
+        self.cfg
+            .key
+            .parse_cli(k, &mut key)
+            .map_err(|_| String::new())?;
         let mut sets = Vec::new();
-        let mut i = 2;
-        while i < args.len() {
-            let name = args[i]
+        for pair in args[2..].chunks(2) {
+            let name = pair[0]
                 .strip_prefix("data.")
                 .ok_or("\"data.<type>\" followed by a value expected\n")?;
             let dt = parse_stored(&self.cfg, name)?;
-            let v = args
-                .get(i + 1)
+            let v = pair
+                .get(1)
                 .and_then(|v| v.parse::<i64>().ok())
                 .ok_or("Require a valid integer value to store\n")?;
             sets.push((dt, v));
-            i += 2;
         }
         let slot = self
             .find_or_create(&key, now_ms)
@@ -236,7 +254,33 @@ impl Table {
         }
         Ok(())
     }
+
+    /// One `show table`, `clear table` or `set table` command on a single-shard table, `args`
+    /// being the words after the table name. Returns HAProxy's answer, without the empty line
+    /// the CLI adds after every answer.
+    pub fn cli(&mut self, verb: CliVerb, args: &[&str], now_ms: u64) -> String {
+        let r = match verb {
+            CliVerb::Show => Query::parse(&self.cfg, args).map(|q| self.show(&q, now_ms)),
+            CliVerb::Clear => Query::parse(&self.cfg, args).map(|q| {
+                self.clear(&q, now_ms);
+                String::new()
+            }),
+            CliVerb::Set => self.set_entry(args, now_ms).map(|()| String::new()),
+        };
+        r.unwrap_or_else(|e| e)
+    }
 }
+
+/// The stick-table runtime commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CliVerb {
+    Show,
+    Clear,
+    Set,
+}
+
+/// HAProxy's answer to a command naming a table that does not exist.
+pub const NO_SUCH_TABLE: &str = "No such table\n";
 
 /// Writes HAProxy 2.6's `show table` text: the header line, then one line per entry sorted by
 /// key. `used` is the table's entry count (over all shards).

@@ -15,7 +15,7 @@
 
 use std::collections::HashMap;
 
-use crate::data::DataType;
+use crate::data::{DataType, Kind};
 use crate::table::Table;
 
 /// This shard's number and the number of shards holding the table.
@@ -70,7 +70,11 @@ impl DeltaOp {
         match self {
             DeltaOp::Add(DataType::ConnCur, v) => base.saturating_add(v).max(0),
             DeltaOp::Add(_, v) => base.saturating_add(v),
-            DeltaOp::Set(_, v) => v,
+            DeltaOp::Set(dt, v) => match dt.kind() {
+                Kind::Uint => i64::from(v as u32),
+                Kind::Sint => i64::from(v as i32),
+                Kind::Ull | Kind::Rate => v,
+            },
         }
     }
 }
@@ -229,6 +233,10 @@ impl Table {
     /// fresh snapshots of owned entries to the shards caching them. One message per peer and
     /// kind; nothing when there is nothing to say.
     pub fn flush(&mut self, _now_ms: u64) -> Vec<Outgoing> {
+        let c = &self.cross;
+        if c.dirty_cache.is_empty() && c.dirty_owned.is_empty() && c.orphans.is_empty() {
+            return Vec::new(); // the common idle tick allocates nothing
+        }
         let n = usize::from(self.shard.count.max(1));
         let mut deltas: Vec<Vec<Delta>> = vec![Vec::new(); n];
         let mut updates: Vec<Vec<Update>> = vec![Vec::new(); n];
@@ -309,7 +317,7 @@ impl Table {
     pub fn receive(&mut self, msg: Message, now_ms: u64) {
         match msg {
             Message::Deltas { from, seq, deltas } => self.receive_deltas(from, seq, deltas, now_ms),
-            Message::Updates { acked, updates, .. } => self.receive_updates(acked, updates),
+            Message::Updates { acked, updates, .. } => self.receive_updates(acked, updates, now_ms),
         }
     }
 
@@ -328,6 +336,7 @@ impl Table {
             }
             for op in d.ops {
                 self.apply(slot, op, now_ms);
+                self.share_persistence(slot, op);
             }
             self.slots[slot as usize].subscribers |= 1u64 << from;
             self.mark_owned_dirty(slot);
@@ -337,11 +346,21 @@ impl Table {
         }
     }
 
-    fn receive_updates(&mut self, acked: u64, updates: Vec<Update>) {
+    fn receive_updates(&mut self, acked: u64, updates: Vec<Update>, now_ms: u64) {
         let stride = self.config().layout.stride();
+        let sid = self.config().layout.offset(DataType::ServerId);
         for u in updates {
-            let Some(&slot) = self.index.get(&u.key) else {
-                continue; // no longer cached here
+            let slot = match self.index.get(&*u.key) {
+                Some(&slot) => slot,
+                // A server assignment (`stick store`) is cached everywhere so that `stick
+                // match` finds it on every shard; anything else only where it is used.
+                None if sid.is_some_and(|o| u.data.get(o).is_some_and(|v| *v != 0)) => {
+                    match self.find_or_create(&u.key, now_ms) {
+                        Ok(slot) => slot,
+                        Err(_) => continue,
+                    }
+                }
+                None => continue, // no longer cached here
             };
             if self.slots[slot as usize].owned || u.data.len() != stride {
                 continue;
@@ -353,6 +372,15 @@ impl Table {
                     self.cross.side.remove(&slot);
                 }
             }
+        }
+    }
+
+    /// On the owner: a stored server id is sent to every shard, not just the subscribers.
+    pub(crate) fn share_persistence(&mut self, slot: u32, op: DeltaOp) {
+        if let DeltaOp::Set(DataType::ServerId, _) = op {
+            let n = u32::from(self.shard.count.min(MAX_SHARDS));
+            let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+            self.slots[slot as usize].subscribers |= all & !(1u64 << self.shard.id);
         }
     }
 

@@ -2,15 +2,18 @@
 //! an LRU list of idle entries, expiry and eviction, all driven by an injected clock (ms).
 //!
 //! Memory: an entry costs `4 * layout.stride()` data bytes, `key_len` key bytes in the key
-//! arena, a 40-byte slot record, and one index record (a boxed copy of the key: 16 bytes +
-//! the key rounded up by the allocator, plus the 4-byte slot number and hash control byte).
+//! arena, a 40-byte slot record, and one index record (32 bytes: the key inline up to 16 bytes
+//! or boxed beyond — then plus its heap block —, the slot number; and a hash control byte).
 //! [`Table::bytes_per_entry`] computes the bound; for the guide's
-//! `type ip ... store http_req_rate(10s),conn_cur,bytes_out_rate(60s)` it is 109 bytes (the
-//! index keeps up to 1/8 spare capacity and the arenas grow by doubling on top of that). Slots
-//! grow on demand up to `size` and are reused; a new key allocates its index copy once.
+//! `type ip ... store http_req_rate(10s),conn_cur,bytes_out_rate(60s)` it is 105 bytes (the
+//! index keeps up to 1/8 spare capacity and the arenas grow by doubling on top of that); for
+//! its `type binary len 40 ... store http_req_rate(10s)` table, 173 bytes. Slots grow on
+//! demand up to `size` and are reused; only keys over 16 bytes allocate (once, on creation).
 //!
-//! Entries in use by a session (`use` > 0) are outside the LRU list: they neither expire nor
-//! get evicted until released, as in HAProxy.
+//! Every live entry is on one LRU list, most recently touched first. Entries in use by a stream
+//! (`use` > 0) neither expire nor get evicted until released, as in HAProxy: a scan that meets
+//! one at the tail moves it to the head (it is being used now) and goes on. A touch of the entry
+//! already at the head costs nothing, so a hot key does no list work.
 
 use std::collections::HashMap;
 
@@ -22,6 +25,9 @@ use crate::key::{KeySample, KeyType};
 use crate::shard::{owner_of, DeltaOp, ShardInfo};
 
 pub(crate) const NIL: u32 = u32::MAX;
+
+/// Entries in use a scan of the LRU tail may skip before it stops (bounds the work per call).
+const EVICT_SCAN: usize = 64;
 
 /// A table's settings, from the config model.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +56,65 @@ impl TableConfig {
         })
     }
 }
+
+impl TableConfig {
+    /// Adds `server_id` when the table is used by `stick` rules (HAProxy does so implicitly).
+    pub fn for_stick_rules(mut self) -> TableConfig {
+        self.layout = self.layout.with_type(DataType::ServerId);
+        self
+    }
+}
+
+/// A key in the index: inline up to 16 bytes (ip, ipv6, integer keys: no allocation, no
+/// pointer to follow on lookup), boxed beyond. Hashes and compares as its bytes.
+#[derive(Debug, Clone)]
+pub(crate) enum IndexKey {
+    Inline { len: u8, bytes: [u8; 16] },
+    Heap(Box<[u8]>),
+}
+
+impl IndexKey {
+    fn new(k: &[u8]) -> IndexKey {
+        if k.len() <= 16 {
+            let mut bytes = [0u8; 16];
+            bytes[..k.len()].copy_from_slice(k);
+            IndexKey::Inline {
+                len: k.len() as u8,
+                bytes,
+            }
+        } else {
+            IndexKey::Heap(k.into())
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            IndexKey::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            IndexKey::Heap(b) => b,
+        }
+    }
+}
+
+impl std::borrow::Borrow<[u8]> for IndexKey {
+    fn borrow(&self) -> &[u8] {
+        self.as_slice()
+    }
+}
+
+impl std::hash::Hash for IndexKey {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // Must hash exactly as `[u8]` does: lookups borrow the key as a slice.
+        self.as_slice().hash(state);
+    }
+}
+
+impl PartialEq for IndexKey {
+    fn eq(&self, other: &IndexKey) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl Eq for IndexKey {}
 
 /// Why a key got no entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,7 +151,7 @@ pub(crate) struct Slot {
 pub struct Table {
     pub(crate) cfg: TableConfig,
     pub(crate) shard: ShardInfo,
-    pub(crate) index: HashMap<Box<[u8]>, u32, ahash::RandomState>,
+    pub(crate) index: HashMap<IndexKey, u32, ahash::RandomState>,
     pub(crate) slots: Vec<Slot>,
     pub(crate) data: Vec<u32>,
     pub(crate) keys: Vec<u8>,
@@ -148,9 +213,10 @@ impl Table {
         let key = self.cfg.key.max_len();
         let data = 4 * self.cfg.layout.stride();
         let slot = std::mem::size_of::<Slot>();
-        // Index: boxed key (ptr+len) + slot number + control byte, and the key's heap block
-        // rounded to the allocator's 16-byte granularity.
-        let index = 16 + 4 + 1 + key.div_ceil(16) * 16;
+        // Index record: the key (inline up to 16 bytes, else a box and its heap block rounded
+        // to the allocator's 16-byte granularity), the slot number, the control byte.
+        let heap = if key <= 16 { 0 } else { key.div_ceil(16) * 16 };
+        let index = std::mem::size_of::<(IndexKey, u32)>() + 1 + heap;
         data + key + slot + index
     }
 
@@ -181,7 +247,24 @@ impl Table {
 
     fn expired(&self, slot: u32, now_ms: u64) -> bool {
         let s = &self.slots[slot as usize];
-        s.refs == 0 && s.expire_ms != 0 && s.expire_ms <= now_ms
+        !self.in_use(slot) && s.expire_ms != 0 && s.expire_ms <= now_ms
+    }
+
+    /// Held by a stream: on this shard (`use`), or — for the owner of a table spread over
+    /// shards — on another shard, which its `conn_cur` shows (streams elsewhere do not hold
+    /// the owner's entry, yet it must not expire under them).
+    pub(crate) fn in_use(&self, slot: u32) -> bool {
+        let s = &self.slots[slot as usize];
+        if s.refs > 0 {
+            return true;
+        }
+        if !s.owned || self.shard.count <= 1 {
+            return false;
+        }
+        match self.cfg.layout.offset(DataType::ConnCur) {
+            Some(o) => self.words(slot)[o] > 0,
+            None => false,
+        }
     }
 
     /// The live entry for key bytes `k`, removing it first if it has expired.
@@ -202,11 +285,8 @@ impl Table {
             self.touch(slot, now_ms);
             return Ok(slot);
         }
-        if self.used >= self.cfg.size {
-            if self.cfg.nopurge || self.lru_tail == NIL {
-                return Err(Refused::Full);
-            }
-            self.remove(self.lru_tail);
+        if self.used >= self.cfg.size && (self.cfg.nopurge || !self.evict_batch()) {
+            return Err(Refused::Full);
         }
         let slot = self.alloc(k, now_ms);
         debug_assert!(self.used <= self.cfg.size);
@@ -252,7 +332,7 @@ impl Table {
             s.subscribers = 0;
         }
         self.init_data(slot, now_ms);
-        self.index.insert(k[..len].into(), slot);
+        self.index.insert(IndexKey::new(&k[..len]), slot);
         self.used += 1;
         self.lru_push_head(slot);
         self.set_expire(slot, now_ms);
@@ -282,10 +362,43 @@ impl Table {
     /// Refreshes the entry's expiry and makes it the most recently used.
     pub(crate) fn touch(&mut self, slot: u32, now_ms: u64) {
         self.set_expire(slot, now_ms);
-        if self.slots[slot as usize].in_lru {
+        self.move_to_head(slot);
+    }
+
+    fn move_to_head(&mut self, slot: u32) {
+        if self.lru_head != slot && self.slots[slot as usize].in_lru {
             self.lru_unlink(slot);
             self.lru_push_head(slot);
         }
+    }
+
+    /// A full table makes room as HAProxy 2.6 does: it drops the `size / 256 + 1` least
+    /// recently used idle entries at once (recorded: tests/fixtures/eviction.txt). False if
+    /// none could go.
+    fn evict_batch(&mut self) -> bool {
+        let batch = (self.cfg.size >> 8) + 1;
+        let mut n = 0;
+        while n < batch && self.evict_one() {
+            n += 1;
+        }
+        n > 0
+    }
+
+    /// Removes the least recently used idle entry. Entries in use met on the way move to the
+    /// head; gives up after [`EVICT_SCAN`] of them (everything is in use: the table is full).
+    fn evict_one(&mut self) -> bool {
+        for _ in 0..EVICT_SCAN {
+            let tail = self.lru_tail;
+            if tail == NIL {
+                return false;
+            }
+            if !self.in_use(tail) {
+                self.remove(tail);
+                return true;
+            }
+            self.move_to_head(tail);
+        }
+        false
     }
 
     /// Frees an entry. A cache entry's unsent deltas go to the outbox first: nothing is lost.
@@ -295,8 +408,10 @@ impl Table {
             self.lru_unlink(slot);
         }
         self.cross_evicted(slot);
-        let key: Box<[u8]> = self.key_of(slot).into();
-        self.index.remove(&key);
+        let max = self.cfg.key.max_len();
+        let start = slot as usize * max;
+        let len = usize::from(self.slots[slot as usize].key_len);
+        self.index.remove(&self.keys[start..start + len]);
         let s = &mut self.slots[slot as usize];
         s.live = false;
         s.refs = 0;
@@ -309,9 +424,18 @@ impl Table {
     /// a periodic task; lookups call it with a small budget.
     pub fn purge_expired(&mut self, now_ms: u64, max: usize) -> usize {
         let mut n = 0;
-        while n < max && self.lru_tail != NIL && self.expired(self.lru_tail, now_ms) {
-            self.remove(self.lru_tail);
-            n += 1;
+        let mut steps = 0;
+        while n < max && steps < EVICT_SCAN && self.lru_tail != NIL {
+            let tail = self.lru_tail;
+            if self.expired(tail, now_ms) {
+                self.remove(tail);
+                n += 1;
+            } else if self.in_use(tail) {
+                self.move_to_head(tail);
+                steps += 1;
+            } else {
+                break; // the oldest idle entry is still alive: so is every other
+            }
         }
         n
     }
@@ -399,14 +523,21 @@ impl Table {
                 let old = i64::from(w[o] as i32);
                 w[o] = (if set { v } else { old.wrapping_add(v) }) as i32 as u32;
             }
+            // A set wraps to the width, as HAProxy's `set table` does (-3 reads 4294967293);
+            // counting saturates: a decrement never takes `conn_cur` below zero.
+            Kind::Uint if set => w[o] = v as u32,
             Kind::Uint => {
-                let old = i64::from(w[o]);
-                w[o] = (if set { v } else { old.saturating_add(v) }).clamp(0, i64::from(u32::MAX))
-                    as u32;
+                w[o] = i64::from(w[o])
+                    .saturating_add(v)
+                    .clamp(0, i64::from(u32::MAX)) as u32;
             }
             Kind::Ull => {
                 let old = (u64::from(w[o]) | (u64::from(w[o + 1]) << 32)) as i64;
-                let new = (if set { v } else { old.saturating_add(v) }).max(0) as u64;
+                let new = if set {
+                    v as u64
+                } else {
+                    old.saturating_add(v).max(0) as u64
+                };
                 w[o] = new as u32;
                 w[o + 1] = (new >> 32) as u32;
             }
@@ -431,6 +562,7 @@ impl Table {
         }
         if self.slots[slot as usize].owned {
             self.apply(slot, op, now_ms);
+            self.share_persistence(slot, op);
             self.mark_owned_dirty(slot);
         } else {
             self.queue_delta(slot, op);
@@ -458,15 +590,14 @@ impl Table {
         let mut prev = NIL;
         while cur != NIL {
             let s = &self.slots[cur as usize];
-            assert!(s.live && s.in_lru && s.refs == 0);
+            assert!(s.live && s.in_lru);
             assert_eq!(s.prev, prev);
             prev = cur;
             cur = s.next;
             n += 1;
         }
         assert_eq!(self.lru_tail, prev);
-        let idle = self.slots.iter().filter(|s| s.live && s.refs == 0).count();
-        assert_eq!(n, idle);
+        assert_eq!(n, self.used);
         assert_eq!(self.index.len(), self.used);
         assert!(self.used <= self.cfg.size);
     }
@@ -484,7 +615,7 @@ pub fn encode_key(kt: KeyType, sample: &KeySample<'_>) -> Option<Box<[u8]>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::track::{Event, TrackFrom};
+    use crate::track::{Event, Handle, TrackFrom};
     use std::net::Ipv4Addr;
 
     fn cfg(
@@ -705,8 +836,71 @@ mod tests {
             ],
         ));
         assert_eq!(t.config().layout.stride(), 7);
-        assert_eq!(t.bytes_per_entry(), 28 + 4 + 40 + 16 + 4 + 1 + 16);
-        assert_eq!(t.bytes_per_entry(), 109);
+        // data 28 + key 4 + slot 40 + index record 32 + control byte 1.
+        assert_eq!(t.bytes_per_entry(), 105);
+        let mut c = cfg(100, None, false, &[("http_req_rate", Some(10_000))]);
+        c.key = KeyType::Binary { len: 40 };
+        // data 12 + key 40 + slot 40 + index 32 + 1 + boxed key 48.
+        assert_eq!(single(c).bytes_per_entry(), 173);
+    }
+
+    #[test]
+    fn stick_store_and_match_persist_a_server() {
+        let c = cfg(10, Some(60_000), false, &[]).for_stick_rules();
+        let mut t = single(c);
+        assert_eq!(t.stick_match(&ip(1), 0), None);
+        assert!(t.store_server_id(&ip(1), 3, 0));
+        assert_eq!(t.stick_match(&ip(1), 50_000), Some(3));
+        // The match touched the entry: it lives 60 s from there.
+        assert_eq!(t.stick_match(&ip(1), 109_999), Some(3));
+        assert_eq!(t.stick_match(&ip(1), 170_000), None);
+        t.check_invariants();
+    }
+
+    /// Seeded random operations: the LRU list, index and counts stay consistent, held entries
+    /// survive, and `conn_cur` always equals the handles still held.
+    #[test]
+    fn random_operations_keep_the_invariants() {
+        for nopurge in [false, true] {
+            let mut t = single(cfg(
+                16,
+                Some(500),
+                nopurge,
+                &[("conn_cur", None), ("gpc0", None)],
+            ));
+            let mut held: Vec<(u8, Handle)> = Vec::new();
+            let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+            let mut now = 0u64;
+            for _ in 0..20_000 {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                now += x % 7;
+                let k = (x >> 8) as u8 % 40;
+                match x % 5 {
+                    0 | 1 => {
+                        if let Ok(h) = t.track(&ip(k), TrackFrom::TcpConnection, now) {
+                            held.push((k, h));
+                        }
+                    }
+                    2 if !held.is_empty() => {
+                        let (_, h) = held.swap_remove((x >> 20) as usize % held.len());
+                        t.release(h, now);
+                    }
+                    3 => {
+                        t.purge_expired(now, 4);
+                    }
+                    _ => {
+                        t.key_inc_gpc(&ip(k), DataType::Gpc0, now);
+                    }
+                }
+                t.check_invariants();
+                for (k, h) in &held {
+                    let n = held.iter().filter(|(k2, _)| k2 == k).count() as i64;
+                    assert_eq!(t.get(*h, DataType::ConnCur, now), Some(n));
+                }
+            }
+        }
     }
 
     #[test]

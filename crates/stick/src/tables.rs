@@ -178,6 +178,7 @@ fn handle_fetch(t: &mut Table, h: Handle, kind: FetchKind, now_ms: u64) -> Optio
         FetchKind::KBytes(dt) => int(t.get(h, dt, now_ms).map(|b| b >> 10)),
         FetchKind::Trackers => int(Some(i64::from(t.trackers(h)))),
         FetchKind::Tracked => Some(FetchValue::Bool(true)),
+        FetchKind::UpdtConnCnt => None,
         FetchKind::IncGpc(g) => int(t.inc_gpc(h, g, now_ms)),
         FetchKind::ClrGpc(g) => int(t.clr_gpc(h, g, now_ms)),
     }
@@ -194,6 +195,7 @@ fn key_fetch(
         FetchKind::KBytes(dt) => int(t.lookup(key, dt, now_ms).map(|b| b >> 10)),
         FetchKind::Trackers => int(Some(i64::from(t.key_trackers(key, now_ms)))),
         FetchKind::Tracked => None,
+        FetchKind::UpdtConnCnt => int(t.key_updt_conn_cnt(key, now_ms)),
         FetchKind::IncGpc(g) => int(t.key_inc_gpc(key, g, now_ms)),
         FetchKind::ClrGpc(g) => int(t.key_clr_gpc(key, g, now_ms)),
     }
@@ -474,5 +476,14 @@ mod tests {
             Some((FetchScope::ScN(0), FetchKind::KBytes(DataType::BytesOutCnt)))
         );
         assert_eq!(parse_fetch("path"), None);
+        assert_eq!(
+            parse_fetch("src_updt_conn_cnt"),
+            Some((FetchScope::Src, FetchKind::UpdtConnCnt))
+        );
+        assert_eq!(parse_fetch("sc0_updt_conn_cnt"), None);
+        assert_eq!(Event::for_status(429), Some(Event::HttpError));
+        assert_eq!(Event::for_status(503), Some(Event::HttpFail));
+        assert_eq!(Event::for_status(501), None);
+        assert_eq!(Event::for_status(200), None);
     }
 }

@@ -35,14 +35,30 @@ pub struct Handle {
 pub enum Event {
     /// An HTTP request on a stream tracked before the request (tcp-request rules).
     HttpRequest,
-    /// A request error or a 4xx response (`http_err_cnt`, `http_err_rate`).
+    /// `http_err_cnt`/`http_err_rate`: an invalid or truncated request, a request denied or
+    /// tarpitted by the rules (the guide's 429s count), a failed authentication, or a 4xx from
+    /// the server (configuration.txt, "http_err_cnt").
     HttpError,
-    /// A 5xx or failed response (`http_fail_cnt`, `http_fail_rate`).
+    /// `http_fail_cnt`/`http_fail_rate`: an invalid or truncated response, or a 5xx other than
+    /// 501 and 505.
     HttpFail,
     /// Bytes received from the client.
     BytesIn(u64),
     /// Bytes sent to the client.
     BytesOut(u64),
+}
+
+impl Event {
+    /// The event a server response status counts as, if any: 4xx is an error (client-induced),
+    /// 5xx but 501 and 505 a failure (server-induced).
+    pub fn for_status(status: u16) -> Option<Event> {
+        match status {
+            400..=499 => Some(Event::HttpError),
+            501 | 505 => None,
+            500..=599 => Some(Event::HttpFail),
+            _ => None,
+        }
+    }
 }
 
 impl Table {
@@ -61,9 +77,6 @@ impl Table {
         let r = self.find_or_create(&key, now_ms);
         self.scratch = key;
         let slot = r?;
-        if self.slots[slot as usize].in_lru {
-            self.lru_unlink(slot);
-        }
         self.slots[slot as usize].refs += 1;
         let h = Handle {
             slot,
@@ -101,13 +114,8 @@ impl Table {
             return;
         }
         self.mutate(h.slot, DeltaOp::Add(DataType::ConnCur, -1), now_ms);
-        let s = &mut self.slots[h.slot as usize];
-        s.refs -= 1;
-        let idle = s.refs == 0;
+        self.slots[h.slot as usize].refs -= 1;
         self.touch(h.slot, now_ms);
-        if idle {
-            self.lru_push_head(h.slot);
-        }
     }
 
     /// Counts `ev` on the tracked entry.
@@ -270,6 +278,21 @@ impl Table {
         self.inc_gpc_slot(r.ok()?, gpc, now_ms)
     }
 
+    /// `src_updt_conn_cnt(table)`: creates the entry if needed, counts a connection
+    /// (`conn_cnt`, `conn_rate`) and returns the new `conn_cnt`.
+    pub fn key_updt_conn_cnt(&mut self, sample: &KeySample<'_>, now_ms: u64) -> Option<i64> {
+        if !self.cfg.layout.stores(DataType::ConnCnt) || !self.encode(sample) {
+            return None;
+        }
+        let key = std::mem::take(&mut self.scratch);
+        let r = self.find_or_create(&key, now_ms);
+        self.scratch = key;
+        let slot = r.ok()?;
+        self.mutate(slot, DeltaOp::Add(DataType::ConnCnt, 1), now_ms);
+        self.mutate(slot, DeltaOp::Add(DataType::ConnRate, 1), now_ms);
+        self.value(slot, DataType::ConnCnt, now_ms)
+    }
+
     /// `src_clr_gpc0(table)`: clears an existing entry's counter, returns the value before
     /// (0 when the key has no entry).
     pub fn key_clr_gpc(
@@ -293,6 +316,21 @@ impl Table {
         let old = self.value(slot, gpc, now_ms)?;
         self.mutate(slot, DeltaOp::Set(gpc, 0), now_ms);
         Some(old)
+    }
+
+    /// `stick match` / `stick on` lookup: the server id stored for the key, touching the entry
+    /// (its expiry restarts). None when the key has no entry or no server stored.
+    pub fn stick_match(&mut self, sample: &KeySample<'_>, now_ms: u64) -> Option<i64> {
+        if !self.cfg.layout.stores(DataType::ServerId) || !self.encode(sample) {
+            return None;
+        }
+        let key = std::mem::take(&mut self.scratch);
+        let slot = self.find(&key, now_ms);
+        self.scratch = key;
+        let slot = slot?;
+        self.touch(slot, now_ms);
+        self.value(slot, DataType::ServerId, now_ms)
+            .filter(|id| *id > 0)
     }
 
     /// `stick store-request` / `stick on`: stores `server_id` for the key, creating the entry.
@@ -340,6 +378,8 @@ pub enum FetchKind {
     IncGpc(DataType),
     /// `clr_gpc0` / `clr_gpc1`: clears and returns the old value.
     ClrGpc(DataType),
+    /// `src_updt_conn_cnt`: counts a connection, returns the new `conn_cnt`.
+    UpdtConnCnt,
 }
 
 /// Splits a fetch name (`sc0_http_req_rate`, `src_conn_cur`, `table_gpc0`, `sc_get_gpt0`)
@@ -369,6 +409,7 @@ pub fn parse_fetch(name: &str) -> Option<(FetchScope, FetchKind)> {
         "get_gpc0" => FetchKind::Data(DataType::Gpc0),
         "get_gpc1" => FetchKind::Data(DataType::Gpc1),
         "get_gpt0" => FetchKind::Data(DataType::Gpt0),
+        "updt_conn_cnt" if scope == FetchScope::Src => FetchKind::UpdtConnCnt,
         "server_id" if scope == FetchScope::Table => FetchKind::Data(DataType::ServerId),
         other => match DataType::from_name(other)? {
             DataType::ServerId => return None,

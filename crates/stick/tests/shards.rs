@@ -340,3 +340,61 @@ fn a_flood_overshoots_by_at_most_two_intervals_of_traffic() {
         "accepted {accepted}"
     );
 }
+
+#[test]
+fn a_stored_server_is_known_on_every_shard() {
+    let store: Vec<StoreItem> = Vec::new();
+    let cfg = TableConfig {
+        name: "persist".into(),
+        key: KeyType::Ip,
+        size: 1000,
+        expire_ms: Some(60_000),
+        nopurge: false,
+        layout: Layout::new(&store).unwrap(),
+    }
+    .for_stick_rules();
+    let mut shards: Vec<Table> = (0..3)
+        .map(|id| Table::new(cfg.clone(), ShardInfo { id, count: 3 }, 1))
+        .collect();
+    let owner = usize::from(owner_of(&[127, 0, 0, 1], 3));
+    // `stick store-request src` on a shard that does not own the key.
+    let first = (owner + 1) % 3;
+    assert!(shards[first].store_server_id(&CLIENT, 2, 0));
+    let mut net = Net::default();
+    for now in 1..5 {
+        net.exchange(&mut shards, now);
+    }
+    for (i, t) in shards.iter_mut().enumerate() {
+        assert_eq!(t.stick_match(&CLIENT, 5), Some(2), "shard {i}");
+    }
+}
+
+#[test]
+fn the_owner_keeps_an_entry_a_stream_on_another_shard_holds() {
+    let mut shards = guide_table(2);
+    let owner = usize::from(owner_of(&[127, 0, 0, 1], 2));
+    let other = 1 - owner;
+    let mut net = Net::default();
+    // A long connection tracked on the other shard, idle for longer than `expire` (30 s).
+    let h = shards[other]
+        .track(&CLIENT, TrackFrom::TcpConnection, 0)
+        .unwrap();
+    for now in 1..4 {
+        net.exchange(&mut shards, now);
+    }
+    assert_eq!(shards[owner].purge_expired(100_000, 10), 0);
+    assert_eq!(
+        shards[owner].lookup(&CLIENT, DataType::ConnCur, 100_000),
+        Some(1)
+    );
+    shards[other].release(h, 100_000);
+    for now in 100_001..100_004 {
+        net.exchange(&mut shards, now);
+    }
+    assert_eq!(
+        shards[owner].lookup(&CLIENT, DataType::ConnCur, 100_004),
+        Some(0)
+    );
+    // Released everywhere: it expires 30 s after its last touch.
+    assert!(shards[owner].purge_expired(140_000, 10) == 1);
+}

@@ -258,3 +258,154 @@ fn table_list_headers_match_haproxy() {
     }
     assert_eq!(mask(&ours), mask(&want));
 }
+
+/// Every command of tests/fixtures/cli_errors.txt (recorded from haproxy 2.6 by
+/// record_cli_errors.sh on `stick-table type ip size 1k expire 30s store
+/// http_req_cnt,http_req_rate(10s),gpc0`) gives haproxy's answer, byte for byte but the address.
+#[test]
+fn runtime_commands_and_their_errors_match_haproxy() {
+    let mut t = table(
+        "t",
+        StickKey::Ip,
+        1024,
+        "http_req_cnt,http_req_rate(10s),gpc0",
+    );
+    let rec = format!("\n{}", fixture("cli_errors.txt"));
+    let rec = rec.strip_suffix('\n').unwrap();
+    let mut blocks = rec.split("\n> ").filter(|b| !b.is_empty());
+    let mut n = 0;
+    for (i, block) in blocks.by_ref().enumerate() {
+        let (cmd, answer) = block.split_once('\n').unwrap();
+        let words: Vec<&str> = cmd.split_whitespace().collect();
+        let verb = match words[0] {
+            "show" => ringlb_stick::CliVerb::Show,
+            "set" => ringlb_stick::CliVerb::Set,
+            "clear" => ringlb_stick::CliVerb::Clear,
+            v => panic!("{v}"),
+        };
+        let ours = if words[2] == "t" {
+            t.cli(verb, &words[3..], T0 + i as u64)
+        } else {
+            ringlb_stick::runtime::NO_SUCH_TABLE.to_string()
+        };
+        // Blocks lost their last newline to the split; the CLI's empty line remains.
+        assert_eq!(
+            mask(&format!("{ours}\n")),
+            mask(&format!("{answer}\n")),
+            "> {cmd}"
+        );
+        n += 1;
+    }
+    assert!(n >= 20, "{n} commands");
+}
+
+/// record_eviction.sh: a full `size 300` table drops its 2 (= 300/256 + 1) least recently used
+/// entries when a new key comes; the touched first key survives.
+#[test]
+fn a_full_table_evicts_like_haproxy() {
+    let mut t = table("t", StickKey::Ip, 300, "gpc0");
+    let mut now = T0;
+    for i in 1..=300u32 {
+        let key = format!("10.0.{}.{}", i / 256, i % 256);
+        let v = i.to_string();
+        assert_eq!(
+            t.cli(
+                ringlb_stick::CliVerb::Set,
+                &["key", &key, "data.gpc0", &v],
+                now
+            ),
+            ""
+        );
+        now += 1;
+    }
+    t.cli(
+        ringlb_stick::CliVerb::Set,
+        &["key", "10.0.0.1", "data.gpc0", "1"],
+        now + 50,
+    );
+    t.cli(
+        ringlb_stick::CliVerb::Set,
+        &["key", "10.9.9.9", "data.gpc0", "999"],
+        now + 100,
+    );
+    let ours = t.cli(ringlb_stick::CliVerb::Show, &[], now + 100);
+    let want = fixture("eviction.txt")
+        .replace("PTR", "0x1")
+        .replace("exp=E ", "exp=0 ");
+    assert!(mask(&ours) == mask(&want), "{ours}");
+}
+
+/// record_tcp_tracking.sh: `tcp-request connection track-sc0 src`, one idle connection held
+/// open and one carrying two keep-alive requests. Tracking at connection level counts a
+/// session; requests are counted as the engine reports them; `use=1` while a stream holds the
+/// entry. haproxy also counted one request when the idle connection closed without sending
+/// any: the engine reports that as an `Event::HttpRequest` too.
+#[test]
+fn tcp_connection_tracking_matches_haproxy() {
+    let mut t = table(
+        "fe",
+        StickKey::Ip,
+        1024,
+        "conn_cnt,conn_cur,conn_rate(10s),sess_cnt,sess_rate(10s),http_req_cnt,http_req_rate(10s)",
+    );
+    let idle = t.track(&LOCAL, TrackFrom::TcpConnection, T0).unwrap();
+    let ka = t.track(&LOCAL, TrackFrom::TcpConnection, T0 + 300).unwrap();
+    t.record(ka, Event::HttpRequest, T0 + 300);
+    t.record(ka, Event::HttpRequest, T0 + 301);
+    t.release(ka, T0 + 302);
+    let first = t.cli(ringlb_stick::CliVerb::Show, &[], T0 + 500);
+    t.record(idle, Event::HttpRequest, T0 + 4000);
+    t.release(idle, T0 + 4000);
+    let second = t.cli(ringlb_stick::CliVerb::Show, &[], T0 + 4200);
+    let rec = fixture("tcp_tracking.txt");
+    let (want1, want2) = rec.split_once("\n\n").unwrap();
+    assert_eq!(mask(&first), mask(want1));
+    assert_eq!(mask(&second), mask(want2));
+    assert!(first.contains(" use=1 exp=29802 "), "{first}");
+    assert!(second.contains(" use=0 exp=29800 "), "{second}");
+}
+
+/// Recorded by hand from haproxy 2.6 (`stick-table type ip size 1k store
+/// http_fail_rate(10s),http_fail_cnt,gpc1_rate(1s),gpc1,server_id`, then
+/// `set table t key 1.1.1.1 data.gpc1 3`): HAProxy's type order whatever the store order, and
+/// `exp=0` without `expire`.
+#[test]
+fn type_order_and_no_expire_match_haproxy() {
+    let model = StickTable {
+        loc: ringlb_config::model::Loc::default(),
+        key: StickKey::Ip,
+        size: 1024,
+        expire: None,
+        nopurge: false,
+        peers: None,
+        store: [
+            ("http_fail_rate", Some(10_000)),
+            ("http_fail_cnt", None),
+            ("gpc1_rate", Some(1_000)),
+            ("gpc1", None),
+            ("server_id", None),
+        ]
+        .iter()
+        .map(|(n, p)| StoreItem {
+            name: n.to_string(),
+            period: p.map(Duration::from_millis),
+        })
+        .collect(),
+    };
+    let cfg = TableConfig::from_model("t", &model).unwrap();
+    let mut t = Table::new(cfg, ShardInfo::SINGLE, 1);
+    assert_eq!(
+        t.cli(
+            ringlb_stick::CliVerb::Set,
+            &["key", "1.1.1.1", "data.gpc1", "3"],
+            T0
+        ),
+        ""
+    );
+    let want = "# table: t, type: ip, size:1024, used:1\n\
+                0x55a94a0e9eb8: key=1.1.1.1 use=0 exp=0 server_id=0 gpc1=3 gpc1_rate(1000)=0 \
+                http_fail_cnt=0 http_fail_rate(10000)=0\n";
+    let ours = t.cli(ringlb_stick::CliVerb::Show, &[], T0 + 60_000_000);
+    assert_eq!(mask(&ours), mask(want));
+    assert!(ours.contains(" exp=0 "));
+}

@@ -696,6 +696,16 @@ const STORE_COUNTS: &[&str] = &[
     "bytes_out_cnt",
 ];
 
+/// Store types the parser knows but ringlb's stick tables do not implement, with a hint.
+/// (`glitch_rate` is not a HAProxy 2.6 type at all.)
+const STORE_UNSUPPORTED: &[(&str, &str)] = &[
+    ("gpc", " (use gpc0 and gpc1)"),
+    ("gpc_rate", " (use gpc0_rate and gpc1_rate)"),
+    ("gpt", " (use gpt0)"),
+    ("server_key", ""),
+    ("glitch_rate", ""),
+];
+
 /// `stick-table type <t> [len N] size <n> [expire T] [nopurge] [peers P] [store ...]`.
 pub fn stick_table(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     if let Some(prev) = &p.stick_table {
@@ -779,6 +789,16 @@ fn parse_store(list: &str) -> Result<Vec<StoreItem>, String> {
         let count = STORE_COUNTS.contains(&name) || name == "gpc" || name == "gpt";
         if !rate && !count {
             return Err(format!("'stick-table' : unknown data type '{name}'."));
+        }
+        // Types HAProxy 2.6 has that ringlb-stick does not store: an error, not a silent no-op.
+        if let Some(alt) = STORE_UNSUPPORTED
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, alt)| alt)
+        {
+            return Err(format!(
+                "'stick-table' : data type '{name}' is not supported by ringlb{alt}."
+            ));
         }
         let period = match (rate, period) {
             (true, Some(p)) => Some(parse_time(p.rsplit(',').next().unwrap_or(p))?),
