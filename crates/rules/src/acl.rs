@@ -113,6 +113,15 @@ pub fn compile_acl(acl: &Acl, env: &dyn FetchEnv) -> Result<CompiledAcl, Compile
     };
     let (expr, suffix_kind) = acl_expr(&acl.sample, env).map_err(&err)?;
     let flags: &AclFlags = &acl.flags;
+    if flags.match_method.is_none()
+        && suffix_kind.is_none()
+        && expr.convs.is_empty()
+        && matches!(expr.fetch, Fetch::Var(_))
+    {
+        return Err(err(
+            "matching method must be specified first (using '-m') when using a sample fetch of this type ('var')".into(),
+        ));
+    }
     let kind = match &flags.match_method {
         Some(m) => {
             MatchKind::parse(m).ok_or_else(|| err(format!("unknown matching method '{m}'")))?

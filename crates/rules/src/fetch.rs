@@ -456,8 +456,10 @@ impl Fetch {
                 F::Env(args[0].as_str().into())
             }
             "str" => {
-                n(1, 1)?;
-                F::Lit(LitSample::Str(args[0].as_bytes().into()))
+                n(0, 1)?;
+                F::Lit(LitSample::Str(
+                    args.first().map_or(&b""[..], |a| a.as_bytes()).into(),
+                ))
             }
             "int" => {
                 n(1, 1)?;
@@ -586,7 +588,8 @@ impl Fetch {
     pub fn eval<'c>(&'c self, cx: Ctx<'c, '_>) -> Option<Sample<'c>> {
         let mut last = None;
         match self {
-            Fetch::UrlParam { .. } => {
+            // First occurrence: `url_param`, and `cook` without a name.
+            Fetch::UrlParam { .. } | Fetch::Cook { name: None, .. } => {
                 self.each(cx, &mut |s| {
                     last = Some(s);
                     true
@@ -639,7 +642,7 @@ impl Fetch {
                 false
             }
             Fetch::UrlParam { name, delim, int } => {
-                let Some(q) = cx.txn.req.query() else {
+                let Some(q) = param_list(cx.txn.req.pathq(), *delim) else {
                     return false;
                 };
                 for v in url_params(q, name.as_deref(), *delim) {
@@ -673,7 +676,7 @@ impl Fetch {
             F::Query => Sample::str(req.query()?),
             F::Base => {
                 // Host header + path: computed, so it allocates.
-                let host = req.full_values(b"host").last().unwrap_or(b"");
+                let host = req.full_values(b"host").next().unwrap_or(b"");
                 let mut v = Vec::with_capacity(host.len() + req.path().len());
                 v.extend_from_slice(host);
                 v.extend_from_slice(req.path());
@@ -935,27 +938,35 @@ fn cookies<'m>(
         })
 }
 
-/// Values of query parameter `name` (all values when `None`).
+/// The parameter list: after the first `?` or `delim` (HAProxy's `find_param_list`).
+fn param_list(pathq: &[u8], delim: u8) -> Option<&[u8]> {
+    let i = pathq.iter().position(|&c| c == b'?' || c == delim)?;
+    pathq.get(i + 1..)
+}
+
+/// Values of query parameter `name` (all values when `None`); parameters end at `&`, `;`
+/// or `delim`.
 fn url_params<'q>(
     q: &'q [u8],
     name: Option<&'q [u8]>,
     delim: u8,
 ) -> impl Iterator<Item = &'q [u8]> + 'q {
     let q = q.split(|&c| c == b'#').next().unwrap_or(q);
-    q.split(move |&c| c == delim).filter_map(move |kv| {
-        let (k, v) = match kv.iter().position(|&c| c == b'=') {
-            Some(i) => (kv.get(..i)?, kv.get(i + 1..)?),
-            None => (kv, &b""[..]),
-        };
-        if kv.is_empty() {
-            return None;
-        }
-        if name.is_none_or(|n| n == k) {
-            Some(v)
-        } else {
-            None
-        }
-    })
+    q.split(move |&c| c == delim || c == b'&' || c == b';')
+        .filter_map(move |kv| {
+            let (k, v) = match kv.iter().position(|&c| c == b'=') {
+                Some(i) => (kv.get(..i)?, kv.get(i + 1..)?),
+                None => (kv, &b""[..]),
+            };
+            if kv.is_empty() {
+                return None;
+            }
+            if name.is_none_or(|n| n == k) {
+                Some(v)
+            } else {
+                None
+            }
+        })
 }
 
 /// A version-4 UUID from 128 random bits, lowercase hex with dashes (36 bytes, allocates).

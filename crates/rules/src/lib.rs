@@ -66,3 +66,5 @@ pub use sample::Sample;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_samples;
