@@ -57,9 +57,11 @@ fn sample_txn() -> Txn<'static> {
 
 #[test]
 fn fetch_table() {
-    let mut h = Host::default();
-    h.be = Some("be_app");
-    h.srv = Some("s1");
+    let h = Host {
+        be: Some("be_app"),
+        srv: Some("s1"),
+        ..Host::default()
+    };
     let t = sample_txn();
     let cases: &[(&str, &str)] = &[
         ("src", "ip:198.51.100.7"),
