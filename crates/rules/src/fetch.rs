@@ -559,7 +559,7 @@ impl Fetch {
             | F::ReqProtoHttp
             | F::WaitEnd
             | F::Stopping
-            | F::HttpAuth { .. }
+            | F::HttpAuth { group: false, .. }
             | F::HttpFirstReq
             | F::Lit(LitSample::Bool(_)) => MatchKind::Bool,
             F::Lit(LitSample::Ip(_)) => MatchKind::Ip,

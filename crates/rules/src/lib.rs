@@ -67,4 +67,6 @@ pub use sample::Sample;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_rules;
+#[cfg(test)]
 mod tests_samples;

@@ -409,17 +409,42 @@ impl LogFormat {
         Some(out)
     }
 
-    /// Renders into `out` (appends).
+    /// Renders a log line into `out` (appends): a missing sample is `-` (`""` when quoted).
     pub fn render(&self, cx: Ctx<'_, '_>, out: &mut Vec<u8>) {
+        self.render_mode(cx, out, false)
+    }
+
+    /// Renders the value of an HTTP action (`set-header`, `lf-string`, `redirect`...): a
+    /// missing sample is empty, as haproxy 2.6 does outside logs.
+    pub fn render_http(&self, cx: Ctx<'_, '_>, out: &mut Vec<u8>) {
+        self.render_mode(cx, out, true)
+    }
+
+    /// [`LogFormat::render_http`] into a new buffer (allocates: the value outlives the
+    /// request borrow).
+    pub fn render_http_vec(&self, cx: Ctx<'_, '_>) -> Vec<u8> {
+        let mut v = Vec::new();
+        self.render_http(cx, &mut v);
+        v
+    }
+
+    fn render_mode(&self, cx: Ctx<'_, '_>, out: &mut Vec<u8>, http: bool) {
         let start = out.len();
+        // A separator is written only before further non-empty output, so empty fields
+        // leave neither double nor trailing spaces.
+        let mut sep = false;
         for n in &self.nodes {
+            if matches!(n, Node::Sep) {
+                sep = out.len() > start;
+                continue;
+            }
+            let mark = out.len();
+            if sep {
+                out.push(b' ');
+            }
             match n {
+                Node::Sep => {}
                 Node::Lit(l) => out.extend_from_slice(l),
-                Node::Sep => {
-                    if out.len() > start && out.last() != Some(&b' ') {
-                        out.push(b' ');
-                    }
-                }
                 Node::Expr(e, f) => match e.eval(cx) {
                     Some(s) => {
                         let is_num = matches!(s, Sample::Int(_) | Sample::Bool(_));
@@ -430,9 +455,16 @@ impl LogFormat {
                             write_str(out, Some(&b), *f);
                         }
                     }
+                    None if http => {}
                     None => write_str(out, None, *f),
                 },
                 Node::Var(v, f) => render_var(*v, *f, cx, out),
+            }
+            if sep && out.len() == mark + 1 {
+                // Nothing was written: drop the separator and keep it pending.
+                out.truncate(mark);
+            } else {
+                sep = false;
             }
         }
     }
@@ -530,14 +562,9 @@ fn write_date(out: &mut Vec<u8>, ms: i64, offset: Option<i32>, with_ms: bool, f:
         }
         None => crate::time::log_date(&mut tmp, secs, with_ms.then_some(ms)),
     }
-    write_str(
-        out,
-        Some(&tmp),
-        Flags {
-            quote: f.quote,
-            ..Flags::default()
-        },
-    );
+    // Dates are never quoted (HAProxy writes them directly).
+    let _ = f;
+    out.extend_from_slice(&tmp);
 }
 
 fn render_var(v: LogVar, f: Flags, cx: Ctx<'_, '_>, out: &mut Vec<u8>) {
@@ -662,16 +689,14 @@ fn render_var(v: LogVar, f: Flags, cx: Ctx<'_, '_>, out: &mut Vec<u8>) {
                 write_str(out, s.as_ref().map(|s| s.to_bytes()).as_deref(), f)
             }
         },
-        L::TermState | L::TermStateCookie | L::CapturedReqCookie | L::CapturedResCookie => {
-            match given {
-                LogValue::Str(s) => out.extend_from_slice(s),
-                _ => out.extend_from_slice(match v {
-                    L::TermState => b"--",
-                    L::TermStateCookie => b"----",
-                    _ => b"-",
-                }),
-            }
-        }
+        L::TermState | L::TermStateCookie => match given {
+            LogValue::Str(s) => out.extend_from_slice(s),
+            _ => out.extend_from_slice(if v == L::TermState { b"--" } else { b"----" }),
+        },
+        L::CapturedReqCookie | L::CapturedResCookie => match given {
+            LogValue::Str(s) => write_str(out, Some(s), f),
+            _ => write_str(out, None, f),
+        },
         L::CapturedReqHeaders | L::CapturedResHeaders => {
             if let LogValue::Captures(c) = given {
                 if !c.is_empty() {

@@ -359,7 +359,7 @@ impl ProxyRules {
             match &r.target {
                 BackendTarget::Static(n) => return Some(n.clone()),
                 BackendTarget::Dynamic(f) => {
-                    let v = f.render_vec(cx);
+                    let v = f.render_http_vec(cx);
                     if !v.is_empty() {
                         return String::from_utf8(v).ok();
                     }

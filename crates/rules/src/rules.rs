@@ -486,21 +486,21 @@ pub fn compile_http_rules(
         let e = |m: String| CompileError::new(loc, kw, m);
         let action = match &r.action {
             HttpAction::Allow => Action::Allow,
-            HttpAction::Deny { status } => Action::Deny(compile_reply(
+            HttpAction::Deny { status, reply } => Action::Deny(compile_reply(
                 c,
                 &Return {
                     status: *status,
-                    ..Return::default()
+                    ..reply.clone()
                 },
                 if response { 502 } else { 403 },
                 loc,
                 kw,
             )?),
-            HttpAction::Tarpit { status } => Action::Tarpit(compile_reply(
+            HttpAction::Tarpit { status, reply } => Action::Tarpit(compile_reply(
                 c,
                 &Return {
                     status: *status,
-                    ..Return::default()
+                    ..reply.clone()
                 },
                 500,
                 loc,
@@ -519,9 +519,30 @@ pub fn compile_http_rules(
                 name: name.as_bytes().into(),
                 value: lf(c, fmt, loc, kw)?,
             },
-            HttpAction::DelHeader { name } => {
-                Action::DelHeader(NameMatch::Str(name.as_bytes().into()))
-            }
+            HttpAction::DelHeader { name, method } => Action::DelHeader(match method.as_deref() {
+                None | Some("str") => NameMatch::Str(name.as_bytes().into()),
+                Some("reg") => NameMatch::Reg(
+                    regex::bytes::RegexBuilder::new(name)
+                        .case_insensitive(true)
+                        .build()
+                        .map_err(|err| e(format!("regex '{name}' is invalid: {err}")))?,
+                ),
+                Some(m) => NameMatch::Kind(
+                    MatchKind::from_suffix(m)
+                        .ok_or_else(|| e(format!("unknown matching method '{m}'")))?,
+                    name.to_ascii_lowercase().into_bytes().into(),
+                ),
+            }),
+            HttpAction::ReplaceValue {
+                name,
+                regex: re,
+                replace,
+            } => Action::ReplaceHeader {
+                name: name.as_bytes().into(),
+                re: regex(re, loc, kw)?,
+                fmt: lf(c, replace, loc, kw)?,
+                per_value: true,
+            },
             HttpAction::ReplaceHeader {
                 name,
                 regex: re,
@@ -560,7 +581,7 @@ fn render_reply(spec: &ReplySpec, cx: Ctx<'_, '_>) -> HttpReply {
     let body = match &spec.body {
         ReplyBody::None => None,
         ReplyBody::Str(s) => Some(s.to_vec()),
-        ReplyBody::Lf(f) => Some(f.render_vec(cx)),
+        ReplyBody::Lf(f) => Some(f.render_http_vec(cx)),
         ReplyBody::Raw(r) => {
             return HttpReply {
                 status: spec.status,
@@ -575,7 +596,7 @@ fn render_reply(spec: &ReplySpec, cx: Ctx<'_, '_>) -> HttpReply {
         headers.push((b"content-type".to_vec(), ct.to_vec()));
     }
     for (n, v) in &spec.headers {
-        headers.push((n.to_vec(), v.render_vec(cx)));
+        headers.push((n.to_vec(), v.render_http_vec(cx)));
     }
     HttpReply {
         status: spec.status,
@@ -587,7 +608,7 @@ fn render_reply(spec: &ReplySpec, cx: Ctx<'_, '_>) -> HttpReply {
 
 /// Builds the `Location` of a redirect (`None` = `ignore-empty` with an empty target).
 fn redirect_location(r: &RedirectRule, cx: Ctx<'_, '_>) -> Option<Vec<u8>> {
-    let to = r.to.render_vec(cx);
+    let to = r.to.render_http_vec(cx);
     if to.is_empty() && r.ignore_empty {
         return None;
     }
@@ -628,14 +649,12 @@ fn redirect_location(r: &RedirectRule, cx: Ctx<'_, '_>) -> Option<Vec<u8>> {
     })
 }
 
+/// HAProxy's `exp_replace`: when the regex matches (anywhere), the whole value becomes the
+/// replacement with `\N` back-references expanded.
 fn replace_in(re: &Regex, fmt_value: &[u8], input: &[u8]) -> Option<Vec<u8>> {
-    // HAProxy: the regex must match the whole input for replace-header/-uri to apply.
     let caps = re.captures(input)?;
-    let m = caps.get(0)?;
     let mut out = Vec::with_capacity(input.len() + fmt_value.len());
-    out.extend_from_slice(input.get(..m.start())?);
     expand_backrefs(fmt_value, &caps, &mut out);
-    out.extend_from_slice(input.get(m.end()..)?);
     Some(out)
 }
 
@@ -710,7 +729,7 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
         Action::Reject { silent } => return Verdict::Reject { silent: *silent },
         Action::SetHeader { name, value } | Action::AddHeader { name, value } => {
             // Allocates the new value (it outlives the borrow of the request).
-            let v = value.render_vec(cx!());
+            let v = value.render_http_vec(cx!());
             if let Some(m) = msg(txn, response) {
                 if matches!(a, Action::SetHeader { .. }) {
                     m.set_header(name, v);
@@ -734,7 +753,7 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
             fmt,
             per_value,
         } => {
-            let f = fmt.render_vec(cx!());
+            let f = fmt.render_http_vec(cx!());
             if let Some(m) = msg(txn, response) {
                 let mut changed = false;
                 for (n, v) in m.headers.iter_mut() {
@@ -772,27 +791,27 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
             }
         }
         Action::SetPath(f) => {
-            let v = f.render_vec(cx!());
+            let v = f.render_http_vec(cx!());
             txn.req.set_path(&v);
         }
         Action::SetPathq(f) => {
-            let v = f.render_vec(cx!());
+            let v = f.render_http_vec(cx!());
             txn.req.set_pathq(&v);
         }
         Action::SetQuery(f) => {
-            let v = f.render_vec(cx!());
+            let v = f.render_http_vec(cx!());
             txn.req.set_query(&v);
         }
         Action::SetUri(f) => {
-            let v = f.render_vec(cx!());
+            let v = f.render_http_vec(cx!());
             txn.req.set_uri(v);
         }
         Action::SetMethod(f) => {
-            let v = f.render_vec(cx!());
+            let v = f.render_http_vec(cx!());
             txn.req.set_method(v);
         }
         Action::ReplaceUri { part, re, fmt } => {
-            let f = fmt.render_vec(cx!());
+            let f = fmt.render_http_vec(cx!());
             let input = match part {
                 UriPart::Path => txn.req.path().to_vec(),
                 UriPart::Pathq => txn.req.pathq().to_vec(),
@@ -818,7 +837,7 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
             }
         }
         Action::SetVarFmt { name, fmt } => {
-            let v = fmt.render_vec(cx!());
+            let v = fmt.render_http_vec(cx!());
             set_var(host, txn, name, Sample::owned(v));
         }
         Action::UnsetVar(name) => {
