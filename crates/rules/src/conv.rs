@@ -565,14 +565,11 @@ fn arith(op: ArithOp, a: i64, b: i64) -> i64 {
         ArithOp::Add => a.saturating_add(b),
         ArithOp::Sub => a.saturating_sub(b),
         ArithOp::Mul => a.saturating_mul(b),
-        // HAProxy: division by zero gives the largest value of the sign; modulo by zero 0.
+        // haproxy 2.6: division by zero gives i64::MAX whatever the sign (recorded in
+        // tests/fixtures/haproxy_samples.tsv); modulo by zero gives 0.
         ArithOp::Div => {
             if b == 0 {
-                if a < 0 {
-                    i64::MIN
-                } else {
-                    i64::MAX
-                }
+                i64::MAX
             } else {
                 a.wrapping_div(b)
             }
