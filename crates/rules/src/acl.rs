@@ -193,7 +193,10 @@ fn conv_output_match(e: &Expr) -> MatchKind {
 /// Resolves an ACL criterion: a fetch, or a derived keyword `<fetch>_<match>` (`path_beg`).
 fn acl_expr(s: &SampleExpr, env: &dyn FetchEnv) -> Result<(Expr, Option<MatchKind>), String> {
     match Expr::compile(s, env) {
-        Ok(e) => Ok((e, None)),
+        Ok(mut e) => {
+            e.fetch = e.fetch.for_acl();
+            Ok((e, None))
+        }
         Err(first) => {
             let Some((base, suffix)) = s.fetch.rsplit_once('_') else {
                 return Err(first);
@@ -207,7 +210,10 @@ fn acl_expr(s: &SampleExpr, env: &dyn FetchEnv) -> Result<(Expr, Option<MatchKin
                 converters: s.converters.clone(),
             };
             match Expr::compile(&base_expr, env) {
-                Ok(e) => Ok((e, Some(kind))),
+                Ok(mut e) => {
+                    e.fetch = e.fetch.for_acl();
+                    Ok((e, Some(kind)))
+                }
                 Err(_) => Err(first),
             }
         }

@@ -98,6 +98,15 @@ pub trait SampleSource {
     fn ssl(&self, _name: &str, _args: &[Box<str>]) -> Option<Sample<'_>> {
         None
     }
+    /// Connection fetches other than TLS (`fc_rtt`, `bc_src`, `so_name`...), routed by name.
+    fn conn_fetch(&self, _name: &str, _args: &[Box<str>]) -> Option<Sample<'_>> {
+        None
+    }
+    /// Captured header `idx` (`capture request|response header` order, or
+    /// `http-request capture` slots): `capture.req.hdr(N)` / `capture.res.hdr(N)`.
+    fn captured(&self, _response: bool, _idx: usize) -> Option<&[u8]> {
+        None
+    }
     /// Stick-counter fetches; `key` is the source address for `src_*` forms.
     fn sc(&self, _f: &ScFetch, _key: Option<IpAddr>) -> Option<Sample<'static>> {
         None
@@ -205,6 +214,8 @@ pub struct Txn<'a> {
     /// Set once the response head is parsed (http-response rules).
     pub res: Option<HttpMessage<'a>>,
     pub vars: Vars,
+    /// True while `http-response` rules run (direction of `hdr()`, `cook()`...).
+    pub in_response: bool,
 }
 
 impl<'a> Txn<'a> {
@@ -213,6 +224,7 @@ impl<'a> Txn<'a> {
             req,
             res: None,
             vars: Vars::default(),
+            in_response: false,
         }
     }
 }

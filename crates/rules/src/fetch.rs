@@ -18,6 +18,19 @@ use crate::time::civil;
 pub enum Side {
     Req,
     Res,
+    /// `hdr()`, `cook()`...: the request in `http-request` rules, the response in
+    /// `http-response` rules ([`crate::Txn::in_response`]); ACLs always use the request.
+    Auto,
+}
+
+impl Side {
+    fn resolve(self, cx: Ctx<'_, '_>) -> Side {
+        match self {
+            Side::Auto if cx.txn.in_response => Side::Res,
+            Side::Auto => Side::Req,
+            s => s,
+        }
+    }
 }
 
 /// A compiled sample fetch.
@@ -86,6 +99,18 @@ pub enum Fetch {
         name: Box<str>,
         args: Vec<Box<str>>,
     },
+    /// `fc_*`, `bc_*`, `so_*`: routed to [`crate::SampleSource::conn_fetch`].
+    Conn {
+        name: Box<str>,
+        args: Vec<Box<str>>,
+    },
+    Captured {
+        response: bool,
+        idx: usize,
+    },
+    /// `capture.req.method` / `capture.req.uri` / `capture.req.ver`: the request as received.
+    ReqLine(u8),
+    BodyLen,
     FeName,
     BeName,
     SrvName,
@@ -270,6 +295,9 @@ impl Fetch {
             .any(|p| name.starts_with(p))
         {
             Side::Res
+        } else if name == "hdr" || name == "cookie" {
+            // The only direction-dependent names; `cook`, `hdr_cnt`... are request aliases.
+            Side::Auto
         } else {
             Side::Req
         };
@@ -338,7 +366,7 @@ impl Fetch {
                     split: !name.contains("fhdr"),
                 }
             }
-            "cook" | "req.cook" | "res.cook" | "scook" | "cook_val" | "req.cook_val"
+            "cook" | "cookie" | "req.cook" | "res.cook" | "scook" | "cook_val" | "req.cook_val"
             | "res.cook_val" | "scook_val" => {
                 n(0, 1)?;
                 F::Cook {
@@ -512,6 +540,27 @@ impl Fetch {
             "http_auth_pass" => (n(0, 0)?, F::HttpAuthPass).1,
             "http_auth_type" => (n(0, 0)?, F::HttpAuthType).1,
             "http_first_req" => (n(0, 0)?, F::HttpFirstReq).1,
+            "capture.req.hdr" | "capture.res.hdr" => {
+                n(1, 1)?;
+                F::Captured {
+                    response: name.starts_with("capture.res"),
+                    idx: usize::try_from(int_arg(name, &args[0])?)
+                        .map_err(|_| format!("fetch method '{name}' : negative index"))?,
+                }
+            }
+            "capture.req.method" => (n(0, 0)?, F::ReqLine(0)).1,
+            "capture.req.uri" => (n(0, 0)?, F::ReqLine(1)).1,
+            "capture.req.ver" => (n(0, 0)?, F::ReqLine(2)).1,
+            "req.body_len" | "req.body_size" => (n(0, 0)?, F::BodyLen).1,
+            _ if ["fc_", "bc_", "so_", "fc.", "bc."]
+                .iter()
+                .any(|p| name.starts_with(p)) =>
+            {
+                F::Conn {
+                    name: name.into(),
+                    args: args.iter().map(|a| a.as_str().into()).collect(),
+                }
+            }
             _ if name.starts_with("ssl_") => F::Ssl {
                 name: name.into(),
                 args: args.iter().map(|a| a.as_str().into()).collect(),
@@ -521,6 +570,22 @@ impl Fetch {
                 None => return Err(format!("unknown fetch method '{name}'")),
             },
         })
+    }
+
+    /// ACL keywords read the request (`hdr_*` "unambiguously apply to the request").
+    pub fn for_acl(mut self) -> Fetch {
+        match &mut self {
+            Fetch::Hdr { side, .. }
+            | Fetch::HdrCnt { side, .. }
+            | Fetch::Cook { side, .. }
+            | Fetch::CookCnt { side, .. }
+                if *side == Side::Auto =>
+            {
+                *side = Side::Req
+            }
+            _ => {}
+        }
+        self
     }
 
     /// HAProxy's default ACL match method for this fetch's output type.
@@ -545,6 +610,7 @@ impl Fetch {
             | F::CookCnt { .. }
             | F::Status
             | F::ReqLen
+            | F::BodyLen
             | F::Stat { .. }
             | F::Sc(_)
             | F::Rand(_)
@@ -632,7 +698,7 @@ impl Fetch {
                 let Some(m) = msg(cx, *side) else {
                     return false;
                 };
-                for v in cookies(m, *side, name.as_deref()) {
+                for v in cookies(m, side.resolve(cx), name.as_deref()) {
                     if let Some(s) = conv_hdr(v, *conv) {
                         if f(s) {
                             return true;
@@ -714,7 +780,7 @@ impl Fetch {
             }
             F::CookCnt { side, name } => {
                 let m = msg(cx, *side)?;
-                Sample::Int(cookies(m, *side, name.as_deref()).count() as i64)
+                Sample::Int(cookies(m, side.resolve(cx), name.as_deref()).count() as i64)
             }
             F::Hdrs => {
                 // Whole header block as text: computed, allocates.
@@ -751,6 +817,12 @@ impl Fetch {
             F::ReqProtoHttp => Sample::Bool(cx.src.is_http()),
             F::WaitEnd => Sample::Bool(true),
             F::Ssl { name, args } => cx.src.ssl(name, args)?,
+            F::Conn { name, args } => cx.src.conn_fetch(name, args)?,
+            F::Captured { response, idx } => Sample::str(cx.src.captured(*response, *idx)?),
+            F::ReqLine(0) => Sample::str(&req.method),
+            F::ReqLine(1) => Sample::str(&req.uri),
+            F::ReqLine(_) => Sample::str(&req.version),
+            F::BodyLen => Sample::Int(cx.src.req_body().map_or(0, |b| b.len() as i64)),
             F::FeName => Sample::str(cx.src.frontend_name()?.as_bytes()),
             F::BeName => Sample::str(cx.src.backend_name()?.as_bytes()),
             F::SrvName => Sample::str(cx.src.server_name()?.as_bytes()),
@@ -853,9 +925,9 @@ fn is_local(ip: IpAddr) -> bool {
 }
 
 fn msg<'c>(cx: Ctx<'c, '_>, side: Side) -> Option<&'c HttpMessage<'c>> {
-    match side {
-        Side::Req => Some(&cx.txn.req),
+    match side.resolve(cx) {
         Side::Res => cx.txn.res.as_ref(),
+        _ => Some(&cx.txn.req),
     }
 }
 
@@ -915,14 +987,14 @@ fn cookies<'m>(
     name: Option<&'m [u8]>,
 ) -> impl Iterator<Item = &'m [u8]> + 'm {
     let hdr: &'static [u8] = match side {
-        Side::Req => b"cookie",
         Side::Res => b"set-cookie",
+        _ => b"cookie",
     };
     m.full_values(hdr)
         .flat_map(move |line| {
             let parts: Box<dyn Iterator<Item = &[u8]>> = match side {
-                Side::Req => Box::new(line.split(|&c| c == b';' || c == b',')),
                 Side::Res => Box::new(line.split(|&c| c == b';').take(1)),
+                _ => Box::new(line.split(|&c| c == b';' || c == b',')),
             };
             parts
         })

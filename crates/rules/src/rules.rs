@@ -667,6 +667,20 @@ impl RuleList {
         txn: &mut Txn<'_>,
         response: bool,
     ) -> Verdict {
+        let saved = txn.in_response;
+        txn.in_response = response;
+        let v = self.run_inner(acls, host, txn, response);
+        txn.in_response = saved;
+        v
+    }
+
+    fn run_inner(
+        &self,
+        acls: &AclSet,
+        host: &mut dyn RuleHost,
+        txn: &mut Txn<'_>,
+        response: bool,
+    ) -> Verdict {
         for rule in &self.rules {
             let holds = {
                 let src: &dyn SampleSource = &*host;

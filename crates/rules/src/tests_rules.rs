@@ -656,3 +656,45 @@ fn compile_errors_carry_location_and_keyword() {
     assert_eq!((e.loc.line, e.keyword.as_str()), (8, "http-request"));
     assert!(e.msg.contains("regex '(unclosed' is invalid"), "{e}");
 }
+
+#[test]
+fn hdr_follows_the_rule_direction() {
+    let r = fe_rules(
+        " acl from_api hdr(host) api.example.com
+ http-request set-header X-Req-Host %[hdr(host)]
+ http-response set-header X-Srv %[hdr(server)] if from_api
+ http-response set-header X-Req %[req.hdr(host)]
+ http-response set-header X-Cookie %[cookie(srv)]
+ http-response set-header X-Req-Cookie %[cook(srv)]",
+    );
+    let mut h = Host::default();
+    let mut t = get("/", &[("Host", "api.example.com"), ("Cookie", "srv=s1")]);
+    r.http_request(&mut h, &mut t);
+    assert_eq!(
+        t.req.full_values(b"x-req-host").next(),
+        Some(&b"api.example.com"[..])
+    );
+    let mut res = HttpMessage::response(b"HTTP/1.1", 200, b"OK");
+    res.push_header(b"Server", b"nginx");
+    res.push_header(b"Set-Cookie", b"srv=s2; Path=/");
+    t.res = Some(res);
+    r.http_response(&mut h, &mut t);
+    assert!(!t.in_response, "reset after the run");
+    let got = hdrs(t.res.as_ref().unwrap());
+    assert!(
+        got.contains(&("X-Srv".into(), "nginx".into())),
+        "{got:?}: hdr() reads the response, the ACL the request"
+    );
+    assert!(
+        got.contains(&("X-Req".into(), "api.example.com".into())),
+        "{got:?}"
+    );
+    assert!(
+        got.contains(&("X-Cookie".into(), "s2".into())),
+        "{got:?}: cookie() reads Set-Cookie in responses"
+    );
+    assert!(
+        got.contains(&("X-Req-Cookie".into(), "s1".into())),
+        "{got:?}: cook() is req.cook"
+    );
+}
