@@ -1,7 +1,7 @@
 //! `userlist` authentication for `http_auth(<userlist>)` / `http_auth_group` and
-//! `http-request auth`: Basic credentials checked against insecure passwords here and against
-//! crypt(3) hashes through [`SampleSource::crypt_verify`] (no pure crypt crate is vendored;
-//! the engine supplies the check).
+//! `http-request auth`: Basic credentials checked against insecure passwords and crypt(3)
+//! SHA-256/512 hashes here; other crypt schemes (`$1$`, `$2y$`, DES) go through
+//! [`SampleSource::crypt_verify`], which the engine may implement.
 
 use ringlb_config::model::{Password, Userlist as ModelUserlist};
 
@@ -54,7 +54,9 @@ impl Userlist {
         let u = self.users.iter().find(|u| &*u.name == user)?;
         let ok = match &u.password {
             Password::Insecure(p) => p.as_bytes() == pass,
-            Password::Hashed(h) => src.crypt_verify(h, pass).unwrap_or(false),
+            Password::Hashed(h) => crate::crypt::verify(h, pass)
+                .or_else(|| src.crypt_verify(h, pass))
+                .unwrap_or(false),
         };
         ok.then_some(u)
     }

@@ -39,6 +39,7 @@ pub mod acl;
 pub mod auth;
 pub mod context;
 pub mod conv;
+mod crypt;
 pub mod error;
 pub mod expr;
 pub mod fetch;

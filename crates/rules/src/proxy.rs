@@ -282,7 +282,8 @@ impl ProxyRules {
         let env = Userlists(&cfg.userlists);
         let mut c = Compiler::new(&env);
         c.add_acls(&fe.acls)?;
-        let http_request = compile_http_rules(&mut c, &fe.http_request, false)?;
+        let mut http_request = compile_http_rules(&mut c, &fe.http_request, false)?;
+        http_request.default_realm(&fe.name);
         let http_response = compile_http_rules(&mut c, &fe.http_response, true)?;
         let use_backends = fe
             .use_backends
@@ -320,7 +321,8 @@ impl ProxyRules {
         let env = Userlists(&cfg.userlists);
         let mut c = Compiler::new(&env);
         c.add_acls(&be.acls)?;
-        let http_request = compile_http_rules(&mut c, &be.http_request, false)?;
+        let mut http_request = compile_http_rules(&mut c, &be.http_request, false)?;
+        http_request.default_realm(&be.name);
         let http_response = compile_http_rules(&mut c, &be.http_response, true)?;
         let mut caps = 0;
         let mut tcp = Vec::new();

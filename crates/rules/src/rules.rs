@@ -659,6 +659,18 @@ fn replace_in(re: &Regex, fmt_value: &[u8], input: &[u8]) -> Option<Vec<u8>> {
 }
 
 impl RuleList {
+    /// `auth` without `realm` uses the name of the proxy holding the rule (HAProxy).
+    pub fn default_realm(&mut self, proxy: &str) {
+        for r in &mut self.rules {
+            if let Action::Auth {
+                realm: realm @ None,
+            } = &mut r.action
+            {
+                *realm = Some(proxy.to_string());
+            }
+        }
+    }
+
     /// Runs the rules in order; `response` selects which message header edits apply to.
     pub fn run(
         &self,
@@ -720,15 +732,9 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
         Action::Tarpit(r) => return Verdict::Tarpit(render_reply(r, cx!())),
         Action::Return(r) => return Verdict::Return(render_reply(r, cx!())),
         Action::Auth { realm } => {
-            let realm = realm
-                .clone()
-                .or_else(|| {
-                    host.backend_name()
-                        .or(host.frontend_name())
-                        .map(str::to_string)
-                })
-                .unwrap_or_default();
-            return Verdict::Auth { realm };
+            return Verdict::Auth {
+                realm: realm.clone().unwrap_or_default(),
+            };
         }
         Action::Redirect(r) => {
             if let Some(location) = redirect_location(r, cx!()) {

@@ -698,3 +698,39 @@ fn hdr_follows_the_rule_direction() {
         "{got:?}: cook() is req.cook"
     );
 }
+
+#[test]
+fn basic_auth_with_sha512_crypt_password() {
+    // `openssl passwd -6 -salt saltstring 'Hello world!'`
+    let text = "userlist ul\n user carol password $6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1\n\
+        defaults\n mode http\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n\
+        frontend fe_main\n bind 127.0.0.1:8080\n http-request auth unless { http_auth(ul) }\n default_backend web\n\
+        backend web\n server s1 127.0.0.1:9000\n";
+    let l = ringlb_config::parse_str("t.cfg", text).unwrap_or_else(|d| panic!("{d}"));
+    let r = crate::ProxyRules::frontend(l.config.frontend("fe_main").unwrap(), &l.config).unwrap();
+    let mut h = Host::default();
+    let cred = |s: &str| {
+        format!(
+            "Basic {}",
+            String::from_utf8(crate::conv::b64_encode(
+                s.as_bytes(),
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/",
+                true
+            ))
+            .unwrap()
+        )
+    };
+    let good = cred("carol:Hello world!");
+    let bad = cred("carol:hello world!");
+    assert_eq!(
+        r.http_request(&mut h, &mut get("/", &[("Authorization", &good)])),
+        Verdict::Continue
+    );
+    assert_eq!(
+        r.http_request(&mut h, &mut get("/", &[("Authorization", &bad)])),
+        Verdict::Auth {
+            realm: "fe_main".into()
+        },
+        "realm defaults to the proxy name"
+    );
+}
