@@ -948,17 +948,20 @@ fn header_values<'m>(
     m: &'m HttpMessage<'_>,
     name: Option<&'m [u8]>,
     split: bool,
-) -> Box<dyn Iterator<Item = &'m [u8]> + 'm> {
-    let lines = m
-        .headers
+) -> impl Iterator<Item = &'m [u8]> + 'm {
+    // No allocation: each line yields its comma-separated values or itself.
+    m.headers
         .iter()
         .filter(move |(n, _)| name.is_none_or(|x| n.eq_ignore_ascii_case(x)))
-        .map(|(_, v)| &**v);
-    if split {
-        Box::new(lines.flat_map(split_list))
-    } else {
-        Box::new(lines)
-    }
+        .flat_map(move |(_, v)| {
+            let v: &'m [u8] = v;
+            let mut whole = (!split).then_some(v);
+            let mut parts = split.then(|| split_list(v));
+            std::iter::from_fn(move || match &mut parts {
+                Some(p) => p.next(),
+                None => whole.take(),
+            })
+        })
 }
 
 /// Occurrence `occ` (1-based from the first, negative from the last; 0 = last).
@@ -971,11 +974,10 @@ fn nth_value<'m>(
     if occ > 0 {
         header_values(m, name, split).nth(usize::try_from(occ - 1).ok()?)
     } else {
-        let all: Vec<&[u8]> = header_values(m, name, split).collect();
+        // Two passes instead of collecting (no allocation).
+        let total = header_values(m, name, split).count();
         let back = usize::try_from(occ.unsigned_abs().max(1)).ok()?;
-        all.len()
-            .checked_sub(back)
-            .and_then(|i| all.get(i).copied())
+        header_values(m, name, split).nth(total.checked_sub(back)?)
     }
 }
 
@@ -992,11 +994,9 @@ fn cookies<'m>(
     };
     m.full_values(hdr)
         .flat_map(move |line| {
-            let parts: Box<dyn Iterator<Item = &[u8]>> = match side {
-                Side::Res => Box::new(line.split(|&c| c == b';').take(1)),
-                _ => Box::new(line.split(|&c| c == b';' || c == b',')),
-            };
-            parts
+            let res = side == Side::Res;
+            line.split(move |&c| c == b';' || (!res && c == b','))
+                .take(if res { 1 } else { usize::MAX })
         })
         .filter_map(move |kv| {
             let kv = kv.trim_ascii();

@@ -2,6 +2,8 @@
 //! `http-request`/`http-response` lists, `use_backend` switching rules, `tcp-request` rules,
 //! `monitor-uri`, `unique-id-format` and `log-format`.
 
+use std::borrow::Cow;
+
 use ringlb_config::model::{
     Backend, Condition, Config, Frontend, Loc, TcpRequestRule, UseBackend,
     Userlist as ModelUserlist,
@@ -352,23 +354,24 @@ impl ProxyRules {
 
     /// The first `use_backend` whose condition holds, else `default_backend`; a dynamic
     /// name rendering empty is skipped (HAProxy falls through to the next rule).
-    pub fn select_backend(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> Option<String> {
+    /// Static names are borrowed from the rules; only a dynamic name allocates.
+    pub fn select_backend(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> Option<Cow<'_, str>> {
         let cx = Ctx::new(src, txn);
         for r in &self.use_backends {
             if !cond_holds(r.cond.as_ref(), &self.acls, cx) {
                 continue;
             }
             match &r.target {
-                BackendTarget::Static(n) => return Some(n.clone()),
+                BackendTarget::Static(n) => return Some(Cow::Borrowed(n)),
                 BackendTarget::Dynamic(f) => {
                     let v = f.render_http_vec(cx);
                     if !v.is_empty() {
-                        return String::from_utf8(v).ok();
+                        return String::from_utf8(v).ok().map(Cow::Owned);
                     }
                 }
             }
         }
-        self.default_backend.clone()
+        self.default_backend.as_deref().map(Cow::Borrowed)
     }
 
     /// The first `use-server` whose condition holds.
