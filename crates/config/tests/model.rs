@@ -117,7 +117,10 @@ fn rules_and_conditions_are_typed() {
     );
     assert!(matches!(
         &fe.http_request[1].action,
-        HttpAction::Deny { status: Some(429) }
+        HttpAction::Deny {
+            status: Some(429),
+            reply
+        } if reply.body.is_none() && reply.headers.is_empty()
     ));
     assert!(matches!(
         &fe.http_request[2].action,

@@ -787,11 +787,15 @@ pub struct HttpRule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HttpAction {
     Allow,
+    /// `deny [deny_status N] [content-type T] [string|lf-string|file|errorfile ...] [hdr N V]`;
+    /// `reply` holds the optional payload (its `status` stays `None`).
     Deny {
         status: Option<u16>,
+        reply: Return,
     },
     Tarpit {
         status: Option<u16>,
+        reply: Return,
     },
     Auth {
         realm: Option<String>,
@@ -806,8 +810,16 @@ pub enum HttpAction {
         name: String,
         fmt: String,
     },
+    /// `del-header <name> [-m str|beg|end|sub|reg]`.
     DelHeader {
         name: String,
+        method: Option<String>,
+    },
+    /// `replace-value <name> <regex> <replace>`: applied to each comma-separated value.
+    ReplaceValue {
+        name: String,
+        regex: String,
+        replace: String,
     },
     ReplaceHeader {
         name: String,

@@ -354,9 +354,11 @@ fn typed_action(name: &str, paren: Option<&str>, args: &[String]) -> Result<Http
         }
         "deny" => HttpAction::Deny {
             status: reply_status(args)?,
+            reply: parse_reply_payload(args)?,
         },
         "tarpit" => HttpAction::Tarpit {
             status: reply_status(args)?,
+            reply: parse_reply_payload(args)?,
         },
         "auth" => HttpAction::Auth {
             realm: (arg(args, 0) == "realm").then(|| arg(args, 1)),
@@ -377,9 +379,38 @@ fn typed_action(name: &str, paren: Option<&str>, args: &[String]) -> Result<Http
             if args.is_empty() {
                 return Err("'del-header' expects a header name.".into());
             }
-            HttpAction::DelHeader { name: arg(args, 0) }
+            let method = match (args.get(1).map(String::as_str), args.get(2)) {
+                (None, _) => None,
+                (Some("-m"), Some(m))
+                    if ["str", "beg", "end", "sub", "reg"].contains(&m.as_str()) =>
+                {
+                    Some(m.clone())
+                }
+                (Some("-m"), Some(m)) => {
+                    return Err(format!(
+                        "'del-header' : unknown matching method '{m}' (str, beg, end, sub or reg)."
+                    ))
+                }
+                (Some(w), _) => {
+                    return Err(format!(
+                        "'del-header' : unexpected argument '{w}', expects '-m <method>'."
+                    ))
+                }
+            };
+            if args.len() > 3 {
+                return Err("'del-header' expects at most 3 arguments.".into());
+            }
+            HttpAction::DelHeader {
+                name: arg(args, 0),
+                method,
+            }
         }
-        "replace-header" | "replace-value" if args.len() == 3 => HttpAction::ReplaceHeader {
+        "replace-header" if args.len() == 3 => HttpAction::ReplaceHeader {
+            name: arg(args, 0),
+            regex: arg(args, 1),
+            replace: arg(args, 2),
+        },
+        "replace-value" if args.len() == 3 => HttpAction::ReplaceValue {
             name: arg(args, 0),
             regex: arg(args, 1),
             replace: arg(args, 2),
@@ -482,6 +513,26 @@ fn reply_status(args: &[String]) -> Result<Option<u16>, String> {
         }
     }
     Ok(status)
+}
+
+/// The payload part of a `deny`/`tarpit` reply (status handled by [`reply_status`]).
+fn parse_reply_payload(args: &[String]) -> Result<Return, String> {
+    let rest: Vec<String> = {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < args.len() {
+            if arg(args, i) == "deny_status" {
+                i += 2;
+                continue;
+            }
+            out.push(arg(args, i));
+            i += 1;
+        }
+        out
+    };
+    let mut r = parse_return(&rest)?;
+    r.status = None;
+    Ok(r)
 }
 
 fn parse_redirect(args: &[String]) -> Result<Redirect, String> {

@@ -1,0 +1,73 @@
+//! HAProxy's rule language, pure: sample fetches, converters, ACLs, conditions, the
+//! log-format engine and `http-request`/`http-response`/`tcp-request`/`use_backend` rules.
+//! No sockets, no executor, no clock: the engine implements [`SampleSource`] (and
+//! [`RuleHost`] for side effects) and passes time and randomness through it.
+//!
+//! # API note for the engine (crates/shard)
+//! At startup, per proxy (shared read-only by all shards; everything is `Send + Sync` and
+//! `Arc`-free):
+//! ```text
+//! let fe_rules = ProxyRules::frontend(&fe, &cfg)?;   // CompileError: file:line, keyword, msg
+//! let be_rules = ProxyRules::backend(&be, &cfg)?;
+//! ```
+//! Per request:
+//! ```text
+//! let mut req = HttpMessage::request(method, target, b"HTTP/1.1");   // borrowed slices
+//! for h in head.headers() { req.push_header(name, value) }           // one Vec, reusable
+//! let mut txn = Txn::new(req);
+//! match fe_rules.http_request(&mut host, &mut txn) {                 // host: impl RuleHost
+//!     Verdict::Continue | Verdict::Allow => {}
+//!     Verdict::Deny(reply) | Verdict::Return(reply) => send(reply),  // body None = errorfile
+//!     Verdict::Tarpit(reply) => { sleep(timeout tarpit); send(reply) }
+//!     Verdict::Redirect { code, location, set_cookie } => ...,
+//!     Verdict::Auth { realm } => 401 + WWW-Authenticate,
+//!     Verdict::UseService(name) => ..., Verdict::Reject { silent } => close,
+//! }
+//! let backend = fe_rules.select_backend(&host, &txn);               // use_backend/default
+//! // then be_rules.http_request(...), forward: if txn.req.modified { txn.req.write_request_head(&mut buf) }
+//! // response: txn.res = Some(HttpMessage::response(..)); fe/be .http_response(...)
+//! // logs: proxy.log_format.render(Ctx::new(&host, &txn), &mut line)
+//! ```
+//! Stick tables plug in through [`SampleSource::sc`] / [`SampleSource::table_conv`] (fetches,
+//! converters) and [`RuleHost::track_sc`] (actions); TLS values through [`SampleSource::ssl`].
+//!
+//! ringlb extensions: the `date_hour` and `date_dow` fetches (see [`fetch`]), integer ranges
+//! written `9-17`, and the `json` log-format flag.
+#![forbid(unsafe_code)]
+
+pub mod acl;
+pub mod auth;
+pub mod context;
+pub mod conv;
+mod crypt;
+pub mod error;
+pub mod expr;
+pub mod fetch;
+mod hash;
+pub mod logformat;
+pub mod message;
+pub mod pattern;
+pub mod proxy;
+pub mod rules;
+pub mod sample;
+pub mod time;
+pub mod tls;
+
+pub use acl::{compile_acl, AclSet, CompiledAcl, Compiler, Cond};
+pub use context::{Ctx, ProxyStat, RuleHost, SampleSource, ScFetch, TableConv, Txn, Vars};
+pub use error::CompileError;
+pub use expr::Expr;
+pub use logformat::{
+    LogFormat, LogValue, LogVar, CLF_FORMAT, HTTPLOG_FORMAT, HTTPSLOG_FORMAT, TCPLOG_FORMAT,
+};
+pub use message::HttpMessage;
+pub use proxy::{BackendTarget, ProxyRules, TcpPhase, TcpVerdict};
+pub use rules::{Action, HttpReply, RuleList, Verdict};
+pub use sample::Sample;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod tests_rules;
+#[cfg(test)]
+mod tests_samples;

@@ -1,0 +1,469 @@
+//! Everything rule-related of one proxy, compiled once at startup: its ACL arena,
+//! `http-request`/`http-response` lists, `use_backend` switching rules, `tcp-request` rules,
+//! `monitor-uri`, `unique-id-format` and `log-format`.
+
+use std::borrow::Cow;
+
+use ringlb_config::model::{
+    Backend, Condition, Config, Frontend, Loc, TcpRequestRule, UseBackend,
+    Userlist as ModelUserlist,
+};
+
+use crate::acl::{cond_holds, AclSet, Compiler, Cond};
+use crate::auth::Userlist;
+use crate::context::{Ctx, RuleHost, SampleSource, Txn};
+use crate::error::CompileError;
+use crate::expr::Expr;
+use crate::fetch::FetchEnv;
+use crate::logformat::LogFormat;
+use crate::message::HttpMessage;
+use crate::rules::{compile_http_rules, RuleList, Verdict};
+use crate::sample::Sample;
+
+/// Resolves `http_auth(<userlist>)` against the config's userlists.
+#[derive(Debug, Clone, Copy)]
+pub struct Userlists<'a>(pub &'a [ModelUserlist]);
+
+impl FetchEnv for Userlists<'_> {
+    fn userlist(&self, name: &str) -> Option<Userlist> {
+        self.0
+            .iter()
+            .find(|u| u.name == name)
+            .map(Userlist::from_model)
+    }
+}
+
+/// Where a `use_backend` rule sends the request.
+#[derive(Debug, Clone)]
+pub enum BackendTarget {
+    Static(String),
+    /// `use_backend %[req.hdr(host),lower,map(...)]`: the name is rendered per request.
+    Dynamic(LogFormat),
+}
+
+#[derive(Debug, Clone)]
+pub struct UseBackendRule {
+    pub loc: Loc,
+    pub cond: Option<Cond>,
+    pub target: BackendTarget,
+}
+
+/// `use-server <server> if <cond>`.
+#[derive(Debug, Clone)]
+pub struct UseServerRule {
+    pub loc: Loc,
+    pub server: String,
+    pub cond: Option<Cond>,
+}
+
+/// `tcp-request connection|session|content` and `tcp-response content` phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TcpPhase {
+    Connection,
+    Session,
+    Content,
+    ResponseContent,
+}
+
+#[derive(Debug, Clone)]
+pub enum TcpAction {
+    Accept,
+    Reject,
+    SilentDrop,
+    ExpectProxy,
+    TrackSc {
+        slot: u8,
+        key: Expr,
+        table: Option<Box<str>>,
+    },
+    ScIncGpc {
+        slot: u8,
+        idx: u32,
+    },
+    SetVar {
+        name: Box<str>,
+        expr: Expr,
+    },
+    UnsetVar(Box<str>),
+    Capture {
+        expr: Expr,
+        len: usize,
+    },
+    SetSrc(Expr),
+    SetDst(Expr),
+    /// `use-service` in TCP mode.
+    UseService(String),
+    /// Accepted with no effect (`set-mark`, `set-tos`, `set-nice`...).
+    Nop,
+}
+
+#[derive(Debug, Clone)]
+pub struct TcpRule {
+    pub loc: Loc,
+    pub phase: TcpPhase,
+    pub action: TcpAction,
+    pub cond: Option<Cond>,
+}
+
+/// Outcome of a TCP rule phase.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TcpVerdict {
+    Continue,
+    Accept,
+    Reject { silent: bool },
+    ExpectProxy,
+    UseService(String),
+}
+
+/// Compiled rules of one proxy (a frontend, a backend, or each half of a `listen`).
+#[derive(Debug, Clone, Default)]
+pub struct ProxyRules {
+    pub name: String,
+    pub acls: AclSet,
+    pub http_request: RuleList,
+    pub http_response: RuleList,
+    pub use_backends: Vec<UseBackendRule>,
+    pub default_backend: Option<String>,
+    pub use_servers: Vec<UseServerRule>,
+    pub tcp: Vec<TcpRule>,
+    /// `tcp-request inspect-delay`, milliseconds.
+    pub inspect_delay_ms: Option<u64>,
+    pub monitor_uri: Option<Vec<u8>>,
+    pub unique_id_format: Option<LogFormat>,
+    pub log_format: Option<LogFormat>,
+}
+
+fn tcp_rule(
+    c: &mut Compiler<'_>,
+    r: &TcpRequestRule,
+    captures: &mut usize,
+) -> Result<Option<TcpRule>, CompileError> {
+    let kw = r.phase.as_str();
+    let loc = &r.loc;
+    let e = |m: String| CompileError::new(loc, kw, m);
+    let phase = match r.phase.as_str() {
+        "inspect-delay" => return Ok(None),
+        "tcp-request connection" => TcpPhase::Connection,
+        "tcp-request session" => TcpPhase::Session,
+        "tcp-request content" => TcpPhase::Content,
+        "tcp-response content" => TcpPhase::ResponseContent,
+        other => return Err(e(format!("unknown rule set '{other}'"))),
+    };
+    let (base, paren) = match r.action.split_once('(') {
+        Some((b, p)) => (b, Some(p.trim_end_matches(')'))),
+        None => (r.action.as_str(), None),
+    };
+    let env = c.env();
+    let arg0 = || {
+        r.args
+            .first()
+            .map(String::as_str)
+            .ok_or_else(|| e(format!("'{base}' expects an argument")))
+    };
+    let action = match base {
+        "accept" => TcpAction::Accept,
+        "reject" => TcpAction::Reject,
+        "silent-drop" | "close" => TcpAction::SilentDrop,
+        "expect-proxy" => TcpAction::ExpectProxy,
+        "track-sc0" | "track-sc1" | "track-sc2" => TcpAction::TrackSc {
+            slot: base.as_bytes().last().map_or(0, |d| d - b'0'),
+            key: Expr::parse(arg0()?, env).map_err(e)?,
+            table: match (r.args.get(1).map(String::as_str), r.args.get(2)) {
+                (Some("table"), Some(t)) => Some(t.as_str().into()),
+                _ => None,
+            },
+        },
+        "sc-inc-gpc0" | "sc-inc-gpc1" => TcpAction::ScIncGpc {
+            slot: paren
+                .unwrap_or("0")
+                .parse()
+                .map_err(|_| e("bad stick counter".into()))?,
+            idx: u32::from(base.ends_with('1')),
+        },
+        "set-var" => {
+            let n = paren.ok_or_else(|| e("'set-var' expects a variable name".into()))?;
+            crate::conv::check_var_name(n).map_err(e)?;
+            TcpAction::SetVar {
+                name: n.into(),
+                expr: Expr::parse(&r.args.join(" "), env).map_err(e)?,
+            }
+        }
+        "unset-var" => TcpAction::UnsetVar(paren.unwrap_or("").into()),
+        "capture" => {
+            let expr = Expr::parse(arg0()?, env).map_err(e)?;
+            let len = match (r.args.get(1).map(String::as_str), r.args.get(2)) {
+                (Some("len"), Some(n)) => {
+                    n.parse().map_err(|_| e(format!("invalid length '{n}'")))?
+                }
+                _ => return Err(e("'capture' expects 'len <length>'".into())),
+            };
+            *captures += 1;
+            TcpAction::Capture { expr, len }
+        }
+        "set-src" => TcpAction::SetSrc(Expr::parse(arg0()?, env).map_err(e)?),
+        "set-dst" => TcpAction::SetDst(Expr::parse(arg0()?, env).map_err(e)?),
+        "use-service" => TcpAction::UseService(arg0()?.to_string()),
+        "set-mark"
+        | "set-tos"
+        | "set-nice"
+        | "set-src-port"
+        | "set-dst-port"
+        | "switch-mode"
+        | "set-log-level"
+        | "set-priority-class"
+        | "set-priority-offset"
+        | "expect-netscaler-cip"
+        | "set-var-fmt"
+        | "sc-inc-gpc"
+        | "sc-set-gpt"
+        | "sc-set-gpt0"
+        | "do-resolve" => TcpAction::Nop,
+        other => {
+            return Err(e(format!(
+                "action '{other}' is not supported by the ringlb rules engine yet"
+            )))
+        }
+    };
+    let cond = c.opt_condition(r.cond.as_ref(), loc, kw)?;
+    Ok(Some(TcpRule {
+        loc: loc.clone(),
+        phase,
+        action,
+        cond,
+    }))
+}
+
+fn inspect_delay(rules: &[TcpRequestRule]) -> Option<u64> {
+    rules
+        .iter()
+        .rev()
+        .filter(|r| r.phase == "inspect-delay")
+        .filter_map(|r| r.args.first())
+        .filter_map(|a| ringlb_config::units::parse_time(a).ok())
+        .map(|d| d.as_millis() as u64)
+        .next()
+}
+
+/// Compiles one `use_backend` rule.
+pub fn compile_use_backend(
+    c: &mut Compiler<'_>,
+    u: &UseBackend,
+) -> Result<UseBackendRule, CompileError> {
+    let target = if u.dynamic {
+        BackendTarget::Dynamic(
+            LogFormat::parse(&u.backend, c.env())
+                .map_err(|e| CompileError::new(&u.loc, "use_backend", e))?,
+        )
+    } else {
+        BackendTarget::Static(u.backend.clone())
+    };
+    Ok(UseBackendRule {
+        loc: u.loc.clone(),
+        cond: c.opt_condition(u.cond.as_ref(), &u.loc, "use_backend")?,
+        target,
+    })
+}
+
+/// Compiles one `use-server` rule.
+pub fn compile_use_server(
+    c: &mut Compiler<'_>,
+    loc: &Loc,
+    server: &str,
+    cond: Option<&Condition>,
+) -> Result<UseServerRule, CompileError> {
+    Ok(UseServerRule {
+        loc: loc.clone(),
+        server: server.to_string(),
+        cond: c.opt_condition(cond, loc, "use-server")?,
+    })
+}
+
+impl ProxyRules {
+    /// Compiles a frontend's rules.
+    pub fn frontend(fe: &Frontend, cfg: &Config) -> Result<ProxyRules, CompileError> {
+        let env = Userlists(&cfg.userlists);
+        let mut c = Compiler::new(&env);
+        c.add_acls(&fe.acls)?;
+        let mut http_request = compile_http_rules(&mut c, &fe.http_request, false)?;
+        http_request.default_realm(&fe.name);
+        let http_response = compile_http_rules(&mut c, &fe.http_response, true)?;
+        let use_backends = fe
+            .use_backends
+            .iter()
+            .map(|u| compile_use_backend(&mut c, u))
+            .collect::<Result<_, _>>()?;
+        let mut caps = 0;
+        let mut tcp = Vec::new();
+        for r in &fe.tcp_request {
+            tcp.extend(tcp_rule(&mut c, r, &mut caps)?);
+        }
+        let lf = |s: &Option<String>, kw: &str| -> Result<Option<LogFormat>, CompileError> {
+            s.as_deref()
+                .map(|f| LogFormat::parse(f, &env).map_err(|e| CompileError::new(&fe.loc, kw, e)))
+                .transpose()
+        };
+        Ok(ProxyRules {
+            name: fe.name.clone(),
+            unique_id_format: lf(&fe.unique_id_format, "unique-id-format")?,
+            log_format: lf(&fe.log_format, "log-format")?,
+            acls: c.finish(),
+            http_request,
+            http_response,
+            use_backends,
+            default_backend: fe.default_backend.clone(),
+            use_servers: Vec::new(),
+            tcp,
+            inspect_delay_ms: inspect_delay(&fe.tcp_request),
+            monitor_uri: fe.monitor_uri.as_ref().map(|m| m.as_bytes().to_vec()),
+        })
+    }
+
+    /// Compiles a backend's rules.
+    pub fn backend(be: &Backend, cfg: &Config) -> Result<ProxyRules, CompileError> {
+        let env = Userlists(&cfg.userlists);
+        let mut c = Compiler::new(&env);
+        c.add_acls(&be.acls)?;
+        let mut http_request = compile_http_rules(&mut c, &be.http_request, false)?;
+        http_request.default_realm(&be.name);
+        let http_response = compile_http_rules(&mut c, &be.http_response, true)?;
+        let mut caps = 0;
+        let mut tcp = Vec::new();
+        for r in &be.tcp_request {
+            tcp.extend(tcp_rule(&mut c, r, &mut caps)?);
+        }
+        Ok(ProxyRules {
+            name: be.name.clone(),
+            acls: c.finish(),
+            http_request,
+            http_response,
+            tcp,
+            inspect_delay_ms: inspect_delay(&be.tcp_request),
+            ..ProxyRules::default()
+        })
+    }
+
+    /// Runs the `http-request` rules.
+    pub fn http_request(&self, host: &mut dyn RuleHost, txn: &mut Txn<'_>) -> Verdict {
+        self.http_request.run(&self.acls, host, txn, false)
+    }
+
+    /// Runs the `http-response` rules (on `txn.res`).
+    pub fn http_response(&self, host: &mut dyn RuleHost, txn: &mut Txn<'_>) -> Verdict {
+        self.http_response.run(&self.acls, host, txn, true)
+    }
+
+    /// The first `use_backend` whose condition holds, else `default_backend`; a dynamic
+    /// name rendering empty is skipped (HAProxy falls through to the next rule).
+    /// Static names are borrowed from the rules; only a dynamic name allocates.
+    pub fn select_backend(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> Option<Cow<'_, str>> {
+        let cx = Ctx::new(src, txn);
+        for r in &self.use_backends {
+            if !cond_holds(r.cond.as_ref(), &self.acls, cx) {
+                continue;
+            }
+            match &r.target {
+                BackendTarget::Static(n) => return Some(Cow::Borrowed(n)),
+                BackendTarget::Dynamic(f) => {
+                    let v = f.render_http_vec(cx);
+                    if !v.is_empty() {
+                        return String::from_utf8(v).ok().map(Cow::Owned);
+                    }
+                }
+            }
+        }
+        self.default_backend.as_deref().map(Cow::Borrowed)
+    }
+
+    /// The first `use-server` whose condition holds.
+    pub fn select_server(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> Option<&str> {
+        let cx = Ctx::new(src, txn);
+        self.use_servers
+            .iter()
+            .find(|r| cond_holds(r.cond.as_ref(), &self.acls, cx))
+            .map(|r| r.server.as_str())
+    }
+
+    /// True when the request targets `monitor-uri` (compared with the path-and-query, or
+    /// the whole target when it is in absolute form).
+    pub fn is_monitor_uri(&self, req: &HttpMessage<'_>) -> bool {
+        self.monitor_uri
+            .as_deref()
+            .is_some_and(|m| req.pathq() == m || &*req.uri == m)
+    }
+
+    /// Runs the TCP rules of `phase` in order.
+    pub fn tcp_rules(
+        &self,
+        phase: TcpPhase,
+        host: &mut dyn RuleHost,
+        txn: &mut Txn<'_>,
+    ) -> TcpVerdict {
+        let mut cap = 0;
+        for r in self.tcp.iter().filter(|r| r.phase == phase) {
+            let holds = cond_holds(
+                r.cond.as_ref(),
+                &self.acls,
+                Ctx::new(&*host as &dyn SampleSource, txn),
+            );
+            if matches!(r.action, TcpAction::Capture { .. }) && !holds {
+                cap += 1;
+            }
+            if !holds {
+                continue;
+            }
+            match &r.action {
+                TcpAction::Accept => return TcpVerdict::Accept,
+                TcpAction::Reject => return TcpVerdict::Reject { silent: false },
+                TcpAction::SilentDrop => return TcpVerdict::Reject { silent: true },
+                TcpAction::ExpectProxy => return TcpVerdict::ExpectProxy,
+                TcpAction::UseService(s) => return TcpVerdict::UseService(s.clone()),
+                TcpAction::TrackSc { slot, key, table } => {
+                    let k = key
+                        .eval(Ctx::new(&*host as &dyn SampleSource, txn))
+                        .map(Sample::into_owned);
+                    if let Some(k) = k {
+                        host.track_sc(*slot, &k, table.as_deref());
+                    }
+                }
+                TcpAction::ScIncGpc { slot, idx } => host.sc_inc_gpc(*slot, *idx),
+                TcpAction::SetVar { name, expr } => {
+                    let v = expr
+                        .eval(Ctx::new(&*host as &dyn SampleSource, txn))
+                        .map(Sample::into_owned);
+                    if let Some(v) = v {
+                        if name.starts_with("proc.") || name.starts_with("sess.") {
+                            host.set_outer_var(name, v);
+                        } else {
+                            txn.vars.set(name, v);
+                        }
+                    }
+                }
+                TcpAction::UnsetVar(n) => txn.vars.unset(n),
+                TcpAction::Capture { expr, len } => {
+                    let v = expr
+                        .eval(Ctx::new(&*host as &dyn SampleSource, txn))
+                        .map(|s| s.to_bytes().into_owned());
+                    if let Some(mut v) = v {
+                        v.truncate(*len);
+                        host.capture(cap, &v);
+                    }
+                    cap += 1;
+                }
+                TcpAction::SetSrc(e) | TcpAction::SetDst(e) => {
+                    let ip = e
+                        .eval(Ctx::new(&*host as &dyn SampleSource, txn))
+                        .and_then(|s| s.to_ip());
+                    if let Some(ip) = ip {
+                        if matches!(r.action, TcpAction::SetSrc(_)) {
+                            host.set_src(ip);
+                        } else {
+                            host.set_dst(ip);
+                        }
+                    }
+                }
+                TcpAction::Nop => {}
+            }
+        }
+        TcpVerdict::Continue
+    }
+}
