@@ -111,6 +111,9 @@ pub struct CheckScript {
     kind: CheckKind,
     /// `ssl-hello-chk`: the driver writes the current Unix time at these 4 bytes of the send.
     pub time_offset: Option<usize>,
+    /// One of HAProxy's canned checks (`option redis-check`, ...): their failures carry no
+    /// " at step N of tcp-check" suffix (only user `tcp-check` rulesets do).
+    canned: bool,
 }
 
 impl CheckScript {
@@ -120,6 +123,11 @@ impl CheckScript {
 
     pub fn kind(&self) -> CheckKind {
         self.kind
+    }
+
+    /// A user `tcp-check` ruleset (not a canned check): HAProxy names the failing step.
+    pub fn names_steps(&self) -> bool {
+        self.kind == CheckKind::TcpCheck && !self.canned
     }
 
     /// The agent check of a server: connect to `agent-addr`/`agent-port`, send `agent-send`
@@ -141,12 +149,14 @@ impl CheckScript {
             steps,
             kind: CheckKind::Agent,
             time_offset: None,
+            canned: false,
         })
     }
 
     /// The check a backend configures for its servers.
     pub fn from_backend(be: &Backend) -> Result<CheckScript, String> {
-        if let Some(s) = canned_from(be) {
+        if let Some(mut s) = canned_from(be) {
+            s.canned = true;
             return Ok(s);
         }
         if be.options.tcp_check || !be.tcp_check.is_empty() && be.options.httpchk.is_none() {
@@ -160,6 +170,7 @@ impl CheckScript {
             steps: vec![Step::Connect(implicit_connect())],
             kind: CheckKind::Tcp,
             time_offset: None,
+            canned: false,
         })
     }
 }
@@ -206,6 +217,7 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
         steps,
         kind: CheckKind::TcpCheck,
         time_offset: None,
+        canned: false,
     };
     if option_on(be, "redis-check") {
         let mut pong = ExpectRule::new(Matcher::String(b"+PONG".to_vec()), "+PONG");
@@ -236,6 +248,7 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
             steps: vec![connect, hello, Step::Expect(e)],
             kind: CheckKind::TcpCheck,
             time_offset: Some(11),
+            canned: false,
         });
     }
     if option_on(be, "pgsql-check") {
@@ -305,6 +318,7 @@ fn pgsql(args: &[String]) -> Result<CheckScript, String> {
         ],
         kind: CheckKind::TcpCheck,
         time_offset: None,
+        canned: false,
     })
 }
 
@@ -322,6 +336,7 @@ fn mysql(args: &[String]) -> CheckScript {
         steps,
         kind: CheckKind::TcpCheck,
         time_offset: None,
+        canned: false,
     }
 }
 
@@ -367,6 +382,7 @@ fn smtp(args: &[String]) -> Result<CheckScript, String> {
         steps,
         kind: CheckKind::TcpCheck,
         time_offset: None,
+        canned: false,
     })
 }
 
@@ -392,6 +408,7 @@ pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
         steps,
         kind: CheckKind::TcpCheck,
         time_offset: None,
+        canned: false,
     })
 }
 
@@ -525,6 +542,7 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
         steps,
         kind: CheckKind::Http,
         time_offset: None,
+        canned: false,
     })
 }
 

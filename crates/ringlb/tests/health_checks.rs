@@ -314,6 +314,11 @@ backend string_ok\n    option httpchk GET /\n    http-check expect string hello\
 backend string_bad\n    option httpchk GET /\n    http-check expect string nothere\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
 backend status_bad\n    option httpchk GET /status/500\n    http-check expect status 200\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
 backend multi\n    option httpchk\n    http-check connect\n    http-check send meth GET uri /health ver HTTP/1.1 hdr Host www.example.com\n    http-check expect status 200\n    http-check connect\n    http-check send meth GET uri /status/503 ver HTTP/1.1 hdr Host www.example.com\n    http-check expect status 200\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend nolb\n    option httpchk GET /status/404\n    http-check disable-on-404\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend redischk\n    option redis-check\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend smtpchk\n    option smtpchk\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend mysqlchk\n    option mysql-check\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend sslchk\n    option ssl-hello-chk\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
 backend multi_ok\n    option httpchk\n    http-check connect\n    http-check send meth GET uri /health ver HTTP/1.1 hdr Host www.example.com\n    http-check expect status 200\n    http-check connect\n    http-check send meth GET uri /status/204 ver HTTP/1.1\n    http-check expect rstatus ^2\n    server s1 {a} check inter 200ms fall 1 rise 1\n"
     )
     };
@@ -323,6 +328,11 @@ backend multi_ok\n    option httpchk\n    http-check connect\n    http-check sen
         "Server multi/s1 is DOWN",
         "Server status_bad/s1 is DOWN",
         "Server string_bad/s1 is DOWN",
+        "Server nolb/s1 is stopping",
+        "Server redischk/s1 is DOWN",
+        "Server smtpchk/s1 is DOWN",
+        "Server mysqlchk/s1 is DOWN",
+        "Server sslchk/s1 is DOWN",
     ];
     for d in downs {
         wait_log(&p, d);
@@ -337,13 +347,23 @@ backend multi_ok\n    option httpchk\n    http-check connect\n    http-check sen
         lines,
         vec![
             "[ALERT] backend 'multi' has no server available!",
+            "[ALERT] backend 'mysqlchk' has no server available!",
+            "[ALERT] backend 'nolb' has no server available!",
+            "[ALERT] backend 'redischk' has no server available!",
+            "[ALERT] backend 'smtpchk' has no server available!",
+            "[ALERT] backend 'sslchk' has no server available!",
             "[ALERT] backend 'status_bad' has no server available!",
             "[ALERT] backend 'string_bad' has no server available!",
             "[WARNING] Server multi/s1 is DOWN, reason: Layer7 wrong status, code: 503, info: \"Service Unavailable\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server mysqlchk/s1 is DOWN, reason: Layer7 timeout, check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server nolb/s1 is stopping, reason: Layer7 check conditionally passed, code: 404, check duration: Nms. 0 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
+            "[WARNING] Server redischk/s1 is DOWN, reason: Layer7 wrong status, code: 0, info: \"HTTP/1.1 400 Bad Request\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server smtpchk/s1 is DOWN, reason: Layer7 timeout, check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server sslchk/s1 is DOWN, reason: Layer6 invalid response, check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
             "[WARNING] Server status_bad/s1 is DOWN, reason: Layer7 wrong status, code: 500, info: \"Internal Server Error\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
             "[WARNING] Server string_bad/s1 is DOWN, reason: Layer7 invalid response, info: \"HTTP content check did not match\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
         ],
-        "string_ok and multi_ok must stay up"
+        "string_ok and multi_ok stay up; the canned checks fail against an HTTP server"
     );
     // The backend whose check passes still serves.
     assert_eq!(who(front), "s1");

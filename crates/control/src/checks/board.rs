@@ -100,8 +100,6 @@ struct Srv {
     ramp_since: Option<Duration>,
     /// Effective weight last broadcast.
     eweight: u32,
-    /// Usable state last broadcast.
-    usable: bool,
     /// Running as the shards see it (`SetServerHealth`).
     running: bool,
     agent_last: Option<CheckResult>,
@@ -174,7 +172,6 @@ impl Board {
                         maxconn: s.maxconn,
                         ramp_since: None,
                         eweight: s.weight,
-                        usable: !s.disabled && s.weight > 0,
                         running: true,
                         agent_last: None,
                         last_change: Duration::ZERO,
@@ -358,14 +355,7 @@ impl Board {
             server: s,
             up: running,
         }));
-        self.refresh_usable(b, s);
         self.log_transition(b, s, t, r, had_any, out);
-    }
-
-    fn refresh_usable(&mut self, b: usize, s: usize) {
-        if let Some(srv) = self.srv_mut(b, s) {
-            srv.usable = srv.usable_now();
-        }
     }
 
     fn log_transition(
@@ -431,7 +421,6 @@ impl Board {
             server: s,
             state: want,
         }));
-        self.refresh_usable(b, s);
         let (Some(be), Some(srv)) = (self.backends.get(b), self.srv(b, s)) else {
             return;
         };
@@ -479,7 +468,6 @@ impl Board {
                 weight: e,
             }));
         }
-        self.refresh_usable(b, s);
         self.alert_if_empty(b, had_any, out);
     }
 

@@ -93,9 +93,9 @@ impl CheckTarget {
 }
 
 /// How a connection step failed, with HAProxy's tcp-check wording of where.
-fn connect_failed(f: &ConnFailure, kind: CheckKind, where_: &str, start: Instant) -> CheckResult {
+fn connect_failed(f: &ConnFailure, names_steps: bool, where_: &str, start: Instant) -> CheckResult {
     let mut r = connection_failure(f);
-    if kind == CheckKind::TcpCheck {
+    if names_steps {
         r.info = Some(format!("{}{where_}", r.info.unwrap_or_default()));
     }
     r.duration_ms = Some(ms_since(start));
@@ -200,7 +200,7 @@ pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -
                 }
                 match open(t, &resolved, deadline).await {
                     Ok(s) => stream = Some(s),
-                    Err(f) => return connect_failed(&f, kind, &where_, start),
+                    Err(f) => return connect_failed(&f, script.names_steps(), &where_, start),
                 }
                 deadline = t.read_deadline(start);
                 received.clear();
@@ -250,7 +250,7 @@ pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -
                     match read_some(s, &mut received, t.bufsize, deadline).await {
                         Ok(done) => closed = done,
                         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                            let mut r = rule.timeout_result(kind == CheckKind::TcpCheck);
+                            let mut r = rule.timeout_result(script.names_steps());
                             r.duration_ms = Some(ms_since(start));
                             return r;
                         }
@@ -291,7 +291,7 @@ pub async fn run_agent(
                 let resolved = spec.resolve(&t.params, Some(t.server.port()));
                 match open(t, &resolved, deadline).await {
                     Ok(s) => stream = Some(s),
-                    Err(f) => return Err(connect_failed(&f, CheckKind::Agent, "", start)),
+                    Err(f) => return Err(connect_failed(&f, false, "", start)),
                 }
                 deadline = t.read_deadline(start);
             }
