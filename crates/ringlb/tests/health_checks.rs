@@ -739,3 +739,36 @@ fn check_send_proxy_prefixes_checks_with_a_proxy_v1_line_and_downinter_paces_a_d
         );
     }
 }
+
+#[test]
+fn slowstart_ramps_a_recovered_server_up_to_its_weight() {
+    let dir = TempDir::new("hc-slowstart");
+    let (s1, flag) = origin_with_flag(&dir, "s1");
+    let s2 = Origin::start("s2");
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    option httpchk GET /health\n    server s1 {} weight 10 check inter 100ms fall 1 rise 1 slowstart 2s\n    server s2 {} weight 10 check inter 100ms\n",
+        s1.addr(),
+        s2.addr()
+    );
+    let p = start(&dir, "slowstart.cfg", &cfg, front);
+    std::fs::write(&flag, b"down").unwrap();
+    wait_log(&p, "Server be/s1 is DOWN");
+    std::fs::remove_file(&flag).unwrap();
+    let up = wait_log(&p, "Server be/s1 is UP");
+    // Early in the ramp (effective weight 1-3 of 10): a small share.
+    let early = share_of(front, 20, "s1");
+    let early_at = up.elapsed();
+    std::thread::sleep(Duration::from_millis(2300).saturating_sub(up.elapsed()));
+    let full = share_of(front, 20, "s1");
+    eprintln!(
+        "s1 share: {early}/20 {} ms after UP, {full}/20 after the 2 s ramp",
+        early_at.as_millis()
+    );
+    assert!(
+        early_at < Duration::from_millis(700) && early <= 6,
+        "{early}/20 after {} ms",
+        early_at.as_millis()
+    );
+    assert!((9..=11).contains(&full), "{full}/20 at full weight");
+}
