@@ -654,7 +654,7 @@ fn same_servers_and_same_log_lines_as_haproxy_while_one_is_down() {
     s2.stop();
     let cfg = |front: SocketAddr| {
         format!(
-            "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    balance roundrobin\n    server s1 {} weight 3 check inter 100ms\n    server s2 {down} weight 2 check inter 100ms\n    server s3 {} weight 1 check inter 100ms\n    server b1 {} backup check inter 100ms\n",
+            "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    balance roundrobin\n    server s1 {} weight 3 check inter 100ms\n    server s2 {down} weight 2 check inter 100ms\n    server s3 {} weight 1 check inter 100ms\n    server b1 {} backup check inter 100ms\n    server d1 {down} check inter 100ms disabled\n",
             s1.addr(),
             s3.addr(),
             b1.addr()
@@ -771,4 +771,56 @@ fn slowstart_ramps_a_recovered_server_up_to_its_weight() {
         early_at.as_millis()
     );
     assert!((9..=11).contains(&full), "{full}/20 at full weight");
+}
+
+/// The `check duration: N ms` of the first DOWN line of `server`.
+fn down_duration_ms(stderr: &str, server: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&format!("Server {server} is DOWN")))
+        .unwrap_or_else(|| panic!("no DOWN line for {server}:\n{stderr}"));
+    let at = line.find("check duration: ").unwrap() + "check duration: ".len();
+    line[at..].split("ms").next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_silent_server_times_out_as_haproxy_computes_the_check_deadline() {
+    let dir = TempDir::new("hc-timeout");
+    // Accepts and never answers.
+    let silent = Fake::start(|mut c| {
+        let mut buf = [0u8; 512];
+        while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let a = silent.addr;
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\ndefaults\n    mode http\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {front}\n    default_backend long_check\n\
+backend long_check\n    timeout connect 200ms\n    timeout check 600ms\n    option httpchk GET /\n    server s1 {a} check inter 3s\n\
+backend long_connect\n    timeout connect 600ms\n    timeout check 200ms\n    option httpchk GET /\n    server s1 {a} check inter 3s\n\
+backend inter_only\n    timeout connect 200ms\n    option httpchk GET /\n    server s1 {a} check inter 700ms\n"
+        )
+    };
+    let durations = |p: &ChildGuard| -> Vec<u64> {
+        let names = ["long_check/s1", "long_connect/s1", "inter_only/s1"];
+        for n in names {
+            wait_log(p, &format!("Server {n} is DOWN, reason: Layer7 timeout"));
+        }
+        let err = p.stderr();
+        names.iter().map(|n| down_duration_ms(&err, n)).collect()
+    };
+    let front = free_addr();
+    let got = durations(&start(&dir, "timeout.cfg", &cfg(front), front));
+    // `timeout check` after connecting; `inter` in all without it (haproxy 2.6, checks/exec.rs).
+    for (g, want) in got.iter().zip([600u64, 200, 700]) {
+        assert!((want..want + 150).contains(g), "{got:?}");
+    }
+    if haproxy_available() {
+        let hf = free_addr();
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg(hf)).unwrap();
+        let want = durations(&Haproxy::start(&path, &[hf]));
+        for (g, w) in got.iter().zip(&want) {
+            assert!(g.abs_diff(*w) <= 100, "ringlb {got:?} vs haproxy {want:?}");
+        }
+    }
 }

@@ -355,7 +355,10 @@ impl Board {
             server: s,
             up: running,
         }));
-        self.log_transition(b, s, t, r, had_any, out);
+        // A server in maintenance changes health silently (haproxy 2.6 logs nothing).
+        if srv.admin != AdminState::Maint {
+            self.log_transition(b, s, t, r, had_any, out);
+        }
     }
 
     fn log_transition(
@@ -672,6 +675,17 @@ mod tests {
         assert_eq!(st.lastchg, 100 * MS);
         // DOWN 100..300 and 600..700.
         assert_eq!(st.downtime, 300 * MS);
+    }
+
+    #[test]
+    fn servers_in_maintenance_change_health_silently() {
+        let mut spec = server("s1", false, false);
+        spec.disabled = true;
+        let mut b = board(vec![spec, server("s2", false, false)]);
+        let e = b.record_check(0, 0, &refused(), MS);
+        assert!(lines(&e).is_empty(), "{e:?}");
+        assert_eq!(msgs(&e).len(), 1, "the shards still learn the health");
+        assert_eq!(b.snapshot(MS)[0].status, "MAINT");
     }
 
     #[test]

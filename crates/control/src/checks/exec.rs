@@ -5,7 +5,11 @@
 //! - the connection must be up within `inter`, or within `min(inter, timeout connect)` when
 //!   both `timeout check` and `timeout connect` are set;
 //! - once connected, the rest of the check gets `timeout check` when set, else what is left of
-//!   `inter` (HAProxy's `process_chk_conn`: "timeout check" is an additional read timeout).
+//!   `inter` ("timeout check" is an additional read timeout). Measured on haproxy 2.6 against a
+//!   server that never answers: connect 200ms/check 600ms → 600ms, connect 600ms/check 200ms →
+//!   200ms, no timeout check and inter 700ms → 700ms (tests/health_checks.rs). haproxy's very
+//!   first check at start-up (the one it runs at once) waits `timeout connect` at least; ringlb
+//!   does not reproduce that start-up quirk.
 
 use std::future::Future;
 use std::io;
