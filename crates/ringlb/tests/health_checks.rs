@@ -825,3 +825,58 @@ backend inter_only\n    timeout connect 200ms\n    option httpchk GET /\n    ser
         }
     }
 }
+
+#[test]
+fn refused_connections_are_reported_as_haproxy_does_for_each_kind_of_check() {
+    let dir = TempDir::new("hc-refused");
+    let dead = free_addr();
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n{}frontend fe\n    bind {front}\n    default_backend plain\n\
+backend plain\n    server s1 {dead} check inter 200ms\n\
+backend http\n    mode http\n    option httpchk GET /\n    server s1 {dead} check inter 200ms\n\
+backend tcponly\n    option tcp-check\n    server s1 {dead} check inter 200ms\n\
+backend tcpsend\n    option tcp-check\n    tcp-check send PING\\r\\n\n    tcp-check expect string +PONG\n    server s1 {dead} check inter 200ms\n\
+backend explicit\n    option tcp-check\n    tcp-check comment first\n    tcp-check connect\n    tcp-check send PING\\r\\n\n    server s1 {dead} check inter 200ms\n\
+backend canned\n    option redis-check\n    server s1 {dead} check inter 200ms\n",
+            DEFAULTS.replace("mode http", "mode tcp")
+        )
+    };
+    let names = ["plain", "http", "tcponly", "tcpsend", "explicit", "canned"];
+    let downs: Vec<String> = names
+        .iter()
+        .map(|n| format!("Server {n}/s1 is DOWN"))
+        .collect();
+    let downs: Vec<&str> = downs.iter().map(String::as_str).collect();
+    let front = free_addr();
+    let p = start(&dir, "refused.cfg", &cfg(front), front);
+    for d in &downs {
+        wait_log(&p, d);
+    }
+    let mut lines = state_lines(&p.stderr());
+    lines.sort();
+    let info = |n: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!("Server {n}/s1 is DOWN")))
+            .and_then(|l| l.split("info: \"").nth(1))
+            .and_then(|i| i.split('"').next())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(info("plain"), "Connection refused");
+    assert_eq!(info("http"), "Connection refused");
+    assert_eq!(info("canned"), "Connection refused");
+    assert_eq!(
+        info("tcpsend"),
+        "Connection refused at initial connection step of tcp-check"
+    );
+    // haproxy counts the comment as step 1 and names the rule after it with it.
+    assert_eq!(
+        info("explicit"),
+        "Connection refused at step 2 of tcp-check (connect) comment: 'first'"
+    );
+    if let Some(want) = haproxy_lines(&dir, &cfg, &downs, Duration::ZERO) {
+        assert_eq!(lines, want, "ringlb (left) vs haproxy (right)");
+    }
+}

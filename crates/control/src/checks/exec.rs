@@ -164,40 +164,29 @@ async fn read_some(
     Ok(n == 0 || buf.len() >= max)
 }
 
-/// The 1-based rule number of each step as HAProxy counts them (the implicit first connect
-/// is not a rule).
-fn rule_numbers(steps: &[Step]) -> Vec<u32> {
-    let implicit = matches!(steps.first(), Some(Step::Connect(c)) if c.inherit);
-    steps
-        .iter()
-        .enumerate()
-        .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX) + u32::from(!implicit))
-        .collect()
-}
-
 /// Runs a health-check script once; the result to record.
 pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -> CheckResult {
     let start = Instant::now();
     let kind = script.kind();
     let http = kind == CheckKind::Http;
-    let rules = rule_numbers(script.steps());
     let mut stream: Option<TcpStream> = None;
     let mut deadline = t.connect_deadline(start);
     let mut received = Vec::new();
     let mut closed = false;
     let mut last_pass: Option<CheckResult> = None;
     let mut first_send = true;
-    for (i, step) in script.steps().iter().enumerate() {
+    for step in script.steps() {
         match step {
             Step::Connect(spec) => {
                 let resolved = spec.resolve(&t.params, Some(t.server.port()));
                 let where_ = if spec.inherit {
                     " at initial connection step of tcp-check".to_string()
                 } else {
-                    format!(
-                        " at step {} of tcp-check (connect)",
-                        rules.get(i).copied().unwrap_or(1)
-                    )
+                    let mut w = format!(" at step {} of tcp-check (connect)", spec.step);
+                    if let Some(c) = &spec.comment {
+                        w.push_str(&format!(" comment: '{c}'"));
+                    }
+                    w
                 };
                 if let Some(mut old) = stream.take() {
                     let _ = old.close().await;
