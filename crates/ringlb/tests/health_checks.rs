@@ -559,9 +559,15 @@ fn pgsql_checks_pass_against_a_server_that_speaks_the_protocol_and_fail_otherwis
     );
 }
 
-/// An agent whose reply the test changes.
-fn fake_agent(reply: Arc<Mutex<String>>) -> Fake {
+/// An agent whose reply the test changes; it records what the checker sent first
+/// (`agent-send`) and answers after a short wait.
+fn fake_agent(reply: Arc<Mutex<String>>, received: Arc<Mutex<Vec<u8>>>) -> Fake {
     Fake::start(move |mut c| {
+        c.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok(n) = c.read(&mut buf) {
+            *received.lock().unwrap() = buf[..n].to_vec();
+        }
         let r = reply.lock().unwrap().clone();
         let _ = c.write_all(r.as_bytes());
     })
@@ -571,22 +577,11 @@ fn share_of(front: SocketAddr, n: usize, name: &str) -> usize {
     count(front, n).iter().filter(|o| *o == name).count()
 }
 
-#[test]
-fn agent_replies_change_weight_and_state() {
-    let dir = TempDir::new("hc-agent");
-    let s1 = Origin::start("s1");
-    let s2 = Origin::start("s2");
-    let reply = Arc::new(Mutex::new("up\n".to_string()));
-    let agent = fake_agent(reply.clone());
-    let front = free_addr();
-    let cfg = format!(
-        "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {} weight 10 agent-check agent-port {} agent-inter 100ms\n    server s2 {} weight 10\n",
-        s1.addr(),
-        agent.addr.port(),
-        s2.addr()
-    );
-    let p = start(&dir, "agent.cfg", &cfg, front);
+/// Walks an agent through `50%`, `drain`, `ready 100%`, `down`, `up maxconn:10`, checking the
+/// traffic after each; returns the state-change lines.
+fn agent_scenario(p: &ChildGuard, front: SocketAddr, reply: &Mutex<String>) -> Vec<String> {
     let set = |r: &str| *reply.lock().unwrap() = r.to_string();
+    set("up\n");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(share_of(front, 20, "s1"), 10, "equal weights");
 
@@ -599,21 +594,50 @@ fn agent_replies_change_weight_and_state() {
     );
 
     set("drain\n");
-    wait_log(&p, "Server be/s1 enters drain state");
+    wait_log(p, "Server be/s1 enters drain state");
     assert_eq!(share_of(front, 10, "s1"), 0, "drained");
     set("ready 100%\n");
-    wait_log(&p, "Server be/s1 is UP (leaving forced drain)");
+    wait_log(p, "Server be/s1 is UP (leaving forced drain)");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(share_of(front, 20, "s1"), 10, "back to full weight");
 
     set("down # disk full\n");
-    wait_log(&p, "Server be/s1 is DOWN");
+    wait_log(p, "Server be/s1 is DOWN");
     assert_eq!(share_of(front, 10, "s1"), 0, "down");
     set("up maxconn:10\n");
-    wait_log(&p, "Server be/s1 is UP, reason");
+    wait_log(p, "Server be/s1 is UP, reason");
     assert_eq!(share_of(front, 20, "s1"), 10, "up again");
+    state_lines(&p.stderr())
+}
+
+#[test]
+fn agent_replies_change_weight_and_state() {
+    let dir = TempDir::new("hc-agent");
+    let s1 = Origin::start("s1");
+    let s2 = Origin::start("s2");
+    let reply = Arc::new(Mutex::new("up\n".to_string()));
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let agent = fake_agent(reply.clone(), received.clone());
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {} weight 10 agent-check agent-port {} agent-inter 100ms agent-send \"hello\\n\"\n    server s2 {} weight 10\n",
+            s1.addr(),
+            agent.addr.port(),
+            s2.addr()
+        )
+    };
+    let front = free_addr();
+    let got = {
+        let p = start(&dir, "agent.cfg", &cfg(front), front);
+        agent_scenario(&p, front, &reply)
+    };
     assert_eq!(
-        state_lines(&p.stderr()),
+        received.lock().unwrap().as_slice(),
+        b"hello\n",
+        "agent-send"
+    );
+    assert_eq!(
+        got,
         vec![
             "[WARNING] Server be/s1 enters drain state. 1 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
             "[WARNING] Server be/s1 is UP (leaving forced drain).",
@@ -621,6 +645,20 @@ fn agent_replies_change_weight_and_state() {
             "[WARNING] Server be/s1 is UP, reason: Layer7 check passed, code: 0, info: \"via agent : up\", check duration: Nms. 2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
         ]
     );
+    if haproxy_available() {
+        received.lock().unwrap().clear();
+        let hf = free_addr();
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg(hf)).unwrap();
+        let h = Haproxy::start(&path, &[hf]);
+        let want = agent_scenario(&h, hf, &reply);
+        assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
+        assert_eq!(
+            received.lock().unwrap().as_slice(),
+            b"hello\n",
+            "haproxy's agent-send"
+        );
+    }
 }
 
 /// Which server serves each of `n` requests on one connection.
