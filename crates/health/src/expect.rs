@@ -158,6 +158,8 @@ pub struct ExpectRule {
     /// `http-check disable-on-404` applies (HTTP rules only).
     pub disable_on_404: bool,
     pub reporting: Reporting,
+    /// The `tcp-check comment` right before this rule (` comment: '...'` in messages).
+    pub comment: Option<String>,
 }
 
 /// The verdict on what was received so far.
@@ -272,6 +274,7 @@ impl ExpectRule {
             pattern: e.pattern.clone(),
             disable_on_404: false,
             reporting: Reporting::default(),
+            comment: None,
         })
     }
 
@@ -285,6 +288,7 @@ impl ExpectRule {
             pattern: pattern.into(),
             disable_on_404: false,
             reporting: Reporting::default(),
+            comment: None,
         }
     }
 
@@ -318,12 +322,16 @@ impl ExpectRule {
                 .unwrap_or(CheckStatus::L7Timeout),
         );
         if tcp_check && self.reporting.timeout_status.is_none() {
-            r.info = Some(format!(
+            let mut info = format!(
                 " at step {} of tcp-check (expect {} '{}')",
                 self.step,
                 self.kind(),
                 self.pattern
-            ));
+            );
+            if let Some(c) = &self.comment {
+                info.push_str(&format!(" comment: '{c}'"));
+            }
+            r.info = Some(info);
         }
         r
     }
@@ -398,7 +406,11 @@ fn tcp_mismatch_text(rule: &ExpectRule, matched: bool) -> String {
         Matcher::RBinary(_) => " (binary regex)".into(),
         _ => " (regex)".into(),
     };
-    format!("{what}{detail} at step {}", rule.step)
+    let mut text = format!("{what}{detail} at step {}", rule.step);
+    if let Some(c) = &rule.comment {
+        text.push_str(&format!(" comment: '{c}'"));
+    }
+    text
 }
 
 fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutcome {

@@ -33,6 +33,11 @@ pub struct ConnectSpec {
     /// `check-sni`, `check-send-proxy`. The model drops the `default` word of an explicit
     /// `tcp-check connect default`, so explicit connects never inherit them here.
     pub inherit: bool,
+    /// 1-based rule number of an explicit `tcp-check connect` (HAProxy counts every rule,
+    /// comments included); 0 for the implicit first connect.
+    pub step: u32,
+    /// The `tcp-check comment` right before this rule, reported with its failures.
+    pub comment: Option<String>,
 }
 
 /// A connect step resolved against the server it checks.
@@ -79,6 +84,8 @@ impl From<&CheckConnect> for ConnectSpec {
             send_proxy: c.send_proxy,
             linger: c.linger,
             inherit: false,
+            step: 0,
+            comment: None,
         }
     }
 }
@@ -111,6 +118,9 @@ pub struct CheckScript {
     kind: CheckKind,
     /// `ssl-hello-chk`: the driver writes the current Unix time at these 4 bytes of the send.
     pub time_offset: Option<usize>,
+    /// One of HAProxy's canned checks (`option redis-check`, ...): their failures carry no
+    /// " at step N of tcp-check" suffix (only user `tcp-check` rulesets do).
+    canned: bool,
 }
 
 impl CheckScript {
@@ -120,6 +130,11 @@ impl CheckScript {
 
     pub fn kind(&self) -> CheckKind {
         self.kind
+    }
+
+    /// A user `tcp-check` ruleset (not a canned check): HAProxy names the failing step.
+    pub fn names_steps(&self) -> bool {
+        self.kind == CheckKind::TcpCheck && !self.canned
     }
 
     /// The agent check of a server: connect to `agent-addr`/`agent-port`, send `agent-send`
@@ -141,12 +156,14 @@ impl CheckScript {
             steps,
             kind: CheckKind::Agent,
             time_offset: None,
+            canned: false,
         })
     }
 
     /// The check a backend configures for its servers.
     pub fn from_backend(be: &Backend) -> Result<CheckScript, String> {
-        if let Some(s) = canned_from(be) {
+        if let Some(mut s) = canned_from(be) {
+            s.canned = true;
             return Ok(s);
         }
         if be.options.tcp_check || !be.tcp_check.is_empty() && be.options.httpchk.is_none() {
@@ -160,6 +177,7 @@ impl CheckScript {
             steps: vec![Step::Connect(implicit_connect())],
             kind: CheckKind::Tcp,
             time_offset: None,
+            canned: false,
         })
     }
 }
@@ -206,6 +224,7 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
         steps,
         kind: CheckKind::TcpCheck,
         time_offset: None,
+        canned: false,
     };
     if option_on(be, "redis-check") {
         let mut pong = ExpectRule::new(Matcher::String(b"+PONG".to_vec()), "+PONG");
@@ -236,6 +255,7 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
             steps: vec![connect, hello, Step::Expect(e)],
             kind: CheckKind::TcpCheck,
             time_offset: Some(11),
+            canned: false,
         });
     }
     if option_on(be, "pgsql-check") {
@@ -305,6 +325,7 @@ fn pgsql(args: &[String]) -> Result<CheckScript, String> {
         ],
         kind: CheckKind::TcpCheck,
         time_offset: None,
+        canned: false,
     })
 }
 
@@ -322,6 +343,7 @@ fn mysql(args: &[String]) -> CheckScript {
         steps,
         kind: CheckKind::TcpCheck,
         time_offset: None,
+        canned: false,
     }
 }
 
@@ -367,31 +389,53 @@ fn smtp(args: &[String]) -> Result<CheckScript, String> {
         steps,
         kind: CheckKind::TcpCheck,
         time_offset: None,
+        canned: false,
     })
 }
 
 /// `tcp-check` rules; an implicit first connect when the first rule is not one.
 pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
     let mut steps = Vec::with_capacity(rules.len() + 1);
-    if !matches!(rules.first(), Some(TcpCheckStep::Connect(_))) {
+    // HAProxy: an explicit `connect` may be preceded by comments and variables only.
+    let first = rules.iter().find(|r| {
+        !matches!(
+            r,
+            TcpCheckStep::Comment { .. } | TcpCheckStep::SetVar { .. }
+        )
+    });
+    if !matches!(first, Some(TcpCheckStep::Connect(_))) {
         steps.push(Step::Connect(implicit_connect()));
     }
-    let mut n = 0u32;
-    for r in rules {
+    // HAProxy numbers every rule (comments and variables too); a `comment` rule names the
+    // rule right after it in failure messages.
+    let mut comment: Option<String> = None;
+    for (i, r) in rules.iter().enumerate() {
+        let n = u32::try_from(i).unwrap_or(u32::MAX).saturating_add(1);
         match r {
-            TcpCheckStep::Connect(c) => steps.push(Step::Connect(c.into())),
+            TcpCheckStep::Connect(c) => {
+                let mut spec: ConnectSpec = c.into();
+                spec.step = n;
+                spec.comment = comment.take();
+                steps.push(Step::Connect(spec));
+            }
             TcpCheckStep::Send { data, .. } | TcpCheckStep::SendBinary { data, .. } => {
+                comment = None;
                 steps.push(Step::Send(data.clone()))
             }
-            TcpCheckStep::Expect(e) => steps.push(Step::Expect(ExpectRule::from_model(e, n + 1)?)),
-            TcpCheckStep::Comment { .. } | TcpCheckStep::SetVar { .. } => continue,
+            TcpCheckStep::Expect(e) => {
+                let mut rule = ExpectRule::from_model(e, n)?;
+                rule.comment = comment.take();
+                steps.push(Step::Expect(rule));
+            }
+            TcpCheckStep::Comment { text, .. } => comment = Some(text.clone()),
+            TcpCheckStep::SetVar { .. } => {}
         }
-        n += 1;
     }
     Ok(CheckScript {
         steps,
         kind: CheckKind::TcpCheck,
         time_offset: None,
+        canned: false,
     })
 }
 
@@ -481,7 +525,16 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
     let mut steps = Vec::with_capacity(rules.len() + 3);
     let mut n = 0u32;
     let mut pending_expect = false;
-    if !matches!(rules.first(), Some(HttpCheckStep::Connect(_))) {
+    let first = rules.iter().find(|r| {
+        !matches!(
+            r,
+            HttpCheckStep::Comment { .. }
+                | HttpCheckStep::SetVar { .. }
+                | HttpCheckStep::DisableOn404 { .. }
+                | HttpCheckStep::SendState { .. }
+        )
+    });
+    if !matches!(first, Some(HttpCheckStep::Connect(_))) {
         steps.push(Step::Connect(implicit_connect()));
     }
     let has_send = rules
@@ -525,6 +578,7 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
         steps,
         kind: CheckKind::Http,
         time_offset: None,
+        canned: false,
     })
 }
 

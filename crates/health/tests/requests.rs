@@ -174,3 +174,39 @@ fn connects_resolve_against_the_server() {
     assert_eq!(b, b"ping\n");
     assert!(CheckScript::agent(&Default::default()).is_none());
 }
+
+/// A leading comment does not hide an explicit first connect: one connection, numbered as
+/// haproxy numbers rules (every rule counts; the comment names the next rule).
+#[test]
+fn comments_before_the_first_connect_are_rules_too() {
+    let s = script(
+        "tcp_comment",
+        "    option tcp-check\n    tcp-check comment first\n    tcp-check connect\n    tcp-check send PING\\r\\n\n    tcp-check comment pong\n    tcp-check expect string +PONG",
+    );
+    let connects: Vec<(u32, Option<String>, bool)> = s
+        .steps()
+        .iter()
+        .filter_map(|st| match st {
+            Step::Connect(c) => Some((c.step, c.comment.clone(), c.inherit)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(connects, vec![(2, Some("first".to_string()), false)]);
+    let Some(Step::Expect(e)) = s.steps().last() else {
+        panic!("no expect")
+    };
+    assert_eq!((e.step, e.comment.as_deref()), (5, Some("pong")));
+    let h = script(
+        "http_comment",
+        "    option httpchk\n    http-check comment c\n    http-check connect\n    http-check send meth GET uri /\n    http-check expect status 200",
+    );
+    let n = h
+        .steps()
+        .iter()
+        .filter(|st| matches!(st, Step::Connect(_)))
+        .count();
+    assert_eq!(
+        n, 1,
+        "one connection for an http-check ruleset starting with a comment"
+    );
+}

@@ -314,6 +314,11 @@ backend string_ok\n    option httpchk GET /\n    http-check expect string hello\
 backend string_bad\n    option httpchk GET /\n    http-check expect string nothere\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
 backend status_bad\n    option httpchk GET /status/500\n    http-check expect status 200\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
 backend multi\n    option httpchk\n    http-check connect\n    http-check send meth GET uri /health ver HTTP/1.1 hdr Host www.example.com\n    http-check expect status 200\n    http-check connect\n    http-check send meth GET uri /status/503 ver HTTP/1.1 hdr Host www.example.com\n    http-check expect status 200\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend nolb\n    option httpchk GET /status/404\n    http-check disable-on-404\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend redischk\n    option redis-check\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend smtpchk\n    option smtpchk\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend mysqlchk\n    option mysql-check\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
+backend sslchk\n    option ssl-hello-chk\n    server s1 {a} check inter 200ms fall 1 rise 1\n\
 backend multi_ok\n    option httpchk\n    http-check connect\n    http-check send meth GET uri /health ver HTTP/1.1 hdr Host www.example.com\n    http-check expect status 200\n    http-check connect\n    http-check send meth GET uri /status/204 ver HTTP/1.1\n    http-check expect rstatus ^2\n    server s1 {a} check inter 200ms fall 1 rise 1\n"
     )
     };
@@ -323,6 +328,11 @@ backend multi_ok\n    option httpchk\n    http-check connect\n    http-check sen
         "Server multi/s1 is DOWN",
         "Server status_bad/s1 is DOWN",
         "Server string_bad/s1 is DOWN",
+        "Server nolb/s1 is stopping",
+        "Server redischk/s1 is DOWN",
+        "Server smtpchk/s1 is DOWN",
+        "Server mysqlchk/s1 is DOWN",
+        "Server sslchk/s1 is DOWN",
     ];
     for d in downs {
         wait_log(&p, d);
@@ -337,13 +347,23 @@ backend multi_ok\n    option httpchk\n    http-check connect\n    http-check sen
         lines,
         vec![
             "[ALERT] backend 'multi' has no server available!",
+            "[ALERT] backend 'mysqlchk' has no server available!",
+            "[ALERT] backend 'nolb' has no server available!",
+            "[ALERT] backend 'redischk' has no server available!",
+            "[ALERT] backend 'smtpchk' has no server available!",
+            "[ALERT] backend 'sslchk' has no server available!",
             "[ALERT] backend 'status_bad' has no server available!",
             "[ALERT] backend 'string_bad' has no server available!",
             "[WARNING] Server multi/s1 is DOWN, reason: Layer7 wrong status, code: 503, info: \"Service Unavailable\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server mysqlchk/s1 is DOWN, reason: Layer7 timeout, check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server nolb/s1 is stopping, reason: Layer7 check conditionally passed, code: 404, check duration: Nms. 0 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
+            "[WARNING] Server redischk/s1 is DOWN, reason: Layer7 wrong status, code: 0, info: \"HTTP/1.1 400 Bad Request\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server smtpchk/s1 is DOWN, reason: Layer7 timeout, check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server sslchk/s1 is DOWN, reason: Layer6 invalid response, check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
             "[WARNING] Server status_bad/s1 is DOWN, reason: Layer7 wrong status, code: 500, info: \"Internal Server Error\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
             "[WARNING] Server string_bad/s1 is DOWN, reason: Layer7 invalid response, info: \"HTTP content check did not match\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
         ],
-        "string_ok and multi_ok must stay up"
+        "string_ok and multi_ok stay up; the canned checks fail against an HTTP server"
     );
     // The backend whose check passes still serves.
     assert_eq!(who(front), "s1");
@@ -539,9 +559,15 @@ fn pgsql_checks_pass_against_a_server_that_speaks_the_protocol_and_fail_otherwis
     );
 }
 
-/// An agent whose reply the test changes.
-fn fake_agent(reply: Arc<Mutex<String>>) -> Fake {
+/// An agent whose reply the test changes; it records what the checker sent first
+/// (`agent-send`) and answers after a short wait.
+fn fake_agent(reply: Arc<Mutex<String>>, received: Arc<Mutex<Vec<u8>>>) -> Fake {
     Fake::start(move |mut c| {
+        c.set_read_timeout(Some(Duration::from_millis(30))).unwrap();
+        let mut buf = [0u8; 64];
+        if let Ok(n) = c.read(&mut buf) {
+            *received.lock().unwrap() = buf[..n].to_vec();
+        }
         let r = reply.lock().unwrap().clone();
         let _ = c.write_all(r.as_bytes());
     })
@@ -551,22 +577,11 @@ fn share_of(front: SocketAddr, n: usize, name: &str) -> usize {
     count(front, n).iter().filter(|o| *o == name).count()
 }
 
-#[test]
-fn agent_replies_change_weight_and_state() {
-    let dir = TempDir::new("hc-agent");
-    let s1 = Origin::start("s1");
-    let s2 = Origin::start("s2");
-    let reply = Arc::new(Mutex::new("up\n".to_string()));
-    let agent = fake_agent(reply.clone());
-    let front = free_addr();
-    let cfg = format!(
-        "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {} weight 10 agent-check agent-port {} agent-inter 100ms\n    server s2 {} weight 10\n",
-        s1.addr(),
-        agent.addr.port(),
-        s2.addr()
-    );
-    let p = start(&dir, "agent.cfg", &cfg, front);
+/// Walks an agent through `50%`, `drain`, `ready 100%`, `down`, `up maxconn:10`, checking the
+/// traffic after each; returns the state-change lines.
+fn agent_scenario(p: &ChildGuard, front: SocketAddr, reply: &Mutex<String>) -> Vec<String> {
     let set = |r: &str| *reply.lock().unwrap() = r.to_string();
+    set("up\n");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(share_of(front, 20, "s1"), 10, "equal weights");
 
@@ -579,21 +594,50 @@ fn agent_replies_change_weight_and_state() {
     );
 
     set("drain\n");
-    wait_log(&p, "Server be/s1 enters drain state");
+    wait_log(p, "Server be/s1 enters drain state");
     assert_eq!(share_of(front, 10, "s1"), 0, "drained");
     set("ready 100%\n");
-    wait_log(&p, "Server be/s1 is UP (leaving forced drain)");
+    wait_log(p, "Server be/s1 is UP (leaving forced drain)");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(share_of(front, 20, "s1"), 10, "back to full weight");
 
     set("down # disk full\n");
-    wait_log(&p, "Server be/s1 is DOWN");
+    wait_log(p, "Server be/s1 is DOWN");
     assert_eq!(share_of(front, 10, "s1"), 0, "down");
     set("up maxconn:10\n");
-    wait_log(&p, "Server be/s1 is UP, reason");
+    wait_log(p, "Server be/s1 is UP, reason");
     assert_eq!(share_of(front, 20, "s1"), 10, "up again");
+    state_lines(&p.stderr())
+}
+
+#[test]
+fn agent_replies_change_weight_and_state() {
+    let dir = TempDir::new("hc-agent");
+    let s1 = Origin::start("s1");
+    let s2 = Origin::start("s2");
+    let reply = Arc::new(Mutex::new("up\n".to_string()));
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let agent = fake_agent(reply.clone(), received.clone());
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {} weight 10 agent-check agent-port {} agent-inter 100ms agent-send \"hello\\n\"\n    server s2 {} weight 10\n",
+            s1.addr(),
+            agent.addr.port(),
+            s2.addr()
+        )
+    };
+    let front = free_addr();
+    let got = {
+        let p = start(&dir, "agent.cfg", &cfg(front), front);
+        agent_scenario(&p, front, &reply)
+    };
     assert_eq!(
-        state_lines(&p.stderr()),
+        received.lock().unwrap().as_slice(),
+        b"hello\n",
+        "agent-send"
+    );
+    assert_eq!(
+        got,
         vec![
             "[WARNING] Server be/s1 enters drain state. 1 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
             "[WARNING] Server be/s1 is UP (leaving forced drain).",
@@ -601,6 +645,20 @@ fn agent_replies_change_weight_and_state() {
             "[WARNING] Server be/s1 is UP, reason: Layer7 check passed, code: 0, info: \"via agent : up\", check duration: Nms. 2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
         ]
     );
+    if haproxy_available() {
+        received.lock().unwrap().clear();
+        let hf = free_addr();
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg(hf)).unwrap();
+        let h = Haproxy::start(&path, &[hf]);
+        let want = agent_scenario(&h, hf, &reply);
+        assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
+        assert_eq!(
+            received.lock().unwrap().as_slice(),
+            b"hello\n",
+            "haproxy's agent-send"
+        );
+    }
 }
 
 /// Which server serves each of `n` requests on one connection.
@@ -634,7 +692,7 @@ fn same_servers_and_same_log_lines_as_haproxy_while_one_is_down() {
     s2.stop();
     let cfg = |front: SocketAddr| {
         format!(
-            "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    balance roundrobin\n    server s1 {} weight 3 check inter 100ms\n    server s2 {down} weight 2 check inter 100ms\n    server s3 {} weight 1 check inter 100ms\n    server b1 {} backup check inter 100ms\n",
+            "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    balance roundrobin\n    server s1 {} weight 3 check inter 100ms\n    server s2 {down} weight 2 check inter 100ms\n    server s3 {} weight 1 check inter 100ms\n    server b1 {} backup check inter 100ms\n    server d1 {down} check inter 100ms disabled\n",
             s1.addr(),
             s3.addr(),
             b1.addr()
@@ -717,5 +775,146 @@ fn check_send_proxy_prefixes_checks_with_a_proxy_v1_line_and_downinter_paces_a_d
             "gap {} ms",
             gap.as_millis()
         );
+    }
+}
+
+#[test]
+fn slowstart_ramps_a_recovered_server_up_to_its_weight() {
+    let dir = TempDir::new("hc-slowstart");
+    let (s1, flag) = origin_with_flag(&dir, "s1");
+    let s2 = Origin::start("s2");
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    option httpchk GET /health\n    server s1 {} weight 10 check inter 100ms fall 1 rise 1 slowstart 2s\n    server s2 {} weight 10 check inter 100ms\n",
+        s1.addr(),
+        s2.addr()
+    );
+    let p = start(&dir, "slowstart.cfg", &cfg, front);
+    std::fs::write(&flag, b"down").unwrap();
+    wait_log(&p, "Server be/s1 is DOWN");
+    std::fs::remove_file(&flag).unwrap();
+    let up = wait_log(&p, "Server be/s1 is UP");
+    // Early in the ramp (effective weight 1-3 of 10): a small share.
+    let early = share_of(front, 20, "s1");
+    let early_at = up.elapsed();
+    std::thread::sleep(Duration::from_millis(2300).saturating_sub(up.elapsed()));
+    let full = share_of(front, 20, "s1");
+    eprintln!(
+        "s1 share: {early}/20 {} ms after UP, {full}/20 after the 2 s ramp",
+        early_at.as_millis()
+    );
+    assert!(
+        early_at < Duration::from_millis(700) && early <= 6,
+        "{early}/20 after {} ms",
+        early_at.as_millis()
+    );
+    assert!((9..=11).contains(&full), "{full}/20 at full weight");
+}
+
+/// The `check duration: N ms` of the first DOWN line of `server`.
+fn down_duration_ms(stderr: &str, server: &str) -> u64 {
+    let line = stderr
+        .lines()
+        .find(|l| l.contains(&format!("Server {server} is DOWN")))
+        .unwrap_or_else(|| panic!("no DOWN line for {server}:\n{stderr}"));
+    let at = line.find("check duration: ").unwrap() + "check duration: ".len();
+    line[at..].split("ms").next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_silent_server_times_out_as_haproxy_computes_the_check_deadline() {
+    let dir = TempDir::new("hc-timeout");
+    // Accepts and never answers.
+    let silent = Fake::start(|mut c| {
+        let mut buf = [0u8; 512];
+        while matches!(c.read(&mut buf), Ok(n) if n > 0) {}
+    });
+    let a = silent.addr;
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\ndefaults\n    mode http\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {front}\n    default_backend long_check\n\
+backend long_check\n    timeout connect 200ms\n    timeout check 600ms\n    option httpchk GET /\n    server s1 {a} check inter 3s\n\
+backend long_connect\n    timeout connect 600ms\n    timeout check 200ms\n    option httpchk GET /\n    server s1 {a} check inter 3s\n\
+backend inter_only\n    timeout connect 200ms\n    option httpchk GET /\n    server s1 {a} check inter 700ms\n"
+        )
+    };
+    let durations = |p: &ChildGuard| -> Vec<u64> {
+        let names = ["long_check/s1", "long_connect/s1", "inter_only/s1"];
+        for n in names {
+            wait_log(p, &format!("Server {n} is DOWN, reason: Layer7 timeout"));
+        }
+        let err = p.stderr();
+        names.iter().map(|n| down_duration_ms(&err, n)).collect()
+    };
+    let front = free_addr();
+    let got = durations(&start(&dir, "timeout.cfg", &cfg(front), front));
+    // `timeout check` after connecting; `inter` in all without it (haproxy 2.6, checks/exec.rs).
+    for (g, want) in got.iter().zip([600u64, 200, 700]) {
+        assert!((want..want + 250).contains(g), "{got:?}");
+    }
+    if haproxy_available() {
+        let hf = free_addr();
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg(hf)).unwrap();
+        let want = durations(&Haproxy::start(&path, &[hf]));
+        for (g, w) in got.iter().zip(&want) {
+            // Both measured on a shared machine: within scheduling slack of each other.
+            assert!(g.abs_diff(*w) <= 200, "ringlb {got:?} vs haproxy {want:?}");
+        }
+    }
+}
+
+#[test]
+fn refused_connections_are_reported_as_haproxy_does_for_each_kind_of_check() {
+    let dir = TempDir::new("hc-refused");
+    let dead = free_addr();
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n{}frontend fe\n    bind {front}\n    default_backend plain\n\
+backend plain\n    server s1 {dead} check inter 200ms\n\
+backend http\n    mode http\n    option httpchk GET /\n    server s1 {dead} check inter 200ms\n\
+backend tcponly\n    option tcp-check\n    server s1 {dead} check inter 200ms\n\
+backend tcpsend\n    option tcp-check\n    tcp-check send PING\\r\\n\n    tcp-check expect string +PONG\n    server s1 {dead} check inter 200ms\n\
+backend explicit\n    option tcp-check\n    tcp-check comment first\n    tcp-check connect\n    tcp-check send PING\\r\\n\n    server s1 {dead} check inter 200ms\n\
+backend canned\n    option redis-check\n    server s1 {dead} check inter 200ms\n",
+            DEFAULTS.replace("mode http", "mode tcp")
+        )
+    };
+    let names = ["plain", "http", "tcponly", "tcpsend", "explicit", "canned"];
+    let downs: Vec<String> = names
+        .iter()
+        .map(|n| format!("Server {n}/s1 is DOWN"))
+        .collect();
+    let downs: Vec<&str> = downs.iter().map(String::as_str).collect();
+    let front = free_addr();
+    let p = start(&dir, "refused.cfg", &cfg(front), front);
+    for d in &downs {
+        wait_log(&p, d);
+    }
+    let mut lines = state_lines(&p.stderr());
+    lines.sort();
+    let info = |n: &str| {
+        lines
+            .iter()
+            .find(|l| l.contains(&format!("Server {n}/s1 is DOWN")))
+            .and_then(|l| l.split("info: \"").nth(1))
+            .and_then(|i| i.split('"').next())
+            .unwrap_or("")
+            .to_string()
+    };
+    assert_eq!(info("plain"), "Connection refused");
+    assert_eq!(info("http"), "Connection refused");
+    assert_eq!(info("canned"), "Connection refused");
+    assert_eq!(
+        info("tcpsend"),
+        "Connection refused at initial connection step of tcp-check"
+    );
+    // haproxy counts the comment as step 1 and names the rule after it with it.
+    assert_eq!(
+        info("explicit"),
+        "Connection refused at step 2 of tcp-check (connect) comment: 'first'"
+    );
+    if let Some(want) = haproxy_lines(&dir, &cfg, &downs, Duration::ZERO) {
+        assert_eq!(lines, want, "ringlb (left) vs haproxy (right)");
     }
 }

@@ -100,8 +100,6 @@ struct Srv {
     ramp_since: Option<Duration>,
     /// Effective weight last broadcast.
     eweight: u32,
-    /// Usable state last broadcast.
-    usable: bool,
     /// Running as the shards see it (`SetServerHealth`).
     running: bool,
     agent_last: Option<CheckResult>,
@@ -174,7 +172,6 @@ impl Board {
                         maxconn: s.maxconn,
                         ramp_since: None,
                         eweight: s.weight,
-                        usable: !s.disabled && s.weight > 0,
                         running: true,
                         agent_last: None,
                         last_change: Duration::ZERO,
@@ -358,13 +355,9 @@ impl Board {
             server: s,
             up: running,
         }));
-        self.refresh_usable(b, s);
-        self.log_transition(b, s, t, r, had_any, out);
-    }
-
-    fn refresh_usable(&mut self, b: usize, s: usize) {
-        if let Some(srv) = self.srv_mut(b, s) {
-            srv.usable = srv.usable_now();
+        // A server in maintenance changes health silently (haproxy 2.6 logs nothing).
+        if srv.admin != AdminState::Maint {
+            self.log_transition(b, s, t, r, had_any, out);
         }
     }
 
@@ -431,7 +424,6 @@ impl Board {
             server: s,
             state: want,
         }));
-        self.refresh_usable(b, s);
         let (Some(be), Some(srv)) = (self.backends.get(b), self.srv(b, s)) else {
             return;
         };
@@ -479,7 +471,6 @@ impl Board {
                 weight: e,
             }));
         }
-        self.refresh_usable(b, s);
         self.alert_if_empty(b, had_any, out);
     }
 
@@ -684,6 +675,17 @@ mod tests {
         assert_eq!(st.lastchg, 100 * MS);
         // DOWN 100..300 and 600..700.
         assert_eq!(st.downtime, 300 * MS);
+    }
+
+    #[test]
+    fn servers_in_maintenance_change_health_silently() {
+        let mut spec = server("s1", false, false);
+        spec.disabled = true;
+        let mut b = board(vec![spec, server("s2", false, false)]);
+        let e = b.record_check(0, 0, &refused(), MS);
+        assert!(lines(&e).is_empty(), "{e:?}");
+        assert_eq!(msgs(&e).len(), 1, "the shards still learn the health");
+        assert_eq!(b.snapshot(MS)[0].status, "MAINT");
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! - the connection must be up within `inter`, or within `min(inter, timeout connect)` when
 //!   both `timeout check` and `timeout connect` are set;
 //! - once connected, the rest of the check gets `timeout check` when set, else what is left of
-//!   `inter` (HAProxy's `process_chk_conn`: "timeout check" is an additional read timeout).
+//!   `inter` ("timeout check" is an additional read timeout). Measured on haproxy 2.6 against a
+//!   server that never answers: connect 200ms/check 600ms → 600ms, connect 600ms/check 200ms →
+//!   200ms, no timeout check and inter 700ms → 700ms (tests/health_checks.rs). haproxy's very
+//!   first check at start-up (the one it runs at once) waits `timeout connect` at least; ringlb
+//!   does not reproduce that start-up quirk.
 
 use std::future::Future;
 use std::io;
@@ -93,9 +97,9 @@ impl CheckTarget {
 }
 
 /// How a connection step failed, with HAProxy's tcp-check wording of where.
-fn connect_failed(f: &ConnFailure, kind: CheckKind, where_: &str, start: Instant) -> CheckResult {
+fn connect_failed(f: &ConnFailure, names_steps: bool, where_: &str, start: Instant) -> CheckResult {
     let mut r = connection_failure(f);
-    if kind == CheckKind::TcpCheck {
+    if names_steps {
         r.info = Some(format!("{}{where_}", r.info.unwrap_or_default()));
     }
     r.duration_ms = Some(ms_since(start));
@@ -160,47 +164,36 @@ async fn read_some(
     Ok(n == 0 || buf.len() >= max)
 }
 
-/// The 1-based rule number of each step as HAProxy counts them (the implicit first connect
-/// is not a rule).
-fn rule_numbers(steps: &[Step]) -> Vec<u32> {
-    let implicit = matches!(steps.first(), Some(Step::Connect(c)) if c.inherit);
-    steps
-        .iter()
-        .enumerate()
-        .map(|(i, _)| u32::try_from(i).unwrap_or(u32::MAX) + u32::from(!implicit))
-        .collect()
-}
-
 /// Runs a health-check script once; the result to record.
 pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -> CheckResult {
     let start = Instant::now();
     let kind = script.kind();
     let http = kind == CheckKind::Http;
-    let rules = rule_numbers(script.steps());
     let mut stream: Option<TcpStream> = None;
     let mut deadline = t.connect_deadline(start);
     let mut received = Vec::new();
     let mut closed = false;
     let mut last_pass: Option<CheckResult> = None;
     let mut first_send = true;
-    for (i, step) in script.steps().iter().enumerate() {
+    for step in script.steps() {
         match step {
             Step::Connect(spec) => {
                 let resolved = spec.resolve(&t.params, Some(t.server.port()));
                 let where_ = if spec.inherit {
                     " at initial connection step of tcp-check".to_string()
                 } else {
-                    format!(
-                        " at step {} of tcp-check (connect)",
-                        rules.get(i).copied().unwrap_or(1)
-                    )
+                    let mut w = format!(" at step {} of tcp-check (connect)", spec.step);
+                    if let Some(c) = &spec.comment {
+                        w.push_str(&format!(" comment: '{c}'"));
+                    }
+                    w
                 };
                 if let Some(mut old) = stream.take() {
                     let _ = old.close().await;
                 }
                 match open(t, &resolved, deadline).await {
                     Ok(s) => stream = Some(s),
-                    Err(f) => return connect_failed(&f, kind, &where_, start),
+                    Err(f) => return connect_failed(&f, script.names_steps(), &where_, start),
                 }
                 deadline = t.read_deadline(start);
                 received.clear();
@@ -250,7 +243,7 @@ pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -
                     match read_some(s, &mut received, t.bufsize, deadline).await {
                         Ok(done) => closed = done,
                         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
-                            let mut r = rule.timeout_result(kind == CheckKind::TcpCheck);
+                            let mut r = rule.timeout_result(script.names_steps());
                             r.duration_ms = Some(ms_since(start));
                             return r;
                         }
@@ -291,7 +284,7 @@ pub async fn run_agent(
                 let resolved = spec.resolve(&t.params, Some(t.server.port()));
                 match open(t, &resolved, deadline).await {
                     Ok(s) => stream = Some(s),
-                    Err(f) => return Err(connect_failed(&f, CheckKind::Agent, "", start)),
+                    Err(f) => return Err(connect_failed(&f, false, "", start)),
                 }
                 deadline = t.read_deadline(start);
             }

@@ -107,6 +107,17 @@ impl CheckPlan {
             };
             for (si, (srv, srt)) in be.servers.iter().zip(rt.servers.iter()).enumerate() {
                 let p = &srv.params;
+                for (kw, a) in [("addr", &p.check_addr), ("agent-addr", &p.agent.addr)] {
+                    if let Some(a) = a
+                        .as_deref()
+                        .filter(|a| a.parse::<std::net::IpAddr>().is_err())
+                    {
+                        errors.push(format!(
+                            "server '{}/{}': '{kw} {a}' is not an IP address; name resolution is not supported by ringlb yet",
+                            be.name, srv.name
+                        ));
+                    }
+                }
                 let check = p.check.then(|| CheckTiming::from_params(p));
                 let agent = CheckScript::agent(p);
                 let agent_timing = agent.as_ref().map(|_| CheckTiming::agent_from_params(p));
@@ -399,6 +410,18 @@ mod tests {
         assert_eq!(p.jobs[3].target.params.check_port, Some(8080));
         assert!(p.backends[0].dynamic_weights && !p.backends[1].dynamic_weights);
         assert_eq!(p.backends[0].servers[2].check, None, "s3 has no check");
+    }
+
+    #[test]
+    fn check_addresses_must_be_ip_addresses() {
+        let text = format!("{HEAD}backend a\n server s1 127.0.0.1:2 check addr db.local\n");
+        let loaded = ringlb_config::parse_str("t.cfg", &text).unwrap();
+        let topo = Topology::from_config(&loaded.config).unwrap();
+        let e = CheckPlan::from_config(&loaded.config, &topo).unwrap_err();
+        assert_eq!(
+            e,
+            vec!["server 'a/s1': 'addr db.local' is not an IP address; name resolution is not supported by ringlb yet"]
+        );
     }
 
     #[test]
