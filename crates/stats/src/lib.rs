@@ -32,8 +32,10 @@ pub use model::{
     SslCounters, TimeStats,
 };
 
+pub mod admin;
 pub mod field;
 pub mod fill;
+pub mod page;
 pub mod show;
 pub mod tables;
 
