@@ -157,7 +157,7 @@ pub fn serve(snap: &Snapshot, cfg: &PageConfig, req: &PageRequest) -> HttpAnswer
 }
 
 /// The JSON schema of the JSON exports (`;json-schema`, `show schema json`).
-pub const JSON_SCHEMA: &str = include_str!("../fixtures/show_schema.json");
+pub const JSON_SCHEMA: &str = include_str!("json_schema.json");
 
 /// HAProxy's `human_time`: `3s`, `1m10s`, `2h3m`, `1d2h`.
 pub fn human_time(s: u64) -> String {

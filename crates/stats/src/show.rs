@@ -151,17 +151,9 @@ pub struct Row<'a> {
 }
 
 fn server_hidden(sv: &ServerStats, req: &StatRequest) -> bool {
-    if req.no_maint && sv.admin.in_maintenance() {
-        return true;
-    }
-    // `up`: servers reportedly up or not checked.
-    req.up_only
-        && (sv.admin.in_maintenance()
-            || sv.oper == OperState::Stopped
-            || sv
-                .check
-                .as_ref()
-                .is_some_and(|c| c.health < c.rise && sv.oper != OperState::Running))
+    let maint = sv.admin.in_maintenance();
+    // `no-maint`: disabled servers; `up`: also those DOWN (only UP or not checked remain).
+    (req.no_maint && maint) || (req.up_only && (maint || sv.oper == OperState::Stopped))
 }
 
 fn proxy_selected(px: &ProxyStats, req: &StatRequest) -> bool {
