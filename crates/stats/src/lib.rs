@@ -15,14 +15,25 @@
 //!   shards must use the same clock origin so the control shard can merge them.
 //! - On a read, the control shard clones each shard's counters, `merge`s them into one
 //!   [`Snapshot`] (configuration and state — names, ids, status, weights, check results —
-//!   come from the model and the health state), and calls a renderer with it.
+//!   come from the model and the health state), and calls a renderer with it:
+//!   [`cli_show_stat`], [`cli_show_info`], [`page::serve`], [`prometheus::serve`]; admin
+//!   POSTs go through [`admin::parse_admin_form`] and [`admin::admin_redirect`], `stats auth`
+//!   through [`admin::check_basic_auth`].
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod field;
+pub mod fill;
 pub mod freq;
 pub mod latency;
 pub mod model;
+pub mod page;
 pub mod prometheus;
+pub mod show;
+pub mod tables;
 
+pub use field::Val;
+pub use fill::{server_status_text, FillOpts, ObjType};
 pub use freq::{FreqCtr, SwRate, TIME_STATS_SAMPLES};
 pub use latency::{Latency, LatencyHistograms, RequestTimes};
 pub use model::{
@@ -31,14 +42,4 @@ pub use model::{
     ProcessCounters, ProcessInfo, ProxyMode, ProxyStats, ServerCounters, ServerStats, Snapshot,
     SslCounters, TimeStats,
 };
-
-pub mod admin;
-pub mod field;
-pub mod fill;
-pub mod page;
-pub mod show;
-pub mod tables;
-
-pub use field::Val;
-pub use fill::{server_status_text, FillOpts, ObjType};
 pub use show::{cli_show_info, cli_show_stat, parse_show_stat, render_stat, Format, StatRequest};

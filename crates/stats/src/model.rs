@@ -113,8 +113,9 @@ fn ms(us: Option<u64>) -> Option<u32> {
 
 impl TimeStats {
     /// Records a request's times like `stream_update_time_stats`: only requests that got a
-    /// response (all of queue, connect, response and total known) count; a missing queue or
-    /// connect phase (reused connection) counts as 0.
+    /// response (response and total known) count; a missing queue or connect phase (no queue,
+    /// reused connection) counts as 0. For TCP, pass `response_us: Some(0)` (HAProxy's
+    /// `rtime` is 0 in TCP mode) and the session duration as `total_us`.
     #[inline]
     pub fn record(&mut self, t: &RequestTimes) {
         let (Some(d), Some(tt)) = (ms(t.response_us), ms(t.total_us)) else {
