@@ -142,3 +142,92 @@ fn histogram_memory_is_bounded() {
     assert!(mine() - before <= 4);
     assert!(ALLOCS.load(Ordering::Relaxed) > 0);
 }
+
+#[test]
+fn shard_counters_merge_into_the_snapshot() {
+    // Two shards of a two-proxy setup: "web" (frontend) and "app" (backend, 2 servers).
+    let shard = || ShardCounters {
+        process: ProcessCounters::default(),
+        proxies: vec![
+            ProxyCounters::new(false, 1, 0),
+            ProxyCounters::new(true, 0, 2),
+        ],
+    };
+    let (mut a, mut b) = (shard(), shard());
+    a.proxies[0].frontend.on_request(1_000);
+    b.proxies[0].frontend.on_request(1_000);
+    b.proxies[0].listeners[0].cum_sess = 3;
+    a.proxies[1].servers[1].cum_lbconn = 5;
+    b.proxies[1].servers[1].cum_lbconn = 7;
+    let t = RequestTimes {
+        response_us: Some(4_000),
+        total_us: Some(5_000),
+        ..Default::default()
+    };
+    b.proxies[1].server_latency[1].record(&t);
+    b.proxies[1].backend_latency.as_mut().unwrap().record(&t);
+    a.process.cum_req = 1;
+    b.process.cum_req = 1;
+    let mut merged = a.clone();
+    merged.merge(&b);
+    assert!(merged.proxies[0].backend_latency.is_none());
+
+    let server = |name: &str, id| ServerStats {
+        name: name.into(),
+        id,
+        weight: 1,
+        uweight: 1,
+        ..Default::default()
+    };
+    let mut snap = Snapshot {
+        now_ms: 1_500,
+        process: ProcessInfo::default(),
+        proxies: vec![
+            ProxyStats {
+                name: "web".into(),
+                id: 1,
+                mode: ProxyMode::Http,
+                desc: None,
+                stopped: false,
+                frontend: Some(FrontendStats::default()),
+                backend: None,
+                listeners: vec![ListenerStats {
+                    name: "l1".into(),
+                    id: 1,
+                    addr: String::new(),
+                    state: ListenState::Open,
+                    maxconn: 0,
+                    counters: ListenerCounters::default(),
+                }],
+                servers: vec![],
+            },
+            ProxyStats {
+                name: "app".into(),
+                id: 2,
+                mode: ProxyMode::Http,
+                desc: None,
+                stopped: false,
+                frontend: None,
+                backend: Some(BackendStats::default()),
+                listeners: vec![],
+                servers: vec![server("s1", 1), server("s2", 2)],
+            },
+        ],
+    };
+    snap.set_counters(&merged);
+    assert_eq!(
+        snap.proxies[0].frontend.as_ref().unwrap().counters.cum_req,
+        2
+    );
+    assert_eq!(snap.proxies[0].listeners[0].counters.cum_sess, 3);
+    assert_eq!(snap.proxies[1].servers[1].counters.cum_lbconn, 12);
+    assert_eq!(snap.process.counters.cum_req, 2);
+    let csv = cli_show_stat(&snap, &["2", "4", "2"]);
+    let row: Vec<&str> = csv.lines().nth(1).unwrap().split(',').collect();
+    assert_eq!((row[1], row[30]), ("s2", "12")); // lbtot
+    let p50: &str = row[row.len() - 1 - 8]; // rtime_p50_us, before the 4 rtime and 4 ttime tail columns
+    assert!(p50.parse::<u64>().unwrap().abs_diff(4_000) <= 40, "{p50}");
+    assert!(!csv.contains("FRONTEND"));
+    let web = cli_show_stat(&snap, &["web", "-1", "-1"]);
+    assert!(web.lines().nth(1).unwrap().starts_with("web,FRONTEND,"));
+}
