@@ -319,3 +319,85 @@ fn human_time_formats() {
     assert_eq!(human_time(7380), "2h3m");
     assert_eq!(human_time(93600), "1d2h");
 }
+
+/// Every data row spans as many columns as the header (colspans counted), tags balance.
+#[test]
+fn rows_have_as_many_columns_as_the_header() {
+    for admin in [false, true] {
+        let cfg = PageConfig {
+            uri: "/".into(),
+            show_legends: !admin,
+            admin,
+            ..Default::default()
+        };
+        let mut snap = recorded_snapshot();
+        snap.proxies[2].servers[0]
+            .latency
+            .record(&ringlb_stats::RequestTimes {
+                total_us: Some(1500),
+                ..Default::default()
+            });
+        let html = serve(&snap, &cfg, &PageRequest::default()).body;
+        for (open, close) in [
+            ("<table", "</table>"),
+            ("<tr", "</tr>"),
+            ("<form", "</form>"),
+            ("<u>", "</u>"),
+            ("<div", "</div>"),
+        ] {
+            assert_eq!(
+                html.matches(open).count(),
+                html.matches(close).count(),
+                "{open} admin={admin}"
+            );
+        }
+        // Drop tooltips (never nested in ringlb's output), then count cells per row.
+        let mut flat = String::new();
+        let mut rest = html.as_str();
+        while let Some(i) = rest.find("<div class=tips>") {
+            flat.push_str(&rest[..i]);
+            let j = rest[i..].find("</div>").unwrap() + i + 6;
+            rest = &rest[j..];
+        }
+        flat.push_str(rest);
+        let width = |row: &str| -> usize {
+            row.split("<td")
+                .skip(1)
+                .map(|c| {
+                    c.split('>')
+                        .next()
+                        .unwrap()
+                        .split("colspan=")
+                        .nth(1)
+                        .map_or(1, |n| {
+                            n.trim_matches('"')
+                                .split(' ')
+                                .next()
+                                .unwrap()
+                                .parse()
+                                .unwrap()
+                        })
+                })
+                .sum()
+        };
+        let mut rows = 0;
+        for seg in flat.split("<tr class=").skip(1) {
+            let row = seg.split("</tr>").next().unwrap();
+            if row.starts_with("\"titre\"") || row.contains("noborder") || !row.contains("<td") {
+                continue;
+            }
+            // The admin checkbox column exists in tables of proxies with servers.
+            let px = row
+                .split("<a name=\"")
+                .nth(1)
+                .unwrap()
+                .split('/')
+                .next()
+                .unwrap();
+            let expected = 35 + usize::from(admin && ["app", "app2", "tcpapp"].contains(&px));
+            assert_eq!(width(row), expected, "admin={admin}: {row}");
+            rows += 1;
+        }
+        assert!(rows >= 15, "{rows}");
+    }
+}
