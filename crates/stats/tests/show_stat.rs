@@ -133,6 +133,7 @@ fn filters_select_like_haproxy() {
         (&["-1", "1", "-1"][..], "show_stat_filter_fe.csv"),
         (&["app", "2", "-1"][..], "show_stat_filter_name.csv"),
         (&["4", "4", "2"][..], "show_stat_filter_sid.csv"),
+        (&["nosuch-but-ignored"][..], "show_stat_filter_two_args.csv"),
     ] {
         let names = |text: &str| -> Vec<(String, String)> {
             csv_cells(text)
@@ -228,13 +229,32 @@ fn json_output_has_haproxys_structure() {
 }
 
 #[test]
-fn bad_arguments_get_one_line_errors() {
+fn odd_arguments_behave_like_haproxy() {
+    // Unknown proxy name: haproxy's one-line error (with the CLI's blank line).
     assert_eq!(
-        ours(&["4", "2"]),
-        "Requires 3 arguments: <iid> <type> <sid>.\n"
+        ours(&["nosuch", "1", "-1"]),
+        fixture("show_stat_filter_unknown_name.csv")
     );
-    assert!(ours(&["bogus-flag-after", "1", "x"]).starts_with("Invalid server id"));
-    assert!(ours(&["typed", "nope"]).starts_with("Unknown argument"));
+    // Unknown id: just the header.
+    assert_eq!(
+        ours(&["99", "-1", "-1"]).lines().count(),
+        fixture("show_stat_filter_unknown_id.csv").lines().count()
+    );
+    // Two arguments: the selector is ignored, everything is dumped.
+    let names = |t: &str| {
+        csv_cells(t)
+            .into_iter()
+            .map(|r| r[1].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&ours(&["4", "2"])),
+        names(&fixture("show_stat_filter_two_args.csv"))
+    );
+    // Three words make a selector even when the first looks like a modifier.
+    assert_eq!(ours(&["typed-not", "x", "y"]), "No such proxy.\n\n");
+    // A non-numeric type selects nothing (atoi), like haproxy.
+    assert_eq!(names(&ours(&["4", "x", "-1"])).len(), 1);
 }
 
 #[test]
