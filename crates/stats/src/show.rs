@@ -367,7 +367,12 @@ pub fn cli_show_stat(snap: &Snapshot, args: &[&str]) -> String {
 }
 
 fn unknown_proxy_name(snap: &Snapshot, req: &StatRequest) -> bool {
-    matches!(&req.proxy, Some(ProxySel::Name(n)) if !snap.proxies.iter().any(|p| p.name == *n))
+    match &req.proxy {
+        Some(ProxySel::Name(n)) => !snap.proxies.iter().any(|p| p.name == *n),
+        // haproxy's `atoi` gives 0 for what is neither a name nor a number: no such proxy.
+        Some(ProxySel::Id(0)) => true,
+        _ => false,
+    }
 }
 
 /// `Uptime` text: `0d 0h00m03s`.

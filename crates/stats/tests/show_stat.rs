@@ -253,6 +253,7 @@ fn odd_arguments_behave_like_haproxy() {
     );
     // Three words make a selector even when the first looks like a modifier.
     assert_eq!(ours(&["typed-not", "x", "y"]), "No such proxy.\n\n");
+    assert_eq!(ours(&["0", "-1", "-1"]), "No such proxy.\n\n");
     // A non-numeric type selects nothing (atoi), like haproxy.
     assert_eq!(names(&ours(&["4", "x", "-1"])).len(), 1);
 }
