@@ -566,7 +566,8 @@ pub struct ServerStats {
     pub addr: String,
     pub oper: OperState,
     pub admin: AdminState,
-    /// `weight`: current effective weight; `uweight`: the user-set weight.
+    /// `weight`: current effective weight (slow start scales it; drain and maintenance do
+    /// not, they are admin flags); `uweight`: the user-set weight.
     pub weight: u32,
     pub uweight: u32,
     pub backup: bool,

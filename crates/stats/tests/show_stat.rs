@@ -271,3 +271,20 @@ fn no_maint_and_up_hide_servers() {
     assert_eq!(names(&["no-maint"]), ["s1", "s2", "s3", "s4", "BACKEND"]);
     assert_eq!(names(&["up"]), ["s1", "s2", "s4", "BACKEND"]);
 }
+
+#[test]
+fn drained_server_matches_haproxy_after_the_admin_form() {
+    let mut snap = recorded_snapshot();
+    let s2 = &mut snap.proxies[2].servers[1];
+    assert_eq!(s2.name, "s2");
+    s2.admin.drain = true;
+    let theirs = csv_cells(&fixture("show_stat_after_drain.csv"));
+    let ours = haproxy_columns(&csv_cells(&cli_show_stat(&snap, &[])));
+    let header = &theirs[0];
+    for name in ["status", "weight", "act", "bck", "uweight"] {
+        let i = header.iter().position(|h| h == name).unwrap();
+        for (o, t) in ours.iter().zip(&theirs).skip(1) {
+            assert_eq!(o[i], t[i], "{}/{} {name}", t[0], t[1]);
+        }
+    }
+}
