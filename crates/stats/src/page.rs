@@ -7,7 +7,7 @@
 use crate::fill::{backend_agg, server_status_text, FillOpts};
 use crate::latency::Latency;
 use crate::model::{ProxyStats, ServerStats, Snapshot};
-use crate::show::{render_stat, Format, StatRequest};
+use crate::show::{proxy_selected, render_stat, Format, StatRequest};
 use std::fmt::Write;
 
 /// Stats page settings from the proxy's `stats` keywords.
@@ -89,19 +89,6 @@ pub struct HttpAnswer {
     pub body: String,
 }
 
-fn visible(px: &ProxyStats, cfg: &PageConfig, req: &PageRequest) -> bool {
-    if !cfg.scopes.is_empty() && !cfg.scopes.contains(&px.name) {
-        return false;
-    }
-    match &req.search {
-        Some(s) => px
-            .name
-            .to_ascii_lowercase()
-            .contains(&s.to_ascii_lowercase()),
-        None => true,
-    }
-}
-
 /// Serves a GET of the stats URI.
 pub fn serve(snap: &Snapshot, cfg: &PageConfig, req: &PageRequest) -> HttpAnswer {
     let mut headers = vec![("cache-control".to_string(), "no-cache".to_string())];
@@ -112,40 +99,32 @@ pub fn serve(snap: &Snapshot, cfg: &PageConfig, req: &PageRequest) -> HttpAnswer
     let stat_req = StatRequest {
         up_only: req.up_only,
         no_maint: req.no_maint,
+        scopes: cfg.scopes.clone(),
+        search: req.search.clone(),
         ..Default::default()
     };
-    let scoped = Snapshot {
-        now_ms: snap.now_ms,
-        process: snap.process.clone(),
-        proxies: snap
-            .proxies
-            .iter()
-            .filter(|p| visible(p, cfg, req))
-            .cloned()
-            .collect(),
-    };
     let (ctype, body) = match req.format {
-        PageFormat::Csv => ("text/plain", render_stat(&scoped, &stat_req, opts)),
+        PageFormat::Csv => ("text/plain", render_stat(snap, &stat_req, opts)),
         PageFormat::Json => {
             let r = StatRequest {
                 format: Format::Json,
                 ..stat_req
             };
-            ("application/json", render_stat(&scoped, &r, opts))
+            ("application/json", render_stat(snap, &r, opts))
         }
         PageFormat::Typed => {
             let r = StatRequest {
                 format: Format::Typed,
                 ..stat_req
             };
-            ("text/plain", render_stat(&scoped, &r, opts))
+            ("text/plain", render_stat(snap, &r, opts))
         }
         PageFormat::JsonSchema => ("application/json", JSON_SCHEMA.to_string()),
         PageFormat::Html => {
             if let (Some(r), false) = (cfg.refresh_s, req.norefresh) {
                 headers.push(("refresh".to_string(), r.to_string()));
             }
-            ("text/html", html(&scoped, cfg, req))
+            ("text/html", html(snap, cfg, req, &stat_req))
         }
     };
     headers.push(("content-type".to_string(), ctype.to_string()));
@@ -749,11 +728,11 @@ const ADMIN_ACTIONS: [(&str, &str); 13] = [
     ("shutdown", "Kill Sessions"),
 ];
 
-fn html(snap: &Snapshot, cfg: &PageConfig, req: &PageRequest) -> String {
+fn html(snap: &Snapshot, cfg: &PageConfig, req: &PageRequest, sel: &StatRequest) -> String {
     let mut out = String::with_capacity(32 * 1024);
     head(&mut out, snap, cfg);
     process_block(&mut out, snap, cfg, req);
-    for px in &snap.proxies {
+    for px in snap.proxies.iter().filter(|p| proxy_selected(p, sel)) {
         let admin = cfg.admin && px.backend.is_some() && !px.servers.is_empty();
         proxy_header(&mut out, px, cfg, admin);
         frontend_rows(&mut out, snap, px, cfg, admin);

@@ -87,6 +87,10 @@ pub struct StatRequest {
     pub up_only: bool,
     /// `no-maint`: no server in maintenance.
     pub no_maint: bool,
+    /// Stats page `stats scope`: only these proxies (all when empty).
+    pub scopes: Vec<String>,
+    /// Stats page `?scope=` search: proxies whose name contains it, ignoring case.
+    pub search: Option<String>,
 }
 
 /// Parses the arguments after `show stat` like haproxy 2.6: the selector triple only when
@@ -149,7 +153,19 @@ fn server_hidden(sv: &ServerStats, req: &StatRequest) -> bool {
     (req.no_maint && maint) || (req.up_only && (maint || sv.oper == OperState::Stopped))
 }
 
-fn proxy_selected(px: &ProxyStats, req: &StatRequest) -> bool {
+pub fn proxy_selected(px: &ProxyStats, req: &StatRequest) -> bool {
+    if !req.scopes.is_empty() && !req.scopes.contains(&px.name) {
+        return false;
+    }
+    if let Some(s) = &req.search {
+        if !px
+            .name
+            .to_ascii_lowercase()
+            .contains(&s.to_ascii_lowercase())
+        {
+            return false;
+        }
+    }
     match &req.proxy {
         None => true,
         Some(ProxySel::Id(id)) => px.id == *id,
