@@ -32,6 +32,7 @@ pub mod model;
 pub mod page;
 pub mod prometheus;
 pub mod show;
+pub mod skeleton;
 pub mod tables;
 
 pub use field::Val;
