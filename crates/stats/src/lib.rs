@@ -13,6 +13,7 @@
 //!   `qtime/ctime/rtime/ttime` averages) and `LatencyHistograms::record(&RequestTimes)`.
 //! - Rates ([`FreqCtr`]) and averages ([`SwRate`]) take the shard's monotonic `now_ms`; all
 //!   shards must use the same clock origin so the control shard can merge them.
+//! - [`skeleton::skeleton`] builds the snapshot's static part from the configuration.
 //! - [`ShardCounters`] holds all of a shard's counters ([`ProxyCounters`] per proxy, by
 //!   position). On a read, the control shard clones each shard's, `merge`s them,
 //!   [`Snapshot::set_counters`] copies the result into a
