@@ -13,30 +13,37 @@
 //!   `qtime/ctime/rtime/ttime` averages) and `LatencyHistograms::record(&RequestTimes)`.
 //! - Rates ([`FreqCtr`]) and averages ([`SwRate`]) take the shard's monotonic `now_ms`; all
 //!   shards must use the same clock origin so the control shard can merge them.
-//! - On a read, the control shard clones each shard's counters, `merge`s them into one
+//! - [`skeleton::skeleton`] builds the snapshot's static part from the configuration.
+//! - [`ShardCounters`] holds all of a shard's counters ([`ProxyCounters`] per proxy, by
+//!   position). On a read, the control shard clones each shard's, `merge`s them,
+//!   [`Snapshot::set_counters`] copies the result into a
 //!   [`Snapshot`] (configuration and state — names, ids, status, weights, check results —
-//!   come from the model and the health state), and calls a renderer with it.
+//!   come from the model and the health state), and calls a renderer with it:
+//!   [`cli_show_stat`], [`cli_show_info`], [`page::serve`], [`prometheus::serve`]; admin
+//!   POSTs go through [`admin::parse_admin_form`] and [`admin::admin_redirect`], `stats auth`
+//!   through [`admin::check_basic_auth`].
 #![forbid(unsafe_code)]
 
+pub mod admin;
+pub mod field;
+pub mod fill;
 pub mod freq;
 pub mod latency;
 pub mod model;
+pub mod page;
 pub mod prometheus;
+pub mod show;
+pub mod skeleton;
+pub mod tables;
 
+pub use field::Val;
+pub use fill::{server_status_text, FillOpts, ObjType};
 pub use freq::{FreqCtr, SwRate, TIME_STATS_SAMPLES};
 pub use latency::{Latency, LatencyHistograms, RequestTimes};
 pub use model::{
     AdminState, BackendCounters, BackendStats, CheckStats, FrontendCounters, FrontendStats,
     HttpResponses, ListenState, ListenerCounters, ListenerStats, MuxCounters, OperState,
-    ProcessCounters, ProcessInfo, ProxyMode, ProxyStats, ServerCounters, ServerStats, Snapshot,
-    SslCounters, TimeStats,
+    ProcessCounters, ProcessInfo, ProxyCounters, ProxyMode, ProxyStats, ServerCounters,
+    ServerStats, ShardCounters, Snapshot, SslCounters, TimeStats,
 };
-
-pub mod field;
-pub mod fill;
-pub mod show;
-pub mod tables;
-
-pub use field::Val;
-pub use fill::{server_status_text, FillOpts, ObjType};
 pub use show::{cli_show_info, cli_show_stat, parse_show_stat, render_stat, Format, StatRequest};

@@ -113,8 +113,9 @@ fn ms(us: Option<u64>) -> Option<u32> {
 
 impl TimeStats {
     /// Records a request's times like `stream_update_time_stats`: only requests that got a
-    /// response (all of queue, connect, response and total known) count; a missing queue or
-    /// connect phase (reused connection) counts as 0.
+    /// response (response and total known) count; a missing queue or connect phase (no queue,
+    /// reused connection) counts as 0. For TCP, pass `response_us: Some(0)` (HAProxy's
+    /// `rtime` is 0 in TCP mode) and the session duration as `total_us`.
     #[inline]
     pub fn record(&mut self, t: &RequestTimes) {
         let (Some(d), Some(tt)) = (ms(t.response_us), ms(t.total_us)) else {
@@ -565,7 +566,8 @@ pub struct ServerStats {
     pub addr: String,
     pub oper: OperState,
     pub admin: AdminState,
-    /// `weight`: current effective weight; `uweight`: the user-set weight.
+    /// `weight`: current effective weight (slow start scales it; drain and maintenance do
+    /// not, they are admin flags); `uweight`: the user-set weight.
     pub weight: u32,
     pub uweight: u32,
     pub backup: bool,
@@ -665,4 +667,94 @@ pub struct Snapshot {
     pub now_ms: u64,
     pub process: ProcessInfo,
     pub proxies: Vec<ProxyStats>,
+}
+
+/// One proxy's counters on one shard: both sides (a `listen` has both), its listeners and
+/// its servers (in configuration order), with the backend's and servers' latency histograms.
+#[derive(Debug, Clone, Default)]
+pub struct ProxyCounters {
+    pub frontend: FrontendCounters,
+    pub backend: BackendCounters,
+    /// `None` for a proxy without a backend side (no histogram memory spent).
+    pub backend_latency: Option<LatencyHistograms>,
+    pub listeners: Vec<ListenerCounters>,
+    pub servers: Vec<ServerCounters>,
+    pub server_latency: Vec<LatencyHistograms>,
+}
+
+impl ProxyCounters {
+    /// Allocates everything up front (startup), nothing later on the request path.
+    pub fn new(has_backend: bool, listeners: usize, servers: usize) -> ProxyCounters {
+        ProxyCounters {
+            backend_latency: has_backend.then(LatencyHistograms::new),
+            listeners: vec![ListenerCounters::default(); listeners],
+            servers: vec![ServerCounters::default(); servers],
+            server_latency: (0..servers).map(|_| LatencyHistograms::new()).collect(),
+            ..ProxyCounters::default()
+        }
+    }
+
+    /// Adds another shard's counters of the same proxy (same listeners and servers).
+    pub fn merge(&mut self, o: &ProxyCounters) {
+        self.frontend.merge(&o.frontend);
+        self.backend.merge(&o.backend);
+        if let (Some(a), Some(b)) = (&mut self.backend_latency, &o.backend_latency) {
+            a.merge(b);
+        }
+        for (a, b) in self.listeners.iter_mut().zip(&o.listeners) {
+            a.merge(b);
+        }
+        for (a, b) in self.servers.iter_mut().zip(&o.servers) {
+            a.merge(b);
+        }
+        for (a, b) in self.server_latency.iter_mut().zip(&o.server_latency) {
+            a.merge(b);
+        }
+    }
+}
+
+/// Everything one shard counts: the process counters and one [`ProxyCounters`] per proxy,
+/// indexed like [`Snapshot::proxies`].
+#[derive(Debug, Clone, Default)]
+pub struct ShardCounters {
+    pub process: ProcessCounters,
+    pub proxies: Vec<ProxyCounters>,
+}
+
+impl ShardCounters {
+    pub fn merge(&mut self, o: &ShardCounters) {
+        self.process.merge(&o.process);
+        for (a, b) in self.proxies.iter_mut().zip(&o.proxies) {
+            a.merge(b);
+        }
+    }
+}
+
+impl Snapshot {
+    /// Copies merged counters into the snapshot (proxies, listeners and servers by position).
+    pub fn set_counters(&mut self, c: &ShardCounters) {
+        self.process.counters = c.process.clone();
+        for (px, pc) in self.proxies.iter_mut().zip(&c.proxies) {
+            if let Some(fe) = &mut px.frontend {
+                fe.counters = pc.frontend.clone();
+            }
+            if let Some(be) = &mut px.backend {
+                be.counters = pc.backend.clone();
+                if let Some(l) = &pc.backend_latency {
+                    be.latency = l.clone();
+                }
+            }
+            for (li, lc) in px.listeners.iter_mut().zip(&pc.listeners) {
+                li.counters = lc.clone();
+            }
+            for (i, sv) in px.servers.iter_mut().enumerate() {
+                if let Some(sc) = pc.servers.get(i) {
+                    sv.counters = sc.clone();
+                }
+                if let Some(l) = pc.server_latency.get(i) {
+                    sv.latency = l.clone();
+                }
+            }
+        }
+    }
 }

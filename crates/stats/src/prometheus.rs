@@ -811,6 +811,29 @@ fn dump_ringlb_server(out: &mut Out, snap: &Snapshot, req: &PromRequest) {
     }
 }
 
+/// Answers a scrape: `query` is the request's query string (after `?`). A bad query gets
+/// HAProxy's 400; otherwise 200 with the exposition.
+pub fn serve(snap: &Snapshot, query: &str) -> crate::page::HttpAnswer {
+    match parse_query(query) {
+        Ok(req) => crate::page::HttpAnswer {
+            status: 200,
+            headers: vec![
+                ("cache-control".into(), "no-cache".into()),
+                ("content-type".into(), CONTENT_TYPE.into()),
+            ],
+            body: render(snap, &req),
+        },
+        Err(_) => crate::page::HttpAnswer {
+            status: 400,
+            headers: vec![
+                ("cache-control".into(), "no-cache".into()),
+                ("content-type".into(), "text/html".into()),
+            ],
+            body: "<html><body><h1>400 Bad request</h1>\nYour browser sent an invalid request.\n</body></html>\n".into(),
+        },
+    }
+}
+
 /// The exposition text for `req`.
 pub fn render(snap: &Snapshot, req: &PromRequest) -> String {
     let mut out = Out {

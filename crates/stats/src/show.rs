@@ -87,10 +87,15 @@ pub struct StatRequest {
     pub up_only: bool,
     /// `no-maint`: no server in maintenance.
     pub no_maint: bool,
+    /// Stats page `stats scope`: only these proxies (all when empty).
+    pub scopes: Vec<String>,
+    /// Stats page `?scope=` search: proxies whose name contains it, ignoring case.
+    pub search: Option<String>,
 }
 
-/// Parses the arguments after `show stat` (HAProxy's order: selector triple, then format and
-/// modifiers). Errors are the one-line messages of the CLI.
+/// Parses the arguments after `show stat` like haproxy 2.6: the selector triple only when
+/// all three are present (with fewer, they are ignored and everything is dumped), then the
+/// modifiers; unknown words are ignored. The only error is an unknown proxy name.
 pub fn parse_show_stat(args: &[&str]) -> Result<StatRequest, String> {
     let mut r = StatRequest::default();
     let mut rest = args;
@@ -103,31 +108,23 @@ pub fn parse_show_stat(args: &[&str]) -> Result<StatRequest, String> {
             _ => return Err("Invalid statistics domain.\n".into()),
         }
     }
-    if let Some(first) = rest.first() {
-        if !matches!(*first, "typed" | "json" | "desc" | "up" | "no-maint") {
-            let (Some(t), Some(s)) = (rest.get(1), rest.get(2)) else {
-                return Err("Requires 3 arguments: <iid> <type> <sid>.\n".into());
-            };
-            r.proxy = match first.parse::<i64>() {
-                Ok(-1) => None,
-                Ok(id) if id > 0 => Some(ProxySel::Id(
-                    u32::try_from(id).map_err(|_| "No such proxy.\n")?,
-                )),
-                Ok(_) => return Err("No such proxy.\n".into()),
-                Err(_) => Some(ProxySel::Name((*first).to_string())),
-            };
-            r.types = match t.parse::<i64>() {
-                Ok(-1) => None,
-                Ok(v) if v >= 0 => Some(u32::try_from(v).unwrap_or(u32::MAX)),
-                _ => return Err("Invalid type.\n".into()),
-            };
-            r.sid = match s.parse::<i64>() {
-                Ok(-1) => None,
-                Ok(v) if v >= 0 => Some(u32::try_from(v).unwrap_or(u32::MAX)),
-                _ => return Err("Invalid server id.\n".into()),
-            };
-            rest = &rest[3..];
-        }
+    if let [px, t, sid, tail @ ..] = rest {
+        r.proxy = match px.parse::<i64>() {
+            Ok(-1) => None,
+            Ok(id) => Some(ProxySel::Id(u32::try_from(id).unwrap_or(0))),
+            Err(_) => Some(ProxySel::Name((*px).to_string())),
+        };
+        // `atoi` semantics: anything not a number selects nothing (0); -1 is everything.
+        let num = |s: &str| s.parse::<i64>().unwrap_or(0);
+        r.types = match num(t) {
+            -1 => None,
+            v => Some(u32::try_from(v).unwrap_or(0)),
+        };
+        r.sid = match num(sid) {
+            -1 => None,
+            v => Some(u32::try_from(v).unwrap_or(0)),
+        };
+        rest = tail;
     }
     for a in rest {
         match *a {
@@ -136,7 +133,7 @@ pub fn parse_show_stat(args: &[&str]) -> Result<StatRequest, String> {
             "desc" => r.desc = true,
             "up" => r.up_only = true,
             "no-maint" => r.no_maint = true,
-            other => return Err(format!("Unknown argument '{other}'.\n")),
+            _ => {}
         }
     }
     Ok(r)
@@ -151,20 +148,24 @@ pub struct Row<'a> {
 }
 
 fn server_hidden(sv: &ServerStats, req: &StatRequest) -> bool {
-    if req.no_maint && sv.admin.in_maintenance() {
-        return true;
-    }
-    // `up`: servers reportedly up or not checked.
-    req.up_only
-        && (sv.admin.in_maintenance()
-            || sv.oper == OperState::Stopped
-            || sv
-                .check
-                .as_ref()
-                .is_some_and(|c| c.health < c.rise && sv.oper != OperState::Running))
+    let maint = sv.admin.in_maintenance();
+    // `no-maint`: disabled servers; `up`: also those DOWN (only UP or not checked remain).
+    (req.no_maint && maint) || (req.up_only && (maint || sv.oper == OperState::Stopped))
 }
 
-fn proxy_selected(px: &ProxyStats, req: &StatRequest) -> bool {
+pub fn proxy_selected(px: &ProxyStats, req: &StatRequest) -> bool {
+    if !req.scopes.is_empty() && !req.scopes.contains(&px.name) {
+        return false;
+    }
+    if let Some(s) = &req.search {
+        if !px
+            .name
+            .to_ascii_lowercase()
+            .contains(&s.to_ascii_lowercase())
+        {
+            return false;
+        }
+    }
     match &req.proxy {
         None => true,
         Some(ProxySel::Id(id)) => px.id == *id,
@@ -367,6 +368,7 @@ pub fn render_stat(snap: &Snapshot, req: &StatRequest, opts: FillOpts) -> String
 /// line that tells the reader the output is complete.
 pub fn cli_show_stat(snap: &Snapshot, args: &[&str]) -> String {
     match parse_show_stat(args) {
+        Ok(req) if unknown_proxy_name(snap, &req) => "No such proxy.\n\n".into(),
         Ok(req) => {
             let opts = FillOpts {
                 show_legends: true,
@@ -376,7 +378,16 @@ pub fn cli_show_stat(snap: &Snapshot, args: &[&str]) -> String {
             s.push('\n');
             s
         }
-        Err(e) => e,
+        Err(e) => format!("{e}\n"),
+    }
+}
+
+fn unknown_proxy_name(snap: &Snapshot, req: &StatRequest) -> bool {
+    match &req.proxy {
+        Some(ProxySel::Name(n)) => !snap.proxies.iter().any(|p| p.name == *n),
+        // haproxy's `atoi` gives 0 for what is neither a name nor a number: no such proxy.
+        Some(ProxySel::Id(0)) => true,
+        _ => false,
     }
 }
 

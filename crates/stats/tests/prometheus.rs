@@ -306,3 +306,15 @@ fn latency_histograms_are_exported() {
         .value;
     assert_eq!(avg, 0.19);
 }
+
+#[test]
+fn serve_answers_200_or_400() {
+    let ok = prometheus::serve(&recorded_snapshot(), "scope=backend");
+    assert_eq!(ok.status, 200);
+    assert!(ok
+        .headers
+        .contains(&("content-type".into(), "text/plain; version=0.0.4".into())));
+    assert!(ok.body.starts_with("# HELP haproxy_backend_current_queue "));
+    let bad = prometheus::serve(&recorded_snapshot(), "scope=nope");
+    assert_eq!(bad.status, 400);
+}

@@ -133,6 +133,7 @@ fn filters_select_like_haproxy() {
         (&["-1", "1", "-1"][..], "show_stat_filter_fe.csv"),
         (&["app", "2", "-1"][..], "show_stat_filter_name.csv"),
         (&["4", "4", "2"][..], "show_stat_filter_sid.csv"),
+        (&["nosuch-but-ignored"][..], "show_stat_filter_two_args.csv"),
     ] {
         let names = |text: &str| -> Vec<(String, String)> {
             csv_cells(text)
@@ -228,13 +229,33 @@ fn json_output_has_haproxys_structure() {
 }
 
 #[test]
-fn bad_arguments_get_one_line_errors() {
+fn odd_arguments_behave_like_haproxy() {
+    // Unknown proxy name: haproxy's one-line error (with the CLI's blank line).
     assert_eq!(
-        ours(&["4", "2"]),
-        "Requires 3 arguments: <iid> <type> <sid>.\n"
+        ours(&["nosuch", "1", "-1"]),
+        fixture("show_stat_filter_unknown_name.csv")
     );
-    assert!(ours(&["bogus-flag-after", "1", "x"]).starts_with("Invalid server id"));
-    assert!(ours(&["typed", "nope"]).starts_with("Unknown argument"));
+    // Unknown id: just the header.
+    assert_eq!(
+        ours(&["99", "-1", "-1"]).lines().count(),
+        fixture("show_stat_filter_unknown_id.csv").lines().count()
+    );
+    // Two arguments: the selector is ignored, everything is dumped.
+    let names = |t: &str| {
+        csv_cells(t)
+            .into_iter()
+            .map(|r| r[1].clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(&ours(&["4", "2"])),
+        names(&fixture("show_stat_filter_two_args.csv"))
+    );
+    // Three words make a selector even when the first looks like a modifier.
+    assert_eq!(ours(&["typed-not", "x", "y"]), "No such proxy.\n\n");
+    assert_eq!(ours(&["0", "-1", "-1"]), "No such proxy.\n\n");
+    // A non-numeric type selects nothing (atoi), like haproxy.
+    assert_eq!(names(&ours(&["4", "x", "-1"])).len(), 1);
 }
 
 #[test]
@@ -249,4 +270,21 @@ fn no_maint_and_up_hide_servers() {
     };
     assert_eq!(names(&["no-maint"]), ["s1", "s2", "s3", "s4", "BACKEND"]);
     assert_eq!(names(&["up"]), ["s1", "s2", "s4", "BACKEND"]);
+}
+
+#[test]
+fn drained_server_matches_haproxy_after_the_admin_form() {
+    let mut snap = recorded_snapshot();
+    let s2 = &mut snap.proxies[2].servers[1];
+    assert_eq!(s2.name, "s2");
+    s2.admin.drain = true;
+    let theirs = csv_cells(&fixture("show_stat_after_drain.csv"));
+    let ours = haproxy_columns(&csv_cells(&cli_show_stat(&snap, &[])));
+    let header = &theirs[0];
+    for name in ["status", "weight", "act", "bck", "uweight"] {
+        let i = header.iter().position(|h| h == name).unwrap();
+        for (o, t) in ours.iter().zip(&theirs).skip(1) {
+            assert_eq!(o[i], t[i], "{}/{} {name}", t[0], t[1]);
+        }
+    }
 }
