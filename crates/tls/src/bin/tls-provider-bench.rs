@@ -19,6 +19,7 @@ use rustls::{
 };
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
+type MakeProvider = fn() -> CryptoProvider;
 
 fn main() -> R<()> {
     let secs: f64 = std::env::args()
@@ -37,7 +38,7 @@ fn run(dir: &Path, budget: Duration) -> R<()> {
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(dir.join("cert.pem"))?.collect::<Result<_, _>>()?;
     let key = PrivateKeyDer::from_pem_file(dir.join("key.pem"))?;
-    let providers: [(&str, fn() -> CryptoProvider); 2] = [
+    let providers: [(&str, MakeProvider); 2] = [
         ("ring", rustls::crypto::ring::default_provider),
         ("aws-lc-rs", rustls::crypto::aws_lc_rs::default_provider),
     ];
