@@ -219,25 +219,36 @@ fn separate_key_file_with_crt_base_and_key_base() {
             .count(),
         1
     );
-    // crt-base/key-base: build from a bind whose crt is relative.
-    let mut b2 = b.clone();
-    b2.ssl.crt = vec!["a.pem".into()];
-    let g2 = TlsGlobals {
-        crt_base: Some(crts.clone()),
-        key_base: Some(keys.clone()),
-        ..g.clone()
-    };
+    // crt-base/key-base from the global section, a relative crt on the bind line.
+    let global = format!(
+        "  crt-base {}\n  key-base {}",
+        crts.display(),
+        keys.display()
+    );
+    let (b2, cfg2) = bind_cfg(&p.dir.0, &global, "ssl crt a.pem");
+    assert_eq!(
+        b2.ssl.crt,
+        [std::path::PathBuf::from("a.pem")],
+        "the model keeps the path as written"
+    );
+    let g2 = TlsGlobals::from_global(&cfg2.global);
+    assert_eq!(g2.crt_base.as_deref(), Some(crts.as_path()));
     let bt = build_bind(&b2, &g2, now_unix()).unwrap();
     assert_eq!(
         bt.certificates().next().unwrap().names,
         ["a.test", "www.a.test"]
     );
+    // Without key-base the key is looked for next to the certificate: an error naming it.
     let g3 = TlsGlobals {
-        crt_base: Some(crts),
-        ..g
+        key_base: None,
+        ..g2
     };
     let e = build_bind(&b2, &g3, now_unix()).unwrap_err();
     assert!(e[0].to_string().contains("no private key"), "{e:?}");
+    // The config parser applies the bases too: without them the relative path is refused.
+    let text = "global\ndefaults\n  mode http\nfrontend fe\n  bind :8443 ssl crt a.pem\n";
+    std::fs::write(p.file("bad.cfg"), text).unwrap();
+    assert!(ringlb_config::load(&[p.file("bad.cfg")], &|_| None).is_err());
 }
 
 #[test]

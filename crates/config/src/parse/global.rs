@@ -206,9 +206,21 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw("maxpipes", OPS, "splice pipes", u32_other),
     kw("busy-polling", OPS, "busy polling", generic),
-    kw("ca-base", TLS, "base directory of CA files", generic1),
-    kw("crt-base", TLS, "base directory of certificates", generic1),
-    kw("key-base", TLS, "base directory of private keys", generic1),
+    kw("ca-base", TLS, "base directory of CA files", |cx, g, l| {
+        generic1(cx, g, l)?;
+        cx.tls_bases.ca = Some(l.arg(1).into());
+        Ok(())
+    }),
+    kw("crt-base", TLS, "base directory of certificates", |cx, g, l| {
+        generic1(cx, g, l)?;
+        cx.tls_bases.crt = Some(l.arg(1).into());
+        Ok(())
+    }),
+    kw("key-base", TLS, "base directory of private keys", |cx, g, l| {
+        generic1(cx, g, l)?;
+        cx.tls_bases.key = Some(l.arg(1).into());
+        Ok(())
+    }),
     kw(
         "ssl-default-bind-ciphers",
         TLS,
