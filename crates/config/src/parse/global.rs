@@ -317,8 +317,10 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "tune.ssl.default-dh-param",
-        TLS,
-        "DH size (rustls has no DHE: kept only)",
+        Status::Accepted {
+            why: "rustls has no finite-field DHE, so no DH parameters",
+        },
+        "DH parameter size",
         |_, g, l| u32_arg(l, &mut g.tune.ssl_default_dh_param),
     ),
     kw(
