@@ -8,8 +8,10 @@
 //!   using OpenSSL expressions (`HIGH:!aNULL`, `ECDHE+AESGCM`, `-`, `+`, `!`, `@STRENGTH`) is
 //!   evaluated as OpenSSL does over the suites rustls offers, each alias meaning the set of those
 //!   suites it would select in OpenSSL (`HIGH`, `ALL`, `DEFAULT`, `ECDHE`, `EECDH`, `aECDSA`,
-//!   `aRSA`, `AESGCM`, `AES128`, `CHACHA20`, ...; aliases of families rustls lacks — `DHE`,
-//!   `kRSA`, `RSA`, `3DES`, `CBC` ciphers, `MEDIUM`, `LOW`, `aNULL`... — select nothing), and
+//!   `aRSA`, `AESGCM`, `AES128`, `CHACHA20`, `FIPS`...; aliases of families rustls lacks — `DHE`,
+//!   `kRSA`, `RSA`, `3DES`, `MEDIUM`, `LOW`, `aNULL`... — and the MAC aliases `SHA256`/`SHA384`/
+//!   `AEAD`, which OpenSSL does not apply to AEAD suites, select nothing; checked against
+//!   `openssl ciphers` in `tests/ciphers_openssl.rs`), and
 //!   unknown names inside an expression are skipped, as OpenSSL skips them. An empty result is an
 //!   error, as OpenSSL's "no cipher match".
 //! - `ciphersuites` (TLSv1.3): `TLS_AES_128_GCM_SHA256`, `TLS_AES_256_GCM_SHA384`,
@@ -45,7 +47,6 @@ pub struct Tls12Cipher {
     pub suite: SupportedCipherSuite,
     auth: Auth,
     enc: Enc,
-    sha384: bool,
     bits: u16,
 }
 
@@ -95,17 +96,15 @@ const fn c12(
     auth: Auth,
     enc: Enc,
 ) -> Tls12Cipher {
-    let (sha384, bits) = match enc {
-        Enc::Aes256Gcm => (true, 256),
-        Enc::Chacha20 => (false, 256),
-        Enc::Aes128Gcm => (false, 128),
+    let bits = match enc {
+        Enc::Aes256Gcm | Enc::Chacha20 => 256,
+        Enc::Aes128Gcm => 128,
     };
     Tls12Cipher {
         openssl,
         suite,
         auth,
         enc,
-        sha384,
         bits,
     }
 }
@@ -199,16 +198,18 @@ fn unavailable_cipher(name: &str) -> String {
 fn alias(t: &str) -> Option<fn(&Tls12Cipher) -> bool> {
     Some(match t {
         "ALL" | "DEFAULT" | "HIGH" | "ECDHE" | "EECDH" | "kECDHE" | "kEECDH" | "ECDH"
-        | "TLSv1.2" | "AEAD" | "FIPS" | "SUITEB128" => |_| true,
+        | "TLSv1.2" => |_| true,
         "aECDSA" | "ECDSA" => |c| c.auth == Auth::Ecdsa,
         "aRSA" => |c| c.auth == Auth::Rsa,
-        "AES" | "AESGCM" => |c| c.enc != Enc::Chacha20,
+        "AES" | "AESGCM" | "FIPS" => |c| c.enc != Enc::Chacha20,
         "AES128" => |c| c.enc == Enc::Aes128Gcm,
         "AES256" => |c| c.enc == Enc::Aes256Gcm,
         "CHACHA20" => |c| c.enc == Enc::Chacha20,
-        "SHA256" => |c| !c.sha384,
-        "SHA384" => |c| c.sha384,
-        "COMPLEMENTOFDEFAULT"
+        // OpenSSL's MAC aliases do not select AEAD suites (their MAC is "AEAD").
+        "SHA256"
+        | "SHA384"
+        | "AEAD"
+        | "COMPLEMENTOFDEFAULT"
         | "COMPLEMENTOFALL"
         | "MEDIUM"
         | "LOW"

@@ -11,7 +11,7 @@
 //! engine takes plaintext and feeds the rest later.
 
 use std::fmt;
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Write};
 use std::sync::Arc;
 
 use rustls::server::Acceptor;
@@ -70,20 +70,25 @@ pub(crate) mod pipe {
         Ok((total - ct.len(), closed))
     }
 
+    /// Appends the received plaintext to `out`, copying it once (from rustls's buffer).
     pub fn take_plaintext<D>(
         conn: &mut ConnectionCommon<D>,
         out: &mut Vec<u8>,
     ) -> Result<usize, TlsError> {
         let start = out.len();
-        let mut chunk = [0u8; 8192];
         loop {
-            match conn.reader().read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => out.extend_from_slice(chunk.get(..n).unwrap_or_default()),
+            let mut rd = conn.reader();
+            let n = match rd.fill_buf() {
+                Ok([]) => break,
+                Ok(chunk) => {
+                    out.extend_from_slice(chunk);
+                    chunk.len()
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // UnexpectedEof: the peer closed without close_notify (truncation).
                 Err(e) => return Err(TlsError::Buffer(e)),
-            }
+            };
+            rd.consume(n);
         }
         Ok(out.len() - start)
     }

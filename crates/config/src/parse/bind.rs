@@ -13,7 +13,7 @@ use crate::units::parse_u32;
 
 use super::global::apply_ssl_opt;
 use super::proxy::{KwCx, ProxyDraft};
-use super::R;
+use super::{TlsBases, R};
 
 /// One registered bind option.
 pub type BindOpt = super::LineOpt;
@@ -65,7 +65,14 @@ pub static BIND_OPTIONS: &[BindOpt] = &[
     o("crl-file", true, S, "CRL for client certificates"),
     o("verify", true, S, "client certificate verification"),
     o("alpn", true, S, "ALPN protocols"),
-    o("npn", true, NO, "NPN protocols"),
+    o(
+        "npn",
+        true,
+        Status::Accepted {
+            why: "NPN is obsolete and rustls has none; ALPN (alpn) is used",
+        },
+        "NPN protocols",
+    ),
     o("ciphers", true, S, "TLS<=1.2 ciphers"),
     o("ciphersuites", true, S, "TLS1.3 suites"),
     o("curves", true, S, "ECDH curves"),
@@ -79,11 +86,34 @@ pub static BIND_OPTIONS: &[BindOpt] = &[
     o("no-tlsv11", false, S, "disable TLSv1.1"),
     o("no-tlsv12", false, S, "disable TLSv1.2"),
     o("no-tlsv13", false, S, "disable TLSv1.3"),
+    o(
+        "force-sslv3",
+        false,
+        NO,
+        "only SSLv3 (refused: rustls has no SSLv3)",
+    ),
+    o(
+        "force-tlsv10",
+        false,
+        NO,
+        "only TLSv1.0 (refused: rustls has no TLSv1.0)",
+    ),
+    o(
+        "force-tlsv11",
+        false,
+        NO,
+        "only TLSv1.1 (refused: rustls has no TLSv1.1)",
+    ),
     o("force-tlsv12", false, S, "only TLSv1.2"),
     o("force-tlsv13", false, S, "only TLSv1.3"),
     o("prefer-client-ciphers", false, S, "client cipher order"),
     o("allow-0rtt", false, S, "accept early data"),
-    o("no-ca-names", false, S, "no CA names in CertificateRequest"),
+    o(
+        "no-ca-names",
+        false,
+        S,
+        "no CA names in CertificateRequest",
+    ),
     o("ca-ignore-err", true, S, "ignore CA verify errors"),
     o("crt-ignore-err", true, S, "ignore cert verify errors"),
     o(
@@ -233,7 +263,7 @@ pub fn parse_bind(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         } else {
             None
         };
-        apply(&mut b, name, value)?;
+        apply(&mut b, name, value, &k.cx.tls_bases)?;
         i += 1;
     }
     if b.ssl.enabled && b.ssl.crt.is_empty() && b.ssl.crt_list.is_empty() {
@@ -243,7 +273,7 @@ pub fn parse_bind(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     Ok(())
 }
 
-fn apply(b: &mut Bind, name: &str, value: Option<String>) -> R {
+fn apply(b: &mut Bind, name: &str, value: Option<String>, bases: &TlsBases) -> R {
     let v = value.clone().unwrap_or_default();
     match name {
         "name" => b.name = value,
@@ -259,19 +289,19 @@ fn apply(b: &mut Bind, name: &str, value: Option<String>) -> R {
         "thread" | "process" => b.thread = value,
         "ssl" => b.ssl.enabled = true,
         "crt" => {
-            check_crt(&v)?;
+            check_crt(&v, bases)?;
             b.ssl.crt.push(v.into());
         }
         "crt-list" => {
-            check_readable(&v)?;
+            check_readable(&bases.crt(&v))?;
             b.ssl.crt_list.push(v.into());
         }
         "ca-file" => {
-            check_pem(Path::new(&v), "CERTIFICATE")?;
+            check_pem(&bases.ca(&v), "CERTIFICATE")?;
             b.ssl.ca_file = Some(v.into());
         }
         "crl-file" => {
-            check_readable(&v)?;
+            check_readable(&bases.ca(&v))?;
             b.ssl.crl_file = Some(v.into());
         }
         "verify" => b.ssl.verify = Some(parse_verify(&v)?),
@@ -304,10 +334,10 @@ pub fn parse_verify(v: &str) -> Result<Verify, String> {
     })
 }
 
-fn check_readable(path: &str) -> R {
+fn check_readable(path: &Path) -> R {
     std::fs::metadata(path)
         .map(|_| ())
-        .map_err(|e| format!("unable to load '{path}' : {e}"))
+        .map_err(|e| format!("unable to load '{}' : {e}", path.display()))
 }
 
 /// Checks that `path` is a PEM file containing a `-----BEGIN <what>` block.
@@ -326,13 +356,15 @@ pub fn check_pem(path: &Path, what: &str) -> R {
     Ok(())
 }
 
-/// A `crt` argument: a PEM file with certificate and key (or `<file>.key`), or a directory
-/// whose PEM files are each such a file.
-pub fn check_crt(path: &str) -> R {
-    let p = Path::new(path);
+/// A `crt` argument (under `crt-base`): a PEM file with certificate and key (or `<file>.key`,
+/// under `key-base` when set), or a directory whose PEM files are each such a file.
+/// ringlb-tls does the full check (key matches, chain parses) when it loads them.
+pub fn check_crt(path: &str, bases: &TlsBases) -> R {
+    let full = bases.crt(path);
+    let p = full.as_path();
     if p.is_dir() {
-        let rd =
-            std::fs::read_dir(p).map_err(|e| format!("unable to scan directory '{path}' : {e}"))?;
+        let rd = std::fs::read_dir(p)
+            .map_err(|e| format!("unable to scan directory '{}' : {e}", p.display()))?;
         let mut files: Vec<PathBuf> = rd
             .filter_map(Result::ok)
             .map(|e| e.path())
@@ -344,17 +376,26 @@ pub fn check_crt(path: &str) -> R {
             })
         });
         files.sort();
-        return files.iter().try_for_each(|f| check_cert_and_key(f));
+        return files.iter().try_for_each(|f| check_cert_and_key(f, bases));
     }
-    check_cert_and_key(p)
+    check_cert_and_key(p, bases)
 }
 
-fn check_cert_and_key(p: &Path) -> R {
+fn check_cert_and_key(p: &Path, bases: &TlsBases) -> R {
     check_pem(p, "CERTIFICATE")?;
     let has_key = super::read_bounded(p)
         .map(|d| String::from_utf8_lossy(&d).contains("PRIVATE KEY-----"))
         .unwrap_or(false);
-    let key_file = PathBuf::from(format!("{}.key", p.display()));
+    let key_name = format!(
+        "{}.key",
+        p.file_name()
+            .map(|f| f.to_string_lossy())
+            .unwrap_or_default()
+    );
+    let key_file = match &bases.key {
+        Some(dir) => dir.join(key_name),
+        None => p.with_file_name(key_name),
+    };
     if !has_key && !key_file.exists() {
         return Err(format!(
             "unable to load SSL private key from PEM file '{}'.",

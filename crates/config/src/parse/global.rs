@@ -160,7 +160,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "spread-checks",
-        S,
+        LB,
         "spread health checks by this percentage",
         |_, g, l| u32_arg(l, &mut g.spread_checks),
     ),
@@ -206,9 +206,21 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw("maxpipes", OPS, "splice pipes", u32_other),
     kw("busy-polling", OPS, "busy polling", generic),
-    kw("ca-base", S, "base directory of CA files", generic1),
-    kw("crt-base", S, "base directory of certificates", generic1),
-    kw("key-base", S, "base directory of private keys", generic1),
+    kw("ca-base", S, "base directory of CA files", |cx, g, l| {
+        generic1(cx, g, l)?;
+        cx.tls_bases.ca = Some(l.arg(1).into());
+        Ok(())
+    }),
+    kw("crt-base", S, "base directory of certificates", |cx, g, l| {
+        generic1(cx, g, l)?;
+        cx.tls_bases.crt = Some(l.arg(1).into());
+        Ok(())
+    }),
+    kw("key-base", S, "base directory of private keys", |cx, g, l| {
+        generic1(cx, g, l)?;
+        cx.tls_bases.key = Some(l.arg(1).into());
+        Ok(())
+    }),
     kw(
         "ssl-default-bind-ciphers",
         S,
@@ -305,8 +317,10 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "tune.ssl.default-dh-param",
-        TLS,
-        "DH size (rustls has no DHE: kept only)",
+        Status::Accepted {
+            why: "rustls has no finite-field DHE, so no DH parameters",
+        },
+        "DH parameter size",
         |_, g, l| u32_arg(l, &mut g.tune.ssl_default_dh_param),
     ),
     kw(

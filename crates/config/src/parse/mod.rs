@@ -33,6 +33,36 @@ pub type R = Result<(), String>;
 pub struct Cx {
     pub diags: Vec<Diagnostic>,
     pub uses: Vec<KeywordUse>,
+    /// `crt-base`/`ca-base`/`key-base` seen so far, for checking certificate paths.
+    pub tls_bases: TlsBases,
+}
+
+/// Global base directories of TLS files; they apply to the lines after them, as in HAProxy.
+/// The model keeps paths as written; ringlb-tls joins them again when it loads the files.
+#[derive(Debug, Clone, Default)]
+pub struct TlsBases {
+    pub crt: Option<std::path::PathBuf>,
+    pub ca: Option<std::path::PathBuf>,
+    pub key: Option<std::path::PathBuf>,
+}
+
+impl TlsBases {
+    fn join(base: Option<&std::path::Path>, p: &str) -> std::path::PathBuf {
+        match base {
+            Some(b) if std::path::Path::new(p).is_relative() => b.join(p),
+            _ => std::path::PathBuf::from(p),
+        }
+    }
+
+    /// A `crt`/`crt-list` path under `crt-base`.
+    pub fn crt(&self, p: &str) -> std::path::PathBuf {
+        Self::join(self.crt.as_deref(), p)
+    }
+
+    /// A `ca-file`/`crl-file` path under `ca-base`.
+    pub fn ca(&self, p: &str) -> std::path::PathBuf {
+        Self::join(self.ca.as_deref(), p)
+    }
 }
 
 impl Cx {

@@ -118,6 +118,24 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("no-tlsv11", false, TLS, "disable TLSv1.1"),
     o("no-tlsv12", false, TLS, "disable TLSv1.2"),
     o("no-tlsv13", false, TLS, "disable TLSv1.3"),
+    o(
+        "force-sslv3",
+        false,
+        TLS,
+        "only SSLv3 (refused: rustls has no SSLv3)",
+    ),
+    o(
+        "force-tlsv10",
+        false,
+        TLS,
+        "only TLSv1.0 (refused: rustls has no TLSv1.0)",
+    ),
+    o(
+        "force-tlsv11",
+        false,
+        TLS,
+        "only TLSv1.1 (refused: rustls has no TLSv1.1)",
+    ),
     o("force-tlsv12", false, TLS, "only TLSv1.2"),
     o("force-tlsv13", false, TLS, "only TLSv1.3"),
     o("allow-0rtt", false, TLS, "send early data"),
@@ -262,13 +280,13 @@ fn parse_options(k: &mut KwCx<'_>, l: &Line, start: usize, s: &mut ServerParams)
         } else {
             None
         };
-        apply(s, name, value).map_err(|e| format!("'{name}' : {e}"))?;
+        apply(s, name, value, &k.cx.tls_bases).map_err(|e| format!("'{name}' : {e}"))?;
         i += 1;
     }
     Ok(())
 }
 
-fn apply(s: &mut ServerParams, name: &str, value: Option<String>) -> R {
+fn apply(s: &mut ServerParams, name: &str, value: Option<String>, bases: &super::TlsBases) -> R {
     let v = value.clone().unwrap_or_default();
     let u = || parse_u32(&v);
     // HAProxy reads these with atol(): leading digits count, trailing garbage is ignored.
@@ -333,11 +351,11 @@ fn apply(s: &mut ServerParams, name: &str, value: Option<String>) -> R {
         "no-ssl" => s.ssl.enabled = false,
         "verify" => s.ssl.verify = Some(parse_verify(&v)?),
         "ca-file" => {
-            check_pem(std::path::Path::new(&v), "CERTIFICATE")?;
+            check_pem(&bases.ca(&v), "CERTIFICATE")?;
             s.ssl.ca_file = Some(v.into());
         }
         "crt" => {
-            super::bind::check_crt(&v)?;
+            super::bind::check_crt(&v, bases)?;
             s.ssl.crt = Some(v.into());
         }
         "sni" => s.ssl.sni = value,

@@ -19,6 +19,7 @@ use rustls::{
 };
 
 type R<T> = Result<T, Box<dyn std::error::Error>>;
+type MakeProvider = fn() -> CryptoProvider;
 
 fn main() -> R<()> {
     let secs: f64 = std::env::args()
@@ -37,28 +38,64 @@ fn run(dir: &Path, budget: Duration) -> R<()> {
     let chain: Vec<CertificateDer<'static>> =
         CertificateDer::pem_file_iter(dir.join("cert.pem"))?.collect::<Result<_, _>>()?;
     let key = PrivateKeyDer::from_pem_file(dir.join("key.pem"))?;
-    let providers: [(&str, fn() -> CryptoProvider); 2] = [
+    let providers: [(&str, MakeProvider); 2] = [
         ("ring", rustls::crypto::ring::default_provider),
         ("aws-lc-rs", rustls::crypto::aws_lc_rs::default_provider),
     ];
-    println!("provider    handshakes/s (client+server)   server-side us/handshake");
-    for (name, make) in providers {
-        let (sc, cc) = configs(make(), &chain, &key, None)?;
-        let (n, total, server) = handshakes(&sc, &cc, budget)?;
+    // The machine is shared: providers alternate in short rounds and the best round counts,
+    // which filters out interference from other processes.
+    const ROUNDS: u32 = 10;
+    let slice = budget / ROUNDS;
+    let mut best_hs = [(0.0_f64, f64::MAX); 2];
+    let mut configs_by = Vec::new();
+    for (_, make) in providers {
+        configs_by.push(configs(make(), &chain, &key, None)?);
+    }
+    for _ in 0..ROUNDS {
+        for (i, (sc, cc)) in configs_by.iter().enumerate() {
+            let (n, total, server) = handshakes(sc, cc, slice)?;
+            let rate = n as f64 / total.as_secs_f64();
+            let server_us = server.as_secs_f64() * 1e6 / n as f64;
+            best_hs[i].0 = best_hs[i].0.max(rate);
+            best_hs[i].1 = best_hs[i].1.min(server_us);
+        }
+    }
+    println!("provider    handshakes/s (client+server, best of {ROUNDS})   server-side us/handshake (best)");
+    for (i, (name, _)) in providers.iter().enumerate() {
         println!(
-            "{name:<11} {:>10.0}                     {:>8.1}",
-            n as f64 / total.as_secs_f64(),
-            server.as_secs_f64() * 1e6 / n as f64
+            "{name:<11} {:>10.0}                                {:>8.1}",
+            best_hs[i].0, best_hs[i].1
         );
     }
-    println!("provider    suite                          seal MB/s   open MB/s   (16 KiB records)");
-    for (name, make) in providers {
-        for suite in make().cipher_suites.iter().filter(|s| s.tls13().is_some()) {
-            let (sc, cc) = configs(make(), &chain, &key, Some(*suite))?;
-            let (seal, open) = bulk(&sc, &cc, budget)?;
+    println!("provider    suite                          seal MB/s   open MB/s   (16 KiB records, best of {ROUNDS})");
+    let suites = rustls::crypto::ring::default_provider().cipher_suites;
+    for suite in suites.iter().filter(|s| s.tls13().is_some()) {
+        let mut best = [(0.0_f64, 0.0_f64); 2];
+        let mut cfgs = Vec::new();
+        for (_, make) in providers {
+            let mut p = make();
+            let own = p
+                .cipher_suites
+                .iter()
+                .find(|s| s.suite() == suite.suite())
+                .copied()
+                .ok_or("suite")?;
+            p.cipher_suites = vec![own];
+            cfgs.push(configs(p, &chain, &key, None)?);
+        }
+        for _ in 0..ROUNDS {
+            for (i, (sc, cc)) in cfgs.iter().enumerate() {
+                let (seal, open) = bulk(sc, cc, slice)?;
+                best[i].0 = best[i].0.max(seal);
+                best[i].1 = best[i].1.max(open);
+            }
+        }
+        for (i, (name, _)) in providers.iter().enumerate() {
             println!(
-                "{name:<11} {:<30} {seal:>9.0}   {open:>9.0}",
-                format!("{:?}", suite.suite())
+                "{name:<11} {:<30} {:>9.0}   {:>9.0}",
+                format!("{:?}", suite.suite()),
+                best[i].0,
+                best[i].1
             );
         }
     }
