@@ -363,10 +363,133 @@ fn split_addr_port(s: &str) -> Option<(IpAddr, u16)> {
     Some((host.parse().ok()?, port.parse().ok()?))
 }
 
+/// HAProxy 2.6 `server` keywords (`true`: takes a value), in its documentation's order.
+/// `add server` rejects others the way HAProxy does; the config crate validates values.
+pub const SERVER_KEYWORDS: &[(&str, bool)] = &[
+    ("addr", true),
+    ("agent-check", false),
+    ("agent-send", true),
+    ("agent-inter", true),
+    ("agent-addr", true),
+    ("agent-port", true),
+    ("allow-0rtt", false),
+    ("alpn", true),
+    ("backup", false),
+    ("ca-file", true),
+    ("check", false),
+    ("check-send-proxy", false),
+    ("check-alpn", true),
+    ("check-proto", true),
+    ("check-sni", true),
+    ("check-ssl", false),
+    ("check-via-socks4", false),
+    ("ciphers", true),
+    ("ciphersuites", true),
+    ("cookie", true),
+    ("crl-file", true),
+    ("crt", true),
+    ("disabled", false),
+    ("enabled", false),
+    ("error-limit", true),
+    ("fall", true),
+    ("force-sslv3", false),
+    ("force-tlsv10", false),
+    ("force-tlsv11", false),
+    ("force-tlsv12", false),
+    ("force-tlsv13", false),
+    ("id", true),
+    ("inter", true),
+    ("fastinter", true),
+    ("downinter", true),
+    ("log-proto", true),
+    ("maxconn", true),
+    ("maxqueue", true),
+    ("max-reuse", true),
+    ("minconn", true),
+    ("namespace", true),
+    ("no-agent-check", false),
+    ("no-backup", false),
+    ("no-check", false),
+    ("no-check-ssl", false),
+    ("no-send-proxy", false),
+    ("no-send-proxy-v2", false),
+    ("no-send-proxy-v2-ssl", false),
+    ("no-send-proxy-v2-ssl-cn", false),
+    ("no-ssl", false),
+    ("no-ssl-reuse", false),
+    ("no-sslv3", false),
+    ("no-tls-tickets", false),
+    ("no-tlsv10", false),
+    ("no-tlsv11", false),
+    ("no-tlsv12", false),
+    ("no-tlsv13", false),
+    ("no-verifyhost", false),
+    ("no-tfo", false),
+    ("non-stick", false),
+    ("npn", true),
+    ("observe", true),
+    ("on-error", true),
+    ("on-marked-down", true),
+    ("on-marked-up", true),
+    ("pool-low-conn", true),
+    ("pool-max-conn", true),
+    ("pool-purge-delay", true),
+    ("port", true),
+    ("proto", true),
+    ("redir", true),
+    ("rise", true),
+    ("resolve-opts", true),
+    ("resolve-prefer", true),
+    ("resolve-net", true),
+    ("resolvers", true),
+    ("send-proxy", false),
+    ("send-proxy-v2", false),
+    ("proxy-v2-options", true),
+    ("send-proxy-v2-ssl", false),
+    ("send-proxy-v2-ssl-cn", false),
+    ("slowstart", true),
+    ("sni", true),
+    ("source", true),
+    ("ssl", false),
+    ("ssl-max-ver", true),
+    ("ssl-min-ver", true),
+    ("ssl-reuse", false),
+    ("stick", false),
+    ("socks4", true),
+    ("tcp-ut", true),
+    ("tfo", false),
+    ("track", true),
+    ("tls-tickets", false),
+    ("verify", true),
+    ("verifyhost", true),
+    ("weight", true),
+];
+
+/// First unknown keyword of an `add server` option list, with HAProxy's message.
+fn check_server_options(options: &[String]) -> Result<(), Reply> {
+    let mut i = 0;
+    while let Some(word) = options.get(i) {
+        match SERVER_KEYWORDS.iter().find(|(k, _)| k == word) {
+            Some((_, takes_arg)) => i += 1 + usize::from(*takes_arg),
+            None => {
+                let best = crate::table::best_match(word, SERVER_KEYWORDS.iter().map(|(k, _)| *k));
+                return Err(Reply::err(match best {
+                    Some(b) => format!("unknown keyword '{word}'; did you mean '{b}' maybe ?\n"),
+                    None => format!("unknown keyword '{word}'.\n"),
+                }));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn add_server(table: &ServerTable, target: &ServerRef, addr: &str, options: &[String]) -> Outcome {
     let Some(be) = table.backend(&target.backend) else {
         return Outcome::reply(Reply::err("No such backend."));
     };
+    if let Err(e) = check_server_options(options) {
+        return Outcome::reply(e);
+    }
     if be.servers.iter().any(|s| s.name == target.server) {
         return Outcome::reply(Reply::err(
             "Already exists a server with the same name in backend.\n",

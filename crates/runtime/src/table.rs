@@ -296,6 +296,27 @@ pub fn usage_message_in(table: &[Keyword], args: &[String]) -> Reply {
     Reply::msg(severity::INFO, text)
 }
 
+/// The candidate closest to `word` by fingerprint distance, as HAProxy's `*_find_best_kw`
+/// picks "did you mean" suggestions (first of equals wins; too far means none).
+pub fn best_match<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
+    let mut sig = Fingerprint::new();
+    sig.update(word);
+    let mut best: Option<(&str, usize)> = None;
+    for c in candidates {
+        let mut cs = Fingerprint::new();
+        cs.update(c);
+        let d = sig.distance(&cs);
+        if best.is_none_or(|(_, bd)| d < bd) {
+            best = Some((c, d));
+        }
+    }
+    let (b, d) = best?;
+    (d <= 2 * word.len() && d <= 2 * b.len()).then_some(b)
+}
+
 /// HAProxy's word fingerprint: counts of letter bigrams (letters, digit class, other
 /// class, with begin/end markers) in a 32×32 matrix of wrapping bytes.
 struct Fingerprint([u8; 1024]);
