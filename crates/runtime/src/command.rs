@@ -89,15 +89,16 @@ pub enum TableOp {
     Gt,
 }
 
-/// `data.<type> <op> <value>`.
+/// `data.<type> <op> <value>` as typed. HAProxy checks the data type against the table
+/// before the operator and value, so [`TableFilter::check`] reports in that order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DataCond {
-    /// Data type name without `data.` (the table owner checks it exists and is stored).
+    /// Data type name without `data.`.
     pub data_type: String,
-    /// Operator.
-    pub op: TableOp,
-    /// Value compared against.
-    pub value: i64,
+    /// Operator (`None`: not one of eq/ne/le/ge/lt/gt).
+    pub op: Option<TableOp>,
+    /// Value (`None`: missing or not an integer).
+    pub value: Option<i64>,
 }
 
 /// Filter of `show table` / `clear table`.
@@ -109,6 +110,37 @@ pub enum TableFilter {
     Key(String),
     /// Up to 4 `data.<type> <op> <value>` conditions.
     Data(Vec<DataCond>),
+}
+
+impl TableFilter {
+    /// Validates data conditions once the table is known: `known` says whether a data
+    /// type name exists at all, `stored` whether this table stores it. Errors are
+    /// HAProxy's ("Filter entry #1: Data type not stored in this table\n", ...).
+    pub fn check(
+        &self,
+        known: impl Fn(&str) -> bool,
+        stored: impl Fn(&str) -> bool,
+    ) -> Result<(), Reply> {
+        let TableFilter::Data(conds) = self else {
+            return Ok(());
+        };
+        for (i, c) in conds.iter().enumerate() {
+            let n = i + 1;
+            let text = if !known(&c.data_type) {
+                "Unknown data type"
+            } else if !stored(&c.data_type) {
+                "Data type not stored in this table"
+            } else if c.op.is_none() {
+                "Require and operator among \"eq\", \"ne\", \"le\", \"ge\", \"lt\", \"gt\""
+            } else if c.value.is_none() {
+                "Require a valid integer value to compare against"
+            } else {
+                continue;
+            };
+            return Err(Reply::err(format!("Filter entry #{n}: {text}\n")));
+        }
+        Ok(())
+    }
 }
 
 /// Body of `set table <t> key <k> [data.<type> <v>]*`.
@@ -569,19 +601,15 @@ fn parse_table_filter(args: &[String], action: &str) -> Deferred<TableFilter> {
                 break;
             };
             let op = match arg(args, base + 1) {
-                "eq" => TableOp::Eq,
-                "ne" => TableOp::Ne,
-                "le" => TableOp::Le,
-                "ge" => TableOp::Ge,
-                "lt" => TableOp::Lt,
-                "gt" => TableOp::Gt,
-                _ => return Err(Reply::err(
-                    "Require and operator among \"eq\", \"ne\", \"le\", \"ge\", \"lt\", \"gt\"\n",
-                )),
+                "eq" => Some(TableOp::Eq),
+                "ne" => Some(TableOp::Ne),
+                "le" => Some(TableOp::Le),
+                "ge" => Some(TableOp::Ge),
+                "lt" => Some(TableOp::Lt),
+                "gt" => Some(TableOp::Gt),
+                _ => None,
             };
-            let value = arg(args, base + 2)
-                .parse::<i64>()
-                .map_err(|_| Reply::err("Require a valid integer value to compare against\n"))?;
+            let value = arg(args, base + 2).parse::<i64>().ok();
             conds.push(DataCond {
                 data_type: name.into(),
                 op,
@@ -1066,11 +1094,21 @@ mod tests {
             p("set table t key k data.gpc0 1").unwrap().min_level(),
             Level::Operator
         );
+        match p("show table t data.gpc0 gt x").unwrap() {
+            Command::ShowTable { filter: Ok(f), .. } => assert_eq!(
+                f.check(|_| true, |_| true).unwrap_err().text,
+                "Filter entry #1: Require a valid integer value to compare against\n"
+            ),
+            other => panic!("{other:?}"),
+        }
         match p("show table t data.gpc0 gt 3").unwrap() {
-            Command::ShowTable {
-                filter: Ok(TableFilter::Data(c)),
-                ..
-            } => assert_eq!(c[0].value, 3),
+            Command::ShowTable { filter: Ok(f), .. } => {
+                assert_eq!(f.check(|_| true, |_| true), Ok(()));
+                assert_eq!(
+                    f.check(|_| true, |t| t != "gpc0").unwrap_err().text,
+                    "Filter entry #1: Data type not stored in this table\n"
+                );
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -121,6 +121,38 @@ fn mask(s: &str) -> String {
         + if s.ends_with('\n') { "\n" } else { "" }
 }
 
+/// Answers of other owners that follow from the grammar alone (the stick-table owner
+/// prints "No such table" before any deferred argument error; the fixture's table `be`
+/// stores no data types), so those replies are compared too.
+fn foreign_answer(cmd: &Command) -> Option<Reply> {
+    use ringlb_runtime::command::{TableFilter, TableSet};
+    let deferred = |table: &str, err: Option<&Reply>, filter: Option<&TableFilter>| {
+        if table != "be" {
+            return Some(Reply::err("No such table\n"));
+        }
+        if let Some(e) = err {
+            return Some(e.clone());
+        }
+        filter.and_then(|f| f.check(|t| t == "gpc0", |_| false).err())
+    };
+    match cmd {
+        Command::ShowTable {
+            table: Some(t),
+            filter,
+        }
+        | Command::ClearTable { table: t, filter } => {
+            deferred(t, filter.as_ref().err(), filter.as_ref().ok())
+        }
+        Command::SetTable { table, set } => {
+            let r: &Result<Option<TableSet>, Reply> = set;
+            deferred(table, r.as_ref().err(), None)
+        }
+        // Adding to an existing map prints nothing.
+        Command::AddMap { map, .. } if map == "test.map" => Some(Reply::empty()),
+        _ => None,
+    }
+}
+
 enum Verdict {
     Exact,
     Usage,
@@ -148,8 +180,11 @@ fn run(table: &mut ServerTable, b: &Block) -> (String, Verdict) {
                     s.render(&p.respond(o.reply), &mut out);
                 }
                 None => {
-                    foreign = true;
-                    s.render(&p.respond(Reply::empty()), &mut out);
+                    let reply = foreign_answer(&p.command).unwrap_or_else(|| {
+                        foreign = true;
+                        Reply::empty()
+                    });
+                    s.render(&p.respond(reply), &mut out);
                 }
             },
             Request::Close => break,
@@ -227,6 +262,7 @@ fn replies_match_haproxy_recordings() {
             Verdict::Foreign => foreign += 1,
         }
     }
+    eprintln!("{exact} exact, {usage} usage, {foreign} for other owners");
     assert!(
         failures.is_empty(),
         "{} mismatches:\n{}",
