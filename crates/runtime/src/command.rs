@@ -376,7 +376,52 @@ pub enum Command {
     EnableFrontend { frontend: String },
 }
 
+/// Which part of ringlb answers a command (see the crate docs for the routing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Owner {
+    /// Servers, backends, frontends and process limits: [`crate::apply`] answers.
+    Servers,
+    /// `show info`, `show stat`: the stats crate.
+    Stats,
+    /// `show|clear|set table`: the stick tables.
+    StickTables,
+    /// Maps and ACL pattern files.
+    Patterns,
+    /// TLS certificates.
+    Tls,
+    /// Sessions, errors, activity and pools: the engine's shards.
+    Engine,
+}
+
 impl Command {
+    /// Who answers this command.
+    pub fn owner(&self) -> Owner {
+        match self {
+            Command::ShowInfo { .. } | Command::ShowStat { .. } => Owner::Stats,
+            Command::ShowTable { .. } | Command::ClearTable { .. } | Command::SetTable { .. } => {
+                Owner::StickTables
+            }
+            Command::ShowMap { .. }
+            | Command::AddMap { .. }
+            | Command::DelMap { .. }
+            | Command::SetMap { .. }
+            | Command::ClearMap { .. }
+            | Command::ShowAcl { .. }
+            | Command::AddAcl { .. }
+            | Command::DelAcl { .. } => Owner::Patterns,
+            Command::ShowSslCert { .. }
+            | Command::SetSslCert { .. }
+            | Command::CommitSslCert { .. }
+            | Command::AbortSslCert { .. } => Owner::Tls,
+            Command::ShowSess(_)
+            | Command::ShutdownSession { .. }
+            | Command::ShowErrors { .. }
+            | Command::ShowActivity
+            | Command::ShowPools => Owner::Engine,
+            _ => Owner::Servers,
+        }
+    }
+
     /// Level this particular invocation needs on top of its keyword's level (HAProxy
     /// checks some inside the command: stick-table key operations need operator).
     pub fn min_level(&self) -> Level {

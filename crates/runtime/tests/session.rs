@@ -318,3 +318,58 @@ fn random_input_never_panics_and_levels_hold() {
         let _ = s.feed_eof();
     }
 }
+
+#[test]
+fn apply_answers_exactly_the_server_owned_commands() {
+    use ringlb_runtime::command::Owner;
+    let table = ServerTable::default();
+    for line in [
+        "show info json",
+        "show stat typed",
+        "show servers state",
+        "show servers conn be",
+        "show backend",
+        "show sess",
+        "shutdown session 0x12",
+        "show errors",
+        "show table t",
+        "clear table t key k",
+        "set table t key k",
+        "set server b/s state drain",
+        "enable server b/s",
+        "disable health b/s",
+        "enable agent b/s",
+        "get weight b/s",
+        "set weight b/s 1",
+        "set maxconn server b/s 1",
+        "set maxconn frontend f 1",
+        "set maxconn global 1",
+        "set rate-limit sessions global 1",
+        "add server b/s 1.2.3.4:80",
+        "del server b/s",
+        "show map",
+        "add map m k v",
+        "del map m k",
+        "set map m k v",
+        "clear map m",
+        "show acl",
+        "add acl a p",
+        "del acl a p",
+        "show ssl cert",
+        "commit ssl cert c",
+        "abort ssl cert c",
+        "show activity",
+        "show pools",
+        "shutdown frontend f",
+        "disable frontend f",
+        "enable frontend f",
+    ] {
+        let mut s = CliSession::new(Level::Admin, SessionConfig::default());
+        let reqs = s.feed(format!("{line}\n").as_bytes());
+        let Request::Run(p) = &reqs[0] else {
+            panic!("{line}: {reqs:?}")
+        };
+        let owned = p.command.owner() == Owner::Servers;
+        assert_eq!(apply(&table, &p.command).is_some(), owned, "{line}");
+    }
+}
