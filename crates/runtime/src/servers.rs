@@ -35,8 +35,8 @@ pub mod admin {
     pub const IDRAIN: u8 = 0x10;
     /// Maintenance because DNS resolution failed.
     pub const RMAINT: u8 = 0x20;
-    /// Any maintenance.
-    pub const MAINT: u8 = FMAINT | IMAINT | CMAINT | RMAINT;
+    /// Any maintenance (CMAINT only records that the config said `disabled`).
+    pub const MAINT: u8 = FMAINT | IMAINT | RMAINT;
     /// Any drain.
     pub const DRAIN: u8 = FDRAIN | IDRAIN;
 }
@@ -552,16 +552,22 @@ impl ServerTable {
                         s.op_state = OpState::Stopped;
                         s.check.health = 0;
                         s.secs_since_change = 0;
+                        for c in [&mut s.check, &mut s.agent] {
+                            if c.configured() {
+                                c.state |= chk::PAUSED;
+                            }
+                        }
                     } else if was_maint && !is_maint {
-                        // Without checks a server comes back up at once; with checks it
-                        // waits for them (health stays 0 until they succeed).
-                        let checked = s.check.enabled() || s.agent.enabled();
-                        s.op_state = if checked {
-                            OpState::Stopped
-                        } else {
-                            OpState::Running
-                        };
+                        // Back up at once; a checked server restarts at `rise` (up, but one
+                        // failed check away from down), as HAProxy does.
+                        s.op_state = OpState::Running;
                         s.secs_since_change = 0;
+                        for c in [&mut s.check, &mut s.agent] {
+                            c.state &= !chk::PAUSED;
+                            if c.enabled() {
+                                c.health = c.rise;
+                            }
+                        }
                     }
                 }
             }
