@@ -55,6 +55,16 @@ impl Reply {
             severity: Some(level),
         }
     }
+    /// A dump from a renderer that already ends with HAProxy's blank line (the stats
+    /// crate's `cli_show_stat`/`cli_show_info`): one final newline is dropped because
+    /// the session writes it as the prompt.
+    pub fn raw_with_blank_line(text: impl Into<String>) -> Self {
+        let mut text = text.into();
+        if text.ends_with("\n\n") || text == "\n" {
+            text.pop();
+        }
+        Reply::raw(text)
+    }
     /// "Permission denied\n", HAProxy's answer to a command above the session's level.
     pub fn permission_denied() -> Self {
         Reply::err("Permission denied\n")

@@ -51,10 +51,23 @@ pub struct Pending {
     pub command: Command,
     /// Session level when it was read (already checked against the command).
     pub level: Level,
+    /// The words as typed, keyword included (for owners that parse their own arguments,
+    /// like the stats and stick-table crates).
+    pub words: Vec<String>,
+    keyword_len: usize,
     frame: Frame,
 }
 
 impl Pending {
+    /// The words after the keyword (`show stat typed` → `["typed"]`).
+    pub fn args(&self) -> Vec<&str> {
+        self.words
+            .iter()
+            .skip(self.keyword_len)
+            .map(String::as_str)
+            .collect()
+    }
+
     /// Attaches the control shard's reply; render the result.
     pub fn respond(self, reply: Reply) -> Response {
         Response {
@@ -303,6 +316,8 @@ impl CliSession {
                     return vec![Request::Run(Pending {
                         command,
                         level: self.level,
+                        words: words.to_vec(),
+                        keyword_len: kw.words.len(),
                         frame: self.frame(),
                     })]
                 }

@@ -373,3 +373,22 @@ fn apply_answers_exactly_the_server_owned_commands() {
         assert_eq!(apply(&table, &p.command).is_some(), owned, "{line}");
     }
 }
+
+#[test]
+fn pending_keeps_the_words_for_owners_that_parse_them() {
+    let mut s = CliSession::new(Level::Operator, SessionConfig::default());
+    let reqs = s.feed(b"show table be data.gpc0 gt 3\n");
+    let Request::Run(p) = &reqs[0] else {
+        panic!("{reqs:?}")
+    };
+    assert_eq!(p.args(), ["be", "data.gpc0", "gt", "3"]);
+    assert_eq!(p.level, Level::Operator);
+    let r = Reply::raw_with_blank_line("# pxname,svname\nfe,FRONTEND\n\n");
+    let mut out = Vec::new();
+    let mut s = CliSession::new(Level::User, SessionConfig::default());
+    let Request::Run(p) = s.feed(b"show stat\n").remove(0) else {
+        panic!()
+    };
+    s.render(&p.respond(r), &mut out);
+    assert_eq!(out, b"# pxname,svname\nfe,FRONTEND\n\n");
+}
