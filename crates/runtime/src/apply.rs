@@ -12,7 +12,7 @@ use crate::servers::{
 };
 
 /// Result of one command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Outcome {
     /// What to print.
     pub reply: Reply,

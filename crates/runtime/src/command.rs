@@ -379,7 +379,7 @@ pub enum Command {
 /// Which part of ringlb answers a command (see the crate docs for the routing).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Owner {
-    /// Servers, backends, frontends and process limits: [`crate::apply`] answers.
+    /// Servers, backends, frontends and process limits: [`crate::apply()`] answers.
     Servers,
     /// `show info`, `show stat`: the stats crate.
     Stats,

@@ -4,39 +4,50 @@
 //!
 //! # API note for the control shard
 //!
-//! Per accepted connection on a `stats socket` of level `L`:
+//! Per accepted connection on a `stats socket` of level `L` (severity from the bind line):
 //!
 //! ```text
-//! let mut s = CliSession::new(L, SessionConfig::default());
-//! on bytes:  for req in s.feed(&bytes) { handle(req) }     // on EOF: s.feed_eof()
-//! handle(Request::Reply(resp))  => s.render(&resp, &mut out)
+//! let mut s = CliSession::new(L, SessionConfig { bufsize: tune.bufsize, severity });
+//! on bytes:  for req in s.feed(&bytes) { handle(req) }       // peer closed: s.feed_eof()
+//! handle(Request::Reply(resp))  => s.render(&resp, &mut out)   // help, errors, levels...
 //! handle(Request::Run(pending)) => {
-//!     let reply = match apply(&table, &pending.command) {   // server/frontend commands
-//!         Some(outcome) => { for c in &outcome.changes { table.apply_change(c); broadcast(c) }
-//!                            outcome.reply }
-//!         None => other_owner(&pending.command, pending.level), // stats, tables, maps, TLS, sessions
+//!     let reply = match pending.command.owner() {
+//!         Owner::Servers => {                                   // always Some here
+//!             let o = apply(&table, &pending.command).unwrap_or_default();
+//!             for c in &o.changes { table.apply_change(c); broadcast_to_workers(c) }
+//!             o.reply
+//!         }
+//!         Owner::Stats => Reply::raw_with_blank_line(stats::cli_show_stat(&snap, &pending.args())),
+//!         Owner::StickTables | Owner::Patterns | Owner::Tls | Owner::Engine => ...,
 //!     };
 //!     s.render(&pending.respond(reply), &mut out)
 //! }
 //! handle(Request::Close) => flush `out`, then close.
 //! ```
 //!
-//! Requests come in input order and must be answered in that order (render appends).
-//! Idle timeout: `stats timeout`, or `s.timeout_cli_secs()` once `set timeout cli` ran.
+//! Requests come in input order and must be answered in that order (render appends the
+//! reply, then the prompt: `\n`, or `\n> ` in prompt mode). A [`Reply`] is the text
+//! *without* that final prompt newline; messages carry a severity so `set severity-output`
+//! can prefix them. Idle timeout: `stats timeout`, or `s.timeout_cli_secs()` once the client
+//! ran `set timeout cli`. Levels are checked by the session before `Run` is returned
+//! (`pending.level` is still given, e.g. for `show stat` legends or `show table` contents).
 //!
-//! Changes to apply on the control shard *and* every worker shard ([`ServerChange`]):
-//! `Admin` (ready/drain/maint), `Weight` (final user weight), `Health`/`Agent` (forced
-//! op state + check health), `CheckEnabled`, `CheckPort`, `Addr`, `Maxconn`, `Add`/`Del`
-//! (dynamic servers; validate `Add::options` with the config crate's server-keyword
-//! parser first), `FrontendMaxconn`, `FrontendState`, `GlobalMaxconn`, `RateLimit`.
+//! [`Deferred`] fields hold argument errors HAProxy prints only after the named object was
+//! found ("No such table\n" comes before "Key value expected\n"): look the object up
+//! first, then print the deferred error if any.
+//!
+//! Changes the control shard applies to its own table *and* broadcasts to every worker
+//! shard ([`ServerChange`]): `Admin` (ready/drain/maint), `Weight` (final user weight,
+//! 0..=256), `Health`/`Agent` (op state + check health forced from the CLI), `CheckEnabled`,
+//! `CheckPort`, `Addr`, `Maxconn`, `Add`/`Del` (dynamic servers; validate `Add::options`
+//! values with the config crate's server-keyword parser, `apply` only checks the keyword
+//! names), `FrontendMaxconn`, `FrontendState`, `GlobalMaxconn`, `RateLimit`.
 //! [`ServerTable::apply_change`] is the reference semantics for the fields
-//! `show servers state` prints. Commands `apply` returns `None` for go to their owners:
-//! `ShowInfo`/`ShowStat` (stats), `ShowTable`/`ClearTable`/`SetTable` (stick tables; their
-//! `Deferred` argument errors are printed after the table lookup, "No such table\n"),
-//! maps/ACLs, TLS certificates, `ShowSess`/`ShutdownSession`/`ShowErrors`/`ShowActivity`/
-//! `ShowPools` (engine).
+//! `show servers state` prints (recorded from haproxy 2.6); [`ServerTable`] is built from the
+//! topology (proxy/server ids as HAProxy numbers them, `threads` = worker shards).
 //!
-//! Verified against haproxy 2.6 recordings: `fixtures/record.sh` → `fixtures/recorded.txt`.
+//! Verified against haproxy 2.6 recordings: `fixtures/record.sh` → `fixtures/recorded.txt`,
+//! replayed by `tests/recorded.rs`.
 #![forbid(unsafe_code)]
 
 pub mod apply;
@@ -47,7 +58,7 @@ pub mod session;
 pub mod table;
 
 pub use apply::{apply, effective_weight, Outcome};
-pub use command::{AdminState, Command, Deferred, ServerRef, SetServerOp, WeightSpec};
+pub use command::{AdminState, Command, Deferred, Owner, ServerRef, SetServerOp, WeightSpec};
 pub use reply::{Reply, SeverityOutput};
 pub use servers::{
     BackendRow, CheckRow, ConnRow, FrontendRow, FrontendState, OpState, ServerChange, ServerRow,
