@@ -317,8 +317,9 @@ pub fn best_match<'a>(
     (d <= 2 * word.len() && d <= 2 * b.len()).then_some(b)
 }
 
-/// HAProxy's word fingerprint: counts of letter bigrams (letters, digit class, other
-/// class, with begin/end markers) in a 32×32 matrix of wrapping bytes.
+/// HAProxy's word fingerprint: counts of character transitions (letters, digit class,
+/// other class, with begin/end markers) in a 32×32 matrix of wrapping bytes, plus a row
+/// marking which characters occur.
 struct Fingerprint([u8; 1024]);
 
 impl Fingerprint {
@@ -337,6 +338,10 @@ impl Fingerprint {
         let mut from = 28usize;
         for c in word.bytes() {
             let to = class(c);
+            // Row 0 marks which characters occur at all.
+            if let Some(cell) = self.0.get_mut(to) {
+                *cell = 1;
+            }
             self.bump(32 * from + to);
             from = to;
         }
