@@ -115,10 +115,11 @@ pub enum Conv {
     Rtrim(Box<[u8]>),
     Table(TableConv),
     Iif(Box<[u8]>, Box<[u8]>),
-    Djb2,
-    Sdbm,
-    Wt6,
-    Crc32,
+    /// The hash converters; `true`: `(1)`, HAProxy's full avalanche on the output.
+    Djb2(bool),
+    Sdbm(bool),
+    Wt6(bool),
+    Crc32(bool),
     CutCrlf,
     /// Passes the sample through (`debug`).
     Nop,
@@ -370,10 +371,24 @@ impl Conv {
                 )
                     .1
             }
-            "djb2" => (n(0, 1)?, Conv::Djb2).1,
-            "sdbm" => (n(0, 1)?, Conv::Sdbm).1,
-            "wt6" => (n(0, 1)?, Conv::Wt6).1,
-            "crc32" => (n(0, 1)?, Conv::Crc32).1,
+            "djb2" | "sdbm" | "wt6" | "crc32" => {
+                n(0, 1)?;
+                let avalanche = match args.first().map(String::as_str) {
+                    None | Some("" | "0") => false,
+                    Some("1") => true,
+                    Some(o) => {
+                        return Err(format!(
+                            "converter '{name}' : avalanche must be 0 or 1, not '{o}'"
+                        ))
+                    }
+                };
+                match name {
+                    "djb2" => Conv::Djb2(avalanche),
+                    "sdbm" => Conv::Sdbm(avalanche),
+                    "wt6" => Conv::Wt6(avalanche),
+                    _ => Conv::Crc32(avalanche),
+                }
+            }
             "cut_crlf" => (n(0, 0)?, Conv::CutCrlf).1,
             "debug" => Conv::Nop,
             "host_only" => (n(0, 0)?, Conv::HostOnly).1,
@@ -501,10 +516,10 @@ impl Conv {
             C::Rtrim(set) => trim(s, set, false),
             C::Table(t) => cx.src.table_conv(t, &s)?,
             C::Iif(t, f) => Sample::str(if s.to_bool()? { t } else { f }),
-            C::Djb2 => Sample::Int(i64::from(crate::hash::djb2(&s.to_bytes()))),
-            C::Sdbm => Sample::Int(i64::from(crate::hash::sdbm(&s.to_bytes()))),
-            C::Wt6 => Sample::Int(i64::from(crate::hash::wt6(&s.to_bytes()))),
-            C::Crc32 => Sample::Int(i64::from(crate::hash::crc32(&s.to_bytes()))),
+            C::Djb2(a) => hash_sample(crate::hash::djb2(&s.to_bytes()), *a),
+            C::Sdbm(a) => hash_sample(crate::hash::sdbm(&s.to_bytes()), *a),
+            C::Wt6(a) => hash_sample(crate::hash::wt6(&s.to_bytes()), *a),
+            C::Crc32(a) => hash_sample(crate::hash::crc32(&s.to_bytes()), *a),
             C::CutCrlf => {
                 let b = s.into_bytes();
                 let end = b
@@ -1009,4 +1024,14 @@ impl Patterns {
     pub(crate) fn str_at(&self, i: usize) -> Option<&[u8]> {
         self.strs_ref().get(i).map(|b| &**b)
     }
+}
+
+/// A hash converter's output, with HAProxy's `full_hash` when `avalanche` is asked.
+fn hash_sample(h: u32, avalanche: bool) -> Sample<'static> {
+    let h = if avalanche {
+        crate::hash::full_hash(h)
+    } else {
+        h
+    };
+    Sample::Int(i64::from(h))
 }

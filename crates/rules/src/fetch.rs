@@ -47,6 +47,10 @@ pub enum Fetch {
     Pathq,
     Url,
     Base,
+    /// `base32`: `base,sdbm(1)`.
+    Base32,
+    /// `base32+src`: the 32-bit hash (big endian) then the source address bytes.
+    Base32Src,
     Query,
     UrlIp,
     UrlPort,
@@ -313,6 +317,8 @@ impl Fetch {
             "pathq" => (n(0, 0)?, F::Pathq).1,
             "url" => (n(0, 0)?, F::Url).1,
             "base" => (n(0, 0)?, F::Base).1,
+            "base32" => (n(0, 0)?, F::Base32).1,
+            "base32+src" => (n(0, 0)?, F::Base32Src).1,
             "query" => (n(0, 0)?, F::Query).1,
             "url_ip" => (n(0, 0)?, F::UrlIp).1,
             "url_port" => (n(0, 0)?, F::UrlPort).1,
@@ -748,6 +754,15 @@ impl Fetch {
                 v.extend_from_slice(req.path());
                 Sample::owned(v)
             }
+            F::Base32 => Sample::Int(i64::from(base32(req))),
+            F::Base32Src => {
+                let mut v = base32(req).to_be_bytes().to_vec();
+                match cx.src.src()?.ip() {
+                    std::net::IpAddr::V4(a) => v.extend_from_slice(&a.octets()),
+                    std::net::IpAddr::V6(a) => v.extend_from_slice(&a.octets()),
+                }
+                Sample::Bin(std::borrow::Cow::Owned(v))
+            }
             F::UrlIp => {
                 let a = uri_authority(&req.uri)?;
                 let h = a.rsplit(|&c| c == b'@').next().unwrap_or(a);
@@ -1066,4 +1081,13 @@ pub(crate) fn host_of<'m>(m: &'m HttpMessage<'_>) -> Option<&'m [u8]> {
     m.full_values(b"host")
         .next()
         .or_else(|| uri_authority(&m.uri))
+}
+
+/// HAProxy's `base32`: SDBM of the first Host value followed by the path, with full avalanche.
+fn base32(req: &crate::message::HttpMessage<'_>) -> u32 {
+    let host = req.full_values(b"host").next().unwrap_or(b"");
+    let mut v = Vec::with_capacity(host.len() + req.path().len());
+    v.extend_from_slice(host);
+    v.extend_from_slice(req.path());
+    crate::hash::full_hash(crate::hash::sdbm(&v))
 }

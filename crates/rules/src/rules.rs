@@ -201,7 +201,7 @@ pub struct RedirectRule {
     pub drop_query: bool,
     pub append_slash: bool,
     pub ignore_empty: bool,
-    /// `NAME=value; path=/;` or `NAME=; Max-Age=0; path=/;`.
+    /// `NAME=value; path=/;` or `NAME=; path=/; Max-Age=0;` (haproxy 2.6, recorded).
     pub cookie: Option<Box<[u8]>>,
 }
 
@@ -292,7 +292,7 @@ fn compile_redirect(
             "set-cookie" => rr.cookie = Some(format!("{v}; path=/;").into_bytes().into()),
             "clear-cookie" => {
                 let name = v.split('=').next().unwrap_or(v);
-                rr.cookie = Some(format!("{name}=; Max-Age=0; path=/;").into_bytes().into())
+                rr.cookie = Some(format!("{name}=; path=/; Max-Age=0;").into_bytes().into())
             }
             _ => {}
         }

@@ -333,7 +333,7 @@ fn redirects() {
     );
     assert_eq!(
         run("/logout", &[]),
-        redir(302, "/bye", Some("SEEN=; Max-Age=0; path=/;"))
+        redir(302, "/bye", Some("SEEN=; path=/; Max-Age=0;"))
     );
     assert_eq!(
         run("/legacy/x?q", &[]),

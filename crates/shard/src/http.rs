@@ -280,7 +280,34 @@ impl<'a> Session<'a> {
     async fn transaction(&mut self, mut head: RecvBuf) -> After {
         let ctx: &'a Ctx = self.ctx;
         let topo: &'a Topology = &ctx.state.topo;
-        let Some(be_idx) = self.fe.backend else {
+        // The rule engine runs only for proxies that have rules (no cost otherwise).
+        let default_be = self.fe.backend;
+        let mut rewritten: Option<Vec<u8>> = None;
+        let mut vars = ringlb_rules::Vars::default();
+        let be_idx = if self.fe.rules.is_some()
+            || default_be.is_some_and(|b| topo.backends.get(b).is_some_and(|b| b.rules.is_some()))
+        {
+            match self.request_rules(&head) {
+                RequestRules::Reply(reply) => {
+                    return Box::pin(self.send_rules_reply(reply, head)).await
+                }
+                RequestRules::Service(name) => {
+                    return Box::pin(self.serve_service(&name, head)).await
+                }
+                RequestRules::Go {
+                    backend,
+                    rewritten: r,
+                    vars: v,
+                } => {
+                    rewritten = r;
+                    vars = v;
+                    backend
+                }
+            }
+        } else {
+            default_be
+        };
+        let Some(be_idx) = be_idx else {
             self.reply_error(503, None).await;
             return After::Close;
         };
@@ -306,14 +333,35 @@ impl<'a> Session<'a> {
             conn_mode,
             false,
         );
-        let req = &scratch(&mut self.sc, self.ctx).req;
-        ringlb_http1::write_request_head(req, head.bytes(), &mut out, &edits);
-        let head_len = req.head_len() as u64;
-        // What the hashing algorithms look at, copied out of the head before it is consumed
-        // (a copy only for `balance uri|url_param|hdr`; other algorithms need nothing).
-        let facts = RequestFacts::of(&be.balance, req, head.bytes());
-        head.consume(req.head_len());
-        scratch(&mut self.sc, self.ctx).txn.bytes_in += head_len;
+        let sc = scratch(&mut self.sc, self.ctx);
+        let head_len = sc.req.head_len();
+        let facts = match &rewritten {
+            None => {
+                ringlb_http1::write_request_head(&sc.req, head.bytes(), &mut out, &edits);
+                // What the hashing algorithms look at, copied out of the head before it is
+                // consumed (a copy only for `balance uri|url_param|hdr`).
+                RequestFacts::of(&be.balance, &sc.req, head.bytes())
+            }
+            Some(raw) => {
+                // Rules changed the head: the rendered head is parsed again so that it is
+                // normalised like any other (one extra parse, only for rewritten requests).
+                match parse_request(raw, &self.limits, &mut sc.req2) {
+                    Ok(Parsed::Complete { .. }) if sc.req2.framing() == framing => {}
+                    // A rewrite that broke the head or changed its framing is refused, as
+                    // HAProxy refuses a failed rewrite (500).
+                    _ => {
+                        sc.out = out;
+                        self.note_failed_rewrite(be_idx);
+                        self.reply_error(500, Some(be)).await;
+                        return After::Close;
+                    }
+                }
+                ringlb_http1::write_request_head(&sc.req2, raw, &mut out, &edits);
+                RequestFacts::of(&be.balance, &sc.req2, raw)
+            }
+        };
+        head.consume(head_len);
+        scratch(&mut self.sc, self.ctx).txn.bytes_in += head_len as u64;
         let mut body_start = None;
         if framing == BodyFraming::None {
             if !head.is_empty() {
@@ -393,6 +441,8 @@ impl<'a> Session<'a> {
                     sc.txn.response_head = Some(Instant::now());
                     let ctx = ResponseCtx {
                         be,
+                        be_idx,
+                        vars: std::mem::take(&mut vars),
                         method,
                         client_version,
                         client_keep_alive,
@@ -561,9 +611,37 @@ impl<'a> Session<'a> {
         let mut out = std::mem::take(&mut scratch(&mut self.sc, self.ctx).out);
         out.clear();
         let edits = rewrite::response_edits(c.client_version, keep_client);
-        let resp = &scratch(&mut self.sc, self.ctx).resp;
-        ringlb_http1::write_response_head(resp, head.bytes(), &mut out, &edits);
-        head.consume(resp.head_len());
+        let rewritten = match self.response_rules(&head, &c, lease.server) {
+            ResponseRules::Unchanged => None,
+            ResponseRules::Rewritten(raw) => Some(raw),
+            ResponseRules::Reply(reply) => {
+                // The server's response is dropped: its connection cannot be reused.
+                server.set_linger_zero();
+                scratch(&mut self.sc, self.ctx).out = out;
+                return Box::pin(self.send_response_rules_reply(reply, c.be_idx)).await;
+            }
+        };
+        let sc = scratch(&mut self.sc, self.ctx);
+        let resp_head_len = sc.resp.head_len();
+        match &rewritten {
+            None => ringlb_http1::write_response_head(&sc.resp, head.bytes(), &mut out, &edits),
+            Some(raw) => {
+                let limits = self.limits;
+                match parse_response(raw, &limits, c.method, &mut sc.resp2) {
+                    Ok(Parsed::Complete { .. }) if sc.resp2.framing() == framing => {
+                        ringlb_http1::write_response_head(&sc.resp2, raw, &mut out, &edits)
+                    }
+                    _ => {
+                        server.set_linger_zero();
+                        sc.out = out;
+                        self.note_failed_rewrite(c.be_idx);
+                        self.reply_error(500, Some(c.be)).await;
+                        return After::Close;
+                    }
+                }
+            }
+        }
+        head.consume(resp_head_len);
         let client_timeout = self.fe.timeouts.client;
         if tunnel {
             let tunnel_head_len = out.len() as u64;
@@ -655,6 +733,326 @@ impl<'a> Session<'a> {
                 server.set_linger_zero();
                 After::Close
             }
+        }
+    }
+
+    /// Runs the frontend's `http-request` rules, picks the backend (`use_backend`), then runs
+    /// the backend's rules. Synchronous: rules never wait.
+    fn request_rules(&mut self, head: &RecvBuf) -> RequestRules {
+        let ctx = self.ctx;
+        let topo = &ctx.state.topo;
+        let fe = self.fe;
+        let bytes = head.bytes();
+        // Owned copies of the connection facts (a TLS connection's facts are cloned per
+        // request that runs rules; plain connections have none).
+        let tls = self.client.tls_facts();
+        let src = self.client.peer_addr();
+        let dst = self.client.tcp().local_addr().ok();
+        let sc = scratch(&mut self.sc, ctx);
+        let req = &sc.req;
+        // One allocation per request with rules: the header list of the rules' view.
+        let mut msg = ringlb_rules::HttpMessage::request(
+            req.method_span().get(bytes),
+            req.target().get(bytes),
+            req.version().as_bytes(),
+        );
+        for h in req.headers() {
+            msg.push_header(h.name.get(bytes), h.value.get(bytes));
+        }
+        let mut txn = ringlb_rules::Txn::new(msg);
+        let mut host = crate::rules::Host {
+            ctx,
+            frontend: &fe.name,
+            backend: None,
+            server: None,
+            src,
+            dst,
+            tls: tls.as_ref(),
+        };
+        if let Some(r) = &fe.rules {
+            let v = r.http_request(&mut host, &mut txn);
+            if let ringlb_rules::Verdict::UseService(name) = v {
+                return RequestRules::Service(name);
+            }
+            if let Some(reply) = crate::rules::reply_for(v, |s| fe.errors.get(s)) {
+                return RequestRules::Reply(reply);
+            }
+        }
+        let backend = match fe
+            .rules
+            .as_ref()
+            .and_then(|r| r.select_backend(&host, &txn))
+        {
+            // A dynamic name that matches no backend gets 503, as in HAProxy.
+            Some(name) => topo.backends.iter().position(|b| b.name == *name),
+            None => fe.backend,
+        };
+        if let Some(b) = backend.and_then(|i| topo.backends.get(i)) {
+            if let Some(r) = &b.rules {
+                host.backend = Some(&b.name);
+                let v = r.http_request(&mut host, &mut txn);
+                if let ringlb_rules::Verdict::UseService(name) = v {
+                    return RequestRules::Service(name);
+                }
+                let errors = |s| b.errors.get(s).or_else(|| fe.errors.get(s));
+                if let Some(reply) = crate::rules::reply_for(v, errors) {
+                    return RequestRules::Reply(reply);
+                }
+            }
+        }
+        let rewritten = txn.req.modified.then(|| {
+            let mut v = Vec::with_capacity(bytes.len() + 128);
+            txn.req.write_request_head(&mut v);
+            v
+        });
+        RequestRules::Go {
+            backend,
+            rewritten,
+            vars: std::mem::take(&mut txn.vars),
+        }
+    }
+
+    /// Sends the reply of a final `http-request` verdict (deny, return, redirect, tarpit,
+    /// auth) and decides whether the connection stays open.
+    async fn send_rules_reply(
+        &mut self,
+        mut reply: crate::rules::Reply,
+        mut head: RecvBuf,
+    ) -> After {
+        let sc = scratch(&mut self.sc, self.ctx);
+        let framing = sc.req.framing();
+        let keep = sc.req.client_keep_alive();
+        announce_persistence(&mut reply.bytes, keep, sc.req.version());
+        let head_len = sc.req.head_len();
+        sc.txn.bytes_in += head_len as u64;
+        head.consume(head_len);
+        if reply.silent {
+            self.client.set_linger_zero();
+            return After::Close;
+        }
+        if reply.denied {
+            if let Some(f) = self
+                .ctx
+                .state
+                .counters
+                .borrow_mut()
+                .frontends
+                .get_mut(self.fe_idx)
+            {
+                f.denied_req += 1;
+            }
+        }
+        if reply.tarpit {
+            // `timeout tarpit` (HAProxy falls back to `timeout connect`), cut short by a stop.
+            let hold = self.fe.timeouts.tarpit.or(self.fe.timeouts.connect);
+            if let Some(d) = hold {
+                let stopping = self.ctx.stopping.clone();
+                future::or(
+                    glommio::timer::sleep(d),
+                    async move { stopping.wait().await },
+                )
+                .await;
+            }
+        }
+        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        txn.status = reply.status;
+        txn.bytes_out += reply.bytes.len() as u64;
+        let (sent, _) = within(
+            self.fe.timeouts.client,
+            self.client.send_all(SendBuf::from_vec(reply.bytes)),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            (
+                Err(std::io::ErrorKind::TimedOut.into()),
+                SendBuf::from_vec(Vec::new()),
+            )
+        });
+        // A request body was not read: the connection cannot carry another request.
+        if sent.is_err()
+            || reply.close
+            || !keep
+            || framing != BodyFraming::None
+            || self.ctx.state.run.get() != RunState::Running
+        {
+            return After::Close;
+        }
+        if !head.is_empty() {
+            self.pending = Some(head);
+        }
+        After::KeepAlive
+    }
+
+    /// `http-request use-service prometheus-exporter`: every shard's counters in HAProxy's
+    /// exposition format (`?scope=...`, `no-maint`); a malformed query gets 400.
+    async fn serve_service(&mut self, name: &str, mut head: RecvBuf) -> After {
+        let sc = scratch(&mut self.sc, self.ctx);
+        let head_len = sc.req.head_len();
+        let framing = sc.req.framing();
+        let keep = sc.req.client_keep_alive();
+        let version = sc.req.version();
+        let query = sc
+            .req
+            .query()
+            .map(|q| String::from_utf8_lossy(q.get(head.bytes())).into_owned())
+            .unwrap_or_default();
+        sc.txn.bytes_in += head_len as u64;
+        head.consume(head_len);
+        if name != "prometheus-exporter" {
+            // Unknown services are refused by the config; nothing else to serve.
+            self.reply_error(503, None).await;
+            return After::Close;
+        }
+        let request = match ringlb_stats::prometheus::parse_query(&query) {
+            Ok(r) => r,
+            Err(_) => {
+                self.reply_error(400, None).await;
+                return After::Close;
+            }
+        };
+        let snap = crate::service::snapshot(self.ctx).await;
+        let body = ringlb_stats::prometheus::render(&snap, &request);
+        let mut out = Vec::with_capacity(body.len() + 128);
+        crate::service::write_reply(
+            &mut out,
+            200,
+            "text/plain; version=0.0.4",
+            &[],
+            body.as_bytes(),
+        );
+        announce_persistence(&mut out, keep, version);
+        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        txn.status = 200;
+        txn.bytes_out += out.len() as u64;
+        if let Some(f) = self
+            .ctx
+            .state
+            .counters
+            .borrow_mut()
+            .frontends
+            .get_mut(self.fe_idx)
+        {
+            f.intercepted_req += 1;
+        }
+        let (sent, _) = within(
+            self.fe.timeouts.client,
+            self.client.send_all(SendBuf::from_vec(out)),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            (
+                Err(std::io::ErrorKind::TimedOut.into()),
+                SendBuf::from_vec(Vec::new()),
+            )
+        });
+        if sent.is_err() || !keep || framing != BodyFraming::None {
+            return After::Close;
+        }
+        if !head.is_empty() {
+            self.pending = Some(head);
+        }
+        After::KeepAlive
+    }
+
+    /// Runs the backend's then the frontend's `http-response` rules (HAProxy's order) on the
+    /// response head; `Unchanged` costs nothing when neither proxy has such rules.
+    fn response_rules(
+        &mut self,
+        head: &RecvBuf,
+        c: &ResponseCtx<'_>,
+        server: usize,
+    ) -> ResponseRules {
+        let fe = self.fe;
+        let be_rules =
+            c.be.rules
+                .as_ref()
+                .filter(|r| !r.http_response.rules.is_empty());
+        let fe_rules = fe
+            .rules
+            .as_ref()
+            .filter(|r| !r.http_response.rules.is_empty());
+        if be_rules.is_none() && fe_rules.is_none() {
+            return ResponseRules::Unchanged;
+        }
+        let ctx = self.ctx;
+        let bytes = head.bytes();
+        let tls = self.client.tls_facts();
+        let src = self.client.peer_addr();
+        let dst = self.client.tcp().local_addr().ok();
+        let sc = scratch(&mut self.sc, ctx);
+        let resp = &sc.resp;
+        let mut msg = ringlb_rules::HttpMessage::response(
+            resp.version().as_bytes(),
+            resp.status(),
+            resp.reason().get(bytes),
+        );
+        for h in resp.headers() {
+            msg.push_header(h.name.get(bytes), h.value.get(bytes));
+        }
+        let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+        txn.res = Some(msg);
+        txn.vars = c.vars.clone();
+        let mut host = crate::rules::Host {
+            ctx,
+            frontend: &fe.name,
+            backend: Some(&c.be.name),
+            server: c.be.servers.get(server).map(|s| s.name.as_str()),
+            src,
+            dst,
+            tls: tls.as_ref(),
+        };
+        for r in [be_rules, fe_rules].into_iter().flatten() {
+            let v = r.http_response(&mut host, &mut txn);
+            let errors = |s| c.be.errors.get(s).or_else(|| fe.errors.get(s));
+            if let Some(reply) = crate::rules::reply_for(v, errors) {
+                return ResponseRules::Reply(reply);
+            }
+        }
+        match txn.res {
+            Some(m) if m.modified => {
+                let mut v = Vec::with_capacity(bytes.len() + 128);
+                m.write_response_head(&mut v);
+                ResponseRules::Rewritten(v)
+            }
+            _ => ResponseRules::Unchanged,
+        }
+    }
+
+    /// Sends the reply of an `http-response deny|return|redirect` and closes (the server's
+    /// response was not forwarded; `dresp` counts a deny).
+    async fn send_response_rules_reply(&mut self, reply: crate::rules::Reply, be: usize) -> After {
+        if reply.denied {
+            let mut c = self.ctx.state.counters.borrow_mut();
+            if let Some(f) = c.frontends.get_mut(self.fe_idx) {
+                f.denied_resp += 1;
+            }
+            if let Some(b) = c.backends.get_mut(be) {
+                b.denied_resp += 1;
+            }
+        }
+        if reply.silent {
+            self.client.set_linger_zero();
+            return After::Close;
+        }
+        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        txn.status = reply.status;
+        txn.bytes_out += reply.bytes.len() as u64;
+        let _ = within(
+            self.fe.timeouts.client,
+            self.client.send_all(SendBuf::from_vec(reply.bytes)),
+        )
+        .await;
+        After::Close
+    }
+
+    /// A header rewrite failed (`wrew`), answered with 500.
+    fn note_failed_rewrite(&mut self, be: usize) {
+        let mut c = self.ctx.state.counters.borrow_mut();
+        if let Some(f) = c.frontends.get_mut(self.fe_idx) {
+            f.failed_rewrites += 1;
+        }
+        if let Some(b) = c.backends.get_mut(be) {
+            b.failed_rewrites += 1;
         }
     }
 
@@ -801,7 +1199,11 @@ impl<'a> Session<'a> {
 /// the buffer rewritten heads are written to.
 pub struct Scratch {
     req: RequestHead,
+    /// A request head rewritten by rules, parsed again (see `transaction`).
+    req2: RequestHead,
     resp: ResponseHead,
+    /// A response head rewritten by `http-response` rules, parsed again.
+    resp2: ResponseHead,
     out: Vec<u8>,
     txn: Txn,
 }
@@ -840,7 +1242,9 @@ impl Scratch {
     fn boxed() -> Box<Scratch> {
         Box::new(Scratch {
             req: RequestHead::default(),
+            req2: RequestHead::default(),
             resp: ResponseHead::default(),
+            resp2: ResponseHead::default(),
             out: Vec::with_capacity(512),
             txn: Txn::default(),
         })
@@ -881,9 +1285,35 @@ impl RequestFacts {
     }
 }
 
+/// The outcome of the response rules.
+enum ResponseRules {
+    Unchanged,
+    /// The head as the rules left it, to parse again and forward.
+    Rewritten(Vec<u8>),
+    /// A final verdict replaces the server's response.
+    Reply(crate::rules::Reply),
+}
+
+/// The outcome of the request rules.
+enum RequestRules {
+    /// A final verdict: answer it, forward nothing.
+    Reply(crate::rules::Reply),
+    /// `use-service` (`prometheus-exporter`).
+    Service(String),
+    /// Forward to `backend`, with the head the rules rewrote (if they did).
+    Go {
+        backend: Option<usize>,
+        rewritten: Option<Vec<u8>>,
+        vars: ringlb_rules::Vars,
+    },
+}
+
 /// What `relay_response` needs to know about the request.
 struct ResponseCtx<'a> {
     be: &'a BackendRt,
+    be_idx: usize,
+    /// Variables set by the request rules (`txn.*`), for the response rules.
+    vars: ringlb_rules::Vars,
     method: Method,
     client_version: Version,
     client_keep_alive: bool,
@@ -960,6 +1390,23 @@ async fn read_response_head(
                 Err(HttpError { .. }) => return Err(Failure::Invalid),
             }
         }
+    }
+}
+
+/// Adds the `connection` line haproxy puts on the replies it makes: `close` when the client
+/// does not keep the connection, `keep-alive` for an HTTP/1.0 client that does (the header
+/// block of `reply` ends at its first empty line).
+fn announce_persistence(reply: &mut Vec<u8>, client_keep_alive: bool, version: Version) {
+    let line: &[u8] = if !client_keep_alive {
+        b"connection: close\r\n"
+    } else if version == Version::Http10 {
+        b"connection: keep-alive\r\n"
+    } else {
+        return;
+    };
+    if let Some(end) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
+        let at = end + 2;
+        reply.splice(at..at, line.iter().copied());
     }
 }
 

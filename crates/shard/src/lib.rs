@@ -17,6 +17,7 @@ pub mod http;
 pub mod log;
 pub mod notify;
 pub mod rewrite;
+pub mod rules;
 pub mod server;
 pub mod service;
 pub mod shard;

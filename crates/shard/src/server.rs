@@ -96,7 +96,9 @@ pub async fn lease(
             server,
         }
     };
-    if s.maxconn_share == 0 || s.active.get() < s.maxconn_share {
+    // `maxconn_now`: the configured share, or what an agent's `maxconn:N` set since.
+    let limit = s.maxconn_now.get();
+    if limit == 0 || s.active.get() < limit {
         s.active.set(s.active.get() + 1);
         return Ok(lease());
     }

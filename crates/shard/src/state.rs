@@ -140,6 +140,10 @@ pub struct ShardState {
     pub counters: RefCell<crate::counters::ShardCounters>,
     /// Where the counters are published, shared by every shard and the readers.
     pub board: Arc<crate::counters::StatsBoard>,
+    /// Local time offset from UTC (read at start: `date_hour`, log timestamps).
+    pub utc_offset_secs: i32,
+    /// The system host name (`hostname` fetch).
+    pub hostname: String,
 }
 
 /// A limit split over `nshards` shards: each gets ⌈limit / nshards⌉ (0 stays unlimited).
@@ -220,6 +224,8 @@ impl ShardState {
             conn_closed: RefCell::new(Vec::new()),
             counters,
             board,
+            utc_offset_secs: crate::log::local_utc_offset_secs(),
+            hostname: crate::topology::system_hostname(),
         }
     }
 
@@ -373,6 +379,13 @@ impl ShardState {
         }
     }
 
+    /// A random value from the shard's seeded generator (`rand`, `uuid`).
+    pub fn random_u64(&self) -> u64 {
+        use ringlb_balance::RngLike;
+        let mut rng = self.rng.borrow_mut();
+        (u64::from(rng.next_u32()) << 32) | u64::from(rng.next_u32())
+    }
+
     /// Picks a server of `backend` for a request (`balance`), avoiding `input.avoid` when
     /// another server can take it. `None`: no usable server.
     pub fn pick(&self, backend: usize, input: &PickInput<'_>) -> Option<usize> {
@@ -451,6 +464,7 @@ mod tests {
                     servers: infos,
                     options: Default::default(),
                 },
+                rules: None,
             }],
             tune: Tune {
                 bufsize: 16384,
@@ -462,6 +476,7 @@ mod tests {
             grace: None,
             logs: Vec::new(),
             proxies: Vec::new(),
+            env: Vec::new(),
             tls_shared: None,
             warnings: Vec::new(),
             log_hostname: None,

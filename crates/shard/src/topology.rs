@@ -29,6 +29,8 @@ pub struct Topology {
     /// Proxies in declaration order with HAProxy's ids (stats, runtime API): a `listen`
     /// section is one proxy with both sides.
     pub proxies: Vec<ProxyRt>,
+    /// The environment at startup (`env()` fetch).
+    pub env: Vec<(String, String)>,
     /// TLS ticket keys and clock shared by every shard's TLS binds (`None` without TLS).
     pub tls_shared: Option<Arc<ringlb_tls::TlsShared>>,
     /// Findings that do not stop the proxy (an expired certificate...), to print at start.
@@ -68,6 +70,9 @@ pub struct FrontendRt {
     pub log: Vec<usize>,
     /// `stats enable|uri|auth|...` of this proxy, if any.
     pub stats: Option<model::Stats>,
+    /// Compiled `http-request`/`http-response`/`use_backend`... rules (`None`: nothing to run,
+    /// the request path skips the rule engine).
+    pub rules: Option<ringlb_rules::ProxyRules>,
     pub errors: Arc<ErrorFiles>,
 }
 
@@ -118,6 +123,8 @@ pub struct BackendRt {
     pub errors: Arc<ErrorFiles>,
     /// What each shard builds its balancer from (`ringlb-balance`).
     pub balance: BalanceSpec,
+    /// Compiled backend rules (`None`: nothing to run).
+    pub rules: Option<ringlb_rules::ProxyRules>,
 }
 
 /// `balance`, `hash-type` and the servers as the balancer sees them.
@@ -239,7 +246,11 @@ impl Topology {
             .backends
             .iter()
             .filter(|b| !b.disabled)
-            .map(|b| backend_rt(b, &mut errors))
+            .map(|b| {
+                let mut rt = backend_rt(b, &mut errors);
+                rt.rules = compiled(ringlb_rules::ProxyRules::backend(b, cfg), &mut errors);
+                rt
+            })
             .collect();
         let find = |name: &str| backends.iter().position(|b| b.name == name);
         let g = &cfg.global;
@@ -312,6 +323,7 @@ impl Topology {
                         })
                         .collect(),
                     stats: f.stats.clone(),
+                    rules: compiled(ringlb_rules::ProxyRules::frontend(f, cfg), &mut errors),
                     errors: Arc::new(error_files(&f.errorfiles)),
                 }
             })
@@ -341,6 +353,7 @@ impl Topology {
         };
         Ok(Topology {
             proxies,
+            env: std::env::vars().collect(),
             tls_shared,
             warnings,
             frontends,
@@ -468,7 +481,7 @@ impl LogTable {
     }
 }
 
-fn system_hostname() -> String {
+pub(crate) fn system_hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into our buffer.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
@@ -568,6 +581,32 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
         http_reuse: b.http_reuse,
         conn_mode: b.options.http_conn_mode,
         errors: Arc::new(error_files(&b.errorfiles)),
+        rules: None,
+    }
+}
+
+/// Keeps compiled rules only when they have work (rule lists, `use_backend`...), so proxies
+/// without rules cost nothing per request.
+fn compiled(
+    r: Result<ringlb_rules::ProxyRules, ringlb_rules::CompileError>,
+    errors: &mut Vec<TopologyError>,
+) -> Option<ringlb_rules::ProxyRules> {
+    match r {
+        Ok(p) => {
+            let work = !p.http_request.rules.is_empty()
+                || !p.http_response.rules.is_empty()
+                || !p.use_backends.is_empty()
+                || !p.use_servers.is_empty()
+                || p.monitor_uri.is_some();
+            work.then_some(p)
+        }
+        Err(e) => {
+            errors.push(TopologyError {
+                loc: e.loc.clone(),
+                message: format!("'{}' : {}", e.keyword, e.msg),
+            });
+            None
+        }
     }
 }
 

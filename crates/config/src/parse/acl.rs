@@ -483,7 +483,7 @@ fn check_extension(
             _ => return Err(format!("invalid '{fetch}' pattern '{p}': expects an integer or a range '<min>-<max>' / '<min>:<max>' within {lo}..{hi}")),
         }
     }
-    cx.use_kw(loc, &format!("acl {fetch}"), &Status::Parsed { issue: 6 });
+    cx.use_kw(loc, &format!("acl {fetch}"), &Status::Supported);
     cx.warn(
         loc,
         "acl",
@@ -579,11 +579,7 @@ pub fn parse_condition(
     } else if terms.iter().any(Vec::is_empty) {
         return Err(format!("'{first}' expects a non-empty condition."));
     }
-    k.cx.use_kw(
-        &l.loc,
-        "condition (if/unless)",
-        &Status::Parsed { issue: 6 },
-    );
+    k.cx.use_kw(&l.loc, "condition (if/unless)", &Status::Supported);
     Ok(Some(Condition { unless, terms }))
 }
 

@@ -1,0 +1,150 @@
+//! The rule language against haproxy 2.6: the same config (ACLs, `http-request` and
+//! `http-response` rules, `use_backend`) and the same raw requests through both. What the
+//! client receives and what the origin sees (its `/echo` dump) must be byte-identical,
+//! including whether the connection stays open after a reply.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ringlb_testkit::{
+    free_addr, haproxy_available, send_raw_reply, write_config, ChildGuard, Haproxy, Origin,
+    Ringlb, TempDir,
+};
+
+const T: Duration = Duration::from_secs(5);
+
+fn config(front: SocketAddr, origin: SocketAddr) -> String {
+    format!(
+        r#"global
+    nbthread 1
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 2s
+    timeout tarpit 200ms
+frontend fe
+    bind {front}
+    acl is_api hdr(host) -i api.example.com
+    acl is_static path_beg /static/ /images/
+    acl is_delete method DELETE
+    acl is_office src 203.0.113.0/24
+    acl is_options method OPTIONS
+    acl is_debug url_param(debug) -m str true
+    acl is_mobile hdr_sub(User-Agent) -i mobile android iphone
+    acl is_local src 127.0.0.0/8
+    http-request return status 200 content-type text/plain if is_options
+    http-request deny deny_status 403 if is_delete !is_office
+    http-request redirect scheme https code 301 if {{ path_beg /secure }}
+    http-request set-header X-Real-IP %[src]
+    http-request set-header X-Forwarded-Proto https if {{ ssl_fc }}
+    http-request add-header X-Debug yes if is_debug
+    http-request add-header X-Mobile 1 if is_mobile is_local
+    http-request del-header X-Remove-Me
+    http-request set-path /echo if {{ path_beg /rw/ }}
+    http-request set-var(txn.seen) str(yes) if {{ path /echo }}
+    http-request tarpit if {{ path /tarpit }}
+    http-request deny deny_status 429 if {{ path /deny429 }}
+    http-request return status 201 content-type text/plain string "made" hdr X-A a if {{ path /ret }}
+    http-request redirect location /x set-cookie A=B if {{ path /cookie }}
+    http-request redirect prefix /new drop-query if {{ path_beg /old }}
+    http-request redirect location /a clear-cookie C= if {{ path /cc }}
+    http-request return status 200 content-type text/plain lf-string "%[base32] %[base32+src,hex] %[path,sdbm(1)] %[path,djb2] %[hdr(host),lower,crc32(1)]" if {{ path /hash }}
+    http-response set-header X-Frame-Options SAMEORIGIN
+    http-response set-header Strict-Transport-Security "max-age=63072000; includeSubDomains; preload"
+    http-response set-header X-Seen %[var(txn.seen)] if {{ var(txn.seen) -m found }}
+    use_backend api if is_api
+    use_backend static if is_static || {{ hdr(x-static) -m found }}
+    default_backend web
+backend web
+    server s1 {origin}
+backend api
+    http-request set-header X-Backend api
+    server s1 {origin}
+backend static
+    http-response set-header X-Static yes
+    http-response del-header X-Origin
+    server s1 {origin}
+"#
+    )
+}
+
+struct Pair {
+    _dir: TempDir,
+    haproxy: SocketAddr,
+    ringlb: SocketAddr,
+    _guards: (ChildGuard, ChildGuard),
+}
+
+fn pair(origin: SocketAddr) -> Option<Pair> {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        eprintln!("skipped: haproxy not installed");
+        return None;
+    }
+    let dir = TempDir::new("rules-diff");
+    let (hf, rf) = (free_addr(), free_addr());
+    let hcfg = write_config(&dir, &config(hf, origin));
+    let h = Haproxy::start(&hcfg, &[hf]);
+    let rpath = dir.join("ringlb.cfg");
+    std::fs::write(&rpath, config(rf, origin)).unwrap();
+    let r = Ringlb::start(&rpath, &[rf]);
+    Some(Pair {
+        _dir: dir,
+        haproxy: hf,
+        ringlb: rf,
+        _guards: (h, r),
+    })
+}
+
+fn exchange(addr: SocketAddr, req: &[u8]) -> String {
+    let reply = send_raw_reply(addr, req, T).unwrap();
+    format!(
+        "{}\n[end: {:?}]",
+        String::from_utf8_lossy(&reply.bytes),
+        reply.end
+    )
+}
+
+#[test]
+fn guide_rules_give_the_same_answers_as_haproxy() {
+    let origin = Origin::start("o");
+    let Some(p) = pair(origin.addr()) else { return };
+    let close = "Connection: close\r\n";
+    let cases: Vec<(&str, String)> = vec![
+        ("plain get", format!("GET /echo HTTP/1.1\r\nHost: www.example.com\r\nX-Remove-Me: 1\r\n{close}\r\n")),
+        ("api by host", format!("GET /echo HTTP/1.1\r\nHost: API.example.com\r\n{close}\r\n")),
+        ("static by path", format!("GET /static/app.js HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("static by header (||)", format!("GET /echo HTTP/1.1\r\nHost: a\r\nX-Static: 1\r\n{close}\r\n")),
+        ("debug url_param", format!("GET /echo?a=1&debug=true HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("debug url_param false", format!("GET /echo?debug=false HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("mobile hdr_sub -i", format!("GET /echo HTTP/1.1\r\nHost: a\r\nUser-Agent: Foo Android 14\r\n{close}\r\n")),
+        ("set-path", format!("GET /rw/anything?q=2 HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("options return", format!("OPTIONS /x HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("delete outside office", format!("DELETE /x HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("redirect https 301", format!("GET /secure/p?x=1 HTTP/1.1\r\nHost: shop.example.com\r\n{close}\r\n")),
+        ("tarpit", format!("GET /tarpit HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("deny 429", format!("GET /deny429 HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("return string hdr", format!("GET /ret HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("redirect set-cookie", format!("GET /cookie HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("redirect prefix drop-query", format!("GET /old/a?q=1 HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("redirect clear-cookie", format!("GET /cc HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("hashes", format!("GET /hash HTTP/1.1\r\nHost: WWW.Example.com\r\n{close}\r\n")),
+        // Keep-alive after replies: a deny closes, a return or redirect keeps the connection.
+        ("deny then request", "GET /deny429 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_string()),
+        ("return then request", "GET /ret HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_string()),
+        ("redirect then request", "GET /cookie HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_string()),
+    ];
+    for (name, req) in &cases {
+        let h = exchange(p.haproxy, req.as_bytes());
+        let r = exchange(p.ringlb, req.as_bytes());
+        assert!(h.len() > 20, "{name}: haproxy answered nothing");
+        assert_eq!(r, h, "{name}: ringlb (left) differs from haproxy (right)");
+    }
+}

@@ -1,0 +1,298 @@
+//! The engine side of HAProxy's rule language (`ringlb-rules`): what fetches read from a
+//! connection and a shard ([`Host`]), and the replies final verdicts send, byte for byte as
+//! haproxy 2.6 writes them (recorded: deny, return, redirect, tarpit, auth).
+
+use std::net::SocketAddr;
+
+use ringlb_rules::{HttpReply, ProxyStat, RuleHost, Sample, SampleSource, Verdict};
+use ringlb_tls::{DnFormat, TlsFacts};
+
+use crate::state::AdminState;
+use crate::Ctx;
+
+/// One request's view of its connection and shard, for fetches and actions.
+pub struct Host<'a> {
+    pub ctx: &'a Ctx,
+    pub frontend: &'a str,
+    pub backend: Option<&'a str>,
+    pub server: Option<&'a str>,
+    pub src: Option<SocketAddr>,
+    pub dst: Option<SocketAddr>,
+    pub tls: Option<&'a TlsFacts>,
+}
+
+impl SampleSource for Host<'_> {
+    fn now_ms(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    }
+
+    fn random_u64(&self) -> u64 {
+        self.ctx.state.random_u64()
+    }
+
+    fn utc_offset_secs(&self) -> i32 {
+        self.ctx.state.utc_offset_secs
+    }
+
+    fn src(&self) -> Option<SocketAddr> {
+        self.src
+    }
+
+    fn dst(&self) -> Option<SocketAddr> {
+        self.dst
+    }
+
+    fn frontend_name(&self) -> Option<&str> {
+        Some(self.frontend)
+    }
+
+    fn backend_name(&self) -> Option<&str> {
+        self.backend
+    }
+
+    fn server_name(&self) -> Option<&str> {
+        self.server
+    }
+
+    fn proxy_stat(&self, stat: ProxyStat, proxy: Option<&str>) -> Option<i64> {
+        let topo = &self.ctx.state.topo;
+        let name = proxy.or(self.backend)?;
+        let b = topo.backends.iter().position(|b| b.name == name)?;
+        let st = self.ctx.state.backends.get(b)?;
+        match stat {
+            ProxyStat::NbSrv => Some(
+                st.servers
+                    .iter()
+                    .filter(|s| s.up.get() && s.admin.get() == AdminState::Ready)
+                    .count() as i64,
+            ),
+            // Connections of this shard: per-shard counts (documented in architecture.md).
+            ProxyStat::BeConn => Some(st.servers.iter().map(|s| i64::from(s.active.get())).sum()),
+            _ => None,
+        }
+    }
+
+    fn ssl(&self, name: &str, args: &[Box<str>]) -> Option<Sample<'_>> {
+        let Some(t) = self.tls else {
+            // Not a TLS connection: the booleans are false, the rest absent.
+            return match name {
+                "ssl_fc" | "ssl_c_used" | "ssl_fc_session_reused" => Some(Sample::Bool(false)),
+                _ => None,
+            };
+        };
+        let dn = |f: fn(&TlsFacts, Option<&str>, i32, DnFormat) -> Option<String>| {
+            let field = args.first().map(|a| &**a);
+            let occ = args.get(1).and_then(|o| o.parse().ok()).unwrap_or(0);
+            let format = match args.get(2).map(|a| &**a) {
+                Some("rfc2253") => DnFormat::Rfc2253,
+                _ => DnFormat::Oneline,
+            };
+            f(t, field, occ, format).map(|s| Sample::owned(s.into_bytes()))
+        };
+        match name {
+            "ssl_fc" => Some(Sample::Bool(true)),
+            "ssl_fc_sni" => t.sni.as_deref().map(|s| Sample::str(s.as_bytes())),
+            "ssl_fc_protocol" => Some(Sample::str(t.protocol.as_bytes())),
+            "ssl_fc_cipher" => Some(Sample::str(t.cipher.as_bytes())),
+            "ssl_fc_alpn" => t.alpn.as_deref().map(Sample::str),
+            "ssl_fc_session_reused" => Some(Sample::Bool(t.session_reused)),
+            "ssl_c_used" => Some(Sample::Bool(t.ssl_c_used())),
+            "ssl_c_verify" => Some(Sample::Int(i64::from(t.ssl_c_verify()))),
+            "ssl_c_s_dn" => dn(TlsFacts::ssl_c_s_dn),
+            "ssl_c_i_dn" => dn(TlsFacts::ssl_c_i_dn),
+            "ssl_c_serial" => t
+                .ssl_c_serial()
+                .map(|s| Sample::Bin(std::borrow::Cow::Borrowed(s))),
+            "ssl_c_notafter" => t.ssl_c_notafter().map(|s| Sample::owned(s.into_bytes())),
+            "ssl_c_notbefore" => t.ssl_c_notbefore().map(|s| Sample::owned(s.into_bytes())),
+            _ => None,
+        }
+    }
+
+    fn hostname(&self) -> &[u8] {
+        self.ctx.state.hostname.as_bytes()
+    }
+
+    fn env(&self, name: &str) -> Option<&[u8]> {
+        self.ctx
+            .state
+            .topo
+            .env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_bytes())
+    }
+}
+
+impl RuleHost for Host<'_> {}
+
+/// A final verdict turned into what the client gets.
+pub struct Reply {
+    pub bytes: Vec<u8>,
+    pub status: u16,
+    /// Only `reject`/`silent-drop` close; haproxy 2.6 keeps a keep-alive connection open
+    /// after deny, tarpit, return, redirect and auth replies (recorded).
+    pub close: bool,
+    /// `tarpit`: hold the connection for `timeout tarpit` before answering.
+    pub tarpit: bool,
+    /// `reject`/`silent-drop`: close without a word.
+    pub silent: bool,
+    /// `deny` (counted in `dreq`).
+    pub denied: bool,
+}
+
+/// The bytes for a final verdict; `errors(status)` gives the proxy's `errorfile` if any.
+/// `None` for verdicts that are not replies (`Continue`, `Allow`, `UseService`).
+pub fn reply_for<'e>(v: Verdict, errors: impl Fn(u16) -> Option<&'e [u8]>) -> Option<Reply> {
+    let mut r = Reply {
+        bytes: Vec::new(),
+        status: 0,
+        close: false,
+        tarpit: false,
+        silent: false,
+        denied: false,
+    };
+    match v {
+        Verdict::Continue | Verdict::Allow | Verdict::UseService(_) => return None,
+        Verdict::Reject { silent } => {
+            r.close = true;
+            r.silent = true;
+            let _ = silent;
+        }
+        Verdict::Deny(h) => {
+            r.denied = true;
+            r.status = h.status;
+            write_http_reply(&mut r.bytes, &h, &errors);
+        }
+        Verdict::Tarpit(h) => {
+            r.tarpit = true;
+            r.denied = true;
+            r.status = h.status;
+            write_http_reply(&mut r.bytes, &h, &errors);
+        }
+        Verdict::Return(h) => {
+            r.status = h.status;
+            if h.body.is_none() && h.raw.is_none() {
+                // `return` without a payload has an empty body (recorded; haproxy warns that
+                // a content-type is then ignored).
+                start_line(
+                    &mut r.bytes,
+                    h.status,
+                    ringlb_http1::reason_phrase(h.status),
+                );
+                let is_ct = |n: &[u8]| n.eq_ignore_ascii_case(b"content-type");
+                for (n, v) in h.headers.iter().filter(|(n, _)| !is_ct(n)) {
+                    header(&mut r.bytes, n, v);
+                }
+                r.bytes.extend_from_slice(b"content-length: 0\r\n\r\n");
+            } else {
+                write_http_reply(&mut r.bytes, &h, &errors);
+            }
+        }
+        Verdict::Redirect {
+            code,
+            location,
+            set_cookie,
+        } => {
+            r.status = code;
+            write_redirect(&mut r.bytes, code, &location, set_cookie.as_deref());
+        }
+        Verdict::Auth { realm } => {
+            r.status = 401;
+            let page = ringlb_http1::default_reply_lowercase(401).unwrap_or_default();
+            // The 401 page with `www-authenticate` after its headers.
+            let split = find(page, b"\r\n\r\n").unwrap_or(page.len());
+            r.bytes
+                .extend_from_slice(page.get(..split).unwrap_or_default());
+            r.bytes
+                .extend_from_slice(b"\r\nwww-authenticate: Basic realm=\"");
+            r.bytes.extend_from_slice(realm.as_bytes());
+            r.bytes.extend_from_slice(b"\"");
+            r.bytes
+                .extend_from_slice(page.get(split..).unwrap_or_default());
+        }
+    }
+    Some(r)
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// `deny`/`tarpit`/`return` replies. Without a payload: the errorfile or built-in page for
+/// the status (`return` without payload: an empty body); with one: the configured headers,
+/// then `content-length`, then `content-type`, as haproxy 2.6 orders them.
+fn write_http_reply<'e>(
+    out: &mut Vec<u8>,
+    h: &HttpReply,
+    errors: &impl Fn(u16) -> Option<&'e [u8]>,
+) {
+    if let Some(raw) = &h.raw {
+        out.extend_from_slice(raw);
+        return;
+    }
+    let Some(body) = &h.body else {
+        if let Some(page) =
+            errors(h.status).or_else(|| ringlb_http1::default_reply_lowercase(h.status))
+        {
+            out.extend_from_slice(page);
+            return;
+        }
+        // `return status N` without a payload.
+        start_line(out, h.status, ringlb_http1::reason_phrase(h.status));
+        out.extend_from_slice(b"content-length: 0\r\n\r\n");
+        return;
+    };
+    start_line(out, h.status, ringlb_http1::reason_phrase(h.status));
+    let is_ct = |n: &[u8]| n.eq_ignore_ascii_case(b"content-type");
+    for (n, v) in h.headers.iter().filter(|(n, _)| !is_ct(n)) {
+        header(out, n, v);
+    }
+    header(out, b"content-length", body.len().to_string().as_bytes());
+    for (n, v) in h.headers.iter().filter(|(n, _)| is_ct(n)) {
+        header(out, n, v);
+    }
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
+}
+
+/// Redirects as haproxy 2.6 writes them: no body, `location`, `cache-control: no-cache` for
+/// the temporary codes (302, 303, 307), then the cookie.
+fn write_redirect(out: &mut Vec<u8>, code: u16, location: &[u8], set_cookie: Option<&[u8]>) {
+    let reason = match code {
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        other => ringlb_http1::reason_phrase(other),
+    };
+    start_line(out, code, reason);
+    out.extend_from_slice(b"content-length: 0\r\n");
+    header(out, b"location", location);
+    if matches!(code, 302 | 303 | 307) {
+        out.extend_from_slice(b"cache-control: no-cache\r\n");
+    }
+    if let Some(c) = set_cookie {
+        header(out, b"set-cookie", c);
+    }
+    out.extend_from_slice(b"\r\n");
+}
+
+fn start_line(out: &mut Vec<u8>, status: u16, reason: &str) {
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(status.to_string().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    out.extend(name.iter().map(u8::to_ascii_lowercase));
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+}
