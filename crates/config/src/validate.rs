@@ -52,6 +52,9 @@ pub fn build(d: Draft, cx: &mut Cx) -> Config {
     for f in &cfg.frontends {
         check_frontend_refs(cx, f, &cfg.backends, &d.proxies);
     }
+    for b in &cfg.backends {
+        check_agents(cx, b);
+    }
     for p in d
         .proxies
         .iter()
@@ -77,6 +80,22 @@ pub fn build(d: Draft, cx: &mut Cx) -> Config {
     cfg.programs = d.programs;
     cfg.mailers = d.mailers;
     cfg
+}
+
+/// HAProxy refuses an `agent-check` without `agent-port` (haproxy 2.6 `-c` wording).
+fn check_agents(cx: &mut Cx, b: &Backend) {
+    for s in &b.servers {
+        if s.params.agent.enabled && s.params.agent.port.is_none() {
+            cx.alert(
+                &s.loc,
+                &format!("server {}/{}", b.name, s.name),
+                format!(
+                    "server {} does not have agent port. Agent check has been disabled.",
+                    s.name
+                ),
+            );
+        }
+    }
 }
 
 fn mode_of(p: &ProxyDraft) -> Mode {

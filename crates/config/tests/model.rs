@@ -395,3 +395,15 @@ fn expect_reporting_options_are_pending() {
         .map(|u| u.status.clone());
     assert_eq!(u, Some(Status::Parsed { issue: 5 }));
 }
+
+#[test]
+fn agent_check_needs_an_agent_port() {
+    let e = err(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server s1 127.0.0.1:1 agent-check\n"));
+    assert!(
+        e.contains(
+            "'server be/s1' : server s1 does not have agent port. Agent check has been disabled."
+        ),
+        "{e}"
+    );
+    ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server s1 127.0.0.1:1 agent-check agent-port 9\n"));
+}
