@@ -926,3 +926,52 @@ backend canned\n    option redis-check\n    server s1 {dead} check inter 200ms\n
         assert_eq!(lines, want, "ringlb (left) vs haproxy (right)");
     }
 }
+
+#[test]
+fn a_tracking_server_follows_the_tracked_one_as_haproxy() {
+    let dir = TempDir::new("hc-track");
+    let (s1, flag) = origin_with_flag(&dir, "s1");
+    let t1 = Origin::start("t1");
+    let t2 = Origin::start("t2");
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 2\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend b2\nbackend b1\n    option httpchk GET /health\n    server s1 {} check inter 100ms fall 1 rise 1\nbackend b2\n    server t1 {} track b1/s1\n    server t2 {}\n",
+            s1.addr(),
+            t1.addr(),
+            t2.addr()
+        )
+    };
+    let scenario = |p: &ChildGuard, front: SocketAddr| {
+        std::thread::sleep(Duration::from_millis(300));
+        let both = count(front, 10);
+        assert!(both.iter().any(|o| o == "t1"), "{both:?}");
+        std::fs::write(&flag, b"down").unwrap();
+        wait_log(p, "Server b2/t1 is DOWN via b1/s1");
+        let only_t2 = count(front, 10);
+        assert!(only_t2.iter().all(|o| o == "t2"), "{only_t2:?}");
+        std::fs::remove_file(&flag).unwrap();
+        wait_log(p, "Server b2/t1 is UP via b1/s1");
+        let mut lines = state_lines(&p.stderr());
+        lines.sort();
+        lines
+    };
+    let front = free_addr();
+    let got = scenario(&start(&dir, "track.cfg", &cfg(front), front), front);
+    assert_eq!(
+        got,
+        vec![
+            "[ALERT] backend 'b1' has no server available!",
+            "[WARNING] Server b1/s1 is DOWN, reason: Layer7 wrong status, code: 503, info: \"Service Unavailable\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server b1/s1 is UP, reason: Layer7 check passed, code: 200, check duration: Nms. 1 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
+            "[WARNING] Server b2/t1 is DOWN via b1/s1. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server b2/t1 is UP via b1/s1. 2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue.",
+        ]
+    );
+    if haproxy_available() {
+        let hf = free_addr();
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg(hf)).unwrap();
+        let want = scenario(&Haproxy::start(&path, &[hf]), hf);
+        assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
+    }
+}

@@ -72,7 +72,7 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("on-marked-down", true, LB, "action when marked down"),
     o("on-marked-up", true, LB, "action when marked up"),
     o("error-limit", true, LB, "observed errors before action"),
-    o("track", true, LB, "follow another server's state"),
+    o("track", true, S, "follow another server's state"),
     o("redir", true, LB, "redirect to this server's prefix"),
     o("id", true, S, "numeric server id"),
     o(

@@ -121,6 +121,16 @@ impl CheckPlan {
                 let check = p.check.then(|| CheckTiming::from_params(p));
                 let agent = CheckScript::agent(p);
                 let agent_timing = agent.as_ref().map(|_| CheckTiming::agent_from_params(p));
+                let track = p.track.as_deref().and_then(|t| {
+                    let found = resolve_track(cfg, &be.name, t);
+                    if found.is_none() {
+                        errors.push(format!(
+                            "backend '{}', server '{}': unable to find required server '{t}' for tracking.",
+                            be.name, srv.name
+                        ));
+                    }
+                    found
+                });
                 spec.servers.push(ServerSpec {
                     name: srv.name.clone(),
                     backup: p.backup,
@@ -130,6 +140,7 @@ impl CheckPlan {
                     check,
                     agent: agent_timing,
                     slowstart: p.slowstart.filter(|d| !d.is_zero()),
+                    track,
                 });
                 let target = |inter: Duration| CheckTarget {
                     server: srt.addr,
@@ -140,7 +151,8 @@ impl CheckPlan {
                     timeout_check: be.timeouts.check,
                     bufsize: topo.tune.bufsize.max(1024),
                 };
-                if let (Some(t), Some(s)) = (check, script.as_ref()) {
+                // A tracking server follows the tracked one instead of checking on its own.
+                if let (Some(t), Some(s), None) = (check, script.as_ref(), track) {
                     plan.jobs.push(Job {
                         backend: bi,
                         server: si,
@@ -170,6 +182,7 @@ impl CheckPlan {
             }
             plan.backends.push(spec);
         }
+        check_tracked(&plan.backends, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -222,6 +235,53 @@ impl CheckPlan {
 
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
+    }
+}
+
+/// `track [<backend>/]<server>`: indices among the enabled backends (the topology's order).
+fn resolve_track(cfg: &Config, own: &str, target: &str) -> Option<(usize, usize)> {
+    let (be_name, srv_name) = target.split_once('/').unwrap_or((own, target));
+    let (bi, be) = cfg
+        .backends
+        .iter()
+        .filter(|b| !b.disabled)
+        .enumerate()
+        .find(|(_, b)| b.name == be_name)?;
+    let si = be.servers.iter().position(|s| s.name == srv_name)?;
+    Some((bi, si))
+}
+
+/// Every tracking chain must end at a server with a health or agent check, without loops
+/// (HAProxy's wording).
+fn check_tracked(backends: &[BackendSpec], errors: &mut Vec<String>) {
+    let get = |(b, s): (usize, usize)| {
+        backends
+            .get(b)
+            .and_then(|be| be.servers.get(s).map(|x| (be, x)))
+    };
+    for be in backends {
+        for srv in &be.servers {
+            let mut at = srv.track;
+            let mut hops = 0;
+            while let Some(next) = at {
+                let Some((tbe, t)) = get(next) else { break };
+                hops += 1;
+                if hops > backends.iter().map(|b| b.servers.len()).sum::<usize>() {
+                    errors.push(format!(
+                        "backend '{}', server '{}': tracking loop through '{}/{}'.",
+                        be.name, srv.name, tbe.name, t.name
+                    ));
+                    break;
+                }
+                if t.track.is_none() && t.check.is_none() && t.agent.is_none() {
+                    errors.push(format!(
+                        "backend '{}', server '{}': unable to use {}/{} for tracking as it does not have any check nor agent enabled.",
+                        be.name, srv.name, tbe.name, t.name
+                    ));
+                }
+                at = t.track;
+            }
+        }
     }
 }
 
@@ -421,6 +481,26 @@ mod tests {
         assert_eq!(
             e,
             vec!["server 'a/s1': 'addr db.local' is not an IP address; name resolution is not supported by ringlb yet"]
+        );
+    }
+
+    #[test]
+    fn track_resolves_and_needs_a_checked_server() {
+        let p = plan(&format!(
+            "{HEAD}backend a\n server s1 127.0.0.1:2 check\n server s2 127.0.0.1:3\nbackend b\n server t1 127.0.0.1:4 track a/s1\n server t2 127.0.0.1:5 track t1\n"
+        ));
+        assert_eq!(p.backends[1].servers[0].track, Some((0, 0)));
+        assert_eq!(p.backends[1].servers[1].track, Some((1, 0)));
+        let text = format!("{HEAD}backend a\n server s1 127.0.0.1:2\n server t1 127.0.0.1:4 track s1\n server t2 127.0.0.1:5 track nope\n");
+        let loaded = ringlb_config::parse_str("t.cfg", &text).unwrap();
+        let topo = Topology::from_config(&loaded.config).unwrap();
+        let e = CheckPlan::from_config(&loaded.config, &topo).unwrap_err();
+        assert_eq!(
+            e,
+            vec![
+                "backend 'a', server 't2': unable to find required server 'nope' for tracking.",
+                "backend 'a', server 't1': unable to use a/s1 for tracking as it does not have any check nor agent enabled.",
+            ]
         );
     }
 
