@@ -590,6 +590,19 @@ impl Board {
     }
 
     /// Counters and last results of every server, at `now`.
+    /// One server's counters at `now`, and its position in [`Board::snapshot`].
+    pub fn server_stats(
+        &self,
+        b: usize,
+        s: usize,
+        now: Duration,
+    ) -> Option<(usize, ServerCheckStats)> {
+        let be = self.backends.get(b)?;
+        let srv = be.servers.get(s)?;
+        let before: usize = self.backends.iter().take(b).map(|x| x.servers.len()).sum();
+        Some((before + s, stats_of(&be.spec_name, srv, now)))
+    }
+
     pub fn snapshot(&self, now: Duration) -> Vec<ServerCheckStats> {
         let mut v = Vec::new();
         for be in &self.backends {

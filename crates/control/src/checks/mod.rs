@@ -285,19 +285,58 @@ fn check_tracked(backends: &[BackendSpec], errors: &mut Vec<String>) {
     }
 }
 
-/// The counters the stats page reads, updated by the control shard after every check.
+/// The counters the stats page reads, updated by the control shard after every check (only
+/// the servers a check changed are rewritten); `lastchg` and `downtime` are brought up to the
+/// time of reading.
 #[derive(Debug, Clone, Default)]
-pub struct CheckStatsHandle(Arc<Mutex<Vec<ServerCheckStats>>>);
+pub struct CheckStatsHandle(Arc<Mutex<StatsStore>>);
+
+#[derive(Debug, Default)]
+struct StatsStore {
+    stats: Vec<ServerCheckStats>,
+    /// When each entry was written.
+    written: Vec<Option<Instant>>,
+}
 
 impl CheckStatsHandle {
     /// A copy of the latest counters of every server of every backend.
     pub fn snapshot(&self) -> Vec<ServerCheckStats> {
-        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+        let Ok(store) = self.0.lock() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        store
+            .stats
+            .iter()
+            .zip(store.written.iter())
+            .map(|(st, at)| {
+                let mut st = st.clone();
+                let since = at.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+                st.lastchg += since;
+                // DOWN by its health check (the check's downtime counter runs).
+                if st.status.starts_with("DOWN") && !st.status.contains("(agent)") {
+                    st.downtime += since;
+                }
+                st
+            })
+            .collect()
     }
 
-    fn store(&self, v: Vec<ServerCheckStats>) {
+    fn store_all(&self, v: Vec<ServerCheckStats>) {
         if let Ok(mut g) = self.0.lock() {
-            *g = v;
+            g.written = vec![Some(Instant::now()); v.len()];
+            g.stats = v;
+        }
+    }
+
+    fn store_one(&self, index: usize, st: ServerCheckStats) {
+        if let Ok(mut g) = self.0.lock() {
+            if let Some(slot) = g.stats.get_mut(index) {
+                *slot = st;
+            }
+            if let Some(w) = g.written.get_mut(index) {
+                *w = Some(Instant::now());
+            }
         }
     }
 }
@@ -332,7 +371,39 @@ impl Driver {
         (z ^ (z >> 31)) as u32
     }
 
-    fn apply(&self, effects: Vec<Effect>) {
+    /// Logs and broadcasts `effects` of a check of (b, s), then refreshes the counters of the
+    /// servers involved.
+    fn apply(&self, b: usize, s: usize, effects: Vec<Effect>) {
+        let mut touched = vec![(b, s)];
+        for e in &effects {
+            if let Effect::Msg(
+                ControlMsg::SetServerHealth {
+                    backend, server, ..
+                }
+                | ControlMsg::SetServerWeight {
+                    backend, server, ..
+                }
+                | ControlMsg::SetServerAdmin {
+                    backend, server, ..
+                }
+                | ControlMsg::SetServerMaxconn {
+                    backend, server, ..
+                },
+            ) = e
+            {
+                touched.push((*backend, *server));
+            }
+        }
+        self.emit(effects);
+        let board = self.board.borrow();
+        for (b, s) in touched {
+            if let Some((i, st)) = board.server_stats(b, s, self.now()) {
+                self.stats.store_one(i, st);
+            }
+        }
+    }
+
+    fn emit(&self, effects: Vec<Effect>) {
         for e in effects {
             match e {
                 Effect::Warning(m) if !self.quiet => eprintln!("[WARNING]  ({}) : {m}", pid()),
@@ -344,7 +415,6 @@ impl Driver {
                 _ => {}
             }
         }
-        self.stats.store(self.board.borrow().snapshot(self.now()));
     }
 }
 
@@ -368,7 +438,9 @@ pub fn run(
         spread_checks: plan.spread_checks,
         rng: RefCell::new(seed),
     });
-    driver.apply(Vec::new());
+    driver
+        .stats
+        .store_all(driver.board.borrow().snapshot(Duration::ZERO));
     let has_slowstart = !plan.jobs.is_empty();
     for job in plan.jobs {
         let d = driver.clone();
@@ -380,8 +452,12 @@ pub fn run(
             loop {
                 glommio::timer::sleep(Duration::from_millis(100)).await;
                 let effects = d.board.borrow_mut().tick(d.now());
-                if !effects.is_empty() {
-                    d.apply(effects);
+                if let Some(Effect::Msg(ControlMsg::SetServerWeight {
+                    backend, server, ..
+                })) = effects.first()
+                {
+                    let (b, s) = (*backend, *server);
+                    d.apply(b, s, effects);
                 }
             }
         })
@@ -416,7 +492,7 @@ async fn check_task(d: Rc<Driver>, job: Job) {
                 e
             }
         };
-        d.apply(effects);
+        d.apply(job.backend, job.server, effects);
         let inter = {
             let board = d.board.borrow();
             match job.kind {
