@@ -407,3 +407,19 @@ fn agent_check_needs_an_agent_port() {
     );
     ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server s1 127.0.0.1:1 agent-check agent-port 9\n"));
 }
+
+#[test]
+fn server_template_declares_numbered_servers() {
+    let l = ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server-template web 1-3 127.0.0.1:81 check inter 2s\n server-template api 2 127.0.0.1:82\n"));
+    let be = &l.config.backends[0];
+    let names: Vec<&str> = be.servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["web1", "web2", "web3", "api1", "api2"]);
+    assert!(be.servers[2].params.check && !be.servers[3].params.check);
+    assert_eq!(be.servers[4].port, Some(82));
+    // haproxy 2.6's wording.
+    let e = err(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server-template x 3-2 127.0.0.1:82\n"));
+    assert!(
+        e.contains("Wrong server-template number or range arg '3-2'."),
+        "{e}"
+    );
+}

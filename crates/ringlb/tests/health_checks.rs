@@ -975,3 +975,36 @@ fn a_tracking_server_follows_the_tracked_one_as_haproxy() {
         assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
     }
 }
+
+#[test]
+fn server_template_servers_are_checked_and_balanced_as_haproxy() {
+    let dir = TempDir::new("hc-template");
+    let o = Origin::start("o1");
+    let dead = free_addr();
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server-template web 1-3 {dead} check inter 100ms\n    server-template api 2 {} check inter 100ms\n",
+            o.addr()
+        )
+    };
+    let scenario = |p: &ChildGuard, front: SocketAddr| {
+        for n in 1..=3 {
+            wait_log(p, &format!("Server be/web{n} is DOWN"));
+        }
+        let served = count(front, 6);
+        assert!(served.iter().all(|s| s == "o1"), "{served:?}");
+        let mut lines = state_lines(&p.stderr());
+        lines.sort();
+        lines
+    };
+    let front = free_addr();
+    let got = scenario(&start(&dir, "template.cfg", &cfg(front), front), front);
+    assert_eq!(got.len(), 3, "{got:?}");
+    if haproxy_available() {
+        let hf = free_addr();
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, cfg(hf)).unwrap();
+        let want = scenario(&Haproxy::start(&path, &[hf]), hf);
+        assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
+    }
+}
