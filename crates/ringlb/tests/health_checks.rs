@@ -1008,3 +1008,50 @@ fn server_template_servers_are_checked_and_balanced_as_haproxy() {
         assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
     }
 }
+
+#[test]
+fn port_addr_and_agent_addr_redirect_the_checks() {
+    let dir = TempDir::new("hc-port");
+    let o = Origin::start("o1");
+    let dead = free_addr();
+    let reply = Arc::new(Mutex::new("down\n".to_string()));
+    let received = Arc::new(Mutex::new(Vec::new()));
+    let agent = fake_agent(reply, received);
+    let p = o.addr().port();
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend good\n\
+backend good\n    server s1 {dead} check inter 100ms port {p} addr 127.0.0.1\n\
+backend bad_port\n    server s1 {} check inter 100ms port {}\n\
+backend bad_addr\n    server s1 {} check inter 100ms addr 127.0.0.2\n\
+backend agent_addr\n    server s1 127.0.0.2:{} agent-check agent-addr 127.0.0.1 agent-port {} agent-inter 100ms\n",
+            o.addr(),
+            dead.port(),
+            o.addr(),
+            dead.port(),
+            agent.addr.port()
+        )
+    };
+    let downs = [
+        "Server bad_port/s1 is DOWN",
+        "Server bad_addr/s1 is DOWN",
+        "Server agent_addr/s1 is DOWN",
+    ];
+    let front = free_addr();
+    let r = start(&dir, "port.cfg", &cfg(front), front);
+    for d in downs {
+        wait_log(&r, d);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let mut lines = state_lines(&r.stderr());
+    lines.sort();
+    assert!(
+        !lines.iter().any(|l| l.contains("good/s1")),
+        "the check of good/s1 goes to the origin's port: {lines:?}"
+    );
+    // The agent is reached only through agent-addr (the server's own address is 127.0.0.2).
+    assert!(lines.iter().any(|l| l.contains("agent_addr/s1 is DOWN, reason: Layer7 wrong status, code: 0, info: \"via agent : down\"")), "{lines:?}");
+    if let Some(want) = haproxy_lines(&dir, &cfg, &downs, Duration::from_millis(300)) {
+        assert_eq!(lines, want, "ringlb (left) vs haproxy (right)");
+    }
+}
