@@ -423,3 +423,16 @@ fn server_template_declares_numbered_servers() {
         "{e}"
     );
 }
+
+#[test]
+fn track_targets_are_checked_as_haproxy_does() {
+    let e = err(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server s1 127.0.0.1:1\n server t1 127.0.0.1:2 track s1\n server t2 127.0.0.1:2 track nope\n server t3 127.0.0.1:2 track zz/s1\n"));
+    for want in [
+        "'server be/t1' : unable to use be/s1 for tracking as it does not have any check nor agent enabled.",
+        "'server be/t2' : unable to find required server 'nope' for tracking.",
+        "'server be/t3' : unable to find required proxy 'zz' for tracking.",
+    ] {
+        assert!(e.contains(want), "{want}\n{e}");
+    }
+    ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server s1 127.0.0.1:1 check\n server t1 127.0.0.1:2 track s1\n"));
+}
