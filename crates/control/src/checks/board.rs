@@ -480,6 +480,7 @@ impl Board {
         now: Duration,
         out: &mut Vec<Effect>,
     ) {
+        let dynamic = self.backends.get(b).is_some_and(|be| be.dynamic_weights);
         let had_any = self.any_usable(b);
         let Some(srv) = self.srv_mut(b, s) else {
             return;
@@ -500,6 +501,20 @@ impl Board {
             server: s,
             state: want,
         }));
+        // Leaving maintenance ramps up like coming back UP (slowstart).
+        if was == AdminState::Maint
+            && want == AdminState::Ready
+            && dynamic
+            && srv.spec.slowstart.is_some()
+        {
+            srv.ramp_since = Some(now);
+            srv.eweight = srv.eweight_at(now, dynamic);
+            out.push(Effect::Msg(ControlMsg::SetServerWeight {
+                backend: b,
+                server: s,
+                weight: srv.eweight,
+            }));
+        }
         let (Some(be), Some(srv)) = (self.backends.get(b), self.srv(b, s)) else {
             return;
         };
@@ -935,6 +950,29 @@ mod tests {
         assert_eq!(weight_at(&mut b, 1500), None, "unchanged: nothing sent");
         assert_eq!(weight_at(&mut b, 2000), Some(10));
         assert_eq!(weight_at(&mut b, 3000), None, "ramp over");
+    }
+
+    #[test]
+    fn leaving_maintenance_starts_the_slowstart_ramp() {
+        let mut spec = server("s1", false, true);
+        spec.slowstart = Some(1000 * MS);
+        let mut b = board(vec![spec]);
+        b.record_agent(0, 0, reply("maint\n"), Duration::ZERO);
+        let e = b.record_agent(0, 0, reply("ready\n"), 1000 * MS);
+        assert!(msgs(&e).contains(&ControlMsg::SetServerWeight {
+            backend: 0,
+            server: 0,
+            weight: 1
+        }));
+        let e = b.tick(1500 * MS);
+        assert_eq!(
+            msgs(&e),
+            vec![ControlMsg::SetServerWeight {
+                backend: 0,
+                server: 0,
+                weight: 5
+            }]
+        );
     }
 
     #[test]
