@@ -280,7 +280,7 @@ and in double quotes; single quotes protect everything.\n\
 `version_before()`, `!`, `&&`, `||` and parentheses; ringlb answers as HAProxy 2.6.12. `.diag` messages show with `-dD`.\n\
 - `-f DIR` loads the directory's `*.cfg` files in lexical order.\n\n\
 ## Known differences from `haproxy -c`\n\n\
-- Keywords listed as *unsupported* below (e.g. `compression`, `filter`, `lua-load`, `server-template`) \
+- Keywords listed as *unsupported* below (e.g. `compression`, `filter`, `lua-load`) \
 are errors in ringlb while haproxy accepts them: ringlb refuses what it would not honour.\n\
 - Like haproxy, ports and server `weight`/`maxconn`/`maxqueue`/`minconn`/`rise`/`fall` are read with \
 `atoi()` semantics (`:80x` is port 80); ringlb is stricter elsewhere (timeouts, sizes, global integers).\n\

@@ -52,6 +52,10 @@ pub fn build(d: Draft, cx: &mut Cx) -> Config {
     for f in &cfg.frontends {
         check_frontend_refs(cx, f, &cfg.backends, &d.proxies);
     }
+    for b in &cfg.backends {
+        check_agents(cx, b);
+        check_tracks(cx, b, &cfg.backends);
+    }
     for p in d
         .proxies
         .iter()
@@ -77,6 +81,60 @@ pub fn build(d: Draft, cx: &mut Cx) -> Config {
     cfg.programs = d.programs;
     cfg.mailers = d.mailers;
     cfg
+}
+
+/// HAProxy refuses an `agent-check` without `agent-port` (haproxy 2.6 `-c` wording).
+fn check_agents(cx: &mut Cx, b: &Backend) {
+    for s in &b.servers {
+        if s.params.agent.enabled && s.params.agent.port.is_none() {
+            cx.alert(
+                &s.loc,
+                &format!("server {}/{}", b.name, s.name),
+                format!(
+                    "server {} does not have agent port. Agent check has been disabled.",
+                    s.name
+                ),
+            );
+        }
+    }
+}
+
+/// `track [<backend>/]<server>`: the target must exist and have a check, an agent or a
+/// track of its own (haproxy 2.6 `-c` wording).
+fn check_tracks(cx: &mut Cx, b: &Backend, backends: &[Backend]) {
+    for s in &b.servers {
+        let Some(target) = s.params.track.as_deref() else {
+            continue;
+        };
+        let kw = format!("server {}/{}", b.name, s.name);
+        let (be_name, srv_name) = target.split_once('/').unwrap_or((&b.name, target));
+        let Some(tbe) = backends.iter().find(|x| x.name == be_name) else {
+            cx.alert(
+                &s.loc,
+                &kw,
+                format!("unable to find required proxy '{be_name}' for tracking."),
+            );
+            continue;
+        };
+        let Some(t) = tbe.servers.iter().find(|x| x.name == srv_name) else {
+            cx.alert(
+                &s.loc,
+                &kw,
+                format!("unable to find required server '{srv_name}' for tracking."),
+            );
+            continue;
+        };
+        if !t.params.check && !t.params.agent.enabled && t.params.track.is_none() {
+            cx.alert(
+                &s.loc,
+                &kw,
+                format!(
+                    "unable to use {}/{} for tracking as it does not have any check nor agent enabled.",
+                    tbe.name, t.name
+                ),
+            );
+        }
+    }
 }
 
 fn mode_of(p: &ProxyDraft) -> Mode {

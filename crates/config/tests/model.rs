@@ -417,3 +417,44 @@ fn stick_table_store_types_ringlb_does_not_implement_are_errors() {
     assert_eq!(t.key, ringlb_config::model::StickKey::String { len: 8 });
     assert_eq!(t.store[0].period, Some(Duration::from_secs(60)));
 }
+
+#[test]
+fn agent_check_needs_an_agent_port() {
+    let e = err(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server s1 127.0.0.1:1 agent-check\n"));
+    assert!(
+        e.contains(
+            "'server be/s1' : server s1 does not have agent port. Agent check has been disabled."
+        ),
+        "{e}"
+    );
+    ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server s1 127.0.0.1:1 agent-check agent-port 9\n"));
+}
+
+#[test]
+fn server_template_declares_numbered_servers() {
+    let l = ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server-template web 1-3 127.0.0.1:81 check inter 2s\n server-template api 2 127.0.0.1:82\n"));
+    let be = &l.config.backends[0];
+    let names: Vec<&str> = be.servers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["web1", "web2", "web3", "api1", "api2"]);
+    assert!(be.servers[2].params.check && !be.servers[3].params.check);
+    assert_eq!(be.servers[4].port, Some(82));
+    // haproxy 2.6's wording.
+    let e = err(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server-template x 3-2 127.0.0.1:82\n"));
+    assert!(
+        e.contains("Wrong server-template number or range arg '3-2'."),
+        "{e}"
+    );
+}
+
+#[test]
+fn track_targets_are_checked_as_haproxy_does() {
+    let e = err(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server s1 127.0.0.1:1\n server t1 127.0.0.1:2 track s1\n server t2 127.0.0.1:2 track nope\n server t3 127.0.0.1:2 track zz/s1\n"));
+    for want in [
+        "'server be/t1' : unable to use be/s1 for tracking as it does not have any check nor agent enabled.",
+        "'server be/t2' : unable to find required server 'nope' for tracking.",
+        "'server be/t3' : unable to find required proxy 'zz' for tracking.",
+    ] {
+        assert!(e.contains(want), "{want}\n{e}");
+    }
+    ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server s1 127.0.0.1:1 check\n server t1 127.0.0.1:2 track s1\n"));
+}

@@ -32,6 +32,12 @@ fn counters_of_a_refused_server_are_visible_through_the_proxy() {
     // A few more refused checks.
     std::thread::sleep(Duration::from_millis(350));
     let stats = proxy.check_stats();
+    // Counters age between checks: read twice, 150 ms apart (inter is 100 ms, but a server
+    // already DOWN changes nothing).
+    let later = {
+        std::thread::sleep(Duration::from_millis(150));
+        proxy.check_stats()
+    };
     let _ = proxy.broadcast(ControlMsg::HardStop);
     proxy.wait();
     assert!(down, "{stats:?}");
@@ -45,6 +51,12 @@ fn counters_of_a_refused_server_are_visible_through_the_proxy() {
     assert_eq!(s1.last_chk, "Connection refused");
     assert!(!s1.usable);
     assert!(s1.downtime > Duration::ZERO);
+    let aged = later[0].lastchg.saturating_sub(s1.lastchg);
+    assert!(
+        aged >= Duration::from_millis(140),
+        "lastchg grew by {aged:?}"
+    );
+    assert!(later[0].downtime >= s1.downtime + Duration::from_millis(140));
     let s2 = &stats[1];
     assert_eq!(
         (s2.status.as_str(), s2.weight, s2.usable),

@@ -215,6 +215,31 @@ fn append_counts(m: &mut String, t: Transition, c: &BackendCounts) {
     }
 }
 
+/// `Server be2/t1 is DOWN via be1/s1. 1 active and 0 backup servers left. ...` (a server
+/// with `track be1/s1` following the tracked server; captured from haproxy 2.6).
+pub fn tracked_message(
+    backend: &str,
+    server: &str,
+    backup: bool,
+    t: Transition,
+    via: (&str, &str),
+    c: &BackendCounts,
+) -> String {
+    let verb = match t {
+        Transition::Down => "DOWN",
+        Transition::Up => "UP",
+        Transition::Stopping => "stopping",
+    };
+    let prefix = if backup { "Backup Server" } else { "Server" };
+    let mut m = format!(
+        "{prefix} {backend}/{server} is {verb} via {}/{}",
+        via.0, via.1
+    );
+    append_counts(&mut m, t, c);
+    m.push('.');
+    m
+}
+
 /// `Server be/s1 is going DOWN for maintenance. ...` (agent `maint`, `set server .. state
 /// maint`, `disable server`).
 pub fn maint_message(backend: &str, server: &str, backup: bool, c: &BackendCounts) -> String {
@@ -252,6 +277,31 @@ pub fn leaving_drain_message(backend: &str, server: &str, backup: bool) -> Strin
 pub fn no_server_message(backend: &str, from_listen: bool) -> String {
     let kind = if from_listen { "proxy" } else { "backend" };
     format!("{kind} '{backend}' has no server available!")
+}
+
+#[cfg(test)]
+mod tracked_tests {
+    use super::*;
+
+    #[test]
+    fn tracked_lines_as_haproxy() {
+        let c = BackendCounts {
+            active: 1,
+            ..BackendCounts::default()
+        };
+        assert_eq!(
+            tracked_message("b2", "t1", false, Transition::Down, ("b1", "s1"), &c),
+            "Server b2/t1 is DOWN via b1/s1. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."
+        );
+        let c = BackendCounts {
+            active: 2,
+            ..BackendCounts::default()
+        };
+        assert_eq!(
+            tracked_message("b2", "t1", false, Transition::Up, ("b1", "s1"), &c),
+            "Server b2/t1 is UP via b1/s1. 2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue."
+        );
+    }
 }
 
 /// Why a check's connection failed (the driver maps its socket errors onto these).

@@ -287,7 +287,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("server-state-file-name", DB, OPS, "server state file name", generic),
     kw("dynamic-cookie-key", DB, LB, "key of dynamic cookies", generic),
     kw("persist rdp-cookie", DB, NO, "RDP cookie persistence", generic),
-    kw("server-template", BE, NO, "servers from DNS templates", generic),
+    kw("server-template", BE, S, "<prefix> <num|range> <addr>[:port] [options]: numbered servers", server::parse_server_template),
     kw("compression", DFB, NO, "HTTP compression", generic),
     kw("filter", FB, NO, "stream filters (trace, compression, spoe, cache)", generic),
     kw("email-alert mailers", DB, OBS, "email alerts", generic),

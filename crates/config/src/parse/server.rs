@@ -1,6 +1,6 @@
 //! `server` and `default-server` lines: address parsing and the server option table.
 //!
-//! Owns: [`parse_server`], [`parse_default_server`], [`SERVER_OPTIONS`].
+//! Owns: [`parse_server`], [`parse_server_template`], [`parse_default_server`], [`SERVER_OPTIONS`].
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -72,7 +72,7 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("on-marked-down", true, LB, "action when marked down"),
     o("on-marked-up", true, LB, "action when marked up"),
     o("error-limit", true, LB, "observed errors before action"),
-    o("track", true, LB, "follow another server's state"),
+    o("track", true, S, "follow another server's state"),
     o("redir", true, LB, "redirect to this server's prefix"),
     o("id", true, S, "numeric server id"),
     o(
@@ -181,6 +181,58 @@ pub fn parse_server(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         port_offset,
         params,
     });
+    Ok(())
+}
+
+/// Most servers one `server-template` line may declare.
+const MAX_TEMPLATE_SERVERS: u32 = 10_000;
+
+/// `server-template <prefix> <num | first-last> <addr>[:<port>] [options]`: servers
+/// `<prefix>1`..`<prefix><num>` (or `<prefix><first>`..`<prefix><last>`), all with the same
+/// address and options. A name instead of an address needs DNS, which ringlb refuses at start.
+pub fn parse_server_template(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    if l.len() < 4 {
+        return Err(
+            "'server-template' expects <prefix> <nb | range> <addr>[:<port>] as arguments.".into(),
+        );
+    }
+    let prefix = l.arg(1).to_string();
+    let range = l.arg(2);
+    let wrong = || format!("Wrong server-template number or range arg '{range}'.");
+    let (first, last) = match range.split_once('-') {
+        Some((a, b)) => (
+            a.parse::<u32>().map_err(|_| wrong())?,
+            b.parse::<u32>().map_err(|_| wrong())?,
+        ),
+        None => (1, range.parse::<u32>().map_err(|_| wrong())?),
+    };
+    if first == 0 || first > last || last - first >= MAX_TEMPLATE_SERVERS {
+        return Err(wrong());
+    }
+    let (host, addr, port, port_offset) = parse_server_addr(l.arg(3))?;
+    let mut params = p.settings.default_server.clone();
+    parse_options(k, l, 4, &mut params)?;
+    for i in first..=last {
+        let name = format!("{prefix}{i}");
+        if let Some(prev) = p.servers.iter().find(|s| s.name == name) {
+            return Err(format!(
+                "'server-template' : {} '{}' has the same server name '{name}' as declared at {}:{}.",
+                p.kind.word(),
+                p.name,
+                prev.loc.file,
+                prev.loc.line
+            ));
+        }
+        p.servers.push(Server {
+            name,
+            loc: l.loc.clone(),
+            host: host.clone(),
+            addr,
+            port,
+            port_offset,
+            params: params.clone(),
+        });
+    }
     Ok(())
 }
 

@@ -40,6 +40,8 @@ pub struct ServerSpec {
     /// Agent check timing, when the server has `agent-check`.
     pub agent: Option<CheckTiming>,
     pub slowstart: Option<Duration>,
+    /// `track [be/]srv`: this server follows another's state (backend, server indices).
+    pub track: Option<(usize, usize)>,
 }
 
 /// How one backend is configured.
@@ -102,6 +104,8 @@ struct Srv {
     eweight: u32,
     /// Running as the shards see it (`SetServerHealth`).
     running: bool,
+    /// The tracked server (`track`) is running.
+    tracked_up: bool,
     agent_last: Option<CheckResult>,
     /// Time of the last state change seen on the stats page and total DOWN time, for servers
     /// whose state comes from the agent or admin changes as well.
@@ -122,7 +126,7 @@ pub struct Board {
 
 impl Srv {
     fn health_running(&self) -> bool {
-        server_up(self.check.as_ref(), self.agent.as_ref())
+        self.tracked_up && server_up(self.check.as_ref(), self.agent.as_ref())
     }
 
     fn usable_now(&self) -> bool {
@@ -173,6 +177,7 @@ impl Board {
                         ramp_since: None,
                         eweight: s.weight,
                         running: true,
+                        tracked_up: true,
                         agent_last: None,
                         last_change: Duration::ZERO,
                         spec: s,
@@ -359,6 +364,77 @@ impl Board {
         if srv.admin != AdminState::Maint {
             self.log_transition(b, s, t, r, had_any, out);
         }
+        self.propagate(b, s, now, out, 0);
+    }
+
+    /// Servers that `track` (b, s) follow its new state (`Server b2/t1 is DOWN via b1/s1.`),
+    /// and so on down the chain.
+    fn propagate(&mut self, b: usize, s: usize, now: Duration, out: &mut Vec<Effect>, depth: u32) {
+        // The plan refuses tracking loops; the bound only keeps a bug from recursing forever.
+        if depth > 32 {
+            return;
+        }
+        let Some(up) = self.srv(b, s).map(|x| x.running) else {
+            return;
+        };
+        let trackers: Vec<(usize, usize)> = self
+            .backends
+            .iter()
+            .enumerate()
+            .flat_map(|(tb, be)| {
+                be.servers
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, x)| x.spec.track == Some((b, s)))
+                    .map(move |(ts, _)| (tb, ts))
+            })
+            .collect();
+        for (tb, ts) in trackers {
+            let had_any = self.any_usable(tb);
+            let Some(t) = self.srv_mut(tb, ts) else {
+                continue;
+            };
+            t.tracked_up = up;
+            let running = t.health_running()
+                && t.check
+                    .as_ref()
+                    .is_none_or(|c| c.state() != CheckState::Stopping);
+            if running == t.running {
+                continue;
+            }
+            t.running = running;
+            t.last_change = now;
+            let quiet = t.admin == AdminState::Maint;
+            out.push(Effect::Msg(ControlMsg::SetServerHealth {
+                backend: tb,
+                server: ts,
+                up: running,
+            }));
+            if !quiet {
+                let transition = if running {
+                    Transition::Up
+                } else {
+                    Transition::Down
+                };
+                if let (Some(tbe), Some(tsrv), Some(vbe), Some(vsrv)) = (
+                    self.backends.get(tb),
+                    self.srv(tb, ts),
+                    self.backends.get(b),
+                    self.srv(b, s),
+                ) {
+                    out.push(Effect::Warning(status::tracked_message(
+                        &tbe.spec_name,
+                        &tsrv.spec.name,
+                        tsrv.spec.backup,
+                        transition,
+                        (&vbe.spec_name, &vsrv.spec.name),
+                        &self.counts(tb),
+                    )));
+                }
+                self.alert_if_empty(tb, had_any, out);
+            }
+            self.propagate(tb, ts, now, out, depth + 1);
+        }
     }
 
     fn log_transition(
@@ -404,6 +480,7 @@ impl Board {
         now: Duration,
         out: &mut Vec<Effect>,
     ) {
+        let dynamic = self.backends.get(b).is_some_and(|be| be.dynamic_weights);
         let had_any = self.any_usable(b);
         let Some(srv) = self.srv_mut(b, s) else {
             return;
@@ -424,6 +501,20 @@ impl Board {
             server: s,
             state: want,
         }));
+        // Leaving maintenance ramps up like coming back UP (slowstart).
+        if was == AdminState::Maint
+            && want == AdminState::Ready
+            && dynamic
+            && srv.spec.slowstart.is_some()
+        {
+            srv.ramp_since = Some(now);
+            srv.eweight = srv.eweight_at(now, dynamic);
+            out.push(Effect::Msg(ControlMsg::SetServerWeight {
+                backend: b,
+                server: s,
+                weight: srv.eweight,
+            }));
+        }
         let (Some(be), Some(srv)) = (self.backends.get(b), self.srv(b, s)) else {
             return;
         };
@@ -514,6 +605,19 @@ impl Board {
     }
 
     /// Counters and last results of every server, at `now`.
+    /// One server's counters at `now`, and its position in [`Board::snapshot`].
+    pub fn server_stats(
+        &self,
+        b: usize,
+        s: usize,
+        now: Duration,
+    ) -> Option<(usize, ServerCheckStats)> {
+        let be = self.backends.get(b)?;
+        let srv = be.servers.get(s)?;
+        let before: usize = self.backends.iter().take(b).map(|x| x.servers.len()).sum();
+        Some((before + s, stats_of(&be.spec_name, srv, now)))
+    }
+
     pub fn snapshot(&self, now: Duration) -> Vec<ServerCheckStats> {
         let mut v = Vec::new();
         for be in &self.backends {
@@ -595,6 +699,7 @@ mod tests {
             check: Some(timing(2, 3)),
             agent: agent.then(|| timing(2, 3)),
             slowstart: None,
+            track: None,
         }
     }
 
@@ -686,6 +791,52 @@ mod tests {
         assert!(lines(&e).is_empty(), "{e:?}");
         assert_eq!(msgs(&e).len(), 1, "the shards still learn the health");
         assert_eq!(b.snapshot(MS)[0].status, "MAINT");
+    }
+
+    #[test]
+    fn tracking_servers_follow_the_tracked_one() {
+        let mut t1 = server("t1", false, false);
+        t1.check = None;
+        t1.track = Some((0, 0));
+        let mut b = Board::new(vec![
+            BackendSpec {
+                name: "b1".into(),
+                from_listen: false,
+                dynamic_weights: true,
+                servers: vec![server("s1", false, false)],
+            },
+            BackendSpec {
+                name: "b2".into(),
+                from_listen: false,
+                dynamic_weights: true,
+                servers: vec![t1, {
+                    let mut t2 = server("t2", false, false);
+                    t2.check = None;
+                    t2
+                }],
+            },
+        ]);
+        let e = b.record_check(0, 0, &refused(), MS);
+        // Captured from haproxy 2.6 (`track b1/s1`).
+        assert_eq!(
+            lines(&e),
+            vec![
+                "[WARNING] Server b1/s1 is DOWN, reason: Layer4 connection problem, info: \"Connection refused\", check duration: 0ms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+                "[ALERT] backend 'b1' has no server available!",
+                "[WARNING] Server b2/t1 is DOWN via b1/s1. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            ]
+        );
+        assert!(msgs(&e).contains(&ControlMsg::SetServerHealth {
+            backend: 1,
+            server: 0,
+            up: false
+        }));
+        b.record_check(0, 0, &ok(), 2 * MS);
+        let e = b.record_check(0, 0, &ok(), 3 * MS);
+        assert_eq!(
+            lines(&e)[1],
+            "[WARNING] Server b2/t1 is UP via b1/s1. 2 active and 0 backup servers online. 0 sessions requeued, 0 total in queue."
+        );
     }
 
     #[test]
@@ -799,6 +950,29 @@ mod tests {
         assert_eq!(weight_at(&mut b, 1500), None, "unchanged: nothing sent");
         assert_eq!(weight_at(&mut b, 2000), Some(10));
         assert_eq!(weight_at(&mut b, 3000), None, "ramp over");
+    }
+
+    #[test]
+    fn leaving_maintenance_starts_the_slowstart_ramp() {
+        let mut spec = server("s1", false, true);
+        spec.slowstart = Some(1000 * MS);
+        let mut b = board(vec![spec]);
+        b.record_agent(0, 0, reply("maint\n"), Duration::ZERO);
+        let e = b.record_agent(0, 0, reply("ready\n"), 1000 * MS);
+        assert!(msgs(&e).contains(&ControlMsg::SetServerWeight {
+            backend: 0,
+            server: 0,
+            weight: 1
+        }));
+        let e = b.tick(1500 * MS);
+        assert_eq!(
+            msgs(&e),
+            vec![ControlMsg::SetServerWeight {
+                backend: 0,
+                server: 0,
+                weight: 5
+            }]
+        );
     }
 
     #[test]

@@ -7,9 +7,10 @@
 //! - once connected, the rest of the check gets `timeout check` when set, else what is left of
 //!   `inter` ("timeout check" is an additional read timeout). Measured on haproxy 2.6 against a
 //!   server that never answers: connect 200ms/check 600ms → 600ms, connect 600ms/check 200ms →
-//!   200ms, no timeout check and inter 700ms → 700ms (tests/health_checks.rs). haproxy's very
-//!   first check at start-up (the one it runs at once) waits `timeout connect` at least; ringlb
-//!   does not reproduce that start-up quirk.
+//!   200ms, no timeout check and inter 700ms → 700ms (tests/health_checks.rs). haproxy
+//!   sometimes (its first check at start-up, or under load) waits until the connect deadline
+//!   instead, when it notices the established connection late; ringlb always applies
+//!   `timeout check` from the moment the connection is up.
 
 use std::future::Future;
 use std::io;

@@ -121,6 +121,16 @@ impl CheckPlan {
                 let check = p.check.then(|| CheckTiming::from_params(p));
                 let agent = CheckScript::agent(p);
                 let agent_timing = agent.as_ref().map(|_| CheckTiming::agent_from_params(p));
+                let track = p.track.as_deref().and_then(|t| {
+                    let found = resolve_track(cfg, &be.name, t);
+                    if found.is_none() {
+                        errors.push(format!(
+                            "backend '{}', server '{}': unable to find required server '{t}' for tracking.",
+                            be.name, srv.name
+                        ));
+                    }
+                    found
+                });
                 spec.servers.push(ServerSpec {
                     name: srv.name.clone(),
                     backup: p.backup,
@@ -130,6 +140,7 @@ impl CheckPlan {
                     check,
                     agent: agent_timing,
                     slowstart: p.slowstart.filter(|d| !d.is_zero()),
+                    track,
                 });
                 let target = |inter: Duration| CheckTarget {
                     server: srt.addr,
@@ -140,7 +151,8 @@ impl CheckPlan {
                     timeout_check: be.timeouts.check,
                     bufsize: topo.tune.bufsize.max(1024),
                 };
-                if let (Some(t), Some(s)) = (check, script.as_ref()) {
+                // A tracking server follows the tracked one instead of checking on its own.
+                if let (Some(t), Some(s), None) = (check, script.as_ref(), track) {
                     plan.jobs.push(Job {
                         backend: bi,
                         server: si,
@@ -170,6 +182,7 @@ impl CheckPlan {
             }
             plan.backends.push(spec);
         }
+        check_tracked(&plan.backends, &mut errors);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -225,19 +238,105 @@ impl CheckPlan {
     }
 }
 
-/// The counters the stats page reads, updated by the control shard after every check.
+/// `track [<backend>/]<server>`: indices among the enabled backends (the topology's order).
+fn resolve_track(cfg: &Config, own: &str, target: &str) -> Option<(usize, usize)> {
+    let (be_name, srv_name) = target.split_once('/').unwrap_or((own, target));
+    let (bi, be) = cfg
+        .backends
+        .iter()
+        .filter(|b| !b.disabled)
+        .enumerate()
+        .find(|(_, b)| b.name == be_name)?;
+    let si = be.servers.iter().position(|s| s.name == srv_name)?;
+    Some((bi, si))
+}
+
+/// Every tracking chain must end at a server with a health or agent check, without loops
+/// (HAProxy's wording).
+fn check_tracked(backends: &[BackendSpec], errors: &mut Vec<String>) {
+    let get = |(b, s): (usize, usize)| {
+        backends
+            .get(b)
+            .and_then(|be| be.servers.get(s).map(|x| (be, x)))
+    };
+    for be in backends {
+        for srv in &be.servers {
+            let mut at = srv.track;
+            let mut hops = 0;
+            while let Some(next) = at {
+                let Some((tbe, t)) = get(next) else { break };
+                hops += 1;
+                if hops > backends.iter().map(|b| b.servers.len()).sum::<usize>() {
+                    errors.push(format!(
+                        "backend '{}', server '{}': tracking loop through '{}/{}'.",
+                        be.name, srv.name, tbe.name, t.name
+                    ));
+                    break;
+                }
+                if t.track.is_none() && t.check.is_none() && t.agent.is_none() {
+                    errors.push(format!(
+                        "backend '{}', server '{}': unable to use {}/{} for tracking as it does not have any check nor agent enabled.",
+                        be.name, srv.name, tbe.name, t.name
+                    ));
+                }
+                at = t.track;
+            }
+        }
+    }
+}
+
+/// The counters the stats page reads, updated by the control shard after every check (only
+/// the servers a check changed are rewritten); `lastchg` and `downtime` are brought up to the
+/// time of reading.
 #[derive(Debug, Clone, Default)]
-pub struct CheckStatsHandle(Arc<Mutex<Vec<ServerCheckStats>>>);
+pub struct CheckStatsHandle(Arc<Mutex<StatsStore>>);
+
+#[derive(Debug, Default)]
+struct StatsStore {
+    stats: Vec<ServerCheckStats>,
+    /// When each entry was written.
+    written: Vec<Option<Instant>>,
+}
 
 impl CheckStatsHandle {
     /// A copy of the latest counters of every server of every backend.
     pub fn snapshot(&self) -> Vec<ServerCheckStats> {
-        self.0.lock().map(|v| v.clone()).unwrap_or_default()
+        let Ok(store) = self.0.lock() else {
+            return Vec::new();
+        };
+        let now = Instant::now();
+        store
+            .stats
+            .iter()
+            .zip(store.written.iter())
+            .map(|(st, at)| {
+                let mut st = st.clone();
+                let since = at.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+                st.lastchg += since;
+                // DOWN by its health check (the check's downtime counter runs).
+                if st.status.starts_with("DOWN") && !st.status.contains("(agent)") {
+                    st.downtime += since;
+                }
+                st
+            })
+            .collect()
     }
 
-    fn store(&self, v: Vec<ServerCheckStats>) {
+    fn store_all(&self, v: Vec<ServerCheckStats>) {
         if let Ok(mut g) = self.0.lock() {
-            *g = v;
+            g.written = vec![Some(Instant::now()); v.len()];
+            g.stats = v;
+        }
+    }
+
+    fn store_one(&self, index: usize, st: ServerCheckStats) {
+        if let Ok(mut g) = self.0.lock() {
+            if let Some(slot) = g.stats.get_mut(index) {
+                *slot = st;
+            }
+            if let Some(w) = g.written.get_mut(index) {
+                *w = Some(Instant::now());
+            }
         }
     }
 }
@@ -272,7 +371,39 @@ impl Driver {
         (z ^ (z >> 31)) as u32
     }
 
-    fn apply(&self, effects: Vec<Effect>) {
+    /// Logs and broadcasts `effects` of a check of (b, s), then refreshes the counters of the
+    /// servers involved.
+    fn apply(&self, b: usize, s: usize, effects: Vec<Effect>) {
+        let mut touched = vec![(b, s)];
+        for e in &effects {
+            if let Effect::Msg(
+                ControlMsg::SetServerHealth {
+                    backend, server, ..
+                }
+                | ControlMsg::SetServerWeight {
+                    backend, server, ..
+                }
+                | ControlMsg::SetServerAdmin {
+                    backend, server, ..
+                }
+                | ControlMsg::SetServerMaxconn {
+                    backend, server, ..
+                },
+            ) = e
+            {
+                touched.push((*backend, *server));
+            }
+        }
+        self.emit(effects);
+        let board = self.board.borrow();
+        for (b, s) in touched {
+            if let Some((i, st)) = board.server_stats(b, s, self.now()) {
+                self.stats.store_one(i, st);
+            }
+        }
+    }
+
+    fn emit(&self, effects: Vec<Effect>) {
         for e in effects {
             match e {
                 Effect::Warning(m) if !self.quiet => eprintln!("[WARNING]  ({}) : {m}", pid()),
@@ -284,7 +415,6 @@ impl Driver {
                 _ => {}
             }
         }
-        self.stats.store(self.board.borrow().snapshot(self.now()));
     }
 }
 
@@ -308,7 +438,9 @@ pub fn run(
         spread_checks: plan.spread_checks,
         rng: RefCell::new(seed),
     });
-    driver.apply(Vec::new());
+    driver
+        .stats
+        .store_all(driver.board.borrow().snapshot(Duration::ZERO));
     let has_slowstart = !plan.jobs.is_empty();
     for job in plan.jobs {
         let d = driver.clone();
@@ -320,8 +452,12 @@ pub fn run(
             loop {
                 glommio::timer::sleep(Duration::from_millis(100)).await;
                 let effects = d.board.borrow_mut().tick(d.now());
-                if !effects.is_empty() {
-                    d.apply(effects);
+                if let Some(Effect::Msg(ControlMsg::SetServerWeight {
+                    backend, server, ..
+                })) = effects.first()
+                {
+                    let (b, s) = (*backend, *server);
+                    d.apply(b, s, effects);
                 }
             }
         })
@@ -356,7 +492,7 @@ async fn check_task(d: Rc<Driver>, job: Job) {
                 e
             }
         };
-        d.apply(effects);
+        d.apply(job.backend, job.server, effects);
         let inter = {
             let board = d.board.borrow();
             match job.kind {
@@ -421,6 +557,29 @@ mod tests {
         assert_eq!(
             e,
             vec!["server 'a/s1': 'addr db.local' is not an IP address; name resolution is not supported by ringlb yet"]
+        );
+    }
+
+    #[test]
+    fn track_resolves_and_needs_a_checked_server() {
+        let p = plan(&format!(
+            "{HEAD}backend a\n server s1 127.0.0.1:2 check\n server s2 127.0.0.1:3\nbackend b\n server t1 127.0.0.1:4 track a/s1\n server t2 127.0.0.1:5 track t1\n"
+        ));
+        assert_eq!(p.backends[1].servers[0].track, Some((0, 0)));
+        assert_eq!(p.backends[1].servers[1].track, Some((1, 0)));
+        // Missing targets and unchecked chains are refused by the config crate (haproxy -c's
+        // wording); the plan re-checks them only as a guard.
+        let mut backends = p.backends.clone();
+        backends[0].servers[0].check = None;
+        let mut errors = Vec::new();
+        check_tracked(&backends, &mut errors);
+        assert_eq!(
+            errors,
+            vec![
+                "backend 'b', server 't1': unable to use a/s1 for tracking as it does not have any check nor agent enabled.",
+                // t2 tracks t1, whose chain ends at the same unchecked server.
+                "backend 'b', server 't2': unable to use a/s1 for tracking as it does not have any check nor agent enabled.",
+            ]
         );
     }
 
