@@ -28,6 +28,7 @@ pub mod admin;
 pub mod field;
 pub mod fill;
 pub mod freq;
+pub mod health;
 pub mod latency;
 pub mod model;
 pub mod page;
