@@ -259,7 +259,7 @@ div.tips { display:block; visibility:hidden; z-index:2147483647; position:absolu
 u:hover div.tips {visibility:visible;}
 ";
 
-fn head(out: &mut String, snap: &Snapshot, cfg: &PageConfig) {
+fn head(out: &mut String, snap: &Snapshot, cfg: &PageConfig, req: &PageRequest) {
     let p = &snap.process;
     let node = cfg.show_node.as_ref().map(|n| {
         if n.is_empty() {
@@ -270,9 +270,14 @@ fn head(out: &mut String, snap: &Snapshot, cfg: &PageConfig) {
     });
     let _ = write!(
         out,
-        "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\"\n\"http://www.w3.org/TR/html4/loose.dtd\">\n<html><head><title>Statistics Report for {}{}</title>\n<link rel=\"icon\" href=\"data:,\">\n<meta http-equiv=\"content-type\" content=\"text/html; charset=iso-8859-1\">\n<style type=\"text/css\"><!--\n{CSS}-->\n</style></head>\n<body>",
+        "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\"\n\"http://www.w3.org/TR/html4/loose.dtd\">\n<html><head><title>Statistics Report for {}{}</title>\n<link rel=\"icon\" href=\"data:,\">\n<meta http-equiv=\"content-type\" content=\"text/html; charset=iso-8859-1\">\n{}<style type=\"text/css\"><!--\n{CSS}-->\n</style></head>\n<body>",
         esc(&p.name),
-        node.map(|n| format!(" on {}", esc(n))).unwrap_or_default()
+        node.map(|n| format!(" on {}", esc(n))).unwrap_or_default(),
+        // `stats refresh`: the `Refresh` header as HAProxy sends, and a meta tag for the same.
+        match (cfg.refresh_s, req.norefresh) {
+            (Some(r), false) => format!("<meta http-equiv=\"refresh\" content=\"{r}\">\n"),
+            _ => String::new(),
+        }
     );
     if cfg.hide_version {
         let _ = writeln!(out, "<h1>{}</h1>", esc(&p.name));
@@ -730,7 +735,7 @@ const ADMIN_ACTIONS: [(&str, &str); 13] = [
 
 fn html(snap: &Snapshot, cfg: &PageConfig, req: &PageRequest, sel: &StatRequest) -> String {
     let mut out = String::with_capacity(32 * 1024);
-    head(&mut out, snap, cfg);
+    head(&mut out, snap, cfg, req);
     process_block(&mut out, snap, cfg, req);
     for px in snap.proxies.iter().filter(|p| proxy_selected(p, sel)) {
         let admin = cfg.admin && px.backend.is_some() && !px.servers.is_empty();

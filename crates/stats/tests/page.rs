@@ -151,6 +151,10 @@ fn public_page_shows_legends_node_desc_and_refresh() {
         &parse_page_request(";norefresh"),
     );
     assert!(!norefresh.headers.iter().any(|h| h.0 == "refresh"));
+    assert!(ans
+        .body
+        .contains("<meta http-equiv=\"refresh\" content=\"10\">"));
+    assert!(!norefresh.body.contains("http-equiv=\"refresh\""));
 }
 
 #[test]

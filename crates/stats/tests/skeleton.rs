@@ -123,3 +123,19 @@ fn prometheus_series_from_config_match_haproxy() {
         assert_eq!(labels(ours_fam), labels(fam), "{name}");
     }
 }
+
+#[test]
+fn userlist_passwords() {
+    let text = "userlist ops\n    user alice insecure-password s3cret\n    user bob password $6$salt$hash\n";
+    let cfg = ringlb_config::parse_str("u.cfg", text)
+        .map_err(|d| format!("{d:?}"))
+        .unwrap()
+        .config;
+    let (plain, hashed) = ringlb_stats::skeleton::userlist_credentials(&cfg.userlists[0]);
+    assert_eq!(hashed, ["bob"]);
+    // "alice:s3cret"
+    assert_eq!(
+        admin::check_basic_auth(Some("Basic YWxpY2U6czNjcmV0"), &plain),
+        Some("alice")
+    );
+}
