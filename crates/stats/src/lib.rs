@@ -36,6 +36,7 @@ pub mod prometheus;
 pub mod show;
 pub mod skeleton;
 pub mod tables;
+mod tips;
 
 pub use field::Val;
 pub use fill::{server_status_text, FillOpts, ObjType};

@@ -8,6 +8,7 @@ use crate::fill::{backend_agg, server_status_text, FillOpts};
 use crate::latency::Latency;
 use crate::model::{ProxyStats, ServerStats, Snapshot};
 use crate::show::{proxy_selected, render_stat, Format, StatRequest};
+use crate::tips;
 use std::fmt::Write;
 
 /// Stats page settings from the proxy's `stats` keywords.
@@ -168,6 +169,12 @@ fn num(out: &mut String, v: u64) {
         }
         i = end;
     }
+}
+
+fn numstr(v: u64) -> String {
+    let mut s = String::new();
+    num(&mut s, v);
+    s
 }
 
 fn td_num(out: &mut String, v: u64) {
@@ -462,10 +469,19 @@ fn frontend_rows(
     if admin {
         out.push_str("<td></td>");
     }
+    let http = px.mode == crate::model::ProxyMode::Http;
     name_cell(out, px, "Frontend", "Frontend", None);
     out.push_str("<td colspan=3></td>");
-    td_num(out, u64::from(c.sess_per_sec.read(now)));
-    td_num(out, u64::from(c.sps_max));
+    tips::td_tip(
+        out,
+        &numstr(u64::from(c.sess_per_sec.read(now))),
+        &tips::fe_rate(c, now, http),
+    );
+    tips::td_tip(
+        out,
+        &numstr(u64::from(c.sps_max)),
+        &tips::fe_rate_max(c, http),
+    );
     if fe.rate_limit_sessions > 0 {
         td_num(out, u64::from(fe.rate_limit_sessions));
     } else {
@@ -474,10 +490,15 @@ fn frontend_rows(
     td_num(out, u64::from(c.cur_sess));
     td_num(out, u64::from(c.max_sess));
     td_num(out, u64::from(fe.maxconn));
-    td_num(out, c.cum_sess);
+    tips::td_tip(out, &numstr(c.cum_sess), &tips::fe_total(c, http));
     out.push_str("<td></td><td></td>");
     td_num(out, c.bytes_in);
-    td_num(out, c.bytes_out);
+    let _ = write!(
+        out,
+        "<td>{}<div class=tips>{}</div></td>",
+        numstr(c.bytes_out),
+        tips::bytes_out(c.bytes_out, c.comp_in, c.comp_out, c.comp_byp)
+    );
     td_num(out, c.denied_req);
     td_num(out, c.denied_resp);
     td_num(out, c.failed_req);
@@ -550,14 +571,18 @@ fn server_row(
     td_num(out, u64::from(c.sess_per_sec.read(now)));
     td_num(out, u64::from(c.sps_max));
     out.push_str("<td></td>");
-    td_num(out, u64::from(c.cur_sess));
+    tips::td_tip(out, &numstr(u64::from(c.cur_sess)), &tips::sv_current(sv));
     td_num(out, u64::from(c.max_sess));
     if sv.maxconn > 0 {
         td_num(out, u64::from(sv.maxconn))
     } else {
         td(out, "-")
     }
-    td_num(out, c.cum_sess);
+    tips::td_tip(
+        out,
+        &numstr(c.cum_sess),
+        &tips::sv_total(sv, px.mode == crate::model::ProxyMode::Http),
+    );
     td_num(out, c.cum_lbconn);
     match c.last_sess_ms {
         Some(t) => td(out, &human_time(now.saturating_sub(t) / 1000)),
@@ -676,14 +701,23 @@ fn backend_row(out: &mut String, snap: &Snapshot, px: &ProxyStats, cfg: &PageCon
     td_num(out, u64::from(c.cur_sess));
     td_num(out, u64::from(c.max_sess));
     td_num(out, u64::from(be.fullconn));
-    td_num(out, c.cum_sess);
+    tips::td_tip(
+        out,
+        &numstr(c.cum_sess),
+        &tips::be_total(c, &be.latency, px.mode == crate::model::ProxyMode::Http),
+    );
     td_num(out, c.cum_lbconn);
     match c.last_sess_ms {
         Some(t) => td(out, &human_time(now.saturating_sub(t) / 1000)),
         None => td(out, "?"),
     }
     td_num(out, c.bytes_in);
-    td_num(out, c.bytes_out);
+    let _ = write!(
+        out,
+        "<td>{}<div class=tips>{}</div></td>",
+        numstr(c.bytes_out),
+        tips::bytes_out(c.bytes_out, c.comp_in, c.comp_out, c.comp_byp)
+    );
     td_num(out, c.denied_req);
     td_num(out, c.denied_resp);
     out.push_str("<td></td>");
