@@ -33,6 +33,7 @@ pub mod latency;
 pub mod model;
 pub mod page;
 pub mod prometheus;
+pub mod promtext;
 pub mod show;
 pub mod skeleton;
 pub mod tables;

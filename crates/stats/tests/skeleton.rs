@@ -86,8 +86,7 @@ fn stats_keywords_become_page_settings() {
     );
 }
 
-#[path = "common/prom.rs"]
-mod prom;
+use ringlb_stats::promtext as prom;
 
 /// The "done when", from the configuration alone: every metric haproxy exposes for
 /// this config exists in ringlb's exposition with the same label sets.
