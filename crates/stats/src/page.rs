@@ -802,3 +802,70 @@ fn html(snap: &Snapshot, cfg: &PageConfig, req: &PageRequest, sel: &StatRequest)
     out.push_str("</body></html>\n");
     out
 }
+
+/// What the stats URI answers for one request (see [`route`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsRoute {
+    /// The request is not for the stats URI: the proxy handles it normally.
+    NotStats,
+    /// Send this answer (the page, an export, a 401, a refused or malformed admin POST).
+    Answer(HttpAnswer),
+    /// An admin action to apply; then answer `admin_redirect(&redirect_uri, status)` with the
+    /// status from [`crate::admin::AdminStatus::from_counts`].
+    Admin {
+        request: crate::admin::AdminRequest,
+        redirect_uri: String,
+    },
+}
+
+/// `stats auth`/`stats realm` of the proxy.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// No credentials: no authentication.
+    pub credentials: Vec<crate::admin::Credential>,
+    pub realm: Option<String>,
+}
+
+/// The part of `target` after the stats URI, if `target` is for the stats page (HAProxy
+/// matches `stats uri` as a prefix of the request's path and query).
+pub fn match_uri<'a>(uri: &str, target: &'a str) -> Option<&'a str> {
+    target.strip_prefix(uri)
+}
+
+/// HAProxy's stats applet flow: stats URI prefix, `stats auth` (401), POST only with
+/// `stats admin` (else 303 `;st=DENY`), a malformed form (303 `;st=ERRP`/`NONE`), otherwise
+/// the page or an export. `cfg.admin` is the result of the `stats admin` condition.
+pub fn route(
+    snap: &Snapshot,
+    cfg: &PageConfig,
+    auth: &AuthConfig,
+    method: &str,
+    target: &str,
+    authorization: Option<&str>,
+    body: &str,
+) -> StatsRoute {
+    use crate::admin::{
+        admin_redirect, check_basic_auth, parse_admin_form, unauthorized, AdminStatus,
+    };
+    let Some(rest) = match_uri(&cfg.uri, target) else {
+        return StatsRoute::NotStats;
+    };
+    if !auth.credentials.is_empty() && check_basic_auth(authorization, &auth.credentials).is_none()
+    {
+        return StatsRoute::Answer(unauthorized(auth.realm.as_deref()));
+    }
+    let redirect_uri = cfg.uri.clone();
+    if method.eq_ignore_ascii_case("POST") {
+        if !cfg.admin {
+            return StatsRoute::Answer(admin_redirect(&redirect_uri, AdminStatus::Deny));
+        }
+        return match parse_admin_form(body) {
+            Ok(request) => StatsRoute::Admin {
+                request,
+                redirect_uri,
+            },
+            Err(st) => StatsRoute::Answer(admin_redirect(&redirect_uri, st)),
+        };
+    }
+    StatsRoute::Answer(serve(snap, cfg, &parse_page_request(rest)))
+}

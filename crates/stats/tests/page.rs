@@ -482,3 +482,67 @@ fn server_tooltip_adds_percentiles_when_there_is_traffic() {
         "{vals:?}"
     );
 }
+
+#[test]
+fn route_follows_haproxys_flow() {
+    let snap = recorded_snapshot();
+    let mut cfg = admin_cfg();
+    cfg.uri = "/admin".into();
+    let auth = AuthConfig {
+        credentials: vec![Credential::parse("admin:secret").unwrap()],
+        realm: Some("ringlb stats".into()),
+    };
+    let ok = Some("Basic YWRtaW46c2VjcmV0");
+    assert_eq!(
+        route(&snap, &cfg, &auth, "GET", "/other", ok, ""),
+        StatsRoute::NotStats
+    );
+    let StatsRoute::Answer(a) = route(&snap, &cfg, &auth, "GET", "/admin", None, "") else {
+        panic!()
+    };
+    assert_eq!(a.status, 401);
+    let StatsRoute::Answer(a) = route(&snap, &cfg, &auth, "GET", "/admin;csv", ok, "") else {
+        panic!()
+    };
+    assert_eq!((a.status, a.body.starts_with("# pxname")), (200, true));
+    match route(
+        &snap,
+        &cfg,
+        &auth,
+        "POST",
+        "/admin",
+        ok,
+        "s=s2&action=drain&b=%234",
+    ) {
+        StatsRoute::Admin {
+            request,
+            redirect_uri,
+        } => {
+            assert_eq!(request.action, AdminAction::Drain);
+            assert_eq!(redirect_uri, "/admin");
+        }
+        other => panic!("{other:?}"),
+    }
+    let StatsRoute::Answer(a) = route(&snap, &cfg, &auth, "POST", "/admin", ok, "action=drain")
+    else {
+        panic!()
+    };
+    assert!(a
+        .headers
+        .contains(&("location".into(), "/admin;st=ERRP".into())));
+    cfg.admin = false;
+    let StatsRoute::Answer(a) = route(
+        &snap,
+        &cfg,
+        &auth,
+        "POST",
+        "/admin",
+        ok,
+        "s=s2&action=drain&b=%234",
+    ) else {
+        panic!()
+    };
+    assert!(a
+        .headers
+        .contains(&("location".into(), "/admin;st=DENY".into())));
+}
