@@ -28,13 +28,16 @@ pub mod admin;
 pub mod field;
 pub mod fill;
 pub mod freq;
+pub mod health;
 pub mod latency;
 pub mod model;
 pub mod page;
 pub mod prometheus;
+pub mod promtext;
 pub mod show;
 pub mod skeleton;
 pub mod tables;
+mod tips;
 
 pub use field::Val;
 pub use fill::{server_status_text, FillOpts, ObjType};

@@ -8,6 +8,7 @@ use crate::fill::{backend_agg, server_status_text, FillOpts};
 use crate::latency::Latency;
 use crate::model::{ProxyStats, ServerStats, Snapshot};
 use crate::show::{proxy_selected, render_stat, Format, StatRequest};
+use crate::tips;
 use std::fmt::Write;
 
 /// Stats page settings from the proxy's `stats` keywords.
@@ -170,6 +171,12 @@ fn num(out: &mut String, v: u64) {
     }
 }
 
+fn numstr(v: u64) -> String {
+    let mut s = String::new();
+    num(&mut s, v);
+    s
+}
+
 fn td_num(out: &mut String, v: u64) {
     out.push_str("<td>");
     num(out, v);
@@ -259,7 +266,7 @@ div.tips { display:block; visibility:hidden; z-index:2147483647; position:absolu
 u:hover div.tips {visibility:visible;}
 ";
 
-fn head(out: &mut String, snap: &Snapshot, cfg: &PageConfig) {
+fn head(out: &mut String, snap: &Snapshot, cfg: &PageConfig, req: &PageRequest) {
     let p = &snap.process;
     let node = cfg.show_node.as_ref().map(|n| {
         if n.is_empty() {
@@ -270,9 +277,14 @@ fn head(out: &mut String, snap: &Snapshot, cfg: &PageConfig) {
     });
     let _ = write!(
         out,
-        "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\"\n\"http://www.w3.org/TR/html4/loose.dtd\">\n<html><head><title>Statistics Report for {}{}</title>\n<link rel=\"icon\" href=\"data:,\">\n<meta http-equiv=\"content-type\" content=\"text/html; charset=iso-8859-1\">\n<style type=\"text/css\"><!--\n{CSS}-->\n</style></head>\n<body>",
+        "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01 Transitional//EN\"\n\"http://www.w3.org/TR/html4/loose.dtd\">\n<html><head><title>Statistics Report for {}{}</title>\n<link rel=\"icon\" href=\"data:,\">\n<meta http-equiv=\"content-type\" content=\"text/html; charset=iso-8859-1\">\n{}<style type=\"text/css\"><!--\n{CSS}-->\n</style></head>\n<body>",
         esc(&p.name),
-        node.map(|n| format!(" on {}", esc(n))).unwrap_or_default()
+        node.map(|n| format!(" on {}", esc(n))).unwrap_or_default(),
+        // `stats refresh`: the `Refresh` header as HAProxy sends, and a meta tag for the same.
+        match (cfg.refresh_s, req.norefresh) {
+            (Some(r), false) => format!("<meta http-equiv=\"refresh\" content=\"{r}\">\n"),
+            _ => String::new(),
+        }
     );
     if cfg.hide_version {
         let _ = writeln!(out, "<h1>{}</h1>", esc(&p.name));
@@ -457,10 +469,19 @@ fn frontend_rows(
     if admin {
         out.push_str("<td></td>");
     }
+    let http = px.mode == crate::model::ProxyMode::Http;
     name_cell(out, px, "Frontend", "Frontend", None);
     out.push_str("<td colspan=3></td>");
-    td_num(out, u64::from(c.sess_per_sec.read(now)));
-    td_num(out, u64::from(c.sps_max));
+    tips::td_tip(
+        out,
+        &numstr(u64::from(c.sess_per_sec.read(now))),
+        &tips::fe_rate(c, now, http),
+    );
+    tips::td_tip(
+        out,
+        &numstr(u64::from(c.sps_max)),
+        &tips::fe_rate_max(c, http),
+    );
     if fe.rate_limit_sessions > 0 {
         td_num(out, u64::from(fe.rate_limit_sessions));
     } else {
@@ -469,10 +490,15 @@ fn frontend_rows(
     td_num(out, u64::from(c.cur_sess));
     td_num(out, u64::from(c.max_sess));
     td_num(out, u64::from(fe.maxconn));
-    td_num(out, c.cum_sess);
+    tips::td_tip(out, &numstr(c.cum_sess), &tips::fe_total(c, http));
     out.push_str("<td></td><td></td>");
     td_num(out, c.bytes_in);
-    td_num(out, c.bytes_out);
+    let _ = write!(
+        out,
+        "<td>{}<div class=tips>{}</div></td>",
+        numstr(c.bytes_out),
+        tips::bytes_out(c.bytes_out, c.comp_in, c.comp_out, c.comp_byp)
+    );
     td_num(out, c.denied_req);
     td_num(out, c.denied_resp);
     td_num(out, c.failed_req);
@@ -545,14 +571,18 @@ fn server_row(
     td_num(out, u64::from(c.sess_per_sec.read(now)));
     td_num(out, u64::from(c.sps_max));
     out.push_str("<td></td>");
-    td_num(out, u64::from(c.cur_sess));
+    tips::td_tip(out, &numstr(u64::from(c.cur_sess)), &tips::sv_current(sv));
     td_num(out, u64::from(c.max_sess));
     if sv.maxconn > 0 {
         td_num(out, u64::from(sv.maxconn))
     } else {
         td(out, "-")
     }
-    td_num(out, c.cum_sess);
+    tips::td_tip(
+        out,
+        &numstr(c.cum_sess),
+        &tips::sv_total(sv, px.mode == crate::model::ProxyMode::Http),
+    );
     td_num(out, c.cum_lbconn);
     match c.last_sess_ms {
         Some(t) => td(out, &human_time(now.saturating_sub(t) / 1000)),
@@ -671,14 +701,23 @@ fn backend_row(out: &mut String, snap: &Snapshot, px: &ProxyStats, cfg: &PageCon
     td_num(out, u64::from(c.cur_sess));
     td_num(out, u64::from(c.max_sess));
     td_num(out, u64::from(be.fullconn));
-    td_num(out, c.cum_sess);
+    tips::td_tip(
+        out,
+        &numstr(c.cum_sess),
+        &tips::be_total(c, &be.latency, px.mode == crate::model::ProxyMode::Http),
+    );
     td_num(out, c.cum_lbconn);
     match c.last_sess_ms {
         Some(t) => td(out, &human_time(now.saturating_sub(t) / 1000)),
         None => td(out, "?"),
     }
     td_num(out, c.bytes_in);
-    td_num(out, c.bytes_out);
+    let _ = write!(
+        out,
+        "<td>{}<div class=tips>{}</div></td>",
+        numstr(c.bytes_out),
+        tips::bytes_out(c.bytes_out, c.comp_in, c.comp_out, c.comp_byp)
+    );
     td_num(out, c.denied_req);
     td_num(out, c.denied_resp);
     out.push_str("<td></td>");
@@ -730,7 +769,7 @@ const ADMIN_ACTIONS: [(&str, &str); 13] = [
 
 fn html(snap: &Snapshot, cfg: &PageConfig, req: &PageRequest, sel: &StatRequest) -> String {
     let mut out = String::with_capacity(32 * 1024);
-    head(&mut out, snap, cfg);
+    head(&mut out, snap, cfg, req);
     process_block(&mut out, snap, cfg, req);
     for px in snap.proxies.iter().filter(|p| proxy_selected(p, sel)) {
         let admin = cfg.admin && px.backend.is_some() && !px.servers.is_empty();
@@ -762,4 +801,71 @@ fn html(snap: &Snapshot, cfg: &PageConfig, req: &PageRequest, sel: &StatRequest)
     }
     out.push_str("</body></html>\n");
     out
+}
+
+/// What the stats URI answers for one request (see [`route`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsRoute {
+    /// The request is not for the stats URI: the proxy handles it normally.
+    NotStats,
+    /// Send this answer (the page, an export, a 401, a refused or malformed admin POST).
+    Answer(HttpAnswer),
+    /// An admin action to apply; then answer `admin_redirect(&redirect_uri, status)` with the
+    /// status from [`crate::admin::AdminStatus::from_counts`].
+    Admin {
+        request: crate::admin::AdminRequest,
+        redirect_uri: String,
+    },
+}
+
+/// `stats auth`/`stats realm` of the proxy.
+#[derive(Debug, Clone, Default)]
+pub struct AuthConfig {
+    /// No credentials: no authentication.
+    pub credentials: Vec<crate::admin::Credential>,
+    pub realm: Option<String>,
+}
+
+/// The part of `target` after the stats URI, if `target` is for the stats page (HAProxy
+/// matches `stats uri` as a prefix of the request's path and query).
+pub fn match_uri<'a>(uri: &str, target: &'a str) -> Option<&'a str> {
+    target.strip_prefix(uri)
+}
+
+/// HAProxy's stats applet flow: stats URI prefix, `stats auth` (401), POST only with
+/// `stats admin` (else 303 `;st=DENY`), a malformed form (303 `;st=ERRP`/`NONE`), otherwise
+/// the page or an export. `cfg.admin` is the result of the `stats admin` condition.
+pub fn route(
+    snap: &Snapshot,
+    cfg: &PageConfig,
+    auth: &AuthConfig,
+    method: &str,
+    target: &str,
+    authorization: Option<&str>,
+    body: &str,
+) -> StatsRoute {
+    use crate::admin::{
+        admin_redirect, check_basic_auth, parse_admin_form, unauthorized, AdminStatus,
+    };
+    let Some(rest) = match_uri(&cfg.uri, target) else {
+        return StatsRoute::NotStats;
+    };
+    if !auth.credentials.is_empty() && check_basic_auth(authorization, &auth.credentials).is_none()
+    {
+        return StatsRoute::Answer(unauthorized(auth.realm.as_deref()));
+    }
+    let redirect_uri = cfg.uri.clone();
+    if method.eq_ignore_ascii_case("POST") {
+        if !cfg.admin {
+            return StatsRoute::Answer(admin_redirect(&redirect_uri, AdminStatus::Deny));
+        }
+        return match parse_admin_form(body) {
+            Ok(request) => StatsRoute::Admin {
+                request,
+                redirect_uri,
+            },
+            Err(st) => StatsRoute::Answer(admin_redirect(&redirect_uri, st)),
+        };
+    }
+    StatsRoute::Answer(serve(snap, cfg, &parse_page_request(rest)))
 }

@@ -318,3 +318,21 @@ pub fn credentials(stats: &Stats) -> Vec<Credential> {
         })
         .collect()
 }
+
+/// A `userlist`'s `insecure-password` users as credentials for the stats page, and the
+/// names of users with a crypt(3) hash (`password`), which this crate cannot check.
+pub fn userlist_credentials(ul: &ringlb_config::model::Userlist) -> (Vec<Credential>, Vec<String>) {
+    use ringlb_config::model::Password;
+    let mut plain = Vec::new();
+    let mut hashed = Vec::new();
+    for u in &ul.users {
+        match &u.password {
+            Password::Insecure(p) => plain.push(Credential {
+                user: u.name.clone(),
+                password: p.clone(),
+            }),
+            Password::Hashed(_) => hashed.push(u.name.clone()),
+        }
+    }
+    (plain, hashed)
+}

@@ -151,6 +151,10 @@ fn public_page_shows_legends_node_desc_and_refresh() {
         &parse_page_request(";norefresh"),
     );
     assert!(!norefresh.headers.iter().any(|h| h.0 == "refresh"));
+    assert!(ans
+        .body
+        .contains("<meta http-equiv=\"refresh\" content=\"10\">"));
+    assert!(!norefresh.body.contains("http-equiv=\"refresh\""));
 }
 
 #[test]
@@ -406,4 +410,139 @@ fn rows_have_as_many_columns_as_the_header() {
         }
         assert!(rows >= 15, "{rows}");
     }
+}
+
+/// The tooltips carry haproxy's labels in haproxy's order (ringlb's percentiles aside).
+#[test]
+fn tooltip_labels_match_haproxy() {
+    let cfg = PageConfig {
+        uri: "/stats".into(),
+        show_legends: true,
+        ..Default::default()
+    };
+    let ours = serve(&recorded_snapshot(), &cfg, &PageRequest::default()).body;
+    let theirs = fixture("stats_page.html");
+    let labels = |h: &str, anchor: &str| -> Vec<String> {
+        let i = h.find(&format!("name=\"{anchor}\"")).unwrap();
+        let j = h[i..].find("<tr class=").map_or(h.len(), |j| i + j);
+        h[i..j]
+            .split("<th")
+            .skip(1)
+            .filter_map(|t| {
+                t.split_once('>')
+                    .map(|x| x.1.split("</th>").next().unwrap().to_string())
+            })
+            .collect()
+    };
+    for anchor in [
+        "origin/Frontend",
+        "web/Frontend",
+        "app/s1",
+        "app/s3",
+        "app/Backend",
+        "app2/a1",
+        "tcpapp/Frontend",
+        "tcpapp/t1",
+        "tcpapp/Backend",
+    ] {
+        assert_eq!(labels(&ours, anchor), labels(&theirs, anchor), "{anchor}");
+    }
+}
+
+#[test]
+fn server_tooltip_adds_percentiles_when_there_is_traffic() {
+    let mut snap = recorded_snapshot();
+    for ms in 1..=100u64 {
+        let t = ringlb_stats::RequestTimes {
+            queue_us: Some(0),
+            connect_us: Some(100),
+            response_us: Some(ms * 1000),
+            total_us: Some(ms * 1000 + 500),
+        };
+        snap.proxies[2].servers[0].latency.record(&t);
+    }
+    let cfg = PageConfig {
+        uri: "/".into(),
+        ..Default::default()
+    };
+    let html = serve(&snap, &cfg, &PageRequest::default()).body;
+    assert!(
+        html.contains("<tr><th colspan=3>Percentiles p50 / p90 / p99 / p99.9 (ringlb)</th></tr>")
+    );
+    // Response time p50 = 50 ms, p99 = 99 ms (within the histogram's 1%).
+    let cell = html
+        .split("<tr><th>- Responses time:</th><td>")
+        .skip(1)
+        .map(|s| s.split("</td>").next().unwrap())
+        .find(|c| c.contains('.'))
+        .unwrap();
+    let vals: Vec<f64> = cell.split(" / ").map(|v| v.parse().unwrap()).collect();
+    assert!(
+        (vals[0] - 50.0).abs() < 1.0 && (vals[2] - 99.0).abs() < 1.5,
+        "{vals:?}"
+    );
+}
+
+#[test]
+fn route_follows_haproxys_flow() {
+    let snap = recorded_snapshot();
+    let mut cfg = admin_cfg();
+    cfg.uri = "/admin".into();
+    let auth = AuthConfig {
+        credentials: vec![Credential::parse("admin:secret").unwrap()],
+        realm: Some("ringlb stats".into()),
+    };
+    let ok = Some("Basic YWRtaW46c2VjcmV0");
+    assert_eq!(
+        route(&snap, &cfg, &auth, "GET", "/other", ok, ""),
+        StatsRoute::NotStats
+    );
+    let StatsRoute::Answer(a) = route(&snap, &cfg, &auth, "GET", "/admin", None, "") else {
+        panic!()
+    };
+    assert_eq!(a.status, 401);
+    let StatsRoute::Answer(a) = route(&snap, &cfg, &auth, "GET", "/admin;csv", ok, "") else {
+        panic!()
+    };
+    assert_eq!((a.status, a.body.starts_with("# pxname")), (200, true));
+    match route(
+        &snap,
+        &cfg,
+        &auth,
+        "POST",
+        "/admin",
+        ok,
+        "s=s2&action=drain&b=%234",
+    ) {
+        StatsRoute::Admin {
+            request,
+            redirect_uri,
+        } => {
+            assert_eq!(request.action, AdminAction::Drain);
+            assert_eq!(redirect_uri, "/admin");
+        }
+        other => panic!("{other:?}"),
+    }
+    let StatsRoute::Answer(a) = route(&snap, &cfg, &auth, "POST", "/admin", ok, "action=drain")
+    else {
+        panic!()
+    };
+    assert!(a
+        .headers
+        .contains(&("location".into(), "/admin;st=ERRP".into())));
+    cfg.admin = false;
+    let StatsRoute::Answer(a) = route(
+        &snap,
+        &cfg,
+        &auth,
+        "POST",
+        "/admin",
+        ok,
+        "s=s2&action=drain&b=%234",
+    ) else {
+        panic!()
+    };
+    assert!(a
+        .headers
+        .contains(&("location".into(), "/admin;st=DENY".into())));
 }

@@ -2,10 +2,9 @@
 //! The Prometheus exporter against haproxy 2.6's recorded exposition of the same config.
 
 mod common;
-#[path = "common/prom.rs"]
-mod prom;
 use common::*;
 use ringlb_stats::prometheus::{self, parse_query, scope, PromRequest};
+use ringlb_stats::promtext as prom;
 use ringlb_stats::*;
 use std::collections::{BTreeMap, BTreeSet};
 

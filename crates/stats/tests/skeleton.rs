@@ -86,8 +86,7 @@ fn stats_keywords_become_page_settings() {
     );
 }
 
-#[path = "common/prom.rs"]
-mod prom;
+use ringlb_stats::promtext as prom;
 
 /// The "done when", from the configuration alone: every metric haproxy exposes for
 /// this config exists in ringlb's exposition with the same label sets.
@@ -122,4 +121,20 @@ fn prometheus_series_from_config_match_haproxy() {
             .unwrap_or_else(|| panic!("missing {name}"));
         assert_eq!(labels(ours_fam), labels(fam), "{name}");
     }
+}
+
+#[test]
+fn userlist_passwords() {
+    let text = "userlist ops\n    user alice insecure-password s3cret\n    user bob password $6$salt$hash\n";
+    let cfg = ringlb_config::parse_str("u.cfg", text)
+        .map_err(|d| format!("{d:?}"))
+        .unwrap()
+        .config;
+    let (plain, hashed) = ringlb_stats::skeleton::userlist_credentials(&cfg.userlists[0]);
+    assert_eq!(hashed, ["bob"]);
+    // "alice:s3cret"
+    assert_eq!(
+        admin::check_basic_auth(Some("Basic YWxpY2U6czNjcmV0"), &plain),
+        Some("alice")
+    );
 }

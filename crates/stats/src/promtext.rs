@@ -1,6 +1,7 @@
-//! A strict parser of the Prometheus text exposition format 0.0.4, for the tests: it rejects
-//! what Prometheus would reject (bad names, labels or values, a TYPE after samples, a family
-//! split in two, duplicate series, histograms without a consistent `+Inf` bucket).
+//! A strict parser of the Prometheus text exposition format 0.0.4, for tests and tools (the
+//! end-to-end test that scrapes haproxy and ringlb side by side uses it too): it rejects what
+//! Prometheus would reject (bad names, labels or values, a TYPE after samples, a family split
+//! in two, duplicate series, histograms without a consistent `+Inf` bucket).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -110,6 +111,7 @@ fn family_of(name: &str, families: &BTreeMap<String, Family>) -> String {
     name.to_string()
 }
 
+/// Parses a whole exposition.
 pub fn parse(text: &str) -> Result<Exposition, String> {
     let mut e = Exposition::default();
     let mut current: Option<String> = None;
@@ -253,18 +255,23 @@ fn check_histograms(e: &Exposition) -> Result<(), String> {
     Ok(())
 }
 
-#[test]
-fn parser_rejects_bad_input() {
-    assert!(parse("a 1\n").is_ok());
-    assert!(parse("a{b=\"x\"} NaN\n").is_ok());
-    assert!(parse("1a 1\n").is_err());
-    assert!(parse("a{b=x} 1\n").is_err());
-    assert!(parse("a 1\nb 1\na 2\n").is_err());
-    assert!(parse("a 1\n# TYPE a gauge\n").is_err());
-    assert!(parse("a 1\na 1\n").is_err());
-    assert!(parse("a one\n").is_err());
-    assert!(parse(
-        "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n"
-    )
-    .is_err());
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parser_rejects_bad_input() {
+        assert!(parse("a 1\n").is_ok());
+        assert!(parse("a{b=\"x\"} NaN\n").is_ok());
+        assert!(parse("1a 1\n").is_err());
+        assert!(parse("a{b=x} 1\n").is_err());
+        assert!(parse("a 1\nb 1\na 2\n").is_err());
+        assert!(parse("a 1\n# TYPE a gauge\n").is_err());
+        assert!(parse("a 1\na 1\n").is_err());
+        assert!(parse("a one\n").is_err());
+        assert!(parse(
+            "# TYPE h histogram\nh_bucket{le=\"1\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n"
+        )
+        .is_err());
+    }
 }
