@@ -89,6 +89,13 @@ const GENERALIZED_TIME: u8 = 0x18;
 const BMP_STRING: u8 = 0x1e;
 const OID_SAN: &[u8] = &[0x55, 0x1d, 0x11];
 
+/// Whether `data` is exactly one DER SEQUENCE (a sanity check of `.ocsp` files, which hold a
+/// DER `OCSPResponse`).
+pub fn is_one_sequence(data: &[u8]) -> bool {
+    let mut r = Reader::new(data);
+    r.expect(SEQUENCE, "sequence").is_ok() && r.is_empty()
+}
+
 /// One attribute of a distinguished name, in certificate order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnEntry {

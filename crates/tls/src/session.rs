@@ -287,10 +287,11 @@ impl TlsSession {
     /// ClientHello read: SNI picks the policy, then the handshake proper starts.
     fn start(&mut self, accepted: rustls::server::Accepted) -> Result<(), TlsError> {
         let hello = accepted.client_hello();
-        let entry = self
-            .shard
-            .index
-            .lookup(hello.server_name(), hello.signature_schemes());
+        let entry = self.shard.index.lookup(
+            hello.server_name(),
+            hello.signature_schemes(),
+            hello.cipher_suites(),
+        );
         let Some(policy) = entry.map(|e| e.config) else {
             // strict-sni and no match: refuse with an alert from the default policy.
             self.state = State::Failed;
