@@ -107,8 +107,31 @@ struct PolicyInput {
 #[derive(Debug, Clone)]
 pub struct PolicyConfig {
     pub config: Arc<ServerConfig>,
+    /// The same config without ALPN, for clients whose ALPN list shares nothing with ours:
+    /// HAProxy (OpenSSL) then goes on without ALPN where rustls would refuse the handshake.
+    pub no_alpn: Option<Arc<ServerConfig>>,
     pub verifier: Option<Arc<HaproxyClientVerifier>>,
     tickets: bool,
+}
+
+impl PolicyConfig {
+    /// The config for a client offering `offered` ALPN protocols (`None`: no ALPN extension).
+    pub fn config_for<'a>(
+        &self,
+        offered: Option<impl Iterator<Item = &'a [u8]>>,
+    ) -> Arc<ServerConfig> {
+        match (offered, &self.no_alpn) {
+            (Some(mut theirs), Some(twin)) => {
+                let ours = &self.config.alpn_protocols;
+                if theirs.any(|t| ours.iter().any(|o| o.as_slice() == t)) {
+                    self.config.clone()
+                } else {
+                    twin.clone()
+                }
+            }
+            _ => self.config.clone(),
+        }
+    }
 }
 
 /// The TLS of one `bind` line, built at startup; [`BindTls::for_shard`] makes the per-shard copy.
@@ -150,14 +173,18 @@ impl BindTls {
             .policies
             .iter()
             .map(|p| {
-                let mut c = (*p.config).clone();
-                c.session_storage = cache.clone();
-                if p.tickets {
-                    c.ticketer = shared.ticketer.clone();
-                }
-                c.time_provider = shared.clock.clone();
+                let shard_copy = |config: &ServerConfig| {
+                    let mut c = config.clone();
+                    c.session_storage = cache.clone();
+                    if p.tickets {
+                        c.ticketer = shared.ticketer.clone();
+                    }
+                    c.time_provider = shared.clock.clone();
+                    Arc::new(c)
+                };
                 PolicyConfig {
-                    config: Arc::new(c),
+                    config: shard_copy(&p.config),
+                    no_alpn: p.no_alpn.as_deref().map(shard_copy),
                     verifier: p.verifier.clone(),
                     tickets: p.tickets,
                 }
@@ -422,8 +449,14 @@ fn build_policy(
         .iter()
         .any(|f| f == "prefer-client-ciphers");
     config.session_storage = Arc::new(NoServerSessionStorage {});
+    let no_alpn = (!config.alpn_protocols.is_empty()).then(|| {
+        let mut twin = config.clone();
+        twin.alpn_protocols.clear();
+        Arc::new(twin)
+    });
     Ok(PolicyConfig {
         config: Arc::new(config),
+        no_alpn,
         verifier,
         tickets: !input.options.no_tls_tickets,
     })

@@ -28,3 +28,16 @@ pub use bind::{build_bind, provider, BindTls, ShardTls, TlsGlobals, TlsShared};
 pub use client::{build_server, server_name, ServerTls, TlsClientSession};
 pub use diag::{Severity, TlsDiag};
 pub use session::{ClientCert, DnFormat, TlsError, TlsFacts, TlsSession};
+
+/// What the engine relies on: startup products cross threads (built on the control shard,
+/// sent to workers); sessions may move with their connection.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn send<T: Send>() {}
+    send_sync::<BindTls>();
+    send_sync::<ShardTls>();
+    send_sync::<ServerTls>();
+    send_sync::<TlsShared>();
+    send::<TlsSession>();
+    send::<TlsClientSession>();
+};

@@ -303,7 +303,12 @@ impl TlsSession {
             }
             return Err(TlsError::NoCertificate);
         };
-        let Some(cfg) = self.shard.policies.get(policy).map(|p| p.config.clone()) else {
+        let Some(cfg) = self
+            .shard
+            .policies
+            .get(policy)
+            .map(|p| p.config_for(hello.alpn()))
+        else {
             self.state = State::Failed;
             return Err(TlsError::NoCertificate);
         };

@@ -376,6 +376,26 @@ fn versions_ciphers_and_alpn() {
     assert_eq!(f.cipher, "TLS_AES_256_GCM_SHA384");
     assert_eq!(f.alpn.as_deref(), Some(&b"http/1.1"[..]));
     assert!(!f.session_reused && !f.ssl_c_used());
+    // No common ALPN protocol: the handshake goes on without ALPN, as HAProxy does.
+    let (sh2, _) = setup(&p, "", &format!("{crt} alpn h2"));
+    let cc = ClientOpts {
+        alpn: &["http/1.1"],
+        ..ClientOpts::new(&ca)
+    }
+    .build();
+    let mut c = connect(&cc, "a.test");
+    let mut s = TlsSession::new(sh2.clone());
+    handshake(&mut c, &mut s).unwrap();
+    assert_eq!(s.facts().unwrap().alpn, None);
+    let cc = ClientOpts {
+        alpn: &["http/1.1", "h2"],
+        ..ClientOpts::new(&ca)
+    }
+    .build();
+    let mut c = connect(&cc, "a.test");
+    let mut s = TlsSession::new(sh2);
+    handshake(&mut c, &mut s).unwrap();
+    assert_eq!(s.facts().unwrap().alpn.as_deref(), Some(&b"h2"[..]));
     // The guide's global settings: ciphers for TLSv1.2, min TLSv1.2.
     let global =
         "  ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256\n  \
