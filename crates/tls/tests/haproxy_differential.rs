@@ -215,3 +215,134 @@ fn fetches_render_like_haproxy() {
         assert_eq!(render(s.facts().unwrap()), want, "{v}");
     }
 }
+
+/// The subject CN haproxy serves for `sni` (`None`: no SNI sent).
+fn served_by_haproxy(port: u16, sni: Option<&str>) -> String {
+    let mut cmd = Command::new("openssl");
+    cmd.args(["s_client", "-connect", &format!("127.0.0.1:{port}")]);
+    match sni {
+        Some(s) => cmd.args(["-servername", s]),
+        None => cmd.arg("-noservername"),
+    };
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("s_client hung");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let mut out = String::new();
+    std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut out).unwrap();
+    out.lines()
+        .find_map(|l| {
+            l.strip_prefix("subject=")
+                .map(|s| s.trim_start_matches("CN = ").to_string())
+        })
+        .unwrap_or_else(|| format!("no certificate: {out}"))
+}
+
+#[test]
+fn sni_selection_like_haproxy() {
+    if !haproxy_available() {
+        eprintln!("SKIP: haproxy is not installed (scripts/test installs it)");
+        return;
+    }
+    let p = Pki::new("hasni");
+    let dir = p.file("certs");
+    std::fs::create_dir_all(&dir).unwrap();
+    for (n, cn, sans) in [
+        ("b", "b.test", vec!["b.test"]),
+        ("a", "a.test", vec!["a.test", "www.a.test"]),
+        ("w", "*.w.test", vec!["*.w.test"]),
+        ("c", "c.test", vec!["c.test"]),
+    ] {
+        p.leaf(n, &format!("/CN={cn}"), &sans, "1", false, false);
+        p.combined(n, &dir.join(format!("{n}.pem")), true);
+    }
+    let list = p.file("list.txt");
+    std::fs::write(
+        &list,
+        format!(
+            "{c} api.test\n{w} *.w.test !secret.w.test\n{b} secret.w.test\n",
+            c = dir.join("c.pem").display(),
+            w = dir.join("w.pem").display(),
+            b = dir.join("b.pem").display()
+        ),
+    )
+    .unwrap();
+    let snis = [
+        Some("a.test"),
+        Some("www.a.test"),
+        Some("b.test"),
+        Some("x.w.test"),
+        Some("secret.w.test"),
+        Some("api.test"),
+        Some("unknown.test"),
+        Some("A.TEST"),
+        None,
+    ];
+    for opts in [
+        format!("ssl crt {}", dir.display()),
+        format!("ssl crt-list {}", list.display()),
+        format!(
+            "ssl crt {} crt-list {}",
+            dir.join("a.pem").display(),
+            list.display()
+        ),
+    ] {
+        let port = free_port();
+        let cfg = format!(
+            "defaults\n  mode http\n  timeout client 5s\n  timeout server 5s\n  timeout connect 5s\n\
+             frontend fe\n  bind 127.0.0.1:{port} {opts}\n  http-request return status 200\n"
+        );
+        std::fs::write(p.file("ha.cfg"), &cfg).unwrap();
+        let child = Command::new("haproxy")
+            .arg("-db")
+            .arg("-f")
+            .arg(p.file("ha.cfg"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let _guard = Haproxy(child);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "haproxy did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let (b, cfg) = bind_cfg(&p.dir.0, "", &opts);
+        let g = TlsGlobals::from_global(&cfg.global);
+        let bt = build_bind(&b, &g, now_unix()).unwrap();
+        let sh = bt.for_shard(
+            &TlsShared::new(&g, Arc::new(DefaultTimeProvider)).unwrap(),
+            1,
+        );
+        let any = ClientOpts {
+            accept_any: true,
+            ..ClientOpts::new(&p.file("ca.pem"))
+        }
+        .build();
+        for sni in snis {
+            let want = served_by_haproxy(port, sni);
+            let mut c = match sni {
+                Some(s) => connect(&any, s),
+                // rustls sends no SNI for an IP address name.
+                None => rustls::ClientConnection::new(
+                    any.clone(),
+                    rustls::pki_types::ServerName::IpAddress(std::net::Ipv4Addr::LOCALHOST.into()),
+                )
+                .unwrap(),
+            };
+            let mut s = TlsSession::new(sh.clone());
+            handshake(&mut c, &mut s).unwrap();
+            assert_eq!(served_cn(&c), want, "{opts}: SNI {sni:?}");
+        }
+    }
+}

@@ -824,3 +824,43 @@ fn crl_file_refuses_revoked_client_certificates() {
         "X509_V_ERR_CERT_REVOKED let through"
     );
 }
+
+#[test]
+fn feed_applies_backpressure_until_plaintext_is_taken() {
+    use std::io::Write;
+    let p = pki("backpressure");
+    let dir = certs_dir(&p);
+    let (sh, _) = setup(&p, "", &format!("ssl crt {}", dir.display()));
+    let cc = ClientOpts::new(&p.file("ca.pem")).build();
+    let mut c = connect(&cc, "a.test");
+    let mut s = TlsSession::new(sh);
+    handshake(&mut c, &mut s).unwrap();
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let mut wire = Vec::new();
+    for chunk in body.chunks(16_384) {
+        c.writer().write_all(chunk).unwrap();
+        while c.wants_write() {
+            c.write_tls(&mut wire).unwrap();
+        }
+    }
+    let mut off = 0;
+    let mut plain = Vec::new();
+    let mut stalls = 0;
+    while off < wire.len() {
+        let n = s.feed(&wire[off..]).unwrap();
+        if n == 0 {
+            stalls += 1;
+            assert!(
+                s.take_plaintext(&mut plain).unwrap() > 0,
+                "a stall means plaintext is waiting"
+            );
+        }
+        off += n;
+    }
+    s.take_plaintext(&mut plain).unwrap();
+    assert!(
+        stalls > 0,
+        "200 kB without taking plaintext must hit rustls's buffer limit"
+    );
+    assert_eq!(plain, body);
+}
