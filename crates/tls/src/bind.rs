@@ -462,6 +462,19 @@ fn build_policy(
     })
 }
 
+/// Loads a PEM file of CRLs (`crl-file`).
+pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsDiag> {
+    let data = cert::read_file(path)?;
+    let crls: Vec<CertificateRevocationListDer<'static>> =
+        CertificateRevocationListDer::pem_slice_iter(&data)
+            .collect::<Result<_, _>>()
+            .map_err(|e| TlsDiag::alert(Some(path), format!("bad PEM (CRL): {e}")))?;
+    if crls.is_empty() {
+        return Err(TlsDiag::alert(Some(path), "no CRL in this file"));
+    }
+    Ok(crls)
+}
+
 /// Loads a CA bundle into a root store.
 pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsDiag> {
     let certs = cert::read_certs(path)?;
@@ -495,12 +508,7 @@ fn client_verifier(
     let mut builder =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
     if let Some(crl) = &input.crl_file {
-        let data = cert::read_file(crl)?;
-        let crls: Vec<CertificateRevocationListDer<'static>> =
-            CertificateRevocationListDer::pem_slice_iter(&data)
-                .collect::<Result<_, _>>()
-                .map_err(|e| TlsDiag::alert(Some(crl), format!("bad PEM (CRL): {e}")))?;
-        builder = builder.with_crls(crls);
+        builder = builder.with_crls(load_crls(crl)?);
     }
     if verify == Verify::Optional {
         builder = builder.allow_unauthenticated();
