@@ -107,8 +107,31 @@ struct PolicyInput {
 #[derive(Debug, Clone)]
 pub struct PolicyConfig {
     pub config: Arc<ServerConfig>,
+    /// The same config without ALPN, for clients whose ALPN list shares nothing with ours:
+    /// HAProxy (OpenSSL) then goes on without ALPN where rustls would refuse the handshake.
+    pub no_alpn: Option<Arc<ServerConfig>>,
     pub verifier: Option<Arc<HaproxyClientVerifier>>,
     tickets: bool,
+}
+
+impl PolicyConfig {
+    /// The config for a client offering `offered` ALPN protocols (`None`: no ALPN extension).
+    pub fn config_for<'a>(
+        &self,
+        offered: Option<impl Iterator<Item = &'a [u8]>>,
+    ) -> Arc<ServerConfig> {
+        match (offered, &self.no_alpn) {
+            (Some(mut theirs), Some(twin)) => {
+                let ours = &self.config.alpn_protocols;
+                if theirs.any(|t| ours.iter().any(|o| o.as_slice() == t)) {
+                    self.config.clone()
+                } else {
+                    twin.clone()
+                }
+            }
+            _ => self.config.clone(),
+        }
+    }
 }
 
 /// The TLS of one `bind` line, built at startup; [`BindTls::for_shard`] makes the per-shard copy.
@@ -150,14 +173,18 @@ impl BindTls {
             .policies
             .iter()
             .map(|p| {
-                let mut c = (*p.config).clone();
-                c.session_storage = cache.clone();
-                if p.tickets {
-                    c.ticketer = shared.ticketer.clone();
-                }
-                c.time_provider = shared.clock.clone();
+                let shard_copy = |config: &ServerConfig| {
+                    let mut c = config.clone();
+                    c.session_storage = cache.clone();
+                    if p.tickets {
+                        c.ticketer = shared.ticketer.clone();
+                    }
+                    c.time_provider = shared.clock.clone();
+                    Arc::new(c)
+                };
                 PolicyConfig {
-                    config: Arc::new(c),
+                    config: shard_copy(&p.config),
+                    no_alpn: p.no_alpn.as_deref().map(shard_copy),
                     verifier: p.verifier.clone(),
                     tickets: p.tickets,
                 }
@@ -188,137 +215,30 @@ pub fn build_bind(
 ) -> Result<BindTls, Vec<TlsDiag>> {
     let provider = provider();
     let mut diags = Diags::default();
-    let ssl = &bind.ssl;
-    let mut base = PolicyInput {
-        options: policy::merge_options(&globals.defaults.bind_options, &ssl.options),
-        ciphers: ssl
-            .ciphers
-            .clone()
-            .or_else(|| globals.defaults.bind_ciphers.clone()),
-        ciphersuites: ssl
-            .ciphersuites
-            .clone()
-            .or_else(|| globals.defaults.bind_ciphersuites.clone()),
-        curves: ssl
-            .curves
-            .clone()
-            .or_else(|| globals.default_bind_curves.clone()),
-        alpn: ssl.alpn.clone(),
-        verify: ssl.verify,
-        ca_file: ssl
-            .ca_file
-            .as_ref()
-            .map(|f| cert::with_base(globals.ca_base.as_deref(), f)),
-        crl_file: ssl
-            .crl_file
-            .as_ref()
-            .map(|f| cert::with_base(globals.ca_base.as_deref(), f)),
-        no_ca_names: ssl.options.flags.iter().any(|f| f == "no-ca-names"),
-        ..PolicyInput::default()
+    let base = bind_policy(bind, globals, &mut diags);
+    let mut loader = Loader {
+        globals,
+        provider: &provider,
+        now_unix,
+        index: SniIndex::default(),
+        inputs: vec![base],
+        diags,
+        warnings: Vec::new(),
     };
-    for (name, slot) in [
-        ("ca-ignore-err", &mut base.ca_ignore),
-        ("crt-ignore-err", &mut base.crt_ignore),
-    ] {
-        if let Some(v) = bind_other(bind, name) {
-            match IgnoreErr::parse(v) {
-                Ok(i) => *slot = i,
-                Err(e) => diags.push(TlsDiag::alert(None, format!("'{name}' : {e}"))),
-            }
-        }
+    loader.index.strict_sni = bind.ssl.strict_sni;
+    for crt in &bind.ssl.crt {
+        loader.crt(crt);
     }
-    if bind_other(bind, "npn").is_some() {
-        diags.push(TlsDiag::warning(
-            None,
-            "'npn' is ignored: rustls has no NPN (obsolete, use 'alpn')",
-        ));
+    for list in &bind.ssl.crt_list {
+        loader.crt_list(list);
     }
-    if base.options.flags.iter().any(|f| f == "allow-0rtt") {
-        diags.push(TlsDiag::warning(
-            None,
-            "'allow-0rtt' is ignored: ringlb does not accept TLS early data",
-        ));
-    }
-    let mut inputs = vec![base.clone()];
-    let mut index = SniIndex::default();
-    index.strict_sni = ssl.strict_sni;
-    let crt_base = globals.crt_base.as_deref();
-    let key_base = globals.key_base.as_deref();
-    let mut warnings = Vec::new();
-    let mut load = |path: &Path, diags: &mut Diags| -> Option<Arc<LoadedCert>> {
-        match cert::load_cert(path, key_base, &provider, now_unix, &mut warnings) {
-            Ok(c) => Some(Arc::new(c)),
-            Err(d) => {
-                diags.push(d);
-                None
-            }
-        }
-    };
-    for crt in &ssl.crt {
-        let path = cert::with_base(crt_base, crt);
-        let files = if path.is_dir() {
-            match cert::dir_certs(&path) {
-                Ok(f) if f.is_empty() => {
-                    diags.push(TlsDiag::alert(
-                        Some(&path),
-                        "no certificate file in this directory",
-                    ));
-                    continue;
-                }
-                Ok(f) => f,
-                Err(d) => {
-                    diags.push(d);
-                    continue;
-                }
-            }
-        } else {
-            vec![path]
-        };
-        for f in files {
-            if let Some(c) = load(&f, &mut diags) {
-                index.add(c, 0, &[], Vec::new());
-            }
-        }
-    }
-    for list in &ssl.crt_list {
-        let path = cert::with_base(crt_base, list);
-        let text = match cert::read_file(&path) {
-            Ok(t) => String::from_utf8_lossy(&t).into_owned(),
-            Err(d) => {
-                diags.push(d);
-                continue;
-            }
-        };
-        let lines = match parse_crt_list(&path, &text) {
-            Ok(l) => l,
-            Err(e) => {
-                diags.push(TlsDiag::alert(None, e));
-                continue;
-            }
-        };
-        for line in lines {
-            let config = if line.options.is_empty() {
-                0
-            } else {
-                match line_policy(&base, &line.options, globals) {
-                    Ok(p) => {
-                        inputs.push(p);
-                        inputs.len() - 1
-                    }
-                    Err(e) => {
-                        diags.push(TlsDiag::alert(
-                            Some(&path),
-                            format!("line {}: {e}", line.line),
-                        ));
-                        continue;
-                    }
-                }
-            };
-            if let Some(c) = load(&cert::with_base(crt_base, &line.crt), &mut diags) {
-                index.add(c, config, &line.filters, line.negatives);
-            }
-        }
-    }
+    let Loader {
+        index,
+        inputs,
+        mut diags,
+        warnings,
+        ..
+    } = loader;
     diags.list.extend(warnings);
     if index.entries().is_empty() && !diags.has_alert() {
         diags.push(TlsDiag::alert(
@@ -344,6 +264,159 @@ pub fn build_bind(
         lifetime_secs: globals.lifetime(),
         warnings: diags.list,
     })
+}
+
+/// The bind line's own policy over the `ssl-default-bind-*` globals.
+fn bind_policy(bind: &Bind, globals: &TlsGlobals, diags: &mut Diags) -> PolicyInput {
+    let ssl = &bind.ssl;
+    let ca = |f: &PathBuf| cert::with_base(globals.ca_base.as_deref(), f);
+    let defaults = &globals.defaults;
+    let options = policy::merge_options(&defaults.bind_options, &ssl.options);
+    let mut p = PolicyInput {
+        no_ca_names: options.flags.iter().any(|f| f == "no-ca-names"),
+        options,
+        ciphers: ssl
+            .ciphers
+            .clone()
+            .or_else(|| defaults.bind_ciphers.clone()),
+        ciphersuites: ssl
+            .ciphersuites
+            .clone()
+            .or_else(|| defaults.bind_ciphersuites.clone()),
+        curves: ssl
+            .curves
+            .clone()
+            .or_else(|| globals.default_bind_curves.clone()),
+        alpn: ssl.alpn.clone(),
+        verify: ssl.verify,
+        ca_file: ssl.ca_file.as_ref().map(ca),
+        crl_file: ssl.crl_file.as_ref().map(ca),
+        ..PolicyInput::default()
+    };
+    for (name, slot) in [
+        ("ca-ignore-err", &mut p.ca_ignore),
+        ("crt-ignore-err", &mut p.crt_ignore),
+    ] {
+        if let Some(v) = bind_other(bind, name) {
+            match IgnoreErr::parse(v) {
+                Ok(i) => *slot = i,
+                Err(e) => diags.push(TlsDiag::alert(None, format!("'{name}' : {e}"))),
+            }
+        }
+    }
+    if bind_other(bind, "npn").is_some() {
+        diags.push(TlsDiag::warning(
+            None,
+            "'npn' is ignored: rustls has no NPN (obsolete, use 'alpn')",
+        ));
+    }
+    if p.options.flags.iter().any(|f| f == "allow-0rtt") {
+        diags.push(TlsDiag::warning(
+            None,
+            "'allow-0rtt' is ignored: ringlb does not accept TLS early data",
+        ));
+    }
+    p
+}
+
+/// Loads certificates into the SNI index; policy 0 is the bind line's, crt-list lines with
+/// options add theirs.
+struct Loader<'a> {
+    globals: &'a TlsGlobals,
+    provider: &'a CryptoProvider,
+    now_unix: i64,
+    index: SniIndex,
+    inputs: Vec<PolicyInput>,
+    diags: Diags,
+    warnings: Vec<TlsDiag>,
+}
+
+impl Loader<'_> {
+    fn load(&mut self, path: &Path) -> Option<Arc<LoadedCert>> {
+        let key_base = self.globals.key_base.as_deref();
+        match cert::load_cert(
+            path,
+            key_base,
+            self.provider,
+            self.now_unix,
+            &mut self.warnings,
+        ) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(d) => {
+                self.diags.push(d);
+                None
+            }
+        }
+    }
+
+    /// `crt FILE|DIR`.
+    fn crt(&mut self, crt: &Path) {
+        let path = cert::with_base(self.globals.crt_base.as_deref(), crt);
+        let files = if path.is_dir() {
+            match cert::dir_certs(&path) {
+                Ok(f) if f.is_empty() => {
+                    self.diags.push(TlsDiag::alert(
+                        Some(&path),
+                        "no certificate file in this directory",
+                    ));
+                    return;
+                }
+                Ok(f) => f,
+                Err(d) => {
+                    self.diags.push(d);
+                    return;
+                }
+            }
+        } else {
+            vec![path]
+        };
+        for f in files {
+            if let Some(c) = self.load(&f) {
+                self.index.add(c, 0, &[], Vec::new());
+            }
+        }
+    }
+
+    /// `crt-list FILE`.
+    fn crt_list(&mut self, list: &Path) {
+        let crt_base = self.globals.crt_base.as_deref();
+        let path = cert::with_base(crt_base, list);
+        let lines = match cert::read_file(&path) {
+            Ok(t) => parse_crt_list(&path, &String::from_utf8_lossy(&t)),
+            Err(d) => {
+                self.diags.push(d);
+                return;
+            }
+        };
+        let lines = match lines {
+            Ok(l) => l,
+            Err(e) => {
+                self.diags.push(TlsDiag::alert(None, e));
+                return;
+            }
+        };
+        for line in lines {
+            let config = if line.options.is_empty() {
+                0
+            } else {
+                let base = self.inputs.first().cloned().unwrap_or_default();
+                match line_policy(&base, &line.options, self.globals) {
+                    Ok(p) => {
+                        self.inputs.push(p);
+                        self.inputs.len() - 1
+                    }
+                    Err(e) => {
+                        let msg = format!("line {}: {e}", line.line);
+                        self.diags.push(TlsDiag::alert(Some(&path), msg));
+                        continue;
+                    }
+                }
+            };
+            if let Some(c) = self.load(&cert::with_base(crt_base, &line.crt)) {
+                self.index.add(c, config, &line.filters, line.negatives);
+            }
+        }
+    }
 }
 
 /// A crt-list line's `[options]` over the bind line's policy.
@@ -422,11 +495,30 @@ fn build_policy(
         .iter()
         .any(|f| f == "prefer-client-ciphers");
     config.session_storage = Arc::new(NoServerSessionStorage {});
+    let no_alpn = (!config.alpn_protocols.is_empty()).then(|| {
+        let mut twin = config.clone();
+        twin.alpn_protocols.clear();
+        Arc::new(twin)
+    });
     Ok(PolicyConfig {
         config: Arc::new(config),
+        no_alpn,
         verifier,
         tickets: !input.options.no_tls_tickets,
     })
+}
+
+/// Loads a PEM file of CRLs (`crl-file`).
+pub fn load_crls(path: &Path) -> Result<Vec<CertificateRevocationListDer<'static>>, TlsDiag> {
+    let data = cert::read_file(path)?;
+    let crls: Vec<CertificateRevocationListDer<'static>> =
+        CertificateRevocationListDer::pem_slice_iter(&data)
+            .collect::<Result<_, _>>()
+            .map_err(|e| TlsDiag::alert(Some(path), format!("bad PEM (CRL): {e}")))?;
+    if crls.is_empty() {
+        return Err(TlsDiag::alert(Some(path), "no CRL in this file"));
+    }
+    Ok(crls)
 }
 
 /// Loads a CA bundle into a root store.
@@ -462,12 +554,7 @@ fn client_verifier(
     let mut builder =
         WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone());
     if let Some(crl) = &input.crl_file {
-        let data = cert::read_file(crl)?;
-        let crls: Vec<CertificateRevocationListDer<'static>> =
-            CertificateRevocationListDer::pem_slice_iter(&data)
-                .collect::<Result<_, _>>()
-                .map_err(|e| TlsDiag::alert(Some(crl), format!("bad PEM (CRL): {e}")))?;
-        builder = builder.with_crls(crls);
+        builder = builder.with_crls(load_crls(crl)?);
     }
     if verify == Verify::Optional {
         builder = builder.allow_unauthenticated();

@@ -98,7 +98,11 @@ pub fn load_cert(
     })?;
     let ocsp = PathBuf::from(format!("{}.ocsp", path.display()));
     if ocsp.is_file() {
-        certified.ocsp = Some(read_file(&ocsp)?);
+        let response = read_file(&ocsp)?;
+        if !crate::der::is_one_sequence(&response) {
+            return Err(TlsDiag::alert(Some(&ocsp), "not a DER OCSP response"));
+        }
+        certified.ocsp = Some(response);
     }
     check_validity(path, &info, now_unix, warnings);
     let mut names: Vec<String> = info

@@ -2,8 +2,9 @@
 //!
 //! HAProxy's rules kept: servers are verified by default (`verify required`) unless
 //! `ssl-server-verify none`; `verify required` without `ca-file` is an error; the certificate
-//! name is checked against the SNI sent, and only the chain when no SNI is sent (the engine
-//! then passes the server's IP as the name).
+//! name is checked against `verifyhost` when set, else against the SNI sent, and only the
+//! chain is checked when neither (the engine then passes the server's IP as the name);
+//! `crl-file` lists revoked server certificates.
 
 use std::fmt;
 use std::net::IpAddr;
@@ -123,10 +124,32 @@ pub fn build_server(
             let ca = cert::with_base(globals.ca_base.as_deref(), ca);
             match load_roots(&ca) {
                 Ok(roots) => {
-                    match WebPkiServerVerifier::builder_with_provider(Arc::new(roots), prov.clone())
-                        .build()
+                    let mut builder =
+                        WebPkiServerVerifier::builder_with_provider(Arc::new(roots), prov.clone());
+                    if let Some(crl) = &ssl.crl_file {
+                        let crl = cert::with_base(globals.ca_base.as_deref(), crl);
+                        match crate::bind::load_crls(&crl) {
+                            Ok(crls) => builder = builder.with_crls(crls),
+                            Err(d) => diags.push(d),
+                        }
+                    }
+                    let host = match ssl
+                        .verifyhost
+                        .as_deref()
+                        .map(|h| ServerName::try_from(h.to_string()))
                     {
-                        Ok(inner) => Some(Arc::new(ChainVerifier { inner })),
+                        Some(Ok(h)) => Some(h),
+                        Some(Err(e)) => {
+                            diags.push(TlsDiag::alert(
+                                None,
+                                format!("'verifyhost' : invalid name: {e}"),
+                            ));
+                            None
+                        }
+                        None => None,
+                    };
+                    match builder.build() {
+                        Ok(inner) => Some(Arc::new(ChainVerifier { inner, host })),
                         Err(e) => {
                             diags.push(TlsDiag::alert(
                                 Some(&ca),
@@ -214,6 +237,8 @@ impl ResolvesClientCert for FixedClientCert {
 #[derive(Debug)]
 struct ChainVerifier {
     inner: Arc<WebPkiServerVerifier>,
+    /// `verifyhost`: checked instead of the name the connection was made with.
+    host: Option<ServerName<'static>>,
 }
 
 impl ServerCertVerifier for ChainVerifier {
@@ -225,15 +250,14 @@ impl ServerCertVerifier for ChainVerifier {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, Error> {
+        let name = self.host.as_ref().unwrap_or(server_name);
         match self
             .inner
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+            .verify_server_cert(end_entity, intermediates, name, ocsp, now)
         {
             Err(Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
-            )) if matches!(server_name, ServerName::IpAddress(_)) => {
-                Ok(ServerCertVerified::assertion())
-            }
+            )) if matches!(name, ServerName::IpAddress(_)) => Ok(ServerCertVerified::assertion()),
             other => other,
         }
     }

@@ -89,6 +89,13 @@ const GENERALIZED_TIME: u8 = 0x18;
 const BMP_STRING: u8 = 0x1e;
 const OID_SAN: &[u8] = &[0x55, 0x1d, 0x11];
 
+/// Whether `data` is exactly one DER SEQUENCE (a sanity check of `.ocsp` files, which hold a
+/// DER `OCSPResponse`).
+pub fn is_one_sequence(data: &[u8]) -> bool {
+    let mut r = Reader::new(data);
+    r.expect(SEQUENCE, "sequence").is_ok() && r.is_empty()
+}
+
 /// One attribute of a distinguished name, in certificate order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DnEntry {
@@ -185,7 +192,8 @@ impl Asn1Time {
 /// The fields of an X.509 certificate ringlb reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertInfo {
-    /// Serial number content bytes as encoded (HAProxy's `ssl_c_serial`, leading 0 kept).
+    /// Serial number magnitude bytes, without DER's sign byte, as OpenSSL stores it and HAProxy
+    /// returns it in `ssl_c_serial` (`0x00F1E2` → `F1E2`; checked against haproxy 2.6).
     pub serial: Vec<u8>,
     pub issuer: Dn,
     pub subject: Dn,
@@ -204,7 +212,10 @@ impl CertInfo {
         if r.peek_tag() == Some(0xa0) {
             r.next("version")?;
         }
-        let serial = r.expect(INTEGER, "serialNumber")?.to_vec();
+        let serial = match r.expect(INTEGER, "serialNumber")? {
+            [0, rest @ ..] if rest.first().is_some_and(|b| b & 0x80 != 0) => rest.to_vec(),
+            bytes => bytes.to_vec(),
+        };
         r.expect(SEQUENCE, "signature algorithm")?;
         let issuer = parse_name(r.expect(SEQUENCE, "issuer")?)?;
         let mut validity = Reader::new(r.expect(SEQUENCE, "validity")?);

@@ -6,7 +6,7 @@
 //!   `key-base`, `.key` and `.ocsp` companions) and SNI selection ([`cert`], [`store`]);
 //! - mapping HAProxy's TLS policy words onto rustls ([`policy`], [`verify`]);
 //! - building per-bind and per-server configs at startup with diagnostics that name the file
-//!   ([`build_bind`], [`build_server`]) and per-shard copies with their session cache
+//!   ([`build_config`] for a whole configuration, or [`build_bind`], [`build_server`]) and per-shard copies with their session cache
 //!   ([`BindTls::for_shard`], [`ServerTls::for_shard`]) and shared ticket keys ([`TlsShared`]);
 //! - the per-connection wrappers the engine drives ([`TlsSession`], [`TlsClientSession`]) and
 //!   the facts for the rules engine ([`TlsFacts`]).
@@ -16,6 +16,7 @@
 pub mod bind;
 pub mod cert;
 pub mod client;
+pub mod config;
 pub mod der;
 pub mod diag;
 pub mod policy;
@@ -26,5 +27,19 @@ pub mod verify;
 
 pub use bind::{build_bind, provider, BindTls, ShardTls, TlsGlobals, TlsShared};
 pub use client::{build_server, server_name, ServerTls, TlsClientSession};
+pub use config::{build_config, ConfigTls};
 pub use diag::{Severity, TlsDiag};
 pub use session::{ClientCert, DnFormat, TlsError, TlsFacts, TlsSession};
+
+/// What the engine relies on: startup products cross threads (built on the control shard,
+/// sent to workers); sessions may move with their connection.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    const fn send<T: Send>() {}
+    send_sync::<BindTls>();
+    send_sync::<ShardTls>();
+    send_sync::<ServerTls>();
+    send_sync::<TlsShared>();
+    send::<TlsSession>();
+    send::<TlsClientSession>();
+};

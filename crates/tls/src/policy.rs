@@ -135,6 +135,17 @@ pub fn openssl_cipher_name(suite: SupportedCipherSuite) -> &'static str {
         .unwrap_or("(unknown)")
 }
 
+/// The key type a TLSv1.2 suite authenticates with; `None` for other suites.
+pub fn tls12_signature_algorithm(id: rustls::CipherSuite) -> Option<rustls::SignatureAlgorithm> {
+    TLS12_CIPHERS
+        .iter()
+        .find(|c| c.suite.suite() == id)
+        .map(|c| match c.auth {
+            Auth::Ecdsa => rustls::SignatureAlgorithm::ECDSA,
+            Auth::Rsa => rustls::SignatureAlgorithm::RSA,
+        })
+}
+
 /// HAProxy's protocol name (`ssl_fc_protocol`).
 pub fn protocol_name(v: rustls::ProtocolVersion) -> &'static str {
     match v {

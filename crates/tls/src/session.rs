@@ -31,6 +31,8 @@ pub enum TlsError {
     Buffer(io::Error),
     /// No certificate for the requested name (`strict-sni`).
     NoCertificate,
+    /// The session already failed; only its alert is left to send.
+    Failed,
 }
 
 impl fmt::Display for TlsError {
@@ -39,6 +41,7 @@ impl fmt::Display for TlsError {
             TlsError::Tls(e) => write!(f, "TLS error: {e}"),
             TlsError::Buffer(e) => write!(f, "TLS buffer error: {e}"),
             TlsError::NoCertificate => f.write_str("no certificate for the requested server name"),
+            TlsError::Failed => f.write_str("the TLS session has already failed"),
         }
     }
 }
@@ -60,8 +63,9 @@ pub(crate) mod pipe {
             match conn.read_tls(&mut ct) {
                 Ok(0) => break,
                 Ok(_) => {}
-                // rustls refuses more until plaintext is taken: report what was consumed.
-                Err(e) if e.kind() == io::ErrorKind::Other && total != ct.len() => break,
+                // rustls refuses more until plaintext is taken ("received plaintext buffer
+                // full"): report what was consumed, possibly nothing (backpressure).
+                Err(e) if e.kind() == io::ErrorKind::Other => break,
                 Err(e) => return Err(TlsError::Buffer(e)),
             }
             let state = conn.process_new_packets().map_err(TlsError::Tls)?;
@@ -236,8 +240,9 @@ impl TlsSession {
         }
     }
 
-    /// Feeds received ciphertext; returns how many bytes were consumed (all of them unless the
-    /// plaintext buffer is full: take plaintext, then feed the rest).
+    /// Feeds received ciphertext; returns how many bytes were consumed: all of them, unless
+    /// rustls's plaintext buffer is full (take plaintext, then feed the rest; `Ok(0)` is
+    /// backpressure, never an error) or the peer sent close_notify (bytes after it are dropped).
     pub fn feed(&mut self, ct: &[u8]) -> Result<usize, TlsError> {
         let mut used = 0;
         if let State::Accepting(acc) = &mut self.state {
@@ -279,7 +284,7 @@ impl TlsSession {
                 }
                 Ok(used + n)
             }
-            State::Failed => Err(TlsError::NoCertificate),
+            State::Failed => Err(TlsError::Failed),
             State::Accepting(_) => Ok(used),
         }
     }
@@ -287,10 +292,11 @@ impl TlsSession {
     /// ClientHello read: SNI picks the policy, then the handshake proper starts.
     fn start(&mut self, accepted: rustls::server::Accepted) -> Result<(), TlsError> {
         let hello = accepted.client_hello();
-        let entry = self
-            .shard
-            .index
-            .lookup(hello.server_name(), hello.signature_schemes());
+        let entry = self.shard.index.lookup(
+            hello.server_name(),
+            hello.signature_schemes(),
+            hello.cipher_suites(),
+        );
         let Some(policy) = entry.map(|e| e.config) else {
             // strict-sni and no match: refuse with an alert from the default policy.
             self.state = State::Failed;
@@ -302,7 +308,12 @@ impl TlsSession {
             }
             return Err(TlsError::NoCertificate);
         };
-        let Some(cfg) = self.shard.policies.get(policy).map(|p| p.config.clone()) else {
+        let Some(cfg) = self
+            .shard
+            .policies
+            .get(policy)
+            .map(|p| p.config_for(hello.alpn()))
+        else {
             self.state = State::Failed;
             return Err(TlsError::NoCertificate);
         };

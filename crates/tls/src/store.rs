@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::SignatureScheme;
+use rustls::{CipherSuite, SignatureAlgorithm, SignatureScheme};
 
 use crate::cert::LoadedCert;
 
@@ -88,8 +88,15 @@ impl SniIndex {
     }
 
     /// The entry for `sni`: exact names first, then wildcards, then the default (first) entry
-    /// unless `strict-sni`. Among several, the first whose key the client can verify.
-    pub fn lookup(&self, sni: Option<&str>, schemes: &[SignatureScheme]) -> Option<&SniEntry> {
+    /// unless `strict-sni`. Among several certificates for a name (an RSA and an ECDSA one),
+    /// the first ECDSA one the client can use, else the first it can use (its signature
+    /// schemes, and for a TLSv1.2-only client its cipher suites, decide), as HAProxy does.
+    pub fn lookup(
+        &self,
+        sni: Option<&str>,
+        schemes: &[SignatureScheme],
+        suites: &[CipherSuite],
+    ) -> Option<&SniEntry> {
         if let Some(name) = sni {
             let lower;
             let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
@@ -103,7 +110,7 @@ impl SniIndex {
                 .split_once('.')
                 .and_then(|(_, rest)| self.wildcard.get(rest));
             for list in [exact, wild].into_iter().flatten() {
-                if let Some(e) = self.pick(list, name, schemes) {
+                if let Some(e) = self.pick(list, name, schemes, suites) {
                     return Some(e);
                 }
             }
@@ -114,17 +121,46 @@ impl SniIndex {
         self.entries.first()
     }
 
-    fn pick(&self, list: &[usize], name: &str, schemes: &[SignatureScheme]) -> Option<&SniEntry> {
+    fn pick(
+        &self,
+        list: &[usize],
+        name: &str,
+        schemes: &[SignatureScheme],
+        suites: &[CipherSuite],
+    ) -> Option<&SniEntry> {
         let candidates: Vec<&SniEntry> = list
             .iter()
             .filter_map(|&i| self.entries.get(i))
             .filter(|e| !e.negatives.iter().any(|n| matches_pattern(n, name)))
             .collect();
-        let usable = candidates
+        let usable: Vec<&SniEntry> = candidates
             .iter()
-            .find(|e| schemes.is_empty() || e.cert.key.key.choose_scheme(schemes).is_some());
-        usable.or(candidates.first()).copied()
+            .copied()
+            .filter(|e| client_can_use(e, schemes, suites))
+            .collect();
+        let ecdsa = usable
+            .iter()
+            .find(|e| e.cert.key.key.algorithm() == SignatureAlgorithm::ECDSA);
+        ecdsa.or(usable.first()).or(candidates.first()).copied()
     }
+}
+
+/// Whether the client can be served this certificate: it accepts one of the key's
+/// signature schemes and, unless it offers TLSv1.3, a TLSv1.2 suite for the key's type.
+fn client_can_use(e: &SniEntry, schemes: &[SignatureScheme], suites: &[CipherSuite]) -> bool {
+    if schemes.is_empty() {
+        return true;
+    }
+    if e.cert.key.key.choose_scheme(schemes).is_none() {
+        return false;
+    }
+    let alg = e.cert.key.key.algorithm();
+    suites.is_empty()
+        || suites.iter().any(|s| {
+            let id = u16::from(*s);
+            (0x1301..=0x1305).contains(&id)
+                || crate::policy::tls12_signature_algorithm(*s) == Some(alg)
+        })
 }
 
 /// rustls hook: serves the certificate [`SniIndex::lookup`] picks.
@@ -134,7 +170,11 @@ pub struct SniResolver(pub Arc<SniIndex>);
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         self.0
-            .lookup(hello.server_name(), hello.signature_schemes())
+            .lookup(
+                hello.server_name(),
+                hello.signature_schemes(),
+                hello.cipher_suites(),
+            )
             .map(|e| e.cert.key.clone())
     }
 }

@@ -3,8 +3,9 @@
 //! codes for `ssl_c_verify`.
 //!
 //! webpki does not report the chain depth of an error, so the ignore lists use this rule:
-//! an unknown issuer is a depth>0 error (`ca-ignore-err`) when the client sent intermediates
-//! and a depth-0 error (`crt-ignore-err`) when it sent its leaf alone, as OpenSSL reports it;
+//! an unknown issuer is a depth>0 error (`ca-ignore-err`, code 20) when the client sent
+//! intermediates and a depth-0 error (`crt-ignore-err`, code 21, or 18 for a self-signed
+//! leaf) when it sent its leaf alone, as OpenSSL reports it (checked against haproxy 2.6);
 //! CRL errors are depth>0; every other error (expired, not yet valid, revoked, bad signature,
 //! bad purpose) is about the leaf (depth 0).
 
@@ -26,6 +27,7 @@ pub mod code {
     pub const CRL_HAS_EXPIRED: u32 = 12;
     pub const DEPTH_ZERO_SELF_SIGNED_CERT: u32 = 18;
     pub const UNABLE_TO_GET_ISSUER_CERT_LOCALLY: u32 = 20;
+    pub const UNABLE_TO_VERIFY_LEAF_SIGNATURE: u32 = 21;
     pub const CERT_REVOKED: u32 = 23;
     pub const INVALID_PURPOSE: u32 = 26;
     pub const HOSTNAME_MISMATCH: u32 = 62;
@@ -89,6 +91,8 @@ pub fn classify(
         CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
             (code::HOSTNAME_MISMATCH, true)
         }
+        // OpenSSL: a lone leaf whose issuer is unknown is 21 (18 when self-signed); with
+        // intermediates sent, the missing issuer is above the leaf (20 at depth > 0).
         CertificateError::UnknownIssuer => {
             if intermediates.is_empty() {
                 let self_signed =
@@ -96,7 +100,7 @@ pub fn classify(
                 if self_signed {
                     (code::DEPTH_ZERO_SELF_SIGNED_CERT, true)
                 } else {
-                    (code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY, true)
+                    (code::UNABLE_TO_VERIFY_LEAF_SIGNATURE, true)
                 }
             } else {
                 (code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY, false)
@@ -221,7 +225,7 @@ mod tests {
         let e = Error::InvalidCertificate(CertificateError::Expired);
         assert_eq!(classify(&e, &leaf, &[]), (10, true));
         let e = Error::InvalidCertificate(CertificateError::UnknownIssuer);
-        assert_eq!(classify(&e, &leaf, &[]), (20, true));
+        assert_eq!(classify(&e, &leaf, &[]), (21, true));
         assert_eq!(classify(&e, &leaf, &inter), (20, false));
         let e = Error::InvalidCertificate(CertificateError::Revoked);
         assert_eq!(classify(&e, &leaf, &[]), (23, true));

@@ -180,3 +180,31 @@ fn verify_defaults_follow_haproxy() {
     assert_eq!(c.protocol(), "TLSv1.2");
     assert_eq!(s.facts().unwrap().protocol, "TLSv1.2");
 }
+
+#[test]
+fn verifyhost_overrides_the_sni_for_the_name_check() {
+    let p = pki("verifyhost");
+    let ca = p.file("ca.pem").display().to_string();
+    let (sh, st) = configs(
+        &p,
+        "",
+        &format!("verify required ca-file {ca} verifyhost b.test"),
+        "",
+    )
+    .unwrap();
+    let mut c =
+        TlsClientSession::new(st.for_shard(), server_name(Some("other.test"), LOCAL)).unwrap();
+    let mut s = TlsSession::new(sh.clone());
+    run(&mut c, &mut s).unwrap();
+    assert_eq!(s.facts().unwrap().sni.as_deref(), Some("other.test"));
+    let (_, st) = configs(
+        &p,
+        "",
+        &format!("verify required ca-file {ca} verifyhost c.test"),
+        "",
+    )
+    .unwrap();
+    let mut c = TlsClientSession::new(st.for_shard(), server_name(Some("b.test"), LOCAL)).unwrap();
+    let mut s = TlsSession::new(sh);
+    assert!(run(&mut c, &mut s).unwrap_err().contains("client"));
+}

@@ -119,6 +119,14 @@ fn ocsp_companion_is_stapled() {
         .find(|c| c.file.ends_with("a.pem"))
         .unwrap();
     assert!(a.key.ocsp.is_none());
+    // A PEM instead of DER in the .ocsp file is an error naming it.
+    std::fs::write(dir.join("a.pem.ocsp"), b"-----BEGIN OCSP-----\n").unwrap();
+    let (b, cfg) = bind_cfg(&p.dir.0, "", &format!("ssl crt {}", dir.display()));
+    let e = build_bind(&b, &TlsGlobals::from_global(&cfg.global), now_unix()).unwrap_err();
+    assert!(
+        e[0].to_string().contains("a.pem.ocsp") && e[0].to_string().contains("OCSP"),
+        "{e:?}"
+    );
 }
 
 #[test]
@@ -368,6 +376,26 @@ fn versions_ciphers_and_alpn() {
     assert_eq!(f.cipher, "TLS_AES_256_GCM_SHA384");
     assert_eq!(f.alpn.as_deref(), Some(&b"http/1.1"[..]));
     assert!(!f.session_reused && !f.ssl_c_used());
+    // No common ALPN protocol: the handshake goes on without ALPN, as HAProxy does.
+    let (sh2, _) = setup(&p, "", &format!("{crt} alpn h2"));
+    let cc = ClientOpts {
+        alpn: &["http/1.1"],
+        ..ClientOpts::new(&ca)
+    }
+    .build();
+    let mut c = connect(&cc, "a.test");
+    let mut s = TlsSession::new(sh2.clone());
+    handshake(&mut c, &mut s).unwrap();
+    assert_eq!(s.facts().unwrap().alpn, None);
+    let cc = ClientOpts {
+        alpn: &["http/1.1", "h2"],
+        ..ClientOpts::new(&ca)
+    }
+    .build();
+    let mut c = connect(&cc, "a.test");
+    let mut s = TlsSession::new(sh2);
+    handshake(&mut c, &mut s).unwrap();
+    assert_eq!(s.facts().unwrap().alpn.as_deref(), Some(&b"h2"[..]));
     // The guide's global settings: ciphers for TLSv1.2, min TLSv1.2.
     let global =
         "  ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256\n  \
@@ -694,4 +722,145 @@ fn application_data_and_close_notify() {
 
 fn s_shard(p: &Pki, dir: &std::path::Path) -> Arc<ringlb_tls::ShardTls> {
     setup(p, "", &format!("ssl crt {}", dir.display())).0
+}
+
+#[test]
+fn rsa_and_ecdsa_certificates_for_one_name() {
+    let p = Pki::new("dual");
+    p.leaf("r", "/O=rsa/CN=dual.test", &["dual.test"], "1", true, false);
+    p.leaf(
+        "e",
+        "/O=ecdsa/CN=dual.test",
+        &["dual.test"],
+        "2",
+        false,
+        false,
+    );
+    p.combined("r", &p.file("r.pem"), true);
+    p.combined("e", &p.file("e.pem"), true);
+    let opts = format!(
+        "ssl crt {} crt {}",
+        p.file("r.pem").display(),
+        p.file("e.pem").display()
+    );
+    let (sh, _) = setup(&p, "", &opts);
+    let ca = p.file("ca.pem");
+    let org = |c: &rustls::ClientConnection| {
+        let der = c.peer_certificates().unwrap()[0].clone();
+        let info = ringlb_tls::der::CertInfo::parse(&der).unwrap();
+        info.subject.field("O", 0).unwrap().to_string()
+    };
+    // A modern client gets the ECDSA certificate although the RSA one comes first.
+    let cc = ClientOpts::new(&ca).build();
+    let mut c = connect(&cc, "dual.test");
+    let mut s = TlsSession::new(sh.clone());
+    handshake(&mut c, &mut s).unwrap();
+    assert_eq!(org(&c), "ecdsa");
+    // A TLSv1.2 client with RSA suites only gets the RSA one.
+    let rsa_only =
+        vec![rustls::crypto::aws_lc_rs::cipher_suite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256];
+    let v12: &[&'static rustls::SupportedProtocolVersion] = &[&rustls::version::TLS12];
+    let cc = ClientOpts {
+        versions: v12,
+        suites: Some(rsa_only),
+        ..ClientOpts::new(&ca)
+    }
+    .build();
+    let mut c = connect(&cc, "dual.test");
+    let mut s = TlsSession::new(sh);
+    handshake(&mut c, &mut s).unwrap();
+    assert_eq!(org(&c), "rsa");
+    assert_eq!(s.facts().unwrap().cipher, "ECDHE-RSA-AES128-GCM-SHA256");
+}
+
+#[test]
+fn crl_file_refuses_revoked_client_certificates() {
+    let p = pki("crl");
+    p.leaf("client2", "/CN=client2", &[], "0x99", false, true);
+    let d = &p.dir.0;
+    std::fs::write(
+        d.join("ca.cnf"),
+        "[ca]\ndefault_ca = d\n[d]\ndatabase = index.txt\ncrlnumber = crlnumber\ndefault_md = sha256\ndefault_crl_days = 30\n",
+    )
+    .unwrap();
+    std::fs::write(d.join("index.txt"), "").unwrap();
+    std::fs::write(d.join("crlnumber"), "01\n").unwrap();
+    let ca_args = ["-config", "ca.cnf", "-keyfile", "ca.key", "-cert", "ca.pem"];
+    let mut revoke = vec!["ca", "-revoke", "client1.crt"];
+    revoke.extend(ca_args);
+    openssl(&revoke, d);
+    let mut gencrl = vec!["ca", "-gencrl", "-out", "crl.pem"];
+    gencrl.extend(ca_args);
+    openssl(&gencrl, d);
+    let dir = certs_dir(&p);
+    let ca = p.file("ca.pem");
+    let base = format!(
+        "ssl crt {} ca-file {} crl-file {} verify required",
+        dir.display(),
+        ca.display(),
+        p.file("crl.pem").display()
+    );
+    let try_client = |opts: &str, name: &str| {
+        let (sh, _) = setup(&p, "", opts);
+        let (crt, key) = (
+            p.file(&format!("{name}.crt")),
+            p.file(&format!("{name}.key")),
+        );
+        let cc = ClientOpts {
+            client_cert: Some((&crt, &key)),
+            ..ClientOpts::new(&ca)
+        }
+        .build();
+        let mut c = connect(&cc, "a.test");
+        let mut s = TlsSession::new(sh);
+        handshake(&mut c, &mut s).map(|_| s.facts().unwrap().ssl_c_verify())
+    };
+    assert!(try_client(&base, "client1").is_err(), "revoked");
+    assert_eq!(try_client(&base, "client2"), Ok(0));
+    let ignore = format!("{base} crt-ignore-err 23");
+    assert_eq!(
+        try_client(&ignore, "client1"),
+        Ok(23),
+        "X509_V_ERR_CERT_REVOKED let through"
+    );
+}
+
+#[test]
+fn feed_applies_backpressure_until_plaintext_is_taken() {
+    use std::io::Write;
+    let p = pki("backpressure");
+    let dir = certs_dir(&p);
+    let (sh, _) = setup(&p, "", &format!("ssl crt {}", dir.display()));
+    let cc = ClientOpts::new(&p.file("ca.pem")).build();
+    let mut c = connect(&cc, "a.test");
+    let mut s = TlsSession::new(sh);
+    handshake(&mut c, &mut s).unwrap();
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let mut wire = Vec::new();
+    for chunk in body.chunks(16_384) {
+        c.writer().write_all(chunk).unwrap();
+        while c.wants_write() {
+            c.write_tls(&mut wire).unwrap();
+        }
+    }
+    let mut off = 0;
+    let mut plain = Vec::new();
+    let mut stalls = 0;
+    while off < wire.len() {
+        let n = s.feed(&wire[off..]).unwrap();
+        if n == 0 {
+            stalls += 1;
+            assert!(
+                s.take_plaintext(&mut plain).unwrap() > 0,
+                "a stall means plaintext is waiting"
+            );
+        }
+        off += n;
+    }
+    s.take_plaintext(&mut plain).unwrap();
+    assert!(
+        stalls > 0,
+        "200 kB without taking plaintext must hit rustls's buffer limit"
+    );
+    assert_eq!(plain, body);
 }

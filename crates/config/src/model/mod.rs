@@ -649,8 +649,12 @@ pub struct ServerSsl {
     pub enabled: bool,
     pub verify: Option<Verify>,
     pub ca_file: Option<PathBuf>,
+    /// `crl-file`: revoked server certificates.
+    pub crl_file: Option<PathBuf>,
     pub crt: Option<PathBuf>,
     pub sni: Option<String>,
+    /// `verifyhost`: the name the server certificate must carry (instead of the SNI).
+    pub verifyhost: Option<String>,
     pub alpn: Vec<String>,
     pub ciphers: Option<String>,
     pub ciphersuites: Option<String>,

@@ -411,6 +411,11 @@ fn apply(s: &mut ServerParams, name: &str, value: Option<String>, bases: &super:
             s.ssl.crt = Some(v.into());
         }
         "sni" => s.ssl.sni = value,
+        "verifyhost" => s.ssl.verifyhost = value,
+        "crl-file" => {
+            check_pem(&bases.ca(&v), "X509 CRL")?;
+            s.ssl.crl_file = Some(v.into());
+        }
         "alpn" => s.ssl.alpn = v.split(',').map(str::to_string).collect(),
         "ciphers" => s.ssl.ciphers = value,
         "ciphersuites" => s.ssl.ciphersuites = value,

@@ -94,7 +94,7 @@ impl Pki {
                 "-days",
                 "30",
                 "-subj",
-                "/C=FR/O=Test CA/CN=Test Root",
+                &format!("/C=FR/O=Test CA/CN=Root {tag}"),
                 "-out",
                 "ca.pem",
             ],
