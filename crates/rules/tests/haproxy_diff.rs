@@ -162,3 +162,76 @@ fn same_answers_as_haproxy() {
         failures.join("\n")
     );
 }
+
+struct LogHost;
+
+impl SampleSource for LogHost {
+    fn now_ms(&self) -> i64 {
+        1_795_516_200_000
+    }
+    fn random_u64(&self) -> u64 {
+        7
+    }
+    fn src(&self) -> Option<SocketAddr> {
+        Some("127.0.0.1:40000".parse().unwrap())
+    }
+    fn frontend_name(&self) -> Option<&str> {
+        Some("f")
+    }
+    /// haproxy logs the frontend as `%b` when no backend was selected (a `return`).
+    fn backend_name(&self) -> Option<&str> {
+        Some("f")
+    }
+}
+
+impl RuleHost for LogHost {}
+
+#[test]
+fn same_log_lines_as_haproxy() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/haproxy_logs.tsv"
+    ))
+    .unwrap();
+    let mut lines = text.lines();
+    let fmt = lines.next().unwrap().split_once("format: ").unwrap().1;
+    let cfg = format!(
+        "defaults\n mode http\n timeout connect 1s\n timeout client 5s\n timeout server 5s\n\
+         frontend f\n bind 127.0.0.1:8080\n log-format \"{}\"\n\
+         http-request set-var(txn.q) req.hdr(x-q)\n http-request set-var(txn.p) path\n\
+         http-request return status 200 content-type text/plain string ok\n",
+        escape_cfg(fmt)
+    );
+    let loaded = ringlb_config::parse_str("logs.cfg", &cfg).unwrap_or_else(|d| panic!("{d}"));
+    let rules = ProxyRules::frontend(loaded.config.frontend("f").unwrap(), &loaded.config).unwrap();
+    let lf = rules.log_format.as_ref().expect("log-format compiled");
+    let mut n = 0;
+    for line in lines {
+        let (reqline, want) = line.split_once('\t').unwrap();
+        let mut parts = reqline.splitn(3, ' ');
+        let (m, uri, ver) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let host = if uri.contains("://") {
+            "h.example:8080"
+        } else {
+            "h"
+        };
+        let mut msg = HttpMessage::request(m.as_bytes(), uri.as_bytes(), ver.as_bytes());
+        msg.push_header(b"Host", host.as_bytes());
+        msg.push_header(b"X-Q", b"q\"u]o\\te");
+        msg.push_header(b"Content-Length", b"0");
+        let mut txn = Txn::new(msg);
+        assert!(matches!(
+            rules.http_request(&mut LogHost, &mut txn),
+            Verdict::Return(_)
+        ));
+        let mut out = Vec::new();
+        lf.render(ringlb_rules::Ctx::new(&LogHost, &txn), &mut out);
+        assert_eq!(String::from_utf8_lossy(&out), want, "{reqline}");
+        n += 1;
+    }
+    assert_eq!(n, 5);
+}
