@@ -122,9 +122,6 @@ pub enum Conv {
     CutCrlf,
     /// Passes the sample through (`debug`).
     Nop,
-    /// `set-var(name)` as a converter: sets and passes the sample through (done by the
-    /// rule runner; in pure evaluation it only passes through).
-    SetVar(Box<str>),
     HostOnly,
     PortOnly,
 }
@@ -378,10 +375,10 @@ impl Conv {
             "debug" => Conv::Nop,
             "host_only" => (n(0, 0)?, Conv::HostOnly).1,
             "port_only" => (n(0, 0)?, Conv::PortOnly).1,
-            "set-var" => {
-                n(1, 1)?;
-                check_var_name(&a(0))?;
-                Conv::SetVar(a(0).into())
+            "set-var" | "unset-var" => {
+                return Err(format!(
+                    "converter '{name}' is not supported by ringlb yet; use the 'http-request {name}(<var>)' action instead"
+                ))
             }
             _ if name == "map" || name.starts_with("map_") => {
                 n(1, 2)?;
@@ -519,7 +516,7 @@ impl Conv {
                     }
                 }
             }
-            C::Nop | C::SetVar(_) => s,
+            C::Nop => s,
             C::HostOnly | C::PortOnly => {
                 let b = s.into_bytes();
                 let split = host_port_split(&b);

@@ -66,6 +66,8 @@ pub use rules::{Action, HttpReply, RuleList, Verdict};
 pub use sample::Sample;
 
 #[cfg(test)]
+mod robust;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_rules;
