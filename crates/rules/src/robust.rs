@@ -22,7 +22,7 @@ impl Rng {
         (0..n)
             .map(|_| {
                 let r = self.next();
-                if r % 4 == 0 {
+                if r.is_multiple_of(4) {
                     r as u8
                 } else {
                     ALPHA[(r >> 8) as usize % ALPHA.len()]
