@@ -388,6 +388,13 @@ impl Conv {
                     args.get(1).map(String::as_str),
                 )?))
             }
+            "in_table" => {
+                n(1, 1)?;
+                Conv::Table(TableConv {
+                    what: "in_table".into(),
+                    table: a(0).into(),
+                })
+            }
             _ if name.starts_with("table_") => {
                 n(1, 1)?;
                 Conv::Table(TableConv {

@@ -7,8 +7,8 @@
 //! At startup, per proxy (shared read-only by all shards; everything is `Send + Sync` and
 //! `Arc`-free):
 //! ```text
-//! let fe_rules = ProxyRules::frontend(&fe, &cfg)?;   // CompileError: file:line, keyword, msg
-//! let be_rules = ProxyRules::backend(&be, &cfg)?;
+//! let all = ConfigRules::compile(&cfg)?;   // Err(Vec<CompileError>): file:line, keyword, msg
+//! let fe_rules = all.frontend("fe_main");  // or ProxyRules::frontend(&fe, &cfg)?
 //! ```
 //! Per request:
 //! ```text
@@ -63,7 +63,7 @@ pub use logformat::{
     LogFormat, LogValue, LogVar, CLF_FORMAT, HTTPLOG_FORMAT, HTTPSLOG_FORMAT, TCPLOG_FORMAT,
 };
 pub use message::HttpMessage;
-pub use proxy::{BackendTarget, ProxyRules, TcpPhase, TcpVerdict};
+pub use proxy::{BackendTarget, ConfigRules, ProxyRules, TcpPhase, TcpVerdict};
 pub use rules::{Action, HttpReply, RuleList, Verdict};
 pub use sample::Sample;
 

@@ -20,6 +20,48 @@ use crate::message::HttpMessage;
 use crate::rules::{compile_http_rules, RuleList, Verdict};
 use crate::sample::Sample;
 
+/// The compiled rules of every proxy of a configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigRules {
+    /// In `Config::frontends` order.
+    pub frontends: Vec<ProxyRules>,
+    /// In `Config::backends` order.
+    pub backends: Vec<ProxyRules>,
+}
+
+impl ConfigRules {
+    /// Compiles every frontend and backend, collecting all errors (for `-c`).
+    pub fn compile(cfg: &Config) -> Result<ConfigRules, Vec<CompileError>> {
+        let mut errors = Vec::new();
+        let mut out = ConfigRules::default();
+        for fe in &cfg.frontends {
+            match ProxyRules::frontend(fe, cfg) {
+                Ok(r) => out.frontends.push(r),
+                Err(e) => errors.push(e),
+            }
+        }
+        for be in &cfg.backends {
+            match ProxyRules::backend(be, cfg) {
+                Ok(r) => out.backends.push(r),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn frontend(&self, name: &str) -> Option<&ProxyRules> {
+        self.frontends.iter().find(|r| r.name == name)
+    }
+
+    pub fn backend(&self, name: &str) -> Option<&ProxyRules> {
+        self.backends.iter().find(|r| r.name == name)
+    }
+}
+
 /// Resolves `http_auth(<userlist>)` against the config's userlists.
 #[derive(Debug, Clone, Copy)]
 pub struct Userlists<'a>(pub &'a [ModelUserlist]);

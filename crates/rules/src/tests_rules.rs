@@ -734,3 +734,21 @@ fn basic_auth_with_sha512_crypt_password() {
         "realm defaults to the proxy name"
     );
 }
+
+#[test]
+fn whole_config_compiles_and_collects_every_error() {
+    let text = "defaults\n mode http\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n\
+        frontend a\n bind 127.0.0.1:8080\n http-request set-header X %[src,ipmask(40)]\n default_backend b\n\
+        frontend ok\n bind 127.0.0.1:8081\n default_backend b\n\
+        backend b\n http-request replace-uri ( x\n server s1 127.0.0.1:9000\n";
+    let l = ringlb_config::parse_str("t.cfg", text).unwrap_or_else(|d| panic!("{d}"));
+    let errs = crate::ConfigRules::compile(&l.config).unwrap_err();
+    let lines: Vec<u32> = errs.iter().map(|e| e.loc.line).collect();
+    assert_eq!(lines, [8, 14], "{errs:?}");
+    assert!(errs[0].msg.contains("invalid IPv4 mask"), "{}", errs[0]);
+    let good = "defaults\n mode http\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n\
+        frontend ok\n bind 127.0.0.1:8081\n default_backend b\nbackend b\n server s1 127.0.0.1:9000\n";
+    let l = ringlb_config::parse_str("t.cfg", good).unwrap();
+    let all = crate::ConfigRules::compile(&l.config).unwrap();
+    assert!(all.frontend("ok").is_some() && all.backend("b").is_some());
+}
