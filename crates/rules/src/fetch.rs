@@ -47,6 +47,13 @@ pub enum Fetch {
     Pathq,
     Url,
     Base,
+    /// `baseq`: host + path + query.
+    Baseq,
+    /// `base32`, `url32` (`whole`: path with query), `+src` forms append the address.
+    Hash32 {
+        whole: bool,
+        with_src: bool,
+    },
     Query,
     UrlIp,
     UrlPort,
@@ -313,6 +320,17 @@ impl Fetch {
             "pathq" => (n(0, 0)?, F::Pathq).1,
             "url" => (n(0, 0)?, F::Url).1,
             "base" => (n(0, 0)?, F::Base).1,
+            "baseq" => (n(0, 0)?, F::Baseq).1,
+            "base32" | "base32+src" | "url32" | "url32+src" => {
+                (
+                    n(0, 0)?,
+                    F::Hash32 {
+                        whole: name.starts_with("url"),
+                        with_src: name.ends_with("+src"),
+                    },
+                )
+                    .1
+            }
             "query" => (n(0, 0)?, F::Query).1,
             "url_ip" => (n(0, 0)?, F::UrlIp).1,
             "url_port" => (n(0, 0)?, F::UrlPort).1,
@@ -614,6 +632,9 @@ impl Fetch {
             | F::Stat { .. }
             | F::Sc(_)
             | F::Rand(_)
+            | F::Hash32 {
+                with_src: false, ..
+            }
             | F::Date { .. }
             | F::DateUs
             | F::DateHour
@@ -636,7 +657,9 @@ impl Fetch {
             F::Ssl { name, .. } if name.ends_with("_serial") || name.ends_with("_sha1") => {
                 MatchKind::Bin
             }
-            F::ReqPayload { .. } | F::ReqBody | F::ResBody => MatchKind::Bin,
+            F::ReqPayload { .. } | F::ReqBody | F::ResBody | F::Hash32 { with_src: true, .. } => {
+                MatchKind::Bin
+            }
             _ => MatchKind::Str,
         }
     }
@@ -740,13 +763,35 @@ impl Fetch {
             F::Pathq => Sample::str(req.pathq()),
             F::Url => Sample::str(&req.uri),
             F::Query => Sample::str(req.query()?),
-            F::Base => {
-                // Host header + path: computed, so it allocates.
+            F::Base | F::Baseq => {
+                // Host header + path (+ query): computed, so it allocates.
                 let host = req.full_values(b"host").next().unwrap_or(b"");
-                let mut v = Vec::with_capacity(host.len() + req.path().len());
+                let tail = if matches!(self, F::Base) {
+                    req.path()
+                } else {
+                    req.pathq()
+                };
+                let mut v = Vec::with_capacity(host.len() + tail.len());
                 v.extend_from_slice(host);
-                v.extend_from_slice(req.path());
+                v.extend_from_slice(tail);
                 Sample::owned(v)
+            }
+            F::Hash32 { whole, with_src } => {
+                // HAProxy: SDBM over the first Host then the path (url32: the whole target),
+                // with full avalanche.
+                let host = req.full_values(b"host").next().unwrap_or(b"");
+                let tail: &[u8] = if *whole { &req.uri } else { req.path() };
+                let h = ringlb_balance::hash::full_hash(sdbm_feed(sdbm_feed(0, host), tail));
+                if !*with_src {
+                    return Some(Sample::Int(i64::from(h)));
+                }
+                // Binary key: the hash (network order) then the source address (allocates).
+                let mut v = h.to_be_bytes().to_vec();
+                match cx.src.src()?.ip() {
+                    IpAddr::V4(a) => v.extend_from_slice(&a.octets()),
+                    IpAddr::V6(a) => v.extend_from_slice(&a.octets()),
+                }
+                Sample::Bin(Cow::Owned(v))
             }
             F::UrlIp => {
                 let a = uri_authority(&req.uri)?;
@@ -1039,6 +1084,17 @@ fn url_params<'q>(
                 None
             }
         })
+}
+
+/// Streaming SDBM (HAProxy's `hash_sdbm` fed piece by piece).
+fn sdbm_feed(mut h: u32, bytes: &[u8]) -> u32 {
+    for &c in bytes {
+        h = u32::from(c)
+            .wrapping_add(h << 6)
+            .wrapping_add(h << 16)
+            .wrapping_sub(h);
+    }
+    h
 }
 
 /// A version-4 UUID from 128 random bits, lowercase hex with dashes (36 bytes, allocates).

@@ -26,6 +26,11 @@ REQ_HEADERS = [
 ]
 
 EXPRS = """path
+base32
+url32
+baseq
+base32+src,hex
+url32+src,hex
 url
 query
 pathq
