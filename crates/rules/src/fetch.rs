@@ -100,6 +100,10 @@ pub enum Fetch {
         len: usize,
     },
     ReqSslSni,
+    /// TLS version of a buffered ClientHello record (`0x0303` style integer).
+    ReqSslVer,
+    /// Handshake type of the first TLS record (1 = ClientHello).
+    ReqSslHelloType,
     ReqProtoHttp,
     WaitEnd,
     Ssl {
@@ -570,6 +574,27 @@ impl Fetch {
             "capture.req.uri" => (n(0, 0)?, F::ReqLine(1)).1,
             "capture.req.ver" => (n(0, 0)?, F::ReqLine(2)).1,
             "req.body_len" | "req.body_size" => (n(0, 0)?, F::BodyLen).1,
+            "req.ssl_ver" | "req_ssl_ver" => (n(0, 0)?, F::ReqSslVer).1,
+            "req.ssl_hello_type" | "req_ssl_hello_type" => (n(0, 0)?, F::ReqSslHelloType).1,
+            // Process and stream state the engine owns, routed by name.
+            "proc"
+            | "thread"
+            | "nbproc"
+            | "nbthread"
+            | "lat_ns_avg"
+            | "lat_ns_tot"
+            | "cpu_calls"
+            | "cpu_ns_avg"
+            | "cpu_ns_tot"
+            | "quic_enabled"
+            | "fe_defbe"
+            | "last_rule_file"
+            | "last_rule_line"
+            | "txn.sess_term_state"
+            | "txn.status" => F::Conn {
+                name: name.into(),
+                args: args.iter().map(|a| a.as_str().into()).collect(),
+            },
             _ if ["fc_", "bc_", "so_", "fc.", "bc."]
                 .iter()
                 .any(|p| name.starts_with(p)) =>
@@ -635,6 +660,8 @@ impl Fetch {
             | F::Hash32 {
                 with_src: false, ..
             }
+            | F::ReqSslVer
+            | F::ReqSslHelloType
             | F::Date { .. }
             | F::DateUs
             | F::DateHour
@@ -859,6 +886,12 @@ impl Fetch {
                 Sample::Bin(Cow::Borrowed(p.get(*off..end)?))
             }
             F::ReqSslSni => Sample::str(crate::tls::client_hello_sni(cx.src.req_payload()?)?),
+            F::ReqSslVer => Sample::Int(i64::from(crate::tls::record_version(
+                cx.src.req_payload()?,
+            )?)),
+            F::ReqSslHelloType => {
+                Sample::Int(i64::from(crate::tls::hello_type(cx.src.req_payload()?)?))
+            }
             F::ReqProtoHttp => Sample::Bool(cx.src.is_http()),
             F::WaitEnd => Sample::Bool(true),
             F::Ssl { name, args } => cx.src.ssl(name, args)?,
