@@ -398,6 +398,17 @@ impl ProxyRules {
     /// name rendering empty is skipped (HAProxy falls through to the next rule).
     /// Static names are borrowed from the rules; only a dynamic name allocates.
     pub fn select_backend(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> Option<Cow<'_, str>> {
+        self.select_backend_known(src, txn, &|_| true)
+    }
+
+    /// [`ProxyRules::select_backend`] where a dynamic name that `known` rejects falls through
+    /// to the next rule, as HAProxy does for a `use_backend %[...]` naming no backend.
+    pub fn select_backend_known(
+        &self,
+        src: &dyn SampleSource,
+        txn: &Txn<'_>,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Option<Cow<'_, str>> {
         let cx = Ctx::new(src, txn);
         for r in &self.use_backends {
             if !cond_holds(r.cond.as_ref(), &self.acls, cx) {
@@ -407,8 +418,10 @@ impl ProxyRules {
                 BackendTarget::Static(n) => return Some(Cow::Borrowed(n)),
                 BackendTarget::Dynamic(f) => {
                     let v = f.render_http_vec(cx);
-                    if !v.is_empty() {
-                        return String::from_utf8(v).ok().map(Cow::Owned);
+                    if let Ok(name) = String::from_utf8(v) {
+                        if !name.is_empty() && known(&name) {
+                            return Some(Cow::Owned(name));
+                        }
                     }
                 }
             }

@@ -409,6 +409,18 @@ fn capture_log_level_and_dynamic_backend() {
         Some("web"),
         "default_backend"
     );
+    let t = get("/", &[("X-Backend", "nosuch")]);
+    let known = |n: &str| n == "api_servers" || n == "web";
+    assert_eq!(
+        r.select_backend_known(&h, &t, &known).as_deref(),
+        Some("web"),
+        "an unknown dynamic name falls through to default_backend"
+    );
+    let t = get("/", &[("X-Backend", "API_SERVERS")]);
+    assert_eq!(
+        r.select_backend_known(&h, &t, &known).as_deref(),
+        Some("api_servers")
+    );
 }
 
 #[test]
