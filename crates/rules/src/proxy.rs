@@ -394,15 +394,15 @@ impl ProxyRules {
         self.http_response.run(&self.acls, host, txn, true)
     }
 
-    /// The first `use_backend` whose condition holds, else `default_backend`; a dynamic
-    /// name rendering empty is skipped (HAProxy falls through to the next rule).
+    /// The first `use_backend` whose condition holds, else `default_backend`.
     /// Static names are borrowed from the rules; only a dynamic name allocates.
     pub fn select_backend(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> Option<Cow<'_, str>> {
         self.select_backend_known(src, txn, &|_| true)
     }
 
-    /// [`ProxyRules::select_backend`] where a dynamic name that `known` rejects falls through
-    /// to the next rule, as HAProxy does for a `use_backend %[...]` naming no backend.
+    /// [`ProxyRules::select_backend`] where a dynamic name that `known` rejects (or that renders
+    /// empty) stops the rule loop and selects `default_backend`, as HAProxy's
+    /// `process_switching_rules` does.
     pub fn select_backend_known(
         &self,
         src: &dyn SampleSource,
@@ -418,10 +418,11 @@ impl ProxyRules {
                 BackendTarget::Static(n) => return Some(Cow::Borrowed(n)),
                 BackendTarget::Dynamic(f) => {
                     let v = f.render_http_vec(cx);
-                    if let Ok(name) = String::from_utf8(v) {
-                        if !name.is_empty() && known(&name) {
-                            return Some(Cow::Owned(name));
+                    match String::from_utf8(v) {
+                        Ok(name) if !name.is_empty() && known(&name) => {
+                            return Some(Cow::Owned(name))
                         }
+                        _ => break,
                     }
                 }
             }

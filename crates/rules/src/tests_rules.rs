@@ -392,7 +392,8 @@ fn capture_log_level_and_dynamic_backend() {
     let r = fe_rules(
         " http-request capture req.hdr(user-agent) len 5
  http-request set-log-level silent if { path /health }
- use_backend %[req.hdr(x-backend),lower] if { req.hdr(x-backend) -m found }",
+ use_backend %[req.hdr(x-backend),lower] if { req.hdr(x-backend) -m found }
+ use_backend admin_servers if { path /admin }",
     );
     let mut h = Host::default();
     let mut t = get(
@@ -415,6 +416,12 @@ fn capture_log_level_and_dynamic_backend() {
         r.select_backend_known(&h, &t, &known).as_deref(),
         Some("web"),
         "an unknown dynamic name falls through to default_backend"
+    );
+    let t = get("/admin", &[("X-Backend", "nosuch")]);
+    assert_eq!(
+        r.select_backend_known(&h, &t, &known).as_deref(),
+        Some("web"),
+        "... without evaluating later rules (haproxy breaks the loop)"
     );
     let t = get("/", &[("X-Backend", "API_SERVERS")]);
     assert_eq!(
