@@ -176,10 +176,10 @@ fn conv_output_match(e: &Expr) -> MatchKind {
             | C::Neg
             | C::Cpl
             | C::Hex2i
-            | C::Djb2
-            | C::Sdbm
-            | C::Wt6
-            | C::Crc32
+            | C::Djb2(_)
+            | C::Sdbm(_)
+            | C::Wt6(_)
+            | C::Crc32(_)
             | C::PortOnly,
         ) => MatchKind::Int,
         Some(C::Bool | C::Not | C::Even | C::Odd) => MatchKind::Bool,
