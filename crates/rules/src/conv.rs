@@ -90,8 +90,10 @@ pub enum Conv {
         local: bool,
     },
     /// Allocates.
+    /// `http_date([offset[,unit]])`: unit 0 = s, 3 = ms, 6 = us (offset in that unit).
     HttpDate {
         offset: i64,
+        unit: u8,
     },
     Bool,
     Not,
@@ -115,7 +117,7 @@ pub enum Conv {
     Rtrim(Box<[u8]>),
     Table(TableConv),
     Iif(Box<[u8]>, Box<[u8]>),
-    /// The hash converters; `true`: `(1)`, HAProxy's full avalanche on the output.
+    /// Hashes; `true` applies HAProxy's full avalanche (`djb2(1)`).
     Djb2(bool),
     Sdbm(bool),
     Wt6(bool),
@@ -123,9 +125,6 @@ pub enum Conv {
     CutCrlf,
     /// Passes the sample through (`debug`).
     Nop,
-    /// `set-var(name)` as a converter: sets and passes the sample through (done by the
-    /// rule runner; in pure evaluation it only passes through).
-    SetVar(Box<str>),
     HostOnly,
     PortOnly,
 }
@@ -312,8 +311,22 @@ impl Conv {
             }
             "http_date" => {
                 n(0, 2)?;
+                let unit = match args.get(1).map(String::as_str) {
+                    None | Some("" | "s") => 0,
+                    Some("ms") => 3,
+                    Some("us") => 6,
+                    Some(u) => {
+                        return Err(format!("converter 'http_date' : unknown unit '{u}' (s, ms or us)"))
+                    }
+                };
                 Conv::HttpDate {
-                    offset: args.first().map(|o| int(name, o)).transpose()?.unwrap_or(0),
+                    offset: args
+                        .first()
+                        .filter(|o| !o.is_empty())
+                        .map(|o| int(name, o))
+                        .transpose()?
+                        .unwrap_or(0),
+                    unit,
                 }
             }
             "bool" => (n(0, 0)?, Conv::Bool).1,
@@ -373,30 +386,22 @@ impl Conv {
             }
             "djb2" | "sdbm" | "wt6" | "crc32" => {
                 n(0, 1)?;
-                let avalanche = match args.first().map(String::as_str) {
-                    None | Some("" | "0") => false,
-                    Some("1") => true,
-                    Some(o) => {
-                        return Err(format!(
-                            "converter '{name}' : avalanche must be 0 or 1, not '{o}'"
-                        ))
-                    }
-                };
+                let av = args.first().is_some_and(|v| int(name, v).unwrap_or(0) != 0);
                 match name {
-                    "djb2" => Conv::Djb2(avalanche),
-                    "sdbm" => Conv::Sdbm(avalanche),
-                    "wt6" => Conv::Wt6(avalanche),
-                    _ => Conv::Crc32(avalanche),
+                    "djb2" => Conv::Djb2(av),
+                    "sdbm" => Conv::Sdbm(av),
+                    "wt6" => Conv::Wt6(av),
+                    _ => Conv::Crc32(av),
                 }
             }
             "cut_crlf" => (n(0, 0)?, Conv::CutCrlf).1,
             "debug" => Conv::Nop,
             "host_only" => (n(0, 0)?, Conv::HostOnly).1,
             "port_only" => (n(0, 0)?, Conv::PortOnly).1,
-            "set-var" => {
-                n(1, 1)?;
-                check_var_name(&a(0))?;
-                Conv::SetVar(a(0).into())
+            "set-var" | "unset-var" => {
+                return Err(format!(
+                    "converter '{name}' is not supported by ringlb yet; use the 'http-request {name}(<var>)' action instead"
+                ))
             }
             _ if name == "map" || name.starts_with("map_") => {
                 n(1, 2)?;
@@ -405,6 +410,13 @@ impl Conv {
                     &a(0),
                     args.get(1).map(String::as_str),
                 )?))
+            }
+            "in_table" => {
+                n(1, 1)?;
+                Conv::Table(TableConv {
+                    what: "in_table".into(),
+                    table: a(0).into(),
+                })
             }
             _ if name.starts_with("table_") => {
                 n(1, 1)?;
@@ -424,7 +436,7 @@ impl Conv {
             C::Lower => Sample::owned(s.to_bytes().to_ascii_lowercase()),
             C::Upper => Sample::owned(s.to_bytes().to_ascii_uppercase()),
             C::Hex => {
-                let b = s.to_bytes();
+                let b = bin_bytes(&s);
                 let mut out = Vec::with_capacity(b.len() * 2);
                 for c in b.iter() {
                     out.push(HEXU[usize::from(c >> 4)]);
@@ -437,9 +449,9 @@ impl Conv {
                 let t = std::str::from_utf8(&b).ok()?;
                 Sample::Int(i64::from_str_radix(t.trim(), 16).ok()?)
             }
-            C::Base64 => Sample::owned(b64_encode(&s.to_bytes(), B64_STD, true)),
+            C::Base64 => Sample::owned(b64_encode(&bin_bytes(&s), B64_STD, true)),
             C::B64Dec => Sample::Bin(Cow::Owned(b64_decode(&s.to_bytes(), false)?)),
-            C::Ub64Enc => Sample::owned(b64_encode(&s.to_bytes(), B64_URL, false)),
+            C::Ub64Enc => Sample::owned(b64_encode(&bin_bytes(&s), B64_URL, false)),
             C::Ub64Dec => Sample::Bin(Cow::Owned(b64_decode(&s.to_bytes(), true)?)),
             C::UrlDec { in_form } => Sample::owned(url_decode(&s.to_bytes(), *in_form)?),
             C::UrlEnc => Sample::owned(url_encode(&s.to_bytes())),
@@ -471,10 +483,22 @@ impl Conv {
                 crate::time::strftime(fmt, t, off, &mut out);
                 Sample::owned(out)
             }
-            C::HttpDate { offset } => {
-                let t = s.to_int()?.saturating_add(*offset);
-                let mut out = Vec::with_capacity(29);
-                crate::time::strftime(b"%a, %d %b %Y %H:%M:%S GMT", t, 0, &mut out);
+            C::HttpDate { offset, unit } => {
+                let v = s.to_int()?.saturating_add(*offset);
+                // haproxy 2.6 prints the sub-second part with "%d" (".7" for 7 ms) and C's
+                // truncating division; both recorded in tests/fixtures.
+                let (secs, frac) = match unit {
+                    3 => (v / 1000, Some(v % 1000)),
+                    6 => (v / 1_000_000, Some(v % 1_000_000)),
+                    _ => (v, None),
+                };
+                let mut out = Vec::with_capacity(36);
+                crate::time::strftime(b"%a, %d %b %Y %H:%M:%S", secs, 0, &mut out);
+                if let Some(f) = frac {
+                    out.push(b'.');
+                    Sample::Int(f).write_to(&mut out);
+                }
+                out.extend_from_slice(b" GMT");
                 Sample::owned(out)
             }
             C::Bool => Sample::Bool(s.to_bool()?),
@@ -516,10 +540,10 @@ impl Conv {
             C::Rtrim(set) => trim(s, set, false),
             C::Table(t) => cx.src.table_conv(t, &s)?,
             C::Iif(t, f) => Sample::str(if s.to_bool()? { t } else { f }),
-            C::Djb2(a) => hash_sample(crate::hash::djb2(&s.to_bytes()), *a),
-            C::Sdbm(a) => hash_sample(crate::hash::sdbm(&s.to_bytes()), *a),
-            C::Wt6(a) => hash_sample(crate::hash::wt6(&s.to_bytes()), *a),
-            C::Crc32(a) => hash_sample(crate::hash::crc32(&s.to_bytes()), *a),
+            C::Djb2(av) => hash_sample(crate::hash::djb2(&bin_bytes(&s)), *av),
+            C::Sdbm(av) => hash_sample(crate::hash::sdbm(&bin_bytes(&s)), *av),
+            C::Wt6(av) => hash_sample(crate::hash::wt6(&bin_bytes(&s)), *av),
+            C::Crc32(av) => hash_sample(crate::hash::crc32(&bin_bytes(&s)), *av),
             C::CutCrlf => {
                 let b = s.into_bytes();
                 let end = b
@@ -534,7 +558,7 @@ impl Conv {
                     }
                 }
             }
-            C::Nop | C::SetVar(_) => s,
+            C::Nop => s,
             C::HostOnly | C::PortOnly => {
                 let b = s.into_bytes();
                 let split = host_port_split(&b);
@@ -554,6 +578,23 @@ impl Conv {
             }
         })
     }
+}
+
+/// HAProxy's cast to binary: integers become 8 big-endian bytes, strings stay as they are.
+fn bin_bytes<'s>(s: &'s Sample<'_>) -> Cow<'s, [u8]> {
+    match s {
+        Sample::Int(i) => Cow::Owned(i.to_be_bytes().to_vec()),
+        other => other.to_bytes(),
+    }
+}
+
+fn hash_sample(h: u32, avalanche: bool) -> Sample<'static> {
+    let h = if avalanche {
+        ringlb_balance::hash::full_hash(h)
+    } else {
+        h
+    };
+    Sample::Int(i64::from(h))
 }
 
 /// (host range, port range) of `host[:port]` / `[v6]:port`.
@@ -1024,14 +1065,4 @@ impl Patterns {
     pub(crate) fn str_at(&self, i: usize) -> Option<&[u8]> {
         self.strs_ref().get(i).map(|b| &**b)
     }
-}
-
-/// A hash converter's output, with HAProxy's `full_hash` when `avalanche` is asked.
-fn hash_sample(h: u32, avalanche: bool) -> Sample<'static> {
-    let h = if avalanche {
-        crate::hash::full_hash(h)
-    } else {
-        h
-    };
-    Sample::Int(i64::from(h))
 }

@@ -55,9 +55,4 @@ impl Expr {
         self.fetch
             .each(cx, &mut |s| self.convert(s, cx).is_some_and(&mut *f))
     }
-
-    /// The converters' `set-var(...)` side effects, as (name, value) pairs to apply.
-    pub fn has_set_var(&self) -> bool {
-        self.convs.iter().any(|c| matches!(c, Conv::SetVar(_)))
-    }
 }

@@ -47,10 +47,13 @@ pub enum Fetch {
     Pathq,
     Url,
     Base,
-    /// `base32`: `base,sdbm(1)`.
-    Base32,
-    /// `base32+src`: the 32-bit hash (big endian) then the source address bytes.
-    Base32Src,
+    /// `baseq`: host + path + query.
+    Baseq,
+    /// `base32`, `url32` (`whole`: path with query), `+src` forms append the address.
+    Hash32 {
+        whole: bool,
+        with_src: bool,
+    },
     Query,
     UrlIp,
     UrlPort,
@@ -97,6 +100,10 @@ pub enum Fetch {
         len: usize,
     },
     ReqSslSni,
+    /// TLS version of a buffered ClientHello record (`0x0303` style integer).
+    ReqSslVer,
+    /// Handshake type of the first TLS record (1 = ClientHello).
+    ReqSslHelloType,
     ReqProtoHttp,
     WaitEnd,
     Ssl {
@@ -317,8 +324,17 @@ impl Fetch {
             "pathq" => (n(0, 0)?, F::Pathq).1,
             "url" => (n(0, 0)?, F::Url).1,
             "base" => (n(0, 0)?, F::Base).1,
-            "base32" => (n(0, 0)?, F::Base32).1,
-            "base32+src" => (n(0, 0)?, F::Base32Src).1,
+            "baseq" => (n(0, 0)?, F::Baseq).1,
+            "base32" | "base32+src" | "url32" | "url32+src" => {
+                (
+                    n(0, 0)?,
+                    F::Hash32 {
+                        whole: name.starts_with("url"),
+                        with_src: name.ends_with("+src"),
+                    },
+                )
+                    .1
+            }
             "query" => (n(0, 0)?, F::Query).1,
             "url_ip" => (n(0, 0)?, F::UrlIp).1,
             "url_port" => (n(0, 0)?, F::UrlPort).1,
@@ -558,6 +574,27 @@ impl Fetch {
             "capture.req.uri" => (n(0, 0)?, F::ReqLine(1)).1,
             "capture.req.ver" => (n(0, 0)?, F::ReqLine(2)).1,
             "req.body_len" | "req.body_size" => (n(0, 0)?, F::BodyLen).1,
+            "req.ssl_ver" | "req_ssl_ver" => (n(0, 0)?, F::ReqSslVer).1,
+            "req.ssl_hello_type" | "req_ssl_hello_type" => (n(0, 0)?, F::ReqSslHelloType).1,
+            // Process and stream state the engine owns, routed by name.
+            "proc"
+            | "thread"
+            | "nbproc"
+            | "nbthread"
+            | "lat_ns_avg"
+            | "lat_ns_tot"
+            | "cpu_calls"
+            | "cpu_ns_avg"
+            | "cpu_ns_tot"
+            | "quic_enabled"
+            | "fe_defbe"
+            | "last_rule_file"
+            | "last_rule_line"
+            | "txn.sess_term_state"
+            | "txn.status" => F::Conn {
+                name: name.into(),
+                args: args.iter().map(|a| a.as_str().into()).collect(),
+            },
             _ if ["fc_", "bc_", "so_", "fc.", "bc."]
                 .iter()
                 .any(|p| name.starts_with(p)) =>
@@ -620,6 +657,11 @@ impl Fetch {
             | F::Stat { .. }
             | F::Sc(_)
             | F::Rand(_)
+            | F::Hash32 {
+                with_src: false, ..
+            }
+            | F::ReqSslVer
+            | F::ReqSslHelloType
             | F::Date { .. }
             | F::DateUs
             | F::DateHour
@@ -642,7 +684,9 @@ impl Fetch {
             F::Ssl { name, .. } if name.ends_with("_serial") || name.ends_with("_sha1") => {
                 MatchKind::Bin
             }
-            F::ReqPayload { .. } | F::ReqBody | F::ResBody => MatchKind::Bin,
+            F::ReqPayload { .. } | F::ReqBody | F::ResBody | F::Hash32 { with_src: true, .. } => {
+                MatchKind::Bin
+            }
             _ => MatchKind::Str,
         }
     }
@@ -746,22 +790,35 @@ impl Fetch {
             F::Pathq => Sample::str(req.pathq()),
             F::Url => Sample::str(&req.uri),
             F::Query => Sample::str(req.query()?),
-            F::Base => {
-                // Host header + path: computed, so it allocates.
+            F::Base | F::Baseq => {
+                // Host header + path (+ query): computed, so it allocates.
                 let host = req.full_values(b"host").next().unwrap_or(b"");
-                let mut v = Vec::with_capacity(host.len() + req.path().len());
+                let tail = if matches!(self, F::Base) {
+                    req.path()
+                } else {
+                    req.pathq()
+                };
+                let mut v = Vec::with_capacity(host.len() + tail.len());
                 v.extend_from_slice(host);
-                v.extend_from_slice(req.path());
+                v.extend_from_slice(tail);
                 Sample::owned(v)
             }
-            F::Base32 => Sample::Int(i64::from(base32(req))),
-            F::Base32Src => {
-                let mut v = base32(req).to_be_bytes().to_vec();
-                match cx.src.src()?.ip() {
-                    std::net::IpAddr::V4(a) => v.extend_from_slice(&a.octets()),
-                    std::net::IpAddr::V6(a) => v.extend_from_slice(&a.octets()),
+            F::Hash32 { whole, with_src } => {
+                // HAProxy: SDBM over the first Host then the path (url32: the whole target),
+                // with full avalanche.
+                let host = req.full_values(b"host").next().unwrap_or(b"");
+                let tail: &[u8] = if *whole { &req.uri } else { req.path() };
+                let h = ringlb_balance::hash::full_hash(sdbm_feed(sdbm_feed(0, host), tail));
+                if !*with_src {
+                    return Some(Sample::Int(i64::from(h)));
                 }
-                Sample::Bin(std::borrow::Cow::Owned(v))
+                // Binary key: the hash (network order) then the source address (allocates).
+                let mut v = h.to_be_bytes().to_vec();
+                match cx.src.src()?.ip() {
+                    IpAddr::V4(a) => v.extend_from_slice(&a.octets()),
+                    IpAddr::V6(a) => v.extend_from_slice(&a.octets()),
+                }
+                Sample::Bin(Cow::Owned(v))
             }
             F::UrlIp => {
                 let a = uri_authority(&req.uri)?;
@@ -829,6 +886,12 @@ impl Fetch {
                 Sample::Bin(Cow::Borrowed(p.get(*off..end)?))
             }
             F::ReqSslSni => Sample::str(crate::tls::client_hello_sni(cx.src.req_payload()?)?),
+            F::ReqSslVer => Sample::Int(i64::from(crate::tls::record_version(
+                cx.src.req_payload()?,
+            )?)),
+            F::ReqSslHelloType => {
+                Sample::Int(i64::from(crate::tls::hello_type(cx.src.req_payload()?)?))
+            }
             F::ReqProtoHttp => Sample::Bool(cx.src.is_http()),
             F::WaitEnd => Sample::Bool(true),
             F::Ssl { name, args } => cx.src.ssl(name, args)?,
@@ -1056,6 +1119,17 @@ fn url_params<'q>(
         })
 }
 
+/// Streaming SDBM (HAProxy's `hash_sdbm` fed piece by piece).
+fn sdbm_feed(mut h: u32, bytes: &[u8]) -> u32 {
+    for &c in bytes {
+        h = u32::from(c)
+            .wrapping_add(h << 6)
+            .wrapping_add(h << 16)
+            .wrapping_sub(h);
+    }
+    h
+}
+
 /// A version-4 UUID from 128 random bits, lowercase hex with dashes (36 bytes, allocates).
 pub(crate) fn uuid_v4(a: u64, b: u64) -> Vec<u8> {
     let mut bytes = [0u8; 16];
@@ -1081,13 +1155,4 @@ pub(crate) fn host_of<'m>(m: &'m HttpMessage<'_>) -> Option<&'m [u8]> {
     m.full_values(b"host")
         .next()
         .or_else(|| uri_authority(&m.uri))
-}
-
-/// HAProxy's `base32`: SDBM of the first Host value followed by the path, with full avalanche.
-fn base32(req: &crate::message::HttpMessage<'_>) -> u32 {
-    let host = req.full_values(b"host").next().unwrap_or(b"");
-    let mut v = Vec::with_capacity(host.len() + req.path().len());
-    v.extend_from_slice(host);
-    v.extend_from_slice(req.path());
-    crate::hash::full_hash(crate::hash::sdbm(&v))
 }

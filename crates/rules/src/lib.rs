@@ -7,14 +7,13 @@
 //! At startup, per proxy (shared read-only by all shards; everything is `Send + Sync` and
 //! `Arc`-free):
 //! ```text
-//! let fe_rules = ProxyRules::frontend(&fe, &cfg)?;   // CompileError: file:line, keyword, msg
-//! let be_rules = ProxyRules::backend(&be, &cfg)?;
+//! let all = ConfigRules::compile(&cfg)?;   // Err(Vec<CompileError>): file:line, keyword, msg
+//! let fe_rules = all.frontend("fe_main");  // or ProxyRules::frontend(&fe, &cfg)?
 //! ```
 //! Per request:
 //! ```text
-//! let mut req = HttpMessage::request(method, target, b"HTTP/1.1");   // borrowed slices
-//! for h in head.headers() { req.push_header(name, value) }           // one Vec, reusable
-//! let mut txn = Txn::new(req);
+//! let req = HttpMessage::from_request_head(&head, &buf);  // ringlb-http1 head, borrowed
+//! let mut txn = Txn::new(req);                            // (or HttpMessage::request + push_header)
 //! match fe_rules.http_request(&mut host, &mut txn) {                 // host: impl RuleHost
 //!     Verdict::Continue | Verdict::Allow => {}
 //!     Verdict::Deny(reply) | Verdict::Return(reply) => send(reply),  // body None = errorfile
@@ -25,8 +24,11 @@
 //! }
 //! let backend = fe_rules.select_backend(&host, &txn);               // use_backend/default
 //! // then be_rules.http_request(...), forward: if txn.req.modified { txn.req.write_request_head(&mut buf) }
-//! // response: txn.res = Some(HttpMessage::response(..)); fe/be .http_response(...)
-//! // logs: proxy.log_format.render(Ctx::new(&host, &txn), &mut line)
+//! // response: txn.res = Some(HttpMessage::from_response_head(&rh, &rbuf)); be, then fe .http_response(...)
+//! // logs: proxy.log_format.render(Ctx::new(&host, &txn), &mut line)   (missing sample = "-")
+//! // unique-id: proxy.unique_id_format.render_http(...)                  (missing sample = "")
+//! // timers/counters/termination state for %Tt %B %ts...: SampleSource::log_value
+//! // %b with no backend selected: return the frontend name from backend_name() (haproxy logs it)
 //! ```
 //! Stick tables plug in through [`SampleSource::sc`] / [`SampleSource::table_conv`] (fetches,
 //! converters) and [`RuleHost::track_sc`] (actions); TLS values through [`SampleSource::ssl`].
@@ -61,10 +63,12 @@ pub use logformat::{
     LogFormat, LogValue, LogVar, CLF_FORMAT, HTTPLOG_FORMAT, HTTPSLOG_FORMAT, TCPLOG_FORMAT,
 };
 pub use message::HttpMessage;
-pub use proxy::{BackendTarget, ProxyRules, TcpPhase, TcpVerdict};
+pub use proxy::{BackendTarget, ConfigRules, ProxyRules, TcpPhase, TcpVerdict};
 pub use rules::{Action, HttpReply, RuleList, Verdict};
 pub use sample::Sample;
 
+#[cfg(test)]
+mod robust;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

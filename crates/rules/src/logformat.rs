@@ -595,8 +595,10 @@ fn render_var(v: LogVar, f: Flags, cx: Ctx<'_, '_>, out: &mut Vec<u8>) {
         L::PathOnly => write_str(out, Some(req.path()).filter(|s| !s.is_empty()), f),
         L::Query => {
             let u = &*req.uri;
-            let q = u.iter().position(|&c| c == b'?').and_then(|i| u.get(i..));
-            write_str(out, q, f)
+            // No query string: nothing at all (recorded from haproxy 2.6).
+            if let Some(q) = u.iter().position(|&c| c == b'?').and_then(|i| u.get(i..)) {
+                write_str(out, Some(q), f)
+            }
         }
         L::Uri => write_str(out, Some(&*req.uri).filter(|s| !s.is_empty()), f),
         L::Version => write_str(out, Some(&*req.version).filter(|s| !s.is_empty()), f),

@@ -52,6 +52,35 @@ impl<'a> HttpMessage<'a> {
         }
     }
 
+    /// A borrowed view of a head parsed by `ringlb-http1` (`buf` is the buffer it was parsed
+    /// from). Allocates only the header vector.
+    pub fn from_request_head(head: &ringlb_http1::RequestHead, buf: &'a [u8]) -> HttpMessage<'a> {
+        let mut m = HttpMessage::request(
+            head.method_span().get(buf),
+            head.target().get(buf),
+            head.version().as_bytes(),
+        );
+        m.headers.reserve(head.headers().len());
+        for h in head.headers() {
+            m.push_header(h.name.get(buf), h.value.get(buf));
+        }
+        m
+    }
+
+    /// A borrowed view of a response head parsed by `ringlb-http1`.
+    pub fn from_response_head(head: &ringlb_http1::ResponseHead, buf: &'a [u8]) -> HttpMessage<'a> {
+        let mut m = HttpMessage::response(
+            head.version().as_bytes(),
+            head.status(),
+            head.reason().get(buf),
+        );
+        m.headers.reserve(head.headers().len());
+        for h in head.headers() {
+            m.push_header(h.name.get(buf), h.value.get(buf));
+        }
+        m
+    }
+
     /// Appends a header as received (does not mark the message modified).
     pub fn push_header(&mut self, name: &'a [u8], value: &'a [u8]) {
         self.headers
@@ -221,7 +250,8 @@ impl<'a> HttpMessage<'a> {
     }
 }
 
-/// The part of a request target starting at the path (`*` and empty targets give themselves).
+/// The part of a request target starting at the path; empty for `*` and authority-form
+/// (`CONNECT host:port`), as `ringlb-http1` and HAProxy's `path` see them.
 pub(crate) fn path_and_query(uri: &[u8]) -> &[u8] {
     if uri.first() == Some(&b'/') {
         return uri;
@@ -235,7 +265,7 @@ pub(crate) fn path_and_query(uri: &[u8]) -> &[u8] {
             .unwrap_or(rest.len());
         return rest.get(p..).unwrap_or(b"");
     }
-    uri
+    b""
 }
 
 /// Authority of an absolute-form target.
@@ -349,7 +379,8 @@ mod tests {
             ("/a", "/a", None),
             ("http://h.example:80/p?q", "/p", Some("q")),
             ("http://h.example", "", None),
-            ("*", "*", None),
+            ("*", "", None),
+            ("example.com:443", "", None),
             ("/?", "/", Some("")),
         ];
         for (uri, path, q) in cases {
@@ -357,6 +388,35 @@ mod tests {
             assert_eq!(m.path(), path.as_bytes(), "{uri}");
             assert_eq!(m.query(), q.map(str::as_bytes), "{uri}");
         }
+    }
+
+    #[test]
+    fn built_from_http1_heads_borrowing_the_buffer() {
+        let buf = b"GET /a?b=1 HTTP/1.0\r\nHost: h\r\nX-A:  v  \r\n\r\n";
+        let mut head = ringlb_http1::RequestHead::default();
+        ringlb_http1::parse_request(buf, &ringlb_http1::Limits::default(), &mut head).unwrap();
+        let m = HttpMessage::from_request_head(&head, buf);
+        assert_eq!(
+            (&*m.method, &*m.uri, &*m.version),
+            (&b"GET"[..], &b"/a?b=1"[..], &b"HTTP/1.0"[..])
+        );
+        assert_eq!(m.full_values(b"x-a").collect::<Vec<_>>(), [b"v"]);
+        assert!(matches!(m.headers[0].1, Cow::Borrowed(_)));
+        let mut out = Vec::new();
+        m.write_request_head(&mut out);
+        assert_eq!(out, b"GET /a?b=1 HTTP/1.0\r\nHost: h\r\nX-A: v\r\n\r\n");
+        let rbuf = b"HTTP/1.1 404 Nope\r\nServer: x\r\n\r\n";
+        let mut rh = ringlb_http1::ResponseHead::default();
+        ringlb_http1::parse_response(
+            rbuf,
+            &ringlb_http1::Limits::default(),
+            ringlb_http1::Method::Get,
+            &mut rh,
+        )
+        .unwrap();
+        let r = HttpMessage::from_response_head(&rh, rbuf);
+        assert_eq!((r.status, &*r.reason), (404, &b"Nope"[..]));
+        assert_eq!(r.full_values(b"server").next(), Some(&b"x"[..]));
     }
 
     #[test]

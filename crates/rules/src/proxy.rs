@@ -20,6 +20,48 @@ use crate::message::HttpMessage;
 use crate::rules::{compile_http_rules, RuleList, Verdict};
 use crate::sample::Sample;
 
+/// The compiled rules of every proxy of a configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigRules {
+    /// In `Config::frontends` order.
+    pub frontends: Vec<ProxyRules>,
+    /// In `Config::backends` order.
+    pub backends: Vec<ProxyRules>,
+}
+
+impl ConfigRules {
+    /// Compiles every frontend and backend, collecting all errors (for `-c`).
+    pub fn compile(cfg: &Config) -> Result<ConfigRules, Vec<CompileError>> {
+        let mut errors = Vec::new();
+        let mut out = ConfigRules::default();
+        for fe in &cfg.frontends {
+            match ProxyRules::frontend(fe, cfg) {
+                Ok(r) => out.frontends.push(r),
+                Err(e) => errors.push(e),
+            }
+        }
+        for be in &cfg.backends {
+            match ProxyRules::backend(be, cfg) {
+                Ok(r) => out.backends.push(r),
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(out)
+        } else {
+            Err(errors)
+        }
+    }
+
+    pub fn frontend(&self, name: &str) -> Option<&ProxyRules> {
+        self.frontends.iter().find(|r| r.name == name)
+    }
+
+    pub fn backend(&self, name: &str) -> Option<&ProxyRules> {
+        self.backends.iter().find(|r| r.name == name)
+    }
+}
+
 /// Resolves `http_auth(<userlist>)` against the config's userlists.
 #[derive(Debug, Clone, Copy)]
 pub struct Userlists<'a>(pub &'a [ModelUserlist]);
@@ -352,10 +394,21 @@ impl ProxyRules {
         self.http_response.run(&self.acls, host, txn, true)
     }
 
-    /// The first `use_backend` whose condition holds, else `default_backend`; a dynamic
-    /// name rendering empty is skipped (HAProxy falls through to the next rule).
+    /// The first `use_backend` whose condition holds, else `default_backend`.
     /// Static names are borrowed from the rules; only a dynamic name allocates.
     pub fn select_backend(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> Option<Cow<'_, str>> {
+        self.select_backend_known(src, txn, &|_| true)
+    }
+
+    /// [`ProxyRules::select_backend`] where a dynamic name that `known` rejects (or that renders
+    /// empty) stops the rule loop and selects `default_backend`, as HAProxy's
+    /// `process_switching_rules` does.
+    pub fn select_backend_known(
+        &self,
+        src: &dyn SampleSource,
+        txn: &Txn<'_>,
+        known: &dyn Fn(&str) -> bool,
+    ) -> Option<Cow<'_, str>> {
         let cx = Ctx::new(src, txn);
         for r in &self.use_backends {
             if !cond_holds(r.cond.as_ref(), &self.acls, cx) {
@@ -365,8 +418,11 @@ impl ProxyRules {
                 BackendTarget::Static(n) => return Some(Cow::Borrowed(n)),
                 BackendTarget::Dynamic(f) => {
                     let v = f.render_http_vec(cx);
-                    if !v.is_empty() {
-                        return String::from_utf8(v).ok().map(Cow::Owned);
+                    match String::from_utf8(v) {
+                        Ok(name) if !name.is_empty() && known(&name) => {
+                            return Some(Cow::Owned(name))
+                        }
+                        _ => break,
                     }
                 }
             }

@@ -44,7 +44,8 @@ pub struct HttpReply {
     pub status: u16,
     /// Extra headers in order (content-type first when configured).
     pub headers: Vec<(Vec<u8>, Vec<u8>)>,
-    /// `None`: use the errorfile / default page for `status`.
+    /// `None`: for `deny`/`tarpit`, send the proxy's errorfile (or HAProxy's default page)
+    /// for `status`; for `return`, an empty body.
     pub body: Option<Vec<u8>>,
     /// A complete raw response (`errorfile`): send exactly these bytes.
     pub raw: Option<Vec<u8>>,

@@ -392,7 +392,8 @@ fn capture_log_level_and_dynamic_backend() {
     let r = fe_rules(
         " http-request capture req.hdr(user-agent) len 5
  http-request set-log-level silent if { path /health }
- use_backend %[req.hdr(x-backend),lower] if { req.hdr(x-backend) -m found }",
+ use_backend %[req.hdr(x-backend),lower] if { req.hdr(x-backend) -m found }
+ use_backend admin_servers if { path /admin }",
     );
     let mut h = Host::default();
     let mut t = get(
@@ -408,6 +409,24 @@ fn capture_log_level_and_dynamic_backend() {
         r.select_backend(&h, &t).as_deref(),
         Some("web"),
         "default_backend"
+    );
+    let t = get("/", &[("X-Backend", "nosuch")]);
+    let known = |n: &str| n == "api_servers" || n == "web";
+    assert_eq!(
+        r.select_backend_known(&h, &t, &known).as_deref(),
+        Some("web"),
+        "an unknown dynamic name falls through to default_backend"
+    );
+    let t = get("/admin", &[("X-Backend", "nosuch")]);
+    assert_eq!(
+        r.select_backend_known(&h, &t, &known).as_deref(),
+        Some("web"),
+        "... without evaluating later rules (haproxy breaks the loop)"
+    );
+    let t = get("/", &[("X-Backend", "API_SERVERS")]);
+    assert_eq!(
+        r.select_backend_known(&h, &t, &known).as_deref(),
+        Some("api_servers")
     );
 }
 
@@ -733,4 +752,22 @@ fn basic_auth_with_sha512_crypt_password() {
         },
         "realm defaults to the proxy name"
     );
+}
+
+#[test]
+fn whole_config_compiles_and_collects_every_error() {
+    let text = "defaults\n mode http\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n\
+        frontend a\n bind 127.0.0.1:8080\n http-request set-header X %[src,ipmask(40)]\n default_backend b\n\
+        frontend ok\n bind 127.0.0.1:8081\n default_backend b\n\
+        backend b\n http-request replace-uri ( x\n server s1 127.0.0.1:9000\n";
+    let l = ringlb_config::parse_str("t.cfg", text).unwrap_or_else(|d| panic!("{d}"));
+    let errs = crate::ConfigRules::compile(&l.config).unwrap_err();
+    let lines: Vec<u32> = errs.iter().map(|e| e.loc.line).collect();
+    assert_eq!(lines, [8, 14], "{errs:?}");
+    assert!(errs[0].msg.contains("invalid IPv4 mask"), "{}", errs[0]);
+    let good = "defaults\n mode http\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n\
+        frontend ok\n bind 127.0.0.1:8081\n default_backend b\nbackend b\n server s1 127.0.0.1:9000\n";
+    let l = ringlb_config::parse_str("t.cfg", good).unwrap();
+    let all = crate::ConfigRules::compile(&l.config).unwrap();
+    assert!(all.frontend("ok").is_some() && all.backend("b").is_some());
 }

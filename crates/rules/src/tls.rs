@@ -41,6 +41,26 @@ pub fn client_hello_sni(p: &[u8]) -> Option<&[u8]> {
     None
 }
 
+/// HAProxy's `req.ssl_ver`: the ClientHello's version (SSLv3/TLS, e.g. `0x0303`), else the
+/// record layer's.
+pub fn record_version(p: &[u8]) -> Option<u16> {
+    if *p.first()? != 22 {
+        return None;
+    }
+    if *p.get(5)? == 1 {
+        return Some(u16::from_be_bytes([*p.get(9)?, *p.get(10)?]));
+    }
+    Some(u16::from_be_bytes([*p.get(1)?, *p.get(2)?]))
+}
+
+/// Handshake message type of the first record (`req.ssl_hello_type`: 1 ClientHello).
+pub fn hello_type(p: &[u8]) -> Option<u8> {
+    if *p.first()? != 22 {
+        return None;
+    }
+    p.get(5).copied()
+}
+
 #[cfg(test)]
 pub(crate) fn client_hello(sni: &str) -> Vec<u8> {
     let name = sni.as_bytes();
@@ -79,5 +99,8 @@ mod tests {
         assert_eq!(client_hello_sni(&ch), Some(&b"api.example.com"[..]));
         assert_eq!(client_hello_sni(&ch[..ch.len() - 3]), None, "truncated");
         assert_eq!(client_hello_sni(b"GET / HTTP/1.1\r\n"), None);
+        assert_eq!(record_version(&ch), Some(0x0303));
+        assert_eq!(hello_type(&ch), Some(1));
+        assert_eq!(hello_type(b"GET"), None);
     }
 }

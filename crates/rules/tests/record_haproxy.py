@@ -26,6 +26,11 @@ REQ_HEADERS = [
 ]
 
 EXPRS = """path
+base32
+url32
+baseq
+base32+src,hex
+url32+src,hex
 url
 query
 pathq
@@ -131,7 +136,49 @@ req.hdr(x-ugly),json
 req.fhdr(user-agent),json(utf8s)
 var(txn.who)
 var(txn.n)
-str(10.1.2.3),ipmask(8)""".splitlines()
+str(10.1.2.3),ipmask(8)
+str(a),crc32(1)
+str(abc),djb2(1)
+str(abc),sdbm(1)
+str(abc),wt6(1)
+int(255),hex
+int(-1),hex
+str(zz),hex2i
+str(a%zzb),url_dec
+str(a%),url_dec
+str(hello),bytes(9)
+str(hello),bytes(2,9)
+str(a-b_c-d),field(2,_-)
+str(a-b_c-d),field(-1,_-,2)
+str(//a//b/),word(1,/)
+str(//a//b/),word(-1,/)
+str(//a//b/),word(3,/)
+str(abc),regsub(x*,-,g)
+str(aaa),regsub(a,b,g)
+str(  x  ),ltrim(' ')
+int(971186136),http_date(3600)
+int(971186136000),http_date(0,ms)
+int(971186136007),http_date(0,ms)
+int(971186136456789),http_date(0,us)
+int(-5),http_date(0,ms)
+int(971186136999),http_date(1,ms)
+int(255),base64
+int(1),crc32
+int(971186136),ltime(%Y-%m-%d %H:%M:%S)
+str(abc),upper,lower,length,add(1),mul(2),neg,cpl,xor(3)
+str(3),odd
+str(x),even
+req.hdr(accept),length
+str(%41%42),url_dec,lower
+int(5),mod(-3)
+int(-5),mod(3)
+int(-7),div(2)
+str(abc),base64,b64dec
+str(Zm9v),ub64dec
+str(foo),ub64enc
+str(),length
+str(a b),json
+req.fhdr(x-ugly),url_enc""".splitlines()
 
 # ACLs: (criterion and patterns) — the fixture records whether each matched.
 ACLS = """path_beg /foo/
@@ -200,7 +247,55 @@ METH_GET
 HTTP_URL_SLASH
 LOCALHOST
 TRUE
-FALSE""".splitlines()
+FALSE
+hdr_dom(host) example
+hdr_dom(host) www.example.com
+hdr_dom(host) -i WWW
+hdr_dir(host) www.example.com
+path_dir /acls
+path_dir acls
+url_dom acls
+url_dir user=alice
+url_reg page=[0-9]+
+url_len 40:60
+path_len lt 6
+path_len le 5
+path_len ge 5
+path_len 3:
+hdr_len(host) gt 15
+hdr_cnt lt 13
+hdr_cnt le 12
+req.hdr_cnt(cookie) 2
+hdr_sub(accept) json
+hdr_beg(accept) */
+hdr_end(accept) -i /HTML
+hdr_reg(accept) -i ^APPLICATION/
+urlp(sid) -i XYZ
+urlp_sub(user) lic
+urlp_end(user) ice
+urlp_len(user) 5
+urlp(empty) -m found
+urlp(empty) -m len 0
+urlp(nope) -m found
+str(0) -m bool
+str(1) -m bool
+int(0) -m found
+str(abc) -m dom b
+str(a.b.c) -m dom b
+str(/a/b/c) -m dir b/c
+str(/a/b/c) -m dir /a/b/
+str(aBc) -i -m str ABC
+str(aBc) -m str ABC
+str(ab) -m bin 6162
+str(ab) -m bin 61
+str(5) -m int 1:4 5
+str(5) -m int 6:
+int(-3) -m int -- -3
+int(-3) -m int lt 0
+src -m ip 127.0.0.1
+src ::ffff:127.0.0.1
+src -n 127.0.0.1/32
+dst 127.0.0.0/8""".splitlines()
 
 
 def escape_cfg(s):

@@ -429,6 +429,11 @@ pub fn parse_acl_body(
                 i += 1;
                 break;
             }
+            w if w.starts_with('-') && w.len() > 1 => {
+                return Err(format!(
+                    "error detected while parsing ACL '{name}' : '{w}' is not a valid ACL option. Please use '--' before any pattern beginning with a '-'."
+                ))
+            }
             _ => break,
         }
         i += 1;
@@ -635,5 +640,12 @@ mod tests {
         assert!(parse_acl_body(&mut cx, "x", &loc, &w("date_hour 9-25")).is_err());
         assert!(parse_acl_body(&mut cx, "x", &loc, &w("date_dow x")).is_err());
         assert!(parse_acl_body(&mut cx, "x", &loc, &w("path_beeg /x")).is_err());
+        let e = parse_acl_body(&mut cx, "x", &loc, &w("int(-3) -m int -3")).unwrap_err();
+        assert!(
+            e.contains("Please use '--' before any pattern beginning with a '-'"),
+            "{e}"
+        );
+        let a = parse_acl_body(&mut cx, "x", &loc, &w("int(-3) -m int -- -3")).unwrap();
+        assert_eq!(a.patterns, ["-3"]);
     }
 }
