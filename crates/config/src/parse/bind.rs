@@ -89,19 +89,19 @@ pub static BIND_OPTIONS: &[BindOpt] = &[
     o(
         "force-sslv3",
         false,
-        NO,
+        S,
         "only SSLv3 (refused: rustls has no SSLv3)",
     ),
     o(
         "force-tlsv10",
         false,
-        NO,
+        S,
         "only TLSv1.0 (refused: rustls has no TLSv1.0)",
     ),
     o(
         "force-tlsv11",
         false,
-        NO,
+        S,
         "only TLSv1.1 (refused: rustls has no TLSv1.1)",
     ),
     o("force-tlsv12", false, S, "only TLSv1.2"),
