@@ -216,7 +216,9 @@ impl Patterns {
                     .into(),
             ),
             _ => {
-                let b = if self.icase {
+                // Method patterns keep their case: a known method compares exactly even with
+                // `-i` (`method -i GET` matches GET, `method -i get` does not), as haproxy.
+                let b = if self.icase && self.kind != MatchKind::Meth {
                     s.to_ascii_lowercase()
                 } else {
                     s.to_string()
@@ -495,6 +497,7 @@ mod tests {
             !pg.matches(&s("GET")),
             "a known method compares exactly, as HAProxy"
         );
+        assert!(pats(MatchKind::Meth, true, &["GET"]).matches(&s("GET")));
         assert!(pats(MatchKind::Found, false, &[]).matches(&s("")));
         let b = pats(MatchKind::Bool, false, &[]);
         assert!(b.matches(&Sample::Bool(true)) && !b.matches(&Sample::Int(0)));
