@@ -4,8 +4,11 @@
 //! [`RuleHost`] for side effects) and passes time and randomness through it.
 //!
 //! # API note for the engine (crates/shard)
-//! At startup, per proxy (shared read-only by all shards; everything is `Send + Sync` and
-//! `Arc`-free):
+//! At startup, per proxy (everything is `Send + Sync`, immutable, with no `Arc` of ours).
+//! Give each shard its own `clone()` of the compiled rules: a cloned `regex::Regex` gets its
+//! own match-cache pool owned by that shard's thread, so matching never takes the regex
+//! crate's shared-pool lock (sharing one `&ProxyRules` across threads works, but other
+//! threads than the first would go through that lock):
 //! ```text
 //! let all = ConfigRules::compile(&cfg)?;   // Err(Vec<CompileError>): file:line, keyword, msg
 //! let fe_rules = all.frontend("fe_main");  // or ProxyRules::frontend(&fe, &cfg)?
