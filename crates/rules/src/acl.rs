@@ -159,6 +159,7 @@ pub fn compile_acl(acl: &Acl, env: &dyn FetchEnv) -> Result<CompiledAcl, Compile
                 .map_err(|e| err(format!("file <{}> line {} : {e}", f.display(), n + 1)))?;
         }
     }
+    pats.seal();
     Ok(CompiledAcl {
         name: acl.name.clone(),
         expr,

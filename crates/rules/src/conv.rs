@@ -506,7 +506,7 @@ impl Conv {
             C::Len => Sample::Int(s.to_bytes().len() as i64),
             C::Bytes { off, len } => {
                 let b = s.into_bytes();
-                let end = len.map_or(b.len(), |l| (off + l).min(b.len()));
+                let end = len.map_or(b.len(), |l| off.saturating_add(l).min(b.len()));
                 if *off >= b.len() {
                     return Some(Sample::Bin(Cow::Borrowed(b"")));
                 }

@@ -929,11 +929,11 @@ impl Fetch {
             } => {
                 let ms = cx.src.now_ms();
                 Sample::Int(if *unit_us {
-                    ms.saturating_mul(1000) + offset
+                    ms.saturating_mul(1000).saturating_add(*offset)
                 } else if *unit_ms {
-                    ms + offset
+                    ms.saturating_add(*offset)
                 } else {
-                    ms.div_euclid(1000) + offset
+                    ms.div_euclid(1000).saturating_add(*offset)
                 })
             }
             F::DateUs => Sample::Int(cx.src.now_ms().rem_euclid(1000) * 1000),
@@ -995,7 +995,10 @@ pub(crate) fn get_var<'c>(cx: Ctx<'c, '_>, name: &str) -> Option<Sample<'c>> {
 }
 
 fn local_secs(cx: Ctx<'_, '_>) -> i64 {
-    cx.src.now_ms().div_euclid(1000) + i64::from(cx.src.utc_offset_secs())
+    cx.src
+        .now_ms()
+        .div_euclid(1000)
+        .saturating_add(i64::from(cx.src.utc_offset_secs()))
 }
 
 fn is_local(ip: IpAddr) -> bool {

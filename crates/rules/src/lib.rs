@@ -4,8 +4,11 @@
 //! [`RuleHost`] for side effects) and passes time and randomness through it.
 //!
 //! # API note for the engine (crates/shard)
-//! At startup, per proxy (shared read-only by all shards; everything is `Send + Sync` and
-//! `Arc`-free):
+//! At startup, per proxy (everything is `Send + Sync`, immutable, with no `Arc` of ours).
+//! Give each shard its own `clone()` of the compiled rules: a cloned `regex::Regex` gets its
+//! own match-cache pool owned by that shard's thread, so matching never takes the regex
+//! crate's shared-pool lock (sharing one `&ProxyRules` across threads works, but other
+//! threads than the first would go through that lock):
 //! ```text
 //! let all = ConfigRules::compile(&cfg)?;   // Err(Vec<CompileError>): file:line, keyword, msg
 //! let fe_rules = all.frontend("fe_main");  // or ProxyRules::frontend(&fe, &cfg)?
@@ -16,13 +19,14 @@
 //! let mut txn = Txn::new(req);                            // (or HttpMessage::request + push_header)
 //! match fe_rules.http_request(&mut host, &mut txn) {                 // host: impl RuleHost
 //!     Verdict::Continue | Verdict::Allow => {}
-//!     Verdict::Deny(reply) | Verdict::Return(reply) => send(reply),  // body None = errorfile
+//!     Verdict::Deny(reply) => send(reply),   // body None: the errorfile for reply.status
+//!     Verdict::Return(reply) => send(reply), // body None: empty body
 //!     Verdict::Tarpit(reply) => { sleep(timeout tarpit); send(reply) }
 //!     Verdict::Redirect { code, location, set_cookie } => ...,
 //!     Verdict::Auth { realm } => 401 + WWW-Authenticate,
 //!     Verdict::UseService(name) => ..., Verdict::Reject { silent } => close,
 //! }
-//! let backend = fe_rules.select_backend(&host, &txn);               // use_backend/default
+//! let backend = fe_rules.select_backend_known(&host, &txn, &|n| backends.contains(n));
 //! // then be_rules.http_request(...), forward: if txn.req.modified { txn.req.write_request_head(&mut buf) }
 //! // response: txn.res = Some(HttpMessage::from_response_head(&rh, &rbuf)); be, then fe .http_response(...)
 //! // logs: proxy.log_format.render(Ctx::new(&host, &txn), &mut line)   (missing sample = "-")
@@ -30,6 +34,11 @@
 //! // timers/counters/termination state for %Tt %B %ts...: SampleSource::log_value
 //! // %b with no backend selected: return the frontend name from backend_name() (haproxy logs it)
 //! ```
+//! TCP mode: `ProxyRules::tcp_rules(TcpPhase::Connection|Content, ...)` (with
+//! `inspect_delay_ms`), then `select_backend` (`req.ssl_sni` reads `SampleSource::req_payload`).
+//! Variables: `txn.`/`req.`/`res.` live in [`Txn::vars`]; `sess.`/`proc.` go through
+//! [`SampleSource::outer_var`] / [`RuleHost::set_outer_var`].
+//!
 //! Stick tables plug in through [`SampleSource::sc`] / [`SampleSource::table_conv`] (fetches,
 //! converters) and [`RuleHost::track_sc`] (actions); TLS values through [`SampleSource::ssl`].
 //!

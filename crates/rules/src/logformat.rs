@@ -556,7 +556,7 @@ fn write_date(out: &mut Vec<u8>, ms: i64, offset: Option<i32>, with_ms: bool, f:
     let mut tmp = Vec::with_capacity(32);
     match offset {
         Some(o) => {
-            crate::time::log_date(&mut tmp, secs + i64::from(o), None);
+            crate::time::log_date(&mut tmp, secs.saturating_add(i64::from(o)), None);
             tmp.push(b' ');
             let _ = crate::time::write_offset(&mut tmp, o);
         }
@@ -668,8 +668,20 @@ fn render_var(v: LogVar, f: Flags, cx: Ctx<'_, '_>, out: &mut Vec<u8>) {
             let ms = time_of(L::AcceptDate).rem_euclid(1000);
             let _ = write!(out, "{ms:03}");
         }
-        L::AcceptDate => write_date(out, time_of(L::AcceptDate) + local * 1000, None, true, f),
-        L::ReqDate => write_date(out, time_of(L::AcceptDate) + local * 1000, None, true, f),
+        L::AcceptDate => write_date(
+            out,
+            time_of(L::AcceptDate).saturating_add(local * 1000),
+            None,
+            true,
+            f,
+        ),
+        L::ReqDate => write_date(
+            out,
+            time_of(L::AcceptDate).saturating_add(local * 1000),
+            None,
+            true,
+            f,
+        ),
         L::GmtDate => write_date(out, time_of(L::AcceptDate), Some(0), false, f),
         L::ReqDateGmt => write_date(out, time_of(L::AcceptDate), Some(0), false, f),
         L::LocalDate | L::ReqDateLocal => write_date(

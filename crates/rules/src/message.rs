@@ -239,9 +239,15 @@ impl<'a> HttpMessage<'a> {
         self.write_headers(out);
     }
 
+    /// Header names go out lower-cased, as HAProxy 2.6 puts them on the wire (see
+    /// `ringlb-http1`'s rewrite, which the engine applies for connection handling).
     fn write_headers(&self, out: &mut Vec<u8>) {
         for (n, v) in &self.headers {
+            let at = out.len();
             out.extend_from_slice(n);
+            if let Some(name) = out.get_mut(at..) {
+                name.make_ascii_lowercase();
+            }
             out.extend_from_slice(b": ");
             out.extend_from_slice(v);
             out.extend_from_slice(b"\r\n");
@@ -404,7 +410,7 @@ mod tests {
         assert!(matches!(m.headers[0].1, Cow::Borrowed(_)));
         let mut out = Vec::new();
         m.write_request_head(&mut out);
-        assert_eq!(out, b"GET /a?b=1 HTTP/1.0\r\nHost: h\r\nX-A: v\r\n\r\n");
+        assert_eq!(out, b"GET /a?b=1 HTTP/1.0\r\nhost: h\r\nx-a: v\r\n\r\n");
         let rbuf = b"HTTP/1.1 404 Nope\r\nServer: x\r\n\r\n";
         let mut rh = ringlb_http1::ResponseHead::default();
         ringlb_http1::parse_response(
@@ -441,6 +447,6 @@ mod tests {
         assert_eq!(&*m.uri, b"/new?z=2");
         let mut out = Vec::new();
         m.write_request_head(&mut out);
-        assert_eq!(out, b"GET /new?z=2 HTTP/1.1\r\nHost: h\r\nX-A: 3\r\n\r\n");
+        assert_eq!(out, b"GET /new?z=2 HTTP/1.1\r\nhost: h\r\nx-a: 3\r\n\r\n");
     }
 }

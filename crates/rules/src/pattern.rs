@@ -2,6 +2,7 @@
 //! HAProxy's method match), compiled once: lowercased for `-i`, regexes built, CIDRs parsed,
 //! integer ranges resolved.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use regex::bytes::{Regex, RegexBuilder};
@@ -130,6 +131,20 @@ pub struct Patterns {
     ranges: Vec<Range>,
     nets: Vec<Net>,
     regexes: Vec<Regex>,
+    /// Hash indexes for large exact-string and address lists (`-f` blocklists), built by
+    /// [`Patterns::seal`]; small lists are scanned.
+    index: Option<Box<Index>>,
+}
+
+/// Above this many patterns, exact strings and networks are looked up through hashes
+/// (one probe per distinct prefix length) instead of a scan, as HAProxy uses trees.
+const INDEX_MIN: usize = 16;
+
+#[derive(Debug, Clone, Default)]
+struct Index {
+    exact: HashSet<Box<[u8]>>,
+    v4: Vec<(u32, HashSet<u32>)>,
+    v6: Vec<(u128, HashSet<u128>)>,
 }
 
 /// Parses an integer pattern with an optional operator applying to it.
@@ -177,11 +192,46 @@ impl Patterns {
             ranges: Vec::new(),
             nets: Vec::new(),
             regexes: Vec::new(),
+            index: None,
         };
         for s in pats {
             p.add(s, op)?;
         }
+        p.seal();
         Ok(p)
+    }
+
+    /// Builds the lookup indexes once all patterns are added (call again after [`add`]).
+    ///
+    /// [`add`]: Patterns::add
+    pub fn seal(&mut self) {
+        self.index = None;
+        let mut idx = Index::default();
+        match self.kind {
+            MatchKind::Str if self.strs.len() >= INDEX_MIN => {
+                idx.exact = self.strs.iter().cloned().collect();
+            }
+            MatchKind::Ip if self.nets.len() >= INDEX_MIN => {
+                for n in &self.nets {
+                    match *n {
+                        Net::V4(a, m) => match idx.v4.iter_mut().find(|(mm, _)| *mm == m) {
+                            Some((_, set)) => {
+                                set.insert(a);
+                            }
+                            None => idx.v4.push((m, HashSet::from([a]))),
+                        },
+                        Net::V6(a, m) => match idx.v6.iter_mut().find(|(mm, _)| *mm == m) {
+                            Some((_, set)) => {
+                                set.insert(a);
+                            }
+                            None => idx.v6.push((m, HashSet::from([a]))),
+                        },
+                    }
+                }
+            }
+            _ => return,
+        }
+        self.index = Some(Box::new(idx));
     }
 
     /// Adds one pattern (also used for `-f` file lines).
@@ -216,7 +266,9 @@ impl Patterns {
                     .into(),
             ),
             _ => {
-                let b = if self.icase {
+                // Method patterns keep their case: a known method compares exactly even with
+                // `-i` (`method -i GET` matches GET, `method -i get` does not), as haproxy.
+                let b = if self.icase && self.kind != MatchKind::Meth {
                     s.to_ascii_lowercase()
                 } else {
                     s.to_string()
@@ -241,7 +293,38 @@ impl Patterns {
 
     /// Index of the first matching pattern (used by maps), or `None`.
     pub fn matches(&self, s: &Sample<'_>) -> bool {
-        self.first_match(s).is_some()
+        match (&self.index, self.kind) {
+            (Some(idx), MatchKind::Str) => {
+                let b = s.to_bytes();
+                if !self.icase {
+                    return idx.exact.contains(&*b);
+                }
+                // Lowercase into a stack buffer for ordinary lengths (no allocation).
+                let mut buf = [0u8; 256];
+                match buf.get_mut(..b.len()) {
+                    Some(dst) => {
+                        dst.copy_from_slice(&b);
+                        dst.make_ascii_lowercase();
+                        idx.exact.contains(&*dst)
+                    }
+                    None => idx.exact.contains(&*b.to_ascii_lowercase()),
+                }
+            }
+            (Some(idx), MatchKind::Ip) => {
+                let Some(ip) = s.to_ip() else {
+                    return false;
+                };
+                if let Some(v4) = as_v4(ip) {
+                    let v = u32::from(v4);
+                    if idx.v4.iter().any(|(m, set)| set.contains(&(v & m))) {
+                        return true;
+                    }
+                }
+                let v = u128::from(as_v6(ip));
+                idx.v6.iter().any(|(m, set)| set.contains(&(v & m)))
+            }
+            _ => self.first_match(s).is_some(),
+        }
     }
 
     /// Index of the first pattern that matches `s`.
@@ -483,6 +566,46 @@ mod tests {
     }
 
     #[test]
+    fn indexed_lists_agree_with_scans() {
+        // 200 networks of mixed lengths and 100 host names: the indexed lookup must give the
+        // same answers as a linear scan.
+        let mut nets: Vec<String> = (0..100).map(|i| format!("10.{i}.0.0/16")).collect();
+        nets.extend((0..50).map(|i| format!("192.168.{i}.0/24")));
+        nets.extend((0..50).map(|i| format!("2001:db8:{i:x}::/48")));
+        let p = Patterns::compile(MatchKind::Ip, false, None, &nets).unwrap();
+        assert!(p.index.is_some());
+        let mut scan = p.clone();
+        scan.index = None;
+        let probes = [
+            "10.5.1.1",
+            "10.99.255.255",
+            "10.100.0.1",
+            "192.168.49.7",
+            "192.168.50.7",
+            "2001:db8:31::1",
+            "2001:db8:32::1",
+            "::ffff:10.7.7.7",
+            "8.8.8.8",
+        ];
+        for ip in probes {
+            let s = Sample::Ip(ip.parse().unwrap());
+            assert_eq!(p.matches(&s), scan.matches(&s), "{ip}");
+        }
+        assert!(p.matches(&Sample::Ip("10.5.1.1".parse().unwrap())));
+        assert!(!p.matches(&Sample::Ip("192.168.50.7".parse().unwrap())));
+        let hosts: Vec<String> = (0..100).map(|i| format!("host{i}.example.com")).collect();
+        let p = Patterns::compile(MatchKind::Str, true, None, &hosts).unwrap();
+        assert!(p.index.is_some());
+        assert!(p.matches(&s("HOST42.example.COM")));
+        assert!(!p.matches(&s("host100.example.com")));
+        let long = "x".repeat(300);
+        assert!(!p.matches(&s(&long)));
+        let exact = Patterns::compile(MatchKind::Str, false, None, &hosts).unwrap();
+        assert!(exact.matches(&s("host7.example.com")));
+        assert!(!exact.matches(&s("HOST7.example.com")));
+    }
+
+    #[test]
     fn method_found_bool_bin() {
         let p = pats(MatchKind::Meth, false, &["DELETE", "PURGE"]);
         assert!(p.matches(&s("DELETE")));
@@ -495,6 +618,7 @@ mod tests {
             !pg.matches(&s("GET")),
             "a known method compares exactly, as HAProxy"
         );
+        assert!(pats(MatchKind::Meth, true, &["GET"]).matches(&s("GET")));
         assert!(pats(MatchKind::Found, false, &[]).matches(&s("")));
         let b = pats(MatchKind::Bool, false, &[]);
         assert!(b.matches(&Sample::Bool(true)) && !b.matches(&Sample::Int(0)));

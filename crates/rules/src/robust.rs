@@ -59,4 +59,17 @@ fn random_inputs_never_panic() {
         let _ = crate::pattern::Net::parse(&s);
         let _ = crate::pattern::parse_range(&s, None);
     }
+    // Extreme integers through the date and arithmetic converters.
+    for expr in [
+        "int(9223372036854775807),ltime(%Y%m%d,1)",
+        "int(-9223372036854775808),utime(%c%s,-1)",
+        "int(9223372036854775807),http_date(3600,ms)",
+        "int(-9223372036854775808),http_date(0,us)",
+        "int(-9223372036854775808),neg,div(-1),mod(-1),mul(2),add(9223372036854775807),sub(-1)",
+        "str(abc),bytes(9223372036854775807,9223372036854775807)",
+        "date(9223372036854775807,us)",
+    ] {
+        let e = crate::expr::Expr::parse(expr, &()).unwrap_or_else(|e| panic!("{expr}: {e}"));
+        let _ = e.eval(Ctx::new(&h, &t));
+    }
 }

@@ -424,7 +424,7 @@ fn guide_tls_redirect_and_headers() {
     assert_eq!(header(res, "x-frame-options"), Some(&b"SAMEORIGIN"[..]));
     let mut out = Vec::new();
     res.write_response_head(&mut out);
-    assert!(out.starts_with(b"HTTP/1.1 200 OK\r\nStrict-Transport-Security: max-age"));
+    assert!(out.starts_with(b"HTTP/1.1 200 OK\r\nstrict-transport-security: max-age"));
 }
 
 #[test]

@@ -217,7 +217,7 @@ fn uri_actions() {
     r.http_request(&mut h, &mut t);
     let mut out = Vec::new();
     t.req.write_request_head(&mut out);
-    assert_eq!(out, b"GET /new/x HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(out, b"GET /new/x HTTP/1.1\r\nhost: h\r\n\r\n");
 }
 
 #[test]
@@ -375,7 +375,7 @@ fn response_rules_status_and_delete() {
     res.write_response_head(&mut out);
     assert_eq!(
         out,
-        b"HTTP/1.1 503 Maintenance\r\nContent-Type: text/plain\r\nX-Status: 503\r\n\r\n"
+        b"HTTP/1.1 503 Maintenance\r\ncontent-type: text/plain\r\nx-status: 503\r\n\r\n"
     );
     let mut t = get("/", &[]);
     let mut res = HttpMessage::response(b"HTTP/1.1", 200, b"OK");

@@ -84,7 +84,7 @@ fn idx(a: &[&'static str], i: u32) -> &'static str {
 /// strftime(3) subset used by `ltime`/`utime`: `%a %A %b %B %C %d %D %e %F %H %I %j %k %l %m
 /// %M %n %p %R %s %S %t %T %u %w %y %Y %z %Z %%`. `offset` is the zone's UTC offset.
 pub fn strftime(fmt: &[u8], utc_secs: i64, offset: i32, out: &mut Vec<u8>) {
-    let c = civil(utc_secs + i64::from(offset));
+    let c = civil(utc_secs.saturating_add(i64::from(offset)));
     let mut it = fmt.iter();
     while let Some(&ch) = it.next() {
         if ch != b'%' {

@@ -347,3 +347,60 @@ fn same_routing_decisions_as_haproxy() {
         failures.join("\n")
     );
 }
+
+/// TCP mode: the buffered ClientHello is all the rules see.
+struct TlsHost {
+    hello: Vec<u8>,
+}
+
+impl SampleSource for TlsHost {
+    fn now_ms(&self) -> i64 {
+        0
+    }
+    fn random_u64(&self) -> u64 {
+        0
+    }
+    fn req_payload(&self) -> Option<&[u8]> {
+        Some(&self.hello)
+    }
+    fn is_http(&self) -> bool {
+        false
+    }
+}
+
+impl RuleHost for TlsHost {}
+
+#[test]
+fn same_sni_routing_as_haproxy_on_real_client_hellos() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/");
+    let cfg = std::fs::read_to_string(format!("{dir}haproxy_sni.cfg")).unwrap();
+    let loaded =
+        ringlb_config::parse_str("haproxy_sni.cfg", &cfg).unwrap_or_else(|d| panic!("{d}"));
+    let fe = ProxyRules::frontend(loaded.config.frontend("fe").unwrap(), &loaded.config).unwrap();
+    assert_eq!(fe.inspect_delay_ms, Some(2000));
+    let text = std::fs::read_to_string(format!("{dir}haproxy_sni.tsv")).unwrap();
+    let mut n = 0;
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let hello: Vec<u8> = (0..f[1].len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&f[1][i..i + 2], 16).unwrap())
+            .collect();
+        let mut host = TlsHost { hello };
+        let mut txn = Txn::default();
+        assert_eq!(
+            fe.tcp_rules(ringlb_rules::TcpPhase::Content, &mut host, &mut txn),
+            ringlb_rules::TcpVerdict::Accept,
+            "{}",
+            f[0]
+        );
+        assert_eq!(
+            fe.select_backend(&host, &txn).as_deref(),
+            Some(f[2]),
+            "sni {}",
+            f[0]
+        );
+        n += 1;
+    }
+    assert_eq!(n, 10);
+}

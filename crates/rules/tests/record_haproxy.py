@@ -225,6 +225,8 @@ url_param(sid) -m str xyz
 method GET HEAD
 method POST
 method -i get
+method -i GET
+method -i gEt HEAD
 src 127.0.0.0/8
 src 10.0.0.0/8 ::1
 src_port 1:
