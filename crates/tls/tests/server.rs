@@ -864,3 +864,30 @@ fn feed_applies_backpressure_until_plaintext_is_taken() {
     );
     assert_eq!(plain, body);
 }
+
+#[test]
+fn server_cipher_order_unless_prefer_client_ciphers() {
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    let p = pki("order");
+    let dir = certs_dir(&p);
+    let ca = p.file("ca.pem");
+    let client_order = vec![
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+    ];
+    for (extra, want) in [
+        ("", "TLS_CHACHA20_POLY1305_SHA256"),
+        (" prefer-client-ciphers", "TLS_AES_128_GCM_SHA256"),
+    ] {
+        let (sh, _) = setup(&p, "", &format!("ssl crt {}{extra}", dir.display()));
+        let cc = ClientOpts {
+            suites: Some(client_order.clone()),
+            ..ClientOpts::new(&ca)
+        }
+        .build();
+        let mut c = connect(&cc, "a.test");
+        let mut s = TlsSession::new(sh);
+        handshake(&mut c, &mut s).unwrap();
+        assert_eq!(s.facts().unwrap().cipher, want, "{extra}");
+    }
+}
