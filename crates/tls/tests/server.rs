@@ -891,3 +891,24 @@ fn server_cipher_order_unless_prefer_client_ciphers() {
         assert_eq!(s.facts().unwrap().cipher, want, "{extra}");
     }
 }
+
+#[test]
+fn curves_restrict_key_exchange_with_hello_retry() {
+    let p = pki("curves");
+    let dir = certs_dir(&p);
+    // The client's first key share (X25519MLKEM768/X25519) is refused: a HelloRetryRequest
+    // goes through the session and the handshake completes on P-384.
+    let (sh, _) = setup(&p, "", &format!("ssl crt {} curves P-384", dir.display()));
+    let cc = ClientOpts::new(&p.file("ca.pem")).build();
+    let mut c = connect(&cc, "a.test");
+    let mut s = TlsSession::new(sh);
+    handshake(&mut c, &mut s).unwrap();
+    assert_eq!(
+        c.negotiated_key_exchange_group().unwrap().name(),
+        rustls::NamedGroup::secp384r1
+    );
+    assert_eq!(
+        c.handshake_kind(),
+        Some(rustls::HandshakeKind::FullWithHelloRetryRequest)
+    );
+}
