@@ -106,6 +106,8 @@ impl StoresServerSessions for SessionCache {
 /// Ticket keys shared by all shards: rustls's rotating ticketer (AES-256 + HMAC, keys replaced
 /// every 6 hours, the previous key still accepted), with tickets refused once older than
 /// `tune.ssl.lifetime`. Create once per process and clone the `Arc` into every shard.
+/// Each ticket sealed or opened takes rustls's read lock on the key state: shared between
+/// shards, once per handshake, never per request.
 #[derive(Debug)]
 pub struct SharedTicketer {
     inner: Arc<dyn ProducesTickets>,

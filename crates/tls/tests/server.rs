@@ -864,3 +864,51 @@ fn feed_applies_backpressure_until_plaintext_is_taken() {
     );
     assert_eq!(plain, body);
 }
+
+#[test]
+fn server_cipher_order_unless_prefer_client_ciphers() {
+    use rustls::crypto::aws_lc_rs::cipher_suite as cs;
+    let p = pki("order");
+    let dir = certs_dir(&p);
+    let ca = p.file("ca.pem");
+    let client_order = vec![
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+    ];
+    for (extra, want) in [
+        ("", "TLS_CHACHA20_POLY1305_SHA256"),
+        (" prefer-client-ciphers", "TLS_AES_128_GCM_SHA256"),
+    ] {
+        let (sh, _) = setup(&p, "", &format!("ssl crt {}{extra}", dir.display()));
+        let cc = ClientOpts {
+            suites: Some(client_order.clone()),
+            ..ClientOpts::new(&ca)
+        }
+        .build();
+        let mut c = connect(&cc, "a.test");
+        let mut s = TlsSession::new(sh);
+        handshake(&mut c, &mut s).unwrap();
+        assert_eq!(s.facts().unwrap().cipher, want, "{extra}");
+    }
+}
+
+#[test]
+fn curves_restrict_key_exchange_with_hello_retry() {
+    let p = pki("curves");
+    let dir = certs_dir(&p);
+    // The client's first key share (X25519MLKEM768/X25519) is refused: a HelloRetryRequest
+    // goes through the session and the handshake completes on P-384.
+    let (sh, _) = setup(&p, "", &format!("ssl crt {} curves P-384", dir.display()));
+    let cc = ClientOpts::new(&p.file("ca.pem")).build();
+    let mut c = connect(&cc, "a.test");
+    let mut s = TlsSession::new(sh);
+    handshake(&mut c, &mut s).unwrap();
+    assert_eq!(
+        c.negotiated_key_exchange_group().unwrap().name(),
+        rustls::NamedGroup::secp384r1
+    );
+    assert_eq!(
+        c.handshake_kind(),
+        Some(rustls::HandshakeKind::FullWithHelloRetryRequest)
+    );
+}
