@@ -55,6 +55,7 @@ pub mod command;
 pub mod reply;
 pub mod servers;
 pub mod session;
+pub mod state_file;
 pub mod table;
 
 pub use apply::{apply, effective_weight, Outcome};
