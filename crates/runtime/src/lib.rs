@@ -46,6 +46,9 @@
 //! `show servers state` prints (recorded from haproxy 2.6); [`ServerTable`] is built from the
 //! topology (proxy/server ids as HAProxy numbers them, `threads` = worker shards).
 //!
+//! At start-up, `load-server-state-from-file`: [`state_file::parse`] the file and
+//! [`ServerTable::restore_state`] before the table is handed to the workers.
+//!
 //! Verified against haproxy 2.6 recordings: `fixtures/record.sh` → `fixtures/recorded.txt`,
 //! replayed by `tests/recorded.rs`.
 #![forbid(unsafe_code)]
