@@ -23,6 +23,7 @@
 //!     s.render(&pending.respond(reply), &mut out)
 //! }
 //! handle(Request::Close) => flush `out`, then close.
+//! after writing `out`: while s.has_buffered_commands() { feed(&[]) again } before reading
 //! ```
 //!
 //! Requests come in input order and must be answered in that order (render appends the
