@@ -23,6 +23,7 @@
 //!     s.render(&pending.respond(reply), &mut out)
 //! }
 //! handle(Request::Close) => flush `out`, then close.
+//! after writing `out`: while s.has_buffered_commands() { feed(&[]) again } before reading
 //! ```
 //!
 //! Requests come in input order and must be answered in that order (render appends the
@@ -46,6 +47,9 @@
 //! `show servers state` prints (recorded from haproxy 2.6); [`ServerTable`] is built from the
 //! topology (proxy/server ids as HAProxy numbers them, `threads` = worker shards).
 //!
+//! At start-up, `load-server-state-from-file`: [`state_file::parse`] the file and
+//! [`ServerTable::restore_state`] before the table is handed to the workers.
+//!
 //! Verified against haproxy 2.6 recordings: `fixtures/record.sh` → `fixtures/recorded.txt`,
 //! replayed by `tests/recorded.rs`.
 #![forbid(unsafe_code)]
@@ -55,6 +59,7 @@ pub mod command;
 pub mod reply;
 pub mod servers;
 pub mod session;
+pub mod state_file;
 pub mod table;
 
 pub use apply::{apply, effective_weight, Outcome};

@@ -92,6 +92,11 @@ pub struct SessionConfig {
     pub bufsize: usize,
     /// Initial `severity-output` of the socket.
     pub severity: SeverityOutput,
+    /// Most requests one `feed` returns; the rest stays buffered until the caller has
+    /// written the output and calls `feed(&[])` again (see
+    /// [`CliSession::has_buffered_commands`]). Bounds the output one read can cause
+    /// (16 KB of `;` would otherwise ask for 16 K usage messages at once).
+    pub max_requests_per_feed: usize,
 }
 
 impl Default for SessionConfig {
@@ -99,6 +104,7 @@ impl Default for SessionConfig {
         SessionConfig {
             bufsize: DEFAULT_BUFSIZE,
             severity: SeverityOutput::None,
+            max_requests_per_feed: 64,
         }
     }
 }
@@ -111,6 +117,7 @@ pub struct CliSession {
     severity: SeverityOutput,
     timeout_cli_secs: Option<u32>,
     max_line: usize,
+    max_requests: usize,
     buf: Vec<u8>,
     /// Words of a `... <<` line and the payload gathered so far.
     payload: Option<(Vec<String>, String)>,
@@ -126,6 +133,7 @@ impl CliSession {
             severity: config.severity,
             timeout_cli_secs: None,
             max_line: config.bufsize.saturating_sub(1).max(1),
+            max_requests: config.max_requests_per_feed.max(1),
             buf: Vec::new(),
             payload: None,
             closed: false,
@@ -152,14 +160,15 @@ impl CliSession {
         self.closed
     }
 
-    /// Takes received bytes; returns what to do, in order. Never panics.
+    /// Takes received bytes; returns what to do, in order (at most
+    /// `max_requests_per_feed` requests). Never panics.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Request> {
         let mut out = Vec::new();
         if self.closed {
             return out;
         }
         self.buf.extend_from_slice(bytes);
-        while !self.closed {
+        while !self.closed && out.len() < self.max_requests {
             if !self.step(&mut out) {
                 break;
             }
@@ -167,14 +176,21 @@ impl CliSession {
         out
     }
 
-    /// The peer closed its side: an unfinished line is dropped, as HAProxy does.
+    /// True when complete commands wait in the buffer (a `feed` hit its request limit):
+    /// write the output, then call `feed(&[])` again before reading more.
+    pub fn has_buffered_commands(&self) -> bool {
+        !self.closed && find_line_end(&self.buf, self.payload.is_none()).is_some()
+    }
+
+    /// The peer closed its side: complete commands still buffered are run, an unfinished
+    /// line is dropped (as HAProxy does), then the connection closes.
     pub fn feed_eof(&mut self) -> Vec<Request> {
-        if self.closed {
-            return Vec::new();
+        let mut out = Vec::new();
+        while !self.closed && self.step(&mut out) {}
+        if !self.closed {
+            self.close(&mut out);
         }
-        self.closed = true;
-        self.buf.clear();
-        vec![Request::Close]
+        out
     }
 
     /// Appends `response` as HAProxy would write it: severity prefix for messages, then

@@ -24,6 +24,11 @@ impl Level {
             Level::Admin => "admin",
         }
     }
+    /// Level of a `stats socket` line: its `level` option, operator when absent (HAProxy's
+    /// default); `None` for an unknown word.
+    pub fn from_socket_option(level: Option<&str>) -> Option<Level> {
+        level.map_or(Some(Level::Operator), Level::parse)
+    }
     /// Parses `user|operator|admin`.
     pub fn parse(word: &str) -> Option<Level> {
         match word {
@@ -380,6 +385,13 @@ mod tests {
                 assert!(u.starts_with(&kw.words.join(" ")), "{u}");
             }
         }
+    }
+
+    #[test]
+    fn stats_socket_default_level_is_operator() {
+        assert_eq!(Level::from_socket_option(None), Some(Level::Operator));
+        assert_eq!(Level::from_socket_option(Some("admin")), Some(Level::Admin));
+        assert_eq!(Level::from_socket_option(Some("root")), None);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeSet;
 
-use ringlb_runtime::servers::{admin, chk};
+use ringlb_runtime::servers::{self, admin, chk};
 use ringlb_runtime::*;
 
 struct Block {
@@ -274,4 +274,41 @@ fn replies_match_haproxy_recordings() {
         exact >= 200,
         "only {exact} exact comparisons ({usage} usage, {foreign} foreign)"
     );
+}
+
+/// A saved state applied at start-up gives what haproxy 2.6 showed after loading it.
+#[test]
+fn server_state_file_is_applied_like_haproxy() {
+    use ringlb_runtime::state_file;
+    let rows = state_file::parse(include_str!("../fixtures/state-in.txt")).unwrap();
+    assert_eq!(rows.len(), 7);
+    let mut t = table();
+    assert_eq!(
+        t.restore_state(&rows),
+        5,
+        "s9 and backend nobe do not exist"
+    );
+    let got = servers::show_servers_state(&t, None).text + "\n";
+    assert_eq!(got, include_str!("../fixtures/state-in-loaded.txt"));
+}
+
+/// One bad line and haproxy applies nothing, with this warning.
+#[test]
+fn corrupted_server_state_file_is_refused() {
+    use ringlb_runtime::state_file;
+    let err = state_file::parse(include_str!("../fixtures/state-corrupt.txt")).unwrap_err();
+    let recorded = include_str!("../fixtures/state-corrupt-loaded.txt");
+    let warning = recorded.lines().last().unwrap();
+    assert_eq!(format!("config: {warning}"), err.message("DIR/state"));
+    // ... and the servers keep their configured state.
+    let t = table();
+    let shown = servers::show_servers_state(&t, None).text + "\n";
+    assert_eq!(
+        mask(&shown),
+        mask(recorded.strip_suffix(&format!("{warning}\n")).unwrap())
+    );
+    assert!(matches!(
+        state_file::parse("2\n"),
+        Err(state_file::StateFileError::Version(_))
+    ));
 }

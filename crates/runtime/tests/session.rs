@@ -294,7 +294,11 @@ fn random_input_never_panics_and_levels_hold() {
                     chunk.extend_from_slice(w);
                 }
             }
-            for req in s.feed(&chunk) {
+            let mut reqs = s.feed(&chunk);
+            while s.has_buffered_commands() {
+                reqs.extend(s.feed(&[]));
+            }
+            for req in reqs {
                 match req {
                     Request::Reply(r) => s.render(&r, &mut out),
                     Request::Run(p) => {
@@ -391,4 +395,42 @@ fn pending_keeps_the_words_for_owners_that_parse_them() {
     };
     s.render(&p.respond(r), &mut out);
     assert_eq!(out, b"# pxname,svname\nfe,FRONTEND\n\n");
+}
+
+#[test]
+fn one_read_is_answered_in_bounded_batches() {
+    let cfg = SessionConfig {
+        max_requests_per_feed: 10,
+        ..SessionConfig::default()
+    };
+    let mut s = CliSession::new(Level::User, cfg);
+    let input = ";".repeat(25) + "get weight be/s1\n";
+    let first = s.feed(input.as_bytes());
+    assert_eq!(first.len(), 10);
+    assert!(s.has_buffered_commands());
+    let mut total = first.len();
+    let mut closed = false;
+    while s.has_buffered_commands() {
+        let batch = s.feed(&[]);
+        assert!(batch.len() <= 10);
+        closed |= batch.contains(&Request::Close);
+        total += batch.len();
+    }
+    // 25 empty commands, one get weight, then the close of a one-shot connection.
+    assert_eq!(total, 27);
+    assert!(closed);
+}
+
+#[test]
+fn eof_still_runs_complete_buffered_commands() {
+    let cfg = SessionConfig {
+        max_requests_per_feed: 1,
+        ..SessionConfig::default()
+    };
+    let mut s = CliSession::new(Level::User, cfg);
+    assert_eq!(s.feed(b"get weight a/b;get weight a/c;get wei").len(), 1);
+    let rest = s.feed_eof();
+    assert_eq!(rest.len(), 2, "{rest:?}");
+    assert!(matches!(rest[0], Request::Run(_)));
+    assert_eq!(rest[1], Request::Close);
 }
