@@ -280,6 +280,18 @@ impl<'a> Session<'a> {
     async fn transaction(&mut self, mut head: RecvBuf) -> After {
         let ctx: &'a Ctx = self.ctx;
         let topo: &'a Topology = &ctx.state.topo;
+        // `stats uri`: the stats page, served by the proxy itself.
+        if let Some(page) = &self.fe.stats_page {
+            let sc = scratch(&mut self.sc, ctx);
+            if sc
+                .req
+                .target()
+                .get(head.bytes())
+                .starts_with(page.page.uri.as_bytes())
+            {
+                return Box::pin(self.serve_stats(page, head)).await;
+            }
+        }
         // The rule engine runs only for proxies that have rules (no cost otherwise).
         let default_be = self.fe.backend;
         let mut rewritten: Option<Vec<u8>> = None;
@@ -315,6 +327,19 @@ impl<'a> Session<'a> {
             self.reply_error(503, None).await;
             return After::Close;
         };
+        if let Some(page) = &be.stats_page {
+            // A backend with `stats enable` answers every request routed to it from its stats
+            // page (HAProxy's stats applet replaces the servers).
+            let sc = scratch(&mut self.sc, ctx);
+            if sc
+                .req
+                .target()
+                .get(head.bytes())
+                .starts_with(page.page.uri.as_bytes())
+            {
+                return Box::pin(self.serve_stats(page, head)).await;
+            }
+        }
         scratch(&mut self.sc, self.ctx).txn.backend = Some(be_idx);
         let req = &scratch(&mut self.sc, self.ctx).req;
         let method = req.method();
@@ -1043,6 +1068,145 @@ impl<'a> Session<'a> {
         )
         .await;
         After::Close
+    }
+
+    /// The stats page (`stats uri`): HTML, `;csv`, `;json`, `stats auth` (401), and the
+    /// `stats admin` form, whose actions are broadcast to every shard like runtime commands.
+    async fn serve_stats(
+        &mut self,
+        page: &'a crate::topology::StatsPageRt,
+        mut head: RecvBuf,
+    ) -> After {
+        let ctx = self.ctx;
+        let sc = scratch(&mut self.sc, ctx);
+        let bytes = head.bytes();
+        let method = String::from_utf8_lossy(sc.req.method_span().get(bytes)).into_owned();
+        let target = String::from_utf8_lossy(sc.req.target().get(bytes)).into_owned();
+        let authorization = sc
+            .req
+            .headers_named(bytes, b"authorization")
+            .next()
+            .map(|h| String::from_utf8_lossy(h.value.get(bytes)).into_owned());
+        let framing = sc.req.framing();
+        let keep = sc.req.client_keep_alive();
+        let version = sc.req.version();
+        let head_len = sc.req.head_len();
+        // `stats admin if COND`, evaluated on this request.
+        let admin = !page.admin.is_empty() && {
+            let tls = self.client.tls_facts();
+            let mut msg = ringlb_rules::HttpMessage::request(
+                sc.req.method_span().get(bytes),
+                sc.req.target().get(bytes),
+                sc.req.version().as_bytes(),
+            );
+            for h in sc.req.headers() {
+                msg.push_header(h.name.get(bytes), h.value.get(bytes));
+            }
+            let txn = ringlb_rules::Txn::new(msg);
+            let host = crate::rules::Host {
+                ctx,
+                frontend: &self.fe.name,
+                backend: None,
+                server: None,
+                src: self.client.peer_addr(),
+                dst: self.client.tcp().local_addr().ok(),
+                tls: tls.as_ref(),
+            };
+            let cx = ringlb_rules::Ctx::new(&host, &txn);
+            page.admin.iter().any(|c| c.eval(&page.acls, cx))
+        };
+        sc.txn.bytes_in += head_len as u64;
+        head.consume(head_len);
+        // The admin form's body (small; anything else closes the connection).
+        let mut body = Vec::new();
+        let mut reusable = true;
+        match framing {
+            BodyFraming::None => {
+                if !head.is_empty() {
+                    self.pending = Some(head);
+                }
+            }
+            BodyFraming::ContentLength(n) if n <= 64 << 10 => {
+                body.extend_from_slice(head.bytes());
+                while (body.len() as u64) < n {
+                    match within(self.fe.timeouts.client, self.client.recv()).await {
+                        Ok(Ok(Some(more))) => body.extend_from_slice(more.bytes()),
+                        _ => return After::Close,
+                    }
+                }
+                body.truncate(n as usize);
+                reusable = false;
+            }
+            _ => {
+                self.reply_error(413, None).await;
+                return After::Close;
+            }
+        }
+        let credentials = &page.auth.credentials;
+        let answer = if !credentials.is_empty()
+            && ringlb_stats::admin::check_basic_auth(authorization.as_deref(), credentials)
+                .is_none()
+        {
+            // Checked before collecting anything: an unauthenticated client costs nothing.
+            ringlb_stats::admin::unauthorized(page.auth.realm.as_deref())
+        } else {
+            let snap = crate::service::snapshot(ctx).await;
+            let mut cfg = page.page.clone();
+            cfg.admin = admin;
+            match ringlb_stats::page::route(
+                &snap,
+                &cfg,
+                &page.auth,
+                &method,
+                &target,
+                authorization.as_deref(),
+                &String::from_utf8_lossy(&body),
+            ) {
+                ringlb_stats::page::StatsRoute::NotStats => {
+                    ringlb_stats::admin::unauthorized(page.auth.realm.as_deref())
+                }
+                ringlb_stats::page::StatsRoute::Answer(a) => a,
+                ringlb_stats::page::StatsRoute::Admin {
+                    request,
+                    redirect_uri,
+                } => {
+                    let (total, altered) = crate::service::apply_admin(ctx, &request);
+                    ringlb_stats::admin::admin_redirect(
+                        &redirect_uri,
+                        ringlb_stats::admin::AdminStatus::from_counts(total, altered),
+                    )
+                }
+            }
+        };
+        let mut out = crate::service::answer_bytes(&answer);
+        announce_persistence(&mut out, keep, version);
+        let txn = &mut scratch(&mut self.sc, ctx).txn;
+        txn.status = answer.status;
+        txn.bytes_out += out.len() as u64;
+        if let Some(f) = ctx
+            .state
+            .counters
+            .borrow_mut()
+            .frontends
+            .get_mut(self.fe_idx)
+        {
+            f.intercepted_req += 1;
+        }
+        let (sent, _) = within(
+            self.fe.timeouts.client,
+            self.client.send_all(SendBuf::from_vec(out)),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            (
+                Err(std::io::ErrorKind::TimedOut.into()),
+                SendBuf::from_vec(Vec::new()),
+            )
+        });
+        if sent.is_err() || !keep || !reusable {
+            return After::Close;
+        }
+        After::KeepAlive
     }
 
     /// A header rewrite failed (`wrew`), answered with 500.

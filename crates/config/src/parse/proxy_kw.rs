@@ -213,47 +213,47 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("stick match", BE, STK, "match a stick entry", rules::generic_cond),
     kw("stick store-request", BE, STK, "store a request sample", rules::generic_cond),
     kw("stick store-response", BE, STK, "store a response sample", rules::generic_cond),
-    kw("stats enable", DFB, OBS, "enable the stats page", |_, p, _| {
+    kw("stats enable", DFB, S, "enable the stats page", |_, p, _| {
         stats(p).enabled = true;
         Ok(())
     }),
-    kw("stats uri", DFB, OBS, "URI of the stats page", |k, p, l| {
+    kw("stats uri", DFB, S, "URI of the stats page", |k, p, l| {
         need(k, l, 1)?;
         let s = stats(p);
         s.enabled = true;
         s.uri = Some(l.arg(2).to_string());
         Ok(())
     }),
-    kw("stats realm", DFB, OBS, "basic-auth realm of the stats page", |k, p, l| {
+    kw("stats realm", DFB, S, "basic-auth realm of the stats page", |k, p, l| {
         need(k, l, 1)?;
         stats(p).realm = Some(l.arg(2).to_string());
         Ok(())
     }),
-    kw("stats refresh", DFB, OBS, "auto-refresh period of the stats page", |k, p, l| {
+    kw("stats refresh", DFB, S, "auto-refresh period of the stats page", |k, p, l| {
         need(k, l, 1)?;
         stats(p).refresh = Some(parse_time_s(l.arg(2))?);
         Ok(())
     }),
-    kw("stats auth", DFB, OBS, "user:password for the stats page", p_stats_auth),
-    kw("stats admin", FB, OBS, "enable admin actions on the stats page if/unless cond", p_stats_admin),
-    kw("stats hide-version", DFB, OBS, "hide the version on the stats page", |_, p, _| {
+    kw("stats auth", DFB, S, "user:password for the stats page", p_stats_auth),
+    kw("stats admin", FB, S, "enable admin actions on the stats page if/unless cond", p_stats_admin),
+    kw("stats hide-version", DFB, S, "hide the version on the stats page", |_, p, _| {
         stats(p).hide_version = true;
         Ok(())
     }),
-    kw("stats show-legends", DFB, OBS, "show legends on the stats page", |_, p, _| {
+    kw("stats show-legends", DFB, S, "show legends on the stats page", |_, p, _| {
         stats(p).show_legends = true;
         Ok(())
     }),
-    kw("stats show-node", DFB, OBS, "show the node name on the stats page", |_, p, l| {
+    kw("stats show-node", DFB, S, "show the node name on the stats page", |_, p, l| {
         let node = (!l.arg(2).is_empty()).then(|| l.arg(2).to_string());
         stats(p).show_node = Some(node);
         Ok(())
     }),
-    kw("stats show-desc", DFB, OBS, "show a description on the stats page", |_, p, l| {
+    kw("stats show-desc", DFB, S, "show a description on the stats page", |_, p, l| {
         stats(p).show_desc = Some(l.rest(2).join(" "));
         Ok(())
     }),
-    kw("stats scope", DFB, OBS, "limit the stats page to some proxies", |k, p, l| {
+    kw("stats scope", DFB, S, "limit the stats page to some proxies", |k, p, l| {
         need(k, l, 1)?;
         stats(p).scope.push(l.arg(2).to_string());
         Ok(())
