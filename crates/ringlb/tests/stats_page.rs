@@ -147,3 +147,37 @@ fn prometheus_exporter_uses_haproxy_names() {
     let (head, _) = get(&format!("http://{front}/metrics?scope=nope"), &[]);
     assert!(head.starts_with("HTTP/1.1 400"), "{head}");
 }
+
+#[test]
+fn health_check_results_show_on_the_stats_page() {
+    let origins = Origins::start(1);
+    let (front, stats, dead) = (free_addr(), free_addr(), free_addr());
+    let dir = TempDir::new("stats-checks");
+    let cfg = format!(
+        "global\n    nbthread 2\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    timeout check 1s\nfrontend fe\n    bind {front}\n    default_backend app\nbackend app\n    option httpchk GET /health\n    server s1 {} check inter 200ms\n    server s2 {dead} check inter 200ms fall 2\nlisten stats\n    bind {stats}\n    stats enable\n    stats uri /\n",
+        origins.addrs()[0]
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front, stats]);
+    let url = format!("http://{stats}/;csv");
+    let mut csv = String::new();
+    assert!(
+        wait_until(T, || {
+            csv = get(&url, &[]).1;
+            csv_field(&csv, "app", "s2", "status") == "DOWN"
+        }),
+        "{csv}"
+    );
+    assert_eq!(csv_field(&csv, "app", "s2", "check_status"), "L4CON");
+    assert_eq!(csv_field(&csv, "app", "s1", "status"), "UP");
+    assert_eq!(csv_field(&csv, "app", "s1", "check_status"), "L7OK");
+    assert_eq!(csv_field(&csv, "app", "s1", "check_code"), "200");
+    // haproxy counts failed checks while the server is still UP.
+    assert!(
+        csv_field(&csv, "app", "s2", "chkfail")
+            .parse::<u32>()
+            .unwrap()
+            >= 1
+    );
+    assert_eq!(csv_field(&csv, "app", "BACKEND", "status"), "UP");
+}
