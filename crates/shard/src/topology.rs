@@ -68,6 +68,10 @@ pub struct FrontendRt {
     pub backend: Option<usize>,
     /// Indices into [`Topology::logs`] (`log global` expanded; empty for `no log`).
     pub log: Vec<usize>,
+    /// What a traffic log line of this frontend looks like (only with log targets).
+    pub log_line: LogLine,
+    /// `option dontlognull`: connections that sent nothing are not logged.
+    pub dontlognull: bool,
     /// `stats enable|uri|auth|...` of this proxy, if any.
     pub stats: Option<model::Stats>,
     /// The stats page this frontend serves (`stats enable` / `stats uri`), compiled.
@@ -331,6 +335,12 @@ impl Topology {
                             }
                         })
                         .collect(),
+                    log_line: if f.log.is_empty() {
+                        LogLine::None
+                    } else {
+                        log_line(f, cfg, &mut errors)
+                    },
+                    dontlognull: f.options.dontlognull,
                     stats: f.stats.clone(),
                     stats_page: f
                         .stats
@@ -597,6 +607,44 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
         errors: Arc::new(error_files(&b.errorfiles)),
         rules: None,
         stats_page: None,
+    }
+}
+
+/// The traffic log of a frontend.
+#[derive(Debug)]
+pub enum LogLine {
+    None,
+    /// No format option: haproxy's default, one line at accept
+    /// (`Connect from IP:port to IP:port (frontend/MODE)`).
+    Connect,
+    /// `option httplog|tcplog` or `log-format`: one line per request (or TCP session).
+    Format(Box<ringlb_rules::LogFormat>),
+}
+
+/// haproxy's own `option httplog` format when the frontend is in TCP mode is the TCP one.
+fn log_line(f: &model::Frontend, cfg: &Config, errors: &mut Vec<TopologyError>) -> LogLine {
+    let text: &str = match (&f.log_format, &f.options.httplog, f.options.tcplog) {
+        (Some(t), _, _) => t,
+        (None, Some(h), _) if f.mode == Mode::Http => {
+            if h.clf {
+                ringlb_rules::CLF_FORMAT
+            } else {
+                ringlb_rules::HTTPLOG_FORMAT
+            }
+        }
+        (None, Some(_), _) | (None, None, true) => ringlb_rules::TCPLOG_FORMAT,
+        (None, None, false) => return LogLine::Connect,
+    };
+    let env = ringlb_rules::proxy::Userlists(&cfg.userlists);
+    match ringlb_rules::LogFormat::parse(text, &env) {
+        Ok(lf) => LogLine::Format(Box::new(lf)),
+        Err(e) => {
+            errors.push(TopologyError {
+                loc: f.loc.clone(),
+                message: format!("'log-format' : {e}"),
+            });
+            LogLine::None
+        }
     }
 }
 

@@ -72,7 +72,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("retry-on", DB, S, "events that trigger a retry", p_retry_on),
     kw("http-reuse", DB, S, "idle server connection reuse: never|safe|aggressive|always", p_http_reuse),
     kw("errorfile", DFB, S, "raw HTTP response file for a status code", p_errorfile),
-    kw("log", DFB, OBS, "log targets (parsed; sent by issue #9)", p_log),
+    kw("log", DFB, S, "log targets", p_log),
     kw("timeout connect", DB, S, "server connect timeout", |k, p, l| timeout(k, l, |t| &mut t.connect, p)),
     kw("timeout client", DF, S, "client inactivity timeout", |k, p, l| timeout(k, l, |t| &mut t.client, p)),
     kw("timeout server", DB, S, "server inactivity timeout", |k, p, l| timeout(k, l, |t| &mut t.server, p)),
@@ -89,13 +89,13 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option httpclose", DFB, S, "close both sides after each response", |k, p, l| conn_mode(k, p, l, HttpConnMode::Close)),
     kw("option http-keep-alive", DFB, S, "keep-alive on both sides (default)", |k, p, l| conn_mode(k, p, l, HttpConnMode::KeepAlive)),
     kw("option redispatch", DB, S, "retry on another server [interval]", p_redispatch),
-    kw("option httplog", DFB, OBS, "HTTP log format [clf]", p_httplog),
+    kw("option httplog", DFB, S, "HTTP log format [clf]", p_httplog),
     kw("option httpslog", DFB, OBS, "HTTPS log format", |k, p, l| {
         p.settings.options.httplog = (!k.negated).then_some(crate::model::HttpLog { clf: false });
         opt_other(k, p, l)
     }),
-    kw("option tcplog", DFB, OBS, "TCP log format", |k, p, l| bool_opt(k, l, &mut p.settings.options.tcplog)),
-    kw("option dontlognull", DFB, OBS, "do not log empty connections", |k, p, l| bool_opt(k, l, &mut p.settings.options.dontlognull)),
+    kw("option tcplog", DFB, S, "TCP log format", |k, p, l| bool_opt(k, l, &mut p.settings.options.tcplog)),
+    kw("option dontlognull", DFB, S, "do not log empty connections", |k, p, l| bool_opt(k, l, &mut p.settings.options.dontlognull)),
     kw("option log-health-checks", DB, OBS, "log health check state changes", |k, p, l| bool_opt(k, l, &mut p.settings.options.log_health_checks)),
     kw("option httpchk", DB, S, "HTTP health checks [<method> <uri> <version>]", checks::option_httpchk),
     kw("option tcp-check", DB, S, "run tcp-check rules as health check", |k, p, l| bool_opt(k, l, &mut p.settings.options.tcp_check)),
@@ -200,7 +200,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("errorloc303", DFB, ENG, "redirect (303) for a status code", generic_n2),
     kw("errorfiles", DFB, ENG, "use an http-errors section", p_errorfiles),
     kw("http-error", DFB, ENG, "custom error response", generic),
-    kw("log-format", DFB, OBS, "custom log line format", |k, p, l| {
+    kw("log-format", DFB, S, "custom log line format", |k, p, l| {
         need(k, l, 1)?;
         p.settings.log_format = Some(l.rest(k.kw_words).join(" "));
         Ok(())
