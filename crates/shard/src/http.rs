@@ -373,6 +373,34 @@ impl<'a> Session<'a> {
             }
         }
         scratch(&mut self.sc, self.ctx).txn.backend = Some(be_idx);
+        // Cookie persistence (`cookie NAME insert`): a valid cookie names the server.
+        let mut persisted: Option<usize> = None;
+        if let Some(ck) = &be.cookie {
+            let sc = scratch(&mut self.sc, ctx);
+            let found = match &rewritten {
+                None => persistence_cookie(&sc.req, head.bytes(), ck),
+                Some(raw) => match parse_request(raw, &self.limits, &mut sc.req2) {
+                    Ok(Parsed::Complete { .. }) => persistence_cookie(&sc.req2, raw, ck),
+                    _ => None,
+                },
+            };
+            if let Some((value, stripped)) = found {
+                persisted = be
+                    .servers
+                    .iter()
+                    .position(|s| s.cookie.as_deref() == Some(&*value))
+                    .filter(|&s| {
+                        // A drained server keeps its persistent clients; a server in maintenance or
+                        // down does not.
+                        ctx.state.server(be_idx, s).is_some_and(|st| {
+                            st.up.get() && st.admin.get() != crate::state::AdminState::Maint
+                        })
+                    });
+                if let Some(raw) = stripped {
+                    rewritten = Some(raw);
+                }
+            }
+        }
         let req = &scratch(&mut self.sc, self.ctx).req;
         let method = req.method();
         let framing = req.framing();
@@ -446,7 +474,10 @@ impl<'a> Session<'a> {
             ..PickInput::default()
         };
         loop {
-            let mut info = ConnectInfo::default();
+            let mut info = ConnectInfo {
+                forced: if attempts == 0 { persisted } else { None },
+                ..ConnectInfo::default()
+            };
             let connected = lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info).await;
             self.note_connect(be_idx, &info, connected.is_ok());
             let (lease, server) = match connected {
@@ -499,6 +530,7 @@ impl<'a> Session<'a> {
                     let ctx = ResponseCtx {
                         be,
                         be_idx,
+                        persisted,
                         vars: std::mem::take(&mut vars),
                         method,
                         client_version,
@@ -667,7 +699,23 @@ impl<'a> Session<'a> {
             && !stopping;
         let mut out = std::mem::take(&mut scratch(&mut self.sc, self.ctx).out);
         out.clear();
-        let edits = rewrite::response_edits(c.client_version, keep_client);
+        // `cookie ... insert`: tell the client which server it is on, unless it already knew.
+        let set_cookie = match (&c.be.cookie, c.be.servers.get(lease.server)) {
+            (Some(ck), Some(srv))
+                if c.persisted != Some(lease.server)
+                    && (!ck.postonly || c.method == Method::Post) =>
+            {
+                srv.cookie.as_ref().map(|v| {
+                    format!("set-cookie: {}={v}{}\r\n", ck.name, ck.attributes).into_bytes()
+                })
+            }
+            _ => None,
+        };
+        let edits = rewrite::response_edits(
+            c.client_version,
+            keep_client,
+            set_cookie.as_deref().unwrap_or_default(),
+        );
         let rewritten = match self.response_rules(&head, &c, lease.server) {
             ResponseRules::Unchanged => None,
             ResponseRules::Rewritten(raw) => Some(raw),
@@ -1669,6 +1717,8 @@ enum RequestRules {
 struct ResponseCtx<'a> {
     be: &'a BackendRt,
     be_idx: usize,
+    /// The server the client's persistence cookie named (no `set-cookie` needed for it).
+    persisted: Option<usize>,
     /// Variables set by the request rules (`txn.*`), for the response rules.
     vars: ringlb_rules::Vars,
     method: Method,
@@ -1777,6 +1827,57 @@ fn no_connection_status(e: NoConnection) -> u16 {
         | NoConnection::ConnectFailed
         | NoConnection::ConnectTimeout => 503,
     }
+}
+
+/// The value of the persistence cookie `ck.name` in the request's `Cookie` headers, and with
+/// `indirect` the head rendered again without it (the server never sees it).
+fn persistence_cookie(
+    req: &RequestHead,
+    src: &[u8],
+    ck: &crate::topology::CookieRt,
+) -> Option<(String, Option<Vec<u8>>)> {
+    let name = ck.name.as_bytes();
+    let pair_name = |p: &[u8]| {
+        let p = p.trim_ascii();
+        p.split(|&c| c == b'=').next().map(<[u8]>::trim_ascii) == Some(name)
+    };
+    let value = req.headers_named(src, b"cookie").find_map(|h| {
+        h.value.get(src).split(|&c| c == b';').find_map(|p| {
+            let p = p.trim_ascii();
+            let (n, v) = p.split_at(p.iter().position(|&c| c == b'=')?);
+            (n.trim_ascii() == name).then(|| String::from_utf8_lossy(&v[1..]).trim().to_string())
+        })
+    })?;
+    if !ck.indirect {
+        return Some((value, None));
+    }
+    // The head without the cookie: other cookies kept in order, a header left empty dropped.
+    let mut out = Vec::with_capacity(req.head_len());
+    let line_end = src.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+    out.extend_from_slice(src.get(..line_end + 2).unwrap_or_default());
+    for h in req.headers() {
+        let (n, v) = (h.name.get(src), h.value.get(src));
+        if n.eq_ignore_ascii_case(b"cookie") {
+            let kept: Vec<&[u8]> = v
+                .split(|&c| c == b';')
+                .map(<[u8]>::trim_ascii)
+                .filter(|p| !p.is_empty() && !pair_name(p))
+                .collect();
+            if kept.is_empty() {
+                continue;
+            }
+            out.extend_from_slice(n);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(&kept.join(&b"; "[..]));
+        } else {
+            out.extend_from_slice(n);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Some((value, Some(out)))
 }
 
 /// HAProxy combines the frontend's and the backend's `option http-*` modes: the most closing

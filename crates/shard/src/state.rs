@@ -422,6 +422,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (w, backup))| ServerRt {
+                cookie: None,
                 name: format!("s{i}"),
                 addr: "127.0.0.1:1".parse().unwrap(),
                 weight: *w,
@@ -466,6 +467,7 @@ mod tests {
                 },
                 rules: None,
                 stats_page: None,
+                cookie: None,
             }],
             tune: Tune {
                 bufsize: 16384,

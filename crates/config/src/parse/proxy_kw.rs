@@ -139,7 +139,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option http-restrict-req-hdr-names", DFB, ENG, "reject/delete odd header names", opt_args),
     kw("option dontlog-normal", DF, OBS, "log only errors", opt_other),
     kw("hash-type", DB, S, "hash method and function for hashing algorithms", p_hash_type),
-    kw("cookie", DB, LB, "cookie-based persistence", p_cookie),
+    kw("cookie", DB, S, "cookie-based persistence (insert mode)", p_cookie),
     kw("fullconn", DB, LB, "dynamic maxconn reference", |k, p, l| u32_set(k, l, &mut p.settings.fullconn)),
     kw("http-check connect", DB, S, "health check step: connect", checks::http_check),
     kw("http-check send", DB, S, "health check step: send a request", checks::http_check),
