@@ -72,7 +72,7 @@ pub fn pending_keywords(cfg: &Config) -> Vec<Pending> {
             let at = format!("config : parsing [{}:{}] : '{}'", u.loc.file, u.loc.line, u.keyword);
             let starts_anyway = is_logging_only(&u.keyword);
             let message = if starts_anyway {
-                format!("{at} : logging is not implemented by ringlb yet (issue #{issue}); nothing will be logged.")
+                format!("{at} : not implemented by ringlb yet (issue #{issue}); ringlb starts and logs without it.")
             } else {
                 format!("{at} : keyword is parsed but not implemented by ringlb yet (issue #{issue}); ringlb refuses to start rather than ignore it.")
             };

@@ -185,6 +185,8 @@ impl<'a> Session<'a> {
                     sc.log_req.extend_from_slice(t);
                     sc.log_req.extend_from_slice(sc.req.version().as_bytes());
                     sc.log_req_lens = (m.len(), t.len());
+                    capture(&self.fe.capture_req, sc.req.headers(), b, &mut sc.cap_req);
+                    sc.cap_res.clear();
                 }
             }
             {
@@ -716,6 +718,15 @@ impl<'a> Session<'a> {
             keep_client,
             set_cookie.as_deref().unwrap_or_default(),
         );
+        if !self.fe.capture_res.is_empty() {
+            let sc = scratch(&mut self.sc, self.ctx);
+            capture(
+                &self.fe.capture_res,
+                sc.resp.headers(),
+                head.bytes(),
+                &mut sc.cap_res,
+            );
+        }
         let rewritten = match self.response_rules(&head, &c, lease.server) {
             ResponseRules::Unchanged => None,
             ResponseRules::Rewritten(raw) => Some(raw),
@@ -875,7 +886,25 @@ impl<'a> Session<'a> {
             dst,
             tls: tls.as_ref(),
             log: None,
+            unique_id: None,
         };
+        // `monitor-uri`: the proxy answers it itself (haproxy's 200 page).
+        if fe
+            .rules
+            .as_ref()
+            .is_some_and(|r| r.is_monitor_uri(&txn.req))
+        {
+            if let Some(page) = ringlb_http1::default_reply_lowercase(200) {
+                return RequestRules::Reply(crate::rules::Reply {
+                    bytes: page.to_vec(),
+                    status: 200,
+                    close: false,
+                    tarpit: false,
+                    silent: false,
+                    denied: false,
+                });
+            }
+        }
         if let Some(r) = &fe.rules {
             let v = r.http_request(&mut host, &mut txn);
             if let ringlb_rules::Verdict::UseService(name) = v {
@@ -906,6 +935,16 @@ impl<'a> Session<'a> {
                     return RequestRules::Reply(reply);
                 }
             }
+        }
+        // `unique-id-format`: computed after every rule and sent in `unique-id-header`, as
+        // haproxy's `http_process_request` does (a rule reading `unique-id` earlier sees none).
+        let unique_id = fe
+            .rules
+            .as_ref()
+            .and_then(|r| r.unique_id_format.as_ref())
+            .map(|f| f.render_http_vec(ringlb_rules::Ctx::new(&host, &txn)));
+        if let (Some(id), Some(h)) = (&unique_id, &fe.unique_id_header) {
+            txn.req.add_header(h.as_bytes(), id.clone());
         }
         let rewritten = txn.req.modified.then(|| {
             let mut v = Vec::with_capacity(bytes.len() + 128);
@@ -1114,6 +1153,7 @@ impl<'a> Session<'a> {
             dst,
             tls: tls.as_ref(),
             log: None,
+            unique_id: None,
         };
         for r in [be_rules, fe_rules].into_iter().flatten() {
             let v = r.http_response(&mut host, &mut txn);
@@ -1202,6 +1242,7 @@ impl<'a> Session<'a> {
                 dst: self.client.tcp().local_addr().ok(),
                 tls: tls.as_ref(),
                 log: None,
+                unique_id: None,
             };
             let cx = ringlb_rules::Ctx::new(&host, &txn);
             page.admin.iter().any(|c| c.eval(&page.acls, cx))
@@ -1481,6 +1522,16 @@ impl<'a> Session<'a> {
             pid: i64::from(std::process::id()),
             request_counter: self.requests as i64,
             server_addr: t.server_addr,
+            captured_req: self
+                .sc
+                .as_ref()
+                .map(|s| s.cap_req.clone())
+                .unwrap_or_default(),
+            captured_res: self
+                .sc
+                .as_ref()
+                .map(|s| s.cap_res.clone())
+                .unwrap_or_default(),
         };
         let sc = scratch(&mut self.sc, ctx);
         let (mlen, tlen) = sc.log_req_lens;
@@ -1523,6 +1574,7 @@ impl<'a> Session<'a> {
             dst: self.client.tcp().local_addr().ok(),
             tls: tls.as_ref(),
             log: Some(&facts),
+            unique_id: None,
         };
         // The line is built in a buffer per request (logging is rare enough next to I/O).
         let mut line = Vec::with_capacity(256);
@@ -1603,6 +1655,9 @@ pub struct Scratch {
     /// logs a format: one copy of a few dozen bytes per request).
     log_req: Vec<u8>,
     log_req_lens: (usize, usize),
+    /// `capture request|response header` values of the current request, for the log.
+    cap_req: Vec<Vec<u8>>,
+    cap_res: Vec<Vec<u8>>,
 }
 
 /// What one transaction did, for the counters (and the logs): when each phase ended, where it
@@ -1652,6 +1707,8 @@ impl Scratch {
             txn: Txn::default(),
             log_req: Vec::new(),
             log_req_lens: (0, 0),
+            cap_req: Vec::new(),
+            cap_res: Vec::new(),
         })
     }
 }
@@ -1826,6 +1883,29 @@ fn no_connection_status(e: NoConnection) -> u16 {
         | NoConnection::QueueTimeout
         | NoConnection::ConnectFailed
         | NoConnection::ConnectTimeout => 503,
+    }
+}
+
+/// `capture request|response header NAME len N`: the last occurrence of each named header, cut
+/// to its length (empty when absent), as haproxy captures them.
+fn capture(
+    spec: &[(String, usize)],
+    headers: &[ringlb_http1::Header],
+    src: &[u8],
+    out: &mut Vec<Vec<u8>>,
+) {
+    out.clear();
+    for (name, len) in spec {
+        let v = headers
+            .iter()
+            .rev()
+            .find(|h| h.name.get(src).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| {
+                let v = h.value.get(src);
+                v.get(..v.len().min(*len)).unwrap_or_default().to_vec()
+            })
+            .unwrap_or_default();
+        out.push(v);
     }
 }
 

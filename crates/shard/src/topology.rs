@@ -72,8 +72,14 @@ pub struct FrontendRt {
     pub log_line: LogLine,
     /// `option dontlognull`: connections that sent nothing are not logged.
     pub dontlognull: bool,
+    /// `capture request header NAME len N` (lower-case names), in declaration order (`%hr`).
+    pub capture_req: Vec<(String, usize)>,
+    /// `capture response header NAME len N` (`%hs`).
+    pub capture_res: Vec<(String, usize)>,
     /// `stats enable|uri|auth|...` of this proxy, if any.
     pub stats: Option<model::Stats>,
+    /// `unique-id-header`: the request header carrying the `unique-id-format` value.
+    pub unique_id_header: Option<String>,
     /// The stats page this frontend serves (`stats enable` / `stats uri`), compiled.
     pub stats_page: Option<StatsPageRt>,
     /// Compiled `http-request`/`http-response`/`use_backend`... rules (`None`: nothing to run,
@@ -358,7 +364,20 @@ impl Topology {
                         log_line(f, cfg, &mut errors)
                     },
                     dontlognull: f.options.dontlognull,
+                    capture_req: f
+                        .captures
+                        .iter()
+                        .filter(|c| c.what == "request")
+                        .map(|c| (c.name.to_ascii_lowercase(), c.len as usize))
+                        .collect(),
+                    capture_res: f
+                        .captures
+                        .iter()
+                        .filter(|c| c.what == "response")
+                        .map(|c| (c.name.to_ascii_lowercase(), c.len as usize))
+                        .collect(),
                     stats: f.stats.clone(),
+                    unique_id_header: f.unique_id_header.clone(),
                     stats_page: f
                         .stats
                         .as_ref()
@@ -767,7 +786,8 @@ fn compiled(
                 || !p.http_response.rules.is_empty()
                 || !p.use_backends.is_empty()
                 || !p.use_servers.is_empty()
-                || p.monitor_uri.is_some();
+                || p.monitor_uri.is_some()
+                || p.unique_id_format.is_some();
             work.then_some(p)
         }
         Err(e) => {
