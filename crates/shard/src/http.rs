@@ -131,11 +131,10 @@ struct Session<'a> {
 impl<'a> Session<'a> {
     async fn run(&mut self) {
         loop {
-            match self.ctx.state.run.get() {
-                RunState::Stopped => return,
-                // Soft stop: a connection between two requests is closed.
-                RunState::SoftStopping if self.requests > 0 && self.pending.is_none() => return,
-                _ => {}
+            // (A soft stop lets a connection between two requests send one more within a short
+            // grace, see `wait_idle`; it is answered with `connection: close`.)
+            if self.ctx.state.run.get() == RunState::Stopped {
+                return;
             }
             let head = match self.read_request_head().await {
                 Ok(h) => h,
@@ -291,12 +290,30 @@ impl<'a> Session<'a> {
     ) -> Result<std::io::Result<Option<RecvBuf>>, crate::time::Elapsed> {
         self.release_scratch();
         let stopping = self.ctx.stopping.clone();
-        // A soft stop closes idle keep-alive connections at once, as HAProxy does.
-        future::or(within(limit, self.client.recv()), async move {
+        let started = Instant::now();
+        // The read stays armed across a stop (never cancelled): a request arriving as the
+        // stop begins is not lost.
+        let recv = self.client.recv();
+        futures_lite::pin!(recv);
+        let first = future::or(async { Some(within(limit, &mut recv).await) }, async {
             stopping.wait().await;
-            Ok(Ok(None)) // treated as the client closing: no answer
+            None
         })
-        .await
+        .await;
+        match first {
+            Some(r) => r,
+            // Soft stop (a reload): unlike haproxy 2.6, which closes idle keep-alive connections
+            // at once and so loses requests already on their way, the connection gets a short
+            // grace to send its next request, answered with `connection: close`.
+            None => {
+                let left = limit.map(|l| l.saturating_sub(started.elapsed()));
+                let grace = left.map_or(SOFT_STOP_GRACE, |l| l.min(SOFT_STOP_GRACE));
+                match within(Some(grace), &mut recv).await {
+                    Ok(r) => Ok(r),
+                    Err(_) => Ok(Ok(None)), // nothing came: closed like a client close
+                }
+            }
+        }
     }
 
     /// Gives the working memory back while the connection waits for its next request.
@@ -1687,6 +1704,9 @@ struct Txn {
     bytes_in: u64,
     bytes_out: u64,
 }
+
+/// How long an idle keep-alive connection may still send a request once a soft stop began.
+const SOFT_STOP_GRACE: Duration = Duration::from_secs(1);
 
 /// Bound on pooled scratch sets per shard: enough for the requests in progress at once on a
 /// busy shard; beyond it, sets are freed when their request ends.

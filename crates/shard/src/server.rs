@@ -105,6 +105,7 @@ pub async fn lease(
     let limit = s.maxconn_now.get();
     if limit == 0 || s.active.get() < limit {
         s.active.set(s.active.get() + 1);
+        s.used_peak.set(s.used_peak.get().max(s.active.get()));
         return Ok(lease());
     }
     let maxqueue = state

@@ -55,7 +55,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("daemon", S, "run in the background", |_, g, l| {
         flag(l, &mut g.daemon)
     }),
-    kw("master-worker", OPS, "master-worker mode", |_, g, l| {
+    kw("master-worker", S, "master-worker mode", |_, g, l| {
         flag_opt(l, &mut g.master_worker)
     }),
     kw(
