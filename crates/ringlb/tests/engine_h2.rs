@@ -162,7 +162,7 @@ fn h2c_prior_knowledge_get_post_and_errors() {
     let dir = TempDir::new("engine-h2c");
     let front = free_addr();
     let cfg = format!(
-        "{DEFAULTS}frontend fe\n    bind {front} proto h2\n    http-request deny if {{ path /denied }}\n    use_backend nobody if {{ path /nobody }}\n    default_backend be\nbackend be\n    server s1 {}\nbackend nobody\n",
+        "global\n    tune.h2.max-concurrent-streams 50\n    tune.h2.initial-window-size 1048576\n    tune.h2.header-table-size 8192\n    tune.h2.max-frame-size 32768\n{DEFAULTS}frontend fe\n    bind {front} proto h2\n    http-request deny if {{ path /denied }}\n    use_backend nobody if {{ path /nobody }}\n    default_backend be\nbackend be\n    server s1 {}\nbackend nobody\n",
         origins.addrs()[0]
     );
     let path = write_config(&dir, &cfg);
@@ -214,6 +214,44 @@ fn h2c_prior_knowledge_get_post_and_errors() {
         Some(Digest::of_pattern(200_000)),
         "{echo}"
     );
+    // `Expect: 100-continue` is answered by the proxy at once (curl would wait 5 s for it).
+    let started = Instant::now();
+    let out = curl(
+        &[
+            "--http2-prior-knowledge",
+            "--expect100-timeout",
+            "5",
+            "-H",
+            "expect: 100-continue",
+            "--data-binary",
+            &upload,
+            &format!("{base}/echo"),
+        ],
+        T,
+    )
+    .unwrap();
+    let echo = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        Digest::from_report(&echo),
+        Some(Digest::of_pattern(200_000)),
+        "{echo}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // The `tune.h2.*` settings are what the proxy announces.
+    let out = run_bounded(Command::new("nghttp").args(["-nv", &format!("{base}/")]), T).unwrap();
+    let log = String::from_utf8_lossy(&out.stdout).to_string();
+    for s in [
+        "SETTINGS_MAX_CONCURRENT_STREAMS(0x03):50",
+        "SETTINGS_INITIAL_WINDOW_SIZE(0x04):1048576",
+        "SETTINGS_HEADER_TABLE_SIZE(0x01):8192",
+        "SETTINGS_MAX_FRAME_SIZE(0x05):32768",
+    ] {
+        assert!(log.contains(s), "{s}: {log}");
+    }
     // Rules and errors answer as HTTP/2 responses.
     let (out, _) = curl_w(&format!("{base}/denied"), &["--http2-prior-knowledge"]);
     assert!(out.starts_with("2 403 "), "{out}");

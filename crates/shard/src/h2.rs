@@ -70,7 +70,11 @@ impl H2Bind {
                 .other
                 .iter()
                 .any(|(n, v)| n == "proto" && v.as_deref() == Some("h2")),
-            max_concurrent_streams: tune.h2_max_concurrent_streams.unwrap_or(100),
+            // 0 (which HAProxy accepts) keeps the default rather than refusing every stream.
+            max_concurrent_streams: tune
+                .h2_max_concurrent_streams
+                .filter(|&n| n > 0)
+                .unwrap_or(100),
             initial_window_size: tune.h2_initial_window_size.unwrap_or(65_535),
             header_table_size: tune.h2_header_table_size.unwrap_or(4096),
             max_frame_size: tune.h2_max_frame_size.unwrap_or(16_384),
@@ -208,6 +212,9 @@ pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn)
     // Between streams the connection may idle for `timeout http-keep-alive` (else `client`).
     let idle = fe.timeouts.http_keep_alive.or(fe.timeouts.client);
     let mut stopping = false;
+    let max_tasks = (bind.max_concurrent_streams as usize)
+        .saturating_mul(2)
+        .max(1);
     loop {
         let accepted = if stopping {
             Some(h2.accept().await)
@@ -228,7 +235,14 @@ pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn)
                 }
             }
             Some(None) | Some(Some(Err(_))) => return,
-            Some(Some(Ok((req, respond)))) => {
+            Some(Some(Ok((req, mut respond)))) => {
+                // Streams the client reset after we accepted them no longer count against
+                // its concurrency limit, but their tasks may still wait on a server: bound
+                // the tasks too (rapid reset after accept).
+                if conn.active.get() >= max_tasks {
+                    respond.send_reset(Reason::REFUSED_STREAM);
+                    continue;
+                }
                 conn.active.set(conn.active.get() + 1);
                 conn.streams.set(conn.streams.get() + 1);
                 let conn = conn.clone();
@@ -292,6 +306,12 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
     let mut txn = Txn::default();
     let (parts, mut body) = req.into_parts();
     let has_body = !body.is_end_stream();
+    if has_body && expects_continue(&parts.headers) {
+        // Answered here (the HTTP/1 request goes without `expect`): the client sends its body
+        // at once instead of waiting for a 100 the server may never send over HTTP/1.
+        let _ = respond
+            .send_informational(Response::builder().status(100).body(()).unwrap_or_default());
+    }
     let mut head_bytes = match h1_head(&parts.method, &parts.uri, &parts.headers, has_body) {
         Ok(h) => h,
         Err(reason) => {
@@ -433,7 +453,16 @@ async fn forward(
         });
         let outcome = match sent {
             Err(_) => Err(Failure::Empty),
-            Ok(()) => exchange(conn, fe, be, &server, framing, method, body, &mut resp, txn).await,
+            Ok(()) => {
+                // A client that resets the stream stops the wait for the server at once.
+                let reset = async {
+                    let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
+                    Err(Failure::Client)
+                };
+                let exchange =
+                    exchange(conn, fe, be, &server, framing, method, body, &mut resp, txn);
+                future::or(exchange, reset).await
+            }
         };
         match outcome {
             Ok(rest) => {
@@ -941,6 +970,7 @@ pub fn h1_head(
                 Some(_) => {}
                 None => field(&mut out, n, v)?,
             },
+            "expect" if v.eq_ignore_ascii_case(b"100-continue") => {}
             // Split cookies are joined again for HTTP/1 (RFC 9113 §8.2.3).
             "cookie" => cookies.push(v),
             _ => {
@@ -960,6 +990,13 @@ pub fn h1_head(
     }
     out.extend_from_slice(b"\r\n");
     Ok(out)
+}
+
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("expect")
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
 /// Appends one field line, refusing values HTTP/1 cannot carry or RFC 9113 §8.2.1 forbids.

@@ -311,7 +311,7 @@ fn apply(b: &mut Bind, name: &str, value: Option<String>, bases: &TlsBases) -> R
         "strict-sni" => b.ssl.strict_sni = true,
         // `h1` is what an HTTP frontend speaks anyway; `h2` serves every connection as HTTP/2.
         "proto" if matches!(v.as_str(), "h1" | "h2") => b.other.push((name.to_string(), value)),
-        "proto" => return Err(format!("'proto' : unknown MUX protocol '{v}'.")),
+        "proto" => return Err(format!("'proto' :  unknown MUX protocol '{v}'")),
         _ if is_ssl_flag(name) => apply_ssl_opt(&mut b.ssl.options, name, || value)?,
         _ => b.other.push((name.to_string(), value)),
     }

@@ -365,7 +365,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
         "tune.h2.header-table-size",
         S,
         "HPACK table size",
-        |_, g, l| h2_arg(l, &mut g.tune.h2_header_table_size, 0, 65536),
+        |_, g, l| h2_arg(l, &mut g.tune.h2_header_table_size, 4096, 65536),
     ),
     kw(
         "tune.h2.max-frame-size",
@@ -552,16 +552,22 @@ fn u32_arg(l: &Line, v: &mut Option<u32>) -> R {
     no_extra(l, 2)
 }
 
-/// An HTTP/2 setting within the range RFC 9113 (and HAProxy) allow.
+/// An HTTP/2 setting within the range HAProxy allows (its messages).
 fn h2_arg(l: &Line, v: &mut Option<u32>, min: u32, max: u32) -> R {
-    u32_arg(l, v)?;
-    match *v {
-        Some(n) if !(min..=max).contains(&n) => Err(format!(
-            "'{}' expects a value between {min} and {max} (got {n}).",
-            l.arg(0)
-        )),
-        _ => Ok(()),
-    }
+    need_args(l, 1, 1, "an integer argument")?;
+    let n = parse_u32(l.arg(1)).ok().filter(|n| (min..=max).contains(n));
+    let Some(n) = n else {
+        return Err(if min == 0 {
+            format!("'{}' expects a positive numeric value.", l.arg(0))
+        } else {
+            format!(
+                "'{}' expects a numeric value between {min} and {max}.",
+                l.arg(0)
+            )
+        });
+    };
+    *v = Some(n);
+    no_extra(l, 2)
 }
 
 fn size_arg(l: &Line, v: &mut u64) -> R {
