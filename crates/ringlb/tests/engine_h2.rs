@@ -535,19 +535,8 @@ fn rapid_reset_burst_does_not_hurt_a_normal_client() {
                 burst.clear();
             }
         }
-        // The proxy answers with GOAWAY (too many resets) or simply survives.
-        let mut goaway = false;
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            match c.next() {
-                Some((GOAWAY, ..)) => {
-                    goaway = true;
-                    break;
-                }
-                Some(_) => {}
-                None => break,
-            }
-        }
+        // The proxy ends the connection: GOAWAY(ENHANCE_YOUR_CALM), too many resets.
+        let goaway = ending(&mut c, Duration::from_secs(5));
         (sent, goaway)
     });
     // Meanwhile a well-behaved client gets every answer, promptly.
@@ -558,7 +547,11 @@ fn rapid_reset_burst_does_not_hurt_a_normal_client() {
         assert_eq!(out, "2 200 14", "{err}");
     }
     let (_sent, goaway) = attacker.join().unwrap();
-    assert!(goaway, "the rapid-reset connection is closed with GOAWAY");
+    assert_eq!(
+        goaway,
+        Some(ENHANCE_YOUR_CALM),
+        "rapid reset ends with GOAWAY"
+    );
     assert!(started.elapsed() < Duration::from_secs(20));
     // Still serving, and the process is alive with bounded memory.
     let (out, err) = curl_w(&base, &["--http2-prior-knowledge"]);
@@ -581,4 +574,193 @@ fn a_bind_without_h2_speaks_http1_to_h2_clients() {
     // curl asks for an h2c upgrade; the proxy stays HTTP/1.1.
     let (out, err) = curl_w(&format!("http://{front}/"), &["--http2"]);
     assert_eq!(out, "1.1 200 14", "{err}");
+}
+
+const CONTINUATION: u8 = 9;
+const PING: u8 = 6;
+
+/// Starts a proxy with `proto h2` in front of one origin, with `timeout client` = `client`.
+fn h2c_proxy(
+    dir: &TempDir,
+    origins: &Origins,
+    client: &str,
+) -> (SocketAddr, ringlb_testkit::ChildGuard) {
+    let front = free_addr();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client {client}\n    timeout server 5s\nfrontend fe\n    bind {front} proto h2\n    default_backend be\nbackend be\n    server s1 {}\n",
+        origins.addrs()[0]
+    );
+    let path = write_config(dir, &cfg);
+    let proxy = Ringlb::start(&path, &[front]);
+    (front, proxy)
+}
+
+/// Writes `bytes` in pieces until done or the peer stops reading/closes (write timeout).
+fn flood(c: &mut Raw, bytes: &[u8]) -> usize {
+    c.s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut sent = 0;
+    for piece in bytes.chunks(64 << 10) {
+        if c.s.write_all(piece).is_err() {
+            break;
+        }
+        sent += piece.len();
+    }
+    sent
+}
+
+/// How the connection ends within `wait`: `Some(code)` of a GOAWAY, `Some(CLOSED)` for a close
+/// without one, `None` if it did not end.
+fn ending(c: &mut Raw, wait: Duration) -> Option<u32> {
+    c.s.set_read_timeout(Some(wait)).unwrap();
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        match c.next() {
+            Some((GOAWAY, _, _, p)) => return Some(u32::from_be_bytes([p[4], p[5], p[6], p[7]])),
+            None => return Some(CLOSED),
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+const CLOSED: u32 = u32::MAX;
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+fn rss_kib(proxy: &ringlb_testkit::ChildGuard) -> u64 {
+    ringlb_testkit::proc_status_kib(proxy.pid(), "VmRSS").unwrap_or(0)
+}
+
+#[test]
+fn header_floods_are_cut_and_memory_stays_bounded() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-floods");
+    let (front, proxy) = h2c_proxy(&dir, &origins, "5s");
+    let before = rss_kib(&proxy);
+    // CONTINUATION flood: a header block that never ends, 16 MiB of it.
+    let mut c = Raw::connect(front);
+    let mut bytes = frame(HEADERS, 0, 1, &hpack(&get_fields("/cont", &[])));
+    let filler = hpack(&[("x-filler", &"a".repeat(4000))]);
+    for _ in 0..4096 {
+        bytes.extend(frame(CONTINUATION, 0, 1, &filler));
+    }
+    flood(&mut c, &bytes);
+    let end = ending(&mut c, Duration::from_secs(5));
+    assert!(end.is_some(), "CONTINUATION flood not cut");
+    // HPACK bomb: one 4000-byte field put in the dynamic table, then referenced 16384 times
+    // (64 MiB once decoded) in a block of 16 KiB.
+    let mut c = Raw::connect(front);
+    let mut block = hpack(&get_fields("/bomb", &[]));
+    block.push(0x40); // literal with incremental indexing, new name
+    block.push(8);
+    block.extend_from_slice(b"x-bomb-1");
+    hpack_int(&mut block, 0, 7, 4000);
+    block.extend(std::iter::repeat_n(b'b', 4000));
+    block.extend(std::iter::repeat_n(0x80 | 62, 16384)); // indexed: dynamic entry 62
+    let mut bytes = Vec::new();
+    let mut chunks = block.chunks(16384).peekable();
+    let first = chunks.next().unwrap();
+    let last_flag = |more: bool| if more { 0 } else { END_HEADERS };
+    bytes.extend(frame(
+        HEADERS,
+        END_STREAM | last_flag(chunks.peek().is_some()),
+        1,
+        first,
+    ));
+    while let Some(ch) = chunks.next() {
+        bytes.extend(frame(
+            CONTINUATION,
+            last_flag(chunks.peek().is_some()),
+            1,
+            ch,
+        ));
+    }
+    flood(&mut c, &bytes);
+    let frames = c.until_end(1);
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f.0 == HEADERS && f.2 == 1 && f.3.first() == Some(&0x88)),
+        "the bomb was answered 200: {frames:?}"
+    );
+    // The origin saw neither; the proxy serves others and did not balloon.
+    let (out, err) = curl_w(&format!("http://{front}/"), &["--http2-prior-knowledge"]);
+    assert_eq!(out, "2 200 14", "{err}");
+    let log = origins.get(0).guard().stderr();
+    assert!(!log.contains("/cont") && !log.contains("/bomb"), "{log}");
+    let after = rss_kib(&proxy);
+    assert!(after < before + 64 * 1024, "VmRSS {before} → {after} KiB");
+}
+
+#[test]
+fn ping_flood_and_zero_window_stall_do_not_hold_the_proxy() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-ping");
+    let (front, proxy) = h2c_proxy(&dir, &origins, "1s");
+    let before = rss_kib(&proxy);
+    // PING flood, never reading the answers: 1 million PINGs (17 MiB).
+    let attacker = std::thread::spawn(move || {
+        let mut c = Raw::connect(front);
+        let ping = frame(PING, 0, 0, &[7; 8]);
+        let bytes: Vec<u8> = ping
+            .iter()
+            .copied()
+            .cycle()
+            .take(ping.len() * 1_000_000)
+            .collect();
+        flood(&mut c, &bytes);
+    });
+    // Zero window: the client announces SETTINGS_INITIAL_WINDOW_SIZE 0 and asks for 1 MB;
+    // after `timeout client` without window the stream is reset, not kept forever.
+    let mut c = Raw::connect(front);
+    c.send(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0])).unwrap();
+    c.send(&frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &hpack(&get_fields("/size/1000000", &[])),
+    ))
+    .unwrap();
+    let started = Instant::now();
+    let frames = c.until_end(1);
+    assert!(
+        frames.iter().any(|f| f.0 == RST_STREAM && f.2 == 1)
+            || frames.iter().any(|f| f.0 == GOAWAY),
+        "{frames:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // A normal client is served during and after the flood.
+    for _ in 0..5 {
+        let (out, err) = curl_w(&format!("http://{front}/"), &["--http2-prior-knowledge"]);
+        assert_eq!(out, "2 200 14", "{err}");
+    }
+    attacker.join().unwrap();
+    let after = rss_kib(&proxy);
+    assert!(after < before + 64 * 1024, "VmRSS {before} → {after} KiB");
+}
+
+#[test]
+fn made_you_reset_ends_the_connection() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-myr");
+    let (front, _proxy) = h2c_proxy(&dir, &origins, "5s");
+    // MadeYouReset: streams the server must reset itself (malformed: a `connection` field),
+    // which a client's concurrency limit does not count; past the limit the connection ends
+    // with GOAWAY(ENHANCE_YOUR_CALM).
+    let mut c = Raw::connect(front);
+    let block = hpack(&get_fields("/myr", &[("connection", "close")]));
+    let mut bytes = Vec::new();
+    for i in 0..2000u32 {
+        bytes.extend(frame(HEADERS, END_STREAM | END_HEADERS, 2 * i + 1, &block));
+    }
+    flood(&mut c, &bytes);
+    assert_eq!(
+        ending(&mut c, Duration::from_secs(3)),
+        Some(ENHANCE_YOUR_CALM)
+    );
+    let (out, err) = curl_w(&format!("http://{front}/"), &["--http2-prior-knowledge"]);
+    assert_eq!(out, "2 200 14", "{err}");
 }
