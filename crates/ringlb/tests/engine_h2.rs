@@ -764,3 +764,37 @@ fn made_you_reset_ends_the_connection() {
     let (out, err) = curl_w(&format!("http://{front}/"), &["--http2-prior-knowledge"]);
     assert_eq!(out, "2 200 14", "{err}");
 }
+
+#[test]
+fn a_server_connection_the_server_closes_is_not_reused() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-reuse");
+    let (front, _proxy) = h2c_proxy(&dir, &origins, "5s");
+    // One client connection: a GET, a GET the server answers with `connection: close`, then a
+    // POST (not replayable: it must get a live server connection, not the closed one).
+    let mut c = Raw::connect(front);
+    for (id, path) in [(1, "/"), (3, "/close")] {
+        c.send(&frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            id,
+            &hpack(&get_fields(path, &[])),
+        ))
+        .unwrap();
+        let frames = c.until_end(id);
+        assert_eq!(status_of(&frames, id), Some(0x88), "{path}: {frames:?}");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let post = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/echo"),
+        (":authority", "h2.test"),
+        ("content-length", "5"),
+    ];
+    c.send(&frame(HEADERS, END_HEADERS, 5, &hpack(&post)))
+        .unwrap();
+    c.send(&frame(DATA, END_STREAM, 5, b"hello")).unwrap();
+    let frames = c.until_end(5);
+    assert_eq!(status_of(&frames, 5), Some(0x88), "{frames:?}");
+}

@@ -693,6 +693,7 @@ async fn relay_response(
 ) {
     let framing = resp.framing();
     let status = resp.status();
+    let server_keep_alive = resp.server_keep_alive();
     if status == 101 || (c.method == Method::Connect && (200..300).contains(&status)) {
         // No tunnels over h2 (RFC 8441 is not supported).
         server.set_linger_zero();
@@ -758,7 +759,7 @@ async fn relay_response(
     };
     if no_body {
         if bytes.is_empty() {
-            maybe_release(conn, c, &lease, server);
+            maybe_release(conn, c, server_keep_alive, &lease, server);
         }
         return;
     }
@@ -773,7 +774,7 @@ async fn relay_response(
     )
     .await;
     match relayed {
-        Ok(true) => maybe_release(conn, c, &lease, server),
+        Ok(true) => maybe_release(conn, c, server_keep_alive, &lease, server),
         Ok(false) => server.set_linger_zero(),
         Err(()) => {
             server.set_linger_zero();
@@ -782,13 +783,18 @@ async fn relay_response(
     }
 }
 
+/// Gives a server connection whose response ended cleanly back to the idle pool, when the
+/// server keeps it alive and the modes allow reuse (as the HTTP/1 session does).
 fn maybe_release(
     conn: &Conn,
     c: &RelayCtx<'_>,
+    server_keep_alive: bool,
     lease: &crate::server::ServerLease,
     server: crate::state::ServerConn,
 ) {
-    let keep = c.conn_mode == HttpConnMode::KeepAlive && c.be.http_reuse != HttpReuse::Never;
+    let keep = server_keep_alive
+        && c.conn_mode == HttpConnMode::KeepAlive
+        && c.be.http_reuse != HttpReuse::Never;
     if keep && conn.ctx.state.run.get() == RunState::Running {
         release_idle(&conn.ctx.state, lease, server);
     }
