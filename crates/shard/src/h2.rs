@@ -320,7 +320,8 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
             return;
         }
     };
-    let mut req = RequestHead::with_limits(&conn.limits);
+    // Field tables start empty and grow to what the stream needs (as `http::Scratch` does).
+    let mut req = RequestHead::default();
     match parse_request(&head_bytes, &conn.limits, &mut req) {
         Ok(Parsed::Complete { .. }) => {}
         _ => {
@@ -431,7 +432,7 @@ async fn forward(
         HttpReuse::Aggressive if first => Reuse::Proven,
         HttpReuse::Safe | HttpReuse::Aggressive | HttpReuse::Always => Reuse::Any,
     };
-    let mut resp = ResponseHead::with_limits(&conn.limits);
+    let mut resp = ResponseHead::default();
     loop {
         let mut info = ConnectInfo::default();
         let connected = lease_and_connect(ctx, be_idx, &input, reuse, &mut info).await;
@@ -715,7 +716,7 @@ async fn relay_response(
     let response = match verdict {
         ResponseVerdict::Unchanged => h2_response(resp, &bytes),
         ResponseVerdict::Rewritten(raw) => {
-            let mut resp2 = ResponseHead::with_limits(&conn.limits);
+            let mut resp2 = ResponseHead::default();
             match parse_response(&raw, &conn.limits, c.method, &mut resp2) {
                 Ok(Parsed::Complete { .. }) if resp2.framing() == framing => {
                     h2_response(&resp2, &raw)
@@ -1063,7 +1064,7 @@ async fn send_h1_reply(
     respond: &mut SendResponse<Bytes>,
     txn: &mut Txn,
 ) {
-    let mut head = ResponseHead::with_limits(&conn.limits);
+    let mut head = ResponseHead::default();
     let Ok(Parsed::Complete { head_len }) =
         parse_response(bytes, &conn.limits, Method::Get, &mut head)
     else {
@@ -1315,6 +1316,34 @@ mod tests {
             Err(Reason::PROTOCOL_ERROR),
             "userinfo in :authority"
         );
+    }
+
+    fn bind_of(text: &str) -> H2Bind {
+        let l = ringlb_config::parse_str("t.cfg", text).unwrap();
+        let b = &l.config.frontends[0].binds[0];
+        H2Bind::of(b, &l.config.global.tune)
+    }
+
+    #[test]
+    fn bind_settings_follow_proto_and_tune() {
+        let fe = "defaults\n mode http\n timeout client 1s\n timeout server 1s\n timeout connect 1s\nfrontend fe\n bind 127.0.0.1:1";
+        let plain = bind_of(&format!("{fe}\n"));
+        assert_eq!(
+            plain,
+            H2Bind {
+                prior_knowledge: false,
+                max_concurrent_streams: 100,
+                initial_window_size: 65_535,
+                header_table_size: 4096,
+                max_frame_size: 16_384,
+            }
+        );
+        let h2 = bind_of(&format!(
+            "global\n tune.h2.max-concurrent-streams 0\n tune.h2.max-frame-size 65536\n{fe} proto h2\n"
+        ));
+        assert!(h2.prior_knowledge);
+        assert_eq!((h2.max_concurrent_streams, h2.max_frame_size), (100, 65536));
+        assert!(!bind_of(&format!("{fe} proto h1\n")).prior_knowledge);
     }
 
     #[test]
