@@ -798,3 +798,47 @@ fn a_server_connection_the_server_closes_is_not_reused() {
     let frames = c.until_end(5);
     assert_eq!(status_of(&frames, 5), Some(0x88), "{frames:?}");
 }
+
+#[test]
+fn soft_stop_drains_h2_connections_and_exits() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-softstop");
+    let (front, mut proxy) = h2c_proxy(&dir, &origins, "1s");
+    // A client that keeps its connection open and never answers the GOAWAY's PING.
+    let mut c = Raw::connect(front);
+    c.send(&frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &hpack(&get_fields("/", &[])),
+    ))
+    .unwrap();
+    assert_eq!(status_of(&c.until_end(1), 1), Some(0x88));
+    // A stream in progress when the stop comes still completes.
+    c.send(&frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        3,
+        &hpack(&get_fields("/slow/300", &[])),
+    ))
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    proxy.signal(10).unwrap(); // SIGUSR1: soft stop
+    let mut frames = Vec::new();
+    while let Some(f) = c.next() {
+        let end = f.2 == 3 && f.1 & END_STREAM != 0;
+        frames.push(f);
+        if end {
+            break;
+        }
+    }
+    assert_eq!(status_of(&frames, 3), Some(0x88), "{frames:?}");
+    // GOAWAY (graceful, then final), then the close.
+    while let Some(f) = c.next() {
+        frames.push(f);
+    }
+    assert!(frames.iter().any(|f| f.0 == GOAWAY), "{frames:?}");
+    // The connection goes away and the process exits, within the idle time.
+    let exited = proxy.wait_timeout(Duration::from_secs(5)).unwrap();
+    assert!(exited.is_some(), "ringlb still running after soft stop");
+}

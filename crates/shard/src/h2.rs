@@ -217,7 +217,18 @@ pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn)
         .max(1);
     loop {
         let accepted = if stopping {
-            Some(h2.accept().await)
+            // Draining after GOAWAY: streams in progress finish; a client that keeps the
+            // connection without streams (or never acknowledges the GOAWAY's PING) is closed
+            // after the idle time.
+            let drained = future::or(async { Some(h2.accept().await) }, async {
+                idle_expired(&conn, idle.or(Some(DRAIN_IDLE))).await;
+                None
+            })
+            .await;
+            match drained {
+                None => return,
+                some => some,
+            }
         } else {
             future::or(async { Some(h2.accept().await) }, async {
                 future::or(ctx.stopping.wait(), idle_expired(&conn, idle)).await;
@@ -256,6 +267,9 @@ pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn)
         }
     }
 }
+
+/// How long a draining connection without streams is kept when no timeout is configured.
+const DRAIN_IDLE: Duration = Duration::from_secs(5);
 
 /// Resolves once the connection had no stream for `idle` (never without a limit).
 async fn idle_expired(conn: &Conn, idle: Option<Duration>) {
@@ -982,6 +996,10 @@ pub fn h1_head(
             "cookie" => cookies.push(v),
             _ => {
                 if n == "content-length" {
+                    // No DATA will follow END_STREAM: only a zero length is true.
+                    if !has_body && v != b"0" {
+                        return Err(Reason::PROTOCOL_ERROR);
+                    }
                     has_length = true;
                 }
                 field(&mut out, n, v)?;
@@ -1275,6 +1293,12 @@ mod tests {
         assert!(h.ends_with("transfer-encoding: chunked\r\n\r\n"), "{h}");
         let h = head("POST", "http://h/p", &[("content-length", "3")], true).unwrap();
         assert!(!h.contains("chunked"), "{h}");
+        // END_STREAM on HEADERS: a non-zero length can never be met.
+        assert_eq!(
+            head("POST", "http://h/p", &[("content-length", "3")], false),
+            Err(Reason::PROTOCOL_ERROR)
+        );
+        assert!(head("POST", "http://h/p", &[("content-length", "0")], false).is_ok());
     }
 
     #[test]
