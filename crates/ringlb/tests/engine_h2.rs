@@ -150,6 +150,27 @@ fn h2_over_tls_when_alpn_offers_it_and_http1_still_works() {
     )
     .unwrap();
     let head = String::from_utf8_lossy(&out.stdout).to_string();
+    // Many concurrent streams with large bodies over one TLS connection each: reads (client
+    // WINDOW_UPDATEs) and writes interleave on the TLS session.
+    let h2load = run_bounded(
+        Command::new("h2load").args([
+            "-n",
+            "400",
+            "-c",
+            "2",
+            "-m",
+            "16",
+            &format!("https://127.0.0.1:{}/size/100000", front.port()),
+        ]),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&h2load.stdout).to_string();
+    assert!(text.contains("Application protocol: h2"), "{text}");
+    assert!(
+        text.contains("400 total, 400 started, 400 done, 400 succeeded, 0 failed, 0 errored"),
+        "{text}"
+    );
     assert!(head.starts_with("HTTP/2 200"), "{head}");
     assert!(head.contains("x-seen-by: ringlb"), "{head}");
     assert!(!head.to_ascii_lowercase().contains("connection:"), "{head}");
