@@ -458,3 +458,49 @@ fn track_targets_are_checked_as_haproxy_does() {
     }
     ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n server s1 127.0.0.1:1 check\n server t1 127.0.0.1:2 track s1\n"));
 }
+
+#[test]
+fn http2_bind_proto_and_tune_h2_settings() {
+    let l = ok(&format!(
+        "global\n tune.h2.max-concurrent-streams 50\n tune.h2.initial-window-size 1048576\n tune.h2.header-table-size 8192\n tune.h2.max-frame-size 32768\n{T}frontend fe\n bind 127.0.0.1:8080 proto h2\n bind 127.0.0.1:8081 proto h1\n default_backend be\nbackend be\n server s 127.0.0.1:9000\n"
+    ));
+    let t = &l.config.global.tune;
+    assert_eq!(
+        (
+            t.h2_max_concurrent_streams,
+            t.h2_initial_window_size,
+            t.h2_header_table_size,
+            t.h2_max_frame_size
+        ),
+        (Some(50), Some(1 << 20), Some(8192), Some(32768))
+    );
+    let binds = &l.config.frontends[0].binds;
+    assert_eq!(
+        binds[0].other,
+        [("proto".to_string(), Some("h2".to_string()))]
+    );
+    // HAProxy 2.6's messages (recorded with `haproxy -c`).
+    let e = err(&format!(
+        "{T}frontend fe\n bind 127.0.0.1:8080 proto foo\n default_backend be\nbackend be\n server s 127.0.0.1:9000\n"
+    ));
+    assert!(e.contains("'proto' :  unknown MUX protocol 'foo'"), "{e}");
+    for (kw, msg) in [
+        (
+            "tune.h2.max-frame-size 100",
+            "'tune.h2.max-frame-size' expects a numeric value between 16384 and 16777215.",
+        ),
+        (
+            "tune.h2.header-table-size 70000",
+            "'tune.h2.header-table-size' expects a numeric value between 4096 and 65536.",
+        ),
+        (
+            "tune.h2.initial-window-size 3000000000",
+            "'tune.h2.initial-window-size' expects a positive numeric value.",
+        ),
+    ] {
+        let e = err(&format!(
+            "global\n {kw}\n{T}frontend fe\n bind 127.0.0.1:8080\n default_backend be\nbackend be\n server s 127.0.0.1:9000\n"
+        ));
+        assert!(e.contains(msg), "{kw}: {e}");
+    }
+}

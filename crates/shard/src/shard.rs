@@ -347,9 +347,14 @@ async fn accept_loop(
                     crate::log::log_connect(&ctx, fe, &client);
                 }
             }
+            let topo = &ctx.state.topo;
+            let h2 = topo.frontends.get(frontend).and_then(|f| f.binds.get(bind));
             match mode {
                 Mode::Tcp => crate::tcp::serve(&ctx, frontend, client).await,
-                Mode::Http => crate::http::serve(&ctx, frontend, client).await,
+                Mode::Http => match h2.map(|b| b.h2).filter(|h| h.speaks_h2(&client)) {
+                    Some(h2) => crate::h2::serve(&ctx, frontend, h2, client).await,
+                    None => crate::http::serve(&ctx, frontend, client).await,
+                },
             }
         })
         .detach();

@@ -97,6 +97,8 @@ pub struct BindRt {
     pub addr: SocketAddr,
     pub maxconn: u32,
     pub backlog: i32,
+    /// HTTP/2 on this bind (`proto h2`, `tune.h2.*`); used when ALPN chose `h2` or `proto h2`.
+    pub h2: crate::h2::H2Bind,
 }
 
 #[derive(Debug, Clone)]
@@ -333,6 +335,7 @@ impl Topology {
                                 addr: *a,
                                 maxconn: b.maxconn.unwrap_or(0),
                                 backlog: b.backlog.map(|v| v as i32).unwrap_or(1024),
+                                h2: crate::h2::H2Bind::of(b, &g.tune),
                             })
                         })
                         .collect(),

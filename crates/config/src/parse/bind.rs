@@ -26,7 +26,6 @@ const fn o(name: &'static str, value: bool, status: Status, doc: &'static str) -
 
 const S: Status = Status::Supported;
 const ENG: Status = Status::Parsed { issue: 3 };
-const TLS: Status = Status::Parsed { issue: 8 };
 const OPS: Status = Status::Parsed { issue: 10 };
 const NO: Status = Status::Unsupported;
 
@@ -48,7 +47,12 @@ pub static BIND_OPTIONS: &[BindOpt] = &[
     o("nice", true, ENG, "listener priority"),
     o("mss", true, ENG, "TCP MSS"),
     o("tcp-ut", true, ENG, "TCP user timeout"),
-    o("proto", true, TLS, "force a mux protocol (h2)"),
+    o(
+        "proto",
+        true,
+        S,
+        "force a mux protocol (h2: HTTP/2 without ALPN, h2c prior knowledge)",
+    ),
     o("mode", true, OPS, "UNIX socket permissions"),
     o("user", true, OPS, "UNIX socket owner"),
     o("group", true, OPS, "UNIX socket group"),
@@ -305,6 +309,9 @@ fn apply(b: &mut Bind, name: &str, value: Option<String>, bases: &TlsBases) -> R
         "ciphersuites" => b.ssl.ciphersuites = value,
         "curves" | "ecdhe" => b.ssl.curves = value,
         "strict-sni" => b.ssl.strict_sni = true,
+        // `h1` is what an HTTP frontend speaks anyway; `h2` serves every connection as HTTP/2.
+        "proto" if matches!(v.as_str(), "h1" | "h2") => b.other.push((name.to_string(), value)),
+        "proto" => return Err(format!("'proto' :  unknown MUX protocol '{v}'")),
         _ if is_ssl_flag(name) => apply_ssl_opt(&mut b.ssl.options, name, || value)?,
         _ => b.other.push((name.to_string(), value)),
     }

@@ -351,27 +351,27 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "tune.h2.max-concurrent-streams",
-        TLS,
+        S,
         "HTTP/2 streams per connection",
         |_, g, l| u32_arg(l, &mut g.tune.h2_max_concurrent_streams),
     ),
     kw(
         "tune.h2.initial-window-size",
-        TLS,
+        S,
         "HTTP/2 initial window",
-        tune_other,
+        |_, g, l| h2_arg(l, &mut g.tune.h2_initial_window_size, 0, (1 << 31) - 1),
     ),
     kw(
         "tune.h2.header-table-size",
-        TLS,
+        S,
         "HPACK table size",
-        tune_other,
+        |_, g, l| h2_arg(l, &mut g.tune.h2_header_table_size, 4096, 65536),
     ),
     kw(
         "tune.h2.max-frame-size",
-        TLS,
+        S,
         "HTTP/2 max frame size",
-        tune_other,
+        |_, g, l| h2_arg(l, &mut g.tune.h2_max_frame_size, 16384, 16_777_215),
     ),
     kw(
         "tune.listener.multi-queue",
@@ -553,6 +553,24 @@ fn flag_opt(l: &Line, v: &mut bool) -> R {
 fn u32_arg(l: &Line, v: &mut Option<u32>) -> R {
     need_args(l, 1, 1, "an integer argument")?;
     *v = Some(parse_u32(l.arg(1))?);
+    no_extra(l, 2)
+}
+
+/// An HTTP/2 setting within the range HAProxy allows (its messages).
+fn h2_arg(l: &Line, v: &mut Option<u32>, min: u32, max: u32) -> R {
+    need_args(l, 1, 1, "an integer argument")?;
+    let n = parse_u32(l.arg(1)).ok().filter(|n| (min..=max).contains(n));
+    let Some(n) = n else {
+        return Err(if min == 0 {
+            format!("'{}' expects a positive numeric value.", l.arg(0))
+        } else {
+            format!(
+                "'{}' expects a numeric value between {min} and {max}.",
+                l.arg(0)
+            )
+        });
+    };
+    *v = Some(n);
     no_extra(l, 2)
 }
 

@@ -1,0 +1,865 @@
+//! HTTP/2 from clients end to end: the real `ringlb` binary, real HTTP/1 origins, and real h2
+//! clients (curl, h2load) plus a small raw-frame client written here for what well-behaved
+//! clients never send (malformed streams, rapid reset).
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use ringlb_testkit::{
+    curl, free_addr, pattern, run_bounded, write_config, write_file, Digest, Origins, Ringlb,
+    TempDir,
+};
+
+const T: Duration = Duration::from_secs(10);
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = run_bounded(Command::new("openssl").current_dir(dir).args(args), T).unwrap();
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA and one PEM (certificate + key) for `name`, signed by it: (ca, pem).
+fn make_cert(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=ringlb h2 CA",
+    ]);
+    openssl(dir, &ca);
+    std::fs::write(dir.join("site.ext"), format!("subjectAltName=DNS:{name}")).unwrap();
+    let subj = format!("/CN={name}");
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend(["-keyout", "site.key", "-out", "site.csr", "-subj", &subj]);
+    openssl(dir, &csr);
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "site.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "site.ext",
+            "-out",
+            "site.crt",
+        ],
+    );
+    let mut pem = std::fs::read(dir.join("site.crt")).unwrap();
+    pem.extend(std::fs::read(dir.join("site.key")).unwrap());
+    let path = dir.join("site.pem");
+    std::fs::write(&path, pem).unwrap();
+    (dir.join("ca.pem"), path)
+}
+
+const DEFAULTS: &str = "defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n";
+
+/// `curl -w '%{http_version} %{http_code} %{size_download}'` plus `extra`; (summary, stderr).
+fn curl_w(url: &str, extra: &[&str]) -> (String, String) {
+    let mut args = vec![
+        "-o",
+        "/dev/null",
+        "-w",
+        "%{http_version} %{http_code} %{size_download}",
+    ];
+    args.extend_from_slice(extra);
+    args.push(url);
+    let out = curl(&args, T).unwrap();
+    (
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn h2_over_tls_when_alpn_offers_it_and_http1_still_works() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-tls");
+    let (ca, pem) = make_cert(dir.path(), "h2.example");
+    let front = free_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front} ssl crt {} alpn h2,http/1.1\n    http-response set-header X-Seen-By ringlb\n    default_backend be\nbackend be\n    server s1 {}\n",
+        pem.display(),
+        origins.addrs()[0]
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front]);
+    let resolve = format!("h2.example:{}:127.0.0.1", front.port());
+    let base = format!("https://h2.example:{}", front.port());
+    let tls = ["--cacert", ca.to_str().unwrap(), "--resolve", &resolve];
+    fn with<'a>(tls: &[&'a str], more: &[&'a str]) -> Vec<&'a str> {
+        let mut v = tls.to_vec();
+        v.extend_from_slice(more);
+        v
+    }
+    // HTTP/2 chosen by ALPN; the same bind serves HTTP/1.1 clients.
+    let (out, err) = curl_w(&format!("{base}/"), &with(&tls, &["--http2"]));
+    assert_eq!(out, "2 200 14", "{err}");
+    let (out, err) = curl_w(&format!("{base}/"), &with(&tls, &["--http1.1"]));
+    assert_eq!(out, "1.1 200 14", "{err}");
+    // Large bodies in both framings, within the client's flow-control window.
+    let (out, err) = curl_w(&format!("{base}/size/1048576"), &with(&tls, &["--http2"]));
+    assert_eq!(out, "2 200 1048576", "{err}");
+    let (out, err) = curl_w(&format!("{base}/chunked/300000"), &with(&tls, &["--http2"]));
+    assert_eq!(out, "2 200 300000", "{err}");
+    // Headers: lower-case, hop-by-hop removed, `http-response` rules applied.
+    let out = curl(
+        &with(
+            &tls,
+            &[
+                "--http2",
+                "-s",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                &format!("{base}/"),
+            ],
+        ),
+        T,
+    )
+    .unwrap();
+    let head = String::from_utf8_lossy(&out.stdout).to_string();
+    // Many concurrent streams with large bodies over one TLS connection each: reads (client
+    // WINDOW_UPDATEs) and writes interleave on the TLS session.
+    let h2load = run_bounded(
+        Command::new("h2load").args([
+            "-n",
+            "400",
+            "-c",
+            "2",
+            "-m",
+            "16",
+            &format!("https://127.0.0.1:{}/size/100000", front.port()),
+        ]),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&h2load.stdout).to_string();
+    assert!(text.contains("Application protocol: h2"), "{text}");
+    assert!(
+        text.contains("400 total, 400 started, 400 done, 400 succeeded, 0 failed, 0 errored"),
+        "{text}"
+    );
+    assert!(head.starts_with("HTTP/2 200"), "{head}");
+    assert!(head.contains("x-seen-by: ringlb"), "{head}");
+    assert!(!head.to_ascii_lowercase().contains("connection:"), "{head}");
+    assert!(!head.to_ascii_lowercase().contains("keep-alive"), "{head}");
+}
+
+#[test]
+fn h2c_prior_knowledge_get_post_and_errors() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2c");
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    tune.h2.max-concurrent-streams 50\n    tune.h2.initial-window-size 1048576\n    tune.h2.header-table-size 8192\n    tune.h2.max-frame-size 32768\n{DEFAULTS}frontend fe\n    bind {front} proto h2\n    http-request deny if {{ path /denied }}\n    use_backend nobody if {{ path /nobody }}\n    default_backend be\nbackend be\n    server s1 {}\nbackend nobody\n",
+        origins.addrs()[0]
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front]);
+    let base = format!("http://{front}");
+    let (out, err) = curl_w(&format!("{base}/"), &["--http2-prior-knowledge"]);
+    assert_eq!(out, "2 200 14", "{err}");
+    // The HTTP/1 request the origin saw: Host from :authority, no h2 pseudo-headers.
+    let out = curl(&["--http2-prior-knowledge", &format!("{base}/echo")], T).unwrap();
+    let echo = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(echo.contains("request-line: GET /echo HTTP/1.1"), "{echo}");
+    assert!(echo.contains(&format!("header: host: {front}")), "{echo}");
+    assert!(!echo.contains(":path"), "{echo}");
+    // A POST body with a length, and one without (sent chunked to the server).
+    let body = pattern(200_000);
+    let file = write_file(&dir, "body.bin", &body);
+    let upload = format!("@{}", file.display());
+    let out = curl(
+        &[
+            "--http2-prior-knowledge",
+            "--data-binary",
+            &upload,
+            &format!("{base}/echo"),
+        ],
+        T,
+    )
+    .unwrap();
+    let echo = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        Digest::from_report(&echo),
+        Some(Digest::of_pattern(200_000)),
+        "{echo}"
+    );
+    let out = curl(
+        &[
+            "--http2-prior-knowledge",
+            "-T",
+            file.to_str().unwrap(),
+            "-H",
+            "content-length:",
+            &format!("{base}/echo"),
+        ],
+        T,
+    )
+    .unwrap();
+    let echo = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        Digest::from_report(&echo),
+        Some(Digest::of_pattern(200_000)),
+        "{echo}"
+    );
+    // `Expect: 100-continue` is answered by the proxy at once (curl would wait 5 s for it).
+    let started = Instant::now();
+    let out = curl(
+        &[
+            "--http2-prior-knowledge",
+            "--expect100-timeout",
+            "5",
+            "-H",
+            "expect: 100-continue",
+            "--data-binary",
+            &upload,
+            &format!("{base}/echo"),
+        ],
+        T,
+    )
+    .unwrap();
+    let echo = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(
+        Digest::from_report(&echo),
+        Some(Digest::of_pattern(200_000)),
+        "{echo}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // The `tune.h2.*` settings are what the proxy announces.
+    let out = run_bounded(Command::new("nghttp").args(["-nv", &format!("{base}/")]), T).unwrap();
+    let log = String::from_utf8_lossy(&out.stdout).to_string();
+    for s in [
+        "SETTINGS_MAX_CONCURRENT_STREAMS(0x03):50",
+        "SETTINGS_INITIAL_WINDOW_SIZE(0x04):1048576",
+        "SETTINGS_HEADER_TABLE_SIZE(0x01):8192",
+        "SETTINGS_MAX_FRAME_SIZE(0x05):32768",
+    ] {
+        assert!(log.contains(s), "{s}: {log}");
+    }
+    // Rules and errors answer as HTTP/2 responses.
+    let (out, _) = curl_w(&format!("{base}/denied"), &["--http2-prior-knowledge"]);
+    assert!(out.starts_with("2 403 "), "{out}");
+    let (out, _) = curl_w(&format!("{base}/nobody"), &["--http2-prior-knowledge"]);
+    assert!(out.starts_with("2 503 "), "{out}");
+}
+
+#[test]
+fn h2load_many_streams_without_errors() {
+    let origins = Origins::start(2);
+    let dir = TempDir::new("engine-h2load");
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 2\n{DEFAULTS}frontend fe\n    bind {front} proto h2\n    default_backend be\nbackend be\n    server s1 {}\n    server s2 {}\n",
+        origins.addrs()[0],
+        origins.addrs()[1]
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front]);
+    let out = run_bounded(
+        Command::new("h2load").args([
+            "-n",
+            "2000",
+            "-c",
+            "4",
+            "-m",
+            "16",
+            &format!("http://{front}/"),
+        ]),
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        text.contains("2000 total, 2000 started, 2000 done, 2000 succeeded, 0 failed, 0 errored"),
+        "{text}"
+    );
+    assert!(text.contains("status codes: 2000 2xx"), "{text}");
+}
+
+// --- A raw HTTP/2 client: frames and a literal-only HPACK encoder -------------------------
+
+const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const DATA: u8 = 0;
+const HEADERS: u8 = 1;
+const RST_STREAM: u8 = 3;
+const SETTINGS: u8 = 4;
+const GOAWAY: u8 = 7;
+const END_STREAM: u8 = 1;
+const END_HEADERS: u8 = 4;
+
+fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
+    let len = payload.len() as u32;
+    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
+    f.extend_from_slice(&stream.to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+/// HPACK integer with an `n`-bit prefix (RFC 7541 §5.1).
+fn hpack_int(out: &mut Vec<u8>, first: u8, n: u32, mut v: usize) {
+    let max = (1usize << n) - 1;
+    if v < max {
+        out.push(first | v as u8);
+        return;
+    }
+    out.push(first | max as u8);
+    v -= max;
+    while v >= 128 {
+        out.push((v % 128) as u8 | 0x80);
+        v /= 128;
+    }
+    out.push(v as u8);
+}
+
+/// A header block of literal fields without indexing, new names, no Huffman.
+fn hpack(fields: &[(&str, &str)]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (n, v) in fields {
+        out.push(0);
+        hpack_int(&mut out, 0, 7, n.len());
+        out.extend_from_slice(n.as_bytes());
+        hpack_int(&mut out, 0, 7, v.len());
+        out.extend_from_slice(v.as_bytes());
+    }
+    out
+}
+
+fn get_fields<'a>(path: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut f = vec![
+        (":method", "GET"),
+        (":scheme", "http"),
+        (":path", path),
+        (":authority", "h2.test"),
+    ];
+    f.extend_from_slice(extra);
+    f
+}
+
+struct Raw {
+    s: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Raw {
+    fn connect(addr: SocketAddr) -> Raw {
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(PREFACE).unwrap();
+        s.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
+        Raw { s, buf: Vec::new() }
+    }
+
+    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.s.write_all(bytes)
+    }
+
+    /// The next frame: (type, flags, stream, payload); `None` at close or timeout.
+    fn next(&mut self) -> Option<(u8, u8, u32, Vec<u8>)> {
+        loop {
+            if self.buf.len() >= 9 {
+                let len = (usize::from(self.buf[0]) << 16)
+                    | (usize::from(self.buf[1]) << 8)
+                    | usize::from(self.buf[2]);
+                if self.buf.len() >= 9 + len {
+                    let f: Vec<u8> = self.buf.drain(..9 + len).collect();
+                    let stream = u32::from_be_bytes([f[5], f[6], f[7], f[8]]) & 0x7fff_ffff;
+                    if f[3] == SETTINGS && f[4] & 1 == 0 {
+                        let _ = self.send(&frame(SETTINGS, 1, 0, &[]));
+                    }
+                    return Some((f[3], f[4], stream, f[9..].to_vec()));
+                }
+            }
+            let mut chunk = [0u8; 16384];
+            match self.s.read(&mut chunk) {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// Frames until `stream` ends (END_STREAM or RST_STREAM) or the connection does.
+    fn until_end(&mut self, stream: u32) -> Vec<(u8, u8, u32, Vec<u8>)> {
+        let mut seen = Vec::new();
+        while let Some(f) = self.next() {
+            let done = f.2 == stream
+                && (f.0 == RST_STREAM || (matches!(f.0, DATA | HEADERS) && f.1 & END_STREAM != 0));
+            let goaway = f.0 == GOAWAY;
+            seen.push(f);
+            if done || goaway {
+                break;
+            }
+        }
+        seen
+    }
+}
+
+fn status_of(frames: &[(u8, u8, u32, Vec<u8>)], stream: u32) -> Option<u8> {
+    // The proxy's first response HEADERS starts with an indexed `:status` (static table
+    // entries 8..=14: 200, 204, 206, 304, 400, 404, 500) or a literal.
+    frames
+        .iter()
+        .find(|f| f.0 == HEADERS && f.2 == stream)
+        .and_then(|f| f.3.first().copied())
+}
+
+fn rst_code(frames: &[(u8, u8, u32, Vec<u8>)], stream: u32) -> Option<u32> {
+    frames
+        .iter()
+        .find(|f| f.0 == RST_STREAM && f.2 == stream)
+        .map(|f| u32::from_be_bytes([f.3[0], f.3[1], f.3[2], f.3[3]]))
+}
+
+const PROTOCOL_ERROR: u32 = 1;
+
+#[test]
+fn malformed_streams_are_reset_and_never_forwarded() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-malformed");
+    let front = free_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front} proto h2\n    default_backend be\nbackend be\n    server s1 {}\n",
+        origins.addrs()[0]
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front]);
+    let mut c = Raw::connect(front);
+    let cases: [(u32, Vec<(&str, &str)>); 5] = [
+        (
+            1,
+            get_fields("/bad-connection", &[("connection", "keep-alive")]),
+        ),
+        (3, get_fields("/bad-te", &[("te", "gzip")])),
+        (5, get_fields("/bad-upgrade", &[("upgrade", "websocket")])),
+        (7, get_fields("/bad-host", &[("host", "elsewhere.test")])),
+        (9, get_fields("/bad space", &[])),
+    ];
+    for (id, fields) in &cases {
+        c.send(&frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            *id,
+            &hpack(fields),
+        ))
+        .unwrap();
+        let frames = c.until_end(*id);
+        assert_eq!(
+            rst_code(&frames, *id),
+            Some(PROTOCOL_ERROR),
+            "stream {id}: {frames:?}"
+        );
+    }
+    // Content-Length larger than the DATA sent: reset, and the connection still serves.
+    let post = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/bad-length"),
+        (":authority", "h2.test"),
+        ("content-length", "10"),
+    ];
+    c.send(&frame(HEADERS, END_HEADERS, 11, &hpack(&post)))
+        .unwrap();
+    c.send(&frame(DATA, END_STREAM, 11, b"abc")).unwrap();
+    let frames = c.until_end(11);
+    assert!(
+        rst_code(&frames, 11).is_some() || frames.iter().any(|f| f.0 == GOAWAY),
+        "{frames:?}"
+    );
+    // A well-formed request on the same connection is answered (indexed :status 200 = 0x88).
+    let mut c = Raw::connect(front);
+    c.send(&frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &hpack(&get_fields("/good", &[])),
+    ))
+    .unwrap();
+    let frames = c.until_end(1);
+    assert_eq!(status_of(&frames, 1), Some(0x88), "{frames:?}");
+    // The origin saw the good request and none of the malformed ones.
+    std::thread::sleep(Duration::from_millis(200));
+    let log = origins.get(0).guard().stderr();
+    assert!(log.contains("/good"), "{log}");
+    for bad in [
+        "/bad-connection",
+        "/bad-te",
+        "/bad-upgrade",
+        "/bad-host",
+        "/bad space",
+    ] {
+        assert!(!log.contains(bad), "{bad} reached the origin: {log}");
+    }
+}
+
+#[test]
+fn rapid_reset_burst_does_not_hurt_a_normal_client() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-rapid-reset");
+    let front = free_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front} proto h2\n    default_backend be\nbackend be\n    server s1 {}\n",
+        origins.addrs()[0]
+    );
+    let path = write_config(&dir, &cfg);
+    let proxy = Ringlb::start(&path, &[front]);
+    // The attacker: HEADERS then RST_STREAM(CANCEL), 20000 times, as fast as it can write.
+    let attacker = std::thread::spawn(move || {
+        let mut c = Raw::connect(front);
+        let block = hpack(&get_fields("/slow/100", &[]));
+        let mut burst = Vec::new();
+        let mut sent = 0;
+        for i in 0..20_000u32 {
+            let id = 2 * i + 1;
+            burst.extend(frame(HEADERS, END_STREAM | END_HEADERS, id, &block));
+            burst.extend(frame(RST_STREAM, 0, id, &8u32.to_be_bytes()));
+            if burst.len() > 64 << 10 {
+                if c.send(&burst).is_err() {
+                    break;
+                }
+                sent = i;
+                burst.clear();
+            }
+        }
+        // The proxy ends the connection: GOAWAY(ENHANCE_YOUR_CALM), too many resets.
+        let goaway = ending(&mut c, Duration::from_secs(5));
+        (sent, goaway)
+    });
+    // Meanwhile a well-behaved client gets every answer, promptly.
+    let base = format!("http://{front}/");
+    let started = Instant::now();
+    for _ in 0..20 {
+        let (out, err) = curl_w(&base, &["--http2-prior-knowledge"]);
+        assert_eq!(out, "2 200 14", "{err}");
+    }
+    let (_sent, goaway) = attacker.join().unwrap();
+    assert_eq!(
+        goaway,
+        Some(ENHANCE_YOUR_CALM),
+        "rapid reset ends with GOAWAY"
+    );
+    assert!(started.elapsed() < Duration::from_secs(20));
+    // Still serving, and the process is alive with bounded memory.
+    let (out, err) = curl_w(&base, &["--http2-prior-knowledge"]);
+    assert_eq!(out, "2 200 14", "{err}");
+    let rss = ringlb_testkit::proc_status_kib(proxy.pid(), "VmRSS").unwrap_or(0);
+    assert!(rss < 512 * 1024, "VmRSS {rss} KiB");
+}
+
+#[test]
+fn a_bind_without_h2_speaks_http1_to_h2_clients() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-off");
+    let front = free_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {}\n",
+        origins.addrs()[0]
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front]);
+    // curl asks for an h2c upgrade; the proxy stays HTTP/1.1.
+    let (out, err) = curl_w(&format!("http://{front}/"), &["--http2"]);
+    assert_eq!(out, "1.1 200 14", "{err}");
+}
+
+const CONTINUATION: u8 = 9;
+const PING: u8 = 6;
+
+/// Starts a proxy with `proto h2` in front of one origin, with `timeout client` = `client`.
+fn h2c_proxy(
+    dir: &TempDir,
+    origins: &Origins,
+    client: &str,
+) -> (SocketAddr, ringlb_testkit::ChildGuard) {
+    let front = free_addr();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client {client}\n    timeout server 5s\nfrontend fe\n    bind {front} proto h2\n    default_backend be\nbackend be\n    server s1 {}\n",
+        origins.addrs()[0]
+    );
+    let path = write_config(dir, &cfg);
+    let proxy = Ringlb::start(&path, &[front]);
+    (front, proxy)
+}
+
+/// Writes `bytes` in pieces until done or the peer stops reading/closes (write timeout).
+fn flood(c: &mut Raw, bytes: &[u8]) -> usize {
+    c.s.set_write_timeout(Some(Duration::from_secs(2))).unwrap();
+    let mut sent = 0;
+    for piece in bytes.chunks(64 << 10) {
+        if c.s.write_all(piece).is_err() {
+            break;
+        }
+        sent += piece.len();
+    }
+    sent
+}
+
+/// How the connection ends within `wait`: `Some(code)` of a GOAWAY, `Some(CLOSED)` for a close
+/// without one, `None` if it did not end.
+fn ending(c: &mut Raw, wait: Duration) -> Option<u32> {
+    c.s.set_read_timeout(Some(wait)).unwrap();
+    let deadline = Instant::now() + wait;
+    while Instant::now() < deadline {
+        match c.next() {
+            Some((GOAWAY, _, _, p)) => return Some(u32::from_be_bytes([p[4], p[5], p[6], p[7]])),
+            None => return Some(CLOSED),
+            Some(_) => {}
+        }
+    }
+    None
+}
+
+const CLOSED: u32 = u32::MAX;
+const ENHANCE_YOUR_CALM: u32 = 0xb;
+
+fn rss_kib(proxy: &ringlb_testkit::ChildGuard) -> u64 {
+    ringlb_testkit::proc_status_kib(proxy.pid(), "VmRSS").unwrap_or(0)
+}
+
+#[test]
+fn header_floods_are_cut_and_memory_stays_bounded() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-floods");
+    let (front, proxy) = h2c_proxy(&dir, &origins, "5s");
+    let before = rss_kib(&proxy);
+    // CONTINUATION flood: a header block that never ends, 16 MiB of it.
+    let mut c = Raw::connect(front);
+    let mut bytes = frame(HEADERS, 0, 1, &hpack(&get_fields("/cont", &[])));
+    let filler = hpack(&[("x-filler", &"a".repeat(4000))]);
+    for _ in 0..4096 {
+        bytes.extend(frame(CONTINUATION, 0, 1, &filler));
+    }
+    flood(&mut c, &bytes);
+    let end = ending(&mut c, Duration::from_secs(5));
+    assert!(end.is_some(), "CONTINUATION flood not cut");
+    // HPACK bomb: one 4000-byte field put in the dynamic table, then referenced 16384 times
+    // (64 MiB once decoded) in a block of 16 KiB.
+    let mut c = Raw::connect(front);
+    let mut block = hpack(&get_fields("/bomb", &[]));
+    block.push(0x40); // literal with incremental indexing, new name
+    block.push(8);
+    block.extend_from_slice(b"x-bomb-1");
+    hpack_int(&mut block, 0, 7, 4000);
+    block.extend(std::iter::repeat_n(b'b', 4000));
+    block.extend(std::iter::repeat_n(0x80 | 62, 16384)); // indexed: dynamic entry 62
+    let mut bytes = Vec::new();
+    let mut chunks = block.chunks(16384).peekable();
+    let first = chunks.next().unwrap();
+    let last_flag = |more: bool| if more { 0 } else { END_HEADERS };
+    bytes.extend(frame(
+        HEADERS,
+        END_STREAM | last_flag(chunks.peek().is_some()),
+        1,
+        first,
+    ));
+    while let Some(ch) = chunks.next() {
+        bytes.extend(frame(
+            CONTINUATION,
+            last_flag(chunks.peek().is_some()),
+            1,
+            ch,
+        ));
+    }
+    flood(&mut c, &bytes);
+    let frames = c.until_end(1);
+    assert!(
+        !frames
+            .iter()
+            .any(|f| f.0 == HEADERS && f.2 == 1 && f.3.first() == Some(&0x88)),
+        "the bomb was answered 200: {frames:?}"
+    );
+    // The origin saw neither; the proxy serves others and did not balloon.
+    let (out, err) = curl_w(&format!("http://{front}/"), &["--http2-prior-knowledge"]);
+    assert_eq!(out, "2 200 14", "{err}");
+    let log = origins.get(0).guard().stderr();
+    assert!(!log.contains("/cont") && !log.contains("/bomb"), "{log}");
+    let after = rss_kib(&proxy);
+    assert!(after < before + 64 * 1024, "VmRSS {before} → {after} KiB");
+}
+
+#[test]
+fn ping_flood_and_zero_window_stall_do_not_hold_the_proxy() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-ping");
+    let (front, proxy) = h2c_proxy(&dir, &origins, "1s");
+    let before = rss_kib(&proxy);
+    // PING flood, never reading the answers: 1 million PINGs (17 MiB).
+    let attacker = std::thread::spawn(move || {
+        let mut c = Raw::connect(front);
+        let ping = frame(PING, 0, 0, &[7; 8]);
+        let bytes: Vec<u8> = ping
+            .iter()
+            .copied()
+            .cycle()
+            .take(ping.len() * 1_000_000)
+            .collect();
+        flood(&mut c, &bytes);
+    });
+    // Zero window: the client announces SETTINGS_INITIAL_WINDOW_SIZE 0 and asks for 1 MB;
+    // after `timeout client` without window the stream is reset, not kept forever.
+    let mut c = Raw::connect(front);
+    c.send(&frame(SETTINGS, 0, 0, &[0, 4, 0, 0, 0, 0])).unwrap();
+    c.send(&frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &hpack(&get_fields("/size/1000000", &[])),
+    ))
+    .unwrap();
+    let started = Instant::now();
+    let frames = c.until_end(1);
+    assert!(
+        frames.iter().any(|f| f.0 == RST_STREAM && f.2 == 1)
+            || frames.iter().any(|f| f.0 == GOAWAY),
+        "{frames:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // A normal client is served during and after the flood.
+    for _ in 0..5 {
+        let (out, err) = curl_w(&format!("http://{front}/"), &["--http2-prior-knowledge"]);
+        assert_eq!(out, "2 200 14", "{err}");
+    }
+    attacker.join().unwrap();
+    let after = rss_kib(&proxy);
+    assert!(after < before + 64 * 1024, "VmRSS {before} → {after} KiB");
+}
+
+#[test]
+fn made_you_reset_ends_the_connection() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-myr");
+    let (front, _proxy) = h2c_proxy(&dir, &origins, "5s");
+    // MadeYouReset: streams the server must reset itself (malformed: a `connection` field),
+    // which a client's concurrency limit does not count; past the limit the connection ends
+    // with GOAWAY(ENHANCE_YOUR_CALM).
+    let mut c = Raw::connect(front);
+    let block = hpack(&get_fields("/myr", &[("connection", "close")]));
+    let mut bytes = Vec::new();
+    for i in 0..2000u32 {
+        bytes.extend(frame(HEADERS, END_STREAM | END_HEADERS, 2 * i + 1, &block));
+    }
+    flood(&mut c, &bytes);
+    assert_eq!(
+        ending(&mut c, Duration::from_secs(3)),
+        Some(ENHANCE_YOUR_CALM)
+    );
+    let (out, err) = curl_w(&format!("http://{front}/"), &["--http2-prior-knowledge"]);
+    assert_eq!(out, "2 200 14", "{err}");
+}
+
+#[test]
+fn a_server_connection_the_server_closes_is_not_reused() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-reuse");
+    let (front, _proxy) = h2c_proxy(&dir, &origins, "5s");
+    // One client connection: a GET, a GET the server answers with `connection: close`, then a
+    // POST (not replayable: it must get a live server connection, not the closed one).
+    let mut c = Raw::connect(front);
+    for (id, path) in [(1, "/"), (3, "/close")] {
+        c.send(&frame(
+            HEADERS,
+            END_STREAM | END_HEADERS,
+            id,
+            &hpack(&get_fields(path, &[])),
+        ))
+        .unwrap();
+        let frames = c.until_end(id);
+        assert_eq!(status_of(&frames, id), Some(0x88), "{path}: {frames:?}");
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let post = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/echo"),
+        (":authority", "h2.test"),
+        ("content-length", "5"),
+    ];
+    c.send(&frame(HEADERS, END_HEADERS, 5, &hpack(&post)))
+        .unwrap();
+    c.send(&frame(DATA, END_STREAM, 5, b"hello")).unwrap();
+    let frames = c.until_end(5);
+    assert_eq!(status_of(&frames, 5), Some(0x88), "{frames:?}");
+}
+
+#[test]
+fn soft_stop_drains_h2_connections_and_exits() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-softstop");
+    let (front, mut proxy) = h2c_proxy(&dir, &origins, "1s");
+    // A client that keeps its connection open and never answers the GOAWAY's PING.
+    let mut c = Raw::connect(front);
+    c.send(&frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        1,
+        &hpack(&get_fields("/", &[])),
+    ))
+    .unwrap();
+    assert_eq!(status_of(&c.until_end(1), 1), Some(0x88));
+    // A stream in progress when the stop comes still completes.
+    c.send(&frame(
+        HEADERS,
+        END_STREAM | END_HEADERS,
+        3,
+        &hpack(&get_fields("/slow/300", &[])),
+    ))
+    .unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    proxy.signal(10).unwrap(); // SIGUSR1: soft stop
+    let mut frames = Vec::new();
+    while let Some(f) = c.next() {
+        let end = f.2 == 3 && f.1 & END_STREAM != 0;
+        frames.push(f);
+        if end {
+            break;
+        }
+    }
+    assert_eq!(status_of(&frames, 3), Some(0x88), "{frames:?}");
+    // GOAWAY (graceful, then final), then the close.
+    while let Some(f) = c.next() {
+        frames.push(f);
+    }
+    assert!(frames.iter().any(|f| f.0 == GOAWAY), "{frames:?}");
+    // The connection goes away and the process exits, within the idle time.
+    let exited = proxy.wait_timeout(Duration::from_secs(5)).unwrap();
+    assert!(exited.is_some(), "ringlb still running after soft stop");
+}

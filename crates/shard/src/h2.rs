@@ -1,0 +1,1390 @@
+//! HTTP/2 from clients (`alpn h2` over TLS, or `proto h2` for clear-text prior knowledge),
+//! through the `h2` crate, translated to HTTP/1.1 for servers.
+//!
+//! One task drives the connection (h2's `accept`, which also reads and writes frames); each
+//! stream runs in its own task: its pseudo-headers and fields are checked and written as an
+//! HTTP/1.1 head, which is parsed again by `ringlb-http1` (so an h2 request meets exactly the
+//! HTTP/1 rules: CR/LF/NUL, token characters, framing), then goes through the same rules,
+//! backend and server choice, idle pool and counters as an HTTP/1 request. A malformed stream
+//! is reset (`PROTOCOL_ERROR`) and never forwarded. The server's HTTP/1 response is parsed with
+//! `parse_response`, its hop-by-hop fields dropped, and sent as HEADERS and DATA within the
+//! client's flow-control window.
+//!
+//! Defences (h2 0.4 settings, see [`builder`]): rapid reset (CVE-2023-44487) is bounded by
+//! `max_pending_accept_reset_streams` and `max_concurrent_reset_streams`; streams the client
+//! makes us reset (MadeYouReset) by `max_local_error_reset_streams`; CONTINUATION floods and
+//! HPACK bombs by `max_header_list_size` (h2 bounds the header block it buffers by it);
+//! SETTINGS/PING floods by h2 answering them from the read loop (it does not read more while
+//! an ACK is unsent); a zero-window stall by `timeout client` on every wait for send capacity.
+//! Not yet: HTTP/2 to servers, trailers to servers, `use-service` on h2 (the stream is reset
+//! with `HTTP_1_1_REQUIRED`), WebSocket over h2 (RFC 8441).
+
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures_lite::future;
+use h2::server::SendResponse;
+use h2::{Reason, RecvStream, SendStream};
+use http::{HeaderMap, HeaderName, HeaderValue, Method as HMethod, Response, Uri};
+use ringlb_balance::PickInput;
+use ringlb_config::model::{HttpConnMode, HttpReuse};
+use ringlb_h2io::{H2Io, LocalFuture, Transport};
+use ringlb_http1::{
+    parse_request, parse_response, BodyCounter, BodyFraming, ChunkedDecoder, Limits, Method,
+    Parsed, RequestHead, ResponseHead, Side,
+};
+use ringlb_tls::TlsFacts;
+use ringlb_uring::{RecvBuf, SendBuf, TcpStream};
+
+use crate::conn::{ClientConn, Io};
+use crate::msg_rules::{self, ConnFacts, PickFacts, RequestVerdict, ResponseVerdict};
+use crate::server::{lease_and_connect, release_idle, ConnectInfo, Reuse};
+use crate::state::RunState;
+use crate::time::within;
+use crate::topology::{BackendRt, FrontendRt};
+use crate::Ctx;
+
+/// HTTP/2 on one bind: prior knowledge (`proto h2`) and the `tune.h2.*` settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct H2Bind {
+    /// `proto h2`: every connection speaks HTTP/2 (h2c without upgrade, or over TLS whatever
+    /// ALPN said).
+    pub prior_knowledge: bool,
+    pub max_concurrent_streams: u32,
+    pub initial_window_size: u32,
+    pub header_table_size: u32,
+    pub max_frame_size: u32,
+}
+
+impl H2Bind {
+    /// HAProxy's defaults where `tune.h2.*` is unset (100 streams, 65535-byte window,
+    /// 4096-byte HPACK table, 16384-byte frames).
+    pub fn of(bind: &ringlb_config::model::Bind, tune: &ringlb_config::model::Tune) -> H2Bind {
+        H2Bind {
+            prior_knowledge: bind
+                .other
+                .iter()
+                .any(|(n, v)| n == "proto" && v.as_deref() == Some("h2")),
+            // 0 (which HAProxy accepts) keeps the default rather than refusing every stream.
+            max_concurrent_streams: tune
+                .h2_max_concurrent_streams
+                .filter(|&n| n > 0)
+                .unwrap_or(100),
+            initial_window_size: tune.h2_initial_window_size.unwrap_or(65_535),
+            header_table_size: tune.h2_header_table_size.unwrap_or(4096),
+            max_frame_size: tune.h2_max_frame_size.unwrap_or(16_384),
+        }
+    }
+
+    /// Whether `client` is served with HTTP/2: ALPN chose `h2`, or the bind forces it.
+    pub fn speaks_h2(&self, client: &ClientConn) -> bool {
+        self.prior_knowledge
+            || client
+                .tls_facts()
+                .is_some_and(|f| f.alpn.as_deref() == Some(b"h2"))
+    }
+}
+
+/// Decoded request fields accepted per stream (HPACK bombs and CONTINUATION floods stop here).
+const MAX_HEADER_LIST: u32 = 64 << 10;
+/// Streams reset by the client before we accepted them, per connection (rapid reset).
+const MAX_PENDING_ACCEPT_RESETS: usize = 20;
+/// Reset streams remembered at once (h2 default is 50 for clients; also bounds rapid reset).
+const MAX_CONCURRENT_RESETS: usize = 50;
+/// Streams we reset because of client errors before the connection is closed (MadeYouReset).
+const MAX_LOCAL_ERROR_RESETS: usize = 256;
+/// Bytes buffered by h2 per stream waiting for the socket.
+const MAX_SEND_BUFFER: usize = 256 << 10;
+
+/// The h2 server settings for a bind.
+pub fn builder(b: &H2Bind) -> h2::server::Builder {
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(b.max_concurrent_streams)
+        .initial_window_size(b.initial_window_size)
+        // The connection window follows the stream window, at least HTTP/2's default.
+        .initial_connection_window_size(b.initial_window_size.max(65_535))
+        .header_table_size(b.header_table_size)
+        .max_frame_size(b.max_frame_size)
+        .max_header_list_size(MAX_HEADER_LIST)
+        .max_pending_accept_reset_streams(MAX_PENDING_ACCEPT_RESETS)
+        .max_concurrent_reset_streams(MAX_CONCURRENT_RESETS)
+        .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
+        .max_send_buffer_size(MAX_SEND_BUFFER);
+    builder
+}
+
+/// The client connection as h2's transport.
+struct Client(ClientConn);
+
+impl Transport for Client {
+    type Chunk = RecvBuf;
+
+    fn bytes(chunk: &RecvBuf) -> &[u8] {
+        chunk.bytes()
+    }
+
+    fn recv(self: Rc<Self>) -> LocalFuture<io::Result<Option<RecvBuf>>> {
+        Box::pin(async move { self.0.recv().await })
+    }
+
+    fn send(self: Rc<Self>, buf: Vec<u8>) -> LocalFuture<(io::Result<()>, Vec<u8>)> {
+        Box::pin(async move {
+            let (r, back) = self.0.send_all(SendBuf::from_vec(buf)).await;
+            (r, back.into_vec().unwrap_or_default())
+        })
+    }
+
+    fn shutdown(self: Rc<Self>) -> LocalFuture<()> {
+        Box::pin(async move { self.0.finish().await })
+    }
+}
+
+/// What every stream of a connection shares.
+struct Conn {
+    ctx: Ctx,
+    fe_idx: usize,
+    src: Option<SocketAddr>,
+    dst: Option<SocketAddr>,
+    tls: Option<TlsFacts>,
+    client_ip_text: String,
+    limits: Limits,
+    /// Streams in progress (the idle timeout runs only when there are none).
+    active: Cell<usize>,
+    last_active: Cell<Instant>,
+    streams: Cell<u64>,
+}
+
+impl Conn {
+    fn fe(&self) -> Option<&FrontendRt> {
+        self.ctx.state.topo.frontends.get(self.fe_idx)
+    }
+
+    fn facts(&self) -> ConnFacts<'_> {
+        ConnFacts {
+            src: self.src,
+            dst: self.dst,
+            tls: self.tls.as_ref(),
+        }
+    }
+}
+
+/// Serves one HTTP/2 client connection until it closes.
+pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn) {
+    let topo = &ctx.state.topo;
+    let Some(fe) = topo.frontends.get(frontend) else {
+        return;
+    };
+    let src = client.peer_addr();
+    let conn = Rc::new(Conn {
+        ctx: ctx.clone(),
+        fe_idx: frontend,
+        src,
+        dst: client.tcp().local_addr().ok(),
+        tls: client.tls_facts(),
+        client_ip_text: match (&fe.forwardfor, src) {
+            (Some(_), Some(a)) => a.ip().to_string(),
+            _ => String::new(),
+        },
+        limits: Limits {
+            max_headers: topo.tune.http_maxhdr,
+            max_head_bytes: topo
+                .tune
+                .bufsize
+                .saturating_sub(topo.tune.maxrewrite)
+                .max(1024),
+        },
+        active: Cell::new(0),
+        last_active: Cell::new(Instant::now()),
+        streams: Cell::new(0),
+    });
+    let io = H2Io::new(Rc::new(Client(client)));
+    let handshake_limit = fe.timeouts.http_request.or(fe.timeouts.client);
+    let mut h2 = match within(handshake_limit, builder(&bind).handshake::<_, Bytes>(io)).await {
+        Ok(Ok(c)) => c,
+        _ => return,
+    };
+    // Between streams the connection may idle for `timeout http-keep-alive` (else `client`).
+    let idle = fe.timeouts.http_keep_alive.or(fe.timeouts.client);
+    let mut stopping = false;
+    let max_tasks = (bind.max_concurrent_streams as usize)
+        .saturating_mul(2)
+        .max(1);
+    loop {
+        let accepted = if stopping {
+            // Draining after GOAWAY: streams in progress finish; a client that keeps the
+            // connection without streams (or never acknowledges the GOAWAY's PING) is closed
+            // after the idle time.
+            let drained = future::or(async { Some(h2.accept().await) }, async {
+                idle_expired(&conn, idle.or(Some(DRAIN_IDLE))).await;
+                None
+            })
+            .await;
+            match drained {
+                None => return,
+                some => some,
+            }
+        } else {
+            future::or(async { Some(h2.accept().await) }, async {
+                future::or(ctx.stopping.wait(), idle_expired(&conn, idle)).await;
+                None
+            })
+            .await
+        };
+        match accepted {
+            None => {
+                // Soft stop or idle: GOAWAY, let the streams in progress finish.
+                stopping = true;
+                h2.graceful_shutdown();
+                if ctx.state.run.get() == RunState::Stopped {
+                    return;
+                }
+            }
+            Some(None) | Some(Some(Err(_))) => return,
+            Some(Some(Ok((req, mut respond)))) => {
+                // Streams the client reset after we accepted them no longer count against
+                // its concurrency limit, but their tasks may still wait on a server: bound
+                // the tasks too (rapid reset after accept).
+                if conn.active.get() >= max_tasks {
+                    respond.send_reset(Reason::REFUSED_STREAM);
+                    continue;
+                }
+                conn.active.set(conn.active.get() + 1);
+                conn.streams.set(conn.streams.get() + 1);
+                let conn = conn.clone();
+                glommio::spawn_local(async move {
+                    stream(&conn, req, respond).await;
+                    conn.active.set(conn.active.get().saturating_sub(1));
+                    conn.last_active.set(Instant::now());
+                })
+                .detach();
+            }
+        }
+    }
+}
+
+/// How long a draining connection without streams is kept when no timeout is configured.
+const DRAIN_IDLE: Duration = Duration::from_secs(5);
+
+/// Resolves once the connection had no stream for `idle` (never without a limit).
+async fn idle_expired(conn: &Conn, idle: Option<Duration>) {
+    let Some(idle) = idle else {
+        return future::pending().await;
+    };
+    loop {
+        glommio::timer::sleep(idle).await;
+        if conn.active.get() == 0 && conn.last_active.get().elapsed() >= idle {
+            return;
+        }
+    }
+}
+
+/// What one stream did, for the counters.
+#[derive(Default)]
+struct Txn {
+    backend: Option<usize>,
+    server: Option<usize>,
+    stream_started: bool,
+    status: u16,
+    bytes_in: u64,
+    bytes_out: u64,
+}
+
+/// Why a stream failed before its response head went out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Failure {
+    /// Nothing (or an invalid head) from the server: 502; retryable when nothing came.
+    Empty,
+    Invalid,
+    Timeout,
+    /// The client's body failed (reset, bad length, timeout): nothing more to send.
+    Client,
+}
+
+async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendResponse<Bytes>) {
+    let ctx = &conn.ctx;
+    let Some(fe) = conn.fe() else { return };
+    {
+        let now_ms = ctx.state.board.now_ms();
+        let mut c = ctx.state.counters.borrow_mut();
+        c.process.cum_req += 1;
+        if let Some(f) = c.frontends.get_mut(conn.fe_idx) {
+            f.on_request(now_ms);
+        }
+    }
+    let mut txn = Txn::default();
+    let (parts, mut body) = req.into_parts();
+    let has_body = !body.is_end_stream();
+    if has_body && expects_continue(&parts.headers) {
+        // Answered here (the HTTP/1 request goes without `expect`): the client sends its body
+        // at once instead of waiting for a 100 the server may never send over HTTP/1.
+        let _ = respond
+            .send_informational(Response::builder().status(100).body(()).unwrap_or_default());
+    }
+    let mut head_bytes = match h1_head(&parts.method, &parts.uri, &parts.headers, has_body) {
+        Ok(h) => h,
+        Err(reason) => {
+            count_failed_request(conn);
+            respond.send_reset(reason);
+            return;
+        }
+    };
+    // Field tables start empty and grow to what the stream needs (as `http::Scratch` does).
+    let mut req = RequestHead::default();
+    match parse_request(&head_bytes, &conn.limits, &mut req) {
+        Ok(Parsed::Complete { .. }) => {}
+        _ => {
+            count_failed_request(conn);
+            respond.send_reset(Reason::PROTOCOL_ERROR);
+            return;
+        }
+    }
+    let default_be = fe.backend;
+    let mut vars = ringlb_rules::Vars::default();
+    let be_idx = if msg_rules::has_request_rules(ctx, fe) {
+        match msg_rules::request_rules(ctx, fe, &req, &head_bytes, conn.facts()) {
+            RequestVerdict::Reply(reply) => {
+                send_rules_reply(conn, fe, None, reply, &mut respond, &mut txn).await;
+                return finish(conn, txn);
+            }
+            RequestVerdict::Service(_) => {
+                // `use-service` serves HTTP/1 only for now.
+                respond.send_reset(Reason::HTTP_1_1_REQUIRED);
+                return finish(conn, txn);
+            }
+            RequestVerdict::Go {
+                backend,
+                rewritten,
+                vars: v,
+            } => {
+                vars = v;
+                if let Some(raw) = rewritten {
+                    let framing = req.framing();
+                    match parse_request(&raw, &conn.limits, &mut req) {
+                        Ok(Parsed::Complete { .. }) if req.framing() == framing => {
+                            head_bytes = raw;
+                        }
+                        _ => {
+                            note_failed_rewrite(conn, backend);
+                            let be = backend.and_then(|b| ctx.state.topo.backends.get(b));
+                            reply_error(conn, fe, be, 500, &mut respond, &mut txn).await;
+                            return finish(conn, txn);
+                        }
+                    }
+                }
+                backend
+            }
+        }
+    } else {
+        default_be
+    };
+    let Some((be_idx, be)) = be_idx.and_then(|i| Some((i, ctx.state.topo.backends.get(i)?))) else {
+        reply_error(conn, fe, None, 503, &mut respond, &mut txn).await;
+        return finish(conn, txn);
+    };
+    txn.backend = Some(be_idx);
+    forward(
+        conn,
+        fe,
+        (be_idx, be),
+        &req,
+        &head_bytes,
+        vars,
+        &mut body,
+        respond,
+        &mut txn,
+    )
+    .await;
+    finish(conn, txn);
+}
+
+/// Sends the request to a server of `be` and relays its response.
+#[allow(clippy::too_many_arguments)]
+async fn forward(
+    conn: &Conn,
+    fe: &FrontendRt,
+    (be_idx, be): (usize, &BackendRt),
+    req: &RequestHead,
+    head_bytes: &[u8],
+    vars: ringlb_rules::Vars,
+    body: &mut RecvStream,
+    mut respond: SendResponse<Bytes>,
+    txn: &mut Txn,
+) {
+    let ctx = &conn.ctx;
+    let method = req.method();
+    let framing = req.framing();
+    let conn_mode = effective_conn_mode(fe.conn_mode, be.conn_mode);
+    let edits = crate::rewrite::request_edits(
+        fe,
+        conn.src.map(|a| a.ip()),
+        conn.client_ip_text.as_bytes(),
+        conn_mode,
+        false,
+    );
+    let mut out = Vec::with_capacity(head_bytes.len() + 64);
+    ringlb_http1::write_request_head(req, head_bytes, &mut out, &edits);
+    txn.bytes_in += head_bytes.len() as u64;
+    let facts = PickFacts::of(&be.balance, req, head_bytes);
+    let input = PickInput {
+        src: conn.src.map(|a| a.ip()),
+        uri: &facts.uri,
+        header: facts.header.as_deref(),
+        is_post: method == Method::Post,
+        ..PickInput::default()
+    };
+    let replayable = framing == BodyFraming::None && method.is_idempotent();
+    let first = conn.streams.get() == 1;
+    let mut reuse = match be.http_reuse {
+        HttpReuse::Never => Reuse::Never,
+        HttpReuse::Safe if first => Reuse::Never,
+        HttpReuse::Aggressive if first => Reuse::Proven,
+        HttpReuse::Safe | HttpReuse::Aggressive | HttpReuse::Always => Reuse::Any,
+    };
+    let mut resp = ResponseHead::default();
+    loop {
+        let mut info = ConnectInfo::default();
+        let connected = lease_and_connect(ctx, be_idx, &input, reuse, &mut info).await;
+        note_connect(conn, be_idx, &info, connected.is_ok(), txn);
+        let Ok((lease, server)) = connected else {
+            reply_error(conn, fe, Some(be), 503, &mut respond, txn).await;
+            return;
+        };
+        let (sent, _) = within(
+            be.timeouts.server,
+            server.send_all(SendBuf::from_vec(out.clone())),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            (
+                Err(io::ErrorKind::TimedOut.into()),
+                SendBuf::from_vec(Vec::new()),
+            )
+        });
+        let outcome = match sent {
+            Err(_) => Err(Failure::Empty),
+            Ok(()) => {
+                // A client that resets the stream stops the wait for the server at once.
+                let reset = async {
+                    let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
+                    Err(Failure::Client)
+                };
+                let exchange =
+                    exchange(conn, fe, be, &server, framing, method, body, &mut resp, txn);
+                future::or(exchange, reset).await
+            }
+        };
+        match outcome {
+            Ok(rest) => {
+                let c = RelayCtx {
+                    be_idx,
+                    be,
+                    vars: &vars,
+                    method,
+                    conn_mode,
+                };
+                relay_response(conn, fe, &c, lease, server, &mut resp, rest, respond, txn).await;
+                return;
+            }
+            Err(Failure::Client) => {
+                server.set_linger_zero();
+                respond.send_reset(Reason::CANCEL);
+                return;
+            }
+            Err(f) => {
+                server.set_linger_zero();
+                drop(server);
+                drop(lease);
+                if replayable && info.reused && f == Failure::Empty {
+                    // An idle connection the server had closed: try a new one, as HTTP/1 does.
+                    reuse = Reuse::Never;
+                    continue;
+                }
+                note_failed_response(conn, be_idx, txn);
+                let status = if f == Failure::Timeout { 504 } else { 502 };
+                reply_error(conn, fe, Some(be), status, &mut respond, txn).await;
+                return;
+            }
+        }
+    }
+}
+
+/// Sends the request body (if any) while reading the response head (a server may answer
+/// early); returns the bytes received after the head.
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
+    conn: &Conn,
+    fe: &FrontendRt,
+    be: &BackendRt,
+    server: &TcpStream,
+    framing: BodyFraming,
+    method: Method,
+    body: &mut RecvStream,
+    resp: &mut ResponseHead,
+    txn: &mut Txn,
+) -> Result<Vec<u8>, Failure> {
+    let limits = conn.limits;
+    if framing == BodyFraming::None {
+        return read_response_head(server, be.timeouts.server, limits, method, resp).await;
+    }
+    let body_done = crate::notify::Notify::default();
+    let server_timeout = be.timeouts.server;
+    let response = future::or(
+        read_response_head(server, None, limits, method, resp),
+        async {
+            body_done.wait().await;
+            match server_timeout {
+                Some(d) => glommio::timer::sleep(d).await,
+                None => future::pending::<()>().await,
+            }
+            Err(Failure::Timeout)
+        },
+    );
+    let chunked = framing == BodyFraming::Chunked;
+    let mut sent_bytes = 0u64;
+    let send = async {
+        let r = send_body(
+            body,
+            server,
+            chunked,
+            fe.timeouts.client,
+            server_timeout,
+            &mut sent_bytes,
+        )
+        .await;
+        body_done.raise();
+        r
+    };
+    let (body_result, resp_result) = future::zip(send, response).await;
+    txn.bytes_in += sent_bytes;
+    match body_result {
+        Ok(()) => resp_result,
+        Err(BodyFail::Client) => Err(Failure::Client),
+        // The server stopped reading: its response (if any) still tells the client why.
+        Err(BodyFail::Server) => resp_result.map_err(|_| Failure::Empty),
+    }
+}
+
+enum BodyFail {
+    Client,
+    Server,
+}
+
+/// Forwards the stream's DATA to the server, chunked when the client gave no length; window
+/// is given back to the client only once the bytes reached the server (back-pressure).
+async fn send_body(
+    body: &mut RecvStream,
+    server: &TcpStream,
+    chunked: bool,
+    client_timeout: Option<Duration>,
+    server_timeout: Option<Duration>,
+    sent: &mut u64,
+) -> Result<(), BodyFail> {
+    let mut buf = Vec::new();
+    loop {
+        let data = match within(client_timeout, body.data()).await {
+            Err(_) | Ok(Some(Err(_))) => return Err(BodyFail::Client),
+            Ok(None) => break,
+            Ok(Some(Ok(d))) => d,
+        };
+        let n = data.len();
+        if n == 0 {
+            continue;
+        }
+        buf.clear();
+        if chunked {
+            buf.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+            buf.extend_from_slice(&data);
+            buf.extend_from_slice(b"\r\n");
+        } else {
+            buf.extend_from_slice(&data);
+        }
+        let (r, back) = within(server_timeout, server.send_all(SendBuf::from_vec(buf)))
+            .await
+            .unwrap_or_else(|_| {
+                (
+                    Err(io::ErrorKind::TimedOut.into()),
+                    SendBuf::from_vec(Vec::new()),
+                )
+            });
+        buf = back.into_vec().unwrap_or_default();
+        r.map_err(|_| BodyFail::Server)?;
+        *sent += n as u64;
+        let _ = body.flow_control().release_capacity(n);
+    }
+    if chunked {
+        // Trailers are not forwarded (HTTP/1 servers rarely want them).
+        let (r, _) = within(
+            server_timeout,
+            server.send_all(SendBuf::from_vec(b"0\r\n\r\n".to_vec())),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            (
+                Err(io::ErrorKind::TimedOut.into()),
+                SendBuf::from_vec(Vec::new()),
+            )
+        });
+        r.map_err(|_| BodyFail::Server)?;
+    }
+    Ok(())
+}
+
+/// Reads the final response head into `resp` (interim 1xx responses are dropped: h2 clients
+/// do not need them); returns the head's bytes followed by whatever came after it, with
+/// `resp` parsed from its start.
+async fn read_response_head(
+    server: &TcpStream,
+    timeout: Option<Duration>,
+    limits: Limits,
+    method: Method,
+    resp: &mut ResponseHead,
+) -> Result<Vec<u8>, Failure> {
+    let mut acc: Vec<u8> = Vec::new();
+    let mut got_any = false;
+    loop {
+        let buf = match within(timeout, server.recv()).await {
+            Err(_) => return Err(Failure::Timeout),
+            Ok(Ok(Some(b))) => b,
+            Ok(Ok(None)) | Ok(Err(_)) => {
+                return Err(if got_any {
+                    Failure::Invalid
+                } else {
+                    Failure::Empty
+                })
+            }
+        };
+        got_any = true;
+        acc.extend_from_slice(buf.bytes());
+        loop {
+            match parse_response(&acc, &limits, method, resp) {
+                Ok(Parsed::Complete { head_len }) => {
+                    if !resp.is_interim() {
+                        return Ok(acc);
+                    }
+                    acc.drain(..head_len.min(acc.len()));
+                    if acc.is_empty() {
+                        break;
+                    }
+                }
+                Ok(Parsed::Partial) => {
+                    if acc.len() > limits.max_head_bytes {
+                        return Err(Failure::Invalid);
+                    }
+                    break;
+                }
+                Err(_) => return Err(Failure::Invalid),
+            }
+        }
+    }
+}
+
+struct RelayCtx<'a> {
+    be_idx: usize,
+    be: &'a BackendRt,
+    vars: &'a ringlb_rules::Vars,
+    method: Method,
+    conn_mode: HttpConnMode,
+}
+
+/// Sends the response head (after `http-response` rules) and body to the client, then gives
+/// the server connection back to the idle pool when it is clean.
+#[allow(clippy::too_many_arguments)]
+async fn relay_response(
+    conn: &Conn,
+    fe: &FrontendRt,
+    c: &RelayCtx<'_>,
+    lease: crate::server::ServerLease,
+    server: crate::state::ServerConn,
+    resp: &mut ResponseHead,
+    mut bytes: Vec<u8>,
+    mut respond: SendResponse<Bytes>,
+    txn: &mut Txn,
+) {
+    let framing = resp.framing();
+    let status = resp.status();
+    let server_keep_alive = resp.server_keep_alive();
+    if status == 101 || (c.method == Method::Connect && (200..300).contains(&status)) {
+        // No tunnels over h2 (RFC 8441 is not supported).
+        server.set_linger_zero();
+        note_failed_response(conn, c.be_idx, txn);
+        reply_error(conn, fe, Some(c.be), 502, &mut respond, txn).await;
+        return;
+    }
+    let head_len = resp.head_len();
+    let verdict = msg_rules::response_rules(
+        &conn.ctx,
+        fe,
+        c.be,
+        lease.server,
+        c.vars,
+        resp,
+        &bytes,
+        conn.facts(),
+    );
+    let response = match verdict {
+        ResponseVerdict::Unchanged => h2_response(resp, &bytes),
+        ResponseVerdict::Rewritten(raw) => {
+            let mut resp2 = ResponseHead::default();
+            match parse_response(&raw, &conn.limits, c.method, &mut resp2) {
+                Ok(Parsed::Complete { .. }) if resp2.framing() == framing => {
+                    h2_response(&resp2, &raw)
+                }
+                _ => {
+                    server.set_linger_zero();
+                    note_failed_rewrite(conn, Some(c.be_idx));
+                    reply_error(conn, fe, Some(c.be), 500, &mut respond, txn).await;
+                    return;
+                }
+            }
+        }
+        ResponseVerdict::Reply(reply) => {
+            server.set_linger_zero();
+            if reply.denied {
+                let mut ct = conn.ctx.state.counters.borrow_mut();
+                if let Some(f) = ct.frontends.get_mut(conn.fe_idx) {
+                    f.denied_resp += 1;
+                }
+                if let Some(b) = ct.backends.get_mut(c.be_idx) {
+                    b.denied_resp += 1;
+                }
+            }
+            send_rules_reply(conn, fe, Some(c.be), reply, &mut respond, txn).await;
+            return;
+        }
+    };
+    let Some(response) = response else {
+        server.set_linger_zero();
+        note_failed_response(conn, c.be_idx, txn);
+        reply_error(conn, fe, Some(c.be), 502, &mut respond, txn).await;
+        return;
+    };
+    bytes.drain(..head_len.min(bytes.len()));
+    let no_body = matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0));
+    txn.status = status;
+    txn.bytes_out += head_len as u64;
+    let Ok(mut send) = respond.send_response(response, no_body) else {
+        server.set_linger_zero();
+        return;
+    };
+    if no_body {
+        if bytes.is_empty() {
+            maybe_release(conn, c, server_keep_alive, &lease, server);
+        }
+        return;
+    }
+    let relayed = relay_body(
+        &server,
+        &mut send,
+        framing,
+        bytes,
+        conn.limits,
+        (c.be.timeouts.server, fe.timeouts.client),
+        &mut txn.bytes_out,
+    )
+    .await;
+    match relayed {
+        Ok(true) => maybe_release(conn, c, server_keep_alive, &lease, server),
+        Ok(false) => server.set_linger_zero(),
+        Err(()) => {
+            server.set_linger_zero();
+            send.send_reset(Reason::INTERNAL_ERROR);
+        }
+    }
+}
+
+/// Gives a server connection whose response ended cleanly back to the idle pool, when the
+/// server keeps it alive and the modes allow reuse (as the HTTP/1 session does).
+fn maybe_release(
+    conn: &Conn,
+    c: &RelayCtx<'_>,
+    server_keep_alive: bool,
+    lease: &crate::server::ServerLease,
+    server: crate::state::ServerConn,
+) {
+    let keep = server_keep_alive
+        && c.conn_mode == HttpConnMode::KeepAlive
+        && c.be.http_reuse != HttpReuse::Never;
+    if keep && conn.ctx.state.run.get() == RunState::Running {
+        release_idle(&conn.ctx.state, lease, server);
+    }
+}
+
+/// Forwards the response body as DATA frames; `Ok(true)` when it ended exactly where its
+/// framing said (the server connection can be reused), `Ok(false)` for a body delimited by
+/// the server's close.
+async fn relay_body(
+    server: &TcpStream,
+    send: &mut SendStream<Bytes>,
+    framing: BodyFraming,
+    first: Vec<u8>,
+    limits: Limits,
+    (server_timeout, client_timeout): (Option<Duration>, Option<Duration>),
+    bytes_out: &mut u64,
+) -> Result<bool, ()> {
+    let mut next = (!first.is_empty()).then_some(first);
+    let recv = |next: &mut Option<Vec<u8>>| {
+        let pending = next.take();
+        async move {
+            if let Some(p) = pending {
+                return Ok(Some(p));
+            }
+            match within(server_timeout, server.recv()).await {
+                Ok(Ok(Some(b))) => Ok(Some(b.bytes().to_vec())),
+                Ok(Ok(None)) => Ok(None),
+                _ => Err(()),
+            }
+        }
+    };
+    match framing {
+        BodyFraming::None => {
+            send_data(send, Bytes::new(), true, client_timeout).await?;
+            Ok(next.is_none())
+        }
+        BodyFraming::ContentLength(len) => {
+            let mut counter = BodyCounter::new(len);
+            while !counter.is_done() {
+                let Some(mut buf) = recv(&mut next).await? else {
+                    return Err(());
+                };
+                let take = counter.feed(buf.len());
+                let extra = buf.len() > take;
+                buf.truncate(take);
+                *bytes_out += take as u64;
+                send_data(send, Bytes::from(buf), counter.is_done(), client_timeout).await?;
+                if extra {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        }
+        BodyFraming::Chunked => {
+            let mut decoder = ChunkedDecoder::new(Side::Server, &limits);
+            loop {
+                let Some(buf) = recv(&mut next).await? else {
+                    return Err(());
+                };
+                let mut payload = Vec::with_capacity(buf.len());
+                let feed = decoder
+                    .feed_with(&buf, |d| payload.extend_from_slice(d))
+                    .map_err(|_| ())?;
+                *bytes_out += payload.len() as u64;
+                if !payload.is_empty() || feed.done {
+                    send_data(send, Bytes::from(payload), feed.done, client_timeout).await?;
+                }
+                if feed.done {
+                    return Ok(feed.consumed == buf.len());
+                }
+            }
+        }
+        BodyFraming::UntilClose => loop {
+            match recv(&mut next).await? {
+                Some(buf) => {
+                    *bytes_out += buf.len() as u64;
+                    send_data(send, Bytes::from(buf), false, client_timeout).await?;
+                }
+                None => {
+                    send_data(send, Bytes::new(), true, client_timeout).await?;
+                    return Ok(false);
+                }
+            }
+        },
+    }
+}
+
+/// Sends `data` within the stream's flow-control window, waiting (at most `timeout` per wait,
+/// against zero-window stalls) for the client to open it.
+async fn send_data(
+    send: &mut SendStream<Bytes>,
+    mut data: Bytes,
+    end: bool,
+    timeout: Option<Duration>,
+) -> Result<(), ()> {
+    if data.is_empty() {
+        // Only END_STREAM (an empty DATA frame needs no window).
+        return if end {
+            send.send_data(data, true).map_err(|_| ())
+        } else {
+            Ok(())
+        };
+    }
+    while !data.is_empty() {
+        send.reserve_capacity(data.len());
+        let cap = within(timeout, poll_fn(|cx| send.poll_capacity(cx)))
+            .await
+            .map_err(|_| ())?;
+        let n = match cap {
+            Some(Ok(n)) => n,
+            _ => return Err(()),
+        };
+        if n == 0 {
+            continue;
+        }
+        let chunk = data.split_to(n.min(data.len()));
+        send.send_data(chunk, end && data.is_empty())
+            .map_err(|_| ())?;
+    }
+    Ok(())
+}
+
+/// Fields that are specific to one HTTP/1 connection: forbidden in HTTP/2 (RFC 9113 §8.2.2),
+/// and never forwarded from an HTTP/1 response.
+const CONNECTION_SPECIFIC: [&str; 5] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Writes an HTTP/2 request as an HTTP/1.1 head, or says why the stream is malformed.
+pub fn h1_head(
+    method: &HMethod,
+    uri: &Uri,
+    headers: &HeaderMap,
+    has_body: bool,
+) -> Result<Vec<u8>, Reason> {
+    if *method == HMethod::CONNECT {
+        return Err(Reason::HTTP_1_1_REQUIRED);
+    }
+    let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
+    let path_ok = path.starts_with('/') || (path == "*" && *method == HMethod::OPTIONS);
+    if !path_ok || uri.scheme().is_none() {
+        return Err(Reason::PROTOCOL_ERROR);
+    }
+    let authority = uri.authority().map(|a| a.as_str());
+    if authority.is_some_and(|a| a.contains('@') || a.is_empty()) {
+        return Err(Reason::PROTOCOL_ERROR);
+    }
+    let mut out = Vec::with_capacity(256);
+    out.extend_from_slice(method.as_str().as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(path.as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    if let Some(a) = authority {
+        field(&mut out, "host", a.as_bytes())?;
+    }
+    let mut cookies: Vec<&[u8]> = Vec::new();
+    let mut has_length = false;
+    for (name, value) in headers {
+        let n = name.as_str();
+        let v = value.as_bytes();
+        if CONNECTION_SPECIFIC.contains(&n) {
+            return Err(Reason::PROTOCOL_ERROR);
+        }
+        match n {
+            "te" => {
+                if !v.eq_ignore_ascii_case(b"trailers") {
+                    return Err(Reason::PROTOCOL_ERROR);
+                }
+            }
+            "host" => match authority {
+                // `:authority` wins; a `host` that names another entity is malformed.
+                Some(a) if !a.as_bytes().eq_ignore_ascii_case(v) => {
+                    return Err(Reason::PROTOCOL_ERROR)
+                }
+                Some(_) => {}
+                None => field(&mut out, n, v)?,
+            },
+            "expect" if v.eq_ignore_ascii_case(b"100-continue") => {}
+            // Split cookies are joined again for HTTP/1 (RFC 9113 §8.2.3).
+            "cookie" => cookies.push(v),
+            _ => {
+                if n == "content-length" {
+                    // No DATA will follow END_STREAM: only a zero length is true.
+                    if !has_body && v != b"0" {
+                        return Err(Reason::PROTOCOL_ERROR);
+                    }
+                    has_length = true;
+                }
+                field(&mut out, n, v)?;
+            }
+        }
+    }
+    if !cookies.is_empty() {
+        let joined = cookies.join(&b"; "[..]);
+        field(&mut out, "cookie", &joined)?;
+    }
+    if has_body && !has_length {
+        out.extend_from_slice(b"transfer-encoding: chunked\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Ok(out)
+}
+
+fn expects_continue(headers: &HeaderMap) -> bool {
+    headers
+        .get_all("expect")
+        .iter()
+        .any(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
+/// Appends one field line, refusing values HTTP/1 cannot carry or RFC 9113 §8.2.1 forbids.
+fn field(out: &mut Vec<u8>, name: &str, value: &[u8]) -> Result<(), Reason> {
+    let bad = |b: &u8| matches!(b, b'\r' | b'\n' | 0);
+    let edge = |b: Option<&u8>| matches!(b, Some(b' ' | b'\t'));
+    if value.iter().any(bad) || edge(value.first()) || edge(value.last()) {
+        return Err(Reason::PROTOCOL_ERROR);
+    }
+    if name.is_empty() || name.bytes().any(|b| b.is_ascii_uppercase() || b == b':') {
+        return Err(Reason::PROTOCOL_ERROR);
+    }
+    out.extend_from_slice(name.as_bytes());
+    out.extend_from_slice(b": ");
+    out.extend_from_slice(value);
+    out.extend_from_slice(b"\r\n");
+    Ok(())
+}
+
+/// The HTTP/2 form of an HTTP/1 response head: lower-case names, hop-by-hop fields (and those
+/// the `connection` field names) removed. `None` when a field cannot be represented.
+pub fn h2_response(resp: &ResponseHead, bytes: &[u8]) -> Option<Response<()>> {
+    let mut named: Vec<Vec<u8>> = Vec::new();
+    for h in resp.headers() {
+        if h.name.get(bytes).eq_ignore_ascii_case(b"connection") {
+            for t in h.value.get(bytes).split(|&b| b == b',') {
+                let t = t.trim_ascii();
+                if !t.is_empty() {
+                    named.push(t.to_ascii_lowercase());
+                }
+            }
+        }
+    }
+    let mut builder = Response::builder().status(resp.status());
+    for h in resp.headers() {
+        let name = h.name.get(bytes).to_ascii_lowercase();
+        let hop = CONNECTION_SPECIFIC
+            .iter()
+            .any(|c| c.as_bytes() == name.as_slice())
+            || name == b"te"
+            || name == b"trailer"
+            || named.contains(&name);
+        if hop {
+            continue;
+        }
+        let n = HeaderName::from_bytes(&name).ok()?;
+        let v = HeaderValue::from_bytes(h.value.get(bytes)).ok()?;
+        builder = builder.header(n, v);
+    }
+    builder.body(()).ok()
+}
+
+/// Sends an HTTP/1 reply the proxy made (error page, rules reply) as an HTTP/2 response.
+async fn send_h1_reply(
+    conn: &Conn,
+    fe: &FrontendRt,
+    bytes: &[u8],
+    respond: &mut SendResponse<Bytes>,
+    txn: &mut Txn,
+) {
+    let mut head = ResponseHead::default();
+    let Ok(Parsed::Complete { head_len }) =
+        parse_response(bytes, &conn.limits, Method::Get, &mut head)
+    else {
+        respond.send_reset(Reason::INTERNAL_ERROR);
+        return;
+    };
+    let Some(response) = h2_response(&head, bytes) else {
+        respond.send_reset(Reason::INTERNAL_ERROR);
+        return;
+    };
+    let body = bytes.get(head_len..).unwrap_or_default();
+    let body = match head.framing() {
+        BodyFraming::ContentLength(n) => body.get(..n as usize).unwrap_or(body),
+        BodyFraming::None => &[],
+        _ => body,
+    };
+    txn.status = head.status();
+    txn.bytes_out += bytes.len() as u64;
+    let Ok(mut send) = respond.send_response(response, body.is_empty()) else {
+        return;
+    };
+    if !body.is_empty() {
+        let _ = send_data(
+            &mut send,
+            Bytes::copy_from_slice(body),
+            true,
+            fe.timeouts.client,
+        )
+        .await;
+    }
+}
+
+async fn reply_error(
+    conn: &Conn,
+    fe: &FrontendRt,
+    be: Option<&BackendRt>,
+    status: u16,
+    respond: &mut SendResponse<Bytes>,
+    txn: &mut Txn,
+) {
+    let builtin = if matches!(status, 400 | 408) {
+        ringlb_http1::default_reply(status)
+    } else {
+        ringlb_http1::default_reply_lowercase(status)
+    };
+    let Some(bytes) = be
+        .and_then(|b| b.errors.get(status))
+        .or_else(|| fe.errors.get(status))
+        .or(builtin)
+    else {
+        respond.send_reset(Reason::INTERNAL_ERROR);
+        return;
+    };
+    send_h1_reply(conn, fe, bytes, respond, txn).await;
+}
+
+/// Answers a final `http-request`/`http-response` verdict on this stream.
+async fn send_rules_reply(
+    conn: &Conn,
+    fe: &FrontendRt,
+    _be: Option<&BackendRt>,
+    reply: crate::rules::Reply,
+    respond: &mut SendResponse<Bytes>,
+    txn: &mut Txn,
+) {
+    if reply.denied {
+        if let Some(f) = conn
+            .ctx
+            .state
+            .counters
+            .borrow_mut()
+            .frontends
+            .get_mut(conn.fe_idx)
+        {
+            f.denied_req += 1;
+        }
+    }
+    if reply.silent {
+        respond.send_reset(Reason::CANCEL);
+        return;
+    }
+    if reply.tarpit {
+        if let Some(d) = fe.timeouts.tarpit.or(fe.timeouts.connect) {
+            let stopping = conn.ctx.stopping.clone();
+            future::or(
+                glommio::timer::sleep(d),
+                async move { stopping.wait().await },
+            )
+            .await;
+        }
+    }
+    send_h1_reply(conn, fe, &reply.bytes, respond, txn).await;
+}
+
+fn effective_conn_mode(fe: HttpConnMode, be: HttpConnMode) -> HttpConnMode {
+    use HttpConnMode::*;
+    match (fe, be) {
+        (Close, _) | (_, Close) => Close,
+        (ServerClose, _) | (_, ServerClose) => ServerClose,
+        _ => KeepAlive,
+    }
+}
+
+fn count_failed_request(conn: &Conn) {
+    if let Some(f) = conn
+        .ctx
+        .state
+        .counters
+        .borrow_mut()
+        .frontends
+        .get_mut(conn.fe_idx)
+    {
+        f.failed_req += 1;
+    }
+}
+
+fn note_failed_rewrite(conn: &Conn, be: Option<usize>) {
+    let mut c = conn.ctx.state.counters.borrow_mut();
+    if let Some(f) = c.frontends.get_mut(conn.fe_idx) {
+        f.failed_rewrites += 1;
+    }
+    if let Some(b) = be.and_then(|b| c.backends.get_mut(b)) {
+        b.failed_rewrites += 1;
+    }
+}
+
+fn note_connect(conn: &Conn, be: usize, info: &ConnectInfo, ok: bool, txn: &mut Txn) {
+    let now_ms = conn.ctx.state.board.now_ms();
+    let mut c = conn.ctx.state.counters.borrow_mut();
+    c.connect_outcome(be, info);
+    if let (true, Some(s)) = (ok, info.server) {
+        if txn.stream_started {
+            if let Some(prev) = txn.server {
+                c.stream_end(be, prev);
+            }
+        }
+        c.stream_start(be, s, now_ms);
+        txn.server = Some(s);
+        txn.stream_started = true;
+    }
+}
+
+fn note_failed_response(conn: &Conn, be: usize, txn: &Txn) {
+    let mut c = conn.ctx.state.counters.borrow_mut();
+    if let Some(b) = c.backends.get_mut(be) {
+        b.failed_resp += 1;
+    }
+    if let Some(s) = txn
+        .server
+        .and_then(|s| c.servers.get_mut(be).and_then(|v| v.get_mut(s)))
+    {
+        s.failed_resp += 1;
+    }
+}
+
+/// Records the stream in the counters.
+fn finish(conn: &Conn, t: Txn) {
+    let mut c = conn.ctx.state.counters.borrow_mut();
+    if t.status != 0 {
+        c.response(conn.fe_idx, t.backend, t.server, t.status);
+    }
+    c.bytes(conn.fe_idx, t.backend, t.server, t.bytes_in, t.bytes_out);
+    if let (Some(b), Some(s), true) = (t.backend, t.server, t.stream_started) {
+        c.stream_end(b, s);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn head(
+        method: &str,
+        uri: &str,
+        fields: &[(&str, &str)],
+        body: bool,
+    ) -> Result<String, Reason> {
+        let mut h = HeaderMap::new();
+        for (n, v) in fields {
+            h.append(
+                HeaderName::from_bytes(n.as_bytes()).unwrap(),
+                HeaderValue::from_bytes(v.as_bytes()).unwrap(),
+            );
+        }
+        let m = HMethod::from_bytes(method.as_bytes()).unwrap();
+        let u: Uri = uri.parse().unwrap();
+        h1_head(&m, &u, &h, body).map(|v| String::from_utf8(v).unwrap())
+    }
+
+    #[test]
+    fn translates_pseudo_headers_and_joins_cookies() {
+        let h = head(
+            "GET",
+            "https://example.com/a?b=1",
+            &[("cookie", "a=1"), ("accept", "*/*"), ("cookie", "b=2")],
+            false,
+        )
+        .unwrap();
+        assert_eq!(
+            h,
+            "GET /a?b=1 HTTP/1.1\r\nhost: example.com\r\naccept: */*\r\ncookie: a=1; b=2\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn body_without_length_is_chunked() {
+        let h = head("POST", "http://h/p", &[], true).unwrap();
+        assert!(h.ends_with("transfer-encoding: chunked\r\n\r\n"), "{h}");
+        let h = head("POST", "http://h/p", &[("content-length", "3")], true).unwrap();
+        assert!(!h.contains("chunked"), "{h}");
+        // END_STREAM on HEADERS: a non-zero length can never be met.
+        assert_eq!(
+            head("POST", "http://h/p", &[("content-length", "3")], false),
+            Err(Reason::PROTOCOL_ERROR)
+        );
+        assert!(head("POST", "http://h/p", &[("content-length", "0")], false).is_ok());
+    }
+
+    #[test]
+    fn connection_specific_fields_are_malformed() {
+        for (n, v) in [
+            ("connection", "close"),
+            ("keep-alive", "1"),
+            ("proxy-connection", "x"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "websocket"),
+            ("te", "gzip"),
+        ] {
+            assert_eq!(
+                head("GET", "http://h/", &[(n, v)], false),
+                Err(Reason::PROTOCOL_ERROR),
+                "{n}"
+            );
+        }
+        assert!(head("GET", "http://h/", &[("te", "trailers")], false).is_ok());
+    }
+
+    #[test]
+    fn bad_values_and_hosts_are_malformed() {
+        assert_eq!(
+            head("GET", "http://h/", &[("x", " lead")], false),
+            Err(Reason::PROTOCOL_ERROR)
+        );
+        assert_eq!(
+            head("GET", "http://h/", &[("host", "other")], false),
+            Err(Reason::PROTOCOL_ERROR)
+        );
+        assert!(head("GET", "http://h/", &[("host", "H")], false).is_ok());
+        assert_eq!(
+            head("CONNECT", "http://h:443", &[], false),
+            Err(Reason::HTTP_1_1_REQUIRED)
+        );
+        assert_eq!(
+            head("GET", "http://u@h/", &[], false),
+            Err(Reason::PROTOCOL_ERROR),
+            "userinfo in :authority"
+        );
+    }
+
+    fn bind_of(text: &str) -> H2Bind {
+        let l = ringlb_config::parse_str("t.cfg", text).unwrap();
+        let b = &l.config.frontends[0].binds[0];
+        H2Bind::of(b, &l.config.global.tune)
+    }
+
+    #[test]
+    fn bind_settings_follow_proto_and_tune() {
+        let fe = "defaults\n mode http\n timeout client 1s\n timeout server 1s\n timeout connect 1s\nfrontend fe\n bind 127.0.0.1:1";
+        let plain = bind_of(&format!("{fe}\n"));
+        assert_eq!(
+            plain,
+            H2Bind {
+                prior_knowledge: false,
+                max_concurrent_streams: 100,
+                initial_window_size: 65_535,
+                header_table_size: 4096,
+                max_frame_size: 16_384,
+            }
+        );
+        let h2 = bind_of(&format!(
+            "global\n tune.h2.max-concurrent-streams 0\n tune.h2.max-frame-size 65536\n{fe} proto h2\n"
+        ));
+        assert!(h2.prior_knowledge);
+        assert_eq!((h2.max_concurrent_streams, h2.max_frame_size), (100, 65536));
+        assert!(!bind_of(&format!("{fe} proto h1\n")).prior_knowledge);
+    }
+
+    #[test]
+    fn response_drops_hop_by_hop_fields() {
+        let raw = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive, X-Hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=5\r\nX-Kept: yes\r\n\r\nok";
+        let limits = Limits {
+            max_headers: 101,
+            max_head_bytes: 8192,
+        };
+        let mut r = ResponseHead::with_limits(&limits);
+        assert!(matches!(
+            parse_response(raw, &limits, Method::Get, &mut r),
+            Ok(Parsed::Complete { .. })
+        ));
+        let resp = h2_response(&r, raw).unwrap();
+        assert_eq!(resp.status(), 200);
+        let names: Vec<&str> = resp.headers().keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["content-length", "x-kept"]);
+    }
+}

@@ -1,0 +1,215 @@
+//! `http-request` / `use_backend` / `http-response` rules run on a parsed HTTP/1 head, for
+//! sessions that are not the HTTP/1 session (HTTP/2 streams, translated to HTTP/1 heads first).
+//! Same calls and order as `http::Session::request_rules` / `response_rules`.
+
+use std::net::SocketAddr;
+
+use ringlb_http1::{RequestHead, ResponseHead};
+use ringlb_tls::TlsFacts;
+
+use crate::rules::Reply;
+use crate::topology::{BackendRt, FrontendRt};
+use crate::Ctx;
+
+/// The connection facts fetches read (`src`, `dst`, `ssl_fc_*`).
+#[derive(Clone, Copy)]
+pub struct ConnFacts<'a> {
+    pub src: Option<SocketAddr>,
+    pub dst: Option<SocketAddr>,
+    pub tls: Option<&'a TlsFacts>,
+}
+
+/// The outcome of the request rules.
+pub enum RequestVerdict {
+    /// A final verdict: answer it, forward nothing.
+    Reply(Reply),
+    /// `use-service` (`prometheus-exporter`).
+    Service(String),
+    /// Forward to `backend`, with the head the rules rewrote (if they did).
+    Go {
+        backend: Option<usize>,
+        rewritten: Option<Vec<u8>>,
+        vars: ringlb_rules::Vars,
+    },
+}
+
+/// Whether the request rules must run at all (the engine costs nothing for proxies without).
+pub fn has_request_rules(ctx: &Ctx, fe: &FrontendRt) -> bool {
+    fe.rules.is_some()
+        || fe.backend.is_some_and(|b| {
+            ctx.state
+                .topo
+                .backends
+                .get(b)
+                .is_some_and(|b| b.rules.is_some())
+        })
+}
+
+/// Runs the frontend's `http-request` rules, picks the backend (`use_backend`), then runs the
+/// backend's rules. `bytes` holds the head `req` was parsed from.
+pub fn request_rules(
+    ctx: &Ctx,
+    fe: &FrontendRt,
+    req: &RequestHead,
+    bytes: &[u8],
+    conn: ConnFacts<'_>,
+) -> RequestVerdict {
+    let topo = &ctx.state.topo;
+    let mut msg = ringlb_rules::HttpMessage::request(
+        req.method_span().get(bytes),
+        req.target().get(bytes),
+        req.version().as_bytes(),
+    );
+    for h in req.headers() {
+        msg.push_header(h.name.get(bytes), h.value.get(bytes));
+    }
+    let mut txn = ringlb_rules::Txn::new(msg);
+    let mut host = crate::rules::Host {
+        ctx,
+        frontend: &fe.name,
+        backend: None,
+        server: None,
+        src: conn.src,
+        dst: conn.dst,
+        tls: conn.tls,
+        log: None,
+        unique_id: None,
+    };
+    if let Some(r) = &fe.rules {
+        let v = r.http_request(&mut host, &mut txn);
+        if let ringlb_rules::Verdict::UseService(name) = v {
+            return RequestVerdict::Service(name);
+        }
+        if let Some(reply) = crate::rules::reply_for(v, |s| fe.errors.get(s)) {
+            return RequestVerdict::Reply(reply);
+        }
+    }
+    let backend = match fe
+        .rules
+        .as_ref()
+        .and_then(|r| r.select_backend(&host, &txn))
+    {
+        // A dynamic name that matches no backend gets 503, as in HAProxy.
+        Some(name) => topo.backends.iter().position(|b| b.name == *name),
+        None => fe.backend,
+    };
+    if let Some(b) = backend.and_then(|i| topo.backends.get(i)) {
+        if let Some(r) = &b.rules {
+            host.backend = Some(&b.name);
+            let v = r.http_request(&mut host, &mut txn);
+            if let ringlb_rules::Verdict::UseService(name) = v {
+                return RequestVerdict::Service(name);
+            }
+            let errors = |s| b.errors.get(s).or_else(|| fe.errors.get(s));
+            if let Some(reply) = crate::rules::reply_for(v, errors) {
+                return RequestVerdict::Reply(reply);
+            }
+        }
+    }
+    let rewritten = txn.req.modified.then(|| {
+        let mut v = Vec::with_capacity(bytes.len() + 128);
+        txn.req.write_request_head(&mut v);
+        v
+    });
+    RequestVerdict::Go {
+        backend,
+        rewritten,
+        vars: std::mem::take(&mut txn.vars),
+    }
+}
+
+/// The outcome of the response rules.
+pub enum ResponseVerdict {
+    Unchanged,
+    /// The head as the rules left it, to parse again and forward.
+    Rewritten(Vec<u8>),
+    /// A final verdict replaces the server's response.
+    Reply(Reply),
+}
+
+/// Runs the backend's then the frontend's `http-response` rules (HAProxy's order) on `resp`
+/// (parsed from `bytes`); `Unchanged` costs nothing when neither proxy has such rules.
+#[allow(clippy::too_many_arguments)]
+pub fn response_rules(
+    ctx: &Ctx,
+    fe: &FrontendRt,
+    be: &BackendRt,
+    server: usize,
+    vars: &ringlb_rules::Vars,
+    resp: &ResponseHead,
+    bytes: &[u8],
+    conn: ConnFacts<'_>,
+) -> ResponseVerdict {
+    let be_rules = be
+        .rules
+        .as_ref()
+        .filter(|r| !r.http_response.rules.is_empty());
+    let fe_rules = fe
+        .rules
+        .as_ref()
+        .filter(|r| !r.http_response.rules.is_empty());
+    if be_rules.is_none() && fe_rules.is_none() {
+        return ResponseVerdict::Unchanged;
+    }
+    let mut msg = ringlb_rules::HttpMessage::response(
+        resp.version().as_bytes(),
+        resp.status(),
+        resp.reason().get(bytes),
+    );
+    for h in resp.headers() {
+        msg.push_header(h.name.get(bytes), h.value.get(bytes));
+    }
+    let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+    txn.res = Some(msg);
+    txn.vars = vars.clone();
+    let mut host = crate::rules::Host {
+        ctx,
+        frontend: &fe.name,
+        backend: Some(&be.name),
+        server: be.servers.get(server).map(|s| s.name.as_str()),
+        src: conn.src,
+        dst: conn.dst,
+        tls: conn.tls,
+        log: None,
+        unique_id: None,
+    };
+    for r in [be_rules, fe_rules].into_iter().flatten() {
+        let v = r.http_response(&mut host, &mut txn);
+        let errors = |s| be.errors.get(s).or_else(|| fe.errors.get(s));
+        if let Some(reply) = crate::rules::reply_for(v, errors) {
+            return ResponseVerdict::Reply(reply);
+        }
+    }
+    match txn.res {
+        Some(m) if m.modified => {
+            let mut v = Vec::with_capacity(bytes.len() + 128);
+            m.write_response_head(&mut v);
+            ResponseVerdict::Rewritten(v)
+        }
+        _ => ResponseVerdict::Unchanged,
+    }
+}
+
+/// Request bytes a hashing `balance` algorithm needs, owned so they outlive the head buffer.
+pub struct PickFacts {
+    pub uri: Vec<u8>,
+    pub header: Option<Vec<u8>>,
+}
+
+impl PickFacts {
+    pub fn of(spec: &crate::topology::BalanceSpec, req: &RequestHead, src: &[u8]) -> PickFacts {
+        let uri = if spec.needs_uri() {
+            req.target().get(src).to_vec()
+        } else {
+            Vec::new()
+        };
+        let header = spec.header_name().and_then(|name| {
+            let h = req
+                .headers()
+                .iter()
+                .find(|h| h.name.get(src).eq_ignore_ascii_case(name.as_bytes()))?;
+            Some(ringlb_balance::key::first_header_value(h.value.get(src)).to_vec())
+        });
+        PickFacts { uri, header }
+    }
+}
