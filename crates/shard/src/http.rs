@@ -70,7 +70,11 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         pending: None,
         sc: None,
         requests: 0,
+        stick: crate::stick::StickSession::new(&ctx.state),
     };
+    if !crate::stick::connection_rules(ctx, fe, &session.client, &mut session.stick) {
+        return;
+    }
     session.run().await;
 }
 
@@ -123,6 +127,8 @@ struct Session<'a> {
     /// shard's pool when a request starts and given back while the connection is idle.
     sc: Option<Box<Scratch>>,
     requests: u64,
+    /// Stick counters of the connection and its current request (`stick.rs`).
+    stick: crate::stick::StickSession,
 }
 
 impl<'a> Session<'a> {
@@ -155,6 +161,7 @@ impl<'a> Session<'a> {
                 }
             };
             self.requests += 1;
+            self.stick.on_request();
             {
                 let now_ms = self.ctx.state.board.now_ms();
                 let mut c = self.ctx.state.counters.borrow_mut();
@@ -768,6 +775,7 @@ impl<'a> Session<'a> {
             src,
             dst,
             tls: tls.as_ref(),
+            stick: Some(&mut self.stick),
         };
         if let Some(r) = &fe.rules {
             let v = r.http_request(&mut host, &mut txn);
@@ -831,6 +839,7 @@ impl<'a> Session<'a> {
             return After::Close;
         }
         if reply.denied {
+            self.stick.on_denied();
             if let Some(f) = self
                 .ctx
                 .state
@@ -1000,6 +1009,7 @@ impl<'a> Session<'a> {
             src,
             dst,
             tls: tls.as_ref(),
+            stick: Some(&mut self.stick),
         };
         for r in [be_rules, fe_rules].into_iter().flatten() {
             let v = r.http_response(&mut host, &mut txn);
@@ -1121,6 +1131,7 @@ impl<'a> Session<'a> {
     fn finish_txn(&mut self) {
         let Some(sc) = self.sc.as_mut() else { return };
         let t = std::mem::take(&mut sc.txn);
+        self.stick.end_txn(t.status, t.bytes_in, t.bytes_out);
         let now = Instant::now();
         let mut c = self.ctx.state.counters.borrow_mut();
         if t.status != 0 {

@@ -19,6 +19,8 @@ pub struct Host<'a> {
     pub src: Option<SocketAddr>,
     pub dst: Option<SocketAddr>,
     pub tls: Option<&'a TlsFacts>,
+    /// The connection's stick counters (`track-scN`, `sc_*` fetches; see `stick.rs`).
+    pub stick: Option<&'a mut crate::stick::StickSession>,
 }
 
 impl SampleSource for Host<'_> {
@@ -116,6 +118,18 @@ impl SampleSource for Host<'_> {
         self.ctx.state.hostname.as_bytes()
     }
 
+    fn sc(
+        &self,
+        f: &ringlb_rules::ScFetch,
+        key: Option<std::net::IpAddr>,
+    ) -> Option<Sample<'static>> {
+        self.stick_fetch(f, key)
+    }
+
+    fn table_conv(&self, c: &ringlb_rules::TableConv, key: &Sample<'_>) -> Option<Sample<'static>> {
+        self.stick_conv(c, key)
+    }
+
     fn env(&self, name: &str) -> Option<&[u8]> {
         self.ctx
             .state
@@ -127,7 +141,19 @@ impl SampleSource for Host<'_> {
     }
 }
 
-impl RuleHost for Host<'_> {}
+impl RuleHost for Host<'_> {
+    fn track_sc(&mut self, slot: u8, key: &Sample<'_>, table: Option<&str>) {
+        self.stick_track(slot, key, table);
+    }
+
+    fn sc_inc_gpc(&mut self, slot: u8, idx: u32) {
+        self.stick_inc_gpc(slot, idx);
+    }
+
+    fn sc_set_gpt(&mut self, slot: u8, idx: u32, value: i64) {
+        self.stick_set_gpt(slot, idx, value);
+    }
+}
 
 /// A final verdict turned into what the client gets.
 pub struct Reply {

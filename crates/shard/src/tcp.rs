@@ -17,6 +17,10 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     let Some(be) = topo.backends.get(backend) else {
         return;
     };
+    let mut stick = crate::stick::StickSession::new(&ctx.state);
+    if !crate::stick::connection_rules(ctx, fe, &client, &mut stick) {
+        return;
+    }
     let input = ringlb_balance::PickInput {
         src: client.peer_addr().map(|a| a.ip()),
         ..Default::default()
@@ -50,6 +54,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         server_fin: be.timeouts.server_fin.or(be.timeouts.server),
     };
     let (up, down, _end) = tunnel::run(&client, &*server, t).await;
+    stick.bytes(up, down);
     let mut c = ctx.state.counters.borrow_mut();
     c.bytes(frontend, Some(backend), Some(lease.server), up, down);
     c.stream_end(backend, lease.server);
