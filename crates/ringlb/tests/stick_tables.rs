@@ -285,38 +285,127 @@ fn two_layer_per_ip_and_per_ip_path_limits() {
     assert!(rest[138..].iter().all(|s| *s == 429), "{rest:?}");
 }
 
+/// Runs `scenario` against ringlb (2 shards) and, when installed, haproxy 2.6 (2 threads)
+/// with the same frontend; asserts both give the same observations and returns ringlb's.
+fn differential(frontend_body: &str, scenario: fn(SocketAddr) -> Vec<String>) -> Vec<String> {
+    let origin = Origin::start("stick-diff");
+    let dir = TempDir::new("stick-diff");
+    let run = |use_haproxy: bool| -> Vec<String> {
+        let front = free_addr();
+        let cfg = config(2, front, origin.addr(), "", frontend_body, "");
+        let path = write_config(&dir, &cfg);
+        let _proxy = if use_haproxy {
+            Haproxy::start(&path, &[front])
+        } else {
+            Ringlb::start(&path, &[front])
+        };
+        scenario(front)
+    };
+    let ours = run(false);
+    if haproxy_available() {
+        assert_eq!(ours, run(true), "ringlb (left) and haproxy (right) differ");
+    } else {
+        eprintln!("haproxy not installed: ringlb only");
+    }
+    ours
+}
+
+fn paced_text(front: SocketAddr, path: &str) -> String {
+    let r = http_get(front, path, &[]).expect("response");
+    std::thread::sleep(Duration::from_millis(4));
+    if r.status == 200 && path == "/rate" {
+        format!("{} {}", r.status, r.text())
+    } else {
+        r.status.to_string()
+    }
+}
+
+/// 4xx answers (the server's and the rules' own) count into `http_err_rate`; `src_*` fetches
+/// and the `table_*` converter read the same entry as `sc_*`.
+#[test]
+fn http_errors_and_src_and_table_reads() {
+    let seen = differential(
+        "    stick-table type ip size 1k expire 30s store http_req_rate(10s),http_err_rate(10s)\n    http-request track-sc0 src\n    http-request deny deny_status 429 if { sc_http_err_rate(0) gt 3 } !{ path /rate }\n    http-request return status 200 content-type text/plain lf-string \"req=%[src_http_req_rate] conv=%[src,table_http_req_rate(fe)] err=%[sc_http_err_rate(0)]\" if { path /rate }",
+        |front| {
+            let mut v: Vec<String> = (0..4).map(|_| paced_text(front, "/status/404")).collect();
+            v.push(paced_text(front, "/"));
+            v.push(paced_text(front, "/"));
+            v.push(paced_text(front, "/rate"));
+            v
+        },
+    );
+    // Four 404s from the server (the fourth passes: 3 is not above 3), then refused; the
+    // 429s count as errors too. `src_*` and the converter read the entry `sc0` tracks.
+    assert_eq!(
+        seen,
+        [
+            "404",
+            "404",
+            "404",
+            "404",
+            "429",
+            "429",
+            "200 req=7 conv=7 err=6"
+        ]
+    );
+}
+
+#[test]
+fn bytes_out_rate_and_gpc0_marking() {
+    let seen = differential(
+        "    stick-table type ip size 1k expire 30s store bytes_out_rate(10s),gpc0\n    http-request track-sc0 src\n    http-request deny deny_status 403 if { sc_get_gpc0(0) gt 0 }\n    http-request sc-inc-gpc0(0) if { path /mark }\n    http-request deny deny_status 429 if { sc_bytes_out_rate(0) gt 200000 }",
+        |front| {
+            ["/size/150000", "/size/150000", "/", "/mark", "/"]
+                .iter()
+                .map(|p| paced_text(front, p))
+                .collect()
+        },
+    );
+    // 300 kB sent within the period: refused; `sc-inc-gpc0` then marks the client and the
+    // gpc0 rule refuses it first.
+    assert_eq!(seen, ["200", "200", "429", "429", "403"]);
+}
+
 /// `tcp-request connection track-sc0 src` counts connections: `conn_cur` is held for the
-/// whole keep-alive connection, and `tcp-request connection reject` closes at once.
+/// whole keep-alive connection, `tcp-request connection reject` closes at once, and every
+/// request on a tracked connection counts into `http_req_rate`. Same as haproxy.
 #[test]
 fn tcp_request_connection_tracking_counts_connections() {
-    let s = start(
-        2,
-        "",
+    let seen = differential(
         "    stick-table type ip size 1k expire 30s store conn_cur,conn_rate(10s),http_req_rate(10s)\n    tcp-request connection track-sc0 src\n    tcp-request connection reject if { sc_conn_cur(0) gt 2 }\n    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 6 }",
-        "",
+        |front| {
+            let mut seen = Vec::new();
+            let mut held: Vec<Conn> = (0..2)
+                .map(|_| {
+                    let mut c = Conn::connect(front).unwrap();
+                    c.set_timeout(T).unwrap();
+                    seen.push(c.get("/").unwrap().status.to_string());
+                    c
+                })
+                .collect();
+            std::thread::sleep(Duration::from_millis(50));
+            // A third connection while two are open: rejected without a response.
+            seen.push(match http_get(front, "/", &[]) {
+                Ok(r) => r.status.to_string(),
+                Err(_) => "closed".into(),
+            });
+            for _ in 0..3 {
+                for c in &mut held {
+                    seen.push(c.get("/").unwrap().status.to_string());
+                    std::thread::sleep(Duration::from_millis(4));
+                }
+            }
+            drop(held);
+            std::thread::sleep(Duration::from_millis(50));
+            seen.push(paced_text(front, "/"));
+            seen
+        },
     );
-    let mut held: Vec<Conn> = (0..2)
-        .map(|_| {
-            let mut c = Conn::connect(s.front).unwrap();
-            c.set_timeout(T).unwrap();
-            assert_eq!(c.get("/").unwrap().status, 200);
-            c
-        })
-        .collect();
-    std::thread::sleep(Duration::from_millis(50));
-    // A third connection while two are open: rejected (closed without a response).
-    let r = http_get(s.front, "/", &[]);
-    assert!(r.is_err(), "{:?}", r.map(|r| r.status));
-    // Requests on held connections count into http_req_rate: 2 so far, 4 more pass.
-    let mut statuses = Vec::new();
-    for _ in 0..3 {
-        for c in &mut held {
-            statuses.push(c.get("/").unwrap().status);
-            std::thread::sleep(Duration::from_millis(4));
-        }
-    }
-    assert_eq!(statuses, vec![200, 200, 200, 200, 429, 429]);
-    drop(held);
-    std::thread::sleep(Duration::from_millis(50));
-    assert_eq!(status(s.front, "/"), 429);
+    // The readiness probe (a connection closed without a request) counts as a request, as in
+    // haproxy 2.6; then 2 requests, 3 more pass (6 is not above 6). The rejected connection
+    // counts none.
+    assert_eq!(
+        seen,
+        ["200", "200", "closed", "200", "200", "200", "429", "429", "429", "429"]
+    );
 }

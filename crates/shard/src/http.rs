@@ -142,7 +142,9 @@ impl<'a> Session<'a> {
             }
             let head = match self.read_request_head().await {
                 Ok(h) => h,
-                Err(HeadError::Quiet | HeadError::Io) => return,
+                Err(HeadError::Quiet | HeadError::Io) => {
+                    return self.stick.on_closed_before_request(self.requests == 0)
+                }
                 // Error replies are boxed: rare, and inline they would enlarge every session.
                 Err(HeadError::Timeout) => {
                     self.count_failed_request();
@@ -1068,6 +1070,7 @@ impl<'a> Session<'a> {
 
     /// A request head that could not be read (`ereq`).
     fn count_failed_request(&mut self) {
+        self.stick.on_request();
         if let Some(f) = self
             .ctx
             .state

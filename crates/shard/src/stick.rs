@@ -208,6 +208,19 @@ impl StickSession {
         self.phase = TrackFrom::HttpRequest;
     }
 
+    /// The client closed before sending a request. On a connection that carried none, haproxy
+    /// 2.6 counts a request and an error on the counters `tcp-request` rules tracked (its
+    /// stream exists from the accept; recorded with an empty connection).
+    pub fn on_closed_before_request(&mut self, first: bool) {
+        if first {
+            let conn = &self.conn;
+            self.with(|t, now| {
+                conn.record(t, Event::HttpRequest, now);
+                conn.record(t, Event::HttpError, now);
+            });
+        }
+    }
+
     /// The rules denied or tarpitted the current request.
     pub fn on_denied(&mut self) {
         self.denied = true;
