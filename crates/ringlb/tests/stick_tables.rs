@@ -409,3 +409,48 @@ fn tcp_request_connection_tracking_counts_connections() {
         ["200", "200", "closed", "200", "200", "200", "429", "429", "429", "429"]
     );
 }
+
+/// `mode tcp`: `tcp-request connection track-sc0 src` and `reject if { sc_conn_cur(0) gt 2 }`
+/// allow two concurrent connections per client across both shards; a third is closed at
+/// once; after one closes, a new one is accepted again.
+#[test]
+fn tcp_mode_conn_cur_limit_across_shards() {
+    use std::io::{Read, Write};
+    let echo = Origin::start_echo_tcp("stick-echo");
+    let dir = TempDir::new("stick-tcp");
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 2\n\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\nlisten echo\n    bind {front}\n    stick-table type ip size 1k expire 30s store conn_cur\n    tcp-request connection track-sc0 src\n    tcp-request connection reject if {{ sc_conn_cur(0) gt 2 }}\n    server e1 {}\n",
+        echo.addr()
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front]);
+    let echo_ok = |s: &mut std::net::TcpStream| -> bool {
+        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        if s.write_all(b"ping").is_err() {
+            return false;
+        }
+        let mut buf = [0u8; 4];
+        s.read_exact(&mut buf).is_ok() && &buf == b"ping"
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    let mut held: Vec<std::net::TcpStream> = Vec::new();
+    for _ in 0..2 {
+        let mut s = std::net::TcpStream::connect(front).unwrap();
+        assert!(echo_ok(&mut s));
+        held.push(s);
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for _ in 0..3 {
+        let mut s = std::net::TcpStream::connect(front).unwrap();
+        assert!(
+            !echo_ok(&mut s),
+            "a third concurrent connection must be refused"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    held.pop();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut s = std::net::TcpStream::connect(front).unwrap();
+    assert!(echo_ok(&mut s));
+}

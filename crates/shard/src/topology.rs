@@ -622,7 +622,9 @@ fn compiled(
                 || !p.http_response.rules.is_empty()
                 || !p.use_backends.is_empty()
                 || !p.use_servers.is_empty()
-                || p.monitor_uri.is_some();
+                || p.monitor_uri.is_some()
+                // `tcp-request connection` rules (stick-table tracking, reject).
+                || !p.tcp.is_empty();
             work.then_some(p)
         }
         Err(e) => {
