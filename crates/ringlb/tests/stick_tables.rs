@@ -454,3 +454,22 @@ fn tcp_mode_conn_cur_limit_across_shards() {
     let mut s = std::net::TcpStream::connect(front).unwrap();
     assert!(echo_ok(&mut s));
 }
+
+/// `http-response track-sc0` counts the request and a connection on the entry, as haproxy
+/// 2.6 does (recorded), and holds it for the request only.
+#[test]
+fn http_response_tracking_matches_haproxy() {
+    let seen = differential(
+        "    stick-table type ip size 1k expire 30s store http_req_cnt,conn_cnt,conn_cur\n    http-response track-sc0 src\n    http-response set-header x-sc \"%[sc_http_req_cnt(0)] %[sc_conn_cnt(0)] %[sc_conn_cur(0)]\"",
+        |front| {
+            (0..3)
+                .map(|_| {
+                    let r = http_get(front, "/", &[]).expect("response");
+                    std::thread::sleep(Duration::from_millis(4));
+                    format!("{} {}", r.status, r.header("x-sc").unwrap_or("-"))
+                })
+                .collect()
+        },
+    );
+    assert_eq!(seen, ["200 1 1 1", "200 2 2 1", "200 3 3 1"]);
+}

@@ -391,10 +391,11 @@ impl Host<'_> {
         }
         let now = state.board.now_ms();
         let from = s.phase;
-        let set = if from == TrackFrom::HttpRequest {
-            &mut s.req
-        } else {
-            &mut s.conn
+        // Layer-4 connection and session rules track for the connection (HAProxy's session
+        // counters); the others for the current request (its stream).
+        let set = match from {
+            TrackFrom::TcpConnection | TrackFrom::TcpSession => &mut s.conn,
+            TrackFrom::TcpContent | TrackFrom::HttpRequest => &mut s.req,
         };
         set.track(&mut tables, slot, tid, &key_of(key), from, now);
         drop(tables);
