@@ -8,6 +8,10 @@
 //! `snapshot + in flight + pending`, so the only events a shard cannot see are those other
 //! shards recorded within the last exchange interval.
 //!
+//! Owners send every changed entry's snapshot to every other shard (not only to the shards
+//! that sent deltas for it), which cache it while they have room: a shard seeing a key for the
+//! first time — a client's first connection there — already knows its rates and `conn_cur`.
+//!
 //! The engine calls [`Table::flush`] every millisecond (or sooner when
 //! [`Table::pending_ops`] passes a threshold) and delivers each [`Outgoing`] to its shard,
 //! which calls [`Table::receive`]. Messages are plain data: the protocol is tested here with
