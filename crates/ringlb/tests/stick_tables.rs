@@ -372,7 +372,7 @@ fn bytes_out_rate_and_gpc0_marking() {
 #[test]
 fn tcp_request_connection_tracking_counts_connections() {
     let seen = differential(
-        "    stick-table type ip size 1k expire 30s store conn_cur,conn_rate(10s),http_req_rate(10s)\n    tcp-request connection track-sc0 src\n    tcp-request connection reject if { sc_conn_cur(0) gt 2 }\n    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 6 }",
+        "    stick-table type ip size 1k expire 30s store conn_cur,conn_cnt,sess_cnt,http_req_rate(10s)\n    tcp-request connection track-sc0 src\n    tcp-request connection reject if { sc_conn_cur(0) gt 2 }\n    http-request deny deny_status 429 if { sc_http_req_rate(0) gt 6 }\n    http-response set-header x-sc \"%[sc_conn_cnt(0)] %[sc_sess_cnt(0)]\"",
         |front| {
             let mut seen = Vec::new();
             let mut held: Vec<Conn> = (0..2)
@@ -391,7 +391,8 @@ fn tcp_request_connection_tracking_counts_connections() {
             });
             for _ in 0..3 {
                 for c in &mut held {
-                    seen.push(c.get("/").unwrap().status.to_string());
+                    let r = c.get("/").unwrap();
+                    seen.push(format!("{} {}", r.status, r.header("x-sc").unwrap_or("-")));
                     std::thread::sleep(Duration::from_millis(4));
                 }
             }
@@ -403,10 +404,13 @@ fn tcp_request_connection_tracking_counts_connections() {
     );
     // The readiness probe (a connection closed without a request) counts as a request, as in
     // haproxy 2.6; then 2 requests, 3 more pass (6 is not above 6). The rejected connection
-    // counts none.
+    // counts a connection but no session and no request: 4 connections, 3 sessions.
     assert_eq!(
         seen,
-        ["200", "200", "closed", "200", "200", "200", "429", "429", "429", "429"]
+        [
+            "200", "200", "closed", "200 4 3", "200 4 3", "200 4 3", "429 -", "429 -", "429 -",
+            "429"
+        ]
     );
 }
 

@@ -315,7 +315,11 @@ pub fn connection_rules(
             }
             false
         }
-        _ => true,
+        _ => {
+            let conn = &stick.conn;
+            stick.with(|t, now| conn.record(t, Event::Session, now));
+            true
+        }
     }
 }
 
@@ -397,11 +401,13 @@ impl Host<'_> {
         let from = s.phase;
         // Layer-4 connection and session rules track for the connection (HAProxy's session
         // counters); the others for the current request (its stream).
-        let set = match from {
-            TrackFrom::TcpConnection | TrackFrom::TcpSession => &mut s.conn,
-            TrackFrom::TcpContent | TrackFrom::HttpRequest => &mut s.req,
+        let (set, count_as) = match from {
+            // The session is counted once the connection rules accept it (`Event::Session`).
+            TrackFrom::TcpConnection => (&mut s.conn, TrackFrom::TcpContent),
+            TrackFrom::TcpSession => (&mut s.conn, from),
+            TrackFrom::TcpContent | TrackFrom::HttpRequest => (&mut s.req, from),
         };
-        set.track(&mut tables, slot, tid, &key_of(key), from, now);
+        set.track(&mut tables, slot, tid, &key_of(key), count_as, now);
         drop(tables);
         changed(state);
     }
