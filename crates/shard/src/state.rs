@@ -148,6 +148,8 @@ pub struct ShardState {
     pub stick: RefCell<ringlb_stick::Tables>,
     /// The stick-table flush task, waiting for a change (`stick::changed`).
     pub stick_flush: RefCell<Option<Waker>>,
+    /// The tables changed since the flush task last looked.
+    pub stick_dirty: Cell<bool>,
 }
 
 /// A limit split over `nshards` shards: each gets ⌈limit / nshards⌉ (0 stays unlimited).
@@ -233,6 +235,7 @@ impl ShardState {
             hostname: crate::topology::system_hostname(),
             stick,
             stick_flush: RefCell::new(None),
+            stick_dirty: Cell::new(false),
         }
     }
 

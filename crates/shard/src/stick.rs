@@ -88,13 +88,14 @@ pub fn build_tables(topo: &Topology, shard: usize, nshards: usize) -> Tables {
 
 /// Something changed in this shard's tables: wake the flush task (no-op with one shard).
 pub fn changed(state: &ShardState) {
+    state.stick_dirty.set(true);
     if let Some(w) = state.stick_flush.borrow_mut().take() {
         w.wake();
     }
 }
 
-/// Starts the shard's stick-table tasks: the 1 ms flush and its senders, one receiver per peer,
-/// and the expiry sweep. Nothing when the configuration has no table.
+/// Starts the shard's stick-table tasks: the flush and its senders, one receiver per peer, and
+/// the expiry sweep. Nothing when the configuration has no table.
 pub fn spawn_tasks(state: &Rc<ShardState>, links: Option<StickLinks>, stop: &Rc<Notify>) {
     if state.stick.borrow().iter().next().is_none() {
         return;
@@ -118,16 +119,19 @@ pub fn spawn_tasks(state: &Rc<ShardState>, links: Option<StickLinks>, stop: &Rc<
     if state.nshards <= 1 {
         return;
     }
-    for (peer, rx) in links.from {
+    for (_peer, rx) in links.from {
         let state = state.clone();
         glommio::spawn_local(async move {
             let rx = rx.connect().await;
             while let Some((id, msg)) = rx.recv().await {
                 let now = state.board.now_ms();
+                // Deltas make this shard (their owner) send fresh snapshots.
+                let deltas = matches!(msg, Message::Deltas { .. });
                 state.stick.borrow_mut().receive(TableId(id), msg, now);
-                changed(&state);
+                if deltas {
+                    changed(&state);
+                }
             }
-            let _ = peer;
         })
         .detach();
     }
@@ -138,18 +142,17 @@ pub fn spawn_tasks(state: &Rc<ShardState>, links: Option<StickLinks>, stop: &Rc<
             to.push((peer, tx.connect().await));
         }
         loop {
-            // Until `changed` takes the registered waker, or the interval passes.
-            let mut registered = false;
+            // Until something changed (possibly while this task waited on a full channel),
+            // or the interval passes.
             let change = std::future::poll_fn(|cx| {
-                let mut w = state.stick_flush.borrow_mut();
-                if registered && w.is_none() {
+                if state.stick_dirty.get() {
                     return std::task::Poll::Ready(());
                 }
-                registered = true;
-                *w = Some(cx.waker().clone());
+                *state.stick_flush.borrow_mut() = Some(cx.waker().clone());
                 std::task::Poll::Pending
             });
             futures_lite::future::or(glommio::timer::sleep(FLUSH_EVERY), change).await;
+            state.stick_dirty.set(false);
             let now = state.board.now_ms();
             // The borrow ends before any await: a full channel never blocks the request path.
             let out = state.stick.borrow_mut().flush(now);
