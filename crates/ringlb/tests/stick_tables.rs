@@ -477,3 +477,33 @@ fn http_response_tracking_matches_haproxy() {
     );
     assert_eq!(seen, ["200 1 1 1", "200 2 2 1", "200 3 3 1"]);
 }
+
+/// With `http-request track-sc0` (the guide's rule), `conn_cur` counts requests in flight, not
+/// open connections, and `conn_cnt` counts requests: three idle keep-alive connections do not
+/// add up, exactly as in haproxy 2.6 (the guide's "concurrent connections" comment holds for
+/// `tcp-request connection` tracking).
+#[test]
+fn http_request_tracking_conn_cur_counts_requests_in_flight_like_haproxy() {
+    let seen = differential(
+        "    stick-table type ip size 1k expire 30s store conn_cur,conn_cnt,http_req_cnt\n    http-request track-sc0 src\n    http-request return status 200 content-type text/plain lf-string \"cur=%[sc_conn_cur(0)] cnt=%[sc_conn_cnt(0)] req=%[sc_http_req_cnt(0)]\"",
+        |front| {
+            let mut conns: Vec<Conn> = (0..3)
+                .map(|_| {
+                    let c = Conn::connect(front).unwrap();
+                    c.set_timeout(T).unwrap();
+                    c
+                })
+                .collect();
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                for c in &mut conns {
+                    seen.push(c.get("/").unwrap().text());
+                    std::thread::sleep(Duration::from_millis(4));
+                }
+            }
+            seen
+        },
+    );
+    let want: Vec<String> = (1..=6).map(|i| format!("cur=1 cnt={i} req={i}")).collect();
+    assert_eq!(seen, want);
+}
