@@ -62,6 +62,8 @@ impl Proxy {
         let mut shards = Vec::with_capacity(nshards);
         let (ready_tx, ready_rx) = mpsc::channel();
         let board = ringlb_shard::StatsBoard::new(nshards);
+        // Stick tables: every shard talks to every other one directly (ADR 0003).
+        let mut stick = ringlb_shard::stick::mesh(nshards).into_iter();
         for (id, cpus) in shard_cpus.into_iter().enumerate() {
             let (tx, rx) = shared_channel::new_bounded(CHANNEL_DEPTH);
             senders.push(tx);
@@ -74,6 +76,7 @@ impl Proxy {
                 ready: ready_tx.clone(),
                 board: board.clone(),
                 commands: cmd_tx.clone(),
+                stick: stick.next(),
             };
             shards.push(spawn_shard(cfg).map_err(|e| format!("cannot start shard {id}: {e}"))?);
         }

@@ -71,7 +71,11 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         pending: None,
         sc: None,
         requests: 0,
+        stick: crate::stick::StickSession::new(&ctx.state),
     };
+    if !crate::stick::connection_rules(ctx, fe, &session.client, &mut session.stick) {
+        return;
+    }
     session.run().await;
 }
 
@@ -126,6 +130,8 @@ struct Session<'a> {
     /// shard's pool when a request starts and given back while the connection is idle.
     sc: Option<Box<Scratch>>,
     requests: u64,
+    /// Stick counters of the connection and its current request (`stick.rs`).
+    stick: crate::stick::StickSession,
 }
 
 impl<'a> Session<'a> {
@@ -152,7 +158,7 @@ impl<'a> Session<'a> {
                             self.log_txn(lf, &t, Instant::now());
                         }
                     }
-                    return;
+                    return self.stick.on_closed_before_request(self.requests == 0);
                 }
                 // Error replies are boxed: rare, and inline they would enlarge every session.
                 Err(HeadError::Timeout) => {
@@ -172,6 +178,7 @@ impl<'a> Session<'a> {
                 }
             };
             self.requests += 1;
+            self.stick.on_request();
             {
                 let logs = matches!(self.fe.log_line, crate::topology::LogLine::Format(_));
                 let sc = scratch(&mut self.sc, self.ctx);
@@ -904,6 +911,7 @@ impl<'a> Session<'a> {
             tls: tls.as_ref(),
             log: None,
             unique_id: None,
+            stick: Some(&mut self.stick),
         };
         // `monitor-uri`: the proxy answers it itself (haproxy's 200 page).
         if fe
@@ -999,6 +1007,7 @@ impl<'a> Session<'a> {
             return After::Close;
         }
         if reply.denied {
+            self.stick.on_denied();
             if let Some(f) = self
                 .ctx
                 .state
@@ -1171,6 +1180,7 @@ impl<'a> Session<'a> {
             tls: tls.as_ref(),
             log: None,
             unique_id: None,
+            stick: Some(&mut self.stick),
         };
         for r in [be_rules, fe_rules].into_iter().flatten() {
             let v = r.http_response(&mut host, &mut txn);
@@ -1260,6 +1270,7 @@ impl<'a> Session<'a> {
                 tls: tls.as_ref(),
                 log: None,
                 unique_id: None,
+                stick: None,
             };
             let cx = ringlb_rules::Ctx::new(&host, &txn);
             page.admin.iter().any(|c| c.eval(&page.acls, cx))
@@ -1371,6 +1382,7 @@ impl<'a> Session<'a> {
 
     /// A request head that could not be read (`ereq`).
     fn count_failed_request(&mut self) {
+        self.stick.on_request();
         if let Some(f) = self
             .ctx
             .state
@@ -1442,6 +1454,7 @@ impl<'a> Session<'a> {
     fn finish_txn(&mut self) {
         let Some(sc) = self.sc.as_mut() else { return };
         let t = std::mem::take(&mut sc.txn);
+        self.stick.end_txn(t.status, t.bytes_in, t.bytes_out);
         let now = Instant::now();
         let mut c = self.ctx.state.counters.borrow_mut();
         if t.status != 0 {
@@ -1592,6 +1605,7 @@ impl<'a> Session<'a> {
             tls: tls.as_ref(),
             log: Some(&facts),
             unique_id: None,
+            stick: None,
         };
         // The line is built in a buffer per request (logging is rare enough next to I/O).
         let mut line = Vec::with_capacity(256);

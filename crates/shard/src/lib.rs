@@ -25,6 +25,7 @@ pub mod service;
 pub mod shard;
 pub mod snapshot;
 pub mod state;
+pub mod stick;
 pub mod tcp;
 pub mod time;
 pub mod topology;

@@ -74,6 +74,7 @@ pub fn request_rules(
         tls: conn.tls,
         log: None,
         unique_id: None,
+        stick: None,
     };
     if let Some(r) = &fe.rules {
         let v = r.http_request(&mut host, &mut txn);
@@ -172,6 +173,7 @@ pub fn response_rules(
         tls: conn.tls,
         log: None,
         unique_id: None,
+        stick: None,
     };
     for r in [be_rules, fe_rules].into_iter().flatten() {
         let v = r.http_response(&mut host, &mut txn);

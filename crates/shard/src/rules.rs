@@ -23,6 +23,8 @@ pub struct Host<'a> {
     pub log: Option<&'a LogFacts>,
     /// The request's `unique-id-format` value, once computed.
     pub unique_id: Option<&'a [u8]>,
+    /// The connection's stick counters (`track-scN`, `sc_*` fetches; see `stick.rs`).
+    pub stick: Option<&'a mut crate::stick::StickSession>,
 }
 
 /// What a log line reports about a finished transaction (HAProxy's `%X` variables). Times in
@@ -208,6 +210,18 @@ impl SampleSource for Host<'_> {
         self.ctx.state.hostname.as_bytes()
     }
 
+    fn sc(
+        &self,
+        f: &ringlb_rules::ScFetch,
+        key: Option<std::net::IpAddr>,
+    ) -> Option<Sample<'static>> {
+        self.stick_fetch(f, key)
+    }
+
+    fn table_conv(&self, c: &ringlb_rules::TableConv, key: &Sample<'_>) -> Option<Sample<'static>> {
+        self.stick_conv(c, key)
+    }
+
     fn env(&self, name: &str) -> Option<&[u8]> {
         self.ctx
             .state
@@ -219,7 +233,19 @@ impl SampleSource for Host<'_> {
     }
 }
 
-impl RuleHost for Host<'_> {}
+impl RuleHost for Host<'_> {
+    fn track_sc(&mut self, slot: u8, key: &Sample<'_>, table: Option<&str>) {
+        self.stick_track(slot, key, table);
+    }
+
+    fn sc_inc_gpc(&mut self, slot: u8, idx: u32) {
+        self.stick_inc_gpc(slot, idx);
+    }
+
+    fn sc_set_gpt(&mut self, slot: u8, idx: u32, value: i64) {
+        self.stick_set_gpt(slot, idx, value);
+    }
+}
 
 /// A final verdict turned into what the client gets.
 pub struct Reply {

@@ -40,6 +40,8 @@ pub struct ShardConfig {
     pub commands: crossbeam_channel::Sender<ControlMsg>,
     /// Told once: `Ok` when every listener is bound, or why the shard could not start.
     pub ready: mpsc::Sender<Result<(), String>>,
+    /// This shard's ends of the stick-table mesh (`stick::mesh`); None: tables stay local.
+    pub stick: Option<crate::stick::StickLinks>,
 }
 
 /// Spawns the shard's executor thread. It runs until a hard stop, or a soft stop once its last
@@ -72,6 +74,7 @@ async fn run(cfg: ShardConfig) {
         ready,
         board,
         commands,
+        stick,
         ..
     } = cfg;
     let bufsize = topology.tune.bufsize;
@@ -155,6 +158,7 @@ async fn run(cfg: ShardConfig) {
         .detach();
     }
     let _ = ready.send(Ok(()));
+    crate::stick::spawn_tasks(&state, stick, &stop_accepting);
 
     // `pool-purge-delay`: close idle server connections nobody reused for that long.
     let purge_every = topology

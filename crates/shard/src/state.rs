@@ -152,6 +152,12 @@ pub struct ShardState {
     pub utc_offset_secs: i32,
     /// The system host name (`hostname` fetch).
     pub hostname: String,
+    /// This shard's instances of the stick tables (`stick.rs`, ADR 0003).
+    pub stick: RefCell<ringlb_stick::Tables>,
+    /// The stick-table flush task, waiting for a change (`stick::changed`).
+    pub stick_flush: RefCell<Option<Waker>>,
+    /// The tables changed since the flush task last looked.
+    pub stick_dirty: Cell<bool>,
 }
 
 /// A limit split over `nshards` shards: each gets ⌈limit / nshards⌉ (0 stays unlimited).
@@ -213,6 +219,7 @@ impl ShardState {
             })
             .collect();
         let maxconn_share = share(topo.maxconn, nshards);
+        let stick = RefCell::new(crate::stick::build_tables(&topo, shard_id, nshards));
         let counters = RefCell::new(crate::counters::ShardCounters::new(&topo));
         let idle_budget = if maxconn_share == 0 {
             4096
@@ -237,6 +244,9 @@ impl ShardState {
             board,
             utc_offset_secs: crate::log::local_utc_offset_secs(),
             hostname: crate::topology::system_hostname(),
+            stick,
+            stick_flush: RefCell::new(None),
+            stick_dirty: Cell::new(false),
         }
     }
 
@@ -470,6 +480,7 @@ mod tests {
             })
             .collect();
         Arc::new(Topology {
+            stick_tables: vec![],
             frontends: vec![],
             backends: vec![BackendRt {
                 name: "be".into(),

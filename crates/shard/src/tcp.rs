@@ -18,6 +18,10 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     let Some(be) = topo.backends.get(backend) else {
         return;
     };
+    let mut stick = crate::stick::StickSession::new(&ctx.state);
+    if !crate::stick::connection_rules(ctx, fe, &client, &mut stick) {
+        return;
+    }
     let input = ringlb_balance::PickInput {
         src: client.peer_addr().map(|a| a.ip()),
         ..Default::default()
@@ -59,6 +63,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         server_fin: be.timeouts.server_fin.or(be.timeouts.server),
     };
     let (up, down, end) = tunnel::run(&client, &*server, t).await;
+    stick.bytes(up, down);
     {
         let mut c = ctx.state.counters.borrow_mut();
         c.bytes(frontend, Some(backend), Some(lease.server), up, down);
@@ -160,6 +165,7 @@ fn log_session(
         tls: tls.as_ref(),
         log: Some(&facts),
         unique_id: None,
+        stick: None,
     };
     let txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
     let mut line = Vec::with_capacity(192);

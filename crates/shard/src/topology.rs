@@ -35,6 +35,9 @@ pub struct Topology {
     pub tls_shared: Option<Arc<ringlb_tls::TlsShared>>,
     /// Findings that do not stop the proxy (an expired certificate...), to print at start.
     pub warnings: Vec<TopologyError>,
+    /// Stick tables by proxy name, in declaration order (every shard builds its instances
+    /// from this list, so table ids agree across shards; see `stick.rs`).
+    pub stick_tables: Vec<(String, model::StickTable)>,
 }
 
 /// A proxy as the stats and the runtime API number it.
@@ -415,6 +418,7 @@ impl Topology {
             None
         };
         Ok(Topology {
+            stick_tables: stick_tables(cfg),
             proxies,
             env: std::env::vars().collect(),
             tls_shared,
@@ -440,6 +444,27 @@ impl Topology {
             log_tag: g.log_tag.clone().unwrap_or_else(program_name),
         })
     }
+}
+
+/// Every enabled proxy's `stick-table`, once per name (both halves of a `listen` carry it).
+fn stick_tables(cfg: &Config) -> Vec<(String, model::StickTable)> {
+    let mut out: Vec<(String, model::StickTable)> = Vec::new();
+    let fe = cfg
+        .frontends
+        .iter()
+        .filter(|f| !f.disabled)
+        .filter_map(|f| Some((f.name.as_str(), f.stick_table.as_ref()?)));
+    let be = cfg
+        .backends
+        .iter()
+        .filter(|b| !b.disabled)
+        .filter_map(|b| Some((b.name.as_str(), b.stick_table.as_ref()?)));
+    for (name, t) in fe.chain(be) {
+        if !out.iter().any(|(n, _)| n == name) {
+            out.push((name.to_string(), t.clone()));
+        }
+    }
+    out
 }
 
 /// Proxies in declaration order (by file and line), frontend and backend halves of a `listen`
@@ -790,7 +815,9 @@ fn compiled(
                 || !p.use_backends.is_empty()
                 || !p.use_servers.is_empty()
                 || p.monitor_uri.is_some()
-                || p.unique_id_format.is_some();
+                || p.unique_id_format.is_some()
+                // `tcp-request connection` rules (stick-table tracking, reject).
+                || !p.tcp.is_empty();
             work.then_some(p)
         }
         Err(e) => {

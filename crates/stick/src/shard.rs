@@ -8,6 +8,10 @@
 //! `snapshot + in flight + pending`, so the only events a shard cannot see are those other
 //! shards recorded within the last exchange interval.
 //!
+//! Owners send every changed entry's snapshot to every other shard (not only to the shards
+//! that sent deltas for it), which cache it while they have room: a shard seeing a key for the
+//! first time — a client's first connection there — already knows its rates and `conn_cur`.
+//!
 //! The engine calls [`Table::flush`] every millisecond (or sooner when
 //! [`Table::pending_ops`] passes a threshold) and delivers each [`Outgoing`] to its shard,
 //! which calls [`Table::receive`]. Messages are plain data: the protocol is tested here with
@@ -352,15 +356,20 @@ impl Table {
         for u in updates {
             let slot = match self.index.get(&*u.key) {
                 Some(&slot) => slot,
-                // A server assignment (`stick store`) is cached everywhere so that `stick
-                // match` finds it on every shard; anything else only where it is used.
-                None if sid.is_some_and(|o| u.data.get(o).is_some_and(|v| *v != 0)) => {
+                // Every owner broadcasts its entries: a shard caches each key before its first
+                // local use (limits hold from a client's first request there) while it has
+                // room — a broadcast never evicts an entry. A server assignment (`stick
+                // store`) is always cached, so that `stick match` finds it on every shard.
+                None => {
+                    let persist = sid.is_some_and(|o| u.data.get(o).is_some_and(|v| *v != 0));
+                    if !persist && self.used() >= self.config().size {
+                        continue;
+                    }
                     match self.find_or_create(&u.key, now_ms) {
                         Ok(slot) => slot,
                         Err(_) => continue,
                     }
                 }
-                None => continue, // no longer cached here
             };
             if self.slots[slot as usize].owned || u.data.len() != stride {
                 continue;
@@ -378,10 +387,15 @@ impl Table {
     /// On the owner: a stored server id is sent to every shard, not just the subscribers.
     pub(crate) fn share_persistence(&mut self, slot: u32, op: DeltaOp) {
         if let DeltaOp::Set(DataType::ServerId, _) = op {
-            let n = u32::from(self.shard.count.min(MAX_SHARDS));
-            let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
-            self.slots[slot as usize].subscribers |= all & !(1u64 << self.shard.id);
+            self.subscribe_all(slot);
         }
+    }
+
+    /// On the owner: every other shard receives the entry's snapshots.
+    pub(crate) fn subscribe_all(&mut self, slot: u32) {
+        let n = u32::from(self.shard.count.min(MAX_SHARDS));
+        let all = if n >= 64 { u64::MAX } else { (1u64 << n) - 1 };
+        self.slots[slot as usize].subscribers |= all & !(1u64 << self.shard.id);
     }
 
     /// True when this shard owns the key of `slot`.

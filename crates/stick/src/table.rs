@@ -331,6 +331,12 @@ impl Table {
             s.dirty = false;
             s.subscribers = 0;
         }
+        if owned {
+            // Every other shard gets the owner's snapshots, so that a shard seeing the key for
+            // the first time (a client's first connection there) already knows its rates and
+            // `conn_cur` (ADR 0003, "Warm caches").
+            self.subscribe_all(slot);
+        }
         self.init_data(slot, now_ms);
         self.index.insert(IndexKey::new(&k[..len]), slot);
         self.used += 1;

@@ -238,6 +238,18 @@ impl StreamCounters {
         }
     }
 
+    /// These counters where tracked, `fallback`'s elsewhere: what a stream's fetches see when
+    /// its session (`tcp-request` tracking) and its request (`http-request`) hold counters.
+    pub fn or(&self, fallback: &StreamCounters) -> StreamCounters {
+        let mut out = self.clone();
+        for (o, f) in out.sc.iter_mut().zip(&fallback.sc) {
+            if o.is_none() {
+                *o = *f;
+            }
+        }
+        out
+    }
+
     pub fn handle(&self, n: u8) -> Option<(TableId, Handle)> {
         self.sc.get(usize::from(n)).copied().flatten()
     }

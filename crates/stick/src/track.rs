@@ -46,6 +46,11 @@ pub enum Event {
     BytesIn(u64),
     /// Bytes sent to the client.
     BytesOut(u64),
+    /// The connection became a session (passed its `tcp-request connection` rules): haproxy
+    /// counts `sess_cnt`/`sess_rate` then, so a rejected connection counts none. For engines
+    /// that track with [`TrackFrom::TcpContent`] during connection rules (recorded: haproxy
+    /// 2.6 reports `conn_cnt=3, sess_cnt=2` after a third connection was rejected).
+    Session,
 }
 
 impl Event {
@@ -133,6 +138,10 @@ impl Table {
             Event::HttpFail => {
                 self.mutate(s, DeltaOp::Add(DataType::HttpFailCnt, 1), now_ms);
                 self.mutate(s, DeltaOp::Add(DataType::HttpFailRate, 1), now_ms);
+            }
+            Event::Session => {
+                self.mutate(s, DeltaOp::Add(DataType::SessCnt, 1), now_ms);
+                self.mutate(s, DeltaOp::Add(DataType::SessRate, 1), now_ms);
             }
             Event::BytesIn(n) => {
                 let n = i64::try_from(n).unwrap_or(i64::MAX);

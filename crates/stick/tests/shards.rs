@@ -161,8 +161,9 @@ fn conn_cur_is_global_and_returns_to_zero() {
     net.exchange(&mut shards, 1); // other flushes its +1
     net.exchange(&mut shards, 2); // owner applies it, flushes a snapshot
     assert_eq!(shards[owner].get(b, DataType::ConnCur, 2), Some(2));
-    // Until the snapshot arrives the other shard counts its own in-flight +1 only.
-    assert_eq!(shards[other].get(a, DataType::ConnCur, 2), Some(1));
+    // The owner broadcasts its entries: its own connection (snapshot sent at 1) is known on
+    // the other shard at 2, plus that shard's own in-flight +1.
+    assert_eq!(shards[other].get(a, DataType::ConnCur, 2), Some(2));
     net.exchange(&mut shards, 3);
     assert_eq!(shards[other].get(a, DataType::ConnCur, 3), Some(2));
     shards[other].record(a, Event::BytesOut(1000), 3);
@@ -222,10 +223,19 @@ fn messages_are_batched_per_peer_and_nothing_is_sent_when_idle() {
         shards[other].release(h, 0);
     }
     let out = shards[other].flush(1);
-    assert_eq!(out.len(), 1, "one batch for the one peer");
+    // One batch of each kind for the one peer: deltas for the keys it owns, snapshots of the
+    // keys this shard owns (owners broadcast their entries).
+    assert_eq!(out.len(), 2, "one batch of each kind for the one peer");
     let Message::Deltas { deltas, .. } = &out[0].msg else {
         panic!("expected deltas")
     };
+    let Message::Updates { updates, .. } = &out[1].msg else {
+        panic!("expected updates")
+    };
+    let owned_here = (1..=50u8)
+        .filter(|i| usize::from(owner_of(&[10, 0, 0, *i], 2)) == other)
+        .count();
+    assert_eq!(updates.len(), owned_here);
     // Only the keys the peer owns travel; each once, with merged counts.
     let owned_by_peer = (1..=50u8)
         .filter(|i| usize::from(owner_of(&[10, 0, 0, *i], 2)) != other)

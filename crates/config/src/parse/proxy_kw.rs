@@ -47,7 +47,9 @@ const S: Status = Status::Supported;
 const ENG: Status = Status::Parsed { issue: 3 };
 const LB: Status = Status::Parsed { issue: 5 };
 const RUL: Status = Status::Parsed { issue: 6 };
-const STK: Status = Status::Parsed { issue: 7 };
+const STK: Status = Status::Supported;
+/// `stick on|match|store-*` persistence: the tables support it, the engine does not call it yet.
+const STICK: Status = Status::Parsed { issue: 7 };
 const OBS: Status = Status::Parsed { issue: 9 };
 const OPS: Status = Status::Parsed { issue: 10 };
 const NO: Status = Status::Unsupported;
@@ -165,7 +167,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("http-request", RULES, S, "HTTP request rule (action + condition)", rules::http_request),
     kw("http-response", RULES, S, "HTTP response rule (action + condition)", rules::http_response),
     kw("http-after-response", RULES, RUL, "rule applied to all responses", rules::http_after_response),
-    kw("tcp-request connection", RULES, RUL, "layer-4 rule at accept", rules::tcp_request),
+    kw("tcp-request connection", RULES, S, "layer-4 rule at accept", rules::tcp_request),
     kw("tcp-request session", RULES, RUL, "rule after the handshake", rules::tcp_request),
     kw("tcp-request content", RULES, RUL, "rule on buffered content", rules::tcp_request),
     kw("tcp-request inspect-delay", RULES, RUL, "how long to wait for content", rules::tcp_request),
@@ -209,10 +211,10 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("error-log-format", DFB, OBS, "log format of connection errors", generic),
     kw("log-tag", DFB, OBS, "syslog tag", generic),
     kw("stick-table", FB, STK, "declare this proxy's stick table", rules::stick_table),
-    kw("stick on", BE, STK, "stick on a sample", rules::generic_cond),
-    kw("stick match", BE, STK, "match a stick entry", rules::generic_cond),
-    kw("stick store-request", BE, STK, "store a request sample", rules::generic_cond),
-    kw("stick store-response", BE, STK, "store a response sample", rules::generic_cond),
+    kw("stick on", BE, STICK, "stick on a sample", rules::generic_cond),
+    kw("stick match", BE, STICK, "match a stick entry", rules::generic_cond),
+    kw("stick store-request", BE, STICK, "store a request sample", rules::generic_cond),
+    kw("stick store-response", BE, STICK, "store a response sample", rules::generic_cond),
     kw("stats enable", DFB, S, "enable the stats page", |_, p, _| {
         stats(p).enabled = true;
         Ok(())

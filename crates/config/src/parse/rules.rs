@@ -31,7 +31,7 @@ const fn a(name: &'static str, status: Status, doc: &'static str) -> Action {
 
 const S: Status = Status::Supported;
 const RUL: Status = Status::Parsed { issue: 6 };
-const STK: Status = Status::Parsed { issue: 7 };
+const STK: Status = Status::Supported;
 const OBS: Status = Status::Parsed { issue: 9 };
 const NO: Status = Status::Unsupported;
 
