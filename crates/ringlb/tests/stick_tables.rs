@@ -507,3 +507,28 @@ fn http_request_tracking_conn_cur_counts_requests_in_flight_like_haproxy() {
     let want: Vec<String> = (1..=6).map(|i| format!("cur=1 cnt={i} req={i}")).collect();
     assert_eq!(seen, want);
 }
+
+#[test]
+fn http_request_tracking_counts_http2_streams_too() {
+    let origin = ringlb_testkit::Origin::start("o");
+    let dir = ringlb_testkit::TempDir::new("stick-h2");
+    let front = ringlb_testkit::free_addr();
+    let cfg = format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {front} proto h2\n    stick-table type ip size 1k expire 30s store http_req_rate(10s)\n    http-request track-sc0 src\n    http-request deny deny_status 429 if {{ sc_http_req_rate(0) gt 3 }}\n    default_backend be\nbackend be\n    server s1 {}\n",
+        origin.addr()
+    );
+    let path = ringlb_testkit::write_config(&dir, &cfg);
+    let _p = ringlb_testkit::Ringlb::start(&path, &[front]);
+    // Six streams, one after the other, on one HTTP/2 connection.
+    let url = format!("http://{front}/");
+    let out = ringlb_testkit::run_bounded(
+        std::process::Command::new("h2load").args(["-n", "6", "-c", "1", "-m", "1", &url]),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("status codes: 3 2xx, 0 3xx, 3 4xx, 0 5xx"),
+        "{text}"
+    );
+}

@@ -180,6 +180,11 @@ pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn)
     let Some(fe) = topo.frontends.get(frontend) else {
         return;
     };
+    // `tcp-request connection` rules, as for HTTP/1: their counters live with the connection.
+    let mut conn_stick = crate::stick::StickSession::new(&ctx.state);
+    if !crate::stick::connection_rules(ctx, fe, &client, &mut conn_stick) {
+        return;
+    }
     let src = client.peer_addr();
     let conn = Rc::new(Conn {
         ctx: ctx.clone(),
@@ -318,6 +323,8 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
         }
     }
     let mut txn = Txn::default();
+    // The stream's stick counters (`http-request track-scN`), released when it ends.
+    let mut stick = crate::stick::StickSession::new(&ctx.state);
     let (parts, mut body) = req.into_parts();
     let has_body = !body.is_end_stream();
     if has_body && expects_continue(&parts.headers) {
@@ -347,14 +354,19 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
     let default_be = fe.backend;
     let mut vars = ringlb_rules::Vars::default();
     let be_idx = if msg_rules::has_request_rules(ctx, fe) {
-        match msg_rules::request_rules(ctx, fe, &req, &head_bytes, conn.facts()) {
+        match msg_rules::request_rules(ctx, fe, &req, &head_bytes, conn.facts(), Some(&mut stick)) {
             RequestVerdict::Reply(reply) => {
+                if reply.denied {
+                    stick.on_denied();
+                }
                 send_rules_reply(conn, fe, None, reply, &mut respond, &mut txn).await;
+                stick.end_txn(txn.status, txn.bytes_in, txn.bytes_out);
                 return finish(conn, txn);
             }
             RequestVerdict::Service(_) => {
                 // `use-service` serves HTTP/1 only for now.
                 respond.send_reset(Reason::HTTP_1_1_REQUIRED);
+                stick.end_txn(txn.status, txn.bytes_in, txn.bytes_out);
                 return finish(conn, txn);
             }
             RequestVerdict::Go {
@@ -373,6 +385,7 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
                             note_failed_rewrite(conn, backend);
                             let be = backend.and_then(|b| ctx.state.topo.backends.get(b));
                             reply_error(conn, fe, be, 500, &mut respond, &mut txn).await;
+                            stick.end_txn(txn.status, txn.bytes_in, txn.bytes_out);
                             return finish(conn, txn);
                         }
                     }
@@ -385,6 +398,7 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
     };
     let Some((be_idx, be)) = be_idx.and_then(|i| Some((i, ctx.state.topo.backends.get(i)?))) else {
         reply_error(conn, fe, None, 503, &mut respond, &mut txn).await;
+        stick.end_txn(txn.status, txn.bytes_in, txn.bytes_out);
         return finish(conn, txn);
     };
     txn.backend = Some(be_idx);
@@ -400,6 +414,7 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
         &mut txn,
     )
     .await;
+    stick.end_txn(txn.status, txn.bytes_in, txn.bytes_out);
     finish(conn, txn);
 }
 

@@ -53,6 +53,7 @@ pub fn request_rules(
     req: &RequestHead,
     bytes: &[u8],
     conn: ConnFacts<'_>,
+    stick: Option<&mut crate::stick::StickSession>,
 ) -> RequestVerdict {
     let topo = &ctx.state.topo;
     let mut msg = ringlb_rules::HttpMessage::request(
@@ -74,7 +75,7 @@ pub fn request_rules(
         tls: conn.tls,
         log: None,
         unique_id: None,
-        stick: None,
+        stick,
     };
     if let Some(r) = &fe.rules {
         let v = r.http_request(&mut host, &mut txn);

@@ -303,6 +303,29 @@ impl Topology {
             .iter()
             .filter_map(|t| logs.add(t, g.log_send_hostname.is_some(), &mut errors))
             .collect();
+        // `http-response track-scN` is not wired on HTTP/2 streams yet: such a frontend is
+        // refused rather than silently counting nothing.
+        for f in cfg.frontends.iter().filter(|f| !f.disabled) {
+            let speaks_h2 = f.binds.iter().any(|b| {
+                b.ssl.alpn.iter().any(|a| a.split(',').any(|p| p == "h2"))
+                    || b.other
+                        .iter()
+                        .any(|(n, v)| n == "proto" && v.as_deref() == Some("h2"))
+            });
+            let tracks = f
+                .http_response
+                .iter()
+                .find(|r| matches!(r.action, model::HttpAction::TrackSc { .. }));
+            if let (true, Some(r)) = (speaks_h2, tracks) {
+                errors.push(TopologyError {
+                    loc: r.loc.clone(),
+                    message: format!(
+                        "'http-response track-sc' on frontend '{}' which speaks HTTP/2 (alpn h2 / proto h2) is not supported by ringlb yet",
+                        f.name
+                    ),
+                });
+            }
+        }
         let frontends: Vec<FrontendRt> = cfg
             .frontends
             .iter()
