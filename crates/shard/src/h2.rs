@@ -741,6 +741,7 @@ async fn relay_response(
         resp,
         &bytes,
         conn.facts(),
+        None,
     );
     let response = match verdict {
         ResponseVerdict::Unchanged => h2_response(resp, &bytes),

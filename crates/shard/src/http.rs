@@ -878,108 +878,39 @@ impl<'a> Session<'a> {
     }
 
     /// Runs the frontend's `http-request` rules, picks the backend (`use_backend`), then runs
-    /// the backend's rules. Synchronous: rules never wait.
+    /// the backend's rules (`msg_rules`, shared with HTTP/2 streams). Synchronous: rules never
+    /// wait.
     fn request_rules(&mut self, head: &RecvBuf) -> RequestRules {
         let ctx = self.ctx;
-        let topo = &ctx.state.topo;
-        let fe = self.fe;
-        let bytes = head.bytes();
         // Owned copies of the connection facts (a TLS connection's facts are cloned per
         // request that runs rules; plain connections have none).
         let tls = self.client.tls_facts();
-        let src = self.client.peer_addr();
-        let dst = self.client.tcp().local_addr().ok();
-        let sc = scratch(&mut self.sc, ctx);
-        let req = &sc.req;
-        // One allocation per request with rules: the header list of the rules' view.
-        let mut msg = ringlb_rules::HttpMessage::request(
-            req.method_span().get(bytes),
-            req.target().get(bytes),
-            req.version().as_bytes(),
-        );
-        for h in req.headers() {
-            msg.push_header(h.name.get(bytes), h.value.get(bytes));
-        }
-        let mut txn = ringlb_rules::Txn::new(msg);
-        let mut host = crate::rules::Host {
-            ctx,
-            frontend: &fe.name,
-            backend: None,
-            server: None,
-            src,
-            dst,
+        let conn = crate::msg_rules::ConnFacts {
+            src: self.client.peer_addr(),
+            dst: self.client.tcp().local_addr().ok(),
             tls: tls.as_ref(),
-            log: None,
-            unique_id: None,
-            stick: Some(&mut self.stick),
         };
-        // `monitor-uri`: the proxy answers it itself (haproxy's 200 page).
-        if fe
-            .rules
-            .as_ref()
-            .is_some_and(|r| r.is_monitor_uri(&txn.req))
-        {
-            if let Some(page) = ringlb_http1::default_reply_lowercase(200) {
-                return RequestRules::Reply(crate::rules::Reply {
-                    bytes: page.to_vec(),
-                    status: 200,
-                    close: false,
-                    tarpit: false,
-                    silent: false,
-                    denied: false,
-                });
-            }
-        }
-        if let Some(r) = &fe.rules {
-            let v = r.http_request(&mut host, &mut txn);
-            if let ringlb_rules::Verdict::UseService(name) = v {
-                return RequestRules::Service(name);
-            }
-            if let Some(reply) = crate::rules::reply_for(v, |s| fe.errors.get(s)) {
-                return RequestRules::Reply(reply);
-            }
-        }
-        let backend = match fe
-            .rules
-            .as_ref()
-            .and_then(|r| r.select_backend(&host, &txn))
-        {
-            // A dynamic name that matches no backend gets 503, as in HAProxy.
-            Some(name) => topo.backends.iter().position(|b| b.name == *name),
-            None => fe.backend,
-        };
-        if let Some(b) = backend.and_then(|i| topo.backends.get(i)) {
-            if let Some(r) = &b.rules {
-                host.backend = Some(&b.name);
-                let v = r.http_request(&mut host, &mut txn);
-                if let ringlb_rules::Verdict::UseService(name) = v {
-                    return RequestRules::Service(name);
-                }
-                let errors = |s| b.errors.get(s).or_else(|| fe.errors.get(s));
-                if let Some(reply) = crate::rules::reply_for(v, errors) {
-                    return RequestRules::Reply(reply);
-                }
-            }
-        }
-        // `unique-id-format`: computed after every rule and sent in `unique-id-header`, as
-        // haproxy's `http_process_request` does (a rule reading `unique-id` earlier sees none).
-        let unique_id = fe
-            .rules
-            .as_ref()
-            .and_then(|r| r.unique_id_format.as_ref())
-            .map(|f| f.render_http_vec(ringlb_rules::Ctx::new(&host, &txn)));
-        if let (Some(id), Some(h)) = (&unique_id, &fe.unique_id_header) {
-            txn.req.add_header(h.as_bytes(), id.clone());
-        }
-        let rewritten = txn.req.modified.then(|| {
-            let mut v = Vec::with_capacity(bytes.len() + 128);
-            txn.req.write_request_head(&mut v);
-            v
-        });
-        RequestRules::Go {
-            backend,
-            rewritten,
-            vars: std::mem::take(&mut txn.vars),
+        let sc = scratch(&mut self.sc, ctx);
+        let verdict = crate::msg_rules::request_rules(
+            ctx,
+            self.fe,
+            &sc.req,
+            head.bytes(),
+            conn,
+            Some(&mut self.stick),
+        );
+        match verdict {
+            crate::msg_rules::RequestVerdict::Reply(r) => RequestRules::Reply(r),
+            crate::msg_rules::RequestVerdict::Service(s) => RequestRules::Service(s),
+            crate::msg_rules::RequestVerdict::Go {
+                backend,
+                rewritten,
+                vars,
+            } => RequestRules::Go {
+                backend,
+                rewritten,
+                vars,
+            },
         }
     }
 
@@ -1133,69 +1064,35 @@ impl<'a> Session<'a> {
     }
 
     /// Runs the backend's then the frontend's `http-response` rules (HAProxy's order) on the
-    /// response head; `Unchanged` costs nothing when neither proxy has such rules.
+    /// response head (`msg_rules`, shared with HTTP/2 streams).
     fn response_rules(
         &mut self,
         head: &RecvBuf,
         c: &ResponseCtx<'_>,
         server: usize,
     ) -> ResponseRules {
-        let fe = self.fe;
-        let be_rules =
-            c.be.rules
-                .as_ref()
-                .filter(|r| !r.http_response.rules.is_empty());
-        let fe_rules = fe
-            .rules
-            .as_ref()
-            .filter(|r| !r.http_response.rules.is_empty());
-        if be_rules.is_none() && fe_rules.is_none() {
-            return ResponseRules::Unchanged;
-        }
         let ctx = self.ctx;
-        let bytes = head.bytes();
         let tls = self.client.tls_facts();
-        let src = self.client.peer_addr();
-        let dst = self.client.tcp().local_addr().ok();
-        let sc = scratch(&mut self.sc, ctx);
-        let resp = &sc.resp;
-        let mut msg = ringlb_rules::HttpMessage::response(
-            resp.version().as_bytes(),
-            resp.status(),
-            resp.reason().get(bytes),
-        );
-        for h in resp.headers() {
-            msg.push_header(h.name.get(bytes), h.value.get(bytes));
-        }
-        let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
-        txn.res = Some(msg);
-        txn.vars = c.vars.clone();
-        let mut host = crate::rules::Host {
-            ctx,
-            frontend: &fe.name,
-            backend: Some(&c.be.name),
-            server: c.be.servers.get(server).map(|s| s.name.as_str()),
-            src,
-            dst,
+        let conn = crate::msg_rules::ConnFacts {
+            src: self.client.peer_addr(),
+            dst: self.client.tcp().local_addr().ok(),
             tls: tls.as_ref(),
-            log: None,
-            unique_id: None,
-            stick: Some(&mut self.stick),
         };
-        for r in [be_rules, fe_rules].into_iter().flatten() {
-            let v = r.http_response(&mut host, &mut txn);
-            let errors = |s| c.be.errors.get(s).or_else(|| fe.errors.get(s));
-            if let Some(reply) = crate::rules::reply_for(v, errors) {
-                return ResponseRules::Reply(reply);
-            }
-        }
-        match txn.res {
-            Some(m) if m.modified => {
-                let mut v = Vec::with_capacity(bytes.len() + 128);
-                m.write_response_head(&mut v);
-                ResponseRules::Rewritten(v)
-            }
-            _ => ResponseRules::Unchanged,
+        let sc = scratch(&mut self.sc, ctx);
+        match crate::msg_rules::response_rules(
+            ctx,
+            self.fe,
+            c.be,
+            server,
+            &c.vars,
+            &sc.resp,
+            head.bytes(),
+            conn,
+            Some(&mut self.stick),
+        ) {
+            crate::msg_rules::ResponseVerdict::Unchanged => ResponseRules::Unchanged,
+            crate::msg_rules::ResponseVerdict::Rewritten(raw) => ResponseRules::Rewritten(raw),
+            crate::msg_rules::ResponseVerdict::Reply(r) => ResponseRules::Reply(r),
         }
     }
 

@@ -1,6 +1,7 @@
-//! `http-request` / `use_backend` / `http-response` rules run on a parsed HTTP/1 head, for
-//! sessions that are not the HTTP/1 session (HTTP/2 streams, translated to HTTP/1 heads first).
-//! Same calls and order as `http::Session::request_rules` / `response_rules`.
+//! `http-request` / `use_backend` / `http-response` rules run on a parsed HTTP/1 head: the one
+//! implementation both the HTTP/1 session and HTTP/2 streams (translated to HTTP/1 heads
+//! first) call, so both follow haproxy's order: `monitor-uri`, the frontend's rules,
+//! `use_backend`, the backend's rules, then `unique-id-header`.
 
 use std::net::SocketAddr;
 
@@ -77,6 +78,23 @@ pub fn request_rules(
         unique_id: None,
         stick,
     };
+    // `monitor-uri`: the proxy answers it itself (haproxy's 200 page), before any rule.
+    if fe
+        .rules
+        .as_ref()
+        .is_some_and(|r| r.is_monitor_uri(&txn.req))
+    {
+        if let Some(page) = ringlb_http1::default_reply_lowercase(200) {
+            return RequestVerdict::Reply(Reply {
+                bytes: page.to_vec(),
+                status: 200,
+                close: false,
+                tarpit: false,
+                silent: false,
+                denied: false,
+            });
+        }
+    }
     if let Some(r) = &fe.rules {
         let v = r.http_request(&mut host, &mut txn);
         if let ringlb_rules::Verdict::UseService(name) = v {
@@ -107,6 +125,16 @@ pub fn request_rules(
                 return RequestVerdict::Reply(reply);
             }
         }
+    }
+    // `unique-id-format`: computed after every rule and sent in `unique-id-header`, as
+    // haproxy's `http_process_request` does (a rule reading `unique-id` earlier sees none).
+    let unique_id = fe
+        .rules
+        .as_ref()
+        .and_then(|r| r.unique_id_format.as_ref())
+        .map(|f| f.render_http_vec(ringlb_rules::Ctx::new(&host, &txn)));
+    if let (Some(id), Some(h)) = (unique_id, &fe.unique_id_header) {
+        txn.req.add_header(h.as_bytes(), id);
     }
     let rewritten = txn.req.modified.then(|| {
         let mut v = Vec::with_capacity(bytes.len() + 128);
@@ -141,6 +169,7 @@ pub fn response_rules(
     resp: &ResponseHead,
     bytes: &[u8],
     conn: ConnFacts<'_>,
+    stick: Option<&mut crate::stick::StickSession>,
 ) -> ResponseVerdict {
     let be_rules = be
         .rules
@@ -174,7 +203,7 @@ pub fn response_rules(
         tls: conn.tls,
         log: None,
         unique_id: None,
-        stick: None,
+        stick,
     };
     for r in [be_rules, fe_rules].into_iter().flatten() {
         let v = r.http_response(&mut host, &mut txn);
