@@ -965,17 +965,7 @@ impl<'a> Session<'a> {
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = reply.status;
         txn.bytes_out += reply.bytes.len() as u64;
-        let (sent, _) = within(
-            self.fe.timeouts.client,
-            self.client.send_all(SendBuf::from_vec(reply.bytes)),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            (
-                Err(std::io::ErrorKind::TimedOut.into()),
-                SendBuf::from_vec(Vec::new()),
-            )
-        });
+        let sent = self.send_reply(reply.bytes).await;
         // A request body was not read: the connection cannot carry another request.
         if sent.is_err()
             || reply.close
@@ -1033,27 +1023,8 @@ impl<'a> Session<'a> {
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = 200;
         txn.bytes_out += out.len() as u64;
-        if let Some(f) = self
-            .ctx
-            .state
-            .counters
-            .borrow_mut()
-            .frontends
-            .get_mut(self.fe_idx)
-        {
-            f.intercepted_req += 1;
-        }
-        let (sent, _) = within(
-            self.fe.timeouts.client,
-            self.client.send_all(SendBuf::from_vec(out)),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            (
-                Err(std::io::ErrorKind::TimedOut.into()),
-                SendBuf::from_vec(Vec::new()),
-            )
-        });
+        self.count_intercepted();
+        let sent = self.send_reply(out).await;
         if sent.is_err() || !keep || framing != BodyFraming::None {
             return After::Close;
         }
@@ -1115,11 +1086,7 @@ impl<'a> Session<'a> {
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = reply.status;
         txn.bytes_out += reply.bytes.len() as u64;
-        let _ = within(
-            self.fe.timeouts.client,
-            self.client.send_all(SendBuf::from_vec(reply.bytes)),
-        )
-        .await;
+        let _ = self.send_reply(reply.bytes).await;
         After::Close
     }
 
@@ -1240,7 +1207,32 @@ impl<'a> Session<'a> {
         let txn = &mut scratch(&mut self.sc, ctx).txn;
         txn.status = answer.status;
         txn.bytes_out += out.len() as u64;
-        if let Some(f) = ctx
+        self.count_intercepted();
+        let sent = self.send_reply(out).await;
+        if sent.is_err() || !keep || !reusable {
+            return After::Close;
+        }
+        After::KeepAlive
+    }
+
+    /// Sends a reply the proxy made (error page, rule reply, stats, metrics) within
+    /// `timeout client`; `Err` when it could not be sent.
+    async fn send_reply(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+        match within(
+            self.fe.timeouts.client,
+            self.client.send_all(SendBuf::from_vec(bytes)),
+        )
+        .await
+        {
+            Ok((r, _)) => r,
+            Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
+        }
+    }
+
+    /// A request the proxy answered itself (stats page, exporter): `intercepted_req`.
+    fn count_intercepted(&mut self) {
+        if let Some(f) = self
+            .ctx
             .state
             .counters
             .borrow_mut()
@@ -1249,21 +1241,6 @@ impl<'a> Session<'a> {
         {
             f.intercepted_req += 1;
         }
-        let (sent, _) = within(
-            self.fe.timeouts.client,
-            self.client.send_all(SendBuf::from_vec(out)),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            (
-                Err(std::io::ErrorKind::TimedOut.into()),
-                SendBuf::from_vec(Vec::new()),
-            )
-        });
-        if sent.is_err() || !keep || !reusable {
-            return After::Close;
-        }
-        After::KeepAlive
     }
 
     /// A header rewrite failed (`wrew`), answered with 500.
@@ -1522,11 +1499,7 @@ impl<'a> Session<'a> {
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = e.status();
         txn.bytes_out += bytes.len() as u64;
-        let _ = within(
-            self.fe.timeouts.client,
-            self.client.send_all(SendBuf::from_vec(bytes.to_vec())),
-        )
-        .await;
+        let _ = self.send_reply(bytes.to_vec()).await;
     }
 
     /// Sends HAProxy's reply for `status` (an `errorfile` of the backend, else of the frontend,
@@ -1560,11 +1533,7 @@ impl<'a> Session<'a> {
             };
         }
         // A copy into an owned buffer: error replies are rare and small.
-        let _ = within(
-            self.fe.timeouts.client,
-            self.client.send_all(SendBuf::from_vec(bytes.to_vec())),
-        )
-        .await;
+        let _ = self.send_reply(bytes.to_vec()).await;
     }
 }
 

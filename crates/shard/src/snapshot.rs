@@ -2,7 +2,7 @@
 //! server states from a shard (identical on every shard: they come from the control shard),
 //! health-check details from the control shard's board, counters merged from every shard.
 
-use ringlb_config::model::{Balance, Mode};
+use ringlb_config::model::Mode;
 use ringlb_stats::{
     AdminState as StatAdmin, BackendStats, FrontendStats, ListenState, ListenerStats, OperState,
     ProcessInfo, ProxyMode, ProxyStats, ServerStats, Snapshot,
@@ -129,7 +129,7 @@ pub fn build(
                     let backend = BackendStats {
                         counters: counters.backends.get(i).cloned().unwrap_or_default(),
                         latency: counters.backend_latency.get(i).cloned().unwrap_or_default(),
-                        algo: algo_name(&b.balance.balance).to_string(),
+                        algo: ringlb_stats::skeleton::algo_name(&b.balance.balance).to_string(),
                         ..BackendStats::default()
                     };
                     (Some(backend), servers)
@@ -166,22 +166,5 @@ pub fn build(
             ..ProcessInfo::default()
         },
         proxies,
-    }
-}
-
-/// The algorithm name `show stat` prints (`algo`).
-pub fn algo_name(b: &Balance) -> &'static str {
-    match b {
-        Balance::Roundrobin => "roundrobin",
-        Balance::StaticRr => "static-rr",
-        Balance::Leastconn => "leastconn",
-        Balance::First => "first",
-        Balance::Source => "source",
-        Balance::Uri { .. } => "uri",
-        Balance::UrlParam { .. } => "url_param",
-        Balance::Hdr { .. } => "hdr",
-        Balance::Random { .. } => "random",
-        Balance::RdpCookie { .. } => "rdp-cookie",
-        Balance::Hash { .. } => "hash",
     }
 }
