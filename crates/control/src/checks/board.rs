@@ -629,6 +629,83 @@ impl Board {
     }
 }
 
+/// Changes made from the runtime socket (`set server`, `set weight`, `enable|disable server`):
+/// they go through the board so its log lines, "N active servers left" counts and later check
+/// results agree with what the operator did.
+impl Board {
+    /// `set server B/S state ready|drain|maint`: HAProxy logs the same lines as for the agent.
+    pub fn set_admin(
+        &mut self,
+        b: usize,
+        s: usize,
+        state: AdminState,
+        now: Duration,
+    ) -> Vec<Effect> {
+        let admin = match state {
+            AdminState::Ready => AgentAdmin::Ready,
+            AdminState::Drain => AgentAdmin::Drain,
+            AdminState::Maint => AgentAdmin::Maint,
+        };
+        let mut out = Vec::new();
+        self.agent_admin(b, s, admin, now, &mut out);
+        out
+    }
+
+    /// `set server B/S weight` / `set weight`: the new user weight (already bounded); a running
+    /// slowstart ramp continues towards it.
+    pub fn set_weight(&mut self, b: usize, s: usize, weight: u32, now: Duration) -> Vec<Effect> {
+        let dynamic = self.backends.get(b).is_some_and(|be| be.dynamic_weights);
+        let had_any = self.any_usable(b);
+        let mut out = Vec::new();
+        let Some(srv) = self.srv_mut(b, s) else {
+            return out;
+        };
+        srv.uweight = weight;
+        let e = srv.eweight_at(now, dynamic);
+        if e != srv.eweight {
+            srv.eweight = e;
+            out.push(Effect::Msg(ControlMsg::SetServerWeight {
+                backend: b,
+                server: s,
+                weight: e,
+            }));
+        }
+        self.alert_if_empty(b, had_any, &mut out);
+        out
+    }
+
+    /// `set server B/S health|agent up|down`: forces the check's state machine. `None` when
+    /// the server has no such check (the caller tells the shards directly).
+    pub fn force_health(
+        &mut self,
+        b: usize,
+        s: usize,
+        agent: bool,
+        up: bool,
+        now: Duration,
+    ) -> Option<Vec<Effect>> {
+        let had_any = self.any_usable(b);
+        let srv = self.srv_mut(b, s)?;
+        let st = if agent {
+            srv.agent.as_mut()
+        } else {
+            srv.check.as_mut()
+        }?;
+        let mut out = Vec::new();
+        if let Some(t) = st.force(up, now) {
+            let r = CheckResult::new(CheckStatus::Unknown);
+            self.after_health_change(b, s, t, &r, had_any, now, &mut out);
+        }
+        Some(out)
+    }
+
+    /// Usable active and backup servers of backend `b` (tests and the runtime socket).
+    pub fn usable_counts(&self, b: usize) -> (u32, u32) {
+        let c = self.counts(b);
+        (c.active, c.backup)
+    }
+}
+
 fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
     let mut st = ServerCheckStats {
         backend: backend.to_string(),

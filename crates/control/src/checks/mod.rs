@@ -425,6 +425,66 @@ pub fn run(
     plan: CheckPlan,
     stats: CheckStatsHandle,
 ) -> glommio::channels::local_channel::LocalReceiver<ControlMsg> {
+    start(plan, stats).0
+}
+
+/// The runtime socket's way into the running checks' [`Board`]: its changes get the same log
+/// lines, counts and broadcasts (through the receiver [`start`] returns) as check results.
+#[derive(Clone)]
+pub struct ChecksHandle(Rc<Driver>);
+
+impl ChecksHandle {
+    /// `set server B/S state ...`.
+    pub fn set_admin(&self, b: usize, s: usize, state: ringlb_shard::AdminState) {
+        let e = self
+            .0
+            .board
+            .borrow_mut()
+            .set_admin(b, s, state, self.0.now());
+        self.0.apply(b, s, e);
+    }
+
+    /// `set weight` / `set server B/S weight`.
+    pub fn set_weight(&self, b: usize, s: usize, weight: u32) {
+        let e = self
+            .0
+            .board
+            .borrow_mut()
+            .set_weight(b, s, weight, self.0.now());
+        self.0.apply(b, s, e);
+    }
+
+    /// `set server B/S health|agent up|down`; false when the server has no such check.
+    pub fn force_health(&self, b: usize, s: usize, agent: bool, up: bool) -> bool {
+        let e = self
+            .0
+            .board
+            .borrow_mut()
+            .force_health(b, s, agent, up, self.0.now());
+        match e {
+            Some(e) => {
+                self.0.apply(b, s, e);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Counters and results of every server now (for `show servers state`).
+    pub fn snapshot(&self) -> Vec<ServerCheckStats> {
+        self.0.board.borrow().snapshot(self.0.now())
+    }
+}
+
+/// As [`run`], and a handle for the runtime socket. Without jobs no task starts, but the board
+/// still tracks admin states and weights set at runtime.
+pub fn start(
+    plan: CheckPlan,
+    stats: CheckStatsHandle,
+) -> (
+    glommio::channels::local_channel::LocalReceiver<ControlMsg>,
+    ChecksHandle,
+) {
     let (tx, rx) = glommio::channels::local_channel::new_unbounded();
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -463,7 +523,7 @@ pub fn run(
         })
         .detach();
     }
-    rx
+    (rx, ChecksHandle(driver))
 }
 
 async fn check_task(d: Rc<Driver>, job: Job) {

@@ -1,0 +1,451 @@
+//! The runtime socket end to end (issue #10): the real `ringlb` binary with `stats socket`
+//! lines, a Rust UNIX/TCP client speaking the CLI protocol, real origins behind two shards, and
+//! haproxy 2.6 on the same config as the reference for the outputs both print.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use ringlb_testkit::{
+    free_addr, haproxy_available, http_get, wait_until, ChildGuard, Haproxy, Origins, Ringlb,
+    TempDir,
+};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// haproxy 2.6's `show stat` header (recorded from `haproxy -f` on a config without TLS; ringlb
+/// appends its latency percentiles after these columns).
+const HAPROXY_STAT_HEADER: &str = "# pxname,svname,qcur,qmax,scur,smax,slim,stot,bin,bout,dreq,dresp,ereq,econ,eresp,wretr,wredis,status,weight,act,bck,chkfail,chkdown,lastchg,downtime,qlimit,pid,iid,sid,throttle,lbtot,tracked,type,rate,rate_lim,rate_max,check_status,check_code,check_duration,hrsp_1xx,hrsp_2xx,hrsp_3xx,hrsp_4xx,hrsp_5xx,hrsp_other,hanafail,req_rate,req_rate_max,req_tot,cli_abrt,srv_abrt,comp_in,comp_out,comp_byp,comp_rsp,lastsess,last_chk,last_agt,qtime,ctime,rtime,ttime,agent_status,agent_code,agent_duration,check_desc,agent_desc,check_rise,check_fall,check_health,agent_rise,agent_fall,agent_health,addr,cookie,mode,algo,conn_rate,conn_rate_max,conn_tot,intercepted,dcon,dses,wrew,connect,reuse,cache_lookups,cache_hits,srv_icur,src_ilim,qtime_max,ctime_max,rtime_max,ttime_max,eint,idle_conn_cur,safe_conn_cur,used_conn_cur,need_conn_est,uweight,agg_server_status,agg_server_check_status,agg_check_status,-,ssl_sess,ssl_reused_sess,ssl_failed_handshake,h2_headers_rcvd,h2_data_rcvd,h2_settings_rcvd,h2_rst_stream_rcvd,h2_goaway_rcvd,h2_detected_conn_protocol_errors,h2_detected_strm_protocol_errors,h2_rst_stream_resp,h2_goaway_resp,h2_open_connections,h2_backend_open_streams,h2_total_connections,h2_backend_total_streams,h1_open_connections,h1_open_streams,h1_total_connections,h1_total_streams,h1_bytes_in,h1_bytes_out,h1_spliced_bytes_in,h1_spliced_bytes_out,";
+
+/// Sends `input` on a fresh connection, half-closes, reads until the server closes.
+fn cli_raw(sock: &Path, input: &[u8]) -> String {
+    let mut s =
+        UnixStream::connect(sock).unwrap_or_else(|e| panic!("connect {}: {e}", sock.display()));
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.write_all(input).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One command line, as `echo CMD | socat - SOCK`.
+fn cli(sock: &Path, cmd: &str) -> String {
+    cli_raw(sock, format!("{cmd}\n").as_bytes())
+}
+
+fn cli_tcp(addr: SocketAddr, cmd: &str) -> String {
+    let mut s = TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+struct Setup {
+    _dir: TempDir,
+    proxy: ChildGuard,
+    front: SocketAddr,
+    admin: PathBuf,
+    operator: PathBuf,
+    user: PathBuf,
+    tcp: SocketAddr,
+    _origins: Origins,
+}
+
+const DEFAULTS: &str = "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n";
+
+fn config(dir: &Path, front: SocketAddr, tcp: SocketAddr, servers: &str) -> String {
+    format!(
+        "global\n    stats socket {d}/admin.sock mode 600 level admin\n    stats socket {d}/operator.sock\n    stats socket {d}/user.sock level user\n    stats socket ipv4@{tcp} level operator\n    stats timeout 3s\n    nbthread 2\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n{servers}",
+        d = dir.display()
+    )
+}
+
+/// ringlb with two origins (`s1`, `s2`) behind backend `be`; `weights` per server.
+fn start(name: &str, weights: [u32; 2]) -> Setup {
+    let dir = TempDir::new(name);
+    let origins = Origins::start(2);
+    let front = free_addr();
+    let tcp = free_addr();
+    let servers = format!(
+        "    server s1 {} weight {}\n    server s2 {} weight {}\n",
+        origins.get(0).addr(),
+        weights[0],
+        origins.get(1).addr(),
+        weights[1]
+    );
+    let text = config(dir.path(), front, tcp, &servers);
+    let path = dir.join("ringlb.cfg");
+    std::fs::write(&path, text).unwrap();
+    let proxy = Ringlb::start(&path, &[front, tcp]);
+    Setup {
+        admin: dir.join("admin.sock"),
+        operator: dir.join("operator.sock"),
+        user: dir.join("user.sock"),
+        _dir: dir,
+        proxy,
+        front,
+        tcp,
+        _origins: origins,
+    }
+}
+
+/// Which origin answered `n` requests, each on a new connection (so both shards serve some).
+fn served_by(front: SocketAddr, n: usize) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let r = http_get(front, "/", &[]).unwrap();
+        assert_eq!(r.status, 200);
+        let who = r.header("x-origin").unwrap_or("?").to_string();
+        *counts.entry(who).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// The rows of `show servers state` without the clock-dependent column (10th).
+fn state_rows(out: &str) -> Vec<String> {
+    out.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && *l != "1")
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(' ').collect();
+            if f.len() > 9 {
+                f[9] = "T";
+            }
+            f.join(" ")
+        })
+        .collect()
+}
+
+#[test]
+fn help_info_stat_state_levels_and_errors() {
+    let mut s = start("cli-basics", [1, 1]);
+    let help = cli(&s.admin, "help");
+    assert!(
+        help.starts_with("The following commands are valid at this level:\n"),
+        "{help}"
+    );
+    assert!(help.contains("  show servers state [<backend>]"), "{help}");
+    assert!(
+        help.ends_with("\n\n"),
+        "one-shot output ends with the prompt newline"
+    );
+
+    let info = cli(&s.operator, "show info");
+    assert!(info.starts_with("Name: ringlb\n"), "{info}");
+    assert!(info.contains("\nNbthread: 2\n"), "{info}");
+    assert!(
+        info.contains(&format!("\nPid: {}\n", s.proxy.pid())),
+        "{info}"
+    );
+
+    let stat = cli_tcp(s.tcp, "show stat");
+    let mut lines = stat.lines();
+    let header = lines.next().unwrap();
+    assert!(header.starts_with(HAPROXY_STAT_HEADER), "{header}");
+    let ncols = header.trim_start_matches("# ").split(',').count();
+    let rows: Vec<Vec<&str>> = lines
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').collect())
+        .collect();
+    let names: Vec<(&str, &str)> = rows.iter().map(|r| (r[0], r[1])).collect();
+    assert_eq!(
+        names,
+        vec![
+            ("fe", "FRONTEND"),
+            ("be", "s1"),
+            ("be", "s2"),
+            ("be", "BACKEND")
+        ]
+    );
+    for r in &rows {
+        assert_eq!(r.len(), ncols, "every row has the header's columns");
+    }
+    // Requests show up in the counters of the next `show stat` (shards publish on demand);
+    // `show stat -1 1 -1` keeps frontends only.
+    let stot = |sock: &Path| -> u64 {
+        let stat = cli(sock, "show stat -1 1 -1");
+        let rows: Vec<&str> = stat.lines().skip(1).filter(|l| !l.is_empty()).collect();
+        assert_eq!(rows.len(), 1, "{stat}");
+        let fe: Vec<&str> = rows[0].split(',').collect();
+        assert_eq!((fe[0], fe[1]), ("fe", "FRONTEND"));
+        fe[7].parse().unwrap()
+    };
+    let before = stot(&s.admin);
+    for _ in 0..3 {
+        assert_eq!(http_get(s.front, "/", &[]).unwrap().status, 200);
+    }
+    assert_eq!(stot(&s.admin), before + 3, "stot of the frontend");
+
+    let state = cli(&s.user, "show servers state");
+    assert!(
+        state.starts_with("1\n# be_id be_name srv_id srv_name"),
+        "{state}"
+    );
+    let rows = state_rows(&state);
+    assert_eq!(rows.len(), 2, "{state}");
+    assert!(
+        rows[0].contains(" be 1 s1 127.0.0.1 2 0 1 1 T "),
+        "{}",
+        rows[0]
+    );
+
+    // Levels: the user socket cannot change anything; the operator socket cannot either for
+    // `set server` (admin only, as haproxy).
+    assert_eq!(
+        cli(&s.user, "set server be/s1 state drain"),
+        "Permission denied\n\n"
+    );
+    assert_eq!(
+        cli(&s.operator, "set server be/s1 state drain"),
+        "Permission denied\n\n"
+    );
+    assert_eq!(cli(&s.user, "show cli level"), "user\n\n");
+    assert_eq!(cli(&s.admin, "show cli level"), "admin\n\n");
+
+    // Unknown command: haproxy's usage text.
+    let unknown = cli(&s.admin, "frobnicate");
+    assert!(
+        unknown.starts_with(
+            "Unknown command, but maybe one of the following ones is a better match:\n"
+        ),
+        "{unknown}"
+    );
+    // Commands ringlb does not run yet: one line, never a hang.
+    assert_eq!(
+        cli(&s.admin, "show sess"),
+        "'show sess' is not supported by ringlb yet.\n\n"
+    );
+    // Several commands on one line, answered in order.
+    let two = cli(&s.admin, "get weight be/s1; get weight be/s2");
+    assert_eq!(two, "1 (initial 1)\n\n1 (initial 1)\n\n");
+
+    // Malformed input: a line longer than the buffer closes the connection; the process lives.
+    // (Closing with unread bytes may reset the connection: either way nothing is answered.)
+    let long = vec![b'a'; 20_000];
+    let mut c = UnixStream::connect(&s.admin).unwrap();
+    c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let t0 = Instant::now();
+    let _ = c.write_all(&long);
+    let mut out = Vec::new();
+    let closed = c.read_to_end(&mut out);
+    assert!(
+        t0.elapsed() < Duration::from_secs(2),
+        "closed at once, not on the timeout: {closed:?}"
+    );
+    assert_eq!(out, b"");
+    let garbage = cli_raw(&s.admin, b"\xff\xfe\x00\x01 \n");
+    assert!(garbage.starts_with("Unknown command"), "{garbage:?}");
+    assert!(s.proxy.is_running());
+    assert!(cli(&s.admin, "show info").starts_with("Name: ringlb\n"));
+
+    // Prompt mode: the connection stays open, each answer ends with "\n> ".
+    let out = cli_raw(&s.admin, b"prompt\nget weight be/s2\nquit\n");
+    assert_eq!(out, "\n> 1 (initial 1)\n\n> ");
+
+    // The socket file got its mode.
+    let mode = std::fs::metadata(&s.admin).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+
+    // `stats timeout 3s`: an idle interactive connection is closed.
+    let mut c = UnixStream::connect(&s.admin).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"prompt\n").unwrap();
+    let t0 = Instant::now();
+    let mut buf = Vec::new();
+    c.read_to_end(&mut buf).unwrap();
+    let idle = t0.elapsed();
+    assert!(
+        idle >= Duration::from_millis(2500) && idle < Duration::from_secs(8),
+        "closed after {idle:?}"
+    );
+}
+
+#[test]
+fn drain_stops_new_requests_on_every_shard_while_in_flight_ones_finish() {
+    let s = start("cli-drain", [1, 1]);
+    // In flight on both servers before the drain.
+    let slow: Vec<_> = (0..4)
+        .map(|_| {
+            let front = s.front;
+            std::thread::spawn(move || http_get(front, "/slow/1500", &[]))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cli(&s.admin, "set server be/s1 state drain"), "\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let after = served_by(s.front, 40);
+    assert_eq!(after.get("s1"), None, "drained s1 got requests: {after:?}");
+    assert_eq!(after.get("s2"), Some(&40));
+    let mut finished = HashMap::new();
+    for t in slow {
+        let r = t.join().unwrap().expect("in-flight request completes");
+        assert_eq!(r.status, 200);
+        *finished
+            .entry(r.header("x-origin").unwrap_or("?").to_string())
+            .or_insert(0) += 1;
+    }
+    assert!(
+        finished.get("s1").copied().unwrap_or(0) >= 1,
+        "an in-flight request on s1 finished: {finished:?}"
+    );
+    let state = state_rows(&cli(&s.admin, "show servers state be"));
+    assert!(
+        state[0].contains(" s1 127.0.0.1 2 8 "),
+        "FDRAIN: {}",
+        state[0]
+    );
+    let stat = cli(&s.admin, "show stat");
+    let s1_status = stat
+        .lines()
+        .find(|l| l.starts_with("be,s1,"))
+        .map(|l| l.split(',').nth(17).unwrap_or("").to_string());
+    assert_eq!(s1_status.as_deref(), Some("DRAIN"), "{stat}");
+
+    assert_eq!(cli(&s.admin, "set server be/s1 state ready"), "\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let back = served_by(s.front, 40);
+    assert!(back.get("s1").copied().unwrap_or(0) >= 10, "{back:?}");
+    // The board logged both changes the way haproxy does.
+    let log = s.proxy.stderr();
+    assert!(log.contains("Server be/s1 enters drain state."), "{log}");
+}
+
+#[test]
+fn weight_maint_and_enable_disable_follow_on_every_shard() {
+    let s = start("cli-weight", [100, 100]);
+    let before = served_by(s.front, 100);
+    let s1 = before.get("s1").copied().unwrap_or(0);
+    assert!((30..=70).contains(&s1), "equal weights: {before:?}");
+
+    assert_eq!(cli(&s.admin, "set weight be/s1 10%"), "\n");
+    assert_eq!(cli(&s.admin, "get weight be/s1"), "10 (initial 100)\n\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let after = served_by(s.front, 220);
+    let s1 = after.get("s1").copied().unwrap_or(0);
+    // 10:100 on each shard: about 9%.
+    assert!((5..=45).contains(&s1), "s1 at 10%: {after:?}");
+
+    assert_eq!(cli(&s.admin, "set server be/s1 weight 100"), "\n");
+    assert_eq!(cli(&s.admin, "disable server be/s1"), "\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let off = served_by(s.front, 30);
+    assert_eq!(off.get("s1"), None, "{off:?}");
+    let state = state_rows(&cli(&s.admin, "show servers state be"));
+    assert!(
+        state[0].contains(" s1 127.0.0.1 0 1 100 100 "),
+        "{}",
+        state[0]
+    );
+
+    assert_eq!(cli(&s.admin, "enable server be/s1"), "\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let on = served_by(s.front, 40);
+    assert!(on.get("s1").copied().unwrap_or(0) >= 10, "{on:?}");
+
+    // maint through `set server ... state` as well, and health forced down.
+    assert_eq!(cli(&s.admin, "set server be/s2 state maint"), "\n");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(served_by(s.front, 20).get("s2"), None);
+    assert_eq!(cli(&s.admin, "set server be/s2 state ready"), "\n");
+    assert_eq!(cli(&s.admin, "set server be/s2 health down"), "\n");
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(served_by(s.front, 20).get("s2"), None);
+    assert_eq!(cli(&s.admin, "set server be/s2 health up"), "\n");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(served_by(s.front, 20).get("s2").copied().unwrap_or(0) >= 4);
+
+    // Errors are one line, as haproxy's.
+    assert_eq!(
+        cli(&s.admin, "set weight be/nope 10"),
+        "No such server.\n\n"
+    );
+    assert_eq!(cli(&s.admin, "get weight nope/s1"), "No such backend.\n\n");
+}
+
+/// The same commands on haproxy 2.6 and ringlb, same config: `show servers state` (clock
+/// column masked) and `get weight` print the same bytes.
+#[test]
+fn servers_state_and_weights_match_haproxy() {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        eprintln!("haproxy not installed: no comparison");
+        return;
+    }
+    let script = [
+        "show servers state",
+        "show stat",
+        "set server be/s1 state drain",
+        "show servers state be",
+        "show stat",
+        "set weight be/s2 50%",
+        "get weight be/s2",
+        "set server be/s2 weight 7",
+        "get weight be/s2",
+        "disable server be/s1",
+        "show servers state",
+        "show stat",
+        "enable server be/s1",
+        "set server be/s1 state ready",
+        "show servers state be",
+        "set weight be/s1 300",
+        "get weight be/s3",
+        "show servers state nope",
+    ];
+    let run = |proxy: &str| -> Vec<String> {
+        let dir = TempDir::new(&format!("cli-diff-{proxy}"));
+        let front = free_addr();
+        let tcp = free_addr();
+        let servers = "    server s1 127.0.0.1:9 weight 3\n    server s2 127.0.0.1:10 weight 20\n    server s3 127.0.0.1:11 backup\n";
+        let text = config(dir.path(), front, tcp, servers);
+        let path = dir.join("p.cfg");
+        std::fs::write(&path, text).unwrap();
+        let _guard = if proxy == "haproxy" {
+            Haproxy::start(&path, &[front, tcp])
+        } else {
+            Ringlb::start(&path, &[front, tcp])
+        };
+        let sock = dir.join("admin.sock");
+        assert!(wait_until(IO_TIMEOUT, || sock.exists()));
+        script
+            .iter()
+            .map(|c| {
+                let out = cli(&sock, c);
+                if c.starts_with("show servers state") {
+                    format!("{c}:\n{}", state_rows(&out).join("\n"))
+                } else if *c == "show stat" {
+                    // Names, status, weight, act, bck: what scripts read after a change.
+                    let rows: Vec<String> = out
+                        .lines()
+                        .skip(1)
+                        .filter(|l| !l.is_empty())
+                        .map(|l| {
+                            let f: Vec<&str> = l.split(',').collect();
+                            [0, 1, 17, 18, 19, 20].map(|i| f[i]).join(",")
+                        })
+                        .collect();
+                    format!("{c}:\n{}", rows.join("\n"))
+                } else {
+                    format!("{c}:\n{out}")
+                }
+            })
+            .collect()
+    };
+    let want = run("haproxy");
+    let got = run("ringlb");
+    assert_eq!(want.len(), got.len());
+    assert!(want[1].contains("be,s1,no check,3,1,0"), "{}", want[1]);
+    for (w, g) in want.iter().zip(got.iter()) {
+        assert_eq!(g, w);
+    }
+}
