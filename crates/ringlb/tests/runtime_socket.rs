@@ -449,3 +449,52 @@ fn servers_state_and_weights_match_haproxy() {
         assert_eq!(g, w);
     }
 }
+
+/// Health-check columns of `show servers state` once checks settled, against haproxy 2.6: an
+/// UP server (L4OK), a DOWN one (L4CON), one in maintenance.
+#[test]
+fn checked_servers_state_matches_haproxy() {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        eprintln!("haproxy not installed: no comparison");
+        return;
+    }
+    let origins = Origins::start(1);
+    let dead = free_addr();
+    let run = |proxy: &str| -> Vec<String> {
+        let dir = TempDir::new(&format!("cli-chk-{proxy}"));
+        let front = free_addr();
+        let tcp = free_addr();
+        let servers = format!(
+            "    server s1 {} check inter 100ms\n    server s2 {dead} check inter 100ms\n    server s3 {} check inter 100ms\n",
+            origins.get(0).addr(),
+            origins.get(0).addr()
+        );
+        let text = config(dir.path(), front, tcp, &servers);
+        let path = dir.join("p.cfg");
+        std::fs::write(&path, text).unwrap();
+        let _guard = if proxy == "haproxy" {
+            Haproxy::start(&path, &[front, tcp])
+        } else {
+            Ringlb::start(&path, &[front, tcp])
+        };
+        let sock = dir.join("admin.sock");
+        assert!(wait_until(IO_TIMEOUT, || sock.exists()));
+        assert_eq!(cli(&sock, "disable server be/s3"), "\n");
+        // fall 3 x 100 ms for s2, then margin.
+        std::thread::sleep(Duration::from_millis(1200));
+        let mut out = state_rows(&cli(&sock, "show servers state be"));
+        out.push(cli(&sock, "get weight be/s2"));
+        out
+    };
+    let want = run("haproxy");
+    let got = run("ringlb");
+    assert!(
+        want[0].contains(" s1 127.0.0.1 2 0 1 1 T 6 3 4 6 "),
+        "{want:?}"
+    );
+    assert_eq!(got, want);
+}

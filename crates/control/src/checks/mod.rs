@@ -474,6 +474,44 @@ impl ChecksHandle {
     pub fn snapshot(&self) -> Vec<ServerCheckStats> {
         self.0.board.borrow().snapshot(self.0.now())
     }
+
+    /// `srv_check_status`, `srv_check_result` and `srv_check_health` of a server's health
+    /// check (`agent`: of its agent check), as `show servers state` prints them.
+    pub fn check_columns(&self, b: usize, s: usize, agent: bool) -> Option<(u8, u8, u32)> {
+        let board = self.0.board.borrow();
+        let st = if agent {
+            board.agent_state(b, s)
+        } else {
+            board.check_state(b, s)
+        }?;
+        let status = st
+            .last_result()
+            .map_or(ringlb_health::status::CheckStatus::Init, |r| r.status);
+        Some((status_code(status), result_code(status), st.health()))
+    }
+}
+
+/// HAProxy's `HCHK_STATUS_*` number of a status: same order as its enum, which has a dummy
+/// `HCHK_STATUS_CHECKED` (3) between `START` and `HANA`.
+fn status_code(s: ringlb_health::status::CheckStatus) -> u8 {
+    use ringlb_health::status::CheckStatus as S;
+    let n = s as u8;
+    if n >= S::HealthAnalyze as u8 {
+        n + 1
+    } else {
+        n
+    }
+}
+
+/// HAProxy's `CHK_RES_*` for the result a status reports.
+fn result_code(s: ringlb_health::status::CheckStatus) -> u8 {
+    use ringlb_health::status::CheckStatus as S;
+    match s {
+        S::Unknown | S::Init | S::Start => 0,
+        S::L4Ok | S::L6Ok | S::L7Ok | S::ProcOk => 3,
+        S::L7OkCond => 4,
+        _ => 2,
+    }
 }
 
 /// As [`run`], and a handle for the runtime socket. Without jobs no task starts, but the board

@@ -259,6 +259,17 @@ fn refresh(ctx: &Ctx) {
                     };
                 }
             }
+            if let Some(h) = ctx.checks.as_ref() {
+                if row.admin & ringlb_runtime::servers::admin::MAINT == 0 {
+                    for (agent, c) in [(false, &mut row.check), (true, &mut row.agent)] {
+                        if let Some((status, result, health)) = h.check_columns(bi, si, agent) {
+                            c.status = status;
+                            c.result = result;
+                            c.health = health;
+                        }
+                    }
+                }
+            }
             row.secs_since_change = stats
                 .as_ref()
                 .and_then(|v| v.get(flat))
