@@ -92,6 +92,7 @@ impl Proxy {
         let control_exit = Arc::new(AtomicBool::new(false));
         let exit = control_exit.clone();
         let check_stats = CheckStatsHandle::default();
+        check_stats.publish_to(board.clone(), topology.clone());
         let stats = check_stats.clone();
         let (cli_tx, cli_rx) = mpsc::channel();
         let start = ControlStart {

@@ -669,15 +669,38 @@ fn descriptors_are_released_after_connections_close() {
             .map(|d| d.count())
             .unwrap_or(0)
     };
+    let links = |pid: u32| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| {
+                        let l = std::fs::read_link(e.path()).unwrap_or_default();
+                        format!("{}->{}", e.file_name().to_string_lossy(), l.display())
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    // Warm-up first: both shards take their lazily created descriptors (timers, eventfds)
+    // before the count starts.
+    for i in 0..24 {
+        let path = if i % 3 == 0 { "/noresponse" } else { "/" };
+        let _ = conn(s.front).get(path);
+    }
+    std::thread::sleep(Duration::from_millis(200));
     let before = fds(s.proxy.pid());
+    let before_links = links(s.proxy.pid());
     for i in 0..200 {
         let path = if i % 3 == 0 { "/noresponse" } else { "/" };
         let _ = conn(s.front).get(path);
     }
     assert!(
         wait_until(T, || fds(s.proxy.pid()) <= before),
-        "descriptors: {before} before, {} after",
-        fds(s.proxy.pid())
+        "descriptors: {before} before, {} after\nbefore: {before_links:?}\nafter: {:?}",
+        fds(s.proxy.pid()),
+        links(s.proxy.pid())
     );
 }
 

@@ -608,10 +608,13 @@ fn render_var(v: LogVar, f: Flags, cx: Ctx<'_, '_>, out: &mut Vec<u8>) {
             }
             let mut line = Vec::with_capacity(req.method.len() + req.uri.len() + 10);
             line.extend_from_slice(&req.method);
-            line.push(b' ');
-            line.extend_from_slice(&req.uri);
-            line.push(b' ');
-            line.extend_from_slice(&req.version);
+            // A request that never parsed is logged as its method alone (`<BADREQ>`).
+            if !req.uri.is_empty() || !req.version.is_empty() {
+                line.push(b' ');
+                line.extend_from_slice(&req.uri);
+                line.push(b' ');
+                line.extend_from_slice(&req.version);
+            }
             write_str(out, Some(&line), f)
         }
         L::Status => write_int(

@@ -57,6 +57,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     };
     let mut session = Session {
         ctx,
+        accepted: Instant::now(),
         fe,
         fe_idx: frontend,
         client_ip: client.peer_addr().map(|a| a.ip()),
@@ -110,6 +111,8 @@ enum Failure {
 
 struct Session<'a> {
     ctx: &'a Ctx,
+    /// When the connection was accepted (its first request's `%t`).
+    accepted: Instant,
     fe: &'a FrontendRt,
     fe_idx: usize,
     client: ClientConn,
@@ -136,7 +139,22 @@ impl<'a> Session<'a> {
             }
             let head = match self.read_request_head().await {
                 Ok(h) => h,
-                Err(HeadError::Quiet | HeadError::Io) => return,
+                Err(HeadError::Quiet | HeadError::Io) => {
+                    // haproxy logs a connection that closed before its first request (`CR`,
+                    // `<BADREQ>`) unless `option dontlognull`.
+                    if self.requests == 0 && !self.fe.dontlognull {
+                        if let crate::topology::LogLine::Format(lf) = &self.fe.log_line {
+                            let t = Txn {
+                                wait_start: Some(self.accepted),
+                                status: 400,
+                                term: *b"CR",
+                                ..Txn::default()
+                            };
+                            self.log_txn(lf, &t, Instant::now());
+                        }
+                    }
+                    return;
+                }
                 // Error replies are boxed: rare, and inline they would enlarge every session.
                 Err(HeadError::Timeout) => {
                     self.count_failed_request();
@@ -155,6 +173,20 @@ impl<'a> Session<'a> {
                 }
             };
             self.requests += 1;
+            {
+                let logs = matches!(self.fe.log_line, crate::topology::LogLine::Format(_));
+                let sc = scratch(&mut self.sc, self.ctx);
+                sc.txn.head_done = Some(Instant::now());
+                if logs {
+                    let b = head.bytes();
+                    let (m, t) = (sc.req.method_span().get(b), sc.req.target().get(b));
+                    sc.log_req.clear();
+                    sc.log_req.extend_from_slice(m);
+                    sc.log_req.extend_from_slice(t);
+                    sc.log_req.extend_from_slice(sc.req.version().as_bytes());
+                    sc.log_req_lens = (m.len(), t.len());
+                }
+            }
             {
                 let now_ms = self.ctx.state.board.now_ms();
                 let mut c = self.ctx.state.counters.borrow_mut();
@@ -280,6 +312,18 @@ impl<'a> Session<'a> {
     async fn transaction(&mut self, mut head: RecvBuf) -> After {
         let ctx: &'a Ctx = self.ctx;
         let topo: &'a Topology = &ctx.state.topo;
+        // `stats uri`: the stats page, served by the proxy itself.
+        if let Some(page) = &self.fe.stats_page {
+            let sc = scratch(&mut self.sc, ctx);
+            if sc
+                .req
+                .target()
+                .get(head.bytes())
+                .starts_with(page.page.uri.as_bytes())
+            {
+                return Box::pin(self.serve_stats(page, head)).await;
+            }
+        }
         // The rule engine runs only for proxies that have rules (no cost otherwise).
         let default_be = self.fe.backend;
         let mut rewritten: Option<Vec<u8>> = None;
@@ -315,6 +359,19 @@ impl<'a> Session<'a> {
             self.reply_error(503, None).await;
             return After::Close;
         };
+        if let Some(page) = &be.stats_page {
+            // A backend with `stats enable` answers every request routed to it from its stats
+            // page (HAProxy's stats applet replaces the servers).
+            let sc = scratch(&mut self.sc, ctx);
+            if sc
+                .req
+                .target()
+                .get(head.bytes())
+                .starts_with(page.page.uri.as_bytes())
+            {
+                return Box::pin(self.serve_stats(page, head)).await;
+            }
+        }
         scratch(&mut self.sc, self.ctx).txn.backend = Some(be_idx);
         let req = &scratch(&mut self.sc, self.ctx).req;
         let method = req.method();
@@ -644,7 +701,7 @@ impl<'a> Session<'a> {
         head.consume(resp_head_len);
         let client_timeout = self.fe.timeouts.client;
         if tunnel {
-            let tunnel_head_len = out.len() as u64;
+            let tunnel_head_len = resp_head_len as u64;
             let (sent, buf) = within(client_timeout, self.client.send_all(SendBuf::from_vec(out)))
                 .await
                 .unwrap_or_else(|_| {
@@ -694,7 +751,8 @@ impl<'a> Session<'a> {
             head: self.limits,
         };
         // The head goes out with the first body bytes, in one write.
-        let head_bytes = out.len() as u64;
+        // haproxy counts a response's bytes as the server sent them (`%B`, `bout`).
+        let head_bytes = resp_head_len as u64;
         let mut head_out = Some(out);
         let mut body_bytes = 0u64;
         let body = forward_body(
@@ -768,6 +826,7 @@ impl<'a> Session<'a> {
             src,
             dst,
             tls: tls.as_ref(),
+            log: None,
         };
         if let Some(r) = &fe.rules {
             let v = r.http_request(&mut host, &mut txn);
@@ -820,6 +879,11 @@ impl<'a> Session<'a> {
         mut head: RecvBuf,
     ) -> After {
         let sc = scratch(&mut self.sc, self.ctx);
+        sc.txn.term = match (reply.denied, reply.tarpit) {
+            (_, true) => *b"PT",
+            (true, _) => *b"PR",
+            _ => *b"LR",
+        };
         let framing = sc.req.framing();
         let keep = sc.req.client_keep_alive();
         announce_persistence(&mut reply.bytes, keep, sc.req.version());
@@ -887,6 +951,7 @@ impl<'a> Session<'a> {
     /// exposition format (`?scope=...`, `no-maint`); a malformed query gets 400.
     async fn serve_service(&mut self, name: &str, mut head: RecvBuf) -> After {
         let sc = scratch(&mut self.sc, self.ctx);
+        sc.txn.term = *b"LR";
         let head_len = sc.req.head_len();
         let framing = sc.req.framing();
         let keep = sc.req.client_keep_alive();
@@ -1000,6 +1065,7 @@ impl<'a> Session<'a> {
             src,
             dst,
             tls: tls.as_ref(),
+            log: None,
         };
         for r in [be_rules, fe_rules].into_iter().flatten() {
             let v = r.http_response(&mut host, &mut txn);
@@ -1045,6 +1111,147 @@ impl<'a> Session<'a> {
         After::Close
     }
 
+    /// The stats page (`stats uri`): HTML, `;csv`, `;json`, `stats auth` (401), and the
+    /// `stats admin` form, whose actions are broadcast to every shard like runtime commands.
+    async fn serve_stats(
+        &mut self,
+        page: &'a crate::topology::StatsPageRt,
+        mut head: RecvBuf,
+    ) -> After {
+        let ctx = self.ctx;
+        let sc = scratch(&mut self.sc, ctx);
+        let bytes = head.bytes();
+        let method = String::from_utf8_lossy(sc.req.method_span().get(bytes)).into_owned();
+        let target = String::from_utf8_lossy(sc.req.target().get(bytes)).into_owned();
+        let authorization = sc
+            .req
+            .headers_named(bytes, b"authorization")
+            .next()
+            .map(|h| String::from_utf8_lossy(h.value.get(bytes)).into_owned());
+        let framing = sc.req.framing();
+        let keep = sc.req.client_keep_alive();
+        let version = sc.req.version();
+        let head_len = sc.req.head_len();
+        sc.txn.term = *b"LR";
+        // `stats admin if COND`, evaluated on this request.
+        let admin = !page.admin.is_empty() && {
+            let tls = self.client.tls_facts();
+            let mut msg = ringlb_rules::HttpMessage::request(
+                sc.req.method_span().get(bytes),
+                sc.req.target().get(bytes),
+                sc.req.version().as_bytes(),
+            );
+            for h in sc.req.headers() {
+                msg.push_header(h.name.get(bytes), h.value.get(bytes));
+            }
+            let txn = ringlb_rules::Txn::new(msg);
+            let host = crate::rules::Host {
+                ctx,
+                frontend: &self.fe.name,
+                backend: None,
+                server: None,
+                src: self.client.peer_addr(),
+                dst: self.client.tcp().local_addr().ok(),
+                tls: tls.as_ref(),
+                log: None,
+            };
+            let cx = ringlb_rules::Ctx::new(&host, &txn);
+            page.admin.iter().any(|c| c.eval(&page.acls, cx))
+        };
+        sc.txn.bytes_in += head_len as u64;
+        head.consume(head_len);
+        // The admin form's body (small; anything else closes the connection).
+        let mut body = Vec::new();
+        let mut reusable = true;
+        match framing {
+            BodyFraming::None => {
+                if !head.is_empty() {
+                    self.pending = Some(head);
+                }
+            }
+            BodyFraming::ContentLength(n) if n <= 64 << 10 => {
+                body.extend_from_slice(head.bytes());
+                while (body.len() as u64) < n {
+                    match within(self.fe.timeouts.client, self.client.recv()).await {
+                        Ok(Ok(Some(more))) => body.extend_from_slice(more.bytes()),
+                        _ => return After::Close,
+                    }
+                }
+                body.truncate(n as usize);
+                reusable = false;
+            }
+            _ => {
+                self.reply_error(413, None).await;
+                return After::Close;
+            }
+        }
+        let credentials = &page.auth.credentials;
+        let answer = if !credentials.is_empty()
+            && ringlb_stats::admin::check_basic_auth(authorization.as_deref(), credentials)
+                .is_none()
+        {
+            // Checked before collecting anything: an unauthenticated client costs nothing.
+            ringlb_stats::admin::unauthorized(page.auth.realm.as_deref())
+        } else {
+            let snap = crate::service::snapshot(ctx).await;
+            let mut cfg = page.page.clone();
+            cfg.admin = admin;
+            match ringlb_stats::page::route(
+                &snap,
+                &cfg,
+                &page.auth,
+                &method,
+                &target,
+                authorization.as_deref(),
+                &String::from_utf8_lossy(&body),
+            ) {
+                ringlb_stats::page::StatsRoute::NotStats => {
+                    ringlb_stats::admin::unauthorized(page.auth.realm.as_deref())
+                }
+                ringlb_stats::page::StatsRoute::Answer(a) => a,
+                ringlb_stats::page::StatsRoute::Admin {
+                    request,
+                    redirect_uri,
+                } => {
+                    let (total, altered) = crate::service::apply_admin(ctx, &request);
+                    ringlb_stats::admin::admin_redirect(
+                        &redirect_uri,
+                        ringlb_stats::admin::AdminStatus::from_counts(total, altered),
+                    )
+                }
+            }
+        };
+        let mut out = crate::service::answer_bytes(&answer);
+        announce_persistence(&mut out, keep, version);
+        let txn = &mut scratch(&mut self.sc, ctx).txn;
+        txn.status = answer.status;
+        txn.bytes_out += out.len() as u64;
+        if let Some(f) = ctx
+            .state
+            .counters
+            .borrow_mut()
+            .frontends
+            .get_mut(self.fe_idx)
+        {
+            f.intercepted_req += 1;
+        }
+        let (sent, _) = within(
+            self.fe.timeouts.client,
+            self.client.send_all(SendBuf::from_vec(out)),
+        )
+        .await
+        .unwrap_or_else(|_| {
+            (
+                Err(std::io::ErrorKind::TimedOut.into()),
+                SendBuf::from_vec(Vec::new()),
+            )
+        });
+        if sent.is_err() || !keep || !reusable {
+            return After::Close;
+        }
+        After::KeepAlive
+    }
+
     /// A header rewrite failed (`wrew`), answered with 500.
     fn note_failed_rewrite(&mut self, be: usize) {
         let mut c = self.ctx.state.counters.borrow_mut();
@@ -1088,6 +1295,14 @@ impl<'a> Session<'a> {
                 }
                 c.stream_start(be, s, now_ms);
                 txn.server = Some(s);
+                txn.server_addr = self
+                    .ctx
+                    .state
+                    .topo
+                    .backends
+                    .get(be)
+                    .and_then(|b| b.servers.get(s))
+                    .map(|s| s.addr);
                 txn.stream_started = true;
             }
         }
@@ -1146,6 +1361,126 @@ impl<'a> Session<'a> {
                 c.record_times(b, t.server, &times);
             }
         }
+        drop(c);
+        if let crate::topology::LogLine::Format(lf) = &self.fe.log_line {
+            // `option dontlognull`: a connection that sent nothing is not logged.
+            if !(self.fe.dontlognull && t.bytes_in == 0) {
+                self.log_txn(lf, &t, now);
+            }
+        }
+    }
+
+    /// Renders and queues the log line of a finished transaction (HAProxy's `option httplog`
+    /// or `log-format`), with the timers HAProxy reports.
+    fn log_txn(&mut self, lf: &ringlb_rules::LogFormat, t: &Txn, now: Instant) {
+        let ctx = self.ctx;
+        let ms = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => b.saturating_duration_since(a).as_millis() as i64,
+            _ => -1,
+        };
+        let dur = |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64);
+        let start = t.wait_start.or(t.head_start).or(Some(self.accepted));
+        let tt = ms(start, Some(now));
+        let ti = ms(start, t.head_start).max(0);
+        let unix_now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let topo = &ctx.state.topo;
+        let (be_conn, srv_conn) = match (t.backend, t.server) {
+            (Some(b), s) => {
+                let st = ctx.state.backends.get(b);
+                let bc = st.map_or(0, |st| {
+                    st.servers.iter().map(|x| i64::from(x.active.get())).sum()
+                });
+                let sc = s
+                    .and_then(|s| ctx.state.server(b, s))
+                    .map_or(0, |x| i64::from(x.active.get()));
+                (bc, sc)
+            }
+            _ => (0, 0),
+        };
+        let facts = crate::rules::LogFacts {
+            accept_unix_ms: unix_now - tt.max(0),
+            th: 0,
+            ti,
+            tr_req: ms(t.head_start, t.head_done),
+            tw: dur(t.queue),
+            tc: dur(t.connect),
+            tr: ms(t.request_sent, t.response_head),
+            td: ms(t.response_head, Some(now)),
+            ta: tt - ti,
+            tt,
+            status: if t.status == 0 {
+                -1
+            } else {
+                i64::from(t.status)
+            },
+            bytes_out: t.bytes_out as i64,
+            bytes_in: t.bytes_in as i64,
+            term: if t.term == [0, 0] { *b"--" } else { t.term },
+            act_conn: i64::from(ctx.state.conns.get()),
+            fe_conn: ctx
+                .state
+                .counters
+                .borrow()
+                .frontends
+                .get(self.fe_idx)
+                .map_or(0, |f| i64::from(f.cur_sess)),
+            be_conn,
+            srv_conn,
+            retries: 0,
+            pid: i64::from(std::process::id()),
+            request_counter: self.requests as i64,
+            server_addr: t.server_addr,
+        };
+        let sc = scratch(&mut self.sc, ctx);
+        let (mlen, tlen) = sc.log_req_lens;
+        let b = &sc.log_req;
+        let parsed = t.head_done.is_some();
+        let method: &[u8] = if parsed {
+            b.get(..mlen).unwrap_or_default()
+        } else {
+            b"<BADREQ>"
+        };
+        let target = if parsed {
+            b.get(mlen..mlen + tlen).unwrap_or_default()
+        } else {
+            b""
+        };
+        let version = if parsed {
+            b.get(mlen + tlen..).unwrap_or_default()
+        } else {
+            b""
+        };
+        let mut txn =
+            ringlb_rules::Txn::new(ringlb_rules::HttpMessage::request(method, target, version));
+        if t.status != 0 {
+            txn.res = Some(ringlb_rules::HttpMessage::response(
+                b"HTTP/1.1",
+                t.status,
+                b"",
+            ));
+        }
+        let tls = self.client.tls_facts();
+        let be = t.backend.and_then(|b| topo.backends.get(b));
+        let host = crate::rules::Host {
+            ctx,
+            frontend: &self.fe.name,
+            backend: be.map(|b| b.name.as_str()),
+            server: be
+                .and_then(|b| t.server.and_then(|s| b.servers.get(s)))
+                .map(|s| s.name.as_str()),
+            src: self.client.peer_addr(),
+            dst: self.client.tcp().local_addr().ok(),
+            tls: tls.as_ref(),
+            log: Some(&facts),
+        };
+        // The line is built in a buffer per request (logging is rare enough next to I/O).
+        let mut line = Vec::with_capacity(256);
+        lf.render(ringlb_rules::Ctx::new(&host, &txn), &mut line);
+        ctx.logger
+            .emit(&self.fe.log, ringlb_log::Level::INFO, &line);
     }
 
     /// Answers a request the parser rejected: the frontend's `errorfile` for its status, else the
@@ -1186,6 +1521,16 @@ impl<'a> Session<'a> {
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = status;
         txn.bytes_out += bytes.len() as u64;
+        if txn.term == [0, 0] {
+            // The usual causes of each status the stream makes (haproxy's `%ts`).
+            txn.term = match status {
+                408 => *b"cR",
+                503 => *b"SC",
+                504 => *b"sH",
+                502 => *b"SH",
+                _ => *b"PR",
+            };
+        }
         // A copy into an owned buffer: error replies are rare and small.
         let _ = within(
             self.fe.timeouts.client,
@@ -1206,6 +1551,10 @@ pub struct Scratch {
     resp2: ResponseHead,
     out: Vec<u8>,
     txn: Txn,
+    /// The request line kept for the log (method, target, version; only when this frontend
+    /// logs a format: one copy of a few dozen bytes per request).
+    log_req: Vec<u8>,
+    log_req_lens: (usize, usize),
 }
 
 /// What one transaction did, for the counters (and the logs): when each phase ended, where it
@@ -1216,6 +1565,12 @@ struct Txn {
     wait_start: Option<Instant>,
     /// First byte of the request head.
     head_start: Option<Instant>,
+    /// The head was complete.
+    head_done: Option<Instant>,
+    /// HAProxy's termination state (`%ts`): who ended the transaction and in which phase;
+    /// `[0, 0]` is a normal end (`--`).
+    term: [u8; 2],
+    server_addr: Option<std::net::SocketAddr>,
     backend: Option<usize>,
     server: Option<usize>,
     /// A server session was counted (`stream_start`); ended in `finish_txn`.
@@ -1247,6 +1602,8 @@ impl Scratch {
             resp2: ResponseHead::default(),
             out: Vec::with_capacity(512),
             txn: Txn::default(),
+            log_req: Vec::new(),
+            log_req_lens: (0, 0),
         })
     }
 }

@@ -221,3 +221,21 @@ pub fn local_utc_offset_secs() -> i32 {
         0
     }
 }
+
+/// haproxy's default log line (no `option httplog|tcplog`, no `log-format`), at accept:
+/// `Connect from 10.0.1.2:33312 to 10.0.3.31:8012 (www/HTTP)`.
+pub fn log_connect(
+    ctx: &crate::Ctx,
+    fe: &crate::topology::FrontendRt,
+    client: &crate::conn::ClientConn,
+) {
+    let (Some(src), Ok(dst)) = (client.peer_addr(), client.tcp().local_addr()) else {
+        return;
+    };
+    let mode = match fe.mode {
+        ringlb_config::model::Mode::Http => "HTTP",
+        ringlb_config::model::Mode::Tcp => "TCP",
+    };
+    let line = format!("Connect from {src} to {dst} ({}/{mode})", fe.name);
+    ctx.logger.emit(&fe.log, Level::INFO, line.as_bytes());
+}

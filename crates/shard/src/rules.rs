@@ -19,6 +19,37 @@ pub struct Host<'a> {
     pub src: Option<SocketAddr>,
     pub dst: Option<SocketAddr>,
     pub tls: Option<&'a TlsFacts>,
+    /// The finished transaction's timers and counters (log lines only).
+    pub log: Option<&'a LogFacts>,
+}
+
+/// What a log line reports about a finished transaction (HAProxy's `%X` variables). Times in
+/// milliseconds, -1 where the phase did not happen.
+#[derive(Debug, Clone, Default)]
+pub struct LogFacts {
+    /// When the session started waiting for the request (Unix ms): `%t`.
+    pub accept_unix_ms: i64,
+    pub th: i64,
+    pub ti: i64,
+    pub tr_req: i64,
+    pub tw: i64,
+    pub tc: i64,
+    pub tr: i64,
+    pub td: i64,
+    pub ta: i64,
+    pub tt: i64,
+    pub status: i64,
+    pub bytes_out: i64,
+    pub bytes_in: i64,
+    pub term: [u8; 2],
+    pub act_conn: i64,
+    pub fe_conn: i64,
+    pub be_conn: i64,
+    pub srv_conn: i64,
+    pub retries: i64,
+    pub pid: i64,
+    pub request_counter: i64,
+    pub server_addr: Option<SocketAddr>,
 }
 
 impl SampleSource for Host<'_> {
@@ -50,7 +81,8 @@ impl SampleSource for Host<'_> {
     }
 
     fn backend_name(&self) -> Option<&str> {
-        self.backend
+        // In logs a request that reached no backend shows the frontend (`%b`), as haproxy.
+        self.backend.or(self.log.map(|_| self.frontend))
     }
 
     fn server_name(&self) -> Option<&str> {
@@ -109,6 +141,55 @@ impl SampleSource for Host<'_> {
             "ssl_c_notafter" => t.ssl_c_notafter().map(|s| Sample::owned(s.into_bytes())),
             "ssl_c_notbefore" => t.ssl_c_notbefore().map(|s| Sample::owned(s.into_bytes())),
             _ => None,
+        }
+    }
+
+    fn log_value(&self, v: ringlb_rules::LogVar) -> ringlb_rules::LogValue<'_> {
+        use ringlb_rules::{LogValue as V, LogVar as L};
+        let Some(f) = self.log else {
+            return V::Missing;
+        };
+        match v {
+            L::AcceptDate
+            | L::ReqDate
+            | L::Ts
+            | L::GmtDate
+            | L::LocalDate
+            | L::ReqDateGmt
+            | L::ReqDateLocal => V::TimeMs(f.accept_unix_ms),
+            L::Th => V::Int(f.th),
+            L::Ti => V::Int(f.ti),
+            L::TR => V::Int(f.tr_req),
+            L::Tq => V::Int(if f.tr_req < 0 {
+                -1
+            } else {
+                f.th.max(0) + f.ti.max(0) + f.tr_req
+            }),
+            L::Tw => V::Int(f.tw),
+            L::Tc => V::Int(f.tc),
+            L::Tr => V::Int(f.tr),
+            L::Td => V::Int(f.td),
+            L::Ta => V::Int(f.ta),
+            L::Tt => V::Int(f.tt),
+            L::Tu => V::Int(f.tt),
+            L::Status => V::Int(f.status),
+            L::BytesRead => V::Int(f.bytes_out),
+            L::BytesUploaded => V::Int(f.bytes_in),
+            L::TermState => V::Str(&f.term),
+            L::TermStateCookie => V::Missing,
+            L::ActConn => V::Int(f.act_conn),
+            L::FeConn => V::Int(f.fe_conn),
+            L::BeConn => V::Int(f.be_conn),
+            L::SrvConn => V::Int(f.srv_conn),
+            L::Retries => V::Int(f.retries),
+            L::SrvQueue | L::BackendQueue => V::Int(0),
+            L::Pid => V::Int(f.pid),
+            L::Rt => V::Int(f.request_counter),
+            L::ServerIp => f.server_addr.map_or(V::Missing, |a| V::Ip(a.ip())),
+            L::ServerPort => f
+                .server_addr
+                .map_or(V::Missing, |a| V::Int(i64::from(a.port()))),
+            _ => V::Missing,
         }
     }
 

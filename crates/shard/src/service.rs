@@ -109,3 +109,90 @@ pub fn write_reply(
     out.extend_from_slice(b"\r\n\r\n");
     out.extend_from_slice(body);
 }
+
+/// An answer of the stats renderers as bytes: status line, its headers, `content-length`.
+pub fn answer_bytes(a: &ringlb_stats::page::HttpAnswer) -> Vec<u8> {
+    let mut out = Vec::with_capacity(a.body.len() + 256);
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(a.status.to_string().as_bytes());
+    out.push(b' ');
+    let reason = match a.status {
+        303 => "See Other",
+        s => ringlb_http1::reason_phrase(s),
+    };
+    out.extend_from_slice(reason.as_bytes());
+    out.extend_from_slice(b"\r\n");
+    for (n, v) in &a.headers {
+        out.extend_from_slice(n.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(v.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"content-length: ");
+    out.extend_from_slice(a.body.len().to_string().as_bytes());
+    out.extend_from_slice(b"\r\n\r\n");
+    out.extend_from_slice(a.body.as_bytes());
+    out
+}
+
+/// Applies a stats-page admin action to the named servers of a backend by broadcasting it
+/// through the control shard (so every shard applies it); returns (servers named, changed).
+pub fn apply_admin(ctx: &Ctx, req: &ringlb_stats::admin::AdminRequest) -> (usize, usize) {
+    use ringlb_stats::admin::{AdminAction as A, BackendRef};
+    let topo = &ctx.state.topo;
+    let backend = match &req.backend {
+        BackendRef::Id(id) => topo
+            .proxies
+            .iter()
+            .find(|p| p.id == *id)
+            .and_then(|p| p.backend),
+        BackendRef::Name(n) => topo.backends.iter().position(|b| b.name == *n),
+    };
+    let Some(b) = backend else {
+        return (req.servers.len(), 0);
+    };
+    let mut altered = 0;
+    for name in &req.servers {
+        let Some(s) = topo
+            .backends
+            .get(b)
+            .and_then(|be| be.servers.iter().position(|x| x.name == *name))
+        else {
+            continue;
+        };
+        let msg = match req.action {
+            A::Ready => ControlMsg::SetServerAdmin {
+                backend: b,
+                server: s,
+                state: crate::state::AdminState::Ready,
+            },
+            A::Drain => ControlMsg::SetServerAdmin {
+                backend: b,
+                server: s,
+                state: crate::state::AdminState::Drain,
+            },
+            A::Maint => ControlMsg::SetServerAdmin {
+                backend: b,
+                server: s,
+                state: crate::state::AdminState::Maint,
+            },
+            A::HealthUp => ControlMsg::SetServerHealth {
+                backend: b,
+                server: s,
+                up: true,
+            },
+            A::HealthDown => ControlMsg::SetServerHealth {
+                backend: b,
+                server: s,
+                up: false,
+            },
+            // Check scheduling and session shutdown from the page are not implemented yet:
+            // counted as not altered, so the page says so.
+            _ => continue,
+        };
+        if ctx.commands.try_send(msg).is_ok() {
+            altered += 1;
+        }
+    }
+    (req.servers.len(), altered)
+}

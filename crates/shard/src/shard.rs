@@ -303,6 +303,11 @@ async fn accept_loop(
                     }
                 }
             };
+            if let Some(fe) = ctx.state.topo.frontends.get(frontend) {
+                if matches!(fe.log_line, crate::topology::LogLine::Connect) {
+                    crate::log::log_connect(&ctx, fe, &client);
+                }
+            }
             match mode {
                 Mode::Tcp => crate::tcp::serve(&ctx, frontend, client).await,
                 Mode::Http => crate::http::serve(&ctx, frontend, client).await,

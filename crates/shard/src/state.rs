@@ -465,6 +465,7 @@ mod tests {
                     options: Default::default(),
                 },
                 rules: None,
+                stats_page: None,
             }],
             tune: Tune {
                 bufsize: 16384,

@@ -68,8 +68,14 @@ pub struct FrontendRt {
     pub backend: Option<usize>,
     /// Indices into [`Topology::logs`] (`log global` expanded; empty for `no log`).
     pub log: Vec<usize>,
+    /// What a traffic log line of this frontend looks like (only with log targets).
+    pub log_line: LogLine,
+    /// `option dontlognull`: connections that sent nothing are not logged.
+    pub dontlognull: bool,
     /// `stats enable|uri|auth|...` of this proxy, if any.
     pub stats: Option<model::Stats>,
+    /// The stats page this frontend serves (`stats enable` / `stats uri`), compiled.
+    pub stats_page: Option<StatsPageRt>,
     /// Compiled `http-request`/`http-response`/`use_backend`... rules (`None`: nothing to run,
     /// the request path skips the rule engine).
     pub rules: Option<ringlb_rules::ProxyRules>,
@@ -125,6 +131,8 @@ pub struct BackendRt {
     pub balance: BalanceSpec,
     /// Compiled backend rules (`None`: nothing to run).
     pub rules: Option<ringlb_rules::ProxyRules>,
+    /// A stats page enabled in a `backend` section (served for requests routed to it).
+    pub stats_page: Option<StatsPageRt>,
 }
 
 /// `balance`, `hash-type` and the servers as the balancer sees them.
@@ -249,6 +257,11 @@ impl Topology {
             .map(|b| {
                 let mut rt = backend_rt(b, &mut errors);
                 rt.rules = compiled(ringlb_rules::ProxyRules::backend(b, cfg), &mut errors);
+                rt.stats_page = b
+                    .stats
+                    .as_ref()
+                    .filter(|s| s.enabled || s.uri.is_some())
+                    .and_then(|s| stats_page(s, &b.acls, &b.loc, cfg, &mut errors));
                 rt
             })
             .collect();
@@ -322,7 +335,18 @@ impl Topology {
                             }
                         })
                         .collect(),
+                    log_line: if f.log.is_empty() {
+                        LogLine::None
+                    } else {
+                        log_line(f, cfg, &mut errors)
+                    },
+                    dontlognull: f.options.dontlognull,
                     stats: f.stats.clone(),
+                    stats_page: f
+                        .stats
+                        .as_ref()
+                        .filter(|s| s.enabled || s.uri.is_some())
+                        .and_then(|s| stats_page(s, &f.acls, &f.loc, cfg, &mut errors)),
                     rules: compiled(ringlb_rules::ProxyRules::frontend(f, cfg), &mut errors),
                     errors: Arc::new(error_files(&f.errorfiles)),
                 }
@@ -582,7 +606,92 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
         conn_mode: b.options.http_conn_mode,
         errors: Arc::new(error_files(&b.errorfiles)),
         rules: None,
+        stats_page: None,
     }
+}
+
+/// The traffic log of a frontend.
+#[derive(Debug)]
+pub enum LogLine {
+    None,
+    /// No format option: haproxy's default, one line at accept
+    /// (`Connect from IP:port to IP:port (frontend/MODE)`).
+    Connect,
+    /// `option httplog|tcplog` or `log-format`: one line per request (or TCP session).
+    Format(Box<ringlb_rules::LogFormat>),
+}
+
+/// haproxy's own `option httplog` format when the frontend is in TCP mode is the TCP one.
+fn log_line(f: &model::Frontend, cfg: &Config, errors: &mut Vec<TopologyError>) -> LogLine {
+    let text: &str = match (&f.log_format, &f.options.httplog, f.options.tcplog) {
+        (Some(t), _, _) => t,
+        (None, Some(h), _) if f.mode == Mode::Http => {
+            if h.clf {
+                ringlb_rules::CLF_FORMAT
+            } else {
+                ringlb_rules::HTTPLOG_FORMAT
+            }
+        }
+        (None, Some(_), _) | (None, None, true) => ringlb_rules::TCPLOG_FORMAT,
+        (None, None, false) => return LogLine::Connect,
+    };
+    let env = ringlb_rules::proxy::Userlists(&cfg.userlists);
+    match ringlb_rules::LogFormat::parse(text, &env) {
+        Ok(lf) => LogLine::Format(Box::new(lf)),
+        Err(e) => {
+            errors.push(TopologyError {
+                loc: f.loc.clone(),
+                message: format!("'log-format' : {e}"),
+            });
+            LogLine::None
+        }
+    }
+}
+
+/// A proxy's stats page: the renderer's settings, `stats auth` users and the compiled
+/// `stats admin` conditions (with the proxy's ACLs).
+#[derive(Debug)]
+pub struct StatsPageRt {
+    pub page: ringlb_stats::page::PageConfig,
+    pub auth: ringlb_stats::page::AuthConfig,
+    pub admin: Vec<ringlb_rules::Cond>,
+    pub acls: ringlb_rules::AclSet,
+}
+
+fn stats_page(
+    s: &model::Stats,
+    acls: &[model::Acl],
+    loc: &model::Loc,
+    cfg: &Config,
+    errors: &mut Vec<TopologyError>,
+) -> Option<StatsPageRt> {
+    let env = ringlb_rules::proxy::Userlists(&cfg.userlists);
+    let mut c = ringlb_rules::Compiler::new(&env);
+    let compiled = c.add_acls(acls).and_then(|()| {
+        s.admin
+            .iter()
+            .map(|cond| c.condition(cond, loc, "stats admin"))
+            .collect::<Result<Vec<_>, _>>()
+    });
+    let admin = match compiled {
+        Ok(a) => a,
+        Err(e) => {
+            errors.push(TopologyError {
+                loc: e.loc.clone(),
+                message: format!("'{}' : {}", e.keyword, e.msg),
+            });
+            return None;
+        }
+    };
+    Some(StatsPageRt {
+        page: ringlb_stats::skeleton::page_config(s),
+        auth: ringlb_stats::page::AuthConfig {
+            credentials: ringlb_stats::skeleton::credentials(s),
+            realm: s.realm.clone(),
+        },
+        admin,
+        acls: c.finish(),
+    })
 }
 
 /// Keeps compiled rules only when they have work (rule lists, `use_backend`...), so proxies

@@ -111,20 +111,20 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "log",
-        OBS,
-        "global log targets (parsed; sent by the logging issue #9)",
+        S,
+        "global log targets (syslog UDP/UNIX, stdout/stderr, fd@N)",
         p_log,
     ),
     kw(
         "log-send-hostname",
-        OBS,
+        S,
         "hostname in syslog header",
         |_, g, l| {
             g.log_send_hostname = Some(l.arg(1).to_string());
             no_extra(l, 2)
         },
     ),
-    kw("log-tag", OBS, "syslog tag", |_, g, l| {
+    kw("log-tag", S, "syslog tag", |_, g, l| {
         str_arg(l, &mut g.log_tag)
     }),
     kw(

@@ -72,7 +72,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("retry-on", DB, S, "events that trigger a retry", p_retry_on),
     kw("http-reuse", DB, S, "idle server connection reuse: never|safe|aggressive|always", p_http_reuse),
     kw("errorfile", DFB, S, "raw HTTP response file for a status code", p_errorfile),
-    kw("log", DFB, OBS, "log targets (parsed; sent by issue #9)", p_log),
+    kw("log", DFB, S, "log targets", p_log),
     kw("timeout connect", DB, S, "server connect timeout", |k, p, l| timeout(k, l, |t| &mut t.connect, p)),
     kw("timeout client", DF, S, "client inactivity timeout", |k, p, l| timeout(k, l, |t| &mut t.client, p)),
     kw("timeout server", DB, S, "server inactivity timeout", |k, p, l| timeout(k, l, |t| &mut t.server, p)),
@@ -89,13 +89,13 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option httpclose", DFB, S, "close both sides after each response", |k, p, l| conn_mode(k, p, l, HttpConnMode::Close)),
     kw("option http-keep-alive", DFB, S, "keep-alive on both sides (default)", |k, p, l| conn_mode(k, p, l, HttpConnMode::KeepAlive)),
     kw("option redispatch", DB, S, "retry on another server [interval]", p_redispatch),
-    kw("option httplog", DFB, OBS, "HTTP log format [clf]", p_httplog),
+    kw("option httplog", DFB, S, "HTTP log format [clf]", p_httplog),
     kw("option httpslog", DFB, OBS, "HTTPS log format", |k, p, l| {
         p.settings.options.httplog = (!k.negated).then_some(crate::model::HttpLog { clf: false });
         opt_other(k, p, l)
     }),
-    kw("option tcplog", DFB, OBS, "TCP log format", |k, p, l| bool_opt(k, l, &mut p.settings.options.tcplog)),
-    kw("option dontlognull", DFB, OBS, "do not log empty connections", |k, p, l| bool_opt(k, l, &mut p.settings.options.dontlognull)),
+    kw("option tcplog", DFB, S, "TCP log format", |k, p, l| bool_opt(k, l, &mut p.settings.options.tcplog)),
+    kw("option dontlognull", DFB, S, "do not log empty connections", |k, p, l| bool_opt(k, l, &mut p.settings.options.dontlognull)),
     kw("option log-health-checks", DB, OBS, "log health check state changes", |k, p, l| bool_opt(k, l, &mut p.settings.options.log_health_checks)),
     kw("option httpchk", DB, S, "HTTP health checks [<method> <uri> <version>]", checks::option_httpchk),
     kw("option tcp-check", DB, S, "run tcp-check rules as health check", |k, p, l| bool_opt(k, l, &mut p.settings.options.tcp_check)),
@@ -200,7 +200,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("errorloc303", DFB, ENG, "redirect (303) for a status code", generic_n2),
     kw("errorfiles", DFB, ENG, "use an http-errors section", p_errorfiles),
     kw("http-error", DFB, ENG, "custom error response", generic),
-    kw("log-format", DFB, OBS, "custom log line format", |k, p, l| {
+    kw("log-format", DFB, S, "custom log line format", |k, p, l| {
         need(k, l, 1)?;
         p.settings.log_format = Some(l.rest(k.kw_words).join(" "));
         Ok(())
@@ -213,47 +213,47 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("stick match", BE, STK, "match a stick entry", rules::generic_cond),
     kw("stick store-request", BE, STK, "store a request sample", rules::generic_cond),
     kw("stick store-response", BE, STK, "store a response sample", rules::generic_cond),
-    kw("stats enable", DFB, OBS, "enable the stats page", |_, p, _| {
+    kw("stats enable", DFB, S, "enable the stats page", |_, p, _| {
         stats(p).enabled = true;
         Ok(())
     }),
-    kw("stats uri", DFB, OBS, "URI of the stats page", |k, p, l| {
+    kw("stats uri", DFB, S, "URI of the stats page", |k, p, l| {
         need(k, l, 1)?;
         let s = stats(p);
         s.enabled = true;
         s.uri = Some(l.arg(2).to_string());
         Ok(())
     }),
-    kw("stats realm", DFB, OBS, "basic-auth realm of the stats page", |k, p, l| {
+    kw("stats realm", DFB, S, "basic-auth realm of the stats page", |k, p, l| {
         need(k, l, 1)?;
         stats(p).realm = Some(l.arg(2).to_string());
         Ok(())
     }),
-    kw("stats refresh", DFB, OBS, "auto-refresh period of the stats page", |k, p, l| {
+    kw("stats refresh", DFB, S, "auto-refresh period of the stats page", |k, p, l| {
         need(k, l, 1)?;
         stats(p).refresh = Some(parse_time_s(l.arg(2))?);
         Ok(())
     }),
-    kw("stats auth", DFB, OBS, "user:password for the stats page", p_stats_auth),
-    kw("stats admin", FB, OBS, "enable admin actions on the stats page if/unless cond", p_stats_admin),
-    kw("stats hide-version", DFB, OBS, "hide the version on the stats page", |_, p, _| {
+    kw("stats auth", DFB, S, "user:password for the stats page", p_stats_auth),
+    kw("stats admin", FB, S, "enable admin actions on the stats page if/unless cond", p_stats_admin),
+    kw("stats hide-version", DFB, S, "hide the version on the stats page", |_, p, _| {
         stats(p).hide_version = true;
         Ok(())
     }),
-    kw("stats show-legends", DFB, OBS, "show legends on the stats page", |_, p, _| {
+    kw("stats show-legends", DFB, S, "show legends on the stats page", |_, p, _| {
         stats(p).show_legends = true;
         Ok(())
     }),
-    kw("stats show-node", DFB, OBS, "show the node name on the stats page", |_, p, l| {
+    kw("stats show-node", DFB, S, "show the node name on the stats page", |_, p, l| {
         let node = (!l.arg(2).is_empty()).then(|| l.arg(2).to_string());
         stats(p).show_node = Some(node);
         Ok(())
     }),
-    kw("stats show-desc", DFB, OBS, "show a description on the stats page", |_, p, l| {
+    kw("stats show-desc", DFB, S, "show a description on the stats page", |_, p, l| {
         stats(p).show_desc = Some(l.rest(2).join(" "));
         Ok(())
     }),
-    kw("stats scope", DFB, OBS, "limit the stats page to some proxies", |k, p, l| {
+    kw("stats scope", DFB, S, "limit the stats page to some proxies", |k, p, l| {
         need(k, l, 1)?;
         stats(p).scope.push(l.arg(2).to_string());
         Ok(())

@@ -88,6 +88,10 @@ pub struct ServerCheckStats {
     pub maxconn: u32,
     /// Takes new traffic.
     pub usable: bool,
+    /// (rise, fall, health counter) of the health check and of the agent, for the stats
+    /// page's `UP 1/3`-style states.
+    pub check_health: Option<(u32, u32, u32)>,
+    pub agent_health: Option<(u32, u32, u32)>,
 }
 
 struct Srv {
@@ -716,6 +720,9 @@ fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
         ..ServerCheckStats::default()
     };
     let mut last_change = srv.last_change;
+    let health_of = |h: &HealthState| (h.timing().rise, h.timing().fall, h.health());
+    st.check_health = srv.check.as_ref().map(health_of);
+    st.agent_health = srv.agent.as_ref().map(health_of);
     if let Some(c) = &srv.check {
         let k = c.counters();
         st.chkfail = k.failed;

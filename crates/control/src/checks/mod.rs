@@ -296,6 +296,9 @@ struct StatsStore {
     stats: Vec<ServerCheckStats>,
     /// When each entry was written.
     written: Vec<Option<Instant>>,
+    /// Where the stats renderers read check results: every write is published there too,
+    /// with each entry placed at its (backend, server) indices of the topology.
+    publish: Option<(Arc<ringlb_shard::StatsBoard>, Arc<ringlb_shard::Topology>)>,
 }
 
 impl CheckStatsHandle {
@@ -322,10 +325,23 @@ impl CheckStatsHandle {
             .collect()
     }
 
+    /// Also publish every update to the stats board (the stats page and `show stat` read it).
+    pub fn publish_to(
+        &self,
+        board: Arc<ringlb_shard::StatsBoard>,
+        topo: Arc<ringlb_shard::Topology>,
+    ) {
+        if let Ok(mut g) = self.0.lock() {
+            g.publish = Some((board, topo));
+            g.publish_now();
+        }
+    }
+
     fn store_all(&self, v: Vec<ServerCheckStats>) {
         if let Ok(mut g) = self.0.lock() {
             g.written = vec![Some(Instant::now()); v.len()];
             g.stats = v;
+            g.publish_now();
         }
     }
 
@@ -337,6 +353,7 @@ impl CheckStatsHandle {
             if let Some(w) = g.written.get_mut(index) {
                 *w = Some(Instant::now());
             }
+            g.publish_now();
         }
     }
 }
@@ -601,6 +618,68 @@ async fn check_task(d: Rc<Driver>, job: Job) {
         .unwrap_or(job.target.inter);
         let wait = spread(inter, d.spread_checks, d.random());
         glommio::timer::sleep(wait.max(Duration::from_millis(1))).await;
+    }
+}
+
+impl StatsStore {
+    /// Rebuilds the board's per-server health from the stored results (rare: check results).
+    fn publish_now(&self) {
+        let Some((board, topo)) = &self.publish else {
+            return;
+        };
+        let now_ms = board.now_ms();
+        let mut out: Vec<Vec<ringlb_shard::ServerHealth>> = topo
+            .backends
+            .iter()
+            .map(|b| vec![ringlb_shard::ServerHealth::default(); b.servers.len()])
+            .collect();
+        for st in &self.stats {
+            let Some(bi) = topo.backends.iter().position(|b| b.name == st.backend) else {
+                continue;
+            };
+            let Some(si) = topo
+                .backends
+                .get(bi)
+                .and_then(|b| b.servers.iter().position(|s| s.name == st.server))
+            else {
+                continue;
+            };
+            let Some(slot) = out.get_mut(bi).and_then(|v| v.get_mut(si)) else {
+                continue;
+            };
+            let check = |h: Option<(u32, u32, u32)>,
+                         status: &str,
+                         code: Option<u16>,
+                         dur: Option<u64>,
+                         info: &str| {
+                h.map(|(rise, fall, health)| ringlb_stats::CheckStats {
+                    status: status.to_string(),
+                    code: code.map(u32::from),
+                    duration_ms: dur,
+                    info: info.to_string(),
+                    rise,
+                    fall,
+                    health,
+                    ..ringlb_stats::CheckStats::default()
+                })
+            };
+            *slot = ringlb_shard::ServerHealth {
+                check: check(
+                    st.check_health,
+                    &st.check_status,
+                    st.check_code,
+                    st.check_duration,
+                    &st.last_chk,
+                ),
+                agent: check(st.agent_health, &st.agent_status, None, None, &st.last_agt),
+                failed_checks: st.chkfail,
+                down_trans: st.chkdown,
+                last_change_ms: now_ms
+                    .saturating_sub(u64::try_from(st.lastchg.as_millis()).unwrap_or(u64::MAX)),
+                down_time_ms: u64::try_from(st.downtime.as_millis()).unwrap_or(u64::MAX),
+            };
+        }
+        board.set_health(out);
     }
 }
 
