@@ -362,6 +362,13 @@ fn weight_maint_and_enable_disable_follow_on_every_shard() {
     std::thread::sleep(Duration::from_millis(100));
     assert!(served_by(s.front, 20).get("s2").copied().unwrap_or(0) >= 4);
 
+    // A change is visible to the next command of the same line.
+    let out = cli(&s.admin, "set server be/s2 state drain; show servers state be");
+    let rows = state_rows(&out);
+    assert!(rows[1].contains(" s2 127.0.0.1 2 8 "), "{out}");
+    let out = cli(&s.admin, "set server be/s2 state ready; show servers state be");
+    assert!(state_rows(&out)[1].contains(" s2 127.0.0.1 2 0 "), "{out}");
+
     // Errors are one line, as haproxy's.
     assert_eq!(
         cli(&s.admin, "set weight be/nope 10"),

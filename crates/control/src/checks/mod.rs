@@ -420,6 +420,44 @@ impl Driver {
         }
     }
 
+    /// As [`Driver::apply`], but the messages are returned instead of sent.
+    fn apply_returning(&self, b: usize, s: usize, effects: Vec<Effect>) -> Vec<ControlMsg> {
+        let mut msgs = Vec::new();
+        let mut rest = Vec::new();
+        for e in effects {
+            match e {
+                Effect::Msg(m) => msgs.push(m),
+                other => rest.push(other),
+            }
+        }
+        let mut touched = vec![(b, s)];
+        for m in &msgs {
+            if let ControlMsg::SetServerHealth {
+                backend, server, ..
+            }
+            | ControlMsg::SetServerWeight {
+                backend, server, ..
+            }
+            | ControlMsg::SetServerAdmin {
+                backend, server, ..
+            }
+            | ControlMsg::SetServerMaxconn {
+                backend, server, ..
+            } = m
+            {
+                touched.push((*backend, *server));
+            }
+        }
+        self.emit(rest);
+        let board = self.board.borrow();
+        for (b, s) in touched {
+            if let Some((i, st)) = board.server_stats(b, s, self.now()) {
+                self.stats.store_one(i, st);
+            }
+        }
+        msgs
+    }
+
     fn emit(&self, effects: Vec<Effect>) {
         for e in effects {
             match e {
@@ -446,45 +484,52 @@ pub fn run(
 }
 
 /// The runtime socket's way into the running checks' [`Board`]: its changes get the same log
-/// lines, counts and broadcasts (through the receiver [`start`] returns) as check results.
+/// lines and counts as check results; the caller broadcasts the messages it gets back.
 #[derive(Clone)]
 pub struct ChecksHandle(Rc<Driver>);
 
+/// Each method logs what the board says and returns the messages for the caller to broadcast
+/// itself, so a command's effect is on every shard before its answer is written.
 impl ChecksHandle {
     /// `set server B/S state ...`.
-    pub fn set_admin(&self, b: usize, s: usize, state: ringlb_shard::AdminState) {
+    pub fn set_admin(
+        &self,
+        b: usize,
+        s: usize,
+        state: ringlb_shard::AdminState,
+    ) -> Vec<ControlMsg> {
         let e = self
             .0
             .board
             .borrow_mut()
             .set_admin(b, s, state, self.0.now());
-        self.0.apply(b, s, e);
+        self.0.apply_returning(b, s, e)
     }
 
     /// `set weight` / `set server B/S weight`.
-    pub fn set_weight(&self, b: usize, s: usize, weight: u32) {
+    pub fn set_weight(&self, b: usize, s: usize, weight: u32) -> Vec<ControlMsg> {
         let e = self
             .0
             .board
             .borrow_mut()
             .set_weight(b, s, weight, self.0.now());
-        self.0.apply(b, s, e);
+        self.0.apply_returning(b, s, e)
     }
 
-    /// `set server B/S health|agent up|down`; false when the server has no such check.
-    pub fn force_health(&self, b: usize, s: usize, agent: bool, up: bool) -> bool {
+    /// `set server B/S health|agent up|down`; `None` when the server has no such check.
+    pub fn force_health(
+        &self,
+        b: usize,
+        s: usize,
+        agent: bool,
+        up: bool,
+    ) -> Option<Vec<ControlMsg>> {
         let e = self
             .0
             .board
             .borrow_mut()
-            .force_health(b, s, agent, up, self.0.now());
-        match e {
-            Some(e) => {
-                self.0.apply(b, s, e);
-                true
-            }
-            None => false,
-        }
+            .force_health(b, s, agent, up, self.0.now())?;
+        Some(self.0.apply_returning(b, s, e))
     }
 
     /// Counters and results of every server now (for `show servers state`).

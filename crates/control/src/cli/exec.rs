@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use glommio::channels::shared_channel::ConnectedSender;
+use ringlb_runtime::servers::admin;
 use ringlb_runtime::{
     apply, AdminState as CliAdmin, CliSession, OpState, Owner, Pending, Reply, Request,
     ServerChange, ServerTable,
@@ -172,9 +173,10 @@ fn names(c: &ServerChange) -> (&str, &str) {
     }
 }
 
-/// Tells the shards (through the health board when it must know: logs, counts, slowstart).
+/// Tells the shards (through the health board when it must know: logs, counts, slowstart),
+/// and returns once every shard has the message queued.
 async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
-    match c {
+    let msgs = match c {
         ServerChange::Admin { state, .. } => {
             let state = match state {
                 CliAdmin::Ready => AdminState::Ready,
@@ -183,61 +185,50 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
             };
             match &ctx.checks {
                 Some(h) => h.set_admin(b, s, state),
-                None => {
-                    ctx.bus
-                        .send(ControlMsg::SetServerAdmin {
-                            backend: b,
-                            server: s,
-                            state,
-                        })
-                        .await
-                }
+                None => vec![ControlMsg::SetServerAdmin {
+                    backend: b,
+                    server: s,
+                    state,
+                }],
             }
         }
         ServerChange::Weight { weight, .. } => match &ctx.checks {
             Some(h) => h.set_weight(b, s, *weight),
-            None => {
-                ctx.bus
-                    .send(ControlMsg::SetServerWeight {
-                        backend: b,
-                        server: s,
-                        weight: *weight,
-                    })
-                    .await
-            }
+            None => vec![ControlMsg::SetServerWeight {
+                backend: b,
+                server: s,
+                weight: *weight,
+            }],
         },
         ServerChange::Health { op_state, .. } => {
-            let up = *op_state != OpState::Stopped;
-            force(ctx, b, s, false, up).await;
+            force(ctx, b, s, false, *op_state != OpState::Stopped)
         }
-        ServerChange::Agent { up, .. } => force(ctx, b, s, true, *up).await,
-        ServerChange::Maxconn { maxconn, .. } => {
-            ctx.bus
-                .send(ControlMsg::SetServerMaxconn {
-                    backend: b,
-                    server: s,
-                    maxconn: *maxconn,
-                })
-                .await
-        }
-        _ => {}
+        ServerChange::Agent { up, .. } => force(ctx, b, s, true, *up),
+        ServerChange::Maxconn { maxconn, .. } => vec![ControlMsg::SetServerMaxconn {
+            backend: b,
+            server: s,
+            maxconn: *maxconn,
+        }],
+        _ => Vec::new(),
+    };
+    for m in msgs {
+        ctx.bus.send(m).await;
     }
 }
 
-async fn force(ctx: &Ctx, b: usize, s: usize, agent: bool, up: bool) {
-    let done = ctx
-        .checks
+/// The messages of a forced health change: the board's when the server has that check,
+/// otherwise the plain state.
+fn force(ctx: &Ctx, b: usize, s: usize, agent: bool, up: bool) -> Vec<ControlMsg> {
+    ctx.checks
         .as_ref()
-        .is_some_and(|h| h.force_health(b, s, agent, up));
-    if !done {
-        ctx.bus
-            .send(ControlMsg::SetServerHealth {
+        .and_then(|h| h.force_health(b, s, agent, up))
+        .unwrap_or_else(|| {
+            vec![ControlMsg::SetServerHealth {
                 backend: b,
                 server: s,
                 up,
-            })
-            .await;
-    }
+            }]
+        })
 }
 
 /// Brings the table's volatile columns up to date: operational state from the shards' mirror,
@@ -248,10 +239,42 @@ fn refresh(ctx: &Ctx) {
     let uptime = ctx.started.elapsed().as_secs();
     let mut table = ctx.table.borrow_mut();
     let mut flat = 0usize;
+    // Admin changes made elsewhere (the stats page's admin form) reach the shards without
+    // passing here: the shards' state wins.
+    let mut admin_changes = Vec::new();
+    for (bi, be) in table.backends.iter().enumerate() {
+        for (si, row) in be.servers.iter().enumerate() {
+            let Some(st) = mirror.server(bi, si) else {
+                continue;
+            };
+            let have = if row.admin & admin::MAINT != 0 {
+                AdminState::Maint
+            } else if row.admin & admin::DRAIN != 0 {
+                AdminState::Drain
+            } else {
+                AdminState::Ready
+            };
+            let want = st.admin.get();
+            if want != have {
+                admin_changes.push(ServerChange::Admin {
+                    backend: be.name.clone(),
+                    server: row.name.clone(),
+                    state: match want {
+                        AdminState::Ready => CliAdmin::Ready,
+                        AdminState::Drain => CliAdmin::Drain,
+                        AdminState::Maint => CliAdmin::Maint,
+                    },
+                });
+            }
+        }
+    }
+    for c in &admin_changes {
+        table.apply_change(c);
+    }
     for (bi, be) in table.backends.iter_mut().enumerate() {
         for (si, row) in be.servers.iter_mut().enumerate() {
             if let Some(st) = mirror.server(bi, si) {
-                if row.admin & ringlb_runtime::servers::admin::MAINT == 0 {
+                if row.admin & admin::MAINT == 0 {
                     row.op_state = if st.up.get() {
                         OpState::Running
                     } else {
@@ -260,7 +283,7 @@ fn refresh(ctx: &Ctx) {
                 }
             }
             if let Some(h) = ctx.checks.as_ref() {
-                if row.admin & ringlb_runtime::servers::admin::MAINT == 0 {
+                if row.admin & admin::MAINT == 0 {
                     for (agent, c) in [(false, &mut row.check), (true, &mut row.agent)] {
                         if let Some((status, result, health)) = h.check_columns(bi, si, agent) {
                             c.status = status;
