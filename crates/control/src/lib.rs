@@ -263,6 +263,7 @@ async fn control_loop(
             active: std::cell::Cell::new(0),
             started: std::time::Instant::now(),
             socket_stats: start.cli.socket_stats,
+            stick_tables: start.cli.stick_tables,
         });
         for (l, spec) in listeners {
             glommio::spawn_local(cli::serve(ctx.clone(), l, spec)).detach();

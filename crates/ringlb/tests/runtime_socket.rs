@@ -223,6 +223,10 @@ fn help_info_stat_state_levels_and_errors() {
         cli(&s.admin, "show sess"),
         "'show sess' is not supported by ringlb yet.\n\n"
     );
+    // No stick table in this process: haproxy's answers for that.
+    assert_eq!(cli(&s.admin, "show table"), "\n");
+    assert_eq!(cli(&s.admin, "show table be"), "No such table\n\n");
+    assert_eq!(cli(&s.admin, "clear table be key 1"), "No such table\n\n");
     // Several commands on one line, answered in order.
     let two = cli(&s.admin, "get weight be/s1; get weight be/s2");
     assert_eq!(two, "1 (initial 1)\n\n1 (initial 1)\n\n");
@@ -363,10 +367,16 @@ fn weight_maint_and_enable_disable_follow_on_every_shard() {
     assert!(served_by(s.front, 20).get("s2").copied().unwrap_or(0) >= 4);
 
     // A change is visible to the next command of the same line.
-    let out = cli(&s.admin, "set server be/s2 state drain; show servers state be");
+    let out = cli(
+        &s.admin,
+        "set server be/s2 state drain; show servers state be",
+    );
     let rows = state_rows(&out);
     assert!(rows[1].contains(" s2 127.0.0.1 2 8 "), "{out}");
-    let out = cli(&s.admin, "set server be/s2 state ready; show servers state be");
+    let out = cli(
+        &s.admin,
+        "set server be/s2 state ready; show servers state be",
+    );
     assert!(state_rows(&out)[1].contains(" s2 127.0.0.1 2 0 "), "{out}");
 
     // Errors are one line, as haproxy's.

@@ -65,6 +65,8 @@ pub struct Ctx {
     pub started: Instant,
     /// Frontends whose listeners `show stat` lists (`option socket-stats`).
     pub socket_stats: Vec<String>,
+    /// Proxies with a `stick-table` line.
+    pub stick_tables: Vec<String>,
 }
 
 /// Runs `reqs` in order, appending what they print to `out`; true when the connection closes.
@@ -97,7 +99,16 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
             };
             Reply::raw_with_blank_line(text)
         }
+        Owner::StickTables if ctx.stick_tables.is_empty() => no_tables(&p.command),
         Owner::StickTables | Owner::Patterns | Owner::Tls | Owner::Engine => not_supported(p),
+    }
+}
+
+/// Stick-table commands of a process without tables: what haproxy answers then.
+fn no_tables(cmd: &ringlb_runtime::Command) -> Reply {
+    match cmd {
+        ringlb_runtime::Command::ShowTable { table: None, .. } => Reply::empty(),
+        _ => Reply::err("No such table\n"),
     }
 }
 

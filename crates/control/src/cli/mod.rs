@@ -72,6 +72,8 @@ pub struct CliPlan {
     pub table: ringlb_runtime::ServerTable,
     /// Frontends with `option socket-stats`: only their listeners get `show stat` rows.
     pub socket_stats: Vec<String>,
+    /// Proxies declaring a `stick-table` (the runtime commands on them are not wired yet).
+    pub stick_tables: Vec<String>,
 }
 
 impl Default for CliPlan {
@@ -83,6 +85,7 @@ impl Default for CliPlan {
             bufsize: ringlb_runtime::session::DEFAULT_BUFSIZE,
             table: ringlb_runtime::ServerTable::default(),
             socket_stats: Vec::new(),
+            stick_tables: Vec::new(),
         }
     }
 }
@@ -111,6 +114,18 @@ impl CliPlan {
             .iter()
             .filter(|f| f.options.other.get("socket-stats") == Some(&true))
             .map(|f| f.name.clone())
+            .collect();
+        plan.stick_tables = cfg
+            .frontends
+            .iter()
+            .filter(|f| f.stick_table.is_some())
+            .map(|f| f.name.clone())
+            .chain(
+                cfg.backends
+                    .iter()
+                    .filter(|b| b.stick_table.is_some())
+                    .map(|b| b.name.clone()),
+            )
             .collect();
         let mut errors = Vec::new();
         for s in &g.stats_sockets {
