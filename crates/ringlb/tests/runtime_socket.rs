@@ -418,6 +418,19 @@ fn servers_state_and_weights_match_haproxy() {
         "set weight be/s1 300",
         "get weight be/s3",
         "show servers state nope",
+        "show backend",
+        "show servers conn be",
+        "set server be/s2 health down",
+        "show servers state be",
+        "show stat",
+        "set server be/s2 health up",
+        "set server be/s1 agent up",
+        "set maxconn server be/s1 10",
+        "set server be/s9 state ready",
+        "set server be/s1 state bogus",
+        "set weight be/s1",
+        "get weight be",
+        "show servers state be",
     ];
     let run = |proxy: &str| -> Vec<String> {
         let dir = TempDir::new(&format!("cli-diff-{proxy}"));
@@ -514,4 +527,56 @@ fn checked_servers_state_matches_haproxy() {
         "{want:?}"
     );
     assert_eq!(got, want);
+}
+
+/// `stats maxconn`: further clients wait (they are not refused) until a slot frees; `uid`/`gid`
+/// and `mode` are applied to the socket file.
+#[test]
+fn maxconn_queues_clients_and_socket_owner_is_applied() {
+    let dir = TempDir::new("cli-maxconn");
+    let front = free_addr();
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    let owner = if root { " uid 65534 gid 65534" } else { "" };
+    let text = format!(
+        "global\n    stats socket {d}/a.sock mode 640{owner} level admin\n    stats maxconn 2\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 127.0.0.1:9\n",
+        d = dir.path().display()
+    );
+    let path = dir.join("p.cfg");
+    std::fs::write(&path, text).unwrap();
+    let _proxy = Ringlb::start(&path, &[front]);
+    let sock = dir.join("a.sock");
+    assert!(wait_until(IO_TIMEOUT, || sock.exists()));
+    let meta = std::fs::metadata(&sock).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o777, 0o640);
+    if root {
+        use std::os::unix::fs::MetadataExt;
+        assert_eq!((meta.uid(), meta.gid()), (65534, 65534));
+    }
+    // Two interactive sessions hold both slots.
+    let mut held: Vec<UnixStream> = (0..2)
+        .map(|_| {
+            let mut c = UnixStream::connect(&sock).unwrap();
+            c.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+            c.write_all(b"prompt\n").unwrap();
+            let mut b = [0u8; 3];
+            c.read_exact(&mut b).unwrap();
+            assert_eq!(&b, b"\n> ");
+            c
+        })
+        .collect();
+    // A third one is accepted by the kernel but not served yet.
+    let mut third = UnixStream::connect(&sock).unwrap();
+    third.write_all(b"show cli level\n").unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut b = [0u8; 16];
+    assert!(third.read(&mut b).is_err(), "served beyond stats maxconn");
+    // Freeing a slot serves it.
+    held.pop().unwrap().write_all(b"quit\n").unwrap();
+    third.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    let mut out = String::new();
+    third.read_to_string(&mut out).unwrap();
+    assert_eq!(out, "admin\n\n");
 }
