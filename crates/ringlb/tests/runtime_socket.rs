@@ -580,3 +580,53 @@ fn maxconn_queues_clients_and_socket_owner_is_applied() {
     third.read_to_string(&mut out).unwrap();
     assert_eq!(out, "admin\n\n");
 }
+
+/// Garbage of every shape (binary, payload markers, escapes, floods of `;`, half lines, early
+/// closes) never kills the process or wedges the socket.
+#[test]
+fn garbage_input_never_kills_or_wedges_the_socket() {
+    let s = start("cli-garbage", [1, 1]);
+    let mut seed = 0x2545_f491_4f6c_dd1d_u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let pieces: [&[u8]; 12] = [
+        b"show ",
+        b"stat ",
+        b"set server be/s1 ",
+        b"<<",
+        b";",
+        b"\n",
+        b"\\",
+        b"\x00\xff",
+        b"table ",
+        b"prompt\n",
+        b"get weight be/s1",
+        b"                ",
+    ];
+    for round in 0..60 {
+        let mut input = Vec::new();
+        for _ in 0..(next() % 40) {
+            input.extend_from_slice(pieces[(next() % pieces.len() as u64) as usize]);
+        }
+        if round % 10 == 0 {
+            input.extend(std::iter::repeat_n(b';', 5000));
+        }
+        let mut c = UnixStream::connect(&s.admin).unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(4))).unwrap();
+        let _ = c.write_all(&input);
+        if next() % 2 == 0 {
+            // Close our side: the session ends after what was complete.
+            let _ = c.shutdown(std::net::Shutdown::Write);
+            let mut out = Vec::new();
+            let _ = c.read_to_end(&mut out);
+        }
+        drop(c);
+    }
+    let mut s = s;
+    assert!(s.proxy.is_running());
+    assert_eq!(cli(&s.admin, "get weight be/s1"), "1 (initial 1)\n\n");
+}
