@@ -211,6 +211,15 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
                 weight: *weight,
             }],
         },
+        // `stopping`: no new traffic, but not DOWN (no check transition, no "is DOWN" line).
+        ServerChange::Health {
+            op_state: OpState::Stopping,
+            ..
+        } => vec![ControlMsg::SetServerHealth {
+            backend: b,
+            server: s,
+            up: false,
+        }],
         ServerChange::Health { op_state, .. } => {
             force(ctx, b, s, false, *op_state != OpState::Stopped)
         }
