@@ -292,7 +292,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
     cli.table = build_table(&cfg, &topology, &checks.backends);
     let listeners: usize = topology.frontends.iter().map(|f| f.binds.len()).sum();
     if listeners == 0 && cli.is_empty() {
-        alert("config : no listener found (no frontend with a bind line, no stats socket). Exiting.");
+        alert(
+            "config : no listener found (no frontend with a bind line, no stats socket). Exiting.",
+        );
         return 1;
     }
     let allowed = allowed_cpus();

@@ -295,10 +295,12 @@ fn refresh(ctx: &Ctx) {
         for (si, row) in be.servers.iter_mut().enumerate() {
             if let Some(st) = mirror.server(bi, si) {
                 if row.admin & admin::MAINT == 0 {
-                    row.op_state = if st.up.get() {
-                        OpState::Running
-                    } else {
-                        OpState::Stopped
+                    // `stopping` (set from the CLI) is "not up" for the shards too.
+                    row.op_state = match (st.up.get(), row.op_state) {
+                        (true, OpState::Stopped | OpState::Stopping) => OpState::Running,
+                        (true, keep) => keep,
+                        (false, OpState::Stopping) => OpState::Stopping,
+                        (false, _) => OpState::Stopped,
                     };
                 }
             }
