@@ -521,6 +521,31 @@ fn checked_servers_state_matches_haproxy() {
         std::thread::sleep(Duration::from_millis(1200));
         let mut out = state_rows(&cli(&sock, "show servers state be"));
         out.push(cli(&sock, "get weight be/s2"));
+        // `disable health` freezes the state (a DOWN server stays DOWN, haproxy 2.6), the
+        // stats show no check; `enable health` resumes the checks.
+        let stat_cols = |sock: &Path| -> Vec<String> {
+            cli(sock, "show stat")
+                .lines()
+                .skip(1)
+                .filter(|l| l.starts_with("be,s"))
+                .map(|l| {
+                    let f: Vec<&str> = l.split(',').collect();
+                    [1, 17, 18, 36].map(|i| f[i]).join(",")
+                })
+                .collect()
+        };
+        out.extend(stat_cols(&sock));
+        for (cmd, wait) in [
+            ("disable health be/s2", 300),
+            ("disable health be/s1", 300),
+            ("enable health be/s2", 600),
+        ] {
+            out.push(cli(&sock, cmd));
+            std::thread::sleep(Duration::from_millis(wait));
+            out.extend(state_rows(&cli(&sock, "show servers state be")));
+            out.extend(stat_cols(&sock));
+        }
+        out.push(cli(&sock, "disable agent be/s1"));
         out
     };
     let want = run("haproxy");

@@ -111,6 +111,10 @@ struct Srv {
     /// The tracked server (`track`) is running.
     tracked_up: bool,
     agent_last: Option<CheckResult>,
+    /// `disable health` / `disable agent` from the runtime socket: no checks run, results
+    /// in flight are ignored, the state stays as it was (haproxy 2.6).
+    check_off: bool,
+    agent_off: bool,
     /// Time of the last state change seen on the stats page and total DOWN time, for servers
     /// whose state comes from the agent or admin changes as well.
     last_change: Duration,
@@ -183,6 +187,8 @@ impl Board {
                         running: true,
                         tracked_up: true,
                         agent_last: None,
+                        check_off: false,
+                        agent_off: false,
                         last_change: Duration::ZERO,
                         spec: s,
                     })
@@ -241,6 +247,9 @@ impl Board {
         let Some(srv) = self.srv_mut(b, s) else {
             return Vec::new();
         };
+        if srv.check_off {
+            return Vec::new();
+        }
         let Some(check) = srv.check.as_mut() else {
             return Vec::new();
         };
@@ -264,6 +273,9 @@ impl Board {
         let Some(srv) = self.srv_mut(b, s) else {
             return out;
         };
+        if srv.agent_off {
+            return out;
+        }
         let previous = srv
             .agent_last
             .as_ref()
@@ -703,6 +715,23 @@ impl Board {
         Some(out)
     }
 
+    /// `enable|disable health|agent`: whether that check runs.
+    pub fn set_check_enabled(&mut self, b: usize, s: usize, agent: bool, enabled: bool) {
+        if let Some(srv) = self.srv_mut(b, s) {
+            if agent {
+                srv.agent_off = !enabled;
+            } else {
+                srv.check_off = !enabled;
+            }
+        }
+    }
+
+    /// False after `disable health|agent` (the check task skips its turns).
+    pub fn check_enabled(&self, b: usize, s: usize, agent: bool) -> bool {
+        self.srv(b, s)
+            .is_some_and(|x| if agent { !x.agent_off } else { !x.check_off })
+    }
+
     /// Usable active and backup servers of backend `b` (tests and the runtime socket).
     pub fn usable_counts(&self, b: usize) -> (u32, u32) {
         let c = self.counts(b);
@@ -753,6 +782,20 @@ fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
             (None, _) => "no check".to_string(),
         },
     };
+    // haproxy 2.6 shows a disabled check, or one paused by maintenance, as none at all.
+    let paused = srv.admin == AdminState::Maint;
+    if srv.check_off || paused {
+        st.check_health = None;
+        st.check_status.clear();
+        st.check_code = None;
+        st.check_duration = None;
+        st.last_chk.clear();
+    }
+    if srv.agent_off || paused {
+        st.agent_health = None;
+        st.agent_status.clear();
+        st.last_agt.clear();
+    }
     st
 }
 

@@ -532,6 +532,18 @@ impl ChecksHandle {
         Some(self.0.apply_returning(b, s, e))
     }
 
+    /// `enable|disable health|agent B/S`.
+    pub fn set_check_enabled(&self, b: usize, s: usize, agent: bool, enabled: bool) {
+        self.0
+            .board
+            .borrow_mut()
+            .set_check_enabled(b, s, agent, enabled);
+        let st = self.0.board.borrow().server_stats(b, s, self.0.now());
+        if let Some((i, st)) = st {
+            self.0.stats.store_one(i, st);
+        }
+    }
+
     /// Counters and results of every server now (for `show servers state`).
     pub fn snapshot(&self) -> Vec<ServerCheckStats> {
         self.0.board.borrow().snapshot(self.0.now())
@@ -629,6 +641,16 @@ pub fn start(
 async fn check_task(d: Rc<Driver>, job: Job) {
     glommio::timer::sleep(job.first_delay).await;
     loop {
+        let agent = job.kind == JobKind::Agent;
+        if !d
+            .board
+            .borrow()
+            .check_enabled(job.backend, job.server, agent)
+        {
+            // `disable health|agent`: skip turns until it is enabled again.
+            glommio::timer::sleep(job.target.inter.max(Duration::from_millis(1))).await;
+            continue;
+        }
         let effects = match job.kind {
             JobKind::Health => {
                 let unix = SystemTime::now()

@@ -134,6 +134,7 @@ fn supported(c: &ServerChange) -> bool {
             | ServerChange::Health { .. }
             | ServerChange::Agent { .. }
             | ServerChange::Maxconn { .. }
+            | ServerChange::CheckEnabled { .. }
     )
 }
 
@@ -178,6 +179,9 @@ fn names(c: &ServerChange) -> (&str, &str) {
             backend, server, ..
         }
         | ServerChange::Maxconn {
+            backend, server, ..
+        }
+        | ServerChange::CheckEnabled {
             backend, server, ..
         } => (backend, server),
         _ => ("", ""),
@@ -229,6 +233,12 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
             server: s,
             maxconn: *maxconn,
         }],
+        ServerChange::CheckEnabled { agent, enabled, .. } => {
+            if let Some(h) = &ctx.checks {
+                h.set_check_enabled(b, s, *agent, *enabled);
+            }
+            Vec::new()
+        }
         _ => Vec::new(),
     };
     for m in msgs {
