@@ -232,12 +232,10 @@ async fn control_loop(
         start.board.clone(),
     );
     let bus = Rc::new(cli::Bus::new(connected, mirror));
-    let mut handle = None;
-    if !checks.is_empty() || !listeners.is_empty() {
-        // The runtime socket changes admin states and weights through the health board, so the
-        // board runs whenever there is a socket, even without checks.
-        let (results, h) = checks::start(checks, stats);
-        handle = Some(h);
+    // The runtime socket and the stats page change admin states and weights through the
+    // health board (haproxy's log lines, server counts), so it runs even without checks.
+    let (results, handle) = checks::start(checks, stats);
+    {
         let bus = bus.clone();
         // Check results go out as soon as they are known (not on the tick): a server marked
         // DOWN must stop receiving requests on every shard at once.
@@ -255,7 +253,7 @@ async fn control_loop(
             topo: start.topo.clone(),
             bus: bus.clone(),
             board: start.board.clone(),
-            checks: handle,
+            checks: Some(handle.clone()),
             table: std::cell::RefCell::new(table),
             timeout: start.cli.timeout,
             maxconn: start.cli.maxconn,
@@ -272,7 +270,11 @@ async fn control_loop(
     while !exit.load(Ordering::Acquire) {
         loop {
             match commands.try_recv() {
-                Ok(msg) => bus.send(msg).await,
+                Ok(msg) => {
+                    for m in handle.route(msg) {
+                        bus.send(m).await;
+                    }
+                }
                 Err(crossbeam_channel::TryRecvError::Empty) => break,
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return,
             }

@@ -715,6 +715,11 @@ impl Board {
         Some(out)
     }
 
+    /// Whether the board tracks server `s` of backend `b` (a plan without checks has none).
+    pub fn has_server(&self, b: usize, s: usize) -> bool {
+        self.srv(b, s).is_some()
+    }
+
     /// `enable|disable health|agent`: whether that check runs.
     pub fn set_check_enabled(&mut self, b: usize, s: usize, agent: bool, enabled: bool) {
         if let Some(srv) = self.srv_mut(b, s) {

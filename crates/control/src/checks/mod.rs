@@ -532,6 +532,38 @@ impl ChecksHandle {
         Some(self.0.apply_returning(b, s, e))
     }
 
+    /// Routes a state change sent by another part of the process (the stats page's admin
+    /// form) through the board, so its log lines and counts stay right; returns what to
+    /// broadcast (the message itself when the board does not track that server).
+    pub fn route(&self, msg: ControlMsg) -> Vec<ControlMsg> {
+        let known = |b: usize, s: usize| self.0.board.borrow().has_server(b, s);
+        match msg {
+            ControlMsg::SetServerAdmin {
+                backend,
+                server,
+                state,
+            } if known(backend, server) => self.set_admin(backend, server, state),
+            ControlMsg::SetServerWeight {
+                backend,
+                server,
+                weight,
+            } if known(backend, server) => self.set_weight(backend, server, weight),
+            ControlMsg::SetServerHealth {
+                backend,
+                server,
+                up,
+            } => self
+                .force_health(backend, server, false, up)
+                .unwrap_or_else(|| vec![msg]),
+            other => vec![other],
+        }
+    }
+
+    /// Whether the board tracks this server.
+    pub fn knows(&self, b: usize, s: usize) -> bool {
+        self.0.board.borrow().has_server(b, s)
+    }
+
     /// `enable|disable health|agent B/S`.
     pub fn set_check_enabled(&self, b: usize, s: usize, agent: bool, enabled: bool) {
         self.0

@@ -198,7 +198,7 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
                 CliAdmin::Drain => AdminState::Drain,
                 CliAdmin::Maint => AdminState::Maint,
             };
-            match &ctx.checks {
+            match ctx.checks.as_ref().filter(|h| h.knows(b, s)) {
                 Some(h) => h.set_admin(b, s, state),
                 None => vec![ControlMsg::SetServerAdmin {
                     backend: b,
@@ -207,14 +207,16 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
                 }],
             }
         }
-        ServerChange::Weight { weight, .. } => match &ctx.checks {
-            Some(h) => h.set_weight(b, s, *weight),
-            None => vec![ControlMsg::SetServerWeight {
-                backend: b,
-                server: s,
-                weight: *weight,
-            }],
-        },
+        ServerChange::Weight { weight, .. } => {
+            match ctx.checks.as_ref().filter(|h| h.knows(b, s)) {
+                Some(h) => h.set_weight(b, s, *weight),
+                None => vec![ControlMsg::SetServerWeight {
+                    backend: b,
+                    server: s,
+                    weight: *weight,
+                }],
+            }
+        }
         // `stopping`: no new traffic, but not DOWN (no check transition, no "is DOWN" line).
         ServerChange::Health {
             op_state: OpState::Stopping,
