@@ -250,6 +250,21 @@ fn help_info_stat_state_levels_and_errors() {
     assert!(s.proxy.is_running());
     assert!(cli(&s.admin, "show info").starts_with("Name: ringlb\n"));
 
+    // The way operators call it: `echo ... | socat - SOCKET` (when socat is installed).
+    if Path::new("/usr/bin/socat").exists() {
+        let script = format!(
+            "echo 'set server be/s2 state drain; get weight be/s2' | socat - {}",
+            s.admin.display()
+        );
+        let out = ringlb_testkit::run_bounded(
+            std::process::Command::new("sh").args(["-c", &script]),
+            IO_TIMEOUT,
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "\n1 (initial 1)\n\n");
+        assert_eq!(cli(&s.admin, "set server be/s2 state ready"), "\n");
+    }
+
     // Prompt mode: the connection stays open, each answer ends with "\n> ".
     let out = cli_raw(&s.admin, b"prompt\nget weight be/s2\nquit\n");
     assert_eq!(out, "\n> 1 (initial 1)\n\n> ");
