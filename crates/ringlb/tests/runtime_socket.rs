@@ -534,7 +534,7 @@ fn checked_servers_state_matches_haproxy() {
         assert_eq!(cli(&sock, "disable server be/s3"), "\n");
         // fall 3 x 100 ms for s2, then margin.
         std::thread::sleep(Duration::from_millis(1200));
-        let mut out = state_rows(&cli(&sock, "show servers state be"));
+        let mut out = settled_rows(&sock);
         out.push(cli(&sock, "get weight be/s2"));
         // `disable health` freezes the state (a DOWN server stays DOWN, haproxy 2.6), the
         // stats show no check; `enable health` resumes the checks.
@@ -545,7 +545,10 @@ fn checked_servers_state_matches_haproxy() {
                 .filter(|l| l.starts_with("be,s"))
                 .map(|l| {
                     let f: Vec<&str> = l.split(',').collect();
-                    [1, 17, 18, 36].map(|i| f[i]).join(",")
+                    // "* L4OK": haproxy marks a check running right now.
+                    [1, 17, 18, 36]
+                        .map(|i| f[i].trim_start_matches("* "))
+                        .join(",")
                 })
                 .collect()
         };
@@ -557,7 +560,7 @@ fn checked_servers_state_matches_haproxy() {
         ] {
             out.push(cli(&sock, cmd));
             std::thread::sleep(Duration::from_millis(wait));
-            out.extend(state_rows(&cli(&sock, "show servers state be")));
+            out.extend(settled_rows(&sock));
             out.extend(stat_cols(&sock));
         }
         out.push(cli(&sock, "disable agent be/s1"));
@@ -672,4 +675,96 @@ fn garbage_input_never_kills_or_wedges_the_socket() {
     let mut s = s;
     assert!(s.proxy.is_running());
     assert_eq!(cli(&s.admin, "get weight be/s1"), "1 (initial 1)\n\n");
+}
+
+/// The guide's deploy flow under load: keep-alive clients send requests without pause while s1
+/// is drained, "deployed", checked and readied; no request fails, none starts on s1 while it is
+/// drained, and s1 takes traffic again afterwards.
+#[test]
+fn deploy_flow_under_keep_alive_load_loses_nothing() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let s = start("cli-deploy", [1, 1]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let t0 = Instant::now();
+    let workers: Vec<_> = (0..4)
+        .map(|_| {
+            let (front, stop) = (s.front, stop.clone());
+            std::thread::spawn(move || {
+                // (start, origin) of every request; errors are counted, never retried.
+                let mut seen = Vec::new();
+                let mut errors = Vec::new();
+                let mut conn = ringlb_testkit::Conn::connect(front).unwrap();
+                while !stop.load(Ordering::Relaxed) {
+                    let at = t0.elapsed();
+                    match conn.get("/") {
+                        Ok(r) if r.status == 200 => {
+                            seen.push((at, r.header("x-origin").unwrap_or("?").to_string()));
+                        }
+                        Ok(r) => errors.push(format!("status {}", r.status)),
+                        Err(e) => {
+                            errors.push(e.to_string());
+                            conn = ringlb_testkit::Conn::connect(front).unwrap();
+                        }
+                    }
+                }
+                (seen, errors)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(cli(&s.admin, "set server be/s1 state drain"), "\n");
+    let drained_at = t0.elapsed();
+    std::thread::sleep(Duration::from_millis(700));
+    assert!(state_rows(&cli(&s.operator, "show servers state be"))[0].contains(" 2 8 "));
+    let readied_at = t0.elapsed();
+    assert_eq!(cli(&s.admin, "set server be/s1 state ready"), "\n");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::new();
+    for w in workers {
+        let (seen, errors) = w.join().unwrap();
+        assert!(errors.is_empty(), "failed requests: {errors:?}");
+        all.extend(seen);
+    }
+    // A request that started 20 ms after the drain answer was sent must not reach s1.
+    let during: Vec<_> = all
+        .iter()
+        .filter(|(at, who)| {
+            *at > drained_at + Duration::from_millis(20) && *at < readied_at && who == "s1"
+        })
+        .collect();
+    assert!(during.is_empty(), "s1 served while drained: {during:?}");
+    let before = all
+        .iter()
+        .filter(|(at, w)| *at < drained_at && w == "s1")
+        .count();
+    let after = all
+        .iter()
+        .filter(|(at, w)| *at > readied_at + Duration::from_millis(50) && w == "s1")
+        .count();
+    assert!(
+        before > 10 && after > 10,
+        "s1 before {before}, after {after}"
+    );
+}
+
+/// `show servers state be` outside of a running check: haproxy shows a check in progress
+/// (`srv_check_state` bit 0x1, result reset) for a moment; read again until none is.
+fn settled_rows(sock: &Path) -> Vec<String> {
+    let mut rows = Vec::new();
+    for _ in 0..50 {
+        rows = state_rows(&cli(sock, "show servers state be"));
+        let busy = rows.iter().any(|r| {
+            r.split(' ')
+                .nth(13)
+                .and_then(|v| v.parse::<u32>().ok())
+                .is_some_and(|v| v & 1 == 1)
+        });
+        if !busy {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    rows
 }

@@ -161,6 +161,11 @@ async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
             push(ctx, c, b, s).await;
         }
     }
+    if !outcome.changes.is_empty() {
+        // Shards apply control messages in order: once each has answered a PublishStats sent
+        // after the change, the change is in effect everywhere, as haproxy's is when it answers.
+        let _ = collect(ctx).await;
+    }
     outcome.reply
 }
 
