@@ -269,6 +269,27 @@ fn help_info_stat_state_levels_and_errors() {
     let out = cli_raw(&s.admin, b"prompt\nget weight be/s2\nquit\n");
     assert_eq!(out, "\n> 1 (initial 1)\n\n> ");
 
+    // `set severity-output` prefixes messages, never dumps.
+    assert_eq!(
+        cli(
+            &s.admin,
+            "set severity-output number; set server be/nope state ready; get weight be/s1"
+        ),
+        "\n[3]: No such server.\n\n1 (initial 1)\n\n"
+    );
+    // `set timeout cli` replaces `stats timeout` for this session.
+    let mut c = UnixStream::connect(&s.admin).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    c.write_all(b"prompt\nset timeout cli 1\n").unwrap();
+    let t0 = Instant::now();
+    let mut buf = Vec::new();
+    c.read_to_end(&mut buf).unwrap();
+    let idle = t0.elapsed();
+    assert!(
+        idle >= Duration::from_millis(800) && idle < Duration::from_millis(2500),
+        "closed after {idle:?}"
+    );
+
     // The socket file got its mode.
     let mode = std::fs::metadata(&s.admin).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
