@@ -876,6 +876,84 @@ mod tests {
     }
 
     #[test]
+    fn runtime_admin_changes_log_and_count_like_the_agent() {
+        let mut b = board(vec![server("s1", false, false), server("s2", false, false)]);
+        let e = b.set_admin(0, 0, AdminState::Maint, 10 * MS);
+        assert_eq!(
+            msgs(&e),
+            vec![ControlMsg::SetServerAdmin {
+                backend: 0,
+                server: 0,
+                state: AdminState::Maint
+            }]
+        );
+        let l = lines(&e);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(
+            l[0].starts_with("[WARNING] Server be/s1 is going DOWN for maintenance.")
+                && l[0].contains(" 1 active and 0 backup servers left."),
+            "{l:?}"
+        );
+        // Same state again: nothing to say, nothing to send.
+        assert!(b.set_admin(0, 0, AdminState::Maint, 20 * MS).is_empty());
+        let e = b.set_admin(0, 1, AdminState::Drain, 30 * MS);
+        assert!(lines(&e)
+            .iter()
+            .any(|l| l == "[ALERT] backend 'be' has no server available!"));
+        assert_eq!(b.usable_counts(0), (0, 0));
+        b.set_admin(0, 0, AdminState::Ready, 40 * MS);
+        assert_eq!(b.usable_counts(0), (1, 0));
+    }
+
+    #[test]
+    fn runtime_weight_zero_empties_the_backend() {
+        let mut b = board(vec![server("s1", false, false)]);
+        let e = b.set_weight(0, 0, 0, MS);
+        assert_eq!(
+            msgs(&e),
+            vec![ControlMsg::SetServerWeight {
+                backend: 0,
+                server: 0,
+                weight: 0
+            }]
+        );
+        assert_eq!(
+            lines(&e),
+            vec!["[ALERT] backend 'be' has no server available!"]
+        );
+        assert!(b.set_weight(0, 0, 0, 2 * MS).is_empty());
+    }
+
+    #[test]
+    fn disabled_check_ignores_results_until_enabled() {
+        let mut b = board(vec![server("s1", false, false)]);
+        b.set_check_enabled(0, 0, false, false);
+        assert!(!b.check_enabled(0, 0, false));
+        for t in 1..=5 {
+            assert!(b.record_check(0, 0, &refused(), t * MS).is_empty());
+        }
+        b.set_check_enabled(0, 0, false, true);
+        let mut down = Vec::new();
+        for t in 6..=8 {
+            down.extend(b.record_check(0, 0, &refused(), t * MS));
+        }
+        assert!(msgs(&down).contains(&ControlMsg::SetServerHealth {
+            backend: 0,
+            server: 0,
+            up: false
+        }));
+        // Forced up from the CLI: the state machine follows at once.
+        let e = b.force_health(0, 0, false, true, 9 * MS).unwrap();
+        assert!(msgs(&e).contains(&ControlMsg::SetServerHealth {
+            backend: 0,
+            server: 0,
+            up: true
+        }));
+        assert_eq!(b.force_health(0, 0, true, true, 10 * MS), None, "no agent");
+        assert!(b.has_server(0, 0) && !b.has_server(0, 1) && !b.has_server(1, 0));
+    }
+
+    #[test]
     fn first_failure_downs_a_fresh_server_then_fall_failures_are_needed() {
         let mut b = board(vec![server("s1", false, false), server("b1", true, false)]);
         let e = b.record_check(0, 0, &refused(), 100 * MS);
