@@ -148,6 +148,14 @@ async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
         return not_supported(p);
     };
     if !outcome.changes.iter().all(supported) {
+        // `set server` works for most operations: name the one that does not.
+        if let [set, server, _, op, ..] = p.words.as_slice() {
+            if set == "set" && server == "server" {
+                return Reply::err(format!(
+                    "'set server <srv> {op}' is not supported by ringlb yet.\n"
+                ));
+            }
+        }
         return not_supported(p);
     }
     for c in &outcome.changes {
