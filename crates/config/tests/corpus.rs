@@ -46,6 +46,10 @@ fn allowed_warnings(name: &str) -> &'static [&'static str] {
         ],
         "acl-routing-haproxy-compatible.cfg" => &["content-type 'text/plain' ignored"],
         "guide-14-ssl-tuning.cfg" => &["accepted and ignored by ringlb: rustls has no OpenSSL"],
+        "guide-21-haproxy-tuning.cfg" => &[
+            "accepted and ignored by ringlb: every shard accepts on its own SO_REUSEPORT listener",
+            "accepted and ignored by ringlb: idle server connections are kept per shard",
+        ],
         "own-realworld.cfg" => &[
             "hiding headers or body at the end of the version string is deprecated",
             "rustls has no finite-field DHE",

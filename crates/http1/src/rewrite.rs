@@ -69,11 +69,14 @@ pub struct RequestEdits<'a> {
 
 /// What to change when forwarding a response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct ResponseEdits {
+pub struct ResponseEdits<'a> {
     /// The client connection will be closed after this response (see [`client_keeps_alive`]).
     pub close_client: bool,
     /// The version of the request this answers (HTTP/1.0 clients need `connection: keep-alive`).
     pub request_version: Version,
+    /// Complete header lines (`name: value\r\n`) the proxy adds after the received ones and
+    /// before the `connection` line (`cookie ... insert`'s `set-cookie`), as haproxy orders them.
+    pub added: &'a [u8],
 }
 
 /// Whether the client connection stays open after `resp`, as HAProxy 2.6 decides: the client
@@ -141,6 +144,7 @@ pub fn write_response_head(
     out.extend_from_slice(b"\r\n");
     let chunked = head.framing() == BodyFraming::Chunked;
     write_fields(head.headers(), src, chunked, None, out);
+    out.extend_from_slice(edits.added);
     if !(100..200).contains(&head.status()) {
         let keep = !edits.close_client;
         let ka_needs_saying = edits.request_version == Version::Http10;

@@ -157,6 +157,7 @@ fn forward_response(mode: ConnMode, request: &[u8], response: &[u8]) -> (String,
     let edits = ResponseEdits {
         close_client: !keep,
         request_version: req.version(),
+        added: b"",
     };
     let mut out = Vec::new();
     write_response_head(&resp, response, &mut out, &edits);

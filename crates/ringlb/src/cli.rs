@@ -195,13 +195,7 @@ pub fn action(cli: &Cli) -> Action {
 
 /// Flags parsed now whose behaviour later issues implement.
 fn refused_flag(cli: &Cli) -> Option<String> {
-    let what = if cli.master_worker {
-        "-W (master-worker mode)"
-    } else if !cli.soft_finish.is_empty() {
-        "-sf (soft-finish old processes)"
-    } else if !cli.terminate.is_empty() {
-        "-st (terminate old processes)"
-    } else if cli.expose_socket.is_some() {
+    let what = if cli.expose_socket.is_some() {
         "-x (fetch listeners from an old process)"
     } else {
         return None;
@@ -447,10 +441,10 @@ mod tests {
 
     #[test]
     fn refused_flags_say_why() {
-        let c = p(&["-W", "-f", "x"]).unwrap();
-        assert!(refused_flag(&c).unwrap().contains("-W"));
-        let c = p(&["-sf", "1", "-f", "x"]).unwrap();
-        assert!(refused_flag(&c).unwrap().contains("-sf"));
+        let c = p(&["-x", "/s.sock", "-f", "x"]).unwrap();
+        assert!(refused_flag(&c).unwrap().contains("-x"));
+        assert!(refused_flag(&p(&["-W", "-f", "x"]).unwrap()).is_none());
+        assert!(refused_flag(&p(&["-sf", "1", "-f", "x"]).unwrap()).is_none());
         assert!(refused_flag(&p(&["-D", "-f", "x"]).unwrap()).is_none());
     }
 

@@ -3,6 +3,7 @@
 //! loads the configuration, `run.rs` serves it.
 
 mod cli;
+mod master;
 mod run;
 
 use std::process::ExitCode;
@@ -15,14 +16,23 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let is_worker = std::env::var_os(master::WORKER_ENV).is_some();
     let code = match cli::action(&cli) {
         cli::Action::Exit(code) => code,
+        // `-W` or `master-worker`: this process supervises a worker (itself, started again).
+        cli::Action::Run(config)
+            if !is_worker && (cli.master_worker || config.global.master_worker) =>
+        {
+            master::run(std::env::args_os().collect(), cli.pidfile.clone())
+        }
         cli::Action::Run(config) => run::run(
             config,
             run::RunOptions {
-                daemon: cli.daemon,
-                pidfile: cli.pidfile.clone(),
+                daemon: cli.daemon && !is_worker,
+                pidfile: if is_worker { None } else { cli.pidfile.clone() },
                 quiet: cli.quiet,
+                soft_finish: cli.soft_finish.clone(),
+                terminate: cli.terminate.clone(),
             },
         ),
     };

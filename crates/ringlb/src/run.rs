@@ -19,6 +19,10 @@ pub struct RunOptions {
     pub daemon: bool,
     pub pidfile: Option<PathBuf>,
     pub quiet: bool,
+    /// `-sf`: old processes told to finish softly (SIGUSR1) once this one serves.
+    pub soft_finish: Vec<u32>,
+    /// `-st`: old processes terminated (SIGTERM) once this one serves.
+    pub terminate: Vec<u32>,
 }
 
 fn pid() -> u32 {
@@ -73,7 +77,7 @@ pub fn pending_keywords(cfg: &Config) -> Vec<Pending> {
             let at = format!("config : parsing [{}:{}] : '{}'", u.loc.file, u.loc.line, u.keyword);
             let starts_anyway = is_logging_only(&u.keyword);
             let message = if starts_anyway {
-                format!("{at} : logging is not implemented by ringlb yet (issue #{issue}); nothing will be logged.")
+                format!("{at} : not implemented by ringlb yet (issue #{issue}); ringlb starts and logs without it.")
             } else {
                 format!("{at} : keyword is parsed but not implemented by ringlb yet (issue #{issue}); ringlb refuses to start rather than ignore it.")
             };
@@ -352,6 +356,22 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
     }
     if let Some(mut w) = report.take() {
         let _ = w.write_all(&[0]);
+    }
+    // Serving now (every shard bound its SO_REUSEPORT listeners): the old processes of a
+    // reload can go (`-sf` softly, `-st` at once).
+    for (pids, sig) in [
+        (&opts.soft_finish, libc::SIGUSR1),
+        (&opts.terminate, libc::SIGTERM),
+    ] {
+        for p in pids {
+            if let Ok(p) = libc::pid_t::try_from(*p) {
+                // SAFETY: kill(2) on a pid given on the command line; errors are ignored as
+                // HAProxy does (the process may be gone already).
+                unsafe {
+                    libc::kill(p, sig);
+                }
+            }
+        }
     }
     let commander = proxy.commander();
     let (done_tx, done_rx) = crossbeam_channel::bounded::<()>(1);

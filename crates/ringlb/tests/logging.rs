@@ -70,7 +70,7 @@ fn mask(line: &str) -> String {
 
 fn httplog_cfg(front: SocketAddr, log: SocketAddr, origin: SocketAddr) -> String {
     format!(
-        "global\n    nbthread 1\n    log {log} local0\n    log-tag proxy\ndefaults\n    mode http\n    log global\n    option httplog\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {origin}\n"
+        "global\n    nbthread 1\n    log {log} local0\n    log-tag proxy\ndefaults\n    mode http\n    log global\n    option httplog\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {front}\n    capture request header X-Trace len 5\n    capture request header X-Absent len 10\n    capture response header Content-Type len 20\n    default_backend be\nbackend be\n    server s1 {origin}\n"
     )
 }
 
@@ -99,15 +99,23 @@ fn httplog_line_matches_haproxy() {
         ("/size/1000", 200),
     ] {
         assert_eq!(
-            http_get(hf, path, &[("Connection", "close")])
-                .unwrap()
-                .status,
+            http_get(
+                hf,
+                path,
+                &[("Connection", "close"), ("X-Trace", "abcdefgh")]
+            )
+            .unwrap()
+            .status,
             status
         );
         assert_eq!(
-            http_get(rf, path, &[("Connection", "close")])
-                .unwrap()
-                .status,
+            http_get(
+                rf,
+                path,
+                &[("Connection", "close"), ("X-Trace", "abcdefgh")]
+            )
+            .unwrap()
+            .status,
             status
         );
         let h = recv_matching(&hsock, path);
@@ -137,6 +145,7 @@ fn httplog_line_matches_haproxy() {
         assert_eq!(tail(&rm), tail(&hm), "ringlb {r:?} vs haproxy {h:?}");
         assert!(r.starts_with("<134>"), "{r}");
         assert!(r.contains(" proxy["), "{r}");
+        assert!(r.contains("{abcde|} {"), "captures: {r}");
     }
 }
 

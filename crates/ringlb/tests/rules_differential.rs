@@ -36,6 +36,9 @@ frontend fe
     acl is_debug url_param(debug) -m str true
     acl is_mobile hdr_sub(User-Agent) -i mobile android iphone
     acl is_local src 127.0.0.0/8
+    monitor-uri /healthz
+    unique-id-format %[req.hdr(x-seed)]-%[path,lower]
+    unique-id-header X-Unique-ID
     http-request return status 200 content-type text/plain if is_options
     http-request deny deny_status 403 if is_delete !is_office
     http-request redirect scheme https code 301 if {{ path_beg /secure }}
@@ -135,6 +138,8 @@ fn guide_rules_give_the_same_answers_as_haproxy() {
         ("redirect set-cookie", format!("GET /cookie HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
         ("redirect prefix drop-query", format!("GET /old/a?q=1 HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
         ("redirect clear-cookie", format!("GET /cc HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("monitor-uri", format!("GET /healthz HTTP/1.1\r\nHost: a\r\n{close}\r\n")),
+        ("unique-id", format!("GET /echo HTTP/1.1\r\nHost: a\r\nX-Seed: 42\r\n{close}\r\n")),
         ("hashes", format!("GET /hash HTTP/1.1\r\nHost: WWW.Example.com\r\n{close}\r\n")),
         // Keep-alive after replies: a deny closes, a return or redirect keeps the connection.
         ("deny then request", "GET /deny429 HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n".to_string()),

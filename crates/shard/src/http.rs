@@ -131,11 +131,10 @@ struct Session<'a> {
 impl<'a> Session<'a> {
     async fn run(&mut self) {
         loop {
-            match self.ctx.state.run.get() {
-                RunState::Stopped => return,
-                // Soft stop: a connection between two requests is closed.
-                RunState::SoftStopping if self.requests > 0 && self.pending.is_none() => return,
-                _ => {}
+            // (A soft stop lets a connection between two requests send one more within a short
+            // grace, see `wait_idle`; it is answered with `connection: close`.)
+            if self.ctx.state.run.get() == RunState::Stopped {
+                return;
             }
             let head = match self.read_request_head().await {
                 Ok(h) => h,
@@ -185,6 +184,8 @@ impl<'a> Session<'a> {
                     sc.log_req.extend_from_slice(t);
                     sc.log_req.extend_from_slice(sc.req.version().as_bytes());
                     sc.log_req_lens = (m.len(), t.len());
+                    capture(&self.fe.capture_req, sc.req.headers(), b, &mut sc.cap_req);
+                    sc.cap_res.clear();
                 }
             }
             {
@@ -289,12 +290,30 @@ impl<'a> Session<'a> {
     ) -> Result<std::io::Result<Option<RecvBuf>>, crate::time::Elapsed> {
         self.release_scratch();
         let stopping = self.ctx.stopping.clone();
-        // A soft stop closes idle keep-alive connections at once, as HAProxy does.
-        future::or(within(limit, self.client.recv()), async move {
+        let started = Instant::now();
+        // The read stays armed across a stop (never cancelled): a request arriving as the
+        // stop begins is not lost.
+        let recv = self.client.recv();
+        futures_lite::pin!(recv);
+        let first = future::or(async { Some(within(limit, &mut recv).await) }, async {
             stopping.wait().await;
-            Ok(Ok(None)) // treated as the client closing: no answer
+            None
         })
-        .await
+        .await;
+        match first {
+            Some(r) => r,
+            // Soft stop (a reload): unlike haproxy 2.6, which closes idle keep-alive connections
+            // at once and so loses requests already on their way, the connection gets a short
+            // grace to send its next request, answered with `connection: close`.
+            None => {
+                let left = limit.map(|l| l.saturating_sub(started.elapsed()));
+                let grace = left.map_or(SOFT_STOP_GRACE, |l| l.min(SOFT_STOP_GRACE));
+                match within(Some(grace), &mut recv).await {
+                    Ok(r) => Ok(r),
+                    Err(_) => Ok(Ok(None)), // nothing came: closed like a client close
+                }
+            }
+        }
     }
 
     /// Gives the working memory back while the connection waits for its next request.
@@ -373,6 +392,34 @@ impl<'a> Session<'a> {
             }
         }
         scratch(&mut self.sc, self.ctx).txn.backend = Some(be_idx);
+        // Cookie persistence (`cookie NAME insert`): a valid cookie names the server.
+        let mut persisted: Option<usize> = None;
+        if let Some(ck) = &be.cookie {
+            let sc = scratch(&mut self.sc, ctx);
+            let found = match &rewritten {
+                None => persistence_cookie(&sc.req, head.bytes(), ck),
+                Some(raw) => match parse_request(raw, &self.limits, &mut sc.req2) {
+                    Ok(Parsed::Complete { .. }) => persistence_cookie(&sc.req2, raw, ck),
+                    _ => None,
+                },
+            };
+            if let Some((value, stripped)) = found {
+                persisted = be
+                    .servers
+                    .iter()
+                    .position(|s| s.cookie.as_deref() == Some(&*value))
+                    .filter(|&s| {
+                        // A drained server keeps its persistent clients; a server in maintenance or
+                        // down does not.
+                        ctx.state.server(be_idx, s).is_some_and(|st| {
+                            st.up.get() && st.admin.get() != crate::state::AdminState::Maint
+                        })
+                    });
+                if let Some(raw) = stripped {
+                    rewritten = Some(raw);
+                }
+            }
+        }
         let req = &scratch(&mut self.sc, self.ctx).req;
         let method = req.method();
         let framing = req.framing();
@@ -446,7 +493,10 @@ impl<'a> Session<'a> {
             ..PickInput::default()
         };
         loop {
-            let mut info = ConnectInfo::default();
+            let mut info = ConnectInfo {
+                forced: if attempts == 0 { persisted } else { None },
+                ..ConnectInfo::default()
+            };
             let connected = lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info).await;
             self.note_connect(be_idx, &info, connected.is_ok());
             let (lease, server) = match connected {
@@ -499,6 +549,7 @@ impl<'a> Session<'a> {
                     let ctx = ResponseCtx {
                         be,
                         be_idx,
+                        persisted,
                         vars: std::mem::take(&mut vars),
                         method,
                         client_version,
@@ -667,7 +718,32 @@ impl<'a> Session<'a> {
             && !stopping;
         let mut out = std::mem::take(&mut scratch(&mut self.sc, self.ctx).out);
         out.clear();
-        let edits = rewrite::response_edits(c.client_version, keep_client);
+        // `cookie ... insert`: tell the client which server it is on, unless it already knew.
+        let set_cookie = match (&c.be.cookie, c.be.servers.get(lease.server)) {
+            (Some(ck), Some(srv))
+                if c.persisted != Some(lease.server)
+                    && (!ck.postonly || c.method == Method::Post) =>
+            {
+                srv.cookie.as_ref().map(|v| {
+                    format!("set-cookie: {}={v}{}\r\n", ck.name, ck.attributes).into_bytes()
+                })
+            }
+            _ => None,
+        };
+        let edits = rewrite::response_edits(
+            c.client_version,
+            keep_client,
+            set_cookie.as_deref().unwrap_or_default(),
+        );
+        if !self.fe.capture_res.is_empty() {
+            let sc = scratch(&mut self.sc, self.ctx);
+            capture(
+                &self.fe.capture_res,
+                sc.resp.headers(),
+                head.bytes(),
+                &mut sc.cap_res,
+            );
+        }
         let rewritten = match self.response_rules(&head, &c, lease.server) {
             ResponseRules::Unchanged => None,
             ResponseRules::Rewritten(raw) => Some(raw),
@@ -827,7 +903,25 @@ impl<'a> Session<'a> {
             dst,
             tls: tls.as_ref(),
             log: None,
+            unique_id: None,
         };
+        // `monitor-uri`: the proxy answers it itself (haproxy's 200 page).
+        if fe
+            .rules
+            .as_ref()
+            .is_some_and(|r| r.is_monitor_uri(&txn.req))
+        {
+            if let Some(page) = ringlb_http1::default_reply_lowercase(200) {
+                return RequestRules::Reply(crate::rules::Reply {
+                    bytes: page.to_vec(),
+                    status: 200,
+                    close: false,
+                    tarpit: false,
+                    silent: false,
+                    denied: false,
+                });
+            }
+        }
         if let Some(r) = &fe.rules {
             let v = r.http_request(&mut host, &mut txn);
             if let ringlb_rules::Verdict::UseService(name) = v {
@@ -858,6 +952,16 @@ impl<'a> Session<'a> {
                     return RequestRules::Reply(reply);
                 }
             }
+        }
+        // `unique-id-format`: computed after every rule and sent in `unique-id-header`, as
+        // haproxy's `http_process_request` does (a rule reading `unique-id` earlier sees none).
+        let unique_id = fe
+            .rules
+            .as_ref()
+            .and_then(|r| r.unique_id_format.as_ref())
+            .map(|f| f.render_http_vec(ringlb_rules::Ctx::new(&host, &txn)));
+        if let (Some(id), Some(h)) = (&unique_id, &fe.unique_id_header) {
+            txn.req.add_header(h.as_bytes(), id.clone());
         }
         let rewritten = txn.req.modified.then(|| {
             let mut v = Vec::with_capacity(bytes.len() + 128);
@@ -1066,6 +1170,7 @@ impl<'a> Session<'a> {
             dst,
             tls: tls.as_ref(),
             log: None,
+            unique_id: None,
         };
         for r in [be_rules, fe_rules].into_iter().flatten() {
             let v = r.http_response(&mut host, &mut txn);
@@ -1154,6 +1259,7 @@ impl<'a> Session<'a> {
                 dst: self.client.tcp().local_addr().ok(),
                 tls: tls.as_ref(),
                 log: None,
+                unique_id: None,
             };
             let cx = ringlb_rules::Ctx::new(&host, &txn);
             page.admin.iter().any(|c| c.eval(&page.acls, cx))
@@ -1433,6 +1539,16 @@ impl<'a> Session<'a> {
             pid: i64::from(std::process::id()),
             request_counter: self.requests as i64,
             server_addr: t.server_addr,
+            captured_req: self
+                .sc
+                .as_ref()
+                .map(|s| s.cap_req.clone())
+                .unwrap_or_default(),
+            captured_res: self
+                .sc
+                .as_ref()
+                .map(|s| s.cap_res.clone())
+                .unwrap_or_default(),
         };
         let sc = scratch(&mut self.sc, ctx);
         let (mlen, tlen) = sc.log_req_lens;
@@ -1475,6 +1591,7 @@ impl<'a> Session<'a> {
             dst: self.client.tcp().local_addr().ok(),
             tls: tls.as_ref(),
             log: Some(&facts),
+            unique_id: None,
         };
         // The line is built in a buffer per request (logging is rare enough next to I/O).
         let mut line = Vec::with_capacity(256);
@@ -1555,6 +1672,9 @@ pub struct Scratch {
     /// logs a format: one copy of a few dozen bytes per request).
     log_req: Vec<u8>,
     log_req_lens: (usize, usize),
+    /// `capture request|response header` values of the current request, for the log.
+    cap_req: Vec<Vec<u8>>,
+    cap_res: Vec<Vec<u8>>,
 }
 
 /// What one transaction did, for the counters (and the logs): when each phase ended, where it
@@ -1585,6 +1705,9 @@ struct Txn {
     bytes_out: u64,
 }
 
+/// How long an idle keep-alive connection may still send a request once a soft stop began.
+const SOFT_STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// Bound on pooled scratch sets per shard: enough for the requests in progress at once on a
 /// busy shard; beyond it, sets are freed when their request ends.
 const SCRATCH_POOL_MAX: usize = 256;
@@ -1604,6 +1727,8 @@ impl Scratch {
             txn: Txn::default(),
             log_req: Vec::new(),
             log_req_lens: (0, 0),
+            cap_req: Vec::new(),
+            cap_res: Vec::new(),
         })
     }
 }
@@ -1669,6 +1794,8 @@ enum RequestRules {
 struct ResponseCtx<'a> {
     be: &'a BackendRt,
     be_idx: usize,
+    /// The server the client's persistence cookie named (no `set-cookie` needed for it).
+    persisted: Option<usize>,
     /// Variables set by the request rules (`txn.*`), for the response rules.
     vars: ringlb_rules::Vars,
     method: Method,
@@ -1777,6 +1904,80 @@ fn no_connection_status(e: NoConnection) -> u16 {
         | NoConnection::ConnectFailed
         | NoConnection::ConnectTimeout => 503,
     }
+}
+
+/// `capture request|response header NAME len N`: the last occurrence of each named header, cut
+/// to its length (empty when absent), as haproxy captures them.
+fn capture(
+    spec: &[(String, usize)],
+    headers: &[ringlb_http1::Header],
+    src: &[u8],
+    out: &mut Vec<Vec<u8>>,
+) {
+    out.clear();
+    for (name, len) in spec {
+        let v = headers
+            .iter()
+            .rev()
+            .find(|h| h.name.get(src).eq_ignore_ascii_case(name.as_bytes()))
+            .map(|h| {
+                let v = h.value.get(src);
+                v.get(..v.len().min(*len)).unwrap_or_default().to_vec()
+            })
+            .unwrap_or_default();
+        out.push(v);
+    }
+}
+
+/// The value of the persistence cookie `ck.name` in the request's `Cookie` headers, and with
+/// `indirect` the head rendered again without it (the server never sees it).
+fn persistence_cookie(
+    req: &RequestHead,
+    src: &[u8],
+    ck: &crate::topology::CookieRt,
+) -> Option<(String, Option<Vec<u8>>)> {
+    let name = ck.name.as_bytes();
+    let pair_name = |p: &[u8]| {
+        let p = p.trim_ascii();
+        p.split(|&c| c == b'=').next().map(<[u8]>::trim_ascii) == Some(name)
+    };
+    let value = req.headers_named(src, b"cookie").find_map(|h| {
+        h.value.get(src).split(|&c| c == b';').find_map(|p| {
+            let p = p.trim_ascii();
+            let (n, v) = p.split_at(p.iter().position(|&c| c == b'=')?);
+            (n.trim_ascii() == name).then(|| String::from_utf8_lossy(&v[1..]).trim().to_string())
+        })
+    })?;
+    if !ck.indirect {
+        return Some((value, None));
+    }
+    // The head without the cookie: other cookies kept in order, a header left empty dropped.
+    let mut out = Vec::with_capacity(req.head_len());
+    let line_end = src.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+    out.extend_from_slice(src.get(..line_end + 2).unwrap_or_default());
+    for h in req.headers() {
+        let (n, v) = (h.name.get(src), h.value.get(src));
+        if n.eq_ignore_ascii_case(b"cookie") {
+            let kept: Vec<&[u8]> = v
+                .split(|&c| c == b';')
+                .map(<[u8]>::trim_ascii)
+                .filter(|p| !p.is_empty() && !pair_name(p))
+                .collect();
+            if kept.is_empty() {
+                continue;
+            }
+            out.extend_from_slice(n);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(&kept.join(&b"; "[..]));
+        } else {
+            out.extend_from_slice(n);
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(v);
+        }
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    Some((value, Some(out)))
 }
 
 /// HAProxy combines the frontend's and the backend's `option http-*` modes: the most closing

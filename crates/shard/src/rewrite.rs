@@ -42,10 +42,15 @@ pub fn request_edits<'a>(
     }
 }
 
-pub fn response_edits(request_version: Version, keep_client: bool) -> ResponseEdits {
+pub fn response_edits(
+    request_version: Version,
+    keep_client: bool,
+    added: &[u8],
+) -> ResponseEdits<'_> {
     ResponseEdits {
         close_client: !keep_client,
         request_version,
+        added,
     }
 }
 

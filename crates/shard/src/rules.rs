@@ -21,6 +21,8 @@ pub struct Host<'a> {
     pub tls: Option<&'a TlsFacts>,
     /// The finished transaction's timers and counters (log lines only).
     pub log: Option<&'a LogFacts>,
+    /// The request's `unique-id-format` value, once computed.
+    pub unique_id: Option<&'a [u8]>,
 }
 
 /// What a log line reports about a finished transaction (HAProxy's `%X` variables). Times in
@@ -50,6 +52,9 @@ pub struct LogFacts {
     pub pid: i64,
     pub request_counter: i64,
     pub server_addr: Option<SocketAddr>,
+    /// `capture request|response header` values in declaration order (empty: absent).
+    pub captured_req: Vec<Vec<u8>>,
+    pub captured_res: Vec<Vec<u8>>,
 }
 
 impl SampleSource for Host<'_> {
@@ -185,12 +190,18 @@ impl SampleSource for Host<'_> {
             L::SrvQueue | L::BackendQueue => V::Int(0),
             L::Pid => V::Int(f.pid),
             L::Rt => V::Int(f.request_counter),
+            L::CapturedReqHeaders | L::CapturedReqHeadersClf => V::Captures(&f.captured_req),
+            L::CapturedResHeaders | L::CapturedResHeadersClf => V::Captures(&f.captured_res),
             L::ServerIp => f.server_addr.map_or(V::Missing, |a| V::Ip(a.ip())),
             L::ServerPort => f
                 .server_addr
                 .map_or(V::Missing, |a| V::Int(i64::from(a.port()))),
             _ => V::Missing,
         }
+    }
+
+    fn unique_id(&self) -> Option<&[u8]> {
+        self.unique_id
     }
 
     fn hostname(&self) -> &[u8] {

@@ -77,13 +77,18 @@ pub async fn lease(
     backend: usize,
     input: &PickInput<'_>,
     exclude: Option<usize>,
+    forced: Option<usize>,
 ) -> Result<ServerLease, NoConnection> {
     let state = &ctx.state;
     let pick = PickInput {
         avoid: exclude,
         ..*input
     };
-    let server = state.pick(backend, &pick).ok_or(NoConnection::NoServer)?;
+    // A persistence cookie names the server; otherwise the balancer picks one.
+    let server = match forced {
+        Some(s) => s,
+        None => state.pick(backend, &pick).ok_or(NoConnection::NoServer)?,
+    };
     let s = state
         .server(backend, server)
         .ok_or(NoConnection::NoServer)?;
@@ -100,6 +105,7 @@ pub async fn lease(
     let limit = s.maxconn_now.get();
     if limit == 0 || s.active.get() < limit {
         s.active.set(s.active.get() + 1);
+        s.used_peak.set(s.used_peak.get().max(s.active.get()));
         return Ok(lease());
     }
     let maxqueue = state
@@ -188,6 +194,9 @@ pub async fn connect(
 pub struct ConnectInfo {
     /// The server finally leased (the last one tried).
     pub server: Option<usize>,
+    /// Set by the caller: the server a persistence cookie chose (first attempt only;
+    /// `redispatch` may still move the request).
+    pub forced: Option<usize>,
     /// Time spent waiting for a server slot (queue).
     pub queue: std::time::Duration,
     /// Time spent connecting (all attempts; ~0 for a reused connection).
@@ -211,7 +220,7 @@ pub async fn lease_and_connect(
     let (retries, redispatch, retry_conn) = (be.retries, be.redispatch, be.retry_on.conn_failure);
     let mut attempt = 0u32;
     let started = Instant::now();
-    let mut lease = self::lease(ctx, backend, input, None).await?;
+    let mut lease = self::lease(ctx, backend, input, None, info.forced.take()).await?;
     info.queue += started.elapsed();
     info.server = Some(lease.server);
     loop {
@@ -239,11 +248,11 @@ pub async fn lease_and_connect(
                     info.redispatched = true;
                     let failed = lease.server;
                     drop(lease);
-                    lease = match self::lease(ctx, backend, input, Some(failed)).await {
+                    lease = match self::lease(ctx, backend, input, Some(failed), None).await {
                         Ok(l) => l,
                         // Only the failed server is left: retry it rather than give up early.
                         Err(NoConnection::NoServer) => {
-                            self::lease(ctx, backend, input, None).await?
+                            self::lease(ctx, backend, input, None, None).await?
                         }
                         Err(other) => return Err(other),
                     };

@@ -20,6 +20,9 @@ use crate::state::{ControlMsg, RunState, ShardState};
 use crate::topology::Topology;
 use crate::Ctx;
 
+/// How long a soft-stopping shard keeps taking connections already queued on its listeners.
+const ACCEPT_DRAIN: std::time::Duration = std::time::Duration::from_millis(5);
+
 /// Receive buffers in a shard's provided-buffer pool.
 const RECV_BUFFERS: u16 = 256;
 
@@ -208,7 +211,9 @@ async fn run(cfg: ShardConfig) {
     stop_accepting.wait().await;
     poll_fn(|cx| match state.run.get() {
         RunState::Stopped => Poll::Ready(()),
-        RunState::SoftStopping if state.conns.get() == 0 => Poll::Ready(()),
+        RunState::SoftStopping if state.conns.get() == 0 && state.accepting.get() == 0 => {
+            Poll::Ready(())
+        }
         _ => {
             state.conn_closed.borrow_mut().push(cx.waker().clone());
             Poll::Pending
@@ -231,6 +236,18 @@ async fn accept_loop(
     let Some(fe) = state.topo.frontends.get(frontend) else {
         return;
     };
+    // Counted while running, so a soft-stopping shard waits for the drain to finish.
+    struct Accepting(Rc<ShardState>);
+    impl Drop for Accepting {
+        fn drop(&mut self) {
+            self.0
+                .accepting
+                .set(self.0.accepting.get().saturating_sub(1));
+            self.0.wake_conn_waiters();
+        }
+    }
+    state.accepting.set(state.accepting.get() + 1);
+    let _accepting = Accepting(state.clone());
     let fe_share = crate::state::share(fe.maxconn, state.nshards);
     let bind_share = crate::state::share(bind_maxconn, state.nshards);
     let mode = fe.mode;
@@ -252,18 +269,40 @@ async fn accept_loop(
             }
         })
         .await;
-        if stop.is_raised() {
-            return; // dropping the listener closes it: new connections go to other processes
-        }
-        let accepted = future::or(async { Some(listener.accept().await) }, async {
-            stop.wait().await;
-            None
-        })
-        .await;
+        let soft = || state.run.get() == RunState::SoftStopping;
+        let accepted = if stop.is_raised() {
+            if !soft() {
+                return; // hard stop: dropping the listener closes it
+            }
+            // Soft stop (a reload): take what the kernel already queued for this listener
+            // before closing it, so those clients are served rather than reset.
+            match crate::time::within(Some(ACCEPT_DRAIN), listener.accept()).await {
+                Ok(r) => r,
+                Err(_) => return, // queue empty: dropping the listener closes it
+            }
+        } else {
+            // The accept stays armed across a stop (never cancelled with a connection in it).
+            let accept = listener.accept();
+            futures_lite::pin!(accept);
+            let first = future::or(async { Some((&mut accept).await) }, async {
+                stop.wait().await;
+                None
+            })
+            .await;
+            match first {
+                Some(r) => r,
+                None if soft() => {
+                    match crate::time::within(Some(ACCEPT_DRAIN), &mut accept).await {
+                        Ok(r) => r,
+                        Err(_) => return,
+                    }
+                }
+                None => return,
+            }
+        };
         let client = match accepted {
-            None => return,
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
+            Ok(c) => c,
+            Err(e) => {
                 if matches!(
                     e.raw_os_error(),
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)

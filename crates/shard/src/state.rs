@@ -70,6 +70,12 @@ pub struct ServerState {
     pub weight: Cell<u32>,
     /// Connections to this server in use by this shard (not idle).
     pub active: Cell<u32>,
+    /// Most connections in use at once during this purge period and the previous one: idle
+    /// connections are kept only up to what was recently needed at once (HAProxy's
+    /// `max_used_conns`), so connection-per-request clients do not pile up idle connections
+    /// nobody will reuse.
+    pub used_peak: Cell<u32>,
+    pub used_peak_prev: Cell<u32>,
     /// This shard's share of the server's `maxconn` (0 = unlimited).
     pub maxconn_share: u32,
     /// This shard's share of the server's current `maxconn`: `maxconn_share` until an agent
@@ -125,6 +131,8 @@ pub struct ShardState {
     pub backends: Vec<BackendState>,
     /// Client connections open on this shard.
     pub conns: Cell<u32>,
+    /// Accept loops still running (a soft stop drains their queues before the shard ends).
+    pub accepting: Cell<u32>,
     /// This shard's share of the global `maxconn` (0 = unlimited).
     pub maxconn_share: u32,
     pub run: Cell<RunState>,
@@ -185,6 +193,8 @@ impl ShardState {
                         up: Cell::new(true),
                         weight: Cell::new(s.weight),
                         active: Cell::new(0),
+                        used_peak: Cell::new(0),
+                        used_peak_prev: Cell::new(0),
                         maxconn_share: share(s.maxconn, nshards),
                         maxconn_now: Cell::new(share(s.maxconn, nshards)),
                         queue: RefCell::new(VecDeque::new()),
@@ -215,6 +225,7 @@ impl ShardState {
             nshards,
             backends,
             conns: Cell::new(0),
+            accepting: Cell::new(0),
             maxconn_share,
             run: Cell::new(RunState::Running),
             idle_total: Cell::new(0),
@@ -312,6 +323,14 @@ impl ShardState {
                 let mut idle = s.idle.borrow_mut();
                 let before = idle.len();
                 idle.retain(|c| now.saturating_duration_since(c.since) < srv.pool_purge_delay);
+                // A new period: keep no more idle connections than were needed at once.
+                s.used_peak_prev.set(s.used_peak.get());
+                s.used_peak.set(s.active.get());
+                let cap = s.used_peak_prev.get() as usize + 1;
+                if idle.len() > cap {
+                    let excess = idle.len() - cap;
+                    idle.drain(..excess); // the oldest first
+                }
                 self.idle_total
                     .set(self.idle_total.get().saturating_sub(before - idle.len()));
             }
@@ -341,7 +360,11 @@ impl ShardState {
             return;
         };
         let mut idle = s.idle.borrow_mut();
-        if self.idle_total.get() < self.idle_budget && s.pool_max.is_none_or(|max| idle.len() < max)
+        // One spare above the recent need (haproxy keeps a little more than `max_used_conns`).
+        let recently_needed = s.used_peak.get().max(s.used_peak_prev.get()) as usize + 1;
+        if self.idle_total.get() < self.idle_budget
+            && s.pool_max.is_none_or(|max| idle.len() < max)
+            && idle.len() < recently_needed
         {
             idle.push(IdleConn {
                 conn,
@@ -422,6 +445,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (w, backup))| ServerRt {
+                cookie: None,
                 name: format!("s{i}"),
                 addr: "127.0.0.1:1".parse().unwrap(),
                 weight: *w,
@@ -466,6 +490,7 @@ mod tests {
                 },
                 rules: None,
                 stats_page: None,
+                cookie: None,
             }],
             tune: Tune {
                 bufsize: 16384,

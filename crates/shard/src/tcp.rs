@@ -146,6 +146,8 @@ fn log_session(
         pid: i64::from(std::process::id()),
         request_counter: 0,
         server_addr: srv.map(|x| x.addr),
+        captured_req: Vec::new(),
+        captured_res: Vec::new(),
     };
     let tls = client.tls_facts();
     let host = crate::rules::Host {
@@ -157,6 +159,7 @@ fn log_session(
         dst: client.tcp().local_addr().ok(),
         tls: tls.as_ref(),
         log: Some(&facts),
+        unique_id: None,
     };
     let txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
     let mut line = Vec::with_capacity(192);

@@ -72,8 +72,14 @@ pub struct FrontendRt {
     pub log_line: LogLine,
     /// `option dontlognull`: connections that sent nothing are not logged.
     pub dontlognull: bool,
+    /// `capture request header NAME len N` (lower-case names), in declaration order (`%hr`).
+    pub capture_req: Vec<(String, usize)>,
+    /// `capture response header NAME len N` (`%hs`).
+    pub capture_res: Vec<(String, usize)>,
     /// `stats enable|uri|auth|...` of this proxy, if any.
     pub stats: Option<model::Stats>,
+    /// `unique-id-header`: the request header carrying the `unique-id-format` value.
+    pub unique_id_header: Option<String>,
     /// The stats page this frontend serves (`stats enable` / `stats uri`), compiled.
     pub stats_page: Option<StatsPageRt>,
     /// Compiled `http-request`/`http-response`/`use_backend`... rules (`None`: nothing to run,
@@ -133,6 +139,21 @@ pub struct BackendRt {
     pub rules: Option<ringlb_rules::ProxyRules>,
     /// A stats page enabled in a `backend` section (served for requests routed to it).
     pub stats_page: Option<StatsPageRt>,
+    /// `cookie NAME insert ...`: cookie-based persistence.
+    pub cookie: Option<CookieRt>,
+}
+
+/// `cookie NAME insert [indirect] [nocache] [httponly] [secure] [domain D]... [attr A]...
+/// [postonly] [preserve]` (insert mode; the other modes are refused at start).
+#[derive(Debug, Clone)]
+pub struct CookieRt {
+    pub name: String,
+    /// Remove the cookie from requests forwarded to the server.
+    pub indirect: bool,
+    /// Insert only on responses to POST requests.
+    pub postonly: bool,
+    /// The `set-cookie` line's attributes after `NAME=value`, rendered once (`; path=/...`).
+    pub attributes: String,
 }
 
 /// `balance`, `hash-type` and the servers as the balancer sees them.
@@ -162,6 +183,8 @@ impl BalanceSpec {
 #[derive(Debug, Clone)]
 pub struct ServerRt {
     pub name: String,
+    /// `cookie <value>`: the persistence cookie value naming this server.
+    pub cookie: Option<String>,
     pub addr: SocketAddr,
     pub weight: u32,
     /// 0 = unlimited.
@@ -341,7 +364,20 @@ impl Topology {
                         log_line(f, cfg, &mut errors)
                     },
                     dontlognull: f.options.dontlognull,
+                    capture_req: f
+                        .captures
+                        .iter()
+                        .filter(|c| c.what == "request")
+                        .map(|c| (c.name.to_ascii_lowercase(), c.len as usize))
+                        .collect(),
+                    capture_res: f
+                        .captures
+                        .iter()
+                        .filter(|c| c.what == "response")
+                        .map(|c| (c.name.to_ascii_lowercase(), c.len as usize))
+                        .collect(),
                     stats: f.stats.clone(),
+                    unique_id_header: f.unique_id_header.clone(),
                     stats_page: f
                         .stats
                         .as_ref()
@@ -566,6 +602,7 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
                 addr.set_port(p);
             }
             Some(ServerRt {
+                cookie: s.params.cookie.clone(),
                 name: s.name.clone(),
                 addr,
                 weight: s.params.weight_or_default(),
@@ -607,6 +644,7 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
         errors: Arc::new(error_files(&b.errorfiles)),
         rules: None,
         stats_page: None,
+        cookie: b.cookie.as_ref().and_then(|c| cookie_rt(c, errors)),
     }
 }
 
@@ -694,6 +732,48 @@ fn stats_page(
     })
 }
 
+/// Insert-mode persistence; what ringlb does not implement yet is refused, naming it.
+fn cookie_rt(c: &model::Cookie, errors: &mut Vec<TopologyError>) -> Option<CookieRt> {
+    let refuse = |what: &str| TopologyError {
+        loc: c.loc.clone(),
+        message: format!("'cookie' : {what} is not supported by ringlb yet (insert mode is)"),
+    };
+    let unsupported = match c.mode {
+        model::CookieMode::Rewrite => Some("mode 'rewrite'"),
+        model::CookieMode::Prefix => Some("mode 'prefix'"),
+        model::CookieMode::Insert if c.maxidle.is_some() => Some("'maxidle'"),
+        model::CookieMode::Insert if c.maxlife.is_some() => Some("'maxlife'"),
+        model::CookieMode::Insert if c.dynamic => Some("'dynamic'"),
+        model::CookieMode::Insert => None,
+    };
+    if let Some(what) = unsupported {
+        errors.push(refuse(what));
+        return None;
+    }
+    // haproxy 2.6 writes `; path=/`, then domains, attrs, `HttpOnly`, `Secure` (recorded).
+    let mut attributes = String::from("; path=/");
+    for d in &c.domains {
+        attributes.push_str("; domain=");
+        attributes.push_str(d);
+    }
+    for a in &c.attrs {
+        attributes.push_str("; ");
+        attributes.push_str(a);
+    }
+    if c.httponly {
+        attributes.push_str("; HttpOnly");
+    }
+    if c.secure {
+        attributes.push_str("; Secure");
+    }
+    Some(CookieRt {
+        name: c.name.clone(),
+        indirect: c.indirect,
+        postonly: c.postonly,
+        attributes,
+    })
+}
+
 /// Keeps compiled rules only when they have work (rule lists, `use_backend`...), so proxies
 /// without rules cost nothing per request.
 fn compiled(
@@ -706,7 +786,8 @@ fn compiled(
                 || !p.http_response.rules.is_empty()
                 || !p.use_backends.is_empty()
                 || !p.use_servers.is_empty()
-                || p.monitor_uri.is_some();
+                || p.monitor_uri.is_some()
+                || p.unique_id_format.is_some();
             work.then_some(p)
         }
         Err(e) => {

@@ -55,7 +55,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("daemon", S, "run in the background", |_, g, l| {
         flag(l, &mut g.daemon)
     }),
-    kw("master-worker", OPS, "master-worker mode", |_, g, l| {
+    kw("master-worker", S, "master-worker mode", |_, g, l| {
         flag_opt(l, &mut g.master_worker)
     }),
     kw(
@@ -241,19 +241,19 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "ssl-default-server-ciphers",
-        TLS,
+        S,
         "TLS<=1.2 ciphers towards servers",
         |_, g, l| str_arg(l, &mut g.ssl.server_ciphers),
     ),
     kw(
         "ssl-default-server-ciphersuites",
-        TLS,
+        S,
         "TLS1.3 suites towards servers",
         |_, g, l| str_arg(l, &mut g.ssl.server_ciphersuites),
     ),
     kw(
         "ssl-default-server-options",
-        TLS,
+        S,
         "TLS options towards servers",
         |_, g, l| ssl_opts(l, &mut g.ssl.server_options),
     ),
@@ -375,13 +375,17 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "tune.listener.multi-queue",
-        OPS,
+        Status::Accepted {
+            why: "every shard accepts on its own SO_REUSEPORT listener: there is no shared accept queue to spread",
+        },
         "spread accepted connections over threads (ringlb: one listener per shard)",
         |_, g, l| onoff(l, &mut g.tune.listener_multi_queue),
     ),
     kw(
         "tune.idle-pool.shared",
-        OPS,
+        Status::Accepted {
+            why: "idle server connections are kept per shard by design (no cross-core sharing)",
+        },
         "share idle server connections between threads (ringlb: per shard)",
         |_, g, l| onoff(l, &mut g.tune.idle_pool_shared),
     ),

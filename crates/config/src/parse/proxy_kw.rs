@@ -139,7 +139,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option http-restrict-req-hdr-names", DFB, ENG, "reject/delete odd header names", opt_args),
     kw("option dontlog-normal", DF, OBS, "log only errors", opt_other),
     kw("hash-type", DB, S, "hash method and function for hashing algorithms", p_hash_type),
-    kw("cookie", DB, LB, "cookie-based persistence", p_cookie),
+    kw("cookie", DB, S, "cookie-based persistence (insert mode)", p_cookie),
     kw("fullconn", DB, LB, "dynamic maxconn reference", |k, p, l| u32_set(k, l, &mut p.settings.fullconn)),
     kw("http-check connect", DB, S, "health check step: connect", checks::http_check),
     kw("http-check send", DB, S, "health check step: send a request", checks::http_check),
@@ -175,22 +175,22 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("use-server", BE, RUL, "force a server", rules::generic_cond),
     kw("force-persist", FB, LB, "force persistence", rules::generic_cond),
     kw("ignore-persist", FB, LB, "ignore persistence", rules::generic_cond),
-    kw("monitor-uri", DF, RUL, "URI answered 200 by the proxy itself", |k, p, l| {
+    kw("monitor-uri", DF, S, "URI answered 200 by the proxy itself", |k, p, l| {
         need(k, l, 1)?;
         p.monitor_uri = Some(l.arg(k.kw_words).to_string());
         Ok(())
     }),
     kw("monitor fail", FE, RUL, "make monitor-uri fail on a condition", rules::generic_cond),
-    kw("capture request", FE, RUL, "capture a request header", p_capture),
-    kw("capture response", FE, RUL, "capture a response header", p_capture),
+    kw("capture request", FE, S, "capture a request header", p_capture),
+    kw("capture response", FE, S, "capture a response header", p_capture),
     kw("capture cookie", FE, RUL, "capture a cookie", p_capture),
     kw("declare capture", FE, RUL, "declare a capture slot", generic),
-    kw("unique-id-format", DF, RUL, "log-format of the unique request id", |k, p, l| {
+    kw("unique-id-format", DF, S, "log-format of the unique request id", |k, p, l| {
         need(k, l, 1)?;
         p.unique_id_format = Some(l.arg(k.kw_words).to_string());
         Ok(())
     }),
-    kw("unique-id-header", DF, RUL, "header carrying the unique id", |k, p, l| {
+    kw("unique-id-header", DF, S, "header carrying the unique id", |k, p, l| {
         need(k, l, 1)?;
         p.unique_id_header = Some(l.arg(k.kw_words).to_string());
         Ok(())

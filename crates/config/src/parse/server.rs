@@ -65,7 +65,7 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("agent-inter", true, S, "agent interval"),
     o("agent-addr", true, S, "agent address"),
     o("agent-send", true, S, "string sent to the agent"),
-    o("cookie", true, LB, "persistence cookie value"),
+    o("cookie", true, S, "persistence cookie value"),
     o("slowstart", true, S, "ramp-up time after coming back up"),
     o("observe", true, LB, "passive health: layer4|layer7"),
     o("on-error", true, LB, "action on observed errors"),

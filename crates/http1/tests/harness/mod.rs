@@ -120,6 +120,7 @@ pub fn response(data: &[u8]) {
             let edits = ResponseEdits {
                 close_client,
                 request_version: ringlb_http1::Version::Http11,
+                added: b"",
             };
             let mut out = Vec::new();
             write_response_head(&head, data, &mut out, &edits);
