@@ -797,3 +797,36 @@ fn settled_rows(sock: &Path) -> Vec<String> {
     }
     rows
 }
+
+/// Master-worker reloads: the new worker takes the socket path over (the old one keeps serving
+/// its own connections until it finishes), so `show info` names the new worker's pid.
+#[test]
+fn socket_follows_the_worker_across_reloads() {
+    let dir = TempDir::new("cli-reload");
+    let front = free_addr();
+    let tcp = free_addr();
+    let text = config(dir.path(), front, tcp, "    server s1 127.0.0.1:9\n");
+    let path = dir.join("p.cfg");
+    std::fs::write(&path, text).unwrap();
+    let mut master = Ringlb::start_args(&["-W", "-f", path.to_str().unwrap()], &[front, tcp]);
+    let sock = dir.join("admin.sock");
+    let pid_of = |sock: &Path| -> Option<String> {
+        UnixStream::connect(sock).ok()?;
+        cli(sock, "show info")
+            .lines()
+            .find_map(|l| l.strip_prefix("Pid: ").map(str::to_string))
+    };
+    assert!(wait_until(IO_TIMEOUT, || pid_of(&sock).is_some()));
+    let first = pid_of(&sock).unwrap();
+    assert_ne!(
+        first,
+        master.pid().to_string(),
+        "the worker answers, not the master"
+    );
+    master.signal(libc::SIGUSR2).unwrap();
+    assert!(
+        wait_until(IO_TIMEOUT, || pid_of(&sock).is_some_and(|p| p != first)),
+        "a new worker serves the socket after the reload"
+    );
+    assert_eq!(cli(&sock, "get weight be/s1"), "1 (initial 1)\n\n");
+}
