@@ -329,14 +329,18 @@ fn refresh(ctx: &Ctx) {
                     };
                 }
             }
-            if let Some(h) = ctx.checks.as_ref() {
-                if row.admin & admin::MAINT == 0 {
-                    for (agent, c) in [(false, &mut row.check), (true, &mut row.agent)] {
-                        if let Some((status, result, health)) = h.check_columns(bi, si, agent) {
-                            c.status = status;
-                            c.result = result;
-                            c.health = health;
-                        }
+            // In maintenance haproxy pauses the checks: the columns keep what they were when
+            // the server entered it (refreshed just before every change), health 0.
+            if let Some(h) = ctx
+                .checks
+                .as_ref()
+                .filter(|_| row.admin & admin::MAINT == 0)
+            {
+                for (agent, c) in [(false, &mut row.check), (true, &mut row.agent)] {
+                    if let Some((status, result, health)) = h.check_columns(bi, si, agent) {
+                        c.status = status;
+                        c.result = result;
+                        c.health = health;
                     }
                 }
             }
