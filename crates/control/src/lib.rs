@@ -7,6 +7,7 @@
 //! await messages in a task of their own.
 
 pub mod checks;
+pub mod cli;
 pub mod placement;
 
 use std::io;
@@ -56,6 +57,17 @@ impl Proxy {
         shard_cpus: Vec<Vec<usize>>,
         checks: CheckPlan,
     ) -> Result<Proxy, String> {
+        Proxy::start_full(topology, shard_cpus, checks, cli::CliPlan::none())
+    }
+
+    /// As [`Proxy::start_with_checks`], serving the runtime sockets of `cli` as well (bound
+    /// before this returns, so before privileges are dropped).
+    pub fn start_full(
+        topology: Arc<Topology>,
+        shard_cpus: Vec<Vec<usize>>,
+        checks: CheckPlan,
+        cli: cli::CliPlan,
+    ) -> Result<Proxy, String> {
         let nshards = shard_cpus.len().max(1);
         let (cmd_tx, cmd_rx) = crossbeam_channel::bounded::<ControlMsg>(CHANNEL_DEPTH);
         let mut senders = Vec::with_capacity(nshards);
@@ -85,10 +97,17 @@ impl Proxy {
         let check_stats = CheckStatsHandle::default();
         check_stats.publish_to(board.clone(), topology.clone());
         let stats = check_stats.clone();
+        let (cli_tx, cli_rx) = mpsc::channel();
+        let start = ControlStart {
+            topo: topology.clone(),
+            board: board.clone(),
+            cli,
+            cli_ready: cli_tx,
+        };
         let control = LocalExecutorBuilder::new(Placement::Unbound)
             .name("ringlb-control")
             .io_memory(256 << 10)
-            .spawn(move || control_loop(senders, cmd_rx, exit, checks, stats))
+            .spawn(move || control_loop(senders, cmd_rx, exit, checks, stats, start))
             .map_err(|e| format!("cannot start the control shard: {e}"))?;
         let mut proxy = Proxy {
             shards,
@@ -109,6 +128,17 @@ impl Proxy {
                     proxy.stop_now();
                     return Err("a shard did not start in time".into());
                 }
+            }
+        }
+        match cli_rx.recv_timeout(START_TIMEOUT) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                proxy.stop_now();
+                return Err(e);
+            }
+            Err(_) => {
+                proxy.stop_now();
+                return Err("the control shard did not start in time".into());
             }
         }
         Ok(proxy)
@@ -165,39 +195,87 @@ impl Proxy {
     }
 }
 
+/// What the control shard needs besides its channels.
+struct ControlStart {
+    topo: Arc<Topology>,
+    board: Arc<ringlb_shard::StatsBoard>,
+    cli: cli::CliPlan,
+    /// Told once the runtime sockets are bound (or why not).
+    cli_ready: mpsc::Sender<Result<(), String>>,
+}
+
 async fn control_loop(
     senders: Vec<shared_channel::SharedSender<ControlMsg>>,
     commands: crossbeam_channel::Receiver<ControlMsg>,
     exit: Arc<AtomicBool>,
     checks: CheckPlan,
     stats: CheckStatsHandle,
+    start: ControlStart,
 ) {
-    let mut connected = Vec::with_capacity(senders.len());
+    let mut listeners = Vec::with_capacity(start.cli.sockets.len());
+    for spec in &start.cli.sockets {
+        match cli::bind(spec) {
+            Ok(l) => listeners.push((l, spec.clone())),
+            Err(e) => {
+                let _ = start.cli_ready.send(Err(e));
+                return;
+            }
+        }
+    }
+    let _ = start.cli_ready.send(Ok(()));
+    let nshards = senders.len();
+    let mut connected = Vec::with_capacity(nshards);
     for s in senders {
         connected.push(s.connect().await);
     }
-    let connected = Rc::new(connected);
-    if !checks.is_empty() {
-        let results = checks::run(checks, stats);
-        let shards = connected.clone();
+    let mirror = ringlb_shard::state::ShardState::with_board(
+        start.topo.clone(),
+        0,
+        nshards,
+        start.board.clone(),
+    );
+    let bus = Rc::new(cli::Bus::new(connected, mirror));
+    // The runtime socket and the stats page change admin states and weights through the
+    // health board (haproxy's log lines, server counts), so it runs even without checks.
+    let (results, handle) = checks::start(checks, stats);
+    {
+        let bus = bus.clone();
         // Check results go out as soon as they are known (not on the tick): a server marked
         // DOWN must stop receiving requests on every shard at once.
         glommio::spawn_local(async move {
             while let Some(msg) = results.recv().await {
-                for shard in shards.iter() {
-                    let _ = shard.send(msg.clone()).await;
-                }
+                bus.send(msg).await;
             }
         })
         .detach();
+    }
+    if !listeners.is_empty() {
+        let mut table = start.cli.table;
+        cli::set_threads(&mut table, nshards);
+        let ctx = Rc::new(cli::Ctx {
+            topo: start.topo.clone(),
+            bus: bus.clone(),
+            board: start.board.clone(),
+            checks: Some(handle.clone()),
+            table: std::cell::RefCell::new(table),
+            timeout: start.cli.timeout,
+            maxconn: start.cli.maxconn,
+            bufsize: start.cli.bufsize,
+            active: std::cell::Cell::new(0),
+            started: std::time::Instant::now(),
+            socket_stats: start.cli.socket_stats,
+            stick_tables: start.cli.stick_tables,
+        });
+        for (l, spec) in listeners {
+            glommio::spawn_local(cli::serve(ctx.clone(), l, spec)).detach();
+        }
     }
     while !exit.load(Ordering::Acquire) {
         loop {
             match commands.try_recv() {
                 Ok(msg) => {
-                    for shard in connected.iter() {
-                        // A shard that already exited has dropped its receiver: nothing to do.
-                        let _ = shard.send(msg.clone()).await;
+                    for m in handle.route(msg) {
+                        bus.send(m).await;
                     }
                 }
                 Err(crossbeam_channel::TryRecvError::Empty) => break,

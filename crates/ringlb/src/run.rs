@@ -9,6 +9,7 @@ use std::sync::Arc;
 use ringlb_config::model::Config;
 use ringlb_config::registry::Status;
 use ringlb_control::checks::CheckPlan;
+use ringlb_control::cli::{build_table, CliPlan};
 use ringlb_control::placement::{allowed_cpus, shard_cpus};
 use ringlb_control::{handle_signals, Proxy, Signal};
 use ringlb_shard::{ControlMsg, Topology};
@@ -283,9 +284,21 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
         }
     };
     checks.quiet = opts.quiet;
+    let mut cli = match CliPlan::from_config(&cfg) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in errors {
+                alert(&format!("config : {e}"));
+            }
+            return 1;
+        }
+    };
+    cli.table = build_table(&cfg, &topology, &checks.backends);
     let listeners: usize = topology.frontends.iter().map(|f| f.binds.len()).sum();
-    if listeners == 0 {
-        alert("config : no listener found (no frontend with a bind line). Exiting.");
+    if listeners == 0 && cli.is_empty() {
+        alert(
+            "config : no listener found (no frontend with a bind line, no stats socket). Exiting.",
+        );
         return 1;
     }
     let allowed = allowed_cpus();
@@ -332,7 +345,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
             );
         }
     }
-    let mut proxy = match Proxy::start_with_checks(topology.clone(), cpus, checks) {
+    let mut proxy = match Proxy::start_full(topology.clone(), cpus, checks, cli) {
         Ok(p) => p,
         Err(e) => return fail(&mut report, &e),
     };

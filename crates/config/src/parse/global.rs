@@ -154,7 +154,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "stats",
-        OPS,
+        S,
         "stats socket/timeout/maxconn for the runtime API",
         p_stats,
     ),

@@ -111,6 +111,10 @@ struct Srv {
     /// The tracked server (`track`) is running.
     tracked_up: bool,
     agent_last: Option<CheckResult>,
+    /// `disable health` / `disable agent` from the runtime socket: no checks run, results
+    /// in flight are ignored, the state stays as it was (haproxy 2.6).
+    check_off: bool,
+    agent_off: bool,
     /// Time of the last state change seen on the stats page and total DOWN time, for servers
     /// whose state comes from the agent or admin changes as well.
     last_change: Duration,
@@ -183,6 +187,8 @@ impl Board {
                         running: true,
                         tracked_up: true,
                         agent_last: None,
+                        check_off: false,
+                        agent_off: false,
                         last_change: Duration::ZERO,
                         spec: s,
                     })
@@ -241,6 +247,9 @@ impl Board {
         let Some(srv) = self.srv_mut(b, s) else {
             return Vec::new();
         };
+        if srv.check_off {
+            return Vec::new();
+        }
         let Some(check) = srv.check.as_mut() else {
             return Vec::new();
         };
@@ -264,6 +273,9 @@ impl Board {
         let Some(srv) = self.srv_mut(b, s) else {
             return out;
         };
+        if srv.agent_off {
+            return out;
+        }
         let previous = srv
             .agent_last
             .as_ref()
@@ -633,6 +645,105 @@ impl Board {
     }
 }
 
+/// Changes made from the runtime socket (`set server`, `set weight`, `enable|disable server`):
+/// they go through the board so its log lines, "N active servers left" counts and later check
+/// results agree with what the operator did.
+impl Board {
+    /// `set server B/S state ready|drain|maint`: HAProxy logs the same lines as for the agent.
+    pub fn set_admin(
+        &mut self,
+        b: usize,
+        s: usize,
+        state: AdminState,
+        now: Duration,
+    ) -> Vec<Effect> {
+        let admin = match state {
+            AdminState::Ready => AgentAdmin::Ready,
+            AdminState::Drain => AgentAdmin::Drain,
+            AdminState::Maint => AgentAdmin::Maint,
+        };
+        let mut out = Vec::new();
+        self.agent_admin(b, s, admin, now, &mut out);
+        out
+    }
+
+    /// `set server B/S weight` / `set weight`: the new user weight (already bounded); a running
+    /// slowstart ramp continues towards it.
+    pub fn set_weight(&mut self, b: usize, s: usize, weight: u32, now: Duration) -> Vec<Effect> {
+        let dynamic = self.backends.get(b).is_some_and(|be| be.dynamic_weights);
+        let had_any = self.any_usable(b);
+        let mut out = Vec::new();
+        let Some(srv) = self.srv_mut(b, s) else {
+            return out;
+        };
+        srv.uweight = weight;
+        let e = srv.eweight_at(now, dynamic);
+        if e != srv.eweight {
+            srv.eweight = e;
+            out.push(Effect::Msg(ControlMsg::SetServerWeight {
+                backend: b,
+                server: s,
+                weight: e,
+            }));
+        }
+        self.alert_if_empty(b, had_any, &mut out);
+        out
+    }
+
+    /// `set server B/S health|agent up|down`: forces the check's state machine. `None` when
+    /// the server has no such check (the caller tells the shards directly).
+    pub fn force_health(
+        &mut self,
+        b: usize,
+        s: usize,
+        agent: bool,
+        up: bool,
+        now: Duration,
+    ) -> Option<Vec<Effect>> {
+        let had_any = self.any_usable(b);
+        let srv = self.srv_mut(b, s)?;
+        let st = if agent {
+            srv.agent.as_mut()
+        } else {
+            srv.check.as_mut()
+        }?;
+        let mut out = Vec::new();
+        if let Some(t) = st.force(up, now) {
+            let r = CheckResult::new(CheckStatus::Unknown);
+            self.after_health_change(b, s, t, &r, had_any, now, &mut out);
+        }
+        Some(out)
+    }
+
+    /// Whether the board tracks server `s` of backend `b` (a plan without checks has none).
+    pub fn has_server(&self, b: usize, s: usize) -> bool {
+        self.srv(b, s).is_some()
+    }
+
+    /// `enable|disable health|agent`: whether that check runs.
+    pub fn set_check_enabled(&mut self, b: usize, s: usize, agent: bool, enabled: bool) {
+        if let Some(srv) = self.srv_mut(b, s) {
+            if agent {
+                srv.agent_off = !enabled;
+            } else {
+                srv.check_off = !enabled;
+            }
+        }
+    }
+
+    /// False after `disable health|agent` (the check task skips its turns).
+    pub fn check_enabled(&self, b: usize, s: usize, agent: bool) -> bool {
+        self.srv(b, s)
+            .is_some_and(|x| if agent { !x.agent_off } else { !x.check_off })
+    }
+
+    /// Usable active and backup servers of backend `b` (tests and the runtime socket).
+    pub fn usable_counts(&self, b: usize) -> (u32, u32) {
+        let c = self.counts(b);
+        (c.active, c.backup)
+    }
+}
+
 fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
     let mut st = ServerCheckStats {
         backend: backend.to_string(),
@@ -676,6 +787,20 @@ fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
             (None, _) => "no check".to_string(),
         },
     };
+    // haproxy 2.6 shows a disabled check, or one paused by maintenance, as none at all.
+    let paused = srv.admin == AdminState::Maint;
+    if srv.check_off || paused {
+        st.check_health = None;
+        st.check_status.clear();
+        st.check_code = None;
+        st.check_duration = None;
+        st.last_chk.clear();
+    }
+    if srv.agent_off || paused {
+        st.agent_health = None;
+        st.agent_status.clear();
+        st.last_agt.clear();
+    }
     st
 }
 
@@ -748,6 +873,84 @@ mod tests {
                 Effect::Msg(_) => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn runtime_admin_changes_log_and_count_like_the_agent() {
+        let mut b = board(vec![server("s1", false, false), server("s2", false, false)]);
+        let e = b.set_admin(0, 0, AdminState::Maint, 10 * MS);
+        assert_eq!(
+            msgs(&e),
+            vec![ControlMsg::SetServerAdmin {
+                backend: 0,
+                server: 0,
+                state: AdminState::Maint
+            }]
+        );
+        let l = lines(&e);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(
+            l[0].starts_with("[WARNING] Server be/s1 is going DOWN for maintenance.")
+                && l[0].contains(" 1 active and 0 backup servers left."),
+            "{l:?}"
+        );
+        // Same state again: nothing to say, nothing to send.
+        assert!(b.set_admin(0, 0, AdminState::Maint, 20 * MS).is_empty());
+        let e = b.set_admin(0, 1, AdminState::Drain, 30 * MS);
+        assert!(lines(&e)
+            .iter()
+            .any(|l| l == "[ALERT] backend 'be' has no server available!"));
+        assert_eq!(b.usable_counts(0), (0, 0));
+        b.set_admin(0, 0, AdminState::Ready, 40 * MS);
+        assert_eq!(b.usable_counts(0), (1, 0));
+    }
+
+    #[test]
+    fn runtime_weight_zero_empties_the_backend() {
+        let mut b = board(vec![server("s1", false, false)]);
+        let e = b.set_weight(0, 0, 0, MS);
+        assert_eq!(
+            msgs(&e),
+            vec![ControlMsg::SetServerWeight {
+                backend: 0,
+                server: 0,
+                weight: 0
+            }]
+        );
+        assert_eq!(
+            lines(&e),
+            vec!["[ALERT] backend 'be' has no server available!"]
+        );
+        assert!(b.set_weight(0, 0, 0, 2 * MS).is_empty());
+    }
+
+    #[test]
+    fn disabled_check_ignores_results_until_enabled() {
+        let mut b = board(vec![server("s1", false, false)]);
+        b.set_check_enabled(0, 0, false, false);
+        assert!(!b.check_enabled(0, 0, false));
+        for t in 1..=5 {
+            assert!(b.record_check(0, 0, &refused(), t * MS).is_empty());
+        }
+        b.set_check_enabled(0, 0, false, true);
+        let mut down = Vec::new();
+        for t in 6..=8 {
+            down.extend(b.record_check(0, 0, &refused(), t * MS));
+        }
+        assert!(msgs(&down).contains(&ControlMsg::SetServerHealth {
+            backend: 0,
+            server: 0,
+            up: false
+        }));
+        // Forced up from the CLI: the state machine follows at once.
+        let e = b.force_health(0, 0, false, true, 9 * MS).unwrap();
+        assert!(msgs(&e).contains(&ControlMsg::SetServerHealth {
+            backend: 0,
+            server: 0,
+            up: true
+        }));
+        assert_eq!(b.force_health(0, 0, true, true, 10 * MS), None, "no agent");
+        assert!(b.has_server(0, 0) && !b.has_server(0, 1) && !b.has_server(1, 0));
     }
 
     #[test]

@@ -420,6 +420,44 @@ impl Driver {
         }
     }
 
+    /// As [`Driver::apply`], but the messages are returned instead of sent.
+    fn apply_returning(&self, b: usize, s: usize, effects: Vec<Effect>) -> Vec<ControlMsg> {
+        let mut msgs = Vec::new();
+        let mut rest = Vec::new();
+        for e in effects {
+            match e {
+                Effect::Msg(m) => msgs.push(m),
+                other => rest.push(other),
+            }
+        }
+        let mut touched = vec![(b, s)];
+        for m in &msgs {
+            if let ControlMsg::SetServerHealth {
+                backend, server, ..
+            }
+            | ControlMsg::SetServerWeight {
+                backend, server, ..
+            }
+            | ControlMsg::SetServerAdmin {
+                backend, server, ..
+            }
+            | ControlMsg::SetServerMaxconn {
+                backend, server, ..
+            } = m
+            {
+                touched.push((*backend, *server));
+            }
+        }
+        self.emit(rest);
+        let board = self.board.borrow();
+        for (b, s) in touched {
+            if let Some((i, st)) = board.server_stats(b, s, self.now()) {
+                self.stats.store_one(i, st);
+            }
+        }
+        msgs
+    }
+
     fn emit(&self, effects: Vec<Effect>) {
         for e in effects {
             match e {
@@ -442,6 +480,155 @@ pub fn run(
     plan: CheckPlan,
     stats: CheckStatsHandle,
 ) -> glommio::channels::local_channel::LocalReceiver<ControlMsg> {
+    start(plan, stats).0
+}
+
+/// The runtime socket's way into the running checks' [`Board`]: its changes get the same log
+/// lines and counts as check results; the caller broadcasts the messages it gets back.
+#[derive(Clone)]
+pub struct ChecksHandle(Rc<Driver>);
+
+/// Each method logs what the board says and returns the messages for the caller to broadcast
+/// itself, so a command's effect is on every shard before its answer is written.
+impl ChecksHandle {
+    /// `set server B/S state ...`.
+    pub fn set_admin(
+        &self,
+        b: usize,
+        s: usize,
+        state: ringlb_shard::AdminState,
+    ) -> Vec<ControlMsg> {
+        let e = self
+            .0
+            .board
+            .borrow_mut()
+            .set_admin(b, s, state, self.0.now());
+        self.0.apply_returning(b, s, e)
+    }
+
+    /// `set weight` / `set server B/S weight`.
+    pub fn set_weight(&self, b: usize, s: usize, weight: u32) -> Vec<ControlMsg> {
+        let e = self
+            .0
+            .board
+            .borrow_mut()
+            .set_weight(b, s, weight, self.0.now());
+        self.0.apply_returning(b, s, e)
+    }
+
+    /// `set server B/S health|agent up|down`; `None` when the server has no such check.
+    pub fn force_health(
+        &self,
+        b: usize,
+        s: usize,
+        agent: bool,
+        up: bool,
+    ) -> Option<Vec<ControlMsg>> {
+        let e = self
+            .0
+            .board
+            .borrow_mut()
+            .force_health(b, s, agent, up, self.0.now())?;
+        Some(self.0.apply_returning(b, s, e))
+    }
+
+    /// Routes a state change sent by another part of the process (the stats page's admin
+    /// form) through the board, so its log lines and counts stay right; returns what to
+    /// broadcast (the message itself when the board does not track that server).
+    pub fn route(&self, msg: ControlMsg) -> Vec<ControlMsg> {
+        let known = |b: usize, s: usize| self.0.board.borrow().has_server(b, s);
+        match msg {
+            ControlMsg::SetServerAdmin {
+                backend,
+                server,
+                state,
+            } if known(backend, server) => self.set_admin(backend, server, state),
+            ControlMsg::SetServerWeight {
+                backend,
+                server,
+                weight,
+            } if known(backend, server) => self.set_weight(backend, server, weight),
+            ControlMsg::SetServerHealth {
+                backend,
+                server,
+                up,
+            } => self
+                .force_health(backend, server, false, up)
+                .unwrap_or_else(|| vec![msg]),
+            other => vec![other],
+        }
+    }
+
+    /// Whether the board tracks this server.
+    pub fn knows(&self, b: usize, s: usize) -> bool {
+        self.0.board.borrow().has_server(b, s)
+    }
+
+    /// `enable|disable health|agent B/S`.
+    pub fn set_check_enabled(&self, b: usize, s: usize, agent: bool, enabled: bool) {
+        self.0
+            .board
+            .borrow_mut()
+            .set_check_enabled(b, s, agent, enabled);
+        let st = self.0.board.borrow().server_stats(b, s, self.0.now());
+        if let Some((i, st)) = st {
+            self.0.stats.store_one(i, st);
+        }
+    }
+
+    /// Counters and results of every server now (for `show servers state`).
+    pub fn snapshot(&self) -> Vec<ServerCheckStats> {
+        self.0.board.borrow().snapshot(self.0.now())
+    }
+
+    /// `srv_check_status`, `srv_check_result` and `srv_check_health` of a server's health
+    /// check (`agent`: of its agent check), as `show servers state` prints them.
+    pub fn check_columns(&self, b: usize, s: usize, agent: bool) -> Option<(u8, u8, u32)> {
+        let board = self.0.board.borrow();
+        let st = if agent {
+            board.agent_state(b, s)
+        } else {
+            board.check_state(b, s)
+        }?;
+        let status = st
+            .last_result()
+            .map_or(ringlb_health::status::CheckStatus::Init, |r| r.status);
+        Some((status_code(status), result_code(status), st.health()))
+    }
+}
+
+/// HAProxy's `HCHK_STATUS_*` number of a status: same order as its enum, which has a dummy
+/// `HCHK_STATUS_CHECKED` (3) between `START` and `HANA`.
+fn status_code(s: ringlb_health::status::CheckStatus) -> u8 {
+    use ringlb_health::status::CheckStatus as S;
+    let n = s as u8;
+    if n >= S::HealthAnalyze as u8 {
+        n + 1
+    } else {
+        n
+    }
+}
+
+/// HAProxy's `CHK_RES_*` for the result a status reports.
+fn result_code(s: ringlb_health::status::CheckStatus) -> u8 {
+    use ringlb_health::status::CheckStatus as S;
+    match s {
+        S::Unknown | S::Init | S::Start => 0,
+        S::L4Ok | S::L6Ok | S::L7Ok | S::ProcOk => 3,
+        S::L7OkCond => 4,
+        _ => 2,
+    }
+}
+
+/// As [`run`], and a handle for the runtime socket. Without jobs no task starts, but the board
+/// still tracks admin states and weights set at runtime.
+pub fn start(
+    plan: CheckPlan,
+    stats: CheckStatsHandle,
+) -> (
+    glommio::channels::local_channel::LocalReceiver<ControlMsg>,
+    ChecksHandle,
+) {
     let (tx, rx) = glommio::channels::local_channel::new_unbounded();
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
@@ -480,12 +667,22 @@ pub fn run(
         })
         .detach();
     }
-    rx
+    (rx, ChecksHandle(driver))
 }
 
 async fn check_task(d: Rc<Driver>, job: Job) {
     glommio::timer::sleep(job.first_delay).await;
     loop {
+        let agent = job.kind == JobKind::Agent;
+        if !d
+            .board
+            .borrow()
+            .check_enabled(job.backend, job.server, agent)
+        {
+            // `disable health|agent`: skip turns until it is enabled again.
+            glommio::timer::sleep(job.target.inter.max(Duration::from_millis(1))).await;
+            continue;
+        }
         let effects = match job.kind {
             JobKind::Health => {
                 let unix = SystemTime::now()

@@ -1,0 +1,410 @@
+//! Running the commands a [`CliSession`] hands over, on the control shard.
+
+use std::cell::{Cell, RefCell};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use glommio::channels::shared_channel::ConnectedSender;
+use ringlb_runtime::servers::admin;
+use ringlb_runtime::{
+    apply, AdminState as CliAdmin, CliSession, OpState, Owner, Pending, Reply, Request,
+    ServerChange, ServerTable,
+};
+use ringlb_shard::snapshot::{self, ProcessFacts};
+use ringlb_shard::state::{RunState, ShardState};
+use ringlb_shard::{AdminState, ControlMsg, ShardCounters, StatsBoard, Topology};
+use ringlb_stats::Snapshot;
+
+use crate::checks::ChecksHandle;
+
+/// How long `show stat` / `show info` wait for every shard's counters.
+const COLLECT_WAIT: Duration = Duration::from_millis(500);
+
+/// Sends changes to every worker shard and keeps a mirror of their server states (admin,
+/// health, weight), so the control shard can build snapshots without asking a shard.
+pub struct Bus {
+    shards: Vec<ConnectedSender<ControlMsg>>,
+    mirror: ShardState,
+}
+
+impl Bus {
+    pub fn new(shards: Vec<ConnectedSender<ControlMsg>>, mirror: ShardState) -> Bus {
+        Bus { shards, mirror }
+    }
+
+    /// Broadcasts `msg` (in order with every other message of the control shard).
+    pub async fn send(&self, msg: ControlMsg) {
+        // The mirror has no counters of its own to publish.
+        if !matches!(msg, ControlMsg::PublishStats { .. }) {
+            self.mirror.apply(&msg);
+        }
+        for shard in &self.shards {
+            // A shard that already exited has dropped its receiver: nothing to do.
+            let _ = shard.send(msg.clone()).await;
+        }
+    }
+
+    /// The shards' server states as last broadcast.
+    pub fn mirror(&self) -> &ShardState {
+        &self.mirror
+    }
+}
+
+/// What the runtime-socket connections share on the control shard.
+pub struct Ctx {
+    pub topo: Arc<Topology>,
+    pub bus: std::rc::Rc<Bus>,
+    pub board: Arc<StatsBoard>,
+    pub checks: Option<ChecksHandle>,
+    pub table: RefCell<ServerTable>,
+    pub timeout: Duration,
+    pub maxconn: u32,
+    pub bufsize: usize,
+    /// Connections being served, all sockets together (`stats maxconn`).
+    pub active: Cell<u32>,
+    pub started: Instant,
+    /// Frontends whose listeners `show stat` lists (`option socket-stats`).
+    pub socket_stats: Vec<String>,
+    /// Proxies with a `stick-table` line.
+    pub stick_tables: Vec<String>,
+}
+
+/// Runs `reqs` in order, appending what they print to `out`; true when the connection closes.
+pub async fn handle(ctx: &Ctx, sess: &CliSession, reqs: Vec<Request>, out: &mut Vec<u8>) -> bool {
+    let mut closing = false;
+    for r in reqs {
+        match r {
+            Request::Reply(resp) => sess.render(&resp, out),
+            Request::Run(p) => {
+                let reply = run(ctx, &p).await;
+                sess.render(&p.respond(reply), out);
+            }
+            Request::Close => closing = true,
+        }
+    }
+    closing
+}
+
+async fn run(ctx: &Ctx, p: &Pending) -> Reply {
+    match p.command.owner() {
+        Owner::Servers => servers(ctx, p).await,
+        Owner::Stats => {
+            let snap = stats_snapshot(ctx).await;
+            let args = p.args();
+            let text = match p.command {
+                ringlb_runtime::Command::ShowInfo { .. } => {
+                    ringlb_stats::cli_show_info(&snap, &args)
+                }
+                _ => ringlb_stats::cli_show_stat(&snap, &args),
+            };
+            Reply::raw_with_blank_line(text)
+        }
+        Owner::StickTables if ctx.stick_tables.is_empty() => no_tables(&p.command),
+        Owner::StickTables | Owner::Patterns | Owner::Tls | Owner::Engine => not_supported(p),
+    }
+}
+
+/// Stick-table commands of a process without tables: what haproxy answers then.
+fn no_tables(cmd: &ringlb_runtime::Command) -> Reply {
+    match cmd {
+        ringlb_runtime::Command::ShowTable { table: None, .. } => Reply::empty(),
+        _ => Reply::err("No such table\n"),
+    }
+}
+
+/// The one-line answer for a command HAProxy has and ringlb does not run yet.
+fn not_supported(p: &Pending) -> Reply {
+    let n = p.words.len() - p.args().len();
+    let kw = p
+        .words
+        .iter()
+        .take(n.max(1))
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    Reply::err(format!("'{kw}' is not supported by ringlb yet.\n"))
+}
+
+/// Whether the engine can carry out this change now.
+fn supported(c: &ServerChange) -> bool {
+    matches!(
+        c,
+        ServerChange::Admin { .. }
+            | ServerChange::Weight { .. }
+            | ServerChange::Health { .. }
+            | ServerChange::Agent { .. }
+            | ServerChange::Maxconn { .. }
+            | ServerChange::CheckEnabled { .. }
+    )
+}
+
+async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
+    refresh(ctx);
+    let outcome = {
+        let table = ctx.table.borrow();
+        apply(&table, &p.command)
+    };
+    let Some(outcome) = outcome else {
+        return not_supported(p);
+    };
+    if !outcome.changes.iter().all(supported) {
+        // `set server` works for most operations: name the one that does not.
+        if let [set, server, _, op, ..] = p.words.as_slice() {
+            if set == "set" && server == "server" {
+                return Reply::err(format!(
+                    "'set server <srv> {op}' is not supported by ringlb yet.\n"
+                ));
+            }
+        }
+        return not_supported(p);
+    }
+    for c in &outcome.changes {
+        let at = {
+            let mut table = ctx.table.borrow_mut();
+            table.apply_change(c);
+            let (b, s) = names(c);
+            table.find(b, s).ok()
+        };
+        if let Some((b, s)) = at {
+            push(ctx, c, b, s).await;
+        }
+    }
+    if !outcome.changes.is_empty() {
+        // Shards apply control messages in order: once each has answered a PublishStats sent
+        // after the change, the change is in effect everywhere, as haproxy's is when it answers.
+        let _ = collect(ctx).await;
+    }
+    outcome.reply
+}
+
+fn names(c: &ServerChange) -> (&str, &str) {
+    match c {
+        ServerChange::Admin {
+            backend, server, ..
+        }
+        | ServerChange::Weight {
+            backend, server, ..
+        }
+        | ServerChange::Health {
+            backend, server, ..
+        }
+        | ServerChange::Agent {
+            backend, server, ..
+        }
+        | ServerChange::Maxconn {
+            backend, server, ..
+        }
+        | ServerChange::CheckEnabled {
+            backend, server, ..
+        } => (backend, server),
+        _ => ("", ""),
+    }
+}
+
+/// Tells the shards (through the health board when it must know: logs, counts, slowstart),
+/// and returns once every shard has the message queued.
+async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
+    let msgs = match c {
+        ServerChange::Admin { state, .. } => {
+            let state = match state {
+                CliAdmin::Ready => AdminState::Ready,
+                CliAdmin::Drain => AdminState::Drain,
+                CliAdmin::Maint => AdminState::Maint,
+            };
+            match ctx.checks.as_ref().filter(|h| h.knows(b, s)) {
+                Some(h) => h.set_admin(b, s, state),
+                None => vec![ControlMsg::SetServerAdmin {
+                    backend: b,
+                    server: s,
+                    state,
+                }],
+            }
+        }
+        ServerChange::Weight { weight, .. } => {
+            match ctx.checks.as_ref().filter(|h| h.knows(b, s)) {
+                Some(h) => h.set_weight(b, s, *weight),
+                None => vec![ControlMsg::SetServerWeight {
+                    backend: b,
+                    server: s,
+                    weight: *weight,
+                }],
+            }
+        }
+        // `stopping`: no new traffic, but not DOWN (no check transition, no "is DOWN" line).
+        ServerChange::Health {
+            op_state: OpState::Stopping,
+            ..
+        } => vec![ControlMsg::SetServerHealth {
+            backend: b,
+            server: s,
+            up: false,
+        }],
+        ServerChange::Health { op_state, .. } => {
+            force(ctx, b, s, false, *op_state != OpState::Stopped)
+        }
+        ServerChange::Agent { up, .. } => force(ctx, b, s, true, *up),
+        ServerChange::Maxconn { maxconn, .. } => vec![ControlMsg::SetServerMaxconn {
+            backend: b,
+            server: s,
+            maxconn: *maxconn,
+        }],
+        ServerChange::CheckEnabled { agent, enabled, .. } => {
+            if let Some(h) = &ctx.checks {
+                h.set_check_enabled(b, s, *agent, *enabled);
+            }
+            Vec::new()
+        }
+        _ => Vec::new(),
+    };
+    for m in msgs {
+        ctx.bus.send(m).await;
+    }
+}
+
+/// The messages of a forced health change: the board's when the server has that check,
+/// otherwise the plain state.
+fn force(ctx: &Ctx, b: usize, s: usize, agent: bool, up: bool) -> Vec<ControlMsg> {
+    ctx.checks
+        .as_ref()
+        .and_then(|h| h.force_health(b, s, agent, up))
+        .unwrap_or_else(|| {
+            vec![ControlMsg::SetServerHealth {
+                backend: b,
+                server: s,
+                up,
+            }]
+        })
+}
+
+/// Brings the table's volatile columns up to date: operational state from the shards' mirror,
+/// time since the last change from the health board.
+fn refresh(ctx: &Ctx) {
+    let stats = ctx.checks.as_ref().map(ChecksHandle::snapshot);
+    let mirror = ctx.bus.mirror();
+    let uptime = ctx.started.elapsed().as_secs();
+    let mut table = ctx.table.borrow_mut();
+    let mut flat = 0usize;
+    // Admin changes made elsewhere (the stats page's admin form) reach the shards without
+    // passing here: the shards' state wins.
+    let mut admin_changes = Vec::new();
+    for (bi, be) in table.backends.iter().enumerate() {
+        for (si, row) in be.servers.iter().enumerate() {
+            let Some(st) = mirror.server(bi, si) else {
+                continue;
+            };
+            let have = if row.admin & admin::MAINT != 0 {
+                AdminState::Maint
+            } else if row.admin & admin::DRAIN != 0 {
+                AdminState::Drain
+            } else {
+                AdminState::Ready
+            };
+            let want = st.admin.get();
+            if want != have {
+                admin_changes.push(ServerChange::Admin {
+                    backend: be.name.clone(),
+                    server: row.name.clone(),
+                    state: match want {
+                        AdminState::Ready => CliAdmin::Ready,
+                        AdminState::Drain => CliAdmin::Drain,
+                        AdminState::Maint => CliAdmin::Maint,
+                    },
+                });
+            }
+        }
+    }
+    for c in &admin_changes {
+        table.apply_change(c);
+    }
+    for (bi, be) in table.backends.iter_mut().enumerate() {
+        for (si, row) in be.servers.iter_mut().enumerate() {
+            if let Some(st) = mirror.server(bi, si) {
+                if row.admin & admin::MAINT == 0 {
+                    // `stopping` (set from the CLI) is "not up" for the shards too.
+                    row.op_state = match (st.up.get(), row.op_state) {
+                        (true, OpState::Stopped | OpState::Stopping) => OpState::Running,
+                        (true, keep) => keep,
+                        (false, OpState::Stopping) => OpState::Stopping,
+                        (false, _) => OpState::Stopped,
+                    };
+                }
+            }
+            // In maintenance haproxy pauses the checks: the columns keep what they were when
+            // the server entered it (refreshed just before every change), health 0.
+            if let Some(h) = ctx
+                .checks
+                .as_ref()
+                .filter(|_| row.admin & admin::MAINT == 0)
+            {
+                for (agent, c) in [(false, &mut row.check), (true, &mut row.agent)] {
+                    if let Some((status, result, health)) = h.check_columns(bi, si, agent) {
+                        c.status = status;
+                        c.result = result;
+                        c.health = health;
+                    }
+                }
+            }
+            row.secs_since_change = stats
+                .as_ref()
+                .and_then(|v| v.get(flat))
+                .map_or(uptime, |st| st.lastchg.as_secs());
+            flat += 1;
+        }
+    }
+}
+
+/// Every shard's counters merged, without blocking the control executor.
+async fn collect(ctx: &Ctx) -> ShardCounters {
+    let seq = ctx.board.next_seq();
+    ctx.bus.send(ControlMsg::PublishStats { seq }).await;
+    let deadline = Instant::now() + COLLECT_WAIT;
+    while Instant::now() < deadline {
+        if let Some(c) = ctx.board.try_collect(seq) {
+            return c;
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    ctx.board
+        .latest()
+        .unwrap_or_else(|| ShardCounters::new(&ctx.topo))
+}
+
+async fn stats_snapshot(ctx: &Ctx) -> Snapshot {
+    let counters = collect(ctx).await;
+    let mirror = ctx.bus.mirror();
+    let facts = ProcessFacts {
+        pid: std::process::id(),
+        nbthread: mirror.nshards as u32,
+        start_unix_s: ctx.board.start_unix_s,
+        ulimit_n: open_files_limit(),
+        node: ctx.topo.log_hostname.clone().unwrap_or_default(),
+        stopping: mirror.run.get() != RunState::Running,
+    };
+    let mut snap = snapshot::build(
+        &ctx.topo,
+        mirror,
+        &counters,
+        &ctx.board.health(),
+        ctx.board.now_ms(),
+        &facts,
+    );
+    for p in &mut snap.proxies {
+        if !ctx.socket_stats.contains(&p.name) {
+            p.listeners.clear();
+        }
+    }
+    snap
+}
+
+fn open_files_limit() -> u64 {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        0
+    }
+}

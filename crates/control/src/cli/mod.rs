@@ -1,0 +1,466 @@
+//! The runtime socket (issue #10): HAProxy's `stats socket` served by the control shard.
+//!
+//! ```text
+//!   stats socket lines ─▶ CliPlan::from_config ─▶ bind (control executor, before privileges drop)
+//!   accept ─▶ one task per connection ─▶ ringlb_runtime::CliSession (framing, levels, help)
+//!        Request::Run ─▶ exec::run: servers ─▶ ServerTable + health Board + broadcast to shards
+//!                                   stats   ─▶ PublishStats, poll the StatsBoard, render
+//!                                   others  ─▶ one-line "not supported by ringlb yet"
+//! ```
+//!
+//! Nothing here blocks the control executor: sockets are glommio's, waits are glommio timers,
+//! and the shared state (`ServerTable`, mirror `ShardState`) is only borrowed between awaits.
+
+mod exec;
+mod table;
+
+use std::cell::Cell;
+use std::ffi::CString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use ringlb_config::model::Config;
+use ringlb_runtime::{CliSession, Level, SessionConfig};
+
+pub use exec::{Bus, Ctx};
+pub use table::{build_table, set_threads};
+
+/// HAProxy's default `stats timeout`.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// HAProxy's default `stats maxconn`.
+pub const DEFAULT_MAXCONN: u32 = 10;
+
+/// Where a `stats socket` listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CliAddr {
+    /// A UNIX stream socket at this path.
+    Unix(PathBuf),
+    /// A TCP address (`ipv4@`, `ipv6@` or a bare `addr:port`).
+    Tcp(SocketAddr),
+}
+
+/// One `stats socket` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SocketSpec {
+    pub addr: CliAddr,
+    /// `mode` (octal) of a UNIX socket file.
+    pub mode: Option<u32>,
+    /// Owner of a UNIX socket file (`uid` or `user`).
+    pub uid: Option<u32>,
+    /// Group of a UNIX socket file (`gid` or `group`).
+    pub gid: Option<u32>,
+    /// `level` (operator when absent, as HAProxy).
+    pub level: Level,
+    /// The line's own `maxconn`, if any (the global `stats maxconn` applies too).
+    pub maxconn: Option<u32>,
+}
+
+/// Every runtime socket of a configuration.
+#[derive(Debug, Clone)]
+pub struct CliPlan {
+    pub sockets: Vec<SocketSpec>,
+    /// `stats timeout`: idle time before a connection is closed.
+    pub timeout: Duration,
+    /// `stats maxconn`: connections served at once, all sockets together.
+    pub maxconn: u32,
+    /// `tune.bufsize`: longest request line.
+    pub bufsize: usize,
+    /// The servers as the configuration starts them ([`build_table`]).
+    pub table: ringlb_runtime::ServerTable,
+    /// Frontends with `option socket-stats`: only their listeners get `show stat` rows.
+    pub socket_stats: Vec<String>,
+    /// Proxies declaring a `stick-table` (the runtime commands on them are not wired yet).
+    pub stick_tables: Vec<String>,
+}
+
+impl Default for CliPlan {
+    fn default() -> Self {
+        CliPlan {
+            sockets: Vec::new(),
+            timeout: DEFAULT_TIMEOUT,
+            maxconn: DEFAULT_MAXCONN,
+            bufsize: ringlb_runtime::session::DEFAULT_BUFSIZE,
+            table: ringlb_runtime::ServerTable::default(),
+            socket_stats: Vec::new(),
+            stick_tables: Vec::new(),
+        }
+    }
+}
+
+impl CliPlan {
+    /// No runtime socket.
+    pub fn none() -> CliPlan {
+        CliPlan::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sockets.is_empty()
+    }
+
+    /// The sockets of the global section; errors are `config : parsing [file:line] : ...`.
+    pub fn from_config(cfg: &Config) -> Result<CliPlan, Vec<String>> {
+        let g = &cfg.global;
+        let mut plan = CliPlan {
+            timeout: g.stats_timeout.unwrap_or(DEFAULT_TIMEOUT),
+            maxconn: g.stats_maxconn.unwrap_or(DEFAULT_MAXCONN).max(1),
+            bufsize: usize::try_from(g.tune.bufsize).unwrap_or(plan_default_bufsize()),
+            ..CliPlan::default()
+        };
+        plan.socket_stats = cfg
+            .frontends
+            .iter()
+            .filter(|f| f.options.other.get("socket-stats") == Some(&true))
+            .map(|f| f.name.clone())
+            .collect();
+        plan.stick_tables = cfg
+            .frontends
+            .iter()
+            .filter(|f| f.stick_table.is_some())
+            .map(|f| f.name.clone())
+            .chain(
+                cfg.backends
+                    .iter()
+                    .filter(|b| b.stick_table.is_some())
+                    .map(|b| b.name.clone()),
+            )
+            .collect();
+        let mut errors = Vec::new();
+        for s in &g.stats_sockets {
+            let at = format!("parsing [{}:{}] : 'stats socket'", s.loc.file, s.loc.line);
+            match socket_spec(s) {
+                Ok(spec) => plan.sockets.push(spec),
+                Err(e) => errors.push(format!("{at} : {e}")),
+            }
+        }
+        if errors.is_empty() {
+            Ok(plan)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn plan_default_bufsize() -> usize {
+    ringlb_runtime::session::DEFAULT_BUFSIZE
+}
+
+fn socket_spec(s: &ringlb_config::model::StatsSocket) -> Result<SocketSpec, String> {
+    let level = Level::from_socket_option(s.level.as_deref())
+        .ok_or_else(|| format!("unknown level '{}'", s.level.as_deref().unwrap_or("")))?;
+    let mut spec = SocketSpec {
+        addr: parse_addr(&s.address)?,
+        mode: s.mode,
+        uid: None,
+        gid: None,
+        level,
+        maxconn: None,
+    };
+    for (k, v) in &s.options {
+        let v = v.as_deref().unwrap_or("");
+        match k.as_str() {
+            "uid" => spec.uid = Some(v.parse().map_err(|_| format!("invalid uid '{v}'"))?),
+            "gid" => spec.gid = Some(v.parse().map_err(|_| format!("invalid gid '{v}'"))?),
+            "user" => spec.uid = Some(lookup_user(v)?),
+            "group" => spec.gid = Some(lookup_group(v)?),
+            "maxconn" => {
+                spec.maxconn = Some(v.parse().map_err(|_| format!("invalid maxconn '{v}'"))?);
+            }
+            // Accepted without effect: names and backlogs do not change what the CLI answers.
+            "name" | "backlog" | "process" | "thread" => {}
+            other => {
+                return Err(format!(
+                    "'{other}' is not supported on a stats socket by ringlb yet (issue #10)"
+                ))
+            }
+        }
+    }
+    if matches!(spec.addr, CliAddr::Tcp(_))
+        && (spec.mode.is_some() || spec.uid.is_some() || spec.gid.is_some())
+    {
+        // HAProxy ignores them on TCP sockets too; nothing to apply.
+        spec.mode = None;
+        spec.uid = None;
+        spec.gid = None;
+    }
+    Ok(spec)
+}
+
+/// `/path`, `unix@path`, `ipv4@a:p`, `ipv6@[a]:p` / `ipv6@a:p`, `a:p`.
+pub fn parse_addr(text: &str) -> Result<CliAddr, String> {
+    if let Some(p) = text.strip_prefix("unix@") {
+        return Ok(CliAddr::Unix(PathBuf::from(p)));
+    }
+    if text.starts_with('/') || text.starts_with("./") {
+        return Ok(CliAddr::Unix(PathBuf::from(text)));
+    }
+    for prefix in ["abns@", "fd@", "sockpair@", "udp@", "quic4@", "quic6@"] {
+        if text.starts_with(prefix) {
+            return Err(format!(
+                "address family '{prefix}' is not supported on a stats socket by ringlb yet"
+            ));
+        }
+    }
+    let bare = text
+        .strip_prefix("ipv4@")
+        .or_else(|| text.strip_prefix("ipv6@"))
+        .or_else(|| text.strip_prefix("tcp@"))
+        .or_else(|| text.strip_prefix("tcp4@"))
+        .or_else(|| text.strip_prefix("tcp6@"))
+        .unwrap_or(text);
+    if let Ok(a) = bare.parse::<SocketAddr>() {
+        return Ok(CliAddr::Tcp(a));
+    }
+    // `ipv6@::1:9999` (no brackets) and `:port` (any address), as HAProxy writes them.
+    if let Some((host, port)) = bare.rsplit_once(':') {
+        let port: u16 = port
+            .parse()
+            .map_err(|_| format!("invalid port in '{text}'"))?;
+        let host = if host.is_empty() { "0.0.0.0" } else { host };
+        let ip: std::net::IpAddr = host
+            .trim_matches(|c| c == '[' || c == ']')
+            .parse()
+            .map_err(|_| format!("'{text}' is not an IP address and port; name resolution is not supported by ringlb yet"))?;
+        return Ok(CliAddr::Tcp(SocketAddr::new(ip, port)));
+    }
+    Ok(CliAddr::Unix(PathBuf::from(text)))
+}
+
+fn lookup_user(name: &str) -> Result<u32, String> {
+    let c = CString::new(name).map_err(|_| format!("bad user name '{name}'"))?;
+    // SAFETY: getpwnam returns a pointer into static storage or null; read before any other call.
+    let pw = unsafe { libc::getpwnam(c.as_ptr()) };
+    if pw.is_null() {
+        return Err(format!("unknown user '{name}'"));
+    }
+    // SAFETY: non-null pointer from getpwnam.
+    Ok(unsafe { (*pw).pw_uid })
+}
+
+fn lookup_group(name: &str) -> Result<u32, String> {
+    let c = CString::new(name).map_err(|_| format!("bad group name '{name}'"))?;
+    // SAFETY: as lookup_user, for getgrnam.
+    let gr = unsafe { libc::getgrnam(c.as_ptr()) };
+    if gr.is_null() {
+        return Err(format!("unknown group '{name}'"));
+    }
+    // SAFETY: non-null pointer from getgrnam.
+    Ok(unsafe { (*gr).gr_gid })
+}
+
+/// A bound runtime socket.
+pub enum Listener {
+    Unix(glommio::net::UnixListener),
+    Tcp(glommio::net::TcpListener),
+}
+
+/// Binds one socket on the current glommio executor; a UNIX socket gets its mode and owner.
+/// A stale socket file at the path is replaced (HAProxy does the same through a rename).
+pub fn bind(spec: &SocketSpec) -> Result<Listener, String> {
+    match &spec.addr {
+        CliAddr::Tcp(a) => glommio::net::TcpListener::bind(a)
+            .map(Listener::Tcp)
+            .map_err(|e| format!("Starting frontend GLOBAL: cannot bind socket ({e}) [{a}]")),
+        CliAddr::Unix(path) => {
+            remove_stale_socket(path);
+            let l = glommio::net::UnixListener::bind(path).map_err(|e| {
+                format!(
+                    "Starting frontend GLOBAL: cannot bind UNIX socket ({e}) [{}]",
+                    path.display()
+                )
+            })?;
+            apply_owner_and_mode(path, spec).map_err(|e| {
+                format!(
+                    "Starting frontend GLOBAL: cannot change UNIX socket ownership ({e}) [{}]",
+                    path.display()
+                )
+            })?;
+            Ok(Listener::Unix(l))
+        }
+    }
+}
+
+fn remove_stale_socket(path: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    if let Ok(m) = std::fs::symlink_metadata(path) {
+        if m.file_type().is_socket() {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn apply_owner_and_mode(path: &Path, spec: &SocketSpec) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if spec.uid.is_some() || spec.gid.is_some() {
+        std::os::unix::fs::chown(path, spec.uid, spec.gid)?;
+    }
+    if let Some(mode) = spec.mode {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
+    }
+    Ok(())
+}
+
+/// Accepts connections on `listener` for as long as the control executor runs.
+pub async fn serve(ctx: Rc<Ctx>, listener: Listener, spec: SocketSpec) {
+    let own = Rc::new(Cell::new(0u32));
+    loop {
+        // `stats maxconn` (and the line's own): further clients wait in the backlog.
+        while ctx.active.get() >= ctx.maxconn || spec.maxconn.is_some_and(|m| own.get() >= m) {
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        let accepted = match &listener {
+            Listener::Unix(l) => l.accept().await.map(Conn::Unix),
+            Listener::Tcp(l) => l.accept().await.map(Conn::Tcp),
+        };
+        let conn = match accepted {
+            Ok(c) => c,
+            Err(_) => {
+                // Out of descriptors or a client gone before accept: try again shortly.
+                glommio::timer::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        ctx.active.set(ctx.active.get() + 1);
+        own.set(own.get() + 1);
+        let (c, o, level) = (ctx.clone(), own.clone(), spec.level);
+        glommio::spawn_local(async move {
+            match conn {
+                Conn::Unix(s) => session(&c, s, level).await,
+                Conn::Tcp(s) => session(&c, s, level).await,
+            }
+            c.active.set(c.active.get().saturating_sub(1));
+            o.set(o.get().saturating_sub(1));
+        })
+        .detach();
+    }
+}
+
+enum Conn {
+    Unix(glommio::net::UnixStream),
+    Tcp(glommio::net::TcpStream),
+}
+
+/// Outcome of a read bounded by the idle timeout.
+enum Read {
+    Data(usize),
+    Eof,
+    Timeout,
+}
+
+async fn read_for<S: AsyncRead + Unpin>(s: &mut S, buf: &mut [u8], limit: Duration) -> Read {
+    let read = async {
+        match s.read(buf).await {
+            Ok(0) | Err(_) => Read::Eof,
+            Ok(n) => Read::Data(n),
+        }
+    };
+    let timer = async {
+        glommio::timer::sleep(limit).await;
+        Read::Timeout
+    };
+    futures_lite::future::or(read, timer).await
+}
+
+async fn write_for<S: AsyncWrite + Unpin>(s: &mut S, data: &[u8], limit: Duration) -> bool {
+    if data.is_empty() {
+        return true;
+    }
+    let write = async { s.write_all(data).await.is_ok() && s.flush().await.is_ok() };
+    let timer = async {
+        glommio::timer::sleep(limit).await;
+        false
+    };
+    futures_lite::future::or(write, timer).await
+}
+
+/// One connection: read, run what the session asks, write, until it closes or idles out.
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(ctx: &Ctx, mut s: S, level: Level) {
+    let mut sess = CliSession::new(
+        level,
+        SessionConfig {
+            bufsize: ctx.bufsize,
+            ..SessionConfig::default()
+        },
+    );
+    let mut buf = vec![0u8; 4096];
+    let mut out = Vec::new();
+    loop {
+        let idle = sess
+            .timeout_cli_secs()
+            .map_or(ctx.timeout, |secs| Duration::from_secs(u64::from(secs)));
+        let reqs = match read_for(&mut s, &mut buf, idle).await {
+            Read::Timeout => break,
+            Read::Eof => sess.feed_eof(),
+            Read::Data(n) => sess.feed(buf.get(..n).unwrap_or(&[])),
+        };
+        let mut closing = exec::handle(ctx, &sess, reqs, &mut out).await;
+        if !write_for(&mut s, &out, idle).await {
+            break;
+        }
+        out.clear();
+        while !closing && sess.has_buffered_commands() {
+            let reqs = sess.feed(&[]);
+            closing = exec::handle(ctx, &sess, reqs, &mut out).await;
+            if !write_for(&mut s, &out, idle).await {
+                closing = true;
+            }
+            out.clear();
+        }
+        if closing || sess.is_closed() {
+            break;
+        }
+    }
+    drop(s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_as_haproxy_writes_them() {
+        assert_eq!(
+            parse_addr("/run/ringlb.sock"),
+            Ok(CliAddr::Unix("/run/ringlb.sock".into()))
+        );
+        assert_eq!(
+            parse_addr("ipv4@127.0.0.1:9999"),
+            Ok(CliAddr::Tcp("127.0.0.1:9999".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_addr("127.0.0.1:9999"),
+            Ok(CliAddr::Tcp("127.0.0.1:9999".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_addr("ipv6@::1:9999"),
+            Ok(CliAddr::Tcp("[::1]:9999".parse().unwrap()))
+        );
+        assert_eq!(
+            parse_addr("unix@rel.sock"),
+            Ok(CliAddr::Unix("rel.sock".into()))
+        );
+        assert!(parse_addr("abns@x").is_err());
+        assert!(parse_addr("host.example:80").is_err());
+    }
+
+    #[test]
+    fn plan_from_config_levels_timeout_maxconn() {
+        let text = "global\n stats socket /tmp/a.sock mode 600 level admin\n stats socket ipv4@127.0.0.1:9999 level user\n stats socket /tmp/b.sock uid 0 gid 0\n stats timeout 2m\n stats maxconn 3\n";
+        let loaded = ringlb_config::parse_str("t.cfg", text).unwrap();
+        let p = CliPlan::from_config(&loaded.config).unwrap();
+        assert_eq!(p.timeout, Duration::from_secs(120));
+        assert_eq!(p.maxconn, 3);
+        assert_eq!(p.sockets.len(), 3);
+        assert_eq!(p.sockets[0].level, Level::Admin);
+        assert_eq!(p.sockets[0].mode, Some(0o600));
+        assert_eq!(p.sockets[1].level, Level::User);
+        assert_eq!(p.sockets[2].level, Level::Operator);
+        assert_eq!((p.sockets[2].uid, p.sockets[2].gid), (Some(0), Some(0)));
+        let none = ringlb_config::parse_str("t.cfg", "global\n").unwrap();
+        let p = CliPlan::from_config(&none.config).unwrap();
+        assert!(p.is_empty());
+        assert_eq!((p.timeout, p.maxconn), (DEFAULT_TIMEOUT, DEFAULT_MAXCONN));
+    }
+}
