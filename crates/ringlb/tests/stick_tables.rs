@@ -532,3 +532,56 @@ fn http_request_tracking_counts_http2_streams_too() {
         "{text}"
     );
 }
+
+/// `show table` on the runtime socket merges what every shard owns.
+#[test]
+fn show_table_on_the_runtime_socket_merges_the_shards() {
+    let origin = ringlb_testkit::Origin::start("o");
+    let dir = ringlb_testkit::TempDir::new("stick-show");
+    let front = ringlb_testkit::free_addr();
+    let sock = dir.join("admin.sock");
+    let cfg = format!(
+        "global\n    nbthread 2\n    stats socket {} level admin\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {front}\n    stick-table type ip size 1k expire 30s store http_req_cnt,http_req_rate(10s)\n    http-request track-sc0 src\n    default_backend be\nbackend be\n    server s1 {}\n",
+        sock.display(),
+        origin.addr()
+    );
+    let path = ringlb_testkit::write_config(&dir, &cfg);
+    let _p = ringlb_testkit::Ringlb::start(&path, &[front]);
+    for _ in 0..7 {
+        let mut c = ringlb_testkit::Conn::connect(front).unwrap();
+        assert_eq!(c.get("/").unwrap().status, 200);
+    }
+    let cli = |cmd: &str| {
+        let out = ringlb_testkit::run_bounded(
+            std::process::Command::new("sh").arg("-c").arg(format!(
+                "echo '{cmd}' | socat -t 2 stdio UNIX-CONNECT:{}",
+                sock.display()
+            )),
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let mut text = String::new();
+    assert!(
+        ringlb_testkit::wait_until(std::time::Duration::from_secs(5), || {
+            text = cli("show table fe");
+            text.contains("http_req_cnt=7")
+        }),
+        "{text}"
+    );
+    assert!(
+        text.starts_with("# table: fe, type: ip, size:1024, used:1\n"),
+        "{text}"
+    );
+    assert!(text.contains(" key=127.0.0.1 "), "{text}");
+    assert!(text.ends_with("\n\n"), "{text:?}");
+    assert_eq!(cli("show table fe key 10.9.9.9"), "\n");
+    assert_eq!(cli("show table nope"), "No such table\n\n");
+    assert_eq!(
+        cli("show table"),
+        "# table: fe, type: ip, size:1024, used:1\n\n"
+    );
+    let filtered = cli("show table fe data.http_req_cnt gt 100");
+    assert_eq!(filtered, "# table: fe, type: ip, size:1024, used:1\n\n");
+}

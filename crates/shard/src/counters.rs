@@ -124,12 +124,17 @@ pub struct ServerHealth {
     pub down_time_ms: u64,
 }
 
+/// One shard's answer to a `show table`: (seq, rows it owns, entries it owns).
+type StickRows = (u64, Vec<ringlb_stick::EntryView>, usize);
+
 /// Where shards publish copies of their counters for readers.
 #[derive(Debug)]
 pub struct StatsBoard {
     slots: Vec<Mutex<Option<(u64, ShardCounters)>>>,
     /// Per backend, per server; replaced whole by the control shard when checks report.
     health: Mutex<Vec<Vec<ServerHealth>>>,
+    /// Per shard: the stick-table entries it owns for the last `show table` (seq, rows, used).
+    stick_slots: Vec<Mutex<Option<StickRows>>>,
     next_seq: AtomicU64,
     /// The process-wide clock origin of every `now_ms` (rates of all shards line up).
     pub origin: Instant,
@@ -142,6 +147,7 @@ impl StatsBoard {
         Arc::new(StatsBoard {
             slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
             health: Mutex::new(Vec::new()),
+            stick_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
             next_seq: AtomicU64::new(1),
             origin: Instant::now(),
             start_unix_s: std::time::SystemTime::now()
@@ -185,6 +191,37 @@ impl StatsBoard {
             }
         }
         merged
+    }
+
+    /// Called by shard `shard` in answer to `PublishStickTable { seq }`.
+    pub fn publish_stick(
+        &self,
+        shard: usize,
+        seq: u64,
+        rows: Vec<ringlb_stick::EntryView>,
+        used: usize,
+    ) {
+        if let Some(slot) = self.stick_slots.get(shard) {
+            if let Ok(mut g) = slot.lock() {
+                *g = Some((seq, rows, used));
+            }
+        }
+    }
+
+    /// Every shard's rows and entry count for `seq`, once all have answered.
+    pub fn try_collect_stick(&self, seq: u64) -> Option<(Vec<ringlb_stick::EntryView>, usize)> {
+        let mut rows = Vec::new();
+        let mut used = 0;
+        for slot in &self.stick_slots {
+            let g = slot.lock().ok()?;
+            let (got, r, u) = g.as_ref()?;
+            if *got < seq {
+                return None;
+            }
+            rows.extend(r.iter().cloned());
+            used += u;
+        }
+        Some((rows, used))
     }
 
     /// Replaces the health-check results (control shard).

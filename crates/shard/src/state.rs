@@ -48,6 +48,13 @@ pub enum ControlMsg {
     },
     /// Copy this shard's counters to the stats board, tagged `seq` (a reader waits for it).
     PublishStats { seq: u64 },
+    /// Copy the entries of stick table `table` this shard owns that match `query` to the stats
+    /// board, tagged `seq` (`show table`).
+    PublishStickTable {
+        seq: u64,
+        table: String,
+        query: ringlb_stick::Query,
+    },
     /// An agent check's `maxconn:N` (0 = unlimited); each shard takes its share.
     SetServerMaxconn {
         backend: usize,
@@ -303,6 +310,20 @@ impl ShardState {
                         let _ = b.balancer.borrow_mut().set_weight(server, weight.min(256));
                     }
                 }
+            }
+            ControlMsg::PublishStickTable {
+                seq,
+                ref table,
+                ref query,
+            } => {
+                let now = self.board.now_ms();
+                let tables = self.stick.borrow();
+                let (rows, used) = tables
+                    .id(table)
+                    .and_then(|id| tables.get(id))
+                    .map(|t| (t.query(query, now, true), t.used_owned()))
+                    .unwrap_or_default();
+                self.board.publish_stick(self.shard_id, seq, rows, used);
             }
             ControlMsg::PublishStats { seq } => {
                 // A copy (the histograms are the bulk of it): only when somebody reads stats.

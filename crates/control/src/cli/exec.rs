@@ -35,7 +35,10 @@ impl Bus {
     /// Broadcasts `msg` (in order with every other message of the control shard).
     pub async fn send(&self, msg: ControlMsg) {
         // The mirror has no counters of its own to publish.
-        if !matches!(msg, ControlMsg::PublishStats { .. }) {
+        if !matches!(
+            msg,
+            ControlMsg::PublishStats { .. } | ControlMsg::PublishStickTable { .. }
+        ) {
             self.mirror.apply(&msg);
         }
         for shard in &self.shards {
@@ -100,8 +103,80 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
             Reply::raw_with_blank_line(text)
         }
         Owner::StickTables if ctx.stick_tables.is_empty() => no_tables(&p.command),
+        Owner::StickTables if matches!(p.command, ringlb_runtime::Command::ShowTable { .. }) => {
+            show_table(ctx, p).await
+        }
         Owner::StickTables | Owner::Patterns | Owner::Tls | Owner::Engine => not_supported(p),
     }
+}
+
+/// `show table [<name> [key K | data.X op V ...]]`: every shard sends the entries it owns
+/// (each key has one owner shard, ADR 0003); the control shard merges and prints them as
+/// haproxy 2.6 does. Without a name, one header line per table, last declared first.
+async fn show_table(ctx: &Ctx, p: &Pending) -> Reply {
+    let ringlb_runtime::Command::ShowTable { table, .. } = &p.command else {
+        return not_supported(p);
+    };
+    let configs: Vec<ringlb_stick::TableConfig> = ctx
+        .topo
+        .stick_tables
+        .iter()
+        .filter_map(|(name, t)| ringlb_stick::TableConfig::from_model(name, t).ok())
+        .collect();
+    let args = p.args();
+    let mut out = String::new();
+    match table {
+        None => {
+            for cfg in configs.iter().rev() {
+                let (_, used) = collect_table(ctx, &cfg.name, ringlb_stick::Query::default()).await;
+                // Header only: haproxy lists tables without their entries.
+                ringlb_stick::runtime::format_show(cfg, used, Vec::new(), &mut out);
+            }
+        }
+        Some(name) => {
+            let Some(cfg) = configs.iter().find(|c| &c.name == name) else {
+                return Reply::err(ringlb_stick::runtime::NO_SUCH_TABLE);
+            };
+            // The words after the table name (`args` starts with it).
+            let rest: Vec<&str> = args.iter().skip(1).copied().collect();
+            let query = match ringlb_stick::Query::parse(cfg, &rest) {
+                Ok(q) => q,
+                Err(e) if e.is_empty() => return Reply::empty(),
+                Err(e) => return Reply::err(e),
+            };
+            let by_key = query.key.is_some();
+            let (rows, used) = collect_table(ctx, name, query).await;
+            if by_key && rows.is_empty() {
+                return Reply::empty(); // haproxy answers nothing for an absent key
+            }
+            ringlb_stick::runtime::format_show(cfg, used, rows, &mut out);
+        }
+    }
+    Reply::raw_with_blank_line(format!("{out}\n"))
+}
+
+/// Asks every shard for its entries of `table` matching `query` and waits (bounded) for them.
+async fn collect_table(
+    ctx: &Ctx,
+    table: &str,
+    query: ringlb_stick::Query,
+) -> (Vec<ringlb_stick::EntryView>, usize) {
+    let seq = ctx.board.next_seq();
+    ctx.bus
+        .send(ControlMsg::PublishStickTable {
+            seq,
+            table: table.to_string(),
+            query,
+        })
+        .await;
+    let deadline = Instant::now() + COLLECT_WAIT;
+    while Instant::now() < deadline {
+        if let Some(r) = ctx.board.try_collect_stick(seq) {
+            return r;
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    }
+    (Vec::new(), 0)
 }
 
 /// Stick-table commands of a process without tables: what haproxy answers then.
