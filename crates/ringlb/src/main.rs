@@ -4,6 +4,7 @@
 
 mod cli;
 mod master;
+mod notify;
 mod run;
 
 use std::process::ExitCode;

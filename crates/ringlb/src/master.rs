@@ -136,9 +136,11 @@ pub fn run(args: Vec<OsString>, pidfile: Option<std::path::PathBuf>) -> i32 {
         let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout) };
         match sig {
             libc::SIGUSR2 | libc::SIGHUP if !stopping => {
+                crate::notify::notify("RELOADING=1");
                 notice("Reloading: checking the new configuration");
                 if !config_is_valid(&wargs) {
                     alert("Reload aborted: the configuration is invalid; the current worker keeps serving.");
+                    crate::notify::notify("READY=1");
                 } else {
                     match spawn_worker(&wargs, Some(current.id())) {
                         Ok(new) => {
@@ -150,12 +152,14 @@ pub fn run(args: Vec<OsString>, pidfile: Option<std::path::PathBuf>) -> i32 {
                 }
             }
             libc::SIGTERM | libc::SIGINT => {
+                crate::notify::notify("STOPPING=1");
                 stopping = true;
                 for c in old.iter().chain(std::iter::once(&current)) {
                     send(c.id(), libc::SIGTERM);
                 }
             }
             libc::SIGUSR1 => {
+                crate::notify::notify("STOPPING=1");
                 stopping = true;
                 for c in old.iter().chain(std::iter::once(&current)) {
                     send(c.id(), libc::SIGUSR1);

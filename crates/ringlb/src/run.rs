@@ -29,6 +29,16 @@ fn pid() -> u32 {
     std::process::id()
 }
 
+/// The process systemd supervises: the master in master-worker mode, else this one.
+fn main_pid() -> u32 {
+    if std::env::var_os(crate::master::WORKER_ENV).is_some() {
+        // SAFETY: getppid(2) cannot fail.
+        u32::try_from(unsafe { libc::getppid() }).unwrap_or_else(|_| pid())
+    } else {
+        pid()
+    }
+}
+
 fn alert(msg: &str) {
     eprintln!("[ALERT]    ({}) : {msg}", pid());
 }
@@ -357,8 +367,9 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
     if let Some(mut w) = report.take() {
         let _ = w.write_all(&[0]);
     }
-    // Serving now (every shard bound its SO_REUSEPORT listeners): the old processes of a
-    // reload can go (`-sf` softly, `-st` at once).
+    // Serving now (every shard bound its SO_REUSEPORT listeners): tell systemd, and the old
+    // processes of a reload can go (`-sf` softly, `-st` at once).
+    crate::notify::notify(&format!("READY=1\nMAINPID={}", main_pid()));
     for (pids, sig) in [
         (&opts.soft_finish, libc::SIGUSR1),
         (&opts.terminate, libc::SIGTERM),

@@ -138,3 +138,37 @@ fn reloads_under_load_lose_no_request_and_a_bad_config_changes_nothing() {
         );
     }
 }
+
+/// systemd's `Type=notify`: the worker reports READY=1 (with the master as MAINPID), a reload
+/// RELOADING=1 then READY=1 again, a stop STOPPING=1 (`$NOTIFY_SOCKET`, no systemd needed).
+#[test]
+fn systemd_notifications_follow_start_reload_and_stop() {
+    let origins = Origins::start(2);
+    let dir = TempDir::new("notify");
+    let front = free_addr();
+    let path = write_config(&dir, &config(front, &origins.addrs()));
+    let notify_path = dir.join("notify.sock");
+    let notify = std::os::unix::net::UnixDatagram::bind(&notify_path).unwrap();
+    notify
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut cmd = std::process::Command::new(ringlb_testkit::bin_path("ringlb"));
+    cmd.args(["-Ws", "-f", path.to_str().unwrap()])
+        .env("NOTIFY_SOCKET", &notify_path);
+    let mut master = ringlb_testkit::ChildGuard::spawn("ringlb", &mut cmd).unwrap();
+    master
+        .wait_ready(&[front], Duration::from_secs(10))
+        .unwrap();
+    let next = || {
+        let mut b = [0u8; 256];
+        let n = notify.recv(&mut b).unwrap();
+        String::from_utf8_lossy(&b[..n]).into_owned()
+    };
+    assert_eq!(next(), format!("READY=1\nMAINPID={}", master.pid()));
+    master.signal(libc::SIGUSR2).unwrap();
+    assert_eq!(next(), "RELOADING=1");
+    assert_eq!(next(), format!("READY=1\nMAINPID={}", master.pid()));
+    master.signal(libc::SIGTERM).unwrap();
+    assert_eq!(next(), "STOPPING=1");
+    master.stop(Duration::from_secs(5)).unwrap();
+}
