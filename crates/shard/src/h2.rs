@@ -442,6 +442,25 @@ async fn forward(
         conn_mode,
         false,
     );
+    // Cookie persistence, as on HTTP/1 (`persist.rs`): the named server, the head without the
+    // cookie with `indirect`.
+    let mut persisted = None;
+    let mut stripped_head: Option<(RequestHead, Vec<u8>)> = None;
+    if let Some(ck) = &be.cookie {
+        if let Some((value, stripped)) = crate::persist::persistence_cookie(req, head_bytes, ck) {
+            persisted = crate::persist::named_server(ctx, be_idx, be, &value);
+            if let Some(raw) = stripped {
+                let mut h = RequestHead::default();
+                if let Ok(Parsed::Complete { .. }) = parse_request(&raw, &conn.limits, &mut h) {
+                    stripped_head = Some((h, raw));
+                }
+            }
+        }
+    }
+    let (req, head_bytes) = match &stripped_head {
+        Some((h, raw)) => (h, raw.as_slice()),
+        None => (req, head_bytes),
+    };
     let mut out = Vec::with_capacity(head_bytes.len() + 64);
     ringlb_http1::write_request_head(req, head_bytes, &mut out, &edits);
     txn.bytes_in += head_bytes.len() as u64;
@@ -462,8 +481,12 @@ async fn forward(
         HttpReuse::Safe | HttpReuse::Aggressive | HttpReuse::Always => Reuse::Any,
     };
     let mut resp = ResponseHead::default();
+    let named = persisted;
     loop {
-        let mut info = ConnectInfo::default();
+        let mut info = ConnectInfo {
+            forced: persisted.take(),
+            ..ConnectInfo::default()
+        };
         let connected = lease_and_connect(ctx, be_idx, &input, reuse, &mut info).await;
         note_connect(conn, be_idx, &info, connected.is_ok(), txn);
         let Ok((lease, server)) = connected else {
@@ -497,6 +520,7 @@ async fn forward(
         match outcome {
             Ok(rest) => {
                 let c = RelayCtx {
+                    persisted: named,
                     be_idx,
                     be,
                     vars: &vars,
@@ -701,6 +725,8 @@ async fn read_response_head(
 
 struct RelayCtx<'a> {
     be_idx: usize,
+    /// The server the client's persistence cookie named (no `set-cookie` for it).
+    persisted: Option<usize>,
     be: &'a BackendRt,
     vars: &'a ringlb_rules::Vars,
     method: Method,
@@ -774,12 +800,17 @@ async fn relay_response(
             return;
         }
     };
-    let Some(response) = response else {
+    let Some(mut response) = response else {
         server.set_linger_zero();
         note_failed_response(conn, c.be_idx, txn);
         reply_error(conn, fe, Some(c.be), 502, &mut respond, txn).await;
         return;
     };
+    if let Some(v) = crate::persist::set_cookie(c.be, lease.server, c.persisted, c.method) {
+        if let Ok(v) = http::HeaderValue::from_bytes(&v) {
+            response.headers_mut().append(http::header::SET_COOKIE, v);
+        }
+    }
     bytes.drain(..head_len.min(bytes.len()));
     let no_body = matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0));
     txn.status = status;

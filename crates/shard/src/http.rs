@@ -404,24 +404,16 @@ impl<'a> Session<'a> {
         if let Some(ck) = &be.cookie {
             let sc = scratch(&mut self.sc, ctx);
             let found = match &rewritten {
-                None => persistence_cookie(&sc.req, head.bytes(), ck),
+                None => crate::persist::persistence_cookie(&sc.req, head.bytes(), ck),
                 Some(raw) => match parse_request(raw, &self.limits, &mut sc.req2) {
-                    Ok(Parsed::Complete { .. }) => persistence_cookie(&sc.req2, raw, ck),
+                    Ok(Parsed::Complete { .. }) => {
+                        crate::persist::persistence_cookie(&sc.req2, raw, ck)
+                    }
                     _ => None,
                 },
             };
             if let Some((value, stripped)) = found {
-                persisted = be
-                    .servers
-                    .iter()
-                    .position(|s| s.cookie.as_deref() == Some(&*value))
-                    .filter(|&s| {
-                        // A drained server keeps its persistent clients; a server in maintenance or
-                        // down does not.
-                        ctx.state.server(be_idx, s).is_some_and(|st| {
-                            st.up.get() && st.admin.get() != crate::state::AdminState::Maint
-                        })
-                    });
+                persisted = crate::persist::named_server(ctx, be_idx, be, &value);
                 if let Some(raw) = stripped {
                     rewritten = Some(raw);
                 }
@@ -726,17 +718,8 @@ impl<'a> Session<'a> {
         let mut out = std::mem::take(&mut scratch(&mut self.sc, self.ctx).out);
         out.clear();
         // `cookie ... insert`: tell the client which server it is on, unless it already knew.
-        let set_cookie = match (&c.be.cookie, c.be.servers.get(lease.server)) {
-            (Some(ck), Some(srv))
-                if c.persisted != Some(lease.server)
-                    && (!ck.postonly || c.method == Method::Post) =>
-            {
-                srv.cookie.as_ref().map(|v| {
-                    format!("set-cookie: {}={v}{}\r\n", ck.name, ck.attributes).into_bytes()
-                })
-            }
-            _ => None,
-        };
+        let set_cookie = crate::persist::set_cookie(c.be, lease.server, c.persisted, c.method)
+            .map(|v| [b"set-cookie: ", &v[..], b"\r\n"].concat());
         let edits = rewrite::response_edits(
             c.client_version,
             keep_client,
@@ -1807,57 +1790,6 @@ fn capture(
             .unwrap_or_default();
         out.push(v);
     }
-}
-
-/// The value of the persistence cookie `ck.name` in the request's `Cookie` headers, and with
-/// `indirect` the head rendered again without it (the server never sees it).
-fn persistence_cookie(
-    req: &RequestHead,
-    src: &[u8],
-    ck: &crate::topology::CookieRt,
-) -> Option<(String, Option<Vec<u8>>)> {
-    let name = ck.name.as_bytes();
-    let pair_name = |p: &[u8]| {
-        let p = p.trim_ascii();
-        p.split(|&c| c == b'=').next().map(<[u8]>::trim_ascii) == Some(name)
-    };
-    let value = req.headers_named(src, b"cookie").find_map(|h| {
-        h.value.get(src).split(|&c| c == b';').find_map(|p| {
-            let p = p.trim_ascii();
-            let (n, v) = p.split_at(p.iter().position(|&c| c == b'=')?);
-            (n.trim_ascii() == name).then(|| String::from_utf8_lossy(&v[1..]).trim().to_string())
-        })
-    })?;
-    if !ck.indirect {
-        return Some((value, None));
-    }
-    // The head without the cookie: other cookies kept in order, a header left empty dropped.
-    let mut out = Vec::with_capacity(req.head_len());
-    let line_end = src.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
-    out.extend_from_slice(src.get(..line_end + 2).unwrap_or_default());
-    for h in req.headers() {
-        let (n, v) = (h.name.get(src), h.value.get(src));
-        if n.eq_ignore_ascii_case(b"cookie") {
-            let kept: Vec<&[u8]> = v
-                .split(|&c| c == b';')
-                .map(<[u8]>::trim_ascii)
-                .filter(|p| !p.is_empty() && !pair_name(p))
-                .collect();
-            if kept.is_empty() {
-                continue;
-            }
-            out.extend_from_slice(n);
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(&kept.join(&b"; "[..]));
-        } else {
-            out.extend_from_slice(n);
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(v);
-        }
-        out.extend_from_slice(b"\r\n");
-    }
-    out.extend_from_slice(b"\r\n");
-    Some((value, Some(out)))
 }
 
 /// HAProxy combines the frontend's and the backend's `option http-*` modes: the most closing
