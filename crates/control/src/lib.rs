@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod cli;
 pub mod placement;
+pub mod syslog;
 
 use std::io;
 use std::rc::Rc;

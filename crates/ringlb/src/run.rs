@@ -294,6 +294,11 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
         }
     };
     checks.quiet = opts.quiet;
+    if !topology.global_log.is_empty() {
+        checks.syslog = Some(std::sync::Arc::new(std::sync::Mutex::new(
+            ringlb_control::syslog::ControlLog::from_topology(&topology),
+        )));
+    }
     let mut cli = match CliPlan::from_config(&cfg) {
         Ok(p) => p,
         Err(errors) => {

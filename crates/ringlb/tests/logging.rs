@@ -230,3 +230,26 @@ fn default_connect_line_tcplog_and_dontlognull() {
         "bytes then termination state: {line}"
     );
 }
+
+/// Server state changes go to the global log targets at haproxy's levels (DOWN: alert, an
+/// empty backend: emerg), not only to stderr.
+#[test]
+fn health_state_changes_are_logged_to_syslog() {
+    let dir = TempDir::new("log-health");
+    let (sock, log) = udp_listener();
+    let (front, dead) = (free_addr(), free_addr());
+    let cfg = format!(
+        "global\n    log {log} local0\n    log-tag lb\ndefaults\n    mode http\n    log global\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {dead} check inter 100ms fall 2\n"
+    );
+    let path = write_config(&dir, &cfg);
+    let _r = Ringlb::start(&path, &[front]);
+    let down = recv_matching(&sock, "is DOWN");
+    assert!(down.starts_with("<129>"), "alert at local0: {down}");
+    assert!(
+        down.contains("lb[")
+            && down.contains("Server be/s1 is DOWN, reason: Layer4 connection problem"),
+        "{down}"
+    );
+    let empty = recv_matching(&sock, "has no server available");
+    assert!(empty.starts_with("<128>"), "emerg at local0: {empty}");
+}

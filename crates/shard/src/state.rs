@@ -539,6 +539,7 @@ mod tests {
             warnings: Vec::new(),
             log_hostname: None,
             log_tag: "ringlb".into(),
+            global_log: Vec::new(),
         })
     }
 

@@ -26,6 +26,9 @@ pub struct Topology {
     pub log_hostname: Option<String>,
     /// `log-tag`, else the program name as launched.
     pub log_tag: String,
+    /// The global section's `log` targets (indices into `logs`): where server state changes
+    /// are logged.
+    pub global_log: Vec<usize>,
     /// Proxies in declaration order with HAProxy's ids (stats, runtime API): a `listen`
     /// section is one proxy with both sides.
     pub proxies: Vec<ProxyRt>,
@@ -465,6 +468,7 @@ impl Topology {
                 }
             }),
             log_tag: g.log_tag.clone().unwrap_or_else(program_name),
+            global_log: global_logs,
         })
     }
 }

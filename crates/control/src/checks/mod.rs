@@ -55,6 +55,8 @@ pub struct CheckPlan {
     pub spread_checks: u32,
     /// `-q`: no state-change lines on stderr.
     pub quiet: bool,
+    /// The global `log` targets the state-change lines also go to.
+    pub syslog: Option<std::sync::Arc<std::sync::Mutex<crate::syslog::ControlLog>>>,
 }
 
 /// Whether the algorithm accepts weight changes (HAProxy's `BE_LB_PROP_DYN`).
@@ -364,6 +366,7 @@ fn pid() -> u32 {
 
 /// Shared by the check tasks of the control shard.
 struct Driver {
+    syslog: Option<std::sync::Arc<std::sync::Mutex<crate::syslog::ControlLog>>>,
     board: RefCell<Board>,
     out: LocalSender<ControlMsg>,
     stats: CheckStatsHandle,
@@ -459,6 +462,19 @@ impl Driver {
     }
 
     fn emit(&self, effects: Vec<Effect>) {
+        if let Some(log) = &self.syslog {
+            if let Ok(mut log) = log.lock() {
+                for e in &effects {
+                    match e {
+                        Effect::Warning(m) => {
+                            log.send(crate::syslog::ControlLog::level_of_warning(m), m)
+                        }
+                        Effect::Alert(m) => log.send(ringlb_log::Level::EMERG, m),
+                        Effect::Msg(_) => {}
+                    }
+                }
+            }
+        }
         for e in effects {
             match e {
                 Effect::Warning(m) if !self.quiet => eprintln!("[WARNING]  ({}) : {m}", pid()),
@@ -634,6 +650,7 @@ pub fn start(
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
     let driver = Rc::new(Driver {
+        syslog: plan.syslog.clone(),
         board: RefCell::new(Board::new(plan.backends)),
         out: tx,
         stats,
