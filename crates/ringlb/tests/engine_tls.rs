@@ -240,3 +240,68 @@ fn check_mode_names_a_certificate_whose_key_does_not_match() {
         "{err}"
     );
 }
+
+/// `server ... ssl`: ringlb → TLS → ringlb (`bind ... ssl crt`) → origin; verification with the
+/// test CA and the SNI of `sni str(...)`; a name the certificate does not carry fails the
+/// handshake (503), `verify none` accepts it.
+#[test]
+fn tls_to_servers_verifies_the_certificate_and_sends_the_sni() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-tls-server");
+    let (ca, pems) = make_certs(dir.path(), &["backend.example"]);
+    let (inner, outer) = (free_addr(), free_addr());
+    let inner_cfg = format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\nfrontend tls_in\n    bind {inner} ssl crt {}\n    http-request set-header X-Seen-Sni %[ssl_fc_sni]\n    default_backend be\nbackend be\n    server s1 {}\n",
+        pems[0].display(),
+        origins.addrs()[0]
+    );
+    let outer_cfg = format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {outer}\n    use_backend wrong if {{ path_beg /wrong }}\n    use_backend lax if {{ hdr(x-lax) -m found }}\n    default_backend good\nbackend good\n    server s1 {inner} ssl verify required ca-file {} sni str(backend.example)\nbackend wrong\n    server s1 {inner} ssl verify required ca-file {} sni str(other.example)\nbackend lax\n    server s1 {inner} ssl verify none sni str(other.example)\n",
+        ca.display(),
+        ca.display()
+    );
+    let ipath = write_config(&dir, &inner_cfg);
+    let _inner = Ringlb::start(&ipath, &[inner]);
+    let opath = dir.path().join("outer.cfg");
+    std::fs::write(&opath, outer_cfg).unwrap();
+    let _outer = Ringlb::start(&opath, &[outer]);
+    let get = |path: &str| {
+        let out = curl(&["-si", &format!("http://{outer}{path}")], T).unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let get_lax = || {
+        let out = curl(
+            &["-si", "-H", "X-Lax: 1", &format!("http://{outer}/echo")],
+            T,
+        )
+        .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // Several requests: the TLS connection to the server is pooled and reused.
+    for _ in 0..3 {
+        let r = get("/echo");
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+        assert!(r.contains("header: x-seen-sni: backend.example"), "{r}");
+    }
+    let r = get("/wrong/echo");
+    assert!(
+        r.starts_with("HTTP/1.1 503"),
+        "a certificate for another name: {r}"
+    );
+    let r = get_lax();
+    assert!(r.starts_with("HTTP/1.1 200"), "verify none: {r}");
+    assert!(r.contains("header: x-seen-sni: other.example"), "{r}");
+    let big = curl(
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code} %{size_download}",
+            &format!("http://{outer}/size/2000000"),
+        ],
+        T,
+    )
+    .unwrap();
+    assert_eq!(String::from_utf8_lossy(&big.stdout), "200 2000000");
+}

@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ringlb_tls::{ShardTls, TlsFacts, TlsSession};
+use ringlb_tls::{ShardTls, TlsClientSession, TlsError, TlsFacts, TlsSession};
 use ringlb_uring::{RecvBuf, SendBuf, TcpStream};
 
 use crate::time::within;
@@ -125,10 +125,56 @@ pub enum HandshakeError {
     Tls(String),
 }
 
+/// The sans-IO calls a TLS session offers, server side ([`TlsSession`]) or client side
+/// ([`TlsClientSession`], towards servers).
+pub trait SansIo {
+    fn feed(&mut self, ct: &[u8]) -> Result<usize, TlsError>;
+    fn take_plaintext(&mut self, out: &mut Vec<u8>) -> Result<usize, TlsError>;
+    fn write_plaintext(&mut self, data: &[u8]) -> usize;
+    fn take_ciphertext(&mut self, out: &mut Vec<u8>) -> usize;
+    fn wants_write(&self) -> bool;
+    fn is_handshaking(&self) -> bool;
+    fn send_close_notify(&mut self);
+    fn peer_closed(&self) -> bool;
+}
+
+macro_rules! sans_io {
+    ($t:ty) => {
+        impl SansIo for $t {
+            fn feed(&mut self, ct: &[u8]) -> Result<usize, TlsError> {
+                <$t>::feed(self, ct)
+            }
+            fn take_plaintext(&mut self, out: &mut Vec<u8>) -> Result<usize, TlsError> {
+                <$t>::take_plaintext(self, out)
+            }
+            fn write_plaintext(&mut self, data: &[u8]) -> usize {
+                <$t>::write_plaintext(self, data)
+            }
+            fn take_ciphertext(&mut self, out: &mut Vec<u8>) -> usize {
+                <$t>::take_ciphertext(self, out)
+            }
+            fn wants_write(&self) -> bool {
+                <$t>::wants_write(self)
+            }
+            fn is_handshaking(&self) -> bool {
+                <$t>::is_handshaking(self)
+            }
+            fn send_close_notify(&mut self) {
+                <$t>::send_close_notify(self)
+            }
+            fn peer_closed(&self) -> bool {
+                <$t>::peer_closed(self)
+            }
+        }
+    };
+}
+sans_io!(TlsSession);
+sans_io!(TlsClientSession);
+
 /// TLS over a TCP socket. The session is borrowed only between awaits (never across one).
-pub struct TlsConn {
+pub struct TlsConn<S: SansIo = TlsSession> {
     tcp: TcpStream,
-    session: RefCell<TlsSession>,
+    session: RefCell<S>,
     /// Ciphertext received but not yet accepted by the session (its plaintext buffer was full).
     unfed: RefCell<Option<RecvBuf>>,
     /// The connection's ciphertext buffer for sending, reused.
@@ -138,7 +184,7 @@ pub struct TlsConn {
 /// Plaintext bytes encrypted per record batch when sending.
 const SEND_CHUNK: usize = 16 << 10;
 
-impl TlsConn {
+impl TlsConn<TlsSession> {
     /// Runs the server handshake within `timeout`.
     pub async fn accept(
         tcp: TcpStream,
@@ -157,9 +203,40 @@ impl TlsConn {
             Err(_) => Err((conn.tcp, HandshakeError::Timeout)),
         }
     }
+}
 
+impl TlsConn<TlsClientSession> {
+    /// Runs the client handshake towards a server within `timeout` (`server ... ssl`).
+    pub async fn connect(
+        tcp: TcpStream,
+        session: TlsClientSession,
+        timeout: Option<Duration>,
+    ) -> Result<TlsConn<TlsClientSession>, HandshakeError> {
+        let conn = TlsConn {
+            tcp,
+            session: RefCell::new(session),
+            unfed: RefCell::new(None),
+            out: RefCell::new(Vec::new()),
+        };
+        match within(timeout, conn.handshake()).await {
+            Ok(Ok(())) => Ok(conn),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(HandshakeError::Timeout),
+        }
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        &self.tcp
+    }
+}
+
+impl<S: SansIo> TlsConn<S> {
     async fn handshake(&self) -> Result<(), HandshakeError> {
         loop {
+            // A client speaks first (ClientHello); a server has nothing to send yet.
+            if self.session.borrow().wants_write() {
+                self.flush().await.map_err(HandshakeError::Io)?;
+            }
             if !self.session.borrow().is_handshaking() {
                 return self.flush().await.map_err(HandshakeError::Io);
             }
@@ -271,5 +348,65 @@ impl TlsConn {
         self.session.borrow_mut().send_close_notify();
         let _ = self.flush().await;
         let _ = self.tcp.shutdown_write();
+    }
+}
+
+/// A connection to a server: plain, or TLS (`server ... ssl`).
+pub enum ServerStream {
+    Plain(TcpStream),
+    Tls(Box<TlsConn<TlsClientSession>>),
+}
+
+impl ServerStream {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            ServerStream::Plain(t) => t,
+            ServerStream::Tls(t) => t.tcp(),
+        }
+    }
+
+    pub fn set_linger_zero(&self) {
+        self.tcp().set_linger_zero();
+    }
+
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        self.tcp().peer_addr()
+    }
+}
+
+impl Io for ServerStream {
+    async fn recv(&self) -> io::Result<Option<RecvBuf>> {
+        match self {
+            ServerStream::Plain(t) => t.recv().await,
+            ServerStream::Tls(t) => t.recv().await,
+        }
+    }
+
+    async fn send_all(&self, buf: SendBuf) -> (io::Result<()>, SendBuf) {
+        match self {
+            ServerStream::Plain(t) => TcpStream::send_all(t, buf).await,
+            ServerStream::Tls(t) => t.send_all(buf).await,
+        }
+    }
+
+    async fn send_pair(&self, a: SendBuf, b: SendBuf) -> (io::Result<()>, SendBuf, SendBuf) {
+        match self {
+            ServerStream::Plain(t) => TcpStream::send_pair(t, a, b).await,
+            ServerStream::Tls(t) => {
+                let (r, a) = t.send_all(a).await;
+                if r.is_err() {
+                    return (r, a, b);
+                }
+                let (r, b) = t.send_all(b).await;
+                (r, a, b)
+            }
+        }
+    }
+
+    async fn finish(&self) {
+        match self {
+            ServerStream::Plain(t) => Io::finish(t).await,
+            ServerStream::Tls(t) => t.finish().await,
+        }
     }
 }

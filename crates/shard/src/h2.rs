@@ -39,7 +39,7 @@ use ringlb_http1::{
     Parsed, RequestHead, ResponseHead, Side,
 };
 use ringlb_tls::TlsFacts;
-use ringlb_uring::{RecvBuf, SendBuf, TcpStream};
+use ringlb_uring::{RecvBuf, SendBuf};
 
 use crate::conn::{ClientConn, Io};
 use crate::msg_rules::{self, ConnFacts, PickFacts, RequestVerdict, ResponseVerdict};
@@ -560,7 +560,7 @@ async fn exchange(
     conn: &Conn,
     fe: &FrontendRt,
     be: &BackendRt,
-    server: &TcpStream,
+    server: &crate::conn::ServerStream,
     framing: BodyFraming,
     method: Method,
     body: &mut RecvStream,
@@ -618,7 +618,7 @@ enum BodyFail {
 /// is given back to the client only once the bytes reached the server (back-pressure).
 async fn send_body(
     body: &mut RecvStream,
-    server: &TcpStream,
+    server: &crate::conn::ServerStream,
     chunked: bool,
     client_timeout: Option<Duration>,
     server_timeout: Option<Duration>,
@@ -678,7 +678,7 @@ async fn send_body(
 /// do not need them); returns the head's bytes followed by whatever came after it, with
 /// `resp` parsed from its start.
 async fn read_response_head(
-    server: &TcpStream,
+    server: &crate::conn::ServerStream,
     timeout: Option<Duration>,
     limits: Limits,
     method: Method,
@@ -866,7 +866,7 @@ fn maybe_release(
 /// framing said (the server connection can be reused), `Ok(false)` for a body delimited by
 /// the server's close.
 async fn relay_body(
-    server: &TcpStream,
+    server: &crate::conn::ServerStream,
     send: &mut SendStream<Bytes>,
     framing: BodyFraming,
     first: Vec<u8>,

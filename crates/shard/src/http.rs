@@ -23,7 +23,7 @@ use ringlb_http1::{
     parse_request, parse_response, BodyFraming, HttpError, Limits, Method, Parsed, RequestHead,
     ResponseHead, Version,
 };
-use ringlb_uring::{RecvBuf, SendBuf, TcpStream};
+use ringlb_uring::{RecvBuf, SendBuf};
 
 use crate::conn::{ClientConn, Io};
 
@@ -607,7 +607,7 @@ impl<'a> Session<'a> {
     /// reach the client before the client sends its body.
     async fn exchange(
         &mut self,
-        server: &TcpStream,
+        server: &crate::conn::ServerStream,
         be: &BackendRt,
         framing: BodyFraming,
         body_start: Option<RecvBuf>,
@@ -1671,7 +1671,7 @@ struct ResponseCtx<'a> {
 /// Reads the final response head into `resp`, forwarding interim 1xx responses (100 Continue,
 /// 103 Early Hints) to the client as they come.
 async fn read_response_head(
-    server: &TcpStream,
+    server: &crate::conn::ServerStream,
     client: &ClientConn,
     server_timeout: Option<Duration>,
     client_timeout: Option<Duration>,

@@ -178,11 +178,42 @@ pub async fn connect(
         })
         .ok_or_else(|| io::Error::other("no server"))?;
     let (addr, timeout) = rt;
-    match within(timeout, TcpStream::connect(&ctx.ring, addr)).await {
-        Ok(Ok(stream)) => Ok((ServerConn { stream, reuses: 0 }, false)),
-        Ok(Err(e)) => Err(e),
-        Err(_) => Err(io::Error::from(io::ErrorKind::TimedOut)),
-    }
+    let started = Instant::now();
+    let tcp = match within(timeout, TcpStream::connect(&ctx.ring, addr)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(e),
+        Err(_) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
+    };
+    let stream = match ctx
+        .state
+        .server(lease.backend, lease.server)
+        .and_then(|s| s.tls.clone())
+    {
+        None => crate::conn::ServerStream::Plain(tcp),
+        Some(config) => {
+            // `server ... ssl`: the handshake counts in `timeout connect`, as with haproxy.
+            let sni = ctx
+                .state
+                .topo
+                .backends
+                .get(lease.backend)
+                .and_then(|b| b.servers.get(lease.server))
+                .and_then(|s| s.tls.as_ref())
+                .and_then(|t| t.sni.as_deref());
+            let name = ringlb_tls::server_name(sni, addr.ip());
+            let session = ringlb_tls::TlsClientSession::new(config, name)
+                .map_err(|e| io::Error::other(format!("{e:?}")))?;
+            let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+            match crate::conn::TlsConn::connect(tcp, session, left).await {
+                Ok(c) => crate::conn::ServerStream::Tls(Box::new(c)),
+                Err(crate::conn::HandshakeError::Timeout) => {
+                    return Err(io::Error::from(io::ErrorKind::TimedOut))
+                }
+                Err(e) => return Err(io::Error::other(format!("TLS handshake: {e:?}"))),
+            }
+        }
+    };
+    Ok((ServerConn { stream, reuses: 0 }, false))
 }
 
 /// Leases a server and connects to it, with `retries` and `option redispatch` as HAProxy: each

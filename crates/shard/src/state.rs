@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::task::Waker;
 
 use ringlb_balance::{Balancer, PickInput, SplitMix64};
-use ringlb_uring::TcpStream;
 
 use crate::topology::Topology;
 
@@ -94,18 +93,20 @@ pub struct ServerState {
     pub idle: RefCell<Vec<IdleConn>>,
     /// This shard's share of `pool-max-conn` (`None` = unlimited).
     pub pool_max: Option<usize>,
+    /// `server ... ssl`: this shard's client config (its own resumption store).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 /// A connection to a server and how many requests it has carried (counted when it goes back to
 /// the idle pool: `max-reuse`, `http-reuse aggressive`).
 pub struct ServerConn {
-    pub stream: TcpStream,
+    pub stream: crate::conn::ServerStream,
     pub reuses: u32,
 }
 
 impl std::ops::Deref for ServerConn {
-    type Target = TcpStream;
-    fn deref(&self) -> &TcpStream {
+    type Target = crate::conn::ServerStream;
+    fn deref(&self) -> &crate::conn::ServerStream {
         &self.stream
     }
 }
@@ -206,6 +207,7 @@ impl ShardState {
                         up: Cell::new(true),
                         weight: Cell::new(s.weight),
                         active: Cell::new(0),
+                        tls: s.tls.as_ref().map(|t| t.config.for_shard()),
                         used_peak: Cell::new(0),
                         used_peak_prev: Cell::new(0),
                         maxconn_share: share(s.maxconn, nshards),
@@ -477,6 +479,7 @@ mod tests {
             .enumerate()
             .map(|(i, (w, backup))| ServerRt {
                 cookie: None,
+                tls: None,
                 name: format!("s{i}"),
                 addr: "127.0.0.1:1".parse().unwrap(),
                 weight: *w,

@@ -191,6 +191,8 @@ impl BalanceSpec {
 #[derive(Debug, Clone)]
 pub struct ServerRt {
     pub name: String,
+    /// `ssl` on the server line: TLS towards the server (rustls client config and the SNI).
+    pub tls: Option<Arc<ServerTlsRt>>,
     /// `cookie <value>`: the persistence cookie value naming this server.
     pub cookie: Option<String>,
     pub addr: SocketAddr,
@@ -288,6 +290,7 @@ impl Topology {
             .map(|b| {
                 let mut rt = backend_rt(b, &mut errors);
                 rt.rules = compiled(ringlb_rules::ProxyRules::backend(b, cfg), &mut errors);
+                server_tls(b, cfg, &mut rt, &mut errors);
                 rt.stats_page = b
                     .stats
                     .as_ref()
@@ -657,6 +660,7 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
                 addr.set_port(p);
             }
             Some(ServerRt {
+                tls: None,
                 cookie: s.params.cookie.clone(),
                 name: s.name.clone(),
                 addr,
@@ -785,6 +789,74 @@ fn stats_page(
         admin,
         acls: c.finish(),
     })
+}
+
+/// TLS towards one server.
+#[derive(Debug)]
+pub struct ServerTlsRt {
+    pub config: ringlb_tls::ServerTls,
+    /// The SNI sent (`sni str(<name>)`); `None`: no SNI, the address is verified instead.
+    pub sni: Option<String>,
+}
+
+/// Builds the TLS of each `server ... ssl` of `b` (errors name the file and line). The SNI
+/// is taken from `sni str(<name>)`; an expression that depends on the request is refused until
+/// the engine evaluates it per connection.
+fn server_tls(
+    b: &model::Backend,
+    cfg: &Config,
+    rt: &mut BackendRt,
+    errors: &mut Vec<TopologyError>,
+) {
+    let globals = ringlb_tls::TlsGlobals::from_global(&cfg.global);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    for s in b.servers.iter() {
+        let ssl = &s.params.ssl;
+        if !ssl.enabled {
+            continue;
+        }
+        let err = |m: String| TopologyError {
+            loc: s.loc.clone(),
+            message: format!("'server {}/{}' : {m}", b.name, s.name),
+        };
+        if ssl
+            .alpn
+            .iter()
+            .any(|a| a.split(',').any(|p| p != "http/1.1"))
+        {
+            errors.push(err(
+                "alpn towards servers other than http/1.1 is not supported by ringlb yet".into(),
+            ));
+            continue;
+        }
+        let sni = match ssl.sni.as_deref() {
+            None => None,
+            Some(e) => match e.strip_prefix("str(").and_then(|r| r.strip_suffix(')')) {
+                Some(name) => Some(name.to_string()),
+                None => {
+                    errors.push(err(format!(
+                        "sni '{e}' is not supported by ringlb yet (only str(<name>))"
+                    )));
+                    continue;
+                }
+            },
+        };
+        match ringlb_tls::build_server(ssl, &globals, now) {
+            Ok(config) => {
+                if let Some(srv) = rt.servers.iter_mut().find(|x| x.name == s.name) {
+                    srv.tls = Some(Arc::new(ServerTlsRt { config, sni }));
+                }
+            }
+            Err(diags) => {
+                for d in diags.iter().filter(|d| d.is_alert()) {
+                    errors.push(err(d.to_string()));
+                }
+            }
+        }
+    }
 }
 
 /// Insert-mode persistence; what ringlb does not implement yet is refused, naming it.
