@@ -305,3 +305,65 @@ fn tls_to_servers_verifies_the_certificate_and_sends_the_sni() {
     .unwrap();
     assert_eq!(String::from_utf8_lossy(&big.stdout), "200 2000000");
 }
+
+/// TLS passthrough routed by SNI in `mode tcp`: `tcp-request inspect-delay` with `tcp-request
+/// content` waiting for the ClientHello, `use_backend` on `req.ssl_sni`, a content reject and a
+/// `tcp-request session` reject. The same configuration runs under haproxy, which must agree.
+#[test]
+fn tcp_mode_routes_tls_passthrough_by_sni_as_haproxy_does() {
+    let dir = TempDir::new("engine-tls-sni-passthrough");
+    let (_ca, pems) = make_certs(dir.path(), &["api.example", "www.example"]);
+    let (api, web) = (free_addr(), free_addr());
+    // The TLS endpoints: one ringlb terminating both names, answering which site it is.
+    let inner_cfg = format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend api\n    bind {api} ssl crt {}\n    http-request return status 200 content-type text/plain string api-site\n\
+         frontend web\n    bind {web} ssl crt {}\n    http-request return status 200 content-type text/plain string web-site\n",
+        pems[0].display(),
+        pems[1].display(),
+    );
+    let ipath = write_config(&dir, &inner_cfg);
+    let _inner = Ringlb::start(&ipath, &[api, web]);
+    let front = free_addr();
+    let outer_cfg = format!(
+        "defaults\n    mode tcp\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend sni\n    bind {front}\n    tcp-request inspect-delay 5s\n\
+         \x20   tcp-request session reject if {{ src 127.0.0.3 }}\n\
+         \x20   tcp-request content reject if {{ req.ssl_sni -i blocked.example }}\n\
+         \x20   tcp-request content accept if {{ req_ssl_hello_type 1 }}\n\
+         \x20   use_backend api if {{ req.ssl_sni -i api.example }}\n    default_backend web\n\
+         backend api\n    server s1 {api}\nbackend web\n    server s1 {web}\n"
+    );
+    let opath = dir.path().join("outer.cfg");
+    std::fs::write(&opath, outer_cfg).unwrap();
+    let body = |host: &str, extra: &[&str]| {
+        let resolve = format!("{host}:{}:127.0.0.1", front.port());
+        let url = format!("https://{host}:{}/", front.port());
+        // -k: a rejected name would otherwise fail on the certificate, not on the rule.
+        let mut args = vec!["-s", "-k", "--resolve", &resolve];
+        args.extend_from_slice(extra);
+        args.push(&url);
+        let out = curl(&args, T).unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let mut runs = vec!["ringlb"];
+    if ringlb_testkit::haproxy_available() {
+        runs.push("haproxy");
+    }
+    for who in runs {
+        let _proxy = if who == "ringlb" {
+            Ringlb::start(&opath, &[front])
+        } else {
+            ringlb_testkit::Haproxy::start(&opath, &[front])
+        };
+        assert_eq!(body("api.example", &[]), (true, "api-site".into()), "{who}");
+        assert_eq!(body("www.example", &[]), (true, "web-site".into()), "{who}");
+        let (ok, _) = body("blocked.example", &[]);
+        assert!(!ok, "{who}: a content reject closes the connection");
+        let (ok, _) = body("api.example", &["--interface", "127.0.0.3"]);
+        assert!(!ok, "{who}: a session reject closes the connection");
+    }
+}

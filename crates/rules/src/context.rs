@@ -208,7 +208,7 @@ impl Vars {
 }
 
 /// One HTTP transaction as the rules see it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Txn<'a> {
     pub req: HttpMessage<'a>,
     /// Set once the response head is parsed (http-response rules).
@@ -216,6 +216,18 @@ pub struct Txn<'a> {
     pub vars: Vars,
     /// True while `http-response` rules run (direction of `hdr()`, `cook()`...).
     pub in_response: bool,
+    /// False while `tcp-request content` still waits for more request bytes (inspect-delay):
+    /// payload fetches then only give a provisional answer.
+    pub payload_final: bool,
+    /// Set by payload fetches (`req.len`, `req.payload`, `req.ssl_*`) when they read a
+    /// provisional payload: a false condition may turn true with more data.
+    pub payload_may_change: std::cell::Cell<bool>,
+}
+
+impl Default for Txn<'_> {
+    fn default() -> Self {
+        Txn::new(HttpMessage::default())
+    }
 }
 
 impl<'a> Txn<'a> {
@@ -225,6 +237,8 @@ impl<'a> Txn<'a> {
             res: None,
             vars: Vars::default(),
             in_response: false,
+            payload_final: true,
+            payload_may_change: std::cell::Cell::new(false),
         }
     }
 }

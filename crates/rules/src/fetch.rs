@@ -868,15 +868,17 @@ impl Fetch {
             F::Status => Sample::Int(i64::from(cx.txn.res.as_ref()?.status)),
             F::ReqVer => Sample::str(version_number(&req.version)),
             F::ResVer => Sample::str(version_number(&cx.txn.res.as_ref()?.version)),
-            F::ReqLen => Sample::Int(
+            F::ReqLen => Sample::Int({
+                payload_read(cx);
                 cx.src
                     .req_payload()
                     .or_else(|| cx.src.req_body())
-                    .map_or(0, |b| b.len() as i64),
-            ),
+                    .map_or(0, |b| b.len() as i64)
+            }),
             F::ReqBody => Sample::Bin(Cow::Borrowed(cx.src.req_body()?)),
             F::ResBody => Sample::Bin(Cow::Borrowed(cx.src.res_body()?)),
             F::ReqPayload { off, len } => {
+                payload_read(cx);
                 let p = cx.src.req_payload()?;
                 let end = if *len == 0 {
                     p.len()
@@ -885,14 +887,26 @@ impl Fetch {
                 };
                 Sample::Bin(Cow::Borrowed(p.get(*off..end)?))
             }
-            F::ReqSslSni => Sample::str(crate::tls::client_hello_sni(cx.src.req_payload()?)?),
-            F::ReqSslVer => Sample::Int(i64::from(crate::tls::record_version(
-                cx.src.req_payload()?,
-            )?)),
+            F::ReqSslSni => Sample::str({
+                payload_read(cx);
+                crate::tls::client_hello_sni(cx.src.req_payload()?)?
+            }),
+            F::ReqSslVer => {
+                payload_read(cx);
+                Sample::Int(i64::from(crate::tls::record_version(
+                    cx.src.req_payload()?,
+                )?))
+            }
             F::ReqSslHelloType => {
+                payload_read(cx);
                 Sample::Int(i64::from(crate::tls::hello_type(cx.src.req_payload()?)?))
             }
             F::ReqProtoHttp => Sample::Bool(cx.src.is_http()),
+            // `wait_end`: true only once the inspect-delay is over.
+            F::WaitEnd if !cx.txn.payload_final => {
+                cx.txn.payload_may_change.set(true);
+                return None;
+            }
             F::WaitEnd => Sample::Bool(true),
             F::Ssl { name, args } => cx.src.ssl(name, args)?,
             F::Conn { name, args } => cx.src.conn_fetch(name, args)?,
@@ -1158,4 +1172,11 @@ pub(crate) fn host_of<'m>(m: &'m HttpMessage<'_>) -> Option<&'m [u8]> {
     m.full_values(b"host")
         .next()
         .or_else(|| uri_authority(&m.uri))
+}
+
+/// Notes that a condition read the request payload while more of it may still arrive.
+fn payload_read(cx: Ctx<'_, '_>) {
+    if !cx.txn.payload_final {
+        cx.txn.payload_may_change.set(true);
+    }
 }

@@ -152,9 +152,16 @@ pub struct TcpRule {
 pub enum TcpVerdict {
     Continue,
     Accept,
-    Reject { silent: bool },
+    Reject {
+        silent: bool,
+    },
     ExpectProxy,
     UseService(String),
+    /// A condition read a request payload that may still grow (`Txn::payload_final` false):
+    /// wait for more data (or the inspect-delay's end), then resume at rule `resume`.
+    Wait {
+        resume: usize,
+    },
 }
 
 /// Compiled rules of one proxy (a frontend, a backend, or each half of a `listen`).
@@ -454,13 +461,40 @@ impl ProxyRules {
         host: &mut dyn RuleHost,
         txn: &mut Txn<'_>,
     ) -> TcpVerdict {
-        let mut cap = 0;
-        for r in self.tcp.iter().filter(|r| r.phase == phase) {
+        self.tcp_rules_from(phase, 0, host, txn)
+    }
+
+    /// True when the proxy has rules of `phase`.
+    pub fn has_tcp_rules(&self, phase: TcpPhase) -> bool {
+        self.tcp.iter().any(|r| r.phase == phase)
+    }
+
+    /// Runs the TCP rules of `phase` from the `start`th one (after a [`TcpVerdict::Wait`]).
+    pub fn tcp_rules_from(
+        &self,
+        phase: TcpPhase,
+        start: usize,
+        host: &mut dyn RuleHost,
+        txn: &mut Txn<'_>,
+    ) -> TcpVerdict {
+        let rules = self.tcp.iter().filter(|r| r.phase == phase);
+        // Capture slots are numbered over the whole list, skipped rules included.
+        let mut cap = rules
+            .clone()
+            .take(start)
+            .filter(|r| matches!(r.action, TcpAction::Capture { .. }))
+            .count();
+        for (i, r) in rules.enumerate().skip(start) {
+            txn.payload_may_change.set(false);
             let holds = cond_holds(
                 r.cond.as_ref(),
                 &self.acls,
                 Ctx::new(&*host as &dyn SampleSource, txn),
             );
+            if !holds && txn.payload_may_change.get() {
+                // HAProxy's ACL "miss": the answer may change with more data.
+                return TcpVerdict::Wait { resume: i };
+            }
             if matches!(r.action, TcpAction::Capture { .. }) && !holds {
                 cap += 1;
             }

@@ -530,6 +530,18 @@ fn tcp_rules_and_sni_routing() {
         crate::TcpVerdict::Continue
     );
     assert_eq!(r.select_backend(&tcp, &t).as_deref(), Some("web"));
+    // Within the inspect-delay a partial hello is a "miss": wait, then resume at that rule.
+    t.payload_final = false;
+    assert_eq!(
+        r.tcp_rules(crate::TcpPhase::Content, &mut tcp, &mut t),
+        crate::TcpVerdict::Wait { resume: 0 }
+    );
+    tcp.payload = crate::tls::client_hello("www.example.com");
+    assert_eq!(
+        r.tcp_rules_from(crate::TcpPhase::Content, 0, &mut tcp, &mut t),
+        crate::TcpVerdict::Accept
+    );
+    t.payload_final = true;
     tcp.h.src = "192.0.2.9:1".parse().unwrap();
     assert_eq!(
         r.tcp_rules(crate::TcpPhase::Connection, &mut tcp, &mut t),

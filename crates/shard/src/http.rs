@@ -1108,6 +1108,7 @@ impl<'a> Session<'a> {
             }
             let txn = ringlb_rules::Txn::new(msg);
             let host = crate::rules::Host {
+                payload: None,
                 ctx,
                 frontend: &self.fe.name,
                 backend: None,
@@ -1451,6 +1452,7 @@ impl<'a> Session<'a> {
         let tls = self.client.tls_facts();
         let be = t.backend.and_then(|b| topo.backends.get(b));
         let host = crate::rules::Host {
+            payload: None,
             ctx,
             frontend: &self.fe.name,
             backend: be.map(|b| b.name.as_str()),

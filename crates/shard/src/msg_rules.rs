@@ -67,6 +67,7 @@ pub fn request_rules(
     }
     let mut txn = ringlb_rules::Txn::new(msg);
     let mut host = crate::rules::Host {
+        payload: None,
         ctx,
         frontend: &fe.name,
         backend: None,
@@ -96,6 +97,20 @@ pub fn request_rules(
         }
     }
     if let Some(r) = &fe.rules {
+        // `tcp-request content` in HTTP mode: once per request, on the parsed head, before
+        // the `http-request` rules (a reject closes without a reply).
+        if r.has_tcp_rules(ringlb_rules::TcpPhase::Content) {
+            match r.tcp_rules(ringlb_rules::TcpPhase::Content, &mut host, &mut txn) {
+                ringlb_rules::TcpVerdict::Reject { silent } => {
+                    let v = ringlb_rules::Verdict::Reject { silent };
+                    if let Some(reply) = crate::rules::reply_for(v, |s| fe.errors.get(s)) {
+                        return RequestVerdict::Reply(reply);
+                    }
+                }
+                ringlb_rules::TcpVerdict::UseService(name) => return RequestVerdict::Service(name),
+                _ => {}
+            }
+        }
         let v = r.http_request(&mut host, &mut txn);
         if let ringlb_rules::Verdict::UseService(name) = v {
             return RequestVerdict::Service(name);
@@ -116,6 +131,16 @@ pub fn request_rules(
     if let Some(b) = backend.and_then(|i| topo.backends.get(i)) {
         if let Some(r) = &b.rules {
             host.backend = Some(&b.name);
+            if r.has_tcp_rules(ringlb_rules::TcpPhase::Content) {
+                if let ringlb_rules::TcpVerdict::Reject { silent } =
+                    r.tcp_rules(ringlb_rules::TcpPhase::Content, &mut host, &mut txn)
+                {
+                    let v = ringlb_rules::Verdict::Reject { silent };
+                    if let Some(reply) = crate::rules::reply_for(v, |s| b.errors.get(s)) {
+                        return RequestVerdict::Reply(reply);
+                    }
+                }
+            }
             let v = r.http_request(&mut host, &mut txn);
             if let ringlb_rules::Verdict::UseService(name) = v {
                 return RequestVerdict::Service(name);
@@ -194,6 +219,7 @@ pub fn response_rules(
     txn.res = Some(msg);
     txn.vars = vars.clone();
     let mut host = crate::rules::Host {
+        payload: None,
         ctx,
         frontend: &fe.name,
         backend: Some(&be.name),

@@ -25,6 +25,8 @@ pub struct Host<'a> {
     pub unique_id: Option<&'a [u8]>,
     /// The connection's stick counters (`track-scN`, `sc_*` fetches; see `stick.rs`).
     pub stick: Option<&'a mut crate::stick::StickSession>,
+    /// TCP mode: the request bytes buffered so far (`tcp-request content`, `use_backend`).
+    pub payload: Option<&'a [u8]>,
 }
 
 /// What a log line reports about a finished transaction (HAProxy's `%X` variables). Times in
@@ -77,6 +79,14 @@ impl SampleSource for Host<'_> {
 
     fn src(&self) -> Option<SocketAddr> {
         self.src
+    }
+
+    fn req_payload(&self) -> Option<&[u8]> {
+        self.payload
+    }
+
+    fn is_http(&self) -> bool {
+        self.payload.is_none()
     }
 
     fn dst(&self) -> Option<SocketAddr> {

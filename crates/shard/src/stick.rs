@@ -280,7 +280,8 @@ impl Drop for StickSession {
     }
 }
 
-/// `tcp-request connection` rules of frontend `fe`, once when the connection is accepted
+/// `tcp-request connection` then `tcp-request session` rules of frontend `fe`, once when the
+/// connection is accepted
 /// (track-scN counters are then held for the connection, so `conn_cur` counts connections).
 /// False: a rule rejected the connection, which is closed.
 pub fn connection_rules(
@@ -293,6 +294,7 @@ pub fn connection_rules(
     let Some(rules) = &fe.rules else { return true };
     let tls = client.tls_facts();
     let mut host = Host {
+        payload: None,
         ctx,
         frontend: &fe.name,
         backend: None,
@@ -309,7 +311,11 @@ pub fn connection_rules(
         s.phase = TrackFrom::TcpConnection;
     }
     let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
-    let verdict = rules.tcp_rules(TcpPhase::Connection, &mut host, &mut txn);
+    let mut verdict = rules.tcp_rules(TcpPhase::Connection, &mut host, &mut txn);
+    if !matches!(verdict, TcpVerdict::Reject { .. }) {
+        // `tcp-request session`: after the handshake, which `client` has completed.
+        verdict = rules.tcp_rules(TcpPhase::Session, &mut host, &mut txn);
+    }
     if let Some(s) = host.stick.as_deref_mut() {
         s.phase = TrackFrom::HttpRequest;
     }

@@ -1,7 +1,10 @@
 //! `mode tcp` sessions: pick a server (`balance roundrobin`), connect with retries, then forward
 //! bytes both ways with half-close (see `tunnel.rs`).
 
-use crate::conn::ClientConn;
+use ringlb_rules::{TcpPhase, TcpVerdict};
+use ringlb_uring::SendBuf;
+
+use crate::conn::{ClientConn, Io};
 
 use crate::server::{lease_and_connect, ConnectInfo};
 use crate::tunnel::{self, TunnelTimeouts};
@@ -14,14 +17,16 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     let Some(fe) = topo.frontends.get(frontend) else {
         return;
     };
-    let Some(backend) = fe.backend else { return }; // HAProxy closes: no backend to serve
-    let Some(be) = topo.backends.get(backend) else {
-        return;
-    };
     let mut stick = crate::stick::StickSession::new(&ctx.state);
     if !crate::stick::connection_rules(ctx, fe, &client, &mut stick) {
         return;
     }
+    let Some((backend, inspected)) = inspect(ctx, fe, &client, &mut stick).await else {
+        return;
+    };
+    let Some(be) = topo.backends.get(backend) else {
+        return; // HAProxy closes: no backend to serve
+    };
     let input = ringlb_balance::PickInput {
         src: client.peer_addr().map(|a| a.ip()),
         ..Default::default()
@@ -62,7 +67,18 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         client_fin: fe.timeouts.client_fin.or(fe.timeouts.client),
         server_fin: be.timeouts.server_fin.or(be.timeouts.server),
     };
+    // The bytes `tcp-request content` inspected go first.
+    let early = inspected.len() as u64;
+    if !inspected.is_empty() {
+        let (r, _) = server.send_all(SendBuf::from_vec(inspected)).await;
+        if r.is_err() {
+            let mut c = ctx.state.counters.borrow_mut();
+            c.stream_end(backend, lease.server);
+            return;
+        }
+    }
     let (up, down, end) = tunnel::run(&client, &*server, t).await;
+    let up = up + early;
     stick.bytes(up, down);
     {
         let mut c = ctx.state.counters.borrow_mut();
@@ -81,6 +97,103 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         },
     };
     log_session(ctx, frontend, backend, &client, &log);
+}
+
+/// `tcp-request content` rules, then `use_backend`: the backend to connect to and the request
+/// bytes read while inspecting (to send first). `None`: a rule closed the connection, or no
+/// backend matched. Bytes are read only while a rule waits for them (a condition on
+/// `req.ssl_sni`, `req.len`... that may still change) and for at most `tcp-request
+/// inspect-delay`; they are copied into one buffer because the rules need them contiguous.
+async fn inspect(
+    ctx: &Ctx,
+    fe: &crate::topology::FrontendRt,
+    client: &ClientConn,
+    stick: &mut crate::stick::StickSession,
+) -> Option<(usize, Vec<u8>)> {
+    let Some(rules) = &fe.rules else {
+        return fe.backend.map(|b| (b, Vec::new()));
+    };
+    let delay = rules.inspect_delay_ms.map(std::time::Duration::from_millis);
+    let deadline = delay.map(|d| std::time::Instant::now() + d);
+    let bufsize = ctx.state.topo.tune.bufsize.max(1024);
+    let tls = client.tls_facts();
+    let mut payload: Vec<u8> = Vec::new();
+    let mut eof = false;
+    let mut resume = 0;
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+        txn.payload_final = eof || payload.len() >= bufsize || left.is_none_or(|l| l.is_zero());
+        let mut host = crate::rules::Host {
+            payload: Some(&payload),
+            ctx,
+            frontend: &fe.name,
+            backend: None,
+            server: None,
+            src: client.peer_addr(),
+            dst: client.tcp().local_addr().ok(),
+            tls: tls.as_ref(),
+            log: None,
+            unique_id: None,
+            stick: Some(&mut *stick),
+        };
+        match rules.tcp_rules_from(TcpPhase::Content, resume, &mut host, &mut txn) {
+            TcpVerdict::Wait { resume: r } => {
+                resume = r;
+                match crate::time::within(left, client.recv()).await {
+                    Ok(Ok(Some(b))) => payload.extend_from_slice(b.bytes()),
+                    Ok(Ok(None)) => eof = true,
+                    Ok(Err(_)) => return None,
+                    Err(_) => {} // the inspect-delay is over: decide with what arrived
+                }
+                continue;
+            }
+            TcpVerdict::Reject { silent } => {
+                if silent {
+                    client.set_linger_zero();
+                }
+                return None;
+            }
+            // No TCP-mode service exists (prometheus-exporter is HTTP only): close.
+            TcpVerdict::UseService(_) => return None,
+            TcpVerdict::Accept | TcpVerdict::Continue | TcpVerdict::ExpectProxy => {}
+        }
+        let backend = match rules.select_backend(&host, &txn) {
+            // A dynamic name that matches no backend: HAProxy closes the connection.
+            Some(name) => ctx
+                .state
+                .topo
+                .backends
+                .iter()
+                .position(|b| b.name == *name)?,
+            None => fe.backend?,
+        };
+        // The backend's own `tcp-request content` rules, on what the frontend waited for.
+        if let Some(br) = ctx
+            .state
+            .topo
+            .backends
+            .get(backend)
+            .and_then(|b| b.rules.as_ref())
+        {
+            txn.payload_final = true;
+            host.backend = ctx
+                .state
+                .topo
+                .backends
+                .get(backend)
+                .map(|b| b.name.as_str());
+            if let TcpVerdict::Reject { silent } =
+                br.tcp_rules(TcpPhase::Content, &mut host, &mut txn)
+            {
+                if silent {
+                    client.set_linger_zero();
+                }
+                return None;
+            }
+        }
+        return Some((backend, payload));
+    }
 }
 
 /// What a TCP session's log line reports.
@@ -156,6 +269,7 @@ fn log_session(
     };
     let tls = client.tls_facts();
     let host = crate::rules::Host {
+        payload: None,
         ctx,
         frontend: &fe.name,
         backend: be.map(|b| b.name.as_str()),

@@ -98,6 +98,7 @@ pub const FETCHES: &[&str] = &[
     "req_proto_http",
     "req_ssl_sni",
     "req_ssl_ver",
+    "req_ssl_hello_type",
     "req_ver",
     "resp_ver",
     "wait_end",
