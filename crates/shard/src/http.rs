@@ -614,6 +614,9 @@ impl<'a> Session<'a> {
         // While the body is being sent the server side is active: `timeout server` counts from
         // the end of the request body, as HAProxy's inactivity timeout does.
         let body_done = crate::notify::Notify::default();
+        // A failed client body ends the wait at once: the server, still waiting for the body,
+        // would otherwise hold the client's 400/408 until `timeout server`.
+        let body_failed = std::cell::Cell::new(false);
         let response = future::or(
             read_response_head(
                 server,
@@ -626,6 +629,9 @@ impl<'a> Session<'a> {
             ),
             async {
                 body_done.wait().await;
+                if body_failed.get() {
+                    return Err(Failure::Client(None));
+                }
                 match server_timeout {
                     Some(d) => glommio::timer::sleep(d).await,
                     None => future::pending::<()>().await,
@@ -651,6 +657,13 @@ impl<'a> Session<'a> {
                 &mut body_bytes_in,
             )
             .await;
+            body_failed.set(matches!(
+                r,
+                Err(BodyError::Framing
+                    | BodyError::RecvTimeout
+                    | BodyError::RecvClosed
+                    | BodyError::RecvError)
+            ));
             body_done.raise();
             match r {
                 Ok(next) => {
