@@ -429,3 +429,46 @@ fn fd_exhaustion_pauses_accept_and_resumes_within_a_second() {
         .arg("--nofile=65536:65536")
         .output();
 }
+
+/// After a 502, 503 or 504 the client connection stays usable, as with haproxy 2.6 (compared
+/// live when haproxy is installed): a second request on it gets its own answer.
+#[test]
+fn client_connection_survives_502_503_504_like_haproxy() {
+    let garbage = FaultServer::start(|mut s| {
+        while read_head(&mut s) {
+            let _ = s.write_all(b"garbage\r\n\r\n");
+        }
+    });
+    let stall = FaultServer::start(|mut s| {
+        if read_head(&mut s) {
+            std::thread::sleep(Duration::from_secs(3));
+        }
+    });
+    let twice = |front: SocketAddr| {
+        let mut c = ringlb_testkit::Conn::connect(front).unwrap();
+        c.set_timeout(T).unwrap();
+        let a = c.get("/1").unwrap().status;
+        let b = c.get("/2").map(|r| r.status).unwrap_or(0);
+        (a, b)
+    };
+    let refused = free_addr();
+    for (name, server, want) in [
+        ("garbage", garbage.addr, 502),
+        ("stall", stall.addr, 504),
+        ("refused", refused, 503),
+    ] {
+        let p = start(&[server], "");
+        let got = twice(p.front);
+        println!("keep-alive after error: {name} via ringlb: {got:?}");
+        assert_eq!(got, (want, want), "{name} via ringlb");
+        if ringlb_testkit::haproxy_available() {
+            let dir = TempDir::new("faults-h");
+            let front = free_addr();
+            let path = write_config(&dir, &config(front, &[server], ""));
+            let _h = ringlb_testkit::Haproxy::start(&path, &[front]);
+            let got = twice(front);
+            println!("keep-alive after error: {name} via haproxy: {got:?}");
+            assert_eq!(got, (want, want), "{name} via haproxy (the oracle)");
+        }
+    }
+}

@@ -485,7 +485,12 @@ impl<'a> Session<'a> {
                 Err(e) => {
                     scratch(&mut self.sc, self.ctx).out = out;
                     self.reply_error(no_connection_status(e), Some(be)).await;
-                    return After::Close;
+                    // Kept like after a 502/504 (haproxy 2.6 keeps it after its 503 too).
+                    return if framing == BodyFraming::None && client_keep_alive {
+                        After::KeepAlive
+                    } else {
+                        After::Close
+                    };
                 }
             };
             let reused = info.reused;
@@ -572,7 +577,13 @@ impl<'a> Session<'a> {
                         };
                         self.note_failed_response(be_idx);
                         self.reply_error(status, Some(be)).await;
-                        return After::Close;
+                        // HAProxy 2.6 keeps the client connection after its 502/504 (observed);
+                        // only a request without body leaves the client side in a known state.
+                        return if framing == BodyFraming::None && client_keep_alive {
+                            After::KeepAlive
+                        } else {
+                            After::Close
+                        };
                     }
                     if !reused {
                         attempts += 1;
