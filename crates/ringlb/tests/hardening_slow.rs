@@ -14,7 +14,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ringlb_testkit::{
-    free_addr, http_get, run_bounded, wait_until, write_config, ChildGuard, Origin, Ringlb, TempDir,
+    free_addr, http_get, run_bounded, unread_bytes, wait_until, write_config, ChildGuard, Origin,
+    Ringlb, TempDir,
 };
 
 /// `timeout http-request` and `timeout client` of the proxy under attack.
@@ -212,17 +213,29 @@ fn own_slow_body(front: SocketAddr) -> Duration {
 }
 
 /// Never reads a 100 MB response: once the socket buffers are full, `timeout client` ends it.
-/// The buffers are full within the first second; draining starts `TIMEOUT` + 0.5 s later and
-/// must reach the end of a stream the proxy already closed (a live one keeps streaming).
-/// Returns that bound (TIMEOUT + 0.5 s) when it holds, 99 s otherwise.
+/// The stall starts when our unread byte count stops growing (FIONREAD, 400 ms stable);
+/// draining starts `TIMEOUT` + 0.9 s later and must reach the end of a stream the proxy
+/// already closed (a live one keeps streaming). Returns that bound from the stall when it
+/// holds, 99 s otherwise.
 fn own_slow_read(front: SocketAddr) -> Duration {
     let mut s = TcpStream::connect(front).unwrap();
     s.write_all(b"GET /size/100000000 HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let t0 = Instant::now();
-    std::thread::sleep(Duration::from_secs(1));
-    // Drain only after the proxy should have given up: a live connection keeps streaming.
-    std::thread::sleep(TIMEOUT + Duration::from_millis(500));
+    let (mut last, mut stable_since) = (0usize, Instant::now());
+    while stable_since.elapsed() < Duration::from_millis(400) {
+        std::thread::sleep(Duration::from_millis(50));
+        let n = unread_bytes(&s).unwrap();
+        if n != last {
+            (last, stable_since) = (n, Instant::now());
+        }
+        if t0.elapsed() > Duration::from_secs(10) {
+            return Duration::from_secs(99);
+        }
+    }
+    let stalled = stable_since;
+    let bound = TIMEOUT + Duration::from_millis(900);
+    std::thread::sleep(bound.saturating_sub(stalled.elapsed()));
     let mut total = 0usize;
     let mut buf = [0u8; 65536];
     s.set_read_timeout(Some(Duration::from_millis(500)))
@@ -231,16 +244,14 @@ fn own_slow_read(front: SocketAddr) -> Duration {
         match s.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
             Err(_) => return Duration::from_secs(99),
         }
         if total > 50_000_000 {
             return Duration::from_secs(99); // still streaming: never closed
         }
     }
-    // The stream ended with less than was sent before the drain began: the proxy had closed
-    // by then. The drain time itself is ours, so report the bound that was checked.
-    let _ = t0;
-    TIMEOUT + Duration::from_millis(500)
+    bound
 }
 
 #[test]

@@ -590,6 +590,20 @@ pub fn set_linger_zero(s: &TcpStream) -> io::Result<()> {
     }
 }
 
+/// Bytes received on `s` and not read yet (FIONREAD): lets a test see when a peer stops
+/// being able to send (the count stops growing) without reading.
+pub fn unread_bytes(s: &TcpStream) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points to `n`.
+    let r = unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &raw mut n) };
+    if r == 0 {
+        usize::try_from(n).map_err(io::Error::other)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
