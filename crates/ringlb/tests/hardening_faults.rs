@@ -472,3 +472,50 @@ fn client_connection_survives_502_503_504_like_haproxy() {
         }
     }
 }
+
+/// `retry-on empty-response`: a GET the server dropped unanswered is replayed on the other
+/// server (and always succeeds); a POST with a body is not replayable and gets 502, its server
+/// tried exactly once, as HAProxy's layer-7 retries.
+#[test]
+fn empty_responses_are_retried_only_for_replayable_requests() {
+    let dropper = FaultServer::start(|mut s| {
+        if read_head(&mut s) {
+            drop(s);
+        }
+    });
+    let good = Origin::start("good");
+    let p = start(
+        &[dropper.addr, good.addr()],
+        "    balance roundrobin\n    retries 3\n    retry-on empty-response\n    option redispatch\n",
+    );
+    for i in 0..10 {
+        assert_eq!(get(p.front, "/").0, 200, "GET {i}");
+    }
+    let gets_dropped = dropper.accepted.load(Ordering::Relaxed);
+    assert!(
+        gets_dropped >= 3,
+        "the dropping server was tried {gets_dropped} times"
+    );
+    let mut failed = 0;
+    for _ in 0..8 {
+        let r = send_raw_reply(
+            p.front,
+            b"POST /upload HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabc",
+            T,
+        )
+        .unwrap();
+        let status = parse_responses(&r.bytes, "POST").unwrap()[0].status;
+        assert!(matches!(status, 200 | 502), "{status}");
+        failed += usize::from(status == 502);
+    }
+    let posts_dropped = dropper.accepted.load(Ordering::Relaxed) - gets_dropped;
+    println!(
+        "retry-on: 10 GETs all 200 ({gets_dropped} replayed after a dropped attempt); \
+         8 POSTs: {failed} x 502, dropping server tried {posts_dropped} times"
+    );
+    assert!(
+        failed >= 1,
+        "round robin never sent a POST to the dropping server"
+    );
+    assert_eq!(posts_dropped, failed, "a POST was replayed");
+}
