@@ -61,7 +61,9 @@ fn persistence_only(name: &[u8], value: &[u8]) -> bool {
             .map(|t| String::from_utf8_lossy(t).trim().to_ascii_lowercase())
             .filter(|t| !t.is_empty())
             .all(|t| t == "close" || t == "keep-alive")
-        && !value.iter().all(|b| *b == b',' || *b == b' ' || *b == b'\t')
+        && !value
+            .iter()
+            .all(|b| *b == b',' || *b == b' ' || *b == b'\t')
 }
 
 fn rewrite_request(head: &RequestHead, data: &[u8], limits: &Limits) {
