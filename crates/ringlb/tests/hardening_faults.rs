@@ -444,31 +444,39 @@ fn client_connection_survives_502_503_504_like_haproxy() {
             std::thread::sleep(Duration::from_secs(3));
         }
     });
-    let twice = |front: SocketAddr| {
+    // A GET, then a POST with a body (a GET where no connection could be made: ringlb does
+    // not drain an unsent body, a known gap, docs/reliability.md), then a GET, on one connection.
+    let twice = |front: SocketAddr, post: bool| {
         let mut c = ringlb_testkit::Conn::connect(front).unwrap();
         c.set_timeout(T).unwrap();
         let a = c.get("/1").unwrap().status;
-        let b = c.get("/2").map(|r| r.status).unwrap_or(0);
-        (a, b)
+        let b = if post {
+            c.request("POST", "/2", &[("Content-Length", "3")], b"abc")
+        } else {
+            c.get("/2")
+        };
+        let b = b.map(|r| r.status).unwrap_or(0);
+        let d = c.get("/3").map(|r| r.status).unwrap_or(0);
+        (a, b, d)
     };
     let refused = free_addr();
-    for (name, server, want) in [
-        ("garbage", garbage.addr, 502),
-        ("stall", stall.addr, 504),
-        ("refused", refused, 503),
+    for (name, server, want, post) in [
+        ("garbage", garbage.addr, 502, true),
+        ("stall", stall.addr, 504, true),
+        ("refused", refused, 503, false),
     ] {
         let p = start(&[server], "");
-        let got = twice(p.front);
+        let got = twice(p.front, post);
         println!("keep-alive after error: {name} via ringlb: {got:?}");
-        assert_eq!(got, (want, want), "{name} via ringlb");
+        assert_eq!(got, (want, want, want), "{name} via ringlb");
         if ringlb_testkit::haproxy_available() {
             let dir = TempDir::new("faults-h");
             let front = free_addr();
             let path = write_config(&dir, &config(front, &[server], ""));
             let _h = ringlb_testkit::Haproxy::start(&path, &[front]);
-            let got = twice(front);
+            let got = twice(front, post);
             println!("keep-alive after error: {name} via haproxy: {got:?}");
-            assert_eq!(got, (want, want), "{name} via haproxy (the oracle)");
+            assert_eq!(got, (want, want, want), "{name} via haproxy (the oracle)");
         }
     }
 }

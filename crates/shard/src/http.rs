@@ -504,11 +504,21 @@ impl<'a> Session<'a> {
                 });
             out = buf.into_inner().unwrap_or_default();
             scratch(&mut self.sc, self.ctx).txn.request_sent = Some(Instant::now());
+            // Whether the client's request (head and body) was read to its end: only then can
+            // the client connection be kept after an error answer.
+            let mut body_read = framing == BodyFraming::None;
             let outcome = match sent {
                 Err(_) => Err(Failure::Empty),
                 Ok(()) => {
-                    self.exchange(&server, be, framing, body_start.take(), method)
-                        .await
+                    self.exchange(
+                        &server,
+                        be,
+                        framing,
+                        body_start.take(),
+                        method,
+                        &mut body_read,
+                    )
+                    .await
                 }
             };
             match outcome {
@@ -577,9 +587,9 @@ impl<'a> Session<'a> {
                         };
                         self.note_failed_response(be_idx);
                         self.reply_error(status, Some(be)).await;
-                        // HAProxy 2.6 keeps the client connection after its 502/504 (observed);
-                        // only a request without body leaves the client side in a known state.
-                        return if framing == BodyFraming::None && client_keep_alive {
+                        // HAProxy 2.6 keeps the client connection after its 502/504 (observed)
+                        // once the request was read to its end.
+                        return if body_read && client_keep_alive {
                             After::KeepAlive
                         } else {
                             After::Close
@@ -605,6 +615,7 @@ impl<'a> Session<'a> {
         framing: BodyFraming,
         body_start: Option<RecvBuf>,
         method: Method,
+        body_read: &mut bool,
     ) -> Result<RecvBuf, Failure> {
         let limits = self.limits;
         let client = &self.client;
@@ -690,7 +701,10 @@ impl<'a> Session<'a> {
             sc.txn.bytes_in += body_bytes_in;
         }
         match body_result {
-            Ok(()) => resp_result,
+            Ok(()) => {
+                *body_read = true;
+                resp_result
+            }
             Err(BodyError::Framing) => Err(Failure::Client(Some(400))),
             Err(BodyError::RecvTimeout) => Err(Failure::Client(Some(408))),
             Err(BodyError::RecvClosed | BodyError::RecvError) => Err(Failure::Client(None)),
