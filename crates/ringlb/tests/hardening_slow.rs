@@ -213,29 +213,29 @@ fn own_slow_body(front: SocketAddr) -> Duration {
 }
 
 /// Never reads a 100 MB response: once the socket buffers are full, `timeout client` ends it.
-/// The stall starts when our unread byte count stops growing (FIONREAD, 400 ms stable);
-/// draining starts `TIMEOUT` + 0.9 s later and must reach the end of a stream the proxy
-/// already closed (a live one keeps streaming). Returns that bound from the stall when it
-/// holds, 99 s otherwise.
+/// The stall starts when our unread byte count stops growing (FIONREAD); draining starts
+/// `TIMEOUT` + 0.9 s after the last growth and must reach the end of a stream the proxy
+/// already closed (a live one keeps streaming). Returns that bound when it holds, 99 s
+/// otherwise.
 fn own_slow_read(front: SocketAddr) -> Duration {
     let mut s = TcpStream::connect(front).unwrap();
     s.write_all(b"GET /size/100000000 HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
     let t0 = Instant::now();
+    // Poll until the unread count has not moved for `bound`: the proxy's last successful
+    // send was then at least `bound` ago (a CPU-starved proxy that is merely slow resets it).
+    let bound = TIMEOUT + Duration::from_millis(900);
     let (mut last, mut stable_since) = (0usize, Instant::now());
-    while stable_since.elapsed() < Duration::from_millis(400) {
+    while stable_since.elapsed() < bound {
         std::thread::sleep(Duration::from_millis(50));
         let n = unread_bytes(&s).unwrap();
         if n != last {
             (last, stable_since) = (n, Instant::now());
         }
-        if t0.elapsed() > Duration::from_secs(10) {
+        if t0.elapsed() > Duration::from_secs(15) {
             return Duration::from_secs(99);
         }
     }
-    let stalled = stable_since;
-    let bound = TIMEOUT + Duration::from_millis(900);
-    std::thread::sleep(bound.saturating_sub(stalled.elapsed()));
     let mut total = 0usize;
     let mut buf = [0u8; 65536];
     s.set_read_timeout(Some(Duration::from_millis(500)))
@@ -245,9 +245,13 @@ fn own_slow_read(front: SocketAddr) -> Duration {
             Ok(0) => break,
             Ok(n) => total += n,
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
-            Err(_) => return Duration::from_secs(99),
+            Err(e) => {
+                eprintln!("slow read: no end after {total} bytes ({e}), stalled at {last} unread");
+                return Duration::from_secs(99);
+            }
         }
         if total > 50_000_000 {
+            eprintln!("slow read: still streaming after {total} bytes");
             return Duration::from_secs(99); // still streaming: never closed
         }
     }
