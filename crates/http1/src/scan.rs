@@ -28,6 +28,10 @@ pub(crate) fn scan_head(buf: &[u8], limits: &Limits, side: Side) -> Result<Scan,
     let start = skip_leading_crlf(window).map_err(err)?;
     let mut line_start = start;
     let mut lines = 0usize;
+    // Lines counted against `tune.http.maxhdr`: HAProxy 2.6 consumes a `Connection` field that
+    // holds only `close`/`keep-alive` while parsing, so it takes no slot (observed: 101 fields
+    // pass at the default 101 when one is `Connection: close`, 101 others do not).
+    let mut counted = 0usize;
     let mut from = start;
     while let Some(i) = find_lf(window.get(from..).unwrap_or(&[])) {
         let at = from + i;
@@ -42,7 +46,10 @@ pub(crate) fn scan_head(buf: &[u8], limits: &Limits, side: Side) -> Result<Scan,
             });
         }
         lines += 1;
-        if lines > limits.max_fields() + 1 {
+        if lines == 1 || !persistence_only(window.get(line_start..at - 1).unwrap_or(&[])) {
+            counted += 1;
+        }
+        if counted > limits.max_fields() + 1 {
             return Err(err(ErrorKind::TooManyHeaders));
         }
         line_start = at + 1;
@@ -52,6 +59,44 @@ pub(crate) fn scan_head(buf: &[u8], limits: &Limits, side: Side) -> Result<Scan,
     } else {
         Ok(Scan::Partial)
     }
+}
+
+/// Whether a field line is `Connection:` with only `close`/`keep-alive` tokens (at least one).
+fn persistence_only(line: &[u8]) -> bool {
+    const NAME: &[u8] = b"connection:";
+    let Some(name) = line.get(..NAME.len()) else {
+        return false;
+    };
+    if !name.eq_ignore_ascii_case(NAME) {
+        return false;
+    }
+    let value = line.get(NAME.len()..).unwrap_or(&[]);
+    let mut any = false;
+    for token in value.split(|b| *b == b',') {
+        let t = trim_ows(token);
+        if t.eq_ignore_ascii_case(b"close") || t.eq_ignore_ascii_case(b"keep-alive") {
+            any = true;
+        } else if !t.is_empty() {
+            return false;
+        }
+    }
+    any
+}
+
+fn trim_ows(mut b: &[u8]) -> &[u8] {
+    while let [first, rest @ ..] = b {
+        if !is_ows(*first) {
+            break;
+        }
+        b = rest;
+    }
+    while let [rest @ .., last] = b {
+        if !is_ows(*last) {
+            break;
+        }
+        b = rest;
+    }
+    b
 }
 
 /// Position of the first LF in `bytes`, eight bytes at a time (SWAR: a zero byte in
@@ -228,6 +273,27 @@ mod tests {
                 String::from_utf8_lossy(input)
             );
         }
+    }
+
+    #[test]
+    fn persistence_only_connection_takes_no_header_slot() {
+        let limits = Limits {
+            max_headers: 3,
+            max_head_bytes: 1024,
+        };
+        let scan = |h: &[u8]| scan_head(h, &limits, Side::Client).map_err(|e| e.kind);
+        for conn in ["close", "Keep-Alive", " close , keep-alive "] {
+            let h = format!("GET / HTTP/1.1\r\nA: 1\r\nConnection:{conn}\r\nB: 2\r\n\r\n");
+            assert!(scan(h.as_bytes()).is_ok(), "{conn}");
+        }
+        for conn in ["close, upgrade", "foo", ""] {
+            let h = format!("GET / HTTP/1.1\r\nA: 1\r\nConnection: {conn}\r\nB: 2\r\n\r\n");
+            assert_eq!(scan(h.as_bytes()), Err(ErrorKind::TooManyHeaders), "{conn}");
+        }
+        assert_eq!(
+            scan(b"GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"),
+            Err(ErrorKind::TooManyHeaders)
+        );
     }
 
     #[test]

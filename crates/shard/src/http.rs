@@ -503,7 +503,12 @@ impl<'a> Session<'a> {
                 Err(e) => {
                     scratch(&mut self.sc, self.ctx).out = out;
                     self.reply_error(no_connection_status(e), Some(be)).await;
-                    return After::Close;
+                    // Kept like after a 502/504 (haproxy 2.6 keeps it after its 503 too).
+                    return if framing == BodyFraming::None && client_keep_alive {
+                        After::KeepAlive
+                    } else {
+                        After::Close
+                    };
                 }
             };
             let reused = info.reused;
@@ -517,11 +522,21 @@ impl<'a> Session<'a> {
                 });
             out = buf.into_inner().unwrap_or_default();
             scratch(&mut self.sc, self.ctx).txn.request_sent = Some(Instant::now());
+            // Whether the client's request (head and body) was read to its end: only then can
+            // the client connection be kept after an error answer.
+            let mut body_read = framing == BodyFraming::None;
             let outcome = match sent {
                 Err(_) => Err(Failure::Empty),
                 Ok(()) => {
-                    self.exchange(&server, be, framing, body_start.take(), method)
-                        .await
+                    self.exchange(
+                        &server,
+                        be,
+                        framing,
+                        body_start.take(),
+                        method,
+                        &mut body_read,
+                    )
+                    .await
                 }
             };
             match outcome {
@@ -590,7 +605,13 @@ impl<'a> Session<'a> {
                         };
                         self.note_failed_response(be_idx);
                         self.reply_error(status, Some(be)).await;
-                        return After::Close;
+                        // HAProxy 2.6 keeps the client connection after its 502/504 (observed)
+                        // once the request was read to its end.
+                        return if body_read && client_keep_alive {
+                            After::KeepAlive
+                        } else {
+                            After::Close
+                        };
                     }
                     if !reused {
                         attempts += 1;
@@ -612,6 +633,7 @@ impl<'a> Session<'a> {
         framing: BodyFraming,
         body_start: Option<RecvBuf>,
         method: Method,
+        body_read: &mut bool,
     ) -> Result<RecvBuf, Failure> {
         let limits = self.limits;
         let client = &self.client;
@@ -632,6 +654,9 @@ impl<'a> Session<'a> {
         // While the body is being sent the server side is active: `timeout server` counts from
         // the end of the request body, as HAProxy's inactivity timeout does.
         let body_done = crate::notify::Notify::default();
+        // A failed client body ends the wait at once: the server, still waiting for the body,
+        // would otherwise hold the client's 400/408 until `timeout server`.
+        let body_failed = std::cell::Cell::new(false);
         let response = future::or(
             read_response_head(
                 server,
@@ -644,6 +669,9 @@ impl<'a> Session<'a> {
             ),
             async {
                 body_done.wait().await;
+                if body_failed.get() {
+                    return Err(Failure::Client(None));
+                }
                 match server_timeout {
                     Some(d) => glommio::timer::sleep(d).await,
                     None => future::pending::<()>().await,
@@ -669,6 +697,13 @@ impl<'a> Session<'a> {
                 &mut body_bytes_in,
             )
             .await;
+            body_failed.set(matches!(
+                r,
+                Err(BodyError::Framing
+                    | BodyError::RecvTimeout
+                    | BodyError::RecvClosed
+                    | BodyError::RecvError)
+            ));
             body_done.raise();
             match r {
                 Ok(next) => {
@@ -684,7 +719,10 @@ impl<'a> Session<'a> {
             sc.txn.bytes_in += body_bytes_in;
         }
         match body_result {
-            Ok(()) => resp_result,
+            Ok(()) => {
+                *body_read = true;
+                resp_result
+            }
             Err(BodyError::Framing) => Err(Failure::Client(Some(400))),
             Err(BodyError::RecvTimeout) => Err(Failure::Client(Some(408))),
             Err(BodyError::RecvClosed | BodyError::RecvError) => Err(Failure::Client(None)),

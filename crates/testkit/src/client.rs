@@ -564,6 +564,46 @@ pub fn parse_responses(bytes: &[u8], method: &str) -> io::Result<Vec<Response>> 
     Ok(out)
 }
 
+/// Makes closing `s` send RST instead of FIN (SO_LINGER 0): for servers that reset.
+pub fn set_linger_zero(s: &TcpStream) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let l = libc::linger {
+        l_onoff: 1,
+        l_linger: 0,
+    };
+    let len =
+        libc::socklen_t::try_from(std::mem::size_of::<libc::linger>()).map_err(io::Error::other)?;
+    // SAFETY: setsockopt reads `len` bytes of `l`, a valid linger struct; the fd is open.
+    let r = unsafe {
+        libc::setsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&raw const l).cast(),
+            len,
+        )
+    };
+    if r == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// Bytes received on `s` and not read yet (FIONREAD): lets a test see when a peer stops
+/// being able to send (the count stops growing) without reading.
+pub fn unread_bytes(s: &TcpStream) -> io::Result<usize> {
+    use std::os::fd::AsRawFd;
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one c_int through the pointer, which points to `n`.
+    let r = unsafe { libc::ioctl(s.as_raw_fd(), libc::FIONREAD, &raw mut n) };
+    if r == 0 {
+        usize::try_from(n).map_err(io::Error::other)
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

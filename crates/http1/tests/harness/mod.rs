@@ -25,7 +25,13 @@ pub fn request(data: &[u8]) {
             continue;
         };
         assert!(head_len <= data.len() && head_len <= limits.max_head_bytes);
-        assert!(head.headers().len() < limits.max_headers);
+        // A `Connection` field of only close/keep-alive takes no slot (as in HAProxy 2.6).
+        let counted = head
+            .headers()
+            .iter()
+            .filter(|h| !persistence_only(h.name.get(data), h.value.get(data)))
+            .count();
+        assert!(counted < limits.max_headers);
         for h in head.headers() {
             assert!(h.name.end as usize <= head_len && h.value.end as usize <= head_len);
             assert!(!h.name.is_empty());
@@ -46,6 +52,18 @@ pub fn request(data: &[u8]) {
             chunked(&data[head_len..]);
         }
     }
+}
+
+fn persistence_only(name: &[u8], value: &[u8]) -> bool {
+    name.eq_ignore_ascii_case(b"connection")
+        && value
+            .split(|b| *b == b',')
+            .map(|t| String::from_utf8_lossy(t).trim().to_ascii_lowercase())
+            .filter(|t| !t.is_empty())
+            .all(|t| t == "close" || t == "keep-alive")
+        && !value
+            .iter()
+            .all(|b| *b == b',' || *b == b' ' || *b == b'\t')
 }
 
 fn rewrite_request(head: &RequestHead, data: &[u8], limits: &Limits) {

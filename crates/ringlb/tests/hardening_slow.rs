@@ -1,0 +1,280 @@
+//! Slow clients with Debian's `slowhttptest` (slowloris, slow body, slow read), each bounded
+//! to about 12 s: a normal client is served every 250 ms meanwhile (each in under 2 s), the
+//! slow connections are closed within the configured timeout + 1 s (measured on a slow
+//! connection of our own), and no descriptor is left behind.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ringlb_testkit::{
+    free_addr, http_get, run_bounded, unread_bytes, wait_until, write_config, ChildGuard, Origin,
+    Ringlb, TempDir,
+};
+
+/// `timeout http-request` and `timeout client` of the proxy under attack.
+const TIMEOUT: Duration = Duration::from_secs(3);
+
+fn slowhttptest_available() -> bool {
+    Command::new("slowhttptest")
+        .arg("-h")
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty() || !o.stderr.is_empty())
+}
+
+fn fd_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+struct Proxy {
+    _dir: TempDir,
+    _origin: Origin,
+    front: SocketAddr,
+    guard: ChildGuard,
+}
+
+fn start() -> Proxy {
+    let origin = Origin::start("o");
+    let dir = TempDir::new("slow");
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 2\n    maxconn 4000\n\ndefaults\n    mode http\n    maxconn 4000\n    \
+         timeout connect 2s\n    timeout client 3s\n    timeout server 5s\n    \
+         timeout http-request 3s\n\nfrontend fe\n    bind {front}\n    default_backend be\n\n\
+         backend be\n    http-reuse never\n    server s1 {}\n",
+        origin.addr()
+    );
+    let path = write_config(&dir, &cfg);
+    let guard = Ringlb::start(&path, &[front]);
+    Proxy {
+        _dir: dir,
+        _origin: origin,
+        front,
+        guard,
+    }
+}
+
+/// Runs slowhttptest with `mode_args` for `secs` while a normal client asks every 250 ms and
+/// `own_slow` measures how long the proxy keeps one slow connection; returns a summary line.
+fn attack(name: &str, mode_args: &[&str], own_slow: fn(SocketAddr) -> Duration) -> String {
+    if !slowhttptest_available() {
+        eprintln!("SKIP: slowhttptest not installed");
+        return String::new();
+    }
+    let p = start();
+    let pid = p.guard.pid();
+    assert_eq!(http_get(p.front, "/", &[]).unwrap().status, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    let fds_before = fd_count(pid);
+    let url = format!("http://{}/size/1000000", p.front);
+    let secs = "12";
+    let stats_dir = TempDir::new("slowstats");
+    let prefix = stats_dir.join("stats");
+    let mut cmd = Command::new("slowhttptest");
+    cmd.args(mode_args)
+        .args([
+            "-c", "400", "-r", "200", "-i", "1", "-l", secs, "-p", "2", "-u", &url,
+        ])
+        .arg("-g")
+        .arg("-o")
+        .arg(&prefix);
+    let stop = Arc::new(AtomicBool::new(false));
+    let front = p.front;
+    let st = stop.clone();
+    let prober = std::thread::spawn(move || {
+        let started = Instant::now();
+        let (mut ok, mut bad, mut worst) = (0u32, 0u32, Duration::ZERO);
+        while !st.load(Ordering::Relaxed) {
+            let t0 = Instant::now();
+            match http_get(front, "/", &[]) {
+                Ok(r) if r.status == 200 => ok += 1,
+                _ => bad += 1,
+            }
+            worst = worst.max(t0.elapsed());
+            std::thread::sleep(Duration::from_millis(250));
+        }
+        (ok, bad, worst, started.elapsed())
+    });
+    let slow_thread = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(2));
+        own_slow(front)
+    });
+    let out = run_bounded(&mut cmd, Duration::from_secs(25));
+    let held = slow_thread.join().unwrap();
+    stop.store(true, Ordering::Relaxed);
+    let (ok, bad, worst, ran) = prober.join().unwrap();
+    let out = out.unwrap();
+    // Per-second CSV: seconds,closed,pending,connected,service available.
+    let csv = std::fs::read_to_string(stats_dir.join("stats.csv")).unwrap_or_else(|_| {
+        panic!(
+            "{name}: no slowhttptest stats\n{}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let rows: Vec<Vec<u32>> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').filter_map(|v| v.trim().parse().ok()).collect())
+        .filter(|r: &Vec<u32>| r.len() >= 4)
+        .collect();
+    let peak = rows.iter().map(|r| r[3]).max().unwrap_or(0);
+    let closed = rows.last().map_or(0, |r| r[1]);
+    assert!(
+        peak >= 50,
+        "{name}: slowhttptest never held connections:\n{csv}"
+    );
+    assert_eq!(bad, 0, "{name}: normal client failed {bad} times ({ok} ok)");
+    // At least one normal request served per second of the attack.
+    assert!(
+        u64::from(ok) >= ran.as_secs(),
+        "{name}: only {ok} normal requests in {ran:?}"
+    );
+    // Under 1 s on an idle machine (measured: < 300 ms); 2 s leaves room for a shared CI box.
+    assert!(
+        worst < Duration::from_secs(2),
+        "{name}: a normal request took {worst:?}"
+    );
+    assert!(
+        held <= TIMEOUT + Duration::from_secs(1),
+        "{name}: our slow connection was kept {held:?} (timeout {TIMEOUT:?})"
+    );
+    let settled = wait_until(Duration::from_secs(5), || fd_count(pid) <= fds_before);
+    let fds_after = fd_count(pid);
+    assert!(settled, "{name}: fds {fds_before} -> {fds_after}");
+    let line = format!(
+        "{name}: slowhttptest peak {peak} slow connections, {closed} closed by the proxy in {secs} s; normal client {ok}/{} ok, \
+         worst {worst:?}; own slow connection closed after {held:?}; fds {fds_before} -> {fds_after}",
+        ok + bad
+    );
+    println!("slow {line}");
+    line
+}
+
+/// Reads until EOF/RST (or `limit`); returns when it ended, from `t0`.
+fn wait_closed(s: &mut TcpStream, t0: Instant, limit: Duration) -> Duration {
+    let mut buf = [0u8; 65536];
+    while t0.elapsed() < limit {
+        s.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return t0.elapsed(),
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return t0.elapsed(),
+            Err(_) => {}
+        }
+    }
+    t0.elapsed()
+}
+
+/// Slowloris of our own: a header line every 500 ms; `timeout http-request` counts from the
+/// first byte.
+fn own_slow_headers(front: SocketAddr) -> Duration {
+    let mut s = TcpStream::connect(front).unwrap();
+    let t0 = Instant::now();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let mut i = 0;
+    while t0.elapsed() < Duration::from_secs(8) {
+        if s.write_all(format!("X-{i}: y\r\n").as_bytes()).is_err() {
+            break;
+        }
+        i += 1;
+        s.set_read_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut b = [0u8; 1024];
+        match s.read(&mut b) {
+            Ok(_) => break, // 408 or close
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(_) => {}
+        }
+    }
+    wait_closed(&mut s, t0, Duration::from_secs(8))
+}
+
+/// A body byte every 500 ms: `timeout client` is an inactivity timeout, so the request is
+/// alive as long as bytes come; we then stop and measure the close from the last byte.
+fn own_slow_body(front: SocketAddr) -> Duration {
+    let mut s = TcpStream::connect(front).unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
+        .unwrap();
+    for _ in 0..4 {
+        std::thread::sleep(Duration::from_millis(500));
+        s.write_all(b"a").unwrap();
+    }
+    let t0 = Instant::now();
+    wait_closed(&mut s, t0, Duration::from_secs(8))
+}
+
+/// Never reads a 100 MB response: once the socket buffers are full, `timeout client` ends it.
+/// The stall starts when our unread byte count stops growing (FIONREAD); draining starts
+/// `TIMEOUT` + 0.9 s after the last growth and must reach the end of a stream the proxy
+/// already closed (a live one keeps streaming). Returns that bound when it holds, 99 s
+/// otherwise.
+fn own_slow_read(front: SocketAddr) -> Duration {
+    let mut s = TcpStream::connect(front).unwrap();
+    s.write_all(b"GET /size/100000000 HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let t0 = Instant::now();
+    // Poll until the unread count has not moved for `bound`: the proxy's last successful
+    // send was then at least `bound` ago (a CPU-starved proxy that is merely slow resets it).
+    let bound = TIMEOUT + Duration::from_millis(900);
+    let (mut last, mut stable_since) = (0usize, Instant::now());
+    while stable_since.elapsed() < bound {
+        std::thread::sleep(Duration::from_millis(50));
+        let n = unread_bytes(&s).unwrap();
+        if n != last {
+            (last, stable_since) = (n, Instant::now());
+        }
+        if t0.elapsed() > Duration::from_secs(15) {
+            return Duration::from_secs(99);
+        }
+    }
+    let mut total = 0usize;
+    let mut buf = [0u8; 65536];
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => total += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => {
+                eprintln!("slow read: no end after {total} bytes ({e}), stalled at {last} unread");
+                return Duration::from_secs(99);
+            }
+        }
+        if total > 50_000_000 {
+            eprintln!("slow read: still streaming after {total} bytes");
+            return Duration::from_secs(99); // still streaming: never closed
+        }
+    }
+    bound
+}
+
+#[test]
+fn slowloris_slow_headers() {
+    attack("slowloris (-H)", &["-H"], own_slow_headers);
+}
+
+#[test]
+fn rudy_slow_body() {
+    attack("slow body (-B)", &["-B", "-s", "8192"], own_slow_body);
+}
+
+#[test]
+fn slow_read() {
+    attack(
+        "slow read (-X)",
+        &[
+            "-X", "-w", "16", "-y", "64", "-n", "2", "-z", "16", "-k", "3",
+        ],
+        own_slow_read,
+    );
+}
