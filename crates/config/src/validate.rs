@@ -241,6 +241,33 @@ fn check_tables(cx: &mut Cx, p: &ProxyDraft, tables: &[String]) {
             }
         }
     }
+    for r in &p.server_rules {
+        if r.kind == crate::model::ServerRuleKind::UseServer {
+            if !p.servers.iter().any(|s| s.name == r.arg) {
+                cx.alert(
+                    &r.loc,
+                    "use-server",
+                    format!(
+                        "backend '{}' : unable to find server '{}' referenced in a 'use-server' rule.",
+                        p.name, r.arg
+                    ),
+                );
+            }
+            continue;
+        }
+        let name = r.table.as_deref().unwrap_or(&p.name);
+        let ok = match &r.table {
+            None => own,
+            Some(t) => tables.iter().any(|x| x == t),
+        };
+        if !ok {
+            cx.alert(
+                &r.loc,
+                r.kind.keyword(),
+                format!("Proxy '{}': unable to find stick-table '{name}'.", p.name),
+            );
+        }
+    }
     for a in &p.acls {
         if let Some(t) = sc_table_arg(&a.sample.fetch, &a.sample.args) {
             check(
@@ -371,6 +398,7 @@ fn backend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Backend {
         errorfiles,
         stick_table: p.stick_table.clone(),
         stick_rules: p.stick_rules.clone(),
+        server_rules: p.server_rules.clone(),
         stats: p.stats.clone(),
         other: s.other.clone(),
     }

@@ -59,3 +59,103 @@ fn insert_indirect_and_attributes_match_haproxy() {
         );
     }
 }
+
+/// The origin that answered (its `X-Origin` header), `-` when none did.
+fn origin_of(reply: &[u8]) -> String {
+    String::from_utf8_lossy(reply)
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("X-Origin: ")
+                .or_else(|| l.strip_prefix("x-origin: "))
+        })
+        .unwrap_or("-")
+        .trim()
+        .to_string()
+}
+
+fn stick_config(fe: SocketAddr, tcp: SocketAddr, a: SocketAddr, b: SocketAddr) -> String {
+    format!(
+        "global\n    nbthread 1\ndefaults\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    mode http\n    bind {fe}\n    default_backend be\n\
+         backend be\n    mode http\n    balance roundrobin\n\
+         \x20   stick-table type string len 32 size 1k expire 1m\n\
+         \x20   use-server s2 if {{ path_beg /force-two }}\n\
+         \x20   stick match req.hdr(x-pin)\n\
+         \x20   stick on url_param(user)\n\
+         \x20   stick store-response res.hdr(x-origin)\n\
+         \x20   server s1 {a}\n    server s2 {b}\n\
+         frontend tcp_in\n    mode tcp\n    bind {tcp}\n    default_backend be_tcp\n\
+         backend be_tcp\n    mode tcp\n    balance roundrobin\n\
+         \x20   stick-table type ip size 1k expire 1m\n    stick on src\n\
+         \x20   server s1 {a}\n    server s2 {b}\n"
+    )
+}
+
+/// `use-server`, `stick on`, `stick match` and `stick store-response` in HTTP mode, and `stick
+/// on src` in TCP mode: the same sequence of requests through ringlb and haproxy must reach the
+/// same servers (round robin alone would alternate).
+#[test]
+fn stick_rules_and_use_server_pick_the_servers_haproxy_picks() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let dir = TempDir::new("stick-rules");
+    let close = "Connection: close\r\n";
+    let http: Vec<String> = [
+        ("/?user=alice", ""),
+        ("/?user=bob", ""),
+        ("/?user=alice", ""),
+        ("/?user=alice", ""),
+        ("/?user=alice", ""),
+        ("/?user=bob", ""),
+        ("/?user=bob", ""),
+        ("/force-two?user=alice", ""),
+        ("/?user=alice", ""),
+        ("/?user=alice", ""),
+        ("/", "X-Pin: a\r\n"),
+        ("/", "X-Pin: a\r\n"),
+        ("/", "X-Pin: b\r\n"),
+        ("/", "X-Pin: b\r\n"),
+        ("/", "X-Pin: a\r\n"),
+        ("/force-two", "X-Pin: a\r\n"),
+    ]
+    .iter()
+    .map(|(path, extra)| format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}{close}\r\n"))
+    .collect();
+    let run = |who: &str| -> (Vec<String>, Vec<String>) {
+        let (fe, tcp) = (free_addr(), free_addr());
+        let path = dir.join(&format!("{who}.cfg"));
+        std::fs::write(&path, stick_config(fe, tcp, a.addr(), b.addr())).unwrap();
+        let _proxy = if who == "ringlb" {
+            Ringlb::start(&path, &[fe, tcp])
+        } else {
+            Haproxy::start(&path, &[fe, tcp])
+        };
+        let seen_http = http
+            .iter()
+            .map(|r| origin_of(&send_raw_reply(fe, r.as_bytes(), T).unwrap().bytes))
+            .collect();
+        let req = format!("GET / HTTP/1.1\r\nHost: x\r\n{close}\r\n");
+        let seen_tcp = (0..5)
+            .map(|_| origin_of(&send_raw_reply(tcp, req.as_bytes(), T).unwrap().bytes))
+            .collect();
+        (seen_http, seen_tcp)
+    };
+    let ours = run("ringlb");
+    // What haproxy 2.6 does with this sequence (recorded with the run below).
+    let expected_http = [
+        "a", "b", "a", "a", "a", "b", "b", "b", "b", "b", "a", "a", "b", "b", "a", "b",
+    ];
+    assert_eq!(ours.0, expected_http, "HTTP mode");
+    assert!(
+        ours.1.iter().all(|o| *o == ours.1[0]) && ours.1[0] != "-",
+        "TCP mode, stick on src: {:?}",
+        ours.1
+    );
+    if haproxy_available() {
+        assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+    }
+}

@@ -72,7 +72,9 @@ pub use logformat::{
     LogFormat, LogValue, LogVar, CLF_FORMAT, HTTPLOG_FORMAT, HTTPSLOG_FORMAT, TCPLOG_FORMAT,
 };
 pub use message::HttpMessage;
-pub use proxy::{BackendTarget, ConfigRules, ProxyRules, TcpPhase, TcpVerdict};
+pub use proxy::{
+    BackendTarget, ConfigRules, ProxyRules, StickRule, StickWhen, TcpPhase, TcpVerdict,
+};
 pub use rules::{Action, HttpReply, RuleList, Verdict};
 pub use sample::Sample;
 

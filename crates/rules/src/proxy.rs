@@ -98,6 +98,36 @@ pub struct UseServerRule {
     pub cond: Option<Cond>,
 }
 
+/// When a `stick` rule acts: `match` looks the key up before the server is picked, `store`
+/// remembers the server that took the request (`stick on` does both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StickWhen {
+    On,
+    Match,
+    StoreRequest,
+    StoreResponse,
+}
+
+impl StickWhen {
+    pub fn matches(self) -> bool {
+        matches!(self, StickWhen::On | StickWhen::Match)
+    }
+    pub fn stores_request(self) -> bool {
+        matches!(self, StickWhen::On | StickWhen::StoreRequest)
+    }
+}
+
+/// `stick on|match|store-request|store-response <pattern> [table <t>] [if|unless cond]`.
+#[derive(Debug, Clone)]
+pub struct StickRule {
+    pub loc: Loc,
+    pub when: StickWhen,
+    pub key: Expr,
+    /// `None`: the backend's own table.
+    pub table: Option<Box<str>>,
+    pub cond: Option<Cond>,
+}
+
 /// `tcp-request connection|session|content` and `tcp-response content` phases.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TcpPhase {
@@ -174,6 +204,7 @@ pub struct ProxyRules {
     pub use_backends: Vec<UseBackendRule>,
     pub default_backend: Option<String>,
     pub use_servers: Vec<UseServerRule>,
+    pub stick: Vec<StickRule>,
     pub tcp: Vec<TcpRule>,
     /// `tcp-request inspect-delay`, milliseconds.
     pub inspect_delay_ms: Option<u64>,
@@ -282,6 +313,43 @@ fn tcp_rule(
     }))
 }
 
+/// `use-server` and `stick` rules of a backend.
+fn server_rules(
+    c: &mut Compiler<'_>,
+    rules: &[ringlb_config::model::ServerRule],
+) -> Result<(Vec<UseServerRule>, Vec<StickRule>), CompileError> {
+    use ringlb_config::model::ServerRuleKind as K;
+    let mut use_servers = Vec::new();
+    let mut stick = Vec::new();
+    for r in rules {
+        let kw = r.kind.keyword();
+        let cond = c.opt_condition(r.cond.as_ref(), &r.loc, kw)?;
+        let when = match r.kind {
+            K::UseServer => {
+                use_servers.push(UseServerRule {
+                    loc: r.loc.clone(),
+                    server: r.arg.clone(),
+                    cond,
+                });
+                continue;
+            }
+            K::StickOn => StickWhen::On,
+            K::StickMatch => StickWhen::Match,
+            K::StickStoreRequest => StickWhen::StoreRequest,
+            K::StickStoreResponse => StickWhen::StoreResponse,
+        };
+        let key = Expr::parse(&r.arg, c.env()).map_err(|e| CompileError::new(&r.loc, kw, e))?;
+        stick.push(StickRule {
+            loc: r.loc.clone(),
+            when,
+            key,
+            table: r.table.as_deref().map(Into::into),
+            cond,
+        });
+    }
+    Ok((use_servers, stick))
+}
+
 fn inspect_delay(rules: &[TcpRequestRule]) -> Option<u64> {
     rules
         .iter()
@@ -361,6 +429,7 @@ impl ProxyRules {
             use_backends,
             default_backend: fe.default_backend.clone(),
             use_servers: Vec::new(),
+            stick: Vec::new(),
             tcp,
             inspect_delay_ms: inspect_delay(&fe.tcp_request),
             monitor_uri: fe.monitor_uri.as_ref().map(|m| m.as_bytes().to_vec()),
@@ -380,11 +449,14 @@ impl ProxyRules {
         for r in &be.tcp_request {
             tcp.extend(tcp_rule(&mut c, r, &mut caps)?);
         }
+        let (use_servers, stick) = server_rules(&mut c, &be.server_rules)?;
         Ok(ProxyRules {
             name: be.name.clone(),
             acls: c.finish(),
             http_request,
             http_response,
+            use_servers,
+            stick,
             tcp,
             inspect_delay_ms: inspect_delay(&be.tcp_request),
             ..ProxyRules::default()
@@ -437,13 +509,37 @@ impl ProxyRules {
         self.default_backend.as_deref().map(Cow::Borrowed)
     }
 
-    /// The first `use-server` whose condition holds.
-    pub fn select_server(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> Option<&str> {
+    /// The first `use-server` whose condition holds and whose server `usable` accepts (HAProxy
+    /// goes on with the next rule when the named server is down).
+    pub fn select_server(
+        &self,
+        src: &dyn SampleSource,
+        txn: &Txn<'_>,
+        usable: impl Fn(&str) -> bool,
+    ) -> Option<&str> {
         let cx = Ctx::new(src, txn);
         self.use_servers
             .iter()
-            .find(|r| cond_holds(r.cond.as_ref(), &self.acls, cx))
+            .filter(|r| cond_holds(r.cond.as_ref(), &self.acls, cx))
             .map(|r| r.server.as_str())
+            .find(|s| usable(s))
+    }
+
+    /// The keys of the `stick` rules that apply to this request, in order, with what to do with
+    /// each: `(rule, key)` for the rules whose condition holds and whose key could be fetched.
+    pub fn stick_keys<'r>(
+        &'r self,
+        src: &dyn SampleSource,
+        txn: &Txn<'_>,
+        when: impl Fn(StickWhen) -> bool,
+    ) -> Vec<(&'r StickRule, Sample<'static>)> {
+        let cx = Ctx::new(src, txn);
+        self.stick
+            .iter()
+            .filter(|r| when(r.when))
+            .filter(|r| cond_holds(r.cond.as_ref(), &self.acls, cx))
+            .filter_map(|r| Some((r, r.key.eval(cx)?.into_owned())))
+            .collect()
     }
 
     /// True when the request targets `monitor-uri` (compared with the path-and-query, or

@@ -353,6 +353,7 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
     }
     let default_be = fe.backend;
     let mut vars = ringlb_rules::Vars::default();
+    let mut choice = msg_rules::ServerChoice::default();
     let be_idx = if msg_rules::has_request_rules(ctx, fe) {
         match msg_rules::request_rules(ctx, fe, &req, &head_bytes, conn.facts(), Some(&mut stick)) {
             RequestVerdict::Reply(reply) => {
@@ -373,8 +374,10 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
                 backend,
                 rewritten,
                 vars: v,
+                server,
             } => {
                 vars = v;
+                choice = server;
                 if let Some(raw) = rewritten {
                     let framing = req.framing();
                     match parse_request(&raw, &conn.limits, &mut req) {
@@ -408,7 +411,7 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
         (be_idx, be),
         &req,
         &head_bytes,
-        vars,
+        (vars, choice),
         &mut body,
         respond,
         &mut txn,
@@ -426,7 +429,7 @@ async fn forward(
     (be_idx, be): (usize, &BackendRt),
     req: &RequestHead,
     head_bytes: &[u8],
-    vars: ringlb_rules::Vars,
+    (vars, choice): (ringlb_rules::Vars, msg_rules::ServerChoice),
     body: &mut RecvStream,
     mut respond: SendResponse<Bytes>,
     txn: &mut Txn,
@@ -482,9 +485,11 @@ async fn forward(
     };
     let mut resp = ResponseHead::default();
     let named = persisted;
+    // A persistence cookie first, then `use-server`/`stick match` (HAProxy's order).
+    let mut forced = persisted.take().or(choice.forced);
     loop {
         let mut info = ConnectInfo {
-            forced: persisted.take(),
+            forced: forced.take(),
             ..ConnectInfo::default()
         };
         let connected = lease_and_connect(ctx, be_idx, &input, reuse, &mut info).await;
@@ -493,6 +498,7 @@ async fn forward(
             reply_error(conn, fe, Some(be), 503, &mut respond, txn).await;
             return;
         };
+        choice.commit(ctx, be, lease.server);
         let (sent, _) = within(
             be.timeouts.server,
             server.send_all(SendBuf::from_vec(out.clone())),

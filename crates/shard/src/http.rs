@@ -354,6 +354,7 @@ impl<'a> Session<'a> {
         let default_be = self.fe.backend;
         let mut rewritten: Option<Vec<u8>> = None;
         let mut vars = ringlb_rules::Vars::default();
+        let mut choice = crate::msg_rules::ServerChoice::default();
         let be_idx = if self.fe.rules.is_some()
             || default_be.is_some_and(|b| topo.backends.get(b).is_some_and(|b| b.rules.is_some()))
         {
@@ -368,9 +369,11 @@ impl<'a> Session<'a> {
                     backend,
                     rewritten: r,
                     vars: v,
+                    server,
                 } => {
                     rewritten = r;
                     vars = v;
+                    choice = server;
                     backend
                 }
             }
@@ -493,13 +496,21 @@ impl<'a> Session<'a> {
         };
         loop {
             let mut info = ConnectInfo {
-                forced: if attempts == 0 { persisted } else { None },
+                // A persistence cookie first, then `use-server`/`stick match` (HAProxy's order).
+                forced: if attempts == 0 {
+                    persisted.or(choice.forced)
+                } else {
+                    None
+                },
                 ..ConnectInfo::default()
             };
             let connected = lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info).await;
             self.note_connect(be_idx, &info, connected.is_ok());
             let (lease, server) = match connected {
-                Ok(x) => x,
+                Ok(x) => {
+                    choice.commit(self.ctx, be, x.0.server);
+                    x
+                }
                 Err(e) => {
                     scratch(&mut self.sc, self.ctx).out = out;
                     self.reply_error(no_connection_status(e), Some(be)).await;
@@ -927,10 +938,12 @@ impl<'a> Session<'a> {
                 backend,
                 rewritten,
                 vars,
+                server,
             } => RequestRules::Go {
                 backend,
                 rewritten,
                 vars,
+                server,
             },
         }
     }
@@ -1690,6 +1703,7 @@ enum RequestRules {
         backend: Option<usize>,
         rewritten: Option<Vec<u8>>,
         vars: ringlb_rules::Vars,
+        server: crate::msg_rules::ServerChoice,
     },
 }
 

@@ -31,7 +31,86 @@ pub enum RequestVerdict {
         backend: Option<usize>,
         rewritten: Option<Vec<u8>>,
         vars: ringlb_rules::Vars,
+        server: ServerChoice,
     },
+}
+
+/// What the backend's `use-server` and `stick` rules decided for a request.
+#[derive(Debug, Default)]
+pub struct ServerChoice {
+    /// The server a `use-server` rule or a `stick match` entry names (if it may serve).
+    pub forced: Option<usize>,
+    /// `stick on|store-request` keys to remember once a server took the request: (table,
+    /// key). Allocated only for backends with such rules.
+    pub stores: Vec<(Box<str>, ringlb_rules::Sample<'static>)>,
+}
+
+impl ServerChoice {
+    /// Remembers `server` (of backend `be`) under every stored key.
+    pub fn commit(&self, ctx: &Ctx, be: &BackendRt, server: usize) {
+        if self.stores.is_empty() {
+            return;
+        }
+        let puid = be
+            .balance
+            .servers
+            .get(server)
+            .map_or(server as i64 + 1, |s| i64::from(s.puid));
+        for (table, key) in &self.stores {
+            crate::stick::store_server(&ctx.state, table, key, puid);
+        }
+    }
+}
+
+/// Server `i` of backend `be_idx` may take a forced request: up and not in maintenance (a
+/// drained server keeps its sticky clients, as with cookies).
+fn may_serve(ctx: &Ctx, be_idx: usize, i: usize) -> bool {
+    ctx.state
+        .server(be_idx, i)
+        .is_some_and(|st| st.up.get() && st.admin.get() != crate::state::AdminState::Maint)
+}
+
+/// `use-server` then `stick match|on` (HAProxy's order; the first server found wins), and the
+/// keys `stick on|store-request` will remember.
+pub(crate) fn server_choice(
+    ctx: &Ctx,
+    be_idx: usize,
+    b: &BackendRt,
+    r: &ringlb_rules::ProxyRules,
+    host: &crate::rules::Host<'_>,
+    txn: &ringlb_rules::Txn<'_>,
+) -> ServerChoice {
+    let index = |name: &str| b.servers.iter().position(|s| s.name == name);
+    let mut forced = if r.use_servers.is_empty() {
+        None
+    } else {
+        r.select_server(host, txn, |name| {
+            index(name).is_some_and(|i| may_serve(ctx, be_idx, i))
+        })
+        .and_then(index)
+    };
+    let mut stores: Vec<(Box<str>, ringlb_rules::Sample<'static>)> = Vec::new();
+    if !r.stick.is_empty() {
+        let keys = r.stick_keys(host, txn, |w| w != ringlb_rules::StickWhen::StoreResponse);
+        for (rule, key) in keys {
+            let table = rule.table.as_deref().unwrap_or(&b.name);
+            if forced.is_none() && rule.when.matches() {
+                forced = crate::stick::match_server(&ctx.state, table, &key)
+                    .and_then(|id| {
+                        b.balance
+                            .servers
+                            .iter()
+                            .position(|s| i64::from(s.puid) == id)
+                    })
+                    .filter(|&i| may_serve(ctx, be_idx, i));
+            }
+            // One store per table and request, the first rule's (as HAProxy).
+            if rule.when.stores_request() && !stores.iter().any(|(t, _)| &**t == table) {
+                stores.push((table.into(), key));
+            }
+        }
+    }
+    ServerChoice { forced, stores }
 }
 
 /// Whether the request rules must run at all (the engine costs nothing for proxies without).
@@ -128,6 +207,7 @@ pub fn request_rules(
         Some(name) => topo.backends.iter().position(|b| b.name == *name),
         None => fe.backend,
     };
+    let mut server = ServerChoice::default();
     if let Some(b) = backend.and_then(|i| topo.backends.get(i)) {
         if let Some(r) = &b.rules {
             host.backend = Some(&b.name);
@@ -148,6 +228,9 @@ pub fn request_rules(
             let errors = |s| b.errors.get(s).or_else(|| fe.errors.get(s));
             if let Some(reply) = crate::rules::reply_for(v, errors) {
                 return RequestVerdict::Reply(reply);
+            }
+            if let Some(i) = backend {
+                server = server_choice(ctx, i, b, r, &host, &txn);
             }
         }
     }
@@ -170,6 +253,7 @@ pub fn request_rules(
         backend,
         rewritten,
         vars: std::mem::take(&mut txn.vars),
+        server,
     }
 }
 
@@ -204,7 +288,12 @@ pub fn response_rules(
         .rules
         .as_ref()
         .filter(|r| !r.http_response.rules.is_empty());
-    if be_rules.is_none() && fe_rules.is_none() {
+    let stores = be.rules.as_ref().filter(|r| {
+        r.stick
+            .iter()
+            .any(|s| s.when == ringlb_rules::StickWhen::StoreResponse)
+    });
+    if be_rules.is_none() && fe_rules.is_none() && stores.is_none() {
         return ResponseVerdict::Unchanged;
     }
     let mut msg = ringlb_rules::HttpMessage::response(
@@ -237,6 +326,25 @@ pub fn response_rules(
         if let Some(reply) = crate::rules::reply_for(v, errors) {
             return ResponseVerdict::Reply(reply);
         }
+    }
+    // `stick store-response`: after the response rules, the server that answered.
+    if let Some(r) = stores {
+        let choice = ServerChoice {
+            forced: None,
+            stores: r
+                .stick_keys(&host, &txn, |w| w == ringlb_rules::StickWhen::StoreResponse)
+                .into_iter()
+                .map(|(rule, key)| {
+                    (
+                        rule.table
+                            .clone()
+                            .unwrap_or_else(|| be.name.as_str().into()),
+                        key,
+                    )
+                })
+                .collect(),
+        };
+        choice.commit(ctx, be, server);
     }
     match txn.res {
         Some(m) if m.modified => {

@@ -505,6 +505,7 @@ mod tests {
             .collect();
         Arc::new(Topology {
             stick_tables: vec![],
+            stick_rule_tables: vec![],
             frontends: vec![],
             backends: vec![BackendRt {
                 name: "be".into(),

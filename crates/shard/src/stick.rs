@@ -79,11 +79,41 @@ pub fn build_tables(topo: &Topology, shard: usize, nshards: usize) -> Tables {
     };
     let mut tables = Tables::default();
     for (name, t) in &topo.stick_tables {
-        if let Ok(cfg) = TableConfig::from_model(name, t) {
+        if let Ok(mut cfg) = TableConfig::from_model(name, t) {
+            if topo.stick_rule_tables.iter().any(|n| n == name) {
+                cfg = cfg.for_stick_rules();
+            }
             tables.add(Table::new(cfg, info, SEED));
         }
     }
     tables
+}
+
+/// `stick match` / `stick on`: the server id (`puid`) stored for `key` in `table`, if any.
+/// Reads this shard's instance (another shard's store arrives within the exchange interval).
+pub fn match_server(state: &ShardState, table: &str, key: &Sample<'_>) -> Option<i64> {
+    let mut tables = state.stick.borrow_mut();
+    let id = tables.id(table)?;
+    let now = state.board.now_ms();
+    let found = tables.get_mut(id)?.stick_match(&key_of(key), now);
+    drop(tables);
+    changed(state); // the entry's expiry restarted
+    found
+}
+
+/// `stick store-request|store-response` / `stick on`: remembers server `server_id` (`puid`)
+/// for `key` in `table`.
+pub fn store_server(state: &ShardState, table: &str, key: &Sample<'_>, server_id: i64) {
+    let mut tables = state.stick.borrow_mut();
+    let Some(id) = tables.id(table) else { return };
+    let now = state.board.now_ms();
+    let stored = tables
+        .get_mut(id)
+        .is_some_and(|t| t.store_server_id(&key_of(key), server_id, now));
+    drop(tables);
+    if stored {
+        changed(state);
+    }
 }
 
 /// Something changed in this shard's tables: wake the flush task (no-op with one shard).

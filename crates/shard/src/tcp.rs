@@ -24,6 +24,9 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     let Some((backend, inspected)) = inspect(ctx, fe, &client, &mut stick).await else {
         return;
     };
+    let Some(choice) = backend_rules(ctx, fe, backend, &client, &inspected, &mut stick) else {
+        return;
+    };
     let Some(be) = topo.backends.get(backend) else {
         return; // HAProxy closes: no backend to serve
     };
@@ -31,9 +34,15 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         src: client.peer_addr().map(|a| a.ip()),
         ..Default::default()
     };
-    let mut info = ConnectInfo::default();
+    let mut info = ConnectInfo {
+        forced: choice.forced,
+        ..ConnectInfo::default()
+    };
     let connected =
         lease_and_connect(ctx, backend, &input, crate::server::Reuse::Never, &mut info).await;
+    if let Ok((lease, _)) = &connected {
+        choice.commit(ctx, be, lease.server);
+    }
     ctx.state
         .counters
         .borrow_mut()
@@ -124,19 +133,7 @@ async fn inspect(
         let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
         let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
         txn.payload_final = eof || payload.len() >= bufsize || left.is_none_or(|l| l.is_zero());
-        let mut host = crate::rules::Host {
-            payload: Some(&payload),
-            ctx,
-            frontend: &fe.name,
-            backend: None,
-            server: None,
-            src: client.peer_addr(),
-            dst: client.tcp().local_addr().ok(),
-            tls: tls.as_ref(),
-            log: None,
-            unique_id: None,
-            stick: Some(&mut *stick),
-        };
+        let mut host = tcp_host(ctx, fe, client, tls.as_ref(), &payload, stick);
         match rules.tcp_rules_from(TcpPhase::Content, resume, &mut host, &mut txn) {
             TcpVerdict::Wait { resume: r } => {
                 resume = r;
@@ -168,31 +165,60 @@ async fn inspect(
                 .position(|b| b.name == *name)?,
             None => fe.backend?,
         };
-        // The backend's own `tcp-request content` rules, on what the frontend waited for.
-        if let Some(br) = ctx
-            .state
-            .topo
-            .backends
-            .get(backend)
-            .and_then(|b| b.rules.as_ref())
-        {
-            txn.payload_final = true;
-            host.backend = ctx
-                .state
-                .topo
-                .backends
-                .get(backend)
-                .map(|b| b.name.as_str());
-            if let TcpVerdict::Reject { silent } =
-                br.tcp_rules(TcpPhase::Content, &mut host, &mut txn)
-            {
-                if silent {
-                    client.set_linger_zero();
-                }
-                return None;
-            }
-        }
         return Some((backend, payload));
+    }
+}
+
+/// The backend's own rules on what the frontend inspected: `tcp-request content` (a reject
+/// closes: `None`), then `use-server` and `stick` (the server to force, the keys to store).
+fn backend_rules(
+    ctx: &Ctx,
+    fe: &crate::topology::FrontendRt,
+    backend: usize,
+    client: &ClientConn,
+    payload: &[u8],
+    stick: &mut crate::stick::StickSession,
+) -> Option<crate::msg_rules::ServerChoice> {
+    let b = ctx.state.topo.backends.get(backend)?;
+    let Some(r) = &b.rules else {
+        return Some(crate::msg_rules::ServerChoice::default());
+    };
+    let tls = client.tls_facts();
+    let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+    let mut host = tcp_host(ctx, fe, client, tls.as_ref(), payload, stick);
+    host.backend = Some(&b.name);
+    if let TcpVerdict::Reject { silent } = r.tcp_rules(TcpPhase::Content, &mut host, &mut txn) {
+        if silent {
+            client.set_linger_zero();
+        }
+        return None;
+    }
+    Some(crate::msg_rules::server_choice(
+        ctx, backend, b, r, &host, &txn,
+    ))
+}
+
+/// The rules' view of a TCP connection and the bytes inspected so far.
+fn tcp_host<'a>(
+    ctx: &'a Ctx,
+    fe: &'a crate::topology::FrontendRt,
+    client: &ClientConn,
+    tls: Option<&'a ringlb_tls::TlsFacts>,
+    payload: &'a [u8],
+    stick: &'a mut crate::stick::StickSession,
+) -> crate::rules::Host<'a> {
+    crate::rules::Host {
+        payload: Some(payload),
+        ctx,
+        frontend: &fe.name,
+        backend: None,
+        server: None,
+        src: client.peer_addr(),
+        dst: client.tcp().local_addr().ok(),
+        tls,
+        log: None,
+        unique_id: None,
+        stick: Some(stick),
     }
 }
 

@@ -41,6 +41,8 @@ pub struct Topology {
     /// Stick tables by proxy name, in declaration order (every shard builds its instances
     /// from this list, so table ids agree across shards; see `stick.rs`).
     pub stick_tables: Vec<(String, model::StickTable)>,
+    /// Tables that `stick` rules use: they store `server_id` too.
+    pub stick_rule_tables: Vec<String>,
 }
 
 /// A proxy as the stats and the runtime API number it.
@@ -448,6 +450,16 @@ impl Topology {
         };
         Ok(Topology {
             stick_tables: stick_tables(cfg),
+            stick_rule_tables: cfg
+                .backends
+                .iter()
+                .flat_map(|b| {
+                    b.server_rules
+                        .iter()
+                        .filter(|r| r.kind != model::ServerRuleKind::UseServer)
+                        .map(|r| r.table.clone().unwrap_or_else(|| b.name.clone()))
+                })
+                .collect(),
             proxies,
             env: std::env::vars().collect(),
             tls_shared,
@@ -913,9 +925,10 @@ fn compiled(
                 || !p.http_response.rules.is_empty()
                 || !p.use_backends.is_empty()
                 || !p.use_servers.is_empty()
+                || !p.stick.is_empty()
                 || p.monitor_uri.is_some()
                 || p.unique_id_format.is_some()
-                // `tcp-request connection` rules (stick-table tracking, reject).
+                // `tcp-request` rules (stick-table tracking, reject, content inspection).
                 || !p.tcp.is_empty();
             work.then_some(p)
         }

@@ -435,6 +435,40 @@ pub struct UseBackend {
     pub cond: Option<Condition>,
 }
 
+/// How a backend rule picks or remembers the server: `use-server <server>` and `stick on|match|
+/// store-request|store-response <pattern> [table <t>]`, each with an optional condition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerRule {
+    pub loc: Loc,
+    pub kind: ServerRuleKind,
+    /// The server name (`use-server`) or the sample expression (`stick ...`).
+    pub arg: String,
+    /// `table <name>`; `None`: the backend's own table.
+    pub table: Option<String>,
+    pub cond: Option<Condition>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerRuleKind {
+    UseServer,
+    StickOn,
+    StickMatch,
+    StickStoreRequest,
+    StickStoreResponse,
+}
+
+impl ServerRuleKind {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            ServerRuleKind::UseServer => "use-server",
+            ServerRuleKind::StickOn => "stick on",
+            ServerRuleKind::StickMatch => "stick match",
+            ServerRuleKind::StickStoreRequest => "stick store-request",
+            ServerRuleKind::StickStoreResponse => "stick store-response",
+        }
+    }
+}
+
 /// `capture request|response header <name> len <n>` / `capture cookie`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Capture {
@@ -475,6 +509,8 @@ pub struct Backend {
     pub errorfiles: Vec<ErrorFile>,
     pub stick_table: Option<StickTable>,
     pub stick_rules: Vec<Directive>,
+    /// `use-server` and `stick` rules, in declaration order.
+    pub server_rules: Vec<ServerRule>,
     pub stats: Option<Stats>,
     pub other: Vec<Directive>,
 }

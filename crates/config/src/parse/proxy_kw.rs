@@ -49,7 +49,6 @@ const LB: Status = Status::Parsed { issue: 5 };
 const RUL: Status = Status::Parsed { issue: 6 };
 const STK: Status = Status::Supported;
 /// `stick on|match|store-*` persistence: the tables support it, the engine does not call it yet.
-const STICK: Status = Status::Parsed { issue: 7 };
 const OBS: Status = Status::Parsed { issue: 9 };
 const OPS: Status = Status::Parsed { issue: 10 };
 const NO: Status = Status::Unsupported;
@@ -174,7 +173,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("tcp-response content", RULES, RUL, "rule on response content", rules::tcp_request),
     kw("tcp-response inspect-delay", RULES, RUL, "how long to wait for response content", rules::tcp_request),
     kw("redirect", FB, RUL, "HTTP redirect rule", rules::redirect),
-    kw("use-server", BE, RUL, "force a server", rules::generic_cond),
+    kw("use-server", BE, S, "force a server", rules::generic_cond),
     kw("force-persist", FB, LB, "force persistence", rules::generic_cond),
     kw("ignore-persist", FB, LB, "ignore persistence", rules::generic_cond),
     kw("monitor-uri", DF, S, "URI answered 200 by the proxy itself", |k, p, l| {
@@ -211,10 +210,10 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("error-log-format", DFB, OBS, "log format of connection errors", generic),
     kw("log-tag", DFB, OBS, "syslog tag", generic),
     kw("stick-table", FB, STK, "declare this proxy's stick table", rules::stick_table),
-    kw("stick on", BE, STICK, "stick on a sample", rules::generic_cond),
-    kw("stick match", BE, STICK, "match a stick entry", rules::generic_cond),
-    kw("stick store-request", BE, STICK, "store a request sample", rules::generic_cond),
-    kw("stick store-response", BE, STICK, "store a response sample", rules::generic_cond),
+    kw("stick on", BE, S, "stick on a sample", rules::generic_cond),
+    kw("stick match", BE, S, "match a stick entry", rules::generic_cond),
+    kw("stick store-request", BE, S, "store a request sample", rules::generic_cond),
+    kw("stick store-response", BE, S, "store a response sample", rules::generic_cond),
     kw("stats enable", DFB, S, "enable the stats page", |_, p, _| {
         stats(p).enabled = true;
         Ok(())

@@ -6,8 +6,8 @@
 //! [`TCP_ACTIONS`], stick-table parsing.
 
 use crate::model::{
-    HttpAction, HttpRule, Redirect, RedirectKind, Return, StickKey, StickTable, StoreItem,
-    TcpRequestRule, UseBackend,
+    HttpAction, HttpRule, Redirect, RedirectKind, Return, ServerRule, ServerRuleKind, StickKey,
+    StickTable, StoreItem, TcpRequestRule, UseBackend,
 };
 use crate::registry::{nearest, Status};
 use crate::source::Line;
@@ -692,6 +692,17 @@ pub fn redirect(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 /// Rules kept generically whose condition is still parsed and checked
 /// (`use-server`, `stick on`, `monitor fail`, `force-persist`...).
 pub fn generic_cond(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let kind = match k.name {
+        "use-server" => Some(ServerRuleKind::UseServer),
+        "stick on" => Some(ServerRuleKind::StickOn),
+        "stick match" => Some(ServerRuleKind::StickMatch),
+        "stick store-request" => Some(ServerRuleKind::StickStoreRequest),
+        "stick store-response" => Some(ServerRuleKind::StickStoreResponse),
+        _ => None,
+    };
+    if let Some(kind) = kind {
+        return server_rule(k, p, l, kind);
+    }
     let end = cond_start(l, k.kw_words);
     parse_condition(k, p, l, end)?;
     if end >= l.len() && !k.name.starts_with("stick ") && k.name != "use-server" {
@@ -701,6 +712,51 @@ pub fn generic_cond(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         ));
     }
     p.stick_rules.push(directive(l, k.kw_words));
+    Ok(())
+}
+
+/// `use-server <server> [cond]`, `stick <on|match|store-*> <pattern> [table <t>] [cond]`.
+fn server_rule(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line, kind: ServerRuleKind) -> R {
+    let first = k.kw_words;
+    let end = cond_start(l, first);
+    let cond = parse_condition(k, p, l, end)?;
+    let arg = (first < end).then(|| l.arg(first).to_string());
+    let Some(arg) = arg else {
+        return Err(match kind {
+            ServerRuleKind::UseServer => "'use-server' expects a server name.".into(),
+            _ => "'stick' expects a fetch method.".into(),
+        });
+    };
+    let mut table = None;
+    let mut i = first + 1;
+    while i < end {
+        match (l.arg(i), kind) {
+            ("table", k) if k != ServerRuleKind::UseServer && i + 1 < end => {
+                table = Some(l.arg(i + 1).to_string());
+                i += 2;
+            }
+            (other, _) => {
+                return Err(format!(
+                    "unexpected argument '{other}', expects {}'if' or 'unless'.",
+                    if kind == ServerRuleKind::UseServer {
+                        ""
+                    } else {
+                        "'table <name>', "
+                    }
+                ))
+            }
+        }
+    }
+    if kind != ServerRuleKind::UseServer {
+        parse_sample(&arg).map_err(|e| format!("'stick': {e}"))?;
+    }
+    p.server_rules.push(ServerRule {
+        loc: l.loc.clone(),
+        kind,
+        arg,
+        table,
+        cond,
+    });
     Ok(())
 }
 
