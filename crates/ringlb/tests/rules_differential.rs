@@ -266,3 +266,49 @@ fn odd_paths_against_an_admin_deny_match_haproxy() {
         );
     }
 }
+
+/// `sess.*` variables live as long as the connection: set by `tcp-request connection` and by
+/// one request, read by the next request on the same connection, absent on a new one.
+#[test]
+fn session_variables_last_for_the_connection_as_in_haproxy() {
+    let dir = TempDir::new("rules-sess-vars");
+    let run = |who: &str| -> Vec<String> {
+        let front = free_addr();
+        let cfg = format!(
+            "defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+             frontend fe\n    bind {front}\n\
+             \x20   tcp-request connection set-var(sess.origin) str(tcp)\n\
+             \x20   http-request set-var(sess.count) int(1) if {{ path /first }}\n\
+             \x20   http-request return status 200 content-type text/plain lf-string \"origin=%[var(sess.origin)] count=%[var(sess.count)]\"\n"
+        );
+        let path = dir.join(&format!("{who}.cfg"));
+        std::fs::write(&path, cfg).unwrap();
+        let _proxy = if who == "ringlb" {
+            Ringlb::start(&path, &[front])
+        } else {
+            ringlb_testkit::Haproxy::start(&path, &[front])
+        };
+        let body = |r: ringlb_testkit::Response| String::from_utf8_lossy(&r.body).into_owned();
+        let mut k = ringlb_testkit::Conn::connect(front).unwrap();
+        let mut seen = vec![
+            body(k.get("/first").unwrap()),
+            body(k.get("/second").unwrap()),
+        ];
+        let mut k2 = ringlb_testkit::Conn::connect(front).unwrap();
+        seen.push(body(k2.get("/second").unwrap()));
+        seen
+    };
+    let ours = run("ringlb");
+    assert_eq!(
+        ours,
+        [
+            "origin=tcp count=1",
+            "origin=tcp count=1",
+            "origin=tcp count="
+        ],
+        "ringlb"
+    );
+    if ringlb_testkit::haproxy_available() {
+        assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
+    }
+}

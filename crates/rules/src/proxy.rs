@@ -152,21 +152,22 @@ pub enum TcpAction {
         slot: u8,
         idx: u32,
     },
+    ScSetGpt {
+        slot: u8,
+        idx: u32,
+        value: Expr,
+    },
     SetVar {
         name: Box<str>,
         expr: Expr,
     },
-    UnsetVar(Box<str>),
-    Capture {
-        expr: Expr,
-        len: usize,
+    SetVarFmt {
+        name: Box<str>,
+        fmt: LogFormat,
     },
-    SetSrc(Expr),
-    SetDst(Expr),
+    UnsetVar(Box<str>),
     /// `use-service` in TCP mode.
     UseService(String),
-    /// Accepted with no effect (`set-mark`, `set-tos`, `set-nice`...).
-    Nop,
 }
 
 #[derive(Debug, Clone)]
@@ -213,11 +214,7 @@ pub struct ProxyRules {
     pub log_format: Option<LogFormat>,
 }
 
-fn tcp_rule(
-    c: &mut Compiler<'_>,
-    r: &TcpRequestRule,
-    captures: &mut usize,
-) -> Result<Option<TcpRule>, CompileError> {
+fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>, CompileError> {
     let kw = r.phase.as_str();
     let loc = &r.loc;
     let e = |m: String| CompileError::new(loc, kw, m);
@@ -260,6 +257,37 @@ fn tcp_rule(
                 .map_err(|_| e("bad stick counter".into()))?,
             idx: u32::from(base.ends_with('1')),
         },
+        "sc-inc-gpc" | "sc-set-gpt" | "sc-set-gpt0" => {
+            // `sc-inc-gpc(<idx>,<sc>)`, `sc-set-gpt(<idx>,<sc>) <expr>`, `sc-set-gpt0(<sc>) <expr>`.
+            let p = paren.unwrap_or("");
+            let (idx, slot) = match p.split_once(',') {
+                Some((i, s)) => (
+                    i.parse().map_err(|_| e("bad index".into()))?,
+                    s.parse().map_err(|_| e("bad stick counter".into()))?,
+                ),
+                None if base == "sc-set-gpt0" => {
+                    (0, p.parse().map_err(|_| e("expects (<sc-id>)".into()))?)
+                }
+                None => return Err(e(format!("'{base}' expects (<idx>,<sc-id>)"))),
+            };
+            if base == "sc-inc-gpc" {
+                TcpAction::ScIncGpc { slot, idx }
+            } else {
+                TcpAction::ScSetGpt {
+                    slot,
+                    idx,
+                    value: Expr::parse(&r.args.join(" "), env).map_err(e)?,
+                }
+            }
+        }
+        "set-var-fmt" => {
+            let n = paren.ok_or_else(|| e("'set-var-fmt' expects a variable name".into()))?;
+            crate::conv::check_var_name(n).map_err(e)?;
+            TcpAction::SetVarFmt {
+                name: n.into(),
+                fmt: LogFormat::parse(&r.args.join(" "), env).map_err(e)?,
+            }
+        }
         "set-var" => {
             let n = paren.ok_or_else(|| e("'set-var' expects a variable name".into()))?;
             crate::conv::check_var_name(n).map_err(e)?;
@@ -269,35 +297,11 @@ fn tcp_rule(
             }
         }
         "unset-var" => TcpAction::UnsetVar(paren.unwrap_or("").into()),
-        "capture" => {
-            let expr = Expr::parse(arg0()?, env).map_err(e)?;
-            let len = match (r.args.get(1).map(String::as_str), r.args.get(2)) {
-                (Some("len"), Some(n)) => {
-                    n.parse().map_err(|_| e(format!("invalid length '{n}'")))?
-                }
-                _ => return Err(e("'capture' expects 'len <length>'".into())),
-            };
-            *captures += 1;
-            TcpAction::Capture { expr, len }
-        }
-        "set-src" => TcpAction::SetSrc(Expr::parse(arg0()?, env).map_err(e)?),
-        "set-dst" => TcpAction::SetDst(Expr::parse(arg0()?, env).map_err(e)?),
         "use-service" => TcpAction::UseService(arg0()?.to_string()),
-        "set-mark"
-        | "set-tos"
-        | "set-nice"
-        | "set-src-port"
-        | "set-dst-port"
-        | "switch-mode"
-        | "set-log-level"
-        | "set-priority-class"
-        | "set-priority-offset"
-        | "expect-netscaler-cip"
-        | "set-var-fmt"
-        | "sc-inc-gpc"
-        | "sc-set-gpt"
-        | "sc-set-gpt0"
-        | "do-resolve" => TcpAction::Nop,
+        // Refused rather than accepted without effect (the engine does not do them yet):
+        // `capture`, `set-src`, `set-dst`, `set-log-level`, `set-mark`, `set-tos`, `set-nice`,
+        // `set-src-port`, `set-dst-port`, `switch-mode`, `set-priority-*`,
+        // `expect-netscaler-cip`, `do-resolve`.
         other => {
             return Err(e(format!(
                 "action '{other}' is not supported by the ringlb rules engine yet"
@@ -409,10 +413,9 @@ impl ProxyRules {
             .iter()
             .map(|u| compile_use_backend(&mut c, u))
             .collect::<Result<_, _>>()?;
-        let mut caps = 0;
         let mut tcp = Vec::new();
         for r in &fe.tcp_request {
-            tcp.extend(tcp_rule(&mut c, r, &mut caps)?);
+            tcp.extend(tcp_rule(&mut c, r)?);
         }
         let lf = |s: &Option<String>, kw: &str| -> Result<Option<LogFormat>, CompileError> {
             s.as_deref()
@@ -444,10 +447,9 @@ impl ProxyRules {
         let mut http_request = compile_http_rules(&mut c, &be.http_request, false)?;
         http_request.default_realm(&be.name);
         let http_response = compile_http_rules(&mut c, &be.http_response, true)?;
-        let mut caps = 0;
         let mut tcp = Vec::new();
         for r in &be.tcp_request {
-            tcp.extend(tcp_rule(&mut c, r, &mut caps)?);
+            tcp.extend(tcp_rule(&mut c, r)?);
         }
         let (use_servers, stick) = server_rules(&mut c, &be.server_rules)?;
         Ok(ProxyRules {
@@ -574,12 +576,6 @@ impl ProxyRules {
         txn: &mut Txn<'_>,
     ) -> TcpVerdict {
         let rules = self.tcp.iter().filter(|r| r.phase == phase);
-        // Capture slots are numbered over the whole list, skipped rules included.
-        let mut cap = rules
-            .clone()
-            .take(start)
-            .filter(|r| matches!(r.action, TcpAction::Capture { .. }))
-            .count();
         for (i, r) in rules.enumerate().skip(start) {
             txn.payload_may_change.set(false);
             let holds = cond_holds(
@@ -590,9 +586,6 @@ impl ProxyRules {
             if !holds && txn.payload_may_change.get() {
                 // HAProxy's ACL "miss": the answer may change with more data.
                 return TcpVerdict::Wait { resume: i };
-            }
-            if matches!(r.action, TcpAction::Capture { .. }) && !holds {
-                cap += 1;
             }
             if !holds {
                 continue;
@@ -624,30 +617,24 @@ impl ProxyRules {
                         }
                     }
                 }
+                TcpAction::SetVarFmt { name, fmt } => {
+                    let v = fmt.render_http_vec(Ctx::new(&*host as &dyn SampleSource, txn));
+                    let v = Sample::owned(v);
+                    if name.starts_with("proc.") || name.starts_with("sess.") {
+                        host.set_outer_var(name, v);
+                    } else {
+                        txn.vars.set(name, v);
+                    }
+                }
+                TcpAction::ScSetGpt { slot, idx, value } => {
+                    let v = value
+                        .eval(Ctx::new(&*host as &dyn SampleSource, txn))
+                        .and_then(|s| s.to_int());
+                    if let Some(v) = v {
+                        host.sc_set_gpt(*slot, *idx, v);
+                    }
+                }
                 TcpAction::UnsetVar(n) => txn.vars.unset(n),
-                TcpAction::Capture { expr, len } => {
-                    let v = expr
-                        .eval(Ctx::new(&*host as &dyn SampleSource, txn))
-                        .map(|s| s.to_bytes().into_owned());
-                    if let Some(mut v) = v {
-                        v.truncate(*len);
-                        host.capture(cap, &v);
-                    }
-                    cap += 1;
-                }
-                TcpAction::SetSrc(e) | TcpAction::SetDst(e) => {
-                    let ip = e
-                        .eval(Ctx::new(&*host as &dyn SampleSource, txn))
-                        .and_then(|s| s.to_ip());
-                    if let Some(ip) = ip {
-                        if matches!(r.action, TcpAction::SetSrc(_)) {
-                            host.set_src(ip);
-                        } else {
-                            host.set_dst(ip);
-                        }
-                    }
-                }
-                TcpAction::Nop => {}
             }
         }
         TcpVerdict::Continue

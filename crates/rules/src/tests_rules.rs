@@ -783,3 +783,45 @@ fn whole_config_compiles_and_collects_every_error() {
     let all = crate::ConfigRules::compile(&l.config).unwrap();
     assert!(all.frontend("ok").is_some() && all.backend("b").is_some());
 }
+
+#[test]
+fn tcp_actions_the_engine_does_not_do_are_refused_and_the_others_run() {
+    let cfg = |rule: &str| {
+        format!(
+            "defaults\n mode tcp\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n\
+             frontend fe\n bind 127.0.0.1:8443\n {rule}\n default_backend be\n\
+             backend be\n server s1 127.0.0.1:9000\n"
+        )
+    };
+    for refused in [
+        "tcp-request content set-mark 1",
+        "tcp-request connection set-tos 2",
+        "tcp-request content capture src len 10",
+        "tcp-request connection set-src src",
+        "tcp-request content set-log-level silent",
+    ] {
+        let l = ringlb_config::parse_str("t.cfg", &cfg(refused)).unwrap_or_else(|d| panic!("{d}"));
+        let r = crate::ProxyRules::frontend(l.config.frontend("fe").unwrap(), &l.config);
+        let err = r.err().map(|e| e.msg).unwrap_or_default();
+        assert!(err.contains("not supported"), "{refused}: {err:?}");
+    }
+    let l = ringlb_config::parse_str(
+        "t.cfg",
+        &cfg("tcp-request content set-var-fmt(txn.who) src-%[src]"),
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    let r = crate::ProxyRules::frontend(l.config.frontend("fe").unwrap(), &l.config).unwrap();
+    let mut h = Host::default();
+    let mut t = crate::Txn::default();
+    assert_eq!(
+        r.tcp_rules(crate::TcpPhase::Content, &mut h, &mut t),
+        crate::TcpVerdict::Continue
+    );
+    let who = t.vars.get("txn.who").map(|s| s.to_bytes().into_owned());
+    assert_eq!(
+        who.as_deref(),
+        Some(&b"src-198.51.100.7"[..]),
+        "{:?}",
+        t.vars
+    );
+}

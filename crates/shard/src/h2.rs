@@ -158,6 +158,9 @@ struct Conn {
     active: Cell<usize>,
     last_active: Cell<Instant>,
     streams: Cell<u64>,
+    /// `sess.*` variables the connection's `tcp-request` rules set: every stream starts with
+    /// them (a stream's own `sess.*` changes stay in that stream).
+    sess_vars: ringlb_rules::Vars,
 }
 
 impl Conn {
@@ -207,6 +210,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn)
         active: Cell::new(0),
         last_active: Cell::new(Instant::now()),
         streams: Cell::new(0),
+        sess_vars: std::mem::take(&mut conn_stick.sess_vars),
     });
     let io = H2Io::new(Rc::new(Client(client)));
     let handshake_limit = fe.timeouts.http_request.or(fe.timeouts.client);
@@ -325,6 +329,7 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
     let mut txn = Txn::default();
     // The stream's stick counters (`http-request track-scN`), released when it ends.
     let mut stick = crate::stick::StickSession::new(&ctx.state);
+    stick.sess_vars = conn.sess_vars.clone(); // no allocation when there are none
     let (parts, mut body) = req.into_parts();
     let has_body = !body.is_end_stream();
     if has_body && expects_continue(&parts.headers) {

@@ -85,6 +85,17 @@ impl SampleSource for Host<'_> {
         self.payload
     }
 
+    fn outer_var(&self, name: &str) -> Option<Sample<'_>> {
+        if !name.starts_with("sess.") {
+            return None;
+        }
+        self.stick
+            .as_deref()?
+            .sess_vars
+            .get(name)
+            .map(Sample::reborrow)
+    }
+
     fn is_http(&self) -> bool {
         self.payload.is_none()
     }
@@ -254,6 +265,20 @@ impl RuleHost for Host<'_> {
 
     fn sc_set_gpt(&mut self, slot: u8, idx: u32, value: i64) {
         self.stick_set_gpt(slot, idx, value);
+    }
+
+    fn set_outer_var(&mut self, name: &str, value: Sample<'static>) {
+        if name.starts_with("sess.") {
+            if let Some(s) = self.stick.as_deref_mut() {
+                s.sess_vars.set(name, value);
+            }
+        }
+    }
+
+    fn unset_outer_var(&mut self, name: &str) {
+        if let Some(s) = self.stick.as_deref_mut() {
+            s.sess_vars.unset(name);
+        }
     }
 }
 

@@ -210,6 +210,9 @@ pub struct StickSession {
     pub phase: TrackFrom,
     /// The current request was denied or tarpitted by the rules (counted as an HTTP error).
     denied: bool,
+    /// `sess.*` variables: they live as long as the connection (HAProxy's session), so they
+    /// are kept with the connection's other per-session state.
+    pub sess_vars: ringlb_rules::Vars,
 }
 
 impl StickSession {
@@ -221,6 +224,7 @@ impl StickSession {
             req: StreamCounters::default(),
             phase: TrackFrom::HttpRequest,
             denied: false,
+            sess_vars: ringlb_rules::Vars::default(),
         }
     }
 
