@@ -171,6 +171,18 @@ pub(crate) fn check_var_name(v: &str) -> Result<(), String> {
     }
 }
 
+/// A variable a rule may set: `proc.*` is refused until the engine shares it between the
+/// shards (a per-shard copy would silently diverge; HAProxy's is one per process).
+pub(crate) fn check_settable_var(v: &str) -> Result<(), String> {
+    check_var_name(v)?;
+    if v.starts_with("proc.") {
+        return Err(format!(
+            "setting '{v}' is not supported by ringlb yet: 'proc.' variables would need one value shared by all shards; use 'sess.' or 'txn.'"
+        ));
+    }
+    Ok(())
+}
+
 fn int(name: &str, a: &str) -> Result<i64, String> {
     a.trim()
         .parse()

@@ -282,7 +282,7 @@ fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>,
         }
         "set-var-fmt" => {
             let n = paren.ok_or_else(|| e("'set-var-fmt' expects a variable name".into()))?;
-            crate::conv::check_var_name(n).map_err(e)?;
+            crate::conv::check_settable_var(n).map_err(e)?;
             TcpAction::SetVarFmt {
                 name: n.into(),
                 fmt: LogFormat::parse(&r.args.join(" "), env).map_err(e)?,
@@ -290,13 +290,17 @@ fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>,
         }
         "set-var" => {
             let n = paren.ok_or_else(|| e("'set-var' expects a variable name".into()))?;
-            crate::conv::check_var_name(n).map_err(e)?;
+            crate::conv::check_settable_var(n).map_err(e)?;
             TcpAction::SetVar {
                 name: n.into(),
                 expr: Expr::parse(&r.args.join(" "), env).map_err(e)?,
             }
         }
-        "unset-var" => TcpAction::UnsetVar(paren.unwrap_or("").into()),
+        "unset-var" => {
+            let n = paren.ok_or_else(|| e("'unset-var' expects a variable name".into()))?;
+            crate::conv::check_settable_var(n).map_err(e)?;
+            TcpAction::UnsetVar(n.into())
+        }
         "use-service" => TcpAction::UseService(arg0()?.to_string()),
         // Refused rather than accepted without effect (the engine does not do them yet):
         // `capture`, `set-src`, `set-dst`, `set-log-level`, `set-mark`, `set-tos`, `set-nice`,

@@ -361,7 +361,7 @@ fn compile_other(
         }
         "set-var-fmt" => {
             let n = paren.ok_or_else(|| e("expects a variable name in parentheses".into()))?;
-            crate::conv::check_var_name(n).map_err(e)?;
+            crate::conv::check_settable_var(n).map_err(e)?;
             Action::SetVarFmt {
                 name: n.into(),
                 fmt: lf(c, &args.join(" "), loc, kw)?,
@@ -369,7 +369,7 @@ fn compile_other(
         }
         "unset-var" => {
             let n = paren.ok_or_else(|| e("expects a variable name in parentheses".into()))?;
-            crate::conv::check_var_name(n).map_err(e)?;
+            crate::conv::check_settable_var(n).map_err(e)?;
             Action::UnsetVar(n.into())
         }
         "set-log-level" => {
@@ -555,10 +555,13 @@ pub fn compile_http_rules(
                 per_value: false,
             },
             HttpAction::SetPath { fmt } => Action::SetPath(lf(c, fmt, loc, kw)?),
-            HttpAction::SetVar { var, expr } => Action::SetVar {
-                name: var.as_str().into(),
-                expr: Expr::parse(expr, env).map_err(e)?,
-            },
+            HttpAction::SetVar { var, expr } => {
+                crate::conv::check_settable_var(var).map_err(e)?;
+                Action::SetVar {
+                    name: var.as_str().into(),
+                    expr: Expr::parse(expr, env).map_err(e)?,
+                }
+            }
             HttpAction::TrackSc { slot, key, table } => Action::TrackSc {
                 slot: *slot,
                 key: Expr::compile(key, env).map_err(e)?,
