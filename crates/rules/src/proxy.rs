@@ -614,21 +614,12 @@ impl ProxyRules {
                         .eval(Ctx::new(&*host as &dyn SampleSource, txn))
                         .map(Sample::into_owned);
                     if let Some(v) = v {
-                        if name.starts_with("proc.") || name.starts_with("sess.") {
-                            host.set_outer_var(name, v);
-                        } else {
-                            txn.vars.set(name, v);
-                        }
+                        crate::rules::set_var(host, txn, name, v);
                     }
                 }
                 TcpAction::SetVarFmt { name, fmt } => {
                     let v = fmt.render_http_vec(Ctx::new(&*host as &dyn SampleSource, txn));
-                    let v = Sample::owned(v);
-                    if name.starts_with("proc.") || name.starts_with("sess.") {
-                        host.set_outer_var(name, v);
-                    } else {
-                        txn.vars.set(name, v);
-                    }
+                    crate::rules::set_var(host, txn, name, Sample::owned(v));
                 }
                 TcpAction::ScSetGpt { slot, idx, value } => {
                     let v = value

@@ -909,7 +909,7 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
     Verdict::Continue
 }
 
-fn set_var(host: &mut dyn RuleHost, txn: &mut Txn<'_>, name: &str, v: Sample<'static>) {
+pub(crate) fn set_var(host: &mut dyn RuleHost, txn: &mut Txn<'_>, name: &str, v: Sample<'static>) {
     if name.starts_with("proc.") || name.starts_with("sess.") {
         host.set_outer_var(name, v);
     } else {

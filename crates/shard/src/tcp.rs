@@ -21,10 +21,21 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     if !crate::stick::connection_rules(ctx, fe, &client, &mut stick) {
         return;
     }
-    let Some((backend, inspected)) = inspect(ctx, fe, &client, &mut stick).await else {
+    // Cloned once per connection, and only for TLS connections (plain ones have none).
+    let tls = client.tls_facts();
+    let Some((backend, inspected)) = inspect(ctx, fe, &client, tls.as_ref(), &mut stick).await
+    else {
         return;
     };
-    let Some(choice) = backend_rules(ctx, fe, backend, &client, &inspected, &mut stick) else {
+    let Some(choice) = backend_rules(
+        ctx,
+        fe,
+        backend,
+        &client,
+        tls.as_ref(),
+        &inspected,
+        &mut stick,
+    ) else {
         return;
     };
     let Some(be) = topo.backends.get(backend) else {
@@ -117,6 +128,7 @@ async fn inspect(
     ctx: &Ctx,
     fe: &crate::topology::FrontendRt,
     client: &ClientConn,
+    tls: Option<&ringlb_tls::TlsFacts>,
     stick: &mut crate::stick::StickSession,
 ) -> Option<(usize, Vec<u8>)> {
     let Some(rules) = &fe.rules else {
@@ -125,7 +137,6 @@ async fn inspect(
     let delay = rules.inspect_delay_ms.map(std::time::Duration::from_millis);
     let deadline = delay.map(|d| std::time::Instant::now() + d);
     let bufsize = ctx.state.topo.tune.bufsize.max(1024);
-    let tls = client.tls_facts();
     let mut payload: Vec<u8> = Vec::new();
     let mut eof = false;
     let mut resume = 0;
@@ -133,7 +144,7 @@ async fn inspect(
         let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
         let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
         txn.payload_final = eof || payload.len() >= bufsize || left.is_none_or(|l| l.is_zero());
-        let mut host = tcp_host(ctx, fe, client, tls.as_ref(), &payload, stick);
+        let mut host = tcp_host(ctx, fe, client, tls, &payload, stick);
         match rules.tcp_rules_from(TcpPhase::Content, resume, &mut host, &mut txn) {
             TcpVerdict::Wait { resume: r } => {
                 resume = r;
@@ -176,6 +187,7 @@ fn backend_rules(
     fe: &crate::topology::FrontendRt,
     backend: usize,
     client: &ClientConn,
+    tls: Option<&ringlb_tls::TlsFacts>,
     payload: &[u8],
     stick: &mut crate::stick::StickSession,
 ) -> Option<crate::msg_rules::ServerChoice> {
@@ -183,9 +195,8 @@ fn backend_rules(
     let Some(r) = &b.rules else {
         return Some(crate::msg_rules::ServerChoice::default());
     };
-    let tls = client.tls_facts();
     let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
-    let mut host = tcp_host(ctx, fe, client, tls.as_ref(), payload, stick);
+    let mut host = tcp_host(ctx, fe, client, tls, payload, stick);
     host.backend = Some(&b.name);
     if let TcpVerdict::Reject { silent } = r.tcp_rules(TcpPhase::Content, &mut host, &mut txn) {
         if silent {
