@@ -69,10 +69,11 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn curl(port: u16, p: &Pki, client: &str) -> String {
+/// The response body, and curl's exit status and error text for failure messages.
+fn curl(port: u16, p: &Pki, client: &str) -> (String, String) {
     let out = Command::new("curl")
         .args([
-            "-s",
+            "-sS",
             "--max-time",
             "10",
             "--http1.1",
@@ -88,7 +89,14 @@ fn curl(port: u16, p: &Pki, client: &str) -> String {
         .arg(format!("https://a.test:{port}/"))
         .output()
         .unwrap();
-    String::from_utf8_lossy(&out.stdout).trim_end().to_string()
+    (
+        String::from_utf8_lossy(&out.stdout).trim_end().to_string(),
+        format!(
+            "{} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim_end()
+        ),
+    )
 }
 
 #[test]
@@ -188,8 +196,21 @@ fn fetches_render_like_haproxy() {
             assert!(Instant::now() < deadline, "haproxy did not start");
             std::thread::sleep(Duration::from_millis(50));
         }
-        let want = curl(port, &p, client);
-        assert!(want.starts_with("dn=/"), "{v}: haproxy said {want:?}");
+        // The oracle is asked up to three times: a lone empty answer from haproxy (seen once in
+        // CI, with the machine loaded) says nothing about ringlb, three in a row do.
+        let mut want = String::new();
+        let mut why = String::new();
+        for _ in 0..3 {
+            (want, why) = curl(port, &p, client);
+            if want.starts_with("dn=/") {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        assert!(
+            want.starts_with("dn=/"),
+            "{v}: haproxy said {want:?}; curl: {why}"
+        );
 
         // ringlb, same certificates and an equivalent client.
         let (b, cfg) = bind_cfg(&p.dir.0, "", &bind_opts(versions));
