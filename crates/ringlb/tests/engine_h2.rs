@@ -5,12 +5,13 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use ringlb_testkit::h2raw::*;
 use ringlb_testkit::{
     curl, free_addr, pattern, run_bounded, write_config, write_file, Digest, Origins, Ringlb,
     TempDir,
@@ -313,141 +314,6 @@ fn h2load_many_streams_without_errors() {
     assert!(text.contains("status codes: 2000 2xx"), "{text}");
 }
 
-// --- A raw HTTP/2 client: frames and a literal-only HPACK encoder -------------------------
-
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const DATA: u8 = 0;
-const HEADERS: u8 = 1;
-const RST_STREAM: u8 = 3;
-const SETTINGS: u8 = 4;
-const GOAWAY: u8 = 7;
-const END_STREAM: u8 = 1;
-const END_HEADERS: u8 = 4;
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = payload.len() as u32;
-    let mut f = vec![(len >> 16) as u8, (len >> 8) as u8, len as u8, kind, flags];
-    f.extend_from_slice(&stream.to_be_bytes());
-    f.extend_from_slice(payload);
-    f
-}
-
-/// HPACK integer with an `n`-bit prefix (RFC 7541 §5.1).
-fn hpack_int(out: &mut Vec<u8>, first: u8, n: u32, mut v: usize) {
-    let max = (1usize << n) - 1;
-    if v < max {
-        out.push(first | v as u8);
-        return;
-    }
-    out.push(first | max as u8);
-    v -= max;
-    while v >= 128 {
-        out.push((v % 128) as u8 | 0x80);
-        v /= 128;
-    }
-    out.push(v as u8);
-}
-
-/// A header block of literal fields without indexing, new names, no Huffman.
-fn hpack(fields: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for (n, v) in fields {
-        out.push(0);
-        hpack_int(&mut out, 0, 7, n.len());
-        out.extend_from_slice(n.as_bytes());
-        hpack_int(&mut out, 0, 7, v.len());
-        out.extend_from_slice(v.as_bytes());
-    }
-    out
-}
-
-fn get_fields<'a>(path: &'a str, extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut f = vec![
-        (":method", "GET"),
-        (":scheme", "http"),
-        (":path", path),
-        (":authority", "h2.test"),
-    ];
-    f.extend_from_slice(extra);
-    f
-}
-
-struct Raw {
-    s: TcpStream,
-    buf: Vec<u8>,
-}
-
-impl Raw {
-    fn connect(addr: SocketAddr) -> Raw {
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(PREFACE).unwrap();
-        s.write_all(&frame(SETTINGS, 0, 0, &[])).unwrap();
-        Raw { s, buf: Vec::new() }
-    }
-
-    fn send(&mut self, bytes: &[u8]) -> std::io::Result<()> {
-        self.s.write_all(bytes)
-    }
-
-    /// The next frame: (type, flags, stream, payload); `None` at close or timeout.
-    fn next(&mut self) -> Option<(u8, u8, u32, Vec<u8>)> {
-        loop {
-            if self.buf.len() >= 9 {
-                let len = (usize::from(self.buf[0]) << 16)
-                    | (usize::from(self.buf[1]) << 8)
-                    | usize::from(self.buf[2]);
-                if self.buf.len() >= 9 + len {
-                    let f: Vec<u8> = self.buf.drain(..9 + len).collect();
-                    let stream = u32::from_be_bytes([f[5], f[6], f[7], f[8]]) & 0x7fff_ffff;
-                    if f[3] == SETTINGS && f[4] & 1 == 0 {
-                        let _ = self.send(&frame(SETTINGS, 1, 0, &[]));
-                    }
-                    return Some((f[3], f[4], stream, f[9..].to_vec()));
-                }
-            }
-            let mut chunk = [0u8; 16384];
-            match self.s.read(&mut chunk) {
-                Ok(0) | Err(_) => return None,
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-            }
-        }
-    }
-
-    /// Frames until `stream` ends (END_STREAM or RST_STREAM) or the connection does.
-    fn until_end(&mut self, stream: u32) -> Vec<(u8, u8, u32, Vec<u8>)> {
-        let mut seen = Vec::new();
-        while let Some(f) = self.next() {
-            let done = f.2 == stream
-                && (f.0 == RST_STREAM || (matches!(f.0, DATA | HEADERS) && f.1 & END_STREAM != 0));
-            let goaway = f.0 == GOAWAY;
-            seen.push(f);
-            if done || goaway {
-                break;
-            }
-        }
-        seen
-    }
-}
-
-fn status_of(frames: &[(u8, u8, u32, Vec<u8>)], stream: u32) -> Option<u8> {
-    // The proxy's first response HEADERS starts with an indexed `:status` (static table
-    // entries 8..=14: 200, 204, 206, 304, 400, 404, 500) or a literal.
-    frames
-        .iter()
-        .find(|f| f.0 == HEADERS && f.2 == stream)
-        .and_then(|f| f.3.first().copied())
-}
-
-fn rst_code(frames: &[(u8, u8, u32, Vec<u8>)], stream: u32) -> Option<u32> {
-    frames
-        .iter()
-        .find(|f| f.0 == RST_STREAM && f.2 == stream)
-        .map(|f| u32::from_be_bytes([f.3[0], f.3[1], f.3[2], f.3[3]]))
-}
-
-const PROTOCOL_ERROR: u32 = 1;
-
 #[test]
 fn malformed_streams_are_reset_and_never_forwarded() {
     let origins = Origins::start(1);
@@ -597,9 +463,6 @@ fn a_bind_without_h2_speaks_http1_to_h2_clients() {
     assert_eq!(out, "1.1 200 14", "{err}");
 }
 
-const CONTINUATION: u8 = 9;
-const PING: u8 = 6;
-
 /// Starts a proxy with `proto h2` in front of one origin, with `timeout client` = `client`.
 fn h2c_proxy(
     dir: &TempDir,
@@ -635,7 +498,7 @@ fn ending(c: &mut Raw, wait: Duration) -> Option<u32> {
     c.s.set_read_timeout(Some(wait)).unwrap();
     let deadline = Instant::now() + wait;
     while Instant::now() < deadline {
-        match c.next() {
+        match c.next_frame() {
             Some((GOAWAY, _, _, p)) => return Some(u32::from_be_bytes([p[4], p[5], p[6], p[7]])),
             None => return Some(CLOSED),
             Some(_) => {}
@@ -645,7 +508,6 @@ fn ending(c: &mut Raw, wait: Duration) -> Option<u32> {
 }
 
 const CLOSED: u32 = u32::MAX;
-const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 fn rss_kib(proxy: &ringlb_testkit::ChildGuard) -> u64 {
     ringlb_testkit::proc_status_kib(proxy.pid(), "VmRSS").unwrap_or(0)
@@ -846,7 +708,7 @@ fn soft_stop_drains_h2_connections_and_exits() {
     std::thread::sleep(Duration::from_millis(100));
     proxy.signal(10).unwrap(); // SIGUSR1: soft stop
     let mut frames = Vec::new();
-    while let Some(f) = c.next() {
+    while let Some(f) = c.next_frame() {
         let end = f.2 == 3 && f.1 & END_STREAM != 0;
         frames.push(f);
         if end {
@@ -855,7 +717,7 @@ fn soft_stop_drains_h2_connections_and_exits() {
     }
     assert_eq!(status_of(&frames, 3), Some(0x88), "{frames:?}");
     // GOAWAY (graceful, then final), then the close.
-    while let Some(f) = c.next() {
+    while let Some(f) = c.next_frame() {
         frames.push(f);
     }
     assert!(frames.iter().any(|f| f.0 == GOAWAY), "{frames:?}");

@@ -598,10 +598,14 @@ async fn exchange(
     let chunked = framing == BodyFraming::Chunked;
     let mut sent_bytes = 0u64;
     let send = async {
+        let length = match framing {
+            BodyFraming::ContentLength(n) => Some(n),
+            _ => None,
+        };
         let r = send_body(
             body,
             server,
-            chunked,
+            (chunked, length),
             fe.timeouts.client,
             server_timeout,
             &mut sent_bytes,
@@ -630,7 +634,7 @@ enum BodyFail {
 async fn send_body(
     body: &mut RecvStream,
     server: &crate::conn::ServerStream,
-    chunked: bool,
+    (chunked, length): (bool, Option<u64>),
     client_timeout: Option<Duration>,
     server_timeout: Option<Duration>,
     sent: &mut u64,
@@ -646,9 +650,23 @@ async fn send_body(
         if n == 0 {
             continue;
         }
+        if length.is_some_and(|len| *sent + n as u64 >= len) {
+            // The bytes that complete a declared length wait for the end of the stream: a
+            // client sending more than it declared is reset by the h2 library, and by then the
+            // server must not hold a complete request the client's stream never made valid.
+            // Clients end the stream on the last DATA frame, so this rarely waits.
+            while !body.is_end_stream() {
+                match within(client_timeout, body.data()).await {
+                    Ok(None) => break,
+                    Ok(Some(Ok(d))) if d.is_empty() => {}
+                    _ => return Err(BodyFail::Client),
+                }
+            }
+        }
         buf.clear();
         if chunked {
-            buf.extend_from_slice(format!("{n:x}\r\n").as_bytes());
+            use std::io::Write as _;
+            let _ = write!(buf, "{n:x}\r\n"); // into a Vec: cannot fail, no allocation
             buf.extend_from_slice(&data);
             buf.extend_from_slice(b"\r\n");
         } else {
@@ -1012,7 +1030,9 @@ pub fn h1_head(
     }
     let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("");
     let path_ok = path.starts_with('/') || (path == "*" && *method == HMethod::OPTIONS);
-    if !path_ok || uri.scheme().is_none() {
+    // No `uri.scheme()` check: the h2 library refuses a request without `:scheme`, and drops
+    // the scheme of one without `:authority` (valid with a `host` field, RFC 9113 §8.3.1).
+    if !path_ok {
         return Err(Reason::PROTOCOL_ERROR);
     }
     let authority = uri.authority().map(|a| a.as_str());
@@ -1389,6 +1409,9 @@ mod tests {
             Err(Reason::PROTOCOL_ERROR)
         );
         assert!(head("GET", "http://h/", &[("host", "H")], false).is_ok());
+        // No `:authority` (the h2 library then keeps no scheme either): `host` carries it.
+        let h = head("GET", "/p", &[("host", "h")], false).unwrap();
+        assert_eq!(h, "GET /p HTTP/1.1\r\nhost: h\r\n\r\n");
         assert_eq!(
             head("CONNECT", "http://h:443", &[], false),
             Err(Reason::HTTP_1_1_REQUIRED)

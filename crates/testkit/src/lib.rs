@@ -38,6 +38,7 @@
 
 pub mod body;
 pub mod client;
+pub mod h2raw;
 pub mod haproxy;
 pub mod origin;
 pub mod ports;

@@ -4,7 +4,9 @@
 Usage: h11_origin.py PORTFILE. Binds 127.0.0.1:0, writes the port to PORTFILE, then serves
 each connection in a thread. Every request it completes is printed as `REQ <target> <body
 length>`; every protocol error h11 detects as `ERR <message>` (a desynchronisation or a
-malformed forwarded request). Answers 200 with a small body and keeps connections alive.
+malformed forwarded request), and so is a request carrying a field named `injected` (the
+hostile-input tests put that name only inside other values, so seeing it means a value was
+split into two lines). Answers 200 with a small body and keeps connections alive.
 """
 import socket
 import sys
@@ -36,6 +38,9 @@ def serve(sock):
                 continue
             if isinstance(ev, h11.Request):
                 target, body = ev.target.decode("latin-1"), 0
+                # A field no client sent: something split a value into a second line.
+                if any(name == b"injected" for name, _ in ev.headers):
+                    out(f"ERR injected field in {target}")
             elif isinstance(ev, h11.Data):
                 body += len(ev.data)
             elif isinstance(ev, h11.EndOfMessage):

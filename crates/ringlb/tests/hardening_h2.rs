@@ -1,0 +1,713 @@
+//! Hostile HTTP/2 input turned into HTTP/1: a corpus of requests that are malformed in HTTP/2
+//! (RFC 9113 §8.2 and §8.3) or that an HTTP/1 origin would read differently than the client
+//! meant (CR, LF or NUL in values, pseudo-header misuse, connection-specific fields,
+//! `content-length` against DATA, upper-case names...), each sent on its own connection with a
+//! raw frame client to ringlb (`bind ... proto h2`) in front of a strict h11 origin.
+//!
+//! Asserted: 0 malformed requests forwarded — the origin never logs a protocol error, never sees
+//! a field that was split out of another value, never sees a rejected case, and sees every valid
+//! case exactly once with the body the client sent. The same corpus goes through haproxy 2.6
+//! (to its own h11 origin) and the two outcomes are printed side by side, for the record.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use ringlb_testkit::h2raw::*;
+use ringlb_testkit::{
+    free_addr, haproxy_available, wait_until, write_config, ChildGuard, Haproxy, Ringlb, TempDir,
+};
+
+/// What a case must do.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Expect {
+    /// Malformed: never reaches the origin, never answered 200.
+    Reject,
+    /// Valid: answered 200, reaches the origin once with this many body bytes.
+    Forward(usize),
+    /// Either is acceptable (RFC leaves it to the implementation); at most once at the origin.
+    Either,
+}
+
+type Fields = Vec<(Vec<u8>, Vec<u8>)>;
+
+struct Case {
+    name: &'static str,
+    /// The request's header block; `{P}` in a value stands for the case's own path.
+    fields: Fields,
+    /// DATA frames; the last one ends the stream unless there are trailers.
+    data: Vec<Vec<u8>>,
+    trailers: Option<Fields>,
+    /// A DATA frame sent after the stream was ended.
+    after_end: Option<Vec<u8>>,
+    expect: Expect,
+}
+
+fn f(n: &str, v: &str) -> (Vec<u8>, Vec<u8>) {
+    (n.as_bytes().to_vec(), v.as_bytes().to_vec())
+}
+
+fn fb(n: &[u8], v: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    (n.to_vec(), v.to_vec())
+}
+
+/// A GET's pseudo-headers followed by `extra`.
+fn get(extra: Fields) -> Fields {
+    method("GET", extra)
+}
+
+fn method(m: &str, extra: Fields) -> Fields {
+    let mut v = vec![
+        f(":method", m),
+        f(":scheme", "http"),
+        f(":path", "{P}"),
+        f(":authority", "h2.test"),
+    ];
+    v.extend(extra);
+    v
+}
+
+fn case(name: &'static str, fields: Fields, expect: Expect) -> Case {
+    Case {
+        name,
+        fields,
+        data: Vec::new(),
+        trailers: None,
+        after_end: None,
+        expect,
+    }
+}
+
+fn with_body(name: &'static str, fields: Fields, data: &[&[u8]], expect: Expect) -> Case {
+    Case {
+        data: data.iter().map(|d| d.to_vec()).collect(),
+        ..case(name, fields, expect)
+    }
+}
+
+/// `fields` without the pseudo-header named `name`.
+fn without(mut fields: Fields, name: &str) -> Fields {
+    fields.retain(|(n, _)| n != name.as_bytes());
+    fields
+}
+
+fn corpus() -> Vec<Case> {
+    use Expect::*;
+    let inj = "a\r\ninjected: 1";
+    let mut c = vec![
+        // CR, LF, NUL in values and names: HTTP/1 would read a second field line.
+        case("CRLF in a value", get(vec![f("x-a", inj)]), Reject),
+        case(
+            "LF in a value",
+            get(vec![f("x-a", "a\ninjected: 1")]),
+            Reject,
+        ),
+        case(
+            "CR in a value",
+            get(vec![f("x-a", "a\rinjected: 1")]),
+            Reject,
+        ),
+        case("NUL in a value", get(vec![fb(b"x-a", b"a\0b")]), Reject),
+        case(
+            "CRLF in a name",
+            get(vec![f("x-a\r\ninjected", "1")]),
+            Reject,
+        ),
+        case("LF in a name", get(vec![f("x-a\ninjected", "1")]), Reject),
+        case("NUL in a name", get(vec![fb(b"x\0a", b"1")]), Reject),
+        case(
+            "CRLF in a cookie",
+            get(vec![f("cookie", "a=1\r\ninjected: 1")]),
+            Reject,
+        ),
+        case("DEL in a value", get(vec![f("x-a", "a\x7fb")]), Either),
+        case(
+            "obs-text in a value",
+            get(vec![fb(b"x-a", b"caf\xe9")]),
+            Either,
+        ),
+        case(
+            "TAB inside a value",
+            get(vec![f("x-a", "a\tb")]),
+            Forward(0),
+        ),
+        // Names.
+        case("upper-case name", get(vec![f("X-Upper", "1")]), Reject),
+        case("space in a name", get(vec![f("x a", "1")]), Reject),
+        case("colon in a name", get(vec![f("x:a", "1")]), Reject),
+        case("empty name", get(vec![f("", "1")]), Reject),
+        case("non-token name", get(vec![f("x(a)", "1")]), Reject),
+        // Whitespace at the edges of a value (RFC 9113 §8.2.1).
+        case(
+            "leading space in a value",
+            get(vec![f("x-a", " 1")]),
+            Reject,
+        ),
+        case(
+            "trailing space in a value",
+            get(vec![f("x-a", "1 ")]),
+            Reject,
+        ),
+        case("leading TAB in a value", get(vec![f("x-a", "\t1")]), Reject),
+        // Pseudo-headers.
+        case(
+            "pseudo-header after a field",
+            vec![
+                f(":method", "GET"),
+                f(":scheme", "http"),
+                f("x-a", "1"),
+                f(":path", "{P}"),
+                f(":authority", "h2.test"),
+            ],
+            Reject,
+        ),
+        case(
+            "two :path",
+            get(vec![])
+                .into_iter()
+                .chain([f(":path", "/smuggled")])
+                .collect(),
+            Reject,
+        ),
+        case(
+            "two :method",
+            get(vec![])
+                .into_iter()
+                .chain([f(":method", "POST")])
+                .collect(),
+            Reject,
+        ),
+        case("no :path", without(get(vec![]), ":path"), Reject),
+        case("no :method", without(get(vec![]), ":method"), Reject),
+        case("no :scheme", without(get(vec![]), ":scheme"), Reject),
+        case("unknown pseudo-header", get(vec![f(":foo", "1")]), Reject),
+        case(
+            ":status in a request",
+            get(vec![f(":status", "200")]),
+            Reject,
+        ),
+        case(
+            ":protocol without CONNECT",
+            get(vec![f(":protocol", "websocket")]),
+            Reject,
+        ),
+        case(
+            "empty :path",
+            vec![
+                f(":method", "GET"),
+                f(":scheme", "http"),
+                f(":path", ""),
+                f(":authority", "h2.test"),
+            ],
+            Reject,
+        ),
+        case(
+            "relative :path",
+            vec![
+                f(":method", "GET"),
+                f(":scheme", "http"),
+                f(":path", "smuggled"),
+                f(":authority", "h2.test"),
+            ],
+            Reject,
+        ),
+        case(
+            ":path * with GET",
+            vec![
+                f(":method", "GET"),
+                f(":scheme", "http"),
+                f(":path", "*"),
+                f(":authority", "h2.test"),
+            ],
+            Reject,
+        ),
+        case(
+            ":path with a request line inside",
+            vec![
+                f(":method", "GET"),
+                f(":scheme", "http"),
+                f(":path", "{P} HTTP/1.1\r\ninjected: 1\r\n\r\nGET /smuggled"),
+                f(":authority", "h2.test"),
+            ],
+            Reject,
+        ),
+        case(
+            ":path with a space",
+            vec![
+                f(":method", "GET"),
+                f(":scheme", "http"),
+                f(":path", "{P} HTTP/1.1"),
+                f(":authority", "h2.test"),
+            ],
+            Reject,
+        ),
+        case(
+            ":path with NUL",
+            vec![
+                f(":method", "GET"),
+                f(":scheme", "http"),
+                fb(b":path", b"/x\0y"),
+                f(":authority", "h2.test"),
+            ],
+            Reject,
+        ),
+        case(
+            ":method with a space",
+            method("GET /smuggled HTTP/1.1\r\ninjected: 1\r\n\r\nGET", vec![]),
+            Reject,
+        ),
+        case(
+            ":method with CRLF",
+            method("GET\r\ninjected: 1", vec![]),
+            Reject,
+        ),
+        case(
+            ":scheme with CRLF",
+            vec![
+                f(":method", "GET"),
+                f(":scheme", "http\r\ninjected: 1"),
+                f(":path", "{P}"),
+                f(":authority", "h2.test"),
+            ],
+            Reject,
+        ),
+        case(
+            ":authority with CRLF",
+            vec![
+                f(":method", "GET"),
+                f(":scheme", "http"),
+                f(":path", "{P}"),
+                f(":authority", "h2.test\r\ninjected: 1"),
+            ],
+            Reject,
+        ),
+        case(
+            ":authority with a space",
+            vec![
+                f(":method", "GET"),
+                f(":scheme", "http"),
+                f(":path", "{P}"),
+                f(":authority", "h2.test x"),
+            ],
+            Reject,
+        ),
+        case(
+            ":authority with userinfo",
+            vec![
+                f(":method", "GET"),
+                f(":scheme", "http"),
+                f(":path", "{P}"),
+                f(":authority", "user@h2.test"),
+            ],
+            Reject,
+        ),
+        case(
+            "host naming another authority",
+            get(vec![f("host", "other.test")]),
+            Reject,
+        ),
+        case("host with CRLF", get(vec![f("host", inj)]), Reject),
+        // Connection-specific fields (RFC 9113 §8.2.2).
+        case(
+            "connection",
+            get(vec![f("connection", "keep-alive")]),
+            Reject,
+        ),
+        case(
+            "keep-alive",
+            get(vec![f("keep-alive", "timeout=5")]),
+            Reject,
+        ),
+        case(
+            "proxy-connection",
+            get(vec![f("proxy-connection", "keep-alive")]),
+            Reject,
+        ),
+        case("upgrade", get(vec![f("upgrade", "websocket")]), Reject),
+        case("te other than trailers", get(vec![f("te", "gzip")]), Reject),
+        with_body(
+            "transfer-encoding chunked",
+            method("POST", vec![f("transfer-encoding", "chunked")]),
+            &[b"0\r\n\r\nGET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n"],
+            Reject,
+        ),
+        with_body(
+            "transfer-encoding identity",
+            method("POST", vec![f("transfer-encoding", "identity")]),
+            &[b"abc"],
+            Reject,
+        ),
+        // Content-Length against DATA (RFC 9113 §8.1.1).
+        with_body(
+            "content-length above DATA",
+            method("POST", vec![f("content-length", "10")]),
+            &[b"abc"],
+            Reject,
+        ),
+        with_body(
+            "content-length below DATA",
+            method("POST", vec![f("content-length", "2")]),
+            &[b"ab", b"GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n"],
+            Reject,
+        ),
+        case(
+            "content-length without DATA",
+            method("POST", vec![f("content-length", "5")]),
+            Reject,
+        ),
+        with_body(
+            "content-length not a number",
+            method("POST", vec![f("content-length", "abc")]),
+            &[b"abc"],
+            Reject,
+        ),
+        with_body(
+            "content-length negative",
+            method("POST", vec![f("content-length", "-1")]),
+            &[b"abc"],
+            Reject,
+        ),
+        with_body(
+            "two different content-lengths",
+            method(
+                "POST",
+                vec![f("content-length", "3"), f("content-length", "40")],
+            ),
+            &[b"abc"],
+            Reject,
+        ),
+        with_body(
+            "content-length list",
+            method("POST", vec![f("content-length", "3, 3")]),
+            &[b"abc"],
+            Either,
+        ),
+        with_body(
+            "content-length with a sign",
+            method("POST", vec![f("content-length", "+3")]),
+            &[b"abc"],
+            Reject,
+        ),
+        case(
+            "CONNECT",
+            vec![f(":method", "CONNECT"), f(":authority", "h2.test:443")],
+            Reject,
+        ),
+        // Valid requests: forwarded once, normalised.
+        case("plain GET", get(vec![]), Forward(0)),
+        case(
+            "split cookies",
+            get(vec![
+                f("cookie", "a=1"),
+                f("cookie", "b=2"),
+                f("cookie", "c=3"),
+            ]),
+            Forward(0),
+        ),
+        case("te trailers", get(vec![f("te", "trailers")]), Forward(0)),
+        case(
+            "host equal to :authority",
+            get(vec![f("host", "h2.test")]),
+            Forward(0),
+        ),
+        case(
+            "host without :authority",
+            without(get(vec![f("host", "h2.test")]), ":authority"),
+            Forward(0),
+        ),
+        case(
+            "query string",
+            vec![
+                f(":method", "GET"),
+                f(":scheme", "http"),
+                f(":path", "{P}?a=1&b=%0d%0a"),
+                f(":authority", "h2.test"),
+            ],
+            Forward(0),
+        ),
+        with_body(
+            "POST with content-length",
+            method("POST", vec![f("content-length", "5")]),
+            &[b"hello"],
+            Forward(5),
+        ),
+        with_body(
+            "POST without content-length",
+            method("POST", vec![]),
+            &[b"hello ", b"world"],
+            Forward(11),
+        ),
+        with_body(
+            "POST with expect 100-continue",
+            method(
+                "POST",
+                vec![f("expect", "100-continue"), f("content-length", "3")],
+            ),
+            &[b"abc"],
+            Forward(3),
+        ),
+        with_body(
+            "POST with request-line text in the body",
+            method("POST", vec![f("content-length", "37")]),
+            &[b"GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n\r\n"],
+            Forward(37),
+        ),
+    ];
+    // Trailers: a valid one, then pseudo-headers and framing fields in trailers.
+    let trailer_case = |name, t: Fields, expect| Case {
+        trailers: Some(t),
+        ..with_body(name, method("POST", vec![]), &[b"abc"], expect)
+    };
+    c.push(trailer_case(
+        "valid trailer",
+        vec![f("x-checksum", "1")],
+        Either,
+    ));
+    // The h2 library drops pseudo-headers from trailers before ringlb sees them (haproxy
+    // resets the stream); trailers are not forwarded to HTTP/1 servers, so none of it can
+    // reach the origin either way.
+    c.push(trailer_case(
+        "pseudo-header in trailers",
+        vec![f(":path", "/smuggled")],
+        Either,
+    ));
+    c.push(trailer_case(
+        "CRLF in a trailer",
+        vec![f("x-checksum", inj)],
+        Either,
+    ));
+    c.push(Case {
+        after_end: Some(b"GET /smuggled HTTP/1.1\r\nhost: x\r\n\r\n".to_vec()),
+        ..case("DATA after END_STREAM", get(vec![]), Either)
+    });
+    c
+}
+
+fn tests_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests")
+}
+
+/// The h11 origin of the smuggling suite: every parsed request logged `REQ <target> <len>`,
+/// every protocol error (or injected field) `ERR ...`.
+fn start_h11(dir: &TempDir, name: &str) -> (SocketAddr, ChildGuard) {
+    let port_file = dir.join(&format!("{name}.port"));
+    let mut cmd = Command::new("/usr/bin/python3");
+    cmd.arg(tests_dir().join("smuggling/h11_origin.py"))
+        .arg(&port_file);
+    let mut guard = ChildGuard::spawn(name, &mut cmd).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || port_file.exists()
+            || !guard.is_running()),
+        "h11 origin did not start"
+    );
+    let port: u16 = std::fs::read_to_string(&port_file)
+        .unwrap_or_else(|_| panic!("h11 origin failed (python3-h11?)\n{}", guard.dump()))
+        .trim()
+        .parse()
+        .unwrap();
+    (SocketAddr::from(([127, 0, 0, 1], port)), guard)
+}
+
+fn path_of(i: usize) -> String {
+    format!("/c{i}")
+}
+
+/// `fields` with `{P}` replaced by `path`; other bytes (NUL, obs-text) kept exactly.
+fn subst(fields: &Fields, path: &str) -> Fields {
+    fields
+        .iter()
+        .map(|(n, v)| {
+            let mut out = Vec::with_capacity(v.len());
+            let mut rest = v.as_slice();
+            while let Some(at) = rest.windows(3).position(|w| w == b"{P}") {
+                out.extend_from_slice(&rest[..at]);
+                out.extend_from_slice(path.as_bytes());
+                rest = &rest[at + 3..];
+            }
+            out.extend_from_slice(rest);
+            (n.clone(), out)
+        })
+        .collect()
+}
+
+fn block(fields: &Fields) -> Vec<u8> {
+    let refs: Vec<(&[u8], &[u8])> = fields
+        .iter()
+        .map(|(n, v)| (n.as_slice(), v.as_slice()))
+        .collect();
+    hpack_bytes(&refs)
+}
+
+/// Sends case `i` on a new connection; what came back, in words.
+fn run_case(front: SocketAddr, i: usize, c: &Case) -> String {
+    let mut conn = Raw::connect(front);
+    conn.s
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let fields = subst(&c.fields, &path_of(i));
+    let ends_on_headers = c.data.is_empty() && c.trailers.is_none();
+    let mut bytes = frame(
+        HEADERS,
+        END_HEADERS | if ends_on_headers { END_STREAM } else { 0 },
+        1,
+        &block(&fields),
+    );
+    for (k, d) in c.data.iter().enumerate() {
+        let last = k + 1 == c.data.len() && c.trailers.is_none();
+        bytes.extend(frame(DATA, if last { END_STREAM } else { 0 }, 1, d));
+    }
+    if let Some(t) = &c.trailers {
+        bytes.extend(frame(HEADERS, END_HEADERS | END_STREAM, 1, &block(t)));
+    }
+    if let Some(d) = &c.after_end {
+        bytes.extend(frame(DATA, END_STREAM, 1, d));
+    }
+    if conn.send(&bytes).is_err() {
+        return "closed".into();
+    }
+    let frames = conn.until_end(1);
+    // The final response's `:status` (an interim 100 may come first): 0x88 is the static
+    // table's 200, 0x8c its 400.
+    let statuses: Vec<u8> = frames
+        .iter()
+        .filter(|f| f.0 == HEADERS && f.2 == 1)
+        .filter_map(|f| f.3.first().copied())
+        .collect();
+    if statuses.contains(&0x88) {
+        return "200".into();
+    }
+    if let Some(s) = statuses.last() {
+        return match s {
+            0x8c => "400".into(),
+            other => format!("status byte {other:#x}"),
+        };
+    }
+    if let Some(code) = rst_code(&frames, 1) {
+        return format!("RST_STREAM {code}");
+    }
+    if let Some(code) = goaway_code(&frames) {
+        return format!("GOAWAY {code}");
+    }
+    "closed".into()
+}
+
+/// (requests per case path with their body lengths, error lines) from an h11 origin's log.
+fn origin_log(g: &ChildGuard) -> (BTreeMap<String, Vec<usize>>, Vec<String>) {
+    let mut seen: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    let mut errors = Vec::new();
+    for line in g.stdout().lines() {
+        match line.strip_prefix("REQ ") {
+            Some(rest) => {
+                let mut it = rest.split(' ');
+                let target = it.next().unwrap_or("");
+                let len = it.next().and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+                let path = target.split('?').next().unwrap_or("").to_owned();
+                seen.entry(path).or_default().push(len);
+            }
+            None => errors.push(line.to_owned()),
+        }
+    }
+    (seen, errors)
+}
+
+fn config(front: SocketAddr, origin: SocketAddr) -> String {
+    format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe\n    bind {front} proto h2\n    default_backend be\n\
+         backend be\n    server s1 {origin}\n"
+    )
+}
+
+/// Runs the corpus through one proxy; the outcome of each case and the origin's log.
+fn run_corpus(
+    cases: &[Case],
+    front: SocketAddr,
+    origin: &ChildGuard,
+) -> (Vec<String>, BTreeMap<String, Vec<usize>>, Vec<String>) {
+    let outcomes: Vec<String> = cases
+        .iter()
+        .enumerate()
+        .map(|(i, c)| run_case(front, i, c))
+        .collect();
+    // Let the origin log what reached it last.
+    std::thread::sleep(Duration::from_millis(500));
+    let (seen, errors) = origin_log(origin);
+    (outcomes, seen, errors)
+}
+
+#[test]
+fn h2_to_h1_downgrade_forwards_no_malformed_request() {
+    let cases = corpus();
+    assert!(cases.len() >= 40, "corpus has {} cases", cases.len());
+    let dir = TempDir::new("hardening-h2-downgrade");
+    let (origin_addr, origin) = start_h11(&dir, "h11-ringlb");
+    let front = free_addr();
+    let path = write_config(&dir, &config(front, origin_addr));
+    let _proxy = Ringlb::start(&path, &[front]);
+    let (outcomes, seen, errors) = run_corpus(&cases, front, &origin);
+
+    // haproxy on the same corpus, printed beside ringlb's outcome.
+    let ha: Option<Vec<String>> = haproxy_available().then(|| {
+        let hdir = TempDir::new("hardening-h2-downgrade-haproxy");
+        let (ha_origin_addr, ha_origin) = start_h11(&hdir, "h11-haproxy");
+        let ha_front = free_addr();
+        let ha_cfg = write_config(&hdir, &config(ha_front, ha_origin_addr));
+        let _ha = Haproxy::start(&ha_cfg, &[ha_front]);
+        let (o, ha_seen, ha_errors) = run_corpus(&cases, ha_front, &ha_origin);
+        println!(
+            "haproxy: {} case paths reached its origin, {} origin errors: {ha_errors:?}",
+            ha_seen.len(),
+            ha_errors.len()
+        );
+        o
+    });
+
+    let mut failures = Vec::new();
+    let (mut rejected, mut forwarded) = (0, 0);
+    for (i, c) in cases.iter().enumerate() {
+        let got = &outcomes[i];
+        let at_origin = seen.get(&path_of(i)).cloned().unwrap_or_default();
+        println!(
+            "{i:>3} {:<40} ringlb: {got:<16} origin saw {:<10} haproxy: {}",
+            c.name,
+            format!("{at_origin:?}"),
+            ha.as_ref().map_or("-", |h| h[i].as_str())
+        );
+        if at_origin.is_empty() {
+            rejected += 1;
+        } else {
+            forwarded += 1;
+        }
+        let ok = match c.expect {
+            Expect::Reject => got != "200" && at_origin.is_empty(),
+            Expect::Forward(n) => got == "200" && at_origin == vec![n],
+            Expect::Either => at_origin.len() <= 1,
+        };
+        if !ok {
+            failures.push(format!(
+                "case {i} {:?}: expected {:?}, got {got}, origin saw {at_origin:?}",
+                c.name, c.expect
+            ));
+        }
+    }
+    let smuggled: Vec<&String> = seen.keys().filter(|p| !p.starts_with("/c")).collect();
+    println!(
+        "ringlb: {} cases, {rejected} not forwarded, {forwarded} forwarded; origin errors: {}",
+        cases.len(),
+        errors.len()
+    );
+    assert!(
+        errors.is_empty(),
+        "the origin saw malformed requests: {errors:?}"
+    );
+    assert!(
+        smuggled.is_empty(),
+        "the origin saw requests no client sent: {smuggled:?}"
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
