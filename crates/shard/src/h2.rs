@@ -256,6 +256,14 @@ pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn)
             }
             Some(None) | Some(Some(Err(_))) => return,
             Some(Some(Ok((req, mut respond)))) => {
+                // A stream the client already reset (HEADERS and RST_STREAM in one read, the
+                // rapid-reset pattern) costs no task and no server connection.
+                if future::poll_once(poll_fn(|cx| respond.poll_reset(cx)))
+                    .await
+                    .is_some()
+                {
+                    continue;
+                }
                 // Streams the client reset after we accepted them no longer count against
                 // its concurrency limit, but their tasks may still wait on a server: bound
                 // the tasks too (rapid reset after accept).
@@ -497,7 +505,17 @@ async fn forward(
             forced: forced.take(),
             ..ConnectInfo::default()
         };
-        let connected = lease_and_connect(ctx, be_idx, &input, reuse, &mut info).await;
+        // A client that resets the stream while a server connection is being set up stops
+        // it: no server sees a request nobody waits for.
+        let connecting =
+            async { Some(lease_and_connect(ctx, be_idx, &input, reuse, &mut info).await) };
+        let reset = async {
+            let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
+            None
+        };
+        let Some(connected) = future::or(connecting, reset).await else {
+            return;
+        };
         note_connect(conn, be_idx, &info, connected.is_ok(), txn);
         let Ok((lease, server)) = connected else {
             reply_error(conn, fe, Some(be), 503, &mut respond, txn).await;
