@@ -60,6 +60,32 @@ pub enum ControlMsg {
         server: usize,
         maxconn: u32,
     },
+    /// `set table`: every shard applies it, the key's owner as the authority, the others to
+    /// their cached copy (`stick::apply_control`).
+    SetStickEntry {
+        table: String,
+        entry: ringlb_stick::SetEntry,
+    },
+    /// `clear table`: every shard removes the matching entries (owned and cached) that no
+    /// stream of its own holds.
+    ClearStickTable {
+        table: String,
+        query: ringlb_stick::Query,
+    },
+}
+
+impl ControlMsg {
+    /// Whether the control shard's mirror applies it too: not the requests to publish or to
+    /// change stick tables, which only the worker shards hold.
+    pub fn for_mirror(&self) -> bool {
+        !matches!(
+            self,
+            ControlMsg::PublishStats { .. }
+                | ControlMsg::PublishStickTable { .. }
+                | ControlMsg::SetStickEntry { .. }
+                | ControlMsg::ClearStickTable { .. }
+        )
+    }
 }
 
 /// Lifecycle of a shard.
@@ -341,6 +367,9 @@ impl ShardState {
                 if let Some(s) = self.server(backend, server) {
                     s.maxconn_now.set(share(maxconn, self.nshards));
                 }
+            }
+            ControlMsg::SetStickEntry { .. } | ControlMsg::ClearStickTable { .. } => {
+                crate::stick::apply_control(self, msg);
             }
         }
     }

@@ -34,11 +34,8 @@ impl Bus {
 
     /// Broadcasts `msg` (in order with every other message of the control shard).
     pub async fn send(&self, msg: ControlMsg) {
-        // The mirror has no counters of its own to publish.
-        if !matches!(
-            msg,
-            ControlMsg::PublishStats { .. } | ControlMsg::PublishStickTable { .. }
-        ) {
+        // The mirror has no counters or stick tables of its own.
+        if msg.for_mirror() {
             self.mirror.apply(&msg);
         }
         for shard in &self.shards {
@@ -103,10 +100,13 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
             Reply::raw_with_blank_line(text)
         }
         Owner::StickTables if ctx.stick_tables.is_empty() => no_tables(&p.command),
-        Owner::StickTables if matches!(p.command, ringlb_runtime::Command::ShowTable { .. }) => {
-            show_table(ctx, p).await
-        }
-        Owner::StickTables | Owner::Patterns | Owner::Tls | Owner::Engine => not_supported(p),
+        Owner::StickTables => match p.command {
+            ringlb_runtime::Command::ShowTable { .. } => show_table(ctx, p).await,
+            ringlb_runtime::Command::ClearTable { .. } => super::tables::clear_table(ctx, p).await,
+            ringlb_runtime::Command::SetTable { .. } => super::tables::set_table(ctx, p).await,
+            _ => not_supported(p),
+        },
+        Owner::Patterns | Owner::Tls | Owner::Engine => not_supported(p),
     }
 }
 
@@ -148,6 +148,11 @@ async fn show_table(ctx: &Ctx, p: &Pending) -> Reply {
             let (rows, used) = collect_table(ctx, name, query).await;
             if by_key && rows.is_empty() {
                 return Reply::empty(); // haproxy answers nothing for an absent key
+            }
+            if p.level < ringlb_runtime::Level::Operator {
+                ringlb_stick::runtime::format_show(cfg, used, Vec::new(), &mut out);
+                out.push_str("# contents not dumped due to insufficient privileges\n");
+                return Reply::raw_with_blank_line(format!("{out}\n"));
             }
             ringlb_stick::runtime::format_show(cfg, used, rows, &mut out);
         }
@@ -245,9 +250,7 @@ async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
         }
     }
     if !outcome.changes.is_empty() {
-        // Shards apply control messages in order: once each has answered a PublishStats sent
-        // after the change, the change is in effect everywhere, as haproxy's is when it answers.
-        let _ = collect(ctx).await;
+        barrier(ctx).await;
     }
     outcome.reply
 }
@@ -426,6 +429,13 @@ fn refresh(ctx: &Ctx) {
             flat += 1;
         }
     }
+}
+
+/// Returns once every shard has applied the messages sent before: shards apply control
+/// messages in order, so once each has answered a PublishStats sent after a change, the change
+/// is in effect everywhere, as haproxy's is when it answers.
+pub(super) async fn barrier(ctx: &Ctx) {
+    let _ = collect(ctx).await;
 }
 
 /// Every shard's counters merged, without blocking the control executor.

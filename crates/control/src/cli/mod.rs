@@ -13,6 +13,7 @@
 
 mod exec;
 mod table;
+mod tables;
 
 use std::cell::Cell;
 use std::ffi::CString;
