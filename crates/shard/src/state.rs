@@ -72,6 +72,13 @@ pub enum ControlMsg {
         table: String,
         query: ringlb_stick::Query,
     },
+    /// A map or ACL file's new contents (`add map`, `del acl`...): version `version` of
+    /// `file` (`patterns::LiveStore`).
+    SetPatterns {
+        file: Arc<str>,
+        version: u64,
+        entries: crate::patterns::Entries,
+    },
 }
 
 impl ControlMsg {
@@ -84,6 +91,7 @@ impl ControlMsg {
                 | ControlMsg::PublishStickTable { .. }
                 | ControlMsg::SetStickEntry { .. }
                 | ControlMsg::ClearStickTable { .. }
+                | ControlMsg::SetPatterns { .. }
         )
     }
 }
@@ -192,6 +200,8 @@ pub struct ShardState {
     pub stick_flush: RefCell<Option<Waker>>,
     /// The tables changed since the flush task last looked.
     pub stick_dirty: Cell<bool>,
+    /// Map and ACL files changed on the runtime socket (`patterns.rs`).
+    pub patterns: crate::patterns::LiveStore,
 }
 
 /// A limit split over `nshards` shards: each gets ⌈limit / nshards⌉ (0 stays unlimited).
@@ -282,6 +292,7 @@ impl ShardState {
             stick,
             stick_flush: RefCell::new(None),
             stick_dirty: Cell::new(false),
+            patterns: crate::patterns::LiveStore::default(),
         }
     }
 
@@ -371,6 +382,11 @@ impl ShardState {
             ControlMsg::SetStickEntry { .. } | ControlMsg::ClearStickTable { .. } => {
                 crate::stick::apply_control(self, msg);
             }
+            ControlMsg::SetPatterns {
+                ref file,
+                version,
+                ref entries,
+            } => self.patterns.set(file, version, entries.clone()),
         }
     }
 

@@ -67,6 +67,9 @@ pub struct Ctx {
     pub socket_stats: Vec<String>,
     /// Proxies with a `stick-table` line.
     pub stick_tables: Vec<String>,
+    /// Map and ACL files (`patterns.rs`) and the version of the last change sent to the shards.
+    pub patterns: RefCell<ringlb_runtime::PatRefs>,
+    pub pattern_version: Cell<u64>,
 }
 
 /// Runs `reqs` in order, appending what they print to `out`; true when the connection closes.
@@ -106,7 +109,8 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
             ringlb_runtime::Command::SetTable { .. } => super::tables::set_table(ctx, p).await,
             _ => not_supported(p),
         },
-        Owner::Patterns | Owner::Tls | Owner::Engine => not_supported(p),
+        Owner::Patterns => super::patterns::run(ctx, p).await,
+        Owner::Tls | Owner::Engine => not_supported(p),
     }
 }
 
