@@ -228,10 +228,6 @@ fn help_info_stat_state_levels_and_errors() {
     assert_eq!(cli(&s.admin, "show table be"), "No such table\n\n");
     assert_eq!(cli(&s.admin, "clear table be key 1"), "No such table\n\n");
     assert_eq!(
-        cli(&s.admin, "set server be/s1 addr 127.0.0.2"),
-        "'set server <srv> addr' is not supported by ringlb yet.\n\n"
-    );
-    assert_eq!(
         cli(&s.admin, "add server be/s9 127.0.0.1:1"),
         "'add server' is not supported by ringlb yet.\n\n"
     );
@@ -837,4 +833,46 @@ fn socket_follows_the_worker_across_reloads() {
         "a new worker serves the socket after the reload"
     );
     assert_eq!(cli(&sock, "get weight be/s1"), "1 (initial 1)\n\n");
+}
+
+/// `set server B/S addr IP port P`: new connections of every shard go to the new address (the
+/// second origin), pooled ones to the old address are not reused; `show servers state` and
+/// `show stat` report it. The answer is haproxy 2.6's (crates/runtime/fixtures/recorded.txt).
+#[test]
+fn set_server_addr_moves_new_connections_on_every_shard() {
+    let s = start("cli-addr", [1, 1]);
+    assert_eq!(cli(&s.admin, "set server be/s2 state maint"), "\n");
+    let before = served_by(s.front, 10);
+    assert_eq!(before.get("s1"), Some(&10), "{before:?}");
+    let old = s._origins.get(0).addr();
+    let new = s._origins.get(1).addr();
+    assert_eq!(
+        cli(
+            &s.admin,
+            &format!("set server be/s1 addr {} port {}", new.ip(), new.port())
+        ),
+        format!(
+            "no need to change the addr, port changed from '{}' to '{}' by 'stats socket command'\n\n",
+            old.port(),
+            new.port()
+        )
+    );
+    // Keep-alive connections opened before keep their server connection; new ones move.
+    let after = served_by(s.front, 20);
+    assert_eq!(after.get("s2"), Some(&20), "{after:?}");
+    let state = state_rows(&cli(&s.admin, "show servers state be"));
+    assert!(
+        state[0].contains(" s1 127.0.0.1 ") && state[0].contains(&format!(" {} ", new.port())),
+        "{}",
+        state[0]
+    );
+    let stat = cli(&s.admin, "show stat");
+    assert!(stat.contains(&format!(",{new},")), "{stat}");
+    // Back to the first origin.
+    cli(
+        &s.admin,
+        &format!("set server be/s1 addr 127.0.0.1 port {}", old.port()),
+    );
+    let back = served_by(s.front, 10);
+    assert_eq!(back.get("s1"), Some(&10), "{back:?}");
 }

@@ -72,6 +72,12 @@ pub enum ControlMsg {
         table: String,
         query: ringlb_stick::Query,
     },
+    /// `set server B/S addr IP [port P]`: new connections to the server go to `addr`.
+    SetServerAddr {
+        backend: usize,
+        server: usize,
+        addr: std::net::SocketAddr,
+    },
     /// A map or ACL file's new contents (`add map`, `del acl`...): version `version` of
     /// `file` (`patterns::LiveStore`).
     SetPatterns {
@@ -106,6 +112,8 @@ pub enum RunState {
 
 pub struct ServerState {
     pub admin: Cell<AdminState>,
+    /// Where new connections go: the configured address until `set server ... addr`.
+    pub addr: Cell<std::net::SocketAddr>,
     pub up: Cell<bool>,
     pub weight: Cell<u32>,
     /// Connections to this server in use by this shard (not idle).
@@ -241,6 +249,7 @@ impl ShardState {
                             AdminState::Ready
                         }),
                         up: Cell::new(true),
+                        addr: Cell::new(s.addr),
                         weight: Cell::new(s.weight),
                         active: Cell::new(0),
                         tls: s.tls.as_ref().map(|t| t.config.for_shard()),
@@ -381,6 +390,17 @@ impl ShardState {
             }
             ControlMsg::SetStickEntry { .. } | ControlMsg::ClearStickTable { .. } => {
                 crate::stick::apply_control(self, msg);
+            }
+            ControlMsg::SetServerAddr {
+                backend,
+                server,
+                addr,
+            } => {
+                if let Some(s) = self.server(backend, server) {
+                    s.addr.set(addr);
+                    // Pooled connections go to the old address: none is reused.
+                    self.clear_idle(backend, server);
+                }
             }
             ControlMsg::SetPatterns {
                 ref file,

@@ -219,6 +219,7 @@ fn supported(c: &ServerChange) -> bool {
             | ServerChange::Agent { .. }
             | ServerChange::Maxconn { .. }
             | ServerChange::CheckEnabled { .. }
+            | ServerChange::Addr { .. }
     )
 }
 
@@ -278,6 +279,9 @@ fn names(c: &ServerChange) -> (&str, &str) {
         }
         | ServerChange::CheckEnabled {
             backend, server, ..
+        }
+        | ServerChange::Addr {
+            backend, server, ..
         } => (backend, server),
         _ => ("", ""),
     }
@@ -329,6 +333,11 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
             backend: b,
             server: s,
             maxconn: *maxconn,
+        }],
+        ServerChange::Addr { addr, port, .. } => vec![ControlMsg::SetServerAddr {
+            backend: b,
+            server: s,
+            addr: std::net::SocketAddr::new(*addr, *port),
         }],
         ServerChange::CheckEnabled { agent, enabled, .. } => {
             if let Some(h) = &ctx.checks {
