@@ -876,3 +876,45 @@ fn set_server_addr_moves_new_connections_on_every_shard() {
     let back = served_by(s.front, 10);
     assert_eq!(back.get("s1"), Some(&10), "{back:?}");
 }
+
+/// `show servers conn`: haproxy 2.6's columns, filled from every shard's pools: idle server
+/// connections left by finished requests are counted per shard and in total, none in use.
+#[test]
+fn show_servers_conn_counts_every_shards_pools() {
+    let s = start("cli-conn", [1, 1]);
+    // (row, used_cur, idle_cur) per server.
+    let idle_total = |out: &str| -> Vec<(String, u32, u32)> {
+        out.lines()
+            .filter(|l| l.starts_with("be/"))
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                assert_eq!(f.len(), 15, "{l}");
+                let num = |i: usize| f[i].parse::<u32>().unwrap();
+                // idle_cur equals the sum of the per-shard columns, and unsafe + safe.
+                assert_eq!(num(12), num(13) + num(14), "{l}");
+                assert_eq!(num(12), num(9) + num(10), "{l}");
+                (f[0].to_string(), num(6), num(12))
+            })
+            .collect()
+    };
+    let before = cli(&s.admin, "show servers conn be");
+    assert!(
+        before.starts_with("# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[2]\n"),
+        "{before}"
+    );
+    assert!(idle_total(&before).iter().all(|r| r.2 == 0), "{before}");
+    served_by(s.front, 20);
+    let mut after = String::new();
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            after = cli(&s.admin, "show servers conn be");
+            let rows = idle_total(&after);
+            rows.len() == 2 && rows.iter().all(|r| r.2 >= 1 && r.1 == 0)
+        }),
+        "{after}"
+    );
+    assert_eq!(
+        cli(&s.admin, "show servers conn nobe"),
+        "Can't find backend.\n\n"
+    );
+}

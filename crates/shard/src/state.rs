@@ -72,6 +72,8 @@ pub enum ControlMsg {
         table: String,
         query: ringlb_stick::Query,
     },
+    /// Copy this shard's server connection counts to the stats board (`show servers conn`).
+    PublishConns { seq: u64 },
     /// `set server B/S addr IP [port P]`: new connections to the server go to `addr`.
     SetServerAddr {
         backend: usize,
@@ -95,6 +97,7 @@ impl ControlMsg {
             self,
             ControlMsg::PublishStats { .. }
                 | ControlMsg::PublishStickTable { .. }
+                | ControlMsg::PublishConns { .. }
                 | ControlMsg::SetStickEntry { .. }
                 | ControlMsg::ClearStickTable { .. }
                 | ControlMsg::SetPatterns { .. }
@@ -391,6 +394,10 @@ impl ShardState {
             ControlMsg::SetStickEntry { .. } | ControlMsg::ClearStickTable { .. } => {
                 crate::stick::apply_control(self, msg);
             }
+            ControlMsg::PublishConns { seq } => {
+                self.board
+                    .publish_conns(self.shard_id, seq, self.conn_counts());
+            }
             ControlMsg::SetServerAddr {
                 backend,
                 server,
@@ -408,6 +415,24 @@ impl ShardState {
                 ref entries,
             } => self.patterns.set(file, version, entries.clone()),
         }
+    }
+
+    /// Per server: connections in use, idle ones that carried one request, idle ones that
+    /// carried more (haproxy's used, unsafe and safe counts).
+    pub fn conn_counts(&self) -> crate::counters::ConnCounts {
+        self.backends
+            .iter()
+            .map(|b| {
+                b.servers
+                    .iter()
+                    .map(|s| {
+                        let idle = s.idle.borrow();
+                        let safe = idle.iter().filter(|c| c.conn.reuses >= 2).count() as u32;
+                        (s.active.get(), idle.len() as u32 - safe, safe)
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     pub fn server(&self, backend: usize, server: usize) -> Option<&ServerState> {

@@ -225,6 +225,9 @@ fn supported(c: &ServerChange) -> bool {
 
 async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
     refresh(ctx);
+    if matches!(p.command, ringlb_runtime::Command::ShowServersConn { .. }) {
+        refresh_conns(ctx).await;
+    }
     let outcome = {
         let table = ctx.table.borrow();
         apply(&table, &p.command)
@@ -449,6 +452,40 @@ fn refresh(ctx: &Ctx) {
 /// is in effect everywhere, as haproxy's is when it answers.
 pub(super) async fn barrier(ctx: &Ctx) {
     let _ = collect(ctx).await;
+}
+
+/// Fills the table's connection columns from every shard's pools (`show servers conn`).
+async fn refresh_conns(ctx: &Ctx) {
+    let seq = ctx.board.next_seq();
+    ctx.bus.send(ControlMsg::PublishConns { seq }).await;
+    let deadline = Instant::now() + COLLECT_WAIT;
+    let per_shard = loop {
+        if let Some(c) = ctx.board.try_collect_conns(seq) {
+            break c;
+        }
+        if Instant::now() >= deadline {
+            return;
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    };
+    let mut table = ctx.table.borrow_mut();
+    for (bi, be) in table.backends.iter_mut().enumerate() {
+        for (si, row) in be.servers.iter_mut().enumerate() {
+            let at = |c: &ringlb_shard::counters::ConnCounts| {
+                c.get(bi)
+                    .and_then(|b| b.get(si))
+                    .copied()
+                    .unwrap_or_default()
+            };
+            let c = &mut row.conn;
+            c.idle_per_thread = per_shard.iter().map(|sh| at(sh).1 + at(sh).2).collect();
+            c.used_cur = per_shard.iter().map(|sh| at(sh).0).sum();
+            c.used_max = c.used_max.max(c.used_cur);
+            c.unsafe_nb = per_shard.iter().map(|sh| at(sh).1).sum();
+            c.safe_nb = per_shard.iter().map(|sh| at(sh).2).sum();
+            c.idle_cur = c.unsafe_nb + c.safe_nb;
+        }
+    }
 }
 
 /// Every shard's counters merged, without blocking the control executor.
