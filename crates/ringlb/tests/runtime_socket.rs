@@ -918,3 +918,34 @@ fn show_servers_conn_counts_every_shards_pools() {
         "Can't find backend.\n\n"
     );
 }
+
+/// After `set server ... addr`, the server's health checks follow it: the old origin going
+/// away does not take the server down.
+#[test]
+fn set_server_addr_moves_health_checks_too() {
+    let dir = TempDir::new("cli-addr-check");
+    let old = ringlb_testkit::Origin::start("old");
+    let new = ringlb_testkit::Origin::start("new");
+    let front = free_addr();
+    let sock = dir.join("admin.sock");
+    let cfg = format!(
+        "global\n    stats socket {} level admin\n    nbthread 2\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {} check inter 100ms fall 2 rise 1\n",
+        sock.display(),
+        old.addr()
+    );
+    let path = dir.join("ringlb.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let _proxy = Ringlb::start(&path, &[front]);
+    assert_eq!(served_by(front, 4).get("old"), Some(&4));
+    let out = cli(
+        &sock,
+        &format!("set server be/s1 addr 127.0.0.1 port {}", new.addr().port()),
+    );
+    assert!(out.contains("port changed from"), "{out}");
+    drop(old);
+    // Several check intervals with the old origin gone.
+    std::thread::sleep(Duration::from_millis(600));
+    let state = state_rows(&cli(&sock, "show servers state be"));
+    assert!(state[0].contains(" s1 127.0.0.1 2 0 "), "{}", state[0]);
+    assert_eq!(served_by(front, 4).get("new"), Some(&4));
+}

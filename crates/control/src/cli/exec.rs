@@ -337,11 +337,17 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
             server: s,
             maxconn: *maxconn,
         }],
-        ServerChange::Addr { addr, port, .. } => vec![ControlMsg::SetServerAddr {
-            backend: b,
-            server: s,
-            addr: std::net::SocketAddr::new(*addr, *port),
-        }],
+        ServerChange::Addr { addr, port, .. } => {
+            let addr = std::net::SocketAddr::new(*addr, *port);
+            if let Some(h) = &ctx.checks {
+                h.set_addr(b, s, addr);
+            }
+            vec![ControlMsg::SetServerAddr {
+                backend: b,
+                server: s,
+                addr,
+            }]
+        }
         ServerChange::CheckEnabled { agent, enabled, .. } => {
             if let Some(h) = &ctx.checks {
                 h.set_check_enabled(b, s, *agent, *enabled);
