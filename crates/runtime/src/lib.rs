@@ -65,7 +65,7 @@ pub mod table;
 
 pub use apply::{apply, effective_weight, Outcome};
 pub use command::{AdminState, Command, Deferred, Owner, ServerRef, SetServerOp, WeightSpec};
-pub use patterns::{PatRefs, RefKind};
+pub use patterns::{EntryCheck, PatRefs, RefKind};
 pub use reply::{Reply, SeverityOutput};
 pub use servers::{
     BackendRow, CheckRow, ConnRow, FrontendRow, FrontendState, OpState, ServerChange, ServerRow,

@@ -20,6 +20,51 @@ pub enum RefKind {
     Acl,
 }
 
+/// What the users of a file require of a new entry (from their match and output types), so
+/// that `add map` / `add acl` refuse what the shards could not use, with haproxy's texts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EntryCheck {
+    /// The key is an address or network (`map_ip`, an ACL on `src`).
+    IpKey,
+    /// The value is an integer (`map_*_int`).
+    IntValue,
+    /// The value is an address (`map_*_ip`).
+    IpValue,
+}
+
+impl EntryCheck {
+    fn check(self, key: &str, value: &str) -> Result<(), String> {
+        match self {
+            EntryCheck::IpKey if !is_net(key) => {
+                Err(format!("'{key}' is not a valid IPv4 or IPv6 address.\n"))
+            }
+            EntryCheck::IntValue if value.trim().parse::<i64>().is_err() => {
+                Err(format!("unable to parse '{value}'.\n"))
+            }
+            EntryCheck::IpValue if value.trim().parse::<std::net::IpAddr>().is_err() => {
+                Err(format!("unable to parse '{value}'.\n"))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `addr`, `addr/len` or `v4/mask`.
+fn is_net(s: &str) -> bool {
+    let (a, m) = match s.split_once('/') {
+        Some((a, m)) => (a, Some(m)),
+        None => (s, None),
+    };
+    match (a.parse::<std::net::IpAddr>(), m) {
+        (Err(_), _) => false,
+        (Ok(_), None) => true,
+        (Ok(std::net::IpAddr::V4(_)), Some(m)) => {
+            m.parse::<u8>().is_ok_and(|l| l <= 32) || m.parse::<std::net::Ipv4Addr>().is_ok()
+        }
+        (Ok(std::net::IpAddr::V6(_)), Some(m)) => m.parse::<u8>().is_ok_and(|l| l <= 128),
+    }
+}
+
 /// One line of a pattern file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PatEntry {
@@ -43,9 +88,16 @@ pub struct PatRef {
     pub desc: String,
     pub entries: Vec<PatEntry>,
     next_entry: u64,
+    /// What every user of the file requires of an entry.
+    pub checks: Vec<EntryCheck>,
 }
 
 impl PatRef {
+    /// The first check a new entry fails, with haproxy's text.
+    fn check(&self, key: &str, value: &str) -> Result<(), String> {
+        self.checks.iter().try_for_each(|c| c.check(key, value))
+    }
+
     /// The pseudo-address `show map` prints for entry `e`.
     pub fn address(&self, e: &PatEntry) -> u64 {
         0x5600_0000_0000 + (u64::from(self.id) << 28) + e.id * 0x40
@@ -104,11 +156,25 @@ impl PatRefs {
             desc,
             entries: Vec::with_capacity(lines.len()),
             next_entry: 0,
+            checks: Vec::new(),
         };
         for (k, v) in lines {
             r.push(k, v);
         }
         self.refs.push(r);
+    }
+
+    /// Records that a user of `file` (of `kind`) requires `check` of new entries.
+    pub fn add_check(&mut self, kind: RefKind, file: &str, check: EntryCheck) {
+        if let Some(r) = self
+            .refs
+            .iter_mut()
+            .find(|r| r.kind == kind && r.file == file)
+        {
+            if !r.checks.contains(&check) {
+                r.checks.push(check);
+            }
+        }
     }
 
     /// The reference named `ident` (`#<id>` or the file name) of `kind`.
@@ -162,13 +228,20 @@ impl PatRefs {
             Command::ShowAcl { acl: None, .. } => (self.list(Acl), None),
             Command::ShowMap { map: Some(m), .. } => (self.show(Map, m, UNKNOWN_MAP), None),
             Command::ShowAcl { acl: Some(a), .. } => (self.show(Acl, a, UNKNOWN_ACL), None),
+            // Every entry is checked before any is added (a payload is all or nothing).
             Command::AddMap { map, entries, .. } => self.change(Map, map, UNKNOWN_MAP, |r| {
+                for (k, v) in entries {
+                    r.check(k, v)?;
+                }
                 for (k, v) in entries {
                     r.push(k.clone(), v.clone());
                 }
                 Ok(())
             }),
             Command::AddAcl { acl, patterns, .. } => self.change(Acl, acl, UNKNOWN_ACL, |r| {
+                for p in patterns {
+                    r.check(p, "")?;
+                }
                 for p in patterns {
                     r.push(p.clone(), String::new());
                 }
@@ -191,7 +264,7 @@ impl PatRefs {
                         .collect();
                     r.entries = keep;
                     if r.entries.len() == before {
-                        Err("Key not found.\n")
+                        Err("Key not found.\n".into())
                     } else {
                         Ok(())
                     }
@@ -212,8 +285,8 @@ impl PatRefs {
                 }
                 match (hits.is_empty(), entry) {
                     (false, _) => Ok(()),
-                    (true, EntryRef::Key(_)) => Err("entry not found.\n"),
-                    (true, EntryRef::Ref(_)) => Err("key or pattern not found.\n"),
+                    (true, EntryRef::Key(_)) => Err("entry not found.\n".into()),
+                    (true, EntryRef::Ref(_)) => Err("key or pattern not found.\n".into()),
                 }
             }),
             Command::ClearMap { map, .. } => self.change(Map, map, UNKNOWN_MAP, |r| {
@@ -233,7 +306,7 @@ impl PatRefs {
         kind: RefKind,
         ident: &str,
         unknown: &str,
-        f: impl FnOnce(&mut PatRef) -> Result<(), &'static str>,
+        f: impl FnOnce(&mut PatRef) -> Result<(), String>,
     ) -> (Reply, Option<usize>) {
         let Some(i) = self.find(kind, ident) else {
             return (Reply::err(unknown), None);
@@ -341,6 +414,34 @@ mod tests {
             p.run(&words("show map")).unwrap().0.text,
             "# id (file) description\n1 (/h.map) pattern loaded from file '/h.map' used by map at file 'h.cfg' line 14. curr_ver=0 next_ver=0 entry_cnt=1\n"
         );
+    }
+
+    #[test]
+    fn new_entries_must_suit_every_user_of_the_file() {
+        let mut p = refs();
+        p.add_check(RefKind::Acl, "/b.acl", EntryCheck::IpKey);
+        p.add_check(RefKind::Map, "/h.map", EntryCheck::IntValue);
+        assert_eq!(
+            p.run(&words("add acl /b.acl foo")).unwrap(),
+            (
+                Reply::err("'foo' is not a valid IPv4 or IPv6 address.\n"),
+                None
+            )
+        );
+        assert_eq!(
+            p.run(&words("add acl /b.acl 1.2.3.4/99")).unwrap().0.text,
+            "'1.2.3.4/99' is not a valid IPv4 or IPv6 address.\n"
+        );
+        assert_eq!(
+            p.run(&words("add acl /b.acl 1.2.3.0/24")).unwrap().1,
+            Some(0)
+        );
+        assert_eq!(
+            p.run(&words("add map /h.map k notint")).unwrap().0.text,
+            "unable to parse 'notint'.\n"
+        );
+        assert_eq!(p.entries(1).len(), 2, "nothing added");
+        assert_eq!(p.run(&words("add map /h.map k 7")).unwrap().1, Some(1));
     }
 
     #[test]

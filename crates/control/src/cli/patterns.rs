@@ -7,14 +7,15 @@
 //! Which files the configuration loads is found by reading the configuration files again:
 //! every `map*(<file>...)` converter and every `-f <file>` of an ACL. Differences from haproxy
 //! 2.6: only file-backed references are listed (haproxy also lists each ACL's inline patterns
-//! and internal ones), numbered from 0 in configuration order, ACL files first; added patterns
-//! are checked by the shards (an entry that does not fit the match type leaves the previous
-//! version in use) rather than refused with an error.
+//! and internal ones), numbered from 0 in configuration order, ACL files first. `add map|acl`
+//! refuse entries their users cannot read (an address for `map_ip` or an ACL on `src`, an
+//! integer for `map_*_int`...) with haproxy's texts; other mismatches are caught by the shards,
+//! which keep the previous version of the file in use.
 
 use std::sync::Arc;
 
 use ringlb_config::model::Config;
-use ringlb_runtime::{PatRefs, Pending, RefKind, Reply};
+use ringlb_runtime::{EntryCheck, PatRefs, Pending, RefKind, Reply};
 use ringlb_shard::ControlMsg;
 
 use super::exec::{barrier, Ctx};
@@ -35,17 +36,71 @@ pub fn build_refs(cfg: &Config) -> PatRefs {
     let mut refs = PatRefs::default();
     for (kind, uses) in [(RefKind::Acl, acls), (RefKind::Map, maps)] {
         let what = if kind == RefKind::Acl { "acl" } else { "map" };
-        for (file, cfg_file, line) in uses {
+        for u in uses {
             let desc = format!(
-                "pattern loaded from file '{file}' used by {what} at file '{cfg_file}' line {line}"
+                "pattern loaded from file '{}' used by {what} at file '{}' line {}",
+                u.file, u.cfg_file, u.line
             );
-            refs.add_ref(kind, &file, desc, read_entries(&file, kind));
+            refs.add_ref(kind, &u.file, desc, read_entries(&u.file, kind));
+            for c in u.checks {
+                refs.add_check(kind, &u.file, c);
+            }
         }
     }
     refs
 }
 
-type Uses = Vec<(String, String, usize)>;
+/// One use of a pattern file in the configuration.
+struct Use {
+    file: String,
+    cfg_file: String,
+    line: usize,
+    /// What this user requires of an entry (from its match and output types).
+    checks: Vec<EntryCheck>,
+}
+
+type Uses = Vec<Use>;
+
+/// `acl <name> <criterion> ...` / `{ <criterion> ...`: whether the criterion matches addresses.
+fn acl_matches_ip(words: &[&str]) -> bool {
+    if words.windows(2).any(|p| p == ["-m", "ip"]) {
+        return true;
+    }
+    let crit = match words.iter().position(|w| *w == "{") {
+        Some(i) => words.get(i + 1),
+        None => words.get(2),
+    };
+    let Some(crit) = crit else { return false };
+    if crit.contains(',') {
+        return false; // converters decide; not inferred here
+    }
+    let base = crit.split('(').next().unwrap_or(crit);
+    matches!(
+        base,
+        "src" | "dst" | "fc_src" | "fc_dst" | "bc_src" | "bc_dst"
+    ) || base.ends_with("_ip")
+}
+
+/// `map_<match>_<out>`: the checks its entries need.
+fn map_checks(name: &str) -> Vec<EntryCheck> {
+    let rest = name
+        .strip_prefix("map")
+        .unwrap_or(name)
+        .trim_start_matches('_');
+    let mut parts = rest.splitn(2, '_');
+    let matching = parts.next().filter(|m| !m.is_empty()).unwrap_or("str");
+    let out = parts.next().unwrap_or("str");
+    let mut checks = Vec::new();
+    if matching == "ip" {
+        checks.push(EntryCheck::IpKey);
+    }
+    match out {
+        "int" => checks.push(EntryCheck::IntValue),
+        "ip" => checks.push(EntryCheck::IpValue),
+        _ => {}
+    }
+    checks
+}
 
 /// Finds `-f <file>` on ACL lines and `map*(<file>` converters on any line.
 fn scan_line(line: &str, cfg_file: &str, n: usize, acls: &mut Uses, maps: &mut Uses) {
@@ -55,10 +110,20 @@ fn scan_line(line: &str, cfg_file: &str, n: usize, acls: &mut Uses, maps: &mut U
         .collect();
     let acl_line = words.first() == Some(&"acl") || words.contains(&"{");
     if acl_line {
+        let ip = acl_matches_ip(&words);
         for pair in words.windows(2) {
             if let [flag, file] = pair {
                 if *flag == "-f" {
-                    acls.push((file.to_string(), cfg_file.into(), n));
+                    acls.push(Use {
+                        file: file.to_string(),
+                        cfg_file: cfg_file.into(),
+                        line: n,
+                        checks: if ip {
+                            vec![EntryCheck::IpKey]
+                        } else {
+                            Vec::new()
+                        },
+                    });
                 }
             }
         }
@@ -81,7 +146,12 @@ fn scan_line(line: &str, cfg_file: &str, n: usize, acls: &mut Uses, maps: &mut U
                 let file_end = args.find([',', ')']).unwrap_or(args.len());
                 let file = &args[..file_end];
                 if !file.is_empty() {
-                    maps.push((file.to_string(), cfg_file.into(), n));
+                    maps.push(Use {
+                        file: file.to_string(),
+                        cfg_file: cfg_file.into(),
+                        line: n,
+                        checks: map_checks(&format!("map{suffix}")),
+                    });
                 }
             }
             rest = after;
@@ -154,7 +224,7 @@ mod tests {
         }
         let files = |v: &Uses| {
             v.iter()
-                .map(|(f, _, n)| (f.clone(), *n))
+                .map(|u| (u.file.clone(), u.line))
                 .collect::<Vec<_>>()
         };
         assert_eq!(
