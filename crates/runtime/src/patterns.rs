@@ -278,8 +278,14 @@ impl PatRefs {
                     .filter(|(_, e)| r.selects(e, entry))
                     .map(|(i, _)| i)
                     .collect();
+                // haproxy 2.6 leaves an entry whose new value its users cannot read as it was,
+                // silently (`set map <int map> k x`).
+                let readable = r
+                    .checks
+                    .iter()
+                    .all(|c| *c == EntryCheck::IpKey || c.check("", value).is_ok());
                 for i in &hits {
-                    if let Some(e) = r.entries.get_mut(*i) {
+                    if let Some(e) = r.entries.get_mut(*i).filter(|_| readable) {
                         e.value = value.clone();
                     }
                 }
@@ -442,6 +448,13 @@ mod tests {
         );
         assert_eq!(p.entries(1).len(), 2, "nothing added");
         assert_eq!(p.run(&words("add map /h.map k 7")).unwrap().1, Some(1));
+        assert_eq!(
+            p.run(&words("set map /h.map k x")).unwrap().0,
+            Reply::empty()
+        );
+        assert_eq!(p.entries(1)[2], ("k".to_string(), "7".to_string()));
+        p.run(&words("set map /h.map k 8")).unwrap();
+        assert_eq!(p.entries(1)[2], ("k".to_string(), "8".to_string()));
     }
 
     #[test]
