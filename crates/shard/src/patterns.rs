@@ -5,7 +5,7 @@
 //! never wait: a rule holds an `Rc` of the version it started with, and a change only swaps
 //! this shard's `Rc` on the shard's own thread. Files never changed cost one empty-map check.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -22,6 +22,8 @@ pub type Entries = Arc<Vec<(String, String)>>;
 /// ACL's address in the shared topology (stable for the process's life).
 #[derive(Default)]
 pub struct LiveStore {
+    /// Some file changed: until then every lookup returns at once.
+    any: Cell<bool>,
     files: RefCell<HashMap<Box<str>, (u64, Entries)>>,
     maps: RefCell<HashMap<usize, (u64, Rc<MapConv>)>>,
     acls: RefCell<HashMap<usize, (u64, Rc<Patterns>)>>,
@@ -35,12 +37,16 @@ impl LiveStore {
             return;
         }
         files.insert(file.into(), (version, entries));
+        self.any.set(true);
     }
 
     /// The current form of map converter `m`, or `None` while its file is as loaded. A
     /// version whose entries do not fit the converter (a value that is no integer in an
     /// `_int` map) keeps the last one that did.
     pub fn map(&self, m: &MapConv) -> Option<Rc<MapConv>> {
+        if !self.any.get() {
+            return None;
+        }
         let (version, entries) = {
             let files = self.files.borrow();
             let (v, e) = files.get(&*m.file)?;
@@ -63,6 +69,9 @@ impl LiveStore {
     /// The current patterns of ACL `a` (loaded from files), or `None` while none of its files
     /// changed.
     pub fn acl(&self, a: &CompiledAcl) -> Option<Rc<Patterns>> {
+        if !self.any.get() {
+            return None;
+        }
         let src = a.source.as_ref()?;
         let version = {
             let files = self.files.borrow();
@@ -97,5 +106,42 @@ impl LiveStore {
         };
         self.acls.borrow_mut().insert(key, (version, built.clone()));
         Some(built)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringlb_rules::Sample;
+
+    fn value(store: &LiveStore, m: &MapConv, key: &str) -> Option<Vec<u8>> {
+        let live = store.map(m)?;
+        let v = live.lookup(&Sample::str(key.as_bytes()))?;
+        Some(v.to_bytes().to_vec())
+    }
+
+    #[test]
+    fn a_changed_file_is_rebuilt_once_per_version_and_old_versions_are_ignored() {
+        let mut m = MapConv::from_bytes("map", b"a x\n", Some("dflt")).unwrap();
+        m.file = "/f.map".into();
+        let store = LiveStore::default();
+        assert!(store.map(&m).is_none(), "unchanged file: the loaded map");
+        store.set("/f.map", 2, Arc::new(vec![("a".into(), "y".into())]));
+        assert_eq!(value(&store, &m, "a"), Some(b"y".to_vec()));
+        assert_eq!(
+            value(&store, &m, "zz"),
+            Some(b"dflt".to_vec()),
+            "default kept"
+        );
+        let (first, second) = (store.map(&m).unwrap(), store.map(&m).unwrap());
+        assert!(Rc::ptr_eq(&first, &second), "built once per version");
+        store.set("/f.map", 1, Arc::new(Vec::new()));
+        assert_eq!(
+            value(&store, &m, "a"),
+            Some(b"y".to_vec()),
+            "late old version"
+        );
+        store.set("/f.map", 3, Arc::new(vec![("a".into(), "z".into())]));
+        assert_eq!(value(&store, &m, "a"), Some(b"z".to_vec()));
     }
 }
