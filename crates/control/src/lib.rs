@@ -266,6 +266,8 @@ async fn control_loop(
             started: std::time::Instant::now(),
             socket_stats: start.cli.socket_stats,
             stick_tables: start.cli.stick_tables,
+            patterns: std::cell::RefCell::new(start.cli.patterns),
+            pattern_version: std::cell::Cell::new(0),
         });
         for (l, spec) in listeners {
             glommio::spawn_local(cli::serve(ctx.clone(), l, spec)).detach();

@@ -228,10 +228,6 @@ fn help_info_stat_state_levels_and_errors() {
     assert_eq!(cli(&s.admin, "show table be"), "No such table\n\n");
     assert_eq!(cli(&s.admin, "clear table be key 1"), "No such table\n\n");
     assert_eq!(
-        cli(&s.admin, "set server be/s1 addr 127.0.0.2"),
-        "'set server <srv> addr' is not supported by ringlb yet.\n\n"
-    );
-    assert_eq!(
         cli(&s.admin, "add server be/s9 127.0.0.1:1"),
         "'add server' is not supported by ringlb yet.\n\n"
     );
@@ -837,4 +833,119 @@ fn socket_follows_the_worker_across_reloads() {
         "a new worker serves the socket after the reload"
     );
     assert_eq!(cli(&sock, "get weight be/s1"), "1 (initial 1)\n\n");
+}
+
+/// `set server B/S addr IP port P`: new connections of every shard go to the new address (the
+/// second origin), pooled ones to the old address are not reused; `show servers state` and
+/// `show stat` report it. The answer is haproxy 2.6's (crates/runtime/fixtures/recorded.txt).
+#[test]
+fn set_server_addr_moves_new_connections_on_every_shard() {
+    let s = start("cli-addr", [1, 1]);
+    assert_eq!(cli(&s.admin, "set server be/s2 state maint"), "\n");
+    let before = served_by(s.front, 10);
+    assert_eq!(before.get("s1"), Some(&10), "{before:?}");
+    let old = s._origins.get(0).addr();
+    let new = s._origins.get(1).addr();
+    assert_eq!(
+        cli(
+            &s.admin,
+            &format!("set server be/s1 addr {} port {}", new.ip(), new.port())
+        ),
+        format!(
+            "no need to change the addr, port changed from '{}' to '{}' by 'stats socket command'\n\n",
+            old.port(),
+            new.port()
+        )
+    );
+    // Keep-alive connections opened before keep their server connection; new ones move.
+    let after = served_by(s.front, 20);
+    assert_eq!(after.get("s2"), Some(&20), "{after:?}");
+    let state = state_rows(&cli(&s.admin, "show servers state be"));
+    assert!(
+        state[0].contains(" s1 127.0.0.1 ") && state[0].contains(&format!(" {} ", new.port())),
+        "{}",
+        state[0]
+    );
+    let stat = cli(&s.admin, "show stat");
+    assert!(stat.contains(&format!(",{new},")), "{stat}");
+    // Back to the first origin.
+    cli(
+        &s.admin,
+        &format!("set server be/s1 addr 127.0.0.1 port {}", old.port()),
+    );
+    let back = served_by(s.front, 10);
+    assert_eq!(back.get("s1"), Some(&10), "{back:?}");
+}
+
+/// `show servers conn`: haproxy 2.6's columns, filled from every shard's pools: idle server
+/// connections left by finished requests are counted per shard and in total, none in use.
+#[test]
+fn show_servers_conn_counts_every_shards_pools() {
+    let s = start("cli-conn", [1, 1]);
+    // (row, used_cur, idle_cur) per server.
+    let idle_total = |out: &str| -> Vec<(String, u32, u32)> {
+        out.lines()
+            .filter(|l| l.starts_with("be/"))
+            .map(|l| {
+                let f: Vec<&str> = l.split(' ').collect();
+                assert_eq!(f.len(), 15, "{l}");
+                let num = |i: usize| f[i].parse::<u32>().unwrap();
+                // idle_cur equals the sum of the per-shard columns, and unsafe + safe.
+                assert_eq!(num(12), num(13) + num(14), "{l}");
+                assert_eq!(num(12), num(9) + num(10), "{l}");
+                (f[0].to_string(), num(6), num(12))
+            })
+            .collect()
+    };
+    let before = cli(&s.admin, "show servers conn be");
+    assert!(
+        before.starts_with("# bkname/svname bkid/svid addr port - purge_delay used_cur used_max need_est unsafe_nb safe_nb idle_lim idle_cur idle_per_thr[2]\n"),
+        "{before}"
+    );
+    assert!(idle_total(&before).iter().all(|r| r.2 == 0), "{before}");
+    served_by(s.front, 20);
+    let mut after = String::new();
+    assert!(
+        wait_until(Duration::from_secs(3), || {
+            after = cli(&s.admin, "show servers conn be");
+            let rows = idle_total(&after);
+            rows.len() == 2 && rows.iter().all(|r| r.2 >= 1 && r.1 == 0)
+        }),
+        "{after}"
+    );
+    assert_eq!(
+        cli(&s.admin, "show servers conn nobe"),
+        "Can't find backend.\n\n"
+    );
+}
+
+/// After `set server ... addr`, the server's health checks follow it: the old origin going
+/// away does not take the server down.
+#[test]
+fn set_server_addr_moves_health_checks_too() {
+    let dir = TempDir::new("cli-addr-check");
+    let old = ringlb_testkit::Origin::start("old");
+    let new = ringlb_testkit::Origin::start("new");
+    let front = free_addr();
+    let sock = dir.join("admin.sock");
+    let cfg = format!(
+        "global\n    stats socket {} level admin\n    nbthread 2\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {} check inter 100ms fall 2 rise 1\n",
+        sock.display(),
+        old.addr()
+    );
+    let path = dir.join("ringlb.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let _proxy = Ringlb::start(&path, &[front]);
+    assert_eq!(served_by(front, 4).get("old"), Some(&4));
+    let out = cli(
+        &sock,
+        &format!("set server be/s1 addr 127.0.0.1 port {}", new.addr().port()),
+    );
+    assert!(out.contains("port changed from"), "{out}");
+    drop(old);
+    // Several check intervals with the old origin gone.
+    std::thread::sleep(Duration::from_millis(600));
+    let state = state_rows(&cli(&sock, "show servers state be"));
+    assert!(state[0].contains(" s1 127.0.0.1 2 0 "), "{}", state[0]);
+    assert_eq!(served_by(front, 4).get("new"), Some(&4));
 }

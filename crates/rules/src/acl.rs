@@ -20,13 +20,54 @@ pub struct CompiledAcl {
     pub name: String,
     pub expr: Expr,
     pub pats: Patterns,
+    /// How the patterns were built when some came from `-f` files (HAProxy's pattern
+    /// references, which `add acl`, `del acl` and `clear acl` change at run time).
+    pub source: Option<Box<AclSource>>,
+}
+
+/// The inputs of an ACL's patterns, kept to rebuild them with new file contents.
+#[derive(Debug, Clone)]
+pub struct AclSource {
+    kind: MatchKind,
+    ignore_case: bool,
+    operator: Option<String>,
+    inline: Vec<String>,
+    /// Each `-f` file as written, with the patterns read from it at start.
+    pub files: Vec<(Box<str>, Vec<String>)>,
 }
 
 impl CompiledAcl {
+    /// The patterns with the files' entries replaced by `live(file)` where it returns some
+    /// (the runtime socket's version of that file). Built on the shard that uses it.
+    pub fn rebuild(&self, live: &dyn Fn(&str) -> Option<Vec<String>>) -> Result<Patterns, String> {
+        let Some(src) = &self.source else {
+            return Ok(self.pats.clone());
+        };
+        let mut pats = Patterns::compile(
+            src.kind,
+            src.ignore_case,
+            src.operator.as_deref(),
+            &src.inline,
+        )?;
+        for (file, loaded) in &src.files {
+            let lines = live(file).unwrap_or_else(|| loaded.clone());
+            for line in &lines {
+                pats.add(line, src.operator.as_deref())?;
+            }
+        }
+        pats.seal();
+        Ok(pats)
+    }
+
     /// True when some value of the sample matches some pattern.
     pub fn matches(&self, cx: Ctx<'_, '_>) -> bool {
-        let kind = self.pats.kind;
-        if self.pats.is_empty() && !matches!(kind, MatchKind::Found | MatchKind::Bool) {
+        let live = match self.source {
+            Some(_) => cx.src.live_acl(self),
+            None => None,
+        };
+        let pats = live.as_deref().unwrap_or(&self.pats);
+        let kind = pats.kind;
+        if pats.is_empty() && !matches!(kind, MatchKind::Found | MatchKind::Bool) {
             // An ACL without patterns never matches (HAProxy warns about it).
             return false;
         }
@@ -41,15 +82,15 @@ impl CompiledAcl {
             return u
                 .groups
                 .iter()
-                .any(|g| self.pats.matches(&Sample::str(g.as_bytes())));
+                .any(|g| pats.matches(&Sample::str(g.as_bytes())));
         }
         let dow = matches!(self.expr.fetch, Fetch::DateDow) && self.expr.convs.is_empty();
         self.expr.each(cx, &mut |s| {
-            if self.pats.matches(&s) {
+            if pats.matches(&s) {
                 return true;
             }
             // ringlb extension: `date_dow` pattern 7 is Sunday too.
-            dow && s == Sample::Int(0) && self.pats.matches(&Sample::Int(7))
+            dow && s == Sample::Int(0) && pats.matches(&Sample::Int(7))
         })
     }
 }
@@ -141,9 +182,11 @@ pub fn compile_acl(acl: &Acl, env: &dyn FetchEnv) -> Result<CompiledAcl, Compile
         &acl.patterns,
     )
     .map_err(&err)?;
+    let mut files = Vec::new();
     for f in &flags.files {
         let text = std::fs::read(f)
             .map_err(|_| err(format!("failed to open pattern file <{}>", f.display())))?;
+        let mut loaded = Vec::new();
         for (n, line) in String::from_utf8_lossy(&text).lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
@@ -157,13 +200,25 @@ pub fn compile_acl(acl: &Acl, env: &dyn FetchEnv) -> Result<CompiledAcl, Compile
             };
             pats.add(p, acl.operator.as_deref())
                 .map_err(|e| err(format!("file <{}> line {} : {e}", f.display(), n + 1)))?;
+            loaded.push(p.to_string());
         }
+        files.push((Box::from(f.display().to_string()), loaded));
     }
     pats.seal();
+    let source = (!files.is_empty()).then(|| {
+        Box::new(AclSource {
+            kind,
+            ignore_case: flags.ignore_case,
+            operator: acl.operator.clone(),
+            inline: acl.patterns.clone(),
+            files,
+        })
+    });
     Ok(CompiledAcl {
         name: acl.name.clone(),
         expr,
         pats,
+        source,
     })
 }
 

@@ -157,6 +157,19 @@ pub trait SampleSource {
     fn is_http(&self) -> bool {
         true
     }
+    /// This shard's current form of a map converter whose file was changed on the runtime
+    /// socket (`add map`, `set map`...); `None` while the file is as loaded.
+    fn live_map(&self, _m: &crate::conv::MapConv) -> Option<std::rc::Rc<crate::conv::MapConv>> {
+        None
+    }
+    /// This shard's current patterns of an ACL loaded from files changed on the runtime
+    /// socket (`add acl`, `del acl`...); `None` while they are as loaded.
+    fn live_acl(
+        &self,
+        _a: &crate::acl::CompiledAcl,
+    ) -> Option<std::rc::Rc<crate::pattern::Patterns>> {
+        None
+    }
 }
 
 /// Side effects of actions the engine performs on the spot, so that a later rule sees them

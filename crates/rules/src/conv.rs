@@ -141,6 +141,12 @@ pub struct MapConv {
     default: Option<Sample<'static>>,
     /// `map_regm`: values use `\1` back-references.
     regm: Vec<Regex>,
+    /// The pattern file as written (HAProxy's pattern reference name: the runtime socket's
+    /// `add map <file>` changes what this converter sees, see [`MapConv::rebuild`]).
+    pub file: Box<str>,
+    /// The converter's name and default value as written, to rebuild it from new entries.
+    name: Box<str>,
+    default_text: Option<Box<str>>,
 }
 
 pub(crate) fn unhex(s: &[u8]) -> Option<Vec<u8>> {
@@ -483,6 +489,12 @@ impl Conv {
                 };
                 Sample::owned(out.into_owned())
             }
+            // A file changed on the runtime socket: this shard's rebuilt copy (an owned value,
+            // the copy may be replaced before the sample is used).
+            C::Map(m) if !m.file.is_empty() => match cx.src.live_map(m) {
+                Some(live) => live.lookup(&s)?.into_owned(),
+                None => m.lookup(&s)?,
+            },
             C::Map(m) => m.lookup(&s)?,
             C::IpMask { v4, v6 } => match s.to_ip()? {
                 IpAddr::V4(a) => Sample::Ip(IpAddr::V4(Ipv4Addr::from(u32::from(a) & v4))),
@@ -936,8 +948,25 @@ impl MapConv {
     pub fn load(name: &str, file: &str, default: Option<&str>) -> Result<MapConv, String> {
         let text = std::fs::read(file)
             .map_err(|_| format!("converter '{name}' : failed to open pattern file <{file}>."))?;
-        MapConv::from_bytes(name, &text, default)
-            .map_err(|e| format!("converter '{name}' : file <{file}> : {e}"))
+        let mut m = MapConv::from_bytes(name, &text, default)
+            .map_err(|e| format!("converter '{name}' : file <{file}> : {e}"))?;
+        m.file = file.into();
+        Ok(m)
+    }
+
+    /// The same converter over other entries (`key value` pairs, in order): what the runtime
+    /// socket's `add|set|del|clear map` make of the file. Built on the shard that uses it.
+    pub fn rebuild(&self, entries: &[(String, String)]) -> Result<MapConv, String> {
+        let mut text = Vec::new();
+        for (k, v) in entries {
+            text.extend_from_slice(k.as_bytes());
+            text.push(b' ');
+            text.extend_from_slice(v.as_bytes());
+            text.push(b'\n');
+        }
+        let mut m = MapConv::from_bytes(&self.name, &text, self.default_text.as_deref())?;
+        m.file = self.file.clone();
+        Ok(m)
     }
 
     /// Builds a map from file contents (see [`MapConv::load`]).
@@ -983,6 +1012,9 @@ impl MapConv {
             values: Vec::new(),
             default: default.map(conv_out).transpose()?,
             regm: Vec::new(),
+            file: Box::from(""),
+            name: name.into(),
+            default_text: default.map(Box::from),
         };
         let mut pats = Patterns::compile(kind, false, None, &[])?;
         for (lineno, raw) in text.split(|&c| c == b'\n').enumerate() {
@@ -1027,7 +1059,8 @@ impl MapConv {
         Ok(map)
     }
 
-    fn lookup<'c>(&'c self, s: &Sample<'_>) -> Option<Sample<'c>> {
+    /// The value for sample `s` (the default when no key matches).
+    pub fn lookup<'c>(&'c self, s: &Sample<'_>) -> Option<Sample<'c>> {
         let hit = match self.kind {
             MatchKind::Str => self.exact.get(&*s.to_bytes()).copied(),
             MatchKind::Ip => {

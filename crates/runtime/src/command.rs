@@ -356,6 +356,11 @@ pub enum Command {
     },
     /// `del acl <acl> <key>|#<ref>`.
     DelAcl { acl: String, entry: EntryRef },
+    /// `clear acl [@<ver>] <acl>`.
+    ClearAcl {
+        version: Option<String>,
+        acl: String,
+    },
     /// `show ssl cert [<file>]`.
     ShowSslCert { file: Option<String> },
     /// `set ssl cert <file> <<\n<PEM>` — starts a transaction.
@@ -408,7 +413,8 @@ impl Command {
             | Command::ClearMap { .. }
             | Command::ShowAcl { .. }
             | Command::AddAcl { .. }
-            | Command::DelAcl { .. } => Owner::Patterns,
+            | Command::DelAcl { .. }
+            | Command::ClearAcl { .. } => Owner::Patterns,
             Command::ShowSslCert { .. }
             | Command::SetSslCert { .. }
             | Command::CommitSslCert { .. }
@@ -1011,6 +1017,16 @@ pub fn parse(kw: Kw, args: &[String], payload: Option<&str>) -> Result<Command, 
             Command::ClearMap {
                 version,
                 map: a(i).into(),
+            }
+        }
+        Kw::ClearAcl => {
+            let (version, i) = version_at(args, 2);
+            if a(i).is_empty() {
+                return Err(Reply::err("Missing ACL identifier.\n"));
+            }
+            Command::ClearAcl {
+                version,
+                acl: a(i).into(),
             }
         }
         Kw::ShowSslCert => Command::ShowSslCert { file: opt(a(3)) },

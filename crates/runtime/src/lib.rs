@@ -56,6 +56,7 @@
 
 pub mod apply;
 pub mod command;
+pub mod patterns;
 pub mod reply;
 pub mod servers;
 pub mod session;
@@ -64,6 +65,7 @@ pub mod table;
 
 pub use apply::{apply, effective_weight, Outcome};
 pub use command::{AdminState, Command, Deferred, Owner, ServerRef, SetServerOp, WeightSpec};
+pub use patterns::{EntryCheck, PatRefs, RefKind};
 pub use reply::{Reply, SeverityOutput};
 pub use servers::{
     BackendRow, CheckRow, ConnRow, FrontendRow, FrontendState, OpState, ServerChange, ServerRow,

@@ -127,6 +127,10 @@ pub struct ServerHealth {
 /// One shard's answer to a `show table`: (seq, rows it owns, entries it owns).
 type StickRows = (u64, Vec<ringlb_stick::EntryView>, usize);
 
+/// One shard's server connections for `show servers conn`: per backend, per server, (in use,
+/// idle that carried one request (haproxy's "unsafe"), idle that carried more ("safe")).
+pub type ConnCounts = Vec<Vec<(u32, u32, u32)>>;
+
 /// Where shards publish copies of their counters for readers.
 #[derive(Debug)]
 pub struct StatsBoard {
@@ -135,6 +139,8 @@ pub struct StatsBoard {
     health: Mutex<Vec<Vec<ServerHealth>>>,
     /// Per shard: the stick-table entries it owns for the last `show table` (seq, rows, used).
     stick_slots: Vec<Mutex<Option<StickRows>>>,
+    /// Per shard: its server connections for the last `show servers conn` (seq, counts).
+    conn_slots: Vec<Mutex<Option<(u64, ConnCounts)>>>,
     next_seq: AtomicU64,
     /// The process-wide clock origin of every `now_ms` (rates of all shards line up).
     pub origin: Instant,
@@ -148,6 +154,7 @@ impl StatsBoard {
             slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
             health: Mutex::new(Vec::new()),
             stick_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
+            conn_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
             next_seq: AtomicU64::new(1),
             origin: Instant::now(),
             start_unix_s: std::time::SystemTime::now()
@@ -206,6 +213,29 @@ impl StatsBoard {
                 *g = Some((seq, rows, used));
             }
         }
+    }
+
+    /// Called by shard `shard` in answer to `PublishConns { seq }`.
+    pub fn publish_conns(&self, shard: usize, seq: u64, counts: ConnCounts) {
+        if let Some(slot) = self.conn_slots.get(shard) {
+            if let Ok(mut g) = slot.lock() {
+                *g = Some((seq, counts));
+            }
+        }
+    }
+
+    /// Every shard's connection counts for `seq` (in shard order), once all have answered.
+    pub fn try_collect_conns(&self, seq: u64) -> Option<Vec<ConnCounts>> {
+        let mut out = Vec::with_capacity(self.conn_slots.len());
+        for slot in &self.conn_slots {
+            let g = slot.lock().ok()?;
+            let (got, c) = g.as_ref()?;
+            if *got < seq {
+                return None;
+            }
+            out.push(c.clone());
+        }
+        Some(out)
     }
 
     /// Every shard's rows and entry count for `seq`, once all have answered.

@@ -1322,14 +1322,7 @@ impl<'a> Session<'a> {
                 }
                 c.stream_start(be, s, now_ms);
                 txn.server = Some(s);
-                txn.server_addr = self
-                    .ctx
-                    .state
-                    .topo
-                    .backends
-                    .get(be)
-                    .and_then(|b| b.servers.get(s))
-                    .map(|s| s.addr);
+                txn.server_addr = self.ctx.state.server(be, s).map(|s| s.addr.get());
                 txn.stream_started = true;
             }
         }

@@ -62,6 +62,20 @@ pub struct LogFacts {
 }
 
 impl SampleSource for Host<'_> {
+    fn live_map(
+        &self,
+        m: &ringlb_rules::conv::MapConv,
+    ) -> Option<std::rc::Rc<ringlb_rules::conv::MapConv>> {
+        self.ctx.state.patterns.map(m)
+    }
+
+    fn live_acl(
+        &self,
+        a: &ringlb_rules::CompiledAcl,
+    ) -> Option<std::rc::Rc<ringlb_rules::pattern::Patterns>> {
+        self.ctx.state.patterns.acl(a)
+    }
+
     fn now_ms(&self) -> i64 {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)

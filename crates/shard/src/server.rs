@@ -177,6 +177,11 @@ pub async fn connect(
                 .map(|srv| (srv.addr, b.timeouts.connect))
         })
         .ok_or_else(|| io::Error::other("no server"))?;
+    // `set server ... addr` on the runtime socket changes where new connections go.
+    let rt = match ctx.state.server(lease.backend, lease.server) {
+        Some(st) => (st.addr.get(), rt.1),
+        None => rt,
+    };
     let (addr, timeout) = rt;
     let started = Instant::now();
     let tcp = match within(timeout, TcpStream::connect(&ctx.ring, addr)).await {

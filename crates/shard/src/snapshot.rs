@@ -88,7 +88,7 @@ pub fn build(
                             ServerStats {
                                 name: s.name.clone(),
                                 id: b.balance.servers.get(si).map_or(si as u32 + 1, |x| x.puid),
-                                addr: s.addr.to_string(),
+                                addr: st.map_or(s.addr, |st| st.addr.get()).to_string(),
                                 oper: if st.is_none_or(|s| s.up.get()) {
                                     OperState::Running
                                 } else {

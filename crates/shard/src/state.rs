@@ -60,6 +60,49 @@ pub enum ControlMsg {
         server: usize,
         maxconn: u32,
     },
+    /// `set table`: every shard applies it, the key's owner as the authority, the others to
+    /// their cached copy (`stick::apply_control`).
+    SetStickEntry {
+        table: String,
+        entry: ringlb_stick::SetEntry,
+    },
+    /// `clear table`: every shard removes the matching entries (owned and cached) that no
+    /// stream of its own holds.
+    ClearStickTable {
+        table: String,
+        query: ringlb_stick::Query,
+    },
+    /// Copy this shard's server connection counts to the stats board (`show servers conn`).
+    PublishConns { seq: u64 },
+    /// `set server B/S addr IP [port P]`: new connections to the server go to `addr`.
+    SetServerAddr {
+        backend: usize,
+        server: usize,
+        addr: std::net::SocketAddr,
+    },
+    /// A map or ACL file's new contents (`add map`, `del acl`...): version `version` of
+    /// `file` (`patterns::LiveStore`).
+    SetPatterns {
+        file: Arc<str>,
+        version: u64,
+        entries: crate::patterns::Entries,
+    },
+}
+
+impl ControlMsg {
+    /// Whether the control shard's mirror applies it too: not the requests to publish or to
+    /// change stick tables, which only the worker shards hold.
+    pub fn for_mirror(&self) -> bool {
+        !matches!(
+            self,
+            ControlMsg::PublishStats { .. }
+                | ControlMsg::PublishStickTable { .. }
+                | ControlMsg::PublishConns { .. }
+                | ControlMsg::SetStickEntry { .. }
+                | ControlMsg::ClearStickTable { .. }
+                | ControlMsg::SetPatterns { .. }
+        )
+    }
 }
 
 /// Lifecycle of a shard.
@@ -72,6 +115,8 @@ pub enum RunState {
 
 pub struct ServerState {
     pub admin: Cell<AdminState>,
+    /// Where new connections go: the configured address until `set server ... addr`.
+    pub addr: Cell<std::net::SocketAddr>,
     pub up: Cell<bool>,
     pub weight: Cell<u32>,
     /// Connections to this server in use by this shard (not idle).
@@ -166,6 +211,8 @@ pub struct ShardState {
     pub stick_flush: RefCell<Option<Waker>>,
     /// The tables changed since the flush task last looked.
     pub stick_dirty: Cell<bool>,
+    /// Map and ACL files changed on the runtime socket (`patterns.rs`).
+    pub patterns: crate::patterns::LiveStore,
 }
 
 /// A limit split over `nshards` shards: each gets ⌈limit / nshards⌉ (0 stays unlimited).
@@ -205,6 +252,7 @@ impl ShardState {
                             AdminState::Ready
                         }),
                         up: Cell::new(true),
+                        addr: Cell::new(s.addr),
                         weight: Cell::new(s.weight),
                         active: Cell::new(0),
                         tls: s.tls.as_ref().map(|t| t.config.for_shard()),
@@ -256,6 +304,7 @@ impl ShardState {
             stick,
             stick_flush: RefCell::new(None),
             stick_dirty: Cell::new(false),
+            patterns: crate::patterns::LiveStore::default(),
         }
     }
 
@@ -342,7 +391,48 @@ impl ShardState {
                     s.maxconn_now.set(share(maxconn, self.nshards));
                 }
             }
+            ControlMsg::SetStickEntry { .. } | ControlMsg::ClearStickTable { .. } => {
+                crate::stick::apply_control(self, msg);
+            }
+            ControlMsg::PublishConns { seq } => {
+                self.board
+                    .publish_conns(self.shard_id, seq, self.conn_counts());
+            }
+            ControlMsg::SetServerAddr {
+                backend,
+                server,
+                addr,
+            } => {
+                if let Some(s) = self.server(backend, server) {
+                    s.addr.set(addr);
+                    // Pooled connections go to the old address: none is reused.
+                    self.clear_idle(backend, server);
+                }
+            }
+            ControlMsg::SetPatterns {
+                ref file,
+                version,
+                ref entries,
+            } => self.patterns.set(file, version, entries.clone()),
         }
+    }
+
+    /// Per server: connections in use, idle ones that carried one request, idle ones that
+    /// carried more (haproxy's used, unsafe and safe counts).
+    pub fn conn_counts(&self) -> crate::counters::ConnCounts {
+        self.backends
+            .iter()
+            .map(|b| {
+                b.servers
+                    .iter()
+                    .map(|s| {
+                        let idle = s.idle.borrow();
+                        let safe = idle.iter().filter(|c| c.conn.reuses >= 2).count() as u32;
+                        (s.active.get(), idle.len() as u32 - safe, safe)
+                    })
+                    .collect()
+            })
+            .collect()
     }
 
     pub fn server(&self, backend: usize, server: usize) -> Option<&ServerState> {

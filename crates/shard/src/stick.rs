@@ -116,6 +116,30 @@ pub fn store_server(state: &ShardState, table: &str, key: &Sample<'_>, server_id
     }
 }
 
+/// `set table` / `clear table` from the runtime socket, sent to every shard: the key's owner
+/// applies the change and tells the shards caching it with its next flush; the others change
+/// their cached copy at once, so the change holds on every shard once all applied the message.
+pub fn apply_control(state: &ShardState, msg: &crate::state::ControlMsg) {
+    use crate::state::ControlMsg;
+    let now = state.board.now_ms();
+    let mut tables = state.stick.borrow_mut();
+    let changed_any = match msg {
+        ControlMsg::SetStickEntry { table, entry } => tables
+            .id(table)
+            .and_then(|id| tables.get_mut(id))
+            .is_some_and(|t| t.apply_set(entry, now).is_ok()),
+        ControlMsg::ClearStickTable { table, query } => tables
+            .id(table)
+            .and_then(|id| tables.get_mut(id))
+            .is_some_and(|t| t.clear(query, now) > 0),
+        _ => false,
+    };
+    drop(tables);
+    if changed_any {
+        changed(state);
+    }
+}
+
 /// Something changed in this shard's tables: wake the flush task (no-op with one shard).
 pub fn changed(state: &ShardState) {
     state.stick_dirty.set(true);

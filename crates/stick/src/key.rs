@@ -130,10 +130,12 @@ impl KeyType {
     /// `clear table t key K`, `set table t key K ...`).
     pub fn parse_cli(self, text: &str, out: &mut Vec<u8>) -> Result<(), String> {
         let ok = match self {
-            KeyType::Ip => text
-                .parse::<Ipv4Addr>()
-                .map(|a| self.encode(&KeySample::Ipv4(a), out))
-                .map_err(|_| "Invalid key\n".to_string())?,
+            // haproxy 2.6 converts with `inetaddr_host`, which yields 0.0.0.0 for text that is
+            // no address: `set table t key zz` creates the entry 0.0.0.0.
+            KeyType::Ip => self.encode(
+                &KeySample::Ipv4(text.parse::<Ipv4Addr>().unwrap_or(Ipv4Addr::UNSPECIFIED)),
+                out,
+            ),
             KeyType::Ipv6 => text
                 .parse::<Ipv6Addr>()
                 .map(|a| self.encode(&KeySample::Ipv6(a), out))
@@ -361,7 +363,9 @@ mod tests {
             .parse_cli("2f61", &mut v)
             .unwrap();
         assert_eq!(v, vec![0x2f, 0x61, 0, 0]);
-        assert!(KeyType::Ip.parse_cli("::1", &mut v).is_err());
+        v.clear();
+        KeyType::Ip.parse_cli("::1", &mut v).unwrap();
+        assert_eq!(v, vec![0, 0, 0, 0], "haproxy's inetaddr_host: 0.0.0.0");
         assert!(KeyType::Integer.parse_cli("x", &mut v).is_err());
     }
 }

@@ -42,7 +42,7 @@ pub mod track;
 
 pub use data::{DataType, Layout};
 pub use key::{KeySample, KeyType};
-pub use runtime::{CliVerb, EntryView, Filter, FilterOp, Query};
+pub use runtime::{CliVerb, EntryView, Filter, FilterOp, Query, SetEntry};
 pub use shard::{owner_of, Delta, DeltaOp, Message, Outgoing, ShardInfo, Update};
 pub use table::{encode_key, Refused, Table, TableConfig};
 pub use tables::{FetchValue, StreamCounters, TableId, Tables, MAX_SC};

@@ -222,35 +222,33 @@ impl Table {
         n
     }
 
-    /// `set table <name> key <k> [data.<type> <value>]*`: creates or touches the entry and sets
-    /// the values (a rate reads `value` for its current period, then fades; integers wrap to
-    /// their width as in HAProxy). Errors as [`Query::parse`]'s.
+    /// `set table <name> key <k> [data.<type> <value>]*` on a single-shard table: creates or
+    /// touches the entry and sets the values (a rate reads `value` for its current period,
+    /// then fades; integers wrap to their width as in HAProxy). Errors as [`SetEntry::parse`]'s,
+    /// reported after the values before the faulty word were stored, as HAProxy does.
     pub fn set_entry(&mut self, args: &[&str], now_ms: u64) -> Result<(), String> {
-        let (Some(&"key"), Some(k)) = (args.first(), args.get(1)) else {
-            return Err(String::new());
+        let Some((entry, err)) = SetEntry::parse(&self.cfg, args)? else {
+            return Ok(());
         };
-        let mut key = Vec::new();
-        self.cfg
-            .key
-            .parse_cli(k, &mut key)
-            .map_err(|_| String::new())?;
-        let mut sets = Vec::new();
-        for pair in args[2..].chunks(2) {
-            let name = pair[0]
-                .strip_prefix("data.")
-                .ok_or("\"data.<type>\" followed by a value expected\n")?;
-            let dt = parse_stored(&self.cfg, name)?;
-            let v = pair
-                .get(1)
-                .and_then(|v| v.parse::<i64>().ok())
-                .ok_or("Require a valid integer value to store\n")?;
-            sets.push((dt, v));
-        }
+        self.apply_set(&entry, now_ms)?;
+        err.map_or(Ok(()), Err)
+    }
+
+    /// Applies a parsed `set table` on this shard. The owner of the key records the values
+    /// (and sends them to every shard caching it with its next flush); any other shard writes
+    /// them into its cached copy at once, without a delta, so that once every shard applied the
+    /// command the new values hold everywhere. Fails only when the table is full (`nopurge`).
+    pub fn apply_set(&mut self, e: &SetEntry, now_ms: u64) -> Result<(), String> {
         let slot = self
-            .find_or_create(&key, now_ms)
+            .find_or_create(&e.key, now_ms)
             .map_err(|_| "Unable to allocate a new entry\n".to_string())?;
-        for (dt, v) in sets {
-            self.mutate(slot, DeltaOp::Set(dt, v), now_ms);
+        let owned = self.owns(slot);
+        for &(dt, v) in &e.sets {
+            if owned {
+                self.mutate(slot, DeltaOp::Set(dt, v), now_ms);
+            } else {
+                self.apply(slot, DeltaOp::Set(dt, v), now_ms);
+            }
         }
         Ok(())
     }
@@ -269,6 +267,76 @@ impl Table {
         };
         r.unwrap_or_else(|e| e)
     }
+}
+
+/// A parsed `set table <name> key <k> [data.<type> <value>]*`: plain data, so the control
+/// shard can parse once and send it to every shard.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetEntry {
+    /// Key bytes in the table's key type.
+    pub key: Box<[u8]>,
+    /// Values to store, in the order given.
+    pub sets: Vec<(DataType, i64)>,
+}
+
+impl SetEntry {
+    /// Parses the words after the table name with HAProxy 2.6's checks and texts. `Ok(None)`:
+    /// nothing to do and nothing to print (no words, or a key that does not convert). A
+    /// faulty `data.` pair comes back beside the entry: HAProxy creates the entry and stores
+    /// the values before the faulty pair, then prints the error.
+    pub fn parse(
+        cfg: &TableConfig,
+        args: &[&str],
+    ) -> Result<Option<(SetEntry, Option<String>)>, String> {
+        match args.first().copied() {
+            None => return Ok(None),
+            Some("key") => {}
+            Some(w) if w.starts_with("data.") => return Err(
+                "content-based lookup is only supported with the \"show\" and \"clear\" actions\n"
+                    .into(),
+            ),
+            Some(_) => {
+                return Err(
+                    "Required arguments: <table> key <key> [data.<store_data_type> <value>]*\n"
+                        .into(),
+                )
+            }
+        }
+        let k = args.get(1).ok_or("Key value expected\n")?;
+        let mut key = Vec::new();
+        if cfg.key.parse_cli(k, &mut key).is_err() {
+            return Ok(None);
+        }
+        let mut sets = Vec::new();
+        let mut err = None;
+        for pair in args.get(2..).unwrap_or_default().chunks(2) {
+            match parse_set_pair(cfg, pair) {
+                Ok(s) => sets.push(s),
+                Err(e) => {
+                    err = Some(e);
+                    break;
+                }
+            }
+        }
+        let entry = SetEntry {
+            key: key.into_boxed_slice(),
+            sets,
+        };
+        Ok(Some((entry, err)))
+    }
+}
+
+fn parse_set_pair(cfg: &TableConfig, pair: &[&str]) -> Result<(DataType, i64), String> {
+    let name = pair
+        .first()
+        .and_then(|w| w.strip_prefix("data."))
+        .ok_or("\"data.<type>\" followed by a value expected\n")?;
+    let dt = parse_stored(cfg, name)?;
+    let v = pair
+        .get(1)
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or("Require a valid integer value to store\n")?;
+    Ok((dt, v))
 }
 
 /// The stick-table runtime commands.

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use ringlb_config::model::StoreItem;
 use ringlb_stick::{
-    owner_of, DataType, Event, KeySample, KeyType, Layout, Message, Outgoing, Query, ShardInfo,
-    Table, TableConfig, TrackFrom,
+    owner_of, DataType, Event, KeySample, KeyType, Layout, Message, Outgoing, Query, SetEntry,
+    ShardInfo, Table, TableConfig, TrackFrom,
 };
 
 fn guide_table(shards: u16) -> Vec<Table> {
@@ -407,4 +407,78 @@ fn the_owner_keeps_an_entry_a_stream_on_another_shard_holds() {
     );
     // Released everywhere: it expires 30 s after its last touch.
     assert!(shards[owner].purge_expired(140_000, 10) == 1);
+}
+
+/// `set table` as the runtime socket sends it (the same parsed entry applied on every shard):
+/// every shard reads the new values at once, before any exchange, and the owner's value wins
+/// once snapshots flow; requests counted afterwards add to it on every shard.
+#[test]
+fn set_table_applied_on_every_shard_holds_at_once_and_after_exchanges() {
+    let mut shards = guide_table(2);
+    let cfg = shards[0].config().clone();
+    let (entry, err) = SetEntry::parse(&cfg, &["key", "127.0.0.1", "data.http_req_rate", "150"])
+        .unwrap()
+        .unwrap();
+    assert_eq!(err, None);
+    for t in shards.iter_mut() {
+        t.apply_set(&entry, 10).unwrap();
+    }
+    for t in shards.iter_mut() {
+        assert_eq!(t.lookup(&CLIENT, DataType::HttpReqRate, 11), Some(150));
+        assert!(!request(t, 11), "the guide's rule denies above 100");
+    }
+    let mut net = Net::default();
+    for now in 12..16 {
+        net.exchange(&mut shards, now);
+    }
+    // 150 set + one request on each shard.
+    for t in shards.iter_mut() {
+        assert_eq!(t.lookup(&CLIENT, DataType::HttpReqRate, 16), Some(152));
+    }
+}
+
+/// `clear table` sent to every shard removes the owner's entry and the caches of it: no
+/// shard keeps reading the old counts.
+#[test]
+fn clear_table_on_every_shard_forgets_the_key_everywhere() {
+    let mut shards = guide_table(2);
+    let mut net = Net::default();
+    for now in 0..20u64 {
+        let i = (now % 2) as usize;
+        request(&mut shards[i], now);
+        net.exchange(&mut shards, now);
+    }
+    for now in 20..24 {
+        net.exchange(&mut shards, now);
+    }
+    for t in shards.iter_mut() {
+        assert_eq!(t.lookup(&CLIENT, DataType::HttpReqRate, 24), Some(20));
+    }
+    let q = Query::parse(&shards[0].config().clone(), &["key", "127.0.0.1"]).unwrap();
+    for t in shards.iter_mut() {
+        assert_eq!(t.clear(&q, 25), 1);
+    }
+    for now in 25..30 {
+        net.exchange(&mut shards, now);
+    }
+    for t in shards.iter() {
+        assert!(t.query(&Query::default(), 30, false).is_empty());
+    }
+    // A faulty pair after a good one: the good one is stored, the error comes back.
+    let cfg = shards[0].config().clone();
+    let (entry, err) = SetEntry::parse(
+        &cfg,
+        &["key", "127.0.0.1", "data.gpc0", "3", "data.foo", "1"],
+    )
+    .unwrap()
+    .unwrap();
+    assert_eq!(err.as_deref(), Some("Unknown data type\n"));
+    assert_eq!(entry.sets, vec![(DataType::Gpc0, 3)]);
+    assert_eq!(
+        SetEntry::parse(&cfg, &["data.gpc0", "1"]).unwrap_err(),
+        "content-based lookup is only supported with the \"show\" and \"clear\" actions\n"
+    );
+    // haproxy 2.6 reads text that is no IPv4 address as 0.0.0.0.
+    let (zz, _) = SetEntry::parse(&cfg, &["key", "zz"]).unwrap().unwrap();
+    assert_eq!(&*zz.key, &[0, 0, 0, 0]);
 }

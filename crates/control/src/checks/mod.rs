@@ -374,6 +374,9 @@ struct Driver {
     quiet: bool,
     spread_checks: u32,
     rng: RefCell<u64>,
+    /// `set server B/S addr`: where the server's checks go now (their own `addr`/`port`
+    /// options still win, as in haproxy).
+    addrs: RefCell<std::collections::HashMap<(usize, usize), std::net::SocketAddr>>,
 }
 
 impl Driver {
@@ -575,6 +578,11 @@ impl ChecksHandle {
         }
     }
 
+    /// `set server B/S addr`: the server's next checks go to `addr`.
+    pub fn set_addr(&self, b: usize, s: usize, addr: std::net::SocketAddr) {
+        self.0.addrs.borrow_mut().insert((b, s), addr);
+    }
+
     /// Whether the board tracks this server.
     pub fn knows(&self, b: usize, s: usize) -> bool {
         self.0.board.borrow().has_server(b, s)
@@ -658,6 +666,7 @@ pub fn start(
         quiet: plan.quiet,
         spread_checks: plan.spread_checks,
         rng: RefCell::new(seed),
+        addrs: RefCell::new(std::collections::HashMap::new()),
     });
     driver
         .stats
@@ -700,12 +709,20 @@ async fn check_task(d: Rc<Driver>, job: Job) {
             glommio::timer::sleep(job.target.inter.max(Duration::from_millis(1))).await;
             continue;
         }
+        let moved = d.addrs.borrow().get(&(job.backend, job.server)).copied();
+        let target = match moved {
+            Some(addr) => std::borrow::Cow::Owned(exec::CheckTarget {
+                server: addr,
+                ..job.target.clone()
+            }),
+            None => std::borrow::Cow::Borrowed(&job.target),
+        };
         let effects = match job.kind {
             JobKind::Health => {
                 let unix = SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |t| t.as_secs() as u32);
-                let r = exec::run_health(&job.script, &job.target, unix).await;
+                let r = exec::run_health(&job.script, &target, unix).await;
                 let now = d.now();
                 let e = d
                     .board
@@ -714,7 +731,7 @@ async fn check_task(d: Rc<Driver>, job: Job) {
                 e
             }
             JobKind::Agent => {
-                let r = exec::run_agent(&job.script, &job.target).await;
+                let r = exec::run_agent(&job.script, &target).await;
                 let now = d.now();
                 let e = d
                     .board

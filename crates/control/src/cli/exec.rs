@@ -34,11 +34,8 @@ impl Bus {
 
     /// Broadcasts `msg` (in order with every other message of the control shard).
     pub async fn send(&self, msg: ControlMsg) {
-        // The mirror has no counters of its own to publish.
-        if !matches!(
-            msg,
-            ControlMsg::PublishStats { .. } | ControlMsg::PublishStickTable { .. }
-        ) {
+        // The mirror has no counters or stick tables of its own.
+        if msg.for_mirror() {
             self.mirror.apply(&msg);
         }
         for shard in &self.shards {
@@ -70,6 +67,9 @@ pub struct Ctx {
     pub socket_stats: Vec<String>,
     /// Proxies with a `stick-table` line.
     pub stick_tables: Vec<String>,
+    /// Map and ACL files (`patterns.rs`) and the version of the last change sent to the shards.
+    pub patterns: RefCell<ringlb_runtime::PatRefs>,
+    pub pattern_version: Cell<u64>,
 }
 
 /// Runs `reqs` in order, appending what they print to `out`; true when the connection closes.
@@ -103,10 +103,14 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
             Reply::raw_with_blank_line(text)
         }
         Owner::StickTables if ctx.stick_tables.is_empty() => no_tables(&p.command),
-        Owner::StickTables if matches!(p.command, ringlb_runtime::Command::ShowTable { .. }) => {
-            show_table(ctx, p).await
-        }
-        Owner::StickTables | Owner::Patterns | Owner::Tls | Owner::Engine => not_supported(p),
+        Owner::StickTables => match p.command {
+            ringlb_runtime::Command::ShowTable { .. } => show_table(ctx, p).await,
+            ringlb_runtime::Command::ClearTable { .. } => super::tables::clear_table(ctx, p).await,
+            ringlb_runtime::Command::SetTable { .. } => super::tables::set_table(ctx, p).await,
+            _ => not_supported(p),
+        },
+        Owner::Patterns => super::patterns::run(ctx, p).await,
+        Owner::Tls | Owner::Engine => not_supported(p),
     }
 }
 
@@ -148,6 +152,11 @@ async fn show_table(ctx: &Ctx, p: &Pending) -> Reply {
             let (rows, used) = collect_table(ctx, name, query).await;
             if by_key && rows.is_empty() {
                 return Reply::empty(); // haproxy answers nothing for an absent key
+            }
+            if p.level < ringlb_runtime::Level::Operator {
+                ringlb_stick::runtime::format_show(cfg, used, Vec::new(), &mut out);
+                out.push_str("# contents not dumped due to insufficient privileges\n");
+                return Reply::raw_with_blank_line(format!("{out}\n"));
             }
             ringlb_stick::runtime::format_show(cfg, used, rows, &mut out);
         }
@@ -210,11 +219,15 @@ fn supported(c: &ServerChange) -> bool {
             | ServerChange::Agent { .. }
             | ServerChange::Maxconn { .. }
             | ServerChange::CheckEnabled { .. }
+            | ServerChange::Addr { .. }
     )
 }
 
 async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
     refresh(ctx);
+    if matches!(p.command, ringlb_runtime::Command::ShowServersConn { .. }) {
+        refresh_conns(ctx).await;
+    }
     let outcome = {
         let table = ctx.table.borrow();
         apply(&table, &p.command)
@@ -245,9 +258,7 @@ async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
         }
     }
     if !outcome.changes.is_empty() {
-        // Shards apply control messages in order: once each has answered a PublishStats sent
-        // after the change, the change is in effect everywhere, as haproxy's is when it answers.
-        let _ = collect(ctx).await;
+        barrier(ctx).await;
     }
     outcome.reply
 }
@@ -270,6 +281,9 @@ fn names(c: &ServerChange) -> (&str, &str) {
             backend, server, ..
         }
         | ServerChange::CheckEnabled {
+            backend, server, ..
+        }
+        | ServerChange::Addr {
             backend, server, ..
         } => (backend, server),
         _ => ("", ""),
@@ -323,6 +337,17 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
             server: s,
             maxconn: *maxconn,
         }],
+        ServerChange::Addr { addr, port, .. } => {
+            let addr = std::net::SocketAddr::new(*addr, *port);
+            if let Some(h) = &ctx.checks {
+                h.set_addr(b, s, addr);
+            }
+            vec![ControlMsg::SetServerAddr {
+                backend: b,
+                server: s,
+                addr,
+            }]
+        }
         ServerChange::CheckEnabled { agent, enabled, .. } => {
             if let Some(h) = &ctx.checks {
                 h.set_check_enabled(b, s, *agent, *enabled);
@@ -424,6 +449,47 @@ fn refresh(ctx: &Ctx) {
                 .and_then(|v| v.get(flat))
                 .map_or(uptime, |st| st.lastchg.as_secs());
             flat += 1;
+        }
+    }
+}
+
+/// Returns once every shard has applied the messages sent before: shards apply control
+/// messages in order, so once each has answered a PublishStats sent after a change, the change
+/// is in effect everywhere, as haproxy's is when it answers.
+pub(super) async fn barrier(ctx: &Ctx) {
+    let _ = collect(ctx).await;
+}
+
+/// Fills the table's connection columns from every shard's pools (`show servers conn`).
+async fn refresh_conns(ctx: &Ctx) {
+    let seq = ctx.board.next_seq();
+    ctx.bus.send(ControlMsg::PublishConns { seq }).await;
+    let deadline = Instant::now() + COLLECT_WAIT;
+    let per_shard = loop {
+        if let Some(c) = ctx.board.try_collect_conns(seq) {
+            break c;
+        }
+        if Instant::now() >= deadline {
+            return;
+        }
+        glommio::timer::sleep(Duration::from_millis(1)).await;
+    };
+    let mut table = ctx.table.borrow_mut();
+    for (bi, be) in table.backends.iter_mut().enumerate() {
+        for (si, row) in be.servers.iter_mut().enumerate() {
+            let at = |c: &ringlb_shard::counters::ConnCounts| {
+                c.get(bi)
+                    .and_then(|b| b.get(si))
+                    .copied()
+                    .unwrap_or_default()
+            };
+            let c = &mut row.conn;
+            c.idle_per_thread = per_shard.iter().map(|sh| at(sh).1 + at(sh).2).collect();
+            c.used_cur = per_shard.iter().map(|sh| at(sh).0).sum();
+            c.used_max = c.used_max.max(c.used_cur);
+            c.unsafe_nb = per_shard.iter().map(|sh| at(sh).1).sum();
+            c.safe_nb = per_shard.iter().map(|sh| at(sh).2).sum();
+            c.idle_cur = c.unsafe_nb + c.safe_nb;
         }
     }
 }

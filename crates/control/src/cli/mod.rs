@@ -12,7 +12,9 @@
 //! and the shared state (`ServerTable`, mirror `ShardState`) is only borrowed between awaits.
 
 mod exec;
+mod patterns;
 mod table;
+mod tables;
 
 use std::cell::Cell;
 use std::ffi::CString;
@@ -72,8 +74,10 @@ pub struct CliPlan {
     pub table: ringlb_runtime::ServerTable,
     /// Frontends with `option socket-stats`: only their listeners get `show stat` rows.
     pub socket_stats: Vec<String>,
-    /// Proxies declaring a `stick-table` (the runtime commands on them are not wired yet).
+    /// Proxies declaring a `stick-table`.
     pub stick_tables: Vec<String>,
+    /// The map and ACL files the configuration loads, with their contents.
+    pub patterns: ringlb_runtime::PatRefs,
 }
 
 impl Default for CliPlan {
@@ -86,6 +90,7 @@ impl Default for CliPlan {
             table: ringlb_runtime::ServerTable::default(),
             socket_stats: Vec::new(),
             stick_tables: Vec::new(),
+            patterns: ringlb_runtime::PatRefs::default(),
         }
     }
 }
@@ -127,6 +132,9 @@ impl CliPlan {
                     .map(|b| b.name.clone()),
             )
             .collect();
+        if !g.stats_sockets.is_empty() {
+            plan.patterns = patterns::build_refs(cfg);
+        }
         let mut errors = Vec::new();
         for s in &g.stats_sockets {
             let at = format!("parsing [{}:{}] : 'stats socket'", s.loc.file, s.loc.line);
