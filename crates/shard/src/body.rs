@@ -230,3 +230,49 @@ impl<T: Io> Sender<'_, '_, T> {
         }
     }
 }
+
+/// Most request-body bytes read and dropped after an error answer to keep the client
+/// connection (haproxy 2.6 keeps it after its 503); a longer body closes the connection.
+pub const DRAIN_LIMIT: u64 = 1 << 20;
+
+/// A sink that drops what it is given, up to a byte budget: reading a request body no server
+/// will get, so the client connection stays usable for its next request.
+pub struct Discard {
+    left: std::cell::Cell<u64>,
+}
+
+impl Discard {
+    pub fn new(limit: u64) -> Discard {
+        Discard {
+            left: std::cell::Cell::new(limit),
+        }
+    }
+
+    fn take(&self, n: usize) -> std::io::Result<()> {
+        let left = self.left.get();
+        if n as u64 > left {
+            return Err(std::io::ErrorKind::FileTooLarge.into());
+        }
+        self.left.set(left - n as u64);
+        Ok(())
+    }
+}
+
+impl Io for Discard {
+    async fn recv(&self) -> std::io::Result<Option<RecvBuf>> {
+        Ok(None)
+    }
+
+    async fn send_all(&self, buf: SendBuf) -> (std::io::Result<()>, SendBuf) {
+        (self.take(buf.remaining().len()), buf)
+    }
+
+    async fn send_pair(&self, a: SendBuf, b: SendBuf) -> (std::io::Result<()>, SendBuf, SendBuf) {
+        let r = self
+            .take(a.remaining().len())
+            .and_then(|()| self.take(b.remaining().len()));
+        (r, a, b)
+    }
+
+    async fn finish(&self) {}
+}

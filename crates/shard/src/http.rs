@@ -514,12 +514,19 @@ impl<'a> Session<'a> {
                 Err(e) => {
                     scratch(&mut self.sc, self.ctx).out = out;
                     self.reply_error(no_connection_status(e), Some(be)).await;
-                    // Kept like after a 502/504 (haproxy 2.6 keeps it after its 503 too).
-                    return if framing == BodyFraming::None && client_keep_alive {
-                        After::KeepAlive
-                    } else {
-                        After::Close
-                    };
+                    // Kept like after a 502/504 (haproxy 2.6 keeps it after its 503 too); a
+                    // body no server got is read and dropped first. Not when the client waits
+                    // for a 100-continue it will not get: its body may never come.
+                    if !client_keep_alive {
+                        return After::Close;
+                    }
+                    if framing == BodyFraming::None {
+                        return After::KeepAlive;
+                    }
+                    if scratch(&mut self.sc, self.ctx).req.expect_continue() {
+                        return After::Close;
+                    }
+                    return self.drain_request_body(framing, body_start.take()).await;
                 }
             };
             let reused = info.reused;
@@ -742,6 +749,39 @@ impl<'a> Session<'a> {
                 Ok(r) => Ok(r),
                 Err(_) => Err(Failure::Empty),
             },
+        }
+    }
+
+    /// Reads and drops the rest of a request body after its error answer (at most
+    /// `DRAIN_LIMIT` bytes, `timeout client` between reads); keeps the connection when the
+    /// body ended cleanly, with any pipelined bytes after it kept for the next request.
+    async fn drain_request_body(&mut self, framing: BodyFraming, first: Option<RecvBuf>) -> After {
+        let limits = BodyLimits {
+            recv_timeout: self.fe.timeouts.client,
+            send_timeout: None,
+            head: self.limits,
+        };
+        let sink = crate::body::Discard::new(crate::body::DRAIN_LIMIT);
+        let mut drained = 0u64;
+        let r = forward_body(
+            &self.client,
+            &sink,
+            framing,
+            first,
+            limits,
+            &mut None,
+            &mut drained,
+        )
+        .await;
+        if let Some(sc) = self.sc.as_mut() {
+            sc.txn.bytes_in += drained;
+        }
+        match r {
+            Ok(next) => {
+                self.pending = next;
+                After::KeepAlive
+            }
+            Err(_) => After::Close,
         }
     }
 
