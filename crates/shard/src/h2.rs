@@ -1092,8 +1092,11 @@ pub fn h1_head(
             "cookie" => cookies.push(v),
             _ => {
                 if n == "content-length" {
-                    // No DATA will follow END_STREAM: only a zero length is true.
-                    if !has_body && v != b"0" {
+                    // One length, digits only (the h2 library checks DATA against it, but
+                    // what goes to HTTP/1 must not depend on that). No DATA will follow
+                    // END_STREAM: only a zero length is true then.
+                    let digits = !v.is_empty() && v.iter().all(u8::is_ascii_digit);
+                    if has_length || !digits || (!has_body && v.iter().any(|&b| b != b'0')) {
                         return Err(Reason::PROTOCOL_ERROR);
                     }
                     has_length = true;
@@ -1414,6 +1417,24 @@ mod tests {
             );
         }
         assert!(head("GET", "http://h/", &[("te", "trailers")], false).is_ok());
+    }
+
+    #[test]
+    fn content_length_is_one_number() {
+        let post = |fields: &[(&str, &str)]| head("POST", "http://h/", fields, true);
+        assert!(post(&[("content-length", "5")]).is_ok());
+        for bad in ["5***", "", "+5", "-1", "5, 5", " 5"] {
+            assert_eq!(
+                post(&[("content-length", bad)]),
+                Err(Reason::PROTOCOL_ERROR),
+                "{bad:?}"
+            );
+        }
+        assert_eq!(
+            post(&[("content-length", "5"), ("content-length", "5")]),
+            Err(Reason::PROTOCOL_ERROR)
+        );
+        assert!(head("GET", "http://h/", &[("content-length", "00")], false).is_ok());
     }
 
     #[test]
