@@ -166,9 +166,10 @@ pub fn action(cli: &Cli) -> Action {
     if cli.check {
         return Action::Exit(check_mode(cli));
     }
-    if let Some(msg) = refused_flag(cli) {
-        alert_line(cli, &msg);
-        return Action::Exit(1);
+    if let Some(msg) = flag_warning(cli) {
+        if !cli.quiet {
+            eprintln!("{} ({}) : {msg}", Level::Warning.tag(), pid());
+        }
     }
     match ringlb_config::load(&cli.files, &|k| std::env::var(k).ok()) {
         Ok(mut l) => {
@@ -194,15 +195,16 @@ pub fn action(cli: &Cli) -> Action {
 }
 
 /// Flags parsed now whose behaviour later issues implement.
-fn refused_flag(cli: &Cli) -> Option<String> {
-    let what = if cli.expose_socket.is_some() {
-        "-x (fetch listeners from an old process)"
-    } else {
-        return None;
-    };
-    Some(format!(
-        "{what} is not supported by ringlb yet (issue #10: runtime socket, master-worker, reload)."
-    ))
+/// Flags HAProxy has that ringlb accepts without needing them, and why.
+fn flag_warning(cli: &Cli) -> Option<String> {
+    cli.expose_socket.as_ref()?;
+    Some(
+        "-x: ringlb does not fetch listening sockets from the old process; it binds its \
+         SO_REUSEPORT listeners next to the old ones and the old process (-sf) drains the \
+         connections already queued on its listeners before closing them, so the reload \
+         loses none (docs/architecture.md, \"Master-worker and reloads\")."
+            .to_string(),
+    )
 }
 
 fn version_text(level: u8) -> String {
@@ -440,12 +442,12 @@ mod tests {
     }
 
     #[test]
-    fn refused_flags_say_why() {
+    fn accepted_flags_say_why() {
         let c = p(&["-x", "/s.sock", "-f", "x"]).unwrap();
-        assert!(refused_flag(&c).unwrap().contains("-x"));
-        assert!(refused_flag(&p(&["-W", "-f", "x"]).unwrap()).is_none());
-        assert!(refused_flag(&p(&["-sf", "1", "-f", "x"]).unwrap()).is_none());
-        assert!(refused_flag(&p(&["-D", "-f", "x"]).unwrap()).is_none());
+        assert!(flag_warning(&c).unwrap().starts_with("-x: "));
+        assert!(flag_warning(&p(&["-W", "-f", "x"]).unwrap()).is_none());
+        assert!(flag_warning(&p(&["-sf", "1", "-f", "x"]).unwrap()).is_none());
+        assert!(flag_warning(&p(&["-D", "-f", "x"]).unwrap()).is_none());
     }
 
     #[test]
