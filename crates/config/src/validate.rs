@@ -186,7 +186,10 @@ fn mode_warnings(cx: &mut Cx, p: &ProxyDraft) {
     }
     let checks: [(&str, bool); 4] = [
         ("'http-request' rules ignored", !p.http_request.is_empty()),
-        ("'http-response' rules ignored", !p.http_response.is_empty()),
+        (
+            "'http-response' rules ignored",
+            !p.http_response.is_empty() || !p.http_after_response.is_empty(),
+        ),
         ("'stats' statement ignored", p.stats.is_some()),
         (
             "cookie will be ignored",
@@ -226,7 +229,12 @@ fn check_tables(cx: &mut Cx, p: &ProxyDraft, tables: &[String]) {
             );
         }
     };
-    for r in p.http_request.iter().chain(&p.http_response) {
+    for r in p
+        .http_request
+        .iter()
+        .chain(&p.http_response)
+        .chain(&p.http_after_response)
+    {
         if let HttpAction::TrackSc { slot, table, .. } = &r.action {
             check(cx, &r.loc, &format!("track-sc{slot}"), table.as_deref());
         }
@@ -354,6 +362,7 @@ fn frontend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Frontend {
         acls: p.acls.clone(),
         http_request: p.http_request.clone(),
         http_response: p.http_response.clone(),
+        http_after_response: p.http_after_response.clone(),
         tcp_request: p.tcp_request.clone(),
         errorfiles,
         stick_table: p.stick_table.clone(),
@@ -392,6 +401,7 @@ fn backend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Backend {
         acls: p.acls.clone(),
         http_request: p.http_request.clone(),
         http_response: p.http_response.clone(),
+        http_after_response: p.http_after_response.clone(),
         tcp_request: p.tcp_request.clone(),
         http_check: s.http_check.clone(),
         tcp_check: s.tcp_check.clone(),
@@ -539,7 +549,12 @@ fn check_section_refs(cx: &mut Cx, p: &ProxyDraft, d: Sections<'_>) {
             }
         }
     }
-    for r in p.http_request.iter().chain(&p.http_response) {
+    for r in p
+        .http_request
+        .iter()
+        .chain(&p.http_response)
+        .chain(&p.http_after_response)
+    {
         if let HttpAction::Other { name, args } = &r.action {
             if name == "cache-use" || name == "cache-store" {
                 let c = args.first().map(String::as_str).unwrap_or("");

@@ -504,3 +504,28 @@ fn http2_bind_proto_and_tune_h2_settings() {
         assert!(e.contains(msg), "{kw}: {e}");
     }
 }
+
+/// `http-after-response` rules are kept in their own list (named defaults first) and accept
+/// only HAProxy 2.6's actions for that rule set.
+#[test]
+fn after_response_rules_have_their_own_list_and_actions() {
+    let l = ok(&format!(
+        "defaults base\n mode http\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n http-after-response set-header X-D 1\n\
+         frontend fe from base\n bind 127.0.0.1:8080\n http-after-response set-status 418 if {{ status 503 }}\n http-after-response del-header Server\n default_backend be\n\
+         {T}backend be\n http-after-response add-header X-B 1\n server s 127.0.0.1:9000\n"
+    ));
+    let fe = &l.config.frontends[0];
+    assert_eq!(fe.http_after_response.len(), 3, "inherited rule first");
+    assert!(
+        matches!(&fe.http_after_response[0].action, HttpAction::SetHeader { name, .. } if name == "X-D")
+    );
+    assert!(fe.http_response.is_empty());
+    assert_eq!(l.config.backends[0].http_after_response.len(), 1);
+    let e = err(&format!(
+        "{T}frontend fe\n bind 127.0.0.1:8080\n http-after-response deny\n"
+    ));
+    assert!(
+        e.contains("'http-after-response deny' : unknown action"),
+        "{e}"
+    );
+}

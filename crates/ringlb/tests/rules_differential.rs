@@ -312,3 +312,85 @@ fn session_variables_last_for_the_connection_as_in_haproxy() {
         assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
     }
 }
+
+/// `http-after-response` runs on every response: the server's (after `http-response`), and the
+/// proxy's own (`return`, `deny`, redirects, 503s), backend rules before frontend rules, with
+/// the request's variables; `set-status` rewrites a generated error too. Same bytes as haproxy.
+#[test]
+fn after_response_rules_apply_to_every_response_as_in_haproxy() {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    let origin = Origin::start("o");
+    let dead = free_addr();
+    let dir = TempDir::new("after-diff");
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 2s\n    retries 0\n\
+             frontend fe\n    bind {front}\n\
+             \x20   http-request set-var(txn.p) path\n\
+             \x20   http-request return status 200 content-type text/plain string ok if {{ path /ret }}\n\
+             \x20   http-request deny if {{ path /deny }}\n\
+             \x20   http-request deny deny_status 429 if {{ path /deny429 }}\n\
+             \x20   http-request redirect location /elsewhere if {{ path /redir }}\n\
+             \x20   http-response set-header X-Resp fe\n\
+             \x20   http-after-response set-header X-After fe\n\
+             \x20   http-after-response set-header X-Path %[var(txn.p)]\n\
+             \x20   http-after-response set-header X-Status %[status]\n\
+             \x20   http-after-response set-status 418 reason Teapot if {{ status 429 }}\n\
+             \x20   http-after-response del-header X-Resp if {{ var(txn.p) -m str /echo }}\n\
+             \x20   http-after-response replace-header Content-Type (.*) \\1;after if {{ res.hdr(content-type) -m found }}\n\
+             \x20   use_backend down if {{ path /down }}\n\
+             \x20   use_backend bedeny if {{ path /bedeny }}\n\
+             \x20   default_backend web\n\
+             backend web\n\
+             \x20   http-after-response add-header X-Be web\n\
+             \x20   http-after-response set-header X-After be\n\
+             \x20   server s1 {}\n\
+             backend down\n\
+             \x20   http-after-response set-header X-Be down\n\
+             \x20   server s1 {dead}\n\
+             backend bedeny\n\
+             \x20   http-request deny deny_status 401\n\
+             \x20   http-after-response allow\n\
+             \x20   http-after-response set-header X-Never yes\n\
+             \x20   server s1 {}\n",
+            origin.addr(),
+            origin.addr()
+        )
+    };
+    let (hf, rf) = (free_addr(), free_addr());
+    let hpath = write_config(&dir, &cfg(hf));
+    let _h = Haproxy::start(&hpath, &[hf]);
+    let rpath = dir.join("ringlb.cfg");
+    std::fs::write(&rpath, cfg(rf)).unwrap();
+    let _r = Ringlb::start(&rpath, &[rf]);
+    let close = "Host: a\r\nConnection: close\r\n\r\n";
+    let cases = [
+        format!("GET /echo HTTP/1.1\r\n{close}"),
+        format!("GET /other HTTP/1.1\r\n{close}"),
+        format!("GET /ret HTTP/1.1\r\n{close}"),
+        format!("GET /deny HTTP/1.1\r\n{close}"),
+        format!("GET /deny429 HTTP/1.1\r\n{close}"),
+        format!("GET /redir HTTP/1.1\r\n{close}"),
+        format!("GET /down HTTP/1.1\r\n{close}"),
+        format!("GET /bedeny HTTP/1.1\r\n{close}"),
+        // Keep-alive: each reply of a connection gets the rules.
+        format!("GET /ret HTTP/1.1\r\nHost: a\r\n\r\nGET /echo HTTP/1.1\r\n{close}"),
+    ];
+    for req in &cases {
+        let h = exchange(hf, req.as_bytes());
+        let r = exchange(rf, req.as_bytes());
+        assert!(h.len() > 20, "{req:?}: haproxy answered nothing");
+        assert!(
+            h.contains("x-after: ") || h.contains("X-After: "),
+            "{req:?}: {h}"
+        );
+        assert_eq!(r, h, "{req:?}: ringlb (left) differs from haproxy (right)");
+    }
+}

@@ -202,6 +202,8 @@ pub struct ProxyRules {
     pub acls: AclSet,
     pub http_request: RuleList,
     pub http_response: RuleList,
+    /// `http-after-response`: run on every response, the proxy's own replies included.
+    pub http_after_response: RuleList,
     pub use_backends: Vec<UseBackendRule>,
     pub default_backend: Option<String>,
     pub use_servers: Vec<UseServerRule>,
@@ -412,6 +414,7 @@ impl ProxyRules {
         let mut http_request = compile_http_rules(&mut c, &fe.http_request, false)?;
         http_request.default_realm(&fe.name);
         let http_response = compile_http_rules(&mut c, &fe.http_response, true)?;
+        let http_after_response = compile_http_rules(&mut c, &fe.http_after_response, true)?;
         let use_backends = fe
             .use_backends
             .iter()
@@ -433,6 +436,7 @@ impl ProxyRules {
             acls: c.finish(),
             http_request,
             http_response,
+            http_after_response,
             use_backends,
             default_backend: fe.default_backend.clone(),
             use_servers: Vec::new(),
@@ -451,6 +455,7 @@ impl ProxyRules {
         let mut http_request = compile_http_rules(&mut c, &be.http_request, false)?;
         http_request.default_realm(&be.name);
         let http_response = compile_http_rules(&mut c, &be.http_response, true)?;
+        let http_after_response = compile_http_rules(&mut c, &be.http_after_response, true)?;
         let mut tcp = Vec::new();
         for r in &be.tcp_request {
             tcp.extend(tcp_rule(&mut c, r)?);
@@ -461,6 +466,7 @@ impl ProxyRules {
             acls: c.finish(),
             http_request,
             http_response,
+            http_after_response,
             use_servers,
             stick,
             tcp,
@@ -477,6 +483,11 @@ impl ProxyRules {
     /// Runs the `http-response` rules (on `txn.res`).
     pub fn http_response(&self, host: &mut dyn RuleHost, txn: &mut Txn<'_>) -> Verdict {
         self.http_response.run(&self.acls, host, txn, true)
+    }
+
+    /// Runs the `http-after-response` rules (on `txn.res`, which may be a reply the proxy made).
+    pub fn http_after_response(&self, host: &mut dyn RuleHost, txn: &mut Txn<'_>) -> Verdict {
+        self.http_after_response.run(&self.acls, host, txn, true)
     }
 
     /// The first `use_backend` whose condition holds, else `default_backend`.

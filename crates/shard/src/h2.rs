@@ -297,6 +297,10 @@ async fn idle_expired(conn: &Conn, idle: Option<Duration>) {
 #[derive(Default)]
 struct Txn {
     backend: Option<usize>,
+    /// The request's variables, kept for `http-after-response` rules when there are such.
+    after_vars: ringlb_rules::Vars,
+    /// The backend of a reply its `http-request` rules made (not counted as forwarded).
+    after_be: Option<usize>,
     server: Option<usize>,
     stream_started: bool,
     status: u16,
@@ -361,10 +365,12 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
     let mut choice = msg_rules::ServerChoice::default();
     let be_idx = if msg_rules::has_request_rules(ctx, fe) {
         match msg_rules::request_rules(ctx, fe, &req, &head_bytes, conn.facts(), Some(&mut stick)) {
-            RequestVerdict::Reply(reply) => {
+            RequestVerdict::Reply(mut reply) => {
                 if reply.denied {
                     stick.on_denied();
                 }
+                txn.after_be = reply.backend;
+                txn.after_vars = std::mem::take(&mut reply.vars);
                 send_rules_reply(conn, fe, None, reply, &mut respond, &mut txn).await;
                 stick.end_txn(txn.status, txn.bytes_in, txn.bytes_out);
                 return finish(conn, txn);
@@ -381,6 +387,12 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
                 vars: v,
                 server,
             } => {
+                if msg_rules::has_after_rules(
+                    fe,
+                    backend.and_then(|b| ctx.state.topo.backends.get(b)),
+                ) {
+                    txn.after_vars = v.clone();
+                }
                 vars = v;
                 choice = server;
                 if let Some(raw) = rewritten {
@@ -1140,6 +1152,24 @@ async fn send_h1_reply(
     respond: &mut SendResponse<Bytes>,
     txn: &mut Txn,
 ) {
+    // `http-after-response` on the proxy's own reply (the backend's rules first, once chosen).
+    let be = txn
+        .backend
+        .and_then(|b| conn.ctx.state.topo.backends.get(b));
+    let after = msg_rules::has_after_rules(fe, be)
+        .then(|| {
+            msg_rules::after_reply(
+                &conn.ctx,
+                fe,
+                be,
+                &txn.after_vars,
+                bytes,
+                conn.facts(),
+                None,
+            )
+        })
+        .flatten();
+    let bytes = after.as_deref().unwrap_or(bytes);
     let mut head = ResponseHead::default();
     let Ok(Parsed::Complete { head_len }) =
         parse_response(bytes, &conn.limits, Method::Get, &mut head)

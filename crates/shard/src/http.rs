@@ -72,6 +72,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         sc: None,
         requests: 0,
         stick: crate::stick::StickSession::new(&ctx.state),
+        after: AfterCtx::default(),
     };
     if !crate::stick::connection_rules(ctx, fe, &session.client, &mut session.stick) {
         return;
@@ -132,6 +133,22 @@ struct Session<'a> {
     requests: u64,
     /// Stick counters of the connection and its current request (`stick.rs`).
     stick: crate::stick::StickSession,
+    /// What `http-after-response` rules need for replies the proxy makes in this transaction.
+    after: AfterCtx,
+}
+
+/// A transaction's context for `http-after-response` on the proxy's own replies. Errors sent
+/// before a transaction starts (unparsable head, `timeout http-request`) skip those rules, as
+/// haproxy's multiplexer answers them below the HTTP analysers.
+#[derive(Default)]
+struct AfterCtx {
+    in_txn: bool,
+    /// The backend whose rules run first, once chosen.
+    be: Option<usize>,
+    /// The request's `txn.` variables (only kept when such rules exist).
+    vars: ringlb_rules::Vars,
+    /// The rules ran on this transaction's reply (they run once, before `connection:` is set).
+    done: bool,
 }
 
 impl<'a> Session<'a> {
@@ -338,6 +355,7 @@ impl<'a> Session<'a> {
     async fn transaction(&mut self, mut head: RecvBuf) -> After {
         let ctx: &'a Ctx = self.ctx;
         let topo: &'a Topology = &ctx.state.topo;
+        self.after.in_txn = true;
         // `stats uri`: the stats page, served by the proxy itself.
         if let Some(page) = &self.fe.stats_page {
             let sc = scratch(&mut self.sc, ctx);
@@ -359,8 +377,10 @@ impl<'a> Session<'a> {
             || default_be.is_some_and(|b| topo.backends.get(b).is_some_and(|b| b.rules.is_some()))
         {
             match self.request_rules(&head) {
-                RequestRules::Reply(reply) => {
-                    return Box::pin(self.send_rules_reply(reply, head)).await
+                RequestRules::Reply(mut reply) => {
+                    self.after.be = reply.backend;
+                    self.after.vars = std::mem::take(&mut reply.vars);
+                    return Box::pin(self.send_rules_reply(reply, head)).await;
                 }
                 RequestRules::Service(name) => {
                     return Box::pin(self.serve_service(&name, head)).await
@@ -372,6 +392,12 @@ impl<'a> Session<'a> {
                     server,
                 } => {
                     rewritten = r;
+                    if crate::msg_rules::has_after_rules(
+                        self.fe,
+                        backend.and_then(|b| topo.backends.get(b)),
+                    ) {
+                        self.after.vars = v.clone();
+                    }
                     vars = v;
                     choice = server;
                     backend
@@ -402,6 +428,7 @@ impl<'a> Session<'a> {
             }
         }
         scratch(&mut self.sc, self.ctx).txn.backend = Some(be_idx);
+        self.after.be = Some(be_idx);
         // Cookie persistence (`cookie NAME insert`): a valid cookie names the server.
         let mut persisted: Option<usize> = None;
         if let Some(ck) = &be.cookie {
@@ -963,7 +990,11 @@ impl<'a> Session<'a> {
         };
         let framing = sc.req.framing();
         let keep = sc.req.client_keep_alive();
-        announce_persistence(&mut reply.bytes, keep, sc.req.version());
+        let version = sc.req.version();
+        // `http-after-response` first: haproxy adds `connection:` when it sends the reply.
+        self.after_rules(&mut reply.bytes);
+        let sc = scratch(&mut self.sc, self.ctx);
+        announce_persistence(&mut reply.bytes, keep, version);
         let head_len = sc.req.head_len();
         sc.txn.bytes_in += head_len as u64;
         head.consume(head_len);
@@ -1053,6 +1084,7 @@ impl<'a> Session<'a> {
             &[],
             body.as_bytes(),
         );
+        self.after_rules(&mut out);
         announce_persistence(&mut out, keep, version);
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = 200;
@@ -1238,6 +1270,7 @@ impl<'a> Session<'a> {
             }
         };
         let mut out = crate::service::answer_bytes(&answer);
+        self.after_rules(&mut out);
         announce_persistence(&mut out, keep, version);
         let txn = &mut scratch(&mut self.sc, ctx).txn;
         txn.status = answer.status;
@@ -1252,7 +1285,8 @@ impl<'a> Session<'a> {
 
     /// Sends a reply the proxy made (error page, rule reply, stats, metrics) within
     /// `timeout client`; `Err` when it could not be sent.
-    async fn send_reply(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+    async fn send_reply(&mut self, mut bytes: Vec<u8>) -> std::io::Result<()> {
+        self.after_rules(&mut bytes);
         match within(
             self.fe.timeouts.client,
             self.client.send_all(SendBuf::from_vec(bytes)),
@@ -1262,6 +1296,42 @@ impl<'a> Session<'a> {
             Ok((r, _)) => r,
             Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
         }
+    }
+
+    /// `http-after-response` on a reply the proxy made (`msg_rules::after_reply`); the
+    /// transaction's `%B` follows the rewritten size.
+    fn after_rules(&mut self, bytes: &mut Vec<u8>) {
+        if !self.after.in_txn || self.after.done {
+            return;
+        }
+        self.after.done = true;
+        let be = self
+            .after
+            .be
+            .and_then(|b| self.ctx.state.topo.backends.get(b));
+        if !crate::msg_rules::has_after_rules(self.fe, be) {
+            return;
+        }
+        let tls = self.client.tls_facts();
+        let conn = crate::msg_rules::ConnFacts {
+            src: self.client.peer_addr(),
+            dst: self.client.tcp().local_addr().ok(),
+            tls: tls.as_ref(),
+        };
+        let Some(new) = crate::msg_rules::after_reply(
+            self.ctx,
+            self.fe,
+            be,
+            &self.after.vars,
+            bytes,
+            conn,
+            Some(&mut self.stick),
+        ) else {
+            return;
+        };
+        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        txn.bytes_out = (txn.bytes_out + new.len() as u64).saturating_sub(bytes.len() as u64);
+        *bytes = new;
     }
 
     /// A request the proxy answered itself (stats page, exporter): `intercepted_req`.
@@ -1361,6 +1431,7 @@ impl<'a> Session<'a> {
 
     /// Records the transaction in the counters and clears it.
     fn finish_txn(&mut self) {
+        self.after = AfterCtx::default();
         let Some(sc) = self.sc.as_mut() else { return };
         let t = std::mem::take(&mut sc.txn);
         self.stick.end_txn(t.status, t.bytes_in, t.bytes_out);
@@ -1569,7 +1640,17 @@ impl<'a> Session<'a> {
             };
         }
         // A copy into an owned buffer: error replies are rare and small.
-        let _ = self.send_reply(bytes.to_vec()).await;
+        let mut bytes = bytes.to_vec();
+        if self.after.in_txn && !matches!(status, 400 | 408) {
+            // Errors the stream makes go out like other replies (haproxy 2.6, recorded):
+            // after `http-after-response`, with `connection: close` for a closing client.
+            self.after_rules(&mut bytes);
+            let sc = scratch(&mut self.sc, self.ctx);
+            if !sc.req.client_keep_alive() {
+                announce_persistence(&mut bytes, false, sc.req.version());
+            }
+        }
+        let _ = self.send_reply(bytes).await;
     }
 }
 

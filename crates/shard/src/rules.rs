@@ -295,6 +295,10 @@ pub struct Reply {
     pub silent: bool,
     /// `deny` (counted in `dreq`).
     pub denied: bool,
+    /// The backend whose rules answered (its `http-after-response` rules run first).
+    pub backend: Option<usize>,
+    /// The request's variables, for `http-after-response` rules.
+    pub vars: ringlb_rules::Vars,
 }
 
 /// The bytes for a final verdict; `errors(status)` gives the proxy's `errorfile` if any.
@@ -307,6 +311,8 @@ pub fn reply_for<'e>(v: Verdict, errors: impl Fn(u16) -> Option<&'e [u8]>) -> Op
         tarpit: false,
         silent: false,
         denied: false,
+        backend: None,
+        vars: ringlb_rules::Vars::default(),
     };
     match v {
         Verdict::Continue | Verdict::Allow | Verdict::UseService(_) => return None,

@@ -165,7 +165,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("acl", RULES, S, "declare a named ACL", acl::parse_acl_line),
     kw("http-request", RULES, S, "HTTP request rule (action + condition)", rules::http_request),
     kw("http-response", RULES, S, "HTTP response rule (action + condition)", rules::http_response),
-    kw("http-after-response", RULES, RUL, "rule applied to all responses", rules::http_after_response),
+    kw("http-after-response", RULES, S, "rule applied to all responses", rules::http_after_response),
     kw("tcp-request connection", RULES, S, "layer-4 rule at accept", rules::tcp_request),
     kw("tcp-request session", RULES, S, "rule after the handshake", rules::tcp_request),
     kw("tcp-request content", RULES, S, "rule on buffered content", rules::tcp_request),

@@ -2,7 +2,8 @@
 //! `tcp-request`/`tcp-response`, legacy `redirect`, `stick-table` and condition-only rules.
 //! Actions are typed where the guide uses them; the rest are kept by name and arguments.
 //!
-//! Owns: the HTTP action tables ([`HTTP_REQUEST_ACTIONS`], [`HTTP_RESPONSE_ACTIONS`]),
+//! Owns: the HTTP action tables ([`HTTP_REQUEST_ACTIONS`], [`HTTP_RESPONSE_ACTIONS`],
+//! [`HTTP_AFTER_RESPONSE_ACTIONS`]),
 //! [`TCP_ACTIONS`], stick-table parsing.
 
 use crate::model::{
@@ -174,6 +175,26 @@ pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
     a("send-spoe-group", NO, "SPOE messages"),
 ];
 
+/// `http-after-response` actions (HAProxy 2.6's list for that rule set).
+pub static HTTP_AFTER_RESPONSE_ACTIONS: &[Action] = &[
+    a("allow", S, "stop evaluating rules"),
+    a("add-header", S, "add a header to every response"),
+    a("set-header", S, "set a header on every response"),
+    a("del-header", S, "delete a header"),
+    a("replace-header", S, "regex replace in a header"),
+    a("replace-value", S, "regex replace in header values"),
+    a("set-status", S, "change the status code [reason]"),
+    a("set-var", S, "set a variable"),
+    a("set-var-fmt", S, "set a variable from a log-format string"),
+    a("unset-var", S, "unset a variable"),
+    a(
+        "capture",
+        RUL,
+        "capture a sample into a declared slot (id N)",
+    ),
+    a("strict-mode", RUL, "toggle strict rewriting"),
+];
+
 /// `tcp-request` / `tcp-response` actions (kept by name and arguments).
 pub const TCP_ACTIONS: &[&str] = &[
     "accept",
@@ -259,11 +280,10 @@ pub fn http_response(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     Ok(())
 }
 
-/// `http-after-response <action> ...` (kept with the response rules, flagged by keyword).
+/// `http-after-response <action> ...`: applied to every response, the proxy's own included.
 pub fn http_after_response(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    let rule = http_rule(k, p, l, HTTP_RESPONSE_ACTIONS)?;
-    p.settings.other.push(directive(l, 1));
-    let _ = rule;
+    let rule = http_rule(k, p, l, HTTP_AFTER_RESPONSE_ACTIONS)?;
+    p.http_after_response.push(rule);
     Ok(())
 }
 
