@@ -41,6 +41,7 @@ pub fn build(d: Draft, cx: &mut Cx) -> Config {
         );
         mode_warnings(cx, p);
         check_tables(cx, p, &tables);
+        check_capture_ids(cx, p);
         let errorfiles = merged_errorfiles(cx, p, &d.http_errors);
         if p.kind.is_frontend() {
             cfg.frontends.push(frontend(p, errorfiles.clone()));
@@ -203,6 +204,41 @@ fn mode_warnings(cx: &mut Cx, p: &ProxyDraft) {
                 "",
                 format!("{what} for {kind} '{}' as it requires HTTP mode.", p.name),
             );
+        }
+    }
+}
+
+/// `http-request|response capture ... id N` must name a declared slot of a frontend (a
+/// backend's rules use the frontend's slots, checked at run time).
+fn check_capture_ids(cx: &mut Cx, p: &ProxyDraft) {
+    if !p.kind.is_frontend() {
+        return;
+    }
+    let lists = [
+        ("http-request", "request", &p.http_request),
+        ("http-response", "response", &p.http_response),
+        ("http-after-response", "response", &p.http_after_response),
+    ];
+    for (kw, what, rules) in lists {
+        let declared = p.captures.iter().filter(|c| c.what == what).count();
+        for r in rules {
+            let HttpAction::Other { name, args } = &r.action else {
+                continue;
+            };
+            if name != "capture" || args.get(1).map(String::as_str) != Some("id") {
+                continue;
+            }
+            let id = args.get(2).map(String::as_str).unwrap_or("");
+            if id.parse::<usize>().map_or(true, |i| i >= declared) {
+                cx.alert(
+                    &r.loc,
+                    "",
+                    format!(
+                        "Proxy '{}': unable to find capture id '{id}' referenced by {kw} capture rule.",
+                        p.name
+                    ),
+                );
+            }
         }
     }
 }

@@ -529,3 +529,41 @@ fn after_response_rules_have_their_own_list_and_actions() {
         "{e}"
     );
 }
+
+/// Capture slots are numbered in declaration order across `capture ... header`, `declare
+/// capture` and `http-request capture ... len`; ids must name a declared slot and `len` is
+/// for frontends only (haproxy 2.6's messages).
+#[test]
+fn capture_slots_are_numbered_in_declaration_order() {
+    let l = ok(&format!(
+        "{T}frontend fe\n bind 127.0.0.1:8080\n capture request header X-A len 5\n http-request capture req.hdr(host) len 3\n declare capture request len 8\n http-request capture path id 2\n default_backend be\n\
+         backend be\n server s 127.0.0.1:9000\n"
+    ));
+    let fe = &l.config.frontends[0];
+    let req: Vec<(&str, u32)> = fe
+        .captures
+        .iter()
+        .filter(|c| c.what == "request")
+        .map(|c| (c.name.as_str(), c.len))
+        .collect();
+    assert_eq!(req, [("X-A", 5), ("", 3), ("", 8)]);
+    assert!(matches!(&fe.http_request[0].action,
+        HttpAction::Other { name, args } if name == "capture" && args[1..] == ["id", "1", "len", "3"]));
+    let e = err(&format!(
+        "{T}frontend fe\n bind 127.0.0.1:8080\n http-request capture path id 3\n http-response capture status id 0\n"
+    ));
+    assert!(
+        e.contains(
+            "Proxy 'fe': unable to find capture id '3' referenced by http-request capture rule."
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("unable to find capture id '0' referenced by http-response capture rule."),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{T}backend be\n http-request capture path len 3\n server s 127.0.0.1:9000\n"
+    ));
+    assert!(e.contains("proxy 'be' has no frontend capability."), "{e}");
+}

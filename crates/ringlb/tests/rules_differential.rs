@@ -394,3 +394,79 @@ fn after_response_rules_apply_to_every_response_as_in_haproxy() {
         assert_eq!(r, h, "{req:?}: ringlb (left) differs from haproxy (right)");
     }
 }
+
+/// The next UDP syslog datagram containing `needle` (readiness probes log lines first).
+fn log_line_with(s: &std::net::UdpSocket, needle: &str) -> String {
+    let mut b = [0u8; 4096];
+    for _ in 0..20 {
+        let n = s.recv(&mut b).unwrap();
+        let l = String::from_utf8_lossy(&b[..n]).into_owned();
+        if l.contains(needle) {
+            return l;
+        }
+    }
+    panic!("no log line with {needle:?}");
+}
+
+/// `capture request|response header`, `declare capture`, `http-request capture ... len|id`
+/// and `http-response capture ... id` share slots numbered in declaration order: the log's
+/// `%hr`/`%hs`, the `capture.req.hdr(N)`/`capture.res.hdr(N)` fetches in rules and logs, and
+/// the lengths, as haproxy 2.6.
+#[test]
+fn captures_fill_declared_slots_and_logs_as_in_haproxy() {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    let origin = Origin::start("o");
+    let dir = TempDir::new("capture-diff");
+    let cfg = |front: SocketAddr, log: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n    log {log} local0\n\
+             defaults\n    mode http\n    log global\n    timeout connect 1s\n    timeout client 5s\n    timeout server 2s\n\
+             frontend fe\n    bind {front}\n\
+             \x20   log-format \"CAP %{{+Q}}r %hr %hs req0=%[capture.req.hdr(0)] req1=%[capture.req.hdr(1)] req2=%[capture.req.hdr(2)] res0=%[capture.res.hdr(0)] res1=%[capture.res.hdr(1)]\"\n\
+             \x20   capture request header X-Trace len 5\n\
+             \x20   http-request capture req.hdr(host) len 3\n\
+             \x20   declare capture request len 8\n\
+             \x20   http-request capture path id 2\n\
+             \x20   declare capture response len 4\n\
+             \x20   capture response header Content-Type len 20\n\
+             \x20   http-response capture res.hdr(x-origin-port),length id 0\n\
+             \x20   http-response set-header X-Cap %[capture.req.hdr(1)]-%[capture.res.hdr(0)]\n\
+             \x20   http-request return status 200 content-type text/plain lf-string \"c=%[capture.req.hdr(1)]/%[capture.req.hdr(2)]\" if {{ path_beg /ret }}\n\
+             \x20   default_backend be\n\
+             backend be\n    server s1 {}\n",
+            origin.addr()
+        )
+    };
+    let udp = || {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let a = s.local_addr().unwrap();
+        (s, a)
+    };
+    let ((hsock, hlog), (rsock, rlog)) = (udp(), udp());
+    let (hf, rf) = (free_addr(), free_addr());
+    let hpath = write_config(&dir, &cfg(hf, hlog));
+    let _h = Haproxy::start(&hpath, &[hf]);
+    let rpath = dir.join("ringlb.cfg");
+    std::fs::write(&rpath, cfg(rf, rlog)).unwrap();
+    let _r = Ringlb::start(&rpath, &[rf]);
+    for path in ["/echo/longer-than-eight", "/ret/x"] {
+        let req = format!(
+            "GET {path} HTTP/1.1\r\nHost: example.com\r\nX-Trace: abcdefgh\r\nConnection: close\r\n\r\n"
+        );
+        let h = exchange(hf, req.as_bytes());
+        let r = exchange(rf, req.as_bytes());
+        // The origin reports its own port; the rest must be identical.
+        assert_eq!(r, h, "{path}: ringlb (left) differs from haproxy (right)");
+        let tail = |l: String| l.split_once("CAP ").map(|x| x.1.to_string()).unwrap();
+        let hl = tail(log_line_with(&hsock, path));
+        let rl = tail(log_line_with(&rsock, path));
+        assert_eq!(rl, hl, "{path}: log of ringlb (left) vs haproxy (right)");
+    }
+}

@@ -391,8 +391,14 @@ fn compile_other(
                     *slots += 1;
                     (len, s)
                 }
+                // (`... id N len L`: a `len` rule whose slot the config numbered.)
                 (Some("id"), Some(n)) => (
-                    usize::MAX,
+                    match (args.get(3).map(String::as_str), args.get(4)) {
+                        (Some("len"), Some(l)) => {
+                            l.parse().map_err(|_| e(format!("invalid length '{l}'")))?
+                        }
+                        _ => usize::MAX,
+                    },
                     n.parse()
                         .map_err(|_| e(format!("invalid capture id '{n}'")))?,
                 ),
@@ -878,7 +884,7 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
                 if *len != usize::MAX {
                     v.truncate(*len);
                 }
-                host.capture(*slot, &v);
+                host.capture(response, *slot, &v);
             }
         }
         Action::TrackSc { slot, key, table } => {

@@ -364,7 +364,15 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
     let mut vars = ringlb_rules::Vars::default();
     let mut choice = msg_rules::ServerChoice::default();
     let be_idx = if msg_rules::has_request_rules(ctx, fe) {
-        match msg_rules::request_rules(ctx, fe, &req, &head_bytes, conn.facts(), Some(&mut stick)) {
+        match msg_rules::request_rules(
+            ctx,
+            fe,
+            &req,
+            &head_bytes,
+            conn.facts(),
+            Some(&mut stick),
+            None,
+        ) {
             RequestVerdict::Reply(mut reply) => {
                 if reply.denied {
                     stick.on_denied();
@@ -791,6 +799,7 @@ async fn relay_response(
         &bytes,
         conn.facts(),
         None,
+        None,
     );
     let response = match verdict {
         ResponseVerdict::Unchanged => h2_response(resp, &bytes),
@@ -1165,6 +1174,7 @@ async fn send_h1_reply(
                 &txn.after_vars,
                 bytes,
                 conn.facts(),
+                None,
                 None,
             )
         })

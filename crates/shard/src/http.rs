@@ -210,6 +210,10 @@ impl<'a> Session<'a> {
                     sc.log_req_lens = (m.len(), t.len());
                     capture(&self.fe.capture_req, sc.req.headers(), b, &mut sc.cap_req);
                     sc.cap_res.clear();
+                } else {
+                    // Rules may still fill slots (`capture`, read by `capture.req.hdr`).
+                    sc.cap_req.clear();
+                    sc.cap_res.clear();
                 }
             }
             {
@@ -950,6 +954,12 @@ impl<'a> Session<'a> {
             tls: tls.as_ref(),
         };
         let sc = scratch(&mut self.sc, ctx);
+        let cap = crate::rules::Captures {
+            req: &mut sc.cap_req,
+            res: &mut sc.cap_res,
+            req_spec: &self.fe.capture_req,
+            res_spec: &self.fe.capture_res,
+        };
         let verdict = crate::msg_rules::request_rules(
             ctx,
             self.fe,
@@ -957,6 +967,7 @@ impl<'a> Session<'a> {
             head.bytes(),
             conn,
             Some(&mut self.stick),
+            Some(cap),
         );
         match verdict {
             crate::msg_rules::RequestVerdict::Reply(r) => RequestRules::Reply(r),
@@ -1126,6 +1137,12 @@ impl<'a> Session<'a> {
             head.bytes(),
             conn,
             Some(&mut self.stick),
+            Some(crate::rules::Captures {
+                req: &mut sc.cap_req,
+                res: &mut sc.cap_res,
+                req_spec: &self.fe.capture_req,
+                res_spec: &self.fe.capture_res,
+            }),
         ) {
             crate::msg_rules::ResponseVerdict::Unchanged => ResponseRules::Unchanged,
             crate::msg_rules::ResponseVerdict::Rewritten(raw) => ResponseRules::Rewritten(raw),
@@ -1191,6 +1208,7 @@ impl<'a> Session<'a> {
             }
             let txn = ringlb_rules::Txn::new(msg);
             let host = crate::rules::Host {
+                cap: None,
                 payload: None,
                 ctx,
                 frontend: &self.fe.name,
@@ -1326,6 +1344,12 @@ impl<'a> Session<'a> {
             bytes,
             conn,
             Some(&mut self.stick),
+            self.sc.as_deref_mut().map(|sc| crate::rules::Captures {
+                req: &mut sc.cap_req,
+                res: &mut sc.cap_res,
+                req_spec: &self.fe.capture_req,
+                res_spec: &self.fe.capture_res,
+            }),
         ) else {
             return;
         };
@@ -1532,16 +1556,8 @@ impl<'a> Session<'a> {
             pid: i64::from(std::process::id()),
             request_counter: self.requests as i64,
             server_addr: t.server_addr,
-            captured_req: self
-                .sc
-                .as_ref()
-                .map(|s| s.cap_req.clone())
-                .unwrap_or_default(),
-            captured_res: self
-                .sc
-                .as_ref()
-                .map(|s| s.cap_res.clone())
-                .unwrap_or_default(),
+            captured_req: slots(self.sc.as_ref().map(|s| &s.cap_req), &self.fe.capture_req),
+            captured_res: slots(self.sc.as_ref().map(|s| &s.cap_res), &self.fe.capture_res),
         };
         let sc = scratch(&mut self.sc, ctx);
         let (mlen, tlen) = sc.log_req_lens;
@@ -1574,6 +1590,7 @@ impl<'a> Session<'a> {
         let tls = self.client.tls_facts();
         let be = t.backend.and_then(|b| topo.backends.get(b));
         let host = crate::rules::Host {
+            cap: None,
             payload: None,
             ctx,
             frontend: &self.fe.name,
@@ -1925,6 +1942,16 @@ fn capture(
             .unwrap_or_default();
         out.push(v);
     }
+}
+
+/// A transaction's capture slots for its log line: one per declared slot (`{|}` when the
+/// response never came, as haproxy).
+fn slots(values: Option<&Vec<Vec<u8>>>, spec: &[(String, usize)]) -> Vec<Vec<u8>> {
+    let mut v = values.cloned().unwrap_or_default();
+    if v.len() < spec.len() {
+        v.resize(spec.len(), Vec::new());
+    }
+    v
 }
 
 /// HAProxy combines the frontend's and the backend's `option http-*` modes: the most closing

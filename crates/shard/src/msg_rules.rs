@@ -134,6 +134,7 @@ pub fn request_rules(
     bytes: &[u8],
     conn: ConnFacts<'_>,
     stick: Option<&mut crate::stick::StickSession>,
+    cap: Option<crate::rules::Captures<'_>>,
 ) -> RequestVerdict {
     let topo = &ctx.state.topo;
     let mut msg = ringlb_rules::HttpMessage::request(
@@ -146,6 +147,7 @@ pub fn request_rules(
     }
     let mut txn = ringlb_rules::Txn::new(msg);
     let mut host = crate::rules::Host {
+        cap,
         payload: None,
         ctx,
         frontend: &fe.name,
@@ -284,6 +286,7 @@ pub fn response_rules(
     bytes: &[u8],
     conn: ConnFacts<'_>,
     stick: Option<&mut crate::stick::StickSession>,
+    cap: Option<crate::rules::Captures<'_>>,
 ) -> ResponseVerdict {
     let be_rules = be
         .rules
@@ -320,6 +323,7 @@ pub fn response_rules(
     txn.res = Some(msg);
     txn.vars = vars.clone();
     let mut host = crate::rules::Host {
+        cap,
         payload: None,
         ctx,
         frontend: &fe.name,
@@ -428,6 +432,7 @@ pub fn after_reply(
     bytes: &[u8],
     conn: ConnFacts<'_>,
     stick: Option<&mut crate::stick::StickSession>,
+    cap: Option<crate::rules::Captures<'_>>,
 ) -> Option<Vec<u8>> {
     let (be_after, fe_after) = (after_rules(be), after_rules_fe(fe));
     if be_after.is_none() && fe_after.is_none() {
@@ -453,6 +458,7 @@ pub fn after_reply(
     txn.res = Some(msg);
     txn.vars = vars.clone();
     let mut host = crate::rules::Host {
+        cap,
         payload: None,
         ctx,
         frontend: &fe.name,

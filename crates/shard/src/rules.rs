@@ -27,6 +27,18 @@ pub struct Host<'a> {
     pub stick: Option<&'a mut crate::stick::StickSession>,
     /// TCP mode: the request bytes buffered so far (`tcp-request content`, `use_backend`).
     pub payload: Option<&'a [u8]>,
+    /// The transaction's capture slots (`capture`, `capture.req.hdr(N)`), where kept.
+    pub cap: Option<Captures<'a>>,
+}
+
+/// A transaction's capture slots: `capture request|response header`, `declare capture` and
+/// `http-request capture ... len` in declaration order (`spec`: header name, "" for a
+/// sample slot, and length), and their values (`%hr`/`%hs`, `capture.req|res.hdr(N)`).
+pub struct Captures<'a> {
+    pub req: &'a mut Vec<Vec<u8>>,
+    pub res: &'a mut Vec<Vec<u8>>,
+    pub req_spec: &'a [(String, usize)],
+    pub res_spec: &'a [(String, usize)],
 }
 
 /// What a log line reports about a finished transaction (HAProxy's `%X` variables). Times in
@@ -227,6 +239,28 @@ impl SampleSource for Host<'_> {
         self.unique_id
     }
 
+    fn captured(&self, response: bool, idx: usize) -> Option<&[u8]> {
+        let slots = match (&self.cap, self.log) {
+            (Some(c), _) => {
+                if response {
+                    &**c.res
+                } else {
+                    &**c.req
+                }
+            }
+            (None, Some(f)) => {
+                if response {
+                    &f.captured_res
+                } else {
+                    &f.captured_req
+                }
+            }
+            (None, None) => return None,
+        };
+        // An empty slot is an absent capture (haproxy: no sample).
+        slots.get(idx).map(Vec::as_slice).filter(|v| !v.is_empty())
+    }
+
     fn hostname(&self) -> &[u8] {
         self.ctx.state.hostname.as_bytes()
     }
@@ -272,6 +306,26 @@ impl RuleHost for Host<'_> {
             if let Some(s) = self.stick.as_deref_mut() {
                 s.sess_vars.set(name, value);
             }
+        }
+    }
+
+    fn capture(&mut self, response: bool, slot: usize, value: &[u8]) {
+        let Some(c) = self.cap.as_mut() else { return };
+        let (slots, spec) = if response {
+            (&mut *c.res, c.res_spec)
+        } else {
+            (&mut *c.req, c.req_spec)
+        };
+        // A slot the frontend did not declare (a backend rule's `id`) is ignored, as haproxy.
+        let Some((_, len)) = spec.get(slot) else {
+            return;
+        };
+        if slots.len() < spec.len() {
+            slots.resize(spec.len(), Vec::new());
+        }
+        if let Some(s) = slots.get_mut(slot) {
+            s.clear();
+            s.extend_from_slice(value.get(..value.len().min(*len)).unwrap_or_default());
         }
     }
 

@@ -328,6 +328,7 @@ pub fn connection_rules(
     let Some(rules) = &fe.rules else { return true };
     let tls = client.tls_facts();
     let mut host = Host {
+        cap: None,
         payload: None,
         ctx,
         frontend: &fe.name,

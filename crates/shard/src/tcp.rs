@@ -219,6 +219,7 @@ fn tcp_host<'a>(
     stick: &'a mut crate::stick::StickSession,
 ) -> crate::rules::Host<'a> {
     crate::rules::Host {
+        cap: None,
         payload: Some(payload),
         ctx,
         frontend: &fe.name,
@@ -306,6 +307,7 @@ fn log_session(
     };
     let tls = client.tls_facts();
     let host = crate::rules::Host {
+        cap: None,
         payload: None,
         ctx,
         frontend: &fe.name,

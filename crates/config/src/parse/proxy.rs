@@ -375,6 +375,7 @@ fn key_of(l: &Line) -> (String, usize, bool) {
             | "tcp-check"
             | "stick"
             | "capture"
+            | "declare"
             | "tcp-request"
             | "tcp-response"
             | "monitor"

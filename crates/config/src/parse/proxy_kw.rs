@@ -185,7 +185,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("capture request", FE, S, "capture a request header", p_capture),
     kw("capture response", FE, S, "capture a response header", p_capture),
     kw("capture cookie", FE, RUL, "capture a cookie", p_capture),
-    kw("declare capture", FE, RUL, "declare a capture slot", generic),
+    kw("declare capture", FE, S, "declare a capture slot", p_declare_capture),
     kw("unique-id-format", DF, S, "log-format of the unique request id", |k, p, l| {
         need(k, l, 1)?;
         p.unique_id_format = Some(l.arg(k.kw_words).to_string());

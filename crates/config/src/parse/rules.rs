@@ -77,7 +77,11 @@ pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
     a("set-var-fmt", S, "set a variable from a log-format string"),
     a("unset-var", S, "unset a variable"),
     a("set-log-level", OBS, "change the log level of this request"),
-    a("capture", RUL, "capture a sample into a slot"),
+    a(
+        "capture",
+        S,
+        "capture a sample into a slot (len N: new slot; id N: declared)",
+    ),
     a("set-src", RUL, "override the source address"),
     a("set-src-port", RUL, "override the source port"),
     a("set-dst", RUL, "override the destination address"),
@@ -154,7 +158,11 @@ pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
     a("set-var-fmt", S, "set a variable from a log-format string"),
     a("unset-var", S, "unset a variable"),
     a("set-log-level", OBS, "change the log level"),
-    a("capture", RUL, "capture a sample into a slot"),
+    a(
+        "capture",
+        S,
+        "capture a sample into a slot (len N: new slot; id N: declared)",
+    ),
     a("set-mark", RUL, "set the socket mark"),
     a("set-tos", RUL, "set the TOS field"),
     a("set-nice", RUL, "change the stream priority"),
@@ -187,11 +195,7 @@ pub static HTTP_AFTER_RESPONSE_ACTIONS: &[Action] = &[
     a("set-var", S, "set a variable"),
     a("set-var-fmt", S, "set a variable from a log-format string"),
     a("unset-var", S, "unset a variable"),
-    a(
-        "capture",
-        RUL,
-        "capture a sample into a declared slot (id N)",
-    ),
+    a("capture", S, "capture a sample into a declared slot (id N)"),
     a("strict-mode", RUL, "toggle strict rewriting"),
 ];
 
@@ -268,8 +272,44 @@ pub fn use_backend(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 
 /// `http-request <action> [args] [if|unless cond]`.
 pub fn http_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    let rule = http_rule(k, p, l, HTTP_REQUEST_ACTIONS)?;
+    let mut rule = http_rule(k, p, l, HTTP_REQUEST_ACTIONS)?;
+    capture_slot(p, &mut rule)?;
     p.http_request.push(rule);
+    Ok(())
+}
+
+/// `http-request capture <sample> len <n>` declares a request capture slot, numbered in
+/// declaration order with `capture request header` and `declare capture request` (as
+/// HAProxy): the rule is kept as `capture <sample> id <slot> len <n>`.
+fn capture_slot(p: &mut ProxyDraft, rule: &mut HttpRule) -> R {
+    let HttpAction::Other { name, args } = &mut rule.action else {
+        return Ok(());
+    };
+    if name != "capture" || args.get(1).map(String::as_str) != Some("len") {
+        return Ok(());
+    }
+    if !p.kind.is_frontend() {
+        return Err(format!(
+            "error detected in {} '{}' while parsing 'http-request capture' rule : proxy '{}' has no frontend capability.",
+            p.kind.word(),
+            p.name,
+            p.name
+        ));
+    }
+    let len = args
+        .get(2)
+        .ok_or("'http-request capture' expects 'len <length>'.")?
+        .clone();
+    let len_n = parse_u32(&len)?;
+    let slot = p.captures.iter().filter(|c| c.what == "request").count();
+    p.captures.push(crate::model::Capture {
+        loc: rule.loc.clone(),
+        what: "request".into(),
+        name: String::new(),
+        len: len_n,
+    });
+    args.truncate(1);
+    args.extend(["id".into(), slot.to_string(), "len".into(), len]);
     Ok(())
 }
 
