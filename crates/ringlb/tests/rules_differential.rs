@@ -468,5 +468,117 @@ fn captures_fill_declared_slots_and_logs_as_in_haproxy() {
         let hl = tail(log_line_with(&hsock, path));
         let rl = tail(log_line_with(&rsock, path));
         assert_eq!(rl, hl, "{path}: log of ringlb (left) vs haproxy (right)");
+        if path == "/err" {
+            assert!(rl.starts_with("<131>"), "local0.err: {rl}");
+        }
+    }
+}
+
+/// `set-src`/`set-src-port`/`set-dst`/`set-dst-port` change what later rules, the log
+/// (`%ci:%cp`, `%fi:%fp`) and `option forwardfor` see; `set-log-level` changes the syslog
+/// priority, `silent` drops the line. Same answers and log lines as haproxy.
+#[test]
+fn set_src_dst_and_log_level_as_in_haproxy() {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    let origin = Origin::start("o");
+    let dir = TempDir::new("setsrc-diff");
+    let cfg = |front: SocketAddr, log: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n    log {log} local0\n\
+             defaults\n    mode http\n    log global\n    timeout connect 1s\n    timeout client 5s\n    timeout server 2s\n\
+             frontend fe\n    bind {front}\n\
+             \x20   option forwardfor\n\
+             \x20   log-format \"LL %ci:%cp %fi:%fp %{{+Q}}r\"\n\
+             \x20   http-request set-src hdr(x-real-ip) if {{ hdr(x-real-ip) -m found }}\n\
+             \x20   http-request set-src-port hdr(x-port) if {{ hdr(x-port) -m found }}\n\
+             \x20   http-request set-dst hdr(x-dst) if {{ hdr(x-dst) -m found }}\n\
+             \x20   http-request set-dst-port int(8443) if {{ hdr(x-dst) -m found }}\n\
+             \x20   http-request set-log-level silent if {{ path /quiet }}\n\
+             \x20   http-request set-log-level err if {{ path /err }}\n\
+             \x20   http-request deny if {{ src 192.0.2.66 }}\n\
+             \x20   http-request return status 200 content-type text/plain lf-string \"src=%[src]:%[src_port] dst=%[dst]:%[dst_port]\" if {{ path /who }}\n\
+             \x20   default_backend be\n\
+             backend be\n    server s1 {}\n",
+            origin.addr()
+        )
+    };
+    let udp = || {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let a = s.local_addr().unwrap();
+        (s, a)
+    };
+    let ((hsock, hlog), (rsock, rlog)) = (udp(), udp());
+    let (hf, rf) = (free_addr(), free_addr());
+    let hpath = write_config(&dir, &cfg(hf, hlog));
+    let _h = Haproxy::start(&hpath, &[hf]);
+    let rpath = dir.join("ringlb.cfg");
+    std::fs::write(&rpath, cfg(rf, rlog)).unwrap();
+    let _r = Ringlb::start(&rpath, &[rf]);
+    let cases = [
+        (
+            "/who",
+            "X-Real-IP: 192.0.2.7\r\nX-Port: 4444\r\nX-Dst: 198.51.100.9\r\n",
+        ),
+        ("/echo", "X-Real-IP: 2001:db8::5\r\nX-Port: 5555\r\n"),
+        ("/echo/deny", "X-Real-IP: 192.0.2.66\r\nX-Port: 1\r\n"),
+        ("/quiet", "X-Real-IP: 192.0.2.8\r\nX-Port: 8\r\n"),
+        ("/err", "X-Real-IP: 192.0.2.9\r\nX-Port: 9\r\n"),
+    ];
+    for (path, hdrs) in cases {
+        let req = format!("GET {path} HTTP/1.1\r\nHost: a\r\n{hdrs}Connection: close\r\n\r\n");
+        let h = exchange(hf, req.as_bytes());
+        let r = exchange(rf, req.as_bytes());
+        assert_eq!(r, h, "{path}: ringlb (left) differs from haproxy (right)");
+        let expect = match path {
+            "/who" => "src=192.0.2.7:4444 dst=198.51.100.9:8443",
+            "/echo" => "x-forwarded-for: 2001:db8::5",
+            "/echo/deny" => "403 Forbidden",
+            _ => "",
+        };
+        assert!(
+            r.to_ascii_lowercase()
+                .contains(&expect.to_ascii_lowercase()),
+            "{path}: {r}"
+        );
+        if path == "/quiet" {
+            continue;
+        }
+        // The syslog priority and the fields after the tag; `%fp` of an unchanged
+        // destination is each proxy's own listening port.
+        let strip = |l: String, front: SocketAddr| {
+            let pri = l.split('>').next().unwrap().to_string();
+            let body = l.split_once("LL ").unwrap().1.to_string();
+            format!(
+                "{pri}> {}",
+                body.replace(&front.port().to_string(), "FPORT")
+            )
+        };
+        // Lines before the awaited one are the harness's probes and, never, the silent one.
+        let next = |s: &std::net::UdpSocket| {
+            let mut b = [0u8; 4096];
+            let needle = format!("GET {path} HTTP");
+            for _ in 0..20 {
+                let n = s.recv(&mut b).unwrap();
+                let l = String::from_utf8_lossy(&b[..n]).into_owned();
+                assert!(!l.contains("/quiet"), "a silent request was logged: {l}");
+                if l.contains(&needle) {
+                    return l;
+                }
+            }
+            panic!("no log line for {path}");
+        };
+        let hl = strip(next(&hsock), hf);
+        let rl = strip(next(&rsock), rf);
+        assert_eq!(rl, hl, "{path}: log of ringlb (left) vs haproxy (right)");
+        if path == "/err" {
+            assert!(rl.starts_with("<131>"), "local0.err: {rl}");
+        }
     }
 }

@@ -172,6 +172,9 @@ pub trait RuleHost: SampleSource {
     fn capture(&mut self, _response: bool, _slot: usize, _value: &[u8]) {}
     fn set_src(&mut self, _ip: IpAddr) {}
     fn set_dst(&mut self, _ip: IpAddr) {}
+    /// `set-src-port` / `set-dst-port`: the address is kept.
+    fn set_src_port(&mut self, _port: u16) {}
+    fn set_dst_port(&mut self, _port: u16) {}
     /// `set-var` on `proc.` / `sess.` scopes (txn/req/res live in [`Txn::vars`]).
     fn set_outer_var(&mut self, _name: &str, _value: Sample<'static>) {}
     fn unset_outer_var(&mut self, _name: &str) {}

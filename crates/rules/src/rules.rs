@@ -177,6 +177,8 @@ pub enum Action {
     },
     SetSrc(Expr),
     SetDst(Expr),
+    SetSrcPort(Expr),
+    SetDstPort(Expr),
     UseService(String),
     Reject {
         silent: bool,
@@ -447,6 +449,14 @@ fn compile_other(
                 Action::SetDst(ex)
             }
         }
+        "set-src-port" | "set-dst-port" => {
+            let ex = Expr::parse(arg(args, 0, loc, kw)?, env).map_err(e)?;
+            if base == "set-src-port" {
+                Action::SetSrcPort(ex)
+            } else {
+                Action::SetDstPort(ex)
+            }
+        }
         "reject" => Action::Reject { silent: false },
         "silent-drop" => Action::Reject { silent: true },
         "set-mark"
@@ -461,8 +471,6 @@ fn compile_other(
         | "wait-for-handshake"
         | "early-hint"
         | "normalize-uri"
-        | "set-src-port"
-        | "set-dst-port"
         | "cache-use"
         | "cache-store" => Action::Nop,
         other => {
@@ -907,6 +915,20 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
                     host.set_src(ip);
                 } else {
                     host.set_dst(ip);
+                }
+            }
+        }
+        Action::SetSrcPort(e) | Action::SetDstPort(e) => {
+            // Out-of-range integers are ignored, as haproxy ignores a failed conversion.
+            let port = e
+                .eval(cx!())
+                .and_then(|s| s.to_int())
+                .and_then(|p| u16::try_from(p).ok());
+            if let Some(p) = port {
+                if matches!(a, Action::SetSrcPort(_)) {
+                    host.set_src_port(p);
+                } else {
+                    host.set_dst_port(p);
                 }
             }
         }

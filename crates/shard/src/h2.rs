@@ -173,6 +173,7 @@ impl Conn {
             src: self.src,
             dst: self.dst,
             tls: self.tls.as_ref(),
+            effects: None,
         }
     }
 }

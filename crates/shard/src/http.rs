@@ -73,6 +73,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         requests: 0,
         stick: crate::stick::StickSession::new(&ctx.state),
         after: AfterCtx::default(),
+        effects: crate::rules::RuleEffects::default(),
     };
     if !crate::stick::connection_rules(ctx, fe, &session.client, &mut session.stick) {
         return;
@@ -135,6 +136,9 @@ struct Session<'a> {
     stick: crate::stick::StickSession,
     /// What `http-after-response` rules need for replies the proxy makes in this transaction.
     after: AfterCtx,
+    /// Addresses set by `set-src`/`set-dst`... (for the rest of the connection) and the
+    /// transaction's `set-log-level`.
+    effects: crate::rules::RuleEffects,
 }
 
 /// A transaction's context for `http-after-response` on the proxy's own replies. Errors sent
@@ -152,6 +156,19 @@ struct AfterCtx {
 }
 
 impl<'a> Session<'a> {
+    /// The client address as rules left it (`set-src`), else the peer's.
+    fn src(&self) -> Option<std::net::SocketAddr> {
+        self.effects.src.get().or_else(|| self.client.peer_addr())
+    }
+
+    /// The local address as rules left it (`set-dst`), else the socket's.
+    fn dst(&self) -> Option<std::net::SocketAddr> {
+        self.effects
+            .dst
+            .get()
+            .or_else(|| self.client.tcp().local_addr().ok())
+    }
+
     async fn run(&mut self) {
         loop {
             // (A soft stop lets a connection between two requests send one more within a short
@@ -360,6 +377,7 @@ impl<'a> Session<'a> {
         let ctx: &'a Ctx = self.ctx;
         let topo: &'a Topology = &ctx.state.topo;
         self.after.in_txn = true;
+        self.effects.log_level.set(crate::rules::LogLevel::Default);
         // `stats uri`: the stats page, served by the proxy itself.
         if let Some(page) = &self.fe.stats_page {
             let sc = scratch(&mut self.sc, ctx);
@@ -380,7 +398,9 @@ impl<'a> Session<'a> {
         let be_idx = if self.fe.rules.is_some()
             || default_be.is_some_and(|b| topo.backends.get(b).is_some_and(|b| b.rules.is_some()))
         {
-            match self.request_rules(&head) {
+            let rules = self.request_rules(&head);
+            self.follow_set_src();
+            match rules {
                 RequestRules::Reply(mut reply) => {
                     self.after.be = reply.backend;
                     self.after.vars = std::mem::take(&mut reply.vars);
@@ -949,9 +969,10 @@ impl<'a> Session<'a> {
         // request that runs rules; plain connections have none).
         let tls = self.client.tls_facts();
         let conn = crate::msg_rules::ConnFacts {
-            src: self.client.peer_addr(),
-            dst: self.client.tcp().local_addr().ok(),
+            src: self.src(),
+            dst: self.dst(),
             tls: tls.as_ref(),
+            effects: Some(&self.effects),
         };
         let sc = scratch(&mut self.sc, ctx);
         let cap = crate::rules::Captures {
@@ -1122,9 +1143,10 @@ impl<'a> Session<'a> {
         let ctx = self.ctx;
         let tls = self.client.tls_facts();
         let conn = crate::msg_rules::ConnFacts {
-            src: self.client.peer_addr(),
-            dst: self.client.tcp().local_addr().ok(),
+            src: self.src(),
+            dst: self.dst(),
             tls: tls.as_ref(),
+            effects: Some(&self.effects),
         };
         let sc = scratch(&mut self.sc, ctx);
         match crate::msg_rules::response_rules(
@@ -1209,6 +1231,7 @@ impl<'a> Session<'a> {
             let txn = ringlb_rules::Txn::new(msg);
             let host = crate::rules::Host {
                 cap: None,
+                effects: None,
                 payload: None,
                 ctx,
                 frontend: &self.fe.name,
@@ -1316,6 +1339,19 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// After `set-src`: `option forwardfor` and `balance source` use the new address.
+    fn follow_set_src(&mut self) {
+        let Some(a) = self.effects.src.get() else {
+            return;
+        };
+        if self.client_ip != Some(a.ip()) {
+            self.client_ip = Some(a.ip());
+            if self.fe.forwardfor.is_some() {
+                self.client_ip_text = a.ip().to_string();
+            }
+        }
+    }
+
     /// `http-after-response` on a reply the proxy made (`msg_rules::after_reply`); the
     /// transaction's `%B` follows the rewritten size.
     fn after_rules(&mut self, bytes: &mut Vec<u8>) {
@@ -1332,9 +1368,10 @@ impl<'a> Session<'a> {
         }
         let tls = self.client.tls_facts();
         let conn = crate::msg_rules::ConnFacts {
-            src: self.client.peer_addr(),
-            dst: self.client.tcp().local_addr().ok(),
+            src: self.src(),
+            dst: self.dst(),
             tls: tls.as_ref(),
+            effects: Some(&self.effects),
         };
         let Some(new) = crate::msg_rules::after_reply(
             self.ctx,
@@ -1559,6 +1596,7 @@ impl<'a> Session<'a> {
             captured_req: slots(self.sc.as_ref().map(|s| &s.cap_req), &self.fe.capture_req),
             captured_res: slots(self.sc.as_ref().map(|s| &s.cap_res), &self.fe.capture_res),
         };
+        let (src, dst) = (self.src(), self.dst());
         let sc = scratch(&mut self.sc, ctx);
         let (mlen, tlen) = sc.log_req_lens;
         let b = &sc.log_req;
@@ -1591,6 +1629,7 @@ impl<'a> Session<'a> {
         let be = t.backend.and_then(|b| topo.backends.get(b));
         let host = crate::rules::Host {
             cap: None,
+            effects: None,
             payload: None,
             ctx,
             frontend: &self.fe.name,
@@ -1598,8 +1637,8 @@ impl<'a> Session<'a> {
             server: be
                 .and_then(|b| t.server.and_then(|s| b.servers.get(s)))
                 .map(|s| s.name.as_str()),
-            src: self.client.peer_addr(),
-            dst: self.client.tcp().local_addr().ok(),
+            src,
+            dst,
             tls: tls.as_ref(),
             log: Some(&facts),
             unique_id: None,
@@ -1607,9 +1646,17 @@ impl<'a> Session<'a> {
         };
         // The line is built in a buffer per request (logging is rare enough next to I/O).
         let mut line = Vec::with_capacity(256);
+        let level = match self
+            .effects
+            .log_level
+            .replace(crate::rules::LogLevel::Default)
+        {
+            crate::rules::LogLevel::Silent => return,
+            crate::rules::LogLevel::Level(l) => l,
+            crate::rules::LogLevel::Default => ringlb_log::Level::INFO,
+        };
         lf.render(ringlb_rules::Ctx::new(&host, &txn), &mut line);
-        ctx.logger
-            .emit(&self.fe.log, ringlb_log::Level::INFO, &line);
+        ctx.logger.emit(&self.fe.log, level, &line);
     }
 
     /// Answers a request the parser rejected: the frontend's `errorfile` for its status, else the

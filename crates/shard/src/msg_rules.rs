@@ -18,6 +18,9 @@ pub struct ConnFacts<'a> {
     pub src: Option<SocketAddr>,
     pub dst: Option<SocketAddr>,
     pub tls: Option<&'a TlsFacts>,
+    /// Where `set-src`/`set-dst`/`set-*-port`/`set-log-level` leave their effects (`None`:
+    /// those actions do nothing here).
+    pub effects: Option<&'a crate::rules::RuleEffects>,
 }
 
 /// The outcome of the request rules.
@@ -156,6 +159,7 @@ pub fn request_rules(
         src: conn.src,
         dst: conn.dst,
         tls: conn.tls,
+        effects: conn.effects,
         log: None,
         unique_id: None,
         stick,
@@ -332,6 +336,7 @@ pub fn response_rules(
         src: conn.src,
         dst: conn.dst,
         tls: conn.tls,
+        effects: conn.effects,
         log: None,
         unique_id: None,
         stick,
@@ -467,6 +472,7 @@ pub fn after_reply(
         src: conn.src,
         dst: conn.dst,
         tls: conn.tls,
+        effects: conn.effects,
         log: None,
         unique_id: None,
         stick,

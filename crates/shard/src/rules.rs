@@ -29,6 +29,30 @@ pub struct Host<'a> {
     pub payload: Option<&'a [u8]>,
     /// The transaction's capture slots (`capture`, `capture.req.hdr(N)`), where kept.
     pub cap: Option<Captures<'a>>,
+    /// Where address and log-level actions leave their effects, where kept.
+    pub effects: Option<&'a RuleEffects>,
+}
+
+/// What rules change beyond the message. `set-src`/`set-dst`/`set-src-port`/`set-dst-port`
+/// change the client connection's addresses as haproxy does (later `src` fetches, logs,
+/// `option forwardfor`, `balance source`, and the connection's next requests);
+/// `set-log-level` the transaction's log level. Cells: written by rules while the session
+/// holds other borrows; one per connection, never shared between shards.
+#[derive(Debug, Default)]
+pub struct RuleEffects {
+    pub src: std::cell::Cell<Option<SocketAddr>>,
+    pub dst: std::cell::Cell<Option<SocketAddr>>,
+    pub log_level: std::cell::Cell<LogLevel>,
+}
+
+/// A transaction's log level after `set-log-level`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogLevel {
+    #[default]
+    Default,
+    /// `silent`: no log line for this transaction.
+    Silent,
+    Level(ringlb_log::Level),
 }
 
 /// A transaction's capture slots: `capture request|response header`, `declare capture` and
@@ -309,6 +333,48 @@ impl RuleHost for Host<'_> {
         }
     }
 
+    fn set_src(&mut self, ip: std::net::IpAddr) {
+        // haproxy keeps the port when the address family allows it.
+        let a = SocketAddr::new(ip, self.src.map_or(0, |a| a.port()));
+        self.src = Some(a);
+        if let Some(e) = self.effects {
+            e.src.set(Some(a));
+        }
+    }
+
+    fn set_dst(&mut self, ip: std::net::IpAddr) {
+        let a = SocketAddr::new(ip, self.dst.map_or(0, |a| a.port()));
+        self.dst = Some(a);
+        if let Some(e) = self.effects {
+            e.dst.set(Some(a));
+        }
+    }
+
+    fn set_src_port(&mut self, port: u16) {
+        let ip = self.src.map_or(UNSPECIFIED, |a| a.ip());
+        self.src = Some(SocketAddr::new(ip, port));
+        if let Some(e) = self.effects {
+            e.src.set(self.src);
+        }
+    }
+
+    fn set_dst_port(&mut self, port: u16) {
+        let ip = self.dst.map_or(UNSPECIFIED, |a| a.ip());
+        self.dst = Some(SocketAddr::new(ip, port));
+        if let Some(e) = self.effects {
+            e.dst.set(self.dst);
+        }
+    }
+
+    fn set_log_level(&mut self, level: &str) {
+        let Some(e) = self.effects else { return };
+        e.log_level.set(match ringlb_log::Level::parse(level) {
+            Some(l) => LogLevel::Level(l),
+            // The config only admits syslog level names and `silent`.
+            None => LogLevel::Silent,
+        });
+    }
+
     fn capture(&mut self, response: bool, slot: usize, value: &[u8]) {
         let Some(c) = self.cap.as_mut() else { return };
         let (slots, spec) = if response {
@@ -335,6 +401,9 @@ impl RuleHost for Host<'_> {
         }
     }
 }
+
+/// `set-src-port` on a connection without an IP address: haproxy uses 0.0.0.0.
+const UNSPECIFIED: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
 
 /// A final verdict turned into what the client gets.
 pub struct Reply {

@@ -329,6 +329,7 @@ pub fn connection_rules(
     let tls = client.tls_facts();
     let mut host = Host {
         cap: None,
+        effects: None,
         payload: None,
         ctx,
         frontend: &fe.name,

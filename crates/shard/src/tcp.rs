@@ -220,6 +220,7 @@ fn tcp_host<'a>(
 ) -> crate::rules::Host<'a> {
     crate::rules::Host {
         cap: None,
+        effects: None,
         payload: Some(payload),
         ctx,
         frontend: &fe.name,
@@ -308,6 +309,7 @@ fn log_session(
     let tls = client.tls_facts();
     let host = crate::rules::Host {
         cap: None,
+        effects: None,
         payload: None,
         ctx,
         frontend: &fe.name,

@@ -33,7 +33,6 @@ const fn a(name: &'static str, status: Status, doc: &'static str) -> Action {
 const S: Status = Status::Supported;
 const RUL: Status = Status::Parsed { issue: 6 };
 const STK: Status = Status::Supported;
-const OBS: Status = Status::Parsed { issue: 9 };
 const NO: Status = Status::Unsupported;
 
 /// `http-request` actions.
@@ -76,16 +75,16 @@ pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
     a("set-var", S, "set a variable from a sample expression"),
     a("set-var-fmt", S, "set a variable from a log-format string"),
     a("unset-var", S, "unset a variable"),
-    a("set-log-level", OBS, "change the log level of this request"),
+    a("set-log-level", S, "change the log level of this request"),
     a(
         "capture",
         S,
         "capture a sample into a slot (len N: new slot; id N: declared)",
     ),
-    a("set-src", RUL, "override the source address"),
-    a("set-src-port", RUL, "override the source port"),
-    a("set-dst", RUL, "override the destination address"),
-    a("set-dst-port", RUL, "override the destination port"),
+    a("set-src", S, "override the source address"),
+    a("set-src-port", S, "override the source port"),
+    a("set-dst", S, "override the destination address"),
+    a("set-dst-port", S, "override the destination port"),
     a("set-mark", RUL, "set the socket mark"),
     a("set-tos", RUL, "set the TOS field"),
     a("set-nice", RUL, "change the stream priority"),
@@ -157,7 +156,7 @@ pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
     a("set-var", S, "set a variable"),
     a("set-var-fmt", S, "set a variable from a log-format string"),
     a("unset-var", S, "unset a variable"),
-    a("set-log-level", OBS, "change the log level"),
+    a("set-log-level", S, "change the log level"),
     a(
         "capture",
         S,
