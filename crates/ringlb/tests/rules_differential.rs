@@ -582,3 +582,89 @@ fn set_src_dst_and_log_level_as_in_haproxy() {
         }
     }
 }
+
+/// `tcp-response content` in TCP mode, on what the server sends (an echo server here, so the
+/// client's bytes must reach it while the rules wait): `accept`, no match (accepted), `close`
+/// (what the server sent arrives, then the end) and `reject` (nothing arrives), within
+/// `tcp-response inspect-delay`. Same bytes and same ending as haproxy.
+#[test]
+fn tcp_response_content_rules_as_in_haproxy() {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    let echo = Origin::start_echo_tcp("echo");
+    let dir = TempDir::new("tcpres-diff");
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n\
+             defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+             listen l\n    bind {front}\n\
+             \x20   tcp-response inspect-delay 1s\n\
+             \x20   tcp-response content accept if {{ res.payload(0,5) -m str hello }}\n\
+             \x20   tcp-response content reject if {{ res.payload(0,4) -m str EVIL }}\n\
+             \x20   tcp-response content close if {{ res.payload(0,4) -m str QUIT }}\n\
+             \x20   tcp-response content set-var(txn.n) res.len\n\
+             \x20   tcp-response content accept if {{ res.payload(0,6) -m str HELLO! }}\n\
+             \x20   tcp-response content reject if {{ res.payload(0,3) -m str HEL }}\n\
+             \x20   server s1 {}\n",
+            echo.addr()
+        )
+    };
+    let (hf, rf) = (free_addr(), free_addr());
+    let hpath = write_config(&dir, &cfg(hf));
+    let _h = Haproxy::start(&hpath, &[hf]);
+    let rpath = dir.join("ringlb.cfg");
+    std::fs::write(&rpath, cfg(rf)).unwrap();
+    let _r = Ringlb::start(&rpath, &[rf]);
+    let t = Duration::from_millis(800);
+    for (payload, expect) in [
+        ("hello world", "hello world"),
+        ("something else", "something else"),
+        ("QUIT now", "QUIT now"),
+        ("EVIL bytes", ""),
+    ] {
+        let run = |addr| {
+            let r = send_raw_reply(addr, payload.as_bytes(), t).unwrap();
+            // A reset and a close both end the session; haproxy's choice is compared below.
+            (
+                String::from_utf8_lossy(&r.bytes).into_owned(),
+                format!("{:?}", r.end),
+            )
+        };
+        let (h, r) = (run(hf), run(rf));
+        assert_eq!(h.0, expect, "{payload}: haproxy");
+        assert_eq!(r, h, "{payload}: ringlb (left) vs haproxy (right)");
+    }
+    // A condition on bytes not there yet waits (within the inspect-delay) for more: "HEL"
+    // then "LO!" is accepted whole; "HEL" alone is rejected once the delay is over.
+    for (rest, expect) in [(Some("LO!"), "HELLO!"), (None, "")] {
+        let run = |addr| {
+            use std::io::{Read, Write};
+            let mut s = std::net::TcpStream::connect(addr).unwrap();
+            s.write_all(b"HEL").unwrap();
+            std::thread::sleep(Duration::from_millis(300));
+            if let Some(r) = rest {
+                s.write_all(r.as_bytes()).unwrap();
+            }
+            s.set_read_timeout(Some(Duration::from_millis(1500)))
+                .unwrap();
+            let mut got = Vec::new();
+            let mut b = [0u8; 64];
+            let end = loop {
+                match s.read(&mut b) {
+                    Ok(0) => break "closed",
+                    Ok(n) => got.extend_from_slice(&b[..n]),
+                    Err(_) => break "open",
+                }
+            };
+            (String::from_utf8_lossy(&got).into_owned(), end)
+        };
+        let (h, r) = (run(hf), run(rf));
+        assert_eq!(h.0, expect, "{rest:?}: haproxy");
+        assert_eq!(r, h, "{rest:?}: ringlb (left) vs haproxy (right)");
+    }
+}

@@ -135,6 +135,11 @@ pub trait SampleSource {
     fn req_payload(&self) -> Option<&[u8]> {
         None
     }
+    /// Bytes buffered from the server of a TCP connection (`res.payload`, `res.len` in
+    /// `tcp-response content`).
+    fn res_payload(&self) -> Option<&[u8]> {
+        None
+    }
     /// Response body, if buffered.
     fn res_body(&self) -> Option<&[u8]> {
         None

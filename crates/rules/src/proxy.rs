@@ -142,6 +142,8 @@ pub enum TcpAction {
     Accept,
     Reject,
     SilentDrop,
+    /// `tcp-response content close`: end the server connection, keep what it sent.
+    Close,
     ExpectProxy,
     TrackSc {
         slot: u8,
@@ -186,6 +188,8 @@ pub enum TcpVerdict {
     Reject {
         silent: bool,
     },
+    /// `tcp-response content close`: forward what the server sent, then close.
+    Close,
     ExpectProxy,
     UseService(String),
     /// A condition read a request payload that may still grow (`Txn::payload_final` false):
@@ -211,6 +215,8 @@ pub struct ProxyRules {
     pub tcp: Vec<TcpRule>,
     /// `tcp-request inspect-delay`, milliseconds.
     pub inspect_delay_ms: Option<u64>,
+    /// `tcp-response inspect-delay`, milliseconds.
+    pub res_inspect_delay_ms: Option<u64>,
     pub monitor_uri: Option<Vec<u8>>,
     pub unique_id_format: Option<LogFormat>,
     pub log_format: Option<LogFormat>,
@@ -221,7 +227,7 @@ fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>,
     let loc = &r.loc;
     let e = |m: String| CompileError::new(loc, kw, m);
     let phase = match r.phase.as_str() {
-        "inspect-delay" => return Ok(None),
+        "inspect-delay" | "tcp-response inspect-delay" => return Ok(None),
         "tcp-request connection" => TcpPhase::Connection,
         "tcp-request session" => TcpPhase::Session,
         "tcp-request content" => TcpPhase::Content,
@@ -242,6 +248,7 @@ fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>,
     let action = match base {
         "accept" => TcpAction::Accept,
         "reject" => TcpAction::Reject,
+        "close" if phase == TcpPhase::ResponseContent => TcpAction::Close,
         "silent-drop" | "close" => TcpAction::SilentDrop,
         "expect-proxy" => TcpAction::ExpectProxy,
         "track-sc0" | "track-sc1" | "track-sc2" => TcpAction::TrackSc {
@@ -360,11 +367,11 @@ fn server_rules(
     Ok((use_servers, stick))
 }
 
-fn inspect_delay(rules: &[TcpRequestRule]) -> Option<u64> {
+fn inspect_delay(rules: &[TcpRequestRule], phase: &str) -> Option<u64> {
     rules
         .iter()
         .rev()
-        .filter(|r| r.phase == "inspect-delay")
+        .filter(|r| r.phase == phase)
         .filter_map(|r| r.args.first())
         .filter_map(|a| ringlb_config::units::parse_time(a).ok())
         .map(|d| d.as_millis() as u64)
@@ -442,7 +449,8 @@ impl ProxyRules {
             use_servers: Vec::new(),
             stick: Vec::new(),
             tcp,
-            inspect_delay_ms: inspect_delay(&fe.tcp_request),
+            inspect_delay_ms: inspect_delay(&fe.tcp_request, "inspect-delay"),
+            res_inspect_delay_ms: None,
             monitor_uri: fe.monitor_uri.as_ref().map(|m| m.as_bytes().to_vec()),
         })
     }
@@ -470,7 +478,8 @@ impl ProxyRules {
             use_servers,
             stick,
             tcp,
-            inspect_delay_ms: inspect_delay(&be.tcp_request),
+            inspect_delay_ms: inspect_delay(&be.tcp_request, "inspect-delay"),
+            res_inspect_delay_ms: inspect_delay(&be.tcp_request, "tcp-response inspect-delay"),
             ..ProxyRules::default()
         })
     }
@@ -609,6 +618,7 @@ impl ProxyRules {
                 TcpAction::Accept => return TcpVerdict::Accept,
                 TcpAction::Reject => return TcpVerdict::Reject { silent: false },
                 TcpAction::SilentDrop => return TcpVerdict::Reject { silent: true },
+                TcpAction::Close => return TcpVerdict::Close,
                 TcpAction::ExpectProxy => return TcpVerdict::ExpectProxy,
                 TcpAction::UseService(s) => return TcpVerdict::UseService(s.clone()),
                 TcpAction::TrackSc { slot, key, table } => {

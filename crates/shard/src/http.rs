@@ -1232,6 +1232,7 @@ impl<'a> Session<'a> {
             let host = crate::rules::Host {
                 cap: None,
                 effects: None,
+                res_payload: None,
                 payload: None,
                 ctx,
                 frontend: &self.fe.name,
@@ -1630,6 +1631,7 @@ impl<'a> Session<'a> {
         let host = crate::rules::Host {
             cap: None,
             effects: None,
+            res_payload: None,
             payload: None,
             ctx,
             frontend: &self.fe.name,

@@ -31,6 +31,8 @@ pub struct Host<'a> {
     pub cap: Option<Captures<'a>>,
     /// Where address and log-level actions leave their effects, where kept.
     pub effects: Option<&'a RuleEffects>,
+    /// TCP mode: the bytes the server sent so far (`tcp-response content`).
+    pub res_payload: Option<&'a [u8]>,
 }
 
 /// What rules change beyond the message. `set-src`/`set-dst`/`set-src-port`/`set-dst-port`
@@ -119,6 +121,10 @@ impl SampleSource for Host<'_> {
 
     fn req_payload(&self) -> Option<&[u8]> {
         self.payload
+    }
+
+    fn res_payload(&self) -> Option<&[u8]> {
+        self.res_payload
     }
 
     fn outer_var(&self, name: &str) -> Option<Sample<'_>> {

@@ -330,6 +330,7 @@ pub fn connection_rules(
     let mut host = Host {
         cap: None,
         effects: None,
+        res_payload: None,
         payload: None,
         ctx,
         frontend: &fe.name,

@@ -1,8 +1,12 @@
 //! `mode tcp` sessions: pick a server (`balance roundrobin`), connect with retries, then forward
 //! bytes both ways with half-close (see `tunnel.rs`).
 
+use std::cell::{Cell, RefCell};
+use std::task::{Poll, Waker};
+
+use futures_lite::future;
 use ringlb_rules::{TcpPhase, TcpVerdict};
-use ringlb_uring::SendBuf;
+use ringlb_uring::{RecvBuf, SendBuf};
 
 use crate::conn::{ClientConn, Io};
 
@@ -97,7 +101,49 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
             return;
         }
     }
-    let (up, down, end) = tunnel::run(&client, &*server, t).await;
+    let gate_rules = be
+        .rules
+        .as_ref()
+        .filter(|r| r.has_tcp_rules(TcpPhase::ResponseContent));
+    let (up, down, end, rejected) = match gate_rules {
+        None => {
+            let (up, down, end) = tunnel::run(&client, &*server, t).await;
+            (up, down, end, false)
+        }
+        Some(rules) => {
+            let gate = ResponseGate {
+                inner: &*server,
+                rules,
+                host: HostParts {
+                    ctx,
+                    fe,
+                    be_name: &be.name,
+                    client: &client,
+                    tls: tls.as_ref(),
+                },
+                stick: RefCell::new(&mut stick),
+                state: Cell::new(GateState::Inspecting),
+                rejected: Flag::default(),
+                wait_limit: idle,
+            };
+            // A reject ends the whole session at once: the tunnel (with its pending reads)
+            // is dropped and both connections closed.
+            let tunnel = async { Some(tunnel::run(&client, &gate, t).await) };
+            match future::or(tunnel, async {
+                gate.rejected.wait().await;
+                None
+            })
+            .await
+            {
+                Some((up, down, end)) => (up, down, end, false),
+                None => {
+                    // The client sees a plain close (haproxy 2.6, recorded), the server a reset.
+                    server.set_linger_zero();
+                    (0, 0, tunnel::TunnelEnd::Error, true)
+                }
+            }
+        }
+    };
     let up = up + early;
     stick.bytes(up, down);
     {
@@ -111,6 +157,8 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         server: Some(lease.server),
         bytes: (up, down),
         term: match end {
+            // `tcp-response content reject`: closed by the proxy during data (haproxy's PD).
+            _ if rejected => *b"PD",
             tunnel::TunnelEnd::IdleTimeout => *b"cD",
             tunnel::TunnelEnd::Error => *b"SD",
             tunnel::TunnelEnd::Closed => *b"--",
@@ -163,7 +211,7 @@ async fn inspect(
                 return None;
             }
             // No TCP-mode service exists (prometheus-exporter is HTTP only): close.
-            TcpVerdict::UseService(_) => return None,
+            TcpVerdict::UseService(_) | TcpVerdict::Close => return None,
             TcpVerdict::Accept | TcpVerdict::Continue | TcpVerdict::ExpectProxy => {}
         }
         let backend = match rules.select_backend(&host, &txn) {
@@ -221,6 +269,7 @@ fn tcp_host<'a>(
     crate::rules::Host {
         cap: None,
         effects: None,
+        res_payload: None,
         payload: Some(payload),
         ctx,
         frontend: &fe.name,
@@ -310,6 +359,7 @@ fn log_session(
     let host = crate::rules::Host {
         cap: None,
         effects: None,
+        res_payload: None,
         payload: None,
         ctx,
         frontend: &fe.name,
@@ -326,4 +376,155 @@ fn log_session(
     let mut line = Vec::with_capacity(192);
     lf.render(ringlb_rules::Ctx::new(&host, &txn), &mut line);
     ctx.logger.emit(&fe.log, ringlb_log::Level::INFO, &line);
+}
+
+/// Where a [`ResponseGate`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GateState {
+    /// `tcp-response content` rules have not decided yet.
+    Inspecting,
+    /// Decided: bytes flow as they come.
+    Open,
+    /// `close`: what the server sent went out; the next read is the end.
+    Closing,
+}
+
+/// What a gate needs to build the rules' view of the session.
+struct HostParts<'a> {
+    ctx: &'a Ctx,
+    fe: &'a crate::topology::FrontendRt,
+    be_name: &'a str,
+    client: &'a ClientConn,
+    tls: Option<&'a ringlb_tls::TlsFacts>,
+}
+
+/// A one-shot flag a task can wait on (set by the gate on `reject`).
+#[derive(Default)]
+struct Flag {
+    set: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Flag {
+    fn raise(&self) {
+        self.set.set(true);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        future::poll_fn(|cx| {
+            if self.set.get() {
+                Poll::Ready(())
+            } else {
+                self.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+}
+
+/// The server side of a TCP session whose backend has `tcp-response content` rules: the
+/// tunnel reads the server through it. Until the rules decide, it buffers what the server
+/// sends (the client's bytes keep flowing to the server meanwhile, so protocols where the
+/// client speaks first work) and runs the rules each time more arrives, within `tcp-response
+/// inspect-delay`; then it hands the buffered bytes on (`accept`, no match), ends the
+/// server side after them (`close`), or raises `rejected` (`reject`, `silent-drop`).
+struct ResponseGate<'a, S> {
+    inner: &'a S,
+    rules: &'a ringlb_rules::ProxyRules,
+    host: HostParts<'a>,
+    stick: RefCell<&'a mut crate::stick::StickSession>,
+    state: Cell<GateState>,
+    rejected: Flag,
+    /// Bound on waiting for the server's first bytes without an inspect-delay (the
+    /// session's idle timeout).
+    wait_limit: Option<std::time::Duration>,
+}
+
+impl<S: Io> ResponseGate<'_, S> {
+    /// Runs the rules on `payload` (`last`: no more data will be waited for).
+    fn decide(&self, payload: &[u8], last: bool, resume: usize) -> TcpVerdict {
+        let h = &self.host;
+        let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+        txn.payload_final = last;
+        let mut stick = self.stick.borrow_mut();
+        let mut host = tcp_host(h.ctx, h.fe, h.client, h.tls, &[], &mut stick);
+        host.backend = Some(h.be_name);
+        host.res_payload = Some(payload);
+        self.rules
+            .tcp_rules_from(TcpPhase::ResponseContent, resume, &mut host, &mut txn)
+    }
+
+    async fn inspect(&self) -> std::io::Result<Option<RecvBuf>> {
+        let delay = self
+            .rules
+            .res_inspect_delay_ms
+            .map(std::time::Duration::from_millis);
+        let deadline = delay.map(|d| std::time::Instant::now() + d);
+        let bufsize = self.host.ctx.state.topo.tune.bufsize.max(1024);
+        let mut payload: Vec<u8> = Vec::new();
+        let (mut eof, mut resume) = (false, 0);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let expired = left.is_some_and(|l| l.is_zero());
+            // As haproxy, the rules run once the server sent something (or closed, or the
+            // delay is over), not before.
+            if !payload.is_empty() || eof || expired {
+                let last = eof || expired || payload.len() >= bufsize || deadline.is_none();
+                match self.decide(&payload, last, resume) {
+                    TcpVerdict::Wait { resume: r } => resume = r,
+                    TcpVerdict::Reject { .. } => {
+                        self.rejected.raise();
+                        // Never resolves: the session is being dropped.
+                        future::pending::<()>().await;
+                    }
+                    TcpVerdict::Close => {
+                        self.inner.finish().await;
+                        self.state.set(GateState::Closing);
+                        return Ok((!payload.is_empty()).then(|| RecvBuf::from_vec(payload)));
+                    }
+                    _ => {
+                        self.state.set(GateState::Open);
+                        if payload.is_empty() && !eof {
+                            return self.inner.recv().await;
+                        }
+                        return Ok((!payload.is_empty()).then(|| RecvBuf::from_vec(payload)));
+                    }
+                }
+            }
+            match crate::time::within(left.or(self.wait_limit), self.inner.recv()).await {
+                Ok(Ok(Some(b))) => payload.extend_from_slice(b.bytes()),
+                Ok(Ok(None)) => eof = true,
+                Ok(Err(e)) => return Err(e),
+                // The inspect-delay is over: decide with what arrived.
+                Err(_) if left.is_some() => {}
+                Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+            }
+        }
+    }
+}
+
+impl<S: Io> Io for ResponseGate<'_, S> {
+    async fn recv(&self) -> std::io::Result<Option<RecvBuf>> {
+        match self.state.get() {
+            GateState::Open => self.inner.recv().await,
+            GateState::Closing => Ok(None),
+            GateState::Inspecting => self.inspect().await,
+        }
+    }
+
+    async fn send_all(&self, buf: SendBuf) -> (std::io::Result<()>, SendBuf) {
+        self.inner.send_all(buf).await
+    }
+
+    async fn send_pair(&self, a: SendBuf, b: SendBuf) -> (std::io::Result<()>, SendBuf, SendBuf) {
+        self.inner.send_pair(a, b).await
+    }
+
+    async fn finish(&self) {
+        self.inner.finish().await;
+    }
 }

@@ -700,7 +700,12 @@ pub fn tcp_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         parse_time(l.arg(2)).map_err(|e| format!("'{} inspect-delay' : {e}", l.arg(0)))?;
         p.tcp_request.push(TcpRequestRule {
             loc: l.loc.clone(),
-            phase,
+            // The request's delay keeps its historical name; the response's is told apart.
+            phase: if l.arg(0) == "tcp-response" {
+                "tcp-response inspect-delay".to_string()
+            } else {
+                phase
+            },
             action: String::new(),
             args: vec![l.arg(2).to_string()],
             cond: None,
