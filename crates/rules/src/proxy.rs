@@ -466,7 +466,20 @@ impl ProxyRules {
         let http_after_response = compile_http_rules(&mut c, &be.http_after_response, true)?;
         let mut tcp = Vec::new();
         for r in &be.tcp_request {
-            tcp.extend(tcp_rule(&mut c, r)?);
+            let rule = tcp_rule(&mut c, r)?;
+            if let Some(rule) = &rule {
+                // The HTTP engine reads responses as messages, not through the TCP gate.
+                if rule.phase == TcpPhase::ResponseContent
+                    && be.mode == ringlb_config::model::Mode::Http
+                {
+                    return Err(CompileError::new(
+                        &rule.loc,
+                        "tcp-response content",
+                        "not supported by ringlb in 'mode http' yet (use http-response rules)",
+                    ));
+                }
+            }
+            tcp.extend(rule);
         }
         let (use_servers, stick) = server_rules(&mut c, &be.server_rules)?;
         Ok(ProxyRules {

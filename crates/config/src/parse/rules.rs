@@ -696,6 +696,11 @@ fn track(name: &str, args: &[String]) -> Result<HttpAction, String> {
 /// `tcp-request|tcp-response <phase> <action> [args] [cond]` and `... inspect-delay <time>`.
 pub fn tcp_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     let phase = l.arg(1).to_string();
+    if l.arg(0) == "tcp-response" && !p.kind.is_backend() && p.kind.is_frontend() {
+        return Err(format!(
+            "tcp-response {phase} is only allowed in 'backend' sections or 'defaults' section with a name"
+        ));
+    }
     if phase == "inspect-delay" {
         parse_time(l.arg(2)).map_err(|e| format!("'{} inspect-delay' : {e}", l.arg(0)))?;
         p.tcp_request.push(TcpRequestRule {
