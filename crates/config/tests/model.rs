@@ -572,11 +572,11 @@ fn capture_slots_are_numbered_in_declaration_order() {
 /// inspect-delay is kept apart from the request's.
 #[test]
 fn tcp_response_rules_are_backend_only() {
-    let e = err(&format!(
+    let e = err(
         "defaults\n mode tcp\n timeout connect 1s\n timeout client 1s\n timeout server 1s\n\
          frontend fe\n bind 127.0.0.1:8080\n tcp-response content reject\n default_backend be\n\
-         backend be\n server s 127.0.0.1:9000\n"
-    ));
+         backend be\n server s 127.0.0.1:9000\n",
+    );
     assert!(e.contains("tcp-response content is only allowed in 'backend' sections or 'defaults' section with a name"), "{e}");
     let l = ok("defaults\n mode tcp\n timeout connect 1s\n timeout client 1s\n timeout server 1s\n\
                 backend be\n tcp-request inspect-delay 3s\n tcp-response inspect-delay 1s\n tcp-response content accept\n server s 127.0.0.1:9000\n");

@@ -866,8 +866,10 @@ fn tcp_response_rules_wait_for_short_payloads_only() {
         payload: b"QU".to_vec(),
         ..Res::default()
     };
-    let mut t = crate::Txn::default();
-    t.payload_final = false;
+    let mut t = crate::Txn {
+        payload_final: false,
+        ..crate::Txn::default()
+    };
     let phase = crate::TcpPhase::ResponseContent;
     assert_eq!(
         r.tcp_rules(phase, &mut h, &mut t),
