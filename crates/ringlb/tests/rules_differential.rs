@@ -668,3 +668,57 @@ fn tcp_response_content_rules_as_in_haproxy() {
         assert_eq!(r, h, "{rest:?}: ringlb (left) vs haproxy (right)");
     }
 }
+
+/// `proc.` variables are one value for the whole process: set on one connection, every new
+/// connection (spread over both shards) reads it, and `unset-var` removes it everywhere. The
+/// other shard's copy follows within a control tick, so the reads come after a short pause.
+#[test]
+fn proc_variables_are_shared_by_all_shards_as_in_haproxy() {
+    let dir = TempDir::new("rules-proc-vars");
+    let run = |who: &str| -> Vec<String> {
+        let front = free_addr();
+        let cfg = format!(
+            "global\n    nbthread 2\n\
+             defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+             frontend fe\n    bind {front}\n\
+             \x20   http-request set-var(proc.color) req.hdr(x-color) if {{ path /set }}\n\
+             \x20   http-request unset-var(proc.color) if {{ path /unset }}\n\
+             \x20   http-request return status 200 content-type text/plain lf-string \"color=%[var(proc.color)]\"\n"
+        );
+        let path = dir.join(&format!("{who}.cfg"));
+        std::fs::write(&path, cfg).unwrap();
+        let _proxy = if who == "ringlb" {
+            Ringlb::start(&path, &[front])
+        } else {
+            Haproxy::start(&path, &[front])
+        };
+        let get = |p: &str, color: &str| {
+            let req = format!(
+                "GET {p} HTTP/1.1\r\nHost: a\r\nX-Color: {color}\r\nConnection: close\r\n\r\n"
+            );
+            let r = send_raw_reply(front, req.as_bytes(), T).unwrap();
+            let text = String::from_utf8_lossy(&r.bytes).into_owned();
+            text.rsplit("\r\n\r\n").next().unwrap_or("").to_string()
+        };
+        let mut seen = vec![get("/", "")];
+        seen.push(get("/set", "blue"));
+        std::thread::sleep(Duration::from_millis(300));
+        // New connections: the kernel spreads them over the shards' listeners.
+        let reads: Vec<String> = (0..16).map(|_| get("/", "")).collect();
+        seen.push(reads.iter().all(|r| r == "color=blue").to_string());
+        seen.push(get("/unset", ""));
+        std::thread::sleep(Duration::from_millis(300));
+        let reads: Vec<String> = (0..16).map(|_| get("/", "")).collect();
+        seen.push(reads.iter().all(|r| r == "color=").to_string());
+        seen
+    };
+    let ours = run("ringlb");
+    assert_eq!(
+        ours,
+        ["color=", "color=blue", "true", "color=", "true"],
+        "ringlb"
+    );
+    if haproxy_available() {
+        assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
+    }
+}

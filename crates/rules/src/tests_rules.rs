@@ -799,13 +799,21 @@ fn tcp_actions_the_engine_does_not_do_are_refused_and_the_others_run() {
         "tcp-request content capture src len 10",
         "tcp-request connection set-src src",
         "tcp-request content set-log-level silent",
-        "tcp-request content set-var(proc.x) src",
-        "tcp-request connection unset-var(proc.x)",
     ] {
         let l = ringlb_config::parse_str("t.cfg", &cfg(refused)).unwrap_or_else(|d| panic!("{d}"));
         let r = crate::ProxyRules::frontend(l.config.frontend("fe").unwrap(), &l.config);
         let err = r.err().map(|e| e.msg).unwrap_or_default();
         assert!(err.contains("not supported"), "{refused}: {err:?}");
+    }
+    // `proc.` variables are shared by the engine (per-shard copies kept in step).
+    for accepted in [
+        "tcp-request content set-var(proc.x) src",
+        "tcp-request connection unset-var(proc.x)",
+        "http-request set-var(proc.y) int(1)",
+    ] {
+        let l = ringlb_config::parse_str("t.cfg", &cfg(accepted)).unwrap_or_else(|d| panic!("{d}"));
+        let r = crate::ProxyRules::frontend(l.config.frontend("fe").unwrap(), &l.config);
+        assert!(r.is_ok(), "{accepted}: {:?}", r.err());
     }
     let l = ringlb_config::parse_str(
         "t.cfg",

@@ -128,6 +128,10 @@ impl SampleSource for Host<'_> {
     }
 
     fn outer_var(&self, name: &str) -> Option<Sample<'_>> {
+        if name.starts_with("proc.") {
+            // A copy out of the shard's table (the borrow cannot outlive this call).
+            return self.ctx.state.proc_vars.borrow().get(name).cloned();
+        }
         if !name.starts_with("sess.") {
             return None;
         }
@@ -332,6 +336,9 @@ impl RuleHost for Host<'_> {
     }
 
     fn set_outer_var(&mut self, name: &str, value: Sample<'static>) {
+        if name.starts_with("proc.") {
+            return self.set_proc_var(name, Some(value));
+        }
         if name.starts_with("sess.") {
             if let Some(s) = self.stick.as_deref_mut() {
                 s.sess_vars.set(name, value);
@@ -402,6 +409,9 @@ impl RuleHost for Host<'_> {
     }
 
     fn unset_outer_var(&mut self, name: &str) {
+        if name.starts_with("proc.") {
+            return self.set_proc_var(name, None);
+        }
         if let Some(s) = self.stick.as_deref_mut() {
             s.sess_vars.unset(name);
         }
@@ -410,6 +420,31 @@ impl RuleHost for Host<'_> {
 
 /// `set-src-port` on a connection without an IP address: haproxy uses 0.0.0.0.
 const UNSPECIFIED: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+impl Host<'_> {
+    /// `proc.` variables: this shard's copy now, the others through the control shard (see
+    /// `ShardState::proc_vars` for the consistency this gives).
+    fn set_proc_var(&self, name: &str, value: Option<Sample<'static>>) {
+        let state = &self.ctx.state;
+        {
+            let mut vars = state.proc_vars.borrow_mut();
+            match &value {
+                Some(v) => vars.set(name, v.clone()),
+                None => vars.unset(name),
+            }
+        }
+        if state.nshards > 1 {
+            // Never blocks the request: a full channel leaves the change local.
+            let _ = self
+                .ctx
+                .commands
+                .try_send(crate::state::ControlMsg::SetProcVar {
+                    name: name.into(),
+                    value,
+                });
+        }
+    }
+}
 
 /// A final verdict turned into what the client gets.
 pub struct Reply {
