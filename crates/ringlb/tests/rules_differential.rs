@@ -722,3 +722,76 @@ fn proc_variables_are_shared_by_all_shards_as_in_haproxy() {
         assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
     }
 }
+
+/// `http-after-response` on HTTP/2 streams: the server's responses and the proxy's own
+/// (deny, 503) carry the headers, backend rules first, as with haproxy (`proto h2` on both).
+#[test]
+fn after_response_rules_apply_to_h2_streams_as_in_haproxy() {
+    let origin = Origin::start("o");
+    let dir = TempDir::new("after-h2");
+    let run = |who: &str| -> Vec<String> {
+        let front = free_addr();
+        let cfg = format!(
+            "global\n    nbthread 1\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 2s\n    retries 0\n\
+             frontend fe\n    bind {front} proto h2\n\
+             \x20   http-request set-var(txn.p) path\n\
+             \x20   http-request deny deny_status 429 if {{ path /deny }}\n\
+             \x20   http-after-response set-header X-After fe-%[var(txn.p)]\n\
+             \x20   http-after-response set-status 418 if {{ status 429 }}\n\
+             \x20   use_backend empty if {{ path /empty }}\n\
+             \x20   default_backend be\n\
+             backend be\n    http-after-response set-header X-Be be\n    server s1 {}\n\
+             backend empty\n    http-after-response set-header X-Be empty\n",
+            origin.addr()
+        );
+        let path = dir.join(&format!("{who}.cfg"));
+        std::fs::write(&path, cfg).unwrap();
+        let _proxy = if who == "ringlb" {
+            Ringlb::start(&path, &[front])
+        } else {
+            Haproxy::start(&path, &[front])
+        };
+        ["/echo", "/deny", "/empty"]
+            .iter()
+            .map(|p| {
+                let out = ringlb_testkit::curl(
+                    &[
+                        "-s",
+                        "-D",
+                        "-",
+                        "-o",
+                        "/dev/null",
+                        "--http2-prior-knowledge",
+                        &format!("http://{front}{p}"),
+                    ],
+                    T,
+                )
+                .unwrap();
+                let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+                let mut keep: Vec<&str> = head
+                    .lines()
+                    .filter(|l| {
+                        l.starts_with("http/") || l.starts_with("x-after") || l.starts_with("x-be")
+                    })
+                    .map(str::trim)
+                    .collect();
+                keep.sort_unstable();
+                keep.join(" | ")
+            })
+            .collect()
+    };
+    let ours = run("ringlb");
+    assert_eq!(
+        ours,
+        [
+            "http/2 200 | x-after: fe-/echo | x-be: be",
+            "http/2 418 | x-after: fe-/deny",
+            "http/2 503 | x-after: fe-/empty | x-be: empty",
+        ],
+        "ringlb"
+    );
+    if haproxy_available() {
+        assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
+    }
+}
