@@ -795,3 +795,60 @@ fn after_response_rules_apply_to_h2_streams_as_in_haproxy() {
         assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
     }
 }
+
+/// `set-src` on an HTTP/2 stream: later rules and `option forwardfor` see the new address.
+#[test]
+fn set_src_on_h2_streams_as_in_haproxy() {
+    let origin = Origin::start("o");
+    let dir = TempDir::new("setsrc-h2");
+    let run = |who: &str| -> Vec<String> {
+        let front = free_addr();
+        let cfg = format!(
+            "global\n    nbthread 1\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 2s\n\
+             frontend fe\n    bind {front} proto h2\n    option forwardfor\n\
+             \x20   http-request set-src req.hdr(x-ip) if {{ req.hdr(x-ip) -m found }}\n\
+             \x20   http-request return status 200 content-type text/plain lf-string \"src=%[src]\" if {{ path /who }}\n\
+             \x20   default_backend be\n\
+             backend be\n    server s1 {}\n",
+            origin.addr()
+        );
+        let path = dir.join(&format!("{who}.cfg"));
+        std::fs::write(&path, cfg).unwrap();
+        let _proxy = if who == "ringlb" {
+            Ringlb::start(&path, &[front])
+        } else {
+            Haproxy::start(&path, &[front])
+        };
+        ["/who", "/echo"]
+            .iter()
+            .map(|p| {
+                let out = ringlb_testkit::curl(
+                    &[
+                        "-s",
+                        "--http2-prior-knowledge",
+                        "-H",
+                        "X-IP: 192.0.2.44",
+                        &format!("http://{front}{p}"),
+                    ],
+                    T,
+                )
+                .unwrap();
+                let body = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+                body.lines()
+                    .filter(|l| l.starts_with("src=") || l.contains("x-forwarded-for"))
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            })
+            .collect()
+    };
+    let ours = run("ringlb");
+    assert_eq!(
+        ours,
+        ["src=192.0.2.44", "header: x-forwarded-for: 192.0.2.44"],
+        "ringlb"
+    );
+    if haproxy_available() {
+        assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
+    }
+}

@@ -161,6 +161,8 @@ struct Conn {
     /// `sess.*` variables the connection's `tcp-request` rules set: every stream starts with
     /// them (a stream's own `sess.*` changes stay in that stream).
     sess_vars: ringlb_rules::Vars,
+    /// `set-src`/`set-dst`... of any stream: the connection's addresses from then on.
+    effects: crate::rules::RuleEffects,
 }
 
 impl Conn {
@@ -170,10 +172,10 @@ impl Conn {
 
     fn facts(&self) -> ConnFacts<'_> {
         ConnFacts {
-            src: self.src,
-            dst: self.dst,
+            src: self.effects.src.get().or(self.src),
+            dst: self.effects.dst.get().or(self.dst),
             tls: self.tls.as_ref(),
-            effects: None,
+            effects: Some(&self.effects),
         }
     }
 }
@@ -212,6 +214,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn)
         last_active: Cell::new(Instant::now()),
         streams: Cell::new(0),
         sess_vars: std::mem::take(&mut conn_stick.sess_vars),
+        effects: crate::rules::RuleEffects::default(),
     });
     let io = H2Io::new(Rc::new(Client(client)));
     let handshake_limit = fe.timeouts.http_request.or(fe.timeouts.client);
@@ -464,10 +467,19 @@ async fn forward(
     let method = req.method();
     let framing = req.framing();
     let conn_mode = effective_conn_mode(fe.conn_mode, be.conn_mode);
+    // After `set-src`, `option forwardfor` and `balance source` use the new address.
+    let src = conn.facts().src;
+    let moved_text = match (&fe.forwardfor, conn.effects.src.get()) {
+        (Some(_), Some(a)) => Some(a.ip().to_string()),
+        _ => None,
+    };
     let edits = crate::rewrite::request_edits(
         fe,
-        conn.src.map(|a| a.ip()),
-        conn.client_ip_text.as_bytes(),
+        src.map(|a| a.ip()),
+        moved_text
+            .as_deref()
+            .unwrap_or(&conn.client_ip_text)
+            .as_bytes(),
         conn_mode,
         false,
     );
@@ -495,7 +507,7 @@ async fn forward(
     txn.bytes_in += head_bytes.len() as u64;
     let facts = PickFacts::of(&be.balance, req, head_bytes);
     let input = PickInput {
-        src: conn.src.map(|a| a.ip()),
+        src: src.map(|a| a.ip()),
         uri: &facts.uri,
         header: facts.header.as_deref(),
         is_post: method == Method::Post,
