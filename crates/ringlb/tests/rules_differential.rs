@@ -852,3 +852,72 @@ fn set_src_on_h2_streams_as_in_haproxy() {
         assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
     }
 }
+
+/// `balance source` hashes the address `set-src` left: each client address picks the same
+/// server as in haproxy (same hash), whatever the real peer address.
+#[test]
+fn balance_source_follows_set_src_as_in_haproxy() {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    let (o1, o2, o3) = (
+        Origin::start("o1"),
+        Origin::start("o2"),
+        Origin::start("o3"),
+    );
+    let dir = TempDir::new("setsrc-balance");
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 2s\n\
+             frontend fe\n    bind {front}\n\
+             \x20   http-request set-src req.hdr(x-ip)\n\
+             \x20   default_backend be\n\
+             backend be\n    balance source\n    server s1 {}\n    server s2 {}\n    server s3 {}\n",
+            o1.addr(),
+            o2.addr(),
+            o3.addr()
+        )
+    };
+    let (hf, rf) = (free_addr(), free_addr());
+    let hpath = write_config(&dir, &cfg(hf));
+    let _h = Haproxy::start(&hpath, &[hf]);
+    let rpath = dir.join("ringlb.cfg");
+    std::fs::write(&rpath, cfg(rf)).unwrap();
+    let _r = Ringlb::start(&rpath, &[rf]);
+    let origin_of = |addr: SocketAddr, ip: &str| {
+        let req =
+            format!("GET /echo HTTP/1.1\r\nHost: a\r\nX-IP: {ip}\r\nConnection: close\r\n\r\n");
+        let r = send_raw_reply(addr, req.as_bytes(), T).unwrap();
+        let text = String::from_utf8_lossy(&r.bytes).into_owned();
+        text.lines()
+            .find_map(|l| l.strip_prefix("x-origin: "))
+            .unwrap_or("none")
+            .to_string()
+    };
+    let ips = [
+        "192.0.2.1",
+        "192.0.2.2",
+        "192.0.2.3",
+        "198.51.100.7",
+        "203.0.113.99",
+        "10.0.0.1",
+        "2001:db8::1",
+        "2001:db8::2",
+    ];
+    let ours: Vec<String> = ips.iter().map(|ip| origin_of(rf, ip)).collect();
+    let theirs: Vec<String> = ips.iter().map(|ip| origin_of(hf, ip)).collect();
+    assert_eq!(
+        ours, theirs,
+        "server per set-src address: ringlb (left) vs haproxy (right)"
+    );
+    let distinct: std::collections::BTreeSet<&String> = ours.iter().collect();
+    assert!(
+        distinct.len() > 1,
+        "the addresses must not all hash alike: {ours:?}"
+    );
+}
