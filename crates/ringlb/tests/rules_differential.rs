@@ -921,3 +921,36 @@ fn balance_source_follows_set_src_as_in_haproxy() {
         "the addresses must not all hash alike: {ours:?}"
     );
 }
+
+/// `http-after-response` also runs on the stats page the proxy serves itself.
+#[test]
+fn after_response_rules_apply_to_the_stats_page_as_in_haproxy() {
+    let dir = TempDir::new("after-stats");
+    let run = |who: &str| -> (String, bool) {
+        let front = free_addr();
+        let cfg = format!(
+            "global\n    nbthread 1\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 2s\n\
+             frontend fe\n    bind {front}\n    stats enable\n    stats uri /st\n\
+             \x20   http-after-response set-header X-After stats-%[status]\n"
+        );
+        let path = dir.join(&format!("{who}.cfg"));
+        std::fs::write(&path, cfg).unwrap();
+        let _proxy = if who == "ringlb" {
+            Ringlb::start(&path, &[front])
+        } else {
+            Haproxy::start(&path, &[front])
+        };
+        let req = "GET /st;csv HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+        let r = send_raw_reply(front, req.as_bytes(), T).unwrap();
+        let text = String::from_utf8_lossy(&r.bytes).to_ascii_lowercase();
+        let head = text.split("\r\n\r\n").next().unwrap_or("").to_string();
+        let status = head.lines().next().unwrap_or("").to_string();
+        (status, head.contains("\r\nx-after: stats-200"))
+    };
+    let ours = run("ringlb");
+    assert_eq!(ours, ("http/1.1 200 ok".to_string(), true), "ringlb");
+    if haproxy_available() {
+        assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
+    }
+}
