@@ -954,3 +954,37 @@ fn after_response_rules_apply_to_the_stats_page_as_in_haproxy() {
         assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
     }
 }
+
+/// Without any log, `capture.req.hdr(N)` still reads the header captured in slot N.
+#[test]
+fn header_captures_are_readable_by_rules_without_logs_as_in_haproxy() {
+    let dir = TempDir::new("capture-nolog");
+    let run = |who: &str| -> String {
+        let front = free_addr();
+        let cfg = format!(
+            "defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 2s\n\
+             frontend fe\n    bind {front}\n    capture request header X-Trace len 3\n\
+             \x20   http-request capture req.hdr(host) len 20\n\
+             \x20   http-request return status 200 content-type text/plain lf-string \"%[capture.req.hdr(0)]|%[capture.req.hdr(1)]\"\n"
+        );
+        let path = dir.join(&format!("{who}.cfg"));
+        std::fs::write(&path, cfg).unwrap();
+        let _proxy = if who == "ringlb" {
+            Ringlb::start(&path, &[front])
+        } else {
+            Haproxy::start(&path, &[front])
+        };
+        exchange(
+            front,
+            b"GET / HTTP/1.1\r\nHost: h.example\r\nX-Trace: abcdef\r\nConnection: close\r\n\r\n",
+        )
+    };
+    let ours = run("ringlb");
+    assert!(
+        ours.ends_with("\r\n\r\nabc|h.example\n[end: Closed]"),
+        "{ours}"
+    );
+    if haproxy_available() {
+        assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
+    }
+}

@@ -225,13 +225,15 @@ impl<'a> Session<'a> {
                     sc.log_req.extend_from_slice(t);
                     sc.log_req.extend_from_slice(sc.req.version().as_bytes());
                     sc.log_req_lens = (m.len(), t.len());
-                    capture(&self.fe.capture_req, sc.req.headers(), b, &mut sc.cap_req);
-                    sc.cap_res.clear();
-                } else {
-                    // Rules may still fill slots (`capture`, read by `capture.req.hdr`).
-                    sc.cap_req.clear();
-                    sc.cap_res.clear();
                 }
+                // Capture slots serve the log and the `capture.req|res.hdr` fetches of rules.
+                capture(
+                    &self.fe.capture_req,
+                    sc.req.headers(),
+                    head.bytes(),
+                    &mut sc.cap_req,
+                );
+                sc.cap_res.clear();
             }
             {
                 let now_ms = self.ctx.state.board.now_ms();
