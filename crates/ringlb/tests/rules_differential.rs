@@ -988,3 +988,89 @@ fn header_captures_are_readable_by_rules_without_logs_as_in_haproxy() {
         assert_eq!(run("haproxy"), ours, "haproxy (left) vs ringlb (right)");
     }
 }
+
+/// TCP mode: `tcp-request content set-src|set-src-port|set-log-level` change what the session
+/// log reports (`%ci:%cp`, the syslog priority, `silent`), and the content rules' `txn.`
+/// variables reach the log line, as haproxy.
+#[test]
+fn tcp_content_set_src_and_log_level_as_in_haproxy() {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    let echo = Origin::start_echo_tcp("echo");
+    let dir = TempDir::new("tcp-setsrc");
+    let cfg = |front: SocketAddr, log: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n    log {log} local0\n\
+             defaults\n    mode tcp\n    log global\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+             listen l\n    bind {front}\n\
+             \x20   log-format \"TL %ci:%cp %[var(txn.tag)]\"\n\
+             \x20   tcp-request inspect-delay 1s\n\
+             \x20   tcp-request content set-var(txn.tag) req.payload(0,3)\n\
+             \x20   tcp-request content set-src str(192.0.2.5) if {{ req.payload(0,3) -m str ABC }}\n\
+             \x20   tcp-request content set-src-port int(4242) if {{ req.payload(0,3) -m str ABC }}\n\
+             \x20   tcp-request content set-log-level err if {{ req.payload(0,3) -m str ERR }}\n\
+             \x20   tcp-request content set-log-level silent if {{ req.payload(0,3) -m str QUI }}\n\
+             \x20   server s1 {}\n",
+            echo.addr()
+        )
+    };
+    let udp = || {
+        let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let a = s.local_addr().unwrap();
+        (s, a)
+    };
+    let ((hsock, hlog), (rsock, rlog)) = (udp(), udp());
+    let (hf, rf) = (free_addr(), free_addr());
+    let hpath = write_config(&dir, &cfg(hf, hlog));
+    let _h = Haproxy::start(&hpath, &[hf]);
+    let rpath = dir.join("ringlb.cfg");
+    std::fs::write(&rpath, cfg(rf, rlog)).unwrap();
+    let _r = Ringlb::start(&rpath, &[rf]);
+    for tag in ["ABC", "QUI", "ERR"] {
+        for addr in [hf, rf] {
+            let r = send_raw_reply(
+                addr,
+                format!("{tag}-payload").as_bytes(),
+                Duration::from_millis(300),
+            )
+            .unwrap();
+            assert_eq!(r.bytes, format!("{tag}-payload").as_bytes());
+        }
+        if tag == "QUI" {
+            continue;
+        }
+        // Lines before the awaited one are the harness's probes and never the silent one.
+        let next = |s: &std::net::UdpSocket| {
+            let mut b = [0u8; 4096];
+            for _ in 0..20 {
+                let n = s.recv(&mut b).unwrap();
+                let l = String::from_utf8_lossy(&b[..n]).into_owned();
+                assert!(!l.contains(" QUI"), "a silent session was logged: {l}");
+                if l.ends_with(&format!(" {tag}\n")) || l.ends_with(&format!(" {tag}")) {
+                    let pri = l.split('>').next().unwrap().to_string();
+                    let body = l.split_once("TL ").unwrap().1.trim_end().to_string();
+                    // A port the proxy did not set is the client's own.
+                    let body = if tag == "ABC" {
+                        body
+                    } else {
+                        body.split(':').next().unwrap().to_string()
+                    };
+                    return format!("{pri}> {body}");
+                }
+            }
+            panic!("no log line for {tag}");
+        };
+        let (hl, rl) = (next(&hsock), next(&rsock));
+        assert_eq!(rl, hl, "{tag}: log of ringlb (left) vs haproxy (right)");
+        match tag {
+            "ABC" => assert_eq!(rl, "<134> 192.0.2.5:4242 ABC"),
+            _ => assert_eq!(rl, "<131> 127.0.0.1"),
+        }
+    }
+}

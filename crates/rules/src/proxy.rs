@@ -168,6 +168,13 @@ pub enum TcpAction {
         fmt: LogFormat,
     },
     UnsetVar(Box<str>),
+    /// `tcp-request content set-src|set-dst|set-src-port|set-dst-port`.
+    SetAddr {
+        dst: bool,
+        port: bool,
+        expr: Expr,
+    },
+    SetLogLevel(Box<str>),
     /// `use-service` in TCP mode.
     UseService(String),
 }
@@ -311,10 +318,26 @@ fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>,
             TcpAction::UnsetVar(n.into())
         }
         "use-service" => TcpAction::UseService(arg0()?.to_string()),
+        // The engine keeps their effects from the content phase on (`tcp-request connection`
+        // and `session` rules run before it has a place for them: refused below).
+        "set-src" | "set-dst" | "set-src-port" | "set-dst-port" if phase == TcpPhase::Content => {
+            TcpAction::SetAddr {
+                dst: base.starts_with("set-dst"),
+                port: base.ends_with("-port"),
+                expr: Expr::parse(arg0()?, env).map_err(e)?,
+            }
+        }
+        "set-log-level" if matches!(phase, TcpPhase::Content | TcpPhase::ResponseContent) => {
+            let l = arg0()?;
+            if l != "silent" && !crate::rules::LOG_LEVELS.contains(&l) {
+                return Err(e(format!("unknown log level '{l}'")));
+            }
+            TcpAction::SetLogLevel(l.into())
+        }
         // Refused rather than accepted without effect (the engine does not do them yet):
-        // `capture`, `set-src`, `set-dst`, `set-log-level`, `set-mark`, `set-tos`, `set-nice`,
-        // `set-src-port`, `set-dst-port`, `switch-mode`, `set-priority-*`,
-        // `expect-netscaler-cip`, `do-resolve`.
+        // `capture`, `set-src`/`set-dst`/`set-log-level` outside `content`, `set-mark`,
+        // `set-tos`, `set-nice`, `switch-mode`, `set-priority-*`, `expect-netscaler-cip`,
+        // `do-resolve`.
         other => {
             return Err(e(format!(
                 "action '{other}' is not supported by the ringlb rules engine yet"
@@ -663,7 +686,40 @@ impl ProxyRules {
                         host.sc_set_gpt(*slot, *idx, v);
                     }
                 }
-                TcpAction::UnsetVar(n) => txn.vars.unset(n),
+                TcpAction::UnsetVar(n) => {
+                    if n.starts_with("proc.") || n.starts_with("sess.") {
+                        host.unset_outer_var(n);
+                    } else {
+                        txn.vars.unset(n);
+                    }
+                }
+                TcpAction::SetAddr { dst, port, expr } => {
+                    let v = expr
+                        .eval(Ctx::new(&*host as &dyn SampleSource, txn))
+                        .map(Sample::into_owned);
+                    match (v, *dst, *port) {
+                        (Some(v), d, true) => {
+                            if let Some(p) = v.to_int().and_then(|p| u16::try_from(p).ok()) {
+                                if d {
+                                    host.set_dst_port(p);
+                                } else {
+                                    host.set_src_port(p);
+                                }
+                            }
+                        }
+                        (Some(v), d, false) => {
+                            if let Some(ip) = v.to_ip() {
+                                if d {
+                                    host.set_dst(ip);
+                                } else {
+                                    host.set_src(ip);
+                                }
+                            }
+                        }
+                        (None, ..) => {}
+                    }
+                }
+                TcpAction::SetLogLevel(l) => host.set_log_level(l),
             }
         }
         TcpVerdict::Continue

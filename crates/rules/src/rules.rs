@@ -17,6 +17,11 @@ use crate::message::HttpMessage;
 use crate::pattern::{str_match, MatchKind};
 use crate::sample::Sample;
 
+/// Syslog level names `set-log-level` takes (besides `silent`).
+pub(crate) const LOG_LEVELS: &[&str] = &[
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
 /// A reply body as configured.
 #[derive(Debug, Clone)]
 pub enum ReplyBody {
@@ -376,10 +381,7 @@ fn compile_other(
         }
         "set-log-level" => {
             let l = arg(args, 0, loc, kw)?;
-            const LEVELS: &[&str] = &[
-                "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "silent",
-            ];
-            if !LEVELS.contains(&l) {
+            if l != "silent" && !LOG_LEVELS.contains(&l) {
                 return Err(e(format!("unknown log level '{l}'")));
             }
             Action::SetLogLevel(l.into())

@@ -798,7 +798,8 @@ fn tcp_actions_the_engine_does_not_do_are_refused_and_the_others_run() {
         "tcp-request connection set-tos 2",
         "tcp-request content capture src len 10",
         "tcp-request connection set-src src",
-        "tcp-request content set-log-level silent",
+        "tcp-request session set-log-level silent",
+        "tcp-request connection set-dst-port int(1)",
     ] {
         let l = ringlb_config::parse_str("t.cfg", &cfg(refused)).unwrap_or_else(|d| panic!("{d}"));
         let r = crate::ProxyRules::frontend(l.config.frontend("fe").unwrap(), &l.config);
@@ -810,6 +811,9 @@ fn tcp_actions_the_engine_does_not_do_are_refused_and_the_others_run() {
         "tcp-request content set-var(proc.x) src",
         "tcp-request connection unset-var(proc.x)",
         "http-request set-var(proc.y) int(1)",
+        "tcp-request content set-log-level silent",
+        "tcp-request content set-src req.payload(0,4),hex",
+        "tcp-request content set-dst-port int(8080)",
     ] {
         let l = ringlb_config::parse_str("t.cfg", &cfg(accepted)).unwrap_or_else(|d| panic!("{d}"));
         let r = crate::ProxyRules::frontend(l.config.frontend("fe").unwrap(), &l.config);

@@ -45,6 +45,8 @@ pub struct RuleEffects {
     pub src: std::cell::Cell<Option<SocketAddr>>,
     pub dst: std::cell::Cell<Option<SocketAddr>>,
     pub log_level: std::cell::Cell<LogLevel>,
+    /// TCP mode: the session's `txn.` variables, from one rule phase to the next and the log.
+    pub tcp_vars: std::cell::RefCell<ringlb_rules::Vars>,
 }
 
 /// A transaction's log level after `set-log-level`.

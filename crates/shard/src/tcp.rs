@@ -27,7 +27,9 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     }
     // Cloned once per connection, and only for TLS connections (plain ones have none).
     let tls = client.tls_facts();
-    let Some((backend, inspected)) = inspect(ctx, fe, &client, tls.as_ref(), &mut stick).await
+    // `tcp-request content set-src|set-dst|set-log-level`: kept for the server choice and log.
+    let fx = crate::rules::RuleEffects::default();
+    let Some((backend, inspected)) = inspect(ctx, fe, &client, tls.as_ref(), &mut stick, &fx).await
     else {
         return;
     };
@@ -39,6 +41,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         tls.as_ref(),
         &inspected,
         &mut stick,
+        &fx,
     ) else {
         return;
     };
@@ -46,7 +49,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         return; // HAProxy closes: no backend to serve
     };
     let input = ringlb_balance::PickInput {
-        src: client.peer_addr().map(|a| a.ip()),
+        src: fx.src.get().or_else(|| client.peer_addr()).map(|a| a.ip()),
         ..Default::default()
     };
     let mut info = ConnectInfo {
@@ -71,7 +74,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
             bytes: (0, 0),
             term: *b"SC",
         };
-        log_session(ctx, frontend, backend, &client, &log);
+        log_session(ctx, frontend, backend, &client, &log, &fx);
         return;
     };
     let now_ms = ctx.state.board.now_ms();
@@ -120,6 +123,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
                     be_name: &be.name,
                     client: &client,
                     tls: tls.as_ref(),
+                    fx: &fx,
                 },
                 stick: RefCell::new(&mut stick),
                 state: Cell::new(GateState::Inspecting),
@@ -164,7 +168,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
             tunnel::TunnelEnd::Closed => *b"--",
         },
     };
-    log_session(ctx, frontend, backend, &client, &log);
+    log_session(ctx, frontend, backend, &client, &log, &fx);
 }
 
 /// `tcp-request content` rules, then `use_backend`: the backend to connect to and the request
@@ -178,6 +182,7 @@ async fn inspect(
     client: &ClientConn,
     tls: Option<&ringlb_tls::TlsFacts>,
     stick: &mut crate::stick::StickSession,
+    fx: &crate::rules::RuleEffects,
 ) -> Option<(usize, Vec<u8>)> {
     let Some(rules) = &fe.rules else {
         return fe.backend.map(|b| (b, Vec::new()));
@@ -192,8 +197,11 @@ async fn inspect(
         let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
         let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
         txn.payload_final = eof || payload.len() >= bufsize || left.is_none_or(|l| l.is_zero());
-        let mut host = tcp_host(ctx, fe, client, tls, &payload, stick);
-        match rules.tcp_rules_from(TcpPhase::Content, resume, &mut host, &mut txn) {
+        txn.vars = fx.tcp_vars.take();
+        let mut host = tcp_host(ctx, fe, client, tls, &payload, stick, fx);
+        let verdict = rules.tcp_rules_from(TcpPhase::Content, resume, &mut host, &mut txn);
+        fx.tcp_vars.replace(txn.vars.clone());
+        match verdict {
             TcpVerdict::Wait { resume: r } => {
                 resume = r;
                 match crate::time::within(left, client.recv()).await {
@@ -230,6 +238,7 @@ async fn inspect(
 
 /// The backend's own rules on what the frontend inspected: `tcp-request content` (a reject
 /// closes: `None`), then `use-server` and `stick` (the server to force, the keys to store).
+#[allow(clippy::too_many_arguments)]
 fn backend_rules(
     ctx: &Ctx,
     fe: &crate::topology::FrontendRt,
@@ -238,15 +247,19 @@ fn backend_rules(
     tls: Option<&ringlb_tls::TlsFacts>,
     payload: &[u8],
     stick: &mut crate::stick::StickSession,
+    fx: &crate::rules::RuleEffects,
 ) -> Option<crate::msg_rules::ServerChoice> {
     let b = ctx.state.topo.backends.get(backend)?;
     let Some(r) = &b.rules else {
         return Some(crate::msg_rules::ServerChoice::default());
     };
     let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
-    let mut host = tcp_host(ctx, fe, client, tls, payload, stick);
+    txn.vars = fx.tcp_vars.take();
+    let mut host = tcp_host(ctx, fe, client, tls, payload, stick, fx);
     host.backend = Some(&b.name);
-    if let TcpVerdict::Reject { silent } = r.tcp_rules(TcpPhase::Content, &mut host, &mut txn) {
+    let verdict = r.tcp_rules(TcpPhase::Content, &mut host, &mut txn);
+    fx.tcp_vars.replace(txn.vars.clone());
+    if let TcpVerdict::Reject { silent } = verdict {
         if silent {
             client.set_linger_zero();
         }
@@ -265,18 +278,19 @@ fn tcp_host<'a>(
     tls: Option<&'a ringlb_tls::TlsFacts>,
     payload: &'a [u8],
     stick: &'a mut crate::stick::StickSession,
+    fx: &'a crate::rules::RuleEffects,
 ) -> crate::rules::Host<'a> {
     crate::rules::Host {
         cap: None,
-        effects: None,
+        effects: Some(fx),
         res_payload: None,
         payload: Some(payload),
         ctx,
         frontend: &fe.name,
         backend: None,
         server: None,
-        src: client.peer_addr(),
-        dst: client.tcp().local_addr().ok(),
+        src: fx.src.get().or_else(|| client.peer_addr()),
+        dst: fx.dst.get().or_else(|| client.tcp().local_addr().ok()),
         tls,
         log: None,
         unique_id: None,
@@ -301,6 +315,7 @@ fn log_session(
     backend: usize,
     client: &ClientConn,
     s: &SessionLog<'_>,
+    fx: &crate::rules::RuleEffects,
 ) {
     let topo = &ctx.state.topo;
     let Some(fe) = topo.frontends.get(frontend) else {
@@ -365,17 +380,23 @@ fn log_session(
         frontend: &fe.name,
         backend: be.map(|b| b.name.as_str()),
         server: srv.map(|x| x.name.as_str()),
-        src: client.peer_addr(),
-        dst: client.tcp().local_addr().ok(),
+        src: fx.src.get().or_else(|| client.peer_addr()),
+        dst: fx.dst.get().or_else(|| client.tcp().local_addr().ok()),
         tls: tls.as_ref(),
         log: Some(&facts),
         unique_id: None,
         stick: None,
     };
-    let txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+    let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+    txn.vars = fx.tcp_vars.take();
     let mut line = Vec::with_capacity(192);
     lf.render(ringlb_rules::Ctx::new(&host, &txn), &mut line);
-    ctx.logger.emit(&fe.log, ringlb_log::Level::INFO, &line);
+    let level = match fx.log_level.get() {
+        crate::rules::LogLevel::Silent => return,
+        crate::rules::LogLevel::Level(l) => l,
+        crate::rules::LogLevel::Default => ringlb_log::Level::INFO,
+    };
+    ctx.logger.emit(&fe.log, level, &line);
 }
 
 /// Where a [`ResponseGate`] stands.
@@ -396,6 +417,7 @@ struct HostParts<'a> {
     be_name: &'a str,
     client: &'a ClientConn,
     tls: Option<&'a ringlb_tls::TlsFacts>,
+    fx: &'a crate::rules::RuleEffects,
 }
 
 /// A one-shot flag a task can wait on (set by the gate on `reject`).
@@ -450,12 +472,16 @@ impl<S: Io> ResponseGate<'_, S> {
         let h = &self.host;
         let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
         txn.payload_final = last;
+        txn.vars = h.fx.tcp_vars.take();
         let mut stick = self.stick.borrow_mut();
-        let mut host = tcp_host(h.ctx, h.fe, h.client, h.tls, &[], &mut stick);
+        let mut host = tcp_host(h.ctx, h.fe, h.client, h.tls, &[], &mut stick, h.fx);
         host.backend = Some(h.be_name);
         host.res_payload = Some(payload);
-        self.rules
-            .tcp_rules_from(TcpPhase::ResponseContent, resume, &mut host, &mut txn)
+        let verdict =
+            self.rules
+                .tcp_rules_from(TcpPhase::ResponseContent, resume, &mut host, &mut txn);
+        h.fx.tcp_vars.replace(std::mem::take(&mut txn.vars));
+        verdict
     }
 
     async fn inspect(&self) -> std::io::Result<Option<RecvBuf>> {
