@@ -17,7 +17,7 @@ use crate::expr::Expr;
 use crate::fetch::FetchEnv;
 use crate::logformat::LogFormat;
 use crate::message::HttpMessage;
-use crate::rules::{compile_http_rules, RuleList, Verdict};
+use crate::rules::{compile_http_rules, compile_rules_as, RuleList, Verdict};
 use crate::sample::Sample;
 
 /// The compiled rules of every proxy of a configuration.
@@ -444,7 +444,8 @@ impl ProxyRules {
         let mut http_request = compile_http_rules(&mut c, &fe.http_request, false)?;
         http_request.default_realm(&fe.name);
         let http_response = compile_http_rules(&mut c, &fe.http_response, true)?;
-        let http_after_response = compile_http_rules(&mut c, &fe.http_after_response, true)?;
+        let http_after_response =
+            compile_rules_as(&mut c, &fe.http_after_response, true, "http-after-response")?;
         let use_backends = fe
             .use_backends
             .iter()
@@ -486,7 +487,8 @@ impl ProxyRules {
         let mut http_request = compile_http_rules(&mut c, &be.http_request, false)?;
         http_request.default_realm(&be.name);
         let http_response = compile_http_rules(&mut c, &be.http_response, true)?;
-        let http_after_response = compile_http_rules(&mut c, &be.http_after_response, true)?;
+        let http_after_response =
+            compile_rules_as(&mut c, &be.http_after_response, true, "http-after-response")?;
         let mut tcp = Vec::new();
         for r in &be.tcp_request {
             let rule = tcp_rule(&mut c, r)?;

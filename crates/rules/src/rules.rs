@@ -489,11 +489,21 @@ pub fn compile_http_rules(
     rules: &[HttpRule],
     response: bool,
 ) -> Result<RuleList, CompileError> {
-    let kw0 = if response {
+    let kw = if response {
         "http-response"
     } else {
         "http-request"
     };
+    compile_rules_as(c, rules, response, kw)
+}
+
+/// [`compile_http_rules`] with the keyword errors name (`http-after-response`).
+pub fn compile_rules_as(
+    c: &mut Compiler<'_>,
+    rules: &[HttpRule],
+    response: bool,
+    kw0: &str,
+) -> Result<RuleList, CompileError> {
     let mut slots = 0;
     let mut out = Vec::with_capacity(rules.len());
     for r in rules {
