@@ -162,6 +162,9 @@ pub fn all() -> Vec<KeywordInfo> {
     for a in rules::HTTP_RESPONSE_ACTIONS {
         add("http-response action", a.name, &a.status, a.doc);
     }
+    for a in rules::HTTP_AFTER_RESPONSE_ACTIONS {
+        add("http-after-response action", a.name, &a.status, a.doc);
+    }
     for (section, name, status, doc) in sections::SECTION_KEYWORDS {
         add(section, name, status, doc);
     }

@@ -41,6 +41,7 @@ pub fn build(d: Draft, cx: &mut Cx) -> Config {
         );
         mode_warnings(cx, p);
         check_tables(cx, p, &tables);
+        check_capture_ids(cx, p);
         let errorfiles = merged_errorfiles(cx, p, &d.http_errors);
         if p.kind.is_frontend() {
             cfg.frontends.push(frontend(p, errorfiles.clone()));
@@ -186,7 +187,10 @@ fn mode_warnings(cx: &mut Cx, p: &ProxyDraft) {
     }
     let checks: [(&str, bool); 4] = [
         ("'http-request' rules ignored", !p.http_request.is_empty()),
-        ("'http-response' rules ignored", !p.http_response.is_empty()),
+        (
+            "'http-response' rules ignored",
+            !p.http_response.is_empty() || !p.http_after_response.is_empty(),
+        ),
         ("'stats' statement ignored", p.stats.is_some()),
         (
             "cookie will be ignored",
@@ -200,6 +204,41 @@ fn mode_warnings(cx: &mut Cx, p: &ProxyDraft) {
                 "",
                 format!("{what} for {kind} '{}' as it requires HTTP mode.", p.name),
             );
+        }
+    }
+}
+
+/// `http-request|response capture ... id N` must name a declared slot of a frontend (a
+/// backend's rules use the frontend's slots, checked at run time).
+fn check_capture_ids(cx: &mut Cx, p: &ProxyDraft) {
+    if !p.kind.is_frontend() {
+        return;
+    }
+    let lists = [
+        ("http-request", "request", &p.http_request),
+        ("http-response", "response", &p.http_response),
+        ("http-after-response", "response", &p.http_after_response),
+    ];
+    for (kw, what, rules) in lists {
+        let declared = p.captures.iter().filter(|c| c.what == what).count();
+        for r in rules {
+            let HttpAction::Other { name, args } = &r.action else {
+                continue;
+            };
+            if name != "capture" || args.get(1).map(String::as_str) != Some("id") {
+                continue;
+            }
+            let id = args.get(2).map(String::as_str).unwrap_or("");
+            if id.parse::<usize>().map_or(true, |i| i >= declared) {
+                cx.alert(
+                    &r.loc,
+                    "",
+                    format!(
+                        "Proxy '{}': unable to find capture id '{id}' referenced by {kw} capture rule.",
+                        p.name
+                    ),
+                );
+            }
         }
     }
 }
@@ -226,7 +265,12 @@ fn check_tables(cx: &mut Cx, p: &ProxyDraft, tables: &[String]) {
             );
         }
     };
-    for r in p.http_request.iter().chain(&p.http_response) {
+    for r in p
+        .http_request
+        .iter()
+        .chain(&p.http_response)
+        .chain(&p.http_after_response)
+    {
         if let HttpAction::TrackSc { slot, table, .. } = &r.action {
             check(cx, &r.loc, &format!("track-sc{slot}"), table.as_deref());
         }
@@ -354,6 +398,7 @@ fn frontend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Frontend {
         acls: p.acls.clone(),
         http_request: p.http_request.clone(),
         http_response: p.http_response.clone(),
+        http_after_response: p.http_after_response.clone(),
         tcp_request: p.tcp_request.clone(),
         errorfiles,
         stick_table: p.stick_table.clone(),
@@ -392,6 +437,7 @@ fn backend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Backend {
         acls: p.acls.clone(),
         http_request: p.http_request.clone(),
         http_response: p.http_response.clone(),
+        http_after_response: p.http_after_response.clone(),
         tcp_request: p.tcp_request.clone(),
         http_check: s.http_check.clone(),
         tcp_check: s.tcp_check.clone(),
@@ -539,7 +585,12 @@ fn check_section_refs(cx: &mut Cx, p: &ProxyDraft, d: Sections<'_>) {
             }
         }
     }
-    for r in p.http_request.iter().chain(&p.http_response) {
+    for r in p
+        .http_request
+        .iter()
+        .chain(&p.http_response)
+        .chain(&p.http_after_response)
+    {
         if let HttpAction::Other { name, args } = &r.action {
             if name == "cache-use" || name == "cache-store" {
                 let c = args.first().map(String::as_str).unwrap_or("");

@@ -504,3 +504,93 @@ fn http2_bind_proto_and_tune_h2_settings() {
         assert!(e.contains(msg), "{kw}: {e}");
     }
 }
+
+/// `http-after-response` rules are kept in their own list (named defaults first) and accept
+/// only HAProxy 2.6's actions for that rule set.
+#[test]
+fn after_response_rules_have_their_own_list_and_actions() {
+    let l = ok(&format!(
+        "defaults base\n mode http\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n http-after-response set-header X-D 1\n\
+         frontend fe from base\n bind 127.0.0.1:8080\n http-after-response set-status 418 if {{ status 503 }}\n http-after-response del-header Server\n default_backend be\n\
+         {T}backend be\n http-after-response add-header X-B 1\n server s 127.0.0.1:9000\n"
+    ));
+    let fe = &l.config.frontends[0];
+    assert_eq!(fe.http_after_response.len(), 3, "inherited rule first");
+    assert!(
+        matches!(&fe.http_after_response[0].action, HttpAction::SetHeader { name, .. } if name == "X-D")
+    );
+    assert!(fe.http_response.is_empty());
+    assert_eq!(l.config.backends[0].http_after_response.len(), 1);
+    let e = err(&format!(
+        "{T}frontend fe\n bind 127.0.0.1:8080\n http-after-response deny\n"
+    ));
+    assert!(
+        e.contains("'http-after-response deny' : unknown action"),
+        "{e}"
+    );
+}
+
+/// Capture slots are numbered in declaration order across `capture ... header`, `declare
+/// capture` and `http-request capture ... len`; ids must name a declared slot and `len` is
+/// for frontends only (haproxy 2.6's messages).
+#[test]
+fn capture_slots_are_numbered_in_declaration_order() {
+    let l = ok(&format!(
+        "{T}frontend fe\n bind 127.0.0.1:8080\n capture request header X-A len 5\n http-request capture req.hdr(host) len 3\n declare capture request len 8\n http-request capture path id 2\n default_backend be\n\
+         backend be\n server s 127.0.0.1:9000\n"
+    ));
+    let fe = &l.config.frontends[0];
+    let req: Vec<(&str, u32)> = fe
+        .captures
+        .iter()
+        .filter(|c| c.what == "request")
+        .map(|c| (c.name.as_str(), c.len))
+        .collect();
+    assert_eq!(req, [("X-A", 5), ("", 3), ("", 8)]);
+    assert!(matches!(&fe.http_request[0].action,
+        HttpAction::Other { name, args } if name == "capture" && args[1..] == ["id", "1", "len", "3"]));
+    let e = err(&format!(
+        "{T}frontend fe\n bind 127.0.0.1:8080\n http-request capture path id 3\n http-response capture status id 0\n"
+    ));
+    assert!(
+        e.contains(
+            "Proxy 'fe': unable to find capture id '3' referenced by http-request capture rule."
+        ),
+        "{e}"
+    );
+    assert!(
+        e.contains("unable to find capture id '0' referenced by http-response capture rule."),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{T}backend be\n http-request capture path len 3\n server s 127.0.0.1:9000\n"
+    ));
+    assert!(e.contains("proxy 'be' has no frontend capability."), "{e}");
+}
+
+/// `tcp-response` rules belong to backends (haproxy 2.6's message for a frontend), and their
+/// inspect-delay is kept apart from the request's.
+#[test]
+fn tcp_response_rules_are_backend_only() {
+    let e = err(
+        "defaults\n mode tcp\n timeout connect 1s\n timeout client 1s\n timeout server 1s\n\
+         frontend fe\n bind 127.0.0.1:8080\n tcp-response content reject\n default_backend be\n\
+         backend be\n server s 127.0.0.1:9000\n",
+    );
+    assert!(e.contains("tcp-response content is only allowed in 'backend' sections or 'defaults' section with a name"), "{e}");
+    let l = ok("defaults\n mode tcp\n timeout connect 1s\n timeout client 1s\n timeout server 1s\n\
+                backend be\n tcp-request inspect-delay 3s\n tcp-response inspect-delay 1s\n tcp-response content accept\n server s 127.0.0.1:9000\n");
+    let phases: Vec<&str> = l.config.backends[0]
+        .tcp_request
+        .iter()
+        .map(|r| r.phase.as_str())
+        .collect();
+    assert_eq!(
+        phases,
+        [
+            "inspect-delay",
+            "tcp-response inspect-delay",
+            "tcp-response content"
+        ]
+    );
+}

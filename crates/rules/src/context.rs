@@ -135,6 +135,11 @@ pub trait SampleSource {
     fn req_payload(&self) -> Option<&[u8]> {
         None
     }
+    /// Bytes buffered from the server of a TCP connection (`res.payload`, `res.len` in
+    /// `tcp-response content`).
+    fn res_payload(&self) -> Option<&[u8]> {
+        None
+    }
     /// Response body, if buffered.
     fn res_body(&self) -> Option<&[u8]> {
         None
@@ -179,10 +184,15 @@ pub trait RuleHost: SampleSource {
     fn sc_inc_gpc(&mut self, _slot: u8, _idx: u32) {}
     fn sc_set_gpt(&mut self, _slot: u8, _idx: u32, _value: i64) {}
     fn set_log_level(&mut self, _level: &str) {}
-    /// `http-request capture <sample> len N` / `id N`: slot index in declaration order.
-    fn capture(&mut self, _slot: usize, _value: &[u8]) {}
+    /// `http-request|response capture <sample> len N` / `id N`: request (`response` false)
+    /// or response slot, numbered in declaration order with the header captures. `value` is
+    /// already cut to `len`; the host cuts it to the slot's declared length.
+    fn capture(&mut self, _response: bool, _slot: usize, _value: &[u8]) {}
     fn set_src(&mut self, _ip: IpAddr) {}
     fn set_dst(&mut self, _ip: IpAddr) {}
+    /// `set-src-port` / `set-dst-port`: the address is kept.
+    fn set_src_port(&mut self, _port: u16) {}
+    fn set_dst_port(&mut self, _port: u16) {}
     /// `set-var` on `proc.` / `sess.` scopes (txn/req/res live in [`Txn::vars`]).
     fn set_outer_var(&mut self, _name: &str, _value: Sample<'static>) {}
     fn unset_outer_var(&mut self, _name: &str) {}

@@ -177,16 +177,9 @@ pub(crate) fn check_var_name(v: &str) -> Result<(), String> {
     }
 }
 
-/// A variable a rule may set: `proc.*` is refused until the engine shares it between the
-/// shards (a per-shard copy would silently diverge; HAProxy's is one per process).
+/// A variable a rule may set (any scope; `proc.*` is shared between the shards by the engine).
 pub(crate) fn check_settable_var(v: &str) -> Result<(), String> {
-    check_var_name(v)?;
-    if v.starts_with("proc.") {
-        return Err(format!(
-            "setting '{v}' is not supported by ringlb yet: 'proc.' variables would need one value shared by all shards; use 'sess.' or 'txn.'"
-        ));
-    }
-    Ok(())
+    check_var_name(v)
 }
 
 fn int(name: &str, a: &str) -> Result<i64, String> {

@@ -99,6 +99,12 @@ pub enum Fetch {
         off: usize,
         len: usize,
     },
+    /// `res.len`: bytes buffered from the server (`tcp-response content`).
+    ResLen,
+    ResPayload {
+        off: usize,
+        len: usize,
+    },
     ReqSslSni,
     /// TLS version of a buffered ClientHello record (`0x0303` style integer).
     ReqSslVer,
@@ -415,14 +421,19 @@ impl Fetch {
             "req.len" | "req_len" => (n(0, 0)?, F::ReqLen).1,
             "req.body" => (n(0, 0)?, F::ReqBody).1,
             "res.body" => (n(0, 0)?, F::ResBody).1,
-            "req.payload" | "payload" => {
+            "req.payload" | "payload" | "res.payload" => {
                 n(2, 2)?;
                 let off = usize::try_from(int_arg(name, &args[0])?)
                     .map_err(|_| format!("fetch method '{name}' : negative offset"))?;
                 let len = usize::try_from(int_arg(name, &args[1])?)
                     .map_err(|_| format!("fetch method '{name}' : negative length"))?;
-                F::ReqPayload { off, len }
+                if name == "res.payload" {
+                    F::ResPayload { off, len }
+                } else {
+                    F::ReqPayload { off, len }
+                }
             }
+            "res.len" => (n(0, 0)?, F::ResLen).1,
             "req.ssl_sni" | "req_ssl_sni" => (n(0, 0)?, F::ReqSslSni).1,
             "req.proto_http" | "req_proto_http" => (n(0, 0)?, F::ReqProtoHttp).1,
             "wait_end" => (n(0, 0)?, F::WaitEnd).1,
@@ -653,6 +664,7 @@ impl Fetch {
             | F::CookCnt { .. }
             | F::Status
             | F::ReqLen
+            | F::ResLen
             | F::BodyLen
             | F::Stat { .. }
             | F::Sc(_)
@@ -684,9 +696,11 @@ impl Fetch {
             F::Ssl { name, .. } if name.ends_with("_serial") || name.ends_with("_sha1") => {
                 MatchKind::Bin
             }
-            F::ReqPayload { .. } | F::ReqBody | F::ResBody | F::Hash32 { with_src: true, .. } => {
-                MatchKind::Bin
-            }
+            F::ReqPayload { .. }
+            | F::ResPayload { .. }
+            | F::ReqBody
+            | F::ResBody
+            | F::Hash32 { with_src: true, .. } => MatchKind::Bin,
             _ => MatchKind::Str,
         }
     }
@@ -878,14 +892,41 @@ impl Fetch {
             F::ReqBody => Sample::Bin(Cow::Borrowed(cx.src.req_body()?)),
             F::ResBody => Sample::Bin(Cow::Borrowed(cx.src.res_body()?)),
             F::ReqPayload { off, len } => {
-                payload_read(cx);
-                let p = cx.src.req_payload()?;
+                // As haproxy: only a too short payload may still change the answer.
+                let p = cx.src.req_payload();
                 let end = if *len == 0 {
-                    p.len()
+                    p.map_or(usize::MAX, <[u8]>::len)
                 } else {
                     off.checked_add(*len)?
                 };
-                Sample::Bin(Cow::Borrowed(p.get(*off..end)?))
+                match p.and_then(|p| p.get(*off..end)) {
+                    Some(v) if *len != 0 => Sample::Bin(Cow::Borrowed(v)),
+                    v => {
+                        payload_read(cx);
+                        Sample::Bin(Cow::Borrowed(v?))
+                    }
+                }
+            }
+            // The response side waits like the request side (`Txn::payload_final`).
+            F::ResLen => Sample::Int({
+                payload_read(cx);
+                cx.src.res_payload().map_or(0, |b| b.len() as i64)
+            }),
+            F::ResPayload { off, len } => {
+                // As haproxy: only a too short payload may still change the answer.
+                let p = cx.src.res_payload();
+                let end = if *len == 0 {
+                    p.map_or(usize::MAX, <[u8]>::len)
+                } else {
+                    off.checked_add(*len)?
+                };
+                match p.and_then(|p| p.get(*off..end)) {
+                    Some(v) if *len != 0 => Sample::Bin(Cow::Borrowed(v)),
+                    v => {
+                        payload_read(cx);
+                        Sample::Bin(Cow::Borrowed(v?))
+                    }
+                }
             }
             F::ReqSslSni => Sample::str({
                 payload_read(cx);

@@ -17,7 +17,7 @@ use crate::expr::Expr;
 use crate::fetch::FetchEnv;
 use crate::logformat::LogFormat;
 use crate::message::HttpMessage;
-use crate::rules::{compile_http_rules, RuleList, Verdict};
+use crate::rules::{compile_http_rules, compile_rules_as, RuleList, Verdict};
 use crate::sample::Sample;
 
 /// The compiled rules of every proxy of a configuration.
@@ -142,6 +142,8 @@ pub enum TcpAction {
     Accept,
     Reject,
     SilentDrop,
+    /// `tcp-response content close`: end the server connection, keep what it sent.
+    Close,
     ExpectProxy,
     TrackSc {
         slot: u8,
@@ -166,6 +168,13 @@ pub enum TcpAction {
         fmt: LogFormat,
     },
     UnsetVar(Box<str>),
+    /// `tcp-request content set-src|set-dst|set-src-port|set-dst-port`.
+    SetAddr {
+        dst: bool,
+        port: bool,
+        expr: Expr,
+    },
+    SetLogLevel(Box<str>),
     /// `use-service` in TCP mode.
     UseService(String),
 }
@@ -186,6 +195,8 @@ pub enum TcpVerdict {
     Reject {
         silent: bool,
     },
+    /// `tcp-response content close`: forward what the server sent, then close.
+    Close,
     ExpectProxy,
     UseService(String),
     /// A condition read a request payload that may still grow (`Txn::payload_final` false):
@@ -202,6 +213,8 @@ pub struct ProxyRules {
     pub acls: AclSet,
     pub http_request: RuleList,
     pub http_response: RuleList,
+    /// `http-after-response`: run on every response, the proxy's own replies included.
+    pub http_after_response: RuleList,
     pub use_backends: Vec<UseBackendRule>,
     pub default_backend: Option<String>,
     pub use_servers: Vec<UseServerRule>,
@@ -209,6 +222,8 @@ pub struct ProxyRules {
     pub tcp: Vec<TcpRule>,
     /// `tcp-request inspect-delay`, milliseconds.
     pub inspect_delay_ms: Option<u64>,
+    /// `tcp-response inspect-delay`, milliseconds.
+    pub res_inspect_delay_ms: Option<u64>,
     pub monitor_uri: Option<Vec<u8>>,
     pub unique_id_format: Option<LogFormat>,
     pub log_format: Option<LogFormat>,
@@ -219,7 +234,7 @@ fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>,
     let loc = &r.loc;
     let e = |m: String| CompileError::new(loc, kw, m);
     let phase = match r.phase.as_str() {
-        "inspect-delay" => return Ok(None),
+        "inspect-delay" | "tcp-response inspect-delay" => return Ok(None),
         "tcp-request connection" => TcpPhase::Connection,
         "tcp-request session" => TcpPhase::Session,
         "tcp-request content" => TcpPhase::Content,
@@ -240,6 +255,7 @@ fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>,
     let action = match base {
         "accept" => TcpAction::Accept,
         "reject" => TcpAction::Reject,
+        "close" if phase == TcpPhase::ResponseContent => TcpAction::Close,
         "silent-drop" | "close" => TcpAction::SilentDrop,
         "expect-proxy" => TcpAction::ExpectProxy,
         "track-sc0" | "track-sc1" | "track-sc2" => TcpAction::TrackSc {
@@ -302,10 +318,26 @@ fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>,
             TcpAction::UnsetVar(n.into())
         }
         "use-service" => TcpAction::UseService(arg0()?.to_string()),
+        // The engine keeps their effects from the content phase on (`tcp-request connection`
+        // and `session` rules run before it has a place for them: refused below).
+        "set-src" | "set-dst" | "set-src-port" | "set-dst-port" if phase == TcpPhase::Content => {
+            TcpAction::SetAddr {
+                dst: base.starts_with("set-dst"),
+                port: base.ends_with("-port"),
+                expr: Expr::parse(arg0()?, env).map_err(e)?,
+            }
+        }
+        "set-log-level" if matches!(phase, TcpPhase::Content | TcpPhase::ResponseContent) => {
+            let l = arg0()?;
+            if l != "silent" && !crate::rules::LOG_LEVELS.contains(&l) {
+                return Err(e(format!("unknown log level '{l}'")));
+            }
+            TcpAction::SetLogLevel(l.into())
+        }
         // Refused rather than accepted without effect (the engine does not do them yet):
-        // `capture`, `set-src`, `set-dst`, `set-log-level`, `set-mark`, `set-tos`, `set-nice`,
-        // `set-src-port`, `set-dst-port`, `switch-mode`, `set-priority-*`,
-        // `expect-netscaler-cip`, `do-resolve`.
+        // `capture`, `set-src`/`set-dst`/`set-log-level` outside `content`, `set-mark`,
+        // `set-tos`, `set-nice`, `switch-mode`, `set-priority-*`, `expect-netscaler-cip`,
+        // `do-resolve`.
         other => {
             return Err(e(format!(
                 "action '{other}' is not supported by the ringlb rules engine yet"
@@ -358,11 +390,11 @@ fn server_rules(
     Ok((use_servers, stick))
 }
 
-fn inspect_delay(rules: &[TcpRequestRule]) -> Option<u64> {
+fn inspect_delay(rules: &[TcpRequestRule], phase: &str) -> Option<u64> {
     rules
         .iter()
         .rev()
-        .filter(|r| r.phase == "inspect-delay")
+        .filter(|r| r.phase == phase)
         .filter_map(|r| r.args.first())
         .filter_map(|a| ringlb_config::units::parse_time(a).ok())
         .map(|d| d.as_millis() as u64)
@@ -412,6 +444,8 @@ impl ProxyRules {
         let mut http_request = compile_http_rules(&mut c, &fe.http_request, false)?;
         http_request.default_realm(&fe.name);
         let http_response = compile_http_rules(&mut c, &fe.http_response, true)?;
+        let http_after_response =
+            compile_rules_as(&mut c, &fe.http_after_response, true, "http-after-response")?;
         let use_backends = fe
             .use_backends
             .iter()
@@ -433,12 +467,14 @@ impl ProxyRules {
             acls: c.finish(),
             http_request,
             http_response,
+            http_after_response,
             use_backends,
             default_backend: fe.default_backend.clone(),
             use_servers: Vec::new(),
             stick: Vec::new(),
             tcp,
-            inspect_delay_ms: inspect_delay(&fe.tcp_request),
+            inspect_delay_ms: inspect_delay(&fe.tcp_request, "inspect-delay"),
+            res_inspect_delay_ms: None,
             monitor_uri: fe.monitor_uri.as_ref().map(|m| m.as_bytes().to_vec()),
         })
     }
@@ -451,9 +487,24 @@ impl ProxyRules {
         let mut http_request = compile_http_rules(&mut c, &be.http_request, false)?;
         http_request.default_realm(&be.name);
         let http_response = compile_http_rules(&mut c, &be.http_response, true)?;
+        let http_after_response =
+            compile_rules_as(&mut c, &be.http_after_response, true, "http-after-response")?;
         let mut tcp = Vec::new();
         for r in &be.tcp_request {
-            tcp.extend(tcp_rule(&mut c, r)?);
+            let rule = tcp_rule(&mut c, r)?;
+            if let Some(rule) = &rule {
+                // The HTTP engine reads responses as messages, not through the TCP gate.
+                if rule.phase == TcpPhase::ResponseContent
+                    && be.mode == ringlb_config::model::Mode::Http
+                {
+                    return Err(CompileError::new(
+                        &rule.loc,
+                        "tcp-response content",
+                        "not supported by ringlb in 'mode http' yet (use http-response rules)",
+                    ));
+                }
+            }
+            tcp.extend(rule);
         }
         let (use_servers, stick) = server_rules(&mut c, &be.server_rules)?;
         Ok(ProxyRules {
@@ -461,10 +512,12 @@ impl ProxyRules {
             acls: c.finish(),
             http_request,
             http_response,
+            http_after_response,
             use_servers,
             stick,
             tcp,
-            inspect_delay_ms: inspect_delay(&be.tcp_request),
+            inspect_delay_ms: inspect_delay(&be.tcp_request, "inspect-delay"),
+            res_inspect_delay_ms: inspect_delay(&be.tcp_request, "tcp-response inspect-delay"),
             ..ProxyRules::default()
         })
     }
@@ -477,6 +530,11 @@ impl ProxyRules {
     /// Runs the `http-response` rules (on `txn.res`).
     pub fn http_response(&self, host: &mut dyn RuleHost, txn: &mut Txn<'_>) -> Verdict {
         self.http_response.run(&self.acls, host, txn, true)
+    }
+
+    /// Runs the `http-after-response` rules (on `txn.res`, which may be a reply the proxy made).
+    pub fn http_after_response(&self, host: &mut dyn RuleHost, txn: &mut Txn<'_>) -> Verdict {
+        self.http_after_response.run(&self.acls, host, txn, true)
     }
 
     /// The first `use_backend` whose condition holds, else `default_backend`.
@@ -598,6 +656,7 @@ impl ProxyRules {
                 TcpAction::Accept => return TcpVerdict::Accept,
                 TcpAction::Reject => return TcpVerdict::Reject { silent: false },
                 TcpAction::SilentDrop => return TcpVerdict::Reject { silent: true },
+                TcpAction::Close => return TcpVerdict::Close,
                 TcpAction::ExpectProxy => return TcpVerdict::ExpectProxy,
                 TcpAction::UseService(s) => return TcpVerdict::UseService(s.clone()),
                 TcpAction::TrackSc { slot, key, table } => {
@@ -629,7 +688,40 @@ impl ProxyRules {
                         host.sc_set_gpt(*slot, *idx, v);
                     }
                 }
-                TcpAction::UnsetVar(n) => txn.vars.unset(n),
+                TcpAction::UnsetVar(n) => {
+                    if n.starts_with("proc.") || n.starts_with("sess.") {
+                        host.unset_outer_var(n);
+                    } else {
+                        txn.vars.unset(n);
+                    }
+                }
+                TcpAction::SetAddr { dst, port, expr } => {
+                    let v = expr
+                        .eval(Ctx::new(&*host as &dyn SampleSource, txn))
+                        .map(Sample::into_owned);
+                    match (v, *dst, *port) {
+                        (Some(v), d, true) => {
+                            if let Some(p) = v.to_int().and_then(|p| u16::try_from(p).ok()) {
+                                if d {
+                                    host.set_dst_port(p);
+                                } else {
+                                    host.set_src_port(p);
+                                }
+                            }
+                        }
+                        (Some(v), d, false) => {
+                            if let Some(ip) = v.to_ip() {
+                                if d {
+                                    host.set_dst(ip);
+                                } else {
+                                    host.set_src(ip);
+                                }
+                            }
+                        }
+                        (None, ..) => {}
+                    }
+                }
+                TcpAction::SetLogLevel(l) => host.set_log_level(l),
             }
         }
         TcpVerdict::Continue

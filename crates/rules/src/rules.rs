@@ -17,6 +17,11 @@ use crate::message::HttpMessage;
 use crate::pattern::{str_match, MatchKind};
 use crate::sample::Sample;
 
+/// Syslog level names `set-log-level` takes (besides `silent`).
+pub(crate) const LOG_LEVELS: &[&str] = &[
+    "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug",
+];
+
 /// A reply body as configured.
 #[derive(Debug, Clone)]
 pub enum ReplyBody {
@@ -177,6 +182,8 @@ pub enum Action {
     },
     SetSrc(Expr),
     SetDst(Expr),
+    SetSrcPort(Expr),
+    SetDstPort(Expr),
     UseService(String),
     Reject {
         silent: bool,
@@ -374,10 +381,7 @@ fn compile_other(
         }
         "set-log-level" => {
             let l = arg(args, 0, loc, kw)?;
-            const LEVELS: &[&str] = &[
-                "emerg", "alert", "crit", "err", "warning", "notice", "info", "debug", "silent",
-            ];
-            if !LEVELS.contains(&l) {
+            if l != "silent" && !LOG_LEVELS.contains(&l) {
                 return Err(e(format!("unknown log level '{l}'")));
             }
             Action::SetLogLevel(l.into())
@@ -391,8 +395,14 @@ fn compile_other(
                     *slots += 1;
                     (len, s)
                 }
+                // (`... id N len L`: a `len` rule whose slot the config numbered.)
                 (Some("id"), Some(n)) => (
-                    usize::MAX,
+                    match (args.get(3).map(String::as_str), args.get(4)) {
+                        (Some("len"), Some(l)) => {
+                            l.parse().map_err(|_| e(format!("invalid length '{l}'")))?
+                        }
+                        _ => usize::MAX,
+                    },
                     n.parse()
                         .map_err(|_| e(format!("invalid capture id '{n}'")))?,
                 ),
@@ -441,6 +451,14 @@ fn compile_other(
                 Action::SetDst(ex)
             }
         }
+        "set-src-port" | "set-dst-port" => {
+            let ex = Expr::parse(arg(args, 0, loc, kw)?, env).map_err(e)?;
+            if base == "set-src-port" {
+                Action::SetSrcPort(ex)
+            } else {
+                Action::SetDstPort(ex)
+            }
+        }
         "reject" => Action::Reject { silent: false },
         "silent-drop" => Action::Reject { silent: true },
         "set-mark"
@@ -455,8 +473,6 @@ fn compile_other(
         | "wait-for-handshake"
         | "early-hint"
         | "normalize-uri"
-        | "set-src-port"
-        | "set-dst-port"
         | "cache-use"
         | "cache-store" => Action::Nop,
         other => {
@@ -473,11 +489,21 @@ pub fn compile_http_rules(
     rules: &[HttpRule],
     response: bool,
 ) -> Result<RuleList, CompileError> {
-    let kw0 = if response {
+    let kw = if response {
         "http-response"
     } else {
         "http-request"
     };
+    compile_rules_as(c, rules, response, kw)
+}
+
+/// [`compile_http_rules`] with the keyword errors name (`http-after-response`).
+pub fn compile_rules_as(
+    c: &mut Compiler<'_>,
+    rules: &[HttpRule],
+    response: bool,
+    kw0: &str,
+) -> Result<RuleList, CompileError> {
     let mut slots = 0;
     let mut out = Vec::with_capacity(rules.len());
     for r in rules {
@@ -878,7 +904,7 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
                 if *len != usize::MAX {
                     v.truncate(*len);
                 }
-                host.capture(*slot, &v);
+                host.capture(response, *slot, &v);
             }
         }
         Action::TrackSc { slot, key, table } => {
@@ -901,6 +927,20 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
                     host.set_src(ip);
                 } else {
                     host.set_dst(ip);
+                }
+            }
+        }
+        Action::SetSrcPort(e) | Action::SetDstPort(e) => {
+            // Out-of-range integers are ignored, as haproxy ignores a failed conversion.
+            let port = e
+                .eval(cx!())
+                .and_then(|s| s.to_int())
+                .and_then(|p| u16::try_from(p).ok());
+            if let Some(p) = port {
+                if matches!(a, Action::SetSrcPort(_)) {
+                    host.set_src_port(p);
+                } else {
+                    host.set_dst_port(p);
                 }
             }
         }

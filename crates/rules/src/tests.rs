@@ -114,7 +114,7 @@ impl RuleHost for Host {
     fn set_log_level(&mut self, level: &str) {
         self.level = Some(level.to_string());
     }
-    fn capture(&mut self, slot: usize, value: &[u8]) {
+    fn capture(&mut self, _response: bool, slot: usize, value: &[u8]) {
         self.captures.push((slot, value.to_vec()));
     }
 }

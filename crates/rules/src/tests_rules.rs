@@ -798,14 +798,26 @@ fn tcp_actions_the_engine_does_not_do_are_refused_and_the_others_run() {
         "tcp-request connection set-tos 2",
         "tcp-request content capture src len 10",
         "tcp-request connection set-src src",
-        "tcp-request content set-log-level silent",
-        "tcp-request content set-var(proc.x) src",
-        "tcp-request connection unset-var(proc.x)",
+        "tcp-request session set-log-level silent",
+        "tcp-request connection set-dst-port int(1)",
     ] {
         let l = ringlb_config::parse_str("t.cfg", &cfg(refused)).unwrap_or_else(|d| panic!("{d}"));
         let r = crate::ProxyRules::frontend(l.config.frontend("fe").unwrap(), &l.config);
         let err = r.err().map(|e| e.msg).unwrap_or_default();
         assert!(err.contains("not supported"), "{refused}: {err:?}");
+    }
+    // `proc.` variables are shared by the engine (per-shard copies kept in step).
+    for accepted in [
+        "tcp-request content set-var(proc.x) src",
+        "tcp-request connection unset-var(proc.x)",
+        "http-request set-var(proc.y) int(1)",
+        "tcp-request content set-log-level silent",
+        "tcp-request content set-src req.payload(0,4),hex",
+        "tcp-request content set-dst-port int(8080)",
+    ] {
+        let l = ringlb_config::parse_str("t.cfg", &cfg(accepted)).unwrap_or_else(|d| panic!("{d}"));
+        let r = crate::ProxyRules::frontend(l.config.frontend("fe").unwrap(), &l.config);
+        assert!(r.is_ok(), "{accepted}: {:?}", r.err());
     }
     let l = ringlb_config::parse_str(
         "t.cfg",
@@ -825,5 +837,76 @@ fn tcp_actions_the_engine_does_not_do_are_refused_and_the_others_run() {
         Some(&b"src-198.51.100.7"[..]),
         "{:?}",
         t.vars
+    );
+}
+
+/// `tcp-response content` on a TCP backend: `res.payload` waits (within the inspect-delay)
+/// only while the payload is too short; `close` is its own verdict; in `mode http` the rules
+/// are refused rather than ignored.
+#[test]
+fn tcp_response_rules_wait_for_short_payloads_only() {
+    let text =
+        "defaults\n mode tcp\n timeout connect 5s\n timeout client 30s\n timeout server 30s\n\
+                backend be\n tcp-request inspect-delay 5s\n tcp-response inspect-delay 2s\n\
+                \x20tcp-response content close if { res.payload(0,4) -m str QUIT }\n\
+                \x20tcp-response content reject if { res.len gt 100 }\n server s1 127.0.0.1:9000\n";
+    let loaded = ringlb_config::parse_str("t.cfg", text).unwrap();
+    let be = loaded.config.backend("be").unwrap();
+    let r = crate::ProxyRules::backend(be, &loaded.config).unwrap();
+    assert_eq!(
+        (r.inspect_delay_ms, r.res_inspect_delay_ms),
+        (Some(5000), Some(2000))
+    );
+    #[derive(Default)]
+    struct Res {
+        h: Host,
+        payload: Vec<u8>,
+    }
+    impl crate::SampleSource for Res {
+        fn now_ms(&self) -> i64 {
+            self.h.now_ms()
+        }
+        fn random_u64(&self) -> u64 {
+            0
+        }
+        fn res_payload(&self) -> Option<&[u8]> {
+            Some(&self.payload)
+        }
+    }
+    impl crate::RuleHost for Res {}
+    let mut h = Res {
+        payload: b"QU".to_vec(),
+        ..Res::default()
+    };
+    let mut t = crate::Txn {
+        payload_final: false,
+        ..crate::Txn::default()
+    };
+    let phase = crate::TcpPhase::ResponseContent;
+    assert_eq!(
+        r.tcp_rules(phase, &mut h, &mut t),
+        crate::TcpVerdict::Wait { resume: 0 }
+    );
+    h.payload = b"QUIT".to_vec();
+    assert_eq!(r.tcp_rules(phase, &mut h, &mut t), crate::TcpVerdict::Close);
+    // Enough bytes and no match: a definite no, then `res.len` may still grow: wait at rule 1.
+    h.payload = b"HELO".to_vec();
+    assert_eq!(
+        r.tcp_rules(phase, &mut h, &mut t),
+        crate::TcpVerdict::Wait { resume: 1 }
+    );
+    t.payload_final = true;
+    assert_eq!(
+        r.tcp_rules(phase, &mut h, &mut t),
+        crate::TcpVerdict::Continue
+    );
+    let http = text.replace("mode tcp", "mode http");
+    let loaded = ringlb_config::parse_str("t.cfg", &http).unwrap();
+    let be = loaded.config.backend("be").unwrap();
+    let e = crate::ProxyRules::backend(be, &loaded.config).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("not supported by ringlb in 'mode http'"),
+        "{e}"
     );
 }

@@ -161,6 +161,8 @@ struct Conn {
     /// `sess.*` variables the connection's `tcp-request` rules set: every stream starts with
     /// them (a stream's own `sess.*` changes stay in that stream).
     sess_vars: ringlb_rules::Vars,
+    /// `set-src`/`set-dst`... of any stream: the connection's addresses from then on.
+    effects: crate::rules::RuleEffects,
 }
 
 impl Conn {
@@ -170,9 +172,10 @@ impl Conn {
 
     fn facts(&self) -> ConnFacts<'_> {
         ConnFacts {
-            src: self.src,
-            dst: self.dst,
+            src: self.effects.src.get().or(self.src),
+            dst: self.effects.dst.get().or(self.dst),
             tls: self.tls.as_ref(),
+            effects: Some(&self.effects),
         }
     }
 }
@@ -211,6 +214,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn)
         last_active: Cell::new(Instant::now()),
         streams: Cell::new(0),
         sess_vars: std::mem::take(&mut conn_stick.sess_vars),
+        effects: crate::rules::RuleEffects::default(),
     });
     let io = H2Io::new(Rc::new(Client(client)));
     let handshake_limit = fe.timeouts.http_request.or(fe.timeouts.client);
@@ -305,6 +309,10 @@ async fn idle_expired(conn: &Conn, idle: Option<Duration>) {
 #[derive(Default)]
 struct Txn {
     backend: Option<usize>,
+    /// The request's variables, kept for `http-after-response` rules when there are such.
+    after_vars: ringlb_rules::Vars,
+    /// The backend of a reply its `http-request` rules made (not counted as forwarded).
+    after_be: Option<usize>,
     server: Option<usize>,
     stream_started: bool,
     status: u16,
@@ -368,11 +376,21 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
     let mut vars = ringlb_rules::Vars::default();
     let mut choice = msg_rules::ServerChoice::default();
     let be_idx = if msg_rules::has_request_rules(ctx, fe) {
-        match msg_rules::request_rules(ctx, fe, &req, &head_bytes, conn.facts(), Some(&mut stick)) {
-            RequestVerdict::Reply(reply) => {
+        match msg_rules::request_rules(
+            ctx,
+            fe,
+            &req,
+            &head_bytes,
+            conn.facts(),
+            Some(&mut stick),
+            None,
+        ) {
+            RequestVerdict::Reply(mut reply) => {
                 if reply.denied {
                     stick.on_denied();
                 }
+                txn.after_be = reply.backend;
+                txn.after_vars = std::mem::take(&mut reply.vars);
                 send_rules_reply(conn, fe, None, reply, &mut respond, &mut txn).await;
                 stick.end_txn(txn.status, txn.bytes_in, txn.bytes_out);
                 return finish(conn, txn);
@@ -389,6 +407,12 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
                 vars: v,
                 server,
             } => {
+                if msg_rules::has_after_rules(
+                    fe,
+                    backend.and_then(|b| ctx.state.topo.backends.get(b)),
+                ) {
+                    txn.after_vars = v.clone();
+                }
                 vars = v;
                 choice = server;
                 if let Some(raw) = rewritten {
@@ -451,10 +475,19 @@ async fn forward(
     let method = req.method();
     let framing = req.framing();
     let conn_mode = effective_conn_mode(fe.conn_mode, be.conn_mode);
+    // After `set-src`, `option forwardfor` and `balance source` use the new address.
+    let src = conn.facts().src;
+    let moved_text = match (&fe.forwardfor, conn.effects.src.get()) {
+        (Some(_), Some(a)) => Some(a.ip().to_string()),
+        _ => None,
+    };
     let edits = crate::rewrite::request_edits(
         fe,
-        conn.src.map(|a| a.ip()),
-        conn.client_ip_text.as_bytes(),
+        src.map(|a| a.ip()),
+        moved_text
+            .as_deref()
+            .unwrap_or(&conn.client_ip_text)
+            .as_bytes(),
         conn_mode,
         false,
     );
@@ -482,7 +515,7 @@ async fn forward(
     txn.bytes_in += head_bytes.len() as u64;
     let facts = PickFacts::of(&be.balance, req, head_bytes);
     let input = PickInput {
-        src: conn.src.map(|a| a.ip()),
+        src: src.map(|a| a.ip()),
         uri: &facts.uri,
         header: facts.header.as_deref(),
         is_post: method == Method::Post,
@@ -814,6 +847,7 @@ async fn relay_response(
         resp,
         &bytes,
         conn.facts(),
+        None,
         None,
     );
     let response = match verdict {
@@ -1181,6 +1215,25 @@ async fn send_h1_reply(
     respond: &mut SendResponse<Bytes>,
     txn: &mut Txn,
 ) {
+    // `http-after-response` on the proxy's own reply (the backend's rules first, once chosen).
+    let be = txn
+        .backend
+        .and_then(|b| conn.ctx.state.topo.backends.get(b));
+    let after = msg_rules::has_after_rules(fe, be)
+        .then(|| {
+            msg_rules::after_reply(
+                &conn.ctx,
+                fe,
+                be,
+                &txn.after_vars,
+                bytes,
+                conn.facts(),
+                None,
+                None,
+            )
+        })
+        .flatten();
+    let bytes = after.as_deref().unwrap_or(bytes);
     let mut head = ResponseHead::default();
     let Ok(Parsed::Complete { head_len }) =
         parse_response(bytes, &conn.limits, Method::Get, &mut head)

@@ -72,6 +72,8 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         sc: None,
         requests: 0,
         stick: crate::stick::StickSession::new(&ctx.state),
+        after: AfterCtx::default(),
+        effects: crate::rules::RuleEffects::default(),
     };
     if !crate::stick::connection_rules(ctx, fe, &session.client, &mut session.stick) {
         return;
@@ -132,9 +134,41 @@ struct Session<'a> {
     requests: u64,
     /// Stick counters of the connection and its current request (`stick.rs`).
     stick: crate::stick::StickSession,
+    /// What `http-after-response` rules need for replies the proxy makes in this transaction.
+    after: AfterCtx,
+    /// Addresses set by `set-src`/`set-dst`... (for the rest of the connection) and the
+    /// transaction's `set-log-level`.
+    effects: crate::rules::RuleEffects,
+}
+
+/// A transaction's context for `http-after-response` on the proxy's own replies. Errors sent
+/// before a transaction starts (unparsable head, `timeout http-request`) skip those rules, as
+/// haproxy's multiplexer answers them below the HTTP analysers.
+#[derive(Default)]
+struct AfterCtx {
+    in_txn: bool,
+    /// The backend whose rules run first, once chosen.
+    be: Option<usize>,
+    /// The request's `txn.` variables (only kept when such rules exist).
+    vars: ringlb_rules::Vars,
+    /// The rules ran on this transaction's reply (they run once, before `connection:` is set).
+    done: bool,
 }
 
 impl<'a> Session<'a> {
+    /// The client address as rules left it (`set-src`), else the peer's.
+    fn src(&self) -> Option<std::net::SocketAddr> {
+        self.effects.src.get().or_else(|| self.client.peer_addr())
+    }
+
+    /// The local address as rules left it (`set-dst`), else the socket's.
+    fn dst(&self) -> Option<std::net::SocketAddr> {
+        self.effects
+            .dst
+            .get()
+            .or_else(|| self.client.tcp().local_addr().ok())
+    }
+
     async fn run(&mut self) {
         loop {
             // (A soft stop lets a connection between two requests send one more within a short
@@ -191,9 +225,15 @@ impl<'a> Session<'a> {
                     sc.log_req.extend_from_slice(t);
                     sc.log_req.extend_from_slice(sc.req.version().as_bytes());
                     sc.log_req_lens = (m.len(), t.len());
-                    capture(&self.fe.capture_req, sc.req.headers(), b, &mut sc.cap_req);
-                    sc.cap_res.clear();
                 }
+                // Capture slots serve the log and the `capture.req|res.hdr` fetches of rules.
+                capture(
+                    &self.fe.capture_req,
+                    sc.req.headers(),
+                    head.bytes(),
+                    &mut sc.cap_req,
+                );
+                sc.cap_res.clear();
             }
             {
                 let now_ms = self.ctx.state.board.now_ms();
@@ -338,6 +378,8 @@ impl<'a> Session<'a> {
     async fn transaction(&mut self, mut head: RecvBuf) -> After {
         let ctx: &'a Ctx = self.ctx;
         let topo: &'a Topology = &ctx.state.topo;
+        self.after.in_txn = true;
+        self.effects.log_level.set(crate::rules::LogLevel::Default);
         // `stats uri`: the stats page, served by the proxy itself.
         if let Some(page) = &self.fe.stats_page {
             let sc = scratch(&mut self.sc, ctx);
@@ -358,9 +400,13 @@ impl<'a> Session<'a> {
         let be_idx = if self.fe.rules.is_some()
             || default_be.is_some_and(|b| topo.backends.get(b).is_some_and(|b| b.rules.is_some()))
         {
-            match self.request_rules(&head) {
-                RequestRules::Reply(reply) => {
-                    return Box::pin(self.send_rules_reply(reply, head)).await
+            let rules = self.request_rules(&head);
+            self.follow_set_src();
+            match rules {
+                RequestRules::Reply(mut reply) => {
+                    self.after.be = reply.backend;
+                    self.after.vars = std::mem::take(&mut reply.vars);
+                    return Box::pin(self.send_rules_reply(reply, head)).await;
                 }
                 RequestRules::Service(name) => {
                     return Box::pin(self.serve_service(&name, head)).await
@@ -372,6 +418,12 @@ impl<'a> Session<'a> {
                     server,
                 } => {
                     rewritten = r;
+                    if crate::msg_rules::has_after_rules(
+                        self.fe,
+                        backend.and_then(|b| topo.backends.get(b)),
+                    ) {
+                        self.after.vars = v.clone();
+                    }
                     vars = v;
                     choice = server;
                     backend
@@ -402,6 +454,7 @@ impl<'a> Session<'a> {
             }
         }
         scratch(&mut self.sc, self.ctx).txn.backend = Some(be_idx);
+        self.after.be = Some(be_idx);
         // Cookie persistence (`cookie NAME insert`): a valid cookie names the server.
         let mut persisted: Option<usize> = None;
         if let Some(ck) = &be.cookie {
@@ -958,11 +1011,18 @@ impl<'a> Session<'a> {
         // request that runs rules; plain connections have none).
         let tls = self.client.tls_facts();
         let conn = crate::msg_rules::ConnFacts {
-            src: self.client.peer_addr(),
-            dst: self.client.tcp().local_addr().ok(),
+            src: self.src(),
+            dst: self.dst(),
             tls: tls.as_ref(),
+            effects: Some(&self.effects),
         };
         let sc = scratch(&mut self.sc, ctx);
+        let cap = crate::rules::Captures {
+            req: &mut sc.cap_req,
+            res: &mut sc.cap_res,
+            req_spec: &self.fe.capture_req,
+            res_spec: &self.fe.capture_res,
+        };
         let verdict = crate::msg_rules::request_rules(
             ctx,
             self.fe,
@@ -970,6 +1030,7 @@ impl<'a> Session<'a> {
             head.bytes(),
             conn,
             Some(&mut self.stick),
+            Some(cap),
         );
         match verdict {
             crate::msg_rules::RequestVerdict::Reply(r) => RequestRules::Reply(r),
@@ -1003,7 +1064,11 @@ impl<'a> Session<'a> {
         };
         let framing = sc.req.framing();
         let keep = sc.req.client_keep_alive();
-        announce_persistence(&mut reply.bytes, keep, sc.req.version());
+        let version = sc.req.version();
+        // `http-after-response` first: haproxy adds `connection:` when it sends the reply.
+        self.after_rules(&mut reply.bytes);
+        let sc = scratch(&mut self.sc, self.ctx);
+        announce_persistence(&mut reply.bytes, keep, version);
         let head_len = sc.req.head_len();
         sc.txn.bytes_in += head_len as u64;
         head.consume(head_len);
@@ -1093,6 +1158,7 @@ impl<'a> Session<'a> {
             &[],
             body.as_bytes(),
         );
+        self.after_rules(&mut out);
         announce_persistence(&mut out, keep, version);
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = 200;
@@ -1119,9 +1185,10 @@ impl<'a> Session<'a> {
         let ctx = self.ctx;
         let tls = self.client.tls_facts();
         let conn = crate::msg_rules::ConnFacts {
-            src: self.client.peer_addr(),
-            dst: self.client.tcp().local_addr().ok(),
+            src: self.src(),
+            dst: self.dst(),
             tls: tls.as_ref(),
+            effects: Some(&self.effects),
         };
         let sc = scratch(&mut self.sc, ctx);
         match crate::msg_rules::response_rules(
@@ -1134,6 +1201,12 @@ impl<'a> Session<'a> {
             head.bytes(),
             conn,
             Some(&mut self.stick),
+            Some(crate::rules::Captures {
+                req: &mut sc.cap_req,
+                res: &mut sc.cap_res,
+                req_spec: &self.fe.capture_req,
+                res_spec: &self.fe.capture_res,
+            }),
         ) {
             crate::msg_rules::ResponseVerdict::Unchanged => ResponseRules::Unchanged,
             crate::msg_rules::ResponseVerdict::Rewritten(raw) => ResponseRules::Rewritten(raw),
@@ -1199,6 +1272,9 @@ impl<'a> Session<'a> {
             }
             let txn = ringlb_rules::Txn::new(msg);
             let host = crate::rules::Host {
+                cap: None,
+                effects: None,
+                res_payload: None,
                 payload: None,
                 ctx,
                 frontend: &self.fe.name,
@@ -1278,6 +1354,7 @@ impl<'a> Session<'a> {
             }
         };
         let mut out = crate::service::answer_bytes(&answer);
+        self.after_rules(&mut out);
         announce_persistence(&mut out, keep, version);
         let txn = &mut scratch(&mut self.sc, ctx).txn;
         txn.status = answer.status;
@@ -1292,7 +1369,8 @@ impl<'a> Session<'a> {
 
     /// Sends a reply the proxy made (error page, rule reply, stats, metrics) within
     /// `timeout client`; `Err` when it could not be sent.
-    async fn send_reply(&mut self, bytes: Vec<u8>) -> std::io::Result<()> {
+    async fn send_reply(&mut self, mut bytes: Vec<u8>) -> std::io::Result<()> {
+        self.after_rules(&mut bytes);
         match within(
             self.fe.timeouts.client,
             self.client.send_all(SendBuf::from_vec(bytes)),
@@ -1302,6 +1380,62 @@ impl<'a> Session<'a> {
             Ok((r, _)) => r,
             Err(_) => Err(std::io::ErrorKind::TimedOut.into()),
         }
+    }
+
+    /// After `set-src`: `option forwardfor` and `balance source` use the new address.
+    fn follow_set_src(&mut self) {
+        let Some(a) = self.effects.src.get() else {
+            return;
+        };
+        if self.client_ip != Some(a.ip()) {
+            self.client_ip = Some(a.ip());
+            if self.fe.forwardfor.is_some() {
+                self.client_ip_text = a.ip().to_string();
+            }
+        }
+    }
+
+    /// `http-after-response` on a reply the proxy made (`msg_rules::after_reply`); the
+    /// transaction's `%B` follows the rewritten size.
+    fn after_rules(&mut self, bytes: &mut Vec<u8>) {
+        if !self.after.in_txn || self.after.done {
+            return;
+        }
+        self.after.done = true;
+        let be = self
+            .after
+            .be
+            .and_then(|b| self.ctx.state.topo.backends.get(b));
+        if !crate::msg_rules::has_after_rules(self.fe, be) {
+            return;
+        }
+        let tls = self.client.tls_facts();
+        let conn = crate::msg_rules::ConnFacts {
+            src: self.src(),
+            dst: self.dst(),
+            tls: tls.as_ref(),
+            effects: Some(&self.effects),
+        };
+        let Some(new) = crate::msg_rules::after_reply(
+            self.ctx,
+            self.fe,
+            be,
+            &self.after.vars,
+            bytes,
+            conn,
+            Some(&mut self.stick),
+            self.sc.as_deref_mut().map(|sc| crate::rules::Captures {
+                req: &mut sc.cap_req,
+                res: &mut sc.cap_res,
+                req_spec: &self.fe.capture_req,
+                res_spec: &self.fe.capture_res,
+            }),
+        ) else {
+            return;
+        };
+        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        txn.bytes_out = (txn.bytes_out + new.len() as u64).saturating_sub(bytes.len() as u64);
+        *bytes = new;
     }
 
     /// A request the proxy answered itself (stats page, exporter): `intercepted_req`.
@@ -1394,6 +1528,7 @@ impl<'a> Session<'a> {
 
     /// Records the transaction in the counters and clears it.
     fn finish_txn(&mut self) {
+        self.after = AfterCtx::default();
         let Some(sc) = self.sc.as_mut() else { return };
         let t = std::mem::take(&mut sc.txn);
         self.stick.end_txn(t.status, t.bytes_in, t.bytes_out);
@@ -1494,17 +1629,10 @@ impl<'a> Session<'a> {
             pid: i64::from(std::process::id()),
             request_counter: self.requests as i64,
             server_addr: t.server_addr,
-            captured_req: self
-                .sc
-                .as_ref()
-                .map(|s| s.cap_req.clone())
-                .unwrap_or_default(),
-            captured_res: self
-                .sc
-                .as_ref()
-                .map(|s| s.cap_res.clone())
-                .unwrap_or_default(),
+            captured_req: slots(self.sc.as_ref().map(|s| &s.cap_req), &self.fe.capture_req),
+            captured_res: slots(self.sc.as_ref().map(|s| &s.cap_res), &self.fe.capture_res),
         };
+        let (src, dst) = (self.src(), self.dst());
         let sc = scratch(&mut self.sc, ctx);
         let (mlen, tlen) = sc.log_req_lens;
         let b = &sc.log_req;
@@ -1536,6 +1664,9 @@ impl<'a> Session<'a> {
         let tls = self.client.tls_facts();
         let be = t.backend.and_then(|b| topo.backends.get(b));
         let host = crate::rules::Host {
+            cap: None,
+            effects: None,
+            res_payload: None,
             payload: None,
             ctx,
             frontend: &self.fe.name,
@@ -1543,8 +1674,8 @@ impl<'a> Session<'a> {
             server: be
                 .and_then(|b| t.server.and_then(|s| b.servers.get(s)))
                 .map(|s| s.name.as_str()),
-            src: self.client.peer_addr(),
-            dst: self.client.tcp().local_addr().ok(),
+            src,
+            dst,
             tls: tls.as_ref(),
             log: Some(&facts),
             unique_id: None,
@@ -1552,9 +1683,17 @@ impl<'a> Session<'a> {
         };
         // The line is built in a buffer per request (logging is rare enough next to I/O).
         let mut line = Vec::with_capacity(256);
+        let level = match self
+            .effects
+            .log_level
+            .replace(crate::rules::LogLevel::Default)
+        {
+            crate::rules::LogLevel::Silent => return,
+            crate::rules::LogLevel::Level(l) => l,
+            crate::rules::LogLevel::Default => ringlb_log::Level::INFO,
+        };
         lf.render(ringlb_rules::Ctx::new(&host, &txn), &mut line);
-        ctx.logger
-            .emit(&self.fe.log, ringlb_log::Level::INFO, &line);
+        ctx.logger.emit(&self.fe.log, level, &line);
     }
 
     /// Answers a request the parser rejected: the frontend's `errorfile` for its status, else the
@@ -1602,7 +1741,17 @@ impl<'a> Session<'a> {
             };
         }
         // A copy into an owned buffer: error replies are rare and small.
-        let _ = self.send_reply(bytes.to_vec()).await;
+        let mut bytes = bytes.to_vec();
+        if self.after.in_txn && !matches!(status, 400 | 408) {
+            // Errors the stream makes go out like other replies (haproxy 2.6, recorded):
+            // after `http-after-response`, with `connection: close` for a closing client.
+            self.after_rules(&mut bytes);
+            let sc = scratch(&mut self.sc, self.ctx);
+            if !sc.req.client_keep_alive() {
+                announce_persistence(&mut bytes, false, sc.req.version());
+            }
+        }
+        let _ = self.send_reply(bytes).await;
     }
 }
 
@@ -1877,6 +2026,16 @@ fn capture(
             .unwrap_or_default();
         out.push(v);
     }
+}
+
+/// A transaction's capture slots for its log line: one per declared slot (`{|}` when the
+/// response never came, as haproxy).
+fn slots(values: Option<&Vec<Vec<u8>>>, spec: &[(String, usize)]) -> Vec<Vec<u8>> {
+    let mut v = values.cloned().unwrap_or_default();
+    if v.len() < spec.len() {
+        v.resize(spec.len(), Vec::new());
+    }
+    v
 }
 
 /// HAProxy combines the frontend's and the backend's `option http-*` modes: the most closing

@@ -18,6 +18,9 @@ pub struct ConnFacts<'a> {
     pub src: Option<SocketAddr>,
     pub dst: Option<SocketAddr>,
     pub tls: Option<&'a TlsFacts>,
+    /// Where `set-src`/`set-dst`/`set-*-port`/`set-log-level` leave their effects (`None`:
+    /// those actions do nothing here).
+    pub effects: Option<&'a crate::rules::RuleEffects>,
 }
 
 /// The outcome of the request rules.
@@ -134,6 +137,7 @@ pub fn request_rules(
     bytes: &[u8],
     conn: ConnFacts<'_>,
     stick: Option<&mut crate::stick::StickSession>,
+    cap: Option<crate::rules::Captures<'_>>,
 ) -> RequestVerdict {
     let topo = &ctx.state.topo;
     let mut msg = ringlb_rules::HttpMessage::request(
@@ -146,6 +150,7 @@ pub fn request_rules(
     }
     let mut txn = ringlb_rules::Txn::new(msg);
     let mut host = crate::rules::Host {
+        cap,
         payload: None,
         ctx,
         frontend: &fe.name,
@@ -154,6 +159,8 @@ pub fn request_rules(
         src: conn.src,
         dst: conn.dst,
         tls: conn.tls,
+        effects: conn.effects,
+        res_payload: None,
         log: None,
         unique_id: None,
         stick,
@@ -172,6 +179,8 @@ pub fn request_rules(
                 tarpit: false,
                 silent: false,
                 denied: false,
+                backend: None,
+                vars: ringlb_rules::Vars::default(),
             });
         }
     }
@@ -194,7 +203,8 @@ pub fn request_rules(
         if let ringlb_rules::Verdict::UseService(name) = v {
             return RequestVerdict::Service(name);
         }
-        if let Some(reply) = crate::rules::reply_for(v, |s| fe.errors.get(s)) {
+        if let Some(mut reply) = crate::rules::reply_for(v, |s| fe.errors.get(s)) {
+            reply.vars = std::mem::take(&mut txn.vars);
             return RequestVerdict::Reply(reply);
         }
     }
@@ -226,7 +236,9 @@ pub fn request_rules(
                 return RequestVerdict::Service(name);
             }
             let errors = |s| b.errors.get(s).or_else(|| fe.errors.get(s));
-            if let Some(reply) = crate::rules::reply_for(v, errors) {
+            if let Some(mut reply) = crate::rules::reply_for(v, errors) {
+                reply.backend = backend;
+                reply.vars = std::mem::take(&mut txn.vars);
                 return RequestVerdict::Reply(reply);
             }
             if let Some(i) = backend {
@@ -279,6 +291,7 @@ pub fn response_rules(
     bytes: &[u8],
     conn: ConnFacts<'_>,
     stick: Option<&mut crate::stick::StickSession>,
+    cap: Option<crate::rules::Captures<'_>>,
 ) -> ResponseVerdict {
     let be_rules = be
         .rules
@@ -293,7 +306,14 @@ pub fn response_rules(
             .iter()
             .any(|s| s.when == ringlb_rules::StickWhen::StoreResponse)
     });
-    if be_rules.is_none() && fe_rules.is_none() && stores.is_none() {
+    let be_after = after_rules(Some(be));
+    let fe_after = after_rules_fe(fe);
+    if be_rules.is_none()
+        && fe_rules.is_none()
+        && stores.is_none()
+        && be_after.is_none()
+        && fe_after.is_none()
+    {
         return ResponseVerdict::Unchanged;
     }
     let mut msg = ringlb_rules::HttpMessage::response(
@@ -308,6 +328,7 @@ pub fn response_rules(
     txn.res = Some(msg);
     txn.vars = vars.clone();
     let mut host = crate::rules::Host {
+        cap,
         payload: None,
         ctx,
         frontend: &fe.name,
@@ -316,6 +337,8 @@ pub fn response_rules(
         src: conn.src,
         dst: conn.dst,
         tls: conn.tls,
+        effects: conn.effects,
+        res_payload: None,
         log: None,
         unique_id: None,
         stick,
@@ -345,6 +368,10 @@ pub fn response_rules(
                 .collect(),
         };
         choice.commit(ctx, be, server);
+    }
+    // `http-after-response`: last, backend then frontend (only `allow` ends a list early).
+    for r in [be_after, fe_after].into_iter().flatten() {
+        r.http_after_response(&mut host, &mut txn);
     }
     match txn.res {
         Some(m) if m.modified => {
@@ -378,4 +405,88 @@ impl PickFacts {
         });
         PickFacts { uri, header }
     }
+}
+
+/// The backend's `http-after-response` rules, if it has any.
+fn after_rules(be: Option<&BackendRt>) -> Option<&ringlb_rules::ProxyRules> {
+    be.and_then(|b| b.rules.as_ref())
+        .filter(|r| !r.http_after_response.rules.is_empty())
+}
+
+/// The frontend's `http-after-response` rules, if it has any.
+fn after_rules_fe(fe: &FrontendRt) -> Option<&ringlb_rules::ProxyRules> {
+    fe.rules
+        .as_ref()
+        .filter(|r| !r.http_after_response.rules.is_empty())
+}
+
+/// Whether a reply the proxy makes for this frontend (and backend, once chosen) must go
+/// through `http-after-response` rules.
+pub fn has_after_rules(fe: &FrontendRt, be: Option<&BackendRt>) -> bool {
+    after_rules_fe(fe).is_some() || after_rules(be).is_some()
+}
+
+/// Runs `http-after-response` rules (backend's, then frontend's, as haproxy) on a reply the
+/// proxy made itself (error page, `return`, redirect, deny, stats): `bytes` is the whole
+/// reply, head and body. Returns the reply with its head rewritten, or `None` when the rules
+/// changed nothing (or the reply has no parsable head, e.g. a raw `errorfile` gone wrong).
+#[allow(clippy::too_many_arguments)]
+pub fn after_reply(
+    ctx: &Ctx,
+    fe: &FrontendRt,
+    be: Option<&BackendRt>,
+    vars: &ringlb_rules::Vars,
+    bytes: &[u8],
+    conn: ConnFacts<'_>,
+    stick: Option<&mut crate::stick::StickSession>,
+    cap: Option<crate::rules::Captures<'_>>,
+) -> Option<Vec<u8>> {
+    let (be_after, fe_after) = (after_rules(be), after_rules_fe(fe));
+    if be_after.is_none() && fe_after.is_none() {
+        return None;
+    }
+    // Rare path (only proxies with such rules): one parse of the reply the proxy just wrote.
+    let mut head = ResponseHead::default();
+    let limits = ringlb_http1::Limits::default();
+    let head_len =
+        match ringlb_http1::parse_response(bytes, &limits, ringlb_http1::Method::Get, &mut head) {
+            Ok(ringlb_http1::Parsed::Complete { head_len }) => head_len,
+            _ => return None,
+        };
+    let mut msg = ringlb_rules::HttpMessage::response(
+        head.version().as_bytes(),
+        head.status(),
+        head.reason().get(bytes),
+    );
+    for h in head.headers() {
+        msg.push_header(h.name.get(bytes), h.value.get(bytes));
+    }
+    let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+    txn.res = Some(msg);
+    txn.vars = vars.clone();
+    let mut host = crate::rules::Host {
+        cap,
+        payload: None,
+        ctx,
+        frontend: &fe.name,
+        backend: be.map(|b| b.name.as_str()),
+        server: None,
+        src: conn.src,
+        dst: conn.dst,
+        tls: conn.tls,
+        effects: conn.effects,
+        res_payload: None,
+        log: None,
+        unique_id: None,
+        stick,
+    };
+    for r in [be_after, fe_after].into_iter().flatten() {
+        r.http_after_response(&mut host, &mut txn);
+    }
+    let m = txn.res.filter(|m| m.modified)?;
+    let body = bytes.get(head_len..).unwrap_or_default();
+    let mut out = Vec::with_capacity(bytes.len() + 128);
+    m.write_response_head(&mut out);
+    out.extend_from_slice(body);
+    Some(out)
 }

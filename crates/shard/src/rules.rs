@@ -27,6 +27,46 @@ pub struct Host<'a> {
     pub stick: Option<&'a mut crate::stick::StickSession>,
     /// TCP mode: the request bytes buffered so far (`tcp-request content`, `use_backend`).
     pub payload: Option<&'a [u8]>,
+    /// The transaction's capture slots (`capture`, `capture.req.hdr(N)`), where kept.
+    pub cap: Option<Captures<'a>>,
+    /// Where address and log-level actions leave their effects, where kept.
+    pub effects: Option<&'a RuleEffects>,
+    /// TCP mode: the bytes the server sent so far (`tcp-response content`).
+    pub res_payload: Option<&'a [u8]>,
+}
+
+/// What rules change beyond the message. `set-src`/`set-dst`/`set-src-port`/`set-dst-port`
+/// change the client connection's addresses as haproxy does (later `src` fetches, logs,
+/// `option forwardfor`, `balance source`, and the connection's next requests);
+/// `set-log-level` the transaction's log level. Cells: written by rules while the session
+/// holds other borrows; one per connection, never shared between shards.
+#[derive(Debug, Default)]
+pub struct RuleEffects {
+    pub src: std::cell::Cell<Option<SocketAddr>>,
+    pub dst: std::cell::Cell<Option<SocketAddr>>,
+    pub log_level: std::cell::Cell<LogLevel>,
+    /// TCP mode: the session's `txn.` variables, from one rule phase to the next and the log.
+    pub tcp_vars: std::cell::RefCell<ringlb_rules::Vars>,
+}
+
+/// A transaction's log level after `set-log-level`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum LogLevel {
+    #[default]
+    Default,
+    /// `silent`: no log line for this transaction.
+    Silent,
+    Level(ringlb_log::Level),
+}
+
+/// A transaction's capture slots: `capture request|response header`, `declare capture` and
+/// `http-request capture ... len` in declaration order (`spec`: header name, "" for a
+/// sample slot, and length), and their values (`%hr`/`%hs`, `capture.req|res.hdr(N)`).
+pub struct Captures<'a> {
+    pub req: &'a mut Vec<Vec<u8>>,
+    pub res: &'a mut Vec<Vec<u8>>,
+    pub req_spec: &'a [(String, usize)],
+    pub res_spec: &'a [(String, usize)],
 }
 
 /// What a log line reports about a finished transaction (HAProxy's `%X` variables). Times in
@@ -99,7 +139,15 @@ impl SampleSource for Host<'_> {
         self.payload
     }
 
+    fn res_payload(&self) -> Option<&[u8]> {
+        self.res_payload
+    }
+
     fn outer_var(&self, name: &str) -> Option<Sample<'_>> {
+        if name.starts_with("proc.") {
+            // A copy out of the shard's table (the borrow cannot outlive this call).
+            return self.ctx.state.proc_vars.borrow().get(name).cloned();
+        }
         if !name.starts_with("sess.") {
             return None;
         }
@@ -241,6 +289,28 @@ impl SampleSource for Host<'_> {
         self.unique_id
     }
 
+    fn captured(&self, response: bool, idx: usize) -> Option<&[u8]> {
+        let slots = match (&self.cap, self.log) {
+            (Some(c), _) => {
+                if response {
+                    &**c.res
+                } else {
+                    &**c.req
+                }
+            }
+            (None, Some(f)) => {
+                if response {
+                    &f.captured_res
+                } else {
+                    &f.captured_req
+                }
+            }
+            (None, None) => return None,
+        };
+        // An empty slot is an absent capture (haproxy: no sample).
+        slots.get(idx).map(Vec::as_slice).filter(|v| !v.is_empty())
+    }
+
     fn hostname(&self) -> &[u8] {
         self.ctx.state.hostname.as_bytes()
     }
@@ -282,6 +352,9 @@ impl RuleHost for Host<'_> {
     }
 
     fn set_outer_var(&mut self, name: &str, value: Sample<'static>) {
+        if name.starts_with("proc.") {
+            return self.set_proc_var(name, Some(value));
+        }
         if name.starts_with("sess.") {
             if let Some(s) = self.stick.as_deref_mut() {
                 s.sess_vars.set(name, value);
@@ -289,9 +362,102 @@ impl RuleHost for Host<'_> {
         }
     }
 
+    fn set_src(&mut self, ip: std::net::IpAddr) {
+        // haproxy keeps the port when the address family allows it.
+        let a = SocketAddr::new(ip, self.src.map_or(0, |a| a.port()));
+        self.src = Some(a);
+        if let Some(e) = self.effects {
+            e.src.set(Some(a));
+        }
+    }
+
+    fn set_dst(&mut self, ip: std::net::IpAddr) {
+        let a = SocketAddr::new(ip, self.dst.map_or(0, |a| a.port()));
+        self.dst = Some(a);
+        if let Some(e) = self.effects {
+            e.dst.set(Some(a));
+        }
+    }
+
+    fn set_src_port(&mut self, port: u16) {
+        let ip = self.src.map_or(UNSPECIFIED, |a| a.ip());
+        self.src = Some(SocketAddr::new(ip, port));
+        if let Some(e) = self.effects {
+            e.src.set(self.src);
+        }
+    }
+
+    fn set_dst_port(&mut self, port: u16) {
+        let ip = self.dst.map_or(UNSPECIFIED, |a| a.ip());
+        self.dst = Some(SocketAddr::new(ip, port));
+        if let Some(e) = self.effects {
+            e.dst.set(self.dst);
+        }
+    }
+
+    fn set_log_level(&mut self, level: &str) {
+        let Some(e) = self.effects else { return };
+        e.log_level.set(match ringlb_log::Level::parse(level) {
+            Some(l) => LogLevel::Level(l),
+            // The config only admits syslog level names and `silent`.
+            None => LogLevel::Silent,
+        });
+    }
+
+    fn capture(&mut self, response: bool, slot: usize, value: &[u8]) {
+        let Some(c) = self.cap.as_mut() else { return };
+        let (slots, spec) = if response {
+            (&mut *c.res, c.res_spec)
+        } else {
+            (&mut *c.req, c.req_spec)
+        };
+        // A slot the frontend did not declare (a backend rule's `id`) is ignored, as haproxy.
+        let Some((_, len)) = spec.get(slot) else {
+            return;
+        };
+        if slots.len() < spec.len() {
+            slots.resize(spec.len(), Vec::new());
+        }
+        if let Some(s) = slots.get_mut(slot) {
+            s.clear();
+            s.extend_from_slice(value.get(..value.len().min(*len)).unwrap_or_default());
+        }
+    }
+
     fn unset_outer_var(&mut self, name: &str) {
+        if name.starts_with("proc.") {
+            return self.set_proc_var(name, None);
+        }
         if let Some(s) = self.stick.as_deref_mut() {
             s.sess_vars.unset(name);
+        }
+    }
+}
+
+/// `set-src-port` on a connection without an IP address: haproxy uses 0.0.0.0.
+const UNSPECIFIED: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED);
+
+impl Host<'_> {
+    /// `proc.` variables: this shard's copy now, the others through the control shard (see
+    /// `ShardState::proc_vars` for the consistency this gives).
+    fn set_proc_var(&self, name: &str, value: Option<Sample<'static>>) {
+        let state = &self.ctx.state;
+        {
+            let mut vars = state.proc_vars.borrow_mut();
+            match &value {
+                Some(v) => vars.set(name, v.clone()),
+                None => vars.unset(name),
+            }
+        }
+        if state.nshards > 1 {
+            // Never blocks the request: a full channel leaves the change local.
+            let _ = self
+                .ctx
+                .commands
+                .try_send(crate::state::ControlMsg::SetProcVar {
+                    name: name.into(),
+                    value,
+                });
         }
     }
 }
@@ -309,6 +475,10 @@ pub struct Reply {
     pub silent: bool,
     /// `deny` (counted in `dreq`).
     pub denied: bool,
+    /// The backend whose rules answered (its `http-after-response` rules run first).
+    pub backend: Option<usize>,
+    /// The request's variables, for `http-after-response` rules.
+    pub vars: ringlb_rules::Vars,
 }
 
 /// The bytes for a final verdict; `errors(status)` gives the proxy's `errorfile` if any.
@@ -321,6 +491,8 @@ pub fn reply_for<'e>(v: Verdict, errors: impl Fn(u16) -> Option<&'e [u8]>) -> Op
         tarpit: false,
         silent: false,
         denied: false,
+        backend: None,
+        vars: ringlb_rules::Vars::default(),
     };
     match v {
         Verdict::Continue | Verdict::Allow | Verdict::UseService(_) => return None,

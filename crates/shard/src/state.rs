@@ -87,6 +87,12 @@ pub enum ControlMsg {
         version: u64,
         entries: crate::patterns::Entries,
     },
+    /// A rule set (`Some`) or unset (`None`) the `proc.` variable `name` on some shard; every
+    /// shard applies it to its own copy (see `ShardState::proc_vars`).
+    SetProcVar {
+        name: Box<str>,
+        value: Option<ringlb_rules::Sample<'static>>,
+    },
 }
 
 impl ControlMsg {
@@ -213,6 +219,13 @@ pub struct ShardState {
     pub stick_dirty: Cell<bool>,
     /// Map and ACL files changed on the runtime socket (`patterns.rs`).
     pub patterns: crate::patterns::LiveStore,
+    /// This shard's copy of the `proc.` variables. Read on the request path without any lock;
+    /// a rule that sets one writes this copy at once and asks the control shard to broadcast
+    /// the change, which every shard (this one included) applies in the control shard's
+    /// order. So a shard sees its own writes at once and other shards' within a control tick
+    /// (~20 ms); concurrent writers converge on the value the control shard received last.
+    /// A change that finds the command channel full stays local to its shard.
+    pub proc_vars: RefCell<ringlb_rules::Vars>,
 }
 
 /// A limit split over `nshards` shards: each gets ⌈limit / nshards⌉ (0 stays unlimited).
@@ -305,6 +318,7 @@ impl ShardState {
             stick_flush: RefCell::new(None),
             stick_dirty: Cell::new(false),
             patterns: crate::patterns::LiveStore::default(),
+            proc_vars: RefCell::new(ringlb_rules::Vars::default()),
         }
     }
 
@@ -414,6 +428,16 @@ impl ShardState {
                 version,
                 ref entries,
             } => self.patterns.set(file, version, entries.clone()),
+            ControlMsg::SetProcVar {
+                ref name,
+                ref value,
+            } => {
+                let mut vars = self.proc_vars.borrow_mut();
+                match value {
+                    Some(v) => vars.set(name, v.clone()),
+                    None => vars.unset(name),
+                }
+            }
         }
     }
 
@@ -712,6 +736,27 @@ mod tests {
             weight: 3,
         });
         assert_eq!(counts(&st, 2, 400), vec![300, 100]);
+    }
+
+    #[test]
+    fn proc_variables_follow_broadcasts_in_order() {
+        let st = ShardState::new(topo(&[(1, false)]), 0, 2);
+        let set = |v: i64| ControlMsg::SetProcVar {
+            name: "proc.n".into(),
+            value: Some(ringlb_rules::Sample::Int(v)),
+        };
+        st.apply(&set(1));
+        st.apply(&set(2));
+        assert_eq!(
+            st.proc_vars.borrow().get("proc.n"),
+            Some(&ringlb_rules::Sample::Int(2)),
+            "the last broadcast wins"
+        );
+        st.apply(&ControlMsg::SetProcVar {
+            name: "proc.n".into(),
+            value: None,
+        });
+        assert_eq!(st.proc_vars.borrow().get("proc.n"), None);
     }
 
     #[test]

@@ -352,6 +352,9 @@ pub fn connection_rules(
     let Some(rules) = &fe.rules else { return true };
     let tls = client.tls_facts();
     let mut host = Host {
+        cap: None,
+        effects: None,
+        res_payload: None,
         payload: None,
         ctx,
         frontend: &fe.name,

@@ -1,8 +1,12 @@
 //! `mode tcp` sessions: pick a server (`balance roundrobin`), connect with retries, then forward
 //! bytes both ways with half-close (see `tunnel.rs`).
 
+use std::cell::{Cell, RefCell};
+use std::task::{Poll, Waker};
+
+use futures_lite::future;
 use ringlb_rules::{TcpPhase, TcpVerdict};
-use ringlb_uring::SendBuf;
+use ringlb_uring::{RecvBuf, SendBuf};
 
 use crate::conn::{ClientConn, Io};
 
@@ -23,7 +27,9 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     }
     // Cloned once per connection, and only for TLS connections (plain ones have none).
     let tls = client.tls_facts();
-    let Some((backend, inspected)) = inspect(ctx, fe, &client, tls.as_ref(), &mut stick).await
+    // `tcp-request content set-src|set-dst|set-log-level`: kept for the server choice and log.
+    let fx = crate::rules::RuleEffects::default();
+    let Some((backend, inspected)) = inspect(ctx, fe, &client, tls.as_ref(), &mut stick, &fx).await
     else {
         return;
     };
@@ -35,6 +41,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         tls.as_ref(),
         &inspected,
         &mut stick,
+        &fx,
     ) else {
         return;
     };
@@ -42,7 +49,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         return; // HAProxy closes: no backend to serve
     };
     let input = ringlb_balance::PickInput {
-        src: client.peer_addr().map(|a| a.ip()),
+        src: fx.src.get().or_else(|| client.peer_addr()).map(|a| a.ip()),
         ..Default::default()
     };
     let mut info = ConnectInfo {
@@ -67,7 +74,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
             bytes: (0, 0),
             term: *b"SC",
         };
-        log_session(ctx, frontend, backend, &client, &log);
+        log_session(ctx, frontend, backend, &client, &log, &fx);
         return;
     };
     let now_ms = ctx.state.board.now_ms();
@@ -97,7 +104,50 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
             return;
         }
     }
-    let (up, down, end) = tunnel::run(&client, &*server, t).await;
+    let gate_rules = be
+        .rules
+        .as_ref()
+        .filter(|r| r.has_tcp_rules(TcpPhase::ResponseContent));
+    let (up, down, end, rejected) = match gate_rules {
+        None => {
+            let (up, down, end) = tunnel::run(&client, &*server, t).await;
+            (up, down, end, false)
+        }
+        Some(rules) => {
+            let gate = ResponseGate {
+                inner: &*server,
+                rules,
+                host: HostParts {
+                    ctx,
+                    fe,
+                    be_name: &be.name,
+                    client: &client,
+                    tls: tls.as_ref(),
+                    fx: &fx,
+                },
+                stick: RefCell::new(&mut stick),
+                state: Cell::new(GateState::Inspecting),
+                rejected: Flag::default(),
+                wait_limit: idle,
+            };
+            // A reject ends the whole session at once: the tunnel (with its pending reads)
+            // is dropped and both connections closed.
+            let tunnel = async { Some(tunnel::run(&client, &gate, t).await) };
+            match future::or(tunnel, async {
+                gate.rejected.wait().await;
+                None
+            })
+            .await
+            {
+                Some((up, down, end)) => (up, down, end, false),
+                None => {
+                    // The client sees a plain close (haproxy 2.6, recorded), the server a reset.
+                    server.set_linger_zero();
+                    (0, 0, tunnel::TunnelEnd::Error, true)
+                }
+            }
+        }
+    };
     let up = up + early;
     stick.bytes(up, down);
     {
@@ -111,12 +161,14 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         server: Some(lease.server),
         bytes: (up, down),
         term: match end {
+            // `tcp-response content reject`: closed by the proxy during data (haproxy's PD).
+            _ if rejected => *b"PD",
             tunnel::TunnelEnd::IdleTimeout => *b"cD",
             tunnel::TunnelEnd::Error => *b"SD",
             tunnel::TunnelEnd::Closed => *b"--",
         },
     };
-    log_session(ctx, frontend, backend, &client, &log);
+    log_session(ctx, frontend, backend, &client, &log, &fx);
 }
 
 /// `tcp-request content` rules, then `use_backend`: the backend to connect to and the request
@@ -130,6 +182,7 @@ async fn inspect(
     client: &ClientConn,
     tls: Option<&ringlb_tls::TlsFacts>,
     stick: &mut crate::stick::StickSession,
+    fx: &crate::rules::RuleEffects,
 ) -> Option<(usize, Vec<u8>)> {
     let Some(rules) = &fe.rules else {
         return fe.backend.map(|b| (b, Vec::new()));
@@ -144,8 +197,11 @@ async fn inspect(
         let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
         let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
         txn.payload_final = eof || payload.len() >= bufsize || left.is_none_or(|l| l.is_zero());
-        let mut host = tcp_host(ctx, fe, client, tls, &payload, stick);
-        match rules.tcp_rules_from(TcpPhase::Content, resume, &mut host, &mut txn) {
+        txn.vars = fx.tcp_vars.take();
+        let mut host = tcp_host(ctx, fe, client, tls, &payload, stick, fx);
+        let verdict = rules.tcp_rules_from(TcpPhase::Content, resume, &mut host, &mut txn);
+        fx.tcp_vars.replace(txn.vars.clone());
+        match verdict {
             TcpVerdict::Wait { resume: r } => {
                 resume = r;
                 match crate::time::within(left, client.recv()).await {
@@ -163,7 +219,7 @@ async fn inspect(
                 return None;
             }
             // No TCP-mode service exists (prometheus-exporter is HTTP only): close.
-            TcpVerdict::UseService(_) => return None,
+            TcpVerdict::UseService(_) | TcpVerdict::Close => return None,
             TcpVerdict::Accept | TcpVerdict::Continue | TcpVerdict::ExpectProxy => {}
         }
         let backend = match rules.select_backend(&host, &txn) {
@@ -182,6 +238,7 @@ async fn inspect(
 
 /// The backend's own rules on what the frontend inspected: `tcp-request content` (a reject
 /// closes: `None`), then `use-server` and `stick` (the server to force, the keys to store).
+#[allow(clippy::too_many_arguments)]
 fn backend_rules(
     ctx: &Ctx,
     fe: &crate::topology::FrontendRt,
@@ -190,15 +247,19 @@ fn backend_rules(
     tls: Option<&ringlb_tls::TlsFacts>,
     payload: &[u8],
     stick: &mut crate::stick::StickSession,
+    fx: &crate::rules::RuleEffects,
 ) -> Option<crate::msg_rules::ServerChoice> {
     let b = ctx.state.topo.backends.get(backend)?;
     let Some(r) = &b.rules else {
         return Some(crate::msg_rules::ServerChoice::default());
     };
     let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
-    let mut host = tcp_host(ctx, fe, client, tls, payload, stick);
+    txn.vars = fx.tcp_vars.take();
+    let mut host = tcp_host(ctx, fe, client, tls, payload, stick, fx);
     host.backend = Some(&b.name);
-    if let TcpVerdict::Reject { silent } = r.tcp_rules(TcpPhase::Content, &mut host, &mut txn) {
+    let verdict = r.tcp_rules(TcpPhase::Content, &mut host, &mut txn);
+    fx.tcp_vars.replace(txn.vars.clone());
+    if let TcpVerdict::Reject { silent } = verdict {
         if silent {
             client.set_linger_zero();
         }
@@ -217,15 +278,19 @@ fn tcp_host<'a>(
     tls: Option<&'a ringlb_tls::TlsFacts>,
     payload: &'a [u8],
     stick: &'a mut crate::stick::StickSession,
+    fx: &'a crate::rules::RuleEffects,
 ) -> crate::rules::Host<'a> {
     crate::rules::Host {
+        cap: None,
+        effects: Some(fx),
+        res_payload: None,
         payload: Some(payload),
         ctx,
         frontend: &fe.name,
         backend: None,
         server: None,
-        src: client.peer_addr(),
-        dst: client.tcp().local_addr().ok(),
+        src: fx.src.get().or_else(|| client.peer_addr()),
+        dst: fx.dst.get().or_else(|| client.tcp().local_addr().ok()),
         tls,
         log: None,
         unique_id: None,
@@ -250,6 +315,7 @@ fn log_session(
     backend: usize,
     client: &ClientConn,
     s: &SessionLog<'_>,
+    fx: &crate::rules::RuleEffects,
 ) {
     let topo = &ctx.state.topo;
     let Some(fe) = topo.frontends.get(frontend) else {
@@ -306,20 +372,185 @@ fn log_session(
     };
     let tls = client.tls_facts();
     let host = crate::rules::Host {
+        cap: None,
+        effects: None,
+        res_payload: None,
         payload: None,
         ctx,
         frontend: &fe.name,
         backend: be.map(|b| b.name.as_str()),
         server: srv.map(|x| x.name.as_str()),
-        src: client.peer_addr(),
-        dst: client.tcp().local_addr().ok(),
+        src: fx.src.get().or_else(|| client.peer_addr()),
+        dst: fx.dst.get().or_else(|| client.tcp().local_addr().ok()),
         tls: tls.as_ref(),
         log: Some(&facts),
         unique_id: None,
         stick: None,
     };
-    let txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+    let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+    txn.vars = fx.tcp_vars.take();
     let mut line = Vec::with_capacity(192);
     lf.render(ringlb_rules::Ctx::new(&host, &txn), &mut line);
-    ctx.logger.emit(&fe.log, ringlb_log::Level::INFO, &line);
+    let level = match fx.log_level.get() {
+        crate::rules::LogLevel::Silent => return,
+        crate::rules::LogLevel::Level(l) => l,
+        crate::rules::LogLevel::Default => ringlb_log::Level::INFO,
+    };
+    ctx.logger.emit(&fe.log, level, &line);
+}
+
+/// Where a [`ResponseGate`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum GateState {
+    /// `tcp-response content` rules have not decided yet.
+    Inspecting,
+    /// Decided: bytes flow as they come.
+    Open,
+    /// `close`: what the server sent went out; the next read is the end.
+    Closing,
+}
+
+/// What a gate needs to build the rules' view of the session.
+struct HostParts<'a> {
+    ctx: &'a Ctx,
+    fe: &'a crate::topology::FrontendRt,
+    be_name: &'a str,
+    client: &'a ClientConn,
+    tls: Option<&'a ringlb_tls::TlsFacts>,
+    fx: &'a crate::rules::RuleEffects,
+}
+
+/// A one-shot flag a task can wait on (set by the gate on `reject`).
+#[derive(Default)]
+struct Flag {
+    set: Cell<bool>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Flag {
+    fn raise(&self) {
+        self.set.set(true);
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    async fn wait(&self) {
+        future::poll_fn(|cx| {
+            if self.set.get() {
+                Poll::Ready(())
+            } else {
+                self.waker.set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+    }
+}
+
+/// The server side of a TCP session whose backend has `tcp-response content` rules: the
+/// tunnel reads the server through it. Until the rules decide, it buffers what the server
+/// sends (the client's bytes keep flowing to the server meanwhile, so protocols where the
+/// client speaks first work) and runs the rules each time more arrives, within `tcp-response
+/// inspect-delay`; then it hands the buffered bytes on (`accept`, no match), ends the
+/// server side after them (`close`), or raises `rejected` (`reject`, `silent-drop`).
+struct ResponseGate<'a, S> {
+    inner: &'a S,
+    rules: &'a ringlb_rules::ProxyRules,
+    host: HostParts<'a>,
+    stick: RefCell<&'a mut crate::stick::StickSession>,
+    state: Cell<GateState>,
+    rejected: Flag,
+    /// Bound on waiting for the server's first bytes without an inspect-delay (the
+    /// session's idle timeout).
+    wait_limit: Option<std::time::Duration>,
+}
+
+impl<S: Io> ResponseGate<'_, S> {
+    /// Runs the rules on `payload` (`last`: no more data will be waited for).
+    fn decide(&self, payload: &[u8], last: bool, resume: usize) -> TcpVerdict {
+        let h = &self.host;
+        let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+        txn.payload_final = last;
+        txn.vars = h.fx.tcp_vars.take();
+        let mut stick = self.stick.borrow_mut();
+        let mut host = tcp_host(h.ctx, h.fe, h.client, h.tls, &[], &mut stick, h.fx);
+        host.backend = Some(h.be_name);
+        host.res_payload = Some(payload);
+        let verdict =
+            self.rules
+                .tcp_rules_from(TcpPhase::ResponseContent, resume, &mut host, &mut txn);
+        h.fx.tcp_vars.replace(std::mem::take(&mut txn.vars));
+        verdict
+    }
+
+    async fn inspect(&self) -> std::io::Result<Option<RecvBuf>> {
+        let delay = self
+            .rules
+            .res_inspect_delay_ms
+            .map(std::time::Duration::from_millis);
+        let deadline = delay.map(|d| std::time::Instant::now() + d);
+        let bufsize = self.host.ctx.state.topo.tune.bufsize.max(1024);
+        let mut payload: Vec<u8> = Vec::new();
+        let (mut eof, mut resume) = (false, 0);
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+            let expired = left.is_some_and(|l| l.is_zero());
+            // As haproxy, the rules run once the server sent something (or closed, or the
+            // delay is over), not before.
+            if !payload.is_empty() || eof || expired {
+                let last = eof || expired || payload.len() >= bufsize || deadline.is_none();
+                match self.decide(&payload, last, resume) {
+                    TcpVerdict::Wait { resume: r } => resume = r,
+                    TcpVerdict::Reject { .. } => {
+                        self.rejected.raise();
+                        // Never resolves: the session is being dropped.
+                        future::pending::<()>().await;
+                    }
+                    TcpVerdict::Close => {
+                        self.inner.finish().await;
+                        self.state.set(GateState::Closing);
+                        return Ok((!payload.is_empty()).then(|| RecvBuf::from_vec(payload)));
+                    }
+                    _ => {
+                        self.state.set(GateState::Open);
+                        if payload.is_empty() && !eof {
+                            return self.inner.recv().await;
+                        }
+                        return Ok((!payload.is_empty()).then(|| RecvBuf::from_vec(payload)));
+                    }
+                }
+            }
+            match crate::time::within(left.or(self.wait_limit), self.inner.recv()).await {
+                Ok(Ok(Some(b))) => payload.extend_from_slice(b.bytes()),
+                Ok(Ok(None)) => eof = true,
+                Ok(Err(e)) => return Err(e),
+                // The inspect-delay is over: decide with what arrived.
+                Err(_) if left.is_some() => {}
+                Err(_) => return Err(std::io::ErrorKind::TimedOut.into()),
+            }
+        }
+    }
+}
+
+impl<S: Io> Io for ResponseGate<'_, S> {
+    async fn recv(&self) -> std::io::Result<Option<RecvBuf>> {
+        match self.state.get() {
+            GateState::Open => self.inner.recv().await,
+            GateState::Closing => Ok(None),
+            GateState::Inspecting => self.inspect().await,
+        }
+    }
+
+    async fn send_all(&self, buf: SendBuf) -> (std::io::Result<()>, SendBuf) {
+        self.inner.send_all(buf).await
+    }
+
+    async fn send_pair(&self, a: SendBuf, b: SendBuf) -> (std::io::Result<()>, SendBuf, SendBuf) {
+        self.inner.send_pair(a, b).await
+    }
+
+    async fn finish(&self) {
+        self.inner.finish().await;
+    }
 }

@@ -923,6 +923,7 @@ fn compiled(
         Ok(p) => {
             let work = !p.http_request.rules.is_empty()
                 || !p.http_response.rules.is_empty()
+                || !p.http_after_response.rules.is_empty()
                 || !p.use_backends.is_empty()
                 || !p.use_servers.is_empty()
                 || !p.stick.is_empty()

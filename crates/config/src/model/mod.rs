@@ -353,6 +353,7 @@ pub struct Defaults {
     /// Rules of a named defaults section, run before the inheriting proxy's own rules.
     pub http_request: Vec<HttpRule>,
     pub http_response: Vec<HttpRule>,
+    pub http_after_response: Vec<HttpRule>,
     pub tcp_request: Vec<TcpRequestRule>,
 }
 
@@ -362,6 +363,7 @@ impl Defaults {
     pub fn has_rules(&self) -> bool {
         !self.http_request.is_empty()
             || !self.http_response.is_empty()
+            || !self.http_after_response.is_empty()
             || !self.tcp_request.is_empty()
     }
 }
@@ -413,6 +415,8 @@ pub struct Frontend {
     pub acls: Vec<Acl>,
     pub http_request: Vec<HttpRule>,
     pub http_response: Vec<HttpRule>,
+    /// `http-after-response`: every response, the proxy's own replies included.
+    pub http_after_response: Vec<HttpRule>,
     pub tcp_request: Vec<TcpRequestRule>,
     pub errorfiles: Vec<ErrorFile>,
     pub stick_table: Option<StickTable>,
@@ -503,6 +507,8 @@ pub struct Backend {
     pub acls: Vec<Acl>,
     pub http_request: Vec<HttpRule>,
     pub http_response: Vec<HttpRule>,
+    /// `http-after-response`: every response, the proxy's own replies included.
+    pub http_after_response: Vec<HttpRule>,
     pub tcp_request: Vec<TcpRequestRule>,
     pub http_check: Vec<HttpCheckStep>,
     pub tcp_check: Vec<TcpCheckStep>,

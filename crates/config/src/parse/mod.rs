@@ -209,6 +209,7 @@ impl State {
                 acls: p.acls,
                 http_request: p.http_request,
                 http_response: p.http_response,
+                http_after_response: p.http_after_response,
                 tcp_request: p.tcp_request,
             });
         }

@@ -91,6 +91,7 @@ pub struct ProxyDraft {
     pub use_backends: Vec<UseBackend>,
     pub http_request: Vec<HttpRule>,
     pub http_response: Vec<HttpRule>,
+    pub http_after_response: Vec<HttpRule>,
     pub tcp_request: Vec<TcpRequestRule>,
     pub stick_table: Option<StickTable>,
     pub stick_rules: Vec<Directive>,
@@ -130,6 +131,7 @@ impl ProxyDraft {
             use_backends: Vec::new(),
             http_request: Vec::new(),
             http_response: Vec::new(),
+            http_after_response: Vec::new(),
             tcp_request: Vec::new(),
             stick_table: None,
             stick_rules: Vec::new(),
@@ -347,9 +349,13 @@ fn inherit_rules(p: &mut ProxyDraft, d: &Defaults) {
     };
     p.http_request = d.http_request.clone();
     p.http_response = d.http_response.clone();
+    p.http_after_response = d.http_after_response.clone();
     p.tcp_request = d.tcp_request.clone();
     p.http_request.iter_mut().for_each(|r| fix(&mut r.cond));
     p.http_response.iter_mut().for_each(|r| fix(&mut r.cond));
+    p.http_after_response
+        .iter_mut()
+        .for_each(|r| fix(&mut r.cond));
     p.tcp_request.iter_mut().for_each(|r| fix(&mut r.cond));
 }
 
@@ -369,6 +375,7 @@ fn key_of(l: &Line) -> (String, usize, bool) {
             | "tcp-check"
             | "stick"
             | "capture"
+            | "declare"
             | "tcp-request"
             | "tcp-response"
             | "monitor"

@@ -165,13 +165,13 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("acl", RULES, S, "declare a named ACL", acl::parse_acl_line),
     kw("http-request", RULES, S, "HTTP request rule (action + condition)", rules::http_request),
     kw("http-response", RULES, S, "HTTP response rule (action + condition)", rules::http_response),
-    kw("http-after-response", RULES, RUL, "rule applied to all responses", rules::http_after_response),
+    kw("http-after-response", RULES, S, "rule applied to all responses", rules::http_after_response),
     kw("tcp-request connection", RULES, S, "layer-4 rule at accept", rules::tcp_request),
     kw("tcp-request session", RULES, S, "rule after the handshake", rules::tcp_request),
     kw("tcp-request content", RULES, S, "rule on buffered content", rules::tcp_request),
     kw("tcp-request inspect-delay", RULES, S, "how long to wait for content", rules::tcp_request),
-    kw("tcp-response content", RULES, RUL, "rule on response content", rules::tcp_request),
-    kw("tcp-response inspect-delay", RULES, RUL, "how long to wait for response content", rules::tcp_request),
+    kw("tcp-response content", RULES, S, "rule on response content", rules::tcp_request),
+    kw("tcp-response inspect-delay", RULES, S, "how long to wait for response content", rules::tcp_request),
     kw("redirect", FB, RUL, "HTTP redirect rule", rules::redirect),
     kw("use-server", BE, S, "force a server", rules::generic_cond),
     kw("force-persist", FB, LB, "force persistence", rules::generic_cond),
@@ -185,7 +185,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("capture request", FE, S, "capture a request header", p_capture),
     kw("capture response", FE, S, "capture a response header", p_capture),
     kw("capture cookie", FE, RUL, "capture a cookie", p_capture),
-    kw("declare capture", FE, RUL, "declare a capture slot", generic),
+    kw("declare capture", FE, S, "declare a capture slot", p_declare_capture),
     kw("unique-id-format", DF, S, "log-format of the unique request id", |k, p, l| {
         need(k, l, 1)?;
         p.unique_id_format = Some(l.arg(k.kw_words).to_string());

@@ -511,6 +511,26 @@ pub(crate) fn p_capture(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     Ok(())
 }
 
+/// `declare capture request|response len <length>`: a slot for `http-request capture ...
+/// id N` / `http-response capture ... id N`, numbered with the header captures.
+pub(crate) fn p_declare_capture(_k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let what = l.arg(2);
+    if !matches!(what, "request" | "response") {
+        return Err("'declare capture' expects 'request' or 'response'.".into());
+    }
+    if l.arg(3) != "len" || l.arg(4).is_empty() {
+        return Err("'declare capture' expects 'len <length>'.".into());
+    }
+    let len = parse_u32(l.arg(4))?;
+    p.captures.push(Capture {
+        loc: l.loc.clone(),
+        what: what.to_string(),
+        name: String::new(),
+        len,
+    });
+    Ok(())
+}
+
 pub(crate) fn stats(p: &mut ProxyDraft) -> &mut Stats {
     p.stats.get_or_insert_with(Stats::default)
 }

@@ -2,7 +2,8 @@
 //! `tcp-request`/`tcp-response`, legacy `redirect`, `stick-table` and condition-only rules.
 //! Actions are typed where the guide uses them; the rest are kept by name and arguments.
 //!
-//! Owns: the HTTP action tables ([`HTTP_REQUEST_ACTIONS`], [`HTTP_RESPONSE_ACTIONS`]),
+//! Owns: the HTTP action tables ([`HTTP_REQUEST_ACTIONS`], [`HTTP_RESPONSE_ACTIONS`],
+//! [`HTTP_AFTER_RESPONSE_ACTIONS`]),
 //! [`TCP_ACTIONS`], stick-table parsing.
 
 use crate::model::{
@@ -32,7 +33,6 @@ const fn a(name: &'static str, status: Status, doc: &'static str) -> Action {
 const S: Status = Status::Supported;
 const RUL: Status = Status::Parsed { issue: 6 };
 const STK: Status = Status::Supported;
-const OBS: Status = Status::Parsed { issue: 9 };
 const NO: Status = Status::Unsupported;
 
 /// `http-request` actions.
@@ -75,12 +75,16 @@ pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
     a("set-var", S, "set a variable from a sample expression"),
     a("set-var-fmt", S, "set a variable from a log-format string"),
     a("unset-var", S, "unset a variable"),
-    a("set-log-level", OBS, "change the log level of this request"),
-    a("capture", RUL, "capture a sample into a slot"),
-    a("set-src", RUL, "override the source address"),
-    a("set-src-port", RUL, "override the source port"),
-    a("set-dst", RUL, "override the destination address"),
-    a("set-dst-port", RUL, "override the destination port"),
+    a("set-log-level", S, "change the log level of this request"),
+    a(
+        "capture",
+        S,
+        "capture a sample into a slot (len N: new slot; id N: declared)",
+    ),
+    a("set-src", S, "override the source address"),
+    a("set-src-port", S, "override the source port"),
+    a("set-dst", S, "override the destination address"),
+    a("set-dst-port", S, "override the destination port"),
     a("set-mark", RUL, "set the socket mark"),
     a("set-tos", RUL, "set the TOS field"),
     a("set-nice", RUL, "change the stream priority"),
@@ -152,8 +156,12 @@ pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
     a("set-var", S, "set a variable"),
     a("set-var-fmt", S, "set a variable from a log-format string"),
     a("unset-var", S, "unset a variable"),
-    a("set-log-level", OBS, "change the log level"),
-    a("capture", RUL, "capture a sample into a slot"),
+    a("set-log-level", S, "change the log level"),
+    a(
+        "capture",
+        S,
+        "capture a sample into a slot (len N: new slot; id N: declared)",
+    ),
     a("set-mark", RUL, "set the socket mark"),
     a("set-tos", RUL, "set the TOS field"),
     a("set-nice", RUL, "change the stream priority"),
@@ -172,6 +180,22 @@ pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
     a("add-acl", NO, "add an ACL file entry"),
     a("del-acl", NO, "delete an ACL file entry"),
     a("send-spoe-group", NO, "SPOE messages"),
+];
+
+/// `http-after-response` actions (HAProxy 2.6's list for that rule set).
+pub static HTTP_AFTER_RESPONSE_ACTIONS: &[Action] = &[
+    a("allow", S, "stop evaluating rules"),
+    a("add-header", S, "add a header to every response"),
+    a("set-header", S, "set a header on every response"),
+    a("del-header", S, "delete a header"),
+    a("replace-header", S, "regex replace in a header"),
+    a("replace-value", S, "regex replace in header values"),
+    a("set-status", S, "change the status code [reason]"),
+    a("set-var", S, "set a variable"),
+    a("set-var-fmt", S, "set a variable from a log-format string"),
+    a("unset-var", S, "unset a variable"),
+    a("capture", S, "capture a sample into a declared slot (id N)"),
+    a("strict-mode", RUL, "toggle strict rewriting"),
 ];
 
 /// `tcp-request` / `tcp-response` actions (kept by name and arguments).
@@ -247,8 +271,44 @@ pub fn use_backend(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 
 /// `http-request <action> [args] [if|unless cond]`.
 pub fn http_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    let rule = http_rule(k, p, l, HTTP_REQUEST_ACTIONS)?;
+    let mut rule = http_rule(k, p, l, HTTP_REQUEST_ACTIONS)?;
+    capture_slot(p, &mut rule)?;
     p.http_request.push(rule);
+    Ok(())
+}
+
+/// `http-request capture <sample> len <n>` declares a request capture slot, numbered in
+/// declaration order with `capture request header` and `declare capture request` (as
+/// HAProxy): the rule is kept as `capture <sample> id <slot> len <n>`.
+fn capture_slot(p: &mut ProxyDraft, rule: &mut HttpRule) -> R {
+    let HttpAction::Other { name, args } = &mut rule.action else {
+        return Ok(());
+    };
+    if name != "capture" || args.get(1).map(String::as_str) != Some("len") {
+        return Ok(());
+    }
+    if !p.kind.is_frontend() {
+        return Err(format!(
+            "error detected in {} '{}' while parsing 'http-request capture' rule : proxy '{}' has no frontend capability.",
+            p.kind.word(),
+            p.name,
+            p.name
+        ));
+    }
+    let len = args
+        .get(2)
+        .ok_or("'http-request capture' expects 'len <length>'.")?
+        .clone();
+    let len_n = parse_u32(&len)?;
+    let slot = p.captures.iter().filter(|c| c.what == "request").count();
+    p.captures.push(crate::model::Capture {
+        loc: rule.loc.clone(),
+        what: "request".into(),
+        name: String::new(),
+        len: len_n,
+    });
+    args.truncate(1);
+    args.extend(["id".into(), slot.to_string(), "len".into(), len]);
     Ok(())
 }
 
@@ -259,11 +319,10 @@ pub fn http_response(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     Ok(())
 }
 
-/// `http-after-response <action> ...` (kept with the response rules, flagged by keyword).
+/// `http-after-response <action> ...`: applied to every response, the proxy's own included.
 pub fn http_after_response(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    let rule = http_rule(k, p, l, HTTP_RESPONSE_ACTIONS)?;
-    p.settings.other.push(directive(l, 1));
-    let _ = rule;
+    let rule = http_rule(k, p, l, HTTP_AFTER_RESPONSE_ACTIONS)?;
+    p.http_after_response.push(rule);
     Ok(())
 }
 
@@ -637,11 +696,21 @@ fn track(name: &str, args: &[String]) -> Result<HttpAction, String> {
 /// `tcp-request|tcp-response <phase> <action> [args] [cond]` and `... inspect-delay <time>`.
 pub fn tcp_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     let phase = l.arg(1).to_string();
+    if l.arg(0) == "tcp-response" && !p.kind.is_backend() && p.kind.is_frontend() {
+        return Err(format!(
+            "tcp-response {phase} is only allowed in 'backend' sections or 'defaults' section with a name"
+        ));
+    }
     if phase == "inspect-delay" {
         parse_time(l.arg(2)).map_err(|e| format!("'{} inspect-delay' : {e}", l.arg(0)))?;
         p.tcp_request.push(TcpRequestRule {
             loc: l.loc.clone(),
-            phase,
+            // The request's delay keeps its historical name; the response's is told apart.
+            phase: if l.arg(0) == "tcp-response" {
+                "tcp-response inspect-delay".to_string()
+            } else {
+                phase
+            },
             action: String::new(),
             args: vec![l.arg(2).to_string()],
             cond: None,
