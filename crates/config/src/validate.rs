@@ -349,6 +349,8 @@ fn frontend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Frontend {
         options: s.options.clone(),
         log: s.log.clone(),
         log_format: s.log_format.clone(),
+        log_format_sd: s.log_format_sd.clone(),
+        error_log_format: s.error_log_format.clone(),
         default_backend,
         use_backends: p.use_backends.clone(),
         acls: p.acls.clone(),
@@ -360,8 +362,8 @@ fn frontend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Frontend {
         stats: p.stats.clone(),
         monitor_uri: p.monitor_uri.clone(),
         captures: p.captures.clone(),
-        unique_id_format: p.unique_id_format.clone(),
-        unique_id_header: p.unique_id_header.clone(),
+        unique_id_format: s.unique_id_format.clone(),
+        unique_id_header: s.unique_id_header.clone(),
         other: s.other.clone(),
     }
 }

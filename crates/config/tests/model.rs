@@ -504,3 +504,23 @@ fn http2_bind_proto_and_tune_h2_settings() {
         assert!(e.contains(msg), "{kw}: {e}");
     }
 }
+
+#[test]
+fn log_formats_and_unique_ids_are_inherited_from_defaults() {
+    let l = ok(&format!(
+        "global\n log 127.0.0.1 local0\n{T} log global\n unique-id-format %{{+X}}o\\ %ci:%cp_%rt\n unique-id-header X-Id\n \
+         log-format-sd [x@1\\ s=\\\"%ST\\\"]\n error-log-format \"E %ci\"\n option log-separate-errors\n\
+         frontend fe\n bind 127.0.0.1:8080\n default_backend be\n\
+         frontend own\n bind 127.0.0.1:8081\n error-log-format %ci\\ own\n no option log-separate-errors\n default_backend be\n\
+         backend be\n server s 127.0.0.1:9000\n"
+    ));
+    let fe = &l.config.frontends[0];
+    assert_eq!(fe.unique_id_format.as_deref(), Some("%{+X}o %ci:%cp_%rt"));
+    assert_eq!(fe.unique_id_header.as_deref(), Some("X-Id"));
+    assert_eq!(fe.log_format_sd.as_deref(), Some(r#"[x@1 s="%ST"]"#));
+    assert_eq!(fe.error_log_format.as_deref(), Some("E %ci"));
+    assert_eq!(fe.options.other.get("log-separate-errors"), Some(&true));
+    let own = &l.config.frontends[1];
+    assert_eq!(own.error_log_format.as_deref(), Some("%ci own"));
+    assert_eq!(own.options.other.get("log-separate-errors"), Some(&false));
+}

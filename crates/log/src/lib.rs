@@ -271,6 +271,21 @@ pub fn frame(
     ts: &Timestamp,
     msg: &[u8],
 ) {
+    frame_sd(out, spec, origin, level, ts, None, msg);
+}
+
+/// [`frame`] with RFC5424 structured data (`log-format-sd`): written in place of the `-`
+/// after the MSGID, as haproxy does, and only by `format rfc5424` targets (the others
+/// ignore it). An empty `sd` is written as `-`.
+pub fn frame_sd(
+    out: &mut Vec<u8>,
+    spec: &LogSpec,
+    origin: &Origin,
+    level: Level,
+    ts: &Timestamp,
+    sd: Option<&[u8]>,
+    msg: &[u8],
+) {
     out.clear();
     let pri = u16::from(spec.facility.code()) * 8 + u16::from(level.code());
     let mut num = itoa_buf();
@@ -300,7 +315,12 @@ pub fn frame(
             out.extend_from_slice(origin.tag.as_bytes());
             out.push(b' ');
             out.extend_from_slice(fmt_u(&mut num, u64::from(origin.pid)));
-            out.extend_from_slice(b" - - ");
+            out.extend_from_slice(b" - ");
+            match sd.filter(|s| !s.is_empty()) {
+                Some(sd) => out.extend_from_slice(sd),
+                None => out.push(b'-'),
+            }
+            out.push(b' ');
         }
         Format::Priority => push_pri(out, pri, &mut num),
         Format::Short => push_pri(out, u16::from(level.code()), &mut num),
@@ -489,6 +509,41 @@ mod tests {
             got.starts_with("<142>1 2026-11-23T23:54:45.689560+00:00 - myproxy 31551 - - 127"),
             "{got}"
         );
+    }
+
+    #[test]
+    fn structured_data_only_in_rfc5424() {
+        // Recorded from haproxy 2.6.12: `log-format-sd [exampleSDID@1234\ bytes=\"%B\"\
+        // status=\"%ST\"]`, `log-format "%ci %ST %ts"`, `format rfc5424`, level err
+        // (`option log-separate-errors`, a 503).
+        let ts = Timestamp::from_unix(1_795_489_075, 219_381, 0);
+        let origin = Origin {
+            hostname: None,
+            tag: "proxy".into(),
+            pid: 11724,
+        };
+        let sd = br#"[exampleSDID@1234 bytes="217" status="503"]"#;
+        let mut out = Vec::new();
+        let s = spec("127.0.0.1:5515 format rfc5424 local0", false);
+        frame_sd(
+            &mut out,
+            &s,
+            &origin,
+            Level::ERR,
+            &ts,
+            Some(sd),
+            b"127.0.0.1 503 SC",
+        );
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "<131>1 2026-11-24T02:57:55.219381+00:00 - proxy 11724 - [exampleSDID@1234 bytes=\"217\" status=\"503\"] 127.0.0.1 503 SC\n"
+        );
+        // Empty structured data is the nil value; other formats ignore it.
+        frame_sd(&mut out, &s, &origin, Level::ERR, &ts, Some(b""), b"m");
+        assert!(out.ends_with(b" 11724 - - m\n"), "{out:?}");
+        let local = spec("127.0.0.1:5515 local0", false);
+        frame_sd(&mut out, &local, &origin, Level::ERR, &ts, Some(sd), b"m");
+        assert!(out.ends_with(b"proxy[11724]: m\n"), "{out:?}");
     }
 
     #[test]

@@ -380,6 +380,7 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
                 rewritten,
                 vars: v,
                 server,
+                unique_id: _,
             } => {
                 vars = v;
                 choice = server;

@@ -183,6 +183,7 @@ impl<'a> Session<'a> {
                 let logs = matches!(self.fe.log_line, crate::topology::LogLine::Format(_));
                 let sc = scratch(&mut self.sc, self.ctx);
                 sc.txn.head_done = Some(Instant::now());
+                sc.unique_id = None;
                 if logs {
                     let b = head.bytes();
                     let (m, t) = (sc.req.method_span().get(b), sc.req.target().get(b));
@@ -939,12 +940,16 @@ impl<'a> Session<'a> {
                 rewritten,
                 vars,
                 server,
-            } => RequestRules::Go {
-                backend,
-                rewritten,
-                vars,
-                server,
-            },
+                unique_id,
+            } => {
+                sc.unique_id = unique_id;
+                RequestRules::Go {
+                    backend,
+                    rewritten,
+                    vars,
+                    server,
+                }
+            }
         }
     }
 
@@ -1473,6 +1478,7 @@ impl<'a> Session<'a> {
                 .unwrap_or_default(),
         };
         let sc = scratch(&mut self.sc, ctx);
+        let mut uid = sc.unique_id.take();
         let (mlen, tlen) = sc.log_req_lens;
         let b = &sc.log_req;
         let parsed = t.head_done.is_some();
@@ -1502,7 +1508,7 @@ impl<'a> Session<'a> {
         }
         let tls = self.client.tls_facts();
         let be = t.backend.and_then(|b| topo.backends.get(b));
-        let host = crate::rules::Host {
+        let mut host = crate::rules::Host {
             payload: None,
             ctx,
             frontend: &self.fe.name,
@@ -1517,11 +1523,25 @@ impl<'a> Session<'a> {
             unique_id: None,
             stick: None,
         };
+        // `%ID`: the value the rules computed (and sent), else computed now, as haproxy's
+        // `strm_log` does for a request that never reached that point.
+        if uid.is_none() {
+            if let Some(f) = self
+                .fe
+                .rules
+                .as_ref()
+                .and_then(|r| r.unique_id_format.as_ref())
+            {
+                uid = Some(f.render_http_vec(ringlb_rules::Ctx::new(&host, &txn)));
+            }
+        }
+        host.unique_id = uid.as_deref();
         // The line is built in a buffer per request (logging is rare enough next to I/O).
         let mut line = Vec::with_capacity(256);
-        lf.render(ringlb_rules::Ctx::new(&host, &txn), &mut line);
-        ctx.logger
-            .emit(&self.fe.log, ringlb_log::Level::INFO, &line);
+        let cx = ringlb_rules::Ctx::new(&host, &txn);
+        lf.render(cx, &mut line);
+        let level = crate::log::traffic_level(self.fe, facts.term, facts.retries, facts.status);
+        crate::log::emit_traffic(ctx, self.fe, cx, level, &line);
     }
 
     /// Answers a request the parser rejected: the frontend's `errorfile` for its status, else the
@@ -1591,6 +1611,8 @@ pub struct Scratch {
     /// `capture request|response header` values of the current request, for the log.
     cap_req: Vec<Vec<u8>>,
     cap_res: Vec<Vec<u8>>,
+    /// The request's `unique-id-format` value once the rules computed it (`%ID`).
+    unique_id: Option<Vec<u8>>,
 }
 
 /// What one transaction did, for the counters (and the logs): when each phase ended, where it
@@ -1645,6 +1667,7 @@ impl Scratch {
             log_req_lens: (0, 0),
             cap_req: Vec::new(),
             cap_res: Vec::new(),
+            unique_id: None,
         })
     }
 }

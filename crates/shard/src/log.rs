@@ -13,7 +13,7 @@ use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ringlb_log::{frame, Address, Level, LogSpec, Origin, Timestamp};
+use ringlb_log::{frame_sd, Address, Level, LogSpec, Origin, Timestamp};
 use ringlb_uring::{OutFd, Ring, SendBuf};
 
 /// Lines a target may have waiting before new ones are dropped.
@@ -98,6 +98,12 @@ impl Logger {
 
     /// Queues `msg` at `level` for the targets `targets` (indices into the topology's specs).
     pub fn emit(&self, targets: &[usize], level: Level, msg: &[u8]) {
+        self.emit_sd(targets, level, None, msg);
+    }
+
+    /// [`Logger::emit`] with `log-format-sd` structured data (used by `format rfc5424`
+    /// targets only).
+    pub fn emit_sd(&self, targets: &[usize], level: Level, sd: Option<&[u8]>, msg: &[u8]) {
         if targets.is_empty() {
             return;
         }
@@ -114,7 +120,7 @@ impl Logger {
                 continue;
             }
             let mut line = sink.spare.borrow_mut().pop().unwrap_or_default();
-            frame(&mut line, &sink.spec, &self.origin, level, &ts, msg);
+            frame_sd(&mut line, &sink.spec, &self.origin, level, &ts, sd, msg);
             sink.queue.borrow_mut().push_back(line);
             if let Some(w) = sink.waker.take() {
                 w.wake();
@@ -238,4 +244,226 @@ pub fn log_connect(
     };
     let line = format!("Connect from {src} to {dst} ({}/{mode})", fe.name);
     ctx.logger.emit(&fe.log, Level::INFO, line.as_bytes());
+}
+
+/// The level of a traffic line (haproxy's `strm_log`): `info`, or `err` under
+/// `option log-separate-errors` when the transaction failed — it ended abnormally (a
+/// termination cause other than `-` or `L`), needed a retry, or answered a 5xx.
+pub fn traffic_level(
+    fe: &crate::topology::FrontendRt,
+    term: [u8; 2],
+    retries: i64,
+    status: i64,
+) -> Level {
+    let err = !matches!(term[0], b'-' | b'L' | 0) || retries > 0 || status >= 500;
+    if err && fe.log_separate_errors {
+        Level::ERR
+    } else {
+        Level::INFO
+    }
+}
+
+/// Queues a traffic line: renders `log-format-sd` when the frontend has one, picks the level
+/// ([`traffic_level`]) and sends.
+pub fn emit_traffic(
+    ctx: &crate::Ctx,
+    fe: &crate::topology::FrontendRt,
+    cx: ringlb_rules::Ctx<'_, '_>,
+    level: Level,
+    line: &[u8],
+) {
+    let sd = fe.log_sd.as_ref().map(|f| f.render_vec(cx));
+    ctx.logger.emit_sd(&fe.log, level, sd.as_deref(), line);
+}
+
+thread_local! {
+    /// Requests that computed a `unique-id-format` on this shard (its `%rt`).
+    static UNIQUE_ID_SEQ: Cell<i64> = const { Cell::new(0) };
+}
+
+/// What `unique-id-format` sees of the log variables when the request rules end: the pid
+/// (`%pid`), the time (`%Ts`) and a request counter (`%rt`) that starts at 0 as haproxy's.
+/// haproxy's counter is the process's; this one is the shard's (`%ci:%cp` in the format
+/// keeps ids of different shards apart). Timers are not known yet (`-1`).
+pub fn unique_id_facts() -> crate::rules::LogFacts {
+    let seq = UNIQUE_ID_SEQ.with(|c| {
+        let v = c.get();
+        c.set(v.wrapping_add(1));
+        v
+    });
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    crate::rules::LogFacts {
+        accept_unix_ms: now_ms,
+        th: -1,
+        ti: -1,
+        tr_req: -1,
+        tw: -1,
+        tc: -1,
+        tr: -1,
+        td: -1,
+        ta: -1,
+        tt: -1,
+        status: -1,
+        term: *b"--",
+        pid: i64::from(std::process::id()),
+        request_counter: seq,
+        ..crate::rules::LogFacts::default()
+    }
+}
+
+/// Why a client connection failed before any stream began (haproxy's `CO_ER_*` codes that
+/// ringlb can meet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnError {
+    /// The client closed during the TLS handshake (`CO_ER_SSL_EMPTY`).
+    SslClosed,
+    /// A read or write error during the handshake (`CO_ER_SSL_ABORT`).
+    SslAbort,
+    /// The TLS library refused the handshake (`CO_ER_SSL_HANDSHAKE`).
+    SslHandshake,
+    /// `timeout client` (or `http-request`) expired during the handshake
+    /// (`CO_ER_SSL_TIMEOUT`).
+    SslTimeout,
+}
+
+impl ConnError {
+    pub fn from_handshake(e: &crate::conn::HandshakeError) -> ConnError {
+        use crate::conn::HandshakeError as H;
+        match e {
+            H::Timeout => ConnError::SslTimeout,
+            H::Closed => ConnError::SslClosed,
+            H::Io(_) => ConnError::SslAbort,
+            H::Tls(_) => ConnError::SslHandshake,
+        }
+    }
+
+    /// haproxy's `conn_err_code_str`.
+    pub fn message(self) -> &'static str {
+        match self {
+            ConnError::SslClosed => "Connection closed during SSL handshake",
+            ConnError::SslAbort => "Connection error during SSL handshake",
+            ConnError::SslHandshake => "SSL handshake failure",
+            ConnError::SslTimeout => "Timeout during SSL handshake",
+        }
+    }
+
+    /// Errors of connections that exchanged nothing, not logged under `option dontlognull`.
+    fn is_null(self) -> bool {
+        matches!(self, ConnError::SslClosed | ConnError::SslAbort)
+    }
+}
+
+/// A connection that failed before its stream began (haproxy 2.6 `session_kill_embryonic`):
+/// logged with `error-log-format` when set, else with haproxy's fixed line
+/// `ip:port [accept date] frontend/bind: message`; at `err` under
+/// `option log-separate-errors`, else `info`; skipped under `option dontlognull` when the
+/// client sent nothing.
+pub fn log_conn_error(
+    ctx: &crate::Ctx,
+    frontend: usize,
+    bind: usize,
+    tcp: &ringlb_uring::TcpStream,
+    accepted: (std::time::Instant, SystemTime),
+    err: ConnError,
+) {
+    let Some(fe) = ctx.state.topo.frontends.get(frontend) else {
+        return;
+    };
+    if fe.log.is_empty() || matches!(fe.log_line, crate::topology::LogLine::None) {
+        return;
+    }
+    if fe.dontlognull && err.is_null() {
+        return;
+    }
+    let level = if fe.log_separate_errors {
+        Level::ERR
+    } else {
+        Level::INFO
+    };
+    let src = tcp.peer_addr();
+    let accept_unix_ms = accepted
+        .1
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let Some(lf) = &fe.error_log else {
+        let mut line = String::with_capacity(128);
+        if let Some(a) = src {
+            line.push_str(&format!("{}:{} ", a.ip(), a.port()));
+        }
+        line.push('[');
+        let mut date = Vec::with_capacity(32);
+        let local_ms = accept_unix_ms + i64::from(ctx.state.utc_offset_secs) * 1000;
+        ringlb_rules::time::log_date(
+            &mut date,
+            local_ms.div_euclid(1000),
+            Some(local_ms.rem_euclid(1000)),
+        );
+        line.push_str(&String::from_utf8_lossy(&date));
+        // An unnamed listener is named by its number in the frontend, as haproxy does.
+        let bind_name = fe
+            .binds
+            .get(bind)
+            .and_then(|b| b.name.clone())
+            .unwrap_or_else(|| (bind + 1).to_string());
+        line.push_str(&format!("] {}/{bind_name}: {}", fe.name, err.message()));
+        ctx.logger.emit(&fe.log, level, line.as_bytes());
+        return;
+    };
+    let tt = accepted.0.elapsed().as_millis() as i64;
+    // What haproxy reports without a stream: status 0, no bytes, `PR` (its placeholder
+    // termination state for a session without stream).
+    let facts = crate::rules::LogFacts {
+        accept_unix_ms,
+        th: tt,
+        ti: 0,
+        tr_req: -1,
+        tw: -1,
+        tc: -1,
+        tr: -1,
+        td: -1,
+        ta: tt,
+        tt,
+        status: 0,
+        term: *b"PR",
+        act_conn: i64::from(ctx.state.conns.get()),
+        fe_conn: ctx
+            .state
+            .counters
+            .borrow()
+            .frontends
+            .get(frontend)
+            .map_or(0, |f| i64::from(f.cur_sess)),
+        pid: i64::from(std::process::id()),
+        ..crate::rules::LogFacts::default()
+    };
+    // The transport was TLS (`%ft` ends with `~`), but nothing was negotiated.
+    let tls = ringlb_tls::TlsFacts {
+        sni: None,
+        protocol: "",
+        cipher: "",
+        alpn: None,
+        session_reused: false,
+        client_cert: None,
+    };
+    let host = crate::rules::Host {
+        payload: None,
+        ctx,
+        frontend: &fe.name,
+        backend: None,
+        server: None,
+        src,
+        dst: tcp.local_addr().ok(),
+        tls: Some(&tls),
+        log: Some(&facts),
+        unique_id: None,
+        stick: None,
+    };
+    let txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+    let cx = ringlb_rules::Ctx::new(&host, &txn);
+    let line = lf.render_vec(cx);
+    emit_traffic(ctx, fe, cx, level, &line);
 }

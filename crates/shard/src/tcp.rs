@@ -305,7 +305,7 @@ fn log_session(
         captured_res: Vec::new(),
     };
     let tls = client.tls_facts();
-    let host = crate::rules::Host {
+    let mut host = crate::rules::Host {
         payload: None,
         ctx,
         frontend: &fe.name,
@@ -319,7 +319,16 @@ fn log_session(
         stick: None,
     };
     let txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+    // `%ID` in TCP mode: computed at log time, as haproxy's `strm_log` does.
+    let uid = fe
+        .rules
+        .as_ref()
+        .and_then(|r| r.unique_id_format.as_ref())
+        .map(|f| f.render_http_vec(ringlb_rules::Ctx::new(&host, &txn)));
+    host.unique_id = uid.as_deref();
     let mut line = Vec::with_capacity(192);
-    lf.render(ringlb_rules::Ctx::new(&host, &txn), &mut line);
-    ctx.logger.emit(&fe.log, ringlb_log::Level::INFO, &line);
+    let cx = ringlb_rules::Ctx::new(&host, &txn);
+    lf.render(cx, &mut line);
+    let level = crate::log::traffic_level(fe, facts.term, facts.retries, -1);
+    crate::log::emit_traffic(ctx, fe, cx, level, &line);
 }

@@ -80,6 +80,13 @@ pub struct FrontendRt {
     pub log_line: LogLine,
     /// `option dontlognull`: connections that sent nothing are not logged.
     pub dontlognull: bool,
+    /// `option log-separate-errors`: lines of failed transactions go out at `err`, not `info`.
+    pub log_separate_errors: bool,
+    /// `log-format-sd`: structured data of every line, for `format rfc5424` targets.
+    pub log_sd: Option<Box<ringlb_rules::LogFormat>>,
+    /// `error-log-format`: the line of a connection that failed its TLS handshake (else
+    /// haproxy's fixed `ip:port [date] fe/bind: message`).
+    pub error_log: Option<Box<ringlb_rules::LogFormat>>,
     /// `capture request header NAME len N` (lower-case names), in declaration order (`%hr`).
     pub capture_req: Vec<(String, usize)>,
     /// `capture response header NAME len N` (`%hs`).
@@ -401,6 +408,20 @@ impl Topology {
                         log_line(f, cfg, &mut errors)
                     },
                     dontlognull: f.options.dontlognull,
+                    log_separate_errors: f
+                        .options
+                        .other
+                        .get("log-separate-errors")
+                        .copied()
+                        .unwrap_or(false),
+                    log_sd: extra_format(f, &f.log_format_sd, "log-format-sd", cfg, &mut errors),
+                    error_log: extra_format(
+                        f,
+                        &f.error_log_format,
+                        "error-log-format",
+                        cfg,
+                        &mut errors,
+                    ),
                     capture_req: f
                         .captures
                         .iter()
@@ -753,6 +774,28 @@ fn log_line(f: &model::Frontend, cfg: &Config, errors: &mut Vec<TopologyError>) 
                 message: format!("'log-format' : {e}"),
             });
             LogLine::None
+        }
+    }
+}
+
+/// `log-format-sd` / `error-log-format`, compiled (only for a frontend that logs).
+fn extra_format(
+    f: &model::Frontend,
+    text: &Option<String>,
+    keyword: &str,
+    cfg: &Config,
+    errors: &mut Vec<TopologyError>,
+) -> Option<Box<ringlb_rules::LogFormat>> {
+    let text = text.as_deref().filter(|_| !f.log.is_empty())?;
+    let env = ringlb_rules::proxy::Userlists(&cfg.userlists);
+    match ringlb_rules::LogFormat::parse(text, &env) {
+        Ok(lf) => Some(Box::new(lf)),
+        Err(e) => {
+            errors.push(TopologyError {
+                loc: f.loc.clone(),
+                message: format!("'{keyword}' : {e}"),
+            });
+            None
         }
     }
 }

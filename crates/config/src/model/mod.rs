@@ -377,6 +377,13 @@ pub struct ProxySettings {
     pub options: ProxyOptions,
     pub log: Vec<LogTarget>,
     pub log_format: Option<String>,
+    /// `log-format-sd`: RFC5424 structured data, sent only to `format rfc5424` targets.
+    pub log_format_sd: Option<String>,
+    /// `error-log-format`: the line of a connection that failed before its stream began
+    /// (TLS handshake), instead of HAProxy's fixed short line.
+    pub error_log_format: Option<String>,
+    pub unique_id_format: Option<String>,
+    pub unique_id_header: Option<String>,
     pub balance: Option<Balance>,
     pub hash_type: Option<HashType>,
     pub retries: Option<u32>,
@@ -408,6 +415,8 @@ pub struct Frontend {
     pub options: ProxyOptions,
     pub log: Vec<LogTarget>,
     pub log_format: Option<String>,
+    pub log_format_sd: Option<String>,
+    pub error_log_format: Option<String>,
     pub default_backend: Option<String>,
     pub use_backends: Vec<UseBackend>,
     pub acls: Vec<Acl>,

@@ -105,7 +105,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option http-buffer-request", DFB, RUL, "wait for the request body before rules", |k, p, l| bool_opt(k, l, &mut p.settings.options.http_buffer_request)),
     kw("option prefer-last-server", DB, LB, "prefer the last server used by a connection", |k, p, l| bool_opt(k, l, &mut p.settings.options.prefer_last_server)),
     kw("option originalto", DFB, RUL, "add X-Original-To", p_originalto),
-    kw("option log-separate-errors", DFB, OBS, "log errors at a higher level", opt_other),
+    kw("option log-separate-errors", DFB, S, "log errors (5xx, retries, aborts) at err instead of info", opt_other),
     kw("option logasap", DF, OBS, "log before the response ends", opt_other),
     kw("option http-no-delay", DFB, ENG, "no send delay on HTTP", opt_other),
     kw("option http-pretend-keepalive", DFB, ENG, "pretend keep-alive to servers", opt_other),
@@ -188,12 +188,12 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("declare capture", FE, RUL, "declare a capture slot", generic),
     kw("unique-id-format", DF, S, "log-format of the unique request id", |k, p, l| {
         need(k, l, 1)?;
-        p.unique_id_format = Some(l.arg(k.kw_words).to_string());
+        p.settings.unique_id_format = Some(l.arg(k.kw_words).to_string());
         Ok(())
     }),
     kw("unique-id-header", DF, S, "header carrying the unique id", |k, p, l| {
         need(k, l, 1)?;
-        p.unique_id_header = Some(l.arg(k.kw_words).to_string());
+        p.settings.unique_id_header = Some(l.arg(k.kw_words).to_string());
         Ok(())
     }),
     kw("errorloc", DFB, ENG, "redirect (302) for a status code", generic_n2),
@@ -206,8 +206,16 @@ pub static KEYWORDS: &[ProxyKw] = &[
         p.settings.log_format = Some(l.rest(k.kw_words).join(" "));
         Ok(())
     }),
-    kw("log-format-sd", DFB, OBS, "RFC5424 structured data", generic),
-    kw("error-log-format", DFB, OBS, "log format of connection errors", generic),
+    kw("log-format-sd", DFB, S, "RFC5424 structured data (rfc5424 targets only)", |k, p, l| {
+        need(k, l, 1)?;
+        p.settings.log_format_sd = Some(l.rest(k.kw_words).join(" "));
+        Ok(())
+    }),
+    kw("error-log-format", DFB, S, "log format of connection errors (TLS handshake)", |k, p, l| {
+        need(k, l, 1)?;
+        p.settings.error_log_format = Some(l.rest(k.kw_words).join(" "));
+        Ok(())
+    }),
     kw("log-tag", DFB, OBS, "syslog tag", generic),
     kw("stick-table", FB, STK, "declare this proxy's stick table", rules::stick_table),
     kw("stick on", BE, S, "stick on a sample", rules::generic_cond),

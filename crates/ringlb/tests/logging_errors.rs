@@ -1,0 +1,242 @@
+//! Error logging, structured data and request ids through the real binary to a UDP syslog
+//! listener, compared with haproxy 2.6's lines for the same config and traffic:
+//! `option log-separate-errors` (5xx and aborted transactions at `err`), `log-format-sd`
+//! (RFC5424 structured data), `unique-id-format` / `unique-id-header` / `%ID`, and the
+//! connection-error line of a failed TLS handshake (haproxy's fixed line, or
+//! `error-log-format`, with `option dontlognull`).
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::net::{SocketAddr, TcpStream, UdpSocket};
+use std::time::{Duration, Instant};
+
+use ringlb_testkit::{
+    free_addr, haproxy_available, http_get, ChildGuard, Haproxy, Origin, Ringlb, TempDir,
+};
+
+const PEM: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../config/fixtures/tls/server.pem"
+);
+
+struct Fronts {
+    /// `option log-separate-errors`, unique ids, the fixed connection-error line.
+    http: SocketAddr,
+    tls: SocketAddr,
+    /// `error-log-format` and `option dontlognull`, at `info`.
+    tls2: SocketAddr,
+}
+
+fn config(f: &Fronts, log: SocketAddr, origin: SocketAddr, dead: SocketAddr) -> String {
+    format!(
+        r#"global
+    log {log} format rfc5424 local0
+    log-tag proxy
+defaults
+    mode http
+    log global
+    retries 0
+    timeout connect 1s
+    timeout client 2s
+    timeout server 2s
+    log-format-sd [exampleSDID@1234\ status=\"%ST\"\ fe=\"%f\"]
+frontend fe
+    bind {http} name plain
+    bind {tls} ssl crt {PEM}
+    option log-separate-errors
+    unique-id-format %{{+X}}o\ %ci:%cp_%fi:%fp_%Ts_%rt:%pid
+    unique-id-header X-Unique-ID
+    log-format "%ci %ID %ST %ts %b"
+    use_backend dead if {{ path_beg /dead }}
+    default_backend be
+frontend fe2
+    bind {tls2} ssl crt {PEM}
+    option dontlognull
+    error-log-format "E %ci %ft %ST %ID %ts"
+    default_backend be
+backend be
+    server s1 {origin}
+backend dead
+    server s2 {dead}
+"#,
+        http = f.http,
+        tls = f.tls,
+        tls2 = f.tls2,
+    )
+}
+
+/// Lines received until `n` arrived or `wait` passed.
+fn collect_within(s: &UdpSocket, n: usize, wait: Duration) -> Vec<String> {
+    let deadline = Instant::now() + wait;
+    let mut out = Vec::new();
+    let mut b = [0u8; 4096];
+    while out.len() < n && Instant::now() < deadline {
+        if let Ok(k) = s.recv(&mut b) {
+            out.push(String::from_utf8_lossy(&b[..k]).into_owned());
+        }
+    }
+    out
+}
+
+fn collect(s: &UdpSocket, n: usize) -> Vec<String> {
+    collect_within(s, n, Duration::from_secs(5))
+}
+
+/// Sends the traffic and returns (the ids the origin received, the log lines in order).
+fn run(f: &Fronts, log: &UdpSocket) -> (Vec<String>, Vec<String>) {
+    // Drain what the readiness probes logged.
+    std::thread::sleep(Duration::from_millis(300));
+    let mut b = [0u8; 4096];
+    log.set_read_timeout(Some(Duration::from_millis(50)))
+        .unwrap();
+    while log.recv(&mut b).is_ok() {}
+    log.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut ids = Vec::new();
+    let r = http_get(f.http, "/echo", &[("Connection", "close")]).unwrap();
+    assert_eq!(r.status, 200);
+    let text = r.text();
+    let id = text
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("header: x-unique-id:")
+                .map(|v| v.trim().to_ascii_uppercase())
+        })
+        .unwrap_or_else(|| panic!("no x-unique-id sent to the server: {text}"));
+    ids.push(id);
+    let mut lines = collect(log, 1);
+    let r = http_get(f.http, "/dead", &[("Connection", "close")]).unwrap();
+    assert_eq!(r.status, 503);
+    lines.extend(collect(log, 1));
+    // Not TLS on a TLS bind: a handshake failure; then a connection closed without a byte.
+    for front in [f.tls, f.tls2] {
+        let mut c = TcpStream::connect(front).unwrap();
+        c.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        drop(c);
+        lines.extend(collect(log, 1));
+        drop(TcpStream::connect(front).unwrap());
+        // `fe2` has dontlognull: nothing is expected there, so the wait is short.
+        let wait = if front == f.tls2 { 700 } else { 5000 };
+        lines.extend(collect_within(log, 1, Duration::from_millis(wait)));
+    }
+    (ids, lines)
+}
+
+/// The `%ID` of a traffic line: the word after the client address.
+fn logged_id(line: &str) -> String {
+    let w: Vec<&str> = line.split(' ').collect();
+    let i = w.iter().position(|x| *x == "127.0.0.1").unwrap();
+    w[i + 1].to_string()
+}
+
+/// Masks the syslog time and pid, the client port, the accept date and the ids.
+fn mask(line: &str) -> String {
+    let mut w: Vec<String> = line.trim_end().split(' ').map(str::to_string).collect();
+    if w.len() > 4 {
+        w[1] = "TIME".into(); // `<PRI>1 TIME HOST TAG PID ...`
+        w[4] = "PID".into();
+    }
+    if let Some(i) = w.iter().position(|x| x == "127.0.0.1") {
+        if w.get(i + 1).is_some_and(|x| x.contains('_')) {
+            w[i + 1] = "ID".into();
+        }
+    }
+    for x in &mut w {
+        if let Some(p) = x.strip_prefix("127.0.0.1:") {
+            if p.bytes().all(|b| b.is_ascii_digit()) {
+                *x = "127.0.0.1:PORT".into();
+            }
+        }
+        if x.starts_with('[') && x.ends_with(']') && x.contains('/') {
+            *x = "[DATE]".into();
+        }
+    }
+    w.join(" ")
+}
+
+/// `%{+X}o %ci:%cp_%fi:%fp_%Ts_%rt:%pid`: hex client address, frontend address, time,
+/// request counter and pid.
+fn check_id_shape(id: &str, front: SocketAddr) {
+    let fp = format!("{:04X}", front.port());
+    let parts: Vec<&str> = id.split(['_', ':']).collect();
+    assert_eq!(parts.len(), 7, "{id}");
+    assert_eq!(parts[0], "7F000001", "{id}");
+    assert_eq!(parts[2], "7F000001", "{id}");
+    assert_eq!(parts[3], fp, "{id}");
+    for p in &parts {
+        assert!(
+            p.bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_lowercase()),
+            "{id}"
+        );
+    }
+}
+
+fn start(cfg: &str, dir: &TempDir, name: &str, binds: &[SocketAddr], haproxy: bool) -> ChildGuard {
+    let path = dir.join(name);
+    std::fs::write(&path, cfg).unwrap();
+    if haproxy {
+        Haproxy::start(&path, binds)
+    } else {
+        Ringlb::start(&path, binds)
+    }
+}
+
+fn scenario(haproxy: bool, origin: &Origin, dir: &TempDir) -> (Fronts, Vec<String>, Vec<String>) {
+    let log = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let f = Fronts {
+        http: free_addr(),
+        tls: free_addr(),
+        tls2: free_addr(),
+    };
+    let cfg = config(&f, log.local_addr().unwrap(), origin.addr(), free_addr());
+    let name = if haproxy { "haproxy.cfg" } else { "ringlb.cfg" };
+    let _p = start(&cfg, dir, name, &[f.http, f.tls, f.tls2], haproxy);
+    let (ids, lines) = run(&f, &log);
+    (f, ids, lines)
+}
+
+/// Checks one run's lines against the expected (masked) lines and the ids.
+fn check(name: &str, f: &Fronts, ids: &[String], lines: &[String]) {
+    let want: Vec<String> = vec![
+        // 200: info, the structured data, the id the server received.
+        "<134>1 TIME - proxy PID - [exampleSDID@1234 status=\"200\" fe=\"fe\"] 127.0.0.1 ID 200 -- be".into(),
+        // 503 (connection refused, no retry): err under log-separate-errors.
+        "<131>1 TIME - proxy PID - [exampleSDID@1234 status=\"503\" fe=\"fe\"] 127.0.0.1 ID 503 SC dead".into(),
+        // TLS failures on `fe`: haproxy's fixed line, no structured data, at err; the
+        // unnamed listener is named by its number.
+        "<131>1 TIME - proxy PID - - 127.0.0.1:PORT [DATE] fe/2: SSL handshake failure".into(),
+        "<131>1 TIME - proxy PID - - 127.0.0.1:PORT [DATE] fe/2: Connection closed during SSL handshake".into(),
+        // `fe2`: error-log-format (with the structured data) at info; dontlognull drops
+        // the empty connection.
+        "<134>1 TIME - proxy PID - [exampleSDID@1234 status=\"0\" fe=\"fe2\"] E 127.0.0.1 fe2~ 0 - PR".into(),
+    ];
+    let got: Vec<String> = lines.iter().map(|l| mask(l)).collect();
+    assert_eq!(got, want, "{name} lines: {lines:#?}");
+    // `%ID` is the id sent to the server in `unique-id-header`.
+    assert_eq!(logged_id(&lines[0]), ids[0], "{name}: {lines:#?}");
+    check_id_shape(&ids[0], f.http);
+    check_id_shape(&logged_id(&lines[1]), f.http);
+}
+
+#[test]
+fn error_levels_structured_data_and_unique_ids_match_haproxy() {
+    let origin = Origin::start("o");
+    let dir = TempDir::new("log-errors");
+    let (f, ids, lines) = scenario(false, &origin, &dir);
+    check("ringlb", &f, &ids, &lines);
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    // The same expectations hold for haproxy 2.6 (the oracle of the lines above).
+    let (f, ids, lines) = scenario(true, &origin, &dir);
+    check("haproxy", &f, &ids, &lines);
+}
