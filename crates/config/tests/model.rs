@@ -524,3 +524,27 @@ fn log_formats_and_unique_ids_are_inherited_from_defaults() {
     assert_eq!(own.error_log_format.as_deref(), Some("%ci own"));
     assert_eq!(own.options.other.get("log-separate-errors"), Some(&false));
 }
+
+#[test]
+fn ring_sections_are_typed_and_too_small_rings_refused_as_haproxy_does() {
+    let l = ok("ring buf1\n description \"My ring\"\n format rfc3164\n maxlen 200\n size 32764\nring buf2\n");
+    let r = &l.config.rings[0];
+    assert_eq!(r.description.as_deref(), Some("My ring"));
+    assert_eq!(
+        (r.format.as_deref(), r.maxlen, r.size),
+        (Some("rfc3164"), Some(200), Some(32764))
+    );
+    assert_eq!(l.config.rings[1].size, None);
+    // haproxy 2.6: "ignoring new size '40' that is smaller than current size '16384' for
+    // ring 'tiny'." and the configuration is refused.
+    let e = err("ring tiny\n size 40\n");
+    assert!(
+        e.contains(
+            "ignoring new size '40' that is smaller than current size '16384' for ring 'tiny'."
+        ),
+        "{e}"
+    );
+    // Forwarding to servers is not implemented: said, not ignored.
+    let e = err("ring fwd\n server s1 127.0.0.1:6514\n");
+    assert!(e.contains("not supported by ringlb"), "{e}");
+}

@@ -1,7 +1,7 @@
 //! Log targets and the syslog framing HAProxy 2.6 puts around a log line.
 //!
 //! Owns: [`Facility`], [`Level`], [`Format`], [`Address`], [`LogSpec`] (one `log` line, typed and
-//! checked) and [`frame`] (header + message + `\n`, truncated to `len`). The message text itself
+//! checked), [`ring::EventRing`] and [`frame`] (header + message + `\n`, truncated to `len`). The message text itself
 //! comes from the log-format engine (ringlb-rules); the engine (ringlb-shard) sends the framed
 //! bytes without blocking a shard.
 //!
@@ -15,6 +15,7 @@
 //! `log-send-hostname` switches the default format from `local` to `rfc3164`. Header and
 //! message together are cut to `len` bytes (default 1024), then `\n` is appended.
 
+pub mod ring;
 mod time;
 
 use std::net::{IpAddr, SocketAddr};
@@ -119,6 +120,8 @@ pub enum Address {
     Unix(PathBuf),
     /// `fd@N`, `stdout` (fd 1), `stderr` (fd 2): one write per line, dropped when it would block.
     Fd(i32),
+    /// `ring@<name>`: a `ring` section's in-memory buffer (`show events <name>`).
+    Ring(String),
 }
 
 /// Default syslog port.
@@ -223,10 +226,11 @@ pub fn parse_address(s: &str) -> Result<Address, String> {
     if s.starts_with('/') {
         return Ok(Address::Unix(PathBuf::from(s)));
     }
-    if s.starts_with("ring@") {
-        return Err(format!(
-            "log target '{s}': rings are not implemented by ringlb yet"
-        ));
+    if let Some(name) = s.strip_prefix("ring@") {
+        if name.is_empty() {
+            return Err(format!("log target '{s}': missing ring name"));
+        }
+        return Ok(Address::Ring(name.to_string()));
     }
     let rest = ["udp@", "udp4@", "udp6@", "ipv4@", "ipv6@"]
         .iter()
@@ -580,9 +584,11 @@ mod tests {
         assert_eq!(parse_address("stderr").unwrap(), Address::Fd(2));
         assert_eq!(parse_address("fd@3").unwrap(), Address::Fd(3));
         assert!(parse_address("fd@x").is_err());
-        assert!(parse_address("ring@buf")
-            .unwrap_err()
-            .contains("not implemented"));
+        assert_eq!(
+            parse_address("ring@buf").unwrap(),
+            Address::Ring("buf".into())
+        );
+        assert!(parse_address("ring@").is_err());
         assert!(parse_address("logs.example.com:514").is_err());
     }
 

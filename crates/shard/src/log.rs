@@ -10,6 +10,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -32,6 +33,8 @@ struct Sink {
     spare: RefCell<Vec<Vec<u8>>>,
     waker: Cell<Option<Waker>>,
     dropped: Cell<u64>,
+    /// `ring@<name>`: lines are copied into this ring instead of being sent.
+    ring_buf: Option<Arc<crate::topology::LogRing>>,
 }
 
 /// A shard's log targets.
@@ -46,11 +49,33 @@ impl Logger {
     pub fn open(
         ring: &Ring,
         specs: &[LogSpec],
+        rings: &[Arc<crate::topology::LogRing>],
         origin: Origin,
         utc_offset_secs: i32,
     ) -> io::Result<Logger> {
         let mut sinks = Vec::with_capacity(specs.len());
         for spec in specs {
+            if let Address::Ring(name) = &spec.address {
+                let ring_buf = rings.iter().find(|r| r.name == *name).cloned();
+                if ring_buf.is_none() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("log target ring@{name}: no such ring"),
+                    ));
+                }
+                sinks.push(Rc::new(Sink {
+                    spec: spec.clone(),
+                    ring: ring.clone(),
+                    out: RefCell::new(None),
+                    last_attempt: Cell::new(None),
+                    queue: RefCell::new(VecDeque::new()),
+                    spare: RefCell::new(Vec::new()),
+                    waker: Cell::new(None),
+                    dropped: Cell::new(0),
+                    ring_buf,
+                }));
+                continue;
+            }
             // As HAProxy, an unreachable target does not stop the proxy (only an address
             // that can never work does).
             let out = match open(ring, &spec.address) {
@@ -72,6 +97,7 @@ impl Logger {
                 spare: RefCell::new(Vec::new()),
                 waker: Cell::new(None),
                 dropped: Cell::new(0),
+                ring_buf: None,
             });
             glommio::spawn_local(write_loop(sink.clone())).detach();
             sinks.push(sink);
@@ -115,6 +141,13 @@ impl Logger {
             let Some(level) = sink.spec.effective_level(level) else {
                 continue;
             };
+            if let Some(r) = &sink.ring_buf {
+                let mut line = sink.spare.borrow_mut().pop().unwrap_or_default();
+                frame_sd(&mut line, &sink.spec, &self.origin, level, &ts, sd, msg);
+                r.push(&line);
+                recycle(sink, line);
+                continue;
+            }
             if sink.queue.borrow().len() >= QUEUE_LINES {
                 sink.dropped.set(sink.dropped.get() + 1);
                 continue;
@@ -195,6 +228,8 @@ fn open(ring: &Ring, address: &Address) -> io::Result<OutFd> {
         Address::Udp(a) => OutFd::udp(ring, *a),
         Address::Unix(p) => OutFd::unix(ring, p),
         Address::Fd(n) => Ok(OutFd::inherited(ring, *n)),
+        // Rings are written in memory by `emit_sd`, never opened.
+        Address::Ring(_) => Err(io::Error::from(io::ErrorKind::Unsupported)),
     }
 }
 

@@ -96,7 +96,13 @@ async fn run(cfg: ShardConfig) {
         tag: topology.log_tag.clone(),
         pid: std::process::id(),
     };
-    let logger = match Logger::open(&ring, &topology.logs, origin, local_utc_offset_secs()) {
+    let logger = match Logger::open(
+        &ring,
+        &topology.logs,
+        &topology.rings,
+        origin,
+        local_utc_offset_secs(),
+    ) {
         Ok(l) => Rc::new(l),
         Err(e) => {
             let _ = ready.send(Err(format!("shard {id}: {e}")));

@@ -506,6 +506,7 @@ mod tests {
         Arc::new(Topology {
             stick_tables: vec![],
             stick_rule_tables: vec![],
+            rings: vec![],
             frontends: vec![],
             backends: vec![BackendRt {
                 name: "be".into(),

@@ -43,6 +43,41 @@ pub struct Topology {
     pub stick_tables: Vec<(String, model::StickTable)>,
     /// Tables that `stick` rules use: they store `server_id` too.
     pub stick_rule_tables: Vec<String>,
+    /// `ring` sections: written by every shard's `log ring@<name>` targets, read by
+    /// `show events` on the control shard (emptied by a reload).
+    pub rings: Vec<Arc<LogRing>>,
+}
+
+/// A `ring` section's buffer, shared by the shards. Deliberately a lock: a ring is one
+/// process-wide buffer (as haproxy's, which takes a lock per write too); only frontends that
+/// log to a ring take it, once per line, for a copy into memory.
+#[derive(Debug)]
+pub struct LogRing {
+    pub name: String,
+    /// `description`, else the name (haproxy's `show events` listing).
+    pub description: String,
+    pub lines: std::sync::Mutex<ringlb_log::ring::EventRing>,
+}
+
+impl LogRing {
+    /// Appends one framed line (a poisoned lock only means a shard panicked mid-push: the
+    /// ring is still usable).
+    pub fn push(&self, line: &[u8]) {
+        let mut r = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        r.push(line);
+    }
+
+    /// `show events <name>`.
+    pub fn show(&self) -> String {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).show()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dropped()
+    }
 }
 
 /// A proxy as the stats and the runtime API number it.
@@ -312,7 +347,10 @@ impl Topology {
         let g = &cfg.global;
         let tls_globals = ringlb_tls::TlsGlobals::from_global(g);
         let mut warnings = Vec::new();
-        let mut logs = LogTable::default();
+        let mut logs = LogTable {
+            rings: cfg.rings.clone(),
+            ..LogTable::default()
+        };
         let global_logs: Vec<usize> = g
             .log
             .iter()
@@ -496,6 +534,20 @@ impl Topology {
             hard_stop_after: g.hard_stop_after,
             grace: g.grace,
             logs: logs.specs,
+            rings: cfg
+                .rings
+                .iter()
+                .map(|r| {
+                    Arc::new(LogRing {
+                        name: r.name.clone(),
+                        description: r.description.clone().unwrap_or_else(|| r.name.clone()),
+                        lines: std::sync::Mutex::new(ringlb_log::ring::EventRing::new(
+                            r.size
+                                .map_or(ringlb_log::ring::DEFAULT_RING_SIZE, |n| n as usize),
+                        )),
+                    })
+                })
+                .collect(),
             log_hostname: g.log_send_hostname.as_ref().map(|h| {
                 if h.is_empty() {
                     system_hostname()
@@ -604,16 +656,42 @@ fn bind_tls(
 #[derive(Default)]
 struct LogTable {
     specs: Vec<ringlb_log::LogSpec>,
+    /// The `ring` sections `ring@<name>` targets refer to.
+    rings: Vec<model::Ring>,
 }
 
 impl LogTable {
+    /// A `ring@<name>` target takes the ring's `format` (haproxy's default for rings: raw,
+    /// whatever the `log` line says) and `maxlen`; the ring must exist.
+    fn ring_spec(&self, mut spec: ringlb_log::LogSpec) -> Result<ringlb_log::LogSpec, String> {
+        let ringlb_log::Address::Ring(name) = &spec.address else {
+            return Ok(spec);
+        };
+        let ring = self
+            .rings
+            .iter()
+            .find(|r| r.name == *name)
+            .ok_or_else(|| format!("cannot find ring '{name}' for 'ring@{name}'"))?;
+        spec.format = match &ring.format {
+            Some(f) => ringlb_log::Format::parse(f)
+                .ok_or_else(|| format!("ring '{name}': unknown format '{f}'"))?,
+            None => ringlb_log::Format::Raw,
+        };
+        // haproxy forces a `maxlen` larger than the ring to the ring's size.
+        let size = ring
+            .size
+            .map_or(ringlb_log::ring::DEFAULT_RING_SIZE, |n| n as usize);
+        spec.len = ring.maxlen.map_or(size, |n| (n as usize).min(size));
+        Ok(spec)
+    }
+
     fn add(
         &mut self,
         t: &model::LogTarget,
         send_hostname: bool,
         errors: &mut Vec<TopologyError>,
     ) -> Option<usize> {
-        match ringlb_log::LogSpec::from_model(t, send_hostname) {
+        match ringlb_log::LogSpec::from_model(t, send_hostname).and_then(|s| self.ring_spec(s)) {
             Ok(spec) => Some(match self.specs.iter().position(|s| *s == spec) {
                 Some(i) => i,
                 None => {
