@@ -351,6 +351,7 @@ fn frontend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Frontend {
         log_format: s.log_format.clone(),
         log_format_sd: s.log_format_sd.clone(),
         error_log_format: s.error_log_format.clone(),
+        log_tag: s.log_tag.clone(),
         default_backend,
         use_backends: p.use_backends.clone(),
         acls: p.acls.clone(),

@@ -240,3 +240,45 @@ fn error_levels_structured_data_and_unique_ids_match_haproxy() {
     let (f, ids, lines) = scenario(true, &origin, &dir);
     check("haproxy", &f, &ids, &lines);
 }
+
+/// `option dontlog-normal`: a 200 is not logged, a 503 is; the frontend's own `log-tag`
+/// names the line (same for haproxy).
+#[test]
+fn dontlog_normal_logs_only_failures_under_the_proxy_log_tag() {
+    let origin = Origin::start("o");
+    let dir = TempDir::new("log-normal");
+    let mut runs = vec![false];
+    if haproxy_available() {
+        runs.push(true);
+    }
+    for haproxy in runs {
+        let log = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let front = free_addr();
+        let cfg = format!(
+            "global\n    log {} local0\ndefaults\n    mode http\n    log global\n    retries 0\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind {front}\n    log-tag web\n    option dontlog-normal\n    log-format \"%ST %HU\"\n    use_backend dead if {{ path_beg /dead }}\n    default_backend be\nbackend be\n    server s1 {}\nbackend dead\n    server s2 {}\n",
+            log.local_addr().unwrap(),
+            origin.addr(),
+            free_addr()
+        );
+        let name = if haproxy { "h.cfg" } else { "r.cfg" };
+        let _p = start(&cfg, &dir, name, &[front], haproxy);
+        log.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut b = [0u8; 512];
+        while log.recv(&mut b).is_ok() {}
+        log.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        for (path, status) in [("/ok", 200), ("/dead", 503), ("/ok2", 200)] {
+            let r = http_get(front, path, &[("Connection", "close")]).unwrap();
+            assert_eq!(r.status, status);
+        }
+        let lines = collect_within(&log, 2, Duration::from_secs(2));
+        let msgs: Vec<&str> = lines
+            .iter()
+            .map(|l| l.trim_end().rsplit(": ").next().unwrap())
+            .collect();
+        let who = if haproxy { "haproxy" } else { "ringlb" };
+        assert_eq!(msgs, ["503 /dead"], "{who}: {lines:?}");
+        assert!(lines[0].contains(" web["), "{who}: {lines:?}");
+    }
+}

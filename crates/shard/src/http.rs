@@ -1477,6 +1477,11 @@ impl<'a> Session<'a> {
                 .map(|s| s.cap_res.clone())
                 .unwrap_or_default(),
         };
+        let Some(level) =
+            crate::log::traffic_level(self.fe, facts.term, facts.retries, facts.status)
+        else {
+            return; // `option dontlog-normal`
+        };
         let sc = scratch(&mut self.sc, ctx);
         let mut uid = sc.unique_id.take();
         let (mlen, tlen) = sc.log_req_lens;
@@ -1540,7 +1545,6 @@ impl<'a> Session<'a> {
         let mut line = Vec::with_capacity(256);
         let cx = ringlb_rules::Ctx::new(&host, &txn);
         lf.render(cx, &mut line);
-        let level = crate::log::traffic_level(self.fe, facts.term, facts.retries, facts.status);
         crate::log::emit_traffic(ctx, self.fe, cx, level, &line);
     }
 

@@ -130,6 +130,19 @@ impl Logger {
     /// [`Logger::emit`] with `log-format-sd` structured data (used by `format rfc5424`
     /// targets only).
     pub fn emit_sd(&self, targets: &[usize], level: Level, sd: Option<&[u8]>, msg: &[u8]) {
+        self.emit_as(None, targets, level, sd, msg);
+    }
+
+    /// [`Logger::emit_sd`] with the header fields of a proxy that has its own `log-tag`.
+    pub fn emit_as(
+        &self,
+        origin: Option<&Origin>,
+        targets: &[usize],
+        level: Level,
+        sd: Option<&[u8]>,
+        msg: &[u8],
+    ) {
+        let origin = origin.unwrap_or(&self.origin);
         if targets.is_empty() {
             return;
         }
@@ -143,7 +156,7 @@ impl Logger {
             };
             if let Some(r) = &sink.ring_buf {
                 let mut line = sink.spare.borrow_mut().pop().unwrap_or_default();
-                frame_sd(&mut line, &sink.spec, &self.origin, level, &ts, sd, msg);
+                frame_sd(&mut line, &sink.spec, origin, level, &ts, sd, msg);
                 r.push(&line);
                 recycle(sink, line);
                 continue;
@@ -153,7 +166,7 @@ impl Logger {
                 continue;
             }
             let mut line = sink.spare.borrow_mut().pop().unwrap_or_default();
-            frame_sd(&mut line, &sink.spec, &self.origin, level, &ts, sd, msg);
+            frame_sd(&mut line, &sink.spec, origin, level, &ts, sd, msg);
             sink.queue.borrow_mut().push_back(line);
             if let Some(w) = sink.waker.take() {
                 w.wake();
@@ -278,23 +291,30 @@ pub fn log_connect(
         ringlb_config::model::Mode::Tcp => "TCP",
     };
     let line = format!("Connect from {src} to {dst} ({}/{mode})", fe.name);
-    ctx.logger.emit(&fe.log, Level::INFO, line.as_bytes());
+    ctx.logger.emit_as(
+        fe.log_origin.as_ref(),
+        &fe.log,
+        Level::INFO,
+        None,
+        line.as_bytes(),
+    );
 }
 
-/// The level of a traffic line (haproxy's `strm_log`): `info`, or `err` under
-/// `option log-separate-errors` when the transaction failed — it ended abnormally (a
-/// termination cause other than `-` or `L`), needed a retry, or answered a 5xx.
+/// The level of a traffic line (haproxy's `strm_log`), or `None` when it is not logged. A
+/// transaction failed when it ended abnormally (a termination cause other than `-` or `L`),
+/// needed a retry, or answered a 5xx: under `option log-separate-errors` it goes out at `err`
+/// instead of `info`; under `option dontlog-normal` only such lines are logged.
 pub fn traffic_level(
     fe: &crate::topology::FrontendRt,
     term: [u8; 2],
     retries: i64,
     status: i64,
-) -> Level {
+) -> Option<Level> {
     let err = !matches!(term[0], b'-' | b'L' | 0) || retries > 0 || status >= 500;
-    if err && fe.log_separate_errors {
-        Level::ERR
-    } else {
-        Level::INFO
+    match (err, fe.log_separate_errors, fe.dontlog_normal) {
+        (false, _, true) => None,
+        (true, true, _) => Some(Level::ERR),
+        _ => Some(Level::INFO),
     }
 }
 
@@ -308,7 +328,8 @@ pub fn emit_traffic(
     line: &[u8],
 ) {
     let sd = fe.log_sd.as_ref().map(|f| f.render_vec(cx));
-    ctx.logger.emit_sd(&fe.log, level, sd.as_deref(), line);
+    ctx.logger
+        .emit_as(fe.log_origin.as_ref(), &fe.log, level, sd.as_deref(), line);
 }
 
 thread_local! {
@@ -445,7 +466,13 @@ pub fn log_conn_error(
             .and_then(|b| b.name.clone())
             .unwrap_or_else(|| (bind + 1).to_string());
         line.push_str(&format!("] {}/{bind_name}: {}", fe.name, err.message()));
-        ctx.logger.emit(&fe.log, level, line.as_bytes());
+        ctx.logger.emit_as(
+            fe.log_origin.as_ref(),
+            &fe.log,
+            level,
+            None,
+            line.as_bytes(),
+        );
         return;
     };
     let tt = accepted.0.elapsed().as_millis() as i64;

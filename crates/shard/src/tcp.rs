@@ -329,6 +329,7 @@ fn log_session(
     let mut line = Vec::with_capacity(192);
     let cx = ringlb_rules::Ctx::new(&host, &txn);
     lf.render(cx, &mut line);
-    let level = crate::log::traffic_level(fe, facts.term, facts.retries, -1);
-    crate::log::emit_traffic(ctx, fe, cx, level, &line);
+    if let Some(level) = crate::log::traffic_level(fe, facts.term, facts.retries, -1) {
+        crate::log::emit_traffic(ctx, fe, cx, level, &line);
+    }
 }

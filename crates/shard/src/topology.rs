@@ -117,6 +117,10 @@ pub struct FrontendRt {
     pub dontlognull: bool,
     /// `option log-separate-errors`: lines of failed transactions go out at `err`, not `info`.
     pub log_separate_errors: bool,
+    /// `option dontlog-normal`: only lines of failed transactions are logged.
+    pub dontlog_normal: bool,
+    /// The syslog header fields of this frontend's lines when it has its own `log-tag`.
+    pub log_origin: Option<ringlb_log::Origin>,
     /// `log-format-sd`: structured data of every line, for `format rfc5424` targets.
     pub log_sd: Option<Box<ringlb_rules::LogFormat>>,
     /// `error-log-format`: the line of a connection that failed its TLS handshake (else
@@ -379,6 +383,13 @@ impl Topology {
                 });
             }
         }
+        let log_hostname = cfg.global.log_send_hostname.as_ref().map(|h| {
+            if h.is_empty() {
+                system_hostname()
+            } else {
+                h.clone()
+            }
+        });
         let frontends: Vec<FrontendRt> = cfg
             .frontends
             .iter()
@@ -450,6 +461,17 @@ impl Topology {
                         .options
                         .other
                         .get("log-separate-errors")
+                        .copied()
+                        .unwrap_or(false),
+                    log_origin: f.log_tag.as_ref().map(|tag| ringlb_log::Origin {
+                        hostname: log_hostname.clone(),
+                        tag: tag.clone(),
+                        pid: std::process::id(),
+                    }),
+                    dontlog_normal: f
+                        .options
+                        .other
+                        .get("dontlog-normal")
                         .copied()
                         .unwrap_or(false),
                     log_sd: extra_format(f, &f.log_format_sd, "log-format-sd", cfg, &mut errors),
@@ -548,13 +570,7 @@ impl Topology {
                     })
                 })
                 .collect(),
-            log_hostname: g.log_send_hostname.as_ref().map(|h| {
-                if h.is_empty() {
-                    system_hostname()
-                } else {
-                    h.clone()
-                }
-            }),
+            log_hostname,
             log_tag: g.log_tag.clone().unwrap_or_else(program_name),
             global_log: global_logs,
         })

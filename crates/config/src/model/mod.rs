@@ -384,6 +384,8 @@ pub struct ProxySettings {
     pub error_log_format: Option<String>,
     pub unique_id_format: Option<String>,
     pub unique_id_header: Option<String>,
+    /// `log-tag` of the proxy (else the global one).
+    pub log_tag: Option<String>,
     pub balance: Option<Balance>,
     pub hash_type: Option<HashType>,
     pub retries: Option<u32>,
@@ -417,6 +419,7 @@ pub struct Frontend {
     pub log_format: Option<String>,
     pub log_format_sd: Option<String>,
     pub error_log_format: Option<String>,
+    pub log_tag: Option<String>,
     pub default_backend: Option<String>,
     pub use_backends: Vec<UseBackend>,
     pub acls: Vec<Acl>,

@@ -138,7 +138,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option spop-check", BE, NO, "SPOP health check", opt_other),
     kw("option disable-h2-upgrade", DF, ENG, "refuse HTTP/1 to h2 upgrade", opt_other),
     kw("option http-restrict-req-hdr-names", DFB, ENG, "reject/delete odd header names", opt_args),
-    kw("option dontlog-normal", DF, OBS, "log only errors", opt_other),
+    kw("option dontlog-normal", DF, S, "log only failed transactions (5xx, retries, aborts)", opt_other),
     kw("hash-type", DB, S, "hash method and function for hashing algorithms", p_hash_type),
     kw("cookie", DB, S, "cookie-based persistence (insert mode)", p_cookie),
     kw("fullconn", DB, LB, "dynamic maxconn reference", |k, p, l| u32_set(k, l, &mut p.settings.fullconn)),
@@ -216,7 +216,11 @@ pub static KEYWORDS: &[ProxyKw] = &[
         p.settings.error_log_format = Some(l.rest(k.kw_words).join(" "));
         Ok(())
     }),
-    kw("log-tag", DFB, OBS, "syslog tag", generic),
+    kw("log-tag", DFB, S, "syslog tag of this proxy's traffic logs", |k, p, l| {
+        need(k, l, 1)?;
+        p.settings.log_tag = Some(l.arg(k.kw_words).to_string());
+        super::no_extra(l, k.kw_words + 1)
+    }),
     kw("stick-table", FB, STK, "declare this proxy's stick table", rules::stick_table),
     kw("stick on", BE, S, "stick on a sample", rules::generic_cond),
     kw("stick match", BE, S, "match a stick entry", rules::generic_cond),
