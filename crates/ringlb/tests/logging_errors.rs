@@ -282,3 +282,44 @@ fn dontlog_normal_logs_only_failures_under_the_proxy_log_tag() {
         assert!(lines[0].contains(" web["), "{who}: {lines:?}");
     }
 }
+
+/// Lines that cannot be sent (here: no syslog daemon behind the socket) are dropped, never
+/// queued without bound, and counted in `show info` (`DroppedLogs`), merged over the shards.
+#[test]
+fn lines_that_cannot_be_sent_are_counted_as_dropped() {
+    use std::io::Read;
+    let origin = Origin::start("o");
+    let dir = TempDir::new("log-dropped");
+    let front = free_addr();
+    let sock = dir.join("admin.sock");
+    let cfg = format!(
+        "global\n    nbthread 2\n    stats socket {}\n    log {}/no-such-daemon.sock local0\ndefaults\n    mode http\n    log global\n    option httplog\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {}\n",
+        sock.display(),
+        dir.path().display(),
+        origin.addr()
+    );
+    let _p = start(&cfg, &dir, "r.cfg", &[front], false);
+    let dropped = || -> u64 {
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        s.write_all(b"show info\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out.lines()
+            .find_map(|l| l.strip_prefix("DroppedLogs: "))
+            .unwrap_or_else(|| panic!("no DroppedLogs in {out}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let before = dropped();
+    for _ in 0..10 {
+        let r = http_get(front, "/", &[("Connection", "close")]).unwrap();
+        assert_eq!(r.status, 200);
+    }
+    assert!(
+        ringlb_testkit::wait_until(Duration::from_secs(5), || dropped() >= before + 10),
+        "DroppedLogs {} (before {before})",
+        dropped()
+    );
+}

@@ -33,8 +33,23 @@ struct Sink {
     spare: RefCell<Vec<Vec<u8>>>,
     waker: Cell<Option<Waker>>,
     dropped: Cell<u64>,
+    /// Where drops are also counted for `show info` / the exporter (`DroppedLogs`).
+    state: Option<Rc<crate::state::ShardState>>,
     /// `ring@<name>`: lines are copied into this ring instead of being sent.
     ring_buf: Option<Arc<crate::topology::LogRing>>,
+}
+
+impl Sink {
+    /// One line lost: counted per target and in the shard's `DroppedLogs` (skipped in the
+    /// rare case the counters are borrowed at that instant).
+    fn count_drop(&self) {
+        self.dropped.set(self.dropped.get() + 1);
+        if let Some(st) = &self.state {
+            if let Ok(mut c) = st.counters.try_borrow_mut() {
+                c.process.dropped_logs += 1;
+            }
+        }
+    }
 }
 
 /// A shard's log targets.
@@ -52,6 +67,7 @@ impl Logger {
         rings: &[Arc<crate::topology::LogRing>],
         origin: Origin,
         utc_offset_secs: i32,
+        state: Option<Rc<crate::state::ShardState>>,
     ) -> io::Result<Logger> {
         let mut sinks = Vec::with_capacity(specs.len());
         for spec in specs {
@@ -72,6 +88,7 @@ impl Logger {
                     spare: RefCell::new(Vec::new()),
                     waker: Cell::new(None),
                     dropped: Cell::new(0),
+                    state: state.clone(),
                     ring_buf,
                 }));
                 continue;
@@ -97,6 +114,7 @@ impl Logger {
                 spare: RefCell::new(Vec::new()),
                 waker: Cell::new(None),
                 dropped: Cell::new(0),
+                state: state.clone(),
                 ring_buf: None,
             });
             glommio::spawn_local(write_loop(sink.clone())).detach();
@@ -162,7 +180,7 @@ impl Logger {
                 continue;
             }
             if sink.queue.borrow().len() >= QUEUE_LINES {
-                sink.dropped.set(sink.dropped.get() + 1);
+                sink.count_drop();
                 continue;
             }
             let mut line = sink.spare.borrow_mut().pop().unwrap_or_default();
@@ -202,7 +220,7 @@ async fn write_loop(sink: Rc<Sink>) {
         }
         // The descriptor is taken out while the write is in flight (no borrow across await).
         let Some(out) = sink.out.borrow_mut().take() else {
-            sink.dropped.set(sink.dropped.get() + 1);
+            sink.count_drop();
             recycle(&sink, line);
             continue;
         };
@@ -212,7 +230,7 @@ async fn write_loop(sink: Rc<Sink>) {
             Err(e) => {
                 // A full socket buffer or a syslog daemon gone: the line is lost, as with
                 // HAProxy. A refused or vanished peer is reconnected later.
-                sink.dropped.set(sink.dropped.get() + 1);
+                sink.count_drop();
                 let gone = matches!(
                     e.raw_os_error(),
                     Some(libc::ECONNREFUSED | libc::ENOTCONN | libc::ENOENT)

@@ -102,6 +102,7 @@ async fn run(cfg: ShardConfig) {
         &topology.rings,
         origin,
         local_utc_offset_secs(),
+        Some(state.clone()),
     ) {
         Ok(l) => Rc::new(l),
         Err(e) => {
