@@ -323,3 +323,73 @@ fn lines_that_cannot_be_sent_are_counted_as_dropped() {
         dropped()
     );
 }
+
+/// `option httpslog`: haproxy's httplog plus the TLS facts of the front connection, for a
+/// plain and a TLS request (SNI, protocol, cipher), compared with haproxy's lines.
+#[test]
+fn httpslog_matches_haproxy() {
+    let dir = TempDir::new("log-https");
+    let mut runs = vec![false];
+    if haproxy_available() {
+        runs.push(true);
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+    }
+    let mut results = Vec::new();
+    for haproxy in runs {
+        let log = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let (plain, tls) = (free_addr(), free_addr());
+        let cfg = format!(
+            "global\n    log {} local0\ndefaults\n    mode http\n    log global\n    option httpslog\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind {plain}\n    bind {tls} ssl crt {PEM}\n    http-request return status 200\n",
+            log.local_addr().unwrap()
+        );
+        let name = if haproxy { "h.cfg" } else { "r.cfg" };
+        let _p = start(&cfg, &dir, name, &[plain, tls], haproxy);
+        log.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut b = [0u8; 2048];
+        while log.recv(&mut b).is_ok() {}
+        log.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let r = http_get(plain, "/x", &[("Connection", "close")]).unwrap();
+        assert_eq!(r.status, 200);
+        let port = tls.port();
+        let out = ringlb_testkit::curl(
+            &[
+                "-k",
+                "--tlsv1.3",
+                "--resolve",
+                &format!("site.example:{port}:127.0.0.1"),
+                &format!("https://site.example:{port}/y"),
+            ],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let lines = collect_within(&log, 2, Duration::from_secs(3));
+        // After the syslog header; the client address, dates, timers and byte counts masked.
+        let masked: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let msg = l.trim_end().split_once("]: ").unwrap().1;
+                let mut w: Vec<&str> = msg.split(' ').collect();
+                for i in [0, 1, 4, 6] {
+                    w[i] = "X";
+                }
+                w.join(" ")
+            })
+            .collect();
+        results.push(masked);
+    }
+    let want = [
+        "X X fe fe/<NOSRV> X 200 X - - LR-- 1/1/0/0/0 0/0 \"GET /x HTTP/1.1\" 0/-/-/-/0 -/-/-",
+        "X X fe~ fe/<NOSRV> X 200 X - - LR-- 1/1/0/0/0 0/0 \"GET /y HTTP/1.1\" 0/0000000000000000/0/0/0 site.example/TLSv1.3/TLS_AES_256_GCM_SHA384",
+    ];
+    assert_eq!(results[0], want, "ringlb");
+    if let Some(h) = results.get(1) {
+        assert_eq!(h, &want, "haproxy");
+    }
+}

@@ -1451,7 +1451,7 @@ impl<'a> Session<'a> {
             },
             bytes_out: t.bytes_out as i64,
             bytes_in: t.bytes_in as i64,
-            term: if t.term == [0, 0] { *b"--" } else { t.term },
+            term: crate::rules::LogFacts::term_of(t.term),
             act_conn: i64::from(ctx.state.conns.get()),
             fe_conn: ctx
                 .state
@@ -1478,7 +1478,7 @@ impl<'a> Session<'a> {
                 .unwrap_or_default(),
         };
         let Some(level) =
-            crate::log::traffic_level(self.fe, facts.term, facts.retries, facts.status)
+            crate::log::traffic_level(self.fe, &facts.term, facts.retries, facts.status)
         else {
             return; // `option dontlog-normal`
         };

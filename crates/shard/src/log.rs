@@ -324,11 +324,11 @@ pub fn log_connect(
 /// instead of `info`; under `option dontlog-normal` only such lines are logged.
 pub fn traffic_level(
     fe: &crate::topology::FrontendRt,
-    term: [u8; 2],
+    term: &[u8],
     retries: i64,
     status: i64,
 ) -> Option<Level> {
-    let err = !matches!(term[0], b'-' | b'L' | 0) || retries > 0 || status >= 500;
+    let err = !matches!(term.first(), Some(b'-' | b'L' | 0) | None) || retries > 0 || status >= 500;
     match (err, fe.log_separate_errors, fe.dontlog_normal) {
         (false, _, true) => None,
         (true, true, _) => Some(Level::ERR),
@@ -381,7 +381,7 @@ pub fn unique_id_facts() -> crate::rules::LogFacts {
         ta: -1,
         tt: -1,
         status: -1,
-        term: *b"--",
+        term: *b"----",
         pid: i64::from(std::process::id()),
         request_counter: seq,
         ..crate::rules::LogFacts::default()
@@ -508,7 +508,7 @@ pub fn log_conn_error(
         ta: tt,
         tt,
         status: 0,
-        term: *b"PR",
+        term: *b"PR--",
         act_conn: i64::from(ctx.state.conns.get()),
         fe_conn: ctx
             .state

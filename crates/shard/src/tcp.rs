@@ -286,7 +286,7 @@ fn log_session(
         status: -1,
         bytes_out: s.bytes.1 as i64,
         bytes_in: s.bytes.0 as i64,
-        term: s.term,
+        term: crate::rules::LogFacts::term_of(s.term),
         act_conn: i64::from(ctx.state.conns.get()),
         fe_conn: ctx
             .state
@@ -329,7 +329,7 @@ fn log_session(
     let mut line = Vec::with_capacity(192);
     let cx = ringlb_rules::Ctx::new(&host, &txn);
     lf.render(cx, &mut line);
-    if let Some(level) = crate::log::traffic_level(fe, facts.term, facts.retries, -1) {
+    if let Some(level) = crate::log::traffic_level(fe, &facts.term, facts.retries, -1) {
         crate::log::emit_traffic(ctx, fe, cx, level, &line);
     }
 }

@@ -849,6 +849,11 @@ pub enum LogLine {
 fn log_line(f: &model::Frontend, cfg: &Config, errors: &mut Vec<TopologyError>) -> LogLine {
     let text: &str = match (&f.log_format, &f.options.httplog, f.options.tcplog) {
         (Some(t), _, _) => t,
+        (None, Some(_), _)
+            if f.mode == Mode::Http && f.options.other.get("httpslog") == Some(&true) =>
+        {
+            ringlb_rules::HTTPSLOG_FORMAT
+        }
         (None, Some(h), _) if f.mode == Mode::Http => {
             if h.clf {
                 ringlb_rules::CLF_FORMAT

@@ -91,7 +91,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option http-keep-alive", DFB, S, "keep-alive on both sides (default)", |k, p, l| conn_mode(k, p, l, HttpConnMode::KeepAlive)),
     kw("option redispatch", DB, S, "retry on another server [interval]", p_redispatch),
     kw("option httplog", DFB, S, "HTTP log format [clf]", p_httplog),
-    kw("option httpslog", DFB, OBS, "HTTPS log format", |k, p, l| {
+    kw("option httpslog", DFB, S, "HTTPS log format (httplog + TLS facts)", |k, p, l| {
         p.settings.options.httplog = (!k.negated).then_some(crate::model::HttpLog { clf: false });
         opt_other(k, p, l)
     }),

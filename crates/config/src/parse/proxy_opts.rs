@@ -204,6 +204,8 @@ pub(crate) fn p_httplog(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         (false, "clf") => Some(HttpLog { clf: true }),
         (false, w) => return Err(format!("expects no argument or 'clf', got '{w}'.")),
     };
+    // The last of `option httplog` / `option httpslog` wins.
+    p.settings.options.other.remove("httpslog");
     super::no_extra(l, 3)
 }
 
