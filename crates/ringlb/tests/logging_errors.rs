@@ -255,7 +255,7 @@ fn dontlog_normal_logs_only_failures_under_the_proxy_log_tag() {
         let log = UdpSocket::bind("127.0.0.1:0").unwrap();
         let front = free_addr();
         let cfg = format!(
-            "global\n    log {} local0\ndefaults\n    mode http\n    log global\n    retries 0\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind {front}\n    log-tag web\n    option dontlog-normal\n    log-format \"%ST %HU\"\n    use_backend dead if {{ path_beg /dead }}\n    default_backend be\nbackend be\n    server s1 {}\nbackend dead\n    server s2 {}\n",
+            "global\n    log {} local0\ndefaults\n    mode http\n    log global\n    retries 0\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind {front}\n    log-tag web\n    option dontlog-normal\n    log-format \"%ST %HU %s\"\n    use_backend dead if {{ path_beg /dead }}\n    default_backend be\nbackend be\n    server s1 {}\nbackend dead\n    server s2 {}\n",
             log.local_addr().unwrap(),
             origin.addr(),
             free_addr()
@@ -278,7 +278,8 @@ fn dontlog_normal_logs_only_failures_under_the_proxy_log_tag() {
             .map(|l| l.trim_end().rsplit(": ").next().unwrap())
             .collect();
         let who = if haproxy { "haproxy" } else { "ringlb" };
-        assert_eq!(msgs, ["503 /dead"], "{who}: {lines:?}");
+        // `%s`: the server a refused connection went to.
+        assert_eq!(msgs, ["503 /dead s2"], "{who}: {lines:?}");
         assert!(lines[0].contains(" web["), "{who}: {lines:?}");
     }
 }
@@ -387,6 +388,77 @@ fn httpslog_matches_haproxy() {
     let want = [
         "X X fe fe/<NOSRV> X 200 X - - LR-- 1/1/0/0/0 0/0 \"GET /x HTTP/1.1\" 0/-/-/-/0 -/-/-",
         "X X fe~ fe/<NOSRV> X 200 X - - LR-- 1/1/0/0/0 0/0 \"GET /y HTTP/1.1\" 0/0000000000000000/0/0/0 site.example/TLSv1.3/TLS_AES_256_GCM_SHA384",
+    ];
+    assert_eq!(results[0], want, "ringlb");
+    if let Some(h) = results.get(1) {
+        assert_eq!(h, &want, "haproxy");
+    }
+}
+
+/// HTTP/2 streams are logged as haproxy logs them: the absolute URI and `HTTP/2.0` in the
+/// request line, `LR` for a rule's reply, `SC` for a refused connection.
+#[test]
+fn http2_streams_are_logged_as_haproxy() {
+    let dir = TempDir::new("log-h2");
+    let mut runs = vec![false];
+    if haproxy_available() {
+        runs.push(true);
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+    }
+    let mut results = Vec::new();
+    for haproxy in runs {
+        let log = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let front = free_addr();
+        let cfg = format!(
+            "global\n    log {} local0\ndefaults\n    mode http\n    log global\n    option httplog\n    retries 0\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind {front} proto h2\n    http-request return status 200 if {{ path /r }}\n    default_backend be\nbackend be\n    server s1 {}\n",
+            log.local_addr().unwrap(),
+            free_addr()
+        );
+        let name = if haproxy { "h.cfg" } else { "r.cfg" };
+        let _p = start(&cfg, &dir, name, &[front], haproxy);
+        log.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut b = [0u8; 2048];
+        while log.recv(&mut b).is_ok() {}
+        log.set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let mut lines = Vec::new();
+        for (path, status) in [("/r?q=1", "200"), ("/x", "503")] {
+            let out = ringlb_testkit::curl(
+                &[
+                    "--http2-prior-knowledge",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    &format!("http://{front}{path}"),
+                ],
+                Duration::from_secs(5),
+            )
+            .unwrap();
+            assert_eq!(String::from_utf8_lossy(&out.stdout), status);
+            lines.extend(collect_within(&log, 1, Duration::from_secs(3)));
+        }
+        let masked: Vec<String> = lines
+            .iter()
+            .map(|l| {
+                let msg = l.trim_end().split_once("]: ").unwrap().1;
+                let mut w: Vec<String> = msg.split(' ').map(str::to_string).collect();
+                for i in [0, 1, 4, 6] {
+                    w[i] = "X".into();
+                }
+                w.join(" ").replace(&front.port().to_string(), "PORT")
+            })
+            .collect();
+        results.push(masked);
+    }
+    let want = [
+        "X X fe fe/<NOSRV> X 200 X - - LR-- 1/1/0/0/0 0/0 \"GET http://127.0.0.1:PORT/r?q=1 HTTP/2.0\"",
+        "X X fe be/s1 X 503 X - - SC-- 1/1/0/0/0 0/0 \"GET http://127.0.0.1:PORT/x HTTP/2.0\"",
     ];
     assert_eq!(results[0], want, "ringlb");
     if let Some(h) = results.get(1) {

@@ -1314,6 +1314,7 @@ impl<'a> Session<'a> {
         let mut c = self.ctx.state.counters.borrow_mut();
         c.connect_outcome(be, info);
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        txn.tried = info.server.or(txn.tried);
         txn.queue = Some(txn.queue.unwrap_or_default() + info.queue);
         if !info.reused {
             txn.connect = Some(txn.connect.unwrap_or_default() + info.connect);
@@ -1519,7 +1520,7 @@ impl<'a> Session<'a> {
             frontend: &self.fe.name,
             backend: be.map(|b| b.name.as_str()),
             server: be
-                .and_then(|b| t.server.and_then(|s| b.servers.get(s)))
+                .and_then(|b| t.server.or(t.tried).and_then(|s| b.servers.get(s)))
                 .map(|s| s.name.as_str()),
             src: self.client.peer_addr(),
             dst: self.client.tcp().local_addr().ok(),
@@ -1635,6 +1636,8 @@ struct Txn {
     server_addr: Option<std::net::SocketAddr>,
     backend: Option<usize>,
     server: Option<usize>,
+    /// The server the last connection attempt went to, even a failed one (the log's `%s`).
+    tried: Option<usize>,
     /// A server session was counted (`stream_start`); ended in `finish_txn`.
     stream_started: bool,
     queue: Option<Duration>,

@@ -547,3 +547,146 @@ pub fn log_conn_error(
     let line = lf.render_vec(cx);
     emit_traffic(ctx, fe, cx, level, &line);
 }
+
+/// What the log line of one HTTP/2 stream reports (`h2.rs`); times in ms, -1: not reached.
+#[derive(Debug)]
+pub struct StreamLog<'a> {
+    pub src: Option<std::net::SocketAddr>,
+    pub dst: Option<std::net::SocketAddr>,
+    pub tls: Option<&'a ringlb_tls::TlsFacts>,
+    pub method: &'a [u8],
+    /// The absolute URI (`https://host/path?q`), as haproxy logs an HTTP/2 request.
+    pub uri: &'a [u8],
+    pub version: &'a [u8],
+    pub backend: Option<usize>,
+    pub server: Option<usize>,
+    pub server_addr: Option<std::net::SocketAddr>,
+    /// 0: nothing was answered.
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// `[0, 0]`: a normal end.
+    pub term: [u8; 2],
+    pub retries: u32,
+    pub tw: i64,
+    pub tc: i64,
+    pub tr: i64,
+    pub td: i64,
+    pub tt: i64,
+    pub request_counter: u64,
+}
+
+/// The `option httplog` / `log-format` line of an HTTP/2 stream (the head arrives whole, so
+/// `TR` is 0; header captures are not reported for HTTP/2 yet).
+pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: &StreamLog<'_>) {
+    let crate::topology::LogLine::Format(lf) = &fe.log_line else {
+        return;
+    };
+    let status = if s.status == 0 {
+        -1
+    } else {
+        i64::from(s.status)
+    };
+    let term = crate::rules::LogFacts::term_of(s.term);
+    let Some(level) = traffic_level(fe, &term, i64::from(s.retries), status) else {
+        return;
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let fe_idx = ctx
+        .state
+        .topo
+        .frontends
+        .iter()
+        .position(|f| std::ptr::eq(f, fe));
+    let (be_conn, srv_conn) = match s.backend {
+        Some(b) => {
+            let st = ctx.state.backends.get(b);
+            let bc = st.map_or(0, |st| {
+                st.servers.iter().map(|x| i64::from(x.active.get())).sum()
+            });
+            let sc = s
+                .server
+                .and_then(|i| ctx.state.server(b, i))
+                .map_or(0, |x| i64::from(x.active.get()));
+            (bc, sc)
+        }
+        None => (0, 0),
+    };
+    let facts = crate::rules::LogFacts {
+        accept_unix_ms: now_ms - s.tt.max(0),
+        th: 0,
+        ti: 0,
+        tr_req: 0,
+        tw: s.tw,
+        tc: s.tc,
+        tr: s.tr,
+        td: s.td,
+        ta: s.tt,
+        tt: s.tt,
+        status,
+        bytes_out: s.bytes_out as i64,
+        bytes_in: s.bytes_in as i64,
+        term,
+        act_conn: i64::from(ctx.state.conns.get()),
+        fe_conn: fe_idx
+            .and_then(|i| {
+                ctx.state
+                    .counters
+                    .borrow()
+                    .frontends
+                    .get(i)
+                    .map(|f| i64::from(f.cur_sess))
+            })
+            .unwrap_or(0),
+        be_conn,
+        srv_conn,
+        retries: i64::from(s.retries),
+        pid: i64::from(std::process::id()),
+        request_counter: s.request_counter as i64,
+        server_addr: s.server_addr,
+        captured_req: Vec::new(),
+        captured_res: Vec::new(),
+    };
+    let topo = &ctx.state.topo;
+    let be = s.backend.and_then(|b| topo.backends.get(b));
+    let mut host = crate::rules::Host {
+        payload: None,
+        ctx,
+        frontend: &fe.name,
+        backend: be.map(|b| b.name.as_str()),
+        server: be
+            .and_then(|b| s.server.and_then(|i| b.servers.get(i)))
+            .map(|x| x.name.as_str()),
+        src: s.src,
+        dst: s.dst,
+        tls: s.tls,
+        log: Some(&facts),
+        unique_id: None,
+        stick: None,
+    };
+    let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::request(
+        s.method, s.uri, s.version,
+    ));
+    if s.status != 0 {
+        txn.res = Some(ringlb_rules::HttpMessage::response(
+            b"HTTP/2.0",
+            s.status,
+            b"",
+        ));
+    }
+    // `%ID`: computed at log time on HTTP/2 (haproxy's `strm_log` does the same when the
+    // request did not compute it earlier).
+    let uid = fe
+        .rules
+        .as_ref()
+        .and_then(|r| r.unique_id_format.as_ref())
+        .map(|f| f.render_http_vec(ringlb_rules::Ctx::new(&host, &txn)));
+    host.unique_id = uid.as_deref();
+    let cx = ringlb_rules::Ctx::new(&host, &txn);
+    let mut line = Vec::with_capacity(256);
+    lf.render(cx, &mut line);
+    emit_traffic(ctx, fe, cx, level, &line);
+}
