@@ -395,8 +395,8 @@ fn httpslog_matches_haproxy() {
     }
 }
 
-/// HTTP/2 streams are logged as haproxy logs them: the absolute URI and `HTTP/2.0` in the
-/// request line, `LR` for a rule's reply, `SC` for a refused connection.
+/// HTTP/2 streams (and, for comparison, HTTP/1 requests) are logged as haproxy logs them: the absolute URI and `HTTP/2.0` in the
+/// request line, `LR` for a rule's reply, `SC` for a refused connection, header captures.
 #[test]
 fn http2_streams_are_logged_as_haproxy() {
     let dir = TempDir::new("log-h2");
@@ -412,14 +412,14 @@ fn http2_streams_are_logged_as_haproxy() {
     let mut results = Vec::new();
     for haproxy in runs {
         let log = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let front = free_addr();
+        let (front, front1) = (free_addr(), free_addr());
         let cfg = format!(
-            "global\n    log {} local0\ndefaults\n    mode http\n    log global\n    option httplog\n    retries 0\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind {front} proto h2\n    http-request return status 200 if {{ path /r }}\n    default_backend be\nbackend be\n    server s1 {}\n",
+            "global\n    log {} local0\ndefaults\n    mode http\n    log global\n    option httplog\n    retries 0\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind {front} proto h2\n    bind {front1}\n    capture request header User-Agent len 4\n    capture response header Content-Type len 20\n    http-request return status 200 if {{ path /r }}\n    default_backend be\nbackend be\n    server s1 {}\n",
             log.local_addr().unwrap(),
             free_addr()
         );
         let name = if haproxy { "h.cfg" } else { "r.cfg" };
-        let _p = start(&cfg, &dir, name, &[front], haproxy);
+        let _p = start(&cfg, &dir, name, &[front, front1], haproxy);
         log.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
         let mut b = [0u8; 2048];
@@ -427,15 +427,25 @@ fn http2_streams_are_logged_as_haproxy() {
         log.set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         let mut lines = Vec::new();
-        for (path, status) in [("/r?q=1", "200"), ("/x", "503")] {
+        for (h2, path, status) in [
+            (true, "/r?q=1", "200"),
+            (true, "/x", "503"),
+            (false, "/r?q=1", "200"),
+            (false, "/x", "503"),
+        ] {
+            let (proto, addr) = if h2 {
+                ("--http2-prior-knowledge", front)
+            } else {
+                ("--http1.1", front1)
+            };
             let out = ringlb_testkit::curl(
                 &[
-                    "--http2-prior-knowledge",
+                    proto,
                     "-o",
                     "/dev/null",
                     "-w",
                     "%{http_code}",
-                    &format!("http://{front}{path}"),
+                    &format!("http://{addr}{path}"),
                 ],
                 Duration::from_secs(5),
             )
@@ -457,8 +467,11 @@ fn http2_streams_are_logged_as_haproxy() {
         results.push(masked);
     }
     let want = [
-        "X X fe fe/<NOSRV> X 200 X - - LR-- 1/1/0/0/0 0/0 \"GET http://127.0.0.1:PORT/r?q=1 HTTP/2.0\"",
-        "X X fe be/s1 X 503 X - - SC-- 1/1/0/0/0 0/0 \"GET http://127.0.0.1:PORT/x HTTP/2.0\"",
+        "X X fe fe/<NOSRV> X 200 X - - LR-- 1/1/0/0/0 0/0 {curl} {} \"GET http://127.0.0.1:PORT/r?q=1 HTTP/2.0\"",
+        "X X fe be/s1 X 503 X - - SC-- 1/1/0/0/0 0/0 {curl} {} \"GET http://127.0.0.1:PORT/x HTTP/2.0\"",
+        // The same requests over HTTP/1 (the proxy's own replies capture nothing: `{}`).
+        "X X fe fe/<NOSRV> X 200 X - - LR-- 1/1/0/0/0 0/0 {curl} {} \"GET /r?q=1 HTTP/1.1\"",
+        "X X fe be/s1 X 503 X - - SC-- 1/1/0/0/0 0/0 {curl} {} \"GET /x HTTP/1.1\"",
     ];
     assert_eq!(results[0], want, "ringlb");
     if let Some(h) = results.get(1) {

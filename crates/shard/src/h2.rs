@@ -317,6 +317,9 @@ struct Txn {
     /// `(method, absolute URI)` as haproxy logs an HTTP/2 request, only when the frontend
     /// logs.
     log_req: Option<Box<(String, String)>>,
+    /// `capture request|response header` values (only when the frontend logs).
+    cap_req: Vec<Vec<u8>>,
+    cap_res: Vec<Vec<u8>>,
 }
 
 /// Why a stream failed before its response head went out.
@@ -351,6 +354,8 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
     let (parts, mut body) = req.into_parts();
     if matches!(fe.log_line, crate::topology::LogLine::Format(_)) {
         txn.log_req = Some(Box::new((parts.method.to_string(), parts.uri.to_string())));
+        // One (empty) value per declaration until the server's response fills them.
+        txn.cap_res = vec![Vec::new(); fe.capture_res.len()];
     }
     let has_body = !body.is_end_stream();
     if has_body && expects_continue(&parts.headers) {
@@ -376,6 +381,14 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
             respond.send_reset(Reason::PROTOCOL_ERROR);
             return;
         }
+    }
+    if txn.log_req.is_some() && !fe.capture_req.is_empty() {
+        crate::http::capture(
+            &fe.capture_req,
+            req.headers(),
+            &head_bytes,
+            &mut txn.cap_req,
+        );
     }
     let default_be = fe.backend;
     let mut vars = ringlb_rules::Vars::default();
@@ -800,6 +813,9 @@ async fn relay_response(
         return;
     }
     let head_len = resp.head_len();
+    if txn.log_req.is_some() && !fe.capture_res.is_empty() {
+        crate::http::capture(&fe.capture_res, resp.headers(), &bytes, &mut txn.cap_res);
+    }
     let verdict = msg_rules::response_rules(
         &conn.ctx,
         fe,
@@ -1369,7 +1385,7 @@ fn finish(conn: &Conn, t: Txn) {
         crate::log::log_stream(
             &conn.ctx,
             fe,
-            &crate::log::StreamLog {
+            crate::log::StreamLog {
                 src: conn.src,
                 dst: conn.dst,
                 tls: conn.tls.as_ref(),
@@ -1390,6 +1406,8 @@ fn finish(conn: &Conn, t: Txn) {
                 td: ms(t.response_head, Some(now)),
                 tt,
                 request_counter: conn.streams.get(),
+                captured_req: t.cap_req,
+                captured_res: t.cap_res,
             },
         );
     }

@@ -193,7 +193,10 @@ impl<'a> Session<'a> {
                     sc.log_req.extend_from_slice(sc.req.version().as_bytes());
                     sc.log_req_lens = (m.len(), t.len());
                     capture(&self.fe.capture_req, sc.req.headers(), b, &mut sc.cap_req);
+                    // One (empty) value per declaration: a reply the proxy makes itself is
+                    // logged as `{}`, as haproxy does.
                     sc.cap_res.clear();
+                    sc.cap_res.resize(self.fe.capture_res.len(), Vec::new());
                 }
             }
             {
@@ -1855,7 +1858,7 @@ fn no_connection_status(e: NoConnection) -> u16 {
 
 /// `capture request|response header NAME len N`: the last occurrence of each named header, cut
 /// to its length (empty when absent), as haproxy captures them.
-fn capture(
+pub(crate) fn capture(
     spec: &[(String, usize)],
     headers: &[ringlb_http1::Header],
     src: &[u8],

@@ -574,11 +574,14 @@ pub struct StreamLog<'a> {
     pub td: i64,
     pub tt: i64,
     pub request_counter: u64,
+    /// `capture request|response header` values in declaration order.
+    pub captured_req: Vec<Vec<u8>>,
+    pub captured_res: Vec<Vec<u8>>,
 }
 
 /// The `option httplog` / `log-format` line of an HTTP/2 stream (the head arrives whole, so
-/// `TR` is 0; header captures are not reported for HTTP/2 yet).
-pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: &StreamLog<'_>) {
+/// `TR` is 0).
+pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamLog<'_>) {
     let crate::topology::LogLine::Format(lf) = &fe.log_line else {
         return;
     };
@@ -647,8 +650,8 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: &Stream
         pid: i64::from(std::process::id()),
         request_counter: s.request_counter as i64,
         server_addr: s.server_addr,
-        captured_req: Vec::new(),
-        captured_res: Vec::new(),
+        captured_req: s.captured_req,
+        captured_res: s.captured_res,
     };
     let topo = &ctx.state.topo;
     let be = s.backend.and_then(|b| topo.backends.get(b));
