@@ -144,6 +144,19 @@ fn mode_of(p: &ProxyDraft) -> Mode {
 /// HAProxy's warnings for directives that need `mode http`, and for missing timeouts.
 fn mode_warnings(cx: &mut Cx, p: &ProxyDraft) {
     let kind = p.kind.word();
+    if let Some(st) = &p.stats {
+        if !st.http_request.is_empty() && (!st.auths.is_empty() || st.realm.is_some()) {
+            // haproxy 2.6 refuses the mix: with rules, credentials come from `auth` rules.
+            cx.alert(
+                &p.loc,
+                "",
+                format!(
+                    "proxy '{}': stats 'auth'/'realm' and 'http-request' can't be used at the same time.",
+                    p.name
+                ),
+            );
+        }
+    }
     let t = &p.settings.timeouts;
     let fe_missing = p.kind.is_frontend() && t.client.is_none();
     let be_missing = p.kind.is_backend() && (t.connect.is_none() || t.server.is_none());

@@ -1154,8 +1154,10 @@ impl<'a> Session<'a> {
         let version = sc.req.version();
         let head_len = sc.req.head_len();
         sc.txn.term = *b"LR";
-        // `stats admin if COND`, evaluated on this request.
-        let admin = !page.admin.is_empty() && {
+        // `stats admin if COND` and `stats http-request`, evaluated on this request.
+        let (admin, access) = if page.admin.is_empty() && page.access.is_empty() {
+            (false, None)
+        } else {
             let tls = self.client.tls_facts();
             let mut msg = ringlb_rules::HttpMessage::request(
                 sc.req.method_span().get(bytes),
@@ -1180,7 +1182,13 @@ impl<'a> Session<'a> {
                 stick: None,
             };
             let cx = ringlb_rules::Ctx::new(&host, &txn);
-            page.admin.iter().any(|c| c.eval(&page.acls, cx))
+            let admin = page.admin.iter().any(|c| c.eval(&page.acls, cx));
+            let access = page
+                .access
+                .iter()
+                .find(|(_, c)| c.as_ref().is_none_or(|c| c.eval(&page.acls, cx)))
+                .map(|(a, _)| a.clone());
+            (admin, access)
         };
         sc.txn.bytes_in += head_len as u64;
         head.consume(head_len);
@@ -1209,8 +1217,22 @@ impl<'a> Session<'a> {
                 return After::Close;
             }
         }
-        let credentials = &page.auth.credentials;
-        let answer = if !credentials.is_empty()
+        // `stats http-request allow` skips the `stats auth` check that otherwise follows the
+        // rules (haproxy appends it as an implicit last rule).
+        let no_auth = ringlb_stats::page::AuthConfig {
+            credentials: Vec::new(),
+            realm: page.auth.realm.clone(),
+        };
+        let auth = match access {
+            Some(ringlb_config::model::StatsAction::Allow) => &no_auth,
+            _ => &page.auth,
+        };
+        let credentials = &auth.credentials;
+        let answer = if let Some(ringlb_config::model::StatsAction::Deny) = access {
+            ringlb_stats::admin::forbidden()
+        } else if let Some(ringlb_config::model::StatsAction::Auth { realm }) = &access {
+            ringlb_stats::admin::unauthorized(realm.as_deref().or(page.auth.realm.as_deref()))
+        } else if !credentials.is_empty()
             && ringlb_stats::admin::check_basic_auth(authorization.as_deref(), credentials)
                 .is_none()
         {
@@ -1223,7 +1245,7 @@ impl<'a> Session<'a> {
             match ringlb_stats::page::route(
                 &snap,
                 &cfg,
-                &page.auth,
+                auth,
                 &method,
                 &target,
                 authorization.as_deref(),

@@ -906,6 +906,8 @@ pub struct StatsPageRt {
     pub page: ringlb_stats::page::PageConfig,
     pub auth: ringlb_stats::page::AuthConfig,
     pub admin: Vec<ringlb_rules::Cond>,
+    /// `stats http-request` rules, in order (the first that matches decides).
+    pub access: Vec<(model::StatsAction, Option<ringlb_rules::Cond>)>,
     pub acls: ringlb_rules::AclSet,
 }
 
@@ -919,12 +921,26 @@ fn stats_page(
     let env = ringlb_rules::proxy::Userlists(&cfg.userlists);
     let mut c = ringlb_rules::Compiler::new(&env);
     let compiled = c.add_acls(acls).and_then(|()| {
-        s.admin
+        let admin = s
+            .admin
             .iter()
             .map(|cond| c.condition(cond, loc, "stats admin"))
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>, _>>()?;
+        let access = s
+            .http_request
+            .iter()
+            .map(|r| {
+                let cond = r
+                    .cond
+                    .as_ref()
+                    .map(|cond| c.condition(cond, &r.loc, "stats http-request"))
+                    .transpose()?;
+                Ok((r.action.clone(), cond))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((admin, access))
     });
-    let admin = match compiled {
+    let (admin, access) = match compiled {
         Ok(a) => a,
         Err(e) => {
             errors.push(TopologyError {
@@ -941,6 +957,7 @@ fn stats_page(
             realm: s.realm.clone(),
         },
         admin,
+        access,
         acls: c.finish(),
     })
 }

@@ -984,5 +984,24 @@ pub struct Stats {
     pub show_desc: Option<String>,
     pub show_node: Option<Option<String>>,
     pub scope: Vec<String>,
-    pub http_request: Vec<Directive>,
+    /// `stats http-request ...`, in order; the implicit `stats auth` check comes after them.
+    pub http_request: Vec<StatsRule>,
+}
+
+/// `stats http-request allow|deny|auth [realm <realm>] [if|unless <cond>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsRule {
+    pub loc: Loc,
+    pub action: StatsAction,
+    pub cond: Option<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsAction {
+    /// Serve the page without asking for credentials.
+    Allow,
+    /// 403.
+    Deny,
+    /// 401 with this realm (else the `stats realm`).
+    Auth { realm: Option<String> },
 }

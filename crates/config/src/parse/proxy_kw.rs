@@ -9,7 +9,7 @@ use crate::registry::Status;
 use crate::source::Line;
 use crate::units::parse_u32;
 
-use super::proxy::{directive, KwCx, ProxyDraft, ALL, BE, DEF, FE, NDEF};
+use super::proxy::{KwCx, ProxyDraft, ALL, BE, DEF, FE, NDEF};
 use super::proxy_opts::*;
 use super::{acl, bind, checks, rules, server, R};
 
@@ -271,11 +271,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
         stats(p).scope.push(l.arg(2).to_string());
         Ok(())
     }),
-    kw("stats http-request", FB, OBS, "stats page access rules", |k, p, l| {
-        need(k, l, 1)?;
-        stats(p).http_request.push(directive(l, 2));
-        Ok(())
-    }),
+    kw("stats http-request", FB, S, "stats page access: allow|deny|auth [realm R] [if|unless cond]", p_stats_http_request),
     kw("description", FB, OBS, "proxy description", generic),
     kw("id", FB, OBS, "numeric proxy id", |k, p, l| {
         need(k, l, 1)?;

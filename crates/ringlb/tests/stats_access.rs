@@ -1,0 +1,96 @@
+//! `stats http-request allow|deny|auth` through the real binary, compared with haproxy 2.6
+//! for the same config and requests (status and `WWW-Authenticate`): the first matching rule
+//! decides, none matching serves the page. haproxy refuses `stats auth` next to such rules
+//! (credentials then come from `auth ... unless { http_auth(<userlist>) }`), and so does
+//! ringlb.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+
+use ringlb_testkit::{
+    free_addr, haproxy_available, http_get, ChildGuard, Haproxy, Ringlb, TempDir,
+};
+
+fn config(stats: SocketAddr) -> String {
+    format!(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nlisten stats\n    bind {stats}\n    stats enable\n    stats uri /stats\n    stats http-request deny if {{ hdr(x-block) -m found }}\n    stats http-request allow if {{ hdr(x-internal) -m str yes }}\n    stats http-request auth realm Ops if {{ hdr(x-ops) -m found }}\n"
+    )
+}
+
+/// (status, www-authenticate) for each request of the scenario.
+fn run(haproxy: bool, dir: &TempDir) -> Vec<(u16, Option<String>)> {
+    let stats = free_addr();
+    let path = dir.join(if haproxy { "h.cfg" } else { "r.cfg" });
+    std::fs::write(&path, config(stats)).unwrap();
+    let _p: ChildGuard = if haproxy {
+        Haproxy::start(&path, &[stats])
+    } else {
+        Ringlb::start(&path, &[stats])
+    };
+    let cases: Vec<Vec<(&str, &str)>> = vec![
+        vec![],                                        // no rule matches: the page
+        vec![("X-Ops", "1")],                          // 401 realm Ops
+        vec![("X-Internal", "yes")],                   // allowed
+        vec![("X-Block", "1")],                        // 403
+        vec![("X-Block", "1"), ("X-Internal", "yes")], // the first rule wins: 403
+    ];
+    cases
+        .into_iter()
+        .map(|mut h| {
+            h.push(("Connection", "close"));
+            let r = http_get(stats, "/stats", &h).unwrap();
+            (r.status, r.header("www-authenticate").map(str::to_string))
+        })
+        .collect()
+}
+
+#[test]
+fn stats_http_request_rules_decide_access_as_in_haproxy() {
+    let dir = TempDir::new("stats-access");
+    let want = vec![
+        (200, None),
+        (401, Some("Basic realm=\"Ops\"".to_string())),
+        (200, None),
+        (403, None),
+        (403, None),
+    ];
+    assert_eq!(run(false, &dir), want, "ringlb");
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    assert_eq!(run(true, &dir), want, "haproxy");
+}
+
+#[test]
+fn stats_auth_next_to_stats_http_request_is_refused_as_in_haproxy() {
+    let dir = TempDir::new("stats-access-mix");
+    let path = dir.join("mix.cfg");
+    std::fs::write(
+        &path,
+        format!(
+            "{}    stats auth admin:secret\n",
+            config("127.0.0.1:1".parse().unwrap())
+        ),
+    )
+    .unwrap();
+    let out = ringlb_testkit::run_bounded(
+        std::process::Command::new(ringlb_testkit::bin_path("ringlb"))
+            .arg("-c")
+            .arg("-f")
+            .arg(&path),
+        std::time::Duration::from_secs(10),
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("stats 'auth'/'realm' and 'http-request' can't be used at the same time"),
+        "{err}"
+    );
+}
