@@ -478,3 +478,48 @@ fn http2_streams_are_logged_as_haproxy() {
         assert_eq!(h, &want, "haproxy");
     }
 }
+
+/// HTTP/2 streams answered by a server feed the latency histograms (the exporter's
+/// `ringlb_backend_total_time_seconds_count`), as HTTP/1 requests do.
+#[test]
+fn http2_streams_feed_the_latency_histograms() {
+    let origin = Origin::start("o");
+    let dir = TempDir::new("h2-hist");
+    let (front, metrics) = (free_addr(), free_addr());
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind {front} proto h2\n    default_backend be\nbackend be\n    server s1 {}\nfrontend prom\n    bind {metrics}\n    http-request use-service prometheus-exporter\n",
+        origin.addr()
+    );
+    let _p = start(&cfg, &dir, "r.cfg", &[front, metrics], false);
+    let count = || -> u64 {
+        let r = http_get(metrics, "/metrics", &[("Connection", "close")]).unwrap();
+        r.text()
+            .lines()
+            .find_map(|l| l.strip_prefix("ringlb_backend_total_time_seconds_count{proxy=\"be\"} "))
+            .unwrap_or_else(|| panic!("no be histogram"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count(), 0);
+    for _ in 0..3 {
+        let out = ringlb_testkit::curl(
+            &[
+                "--http2-prior-knowledge",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code}",
+                &format!("http://{front}/"),
+            ],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200");
+    }
+    assert!(
+        ringlb_testkit::wait_until(Duration::from_secs(5), || count() == 3),
+        "count {}",
+        count()
+    );
+}

@@ -1373,6 +1373,19 @@ fn finish(conn: &Conn, t: Txn) {
     if let (Some(b), Some(s), true) = (t.backend, t.server, t.stream_started) {
         c.stream_end(b, s);
     }
+    // Answered streams feed the time averages and histograms, as HTTP/1 transactions do.
+    if let (Some(b), Some(head)) = (t.backend, t.response_head) {
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let times = ringlb_stats::RequestTimes {
+            queue_us: t.queue.map(us),
+            connect_us: t.connect.map(us),
+            response_us: t
+                .request_sent
+                .map(|a| us(head.saturating_duration_since(a))),
+            total_us: t.start.map(|s| us(s.elapsed())),
+        };
+        c.record_times(b, t.server, &times);
+    }
     drop(c);
     if let (Some(req), Some(fe)) = (&t.log_req, conn.fe()) {
         let now = Instant::now();
