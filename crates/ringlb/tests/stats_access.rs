@@ -15,7 +15,7 @@ use ringlb_testkit::{
 
 fn config(stats: SocketAddr) -> String {
     format!(
-        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nlisten stats\n    bind {stats}\n    stats enable\n    stats uri /stats\n    stats http-request deny if {{ hdr(x-block) -m found }}\n    stats http-request allow if {{ hdr(x-internal) -m str yes }}\n    stats http-request auth realm Ops if {{ hdr(x-ops) -m found }}\n"
+        "defaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nlisten stats\n    bind {stats}\n    description Ops team\n    stats enable\n    stats uri /stats\n    stats http-request deny if {{ hdr(x-block) -m found }}\n    stats http-request allow if {{ hdr(x-internal) -m str yes }}\n    stats http-request auth realm Ops if {{ hdr(x-ops) -m found }}\n"
     )
 }
 
@@ -36,6 +36,13 @@ fn run(haproxy: bool, dir: &TempDir) -> Vec<(u16, Option<String>)> {
         vec![("X-Block", "1")],                        // 403
         vec![("X-Block", "1"), ("X-Internal", "yes")], // the first rule wins: 403
     ];
+    // The proxy's `description` heads its table.
+    let page = http_get(stats, "/stats", &[("Connection", "close")]).unwrap();
+    assert!(
+        page.text()
+            .contains("<th class=\"desc\" width=\"90%\">Ops team</th>"),
+        "haproxy={haproxy}"
+    );
     cases
         .into_iter()
         .map(|mut h| {

@@ -139,7 +139,7 @@ pub fn build(
                 name: p.name.clone(),
                 id: p.id,
                 mode,
-                desc: None,
+                desc: p.desc.clone(),
                 stopped: false,
                 frontend,
                 backend,

@@ -89,6 +89,8 @@ pub struct ProxyRt {
     pub id: u32,
     pub frontend: Option<usize>,
     pub backend: Option<usize>,
+    /// `description`: heads the proxy's table on the stats page.
+    pub desc: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -624,11 +626,25 @@ fn proxy_table(cfg: &Config, frontends: &[FrontendRt], backends: &[BackendRt]) -
         if out.iter().any(|p| p.name == name) {
             continue; // the other half of a `listen`
         }
+        let other = cfg
+            .frontends
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| &f.other)
+            .or_else(|| {
+                cfg.backends
+                    .iter()
+                    .find(|b| b.name == name)
+                    .map(|b| &b.other)
+            });
         out.push(ProxyRt {
             name: name.to_string(),
             id: next_id,
             frontend: frontends.iter().position(|f| f.name == name),
             backend: backends.iter().position(|b| b.name == name),
+            desc: other
+                .and_then(|o| o.iter().rev().find(|d| d.keyword == "description"))
+                .map(|d| d.args.join(" ")),
         });
         next_id += 1;
     }

@@ -260,7 +260,7 @@ pub fn skeleton(cfg: &Config, global_maxconn: u32) -> Snapshot {
                 name: d.name.to_string(),
                 id,
                 mode: mode(m),
-                desc: directive(other, "description").map(|x| x.args[1..].join(" ")),
+                desc: directive(other, "description").map(|x| x.args.join(" ")),
                 stopped: d.fe.is_some_and(|f| f.disabled) || d.be.is_some_and(|b| b.disabled),
                 frontend: d.fe.map(|f| frontend_stats(f, global_maxconn)),
                 backend: d.be.map(|b| BackendStats {

@@ -145,8 +145,8 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "description",
-        OBS,
-        "description shown on the stats page",
+        S,
+        "description shown on the stats page (stats show-desc)",
         |_, g, l| {
             g.description = Some(l.rest(1).join(" "));
             Ok(())
