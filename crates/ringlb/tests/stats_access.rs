@@ -101,3 +101,51 @@ fn stats_auth_next_to_stats_http_request_is_refused_as_in_haproxy() {
         "{err}"
     );
 }
+
+/// Global `node` and `description` in `show info` and on the stats page (`stats show-node`,
+/// `stats show-desc`), as haproxy shows them.
+#[test]
+fn node_and_description_show_as_in_haproxy() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("stats-node");
+    let mut runs = vec![false];
+    if haproxy_available() {
+        runs.push(true);
+    }
+    for haproxy in runs {
+        let stats = free_addr();
+        let sock = dir.join(if haproxy { "h.sock" } else { "r.sock" });
+        let path = dir.join(if haproxy { "hn.cfg" } else { "rn.cfg" });
+        std::fs::write(
+            &path,
+            format!(
+                "global\n    stats socket {}\n    node edge-1\n    description Edge balancer\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nlisten stats\n    bind {stats}\n    stats enable\n    stats uri /stats\n    stats show-node\n    stats show-desc\n",
+                sock.display()
+            ),
+        )
+        .unwrap();
+        let _p: ChildGuard = if haproxy {
+            Haproxy::start(&path, &[stats])
+        } else {
+            Ringlb::start(&path, &[stats])
+        };
+        assert!(ringlb_testkit::wait_until(
+            std::time::Duration::from_secs(5),
+            || std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        ));
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        s.write_all(b"show info\n").unwrap();
+        let mut info = String::new();
+        s.read_to_string(&mut info).unwrap();
+        let who = if haproxy { "haproxy" } else { "ringlb" };
+        assert!(info.lines().any(|l| l == "node: edge-1"), "{who}: {info}");
+        assert!(
+            info.lines().any(|l| l == "description: Edge balancer"),
+            "{who}: {info}"
+        );
+        let page = http_get(stats, "/stats", &[("Connection", "close")])
+            .unwrap()
+            .text();
+        assert!(page.contains(" on edge-1: Edge balancer</h2>"), "{who}");
+    }
+}

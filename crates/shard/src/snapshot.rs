@@ -161,6 +161,7 @@ pub fn build(
             maxconn: topo.maxconn,
             hard_maxconn: topo.maxconn,
             node: facts.node.clone(),
+            description: topo.description.clone(),
             stopping: facts.stopping,
             counters: process_counters,
             ..ProcessInfo::default()

@@ -507,6 +507,8 @@ mod tests {
             stick_tables: vec![],
             stick_rule_tables: vec![],
             rings: vec![],
+            node: String::new(),
+            description: None,
             frontends: vec![],
             backends: vec![BackendRt {
                 name: "be".into(),

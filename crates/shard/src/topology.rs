@@ -26,6 +26,10 @@ pub struct Topology {
     pub log_hostname: Option<String>,
     /// `log-tag`, else the program name as launched.
     pub log_tag: String,
+    /// `node`, else the system host name (`show info`, the stats page's `show-node`).
+    pub node: String,
+    /// Global `description` (`show info`, the stats page's `show-desc`).
+    pub description: Option<String>,
     /// The global section's `log` targets (indices into `logs`): where server state changes
     /// are logged.
     pub global_log: Vec<usize>,
@@ -574,6 +578,8 @@ impl Topology {
                 .collect(),
             log_hostname,
             log_tag: g.log_tag.clone().unwrap_or_else(program_name),
+            node: g.node.clone().unwrap_or_else(system_hostname),
+            description: g.description.clone(),
             global_log: global_logs,
         })
     }

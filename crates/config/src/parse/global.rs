@@ -129,7 +129,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     }),
     kw(
         "node",
-        OBS,
+        S,
         "node name shown on the stats page",
         |_, g, l| {
             if l.arg(1).is_empty()

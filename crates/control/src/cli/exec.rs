@@ -486,7 +486,7 @@ async fn stats_snapshot(ctx: &Ctx) -> Snapshot {
         nbthread: mirror.nshards as u32,
         start_unix_s: ctx.board.start_unix_s,
         ulimit_n: open_files_limit(),
-        node: ctx.topo.log_hostname.clone().unwrap_or_default(),
+        node: ctx.topo.node.clone(),
         stopping: mirror.run.get() != RunState::Running,
     };
     let mut snap = snapshot::build(
