@@ -149,3 +149,59 @@ fn node_and_description_show_as_in_haproxy() {
         assert!(page.contains(" on edge-1: Edge balancer</h2>"), "{who}");
     }
 }
+
+/// Listener rows (`sock-N`) appear in `show stat` only for frontends with
+/// `option socket-stats`, as in haproxy (CSV consumers count rows).
+#[test]
+fn listener_rows_only_with_socket_stats_as_in_haproxy() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("stats-sock");
+    let mut runs = vec![false];
+    if haproxy_available() {
+        runs.push(true);
+    }
+    let mut results = Vec::new();
+    for haproxy in runs {
+        let (a, b) = (free_addr(), free_addr());
+        let sock = dir.join(if haproxy { "h.sock" } else { "r.sock" });
+        let path = dir.join(if haproxy { "h.cfg" } else { "r.cfg" });
+        std::fs::write(
+            &path,
+            format!(
+                "global\n    stats socket {}\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind {a}\n    default_backend be\nfrontend fe2\n    bind {b}\n    option socket-stats\n    default_backend be\nbackend be\n    server s1 127.0.0.1:1\n",
+                sock.display()
+            ),
+        )
+        .unwrap();
+        let _p: ChildGuard = if haproxy {
+            Haproxy::start(&path, &[a, b])
+        } else {
+            Ringlb::start(&path, &[a, b])
+        };
+        assert!(ringlb_testkit::wait_until(
+            std::time::Duration::from_secs(5),
+            || std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        ));
+        let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+        s.write_all(b"show stat\n").unwrap();
+        let mut csv = String::new();
+        s.read_to_string(&mut csv).unwrap();
+        let rows: Vec<String> = csv
+            .lines()
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split(',').take(2).collect::<Vec<_>>().join(","))
+            .collect();
+        results.push(rows);
+    }
+    let want = [
+        "fe,FRONTEND",
+        "fe2,FRONTEND",
+        "fe2,sock-1",
+        "be,s1",
+        "be,BACKEND",
+    ];
+    for r in &results {
+        assert_eq!(r, &want);
+    }
+}

@@ -54,6 +54,7 @@ pub fn build(
                 },
             });
             let listeners = fe
+                .filter(|(_, f)| f.socket_stats)
                 .map(|(i, f)| {
                     f.binds
                         .iter()

@@ -125,6 +125,8 @@ pub struct FrontendRt {
     pub log_separate_errors: bool,
     /// `option dontlog-normal`: only lines of failed transactions are logged.
     pub dontlog_normal: bool,
+    /// `option socket-stats`: one stats row per listener (haproxy shows none without it).
+    pub socket_stats: bool,
     /// The syslog header fields of this frontend's lines when it has its own `log-tag`.
     pub log_origin: Option<ringlb_log::Origin>,
     /// `log-format-sd`: structured data of every line, for `format rfc5424` targets.
@@ -474,6 +476,7 @@ impl Topology {
                         tag: tag.clone(),
                         pid: std::process::id(),
                     }),
+                    socket_stats: f.options.other.get("socket-stats") == Some(&true),
                     dontlog_normal: f
                         .options
                         .other

@@ -123,7 +123,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option splice-request", DFB, ENG, "kernel splicing", opt_other),
     kw("option splice-response", DFB, ENG, "kernel splicing", opt_other),
     kw("option contstats", DF, OBS, "continuous traffic stats", opt_other),
-    kw("option socket-stats", DF, OBS, "per-socket stats", opt_other),
+    kw("option socket-stats", DF, S, "one stats row per listener", opt_other),
     kw("option independent-streams", DFB, ENG, "independent read/write timeouts", opt_other),
     kw("option checkcache", DB, RUL, "block cacheable responses with cookies", opt_other),
     kw("option persist", DB, LB, "keep persistence to a down server", opt_other),
