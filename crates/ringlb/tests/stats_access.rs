@@ -205,3 +205,73 @@ fn listener_rows_only_with_socket_stats_as_in_haproxy() {
         assert_eq!(r, &want);
     }
 }
+
+/// A proxy's `id` is its `iid` in `show stat` and its `be_id` in `show servers state`; the
+/// others keep their rank's number when free (haproxy's rule).
+#[test]
+fn explicit_proxy_ids_as_in_haproxy() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("stats-id");
+    let mut runs = vec![false];
+    if haproxy_available() {
+        runs.push(true);
+    }
+    let mut results = Vec::new();
+    for haproxy in runs {
+        let a = free_addr();
+        let sock = dir.join(if haproxy { "h.sock" } else { "r.sock" });
+        let path = dir.join(if haproxy { "h.cfg" } else { "r.cfg" });
+        std::fs::write(
+            &path,
+            format!(
+                "global\n    stats socket {}\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 2s\n    timeout server 2s\nfrontend fe\n    bind {a}\n    default_backend be\nbackend be\n    id 7\n    server s1 127.0.0.1:1\nbackend other\n    server s2 127.0.0.1:1\n",
+                sock.display()
+            ),
+        )
+        .unwrap();
+        let _p: ChildGuard = if haproxy {
+            Haproxy::start(&path, &[a])
+        } else {
+            Ringlb::start(&path, &[a])
+        };
+        assert!(ringlb_testkit::wait_until(
+            std::time::Duration::from_secs(5),
+            || std::os::unix::net::UnixStream::connect(&sock).is_ok()
+        ));
+        let cli = |cmd: &str| {
+            let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+            s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        };
+        let stat: Vec<String> = cli("show stat")
+            .lines()
+            .skip(1)
+            .filter(|l| !l.is_empty())
+            .map(|l| {
+                let f: Vec<&str> = l.split(',').collect();
+                format!("{},{},{}", f[0], f[1], f[27]) // pxname, svname, iid
+            })
+            .collect();
+        let state: Vec<String> = cli("show servers state")
+            .lines()
+            .skip(2)
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split(' ').take(2).collect::<Vec<_>>().join(" "))
+            .collect();
+        results.push((stat, state));
+    }
+    let want_stat = [
+        "fe,FRONTEND,2",
+        "be,s1,7",
+        "be,BACKEND,7",
+        // Recorded from haproxy 2.6: the explicit id does not give its rank (3) away.
+        "other,s2,4",
+        "other,BACKEND,4",
+    ];
+    for ((stat, state), who) in results.iter().zip(["ringlb", "haproxy"]) {
+        assert_eq!(stat, &want_stat, "{who}");
+        assert_eq!(state, &["7 be", "4 other"], "{who}");
+    }
+}

@@ -625,18 +625,19 @@ fn proxy_table(cfg: &Config, frontends: &[FrontendRt], backends: &[BackendRt]) -
         )
         .collect();
     decl.sort();
-    let mut next_id = if cfg.global.stats_sockets.is_empty() {
+    let first = if cfg.global.stats_sockets.is_empty() {
         1
     } else {
         2
     };
-    let mut out: Vec<ProxyRt> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
     for (_, name) in decl {
-        if out.iter().any(|p| p.name == name) {
-            continue; // the other half of a `listen`
+        if !names.contains(&name) {
+            names.push(name); // once for both halves of a `listen`
         }
-        let other = cfg
-            .frontends
+    }
+    let other = |name: &str| {
+        cfg.frontends
             .iter()
             .find(|f| f.name == name)
             .map(|f| &f.other)
@@ -645,19 +646,31 @@ fn proxy_table(cfg: &Config, frontends: &[FrontendRt], backends: &[BackendRt]) -
                     .iter()
                     .find(|b| b.name == name)
                     .map(|b| &b.other)
-            });
-        out.push(ProxyRt {
+            })
+    };
+    let directive = |name: &str, kw: &str| {
+        other(name)
+            .and_then(|o| o.iter().rev().find(|d| d.keyword == kw))
+            .map(|d| d.args.clone())
+    };
+    // Explicit `id`s first, then the next free numbers (haproxy's rule, as the stats crate
+    // numbers the config-only view).
+    let explicit: Vec<Option<u32>> = names
+        .iter()
+        .map(|n| directive(n, "id").and_then(|a| a.first()?.parse().ok()))
+        .collect();
+    let ids = ringlb_stats::skeleton::assign_ids(&explicit, first);
+    names
+        .iter()
+        .zip(ids)
+        .map(|(name, id)| ProxyRt {
             name: name.to_string(),
-            id: next_id,
-            frontend: frontends.iter().position(|f| f.name == name),
-            backend: backends.iter().position(|b| b.name == name),
-            desc: other
-                .and_then(|o| o.iter().rev().find(|d| d.keyword == "description"))
-                .map(|d| d.args.join(" ")),
-        });
-        next_id += 1;
-    }
-    out
+            id,
+            frontend: frontends.iter().position(|f| f.name == *name),
+            backend: backends.iter().position(|b| b.name == *name),
+            desc: directive(name, "description").map(|a| a.join(" ")),
+        })
+        .collect()
 }
 
 /// Loads a bind's certificates and builds its TLS policy (errors name the file and line).

@@ -273,7 +273,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     }),
     kw("stats http-request", FB, S, "stats page access: allow|deny|auth [realm R] [if|unless cond]", p_stats_http_request),
     kw("description", FB, S, "proxy description (heads its stats page table)", generic),
-    kw("id", FB, OBS, "numeric proxy id", |k, p, l| {
+    kw("id", FB, S, "numeric proxy id (stats iid, show stat filters)", |k, p, l| {
         need(k, l, 1)?;
         parse_u32(l.arg(1))?;
         generic(k, p, l)
