@@ -1399,6 +1399,7 @@ fn finish(conn: &Conn, t: Txn) {
             &conn.ctx,
             fe,
             crate::log::StreamLog {
+                fe_idx: conn.fe_idx,
                 src: conn.src,
                 dst: conn.dst,
                 tls: conn.tls.as_ref(),

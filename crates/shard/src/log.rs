@@ -551,6 +551,7 @@ pub fn log_conn_error(
 /// What the log line of one HTTP/2 stream reports (`h2.rs`); times in ms, -1: not reached.
 #[derive(Debug)]
 pub struct StreamLog<'a> {
+    pub fe_idx: usize,
     pub src: Option<std::net::SocketAddr>,
     pub dst: Option<std::net::SocketAddr>,
     pub tls: Option<&'a ringlb_tls::TlsFacts>,
@@ -598,12 +599,6 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    let fe_idx = ctx
-        .state
-        .topo
-        .frontends
-        .iter()
-        .position(|f| std::ptr::eq(f, fe));
     let (be_conn, srv_conn) = match s.backend {
         Some(b) => {
             let st = ctx.state.backends.get(b);
@@ -634,16 +629,13 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
         bytes_in: s.bytes_in as i64,
         term,
         act_conn: i64::from(ctx.state.conns.get()),
-        fe_conn: fe_idx
-            .and_then(|i| {
-                ctx.state
-                    .counters
-                    .borrow()
-                    .frontends
-                    .get(i)
-                    .map(|f| i64::from(f.cur_sess))
-            })
-            .unwrap_or(0),
+        fe_conn: ctx
+            .state
+            .counters
+            .borrow()
+            .frontends
+            .get(s.fe_idx)
+            .map_or(0, |f| i64::from(f.cur_sess)),
         be_conn,
         srv_conn,
         retries: i64::from(s.retries),
