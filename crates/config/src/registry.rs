@@ -77,7 +77,11 @@ pub static SECTIONS: &[SectionKw] = &[
         Status::Parsed { issue: 3 },
         "named sets of errorfiles",
     ),
-    sec("ring", Status::Parsed { issue: 9 }, "in-memory log rings"),
+    sec(
+        "ring",
+        Status::Supported,
+        "in-memory log rings (log ring@name, show events)",
+    ),
     sec(
         "cache",
         Status::Parsed { issue: 6 },

@@ -145,6 +145,19 @@ fn mode_of(p: &ProxyDraft) -> Mode {
 /// HAProxy's warnings for directives that need `mode http`, and for missing timeouts.
 fn mode_warnings(cx: &mut Cx, p: &ProxyDraft) {
     let kind = p.kind.word();
+    if let Some(st) = &p.stats {
+        if !st.http_request.is_empty() && (!st.auths.is_empty() || st.realm.is_some()) {
+            // haproxy 2.6 refuses the mix: with rules, credentials come from `auth` rules.
+            cx.alert(
+                &p.loc,
+                "",
+                format!(
+                    "proxy '{}': stats 'auth'/'realm' and 'http-request' can't be used at the same time.",
+                    p.name
+                ),
+            );
+        }
+    }
     let t = &p.settings.timeouts;
     let fe_missing = p.kind.is_frontend() && t.client.is_none();
     let be_missing = p.kind.is_backend() && (t.connect.is_none() || t.server.is_none());
@@ -393,6 +406,9 @@ fn frontend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Frontend {
         options: s.options.clone(),
         log: s.log.clone(),
         log_format: s.log_format.clone(),
+        log_format_sd: s.log_format_sd.clone(),
+        error_log_format: s.error_log_format.clone(),
+        log_tag: s.log_tag.clone(),
         default_backend,
         use_backends: p.use_backends.clone(),
         acls: p.acls.clone(),
@@ -405,8 +421,8 @@ fn frontend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Frontend {
         stats: p.stats.clone(),
         monitor_uri: p.monitor_uri.clone(),
         captures: p.captures.clone(),
-        unique_id_format: p.unique_id_format.clone(),
-        unique_id_header: p.unique_id_header.clone(),
+        unique_id_format: s.unique_id_format.clone(),
+        unique_id_header: s.unique_id_header.clone(),
         other: s.other.clone(),
     }
 }

@@ -594,3 +594,47 @@ fn tcp_response_rules_are_backend_only() {
         ]
     );
 }
+
+#[test]
+fn log_formats_and_unique_ids_are_inherited_from_defaults() {
+    let l = ok(&format!(
+        "global\n log 127.0.0.1 local0\n{T} log global\n unique-id-format %{{+X}}o\\ %ci:%cp_%rt\n unique-id-header X-Id\n \
+         log-format-sd [x@1\\ s=\\\"%ST\\\"]\n error-log-format \"E %ci\"\n option log-separate-errors\n\
+         frontend fe\n bind 127.0.0.1:8080\n default_backend be\n\
+         frontend own\n bind 127.0.0.1:8081\n error-log-format %ci\\ own\n no option log-separate-errors\n default_backend be\n\
+         backend be\n server s 127.0.0.1:9000\n"
+    ));
+    let fe = &l.config.frontends[0];
+    assert_eq!(fe.unique_id_format.as_deref(), Some("%{+X}o %ci:%cp_%rt"));
+    assert_eq!(fe.unique_id_header.as_deref(), Some("X-Id"));
+    assert_eq!(fe.log_format_sd.as_deref(), Some(r#"[x@1 s="%ST"]"#));
+    assert_eq!(fe.error_log_format.as_deref(), Some("E %ci"));
+    assert_eq!(fe.options.other.get("log-separate-errors"), Some(&true));
+    let own = &l.config.frontends[1];
+    assert_eq!(own.error_log_format.as_deref(), Some("%ci own"));
+    assert_eq!(own.options.other.get("log-separate-errors"), Some(&false));
+}
+
+#[test]
+fn ring_sections_are_typed_and_too_small_rings_refused_as_haproxy_does() {
+    let l = ok("ring buf1\n description \"My ring\"\n format rfc3164\n maxlen 200\n size 32764\nring buf2\n");
+    let r = &l.config.rings[0];
+    assert_eq!(r.description.as_deref(), Some("My ring"));
+    assert_eq!(
+        (r.format.as_deref(), r.maxlen, r.size),
+        (Some("rfc3164"), Some(200), Some(32764))
+    );
+    assert_eq!(l.config.rings[1].size, None);
+    // haproxy 2.6: "ignoring new size '40' that is smaller than current size '16384' for
+    // ring 'tiny'." and the configuration is refused.
+    let e = err("ring tiny\n size 40\n");
+    assert!(
+        e.contains(
+            "ignoring new size '40' that is smaller than current size '16384' for ring 'tiny'."
+        ),
+        "{e}"
+    );
+    // Forwarding to servers is not implemented: said, not ignored.
+    let e = err("ring fwd\n server s1 127.0.0.1:6514\n");
+    assert!(e.contains("not supported by ringlb"), "{e}");
+}

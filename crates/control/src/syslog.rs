@@ -15,6 +15,8 @@ enum Out {
     /// Connected lazily and again after a failure (no syslog daemon yet).
     Unix(Option<UnixDatagram>, PathBuf),
     Fd(i32),
+    /// `ring@<name>`: copied into the shared ring (`show events`).
+    Ring(Option<std::sync::Arc<ringlb_shard::topology::LogRing>>),
 }
 
 /// The global log targets, opened on the control shard.
@@ -53,6 +55,9 @@ impl ControlLog {
                         }
                         Address::Unix(p) => Out::Unix(None, p.clone()),
                         Address::Fd(n) => Out::Fd(*n),
+                        Address::Ring(name) => {
+                            Out::Ring(topo.rings.iter().find(|r| r.name == *name).cloned())
+                        }
                     };
                     (spec.clone(), out)
                 })
@@ -109,6 +114,8 @@ impl ControlLog {
                         }
                     }
                 }
+                Out::Ring(Some(r)) => r.push(&self.line),
+                Out::Ring(None) => {}
                 Out::Fd(n) => {
                     // SAFETY: write(2) from our buffer to a descriptor the configuration named.
                     let _ = unsafe { libc::write(*n, self.line.as_ptr().cast(), self.line.len()) };

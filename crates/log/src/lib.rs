@@ -1,7 +1,7 @@
 //! Log targets and the syslog framing HAProxy 2.6 puts around a log line.
 //!
 //! Owns: [`Facility`], [`Level`], [`Format`], [`Address`], [`LogSpec`] (one `log` line, typed and
-//! checked) and [`frame`] (header + message + `\n`, truncated to `len`). The message text itself
+//! checked), [`ring::EventRing`] and [`frame`] (header + message + `\n`, truncated to `len`). The message text itself
 //! comes from the log-format engine (ringlb-rules); the engine (ringlb-shard) sends the framed
 //! bytes without blocking a shard.
 //!
@@ -15,6 +15,7 @@
 //! `log-send-hostname` switches the default format from `local` to `rfc3164`. Header and
 //! message together are cut to `len` bytes (default 1024), then `\n` is appended.
 
+pub mod ring;
 mod time;
 
 use std::net::{IpAddr, SocketAddr};
@@ -119,6 +120,8 @@ pub enum Address {
     Unix(PathBuf),
     /// `fd@N`, `stdout` (fd 1), `stderr` (fd 2): one write per line, dropped when it would block.
     Fd(i32),
+    /// `ring@<name>`: a `ring` section's in-memory buffer (`show events <name>`).
+    Ring(String),
 }
 
 /// Default syslog port.
@@ -223,10 +226,11 @@ pub fn parse_address(s: &str) -> Result<Address, String> {
     if s.starts_with('/') {
         return Ok(Address::Unix(PathBuf::from(s)));
     }
-    if s.starts_with("ring@") {
-        return Err(format!(
-            "log target '{s}': rings are not implemented by ringlb yet"
-        ));
+    if let Some(name) = s.strip_prefix("ring@") {
+        if name.is_empty() {
+            return Err(format!("log target '{s}': missing ring name"));
+        }
+        return Ok(Address::Ring(name.to_string()));
     }
     let rest = ["udp@", "udp4@", "udp6@", "ipv4@", "ipv6@"]
         .iter()
@@ -271,6 +275,21 @@ pub fn frame(
     ts: &Timestamp,
     msg: &[u8],
 ) {
+    frame_sd(out, spec, origin, level, ts, None, msg);
+}
+
+/// [`frame`] with RFC5424 structured data (`log-format-sd`): written in place of the `-`
+/// after the MSGID, as haproxy does, and only by `format rfc5424` targets (the others
+/// ignore it). An empty `sd` is written as `-`.
+pub fn frame_sd(
+    out: &mut Vec<u8>,
+    spec: &LogSpec,
+    origin: &Origin,
+    level: Level,
+    ts: &Timestamp,
+    sd: Option<&[u8]>,
+    msg: &[u8],
+) {
     out.clear();
     let pri = u16::from(spec.facility.code()) * 8 + u16::from(level.code());
     let mut num = itoa_buf();
@@ -300,7 +319,12 @@ pub fn frame(
             out.extend_from_slice(origin.tag.as_bytes());
             out.push(b' ');
             out.extend_from_slice(fmt_u(&mut num, u64::from(origin.pid)));
-            out.extend_from_slice(b" - - ");
+            out.extend_from_slice(b" - ");
+            match sd.filter(|s| !s.is_empty()) {
+                Some(sd) => out.extend_from_slice(sd),
+                None => out.push(b'-'),
+            }
+            out.push(b' ');
         }
         Format::Priority => push_pri(out, pri, &mut num),
         Format::Short => push_pri(out, u16::from(level.code()), &mut num),
@@ -492,6 +516,41 @@ mod tests {
     }
 
     #[test]
+    fn structured_data_only_in_rfc5424() {
+        // Recorded from haproxy 2.6.12: `log-format-sd [exampleSDID@1234\ bytes=\"%B\"\
+        // status=\"%ST\"]`, `log-format "%ci %ST %ts"`, `format rfc5424`, level err
+        // (`option log-separate-errors`, a 503).
+        let ts = Timestamp::from_unix(1_795_489_075, 219_381, 0);
+        let origin = Origin {
+            hostname: None,
+            tag: "proxy".into(),
+            pid: 11724,
+        };
+        let sd = br#"[exampleSDID@1234 bytes="217" status="503"]"#;
+        let mut out = Vec::new();
+        let s = spec("127.0.0.1:5515 format rfc5424 local0", false);
+        frame_sd(
+            &mut out,
+            &s,
+            &origin,
+            Level::ERR,
+            &ts,
+            Some(sd),
+            b"127.0.0.1 503 SC",
+        );
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "<131>1 2026-11-24T02:57:55.219381+00:00 - proxy 11724 - [exampleSDID@1234 bytes=\"217\" status=\"503\"] 127.0.0.1 503 SC\n"
+        );
+        // Empty structured data is the nil value; other formats ignore it.
+        frame_sd(&mut out, &s, &origin, Level::ERR, &ts, Some(b""), b"m");
+        assert!(out.ends_with(b" 11724 - - m\n"), "{out:?}");
+        let local = spec("127.0.0.1:5515 local0", false);
+        frame_sd(&mut out, &local, &origin, Level::ERR, &ts, Some(sd), b"m");
+        assert!(out.ends_with(b"proxy[11724]: m\n"), "{out:?}");
+    }
+
+    #[test]
     fn levels_filter_and_cap() {
         let s = spec("127.0.0.1 local0 notice err", false);
         assert_eq!(s.effective_level(Level::INFO), None);
@@ -525,9 +584,11 @@ mod tests {
         assert_eq!(parse_address("stderr").unwrap(), Address::Fd(2));
         assert_eq!(parse_address("fd@3").unwrap(), Address::Fd(3));
         assert!(parse_address("fd@x").is_err());
-        assert!(parse_address("ring@buf")
-            .unwrap_err()
-            .contains("not implemented"));
+        assert_eq!(
+            parse_address("ring@buf").unwrap(),
+            Address::Ring("buf".into())
+        );
+        assert!(parse_address("ring@").is_err());
         assert!(parse_address("logs.example.com:514").is_err());
     }
 

@@ -373,6 +373,8 @@ pub enum Command {
     ShowActivity,
     /// `show pools`.
     ShowPools,
+    /// `show events [<sink>]`: the sinks, or one `ring`'s lines (`-w`/`-n` are refused).
+    ShowEvents { sink: Option<String> },
     /// `shutdown frontend <f>`.
     ShutdownFrontend { frontend: String },
     /// `disable frontend <f>`.
@@ -396,6 +398,8 @@ pub enum Owner {
     Tls,
     /// Sessions, errors, activity and pools: the engine's shards.
     Engine,
+    /// `show events`: the log rings (`ring` sections).
+    Events,
 }
 
 impl Command {
@@ -424,6 +428,7 @@ impl Command {
             | Command::ShowErrors { .. }
             | Command::ShowActivity
             | Command::ShowPools => Owner::Engine,
+            Command::ShowEvents { .. } => Owner::Events,
             _ => Owner::Servers,
         }
     }
@@ -1051,6 +1056,15 @@ pub fn parse(kw: Kw, args: &[String], payload: Option<&str>) -> Result<Command, 
         },
         Kw::ShowActivity => Command::ShowActivity,
         Kw::ShowPools => Command::ShowPools,
+        Kw::ShowEvents => {
+            // Waiting for new lines (`-w`, `-n`) would hold the session open: not offered.
+            if args.iter().skip(2).any(|w| w.starts_with('-')) {
+                return Err(Reply::err(
+                    "'show events' options -w and -n are not supported by ringlb\n",
+                ));
+            }
+            Command::ShowEvents { sink: opt(a(2)) }
+        }
         Kw::ShutdownFrontend => Command::ShutdownFrontend {
             frontend: frontend_name(args, 2)?,
         },

@@ -18,7 +18,7 @@
 //!             o.reply
 //!         }
 //!         Owner::Stats => Reply::raw_with_blank_line(stats::cli_show_stat(&snap, &pending.args())),
-//!         Owner::StickTables | Owner::Patterns | Owner::Tls | Owner::Engine => ...,
+//!         Owner::StickTables | Owner::Patterns | Owner::Tls | Owner::Engine | Owner::Events => ...,
 //!     };
 //!     s.render(&pending.respond(reply), &mut out)
 //! }

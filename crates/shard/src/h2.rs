@@ -305,7 +305,7 @@ async fn idle_expired(conn: &Conn, idle: Option<Duration>) {
     }
 }
 
-/// What one stream did, for the counters.
+/// What one stream did, for the counters and the log line (`crate::log::log_stream`).
 #[derive(Default)]
 struct Txn {
     backend: Option<usize>,
@@ -318,6 +318,24 @@ struct Txn {
     status: u16,
     bytes_in: u64,
     bytes_out: u64,
+    /// The stream began (its complete head had arrived).
+    start: Option<Instant>,
+    queue: Option<Duration>,
+    connect: Option<Duration>,
+    retries: u32,
+    /// The server the last connection attempt went to, even a failed one (the log's `%s`).
+    tried: Option<usize>,
+    server_addr: Option<SocketAddr>,
+    request_sent: Option<Instant>,
+    response_head: Option<Instant>,
+    /// HAProxy's termination state; `[0, 0]`: a normal end.
+    term: [u8; 2],
+    /// `(method, absolute URI)` as haproxy logs an HTTP/2 request, only when the frontend
+    /// logs.
+    log_req: Option<Box<(String, String)>>,
+    /// `capture request|response header` values (only when the frontend logs).
+    cap_req: Vec<Vec<u8>>,
+    cap_res: Vec<Vec<u8>>,
 }
 
 /// Why a stream failed before its response head went out.
@@ -342,11 +360,19 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
             f.on_request(now_ms);
         }
     }
-    let mut txn = Txn::default();
+    let mut txn = Txn {
+        start: Some(Instant::now()),
+        ..Txn::default()
+    };
     // The stream's stick counters (`http-request track-scN`), released when it ends.
     let mut stick = crate::stick::StickSession::new(&ctx.state);
     stick.sess_vars = conn.sess_vars.clone(); // no allocation when there are none
     let (parts, mut body) = req.into_parts();
+    if matches!(fe.log_line, crate::topology::LogLine::Format(_)) {
+        txn.log_req = Some(Box::new((parts.method.to_string(), parts.uri.to_string())));
+        // One (empty) value per declaration until the server's response fills them.
+        txn.cap_res = vec![Vec::new(); fe.capture_res.len()];
+    }
     let has_body = !body.is_end_stream();
     if has_body && expects_continue(&parts.headers) {
         // Answered here (the HTTP/1 request goes without `expect`): the client sends its body
@@ -371,6 +397,14 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
             respond.send_reset(Reason::PROTOCOL_ERROR);
             return;
         }
+    }
+    if txn.log_req.is_some() && !fe.capture_req.is_empty() {
+        crate::http::capture(
+            &fe.capture_req,
+            req.headers(),
+            &head_bytes,
+            &mut txn.cap_req,
+        );
     }
     let default_be = fe.backend;
     let mut vars = ringlb_rules::Vars::default();
@@ -406,6 +440,7 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
                 rewritten,
                 vars: v,
                 server,
+                unique_id: _,
             } => {
                 if msg_rules::has_after_rules(
                     fe,
@@ -551,6 +586,7 @@ async fn forward(
         };
         note_connect(conn, be_idx, &info, connected.is_ok(), txn);
         let Ok((lease, server)) = connected else {
+            txn.term = *b"SC";
             reply_error(conn, fe, Some(be), 503, &mut respond, txn).await;
             return;
         };
@@ -569,6 +605,7 @@ async fn forward(
         let outcome = match sent {
             Err(_) => Err(Failure::Empty),
             Ok(()) => {
+                txn.request_sent = Some(Instant::now());
                 // A client that resets the stream stops the wait for the server at once.
                 let reset = async {
                     let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
@@ -581,6 +618,7 @@ async fn forward(
         };
         match outcome {
             Ok(rest) => {
+                txn.response_head = Some(Instant::now());
                 let c = RelayCtx {
                     persisted: named,
                     be_idx,
@@ -593,6 +631,7 @@ async fn forward(
                 return;
             }
             Err(Failure::Client) => {
+                txn.term = *b"CD";
                 server.set_linger_zero();
                 respond.send_reset(Reason::CANCEL);
                 return;
@@ -607,6 +646,11 @@ async fn forward(
                     continue;
                 }
                 note_failed_response(conn, be_idx, txn);
+                txn.term = if f == Failure::Timeout {
+                    *b"sH"
+                } else {
+                    *b"SH"
+                };
                 let status = if f == Failure::Timeout { 504 } else { 502 };
                 reply_error(conn, fe, Some(be), status, &mut respond, txn).await;
                 return;
@@ -838,6 +882,9 @@ async fn relay_response(
         return;
     }
     let head_len = resp.head_len();
+    if txn.log_req.is_some() && !fe.capture_res.is_empty() {
+        crate::http::capture(&fe.capture_res, resp.headers(), &bytes, &mut txn.cap_res);
+    }
     let verdict = msg_rules::response_rules(
         &conn.ctx,
         fe,
@@ -1300,6 +1347,11 @@ async fn send_rules_reply(
     respond: &mut SendResponse<Bytes>,
     txn: &mut Txn,
 ) {
+    txn.term = match (reply.denied, reply.tarpit) {
+        (_, true) => *b"PT",
+        (true, _) => *b"PR",
+        _ => *b"LR",
+    };
     if reply.denied {
         if let Some(f) = conn
             .ctx
@@ -1365,6 +1417,21 @@ fn note_connect(conn: &Conn, be: usize, info: &ConnectInfo, ok: bool, txn: &mut 
     let now_ms = conn.ctx.state.board.now_ms();
     let mut c = conn.ctx.state.counters.borrow_mut();
     c.connect_outcome(be, info);
+    txn.queue = Some(info.queue);
+    txn.retries = info.retries;
+    txn.tried = info.server.or(txn.tried);
+    if ok {
+        txn.connect = Some(info.connect);
+        txn.server_addr = info.server.and_then(|s| {
+            conn.ctx
+                .state
+                .topo
+                .backends
+                .get(be)
+                .and_then(|b| b.servers.get(s))
+                .map(|x| x.addr)
+        });
+    }
     if let (true, Some(s)) = (ok, info.server) {
         if txn.stream_started {
             if let Some(prev) = txn.server {
@@ -1399,6 +1466,58 @@ fn finish(conn: &Conn, t: Txn) {
     c.bytes(conn.fe_idx, t.backend, t.server, t.bytes_in, t.bytes_out);
     if let (Some(b), Some(s), true) = (t.backend, t.server, t.stream_started) {
         c.stream_end(b, s);
+    }
+    // Answered streams feed the time averages and histograms, as HTTP/1 transactions do.
+    if let (Some(b), Some(head)) = (t.backend, t.response_head) {
+        let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        let times = ringlb_stats::RequestTimes {
+            queue_us: t.queue.map(us),
+            connect_us: t.connect.map(us),
+            response_us: t
+                .request_sent
+                .map(|a| us(head.saturating_duration_since(a))),
+            total_us: t.start.map(|s| us(s.elapsed())),
+        };
+        c.record_times(b, t.server, &times);
+    }
+    drop(c);
+    if let (Some(req), Some(fe)) = (&t.log_req, conn.fe()) {
+        let now = Instant::now();
+        let ms = |a: Option<Instant>, b: Option<Instant>| match (a, b) {
+            (Some(a), Some(b)) => b.saturating_duration_since(a).as_millis() as i64,
+            _ => -1,
+        };
+        let dur = |d: Option<Duration>| d.map_or(-1, |d| d.as_millis() as i64);
+        let tt = ms(t.start, Some(now));
+        crate::log::log_stream(
+            &conn.ctx,
+            fe,
+            crate::log::StreamLog {
+                fe_idx: conn.fe_idx,
+                src: conn.src,
+                dst: conn.dst,
+                tls: conn.tls.as_ref(),
+                method: req.0.as_bytes(),
+                uri: req.1.as_bytes(),
+                version: b"HTTP/2.0",
+                backend: t.backend,
+                server: t.server.or(t.tried),
+                server_addr: t.server_addr,
+                status: t.status,
+                bytes_in: t.bytes_in,
+                bytes_out: t.bytes_out,
+                term: t.term,
+                retries: t.retries,
+                tw: dur(t.queue),
+                tc: dur(t.connect),
+                tr: ms(t.request_sent, t.response_head),
+                td: ms(t.response_head, Some(now)),
+                tt,
+                request_counter: conn.streams.get(),
+                captured_req: t.cap_req,
+                captured_res: t.cap_res,
+            },
+        );
     }
 }
 

@@ -217,6 +217,7 @@ impl<'a> Session<'a> {
                 let logs = matches!(self.fe.log_line, crate::topology::LogLine::Format(_));
                 let sc = scratch(&mut self.sc, self.ctx);
                 sc.txn.head_done = Some(Instant::now());
+                sc.unique_id = None;
                 if logs {
                     let b = head.bytes();
                     let (m, t) = (sc.req.method_span().get(b), sc.req.target().get(b));
@@ -1040,12 +1041,16 @@ impl<'a> Session<'a> {
                 rewritten,
                 vars,
                 server,
-            } => RequestRules::Go {
-                backend,
-                rewritten,
-                vars,
-                server,
-            },
+                unique_id,
+            } => {
+                sc.unique_id = unique_id;
+                RequestRules::Go {
+                    backend,
+                    rewritten,
+                    vars,
+                    server,
+                }
+            }
         }
     }
 
@@ -1259,8 +1264,10 @@ impl<'a> Session<'a> {
         let version = sc.req.version();
         let head_len = sc.req.head_len();
         sc.txn.term = *b"LR";
-        // `stats admin if COND`, evaluated on this request.
-        let admin = !page.admin.is_empty() && {
+        // `stats admin if COND` and `stats http-request`, evaluated on this request.
+        let (admin, access) = if page.admin.is_empty() && page.access.is_empty() {
+            (false, None)
+        } else {
             let tls = self.client.tls_facts();
             let mut msg = ringlb_rules::HttpMessage::request(
                 sc.req.method_span().get(bytes),
@@ -1288,7 +1295,13 @@ impl<'a> Session<'a> {
                 stick: None,
             };
             let cx = ringlb_rules::Ctx::new(&host, &txn);
-            page.admin.iter().any(|c| c.eval(&page.acls, cx))
+            let admin = page.admin.iter().any(|c| c.eval(&page.acls, cx));
+            let access = page
+                .access
+                .iter()
+                .find(|(_, c)| c.as_ref().is_none_or(|c| c.eval(&page.acls, cx)))
+                .map(|(a, _)| a.clone());
+            (admin, access)
         };
         sc.txn.bytes_in += head_len as u64;
         head.consume(head_len);
@@ -1317,8 +1330,22 @@ impl<'a> Session<'a> {
                 return After::Close;
             }
         }
-        let credentials = &page.auth.credentials;
-        let answer = if !credentials.is_empty()
+        // `stats http-request allow` skips the `stats auth` check that otherwise follows the
+        // rules (haproxy appends it as an implicit last rule).
+        let no_auth = ringlb_stats::page::AuthConfig {
+            credentials: Vec::new(),
+            realm: page.auth.realm.clone(),
+        };
+        let auth = match access {
+            Some(ringlb_config::model::StatsAction::Allow) => &no_auth,
+            _ => &page.auth,
+        };
+        let credentials = &auth.credentials;
+        let answer = if let Some(ringlb_config::model::StatsAction::Deny) = access {
+            ringlb_stats::admin::forbidden()
+        } else if let Some(ringlb_config::model::StatsAction::Auth { realm }) = &access {
+            ringlb_stats::admin::unauthorized(realm.as_deref().or(page.auth.realm.as_deref()))
+        } else if !credentials.is_empty()
             && ringlb_stats::admin::check_basic_auth(authorization.as_deref(), credentials)
                 .is_none()
         {
@@ -1331,7 +1358,7 @@ impl<'a> Session<'a> {
             match ringlb_stats::page::route(
                 &snap,
                 &cfg,
-                &page.auth,
+                auth,
                 &method,
                 &target,
                 authorization.as_deref(),
@@ -1483,6 +1510,7 @@ impl<'a> Session<'a> {
         let mut c = self.ctx.state.counters.borrow_mut();
         c.connect_outcome(be, info);
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        txn.tried = info.server.or(txn.tried);
         txn.queue = Some(txn.queue.unwrap_or_default() + info.queue);
         if !info.reused {
             txn.connect = Some(txn.connect.unwrap_or_default() + info.connect);
@@ -1614,7 +1642,7 @@ impl<'a> Session<'a> {
             },
             bytes_out: t.bytes_out as i64,
             bytes_in: t.bytes_in as i64,
-            term: if t.term == [0, 0] { *b"--" } else { t.term },
+            term: crate::rules::LogFacts::term_of(t.term),
             act_conn: i64::from(ctx.state.conns.get()),
             fe_conn: ctx
                 .state
@@ -1633,7 +1661,24 @@ impl<'a> Session<'a> {
             captured_res: slots(self.sc.as_ref().map(|s| &s.cap_res), &self.fe.capture_res),
         };
         let (src, dst) = (self.src(), self.dst());
+        // `set-log-level` of this request (reset for the next one), else the level
+        // `option log-separate-errors` gives; `option dontlog-normal` drops the line.
+        let set_level = self
+            .effects
+            .log_level
+            .replace(crate::rules::LogLevel::Default);
+        let Some(level) =
+            crate::log::traffic_level(self.fe, &facts.term, facts.retries, facts.status)
+        else {
+            return;
+        };
+        let level = match set_level {
+            crate::rules::LogLevel::Silent => return,
+            crate::rules::LogLevel::Level(l) => l,
+            crate::rules::LogLevel::Default => level,
+        };
         let sc = scratch(&mut self.sc, ctx);
+        let mut uid = sc.unique_id.take();
         let (mlen, tlen) = sc.log_req_lens;
         let b = &sc.log_req;
         let parsed = t.head_done.is_some();
@@ -1663,7 +1708,7 @@ impl<'a> Session<'a> {
         }
         let tls = self.client.tls_facts();
         let be = t.backend.and_then(|b| topo.backends.get(b));
-        let host = crate::rules::Host {
+        let mut host = crate::rules::Host {
             cap: None,
             effects: None,
             res_payload: None,
@@ -1672,7 +1717,7 @@ impl<'a> Session<'a> {
             frontend: &self.fe.name,
             backend: be.map(|b| b.name.as_str()),
             server: be
-                .and_then(|b| t.server.and_then(|s| b.servers.get(s)))
+                .and_then(|b| t.server.or(t.tried).and_then(|s| b.servers.get(s)))
                 .map(|s| s.name.as_str()),
             src,
             dst,
@@ -1681,19 +1726,24 @@ impl<'a> Session<'a> {
             unique_id: None,
             stick: None,
         };
+        // `%ID`: the value the rules computed (and sent), else computed now, as haproxy's
+        // `strm_log` does for a request that never reached that point.
+        if uid.is_none() {
+            if let Some(f) = self
+                .fe
+                .rules
+                .as_ref()
+                .and_then(|r| r.unique_id_format.as_ref())
+            {
+                uid = Some(f.render_http_vec(ringlb_rules::Ctx::new(&host, &txn)));
+            }
+        }
+        host.unique_id = uid.as_deref();
         // The line is built in a buffer per request (logging is rare enough next to I/O).
         let mut line = Vec::with_capacity(256);
-        let level = match self
-            .effects
-            .log_level
-            .replace(crate::rules::LogLevel::Default)
-        {
-            crate::rules::LogLevel::Silent => return,
-            crate::rules::LogLevel::Level(l) => l,
-            crate::rules::LogLevel::Default => ringlb_log::Level::INFO,
-        };
-        lf.render(ringlb_rules::Ctx::new(&host, &txn), &mut line);
-        ctx.logger.emit(&self.fe.log, level, &line);
+        let cx = ringlb_rules::Ctx::new(&host, &txn);
+        lf.render(cx, &mut line);
+        crate::log::emit_traffic(ctx, self.fe, cx, level, &line);
     }
 
     /// Answers a request the parser rejected: the frontend's `errorfile` for its status, else the
@@ -1773,6 +1823,8 @@ pub struct Scratch {
     /// `capture request|response header` values of the current request, for the log.
     cap_req: Vec<Vec<u8>>,
     cap_res: Vec<Vec<u8>>,
+    /// The request's `unique-id-format` value once the rules computed it (`%ID`).
+    unique_id: Option<Vec<u8>>,
 }
 
 /// What one transaction did, for the counters (and the logs): when each phase ended, where it
@@ -1791,6 +1843,8 @@ struct Txn {
     server_addr: Option<std::net::SocketAddr>,
     backend: Option<usize>,
     server: Option<usize>,
+    /// The server the last connection attempt went to, even a failed one (the log's `%s`).
+    tried: Option<usize>,
     /// A server session was counted (`stream_start`); ended in `finish_txn`.
     stream_started: bool,
     queue: Option<Duration>,
@@ -1827,6 +1881,7 @@ impl Scratch {
             log_req_lens: (0, 0),
             cap_req: Vec::new(),
             cap_res: Vec::new(),
+            unique_id: None,
         })
     }
 }
@@ -2007,7 +2062,7 @@ fn no_connection_status(e: NoConnection) -> u16 {
 
 /// `capture request|response header NAME len N`: the last occurrence of each named header, cut
 /// to its length (empty when absent), as haproxy captures them.
-fn capture(
+pub(crate) fn capture(
     spec: &[(String, usize)],
     headers: &[ringlb_http1::Header],
     src: &[u8],

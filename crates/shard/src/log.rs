@@ -10,10 +10,11 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::task::{Poll, Waker};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ringlb_log::{frame, Address, Level, LogSpec, Origin, Timestamp};
+use ringlb_log::{frame_sd, Address, Level, LogSpec, Origin, Timestamp};
 use ringlb_uring::{OutFd, Ring, SendBuf};
 
 /// Lines a target may have waiting before new ones are dropped.
@@ -32,6 +33,23 @@ struct Sink {
     spare: RefCell<Vec<Vec<u8>>>,
     waker: Cell<Option<Waker>>,
     dropped: Cell<u64>,
+    /// Where drops are also counted for `show info` / the exporter (`DroppedLogs`).
+    state: Option<Rc<crate::state::ShardState>>,
+    /// `ring@<name>`: lines are copied into this ring instead of being sent.
+    ring_buf: Option<Arc<crate::topology::LogRing>>,
+}
+
+impl Sink {
+    /// One line lost: counted per target and in the shard's `DroppedLogs` (skipped in the
+    /// rare case the counters are borrowed at that instant).
+    fn count_drop(&self) {
+        self.dropped.set(self.dropped.get() + 1);
+        if let Some(st) = &self.state {
+            if let Ok(mut c) = st.counters.try_borrow_mut() {
+                c.process.dropped_logs += 1;
+            }
+        }
+    }
 }
 
 /// A shard's log targets.
@@ -46,11 +64,35 @@ impl Logger {
     pub fn open(
         ring: &Ring,
         specs: &[LogSpec],
+        rings: &[Arc<crate::topology::LogRing>],
         origin: Origin,
         utc_offset_secs: i32,
+        state: Option<Rc<crate::state::ShardState>>,
     ) -> io::Result<Logger> {
         let mut sinks = Vec::with_capacity(specs.len());
         for spec in specs {
+            if let Address::Ring(name) = &spec.address {
+                let ring_buf = rings.iter().find(|r| r.name == *name).cloned();
+                if ring_buf.is_none() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("log target ring@{name}: no such ring"),
+                    ));
+                }
+                sinks.push(Rc::new(Sink {
+                    spec: spec.clone(),
+                    ring: ring.clone(),
+                    out: RefCell::new(None),
+                    last_attempt: Cell::new(None),
+                    queue: RefCell::new(VecDeque::new()),
+                    spare: RefCell::new(Vec::new()),
+                    waker: Cell::new(None),
+                    dropped: Cell::new(0),
+                    state: state.clone(),
+                    ring_buf,
+                }));
+                continue;
+            }
             // As HAProxy, an unreachable target does not stop the proxy (only an address
             // that can never work does).
             let out = match open(ring, &spec.address) {
@@ -72,6 +114,8 @@ impl Logger {
                 spare: RefCell::new(Vec::new()),
                 waker: Cell::new(None),
                 dropped: Cell::new(0),
+                state: state.clone(),
+                ring_buf: None,
             });
             glommio::spawn_local(write_loop(sink.clone())).detach();
             sinks.push(sink);
@@ -98,6 +142,25 @@ impl Logger {
 
     /// Queues `msg` at `level` for the targets `targets` (indices into the topology's specs).
     pub fn emit(&self, targets: &[usize], level: Level, msg: &[u8]) {
+        self.emit_sd(targets, level, None, msg);
+    }
+
+    /// [`Logger::emit`] with `log-format-sd` structured data (used by `format rfc5424`
+    /// targets only).
+    pub fn emit_sd(&self, targets: &[usize], level: Level, sd: Option<&[u8]>, msg: &[u8]) {
+        self.emit_as(None, targets, level, sd, msg);
+    }
+
+    /// [`Logger::emit_sd`] with the header fields of a proxy that has its own `log-tag`.
+    pub fn emit_as(
+        &self,
+        origin: Option<&Origin>,
+        targets: &[usize],
+        level: Level,
+        sd: Option<&[u8]>,
+        msg: &[u8],
+    ) {
+        let origin = origin.unwrap_or(&self.origin);
         if targets.is_empty() {
             return;
         }
@@ -109,12 +172,19 @@ impl Logger {
             let Some(level) = sink.spec.effective_level(level) else {
                 continue;
             };
+            if let Some(r) = &sink.ring_buf {
+                let mut line = sink.spare.borrow_mut().pop().unwrap_or_default();
+                frame_sd(&mut line, &sink.spec, origin, level, &ts, sd, msg);
+                r.push(&line);
+                recycle(sink, line);
+                continue;
+            }
             if sink.queue.borrow().len() >= QUEUE_LINES {
-                sink.dropped.set(sink.dropped.get() + 1);
+                sink.count_drop();
                 continue;
             }
             let mut line = sink.spare.borrow_mut().pop().unwrap_or_default();
-            frame(&mut line, &sink.spec, &self.origin, level, &ts, msg);
+            frame_sd(&mut line, &sink.spec, origin, level, &ts, sd, msg);
             sink.queue.borrow_mut().push_back(line);
             if let Some(w) = sink.waker.take() {
                 w.wake();
@@ -150,7 +220,7 @@ async fn write_loop(sink: Rc<Sink>) {
         }
         // The descriptor is taken out while the write is in flight (no borrow across await).
         let Some(out) = sink.out.borrow_mut().take() else {
-            sink.dropped.set(sink.dropped.get() + 1);
+            sink.count_drop();
             recycle(&sink, line);
             continue;
         };
@@ -160,7 +230,7 @@ async fn write_loop(sink: Rc<Sink>) {
             Err(e) => {
                 // A full socket buffer or a syslog daemon gone: the line is lost, as with
                 // HAProxy. A refused or vanished peer is reconnected later.
-                sink.dropped.set(sink.dropped.get() + 1);
+                sink.count_drop();
                 let gone = matches!(
                     e.raw_os_error(),
                     Some(libc::ECONNREFUSED | libc::ENOTCONN | libc::ENOENT)
@@ -189,6 +259,8 @@ fn open(ring: &Ring, address: &Address) -> io::Result<OutFd> {
         Address::Udp(a) => OutFd::udp(ring, *a),
         Address::Unix(p) => OutFd::unix(ring, p),
         Address::Fd(n) => Ok(OutFd::inherited(ring, *n)),
+        // Rings are written in memory by `emit_sd`, never opened.
+        Address::Ring(_) => Err(io::Error::from(io::ErrorKind::Unsupported)),
     }
 }
 
@@ -237,5 +309,385 @@ pub fn log_connect(
         ringlb_config::model::Mode::Tcp => "TCP",
     };
     let line = format!("Connect from {src} to {dst} ({}/{mode})", fe.name);
-    ctx.logger.emit(&fe.log, Level::INFO, line.as_bytes());
+    ctx.logger.emit_as(
+        fe.log_origin.as_ref(),
+        &fe.log,
+        Level::INFO,
+        None,
+        line.as_bytes(),
+    );
+}
+
+/// The level of a traffic line (haproxy's `strm_log`), or `None` when it is not logged. A
+/// transaction failed when it ended abnormally (a termination cause other than `-` or `L`),
+/// needed a retry, or answered a 5xx: under `option log-separate-errors` it goes out at `err`
+/// instead of `info`; under `option dontlog-normal` only such lines are logged.
+pub fn traffic_level(
+    fe: &crate::topology::FrontendRt,
+    term: &[u8],
+    retries: i64,
+    status: i64,
+) -> Option<Level> {
+    let err = !matches!(term.first(), Some(b'-' | b'L' | 0) | None) || retries > 0 || status >= 500;
+    match (err, fe.log_separate_errors, fe.dontlog_normal) {
+        (false, _, true) => None,
+        (true, true, _) => Some(Level::ERR),
+        _ => Some(Level::INFO),
+    }
+}
+
+/// Queues a traffic line: renders `log-format-sd` when the frontend has one, picks the level
+/// ([`traffic_level`]) and sends.
+pub fn emit_traffic(
+    ctx: &crate::Ctx,
+    fe: &crate::topology::FrontendRt,
+    cx: ringlb_rules::Ctx<'_, '_>,
+    level: Level,
+    line: &[u8],
+) {
+    let sd = fe.log_sd.as_ref().map(|f| f.render_vec(cx));
+    ctx.logger
+        .emit_as(fe.log_origin.as_ref(), &fe.log, level, sd.as_deref(), line);
+}
+
+thread_local! {
+    /// Requests that computed a `unique-id-format` on this shard (its `%rt`).
+    static UNIQUE_ID_SEQ: Cell<i64> = const { Cell::new(0) };
+}
+
+/// What `unique-id-format` sees of the log variables when the request rules end: the pid
+/// (`%pid`), the time (`%Ts`) and a request counter (`%rt`) that starts at 0 as haproxy's.
+/// haproxy's counter is the process's; this one is the shard's (`%ci:%cp` in the format
+/// keeps ids of different shards apart). Timers are not known yet (`-1`).
+pub fn unique_id_facts() -> crate::rules::LogFacts {
+    let seq = UNIQUE_ID_SEQ.with(|c| {
+        let v = c.get();
+        c.set(v.wrapping_add(1));
+        v
+    });
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    crate::rules::LogFacts {
+        accept_unix_ms: now_ms,
+        th: -1,
+        ti: -1,
+        tr_req: -1,
+        tw: -1,
+        tc: -1,
+        tr: -1,
+        td: -1,
+        ta: -1,
+        tt: -1,
+        status: -1,
+        term: *b"----",
+        pid: i64::from(std::process::id()),
+        request_counter: seq,
+        ..crate::rules::LogFacts::default()
+    }
+}
+
+/// Why a client connection failed before any stream began (haproxy's `CO_ER_*` codes that
+/// ringlb can meet).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnError {
+    /// The client closed during the TLS handshake (`CO_ER_SSL_EMPTY`).
+    SslClosed,
+    /// A read or write error during the handshake (`CO_ER_SSL_ABORT`).
+    SslAbort,
+    /// The TLS library refused the handshake (`CO_ER_SSL_HANDSHAKE`).
+    SslHandshake,
+    /// `timeout client` (or `http-request`) expired during the handshake
+    /// (`CO_ER_SSL_TIMEOUT`).
+    SslTimeout,
+}
+
+impl ConnError {
+    pub fn from_handshake(e: &crate::conn::HandshakeError) -> ConnError {
+        use crate::conn::HandshakeError as H;
+        match e {
+            H::Timeout => ConnError::SslTimeout,
+            H::Closed => ConnError::SslClosed,
+            H::Io(_) => ConnError::SslAbort,
+            H::Tls(_) => ConnError::SslHandshake,
+        }
+    }
+
+    /// haproxy's `conn_err_code_str`.
+    pub fn message(self) -> &'static str {
+        match self {
+            ConnError::SslClosed => "Connection closed during SSL handshake",
+            ConnError::SslAbort => "Connection error during SSL handshake",
+            ConnError::SslHandshake => "SSL handshake failure",
+            ConnError::SslTimeout => "Timeout during SSL handshake",
+        }
+    }
+
+    /// Errors of connections that exchanged nothing, not logged under `option dontlognull`.
+    fn is_null(self) -> bool {
+        matches!(self, ConnError::SslClosed | ConnError::SslAbort)
+    }
+}
+
+/// A connection that failed before its stream began (haproxy 2.6 `session_kill_embryonic`):
+/// logged with `error-log-format` when set, else with haproxy's fixed line
+/// `ip:port [accept date] frontend/bind: message`; at `err` under
+/// `option log-separate-errors`, else `info`; skipped under `option dontlognull` when the
+/// client sent nothing.
+pub fn log_conn_error(
+    ctx: &crate::Ctx,
+    frontend: usize,
+    bind: usize,
+    tcp: &ringlb_uring::TcpStream,
+    accepted: (std::time::Instant, SystemTime),
+    err: ConnError,
+) {
+    let Some(fe) = ctx.state.topo.frontends.get(frontend) else {
+        return;
+    };
+    if fe.log.is_empty() || matches!(fe.log_line, crate::topology::LogLine::None) {
+        return;
+    }
+    if fe.dontlognull && err.is_null() {
+        return;
+    }
+    let level = if fe.log_separate_errors {
+        Level::ERR
+    } else {
+        Level::INFO
+    };
+    let src = tcp.peer_addr();
+    let accept_unix_ms = accepted
+        .1
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let Some(lf) = &fe.error_log else {
+        let mut line = String::with_capacity(128);
+        if let Some(a) = src {
+            line.push_str(&format!("{}:{} ", a.ip(), a.port()));
+        }
+        line.push('[');
+        let mut date = Vec::with_capacity(32);
+        let local_ms = accept_unix_ms + i64::from(ctx.state.utc_offset_secs) * 1000;
+        ringlb_rules::time::log_date(
+            &mut date,
+            local_ms.div_euclid(1000),
+            Some(local_ms.rem_euclid(1000)),
+        );
+        line.push_str(&String::from_utf8_lossy(&date));
+        // An unnamed listener is named by its number in the frontend, as haproxy does.
+        let bind_name = fe
+            .binds
+            .get(bind)
+            .and_then(|b| b.name.clone())
+            .unwrap_or_else(|| (bind + 1).to_string());
+        line.push_str(&format!("] {}/{bind_name}: {}", fe.name, err.message()));
+        ctx.logger.emit_as(
+            fe.log_origin.as_ref(),
+            &fe.log,
+            level,
+            None,
+            line.as_bytes(),
+        );
+        return;
+    };
+    let tt = accepted.0.elapsed().as_millis() as i64;
+    // What haproxy reports without a stream: status 0, no bytes, `PR` (its placeholder
+    // termination state for a session without stream).
+    let facts = crate::rules::LogFacts {
+        accept_unix_ms,
+        th: tt,
+        ti: 0,
+        tr_req: -1,
+        tw: -1,
+        tc: -1,
+        tr: -1,
+        td: -1,
+        ta: tt,
+        tt,
+        status: 0,
+        term: *b"PR--",
+        act_conn: i64::from(ctx.state.conns.get()),
+        fe_conn: ctx
+            .state
+            .counters
+            .borrow()
+            .frontends
+            .get(frontend)
+            .map_or(0, |f| i64::from(f.cur_sess)),
+        pid: i64::from(std::process::id()),
+        ..crate::rules::LogFacts::default()
+    };
+    // The transport was TLS (`%ft` ends with `~`), but nothing was negotiated.
+    let tls = ringlb_tls::TlsFacts {
+        sni: None,
+        protocol: "",
+        cipher: "",
+        alpn: None,
+        session_reused: false,
+        client_cert: None,
+    };
+    let host = crate::rules::Host {
+        cap: None,
+        effects: None,
+        res_payload: None,
+        payload: None,
+        ctx,
+        frontend: &fe.name,
+        backend: None,
+        server: None,
+        src,
+        dst: tcp.local_addr().ok(),
+        tls: Some(&tls),
+        log: Some(&facts),
+        unique_id: None,
+        stick: None,
+    };
+    let txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+    let cx = ringlb_rules::Ctx::new(&host, &txn);
+    let line = lf.render_vec(cx);
+    emit_traffic(ctx, fe, cx, level, &line);
+}
+
+/// What the log line of one HTTP/2 stream reports (`h2.rs`); times in ms, -1: not reached.
+#[derive(Debug)]
+pub struct StreamLog<'a> {
+    pub fe_idx: usize,
+    pub src: Option<std::net::SocketAddr>,
+    pub dst: Option<std::net::SocketAddr>,
+    pub tls: Option<&'a ringlb_tls::TlsFacts>,
+    pub method: &'a [u8],
+    /// The absolute URI (`https://host/path?q`), as haproxy logs an HTTP/2 request.
+    pub uri: &'a [u8],
+    pub version: &'a [u8],
+    pub backend: Option<usize>,
+    pub server: Option<usize>,
+    pub server_addr: Option<std::net::SocketAddr>,
+    /// 0: nothing was answered.
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// `[0, 0]`: a normal end.
+    pub term: [u8; 2],
+    pub retries: u32,
+    pub tw: i64,
+    pub tc: i64,
+    pub tr: i64,
+    pub td: i64,
+    pub tt: i64,
+    pub request_counter: u64,
+    /// `capture request|response header` values in declaration order.
+    pub captured_req: Vec<Vec<u8>>,
+    pub captured_res: Vec<Vec<u8>>,
+}
+
+/// The `option httplog` / `log-format` line of an HTTP/2 stream (the head arrives whole, so
+/// `TR` is 0).
+pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamLog<'_>) {
+    let crate::topology::LogLine::Format(lf) = &fe.log_line else {
+        return;
+    };
+    let status = if s.status == 0 {
+        -1
+    } else {
+        i64::from(s.status)
+    };
+    let term = crate::rules::LogFacts::term_of(s.term);
+    let Some(level) = traffic_level(fe, &term, i64::from(s.retries), status) else {
+        return;
+    };
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let (be_conn, srv_conn) = match s.backend {
+        Some(b) => {
+            let st = ctx.state.backends.get(b);
+            let bc = st.map_or(0, |st| {
+                st.servers.iter().map(|x| i64::from(x.active.get())).sum()
+            });
+            let sc = s
+                .server
+                .and_then(|i| ctx.state.server(b, i))
+                .map_or(0, |x| i64::from(x.active.get()));
+            (bc, sc)
+        }
+        None => (0, 0),
+    };
+    let facts = crate::rules::LogFacts {
+        accept_unix_ms: now_ms - s.tt.max(0),
+        th: 0,
+        ti: 0,
+        tr_req: 0,
+        tw: s.tw,
+        tc: s.tc,
+        tr: s.tr,
+        td: s.td,
+        ta: s.tt,
+        tt: s.tt,
+        status,
+        bytes_out: s.bytes_out as i64,
+        bytes_in: s.bytes_in as i64,
+        term,
+        act_conn: i64::from(ctx.state.conns.get()),
+        fe_conn: ctx
+            .state
+            .counters
+            .borrow()
+            .frontends
+            .get(s.fe_idx)
+            .map_or(0, |f| i64::from(f.cur_sess)),
+        be_conn,
+        srv_conn,
+        retries: i64::from(s.retries),
+        pid: i64::from(std::process::id()),
+        request_counter: s.request_counter as i64,
+        server_addr: s.server_addr,
+        captured_req: s.captured_req,
+        captured_res: s.captured_res,
+    };
+    let topo = &ctx.state.topo;
+    let be = s.backend.and_then(|b| topo.backends.get(b));
+    let mut host = crate::rules::Host {
+        cap: None,
+        effects: None,
+        res_payload: None,
+        payload: None,
+        ctx,
+        frontend: &fe.name,
+        backend: be.map(|b| b.name.as_str()),
+        server: be
+            .and_then(|b| s.server.and_then(|i| b.servers.get(i)))
+            .map(|x| x.name.as_str()),
+        src: s.src,
+        dst: s.dst,
+        tls: s.tls,
+        log: Some(&facts),
+        unique_id: None,
+        stick: None,
+    };
+    let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::request(
+        s.method, s.uri, s.version,
+    ));
+    if s.status != 0 {
+        txn.res = Some(ringlb_rules::HttpMessage::response(
+            b"HTTP/2.0",
+            s.status,
+            b"",
+        ));
+    }
+    // `%ID`: computed at log time on HTTP/2 (haproxy's `strm_log` does the same when the
+    // request did not compute it earlier).
+    let uid = fe
+        .rules
+        .as_ref()
+        .and_then(|r| r.unique_id_format.as_ref())
+        .map(|f| f.render_http_vec(ringlb_rules::Ctx::new(&host, &txn)));
+    host.unique_id = uid.as_deref();
+    let cx = ringlb_rules::Ctx::new(&host, &txn);
+    let mut line = Vec::with_capacity(256);
+    lf.render(cx, &mut line);
+    emit_traffic(ctx, fe, cx, level, &line);
 }

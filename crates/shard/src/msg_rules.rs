@@ -35,6 +35,8 @@ pub enum RequestVerdict {
         rewritten: Option<Vec<u8>>,
         vars: ringlb_rules::Vars,
         server: ServerChoice,
+        /// The `unique-id-format` value (sent in `unique-id-header`, logged as `%ID`).
+        unique_id: Option<Vec<u8>>,
     },
 }
 
@@ -248,13 +250,12 @@ pub fn request_rules(
     }
     // `unique-id-format`: computed after every rule and sent in `unique-id-header`, as
     // haproxy's `http_process_request` does (a rule reading `unique-id` earlier sees none).
-    let unique_id = fe
-        .rules
-        .as_ref()
-        .and_then(|r| r.unique_id_format.as_ref())
-        .map(|f| f.render_http_vec(ringlb_rules::Ctx::new(&host, &txn)));
-    if let (Some(id), Some(h)) = (unique_id, &fe.unique_id_header) {
-        txn.req.add_header(h.as_bytes(), id);
+    let uid_format = fe.rules.as_ref().and_then(|r| r.unique_id_format.as_ref());
+    let facts = uid_format.map(|_| crate::log::unique_id_facts());
+    host.log = facts.as_ref();
+    let unique_id = uid_format.map(|f| f.render_http_vec(ringlb_rules::Ctx::new(&host, &txn)));
+    if let (Some(id), Some(h)) = (&unique_id, &fe.unique_id_header) {
+        txn.req.add_header(h.as_bytes(), id.clone());
     }
     let rewritten = txn.req.modified.then(|| {
         let mut v = Vec::with_capacity(bytes.len() + 128);
@@ -266,6 +267,7 @@ pub fn request_rules(
         rewritten,
         vars: std::mem::take(&mut txn.vars),
         server,
+        unique_id,
     }
 }
 

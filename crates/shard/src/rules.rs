@@ -87,7 +87,9 @@ pub struct LogFacts {
     pub status: i64,
     pub bytes_out: i64,
     pub bytes_in: i64,
-    pub term: [u8; 2],
+    /// `%tsc`: the termination state (`%ts`, first two bytes) then the persistence-cookie
+    /// flags, which ringlb does not report yet (`--`). See [`LogFacts::term_of`].
+    pub term: [u8; 4],
     pub act_conn: i64,
     pub fe_conn: i64,
     pub be_conn: i64,
@@ -99,6 +101,14 @@ pub struct LogFacts {
     /// `capture request|response header` values in declaration order (empty: absent).
     pub captured_req: Vec<Vec<u8>>,
     pub captured_res: Vec<Vec<u8>>,
+}
+
+impl LogFacts {
+    /// The `term` field for a termination state (`--` when the transaction ended normally).
+    pub fn term_of(ts: [u8; 2]) -> [u8; 4] {
+        let ts = if ts == [0, 0] { *b"--" } else { ts };
+        [ts[0], ts[1], b'-', b'-']
+    }
 }
 
 impl SampleSource for Host<'_> {
@@ -201,7 +211,9 @@ impl SampleSource for Host<'_> {
         let Some(t) = self.tls else {
             // Not a TLS connection: the booleans are false, the rest absent.
             return match name {
-                "ssl_fc" | "ssl_c_used" | "ssl_fc_session_reused" => Some(Sample::Bool(false)),
+                "ssl_fc" | "ssl_c_used" | "ssl_fc_session_reused" | "ssl_fc_is_resumed" => {
+                    Some(Sample::Bool(false))
+                }
                 _ => None,
             };
         };
@@ -220,7 +232,10 @@ impl SampleSource for Host<'_> {
             "ssl_fc_protocol" => Some(Sample::str(t.protocol.as_bytes())),
             "ssl_fc_cipher" => Some(Sample::str(t.cipher.as_bytes())),
             "ssl_fc_alpn" => t.alpn.as_deref().map(Sample::str),
-            "ssl_fc_session_reused" => Some(Sample::Bool(t.session_reused)),
+            "ssl_fc_session_reused" | "ssl_fc_is_resumed" => Some(Sample::Bool(t.session_reused)),
+            // A stream exists only after a successful handshake: no TLS error to report
+            // (`option httpslog`, recorded from haproxy 2.6: `0/0000000000000000/0/0/0`).
+            "ssl_fc_err" | "ssl_c_err" | "ssl_c_ca_err" => Some(Sample::Int(0)),
             "ssl_c_used" => Some(Sample::Bool(t.ssl_c_used())),
             "ssl_c_verify" => Some(Sample::Int(i64::from(t.ssl_c_verify()))),
             "ssl_c_s_dn" => dn(TlsFacts::ssl_c_s_dn),
@@ -230,6 +245,15 @@ impl SampleSource for Host<'_> {
                 .map(|s| Sample::Bin(std::borrow::Cow::Borrowed(s))),
             "ssl_c_notafter" => t.ssl_c_notafter().map(|s| Sample::owned(s.into_bytes())),
             "ssl_c_notbefore" => t.ssl_c_notbefore().map(|s| Sample::owned(s.into_bytes())),
+            _ => None,
+        }
+    }
+
+    fn conn_fetch(&self, name: &str, _args: &[Box<str>]) -> Option<Sample<'_>> {
+        match name {
+            // The front connection's error code: a stream only exists on a connection that
+            // did not fail (`option httpslog`; errors before the stream: `error-log-format`).
+            "fc_err" => Some(Sample::Int(0)),
             _ => None,
         }
     }
@@ -265,8 +289,8 @@ impl SampleSource for Host<'_> {
             L::Status => V::Int(f.status),
             L::BytesRead => V::Int(f.bytes_out),
             L::BytesUploaded => V::Int(f.bytes_in),
-            L::TermState => V::Str(&f.term),
-            L::TermStateCookie => V::Missing,
+            L::TermState => V::Str(f.term.get(..2).unwrap_or(b"--")),
+            L::TermStateCookie => V::Str(&f.term),
             L::ActConn => V::Int(f.act_conn),
             L::FeConn => V::Int(f.fe_conn),
             L::BeConn => V::Int(f.be_conn),

@@ -47,7 +47,7 @@ pub async fn snapshot(ctx: &Ctx) -> Snapshot {
         nbthread: state.nshards as u32,
         start_unix_s: state.board.start_unix_s,
         ulimit_n: open_files_limit(),
-        node: state.topo.log_hostname.clone().unwrap_or_default(),
+        node: state.topo.node.clone(),
         stopping: state.run.get() != crate::state::RunState::Running,
     };
     snapshot::build(

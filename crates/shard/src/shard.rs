@@ -96,7 +96,14 @@ async fn run(cfg: ShardConfig) {
         tag: topology.log_tag.clone(),
         pid: std::process::id(),
     };
-    let logger = match Logger::open(&ring, &topology.logs, origin, local_utc_offset_secs()) {
+    let logger = match Logger::open(
+        &ring,
+        &topology.logs,
+        &topology.rings,
+        origin,
+        local_utc_offset_secs(),
+        Some(state.clone()),
+    ) {
         Ok(l) => Rc::new(l),
         Err(e) => {
             let _ = ready.send(Err(format!("shard {id}: {e}")));
@@ -325,6 +332,7 @@ async fn accept_loop(
         );
         let ctx = ctx.clone();
         let tls = tls.clone();
+        let accepted_at = (std::time::Instant::now(), std::time::SystemTime::now());
         glommio::spawn_local(async move {
             let _guard = guard;
             let client = match tls {
@@ -338,8 +346,17 @@ async fn accept_loop(
                         .and_then(|f| f.timeouts.http_request.or(f.timeouts.client));
                     match TlsConn::accept(client, tls, timeout).await {
                         Ok(c) => ClientConn::Tls(Box::new(c)),
-                        // HAProxy closes silently (logged as an SSL handshake failure).
-                        Err((tcp, _)) => {
+                        // HAProxy closes silently and logs the failure (`error-log-format`).
+                        Err((tcp, e)) => {
+                            let err = crate::log::ConnError::from_handshake(&e);
+                            crate::log::log_conn_error(
+                                &ctx,
+                                frontend,
+                                bind,
+                                &tcp,
+                                accepted_at,
+                                err,
+                            );
                             tcp.set_linger_zero();
                             return;
                         }

@@ -54,6 +54,7 @@ pub fn build(
                 },
             });
             let listeners = fe
+                .filter(|(_, f)| f.socket_stats)
                 .map(|(i, f)| {
                     f.binds
                         .iter()
@@ -139,7 +140,7 @@ pub fn build(
                 name: p.name.clone(),
                 id: p.id,
                 mode,
-                desc: None,
+                desc: p.desc.clone(),
                 stopped: false,
                 frontend,
                 backend,
@@ -161,6 +162,7 @@ pub fn build(
             maxconn: topo.maxconn,
             hard_maxconn: topo.maxconn,
             node: facts.node.clone(),
+            description: topo.description.clone(),
             stopping: facts.stopping,
             counters: process_counters,
             ..ProcessInfo::default()

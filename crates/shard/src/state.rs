@@ -620,6 +620,9 @@ mod tests {
         Arc::new(Topology {
             stick_tables: vec![],
             stick_rule_tables: vec![],
+            rings: vec![],
+            node: String::new(),
+            description: None,
             frontends: vec![],
             backends: vec![BackendRt {
                 name: "be".into(),

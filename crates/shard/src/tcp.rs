@@ -352,7 +352,7 @@ fn log_session(
         status: -1,
         bytes_out: s.bytes.1 as i64,
         bytes_in: s.bytes.0 as i64,
-        term: s.term,
+        term: crate::rules::LogFacts::term_of(s.term),
         act_conn: i64::from(ctx.state.conns.get()),
         fe_conn: ctx
             .state
@@ -371,7 +371,7 @@ fn log_session(
         captured_res: Vec::new(),
     };
     let tls = client.tls_facts();
-    let host = crate::rules::Host {
+    let mut host = crate::rules::Host {
         cap: None,
         effects: None,
         res_payload: None,
@@ -389,14 +389,26 @@ fn log_session(
     };
     let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
     txn.vars = fx.tcp_vars.take();
+    // `%ID` in TCP mode: computed at log time, as haproxy's `strm_log` does.
+    let uid = fe
+        .rules
+        .as_ref()
+        .and_then(|r| r.unique_id_format.as_ref())
+        .map(|f| f.render_http_vec(ringlb_rules::Ctx::new(&host, &txn)));
+    host.unique_id = uid.as_deref();
     let mut line = Vec::with_capacity(192);
-    lf.render(ringlb_rules::Ctx::new(&host, &txn), &mut line);
+    let cx = ringlb_rules::Ctx::new(&host, &txn);
+    lf.render(cx, &mut line);
+    // `option log-separate-errors` picks the level; `set-log-level` overrides it.
+    let Some(level) = crate::log::traffic_level(fe, &facts.term, facts.retries, -1) else {
+        return;
+    };
     let level = match fx.log_level.get() {
         crate::rules::LogLevel::Silent => return,
         crate::rules::LogLevel::Level(l) => l,
-        crate::rules::LogLevel::Default => ringlb_log::Level::INFO,
+        crate::rules::LogLevel::Default => level,
     };
-    ctx.logger.emit(&fe.log, level, &line);
+    crate::log::emit_traffic(ctx, fe, cx, level, &line);
 }
 
 /// Where a [`ResponseGate`] stands.

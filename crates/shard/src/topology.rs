@@ -26,6 +26,10 @@ pub struct Topology {
     pub log_hostname: Option<String>,
     /// `log-tag`, else the program name as launched.
     pub log_tag: String,
+    /// `node`, else the system host name (`show info`, the stats page's `show-node`).
+    pub node: String,
+    /// Global `description` (`show info`, the stats page's `show-desc`).
+    pub description: Option<String>,
     /// The global section's `log` targets (indices into `logs`): where server state changes
     /// are logged.
     pub global_log: Vec<usize>,
@@ -43,6 +47,41 @@ pub struct Topology {
     pub stick_tables: Vec<(String, model::StickTable)>,
     /// Tables that `stick` rules use: they store `server_id` too.
     pub stick_rule_tables: Vec<String>,
+    /// `ring` sections: written by every shard's `log ring@<name>` targets, read by
+    /// `show events` on the control shard (emptied by a reload).
+    pub rings: Vec<Arc<LogRing>>,
+}
+
+/// A `ring` section's buffer, shared by the shards. Deliberately a lock: a ring is one
+/// process-wide buffer (as haproxy's, which takes a lock per write too); only frontends that
+/// log to a ring take it, once per line, for a copy into memory.
+#[derive(Debug)]
+pub struct LogRing {
+    pub name: String,
+    /// `description`, else the name (haproxy's `show events` listing).
+    pub description: String,
+    pub lines: std::sync::Mutex<ringlb_log::ring::EventRing>,
+}
+
+impl LogRing {
+    /// Appends one framed line (a poisoned lock only means a shard panicked mid-push: the
+    /// ring is still usable).
+    pub fn push(&self, line: &[u8]) {
+        let mut r = self.lines.lock().unwrap_or_else(|e| e.into_inner());
+        r.push(line);
+    }
+
+    /// `show events <name>`.
+    pub fn show(&self) -> String {
+        self.lines.lock().unwrap_or_else(|e| e.into_inner()).show()
+    }
+
+    pub fn dropped(&self) -> u64 {
+        self.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .dropped()
+    }
 }
 
 /// A proxy as the stats and the runtime API number it.
@@ -54,6 +93,8 @@ pub struct ProxyRt {
     pub id: u32,
     pub frontend: Option<usize>,
     pub backend: Option<usize>,
+    /// `description`: heads the proxy's table on the stats page.
+    pub desc: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -80,6 +121,19 @@ pub struct FrontendRt {
     pub log_line: LogLine,
     /// `option dontlognull`: connections that sent nothing are not logged.
     pub dontlognull: bool,
+    /// `option log-separate-errors`: lines of failed transactions go out at `err`, not `info`.
+    pub log_separate_errors: bool,
+    /// `option dontlog-normal`: only lines of failed transactions are logged.
+    pub dontlog_normal: bool,
+    /// `option socket-stats`: one stats row per listener (haproxy shows none without it).
+    pub socket_stats: bool,
+    /// The syslog header fields of this frontend's lines when it has its own `log-tag`.
+    pub log_origin: Option<ringlb_log::Origin>,
+    /// `log-format-sd`: structured data of every line, for `format rfc5424` targets.
+    pub log_sd: Option<Box<ringlb_rules::LogFormat>>,
+    /// `error-log-format`: the line of a connection that failed its TLS handshake (else
+    /// haproxy's fixed `ip:port [date] fe/bind: message`).
+    pub error_log: Option<Box<ringlb_rules::LogFormat>>,
     /// `capture request header NAME len N` (lower-case names), in declaration order (`%hr`).
     pub capture_req: Vec<(String, usize)>,
     /// `capture response header NAME len N` (`%hs`).
@@ -305,7 +359,10 @@ impl Topology {
         let g = &cfg.global;
         let tls_globals = ringlb_tls::TlsGlobals::from_global(g);
         let mut warnings = Vec::new();
-        let mut logs = LogTable::default();
+        let mut logs = LogTable {
+            rings: cfg.rings.clone(),
+            ..LogTable::default()
+        };
         let global_logs: Vec<usize> = g
             .log
             .iter()
@@ -334,6 +391,13 @@ impl Topology {
                 });
             }
         }
+        let log_hostname = cfg.global.log_send_hostname.as_ref().map(|h| {
+            if h.is_empty() {
+                system_hostname()
+            } else {
+                h.clone()
+            }
+        });
         let frontends: Vec<FrontendRt> = cfg
             .frontends
             .iter()
@@ -401,6 +465,32 @@ impl Topology {
                         log_line(f, cfg, &mut errors)
                     },
                     dontlognull: f.options.dontlognull,
+                    log_separate_errors: f
+                        .options
+                        .other
+                        .get("log-separate-errors")
+                        .copied()
+                        .unwrap_or(false),
+                    log_origin: f.log_tag.as_ref().map(|tag| ringlb_log::Origin {
+                        hostname: log_hostname.clone(),
+                        tag: tag.clone(),
+                        pid: std::process::id(),
+                    }),
+                    socket_stats: f.options.other.get("socket-stats") == Some(&true),
+                    dontlog_normal: f
+                        .options
+                        .other
+                        .get("dontlog-normal")
+                        .copied()
+                        .unwrap_or(false),
+                    log_sd: extra_format(f, &f.log_format_sd, "log-format-sd", cfg, &mut errors),
+                    error_log: extra_format(
+                        f,
+                        &f.error_log_format,
+                        "error-log-format",
+                        cfg,
+                        &mut errors,
+                    ),
                     capture_req: f
                         .captures
                         .iter()
@@ -475,14 +565,24 @@ impl Topology {
             hard_stop_after: g.hard_stop_after,
             grace: g.grace,
             logs: logs.specs,
-            log_hostname: g.log_send_hostname.as_ref().map(|h| {
-                if h.is_empty() {
-                    system_hostname()
-                } else {
-                    h.clone()
-                }
-            }),
+            rings: cfg
+                .rings
+                .iter()
+                .map(|r| {
+                    Arc::new(LogRing {
+                        name: r.name.clone(),
+                        description: r.description.clone().unwrap_or_else(|| r.name.clone()),
+                        lines: std::sync::Mutex::new(ringlb_log::ring::EventRing::new(
+                            r.size
+                                .map_or(ringlb_log::ring::DEFAULT_RING_SIZE, |n| n as usize),
+                        )),
+                    })
+                })
+                .collect(),
+            log_hostname,
             log_tag: g.log_tag.clone().unwrap_or_else(program_name),
+            node: g.node.clone().unwrap_or_else(system_hostname),
+            description: g.description.clone(),
             global_log: global_logs,
         })
     }
@@ -525,25 +625,52 @@ fn proxy_table(cfg: &Config, frontends: &[FrontendRt], backends: &[BackendRt]) -
         )
         .collect();
     decl.sort();
-    let mut next_id = if cfg.global.stats_sockets.is_empty() {
+    let first = if cfg.global.stats_sockets.is_empty() {
         1
     } else {
         2
     };
-    let mut out: Vec<ProxyRt> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
     for (_, name) in decl {
-        if out.iter().any(|p| p.name == name) {
-            continue; // the other half of a `listen`
+        if !names.contains(&name) {
+            names.push(name); // once for both halves of a `listen`
         }
-        out.push(ProxyRt {
-            name: name.to_string(),
-            id: next_id,
-            frontend: frontends.iter().position(|f| f.name == name),
-            backend: backends.iter().position(|b| b.name == name),
-        });
-        next_id += 1;
     }
-    out
+    let other = |name: &str| {
+        cfg.frontends
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| &f.other)
+            .or_else(|| {
+                cfg.backends
+                    .iter()
+                    .find(|b| b.name == name)
+                    .map(|b| &b.other)
+            })
+    };
+    let directive = |name: &str, kw: &str| {
+        other(name)
+            .and_then(|o| o.iter().rev().find(|d| d.keyword == kw))
+            .map(|d| d.args.clone())
+    };
+    // Explicit `id`s first, then the next free numbers (haproxy's rule, as the stats crate
+    // numbers the config-only view).
+    let explicit: Vec<Option<u32>> = names
+        .iter()
+        .map(|n| directive(n, "id").and_then(|a| a.first()?.parse().ok()))
+        .collect();
+    let ids = ringlb_stats::skeleton::assign_ids(&explicit, first);
+    names
+        .iter()
+        .zip(ids)
+        .map(|(name, id)| ProxyRt {
+            name: name.to_string(),
+            id,
+            frontend: frontends.iter().position(|f| f.name == *name),
+            backend: backends.iter().position(|b| b.name == *name),
+            desc: directive(name, "description").map(|a| a.join(" ")),
+        })
+        .collect()
 }
 
 /// Loads a bind's certificates and builds its TLS policy (errors name the file and line).
@@ -583,16 +710,42 @@ fn bind_tls(
 #[derive(Default)]
 struct LogTable {
     specs: Vec<ringlb_log::LogSpec>,
+    /// The `ring` sections `ring@<name>` targets refer to.
+    rings: Vec<model::Ring>,
 }
 
 impl LogTable {
+    /// A `ring@<name>` target takes the ring's `format` (haproxy's default for rings: raw,
+    /// whatever the `log` line says) and `maxlen`; the ring must exist.
+    fn ring_spec(&self, mut spec: ringlb_log::LogSpec) -> Result<ringlb_log::LogSpec, String> {
+        let ringlb_log::Address::Ring(name) = &spec.address else {
+            return Ok(spec);
+        };
+        let ring = self
+            .rings
+            .iter()
+            .find(|r| r.name == *name)
+            .ok_or_else(|| format!("cannot find ring '{name}' for 'ring@{name}'"))?;
+        spec.format = match &ring.format {
+            Some(f) => ringlb_log::Format::parse(f)
+                .ok_or_else(|| format!("ring '{name}': unknown format '{f}'"))?,
+            None => ringlb_log::Format::Raw,
+        };
+        // haproxy forces a `maxlen` larger than the ring to the ring's size.
+        let size = ring
+            .size
+            .map_or(ringlb_log::ring::DEFAULT_RING_SIZE, |n| n as usize);
+        spec.len = ring.maxlen.map_or(size, |n| (n as usize).min(size));
+        Ok(spec)
+    }
+
     fn add(
         &mut self,
         t: &model::LogTarget,
         send_hostname: bool,
         errors: &mut Vec<TopologyError>,
     ) -> Option<usize> {
-        match ringlb_log::LogSpec::from_model(t, send_hostname) {
+        match ringlb_log::LogSpec::from_model(t, send_hostname).and_then(|s| self.ring_spec(s)) {
             Ok(spec) => Some(match self.specs.iter().position(|s| *s == spec) {
                 Some(i) => i,
                 None => {
@@ -734,6 +887,11 @@ pub enum LogLine {
 fn log_line(f: &model::Frontend, cfg: &Config, errors: &mut Vec<TopologyError>) -> LogLine {
     let text: &str = match (&f.log_format, &f.options.httplog, f.options.tcplog) {
         (Some(t), _, _) => t,
+        (None, Some(_), _)
+            if f.mode == Mode::Http && f.options.other.get("httpslog") == Some(&true) =>
+        {
+            ringlb_rules::HTTPSLOG_FORMAT
+        }
         (None, Some(h), _) if f.mode == Mode::Http => {
             if h.clf {
                 ringlb_rules::CLF_FORMAT
@@ -757,6 +915,28 @@ fn log_line(f: &model::Frontend, cfg: &Config, errors: &mut Vec<TopologyError>) 
     }
 }
 
+/// `log-format-sd` / `error-log-format`, compiled (only for a frontend that logs).
+fn extra_format(
+    f: &model::Frontend,
+    text: &Option<String>,
+    keyword: &str,
+    cfg: &Config,
+    errors: &mut Vec<TopologyError>,
+) -> Option<Box<ringlb_rules::LogFormat>> {
+    let text = text.as_deref().filter(|_| !f.log.is_empty())?;
+    let env = ringlb_rules::proxy::Userlists(&cfg.userlists);
+    match ringlb_rules::LogFormat::parse(text, &env) {
+        Ok(lf) => Some(Box::new(lf)),
+        Err(e) => {
+            errors.push(TopologyError {
+                loc: f.loc.clone(),
+                message: format!("'{keyword}' : {e}"),
+            });
+            None
+        }
+    }
+}
+
 /// A proxy's stats page: the renderer's settings, `stats auth` users and the compiled
 /// `stats admin` conditions (with the proxy's ACLs).
 #[derive(Debug)]
@@ -764,6 +944,8 @@ pub struct StatsPageRt {
     pub page: ringlb_stats::page::PageConfig,
     pub auth: ringlb_stats::page::AuthConfig,
     pub admin: Vec<ringlb_rules::Cond>,
+    /// `stats http-request` rules, in order (the first that matches decides).
+    pub access: Vec<(model::StatsAction, Option<ringlb_rules::Cond>)>,
     pub acls: ringlb_rules::AclSet,
 }
 
@@ -777,12 +959,26 @@ fn stats_page(
     let env = ringlb_rules::proxy::Userlists(&cfg.userlists);
     let mut c = ringlb_rules::Compiler::new(&env);
     let compiled = c.add_acls(acls).and_then(|()| {
-        s.admin
+        let admin = s
+            .admin
             .iter()
             .map(|cond| c.condition(cond, loc, "stats admin"))
-            .collect::<Result<Vec<_>, _>>()
+            .collect::<Result<Vec<_>, _>>()?;
+        let access = s
+            .http_request
+            .iter()
+            .map(|r| {
+                let cond = r
+                    .cond
+                    .as_ref()
+                    .map(|cond| c.condition(cond, &r.loc, "stats http-request"))
+                    .transpose()?;
+                Ok((r.action.clone(), cond))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((admin, access))
     });
-    let admin = match compiled {
+    let (admin, access) = match compiled {
         Ok(a) => a,
         Err(e) => {
             errors.push(TopologyError {
@@ -799,6 +995,7 @@ fn stats_page(
             realm: s.realm.clone(),
         },
         admin,
+        access,
         acls: c.finish(),
     })
 }

@@ -279,6 +279,18 @@ pub fn unauthorized(realm: Option<&str>) -> crate::page::HttpAnswer {
     }
 }
 
+/// `stats http-request deny`: haproxy's 403 page.
+pub fn forbidden() -> crate::page::HttpAnswer {
+    crate::page::HttpAnswer {
+        status: 403,
+        headers: vec![
+            ("cache-control".into(), "no-cache".into()),
+            ("content-type".into(), "text/html".into()),
+        ],
+        body: "<html><body><h1>403 Forbidden</h1>\nRequest forbidden by administrative rules.\n</body></html>\n".into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

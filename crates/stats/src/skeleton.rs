@@ -85,26 +85,32 @@ fn explicit_id(d: &Decl<'_>) -> Option<u32> {
         d.fe.map(|f| &f.other[..])
             .or(d.be.map(|b| &b.other[..]))
             .unwrap_or(&[]);
-    directive(other, "id")?.args.get(1)?.parse().ok()
+    directive(other, "id")?.args.first()?.parse().ok()
 }
 
-/// Ids as HAProxy assigns them: explicit `id`s first, then the next free number in
+/// Ids as HAProxy assigns them: explicit `id`s kept, the others the next free number in
 /// declaration order, starting at 1 — or at 2 when a `stats socket` exists (its internal
 /// CLI frontend takes 1).
-fn assign_ids(explicit: &[Option<u32>], first: u32) -> Vec<u32> {
+pub fn assign_ids(explicit: &[Option<u32>], first: u32) -> Vec<u32> {
     let mut used: BTreeSet<u32> = explicit.iter().flatten().copied().collect();
     let mut next = first;
     explicit
         .iter()
-        .map(|e| match e {
-            Some(id) => *id,
-            None => {
-                while used.contains(&next) {
-                    next += 1;
+        .map(|e| {
+            let id = match e {
+                Some(id) => *id,
+                None => {
+                    while used.contains(&next) {
+                        next += 1;
+                    }
+                    used.insert(next);
+                    next
                 }
-                used.insert(next);
-                next
-            }
+            };
+            // Every proxy moves the counter on, one with an explicit id too
+            // (`check_config_validity`): `id 7` on the 2nd of 3 proxies gives 1, 7, 3.
+            next += 1;
+            id
         })
         .collect()
 }
@@ -260,7 +266,7 @@ pub fn skeleton(cfg: &Config, global_maxconn: u32) -> Snapshot {
                 name: d.name.to_string(),
                 id,
                 mode: mode(m),
-                desc: directive(other, "description").map(|x| x.args[1..].join(" ")),
+                desc: directive(other, "description").map(|x| x.args.join(" ")),
                 stopped: d.fe.is_some_and(|f| f.disabled) || d.be.is_some_and(|b| b.disabled),
                 frontend: d.fe.map(|f| frontend_stats(f, global_maxconn)),
                 backend: d.be.map(|b| BackendStats {

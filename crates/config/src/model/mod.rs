@@ -379,6 +379,15 @@ pub struct ProxySettings {
     pub options: ProxyOptions,
     pub log: Vec<LogTarget>,
     pub log_format: Option<String>,
+    /// `log-format-sd`: RFC5424 structured data, sent only to `format rfc5424` targets.
+    pub log_format_sd: Option<String>,
+    /// `error-log-format`: the line of a connection that failed before its stream began
+    /// (TLS handshake), instead of HAProxy's fixed short line.
+    pub error_log_format: Option<String>,
+    pub unique_id_format: Option<String>,
+    pub unique_id_header: Option<String>,
+    /// `log-tag` of the proxy (else the global one).
+    pub log_tag: Option<String>,
     pub balance: Option<Balance>,
     pub hash_type: Option<HashType>,
     pub retries: Option<u32>,
@@ -410,6 +419,9 @@ pub struct Frontend {
     pub options: ProxyOptions,
     pub log: Vec<LogTarget>,
     pub log_format: Option<String>,
+    pub log_format_sd: Option<String>,
+    pub error_log_format: Option<String>,
+    pub log_tag: Option<String>,
     pub default_backend: Option<String>,
     pub use_backends: Vec<UseBackend>,
     pub acls: Vec<Acl>,
@@ -978,5 +990,24 @@ pub struct Stats {
     pub show_desc: Option<String>,
     pub show_node: Option<Option<String>>,
     pub scope: Vec<String>,
-    pub http_request: Vec<Directive>,
+    /// `stats http-request ...`, in order; the implicit `stats auth` check comes after them.
+    pub http_request: Vec<StatsRule>,
+}
+
+/// `stats http-request allow|deny|auth [realm <realm>] [if|unless <cond>]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatsRule {
+    pub loc: Loc,
+    pub action: StatsAction,
+    pub cond: Option<Condition>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StatsAction {
+    /// Serve the page without asking for credentials.
+    Allow,
+    /// 403.
+    Deny,
+    /// 401 with this realm (else the `stats realm`).
+    Auth { realm: Option<String> },
 }

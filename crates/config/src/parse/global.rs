@@ -129,7 +129,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     }),
     kw(
         "node",
-        OBS,
+        S,
         "node name shown on the stats page",
         |_, g, l| {
             if l.arg(1).is_empty()
@@ -145,8 +145,8 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "description",
-        OBS,
-        "description shown on the stats page",
+        S,
+        "description shown on the stats page (stats show-desc)",
         |_, g, l| {
             g.description = Some(l.rest(1).join(" "));
             Ok(())

@@ -99,8 +99,6 @@ pub struct ProxyDraft {
     pub stats: Option<Stats>,
     pub monitor_uri: Option<String>,
     pub captures: Vec<Capture>,
-    pub unique_id_format: Option<String>,
-    pub unique_id_header: Option<String>,
     /// The proxy wrote its own `http-check` rules (inherited ones are replaced).
     pub own_http_check: bool,
     /// The proxy wrote its own `tcp-check` rules.
@@ -139,8 +137,6 @@ impl ProxyDraft {
             stats: None,
             monitor_uri: None,
             captures: Vec::new(),
-            unique_id_format: None,
-            unique_id_header: None,
             own_http_check: false,
             own_tcp_check: false,
             defaults_idx: None,

@@ -9,7 +9,7 @@ use crate::registry::Status;
 use crate::source::Line;
 use crate::units::parse_u32;
 
-use super::proxy::{directive, KwCx, ProxyDraft, ALL, BE, DEF, FE, NDEF};
+use super::proxy::{KwCx, ProxyDraft, ALL, BE, DEF, FE, NDEF};
 use super::proxy_opts::*;
 use super::{acl, bind, checks, rules, server, R};
 
@@ -91,7 +91,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option http-keep-alive", DFB, S, "keep-alive on both sides (default)", |k, p, l| conn_mode(k, p, l, HttpConnMode::KeepAlive)),
     kw("option redispatch", DB, S, "retry on another server [interval]", p_redispatch),
     kw("option httplog", DFB, S, "HTTP log format [clf]", p_httplog),
-    kw("option httpslog", DFB, OBS, "HTTPS log format", |k, p, l| {
+    kw("option httpslog", DFB, S, "HTTPS log format (httplog + TLS facts)", |k, p, l| {
         p.settings.options.httplog = (!k.negated).then_some(crate::model::HttpLog { clf: false });
         opt_other(k, p, l)
     }),
@@ -105,7 +105,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option http-buffer-request", DFB, RUL, "wait for the request body before rules", |k, p, l| bool_opt(k, l, &mut p.settings.options.http_buffer_request)),
     kw("option prefer-last-server", DB, LB, "prefer the last server used by a connection", |k, p, l| bool_opt(k, l, &mut p.settings.options.prefer_last_server)),
     kw("option originalto", DFB, RUL, "add X-Original-To", p_originalto),
-    kw("option log-separate-errors", DFB, OBS, "log errors at a higher level", opt_other),
+    kw("option log-separate-errors", DFB, S, "log errors (5xx, retries, aborts) at err instead of info", opt_other),
     kw("option logasap", DF, OBS, "log before the response ends", opt_other),
     kw("option http-no-delay", DFB, ENG, "no send delay on HTTP", opt_other),
     kw("option http-pretend-keepalive", DFB, ENG, "pretend keep-alive to servers", opt_other),
@@ -123,7 +123,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option splice-request", DFB, ENG, "kernel splicing", opt_other),
     kw("option splice-response", DFB, ENG, "kernel splicing", opt_other),
     kw("option contstats", DF, OBS, "continuous traffic stats", opt_other),
-    kw("option socket-stats", DF, OBS, "per-socket stats", opt_other),
+    kw("option socket-stats", DF, S, "one stats row per listener", opt_other),
     kw("option independent-streams", DFB, ENG, "independent read/write timeouts", opt_other),
     kw("option checkcache", DB, RUL, "block cacheable responses with cookies", opt_other),
     kw("option persist", DB, LB, "keep persistence to a down server", opt_other),
@@ -138,7 +138,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option spop-check", BE, NO, "SPOP health check", opt_other),
     kw("option disable-h2-upgrade", DF, ENG, "refuse HTTP/1 to h2 upgrade", opt_other),
     kw("option http-restrict-req-hdr-names", DFB, ENG, "reject/delete odd header names", opt_args),
-    kw("option dontlog-normal", DF, OBS, "log only errors", opt_other),
+    kw("option dontlog-normal", DF, S, "log only failed transactions (5xx, retries, aborts)", opt_other),
     kw("hash-type", DB, S, "hash method and function for hashing algorithms", p_hash_type),
     kw("cookie", DB, S, "cookie-based persistence (insert mode)", p_cookie),
     kw("fullconn", DB, LB, "dynamic maxconn reference", |k, p, l| u32_set(k, l, &mut p.settings.fullconn)),
@@ -188,12 +188,12 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("declare capture", FE, S, "declare a capture slot", p_declare_capture),
     kw("unique-id-format", DF, S, "log-format of the unique request id", |k, p, l| {
         need(k, l, 1)?;
-        p.unique_id_format = Some(l.arg(k.kw_words).to_string());
+        p.settings.unique_id_format = Some(l.arg(k.kw_words).to_string());
         Ok(())
     }),
     kw("unique-id-header", DF, S, "header carrying the unique id", |k, p, l| {
         need(k, l, 1)?;
-        p.unique_id_header = Some(l.arg(k.kw_words).to_string());
+        p.settings.unique_id_header = Some(l.arg(k.kw_words).to_string());
         Ok(())
     }),
     kw("errorloc", DFB, ENG, "redirect (302) for a status code", generic_n2),
@@ -206,9 +206,21 @@ pub static KEYWORDS: &[ProxyKw] = &[
         p.settings.log_format = Some(l.rest(k.kw_words).join(" "));
         Ok(())
     }),
-    kw("log-format-sd", DFB, OBS, "RFC5424 structured data", generic),
-    kw("error-log-format", DFB, OBS, "log format of connection errors", generic),
-    kw("log-tag", DFB, OBS, "syslog tag", generic),
+    kw("log-format-sd", DFB, S, "RFC5424 structured data (rfc5424 targets only)", |k, p, l| {
+        need(k, l, 1)?;
+        p.settings.log_format_sd = Some(l.rest(k.kw_words).join(" "));
+        Ok(())
+    }),
+    kw("error-log-format", DFB, S, "log format of connection errors (TLS handshake)", |k, p, l| {
+        need(k, l, 1)?;
+        p.settings.error_log_format = Some(l.rest(k.kw_words).join(" "));
+        Ok(())
+    }),
+    kw("log-tag", DFB, S, "syslog tag of this proxy's traffic logs", |k, p, l| {
+        need(k, l, 1)?;
+        p.settings.log_tag = Some(l.arg(k.kw_words).to_string());
+        super::no_extra(l, k.kw_words + 1)
+    }),
     kw("stick-table", FB, STK, "declare this proxy's stick table", rules::stick_table),
     kw("stick on", BE, S, "stick on a sample", rules::generic_cond),
     kw("stick match", BE, S, "match a stick entry", rules::generic_cond),
@@ -259,13 +271,9 @@ pub static KEYWORDS: &[ProxyKw] = &[
         stats(p).scope.push(l.arg(2).to_string());
         Ok(())
     }),
-    kw("stats http-request", FB, OBS, "stats page access rules", |k, p, l| {
-        need(k, l, 1)?;
-        stats(p).http_request.push(directive(l, 2));
-        Ok(())
-    }),
-    kw("description", FB, OBS, "proxy description", generic),
-    kw("id", FB, OBS, "numeric proxy id", |k, p, l| {
+    kw("stats http-request", FB, S, "stats page access: allow|deny|auth [realm R] [if|unless cond]", p_stats_http_request),
+    kw("description", FB, S, "proxy description (heads its stats page table)", generic),
+    kw("id", FB, S, "numeric proxy id (stats iid, show stat filters)", |k, p, l| {
         need(k, l, 1)?;
         parse_u32(l.arg(1))?;
         generic(k, p, l)

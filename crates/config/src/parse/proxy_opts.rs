@@ -204,6 +204,8 @@ pub(crate) fn p_httplog(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         (false, "clf") => Some(HttpLog { clf: true }),
         (false, w) => return Err(format!("expects no argument or 'clf', got '{w}'.")),
     };
+    // The last of `option httplog` / `option httpslog` wins.
+    p.settings.options.other.remove("httpslog");
     super::no_extra(l, 3)
 }
 
@@ -542,6 +544,35 @@ pub(crate) fn p_stats_auth(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R 
         .split_once(':')
         .ok_or("'stats auth' expects <user>:<password>.")?;
     stats(p).auths.push((u.to_string(), pw.to_string()));
+    Ok(())
+}
+
+pub(crate) fn p_stats_http_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    use crate::model::{StatsAction, StatsRule};
+    need(k, l, 1)?;
+    let (action, next) = match l.arg(2) {
+        "allow" => (StatsAction::Allow, 3),
+        "deny" => (StatsAction::Deny, 3),
+        "auth" if l.arg(3) == "realm" => {
+            if l.arg(4).is_empty() {
+                return Err("'realm' expects a realm name.".into());
+            }
+            let realm = Some(l.arg(4).to_string());
+            (StatsAction::Auth { realm }, 5)
+        }
+        "auth" => (StatsAction::Auth { realm: None }, 3),
+        a => {
+            return Err(format!(
+                "'stats http-request' expects 'allow', 'deny' or 'auth', got '{a}'."
+            ))
+        }
+    };
+    let cond = acl::parse_condition(k, p, l, next)?;
+    stats(p).http_request.push(StatsRule {
+        loc: l.loc.clone(),
+        action,
+        cond,
+    });
     Ok(())
 }
 

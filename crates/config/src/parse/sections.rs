@@ -64,12 +64,42 @@ pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
     ("resolvers", "hold", P5, "hold <status> <time>"),
     ("resolvers", "timeout", P5, "timeout resolve|retry <time>"),
     ("http-errors", "errorfile", P3, "errorfile <code> <file>"),
-    ("ring", "description", P9, "ring description"),
-    ("ring", "format", P9, "log format of ring messages"),
-    ("ring", "maxlen", P9, "maximum message length"),
-    ("ring", "size", P9, "ring size"),
-    ("ring", "server", P9, "forward ring contents to a server"),
-    ("ring", "timeout", P9, "timeout connect|server <time>"),
+    (
+        "ring",
+        "description",
+        Status::Supported,
+        "ring description (show events)",
+    ),
+    (
+        "ring",
+        "format",
+        Status::Supported,
+        "log format of ring messages (default raw)",
+    ),
+    (
+        "ring",
+        "maxlen",
+        Status::Supported,
+        "maximum message length",
+    ),
+    (
+        "ring",
+        "size",
+        Status::Supported,
+        "ring size in bytes (oldest lines make room)",
+    ),
+    (
+        "ring",
+        "server",
+        Status::Unsupported,
+        "forward ring contents to a server",
+    ),
+    (
+        "ring",
+        "timeout",
+        P9,
+        "timeout connect|server <time> (for ring servers)",
+    ),
     ("cache", "total-max-size", P6, "cache size in megabytes"),
     (
         "cache",
@@ -340,13 +370,26 @@ pub(crate) fn http_errors(cx: &mut Cx, h: Option<&mut HttpErrors>, l: &Line) {
     });
 }
 
+/// A ring's default and smallest size (haproxy's `BUFSIZE`).
+const RING_MIN_SIZE: u64 = 16384;
+
 pub(crate) fn ring(cx: &mut Cx, r: Option<&mut Ring>, l: &Line) {
     run(cx, "ring", r, l, |r, l| {
         match l.arg(0) {
             "description" => r.description = Some(l.rest(1).join(" ")),
             "format" => r.format = Some(l.arg(1).to_string()),
             "maxlen" => r.maxlen = Some(parse_u32(l.arg(1))?),
-            "size" => r.size = Some(parse_size(l.arg(1))?),
+            "size" => {
+                let n = parse_size(l.arg(1))?;
+                // haproxy 2.6 warns and then refuses the configuration.
+                if n < RING_MIN_SIZE {
+                    return Err(format!(
+                        "ignoring new size '{n}' that is smaller than current size '{RING_MIN_SIZE}' for ring '{}'.",
+                        r.name
+                    ));
+                }
+                r.size = Some(n);
+            }
             "server" => r.servers.push(endpoint(l)?),
             _ => r
                 .timeouts

@@ -110,7 +110,41 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
             _ => not_supported(p),
         },
         Owner::Patterns => super::patterns::run(ctx, p).await,
+        Owner::Events => show_events(ctx, p),
         Owner::Tls | Owner::Engine => not_supported(p),
+    }
+}
+
+/// `show events [<ring>]`: the list of sinks as haproxy 2.6 prints it (stdout, stderr, its
+/// internal `buf0`, then the `ring` sections), or one ring's lines oldest first.
+fn show_events(ctx: &Ctx, p: &Pending) -> Reply {
+    let ringlb_runtime::Command::ShowEvents { sink } = &p.command else {
+        return not_supported(p);
+    };
+    let rings = &ctx.topo.rings;
+    match sink {
+        None => {
+            let mut out = String::from(
+                "Supported events sinks are listed below. Add -w(wait), -n(new). Any key to stop\n\
+                 \x20   stdout     : type=fd, 0 dropped, standard output (fd#1)\n\
+                 \x20   stderr     : type=fd, 0 dropped, standard output (fd#2)\n",
+            );
+            for r in rings.iter() {
+                out.push_str(&format!(
+                    "    {:<10} : type=buffer, {} dropped, {}\n",
+                    r.name,
+                    r.dropped(),
+                    r.description
+                ));
+            }
+            out.push('\n');
+            Reply::raw_with_blank_line(out)
+        }
+        Some(name) => match rings.iter().find(|r| r.name == *name) {
+            Some(r) => Reply::raw_with_blank_line(r.show()),
+            // haproxy's message has no newline of its own: the prompt ends it.
+            None => Reply::err("No such event sink"),
+        },
     }
 }
 
@@ -518,7 +552,7 @@ async fn stats_snapshot(ctx: &Ctx) -> Snapshot {
         nbthread: mirror.nshards as u32,
         start_unix_s: ctx.board.start_unix_s,
         ulimit_n: open_files_limit(),
-        node: ctx.topo.log_hostname.clone().unwrap_or_default(),
+        node: ctx.topo.node.clone(),
         stopping: mirror.run.get() != RunState::Running,
     };
     let mut snap = snapshot::build(
