@@ -332,7 +332,7 @@ fn named_defaults_rules_are_inherited_but_not_their_acls() {
 
 #[test]
 fn config_lookups() {
-    let l = ok(&format!("{T}frontend f\n bind :80\n default_backend b\nbackend b\n balance rdp-cookie\n server s 127.0.0.1:1\n"));
+    let l = ok(&format!("{T}frontend f\n bind :80\n default_backend b\nbackend b\n balance rdp-cookie\n dynamic-cookie-key k\n server s 127.0.0.1:1\n"));
     let c = &l.config;
     assert_eq!(c.backend("b").unwrap().servers.len(), 1);
     assert!(c.backend("f").is_none());
@@ -341,7 +341,7 @@ fn config_lookups() {
         Some("b")
     );
     let pending: Vec<&str> = c.unsupported_uses().map(|u| u.keyword.as_str()).collect();
-    assert_eq!(pending, ["balance rdp-cookie"]);
+    assert_eq!(pending, ["dynamic-cookie-key"]);
 }
 
 #[test]

@@ -478,6 +478,7 @@ async fn forward(
         uri: &facts.uri,
         header: facts.header.as_deref(),
         is_post: method == Method::Post,
+        key: choice.hash_key.as_deref(),
         ..PickInput::default()
     };
     let replayable = framing == BodyFraming::None && method.is_idempotent();

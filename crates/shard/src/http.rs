@@ -487,11 +487,27 @@ impl<'a> Session<'a> {
             HttpReuse::Safe | HttpReuse::Aggressive | HttpReuse::Always => Reuse::Any,
         };
         let mut attempts = 0u32;
+        // `url_param .. check_post`: the body's start, when the balancer must look into it.
+        let mut post_body = None;
+        if crate::post_param::wants_body(&be.balance.balance, method, framing, &facts.uri) {
+            let (start, part) = crate::post_param::read_body_start(
+                &self.client,
+                body_start.take(),
+                framing,
+                self.ctx.state.topo.tune.bufsize,
+                self.fe.timeouts.client,
+            )
+            .await;
+            body_start = start;
+            post_body = Some(part);
+        }
         let input = PickInput {
             src: self.client_ip,
             uri: &facts.uri,
             header: facts.header.as_deref(),
+            body: post_body.as_deref(),
             is_post: method == Method::Post,
+            key: choice.hash_key.as_deref(),
             ..PickInput::default()
         };
         loop {

@@ -19,6 +19,7 @@ pub mod log;
 pub mod msg_rules;
 pub mod notify;
 pub mod persist;
+pub mod post_param;
 pub mod rewrite;
 pub mod rules;
 pub mod server;

@@ -43,6 +43,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     };
     let input = ringlb_balance::PickInput {
         src: client.peer_addr().map(|a| a.ip()),
+        key: choice.hash_key.as_deref(),
         ..Default::default()
     };
     let mut info = ConnectInfo {

@@ -702,7 +702,7 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
             servers: infos,
             options: Options {
                 allbackups: b.options.allbackups,
-                hash_balance_factor: 0,
+                hash_balance_factor: b.hash_balance_factor,
             },
         },
         servers,
@@ -928,6 +928,8 @@ fn compiled(
                 || !p.stick.is_empty()
                 || p.monitor_uri.is_some()
                 || p.unique_id_format.is_some()
+                // `balance hash <expr>` / `rdp-cookie`: a sample to fetch per request.
+                || p.balance_key.is_some()
                 // `tcp-request` rules (stick-table tracking, reject, content inspection).
                 || !p.tcp.is_empty();
             work.then_some(p)

@@ -379,6 +379,8 @@ pub struct ProxySettings {
     pub log_format: Option<String>,
     pub balance: Option<Balance>,
     pub hash_type: Option<HashType>,
+    /// `hash-balance-factor N` (percent; 0 or absent = off).
+    pub hash_balance_factor: Option<u32>,
     pub retries: Option<u32>,
     pub retry_on: Option<Vec<String>>,
     pub http_reuse: Option<HttpReuse>,
@@ -488,6 +490,9 @@ pub struct Backend {
     pub mode: Mode,
     pub balance: Balance,
     pub hash_type: HashType,
+    /// `hash-balance-factor N`: bounded-load consistent hashing, a server takes at most N% of
+    /// the average load (0 = off).
+    pub hash_balance_factor: u32,
     pub servers: Vec<Server>,
     pub default_server: ServerParams,
     pub timeouts: Timeouts,
