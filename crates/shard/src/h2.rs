@@ -818,6 +818,7 @@ async fn relay_response(
         reply_error(conn, fe, Some(c.be), 502, &mut respond, txn).await;
         return;
     };
+    crate::persist::server_cookies_h2(c.be, lease.server, c.persisted, response.headers_mut());
     if let Some(v) = crate::persist::set_cookie(c.be, lease.server, c.persisted, c.method) {
         if let Ok(v) = http::HeaderValue::from_bytes(&v) {
             response.headers_mut().append(http::header::SET_COOKIE, v);

@@ -811,6 +811,16 @@ impl<'a> Session<'a> {
         };
         let sc = scratch(&mut self.sc, self.ctx);
         let resp_head_len = sc.resp.head_len();
+        // The server's own persistence cookie (`cookie NAME rewrite|prefix`; deleted by
+        // `insert`): a head rendered again only when such a `Set-Cookie` is there.
+        let rewritten = match &rewritten {
+            Some(raw) => crate::persist::server_cookies(c.be, lease.server, c.persisted, raw),
+            None => {
+                let own = head.bytes().get(..resp_head_len).unwrap_or_default();
+                crate::persist::server_cookies(c.be, lease.server, c.persisted, own)
+            }
+        }
+        .or(rewritten);
         match &rewritten {
             None => ringlb_http1::write_response_head(&sc.resp, head.bytes(), &mut out, &edits),
             Some(raw) => {

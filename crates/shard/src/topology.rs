@@ -153,11 +153,18 @@ pub struct BackendRt {
     pub cookie: Option<CookieRt>,
 }
 
-/// `cookie NAME insert [indirect] [nocache] [httponly] [secure] [domain D]... [attr A]...
-/// [postonly] [preserve]` (insert mode; the other modes are refused at start).
+/// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [domain D]...
+/// [attr A]... [postonly] [preserve]` (`maxidle`, `maxlife` and `dynamic` are refused at start).
 #[derive(Debug, Clone)]
 pub struct CookieRt {
     pub name: String,
+    /// `insert` (the proxy sets the cookie), `rewrite` (the proxy replaces the value of the
+    /// server's own cookie) or `prefix` (the proxy prefixes it with `SRVID~`).
+    pub mode: model::CookieMode,
+    /// Leave the server's own cookie of this name untouched.
+    pub preserve: bool,
+    /// `option persist`: a cookie naming a down server still sends the request there.
+    pub persist: bool,
     /// Remove the cookie from requests forwarded to the server.
     pub indirect: bool,
     /// Insert only on responses to POST requests.
@@ -715,7 +722,10 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
         errors: Arc::new(error_files(&b.errorfiles)),
         rules: None,
         stats_page: None,
-        cookie: b.cookie.as_ref().and_then(|c| cookie_rt(c, errors)),
+        cookie: b.cookie.as_ref().and_then(|c| {
+            let persist = b.options.other.get("persist") == Some(&true);
+            cookie_rt(c, persist, errors)
+        }),
     }
 }
 
@@ -871,19 +881,24 @@ fn server_tls(
     }
 }
 
-/// Insert-mode persistence; what ringlb does not implement yet is refused, naming it.
-fn cookie_rt(c: &model::Cookie, errors: &mut Vec<TopologyError>) -> Option<CookieRt> {
+/// Cookie persistence; what ringlb does not implement yet is refused, naming it.
+fn cookie_rt(
+    c: &model::Cookie,
+    persist: bool,
+    errors: &mut Vec<TopologyError>,
+) -> Option<CookieRt> {
     let refuse = |what: &str| TopologyError {
         loc: c.loc.clone(),
-        message: format!("'cookie' : {what} is not supported by ringlb yet (insert mode is)"),
+        message: format!("'cookie' : {what} is not supported by ringlb yet"),
     };
-    let unsupported = match c.mode {
-        model::CookieMode::Rewrite => Some("mode 'rewrite'"),
-        model::CookieMode::Prefix => Some("mode 'prefix'"),
-        model::CookieMode::Insert if c.maxidle.is_some() => Some("'maxidle'"),
-        model::CookieMode::Insert if c.maxlife.is_some() => Some("'maxlife'"),
-        model::CookieMode::Insert if c.dynamic => Some("'dynamic'"),
-        model::CookieMode::Insert => None,
+    let unsupported = if c.maxidle.is_some() {
+        Some("'maxidle'")
+    } else if c.maxlife.is_some() {
+        Some("'maxlife'")
+    } else if c.dynamic {
+        Some("'dynamic'")
+    } else {
+        None
     };
     if let Some(what) = unsupported {
         errors.push(refuse(what));
@@ -907,6 +922,9 @@ fn cookie_rt(c: &model::Cookie, errors: &mut Vec<TopologyError>) -> Option<Cooki
     }
     Some(CookieRt {
         name: c.name.clone(),
+        mode: c.mode,
+        preserve: c.preserve,
+        persist,
         indirect: c.indirect,
         postonly: c.postonly,
         attributes,
