@@ -566,6 +566,20 @@ impl<'a> Session<'a> {
                     .await
                 }
             };
+            // `observe layer7`: what this exchange says about the server's health (a reused
+            // connection the server had closed is no sign of trouble).
+            let observed = match &outcome {
+                Ok(_) => Some(crate::observe::of_status(
+                    scratch(&mut self.sc, self.ctx).resp.status(),
+                )),
+                Err(Failure::Empty) if !reused => Some(crate::observe::Event::HttpBrokenPipe),
+                Err(Failure::Timeout) => Some(crate::observe::Event::HttpReadTimeout),
+                Err(Failure::Invalid) => Some(crate::observe::Event::HttpHeader),
+                Err(_) => None,
+            };
+            if let Some(ev) = observed {
+                crate::observe::note(self.ctx, be_idx, lease.server, ev);
+            }
             match outcome {
                 // `retry-on <status>`: drop this answer and try again (replayable requests only,
                 // within `retries`), as HAProxy's layer-7 retries.

@@ -18,6 +18,7 @@ pub mod http;
 pub mod log;
 pub mod msg_rules;
 pub mod notify;
+pub mod observe;
 pub mod persist;
 pub mod post_param;
 pub mod rewrite;

@@ -60,6 +60,14 @@ pub enum ControlMsg {
         server: usize,
         maxconn: u32,
     },
+    /// Shard → control (`observe`): this shard saw `error-limit` consecutive errors on live
+    /// traffic to the server; `info` is HAProxy's "Detected N consecutive errors, last one
+    /// was: ..." text. The control shard applies `on-error`; shards ignore it.
+    HealthAnalyze {
+        backend: usize,
+        server: usize,
+        info: String,
+    },
 }
 
 /// Lifecycle of a shard.
@@ -95,6 +103,8 @@ pub struct ServerState {
     pub pool_max: Option<usize>,
     /// `server ... ssl`: this shard's client config (its own resumption store).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// `observe`: consecutive errors this shard saw on live traffic (reset by a success).
+    pub observed_errors: Cell<u32>,
 }
 
 /// A connection to a server and how many requests it has carried (counted when it goes back to
@@ -214,6 +224,7 @@ impl ShardState {
                         maxconn_now: Cell::new(share(s.maxconn, nshards)),
                         queue: RefCell::new(VecDeque::new()),
                         idle: RefCell::new(Vec::new()),
+                        observed_errors: Cell::new(0),
                         pool_max: usize::try_from(s.pool_max_conn)
                             .ok()
                             .map(|m| share(u32::try_from(m).unwrap_or(u32::MAX), nshards) as usize),
@@ -342,6 +353,7 @@ impl ShardState {
                     s.maxconn_now.set(share(maxconn, self.nshards));
                 }
             }
+            ControlMsg::HealthAnalyze { .. } => {}
         }
     }
 
@@ -490,6 +502,7 @@ mod tests {
                 pool_max_conn: -1,
                 pool_purge_delay: std::time::Duration::from_secs(5),
                 max_reuse: -1,
+                observe: None,
             })
             .collect::<Vec<ServerRt>>();
         let infos = servers

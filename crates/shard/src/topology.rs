@@ -218,6 +218,16 @@ pub struct ServerRt {
     pub pool_purge_delay: Duration,
     /// `max-reuse`: requests a server connection may carry after its first (-1 = unlimited).
     pub max_reuse: i64,
+    /// `observe layer4|layer7` (with `check`): live traffic errors count toward `on-error`.
+    pub observe: Option<ObserveRt>,
+}
+
+/// `observe` on a checked server: which outcomes count and how many consecutive errors
+/// (`error-limit`, default 10) make the shard report to the control shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObserveRt {
+    pub layer7: bool,
+    pub error_limit: u32,
 }
 
 /// `retry-on` keywords as flags.
@@ -691,6 +701,18 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
                 pool_max_conn: s.params.pool_max_conn.unwrap_or(-1),
                 pool_purge_delay: s.params.pool_purge_delay.unwrap_or(Duration::from_secs(5)),
                 max_reuse: s.params.max_reuse.unwrap_or(-1),
+                // Without `check` HAProxy accepts `observe` and does nothing (no check to fail);
+                // `layer7` only means something in HTTP mode.
+                observe: s
+                    .params
+                    .observe
+                    .as_deref()
+                    .filter(|_| s.params.check)
+                    .filter(|m| *m == "layer4" || b.mode == model::Mode::Http)
+                    .map(|m| ObserveRt {
+                        layer7: m == "layer7",
+                        error_limit: s.params.error_limit.unwrap_or(10).max(1),
+                    }),
             })
         })
         .collect();

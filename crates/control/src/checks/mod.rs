@@ -143,6 +143,11 @@ impl CheckPlan {
                     agent: agent_timing,
                     slowstart: p.slowstart.filter(|d| !d.is_zero()),
                     track,
+                    on_error: p
+                        .on_error
+                        .as_deref()
+                        .and_then(ringlb_health::state::OnError::parse)
+                        .unwrap_or_default(),
                 });
                 let target = |inter: Duration| CheckTarget {
                     server: srt.addr,
@@ -571,6 +576,19 @@ impl ChecksHandle {
             } => self
                 .force_health(backend, server, false, up)
                 .unwrap_or_else(|| vec![msg]),
+            // A worker's `observe` report: the board decides; nothing to forward as such.
+            ControlMsg::HealthAnalyze {
+                backend,
+                server,
+                info,
+            } => {
+                let e =
+                    self.0
+                        .board
+                        .borrow_mut()
+                        .health_analyze(backend, server, &info, self.0.now());
+                self.0.apply_returning(backend, server, e)
+            }
             other => vec![other],
         }
     }
