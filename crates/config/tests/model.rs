@@ -136,7 +136,7 @@ fn rules_and_conditions_are_typed() {
 
 #[test]
 fn keyword_uses_carry_statuses() {
-    let l = ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n balance leastconn\n server s 127.0.0.1:1 check check-ssl\n"));
+    let l = ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n balance leastconn\n server s 127.0.0.1:1 check check-ssl check-alpn h2\n"));
     let st = |k: &str| {
         l.config
             .keyword_uses
@@ -147,8 +147,9 @@ fn keyword_uses_carry_statuses() {
     assert_eq!(st("bind"), Some(Status::Supported));
     assert_eq!(st("timeout connect"), Some(Status::Supported));
     assert_eq!(st("server check"), Some(Status::Supported));
-    // TLS health checks wait for the TLS issue.
-    assert_eq!(st("server check-ssl"), Some(Status::Parsed { issue: 5 }));
+    assert_eq!(st("server check-ssl"), Some(Status::Supported));
+    // ALPN of health checks is not done yet.
+    assert_eq!(st("server check-alpn"), Some(Status::Parsed { issue: 5 }));
     assert_eq!(st("server weight"), None, "no option written");
     assert_eq!(st("condition (if/unless)"), None);
     // Balanced by ringlb-balance: no pending use recorded for the algorithm.

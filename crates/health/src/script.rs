@@ -53,6 +53,13 @@ pub struct ResolvedConnect {
     pub send_proxy: bool,
 }
 
+/// Checks go over TLS with `check-ssl`, or when the server uses `ssl` for its traffic and the
+/// checks neither `port` nor `addr` elsewhere (HAProxy 2.6's `init_srv_check`).
+pub fn ssl_checks(params: &ServerParams) -> bool {
+    params.check_ssl
+        || (params.ssl.enabled && params.check_port.is_none() && params.check_addr.is_none())
+}
+
 impl ConnectSpec {
     /// The step's own settings, else the server's `port`, `addr`, `check-ssl`, `check-sni`,
     /// `check-send-proxy` (HAProxy's `connect default` semantics for the implicit connect).
@@ -62,7 +69,7 @@ impl ConnectSpec {
         ResolvedConnect {
             addr: self.addr.clone().or_else(|| params.check_addr.clone()),
             port: self.port.or(params.check_port).or(server_port),
-            ssl: self.ssl || (inherit && params.check_ssl),
+            ssl: self.ssl || (inherit && ssl_checks(params)),
             sni: self
                 .sni
                 .clone()
@@ -124,6 +131,14 @@ pub struct CheckScript {
 }
 
 impl CheckScript {
+    /// Whether a connect step of this script goes over TLS for a server with `params`.
+    pub fn uses_tls(&self, params: &ServerParams) -> bool {
+        self.steps().iter().any(|s| match s {
+            Step::Connect(c) => c.resolve(params, None).ssl,
+            _ => false,
+        })
+    }
+
     pub fn steps(&self) -> &[Step] {
         &self.steps
     }

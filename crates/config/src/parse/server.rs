@@ -50,8 +50,8 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("fall", true, S, "failures to mark down"),
     o("port", true, S, "health check port"),
     o("addr", true, S, "health check address"),
-    o("check-ssl", false, LB, "health checks over TLS"),
-    o("check-sni", true, LB, "SNI of TLS health checks"),
+    o("check-ssl", false, S, "health checks over TLS"),
+    o("check-sni", true, S, "SNI of TLS health checks"),
     o("check-alpn", true, LB, "ALPN of health checks"),
     o("check-proto", true, LB, "protocol of health checks"),
     o(
