@@ -390,3 +390,39 @@ fn hash_balance_factor_spreads_a_hot_key() {
         }
     }
 }
+
+/// `leastconn` with 2 shards: each shard counts its own connections (docs/architecture.md,
+/// "Limits across shards"), so `n` concurrent connections spread by the kernel over the
+/// shards end up within `shards` of an even split, and the counts go back to zero when they
+/// close (a second wave is as balanced as the first).
+#[test]
+fn leastconn_with_two_shards_balances_within_the_shard_count() {
+    let origins = Origins::start(2);
+    let dir = TempDir::new("leastconn2");
+    let front = free_addr();
+    let cfg = config(front, &origins.addrs(), "    balance leastconn\n", &[1, 1])
+        .replace("nbthread 1", "nbthread 2");
+    let path = write_config(&dir, &cfg);
+    let _r = Ringlb::start(&path, &[front]);
+    for wave in 0..2 {
+        let n = 16;
+        let held: Vec<_> = (0..n)
+            .map(|_| {
+                std::thread::sleep(Duration::from_millis(30));
+                std::thread::spawn(move || {
+                    let mut c = Conn::connect(front).unwrap();
+                    c.set_timeout(Duration::from_secs(10)).unwrap();
+                    let r = c.get("/slow/1500").unwrap();
+                    r.header("x-origin").unwrap_or("?").to_string()
+                })
+            })
+            .collect();
+        let got: Vec<String> = held.into_iter().map(|t| t.join().unwrap()).collect();
+        let first = got.iter().filter(|o| **o == got[0]).count();
+        let other = n - first;
+        assert!(
+            first.abs_diff(other) <= 2,
+            "wave {wave}: {first} vs {other}: {got:?}"
+        );
+    }
+}
