@@ -158,3 +158,54 @@ fn layer4_ignores_http_errors() {
         "{seq:?}"
     );
 }
+
+/// `layer4`: connection failures count. s1's traffic port refuses connections while its
+/// check (`port`) passes; two refused connections mark it DOWN (`option redispatch` sends the
+/// failed requests to s2).
+#[test]
+fn layer4_refused_connections_mark_down_as_haproxy() {
+    let dir = TempDir::new("observe-l4");
+    let (s1, s2) = (Origin::start("s1"), Origin::start("s2"));
+    let dead = free_addr();
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 500ms\n    timeout client 5s\n    timeout server 5s\n    timeout check 500ms\n    retries 1\n    option redispatch\n\
+             frontend fe\n    bind {front}\n    default_backend be\n\
+             backend be\n    balance roundrobin\n\
+             \x20   server s1 {dead} check port {} inter 30s observe layer4 error-limit 2 on-error mark-down\n\
+             \x20   server s2 {} check inter 30s\n",
+            s1.addr().port(),
+            s2.addr()
+        )
+    };
+    let paths = ["/"; 6];
+    let rf = free_addr();
+    let rpath = dir.join("r.cfg");
+    std::fs::write(&rpath, cfg(rf)).unwrap();
+    let got = {
+        let r = Ringlb::start(&rpath, &[rf]);
+        run(&r, rf, &paths)
+    };
+    assert!(got.0.iter().all(|o| o.starts_with("s2 200")), "{got:?}");
+    assert!(
+        got.1.iter().any(|l| l.starts_with(
+            "Server be/s1 is DOWN, reason: Health analyze, info: \"Detected 2 consecutive errors, last one was: L4 unsuccessful connection\""
+        )),
+        "{got:?}"
+    );
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    let hf = free_addr();
+    let hpath = dir.join("h.cfg");
+    std::fs::write(&hpath, cfg(hf)).unwrap();
+    let want = {
+        let h = Haproxy::start(&hpath, &[hf]);
+        run(&h, hf, &paths)
+    };
+    assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
+}
