@@ -209,3 +209,55 @@ fn layer4_refused_connections_mark_down_as_haproxy() {
     };
     assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
 }
+
+/// HTTP/2 clients' requests are observed as HTTP/1 ones: three 500s from s1 mark it DOWN.
+#[test]
+fn layer7_errors_over_h2_mark_down() {
+    let dir = TempDir::new("observe-h2");
+    let (s1, s2) = (Origin::start("s1"), Origin::start("s2"));
+    let front = free_addr();
+    let cfg = config(
+        front,
+        s1.addr(),
+        s2.addr(),
+        "observe layer7 error-limit 3 on-error mark-down",
+    )
+    .replace(&format!("bind {front}"), &format!("bind {front} proto h2"));
+    let path = dir.join("r.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let r = Ringlb::start(&path, &[front]);
+    std::thread::sleep(Duration::from_millis(400));
+    let url = format!("http://{front}/status/500");
+    let mut origins = Vec::new();
+    for _ in 0..10 {
+        let out = ringlb_testkit::curl(
+            &[
+                "--http2-prior-knowledge",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                &url,
+            ],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        let o = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-origin: "))
+            .unwrap_or("-")
+            .trim()
+            .to_string();
+        origins.push(o);
+        std::thread::sleep(GAP);
+    }
+    assert!(
+        wait_until(Duration::from_secs(2), || r
+            .stderr()
+            .contains("Server be/s1 is DOWN, reason: Health analyze")),
+        "{}",
+        r.stderr()
+    );
+    assert!(origins[6..].iter().all(|o| o == "s2"), "{origins:?}");
+}

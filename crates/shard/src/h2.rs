@@ -529,6 +529,17 @@ async fn forward(
                 future::or(exchange, reset).await
             }
         };
+        // `observe layer7`, as on HTTP/1 (`observe.rs`).
+        let observed = match &outcome {
+            Ok(_) => Some(crate::observe::of_status(resp.status())),
+            Err(Failure::Empty) if !info.reused => Some(crate::observe::Event::HttpBrokenPipe),
+            Err(Failure::Timeout) => Some(crate::observe::Event::HttpReadTimeout),
+            Err(Failure::Invalid) => Some(crate::observe::Event::HttpHeader),
+            Err(_) => None,
+        };
+        if let Some(ev) = observed {
+            crate::observe::note(ctx, be_idx, lease.server, ev);
+        }
         match outcome {
             Ok(rest) => {
                 let c = RelayCtx {
