@@ -426,3 +426,58 @@ fn leastconn_with_two_shards_balances_within_the_shard_count() {
         );
     }
 }
+
+/// `url_param .. check_post` for HTTP/2 clients: the POST body is read before the server is
+/// chosen, so each user lands where an HTTP/1 POST with the same body lands.
+#[test]
+fn check_post_over_h2_picks_as_over_http1() {
+    let origins = Origins::start(3);
+    let dir = TempDir::new("check-post-h2");
+    let (h1, h2) = (free_addr(), free_addr());
+    let servers: String = origins
+        .addrs()
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("    server s{} {a}\n", i + 1))
+        .collect();
+    let cfg = format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+         frontend fe1\n    bind {h1}\n    default_backend be\n\
+         frontend fe2\n    bind {h2} proto h2\n    default_backend be\n\
+         backend be\n    balance url_param user check_post\n{servers}"
+    );
+    let path = write_config(&dir, &cfg);
+    let _r = Ringlb::start(&path, &[h1, h2]);
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..10 {
+        let body = format!("a=1&user=u{i}&z=2");
+        let mut c = Conn::connect(h1).unwrap();
+        c.set_timeout(Duration::from_secs(5)).unwrap();
+        let r = c.request("POST", "/login", &[], body.as_bytes()).unwrap();
+        let via_h1 = r.header("x-origin").unwrap_or("?").to_string();
+        let out = ringlb_testkit::curl(
+            &[
+                "--http2-prior-knowledge",
+                "-D",
+                "-",
+                "-o",
+                "/dev/null",
+                "--data-raw",
+                &body,
+                &format!("http://{h2}/login"),
+            ],
+            Duration::from_secs(5),
+        )
+        .unwrap();
+        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+        let via_h2 = head
+            .lines()
+            .find_map(|l| l.strip_prefix("x-origin: "))
+            .unwrap_or("-")
+            .trim()
+            .to_string();
+        assert_eq!(via_h2, via_h1, "user u{i}");
+        seen.insert(via_h1);
+    }
+    assert!(seen.len() > 1, "the users spread: {seen:?}");
+}
