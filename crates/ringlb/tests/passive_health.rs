@@ -261,3 +261,58 @@ fn layer7_errors_over_h2_mark_down() {
     );
     assert!(origins[6..].iter().all(|o| o == "s2"), "{origins:?}");
 }
+
+/// `show stat`'s `hanafail`: one per `on-error` event, summed over the shards.
+#[test]
+fn hanafail_counts_on_error_events() {
+    use std::io::{Read, Write};
+    let dir = TempDir::new("observe-stat");
+    let (s1, s2) = (Origin::start("s1"), Origin::start("s2"));
+    let front = free_addr();
+    let sock = dir.join("admin.sock");
+    let cfg = config(
+        front,
+        s1.addr(),
+        s2.addr(),
+        "observe layer7 error-limit 2 on-error fastinter",
+    )
+    .replace(
+        "global\n    nbthread 1\n",
+        &format!(
+            "global\n    nbthread 1\n    stats socket {} level admin\n",
+            sock.display()
+        ),
+    );
+    let path = dir.join("r.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let r = Ringlb::start(&path, &[front]);
+    // s1 gets 4 of 8 requests: two streaks of 2 errors, two `fastinter` events (s1 stays UP).
+    let (seen, _) = run(&r, front, &["/status/500"; 8]);
+    assert_eq!(
+        seen.iter().filter(|o| o.starts_with("s1")).count(),
+        4,
+        "{seen:?}"
+    );
+    let mut c = std::os::unix::net::UnixStream::connect(&sock).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    c.write_all(b"show stat\n").unwrap();
+    let mut out = String::new();
+    let _ = c.read_to_string(&mut out);
+    let mut lines = out.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let col = header.iter().position(|h| *h == "hanafail").unwrap();
+    let field = |srv: &str| -> String {
+        out.lines()
+            .find(|l| l.starts_with(&format!("be,{srv},")))
+            .and_then(|l| l.split(',').nth(col))
+            .unwrap_or("?")
+            .to_string()
+    };
+    assert_eq!(field("s1"), "2", "{out}");
+    assert_eq!(field("s2"), "", "no observe, no hanafail: {out}");
+}
