@@ -201,6 +201,18 @@ fn mode_warnings(cx: &mut Cx, p: &ProxyDraft) {
                 format!("{what} for {kind} '{}' as it requires HTTP mode.", p.name),
             );
         }
+    } // haproxy 2.6 says so with an ALERT but starts, without observing the server.
+    for srv in &p.servers {
+        if srv.params.observe.as_deref() == Some("layer7") {
+            cx.warn(
+                &srv.loc,
+                "",
+                format!(
+                    "'server {}/{}' : 'layer7' can only be used in http proxies.",
+                    p.name, srv.name
+                ),
+            );
+        }
     }
 }
 

@@ -505,3 +505,41 @@ fn http2_bind_proto_and_tune_h2_settings() {
         assert!(e.contains(msg), "{kw}: {e}");
     }
 }
+
+#[test]
+fn observe_options_are_checked_as_haproxy_does() {
+    let tcp = ok(&format!(
+        "{T}listen l\n mode tcp\n bind :80\n server s 127.0.0.1:1 check observe layer7\n"
+    ));
+    assert!(
+        tcp.warnings.iter().any(|w| w
+            .message
+            .contains("'server l/s' : 'layer7' can only be used in http proxies.")),
+        "{:?}",
+        tcp.warnings
+    );
+    let l = ok(&format!("{T}listen l\n bind :80\n server s 127.0.0.1:1 check observe layer4 error-limit 5 on-error sudden-death\n"));
+    let p = &l.config.backends[0].servers[0].params;
+    assert_eq!(p.error_limit, Some(5));
+    assert_eq!(p.on_error.as_deref(), Some("sudden-death"));
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n server s 127.0.0.1:1 on-error bogus\n"
+    ));
+    assert!(e.contains("'on-error' expects one of 'fastinter', 'fail-check', 'sudden-death' or 'mark-down' but got 'bogus'."), "{e}");
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n server s 127.0.0.1:1 error-limit 0\n"
+    ));
+    assert!(e.contains("error-limit has to be > 0."), "{e}");
+    let e = err(&format!(
+        "{T}backend b\n hash-balance-factor 100\n server s 127.0.0.1:1\n"
+    ));
+    assert!(
+        e.contains("'hash-balance-factor' must be 0 or greater than 100."),
+        "{e}"
+    );
+    let l = ok(&format!("{T}defaults d2\n hash-balance-factor 150\nbackend b from d2\n balance uri\n hash-type consistent\n server s 127.0.0.1:1\n"));
+    assert_eq!(
+        l.config.backends[0].hash_balance_factor, 150,
+        "inherited from defaults"
+    );
+}
