@@ -389,6 +389,7 @@ fn backend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Backend {
         balance: s.balance.clone().unwrap_or_default(),
         hash_type: s.hash_type.unwrap_or_default(),
         hash_balance_factor: s.hash_balance_factor.unwrap_or(0),
+        persist_rdp_cookie: s.persist_rdp_cookie.clone(),
         servers: p.servers.clone(),
         default_server: s.default_server.clone(),
         timeouts: s.timeouts,

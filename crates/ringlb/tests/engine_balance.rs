@@ -262,7 +262,12 @@ fn rdp_servers(n: usize) -> Vec<SocketAddr> {
 
 /// An RDP Connection Request (TPKT + X.224 CR) carrying `Cookie: mstshash=<user>`.
 fn rdp_request(user: &str) -> Vec<u8> {
-    let cookie = format!("Cookie: mstshash={user}\r\n");
+    rdp_request_with(&format!("mstshash={user}"))
+}
+
+/// An RDP Connection Request carrying `Cookie: <cookie>`.
+fn rdp_request_with(cookie: &str) -> Vec<u8> {
+    let cookie = format!("Cookie: {cookie}\r\n");
     let len = 11 + cookie.len() + 8;
     let mut v = vec![
         3,
@@ -480,4 +485,80 @@ fn check_post_over_h2_picks_as_over_http1() {
         seen.insert(via_h1);
     }
     assert!(seen.len() > 1, "the users spread: {seen:?}");
+}
+
+/// The `msts` routing cookie value naming `addr` (`<ip>.<port>.0000`, little-endian integers
+/// of the network-order bytes, as Windows' session broker writes it).
+fn msts(addr: SocketAddr) -> String {
+    let SocketAddr::V4(a) = addr else {
+        panic!("IPv4 only")
+    };
+    let ip = u32::from_le_bytes(a.ip().octets());
+    let port = u16::from_le_bytes(a.port().to_be_bytes());
+    format!("msts={ip}.{port}.0000")
+}
+
+/// `persist rdp-cookie`: a connection whose `msts` cookie names a server goes to it, whatever
+/// the balancing says; other connections are balanced. Same servers as haproxy 2.6.
+#[test]
+fn persist_rdp_cookie_matches_haproxy() {
+    use std::io::{Read, Write};
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    let servers = rdp_servers(3);
+    let dir = TempDir::new("rdp-persist");
+    let cookies: Vec<String> = (0..12)
+        .map(|i| match i % 3 {
+            0 => msts(servers[2]),
+            1 => msts(servers[1]),
+            _ => format!("mstshash=user{i}"),
+        })
+        .collect();
+    let run = |front: SocketAddr| -> Vec<String> {
+        cookies
+            .iter()
+            .map(|cookie| {
+                let mut c = std::net::TcpStream::connect(front).unwrap();
+                c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                c.write_all(&rdp_request_with(cookie)).unwrap();
+                let mut out = String::new();
+                let _ = c.read_to_string(&mut out);
+                out.trim().to_string()
+            })
+            .collect()
+    };
+    let cfg = |front: SocketAddr| {
+        let mut s = format!(
+            "global\n    nbthread 1\n\ndefaults\n    mode tcp\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\nlisten rdp\n    bind {front}\n    balance roundrobin\n    persist rdp-cookie\n    tcp-request inspect-delay 2s\n    tcp-request content accept if RDP_COOKIE\n"
+        );
+        for (i, a) in servers.iter().enumerate() {
+            s.push_str(&format!("    server s{} {a}\n", i + 1));
+        }
+        s
+    };
+    let (hf, rf) = (free_addr(), free_addr());
+    let hcfg = write_config(&dir, &cfg(hf));
+    let rpath = dir.join("ringlb.cfg");
+    std::fs::write(&rpath, cfg(rf)).unwrap();
+    let want = {
+        let _h = Haproxy::start(&hcfg, &[hf]);
+        run(hf)
+    };
+    let got = {
+        let _r = Ringlb::start(&rpath, &[rf]);
+        run(rf)
+    };
+    for (i, w) in want.iter().enumerate() {
+        match i % 3 {
+            0 => assert_eq!(w, "s3", "haproxy honours msts: {want:?}"),
+            1 => assert_eq!(w, "s2", "haproxy honours msts: {want:?}"),
+            _ => {}
+        }
+    }
+    assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
 }

@@ -280,6 +280,48 @@ pub fn server_cookies_h2(
     }
 }
 
+/// `persist rdp-cookie[(name)]`: the server whose address the client's RDP cookie carries
+/// (`msts=<ip>.<port>.<reserved>`, as Microsoft's session broker writes it), if it may take
+/// the connection (up and not in maintenance, or anyway with `option persist`), as HAProxy's
+/// `tcp_persist_rdp_cookie` does.
+pub fn rdp_server(ctx: &Ctx, be_idx: usize, be: &BackendRt, payload: &[u8]) -> Option<usize> {
+    let name = be.persist_rdp_cookie.as_deref()?;
+    let value = ringlb_rules::rdp::rdp_cookie(payload, Some(name.as_bytes()))?;
+    let target = std::net::SocketAddr::V4(rdp_address(value)?);
+    be.servers
+        .iter()
+        .position(|s| s.addr == target)
+        .filter(|&s| {
+            be.option_persist
+                || ctx
+                    .state
+                    .server(be_idx, s)
+                    .is_some_and(|st| st.up.get() && st.admin.get() != AdminState::Maint)
+        })
+}
+
+/// `<ip>.<port>.` of an RDP routing cookie: the IPv4 address and the port as the integers
+/// their network-order bytes make on a little-endian host (HAProxy compares them with
+/// `sin_addr.s_addr` and `htons(port)` on x86): `3640174784.15629.0000` is 192.168.248.216:3389.
+pub fn rdp_address(v: &[u8]) -> Option<std::net::SocketAddrV4> {
+    let mut parts = v.splitn(3, |&c| c == b'.');
+    let num = |p: &[u8]| -> Option<u64> {
+        if p.is_empty() || !p.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        std::str::from_utf8(p)
+            .ok()?
+            .parse::<u64>()
+            .ok()
+            .or(Some(u64::MAX))
+    };
+    let addr = num(parts.next()?)? as u32;
+    let port = num(parts.next()?)? as u16;
+    parts.next()?; // the reserved part after the second dot must be there
+    let ip = std::net::Ipv4Addr::from(addr.to_le_bytes());
+    Some(std::net::SocketAddrV4::new(ip, port.swap_bytes()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,6 +336,20 @@ mod tests {
             postonly: false,
             attributes: String::new(),
         }
+    }
+
+    #[test]
+    fn rdp_addresses_as_microsoft_writes_them() {
+        assert_eq!(
+            rdp_address(b"3640174784.15629.0000"),
+            Some("192.168.248.216:3389".parse().unwrap())
+        );
+        assert_eq!(
+            rdp_address(b"16777343.20480.0000"),
+            Some("127.0.0.1:80".parse().unwrap())
+        );
+        assert_eq!(rdp_address(b"3640174784.15629"), None, "no reserved part");
+        assert_eq!(rdp_address(b"x.15629.0000"), None);
     }
 
     #[test]

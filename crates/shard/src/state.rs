@@ -540,6 +540,8 @@ mod tests {
                 rules: None,
                 stats_page: None,
                 cookie: None,
+                persist_rdp_cookie: None,
+                option_persist: false,
             }],
             tune: Tune {
                 bufsize: 16384,

@@ -151,6 +151,10 @@ pub struct BackendRt {
     pub stats_page: Option<StatsPageRt>,
     /// `cookie NAME insert ...`: cookie-based persistence.
     pub cookie: Option<CookieRt>,
+    /// `persist rdp-cookie[(name)]`: the RDP cookie naming a server by address.
+    pub persist_rdp_cookie: Option<String>,
+    /// `option persist`: persistence may send a request to a server that is down.
+    pub option_persist: bool,
 }
 
 /// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [domain D]...
@@ -748,6 +752,8 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
             let persist = b.options.other.get("persist") == Some(&true);
             cookie_rt(c, persist, errors)
         }),
+        persist_rdp_cookie: b.persist_rdp_cookie.clone(),
+        option_persist: b.options.other.get("persist") == Some(&true),
     }
 }
 

@@ -288,7 +288,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("load-server-state-from-file", DB, OPS, "server state file", generic),
     kw("server-state-file-name", DB, OPS, "server state file name", generic),
     kw("dynamic-cookie-key", DB, LB, "key of dynamic cookies", generic),
-    kw("persist rdp-cookie", DB, NO, "RDP cookie persistence", generic),
+    kw("persist rdp-cookie", DB, S, "RDP cookie persistence (the server at the cookie's address)", p_persist_rdp_cookie),
     kw("server-template", BE, S, "<prefix> <num|range> <addr>[:port] [options]: numbered servers", server::parse_server_template),
     kw("compression", DFB, NO, "HTTP compression", generic),
     kw("filter", FB, NO, "stream filters (trace, compression, spoe, cache)", generic),

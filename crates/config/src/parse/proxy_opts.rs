@@ -401,6 +401,17 @@ pub(crate) fn p_hash_balance_factor(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Li
     super::no_extra(l, 2)
 }
 
+/// `persist rdp-cookie[(name)]`; the name defaults to `msts` (HAProxy).
+pub(crate) fn p_persist_rdp_cookie(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let word = l.arg(k.kw_words - 1);
+    let name = paren_arg(word).filter(|n| !n.is_empty()).unwrap_or("msts");
+    if word.contains('(') && paren_arg(word).is_none() {
+        return Err("'persist rdp-cookie' : missing ')' after the cookie name.".into());
+    }
+    p.settings.persist_rdp_cookie = Some(name.to_string());
+    super::no_extra(l, k.kw_words)
+}
+
 pub(crate) fn p_hash_type(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     need(k, l, 1)?;
     let consistent = match l.arg(1) {
