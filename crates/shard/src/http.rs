@@ -489,7 +489,12 @@ impl<'a> Session<'a> {
         let mut attempts = 0u32;
         // `url_param .. check_post`: the body's start, when the balancer must look into it.
         let mut post_body = None;
-        if crate::post_param::wants_body(&be.balance.balance, method, framing, &facts.uri) {
+        // A client waiting for `100 Continue` sends no body yet: it is balanced without one
+        // (haproxy answers the 100 itself and waits; ringlb leaves the 100 to the server).
+        let expects_continue = scratch(&mut self.sc, self.ctx).req.expect_continue();
+        if !expects_continue
+            && crate::post_param::wants_body(&be.balance.balance, method, framing, &facts.uri)
+        {
             let (start, part) = crate::post_param::read_body_start(
                 &self.client,
                 body_start.take(),
