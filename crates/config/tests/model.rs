@@ -136,7 +136,7 @@ fn rules_and_conditions_are_typed() {
 
 #[test]
 fn keyword_uses_carry_statuses() {
-    let l = ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n balance leastconn\n server s 127.0.0.1:1 check check-ssl check-alpn h2\n"));
+    let l = ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n balance leastconn\n server s 127.0.0.1:1 check check-ssl check-proto h2\n"));
     let st = |k: &str| {
         l.config
             .keyword_uses
@@ -148,8 +148,8 @@ fn keyword_uses_carry_statuses() {
     assert_eq!(st("timeout connect"), Some(Status::Supported));
     assert_eq!(st("server check"), Some(Status::Supported));
     assert_eq!(st("server check-ssl"), Some(Status::Supported));
-    // ALPN of health checks is not done yet.
-    assert_eq!(st("server check-alpn"), Some(Status::Parsed { issue: 5 }));
+    // HTTP/2 health checks are not done yet.
+    assert_eq!(st("server check-proto"), Some(Status::Parsed { issue: 5 }));
     assert_eq!(st("server weight"), None, "no option written");
     assert_eq!(st("condition (if/unless)"), None);
     // Balanced by ringlb-balance: no pending use recorded for the algorithm.

@@ -74,7 +74,14 @@ impl ConnectSpec {
                 .sni
                 .clone()
                 .or_else(|| params.check_sni.clone().filter(|_| inherit)),
-            alpn: self.alpn.clone(),
+            alpn: self.alpn.clone().or_else(|| {
+                params
+                    .other
+                    .iter()
+                    .find(|(n, _)| n == "check-alpn")
+                    .and_then(|(_, v)| v.clone())
+                    .filter(|_| inherit)
+            }),
             send_proxy: self.send_proxy || (inherit && check_send_proxy),
         }
     }
@@ -137,6 +144,20 @@ impl CheckScript {
             Step::Connect(c) => c.resolve(params, None).ssl,
             _ => false,
         })
+    }
+
+    /// The ALPN lists the TLS connect steps offer for a server with `params`.
+    pub fn alpns(&self, params: &ServerParams) -> Vec<String> {
+        self.steps()
+            .iter()
+            .filter_map(|s| match s {
+                Step::Connect(c) => {
+                    let r = c.resolve(params, None);
+                    r.alpn.filter(|_| r.ssl)
+                }
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn steps(&self) -> &[Step] {

@@ -108,7 +108,8 @@ fn checked(front: SocketAddr, tls: SocketAddr, ca: &Path) -> String {
          \x20   server sni {tls} check check-ssl check-sni a.example verify required ca-file {ca} inter 200ms\n\
          \x20   server badname {tls} check check-ssl check-sni b.example verify required ca-file {ca} inter 200ms\n\
          \x20   server plain {tls} check inter 200ms\n\
-         \x20   server implied {tls} ssl verify none check inter 200ms\n"
+         \x20   server implied {tls} ssl verify none check inter 200ms\n\
+         \x20   server alpn {tls} check check-ssl check-alpn http/1.1 verify none inter 200ms\n"
     )
 }
 

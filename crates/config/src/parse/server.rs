@@ -52,7 +52,12 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("addr", true, S, "health check address"),
     o("check-ssl", false, S, "health checks over TLS"),
     o("check-sni", true, S, "SNI of TLS health checks"),
-    o("check-alpn", true, LB, "ALPN of health checks"),
+    o(
+        "check-alpn",
+        true,
+        S,
+        "ALPN of TLS health checks (http/1.1)",
+    ),
     o("check-proto", true, LB, "protocol of health checks"),
     o(
         "check-send-proxy",

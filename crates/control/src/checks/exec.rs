@@ -149,9 +149,15 @@ async fn open(
     if !spec.ssl {
         return Ok(CheckStream::Plain(stream));
     }
-    let Some(config) = t.tls.clone() else {
+    let Some(mut config) = t.tls.clone() else {
         return Err(ConnFailure::Other("no TLS settings for this server".into()));
     };
+    // `check-alpn` / `connect alpn` (only `http/1.1`: checks speak HTTP/1, see `check_tls`).
+    if let Some(alpn) = &spec.alpn {
+        let mut c = (*config).clone();
+        c.alpn_protocols = alpn.split(',').map(|p| p.as_bytes().to_vec()).collect();
+        config = std::sync::Arc::new(c);
+    }
     match CheckStream::tls(stream, config, spec.sni.as_deref(), addr.ip(), deadline).await {
         Ok(s) => Ok(s),
         Err(HandshakeError::Timeout) => Err(ConnFailure::Tls(None)),

@@ -157,6 +157,17 @@ impl CheckPlan {
                         .as_ref()
                         .is_some_and(|sc| sc.uses_tls(p) || ringlb_health::script::ssl_checks(p))
                 {
+                    let alpns = script.as_ref().map(|sc| sc.alpns(p)).unwrap_or_default();
+                    if let Some(a) = alpns
+                        .iter()
+                        .flat_map(|a| a.split(','))
+                        .find(|a| *a != "http/1.1")
+                    {
+                        errors.push(format!(
+                            "'server {}/{}' : ALPN '{a}' for health checks is not supported by ringlb yet (only http/1.1)",
+                            be.name, srv.name
+                        ));
+                    }
                     match check_tls(p, &tls_globals) {
                         Ok(c) => Some(c),
                         Err(e) => {
