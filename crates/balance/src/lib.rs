@@ -93,8 +93,7 @@ pub struct Options {
     /// `option allbackups`: all usable backups share the load when no active server is
     /// usable (else only the first usable backup in declaration order).
     pub allbackups: bool,
-    /// `hash-balance-factor N` (percent, 0 = off; consistent hashing only). Not in the
-    /// config model yet: the engine passes it here once it is.
+    /// `hash-balance-factor N` (percent, 0 = off; consistent hashing only).
     pub hash_balance_factor: u32,
 }
 
@@ -265,12 +264,11 @@ impl Balancer {
         }
     }
 
-    /// Builds the balancer of a model backend (`hash-balance-factor` is not in the model:
-    /// pass [`Options`] to [`Balancer::new`] to set it).
+    /// Builds the balancer of a model backend.
     pub fn from_backend(be: &Backend) -> Balancer {
         let opts = Options {
             allbackups: be.options.allbackups,
-            hash_balance_factor: 0,
+            hash_balance_factor: be.hash_balance_factor,
         };
         Balancer::new(
             &be.balance,

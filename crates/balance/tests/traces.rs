@@ -54,9 +54,6 @@ fn config_text(backend: &str) -> String {
     let mut out = String::from("defaults\n    mode http\n");
     for l in backend.lines() {
         let t = l.trim_start();
-        if t.starts_with("hash-balance-factor ") {
-            continue; // not in the config model yet: see `balance_factor`
-        }
         if let Some(rest) = t.strip_prefix("server ") {
             let (name, opts) = rest.split_once(' ').unwrap_or((rest, ""));
             out.push_str(&format!("    server {name} 127.0.0.1:8000 {opts}\n"));
@@ -87,7 +84,7 @@ fn balancer(t: &Trace) -> (Balancer, Vec<String>) {
     }
     let opts = Options {
         allbackups: be.options.allbackups,
-        hash_balance_factor: balance_factor(&t.backend),
+        hash_balance_factor: be.hash_balance_factor,
     };
     (
         Balancer::new(
@@ -98,14 +95,6 @@ fn balancer(t: &Trace) -> (Balancer, Vec<String>) {
         ),
         names,
     )
-}
-
-/// `hash-balance-factor N` (read from the trace: the config model has no field for it).
-fn balance_factor(backend: &str) -> u32 {
-    backend
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("hash-balance-factor "))
-        .map_or(0, |v| v.trim().parse().unwrap())
 }
 
 fn bare_consistent(backend: &str) -> bool {
@@ -135,6 +124,9 @@ fn runtime(b: &mut Balancer, names: &[String], cmd: &str) {
 /// Replays one trace; returns the mismatches as text.
 fn replay(t: &Trace) -> Vec<String> {
     let (mut b, names) = balancer(t);
+    // `balance hash req.hdr(X-Key)` traces: the engine fetches the sample; here it is the
+    // X-Key column.
+    let hash_expr = t.backend.contains("balance hash req.hdr(X-Key)");
     let mut rng = SplitMix64(1);
     let mut bad = Vec::new();
     for (n, line) in t.lines.iter().enumerate() {
@@ -152,6 +144,7 @@ fn replay(t: &Trace) -> Vec<String> {
             header,
             body,
             is_post: body.is_some(),
+            key: header.filter(|_| hash_expr),
             ..PickInput::default()
         };
         let got = b.pick(&req, &mut rng);

@@ -359,3 +359,11 @@ $servers4" < <(seq_hdr 60 'key-%d-%d'; seq_uris 8 '/nokey%d')
     hash-type $m
 $servers4" < <(seq_hdr 60 'www.site%d.example%d.com')
 done
+
+# `balance hash <expr>` (2.6): the X-Key header as the sample; no header: round robin.
+for m in map-based consistent "consistent djb2"; do
+    case_ "hash_expr_${m// /_}" "backend be
+    balance hash req.hdr(X-Key)
+    hash-type $m
+$servers4" < <(seq_hdr 60 'k%d-%d'; seq_uris 8 '/nokey%d')
+done

@@ -218,6 +218,18 @@ fn mode_warnings(cx: &mut Cx, p: &ProxyDraft) {
                 format!("{what} for {kind} '{}' as it requires HTTP mode.", p.name),
             );
         }
+    } // haproxy 2.6 says so with an ALERT but starts, without observing the server.
+    for srv in &p.servers {
+        if srv.params.observe.as_deref() == Some("layer7") {
+            cx.warn(
+                &srv.loc,
+                "",
+                format!(
+                    "'server {}/{}' : 'layer7' can only be used in http proxies.",
+                    p.name, srv.name
+                ),
+            );
+        }
     }
 }
 
@@ -437,6 +449,8 @@ fn backend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Backend {
         mode: mode_of(p),
         balance: s.balance.clone().unwrap_or_default(),
         hash_type: s.hash_type.unwrap_or_default(),
+        hash_balance_factor: s.hash_balance_factor.unwrap_or(0),
+        persist_rdp_cookie: s.persist_rdp_cookie.clone(),
         servers: p.servers.clone(),
         default_server: s.default_server.clone(),
         timeouts: s.timeouts,

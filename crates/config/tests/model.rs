@@ -136,7 +136,7 @@ fn rules_and_conditions_are_typed() {
 
 #[test]
 fn keyword_uses_carry_statuses() {
-    let l = ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n balance leastconn\n server s 127.0.0.1:1 check check-ssl\n"));
+    let l = ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n balance leastconn\n server s 127.0.0.1:1 check check-ssl check-proto h2\n"));
     let st = |k: &str| {
         l.config
             .keyword_uses
@@ -147,8 +147,9 @@ fn keyword_uses_carry_statuses() {
     assert_eq!(st("bind"), Some(Status::Supported));
     assert_eq!(st("timeout connect"), Some(Status::Supported));
     assert_eq!(st("server check"), Some(Status::Supported));
-    // TLS health checks wait for the TLS issue.
-    assert_eq!(st("server check-ssl"), Some(Status::Parsed { issue: 5 }));
+    assert_eq!(st("server check-ssl"), Some(Status::Supported));
+    // HTTP/2 health checks are not done yet.
+    assert_eq!(st("server check-proto"), Some(Status::Parsed { issue: 5 }));
     assert_eq!(st("server weight"), None, "no option written");
     assert_eq!(st("condition (if/unless)"), None);
     // Balanced by ringlb-balance: no pending use recorded for the algorithm.
@@ -332,7 +333,7 @@ fn named_defaults_rules_are_inherited_but_not_their_acls() {
 
 #[test]
 fn config_lookups() {
-    let l = ok(&format!("{T}frontend f\n bind :80\n default_backend b\nbackend b\n balance rdp-cookie\n server s 127.0.0.1:1\n"));
+    let l = ok(&format!("{T}frontend f\n bind :80\n default_backend b\nbackend b\n balance rdp-cookie\n dynamic-cookie-key k\n server s 127.0.0.1:1\n"));
     let c = &l.config;
     assert_eq!(c.backend("b").unwrap().servers.len(), 1);
     assert!(c.backend("f").is_none());
@@ -341,7 +342,7 @@ fn config_lookups() {
         Some("b")
     );
     let pending: Vec<&str> = c.unsupported_uses().map(|u| u.keyword.as_str()).collect();
-    assert_eq!(pending, ["balance rdp-cookie"]);
+    assert_eq!(pending, ["dynamic-cookie-key"]);
 }
 
 #[test]
@@ -637,4 +638,42 @@ fn ring_sections_are_typed_and_too_small_rings_refused_as_haproxy_does() {
     // Forwarding to servers is not implemented: said, not ignored.
     let e = err("ring fwd\n server s1 127.0.0.1:6514\n");
     assert!(e.contains("not supported by ringlb"), "{e}");
+}
+
+#[test]
+fn observe_options_are_checked_as_haproxy_does() {
+    let tcp = ok(&format!(
+        "{T}listen l\n mode tcp\n bind :80\n server s 127.0.0.1:1 check observe layer7\n"
+    ));
+    assert!(
+        tcp.warnings.iter().any(|w| w
+            .message
+            .contains("'server l/s' : 'layer7' can only be used in http proxies.")),
+        "{:?}",
+        tcp.warnings
+    );
+    let l = ok(&format!("{T}listen l\n bind :80\n server s 127.0.0.1:1 check observe layer4 error-limit 5 on-error sudden-death\n"));
+    let p = &l.config.backends[0].servers[0].params;
+    assert_eq!(p.error_limit, Some(5));
+    assert_eq!(p.on_error.as_deref(), Some("sudden-death"));
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n server s 127.0.0.1:1 on-error bogus\n"
+    ));
+    assert!(e.contains("'on-error' expects one of 'fastinter', 'fail-check', 'sudden-death' or 'mark-down' but got 'bogus'."), "{e}");
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n server s 127.0.0.1:1 error-limit 0\n"
+    ));
+    assert!(e.contains("error-limit has to be > 0."), "{e}");
+    let e = err(&format!(
+        "{T}backend b\n hash-balance-factor 100\n server s 127.0.0.1:1\n"
+    ));
+    assert!(
+        e.contains("'hash-balance-factor' must be 0 or greater than 100."),
+        "{e}"
+    );
+    let l = ok(&format!("{T}defaults d2\n hash-balance-factor 150\nbackend b from d2\n balance uri\n hash-type consistent\n server s 127.0.0.1:1\n"));
+    assert_eq!(
+        l.config.backends[0].hash_balance_factor, 150,
+        "inherited from defaults"
+    );
 }

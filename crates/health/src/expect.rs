@@ -416,11 +416,9 @@ fn tcp_mismatch_text(rule: &ExpectRule, matched: bool) -> String {
 fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutcome {
     let resp = match http::parse(received, closed) {
         Parsed::NeedMore => return ExpectOutcome::NeedMore,
-        Parsed::Invalid => {
-            let mut r = CheckResult::new(CheckStatus::L7Rsp);
-            r.info = Some("HTTP check: invalid response".into());
-            return ExpectOutcome::Fail(r);
-        }
+        // haproxy 2.6 gives no info text for an unparsable response (a TLS alert, a bad
+        // status line, non-HTTP bytes: recorded).
+        Parsed::Invalid => return ExpectOutcome::Fail(CheckResult::new(CheckStatus::L7Rsp)),
         Parsed::Response(r) => r,
     };
     if !rule.is_http() && !resp.complete {

@@ -53,6 +53,13 @@ pub struct ResolvedConnect {
     pub send_proxy: bool,
 }
 
+/// Checks go over TLS with `check-ssl`, or when the server uses `ssl` for its traffic and the
+/// checks neither `port` nor `addr` elsewhere (HAProxy 2.6's `init_srv_check`).
+pub fn ssl_checks(params: &ServerParams) -> bool {
+    params.check_ssl
+        || (params.ssl.enabled && params.check_port.is_none() && params.check_addr.is_none())
+}
+
 impl ConnectSpec {
     /// The step's own settings, else the server's `port`, `addr`, `check-ssl`, `check-sni`,
     /// `check-send-proxy` (HAProxy's `connect default` semantics for the implicit connect).
@@ -62,12 +69,19 @@ impl ConnectSpec {
         ResolvedConnect {
             addr: self.addr.clone().or_else(|| params.check_addr.clone()),
             port: self.port.or(params.check_port).or(server_port),
-            ssl: self.ssl || (inherit && params.check_ssl),
+            ssl: self.ssl || (inherit && ssl_checks(params)),
             sni: self
                 .sni
                 .clone()
                 .or_else(|| params.check_sni.clone().filter(|_| inherit)),
-            alpn: self.alpn.clone(),
+            alpn: self.alpn.clone().or_else(|| {
+                params
+                    .other
+                    .iter()
+                    .find(|(n, _)| n == "check-alpn")
+                    .and_then(|(_, v)| v.clone())
+                    .filter(|_| inherit)
+            }),
             send_proxy: self.send_proxy || (inherit && check_send_proxy),
         }
     }
@@ -124,6 +138,28 @@ pub struct CheckScript {
 }
 
 impl CheckScript {
+    /// Whether a connect step of this script goes over TLS for a server with `params`.
+    pub fn uses_tls(&self, params: &ServerParams) -> bool {
+        self.steps().iter().any(|s| match s {
+            Step::Connect(c) => c.resolve(params, None).ssl,
+            _ => false,
+        })
+    }
+
+    /// The ALPN lists the TLS connect steps offer for a server with `params`.
+    pub fn alpns(&self, params: &ServerParams) -> Vec<String> {
+        self.steps()
+            .iter()
+            .filter_map(|s| match s {
+                Step::Connect(c) => {
+                    let r = c.resolve(params, None);
+                    r.alpn.filter(|_| r.ssl)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     pub fn steps(&self) -> &[Step] {
         &self.steps
     }

@@ -97,6 +97,32 @@ pub struct CheckCounters {
     pub downtime: Duration,
 }
 
+/// `on-error`: what `error-limit` consecutive errors seen by `observe` do (HAProxy's
+/// `health_adjust`). Every mode also forces `fastinter` for the following checks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnError {
+    FastInter,
+    /// Simulate a failed check (the default).
+    #[default]
+    FailCheck,
+    /// Simulate a pre-fatal failed check: one more failure marks the server DOWN.
+    SuddenDeath,
+    /// Mark the server DOWN at once.
+    MarkDown,
+}
+
+impl OnError {
+    pub fn parse(s: &str) -> Option<OnError> {
+        Some(match s {
+            "fastinter" => OnError::FastInter,
+            "fail-check" => OnError::FailCheck,
+            "sudden-death" => OnError::SuddenDeath,
+            "mark-down" => OnError::MarkDown,
+            _ => return None,
+        })
+    }
+}
+
 /// One check's state machine. Feed it every result with the current time.
 #[derive(Debug, Clone)]
 pub struct HealthState {
@@ -105,6 +131,9 @@ pub struct HealthState {
     state: CheckState,
     counters: CheckCounters,
     last: Option<CheckResult>,
+    /// `on-error` forced `fastinter` (HAProxy's `CHK_ST_FASTINTER`), until the check is
+    /// fully UP again.
+    fastinter_forced: bool,
 }
 
 impl HealthState {
@@ -116,6 +145,7 @@ impl HealthState {
             state: CheckState::Up,
             counters: CheckCounters::default(),
             last: None,
+            fastinter_forced: false,
         }
     }
 
@@ -163,6 +193,28 @@ impl HealthState {
         self.go(CheckState::Down, now)
     }
 
+    /// `error-limit` consecutive errors were observed on live traffic (`observe`): applies
+    /// `on_error` with `r` (status `HealthAnalyze`) as the simulated failed check.
+    pub fn analyze(
+        &mut self,
+        on_error: OnError,
+        r: &CheckResult,
+        now: Duration,
+    ) -> Option<Transition> {
+        self.fastinter_forced = true;
+        match on_error {
+            OnError::FastInter => return None,
+            OnError::FailCheck => {}
+            OnError::SuddenDeath => {
+                if self.health > self.timing.rise {
+                    self.health = self.timing.rise + 1;
+                }
+            }
+            OnError::MarkDown => self.health = self.timing.rise,
+        }
+        self.record(r, now)
+    }
+
     /// Records an agent-check result: only an explicit `down`/`fail`/`stopped` (reported as
     /// `Layer7 wrong status`) can take a server down; an unreachable agent cannot.
     pub fn record_agent(&mut self, r: &CheckResult, now: Duration) -> Option<Transition> {
@@ -190,6 +242,9 @@ impl HealthState {
     }
 
     fn count_success(&mut self) {
+        if self.health == self.timing.top() {
+            self.fastinter_forced = false;
+        }
         if self.health < self.timing.top() {
             self.health += 1;
             if self.health >= self.timing.rise {
@@ -251,7 +306,7 @@ impl HealthState {
     /// transitioning (each defaulting to `inter`).
     pub fn next_interval(&self) -> Duration {
         let t = &self.timing;
-        if self.health == t.top() {
+        if self.health == t.top() && !self.fastinter_forced {
             t.inter
         } else if self.state == CheckState::Down && self.health == 0 {
             t.downinter.unwrap_or(t.inter)
@@ -285,4 +340,72 @@ pub fn initial_delay(min_inter: Duration, position: u32, count: u32) -> Duration
 pub fn server_up(check: Option<&HealthState>, agent: Option<&HealthState>) -> bool {
     check.is_none_or(|c| c.state() == CheckState::Up)
         && agent.is_none_or(|a| a.state() != CheckState::Down)
+}
+
+#[cfg(test)]
+mod analyze_tests {
+    use super::*;
+
+    fn timing() -> CheckTiming {
+        CheckTiming {
+            rise: 2,
+            fall: 3,
+            inter: Duration::from_secs(2),
+            fastinter: Some(Duration::from_millis(500)),
+            downinter: None,
+        }
+    }
+
+    fn hana() -> CheckResult {
+        CheckResult::new(CheckStatus::HealthAnalyze)
+    }
+
+    /// A server that passed its checks: health at the top (rise + fall - 1 = 4).
+    fn healthy() -> HealthState {
+        let mut h = HealthState::new(timing());
+        h.record(&CheckResult::new(CheckStatus::L4Ok), Duration::ZERO);
+        assert_eq!(h.health(), 4);
+        h
+    }
+
+    #[test]
+    fn on_error_modes_follow_health_adjust() {
+        let t = Duration::from_secs(1);
+        let mut h = healthy();
+        assert_eq!(h.analyze(OnError::FastInter, &hana(), t), None);
+        assert_eq!(h.health(), 4, "fastinter only changes the interval");
+        assert_eq!(h.next_interval(), Duration::from_millis(500));
+
+        let mut h = healthy();
+        assert_eq!(h.analyze(OnError::FailCheck, &hana(), t), None);
+        assert_eq!(h.health(), 3, "one failed check");
+        assert_eq!(h.counters().failed, 1);
+
+        let mut h = healthy();
+        assert_eq!(h.analyze(OnError::SuddenDeath, &hana(), t), None);
+        assert_eq!(h.health(), 2, "pre-fatal: still UP");
+        assert_eq!(h.state(), CheckState::Up);
+        let down = h.record(&CheckResult::new(CheckStatus::L4Con), t);
+        assert_eq!(down, Some(Transition::Down), "one more failure is fatal");
+
+        let mut h = healthy();
+        assert_eq!(
+            h.analyze(OnError::MarkDown, &hana(), t),
+            Some(Transition::Down)
+        );
+        assert_eq!(h.health(), 0);
+        assert_eq!(
+            h.last_result().map(|r| r.status),
+            Some(CheckStatus::HealthAnalyze)
+        );
+    }
+
+    #[test]
+    fn forced_fastinter_ends_once_checks_pass_at_the_top() {
+        let mut h = healthy();
+        h.analyze(OnError::FastInter, &hana(), Duration::ZERO);
+        assert_eq!(h.next_interval(), Duration::from_millis(500));
+        h.record(&CheckResult::new(CheckStatus::L4Ok), Duration::ZERO);
+        assert_eq!(h.next_interval(), Duration::from_secs(2));
+    }
 }

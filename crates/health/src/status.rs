@@ -313,6 +313,9 @@ pub enum ConnFailure {
     Timeout,
     /// Another socket error, with its `strerror` text.
     Other(String),
+    /// The TLS handshake of a check over TLS did not complete: in time (`None`: `Layer6
+    /// timeout`) or at all (`Layer6 invalid response` with the reason).
+    Tls(Option<String>),
 }
 
 /// The check result for a failed connection.
@@ -329,6 +332,13 @@ pub fn connection_failure(f: &ConnFailure) -> CheckResult {
             status: CheckStatus::L4Con,
             code: None,
             info: Some(e.clone()),
+            duration_ms: None,
+        },
+        ConnFailure::Tls(None) => CheckResult::new(CheckStatus::L6Timeout),
+        ConnFailure::Tls(Some(why)) => CheckResult {
+            status: CheckStatus::L6Rsp,
+            code: None,
+            info: Some(why.clone()),
             duration_ms: None,
         },
     }

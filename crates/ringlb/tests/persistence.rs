@@ -159,3 +159,145 @@ fn stick_rules_and_use_server_pick_the_servers_haproxy_picks() {
         );
     }
 }
+
+/// HTTP servers that set their own `JSESSIONID` cookie and answer with the `Cookie` lines they
+/// received (lowercased names, one per line), so a test sees what each side of the proxy saw.
+/// Threads end with the test process; loopback only.
+fn cookie_servers(n: usize) -> Vec<SocketAddr> {
+    use std::io::{Read, Write};
+    (1..=n)
+        .map(|i| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = l.local_addr().unwrap();
+            std::thread::spawn(move || {
+                for mut s in l.incoming().flatten() {
+                    let _ = s.set_read_timeout(Some(T));
+                    let mut head = Vec::new();
+                    let mut buf = [0u8; 4096];
+                    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                        match s.read(&mut buf) {
+                            Ok(0) | Err(_) => break,
+                            Ok(k) => head.extend_from_slice(&buf[..k]),
+                        }
+                    }
+                    let body: String = String::from_utf8_lossy(&head)
+                        .lines()
+                        .filter(|l| l.to_ascii_lowercase().starts_with("cookie:"))
+                        .map(|l| format!("cookie:{}\n", &l[7..]))
+                        .collect();
+                    let reply = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nSet-Cookie: JSESSIONID=abc{i}; Path=/\r\nSet-Cookie: other=x\r\nX-Origin: s{i}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = s.write_all(reply.as_bytes());
+                }
+            });
+            addr
+        })
+        .collect()
+}
+
+fn cookie_modes_config(fronts: &[SocketAddr], a: SocketAddr, b: SocketAddr) -> String {
+    let backends = [
+        "cookie JSESSIONID rewrite",
+        "cookie JSESSIONID prefix",
+        "cookie JSESSIONID insert indirect",
+        "cookie SRV insert\n    option persist\n    option redispatch",
+    ];
+    let mut s = String::from(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n",
+    );
+    for (i, (f, opts)) in fronts.iter().zip(backends).enumerate() {
+        s.push_str(&format!(
+            "frontend f{i}\n    bind {f}\n    default_backend b{i}\nbackend b{i}\n    balance roundrobin\n    {opts}\n    server s1 {a} cookie s1{}\n    server s2 {b} cookie s2\n",
+            if i == 3 { " disabled" } else { "" }
+        ));
+    }
+    s
+}
+
+/// What a client sees, normalised for the comparison: status, `x-origin`, the `set-cookie`
+/// lines, and the body (the cookies the server received), with lowercased header names.
+fn cookie_view(reply: &[u8]) -> String {
+    let text = String::from_utf8_lossy(reply);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut out: Vec<String> = head
+        .lines()
+        .enumerate()
+        .filter_map(|(n, l)| {
+            if n == 0 {
+                return Some(l.split(' ').take(2).collect::<Vec<_>>().join(" "));
+            }
+            let (name, v) = l.split_once(':')?;
+            let name = name.to_ascii_lowercase();
+            matches!(name.as_str(), "set-cookie" | "x-origin")
+                .then(|| format!("{name}: {}", v.trim()))
+        })
+        .collect();
+    out.push(body.to_string());
+    out.join("\n")
+}
+
+/// `cookie ... rewrite` and `prefix` (the server's own cookie rewritten or prefixed, the
+/// prefix stripped from the request), `insert indirect` with a server that sets the same
+/// cookie (deleted), and `option persist` (a cookie naming a disabled server still goes
+/// there): the client and the servers see exactly what they see through haproxy 2.6.
+#[test]
+fn rewrite_prefix_and_persist_match_haproxy() {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    let servers = cookie_servers(2);
+    let dir = TempDir::new("cookie-modes");
+    let close = "Connection: close\r\n";
+    let req = |cookie: &str| {
+        let c = if cookie.is_empty() {
+            String::new()
+        } else {
+            format!("Cookie: {cookie}\r\n")
+        };
+        format!("GET / HTTP/1.1\r\nHost: x\r\n{c}{close}\r\n")
+    };
+    let cases: Vec<(usize, String)> = vec![
+        (0, req("")),
+        (0, req("JSESSIONID=s2")),
+        (0, req("a=1; JSESSIONID=s1; b=2")),
+        (0, req("JSESSIONID=nope")),
+        (1, req("")),
+        (1, req("JSESSIONID=s2~abc2")),
+        (1, req("x=1; JSESSIONID=s1~abc1")),
+        (1, req("JSESSIONID=s2")),
+        (1, req("JSESSIONID=zz~abc")),
+        (2, req("")),
+        (2, req("JSESSIONID=s2; k=v")),
+        (3, req("")),
+        (3, req("SRV=s1")),
+        (3, req("SRV=s2")),
+    ];
+    let run = |who: &str| -> Vec<String> {
+        let fronts: Vec<SocketAddr> = (0..4).map(|_| free_addr()).collect();
+        let path = dir.join(&format!("{who}.cfg"));
+        std::fs::write(&path, cookie_modes_config(&fronts, servers[0], servers[1])).unwrap();
+        let _proxy = if who == "ringlb" {
+            Ringlb::start(&path, &fronts)
+        } else {
+            Haproxy::start(&path, &fronts)
+        };
+        cases
+            .iter()
+            .map(|(f, r)| {
+                let reply = send_raw_reply(fronts[*f], r.as_bytes(), T).unwrap();
+                format!("{r:?} =>\n{}", cookie_view(&reply.bytes))
+            })
+            .collect()
+    };
+    let want = run("haproxy");
+    let got = run("ringlb");
+    for (g, w) in got.iter().zip(&want) {
+        assert_eq!(g, w, "ringlb (left) vs haproxy (right)");
+    }
+}

@@ -106,6 +106,12 @@ pub enum Fetch {
         len: usize,
     },
     ReqSslSni,
+    /// `req.rdp_cookie([name])`: the value of the RDP connection request's `Cookie:` line
+    /// (`cnt`: 1 when there is one, for `req.rdp_cookie_cnt`).
+    RdpCookie {
+        name: Option<Box<[u8]>>,
+        cnt: bool,
+    },
     /// TLS version of a buffered ClientHello record (`0x0303` style integer).
     ReqSslVer,
     /// Handshake type of the first TLS record (1 = ClientHello).
@@ -435,6 +441,13 @@ impl Fetch {
             }
             "res.len" => (n(0, 0)?, F::ResLen).1,
             "req.ssl_sni" | "req_ssl_sni" => (n(0, 0)?, F::ReqSslSni).1,
+            "req.rdp_cookie" | "rdp_cookie" | "req.rdp_cookie_cnt" | "rdp_cookie_cnt" => {
+                n(0, 1)?;
+                F::RdpCookie {
+                    name: opt_name(args, 0),
+                    cnt: name.ends_with("_cnt"),
+                }
+            }
             "req.proto_http" | "req_proto_http" => (n(0, 0)?, F::ReqProtoHttp).1,
             "wait_end" => (n(0, 0)?, F::WaitEnd).1,
             "fe_name" => (n(0, 0)?, F::FeName).1,
@@ -674,6 +687,7 @@ impl Fetch {
             }
             | F::ReqSslVer
             | F::ReqSslHelloType
+            | F::RdpCookie { cnt: true, .. }
             | F::Date { .. }
             | F::DateUs
             | F::DateHour
@@ -926,6 +940,15 @@ impl Fetch {
                         payload_read(cx);
                         Sample::Bin(Cow::Borrowed(v?))
                     }
+                }
+            }
+            F::RdpCookie { name, cnt } => {
+                payload_read(cx);
+                let v = crate::rdp::rdp_cookie(cx.src.req_payload()?, name.as_deref());
+                if *cnt {
+                    Sample::Int(i64::from(v.is_some()))
+                } else {
+                    Sample::str(v?)
                 }
             }
             F::ReqSslSni => Sample::str({

@@ -59,6 +59,7 @@ pub mod logformat;
 pub mod message;
 pub mod pattern;
 pub mod proxy;
+pub mod rdp;
 pub mod rules;
 pub mod sample;
 pub mod time;

@@ -227,6 +227,8 @@ pub struct ProxyRules {
     pub monitor_uri: Option<Vec<u8>>,
     pub unique_id_format: Option<LogFormat>,
     pub log_format: Option<LogFormat>,
+    /// The key `balance hash <expr>` or `balance rdp-cookie[(name)]` hashes.
+    pub balance_key: Option<Expr>,
 }
 
 fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>, CompileError> {
@@ -476,6 +478,7 @@ impl ProxyRules {
             inspect_delay_ms: inspect_delay(&fe.tcp_request, "inspect-delay"),
             res_inspect_delay_ms: None,
             monitor_uri: fe.monitor_uri.as_ref().map(|m| m.as_bytes().to_vec()),
+            balance_key: None,
         })
     }
 
@@ -507,6 +510,7 @@ impl ProxyRules {
             tcp.extend(rule);
         }
         let (use_servers, stick) = server_rules(&mut c, &be.server_rules)?;
+        let balance_key = balance_key(be, c.env())?;
         Ok(ProxyRules {
             name: be.name.clone(),
             acls: c.finish(),
@@ -518,7 +522,23 @@ impl ProxyRules {
             tcp,
             inspect_delay_ms: inspect_delay(&be.tcp_request, "inspect-delay"),
             res_inspect_delay_ms: inspect_delay(&be.tcp_request, "tcp-response inspect-delay"),
+            balance_key,
             ..ProxyRules::default()
+        })
+    }
+
+    /// The bytes `balance hash <expr>` / `balance rdp-cookie` hash for this request, cast to
+    /// binary as HAProxy's `sample_fetch_as_type(.., SMP_T_BIN)`: strings as they are,
+    /// integers as 8 bytes in network order, addresses as 4 or 16 bytes. `None`: no key
+    /// (the balancer falls back to round robin).
+    pub fn balance_key(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> Option<Vec<u8>> {
+        let e = self.balance_key.as_ref()?;
+        Some(match e.eval(Ctx::new(src, txn))? {
+            Sample::Str(b) | Sample::Bin(b) => b.into_owned(),
+            Sample::Int(i) => i.to_be_bytes().to_vec(),
+            Sample::Bool(b) => i64::from(b).to_be_bytes().to_vec(),
+            Sample::Ip(std::net::IpAddr::V4(a)) => a.octets().to_vec(),
+            Sample::Ip(std::net::IpAddr::V6(a)) => a.octets().to_vec(),
         })
     }
 
@@ -725,5 +745,26 @@ impl ProxyRules {
             }
         }
         TcpVerdict::Continue
+    }
+}
+
+/// The sample `balance hash <expr>` or `balance rdp-cookie[(name)]` hashes (HAProxy's default
+/// RDP cookie name is `mstshash`).
+fn balance_key(be: &Backend, env: &dyn FetchEnv) -> Result<Option<Expr>, CompileError> {
+    let e = |m: String| CompileError::new(&be.loc, "balance", m);
+    match &be.balance {
+        ringlb_config::model::Balance::Hash { expr } => {
+            Expr::compile(expr, env).map(Some).map_err(e)
+        }
+        ringlb_config::model::Balance::RdpCookie { name } => {
+            let name = name
+                .as_deref()
+                .filter(|n| !n.is_empty())
+                .unwrap_or("mstshash");
+            Expr::parse(&format!("req.rdp_cookie({name})"), env)
+                .map(Some)
+                .map_err(e)
+        }
+        _ => Ok(None),
     }
 }

@@ -910,3 +910,67 @@ fn tcp_response_rules_wait_for_short_payloads_only() {
         "{e}"
     );
 }
+
+/// `balance rdp-cookie` and `balance hash <expr>`: the key the engine hands the balancer,
+/// cast to binary as HAProxy's `sample_fetch_as_type(.., SMP_T_BIN)`.
+#[test]
+fn balance_keys() {
+    struct Tcp(Vec<u8>);
+    impl crate::RuleHost for Tcp {}
+    impl crate::SampleSource for Tcp {
+        fn now_ms(&self) -> i64 {
+            0
+        }
+        fn random_u64(&self) -> u64 {
+            4
+        }
+        fn req_payload(&self) -> Option<&[u8]> {
+            Some(&self.0)
+        }
+        fn is_http(&self) -> bool {
+            false
+        }
+    }
+    let be = |balance: &str| {
+        let text = format!(
+            "defaults\n mode tcp\nbackend b\n balance {balance}\n tcp-request inspect-delay 1s\n server s1 127.0.0.1:9000\n"
+        );
+        let l = ringlb_config::parse_str("t.cfg", &text).unwrap_or_else(|d| panic!("{d}"));
+        crate::ProxyRules::backend(l.config.backend("b").unwrap(), &l.config).unwrap()
+    };
+    let mut rdp = vec![3, 0, 0, 0, 0, 0xe0, 0, 0, 0, 0, 0];
+    rdp.extend_from_slice(b"Cookie: mstshash=alice\r\n\x01\x00\x08\x00");
+    let t = crate::Txn::default();
+    let key = |r: &crate::ProxyRules, p: &[u8]| r.balance_key(&Tcp(p.to_vec()), &t);
+    assert_eq!(key(&be("rdp-cookie"), &rdp), Some(b"alice".to_vec()));
+    assert_eq!(
+        key(&be("rdp-cookie(mstshash)"), &rdp),
+        Some(b"alice".to_vec())
+    );
+    assert_eq!(key(&be("rdp-cookie(other)"), &rdp), None);
+    assert_eq!(key(&be("rdp-cookie"), b"GET / HTTP/1.1\r\n\r\n"), None);
+    assert_eq!(
+        key(&be("hash req.len"), &rdp),
+        Some((rdp.len() as i64).to_be_bytes().to_vec()),
+        "integers hash as 8 bytes in network order"
+    );
+    assert_eq!(key(&be("roundrobin"), &rdp), None);
+    // HAProxy's documented companion rule: wait for the cookie within the inspect-delay.
+    let text = "defaults\n mode tcp\nlisten l\n bind :3389\n balance rdp-cookie\n tcp-request inspect-delay 5s\n tcp-request content accept if RDP_COOKIE\n server s1 127.0.0.1:9000\n";
+    let l = ringlb_config::parse_str("t.cfg", text).unwrap_or_else(|d| panic!("{d}"));
+    let fe = crate::ProxyRules::frontend(l.config.frontend("l").unwrap(), &l.config).unwrap();
+    let mut t = crate::Txn {
+        payload_final: false,
+        ..Default::default()
+    };
+    let mut src = Tcp(Vec::new());
+    assert_eq!(
+        fe.tcp_rules(crate::TcpPhase::Content, &mut src, &mut t),
+        crate::TcpVerdict::Wait { resume: 0 }
+    );
+    let mut src = Tcp(rdp.clone());
+    assert_eq!(
+        fe.tcp_rules(crate::TcpPhase::Content, &mut src, &mut t),
+        crate::TcpVerdict::Accept
+    );
+}

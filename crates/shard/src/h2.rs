@@ -549,11 +549,27 @@ async fn forward(
     ringlb_http1::write_request_head(req, head_bytes, &mut out, &edits);
     txn.bytes_in += head_bytes.len() as u64;
     let facts = PickFacts::of(&be.balance, req, head_bytes);
+    // `url_param .. check_post`: the body's start, read before choosing a server.
+    let early = if crate::post_param::wants_body(&be.balance.balance, method, framing, &facts.uri) {
+        Some(
+            early_body(
+                body,
+                framing,
+                ctx.state.topo.tune.bufsize,
+                fe.timeouts.client,
+            )
+            .await,
+        )
+    } else {
+        None
+    };
     let input = PickInput {
         src: src.map(|a| a.ip()),
         uri: &facts.uri,
         header: facts.header.as_deref(),
+        body: early.as_ref().map(|e| e.data.as_slice()),
         is_post: method == Method::Post,
+        key: choice.hash_key.as_deref(),
         ..PickInput::default()
     };
     let replayable = framing == BodyFraming::None && method.is_idempotent();
@@ -611,11 +627,26 @@ async fn forward(
                     let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
                     Err(Failure::Client)
                 };
+                let body = BodySource {
+                    early: early.as_ref(),
+                    rest: body,
+                };
                 let exchange =
                     exchange(conn, fe, be, &server, framing, method, body, &mut resp, txn);
                 future::or(exchange, reset).await
             }
         };
+        // `observe layer7`, as on HTTP/1 (`observe.rs`).
+        let observed = match &outcome {
+            Ok(_) => Some(crate::observe::of_status(resp.status())),
+            Err(Failure::Empty) if !info.reused => Some(crate::observe::Event::HttpBrokenPipe),
+            Err(Failure::Timeout) => Some(crate::observe::Event::HttpReadTimeout),
+            Err(Failure::Invalid) => Some(crate::observe::Event::HttpHeader),
+            Err(_) => None,
+        };
+        if let Some(ev) = observed {
+            crate::observe::note(ctx, be_idx, lease.server, ev);
+        }
         match outcome {
             Ok(rest) => {
                 txn.response_head = Some(Instant::now());
@@ -669,7 +700,7 @@ async fn exchange(
     server: &crate::conn::ServerStream,
     framing: BodyFraming,
     method: Method,
-    body: &mut RecvStream,
+    body: BodySource<'_>,
     resp: &mut ResponseHead,
     txn: &mut Txn,
 ) -> Result<Vec<u8>, Failure> {
@@ -724,10 +755,54 @@ enum BodyFail {
     Server,
 }
 
+/// A request body to forward: what was read early (`check_post`), then the stream's DATA.
+struct BodySource<'a> {
+    early: Option<&'a EarlyBody>,
+    rest: &'a mut RecvStream,
+}
+
+/// The start of a body read before a server was chosen (`url_param .. check_post`).
+struct EarlyBody {
+    data: Vec<u8>,
+    /// The stream's body ended within it.
+    ended: bool,
+}
+
+/// Reads DATA until the advertised length, `bufsize` bytes or the end of the body, within
+/// `timeout` (then it goes on with what came), as HAProxy waits before `check_post` hashing.
+async fn early_body(
+    body: &mut RecvStream,
+    framing: BodyFraming,
+    bufsize: usize,
+    timeout: Option<Duration>,
+) -> EarlyBody {
+    let want = match framing {
+        BodyFraming::ContentLength(n) => usize::try_from(n).unwrap_or(usize::MAX).min(bufsize),
+        _ => bufsize,
+    };
+    let started = std::time::Instant::now();
+    let mut e = EarlyBody {
+        data: Vec::new(),
+        ended: false,
+    };
+    while e.data.len() < want {
+        let left = timeout.map(|d| d.saturating_sub(started.elapsed()));
+        match within(left, body.data()).await {
+            Ok(Some(Ok(d))) => e.data.extend_from_slice(&d),
+            Ok(None) => {
+                e.ended = true;
+                break;
+            }
+            _ => break,
+        }
+    }
+    e
+}
+
 /// Forwards the stream's DATA to the server, chunked when the client gave no length; window
 /// is given back to the client only once the bytes reached the server (back-pressure).
 async fn send_body(
-    body: &mut RecvStream,
+    body: BodySource<'_>,
     server: &crate::conn::ServerStream,
     (chunked, length): (bool, Option<u64>),
     client_timeout: Option<Duration>,
@@ -735,11 +810,22 @@ async fn send_body(
     sent: &mut u64,
 ) -> Result<(), BodyFail> {
     let mut buf = Vec::new();
+    // What was read before choosing the server goes first (its window is given back below,
+    // once sent, like any DATA).
+    let mut early = body.early.map(|e| Bytes::copy_from_slice(&e.data));
+    let ended = body.early.is_some_and(|e| e.ended);
+    let rest = body.rest;
     loop {
-        let data = match within(client_timeout, body.data()).await {
-            Err(_) | Ok(Some(Err(_))) => return Err(BodyFail::Client),
-            Ok(None) => break,
-            Ok(Some(Ok(d))) => d,
+        let data = if let Some(d) = early.take() {
+            d
+        } else if ended {
+            break;
+        } else {
+            match within(client_timeout, rest.data()).await {
+                Err(_) | Ok(Some(Err(_))) => return Err(BodyFail::Client),
+                Ok(None) => break,
+                Ok(Some(Ok(d))) => d,
+            }
         };
         let n = data.len();
         if n == 0 {
@@ -750,8 +836,8 @@ async fn send_body(
             // client sending more than it declared is reset by the h2 library, and by then the
             // server must not hold a complete request the client's stream never made valid.
             // Clients end the stream on the last DATA frame, so this rarely waits.
-            while !body.is_end_stream() {
-                match within(client_timeout, body.data()).await {
+            while !rest.is_end_stream() {
+                match within(client_timeout, rest.data()).await {
                     Ok(None) => break,
                     Ok(Some(Ok(d))) if d.is_empty() => {}
                     _ => return Err(BodyFail::Client),
@@ -778,7 +864,7 @@ async fn send_body(
         buf = back.into_vec().unwrap_or_default();
         r.map_err(|_| BodyFail::Server)?;
         *sent += n as u64;
-        let _ = body.flow_control().release_capacity(n);
+        let _ = rest.flow_control().release_capacity(n);
     }
     if chunked {
         // Trailers are not forwarded (HTTP/1 servers rarely want them).
@@ -934,6 +1020,7 @@ async fn relay_response(
         reply_error(conn, fe, Some(c.be), 502, &mut respond, txn).await;
         return;
     };
+    crate::persist::server_cookies_h2(c.be, lease.server, c.persisted, response.headers_mut());
     if let Some(v) = crate::persist::set_cookie(c.be, lease.server, c.persisted, c.method) {
         if let Ok(v) = http::HeaderValue::from_bytes(&v) {
             response.headers_mut().append(http::header::SET_COOKIE, v);

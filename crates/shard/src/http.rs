@@ -541,11 +541,32 @@ impl<'a> Session<'a> {
             HttpReuse::Safe | HttpReuse::Aggressive | HttpReuse::Always => Reuse::Any,
         };
         let mut attempts = 0u32;
+        // `url_param .. check_post`: the body's start, when the balancer must look into it.
+        let mut post_body = None;
+        // A client waiting for `100 Continue` sends no body yet: it is balanced without one
+        // (haproxy answers the 100 itself and waits; ringlb leaves the 100 to the server).
+        let expects_continue = scratch(&mut self.sc, self.ctx).req.expect_continue();
+        if !expects_continue
+            && crate::post_param::wants_body(&be.balance.balance, method, framing, &facts.uri)
+        {
+            let (start, part) = crate::post_param::read_body_start(
+                &self.client,
+                body_start.take(),
+                framing,
+                self.ctx.state.topo.tune.bufsize,
+                self.fe.timeouts.client,
+            )
+            .await;
+            body_start = start;
+            post_body = Some(part);
+        }
         let input = PickInput {
             src: self.client_ip,
             uri: &facts.uri,
             header: facts.header.as_deref(),
+            body: post_body.as_deref(),
             is_post: method == Method::Post,
+            key: choice.hash_key.as_deref(),
             ..PickInput::default()
         };
         loop {
@@ -611,6 +632,20 @@ impl<'a> Session<'a> {
                     .await
                 }
             };
+            // `observe layer7`: what this exchange says about the server's health (a reused
+            // connection the server had closed is no sign of trouble).
+            let observed = match &outcome {
+                Ok(_) => Some(crate::observe::of_status(
+                    scratch(&mut self.sc, self.ctx).resp.status(),
+                )),
+                Err(Failure::Empty) if !reused => Some(crate::observe::Event::HttpBrokenPipe),
+                Err(Failure::Timeout) => Some(crate::observe::Event::HttpReadTimeout),
+                Err(Failure::Invalid) => Some(crate::observe::Event::HttpHeader),
+                Err(_) => None,
+            };
+            if let Some(ev) = observed {
+                crate::observe::note(self.ctx, be_idx, lease.server, ev);
+            }
             match outcome {
                 // `retry-on <status>`: drop this answer and try again (replayable requests only,
                 // within `retries`), as HAProxy's layer-7 retries.
@@ -889,6 +924,16 @@ impl<'a> Session<'a> {
         };
         let sc = scratch(&mut self.sc, self.ctx);
         let resp_head_len = sc.resp.head_len();
+        // The server's own persistence cookie (`cookie NAME rewrite|prefix`; deleted by
+        // `insert`): a head rendered again only when such a `Set-Cookie` is there.
+        let rewritten = match &rewritten {
+            Some(raw) => crate::persist::server_cookies(c.be, lease.server, c.persisted, raw),
+            None => {
+                let own = head.bytes().get(..resp_head_len).unwrap_or_default();
+                crate::persist::server_cookies(c.be, lease.server, c.persisted, own)
+            }
+        }
+        .or(rewritten);
         match &rewritten {
             None => ringlb_http1::write_response_head(&sc.resp, head.bytes(), &mut out, &edits),
             Some(raw) => {

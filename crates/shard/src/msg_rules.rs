@@ -48,6 +48,9 @@ pub struct ServerChoice {
     /// `stick on|store-request` keys to remember once a server took the request: (table,
     /// key). Allocated only for backends with such rules.
     pub stores: Vec<(Box<str>, ringlb_rules::Sample<'static>)>,
+    /// What `balance hash <expr>` / `balance rdp-cookie` hashes (`None`: no such algorithm,
+    /// or no key in this request).
+    pub hash_key: Option<Vec<u8>>,
 }
 
 impl ServerChoice {
@@ -115,7 +118,11 @@ pub(crate) fn server_choice(
             }
         }
     }
-    ServerChoice { forced, stores }
+    ServerChoice {
+        forced,
+        stores,
+        hash_key: r.balance_key(host, txn),
+    }
 }
 
 /// Whether the request rules must run at all (the engine costs nothing for proxies without).
@@ -356,6 +363,7 @@ pub fn response_rules(
     if let Some(r) = stores {
         let choice = ServerChoice {
             forced: None,
+            hash_key: None,
             stores: r
                 .stick_keys(&host, &txn, |w| w == ringlb_rules::StickWhen::StoreResponse)
                 .into_iter()

@@ -266,10 +266,12 @@ pub async fn lease_and_connect(
         match r {
             Ok((conn, reused)) => {
                 info.reused = reused;
+                crate::observe::note(ctx, backend, lease.server, crate::observe::Event::L4Ok);
                 return Ok((lease, conn));
             }
             Err(e) => {
                 info.failed_connects += 1;
+                crate::observe::note(ctx, backend, lease.server, crate::observe::Event::L4Err);
                 let timed_out = e.kind() == io::ErrorKind::TimedOut;
                 if !retry_conn || attempt >= retries {
                     return Err(if timed_out {

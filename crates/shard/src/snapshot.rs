@@ -123,6 +123,8 @@ pub fn build(
                                     .and_then(|v| v.get(si))
                                     .cloned()
                                     .unwrap_or_default(),
+                                // `observe` on a checked server: `hanafail` is shown.
+                                observe: s.observe.is_some(),
                                 ..ServerStats::default()
                             }
                         })

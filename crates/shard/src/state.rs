@@ -93,6 +93,14 @@ pub enum ControlMsg {
         name: Box<str>,
         value: Option<ringlb_rules::Sample<'static>>,
     },
+    /// Shard → control (`observe`): this shard saw `error-limit` consecutive errors on live
+    /// traffic to the server; `info` is HAProxy's "Detected N consecutive errors, last one
+    /// was: ..." text. The control shard applies `on-error`; shards ignore it.
+    HealthAnalyze {
+        backend: usize,
+        server: usize,
+        info: String,
+    },
 }
 
 impl ControlMsg {
@@ -146,6 +154,8 @@ pub struct ServerState {
     pub pool_max: Option<usize>,
     /// `server ... ssl`: this shard's client config (its own resumption store).
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// `observe`: consecutive errors this shard saw on live traffic (reset by a success).
+    pub observed_errors: Cell<u32>,
 }
 
 /// A connection to a server and how many requests it has carried (counted when it goes back to
@@ -275,6 +285,7 @@ impl ShardState {
                         maxconn_now: Cell::new(share(s.maxconn, nshards)),
                         queue: RefCell::new(VecDeque::new()),
                         idle: RefCell::new(Vec::new()),
+                        observed_errors: Cell::new(0),
                         pool_max: usize::try_from(s.pool_max_conn)
                             .ok()
                             .map(|m| share(u32::try_from(m).unwrap_or(u32::MAX), nshards) as usize),
@@ -438,6 +449,7 @@ impl ShardState {
                     None => vars.unset(name),
                 }
             }
+            ControlMsg::HealthAnalyze { .. } => {}
         }
     }
 
@@ -604,6 +616,7 @@ mod tests {
                 pool_max_conn: -1,
                 pool_purge_delay: std::time::Duration::from_secs(5),
                 max_reuse: -1,
+                observe: None,
             })
             .collect::<Vec<ServerRt>>();
         let infos = servers
@@ -644,6 +657,8 @@ mod tests {
                 rules: None,
                 stats_page: None,
                 cookie: None,
+                persist_rdp_cookie: None,
+                option_persist: false,
             }],
             tune: Tune {
                 bufsize: 16384,

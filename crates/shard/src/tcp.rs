@@ -33,7 +33,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     else {
         return;
     };
-    let Some(choice) = backend_rules(
+    let Some(mut choice) = backend_rules(
         ctx,
         fe,
         backend,
@@ -48,8 +48,13 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     let Some(be) = topo.backends.get(backend) else {
         return; // HAProxy closes: no backend to serve
     };
+    // `persist rdp-cookie`: after `use-server` (HAProxy's analyser order).
+    if choice.forced.is_none() {
+        choice.forced = crate::persist::rdp_server(ctx, backend, be, &inspected);
+    }
     let input = ringlb_balance::PickInput {
         src: fx.src.get().or_else(|| client.peer_addr()).map(|a| a.ip()),
+        key: choice.hash_key.as_deref(),
         ..Default::default()
     };
     let mut info = ConnectInfo {

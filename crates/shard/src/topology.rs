@@ -205,13 +205,24 @@ pub struct BackendRt {
     pub stats_page: Option<StatsPageRt>,
     /// `cookie NAME insert ...`: cookie-based persistence.
     pub cookie: Option<CookieRt>,
+    /// `persist rdp-cookie[(name)]`: the RDP cookie naming a server by address.
+    pub persist_rdp_cookie: Option<String>,
+    /// `option persist`: persistence may send a request to a server that is down.
+    pub option_persist: bool,
 }
 
-/// `cookie NAME insert [indirect] [nocache] [httponly] [secure] [domain D]... [attr A]...
-/// [postonly] [preserve]` (insert mode; the other modes are refused at start).
+/// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [domain D]...
+/// [attr A]... [postonly] [preserve]` (`maxidle`, `maxlife` and `dynamic` are refused at start).
 #[derive(Debug, Clone)]
 pub struct CookieRt {
     pub name: String,
+    /// `insert` (the proxy sets the cookie), `rewrite` (the proxy replaces the value of the
+    /// server's own cookie) or `prefix` (the proxy prefixes it with `SRVID~`).
+    pub mode: model::CookieMode,
+    /// Leave the server's own cookie of this name untouched.
+    pub preserve: bool,
+    /// `option persist`: a cookie naming a down server still sends the request there.
+    pub persist: bool,
     /// Remove the cookie from requests forwarded to the server.
     pub indirect: bool,
     /// Insert only on responses to POST requests.
@@ -265,6 +276,16 @@ pub struct ServerRt {
     pub pool_purge_delay: Duration,
     /// `max-reuse`: requests a server connection may carry after its first (-1 = unlimited).
     pub max_reuse: i64,
+    /// `observe layer4|layer7` (with `check`): live traffic errors count toward `on-error`.
+    pub observe: Option<ObserveRt>,
+}
+
+/// `observe` on a checked server: which outcomes count and how many consecutive errors
+/// (`error-limit`, default 10) make the shard report to the control shard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ObserveRt {
+    pub layer7: bool,
+    pub error_limit: u32,
 }
 
 /// `retry-on` keywords as flags.
@@ -837,6 +858,18 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
                 pool_max_conn: s.params.pool_max_conn.unwrap_or(-1),
                 pool_purge_delay: s.params.pool_purge_delay.unwrap_or(Duration::from_secs(5)),
                 max_reuse: s.params.max_reuse.unwrap_or(-1),
+                // Without `check` HAProxy accepts `observe` and does nothing (no check to fail);
+                // `layer7` only means something in HTTP mode.
+                observe: s
+                    .params
+                    .observe
+                    .as_deref()
+                    .filter(|_| s.params.check)
+                    .filter(|m| *m == "layer4" || b.mode == model::Mode::Http)
+                    .map(|m| ObserveRt {
+                        layer7: m == "layer7",
+                        error_limit: s.params.error_limit.unwrap_or(10).max(1),
+                    }),
             })
         })
         .collect();
@@ -855,7 +888,7 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
             servers: infos,
             options: Options {
                 allbackups: b.options.allbackups,
-                hash_balance_factor: 0,
+                hash_balance_factor: b.hash_balance_factor,
             },
         },
         servers,
@@ -868,7 +901,12 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
         errors: Arc::new(error_files(&b.errorfiles)),
         rules: None,
         stats_page: None,
-        cookie: b.cookie.as_ref().and_then(|c| cookie_rt(c, errors)),
+        cookie: b.cookie.as_ref().and_then(|c| {
+            let persist = b.options.other.get("persist") == Some(&true);
+            cookie_rt(c, persist, errors)
+        }),
+        persist_rdp_cookie: b.persist_rdp_cookie.clone(),
+        option_persist: b.options.other.get("persist") == Some(&true),
     }
 }
 
@@ -1068,19 +1106,24 @@ fn server_tls(
     }
 }
 
-/// Insert-mode persistence; what ringlb does not implement yet is refused, naming it.
-fn cookie_rt(c: &model::Cookie, errors: &mut Vec<TopologyError>) -> Option<CookieRt> {
+/// Cookie persistence; what ringlb does not implement yet is refused, naming it.
+fn cookie_rt(
+    c: &model::Cookie,
+    persist: bool,
+    errors: &mut Vec<TopologyError>,
+) -> Option<CookieRt> {
     let refuse = |what: &str| TopologyError {
         loc: c.loc.clone(),
-        message: format!("'cookie' : {what} is not supported by ringlb yet (insert mode is)"),
+        message: format!("'cookie' : {what} is not supported by ringlb yet"),
     };
-    let unsupported = match c.mode {
-        model::CookieMode::Rewrite => Some("mode 'rewrite'"),
-        model::CookieMode::Prefix => Some("mode 'prefix'"),
-        model::CookieMode::Insert if c.maxidle.is_some() => Some("'maxidle'"),
-        model::CookieMode::Insert if c.maxlife.is_some() => Some("'maxlife'"),
-        model::CookieMode::Insert if c.dynamic => Some("'dynamic'"),
-        model::CookieMode::Insert => None,
+    let unsupported = if c.maxidle.is_some() {
+        Some("'maxidle'")
+    } else if c.maxlife.is_some() {
+        Some("'maxlife'")
+    } else if c.dynamic {
+        Some("'dynamic'")
+    } else {
+        None
     };
     if let Some(what) = unsupported {
         errors.push(refuse(what));
@@ -1104,6 +1147,9 @@ fn cookie_rt(c: &model::Cookie, errors: &mut Vec<TopologyError>) -> Option<Cooki
     }
     Some(CookieRt {
         name: c.name.clone(),
+        mode: c.mode,
+        preserve: c.preserve,
+        persist,
         indirect: c.indirect,
         postonly: c.postonly,
         attributes,
@@ -1126,6 +1172,8 @@ fn compiled(
                 || !p.stick.is_empty()
                 || p.monitor_uri.is_some()
                 || p.unique_id_format.is_some()
+                // `balance hash <expr>` / `rdp-cookie`: a sample to fetch per request.
+                || p.balance_key.is_some()
                 // `tcp-request` rules (stick-table tracking, reject, content inspection).
                 || !p.tcp.is_empty();
             work.then_some(p)

@@ -390,6 +390,10 @@ pub struct ProxySettings {
     pub log_tag: Option<String>,
     pub balance: Option<Balance>,
     pub hash_type: Option<HashType>,
+    /// `hash-balance-factor N` (percent; 0 or absent = off).
+    pub hash_balance_factor: Option<u32>,
+    /// `persist rdp-cookie[(name)]`: the RDP cookie name (default `msts`).
+    pub persist_rdp_cookie: Option<String>,
     pub retries: Option<u32>,
     pub retry_on: Option<Vec<String>>,
     pub http_reuse: Option<HttpReuse>,
@@ -504,6 +508,12 @@ pub struct Backend {
     pub mode: Mode,
     pub balance: Balance,
     pub hash_type: HashType,
+    /// `hash-balance-factor N`: bounded-load consistent hashing, a server takes at most N% of
+    /// the average load (0 = off).
+    pub hash_balance_factor: u32,
+    /// `persist rdp-cookie[(name)]`: the cookie (default `msts`) whose `<ip>.<port>.` value
+    /// names the server a Remote Desktop client was on.
+    pub persist_rdp_cookie: Option<String>,
     pub servers: Vec<Server>,
     pub default_server: ServerParams,
     pub timeouts: Timeouts,

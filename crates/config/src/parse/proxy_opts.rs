@@ -326,7 +326,7 @@ pub(crate) fn p_log(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     Err("'log' expects either <address[:port]> and <facility> or 'global' as arguments.".into())
 }
 
-pub(crate) fn p_balance(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+pub(crate) fn p_balance(_k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     // HAProxy takes a bare `balance` as `balance roundrobin`.
     let algo = if l.arg(1).is_empty() {
         "roundrobin"
@@ -334,25 +334,6 @@ pub(crate) fn p_balance(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         l.arg(1)
     };
     let b = parse_balance(algo, &l.rest(2))?;
-    // The engine balances with ringlb-balance: every algorithm but those that need the
-    // sample engine (`rdp-cookie`, `hash <expr>`) or a buffered body (`check_post`).
-    let needs_later = matches!(
-        b,
-        Balance::RdpCookie { .. }
-            | Balance::Hash { .. }
-            | Balance::UrlParam {
-                check_post: true,
-                ..
-            }
-    );
-    if needs_later {
-        let name = algo.split('(').next().unwrap_or(algo);
-        k.cx.use_kw(
-            &l.loc,
-            &format!("balance {name}"),
-            &crate::registry::Status::Parsed { issue: 5 },
-        );
-    }
     p.settings.balance = Some(b);
     Ok(())
 }
@@ -408,6 +389,29 @@ pub(crate) fn parse_balance(algo: &str, args: &[String]) -> Result<Balance, Stri
         }
         _ => return Err(format!("unknown balancing algorithm '{algo}' (supported: roundrobin, static-rr, leastconn, first, source, uri, url_param, hdr(name), random, rdp-cookie, hash).")),
     })
+}
+
+/// `hash-balance-factor <0 | over 100>` (HAProxy 2.6 refuses 1..=100: a server could not
+/// take its own share).
+pub(crate) fn p_hash_balance_factor(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    need(k, l, 1)?;
+    let v = parse_u32(l.arg(1))?;
+    if v != 0 && v <= 100 {
+        return Err("'hash-balance-factor' must be 0 or greater than 100.".into());
+    }
+    p.settings.hash_balance_factor = Some(v);
+    super::no_extra(l, 2)
+}
+
+/// `persist rdp-cookie[(name)]`; the name defaults to `msts` (HAProxy).
+pub(crate) fn p_persist_rdp_cookie(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let word = l.arg(k.kw_words - 1);
+    let name = paren_arg(word).filter(|n| !n.is_empty()).unwrap_or("msts");
+    if word.contains('(') && paren_arg(word).is_none() {
+        return Err("'persist rdp-cookie' : missing ')' after the cookie name.".into());
+    }
+    p.settings.persist_rdp_cookie = Some(name.to_string());
+    super::no_extra(l, k.kw_words)
 }
 
 pub(crate) fn p_hash_type(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {

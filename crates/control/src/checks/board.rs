@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use ringlb_health::agent::{self, AgentAdmin, AgentHealth, AgentParse};
-use ringlb_health::state::{server_up, CheckState, CheckTiming, HealthState};
+use ringlb_health::state::{server_up, CheckState, CheckTiming, HealthState, OnError};
 use ringlb_health::status::{self, BackendCounts, CheckResult, CheckStatus, Transition};
 use ringlb_shard::{AdminState, ControlMsg};
 
@@ -42,6 +42,8 @@ pub struct ServerSpec {
     pub slowstart: Option<Duration>,
     /// `track [be/]srv`: this server follows another's state (backend, server indices).
     pub track: Option<(usize, usize)>,
+    /// `on-error`: what a worker's `observe` report does to the health check.
+    pub on_error: OnError,
 }
 
 /// How one backend is configured.
@@ -258,6 +260,31 @@ impl Board {
         };
         let mut out = Vec::new();
         self.after_health_change(b, s, t, r, had_any, now, &mut out);
+        out
+    }
+
+    /// A worker shard saw `error-limit` consecutive errors on live traffic (`observe`): the
+    /// server's `on-error` applies to its health check, as a failed check with status
+    /// `Health analyze` and `info` (HAProxy's `health_adjust`). No check, no effect.
+    pub fn health_analyze(&mut self, b: usize, s: usize, info: &str, now: Duration) -> Vec<Effect> {
+        let had_any = self.any_usable(b);
+        let Some(srv) = self.srv_mut(b, s) else {
+            return Vec::new();
+        };
+        let on_error = srv.spec.on_error;
+        if srv.check_off {
+            return Vec::new();
+        }
+        let Some(check) = srv.check.as_mut() else {
+            return Vec::new();
+        };
+        let mut r = CheckResult::new(CheckStatus::HealthAnalyze);
+        r.info = Some(info.to_string());
+        let Some(t) = check.analyze(on_error, &r, now) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        self.after_health_change(b, s, t, &r, had_any, now, &mut out);
         out
     }
 
@@ -832,6 +859,7 @@ mod tests {
             agent: agent.then(|| timing(2, 3)),
             slowstart: None,
             track: None,
+            on_error: OnError::default(),
         }
     }
 
@@ -873,6 +901,41 @@ mod tests {
                 Effect::Msg(_) => None,
             })
             .collect()
+    }
+
+    #[test]
+    fn observed_errors_apply_on_error() {
+        let mut spec = server("s1", false, false);
+        spec.on_error = OnError::MarkDown;
+        let mut b = board(vec![spec, server("s2", false, false)]);
+        let t = Duration::from_secs(1);
+        let info = "Detected 3 consecutive errors, last one was: Wrong http response";
+        let e = b.health_analyze(0, 0, info, t);
+        assert_eq!(
+            msgs(&e),
+            [ControlMsg::SetServerHealth {
+                backend: 0,
+                server: 0,
+                up: false
+            }]
+        );
+        let l = lines(&e);
+        assert!(
+            l.iter().any(
+                |l| l.contains("Server be/s1 is DOWN, reason: Health analyze") && l.contains(info)
+            ),
+            "{l:?}"
+        );
+        // fail-check (the default) on a fresh server (one failure from DOWN) marks it DOWN;
+        // after a passed check it only counts one failure.
+        b.record_check(0, 1, &ok(), t);
+        assert!(msgs(&b.health_analyze(0, 1, info, t)).is_empty());
+        assert_eq!(b.check_state(0, 1).map(|c| c.health()), Some(3));
+        // A server without a check ignores reports.
+        let mut nocheck = server("s3", false, false);
+        nocheck.check = None;
+        let mut b = board(vec![nocheck]);
+        assert!(b.health_analyze(0, 0, info, t).is_empty());
     }
 
     #[test]

@@ -17,13 +17,14 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use ringlb_config::model::ServerParams;
 use ringlb_health::agent::{self, AgentParse};
 use ringlb_health::script::ResolvedConnect;
 use ringlb_health::status::{connection_failure, CheckResult, CheckStatus, ConnFailure};
 use ringlb_health::{evaluate, proxy_header, CheckKind, CheckScript, ExpectOutcome, Step};
+
+use super::stream::{CheckStream, HandshakeError};
 
 /// Where and how long a check may run.
 #[derive(Debug, Clone)]
@@ -39,6 +40,9 @@ pub struct CheckTarget {
     pub timeout_check: Option<Duration>,
     /// Most bytes kept from a response (`tune.bufsize`); a full buffer is judged as is.
     pub bufsize: usize,
+    /// The server line's TLS settings as a client config, for checks over TLS (`check-ssl`,
+    /// `connect ssl`, or `ssl` without a check `port`/`addr`); `None` when no check needs it.
+    pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
 }
 
 /// `strerror` text of an I/O error, without Rust's ` (os error N)` suffix.
@@ -55,7 +59,10 @@ fn timed_out() -> io::Error {
 }
 
 /// Runs `f` until `deadline`; `TimedOut` after it.
-async fn until<T>(deadline: Instant, f: impl Future<Output = io::Result<T>>) -> io::Result<T> {
+pub(crate) async fn until<T>(
+    deadline: Instant,
+    f: impl Future<Output = io::Result<T>>,
+) -> io::Result<T> {
     let left = deadline.saturating_duration_since(Instant::now());
     if left.is_zero() {
         return Err(timed_out());
@@ -111,12 +118,7 @@ async fn open(
     t: &CheckTarget,
     spec: &ResolvedConnect,
     deadline: Instant,
-) -> Result<TcpStream, ConnFailure> {
-    if spec.ssl {
-        return Err(ConnFailure::Other(
-            "TLS health checks are not supported by ringlb yet".into(),
-        ));
-    }
+) -> Result<CheckStream, ConnFailure> {
     let addr = t.address(spec);
     let conn = until(deadline, async {
         TcpStream::connect(addr).await.map_err(io::Error::from)
@@ -137,16 +139,35 @@ async fn open(
                 .map_err(|e| ConnFailure::Other(strerror(&io::Error::from(e))))?;
             proxy_header::v1(local, addr)
         };
-        until(deadline, stream.write_all(&header))
-            .await
-            .map_err(|e| ConnFailure::Other(strerror(&e)))?;
+        until(
+            deadline,
+            futures_lite::AsyncWriteExt::write_all(&mut stream, &header),
+        )
+        .await
+        .map_err(|e| ConnFailure::Other(strerror(&e)))?;
     }
-    Ok(stream)
+    if !spec.ssl {
+        return Ok(CheckStream::Plain(stream));
+    }
+    let Some(mut config) = t.tls.clone() else {
+        return Err(ConnFailure::Other("no TLS settings for this server".into()));
+    };
+    // `check-alpn` / `connect alpn` (only `http/1.1`: checks speak HTTP/1, see `check_tls`).
+    if let Some(alpn) = &spec.alpn {
+        let mut c = (*config).clone();
+        c.alpn_protocols = alpn.split(',').map(|p| p.as_bytes().to_vec()).collect();
+        config = std::sync::Arc::new(c);
+    }
+    match CheckStream::tls(stream, config, spec.sni.as_deref(), addr.ip(), deadline).await {
+        Ok(s) => Ok(s),
+        Err(HandshakeError::Timeout) => Err(ConnFailure::Tls(None)),
+        Err(HandshakeError::Failed(why)) => Err(ConnFailure::Tls(Some(why))),
+    }
 }
 
 /// Reads once into `buf` (bounded by `max`); `Ok(true)` at EOF or when the buffer is full.
 async fn read_some(
-    stream: &mut TcpStream,
+    stream: &mut CheckStream,
     buf: &mut Vec<u8>,
     max: usize,
     deadline: Instant,
@@ -156,11 +177,9 @@ async fn read_some(
     if room == 0 {
         return Ok(true);
     }
-    let n = until(
-        deadline,
-        stream.read(chunk.get_mut(..room).unwrap_or(&mut [])),
-    )
-    .await?;
+    let n = stream
+        .read(chunk.get_mut(..room).unwrap_or(&mut []), deadline)
+        .await?;
     buf.extend_from_slice(chunk.get(..n).unwrap_or(&[]));
     Ok(n == 0 || buf.len() >= max)
 }
@@ -170,7 +189,7 @@ pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -
     let start = Instant::now();
     let kind = script.kind();
     let http = kind == CheckKind::Http;
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<CheckStream> = None;
     let mut deadline = t.connect_deadline(start);
     let mut received = Vec::new();
     let mut closed = false;
@@ -189,8 +208,8 @@ pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -
                     }
                     w
                 };
-                if let Some(mut old) = stream.take() {
-                    let _ = old.close().await;
+                if let Some(old) = stream.take() {
+                    old.close().await;
                 }
                 match open(t, &resolved, deadline).await {
                     Ok(s) => stream = Some(s),
@@ -211,7 +230,7 @@ pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -
                     }
                 }
                 first_send = false;
-                if let Err(e) = until(deadline, s.write_all(&data)).await {
+                if let Err(e) = s.write_all(&data, deadline).await {
                     let mut r = CheckResult::new(CheckStatus::L4Con);
                     r.info = Some(strerror(&e));
                     r.duration_ms = Some(ms_since(start));
@@ -254,8 +273,9 @@ pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -
             }
         }
     }
-    if let Some(mut s) = stream.take() {
-        let _ = s.close().await;
+    let tls = matches!(stream, Some(CheckStream::Tls(_)));
+    if let Some(s) = stream.take() {
+        s.close().await;
     }
     let mut r = match (kind, last_pass) {
         (CheckKind::Http, Some(r)) => r,
@@ -265,6 +285,8 @@ pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -
             }
             r
         }
+        // A connection-only check over TLS passes at layer 6, as in haproxy.
+        _ if tls => CheckResult::new(CheckStatus::L6Ok),
         _ => CheckResult::new(CheckStatus::L4Ok),
     };
     r.duration_ms = Some(ms_since(start));
@@ -277,7 +299,7 @@ pub async fn run_agent(
     t: &CheckTarget,
 ) -> Result<(AgentParse, u64), CheckResult> {
     let start = Instant::now();
-    let mut stream: Option<TcpStream> = None;
+    let mut stream: Option<CheckStream> = None;
     let mut deadline = t.connect_deadline(start);
     for step in script.steps() {
         match step {
@@ -291,7 +313,7 @@ pub async fn run_agent(
             }
             Step::Send(bytes) => {
                 if let Some(s) = stream.as_mut() {
-                    if until(deadline, s.write_all(bytes)).await.is_err() {
+                    if s.write_all(bytes, deadline).await.is_err() {
                         return Err(CheckResult::new(CheckStatus::L4Con));
                     }
                 }
@@ -308,7 +330,7 @@ pub async fn run_agent(
         match agent::parse(&buf, closed) {
             AgentParse::NeedMore if !closed => {}
             other => {
-                let _ = s.close().await;
+                s.close().await;
                 return Ok((other, ms_since(start)));
             }
         }

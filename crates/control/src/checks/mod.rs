@@ -9,6 +9,7 @@
 
 pub mod board;
 pub mod exec;
+pub mod stream;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -87,6 +88,7 @@ impl CheckPlan {
             spread_checks: cfg.global.spread_checks.unwrap_or(0),
             ..CheckPlan::default()
         };
+        let tls_globals = ringlb_tls::TlsGlobals::from_global(&cfg.global);
         let enabled = cfg.backends.iter().filter(|b| !b.disabled);
         for (bi, (be, rt)) in enabled.zip(topo.backends.iter()).enumerate() {
             let dynamic = dynamic_weights(be);
@@ -143,7 +145,39 @@ impl CheckPlan {
                     agent: agent_timing,
                     slowstart: p.slowstart.filter(|d| !d.is_zero()),
                     track,
+                    on_error: p
+                        .on_error
+                        .as_deref()
+                        .and_then(ringlb_health::state::OnError::parse)
+                        .unwrap_or_default(),
                 });
+                // Checks over TLS use the server line's TLS settings (verify, ca-file...).
+                let tls = if check.is_some()
+                    && script
+                        .as_ref()
+                        .is_some_and(|sc| sc.uses_tls(p) || ringlb_health::script::ssl_checks(p))
+                {
+                    let alpns = script.as_ref().map(|sc| sc.alpns(p)).unwrap_or_default();
+                    if let Some(a) = alpns
+                        .iter()
+                        .flat_map(|a| a.split(','))
+                        .find(|a| *a != "http/1.1")
+                    {
+                        errors.push(format!(
+                            "'server {}/{}' : ALPN '{a}' for health checks is not supported by ringlb yet (only http/1.1)",
+                            be.name, srv.name
+                        ));
+                    }
+                    match check_tls(p, &tls_globals) {
+                        Ok(c) => Some(c),
+                        Err(e) => {
+                            errors.push(format!("'server {}/{}' : {e}", be.name, srv.name));
+                            None
+                        }
+                    }
+                } else {
+                    None
+                };
                 let target = |inter: Duration| CheckTarget {
                     server: srt.addr,
                     params: p.clone(),
@@ -152,6 +186,7 @@ impl CheckPlan {
                     timeout_connect: be.timeouts.connect,
                     timeout_check: be.timeouts.check,
                     bufsize: topo.tune.bufsize.max(1024),
+                    tls: tls.clone(),
                 };
                 // A tracking server follows the tracked one instead of checking on its own.
                 if let (Some(t), Some(s), None) = (check, script.as_ref(), track) {
@@ -237,6 +272,27 @@ impl CheckPlan {
 
     pub fn is_empty(&self) -> bool {
         self.jobs.is_empty()
+    }
+}
+
+/// The client config of a server's checks over TLS: its `ssl` settings, as HAProxy shares
+/// them between traffic and checks; errors are HAProxy's alerts (e.g. `verify` without
+/// `ca-file`).
+fn check_tls(
+    p: &ringlb_config::model::ServerParams,
+    globals: &ringlb_tls::TlsGlobals,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let now = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    match ringlb_tls::build_server(&p.ssl, globals, now) {
+        Ok(t) => Ok(t.for_shard()),
+        Err(diags) => Err(diags
+            .iter()
+            .filter(|d| d.is_alert())
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("; ")),
     }
 }
 
@@ -574,6 +630,19 @@ impl ChecksHandle {
             } => self
                 .force_health(backend, server, false, up)
                 .unwrap_or_else(|| vec![msg]),
+            // A worker's `observe` report: the board decides; nothing to forward as such.
+            ControlMsg::HealthAnalyze {
+                backend,
+                server,
+                info,
+            } => {
+                let e =
+                    self.0
+                        .board
+                        .borrow_mut()
+                        .health_analyze(backend, server, &info, self.0.now());
+                self.0.apply_returning(backend, server, e)
+            }
             other => vec![other],
         }
     }
