@@ -430,6 +430,10 @@ fn retry_on_status_codes_replays_bodyless_requests_within_retries() {
         "{}",
         origin.guard().stderr()
     );
+    // The origin logs a request after answering it: wait for the line, then make sure no
+    // retry follows.
+    assert!(wait_until(T, || count("/status/404") >= 1));
+    std::thread::sleep(Duration::from_millis(200));
     assert_eq!(count("/status/404"), 1);
 }
 
