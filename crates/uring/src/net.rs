@@ -1,5 +1,6 @@
 //! TCP sockets whose data path is the shard's ring.
 
+use std::cell::Cell;
 use std::io;
 use std::mem::{size_of, ManuallyDrop, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -219,6 +220,7 @@ impl TcpListener {
             ring: self.ring.clone(),
             fd: ManuallyDrop::new(fd),
             peer,
+            local: Cell::new(None),
         })
     }
 }
@@ -244,6 +246,9 @@ pub struct TcpStream {
     /// Closed through the ring on drop (see `Ring::close_fd`).
     fd: ManuallyDrop<OwnedFd>,
     peer: Option<SocketAddr>,
+    /// The local address, read once (`getsockname`) and kept: rules and logs ask for it on
+    /// every request, and a bound socket's address never changes.
+    local: Cell<Option<SocketAddr>>,
 }
 
 impl Drop for TcpStream {
@@ -264,6 +269,7 @@ impl TcpStream {
             ring: ring.clone(),
             fd: ManuallyDrop::new(fd),
             peer: Some(addr),
+            local: Cell::new(None),
         };
         let sa = AddrBuf::from_std(addr);
         let entry = opcode::Connect::new(
@@ -284,7 +290,12 @@ impl TcpStream {
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        local_addr(self.fd.as_raw_fd())
+        if let Some(a) = self.local.get() {
+            return Ok(a);
+        }
+        let a = local_addr(self.fd.as_raw_fd())?;
+        self.local.set(Some(a));
+        Ok(a)
     }
 
     pub fn as_raw_fd(&self) -> RawFd {
