@@ -642,6 +642,7 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
         be_conn,
         srv_conn,
         retries: i64::from(s.retries),
+        asap: false,
         pid: i64::from(std::process::id()),
         request_counter: s.request_counter as i64,
         server_addr: s.server_addr,
