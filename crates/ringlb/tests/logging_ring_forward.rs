@@ -138,3 +138,84 @@ fn ring_lines_are_forwarded_framed_as_haproxy() {
     assert_eq!(mask(&legacy), mask(&hlegacy));
     assert_eq!(mask(&octet[0]), mask(&hoctet[0]));
 }
+
+/// `show events <ring> -w`: the session stays open and prints each new line as it comes,
+/// until the client sends a key; `-n` skips the lines already in the ring.
+#[test]
+fn show_events_waits_for_new_lines() {
+    use std::io::Write;
+    use std::os::unix::net::UnixStream;
+    let dir = TempDir::new("events-w");
+    let front = free_addr();
+    let sock = dir.join("admin.sock");
+    let cfg = format!(
+        "global\n    stats socket {}\nring buf\n    size 32768\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {front}\n    log ring@buf local0\n    http-request return status 200\n",
+        sock.display()
+    );
+    let path = dir.join("r.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let _r = Ringlb::start(&path, &[front]);
+    let end = Instant::now() + Duration::from_secs(5);
+    while UnixStream::connect(&sock).is_err() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let cli = |cmd: &str| -> UnixStream {
+        let mut s = UnixStream::connect(&sock).unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        s.write_all(cmd.as_bytes()).unwrap();
+        s
+    };
+    let read_until = |s: &mut UnixStream, want: &dyn Fn(&str) -> bool| -> String {
+        let end = Instant::now() + Duration::from_secs(5);
+        let mut got = Vec::new();
+        let mut b = [0u8; 4096];
+        while Instant::now() < end && !want(&String::from_utf8_lossy(&got)) {
+            if let Ok(n) = s.read(&mut b) {
+                if n == 0 {
+                    break;
+                }
+                got.extend_from_slice(&b[..n]);
+            }
+        }
+        let text = String::from_utf8_lossy(&got).into_owned();
+        assert!(want(&text), "got {text:?}");
+        text
+    };
+    // The readiness probe left lines in the ring already.
+    let mut all = cli("show events buf\n");
+    let old = read_until(&mut all, &|t| t.ends_with("\n\n"));
+    let old_lines = old.lines().filter(|l| l.contains("Connect from")).count();
+    assert!(old_lines >= 1, "{old:?}");
+    // `-n` alone: nothing new.
+    let mut n = cli("show events buf -n\n");
+    assert_eq!(read_until(&mut n, &|t| t.ends_with('\n')), "\n");
+    // `-w`: old lines, then each new one as it comes.
+    let mut w = cli("show events buf -w\n");
+    let first = read_until(&mut w, &|t| t.matches("Connect from").count() >= old_lines);
+    assert_eq!(
+        first.matches("Connect from").count(),
+        old_lines,
+        "{first:?}"
+    );
+    assert_eq!(http_get(front, "/", &[]).unwrap().status, 200);
+    let more = read_until(&mut w, &|t| t.contains("Connect from"));
+    assert_eq!(
+        more.matches("Connect from").count(),
+        1,
+        "one new line: {more:?}"
+    );
+    // `-nw`: only the new ones.
+    let mut nw = cli("show events buf -nw\n");
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(http_get(front, "/", &[]).unwrap().status, 200);
+    let only_new = read_until(&mut nw, &|t| t.contains("Connect from"));
+    assert_eq!(only_new.matches("Connect from").count(), 1, "{only_new:?}");
+    // Any key stops the wait: the command ends with its blank line and the session closes
+    // (non-interactive).
+    w.write_all(b"\n").unwrap();
+    let end = read_until(&mut w, &|t| t.ends_with('\n'));
+    assert!(end.ends_with('\n'), "{end:?}");
+    let mut bad = cli("show events buf -x\n");
+    assert!(read_until(&mut bad, &|t| t.contains("unknown option")).contains("unknown option"));
+}
