@@ -114,15 +114,18 @@ fn logasap_and_logurilen_match_haproxy() {
         drop(c);
     }
     let (h, r) = (from_timers(&lines[0]), from_timers(&lines[1]));
-    // `%Tt` and `%B` partial: `+` in front, `%B` the head's bytes (haproxy counts its
-    // internal form of the head, within a few bytes of the wire form).
+    // `%Tt` and `%B` partial: `+` in front. ringlb's `%B` is the head's bytes; haproxy's is
+    // what it holds of the response at that moment (the head, plus body bytes that came in
+    // the same read when the machine is busy), so only its sign is compared.
     for w in [&h, &r] {
         let tt = w[0].rsplit('/').next().unwrap();
         assert!(tt.starts_with('+'), "Tt: {w:?}");
         assert!(w[2].starts_with('+'), "B: {w:?}");
         let b: i64 = w[2][1..].parse().unwrap();
-        assert!((40..400).contains(&b), "head bytes only: {w:?}");
+        assert!(b > 0, "{w:?}");
     }
+    let b: i64 = r[2][1..].parse().unwrap();
+    assert!((40..400).contains(&b), "head bytes only: {r:?}");
     // Same status, termination state, queues and request line cut at 20 bytes.
     assert_eq!(h[1..2], r[1..2], "haproxy {h:?} vs ringlb {r:?}");
     assert_eq!(h[3..], r[3..], "haproxy {h:?} vs ringlb {r:?}");

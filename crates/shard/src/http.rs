@@ -2196,12 +2196,10 @@ mod tests {
 fn cut_request_line(buf: &mut Vec<u8>, lens: &mut (usize, usize), cap: usize) {
     let (m, t) = *lens;
     let v = buf.len().saturating_sub(m + t);
-    if m + 1 + t + 1 + v <= cap {
+    let (m2, t2, v2) = crate::log::cut_lens((m, t, v), cap);
+    if (m2, t2, v2) == (m, t, v) {
         return;
     }
-    let m2 = m.min(cap);
-    let t2 = t.min(cap.saturating_sub(m + 1));
-    let v2 = v.min(cap.saturating_sub(m + 1 + t + 1));
     let mut out = Vec::with_capacity(m2 + t2 + v2);
     out.extend_from_slice(buf.get(..m2).unwrap_or_default());
     out.extend_from_slice(buf.get(m..m + t2).unwrap_or_default());
