@@ -94,8 +94,8 @@ pub static SECTIONS: &[SectionKw] = &[
     ),
     sec(
         "mailers",
-        Status::Parsed { issue: 9 },
-        "SMTP servers for email alerts",
+        Status::Supported,
+        "SMTP servers for email alerts (sent by the control shard)",
     ),
     sec("log-forward", Status::Unsupported, "syslog forwarding"),
     sec("fcgi-app", Status::Unsupported, "FastCGI applications"),

@@ -635,9 +635,21 @@ fn ring_sections_are_typed_and_too_small_rings_refused_as_haproxy_does() {
         ),
         "{e}"
     );
-    // Forwarding to servers is not implemented: said, not ignored.
-    let e = err("ring fwd\n server s1 127.0.0.1:6514\n");
+    // Forwarding to servers: `log-proto` is the one server option taken; others are said,
+    // not ignored.
+    let l = ok("ring fwd\n server s1 127.0.0.1:6514 log-proto octet-count\n timeout connect 2s\n");
+    let s = &l.config.rings[0].servers[0];
+    assert_eq!(
+        (s.address.as_str(), &s.params[..]),
+        (
+            "127.0.0.1:6514",
+            &["log-proto".to_string(), "octet-count".to_string()][..]
+        )
+    );
+    let e = err("ring fwd\n server s1 127.0.0.1:6514 ssl\n");
     assert!(e.contains("not supported by ringlb"), "{e}");
+    let e = err("ring fwd\n timeout client 2s\n");
+    assert!(e.contains("expects 'connect' or 'server'"), "{e}");
 }
 
 #[test]

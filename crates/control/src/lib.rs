@@ -8,7 +8,9 @@
 
 pub mod checks;
 pub mod cli;
+pub mod mail;
 pub mod placement;
+pub mod ringfwd;
 pub mod syslog;
 
 use std::io;

@@ -180,6 +180,28 @@ pub fn state_change_message(
     m
 }
 
+/// [`state_change_message`] under `option log-health-checks`: haproxy leaves the reason out
+/// (the check's own line just said it): `Server be/s1 is DOWN. 0 active and 0 backup servers
+/// left. ...`.
+pub fn state_change_message_no_reason(
+    backend: &str,
+    server: &str,
+    backup: bool,
+    t: Transition,
+    c: &BackendCounts,
+) -> String {
+    let verb = match t {
+        Transition::Down => "DOWN",
+        Transition::Up => "UP",
+        Transition::Stopping => "stopping",
+    };
+    let prefix = if backup { "Backup Server" } else { "Server" };
+    let mut m = format!("{prefix} {backend}/{server} is {verb}");
+    append_counts(&mut m, t, c);
+    m.push('.');
+    m
+}
+
 fn append_reason(m: &mut String, r: &CheckResult) {
     m.push_str(", reason: ");
     m.push_str(r.status.description());
@@ -277,6 +299,83 @@ pub fn leaving_drain_message(backend: &str, server: &str, backup: bool) -> Strin
 pub fn no_server_message(backend: &str, from_listen: bool) -> String {
     let kind = if from_listen { "proxy" } else { "backend" };
     format!("{kind} '{backend}' has no server available!")
+}
+
+/// Which check a `option log-health-checks` line is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckSource {
+    Health,
+    Agent,
+}
+
+/// `option log-health-checks`: the line haproxy 2.6 writes when a check's status or health
+/// changes (`set_server_check_status`), e.g. `Health check for server be/s1 failed, reason:
+/// Layer4 connection problem, info: "Connection refused", check duration: 0ms, status: 0/2
+/// DOWN.` `health`, `rise` and `fall` are the check's counters after the result;
+/// `uweight_zero` prints `DRAIN` instead of `UP`.
+#[allow(clippy::too_many_arguments)]
+pub fn check_log_message(
+    kind: CheckSource,
+    backend: &str,
+    server: &str,
+    backup: bool,
+    r: &CheckResult,
+    (health, rise, fall): (u32, u32, u32),
+    uweight_zero: bool,
+) -> String {
+    let what = match kind {
+        CheckSource::Health => "Health",
+        CheckSource::Agent => "Agent",
+    };
+    let bk = if backup { "backup " } else { "" };
+    let cond = if r.status == CheckStatus::L7OkCond {
+        "conditionally "
+    } else {
+        ""
+    };
+    let verdict = if r.status.is_pass() {
+        "succeeded"
+    } else {
+        "failed"
+    };
+    let mut m = format!("{what} check for {bk}server {backend}/{server} {cond}{verdict}");
+    append_reason(&mut m, r);
+    let (n, of, state) = if health >= rise {
+        let st = if uweight_zero { "DRAIN" } else { "UP" };
+        (health - rise + 1, fall, st)
+    } else {
+        (health, rise, "DOWN")
+    };
+    m.push_str(&format!(", status: {n}/{of} {state}."));
+    m
+}
+
+#[cfg(test)]
+mod check_log_tests {
+    use super::*;
+
+    /// Lines captured from haproxy 2.6.12 (`option log-health-checks`, rise 2 fall 2).
+    #[test]
+    fn check_lines_as_haproxy() {
+        let mut refused = connection_failure(&ConnFailure::Refused);
+        refused.duration_ms = Some(0);
+        assert_eq!(
+            check_log_message(CheckSource::Health, "be", "s1", false, &refused, (0, 2, 2), false),
+            "Health check for server be/s1 failed, reason: Layer4 connection problem, info: \"Connection refused\", check duration: 0ms, status: 0/2 DOWN."
+        );
+        let mut ok = CheckResult::new(CheckStatus::L7Ok);
+        ok.code = Some(200);
+        ok.duration_ms = Some(5);
+        assert_eq!(
+            check_log_message(CheckSource::Health, "be", "s1", false, &ok, (1, 2, 2), false),
+            "Health check for server be/s1 succeeded, reason: Layer7 check passed, code: 200, check duration: 5ms, status: 1/2 DOWN."
+        );
+        // UP: health rise+fall-1 = 3 shows as 2/2; a weight of 0 shows DRAIN.
+        assert_eq!(
+            check_log_message(CheckSource::Health, "be", "s1", true, &ok, (3, 2, 2), true),
+            "Health check for backup server be/s1 succeeded, reason: Layer7 check passed, code: 200, check duration: 5ms, status: 2/2 DRAIN."
+        );
+    }
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 //! `log-send-hostname` switches the default format from `local` to `rfc3164`. Header and
 //! message together are cut to `len` bytes (default 1024), then `\n` is appended.
 
+pub mod mail;
 pub mod ring;
 mod time;
 

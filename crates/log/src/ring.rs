@@ -16,6 +16,9 @@ pub struct EventRing {
     size: usize,
     /// Lines that were longer than the whole ring (haproxy counts them as dropped).
     dropped: u64,
+    /// Lines ever stored: the next line's sequence number (readers that follow the ring,
+    /// `show events -w` and `server` forwarding, remember where they are with it).
+    next_seq: u64,
 }
 
 impl EventRing {
@@ -26,6 +29,7 @@ impl EventRing {
             bytes: 0,
             size,
             dropped: 0,
+            next_seq: 0,
         }
     }
 
@@ -45,6 +49,7 @@ impl EventRing {
         }
         self.bytes += line.len();
         self.lines.push_back(line.to_vec());
+        self.next_seq += 1;
         debug_assert!(self.bytes <= self.size);
     }
 
@@ -55,6 +60,20 @@ impl EventRing {
 
     pub fn dropped(&self) -> u64 {
         self.dropped
+    }
+
+    /// The sequence number the next stored line will have (`-n`: start at the end).
+    pub fn end_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Copies the lines from sequence number `from` on (lines evicted meanwhile are
+    /// skipped) into `out`; returns the sequence number to ask for next time.
+    pub fn lines_from(&self, from: u64, out: &mut Vec<Vec<u8>>) -> u64 {
+        let first = self.next_seq - self.lines.len() as u64;
+        let skip = from.saturating_sub(first) as usize;
+        out.extend(self.lines.iter().skip(skip).cloned());
+        self.next_seq
     }
 
     /// `show events <ring>`: every line followed by `\n`, then the blank line that ends a
@@ -87,6 +106,27 @@ mod tests {
         assert_eq!(r.show(), "bbbb\ncccc\n\n");
         r.push(b"0123456789");
         assert_eq!(r.show(), "0123456789\n\n");
+    }
+
+    #[test]
+    fn readers_follow_the_ring_by_sequence_number() {
+        let mut r = EventRing::new(10);
+        r.push(b"aaaa");
+        let mut got = Vec::new();
+        let next = r.lines_from(0, &mut got);
+        assert_eq!((got.clone(), next), (vec![b"aaaa".to_vec()], 1));
+        r.push(b"bbbb");
+        r.push(b"cccc"); // evicts aaaa
+        got.clear();
+        assert_eq!(r.lines_from(next, &mut got), 3);
+        assert_eq!(got, [b"bbbb".to_vec(), b"cccc".to_vec()]);
+        // A reader left behind gets what is still there.
+        got.clear();
+        assert_eq!(r.lines_from(0, &mut got), 3);
+        assert_eq!(got.len(), 2);
+        got.clear();
+        assert_eq!(r.lines_from(r.end_seq(), &mut got), 3);
+        assert!(got.is_empty());
     }
 
     #[test]

@@ -294,6 +294,15 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
         }
     };
     checks.quiet = opts.quiet;
+    let ring_forwards = match ringlb_control::ringfwd::plan(&cfg, &topology) {
+        Ok(f) => f,
+        Err(errors) => {
+            for e in errors {
+                alert(&format!("config : {e}"));
+            }
+            return 1;
+        }
+    };
     if !topology.global_log.is_empty() {
         checks.syslog = Some(std::sync::Arc::new(std::sync::Mutex::new(
             ringlb_control::syslog::ControlLog::from_topology(&topology),
@@ -369,6 +378,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
         proxy.wait();
         return fail(&mut report, &e);
     }
+    ringlb_control::ringfwd::start(ring_forwards);
     if let Some(mut w) = report.take() {
         let _ = w.write_all(&[0]);
     }

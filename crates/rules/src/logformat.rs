@@ -230,6 +230,8 @@ impl LogVar {
 pub enum LogValue<'a> {
     Missing,
     Int(i64),
+    /// An integer known only in part (`option logasap`): written with a `+` before it.
+    Partial(i64),
     Str(&'a [u8]),
     Ip(IpAddr),
     /// A date as Unix milliseconds (`%t`, `%tr`, `%T`...).
@@ -241,7 +243,7 @@ pub enum LogValue<'a> {
 impl LogValue<'_> {
     pub fn as_int(&self) -> Option<i64> {
         match self {
-            LogValue::Int(i) => Some(*i),
+            LogValue::Int(i) | LogValue::Partial(i) => Some(*i),
             _ => None,
         }
     }
@@ -612,8 +614,11 @@ fn render_var(v: LogVar, f: Flags, cx: Ctx<'_, '_>, out: &mut Vec<u8>) {
             if !req.uri.is_empty() || !req.version.is_empty() {
                 line.push(b' ');
                 line.extend_from_slice(&req.uri);
-                line.push(b' ');
-                line.extend_from_slice(&req.version);
+                // (No version: a line cut by `tune.http.logurilen`.)
+                if !req.version.is_empty() {
+                    line.push(b' ');
+                    line.extend_from_slice(&req.version);
+                }
             }
             write_str(out, Some(&line), f)
         }
@@ -741,6 +746,10 @@ fn render_var(v: LogVar, f: Flags, cx: Ctx<'_, '_>, out: &mut Vec<u8>) {
         }
         _ => match given {
             LogValue::Int(i) => write_int(out, Some(i), None, f),
+            LogValue::Partial(i) => {
+                out.push(b'+');
+                write_int(out, Some(i), None, f)
+            }
             LogValue::Str(s) => write_str(out, Some(s), f),
             LogValue::Ip(ip) => write_ip(out, Some(ip), f),
             _ => write_int(out, None, None, f),

@@ -373,8 +373,13 @@ pub enum Command {
     ShowActivity,
     /// `show pools`.
     ShowPools,
-    /// `show events [<sink>]`: the sinks, or one `ring`'s lines (`-w`/`-n` are refused).
-    ShowEvents { sink: Option<String> },
+    /// `show events [<sink>] [-w] [-n]`: the sinks, or one `ring`'s lines; `-n` skips the
+    /// lines already there, `-w` keeps the session open and prints new lines as they come.
+    ShowEvents {
+        sink: Option<String>,
+        wait: bool,
+        new_only: bool,
+    },
     /// `shutdown frontend <f>`.
     ShutdownFrontend { frontend: String },
     /// `disable frontend <f>`.
@@ -1057,13 +1062,21 @@ pub fn parse(kw: Kw, args: &[String], payload: Option<&str>) -> Result<Command, 
         Kw::ShowActivity => Command::ShowActivity,
         Kw::ShowPools => Command::ShowPools,
         Kw::ShowEvents => {
-            // Waiting for new lines (`-w`, `-n`) would hold the session open: not offered.
-            if args.iter().skip(2).any(|w| w.starts_with('-')) {
-                return Err(Reply::err(
-                    "'show events' options -w and -n are not supported by ringlb\n",
-                ));
+            // haproxy 2.6 (`cli_parse_show_events`): options after the sink name.
+            let (mut wait, mut new_only) = (false, false);
+            for w in args.iter().skip(3) {
+                match w.as_str() {
+                    "-w" => wait = true,
+                    "-n" => new_only = true,
+                    "-wn" | "-nw" => (wait, new_only) = (true, true),
+                    _ => return Err(Reply::err("unknown option")),
+                }
             }
-            Command::ShowEvents { sink: opt(a(2)) }
+            Command::ShowEvents {
+                sink: opt(a(2)),
+                wait,
+                new_only,
+            }
         }
         Kw::ShutdownFrontend => Command::ShutdownFrontend {
             frontend: frontend_name(args, 2)?,

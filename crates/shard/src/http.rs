@@ -226,6 +226,8 @@ impl<'a> Session<'a> {
                     sc.log_req.extend_from_slice(t);
                     sc.log_req.extend_from_slice(sc.req.version().as_bytes());
                     sc.log_req_lens = (m.len(), t.len());
+                    let cap = self.ctx.state.topo.tune.log_uri_len;
+                    cut_request_line(&mut sc.log_req, &mut sc.log_req_lens, cap);
                 }
                 // Capture slots serve the log and the `capture.req|res.hdr` fetches of rules.
                 capture(
@@ -971,6 +973,7 @@ impl<'a> Session<'a> {
             }
             sc.txn.status = status;
             sc.txn.bytes_out += tunnel_head_len;
+            self.log_asap(status, 0);
             let t = TunnelTimeouts {
                 idle: c
                     .be
@@ -999,6 +1002,7 @@ impl<'a> Session<'a> {
             txn.bytes_out += down;
             return After::Close;
         }
+        self.log_asap(status, resp_head_len as u64);
         let limits = BodyLimits {
             recv_timeout: c.be.timeouts.server,
             send_timeout: client_timeout,
@@ -1633,10 +1637,30 @@ impl<'a> Session<'a> {
         drop(c);
         if let crate::topology::LogLine::Format(lf) = &self.fe.log_line {
             // `option dontlognull`: a connection that sent nothing is not logged.
-            if !(self.fe.dontlognull && t.bytes_in == 0) {
+            let empty = self.fe.dontlognull && t.bytes_in == 0;
+            if !empty && !t.logged {
                 self.log_txn(lf, &t, now);
             }
         }
+    }
+
+    /// `option logasap`: logs the transaction as its response head goes out, with what is
+    /// known then (haproxy's `http_wait_for_response`: the head's bytes, `Td` 0), and marks
+    /// it so that its end is not logged again.
+    fn log_asap(&mut self, status: u16, head_bytes: u64) {
+        if !self.fe.logasap {
+            return;
+        }
+        let crate::topology::LogLine::Format(lf) = &self.fe.log_line else {
+            return;
+        };
+        let Some(sc) = self.sc.as_mut() else { return };
+        sc.txn.logged = true;
+        let mut t = sc.txn;
+        t.status = status;
+        t.bytes_out += head_bytes;
+        let now = t.response_head.unwrap_or_else(Instant::now);
+        self.log_txn(lf, &t, now);
     }
 
     /// Renders and queues the log line of a finished transaction (HAProxy's `option httplog`
@@ -1699,6 +1723,7 @@ impl<'a> Session<'a> {
             be_conn,
             srv_conn,
             retries: 0,
+            asap: self.fe.logasap,
             pid: i64::from(std::process::id()),
             request_counter: self.requests as i64,
             server_addr: t.server_addr,
@@ -1900,6 +1925,8 @@ struct Txn {
     status: u16,
     bytes_in: u64,
     bytes_out: u64,
+    /// Already logged when its response head went out (`option logasap`).
+    logged: bool,
 }
 
 /// How long an idle keep-alive connection may still send a request once a soft stop began.
@@ -2160,5 +2187,56 @@ mod tests {
         assert_eq!(effective_conn_mode(KeepAlive, ServerClose), ServerClose);
         assert_eq!(effective_conn_mode(Close, ServerClose), Close);
         assert_eq!(effective_conn_mode(ServerClose, Close), Close);
+    }
+}
+
+/// `tune.http.logurilen`: haproxy keeps the first `cap` bytes of the request line
+/// (`METHOD SP target SP version`) for the log. `buf` holds the three parts without the
+/// spaces, `lens` the method and target lengths; the parts are cut as the line would be.
+fn cut_request_line(buf: &mut Vec<u8>, lens: &mut (usize, usize), cap: usize) {
+    let (m, t) = *lens;
+    let v = buf.len().saturating_sub(m + t);
+    let (m2, t2, v2) = crate::log::cut_lens((m, t, v), cap);
+    if (m2, t2, v2) == (m, t, v) {
+        return;
+    }
+    let mut out = Vec::with_capacity(m2 + t2 + v2);
+    out.extend_from_slice(buf.get(..m2).unwrap_or_default());
+    out.extend_from_slice(buf.get(m..m + t2).unwrap_or_default());
+    out.extend_from_slice(buf.get(m + t..m + t + v2).unwrap_or_default());
+    *buf = out;
+    *lens = (m2, t2);
+}
+
+#[cfg(test)]
+mod logurilen_tests {
+    use super::cut_request_line;
+
+    fn cut(line: &str, cap: usize) -> (String, (usize, usize)) {
+        let mut parts = line.split(' ');
+        let (m, t, v) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let mut buf = format!("{m}{t}{v}").into_bytes();
+        let mut lens = (m.len(), t.len());
+        cut_request_line(&mut buf, &mut lens, cap);
+        (String::from_utf8(buf).unwrap(), lens)
+    }
+
+    #[test]
+    fn request_line_cut_as_haproxy() {
+        // haproxy 2.6, `tune.http.logurilen 20`: "GET /abcdefghijklmno".
+        assert_eq!(
+            cut("GET /abcdefghijklmnopqrstuvwxyz?q=1 HTTP/1.1", 20),
+            ("GET/abcdefghijklmno".to_string(), (3, 16))
+        );
+        assert_eq!(
+            cut("GET / HTTP/1.1", 1024),
+            ("GET/HTTP/1.1".to_string(), (3, 1))
+        );
+        assert_eq!(cut("GET / HTTP/1.1", 9), ("GET/HTT".to_string(), (3, 1)));
+        assert_eq!(cut("DELETE / HTTP/1.1", 3), ("DEL".to_string(), (3, 0)));
     }
 }

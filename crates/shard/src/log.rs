@@ -589,6 +589,14 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
     let crate::topology::LogLine::Format(lf) = &fe.log_line else {
         return;
     };
+    // `tune.http.logurilen`: the request line cut as haproxy cuts it.
+    let (ml, ul, vl) = cut_lens(
+        (s.method.len(), s.uri.len(), s.version.len()),
+        ctx.state.topo.tune.log_uri_len,
+    );
+    let method = s.method.get(..ml).unwrap_or_default();
+    let uri = s.uri.get(..ul).unwrap_or_default();
+    let version = s.version.get(..vl).unwrap_or_default();
     let status = if s.status == 0 {
         -1
     } else {
@@ -642,6 +650,7 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
         be_conn,
         srv_conn,
         retries: i64::from(s.retries),
+        asap: false,
         pid: i64::from(std::process::id()),
         request_counter: s.request_counter as i64,
         server_addr: s.server_addr,
@@ -668,9 +677,7 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
         unique_id: None,
         stick: None,
     };
-    let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::request(
-        s.method, s.uri, s.version,
-    ));
+    let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::request(method, uri, version));
     if s.status != 0 {
         txn.res = Some(ringlb_rules::HttpMessage::response(
             b"HTTP/2.0",
@@ -690,4 +697,17 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
     let mut line = Vec::with_capacity(256);
     lf.render(cx, &mut line);
     emit_traffic(ctx, fe, cx, level, &line);
+}
+
+/// `tune.http.logurilen`: the lengths of method, target and version kept when the request
+/// line `METHOD SP target SP version` is cut to `cap` bytes.
+pub fn cut_lens((m, t, v): (usize, usize, usize), cap: usize) -> (usize, usize, usize) {
+    if m + 1 + t + 1 + v <= cap {
+        return (m, t, v);
+    }
+    (
+        m.min(cap),
+        t.min(cap.saturating_sub(m + 1)),
+        v.min(cap.saturating_sub(m + 1 + t + 1)),
+    )
 }

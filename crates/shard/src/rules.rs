@@ -101,6 +101,17 @@ pub struct LogFacts {
     /// `capture request|response header` values in declaration order (empty: absent).
     pub captured_req: Vec<Vec<u8>>,
     pub captured_res: Vec<Vec<u8>>,
+    /// `option logasap`: `%B`, `%Ta`, `%Tt` and `%Tu` are partial and get a `+`.
+    pub asap: bool,
+}
+
+/// A value haproxy prefixes with `+` under `option logasap`.
+fn partial(v: i64, asap: bool) -> ringlb_rules::LogValue<'static> {
+    if asap {
+        ringlb_rules::LogValue::Partial(v)
+    } else {
+        ringlb_rules::LogValue::Int(v)
+    }
 }
 
 impl LogFacts {
@@ -283,11 +294,10 @@ impl SampleSource for Host<'_> {
             L::Tc => V::Int(f.tc),
             L::Tr => V::Int(f.tr),
             L::Td => V::Int(f.td),
-            L::Ta => V::Int(f.ta),
-            L::Tt => V::Int(f.tt),
-            L::Tu => V::Int(f.tt),
+            L::Ta => partial(f.ta, f.asap),
+            L::Tt | L::Tu => partial(f.tt, f.asap),
             L::Status => V::Int(f.status),
-            L::BytesRead => V::Int(f.bytes_out),
+            L::BytesRead => partial(f.bytes_out, f.asap),
             L::BytesUploaded => V::Int(f.bytes_in),
             L::TermState => V::Str(f.term.get(..2).unwrap_or(b"--")),
             L::TermStateCookie => V::Str(&f.term),

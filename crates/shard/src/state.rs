@@ -664,6 +664,7 @@ mod tests {
                 bufsize: 16384,
                 maxrewrite: 1024,
                 http_maxhdr: 101,
+                log_uri_len: 1024,
             },
             maxconn,
             hard_stop_after: None,

@@ -369,6 +369,7 @@ fn log_session(
         be_conn: 0,
         srv_conn: 0,
         retries: i64::from(s.info.retries),
+        asap: false,
         pid: i64::from(std::process::id()),
         request_counter: 0,
         server_addr: srv.map(|x| x.addr),

@@ -102,6 +102,8 @@ pub struct Tune {
     pub bufsize: usize,
     pub maxrewrite: usize,
     pub http_maxhdr: usize,
+    /// `tune.http.logurilen`: the logged request line is cut to this many bytes.
+    pub log_uri_len: usize,
 }
 
 #[derive(Debug)]
@@ -123,6 +125,9 @@ pub struct FrontendRt {
     pub dontlognull: bool,
     /// `option log-separate-errors`: lines of failed transactions go out at `err`, not `info`.
     pub log_separate_errors: bool,
+    /// `option logasap`: an HTTP transaction is logged when the response head is sent, with
+    /// `+` before the partial `%B`, `%Ta`, `%Tt` and `%Tu`.
+    pub logasap: bool,
     /// `option dontlog-normal`: only lines of failed transactions are logged.
     pub dontlog_normal: bool,
     /// `option socket-stats`: one stats row per listener (haproxy shows none without it).
@@ -486,6 +491,7 @@ impl Topology {
                         log_line(f, cfg, &mut errors)
                     },
                     dontlognull: f.options.dontlognull,
+                    logasap: f.options.other.get("logasap").copied().unwrap_or(false),
                     log_separate_errors: f
                         .options
                         .other
@@ -581,6 +587,7 @@ impl Topology {
                 bufsize: g.tune.bufsize as usize,
                 maxrewrite: g.tune.maxrewrite as usize,
                 http_maxhdr: g.tune.http_maxhdr as usize,
+                log_uri_len: g.tune.http_logurilen as usize,
             },
             maxconn: g.maxconn.unwrap_or(0),
             hard_stop_after: g.hard_stop_after,

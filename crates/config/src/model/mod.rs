@@ -158,6 +158,10 @@ pub struct Tune {
     pub h2_max_frame_size: Option<u32>,
     pub listener_multi_queue: Option<bool>,
     pub idle_pool_shared: Option<bool>,
+    /// `tune.http.logurilen`: bytes of the request line kept for the log (haproxy: 1024).
+    pub http_logurilen: u32,
+    /// `tune.http.cookielen`: longest `capture cookie` (haproxy: 63).
+    pub http_cookielen: u32,
     /// Other registered `tune.*` keywords: name → argument words.
     pub other: BTreeMap<String, Vec<String>>,
 }
@@ -177,6 +181,8 @@ impl Default for Tune {
             h2_max_frame_size: None,
             listener_multi_queue: None,
             idle_pool_shared: None,
+            http_logurilen: 1024,
+            http_cookielen: 63,
             other: BTreeMap::new(),
         }
     }

@@ -46,6 +46,8 @@ pub struct Endpoint {
     pub loc: Loc,
     pub name: String,
     pub address: String,
+    /// Words after the address (a ring `server`'s `log-proto octet-count`).
+    pub params: Vec<String>,
 }
 
 /// `peers` section.

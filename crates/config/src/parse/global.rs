@@ -424,9 +424,22 @@ pub static KEYWORDS: &[GlobalKw] = &[
         "tune.http.cookielen",
         OBS,
         "captured cookie length",
-        tune_other,
+        |_, g, l| {
+            need_args(l, 1, 1, "an integer argument")?;
+            g.tune.http_cookielen = parse_u32(l.arg(1))?;
+            no_extra(l, 2)
+        },
     ),
-    kw("tune.http.logurilen", OBS, "logged URI length", tune_other),
+    kw(
+        "tune.http.logurilen",
+        S,
+        "bytes of the request line kept in logs (%r, default 1024)",
+        |_, g, l| {
+            need_args(l, 1, 1, "an integer argument")?;
+            g.tune.http_logurilen = parse_u32(l.arg(1))?;
+            no_extra(l, 2)
+        },
+    ),
     kw("tune.comp.maxlevel", NO, "compression level", tune_other),
     kw("lua-load", NO, "load a Lua script", generic),
     kw("lua-prepend-path", NO, "Lua module path", generic),

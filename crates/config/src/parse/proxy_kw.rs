@@ -49,7 +49,6 @@ const LB: Status = Status::Parsed { issue: 5 };
 const RUL: Status = Status::Parsed { issue: 6 };
 const STK: Status = Status::Supported;
 /// `stick on|match|store-*` persistence: the tables support it, the engine does not call it yet.
-const OBS: Status = Status::Parsed { issue: 9 };
 const OPS: Status = Status::Parsed { issue: 10 };
 const NO: Status = Status::Unsupported;
 const DFB: u8 = ALL;
@@ -97,7 +96,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     }),
     kw("option tcplog", DFB, S, "TCP log format", |k, p, l| bool_opt(k, l, &mut p.settings.options.tcplog)),
     kw("option dontlognull", DFB, S, "do not log empty connections", |k, p, l| bool_opt(k, l, &mut p.settings.options.dontlognull)),
-    kw("option log-health-checks", DB, OBS, "log health check state changes", |k, p, l| bool_opt(k, l, &mut p.settings.options.log_health_checks)),
+    kw("option log-health-checks", DB, S, "log every change of a health check's status or health (notice)", |k, p, l| bool_opt(k, l, &mut p.settings.options.log_health_checks)),
     kw("option httpchk", DB, S, "HTTP health checks [<method> <uri> <version>]", checks::option_httpchk),
     kw("option tcp-check", DB, S, "run tcp-check rules as health check", |k, p, l| bool_opt(k, l, &mut p.settings.options.tcp_check)),
     kw("option abortonclose", DB, ENG, "abort queued requests whose client left", |k, p, l| bool_opt(k, l, &mut p.settings.options.abortonclose)),
@@ -106,7 +105,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option prefer-last-server", DB, LB, "prefer the last server used by a connection", |k, p, l| bool_opt(k, l, &mut p.settings.options.prefer_last_server)),
     kw("option originalto", DFB, RUL, "add X-Original-To", p_originalto),
     kw("option log-separate-errors", DFB, S, "log errors (5xx, retries, aborts) at err instead of info", opt_other),
-    kw("option logasap", DF, OBS, "log before the response ends", opt_other),
+    kw("option logasap", DF, S, "log HTTP transactions when the response head is sent (`+` before partial %B/%Ta/%Tt)", opt_other),
     kw("option http-no-delay", DFB, ENG, "no send delay on HTTP", opt_other),
     kw("option http-pretend-keepalive", DFB, ENG, "pretend keep-alive to servers", opt_other),
     kw("option http-ignore-probes", DF, ENG, "do not log/408 empty pre-connects", opt_other),
@@ -122,7 +121,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option splice-auto", DFB, ENG, "kernel splicing", opt_other),
     kw("option splice-request", DFB, ENG, "kernel splicing", opt_other),
     kw("option splice-response", DFB, ENG, "kernel splicing", opt_other),
-    kw("option contstats", DF, OBS, "continuous traffic stats", opt_other),
+    kw("option contstats", DF, Status::Accepted { why: "ringlb adds a transaction's or TCP session's bytes to the counters when it ends; it does not update them during long transfers" }, "continuous traffic stats", opt_other),
     kw("option socket-stats", DF, S, "one stats row per listener", opt_other),
     kw("option independent-streams", DFB, ENG, "independent read/write timeouts", opt_other),
     kw("option checkcache", DB, RUL, "block cacheable responses with cookies", opt_other),
@@ -300,11 +299,11 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("server-template", BE, S, "<prefix> <num|range> <addr>[:port] [options]: numbered servers", server::parse_server_template),
     kw("compression", DFB, NO, "HTTP compression", generic),
     kw("filter", FB, NO, "stream filters (trace, compression, spoe, cache)", generic),
-    kw("email-alert mailers", DB, OBS, "email alerts", generic),
-    kw("email-alert from", DB, OBS, "email alerts", generic),
-    kw("email-alert to", DB, OBS, "email alerts", generic),
-    kw("email-alert level", DB, OBS, "email alerts", generic),
-    kw("email-alert myhostname", DB, OBS, "email alerts", generic),
+    kw("email-alert mailers", DB, S, "mailers section that receives server state changes", generic_n1),
+    kw("email-alert from", DB, S, "sender address of email alerts", generic_n1),
+    kw("email-alert to", DB, S, "recipient address of email alerts", generic_n1),
+    kw("email-alert level", DB, S, "most verbose level mailed (default alert)", generic_n1),
+    kw("email-alert myhostname", DB, S, "HELO name of email alerts (default: host name)", generic_n1),
     kw("external-check command", DB, NO, "external check command", generic),
     kw("external-check path", DB, NO, "external check PATH", generic),
     kw("dispatch", BE, NO, "single-server dispatch (deprecated)", generic),

@@ -35,6 +35,11 @@ pub(crate) fn generic(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     Ok(())
 }
 
+pub(crate) fn generic_n1(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    need(k, l, 1)?;
+    generic(k, p, l)
+}
+
 pub(crate) fn generic_n2(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     need(k, l, 2)?;
     generic(k, p, l)

@@ -18,7 +18,6 @@ const P5: Status = Status::Parsed { issue: 5 };
 const P6: Status = Status::Parsed { issue: 6 };
 const P7: Status = Status::Parsed { issue: 7 };
 const P3: Status = Status::Parsed { issue: 3 };
-const P9: Status = Status::Parsed { issue: 9 };
 const P10: Status = Status::Parsed { issue: 10 };
 
 /// (section, keyword, status, doc) for every keyword of the small sections.
@@ -91,13 +90,13 @@ pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
     (
         "ring",
         "server",
-        Status::Unsupported,
-        "forward ring contents to a server",
+        Status::Supported,
+        "forward ring contents to a TCP syslog server (log-proto legacy|octet-count)",
     ),
     (
         "ring",
         "timeout",
-        P9,
+        Status::Supported,
         "timeout connect|server <time> (for ring servers)",
     ),
     ("cache", "total-max-size", P6, "cache size in megabytes"),
@@ -115,8 +114,18 @@ pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
     ("program", "group", P10, "run as group"),
     ("program", "option", P10, "option start-on-reload"),
     ("program", "no", P10, "no option start-on-reload"),
-    ("mailers", "mailer", P9, "mailer <name> <addr>:<port>"),
-    ("mailers", "timeout", P9, "timeout mail <time>"),
+    (
+        "mailers",
+        "mailer",
+        Status::Supported,
+        "mailer <name> <addr>:<port> (plain SMTP)",
+    ),
+    (
+        "mailers",
+        "timeout",
+        Status::Supported,
+        "timeout mail <time> (default 10s)",
+    ),
 ];
 
 /// Opens a small section; returns the new state.
@@ -284,7 +293,32 @@ fn endpoint(l: &Line) -> Result<Endpoint, String> {
         loc: l.loc.clone(),
         name: l.arg(1).to_string(),
         address: l.arg(2).to_string(),
+        params: l.rest(3),
     })
+}
+
+/// A ring `server`: `log-proto legacy|octet-count` is the only server option ringlb takes
+/// there (haproxy accepts every server keyword, most meaningless for a ring).
+fn ring_server(l: &Line) -> Result<Endpoint, String> {
+    let e = endpoint(l)?;
+    let mut w = e.params.iter();
+    while let Some(k) = w.next() {
+        match (k.as_str(), w.next().map(String::as_str)) {
+            ("log-proto", Some("legacy" | "octet-count")) => {}
+            ("log-proto", v) => {
+                return Err(format!(
+                    "'log-proto' expects 'legacy' or 'octet-count', not '{}'",
+                    v.unwrap_or("")
+                ))
+            }
+            (k, _) => {
+                return Err(format!(
+                    "ring server option '{k}' is not supported by ringlb yet (only 'log-proto')"
+                ))
+            }
+        }
+    }
+    Ok(e)
 }
 
 fn list(s: &str) -> Vec<String> {
@@ -390,10 +424,16 @@ pub(crate) fn ring(cx: &mut Cx, r: Option<&mut Ring>, l: &Line) {
                 }
                 r.size = Some(n);
             }
-            "server" => r.servers.push(endpoint(l)?),
-            _ => r
+            "server" => r.servers.push(ring_server(l)?),
+            _ if matches!(l.arg(1), "connect" | "server") => r
                 .timeouts
                 .push((l.arg(1).to_string(), parse_time(l.arg(2))?)),
+            _ => {
+                return Err(format!(
+                    "'timeout' expects 'connect' or 'server', not '{}'",
+                    l.arg(1)
+                ))
+            }
         }
         Ok(())
     });
@@ -430,7 +470,13 @@ pub(crate) fn mailers(cx: &mut Cx, m: Option<&mut Mailers>, l: &Line) {
     run(cx, "mailers", m, l, |m, l| {
         match l.arg(0) {
             "mailer" => push_endpoint(&mut m.mailers, l)?,
-            _ => m.timeout_mail = Some(parse_time(l.arg(2))?),
+            _ if l.arg(1) == "mail" => m.timeout_mail = Some(parse_time(l.arg(2))?),
+            _ => {
+                return Err(format!(
+                    "'timeout' expects 'mail' and a time, not '{}'",
+                    l.arg(1)
+                ))
+            }
         }
         Ok(())
     });

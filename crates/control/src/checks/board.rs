@@ -55,6 +55,8 @@ pub struct BackendSpec {
     /// `balance` is dynamic (slowstart ramps the weight; static-rr and map-based hashing
     /// cannot change weights, as in HAProxy).
     pub dynamic_weights: bool,
+    /// `option log-health-checks`: every change of a check's status or health is logged.
+    pub log_health_checks: bool,
     pub servers: Vec<ServerSpec>,
 }
 
@@ -126,6 +128,7 @@ struct Be {
     spec_name: String,
     from_listen: bool,
     dynamic_weights: bool,
+    log_health_checks: bool,
     servers: Vec<Srv>,
 }
 
@@ -171,6 +174,7 @@ impl Board {
                 spec_name: b.name,
                 from_listen: b.from_listen,
                 dynamic_weights: b.dynamic_weights,
+                log_health_checks: b.log_health_checks,
                 servers: b
                     .servers
                     .into_iter()
@@ -255,12 +259,38 @@ impl Board {
         let Some(check) = srv.check.as_mut() else {
             return Vec::new();
         };
-        let Some(t) = check.record(r, now) else {
-            return Vec::new();
-        };
+        let before = (check.last_result().map(|l| l.status), check.health());
+        let t = check.record(r, now);
         let mut out = Vec::new();
-        self.after_health_change(b, s, t, r, had_any, now, &mut out);
+        if before != (Some(r.status), check.health()) {
+            self.log_check(b, s, r, &mut out);
+        }
+        if let Some(t) = t {
+            self.after_health_change(b, s, t, r, had_any, now, &mut out);
+        }
         out
+    }
+
+    /// `option log-health-checks`: the check's line, before any state change line (as in
+    /// haproxy, which logs it at `notice`).
+    fn log_check(&self, b: usize, s: usize, r: &CheckResult, out: &mut Vec<Effect>) {
+        let Some(be) = self.backends.get(b).filter(|be| be.log_health_checks) else {
+            return;
+        };
+        let Some(srv) = be.servers.get(s) else { return };
+        let Some(check) = srv.check.as_ref() else {
+            return;
+        };
+        let timing = check.timing();
+        out.push(Effect::Warning(status::check_log_message(
+            status::CheckSource::Health,
+            &be.spec_name,
+            &srv.spec.name,
+            srv.spec.backup,
+            r,
+            (check.health(), timing.rise, timing.fall),
+            srv.uweight == 0,
+        )));
     }
 
     /// A worker shard saw `error-limit` consecutive errors on live traffic (`observe`): the
@@ -493,14 +523,24 @@ impl Board {
             return;
         };
         let counts = self.counts(b);
-        out.push(Effect::Warning(status::state_change_message(
-            &be.spec_name,
-            &srv.spec.name,
-            srv.spec.backup,
-            t,
-            r,
-            &counts,
-        )));
+        out.push(Effect::Warning(if be.log_health_checks {
+            status::state_change_message_no_reason(
+                &be.spec_name,
+                &srv.spec.name,
+                srv.spec.backup,
+                t,
+                &counts,
+            )
+        } else {
+            status::state_change_message(
+                &be.spec_name,
+                &srv.spec.name,
+                srv.spec.backup,
+                t,
+                r,
+                &counts,
+            )
+        }));
         self.alert_if_empty(b, had_any, out);
     }
 
@@ -868,6 +908,7 @@ mod tests {
             name: "be".into(),
             from_listen: false,
             dynamic_weights: true,
+            log_health_checks: false,
             servers,
         }])
     }
@@ -901,6 +942,39 @@ mod tests {
                 Effect::Msg(_) => None,
             })
             .collect()
+    }
+
+    /// `option log-health-checks`: a line per change of status or health, before the state
+    /// change line (order and texts as haproxy 2.6, rise 2 fall 3); none when nothing changed.
+    #[test]
+    fn log_health_checks_lines() {
+        let mut b = Board::new(vec![BackendSpec {
+            name: "be".into(),
+            from_listen: false,
+            dynamic_weights: true,
+            log_health_checks: true,
+            servers: vec![server("s1", false, false)],
+        }]);
+        let l = lines(&b.record_check(0, 0, &refused(), MS));
+        assert_eq!(l, vec![
+            "[WARNING] Health check for server be/s1 failed, reason: Layer4 connection problem, info: \"Connection refused\", check duration: 0ms, status: 0/2 DOWN.".to_string(),
+            "[WARNING] Server be/s1 is DOWN. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.".to_string(),
+            "[ALERT] backend 'be' has no server available!".to_string(),
+        ]);
+        // Same status, health already 0: nothing to say.
+        assert!(lines(&b.record_check(0, 0, &refused(), MS)).is_empty());
+        let l = lines(&b.record_check(0, 0, &ok(), MS));
+        assert_eq!(l, vec!["[WARNING] Health check for server be/s1 succeeded, reason: Layer4 check passed, check duration: 0ms, status: 1/2 DOWN.".to_string()]);
+        let l = lines(&b.record_check(0, 0, &ok(), MS));
+        assert_eq!(l.len(), 2, "{l:?}");
+        assert!(l[0].ends_with("status: 3/3 UP."), "{l:?}");
+        assert!(
+            l[1].starts_with("[WARNING] Server be/s1 is UP. 1 active"),
+            "{l:?}"
+        );
+        // Without the option only the state change lines remain.
+        let mut quiet = board(vec![server("s1", false, false)]);
+        assert_eq!(lines(&quiet.record_check(0, 0, &refused(), MS)).len(), 2);
     }
 
     #[test]
@@ -1076,12 +1150,14 @@ mod tests {
                 name: "b1".into(),
                 from_listen: false,
                 dynamic_weights: true,
+                log_health_checks: false,
                 servers: vec![server("s1", false, false)],
             },
             BackendSpec {
                 name: "b2".into(),
                 from_listen: false,
                 dynamic_weights: true,
+                log_health_checks: false,
                 servers: vec![t1, {
                     let mut t2 = server("t2", false, false);
                     t2.check = None;
@@ -1254,6 +1330,7 @@ mod tests {
             name: "be".into(),
             from_listen: true,
             dynamic_weights: false,
+            log_health_checks: false,
             servers: vec![server("s1", false, true)],
         }]);
         assert!(msgs(&b.record_agent(0, 0, reply("50%\n"), MS)).is_empty());

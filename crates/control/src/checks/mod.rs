@@ -58,6 +58,10 @@ pub struct CheckPlan {
     pub quiet: bool,
     /// The global `log` targets the state-change lines also go to.
     pub syslog: Option<std::sync::Arc<std::sync::Mutex<crate::syslog::ControlLog>>>,
+    /// `email-alert`: state changes mailed per backend.
+    pub mail: crate::mail::MailPlan,
+    /// Warnings about the plan (printed when the checks start, unless `-q`).
+    pub warnings: Vec<String>,
 }
 
 /// Whether the algorithm accepts weight changes (HAProxy's `BE_LB_PROP_DYN`).
@@ -96,6 +100,7 @@ impl CheckPlan {
                 name: be.name.clone(),
                 from_listen: be.from_listen,
                 dynamic_weights: dynamic,
+                log_health_checks: be.options.log_health_checks,
                 servers: Vec::with_capacity(be.servers.len()),
             };
             let script = if be.servers.iter().any(|s| s.params.check) {
@@ -220,6 +225,7 @@ impl CheckPlan {
             plan.backends.push(spec);
         }
         check_tracked(&plan.backends, &mut errors);
+        plan.mail = crate::mail::MailPlan::from_config(cfg, &mut errors, &mut plan.warnings);
         if !errors.is_empty() {
             return Err(errors);
         }
@@ -416,6 +422,16 @@ impl CheckStatsHandle {
     }
 }
 
+/// haproxy's syslog form of an alert: `backend be has no server available!` (no quotes,
+/// unlike its stderr line `backend 'be' has no server available!`).
+fn syslog_text(m: &str) -> std::borrow::Cow<'_, str> {
+    if m.ends_with(" has no server available!") {
+        std::borrow::Cow::Owned(m.replacen('\'', "", 2))
+    } else {
+        std::borrow::Cow::Borrowed(m)
+    }
+}
+
 fn pid() -> u32 {
     std::process::id()
 }
@@ -433,6 +449,7 @@ struct Driver {
     /// `set server B/S addr`: where the server's checks go now (their own `addr`/`port`
     /// options still win, as in haproxy).
     addrs: RefCell<std::collections::HashMap<(usize, usize), std::net::SocketAddr>>,
+    mail: crate::mail::MailPlan,
 }
 
 impl Driver {
@@ -473,6 +490,7 @@ impl Driver {
                 touched.push((*backend, *server));
             }
         }
+        self.mail(b, &effects);
         self.emit(effects);
         let board = self.board.borrow();
         for (b, s) in touched {
@@ -510,6 +528,7 @@ impl Driver {
                 touched.push((*backend, *server));
             }
         }
+        self.mail(b, &rest);
         self.emit(rest);
         let board = self.board.borrow();
         for (b, s) in touched {
@@ -520,6 +539,20 @@ impl Driver {
         msgs
     }
 
+    /// `email-alert`: mails the state-change lines of a check of backend `b`.
+    fn mail(&self, b: usize, effects: &[Effect]) {
+        if self.mail.is_empty() {
+            return;
+        }
+        for e in effects {
+            if let Effect::Warning(m) = e {
+                if let Some(level) = crate::mail::level_of(m) {
+                    self.mail.alert(b, level, m);
+                }
+            }
+        }
+    }
+
     fn emit(&self, effects: Vec<Effect>) {
         if let Some(log) = &self.syslog {
             if let Ok(mut log) = log.lock() {
@@ -528,7 +561,7 @@ impl Driver {
                         Effect::Warning(m) => {
                             log.send(crate::syslog::ControlLog::level_of_warning(m), m)
                         }
-                        Effect::Alert(m) => log.send(ringlb_log::Level::EMERG, m),
+                        Effect::Alert(m) => log.send(ringlb_log::Level::EMERG, &syslog_text(m)),
                         Effect::Msg(_) => {}
                     }
                 }
@@ -736,7 +769,13 @@ pub fn start(
         spread_checks: plan.spread_checks,
         rng: RefCell::new(seed),
         addrs: RefCell::new(std::collections::HashMap::new()),
+        mail: plan.mail,
     });
+    if !plan.quiet {
+        for w in &plan.warnings {
+            eprintln!("[WARNING]  ({}) : {w}", pid());
+        }
+    }
     driver
         .stats
         .store_all(driver.board.borrow().snapshot(Duration::ZERO));

@@ -73,12 +73,24 @@ pub struct Ctx {
 }
 
 /// Runs `reqs` in order, appending what they print to `out`; true when the connection closes.
-pub async fn handle(ctx: &Ctx, sess: &CliSession, reqs: Vec<Request>, out: &mut Vec<u8>) -> bool {
+pub async fn handle(
+    ctx: &Ctx,
+    sess: &CliSession,
+    reqs: Vec<Request>,
+    out: &mut Vec<u8>,
+    follow: &mut Option<Follow>,
+) -> bool {
     let mut closing = false;
     for r in reqs {
         match r {
             Request::Reply(resp) => sess.render(&resp, out),
             Request::Run(p) => {
+                if let Some(f) = start_follow(ctx, &p, out) {
+                    // `show events <ring> -w`: the session streams from now on; commands
+                    // after it in the same read are dropped.
+                    *follow = Some(f);
+                    return closing;
+                }
                 let reply = run(ctx, &p).await;
                 sess.render(&p.respond(reply), out);
             }
@@ -86,6 +98,55 @@ pub async fn handle(ctx: &Ctx, sess: &CliSession, reqs: Vec<Request>, out: &mut 
         }
     }
     closing
+}
+
+/// A session following a ring (`show events <ring> -w`): the next line to print.
+#[derive(Debug)]
+pub struct Follow {
+    pub ring: std::sync::Arc<ringlb_shard::topology::LogRing>,
+    pub seq: u64,
+}
+
+impl Follow {
+    /// Appends the lines that arrived since the last call, each ended by `\n`.
+    pub fn poll(&mut self, out: &mut Vec<u8>) {
+        let mut lines = Vec::new();
+        self.seq = self
+            .ring
+            .lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .lines_from(self.seq, &mut lines);
+        for l in lines {
+            out.extend_from_slice(&l);
+            out.push(b'\n');
+        }
+    }
+}
+
+/// `show events <ring> -w [-n]`: prints the ring's lines (none with `-n`) and returns where
+/// to follow it from. `None` for every other command (and for an unknown ring).
+fn start_follow(ctx: &Ctx, p: &Pending, out: &mut Vec<u8>) -> Option<Follow> {
+    let ringlb_runtime::Command::ShowEvents {
+        sink: Some(name),
+        wait: true,
+        new_only,
+    } = &p.command
+    else {
+        return None;
+    };
+    let ring = ctx.topo.rings.iter().find(|r| r.name == *name)?.clone();
+    let seq = if *new_only {
+        ring.lines
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .end_seq()
+    } else {
+        0
+    };
+    let mut f = Follow { ring, seq };
+    f.poll(out);
+    Some(f)
 }
 
 async fn run(ctx: &Ctx, p: &Pending) -> Reply {
@@ -118,7 +179,7 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
 /// `show events [<ring>]`: the list of sinks as haproxy 2.6 prints it (stdout, stderr, its
 /// internal `buf0`, then the `ring` sections), or one ring's lines oldest first.
 fn show_events(ctx: &Ctx, p: &Pending) -> Reply {
-    let ringlb_runtime::Command::ShowEvents { sink } = &p.command else {
+    let ringlb_runtime::Command::ShowEvents { sink, new_only, .. } = &p.command else {
         return not_supported(p);
     };
     let rings = &ctx.topo.rings;
@@ -141,6 +202,8 @@ fn show_events(ctx: &Ctx, p: &Pending) -> Reply {
             Reply::raw_with_blank_line(out)
         }
         Some(name) => match rings.iter().find(|r| r.name == *name) {
+            // `-n` alone: nothing is new yet.
+            Some(_) if *new_only => Reply::raw_with_blank_line("\n"),
             Some(r) => Reply::raw_with_blank_line(r.show()),
             // haproxy's message has no newline of its own: the prompt ends it.
             None => Reply::err("No such event sink"),

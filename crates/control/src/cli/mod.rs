@@ -383,6 +383,33 @@ async fn write_for<S: AsyncWrite + Unpin>(s: &mut S, data: &[u8], limit: Duratio
     futures_lite::future::or(write, timer).await
 }
 
+/// How often a session following a ring looks for new lines.
+const FOLLOW_POLL: Duration = Duration::from_millis(50);
+
+/// `show events <ring> -w`: prints new lines as they come until the client sends anything
+/// (haproxy's "Any key to stop"; the bytes are dropped) or closes. Returns whether the
+/// session goes on (then the output ends with the blank line of a finished command).
+async fn follow_ring<S: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut S,
+    mut f: exec::Follow,
+    buf: &mut [u8],
+    idle: Duration,
+) -> bool {
+    let mut out = Vec::new();
+    loop {
+        match read_for(s, buf, FOLLOW_POLL).await {
+            Read::Eof => return false,
+            Read::Data(_) => return write_for(s, b"\n", idle).await,
+            Read::Timeout => {}
+        }
+        out.clear();
+        f.poll(&mut out);
+        if !write_for(s, &out, idle).await {
+            return false;
+        }
+    }
+}
+
 /// One connection: read, run what the session asks, write, until it closes or idles out.
 async fn session<S: AsyncRead + AsyncWrite + Unpin>(ctx: &Ctx, mut s: S, level: Level) {
     let mut sess = CliSession::new(
@@ -403,18 +430,30 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(ctx: &Ctx, mut s: S, level: 
             Read::Eof => sess.feed_eof(),
             Read::Data(n) => sess.feed(buf.get(..n).unwrap_or(&[])),
         };
-        let mut closing = exec::handle(ctx, &sess, reqs, &mut out).await;
+        let mut follow = None;
+        let mut closing = exec::handle(ctx, &sess, reqs, &mut out, &mut follow).await;
         if !write_for(&mut s, &out, idle).await {
             break;
         }
         out.clear();
+        if let Some(f) = follow.take() {
+            if !follow_ring(&mut s, f, &mut buf, idle).await {
+                break;
+            }
+            continue;
+        }
         while !closing && sess.has_buffered_commands() {
             let reqs = sess.feed(&[]);
-            closing = exec::handle(ctx, &sess, reqs, &mut out).await;
+            closing = exec::handle(ctx, &sess, reqs, &mut out, &mut follow).await;
             if !write_for(&mut s, &out, idle).await {
                 closing = true;
             }
             out.clear();
+            if let Some(f) = follow.take() {
+                if !closing && !follow_ring(&mut s, f, &mut buf, idle).await {
+                    closing = true;
+                }
+            }
         }
         if closing || sess.is_closed() {
             break;
