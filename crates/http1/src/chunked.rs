@@ -109,7 +109,19 @@ impl ChunkedDecoder {
     pub fn feed_with(
         &mut self,
         input: &[u8],
+        on_data: impl FnMut(&[u8]),
+    ) -> Result<Feed, HttpError> {
+        self.feed_parts(input, on_data, |_| {})
+    }
+
+    /// Like [`ChunkedDecoder::feed_with`], and hand every byte of the trailer section (the
+    /// fields after the last chunk and the final CRLF) to `on_trailer`, for a consumer that
+    /// carries trailers into another protocol (HTTP/2).
+    pub fn feed_parts(
+        &mut self,
+        input: &[u8],
         mut on_data: impl FnMut(&[u8]),
+        mut on_trailer: impl FnMut(u8),
     ) -> Result<Feed, HttpError> {
         let mut pos = 0;
         while pos < input.len() {
@@ -130,6 +142,16 @@ impl ChunkedDecoder {
                 _ => {
                     let b = input.get(pos).copied().unwrap_or(0);
                     pos += 1;
+                    if matches!(
+                        self.state,
+                        State::TrailerStart
+                            | State::TrailerName
+                            | State::TrailerValue
+                            | State::TrailerLf
+                            | State::EndLf
+                    ) {
+                        on_trailer(b);
+                    }
                     if let Err(kind) = self.step(b) {
                         self.state = State::Failed(kind);
                         return Err(HttpError::on(self.side, kind));
@@ -219,4 +241,22 @@ impl ChunkedDecoder {
         };
         Ok(next)
     }
+}
+
+/// The `(name, value)` fields of a trailer section as [`ChunkedDecoder::feed_parts`] hands it
+/// over (already validated: token names, field values; values OWS-trimmed).
+pub fn trailer_fields(section: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    section.split(|&b| b == b'\n').filter_map(|line| {
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let colon = line.iter().position(|&b| b == b':')?;
+        let name = line.get(..colon)?;
+        let value = line.get(colon + 1..)?;
+        let start = value.iter().position(|&b| b != b' ' && b != b'\t');
+        let end = value.iter().rposition(|&b| b != b' ' && b != b'\t');
+        let value = match (start, end) {
+            (Some(s), Some(e)) => value.get(s..=e)?,
+            _ => &[],
+        };
+        Some((name, value))
+    })
 }

@@ -67,7 +67,7 @@ mod scan;
 mod types;
 
 pub use body::BodyCounter;
-pub use chunked::{ChunkedDecoder, Feed};
+pub use chunked::{trailer_fields, ChunkedDecoder, Feed};
 pub use error::{ErrorKind, HttpError, Side};
 pub use replies::{
     check_errorfile, default_reply, default_reply_lowercase, reason_phrase, ErrorReplies,

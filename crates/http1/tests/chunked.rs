@@ -203,3 +203,45 @@ fn huge_chunk_is_counted_not_buffered() {
     }
     assert_eq!(d.payload_bytes(), 16 << 16);
 }
+
+#[test]
+fn trailer_section_is_handed_over_byte_by_byte_at_any_split() {
+    let input = b"4\r\nabcd\r\n0\r\ngrpc-status: 0\r\ngrpc-message:  ok \r\n\r\nNEXT";
+    for step in [1, 2, 5, input.len()] {
+        let mut d = ChunkedDecoder::new(Side::Server, &Limits::default());
+        let (mut data, mut trailer) = (Vec::new(), Vec::new());
+        let mut consumed = 0;
+        for piece in input.chunks(step) {
+            let f = d
+                .feed_parts(piece, |x| data.extend_from_slice(x), |b| trailer.push(b))
+                .unwrap();
+            consumed += f.consumed;
+            if f.done {
+                break;
+            }
+        }
+        assert_eq!(consumed, input.len() - 4, "step {step}");
+        assert_eq!(data, b"abcd");
+        assert_eq!(trailer, b"grpc-status: 0\r\ngrpc-message:  ok \r\n\r\n");
+        let fields: Vec<_> = ringlb_http1::trailer_fields(&trailer).collect();
+        assert_eq!(
+            fields,
+            vec![
+                (&b"grpc-status"[..], &b"0"[..]),
+                (&b"grpc-message"[..], &b"ok"[..])
+            ]
+        );
+    }
+}
+
+#[test]
+fn no_trailers_is_just_the_final_crlf() {
+    let mut d = ChunkedDecoder::new(Side::Server, &Limits::default());
+    let mut trailer = Vec::new();
+    let f = d
+        .feed_parts(b"0\r\n\r\n", |_| {}, |b| trailer.push(b))
+        .unwrap();
+    assert!(f.done);
+    assert_eq!(trailer, b"\r\n");
+    assert_eq!(ringlb_http1::trailer_fields(&trailer).count(), 0);
+}

@@ -17,7 +17,8 @@ usage: ringlb-origin --listen ADDR [--listen ADDR ...] [--name NAME] [options]
   -h, --help               this text
 
 HTTP endpoints: / (hello), /echo, /status/N, /size/N, /chunked/N, /slow/MS, /slowbody/MS,
-/close, /noresponse, /garbage, /reset, /headers/N, /health, /ws (WebSocket echo);
+/close, /noresponse, /garbage, /reset, /headers/N, /health, /ws (WebSocket echo),
+/grpc (chunked answer with grpc-status/grpc-message trailers);
 POST/PUT elsewhere answer the body's length and FNV-1a 64 checksum.
 ";
 

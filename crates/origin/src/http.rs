@@ -50,6 +50,8 @@ struct Exchange<'a> {
     ctx: &'a Ctx,
     port: u16,
     keep: bool,
+    /// Trailer lines of a chunked request body.
+    trailers: Vec<String>,
 }
 
 pub fn serve(stream: TcpStream, ctx: &Ctx) -> io::Result<()> {
@@ -95,20 +97,22 @@ fn handle(
         return websocket(rd, req, ctx, port, peer, &line);
     }
     let mut digest = Digest::default();
+    let mut trailers = Vec::new();
     if req.body != Framing::None {
         if req.expects_continue() {
             rd.stream().write_all(b"HTTP/1.1 100 Continue\r\n\r\n")?;
         }
-        if let Err(e) = read_body(rd, req.body, &mut |p| {
+        match read_body(rd, req.body, &mut |p| {
             digest.update(p);
             Ok(())
         }) {
-            if e.kind() != io::ErrorKind::InvalidData {
-                return Err(e);
+            Ok(t) => trailers = t,
+            Err(e) if e.kind() != io::ErrorKind::InvalidData => return Err(e),
+            Err(_) => {
+                log(ctx, peer, &line, 400, "bad request body");
+                write_error(rd.stream(), ctx, port, 400, "bad request body")?;
+                return Ok(Next::Close);
             }
-            log(ctx, peer, &line, 400, "bad request body");
-            write_error(rd.stream(), ctx, port, 400, "bad request body")?;
-            return Ok(Next::Close);
         }
     }
     let ex = Exchange {
@@ -116,6 +120,7 @@ fn handle(
         ctx,
         port,
         keep: req.keep_alive() && route != Route::Close,
+        trailers,
     };
     let status = respond(out, &ex, route, &digest)?;
     out.flush()?;
@@ -155,6 +160,7 @@ fn respond(out: &mut dyn Write, ex: &Exchange, route: Route, digest: &Digest) ->
             Ok(200)
         }
         Route::Chunked(n) => chunked(out, ex, n),
+        Route::Grpc => grpc(out, ex, digest),
         Route::Slow(d) => {
             std::thread::sleep(d);
             default_body(out, ex, digest, 200, &[])
@@ -235,6 +241,28 @@ fn chunked(out: &mut dyn Write, ex: &Exchange, n: u64) -> io::Result<u16> {
         sent += len as u64;
     }
     out.write_all(b"0\r\n\r\n")?;
+    Ok(200)
+}
+
+/// A gRPC-like answer: the request body's digest and its trailers as a chunked body, then trailers
+/// `grpc-status: 0` and `grpc-message` naming the request's trailers (`none` without any).
+fn grpc(out: &mut dyn Write, ex: &Exchange, digest: &Digest) -> io::Result<u16> {
+    if ex.req.minor == 0 {
+        return simple(out, ex, 505, &[], b"/grpc needs HTTP/1.1\n");
+    }
+    let ct = [("Content-Type".to_string(), "application/grpc".to_string())];
+    write_head(out, ex, 200, &ct, Len::Chunked)?;
+    if is_head(ex) {
+        return Ok(200);
+    }
+    let seen = if ex.trailers.is_empty() {
+        "none".to_string()
+    } else {
+        ex.trailers.join(", ")
+    };
+    let body = format!("{}trailers: {seen}\n", digest.lines());
+    write!(out, "{:x}\r\n{body}\r\n0\r\n", body.len())?;
+    write!(out, "grpc-status: 0\r\ngrpc-message: {seen}\r\n\r\n")?;
     Ok(200)
 }
 

@@ -233,20 +233,24 @@ pub fn parse_decimal(s: &[u8]) -> Option<u64> {
     std::str::from_utf8(s).ok()?.parse().ok()
 }
 
-/// Streams the request body to `sink`; trailers of a chunked body are read and dropped.
+/// Streams the request body to `sink`; returns the trailer lines of a chunked body (`/grpc`
+/// reports them).
 pub fn read_body(
     rd: &mut Reader,
     framing: Framing,
     sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
-) -> io::Result<()> {
+) -> io::Result<Vec<String>> {
     match framing {
-        Framing::None => Ok(()),
-        Framing::Length(n) => rd.stream_exact(n, sink),
+        Framing::None => Ok(Vec::new()),
+        Framing::Length(n) => rd.stream_exact(n, sink).map(|()| Vec::new()),
         Framing::Chunked => read_chunked(rd, sink),
     }
 }
 
-fn read_chunked(rd: &mut Reader, sink: &mut dyn FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
+fn read_chunked(
+    rd: &mut Reader,
+    sink: &mut dyn FnMut(&[u8]) -> io::Result<()>,
+) -> io::Result<Vec<String>> {
     loop {
         let line = rd.read_line(MAX_LINE_BYTES)?;
         let size_part = line
@@ -265,11 +269,13 @@ fn read_chunked(rd: &mut Reader, sink: &mut dyn FnMut(&[u8]) -> io::Result<()>) 
     }
     // Trailer section, ended by an empty line; bounded by the read buffer.
     let mut trailer_bytes = 0usize;
+    let mut lines = Vec::new();
     loop {
         let line = rd.read_line(MAX_LINE_BYTES)?;
         if line.is_empty() {
-            return Ok(());
+            return Ok(lines);
         }
+        lines.push(String::from_utf8_lossy(&line).into_owned());
         trailer_bytes += line.len();
         if trailer_bytes > BUF_BYTES {
             return Err(invalid("trailers too large"));

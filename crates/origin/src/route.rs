@@ -26,6 +26,8 @@ pub enum Route {
     Headers(u64),
     Health,
     WebSocket,
+    /// `/grpc`: a chunked answer with `grpc-status`/`grpc-message` trailers.
+    Grpc,
     /// A known endpoint with an argument out of range or not a number.
     BadArgument,
 }
@@ -42,6 +44,7 @@ pub fn route(path: &str) -> Route {
         ("reset", None) => Route::Reset,
         ("health", None) => Route::Health,
         ("ws", None) => Route::WebSocket,
+        ("grpc", None) => Route::Grpc,
         ("status", Some(a)) => match number(a, 599) {
             Some(n) if n >= 200 => Route::Status(n as u16),
             _ => Route::BadArgument,
@@ -117,6 +120,7 @@ mod tests {
         assert_eq!(route("/"), Route::Default);
         assert_eq!(route("/anything/else"), Route::Default);
         assert_eq!(route("/echo"), Route::Echo);
+        assert_eq!(route("/grpc"), Route::Grpc);
         assert_eq!(route("/status/503"), Route::Status(503));
         assert_eq!(route("/size/0"), Route::Size(0));
         assert_eq!(route("/size/1073741824"), Route::Size(1 << 30));

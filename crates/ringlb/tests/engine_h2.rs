@@ -725,3 +725,280 @@ fn soft_stop_drains_h2_connections_and_exits() {
     let exited = proxy.wait_timeout(Duration::from_secs(5)).unwrap();
     assert!(exited.is_some(), "ringlb still running after soft stop");
 }
+
+// ---- HTTP/2 towards servers (`server ... proto h2`, `ssl alpn h2`) ----
+//
+// The h2 origin is haproxy itself (`bind ... proto h2`), answering some paths with
+// `http-request return` and passing the rest to a ringlb-origin over HTTP/1 (which gives
+// `/echo`, uploads' digests and `/grpc`'s trailers). It tags every answer with the HTTP
+// version it was asked in (`x-origin-ver`), so a test sees that the proxy really spoke h2.
+
+/// haproxy as an h2c origin on `addr` in front of `origin` (HTTP/1).
+fn h2_origin(dir: &TempDir, addr: SocketAddr, origin: SocketAddr) -> ringlb_testkit::ChildGuard {
+    let cfg = format!(
+        "{DEFAULTS}frontend h2origin\n    bind {addr} proto h2\n    http-request set-var(txn.ver) req.ver\n    http-request return status 200 content-type text/plain string \"direct from the h2 origin\" if {{ path /ret }}\n    http-after-response set-header x-origin-ver %[var(txn.ver)]\n    default_backend o\nbackend o\n    server o1 {origin}\n"
+    );
+    let path = dir.join("origin-h2.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    ringlb_testkit::Haproxy::start(&path, &[addr])
+}
+
+/// Established TCP connections towards `to` (from any local port).
+fn connections_to(to: SocketAddr) -> usize {
+    let out = run_bounded(
+        Command::new("ss").args(["-Htn", "state", "established", "dst", &to.to_string()]),
+        T,
+    )
+    .unwrap();
+    String::from_utf8_lossy(&out.stdout).lines().count()
+}
+
+/// One GET over HTTP/1.1 or h2 (`--http2-prior-knowledge`): (status, x-origin-ver, body).
+fn fetch(url: &str, h2: bool) -> (String, String, String) {
+    let mut args = vec!["-s", "-D", "-"];
+    if h2 {
+        args.push("--http2-prior-knowledge");
+    }
+    args.push(url);
+    let out = curl(&args, T).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let status = head
+        .lines()
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("")
+        .to_string();
+    let ver = head
+        .lines()
+        .find_map(|l| l.strip_prefix("x-origin-ver: "))
+        .unwrap_or("")
+        .to_string();
+    (status, ver, body.to_string())
+}
+
+#[test]
+fn h2_server_carries_http1_and_h2_clients_on_one_connection() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2srv");
+    let h2addr = free_addr();
+    let _origin = h2_origin(&dir, h2addr, origins.addrs()[0]);
+    let (front1, front2) = (free_addr(), free_addr());
+    let cfg = format!(
+        "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front1}\n    bind {front2} proto h2\n    default_backend be\nbackend be\n    server s1 {h2addr} proto h2\n"
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front1, front2]);
+    for (base, h2) in [
+        (format!("http://{front1}"), false),
+        (format!("http://{front2}"), true),
+    ] {
+        let (status, ver, body) = fetch(&format!("{base}/ret"), h2);
+        assert_eq!((status.as_str(), ver.as_str()), ("200", "2.0"), "{body}");
+        assert_eq!(body, "direct from the h2 origin");
+        let (status, ver, body) = fetch(&format!("{base}/"), h2);
+        assert_eq!((status.as_str(), ver.as_str()), ("200", "2.0"), "{body}");
+        assert_eq!(body, format!("hello from {}\n", origins.names()[0]));
+        // Uploads with a length and chunked (HTTP/1 client) or without a length (h2 client).
+        let data = pattern(300_000);
+        let file = write_file(&dir, "up.bin", &data);
+        for extra in [
+            &["--data-binary"][..],
+            &["-H", "transfer-encoding: chunked", "--data-binary"],
+        ] {
+            let mut args: Vec<String> = vec!["-s".into()];
+            if h2 {
+                args.push("--http2-prior-knowledge".into());
+            }
+            args.extend(extra.iter().map(|s| s.to_string()));
+            args.push(format!("@{}", file.display()));
+            args.push(format!("{base}/echo"));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let out = curl(&args, T).unwrap();
+            let echo = String::from_utf8_lossy(&out.stdout).to_string();
+            assert_eq!(
+                Digest::from_report(&echo),
+                Some(Digest::of_pattern(300_000)),
+                "{extra:?} h2={h2}: {echo}"
+            );
+        }
+        // A large download streams through both windows.
+        let (out, err) = curl_w(
+            &format!("{base}/size/3000000"),
+            if h2 {
+                &["--http2-prior-knowledge"][..]
+            } else {
+                &[]
+            },
+        );
+        assert!(out.ends_with(" 200 3000000"), "{out} {err}");
+    }
+    // Ten HTTP/1 clients one after the other, then eight at once: one h2 connection to the
+    // server carried them all (one shard).
+    for _ in 0..10 {
+        assert_eq!(fetch(&format!("http://{front1}/"), false).0, "200");
+    }
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let url = format!("http://{front1}/slow/200");
+            std::thread::spawn(move || fetch(&url, false).0)
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap(), "200");
+    }
+    assert_eq!(connections_to(h2addr), 1);
+}
+
+#[test]
+fn h2_server_answers_match_haproxy_with_the_same_config() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2srv-diff");
+    let h2addr = free_addr();
+    let _origin = h2_origin(&dir, h2addr, origins.addrs()[0]);
+    // HTTP/1 on the plain bind, h2 on the `proto h2` one.
+    let answers = |front: SocketAddr, h2: bool| {
+        [
+            "/ret",
+            "/",
+            "/status/404",
+            "/status/204",
+            "/chunked/70000",
+            "/size/0",
+        ]
+        .iter()
+        .map(|p| {
+            let (s, v, b) = fetch(&format!("http://{front}{p}"), h2);
+            (p.to_string(), s, v, b.len())
+        })
+        .collect::<Vec<_>>()
+    };
+    let mut got = Vec::new();
+    for haproxy in [false, true] {
+        let (front1, front2) = (free_addr(), free_addr());
+        let cfg = format!(
+            "{DEFAULTS}frontend fe\n    bind {front1}\n    bind {front2} proto h2\n    default_backend be\nbackend be\n    server s1 {h2addr} proto h2\n"
+        );
+        let path = dir.join(if haproxy { "hap.cfg" } else { "rl.cfg" });
+        std::fs::write(&path, cfg).unwrap();
+        let _p = if haproxy {
+            ringlb_testkit::Haproxy::start(&path, &[front1, front2])
+        } else {
+            Ringlb::start(&path, &[front1, front2])
+        };
+        got.push((answers(front1, false), answers(front2, true)));
+    }
+    assert_eq!(got[0], got[1], "ringlb (left) and haproxy (right) differ");
+    // Every answer came from the origin asked over HTTP/2.
+    assert!(
+        got[0]
+            .0
+            .iter()
+            .chain(&got[0].1)
+            .all(|x| !x.1.is_empty() && x.2 == "2.0"),
+        "{got:?}"
+    );
+}
+
+/// HEADERS + DATA + trailing HEADERS (END_STREAM) for a gRPC-like POST on `stream`.
+fn grpc_request(authority: &str, stream: u32, body: &[u8]) -> Vec<u8> {
+    let fields = [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":authority", authority),
+        (":path", "/grpc"),
+        ("te", "trailers"),
+        ("content-type", "application/grpc"),
+    ];
+    let mut out = frame(HEADERS, END_HEADERS, stream, &hpack(&fields));
+    out.extend(frame(DATA, 0, stream, body));
+    out.extend(frame(
+        HEADERS,
+        END_HEADERS | END_STREAM,
+        stream,
+        &hpack(&[("x-checksum", "abc")]),
+    ));
+    out
+}
+
+#[test]
+fn grpc_like_exchange_carries_trailers_both_ways() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2srv-grpc");
+    let h2addr = free_addr();
+    let _origin = h2_origin(&dir, h2addr, origins.addrs()[0]);
+    let (front1, front2) = (free_addr(), free_addr());
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front1}\n    bind {front2} proto h2\n    default_backend be\nbackend be\n    server s1 {h2addr} proto h2\n"
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front1, front2]);
+    // h2 client: its request trailer reaches the origin, the response ends with trailers.
+    let mut c = Raw::connect(front2);
+    c.send(&grpc_request(&front2.to_string(), 1, b"hello grpc"))
+        .unwrap();
+    let frames = c.until_end(1);
+    assert_eq!(status_of(&frames, 1), Some(0x88), "{frames:?}");
+    let headers: Vec<_> = frames
+        .iter()
+        .filter(|f| f.0 == HEADERS && f.2 == 1)
+        .collect();
+    assert_eq!(
+        headers.len(),
+        2,
+        "response HEADERS then trailers: {frames:?}"
+    );
+    assert!(headers[1].1 & END_STREAM != 0);
+    let data: Vec<u8> = frames
+        .iter()
+        .filter(|f| f.0 == DATA && f.2 == 1)
+        .flat_map(|f| f.3.clone())
+        .collect();
+    let text = String::from_utf8_lossy(&data);
+    assert!(text.contains("trailers: x-checksum: abc"), "{text}");
+    let mut want = Digest::new();
+    want.update(b"hello grpc");
+    assert_eq!(Digest::from_report(&text), Some(want), "{text}");
+    // curl shows the response trailers it got.
+    let out = curl(
+        &[
+            "-s",
+            "-v",
+            "--http2-prior-knowledge",
+            "-H",
+            "te: trailers",
+            "--data-binary",
+            "x",
+            &format!("http://{front2}/grpc"),
+        ],
+        T,
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("< grpc-status: 0"), "{err}");
+    // HTTP/1 client: chunked request trailers go out as h2 trailers, the response's come
+    // back in the chunked trailer section.
+    let mut conn = ringlb_testkit::Conn::connect(front1).unwrap();
+    conn.send(
+        format!("POST /grpc HTTP/1.1\r\nhost: {front1}\r\nte: trailers\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\nx-checksum: h1\r\n\r\n")
+            .as_bytes(),
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    conn.stream().set_read_timeout(Some(T)).unwrap();
+    let deadline = Instant::now() + T;
+    while !raw.ends_with(b"\r\n\r\n") || !String::from_utf8_lossy(&raw).contains("grpc-status") {
+        let mut buf = [0u8; 4096];
+        let n = std::io::Read::read(&mut &*conn.stream(), &mut buf).unwrap();
+        assert!(
+            n > 0 && Instant::now() < deadline,
+            "{}",
+            String::from_utf8_lossy(&raw)
+        );
+        raw.extend_from_slice(&buf[..n]);
+    }
+    let text = String::from_utf8_lossy(&raw).to_lowercase();
+    assert!(text.contains("transfer-encoding: chunked"), "{text}");
+    assert!(text.contains("trailers: x-checksum: h1"), "{text}");
+    assert!(text.contains("\r\n0\r\ngrpc-status: 0\r\n"), "{text}");
+}

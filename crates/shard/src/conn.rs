@@ -351,26 +351,44 @@ impl<S: SansIo> TlsConn<S> {
     }
 }
 
-/// A connection to a server: plain, or TLS (`server ... ssl`).
+/// A connection to a server: plain, TLS (`server ... ssl`), or one stream of a shared
+/// HTTP/2 connection (`server ... proto h2`, `h2srv.rs`).
 pub enum ServerStream {
     Plain(TcpStream),
     Tls(Box<TlsConn<TlsClientSession>>),
+    H2(Box<crate::h2srv::H2Exchange>),
 }
 
 impl ServerStream {
-    pub fn tcp(&self) -> &TcpStream {
+    /// Drops the connection without a FIN (a failed exchange). An h2 stream is reset when
+    /// the exchange is dropped; its shared connection stays.
+    pub fn set_linger_zero(&self) {
         match self {
-            ServerStream::Plain(t) => t,
-            ServerStream::Tls(t) => t.tcp(),
+            ServerStream::Plain(t) => t.set_linger_zero(),
+            ServerStream::Tls(t) => t.tcp().set_linger_zero(),
+            ServerStream::H2(_) => {}
         }
     }
 
-    pub fn set_linger_zero(&self) {
-        self.tcp().set_linger_zero();
+    pub fn peer_addr(&self) -> Option<SocketAddr> {
+        match self {
+            ServerStream::Plain(t) => t.peer_addr(),
+            ServerStream::Tls(t) => t.tcp().peer_addr(),
+            ServerStream::H2(x) => x.peer_addr(),
+        }
     }
 
-    pub fn peer_addr(&self) -> Option<SocketAddr> {
-        self.tcp().peer_addr()
+    /// The ALPN protocol the server chose (TLS only).
+    pub fn alpn_is_h2(&self) -> bool {
+        match self {
+            ServerStream::Tls(t) => t.session.borrow().alpn() == Some(b"h2"),
+            _ => false,
+        }
+    }
+
+    /// Whether this is a stream of an HTTP/2 connection (never pooled as an idle connection).
+    pub fn is_h2(&self) -> bool {
+        matches!(self, ServerStream::H2(_))
     }
 }
 
@@ -379,6 +397,7 @@ impl Io for ServerStream {
         match self {
             ServerStream::Plain(t) => t.recv().await,
             ServerStream::Tls(t) => t.recv().await,
+            ServerStream::H2(x) => x.recv().await,
         }
     }
 
@@ -386,12 +405,14 @@ impl Io for ServerStream {
         match self {
             ServerStream::Plain(t) => TcpStream::send_all(t, buf).await,
             ServerStream::Tls(t) => t.send_all(buf).await,
+            ServerStream::H2(x) => x.send_all(buf).await,
         }
     }
 
     async fn send_pair(&self, a: SendBuf, b: SendBuf) -> (io::Result<()>, SendBuf, SendBuf) {
         match self {
             ServerStream::Plain(t) => TcpStream::send_pair(t, a, b).await,
+            ServerStream::H2(x) => x.send_pair(a, b).await,
             ServerStream::Tls(t) => {
                 let (r, a) = t.send_all(a).await;
                 if r.is_err() {
@@ -407,6 +428,7 @@ impl Io for ServerStream {
         match self {
             ServerStream::Plain(t) => Io::finish(t).await,
             ServerStream::Tls(t) => t.finish().await,
+            ServerStream::H2(x) => x.finish().await,
         }
     }
 }

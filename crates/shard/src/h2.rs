@@ -16,8 +16,9 @@
 //! HPACK bombs by `max_header_list_size` (h2 bounds the header block it buffers by it);
 //! SETTINGS/PING floods by h2 answering them from the read loop (it does not read more while
 //! an ACK is unsent); a zero-window stall by `timeout client` on every wait for send capacity.
-//! Not yet: HTTP/2 to servers, trailers to servers, `use-service` on h2 (the stream is reset
-//! with `HTTP_1_1_REQUIRED`), WebSocket over h2 (RFC 8441).
+//! Trailers travel both ways through the chunked trailer section (`send_body`, `relay_body`);
+//! an h2 server is reached through the same HTTP/1 path (`h2srv.rs`). Not yet: `use-service`
+//! on h2 (the stream is reset with `HTTP_1_1_REQUIRED`), WebSocket over h2 (RFC 8441).
 
 use std::cell::Cell;
 use std::future::poll_fn;
@@ -75,7 +76,10 @@ impl H2Bind {
                 .h2_max_concurrent_streams
                 .filter(|&n| n > 0)
                 .unwrap_or(100),
-            initial_window_size: tune.h2_initial_window_size.unwrap_or(65_535),
+            initial_window_size: tune
+                .h2_fe_initial_window_size
+                .or(tune.h2_initial_window_size)
+                .unwrap_or(65_535),
             header_table_size: tune.h2_header_table_size.unwrap_or(4096),
             max_frame_size: tune.h2_max_frame_size.unwrap_or(16_384),
         }
@@ -867,18 +871,26 @@ async fn send_body(
         let _ = rest.flow_control().release_capacity(n);
     }
     if chunked {
-        // Trailers are not forwarded (HTTP/1 servers rarely want them).
-        let (r, _) = within(
-            server_timeout,
-            server.send_all(SendBuf::from_vec(b"0\r\n\r\n".to_vec())),
-        )
-        .await
-        .unwrap_or_else(|_| {
-            (
-                Err(io::ErrorKind::TimedOut.into()),
-                SendBuf::from_vec(Vec::new()),
-            )
-        });
+        // The client's trailers (gRPC's, for one) go in the chunked trailer section, which
+        // an h2 server gets as trailers again (`h2srv.rs`). Fields HTTP/1 cannot carry are
+        // left out.
+        let mut last = b"0\r\n".to_vec();
+        if !ended {
+            if let Ok(Ok(Some(trailers))) = within(client_timeout, rest.trailers()).await {
+                for (name, value) in trailers.iter() {
+                    let _ = field(&mut last, name.as_str(), value.as_bytes());
+                }
+            }
+        }
+        last.extend_from_slice(b"\r\n");
+        let (r, _) = within(server_timeout, server.send_all(SendBuf::from_vec(last)))
+            .await
+            .unwrap_or_else(|_| {
+                (
+                    Err(io::ErrorKind::TimedOut.into()),
+                    SendBuf::from_vec(Vec::new()),
+                )
+            });
         r.map_err(|_| BodyFail::Server)?;
     }
     Ok(())
@@ -1127,17 +1139,28 @@ async fn relay_body(
         }
         BodyFraming::Chunked => {
             let mut decoder = ChunkedDecoder::new(Side::Server, &limits);
+            let mut trailer = Vec::new();
             loop {
                 let Some(buf) = recv(&mut next).await? else {
                     return Err(());
                 };
                 let mut payload = Vec::with_capacity(buf.len());
                 let feed = decoder
-                    .feed_with(&buf, |d| payload.extend_from_slice(d))
+                    .feed_parts(&buf, |d| payload.extend_from_slice(d), |b| trailer.push(b))
                     .map_err(|_| ())?;
                 *bytes_out += payload.len() as u64;
-                if !payload.is_empty() || feed.done {
-                    send_data(send, Bytes::from(payload), feed.done, client_timeout).await?;
+                // The server's trailers (gRPC's `grpc-status`) end the stream as HEADERS.
+                let trailers = if feed.done {
+                    crate::h2srv::trailer_map(&trailer)
+                } else {
+                    HeaderMap::new()
+                };
+                if !payload.is_empty() || (feed.done && trailers.is_empty()) {
+                    let end = feed.done && trailers.is_empty();
+                    send_data(send, Bytes::from(payload), end, client_timeout).await?;
+                }
+                if !trailers.is_empty() {
+                    send.send_trailers(trailers).map_err(|_| ())?;
                 }
                 if feed.done {
                     return Ok(feed.consumed == buf.len());
@@ -1161,7 +1184,7 @@ async fn relay_body(
 
 /// Sends `data` within the stream's flow-control window, waiting (at most `timeout` per wait,
 /// against zero-window stalls) for the client to open it.
-async fn send_data(
+pub(crate) async fn send_data(
     send: &mut SendStream<Bytes>,
     mut data: Bytes,
     end: bool,

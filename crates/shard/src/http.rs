@@ -579,6 +579,7 @@ impl<'a> Session<'a> {
                 } else {
                     None
                 },
+                want_h1: upgrade,
                 ..ConnectInfo::default()
             };
             let connected = lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info).await;

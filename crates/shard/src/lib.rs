@@ -14,6 +14,7 @@ mod body;
 pub mod conn;
 pub mod counters;
 pub mod h2;
+pub mod h2srv;
 pub mod http;
 pub mod log;
 pub mod msg_rules;

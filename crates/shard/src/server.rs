@@ -5,13 +5,14 @@ use std::future::poll_fn;
 use std::io;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ringlb_balance::PickInput;
 use ringlb_uring::TcpStream;
 
 use crate::state::{QueueEntry, ServerConn, ShardState};
 use crate::time::within;
+use crate::topology::H2Mode;
 use crate::Ctx;
 
 /// Why no server connection could be had. Each maps to the status HAProxy answers (503) and to a
@@ -156,8 +157,43 @@ pub async fn connect(
     ctx: &Ctx,
     lease: &ServerLease,
     reuse: Reuse,
+    want_h1: bool,
 ) -> Result<(ServerConn, bool), io::Error> {
-    if reuse != Reuse::Never {
+    let (h2_mode, h2_ok) = ctx
+        .state
+        .topo
+        .backends
+        .get(lease.backend)
+        .and_then(|b| {
+            b.servers
+                .get(lease.server)
+                .map(|s| (s.h2, b.mode == ringlb_config::model::Mode::Http))
+        })
+        .unwrap_or_default();
+    // `proto h2`: a stream on a shared connection when one has room (`h2srv.rs`).
+    let h2_mode = if want_h1 || !h2_ok {
+        H2Mode::Never
+    } else {
+        h2_mode
+    };
+    // Every request may share an h2 connection (a stream refused before the server saw it
+    // is retried like an unsent one), unless `http-reuse never`.
+    let shared_h2 = ctx
+        .state
+        .topo
+        .backends
+        .get(lease.backend)
+        .is_some_and(|b| b.http_reuse != ringlb_config::model::HttpReuse::Never);
+    if h2_mode != H2Mode::Never && shared_h2 {
+        if let Some(client) = ctx
+            .state
+            .server(lease.backend, lease.server)
+            .and_then(|s| crate::h2srv::pooled(&s.h2))
+        {
+            return Ok((h2_stream(ctx, client), true));
+        }
+    }
+    if h2_mode == H2Mode::Never && reuse != Reuse::Never {
         let min_requests = if reuse == Reuse::Proven { 2 } else { 0 };
         if let Some(conn) = ctx
             .state
@@ -218,7 +254,57 @@ pub async fn connect(
             }
         }
     };
+    let h2 = match h2_mode {
+        H2Mode::Always => true,
+        H2Mode::Alpn => stream.alpn_is_h2(),
+        H2Mode::Never => false,
+    };
+    if h2 {
+        let (shared, idle) = ctx
+            .state
+            .topo
+            .backends
+            .get(lease.backend)
+            .map(|b| {
+                (
+                    b.http_reuse != ringlb_config::model::HttpReuse::Never,
+                    b.servers
+                        .get(lease.server)
+                        .map_or(Duration::from_secs(5), |s| s.pool_purge_delay),
+                )
+            })
+            .unwrap_or((false, Duration::from_secs(5)));
+        let pool = shared
+            .then(|| {
+                ctx.state
+                    .server(lease.backend, lease.server)
+                    .map(|s| s.h2.clone())
+            })
+            .flatten();
+        let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+        let window = ctx.state.topo.tune.h2_be_window;
+        let client = match within(left, crate::h2srv::handshake(stream, window, pool, idle)).await {
+            Ok(r) => r?,
+            Err(_) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
+        };
+        return Ok((h2_stream(ctx, client), false));
+    }
     Ok((ServerConn { stream, reuses: 0 }, false))
+}
+
+/// A new stream on an h2 server connection, as a server connection for the session.
+fn h2_stream(ctx: &Ctx, client: Rc<crate::h2srv::H2Client>) -> ServerConn {
+    let tune = &ctx.state.topo.tune;
+    let limits = ringlb_http1::Limits {
+        max_headers: tune.http_maxhdr,
+        max_head_bytes: tune.bufsize.saturating_sub(tune.maxrewrite).max(1024),
+    };
+    ServerConn {
+        stream: crate::conn::ServerStream::H2(Box::new(crate::h2srv::H2Exchange::new(
+            client, limits,
+        ))),
+        reuses: 0,
+    }
 }
 
 /// Leases a server and connects to it, with `retries` and `option redispatch` as HAProxy: each
@@ -241,6 +327,9 @@ pub struct ConnectInfo {
     pub failed_connects: u32,
     pub retries: u32,
     pub redispatched: bool,
+    /// Set by the caller: the request must go over HTTP/1.1 even to an h2 server (an
+    /// upgrade such as WebSocket: `ws h1`, HAProxy's `ws auto` downgrade).
+    pub want_h1: bool,
 }
 
 pub async fn lease_and_connect(
@@ -261,7 +350,7 @@ pub async fn lease_and_connect(
     info.server = Some(lease.server);
     loop {
         let connecting = Instant::now();
-        let r = connect(ctx, &lease, reuse).await;
+        let r = connect(ctx, &lease, reuse, info.want_h1).await;
         info.connect += connecting.elapsed();
         match r {
             Ok((conn, reused)) => {
@@ -303,6 +392,10 @@ pub async fn lease_and_connect(
 /// Puts a server connection back into the shard's idle pool, within `pool-max-conn` (this
 /// shard's share) and `max-reuse`; otherwise it is closed.
 pub fn release_idle(state: &ShardState, lease: &ServerLease, mut conn: ServerConn) {
+    if conn.stream.is_h2() {
+        // The stream ends here; its connection stays in the server's h2 list.
+        return;
+    }
     let Some(s) = state.server(lease.backend, lease.server) else {
         return;
     };

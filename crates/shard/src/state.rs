@@ -156,6 +156,8 @@ pub struct ServerState {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// `observe`: consecutive errors this shard saw on live traffic (reset by a success).
     pub observed_errors: Cell<u32>,
+    /// HTTP/2 connections to this server (`proto h2`), each carrying many requests.
+    pub h2: Rc<RefCell<Vec<Rc<crate::h2srv::H2Client>>>>,
 }
 
 /// A connection to a server and how many requests it has carried (counted when it goes back to
@@ -286,6 +288,7 @@ impl ShardState {
                         queue: RefCell::new(VecDeque::new()),
                         idle: RefCell::new(Vec::new()),
                         observed_errors: Cell::new(0),
+                        h2: Rc::new(RefCell::new(Vec::new())),
                         pool_max: usize::try_from(s.pool_max_conn)
                             .ok()
                             .map(|m| share(u32::try_from(m).unwrap_or(u32::MAX), nshards) as usize),
@@ -617,6 +620,7 @@ mod tests {
                 pool_purge_delay: std::time::Duration::from_secs(5),
                 max_reuse: -1,
                 observe: None,
+                h2: Default::default(),
             })
             .collect::<Vec<ServerRt>>();
         let infos = servers
@@ -665,6 +669,7 @@ mod tests {
                 maxrewrite: 1024,
                 http_maxhdr: 101,
                 log_uri_len: 1024,
+                h2_be_window: 65_535,
             },
             maxconn,
             hard_stop_after: None,

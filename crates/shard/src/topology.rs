@@ -104,6 +104,9 @@ pub struct Tune {
     pub http_maxhdr: usize,
     /// `tune.http.logurilen`: the logged request line is cut to this many bytes.
     pub log_uri_len: usize,
+    /// The stream window ringlb announces to HTTP/2 servers (`tune.h2.be.initial-window-size`,
+    /// else `tune.h2.initial-window-size`, else 65535).
+    pub h2_be_window: u32,
 }
 
 #[derive(Debug)]
@@ -283,6 +286,46 @@ pub struct ServerRt {
     pub max_reuse: i64,
     /// `observe layer4|layer7` (with `check`): live traffic errors count toward `on-error`.
     pub observe: Option<ObserveRt>,
+    /// Whether requests reach this server over HTTP/2 (`h2srv.rs`).
+    pub h2: H2Mode,
+}
+
+/// The protocol towards a server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum H2Mode {
+    /// HTTP/1.1.
+    #[default]
+    Never,
+    /// `proto h2`: HTTP/2 with prior knowledge (h2c, or h2 over TLS whatever ALPN said).
+    Always,
+    /// `ssl alpn h2,...`: HTTP/2 when the server's TLS handshake chose `h2`, else HTTP/1.1.
+    Alpn,
+}
+
+impl H2Mode {
+    /// From the server's `proto` and `alpn` options.
+    pub fn of(params: &model::ServerParams) -> H2Mode {
+        let proto = params
+            .other
+            .iter()
+            .rev()
+            .find(|(n, _)| n == "proto")
+            .and_then(|(_, v)| v.as_deref());
+        match proto {
+            Some("h2") => H2Mode::Always,
+            Some(_) => H2Mode::Never,
+            None if params.ssl.enabled
+                && params
+                    .ssl
+                    .alpn
+                    .iter()
+                    .any(|a| a.split(',').any(|p| p == "h2")) =>
+            {
+                H2Mode::Alpn
+            }
+            None => H2Mode::Never,
+        }
+    }
 }
 
 /// `observe` on a checked server: which outcomes count and how many consecutive errors
@@ -588,6 +631,11 @@ impl Topology {
                 maxrewrite: g.tune.maxrewrite as usize,
                 http_maxhdr: g.tune.http_maxhdr as usize,
                 log_uri_len: g.tune.http_logurilen as usize,
+                h2_be_window: g
+                    .tune
+                    .h2_be_initial_window_size
+                    .or(g.tune.h2_initial_window_size)
+                    .unwrap_or(65_535),
             },
             maxconn: g.maxconn.unwrap_or(0),
             hard_stop_after: g.hard_stop_after,
@@ -865,6 +913,7 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
                 pool_max_conn: s.params.pool_max_conn.unwrap_or(-1),
                 pool_purge_delay: s.params.pool_purge_delay.unwrap_or(Duration::from_secs(5)),
                 max_reuse: s.params.max_reuse.unwrap_or(-1),
+                h2: H2Mode::of(&s.params),
                 // Without `check` HAProxy accepts `observe` and does nothing (no check to fail);
                 // `layer7` only means something in HTTP mode.
                 observe: s
@@ -1079,10 +1128,11 @@ fn server_tls(
         if ssl
             .alpn
             .iter()
-            .any(|a| a.split(',').any(|p| p != "http/1.1"))
+            .any(|a| a.split(',').any(|p| p != "http/1.1" && p != "h2"))
         {
             errors.push(err(
-                "alpn towards servers other than http/1.1 is not supported by ringlb yet".into(),
+                "alpn towards servers other than h2 and http/1.1 is not supported by ringlb yet"
+                    .into(),
             ));
             continue;
         }

@@ -154,6 +154,10 @@ pub struct Tune {
     pub ssl_lifetime: Option<Duration>,
     pub h2_max_concurrent_streams: Option<u32>,
     pub h2_initial_window_size: Option<u32>,
+    /// `tune.h2.fe.initial-window-size` (HAProxy 2.8): overrides the above towards clients.
+    pub h2_fe_initial_window_size: Option<u32>,
+    /// `tune.h2.be.initial-window-size` (HAProxy 2.8): overrides the above towards servers.
+    pub h2_be_initial_window_size: Option<u32>,
     pub h2_header_table_size: Option<u32>,
     pub h2_max_frame_size: Option<u32>,
     pub listener_multi_queue: Option<bool>,
@@ -177,6 +181,8 @@ impl Default for Tune {
             ssl_lifetime: None,
             h2_max_concurrent_streams: None,
             h2_initial_window_size: None,
+            h2_fe_initial_window_size: None,
+            h2_be_initial_window_size: None,
             h2_header_table_size: None,
             h2_max_frame_size: None,
             listener_multi_queue: None,

@@ -106,7 +106,7 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("proxy-v2-options", true, ENG, "PROXY v2 TLVs"),
     o("source", true, ENG, "source address"),
     o("tfo", false, ENG, "TCP fast open"),
-    o("proto", true, TLS, "mux protocol (h2)"),
+    o("proto", true, S, "mux protocol towards the server (h1, h2)"),
     o("ssl", false, S, "TLS to this server"),
     o("no-ssl", false, S, "no TLS to this server"),
     o("verify", true, S, "server certificate verification"),
@@ -149,7 +149,12 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("force-tlsv12", false, TLS, "only TLSv1.2"),
     o("force-tlsv13", false, TLS, "only TLSv1.3"),
     o("allow-0rtt", false, TLS, "send early data"),
-    o("ws", true, TLS, "WebSocket protocol selection"),
+    o(
+        "ws",
+        true,
+        S,
+        "WebSocket protocol towards the server (auto, h1; h2 refused)",
+    ),
     o("namespace", true, NO, "network namespace"),
     o("socks4", true, NO, "connect through SOCKS4"),
     o("usesrc", true, NO, "transparent source"),
@@ -431,6 +436,25 @@ fn apply(s: &mut ServerParams, name: &str, value: Option<String>, bases: &super:
             s.ssl.crl_file = Some(v.into());
         }
         "alpn" => s.ssl.alpn = v.split(',').map(str::to_string).collect(),
+        "proto" if matches!(v.as_str(), "h1" | "h2") => s.other.push((name.to_string(), value)),
+        "proto" if v == "fcgi" || v == "none" => {
+            return Err(format!("'proto {v}' is not supported by ringlb (only h1 and h2)"))
+        }
+        "proto" => return Err(format!("'proto' :  unknown MUX protocol '{v}'")),
+        // WebSocket always reaches servers over HTTP/1.1 (an h2 server's connection is
+        // not used for it): what `h1` asks and `auto` does with ALPN.
+        "ws" if matches!(v.as_str(), "auto" | "h1") => s.other.push((name.to_string(), value)),
+        "ws" if v == "h2" => {
+            return Err(
+                "'ws h2' (WebSocket over HTTP/2 to servers, RFC 8441) is not supported by ringlb yet"
+                    .into(),
+            )
+        }
+        "ws" => {
+            return Err(format!(
+                "'ws' : expects 'auto', 'h1' or 'h2' value but got '{v}'"
+            ))
+        }
         "ciphers" => s.ssl.ciphers = value,
         "ciphersuites" => s.ssl.ciphersuites = value,
         _ if name.starts_with("ssl-m")
