@@ -569,6 +569,15 @@ impl<'a> Session<'a> {
             key: choice.hash_key.as_deref(),
             ..PickInput::default()
         };
+        let from = crate::server::ClientSide {
+            src: self.src(),
+            dst: self.dst(),
+            tls: if be.proxy_v2 {
+                self.client.tls_facts()
+            } else {
+                None
+            },
+        };
         loop {
             let mut info = ConnectInfo {
                 // A persistence cookie first, then `use-server`/`stick match` (HAProxy's order).
@@ -579,7 +588,8 @@ impl<'a> Session<'a> {
                 },
                 ..ConnectInfo::default()
             };
-            let connected = lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info).await;
+            let connected =
+                lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info, &from).await;
             self.note_connect(be_idx, &info, connected.is_ok());
             let (lease, server) = match connected {
                 Ok(x) => {

@@ -739,6 +739,38 @@ pub enum Verify {
     Required,
 }
 
+impl Frontend {
+    /// The listener ids (`bind ... id N`, one per address; a UNIX socket counts as one), as
+    /// haproxy numbers them: explicit ids first, the others take the lowest free ids in order.
+    pub fn listener_ids(&self) -> Vec<u32> {
+        let explicit = |b: &Bind| {
+            b.other
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "id")
+                .and_then(|(_, v)| v.as_deref()?.parse::<u32>().ok())
+        };
+        let used: Vec<u32> = self.binds.iter().filter_map(explicit).collect();
+        let mut next = 1u32;
+        let mut out = Vec::new();
+        for b in &self.binds {
+            let n = b.addrs.len() + usize::from(b.unix_path.is_some());
+            for _ in 0..n {
+                match explicit(b) {
+                    Some(id) => out.push(id),
+                    None => {
+                        while used.contains(&next) || out.contains(&next) {
+                            next += 1;
+                        }
+                        out.push(next);
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
 /// A `bind` line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bind {
