@@ -2098,6 +2098,13 @@ fn announce_persistence(reply: &mut Vec<u8>, client_keep_alive: bool, version: V
         return;
     };
     if let Some(end) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
+        // An errorfile may carry its own `connection` header: haproxy sends one, not two.
+        let has_connection = reply[..end + 2]
+            .windows(13)
+            .any(|w| w.eq_ignore_ascii_case(b"\r\nconnection:"));
+        if has_connection {
+            return;
+        }
         let at = end + 2;
         reply.splice(at..at, line.iter().copied());
     }

@@ -398,8 +398,8 @@ pub struct ProxySettings {
     pub retry_on: Option<Vec<String>>,
     pub http_reuse: Option<HttpReuse>,
     pub errorfiles: Vec<ErrorFile>,
-    /// `errorfiles <http-errors section name>` references.
-    pub errorfiles_sections: Vec<(Loc, String)>,
+    /// `errorfiles <http-errors section name> [<code>...]` references (no code: all of them).
+    pub errorfiles_sections: Vec<(Loc, String, Vec<u16>)>,
     pub default_server: ServerParams,
     pub default_backend: Option<(Loc, String)>,
     pub cookie: Option<Cookie>,

@@ -197,10 +197,10 @@ pub static KEYWORDS: &[ProxyKw] = &[
         p.settings.unique_id_header = Some(l.arg(k.kw_words).to_string());
         Ok(())
     }),
-    kw("errorloc", DFB, ENG, "redirect (302) for a status code", generic_n2),
-    kw("errorloc302", DFB, ENG, "redirect (302) for a status code", generic_n2),
-    kw("errorloc303", DFB, ENG, "redirect (303) for a status code", generic_n2),
-    kw("errorfiles", DFB, ENG, "use an http-errors section", p_errorfiles),
+    kw("errorloc", DFB, S, "redirect (302) for a status code", p_errorloc),
+    kw("errorloc302", DFB, S, "redirect (302) for a status code", p_errorloc),
+    kw("errorloc303", DFB, S, "redirect (303) for a status code", p_errorloc),
+    kw("errorfiles", DFB, S, "use an http-errors section [<code>...]", p_errorfiles),
     kw("http-error", DFB, ENG, "custom error response", generic),
     kw("log-format", DFB, S, "custom log line format", |k, p, l| {
         need(k, l, 1)?;
