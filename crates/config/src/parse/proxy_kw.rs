@@ -292,7 +292,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("source", DB, S, "source address[:port] towards servers (no usesrc)", generic),
     kw("http-send-name-header", DB, ENG, "send the server name in a header", generic),
     kw("max-keep-alive-queue", DB, ENG, "keep-alive queue limit", generic),
-    kw("max-session-srv-conns", DF, ENG, "server connections per session", u32_generic),
+    kw("max-session-srv-conns", DF, Status::Accepted { why: "ringlb attaches no server connections to a client session (they go back to the shard pool; send-proxy ones keyed by the client addresses), so there is nothing to cap" }, "server connections per session", u32_generic),
     kw("load-server-state-from-file", DB, OPS, "server state file", generic),
     kw("server-state-file-name", DB, OPS, "server state file name", generic),
     kw("dynamic-cookie-key", DB, LB, "key of dynamic cookies", generic),

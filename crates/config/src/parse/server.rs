@@ -22,7 +22,6 @@ const fn o(name: &'static str, value: bool, status: Status, doc: &'static str) -
 }
 
 const S: Status = Status::Supported;
-const ENG: Status = Status::Parsed { issue: 3 };
 const LB: Status = Status::Parsed { issue: 5 };
 const TLS: Status = Status::Parsed { issue: 8 };
 const NO: Status = Status::Unsupported;
@@ -97,7 +96,14 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("init-addr", true, LB, "start-up address resolution order"),
     o("pool-max-conn", true, S, "idle connections kept"),
     o("pool-purge-delay", true, S, "idle connection purge delay"),
-    o("pool-low-conn", true, ENG, "idle connections low mark"),
+    o(
+        "pool-low-conn",
+        true,
+        Status::Accepted {
+            why: "idle server connections belong to one shard and are never taken from another shard, which is what this mark guards",
+        },
+        "idle connections low mark",
+    ),
     o("max-reuse", true, S, "requests per server connection"),
     o("send-proxy", false, S, "send a PROXY v1 header"),
     o("send-proxy-v2", false, S, "send a PROXY v2 header"),
