@@ -74,8 +74,8 @@ pub static SECTIONS: &[SectionKw] = &[
     ),
     sec(
         "http-errors",
-        Status::Parsed { issue: 3 },
-        "named sets of errorfiles",
+        Status::Supported,
+        "named sets of errorfiles (errorfiles)",
     ),
     sec(
         "ring",

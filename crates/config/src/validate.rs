@@ -377,11 +377,12 @@ fn cond_tables(c: &Condition) -> Vec<(crate::model::Loc, String, String)> {
 
 fn merged_errorfiles(cx: &mut Cx, p: &ProxyDraft, sections: &[HttpErrors]) -> Vec<ErrorFile> {
     let mut out = p.settings.errorfiles.clone();
-    for (loc, name) in &p.settings.errorfiles_sections {
+    for (loc, name, codes) in &p.settings.errorfiles_sections {
         match sections.iter().find(|s| &s.name == name) {
             Some(s) => {
                 for e in &s.errorfiles {
-                    if !out.iter().any(|o| o.status == e.status) {
+                    let wanted = codes.is_empty() || codes.contains(&e.status);
+                    if wanted && !out.iter().any(|o| o.status == e.status) {
                         out.push(e.clone());
                     }
                 }

@@ -588,6 +588,11 @@ async fn forward(
     let named = persisted;
     // A persistence cookie first, then `use-server`/`stick match` (HAProxy's order).
     let mut forced = persisted.take().or(choice.forced);
+    let from = crate::server::ClientSide {
+        src: conn.facts().src,
+        dst: conn.facts().dst,
+        tls: conn.tls.clone().filter(|_| be.proxy_v2),
+    };
     loop {
         let mut info = ConnectInfo {
             forced: forced.take(),
@@ -596,7 +601,7 @@ async fn forward(
         // A client that resets the stream while a server connection is being set up stops
         // it: no server sees a request nobody waits for.
         let connecting =
-            async { Some(lease_and_connect(ctx, be_idx, &input, reuse, &mut info).await) };
+            async { Some(lease_and_connect(ctx, be_idx, &input, reuse, &mut info, &from).await) };
         let reset = async {
             let _ = poll_fn(|cx| respond.poll_reset(cx)).await;
             None

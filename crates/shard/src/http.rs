@@ -571,6 +571,15 @@ impl<'a> Session<'a> {
             key: choice.hash_key.as_deref(),
             ..PickInput::default()
         };
+        let from = crate::server::ClientSide {
+            src: self.src(),
+            dst: self.dst(),
+            tls: if be.proxy_v2 {
+                self.client.tls_facts()
+            } else {
+                None
+            },
+        };
         loop {
             let mut info = ConnectInfo {
                 // A persistence cookie first, then `use-server`/`stick match` (HAProxy's order).
@@ -582,7 +591,8 @@ impl<'a> Session<'a> {
                 want_h1: upgrade,
                 ..ConnectInfo::default()
             };
-            let connected = lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info).await;
+            let connected =
+                lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info, &from).await;
             self.note_connect(be_idx, &info, connected.is_ok());
             let (lease, server) = match connected {
                 Ok(x) => {
@@ -2116,6 +2126,13 @@ fn announce_persistence(reply: &mut Vec<u8>, client_keep_alive: bool, version: V
         return;
     };
     if let Some(end) = reply.windows(4).position(|w| w == b"\r\n\r\n") {
+        // An errorfile may carry its own `connection` header: haproxy sends one, not two.
+        let has_connection = reply[..end + 2]
+            .windows(13)
+            .any(|w| w.eq_ignore_ascii_case(b"\r\nconnection:"));
+        if has_connection {
+            return;
+        }
         let at = end + 2;
         reply.splice(at..at, line.iter().copied());
     }

@@ -401,6 +401,18 @@ pub enum ConnError {
     /// `timeout client` (or `http-request`) expired during the handshake
     /// (`CO_ER_SSL_TIMEOUT`).
     SslTimeout,
+    /// `accept-proxy`: closed before any byte (`CO_ER_PRX_EMPTY`).
+    PrxEmpty,
+    /// `accept-proxy`: a read error (`CO_ER_PRX_ABORT`).
+    PrxAbort,
+    /// `accept-proxy`: `timeout client` expired (`CO_ER_PRX_TIMEOUT`).
+    PrxTimeout,
+    /// `accept-proxy`: closed in the middle of the header (`CO_ER_PRX_TRUNCATED`).
+    PrxTruncated,
+    /// `accept-proxy`: the bytes are no PROXY header (`CO_ER_PRX_NOT_HDR`).
+    PrxNotHdr,
+    /// `accept-proxy`: a malformed header (`CO_ER_PRX_BAD_HDR`).
+    PrxBadHdr,
 }
 
 impl ConnError {
@@ -421,12 +433,23 @@ impl ConnError {
             ConnError::SslAbort => "Connection error during SSL handshake",
             ConnError::SslHandshake => "SSL handshake failure",
             ConnError::SslTimeout => "Timeout during SSL handshake",
+            ConnError::PrxEmpty => "Connection closed while waiting for PROXY protocol header",
+            ConnError::PrxAbort => "Connection error while waiting for PROXY protocol header",
+            ConnError::PrxTimeout => "Timeout while waiting for PROXY protocol header",
+            ConnError::PrxTruncated => "Truncated PROXY protocol header received",
+            ConnError::PrxNotHdr => {
+                "Received something which does not look like a PROXY protocol header"
+            }
+            ConnError::PrxBadHdr => "Received an invalid PROXY protocol header",
         }
     }
 
     /// Errors of connections that exchanged nothing, not logged under `option dontlognull`.
     fn is_null(self) -> bool {
-        matches!(self, ConnError::SslClosed | ConnError::SslAbort)
+        matches!(
+            self,
+            ConnError::SslClosed | ConnError::SslAbort | ConnError::PrxEmpty
+        )
     }
 }
 

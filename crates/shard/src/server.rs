@@ -8,7 +8,7 @@ use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use ringlb_balance::PickInput;
-use ringlb_uring::TcpStream;
+use ringlb_uring::{SendBuf, TcpStream};
 
 use crate::state::{QueueEntry, ServerConn, ShardState};
 use crate::time::within;
@@ -158,7 +158,20 @@ pub async fn connect(
     lease: &ServerLease,
     reuse: Reuse,
     want_h1: bool,
+    from: &ClientSide,
 ) -> Result<(ServerConn, bool), io::Error> {
+    let (srv, timeout) = ctx
+        .state
+        .topo
+        .backends
+        .get(lease.backend)
+        .and_then(|b| {
+            b.servers
+                .get(lease.server)
+                .map(|srv| (srv, b.timeouts.connect))
+        })
+        .ok_or_else(|| io::Error::other("no server"))?;
+    let proxied_for = srv.send_proxy.and(from.src.zip(from.dst));
     let (h2_mode, h2_ok) = ctx
         .state
         .topo
@@ -183,7 +196,9 @@ pub async fn connect(
         .topo
         .backends
         .get(lease.backend)
-        .is_some_and(|b| b.http_reuse != ringlb_config::model::HttpReuse::Never);
+        .is_some_and(|b| b.http_reuse != ringlb_config::model::HttpReuse::Never)
+        // A PROXY header speaks for one client: such connections are never shared.
+        && srv.send_proxy.is_none();
     if h2_mode != H2Mode::Never && shared_h2 {
         if let Some(client) = ctx
             .state
@@ -195,36 +210,39 @@ pub async fn connect(
     }
     if h2_mode == H2Mode::Never && reuse != Reuse::Never {
         let min_requests = if reuse == Reuse::Proven { 2 } else { 0 };
-        if let Some(conn) = ctx
-            .state
-            .take_idle(lease.backend, lease.server, min_requests)
+        if let Some(conn) =
+            ctx.state
+                .take_idle(lease.backend, lease.server, min_requests, proxied_for)
         {
             return Ok((conn, true));
         }
     }
-    let rt = ctx
-        .state
-        .topo
-        .backends
-        .get(lease.backend)
-        .and_then(|b| {
-            b.servers
-                .get(lease.server)
-                .map(|srv| (srv.addr, b.timeouts.connect))
-        })
-        .ok_or_else(|| io::Error::other("no server"))?;
     // `set server ... addr` on the runtime socket changes where new connections go.
-    let rt = match ctx.state.server(lease.backend, lease.server) {
-        Some(st) => (st.addr.get(), rt.1),
-        None => rt,
+    let addr = match ctx.state.server(lease.backend, lease.server) {
+        Some(st) => st.addr.get(),
+        None => srv.addr,
     };
-    let (addr, timeout) = rt;
     let started = Instant::now();
-    let tcp = match within(timeout, TcpStream::connect(&ctx.ring, addr)).await {
+    let tcp = match within(
+        timeout,
+        TcpStream::connect_with(&ctx.ring, addr, &srv.connect),
+    )
+    .await
+    {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
     };
+    if let Some(pp) = srv.send_proxy {
+        // The header goes first, before any TLS handshake, as with haproxy.
+        let header = SendBuf::from_vec(proxy_header(pp, from));
+        let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
+        match within(left, tcp.send_all(header)).await {
+            Ok((Ok(()), _)) => {}
+            Ok((Err(e), _)) => return Err(e),
+            Err(_) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
+        }
+    }
     let stream = match ctx
         .state
         .server(lease.backend, lease.server)
@@ -289,7 +307,55 @@ pub async fn connect(
         };
         return Ok((h2_stream(ctx, client), false));
     }
-    Ok((ServerConn { stream, reuses: 0 }, false))
+    Ok((
+        ServerConn {
+            stream,
+            reuses: 0,
+            proxied_for,
+        },
+        false,
+    ))
+}
+
+/// The client a server connection is opened for: what `send-proxy*` announces (the addresses
+/// as `set-src`/`set-dst` or an `accept-proxy` header left them, and the TLS facts).
+#[derive(Debug, Default)]
+pub struct ClientSide {
+    pub src: Option<std::net::SocketAddr>,
+    pub dst: Option<std::net::SocketAddr>,
+    /// Only gathered for backends with a `send-proxy-v2` server (they may need it).
+    pub tls: Option<ringlb_tls::TlsFacts>,
+}
+
+/// The PROXY header for a new connection to a `send-proxy*` server, with haproxy 2.6's TLVs:
+/// ALPN whenever the client negotiated one, then AUTHORITY, then SSL.
+fn proxy_header(pp: crate::topology::SendProxyRt, from: &ClientSide) -> Vec<u8> {
+    let addrs = from.src.zip(from.dst);
+    if !pp.v2 {
+        return ringlb_proxyproto::v1(addrs);
+    }
+    let tls = from.tls.as_ref();
+    let extras = ringlb_proxyproto::V2Extras {
+        crc32c: pp.crc32c,
+        alpn: tls.and_then(|t| t.alpn.clone()),
+        authority: tls.filter(|_| pp.authority).and_then(|t| t.sni.clone()),
+        unique_id: None,
+        ssl: pp.ssl.then(|| {
+            tls.map(|t| ringlb_proxyproto::SslTlv {
+                version: t.protocol.to_string(),
+                cn: t
+                    .client_cert
+                    .as_ref()
+                    .filter(|_| pp.ssl_cn)
+                    .and_then(|c| c.info.subject.field("CN", 0))
+                    .map(str::to_string),
+                cipher: pp.ssl_cipher.then(|| t.cipher.to_string()),
+                client_cert: t.client_cert.is_some(),
+                verify: t.client_cert.as_ref().map_or(0, |c| c.verify),
+            })
+        }),
+    };
+    ringlb_proxyproto::v2(addrs, &extras)
 }
 
 /// A new stream on an h2 server connection, as a server connection for the session.
@@ -304,6 +370,7 @@ fn h2_stream(ctx: &Ctx, client: Rc<crate::h2srv::H2Client>) -> ServerConn {
             client, limits,
         ))),
         reuses: 0,
+        proxied_for: None,
     }
 }
 
@@ -338,6 +405,7 @@ pub async fn lease_and_connect(
     input: &PickInput<'_>,
     reuse: Reuse,
     info: &mut ConnectInfo,
+    from: &ClientSide,
 ) -> Result<(ServerLease, ServerConn), NoConnection> {
     let Some(be) = ctx.state.topo.backends.get(backend) else {
         return Err(NoConnection::NoServer);
@@ -350,7 +418,7 @@ pub async fn lease_and_connect(
     info.server = Some(lease.server);
     loop {
         let connecting = Instant::now();
-        let r = connect(ctx, &lease, reuse, info.want_h1).await;
+        let r = connect(ctx, &lease, reuse, info.want_h1, from).await;
         info.connect += connecting.elapsed();
         match r {
             Ok((conn, reused)) => {

@@ -11,7 +11,7 @@ use futures_lite::future;
 use glommio::channels::shared_channel::SharedReceiver;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use ringlb_config::model::Mode;
-use ringlb_uring::{bind_reuseport, Ring, TcpListener};
+use ringlb_uring::{bind_listener, Ring, TcpListener};
 
 use crate::conn::{ClientConn, TlsConn};
 use crate::log::{local_utc_offset_secs, Logger};
@@ -124,7 +124,20 @@ async fn run(cfg: ShardConfig) {
     let mut listeners = Vec::new();
     for (fi, fe) in topology.frontends.iter().enumerate() {
         for (bi, bind) in fe.binds.iter().enumerate() {
-            match bind_reuseport(bind.addr, bind.backlog) {
+            // `thread <set>`: only the shards in the set listen (shard N is thread N+1).
+            if let Some(set) = &bind.threads {
+                if !set.iter().take(nshards + 1).any(|on| *on) {
+                    let _ = ready.send(Err(format!(
+                        "Starting frontend {}: bind [{}] 'thread' names no thread among the {nshards} ringlb runs",
+                        fe.name, bind.addr
+                    )));
+                    return;
+                }
+                if !set.get(id + 1).copied().unwrap_or(false) {
+                    continue;
+                }
+            }
+            match bind_listener(bind.addr, &bind.listen) {
                 Ok(fd) => {
                     let tls = match (&bind.tls, &topology.tls_shared) {
                         (Some(t), Some(shared)) => Some(t.for_shard(shared, nshards)),
@@ -333,8 +346,30 @@ async fn accept_loop(
         let ctx = ctx.clone();
         let tls = tls.clone();
         let accepted_at = (std::time::Instant::now(), std::time::SystemTime::now());
+        let accept_proxy = fe.binds.get(bind).is_some_and(|b| b.accept_proxy);
         glommio::spawn_local(async move {
             let _guard = guard;
+            let mut client = client;
+            if let Some(fe) = ctx.state.topo.frontends.get(frontend) {
+                if let Some(ka) = fe.clitcpka {
+                    let _ = client.set_keepalive(ka);
+                }
+                if fe.nolinger {
+                    client.set_linger_zero();
+                }
+            }
+            if accept_proxy {
+                let timeout = ctx
+                    .state
+                    .topo
+                    .frontends
+                    .get(frontend)
+                    .and_then(|f| f.timeouts.client);
+                if let Err(err) = read_proxy_header(&mut client, timeout).await {
+                    crate::log::log_conn_error(&ctx, frontend, bind, &client, accepted_at, err);
+                    return;
+                }
+            }
             let client = match tls {
                 None => ClientConn::Plain(client),
                 Some(tls) => {
@@ -379,6 +414,55 @@ async fn accept_loop(
             }
         })
         .detach();
+    }
+}
+
+/// `accept-proxy`: reads the PROXY header in front of the client's bytes, and only it (peeked,
+/// then consumed by its exact length), within `timeout client` as haproxy; the connection then
+/// stands for the addresses it names.
+async fn read_proxy_header(
+    tcp: &mut ringlb_uring::TcpStream,
+    timeout: Option<std::time::Duration>,
+) -> Result<(), crate::log::ConnError> {
+    use crate::log::ConnError;
+    use ringlb_proxyproto::Parsed;
+    let deadline = timeout.map(|t| std::time::Instant::now() + t);
+    let mut buf = vec![0u8; ringlb_proxyproto::V2_MAX];
+    let mut seen = 0;
+    loop {
+        let left = deadline.map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        match crate::time::within(left, tcp.readable()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(ConnError::PrxAbort),
+            Err(_) => return Err(ConnError::PrxTimeout),
+        }
+        let n = match tcp.peek_now(&mut buf) {
+            Ok(0) if seen == 0 => return Err(ConnError::PrxEmpty),
+            Ok(0) => return Err(ConnError::PrxTruncated),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+            Err(_) => return Err(ConnError::PrxAbort),
+        };
+        match ringlb_proxyproto::parse(buf.get(..n).unwrap_or_default()) {
+            Parsed::Done(h) => {
+                tcp.discard_now(h.len).map_err(|_| ConnError::PrxAbort)?;
+                if let Some((src, dst)) = h.addrs {
+                    tcp.speak_for(src, dst);
+                }
+                return Ok(());
+            }
+            Parsed::Invalid("not a PROXY protocol header") => return Err(ConnError::PrxNotHdr),
+            Parsed::Invalid(_) => return Err(ConnError::PrxBadHdr),
+            Parsed::Incomplete if n == seen => {
+                // Readable again at once while the same bytes wait: the rest is late. A short
+                // pause, not a spin (`timeout client` still bounds the wait).
+                glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+                if tcp.peer_closed_now() {
+                    return Err(ConnError::PrxTruncated);
+                }
+            }
+            Parsed::Incomplete => seen = n,
+        }
     }
 }
 

@@ -60,8 +60,8 @@ pub fn build(
                         .iter()
                         .enumerate()
                         .map(|(bi, b)| ListenerStats {
-                            name: b.name.clone().unwrap_or_else(|| format!("sock-{}", bi + 1)),
-                            id: bi as u32 + 1,
+                            name: b.name.clone().unwrap_or_else(|| format!("sock-{}", b.id)),
+                            id: b.id,
                             addr: b.addr.to_string(),
                             state: ListenState::Open,
                             maxconn: b.maxconn,

@@ -165,6 +165,9 @@ pub struct ServerState {
 pub struct ServerConn {
     pub stream: crate::conn::ServerStream,
     pub reuses: u32,
+    /// `send-proxy*`: the client addresses its PROXY header announced; such a connection is
+    /// only reused for requests from those same addresses (haproxy keeps it private).
+    pub proxied_for: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
 }
 
 impl std::ops::Deref for ServerConn {
@@ -507,9 +510,12 @@ impl ShardState {
         backend: usize,
         server: usize,
         min_requests: u32,
+        proxied_for: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
     ) -> Option<ServerConn> {
         let mut pool = self.server(backend, server)?.idle.borrow_mut();
-        let pos = pool.iter().rposition(|c| c.conn.reuses >= min_requests)?;
+        let pos = pool
+            .iter()
+            .rposition(|c| c.conn.reuses >= min_requests && c.conn.proxied_for == proxied_for)?;
         let idle = pool.remove(pos);
         self.idle_total.set(self.idle_total.get().saturating_sub(1));
         Some(idle.conn)
@@ -621,6 +627,8 @@ mod tests {
                 max_reuse: -1,
                 observe: None,
                 h2: Default::default(),
+                send_proxy: None,
+                connect: Default::default(),
             })
             .collect::<Vec<ServerRt>>();
         let infos = servers
@@ -663,6 +671,7 @@ mod tests {
                 cookie: None,
                 persist_rdp_cookie: None,
                 option_persist: false,
+                proxy_v2: false,
             }],
             tune: Tune {
                 bufsize: 16384,

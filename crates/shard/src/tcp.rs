@@ -61,8 +61,20 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         forced: choice.forced,
         ..ConnectInfo::default()
     };
-    let connected =
-        lease_and_connect(ctx, backend, &input, crate::server::Reuse::Never, &mut info).await;
+    let from = crate::server::ClientSide {
+        src: fx.src.get().or_else(|| client.peer_addr()),
+        dst: fx.dst.get().or_else(|| client.tcp().local_addr().ok()),
+        tls: client.tls_facts().filter(|_| be.proxy_v2),
+    };
+    let connected = lease_and_connect(
+        ctx,
+        backend,
+        &input,
+        crate::server::Reuse::Never,
+        &mut info,
+        &from,
+    )
+    .await;
     if let Ok((lease, _)) = &connected {
         choice.commit(ctx, be, lease.server);
     }

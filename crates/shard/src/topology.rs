@@ -156,6 +156,10 @@ pub struct FrontendRt {
     /// the request path skips the rule engine).
     pub rules: Option<ringlb_rules::ProxyRules>,
     pub errors: Arc<ErrorFiles>,
+    /// `option clitcpka` / `option tcpka` with `clitcpka-*`: keep-alive probes to clients.
+    pub clitcpka: Option<ringlb_uring::KeepAlive>,
+    /// `option nolinger`: client connections close with a reset.
+    pub nolinger: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +173,15 @@ pub struct BindRt {
     pub backlog: i32,
     /// HTTP/2 on this bind (`proto h2`, `tune.h2.*`); used when ALPN chose `h2` or `proto h2`.
     pub h2: crate::h2::H2Bind,
+    /// `accept-proxy`: every connection starts with a PROXY header naming the real client.
+    pub accept_proxy: bool,
+    /// The listener id (`id`, else haproxy's numbering): stats rows `sock-<id>`.
+    pub id: u32,
+    /// Socket options of the listener (`backlog`, `v4v6`, `v6only`, `defer-accept`, `tfo`,
+    /// `interface`, `mss`, `tcp-ut`, `option tcp-smart-accept`).
+    pub listen: ringlb_uring::ListenOpts,
+    /// `thread`/`process`: the threads (shard index + 1) that accept on it; `None`: all.
+    pub threads: Option<Vec<bool>>,
 }
 
 #[derive(Debug, Clone)]
@@ -217,6 +230,8 @@ pub struct BackendRt {
     pub persist_rdp_cookie: Option<String>,
     /// `option persist`: persistence may send a request to a server that is down.
     pub option_persist: bool,
+    /// A server sends PROXY v2 headers: requests gather the client's TLS facts for them.
+    pub proxy_v2: bool,
 }
 
 /// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [domain D]...
@@ -288,6 +303,26 @@ pub struct ServerRt {
     pub observe: Option<ObserveRt>,
     /// Whether requests reach this server over HTTP/2 (`h2srv.rs`).
     pub h2: H2Mode,
+    /// `send-proxy*`: the PROXY header written first on every new connection.
+    pub send_proxy: Option<SendProxyRt>,
+    /// Socket options of new connections (`source`, `tfo`, `option srvtcpka`, `nolinger`...).
+    pub connect: ringlb_uring::ConnectOpts,
+}
+
+/// `send-proxy`, `send-proxy-v2`, `send-proxy-v2-ssl(-cn)` and `proxy-v2-options`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SendProxyRt {
+    pub v2: bool,
+    /// The SSL TLV (`send-proxy-v2-ssl`, option `ssl`).
+    pub ssl: bool,
+    /// Its CN sub-TLV (`send-proxy-v2-ssl-cn`, option `cert-cn`).
+    pub ssl_cn: bool,
+    /// Its cipher sub-TLV (option `ssl-cipher`).
+    pub ssl_cipher: bool,
+    /// The AUTHORITY TLV: the client's SNI (option `authority`).
+    pub authority: bool,
+    /// The CRC32C TLV (option `crc32c`).
+    pub crc32c: bool,
 }
 
 /// The protocol towards a server.
@@ -484,26 +519,48 @@ impl Topology {
                     } else {
                         None
                     });
+                // `backlog` in the proxy: the default of its bind lines.
+                let f_backlog = directive(&f.other, "backlog")
+                    .and_then(|d| d.args.first())
+                    .and_then(|v| v.parse::<u32>().ok());
+                let clitcpka = keepalive(&f.options, &f.other, "cli", &mut errors);
+                let all_ids = f.listener_ids();
+                let mut ids: Vec<u32> = Vec::new();
                 FrontendRt {
+                    clitcpka,
+                    nolinger: f.options.other.get("nolinger") == Some(&true),
                     name: f.name.clone(),
                     mode: f.mode,
                     binds: f
                         .binds
                         .iter()
                         .flat_map(|b| {
+                            let first_id = ids.len();
+                            ids.extend(std::iter::repeat_n(0, b.addrs.len()));
+                            let first_id = all_ids.get(first_id..).unwrap_or_default().to_vec();
                             let tls = if b.ssl.enabled {
                                 bind_tls(b, &tls_globals, &mut errors, &mut warnings)
                             } else {
                                 None
                             };
-                            b.addrs.iter().map(move |a| BindRt {
-                                tls: tls.clone(),
-                                name: b.name.clone(),
-                                addr: *a,
-                                maxconn: b.maxconn.unwrap_or(0),
-                                backlog: b.backlog.map(|v| v as i32).unwrap_or(1024),
-                                h2: crate::h2::H2Bind::of(b, &g.tune),
-                            })
+                            let backlog = b.backlog.or(f_backlog).map(|v| v as i32).unwrap_or(1024);
+                            let listen = listen_opts(f, b, backlog, &mut errors);
+                            let threads = bind_threads(b, &mut errors);
+                            b.addrs
+                                .iter()
+                                .zip(first_id.into_iter().chain(std::iter::repeat(0)))
+                                .map(move |(a, id)| BindRt {
+                                    id,
+                                    tls: tls.clone(),
+                                    name: b.name.clone(),
+                                    addr: *a,
+                                    maxconn: b.maxconn.unwrap_or(0),
+                                    backlog,
+                                    h2: crate::h2::H2Bind::of(b, &g.tune),
+                                    accept_proxy: b.accept_proxy,
+                                    listen: listen.clone(),
+                                    threads: threads.clone(),
+                                })
                         })
                         .collect(),
                     maxconn: f.maxconn.unwrap_or(0),
@@ -873,7 +930,7 @@ fn error_files(files: &[model::ErrorFile]) -> ErrorFiles {
 }
 
 fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt {
-    let servers = b
+    let servers: Vec<ServerRt> = b
         .servers
         .iter()
         .filter_map(|s| {
@@ -916,6 +973,8 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
                 h2: H2Mode::of(&s.params),
                 // Without `check` HAProxy accepts `observe` and does nothing (no check to fail);
                 // `layer7` only means something in HTTP mode.
+                send_proxy: send_proxy_rt(b, s, errors),
+                connect: connect_opts(b, s, errors),
                 observe: s
                     .params
                     .observe
@@ -947,7 +1006,6 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
                 hash_balance_factor: b.hash_balance_factor,
             },
         },
-        servers,
         timeouts: b.timeouts,
         retries: b.retries,
         retry_on: RetryOn::parse(&b.retry_on),
@@ -963,6 +1021,271 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
         }),
         persist_rdp_cookie: b.persist_rdp_cookie.clone(),
         option_persist: b.options.other.get("persist") == Some(&true),
+        proxy_v2: servers
+            .iter()
+            .any(|s: &ServerRt| s.send_proxy.is_some_and(|p| p.v2)),
+        servers,
+    }
+}
+
+/// The last `keyword` directive of a proxy (later lines override earlier ones and defaults).
+pub(crate) fn directive<'a>(
+    other: &'a [model::Directive],
+    keyword: &str,
+) -> Option<&'a model::Directive> {
+    other.iter().rev().find(|d| d.keyword == keyword)
+}
+
+/// `option {cli,srv}tcpka` (or `option tcpka`) with `{cli,srv}tcpka-cnt|idle|intvl`.
+pub(crate) fn keepalive(
+    options: &model::ProxyOptions,
+    other: &[model::Directive],
+    side: &str,
+    errors: &mut Vec<TopologyError>,
+) -> Option<ringlb_uring::KeepAlive> {
+    let on = options
+        .other
+        .get(&format!("{side}tcpka"))
+        .or(options.other.get("tcpka"))
+        .copied()
+        .unwrap_or(false);
+    if !on {
+        return None;
+    }
+    let mut ka = ringlb_uring::KeepAlive::default();
+    for (suffix, slot, unit_us) in [
+        ("cnt", &mut ka.cnt, 0u64),
+        ("idle", &mut ka.idle_secs, 1_000_000),
+        ("intvl", &mut ka.intvl_secs, 1_000_000),
+    ] {
+        let kw = format!("{side}tcpka-{suffix}");
+        let Some(d) = directive(other, &kw) else {
+            continue;
+        };
+        let arg = d.args.first().map(String::as_str).unwrap_or("");
+        let v = if unit_us == 0 {
+            arg.parse::<i32>().ok().filter(|v| *v > 0)
+        } else {
+            ringlb_config::units::parse_time_unit(arg, unit_us)
+                .ok()
+                .and_then(|t| i32::try_from(t.as_secs()).ok())
+                .filter(|v| *v > 0)
+        };
+        match v {
+            Some(v) => *slot = Some(v),
+            None => errors.push(TopologyError {
+                loc: d.loc.clone(),
+                message: format!(
+                    "'{kw}' expects a positive {} but got '{arg}'",
+                    if unit_us == 0 {
+                        "integer"
+                    } else {
+                        "time in seconds"
+                    }
+                ),
+            }),
+        }
+    }
+    Some(ka)
+}
+
+/// The listener's socket options from its bind line (and `option tcp-smart-accept`).
+fn listen_opts(
+    f: &model::Frontend,
+    b: &model::Bind,
+    backlog: i32,
+    errors: &mut Vec<TopologyError>,
+) -> ringlb_uring::ListenOpts {
+    let other = |n: &str| {
+        b.other
+            .iter()
+            .rev()
+            .find(|(k, _)| k == n)
+            .and_then(|(_, v)| v.clone())
+    };
+    let mut bad = |what: &str, v: &str| {
+        errors.push(TopologyError {
+            loc: b.loc.clone(),
+            message: format!("'bind {}' : '{what}' : invalid value '{v}'", b.spec),
+        })
+    };
+    let mss = other("mss").and_then(|v| match v.parse::<i32>() {
+        // haproxy: a negative value only lowers the MSS the kernel would pick; ringlb sets it.
+        Ok(n) if n != 0 && n.unsigned_abs() <= 65535 => Some(n.abs()),
+        _ => {
+            bad("mss", &v);
+            None
+        }
+    });
+    let user_timeout_ms =
+        other("tcp-ut").and_then(|v| match ringlb_config::units::parse_time(&v) {
+            Ok(t) => Some(u32::try_from(t.as_millis()).unwrap_or(u32::MAX)),
+            Err(_) => {
+                bad("tcp-ut", &v);
+                None
+            }
+        });
+    // `option tcp-smart-accept` (HTTP frontends): no accept until the request arrives, as
+    // haproxy does with TCP_DEFER_ACCEPT (1 s, then the kernel passes the connection on).
+    let smart = f.mode == Mode::Http && f.options.other.get("tcp-smart-accept") == Some(&true);
+    ringlb_uring::ListenOpts {
+        backlog,
+        v6only: if b.v6only {
+            Some(true)
+        } else if b.v4v6 {
+            Some(false)
+        } else {
+            None
+        },
+        defer_accept_secs: (b.defer_accept || smart).then_some(1),
+        fastopen_queue: b.tfo.then_some(backlog.max(1)),
+        interface: b.interface.clone(),
+        mss,
+        user_timeout_ms,
+    }
+}
+
+/// `thread <set>` / `process <set>`: `all`, `odd`, `even`, `N`, `N-M`, comma lists, with an
+/// optional `G/` (thread group; ringlb has one) or `1/` (process 1) prefix.
+fn bind_threads(b: &model::Bind, errors: &mut Vec<TopologyError>) -> Option<Vec<bool>> {
+    let spec = b.thread.as_deref()?;
+    let set = spec.rsplit_once('/').map_or(spec, |(_, t)| t);
+    let mut on = vec![false; 1025];
+    for part in set.split(',') {
+        let range = match part {
+            "all" => return None,
+            "odd" | "even" => {
+                let first = if part == "odd" { 1 } else { 2 };
+                (first..=1024).step_by(2).for_each(|i| on[i] = true);
+                continue;
+            }
+            p => p.split_once('-').map_or_else(
+                || p.parse::<usize>().ok().map(|n| (n, n)),
+                |(a, z)| a.parse().ok().zip(z.parse().ok()),
+            ),
+        };
+        match range.filter(|(a, z)| *a >= 1 && a <= z && *z <= 1024) {
+            Some((a, z)) => (a..=z).for_each(|i| on[i] = true),
+            None => {
+                errors.push(TopologyError {
+                    loc: b.loc.clone(),
+                    message: format!("'bind {}' : invalid thread set '{spec}'", b.spec),
+                });
+                return None;
+            }
+        }
+    }
+    Some(on)
+}
+
+/// `source ADDR[:PORT]` (backend or server): the address new server connections leave from.
+fn parse_source(
+    words: &[String],
+    loc: &model::Loc,
+    errors: &mut Vec<TopologyError>,
+) -> Option<SocketAddr> {
+    let spec = words.first()?;
+    let addr = spec
+        .parse::<SocketAddr>()
+        .ok()
+        .or_else(|| {
+            spec.parse::<std::net::IpAddr>()
+                .ok()
+                .map(|ip| SocketAddr::new(ip, 0))
+        })
+        .or_else(|| {
+            let (h, p) = spec.rsplit_once(':')?;
+            let ip = if h.is_empty() || h == "*" {
+                std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED)
+            } else {
+                h.parse().ok()?
+            };
+            Some(SocketAddr::new(
+                ip,
+                if p.is_empty() { 0 } else { p.parse().ok()? },
+            ))
+        });
+    let Some(addr) = addr else {
+        errors.push(TopologyError {
+            loc: loc.clone(),
+            message: format!("'source' : '{spec}' is not an IP address with an optional port (names and port ranges are not supported by ringlb)"),
+        });
+        return None;
+    };
+    if let Some(w) = words.get(1) {
+        errors.push(TopologyError {
+            loc: loc.clone(),
+            message: format!("'source {spec} {w}' : '{w}' is not supported by ringlb (no transparent proxying or interface binding of server connections)"),
+        });
+    }
+    Some(addr)
+}
+
+fn send_proxy_rt(
+    b: &model::Backend,
+    s: &model::Server,
+    errors: &mut Vec<TopologyError>,
+) -> Option<SendProxyRt> {
+    let v = s.params.send_proxy?;
+    let has = |n: &str| s.params.other.iter().any(|(k, _)| k == n);
+    let mut rt = SendProxyRt {
+        v2: v == model::ProxyProtocol::V2,
+        ssl: has("send-proxy-v2-ssl") || has("send-proxy-v2-ssl-cn"),
+        ssl_cn: has("send-proxy-v2-ssl-cn"),
+        ..SendProxyRt::default()
+    };
+    for (k, val) in &s.params.other {
+        if k != "proxy-v2-options" {
+            continue;
+        }
+        for o in val.as_deref().unwrap_or("").split(',') {
+            match o {
+                "ssl" => rt.ssl = true,
+                "cert-cn" => {
+                    rt.ssl = true;
+                    rt.ssl_cn = true;
+                }
+                "ssl-cipher" => {
+                    rt.ssl = true;
+                    rt.ssl_cipher = true;
+                }
+                "authority" => rt.authority = true,
+                "crc32c" => rt.crc32c = true,
+                other => errors.push(TopologyError {
+                    loc: s.loc.clone(),
+                    message: format!(
+                        "server '{}/{}': proxy-v2-options '{other}' is not supported by ringlb (supported: ssl, cert-cn, ssl-cipher, authority, crc32c)",
+                        b.name, s.name
+                    ),
+                }),
+            }
+        }
+    }
+    Some(rt)
+}
+
+fn connect_opts(
+    b: &model::Backend,
+    s: &model::Server,
+    errors: &mut Vec<TopologyError>,
+) -> ringlb_uring::ConnectOpts {
+    let server_source = s
+        .params
+        .other
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "source")
+        .and_then(|(_, v)| parse_source(&[v.clone().unwrap_or_default()], &s.loc, errors));
+    let source = server_source.or_else(|| {
+        directive(&b.other, "source").and_then(|d| parse_source(&d.args, &d.loc, errors))
+    });
+    let opt = |n: &str| b.options.other.get(n) == Some(&true);
+    ringlb_uring::ConnectOpts {
+        source,
+        keepalive: keepalive(&b.options, &b.other, "srv", errors),
+        fastopen: s.params.other.iter().any(|(k, _)| k == "tfo"),
+        delay_ack: opt("tcp-smart-connect"),
+        nolinger: opt("nolinger"),
     }
 }
 

@@ -137,13 +137,14 @@ fn listeners(fe: &Frontend) -> Vec<ListenerStats> {
         return vec![];
     }
     let mut out = Vec::new();
+    let ids = fe.listener_ids();
     for b in &fe.binds {
         let mut addrs: Vec<String> = b.addrs.iter().map(ToString::to_string).collect();
         if b.unix_path.is_some() {
             addrs.push("unix".into());
         }
         for addr in addrs {
-            let id = u32::try_from(out.len() + 1).unwrap_or(u32::MAX);
+            let id = ids.get(out.len()).copied().unwrap_or(u32::MAX);
             out.push(ListenerStats {
                 name: b.name.clone().unwrap_or_else(|| format!("sock-{id}")),
                 id,

@@ -32,7 +32,9 @@ mod pipe;
 
 pub use bufring::RecvBuf;
 pub use driver::Ring;
-pub use net::{bind_reuseport, TcpListener, TcpStream};
+pub use net::{
+    bind_listener, bind_reuseport, ConnectOpts, KeepAlive, ListenOpts, TcpListener, TcpStream,
+};
 pub use op::SendBuf;
 pub use out::OutFd;
 pub use pipe::Pipe;

@@ -1,6 +1,5 @@
 //! TCP sockets whose data path is the shard's ring.
 
-use std::cell::Cell;
 use std::io;
 use std::mem::{size_of, ManuallyDrop, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -139,16 +138,91 @@ fn set_int_opt(
     .map(drop)
 }
 
+fn set_keepalive(fd: RawFd, ka: KeepAlive) -> io::Result<()> {
+    set_int_opt(fd, libc::SOL_SOCKET, libc::SO_KEEPALIVE, 1)?;
+    if let Some(v) = ka.cnt {
+        set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPCNT, v)?;
+    }
+    if let Some(v) = ka.idle_secs {
+        set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPIDLE, v)?;
+    }
+    if let Some(v) = ka.intvl_secs {
+        set_int_opt(fd, libc::IPPROTO_TCP, libc::TCP_KEEPINTVL, v)?;
+    }
+    Ok(())
+}
+
 /// Opens a listening socket with SO_REUSEPORT, so every shard can bind the same address and the
 /// kernel spreads connections across them.
 pub fn bind_reuseport(addr: SocketAddr, backlog: i32) -> io::Result<OwnedFd> {
+    bind_listener(
+        addr,
+        &ListenOpts {
+            backlog,
+            ..ListenOpts::default()
+        },
+    )
+}
+
+/// Socket options of a listener (HAProxy's bind options that map to one setsockopt each).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListenOpts {
+    pub backlog: i32,
+    /// IPV6_V6ONLY on an IPv6 listener: `None` keeps ringlb's default (IPv6 only, so `:::80`
+    /// and `0.0.0.0:80` can both be bound); `v4v6` gives `Some(false)`.
+    pub v6only: Option<bool>,
+    /// TCP_DEFER_ACCEPT (`defer-accept`, `option tcp-smart-accept`): seconds to wait for data.
+    pub defer_accept_secs: Option<i32>,
+    /// TCP_FASTOPEN queue length (`tfo`).
+    pub fastopen_queue: Option<i32>,
+    /// SO_BINDTODEVICE (`interface`).
+    pub interface: Option<String>,
+    /// TCP_MAXSEG (`mss`), inherited by accepted sockets.
+    pub mss: Option<i32>,
+    /// TCP_USER_TIMEOUT in milliseconds (`tcp-ut`), inherited by accepted sockets.
+    pub user_timeout_ms: Option<u32>,
+}
+
+/// Opens a listening socket with SO_REUSEPORT and `opts`.
+pub fn bind_listener(addr: SocketAddr, opts: &ListenOpts) -> io::Result<OwnedFd> {
     let fd = new_socket(&addr)?;
     let raw = fd.as_raw_fd();
     set_int_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
     set_int_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEPORT, 1)?;
     if addr.is_ipv6() {
-        set_int_opt(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
+        let only = i32::from(opts.v6only.unwrap_or(true));
+        set_int_opt(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, only)?;
     }
+    if let Some(dev) = &opts.interface {
+        // SAFETY: the name's bytes are live for the call; the kernel reads at most len bytes.
+        cvt(unsafe {
+            libc::setsockopt(
+                raw,
+                libc::SOL_SOCKET,
+                libc::SO_BINDTODEVICE,
+                dev.as_ptr().cast(),
+                dev.len() as libc::socklen_t,
+            )
+        })?;
+    }
+    if let Some(secs) = opts.defer_accept_secs {
+        set_int_opt(raw, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)?;
+    }
+    if let Some(q) = opts.fastopen_queue {
+        set_int_opt(raw, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, q)?;
+    }
+    if let Some(mss) = opts.mss {
+        set_int_opt(raw, libc::IPPROTO_TCP, libc::TCP_MAXSEG, mss)?;
+    }
+    if let Some(ms) = opts.user_timeout_ms {
+        set_int_opt(
+            raw,
+            libc::IPPROTO_TCP,
+            libc::TCP_USER_TIMEOUT,
+            i32::try_from(ms).unwrap_or(i32::MAX),
+        )?;
+    }
+    let backlog = opts.backlog;
     let sa = AddrBuf::from_std(addr);
     // SAFETY: sa holds a valid sockaddr of length sa.len.
     cvt(unsafe {
@@ -220,7 +294,7 @@ impl TcpListener {
             ring: self.ring.clone(),
             fd: ManuallyDrop::new(fd),
             peer,
-            local: Cell::new(None),
+            local: None,
         })
     }
 }
@@ -246,9 +320,8 @@ pub struct TcpStream {
     /// Closed through the ring on drop (see `Ring::close_fd`).
     fd: ManuallyDrop<OwnedFd>,
     peer: Option<SocketAddr>,
-    /// The local address, read once (`getsockname`) and kept: rules and logs ask for it on
-    /// every request, and a bound socket's address never changes.
-    local: Cell<Option<SocketAddr>>,
+    /// The destination a PROXY header named (`speak_for`), else the socket's own.
+    local: Option<SocketAddr>,
 }
 
 impl Drop for TcpStream {
@@ -258,19 +331,82 @@ impl Drop for TcpStream {
     }
 }
 
+/// TCP keep-alive probes (`option clitcpka`/`srvtcpka` with `*tcpka-cnt|idle|intvl`);
+/// `None` fields keep the system's values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeepAlive {
+    pub cnt: Option<i32>,
+    pub idle_secs: Option<i32>,
+    pub intvl_secs: Option<i32>,
+}
+
+/// Options of a connection to a server.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectOpts {
+    /// `source ADDR[:PORT]`: bind the socket before connecting (port 0: any).
+    pub source: Option<SocketAddr>,
+    pub keepalive: Option<KeepAlive>,
+    /// `tfo`: TCP_FASTOPEN_CONNECT (the SYN leaves with the first bytes written).
+    pub fastopen: bool,
+    /// `option tcp-smart-connect`: TCP_QUICKACK off, so the request leaves with the ACK of the
+    /// handshake.
+    pub delay_ack: bool,
+    /// `option nolinger`: SO_LINGER 0 (a close resets).
+    pub nolinger: bool,
+}
+
 impl TcpStream {
     /// Connects to `addr` (TCP_NODELAY set).
     pub async fn connect(ring: &Ring, addr: SocketAddr) -> io::Result<TcpStream> {
+        Self::connect_with(ring, addr, &ConnectOpts::default()).await
+    }
+
+    /// Connects to `addr` with `opts` (TCP_NODELAY set).
+    pub async fn connect_with(
+        ring: &Ring,
+        addr: SocketAddr,
+        opts: &ConnectOpts,
+    ) -> io::Result<TcpStream> {
         let fd = new_socket(&addr)?;
-        let _ = set_int_opt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        let raw = fd.as_raw_fd();
+        let _ = set_int_opt(raw, libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
+        if let Some(src) = opts.source {
+            if src.port() == 0 {
+                // Ports are picked at connect time, so many servers can share the address.
+                let _ = set_int_opt(raw, libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT, 1);
+            } else {
+                set_int_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
+            }
+            let sa = AddrBuf::from_std(src);
+            // SAFETY: sa holds a valid sockaddr of length sa.len.
+            cvt(unsafe {
+                libc::bind(
+                    raw,
+                    (&sa.storage as *const libc::sockaddr_storage).cast(),
+                    sa.len,
+                )
+            })?;
+        }
+        if let Some(ka) = opts.keepalive {
+            set_keepalive(raw, ka)?;
+        }
+        if opts.fastopen {
+            set_int_opt(raw, libc::IPPROTO_TCP, libc::TCP_FASTOPEN_CONNECT, 1)?;
+        }
+        if opts.delay_ack {
+            let _ = set_int_opt(raw, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0);
+        }
         // Owned by the stream from here: if this future is dropped mid-connect, the descriptor
         // is closed through the ring, after the queued connect.
         let stream = TcpStream {
             ring: ring.clone(),
             fd: ManuallyDrop::new(fd),
             peer: Some(addr),
-            local: Cell::new(None),
+            local: None,
         };
+        if opts.nolinger {
+            stream.set_linger_zero();
+        }
         let sa = AddrBuf::from_std(addr);
         let entry = opcode::Connect::new(
             Fd(stream.fd.as_raw_fd()),
@@ -290,12 +426,79 @@ impl TcpStream {
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
-        if let Some(a) = self.local.get() {
-            return Ok(a);
+        match self.local {
+            Some(a) => Ok(a),
+            None => local_addr(self.fd.as_raw_fd()),
         }
-        let a = local_addr(self.fd.as_raw_fd())?;
-        self.local.set(Some(a));
-        Ok(a)
+    }
+
+    /// The socket's own local address, even after [`TcpStream::speak_for`].
+    pub fn socket_local_addr(&self) -> io::Result<SocketAddr> {
+        local_addr(self.fd.as_raw_fd())
+    }
+
+    /// `accept-proxy`: from now on the connection stands for the client a PROXY header named;
+    /// `peer_addr`/`local_addr` give those addresses (fetches, logs, `send-proxy`).
+    pub fn speak_for(&mut self, src: SocketAddr, dst: SocketAddr) {
+        self.peer = Some(src);
+        self.local = Some(dst);
+    }
+
+    /// Copies up to `buf.len()` pending bytes without consuming them (MSG_PEEK, never waits).
+    /// `Ok(0)` is end of stream; nothing pending yet is `WouldBlock`.
+    pub fn peek_now(&self, buf: &mut [u8]) -> io::Result<usize> {
+        // SAFETY: buf is live and writable for buf.len() bytes.
+        let n = unsafe {
+            libc::recv(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_PEEK | libc::MSG_DONTWAIT,
+            )
+        };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(n as usize)
+    }
+
+    /// Consumes exactly `n` bytes a [`TcpStream::peek_now`] saw (they are already queued).
+    pub fn discard_now(&self, n: usize) -> io::Result<()> {
+        let mut scratch = vec![0u8; n];
+        let mut got = 0;
+        while got < n {
+            // SAFETY: scratch is live and writable from got to n.
+            let r = unsafe {
+                libc::recv(
+                    self.fd.as_raw_fd(),
+                    scratch[got..].as_mut_ptr().cast(),
+                    n - got,
+                    libc::MSG_DONTWAIT,
+                )
+            };
+            if r <= 0 {
+                return Err(io::Error::from(io::ErrorKind::UnexpectedEof));
+            }
+            got += r as usize;
+        }
+        Ok(())
+    }
+
+    /// The peer half-closed or reset (POLLRDHUP), checked without waiting.
+    pub fn peer_closed_now(&self) -> bool {
+        let mut p = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLRDHUP,
+            revents: 0,
+        };
+        // SAFETY: p is a live pollfd; timeout 0 never blocks.
+        let n = unsafe { libc::poll(&mut p, 1, 0) };
+        n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+    }
+
+    /// TCP keep-alive probes on this connection (`option clitcpka`).
+    pub fn set_keepalive(&self, ka: KeepAlive) -> io::Result<()> {
+        set_keepalive(self.fd.as_raw_fd(), ka)
     }
 
     pub fn as_raw_fd(&self) -> RawFd {

@@ -410,8 +410,8 @@ pub struct ProxySettings {
     pub retry_on: Option<Vec<String>>,
     pub http_reuse: Option<HttpReuse>,
     pub errorfiles: Vec<ErrorFile>,
-    /// `errorfiles <http-errors section name>` references.
-    pub errorfiles_sections: Vec<(Loc, String)>,
+    /// `errorfiles <http-errors section name> [<code>...]` references (no code: all of them).
+    pub errorfiles_sections: Vec<(Loc, String, Vec<u16>)>,
     pub default_server: ServerParams,
     pub default_backend: Option<(Loc, String)>,
     pub cookie: Option<Cookie>,
@@ -749,6 +749,38 @@ pub enum Verify {
     None,
     Optional,
     Required,
+}
+
+impl Frontend {
+    /// The listener ids (`bind ... id N`, one per address; a UNIX socket counts as one), as
+    /// haproxy numbers them: explicit ids first, the others take the lowest free ids in order.
+    pub fn listener_ids(&self) -> Vec<u32> {
+        let explicit = |b: &Bind| {
+            b.other
+                .iter()
+                .rev()
+                .find(|(k, _)| k == "id")
+                .and_then(|(_, v)| v.as_deref()?.parse::<u32>().ok())
+        };
+        let used: Vec<u32> = self.binds.iter().filter_map(explicit).collect();
+        let mut next = 1u32;
+        let mut out = Vec::new();
+        for b in &self.binds {
+            let n = b.addrs.len() + usize::from(b.unix_path.is_some());
+            for _ in 0..n {
+                match explicit(b) {
+                    Some(id) => out.push(id),
+                    None => {
+                        while used.contains(&next) || out.contains(&next) {
+                            next += 1;
+                        }
+                        out.push(next);
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 /// A `bind` line.

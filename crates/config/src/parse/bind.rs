@@ -25,7 +25,6 @@ const fn o(name: &'static str, value: bool, status: Status, doc: &'static str) -
 }
 
 const S: Status = Status::Supported;
-const ENG: Status = Status::Parsed { issue: 3 };
 const OPS: Status = Status::Parsed { issue: 10 };
 const NO: Status = Status::Unsupported;
 
@@ -34,19 +33,36 @@ pub static BIND_OPTIONS: &[BindOpt] = &[
     o("name", true, S, "listener name"),
     o("maxconn", true, S, "listener connection limit"),
     o("backlog", true, S, "listen backlog"),
-    o("accept-proxy", false, ENG, "expect a PROXY protocol header"),
-    o("v4v6", false, ENG, "accept IPv4 on an IPv6 socket"),
-    o("v6only", false, ENG, "IPv6 only"),
+    o(
+        "accept-proxy",
+        false,
+        S,
+        "expect a PROXY protocol header (v1 or v2) naming the client",
+    ),
+    o("v4v6", false, S, "accept IPv4 on an IPv6 socket"),
+    o("v6only", false, S, "IPv6 only"),
     o("transparent", false, NO, "transparent proxying"),
-    o("defer-accept", false, ENG, "TCP_DEFER_ACCEPT"),
-    o("tfo", false, ENG, "TCP fast open"),
-    o("interface", true, ENG, "bind to an interface"),
-    o("thread", true, ENG, "threads that accept on this listener"),
-    o("process", true, ENG, "process/thread set (legacy)"),
-    o("id", true, ENG, "listener id"),
-    o("nice", true, ENG, "listener priority"),
-    o("mss", true, ENG, "TCP MSS"),
-    o("tcp-ut", true, ENG, "TCP user timeout"),
+    o("defer-accept", false, S, "TCP_DEFER_ACCEPT"),
+    o("tfo", false, S, "TCP fast open"),
+    o("interface", true, S, "bind to an interface"),
+    o(
+        "thread",
+        true,
+        S,
+        "threads (shards) that accept on this listener",
+    ),
+    o("process", true, S, "1/<threads> (legacy; one process)"),
+    o("id", true, S, "listener id (stats sock-N rows)"),
+    o(
+        "nice",
+        true,
+        Status::Accepted {
+            why: "a shard runs all its connections in one task queue; there is no per-listener priority to lower",
+        },
+        "listener priority",
+    ),
+    o("mss", true, S, "TCP MSS"),
+    o("tcp-ut", true, S, "TCP user timeout"),
     o(
         "proto",
         true,
@@ -285,7 +301,13 @@ fn apply(b: &mut Bind, name: &str, value: Option<String>, bases: &TlsBases) -> R
         "defer-accept" => b.defer_accept = true,
         "tfo" => b.tfo = true,
         "interface" => b.interface = value,
-        "thread" | "process" => b.thread = value,
+        "thread" => b.thread = value,
+        // One process (haproxy 2.6's nbproc is gone): `process 1/N` means thread N.
+        "process" => match v.split_once('/') {
+            Some((_, t)) => b.thread = Some(t.to_string()),
+            None if matches!(v.as_str(), "1" | "all" | "odd") => b.thread = None,
+            None => return Err(format!("'process {v}' : ringlb runs a single process (process 1); use 'thread' to choose threads.")),
+        },
         "ssl" => b.ssl.enabled = true,
         "crt" => {
             check_crt(&v, bases)?;

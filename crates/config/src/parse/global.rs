@@ -37,7 +37,6 @@ const OBS: Status = Status::Parsed { issue: 9 };
 const OPS: Status = Status::Parsed { issue: 10 };
 const LB: Status = Status::Parsed { issue: 5 };
 const NO: Status = Status::Unsupported;
-const ENGG: Status = Status::Parsed { issue: 3 };
 const RULES6: Status = Status::Parsed { issue: 6 };
 const POLL: Status = Status::Accepted {
     why: "ringlb uses io_uring, not a poller",
@@ -481,12 +480,12 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("server-state-base", OPS, "directory of server state files", generic1),
     kw("server-state-file", OPS, "server state file", generic1),
     kw("unix-bind", OPS, "defaults of UNIX socket binds", generic),
-    kw("thread-group", ENGG, "thread groups", generic),
-    kw("numa-cpu-mapping", ENGG, "restrict threads to one NUMA node", generic),
+    kw("thread-group", Status::Accepted { why: "ringlb runs one thread group; shards are placed by cpu-map or the allowed CPUs" }, "thread groups", generic),
+    kw("numa-cpu-mapping", Status::Accepted { why: "ringlb places its shards by cpu-map or on every allowed CPU; it does not narrow them to one NUMA node" }, "restrict threads to one NUMA node", generic),
     kw("fd-hard-limit", OPS, "file descriptor hard limit", u32_other),
     kw("cluster-secret", LB, "secret for QUIC/peers", generic1),
-    kw("pp2-never-send-local", ENGG, "PROXY v2: never send LOCAL", generic),
-    kw("h1-accept-payload-with-any-method", ENGG, "accept bodies on GET/HEAD/DELETE", generic),
+    kw("pp2-never-send-local", S, "PROXY v2: never send LOCAL", generic),
+    kw("h1-accept-payload-with-any-method", Status::Accepted { why: "ringlb already forwards HTTP/1.0 GET/HEAD/DELETE requests that carry a body" }, "accept bodies on GET/HEAD/DELETE", generic),
     kw(
         "h2-workaround-bogus-websocket-clients",
         Status::Accepted {
@@ -515,13 +514,13 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("tune.vars.reqres-max-size", RULES6, "variable memory limit", tune_other),
     kw("tune.vars.sess-max-size", RULES6, "variable memory limit", tune_other),
     kw("tune.vars.txn-max-size", RULES6, "variable memory limit", tune_other),
-    kw("tune.buffers.limit", ENGG, "buffers allocation limit", tune_other),
-    kw("tune.buffers.reserve", ENGG, "reserved buffers", tune_other),
-    kw("tune.idletimer", ENGG, "idle time before splicing", tune_other),
-    kw("tune.recv_enough", ENGG, "minimum read size", tune_other),
-    kw("tune.runqueue-depth", ENGG, "tasks per scheduler loop", tune_other),
-    kw("tune.pool-high-fd-ratio", ENGG, "idle server connection fd ratio", tune_other),
-    kw("tune.pool-low-fd-ratio", ENGG, "idle server connection fd ratio", tune_other),
+    kw("tune.buffers.limit", Status::Accepted { why: "receive buffers come from each shard's fixed io_uring pool (256 x tune.bufsize, heap beyond); there is no global buffer count to limit" }, "buffers allocation limit", tune_other),
+    kw("tune.buffers.reserve", Status::Accepted { why: "receive buffers come from each shard's fixed io_uring pool (256 x tune.bufsize, heap beyond); there is no global buffer count to reserve from" }, "reserved buffers", tune_other),
+    kw("tune.idletimer", Status::Accepted { why: "ringlb never uses splice(), so there is no splicing decision to time" }, "idle time before splicing", tune_other),
+    kw("tune.recv_enough", Status::Accepted { why: "an io_uring receive completes with whatever arrived; there is no read loop to cut short" }, "minimum read size", tune_other),
+    kw("tune.runqueue-depth", Status::Accepted { why: "glommio's per-shard scheduler runs the tasks, not haproxy's run queue" }, "tasks per scheduler loop", tune_other),
+    kw("tune.pool-high-fd-ratio", Status::Accepted { why: "idle server connections are bounded per shard by pool-max-conn and the shard's idle budget, not by a share of the descriptors" }, "idle server connection fd ratio", tune_other),
+    kw("tune.pool-low-fd-ratio", Status::Accepted { why: "idle server connections are bounded per shard by pool-max-conn and the shard's idle budget, not by a share of the descriptors" }, "idle server connection fd ratio", tune_other),
     kw("tune.pattern.cache-size", RULES6, "pattern match cache", tune_other),
     kw("tune.peers.max-updates-at-once", LB, "peers update batch", tune_other),
     kw(

@@ -40,11 +40,6 @@ pub(crate) fn generic_n1(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     generic(k, p, l)
 }
 
-pub(crate) fn generic_n2(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    need(k, l, 2)?;
-    generic(k, p, l)
-}
-
 pub(crate) fn u32_generic(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     need(k, l, 1)?;
     parse_u32(l.arg(k.kw_words))?;
@@ -263,15 +258,7 @@ pub(crate) fn p_http_reuse(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R 
 
 /// Reads and validates an errorfile: it must be a raw HTTP response.
 pub fn load_errorfile(l: &Line, status_word: &str, path: &str) -> Result<ErrorFile, String> {
-    const CODES: &[u16] = &[
-        200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504,
-    ];
-    let status: u16 = status_word
-        .parse()
-        .map_err(|_| format!("invalid status code '{status_word}'"))?;
-    if !CODES.contains(&status) {
-        return Err(format!("status code '{status}' not handled."));
-    }
+    let status = status_code(status_word)?;
     // An empty errorfile (or /dev/null) makes haproxy close without answering: allowed.
     let contents = if path == "/dev/null" {
         Vec::new()
@@ -316,10 +303,58 @@ pub(crate) fn p_errorfile(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 
 pub(crate) fn p_errorfiles(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     need(k, l, 1)?;
+    let mut codes = Vec::new();
+    for i in 2..l.len() {
+        codes.push(status_code(l.arg(i))?);
+    }
     p.settings
         .errorfiles_sections
-        .push((l.loc.clone(), l.arg(1).to_string()));
+        .push((l.loc.clone(), l.arg(1).to_string(), codes));
     Ok(())
+}
+
+/// `errorloc|errorloc302|errorloc303 <code> <url>`: the reply for `code` becomes a redirect,
+/// in haproxy 2.6's bytes as its stream sends them (header names lower-cased); like
+/// `errorfile`, the last declaration for a code wins.
+pub(crate) fn p_errorloc(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    if l.len() < 3 {
+        return Err(format!(
+            "'{}' expects <status_code> and <url> as arguments.",
+            k.name
+        ));
+    }
+    let status = status_code(l.arg(1))?;
+    let url = l.arg(2);
+    let head = if k.name == "errorloc303" {
+        "HTTP/1.1 303 See Other"
+    } else {
+        "HTTP/1.1 302 Found"
+    };
+    let contents = format!(
+        "{head}\r\ncache-control: no-cache\r\ncontent-length: 0\r\nlocation: {url}\r\n\r\n"
+    );
+    p.settings.errorfiles.retain(|e| e.status != status);
+    p.settings.errorfiles.push(ErrorFile {
+        loc: l.loc.clone(),
+        status,
+        path: PathBuf::from(url),
+        contents: Arc::from(contents.into_bytes()),
+    });
+    super::no_extra(l, 3)
+}
+
+/// A status code `errorfile`-like keywords may replace (haproxy's list).
+fn status_code(word: &str) -> Result<u16, String> {
+    const CODES: &[u16] = &[
+        200, 400, 401, 403, 404, 405, 407, 408, 410, 413, 425, 429, 500, 501, 502, 503, 504,
+    ];
+    let status: u16 = word
+        .parse()
+        .map_err(|_| format!("invalid status code '{word}'"))?;
+    if !CODES.contains(&status) {
+        return Err(format!("status code '{status}' not handled."));
+    }
+    Ok(status)
 }
 
 pub(crate) fn p_log(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {

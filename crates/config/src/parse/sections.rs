@@ -17,7 +17,6 @@ use super::{Current, Cx, Draft, R};
 const P5: Status = Status::Parsed { issue: 5 };
 const P6: Status = Status::Parsed { issue: 6 };
 const P7: Status = Status::Parsed { issue: 7 };
-const P3: Status = Status::Parsed { issue: 3 };
 const P10: Status = Status::Parsed { issue: 10 };
 
 /// (section, keyword, status, doc) for every keyword of the small sections.
@@ -62,7 +61,12 @@ pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
     ("resolvers", "resolve_retries", P5, "retries per query"),
     ("resolvers", "hold", P5, "hold <status> <time>"),
     ("resolvers", "timeout", P5, "timeout resolve|retry <time>"),
-    ("http-errors", "errorfile", P3, "errorfile <code> <file>"),
+    (
+        "http-errors",
+        "errorfile",
+        Status::Supported,
+        "errorfile <code> <file>",
+    ),
     (
         "ring",
         "description",

@@ -22,7 +22,6 @@ const fn o(name: &'static str, value: bool, status: Status, doc: &'static str) -
 }
 
 const S: Status = Status::Supported;
-const ENG: Status = Status::Parsed { issue: 3 };
 const LB: Status = Status::Parsed { issue: 5 };
 const TLS: Status = Status::Parsed { issue: 8 };
 const NO: Status = Status::Unsupported;
@@ -97,15 +96,27 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("init-addr", true, LB, "start-up address resolution order"),
     o("pool-max-conn", true, S, "idle connections kept"),
     o("pool-purge-delay", true, S, "idle connection purge delay"),
-    o("pool-low-conn", true, ENG, "idle connections low mark"),
+    o(
+        "pool-low-conn",
+        true,
+        Status::Accepted {
+            why: "idle server connections belong to one shard and are never taken from another shard, which is what this mark guards",
+        },
+        "idle connections low mark",
+    ),
     o("max-reuse", true, S, "requests per server connection"),
-    o("send-proxy", false, ENG, "send a PROXY v1 header"),
-    o("send-proxy-v2", false, ENG, "send a PROXY v2 header"),
-    o("send-proxy-v2-ssl", false, ENG, "PROXY v2 with TLS info"),
-    o("send-proxy-v2-ssl-cn", false, ENG, "PROXY v2 with TLS CN"),
-    o("proxy-v2-options", true, ENG, "PROXY v2 TLVs"),
-    o("source", true, ENG, "source address"),
-    o("tfo", false, ENG, "TCP fast open"),
+    o("send-proxy", false, S, "send a PROXY v1 header"),
+    o("send-proxy-v2", false, S, "send a PROXY v2 header"),
+    o("send-proxy-v2-ssl", false, S, "PROXY v2 with TLS info"),
+    o("send-proxy-v2-ssl-cn", false, S, "PROXY v2 with TLS CN"),
+    o(
+        "proxy-v2-options",
+        true,
+        S,
+        "PROXY v2 TLVs: ssl, cert-cn, ssl-cipher, authority, crc32c (others refused at start)",
+    ),
+    o("source", true, S, "source address[:port] (no usesrc)"),
+    o("tfo", false, S, "TCP fast open"),
     o("proto", true, S, "mux protocol towards the server (h1, h2)"),
     o("ssl", false, S, "TLS to this server"),
     o("no-ssl", false, S, "no TLS to this server"),
@@ -415,8 +426,20 @@ fn apply(s: &mut ServerParams, name: &str, value: Option<String>, bases: &super:
         "pool-purge-delay" => s.pool_purge_delay = Some(t()?),
         "max-reuse" => s.max_reuse = Some(v.parse().map_err(|_| format!("invalid number '{v}'"))?),
         "send-proxy" => s.send_proxy = Some(ProxyProtocol::V1),
-        "send-proxy-v2" | "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => {
-            s.send_proxy = Some(ProxyProtocol::V2)
+        "send-proxy-v2" => s.send_proxy = Some(ProxyProtocol::V2),
+        "send-proxy-v2-ssl" | "send-proxy-v2-ssl-cn" => {
+            s.send_proxy = Some(ProxyProtocol::V2);
+            s.other.push((name.to_string(), None));
+        }
+        "proxy-v2-options" => {
+            const KNOWN: [&str; 8] = [
+                "ssl", "cert-cn", "ssl-cipher", "cert-sig", "cert-key", "authority", "crc32c",
+                "unique-id",
+            ];
+            if let Some(bad) = v.split(',').find(|o| !KNOWN.contains(o)) {
+                return Err(format!("'proxy-v2-options' : unknown option '{bad}'."));
+            }
+            s.other.push((name.to_string(), value));
         }
         "ssl" => s.ssl.enabled = true,
         "no-ssl" => s.ssl.enabled = false,

@@ -34,6 +34,9 @@ pub struct CheckTarget {
     pub params: ServerParams,
     /// The server sends PROXY v2 on traffic (`send-proxy-v2`): `check-send-proxy` uses v2.
     pub proxy_v2: bool,
+    /// `pp2-never-send-local`: v2 check headers are `PROXY` with the check connection's own
+    /// addresses (haproxy before 2.2) instead of `LOCAL`.
+    pub pp2_never_send_local: bool,
     /// The check's own `inter` (health: `inter`; agent: `agent-inter`).
     pub inter: Duration,
     pub timeout_connect: Option<Duration>,
@@ -131,7 +134,12 @@ async fn open(
         Err(e) => return Err(ConnFailure::Other(strerror(&e))),
     };
     if spec.send_proxy {
-        let header = if t.proxy_v2 {
+        let header = if t.proxy_v2 && t.pp2_never_send_local {
+            let local = stream
+                .local_addr()
+                .map_err(|e| ConnFailure::Other(strerror(&io::Error::from(e))))?;
+            ringlb_proxyproto::v2(Some((local, addr)), &ringlb_proxyproto::V2Extras::default())
+        } else if t.proxy_v2 {
             proxy_header::v2_local()
         } else {
             let local = stream

@@ -187,6 +187,11 @@ impl CheckPlan {
                     server: srt.addr,
                     params: p.clone(),
                     proxy_v2: p.send_proxy == Some(ringlb_config::model::ProxyProtocol::V2),
+                    pp2_never_send_local: cfg
+                        .global
+                        .other
+                        .iter()
+                        .any(|d| d.keyword == "pp2-never-send-local"),
                     inter,
                     timeout_connect: be.timeouts.connect,
                     timeout_check: be.timeouts.check,
