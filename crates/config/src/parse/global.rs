@@ -38,7 +38,14 @@ const OPS: Status = Status::Parsed { issue: 10 };
 const LB: Status = Status::Parsed { issue: 5 };
 const NO: Status = Status::Unsupported;
 const ENGG: Status = Status::Parsed { issue: 3 };
-const RULES6: Status = Status::Parsed { issue: 6 };
+/// Variables live in their transaction or session, each one sample cut by the buffer limits.
+const VARS: Status = Status::Accepted {
+    why: "ringlb does not account variable memory: variables live with their transaction or session, each holding one sample bounded by tune.bufsize",
+};
+/// Patterns are compiled at load time.
+const PATCACHE: Status = Status::Accepted {
+    why: "ringlb compiles ACL and map patterns at load time (exact strings and networks of long lists behind hash indexes): there is no lookup cache to size",
+};
 const POLL: Status = Status::Accepted {
     why: "ringlb uses io_uring, not a poller",
 };
@@ -490,11 +497,11 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("tune.ssl.hard-maxrecord", TLS, "hard TLS record size", tune_other),
     kw("tune.ssl.ssl-ctx-cache-size", TLS, "cache of generated TLS contexts", tune_other),
     kw("tune.ssl.keylog", TLS, "TLS key logging", tune_other),
-    kw("tune.vars.global-max-size", RULES6, "variable memory limit", tune_other),
-    kw("tune.vars.proc-max-size", RULES6, "variable memory limit", tune_other),
-    kw("tune.vars.reqres-max-size", RULES6, "variable memory limit", tune_other),
-    kw("tune.vars.sess-max-size", RULES6, "variable memory limit", tune_other),
-    kw("tune.vars.txn-max-size", RULES6, "variable memory limit", tune_other),
+    kw("tune.vars.global-max-size", VARS, "variable memory limit", tune_other),
+    kw("tune.vars.proc-max-size", VARS, "variable memory limit", tune_other),
+    kw("tune.vars.reqres-max-size", VARS, "variable memory limit", tune_other),
+    kw("tune.vars.sess-max-size", VARS, "variable memory limit", tune_other),
+    kw("tune.vars.txn-max-size", VARS, "variable memory limit", tune_other),
     kw("tune.buffers.limit", ENGG, "buffers allocation limit", tune_other),
     kw("tune.buffers.reserve", ENGG, "reserved buffers", tune_other),
     kw("tune.idletimer", ENGG, "idle time before splicing", tune_other),
@@ -502,7 +509,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("tune.runqueue-depth", ENGG, "tasks per scheduler loop", tune_other),
     kw("tune.pool-high-fd-ratio", ENGG, "idle server connection fd ratio", tune_other),
     kw("tune.pool-low-fd-ratio", ENGG, "idle server connection fd ratio", tune_other),
-    kw("tune.pattern.cache-size", RULES6, "pattern match cache", tune_other),
+    kw("tune.pattern.cache-size", PATCACHE, "pattern match cache", tune_other),
     kw("tune.peers.max-updates-at-once", LB, "peers update batch", tune_other),
     kw("tune.h2.be.initial-window-size", TLS, "HTTP/2 server-side window", tune_other),
     kw("tune.h2.fe.initial-window-size", TLS, "HTTP/2 client-side window", tune_other),
