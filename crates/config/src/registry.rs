@@ -59,7 +59,7 @@ pub static SECTIONS: &[SectionKw] = &[
     sec("listen", Status::Supported, "frontend and backend in one"),
     sec(
         "userlist",
-        Status::Parsed { issue: 6 },
+        Status::Supported,
         "users and groups for http auth",
     ),
     sec(
@@ -182,17 +182,17 @@ pub fn all() -> Vec<KeywordInfo> {
 pub static PSEUDO: &[(&str, Status, &str)] = &[
     (
         "condition (if/unless)",
-        Status::Parsed { issue: 6 },
+        Status::Supported,
         "ACL conditions on any rule, including use_backend",
     ),
     (
         "acl date_hour",
-        Status::Parsed { issue: 6 },
+        Status::Supported,
         "ringlb extension: hour of day, `9-17` or `9:17`",
     ),
     (
         "acl date_dow",
-        Status::Parsed { issue: 6 },
+        Status::Supported,
         "ringlb extension: day of week, `1-5` or `1:5`",
     ),
     (

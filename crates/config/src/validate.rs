@@ -433,6 +433,7 @@ fn frontend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Frontend {
         stick_table: p.stick_table.clone(),
         stats: p.stats.clone(),
         monitor_uri: p.monitor_uri.clone(),
+        monitor_fail: p.monitor_fail.clone(),
         captures: p.captures.clone(),
         unique_id_format: s.unique_id_format.clone(),
         unique_id_header: s.unique_id_header.clone(),

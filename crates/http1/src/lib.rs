@@ -29,7 +29,7 @@
 //!     }
 //! };
 //! // 2. Write the head for the server.
-//! let edits = RequestEdits { close_server: ConnMode::KeepAlive.closes_server_side(), forwarded_for: None };
+//! let edits = RequestEdits { close_server: ConnMode::KeepAlive.closes_server_side(), forwarded_for: None, original_to: None };
 //! write_request_head(&req, buf, &mut to_server, &edits);
 //! // 3. Forward the body verbatim, as much as belongs to this message.
 //! let body = &buf[head_len..];

@@ -65,6 +65,9 @@ pub struct RequestEdits<'a> {
     pub close_server: bool,
     /// `option forwardfor`, if it applies to this client.
     pub forwarded_for: Option<ForwardedFor<'a>>,
+    /// `option originalto`: `(header, destination address as text)`, added after the
+    /// `x-forwarded-for` line (haproxy's order), whatever the request already holds.
+    pub original_to: Option<(&'a [u8], &'a [u8])>,
 }
 
 /// What to change when forwarding a response.
@@ -122,6 +125,12 @@ pub fn write_request_head(
             out.extend_from_slice(ff.client_ip);
             out.extend_from_slice(b"\r\n");
         }
+    }
+    if let Some((name, ip)) = edits.original_to {
+        push_lower(out, name);
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(ip);
+        out.extend_from_slice(b"\r\n");
     }
     if !head.is_upgrade() {
         persistence_line(out, head.version(), !edits.close_server, false);

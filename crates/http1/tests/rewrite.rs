@@ -23,6 +23,7 @@ fn forward_request(mode: ConnMode, ff: Option<ForwardedFor<'_>>, input: &[u8]) -
     let edits = RequestEdits {
         close_server: mode.closes_server_side(),
         forwarded_for: ff,
+        original_to: None,
     };
     write_request_head(&head, input, &mut out, &edits);
     // What we write must itself parse, to the same framing.

@@ -57,6 +57,7 @@ pub mod fetch;
 mod hash;
 pub mod logformat;
 pub mod message;
+pub mod normalize;
 pub mod pattern;
 pub mod proxy;
 pub mod rdp;

@@ -225,6 +225,8 @@ pub struct ProxyRules {
     /// `tcp-response inspect-delay`, milliseconds.
     pub res_inspect_delay_ms: Option<u64>,
     pub monitor_uri: Option<Vec<u8>>,
+    /// `monitor fail` conditions.
+    pub monitor_fail: Vec<Cond>,
     pub unique_id_format: Option<LogFormat>,
     pub log_format: Option<LogFormat>,
     /// The key `balance hash <expr>` or `balance rdp-cookie[(name)]` hashes.
@@ -320,9 +322,10 @@ fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>,
             TcpAction::UnsetVar(n.into())
         }
         "use-service" => TcpAction::UseService(arg0()?.to_string()),
-        // The engine keeps their effects from the content phase on (`tcp-request connection`
-        // and `session` rules run before it has a place for them: refused below).
-        "set-src" | "set-dst" | "set-src-port" | "set-dst-port" if phase == TcpPhase::Content => {
+        // `tcp-request connection|session|content`: the connection's addresses from then on.
+        "set-src" | "set-dst" | "set-src-port" | "set-dst-port"
+            if phase != TcpPhase::ResponseContent =>
+        {
             TcpAction::SetAddr {
                 dst: base.starts_with("set-dst"),
                 port: base.ends_with("-port"),
@@ -337,7 +340,8 @@ fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>,
             TcpAction::SetLogLevel(l.into())
         }
         // Refused rather than accepted without effect (the engine does not do them yet):
-        // `capture`, `set-src`/`set-dst`/`set-log-level` outside `content`, `set-mark`,
+        // `capture`, `set-src`/`set-dst` in `tcp-response`, `set-log-level` outside
+        // `content`, `set-mark`,
         // `set-tos`, `set-nice`, `switch-mode`, `set-priority-*`, `expect-netscaler-cip`,
         // `do-resolve`.
         other => {
@@ -457,6 +461,10 @@ impl ProxyRules {
         for r in &fe.tcp_request {
             tcp.extend(tcp_rule(&mut c, r)?);
         }
+        let mut monitor_fail = Vec::new();
+        for (loc, cond) in &fe.monitor_fail {
+            monitor_fail.extend(c.opt_condition(Some(cond), loc, "monitor fail")?);
+        }
         let lf = |s: &Option<String>, kw: &str| -> Result<Option<LogFormat>, CompileError> {
             s.as_deref()
                 .map(|f| LogFormat::parse(f, &env).map_err(|e| CompileError::new(&fe.loc, kw, e)))
@@ -478,6 +486,7 @@ impl ProxyRules {
             inspect_delay_ms: inspect_delay(&fe.tcp_request, "inspect-delay"),
             res_inspect_delay_ms: None,
             monitor_uri: fe.monitor_uri.as_ref().map(|m| m.as_bytes().to_vec()),
+            monitor_fail,
             balance_key: None,
         })
     }
@@ -632,6 +641,13 @@ impl ProxyRules {
         self.monitor_uri
             .as_deref()
             .is_some_and(|m| req.pathq() == m || &*req.uri == m)
+    }
+
+    /// `monitor fail`: true when one of its conditions holds (`monitor-uri` then answers 503).
+    pub fn monitor_fails(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> bool {
+        self.monitor_fail
+            .iter()
+            .any(|c| cond_holds(Some(c), &self.acls, Ctx::new(src, txn)))
     }
 
     /// Runs the TCP rules of `phase` in order.

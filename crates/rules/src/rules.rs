@@ -188,6 +188,8 @@ pub enum Action {
     Reject {
         silent: bool,
     },
+    /// `normalize-uri <normalizer>` (an invalid URI under `strict`: 400).
+    NormalizeUri(crate::normalize::Normalizer),
     /// Accepted actions with no effect in ringlb's model (`set-mark`, `set-tos`,
     /// `set-nice`, `disable-l7-retry`, `strict-mode`, `wait-for-*`...).
     Nop,
@@ -460,6 +462,9 @@ fn compile_other(
             }
         }
         "reject" => Action::Reject { silent: false },
+        "normalize-uri" => {
+            Action::NormalizeUri(crate::normalize::Normalizer::parse(args).map_err(e)?)
+        }
         "silent-drop" => Action::Reject { silent: true },
         "set-mark"
         | "set-tos"
@@ -472,7 +477,6 @@ fn compile_other(
         | "wait-for-body"
         | "wait-for-handshake"
         | "early-hint"
-        | "normalize-uri"
         | "cache-use"
         | "cache-store" => Action::Nop,
         other => {
@@ -944,6 +948,18 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
                 }
             }
         }
+        Action::NormalizeUri(n) => match n.apply(txn.req.pathq()) {
+            Ok(Some(v)) => txn.req.set_pathq(&v),
+            Ok(None) => {}
+            Err(crate::normalize::InvalidUri) => {
+                return Verdict::Deny(HttpReply {
+                    status: 400,
+                    headers: Vec::new(),
+                    body: None,
+                    raw: None,
+                })
+            }
+        },
         Action::Nop => {}
     }
     Verdict::Continue

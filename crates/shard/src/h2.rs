@@ -182,6 +182,27 @@ impl Conn {
             effects: Some(&self.effects),
         }
     }
+
+    /// The facts a stream's rules see: the connection's addresses, and the stream's own
+    /// effects (`set-log-level` is per stream; address changes go back to the connection
+    /// through [`Conn::keep_addresses`]).
+    fn stream_facts<'a>(&'a self, fx: &'a crate::rules::RuleEffects) -> ConnFacts<'a> {
+        ConnFacts {
+            effects: Some(fx),
+            ..self.facts()
+        }
+    }
+
+    /// `set-src`/`set-dst` of a stream change the connection's addresses from then on (as
+    /// on HTTP/1, where they hold for the connection's next requests).
+    fn keep_addresses(&self, fx: &crate::rules::RuleEffects) {
+        if let Some(a) = fx.src.take() {
+            self.effects.src.set(Some(a));
+        }
+        if let Some(a) = fx.dst.take() {
+            self.effects.dst.set(Some(a));
+        }
+    }
 }
 
 /// Serves one HTTP/2 client connection until it closes.
@@ -192,17 +213,19 @@ pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn)
     };
     // `tcp-request connection` rules, as for HTTP/1: their counters live with the connection.
     let mut conn_stick = crate::stick::StickSession::new(&ctx.state);
-    if !crate::stick::connection_rules(ctx, fe, &client, &mut conn_stick) {
+    let effects = crate::rules::RuleEffects::default();
+    if !crate::stick::connection_rules(ctx, fe, &client, &mut conn_stick, &effects) {
         return;
     }
     let src = client.peer_addr();
+    let moved = effects.src.get();
     let conn = Rc::new(Conn {
         ctx: ctx.clone(),
         fe_idx: frontend,
         src,
         dst: client.tcp().local_addr().ok(),
         tls: client.tls_facts(),
-        client_ip_text: match (&fe.forwardfor, src) {
+        client_ip_text: match (&fe.forwardfor, moved.or(src)) {
             (Some(_), Some(a)) => a.ip().to_string(),
             _ => String::new(),
         },
@@ -218,7 +241,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn)
         last_active: Cell::new(Instant::now()),
         streams: Cell::new(0),
         sess_vars: std::mem::take(&mut conn_stick.sess_vars),
-        effects: crate::rules::RuleEffects::default(),
+        effects,
     });
     let io = H2Io::new(Rc::new(Client(client)));
     let handshake_limit = fe.timeouts.http_request.or(fe.timeouts.client);
@@ -340,6 +363,27 @@ struct Txn {
     /// `capture request|response header` values (only when the frontend logs).
     cap_req: Vec<Vec<u8>>,
     cap_res: Vec<Vec<u8>>,
+    /// `capture cookie` values (only when the frontend logs).
+    cookie_req: Vec<u8>,
+    cookie_res: Vec<u8>,
+    /// The stream's `set-log-level` (its address effects move to the connection).
+    fx: crate::rules::RuleEffects,
+}
+
+impl Txn {
+    /// The capture slots the rules fill (`http-request|response capture`).
+    fn captures<'a>(
+        cap_req: &'a mut Vec<Vec<u8>>,
+        cap_res: &'a mut Vec<Vec<u8>>,
+        fe: &'a FrontendRt,
+    ) -> crate::rules::Captures<'a> {
+        crate::rules::Captures {
+            req: cap_req,
+            res: cap_res,
+            req_spec: &fe.capture_req,
+            res_spec: &fe.capture_res,
+        }
+    }
 }
 
 /// Why a stream failed before its response head went out.
@@ -410,19 +454,30 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
             &mut txn.cap_req,
         );
     }
+    if txn.log_req.is_some() {
+        crate::http::capture_cookie(
+            fe.capture_cookie.as_ref(),
+            req.headers(),
+            &head_bytes,
+            false,
+            &mut txn.cookie_req,
+        );
+    }
     let default_be = fe.backend;
     let mut vars = ringlb_rules::Vars::default();
     let mut choice = msg_rules::ServerChoice::default();
     let be_idx = if msg_rules::has_request_rules(ctx, fe) {
-        match msg_rules::request_rules(
+        let verdict = msg_rules::request_rules(
             ctx,
             fe,
             &req,
             &head_bytes,
-            conn.facts(),
+            conn.stream_facts(&txn.fx),
             Some(&mut stick),
-            None,
-        ) {
+            Some(Txn::captures(&mut txn.cap_req, &mut txn.cap_res, fe)),
+        );
+        conn.keep_addresses(&txn.fx);
+        match verdict {
             RequestVerdict::Reply(mut reply) => {
                 if reply.denied {
                     stick.on_denied();
@@ -520,13 +575,16 @@ async fn forward(
         (Some(_), Some(a)) => Some(a.ip().to_string()),
         _ => None,
     };
+    let dst_text = crate::rewrite::original_to_text(fe, be, conn.facts().dst.map(|a| a.ip()));
     let edits = crate::rewrite::request_edits(
         fe,
+        be,
         src.map(|a| a.ip()),
         moved_text
             .as_deref()
             .unwrap_or(&conn.client_ip_text)
             .as_bytes(),
+        dst_text.as_deref(),
         conn_mode,
         false,
     );
@@ -988,6 +1046,15 @@ async fn relay_response(
     if txn.log_req.is_some() && !fe.capture_res.is_empty() {
         crate::http::capture(&fe.capture_res, resp.headers(), &bytes, &mut txn.cap_res);
     }
+    if txn.log_req.is_some() {
+        crate::http::capture_cookie(
+            fe.capture_cookie.as_ref(),
+            resp.headers(),
+            &bytes,
+            true,
+            &mut txn.cookie_res,
+        );
+    }
     let verdict = msg_rules::response_rules(
         &conn.ctx,
         fe,
@@ -996,10 +1063,11 @@ async fn relay_response(
         c.vars,
         resp,
         &bytes,
-        conn.facts(),
+        conn.stream_facts(&txn.fx),
         None,
-        None,
+        Some(Txn::captures(&mut txn.cap_req, &mut txn.cap_res, fe)),
     );
+    conn.keep_addresses(&txn.fx);
     let response = match verdict {
         ResponseVerdict::Unchanged => h2_response(resp, &bytes),
         ResponseVerdict::Rewritten(raw) => {
@@ -1389,9 +1457,9 @@ async fn send_h1_reply(
                 be,
                 &txn.after_vars,
                 bytes,
-                conn.facts(),
+                conn.stream_facts(&txn.fx),
                 None,
-                None,
+                Some(Txn::captures(&mut txn.cap_req, &mut txn.cap_res, fe)),
             )
         })
         .flatten();
@@ -1609,8 +1677,8 @@ fn finish(conn: &Conn, t: Txn) {
             fe,
             crate::log::StreamLog {
                 fe_idx: conn.fe_idx,
-                src: conn.src,
-                dst: conn.dst,
+                src: conn.facts().src,
+                dst: conn.facts().dst,
                 tls: conn.tls.as_ref(),
                 method: req.0.as_bytes(),
                 uri: req.1.as_bytes(),
@@ -1631,6 +1699,9 @@ fn finish(conn: &Conn, t: Txn) {
                 request_counter: conn.streams.get(),
                 captured_req: t.cap_req,
                 captured_res: t.cap_res,
+                cookie_req: t.cookie_req,
+                cookie_res: t.cookie_res,
+                log_level: t.fx.log_level.get(),
             },
         );
     }

@@ -75,9 +75,16 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         after: AfterCtx::default(),
         effects: crate::rules::RuleEffects::default(),
     };
-    if !crate::stick::connection_rules(ctx, fe, &session.client, &mut session.stick) {
+    if !crate::stick::connection_rules(
+        ctx,
+        fe,
+        &session.client,
+        &mut session.stick,
+        &session.effects,
+    ) {
         return;
     }
+    session.follow_set_src();
     session.run().await;
 }
 
@@ -237,6 +244,14 @@ impl<'a> Session<'a> {
                     &mut sc.cap_req,
                 );
                 sc.cap_res.clear();
+                capture_cookie(
+                    self.fe.capture_cookie.as_ref(),
+                    sc.req.headers(),
+                    head.bytes(),
+                    false,
+                    &mut sc.cookie_req,
+                );
+                sc.cookie_res.clear();
             }
             {
                 let now_ms = self.ctx.state.board.now_ms();
@@ -488,10 +503,13 @@ impl<'a> Session<'a> {
 
         let mut out = std::mem::take(&mut scratch(&mut self.sc, self.ctx).out);
         out.clear();
+        let dst_text = rewrite::original_to_text(self.fe, be, self.dst().map(|a| a.ip()));
         let edits = rewrite::request_edits(
             self.fe,
+            be,
             self.client_ip,
             self.client_ip_text.as_bytes(),
+            dst_text.as_deref(),
             conn_mode,
             false,
         );
@@ -923,6 +941,16 @@ impl<'a> Session<'a> {
                 sc.resp.headers(),
                 head.bytes(),
                 &mut sc.cap_res,
+            );
+        }
+        if self.fe.capture_cookie.is_some() {
+            let sc = scratch(&mut self.sc, self.ctx);
+            capture_cookie(
+                self.fe.capture_cookie.as_ref(),
+                sc.resp.headers(),
+                head.bytes(),
+                true,
+                &mut sc.cookie_res,
             );
         }
         let rewritten = match self.response_rules(&head, &c, lease.server) {
@@ -1740,6 +1768,16 @@ impl<'a> Session<'a> {
             server_addr: t.server_addr,
             captured_req: slots(self.sc.as_ref().map(|s| &s.cap_req), &self.fe.capture_req),
             captured_res: slots(self.sc.as_ref().map(|s| &s.cap_res), &self.fe.capture_res),
+            cookie_req: self
+                .sc
+                .as_ref()
+                .map(|s| s.cookie_req.clone())
+                .unwrap_or_default(),
+            cookie_res: self
+                .sc
+                .as_ref()
+                .map(|s| s.cookie_res.clone())
+                .unwrap_or_default(),
         };
         let (src, dst) = (self.src(), self.dst());
         // `set-log-level` of this request (reset for the next one), else the level
@@ -1904,6 +1942,9 @@ pub struct Scratch {
     /// `capture request|response header` values of the current request, for the log.
     cap_req: Vec<Vec<u8>>,
     cap_res: Vec<Vec<u8>>,
+    /// `capture cookie` values of the current request and response (empty: none).
+    cookie_req: Vec<u8>,
+    cookie_res: Vec<u8>,
     /// The request's `unique-id-format` value once the rules computed it (`%ID`).
     unique_id: Option<Vec<u8>>,
 }
@@ -1964,6 +2005,8 @@ impl Scratch {
             log_req_lens: (0, 0),
             cap_req: Vec::new(),
             cap_res: Vec::new(),
+            cookie_req: Vec::new(),
+            cookie_res: Vec::new(),
             unique_id: None,
         })
     }
@@ -2170,6 +2213,40 @@ pub(crate) fn capture(
             })
             .unwrap_or_default();
         out.push(v);
+    }
+}
+
+/// `capture cookie NAME len N`: the first cookie whose name starts with NAME (`Cookie` of a
+/// request, `Set-Cookie` of a response), as `name=value` cut to N; empty when none.
+pub(crate) fn capture_cookie(
+    spec: Option<&(String, usize)>,
+    headers: &[ringlb_http1::Header],
+    src: &[u8],
+    response: bool,
+    out: &mut Vec<u8>,
+) {
+    out.clear();
+    let Some((prefix, len)) = spec else { return };
+    let field: &[u8] = if response { b"set-cookie" } else { b"cookie" };
+    for h in headers {
+        if !h.name.get(src).eq_ignore_ascii_case(field) {
+            continue;
+        }
+        let value = h.value.get(src);
+        // A `Set-Cookie` names one cookie (its attributes follow the first `;`).
+        let mut pairs = value.split(|&c| c == b';');
+        let found = if response {
+            pairs
+                .next()
+                .filter(|p| p.trim_ascii_start().starts_with(prefix.as_bytes()))
+        } else {
+            pairs.find(|p| p.trim_ascii_start().starts_with(prefix.as_bytes()))
+        };
+        if let Some(p) = found {
+            let p = p.trim_ascii();
+            out.extend_from_slice(p.get(..p.len().min(*len)).unwrap_or_default());
+            return;
+        }
     }
 }
 

@@ -604,6 +604,11 @@ pub struct StreamLog<'a> {
     /// `capture request|response header` values in declaration order.
     pub captured_req: Vec<Vec<u8>>,
     pub captured_res: Vec<Vec<u8>>,
+    /// `capture cookie` values (empty: none).
+    pub cookie_req: Vec<u8>,
+    pub cookie_res: Vec<u8>,
+    /// The stream's `set-log-level` (`Silent`: no line).
+    pub log_level: crate::rules::LogLevel,
 }
 
 /// The `option httplog` / `log-format` line of an HTTP/2 stream (the head arrives whole, so
@@ -628,6 +633,11 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
     let term = crate::rules::LogFacts::term_of(s.term);
     let Some(level) = traffic_level(fe, &term, i64::from(s.retries), status) else {
         return;
+    };
+    let level = match s.log_level {
+        crate::rules::LogLevel::Silent => return,
+        crate::rules::LogLevel::Level(l) => l,
+        crate::rules::LogLevel::Default => level,
     };
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -679,6 +689,8 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
         server_addr: s.server_addr,
         captured_req: s.captured_req,
         captured_res: s.captured_res,
+        cookie_req: s.cookie_req,
+        cookie_res: s.cookie_res,
     };
     let topo = &ctx.state.topo;
     let be = s.backend.and_then(|b| topo.backends.get(b));

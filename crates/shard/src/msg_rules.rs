@@ -174,16 +174,18 @@ pub fn request_rules(
         unique_id: None,
         stick,
     };
-    // `monitor-uri`: the proxy answers it itself (haproxy's 200 page), before any rule.
-    if fe
-        .rules
-        .as_ref()
-        .is_some_and(|r| r.is_monitor_uri(&txn.req))
-    {
-        if let Some(page) = ringlb_http1::default_reply_lowercase(200) {
+    // `monitor-uri`: the proxy answers it itself (haproxy's 200 page, 503 when a `monitor
+    // fail` condition holds), before any rule.
+    if let Some(r) = fe.rules.as_ref().filter(|r| r.is_monitor_uri(&txn.req)) {
+        let status = if r.monitor_fails(&host, &txn) {
+            503
+        } else {
+            200
+        };
+        if let Some(page) = ringlb_http1::default_reply_lowercase(status) {
             return RequestVerdict::Reply(Reply {
                 bytes: page.to_vec(),
-                status: 200,
+                status,
                 close: false,
                 tarpit: false,
                 silent: false,

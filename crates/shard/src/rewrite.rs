@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ringlb_config::model::{HttpConnMode, IpNet};
 use ringlb_http1::{ConnMode, ForwardedFor, RequestEdits, ResponseEdits, Version};
 
-use crate::topology::FrontendRt;
+use crate::topology::{BackendRt, FrontendRt};
 
 pub fn conn_mode(mode: HttpConnMode) -> ConnMode {
     match mode {
@@ -18,11 +18,14 @@ pub fn conn_mode(mode: HttpConnMode) -> ConnMode {
 }
 
 /// Request edits for one client: `client_ip_text` is the client address formatted once per
-/// connection (no per-request formatting).
+/// connection (no per-request formatting); `dst_text` the destination address as text when
+/// `option originalto` applies ([`original_to_text`]).
 pub fn request_edits<'a>(
     fe: &'a FrontendRt,
+    be: &'a BackendRt,
     client_ip: Option<IpAddr>,
     client_ip_text: &'a [u8],
+    dst_text: Option<&'a str>,
     mode: HttpConnMode,
     server_must_close: bool,
 ) -> RequestEdits<'a> {
@@ -39,6 +42,25 @@ pub fn request_edits<'a>(
     RequestEdits {
         close_server: conn_mode(mode).closes_server_side() || server_must_close,
         forwarded_for,
+        original_to: be
+            .originalto
+            .as_ref()
+            .or(fe.originalto.as_ref())
+            .zip(dst_text)
+            .map(|(ot, ip)| (ot.header.as_bytes(), ip.as_bytes())),
+    }
+}
+
+/// The destination address `option originalto` adds (formatted per request, only when the
+/// option is set and the address is not excluded by `except`). haproxy 2.6 adds it for IPv4
+/// destinations only.
+pub fn original_to_text(fe: &FrontendRt, be: &BackendRt, dst: Option<IpAddr>) -> Option<String> {
+    let ot = be.originalto.as_ref().or(fe.originalto.as_ref())?;
+    match dst? {
+        ip @ IpAddr::V4(_) if !ot.except.is_some_and(|net| in_net(ip, &net)) => {
+            Some(ip.to_string())
+        }
+        _ => None,
     }
 }
 

@@ -101,6 +101,9 @@ pub struct LogFacts {
     /// `capture request|response header` values in declaration order (empty: absent).
     pub captured_req: Vec<Vec<u8>>,
     pub captured_res: Vec<Vec<u8>>,
+    /// `capture cookie` in the request and in the response (empty: none, logged `-`).
+    pub cookie_req: Vec<u8>,
+    pub cookie_res: Vec<u8>,
     /// `option logasap`: `%B`, `%Ta`, `%Tt` and `%Tu` are partial and get a `+`.
     pub asap: bool,
 }
@@ -310,6 +313,8 @@ impl SampleSource for Host<'_> {
             L::Pid => V::Int(f.pid),
             L::Rt => V::Int(f.request_counter),
             L::CapturedReqHeaders | L::CapturedReqHeadersClf => V::Captures(&f.captured_req),
+            L::CapturedReqCookie if !f.cookie_req.is_empty() => V::Str(&f.cookie_req),
+            L::CapturedResCookie if !f.cookie_res.is_empty() => V::Str(&f.cookie_res),
             L::CapturedResHeaders | L::CapturedResHeadersClf => V::Captures(&f.captured_res),
             L::ServerIp => f.server_addr.map_or(V::Missing, |a| V::Ip(a.ip())),
             L::ServerPort => f

@@ -659,6 +659,7 @@ mod tests {
                 redispatch: false,
                 http_reuse: HttpReuse::Safe,
                 conn_mode: HttpConnMode::KeepAlive,
+                originalto: None,
                 errors: Arc::new(ErrorFiles::default()),
                 balance: crate::topology::BalanceSpec {
                     balance: ringlb_config::model::Balance::Roundrobin,

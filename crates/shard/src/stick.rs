@@ -342,18 +342,20 @@ impl Drop for StickSession {
 /// connection is accepted
 /// (track-scN counters are then held for the connection, so `conn_cur` counts connections).
 /// False: a rule rejected the connection, which is closed.
+/// `set-src`/`set-dst`/`set-*-port` leave the new addresses in `fx`.
 pub fn connection_rules(
     ctx: &crate::Ctx,
     fe: &crate::topology::FrontendRt,
     client: &crate::conn::ClientConn,
     stick: &mut StickSession,
+    fx: &crate::rules::RuleEffects,
 ) -> bool {
     use ringlb_rules::{TcpPhase, TcpVerdict};
     let Some(rules) = &fe.rules else { return true };
     let tls = client.tls_facts();
     let mut host = Host {
         cap: None,
-        effects: None,
+        effects: Some(fx),
         res_payload: None,
         payload: None,
         ctx,

@@ -22,13 +22,14 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         return;
     };
     let mut stick = crate::stick::StickSession::new(&ctx.state);
-    if !crate::stick::connection_rules(ctx, fe, &client, &mut stick) {
+    // `tcp-request connection|session|content set-src|set-dst` and `content set-log-level`:
+    // kept for the server choice and log.
+    let fx = crate::rules::RuleEffects::default();
+    if !crate::stick::connection_rules(ctx, fe, &client, &mut stick, &fx) {
         return;
     }
     // Cloned once per connection, and only for TLS connections (plain ones have none).
     let tls = client.tls_facts();
-    // `tcp-request content set-src|set-dst|set-log-level`: kept for the server choice and log.
-    let fx = crate::rules::RuleEffects::default();
     let Some((backend, inspected)) = inspect(ctx, fe, &client, tls.as_ref(), &mut stick, &fx).await
     else {
         return;
@@ -387,6 +388,8 @@ fn log_session(
         server_addr: srv.map(|x| x.addr),
         captured_req: Vec::new(),
         captured_res: Vec::new(),
+        cookie_req: Vec::new(),
+        cookie_res: Vec::new(),
     };
     let tls = client.tls_facts();
     let mut host = crate::rules::Host {

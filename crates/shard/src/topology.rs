@@ -118,6 +118,8 @@ pub struct FrontendRt {
     pub timeouts: model::Timeouts,
     pub conn_mode: HttpConnMode,
     pub forwardfor: Option<ForwardForRt>,
+    /// `option originalto` (`if_none` unused).
+    pub originalto: Option<ForwardForRt>,
     /// Unconditional `use_backend` target if any, else `default_backend`.
     pub backend: Option<usize>,
     /// Indices into [`Topology::logs`] (`log global` expanded; empty for `no log`).
@@ -146,6 +148,8 @@ pub struct FrontendRt {
     pub capture_req: Vec<(String, usize)>,
     /// `capture response header NAME len N` (`%hs`).
     pub capture_res: Vec<(String, usize)>,
+    /// `capture cookie NAME len N` (`%CC`, `%CS`): the name prefix as written.
+    pub capture_cookie: Option<(String, usize)>,
     /// `stats enable|uri|auth|...` of this proxy, if any.
     pub stats: Option<model::Stats>,
     /// `unique-id-header`: the request header carrying the `unique-id-format` value.
@@ -217,6 +221,8 @@ pub struct BackendRt {
     pub redispatch: bool,
     pub http_reuse: HttpReuse,
     pub conn_mode: HttpConnMode,
+    /// `option originalto` in the backend (its header name wins over the frontend's).
+    pub originalto: Option<ForwardForRt>,
     pub errors: Arc<ErrorFiles>,
     /// What each shard builds its balancer from (`ringlb-balance`).
     pub balance: BalanceSpec,
@@ -571,6 +577,11 @@ impl Topology {
                         header: ff.header.clone(),
                         if_none: ff.if_none,
                     }),
+                    originalto: f.options.originalto.as_ref().map(|ot| ForwardForRt {
+                        except: ot.except,
+                        header: ot.header.clone(),
+                        if_none: false,
+                    }),
                     backend: target.and_then(find),
                     log: f
                         .log
@@ -630,6 +641,11 @@ impl Topology {
                         .filter(|c| c.what == "response")
                         .map(|c| (c.name.to_ascii_lowercase(), c.len as usize))
                         .collect(),
+                    capture_cookie: f
+                        .captures
+                        .iter()
+                        .find(|c| c.what == "cookie")
+                        .map(|c| (c.name.clone(), c.len as usize)),
                     stats: f.stats.clone(),
                     unique_id_header: f.unique_id_header.clone(),
                     stats_page: f
@@ -1012,6 +1028,11 @@ fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt 
         redispatch: b.options.redispatch.is_some(),
         http_reuse: b.http_reuse,
         conn_mode: b.options.http_conn_mode,
+        originalto: b.options.originalto.as_ref().map(|ot| ForwardForRt {
+            except: ot.except,
+            header: ot.header.clone(),
+            if_none: false,
+        }),
         errors: Arc::new(error_files(&b.errorfiles)),
         rules: None,
         stats_page: None,

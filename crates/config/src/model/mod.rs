@@ -320,7 +320,8 @@ pub struct HttpChk {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ProxyOptions {
     pub forwardfor: Option<ForwardFor>,
-    pub originalto: Option<String>,
+    /// `option originalto [except <net>] [header <name>]` (`if_none` unused).
+    pub originalto: Option<ForwardFor>,
     pub http_conn_mode: HttpConnMode,
     pub httplog: Option<HttpLog>,
     pub tcplog: bool,
@@ -450,6 +451,8 @@ pub struct Frontend {
     pub stick_table: Option<StickTable>,
     pub stats: Option<Stats>,
     pub monitor_uri: Option<String>,
+    /// `monitor fail` conditions (any holding: `monitor-uri` answers 503).
+    pub monitor_fail: Vec<(Loc, Condition)>,
     pub captures: Vec<Capture>,
     pub unique_id_format: Option<String>,
     pub unique_id_header: Option<String>,

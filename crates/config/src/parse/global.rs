@@ -37,7 +37,14 @@ const OBS: Status = Status::Parsed { issue: 9 };
 const OPS: Status = Status::Parsed { issue: 10 };
 const LB: Status = Status::Parsed { issue: 5 };
 const NO: Status = Status::Unsupported;
-const RULES6: Status = Status::Parsed { issue: 6 };
+/// Variables live in their transaction or session, each one sample cut by the buffer limits.
+const VARS: Status = Status::Accepted {
+    why: "ringlb does not account variable memory: variables live with their transaction or session, each holding one sample bounded by tune.bufsize",
+};
+/// Patterns are compiled at load time.
+const PATCACHE: Status = Status::Accepted {
+    why: "ringlb compiles ACL and map patterns at load time (exact strings and networks of long lists behind hash indexes): there is no lookup cache to size",
+};
 const POLL: Status = Status::Accepted {
     why: "ringlb uses io_uring, not a poller",
 };
@@ -509,11 +516,11 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("tune.ssl.hard-maxrecord", TLS, "hard TLS record size", tune_other),
     kw("tune.ssl.ssl-ctx-cache-size", TLS, "cache of generated TLS contexts", tune_other),
     kw("tune.ssl.keylog", TLS, "TLS key logging", tune_other),
-    kw("tune.vars.global-max-size", RULES6, "variable memory limit", tune_other),
-    kw("tune.vars.proc-max-size", RULES6, "variable memory limit", tune_other),
-    kw("tune.vars.reqres-max-size", RULES6, "variable memory limit", tune_other),
-    kw("tune.vars.sess-max-size", RULES6, "variable memory limit", tune_other),
-    kw("tune.vars.txn-max-size", RULES6, "variable memory limit", tune_other),
+    kw("tune.vars.global-max-size", VARS, "variable memory limit", tune_other),
+    kw("tune.vars.proc-max-size", VARS, "variable memory limit", tune_other),
+    kw("tune.vars.reqres-max-size", VARS, "variable memory limit", tune_other),
+    kw("tune.vars.sess-max-size", VARS, "variable memory limit", tune_other),
+    kw("tune.vars.txn-max-size", VARS, "variable memory limit", tune_other),
     kw("tune.buffers.limit", Status::Accepted { why: "receive buffers come from each shard's fixed io_uring pool (256 x tune.bufsize, heap beyond); there is no global buffer count to limit" }, "buffers allocation limit", tune_other),
     kw("tune.buffers.reserve", Status::Accepted { why: "receive buffers come from each shard's fixed io_uring pool (256 x tune.bufsize, heap beyond); there is no global buffer count to reserve from" }, "reserved buffers", tune_other),
     kw("tune.idletimer", Status::Accepted { why: "ringlb never uses splice(), so there is no splicing decision to time" }, "idle time before splicing", tune_other),
@@ -521,7 +528,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("tune.runqueue-depth", Status::Accepted { why: "glommio's per-shard scheduler runs the tasks, not haproxy's run queue" }, "tasks per scheduler loop", tune_other),
     kw("tune.pool-high-fd-ratio", Status::Accepted { why: "idle server connections are bounded per shard by pool-max-conn and the shard's idle budget, not by a share of the descriptors" }, "idle server connection fd ratio", tune_other),
     kw("tune.pool-low-fd-ratio", Status::Accepted { why: "idle server connections are bounded per shard by pool-max-conn and the shard's idle budget, not by a share of the descriptors" }, "idle server connection fd ratio", tune_other),
-    kw("tune.pattern.cache-size", RULES6, "pattern match cache", tune_other),
+    kw("tune.pattern.cache-size", PATCACHE, "pattern match cache", tune_other),
     kw("tune.peers.max-updates-at-once", LB, "peers update batch", tune_other),
     kw(
         "tune.h2.be.initial-window-size",

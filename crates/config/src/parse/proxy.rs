@@ -90,6 +90,9 @@ pub struct ProxyDraft {
     pub acls: Vec<Acl>,
     pub use_backends: Vec<UseBackend>,
     pub http_request: Vec<HttpRule>,
+    /// How many rules at the end of `http_request` are old-style `redirect` rules, which
+    /// haproxy evaluates after every `http-request` rule of the proxy.
+    pub legacy_redirects: usize,
     pub http_response: Vec<HttpRule>,
     pub http_after_response: Vec<HttpRule>,
     pub tcp_request: Vec<TcpRequestRule>,
@@ -98,6 +101,8 @@ pub struct ProxyDraft {
     pub server_rules: Vec<crate::model::ServerRule>,
     pub stats: Option<Stats>,
     pub monitor_uri: Option<String>,
+    /// `monitor fail if|unless <cond>`: `monitor-uri` answers 503 when one holds.
+    pub monitor_fail: Vec<(crate::model::Loc, crate::model::Condition)>,
     pub captures: Vec<Capture>,
     /// The proxy wrote its own `http-check` rules (inherited ones are replaced).
     pub own_http_check: bool,
@@ -128,6 +133,7 @@ impl ProxyDraft {
             acls: Vec::new(),
             use_backends: Vec::new(),
             http_request: Vec::new(),
+            legacy_redirects: 0,
             http_response: Vec::new(),
             http_after_response: Vec::new(),
             tcp_request: Vec::new(),
@@ -136,6 +142,7 @@ impl ProxyDraft {
             server_rules: Vec::new(),
             stats: None,
             monitor_uri: None,
+            monitor_fail: Vec::new(),
             captures: Vec::new(),
             own_http_check: false,
             own_tcp_check: false,

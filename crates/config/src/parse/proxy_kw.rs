@@ -103,7 +103,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option allbackups", DB, S, "use all backup servers at once", |k, p, l| bool_opt(k, l, &mut p.settings.options.allbackups)),
     kw("option http-buffer-request", DFB, RUL, "wait for the request body before rules", |k, p, l| bool_opt(k, l, &mut p.settings.options.http_buffer_request)),
     kw("option prefer-last-server", DB, LB, "prefer the last server used by a connection", |k, p, l| bool_opt(k, l, &mut p.settings.options.prefer_last_server)),
-    kw("option originalto", DFB, RUL, "add X-Original-To", p_originalto),
+    kw("option originalto", DFB, S, "add X-Original-To: <destination ip> [except <net>] [header <name>]", p_originalto),
     kw("option log-separate-errors", DFB, S, "log errors (5xx, retries, aborts) at err instead of info", opt_other),
     kw("option logasap", DF, S, "log HTTP transactions when the response head is sent (`+` before partial %B/%Ta/%Tt)", opt_other),
     kw("option http-no-delay", DFB, Status::Accepted { why: "ringlb already sends every message at once: TCP_NODELAY on every socket and no MSG_MORE" }, "no send delay on HTTP", opt_other),
@@ -172,7 +172,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("tcp-request inspect-delay", RULES, S, "how long to wait for content", rules::tcp_request),
     kw("tcp-response content", RULES, S, "rule on response content", rules::tcp_request),
     kw("tcp-response inspect-delay", RULES, S, "how long to wait for response content", rules::tcp_request),
-    kw("redirect", FB, RUL, "HTTP redirect rule", rules::redirect),
+    kw("redirect", FB, S, "HTTP redirect rule (after the http-request rules)", rules::redirect),
     kw("use-server", BE, S, "force a server", rules::generic_cond),
     kw("force-persist", FB, LB, "force persistence", rules::generic_cond),
     kw("ignore-persist", FB, LB, "ignore persistence", rules::generic_cond),
@@ -181,10 +181,10 @@ pub static KEYWORDS: &[ProxyKw] = &[
         p.monitor_uri = Some(l.arg(k.kw_words).to_string());
         Ok(())
     }),
-    kw("monitor fail", FE, RUL, "make monitor-uri fail on a condition", rules::generic_cond),
+    kw("monitor fail", FE, S, "make monitor-uri fail on a condition", rules::generic_cond),
     kw("capture request", FE, S, "capture a request header", p_capture),
     kw("capture response", FE, S, "capture a response header", p_capture),
-    kw("capture cookie", FE, RUL, "capture a cookie", p_capture),
+    kw("capture cookie", FE, S, "capture a cookie", p_capture),
     kw("declare capture", FE, S, "declare a capture slot", p_declare_capture),
     kw("unique-id-format", DF, S, "log-format of the unique request id", |k, p, l| {
         need(k, l, 1)?;

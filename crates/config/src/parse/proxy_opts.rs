@@ -172,13 +172,33 @@ pub(crate) fn p_forwardfor(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R 
 }
 
 pub(crate) fn p_originalto(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
-    p.settings.options.originalto = (!k.negated).then(|| {
-        if l.arg(2) == "header" {
-            l.arg(3).to_string()
-        } else {
-            "X-Original-To".to_string()
+    if k.negated {
+        p.settings.options.originalto = None;
+        return Ok(());
+    }
+    let mut ot = ForwardFor {
+        except: None,
+        header: "X-Original-To".into(),
+        if_none: false,
+    };
+    let mut i = 2;
+    while i < l.len() {
+        match l.arg(i) {
+            "except" => {
+                ot.except = Some(parse_net(l.arg(i + 1)).map_err(|e| format!("'except' {e}"))?);
+                i += 2;
+            }
+            "header" => {
+                if l.arg(i + 1).is_empty() {
+                    return Err("'header' requires an argument.".into());
+                }
+                ot.header = l.arg(i + 1).to_string();
+                i += 2;
+            }
+            w => return Err(format!("'option originalto' only supports optional values: 'except' and 'header' (got '{w}').")),
         }
-    });
+    }
+    p.settings.options.originalto = Some(ot);
     Ok(())
 }
 
@@ -548,6 +568,9 @@ pub(crate) fn p_capture(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         return Err(format!("'{}' expects '<name> len <length>'.", k.name));
     }
     let len = parse_u32(l.arg(len_at + 1))?;
+    if what == "cookie" && p.captures.iter().any(|c| c.what == "cookie") {
+        return Err("only one 'capture cookie' is allowed per frontend.".into());
+    }
     p.captures.push(Capture {
         loc: l.loc.clone(),
         what,

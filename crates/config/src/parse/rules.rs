@@ -34,6 +34,13 @@ const S: Status = Status::Supported;
 const RUL: Status = Status::Parsed { issue: 6 };
 const STK: Status = Status::Supported;
 const NO: Status = Status::Unsupported;
+/// No run queue: a ringlb shard serves streams as they become ready.
+const NICE: Status = Status::Accepted {
+    why: "ringlb has no stream run queue to reorder: every shard serves its streams as they become ready",
+};
+const PRIO: Status = Status::Accepted {
+    why: "ringlb's server queues are first come, first served: there is no priority to change",
+};
 
 /// `http-request` actions.
 pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
@@ -87,19 +94,25 @@ pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
     a("set-dst-port", S, "override the destination port"),
     a("set-mark", RUL, "set the socket mark"),
     a("set-tos", RUL, "set the TOS field"),
-    a("set-nice", RUL, "change the stream priority"),
-    a("set-priority-class", RUL, "queue priority class"),
-    a("set-priority-offset", RUL, "queue priority offset"),
+    a("set-nice", NICE, "change the stream priority"),
+    a("set-priority-class", PRIO, "queue priority class"),
+    a("set-priority-offset", PRIO, "queue priority offset"),
     a("set-timeout", RUL, "change server/tunnel timeout"),
     a("silent-drop", S, "close without answering"),
     a("reject", S, "close the connection"),
     a("wait-for-body", RUL, "wait for the request body"),
     a(
         "wait-for-handshake",
-        RUL,
+        Status::Accepted {
+            why: "ringlb does not accept TLS early data (0-RTT): every request already follows a complete handshake",
+        },
         "wait for the TLS handshake (0-RTT)",
     ),
-    a("normalize-uri", RUL, "normalize the URI"),
+    a(
+        "normalize-uri",
+        S,
+        "normalize the URI (path-merge-slashes, path-strip-dot[dot], percent-*, query-sort-by-name, fragment-*)",
+    ),
     a("early-hint", RUL, "send a 103 Early Hints header"),
     a("disable-l7-retry", RUL, "disable layer-7 retries"),
     a("strict-mode", RUL, "toggle strict rewriting"),
@@ -164,7 +177,7 @@ pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
     ),
     a("set-mark", RUL, "set the socket mark"),
     a("set-tos", RUL, "set the TOS field"),
-    a("set-nice", RUL, "change the stream priority"),
+    a("set-nice", NICE, "change the stream priority"),
     a("set-timeout", RUL, "change timeouts"),
     a("silent-drop", S, "close without answering"),
     a("strict-mode", RUL, "toggle strict rewriting"),
@@ -273,7 +286,9 @@ pub fn use_backend(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 pub fn http_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     let mut rule = http_rule(k, p, l, HTTP_REQUEST_ACTIONS)?;
     capture_slot(p, &mut rule)?;
-    p.http_request.push(rule);
+    // Before the old-style `redirect` rules, which haproxy runs last.
+    let at = p.http_request.len().saturating_sub(p.legacy_redirects);
+    p.http_request.insert(at, rule);
     Ok(())
 }
 
@@ -748,13 +763,16 @@ pub fn tcp_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 pub fn redirect(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     let end = cond_start(l, 1);
     let args: Vec<String> = (1..end).map(|i| l.arg(i).to_string()).collect();
-    let r = parse_redirect(&args)?;
+    let mut r = parse_redirect(&args)?;
+    // The old keyword takes its location verbatim (no log-format): `%` stays a `%`.
+    r.to = r.to.replace('%', "%%");
     let cond = parse_condition(k, p, l, end)?;
     p.http_request.push(HttpRule {
         loc: l.loc.clone(),
         action: HttpAction::Redirect(r),
         cond,
     });
+    p.legacy_redirects += 1;
     Ok(())
 }
 
@@ -773,12 +791,18 @@ pub fn generic_cond(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         return server_rule(k, p, l, kind);
     }
     let end = cond_start(l, k.kw_words);
-    parse_condition(k, p, l, end)?;
+    let cond = parse_condition(k, p, l, end)?;
     if end >= l.len() && !k.name.starts_with("stick ") && k.name != "use-server" {
         return Err(format!(
             "'{}' requires either 'if' or 'unless' followed by a condition.",
             k.name
         ));
+    }
+    if k.name == "monitor fail" {
+        if let Some(c) = cond {
+            p.monitor_fail.push((l.loc.clone(), c));
+        }
+        return Ok(());
     }
     p.stick_rules.push(directive(l, k.kw_words));
     Ok(())

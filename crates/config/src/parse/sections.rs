@@ -16,16 +16,17 @@ use super::{Current, Cx, Draft, R};
 
 const P5: Status = Status::Parsed { issue: 5 };
 const P6: Status = Status::Parsed { issue: 6 };
+const S: Status = Status::Supported;
 const P7: Status = Status::Parsed { issue: 7 };
 const P10: Status = Status::Parsed { issue: 10 };
 
 /// (section, keyword, status, doc) for every keyword of the small sections.
 pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
-    ("userlist", "group", P6, "group <name> [users <u>,...]"),
+    ("userlist", "group", S, "group <name> [users <u>,...]"),
     (
         "userlist",
         "user",
-        P6,
+        S,
         "user <name> password|insecure-password <pw> [groups <g>,...]",
     ),
     ("peers", "peer", P7, "peer <name> <addr>:<port>"),
@@ -349,7 +350,19 @@ pub(crate) fn userlist(cx: &mut Cx, u: Option<&mut Userlist>, l: &Line) {
         }
         _ => {
             let pw = match l.arg(2) {
-                "password" => Password::Hashed(l.arg(3).to_string()),
+                "password" => {
+                    let h = l.arg(3);
+                    // ringlb checks crypt(3) SHA-256/SHA-512 hashes itself; MD5 (`$1$`),
+                    // bcrypt (`$2*$`), yescrypt and DES would never match: refused.
+                    if !(h.starts_with("$5$") || h.starts_with("$6$")) {
+                        return Err(format!(
+                            "user '{}': unsupported password hash scheme '{}': ringlb supports crypt(3) SHA-256 ('$5$') and SHA-512 ('$6$') hashes (mkpasswd -m sha-512) and 'insecure-password'.",
+                            l.arg(1),
+                            h.split('$').nth(1).map_or("DES", |s| if s.is_empty() { "DES" } else { s })
+                        ));
+                    }
+                    Password::Hashed(h.to_string())
+                }
                 "insecure-password" => Password::Insecure(l.arg(3).to_string()),
                 w => {
                     return Err(format!(

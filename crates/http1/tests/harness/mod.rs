@@ -79,6 +79,7 @@ fn rewrite_request(head: &RequestHead, data: &[u8], limits: &Limits) {
         let edits = RequestEdits {
             close_server: mode.closes_server_side(),
             forwarded_for,
+            original_to: None,
         };
         let mut out = Vec::new();
         write_request_head(head, data, &mut out, &edits);
