@@ -108,12 +108,7 @@ pub async fn lease(
         s.used_peak.set(s.used_peak.get().max(s.active.get()));
         return Ok(lease());
     }
-    let maxqueue = state
-        .topo
-        .backends
-        .get(backend)
-        .and_then(|b| b.servers.get(server))
-        .map_or(0, |r| r.maxqueue);
+    let maxqueue = s.rt.maxqueue;
     if maxqueue > 0 && s.queue.borrow().len() as u32 >= maxqueue {
         return Err(NoConnection::QueueFull);
     }
@@ -166,45 +161,31 @@ pub async fn connect(
             return Ok((conn, true));
         }
     }
-    let rt = ctx
+    let timeout = ctx
         .state
         .topo
         .backends
         .get(lease.backend)
-        .and_then(|b| {
-            b.servers
-                .get(lease.server)
-                .map(|srv| (srv.addr, b.timeouts.connect))
-        })
+        .map(|b| b.timeouts.connect)
+        .ok_or_else(|| io::Error::other("no backend"))?;
+    // The shard's server (configured or added at run time); `set server ... addr` on the
+    // runtime socket changes where new connections go.
+    let srv = ctx
+        .state
+        .server(lease.backend, lease.server)
         .ok_or_else(|| io::Error::other("no server"))?;
-    // `set server ... addr` on the runtime socket changes where new connections go.
-    let rt = match ctx.state.server(lease.backend, lease.server) {
-        Some(st) => (st.addr.get(), rt.1),
-        None => rt,
-    };
-    let (addr, timeout) = rt;
+    let addr = srv.addr.get();
     let started = Instant::now();
     let tcp = match within(timeout, TcpStream::connect(&ctx.ring, addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
     };
-    let stream = match ctx
-        .state
-        .server(lease.backend, lease.server)
-        .and_then(|s| s.tls.clone())
-    {
+    let stream = match srv.tls.clone() {
         None => crate::conn::ServerStream::Plain(tcp),
         Some(config) => {
             // `server ... ssl`: the handshake counts in `timeout connect`, as with haproxy.
-            let sni = ctx
-                .state
-                .topo
-                .backends
-                .get(lease.backend)
-                .and_then(|b| b.servers.get(lease.server))
-                .and_then(|s| s.tls.as_ref())
-                .and_then(|t| t.sni.as_deref());
+            let sni = srv.rt.tls.as_ref().and_then(|t| t.sni.as_deref());
             let name = ringlb_tls::server_name(sni, addr.ip());
             let session = ringlb_tls::TlsClientSession::new(config, name)
                 .map_err(|e| io::Error::other(format!("{e:?}")))?;
@@ -306,14 +287,7 @@ pub fn release_idle(state: &ShardState, lease: &ServerLease, mut conn: ServerCon
     let Some(s) = state.server(lease.backend, lease.server) else {
         return;
     };
-    let Some(rt) = state
-        .topo
-        .backends
-        .get(lease.backend)
-        .and_then(|b| b.servers.get(lease.server))
-    else {
-        return;
-    };
+    let rt = &s.rt;
     if s.admin.get() != crate::state::AdminState::Ready || !s.up.get() {
         return;
     }
