@@ -88,6 +88,19 @@ impl Fwrr {
         f
     }
 
+    /// Room for servers added at run time (they start outside every tree).
+    pub fn grow(&mut self, n: usize) {
+        let node = Node {
+            tree: Tree::None,
+            key: 0,
+            seq: 0,
+            npos: 0,
+            lpos: 0,
+            rweight: 0,
+        };
+        self.n.resize(n, node);
+    }
+
     fn insert(&mut self, s: usize, tree: Tree, key: u32) {
         self.seq += 1;
         let seq = self.seq;

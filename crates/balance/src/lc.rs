@@ -34,6 +34,11 @@ impl Lc {
         lc
     }
 
+    /// Room for servers added at run time (out of the tree until usable).
+    pub fn grow(&mut self, n: usize) {
+        self.node.resize(n, None);
+    }
+
     fn key(&self, pool: &Pool, i: usize) -> u32 {
         let Some(s) = pool.srv.get(i) else { return 0 };
         match self.kind {

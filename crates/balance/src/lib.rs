@@ -456,6 +456,31 @@ impl Balancer {
         self.pool.assert_invariants();
     }
 
+    /// `add server`: appends a server (HAProxy's dynamic servers) and returns its index.
+    /// Indexes of the other servers do not move; a deleted server stays in place, unusable
+    /// ([`Balancer::set_usable`] `false`), so they never have to. Refused (`None`) by the
+    /// static algorithms (static-rr, map-based hashing), as HAProxy refuses them.
+    pub fn add_server(&mut self, info: ServerInfo) -> Option<usize> {
+        if self.is_static() {
+            return None;
+        }
+        let up = info.up;
+        let i = self.pool.srv.len();
+        self.initial_weight.push(info.weight);
+        self.pool.push(&ServerInfo { up: false, ..info });
+        match &mut self.lb {
+            Lb::Fwrr(f) => f.grow(self.pool.srv.len()),
+            Lb::Lc(l) => l.grow(self.pool.srv.len()),
+            Lb::Map(_) | Lb::Chash(_) => {}
+        }
+        // Comes in unusable, then through the same path as any server coming up.
+        if up {
+            self.set_usable(i, true);
+        }
+        self.pool.assert_invariants();
+        Some(i)
+    }
+
     /// Number of servers (as given to `new`).
     pub fn server_count(&self) -> usize {
         self.pool.srv.len()

@@ -98,6 +98,24 @@ impl Pool {
         p
     }
 
+    /// Appends a server (`add server`); it counts once usable.
+    pub fn push(&mut self, s: &ServerInfo) {
+        self.srv.push(Srv {
+            info: s.clone(),
+            uweight: s.weight.min(SRV_UWGHT_MAX),
+            ramp: None,
+            up: s.up,
+            eweight: 0,
+            served: 0,
+            queued: 0,
+            maxconn_now: s.maxconn,
+            cumulative_weight: 0,
+        });
+        let i = self.srv.len() - 1;
+        self.commit_eweight(i);
+        self.recount();
+    }
+
     /// `server_recalc_eweight`: `(uweight * w + wmult - 1) / wmult` with `w = wdiv` or the
     /// slow-start ramp.
     pub fn next_eweight(&self, i: usize) -> u32 {

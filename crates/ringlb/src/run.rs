@@ -264,7 +264,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
     if !check_implemented(&cfg, opts.quiet) {
         return 1;
     }
-    let topology = match Topology::from_config(&cfg) {
+    let mut topology = match Topology::from_config(&cfg) {
         Ok(t) => Arc::new(t),
         Err(errors) => {
             for e in errors {
@@ -318,6 +318,25 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
         }
     };
     cli.table = build_table(&cfg, &topology, &checks.backends);
+    // `load-server-state-from-file`: the states saved by `show servers state` before a
+    // reload come back in the table and, as messages every shard applies when built, in
+    // the engine.
+    let (initial, state_warnings) =
+        ringlb_control::cli::restore::restore(&cfg, &mut cli.table, &topology);
+    if !opts.quiet {
+        for w in &state_warnings {
+            warning(w);
+        }
+    }
+    if !initial.is_empty() {
+        match Arc::get_mut(&mut topology) {
+            Some(t) => t.initial = initial,
+            None => {
+                alert("internal: the topology is shared before the server states were restored");
+                return 1;
+            }
+        }
+    }
     let listeners: usize = topology.frontends.iter().map(|f| f.binds.len()).sum();
     if listeners == 0 && cli.is_empty() {
         alert(

@@ -227,10 +227,6 @@ fn help_info_stat_state_levels_and_errors() {
     assert_eq!(cli(&s.admin, "show table"), "\n");
     assert_eq!(cli(&s.admin, "show table be"), "No such table\n\n");
     assert_eq!(cli(&s.admin, "clear table be key 1"), "No such table\n\n");
-    assert_eq!(
-        cli(&s.admin, "add server be/s9 127.0.0.1:1"),
-        "'add server' is not supported by ringlb yet.\n\n"
-    );
     // Several commands on one line, answered in order.
     let two = cli(&s.admin, "get weight be/s1; get weight be/s2");
     assert_eq!(two, "1 (initial 1)\n\n1 (initial 1)\n\n");

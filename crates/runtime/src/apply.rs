@@ -465,6 +465,104 @@ pub const SERVER_KEYWORDS: &[(&str, bool)] = &[
     ("weight", true),
 ];
 
+/// HAProxy 2.6's keywords allowed on `add server` (management.txt).
+pub const DYNAMIC_KEYWORDS: &[&str] = &[
+    "agent-addr",
+    "agent-check",
+    "agent-inter",
+    "agent-port",
+    "agent-send",
+    "allow-0rtt",
+    "alpn",
+    "addr",
+    "backup",
+    "ca-file",
+    "check",
+    "check-alpn",
+    "check-proto",
+    "check-send-proxy",
+    "check-sni",
+    "check-ssl",
+    "check-via-socks4",
+    "ciphers",
+    "ciphersuites",
+    "crl-file",
+    "crt",
+    "disabled",
+    "downinter",
+    "enabled",
+    "error-limit",
+    "fall",
+    "fastinter",
+    "force-sslv3",
+    "force-tlsv10",
+    "force-tlsv11",
+    "force-tlsv12",
+    "force-tlsv13",
+    "id",
+    "inter",
+    "maxconn",
+    "maxqueue",
+    "minconn",
+    "no-ssl-reuse",
+    "no-sslv3",
+    "no-tlsv10",
+    "no-tlsv11",
+    "no-tlsv12",
+    "no-tlsv13",
+    "no-tls-tickets",
+    "npn",
+    "observe",
+    "on-error",
+    "on-marked-down",
+    "on-marked-up",
+    "pool-low-conn",
+    "pool-max-conn",
+    "pool-purge-delay",
+    "port",
+    "proto",
+    "proxy-v2-options",
+    "rise",
+    "send-proxy",
+    "send-proxy-v2",
+    "send-proxy-v2-ssl",
+    "send-proxy-v2-ssl-cn",
+    "slowstart",
+    "sni",
+    "source",
+    "ssl",
+    "ssl-max-ver",
+    "ssl-min-ver",
+    "tfo",
+    "tls-tickets",
+    "track",
+    "usesrc",
+    "verify",
+    "verifyhost",
+    "weight",
+    "ws",
+];
+
+/// The first keyword (of a list `check_server_options` accepted) HAProxy refuses on a
+/// dynamic server.
+fn not_dynamic(options: &[String]) -> Option<&str> {
+    let mut i = 0;
+    while let Some(word) = options.get(i) {
+        let takes_arg = SERVER_KEYWORDS.iter().find(|(k, _)| k == word)?.1;
+        if !DYNAMIC_KEYWORDS.contains(&word.as_str()) {
+            return Some(word);
+        }
+        i += 1 + usize::from(takes_arg);
+    }
+    None
+}
+
+/// Value of `<name> <u32>` in an option list.
+fn option_u32(options: &[String], name: &str) -> Option<u32> {
+    let i = options.iter().position(|o| o == name)?;
+    options.get(i + 1)?.parse().ok()
+}
+
 /// First unknown keyword of an `add server` option list, with HAProxy's message.
 fn check_server_options(options: &[String]) -> Result<(), Reply> {
     let mut i = 0;
@@ -487,8 +585,26 @@ fn add_server(table: &ServerTable, target: &ServerRef, addr: &str, options: &[St
     let Some(be) = table.backend(&target.backend) else {
         return Outcome::reply(Reply::err("No such backend."));
     };
+    if !be.dynamic_weights {
+        return Outcome::reply(Reply::err(
+            "Backend must use a dynamic load balancing to support dynamic servers.",
+        ));
+    }
     if let Err(e) = check_server_options(options) {
         return Outcome::reply(e);
+    }
+    if let Some(kw) = not_dynamic(options) {
+        return Outcome::reply(Reply::err(format!(
+            "'{kw}' option is not accepted for dynamic server\n"
+        )));
+    }
+    if let Some(want) = option_u32(options, "id") {
+        if let Some(s) = be.servers.iter().find(|s| s.id == want) {
+            return Outcome::reply(Reply::err(format!(
+                "'id' : custom id {want} already used ('server {}').\n",
+                s.name
+            )));
+        }
     }
     if be.servers.iter().any(|s| s.name == target.server) {
         return Outcome::reply(Reply::err(

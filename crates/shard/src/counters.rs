@@ -60,8 +60,29 @@ impl ShardCounters {
         }
     }
 
-    /// Adds another shard's counters (same topology).
+    /// `add server`: a zeroed row for the new server of `backend`.
+    pub fn add_server(&mut self, backend: usize) {
+        if let Some(v) = self.servers.get_mut(backend) {
+            v.push(ServerCounters::default());
+        }
+        if let Some(v) = self.server_latency.get_mut(backend) {
+            v.push(LatencyHistograms::new());
+        }
+    }
+
+    /// Adds another shard's counters (same topology; a shard that saw more `add server`
+    /// messages has longer server rows, which are taken as they are).
     pub fn merge(&mut self, o: &ShardCounters) {
+        for (sa, sb) in self.servers.iter_mut().zip(&o.servers) {
+            if sb.len() > sa.len() {
+                sa.resize(sb.len(), ServerCounters::default());
+            }
+        }
+        for (sa, sb) in self.server_latency.iter_mut().zip(&o.server_latency) {
+            while sb.len() > sa.len() {
+                sa.push(LatencyHistograms::new());
+            }
+        }
         self.process.merge(&o.process);
         for (a, b) in self.frontends.iter_mut().zip(&o.frontends) {
             a.merge(b);

@@ -1605,15 +1605,10 @@ fn note_connect(conn: &Conn, be: usize, info: &ConnectInfo, ok: bool, txn: &mut 
     txn.tried = info.server.or(txn.tried);
     if ok {
         txn.connect = Some(info.connect);
-        txn.server_addr = info.server.and_then(|s| {
-            conn.ctx
-                .state
-                .topo
-                .backends
-                .get(be)
-                .and_then(|b| b.servers.get(s))
-                .map(|x| x.addr)
-        });
+        txn.server_addr = info
+            .server
+            .and_then(|s| conn.ctx.state.server(be, s))
+            .map(|x| x.addr.get());
     }
     if let (true, Some(s)) = (ok, info.server) {
         if txn.stream_started {

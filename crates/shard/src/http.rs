@@ -1723,7 +1723,11 @@ impl<'a> Session<'a> {
             (Some(b), s) => {
                 let st = ctx.state.backends.get(b);
                 let bc = st.map_or(0, |st| {
-                    st.servers.iter().map(|x| i64::from(x.active.get())).sum()
+                    st.servers
+                        .borrow()
+                        .iter()
+                        .map(|x| i64::from(x.active.get()))
+                        .sum()
                 });
                 let sc = s
                     .and_then(|s| ctx.state.server(b, s))
@@ -1827,6 +1831,10 @@ impl<'a> Session<'a> {
         }
         let tls = self.client.tls_facts();
         let be = t.backend.and_then(|b| topo.backends.get(b));
+        let srv = t
+            .backend
+            .zip(t.server.or(t.tried))
+            .and_then(|(b, s)| self.ctx.state.server(b, s));
         let mut host = crate::rules::Host {
             cap: None,
             effects: None,
@@ -1835,9 +1843,7 @@ impl<'a> Session<'a> {
             ctx,
             frontend: &self.fe.name,
             backend: be.map(|b| b.name.as_str()),
-            server: be
-                .and_then(|b| t.server.or(t.tried).and_then(|s| b.servers.get(s)))
-                .map(|s| s.name.as_str()),
+            server: srv.as_ref().map(|s| s.rt.name.as_str()),
             src,
             dst,
             tls: tls.as_ref(),

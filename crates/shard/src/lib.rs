@@ -13,6 +13,7 @@ use ringlb_uring::Ring;
 mod body;
 pub mod conn;
 pub mod counters;
+pub mod dynamic;
 pub mod h2;
 pub mod h2srv;
 pub mod http;

@@ -647,7 +647,11 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
         Some(b) => {
             let st = ctx.state.backends.get(b);
             let bc = st.map_or(0, |st| {
-                st.servers.iter().map(|x| i64::from(x.active.get())).sum()
+                st.servers
+                    .borrow()
+                    .iter()
+                    .map(|x| i64::from(x.active.get()))
+                    .sum()
             });
             let sc = s
                 .server
@@ -694,6 +698,11 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
     };
     let topo = &ctx.state.topo;
     let be = s.backend.and_then(|b| topo.backends.get(b));
+    // The shard's server (configured or added at run time).
+    let srv = s
+        .backend
+        .zip(s.server)
+        .and_then(|(b, i)| ctx.state.server(b, i));
     let mut host = crate::rules::Host {
         cap: None,
         effects: None,
@@ -702,9 +711,7 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
         ctx,
         frontend: &fe.name,
         backend: be.map(|b| b.name.as_str()),
-        server: be
-            .and_then(|b| s.server.and_then(|i| b.servers.get(i)))
-            .map(|x| x.name.as_str()),
+        server: srv.as_ref().map(|x| x.rt.name.as_str()),
         src: s.src,
         dst: s.dst,
         tls: s.tls,

@@ -59,11 +59,18 @@ impl ServerChoice {
         if self.stores.is_empty() {
             return;
         }
-        let puid = be
-            .balance
-            .servers
-            .get(server)
-            .map_or(server as i64 + 1, |s| i64::from(s.puid));
+        // A server added at run time is only in the shard's list (its id is there too).
+        let puid = match be.balance.servers.get(server) {
+            Some(s) => i64::from(s.puid),
+            None => ctx
+                .state
+                .topo
+                .backends
+                .iter()
+                .position(|b| std::ptr::eq(b, be))
+                .and_then(|bi| ctx.state.server(bi, server))
+                .map_or(server as i64 + 1, |s| i64::from(s.puid)),
+        };
         for (table, key) in &self.stores {
             crate::stick::store_server(&ctx.state, table, key, puid);
         }
@@ -335,6 +342,18 @@ pub fn response_rules(
     for h in resp.headers() {
         msg.push_header(h.name.get(bytes), h.value.get(bytes));
     }
+    let srv_name = match be.servers.get(server) {
+        Some(s) => Some(std::borrow::Cow::Borrowed(s.name.as_str())),
+        // Added at run time: only the shard knows it.
+        None => ctx
+            .state
+            .topo
+            .backends
+            .iter()
+            .position(|b| std::ptr::eq(b, be))
+            .and_then(|bi| ctx.state.server(bi, server))
+            .map(|s| std::borrow::Cow::Owned(s.rt.name.clone())),
+    };
     let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
     txn.res = Some(msg);
     txn.vars = vars.clone();
@@ -344,7 +363,7 @@ pub fn response_rules(
         ctx,
         frontend: &fe.name,
         backend: Some(&be.name),
-        server: be.servers.get(server).map(|s| s.name.as_str()),
+        server: srv_name.as_deref(),
         src: conn.src,
         dst: conn.dst,
         tls: conn.tls,

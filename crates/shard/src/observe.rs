@@ -68,14 +68,7 @@ fn describe(ev: Event) -> &'static str {
 /// Counts `ev` for server `server` of backend `backend` if it observes traffic; costs two
 /// lookups for servers that do not.
 pub fn note(ctx: &Ctx, backend: usize, server: usize, ev: Event) {
-    let Some(obs) = ctx
-        .state
-        .topo
-        .backends
-        .get(backend)
-        .and_then(|b| b.servers.get(server))
-        .and_then(|s| s.observe)
-    else {
+    let Some(obs) = ctx.state.server(backend, server).and_then(|s| s.rt.observe) else {
         return;
     };
     let Some(failed) = classify(ev, obs.layer7) else {

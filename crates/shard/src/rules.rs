@@ -211,12 +211,19 @@ impl SampleSource for Host<'_> {
         match stat {
             ProxyStat::NbSrv => Some(
                 st.servers
+                    .borrow()
                     .iter()
                     .filter(|s| s.up.get() && s.admin.get() == AdminState::Ready)
                     .count() as i64,
             ),
             // Connections of this shard: per-shard counts (documented in architecture.md).
-            ProxyStat::BeConn => Some(st.servers.iter().map(|s| i64::from(s.active.get())).sum()),
+            ProxyStat::BeConn => Some(
+                st.servers
+                    .borrow()
+                    .iter()
+                    .map(|s| i64::from(s.active.get()))
+                    .sum(),
+            ),
             _ => None,
         }
     }

@@ -5,7 +5,7 @@ use std::future::poll_fn;
 use std::io;
 use std::rc::Rc;
 use std::task::Poll;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use ringlb_balance::PickInput;
 use ringlb_uring::{SendBuf, TcpStream};
@@ -109,12 +109,7 @@ pub async fn lease(
         s.used_peak.set(s.used_peak.get().max(s.active.get()));
         return Ok(lease());
     }
-    let maxqueue = state
-        .topo
-        .backends
-        .get(backend)
-        .and_then(|b| b.servers.get(server))
-        .map_or(0, |r| r.maxqueue);
+    let maxqueue = s.rt.maxqueue;
     if maxqueue > 0 && s.queue.borrow().len() as u32 >= maxqueue {
         return Err(NoConnection::QueueFull);
     }
@@ -160,51 +155,38 @@ pub async fn connect(
     want_h1: bool,
     from: &ClientSide,
 ) -> Result<(ServerConn, bool), io::Error> {
-    let (srv, timeout) = ctx
+    let (timeout, h2_ok, shared) = ctx
         .state
         .topo
         .backends
         .get(lease.backend)
-        .and_then(|b| {
-            b.servers
-                .get(lease.server)
-                .map(|srv| (srv, b.timeouts.connect))
+        .map(|b| {
+            (
+                b.timeouts.connect,
+                b.mode == ringlb_config::model::Mode::Http,
+                b.http_reuse != ringlb_config::model::HttpReuse::Never,
+            )
         })
+        .ok_or_else(|| io::Error::other("no backend"))?;
+    // The shard's server (configured or added at run time); `set server ... addr` on the
+    // runtime socket changes where new connections go.
+    let srv = ctx
+        .state
+        .server(lease.backend, lease.server)
         .ok_or_else(|| io::Error::other("no server"))?;
-    let proxied_for = srv.send_proxy.and(from.src.zip(from.dst));
-    let (h2_mode, h2_ok) = ctx
-        .state
-        .topo
-        .backends
-        .get(lease.backend)
-        .and_then(|b| {
-            b.servers
-                .get(lease.server)
-                .map(|s| (s.h2, b.mode == ringlb_config::model::Mode::Http))
-        })
-        .unwrap_or_default();
+    let proxied_for = srv.rt.send_proxy.and(from.src.zip(from.dst));
     // `proto h2`: a stream on a shared connection when one has room (`h2srv.rs`).
     let h2_mode = if want_h1 || !h2_ok {
         H2Mode::Never
     } else {
-        h2_mode
+        srv.rt.h2
     };
     // Every request may share an h2 connection (a stream refused before the server saw it
-    // is retried like an unsent one), unless `http-reuse never`.
-    let shared_h2 = ctx
-        .state
-        .topo
-        .backends
-        .get(lease.backend)
-        .is_some_and(|b| b.http_reuse != ringlb_config::model::HttpReuse::Never)
-        // A PROXY header speaks for one client: such connections are never shared.
-        && srv.send_proxy.is_none();
+    // is retried like an unsent one), unless `http-reuse never`. A PROXY header speaks for
+    // one client: such connections are never shared.
+    let shared_h2 = shared && srv.rt.send_proxy.is_none();
     if h2_mode != H2Mode::Never && shared_h2 {
-        if let Some(client) = ctx
-            .state
-            .server(lease.backend, lease.server)
-            .and_then(|s| crate::h2srv::pooled(&s.h2))
-        {
+        if let Some(client) = crate::h2srv::pooled(&srv.h2) {
             return Ok((h2_stream(ctx, client), true));
         }
     }
@@ -217,15 +199,11 @@ pub async fn connect(
             return Ok((conn, true));
         }
     }
-    // `set server ... addr` on the runtime socket changes where new connections go.
-    let addr = match ctx.state.server(lease.backend, lease.server) {
-        Some(st) => st.addr.get(),
-        None => srv.addr,
-    };
+    let addr = srv.addr.get();
     let started = Instant::now();
     let tcp = match within(
         timeout,
-        TcpStream::connect_with(&ctx.ring, addr, &srv.connect),
+        TcpStream::connect_with(&ctx.ring, addr, &srv.rt.connect),
     )
     .await
     {
@@ -233,7 +211,7 @@ pub async fn connect(
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
     };
-    if let Some(pp) = srv.send_proxy {
+    if let Some(pp) = srv.rt.send_proxy {
         // The header goes first, before any TLS handshake, as with haproxy.
         let header = SendBuf::from_vec(proxy_header(pp, from));
         let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
@@ -243,22 +221,11 @@ pub async fn connect(
             Err(_) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
         }
     }
-    let stream = match ctx
-        .state
-        .server(lease.backend, lease.server)
-        .and_then(|s| s.tls.clone())
-    {
+    let stream = match srv.tls.clone() {
         None => crate::conn::ServerStream::Plain(tcp),
         Some(config) => {
             // `server ... ssl`: the handshake counts in `timeout connect`, as with haproxy.
-            let sni = ctx
-                .state
-                .topo
-                .backends
-                .get(lease.backend)
-                .and_then(|b| b.servers.get(lease.server))
-                .and_then(|s| s.tls.as_ref())
-                .and_then(|t| t.sni.as_deref());
+            let sni = srv.rt.tls.as_ref().and_then(|t| t.sni.as_deref());
             let name = ringlb_tls::server_name(sni, addr.ip());
             let session = ringlb_tls::TlsClientSession::new(config, name)
                 .map_err(|e| io::Error::other(format!("{e:?}")))?;
@@ -278,27 +245,8 @@ pub async fn connect(
         H2Mode::Never => false,
     };
     if h2 {
-        let (shared, idle) = ctx
-            .state
-            .topo
-            .backends
-            .get(lease.backend)
-            .map(|b| {
-                (
-                    b.http_reuse != ringlb_config::model::HttpReuse::Never,
-                    b.servers
-                        .get(lease.server)
-                        .map_or(Duration::from_secs(5), |s| s.pool_purge_delay),
-                )
-            })
-            .unwrap_or((false, Duration::from_secs(5)));
-        let pool = shared
-            .then(|| {
-                ctx.state
-                    .server(lease.backend, lease.server)
-                    .map(|s| s.h2.clone())
-            })
-            .flatten();
+        let idle = srv.rt.pool_purge_delay;
+        let pool = shared.then(|| srv.h2.clone());
         let left = timeout.map(|t| t.saturating_sub(started.elapsed()));
         let window = ctx.state.topo.tune.h2_be_window;
         let client = match within(left, crate::h2srv::handshake(stream, window, pool, idle)).await {
@@ -467,14 +415,7 @@ pub fn release_idle(state: &ShardState, lease: &ServerLease, mut conn: ServerCon
     let Some(s) = state.server(lease.backend, lease.server) else {
         return;
     };
-    let Some(rt) = state
-        .topo
-        .backends
-        .get(lease.backend)
-        .and_then(|b| b.servers.get(lease.server))
-    else {
-        return;
-    };
+    let rt = &s.rt;
     if s.admin.get() != crate::state::AdminState::Ready || !s.up.get() {
         return;
     }

@@ -78,19 +78,22 @@ pub fn build(
             let (backend, servers) = match be {
                 None => (None, Vec::new()),
                 Some((i, b)) => {
-                    let servers = b
-                        .servers
+                    // The shard's list: configured servers and those added at run time
+                    // (`add server`); deleted ones keep their slot but are not shown.
+                    let servers = state
+                        .servers(i)
                         .iter()
                         .enumerate()
-                        .map(|(si, s)| {
-                            let st = state.server(i, si);
+                        .filter(|(_, st)| !st.deleted.get())
+                        .map(|(si, st)| {
+                            let s = &st.rt;
                             let h = health.get(i).and_then(|v| v.get(si));
-                            let admin = st.map_or(AdminState::Ready, |s| s.admin.get());
+                            let admin = st.admin.get();
                             ServerStats {
                                 name: s.name.clone(),
-                                id: b.balance.servers.get(si).map_or(si as u32 + 1, |x| x.puid),
-                                addr: st.map_or(s.addr, |st| st.addr.get()).to_string(),
-                                oper: if st.is_none_or(|s| s.up.get()) {
+                                id: st.puid,
+                                addr: st.addr.get().to_string(),
+                                oper: if st.up.get() {
                                     OperState::Running
                                 } else {
                                     OperState::Stopped
@@ -100,7 +103,7 @@ pub fn build(
                                     drain: admin == AdminState::Drain,
                                     ..StatAdmin::default()
                                 },
-                                weight: st.map_or(s.weight, |s| s.weight.get()),
+                                weight: st.weight.get(),
                                 uweight: s.weight,
                                 backup: s.backup,
                                 maxconn: s.maxconn,

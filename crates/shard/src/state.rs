@@ -10,7 +10,7 @@ use std::task::Waker;
 
 use ringlb_balance::{Balancer, PickInput, SplitMix64};
 
-use crate::topology::Topology;
+use crate::topology::{ServerRt, Topology};
 
 /// Administrative state of a server, as `set server B/S state ...` sets it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,16 @@ pub enum ControlMsg {
         name: Box<str>,
         value: Option<ringlb_rules::Sample<'static>>,
     },
+    /// `add server`: a server appended to `backend` on every shard (index = the backend's
+    /// server count before it). Starts in maintenance unless `enabled`.
+    AddServer {
+        backend: usize,
+        server: NewServer,
+        puid: u32,
+        enabled: bool,
+    },
+    /// `del server`: the server (in maintenance, without connections) is tombstoned.
+    DelServer { backend: usize, server: usize },
     /// Shard → control (`observe`): this shard saw `error-limit` consecutive errors on live
     /// traffic to the server; `info` is HAProxy's "Detected N consecutive errors, last one
     /// was: ..." text. The control shard applies `on-error`; shards ignore it.
@@ -119,6 +129,19 @@ impl ControlMsg {
     }
 }
 
+/// A server added at run time, as broadcast (compared by name and address: messages are
+/// compared in tests only).
+#[derive(Debug, Clone)]
+pub struct NewServer(pub Arc<ServerRt>);
+
+impl PartialEq for NewServer {
+    fn eq(&self, o: &NewServer) -> bool {
+        self.0.name == o.0.name && self.0.addr == o.0.addr
+    }
+}
+
+impl Eq for NewServer {}
+
 /// Lifecycle of a shard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunState {
@@ -128,6 +151,14 @@ pub enum RunState {
 }
 
 pub struct ServerState {
+    /// The server's configuration: from the topology, or from `add server` (dynamic servers,
+    /// which the shared topology does not have).
+    pub rt: ServerRt,
+    /// HAProxy's server id (`id`, or the first free one).
+    pub puid: u32,
+    /// `del server`: the slot stays (indexes of the others do not move) but the server is
+    /// gone: never picked, not listed.
+    pub deleted: Cell<bool>,
     pub admin: Cell<AdminState>,
     /// Where new connections go: the configured address until `set server ... addr`.
     pub addr: Cell<std::net::SocketAddr>,
@@ -191,7 +222,9 @@ pub struct QueueEntry {
 }
 
 pub struct BackendState {
-    pub servers: Vec<ServerState>,
+    /// Grows with `add server` (between requests, on this shard's thread); an `Rc` per
+    /// server so a request holds its server without holding the list.
+    pub servers: RefCell<Vec<Rc<ServerState>>>,
     /// This shard's balancer (`ringlb-balance`): same algorithm and hash seeds on every shard,
     /// so hashing algorithms pick the same server everywhere; round-robin order and connection
     /// counts (`leastconn`, `first`) are this shard's own (docs/architecture.md).
@@ -243,6 +276,38 @@ pub struct ShardState {
     pub proc_vars: RefCell<ringlb_rules::Vars>,
 }
 
+impl ServerState {
+    /// A server's per-shard state: `ready` false starts it in maintenance.
+    pub fn new(s: &ServerRt, puid: u32, ready: bool, nshards: usize) -> ServerState {
+        ServerState {
+            rt: s.clone(),
+            puid,
+            deleted: Cell::new(false),
+            admin: Cell::new(if ready {
+                AdminState::Ready
+            } else {
+                AdminState::Maint
+            }),
+            up: Cell::new(true),
+            addr: Cell::new(s.addr),
+            weight: Cell::new(s.weight),
+            active: Cell::new(0),
+            tls: s.tls.as_ref().map(|t| t.config.for_shard()),
+            used_peak: Cell::new(0),
+            used_peak_prev: Cell::new(0),
+            maxconn_share: share(s.maxconn, nshards),
+            maxconn_now: Cell::new(share(s.maxconn, nshards)),
+            queue: RefCell::new(VecDeque::new()),
+            idle: RefCell::new(Vec::new()),
+            observed_errors: Cell::new(0),
+            h2: Rc::new(RefCell::new(Vec::new())),
+            pool_max: usize::try_from(s.pool_max_conn)
+                .ok()
+                .map(|m| share(u32::try_from(m).unwrap_or(u32::MAX), nshards) as usize),
+        }
+    }
+}
+
 /// A limit split over `nshards` shards: each gets ⌈limit / nshards⌉ (0 stays unlimited).
 /// Documented in docs/architecture.md ("Limits across shards").
 pub fn share(limit: u32, nshards: usize) -> u32 {
@@ -270,33 +335,16 @@ impl ShardState {
             .backends
             .iter()
             .map(|b| BackendState {
-                servers: b
-                    .servers
-                    .iter()
-                    .map(|s| ServerState {
-                        admin: Cell::new(if s.disabled {
-                            AdminState::Maint
-                        } else {
-                            AdminState::Ready
-                        }),
-                        up: Cell::new(true),
-                        addr: Cell::new(s.addr),
-                        weight: Cell::new(s.weight),
-                        active: Cell::new(0),
-                        tls: s.tls.as_ref().map(|t| t.config.for_shard()),
-                        used_peak: Cell::new(0),
-                        used_peak_prev: Cell::new(0),
-                        maxconn_share: share(s.maxconn, nshards),
-                        maxconn_now: Cell::new(share(s.maxconn, nshards)),
-                        queue: RefCell::new(VecDeque::new()),
-                        idle: RefCell::new(Vec::new()),
-                        observed_errors: Cell::new(0),
-                        h2: Rc::new(RefCell::new(Vec::new())),
-                        pool_max: usize::try_from(s.pool_max_conn)
-                            .ok()
-                            .map(|m| share(u32::try_from(m).unwrap_or(u32::MAX), nshards) as usize),
-                    })
-                    .collect(),
+                servers: RefCell::new(
+                    b.servers
+                        .iter()
+                        .enumerate()
+                        .map(|(si, s)| {
+                            let puid = b.balance.servers.get(si).map_or(si as u32 + 1, |x| x.puid);
+                            Rc::new(ServerState::new(s, puid, !s.disabled, nshards))
+                        })
+                        .collect(),
+                ),
                 balancer: RefCell::new(Balancer::new(
                     &b.balance.balance,
                     &b.balance.hash_type,
@@ -313,7 +361,8 @@ impl ShardState {
         } else {
             (maxconn_share as usize / 2).max(128)
         };
-        ShardState {
+        let initial = topo.initial.clone();
+        let st = ShardState {
             topo,
             shard_id,
             nshards,
@@ -336,7 +385,11 @@ impl ShardState {
             stick_dirty: Cell::new(false),
             patterns: crate::patterns::LiveStore::default(),
             proc_vars: RefCell::new(ringlb_rules::Vars::default()),
+        };
+        for m in &initial {
+            st.apply(m);
         }
+        st
     }
 
     /// Applies one control message. The same function runs on every shard, so all shards agree.
@@ -455,8 +508,62 @@ impl ShardState {
                     None => vars.unset(name),
                 }
             }
+            ControlMsg::AddServer {
+                backend,
+                ref server,
+                puid,
+                enabled,
+            } => self.add_server(backend, &server.0, puid, enabled),
+            ControlMsg::DelServer { backend, server } => {
+                if let Some(s) = self.server(backend, server) {
+                    s.deleted.set(true);
+                    s.admin.set(AdminState::Maint);
+                    self.sync_usable(backend, server);
+                    self.clear_idle(backend, server);
+                }
+            }
             ControlMsg::HealthAnalyze { .. } => {}
         }
+    }
+
+    /// `add server`: appends the server to the backend's list, balancer and counters.
+    fn add_server(&self, backend: usize, rt: &ServerRt, puid: u32, enabled: bool) {
+        let Some(b) = self.backends.get(backend) else {
+            return;
+        };
+        let info = ringlb_balance::ServerInfo {
+            puid,
+            weight: rt.weight.min(256),
+            backup: rt.backup,
+            // Server limits are the engine's (per-shard shares), as at start.
+            maxconn: 0,
+            up: enabled,
+        };
+        if b.balancer.borrow_mut().add_server(info).is_none() {
+            return; // a static algorithm: the control shard refuses before sending
+        }
+        let st = Rc::new(ServerState::new(rt, puid, enabled, self.nshards));
+        b.servers.borrow_mut().push(st);
+        self.counters.borrow_mut().add_server(backend);
+        debug_assert_eq!(b.servers.borrow().len(), b.balancer.borrow().server_count());
+    }
+
+    /// Index of the live (not deleted) server `name` of `backend`.
+    pub fn server_index(&self, backend: usize, name: &str) -> Option<usize> {
+        self.backends
+            .get(backend)?
+            .servers
+            .borrow()
+            .iter()
+            .position(|s| !s.deleted.get() && s.rt.name == name)
+    }
+
+    /// Servers of `backend`, deleted ones included (their slots keep indexes stable).
+    pub fn servers(&self, backend: usize) -> Vec<Rc<ServerState>> {
+        self.backends
+            .get(backend)
+            .map(|b| b.servers.borrow().clone())
+            .unwrap_or_default()
     }
 
     /// Per server: connections in use, idle ones that carried one request, idle ones that
@@ -466,6 +573,7 @@ impl ShardState {
             .iter()
             .map(|b| {
                 b.servers
+                    .borrow()
                     .iter()
                     .map(|s| {
                         let idle = s.idle.borrow();
@@ -477,14 +585,21 @@ impl ShardState {
             .collect()
     }
 
-    pub fn server(&self, backend: usize, server: usize) -> Option<&ServerState> {
-        self.backends.get(backend)?.servers.get(server)
+    /// A server's state (an `Rc`: the list may grow while a request holds it).
+    pub fn server(&self, backend: usize, server: usize) -> Option<Rc<ServerState>> {
+        self.backends
+            .get(backend)?
+            .servers
+            .borrow()
+            .get(server)
+            .cloned()
     }
 
     /// Closes idle server connections unused for their server's `pool-purge-delay`.
     pub fn purge_idle(&self, now: std::time::Instant) {
-        for (b, rt) in self.backends.iter().zip(self.topo.backends.iter()) {
-            for (s, srv) in b.servers.iter().zip(rt.servers.iter()) {
+        for b in &self.backends {
+            for s in b.servers.borrow().iter() {
+                let srv = &s.rt;
                 let mut idle = s.idle.borrow_mut();
                 let before = idle.len();
                 idle.retain(|c| now.saturating_duration_since(c.since) < srv.pool_purge_delay);
@@ -512,11 +627,13 @@ impl ShardState {
         min_requests: u32,
         proxied_for: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
     ) -> Option<ServerConn> {
-        let mut pool = self.server(backend, server)?.idle.borrow_mut();
+        let s = self.server(backend, server)?;
+        let mut pool = s.idle.borrow_mut();
         let pos = pool
             .iter()
             .rposition(|c| c.conn.reuses >= min_requests && c.conn.proxied_for == proxied_for)?;
         let idle = pool.remove(pos);
+        drop(pool);
         self.idle_total.set(self.idle_total.get().saturating_sub(1));
         Some(idle.conn)
     }
@@ -643,6 +760,7 @@ mod tests {
             })
             .collect();
         Arc::new(Topology {
+            initial: Vec::new(),
             stick_tables: vec![],
             stick_rule_tables: vec![],
             rings: vec![],

@@ -351,7 +351,7 @@ fn log_session(
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
     let be = topo.backends.get(backend);
-    let srv = s.server.and_then(|i| be.and_then(|b| b.servers.get(i)));
+    let srv = s.server.and_then(|i| ctx.state.server(backend, i));
     let facts = crate::rules::LogFacts {
         accept_unix_ms: unix_now - tt,
         th: 0,
@@ -385,7 +385,7 @@ fn log_session(
         asap: false,
         pid: i64::from(std::process::id()),
         request_counter: 0,
-        server_addr: srv.map(|x| x.addr),
+        server_addr: srv.as_ref().map(|x| x.addr.get()),
         captured_req: Vec::new(),
         captured_res: Vec::new(),
         cookie_req: Vec::new(),
@@ -400,7 +400,7 @@ fn log_session(
         ctx,
         frontend: &fe.name,
         backend: be.map(|b| b.name.as_str()),
-        server: srv.map(|x| x.name.as_str()),
+        server: srv.as_ref().map(|x| x.rt.name.as_str()),
         src: fx.src.get().or_else(|| client.peer_addr()),
         dst: fx.dst.get().or_else(|| client.tcp().local_addr().ok()),
         tls: tls.as_ref(),

@@ -12,6 +12,9 @@ use ringlb_config::model::{self, Balance, Config, HashType, HttpConnMode, HttpRe
 /// Everything a shard needs to serve traffic. Immutable after start.
 #[derive(Debug)]
 pub struct Topology {
+    /// Server states restored from a `server-state-file`: applied by every shard (and the
+    /// control shard's mirror) as it is built, before it serves.
+    pub initial: Vec<crate::state::ControlMsg>,
     pub frontends: Vec<FrontendRt>,
     pub backends: Vec<BackendRt>,
     pub tune: Tune,
@@ -682,6 +685,7 @@ impl Topology {
             None
         };
         Ok(Topology {
+            initial: Vec::new(),
             stick_tables: stick_tables(cfg),
             stick_rule_tables: cfg
                 .backends
@@ -945,7 +949,7 @@ fn error_files(files: &[model::ErrorFile]) -> ErrorFiles {
     }
 }
 
-fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt {
+pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt {
     let servers: Vec<ServerRt> = b
         .servers
         .iter()

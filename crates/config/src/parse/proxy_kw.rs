@@ -49,7 +49,6 @@ const LB: Status = Status::Parsed { issue: 5 };
 const RUL: Status = Status::Parsed { issue: 6 };
 const STK: Status = Status::Supported;
 /// `stick on|match|store-*` persistence: the tables support it, the engine does not call it yet.
-const OPS: Status = Status::Parsed { issue: 10 };
 const NO: Status = Status::Unsupported;
 const DFB: u8 = ALL;
 const DB: u8 = DEF | BE;
@@ -292,8 +291,8 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("http-send-name-header", DB, ENG, "send the server name in a header", generic),
     kw("max-keep-alive-queue", DB, ENG, "keep-alive queue limit", generic),
     kw("max-session-srv-conns", DF, Status::Accepted { why: "ringlb attaches no server connections to a client session (they go back to the shard pool; send-proxy ones keyed by the client addresses), so there is nothing to cap" }, "server connections per session", u32_generic),
-    kw("load-server-state-from-file", DB, OPS, "server state file", generic),
-    kw("server-state-file-name", DB, OPS, "server state file name", generic),
+    kw("load-server-state-from-file", DB, S, "server state file", generic),
+    kw("server-state-file-name", DB, S, "server state file name", generic),
     kw("dynamic-cookie-key", DB, LB, "key of dynamic cookies", generic),
     kw("persist rdp-cookie", DB, S, "RDP cookie persistence (the server at the cookie's address)", p_persist_rdp_cookie),
     kw("server-template", BE, S, "<prefix> <num|range> <addr>[:port] [options]: numbered servers", server::parse_server_template),

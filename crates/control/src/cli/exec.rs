@@ -317,12 +317,17 @@ fn supported(c: &ServerChange) -> bool {
             | ServerChange::Maxconn { .. }
             | ServerChange::CheckEnabled { .. }
             | ServerChange::Addr { .. }
+            | ServerChange::Add { .. }
+            | ServerChange::Del { .. }
     )
 }
 
 async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
     refresh(ctx);
-    if matches!(p.command, ringlb_runtime::Command::ShowServersConn { .. }) {
+    if matches!(
+        p.command,
+        ringlb_runtime::Command::ShowServersConn { .. } | ringlb_runtime::Command::DelServer { .. }
+    ) {
         refresh_conns(ctx).await;
     }
     let outcome = {
@@ -344,12 +349,40 @@ async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
         return not_supported(p);
     }
     for c in &outcome.changes {
+        if let ServerChange::Add { .. } = c {
+            if let Err(e) = super::dynamic::add(ctx, c).await {
+                return e;
+            }
+            continue;
+        }
+        if let ServerChange::CheckEnabled {
+            backend,
+            server,
+            enabled: true,
+            ..
+        } = c
+        {
+            let known = ctx
+                .table
+                .borrow()
+                .backends
+                .iter()
+                .position(|x| x.name == *backend)
+                .and_then(|bi| Some((bi, ctx.bus.mirror().server_index(bi, server)?)))
+                .is_some_and(|(b, s)| ctx.checks.as_ref().is_some_and(|h| h.knows(b, s)));
+            if !known {
+                return Reply::err(
+                    "checks are not supported by ringlb yet on a server added at run time.\n",
+                );
+            }
+        }
+        // Shard indexes: deleted servers keep their slot on the shards, not in the table.
         let at = {
-            let mut table = ctx.table.borrow_mut();
-            table.apply_change(c);
             let (b, s) = names(c);
-            table.find(b, s).ok()
+            let bi = ctx.table.borrow().backends.iter().position(|x| x.name == b);
+            bi.and_then(|bi| Some((bi, ctx.bus.mirror().server_index(bi, s)?)))
         };
+        ctx.table.borrow_mut().apply_change(c);
         if let Some((b, s)) = at {
             push(ctx, c, b, s).await;
         }
@@ -382,7 +415,8 @@ fn names(c: &ServerChange) -> (&str, &str) {
         }
         | ServerChange::Addr {
             backend, server, ..
-        } => (backend, server),
+        }
+        | ServerChange::Del { backend, server } => (backend, server),
         _ => ("", ""),
     }
 }
@@ -445,6 +479,10 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
                 addr,
             }]
         }
+        ServerChange::Del { .. } => vec![ControlMsg::DelServer {
+            backend: b,
+            server: s,
+        }],
         ServerChange::CheckEnabled { agent, enabled, .. } => {
             if let Some(h) = &ctx.checks {
                 h.set_check_enabled(b, s, *agent, *enabled);
@@ -480,13 +518,15 @@ fn refresh(ctx: &Ctx) {
     let mirror = ctx.bus.mirror();
     let uptime = ctx.started.elapsed().as_secs();
     let mut table = ctx.table.borrow_mut();
-    let mut flat = 0usize;
     // Admin changes made elsewhere (the stats page's admin form) reach the shards without
     // passing here: the shards' state wins.
     let mut admin_changes = Vec::new();
     for (bi, be) in table.backends.iter().enumerate() {
-        for (si, row) in be.servers.iter().enumerate() {
-            let Some(st) = mirror.server(bi, si) else {
+        for row in &be.servers {
+            let Some(st) = mirror
+                .server_index(bi, &row.name)
+                .and_then(|si| mirror.server(bi, si))
+            else {
                 continue;
             };
             let have = if row.admin & admin::MAINT != 0 {
@@ -513,8 +553,16 @@ fn refresh(ctx: &Ctx) {
     for c in &admin_changes {
         table.apply_change(c);
     }
+    let configured: Vec<usize> = ctx.topo.backends.iter().map(|b| b.servers.len()).collect();
     for (bi, be) in table.backends.iter_mut().enumerate() {
-        for (si, row) in be.servers.iter_mut().enumerate() {
+        for row in be.servers.iter_mut() {
+            // The shard's index: the board and the check statistics know configured servers
+            // by it (servers added at run time come after them and have no check yet).
+            let Some(si) = mirror.server_index(bi, &row.name) else {
+                continue;
+            };
+            let flat = configured.iter().take(bi).sum::<usize>() + si;
+            let configured_here = si < configured.get(bi).copied().unwrap_or(0);
             if let Some(st) = mirror.server(bi, si) {
                 if row.admin & admin::MAINT == 0 {
                     // `stopping` (set from the CLI) is "not up" for the shards too.
@@ -531,7 +579,7 @@ fn refresh(ctx: &Ctx) {
             if let Some(h) = ctx
                 .checks
                 .as_ref()
-                .filter(|_| row.admin & admin::MAINT == 0)
+                .filter(|_| row.admin & admin::MAINT == 0 && configured_here)
             {
                 for (agent, c) in [(false, &mut row.check), (true, &mut row.agent)] {
                     if let Some((status, result, health)) = h.check_columns(bi, si, agent) {
@@ -541,11 +589,12 @@ fn refresh(ctx: &Ctx) {
                     }
                 }
             }
-            row.secs_since_change = stats
-                .as_ref()
-                .and_then(|v| v.get(flat))
-                .map_or(uptime, |st| st.lastchg.as_secs());
-            flat += 1;
+            if configured_here {
+                row.secs_since_change = stats
+                    .as_ref()
+                    .and_then(|v| v.get(flat))
+                    .map_or(uptime, |st| st.lastchg.as_secs());
+            }
         }
     }
 }
@@ -571,9 +620,13 @@ async fn refresh_conns(ctx: &Ctx) {
         }
         glommio::timer::sleep(Duration::from_millis(1)).await;
     };
+    let mirror = ctx.bus.mirror();
     let mut table = ctx.table.borrow_mut();
     for (bi, be) in table.backends.iter_mut().enumerate() {
-        for (si, row) in be.servers.iter_mut().enumerate() {
+        for row in be.servers.iter_mut() {
+            let Some(si) = mirror.server_index(bi, &row.name) else {
+                continue;
+            };
             let at = |c: &ringlb_shard::counters::ConnCounts| {
                 c.get(bi)
                     .and_then(|b| b.get(si))
@@ -587,6 +640,8 @@ async fn refresh_conns(ctx: &Ctx) {
             c.unsafe_nb = per_shard.iter().map(|sh| at(sh).1).sum();
             c.safe_nb = per_shard.iter().map(|sh| at(sh).2).sum();
             c.idle_cur = c.unsafe_nb + c.safe_nb;
+            // `del server` refuses a server with connections in use or idle.
+            row.cur_conns = c.used_cur + c.idle_cur;
         }
     }
 }

@@ -11,8 +11,10 @@
 //! Nothing here blocks the control executor: sockets are glommio's, waits are glommio timers,
 //! and the shared state (`ServerTable`, mirror `ShardState`) is only borrowed between awaits.
 
+mod dynamic;
 mod exec;
 mod patterns;
+pub mod restore;
 mod table;
 mod tables;
 

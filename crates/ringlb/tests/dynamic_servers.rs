@@ -1,0 +1,191 @@
+//! `add server` / `del server` on the runtime socket (issue #10), end to end: the real binary
+//! with two shards, real origins; the command outputs compared with haproxy 2.6 on the same
+//! config and script, and traffic reaching the added server from both shards.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use ringlb_testkit::{
+    free_addr, haproxy_available, http_get, wait_until, Haproxy, Origins, Ringlb, TempDir,
+};
+
+const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn cli(sock: &Path, cmd: &str) -> String {
+    let mut s =
+        UnixStream::connect(sock).unwrap_or_else(|e| panic!("connect {}: {e}", sock.display()));
+    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn config(dir: &Path, front: SocketAddr, backends: &str) -> String {
+    format!(
+        "global\n    stats socket {d}/admin.sock level admin\n    nbthread 2\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {front}\n    default_backend be\n{backends}",
+        d = dir.display()
+    )
+}
+
+/// Which origin answered `n` requests, each on a new connection (both shards serve some).
+fn served_by(front: SocketAddr, n: usize) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for _ in 0..n {
+        let r = http_get(front, "/", &[]).unwrap();
+        assert_eq!(r.status, 200);
+        *counts
+            .entry(r.header("x-origin").unwrap_or("?").to_string())
+            .or_insert(0) += 1;
+    }
+    counts
+}
+
+/// `show servers state` rows with the clock column masked.
+fn state_rows(out: &str) -> String {
+    out.lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#') && *l != "1")
+        .map(|l| {
+            let mut f: Vec<&str> = l.split(' ').collect();
+            if f.len() > 9 {
+                f[9] = "T";
+            }
+            f.join(" ")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn added_server_takes_traffic_on_both_shards_and_leaves_cleanly() {
+    let dir = TempDir::new("dyn-traffic");
+    let origins = Origins::start(2);
+    let front = free_addr();
+    let backends = format!(
+        "backend be\n    balance roundrobin\n    server s1 {}\n",
+        origins.get(0).addr()
+    );
+    let path = dir.join("p.cfg");
+    std::fs::write(&path, config(dir.path(), front, &backends)).unwrap();
+    let _proxy = Ringlb::start(&path, &[front]);
+    let sock = dir.join("admin.sock");
+    assert!(wait_until(IO_TIMEOUT, || sock.exists()));
+
+    let add = format!("add server be/s2 {} weight 3", origins.get(1).addr());
+    assert_eq!(cli(&sock, &add), "New server registered.\n\n");
+    // In maintenance until enabled: nothing reaches it.
+    assert_eq!(served_by(front, 20).get("s2"), None);
+    assert_eq!(cli(&sock, "enable server be/s2"), "\n");
+    let counts = served_by(front, 80);
+    let s2 = counts.get("s2").copied().unwrap_or(0);
+    // Weight 3 against 1 on each shard: 3 of every 4 requests.
+    assert!((50..=70).contains(&s2), "{counts:?}");
+    let stat = cli(&sock, "show stat");
+    let row = stat
+        .lines()
+        .find(|l| l.starts_with("be,s2,"))
+        .unwrap_or_else(|| panic!("{stat}"));
+    let f: Vec<&str> = row.split(',').collect();
+    assert_eq!(f[7], s2.to_string(), "stot counts both shards: {row}");
+    assert_eq!(f[18], "3", "weight: {row}");
+    assert!(cli(&sock, "show servers state be").contains(" be 2 s2 127.0.0.1 2 0 3 3 "));
+
+    // Deletion: refused while serving, accepted in maintenance; traffic goes back to s1.
+    assert_eq!(
+        cli(&sock, "del server be/s2"),
+        "Only servers in maintenance mode can be deleted.\n"
+    );
+    assert_eq!(cli(&sock, "disable server be/s2"), "\n");
+    assert_eq!(cli(&sock, "del server be/s2"), "Server deleted.\n");
+    assert_eq!(served_by(front, 20).get("s1"), Some(&20));
+    assert!(!cli(&sock, "show stat").contains("be,s2,"));
+    // The name can be used again: a new slot, s1's index unchanged.
+    let again = format!("add server be/s2 {} enabled", origins.get(1).addr());
+    assert_eq!(cli(&sock, &again), "New server registered.\n\n");
+    let counts = served_by(front, 40);
+    assert_eq!(counts.get("s2"), Some(&20), "{counts:?}");
+    // Deleting a configured server (in maintenance) works too, as in haproxy 2.6.
+    assert_eq!(cli(&sock, "disable server be/s1"), "\n");
+    assert_eq!(cli(&sock, "del server be/s1"), "Server deleted.\n");
+    assert_eq!(served_by(front, 10).get("s2"), Some(&10));
+}
+
+/// The same script on haproxy 2.6 and ringlb: replies and `show servers state` rows agree.
+#[test]
+fn add_and_del_server_outputs_match_haproxy() {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        eprintln!("haproxy not installed: no comparison");
+        return;
+    }
+    let script = [
+        "add server be/d1 127.0.0.1:9100",
+        "add server srr/d1 127.0.0.1:9100",
+        "add server src/d1 127.0.0.1:9100",
+        "add server lc/d1 127.0.0.1:9100 weight 4 maxconn 10",
+        "add server fi/d1 127.0.0.1:9100",
+        "add server rnd/d1 127.0.0.1:9100",
+        "add server be/d2 127.0.0.1:9101 enabled",
+        "add server be/d3 127.0.0.1:9102 weight 5 check",
+        "add server be/d4 127.0.0.1:9103 cookie x",
+        "add server be/d1 127.0.0.1:9103",
+        "add server nope/d1 127.0.0.1:9103",
+        "add server be/d5 127.0.0.1:9104 id 77 backup",
+        "add server be/d6 127.0.0.1:9104 wieght 3",
+        "add server be",
+        "show servers state be",
+        "show servers state lc",
+        "get weight be/d3",
+        "set weight be/d3 7",
+        "del server be/d2",
+        "del server be/s1",
+        "del server be/d1",
+        "del server be/d1",
+        "del server be/zz",
+        "disable server be/s1",
+        "del server be/s1",
+        "add server be/d6 127.0.0.1:9105",
+        "show servers state be",
+    ];
+    let run = |proxy: &str| -> Vec<String> {
+        let dir = TempDir::new(&format!("dyn-diff-{proxy}"));
+        let front = free_addr();
+        let backends = "backend be\n    server s1 127.0.0.1:9001 weight 3\nbackend srr\n    balance static-rr\n    server s1 127.0.0.1:9001\nbackend src\n    balance source\n    server s1 127.0.0.1:9001\nbackend lc\n    balance leastconn\n    server s1 127.0.0.1:9001\nbackend fi\n    balance first\n    server s1 127.0.0.1:9001\nbackend rnd\n    balance random\n    server s1 127.0.0.1:9001\n";
+        let path = dir.join("p.cfg");
+        std::fs::write(&path, config(dir.path(), front, backends)).unwrap();
+        let _guard = if proxy == "haproxy" {
+            Haproxy::start(&path, &[front])
+        } else {
+            Ringlb::start(&path, &[front])
+        };
+        let sock = dir.join("admin.sock");
+        assert!(wait_until(IO_TIMEOUT, || sock.exists()));
+        script
+            .iter()
+            .map(|c| {
+                let out = cli(&sock, c);
+                if c.starts_with("show servers state") {
+                    format!("{c}:\n{}", state_rows(&out))
+                } else {
+                    format!("{c}:\n{out}")
+                }
+            })
+            .collect()
+    };
+    let want = run("haproxy");
+    let got = run("ringlb");
+    assert!(want[0].contains("New server registered."), "{}", want[0]);
+    for (w, g) in want.iter().zip(got.iter()) {
+        assert_eq!(g, w);
+    }
+}
