@@ -773,12 +773,20 @@ pub fn generic_cond(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         return server_rule(k, p, l, kind);
     }
     let end = cond_start(l, k.kw_words);
-    parse_condition(k, p, l, end)?;
+    let cond = parse_condition(k, p, l, end)?;
     if end >= l.len() && !k.name.starts_with("stick ") && k.name != "use-server" {
         return Err(format!(
             "'{}' requires either 'if' or 'unless' followed by a condition.",
             k.name
         ));
+    }
+    if let ("force-persist" | "ignore-persist", Some(cond)) = (k.name, cond) {
+        p.persist_rules.push(crate::model::PersistRule {
+            loc: l.loc.clone(),
+            force: k.name == "force-persist",
+            cond,
+        });
+        return Ok(());
     }
     p.stick_rules.push(directive(l, k.kw_words));
     Ok(())
