@@ -200,8 +200,8 @@ pub fn xxh64(input: &[u8], seed: u64) -> u64 {
 }
 
 /// HAProxy's dynamic server cookie (`srv_set_dyncookie`): XXH64 (seed 0) of the key, the
-/// address bytes in network order and the port as a 4-byte integer in host order (x86:
-/// little-endian, as HAProxy copies its `int svc_port`), printed as 16 hex digits.
+/// address bytes and the port as 4 bytes, both in network order, printed as 16 hex digits
+/// (matched against haproxy 2.6's `set-cookie` values).
 pub fn dynamic_cookie(key: &str, addr: std::net::SocketAddr) -> String {
     let mut buf = Vec::with_capacity(key.len() + 20);
     buf.extend_from_slice(key.as_bytes());
@@ -209,7 +209,7 @@ pub fn dynamic_cookie(key: &str, addr: std::net::SocketAddr) -> String {
         std::net::IpAddr::V4(a) => buf.extend_from_slice(&a.octets()),
         std::net::IpAddr::V6(a) => buf.extend_from_slice(&a.octets()),
     }
-    buf.extend_from_slice(&u32::from(addr.port()).to_le_bytes());
+    buf.extend_from_slice(&u32::from(addr.port()).to_be_bytes());
     format!("{:016x}", xxh64(&buf, 0))
 }
 
@@ -262,5 +262,13 @@ mod tests {
         assert_eq!(xxh64(b"", 0), 0xef46_db37_51d8_e999);
         assert_eq!(xxh64(b"a", 0), 0xd24e_c4f1_a98c_6e5b);
         assert_eq!(xxh64(b"abc", 0), 0x44bc_2cf5_ad77_0999);
+    }
+
+    /// Recorded from haproxy 2.6: `cookie SRV insert dynamic`, `dynamic-cookie-key
+    /// s3cr3t-key`, `server a 127.0.0.1:18501` answered `set-cookie: SRV=6a80405efac5a52b`.
+    #[test]
+    fn dynamic_cookie_matches_haproxy() {
+        let addr = "127.0.0.1:18501".parse().unwrap();
+        assert_eq!(dynamic_cookie("s3cr3t-key", addr), "6a80405efac5a52b");
     }
 }
