@@ -195,11 +195,6 @@ pub static PSEUDO: &[(&str, Status, &str)] = &[
         Status::Supported,
         "ringlb extension: day of week, `1-5` or `1:5`",
     ),
-    (
-        "balance <algorithm other than roundrobin>",
-        Status::Parsed { issue: 5 },
-        "static-rr, leastconn, first, source, uri, url_param, hdr, random, rdp-cookie, hash",
-    ),
 ];
 
 /// Levenshtein distance (small strings only).

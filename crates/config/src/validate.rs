@@ -477,6 +477,7 @@ fn backend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Backend {
         stick_table: p.stick_table.clone(),
         stick_rules: p.stick_rules.clone(),
         server_rules: p.server_rules.clone(),
+        persist_rules: p.persist_rules.clone(),
         stats: p.stats.clone(),
         other: s.other.clone(),
     }

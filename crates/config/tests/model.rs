@@ -341,8 +341,9 @@ fn config_lookups() {
         c.frontend("f").unwrap().default_backend.as_deref(),
         Some("b")
     );
+    // `dynamic-cookie-key` is implemented now (issue #5): nothing is pending.
     let pending: Vec<&str> = c.unsupported_uses().map(|u| u.keyword.as_str()).collect();
-    assert_eq!(pending, ["dynamic-cookie-key"]);
+    assert!(pending.is_empty(), "{pending:?}");
 }
 
 #[test]
@@ -688,4 +689,40 @@ fn observe_options_are_checked_as_haproxy_does() {
         l.config.backends[0].hash_balance_factor, 150,
         "inherited from defaults"
     );
+}
+
+/// haproxy 2.6's messages for the server actions and `spread-checks` (recorded with `-c`), and
+/// `force-persist`/`ignore-persist` kept as typed rules in order.
+#[test]
+fn server_actions_and_persist_rules_are_checked_as_haproxy_does() {
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n server a 127.0.0.1:2 on-marked-down foo\n"
+    ));
+    assert!(
+        e.contains("'on-marked-down' expects 'shutdown-sessions' but got 'foo'."),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n server b 127.0.0.1:2 on-marked-up foo\n"
+    ));
+    assert!(
+        e.contains("'on-marked-up' expects 'shutdown-backup-sessions' but got 'foo'."),
+        "{e}"
+    );
+    let e = err(&format!("global\n spread-checks 60\n{T}"));
+    assert!(
+        e.contains("'spread-checks' needs a positive value in range 0..50."),
+        "{e}"
+    );
+    let l = ok(&format!(
+        "{T}listen l\n bind :80\n force-persist if {{ src 10.0.0.0/8 }}\n ignore-persist if {{ path_beg /static }}\n server a 127.0.0.1:2 on-marked-down shutdown-sessions on-marked-up shutdown-backup-sessions\n"
+    ));
+    let b = &l.config.backends[0];
+    assert_eq!(
+        b.persist_rules.iter().map(|r| r.force).collect::<Vec<_>>(),
+        [true, false]
+    );
+    let p = &b.servers[0].params;
+    assert_eq!(p.on_marked_down.as_deref(), Some("shutdown-sessions"));
+    assert_eq!(p.on_marked_up.as_deref(), Some("shutdown-backup-sessions"));
 }

@@ -408,4 +408,26 @@ mod analyze_tests {
         h.record(&CheckResult::new(CheckStatus::L4Ok), Duration::ZERO);
         assert_eq!(h.next_interval(), Duration::from_secs(2));
     }
+
+    #[test]
+    fn spread_checks_varies_the_interval_within_the_percentage() {
+        let inter = Duration::from_millis(2000);
+        assert_eq!(spread(inter, 0, 12345), inter, "0: exact intervals");
+        assert_eq!(
+            spread(inter, 10, 0),
+            Duration::from_millis(2200),
+            "random 0: +10%"
+        );
+        assert_eq!(
+            spread(inter, 10, u32::MAX),
+            Duration::from_millis(1800),
+            "max: -10%"
+        );
+        assert_eq!(spread(inter, 10, u32::MAX / 2), Duration::from_millis(2000));
+        assert_eq!(
+            spread(inter, 90, 0),
+            Duration::from_millis(3000),
+            "capped at 50%"
+        );
+    }
 }

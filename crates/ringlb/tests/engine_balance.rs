@@ -562,3 +562,33 @@ fn persist_rdp_cookie_matches_haproxy() {
     }
     assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
 }
+
+/// `balance random` and `random(2)` draw from a seeded generator, so no sequence can match
+/// haproxy's: over 300 requests every server is used in about its weight's share (2:1:1), as
+/// with haproxy.
+#[test]
+fn random_draws_follow_the_weights() {
+    let origins = Origins::start(3);
+    let dir = TempDir::new("balance-random");
+    for algo in ["random", "random(2)"] {
+        let front = free_addr();
+        let cfg = config(
+            front,
+            &origins.addrs(),
+            &format!("    balance {algo}\n"),
+            &[2, 1, 1],
+        );
+        let path = write_config(&dir, &cfg);
+        let _r = Ringlb::start(&path, &[front]);
+        let seen = sequence(front, &plain(300));
+        let count = |o: &str| seen.iter().filter(|s| s.as_str() == o).count();
+        let (c1, c2, c3) = (count("s1"), count("s2"), count("s3"));
+        assert_eq!(c1 + c2 + c3, 300, "{algo}: {seen:?}");
+        // Expected 150/75/75; a fair draw stays well within these bounds.
+        assert!((110..=190).contains(&c1), "{algo}: {c1} {c2} {c3}");
+        assert!(
+            (45..=105).contains(&c2) && (45..=105).contains(&c3),
+            "{algo}: {c1} {c2} {c3}"
+        );
+    }
+}

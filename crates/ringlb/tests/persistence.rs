@@ -301,3 +301,217 @@ fn rewrite_prefix_and_persist_match_haproxy() {
         assert_eq!(g, w, "ringlb (left) vs haproxy (right)");
     }
 }
+
+/// Runs `run` (given the proxy's addresses: the config binds those it names) against
+/// ringlb, then against haproxy when installed, and checks both give the
+/// same answer; returns ringlb's.
+fn same_as_haproxy<T: PartialEq + std::fmt::Debug>(
+    cfg: &dyn Fn(&[SocketAddr]) -> String,
+    run: &dyn Fn(&[SocketAddr]) -> T,
+) -> T {
+    let dir = TempDir::new("persist-diff");
+    let go = |who: &str| {
+        let fe = [free_addr(), free_addr()];
+        let path = dir.join(&format!("{who}.cfg"));
+        let text = cfg(&fe);
+        std::fs::write(&path, &text).unwrap();
+        let binds: Vec<SocketAddr> = fe
+            .iter()
+            .copied()
+            .filter(|a| text.contains(&a.to_string()))
+            .collect();
+        let _proxy = if who == "ringlb" {
+            Ringlb::start(&path, &binds)
+        } else {
+            Haproxy::start(&path, &binds)
+        };
+        run(&fe)
+    };
+    let ours = go("ringlb");
+    if haproxy_available() {
+        assert_eq!(ours, go("haproxy"), "ringlb (left) vs haproxy (right)");
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+    }
+    ours
+}
+
+/// `server ... redir <prefix>`: a GET or HEAD the balancer sends to that server is answered
+/// with haproxy's 302 (prefix + path and query, absolute-form target reduced to its path) and
+/// the connection closed; other methods go to the server.
+#[test]
+fn server_redir_answers_haproxys_302() {
+    let a = Origin::start("a");
+    let cfg = |fe: &[SocketAddr]| {
+        format!(
+            "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+             listen l\n    bind {}\n    balance roundrobin\n    server a {} redir http://img.example.com\n",
+            fe[0],
+            a.addr()
+        )
+    };
+    let replies = same_as_haproxy(&cfg, &|fe| {
+        let fe = fe[0];
+        [
+            "GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
+            "HEAD /p HTTP/1.0\r\n\r\n",
+            "GET http://foo/bar?q HTTP/1.1\r\nHost: foo\r\n\r\n",
+            "POST /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab",
+        ]
+        .iter()
+        .map(|r| {
+            let reply = send_raw_reply(fe, r.as_bytes(), T).unwrap();
+            let text = String::from_utf8_lossy(&reply.bytes).into_owned();
+            // The origin's answer to the POST is compared by who answered.
+            if text.starts_with("HTTP/1.1 302") {
+                text
+            } else {
+                format!("origin {}", origin_of(&reply.bytes))
+            }
+        })
+        .collect::<Vec<_>>()
+    });
+    assert_eq!(
+        replies[0],
+        "HTTP/1.1 302 Found\r\ncache-control: no-cache\r\ncontent-length: 0\r\nlocation: http://img.example.com/a/b?x=1\r\nconnection: close\r\n\r\n"
+    );
+    assert!(replies[2].contains("location: http://img.example.com/bar?q\r\n"));
+    assert_eq!(replies[3], "origin a", "a POST is proxied");
+}
+
+/// `option prefer-last-server`: the requests of a keep-alive connection stay on the server of
+/// the first one; without it round robin alternates per request. haproxy 2.6 prefers the last
+/// server only while the server connection belongs to the session (`http-reuse never`): with
+/// the default `safe` it went to the shared pool and round robin goes on (recorded).
+#[test]
+fn prefer_last_server_keeps_a_connection_on_its_server() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    for (opt, want_same) in [
+        (
+            "    option prefer-last-server\n    http-reuse never\n",
+            true,
+        ),
+        ("    http-reuse never\n", false),
+        ("    option prefer-last-server\n", false),
+    ] {
+        let cfg = |fe: &[SocketAddr]| {
+            format!(
+                "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+                 listen l\n    bind {}\n    balance roundrobin\n{opt}    server a {}\n    server b {}\n",
+                fe[0],
+                a.addr(),
+                b.addr()
+            )
+        };
+        let seen = same_as_haproxy(&cfg, &|fe| {
+            let mut c = ringlb_testkit::Conn::connect(fe[0]).unwrap();
+            (0..4)
+                .map(|_| {
+                    c.get("/")
+                        .unwrap()
+                        .header("X-Origin")
+                        .unwrap_or("-")
+                        .to_string()
+                })
+                .collect::<Vec<_>>()
+        });
+        let all_same = seen.iter().all(|o| *o == seen[0]);
+        assert_eq!(all_same, want_same, "{opt:?}: {seen:?}");
+    }
+}
+
+/// `force-persist` sends a cookie naming a server in maintenance there anyway; `ignore-persist`
+/// makes the cookie count for nothing (round robin picks).
+#[test]
+fn force_and_ignore_persist_follow_their_conditions() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let cfg = |fe: &[SocketAddr]| {
+        format!(
+            "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+             listen l\n    bind {}\n    balance roundrobin\n    cookie SRV insert indirect nocache\n\
+             \x20   force-persist if {{ hdr(x-force) -m found }}\n\
+             \x20   ignore-persist if {{ path_beg /static }}\n\
+             \x20   use-server a if {{ hdr(x-use) -m found }}\n\
+             \x20   server a {} cookie a disabled\n    server b {} cookie b\n\
+             listen l2\n    bind {}\n    balance roundrobin\n    cookie SRV insert indirect nocache\n\
+             \x20   ignore-persist if {{ path_beg /static }}\n\
+             \x20   server a {} cookie a\n    server b {} cookie b\n",
+            fe[0],
+            a.addr(),
+            b.addr(),
+            fe[1],
+            a.addr(),
+            b.addr()
+        )
+    };
+    let seen = same_as_haproxy(&cfg, &|fe| {
+        let (fe, fe2) = (fe[0], fe[1]);
+        let get = |addr: SocketAddr, path: &str, extra: &str| {
+            let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n");
+            origin_of(&send_raw_reply(addr, req.as_bytes(), T).unwrap().bytes)
+        };
+        let mut v = vec![
+            get(fe, "/", "Cookie: SRV=a\r\nX-Force: 1\r\n"),
+            get(fe, "/", "Cookie: SRV=a\r\n"),
+            get(fe, "/", "X-Use: 1\r\nX-Force: 1\r\n"),
+            get(fe, "/", "X-Use: 1\r\n"),
+        ];
+        v.extend((0..4).map(|_| get(fe2, "/static/x", "Cookie: SRV=a\r\n")));
+        v.extend((0..3).map(|_| get(fe2, "/page", "Cookie: SRV=a\r\n")));
+        v
+    });
+    assert_eq!(
+        seen,
+        ["a", "b", "a", "b", "a", "b", "a", "b", "a", "a", "a"],
+        "forced to the server in maintenance, then ignored cookies on /static"
+    );
+}
+
+/// `cookie ... dynamic` with `dynamic-cookie-key`: servers without a `cookie` get HAProxy's
+/// XXH64 of the key, their address and port; the `set-cookie` values must be haproxy's, and a
+/// client sending one back must stick to that server.
+#[test]
+fn dynamic_cookies_match_haproxys_hash() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let cfg = |fe: &[SocketAddr]| {
+        format!(
+            "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+             listen l\n    bind {}\n    balance roundrobin\n    cookie SRV insert indirect nocache dynamic\n\
+             \x20   dynamic-cookie-key s3cr3t-key\n    server a {}\n    server b {}\n",
+            fe[0],
+            a.addr(),
+            b.addr()
+        )
+    };
+    let seen = same_as_haproxy(&cfg, &|fe| {
+        let get = |extra: &str| {
+            let req = format!("GET / HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n");
+            let reply = send_raw_reply(fe[0], req.as_bytes(), T).unwrap();
+            let text = String::from_utf8_lossy(&reply.bytes).into_owned();
+            let cookie = text
+                .lines()
+                .find_map(|l| l.strip_prefix("set-cookie: "))
+                .unwrap_or("-")
+                .to_string();
+            (origin_of(&reply.bytes), cookie)
+        };
+        let (first, second) = (get(""), get(""));
+        let value = |c: &str| c.split(';').next().unwrap_or("").to_string();
+        let back = (0..3)
+            .map(|_| get(&format!("Cookie: {}\r\n", value(&second.1))).0)
+            .collect::<Vec<_>>();
+        (first, second, back)
+    });
+    assert_ne!(seen.0 .1, seen.1 .1, "each server has its own cookie");
+    assert!(
+        seen.0 .1.starts_with("SRV=") && seen.0 .1.len() > 20,
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.2,
+        [seen.1 .0.clone(), seen.1 .0.clone(), seen.1 .0.clone()]
+    );
+}

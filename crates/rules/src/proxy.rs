@@ -231,6 +231,25 @@ pub struct ProxyRules {
     pub log_format: Option<LogFormat>,
     /// The key `balance hash <expr>` or `balance rdp-cookie[(name)]` hashes.
     pub balance_key: Option<Expr>,
+    /// `force-persist` / `ignore-persist`, in order.
+    pub persist: Vec<PersistRule>,
+}
+
+/// `force-persist if <cond>` (`force`) or `ignore-persist if <cond>`.
+#[derive(Debug, Clone)]
+pub struct PersistRule {
+    pub loc: Loc,
+    pub force: bool,
+    pub cond: Cond,
+}
+
+/// What the persistence rules decided for a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Persist {
+    /// `force-persist`: a cookie or `use-server` may name a down server.
+    Force,
+    /// `ignore-persist`: the persistence cookie is not followed.
+    Ignore,
 }
 
 fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>, CompileError> {
@@ -488,6 +507,7 @@ impl ProxyRules {
             monitor_uri: fe.monitor_uri.as_ref().map(|m| m.as_bytes().to_vec()),
             monitor_fail,
             balance_key: None,
+            persist: Vec::new(),
         })
     }
 
@@ -520,6 +540,19 @@ impl ProxyRules {
         }
         let (use_servers, stick) = server_rules(&mut c, &be.server_rules)?;
         let balance_key = balance_key(be, c.env())?;
+        let mut persist = Vec::new();
+        for r in &be.persist_rules {
+            let kw = if r.force {
+                "force-persist"
+            } else {
+                "ignore-persist"
+            };
+            persist.push(PersistRule {
+                loc: r.loc.clone(),
+                force: r.force,
+                cond: c.condition(&r.cond, &r.loc, kw)?,
+            });
+        }
         Ok(ProxyRules {
             name: be.name.clone(),
             acls: c.finish(),
@@ -532,8 +565,25 @@ impl ProxyRules {
             inspect_delay_ms: inspect_delay(&be.tcp_request, "inspect-delay"),
             res_inspect_delay_ms: inspect_delay(&be.tcp_request, "tcp-response inspect-delay"),
             balance_key,
+            persist,
             ..ProxyRules::default()
         })
+    }
+
+    /// The first `force-persist`/`ignore-persist` rule whose condition holds decides
+    /// (HAProxy's `persist_rules`); `None`: none holds.
+    pub fn persist(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> Option<Persist> {
+        let cx = Ctx::new(src, txn);
+        self.persist
+            .iter()
+            .find(|r| cond_holds(Some(&r.cond), &self.acls, cx))
+            .map(|r| {
+                if r.force {
+                    Persist::Force
+                } else {
+                    Persist::Ignore
+                }
+            })
     }
 
     /// The bytes `balance hash <expr>` / `balance rdp-cookie` hash for this request, cast to

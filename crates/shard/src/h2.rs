@@ -594,7 +594,7 @@ async fn forward(
     let mut stripped_head: Option<(RequestHead, Vec<u8>)> = None;
     if let Some(ck) = &be.cookie {
         if let Some((value, stripped)) = crate::persist::persistence_cookie(req, head_bytes, ck) {
-            persisted = crate::persist::named_server(ctx, be_idx, be, &value);
+            persisted = crate::persist::named_server(ctx, be_idx, be, &value, choice.persist);
             if let Some(raw) = stripped {
                 let mut h = RequestHead::default();
                 if let Ok(Parsed::Complete { .. }) = parse_request(&raw, &conn.limits, &mut h) {

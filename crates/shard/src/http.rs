@@ -74,6 +74,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         stick: crate::stick::StickSession::new(&ctx.state),
         after: AfterCtx::default(),
         effects: crate::rules::RuleEffects::default(),
+        last_server: None,
     };
     if !crate::stick::connection_rules(
         ctx,
@@ -146,6 +147,9 @@ struct Session<'a> {
     /// Addresses set by `set-src`/`set-dst`... (for the rest of the connection) and the
     /// transaction's `set-log-level`.
     effects: crate::rules::RuleEffects,
+    /// (backend, server) of the previous request when its server connection was kept
+    /// (`option prefer-last-server`).
+    last_server: Option<(usize, usize)>,
 }
 
 /// A transaction's context for `http-after-response` on the proxy's own replies. Errors sent
@@ -487,7 +491,7 @@ impl<'a> Session<'a> {
                 },
             };
             if let Some((value, stripped)) = found {
-                persisted = crate::persist::named_server(ctx, be_idx, be, &value);
+                persisted = crate::persist::named_server(ctx, be_idx, be, &value, choice.persist);
                 if let Some(raw) = stripped {
                     rewritten = Some(raw);
                 }
@@ -520,7 +524,7 @@ impl<'a> Session<'a> {
                 ringlb_http1::write_request_head(&sc.req, head.bytes(), &mut out, &edits);
                 // What the hashing algorithms look at, copied out of the head before it is
                 // consumed (a copy only for `balance uri|url_param|hdr`).
-                RequestFacts::of(&be.balance, &sc.req, head.bytes())
+                RequestFacts::of(be, method, &sc.req, head.bytes())
             }
             Some(raw) => {
                 // Rules changed the head: the rendered head is parsed again so that it is
@@ -537,7 +541,7 @@ impl<'a> Session<'a> {
                     }
                 }
                 ringlb_http1::write_request_head(&sc.req2, raw, &mut out, &edits);
-                RequestFacts::of(&be.balance, &sc.req2, raw)
+                RequestFacts::of(be, method, &sc.req2, raw)
             }
         };
         head.consume(head_len);
@@ -602,11 +606,14 @@ impl<'a> Session<'a> {
             let mut info = ConnectInfo {
                 // A persistence cookie first, then `use-server`/`stick match` (HAProxy's order).
                 forced: if attempts == 0 {
-                    persisted.or(choice.forced)
+                    persisted
+                        .or(choice.forced)
+                        .or_else(|| self.preferred_server(be, be_idx))
                 } else {
                     None
                 },
                 want_h1: upgrade,
+                redirectable: facts.redir_path.is_some(),
                 ..ConnectInfo::default()
             };
             let connected =
@@ -616,6 +623,12 @@ impl<'a> Session<'a> {
                 Ok(x) => {
                     choice.commit(self.ctx, be, x.0.server);
                     x
+                }
+                Err(NoConnection::Redirect(server)) => {
+                    scratch(&mut self.sc, self.ctx).out = out;
+                    let path = facts.redir_path.as_deref().unwrap_or_default();
+                    self.server_redirect(be, server, path).await;
+                    return After::Close;
                 }
                 Err(e) => {
                     scratch(&mut self.sc, self.ctx).out = out;
@@ -1035,7 +1048,11 @@ impl<'a> Session<'a> {
                     return After::Close;
                 }
             }
-            let (up, down, _) = tunnel::run(&self.client, &*server, t).await;
+            // `on-marked-down shutdown-sessions`: a kill drops the tunnel, closing both sides.
+            let (up, down, _) = lease
+                .unless_killed(tunnel::run(&self.client, &*server, t))
+                .await
+                .unwrap_or((0, 0, tunnel::TunnelEnd::Error));
             let txn = &mut scratch(&mut self.sc, self.ctx).txn;
             txn.bytes_in += up;
             txn.bytes_out += down;
@@ -1052,16 +1069,20 @@ impl<'a> Session<'a> {
         let head_bytes = resp_head_len as u64;
         let mut head_out = Some(out);
         let mut body_bytes = 0u64;
-        let body = forward_body(
-            &*server,
-            &self.client,
-            framing,
-            Some(head),
-            limits,
-            &mut head_out,
-            &mut body_bytes,
-        )
-        .await;
+        let body = lease
+            .unless_killed(forward_body(
+                &*server,
+                &self.client,
+                framing,
+                Some(head),
+                limits,
+                &mut head_out,
+                &mut body_bytes,
+            ))
+            .await
+            // Killed (`on-marked-down shutdown-sessions`): the response is cut like a
+            // server error, so the client's connection closes.
+            .unwrap_or(Err(crate::body::BodyError::RecvError));
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = status;
         txn.bytes_out += body_bytes + if body.is_ok() { head_bytes } else { 0 };
@@ -1070,11 +1091,15 @@ impl<'a> Session<'a> {
             Ok(extra) => {
                 // Bytes after the response body: the server is confused; never reuse it.
                 let clean = extra.is_none();
-                if clean
+                let reusable = clean
                     && scratch(&mut self.sc, self.ctx).resp.server_keep_alive()
-                    && c.conn_mode == HttpConnMode::KeepAlive
-                    && c.be.http_reuse != HttpReuse::Never
-                {
+                    && c.conn_mode == HttpConnMode::KeepAlive;
+                // haproxy 2.6 prefers the last server only while its connection is the
+                // session's own (`http-reuse never`; other modes pool it for everybody),
+                // recorded in tests/persistence.rs.
+                self.last_server = (reusable && c.be.http_reuse == HttpReuse::Never)
+                    .then_some((lease.backend, lease.server));
+                if reusable && c.be.http_reuse != HttpReuse::Never {
                     release_idle(&self.ctx.state, &lease, server);
                 }
                 if keep_client {
@@ -1887,6 +1912,38 @@ impl<'a> Session<'a> {
 
     /// Sends HAProxy's reply for `status` (an `errorfile` of the backend, else of the frontend,
     /// else the built-in page); the caller closes the connection afterwards.
+    /// `option prefer-last-server`: the server of the previous request on this connection
+    /// while its connection was kept and it is still usable (HAProxy's `assign_server`).
+    fn preferred_server(&self, be: &BackendRt, be_idx: usize) -> Option<usize> {
+        let (b, s) = self.last_server.filter(|_| be.prefer_last_server)?;
+        let st = self.ctx.state.server(b, s).filter(|_| b == be_idx)?;
+        (st.up.get() && st.admin.get() == crate::state::AdminState::Ready).then_some(s)
+    }
+
+    /// `server ... redir <prefix>`: HAProxy answers a GET or HEAD the balancer sent to this
+    /// server with a 302 to `<prefix><path>` and closes (haproxy 2.6's bytes, recorded in
+    /// tests/persistence.rs).
+    async fn server_redirect(&mut self, be: &BackendRt, server: usize, path: &[u8]) {
+        let prefix = be
+            .servers
+            .get(server)
+            .and_then(|s| s.redir.as_deref())
+            .unwrap_or_default();
+        let mut bytes = Vec::with_capacity(128 + prefix.len() + path.len());
+        bytes.extend_from_slice(
+            b"HTTP/1.1 302 Found\r\ncache-control: no-cache\r\ncontent-length: 0\r\nlocation: ",
+        );
+        bytes.extend_from_slice(prefix.as_bytes());
+        bytes.extend_from_slice(path);
+        bytes.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
+        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+        txn.status = 302;
+        txn.bytes_out += bytes.len() as u64;
+        // haproxy's termination state for it: a local decision while connecting.
+        txn.term = *b"LC";
+        let _ = self.send_reply(bytes).await;
+    }
+
     async fn reply_error(&mut self, status: u16, be: Option<&BackendRt>) {
         // HAProxy sends its raw pages for errors found while parsing (400, 408) and the
         // normalised (lower-case) form for the ones the stream makes (502, 503, 504).
@@ -2032,10 +2089,26 @@ fn scratch<'s>(sc: &'s mut Option<Box<Scratch>>, ctx: &Ctx) -> &'s mut Scratch {
 struct RequestFacts {
     uri: Vec<u8>,
     header: Option<Vec<u8>>,
+    /// A GET or HEAD to a backend with `redir` servers: the path and query, for the 302's
+    /// `Location` (HAProxy redirects only those methods).
+    redir_path: Option<Vec<u8>>,
 }
 
 impl RequestFacts {
-    fn of(spec: &crate::topology::BalanceSpec, req: &RequestHead, src: &[u8]) -> RequestFacts {
+    fn of(be: &BackendRt, method: Method, req: &RequestHead, src: &[u8]) -> RequestFacts {
+        let spec = &be.balance;
+        let redir_path = (matches!(method, Method::Get | Method::Head)
+            && be.servers.iter().any(|s| s.redir.is_some()))
+        .then(|| {
+            // From the path's start to the end of the target: path and query.
+            let (path, target) = (req.path(), req.target());
+            ringlb_http1::Span {
+                start: path.start,
+                end: target.end.max(path.start),
+            }
+            .get(src)
+            .to_vec()
+        });
         let uri = if spec.needs_uri() {
             req.target().get(src).to_vec()
         } else {
@@ -2048,7 +2121,11 @@ impl RequestFacts {
                 .find(|h| h.name.get(src).eq_ignore_ascii_case(name.as_bytes()))?;
             Some(ringlb_balance::key::first_header_value(h.value.get(src)).to_vec())
         });
-        RequestFacts { uri, header }
+        RequestFacts {
+            uri,
+            header,
+            redir_path,
+        }
     }
 }
 
@@ -2196,6 +2273,7 @@ fn no_connection_status(e: NoConnection) -> u16 {
         | NoConnection::QueueTimeout
         | NoConnection::ConnectFailed
         | NoConnection::ConnectTimeout => 503,
+        NoConnection::Redirect(_) => 302,
     }
 }
 

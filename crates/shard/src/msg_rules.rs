@@ -51,6 +51,8 @@ pub struct ServerChoice {
     /// What `balance hash <expr>` / `balance rdp-cookie` hashes (`None`: no such algorithm,
     /// or no key in this request).
     pub hash_key: Option<Vec<u8>>,
+    /// `force-persist` / `ignore-persist`: what the first rule that holds decided.
+    pub persist: Option<ringlb_rules::proxy::Persist>,
 }
 
 impl ServerChoice {
@@ -96,13 +98,20 @@ pub(crate) fn server_choice(
     txn: &ringlb_rules::Txn<'_>,
 ) -> ServerChoice {
     let index = |name: &str| b.servers.iter().position(|s| s.name == name);
+    let persist = if r.persist.is_empty() {
+        None
+    } else {
+        r.persist(host, txn)
+    };
+    // `force-persist`: `use-server` and `stick match` may name a down server (HAProxy's
+    // `SF_FORCE_PRST`).
+    let forcing = persist == Some(ringlb_rules::proxy::Persist::Force);
+    let may_serve = |i: usize| forcing || may_serve(ctx, be_idx, i);
     let mut forced = if r.use_servers.is_empty() {
         None
     } else {
-        r.select_server(host, txn, |name| {
-            index(name).is_some_and(|i| may_serve(ctx, be_idx, i))
-        })
-        .and_then(index)
+        r.select_server(host, txn, |name| index(name).is_some_and(may_serve))
+            .and_then(index)
     };
     let mut stores: Vec<(Box<str>, ringlb_rules::Sample<'static>)> = Vec::new();
     if !r.stick.is_empty() {
@@ -117,7 +126,7 @@ pub(crate) fn server_choice(
                             .iter()
                             .position(|s| i64::from(s.puid) == id)
                     })
-                    .filter(|&i| may_serve(ctx, be_idx, i));
+                    .filter(|&i| may_serve(i));
             }
             // One store per table and request, the first rule's (as HAProxy).
             if rule.when.stores_request() && !stores.iter().any(|(t, _)| &**t == table) {
@@ -129,6 +138,7 @@ pub(crate) fn server_choice(
         forced,
         stores,
         hash_key: r.balance_key(host, txn),
+        persist,
     }
 }
 
@@ -385,6 +395,7 @@ pub fn response_rules(
         let choice = ServerChoice {
             forced: None,
             hash_key: None,
+            persist: None,
             stores: r
                 .stick_keys(&host, &txn, |w| w == ringlb_rules::StickWhen::StoreResponse)
                 .into_iter()

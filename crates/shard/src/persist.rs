@@ -7,6 +7,7 @@
 
 use ringlb_config::model::CookieMode;
 use ringlb_http1::{Method, RequestHead};
+use ringlb_rules::proxy::Persist;
 
 use crate::state::AdminState;
 use crate::topology::{BackendRt, CookieRt};
@@ -127,9 +128,17 @@ fn rewrite_cookie_headers(req: &RequestHead, src: &[u8], name: &[u8], strip: &St
 /// server keeps its persistent clients; one in maintenance or down does not, unless `option
 /// persist` (HAProxy then tries it anyway; `option redispatch` saves a failed attempt). An
 /// empty value names no server.
-pub fn named_server(ctx: &Ctx, be_idx: usize, be: &BackendRt, value: &str) -> Option<usize> {
-    let persist = be.cookie.as_ref().is_some_and(|c| c.persist);
-    if value.is_empty() {
+/// `choice` carries what `force-persist` / `ignore-persist` decided: ignored, the cookie names
+/// no server; forced, it may name a down server or one in maintenance.
+pub fn named_server(
+    ctx: &Ctx,
+    be_idx: usize,
+    be: &BackendRt,
+    value: &str,
+    choice: Option<Persist>,
+) -> Option<usize> {
+    let persist = be.cookie.as_ref().is_some_and(|c| c.persist) || choice == Some(Persist::Force);
+    if value.is_empty() || choice == Some(Persist::Ignore) {
         return None;
     }
     be.servers
@@ -284,7 +293,18 @@ pub fn server_cookies_h2(
 /// (`msts=<ip>.<port>.<reserved>`, as Microsoft's session broker writes it), if it may take
 /// the connection (up and not in maintenance, or anyway with `option persist`), as HAProxy's
 /// `tcp_persist_rdp_cookie` does.
-pub fn rdp_server(ctx: &Ctx, be_idx: usize, be: &BackendRt, payload: &[u8]) -> Option<usize> {
+/// `force-persist` / `ignore-persist` apply as to cookies.
+pub fn rdp_server(
+    ctx: &Ctx,
+    be_idx: usize,
+    be: &BackendRt,
+    payload: &[u8],
+    choice: Option<Persist>,
+) -> Option<usize> {
+    if choice == Some(Persist::Ignore) {
+        return None;
+    }
+    let force = choice == Some(Persist::Force);
     let name = be.persist_rdp_cookie.as_deref()?;
     let value = ringlb_rules::rdp::rdp_cookie(payload, Some(name.as_bytes()))?;
     let target = std::net::SocketAddr::V4(rdp_address(value)?);
@@ -293,6 +313,7 @@ pub fn rdp_server(ctx: &Ctx, be_idx: usize, be: &BackendRt, payload: &[u8]) -> O
         .position(|s| s.addr == target)
         .filter(|&s| {
             be.option_persist
+                || force
                 || ctx
                     .state
                     .server(be_idx, s)

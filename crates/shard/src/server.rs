@@ -29,6 +29,9 @@ pub enum NoConnection {
     ConnectFailed,
     /// `timeout connect` expired after all retries.
     ConnectTimeout,
+    /// The server chosen has `redir <prefix>` and the request may be redirected (GET, HEAD):
+    /// the caller answers a 302 instead of connecting.
+    Redirect(usize),
 }
 
 /// Which idle connections a request may use (`http-reuse`, decided per request).
@@ -49,6 +52,49 @@ pub struct ServerLease {
     state: Rc<ShardState>,
     pub backend: usize,
     pub server: usize,
+    /// Unique on the shard: the key of this lease's kill waker.
+    id: u64,
+    /// The server's `kill_gen` when the lease was taken.
+    gen: u32,
+}
+
+impl ServerLease {
+    /// Resolves when `on-marked-down shutdown-sessions` or `on-marked-up
+    /// shutdown-backup-sessions` closes the server's sessions; never on other servers. Gives
+    /// HAProxy's termination cause (`D` or `U`).
+    pub async fn killed(&self) -> u8 {
+        let Some(s) = self.state.server(self.backend, self.server) else {
+            return std::future::pending().await;
+        };
+        let killable = self
+            .state
+            .topo
+            .backends
+            .get(self.backend)
+            .and_then(|b| b.servers.get(self.server))
+            .is_some_and(|r| r.killable);
+        if !killable {
+            return std::future::pending().await;
+        }
+        poll_fn(|cx| {
+            if s.kill_gen.get() != self.gen {
+                return Poll::Ready(s.kill_cause.get());
+            }
+            s.kill_waiters
+                .borrow_mut()
+                .insert(self.id, cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
+    /// Runs `work` unless the server's sessions are killed first (`None`, with the cause).
+    pub async fn unless_killed<T>(
+        &self,
+        work: impl std::future::Future<Output = T>,
+    ) -> Result<T, u8> {
+        futures_lite::future::or(async { Ok(work.await) }, async { Err(self.killed().await) }).await
+    }
 }
 
 impl Drop for ServerLease {
@@ -57,6 +103,9 @@ impl Drop for ServerLease {
         let Some(s) = self.state.server(self.backend, self.server) else {
             return;
         };
+        if !s.kill_waiters.borrow().is_empty() {
+            s.kill_waiters.borrow_mut().remove(&self.id);
+        }
         let next = s.queue.borrow_mut().pop_front();
         match next {
             Some(entry) => {
@@ -96,14 +145,19 @@ pub async fn lease(
     // A granted slot counts as a connection to the server for `leastconn`/`first`.
     let lease = || {
         state.note_conn(backend, server, true);
+        let id = state.next_lease_id.get();
+        state.next_lease_id.set(id.wrapping_add(1));
         ServerLease {
             state: state.clone(),
             backend,
             server,
+            id,
+            gen: s.kill_gen.get(),
         }
     };
-    // `maxconn_now`: the configured share, or what an agent's `maxconn:N` set since.
-    let limit = s.maxconn_now.get();
+    // `maxconn_now`: the configured share, or what an agent's `maxconn:N` set since;
+    // `minconn` lowers it while the backend is lightly loaded.
+    let limit = dynamic_maxconn(state, backend, server, s.maxconn_now.get());
     if limit == 0 || s.active.get() < limit {
         s.active.set(s.active.get() + 1);
         s.used_peak.set(s.used_peak.get().max(s.active.get()));
@@ -143,6 +197,42 @@ pub async fn lease(
             Err(NoConnection::QueueTimeout)
         }
     }
+}
+
+/// HAProxy's dynamic `maxconn` (`srv_dynamic_maxconn`) for a server with `minconn`: its
+/// `maxconn` once the backend carries `fullconn` connections, else the same fraction of it as the
+/// backend's load is of `fullconn`, never under `minconn` nor 1. Every figure is this shard's
+/// share: the backend's load counts the connections and queued requests of this shard (this
+/// request included), against ⌈fullconn / shards⌉.
+pub fn dynamic_maxconn(state: &ShardState, backend: usize, server: usize, maxconn: u32) -> u32 {
+    let Some(be) = state.topo.backends.get(backend) else {
+        return maxconn;
+    };
+    let minconn = state.server(backend, server).map_or(0, |s| s.rt.minconn);
+    if minconn == 0 || maxconn == 0 {
+        return maxconn;
+    }
+    let minconn = crate::state::share(minconn, state.nshards).min(maxconn);
+    let fullconn = crate::state::share(be.fullconn.max(1), state.nshards);
+    let load = state.backends.get(backend).map_or(0, |b| {
+        b.servers
+            .borrow()
+            .iter()
+            .map(|s| s.active.get() + s.queue.borrow().len() as u32)
+            .sum::<u32>()
+    }) + 1;
+    dynamic_limit(load, fullconn, minconn, maxconn)
+}
+
+/// The formula of [`dynamic_maxconn`] on plain numbers.
+pub fn dynamic_limit(load: u32, fullconn: u32, minconn: u32, maxconn: u32) -> u32 {
+    let max = if load >= fullconn || minconn >= maxconn {
+        maxconn
+    } else {
+        let ramp = u64::from(load) * u64::from(maxconn) / u64::from(fullconn.max(1));
+        minconn.max(u32::try_from(ramp).unwrap_or(u32::MAX))
+    };
+    max.max(1)
 }
 
 /// A connection to the leased server: an idle pooled one when `reuse` allows, else a new one.
@@ -345,6 +435,8 @@ pub struct ConnectInfo {
     /// Set by the caller: the request must go over HTTP/1.1 even to an h2 server (an
     /// upgrade such as WebSocket: `ws h1`, HAProxy's `ws auto` downgrade).
     pub want_h1: bool,
+    /// Set by the caller: a GET or HEAD, which a `redir` server answers with a 302.
+    pub redirectable: bool,
 }
 
 pub async fn lease_and_connect(
@@ -364,6 +456,14 @@ pub async fn lease_and_connect(
     let mut lease = self::lease(ctx, backend, input, None, info.forced.take()).await?;
     info.queue += started.elapsed();
     info.server = Some(lease.server);
+    if info.redirectable
+        && be
+            .servers
+            .get(lease.server)
+            .is_some_and(|s| s.redir.is_some())
+    {
+        return Err(NoConnection::Redirect(lease.server));
+    }
     loop {
         let connecting = Instant::now();
         let r = connect(ctx, &lease, reuse, info.want_h1, from).await;
@@ -424,4 +524,33 @@ pub fn release_idle(state: &ShardState, lease: &ServerLease, mut conn: ServerCon
     }
     conn.reuses = conn.reuses.saturating_add(1);
     state.put_idle(lease.backend, lease.server, conn);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::dynamic_limit;
+
+    /// The example of HAProxy's `fullconn` documentation: servers with `minconn 100 maxconn
+    /// 1000` behind `fullconn 10000`.
+    #[test]
+    fn dynamic_maxconn_ramps_between_minconn_and_maxconn() {
+        assert_eq!(dynamic_limit(1, 10_000, 100, 1000), 100, "idle: minconn");
+        assert_eq!(dynamic_limit(1000, 10_000, 100, 1000), 100);
+        assert_eq!(
+            dynamic_limit(5000, 10_000, 100, 1000),
+            500,
+            "half load: half"
+        );
+        assert_eq!(
+            dynamic_limit(10_000, 10_000, 100, 1000),
+            1000,
+            "full: maxconn"
+        );
+        assert_eq!(
+            dynamic_limit(20_000, 10_000, 100, 1000),
+            1000,
+            "never above maxconn"
+        );
+        assert_eq!(dynamic_limit(1, 10, 0, 5), 1, "never below 1");
+    }
 }

@@ -3,7 +3,7 @@
 //! `RefCell`), never shared across threads.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::task::Waker;
@@ -189,6 +189,15 @@ pub struct ServerState {
     pub observed_errors: Cell<u32>,
     /// HTTP/2 connections to this server (`proto h2`), each carrying many requests.
     pub h2: Rc<RefCell<Vec<Rc<crate::h2srv::H2Client>>>>,
+    /// Bumped when `on-marked-down`/`on-marked-up` close the server's sessions: a lease taken
+    /// under an older generation ends its session (`ServerLease::killed`).
+    pub kill_gen: Cell<u32>,
+    /// Why the last kill happened: HAProxy's termination cause, `D` (server down) or `U` (an
+    /// active server came up, closing backup sessions).
+    pub kill_cause: Cell<u8>,
+    /// Leases waiting for a kill, by lease id (only on `killable` servers; a lease removes
+    /// its entry when dropped, so this holds at most the server's live sessions).
+    pub kill_waiters: RefCell<HashMap<u64, Waker>>,
 }
 
 /// A connection to a server and how many requests it has carried (counted when it goes back to
@@ -274,6 +283,8 @@ pub struct ShardState {
     /// (~20 ms); concurrent writers converge on the value the control shard received last.
     /// A change that finds the command channel full stays local to its shard.
     pub proc_vars: RefCell<ringlb_rules::Vars>,
+    /// Ids of server leases (`ServerLease::id`), for `kill_waiters`.
+    pub next_lease_id: Cell<u64>,
 }
 
 impl ServerState {
@@ -301,6 +312,9 @@ impl ServerState {
             idle: RefCell::new(Vec::new()),
             observed_errors: Cell::new(0),
             h2: Rc::new(RefCell::new(Vec::new())),
+            kill_gen: Cell::new(0),
+            kill_cause: Cell::new(b'D'),
+            kill_waiters: RefCell::new(HashMap::new()),
             pool_max: usize::try_from(s.pool_max_conn)
                 .ok()
                 .map(|m| share(u32::try_from(m).unwrap_or(u32::MAX), nshards) as usize),
@@ -385,6 +399,7 @@ impl ShardState {
             stick_dirty: Cell::new(false),
             patterns: crate::patterns::LiveStore::default(),
             proc_vars: RefCell::new(ringlb_rules::Vars::default()),
+            next_lease_id: Cell::new(0),
         };
         for m in &initial {
             st.apply(m);
@@ -411,8 +426,14 @@ impl ShardState {
                 state,
             } => {
                 if let Some(s) = self.server(backend, server) {
+                    let was_maint = s.admin.get() == AdminState::Maint;
                     s.admin.set(state);
                     self.sync_usable(backend, server);
+                    if state == AdminState::Maint && !was_maint && s.up.get() {
+                        self.marked_down(backend, server);
+                    } else if was_maint && state != AdminState::Maint && s.up.get() {
+                        self.marked_up(backend, server);
+                    }
                     if state != AdminState::Ready {
                         // No new request may reuse a pooled connection to it.
                         self.clear_idle(backend, server);
@@ -425,8 +446,14 @@ impl ShardState {
                 up,
             } => {
                 if let Some(s) = self.server(backend, server) {
+                    let (was_up, maint) = (s.up.get(), s.admin.get() == AdminState::Maint);
                     s.up.set(up);
                     self.sync_usable(backend, server);
+                    if was_up && !up && !maint {
+                        self.marked_down(backend, server);
+                    } else if !was_up && up && !maint {
+                        self.marked_up(backend, server);
+                    }
                     if !up {
                         self.clear_idle(backend, server);
                     }
@@ -659,6 +686,54 @@ impl ShardState {
         }
     }
 
+    /// The server just went down (health or maintenance): `on-marked-down shutdown-sessions`
+    /// closes every session using it on this shard.
+    fn marked_down(&self, backend: usize, server: usize) {
+        let rt = self
+            .topo
+            .backends
+            .get(backend)
+            .and_then(|b| b.servers.get(server));
+        if rt.is_some_and(|r| r.shutdown_on_down) {
+            self.kill_sessions(backend, server, b'D');
+        }
+    }
+
+    /// The server just came up: `on-marked-up shutdown-backup-sessions` closes the sessions
+    /// of every backup server of its backend, so clients come back to the active servers.
+    fn marked_up(&self, backend: usize, server: usize) {
+        let Some(b) = self.topo.backends.get(backend) else {
+            return;
+        };
+        if !b
+            .servers
+            .get(server)
+            .is_some_and(|r| r.shutdown_backups_on_up)
+        {
+            return;
+        }
+        for (i, _) in b.servers.iter().enumerate().filter(|(_, r)| r.backup) {
+            self.kill_sessions(backend, i, b'U');
+        }
+    }
+
+    /// Ends every session of this shard holding a lease on the server (`ServerLease::killed`).
+    pub fn kill_sessions(&self, backend: usize, server: usize, cause: u8) {
+        if let Some(s) = self.server(backend, server) {
+            s.kill_gen.set(s.kill_gen.get().wrapping_add(1));
+            s.kill_cause.set(cause);
+            let waiters: Vec<Waker> = s
+                .kill_waiters
+                .borrow_mut()
+                .drain()
+                .map(|(_, w)| w)
+                .collect();
+            for w in waiters {
+                w.wake();
+            }
+        }
+    }
+
     fn clear_idle(&self, backend: usize, server: usize) {
         if let Some(s) = self.server(backend, server) {
             let mut idle = s.idle.borrow_mut();
@@ -746,6 +821,11 @@ mod tests {
                 h2: Default::default(),
                 send_proxy: None,
                 connect: Default::default(),
+                shutdown_on_down: false,
+                shutdown_backups_on_up: false,
+                killable: false,
+                redir: None,
+                minconn: 0,
             })
             .collect::<Vec<ServerRt>>();
         let infos = servers
@@ -791,6 +871,8 @@ mod tests {
                 persist_rdp_cookie: None,
                 option_persist: false,
                 proxy_v2: false,
+                prefer_last_server: false,
+                fullconn: 1,
             }],
             tune: Tune {
                 bufsize: 16384,
@@ -959,5 +1041,43 @@ mod tests {
         assert_eq!(share(500, 2), 250);
         assert_eq!(share(5, 2), 3);
         assert_eq!(share(1, 4), 1);
+    }
+
+    #[test]
+    fn marked_down_and_up_kill_the_right_sessions_once() {
+        let mut t = topo(&[(1, false), (1, false), (1, true)]);
+        {
+            let servers = &mut Arc::get_mut(&mut t).unwrap().backends[0].servers;
+            servers[0].shutdown_on_down = true;
+            servers[1].shutdown_backups_on_up = true;
+        }
+        let st = ShardState::new(t, 0, 1);
+        let gen = |i: usize| st.server(0, i).unwrap().kill_gen.get();
+        let health = |server: usize, up: bool| ControlMsg::SetServerHealth {
+            backend: 0,
+            server,
+            up,
+        };
+        st.apply(&health(0, false));
+        assert_eq!((gen(0), gen(1), gen(2)), (1, 0, 0), "s0 down: its sessions");
+        st.apply(&health(0, false));
+        assert_eq!(gen(0), 1, "only on a transition");
+        st.apply(&health(1, false));
+        assert_eq!(gen(1), 0, "s1 has no on-marked-down");
+        st.apply(&health(1, true));
+        assert_eq!((gen(1), gen(2)), (0, 1), "s1 up: the backup's sessions");
+        assert_eq!(st.server(0, 2).unwrap().kill_cause.get(), b'U');
+        st.apply(&ControlMsg::SetServerHealth {
+            backend: 0,
+            server: 0,
+            up: true,
+        });
+        st.apply(&ControlMsg::SetServerAdmin {
+            backend: 0,
+            server: 0,
+            state: AdminState::Maint,
+        });
+        assert_eq!(gen(0), 2, "maintenance counts as marked down");
+        assert_eq!(st.server(0, 0).unwrap().kill_cause.get(), b'D');
     }
 }

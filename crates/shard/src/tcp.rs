@@ -51,7 +51,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     };
     // `persist rdp-cookie`: after `use-server` (HAProxy's analyser order).
     if choice.forced.is_none() {
-        choice.forced = crate::persist::rdp_server(ctx, backend, be, &inspected);
+        choice.forced = crate::persist::rdp_server(ctx, backend, be, &inspected, choice.persist);
     }
     let input = ringlb_balance::PickInput {
         src: fx.src.get().or_else(|| client.peer_addr()).map(|a| a.ip()),
@@ -126,11 +126,13 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         .rules
         .as_ref()
         .filter(|r| r.has_tcp_rules(TcpPhase::ResponseContent));
-    let (up, down, end, rejected) = match gate_rules {
-        None => {
-            let (up, down, end) = tunnel::run(&client, &*server, t).await;
-            (up, down, end, false)
-        }
+    let (up, down, end, ended_by_proxy) = match gate_rules {
+        // `on-marked-down shutdown-sessions` / `on-marked-up shutdown-backup-sessions`: the
+        // tunnel is dropped and both connections closed (haproxy's `DD` / `UD`).
+        None => match lease.unless_killed(tunnel::run(&client, &*server, t)).await {
+            Ok((up, down, end)) => (up, down, end, None),
+            Err(cause) => (0, 0, tunnel::TunnelEnd::Error, Some([cause, b'D'])),
+        },
         Some(rules) => {
             let gate = ResponseGate {
                 inner: &*server,
@@ -151,18 +153,19 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
             // A reject ends the whole session at once: the tunnel (with its pending reads)
             // is dropped and both connections closed.
             let tunnel = async { Some(tunnel::run(&client, &gate, t).await) };
-            match future::or(tunnel, async {
+            let gated = lease.unless_killed(future::or(tunnel, async {
                 gate.rejected.wait().await;
                 None
-            })
-            .await
-            {
-                Some((up, down, end)) => (up, down, end, false),
-                None => {
+            }));
+            match gated.await {
+                Ok(Some((up, down, end))) => (up, down, end, None),
+                Ok(None) => {
                     // The client sees a plain close (haproxy 2.6, recorded), the server a reset.
                     server.set_linger_zero();
-                    (0, 0, tunnel::TunnelEnd::Error, true)
+                    // `tcp-response content reject`: closed by the proxy during data (PD).
+                    (0, 0, tunnel::TunnelEnd::Error, Some(*b"PD"))
                 }
+                Err(cause) => (0, 0, tunnel::TunnelEnd::Error, Some([cause, b'D'])),
             }
         }
     };
@@ -178,13 +181,11 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         info: &info,
         server: Some(lease.server),
         bytes: (up, down),
-        term: match end {
-            // `tcp-response content reject`: closed by the proxy during data (haproxy's PD).
-            _ if rejected => *b"PD",
+        term: ended_by_proxy.unwrap_or(match end {
             tunnel::TunnelEnd::IdleTimeout => *b"cD",
             tunnel::TunnelEnd::Error => *b"SD",
             tunnel::TunnelEnd::Closed => *b"--",
-        },
+        }),
     };
     log_session(ctx, frontend, backend, &client, &log, &fx);
 }

@@ -241,10 +241,16 @@ pub struct BackendRt {
     pub option_persist: bool,
     /// A server sends PROXY v2 headers: requests gather the client's TLS facts for them.
     pub proxy_v2: bool,
+    /// `option prefer-last-server` with a non-hashing algorithm: a keep-alive client's next
+    /// request goes to the server of its previous one while that server is usable.
+    pub prefer_last_server: bool,
+    /// `fullconn` (explicit, else 10% of the `maxconn` of the frontends that route here):
+    /// the backend load at which `minconn` servers reach their `maxconn`.
+    pub fullconn: u32,
 }
 
 /// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [domain D]...
-/// [attr A]... [postonly] [preserve]` (`maxidle`, `maxlife` and `dynamic` are refused at start).
+/// [attr A]... [postonly] [preserve] [dynamic]` (`maxidle` and `maxlife` are refused at start).
 #[derive(Debug, Clone)]
 pub struct CookieRt {
     pub name: String,
@@ -316,6 +322,18 @@ pub struct ServerRt {
     pub send_proxy: Option<SendProxyRt>,
     /// Socket options of new connections (`source`, `tfo`, `option srvtcpka`, `nolinger`...).
     pub connect: ringlb_uring::ConnectOpts,
+    /// `on-marked-down shutdown-sessions`: its sessions are closed when it goes down.
+    pub shutdown_on_down: bool,
+    /// `on-marked-up shutdown-backup-sessions`: the backup servers' sessions are closed when
+    /// it comes up.
+    pub shutdown_backups_on_up: bool,
+    /// Its sessions may be closed by one of the two above (a lease then listens for it).
+    pub killable: bool,
+    /// `redir <prefix>`: GET and HEAD requests get a 302 to `<prefix><path>` instead.
+    pub redir: Option<String>,
+    /// `minconn`: with the backend's `fullconn`, the floor of the dynamic `maxconn`
+    /// (0 = no dynamic limit).
+    pub minconn: u32,
 }
 
 /// `send-proxy`, `send-proxy-v2`, `send-proxy-v2-ssl(-cn)` and `proxy-v2-options`.
@@ -458,6 +476,9 @@ impl Topology {
             .filter(|b| !b.disabled)
             .map(|b| {
                 let mut rt = backend_rt(b, &mut errors);
+                if rt.fullconn == 0 {
+                    rt.fullconn = default_fullconn(cfg, &b.name);
+                }
                 rt.rules = compiled(ringlb_rules::ProxyRules::backend(b, cfg), &mut errors);
                 server_tls(b, cfg, &mut rt, &mut errors);
                 rt.stats_page = b
@@ -979,11 +1000,25 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
             }
             Some(ServerRt {
                 tls: None,
-                cookie: s.params.cookie.clone(),
+                // `cookie ... dynamic`: servers without a `cookie` get HAProxy's hash of the
+                // `dynamic-cookie-key`, their address and port.
+                cookie: s.params.cookie.clone().or_else(|| {
+                    let key = b
+                        .other
+                        .iter()
+                        .rev()
+                        .find(|d| d.keyword == "dynamic-cookie-key")
+                        .and_then(|d| d.args.first())?;
+                    b.cookie
+                        .as_ref()
+                        .filter(|c| c.dynamic)
+                        .map(|_| ringlb_balance::hash::dynamic_cookie(key, addr))
+                }),
                 name: s.name.clone(),
                 addr,
                 weight: s.params.weight_or_default(),
-                maxconn: s.params.maxconn.unwrap_or(0),
+                // HAProxy turns a `minconn` above `maxconn` (or alone) into the `maxconn`.
+                maxconn: s.params.maxconn.unwrap_or(0).max(s.params.minconn.unwrap_or(0)),
                 maxqueue: s.params.maxqueue.unwrap_or(0),
                 backup: s.params.backup,
                 disabled: s.params.disabled,
@@ -1005,6 +1040,16 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
                         layer7: m == "layer7",
                         error_limit: s.params.error_limit.unwrap_or(10).max(1),
                     }),
+                shutdown_on_down: s.params.on_marked_down.is_some(),
+                shutdown_backups_on_up: s.params.on_marked_up.is_some(),
+                killable: s.params.on_marked_down.is_some()
+                    || (s.params.backup && b.servers.iter().any(|o| o.params.on_marked_up.is_some())),
+                redir: s.params.redir.clone(),
+                minconn: s
+                    .params
+                    .minconn
+                    .filter(|m| s.params.maxconn.is_some_and(|x| *m < x))
+                    .unwrap_or(0),
             })
         })
         .collect();
@@ -1049,6 +1094,17 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
         proxy_v2: servers
             .iter()
             .any(|s: &ServerRt| s.send_proxy.is_some_and(|p| p.v2)),
+        // HAProxy ignores it for hashing algorithms (`BE_LB_KIND_HI`).
+        prefer_last_server: b.options.prefer_last_server
+            && matches!(
+                b.balance,
+                Balance::Roundrobin
+                    | Balance::StaticRr
+                    | Balance::Leastconn
+                    | Balance::First
+                    | Balance::Random { .. }
+            ),
+        fullconn: b.fullconn.unwrap_or(0),
         servers,
     }
 }
@@ -1314,6 +1370,24 @@ fn connect_opts(
     }
 }
 
+/// HAProxy's default `fullconn`: 10% (rounded up) of the `maxconn` of every frontend whose
+/// `default_backend` or static `use_backend` names the backend (a frontend without `maxconn`
+/// counts the global one).
+fn default_fullconn(cfg: &Config, backend: &str) -> u32 {
+    let total: u64 = cfg
+        .frontends
+        .iter()
+        .filter(|f| {
+            f.default_backend.as_deref() == Some(backend)
+                || f.use_backends
+                    .iter()
+                    .any(|u| !u.dynamic && u.backend == backend)
+        })
+        .map(|f| u64::from(f.maxconn.or(cfg.global.maxconn).unwrap_or(0)))
+        .sum();
+    u32::try_from(total.div_ceil(10)).unwrap_or(u32::MAX).max(1)
+}
+
 /// The traffic log of a frontend.
 #[derive(Debug)]
 pub enum LogLine {
@@ -1525,8 +1599,6 @@ fn cookie_rt(
         Some("'maxidle'")
     } else if c.maxlife.is_some() {
         Some("'maxlife'")
-    } else if c.dynamic {
-        Some("'dynamic'")
     } else {
         None
     };
@@ -1574,6 +1646,7 @@ fn compiled(
                 || !p.http_after_response.rules.is_empty()
                 || !p.use_backends.is_empty()
                 || !p.use_servers.is_empty()
+                || !p.persist.is_empty()
                 || !p.stick.is_empty()
                 || p.monitor_uri.is_some()
                 || p.unique_id_format.is_some()

@@ -483,6 +483,15 @@ pub struct ServerRule {
     pub cond: Option<Condition>,
 }
 
+/// `force-persist if|unless <cond>` (`force`) or `ignore-persist if|unless <cond>`: the first
+/// rule whose condition holds decides for the request (HAProxy's `persist_rules`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersistRule {
+    pub loc: Loc,
+    pub force: bool,
+    pub cond: Condition,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ServerRuleKind {
     UseServer,
@@ -554,6 +563,8 @@ pub struct Backend {
     pub stick_rules: Vec<Directive>,
     /// `use-server` and `stick` rules, in declaration order.
     pub server_rules: Vec<ServerRule>,
+    /// `force-persist` and `ignore-persist` rules, in declaration order.
+    pub persist_rules: Vec<PersistRule>,
     pub stats: Option<Stats>,
     pub other: Vec<Directive>,
 }

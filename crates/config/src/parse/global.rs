@@ -166,9 +166,15 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "spread-checks",
-        LB,
-        "spread health checks by this percentage",
-        |_, g, l| u32_arg(l, &mut g.spread_checks),
+        S,
+        "health and agent check intervals vary randomly by up to this percentage (0..50)",
+        |_, g, l| {
+            u32_arg(l, &mut g.spread_checks)?;
+            if g.spread_checks.is_some_and(|p| p > 50) {
+                return Err("'spread-checks' needs a positive value in range 0..50.".into());
+            }
+            Ok(())
+        },
     ),
     kw(
         "strict-limits",

@@ -99,6 +99,7 @@ pub struct ProxyDraft {
     pub stick_table: Option<StickTable>,
     pub stick_rules: Vec<Directive>,
     pub server_rules: Vec<crate::model::ServerRule>,
+    pub persist_rules: Vec<crate::model::PersistRule>,
     pub stats: Option<Stats>,
     pub monitor_uri: Option<String>,
     /// `monitor fail if|unless <cond>`: `monitor-uri` answers 503 when one holds.
@@ -140,6 +141,7 @@ impl ProxyDraft {
             stick_table: None,
             stick_rules: Vec::new(),
             server_rules: Vec::new(),
+            persist_rules: Vec::new(),
             stats: None,
             monitor_uri: None,
             monitor_fail: Vec::new(),

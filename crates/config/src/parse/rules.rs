@@ -804,6 +804,14 @@ pub fn generic_cond(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         }
         return Ok(());
     }
+    if let ("force-persist" | "ignore-persist", Some(cond)) = (k.name, cond) {
+        p.persist_rules.push(crate::model::PersistRule {
+            loc: l.loc.clone(),
+            force: k.name == "force-persist",
+            cond,
+        });
+        return Ok(());
+    }
     p.stick_rules.push(directive(l, k.kw_words));
     Ok(())
 }
