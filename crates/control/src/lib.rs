@@ -270,6 +270,7 @@ async fn control_loop(
             stick_tables: start.cli.stick_tables,
             patterns: std::cell::RefCell::new(start.cli.patterns),
             pattern_version: std::cell::Cell::new(0),
+            certs: std::cell::RefCell::new(cli::build_cert_store(&start.topo)),
         });
         for (l, spec) in listeners {
             glommio::spawn_local(cli::serve(ctx.clone(), l, spec)).detach();

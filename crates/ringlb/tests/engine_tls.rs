@@ -367,3 +367,260 @@ fn tcp_mode_routes_tls_passthrough_by_sni_as_haproxy_does() {
         assert!(!ok, "{who}: a session reject closes the connection");
     }
 }
+
+/// One runtime-socket exchange: the command (and its `<<` payload), everything printed back.
+fn cli(sock: &Path, cmd: &str, payload: Option<&str>) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::os::unix::net::UnixStream::connect(sock).unwrap();
+    s.set_read_timeout(Some(T)).unwrap();
+    let text = match payload {
+        Some(p) => format!("{cmd} <<\n{p}\n"),
+        None => format!("{cmd}\n"),
+    };
+    s.write_all(text.as_bytes()).unwrap();
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The serial of the certificate `front` serves for `sni` (openssl s_client, then x509).
+fn served_serial(front: SocketAddr, sni: &str) -> String {
+    let connect = format!("127.0.0.1:{}", front.port());
+    let out = run_bounded(
+        Command::new("openssl")
+            .args(["s_client", "-connect", &connect, "-servername", sni])
+            .stdin(std::process::Stdio::null()),
+        T,
+    )
+    .unwrap();
+    serial_of(&String::from_utf8_lossy(&out.stdout))
+}
+
+/// The serial of the first PEM certificate in `text`.
+fn serial_of(text: &str) -> String {
+    let start = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .expect("no certificate");
+    let end = text[start..].find("-----END CERTIFICATE-----").unwrap() + start + 25;
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-serial"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text[start..end].as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// A second certificate for `name` from the same key and CA (a new serial), and variants for
+/// the error paths: with the CA as chain, without key, with another name's key.
+fn renewed(dir: &Path, name: &str, other: &str) -> [PathBuf; 4] {
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "3",
+            "-extfile",
+            &format!("{name}.ext"),
+            "-out",
+            "renewed.crt",
+        ],
+    );
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).unwrap();
+    let files = [
+        (
+            "renewed.pem",
+            read("renewed.crt") + &read(&format!("{name}.key")),
+        ),
+        (
+            "chain.pem",
+            read("renewed.crt") + &read("ca.pem") + &read(&format!("{name}.key")),
+        ),
+        ("nokey.pem", read("renewed.crt")),
+        (
+            "mismatch.pem",
+            read("renewed.crt") + &read(&format!("{other}.key")),
+        ),
+    ];
+    files.map(|(f, text)| {
+        std::fs::write(dir.join(f), text).unwrap();
+        dir.join(f)
+    })
+}
+
+/// `show|set|commit|abort|new|del ssl cert` answer byte for byte as haproxy 2.6 does on the
+/// same certificate files (same serials, dates and fingerprints), errors included.
+#[test]
+fn ssl_cert_commands_print_what_haproxy_prints() {
+    if !ringlb_testkit::haproxy_available() {
+        eprintln!("haproxy not installed: differential test skipped");
+        return;
+    }
+    let dir = TempDir::new("tls-cert-cli");
+    let (_, pems) = make_certs(dir.path(), &["a.example", "b.example"]);
+    let [renewed, chain, nokey, mismatch] = renewed(dir.path(), "a.example", "b.example");
+    let (a, b) = (pems[0].display().to_string(), pems[1].display().to_string());
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+    let script: Vec<(String, Option<String>)> = vec![
+        ("show ssl cert".into(), None),
+        (format!("show ssl cert {a}"), None),
+        ("show ssl cert /nope.pem".into(), None),
+        ("set ssl cert /nope.pem".into(), Some(read(&renewed))),
+        (format!("set ssl cert {b}"), Some("garbage\n".into())),
+        (format!("set ssl cert {a}"), Some(read(&renewed))),
+        ("show ssl cert".into(), None),
+        (format!("show ssl cert *{a}"), None),
+        (format!("show ssl cert {a}"), None),
+        (format!("set ssl cert {a}"), Some(read(&chain))),
+        (format!("show ssl cert *{a}"), None),
+        (format!("abort ssl cert {b}"), None),
+        (format!("commit ssl cert {b}"), None),
+        (format!("abort ssl cert {a}"), None),
+        (format!("commit ssl cert {a}"), None),
+        (format!("set ssl cert {a}"), Some(read(&mismatch))),
+        (format!("commit ssl cert {a}"), None),
+        (format!("abort ssl cert {a}"), None),
+        (format!("set ssl cert {a}"), Some(read(&nokey))),
+        (format!("commit ssl cert {a}"), None),
+        (format!("abort ssl cert {a}"), None),
+        (format!("set ssl cert {a}"), Some(read(&renewed))),
+        (format!("commit ssl cert {a}"), None),
+        ("show ssl cert".into(), None),
+        (format!("show ssl cert {a}"), None),
+        ("new ssl cert /tmp/ringlb-new.pem".into(), None),
+        ("show ssl cert /tmp/ringlb-new.pem".into(), None),
+        ("del ssl cert /tmp/ringlb-new.pem".into(), None),
+        (format!("del ssl cert {a}"), None),
+        ("commit ssl cert".into(), None),
+        ("abort ssl cert".into(), None),
+        ("set ssl cert".into(), None),
+    ];
+    let run = |haproxy: bool| -> Vec<String> {
+        // Each run starts from the files as written (a commit changes only memory).
+        let sub = dir.join(if haproxy { "ha" } else { "rl" });
+        std::fs::create_dir_all(&sub).unwrap();
+        let sock = sub.join("admin.sock");
+        let (f1, f2) = (free_addr(), free_addr());
+        let cfg = format!(
+            "global\n    stats socket {} level admin\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {f1} ssl crt {a} crt {b}\n    bind {f2} ssl crt {a}\n    default_backend be\nbackend be\n",
+            sock.display()
+        );
+        let cfg_dir = TempDir::new("tls-cert-cli-cfg");
+        let path = write_config(&cfg_dir, &cfg);
+        let _p = if haproxy {
+            ringlb_testkit::Haproxy::start(&path, &[f1, f2])
+        } else {
+            Ringlb::start(&path, &[f1, f2])
+        };
+        script
+            .iter()
+            .map(|(cmd, payload)| cli(&sock, cmd, payload.as_deref()))
+            .collect()
+    };
+    let theirs = run(true);
+    let ours = run(false);
+    for (((cmd, _), t), o) in script.iter().zip(&theirs).zip(&ours) {
+        assert_eq!(o, t, "{cmd}");
+    }
+}
+
+/// After `commit ssl cert`, new handshakes on every shard serve the new certificate; a
+/// connection opened before keeps working with the certificate it was given.
+#[test]
+fn committed_certificate_serves_new_handshakes_on_every_shard() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-hot-swap");
+    let (_, pems) = make_certs(dir.path(), &["a.example", "b.example"]);
+    let [renewed, ..] = renewed(dir.path(), "a.example", "b.example");
+    let front = free_addr();
+    let sock = dir.join("admin.sock");
+    let cfg = format!(
+        "global\n    nbthread 2\n    stats socket {} level admin\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {front} ssl crt {} crt {}\n    default_backend be\nbackend be\n    server s1 {}\n",
+        sock.display(),
+        pems[0].display(),
+        pems[1].display(),
+        origins.addrs()[0]
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front]);
+    let read = |p: &Path| std::fs::read_to_string(p).unwrap();
+    let old = serial_of(&read(&pems[0]));
+    let new = serial_of(&read(&renewed));
+    let other = serial_of(&read(&pems[1]));
+    assert_ne!(old, new);
+    // Several handshakes, so both shards answer some.
+    for _ in 0..6 {
+        assert_eq!(served_serial(front, "a.example"), old);
+    }
+    // A connection opened now and used after the commit.
+    let connect = format!("127.0.0.1:{}", front.port());
+    let mut early = Command::new("openssl")
+        .args([
+            "s_client",
+            "-connect",
+            &connect,
+            "-servername",
+            "a.example",
+            "-ign_eof",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let set = cli(
+        &sock,
+        &format!("set ssl cert {}", pems[0].display()),
+        Some(&read(&renewed)),
+    );
+    assert!(set.starts_with("Transaction created"), "{set}");
+    // Nothing changes before the commit.
+    assert_eq!(served_serial(front, "a.example"), old);
+    let commit = cli(
+        &sock,
+        &format!("commit ssl cert {}", pems[0].display()),
+        None,
+    );
+    assert!(commit.ends_with("Success!\n\n"), "{commit}");
+    for _ in 0..6 {
+        assert_eq!(served_serial(front, "a.example"), new);
+        assert_eq!(served_serial(front, "b.example"), other);
+    }
+    {
+        use std::io::Write;
+        let mut stdin = early.stdin.take().unwrap();
+        stdin
+            .write_all(b"GET / HTTP/1.1\r\nHost: a.example\r\nConnection: close\r\n\r\n")
+            .unwrap();
+    }
+    let deadline = std::time::Instant::now() + T;
+    while early.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = early.kill();
+    let out = early.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("HTTP/1.1 200"), "{text}");
+    assert_eq!(
+        serial_of(&text),
+        old,
+        "the early connection kept its certificate"
+    );
+}

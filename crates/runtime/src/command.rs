@@ -369,6 +369,10 @@ pub enum Command {
     CommitSslCert { file: String },
     /// `abort ssl cert <file>`.
     AbortSslCert { file: String },
+    /// `new ssl cert <file>`.
+    NewSslCert { file: String },
+    /// `del ssl cert <file>`.
+    DelSslCert { file: String },
     /// `show activity`.
     ShowActivity,
     /// `show pools`.
@@ -427,7 +431,9 @@ impl Command {
             Command::ShowSslCert { .. }
             | Command::SetSslCert { .. }
             | Command::CommitSslCert { .. }
-            | Command::AbortSslCert { .. } => Owner::Tls,
+            | Command::AbortSslCert { .. }
+            | Command::NewSslCert { .. }
+            | Command::DelSslCert { .. } => Owner::Tls,
             Command::ShowSess(_)
             | Command::ShutdownSession { .. }
             | Command::ShowErrors { .. }
@@ -1058,6 +1064,14 @@ pub fn parse(kw: Kw, args: &[String], payload: Option<&str>) -> Result<Command, 
         Kw::AbortSslCert => match a(3) {
             "" => return Err(Reply::err("'abort ssl cert' expects a filename\n")),
             f => Command::AbortSslCert { file: f.into() },
+        },
+        Kw::NewSslCert => match a(3) {
+            "" => return Err(Reply::err("'new ssl cert' expects a filename\n")),
+            f => Command::NewSslCert { file: f.into() },
+        },
+        Kw::DelSslCert => match a(3) {
+            "" => return Err(Reply::err("'del ssl cert' expects a filename\n")),
+            f => Command::DelSslCert { file: f.into() },
         },
         Kw::ShowActivity => Command::ShowActivity,
         Kw::ShowPools => Command::ShowPools,

@@ -39,7 +39,7 @@ pub mod tunnel;
 
 pub use counters::{ServerHealth, ShardCounters, StatsBoard};
 pub use shard::{spawn_shard, ShardConfig};
-pub use state::{AdminState, ControlMsg};
+pub use state::{AdminState, ControlMsg, SharedCert};
 pub use topology::Topology;
 
 /// What every task of a shard needs: the shard's state and its ring.

@@ -140,8 +140,12 @@ async fn run(cfg: ShardConfig) {
             match bind_listener(bind.addr, &bind.listen) {
                 Ok(fd) => {
                     let tls = match (&bind.tls, &topology.tls_shared) {
-                        (Some(t), Some(shared)) => Some(t.for_shard(shared, nshards)),
-                        _ => None,
+                        (Some(t), Some(shared)) => {
+                            let mine = t.for_shard(shared, nshards);
+                            state.bind_tls.borrow_mut().push(((fi, bi), mine));
+                            true
+                        }
+                        _ => false,
                     };
                     let listener = TcpListener::from_fd(&ring, fd);
                     listeners.push(((fi, bi), bind.maxconn, (listener, tls)))
@@ -246,13 +250,57 @@ async fn run(cfg: ShardConfig) {
     .await;
 }
 
+/// Counts a connection on a TLS bind for `maxsslconn` while it lives.
+struct SslConn(Rc<ShardState>);
+
+impl SslConn {
+    fn new(state: &Rc<ShardState>) -> SslConn {
+        state.ssl_conns.set(state.ssl_conns.get() + 1);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (sec, n) = state.ssl_rate.get();
+        state
+            .ssl_rate
+            .set(if sec == now { (sec, n + 1) } else { (now, 1) });
+        SslConn(state.clone())
+    }
+}
+
+impl Drop for SslConn {
+    fn drop(&mut self) {
+        self.0
+            .ssl_conns
+            .set(self.0.ssl_conns.get().saturating_sub(1));
+    }
+}
+
+/// `maxsslrate`: once this shard accepted its share of TLS connections in the current
+/// second, waits for the next one (haproxy also pauses its TLS listeners until the rate
+/// allows one more).
+async fn ssl_rate_wait(state: &ShardState, limit: u32) {
+    loop {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let (sec, n) = state.ssl_rate.get();
+        if sec != now.as_secs() || n < limit {
+            return;
+        }
+        let left = std::time::Duration::from_secs(1).saturating_sub(
+            std::time::Duration::from_nanos(u64::from(now.subsec_nanos())),
+        );
+        glommio::timer::sleep(left.max(std::time::Duration::from_millis(1))).await;
+    }
+}
+
 /// Accepts connections on one listener while the shard runs, within `maxconn` (global share,
 /// frontend share and the bind's own share), and spawns a task per connection.
 async fn accept_loop(
     ctx: Ctx,
     (frontend, bind): (usize, usize),
     bind_maxconn: u32,
-    (listener, tls): (TcpListener, Option<std::sync::Arc<ringlb_tls::ShardTls>>),
+    (listener, tls): (TcpListener, bool),
     stop: Rc<Notify>,
     fe_conns: Rc<Vec<std::cell::Cell<u32>>>,
 ) {
@@ -276,7 +324,19 @@ async fn accept_loop(
     let bind_share = crate::state::share(bind_maxconn, state.nshards);
     let mode = fe.mode;
     let bind_conns = Rc::new(std::cell::Cell::new(0u32));
+    // `maxsslconn`/`maxsslrate` apply to TLS binds only, each shard taking its share.
+    let (ssl_share, ssl_rate_share) = if tls {
+        (
+            crate::state::share(state.topo.maxsslconn, state.nshards),
+            crate::state::share(state.topo.maxsslrate, state.nshards),
+        )
+    } else {
+        (0, 0)
+    };
     loop {
+        if ssl_rate_share > 0 {
+            ssl_rate_wait(&state, ssl_rate_share).await;
+        }
         // Pause accepting while a limit is reached; a closing connection wakes us.
         poll_fn(|cx| {
             let full = |cur: u32, lim: u32| lim > 0 && cur >= lim;
@@ -284,7 +344,8 @@ async fn accept_loop(
             if stop.is_raised()
                 || !(full(state.conns.get(), state.maxconn_share)
                     || full(fe_cur, fe_share)
-                    || full(bind_conns.get(), bind_share))
+                    || full(bind_conns.get(), bind_share)
+                    || full(state.ssl_conns.get(), ssl_share))
             {
                 Poll::Ready(())
             } else {
@@ -344,11 +405,19 @@ async fn accept_loop(
             bind_conns.clone(),
         );
         let ctx = ctx.clone();
-        let tls = tls.clone();
+        // The bind's TLS as of now: a `commit ssl cert` affects later connections only.
+        let tls = if tls {
+            state.bind_tls((frontend, bind))
+        } else {
+            None
+        };
         let accepted_at = (std::time::Instant::now(), std::time::SystemTime::now());
         let accept_proxy = fe.binds.get(bind).is_some_and(|b| b.accept_proxy);
+        let ssl_guard = tls.is_some().then(|| SslConn::new(&ctx.state));
         glommio::spawn_local(async move {
             let _guard = guard;
+            // Dropped before `_guard`, which wakes the accept loops.
+            let _ssl = ssl_guard;
             let mut client = client;
             if let Some(fe) = ctx.state.topo.frontends.get(frontend) {
                 if let Some(ka) = fe.clitcpka {

@@ -111,7 +111,25 @@ pub enum ControlMsg {
         server: usize,
         info: String,
     },
+    /// `commit ssl cert`: new handshakes on binds that loaded `cert.file` serve `cert`.
+    SetSslCert { cert: SharedCert },
 }
+
+/// One TLS bind of a shard: (frontend, bind) and its current TLS.
+pub type BindTlsSlot = ((usize, usize), Arc<ringlb_tls::ShardTls>);
+
+/// A certificate parsed once on the control shard and shared by every shard; two are equal
+/// when they are the same allocation.
+#[derive(Debug, Clone)]
+pub struct SharedCert(pub Arc<ringlb_tls::cert::LoadedCert>);
+
+impl PartialEq for SharedCert {
+    fn eq(&self, other: &SharedCert) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for SharedCert {}
 
 impl ControlMsg {
     /// Whether the control shard's mirror applies it too: not the requests to publish or to
@@ -125,6 +143,7 @@ impl ControlMsg {
                 | ControlMsg::SetStickEntry { .. }
                 | ControlMsg::ClearStickTable { .. }
                 | ControlMsg::SetPatterns { .. }
+                | ControlMsg::SetSslCert { .. }
         )
     }
 }
@@ -285,6 +304,14 @@ pub struct ShardState {
     pub proc_vars: RefCell<ringlb_rules::Vars>,
     /// Ids of server leases (`ServerLease::id`), for `kill_waiters`.
     pub next_lease_id: Cell<u64>,
+    /// The TLS of this shard's TLS binds, keyed by (frontend, bind). Each accepted connection
+    /// takes the current `Arc` (no lock: the shard is single-threaded); `commit ssl cert`
+    /// replaces an entry ([`ControlMsg::SetSslCert`]), handshakes under way keep the old one.
+    pub bind_tls: RefCell<Vec<BindTlsSlot>>,
+    /// Connections open on this shard's TLS binds (`maxsslconn`, a per-shard share).
+    pub ssl_conns: Cell<u32>,
+    /// (second, connections accepted on TLS binds in it) for `maxsslrate` (a per-shard share).
+    pub ssl_rate: Cell<(u64, u32)>,
 }
 
 impl ServerState {
@@ -333,6 +360,15 @@ pub fn share(limit: u32, nshards: usize) -> u32 {
 }
 
 impl ShardState {
+    /// The current TLS of a bind (see `bind_tls`).
+    pub fn bind_tls(&self, at: (usize, usize)) -> Option<Arc<ringlb_tls::ShardTls>> {
+        self.bind_tls
+            .borrow()
+            .iter()
+            .find(|(k, _)| *k == at)
+            .map(|(_, t)| t.clone())
+    }
+
     /// A shard state with a stats board of its own (tests; a lone shard).
     pub fn new(topo: Arc<Topology>, shard_id: usize, nshards: usize) -> ShardState {
         let board = crate::counters::StatsBoard::new(nshards);
@@ -399,6 +435,9 @@ impl ShardState {
             stick_dirty: Cell::new(false),
             patterns: crate::patterns::LiveStore::default(),
             proc_vars: RefCell::new(ringlb_rules::Vars::default()),
+            bind_tls: RefCell::new(Vec::new()),
+            ssl_conns: Cell::new(0),
+            ssl_rate: Cell::new((0, 0)),
             next_lease_id: Cell::new(0),
         };
         for m in &initial {
@@ -550,6 +589,14 @@ impl ShardState {
                 }
             }
             ControlMsg::HealthAnalyze { .. } => {}
+            ControlMsg::SetSslCert { ref cert } => {
+                let mut binds = self.bind_tls.borrow_mut();
+                for (_, tls) in binds.iter_mut() {
+                    if let Some(new) = tls.with_cert(&cert.0.file, &cert.0) {
+                        *tls = new;
+                    }
+                }
+            }
         }
     }
 
@@ -841,6 +888,8 @@ mod tests {
             .collect();
         Arc::new(Topology {
             initial: Vec::new(),
+            maxsslconn: 0,
+            maxsslrate: 0,
             stick_tables: vec![],
             stick_rule_tables: vec![],
             rings: vec![],

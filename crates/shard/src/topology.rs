@@ -20,6 +20,10 @@ pub struct Topology {
     pub tune: Tune,
     /// Global `maxconn` (0 = unlimited).
     pub maxconn: u32,
+    /// `maxsslconn`: concurrent connections on TLS binds, all together (0 = unlimited).
+    pub maxsslconn: u32,
+    /// `maxsslrate`: new connections per second on TLS binds, all together (0 = unlimited).
+    pub maxsslrate: u32,
     pub hard_stop_after: Option<Duration>,
     /// `grace`: how long a soft stop waits before it begins (listeners stay open meanwhile).
     pub grace: Option<Duration>,
@@ -736,6 +740,8 @@ impl Topology {
                     .unwrap_or(65_535),
             },
             maxconn: g.maxconn.unwrap_or(0),
+            maxsslconn: global_u32(g, "maxsslconn"),
+            maxsslrate: global_u32(g, "maxsslrate"),
             hard_stop_after: g.hard_stop_after,
             grace: g.grace,
             logs: logs.specs,
@@ -1734,4 +1740,15 @@ mod tests {
             [2, 3, 4]
         );
     }
+}
+
+/// A global keyword kept as written (`maxsslconn 100`) read as a number; 0 when absent.
+fn global_u32(g: &ringlb_config::model::Global, kw: &str) -> u32 {
+    g.other
+        .iter()
+        .rev()
+        .find(|d| d.keyword == kw)
+        .and_then(|d| d.args.first())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
 }

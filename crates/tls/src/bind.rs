@@ -41,6 +41,12 @@ pub struct TlsGlobals {
     pub lifetime_secs: Option<u32>,
     /// `ssl-server-verify none`: servers default to `verify none`.
     pub server_verify_none: bool,
+    /// `tune.ssl.maxrecord`: plaintext bytes per TLS record (0 or absent: 16 kB).
+    pub maxrecord: Option<usize>,
+    /// `ssl-default-server-curves`: key exchange groups offered to servers.
+    pub server_curves: Option<String>,
+    /// `ssl-skip-self-issued-ca`: binds leave self-issued CAs out of the chain they send.
+    pub skip_self_issued_ca: bool,
 }
 
 impl TlsGlobals {
@@ -64,7 +70,28 @@ impl TlsGlobals {
                 .ssl_lifetime
                 .and_then(|d| u32::try_from(d.as_secs()).ok()),
             server_verify_none: arg("ssl-server-verify").is_some_and(|v| v == "none"),
+            maxrecord: g
+                .tune
+                .other
+                .get("tune.ssl.maxrecord")
+                .and_then(|v| v.first())
+                .and_then(|v| v.parse::<usize>().ok())
+                .filter(|n| *n > 0),
+            server_curves: arg("ssl-default-server-curves"),
+            skip_self_issued_ca: g
+                .other
+                .iter()
+                .any(|d| d.keyword == "ssl-skip-self-issued-ca"),
         }
+    }
+
+    /// rustls' `max_fragment_size` for `tune.ssl.maxrecord`: rustls counts the 5-byte record
+    /// header and takes 32 ..= 16389, so the plaintext per record is at most `maxrecord`
+    /// (at least 27, at most 16384).
+    pub fn max_fragment_size(&self) -> Option<usize> {
+        const HEADER: usize = 5;
+        self.maxrecord
+            .map(|n| (n + HEADER).clamp(32, 16_384 + HEADER))
     }
 
     pub fn lifetime(&self) -> u32 {
@@ -101,6 +128,7 @@ struct PolicyInput {
     ca_ignore: IgnoreErr,
     crt_ignore: IgnoreErr,
     no_ca_names: bool,
+    max_fragment_size: Option<usize>,
 }
 
 /// A built policy: the config and, when client certificates are asked for, the verifier.
@@ -151,6 +179,36 @@ pub struct ShardTls {
     pub index: Arc<SniIndex>,
     pub policies: Vec<PolicyConfig>,
     pub clock: Arc<dyn TimeProvider>,
+}
+
+impl ShardTls {
+    /// A copy serving `cert` wherever the certificate loaded from `file` was (`commit ssl
+    /// cert`): same policies, session cache and ticket keys, a new SNI index and resolver.
+    /// Handshakes already started keep the config they took. `None` when `file` is not used.
+    pub fn with_cert(&self, file: &Path, cert: &Arc<LoadedCert>) -> Option<Arc<ShardTls>> {
+        let index = Arc::new(self.index.replaced(file, cert)?);
+        let resolver: Arc<SniResolver> = Arc::new(SniResolver(index.clone()));
+        let swap = |config: &ServerConfig| {
+            let mut c = config.clone();
+            c.cert_resolver = resolver.clone();
+            Arc::new(c)
+        };
+        let policies = self
+            .policies
+            .iter()
+            .map(|p| PolicyConfig {
+                config: swap(&p.config),
+                no_alpn: p.no_alpn.as_deref().map(swap),
+                verifier: p.verifier.clone(),
+                tickets: p.tickets,
+            })
+            .collect();
+        Some(Arc::new(ShardTls {
+            index,
+            policies,
+            clock: self.clock.clone(),
+        }))
+    }
 }
 
 impl BindTls {
@@ -291,6 +349,7 @@ fn bind_policy(bind: &Bind, globals: &TlsGlobals, diags: &mut Diags) -> PolicyIn
         verify: ssl.verify,
         ca_file: ssl.ca_file.as_ref().map(ca),
         crl_file: ssl.crl_file.as_ref().map(ca),
+        max_fragment_size: globals.max_fragment_size(),
         ..PolicyInput::default()
     };
     for (name, slot) in [
@@ -310,7 +369,10 @@ fn bind_policy(bind: &Bind, globals: &TlsGlobals, diags: &mut Diags) -> PolicyIn
             "'npn' is ignored: rustls has no NPN (obsolete, use 'alpn')",
         ));
     }
-    if p.options.flags.iter().any(|f| f == "allow-0rtt") {
+    // On the bind line itself the keyword's status already warned; from
+    // `ssl-default-bind-options` it is said here.
+    let on_line = ssl.options.flags.iter().any(|f| f == "allow-0rtt");
+    if !on_line && p.options.flags.iter().any(|f| f == "allow-0rtt") {
         diags.push(TlsDiag::warning(
             None,
             "'allow-0rtt' is ignored: ringlb does not accept TLS early data",
@@ -341,7 +403,12 @@ impl Loader<'_> {
             self.now_unix,
             &mut self.warnings,
         ) {
-            Ok(c) => Some(Arc::new(c)),
+            Ok(mut c) => {
+                if self.globals.skip_self_issued_ca {
+                    cert::skip_self_issued(&mut c);
+                }
+                Some(Arc::new(c))
+            }
             Err(d) => {
                 self.diags.push(d);
                 None
@@ -495,6 +562,7 @@ fn build_policy(
         .iter()
         .any(|f| f == "prefer-client-ciphers");
     config.session_storage = Arc::new(NoServerSessionStorage {});
+    config.max_fragment_size = input.max_fragment_size;
     let no_alpn = (!config.alpn_protocols.is_empty()).then(|| {
         let mut twin = config.clone();
         twin.alpn_protocols.clear();

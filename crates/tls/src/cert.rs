@@ -86,7 +86,31 @@ pub fn load_cert(
     let info = CertInfo::parse(leaf)
         .map_err(|e| TlsDiag::alert(Some(path), format!("bad certificate: {e}")))?;
     let key = load_key(path, &data, key_base)?;
-    let mut certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
+    let mut loaded = assemble(path, chain, info, key, provider)?;
+    let ocsp = PathBuf::from(format!("{}.ocsp", path.display()));
+    if ocsp.is_file() {
+        let response = read_file(&ocsp)?;
+        if !crate::der::is_one_sequence(&response) {
+            return Err(TlsDiag::alert(Some(&ocsp), "not a DER OCSP response"));
+        }
+        if let Some(k) = Arc::get_mut(&mut loaded.key) {
+            k.ocsp = Some(response);
+        }
+    }
+    check_validity(path, &loaded.info, now_unix, warnings);
+    Ok(loaded)
+}
+
+/// A certificate from its parts (a file, or a `set ssl cert` payload): the key must match the
+/// leaf's public key; the SNI names come from the subject CN and the DNS SANs.
+pub fn assemble(
+    path: &Path,
+    chain: Vec<CertificateDer<'static>>,
+    info: CertInfo,
+    key: PrivateKeyDer<'static>,
+    provider: &CryptoProvider,
+) -> Result<LoadedCert, TlsDiag> {
+    let certified = CertifiedKey::from_der(chain, key, provider).map_err(|e| match e {
         rustls::Error::InconsistentKeys(_) => TlsDiag::alert(
             Some(path),
             "the private key does not match the certificate's public key",
@@ -96,15 +120,6 @@ pub fn load_cert(
             format!("unable to load the private key: {other}"),
         ),
     })?;
-    let ocsp = PathBuf::from(format!("{}.ocsp", path.display()));
-    if ocsp.is_file() {
-        let response = read_file(&ocsp)?;
-        if !crate::der::is_one_sequence(&response) {
-            return Err(TlsDiag::alert(Some(&ocsp), "not a DER OCSP response"));
-        }
-        certified.ocsp = Some(response);
-    }
-    check_validity(path, &info, now_unix, warnings);
     let mut names: Vec<String> = info
         .subject
         .field("CN", 0)
@@ -122,6 +137,19 @@ pub fn load_cert(
         info,
         names,
     })
+}
+
+/// `ssl-skip-self-issued-ca`: drops the self-issued CAs (subject = issuer) from the chain
+/// sent after the leaf; a client must already hold its trust anchor.
+pub fn skip_self_issued(c: &mut LoadedCert) {
+    let Some(k) = Arc::get_mut(&mut c.key) else {
+        return;
+    };
+    let mut first = true;
+    k.cert.retain(|der| {
+        let leaf = std::mem::take(&mut first);
+        leaf || !CertInfo::parse(der).is_ok_and(|i| i.subject == i.issuer)
+    });
 }
 
 /// The key from the PEM itself, else from `<file>.key` (in `key-base` when set).

@@ -39,12 +39,18 @@ pub struct ServerTls {
     pub warnings: Vec<TlsDiag>,
     /// TLS 1.2 tickets towards the server (off with `no-tls-tickets`).
     tickets: bool,
+    /// Session resumption towards the server (off with `no-ssl-reuse`).
+    reuse: bool,
 }
 
 impl ServerTls {
     /// A shard's copy, with its own resumption store.
     pub fn for_shard(&self) -> Arc<ClientConfig> {
         let mut c = (*self.config).clone();
+        if !self.reuse {
+            c.resumption = Resumption::disabled();
+            return Arc::new(c);
+        }
         let tickets = self.tickets;
         c.resumption = Resumption::in_memory_sessions(CLIENT_SESSIONS_PER_SHARD).tls12_resumption(
             if tickets {
@@ -95,6 +101,15 @@ pub fn build_server(
         None => suites.extend(policy::TLS12_CIPHERS.iter().map(|c| c.suite)),
     }
     prov.cipher_suites = suites;
+    if let Some(c) = &globals.server_curves {
+        match policy::parse_curves(c) {
+            Ok(groups) => prov.kx_groups = groups,
+            Err(e) => diags.push(TlsDiag::alert(
+                None,
+                format!("ssl-default-server-curves: {e}"),
+            )),
+        }
+    }
     let prov = Arc::new(prov);
     let versions = match policy::versions(&options) {
         Ok(v) => v,
@@ -208,6 +223,7 @@ pub fn build_server(
         .filter(|a| !a.is_empty())
         .map(|a| a.as_bytes().to_vec())
         .collect();
+    config.max_fragment_size = globals.max_fragment_size();
     if options.no_tls_tickets {
         config.resumption =
             Resumption::default().tls12_resumption(rustls::client::Tls12Resumption::SessionIdOnly);
@@ -217,6 +233,7 @@ pub fn build_server(
         sni: ssl.sni.clone(),
         warnings: diags.list,
         tickets: !options.no_tls_tickets,
+        reuse: !ssl.no_ssl_reuse,
     })
 }
 

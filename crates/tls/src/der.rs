@@ -201,6 +201,9 @@ pub struct CertInfo {
     pub not_after: Asn1Time,
     /// DNS names from the subjectAltName extension.
     pub dns_names: Vec<String>,
+    /// The public key as `show ssl cert` prints it: `RSA2048`, `EC256`... (`Unknown0` for
+    /// other types, as OpenSSL reports no size for them).
+    pub key_algo: String,
 }
 
 impl CertInfo {
@@ -222,7 +225,7 @@ impl CertInfo {
         let not_before = parse_time(validity.next("notBefore")?)?;
         let not_after = parse_time(validity.next("notAfter")?)?;
         let subject = parse_name(r.expect(SEQUENCE, "subject")?)?;
-        r.expect(SEQUENCE, "subjectPublicKeyInfo")?;
+        let key_algo = key_algo(r.expect(SEQUENCE, "subjectPublicKeyInfo")?)?;
         let mut dns_names = Vec::new();
         while !r.is_empty() {
             let tlv = r.next("extensions")?;
@@ -237,7 +240,53 @@ impl CertInfo {
             not_before,
             not_after,
             dns_names,
+            key_algo,
         })
+    }
+}
+
+const BIT_STRING: u8 = 0x03;
+const OID_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
+const OID_EC: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01];
+const OID_DSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01];
+
+/// HAProxy's `cert_get_pkey_algo`: the key type and its size in bits.
+fn key_algo(spki: &[u8]) -> Result<String, DerError> {
+    let mut r = Reader::new(spki);
+    let mut alg = Reader::new(r.expect(SEQUENCE, "key algorithm")?);
+    let oid = alg.expect(OID, "key algorithm")?;
+    let bits_field = r.expect(BIT_STRING, "public key")?;
+    Ok(match oid {
+        OID_RSA => {
+            let key = bits_field.get(1..).ok_or(DerError("public key"))?;
+            let mut seq = Reader::new(Reader::new(key).expect(SEQUENCE, "RSA key")?);
+            format!("RSA{}", int_bits(seq.expect(INTEGER, "RSA modulus")?))
+        }
+        OID_EC => {
+            let curve = alg.expect(OID, "EC curve")?;
+            let bits = match curve {
+                [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07] => 256,
+                [0x2b, 0x81, 0x04, 0x00, 0x22] => 384,
+                [0x2b, 0x81, 0x04, 0x00, 0x23] => 521,
+                [0x2b, 0x81, 0x04, 0x00, 0x0a] => 256,
+                _ => 0,
+            };
+            format!("EC{bits}")
+        }
+        OID_DSA => "DSA0".to_string(),
+        _ => "Unknown0".to_string(),
+    })
+}
+
+/// Bit length of a DER INTEGER's magnitude.
+fn int_bits(int: &[u8]) -> usize {
+    let mag: &[u8] = match int.iter().position(|&b| b != 0) {
+        Some(i) => int.get(i..).unwrap_or(&[]),
+        None => &[],
+    };
+    match mag.first() {
+        Some(&top) => (mag.len() - 1) * 8 + (8 - top.leading_zeros() as usize),
+        None => 0,
     }
 }
 

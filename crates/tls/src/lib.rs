@@ -19,6 +19,7 @@ pub mod client;
 pub mod config;
 pub mod der;
 pub mod diag;
+pub mod hot;
 pub mod policy;
 pub mod resume;
 pub mod session;

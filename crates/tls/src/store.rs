@@ -22,6 +22,9 @@ pub struct SniEntry {
     /// Index of the `ServerConfig` for this entry: 0 is the bind line's own policy; crt-list
     /// lines with options get their own.
     pub config: usize,
+    /// The crt-list SNI filters it was added with (empty: the certificate's own names), kept
+    /// so a replaced certificate (`commit ssl cert`) is indexed the same way.
+    filters: Vec<String>,
     negatives: Vec<String>,
 }
 
@@ -79,8 +82,30 @@ impl SniIndex {
         self.entries.push(SniEntry {
             cert,
             config,
+            filters: filters.to_vec(),
             negatives,
         });
+    }
+
+    /// A copy with every entry loaded from `file` serving `cert` instead (`commit ssl cert`),
+    /// reindexed under the new certificate's names; `None` when no entry comes from `file`.
+    pub fn replaced(&self, file: &Path, cert: &Arc<LoadedCert>) -> Option<SniIndex> {
+        if !self.entries.iter().any(|e| e.cert.file == file) {
+            return None;
+        }
+        let mut out = SniIndex {
+            strict_sni: self.strict_sni,
+            ..SniIndex::default()
+        };
+        for e in &self.entries {
+            let c = if e.cert.file == file {
+                cert.clone()
+            } else {
+                e.cert.clone()
+            };
+            out.add(c, e.config, &e.filters, e.negatives.clone());
+        }
+        Some(out)
     }
 
     pub fn entries(&self) -> &[SniEntry] {

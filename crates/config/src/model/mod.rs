@@ -755,6 +755,8 @@ pub struct ServerSsl {
     pub ciphers: Option<String>,
     pub ciphersuites: Option<String>,
     pub options: SslOptions,
+    /// `no-ssl-reuse`: a new full handshake for every connection (no session resumption).
+    pub no_ssl_reuse: bool,
 }
 
 /// `verify none|optional|required`.

@@ -127,7 +127,14 @@ pub static BIND_OPTIONS: &[BindOpt] = &[
     o("force-tlsv12", false, S, "only TLSv1.2"),
     o("force-tlsv13", false, S, "only TLSv1.3"),
     o("prefer-client-ciphers", false, S, "client cipher order"),
-    o("allow-0rtt", false, S, "accept early data"),
+    o(
+        "allow-0rtt",
+        false,
+        Status::Accepted {
+            why: "ringlb accepts no TLS early data (replayable requests): clients send it again after the handshake",
+        },
+        "accept early data",
+    ),
     o("no-ca-names", false, S, "no CA names in CertificateRequest"),
     o("ca-ignore-err", true, S, "ignore CA verify errors"),
     o("crt-ignore-err", true, S, "ignore cert verify errors"),

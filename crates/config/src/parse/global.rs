@@ -206,13 +206,13 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("maxsessrate", OPS, "maximum sessions per second", u32_other),
     kw(
         "maxsslconn",
-        TLS,
+        S,
         "maximum concurrent TLS connections",
         u32_other,
     ),
     kw(
         "maxsslrate",
-        TLS,
+        S,
         "maximum TLS handshakes per second",
         u32_other,
     ),
@@ -277,19 +277,28 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "ssl-dh-param-file",
-        TLS,
+        Status::Accepted {
+            why: "rustls has no finite-field DHE suites, so there are no DH parameters to load",
+        },
         "DH parameters (rustls has no DHE: kept only)",
         generic1,
     ),
     kw(
         "ssl-server-verify",
-        TLS,
+        S,
         "verify server certificates: none|required",
-        generic1,
+        |cx, g, l| {
+            if !matches!(l.arg(1), "none" | "required") {
+                return Err("'ssl-server-verify' expects 'none' or 'required' as argument.".into());
+            }
+            generic1(cx, g, l)
+        },
     ),
     kw(
         "ssl-load-extra-files",
-        TLS,
+        Status::Accepted {
+            why: "ringlb always looks for <crt>.key and <crt>.ocsp (haproxy's default 'all'); it has no .issuer/.sctl use and no multi-certificate bundles",
+        },
         "extra certificate files to load",
         generic,
     ),
@@ -354,10 +363,16 @@ pub static KEYWORDS: &[GlobalKw] = &[
             no_extra(l, 2)
         },
     ),
-    kw("tune.ssl.maxrecord", TLS, "TLS record size", tune_other),
+    kw("tune.ssl.maxrecord", S, "plaintext bytes per TLS record", |cx, g, l| {
+        need_args(l, 1, 1, "an integer argument")?;
+        parse_u32(l.arg(1))?;
+        tune_other(cx, g, l)
+    }),
     kw(
         "tune.ssl.capture-buffer-size",
-        TLS,
+        Status::Accepted {
+            why: "ringlb reads the ClientHello fields from rustls, with no capture buffer (ssl_fc_cipherlist_* fetches are refused)",
+        },
         "ClientHello capture size",
         tune_other,
     ),
@@ -510,18 +525,34 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("no-memory-trimming", Status::Accepted { why: "haproxy allocator knob" }, "do not trim memory on reload", generic),
     kw("insecure-setuid-wanted", NO, "allow setuid binaries", generic),
     kw("issuers-chain-path", TLS, "directory of issuer chains", generic1),
-    kw("ssl-provider", TLS, "OpenSSL 3 provider (kept only)", generic1),
-    kw("ssl-provider-path", TLS, "OpenSSL 3 provider path (kept only)", generic1),
-    kw("ssl-propquery", TLS, "OpenSSL 3 property query (kept only)", generic1),
-    kw("ssl-skip-self-issued-ca", TLS, "do not send self-issued CA", generic),
-    kw("ssl-load-extra-del-ext", TLS, "strip extensions of extra files", generic),
-    kw("ssl-default-server-curves", TLS, "ECDH curves towards servers", generic1),
+    kw("ssl-provider", Status::Accepted {
+            why: "OpenSSL 3 providers do not apply: ringlb uses rustls with the aws-lc-rs provider",
+        }, "OpenSSL 3 provider (kept only)", generic1),
+    kw("ssl-provider-path", Status::Accepted {
+            why: "OpenSSL 3 providers do not apply: ringlb uses rustls with the aws-lc-rs provider",
+        }, "OpenSSL 3 provider path (kept only)", generic1),
+    kw("ssl-propquery", Status::Accepted {
+            why: "OpenSSL 3 property queries do not apply: ringlb uses rustls with the aws-lc-rs provider",
+        }, "OpenSSL 3 property query (kept only)", generic1),
+    kw("ssl-skip-self-issued-ca", S, "do not send self-issued CAs in the chain", generic),
+    kw("ssl-load-extra-del-ext", Status::Accepted {
+            why: "ringlb looks for companions next to the file as named (<crt>.key), never with its extension replaced",
+        }, "strip extensions of extra files", generic),
+    kw("ssl-default-server-curves", S, "ECDH curves towards servers", generic1),
     kw("ssl-default-bind-sigalgs", TLS, "signature algorithms of binds", generic1),
     kw("ssl-default-server-sigalgs", TLS, "signature algorithms towards servers", generic1),
-    kw("tune.ssl.force-private-cache", TLS, "private TLS session cache", generic),
-    kw("tune.ssl.hard-maxrecord", TLS, "hard TLS record size", tune_other),
-    kw("tune.ssl.ssl-ctx-cache-size", TLS, "cache of generated TLS contexts", tune_other),
-    kw("tune.ssl.keylog", TLS, "TLS key logging", tune_other),
+    kw("tune.ssl.force-private-cache", Status::Accepted {
+            why: "each shard already has a private session cache (a share of tune.ssl.cachesize) and shared ticket keys",
+        }, "private TLS session cache", generic),
+    kw("tune.ssl.hard-maxrecord", Status::Accepted {
+            why: "rustls never exceeds tune.ssl.maxrecord (or 16 kB) per record, so no hard cap is needed",
+        }, "hard TLS record size", tune_other),
+    kw("tune.ssl.ssl-ctx-cache-size", Status::Accepted {
+            why: "ringlb generates no certificates on the fly (generate-certificates is unsupported), so there is no context cache",
+        }, "cache of generated TLS contexts", tune_other),
+    kw("tune.ssl.keylog", Status::Accepted {
+            why: "the ssl_fc_*_secret/key fetches it enables are not implemented (they are refused where used)",
+        }, "TLS key logging", tune_other),
     kw("tune.vars.global-max-size", VARS, "variable memory limit", tune_other),
     kw("tune.vars.proc-max-size", VARS, "variable memory limit", tune_other),
     kw("tune.vars.reqres-max-size", VARS, "variable memory limit", tune_other),

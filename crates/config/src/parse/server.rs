@@ -23,7 +23,6 @@ const fn o(name: &'static str, value: bool, status: Status, doc: &'static str) -
 
 const S: Status = Status::Supported;
 const LB: Status = Status::Parsed { issue: 5 };
-const TLS: Status = Status::Parsed { issue: 8 };
 const NO: Status = Status::Unsupported;
 
 /// Server options ringlb knows.
@@ -146,8 +145,8 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o("ciphersuites", true, S, "TLS1.3 suites"),
     o("ssl-min-ver", true, S, "minimum TLS version"),
     o("ssl-max-ver", true, S, "maximum TLS version"),
-    o("ssl-reuse", false, TLS, "TLS session reuse"),
-    o("no-ssl-reuse", false, TLS, "no TLS session reuse"),
+    o("ssl-reuse", false, S, "TLS session resumption (the default)"),
+    o("no-ssl-reuse", false, S, "no TLS session resumption"),
     o("no-tls-tickets", false, S, "no session tickets"),
     o("no-sslv3", false, S, "disable SSLv3"),
     o("no-tlsv10", false, S, "disable TLSv1.0"),
@@ -157,24 +156,31 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o(
         "force-sslv3",
         false,
-        TLS,
+        S,
         "only SSLv3 (refused: rustls has no SSLv3)",
     ),
     o(
         "force-tlsv10",
         false,
-        TLS,
+        S,
         "only TLSv1.0 (refused: rustls has no TLSv1.0)",
     ),
     o(
         "force-tlsv11",
         false,
-        TLS,
+        S,
         "only TLSv1.1 (refused: rustls has no TLSv1.1)",
     ),
-    o("force-tlsv12", false, TLS, "only TLSv1.2"),
-    o("force-tlsv13", false, TLS, "only TLSv1.3"),
-    o("allow-0rtt", false, TLS, "send early data"),
+    o("force-tlsv12", false, S, "only TLSv1.2"),
+    o("force-tlsv13", false, S, "only TLSv1.3"),
+    o(
+        "allow-0rtt",
+        false,
+        Status::Accepted {
+            why: "haproxy sends early data to a server only when the client sent some, and ringlb accepts none",
+        },
+        "send early data",
+    ),
     o(
         "ws",
         true,
@@ -497,6 +503,8 @@ fn apply(s: &mut ServerParams, name: &str, value: Option<String>, bases: &super:
         }
         "ciphers" => s.ssl.ciphers = value,
         "ciphersuites" => s.ssl.ciphersuites = value,
+        "ssl-reuse" => s.ssl.no_ssl_reuse = false,
+        "no-ssl-reuse" => s.ssl.no_ssl_reuse = true,
         _ if name.starts_with("ssl-m")
             || name.starts_with("no-tls")
             || name.starts_with("no-ssl")

@@ -70,6 +70,8 @@ pub struct Ctx {
     /// Map and ACL files (`patterns.rs`) and the version of the last change sent to the shards.
     pub patterns: RefCell<ringlb_runtime::PatRefs>,
     pub pattern_version: Cell<u64>,
+    /// The certificate files of the TLS binds and the open `set ssl cert` transaction.
+    pub certs: RefCell<ringlb_tls::hot::CertStore>,
 }
 
 /// Runs `reqs` in order, appending what they print to `out`; true when the connection closes.
@@ -172,7 +174,8 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
         },
         Owner::Patterns => super::patterns::run(ctx, p).await,
         Owner::Events => show_events(ctx, p),
-        Owner::Tls | Owner::Engine => not_supported(p),
+        Owner::Tls => super::tls::run(ctx, p).await,
+        Owner::Engine => not_supported(p),
     }
 }
 

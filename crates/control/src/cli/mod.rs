@@ -17,6 +17,7 @@ mod patterns;
 pub mod restore;
 mod table;
 mod tables;
+mod tls;
 
 use std::cell::Cell;
 use std::ffi::CString;
@@ -31,6 +32,7 @@ use ringlb_runtime::{CliSession, Level, SessionConfig};
 
 pub use exec::{Bus, Ctx};
 pub use table::{build_table, set_threads};
+pub use tls::build_store as build_cert_store;
 
 /// HAProxy's default `stats timeout`.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
