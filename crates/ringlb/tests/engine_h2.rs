@@ -989,7 +989,7 @@ fn grpc_like_exchange_carries_trailers_both_ways() {
     let deadline = Instant::now() + T;
     while !raw.ends_with(b"\r\n\r\n") || !String::from_utf8_lossy(&raw).contains("grpc-status") {
         let mut buf = [0u8; 4096];
-        let n = std::io::Read::read(&mut &*conn.stream(), &mut buf).unwrap();
+        let n = std::io::Read::read(&mut conn.stream(), &mut buf).unwrap();
         assert!(
             n > 0 && Instant::now() < deadline,
             "{}",

@@ -413,7 +413,7 @@ fn serial_of(text: &str) -> String {
         .stdin
         .take()
         .unwrap()
-        .write_all(text[start..end].as_bytes())
+        .write_all(&text.as_bytes()[start..end])
         .unwrap();
     let out = child.wait_with_output().unwrap();
     String::from_utf8_lossy(&out.stdout).trim().to_string()

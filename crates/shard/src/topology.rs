@@ -1672,6 +1672,17 @@ fn compiled(
     }
 }
 
+/// A global keyword kept as written (`maxsslconn 100`) read as a number; 0 when absent.
+fn global_u32(g: &ringlb_config::model::Global, kw: &str) -> u32 {
+    g.other
+        .iter()
+        .rev()
+        .find(|d| d.keyword == kw)
+        .and_then(|d| d.args.first())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1740,15 +1751,4 @@ mod tests {
             [2, 3, 4]
         );
     }
-}
-
-/// A global keyword kept as written (`maxsslconn 100`) read as a number; 0 when absent.
-fn global_u32(g: &ringlb_config::model::Global, kw: &str) -> u32 {
-    g.other
-        .iter()
-        .rev()
-        .find(|d| d.keyword == kw)
-        .and_then(|d| d.args.first())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
 }
