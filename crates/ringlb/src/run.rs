@@ -80,6 +80,20 @@ pub struct Pending {
 
 /// Every use of a keyword the registry marks `Parsed` (implemented by a later issue).
 pub fn pending_keywords(cfg: &Config) -> Vec<Pending> {
+    // UNIX-socket listeners in proxies: parsed, but the shards only bind TCP yet. Refused here
+    // rather than served without them.
+    let unix_binds = cfg
+        .frontends
+        .iter()
+        .flat_map(|f| f.binds.iter())
+        .filter(|b| b.unix_path.is_some())
+        .map(|b| Pending {
+            message: format!(
+                "config : parsing [{}:{}] : 'bind {}' : UNIX socket listeners in proxies are not implemented by ringlb yet (issue #10); ringlb refuses to start rather than ignore it.",
+                b.loc.file, b.loc.line, b.spec
+            ),
+            starts_anyway: false,
+        });
     cfg.keyword_uses
         .iter()
         .filter_map(|u| {
@@ -93,6 +107,7 @@ pub fn pending_keywords(cfg: &Config) -> Vec<Pending> {
             };
             Some(Pending { message, starts_anyway })
         })
+        .chain(unix_binds)
         .collect()
 }
 

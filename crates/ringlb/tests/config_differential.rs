@@ -141,3 +141,47 @@ fn ringlb_check_output_has_haproxy_shape() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("Configuration file is valid"), "{out}");
 }
+
+/// A `bind` on a UNIX socket path in a frontend is valid HAProxy, but ringlb's shards do not
+/// listen on UNIX sockets yet: ringlb must refuse to start, naming the line, rather than run
+/// without the listener (it used to skip it silently).
+#[test]
+fn unix_socket_bind_in_a_frontend_refuses_to_start() {
+    let dir = std::env::temp_dir().join(format!("ringlb-unixbind-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let cfg = dir.join("unix.cfg");
+    let sock = dir.join("fe.sock");
+    std::fs::write(
+        &cfg,
+        format!(
+            "defaults\n    mode http\n    timeout client 5s\n    timeout server 5s\n    timeout connect 5s\n\nfrontend fe\n    bind {}\n    http-request return status 200\n",
+            sock.display()
+        ),
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ringlb"))
+        .args(["-f"])
+        .arg(&cfg)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("ringlb started with a UNIX socket bind it cannot serve");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stderr).to_string();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_ne!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("unix.cfg:8]"), "{text}");
+    assert!(
+        text.contains("UNIX socket listeners in proxies are not implemented by ringlb yet"),
+        "{text}"
+    );
+}

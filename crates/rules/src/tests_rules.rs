@@ -797,9 +797,7 @@ fn tcp_actions_the_engine_does_not_do_are_refused_and_the_others_run() {
         "tcp-request content set-mark 1",
         "tcp-request connection set-tos 2",
         "tcp-request content capture src len 10",
-        "tcp-request connection set-src src",
         "tcp-request session set-log-level silent",
-        "tcp-request connection set-dst-port int(1)",
     ] {
         let l = ringlb_config::parse_str("t.cfg", &cfg(refused)).unwrap_or_else(|d| panic!("{d}"));
         let r = crate::ProxyRules::frontend(l.config.frontend("fe").unwrap(), &l.config);
@@ -808,6 +806,8 @@ fn tcp_actions_the_engine_does_not_do_are_refused_and_the_others_run() {
     }
     // `proc.` variables are shared by the engine (per-shard copies kept in step).
     for accepted in [
+        "tcp-request connection set-src src",
+        "tcp-request connection set-dst-port int(1)",
         "tcp-request content set-var(proc.x) src",
         "tcp-request connection unset-var(proc.x)",
         "http-request set-var(proc.y) int(1)",
