@@ -184,7 +184,7 @@ pub async fn connect(
     };
     let (addr, timeout) = rt;
     let started = Instant::now();
-    let tcp = match within(timeout, TcpStream::connect(&ctx.ring, addr)).await {
+    let tcp = match within(timeout, connect_tcp(ctx, addr)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(io::Error::from(io::ErrorKind::TimedOut)),
@@ -322,4 +322,13 @@ pub fn release_idle(state: &ShardState, lease: &ServerLease, mut conn: ServerCon
     }
     conn.reuses = conn.reuses.saturating_add(1);
     state.put_idle(lease.backend, lease.server, conn);
+}
+
+/// A TCP connection to a server, with `tune.rcvbuf.server`/`tune.sndbuf.server` applied.
+async fn connect_tcp(ctx: &Ctx, addr: std::net::SocketAddr) -> std::io::Result<TcpStream> {
+    let bufs = ctx.state.topo.ops.sock_bufs;
+    TcpStream::connect_prepared(&ctx.ring, addr, |fd| {
+        crate::ops::apply_buffers(fd, bufs.rcv_server, bufs.snd_server);
+    })
+    .await
 }

@@ -62,7 +62,10 @@ pub fn build(
                         .map(|(bi, b)| ListenerStats {
                             name: b.name.clone().unwrap_or_else(|| format!("sock-{}", bi + 1)),
                             id: bi as u32 + 1,
-                            addr: b.addr.to_string(),
+                            addr: match b.unix {
+                                Some(_) => "unix".into(),
+                                None => b.addr.to_string(),
+                            },
                             state: ListenState::Open,
                             maxconn: b.maxconn,
                             counters: counters

@@ -666,6 +666,7 @@ mod tests {
                 http_maxhdr: 101,
             },
             maxconn,
+            ops: Default::default(),
             hard_stop_after: None,
             grace: None,
             logs: Vec::new(),

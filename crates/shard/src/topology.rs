@@ -50,6 +50,8 @@ pub struct Topology {
     /// `ring` sections: written by every shard's `log ring@<name>` targets, read by
     /// `show events` on the control shard (emptied by a reload).
     pub rings: Vec<Arc<LogRing>>,
+    /// Accept-rate limits and socket buffers (`maxconnrate`, `tune.rcvbuf.client`...).
+    pub ops: crate::ops::OpsRt,
 }
 
 /// A `ring` section's buffer, shared by the shards. Deliberately a lock: a ring is one
@@ -156,7 +158,10 @@ pub struct BindRt {
     pub name: Option<String>,
     /// `ssl crt ...`: certificates and policy, checked at startup (shards take a copy each).
     pub tls: Option<Arc<ringlb_tls::BindTls>>,
+    /// The TCP address; unused (unspecified) for a UNIX socket bind.
     pub addr: SocketAddr,
+    /// `bind /path` (or `unix@/path`): the UNIX socket every shard accepts on.
+    pub unix: Option<Arc<crate::ops::UnixListenerRt>>,
     pub maxconn: u32,
     pub backlog: i32,
     /// HTTP/2 on this bind (`proto h2`, `tune.h2.*`); used when ALPN chose `h2` or `proto h2`.
@@ -448,12 +453,32 @@ impl Topology {
                             } else {
                                 None
                             };
-                            b.addrs.iter().map(move |a| BindRt {
+                            let backlog = b.backlog.map(|v| v as i32).unwrap_or(1024);
+                            let unix = b.unix_path.as_ref().and_then(|p| {
+                                crate::ops::UnixListenerRt::new(
+                                    p,
+                                    &b.other,
+                                    &g.ops.unix_bind,
+                                    backlog,
+                                )
+                                .map_err(|message| {
+                                    errors.push(TopologyError {
+                                        loc: b.loc.clone(),
+                                        message: format!("'bind {}' : {message}", b.spec),
+                                    })
+                                })
+                                .ok()
+                            });
+                            let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+                            let tcp = b.addrs.iter().map(|a| (*a, None));
+                            let unix = unix.map(|u| (unspecified, Some(Arc::new(u))));
+                            tcp.chain(unix).map(move |(a, unix)| BindRt {
                                 tls: tls.clone(),
                                 name: b.name.clone(),
-                                addr: *a,
+                                addr: a,
+                                unix,
                                 maxconn: b.maxconn.unwrap_or(0),
-                                backlog: b.backlog.map(|v| v as i32).unwrap_or(1024),
+                                backlog,
                                 h2: crate::h2::H2Bind::of(b, &g.tune),
                             })
                         })
@@ -583,6 +608,12 @@ impl Topology {
                 http_maxhdr: g.tune.http_maxhdr as usize,
             },
             maxconn: g.maxconn.unwrap_or(0),
+            ops: crate::ops::OpsRt {
+                conn_rate: g.ops.maxconnrate.unwrap_or(0),
+                sess_rate: g.ops.maxsessrate.unwrap_or(0),
+                sock_bufs: g.ops.sock_bufs,
+                close_spread: g.ops.close_spread_time,
+            },
             hard_stop_after: g.hard_stop_after,
             grace: g.grace,
             logs: logs.specs,

@@ -256,7 +256,18 @@ impl Drop for TcpStream {
 impl TcpStream {
     /// Connects to `addr` (TCP_NODELAY set).
     pub async fn connect(ring: &Ring, addr: SocketAddr) -> io::Result<TcpStream> {
+        TcpStream::connect_prepared(ring, addr, |_| {}).await
+    }
+
+    /// Connects to `addr` after `prepare` set options on the new socket (buffer sizes must be
+    /// set before the handshake to count in the window scale).
+    pub async fn connect_prepared(
+        ring: &Ring,
+        addr: SocketAddr,
+        prepare: impl FnOnce(&OwnedFd),
+    ) -> io::Result<TcpStream> {
         let fd = new_socket(&addr)?;
+        prepare(&fd);
         let _ = set_int_opt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
         // Owned by the stream from here: if this future is dropped mid-connect, the descriptor
         // is closed through the ring, after the queued connect.
