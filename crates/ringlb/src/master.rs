@@ -126,9 +126,13 @@ fn spawn_program(p: &Program) -> Result<Child, String> {
         .transpose()?;
     let mut cmd = Command::new(exe);
     cmd.args(args);
-    // SAFETY: only async-signal-safe calls (setgroups, setgid, setuid) in the child.
+    // SAFETY: only async-signal-safe calls (sigprocmask, setgroups, setgid, setuid) in the child.
     unsafe {
         std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            // The master blocks the signals it waits for; a program must get them (SIGTERM).
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
             if let Some(gid) = gid {
                 if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 {
                     return Err(std::io::Error::last_os_error());
@@ -210,10 +214,22 @@ fn reap_programs(running: &mut Vec<ProgramProc>) {
     });
 }
 
+/// SIGTERM to every program, then SIGKILL to those still running after 5 s (the master's
+/// exit must not hang on a program that ignores SIGTERM).
 fn stop_programs(running: &mut Vec<ProgramProc>) {
-    for mut p in running.drain(..) {
+    for p in running.iter() {
         send(p.child.id(), libc::SIGTERM);
-        let _ = p.child.wait();
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    for mut p in running.drain(..) {
+        while matches!(p.child.try_wait(), Ok(None)) {
+            if std::time::Instant::now() >= deadline {
+                send(p.child.id(), libc::SIGKILL);
+                let _ = p.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
 }
 
