@@ -89,8 +89,8 @@ pub static SECTIONS: &[SectionKw] = &[
     ),
     sec(
         "program",
-        Status::Parsed { issue: 10 },
-        "external programs run by the master",
+        Status::Supported,
+        "external programs run by the master (master-worker mode)",
     ),
     sec(
         "mailers",

@@ -73,6 +73,16 @@ pub fn build(d: Draft, cx: &mut Cx) -> Config {
             );
         }
     }
+    for p in d.programs.iter().filter(|p| p.command.is_empty()) {
+        cx.alert(
+            &p.loc,
+            "program",
+            format!(
+                "The program section '{}' lacks a command to launch.",
+                p.name
+            ),
+        );
+    }
     cfg.userlists = d.userlists;
     cfg.peers = d.peers;
     cfg.resolvers = d.resolvers;

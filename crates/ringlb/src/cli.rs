@@ -173,15 +173,13 @@ pub fn action(cli: &Cli) -> Action {
     }
     match ringlb_config::load(&cli.files, &|k| std::env::var(k).ok()) {
         Ok(mut l) => {
+            let cli = &with_global(cli, &l.config);
             print_diags(cli, &l.warnings);
             if !resolve_servers(cli, &mut l.config) {
                 return Action::Exit(1);
             }
             if cli.zero_warning && l.warnings.iter().any(|w| w.level == Level::Warning) {
-                alert_line(
-                    cli,
-                    "config : Warnings were found and -dW (zero-warning mode) is set.",
-                );
+                alert_line(cli, zero_warning_message(&l.config));
                 return Action::Exit(1);
             }
             Action::Run(l.config)
@@ -191,6 +189,26 @@ pub fn action(cli: &Cli) -> Action {
             alert_line(cli, "config : Fatal errors found in configuration.");
             Action::Exit(1)
         }
+    }
+}
+
+/// The command line with what the global section adds to it: `quiet` is `-q`,
+/// `zero-warning` is `-dW`.
+pub fn with_global(cli: &Cli, cfg: &Config) -> Cli {
+    let ops = &cfg.global.ops;
+    Cli {
+        quiet: (cli.quiet || ops.quiet) && !cli.verbose,
+        zero_warning: cli.zero_warning || ops.zero_warning,
+        ..cli.clone()
+    }
+}
+
+/// HAProxy's alert when warnings meet `-dW` or `zero-warning`.
+pub fn zero_warning_message(cfg: &Config) -> &'static str {
+    if cfg.global.ops.zero_warning {
+        "config : Some warnings were found and 'zero-warning' is set. Aborting."
+    } else {
+        "config : Warnings were found and -dW (zero-warning mode) is set."
     }
 }
 
@@ -317,6 +335,7 @@ pub fn check_mode(cli: &Cli) -> i32 {
             return 1;
         }
     };
+    let cli = &with_global(cli, &loaded.config);
     print_diags(cli, &loaded.warnings);
     let mut loaded = loaded;
     if !resolve_servers(cli, &mut loaded.config) {
@@ -367,10 +386,7 @@ pub fn check_mode(cli: &Cli) -> i32 {
         eprintln!("Warnings were found.");
     }
     if warned && cli.zero_warning {
-        alert_line(
-            cli,
-            "config : Warnings were found and -dW (zero-warning mode) is set.",
-        );
+        alert_line(cli, zero_warning_message(&loaded.config));
         return 1;
     }
     if !loaded.config.has_listener() {

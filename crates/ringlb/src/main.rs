@@ -24,18 +24,27 @@ fn main() -> ExitCode {
         cli::Action::Run(config)
             if !is_worker && (cli.master_worker || config.global.master_worker) =>
         {
-            master::run(std::env::args_os().collect(), cli.pidfile.clone())
+            master::run(
+                std::env::args_os().collect(),
+                cli.pidfile.clone(),
+                cli.files.clone(),
+                &config,
+            )
         }
-        cli::Action::Run(config) => run::run(
-            config,
-            run::RunOptions {
-                daemon: cli.daemon && !is_worker,
-                pidfile: if is_worker { None } else { cli.pidfile.clone() },
-                quiet: cli.quiet,
-                soft_finish: cli.soft_finish.clone(),
-                terminate: cli.terminate.clone(),
-            },
-        ),
+        cli::Action::Run(config) => {
+            let cli = cli::with_global(&cli, &config);
+            run::run(
+                config,
+                run::RunOptions {
+                    daemon: cli.daemon && !is_worker,
+                    pidfile: if is_worker { None } else { cli.pidfile.clone() },
+                    quiet: cli.quiet,
+                    zero_warning: cli.zero_warning,
+                    soft_finish: cli.soft_finish.clone(),
+                    terminate: cli.terminate.clone(),
+                },
+            )
+        }
     };
     ExitCode::from(u8::try_from(code).unwrap_or(1))
 }

@@ -11,10 +11,20 @@
 //! SIGTERM/SIGINT stop every worker at once, SIGUSR1 softly; the master exits when its workers
 //! are gone. A worker that dies on its own takes the master down with it (HAProxy's default),
 //! so a supervisor (systemd) sees the failure.
+//!
+//! `mworker-max-reloads N`: an old worker still draining after more than N reloads gets
+//! SIGTERM. `program` sections are started by the master after the first worker (as their
+//! `user`/`group`); a reload restarts them (SIGTERM to the old instance, then a new one)
+//! unless `no option start-on-reload`, starts the programs the new configuration added and
+//! stops those it removed; the master's exit stops them all (SIGTERM, by pid). A program
+//! that exits is reported and not restarted, as in HAProxy.
 
 use std::ffi::OsString;
+use std::path::PathBuf;
 use std::process::{Child, Command};
 use std::time::Duration;
+
+use ringlb_config::model::{Config, Program};
 
 /// Set in a worker's environment: the worker must not become a master itself (the config may
 /// say `master-worker`).
@@ -91,8 +101,166 @@ fn send(pid: u32, sig: libc::c_int) {
     }
 }
 
+/// A worker and the reloads it has lived through (`mworker-max-reloads`).
+struct Worker {
+    child: Child,
+    reloads: u32,
+}
+
+/// A running `program` instance.
+struct ProgramProc {
+    spec: Program,
+    child: Child,
+}
+
+fn spawn_program(p: &Program) -> Result<Child, String> {
+    let (exe, args) = p
+        .command
+        .split_first()
+        .ok_or_else(|| format!("program '{}' has no command", p.name))?;
+    let uid = p.user.as_deref().map(crate::run::lookup_user).transpose()?;
+    let gid = p
+        .group
+        .as_deref()
+        .map(crate::run::lookup_group)
+        .transpose()?;
+    let mut cmd = Command::new(exe);
+    cmd.args(args);
+    // SAFETY: only async-signal-safe calls (sigprocmask, setgroups, setgid, setuid) in the child.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut cmd, move || {
+            // The master blocks the signals it waits for; a program must get them (SIGTERM).
+            let mut none: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut none);
+            libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+            if let Some(gid) = gid {
+                if libc::setgroups(0, std::ptr::null()) != 0 || libc::setgid(gid) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            if let Some(uid) = uid {
+                if libc::setuid(uid) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn()
+        .map_err(|e| format!("cannot start program '{}' ({exe}): {e}", p.name))
+}
+
+/// Starts `programs`; a program that cannot start is reported and skipped (the proxy runs).
+fn start_programs(programs: &[Program], into: &mut Vec<ProgramProc>) {
+    for p in programs {
+        match spawn_program(p) {
+            Ok(child) => {
+                notice(&format!("New program '{}' ({}) forked", p.name, child.id()));
+                into.push(ProgramProc {
+                    spec: p.clone(),
+                    child,
+                });
+            }
+            Err(e) => alert(&e),
+        }
+    }
+}
+
+/// A reload: programs to restart (start-on-reload, the default) or that the new configuration
+/// removed get SIGTERM; then the new configuration's programs not kept are started.
+fn reload_programs(running: &mut Vec<ProgramProc>, new: &[Program]) {
+    let mut kept = Vec::new();
+    for p in running.drain(..) {
+        let same = new.iter().find(|n| n.name == p.spec.name);
+        let restart = same.is_none_or(|n| n.start_on_reload.unwrap_or(true));
+        if restart {
+            send(p.child.id(), libc::SIGTERM);
+            reap_later(p.child);
+        } else {
+            kept.push(p);
+        }
+    }
+    let to_start: Vec<Program> = new
+        .iter()
+        .filter(|n| !kept.iter().any(|k| k.spec.name == n.name))
+        .cloned()
+        .collect();
+    *running = kept;
+    start_programs(&to_start, running);
+}
+
+/// Waits for a signalled child in a thread of its own, so it does not stay a zombie.
+fn reap_later(mut child: Child) {
+    let _ = std::thread::Builder::new()
+        .name("ringlb-reap".into())
+        .spawn(move || {
+            let _ = child.wait();
+        });
+}
+
+/// Reports programs that exited (they are not restarted).
+fn reap_programs(running: &mut Vec<ProgramProc>) {
+    running.retain_mut(|p| match p.child.try_wait() {
+        Ok(Some(status)) => {
+            alert(&format!(
+                "Current program '{}' ({}) exited with code {}",
+                p.spec.name,
+                p.child.id(),
+                status.code().unwrap_or(-1)
+            ));
+            false
+        }
+        _ => true,
+    });
+}
+
+/// SIGTERM to every program, then SIGKILL to those still running after 5 s (the master's
+/// exit must not hang on a program that ignores SIGTERM).
+fn stop_programs(running: &mut Vec<ProgramProc>) {
+    for p in running.iter() {
+        send(p.child.id(), libc::SIGTERM);
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    for mut p in running.drain(..) {
+        while matches!(p.child.try_wait(), Ok(None)) {
+            if std::time::Instant::now() >= deadline {
+                send(p.child.id(), libc::SIGKILL);
+                let _ = p.child.wait();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// The programs and `mworker-max-reloads` of the configuration after a reload.
+fn reload_config(files: &[PathBuf]) -> Option<Config> {
+    ringlb_config::load(files, &|k| std::env::var(k).ok())
+        .ok()
+        .map(|l| l.config)
+}
+
 /// Runs the master until its workers are gone; returns the exit code.
-pub fn run(args: Vec<OsString>, pidfile: Option<std::path::PathBuf>) -> i32 {
+pub fn run(
+    args: Vec<OsString>,
+    pidfile: Option<std::path::PathBuf>,
+    files: Vec<PathBuf>,
+    cfg: &Config,
+) -> i32 {
+    let mut programs = Vec::new();
+    let code = supervise(args, pidfile, &files, cfg, &mut programs);
+    stop_programs(&mut programs);
+    code
+}
+
+fn supervise(
+    args: Vec<OsString>,
+    pidfile: Option<std::path::PathBuf>,
+    files: &[PathBuf],
+    cfg: &Config,
+    programs: &mut Vec<ProgramProc>,
+) -> i32 {
+    let mut max_reloads = cfg.global.ops.mworker_max_reloads;
     let wargs = worker_args(&args);
     // Signals are taken synchronously (sigtimedwait) by this single-threaded loop.
     // SAFETY: sigset operations on a local set; sigprocmask on this (only) thread.
@@ -119,13 +287,14 @@ pub fn run(args: Vec<OsString>, pidfile: Option<std::path::PathBuf>) -> i32 {
             return 1;
         }
     };
+    start_programs(&cfg.programs, programs);
     if let Some(p) = &pidfile {
         if let Err(e) = std::fs::write(p, format!("{}\n", pid())) {
             alert(&format!("Cannot create pidfile {} : {e}", p.display()));
         }
     }
     notice(&format!("New worker ({}) forked", current.id()));
-    let mut old: Vec<Child> = Vec::new();
+    let mut old: Vec<Worker> = Vec::new();
     let mut stopping = false;
     loop {
         let timeout = libc::timespec {
@@ -145,7 +314,27 @@ pub fn run(args: Vec<OsString>, pidfile: Option<std::path::PathBuf>) -> i32 {
                     match spawn_worker(&wargs, Some(current.id())) {
                         Ok(new) => {
                             notice(&format!("New worker ({}) forked", new.id()));
-                            old.push(std::mem::replace(&mut current, new));
+                            let was = std::mem::replace(&mut current, new);
+                            old.push(Worker {
+                                child: was,
+                                reloads: 0,
+                            });
+                            let new_cfg = reload_config(files);
+                            if let Some(c) = &new_cfg {
+                                max_reloads = c.global.ops.mworker_max_reloads;
+                                reload_programs(programs, &c.programs);
+                            }
+                            for w in &mut old {
+                                w.reloads += 1;
+                                if max_reloads.is_some_and(|m| w.reloads > m) {
+                                    notice(&format!(
+                                        "Old worker ({}) survived {} reloads (mworker-max-reloads): sending SIGTERM",
+                                        w.child.id(),
+                                        w.reloads
+                                    ));
+                                    send(w.child.id(), libc::SIGTERM);
+                                }
+                            }
                         }
                         Err(e) => alert(&format!("Reload aborted: cannot start a worker: {e}")),
                     }
@@ -154,21 +343,30 @@ pub fn run(args: Vec<OsString>, pidfile: Option<std::path::PathBuf>) -> i32 {
             libc::SIGTERM | libc::SIGINT => {
                 crate::notify::notify("STOPPING=1");
                 stopping = true;
-                for c in old.iter().chain(std::iter::once(&current)) {
+                for c in old
+                    .iter()
+                    .map(|w| &w.child)
+                    .chain(std::iter::once(&current))
+                {
                     send(c.id(), libc::SIGTERM);
                 }
             }
             libc::SIGUSR1 => {
                 crate::notify::notify("STOPPING=1");
                 stopping = true;
-                for c in old.iter().chain(std::iter::once(&current)) {
+                for c in old
+                    .iter()
+                    .map(|w| &w.child)
+                    .chain(std::iter::once(&current))
+                {
                     send(c.id(), libc::SIGUSR1);
                 }
             }
             _ => {}
         }
         // Reap whatever exited.
-        old.retain_mut(|c| matches!(c.try_wait(), Ok(None)));
+        old.retain_mut(|w| matches!(w.child.try_wait(), Ok(None)));
+        reap_programs(programs);
         match current.try_wait() {
             Ok(None) => {}
             Ok(Some(status)) => {
@@ -182,8 +380,8 @@ pub fn run(args: Vec<OsString>, pidfile: Option<std::path::PathBuf>) -> i32 {
                         current.id(),
                         status.code().unwrap_or(1)
                     ));
-                    for c in &old {
-                        send(c.id(), libc::SIGTERM);
+                    for w in &old {
+                        send(w.child.id(), libc::SIGTERM);
                     }
                     std::thread::sleep(Duration::from_millis(100));
                     return status.code().unwrap_or(1).max(1);

@@ -6,7 +6,7 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ringlb_config::model::Config;
+use ringlb_config::model::{Config, Ops};
 use ringlb_config::registry::Status;
 use ringlb_control::checks::CheckPlan;
 use ringlb_control::cli::{build_table, CliPlan};
@@ -19,6 +19,8 @@ pub struct RunOptions {
     pub daemon: bool,
     pub pidfile: Option<PathBuf>,
     pub quiet: bool,
+    /// `-dW` / `zero-warning`: a warning at startup stops the process.
+    pub zero_warning: bool,
     /// `-sf`: old processes told to finish softly (SIGUSR1) once this one serves.
     pub soft_finish: Vec<u32>,
     /// `-st`: old processes terminated (SIGTERM) once this one serves.
@@ -80,20 +82,6 @@ pub struct Pending {
 
 /// Every use of a keyword the registry marks `Parsed` (implemented by a later issue).
 pub fn pending_keywords(cfg: &Config) -> Vec<Pending> {
-    // UNIX-socket listeners in proxies: parsed, but the shards only bind TCP yet. Refused here
-    // rather than served without them.
-    let unix_binds = cfg
-        .frontends
-        .iter()
-        .flat_map(|f| f.binds.iter())
-        .filter(|b| b.unix_path.is_some())
-        .map(|b| Pending {
-            message: format!(
-                "config : parsing [{}:{}] : 'bind {}' : UNIX socket listeners in proxies are not implemented by ringlb yet (issue #10); ringlb refuses to start rather than ignore it.",
-                b.loc.file, b.loc.line, b.spec
-            ),
-            starts_anyway: false,
-        });
     cfg.keyword_uses
         .iter()
         .filter_map(|u| {
@@ -107,18 +95,21 @@ pub fn pending_keywords(cfg: &Config) -> Vec<Pending> {
             };
             Some(Pending { message, starts_anyway })
         })
-        .chain(unix_binds)
         .collect()
 }
 
 /// Checks that everything the config asks for is implemented; returns false (after printing
-/// alerts) when ringlb must not start.
-pub fn check_implemented(cfg: &Config, quiet: bool) -> bool {
+/// alerts) when ringlb must not start (a warning too under `zero-warning`).
+pub fn check_implemented(cfg: &Config, quiet: bool, zero_warning: bool) -> bool {
     let mut ok = true;
     for p in pending_keywords(cfg) {
         if p.starts_anyway {
             if !quiet {
                 warning(&p.message);
+            }
+            if zero_warning && ok {
+                alert(crate::cli::zero_warning_message(cfg));
+                ok = false;
             }
         } else {
             alert(&p.message);
@@ -128,9 +119,11 @@ pub fn check_implemented(cfg: &Config, quiet: bool) -> bool {
     ok
 }
 
-/// Raises the soft open-files limit to what `maxconn` needs (two descriptors per connection
-/// plus listeners and spare), as HAProxy does; fails as HAProxy does when the hard limit is lower.
-fn raise_fd_limit(maxconn: u32, listeners: usize) -> Result<(), String> {
+/// Sets the open-files limit as HAProxy does (its default `strict-limits`: failing is fatal):
+/// `ulimit-n` when given (raised or lowered to exactly that), else what `maxconn` needs (two
+/// descriptors per connection plus listeners and spare; raised only), else the hard limit;
+/// never above `fd-hard-limit`. Root may raise the hard limit itself.
+fn set_fd_limit(ops: &Ops, maxconn: u32, listeners: usize) -> Result<(), String> {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -139,25 +132,50 @@ fn raise_fd_limit(maxconn: u32, listeners: usize) -> Result<(), String> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
         return Ok(());
     }
+    let cap = ops.fd_hard_limit.map_or(u64::MAX, u64::from);
     // HAProxy's maxsock: two descriptors per connection, the listeners, a few spare.
-    let wanted = if maxconn == 0 {
-        lim.rlim_max
-    } else {
-        u64::from(maxconn) * 2 + listeners as u64 + 16
+    let wanted = match (ops.ulimit_n, maxconn) {
+        (Some(n), _) => u64::from(n),
+        (None, 0) => lim.rlim_max.min(cap),
+        (None, m) => u64::from(m) * 2 + listeners as u64 + 16,
     };
-    if wanted > lim.rlim_max {
+    if wanted > cap {
+        return Err(format!(
+            "[ringlb.main()] Cannot raise FD limit to {wanted}, fd-hard-limit is {cap}."
+        ));
+    }
+    if wanted <= lim.rlim_cur && ops.ulimit_n.is_none() {
+        return Ok(());
+    }
+    let new = libc::rlimit {
+        rlim_cur: wanted,
+        rlim_max: lim.rlim_max.max(wanted),
+    };
+    // SAFETY: new is a valid rlimit.
+    if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } != 0 {
         return Err(format!(
             "[ringlb.main()] Cannot raise FD limit to {wanted}, limit is {}.",
             lim.rlim_max
         ));
     }
-    if wanted > lim.rlim_cur {
-        lim.rlim_cur = wanted;
-        // SAFETY: lim is valid.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &lim) } != 0 {
-            return Err(format!(
-                "[ringlb.main()] Cannot raise FD limit to {wanted}."
-            ));
+    Ok(())
+}
+
+/// `set-dumpable`: after the privilege drop (which clears it), the process is dumpable again
+/// and its core size limit is raised to the hard limit, as HAProxy does.
+fn set_dumpable() -> Result<(), String> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid out-pointer, then a valid rlimit; prctl takes plain integers.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_CORE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_CORE, &lim);
+        }
+        if libc::prctl(libc::PR_SET_DUMPABLE, 1, 0, 0, 0) != 0 {
+            return Err("[ringlb.main()] Failed to set the dumpable flag.".into());
         }
     }
     Ok(())
@@ -250,7 +268,7 @@ fn drop_privileges(cfg: &Config) -> Result<(), String> {
     Ok(())
 }
 
-fn lookup_user(name: &str) -> Result<u32, String> {
+pub fn lookup_user(name: &str) -> Result<u32, String> {
     let c = CString::new(name).map_err(|_| format!("bad user name '{name}'"))?;
     // SAFETY: getpwnam returns a pointer into static storage or null; read before any other call.
     let pw = unsafe { libc::getpwnam(c.as_ptr()) };
@@ -261,7 +279,7 @@ fn lookup_user(name: &str) -> Result<u32, String> {
     Ok(unsafe { (*pw).pw_uid })
 }
 
-fn lookup_group(name: &str) -> Result<u32, String> {
+pub fn lookup_group(name: &str) -> Result<u32, String> {
     let c = CString::new(name).map_err(|_| format!("bad group name '{name}'"))?;
     // SAFETY: as lookup_user, for getgrnam.
     let gr = unsafe { libc::getgrnam(c.as_ptr()) };
@@ -276,7 +294,7 @@ fn lookup_group(name: &str) -> Result<u32, String> {
 
 /// Starts serving `cfg` and returns the process exit code when it stops.
 pub fn run(cfg: Config, opts: RunOptions) -> i32 {
-    if !check_implemented(&cfg, opts.quiet) {
+    if !check_implemented(&cfg, opts.quiet, opts.zero_warning) {
         return 1;
     }
     let mut topology = match Topology::from_config(&cfg) {
@@ -298,6 +316,12 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
                 w.loc.file, w.loc.line, w.message
             ));
         }
+    }
+    if opts.zero_warning && !topology.warnings.is_empty() {
+        if !opts.quiet {
+            alert(crate::cli::zero_warning_message(&cfg));
+        }
+        return 1;
     }
     let mut checks = match CheckPlan::from_config(&cfg, &topology) {
         Ok(p) => p,
@@ -366,7 +390,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
         .map_or(allowed.len(), |n| n as usize)
         .max(1);
     let cpus = shard_cpus(nbthread, &cfg.global.cpu_map, &allowed);
-    if let Err(e) = raise_fd_limit(topology.maxconn, listeners * nbthread) {
+    if let Err(e) = set_fd_limit(&cfg.global.ops, topology.maxconn, listeners * nbthread) {
         alert(&e);
         return 1;
     }
@@ -407,7 +431,14 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
         Ok(p) => p,
         Err(e) => return fail(&mut report, &e),
     };
-    if let Err(e) = drop_privileges(&cfg) {
+    let dropped = drop_privileges(&cfg).and_then(|()| {
+        if cfg.global.ops.set_dumpable {
+            set_dumpable()
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(e) = dropped {
         let _ = proxy.broadcast(ControlMsg::HardStop);
         proxy.wait();
         return fail(&mut report, &e);

@@ -376,7 +376,14 @@ impl<'a> Session<'a> {
             // grace to send its next request, answered with `connection: close`.
             None => {
                 let left = limit.map(|l| l.saturating_sub(started.elapsed()));
-                let grace = left.map_or(SOFT_STOP_GRACE, |l| l.min(SOFT_STOP_GRACE));
+                // `close-spread-time`: idle connections close at points spread over the window
+                // instead of all at once (a request arriving meanwhile is still served).
+                let spread = crate::ops::spread_offset(
+                    self.ctx.state.topo.ops.close_spread,
+                    self.client.tcp().as_raw_fd(),
+                );
+                let wait = SOFT_STOP_GRACE.max(spread);
+                let grace = left.map_or(wait, |l| l.min(wait));
                 match within(Some(grace), &mut recv).await {
                     Ok(r) => Ok(r),
                     Err(_) => Ok(Ok(None)), // nothing came: closed like a client close

@@ -21,6 +21,7 @@ pub mod log;
 pub mod msg_rules;
 pub mod notify;
 pub mod observe;
+pub mod ops;
 pub mod patterns;
 pub mod persist;
 pub mod post_param;

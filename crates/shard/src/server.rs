@@ -291,12 +291,11 @@ pub async fn connect(
     }
     let addr = srv.addr.get();
     let started = Instant::now();
-    let tcp = match within(
-        timeout,
-        TcpStream::connect_with(&ctx.ring, addr, &srv.rt.connect),
-    )
-    .await
-    {
+    // `tune.rcvbuf.server` / `tune.sndbuf.server` join the server's own socket options.
+    let mut opts = srv.rt.connect.clone();
+    opts.rcvbuf = ctx.state.topo.ops.sock_bufs.rcv_server;
+    opts.sndbuf = ctx.state.topo.ops.sock_bufs.snd_server;
+    let tcp = match within(timeout, TcpStream::connect_with(&ctx.ring, addr, &opts)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return Err(e),
         Err(_) => return Err(io::Error::from(io::ErrorKind::TimedOut)),

@@ -16,6 +16,7 @@ use ringlb_uring::{bind_listener, Ring, TcpListener};
 use crate::conn::{ClientConn, TlsConn};
 use crate::log::{local_utc_offset_secs, Logger};
 use crate::notify::Notify;
+use crate::ops::RateLimiter;
 use crate::state::{ControlMsg, RunState, ShardState};
 use crate::topology::Topology;
 use crate::Ctx;
@@ -137,8 +138,15 @@ async fn run(cfg: ShardConfig) {
                     continue;
                 }
             }
-            match bind_listener(bind.addr, &bind.listen) {
+            let bound = match &bind.unix {
+                Some(u) => u.take_for_shard(nshards),
+                None => bind_listener(bind.addr, &bind.listen),
+            };
+            match bound {
                 Ok(fd) => {
+                    // Accepted sockets inherit the listener's buffer sizes.
+                    let bufs = topology.ops.sock_bufs;
+                    crate::ops::apply_buffers(&fd, bufs.rcv_client, bufs.snd_client);
                     let tls = match (&bind.tls, &topology.tls_shared) {
                         (Some(t), Some(shared)) => {
                             let mine = t.for_shard(shared, nshards);
@@ -151,9 +159,13 @@ async fn run(cfg: ShardConfig) {
                     listeners.push(((fi, bi), bind.maxconn, (listener, tls)))
                 }
                 Err(e) => {
+                    let addr = match &bind.unix {
+                        Some(u) => u.path.display().to_string(),
+                        None => bind.addr.to_string(),
+                    };
                     let _ = ready.send(Err(format!(
-                        "Starting frontend {}: cannot bind socket (shard {id}) [{}]: {e}",
-                        fe.name, bind.addr
+                        "Starting frontend {}: cannot bind socket (shard {id}) [{addr}]: {e}",
+                        fe.name
                     )));
                     return;
                 }
@@ -167,6 +179,11 @@ async fn run(cfg: ShardConfig) {
             .map(|_| std::cell::Cell::new(0))
             .collect(),
     );
+    // `maxconnrate` / `maxsessrate`: this shard's share, for all its listeners together.
+    let rates = Rc::new(std::cell::RefCell::new([
+        RateLimiter::new(crate::state::share(topology.ops.conn_rate, nshards)),
+        RateLimiter::new(crate::state::share(topology.ops.sess_rate, nshards)),
+    ]));
     for ((fi, bi), bind_maxconn, listener) in listeners {
         let ctx = ctx.clone();
         let stop = stop_accepting.clone();
@@ -177,7 +194,7 @@ async fn run(cfg: ShardConfig) {
             bind_maxconn,
             listener,
             stop,
-            fe_conns,
+            (fe_conns, rates.clone()),
         ))
         .detach();
     }
@@ -302,7 +319,7 @@ async fn accept_loop(
     bind_maxconn: u32,
     (listener, tls): (TcpListener, bool),
     stop: Rc<Notify>,
-    fe_conns: Rc<Vec<std::cell::Cell<u32>>>,
+    (fe_conns, rates): (Rc<Vec<std::cell::Cell<u32>>>, Rates),
 ) {
     let state = ctx.state.clone();
     let Some(fe) = state.topo.frontends.get(frontend) else {
@@ -354,6 +371,7 @@ async fn accept_loop(
             }
         })
         .await;
+        wait_for_rate(&rates, &stop).await;
         let soft = || state.run.get() == RunState::SoftStopping;
         let accepted = if stop.is_raised() {
             if !soft() {
@@ -398,6 +416,12 @@ async fn accept_loop(
                 continue;
             }
         };
+        {
+            let now = std::time::Instant::now();
+            for r in rates.borrow_mut().iter_mut() {
+                r.record(now);
+            }
+        }
         let guard = ConnGuard::new(
             state.clone(),
             fe_conns.clone(),
@@ -532,6 +556,27 @@ async fn read_proxy_header(
             }
             Parsed::Incomplete => seen = n,
         }
+    }
+}
+
+/// The shard's connection and session rate limiters, shared by its accept loops.
+type Rates = Rc<std::cell::RefCell<[RateLimiter; 2]>>;
+
+/// Waits while this shard is over its share of `maxconnrate` or `maxsessrate` (new clients
+/// wait in the kernel's backlog meanwhile, as in HAProxy), or until a stop.
+async fn wait_for_rate(rates: &Rates, stop: &Notify) {
+    loop {
+        let now = std::time::Instant::now();
+        let wait = rates
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(|r| r.wait_for(now))
+            .max();
+        let Some(wait) = wait else { return };
+        if stop.is_raised() {
+            return;
+        }
+        future::or(glommio::timer::sleep(wait), stop.wait()).await;
     }
 }
 

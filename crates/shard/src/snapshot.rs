@@ -62,7 +62,10 @@ pub fn build(
                         .map(|(bi, b)| ListenerStats {
                             name: b.name.clone().unwrap_or_else(|| format!("sock-{}", b.id)),
                             id: b.id,
-                            addr: b.addr.to_string(),
+                            addr: match b.unix {
+                                Some(_) => "unix".into(),
+                                None => b.addr.to_string(),
+                            },
                             state: ListenState::Open,
                             maxconn: b.maxconn,
                             counters: counters

@@ -931,6 +931,7 @@ mod tests {
                 h2_be_window: 65_535,
             },
             maxconn,
+            ops: Default::default(),
             hard_stop_after: None,
             grace: None,
             logs: Vec::new(),

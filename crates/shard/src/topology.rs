@@ -57,6 +57,8 @@ pub struct Topology {
     /// `ring` sections: written by every shard's `log ring@<name>` targets, read by
     /// `show events` on the control shard (emptied by a reload).
     pub rings: Vec<Arc<LogRing>>,
+    /// Accept-rate limits and socket buffers (`maxconnrate`, `tune.rcvbuf.client`...).
+    pub ops: crate::ops::OpsRt,
 }
 
 /// A `ring` section's buffer, shared by the shards. Deliberately a lock: a ring is one
@@ -179,7 +181,10 @@ pub struct BindRt {
     pub name: Option<String>,
     /// `ssl crt ...`: certificates and policy, checked at startup (shards take a copy each).
     pub tls: Option<Arc<ringlb_tls::BindTls>>,
+    /// The TCP address; unused (unspecified) for a UNIX socket bind.
     pub addr: SocketAddr,
+    /// `bind /path` (or `unix@/path`): the UNIX socket every shard accepts on.
+    pub unix: Option<Arc<crate::ops::UnixListenerRt>>,
     pub maxconn: u32,
     pub backlog: i32,
     /// HTTP/2 on this bind (`proto h2`, `tune.h2.*`); used when ALPN chose `h2` or `proto h2`.
@@ -580,14 +585,32 @@ impl Topology {
                             let backlog = b.backlog.or(f_backlog).map(|v| v as i32).unwrap_or(1024);
                             let listen = listen_opts(f, b, backlog, &mut errors);
                             let threads = bind_threads(b, &mut errors);
-                            b.addrs
-                                .iter()
+                            let unix = b.unix_path.as_ref().and_then(|p| {
+                                crate::ops::UnixListenerRt::new(
+                                    p,
+                                    &b.other,
+                                    &g.ops.unix_bind,
+                                    backlog,
+                                )
+                                .map_err(|message| {
+                                    errors.push(TopologyError {
+                                        loc: b.loc.clone(),
+                                        message: format!("'bind {}' : {message}", b.spec),
+                                    })
+                                })
+                                .ok()
+                            });
+                            let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+                            let tcp = b.addrs.iter().map(|a| (*a, None));
+                            let unix = unix.map(|u| (unspecified, Some(Arc::new(u))));
+                            tcp.chain(unix)
                                 .zip(first_id.into_iter().chain(std::iter::repeat(0)))
-                                .map(move |(a, id)| BindRt {
+                                .map(move |((a, unix), id)| BindRt {
                                     id,
                                     tls: tls.clone(),
                                     name: b.name.clone(),
-                                    addr: *a,
+                                    addr: a,
+                                    unix,
                                     maxconn: b.maxconn.unwrap_or(0),
                                     backlog,
                                     h2: crate::h2::H2Bind::of(b, &g.tune),
@@ -742,6 +765,12 @@ impl Topology {
             maxconn: g.maxconn.unwrap_or(0),
             maxsslconn: global_u32(g, "maxsslconn"),
             maxsslrate: global_u32(g, "maxsslrate"),
+            ops: crate::ops::OpsRt {
+                conn_rate: g.ops.maxconnrate.unwrap_or(0),
+                sess_rate: g.ops.maxsessrate.unwrap_or(0),
+                sock_bufs: g.ops.sock_bufs,
+                close_spread: g.ops.close_spread_time,
+            },
             hard_stop_after: g.hard_stop_after,
             grace: g.grace,
             logs: logs.specs,

@@ -353,6 +353,10 @@ pub struct ConnectOpts {
     pub delay_ack: bool,
     /// `option nolinger`: SO_LINGER 0 (a close resets).
     pub nolinger: bool,
+    /// `tune.rcvbuf.server` / `tune.sndbuf.server`: set before the handshake so that they
+    /// count in the window scale.
+    pub rcvbuf: Option<u32>,
+    pub sndbuf: Option<u32>,
 }
 
 impl TcpStream {
@@ -395,6 +399,11 @@ impl TcpStream {
         }
         if opts.delay_ack {
             let _ = set_int_opt(raw, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0);
+        }
+        for (opt, v) in [(libc::SO_RCVBUF, opts.rcvbuf), (libc::SO_SNDBUF, opts.sndbuf)] {
+            if let Some(v) = v.and_then(|v| libc::c_int::try_from(v).ok()) {
+                let _ = set_int_opt(raw, libc::SOL_SOCKET, opt, v);
+            }
         }
         // Owned by the stream from here: if this future is dropped mid-connect, the descriptor
         // is closed through the ring, after the queued connect.

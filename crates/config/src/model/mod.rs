@@ -126,8 +126,60 @@ pub struct Global {
     pub spread_checks: Option<u32>,
     pub strict_limits: bool,
     pub set_env: Vec<(String, String)>,
+    /// Process limits, socket tuning and master-worker keywords (issue #10).
+    pub ops: Ops,
     /// Parsed, not yet typed (keywords of status `Parsed`/`Accepted`).
     pub other: Vec<Directive>,
+}
+
+/// Process limits, socket tuning and master-worker keywords of `global` (issue #10).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Ops {
+    /// `ulimit-n`: the open-files limit to set instead of the one computed from `maxconn`.
+    pub ulimit_n: Option<u32>,
+    /// `fd-hard-limit`: never use more descriptors than this, whatever the system allows.
+    pub fd_hard_limit: Option<u32>,
+    /// `maxconnrate`: connections accepted per second, whole process.
+    pub maxconnrate: Option<u32>,
+    /// `maxsessrate`: sessions created per second, whole process.
+    pub maxsessrate: Option<u32>,
+    /// `set-dumpable`: keep the process dumpable (core files) after dropping privileges.
+    pub set_dumpable: bool,
+    /// `quiet`: as `-q`.
+    pub quiet: bool,
+    /// `zero-warning`: as `-dW`, any warning is fatal.
+    pub zero_warning: bool,
+    /// `close-spread-time`: window over which a soft stop closes client connections.
+    pub close_spread_time: Option<Duration>,
+    /// `mworker-max-reloads`: reloads an old worker may survive before it gets SIGTERM.
+    pub mworker_max_reloads: Option<u32>,
+    /// `unix-bind`: defaults for every UNIX socket the process binds.
+    pub unix_bind: UnixSocketOpts,
+    /// `tune.rcvbuf.client`/`tune.sndbuf.client`/`tune.rcvbuf.server`/`tune.sndbuf.server`.
+    pub sock_bufs: SockBufs,
+}
+
+/// Owner, mode and path prefix of a UNIX socket (`unix-bind`, or the options of one bind).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnixSocketOpts {
+    /// `prefix`: prepended to every UNIX bind path (a directory the caller controls).
+    pub prefix: Option<String>,
+    /// Octal permission bits.
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    /// Names, looked up when the socket is bound (`uid`/`gid` win when both are given).
+    pub user: Option<String>,
+    pub group: Option<String>,
+}
+
+/// Kernel socket buffer sizes in bytes (`SO_RCVBUF`/`SO_SNDBUF`), `None` = kernel default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SockBufs {
+    pub rcv_client: Option<u32>,
+    pub snd_client: Option<u32>,
+    pub rcv_server: Option<u32>,
+    pub snd_server: Option<u32>,
 }
 
 /// `cpu-map [auto:]<thread-set> <cpu-set>`; sets are inclusive ranges as written.

@@ -25,7 +25,10 @@ const fn o(name: &'static str, value: bool, status: Status, doc: &'static str) -
 }
 
 const S: Status = Status::Supported;
-const OPS: Status = Status::Parsed { issue: 10 };
+/// Options HAProxy documents for stats sockets only and ignores on a proxy's `bind`.
+const STATS_ONLY: Status = Status::Accepted {
+    why: "only a 'stats socket' line uses it (supported there); haproxy ignores it on a proxy's bind too",
+};
 const NO: Status = Status::Unsupported;
 
 /// Bind options ringlb knows.
@@ -69,14 +72,34 @@ pub static BIND_OPTIONS: &[BindOpt] = &[
         S,
         "force a mux protocol (h2: HTTP/2 without ALPN, h2c prior knowledge)",
     ),
-    o("mode", true, OPS, "UNIX socket permissions"),
-    o("user", true, OPS, "UNIX socket owner"),
-    o("group", true, OPS, "UNIX socket group"),
-    o("uid", true, OPS, "UNIX socket uid"),
-    o("gid", true, OPS, "UNIX socket gid"),
-    o("level", true, OPS, "runtime API level"),
-    o("expose-fd", true, OPS, "runtime API fd passing"),
-    o("severity-output", true, OPS, "runtime API severity"),
+    o(
+        "mode",
+        true,
+        S,
+        "UNIX socket permissions (octal; unix-bind mode by default)",
+    ),
+    o("user", true, S, "UNIX socket owner (name)"),
+    o("group", true, S, "UNIX socket group (name)"),
+    o("uid", true, S, "UNIX socket owner (number)"),
+    o("gid", true, S, "UNIX socket group (number)"),
+    o(
+        "level",
+        true,
+        STATS_ONLY,
+        "runtime API level (stats socket lines: supported)",
+    ),
+    o(
+        "expose-fd",
+        true,
+        STATS_ONLY,
+        "runtime API fd passing (stats socket lines: accepted, not needed)",
+    ),
+    o(
+        "severity-output",
+        true,
+        STATS_ONLY,
+        "runtime API severity (stats socket lines: supported)",
+    ),
     o("namespace", true, NO, "network namespace"),
     o("ssl", false, S, "TLS on this listener"),
     o("crt", true, S, "certificate PEM file or directory"),
@@ -341,6 +364,14 @@ fn apply(b: &mut Bind, name: &str, value: Option<String>, bases: &TlsBases) -> R
         // `h1` is what an HTTP frontend speaks anyway; `h2` serves every connection as HTTP/2.
         "proto" if matches!(v.as_str(), "h1" | "h2") => b.other.push((name.to_string(), value)),
         "proto" => return Err(format!("'proto' :  unknown MUX protocol '{v}'")),
+        "mode" => {
+            super::global::parse_mode(&v)?;
+            b.other.push((name.to_string(), value));
+        }
+        "uid" | "gid" => {
+            parse_u32(&v)?;
+            b.other.push((name.to_string(), value));
+        }
         _ if is_ssl_flag(name) => apply_ssl_opt(&mut b.ssl.options, name, || value)?,
         _ => b.other.push((name.to_string(), value)),
     }

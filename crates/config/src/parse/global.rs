@@ -196,14 +196,21 @@ pub static KEYWORDS: &[GlobalKw] = &[
         "clear the environment except named variables",
         generic,
     ),
-    kw("ulimit-n", OPS, "file descriptor limit", u32_other),
+    kw("ulimit-n", S, "open-files limit to set (else computed from maxconn)", |_, g, l| {
+        u32_arg(l, &mut g.ops.ulimit_n)
+    }),
     kw(
         "maxconnrate",
-        OPS,
-        "maximum connections per second",
-        u32_other,
+        S,
+        "connections accepted per second (each shard takes its share; excess waits in the backlog)",
+        |_, g, l| u32_arg(l, &mut g.ops.maxconnrate),
     ),
-    kw("maxsessrate", OPS, "maximum sessions per second", u32_other),
+    kw(
+        "maxsessrate",
+        S,
+        "sessions per second (each shard takes its share; excess waits in the backlog)",
+        |_, g, l| u32_arg(l, &mut g.ops.maxsessrate),
+    ),
     kw(
         "maxsslconn",
         S,
@@ -216,8 +223,15 @@ pub static KEYWORDS: &[GlobalKw] = &[
         "maximum TLS handshakes per second",
         u32_other,
     ),
-    kw("maxpipes", OPS, "splice pipes", u32_other),
-    kw("busy-polling", OPS, "busy polling", generic),
+    kw("maxpipes", Status::Accepted { why: "ringlb does not use splice() pipes" }, "splice pipes", u32_other),
+    kw(
+        "busy-polling",
+        Status::Accepted {
+            why: "ringlb shards park on their io_uring (eventfd wakeup) and do not busy-poll",
+        },
+        "busy polling",
+        generic,
+    ),
     kw("ca-base", S, "base directory of CA files", |cx, g, l| {
         generic1(cx, g, l)?;
         cx.tls_bases.ca = Some(l.arg(1).into());
@@ -418,34 +432,37 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "tune.maxaccept",
-        OPS,
+        Status::Accepted {
+            why: "ringlb accepts one connection per io_uring completion and runs the accepted \
+                  connections' tasks between accepts: there is no accept batch to bound",
+        },
         "connections accepted per wakeup",
         tune_other,
     ),
-    kw("tune.maxpollevents", OPS, "events per poll", tune_other),
+    kw("tune.maxpollevents", POLL, "events per poll", tune_other),
     kw(
         "tune.rcvbuf.client",
-        OPS,
-        "client socket receive buffer",
-        tune_other,
+        S,
+        "client socket receive buffer (SO_RCVBUF on the listeners)",
+        |_, g, l| u32_arg(l, &mut g.ops.sock_bufs.rcv_client),
     ),
     kw(
         "tune.rcvbuf.server",
-        OPS,
-        "server socket receive buffer",
-        tune_other,
+        S,
+        "server socket receive buffer (SO_RCVBUF before connect)",
+        |_, g, l| u32_arg(l, &mut g.ops.sock_bufs.rcv_server),
     ),
     kw(
         "tune.sndbuf.client",
-        OPS,
-        "client socket send buffer",
-        tune_other,
+        S,
+        "client socket send buffer (SO_SNDBUF on the listeners)",
+        |_, g, l| u32_arg(l, &mut g.ops.sock_bufs.snd_client),
     ),
     kw(
         "tune.sndbuf.server",
-        OPS,
-        "server socket send buffer",
-        tune_other,
+        S,
+        "server socket send buffer (SO_SNDBUF before connect)",
+        |_, g, l| u32_arg(l, &mut g.ops.sock_bufs.snd_server),
     ),
     kw(
         "tune.http.cookielen",
@@ -498,19 +515,19 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("nosplice", Status::Accepted { why: "ringlb does not use splice()" }, "disable splicing", generic),
     kw("tune.pipesize", Status::Accepted { why: "ringlb does not use splice() pipes" }, "pipe size for splicing", generic1),
     kw("noreuseport", NO, "disable SO_REUSEPORT (ringlb needs it: one listener per shard)", generic),
-    kw("nogetaddrinfo", OPS, "use gethostbyname instead of getaddrinfo", generic),
+    kw("nogetaddrinfo", Status::Accepted { why: "ringlb resolves names once at startup with getaddrinfo; gethostbyname would give the same addresses" }, "use gethostbyname instead of getaddrinfo", generic),
     kw("tune.fail-alloc", Status::Accepted { why: "debugging knob of haproxy's allocator" }, "fail allocations (debug)", generic),
-    kw("set-dumpable", OPS, "allow core dumps after privilege drop", generic),
-    kw("quiet", OPS, "same as -q", generic),
-    kw("zero-warning", OPS, "same as -dW", generic),
-    kw("close-spread-time", OPS, "spread idle connection closing on soft stop", generic1),
-    kw("mworker-max-reloads", OPS, "master-worker reload limit", u32_other),
+    kw("set-dumpable", S, "stay dumpable (core files) after dropping privileges", |_, g, l| flag(l, &mut g.ops.set_dumpable)),
+    kw("quiet", S, "same as -q", |_, g, l| flag(l, &mut g.ops.quiet)),
+    kw("zero-warning", S, "same as -dW: any warning is fatal", |_, g, l| flag(l, &mut g.ops.zero_warning)),
+    kw("close-spread-time", S, "spread the closing of idle HTTP/1 connections over this window on soft stop", |_, g, l| time_arg(l, &mut g.ops.close_spread_time)),
+    kw("mworker-max-reloads", S, "reloads an old worker survives before SIGTERM", |_, g, l| u32_arg(l, &mut g.ops.mworker_max_reloads)),
     kw("server-state-base", S, "directory of server state files", generic1),
     kw("server-state-file", S, "server state file", generic1),
-    kw("unix-bind", OPS, "defaults of UNIX socket binds", generic),
+    kw("unix-bind", S, "defaults of UNIX socket binds: prefix, mode, user, uid, group, gid", p_unix_bind),
     kw("thread-group", Status::Accepted { why: "ringlb runs one thread group; shards are placed by cpu-map or the allowed CPUs" }, "thread groups", generic),
     kw("numa-cpu-mapping", Status::Accepted { why: "ringlb places its shards by cpu-map or on every allowed CPU; it does not narrow them to one NUMA node" }, "restrict threads to one NUMA node", generic),
-    kw("fd-hard-limit", OPS, "file descriptor hard limit", u32_other),
+    kw("fd-hard-limit", S, "never use more file descriptors than this", |_, g, l| u32_arg(l, &mut g.ops.fd_hard_limit)),
     kw("cluster-secret", LB, "secret for QUIC/peers", generic1),
     kw("pp2-never-send-local", S, "PROXY v2: never send LOCAL", generic),
     kw("h1-accept-payload-with-any-method", Status::Accepted { why: "ringlb already forwards HTTP/1.0 GET/HEAD/DELETE requests that carry a body" }, "accept bodies on GET/HEAD/DELETE", generic),
@@ -864,6 +881,42 @@ pub fn parse_log(l: &Line, allow_global: bool) -> Result<LogTarget, String> {
     no_extra(l, i + 3).map(|_| t)
 }
 
+/// `unix-bind [prefix <p>] [mode <octal>] [user <u>] [uid <n>] [group <g>] [gid <n>]`.
+fn p_unix_bind(_: &mut Cx, g: &mut Global, l: &Line) -> R {
+    need_args(l, 1, 2, "at least one argument")?;
+    let u = &mut g.ops.unix_bind;
+    let mut i = 1;
+    while i < l.len() {
+        let (k, v) = (l.arg(i), l.arg(i + 1));
+        if i + 1 >= l.len() {
+            return Err(format!("'unix-bind' : missing value after '{k}'."));
+        }
+        match k {
+            "prefix" => u.prefix = Some(v.to_string()),
+            "mode" => u.mode = Some(parse_mode(v)?),
+            "uid" => u.uid = Some(parse_u32(v)?),
+            "gid" => u.gid = Some(parse_u32(v)?),
+            "user" => u.user = Some(v.to_string()),
+            "group" => u.group = Some(v.to_string()),
+            _ => {
+                return Err(format!(
+                    "'unix-bind' only supports 'prefix', 'mode', 'uid', 'gid', 'user' and 'group' (got '{k}')."
+                ))
+            }
+        }
+        i += 2;
+    }
+    Ok(())
+}
+
+/// An octal permission mode (`0660`, `600`).
+pub fn parse_mode(v: &str) -> Result<u32, String> {
+    u32::from_str_radix(v, 8)
+        .ok()
+        .filter(|m| *m <= 0o7777)
+        .ok_or_else(|| format!("invalid mode '{v}' (an octal number is expected)"))
+}
+
 fn p_log(_: &mut Cx, g: &mut Global, l: &Line) -> R {
     g.log.push(parse_log(l, false)?);
     Ok(())
@@ -919,8 +972,16 @@ fn parse_stats_socket(l: &Line) -> Result<StatsSocket, String> {
         let (k, v) = (l.arg(i), l.arg(i + 1));
         match k {
             "mode" => {
-                s.mode =
-                    Some(u32::from_str_radix(v, 8).map_err(|_| format!("invalid mode '{v}'"))?);
+                s.mode = Some(parse_mode(v)?);
+                i += 2;
+            }
+            "severity-output" => {
+                if !["none", "number", "string"].contains(&v) {
+                    return Err(format!(
+                        "'severity-output' only supports 'none', 'number', and 'string' (got '{v}')."
+                    ));
+                }
+                s.options.push((k.to_string(), Some(v.to_string())));
                 i += 2;
             }
             "level" => {

@@ -18,7 +18,6 @@ const P5: Status = Status::Parsed { issue: 5 };
 const P6: Status = Status::Parsed { issue: 6 };
 const S: Status = Status::Supported;
 const P7: Status = Status::Parsed { issue: 7 };
-const P10: Status = Status::Parsed { issue: 10 };
 
 /// (section, keyword, status, doc) for every keyword of the small sections.
 pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
@@ -114,11 +113,26 @@ pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
     ("cache", "max-age", P6, "maximum age in seconds"),
     ("cache", "process-vary", P6, "honour Vary: on|off"),
     ("cache", "max-secondary-entries", P6, "variants per object"),
-    ("program", "command", P10, "command line of the program"),
-    ("program", "user", P10, "run as user"),
-    ("program", "group", P10, "run as group"),
-    ("program", "option", P10, "option start-on-reload"),
-    ("program", "no", P10, "no option start-on-reload"),
+    (
+        "program",
+        "command",
+        Status::Supported,
+        "command line the master starts (stopped with SIGTERM at exit)",
+    ),
+    ("program", "user", Status::Supported, "run as user"),
+    ("program", "group", Status::Supported, "run as group"),
+    (
+        "program",
+        "option",
+        Status::Supported,
+        "option start-on-reload: a reload restarts the program (default)",
+    ),
+    (
+        "program",
+        "no",
+        Status::Supported,
+        "no option start-on-reload: the program survives reloads",
+    ),
     (
         "mailers",
         "mailer",
@@ -473,11 +487,21 @@ pub(crate) fn cache(cx: &mut Cx, c: Option<&mut Cache>, l: &Line) {
 pub(crate) fn program(cx: &mut Cx, p: Option<&mut Program>, l: &Line) {
     run(cx, "program", p, l, |p, l| {
         match l.arg(0) {
+            "command" if l.len() < 2 => return Err("'command' expects a command to run.".into()),
             "command" => p.command = l.rest(1),
+            "user" | "group" if l.len() != 2 => {
+                return Err(format!("'{}' expects exactly one argument.", l.arg(0)))
+            }
             "user" => p.user = Some(l.arg(1).to_string()),
             "group" => p.group = Some(l.arg(1).to_string()),
-            "option" => p.start_on_reload = Some(true),
-            _ => p.start_on_reload = Some(false),
+            "option" if l.arg(1) == "start-on-reload" && l.len() == 2 => {
+                p.start_on_reload = Some(true)
+            }
+            "no" if l.arg(1) == "option" && l.arg(2) == "start-on-reload" && l.len() == 3 => {
+                p.start_on_reload = Some(false)
+            }
+            "option" => return Err(format!("unknown option '{}'.", l.arg(1))),
+            _ => return Err(format!("unknown option '{}'.", l.rest(1).join(" "))),
         }
         Ok(())
     });

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use ringlb_config::model::Config;
-use ringlb_runtime::{CliSession, Level, SessionConfig};
+use ringlb_runtime::{CliSession, Level, SessionConfig, SeverityOutput};
 
 pub use exec::{Bus, Ctx};
 pub use table::{build_table, set_threads};
@@ -62,6 +62,8 @@ pub struct SocketSpec {
     pub level: Level,
     /// The line's own `maxconn`, if any (the global `stats maxconn` applies too).
     pub maxconn: Option<u32>,
+    /// `severity-output`: how the socket's sessions start (`set severity-output` changes it).
+    pub severity: SeverityOutput,
 }
 
 /// Every runtime socket of a configuration.
@@ -142,7 +144,7 @@ impl CliPlan {
         let mut errors = Vec::new();
         for s in &g.stats_sockets {
             let at = format!("parsing [{}:{}] : 'stats socket'", s.loc.file, s.loc.line);
-            match socket_spec(s) {
+            match socket_spec(s, &g.ops.unix_bind) {
                 Ok(spec) => plan.sockets.push(spec),
                 Err(e) => errors.push(format!("{at} : {e}")),
             }
@@ -159,16 +161,34 @@ fn plan_default_bufsize() -> usize {
     ringlb_runtime::session::DEFAULT_BUFSIZE
 }
 
-fn socket_spec(s: &ringlb_config::model::StatsSocket) -> Result<SocketSpec, String> {
+/// One `stats socket` line; `unix-bind` (`defaults`) gives a UNIX socket its path prefix and
+/// the mode and owner the line does not set, as HAProxy does.
+fn socket_spec(
+    s: &ringlb_config::model::StatsSocket,
+    defaults: &ringlb_config::model::UnixSocketOpts,
+) -> Result<SocketSpec, String> {
     let level = Level::from_socket_option(s.level.as_deref())
         .ok_or_else(|| format!("unknown level '{}'", s.level.as_deref().unwrap_or("")))?;
+    let mut addr = parse_addr(&s.address)?;
+    if let (CliAddr::Unix(path), Some(prefix)) = (&mut addr, &defaults.prefix) {
+        *path = PathBuf::from(format!("{prefix}{}", path.display()));
+    }
     let mut spec = SocketSpec {
-        addr: parse_addr(&s.address)?,
-        mode: s.mode,
-        uid: None,
-        gid: None,
+        addr,
+        mode: s.mode.or(defaults.mode),
+        uid: match (defaults.uid, &defaults.user) {
+            (Some(u), _) => Some(u),
+            (None, Some(name)) => Some(lookup_user(name)?),
+            (None, None) => None,
+        },
+        gid: match (defaults.gid, &defaults.group) {
+            (Some(g), _) => Some(g),
+            (None, Some(name)) => Some(lookup_group(name)?),
+            (None, None) => None,
+        },
         level,
         maxconn: None,
+        severity: SeverityOutput::None,
     };
     for (k, v) in &s.options {
         let v = v.as_deref().unwrap_or("");
@@ -179,6 +199,10 @@ fn socket_spec(s: &ringlb_config::model::StatsSocket) -> Result<SocketSpec, Stri
             "group" => spec.gid = Some(lookup_group(v)?),
             "maxconn" => {
                 spec.maxconn = Some(v.parse().map_err(|_| format!("invalid maxconn '{v}'"))?);
+            }
+            "severity-output" => {
+                spec.severity = SeverityOutput::parse(v)
+                    .ok_or_else(|| format!("invalid severity-output '{v}'"))?;
             }
             // Accepted without effect: names and backlogs do not change what the CLI answers.
             "name" | "backlog" | "process" | "thread" => {}
@@ -336,7 +360,7 @@ pub async fn serve(ctx: Rc<Ctx>, listener: Listener, spec: SocketSpec) {
         };
         ctx.active.set(ctx.active.get() + 1);
         own.set(own.get() + 1);
-        let (c, o, level) = (ctx.clone(), own.clone(), spec.level);
+        let (c, o, level) = (ctx.clone(), own.clone(), (spec.level, spec.severity));
         glommio::spawn_local(async move {
             match conn {
                 Conn::Unix(s) => session(&c, s, level).await,
@@ -415,11 +439,16 @@ async fn follow_ring<S: AsyncRead + AsyncWrite + Unpin>(
 }
 
 /// One connection: read, run what the session asks, write, until it closes or idles out.
-async fn session<S: AsyncRead + AsyncWrite + Unpin>(ctx: &Ctx, mut s: S, level: Level) {
+async fn session<S: AsyncRead + AsyncWrite + Unpin>(
+    ctx: &Ctx,
+    mut s: S,
+    (level, severity): (Level, SeverityOutput),
+) {
     let mut sess = CliSession::new(
         level,
         SessionConfig {
             bufsize: ctx.bufsize,
+            severity,
             ..SessionConfig::default()
         },
     );
