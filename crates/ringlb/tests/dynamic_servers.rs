@@ -5,27 +5,17 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::HashMap;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use ringlb_testkit::{
-    free_addr, haproxy_available, http_get, wait_until, Haproxy, Origins, Ringlb, TempDir,
-};
+use ringlb_testkit::{free_addr, haproxy_available, wait_until, Haproxy, Origins, Ringlb, TempDir};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 fn cli(sock: &Path, cmd: &str) -> String {
-    let mut s =
-        UnixStream::connect(sock).unwrap_or_else(|e| panic!("connect {}: {e}", sock.display()));
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    String::from_utf8_lossy(&out).into_owned()
+    ringlb_testkit::runtime_command(sock, cmd)
+        .unwrap_or_else(|e| panic!("{cmd} on {}: {e}", sock.display()))
 }
 
 fn config(dir: &Path, front: SocketAddr, backends: &str) -> String {
@@ -33,19 +23,6 @@ fn config(dir: &Path, front: SocketAddr, backends: &str) -> String {
         "global\n    stats socket {d}/admin.sock level admin\n    nbthread 2\ndefaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {front}\n    default_backend be\n{backends}",
         d = dir.display()
     )
-}
-
-/// Which origin answered `n` requests, each on a new connection (both shards serve some).
-fn served_by(front: SocketAddr, n: usize) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for _ in 0..n {
-        let r = http_get(front, "/", &[]).unwrap();
-        assert_eq!(r.status, 200);
-        *counts
-            .entry(r.header("x-origin").unwrap_or("?").to_string())
-            .or_insert(0) += 1;
-    }
-    counts
 }
 
 /// `show servers state` rows with the clock column masked.
@@ -81,9 +58,12 @@ fn added_server_takes_traffic_on_both_shards_and_leaves_cleanly() {
     let add = format!("add server be/s2 {} weight 3", origins.get(1).addr());
     assert_eq!(cli(&sock, &add), "New server registered.\n\n");
     // In maintenance until enabled: nothing reaches it.
-    assert_eq!(served_by(front, 20).get("s2"), None);
+    assert_eq!(
+        ringlb_testkit::served_by(front, 20).unwrap().get("s2"),
+        None
+    );
     assert_eq!(cli(&sock, "enable server be/s2"), "\n");
-    let counts = served_by(front, 80);
+    let counts = ringlb_testkit::served_by(front, 80).unwrap();
     let s2 = counts.get("s2").copied().unwrap_or(0);
     // Weight 3 against 1 on each shard: 3 of every 4 requests.
     assert!((50..=70).contains(&s2), "{counts:?}");
@@ -104,19 +84,25 @@ fn added_server_takes_traffic_on_both_shards_and_leaves_cleanly() {
     );
     assert_eq!(cli(&sock, "disable server be/s2"), "\n");
     assert_eq!(cli(&sock, "del server be/s2"), "Server deleted.\n");
-    assert_eq!(served_by(front, 20).get("s1"), Some(&20));
+    assert_eq!(
+        ringlb_testkit::served_by(front, 20).unwrap().get("s1"),
+        Some(&20)
+    );
     assert!(!cli(&sock, "show stat").contains("be,s2,"));
     // The name can be used again: a new slot, s1's index unchanged.
     let again = format!("add server be/s2 {} enabled", origins.get(1).addr());
     assert_eq!(cli(&sock, &again), "New server registered.\n\n");
     // Each shard alternates on its own, so an odd split over the two shards leaves one off.
-    let counts = served_by(front, 40);
+    let counts = ringlb_testkit::served_by(front, 40).unwrap();
     let s2 = counts.get("s2").copied().unwrap_or(0);
     assert!((18..=22).contains(&s2), "{counts:?}");
     // Deleting a configured server (in maintenance) works too, as in haproxy 2.6.
     assert_eq!(cli(&sock, "disable server be/s1"), "\n");
     assert_eq!(cli(&sock, "del server be/s1"), "Server deleted.\n");
-    assert_eq!(served_by(front, 10).get("s2"), Some(&10));
+    assert_eq!(
+        ringlb_testkit::served_by(front, 10).unwrap().get("s2"),
+        Some(&10)
+    );
 }
 
 /// The same script on haproxy 2.6 and ringlb: replies and `show servers state` rows agree.

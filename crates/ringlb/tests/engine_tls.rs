@@ -528,6 +528,12 @@ fn ssl_cert_commands_print_what_haproxy_prints() {
         } else {
             Ringlb::start(&path, &[f1, f2])
         };
+        // The listeners answer before the runtime socket's file is there.
+        assert!(
+            ringlb_testkit::wait_until(T, || std::os::unix::net::UnixStream::connect(&sock)
+                .is_ok()),
+            "no runtime socket"
+        );
         script
             .iter()
             .map(|(cmd, payload)| cli(&sock, cmd, payload.as_deref()))

@@ -182,10 +182,18 @@ fn show_events_waits_for_new_lines() {
         assert!(want(&text), "got {text:?}");
         text
     };
-    // The readiness probe left lines in the ring already.
-    let mut all = cli("show events buf\n");
-    let old = read_until(&mut all, &|t| t.ends_with("\n\n"));
-    let old_lines = old.lines().filter(|l| l.contains("Connect from")).count();
+    // The readiness probe leaves lines in the ring (logged asynchronously: ask until seen).
+    let end = Instant::now() + Duration::from_secs(5);
+    let (old, old_lines) = loop {
+        let mut all = cli("show events buf\n");
+        // An empty ring answers one empty line; lines end with an empty one.
+        let old = read_until(&mut all, &|t| t == "\n" || t.ends_with("\n\n"));
+        let n = old.lines().filter(|l| l.contains("Connect from")).count();
+        if n >= 1 || Instant::now() > end {
+            break (old, n);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
     assert!(old_lines >= 1, "{old:?}");
     // `-n` alone: nothing new.
     let mut n = cli("show events buf -n\n");

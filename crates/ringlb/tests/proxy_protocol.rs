@@ -37,7 +37,15 @@ impl Recorder {
                     c.set_read_timeout(Some(T)).unwrap();
                     let mut got = Vec::new();
                     let mut buf = [0u8; 4096];
-                    while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    // The end of the request's head: a v2 PROXY signature starts with
+                    // CRLF CRLF itself, so look only after the request line.
+                    let head_done = |g: &[u8]| {
+                        g.windows(4).position(|w| w == b"GET ").is_some_and(|at| {
+                            g.get(at..)
+                                .is_some_and(|r| r.windows(4).any(|w| w == b"\r\n\r\n"))
+                        })
+                    };
+                    while !head_done(&got) {
                         match c.read(&mut buf) {
                             Ok(0) | Err(_) => break,
                             Ok(n) => got.extend_from_slice(&buf[..n]),

@@ -7,29 +7,19 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::SocketAddr;
-use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use ringlb_testkit::{
-    free_addr, haproxy_available, http_get, wait_until, Haproxy, Origins, Ringlb, TempDir,
-};
+use ringlb_testkit::{free_addr, haproxy_available, wait_until, Haproxy, Origins, Ringlb, TempDir};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// `show servers state` rows with the clock column masked.
 fn cli(sock: &Path, cmd: &str) -> String {
-    let mut s =
-        UnixStream::connect(sock).unwrap_or_else(|e| panic!("connect {}: {e}", sock.display()));
-    s.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
-    s.write_all(format!("{cmd}\n").as_bytes()).unwrap();
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).unwrap();
-    String::from_utf8_lossy(&out).into_owned()
+    ringlb_testkit::runtime_command(sock, cmd)
+        .unwrap_or_else(|e| panic!("{cmd} on {}: {e}", sock.display()))
 }
 
-/// `show servers state` rows with the clock column masked.
 fn state_rows(out: &str) -> Vec<String> {
     out.lines()
         .filter(|l| !l.is_empty() && !l.starts_with('#') && *l != "1")
@@ -41,18 +31,6 @@ fn state_rows(out: &str) -> Vec<String> {
             f.join(" ")
         })
         .collect()
-}
-
-fn served_by(front: SocketAddr, n: usize) -> HashMap<String, usize> {
-    let mut counts = HashMap::new();
-    for _ in 0..n {
-        let r = http_get(front, "/", &[]).unwrap();
-        assert_eq!(r.status, 200);
-        *counts
-            .entry(r.header("x-origin").unwrap_or("?").to_string())
-            .or_insert(0) += 1;
-    }
-    counts
 }
 
 /// Runs the scenario on `proxy`: set states, save, restart with the file; returns the rows
@@ -94,7 +72,7 @@ fn scenario(proxy: &str, origins: &Origins) -> (Vec<String>, Vec<String>, HashMa
     assert!(wait_until(IO_TIMEOUT, || sock.exists()));
     let after = state_rows(&cli(&sock, "show servers state"));
     let traffic = if proxy == "ringlb" {
-        served_by(front, 30)
+        ringlb_testkit::served_by(front, 30).unwrap()
     } else {
         HashMap::new()
     };
