@@ -1402,6 +1402,10 @@ fn connect_opts(
         fastopen: s.params.other.iter().any(|(k, _)| k == "tfo"),
         delay_ack: opt("tcp-smart-connect"),
         nolinger: opt("nolinger"),
+        // Global `tune.rcvbuf.server`/`tune.sndbuf.server` are added at connect (server.rs),
+        // so that servers added at runtime get them too.
+        rcvbuf: None,
+        sndbuf: None,
     }
 }
 

@@ -400,7 +400,10 @@ impl TcpStream {
         if opts.delay_ack {
             let _ = set_int_opt(raw, libc::IPPROTO_TCP, libc::TCP_QUICKACK, 0);
         }
-        for (opt, v) in [(libc::SO_RCVBUF, opts.rcvbuf), (libc::SO_SNDBUF, opts.sndbuf)] {
+        for (opt, v) in [
+            (libc::SO_RCVBUF, opts.rcvbuf),
+            (libc::SO_SNDBUF, opts.sndbuf),
+        ] {
             if let Some(v) = v.and_then(|v| libc::c_int::try_from(v).ok()) {
                 let _ = set_int_opt(raw, libc::SOL_SOCKET, opt, v);
             }

@@ -34,7 +34,6 @@ const fn kw(name: &'static str, status: Status, doc: &'static str, parse: Global
 const S: Status = Status::Supported;
 const TLS: Status = Status::Parsed { issue: 8 };
 const OBS: Status = Status::Parsed { issue: 9 };
-const OPS: Status = Status::Parsed { issue: 10 };
 const LB: Status = Status::Parsed { issue: 5 };
 const NO: Status = Status::Unsupported;
 /// Variables live in their transaction or session, each one sample cut by the buffer limits.

@@ -144,7 +144,7 @@ impl CliPlan {
         let mut errors = Vec::new();
         for s in &g.stats_sockets {
             let at = format!("parsing [{}:{}] : 'stats socket'", s.loc.file, s.loc.line);
-            match socket_spec(s, &g.ops.unix_bind) {
+            match socket_spec(s) {
                 Ok(spec) => plan.sockets.push(spec),
                 Err(e) => errors.push(format!("{at} : {e}")),
             }
@@ -161,31 +161,18 @@ fn plan_default_bufsize() -> usize {
     ringlb_runtime::session::DEFAULT_BUFSIZE
 }
 
-/// One `stats socket` line; `unix-bind` (`defaults`) gives a UNIX socket its path prefix and
-/// the mode and owner the line does not set, as HAProxy does.
-fn socket_spec(
-    s: &ringlb_config::model::StatsSocket,
-    defaults: &ringlb_config::model::UnixSocketOpts,
-) -> Result<SocketSpec, String> {
+/// One `stats socket` line. `unix-bind` does not apply: it is for `bind` lines only, and
+/// haproxy 2.6 gives a stats socket neither its prefix nor its mode or owner (checked with the
+/// real binary in tests/operations.rs).
+fn socket_spec(s: &ringlb_config::model::StatsSocket) -> Result<SocketSpec, String> {
     let level = Level::from_socket_option(s.level.as_deref())
         .ok_or_else(|| format!("unknown level '{}'", s.level.as_deref().unwrap_or("")))?;
-    let mut addr = parse_addr(&s.address)?;
-    if let (CliAddr::Unix(path), Some(prefix)) = (&mut addr, &defaults.prefix) {
-        *path = PathBuf::from(format!("{prefix}{}", path.display()));
-    }
+    let addr = parse_addr(&s.address)?;
     let mut spec = SocketSpec {
         addr,
-        mode: s.mode.or(defaults.mode),
-        uid: match (defaults.uid, &defaults.user) {
-            (Some(u), _) => Some(u),
-            (None, Some(name)) => Some(lookup_user(name)?),
-            (None, None) => None,
-        },
-        gid: match (defaults.gid, &defaults.group) {
-            (Some(g), _) => Some(g),
-            (None, Some(name)) => Some(lookup_group(name)?),
-            (None, None) => None,
-        },
+        mode: s.mode,
+        uid: None,
+        gid: None,
         level,
         maxconn: None,
         severity: SeverityOutput::None,
