@@ -138,6 +138,43 @@ pub fn write_request_head(
     out.extend_from_slice(b"\r\n");
 }
 
+/// Makes `name: value` the last header line of a head written by [`write_request_head`]
+/// (which ends with its empty line), removing every other line of that name: haproxy's
+/// `http-send-name-header`, whose line comes after everything the proxy adds. Called again
+/// on a retry to another server, it replaces its own line. `name` must be lowercase, as the
+/// written head's names are. Compacts in place (no allocation beyond the appended bytes).
+pub fn set_last_header(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
+    if !head.ends_with(b"\r\n\r\n") {
+        return;
+    }
+    head.truncate(head.len() - 2);
+    let line_end = |h: &[u8], from: usize| {
+        h.get(from..)
+            .and_then(|rest| rest.windows(2).position(|w| w == b"\r\n"))
+            .map_or(h.len(), |p| from + p + 2)
+    };
+    // The request line stays.
+    let mut write = line_end(head, 0);
+    let mut read = write;
+    while read < head.len() {
+        let end = line_end(head, read);
+        let same = head
+            .get(read..end)
+            .and_then(|line| Some((line.get(..name.len())?, line.get(name.len())?)))
+            .is_some_and(|(n, colon)| *colon == b':' && n.eq_ignore_ascii_case(name));
+        if !same {
+            head.copy_within(read..end, write);
+            write += end - read;
+        }
+        read = end;
+    }
+    head.truncate(write);
+    head.extend_from_slice(name);
+    head.extend_from_slice(b": ");
+    head.extend_from_slice(value);
+    head.extend_from_slice(b"\r\n\r\n");
+}
+
 /// Append the head to send to the client to `out` (which is not cleared).
 pub fn write_response_head(
     head: &ResponseHead,

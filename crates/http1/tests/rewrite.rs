@@ -6,8 +6,9 @@
 //! recorded what it received (responses). Only the head is compared.
 
 use ringlb_http1::{
-    client_keeps_alive, parse_request, parse_response, write_request_head, write_response_head,
-    ConnMode, ForwardedFor, Limits, Method, RequestEdits, RequestHead, ResponseEdits, ResponseHead,
+    client_keeps_alive, parse_request, parse_response, set_last_header, write_request_head,
+    write_response_head, ConnMode, ForwardedFor, Limits, Method, RequestEdits, RequestHead,
+    ResponseEdits, ResponseHead,
 };
 
 const XFF: ForwardedFor<'static> = ForwardedFor {
@@ -512,4 +513,26 @@ fn ringlb_normalisations_beyond_haproxy() {
     write_request_head(&head, REQ11, &mut out, &RequestEdits::default());
     assert!(out.starts_with(b"prefixGET /a HTTP/1.1\r\n"));
     assert_eq!(head.method(), Method::Get);
+}
+
+/// `http-send-name-header X-Srv` with `option forwardfor` and `option http-server-close`:
+/// haproxy 2.6.12 removed the client's `X-Srv` and sent its own line last, after
+/// `connection: close`. A retry to another server replaces the line.
+#[test]
+fn send_name_header_goes_last_and_replaces_the_clients() {
+    let input = b"GET /p HTTP/1.1\r\nHost: 127.0.0.1:39601\r\nUser-Agent: curl/7.88.1\r\nAccept: */*\r\nX-Srv: fake\r\nX-A: 1\r\n\r\n";
+    let mut out = forward_request(ConnMode::ServerClose, Some(XFF), input);
+    set_last_header(&mut out, b"x-srv", b"web1");
+    let haproxy = b"GET /p HTTP/1.1\r\nhost: 127.0.0.1:39601\r\nuser-agent: curl/7.88.1\r\naccept: */*\r\nx-a: 1\r\nx-forwarded-for: 127.0.0.1\r\nconnection: close\r\nx-srv: web1\r\n\r\n";
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        String::from_utf8_lossy(haproxy)
+    );
+    set_last_header(&mut out, b"x-srv", b"web2");
+    let retried = String::from_utf8_lossy(&out).replace("web2", "web1");
+    assert_eq!(retried, String::from_utf8_lossy(haproxy));
+    // A header whose name only starts with the name stays.
+    let mut out = b"GET / HTTP/1.1\r\nx-srv-extra: 1\r\n\r\n".to_vec();
+    set_last_header(&mut out, b"x-srv", b"s");
+    assert_eq!(out, b"GET / HTTP/1.1\r\nx-srv-extra: 1\r\nx-srv: s\r\n\r\n");
 }

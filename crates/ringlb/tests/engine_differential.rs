@@ -144,3 +144,23 @@ fn connection_modes_match_haproxy() {
         assert_same(&p, &format!("{mode}: HTTP/1.0 keep-alive"), http10_keep);
     }
 }
+
+/// `http-send-name-header` (from `defaults`): the client's own line is dropped and the server's
+/// name goes last, after the proxy's `x-forwarded-for` and `connection` lines, in both modes.
+#[test]
+fn send_name_header_matches_haproxy() {
+    let origin = Origin::start("o");
+    for mode in ["option http-keep-alive", "option http-server-close"] {
+        let extra = format!("    http-send-name-header X-Srv\n    option forwardfor\n    {mode}\n");
+        let Some(p) = pair(origin.addr(), &extra) else {
+            return;
+        };
+        let req = b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Srv: fake\r\nX-A: 1\r\n\r\nGET /echo HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n";
+        assert_same(&p, &format!("{mode}: name header"), req);
+        let r = exchange(p.ringlb, req);
+        assert!(
+            r.contains("header: x-srv: s1") && !r.contains("fake"),
+            "{r}"
+        );
+    }
+}

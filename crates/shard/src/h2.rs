@@ -674,6 +674,7 @@ async fn forward(
             return;
         };
         choice.commit(ctx, be, lease.server);
+        crate::server::send_name_header(ctx, be, be_idx, lease.server, &mut out);
         let (sent, _) = within(
             be.timeouts.server,
             server.send_all(SendBuf::from_vec(out.clone())),

@@ -656,6 +656,7 @@ impl<'a> Session<'a> {
                 }
             };
             let reused = info.reused;
+            crate::server::send_name_header(self.ctx, be, be_idx, lease.server, &mut out);
             let (sent, buf) = within(be.timeouts.server, server.send_all(SendBuf::from_vec(out)))
                 .await
                 .unwrap_or_else(|_| {

@@ -12,7 +12,7 @@ use ringlb_uring::{SendBuf, TcpStream};
 
 use crate::state::{QueueEntry, ServerConn, ShardState};
 use crate::time::within;
-use crate::topology::H2Mode;
+use crate::topology::{BackendRt, H2Mode};
 use crate::Ctx;
 
 /// Why no server connection could be had. Each maps to the status HAProxy answers (503) and to a
@@ -366,6 +366,22 @@ pub struct ClientSide {
 
 /// The PROXY header for a new connection to a `send-proxy*` server, with haproxy 2.6's TLVs:
 /// ALPN whenever the client negotiated one, then AUTHORITY, then SSL.
+/// `http-send-name-header`: the chosen server's name as the head's last line (replacing the
+/// one a previous attempt set). Only for backends that ask for it.
+pub(crate) fn send_name_header(
+    ctx: &Ctx,
+    be: &BackendRt,
+    be_idx: usize,
+    server: usize,
+    head: &mut Vec<u8>,
+) {
+    if let Some(name) = &be.send_name_header {
+        if let Some(srv) = ctx.state.server(be_idx, server) {
+            ringlb_http1::set_last_header(head, name, srv.rt.name.as_bytes());
+        }
+    }
+}
+
 fn proxy_header(pp: crate::topology::SendProxyRt, from: &ClientSide) -> Vec<u8> {
     let addrs = from.src.zip(from.dst);
     if !pp.v2 {

@@ -907,6 +907,7 @@ mod tests {
                 http_reuse: HttpReuse::Safe,
                 conn_mode: HttpConnMode::KeepAlive,
                 originalto: None,
+                send_name_header: None,
                 errors: Arc::new(ErrorFiles::default()),
                 balance: crate::topology::BalanceSpec {
                     balance: ringlb_config::model::Balance::Roundrobin,

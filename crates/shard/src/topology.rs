@@ -235,6 +235,9 @@ pub struct BackendRt {
     pub conn_mode: HttpConnMode,
     /// `option originalto` in the backend (its header name wins over the frontend's).
     pub originalto: Option<ForwardForRt>,
+    /// `http-send-name-header NAME`: the header (lowercased, as haproxy sends it) that carries
+    /// the chosen server's name, set last in the head on every attempt.
+    pub send_name_header: Option<Vec<u8>>,
     pub errors: Arc<ErrorFiles>,
     /// What each shard builds its balancer from (`ringlb-balance`).
     pub balance: BalanceSpec,
@@ -1117,6 +1120,9 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
             header: ot.header.clone(),
             if_none: false,
         }),
+        send_name_header: directive(&b.other, "http-send-name-header")
+            .and_then(|d| d.args.first())
+            .map(|name| name.to_ascii_lowercase().into_bytes()),
         errors: Arc::new(error_files(&b.errorfiles)),
         rules: None,
         stats_page: None,

@@ -288,7 +288,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("backlog", DF, S, "listen backlog", u32_generic),
     kw("rate-limit sessions", DF, ENG, "new sessions per second", u32_generic),
     kw("source", DB, S, "source address[:port] towards servers (no usesrc)", generic),
-    kw("http-send-name-header", DB, ENG, "send the server name in a header", generic),
+    kw("http-send-name-header", DB, S, "send the server name in a header", generic_n1),
     kw("max-keep-alive-queue", DB, ENG, "keep-alive queue limit", generic),
     kw("max-session-srv-conns", DF, Status::Accepted { why: "ringlb attaches no server connections to a client session (they go back to the shard pool; send-proxy ones keyed by the client addresses), so there is nothing to cap" }, "server connections per session", u32_generic),
     kw("load-server-state-from-file", DB, S, "server state file", generic),
