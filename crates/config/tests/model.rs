@@ -726,3 +726,48 @@ fn server_actions_and_persist_rules_are_checked_as_haproxy_does() {
     assert_eq!(p.on_marked_down.as_deref(), Some("shutdown-sessions"));
     assert_eq!(p.on_marked_up.as_deref(), Some("shutdown-backup-sessions"));
 }
+
+/// `http-error` renders its reply at load time (haproxy's order: `hdr` lines, length, type)
+/// and refuses what haproxy refuses, plus the log-format payloads ringlb cannot send yet.
+#[test]
+fn http_error_replies_and_their_errors() {
+    let l = ok(&format!(
+        "{T}frontend fe\n bind :80\n http-error status 429 content-type text/plain string slow hdr Retry-After 5\n default_backend be\nbackend be\n server s 127.0.0.1:9000\n"
+    ));
+    let page = l.config.frontends[0]
+        .errorfiles
+        .iter()
+        .find(|e| e.status == 429)
+        .unwrap();
+    assert_eq!(
+        &page.contents[..],
+        b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 5\r\ncontent-length: 4\r\ncontent-type: text/plain\r\n\r\nslow"
+    );
+    let line = |l: &str| format!("{T}frontend fe\n bind :80\n {l}\n");
+    for (rule, says) in [
+        (
+            "http-error content-type t string x",
+            "expects at least a <status>",
+        ),
+        (
+            "http-error status 599 string x",
+            "status code '599' not handled",
+        ),
+        (
+            "http-error status 503 string x",
+            "a content type must be defined",
+        ),
+        ("http-error status 503 bogus", "unknown keyword 'bogus'"),
+        (
+            "http-error status 503 content-type t lf-string %[path]",
+            "not supported by ringlb yet",
+        ),
+        (
+            "http-error status 503 hdr x-path %[path]",
+            "not supported by ringlb yet",
+        ),
+    ] {
+        let e = err(&line(rule));
+        assert!(e.contains("t.cfg:8") && e.contains(says), "{rule}: {e}");
+    }
+}

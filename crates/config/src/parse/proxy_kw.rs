@@ -199,7 +199,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("errorloc302", DFB, S, "redirect (302) for a status code", p_errorloc),
     kw("errorloc303", DFB, S, "redirect (303) for a status code", p_errorloc),
     kw("errorfiles", DFB, S, "use an http-errors section [<code>...]", p_errorfiles),
-    kw("http-error", DFB, ENG, "custom error response", generic),
+    kw("http-error", DFB, S, "custom error response", p_http_error),
     kw("log-format", DFB, S, "custom log line format", |k, p, l| {
         need(k, l, 1)?;
         p.settings.log_format = Some(l.rest(k.kw_words).join(" "));

@@ -363,6 +363,122 @@ pub(crate) fn p_errorloc(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     super::no_extra(l, 3)
 }
 
+/// `http-error status <code> [content-type <t>] [default-errorfiles | errorfile <f> |
+/// errorfiles <name> | file <f> | string <s>] [hdr <name> <value>]*`: rendered here, once,
+/// into the raw response the engine sends for `code` (like an `errorfile`; the last one for a
+/// code wins). haproxy 2.6's bytes: the `hdr` lines, `content-length`, then `content-type`.
+/// Log-format payloads (`lf-string`, `lf-file`, a `hdr` value with `%`) would need evaluating
+/// per reply, which ringlb's error replies do not do yet: refused, saying so.
+pub(crate) fn p_http_error(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let mut status = None;
+    let mut content_type: Option<String> = None;
+    let mut payload: Option<(String, String)> = None;
+    let mut headers: Vec<(String, String)> = Vec::new();
+    let mut i = 1;
+    let value = |i: usize, what: &str| -> Result<String, String> {
+        if i < l.len() {
+            Ok(l.arg(i).to_string())
+        } else {
+            Err(format!("missing {what}."))
+        }
+    };
+    while i < l.len() {
+        match l.arg(i) {
+            "status" => {
+                let w = value(i + 1, "<status>")?;
+                status =
+                    Some(status_code(&w).map_err(|_| format!("status code '{w}' not handled."))?);
+                i += 2;
+            }
+            "content-type" => {
+                content_type = Some(value(i + 1, "<type>")?);
+                i += 2;
+            }
+            w @ ("errorfile" | "errorfiles" | "file" | "string") => {
+                payload = Some((w.to_string(), value(i + 1, "an argument")?));
+                i += 2;
+            }
+            "default-errorfiles" => {
+                payload = Some(("default-errorfiles".to_string(), String::new()));
+                i += 1;
+            }
+            w @ ("lf-string" | "lf-file") => {
+                return Err(format!(
+                    "'{w}' (a log-format payload) is not supported by ringlb yet; use 'string' or 'file'."
+                ));
+            }
+            "hdr" => {
+                let name = value(i + 1, "<name>")?;
+                let v = value(i + 2, "<fmt>")?;
+                if v.contains('%') {
+                    return Err(format!(
+                        "log-format header values ('{v}') are not supported by ringlb yet."
+                    ));
+                }
+                headers.push((name, v));
+                i += 3;
+            }
+            w => return Err(format!("unknown keyword '{w}'.")),
+        }
+    }
+    let status = status.ok_or("expects at least a <status> as arguments.")?;
+    let body = match payload.as_ref().map(|(w, v)| (w.as_str(), v.as_str())) {
+        Some(("errorfile", path)) => {
+            let ef = load_errorfile(l, &status.to_string(), path)?;
+            p.settings.errorfiles.retain(|e| e.status != status);
+            p.settings.errorfiles.push(ef);
+            return Ok(());
+        }
+        Some(("errorfiles", name)) => {
+            p.settings
+                .errorfiles_sections
+                .push((l.loc.clone(), name.to_string(), vec![status]));
+            return Ok(());
+        }
+        Some(("default-errorfiles", _)) => {
+            p.settings.errorfiles.retain(|e| e.status != status);
+            return Ok(());
+        }
+        Some(("file", path)) => super::read_bounded(std::path::Path::new(path))?,
+        Some((_, text)) => text.as_bytes().to_vec(),
+        None => Vec::new(),
+    };
+    if !body.is_empty() && content_type.is_none() {
+        return Err("a content type must be defined when non-empty payload is configured".into());
+    }
+    if body.is_empty() {
+        if let Some(t) = content_type.take() {
+            k.cx.warn(
+                &l.loc,
+                "http-error",
+                format!("content-type '{t}' ignored by the http reply because neither errorfile nor payload defined."),
+            );
+        }
+    }
+    let mut out = format!(
+        "HTTP/1.1 {status} {}\r\n",
+        ringlb_http1::reason_phrase(status)
+    );
+    for (n, v) in &headers {
+        out.push_str(&format!("{}: {v}\r\n", n.to_ascii_lowercase()));
+    }
+    out.push_str(&format!("content-length: {}\r\n", body.len()));
+    if let Some(t) = content_type {
+        out.push_str(&format!("content-type: {t}\r\n"));
+    }
+    out.push_str("\r\n");
+    let mut contents = out.into_bytes();
+    contents.extend_from_slice(&body);
+    p.settings.errorfiles.retain(|e| e.status != status);
+    p.settings.errorfiles.push(ErrorFile {
+        loc: l.loc.clone(),
+        status,
+        path: PathBuf::from("http-error"),
+        contents: Arc::from(contents),
+    });
+    Ok(())
+}
+
 /// A status code `errorfile`-like keywords may replace (haproxy's list).
 fn status_code(word: &str) -> Result<u16, String> {
     const CODES: &[u16] = &[
