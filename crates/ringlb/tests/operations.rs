@@ -308,6 +308,46 @@ fn accept_rates_delay_connections_without_refusing_them() {
     drop(p);
 }
 
+/// `rate-limit sessions` holds one frontend to its rate (both shards together) and leaves its
+/// neighbour alone; `show stat` reports it in `rate_lim` (0 without), as haproxy 2.6 does.
+#[test]
+fn frontend_rate_limit_sessions_delays_only_that_frontend() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("ops-fe-rate");
+    let (limited, free) = (free_addr(), free_addr());
+    let sock = dir.join("admin.sock");
+    let cfg = format!(
+        "global\n    nbthread 2\n    stats socket {}\n{DEFAULTS}\
+         frontend limited\n    bind {limited}\n    rate-limit sessions 20\n    default_backend be\n\
+         frontend free\n    bind {free}\n    default_backend be\n\
+         backend be\n    server s1 {}\n",
+        sock.display(),
+        origins.addrs()[0]
+    );
+    let p = Ringlb::start(&write_config(&dir, &cfg), &[limited, free]);
+    let took = burst(limited, 50);
+    assert!(
+        took >= Duration::from_millis(1400),
+        "limited: 50 in {took:?}"
+    );
+    let took = burst(free, 50);
+    assert!(took < Duration::from_millis(1400), "free: 50 in {took:?}");
+    assert!(wait_until(T, || sock.exists()));
+    let csv = ringlb_testkit::runtime_command(&sock, "show stat").unwrap();
+    let header: Vec<&str> = csv.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "rate_lim").unwrap();
+    let row = |px: &str| -> String {
+        let line = csv
+            .lines()
+            .find(|l| l.starts_with(&format!("{px},FRONTEND,")))
+            .unwrap();
+        line.split(',').nth(col).unwrap().to_string()
+    };
+    assert_eq!(row("limited"), "20", "{csv}");
+    assert_eq!(row("free"), "0", "{csv}");
+    drop(p);
+}
+
 #[test]
 fn quiet_and_zero_warning_in_the_global_section_behave_as_haproxy() {
     let dir = TempDir::new("ops-quiet");

@@ -184,6 +184,19 @@ async fn run(cfg: ShardConfig) {
         RateLimiter::new(crate::state::share(topology.ops.conn_rate, nshards)),
         RateLimiter::new(crate::state::share(topology.ops.sess_rate, nshards)),
     ]));
+    // `rate-limit sessions`: one limiter per frontend, shared by its binds on this shard.
+    let fe_rates: Rc<Vec<std::cell::RefCell<RateLimiter>>> = Rc::new(
+        topology
+            .frontends
+            .iter()
+            .map(|f| {
+                std::cell::RefCell::new(RateLimiter::new(crate::state::share(
+                    f.rate_limit_sessions,
+                    nshards,
+                )))
+            })
+            .collect(),
+    );
     for ((fi, bi), bind_maxconn, listener) in listeners {
         let ctx = ctx.clone();
         let stop = stop_accepting.clone();
@@ -194,7 +207,7 @@ async fn run(cfg: ShardConfig) {
             bind_maxconn,
             listener,
             stop,
-            (fe_conns, rates.clone()),
+            (fe_conns, rates.clone(), fe_rates.clone()),
         ))
         .detach();
     }
@@ -319,7 +332,11 @@ async fn accept_loop(
     bind_maxconn: u32,
     (listener, tls): (TcpListener, bool),
     stop: Rc<Notify>,
-    (fe_conns, rates): (Rc<Vec<std::cell::Cell<u32>>>, Rates),
+    (fe_conns, rates, fe_rates): (
+        Rc<Vec<std::cell::Cell<u32>>>,
+        Rates,
+        Rc<Vec<std::cell::RefCell<RateLimiter>>>,
+    ),
 ) {
     let state = ctx.state.clone();
     let Some(fe) = state.topo.frontends.get(frontend) else {
@@ -371,7 +388,8 @@ async fn accept_loop(
             }
         })
         .await;
-        wait_for_rate(&rates, &stop).await;
+        let fe_rate = fe_rates.get(frontend);
+        wait_for_rate(&rates, fe_rate, &stop).await;
         let soft = || state.run.get() == RunState::SoftStopping;
         let accepted = if stop.is_raised() {
             if !soft() {
@@ -420,6 +438,9 @@ async fn accept_loop(
             let now = std::time::Instant::now();
             for r in rates.borrow_mut().iter_mut() {
                 r.record(now);
+            }
+            if let Some(r) = fe_rate {
+                r.borrow_mut().record(now);
             }
         }
         let guard = ConnGuard::new(
@@ -562,16 +583,23 @@ async fn read_proxy_header(
 /// The shard's connection and session rate limiters, shared by its accept loops.
 type Rates = Rc<std::cell::RefCell<[RateLimiter; 2]>>;
 
-/// Waits while this shard is over its share of `maxconnrate` or `maxsessrate` (new clients
-/// wait in the kernel's backlog meanwhile, as in HAProxy), or until a stop.
-async fn wait_for_rate(rates: &Rates, stop: &Notify) {
+/// Waits while this shard is over its share of `maxconnrate`, `maxsessrate` or the
+/// frontend's `rate-limit sessions` (new clients wait in the kernel's backlog meanwhile, as in
+/// HAProxy), or until a stop.
+async fn wait_for_rate(
+    rates: &Rates,
+    frontend: Option<&std::cell::RefCell<RateLimiter>>,
+    stop: &Notify,
+) {
     loop {
         let now = std::time::Instant::now();
-        let wait = rates
+        let global = rates
             .borrow_mut()
             .iter_mut()
             .filter_map(|r| r.wait_for(now))
             .max();
+        let own = frontend.and_then(|r| r.borrow_mut().wait_for(now));
+        let wait = global.max(own);
         let Some(wait) = wait else { return };
         if stop.is_raised() {
             return;

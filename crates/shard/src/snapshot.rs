@@ -46,7 +46,7 @@ pub fn build(
             let frontend = fe.map(|(i, f)| FrontendStats {
                 counters: counters.frontends.get(i).cloned().unwrap_or_default(),
                 maxconn: f.maxconn,
-                rate_limit_sessions: 0,
+                rate_limit_sessions: f.rate_limit_sessions,
                 state: if facts.stopping {
                     ListenState::Stop
                 } else {

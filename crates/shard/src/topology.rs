@@ -124,6 +124,9 @@ pub struct FrontendRt {
     pub mode: Mode,
     pub binds: Vec<BindRt>,
     pub maxconn: u32,
+    /// `rate-limit sessions N`: new sessions per second for the frontend (0 = unlimited),
+    /// each shard taking its share as for `maxconnrate`.
+    pub rate_limit_sessions: u32,
     pub timeouts: model::Timeouts,
     pub conn_mode: HttpConnMode,
     pub forwardfor: Option<ForwardForRt>,
@@ -624,6 +627,10 @@ impl Topology {
                         })
                         .collect(),
                     maxconn: f.maxconn.unwrap_or(0),
+                    rate_limit_sessions: directive(&f.other, "rate-limit sessions")
+                        .and_then(|d| d.args.first())
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
                     timeouts: f.timeouts,
                     conn_mode: f.options.http_conn_mode,
                     forwardfor: f.options.forwardfor.as_ref().map(|ff| ForwardForRt {

@@ -286,7 +286,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
         Ok(())
     }),
     kw("backlog", DF, S, "listen backlog", u32_generic),
-    kw("rate-limit sessions", DF, ENG, "new sessions per second", u32_generic),
+    kw("rate-limit sessions", DF, S, "new sessions per second", u32_generic),
     kw("source", DB, S, "source address[:port] towards servers (no usesrc)", generic),
     kw("http-send-name-header", DB, S, "send the server name in a header", generic_n1),
     kw("max-keep-alive-queue", DB, ENG, "keep-alive queue limit", generic),
