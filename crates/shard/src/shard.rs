@@ -185,7 +185,7 @@ async fn run(cfg: ShardConfig) {
         RateLimiter::new(crate::state::share(topology.ops.sess_rate, nshards)),
     ]));
     // `rate-limit sessions`: one limiter per frontend, shared by its binds on this shard.
-    let fe_rates: Rc<Vec<std::cell::RefCell<RateLimiter>>> = Rc::new(
+    let fe_rates: FrontendRates = Rc::new(
         topology
             .frontends
             .iter()
@@ -332,11 +332,7 @@ async fn accept_loop(
     bind_maxconn: u32,
     (listener, tls): (TcpListener, bool),
     stop: Rc<Notify>,
-    (fe_conns, rates, fe_rates): (
-        Rc<Vec<std::cell::Cell<u32>>>,
-        Rates,
-        Rc<Vec<std::cell::RefCell<RateLimiter>>>,
-    ),
+    (fe_conns, rates, fe_rates): (Rc<Vec<std::cell::Cell<u32>>>, Rates, FrontendRates),
 ) {
     let state = ctx.state.clone();
     let Some(fe) = state.topo.frontends.get(frontend) else {
@@ -582,6 +578,8 @@ async fn read_proxy_header(
 
 /// The shard's connection and session rate limiters, shared by its accept loops.
 type Rates = Rc<std::cell::RefCell<[RateLimiter; 2]>>;
+/// `rate-limit sessions`, one limiter per frontend (indexed like the topology's frontends).
+type FrontendRates = Rc<Vec<std::cell::RefCell<RateLimiter>>>;
 
 /// Waits while this shard is over its share of `maxconnrate`, `maxsessrate` or the
 /// frontend's `rate-limit sessions` (new clients wait in the kernel's backlog meanwhile, as in
