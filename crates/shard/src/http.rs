@@ -191,8 +191,8 @@ impl<'a> Session<'a> {
                 Ok(h) => h,
                 Err(HeadError::Quiet | HeadError::Io) => {
                     // haproxy logs a connection that closed before its first request (`CR`,
-                    // `<BADREQ>`) unless `option dontlognull`.
-                    if self.requests == 0 && !self.fe.dontlognull {
+                    // `<BADREQ>`) unless `option dontlognull` or `option http-ignore-probes`.
+                    if self.requests == 0 && !self.fe.dontlognull && !self.fe.ignore_probes {
                         if let crate::topology::LogLine::Format(lf) = &self.fe.log_line {
                             let t = Txn {
                                 wait_start: Some(self.accepted),
@@ -290,8 +290,11 @@ impl<'a> Session<'a> {
         let first = match self.pending.take() {
             Some(buf) => buf,
             None => match self.wait_idle(idle_limit).await {
-                // HAProxy answers 408 to a first request that never came (no http-ignore-probes).
-                Err(_) if self.requests == 0 => return Err(HeadError::Timeout),
+                // HAProxy answers 408 to a first request that never came, unless
+                // `option http-ignore-probes` (then: closed without a word).
+                Err(_) if self.requests == 0 && !self.fe.ignore_probes => {
+                    return Err(HeadError::Timeout)
+                }
                 Err(_) | Ok(Ok(None)) => return Err(HeadError::Quiet),
                 Ok(Ok(Some(buf))) => buf,
                 Ok(Err(_)) => return Err(HeadError::Io),

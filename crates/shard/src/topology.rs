@@ -140,6 +140,9 @@ pub struct FrontendRt {
     pub log_line: LogLine,
     /// `option dontlognull`: connections that sent nothing are not logged.
     pub dontlognull: bool,
+    /// `option http-ignore-probes`: a connection that sent nothing before it closed or timed
+    /// out gets no 408/400, no log line and no error count (browsers' pre-connects).
+    pub ignore_probes: bool,
     /// `option log-separate-errors`: lines of failed transactions go out at `err`, not `info`.
     pub log_separate_errors: bool,
     /// `option logasap`: an HTTP transaction is logged when the response head is sent, with
@@ -663,6 +666,7 @@ impl Topology {
                         log_line(f, cfg, &mut errors)
                     },
                     dontlognull: f.options.dontlognull,
+                    ignore_probes: f.options.other.get("http-ignore-probes") == Some(&true),
                     logasap: f.options.other.get("logasap").copied().unwrap_or(false),
                     log_separate_errors: f
                         .options
