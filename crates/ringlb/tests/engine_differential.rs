@@ -136,6 +136,9 @@ fn connection_modes_match_haproxy() {
         "option http-server-close",
         "option httpclose",
         "option http-keep-alive",
+        // The server is told keep-alive, the proxy still closes it after the response.
+        "option http-server-close\n    option http-pretend-keepalive",
+        "option httpclose\n    option http-pretend-keepalive",
     ] {
         let Some(p) = pair(origin.addr(), &format!("    {mode}\n")) else {
             return;

@@ -40,7 +40,9 @@ pub fn request_edits<'a>(
         _ => None,
     };
     RequestEdits {
-        close_server: conn_mode(mode).closes_server_side() || server_must_close,
+        // `option http-pretend-keepalive` hides the mode's close, not an engine reason's.
+        close_server: (conn_mode(mode).closes_server_side() && !be.pretend_keepalive)
+            || server_must_close,
         forwarded_for,
         original_to: be
             .originalto

@@ -908,6 +908,7 @@ mod tests {
                 conn_mode: HttpConnMode::KeepAlive,
                 originalto: None,
                 send_name_header: None,
+                pretend_keepalive: false,
                 errors: Arc::new(ErrorFiles::default()),
                 balance: crate::topology::BalanceSpec {
                     balance: ringlb_config::model::Balance::Roundrobin,

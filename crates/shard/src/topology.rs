@@ -244,6 +244,9 @@ pub struct BackendRt {
     /// `http-send-name-header NAME`: the header (lowercased, as haproxy sends it) that carries
     /// the chosen server's name, set last in the head on every attempt.
     pub send_name_header: Option<Vec<u8>>,
+    /// `option http-pretend-keepalive`: requests do not say `connection: close` to the server
+    /// even when the proxy closes it after the response (the close itself still happens).
+    pub pretend_keepalive: bool,
     pub errors: Arc<ErrorFiles>,
     /// What each shard builds its balancer from (`ringlb-balance`).
     pub balance: BalanceSpec,
@@ -1134,6 +1137,7 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
         send_name_header: directive(&b.other, "http-send-name-header")
             .and_then(|d| d.args.first())
             .map(|name| name.to_ascii_lowercase().into_bytes()),
+        pretend_keepalive: b.options.other.get("http-pretend-keepalive") == Some(&true),
         errors: Arc::new(error_files(&b.errorfiles)),
         rules: None,
         stats_page: None,
