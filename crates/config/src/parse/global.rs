@@ -516,10 +516,8 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("h1-accept-payload-with-any-method", Status::Accepted { why: "ringlb already forwards HTTP/1.0 GET/HEAD/DELETE requests that carry a body" }, "accept bodies on GET/HEAD/DELETE", generic),
     kw(
         "h2-workaround-bogus-websocket-clients",
-        Status::Accepted {
-            why: "ringlb does not announce HTTP/2 WebSocket (RFC 8441) to clients, which is what this turns off",
-        },
-        "h2 websocket workaround",
+        S,
+        "do not announce HTTP/2 WebSocket (RFC 8441) to clients",
         generic,
     ),
     kw("no-memory-trimming", Status::Accepted { why: "haproxy allocator knob" }, "do not trim memory on reload", generic),
