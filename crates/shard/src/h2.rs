@@ -17,8 +17,9 @@
 //! SETTINGS/PING floods by h2 answering them from the read loop (it does not read more while
 //! an ACK is unsent); a zero-window stall by `timeout client` on every wait for send capacity.
 //! Trailers travel both ways through the chunked trailer section (`send_body`, `relay_body`);
-//! an h2 server is reached through the same HTTP/1 path (`h2srv.rs`). Not yet: `use-service`
-//! on h2 (the stream is reset with `HTTP_1_1_REQUIRED`), WebSocket over h2 (RFC 8441).
+//! an h2 server is reached through the same HTTP/1 path (`h2srv.rs`); WebSocket over h2
+//! (RFC 8441 extended CONNECT) is upgraded over HTTP/1.1 and tunnelled (`h2ws.rs`). Not yet:
+//! `use-service` on h2 (the stream is reset with `HTTP_1_1_REQUIRED`).
 
 use std::cell::Cell;
 use std::future::poll_fn;
@@ -60,13 +61,21 @@ pub struct H2Bind {
     pub initial_window_size: u32,
     pub header_table_size: u32,
     pub max_frame_size: u32,
+    /// Announce SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441, WebSocket over HTTP/2), unless
+    /// the global `h2-workaround-bogus-websocket-clients` turns it off.
+    pub extended_connect: bool,
 }
 
 impl H2Bind {
     /// HAProxy's defaults where `tune.h2.*` is unset (100 streams, 65535-byte window,
     /// 4096-byte HPACK table, 16384-byte frames).
-    pub fn of(bind: &ringlb_config::model::Bind, tune: &ringlb_config::model::Tune) -> H2Bind {
+    pub fn of(bind: &ringlb_config::model::Bind, global: &ringlb_config::model::Global) -> H2Bind {
+        let tune = &global.tune;
         H2Bind {
+            extended_connect: !global
+                .other
+                .iter()
+                .any(|d| d.keyword == "h2-workaround-bogus-websocket-clients"),
             prior_knowledge: bind
                 .other
                 .iter()
@@ -120,6 +129,9 @@ pub fn builder(b: &H2Bind) -> h2::server::Builder {
         .max_concurrent_reset_streams(MAX_CONCURRENT_RESETS)
         .max_local_error_reset_streams(Some(MAX_LOCAL_ERROR_RESETS))
         .max_send_buffer_size(MAX_SEND_BUFFER);
+    if b.extended_connect {
+        builder.enable_connect_protocol();
+    }
     builder
 }
 
@@ -368,6 +380,8 @@ struct Txn {
     cookie_res: Vec<u8>,
     /// The stream's `set-log-level` (its address effects move to the connection).
     fx: crate::rules::RuleEffects,
+    /// An RFC 8441 WebSocket stream: the `Sec-WebSocket-Accept` the server's 101 must carry.
+    ws_accept: Option<String>,
 }
 
 impl Txn {
@@ -421,14 +435,31 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
         // One (empty) value per declaration until the server's response fills them.
         txn.cap_res = vec![Vec::new(); fe.capture_res.len()];
     }
-    let has_body = !body.is_end_stream();
+    let ws = match crate::h2ws::extended(&parts.method, &parts.extensions) {
+        crate::h2ws::Extended::No => false,
+        crate::h2ws::Extended::WebSocket => true,
+        crate::h2ws::Extended::Other => {
+            // Only WebSocket has an HTTP/1 form (RFC 8441 §5).
+            count_failed_request(conn);
+            reply_error(conn, fe, None, 501, &mut respond, &mut txn).await;
+            return finish(conn, txn);
+        }
+    };
+    let has_body = !ws && !body.is_end_stream();
     if has_body && expects_continue(&parts.headers) {
         // Answered here (the HTTP/1 request goes without `expect`): the client sends its body
         // at once instead of waiting for a 100 the server may never send over HTTP/1.
         let _ = respond
             .send_informational(Response::builder().status(100).body(()).unwrap_or_default());
     }
-    let mut head_bytes = match h1_head(&parts.method, &parts.uri, &parts.headers, has_body) {
+    let translated = if ws {
+        let key = crate::h2ws::new_key(ctx.state.random_u64(), ctx.state.random_u64());
+        txn.ws_accept = Some(crate::h2ws::accept_of(&key));
+        crate::h2ws::h1_head(&parts.uri, &parts.headers, &key)
+    } else {
+        h1_head(&parts.method, &parts.uri, &parts.headers, has_body)
+    };
+    let mut head_bytes = match translated {
         Ok(h) => h,
         Err(reason) => {
             count_failed_request(conn);
@@ -654,6 +685,8 @@ async fn forward(
     loop {
         let mut info = ConnectInfo {
             forced: forced.take(),
+            // An upgrade needs a connection of its own, over HTTP/1.1.
+            want_h1: txn.ws_accept.is_some(),
             ..ConnectInfo::default()
         };
         // A client that resets the stream while a server connection is being set up stops
@@ -726,7 +759,8 @@ async fn forward(
                     method,
                     conn_mode,
                 };
-                relay_response(conn, fe, &c, lease, server, &mut resp, rest, respond, txn).await;
+                let streams = (respond, body);
+                relay_response(conn, fe, &c, lease, server, &mut resp, rest, streams, txn).await;
                 return;
             }
             Err(Failure::Client) => {
@@ -1030,14 +1064,26 @@ async fn relay_response(
     server: crate::state::ServerConn,
     resp: &mut ResponseHead,
     mut bytes: Vec<u8>,
-    mut respond: SendResponse<Bytes>,
+    (mut respond, body): (SendResponse<Bytes>, &mut RecvStream),
     txn: &mut Txn,
 ) {
     let framing = resp.framing();
     let status = resp.status();
     let server_keep_alive = resp.server_keep_alive();
-    if status == 101 || (c.method == Method::Connect && (200..300).contains(&status)) {
-        // No tunnels over h2 (RFC 8441 is not supported).
+    let ws_ok = status == 101
+        && txn
+            .ws_accept
+            .as_deref()
+            .is_some_and(|a| crate::h2ws::accepted(resp, &bytes, a));
+    // A server that ignored the upgrade and answered 2xx must not look like an open tunnel
+    // to the client (RFC 8441 §5: any 2xx means the WebSocket is established).
+    let ignored_upgrade = txn.ws_accept.is_some() && (200..300).contains(&status);
+    if (status == 101 && !ws_ok)
+        || ignored_upgrade
+        || (c.method == Method::Connect && (200..300).contains(&status))
+    {
+        // The only tunnel over h2 is an RFC 8441 WebSocket whose upgrade the server accepted
+        // with the right key.
         server.set_linger_zero();
         note_failed_response(conn, c.be_idx, txn);
         reply_error(conn, fe, Some(c.be), 502, &mut respond, txn).await;
@@ -1113,6 +1159,20 @@ async fn relay_response(
         }
     }
     bytes.drain(..head_len.min(bytes.len()));
+    if ws_ok {
+        txn.status = status;
+        txn.bytes_out += head_len as u64;
+        return ws_tunnel(
+            fe,
+            c,
+            (lease, server),
+            response,
+            bytes,
+            (respond, body),
+            txn,
+        )
+        .await;
+    }
     let no_body = matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0));
     txn.status = status;
     txn.bytes_out += head_len as u64;
@@ -1142,6 +1202,51 @@ async fn relay_response(
         Err(()) => {
             server.set_linger_zero();
             send.send_reset(Reason::INTERNAL_ERROR);
+        }
+    }
+}
+
+/// Answers an accepted RFC 8441 upgrade with `200` (the server's `Sec-WebSocket-Accept`
+/// dropped: it belongs to the HTTP/1 handshake) and tunnels until either side ends.
+#[allow(clippy::too_many_arguments)]
+async fn ws_tunnel(
+    fe: &FrontendRt,
+    c: &RelayCtx<'_>,
+    (lease, server): (crate::server::ServerLease, crate::state::ServerConn),
+    mut response: Response<()>,
+    first: Vec<u8>,
+    (mut respond, body): (SendResponse<Bytes>, &mut RecvStream),
+    txn: &mut Txn,
+) {
+    *response.status_mut() = http::StatusCode::OK;
+    response.headers_mut().remove("sec-websocket-accept");
+    let Ok(mut send) = respond.send_response(response, false) else {
+        server.set_linger_zero();
+        return;
+    };
+    let t = crate::tunnel::TunnelTimeouts {
+        idle: c
+            .be
+            .timeouts
+            .tunnel
+            .or(fe.timeouts.tunnel)
+            .or(fe.timeouts.client),
+        client_fin: fe.timeouts.client_fin,
+        server_fin: c.be.timeouts.server_fin,
+    };
+    // `on-marked-down shutdown-sessions`: a kill drops the tunnel, closing both sides.
+    let (up, down, end) = lease
+        .unless_killed(crate::h2ws::tunnel(&server, first, body, &mut send, t))
+        .await
+        .unwrap_or((0, 0, crate::tunnel::TunnelEnd::Error));
+    txn.bytes_in += up;
+    txn.bytes_out += down;
+    match end {
+        crate::tunnel::TunnelEnd::Closed => {}
+        crate::tunnel::TunnelEnd::IdleTimeout => txn.term = *b"cD",
+        crate::tunnel::TunnelEnd::Error => {
+            send.send_reset(Reason::CANCEL);
+            server.set_linger_zero();
         }
     }
 }
@@ -1819,7 +1924,7 @@ mod tests {
     fn bind_of(text: &str) -> H2Bind {
         let l = ringlb_config::parse_str("t.cfg", text).unwrap();
         let b = &l.config.frontends[0].binds[0];
-        H2Bind::of(b, &l.config.global.tune)
+        H2Bind::of(b, &l.config.global)
     }
 
     #[test]
@@ -1834,6 +1939,7 @@ mod tests {
                 initial_window_size: 65_535,
                 header_table_size: 4096,
                 max_frame_size: 16_384,
+                extended_connect: true,
             }
         );
         let h2 = bind_of(&format!(
@@ -1842,6 +1948,10 @@ mod tests {
         assert!(h2.prior_knowledge);
         assert_eq!((h2.max_concurrent_streams, h2.max_frame_size), (100, 65536));
         assert!(!bind_of(&format!("{fe} proto h1\n")).prior_knowledge);
+        let bogus = bind_of(&format!(
+            "global\n h2-workaround-bogus-websocket-clients\n{fe} proto h2\n"
+        ));
+        assert!(!bogus.extended_connect);
     }
 
     #[test]

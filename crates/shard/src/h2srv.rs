@@ -65,6 +65,8 @@ pub struct H2Client {
     send: SendRequest<Bytes>,
     /// Streams in progress on it.
     inflight: Cell<usize>,
+    /// A stream was made on it.
+    used: Cell<bool>,
     /// The connection ended or was told to (GOAWAY, error, idle): no new stream on it.
     closed: Cell<bool>,
     last_used: Cell<Instant>,
@@ -149,6 +151,7 @@ pub async fn handshake(
     let client = Rc::new(H2Client {
         send,
         inflight: Cell::new(0),
+        used: Cell::new(false),
         closed: Cell::new(false),
         last_used: Cell::new(Instant::now()),
         idle_waker: RefCell::new(None),
@@ -169,7 +172,9 @@ pub async fn handshake(
                 }
                 let quiet = c.inflight.get() == 0;
                 let since = c.last_used.get().elapsed();
-                if quiet && (!shared || since >= idle) {
+                // A connection of its own (`http-reuse never`) closes once its stream is
+                // done; the driver may run before that stream was made.
+                if quiet && ((!shared && c.used.get()) || since >= idle) {
                     c.closed.set(true);
                     return;
                 }
@@ -262,6 +267,7 @@ pub struct H2Exchange {
 impl H2Exchange {
     pub fn new(client: Rc<H2Client>, limits: Limits) -> H2Exchange {
         client.inflight.set(client.inflight.get() + 1);
+        client.used.set(true);
         client.last_used.set(Instant::now());
         H2Exchange {
             client,

@@ -16,6 +16,7 @@ pub mod counters;
 pub mod dynamic;
 pub mod h2;
 pub mod h2srv;
+pub mod h2ws;
 pub mod http;
 pub mod log;
 pub mod msg_rules;

@@ -625,7 +625,7 @@ impl Topology {
                                     unix,
                                     maxconn: b.maxconn.unwrap_or(0),
                                     backlog,
-                                    h2: crate::h2::H2Bind::of(b, &g.tune),
+                                    h2: crate::h2::H2Bind::of(b, g),
                                     accept_proxy: b.accept_proxy,
                                     listen: listen.clone(),
                                     threads: threads.clone(),

@@ -47,6 +47,11 @@ pub struct TlsGlobals {
     pub server_curves: Option<String>,
     /// `ssl-skip-self-issued-ca`: binds leave self-issued CAs out of the chain they send.
     pub skip_self_issued_ca: bool,
+    /// `issuers-chain-path`: a directory of intermediate chains completing leaf-only PEMs.
+    pub issuers_chain_path: Option<PathBuf>,
+    /// `ssl-default-bind-sigalgs` / `ssl-default-bind-client-sigalgs`.
+    pub default_bind_sigalgs: Option<String>,
+    pub default_bind_client_sigalgs: Option<String>,
 }
 
 impl TlsGlobals {
@@ -82,6 +87,9 @@ impl TlsGlobals {
                 .other
                 .iter()
                 .any(|d| d.keyword == "ssl-skip-self-issued-ca"),
+            issuers_chain_path: arg("issuers-chain-path").map(PathBuf::from),
+            default_bind_sigalgs: arg("ssl-default-bind-sigalgs"),
+            default_bind_client_sigalgs: arg("ssl-default-bind-client-sigalgs"),
         }
     }
 
@@ -129,6 +137,23 @@ struct PolicyInput {
     crt_ignore: IgnoreErr,
     no_ca_names: bool,
     max_fragment_size: Option<usize>,
+    /// `sigalgs` / `client-sigalgs` (OpenSSL lists, see `sigalgs.rs`).
+    sigalgs: Option<String>,
+    client_sigalgs: Option<String>,
+}
+
+/// The certificate resolver of a policy: `sigalgs` bounds the server's signature.
+fn resolver(
+    index: &Arc<SniIndex>,
+    sigalgs: Option<&Arc<[rustls::SignatureScheme]>>,
+) -> Arc<dyn rustls::server::ResolvesServerCert> {
+    match sigalgs {
+        Some(allowed) => Arc::new(crate::sigalgs::SigalgsResolver {
+            index: index.clone(),
+            allowed: allowed.clone(),
+        }),
+        None => Arc::new(SniResolver(index.clone())),
+    }
 }
 
 /// A built policy: the config and, when client certificates are asked for, the verifier.
@@ -140,6 +165,8 @@ pub struct PolicyConfig {
     pub no_alpn: Option<Arc<ServerConfig>>,
     pub verifier: Option<Arc<HaproxyClientVerifier>>,
     tickets: bool,
+    /// `sigalgs`: the schemes the server may sign with (its resolver bounds them).
+    sigalgs: Option<Arc<[rustls::SignatureScheme]>>,
 }
 
 impl PolicyConfig {
@@ -187,20 +214,23 @@ impl ShardTls {
     /// Handshakes already started keep the config they took. `None` when `file` is not used.
     pub fn with_cert(&self, file: &Path, cert: &Arc<LoadedCert>) -> Option<Arc<ShardTls>> {
         let index = Arc::new(self.index.replaced(file, cert)?);
-        let resolver: Arc<SniResolver> = Arc::new(SniResolver(index.clone()));
-        let swap = |config: &ServerConfig| {
-            let mut c = config.clone();
-            c.cert_resolver = resolver.clone();
-            Arc::new(c)
-        };
         let policies = self
             .policies
             .iter()
-            .map(|p| PolicyConfig {
-                config: swap(&p.config),
-                no_alpn: p.no_alpn.as_deref().map(swap),
-                verifier: p.verifier.clone(),
-                tickets: p.tickets,
+            .map(|p| {
+                let resolver = resolver(&index, p.sigalgs.as_ref());
+                let swap = |config: &ServerConfig| {
+                    let mut c = config.clone();
+                    c.cert_resolver = resolver.clone();
+                    Arc::new(c)
+                };
+                PolicyConfig {
+                    config: swap(&p.config),
+                    no_alpn: p.no_alpn.as_deref().map(swap),
+                    verifier: p.verifier.clone(),
+                    tickets: p.tickets,
+                    sigalgs: p.sigalgs.clone(),
+                }
             })
             .collect();
         Some(Arc::new(ShardTls {
@@ -245,6 +275,7 @@ impl BindTls {
                     no_alpn: p.no_alpn.as_deref().map(shard_copy),
                     verifier: p.verifier.clone(),
                     tickets: p.tickets,
+                    sigalgs: p.sigalgs.clone(),
                 }
             })
             .collect();
@@ -274,7 +305,19 @@ pub fn build_bind(
     let provider = provider();
     let mut diags = Diags::default();
     let base = bind_policy(bind, globals, &mut diags);
+    let issuers =
+        globals
+            .issuers_chain_path
+            .as_deref()
+            .and_then(|dir| match cert::IssuerChains::load(dir) {
+                Ok(i) => Some(i),
+                Err(d) => {
+                    diags.push(d);
+                    None
+                }
+            });
     let mut loader = Loader {
+        issuers,
         globals,
         provider: &provider,
         now_unix,
@@ -350,6 +393,12 @@ fn bind_policy(bind: &Bind, globals: &TlsGlobals, diags: &mut Diags) -> PolicyIn
         ca_file: ssl.ca_file.as_ref().map(ca),
         crl_file: ssl.crl_file.as_ref().map(ca),
         max_fragment_size: globals.max_fragment_size(),
+        sigalgs: bind_other(bind, "sigalgs")
+            .map(str::to_string)
+            .or_else(|| globals.default_bind_sigalgs.clone()),
+        client_sigalgs: bind_other(bind, "client-sigalgs")
+            .map(str::to_string)
+            .or_else(|| globals.default_bind_client_sigalgs.clone()),
         ..PolicyInput::default()
     };
     for (name, slot) in [
@@ -391,6 +440,7 @@ struct Loader<'a> {
     inputs: Vec<PolicyInput>,
     diags: Diags,
     warnings: Vec<TlsDiag>,
+    issuers: Option<cert::IssuerChains>,
 }
 
 impl Loader<'_> {
@@ -404,6 +454,9 @@ impl Loader<'_> {
             &mut self.warnings,
         ) {
             Ok(mut c) => {
+                if let Some(issuers) = &self.issuers {
+                    issuers.complete(&mut c);
+                }
                 if self.globals.skip_self_issued_ca {
                     cert::skip_self_issued(&mut c);
                 }
@@ -544,12 +597,24 @@ fn build_policy(
     let builder = ServerConfig::builder_with_provider(Arc::new(prov))
         .with_protocol_versions(&versions)
         .map_err(|e| err(format!("inconsistent TLS policy: {e}")))?;
-    let verifier = client_verifier(input, provider)?;
+    let sigalgs: Option<Arc<[rustls::SignatureScheme]>> = match &input.sigalgs {
+        Some(s) => Some(
+            crate::sigalgs::parse_sigalgs("sigalgs", s)
+                .map_err(err)?
+                .into(),
+        ),
+        None => None,
+    };
+    let client_sigalgs = match &input.client_sigalgs {
+        Some(s) => Some(crate::sigalgs::parse_sigalgs("client-sigalgs", s).map_err(err)?),
+        None => None,
+    };
+    let verifier = client_verifier(input, provider, client_sigalgs)?;
     let builder = match &verifier {
         Some(v) => builder.with_client_cert_verifier(v.clone() as Arc<dyn ClientCertVerifier>),
         None => builder.with_no_client_auth(),
     };
-    let mut config = builder.with_cert_resolver(Arc::new(SniResolver(index.clone())));
+    let mut config = builder.with_cert_resolver(resolver(index, sigalgs.as_ref()));
     config.alpn_protocols = input
         .alpn
         .iter()
@@ -573,6 +638,7 @@ fn build_policy(
         no_alpn,
         verifier,
         tickets: !input.options.no_tls_tickets,
+        sigalgs,
     })
 }
 
@@ -607,6 +673,7 @@ pub fn load_roots(path: &Path) -> Result<RootCertStore, TlsDiag> {
 fn client_verifier(
     input: &PolicyInput,
     provider: &Arc<CryptoProvider>,
+    client_sigalgs: Option<Vec<rustls::SignatureScheme>>,
 ) -> Result<Option<Arc<HaproxyClientVerifier>>, TlsDiag> {
     let verify = input.verify.unwrap_or(Verify::None);
     if verify == Verify::None {
@@ -637,6 +704,7 @@ fn client_verifier(
         inner,
         ca_ignore: input.ca_ignore.clone(),
         crt_ignore: input.crt_ignore.clone(),
+        client_sigalgs,
     })))
 }
 

@@ -223,3 +223,70 @@ pub fn dir_certs(dir: &Path) -> Result<Vec<PathBuf>, TlsDiag> {
     files.sort();
     Ok(files)
 }
+
+/// `issuers-chain-path`: intermediate chains, each keyed by the subject of its first
+/// certificate, that complete a PEM holding only its leaf (HAProxy's issuer completion).
+#[derive(Debug, Default)]
+pub struct IssuerChains {
+    chains: Vec<(crate::der::Dn, Vec<CertificateDer<'static>>)>,
+}
+
+impl IssuerChains {
+    /// Loads every PEM file of `dir` (sorted by name; dot files left out). A file without a
+    /// certificate, or one that does not parse, is an error naming it.
+    pub fn load(dir: &Path) -> Result<IssuerChains, TlsDiag> {
+        let rd = std::fs::read_dir(dir).map_err(|e| {
+            TlsDiag::alert(
+                Some(dir),
+                format!("issuers-chain-path: unable to scan directory : {e}"),
+            )
+        })?;
+        let mut files: Vec<PathBuf> = rd
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        files.sort();
+        let mut chains = Vec::with_capacity(files.len());
+        for file in files {
+            let certs = read_certs(&file)?;
+            let Some(first) = certs.first() else {
+                return Err(TlsDiag::alert(
+                    Some(&file),
+                    "issuers-chain-path: no certificate in this file",
+                ));
+            };
+            let info = CertInfo::parse(first).map_err(|e| {
+                TlsDiag::alert(
+                    Some(&file),
+                    format!("issuers-chain-path: bad certificate: {e}"),
+                )
+            })?;
+            chains.push((info.subject, certs));
+        }
+        Ok(IssuerChains { chains })
+    }
+
+    /// Appends the chain whose first certificate is the leaf's issuer, when `c` holds only its
+    /// leaf and the leaf is not self-issued. Returns whether it did.
+    pub fn complete(&self, c: &mut LoadedCert) -> bool {
+        if c.info.issuer == c.info.subject {
+            return false;
+        }
+        let Some((_, chain)) = self.chains.iter().find(|(s, _)| *s == c.info.issuer) else {
+            return false;
+        };
+        let Some(k) = Arc::get_mut(&mut c.key) else {
+            return false;
+        };
+        if k.cert.len() != 1 {
+            return false;
+        }
+        k.cert.extend(chain.iter().cloned());
+        true
+    }
+}

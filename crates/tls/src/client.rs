@@ -190,7 +190,18 @@ pub fn build_server(
             now_unix,
             &mut diags.list,
         ) {
-            Ok(c) => Some(c.key),
+            Ok(mut c) => {
+                // `issuers-chain-path` completes a client certificate as it does a bind's.
+                if let Some(dir) = globals.issuers_chain_path.as_deref() {
+                    match cert::IssuerChains::load(dir) {
+                        Ok(i) => {
+                            i.complete(&mut c);
+                        }
+                        Err(d) => diags.push(d),
+                    }
+                }
+                Some(c.key)
+            }
             Err(d) => {
                 diags.push(d);
                 None

@@ -23,6 +23,7 @@ pub mod hot;
 pub mod policy;
 pub mod resume;
 pub mod session;
+pub mod sigalgs;
 pub mod store;
 pub mod verify;
 

@@ -119,6 +119,21 @@ pub struct HaproxyClientVerifier {
     pub inner: Arc<dyn ClientCertVerifier>,
     pub ca_ignore: IgnoreErr,
     pub crt_ignore: IgnoreErr,
+    /// `client-sigalgs`: the only schemes a client certificate may sign with (offered in
+    /// the CertificateRequest, checked on CertificateVerify).
+    pub client_sigalgs: Option<Vec<SignatureScheme>>,
+}
+
+impl HaproxyClientVerifier {
+    /// Refuses a client signature `client-sigalgs` does not allow.
+    fn allowed(&self, scheme: SignatureScheme) -> Result<(), Error> {
+        match &self.client_sigalgs {
+            Some(list) if !list.contains(&scheme) => Err(Error::PeerIncompatible(
+                rustls::PeerIncompatible::NoSignatureSchemesInCommon,
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl HaproxyClientVerifier {
@@ -184,6 +199,7 @@ impl ClientCertVerifier for HaproxyClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        self.allowed(dss.scheme)?;
         self.inner.verify_tls12_signature(message, cert, dss)
     }
 
@@ -193,11 +209,16 @@ impl ClientCertVerifier for HaproxyClientVerifier {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, Error> {
+        self.allowed(dss.scheme)?;
         self.inner.verify_tls13_signature(message, cert, dss)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.inner.supported_verify_schemes()
+        let mut v = self.inner.supported_verify_schemes();
+        if let Some(list) = &self.client_sigalgs {
+            v.retain(|s| list.contains(s));
+        }
+        v
     }
 }
 

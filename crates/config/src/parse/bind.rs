@@ -119,6 +119,8 @@ pub static BIND_OPTIONS: &[BindOpt] = &[
     o("ciphers", true, S, "TLS<=1.2 ciphers"),
     o("ciphersuites", true, S, "TLS1.3 suites"),
     o("curves", true, S, "ECDH curves"),
+    o("sigalgs", true, S, "handshake signature algorithms (haproxy 2.8 keyword)"),
+    o("client-sigalgs", true, S, "client certificate signature algorithms (haproxy 2.8 keyword)"),
     o("ecdhe", true, S, "ECDH curve"),
     o("strict-sni", false, S, "refuse unknown SNI"),
     o("ssl-min-ver", true, S, "minimum TLS version"),

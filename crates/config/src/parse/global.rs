@@ -532,15 +532,13 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("h1-accept-payload-with-any-method", Status::Accepted { why: "ringlb already forwards HTTP/1.0 GET/HEAD/DELETE requests that carry a body" }, "accept bodies on GET/HEAD/DELETE", generic),
     kw(
         "h2-workaround-bogus-websocket-clients",
-        Status::Accepted {
-            why: "ringlb does not announce HTTP/2 WebSocket (RFC 8441) to clients, which is what this turns off",
-        },
-        "h2 websocket workaround",
+        S,
+        "do not announce HTTP/2 WebSocket (RFC 8441) to clients",
         generic,
     ),
     kw("no-memory-trimming", Status::Accepted { why: "haproxy allocator knob" }, "do not trim memory on reload", generic),
     kw("insecure-setuid-wanted", NO, "allow setuid binaries", generic),
-    kw("issuers-chain-path", TLS, "directory of issuer chains", generic1),
+    kw("issuers-chain-path", S, "directory of issuer chains completing leaf-only PEMs", generic1),
     kw("ssl-provider", Status::Accepted {
             why: "OpenSSL 3 providers do not apply: ringlb uses rustls with the aws-lc-rs provider",
         }, "OpenSSL 3 provider (kept only)", generic1),
@@ -555,7 +553,8 @@ pub static KEYWORDS: &[GlobalKw] = &[
             why: "ringlb looks for companions next to the file as named (<crt>.key), never with its extension replaced",
         }, "strip extensions of extra files", generic),
     kw("ssl-default-server-curves", S, "ECDH curves towards servers", generic1),
-    kw("ssl-default-bind-sigalgs", TLS, "signature algorithms of binds", generic1),
+    kw("ssl-default-bind-sigalgs", S, "signature algorithms of binds (haproxy 2.8 keyword)", generic1),
+    kw("ssl-default-bind-client-sigalgs", S, "client certificate signature algorithms of binds (haproxy 2.8 keyword)", generic1),
     kw("ssl-default-server-sigalgs", TLS, "signature algorithms towards servers", generic1),
     kw("tune.ssl.force-private-cache", Status::Accepted {
             why: "each shard already has a private session cache (a share of tune.ssl.cachesize) and shared ticket keys",
