@@ -139,7 +139,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option dontlog-normal", DF, S, "log only failed transactions (5xx, retries, aborts)", opt_other),
     kw("hash-type", DB, S, "hash method and function for hashing algorithms", p_hash_type),
     kw("hash-balance-factor", DB, S, "bounded-load consistent hashing: a server's share of the load", p_hash_balance_factor),
-    kw("cookie", DB, S, "cookie-based persistence: insert, rewrite, prefix, dynamic (not maxidle, maxlife)", p_cookie),
+    kw("cookie", DB, S, "cookie-based persistence: insert, rewrite, prefix, dynamic, maxidle, maxlife", p_cookie),
     kw("fullconn", DB, S, "dynamic maxconn reference", |k, p, l| u32_set(k, l, &mut p.settings.fullconn)),
     kw("http-check connect", DB, S, "health check step: connect", checks::http_check),
     kw("http-check send", DB, S, "health check step: send a request", checks::http_check),
