@@ -131,7 +131,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option mysql-check", DB, S, "MySQL health check", opt_args),
     kw("option pgsql-check", DB, S, "PostgreSQL health check", opt_args),
     kw("option redis-check", DB, S, "Redis health check", opt_other),
-    kw("option ldap-check", DB, LB, "LDAP health check", opt_other),
+    kw("option ldap-check", DB, S, "LDAPv3 anonymous bind health check", opt_other),
     kw("option external-check", DB, NO, "external command health check", opt_other),
     kw("option spop-check", BE, NO, "SPOP health check", opt_other),
     kw("option disable-h2-upgrade", DF, Status::Accepted { why: "ringlb never upgrades an HTTP/1 connection that starts with the h2 preface (h2c needs bind ... proto h2), which is what this option asks" }, "refuse HTTP/1 to h2 upgrade", opt_other),

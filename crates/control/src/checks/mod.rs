@@ -240,6 +240,12 @@ impl CheckPlan {
                         ));
                     }
                 }
+                if let Some(proto) = check_proto(p).filter(|v| !v.eq_ignore_ascii_case("h1")) {
+                    errors.push(format!(
+                        "'server {}/{}' : 'check-proto {proto}' is not supported by ringlb yet (health checks speak HTTP/1.x; use 'check-proto h1' or none)",
+                        be.name, srv.name
+                    ));
+                }
                 let check = p.check.then(|| CheckTiming::from_params(p));
                 let agent = CheckScript::agent(p);
                 let agent_timing = agent.as_ref().map(|_| CheckTiming::agent_from_params(p));
@@ -404,6 +410,15 @@ fn check_tls(
             .collect::<Vec<_>>()
             .join("; ")),
     }
+}
+
+/// The server's `check-proto` value, if any.
+fn check_proto(p: &ringlb_config::model::ServerParams) -> Option<&str> {
+    p.other
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "check-proto")
+        .and_then(|(_, v)| v.as_deref())
 }
 
 /// `track [<backend>/]<server>`: indices among the enabled backends (the topology's order).
@@ -1197,6 +1212,23 @@ mod tests {
                 "backend 'b', server 't2': unable to use a/s1 for tracking as it does not have any check nor agent enabled.",
             ]
         );
+    }
+
+    #[test]
+    fn check_proto_h2_is_refused_h1_accepted() {
+        let text = format!("{HEAD}backend a\n server s1 127.0.0.1:2 check check-proto h2\n");
+        let loaded = ringlb_config::parse_str("t.cfg", &text).unwrap();
+        let topo = Topology::from_config(&loaded.config).unwrap();
+        let e = CheckPlan::from_config(&loaded.config, &topo).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("'server a/s1' : 'check-proto h2' is not supported by ringlb yet"),
+            "{e:?}"
+        );
+        let p = plan(&format!(
+            "{HEAD}backend a\n server s1 127.0.0.1:2 check check-proto h1\n"
+        ));
+        assert_eq!(p.jobs.len(), 1);
     }
 
     #[test]
