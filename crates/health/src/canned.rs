@@ -8,6 +8,75 @@ use crate::status::{CheckResult, CheckStatus};
 /// `option redis-check`: `PING` as a RESP array; expects `+PONG`.
 pub const REDIS_PING: &[u8] = b"*1\r\n$4\r\nPING\r\n";
 
+/// `option ldap-check`: an anonymous LDAPv3 simple bind (messageID 1), haproxy 2.6's
+/// `300C020101600702010304008000`.
+pub const LDAP_BIND: &[u8] = &[
+    0x30, 0x0c, 0x02, 0x01, 0x01, 0x60, 0x07, 0x02, 0x01, 0x03, 0x04, 0x00, 0x80, 0x00,
+];
+
+/// HAProxy's text for an LDAP reply that is not a bind response.
+const NOT_LDAP: &str = "Not LDAPv3 protocol";
+
+/// `option ldap-check`'s last rule (haproxy 2.6's `tcpcheck_ldap_expect_bindrsp`): the reply
+/// must be a BER `LDAPMessage` (length on one byte, or on 2 or 4 after `0x82`/`0x84`) holding
+/// messageID 1 and a `bindResponse` whose `resultCode` is 0; a non-zero code is the check's
+/// code (`Layer7 wrong status, code: 49`).
+pub fn ldap_bind_response(buf: &[u8], closed: bool) -> ExpectOutcome {
+    let fail = |status: CheckStatus, info: Option<&str>| {
+        let mut r = CheckResult::new(status);
+        r.info = info.map(str::to_string);
+        ExpectOutcome::Fail(r)
+    };
+    let Some(&len0) = buf.get(1) else {
+        return truncated(closed);
+    };
+    let (nbytes, msglen) = if len0 & 0x80 != 0 {
+        let n = usize::from(len0 & 0x7f);
+        let Some(bytes) = buf.get(2..2 + n) else {
+            return truncated(closed);
+        };
+        match n {
+            2 | 4 => (
+                n,
+                bytes.iter().fold(0usize, |a, &b| a << 8 | usize::from(b)),
+            ),
+            _ => return fail(CheckStatus::L7Rsp, Some(NOT_LDAP)),
+        }
+    } else {
+        (0, usize::from(len0))
+    };
+    if buf.len() < 2 + nbytes + msglen {
+        return truncated(closed);
+    }
+    let mut at = 2 + nbytes;
+    if buf.get(at..at + 4) != Some(&[0x02, 0x01, 0x01, 0x61][..]) {
+        return fail(CheckStatus::L7Rsp, Some(NOT_LDAP));
+    }
+    at += 4;
+    // The bindResponse's own length: skipped, with its long form.
+    let skip = buf.get(at).map_or(0, |&b| {
+        if b & 0x80 != 0 {
+            usize::from(b & 0x7f)
+        } else {
+            0
+        }
+    });
+    at += 1 + skip;
+    if buf.get(at..at + 2) != Some(&[0x0a, 0x01][..]) {
+        return fail(CheckStatus::L7Rsp, Some(NOT_LDAP));
+    }
+    let code = buf.get(at + 2).copied().unwrap_or(0);
+    if code != 0 {
+        let mut r = CheckResult::new(CheckStatus::L7Sts);
+        r.code = Some(u16::from(code));
+        r.info = Some("See RFC: http://tools.ietf.org/html/rfc4511#section-4.1.9".into());
+        return ExpectOutcome::Fail(r);
+    }
+    let mut r = CheckResult::new(CheckStatus::L7Ok);
+    r.info = Some("Success".into());
+    ExpectOutcome::Pass(r)
+}
+
 /// `option pgsql-check user <u>`: a protocol 3.0 StartupMessage with `user`.
 pub fn pgsql_startup(user: &str) -> Vec<u8> {
     let mut body = Vec::with_capacity(16 + user.len());
@@ -108,5 +177,56 @@ fn truncated(closed: bool) -> ExpectOutcome {
         ExpectOutcome::Fail(CheckResult::new(CheckStatus::L7Rsp))
     } else {
         ExpectOutcome::NeedMore
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bind_reply(code: u8) -> Vec<u8> {
+        vec![
+            0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, code, 0x04, 0x00, 0x04, 0x00,
+        ]
+    }
+
+    #[test]
+    fn ldap_bind_responses() {
+        match ldap_bind_response(&bind_reply(0), false) {
+            ExpectOutcome::Pass(r) => {
+                assert_eq!(r.status, CheckStatus::L7Ok);
+                assert_eq!(r.info.as_deref(), Some("Success"));
+            }
+            other => panic!("{other:?}"),
+        }
+        match ldap_bind_response(&bind_reply(49), false) {
+            ExpectOutcome::Fail(r) => {
+                assert_eq!((r.status, r.code), (CheckStatus::L7Sts, Some(49)));
+            }
+            other => panic!("{other:?}"),
+        }
+        // Long-form length (Active Directory writes 4 bytes).
+        let mut ad = vec![0x30, 0x84, 0, 0, 0, 0x0c];
+        ad.extend_from_slice(&bind_reply(0)[2..]);
+        assert!(matches!(
+            ldap_bind_response(&ad, false),
+            ExpectOutcome::Pass(_)
+        ));
+        // Truncated: wait, then fail once closed; not a bind response: fail.
+        let short = &bind_reply(0)[..8];
+        assert!(matches!(
+            ldap_bind_response(short, false),
+            ExpectOutcome::NeedMore
+        ));
+        assert!(matches!(
+            ldap_bind_response(short, true),
+            ExpectOutcome::Fail(_)
+        ));
+        let mut search = bind_reply(0);
+        search[5] = 0x65;
+        match ldap_bind_response(&search, false) {
+            ExpectOutcome::Fail(r) => assert_eq!(r.info.as_deref(), Some("Not LDAPv3 protocol")),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -82,6 +82,8 @@ pub enum Matcher {
     MysqlHandshake,
     /// `mysql-check` with a user: the OK packet after the handshake.
     MysqlOk,
+    /// `ldap-check`: a successful LDAPv3 bind response.
+    LdapBind,
 }
 
 /// Where a result's `info` text comes from (`on-error`/`on-success` of a tcp-check rule).
@@ -309,7 +311,7 @@ impl ExpectRule {
             Matcher::Binary(_) => "binary",
             Matcher::RBinary(_) => "rbinary",
             Matcher::Hdr { .. } => "hdr",
-            Matcher::MysqlHandshake | Matcher::MysqlOk => "custom",
+            Matcher::MysqlHandshake | Matcher::MysqlOk | Matcher::LdapBind => "custom",
         }
     }
 
@@ -359,6 +361,7 @@ pub fn evaluate(
     match rule.matcher {
         Matcher::MysqlHandshake => return crate::canned::mysql_packet(received, 0, closed),
         Matcher::MysqlOk => return crate::canned::mysql_ok(received, closed),
+        Matcher::LdapBind => return crate::canned::ldap_bind_response(received, closed),
         _ => {}
     }
     if rule.min_recv.is_some_and(|m| received.len() < m) && !closed {
@@ -443,7 +446,7 @@ fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutc
         Matcher::Binary(s) => find(&resp.body, s),
         Matcher::RBinary(r) => r.is_match(&upper_hex(&resp.body)),
         Matcher::Hdr { name, value, full } => hdr_match(&resp, name, value.as_ref(), *full),
-        Matcher::MysqlHandshake | Matcher::MysqlOk => false,
+        Matcher::MysqlHandshake | Matcher::MysqlOk | Matcher::LdapBind => false,
     };
     if matched != rule.negate {
         return ExpectOutcome::Pass(status_ok(&resp));

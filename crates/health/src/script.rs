@@ -294,6 +294,24 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
             canned: false,
         });
     }
+    if option_on(be, "ldap-check") {
+        // haproxy 2.6: send-binary the bind, `expect rbinary ^30 min-recv 14` (on-error
+        // "Not LDAPv3 protocol"), then the bind response check.
+        let re = regex::Regex::new("^30").ok()?;
+        let mut ber = ExpectRule::new(Matcher::RBinary(re), "^30");
+        ber.min_recv = Some(14);
+        ber.step = 3;
+        ber.reporting = Reporting {
+            on_error: Some(InfoFrom::Text("Not LDAPv3 protocol".into())),
+            ..Reporting::default()
+        };
+        return Some(tcp(vec![
+            connect,
+            Step::Send(canned::LDAP_BIND.to_vec()),
+            Step::Expect(ber),
+            expect(Matcher::LdapBind, "", 4),
+        ]));
+    }
     if option_on(be, "pgsql-check") {
         return pgsql(&option_args(be, "pgsql-check")).ok();
     }

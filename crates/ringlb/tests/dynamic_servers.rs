@@ -177,3 +177,166 @@ fn add_and_del_server_outputs_match_haproxy() {
         assert_eq!(g, w);
     }
 }
+
+/// `Server be/d1 is DOWN...` lines of a proxy's stderr, pid and check duration masked.
+fn d1_state_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.contains("Server be/d1 is "))
+        .map(|l| {
+            let text = l.split_once(") : ").map_or(l, |(_, t)| t);
+            match text.find("check duration: ") {
+                Some(i) => {
+                    let (head, tail) = text.split_at(i + "check duration: ".len());
+                    let rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+                    format!("{head}N{rest}")
+                }
+                None => text.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Health checks on a server added at run time (haproxy 2.6: `check` on `add server`, off
+/// until `enable health`): the control shard runs them, both shards follow the results, and
+/// `del server` ends them. The state-change lines are haproxy's.
+#[test]
+fn added_server_health_checks_follow_the_origin_and_stop_on_delete() {
+    let dir = TempDir::new("dyn-checks");
+    let mut origins = Origins::start(2);
+    let front = free_addr();
+    let backends = format!(
+        "backend be\n    balance roundrobin\n    option httpchk GET /\n    timeout check 500ms\n    server s1 {}\n",
+        origins.get(0).addr()
+    );
+    let path = dir.join("p.cfg");
+    std::fs::write(&path, config(dir.path(), front, &backends)).unwrap();
+    let proxy = Ringlb::start(&path, &[front]);
+    let sock = dir.join("admin.sock");
+    assert!(wait_until(IO_TIMEOUT, || sock.exists()));
+
+    let d1 = origins.get(1).addr();
+    let add = format!("add server be/d1 {d1} check inter 200ms rise 2 fall 2 enabled");
+    assert_eq!(cli(&sock, &add), "New server registered.\n\n");
+    // A server without `check` has nothing to enable (haproxy's words).
+    let add2 = format!("add server be/d2 {d1}");
+    assert_eq!(cli(&sock, &add2), "New server registered.\n\n");
+    assert_eq!(
+        cli(&sock, "enable health be/d2"),
+        "Health check was not configured on this server, cannot enable.\n\n"
+    );
+    assert_eq!(cli(&sock, "enable health be/d1"), "\n");
+    let counts = ringlb_testkit::served_by(front, 40).unwrap();
+    // Each shard alternates on its own: about half.
+    let s2 = counts.get("s2").copied().unwrap_or(0);
+    assert!((16..=24).contains(&s2), "d1 is origin s2: {counts:?}");
+
+    // The origin dies: the check marks d1 DOWN and neither shard sends it anything.
+    origins.get_mut(1).stop();
+    let down = "Server be/d1 is DOWN, reason: Layer4 connection problem";
+    assert!(
+        wait_until(Duration::from_secs(5), || proxy.stderr().contains(down)),
+        "{}",
+        proxy.stderr()
+    );
+    let counts = ringlb_testkit::served_by(front, 20).unwrap();
+    assert_eq!(counts.get("s1"), Some(&20), "{counts:?}");
+    let row = cli(&sock, "show servers state be");
+    let d1_row = row
+        .lines()
+        .find(|l| l.contains(" d1 "))
+        .unwrap_or_else(|| panic!("{row}"));
+    // srv_op_state 0 (stopped), check result 2 (failed), health 0.
+    let f: Vec<&str> = d1_row.split(' ').collect();
+    assert_eq!((f[5], f[11], f[12]), ("0", "2", "0"), "{d1_row}");
+
+    // Back up after `rise` good checks; traffic returns on both shards.
+    origins.get_mut(1).restart();
+    assert!(
+        wait_until(Duration::from_secs(5), || proxy
+            .stderr()
+            .contains("Server be/d1 is UP")),
+        "{}",
+        proxy.stderr()
+    );
+    let counts = ringlb_testkit::served_by(front, 40).unwrap();
+    // Each shard alternates on its own: about half.
+    let s2 = counts.get("s2").copied().unwrap_or(0);
+    assert!((16..=24).contains(&s2), "d1 is origin s2: {counts:?}");
+
+    // Deleted: its checks stop (no new line while the origin is down again).
+    assert_eq!(cli(&sock, "disable server be/d1"), "\n");
+    assert_eq!(cli(&sock, "del server be/d1"), "Server deleted.\n");
+    let lines_before = d1_state_lines(&proxy.stderr()).len();
+    origins.get_mut(1).stop();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert_eq!(
+        d1_state_lines(&proxy.stderr()).len(),
+        lines_before,
+        "{}",
+        proxy.stderr()
+    );
+    assert!(!cli(&sock, "show servers state be").contains(" d1 "));
+}
+
+/// The same `add server ... check` / `enable health` / origin down script on haproxy 2.6:
+/// the same DOWN line for the added server, except the count of servers left: haproxy 2.6
+/// never counts a server added `enabled` as active (it says "0 active" here with s1 up, and
+/// goes negative when another server is disabled later; recorded by hand with haproxy 2.6.12),
+/// ringlb counts it.
+#[test]
+fn added_server_down_line_matches_haproxy() {
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        eprintln!("haproxy not installed: no comparison");
+        return;
+    }
+    let run = |proxy: &str| -> Vec<String> {
+        let dir = TempDir::new(&format!("dyn-check-diff-{proxy}"));
+        let origins = Origins::start(1);
+        let front = free_addr();
+        let dead = free_addr();
+        let backends = format!(
+            "backend be\n    balance roundrobin\n    server s1 {}\n",
+            origins.get(0).addr()
+        );
+        let path = dir.join("p.cfg");
+        std::fs::write(&path, config(dir.path(), front, &backends)).unwrap();
+        let guard = if proxy == "haproxy" {
+            Haproxy::start(&path, &[front])
+        } else {
+            Ringlb::start(&path, &[front])
+        };
+        let sock = dir.join("admin.sock");
+        assert!(wait_until(IO_TIMEOUT, || sock.exists()));
+        let add = format!("add server be/d1 {dead} check inter 100ms fall 1 enabled");
+        assert_eq!(cli(&sock, &add), "New server registered.\n\n");
+        assert_eq!(cli(&sock, "enable health be/d1"), "\n");
+        assert!(
+            wait_until(Duration::from_secs(5), || guard
+                .stderr()
+                .contains("Server be/d1 is DOWN")),
+            "{proxy}: {}",
+            guard.stderr()
+        );
+        d1_state_lines(&guard.stderr())
+    };
+    let want = run("haproxy");
+    let got = run("ringlb");
+    let count = |v: &[String]| -> Vec<String> {
+        v.iter()
+            .map(|l| {
+                l.replace(". 1 active and", ". N active and")
+                    .replace(". 0 active and", ". N active and")
+            })
+            .collect()
+    };
+    assert_eq!(count(&got), count(&want));
+    assert!(
+        got[0].contains(". 1 active and 0 backup servers left."),
+        "{got:?}"
+    );
+}

@@ -1055,3 +1055,61 @@ backend agent_addr\n    server s1 127.0.0.2:{} agent-check agent-addr 127.0.0.1 
         assert_eq!(lines, want, "ringlb (left) vs haproxy (right)");
     }
 }
+
+/// An LDAP server answering the check's anonymous bind with `resultCode` `code` (a 14-byte
+/// `LDAPMessage`: messageID 1, bindResponse, empty matchedDN and diagnosticMessage).
+fn fake_ldap(code: u8) -> Fake {
+    Fake::start(move |mut c| {
+        let mut req = [0u8; 14];
+        if c.read_exact(&mut req).is_err() || req[0] != 0x30 {
+            return;
+        }
+        let reply = [
+            0x30, 0x0c, 0x02, 0x01, 0x01, 0x61, 0x07, 0x0a, 0x01, code, 0x04, 0x00, 0x04, 0x00,
+        ];
+        let _ = c.write_all(&reply);
+        let _ = c.read(&mut req);
+    })
+}
+
+/// `option ldap-check` (haproxy 2.6's LDAPv3 bind probe): a bind accepted keeps the server
+/// UP; a refused one (`resultCode` 49) and a server that is no LDAP one go DOWN with
+/// haproxy's words.
+#[test]
+fn ldap_check_binds_as_haproxy() {
+    let dir = TempDir::new("hc-ldap");
+    let good = fake_ldap(0);
+    let refused = fake_ldap(49);
+    let http = Origin::start("h");
+    let (g, r, h) = (good.addr, refused.addr, http.addr());
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend ok\n\
+backend ok\n    option ldap-check\n    server s1 {g} check inter 200ms fall 1 rise 1\n\
+backend refused\n    option ldap-check\n    server s1 {r} check inter 200ms fall 1 rise 1\n\
+backend nonldap\n    option ldap-check\n    server s1 {h} check inter 200ms fall 1 rise 1\n"
+        )
+    };
+    let front = free_addr();
+    let p = start(&dir, "ldap.cfg", &cfg(front), front);
+    let downs = ["Server refused/s1 is DOWN", "Server nonldap/s1 is DOWN"];
+    for d in downs {
+        wait_log(&p, d);
+    }
+    std::thread::sleep(INTER * 3);
+    let mut lines = state_lines(&p.stderr());
+    lines.sort();
+    if let Some(want) = haproxy_lines(&dir, &cfg, &downs, INTER * 3) {
+        assert_eq!(lines, want, "ringlb (left) vs haproxy (right)");
+    }
+    assert_eq!(
+        lines,
+        vec![
+            "[ALERT] backend 'nonldap' has no server available!",
+            "[ALERT] backend 'refused' has no server available!",
+            "[WARNING] Server nonldap/s1 is DOWN, reason: Layer7 invalid response, info: \"Not LDAPv3 protocol\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+            "[WARNING] Server refused/s1 is DOWN, reason: Layer7 wrong status, code: 49, info: \"See RFC: http://tools.ietf.org/html/rfc4511#section-4.1.9\", check duration: Nms. 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        ],
+        "the server that accepts the bind stays up"
+    );
+}

@@ -515,3 +515,141 @@ fn dynamic_cookies_match_haproxys_hash() {
         [seen.1 .0.clone(), seen.1 .0.clone(), seen.1 .0.clone()]
     );
 }
+
+/// The 5-character date a cookie carries for UNIX time `t` (HAProxy's `s30tob64(t >> 2)`).
+fn cookie_date(t: u64) -> String {
+    const B64: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let v = (t >> 2) as u32;
+    (0..5)
+        .map(|i| B64[((v >> (24 - 6 * i)) & 0x3f) as usize] as char)
+        .collect()
+}
+
+/// A reply with the dates of its `set-cookie` masked as `D` once checked to be within a few
+/// seconds of `now` (or the untouched first date `keep`, when given).
+fn masked_dates(reply: &[u8], now: u64) -> String {
+    let text = String::from_utf8_lossy(reply).into_owned();
+    let near: Vec<String> = (0..12).map(|d| cookie_date(now - 4 + d)).collect();
+    text.lines()
+        .filter(|l| !l.to_ascii_lowercase().starts_with("date:"))
+        .map(|l| {
+            if !l.to_ascii_lowercase().starts_with("set-cookie:") {
+                return l.to_string();
+            }
+            let (head, attrs) = l.split_once(';').unwrap_or((l, ""));
+            let mut parts = head.split('|');
+            let mut out = parts.next().unwrap_or("").to_string();
+            for d in parts {
+                out.push('|');
+                out.push_str(if near.iter().any(|n| n == d) { "D" } else { d });
+            }
+            format!("{out};{attrs}")
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `cookie SRV insert maxidle 30s maxlife 1h`: inserted cookies carry HAProxy's dates; a
+/// cookie idle too long, too old, or dated more than a day ahead is ignored (the request is
+/// balanced and the cookie set again); one without a date is accepted and dated; a fresh one
+/// is left alone. Same replies as haproxy 2.6 (dates masked once checked).
+#[test]
+fn maxidle_and_maxlife_cookies_match_haproxy() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let dir = TempDir::new("persist-dates");
+    let cfg = |fe: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\nfrontend fe\n    bind {fe}\n    default_backend be\nbackend be\n    balance roundrobin\n    cookie SRV insert maxidle 30s maxlife 1h\n    server s1 {} cookie c1\n    server s2 {} cookie c2\n",
+            a.addr(),
+            b.addr()
+        )
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let d = cookie_date;
+    let cookies = [
+        None,
+        Some("SRV=c2".to_string()),
+        Some(format!("SRV=c2|{}|{}", d(now + 8), d(now - 100))),
+        Some(format!("SRV=c2|{}|{}", d(now - 60), d(now - 100))),
+        Some(format!("SRV=c2|{}|{}", d(now + 8), d(now - 4000))),
+        Some(format!("SRV=c2|{}", d(now + 100_000))),
+        Some(format!("SRV=c2|{}|{}", d(now - 60), d(now - 100))),
+        Some(format!("SRV=c2|{}|{}", d(now - 20), d(now - 100))),
+    ];
+    let requests: Vec<String> = cookies
+        .iter()
+        .map(|c| {
+            let c = c
+                .as_ref()
+                .map(|c| format!("Cookie: {c}\r\n"))
+                .unwrap_or_default();
+            format!("GET / HTTP/1.1\r\nHost: a\r\n{c}Connection: close\r\n\r\n")
+        })
+        .collect();
+    let run = |front: SocketAddr| -> Vec<(String, String)> {
+        requests
+            .iter()
+            .map(|r| {
+                let rep = send_raw_reply(front, r.as_bytes(), T).unwrap();
+                (origin_of(&rep.bytes), masked_dates(&rep.bytes, now))
+            })
+            .collect()
+    };
+    let rf = free_addr();
+    let rpath = dir.join("ringlb.cfg");
+    std::fs::write(&rpath, cfg(rf)).unwrap();
+    let got = {
+        let _r = Ringlb::start(&rpath, &[rf]);
+        run(rf)
+    };
+    let set_cookie = |i: usize| {
+        got[i]
+            .1
+            .lines()
+            .find(|l| l.to_ascii_lowercase().starts_with("set-cookie:"))
+            .map(|l| l.split_once(": ").unwrap().1.to_string())
+    };
+    // New client: dated cookie (last and first = now).
+    assert_eq!(
+        set_cookie(0).as_deref(),
+        Some("SRV=c1|D|D; path=/"),
+        "{got:?}"
+    );
+    // No date: accepted, dated.
+    assert_eq!(got[1].0, "b");
+    assert_eq!(set_cookie(1).as_deref(), Some("SRV=c2|D|D; path=/"));
+    // Fresh: accepted, untouched.
+    assert_eq!((got[2].0.as_str(), set_cookie(2)), ("b", None), "{got:?}");
+    // Ignored cookies naming s2: the requests are balanced (round robin goes on from s1,
+    // persisted requests do not move it) and the cookie set again: idle 60s > maxidle,
+    // older than maxlife, dated a day ahead, idle again.
+    let served: Vec<&str> = got[3..7].iter().map(|g| g.0.as_str()).collect();
+    assert_eq!(served, ["b", "a", "b", "a"], "{got:?}");
+    assert_eq!(set_cookie(3).as_deref(), Some("SRV=c2|D|D; path=/"));
+    assert_eq!(set_cookie(4).as_deref(), Some("SRV=c1|D|D; path=/"));
+    assert_eq!(set_cookie(6).as_deref(), Some("SRV=c1|D|D; path=/"));
+    // Idle 20s: kept, its last date refreshed, its first date kept.
+    assert_eq!(got[7].0, "b");
+    let first = (now - 100) & !3;
+    assert_eq!(
+        set_cookie(7),
+        Some(format!("SRV=c2|D|{}; path=/", d(first)))
+    );
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    let hf = free_addr();
+    let hpath = write_config(&dir, &cfg(hf));
+    let want = {
+        let _h = Haproxy::start(&hpath, &[hf]);
+        run(hf)
+    };
+    assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
+}

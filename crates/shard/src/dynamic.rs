@@ -28,6 +28,11 @@ pub const ENGINE_OPTIONS: &[&str] = &[
     "fall",
     "port",
     "addr",
+    "agent-check",
+    "agent-port",
+    "agent-inter",
+    "agent-send",
+    "agent-addr",
 ];
 
 /// A parsed `add server` line.
@@ -56,7 +61,10 @@ pub fn parse(
                 "'{w}' is not supported by ringlb yet on a server added at run time.\n"
             ));
         }
-        if !matches!(w.as_str(), "backup" | "disabled" | "enabled" | "check") {
+        if !matches!(
+            w.as_str(),
+            "backup" | "disabled" | "enabled" | "check" | "agent-check"
+        ) {
             words.next();
         }
     }

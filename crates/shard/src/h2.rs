@@ -622,9 +622,14 @@ async fn forward(
     // Cookie persistence, as on HTTP/1 (`persist.rs`): the named server, the head without the
     // cookie with `indirect`.
     let mut persisted = None;
+    let mut cookie_dates = crate::persist::CookieDates::default();
     let mut stripped_head: Option<(RequestHead, Vec<u8>)> = None;
     if let Some(ck) = &be.cookie {
-        if let Some((value, stripped)) = crate::persist::persistence_cookie(req, head_bytes, ck) {
+        let now_s = crate::persist::unix_now();
+        if let Some((value, stripped, dates)) =
+            crate::persist::persistence_cookie(req, head_bytes, ck, now_s)
+        {
+            cookie_dates = dates;
             persisted = crate::persist::named_server(ctx, be_idx, be, &value, choice.persist);
             if let Some(raw) = stripped {
                 let mut h = RequestHead::default();
@@ -753,6 +758,7 @@ async fn forward(
                 txn.response_head = Some(Instant::now());
                 let c = RelayCtx {
                     persisted: named,
+                    cookie_dates,
                     be_idx,
                     be,
                     vars: &vars,
@@ -1047,6 +1053,8 @@ struct RelayCtx<'a> {
     be_idx: usize,
     /// The server the client's persistence cookie named (no `set-cookie` for it).
     persisted: Option<usize>,
+    /// The dates that cookie carried (`maxidle` / `maxlife`).
+    cookie_dates: crate::persist::CookieDates,
     be: &'a BackendRt,
     vars: &'a ringlb_rules::Vars,
     method: Method,
@@ -1153,7 +1161,14 @@ async fn relay_response(
         return;
     };
     crate::persist::server_cookies_h2(c.be, lease.server, c.persisted, response.headers_mut());
-    if let Some(v) = crate::persist::set_cookie(c.be, lease.server, c.persisted, c.method) {
+    if let Some(v) = crate::persist::set_cookie(
+        c.be,
+        lease.server,
+        c.persisted,
+        c.method,
+        c.cookie_dates,
+        crate::persist::unix_now(),
+    ) {
         if let Ok(v) = http::HeaderValue::from_bytes(&v) {
             response.headers_mut().append(http::header::SET_COOKIE, v);
         }

@@ -489,18 +489,21 @@ impl<'a> Session<'a> {
         self.after.be = Some(be_idx);
         // Cookie persistence (`cookie NAME insert`): a valid cookie names the server.
         let mut persisted: Option<usize> = None;
+        let mut cookie_dates = crate::persist::CookieDates::default();
+        let now_s = crate::persist::unix_now();
         if let Some(ck) = &be.cookie {
             let sc = scratch(&mut self.sc, ctx);
             let found = match &rewritten {
-                None => crate::persist::persistence_cookie(&sc.req, head.bytes(), ck),
+                None => crate::persist::persistence_cookie(&sc.req, head.bytes(), ck, now_s),
                 Some(raw) => match parse_request(raw, &self.limits, &mut sc.req2) {
                     Ok(Parsed::Complete { .. }) => {
-                        crate::persist::persistence_cookie(&sc.req2, raw, ck)
+                        crate::persist::persistence_cookie(&sc.req2, raw, ck, now_s)
                     }
                     _ => None,
                 },
             };
-            if let Some((value, stripped)) = found {
+            if let Some((value, stripped, dates)) = found {
+                cookie_dates = dates;
                 persisted = crate::persist::named_server(ctx, be_idx, be, &value, choice.persist);
                 if let Some(raw) = stripped {
                     rewritten = Some(raw);
@@ -726,6 +729,7 @@ impl<'a> Session<'a> {
                         be,
                         be_idx,
                         persisted,
+                        cookie_dates,
                         vars: std::mem::take(&mut vars),
                         method,
                         client_version,
@@ -951,8 +955,15 @@ impl<'a> Session<'a> {
         let mut out = std::mem::take(&mut scratch(&mut self.sc, self.ctx).out);
         out.clear();
         // `cookie ... insert`: tell the client which server it is on, unless it already knew.
-        let set_cookie = crate::persist::set_cookie(c.be, lease.server, c.persisted, c.method)
-            .map(|v| [b"set-cookie: ", &v[..], b"\r\n"].concat());
+        let set_cookie = crate::persist::set_cookie(
+            c.be,
+            lease.server,
+            c.persisted,
+            c.method,
+            c.cookie_dates,
+            crate::persist::unix_now(),
+        )
+        .map(|v| [b"set-cookie: ", &v[..], b"\r\n"].concat());
         let edits = rewrite::response_edits(
             c.client_version,
             keep_client,
@@ -2170,6 +2181,8 @@ struct ResponseCtx<'a> {
     be_idx: usize,
     /// The server the client's persistence cookie named (no `set-cookie` needed for it).
     persisted: Option<usize>,
+    /// The dates that cookie carried (`maxidle` / `maxlife`).
+    cookie_dates: crate::persist::CookieDates,
     /// Variables set by the request rules (`txn.*`), for the response rules.
     vars: ringlb_rules::Vars,
     method: Method,

@@ -18,6 +18,77 @@ const PREFIX_DELIM: u8 = b'~';
 /// HAProxy's `COOKIE_DELIM_DATE`: an insert-mode value may carry `SRVID|date`.
 const DATE_DELIM: u8 = b'|';
 
+/// HAProxy's `base64tab`, the alphabet of the cookie dates.
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// Dates more than a day in the future are ignored (haproxy: lets admins fix clock issues).
+const FUTURE_SLACK: i64 = 86_400;
+
+/// The dates an insert-mode cookie carries after the server id (`SRVID|last|first`), in UNIX
+/// seconds (0: none), as HAProxy's `cookie_last_date` / `cookie_first_date`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CookieDates {
+    pub last: u32,
+    pub first: u32,
+}
+
+/// HAProxy's `s30tob64`: the low 30 bits of `v`, most significant six first.
+pub fn s30_to_b64(v: u32) -> [u8; 5] {
+    let mut out = [0u8; 5];
+    for (i, o) in out.iter_mut().enumerate() {
+        let shift = 24 - 6 * i as u32;
+        *o = B64[((v >> shift) & 0x3f) as usize];
+    }
+    out
+}
+
+/// HAProxy's `b64tos30`: the 5-character form back to its value; `None` on a foreign byte.
+pub fn b64_to_s30(s: &[u8]) -> Option<u32> {
+    let s = s.get(..5)?;
+    s.iter().try_fold(0u32, |acc, &c| {
+        let d = B64.iter().position(|&b| b == c)? as u32;
+        Some((acc << 6) | d)
+    })
+}
+
+/// The dates after the first `|` of a cookie value (HAProxy reads 5 characters each; a
+/// date that does not decode, or decodes to 0, is absent).
+fn cookie_dates(value: &[u8]) -> CookieDates {
+    let mut d = CookieDates::default();
+    let Some(bar) = value.iter().position(|&c| c == DATE_DELIM) else {
+        return d;
+    };
+    let rest = value.get(bar + 1..).unwrap_or_default();
+    if let Some(v) = b64_to_s30(rest).filter(|v| *v > 0) {
+        d.last = v << 2;
+    }
+    if let Some(bar2) = rest.iter().position(|&c| c == DATE_DELIM) {
+        let second = rest.get(bar2 + 1..).unwrap_or_default();
+        if second.len() >= 5 {
+            if let Some(v) = b64_to_s30(second).filter(|v| *v > 0) {
+                d.first = v << 2;
+            }
+        }
+    }
+    d
+}
+
+/// Whether `maxlife` (first date too old) or `maxidle` (last date too old) expires a cookie
+/// at `now`; dates more than a day ahead expire it too.
+fn expired(ck: &CookieRt, d: CookieDates, now: u32) -> bool {
+    let since = |t: u32| i64::from(now) - i64::from(t);
+    let stale = |t: u32, max: u32| {
+        t != 0 && max != 0 && (since(t) > i64::from(max) || -since(t) > FUTURE_SLACK)
+    };
+    stale(d.first, ck.maxlife) || stale(d.last, ck.maxidle)
+}
+
+/// The current UNIX time in seconds (cookie dates).
+pub fn unix_now() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+}
+
 /// What to do with the persistence cookie of a request before forwarding it.
 enum Strip {
     Keep,
@@ -41,14 +112,16 @@ fn server_id(mode: CookieMode, value: &[u8]) -> &[u8] {
     value.get(..end).unwrap_or_default()
 }
 
-/// The server id of the persistence cookie `ck.name` in the request's `Cookie` headers, and
-/// the head rendered again when the server must not see the cookie as the client sent it
-/// (`insert indirect` removes it, `prefix` removes the `SRVID~` prefix).
+/// The server id of the persistence cookie `ck.name` in the request's `Cookie` headers, the
+/// head rendered again when the server must not see the cookie as the client sent it
+/// (`insert indirect` removes it, `prefix` removes the `SRVID~` prefix), and the cookie's
+/// dates. A cookie `maxidle`/`maxlife` expire at `now` names no server (empty id, no dates).
 pub fn persistence_cookie(
     req: &RequestHead,
     src: &[u8],
     ck: &CookieRt,
-) -> Option<(String, Option<Vec<u8>>)> {
+    now: u32,
+) -> Option<(String, Option<Vec<u8>>, CookieDates)> {
     let name = ck.name.as_bytes();
     let value = req.headers_named(src, b"cookie").find_map(|h| {
         h.value.get(src).split(|&c| c == b';').find_map(|p| {
@@ -57,16 +130,29 @@ pub fn persistence_cookie(
             (n.trim_ascii() == name).then(|| v.get(1..).unwrap_or_default().trim_ascii())
         })
     })?;
-    let id = String::from_utf8_lossy(server_id(ck.mode, value)).into_owned();
+    let mut dates = match ck.mode {
+        CookieMode::Prefix => CookieDates::default(),
+        CookieMode::Insert | CookieMode::Rewrite => cookie_dates(value),
+    };
+    let id = if expired(ck, dates, now) {
+        dates = CookieDates::default();
+        String::new()
+    } else {
+        String::from_utf8_lossy(server_id(ck.mode, value)).into_owned()
+    };
     let strip = match ck.mode {
         CookieMode::Insert if ck.indirect => Strip::Remove,
         CookieMode::Prefix if value.contains(&PREFIX_DELIM) => Strip::Unprefix,
         _ => Strip::Keep,
     };
     if matches!(strip, Strip::Keep) {
-        return Some((id, None));
+        return Some((id, None, dates));
     }
-    Some((id, Some(rewrite_cookie_headers(req, src, name, &strip))))
+    Some((
+        id,
+        Some(rewrite_cookie_headers(req, src, name, &strip)),
+        dates,
+    ))
 }
 
 /// The head with the cookie `name` removed or unprefixed; other cookies kept in order, a
@@ -154,22 +240,47 @@ pub fn named_server(
 }
 
 /// The `set-cookie` value (`NAME=value; path=/...`) for a response from `server`, unless the
-/// client's cookie already named it (or `postonly` and the request was no POST).
+/// client's cookie already named it (or `postonly` and the request was no POST). With
+/// `maxidle`/`maxlife` the value carries HAProxy's dates (`SRVID|last|first`, 4-second
+/// units): a cookie whose last date is behind `now` is refreshed, a first date is added or
+/// dropped to match `maxlife`, as haproxy 2.6's `http_process_res_common` does.
 pub fn set_cookie(
     be: &BackendRt,
     server: usize,
     persisted: Option<usize>,
     method: Method,
+    dates: CookieDates,
+    now: u32,
 ) -> Option<Vec<u8>> {
     let ck = be.cookie.as_ref()?;
+    let refresh = ((ck.maxidle != 0 || dates.last != 0)
+        && (dates.last == 0 || i64::from(dates.last) < i64::from(now)))
+        || (ck.maxlife != 0 && dates.first == 0)
+        || (ck.maxlife == 0 && dates.first != 0);
     if ck.mode != CookieMode::Insert
-        || persisted == Some(server)
+        || (persisted == Some(server) && !refresh)
         || (ck.postonly && method != Method::Post)
     {
         return None;
     }
     let value = be.servers.get(server)?.cookie.as_ref()?;
-    Some(format!("{}={value}{}", ck.name, ck.attributes).into_bytes())
+    let mut out = format!("{}={value}", ck.name).into_bytes();
+    if ck.maxidle != 0 || ck.maxlife != 0 {
+        let stamp = now.saturating_add(3) >> 2;
+        out.push(DATE_DELIM);
+        out.extend_from_slice(&s30_to_b64(stamp));
+        if ck.maxlife != 0 {
+            let first = if dates.first != 0 {
+                dates.first >> 2
+            } else {
+                stamp
+            };
+            out.push(DATE_DELIM);
+            out.extend_from_slice(&s30_to_b64(first));
+        }
+    }
+    out.extend_from_slice(ck.attributes.as_bytes());
+    Some(out)
 }
 
 /// What becomes of one `Set-Cookie` value a server sent.
@@ -356,7 +467,57 @@ mod tests {
             indirect,
             postonly: false,
             attributes: String::new(),
+            maxidle: 0,
+            maxlife: 0,
         }
+    }
+
+    /// HAProxy's encoding: 30 bits, six at a time, most significant first.
+    #[test]
+    fn dates_encode_as_haproxy() {
+        assert_eq!(&s30_to_b64(0), b"AAAAA");
+        assert_eq!(&s30_to_b64(1), b"AAAAB");
+        assert_eq!(&s30_to_b64(64), b"AAABA");
+        assert_eq!(&s30_to_b64((1 << 30) - 1), b"/////");
+        for v in [1u32, 63, 4096, 441_000_000, (1 << 30) - 1] {
+            assert_eq!(b64_to_s30(&s30_to_b64(v)), Some(v));
+        }
+        assert_eq!(b64_to_s30(b"AA-AA"), None);
+        assert_eq!(b64_to_s30(b"AAAA"), None);
+    }
+
+    #[test]
+    fn maxidle_and_maxlife_expire_cookies() {
+        let now = 1_700_000_000u32;
+        let mut c = ck(CookieMode::Insert, false, false);
+        c.maxidle = 30;
+        c.maxlife = 3600;
+        let date = |t: u32| String::from_utf8(s30_to_b64(t >> 2).to_vec()).unwrap();
+        let v = format!("s1|{}|{}", date(now - 20), date(now - 100));
+        let d = cookie_dates(v.as_bytes());
+        assert_eq!(
+            d,
+            CookieDates {
+                last: (now - 20) & !3,
+                first: (now - 100) & !3
+            }
+        );
+        assert!(!expired(&c, d, now));
+        // Idle for more than 30s.
+        let d = cookie_dates(format!("s1|{}|{}", date(now - 40), date(now - 100)).as_bytes());
+        assert!(expired(&c, d, now));
+        // Alive for more than an hour, however recent the last visit.
+        let d = cookie_dates(format!("s1|{}|{}", date(now), date(now - 4000)).as_bytes());
+        assert!(expired(&c, d, now));
+        // More than a day in the future: ignored too.
+        let d = cookie_dates(format!("s1|{}", date(now + 90_000)).as_bytes());
+        assert!(expired(&c, d, now));
+        // No date: accepted (and refreshed by the response).
+        assert!(!expired(&c, cookie_dates(b"s1"), now));
+        // Without maxidle/maxlife dates never expire.
+        let plain = ck(CookieMode::Insert, false, false);
+        let d = cookie_dates(format!("s1|{}", date(now - 10_000)).as_bytes());
+        assert!(!expired(&plain, d, now));
     }
 
     #[test]

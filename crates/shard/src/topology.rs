@@ -271,7 +271,7 @@ pub struct BackendRt {
 }
 
 /// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [domain D]...
-/// [attr A]... [postonly] [preserve] [dynamic]` (`maxidle` and `maxlife` are refused at start).
+/// [attr A]... [postonly] [preserve] [dynamic] [maxidle T] [maxlife T]`.
 #[derive(Debug, Clone)]
 pub struct CookieRt {
     pub name: String,
@@ -288,6 +288,9 @@ pub struct CookieRt {
     pub postonly: bool,
     /// The `set-cookie` line's attributes after `NAME=value`, rendered once (`; path=/...`).
     pub attributes: String,
+    /// `maxidle` / `maxlife` in seconds (0: none): insert-mode cookies carry dates.
+    pub maxidle: u32,
+    pub maxlife: u32,
 }
 
 /// `balance`, `hash-type` and the servers as the balancer sees them.
@@ -1141,9 +1144,9 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
         errors: Arc::new(error_files(&b.errorfiles)),
         rules: None,
         stats_page: None,
-        cookie: b.cookie.as_ref().and_then(|c| {
+        cookie: b.cookie.as_ref().map(|c| {
             let persist = b.options.other.get("persist") == Some(&true);
-            cookie_rt(c, persist, errors)
+            cookie_rt(c, persist)
         }),
         persist_rdp_cookie: b.persist_rdp_cookie.clone(),
         option_persist: b.options.other.get("persist") == Some(&true),
@@ -1645,27 +1648,11 @@ fn server_tls(
     }
 }
 
-/// Cookie persistence; what ringlb does not implement yet is refused, naming it.
-fn cookie_rt(
-    c: &model::Cookie,
-    persist: bool,
-    errors: &mut Vec<TopologyError>,
-) -> Option<CookieRt> {
-    let refuse = |what: &str| TopologyError {
-        loc: c.loc.clone(),
-        message: format!("'cookie' : {what} is not supported by ringlb yet"),
+/// Cookie persistence, with its `set-cookie` attributes rendered once.
+fn cookie_rt(c: &model::Cookie, persist: bool) -> CookieRt {
+    let secs = |d: Option<std::time::Duration>| {
+        d.map_or(0, |d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
     };
-    let unsupported = if c.maxidle.is_some() {
-        Some("'maxidle'")
-    } else if c.maxlife.is_some() {
-        Some("'maxlife'")
-    } else {
-        None
-    };
-    if let Some(what) = unsupported {
-        errors.push(refuse(what));
-        return None;
-    }
     // haproxy 2.6 writes `; path=/`, then domains, attrs, `HttpOnly`, `Secure` (recorded).
     let mut attributes = String::from("; path=/");
     for d in &c.domains {
@@ -1682,7 +1669,7 @@ fn cookie_rt(
     if c.secure {
         attributes.push_str("; Secure");
     }
-    Some(CookieRt {
+    CookieRt {
         name: c.name.clone(),
         mode: c.mode,
         preserve: c.preserve,
@@ -1690,7 +1677,9 @@ fn cookie_rt(
         indirect: c.indirect,
         postonly: c.postonly,
         attributes,
-    })
+        maxidle: secs(c.maxidle),
+        maxlife: secs(c.maxlife),
+    }
 }
 
 /// Keeps compiled rules only when they have work (rule lists, `use_backend`...), so proxies

@@ -61,7 +61,7 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
         S,
         "ALPN of TLS health checks (http/1.1)",
     ),
-    o("check-proto", true, LB, "protocol of health checks"),
+    o("check-proto", true, S, "protocol of health checks: h1 (h2 is refused at start)"),
     o(
         "check-send-proxy",
         false,

@@ -96,6 +96,8 @@ pub struct ServerCheckStats {
     /// page's `UP 1/3`-style states.
     pub check_health: Option<(u32, u32, u32)>,
     pub agent_health: Option<(u32, u32, u32)>,
+    /// Deleted at run time (`del server`): kept in place, shown nowhere.
+    pub removed: bool,
 }
 
 struct Srv {
@@ -122,6 +124,8 @@ struct Srv {
     /// Time of the last state change seen on the stats page and total DOWN time, for servers
     /// whose state comes from the agent or admin changes as well.
     last_change: Duration,
+    /// `del server`: the slot stays (indexes never move, as on the shards), its checks stop.
+    removed: bool,
 }
 
 struct Be {
@@ -138,6 +142,30 @@ pub struct Board {
 }
 
 impl Srv {
+    fn new(s: ServerSpec) -> Srv {
+        Srv {
+            check: s.check.map(HealthState::new),
+            agent: s.agent.map(HealthState::new),
+            admin: if s.disabled {
+                AdminState::Maint
+            } else {
+                AdminState::Ready
+            },
+            uweight: s.weight,
+            maxconn: s.maxconn,
+            ramp_since: None,
+            eweight: s.weight,
+            running: true,
+            tracked_up: true,
+            agent_last: None,
+            check_off: false,
+            agent_off: false,
+            last_change: Duration::ZERO,
+            removed: false,
+            spec: s,
+        }
+    }
+
     fn health_running(&self) -> bool {
         self.tracked_up && server_up(self.check.as_ref(), self.agent.as_ref())
     }
@@ -175,30 +203,7 @@ impl Board {
                 from_listen: b.from_listen,
                 dynamic_weights: b.dynamic_weights,
                 log_health_checks: b.log_health_checks,
-                servers: b
-                    .servers
-                    .into_iter()
-                    .map(|s| Srv {
-                        check: s.check.map(HealthState::new),
-                        agent: s.agent.map(HealthState::new),
-                        admin: if s.disabled {
-                            AdminState::Maint
-                        } else {
-                            AdminState::Ready
-                        },
-                        uweight: s.weight,
-                        maxconn: s.maxconn,
-                        ramp_since: None,
-                        eweight: s.weight,
-                        running: true,
-                        tracked_up: true,
-                        agent_last: None,
-                        check_off: false,
-                        agent_off: false,
-                        last_change: Duration::ZERO,
-                        spec: s,
-                    })
-                    .collect(),
+                servers: b.servers.into_iter().map(Srv::new).collect(),
             })
             .collect();
         Board { backends }
@@ -225,7 +230,7 @@ impl Board {
     fn counts(&self, b: usize) -> BackendCounts {
         let mut c = BackendCounts::default();
         if let Some(be) = self.backends.get(b) {
-            for s in be.servers.iter().filter(|s| s.usable_now()) {
+            for s in be.servers.iter().filter(|s| !s.removed && s.usable_now()) {
                 if s.spec.backup {
                     c.backup += 1;
                 } else {
@@ -804,6 +809,43 @@ impl Board {
             .is_some_and(|x| if agent { !x.agent_off } else { !x.check_off })
     }
 
+    /// `add server`: a server added at run time, at slot `s` of backend `b` (the shards'
+    /// index: it must be the next one). Its checks start disabled, as in haproxy 2.6, until
+    /// `enable health` / `enable agent`. False when `s` is not the next slot.
+    pub fn add_server(&mut self, b: usize, s: usize, spec: ServerSpec, now: Duration) -> bool {
+        let Some(be) = self.backends.get_mut(b) else {
+            return false;
+        };
+        if be.servers.len() != s {
+            return false;
+        }
+        let mut srv = Srv::new(spec);
+        srv.check_off = true;
+        srv.agent_off = true;
+        srv.last_change = now;
+        be.servers.push(srv);
+        true
+    }
+
+    /// `del server`: the server's checks stop for good; its slot stays.
+    pub fn remove_server(&mut self, b: usize, s: usize) {
+        if let Some(srv) = self.srv_mut(b, s) {
+            srv.removed = true;
+            srv.check_off = true;
+            srv.agent_off = true;
+        }
+    }
+
+    /// Whether `del server` removed the server (its check task ends).
+    pub fn is_removed(&self, b: usize, s: usize) -> bool {
+        self.srv(b, s).is_none_or(|x| x.removed)
+    }
+
+    /// How many slots each backend has (configured servers, then added ones).
+    pub fn layout(&self) -> Vec<usize> {
+        self.backends.iter().map(|b| b.servers.len()).collect()
+    }
+
     /// Usable active and backup servers of backend `b` (tests and the runtime socket).
     pub fn usable_counts(&self, b: usize) -> (u32, u32) {
         let c = self.counts(b);
@@ -818,6 +860,7 @@ fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
         weight: srv.eweight,
         maxconn: srv.maxconn,
         usable: srv.usable_now(),
+        removed: srv.removed,
         ..ServerCheckStats::default()
     };
     let mut last_change = srv.last_change;
@@ -975,6 +1018,47 @@ mod tests {
         // Without the option only the state change lines remain.
         let mut quiet = board(vec![server("s1", false, false)]);
         assert_eq!(lines(&quiet.record_check(0, 0, &refused(), MS)).len(), 2);
+    }
+
+    /// `add server ... check`: the slot must be the shards' next one; checks wait for
+    /// `enable health`; after `del server` the server counts nowhere and results are ignored.
+    #[test]
+    fn added_servers_checks_start_disabled_and_stop_when_deleted() {
+        let mut b = board(vec![server("s1", false, false)]);
+        assert!(!b.add_server(0, 2, server("d1", false, false), MS), "gap");
+        assert!(
+            !b.add_server(1, 1, server("d1", false, false), MS),
+            "no backend"
+        );
+        assert!(b.add_server(0, 1, server("d1", false, false), MS));
+        assert_eq!(b.layout(), vec![2]);
+        assert!(!b.check_enabled(0, 1, false), "off until enable health");
+        assert!(b.record_check(0, 1, &refused(), MS).is_empty());
+        b.set_check_enabled(0, 1, false, true);
+        let e = b.record_check(0, 1, &refused(), MS);
+        assert_eq!(
+            msgs(&e),
+            [ControlMsg::SetServerHealth {
+                backend: 0,
+                server: 1,
+                up: false
+            }]
+        );
+        assert!(
+            lines(&e)[0].contains("Server be/d1 is DOWN, reason: Layer4 connection problem"),
+            "{e:?}"
+        );
+        assert_eq!(b.usable_counts(0), (1, 0));
+        b.record_check(0, 1, &ok(), MS);
+        b.record_check(0, 1, &ok(), MS);
+        assert_eq!(b.usable_counts(0), (2, 0));
+        b.remove_server(0, 1);
+        assert!(b.is_removed(0, 1) && !b.is_removed(0, 0));
+        assert_eq!(b.usable_counts(0), (1, 0));
+        assert!(b.record_check(0, 1, &refused(), MS).is_empty());
+        assert!(b.snapshot(MS)[1].removed);
+        // The name can come back in a new slot.
+        assert!(b.add_server(0, 2, server("d1", false, false), MS));
     }
 
     #[test]

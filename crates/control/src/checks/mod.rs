@@ -62,6 +62,107 @@ pub struct CheckPlan {
     pub mail: crate::mail::MailPlan,
     /// Warnings about the plan (printed when the checks start, unless `-q`).
     pub warnings: Vec<String>,
+    /// Per backend (the topology's order): how checks of servers added at run time are built.
+    pub dynamic: Vec<DynamicTemplate>,
+}
+
+/// What a backend gives the checks of a server added with `add server ... check`: its check
+/// script (`option httpchk`, `tcp-check` rules...) and timeouts, as for configured servers.
+#[derive(Debug, Clone)]
+pub struct DynamicTemplate {
+    /// The backend's check script, or why it cannot be built.
+    pub script: Result<CheckScript, String>,
+    pub timeout_connect: Option<Duration>,
+    pub timeout_check: Option<Duration>,
+    pub bufsize: usize,
+    pub pp2_never_send_local: bool,
+}
+
+impl DynamicTemplate {
+    /// The jobs of an added server: its health check (`check`) and agent (`agent-check`).
+    pub fn jobs(
+        &self,
+        backend: usize,
+        server: usize,
+        srv: &ringlb_config::model::Server,
+        addr: std::net::SocketAddr,
+    ) -> Result<Vec<Job>, String> {
+        let p = &srv.params;
+        for a in [&p.check_addr, &p.agent.addr].into_iter().flatten() {
+            if a.parse::<std::net::IpAddr>().is_err() {
+                return Err(format!("'{a}' is not an IP address.\n"));
+            }
+        }
+        let target = |inter: Duration| CheckTarget {
+            server: addr,
+            params: p.clone(),
+            proxy_v2: p.send_proxy == Some(ringlb_config::model::ProxyProtocol::V2),
+            pp2_never_send_local: self.pp2_never_send_local,
+            inter,
+            timeout_connect: self.timeout_connect,
+            timeout_check: self.timeout_check,
+            bufsize: self.bufsize,
+            tls: None,
+        };
+        let mut jobs = Vec::new();
+        if p.check {
+            let script = self.script.clone().map_err(|e| format!("{e}\n"))?;
+            if script.uses_tls(p) || ringlb_health::script::ssl_checks(p) {
+                return Err(
+                    "checks over TLS are not supported by ringlb yet on a server added at run time.\n"
+                        .into(),
+                );
+            }
+            jobs.push(Job {
+                backend,
+                server,
+                kind: JobKind::Health,
+                script,
+                target: target(CheckTiming::from_params(p).inter),
+                first_delay: Duration::ZERO,
+            });
+        }
+        if let Some(agent) = CheckScript::agent(p) {
+            if p.agent.port.is_none() {
+                return Err("'agent-check' needs 'agent-port'.\n".into());
+            }
+            jobs.push(Job {
+                backend,
+                server,
+                kind: JobKind::Agent,
+                script: agent,
+                target: target(CheckTiming::agent_from_params(p).inter),
+                first_delay: Duration::ZERO,
+            });
+        }
+        Ok(jobs)
+    }
+}
+
+/// The board's description of a server (configured or added at run time).
+fn server_spec(
+    srv: &ringlb_config::model::Server,
+    weight: u32,
+    maxconn: u32,
+    track: Option<(usize, usize)>,
+) -> ServerSpec {
+    let p = &srv.params;
+    ServerSpec {
+        name: srv.name.clone(),
+        backup: p.backup,
+        disabled: p.disabled,
+        weight,
+        maxconn,
+        check: p.check.then(|| CheckTiming::from_params(p)),
+        agent: CheckScript::agent(p).map(|_| CheckTiming::agent_from_params(p)),
+        slowstart: p.slowstart.filter(|d| !d.is_zero()),
+        track,
+        on_error: p
+            .on_error
+            .as_deref()
+            .and_then(ringlb_health::state::OnError::parse)
+            .unwrap_or_default(),
+    }
 }
 
 /// Whether the algorithm accepts weight changes (HAProxy's `BE_LB_PROP_DYN`).
@@ -103,9 +204,10 @@ impl CheckPlan {
                 log_health_checks: be.options.log_health_checks,
                 servers: Vec::with_capacity(be.servers.len()),
             };
+            let built = CheckScript::from_backend(be);
             let script = if be.servers.iter().any(|s| s.params.check) {
-                match CheckScript::from_backend(be) {
-                    Ok(s) => Some(s),
+                match &built {
+                    Ok(s) => Some(s.clone()),
                     Err(e) => {
                         errors.push(format!("backend '{}': {e}", be.name));
                         None
@@ -114,6 +216,17 @@ impl CheckPlan {
             } else {
                 None
             };
+            plan.dynamic.push(DynamicTemplate {
+                script: built,
+                timeout_connect: be.timeouts.connect,
+                timeout_check: be.timeouts.check,
+                bufsize: topo.tune.bufsize.max(1024),
+                pp2_never_send_local: cfg
+                    .global
+                    .other
+                    .iter()
+                    .any(|d| d.keyword == "pp2-never-send-local"),
+            });
             for (si, (srv, srt)) in be.servers.iter().zip(rt.servers.iter()).enumerate() {
                 let p = &srv.params;
                 for (kw, a) in [("addr", &p.check_addr), ("agent-addr", &p.agent.addr)] {
@@ -126,6 +239,12 @@ impl CheckPlan {
                             be.name, srv.name
                         ));
                     }
+                }
+                if let Some(proto) = check_proto(p).filter(|v| !v.eq_ignore_ascii_case("h1")) {
+                    errors.push(format!(
+                        "'server {}/{}' : 'check-proto {proto}' is not supported by ringlb yet (health checks speak HTTP/1.x; use 'check-proto h1' or none)",
+                        be.name, srv.name
+                    ));
                 }
                 let check = p.check.then(|| CheckTiming::from_params(p));
                 let agent = CheckScript::agent(p);
@@ -140,22 +259,8 @@ impl CheckPlan {
                     }
                     found
                 });
-                spec.servers.push(ServerSpec {
-                    name: srv.name.clone(),
-                    backup: p.backup,
-                    disabled: p.disabled,
-                    weight: srt.weight,
-                    maxconn: srt.maxconn,
-                    check,
-                    agent: agent_timing,
-                    slowstart: p.slowstart.filter(|d| !d.is_zero()),
-                    track,
-                    on_error: p
-                        .on_error
-                        .as_deref()
-                        .and_then(ringlb_health::state::OnError::parse)
-                        .unwrap_or_default(),
-                });
+                spec.servers
+                    .push(server_spec(srv, srt.weight, srt.maxconn, track));
                 // Checks over TLS use the server line's TLS settings (verify, ca-file...).
                 let tls = if check.is_some()
                     && script
@@ -307,6 +412,15 @@ fn check_tls(
     }
 }
 
+/// The server's `check-proto` value, if any.
+fn check_proto(p: &ringlb_config::model::ServerParams) -> Option<&str> {
+    p.other
+        .iter()
+        .rev()
+        .find(|(k, _)| k == "check-proto")
+        .and_then(|(_, v)| v.as_deref())
+}
+
 /// `track [<backend>/]<server>`: indices among the enabled backends (the topology's order).
 fn resolve_track(cfg: &Config, own: &str, target: &str) -> Option<(usize, usize)> {
     let (be_name, srv_name) = target.split_once('/').unwrap_or((own, target));
@@ -368,6 +482,9 @@ struct StatsStore {
     /// Where the stats renderers read check results: every write is published there too,
     /// with each entry placed at its (backend, server) indices of the topology.
     publish: Option<(Arc<ringlb_shard::StatsBoard>, Arc<ringlb_shard::Topology>)>,
+    /// Slots per backend of the board (configured servers, then added ones), the layout of
+    /// `stats`; empty until the checks start (then entries are placed by name).
+    layout: Vec<usize>,
 }
 
 impl CheckStatsHandle {
@@ -381,6 +498,7 @@ impl CheckStatsHandle {
             .stats
             .iter()
             .zip(store.written.iter())
+            .filter(|(st, _)| !st.removed)
             .map(|(st, at)| {
                 let mut st = st.clone();
                 let since = at.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
@@ -406,8 +524,9 @@ impl CheckStatsHandle {
         }
     }
 
-    fn store_all(&self, v: Vec<ServerCheckStats>) {
+    fn store_all(&self, v: Vec<ServerCheckStats>, layout: Vec<usize>) {
         if let Ok(mut g) = self.0.lock() {
+            g.layout = layout;
             g.written = vec![Some(Instant::now()); v.len()];
             g.stats = v;
             g.publish_now();
@@ -455,11 +574,20 @@ struct Driver {
     /// options still win, as in haproxy).
     addrs: RefCell<std::collections::HashMap<(usize, usize), std::net::SocketAddr>>,
     mail: crate::mail::MailPlan,
+    /// How checks of servers added at run time are built, per backend.
+    dynamic: Vec<DynamicTemplate>,
 }
 
 impl Driver {
     fn now(&self) -> Duration {
         self.start.elapsed()
+    }
+
+    /// Rewrites every server's counters (the board's layout changed).
+    fn store_all(&self) {
+        let board = self.board.borrow();
+        self.stats
+            .store_all(board.snapshot(self.now()), board.layout());
     }
 
     fn random(&self) -> u32 {
@@ -695,6 +823,67 @@ impl ChecksHandle {
         self.0.board.borrow().has_server(b, s)
     }
 
+    /// `add server`: tracks the server added at shard slot `s` of backend `b` and starts its
+    /// check tasks (idle until `enable health` / `enable agent`). `Err` is the reply for the
+    /// runtime socket (nothing was added to the board).
+    pub fn add_server(
+        &self,
+        b: usize,
+        s: usize,
+        srv: &ringlb_config::model::Server,
+        rt: &ringlb_shard::topology::ServerRt,
+        enabled: bool,
+    ) -> Result<(), String> {
+        let template = self
+            .0
+            .dynamic
+            .get(b)
+            .ok_or_else(|| "checks are not available for this backend.\n".to_string())?;
+        let jobs = template.jobs(b, s, srv, rt.addr)?;
+        let mut spec = server_spec(srv, rt.weight, rt.maxconn, None);
+        spec.disabled = !enabled;
+        if !self
+            .0
+            .board
+            .borrow_mut()
+            .add_server(b, s, spec, self.0.now())
+        {
+            return Err("the server's slot is out of step with the shards.\n".into());
+        }
+        self.0.store_all();
+        for job in jobs {
+            glommio::spawn_local(check_task(self.0.clone(), job)).detach();
+        }
+        Ok(())
+    }
+
+    /// Whether the checks of `srv` can be built for backend `b` (before anything changes).
+    pub fn validate(
+        &self,
+        b: usize,
+        srv: &ringlb_config::model::Server,
+        addr: std::net::SocketAddr,
+    ) -> Result<(), String> {
+        self.0
+            .dynamic
+            .get(b)
+            .ok_or_else(|| "checks are not available for this backend.\n".to_string())?
+            .jobs(b, 0, srv, addr)
+            .map(|_| ())
+    }
+
+    /// `del server`: the server's check tasks end at their next turn.
+    pub fn remove_server(&self, b: usize, s: usize) {
+        self.0.board.borrow_mut().remove_server(b, s);
+        self.0.store_all();
+    }
+
+    /// The counters of one server, by its shard slot.
+    pub fn server_stats(&self, b: usize, s: usize) -> Option<ServerCheckStats> {
+        let board = self.0.board.borrow();
+        board.server_stats(b, s, self.0.now()).map(|(_, st)| st)
+    }
+
     /// `enable|disable health|agent B/S`.
     pub fn set_check_enabled(&self, b: usize, s: usize, agent: bool, enabled: bool) {
         self.0
@@ -775,15 +964,14 @@ pub fn start(
         rng: RefCell::new(seed),
         addrs: RefCell::new(std::collections::HashMap::new()),
         mail: plan.mail,
+        dynamic: plan.dynamic,
     });
     if !plan.quiet {
         for w in &plan.warnings {
             eprintln!("[WARNING]  ({}) : {w}", pid());
         }
     }
-    driver
-        .stats
-        .store_all(driver.board.borrow().snapshot(Duration::ZERO));
+    driver.store_all();
     let has_slowstart = !plan.jobs.is_empty();
     for job in plan.jobs {
         let d = driver.clone();
@@ -813,6 +1001,10 @@ async fn check_task(d: Rc<Driver>, job: Job) {
     glommio::timer::sleep(job.first_delay).await;
     loop {
         let agent = job.kind == JobKind::Agent;
+        if d.board.borrow().is_removed(job.backend, job.server) {
+            // `del server`: this task ends with the server.
+            return;
+        }
         if !d
             .board
             .borrow()
@@ -879,18 +1071,34 @@ impl StatsStore {
             .iter()
             .map(|b| vec![ringlb_shard::ServerHealth::default(); b.servers.len()])
             .collect();
-        for st in &self.stats {
-            let Some(bi) = topo.backends.iter().position(|b| b.name == st.backend) else {
+        // The board's slots are the shards' (added servers after the configured ones).
+        let mut at = Vec::with_capacity(self.stats.len());
+        if self.layout.is_empty() {
+            for st in &self.stats {
+                let bi = topo.backends.iter().position(|b| b.name == st.backend);
+                let si = bi.and_then(|bi| {
+                    topo.backends
+                        .get(bi)
+                        .and_then(|b| b.servers.iter().position(|s| s.name == st.server))
+                });
+                at.push(bi.zip(si));
+            }
+        } else {
+            for (bi, n) in self.layout.iter().enumerate() {
+                at.extend((0..*n).map(|si| Some((bi, si))));
+            }
+        }
+        for (st, pos) in self.stats.iter().zip(at) {
+            let Some((bi, si)) = pos.filter(|_| !st.removed) else {
                 continue;
             };
-            let Some(si) = topo
-                .backends
-                .get(bi)
-                .and_then(|b| b.servers.iter().position(|s| s.name == st.server))
-            else {
+            let Some(v) = out.get_mut(bi) else {
                 continue;
             };
-            let Some(slot) = out.get_mut(bi).and_then(|v| v.get_mut(si)) else {
+            if v.len() <= si {
+                v.resize(si + 1, ringlb_shard::ServerHealth::default());
+            }
+            let Some(slot) = v.get_mut(si) else {
                 continue;
             };
             let check = |h: Option<(u32, u32, u32)>,
@@ -1004,6 +1212,23 @@ mod tests {
                 "backend 'b', server 't2': unable to use a/s1 for tracking as it does not have any check nor agent enabled.",
             ]
         );
+    }
+
+    #[test]
+    fn check_proto_h2_is_refused_h1_accepted() {
+        let text = format!("{HEAD}backend a\n server s1 127.0.0.1:2 check check-proto h2\n");
+        let loaded = ringlb_config::parse_str("t.cfg", &text).unwrap();
+        let topo = Topology::from_config(&loaded.config).unwrap();
+        let e = CheckPlan::from_config(&loaded.config, &topo).unwrap_err();
+        assert_eq!(e.len(), 1);
+        assert!(
+            e[0].starts_with("'server a/s1' : 'check-proto h2' is not supported by ringlb yet"),
+            "{e:?}"
+        );
+        let p = plan(&format!(
+            "{HEAD}backend a\n server s1 127.0.0.1:2 check check-proto h1\n"
+        ));
+        assert_eq!(p.jobs.len(), 1);
     }
 
     #[test]

@@ -41,6 +41,18 @@ pub(super) async fn add(ctx: &Ctx, c: &ServerChange) -> Result<(), Reply> {
     };
     let dynsrv =
         ringlb_shard::dynamic::parse(be, server, &addr_word, options).map_err(Reply::err)?;
+    let wants_checks = dynsrv.model.params.check || dynsrv.model.params.agent.enabled;
+    match &ctx.checks {
+        Some(h) if wants_checks => h
+            .validate(bi, &dynsrv.model, dynsrv.rt.addr)
+            .map_err(Reply::err)?,
+        None if wants_checks => {
+            return Err(Reply::err(
+                "checks are not available on this runtime socket.\n",
+            ))
+        }
+        _ => {}
+    }
     let puid = dynsrv.model.params.id.unwrap_or(*id);
     {
         let mut table = ctx.table.borrow_mut();
@@ -64,8 +76,12 @@ pub(super) async fn add(ctx: &Ctx, c: &ServerChange) -> Result<(), Reply> {
             if dynsrv.model.params.check {
                 row.check.state = chk::CONFIGURED;
             }
+            if dynsrv.model.params.agent.enabled {
+                row.agent.state = chk::CONFIGURED;
+            }
         }
     }
+    let rt = dynsrv.rt.clone();
     ctx.bus
         .send(ControlMsg::AddServer {
             backend: bi,
@@ -74,5 +90,15 @@ pub(super) async fn add(ctx: &Ctx, c: &ServerChange) -> Result<(), Reply> {
             enabled: dynsrv.enabled,
         })
         .await;
+    // The health board follows every added server at the shards' slot (checks or not), so
+    // `enable health`, `set server ... state` and the counts of "N active servers left" see
+    // it; its check tasks wait for `enable health` / `enable agent`.
+    if let (Some(h), Some(si)) = (&ctx.checks, ctx.bus.mirror().server_index(bi, server)) {
+        if let Err(e) = h.add_server(bi, si, &dynsrv.model, &rt, dynsrv.enabled) {
+            if wants_checks {
+                return Err(Reply::err(e));
+            }
+        }
+    }
     Ok(())
 }

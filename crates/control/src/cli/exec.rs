@@ -374,9 +374,7 @@ async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
                 .and_then(|bi| Some((bi, ctx.bus.mirror().server_index(bi, server)?)))
                 .is_some_and(|(b, s)| ctx.checks.as_ref().is_some_and(|h| h.knows(b, s)));
             if !known {
-                return Reply::err(
-                    "checks are not supported by ringlb yet on a server added at run time.\n",
-                );
+                return Reply::err("this server's checks are not known to ringlb's checker.\n");
             }
         }
         // Shard indexes: deleted servers keep their slot on the shards, not in the table.
@@ -482,10 +480,15 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
                 addr,
             }]
         }
-        ServerChange::Del { .. } => vec![ControlMsg::DelServer {
-            backend: b,
-            server: s,
-        }],
+        ServerChange::Del { .. } => {
+            if let Some(h) = &ctx.checks {
+                h.remove_server(b, s);
+            }
+            vec![ControlMsg::DelServer {
+                backend: b,
+                server: s,
+            }]
+        }
         ServerChange::CheckEnabled { agent, enabled, .. } => {
             if let Some(h) = &ctx.checks {
                 h.set_check_enabled(b, s, *agent, *enabled);
@@ -517,7 +520,6 @@ fn force(ctx: &Ctx, b: usize, s: usize, agent: bool, up: bool) -> Vec<ControlMsg
 /// Brings the table's volatile columns up to date: operational state from the shards' mirror,
 /// time since the last change from the health board.
 fn refresh(ctx: &Ctx) {
-    let stats = ctx.checks.as_ref().map(ChecksHandle::snapshot);
     let mirror = ctx.bus.mirror();
     let uptime = ctx.started.elapsed().as_secs();
     let mut table = ctx.table.borrow_mut();
@@ -556,16 +558,14 @@ fn refresh(ctx: &Ctx) {
     for c in &admin_changes {
         table.apply_change(c);
     }
-    let configured: Vec<usize> = ctx.topo.backends.iter().map(|b| b.servers.len()).collect();
     for (bi, be) in table.backends.iter_mut().enumerate() {
         for row in be.servers.iter_mut() {
-            // The shard's index: the board and the check statistics know configured servers
-            // by it (servers added at run time come after them and have no check yet).
+            // The shard's index: the board knows servers by it (configured ones, then those
+            // added at run time).
             let Some(si) = mirror.server_index(bi, &row.name) else {
                 continue;
             };
-            let flat = configured.iter().take(bi).sum::<usize>() + si;
-            let configured_here = si < configured.get(bi).copied().unwrap_or(0);
+            let known = ctx.checks.as_ref().is_some_and(|h| h.knows(bi, si));
             if let Some(st) = mirror.server(bi, si) {
                 if row.admin & admin::MAINT == 0 {
                     // `stopping` (set from the CLI) is "not up" for the shards too.
@@ -582,7 +582,7 @@ fn refresh(ctx: &Ctx) {
             if let Some(h) = ctx
                 .checks
                 .as_ref()
-                .filter(|_| row.admin & admin::MAINT == 0 && configured_here)
+                .filter(|_| row.admin & admin::MAINT == 0 && known)
             {
                 for (agent, c) in [(false, &mut row.check), (true, &mut row.agent)] {
                     if let Some((status, result, health)) = h.check_columns(bi, si, agent) {
@@ -592,10 +592,11 @@ fn refresh(ctx: &Ctx) {
                     }
                 }
             }
-            if configured_here {
-                row.secs_since_change = stats
+            if known {
+                row.secs_since_change = ctx
+                    .checks
                     .as_ref()
-                    .and_then(|v| v.get(flat))
+                    .and_then(|h| h.server_stats(bi, si))
                     .map_or(uptime, |st| st.lastchg.as_secs());
             }
         }
