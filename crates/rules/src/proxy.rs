@@ -601,6 +601,11 @@ impl ProxyRules {
         })
     }
 
+    /// The `wait-for-body` of the `http-request` rules that applies to this request, if any.
+    pub fn body_wait(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> Option<crate::BodyWait> {
+        self.http_request.body_wait(&self.acls, src, txn)
+    }
+
     /// Runs the `http-request` rules.
     pub fn http_request(&self, host: &mut dyn RuleHost, txn: &mut Txn<'_>) -> Verdict {
         self.http_request.run(&self.acls, host, txn, false)
