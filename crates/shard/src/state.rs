@@ -906,6 +906,7 @@ mod tests {
                 redispatch: false,
                 http_reuse: HttpReuse::Safe,
                 conn_mode: HttpConnMode::KeepAlive,
+                buffer_request: false,
                 originalto: None,
                 errors: Arc::new(ErrorFiles::default()),
                 balance: crate::topology::BalanceSpec {

@@ -124,6 +124,8 @@ pub struct FrontendRt {
     pub maxconn: u32,
     pub timeouts: model::Timeouts,
     pub conn_mode: HttpConnMode,
+    /// `option http-buffer-request`: the body is buffered before the rules run.
+    pub buffer_request: bool,
     pub forwardfor: Option<ForwardForRt>,
     /// `option originalto` (`if_none` unused).
     pub originalto: Option<ForwardForRt>,
@@ -228,6 +230,8 @@ pub struct BackendRt {
     pub redispatch: bool,
     pub http_reuse: HttpReuse,
     pub conn_mode: HttpConnMode,
+    /// `option http-buffer-request`: the body is buffered before the rules run.
+    pub buffer_request: bool,
     /// `option originalto` in the backend (its header name wins over the frontend's).
     pub originalto: Option<ForwardForRt>,
     pub errors: Arc<ErrorFiles>,
@@ -600,6 +604,7 @@ impl Topology {
                     maxconn: f.maxconn.unwrap_or(0),
                     timeouts: f.timeouts,
                     conn_mode: f.options.http_conn_mode,
+                    buffer_request: f.options.http_buffer_request,
                     forwardfor: f.options.forwardfor.as_ref().map(|ff| ForwardForRt {
                         except: ff.except,
                         header: ff.header.clone(),
@@ -1083,6 +1088,7 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
         redispatch: b.options.redispatch.is_some(),
         http_reuse: b.http_reuse,
         conn_mode: b.options.http_conn_mode,
+        buffer_request: b.options.http_buffer_request,
         originalto: b.options.originalto.as_ref().map(|ot| ForwardForRt {
             except: ot.except,
             header: ot.header.clone(),
