@@ -196,6 +196,9 @@ pub trait RuleHost: SampleSource {
     /// `set-var` on `proc.` / `sess.` scopes (txn/req/res live in [`Txn::vars`]).
     fn set_outer_var(&mut self, _name: &str, _value: Sample<'static>) {}
     fn unset_outer_var(&mut self, _name: &str) {}
+    /// Stream and connection settings actions change (`set-timeout`, `set-mark`, `set-tos`,
+    /// `disable-l7-retry`, `early-hint`).
+    fn effect(&mut self, _e: crate::rules::Effect<'_>) {}
 }
 
 /// Transaction-scoped variables (`txn.`, `req.`, `res.`), set by `set-var`, read by `var()`.

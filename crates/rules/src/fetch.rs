@@ -63,6 +63,11 @@ pub enum Fetch {
         delim: u8,
         int: bool,
     },
+    /// `req.body_param([name])`: a parameter of a url-encoded buffered body (split on `&`
+    /// only, no decoding, as HAProxy).
+    BodyParam {
+        name: Option<Box<[u8]>>,
+    },
     /// `hdr`, `req.hdr`, `res.hdr`, `fhdr`, `shdr`... `split`: values split on commas.
     Hdr {
         side: Side,
@@ -133,7 +138,10 @@ pub enum Fetch {
     },
     /// `capture.req.method` / `capture.req.uri` / `capture.req.ver`: the request as received.
     ReqLine(u8),
+    /// `req.body_len`: the buffered body's length.
     BodyLen,
+    /// `req.body_size`: the advertised length (Content-Length), else what is buffered.
+    BodySize,
     FeName,
     BeName,
     SrvName,
@@ -597,7 +605,14 @@ impl Fetch {
             "capture.req.method" => (n(0, 0)?, F::ReqLine(0)).1,
             "capture.req.uri" => (n(0, 0)?, F::ReqLine(1)).1,
             "capture.req.ver" => (n(0, 0)?, F::ReqLine(2)).1,
-            "req.body_len" | "req.body_size" => (n(0, 0)?, F::BodyLen).1,
+            "req.body_len" => (n(0, 0)?, F::BodyLen).1,
+            "req.body_size" => (n(0, 0)?, F::BodySize).1,
+            "req.body_param" => {
+                n(0, 1)?;
+                F::BodyParam {
+                    name: opt_name(args, 0),
+                }
+            }
             "req.ssl_ver" | "req_ssl_ver" => (n(0, 0)?, F::ReqSslVer).1,
             "req.ssl_hello_type" | "req_ssl_hello_type" => (n(0, 0)?, F::ReqSslHelloType).1,
             // Process and stream state the engine owns, routed by name.
@@ -679,6 +694,7 @@ impl Fetch {
             | F::ReqLen
             | F::ResLen
             | F::BodyLen
+            | F::BodySize
             | F::Stat { .. }
             | F::Sc(_)
             | F::Rand(_)
@@ -723,7 +739,10 @@ impl Fetch {
     pub fn is_multi(&self) -> bool {
         matches!(
             self,
-            Fetch::Hdr { occ: None, .. } | Fetch::Cook { .. } | Fetch::UrlParam { .. }
+            Fetch::Hdr { occ: None, .. }
+                | Fetch::Cook { .. }
+                | Fetch::UrlParam { .. }
+                | Fetch::BodyParam { .. }
         )
     }
 
@@ -733,7 +752,7 @@ impl Fetch {
         let mut last = None;
         match self {
             // First occurrence: `url_param`, and `cook` without a name.
-            Fetch::UrlParam { .. } | Fetch::Cook { name: None, .. } => {
+            Fetch::UrlParam { .. } | Fetch::BodyParam { .. } | Fetch::Cook { name: None, .. } => {
                 self.each(cx, &mut |s| {
                     last = Some(s);
                     true
@@ -795,6 +814,17 @@ impl Fetch {
                         if f(s) {
                             return true;
                         }
+                    }
+                }
+                false
+            }
+            Fetch::BodyParam { name } => {
+                let Some(body) = cx.src.req_body() else {
+                    return false;
+                };
+                for v in body_params(body, name.as_deref()) {
+                    if f(Sample::str(v)) {
+                        return true;
                     }
                 }
                 false
@@ -873,7 +903,9 @@ impl Fetch {
                 let v = nth_value(m, name.as_deref(), *split, *occ)?;
                 conv_hdr(v, *conv)?
             }
-            F::Hdr { .. } | F::Cook { .. } | F::UrlParam { .. } => return self.eval(cx),
+            F::Hdr { .. } | F::Cook { .. } | F::UrlParam { .. } | F::BodyParam { .. } => {
+                return self.eval(cx)
+            }
             F::HdrCnt { side, name, split } => {
                 let m = msg(cx, *side)?;
                 Sample::Int(header_values(m, name.as_deref(), *split).count() as i64)
@@ -979,6 +1011,16 @@ impl Fetch {
             F::ReqLine(1) => Sample::str(&req.uri),
             F::ReqLine(_) => Sample::str(&req.version),
             F::BodyLen => Sample::Int(cx.src.req_body().map_or(0, |b| b.len() as i64)),
+            F::BodySize => {
+                let advertised = req
+                    .full_values(b"content-length")
+                    .next()
+                    .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<i64>().ok());
+                match advertised {
+                    Some(n) => Sample::Int(n),
+                    None => Sample::Int(cx.src.req_body()?.len() as i64),
+                }
+            }
             F::FeName => Sample::str(cx.src.frontend_name()?.as_bytes()),
             F::BeName => Sample::str(cx.src.backend_name()?.as_bytes()),
             F::SrvName => Sample::str(cx.src.server_name()?.as_bytes()),
@@ -1198,6 +1240,21 @@ fn url_params<'q>(
                 None
             }
         })
+}
+
+/// Values of body parameter `name` (all when `None`): `&`-separated `name=value` pairs of a
+/// url-encoded body, as HAProxy's `req.body_param` reads them (no `;`, no `#`, no decoding).
+fn body_params<'q>(body: &'q [u8], name: Option<&'q [u8]>) -> impl Iterator<Item = &'q [u8]> + 'q {
+    body.split(|&c| c == b'&').filter_map(move |kv| {
+        if kv.is_empty() {
+            return None;
+        }
+        let (k, v) = match kv.iter().position(|&c| c == b'=') {
+            Some(i) => (kv.get(..i)?, kv.get(i + 1..)?),
+            None => (kv, &b""[..]),
+        };
+        name.is_none_or(|n| n == k).then_some(v)
+    })
 }
 
 /// Streaming SDBM (HAProxy's `hash_sdbm` fed piece by piece).

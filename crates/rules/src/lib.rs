@@ -77,13 +77,15 @@ pub use message::HttpMessage;
 pub use proxy::{
     BackendTarget, ConfigRules, ProxyRules, StickRule, StickWhen, TcpPhase, TcpVerdict,
 };
-pub use rules::{Action, HttpReply, RuleList, Verdict};
+pub use rules::{Action, BodyWait, Effect, HttpReply, RuleList, Verdict};
 pub use sample::Sample;
 
 #[cfg(test)]
 mod robust;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_body;
 #[cfg(test)]
 mod tests_rules;
 #[cfg(test)]

@@ -601,6 +601,20 @@ impl ProxyRules {
         })
     }
 
+    /// The `wait-for-body` of the `http-request` rules that applies to this request, if any.
+    pub fn body_wait(&self, src: &dyn SampleSource, txn: &Txn<'_>) -> Option<crate::BodyWait> {
+        self.http_request.body_wait(&self.acls, src, txn)
+    }
+
+    /// True when the `http-request` rules have a `wait-for-body` (checked before building
+    /// anything to evaluate its condition).
+    pub fn waits_for_body(&self) -> bool {
+        self.http_request
+            .rules
+            .iter()
+            .any(|r| matches!(r.action, crate::Action::WaitForBody(_)))
+    }
+
     /// Runs the `http-request` rules.
     pub fn http_request(&self, host: &mut dyn RuleHost, txn: &mut Txn<'_>) -> Verdict {
         self.http_request.run(&self.acls, host, txn, false)

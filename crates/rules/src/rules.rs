@@ -190,9 +190,62 @@ pub enum Action {
     },
     /// `normalize-uri <normalizer>` (an invalid URI under `strict`: 400).
     NormalizeUri(crate::normalize::Normalizer),
-    /// Accepted actions with no effect in ringlb's model (`set-mark`, `set-tos`,
-    /// `set-nice`, `disable-l7-retry`, `strict-mode`, `wait-for-*`...).
+    /// `wait-for-body time T [at-least N]`: the engine waits for the body before the rules
+    /// run (see [`RuleList::body_wait`]), so reaching it has no further effect.
+    WaitForBody(BodyWait),
+    /// `set-timeout server|tunnel <time>|<expr>` (milliseconds).
+    SetTimeout {
+        tunnel: bool,
+        value: TimeoutValue,
+    },
+    /// `disable-l7-retry`.
+    DisableL7Retry,
+    /// `set-mark <mark>` (SO_MARK on the client socket).
+    SetMark(u32),
+    /// `set-tos <tos>` (IP_TOS / IPV6_TCLASS on the client socket).
+    SetTos(u8),
+    /// `early-hint <name> <fmt>`: one header of the 103 sent before the final response.
+    EarlyHint {
+        name: Box<[u8]>,
+        value: LogFormat,
+    },
+    /// Accepted actions with no effect in ringlb's model (`set-nice`, `strict-mode`,
+    /// `wait-for-handshake`...).
     Nop,
+}
+
+/// How long `wait-for-body` / `option http-buffer-request` wait, and for how much.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyWait {
+    /// Longest wait in milliseconds (`None`: the client timeout bounds it).
+    pub time_ms: Option<u64>,
+    /// Stop once this many body bytes arrived (0: the whole body or a full buffer).
+    pub at_least: u64,
+}
+
+/// A `set-timeout` value: a constant or an expression giving milliseconds.
+#[derive(Debug, Clone)]
+pub enum TimeoutValue {
+    Const(u64),
+    Expr(Expr),
+}
+
+/// What an action asks of the engine beyond the message (connection and stream settings).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect<'a> {
+    /// `set-timeout server|tunnel`: milliseconds, non-zero.
+    SetTimeout {
+        tunnel: bool,
+        ms: u64,
+    },
+    DisableL7Retry,
+    SetMark(u32),
+    SetTos(u8),
+    /// One header of the 103 Early Hints response.
+    EarlyHint {
+        name: &'a [u8],
+        value: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -466,17 +519,48 @@ fn compile_other(
             Action::NormalizeUri(crate::normalize::Normalizer::parse(args).map_err(e)?)
         }
         "silent-drop" => Action::Reject { silent: true },
-        "set-mark"
-        | "set-tos"
-        | "set-nice"
+        "wait-for-body" => Action::WaitForBody(parse_body_wait(args).map_err(e)?),
+        "set-timeout" => {
+            let tunnel = match arg(args, 0, loc, kw)? {
+                "server" => false,
+                "tunnel" => true,
+                // As haproxy 2.6 (`client` came in 2.8).
+                other => {
+                    return Err(e(format!(
+                        "'set-timeout' expects 'server'/'tunnel' (got '{other}')"
+                    )))
+                }
+            };
+            let v = args.get(1..).unwrap_or(&[]).join(" ");
+            if v.is_empty() {
+                return Err(e("'set-timeout' expects a timeout value".into()));
+            }
+            let value = match ringlb_config::units::parse_time(&v) {
+                Ok(d) => TimeoutValue::Const(u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                Err(_) => TimeoutValue::Expr(Expr::parse(&v, env).map_err(e)?),
+            };
+            Action::SetTimeout { tunnel, value }
+        }
+        "disable-l7-retry" => Action::DisableL7Retry,
+        "set-mark" => Action::SetMark(
+            parse_num(arg(args, 0, loc, kw)?)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| e("expects a 32-bit mark (decimal or 0x hex)".into()))?,
+        ),
+        "set-tos" => Action::SetTos(
+            parse_num(arg(args, 0, loc, kw)?)
+                .and_then(|n| u8::try_from(n).ok())
+                .ok_or_else(|| e("expects an 8-bit TOS value (decimal or 0x hex)".into()))?,
+        ),
+        "early-hint" => Action::EarlyHint {
+            name: arg(args, 0, loc, kw)?.as_bytes().into(),
+            value: lf(c, arg(args, 1, loc, kw)?, loc, kw)?,
+        },
+        "set-nice"
         | "set-priority-class"
         | "set-priority-offset"
-        | "set-timeout"
-        | "disable-l7-retry"
         | "strict-mode"
-        | "wait-for-body"
         | "wait-for-handshake"
-        | "early-hint"
         | "cache-use"
         | "cache-store" => Action::Nop,
         other => {
@@ -703,6 +787,23 @@ impl RuleList {
                 *realm = Some(proxy.to_string());
             }
         }
+    }
+
+    /// The first `wait-for-body` rule whose condition holds on the request as received: the
+    /// engine waits for the body before running the rules (rules do not suspend), so a
+    /// condition on what an earlier rule of the list set sees it unset.
+    pub fn body_wait(
+        &self,
+        acls: &AclSet,
+        src: &dyn SampleSource,
+        txn: &Txn<'_>,
+    ) -> Option<BodyWait> {
+        self.rules.iter().find_map(|r| match &r.action {
+            Action::WaitForBody(w) if cond_holds(r.cond.as_ref(), acls, Ctx::new(src, txn)) => {
+                Some(*w)
+            }
+            _ => None,
+        })
     }
 
     /// Runs the rules in order; `response` selects which message header edits apply to.
@@ -960,9 +1061,66 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
                 })
             }
         },
-        Action::Nop => {}
+        Action::WaitForBody(_) | Action::Nop => {}
+        Action::SetTimeout { tunnel, value } => {
+            let ms = match value {
+                TimeoutValue::Const(ms) => Some(*ms),
+                TimeoutValue::Expr(x) => match x.eval(cx!()) {
+                    Some(Sample::Int(i)) => u64::try_from(i).ok(),
+                    _ => None,
+                },
+            };
+            // A null timeout is ignored (haproxy: "must be non-null").
+            if let Some(ms) = ms.filter(|&ms| ms > 0) {
+                host.effect(Effect::SetTimeout {
+                    tunnel: *tunnel,
+                    ms,
+                });
+            }
+        }
+        Action::DisableL7Retry => host.effect(Effect::DisableL7Retry),
+        Action::SetMark(m) => host.effect(Effect::SetMark(*m)),
+        Action::SetTos(t) => host.effect(Effect::SetTos(*t)),
+        Action::EarlyHint { name, value } => {
+            let value = value.render_http_vec(cx!());
+            host.effect(Effect::EarlyHint { name, value });
+        }
     }
     Verdict::Continue
+}
+
+/// `time <time> [at-least <bytes>]` of `wait-for-body`.
+fn parse_body_wait(args: &[String]) -> Result<BodyWait, String> {
+    let mut w = BodyWait {
+        time_ms: None,
+        at_least: 0,
+    };
+    let mut it = args.iter();
+    while let Some(k) = it.next() {
+        let v = it
+            .next()
+            .ok_or_else(|| format!("'{k}' expects an argument"))?;
+        match k.as_str() {
+            "time" => {
+                let d = ringlb_config::units::parse_time(v)?;
+                w.time_ms = Some(u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+            }
+            "at-least" => w.at_least = ringlb_config::units::parse_size(v)?,
+            other => return Err(format!("expects 'time' or 'at-least' but got '{other}'")),
+        }
+    }
+    if w.time_ms.is_none() {
+        return Err("'time' is mandatory".into());
+    }
+    Ok(w)
+}
+
+/// A decimal or `0x` hexadecimal number (`set-mark`, `set-tos`).
+fn parse_num(s: &str) -> Option<u64> {
+    match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(h) => u64::from_str_radix(h, 16).ok(),
+        None => s.parse().ok(),
+    }
 }
 
 pub(crate) fn set_var(host: &mut dyn RuleHost, txn: &mut Txn<'_>, name: &str, v: Sample<'static>) {

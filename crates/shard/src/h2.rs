@@ -503,6 +503,7 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
             fe,
             &req,
             &head_bytes,
+            None,
             conn.stream_facts(&txn.fx),
             Some(&mut stick),
             Some(Txn::captures(&mut txn.cap_req, &mut txn.cap_res, fe)),

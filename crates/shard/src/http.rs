@@ -411,7 +411,7 @@ impl<'a> Session<'a> {
         let ctx: &'a Ctx = self.ctx;
         let topo: &'a Topology = &ctx.state.topo;
         self.after.in_txn = true;
-        self.effects.log_level.set(crate::rules::LogLevel::Default);
+        self.effects.new_transaction();
         // `stats uri`: the stats page, served by the proxy itself.
         if let Some(page) = &self.fe.stats_page {
             let sc = scratch(&mut self.sc, ctx);
@@ -424,6 +424,14 @@ impl<'a> Session<'a> {
                 return Box::pin(self.serve_stats(page, head)).await;
             }
         }
+        // `option http-buffer-request` / `wait-for-body`: the body is read before the rules.
+        let req_body = match self.buffer_request_body(head).await {
+            Ok((h, b)) => {
+                head = h;
+                b
+            }
+            Err(after) => return after,
+        };
         // The rule engine runs only for proxies that have rules (no cost otherwise).
         let default_be = self.fe.backend;
         let mut rewritten: Option<Vec<u8>> = None;
@@ -432,8 +440,11 @@ impl<'a> Session<'a> {
         let be_idx = if self.fe.rules.is_some()
             || default_be.is_some_and(|b| topo.backends.get(b).is_some_and(|b| b.rules.is_some()))
         {
-            let rules = self.request_rules(&head);
+            let rules = self.request_rules(&head, req_body.as_deref());
             self.follow_set_src();
+            if self.apply_rule_effects().await.is_err() {
+                return After::Close;
+            }
             match rules {
                 RequestRules::Reply(mut reply) => {
                     self.after.be = reply.backend;
@@ -570,6 +581,8 @@ impl<'a> Session<'a> {
         // Sent again only if it can be: no body (bodies are streamed, not kept) and an
         // idempotent method (the server may have processed the first attempt).
         let replayable = framing == BodyFraming::None && method.is_idempotent();
+        // `http-request disable-l7-retry`: no retry once the server had the request.
+        let l7_retry = replayable && !self.effects.no_l7_retry.get();
         let first = self.requests == 1;
         let mut reuse = match be.http_reuse {
             HttpReuse::Never => Reuse::Never,
@@ -663,7 +676,8 @@ impl<'a> Session<'a> {
             };
             let reused = info.reused;
             crate::server::send_name_header(self.ctx, be, be_idx, lease.server, &mut out);
-            let (sent, buf) = within(be.timeouts.server, server.send_all(SendBuf::from_vec(out)))
+            let server_timeout = self.effects.server_timeout.get().or(be.timeouts.server);
+            let (sent, buf) = within(server_timeout, server.send_all(SendBuf::from_vec(out)))
                 .await
                 .unwrap_or_else(|_| {
                     (
@@ -708,7 +722,7 @@ impl<'a> Session<'a> {
                 // `retry-on <status>`: drop this answer and try again (replayable requests only,
                 // within `retries`), as HAProxy's layer-7 retries.
                 Ok(_)
-                    if replayable
+                    if l7_retry
                         && attempts < be.retries
                         && be
                             .retry_on
@@ -758,7 +772,7 @@ impl<'a> Session<'a> {
                     // for free, as HAProxy does; other failures follow `retries`/`retry-on`.
                     let retry = replayable
                         && ((reused && failure == Failure::Empty)
-                            || (wanted && attempts < be.retries));
+                            || (l7_retry && wanted && attempts < be.retries));
                     server.set_linger_zero();
                     drop(server);
                     drop(lease);
@@ -804,7 +818,8 @@ impl<'a> Session<'a> {
         let limits = self.limits;
         let client = &self.client;
         let resp = &mut scratch(&mut self.sc, self.ctx).resp;
-        let server_timeout = be.timeouts.server;
+        // `http-request set-timeout server` overrides the backend's.
+        let server_timeout = self.effects.server_timeout.get().or(be.timeouts.server);
         if framing == BodyFraming::None {
             return read_response_head(
                 server,
@@ -1049,10 +1064,11 @@ impl<'a> Session<'a> {
             sc.txn.bytes_out += tunnel_head_len;
             self.log_asap(status, 0);
             let t = TunnelTimeouts {
-                idle: c
-                    .be
-                    .timeouts
-                    .tunnel
+                idle: self
+                    .effects
+                    .tunnel_timeout
+                    .get()
+                    .or(c.be.timeouts.tunnel)
                     .or(self.fe.timeouts.tunnel)
                     .or(self.fe.timeouts.client),
                 client_fin: self.fe.timeouts.client_fin,
@@ -1082,7 +1098,7 @@ impl<'a> Session<'a> {
         }
         self.log_asap(status, resp_head_len as u64);
         let limits = BodyLimits {
-            recv_timeout: c.be.timeouts.server,
+            recv_timeout: self.effects.server_timeout.get().or(c.be.timeouts.server),
             send_timeout: client_timeout,
             head: self.limits,
         };
@@ -1141,7 +1157,7 @@ impl<'a> Session<'a> {
     /// Runs the frontend's `http-request` rules, picks the backend (`use_backend`), then runs
     /// the backend's rules (`msg_rules`, shared with HTTP/2 streams). Synchronous: rules never
     /// wait.
-    fn request_rules(&mut self, head: &RecvBuf) -> RequestRules {
+    fn request_rules(&mut self, head: &RecvBuf, body: Option<&[u8]>) -> RequestRules {
         let ctx = self.ctx;
         // Owned copies of the connection facts (a TLS connection's facts are cloned per
         // request that runs rules; plain connections have none).
@@ -1164,6 +1180,7 @@ impl<'a> Session<'a> {
             self.fe,
             &sc.req,
             head.bytes(),
+            body,
             conn,
             Some(&mut self.stick),
             Some(cap),
@@ -1187,6 +1204,97 @@ impl<'a> Session<'a> {
                 }
             }
         }
+    }
+
+    /// `option http-buffer-request` / `http-request wait-for-body`: reads the body into the
+    /// request's buffer (given back with it) and returns its payload for `req.body*`. A client
+    /// waiting for `100 Continue` gets it from the proxy first, as from haproxy. A wait that
+    /// runs out of time gets 408 (haproxy's `http_wait_for_msg_body`), bad chunking 400.
+    async fn buffer_request_body(
+        &mut self,
+        head: RecvBuf,
+    ) -> Result<(RecvBuf, Option<Vec<u8>>), After> {
+        let ctx = self.ctx;
+        let framing = scratch(&mut self.sc, ctx).req.framing();
+        if !matches!(
+            framing,
+            BodyFraming::ContentLength(1..) | BodyFraming::Chunked
+        ) {
+            return Ok((head, None));
+        }
+        let tls = self.client.tls_facts();
+        let conn = crate::msg_rules::ConnFacts {
+            src: self.src(),
+            dst: self.dst(),
+            tls: tls.as_ref(),
+            effects: None,
+        };
+        let sc = scratch(&mut self.sc, ctx);
+        let Some(wait) = crate::msg_rules::body_wait(ctx, self.fe, &sc.req, head.bytes(), conn)
+        else {
+            return Ok((head, None));
+        };
+        let head_len = sc.req.head_len();
+        if sc.req.expect_continue() {
+            let (r, _) = self
+                .client
+                .send_all(SendBuf::from_vec(b"HTTP/1.1 100 Continue\r\n\r\n".to_vec()))
+                .await;
+            if r.is_err() {
+                return Err(After::Close);
+            }
+        }
+        let tune = &ctx.state.topo.tune;
+        let room = crate::buffer_body::room(tune.bufsize, tune.maxrewrite, head_len);
+        let got = crate::buffer_body::buffer_body(
+            &self.client,
+            head,
+            head_len,
+            framing,
+            room,
+            wait,
+            self.fe.timeouts.client,
+            &self.limits,
+        )
+        .await;
+        match got {
+            Ok(b) => Ok((b.all, Some(b.data))),
+            Err(e) => {
+                self.count_failed_request();
+                let status = match e {
+                    crate::buffer_body::WaitError::Timeout => 408,
+                    crate::buffer_body::WaitError::Invalid => 400,
+                    crate::buffer_body::WaitError::Closed => {
+                        scratch(&mut self.sc, ctx).txn.term = *b"CD";
+                        return Err(After::Close);
+                    }
+                };
+                // haproxy: `cD` (client timeout during the data phase), then it closes.
+                scratch(&mut self.sc, ctx).txn.term = if status == 408 { *b"cD" } else { *b"CD" };
+                Box::pin(self.reply_error(status, None)).await;
+                Err(After::Close)
+            }
+        }
+    }
+
+    /// What the request rules set beyond the message: `set-mark` / `set-tos` on the client
+    /// socket (errors ignored, as haproxy), and the `early-hint` 103 (HTTP/1.1 clients only).
+    async fn apply_rule_effects(&mut self) -> std::io::Result<()> {
+        let fx = &self.effects;
+        if let Some(m) = fx.mark.take() {
+            let _ = self.client.tcp().set_mark(m);
+        }
+        if let Some(t) = fx.tos.take() {
+            let _ = self.client.tcp().set_tos(t);
+        }
+        let Some(hints) = fx.take_early_hints() else {
+            return Ok(());
+        };
+        if scratch(&mut self.sc, self.ctx).req.version() != Version::Http11 {
+            return Ok(());
+        }
+        let (r, _) = self.client.send_all(SendBuf::from_vec(hints)).await;
+        r
     }
 
     /// Sends the reply of a final `http-request` verdict (deny, return, redirect, tarpit,
@@ -1414,6 +1522,7 @@ impl<'a> Session<'a> {
             }
             let txn = ringlb_rules::Txn::new(msg);
             let host = crate::rules::Host {
+                req_body: None,
                 cap: None,
                 effects: None,
                 res_payload: None,
@@ -1883,6 +1992,7 @@ impl<'a> Session<'a> {
             .zip(t.server.or(t.tried))
             .and_then(|(b, s)| self.ctx.state.server(b, s));
         let mut host = crate::rules::Host {
+            req_body: None,
             cap: None,
             effects: None,
             res_payload: None,

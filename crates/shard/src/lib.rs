@@ -11,6 +11,7 @@ use std::rc::Rc;
 use ringlb_uring::Ring;
 
 mod body;
+pub mod buffer_body;
 pub mod conn;
 pub mod counters;
 pub mod dynamic;

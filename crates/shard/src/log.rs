@@ -553,6 +553,7 @@ pub fn log_conn_error(
         client_cert: None,
     };
     let host = crate::rules::Host {
+        req_body: None,
         cap: None,
         effects: None,
         res_payload: None,
@@ -704,6 +705,7 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
         .zip(s.server)
         .and_then(|(b, i)| ctx.state.server(b, i));
     let mut host = crate::rules::Host {
+        req_body: None,
         cap: None,
         effects: None,
         res_payload: None,

@@ -154,13 +154,71 @@ pub fn has_request_rules(ctx: &Ctx, fe: &FrontendRt) -> bool {
         })
 }
 
+/// Whether this request's body must be buffered before the rules run, and how: `option
+/// http-buffer-request` on the frontend or its default backend (bounded by `timeout
+/// http-request`), else the first `http-request wait-for-body` of the frontend's rules (then
+/// the default backend's) whose condition holds on the request as received. Rules never
+/// suspend, so the wait happens before all of them (see `RuleList::body_wait`).
+pub fn body_wait(
+    ctx: &Ctx,
+    fe: &FrontendRt,
+    req: &RequestHead,
+    bytes: &[u8],
+    conn: ConnFacts<'_>,
+) -> Option<ringlb_rules::BodyWait> {
+    let be = fe.backend.and_then(|b| ctx.state.topo.backends.get(b));
+    if fe.buffer_request || be.is_some_and(|b| b.buffer_request) {
+        let t = fe.timeouts.http_request;
+        return Some(ringlb_rules::BodyWait {
+            time_ms: t.map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            at_least: 0,
+        });
+    }
+    let lists = [fe.rules.as_ref(), be.and_then(|b| b.rules.as_ref())];
+    if !lists.iter().flatten().any(|r| r.waits_for_body()) {
+        return None;
+    }
+    let mut msg = ringlb_rules::HttpMessage::request(
+        req.method_span().get(bytes),
+        req.target().get(bytes),
+        req.version().as_bytes(),
+    );
+    for h in req.headers() {
+        msg.push_header(h.name.get(bytes), h.value.get(bytes));
+    }
+    let txn = ringlb_rules::Txn::new(msg);
+    let host = crate::rules::Host {
+        cap: None,
+        payload: None,
+        ctx,
+        frontend: &fe.name,
+        backend: None,
+        server: None,
+        src: conn.src,
+        dst: conn.dst,
+        tls: conn.tls,
+        effects: None,
+        res_payload: None,
+        req_body: None,
+        log: None,
+        unique_id: None,
+        stick: None,
+    };
+    lists
+        .iter()
+        .flatten()
+        .find_map(|r| r.body_wait(&host, &txn))
+}
+
 /// Runs the frontend's `http-request` rules, picks the backend (`use_backend`), then runs the
-/// backend's rules. `bytes` holds the head `req` was parsed from.
+/// backend's rules. `bytes` holds the head `req` was parsed from; `body` the buffered body.
+#[allow(clippy::too_many_arguments)]
 pub fn request_rules(
     ctx: &Ctx,
     fe: &FrontendRt,
     req: &RequestHead,
     bytes: &[u8],
+    body: Option<&[u8]>,
     conn: ConnFacts<'_>,
     stick: Option<&mut crate::stick::StickSession>,
     cap: Option<crate::rules::Captures<'_>>,
@@ -176,6 +234,7 @@ pub fn request_rules(
     }
     let mut txn = ringlb_rules::Txn::new(msg);
     let mut host = crate::rules::Host {
+        req_body: body,
         cap,
         payload: None,
         ctx,
@@ -368,6 +427,7 @@ pub fn response_rules(
     txn.res = Some(msg);
     txn.vars = vars.clone();
     let mut host = crate::rules::Host {
+        req_body: None,
         cap,
         payload: None,
         ctx,
@@ -507,6 +567,7 @@ pub fn after_reply(
     txn.res = Some(msg);
     txn.vars = vars.clone();
     let mut host = crate::rules::Host {
+        req_body: None,
         cap,
         payload: None,
         ctx,

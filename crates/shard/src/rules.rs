@@ -33,6 +33,9 @@ pub struct Host<'a> {
     pub effects: Option<&'a RuleEffects>,
     /// TCP mode: the bytes the server sent so far (`tcp-response content`).
     pub res_payload: Option<&'a [u8]>,
+    /// The request body buffered by `option http-buffer-request` / `wait-for-body`
+    /// (de-chunked), for `req.body*`.
+    pub req_body: Option<&'a [u8]>,
 }
 
 /// What rules change beyond the message. `set-src`/`set-dst`/`set-src-port`/`set-dst-port`
@@ -47,6 +50,48 @@ pub struct RuleEffects {
     pub log_level: std::cell::Cell<LogLevel>,
     /// TCP mode: the session's `txn.` variables, from one rule phase to the next and the log.
     pub tcp_vars: std::cell::RefCell<ringlb_rules::Vars>,
+    /// `set-timeout server|tunnel` for the current transaction.
+    pub server_timeout: std::cell::Cell<Option<std::time::Duration>>,
+    pub tunnel_timeout: std::cell::Cell<Option<std::time::Duration>>,
+    /// `disable-l7-retry` for the current transaction.
+    pub no_l7_retry: std::cell::Cell<bool>,
+    /// `set-mark` / `set-tos` still to apply to the client socket.
+    pub mark: std::cell::Cell<Option<u32>>,
+    pub tos: std::cell::Cell<Option<u8>>,
+    /// `early-hint` headers of the 103 to send before the final response.
+    pub early_hints: std::cell::RefCell<Vec<(Vec<u8>, Vec<u8>)>>,
+}
+
+impl RuleEffects {
+    /// Forgets what the previous transaction's rules set (addresses stay: they belong to the
+    /// connection).
+    pub fn new_transaction(&self) {
+        self.log_level.set(LogLevel::Default);
+        self.server_timeout.set(None);
+        self.tunnel_timeout.set(None);
+        self.no_l7_retry.set(false);
+        self.mark.set(None);
+        self.tos.set(None);
+        self.early_hints.borrow_mut().clear();
+    }
+
+    /// The 103 Early Hints response of the `early-hint` rules, if any (header names
+    /// lower-cased as haproxy writes them); the hints are taken.
+    pub fn take_early_hints(&self) -> Option<Vec<u8>> {
+        let hints = std::mem::take(&mut *self.early_hints.borrow_mut());
+        if hints.is_empty() {
+            return None;
+        }
+        let mut out = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
+        for (n, v) in hints {
+            out.extend(n.iter().map(u8::to_ascii_lowercase));
+            out.extend_from_slice(b": ");
+            out.extend_from_slice(&v);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"\r\n");
+        Some(out)
+    }
 }
 
 /// A transaction's log level after `set-log-level`.
@@ -161,6 +206,10 @@ impl SampleSource for Host<'_> {
 
     fn req_payload(&self) -> Option<&[u8]> {
         self.payload
+    }
+
+    fn req_body(&self) -> Option<&[u8]> {
+        self.req_body
     }
 
     fn res_payload(&self) -> Option<&[u8]> {
@@ -385,6 +434,28 @@ impl SampleSource for Host<'_> {
 }
 
 impl RuleHost for Host<'_> {
+    fn effect(&mut self, e: ringlb_rules::Effect<'_>) {
+        let Some(fx) = self.effects else {
+            return;
+        };
+        match e {
+            ringlb_rules::Effect::SetTimeout { tunnel, ms } => {
+                let d = Some(std::time::Duration::from_millis(ms));
+                if tunnel {
+                    fx.tunnel_timeout.set(d);
+                } else {
+                    fx.server_timeout.set(d);
+                }
+            }
+            ringlb_rules::Effect::DisableL7Retry => fx.no_l7_retry.set(true),
+            ringlb_rules::Effect::SetMark(m) => fx.mark.set(Some(m)),
+            ringlb_rules::Effect::SetTos(t) => fx.tos.set(Some(t)),
+            ringlb_rules::Effect::EarlyHint { name, value } => {
+                fx.early_hints.borrow_mut().push((name.to_vec(), value));
+            }
+        }
+    }
+
     fn track_sc(&mut self, slot: u8, key: &Sample<'_>, table: Option<&str>) {
         self.stick_track(slot, key, table);
     }

@@ -906,6 +906,7 @@ mod tests {
                 redispatch: false,
                 http_reuse: HttpReuse::Safe,
                 conn_mode: HttpConnMode::KeepAlive,
+                buffer_request: false,
                 originalto: None,
                 send_name_header: None,
                 pretend_keepalive: false,

@@ -354,6 +354,7 @@ pub fn connection_rules(
     let Some(rules) = &fe.rules else { return true };
     let tls = client.tls_facts();
     let mut host = Host {
+        req_body: None,
         cap: None,
         effects: Some(fx),
         res_payload: None,

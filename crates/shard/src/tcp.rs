@@ -300,6 +300,7 @@ fn tcp_host<'a>(
     fx: &'a crate::rules::RuleEffects,
 ) -> crate::rules::Host<'a> {
     crate::rules::Host {
+        req_body: None,
         cap: None,
         effects: Some(fx),
         res_payload: None,
@@ -394,6 +395,7 @@ fn log_session(
     };
     let tls = client.tls_facts();
     let mut host = crate::rules::Host {
+        req_body: None,
         cap: None,
         effects: None,
         res_payload: None,

@@ -129,6 +129,8 @@ pub struct FrontendRt {
     pub rate_limit_sessions: u32,
     pub timeouts: model::Timeouts,
     pub conn_mode: HttpConnMode,
+    /// `option http-buffer-request`: the body is buffered before the rules run.
+    pub buffer_request: bool,
     pub forwardfor: Option<ForwardForRt>,
     /// `option originalto` (`if_none` unused).
     pub originalto: Option<ForwardForRt>,
@@ -239,6 +241,8 @@ pub struct BackendRt {
     pub redispatch: bool,
     pub http_reuse: HttpReuse,
     pub conn_mode: HttpConnMode,
+    /// `option http-buffer-request`: the body is buffered before the rules run.
+    pub buffer_request: bool,
     /// `option originalto` in the backend (its header name wins over the frontend's).
     pub originalto: Option<ForwardForRt>,
     /// `http-send-name-header NAME`: the header (lowercased, as haproxy sends it) that carries
@@ -642,6 +646,7 @@ impl Topology {
                         .unwrap_or(0),
                     timeouts: f.timeouts,
                     conn_mode: f.options.http_conn_mode,
+                    buffer_request: f.options.http_buffer_request,
                     forwardfor: f.options.forwardfor.as_ref().map(|ff| ForwardForRt {
                         except: ff.except,
                         header: ff.header.clone(),
@@ -1132,6 +1137,7 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
         redispatch: b.options.redispatch.is_some(),
         http_reuse: b.http_reuse,
         conn_mode: b.options.http_conn_mode,
+        buffer_request: b.options.http_buffer_request,
         originalto: b.options.originalto.as_ref().map(|ot| ForwardForRt {
             except: ot.except,
             header: ot.header.clone(),

@@ -513,6 +513,28 @@ impl TcpStream {
         set_keepalive(self.fd.as_raw_fd(), ka)
     }
 
+    /// The netfilter mark of the packets sent on this connection (`set-mark`; needs
+    /// CAP_NET_ADMIN).
+    pub fn set_mark(&self, mark: u32) -> io::Result<()> {
+        set_int_opt(
+            self.fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_MARK,
+            mark as libc::c_int,
+        )
+    }
+
+    /// The TOS byte (IPv4) or traffic class (IPv6) of the packets sent (`set-tos`).
+    pub fn set_tos(&self, tos: u8) -> io::Result<()> {
+        let v6 = self.local_addr().is_ok_and(|a| a.is_ipv6());
+        let (level, name) = if v6 {
+            (libc::IPPROTO_IPV6, libc::IPV6_TCLASS)
+        } else {
+            (libc::IPPROTO_IP, libc::IP_TOS)
+        };
+        set_int_opt(self.fd.as_raw_fd(), level, name, libc::c_int::from(tos))
+    }
+
     pub fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }

@@ -34,6 +34,10 @@ const S: Status = Status::Supported;
 const RUL: Status = Status::Parsed { issue: 6 };
 const STK: Status = Status::Supported;
 const NO: Status = Status::Unsupported;
+/// Rewrites in ringlb do not fail for want of buffer space: nothing for strict mode to relax.
+const STRICT: Status = Status::Accepted {
+    why: "ringlb's header and URI rewrites do not fail for lack of buffer room (tune.maxrewrite), the failures strict mode makes fatal or ignorable; a rewrite that breaks the message is always refused with 500",
+};
 /// No run queue: a ringlb shard serves streams as they become ready.
 const NICE: Status = Status::Accepted {
     why: "ringlb has no stream run queue to reorder: every shard serves its streams as they become ready",
@@ -92,15 +96,15 @@ pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
     a("set-src-port", S, "override the source port"),
     a("set-dst", S, "override the destination address"),
     a("set-dst-port", S, "override the destination port"),
-    a("set-mark", RUL, "set the socket mark"),
-    a("set-tos", RUL, "set the TOS field"),
+    a("set-mark", S, "SO_MARK on the client socket (needs CAP_NET_ADMIN)"),
+    a("set-tos", S, "IP_TOS / IPV6_TCLASS on the client socket"),
     a("set-nice", NICE, "change the stream priority"),
     a("set-priority-class", PRIO, "queue priority class"),
     a("set-priority-offset", PRIO, "queue priority offset"),
-    a("set-timeout", RUL, "change server/tunnel timeout"),
+    a("set-timeout", S, "server|tunnel timeout of this stream (HTTP/1 streams; h2 streams keep the backend's)"),
     a("silent-drop", S, "close without answering"),
     a("reject", S, "close the connection"),
-    a("wait-for-body", RUL, "wait for the request body"),
+    a("wait-for-body", S, "buffer the request body before the rules (HTTP/1; the wait happens before the rule list, condition tested on the request as received)"),
     a(
         "wait-for-handshake",
         Status::Accepted {
@@ -113,9 +117,9 @@ pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
         S,
         "normalize the URI (path-merge-slashes, path-strip-dot[dot], percent-*, query-sort-by-name, fragment-*)",
     ),
-    a("early-hint", RUL, "send a 103 Early Hints header"),
-    a("disable-l7-retry", RUL, "disable layer-7 retries"),
-    a("strict-mode", RUL, "toggle strict rewriting"),
+    a("early-hint", S, "send a 103 Early Hints response (HTTP/1.1 clients; not on h2 yet)"),
+    a("disable-l7-retry", S, "no retry-on retries for this request"),
+    a("strict-mode", STRICT, "toggle strict rewriting"),
     a(
         "track-sc0",
         STK,
@@ -180,7 +184,7 @@ pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
     a("set-nice", NICE, "change the stream priority"),
     a("set-timeout", RUL, "change timeouts"),
     a("silent-drop", S, "close without answering"),
-    a("strict-mode", RUL, "toggle strict rewriting"),
+    a("strict-mode", STRICT, "toggle strict rewriting"),
     a("track-sc0", STK, "track a key in stick counter 0"),
     a("track-sc1", STK, "track a key in stick counter 1"),
     a("track-sc2", STK, "track a key in stick counter 2"),
@@ -208,7 +212,7 @@ pub static HTTP_AFTER_RESPONSE_ACTIONS: &[Action] = &[
     a("set-var-fmt", S, "set a variable from a log-format string"),
     a("unset-var", S, "unset a variable"),
     a("capture", S, "capture a sample into a declared slot (id N)"),
-    a("strict-mode", RUL, "toggle strict rewriting"),
+    a("strict-mode", STRICT, "toggle strict rewriting"),
 ];
 
 /// `tcp-request` / `tcp-response` actions (kept by name and arguments).
