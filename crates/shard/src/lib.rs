@@ -14,6 +14,7 @@ mod body;
 pub mod conn;
 pub mod counters;
 pub mod dynamic;
+pub mod epoch;
 pub mod h2;
 pub mod h2srv;
 pub mod http;
