@@ -11,7 +11,7 @@ pub mod board;
 pub mod exec;
 pub mod stream;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -455,6 +455,10 @@ struct Driver {
     /// options still win, as in haproxy).
     addrs: RefCell<std::collections::HashMap<(usize, usize), std::net::SocketAddr>>,
     mail: crate::mail::MailPlan,
+    /// Bumped by an in-process reload: check tasks of an older plan end at their next turn.
+    generation: Cell<u64>,
+    /// Whether the slowstart tick runs.
+    ticking: Cell<bool>,
 }
 
 impl Driver {
@@ -685,6 +689,47 @@ impl ChecksHandle {
         }
     }
 
+    /// In-process reload: the checks of the new configuration replace the old ones (whose
+    /// tasks end at their next turn). The board starts over from `plan`, then takes the
+    /// carried-over runtime changes silently (the shards get them as the new topology's
+    /// `initial` messages), so both agree on every server's state.
+    pub fn reload(&self, plan: CheckPlan, carried: &[ControlMsg]) {
+        let d = &self.0;
+        d.generation.set(d.generation.get() + 1);
+        let now = d.now();
+        let mut board = Board::new(plan.backends);
+        let mut addrs = std::collections::HashMap::new();
+        for m in carried {
+            match *m {
+                ControlMsg::SetServerAdmin {
+                    backend,
+                    server,
+                    state,
+                } => drop(board.set_admin(backend, server, state, now)),
+                ControlMsg::SetServerWeight {
+                    backend,
+                    server,
+                    weight,
+                } => drop(board.set_weight(backend, server, weight, now)),
+                ControlMsg::SetServerHealth {
+                    backend,
+                    server,
+                    up,
+                } => drop(board.force_health(backend, server, false, up, now)),
+                ControlMsg::SetServerAddr {
+                    backend,
+                    server,
+                    addr,
+                } => drop(addrs.insert((backend, server), addr)),
+                _ => {}
+            }
+        }
+        *d.board.borrow_mut() = board;
+        *d.addrs.borrow_mut() = addrs;
+        d.stats.store_all(d.board.borrow().snapshot(now));
+        spawn_jobs(d, plan.jobs);
+    }
+
     /// `set server B/S addr`: the server's next checks go to `addr`.
     pub fn set_addr(&self, b: usize, s: usize, addr: std::net::SocketAddr) {
         self.0.addrs.borrow_mut().insert((b, s), addr);
@@ -775,6 +820,8 @@ pub fn start(
         rng: RefCell::new(seed),
         addrs: RefCell::new(std::collections::HashMap::new()),
         mail: plan.mail,
+        generation: Cell::new(0),
+        ticking: Cell::new(false),
     });
     if !plan.quiet {
         for w in &plan.warnings {
@@ -784,12 +831,20 @@ pub fn start(
     driver
         .stats
         .store_all(driver.board.borrow().snapshot(Duration::ZERO));
-    let has_slowstart = !plan.jobs.is_empty();
-    for job in plan.jobs {
+    spawn_jobs(&driver, plan.jobs);
+    (rx, ChecksHandle(driver))
+}
+
+/// Starts the check tasks of `jobs` (of the driver's current generation) and the slowstart
+/// tick if it does not run yet.
+fn spawn_jobs(driver: &Rc<Driver>, jobs: Vec<Job>) {
+    let has_slowstart = !jobs.is_empty();
+    let generation = driver.generation.get();
+    for job in jobs {
         let d = driver.clone();
-        glommio::spawn_local(check_task(d, job)).detach();
+        glommio::spawn_local(check_task(d, job, generation)).detach();
     }
-    if has_slowstart {
+    if has_slowstart && !driver.ticking.replace(true) {
         let d = driver.clone();
         glommio::spawn_local(async move {
             loop {
@@ -806,12 +861,14 @@ pub fn start(
         })
         .detach();
     }
-    (rx, ChecksHandle(driver))
 }
 
-async fn check_task(d: Rc<Driver>, job: Job) {
+async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
     glommio::timer::sleep(job.first_delay).await;
     loop {
+        if d.generation.get() != generation {
+            return; // an in-process reload replaced the plan
+        }
         let agent = job.kind == JobKind::Agent;
         if !d
             .board
@@ -853,6 +910,9 @@ async fn check_task(d: Rc<Driver>, job: Job) {
                 e
             }
         };
+        if d.generation.get() != generation {
+            return; // the result is about the old configuration's server
+        }
         d.apply(job.backend, job.server, effects);
         let inter = {
             let board = d.board.borrow();
