@@ -103,7 +103,22 @@ pub fn carry_over(old: &ShardState, new: &Topology) -> Vec<ControlMsg> {
 /// links between shards are built at start), `tune.bufsize` (the receive buffer pool),
 /// `maxconn` and the accept-rate limits (per-shard shares).
 pub fn refuse_reason(old: &Topology, new: &Topology) -> Option<String> {
-    if old.stick_tables != new.stick_tables {
+    // Declared alike: same names, order and settings (where a line sits does not count).
+    let alike = |a: &(String, ringlb_config::model::StickTable),
+                 b: &(String, ringlb_config::model::StickTable)| {
+        a.0 == b.0
+            && ringlb_config::model::StickTable {
+                loc: b.1.loc.clone(),
+                ..a.1.clone()
+            } == b.1
+    };
+    if old.stick_tables.len() != new.stick_tables.len()
+        || !old
+            .stick_tables
+            .iter()
+            .zip(&new.stick_tables)
+            .all(|(a, b)| alike(a, b))
+    {
         return Some("'stick-table' declarations changed".into());
     }
     if old.tune.bufsize != new.tune.bufsize {
@@ -324,5 +339,10 @@ mod tests {
             Some("'stick-table' declarations changed")
         );
         assert_eq!(refuse_reason(&a, &topo(OLD)), None);
+        // The same table declared further down is no change.
+        let c = topo(&format!("{OLD} stick-table type ip size 1k\n"));
+        let moved = topo(&format!("\n\n{OLD} stick-table type ip size 1k\n"));
+        assert_eq!(refuse_reason(&b, &moved), None);
+        assert_eq!(refuse_reason(&b, &c), None);
     }
 }
