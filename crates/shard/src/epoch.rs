@@ -174,6 +174,9 @@ impl ShardState {
                 if o.addr.get() != s.addr.get() || o.rt.tls.is_some() != s.rt.tls.is_some() {
                     continue;
                 }
+                // What was needed at once recently bounds how many idle ones are kept.
+                s.used_peak.set(o.used_peak.get());
+                s.used_peak_prev.set(o.used_peak_prev.get());
                 let moved: Vec<_> = o.idle.borrow_mut().drain(..).collect();
                 let n = moved.len();
                 old.idle_total.set(old.idle_total.get().saturating_sub(n));

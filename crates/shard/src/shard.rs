@@ -305,6 +305,7 @@ impl Core {
         // The old epoch finishes what it has: responses close their connections, idle
         // keep-alive connections get the soft-stop grace, HTTP/2 ones a GOAWAY.
         let o = &old.ctx.state;
+        o.retired.set(true);
         if o.run.get() == RunState::Running {
             o.run.set(RunState::SoftStopping);
         }

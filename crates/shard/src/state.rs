@@ -338,6 +338,10 @@ pub struct ShardState {
     pub ssl_conns: Rc<Cell<u32>>,
     /// (second, connections accepted on TLS binds in it) for `maxsslrate` (a per-shard share).
     pub ssl_rate: Rc<Cell<(u64, u32)>>,
+    /// An in-process reload replaced this epoch: it only finishes its requests, and the
+    /// server connections they free are closed rather than pooled where nobody would reuse
+    /// them (the new epoch took the pooled ones over).
+    pub retired: Cell<bool>,
 }
 
 impl ServerState {
@@ -466,6 +470,7 @@ impl ShardState {
             bind_tls: RefCell::new(Vec::new()),
             ssl_conns: Rc::default(),
             ssl_rate: Rc::default(),
+            retired: Cell::new(false),
             next_lease_id: Cell::new(0),
         };
         for m in &initial {
@@ -746,6 +751,9 @@ impl ShardState {
         let Some(s) = self.server(backend, server) else {
             return;
         };
+        if self.retired.get() {
+            return;
+        }
         let mut idle = s.idle.borrow_mut();
         // One spare above the recent need (haproxy keeps a little more than `max_used_conns`).
         let recently_needed = s.used_peak.get().max(s.used_peak_prev.get()) as usize + 1;
