@@ -42,7 +42,10 @@ fn start(
     std::fs::write(&path, text).unwrap();
     let proxy = Ringlb::start(&path, &[front]);
     let sock = dir.join("admin.sock");
-    assert!(wait_until(IO_TIMEOUT, || sock.exists()));
+    // The file appears when bound, the socket answers once listening.
+    assert!(wait_until(IO_TIMEOUT, || {
+        ringlb_testkit::runtime_command(&sock, "show info").is_ok()
+    }));
     (proxy, sock)
 }
 
@@ -310,7 +313,9 @@ fn master_worker_passes_sigusr2_to_the_worker_in_in_process_mode() {
     let mut master =
         Ringlb::start_args(&["-W".as_ref(), "-f".as_ref(), path.as_os_str()], &[front]);
     let sock = dir.join("admin.sock");
-    assert!(wait_until(IO_TIMEOUT, || sock.exists()));
+    assert!(wait_until(IO_TIMEOUT, || {
+        ringlb_testkit::runtime_command(&sock, "show info").is_ok()
+    }));
     let worker_pid = |info: &str| {
         info.lines()
             .find_map(|l| l.strip_prefix("Pid: "))
@@ -346,4 +351,60 @@ fn master_worker_passes_sigusr2_to_the_worker_in_in_process_mode() {
         "{}",
         master.dump()
     );
+}
+
+/// The client ports an origin saw (its request log: `s1 127.0.0.1:PORT "GET ..."`).
+fn origin_ports(o: &ringlb_testkit::Origin) -> Vec<String> {
+    o.guard()
+        .stderr()
+        .lines()
+        .filter(|l| l.contains("\"GET "))
+        .filter_map(|l| l.split(' ').nth(1).map(str::to_string))
+        .collect()
+}
+
+/// Idle connections to a server that keeps its name and address move to the new epoch: the
+/// requests after the reload reach the origin on connections it already knew.
+#[test]
+fn idle_server_connections_survive_the_reload() {
+    let dir = TempDir::new("reload-idle");
+    let origins = Origins::start(1);
+    let front = free_addr();
+    let body = |rule: &str| {
+        format!(
+            "frontend fe\n    bind {front}\n{rule}    default_backend be\nbackend be\n    http-reuse always\n    server s1 {}\n",
+            origins.get(0).addr()
+        )
+    };
+    let (_proxy, sock) = start(&dir, front, &config(dir.path(), 2, &body("")));
+    // One client connection at a time: each shard ends with one idle connection to s1.
+    ringlb_testkit::served_by(front, 10).unwrap();
+    assert!(wait_until(IO_TIMEOUT, || origin_ports(origins.get(0))
+        .len()
+        == 10));
+    let before = origin_ports(origins.get(0));
+    let known: std::collections::HashSet<_> = before.iter().cloned().collect();
+    assert!(known.len() <= 2, "pooled and reused: {before:?}");
+
+    std::fs::write(
+        dir.join("p.cfg"),
+        config(
+            dir.path(),
+            2,
+            &body("    http-request set-header x-epoch 2\n"),
+        ),
+    )
+    .unwrap();
+    let out = cli(&sock, "reload");
+    assert!(
+        out.starts_with("Configuration reloaded in process"),
+        "{out}"
+    );
+    ringlb_testkit::served_by(front, 10).unwrap();
+    assert!(wait_until(IO_TIMEOUT, || origin_ports(origins.get(0))
+        .len()
+        == 20));
+    let after = origin_ports(origins.get(0));
+    let reused = after[10..].iter().filter(|p| known.contains(*p)).count();
+    assert_eq!(reused, 10, "before {before:?}, after {:?}", &after[10..]);
 }
