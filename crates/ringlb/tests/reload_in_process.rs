@@ -408,3 +408,75 @@ fn idle_server_connections_survive_the_reload() {
     let reused = after[10..].iter().filter(|p| known.contains(*p)).count();
     assert_eq!(reused, 10, "before {before:?}, after {:?}", &after[10..]);
 }
+
+/// Listeners: an unchanged bind keeps its socket (same inode in the process), a new bind
+/// serves, a removed one stops accepting.
+#[test]
+fn binds_are_kept_added_and_removed() {
+    let dir = TempDir::new("reload-binds");
+    let origins = Origins::start(1);
+    let (a, b, c) = (free_addr(), free_addr(), free_addr());
+    let body = |binds: &[SocketAddr]| {
+        let lines: String = binds.iter().map(|x| format!("    bind {x}\n")).collect();
+        format!(
+            "frontend fe\n{lines}    default_backend be\nbackend be\n    server s1 {}\n",
+            origins.get(0).addr()
+        )
+    };
+    let path = dir.join("p.cfg");
+    std::fs::write(&path, config(dir.path(), 2, &body(&[a, b]))).unwrap();
+    let proxy = Ringlb::start(&path, &[a, b]);
+    let sock = dir.join("admin.sock");
+    assert!(wait_until(IO_TIMEOUT, || {
+        ringlb_testkit::runtime_command(&sock, "show info").is_ok()
+    }));
+    let inodes = |port: u16| listening_inodes(proxy.pid(), port);
+    let kept = inodes(a.port());
+    assert_eq!(kept.len(), 2, "one socket per shard");
+
+    std::fs::write(&path, config(dir.path(), 2, &body(&[a, c]))).unwrap();
+    let out = cli(&sock, "reload");
+    assert!(
+        out.starts_with("Configuration reloaded in process"),
+        "{out}"
+    );
+    assert_eq!(
+        inodes(a.port()),
+        kept,
+        "the unchanged bind keeps its sockets"
+    );
+    assert_eq!(http_get(a, "/", &[]).unwrap().status, 200);
+    assert_eq!(http_get(c, "/", &[]).unwrap().status, 200);
+    assert!(
+        wait_until(IO_TIMEOUT, || inodes(b.port()).is_empty()
+            && std::net::TcpStream::connect(b).is_err()),
+        "the removed bind is closed"
+    );
+}
+
+/// Inodes of the TCP sockets of `pid` listening on `port` (from /proc/net/tcp and the
+/// process's descriptors).
+fn listening_inodes(pid: u32, port: u16) -> Vec<String> {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let want = format!(":{port:04X}");
+    let listening: std::collections::HashSet<String> = tcp
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1)?.ends_with(&want) && f.get(3) == Some(&"0A"))
+                .then(|| f.get(9).map(|s| s.to_string()))?
+        })
+        .collect();
+    let mut out: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| {
+            let link = std::fs::read_link(e.ok()?.path()).ok()?;
+            let s = link.to_string_lossy();
+            let inode = s.strip_prefix("socket:[")?.strip_suffix(']')?.to_string();
+            listening.contains(&inode).then_some(inode)
+        })
+        .collect();
+    out.sort();
+    out
+}
