@@ -59,8 +59,8 @@ impl Reloading {
 /// The runtime socket's `reload`: the result or the errors, one per line.
 pub async fn command(ctx: &Ctx) -> ringlb_runtime::Reply {
     match reload(ctx).await {
-        Ok(text) => ringlb_runtime::Reply::raw_with_blank_line(text),
-        Err(text) => ringlb_runtime::Reply::raw_with_blank_line(text),
+        Ok(text) => ringlb_runtime::Reply::raw(text),
+        Err(text) => ringlb_runtime::Reply::err(text),
     }
 }
 
