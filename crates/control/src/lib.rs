@@ -10,6 +10,7 @@ pub mod checks;
 pub mod cli;
 pub mod mail;
 pub mod placement;
+pub mod reload;
 pub mod ringfwd;
 pub mod syslog;
 
@@ -71,6 +72,19 @@ impl Proxy {
         checks: CheckPlan,
         cli: cli::CliPlan,
     ) -> Result<Proxy, String> {
+        Proxy::start_reloadable(topology, shard_cpus, checks, cli, None)
+    }
+
+    /// As [`Proxy::start_full`]; with `reload` (how to build a new configuration and the
+    /// running one's process-wide settings), the runtime socket's `reload` and
+    /// `ControlMsg::Reload` swap a new configuration into the running shards.
+    pub fn start_reloadable(
+        topology: Arc<Topology>,
+        shard_cpus: Vec<Vec<usize>>,
+        checks: CheckPlan,
+        cli: cli::CliPlan,
+        reload: Option<(reload::Reloader, Vec<(String, String)>)>,
+    ) -> Result<Proxy, String> {
         let nshards = shard_cpus.len().max(1);
         let (cmd_tx, cmd_rx) = crossbeam_channel::bounded::<ControlMsg>(CHANNEL_DEPTH);
         let mut senders = Vec::with_capacity(nshards);
@@ -106,6 +120,7 @@ impl Proxy {
             board: board.clone(),
             cli,
             cli_ready: cli_tx,
+            reload: reload.map(|(r, process)| reload::Reloading::new(r, process, stats.clone())),
         };
         let control = LocalExecutorBuilder::new(Placement::Unbound)
             .name("ringlb-control")
@@ -205,6 +220,7 @@ struct ControlStart {
     cli: cli::CliPlan,
     /// Told once the runtime sockets are bound (or why not).
     cli_ready: mpsc::Sender<Result<(), String>>,
+    reload: Option<reload::Reloading>,
 }
 
 async fn control_loop(
@@ -252,11 +268,12 @@ async fn control_loop(
         })
         .detach();
     }
-    if !listeners.is_empty() {
+    // Built even without a runtime socket: SIGUSR2's in-process reload uses it.
+    let ctx = {
         let mut table = start.cli.table;
         cli::set_threads(&mut table, nshards);
-        let ctx = Rc::new(cli::Ctx {
-            topo: start.topo.clone(),
+        Rc::new(cli::Ctx {
+            topo: std::cell::RefCell::new(start.topo.clone()),
             bus: bus.clone(),
             board: start.board.clone(),
             checks: Some(handle.clone()),
@@ -266,19 +283,21 @@ async fn control_loop(
             bufsize: start.cli.bufsize,
             active: std::cell::Cell::new(0),
             started: std::time::Instant::now(),
-            socket_stats: start.cli.socket_stats,
+            socket_stats: std::cell::RefCell::new(start.cli.socket_stats),
             stick_tables: start.cli.stick_tables,
             patterns: std::cell::RefCell::new(start.cli.patterns),
             pattern_version: std::cell::Cell::new(0),
             certs: std::cell::RefCell::new(cli::build_cert_store(&start.topo)),
-        });
-        for (l, spec) in listeners {
-            glommio::spawn_local(cli::serve(ctx.clone(), l, spec)).detach();
-        }
+            reload: start.reload,
+        })
+    };
+    for (l, spec) in listeners {
+        glommio::spawn_local(cli::serve(ctx.clone(), l, spec)).detach();
     }
     while !exit.load(Ordering::Acquire) {
         loop {
             match commands.try_recv() {
+                Ok(ControlMsg::Reload) => reload::reload_logged(&ctx).await,
                 Ok(msg) => {
                     for m in handle.route(msg) {
                         bus.send(m).await;
@@ -299,6 +318,8 @@ pub enum Signal {
     Terminate,
     /// SIGUSR1: soft stop.
     SoftStop,
+    /// SIGUSR2: in-process reload (the master of `-W` reloads by starting a new worker).
+    Reload,
 }
 
 /// Blocks the signals ringlb handles in the calling thread (call before starting threads, so
@@ -308,7 +329,13 @@ pub fn handle_signals() -> io::Result<crossbeam_channel::Receiver<Signal>> {
     let set = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
         libc::sigemptyset(&mut set);
-        for s in [libc::SIGTERM, libc::SIGINT, libc::SIGUSR1, libc::SIGHUP] {
+        for s in [
+            libc::SIGTERM,
+            libc::SIGINT,
+            libc::SIGUSR1,
+            libc::SIGUSR2,
+            libc::SIGHUP,
+        ] {
             libc::sigaddset(&mut set, s);
         }
         if libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut()) != 0 {
@@ -327,6 +354,7 @@ pub fn handle_signals() -> io::Result<crossbeam_channel::Receiver<Signal>> {
             }
             let event = match sig {
                 libc::SIGUSR1 => Signal::SoftStop,
+                libc::SIGUSR2 => Signal::Reload,
                 libc::SIGHUP => continue, // HAProxy: dump server states to the logs (later issue)
                 _ => Signal::Terminate,
             };

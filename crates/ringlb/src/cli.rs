@@ -275,7 +275,16 @@ fn print_diags(cli: &Cli, diags: &[Diagnostic]) {
 /// `Server::addr`. A name that does not resolve is fatal unless `init-addr` contains `none`.
 /// Returns false (after printing alerts) on failure.
 fn resolve_servers(cli: &Cli, cfg: &mut Config) -> bool {
-    let mut ok = true;
+    let errors = resolve_server_addrs(cfg);
+    for e in &errors {
+        alert_line(cli, e);
+    }
+    errors.is_empty()
+}
+
+/// As [`resolve_servers`], returning the alert messages (none: every address resolved).
+pub fn resolve_server_addrs(cfg: &mut Config) -> Vec<String> {
+    let mut errors = Vec::new();
     for b in &mut cfg.backends {
         for s in &mut b.servers {
             if s.addr.is_some() || s.host.starts_with('/') || s.host.starts_with("unix@") {
@@ -293,23 +302,17 @@ fn resolve_servers(cli: &Cli, cfg: &mut Config) -> bool {
             match resolved {
                 Some(a) => s.addr = Some(a),
                 None if may_fail => {}
-                None => {
-                    ok = false;
-                    alert_line(
-                        cli,
-                        &format!(
-                            "config : [{}:{}] : 'server {}/{}' : could not resolve address '{}'.",
-                            s.loc.file, s.loc.line, b.name, s.name, s.host
-                        ),
-                    );
-                }
+                None => errors.push(format!(
+                    "config : [{}:{}] : 'server {}/{}' : could not resolve address '{}'.",
+                    s.loc.file, s.loc.line, b.name, s.name, s.host
+                )),
             }
         }
     }
-    if !ok {
-        alert_line(cli, "config : Failed to initialize server(s) addr.");
+    if !errors.is_empty() {
+        errors.push("config : Failed to initialize server(s) addr.".into());
     }
-    ok
+    errors
 }
 
 /// `-c`: loads the configuration and reports as `haproxy -c` does. Returns the exit code:

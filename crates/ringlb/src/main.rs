@@ -5,6 +5,7 @@
 mod cli;
 mod master;
 mod notify;
+mod reload;
 mod run;
 
 use std::process::ExitCode;
@@ -42,6 +43,7 @@ fn main() -> ExitCode {
                     zero_warning: cli.zero_warning,
                     soft_finish: cli.soft_finish.clone(),
                     terminate: cli.terminate.clone(),
+                    reload_cli: Some(cli.clone()),
                 },
             )
         }

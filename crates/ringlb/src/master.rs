@@ -8,6 +8,10 @@
 //!    the old ones, and once it serves it tells the old worker to finish softly (SIGUSR1);
 //! 3. the old worker stops accepting, finishes its requests, and exits.
 //!
+//! With `reload-mode in-process` in the configuration file, SIGUSR2 is passed to the worker,
+//! which reloads in process (keeping runtime state, `ringlb_control::reload`); SIGHUP still
+//! starts a new worker.
+//!
 //! SIGTERM/SIGINT stop every worker at once, SIGUSR1 softly; the master exits when its workers
 //! are gone. A worker that dies on its own takes the master down with it (HAProxy's default),
 //! so a supervisor (systemd) sees the failure.
@@ -304,6 +308,19 @@ fn supervise(
         // SAFETY: valid set and timespec; a null siginfo is allowed.
         let sig = unsafe { libc::sigtimedwait(&set, std::ptr::null_mut(), &timeout) };
         match sig {
+            // `reload-mode in-process` (read from the files now, so the file that asks for
+            // it decides): the worker reloads itself and keeps its runtime state. SIGHUP
+            // always starts a new worker (the way to change what a worker cannot).
+            libc::SIGUSR2
+                if !stopping
+                    && reload_config(files).is_some_and(|c| c.global.ops.reload_in_process) =>
+            {
+                notice(&format!(
+                    "Reloading in process (reload-mode in-process): SIGUSR2 sent to worker ({})",
+                    current.id()
+                ));
+                send(current.id(), libc::SIGUSR2);
+            }
             libc::SIGUSR2 | libc::SIGHUP if !stopping => {
                 crate::notify::notify("RELOADING=1");
                 notice("Reloading: checking the new configuration");

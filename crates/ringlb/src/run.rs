@@ -25,6 +25,9 @@ pub struct RunOptions {
     pub soft_finish: Vec<u32>,
     /// `-st`: old processes terminated (SIGTERM) once this one serves.
     pub terminate: Vec<u32>,
+    /// The command line the process started with: the runtime socket's `reload` and SIGUSR2
+    /// re-read its configuration files in process (`None`: in-process reload off).
+    pub reload_cli: Option<crate::cli::Cli>,
 }
 
 fn pid() -> u32 {
@@ -427,7 +430,13 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
             );
         }
     }
-    let mut proxy = match Proxy::start_full(topology.clone(), cpus, checks, cli) {
+    let reload = opts.reload_cli.clone().map(|c| {
+        (
+            crate::reload::reloader(c),
+            crate::reload::process_settings(&cfg),
+        )
+    });
+    let mut proxy = match Proxy::start_reloadable(topology.clone(), cpus, checks, cli, reload) {
         Ok(p) => p,
         Err(e) => return fail(&mut report, &e),
     };
@@ -485,6 +494,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
                         }
                         ControlMsg::SoftStop
                     }
+                    Ok(Signal::Reload) => ControlMsg::Reload,
                     Ok(Signal::Terminate) | Err(_) => ControlMsg::HardStop,
                 };
                 if let Some(c) = &commander {

@@ -377,6 +377,10 @@ pub enum Command {
     ShowActivity,
     /// `show pools`.
     ShowPools,
+    /// `reload` (ringlb's own, admin level; haproxy 2.6's worker CLI has none, its master
+    /// CLI's `reload` forks a new worker): re-reads the configuration files and swaps the
+    /// new configuration into this process (docs/architecture.md, "In-process reload").
+    Reload,
     /// `show events [<sink>] [-w] [-n]`: the sinks, or one `ring`'s lines; `-n` skips the
     /// lines already there, `-w` keeps the session open and prints new lines as they come.
     ShowEvents {
@@ -409,6 +413,8 @@ pub enum Owner {
     Engine,
     /// `show events`: the log rings (`ring` sections).
     Events,
+    /// `reload`: the control shard's in-process reload.
+    Process,
 }
 
 impl Command {
@@ -440,6 +446,7 @@ impl Command {
             | Command::ShowActivity
             | Command::ShowPools => Owner::Engine,
             Command::ShowEvents { .. } => Owner::Events,
+            Command::Reload => Owner::Process,
             _ => Owner::Servers,
         }
     }
@@ -1075,6 +1082,7 @@ pub fn parse(kw: Kw, args: &[String], payload: Option<&str>) -> Result<Command, 
         },
         Kw::ShowActivity => Command::ShowActivity,
         Kw::ShowPools => Command::ShowPools,
+        Kw::Reload => Command::Reload,
         Kw::ShowEvents => {
             // haproxy 2.6 (`cli_parse_show_events`): options after the sink name.
             let (mut wait, mut new_only) = (false, false);

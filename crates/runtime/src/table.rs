@@ -90,6 +90,7 @@ pub enum Kw {
     ShowInfo,
     ShowMap,
     ShowPools,
+    Reload,
     ShowServersConn,
     ShowServersState,
     ShowSess,
@@ -181,6 +182,8 @@ pub static KEYWORDS: &[Keyword] = &[
     k(&["show", "events"], "show events [<sink>] [-w] [-n]          : show event sink state", User, Kw::ShowEvents),
     k(&["shutdown", "frontend"], "shutdown frontend <frontend>            : stop a specific frontend", Admin, Kw::ShutdownFrontend),
     k(&["disable", "frontend"], "disable frontend <frontend>             : temporarily disable specific frontend", Admin, Kw::DisableFrontend),
+    // Not in haproxy 2.6's help (kept byte-identical): ringlb's in-process reload.
+    Keyword { words: &["reload"], usage: None, level: Admin, kw: Kw::Reload },
     k(&["enable", "frontend"], "enable frontend <frontend>              : re-enable specific frontend", Admin, Kw::EnableFrontend),
 ];
 

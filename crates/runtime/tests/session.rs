@@ -434,3 +434,24 @@ fn eof_still_runs_complete_buffered_commands() {
     assert!(matches!(rest[0], Request::Run(_)));
     assert_eq!(rest[1], Request::Close);
 }
+
+/// `reload` (ringlb's in-process reload) is an admin command owned by the process, and not
+/// listed by `help` (which stays haproxy 2.6's).
+#[test]
+fn reload_needs_admin_and_stays_out_of_help() {
+    let mut seen = Vec::new();
+    let mut s = CliSession::new(Level::Admin, SessionConfig::default());
+    let (out, _) = transcript(&mut s, b"reload\n", &mut |c| {
+        seen.push(c.clone());
+        Reply::raw("done\n")
+    });
+    assert_eq!(out, "done\n\n");
+    assert_eq!(seen, vec![Command::Reload]);
+    assert_eq!(Command::Reload.owner(), command::Owner::Process);
+    let mut s = CliSession::new(Level::Operator, SessionConfig::default());
+    let (out, _) = transcript(&mut s, b"reload\n", &mut |_| panic!("must not run"));
+    assert_eq!(out, "Permission denied\n\n");
+    assert!(!ringlb_runtime::table::usage_message(&["help".to_string()])
+        .text
+        .contains("reload"));
+}

@@ -15,6 +15,7 @@ pub mod buffer_body;
 pub mod conn;
 pub mod counters;
 pub mod dynamic;
+pub mod epoch;
 pub mod h2;
 pub mod h2srv;
 pub mod h2ws;

@@ -92,51 +92,348 @@ async fn run(cfg: ShardConfig) {
             }
         };
     let state = Rc::new(ShardState::with_board(topology.clone(), id, nshards, board));
-    let origin = ringlb_log::Origin {
-        hostname: topology.log_hostname.clone(),
-        tag: topology.log_tag.clone(),
-        pid: std::process::id(),
-    };
-    let logger = match Logger::open(
-        &ring,
-        &topology.logs,
-        &topology.rings,
-        origin,
-        local_utc_offset_secs(),
-        Some(state.clone()),
-    ) {
-        Ok(l) => Rc::new(l),
+    let logger = match open_logger(&ring, &topology, &state) {
+        Ok(l) => l,
         Err(e) => {
             let _ = ready.send(Err(format!("shard {id}: {e}")));
             return;
         }
     };
 
-    let stop_accepting = Rc::new(Notify::default());
-    let ctx = Ctx {
-        state: state.clone(),
+    let core = Rc::new(Core {
+        id,
+        nshards,
         ring: ring.clone(),
-        stopping: stop_accepting.clone(),
-        logger,
-        commands,
-        scratch: Default::default(),
-    };
+        stop: Rc::new(Notify::default()),
+        // `maxconnrate` / `maxsessrate`: this shard's share, for all its listeners together
+        // (an in-process reload refuses to change them).
+        rates: Rc::new(std::cell::RefCell::new([
+            RateLimiter::new(crate::state::share(topology.ops.conn_rate, nshards)),
+            RateLimiter::new(crate::state::share(topology.ops.sess_rate, nshards)),
+        ])),
+        current: std::cell::RefCell::new(Epoch::new(Ctx {
+            state: state.clone(),
+            ring: ring.clone(),
+            stopping: Rc::new(Notify::default()),
+            logger,
+            commands,
+            scratch: Default::default(),
+        })),
+        slots: std::cell::RefCell::new(Vec::new()),
+        epochs: crate::epoch::Epochs::default(),
+    });
+    {
+        let cur = core.current();
+        core.epochs.push(&cur.ctx.state, &cur.ctx.stopping);
+    }
+    let bound = bind_epoch(&core, &topology, &state, &[]);
+    if let Some(e) = bound.errors.into_iter().next() {
+        let _ = ready.send(Err(e));
+        return;
+    }
+    *core.slots.borrow_mut() = bound.slots;
+    for (slot, listener) in bound.fresh {
+        glommio::spawn_local(accept_loop(core.clone(), slot, listener)).detach();
+    }
+    let _ = ready.send(Ok(()));
+    crate::stick::spawn_tasks(&state, stick, &core.stop);
 
-    let mut listeners = Vec::new();
+    // `pool-purge-delay`: close idle server connections nobody reused for that long (the
+    // current epoch's; an old epoch's idle connections moved to the new one).
+    {
+        let core = core.clone();
+        glommio::spawn_local(async move {
+            while !core.stop.is_raised() {
+                let state = core.current().ctx.state;
+                let every = state
+                    .topo
+                    .backends
+                    .iter()
+                    .flat_map(|b| b.servers.iter())
+                    .map(|s| s.pool_purge_delay)
+                    .min()
+                    .unwrap_or(std::time::Duration::from_secs(1));
+                drop(state);
+                glommio::timer::sleep(every.max(std::time::Duration::from_millis(10))).await;
+                core.current()
+                    .ctx
+                    .state
+                    .purge_idle(std::time::Instant::now());
+            }
+        })
+        .detach();
+    }
+
+    let receiver = control.connect().await;
+    let control_task = {
+        let core = core.clone();
+        async move {
+            while let Some(msg) = receiver.recv().await {
+                let state = core.current().ctx.state;
+                match msg {
+                    ControlMsg::NewEpoch(crate::state::Epoch(topo)) => core.start_epoch(topo),
+                    ControlMsg::SoftStop if state.topo.grace.is_some() => {
+                        // `grace`: keep serving normally for a while, then stop softly.
+                        let grace = state.topo.grace.unwrap_or_default();
+                        let core = core.clone();
+                        glommio::spawn_local(async move {
+                            glommio::timer::sleep(grace).await;
+                            core.stop_all(&ControlMsg::SoftStop);
+                        })
+                        .detach();
+                    }
+                    ControlMsg::SoftStop | ControlMsg::HardStop => core.stop_all(&msg),
+                    other => state.apply(&other),
+                }
+            }
+            // The control shard went away: behave as a hard stop.
+            core.stop_all(&ControlMsg::HardStop);
+        }
+    };
+    glommio::spawn_local(control_task).detach();
+
+    // Run until stopped: hard stop at once, soft stop when the last connection closed (every
+    // epoch's: the counts are shared). While running, closing connections do not wake this
+    // task (it waits for the stop first).
+    core.stop.wait().await;
+    poll_fn(|cx| {
+        let state = core.current().ctx.state;
+        match state.run.get() {
+            RunState::Stopped => Poll::Ready(()),
+            RunState::SoftStopping if state.conns.get() == 0 && state.accepting.get() == 0 => {
+                Poll::Ready(())
+            }
+            _ => {
+                state.conn_closed.borrow_mut().push(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    })
+    .await;
+}
+
+/// The configuration epoch new connections use: its context and per-frontend counts.
+#[derive(Clone)]
+struct Epoch {
+    ctx: Ctx,
+    fe_conns: Rc<Vec<std::cell::Cell<u32>>>,
+    /// `rate-limit sessions`: one limiter per frontend (this shard's share), shared by the
+    /// frontend's binds.
+    fe_rates: FrontendRates,
+}
+
+impl Epoch {
+    fn new(ctx: Ctx) -> Epoch {
+        let n = ctx.state.topo.frontends.len();
+        let nshards = ctx.state.nshards;
+        let fe_rates = ctx
+            .state
+            .topo
+            .frontends
+            .iter()
+            .map(|f| {
+                std::cell::RefCell::new(RateLimiter::new(crate::state::share(
+                    f.rate_limit_sessions,
+                    nshards,
+                )))
+            })
+            .collect();
+        Epoch {
+            ctx,
+            fe_conns: Rc::new((0..n).map(|_| std::cell::Cell::new(0)).collect()),
+            fe_rates: Rc::new(fe_rates),
+        }
+    }
+}
+
+/// What a shard's long-lived tasks share: the current epoch and the listening sockets.
+struct Core {
+    id: usize,
+    nshards: usize,
+    ring: Ring,
+    /// Raised on soft or hard stop: accept loops end, the shard waits for its connections.
+    stop: Rc<Notify>,
+    rates: Rates,
+    current: std::cell::RefCell<Epoch>,
+    slots: std::cell::RefCell<Vec<Rc<Slot>>>,
+    /// Every epoch still in use, for a stop to reach their connections.
+    epochs: crate::epoch::Epochs,
+}
+
+impl Core {
+    fn current(&self) -> Epoch {
+        self.current.borrow().clone()
+    }
+
+    fn stop_all(&self, msg: &ControlMsg) {
+        self.epochs.stop_all(msg);
+        self.stop.raise();
+    }
+
+    /// In-process reload (`ControlMsg::NewEpoch`): builds the shard's state for `topo`, keeps
+    /// the listeners whose address and options did not change (no close, no lost SYN), binds
+    /// the new ones, drains and closes the removed ones; new connections use the new epoch,
+    /// the old epoch's connections finish on it (idle keep-alive ones close as on a soft stop).
+    fn start_epoch(self: &Rc<Core>, topo: Arc<Topology>) {
+        let old = self.current();
+        if old.ctx.state.run.get() != RunState::Running {
+            return; // stopping: no new epoch
+        }
+        let state = Rc::new(old.ctx.state.next_epoch(topo.clone()));
+        let kept = self.slots.borrow().clone();
+        let bound = bind_epoch(self, &topo, &state, &kept);
+        for e in &bound.errors {
+            eprintln!(
+                "[ALERT]    ({}) : reload: {e}; the other listeners serve the new configuration.",
+                std::process::id()
+            );
+        }
+        let logger = match open_logger(&self.ring, &topo, &state) {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!(
+                    "[ALERT]    ({}) : reload: shard {}: {e}; logging as before.",
+                    std::process::id(),
+                    self.id
+                );
+                old.ctx.logger.clone()
+            }
+        };
+        let next = Epoch::new(Ctx {
+            state: state.clone(),
+            ring: self.ring.clone(),
+            stopping: Rc::new(Notify::default()),
+            logger,
+            commands: old.ctx.commands.clone(),
+            scratch: old.ctx.scratch.clone(),
+        });
+        self.epochs.push(&state, &next.ctx.stopping);
+        *self.current.borrow_mut() = next;
+        for s in &kept {
+            if !bound.slots.iter().any(|k| Rc::ptr_eq(k, s)) {
+                s.retired.set(true);
+                s.retire.raise();
+            }
+        }
+        *self.slots.borrow_mut() = bound.slots;
+        for (slot, listener) in bound.fresh {
+            glommio::spawn_local(accept_loop(self.clone(), slot, listener)).detach();
+        }
+        // The old epoch finishes what it has: responses close their connections, idle
+        // keep-alive connections get the soft-stop grace, HTTP/2 ones a GOAWAY.
+        let o = &old.ctx.state;
+        o.retired.set(true);
+        if o.run.get() == RunState::Running {
+            o.run.set(RunState::SoftStopping);
+        }
+        old.ctx.stopping.raise();
+        o.wake_conn_waiters();
+    }
+}
+
+fn open_logger(
+    ring: &Ring,
+    topology: &Topology,
+    state: &Rc<ShardState>,
+) -> Result<Rc<Logger>, String> {
+    let origin = ringlb_log::Origin {
+        hostname: topology.log_hostname.clone(),
+        tag: topology.log_tag.clone(),
+        pid: std::process::id(),
+    };
+    Logger::open(
+        ring,
+        &topology.logs,
+        &topology.rings,
+        origin,
+        local_utc_offset_secs(),
+        Some(state.clone()),
+    )
+    .map(Rc::new)
+    .map_err(|e| e.to_string())
+}
+
+/// What identifies a listening socket across epochs: a bind with the same key keeps the
+/// socket (its other settings, read per connection, follow the new configuration).
+#[derive(Debug, PartialEq, Eq)]
+struct BindKey {
+    addr: std::net::SocketAddr,
+    unix: Option<std::path::PathBuf>,
+    listen: ringlb_uring::ListenOpts,
+    tls: bool,
+}
+
+impl BindKey {
+    fn of(bind: &crate::topology::BindRt) -> BindKey {
+        BindKey {
+            addr: bind.addr,
+            unix: bind.unix.as_ref().map(|u| u.path.clone()),
+            listen: bind.listen.clone(),
+            tls: bind.tls.is_some(),
+        }
+    }
+}
+
+/// One listening socket of the shard and the bind it serves in the current epoch.
+struct Slot {
+    key: BindKey,
+    /// (frontend, bind) in the current epoch's topology.
+    at: std::cell::Cell<(usize, usize)>,
+    /// The bind left the configuration: the accept loop drains the queue and closes.
+    retired: std::cell::Cell<bool>,
+    retire: Notify,
+    /// Connections accepted on this socket (the bind's `maxconn` share).
+    conns: Rc<std::cell::Cell<u32>>,
+}
+
+struct Bound {
+    /// The sockets of the epoch, kept ones included.
+    slots: Vec<Rc<Slot>>,
+    /// Sockets bound now, for new accept loops.
+    fresh: Vec<(Rc<Slot>, (TcpListener, bool))>,
+    errors: Vec<String>,
+}
+
+/// Binds the listeners of `topology` this shard serves, reusing those of `kept` with the same
+/// key, and records the TLS of its TLS binds in `state`.
+fn bind_epoch(core: &Core, topology: &Topology, state: &ShardState, kept: &[Rc<Slot>]) -> Bound {
+    let (id, nshards) = (core.id, core.nshards);
+    let mut out = Bound {
+        slots: Vec::new(),
+        fresh: Vec::new(),
+        errors: Vec::new(),
+    };
     for (fi, fe) in topology.frontends.iter().enumerate() {
         for (bi, bind) in fe.binds.iter().enumerate() {
             // `thread <set>`: only the shards in the set listen (shard N is thread N+1).
             if let Some(set) = &bind.threads {
                 if !set.iter().take(nshards + 1).any(|on| *on) {
-                    let _ = ready.send(Err(format!(
+                    out.errors.push(format!(
                         "Starting frontend {}: bind [{}] 'thread' names no thread among the {nshards} ringlb runs",
                         fe.name, bind.addr
-                    )));
-                    return;
+                    ));
+                    continue;
                 }
                 if !set.get(id + 1).copied().unwrap_or(false) {
                     continue;
                 }
+            }
+            let tls = match (&bind.tls, &topology.tls_shared) {
+                (Some(t), Some(shared)) => {
+                    let mine = t.for_shard(shared, nshards);
+                    state.bind_tls.borrow_mut().push(((fi, bi), mine));
+                    true
+                }
+                _ => false,
+            };
+            let key = BindKey::of(bind);
+            let reuse = kept
+                .iter()
+                .find(|s| s.key == key && !out.slots.iter().any(|o| Rc::ptr_eq(o, s)));
+            if let Some(s) = reuse {
+                s.at.set((fi, bi));
+                out.slots.push(s.clone());
+                continue;
             }
             let bound = match &bind.unix {
                 Some(u) => u.take_for_shard(nshards),
@@ -147,137 +444,31 @@ async fn run(cfg: ShardConfig) {
                     // Accepted sockets inherit the listener's buffer sizes.
                     let bufs = topology.ops.sock_bufs;
                     crate::ops::apply_buffers(&fd, bufs.rcv_client, bufs.snd_client);
-                    let tls = match (&bind.tls, &topology.tls_shared) {
-                        (Some(t), Some(shared)) => {
-                            let mine = t.for_shard(shared, nshards);
-                            state.bind_tls.borrow_mut().push(((fi, bi), mine));
-                            true
-                        }
-                        _ => false,
-                    };
-                    let listener = TcpListener::from_fd(&ring, fd);
-                    listeners.push(((fi, bi), bind.maxconn, (listener, tls)))
+                    let listener = TcpListener::from_fd(&core.ring, fd);
+                    let slot = Rc::new(Slot {
+                        key,
+                        at: std::cell::Cell::new((fi, bi)),
+                        retired: std::cell::Cell::new(false),
+                        retire: Notify::default(),
+                        conns: Rc::default(),
+                    });
+                    out.slots.push(slot.clone());
+                    out.fresh.push((slot, (listener, tls)));
                 }
                 Err(e) => {
                     let addr = match &bind.unix {
                         Some(u) => u.path.display().to_string(),
                         None => bind.addr.to_string(),
                     };
-                    let _ = ready.send(Err(format!(
+                    out.errors.push(format!(
                         "Starting frontend {}: cannot bind socket (shard {id}) [{addr}]: {e}",
                         fe.name
-                    )));
-                    return;
+                    ));
                 }
             }
         }
     }
-    let fe_conns: Rc<Vec<std::cell::Cell<u32>>> = Rc::new(
-        topology
-            .frontends
-            .iter()
-            .map(|_| std::cell::Cell::new(0))
-            .collect(),
-    );
-    // `maxconnrate` / `maxsessrate`: this shard's share, for all its listeners together.
-    let rates = Rc::new(std::cell::RefCell::new([
-        RateLimiter::new(crate::state::share(topology.ops.conn_rate, nshards)),
-        RateLimiter::new(crate::state::share(topology.ops.sess_rate, nshards)),
-    ]));
-    // `rate-limit sessions`: one limiter per frontend, shared by its binds on this shard.
-    let fe_rates: FrontendRates = Rc::new(
-        topology
-            .frontends
-            .iter()
-            .map(|f| {
-                std::cell::RefCell::new(RateLimiter::new(crate::state::share(
-                    f.rate_limit_sessions,
-                    nshards,
-                )))
-            })
-            .collect(),
-    );
-    for ((fi, bi), bind_maxconn, listener) in listeners {
-        let ctx = ctx.clone();
-        let stop = stop_accepting.clone();
-        let fe_conns = fe_conns.clone();
-        glommio::spawn_local(accept_loop(
-            ctx,
-            (fi, bi),
-            bind_maxconn,
-            listener,
-            stop,
-            (fe_conns, rates.clone(), fe_rates.clone()),
-        ))
-        .detach();
-    }
-    let _ = ready.send(Ok(()));
-    crate::stick::spawn_tasks(&state, stick, &stop_accepting);
-
-    // `pool-purge-delay`: close idle server connections nobody reused for that long.
-    let purge_every = topology
-        .backends
-        .iter()
-        .flat_map(|b| b.servers.iter())
-        .map(|s| s.pool_purge_delay)
-        .min();
-    if let Some(every) = purge_every {
-        let state = state.clone();
-        let stop = stop_accepting.clone();
-        glommio::spawn_local(async move {
-            while !stop.is_raised() {
-                glommio::timer::sleep(every.max(std::time::Duration::from_millis(10))).await;
-                state.purge_idle(std::time::Instant::now());
-            }
-        })
-        .detach();
-    }
-
-    let receiver = control.connect().await;
-    let control_task = {
-        let state = state.clone();
-        let stop = stop_accepting.clone();
-        async move {
-            while let Some(msg) = receiver.recv().await {
-                if msg == ControlMsg::SoftStop {
-                    if let Some(grace) = state.topo.grace {
-                        // `grace`: keep serving normally for a while, then stop softly.
-                        let (state, stop) = (state.clone(), stop.clone());
-                        glommio::spawn_local(async move {
-                            glommio::timer::sleep(grace).await;
-                            state.apply(&ControlMsg::SoftStop);
-                            stop.raise();
-                        })
-                        .detach();
-                        continue;
-                    }
-                }
-                state.apply(&msg);
-                if matches!(msg, ControlMsg::SoftStop | ControlMsg::HardStop) {
-                    stop.raise();
-                }
-            }
-            // The control shard went away: behave as a hard stop.
-            state.apply(&ControlMsg::HardStop);
-            stop.raise();
-        }
-    };
-    glommio::spawn_local(control_task).detach();
-
-    // Run until stopped: hard stop at once, soft stop when the last connection closed. While
-    // running, closing connections do not wake this task (it waits for the stop first).
-    stop_accepting.wait().await;
-    poll_fn(|cx| match state.run.get() {
-        RunState::Stopped => Poll::Ready(()),
-        RunState::SoftStopping if state.conns.get() == 0 && state.accepting.get() == 0 => {
-            Poll::Ready(())
-        }
-        _ => {
-            state.conn_closed.borrow_mut().push(cx.waker().clone());
-            Poll::Pending
-        }
-    })
-    .await;
+    out
 }
 
 /// Counts a connection on a TLS bind for `maxsslconn` while it lives.
@@ -326,19 +517,10 @@ async fn ssl_rate_wait(state: &ShardState, limit: u32) {
 
 /// Accepts connections on one listener while the shard runs, within `maxconn` (global share,
 /// frontend share and the bind's own share), and spawns a task per connection.
-async fn accept_loop(
-    ctx: Ctx,
-    (frontend, bind): (usize, usize),
-    bind_maxconn: u32,
-    (listener, tls): (TcpListener, bool),
-    stop: Rc<Notify>,
-    (fe_conns, rates, fe_rates): (Rc<Vec<std::cell::Cell<u32>>>, Rates, FrontendRates),
-) {
-    let state = ctx.state.clone();
-    let Some(fe) = state.topo.frontends.get(frontend) else {
-        return;
-    };
-    // Counted while running, so a soft-stopping shard waits for the drain to finish.
+async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListener, bool)) {
+    let first = core.current().ctx.state;
+    // Counted while running, so a soft-stopping shard waits for the drain to finish (the
+    // count is shared by the epochs).
     struct Accepting(Rc<ShardState>);
     impl Drop for Accepting {
         fn drop(&mut self) {
@@ -348,30 +530,39 @@ async fn accept_loop(
             self.0.wake_conn_waiters();
         }
     }
-    state.accepting.set(state.accepting.get() + 1);
-    let _accepting = Accepting(state.clone());
-    let fe_share = crate::state::share(fe.maxconn, state.nshards);
-    let bind_share = crate::state::share(bind_maxconn, state.nshards);
-    let mode = fe.mode;
-    let bind_conns = Rc::new(std::cell::Cell::new(0u32));
-    // `maxsslconn`/`maxsslrate` apply to TLS binds only, each shard taking its share.
-    let (ssl_share, ssl_rate_share) = if tls {
-        (
-            crate::state::share(state.topo.maxsslconn, state.nshards),
-            crate::state::share(state.topo.maxsslrate, state.nshards),
-        )
-    } else {
-        (0, 0)
-    };
+    first.accepting.set(first.accepting.get() + 1);
+    let _accepting = Accepting(first);
+    let nshards = core.nshards;
+    let bind_conns = slot.conns.clone();
+    let stopped = || core.stop.is_raised() || slot.retired.get();
     loop {
+        // The epoch as of now: an in-process reload changes it between two accepts.
+        let epoch = core.current();
+        let state = epoch.ctx.state.clone();
+        let (frontend, bind) = slot.at.get();
+        let Some(fe) = state.topo.frontends.get(frontend) else {
+            return;
+        };
+        let bind_maxconn = fe.binds.get(bind).map_or(0, |b| b.maxconn);
+        let fe_share = crate::state::share(fe.maxconn, nshards);
+        let bind_share = crate::state::share(bind_maxconn, nshards);
+        // `maxsslconn`/`maxsslrate` apply to TLS binds only, each shard taking its share.
+        let (ssl_share, ssl_rate_share) = if tls {
+            (
+                crate::state::share(state.topo.maxsslconn, nshards),
+                crate::state::share(state.topo.maxsslrate, nshards),
+            )
+        } else {
+            (0, 0)
+        };
         if ssl_rate_share > 0 {
             ssl_rate_wait(&state, ssl_rate_share).await;
         }
         // Pause accepting while a limit is reached; a closing connection wakes us.
         poll_fn(|cx| {
             let full = |cur: u32, lim: u32| lim > 0 && cur >= lim;
-            let fe_cur = fe_conns.get(frontend).map_or(0, |c| c.get());
-            if stop.is_raised()
+            let fe_cur = epoch.fe_conns.get(frontend).map_or(0, |c| c.get());
+            if stopped()
                 || !(full(state.conns.get(), state.maxconn_share)
                     || full(fe_cur, fe_share)
                     || full(bind_conns.get(), bind_share)
@@ -384,10 +575,11 @@ async fn accept_loop(
             }
         })
         .await;
-        let fe_rate = fe_rates.get(frontend);
-        wait_for_rate(&rates, fe_rate, &stop).await;
-        let soft = || state.run.get() == RunState::SoftStopping;
-        let accepted = if stop.is_raised() {
+        let fe_rate = epoch.fe_rates.get(frontend);
+        wait_for_rate(&core.rates, fe_rate, &core.stop).await;
+        // A retired socket (its bind left the configuration) drains like a soft stop.
+        let soft = || slot.retired.get() || state.run.get() == RunState::SoftStopping;
+        let accepted = if stopped() {
             if !soft() {
                 return; // hard stop: dropping the listener closes it
             }
@@ -402,13 +594,13 @@ async fn accept_loop(
             let accept = listener.accept();
             futures_lite::pin!(accept);
             let first = future::or(async { Some((&mut accept).await) }, async {
-                stop.wait().await;
+                future::or(core.stop.wait(), slot.retire.wait()).await;
                 None
             })
             .await;
             match first {
                 Some(r) => r,
-                None if soft() => {
+                None if soft() || slot.retired.get() => {
                     match crate::time::within(Some(ACCEPT_DRAIN), &mut accept).await {
                         Ok(r) => r,
                         Err(_) => return,
@@ -432,23 +624,34 @@ async fn accept_loop(
         };
         {
             let now = std::time::Instant::now();
-            for r in rates.borrow_mut().iter_mut() {
+            for r in core.rates.borrow_mut().iter_mut() {
                 r.record(now);
             }
             if let Some(r) = fe_rate {
                 r.borrow_mut().record(now);
             }
         }
+        // A reload while the accept waited: the connection belongs to the new epoch (unless
+        // this socket was retired, whose last connections the old epoch serves).
+        let (epoch, (frontend, bind)) = if slot.retired.get() {
+            (epoch, (frontend, bind))
+        } else {
+            (core.current(), slot.at.get())
+        };
+        let Some(fe) = epoch.ctx.state.topo.frontends.get(frontend) else {
+            continue;
+        };
+        let mode = fe.mode;
         let guard = ConnGuard::new(
-            state.clone(),
-            fe_conns.clone(),
+            epoch.ctx.state.clone(),
+            epoch.fe_conns.clone(),
             (frontend, bind),
             bind_conns.clone(),
         );
-        let ctx = ctx.clone();
+        let ctx = epoch.ctx.clone();
         // The bind's TLS as of now: a `commit ssl cert` affects later connections only.
         let tls = if tls {
-            state.bind_tls((frontend, bind))
+            ctx.state.bind_tls((frontend, bind))
         } else {
             None
         };

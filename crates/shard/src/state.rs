@@ -113,7 +113,31 @@ pub enum ControlMsg {
     },
     /// `commit ssl cert`: new handshakes on binds that loaded `cert.file` serve `cert`.
     SetSslCert { cert: SharedCert },
+    /// Process → control (SIGUSR2 without master-worker): reload the configuration in
+    /// process (docs/architecture.md, "In-process reload"); shards ignore it.
+    Reload,
+    /// Control → shards: a validated configuration to serve new connections with (its
+    /// `initial` messages carry the runtime state over); see `epoch.rs`.
+    NewEpoch(Epoch),
 }
+
+/// A new configuration epoch, as broadcast; two are equal when they are the same topology.
+#[derive(Clone)]
+pub struct Epoch(pub Arc<Topology>);
+
+impl std::fmt::Debug for Epoch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Epoch(..)")
+    }
+}
+
+impl PartialEq for Epoch {
+    fn eq(&self, o: &Epoch) -> bool {
+        Arc::ptr_eq(&self.0, &o.0)
+    }
+}
+
+impl Eq for Epoch {}
 
 /// One TLS bind of a shard: (frontend, bind) and its current TLS.
 pub type BindTlsSlot = ((usize, usize), Arc<ringlb_tls::ShardTls>);
@@ -144,6 +168,8 @@ impl ControlMsg {
                 | ControlMsg::ClearStickTable { .. }
                 | ControlMsg::SetPatterns { .. }
                 | ControlMsg::SetSslCert { .. }
+                | ControlMsg::Reload
+                | ControlMsg::NewEpoch(_)
         )
     }
 }
@@ -265,20 +291,20 @@ pub struct ShardState {
     pub nshards: usize,
     pub backends: Vec<BackendState>,
     /// Client connections open on this shard.
-    pub conns: Cell<u32>,
+    pub conns: Rc<Cell<u32>>,
     /// Accept loops still running (a soft stop drains their queues before the shard ends).
-    pub accepting: Cell<u32>,
+    pub accepting: Rc<Cell<u32>>,
     /// This shard's share of the global `maxconn` (0 = unlimited).
     pub maxconn_share: u32,
     pub run: Cell<RunState>,
     rng: RefCell<SplitMix64>,
     /// Idle server connections held by this shard, all servers together.
-    idle_total: Cell<usize>,
+    pub(crate) idle_total: Cell<usize>,
     /// Bound on `idle_total` (HAProxy bounds idle connections by a share of its descriptors,
     /// `tune.pool-high-fd-ratio` 25%): half of this shard's `maxconn` share, at least 128.
     pub idle_budget: usize,
     /// Woken when a connection closes (accept loops paused on maxconn, soft stop waiting for 0).
-    pub conn_closed: RefCell<Vec<Waker>>,
+    pub conn_closed: Rc<RefCell<Vec<Waker>>>,
     /// This shard's statistics (published on demand, see `counters.rs`).
     pub counters: RefCell<crate::counters::ShardCounters>,
     /// Where the counters are published, shared by every shard and the readers.
@@ -288,11 +314,11 @@ pub struct ShardState {
     /// The system host name (`hostname` fetch).
     pub hostname: String,
     /// This shard's instances of the stick tables (`stick.rs`, ADR 0003).
-    pub stick: RefCell<ringlb_stick::Tables>,
+    pub stick: Rc<RefCell<ringlb_stick::Tables>>,
     /// The stick-table flush task, waiting for a change (`stick::changed`).
-    pub stick_flush: RefCell<Option<Waker>>,
+    pub stick_flush: Rc<RefCell<Option<Waker>>>,
     /// The tables changed since the flush task last looked.
-    pub stick_dirty: Cell<bool>,
+    pub stick_dirty: Rc<Cell<bool>>,
     /// Map and ACL files changed on the runtime socket (`patterns.rs`).
     pub patterns: crate::patterns::LiveStore,
     /// This shard's copy of the `proc.` variables. Read on the request path without any lock;
@@ -301,7 +327,7 @@ pub struct ShardState {
     /// order. So a shard sees its own writes at once and other shards' within a control tick
     /// (~20 ms); concurrent writers converge on the value the control shard received last.
     /// A change that finds the command channel full stays local to its shard.
-    pub proc_vars: RefCell<ringlb_rules::Vars>,
+    pub proc_vars: Rc<RefCell<ringlb_rules::Vars>>,
     /// Ids of server leases (`ServerLease::id`), for `kill_waiters`.
     pub next_lease_id: Cell<u64>,
     /// The TLS of this shard's TLS binds, keyed by (frontend, bind). Each accepted connection
@@ -309,9 +335,13 @@ pub struct ShardState {
     /// replaces an entry ([`ControlMsg::SetSslCert`]), handshakes under way keep the old one.
     pub bind_tls: RefCell<Vec<BindTlsSlot>>,
     /// Connections open on this shard's TLS binds (`maxsslconn`, a per-shard share).
-    pub ssl_conns: Cell<u32>,
+    pub ssl_conns: Rc<Cell<u32>>,
     /// (second, connections accepted on TLS binds in it) for `maxsslrate` (a per-shard share).
-    pub ssl_rate: Cell<(u64, u32)>,
+    pub ssl_rate: Rc<Cell<(u64, u32)>>,
+    /// An in-process reload replaced this epoch: it only finishes its requests, and the
+    /// server connections they free are closed rather than pooled where nobody would reuse
+    /// them (the new epoch took the pooled ones over).
+    pub retired: Cell<bool>,
 }
 
 impl ServerState {
@@ -404,7 +434,9 @@ impl ShardState {
             })
             .collect();
         let maxconn_share = share(topo.maxconn, nshards);
-        let stick = RefCell::new(crate::stick::build_tables(&topo, shard_id, nshards));
+        let stick = Rc::new(RefCell::new(crate::stick::build_tables(
+            &topo, shard_id, nshards,
+        )));
         let counters = RefCell::new(crate::counters::ShardCounters::new(&topo));
         let idle_budget = if maxconn_share == 0 {
             4096
@@ -417,27 +449,28 @@ impl ShardState {
             shard_id,
             nshards,
             backends,
-            conns: Cell::new(0),
-            accepting: Cell::new(0),
+            conns: Rc::default(),
+            accepting: Rc::default(),
             maxconn_share,
             run: Cell::new(RunState::Running),
             idle_total: Cell::new(0),
             // `balance random`: seeded per shard, so runs are reproducible.
             rng: RefCell::new(SplitMix64(0x9e37_79b9_7f4a_7c15 ^ shard_id as u64)),
             idle_budget,
-            conn_closed: RefCell::new(Vec::new()),
+            conn_closed: Rc::default(),
             counters,
             board,
             utc_offset_secs: crate::log::local_utc_offset_secs(),
             hostname: crate::topology::system_hostname(),
             stick,
-            stick_flush: RefCell::new(None),
-            stick_dirty: Cell::new(false),
+            stick_flush: Rc::default(),
+            stick_dirty: Rc::default(),
             patterns: crate::patterns::LiveStore::default(),
-            proc_vars: RefCell::new(ringlb_rules::Vars::default()),
+            proc_vars: Rc::default(),
             bind_tls: RefCell::new(Vec::new()),
-            ssl_conns: Cell::new(0),
-            ssl_rate: Cell::new((0, 0)),
+            ssl_conns: Rc::default(),
+            ssl_rate: Rc::default(),
+            retired: Cell::new(false),
             next_lease_id: Cell::new(0),
         };
         for m in &initial {
@@ -588,7 +621,7 @@ impl ShardState {
                     self.clear_idle(backend, server);
                 }
             }
-            ControlMsg::HealthAnalyze { .. } => {}
+            ControlMsg::HealthAnalyze { .. } | ControlMsg::Reload | ControlMsg::NewEpoch(_) => {}
             ControlMsg::SetSslCert { ref cert } => {
                 let mut binds = self.bind_tls.borrow_mut();
                 for (_, tls) in binds.iter_mut() {
@@ -718,6 +751,9 @@ impl ShardState {
         let Some(s) = self.server(backend, server) else {
             return;
         };
+        if self.retired.get() {
+            return;
+        }
         let mut idle = s.idle.borrow_mut();
         // One spare above the recent need (haproxy keeps a little more than `max_used_conns`).
         let recently_needed = s.used_peak.get().max(s.used_peak_prev.get()) as usize + 1;

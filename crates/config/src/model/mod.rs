@@ -153,6 +153,9 @@ pub struct Ops {
     pub close_spread_time: Option<Duration>,
     /// `mworker-max-reloads`: reloads an old worker may survive before it gets SIGTERM.
     pub mworker_max_reloads: Option<u32>,
+    /// `reload-mode in-process` (a ringlb extension): in master-worker mode SIGUSR2 reloads
+    /// inside the worker (keeping runtime state) instead of starting a new worker.
+    pub reload_in_process: bool,
     /// `unix-bind`: defaults for every UNIX socket the process binds.
     pub unix_bind: UnixSocketOpts,
     /// `tune.rcvbuf.client`/`tune.sndbuf.client`/`tune.rcvbuf.server`/`tune.sndbuf.server`.

@@ -520,6 +520,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("quiet", S, "same as -q", |_, g, l| flag(l, &mut g.ops.quiet)),
     kw("zero-warning", S, "same as -dW: any warning is fatal", |_, g, l| flag(l, &mut g.ops.zero_warning)),
     kw("close-spread-time", S, "spread the closing of idle HTTP/1 connections over this window on soft stop", |_, g, l| time_arg(l, &mut g.ops.close_spread_time)),
+    kw("reload-mode", S, "ringlb extension: 'in-process' makes SIGUSR2 under -W reload inside the worker, 'process' (default) starts a new worker", p_reload_mode),
     kw("mworker-max-reloads", S, "reloads an old worker survives before SIGTERM", |_, g, l| u32_arg(l, &mut g.ops.mworker_max_reloads)),
     kw("server-state-base", S, "directory of server state files", generic1),
     kw("server-state-file", S, "server state file", generic1),
@@ -635,6 +636,21 @@ fn flag(l: &Line, v: &mut bool) -> R {
 
 fn flag_opt(l: &Line, v: &mut bool) -> R {
     *v = true;
+    no_extra(l, 2)
+}
+
+/// `reload-mode process|in-process` (ringlb's own keyword, docs/architecture.md).
+fn p_reload_mode(_: &mut Cx, g: &mut Global, l: &Line) -> R {
+    need_args(l, 1, 1, "'process' or 'in-process'")?;
+    g.ops.reload_in_process = match l.arg(1) {
+        "in-process" => true,
+        "process" => false,
+        other => {
+            return Err(format!(
+                "'reload-mode' expects 'process' or 'in-process', got '{other}'."
+            ))
+        }
+    };
     no_extra(l, 2)
 }
 

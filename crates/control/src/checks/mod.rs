@@ -11,7 +11,7 @@ pub mod board;
 pub mod exec;
 pub mod stream;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -574,8 +574,13 @@ struct Driver {
     /// options still win, as in haproxy).
     addrs: RefCell<std::collections::HashMap<(usize, usize), std::net::SocketAddr>>,
     mail: crate::mail::MailPlan,
-    /// How checks of servers added at run time are built, per backend.
-    dynamic: Vec<DynamicTemplate>,
+    /// How checks of servers added at run time are built, per backend (replaced by an
+    /// in-process reload).
+    dynamic: RefCell<Vec<DynamicTemplate>>,
+    /// Bumped by an in-process reload: check tasks of an older plan end at their next turn.
+    generation: Cell<u64>,
+    /// Whether the slowstart tick runs.
+    ticking: Cell<bool>,
 }
 
 impl Driver {
@@ -813,6 +818,48 @@ impl ChecksHandle {
         }
     }
 
+    /// In-process reload: the checks of the new configuration replace the old ones (whose
+    /// tasks end at their next turn). The board starts over from `plan`, then takes the
+    /// carried-over runtime changes silently (the shards get them as the new topology's
+    /// `initial` messages), so both agree on every server's state.
+    pub fn reload(&self, plan: CheckPlan, carried: &[ControlMsg]) {
+        let d = &self.0;
+        d.generation.set(d.generation.get() + 1);
+        *d.dynamic.borrow_mut() = plan.dynamic;
+        let now = d.now();
+        let mut board = Board::new(plan.backends);
+        let mut addrs = std::collections::HashMap::new();
+        for m in carried {
+            match *m {
+                ControlMsg::SetServerAdmin {
+                    backend,
+                    server,
+                    state,
+                } => drop(board.set_admin(backend, server, state, now)),
+                ControlMsg::SetServerWeight {
+                    backend,
+                    server,
+                    weight,
+                } => drop(board.set_weight(backend, server, weight, now)),
+                ControlMsg::SetServerHealth {
+                    backend,
+                    server,
+                    up,
+                } => drop(board.force_health(backend, server, false, up, now)),
+                ControlMsg::SetServerAddr {
+                    backend,
+                    server,
+                    addr,
+                } => drop(addrs.insert((backend, server), addr)),
+                _ => {}
+            }
+        }
+        *d.board.borrow_mut() = board;
+        *d.addrs.borrow_mut() = addrs;
+        d.store_all();
+        spawn_jobs(d, plan.jobs);
+    }
+
     /// `set server B/S addr`: the server's next checks go to `addr`.
     pub fn set_addr(&self, b: usize, s: usize, addr: std::net::SocketAddr) {
         self.0.addrs.borrow_mut().insert((b, s), addr);
@@ -834,12 +881,13 @@ impl ChecksHandle {
         rt: &ringlb_shard::topology::ServerRt,
         enabled: bool,
     ) -> Result<(), String> {
-        let template = self
+        let jobs = self
             .0
             .dynamic
+            .borrow()
             .get(b)
-            .ok_or_else(|| "checks are not available for this backend.\n".to_string())?;
-        let jobs = template.jobs(b, s, srv, rt.addr)?;
+            .ok_or_else(|| "checks are not available for this backend.\n".to_string())?
+            .jobs(b, s, srv, rt.addr)?;
         let mut spec = server_spec(srv, rt.weight, rt.maxconn, None);
         spec.disabled = !enabled;
         if !self
@@ -851,8 +899,9 @@ impl ChecksHandle {
             return Err("the server's slot is out of step with the shards.\n".into());
         }
         self.0.store_all();
+        let generation = self.0.generation.get();
         for job in jobs {
-            glommio::spawn_local(check_task(self.0.clone(), job)).detach();
+            glommio::spawn_local(check_task(self.0.clone(), job, generation)).detach();
         }
         Ok(())
     }
@@ -866,6 +915,7 @@ impl ChecksHandle {
     ) -> Result<(), String> {
         self.0
             .dynamic
+            .borrow()
             .get(b)
             .ok_or_else(|| "checks are not available for this backend.\n".to_string())?
             .jobs(b, 0, srv, addr)
@@ -964,7 +1014,9 @@ pub fn start(
         rng: RefCell::new(seed),
         addrs: RefCell::new(std::collections::HashMap::new()),
         mail: plan.mail,
-        dynamic: plan.dynamic,
+        dynamic: RefCell::new(plan.dynamic),
+        generation: Cell::new(0),
+        ticking: Cell::new(false),
     });
     if !plan.quiet {
         for w in &plan.warnings {
@@ -972,12 +1024,20 @@ pub fn start(
         }
     }
     driver.store_all();
-    let has_slowstart = !plan.jobs.is_empty();
-    for job in plan.jobs {
+    spawn_jobs(&driver, plan.jobs);
+    (rx, ChecksHandle(driver))
+}
+
+/// Starts the check tasks of `jobs` (of the driver's current generation) and the slowstart
+/// tick if it does not run yet.
+fn spawn_jobs(driver: &Rc<Driver>, jobs: Vec<Job>) {
+    let has_slowstart = !jobs.is_empty();
+    let generation = driver.generation.get();
+    for job in jobs {
         let d = driver.clone();
-        glommio::spawn_local(check_task(d, job)).detach();
+        glommio::spawn_local(check_task(d, job, generation)).detach();
     }
-    if has_slowstart {
+    if has_slowstart && !driver.ticking.replace(true) {
         let d = driver.clone();
         glommio::spawn_local(async move {
             loop {
@@ -994,12 +1054,14 @@ pub fn start(
         })
         .detach();
     }
-    (rx, ChecksHandle(driver))
 }
 
-async fn check_task(d: Rc<Driver>, job: Job) {
+async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
     glommio::timer::sleep(job.first_delay).await;
     loop {
+        if d.generation.get() != generation {
+            return; // an in-process reload replaced the plan
+        }
         let agent = job.kind == JobKind::Agent;
         if d.board.borrow().is_removed(job.backend, job.server) {
             // `del server`: this task ends with the server.
@@ -1045,6 +1107,9 @@ async fn check_task(d: Rc<Driver>, job: Job) {
                 e
             }
         };
+        if d.generation.get() != generation {
+            return; // the result is about the old configuration's server
+        }
         d.apply(job.backend, job.server, effects);
         let inter = {
             let board = d.board.borrow();

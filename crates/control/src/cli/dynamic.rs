@@ -25,8 +25,8 @@ pub(super) async fn add(ctx: &Ctx, c: &ServerChange) -> Result<(), Reply> {
     else {
         return Ok(());
     };
-    let Some((bi, be)) = ctx
-        .topo
+    let topo = ctx.topo();
+    let Some((bi, be)) = topo
         .backends
         .iter()
         .enumerate()

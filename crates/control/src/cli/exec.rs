@@ -24,19 +24,23 @@ const COLLECT_WAIT: Duration = Duration::from_millis(500);
 /// health, weight), so the control shard can build snapshots without asking a shard.
 pub struct Bus {
     shards: Vec<ConnectedSender<ControlMsg>>,
-    mirror: ShardState,
+    /// Replaced by an in-process reload (`replace_mirror`).
+    mirror: RefCell<std::rc::Rc<ShardState>>,
 }
 
 impl Bus {
     pub fn new(shards: Vec<ConnectedSender<ControlMsg>>, mirror: ShardState) -> Bus {
-        Bus { shards, mirror }
+        Bus {
+            shards,
+            mirror: RefCell::new(std::rc::Rc::new(mirror)),
+        }
     }
 
     /// Broadcasts `msg` (in order with every other message of the control shard).
     pub async fn send(&self, msg: ControlMsg) {
         // The mirror has no counters or stick tables of its own.
         if msg.for_mirror() {
-            self.mirror.apply(&msg);
+            self.mirror.borrow().apply(&msg);
         }
         for shard in &self.shards {
             // A shard that already exited has dropped its receiver: nothing to do.
@@ -45,14 +49,25 @@ impl Bus {
     }
 
     /// The shards' server states as last broadcast.
-    pub fn mirror(&self) -> &ShardState {
-        &self.mirror
+    pub fn mirror(&self) -> std::rc::Rc<ShardState> {
+        self.mirror.borrow().clone()
+    }
+
+    /// In-process reload: the mirror of the new epoch.
+    pub fn replace_mirror(&self, mirror: ShardState) {
+        *self.mirror.borrow_mut() = std::rc::Rc::new(mirror);
+    }
+
+    /// How many worker shards the messages go to.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
     }
 }
 
 /// What the runtime-socket connections share on the control shard.
 pub struct Ctx {
-    pub topo: Arc<Topology>,
+    /// The configuration in force (an in-process reload replaces it).
+    pub topo: RefCell<Arc<Topology>>,
     pub bus: std::rc::Rc<Bus>,
     pub board: Arc<StatsBoard>,
     pub checks: Option<ChecksHandle>,
@@ -64,7 +79,7 @@ pub struct Ctx {
     pub active: Cell<u32>,
     pub started: Instant,
     /// Frontends whose listeners `show stat` lists (`option socket-stats`).
-    pub socket_stats: Vec<String>,
+    pub socket_stats: RefCell<Vec<String>>,
     /// Proxies with a `stick-table` line.
     pub stick_tables: Vec<String>,
     /// Map and ACL files (`patterns.rs`) and the version of the last change sent to the shards.
@@ -72,6 +87,15 @@ pub struct Ctx {
     pub pattern_version: Cell<u64>,
     /// The certificate files of the TLS binds and the open `set ssl cert` transaction.
     pub certs: RefCell<ringlb_tls::hot::CertStore>,
+    /// How to build a new configuration for `reload` (`None`: in-process reload is off).
+    pub reload: Option<crate::reload::Reloading>,
+}
+
+impl Ctx {
+    /// The configuration in force now.
+    pub fn topo(&self) -> Arc<Topology> {
+        self.topo.borrow().clone()
+    }
 }
 
 /// Runs `reqs` in order, appending what they print to `out`; true when the connection closes.
@@ -137,7 +161,7 @@ fn start_follow(ctx: &Ctx, p: &Pending, out: &mut Vec<u8>) -> Option<Follow> {
     else {
         return None;
     };
-    let ring = ctx.topo.rings.iter().find(|r| r.name == *name)?.clone();
+    let ring = ctx.topo().rings.iter().find(|r| r.name == *name)?.clone();
     let seq = if *new_only {
         ring.lines
             .lock()
@@ -175,6 +199,7 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
         Owner::Patterns => super::patterns::run(ctx, p).await,
         Owner::Events => show_events(ctx, p),
         Owner::Tls => super::tls::run(ctx, p).await,
+        Owner::Process => crate::reload::command(ctx).await,
         Owner::Engine => not_supported(p),
     }
 }
@@ -185,7 +210,8 @@ fn show_events(ctx: &Ctx, p: &Pending) -> Reply {
     let ringlb_runtime::Command::ShowEvents { sink, new_only, .. } = &p.command else {
         return not_supported(p);
     };
-    let rings = &ctx.topo.rings;
+    let topo = ctx.topo();
+    let rings = &topo.rings;
     match sink {
         None => {
             let mut out = String::from(
@@ -222,7 +248,7 @@ async fn show_table(ctx: &Ctx, p: &Pending) -> Reply {
         return not_supported(p);
     };
     let configs: Vec<ringlb_stick::TableConfig> = ctx
-        .topo
+        .topo()
         .stick_tables
         .iter()
         .filter_map(|(name, t)| ringlb_stick::TableConfig::from_model(name, t).ok())
@@ -606,7 +632,7 @@ fn refresh(ctx: &Ctx) {
 /// Returns once every shard has applied the messages sent before: shards apply control
 /// messages in order, so once each has answered a PublishStats sent after a change, the change
 /// is in effect everywhere, as haproxy's is when it answers.
-pub(super) async fn barrier(ctx: &Ctx) {
+pub(crate) async fn barrier(ctx: &Ctx) {
     let _ = collect(ctx).await;
 }
 
@@ -663,7 +689,7 @@ async fn collect(ctx: &Ctx) -> ShardCounters {
     }
     ctx.board
         .latest()
-        .unwrap_or_else(|| ShardCounters::new(&ctx.topo))
+        .unwrap_or_else(|| ShardCounters::new(&ctx.topo()))
 }
 
 async fn stats_snapshot(ctx: &Ctx) -> Snapshot {
@@ -674,19 +700,19 @@ async fn stats_snapshot(ctx: &Ctx) -> Snapshot {
         nbthread: mirror.nshards as u32,
         start_unix_s: ctx.board.start_unix_s,
         ulimit_n: open_files_limit(),
-        node: ctx.topo.node.clone(),
+        node: ctx.topo().node.clone(),
         stopping: mirror.run.get() != RunState::Running,
     };
     let mut snap = snapshot::build(
-        &ctx.topo,
-        mirror,
+        &ctx.topo(),
+        &mirror,
         &counters,
         &ctx.board.health(),
         ctx.board.now_ms(),
         &facts,
     );
     for p in &mut snap.proxies {
-        if !ctx.socket_stats.contains(&p.name) {
+        if !ctx.socket_stats.borrow().contains(&p.name) {
             p.listeners.clear();
         }
     }

@@ -30,6 +30,7 @@ use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use ringlb_config::model::Config;
 use ringlb_runtime::{CliSession, Level, SessionConfig, SeverityOutput};
 
+pub(crate) use exec::barrier;
 pub use exec::{Bus, Ctx};
 pub use table::{build_table, set_threads};
 pub use tls::build_store as build_cert_store;

@@ -12,7 +12,7 @@ use super::exec::{barrier, Ctx};
 
 /// The configuration of table `name` as every shard built it.
 pub(super) fn table_config(ctx: &Ctx, name: &str) -> Option<TableConfig> {
-    ctx.topo
+    ctx.topo()
         .stick_tables
         .iter()
         .find(|(n, _)| n == name)
