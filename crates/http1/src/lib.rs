@@ -76,7 +76,7 @@ pub use replies::{
 pub use request::{parse_request, RequestHead, RequestSummary, TargetForm};
 pub use response::{parse_response, ResponseHead};
 pub use rewrite::{
-    client_keeps_alive, set_last_header, write_request_head, write_response_head, ConnMode,
-    ForwardedFor, RequestEdits, ResponseEdits,
+    client_keeps_alive, is_restricted_header_name, set_last_header, without_unrestricted_names,
+    write_request_head, write_response_head, ConnMode, ForwardedFor, RequestEdits, ResponseEdits,
 };
 pub use types::{BodyFraming, ConnectionTokens, Header, Limits, Method, Parsed, Span, Version};

@@ -175,6 +175,34 @@ pub fn set_last_header(head: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     head.extend_from_slice(b"\r\n\r\n");
 }
 
+/// Whether a header name keeps to `[A-Za-z0-9-]` (`option http-restrict-req-hdr-names`).
+pub fn is_restricted_header_name(name: &[u8]) -> bool {
+    name.iter().all(|b| b.is_ascii_alphanumeric() || *b == b'-')
+}
+
+/// `option http-restrict-req-hdr-names delete`: the request head `head` (start line, header
+/// lines, empty line) without the header lines whose name has a character outside
+/// `[A-Za-z0-9-]`; `None` when there is none (the common case: no copy).
+pub fn without_unrestricted_names(head: &[u8]) -> Option<Vec<u8>> {
+    let mut lines = head.split_inclusive(|b| *b == b'\n');
+    let bad = |line: &[u8]| {
+        let name = line.split(|b| *b == b':').next().unwrap_or_default();
+        // The empty line ends the head; it has no name.
+        let blank = line == b"\r\n" || line == b"\n";
+        !blank && !is_restricted_header_name(name)
+    };
+    let start = lines.next()?;
+    if !lines.clone().any(bad) {
+        return None;
+    }
+    let mut out = Vec::with_capacity(head.len());
+    out.extend_from_slice(start);
+    for line in lines.filter(|l| !bad(l)) {
+        out.extend_from_slice(line);
+    }
+    Some(out)
+}
+
 /// Append the head to send to the client to `out` (which is not cleared).
 pub fn write_response_head(
     head: &ResponseHead,

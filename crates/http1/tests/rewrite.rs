@@ -6,9 +6,9 @@
 //! recorded what it received (responses). Only the head is compared.
 
 use ringlb_http1::{
-    client_keeps_alive, parse_request, parse_response, set_last_header, write_request_head,
-    write_response_head, ConnMode, ForwardedFor, Limits, Method, RequestEdits, RequestHead,
-    ResponseEdits, ResponseHead,
+    client_keeps_alive, parse_request, parse_response, set_last_header, without_unrestricted_names,
+    write_request_head, write_response_head, ConnMode, ForwardedFor, Limits, Method, RequestEdits,
+    RequestHead, ResponseEdits, ResponseHead,
 };
 
 const XFF: ForwardedFor<'static> = ForwardedFor {
@@ -535,4 +535,19 @@ fn send_name_header_goes_last_and_replaces_the_clients() {
     let mut out = b"GET / HTTP/1.1\r\nx-srv-extra: 1\r\n\r\n".to_vec();
     set_last_header(&mut out, b"x-srv", b"s");
     assert_eq!(out, b"GET / HTTP/1.1\r\nx-srv-extra: 1\r\nx-srv: s\r\n\r\n");
+}
+
+/// `option http-restrict-req-hdr-names delete`: haproxy 2.6 forwarded only `x-good` of
+/// `X_Bad`, `X.dot` and `X-Good` (recorded with its /echo origin).
+#[test]
+fn unrestricted_header_names_are_dropped() {
+    let head = b"GET /echo HTTP/1.1\r\nHost: a\r\nX_Bad: 1\r\nX.dot: 3\r\nX-Good: 2\r\n\r\n";
+    let out = without_unrestricted_names(head).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "GET /echo HTTP/1.1\r\nHost: a\r\nX-Good: 2\r\n\r\n"
+    );
+    assert!(
+        without_unrestricted_names(b"GET / HTTP/1.1\r\nHost: a\r\nX-A1: b_c\r\n\r\n").is_none()
+    );
 }

@@ -167,3 +167,29 @@ fn send_name_header_matches_haproxy() {
         );
     }
 }
+
+/// `option http-restrict-req-hdr-names`: `delete` drops the lines whose names leave
+/// `[A-Za-z0-9-]` before the server sees them; `reject` answers haproxy's 403 page.
+#[test]
+fn restricted_header_names_match_haproxy() {
+    let origin = Origin::start("o");
+    let odd = b"GET /echo HTTP/1.1\r\nHost: a\r\nX_Bad: 1\r\nX.dot: 3\r\nX-Good: 2\r\nConnection: close\r\n\r\n";
+    let clean = b"GET /echo HTTP/1.1\r\nHost: a\r\nX-Good: 2\r\nConnection: close\r\n\r\n";
+    for policy in ["preserve", "delete", "reject"] {
+        let extra = format!("    option http-restrict-req-hdr-names {policy}\n");
+        let Some(p) = pair(origin.addr(), &extra) else {
+            return;
+        };
+        assert_same(&p, &format!("{policy}: odd names"), odd);
+        assert_same(&p, &format!("{policy}: clean names"), clean);
+        let r = exchange(p.ringlb, odd);
+        match policy {
+            "preserve" => assert!(r.contains("header: x_bad: 1"), "{r}"),
+            "delete" => assert!(
+                !r.contains("x_bad") && r.contains("header: x-good: 2"),
+                "{r}"
+            ),
+            _ => assert!(r.starts_with("HTTP/1.1 403 Forbidden\r\n"), "{r}"),
+        }
+    }
+}

@@ -1002,3 +1002,43 @@ fn grpc_like_exchange_carries_trailers_both_ways() {
     assert!(text.contains("trailers: x-checksum: h1"), "{text}");
     assert!(text.contains("\r\n0\r\ngrpc-status: 0\r\n"), "{text}");
 }
+
+/// `option http-restrict-req-hdr-names` on h2 streams, where `_` and `.` are legal in names:
+/// `delete` drops those headers before the server, `reject` answers 403.
+#[test]
+fn h2_streams_follow_restrict_req_hdr_names() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("engine-h2-hdrnames");
+    let (del, rej) = (free_addr(), free_addr());
+    let cfg = format!(
+        "{DEFAULTS}frontend del\n    bind {del} proto h2\n    option http-restrict-req-hdr-names delete\n    default_backend be\n\
+         frontend rej\n    bind {rej} proto h2\n    default_backend strict\n\
+         backend be\n    server s1 {o}\nbackend strict\n    option http-restrict-req-hdr-names reject\n    server s1 {o}\n",
+        o = origins.addrs()[0]
+    );
+    let _proxy = Ringlb::start(&write_config(&dir, &cfg), &[del, rej]);
+    let args = |front: SocketAddr| {
+        vec![
+            "--http2-prior-knowledge".to_string(),
+            "-H".into(),
+            "x_bad: 1".into(),
+            "-H".into(),
+            "x-good: 2".into(),
+            format!("http://{front}/echo"),
+        ]
+    };
+    let a = args(del);
+    let out = curl(&a.iter().map(String::as_str).collect::<Vec<_>>(), T).unwrap();
+    let echo = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        echo.contains("header: x-good: 2") && !echo.contains("x_bad"),
+        "{echo}"
+    );
+    let (out, err) = curl_w(
+        &format!("http://{rej}/echo"),
+        &["--http2-prior-knowledge", "-H", "x_bad: 1"],
+    );
+    assert!(out.starts_with("2 403"), "{out} {err}");
+    let (out, err) = curl_w(&format!("http://{rej}/echo"), &["--http2-prior-knowledge"]);
+    assert!(out.starts_with("2 200"), "{out} {err}");
+}

@@ -644,6 +644,30 @@ async fn forward(
         Some((h, raw)) => (h, raw.as_slice()),
         None => (req, head_bytes),
     };
+    // `option http-restrict-req-hdr-names` (h2 allows `_` and other characters in names).
+    let mut restricted_head: Option<(RequestHead, Vec<u8>)> = None;
+    if fe.restrict_hdr_names != crate::topology::HdrNamePolicy::Preserve
+        || be.restrict_hdr_names != crate::topology::HdrNamePolicy::Preserve
+    {
+        match crate::rewrite::restrict_header_names(fe, be, head_bytes) {
+            crate::rewrite::Restricted::Unchanged => {}
+            crate::rewrite::Restricted::Rewritten(raw) => {
+                let mut h = RequestHead::default();
+                if let Ok(Parsed::Complete { .. }) = parse_request(&raw, &conn.limits, &mut h) {
+                    restricted_head = Some((h, raw));
+                }
+            }
+            crate::rewrite::Restricted::Reject => {
+                txn.term = *b"PR";
+                reply_error(conn, fe, Some(be), 403, &mut respond, txn).await;
+                return;
+            }
+        }
+    }
+    let (req, head_bytes) = match &restricted_head {
+        Some((h, raw)) => (h, raw.as_slice()),
+        None => (req, head_bytes),
+    };
     let mut out = Vec::with_capacity(head_bytes.len() + 64);
     ringlb_http1::write_request_head(req, head_bytes, &mut out, &edits);
     txn.bytes_in += head_bytes.len() as u64;

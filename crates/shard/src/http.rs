@@ -35,7 +35,7 @@ use crate::server::{
 use crate::state::RunState;
 use crate::state::ServerConn;
 use crate::time::within;
-use crate::topology::{BackendRt, FrontendRt, Topology};
+use crate::topology::{BackendRt, FrontendRt, HdrNamePolicy, Topology};
 use crate::tunnel::{self, TunnelTimeouts};
 use crate::Ctx;
 
@@ -498,6 +498,32 @@ impl<'a> Session<'a> {
         }
         scratch(&mut self.sc, self.ctx).txn.backend = Some(be_idx);
         self.after.be = Some(be_idx);
+        if self.fe.restrict_hdr_names != HdrNamePolicy::Preserve
+            || be.restrict_hdr_names != HdrNamePolicy::Preserve
+        {
+            let sc = scratch(&mut self.sc, ctx);
+            let current = match &rewritten {
+                Some(raw) => raw.as_slice(),
+                None => head.bytes().get(..sc.req.head_len()).unwrap_or_default(),
+            };
+            match rewrite::restrict_header_names(self.fe, be, current) {
+                rewrite::Restricted::Unchanged => {}
+                rewrite::Restricted::Rewritten(raw) => rewritten = Some(raw),
+                rewrite::Restricted::Reject => {
+                    let v = ringlb_rules::Verdict::Deny(ringlb_rules::HttpReply {
+                        status: 403,
+                        headers: Vec::new(),
+                        body: None,
+                        raw: None,
+                    });
+                    if let Some(mut reply) = crate::rules::reply_for(v, |s| be.errors.get(s)) {
+                        reply.backend = Some(be_idx);
+                        reply.vars = std::mem::take(&mut vars);
+                        return Box::pin(self.send_rules_reply(reply, head)).await;
+                    }
+                }
+            }
+        }
         // Cookie persistence (`cookie NAME insert`): a valid cookie names the server.
         let mut persisted: Option<usize> = None;
         let mut cookie_dates = crate::persist::CookieDates::default();

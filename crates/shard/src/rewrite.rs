@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use ringlb_config::model::{HttpConnMode, IpNet};
 use ringlb_http1::{ConnMode, ForwardedFor, RequestEdits, ResponseEdits, Version};
 
-use crate::topology::{BackendRt, FrontendRt};
+use crate::topology::{BackendRt, FrontendRt, HdrNamePolicy};
 
 pub fn conn_mode(mode: HttpConnMode) -> ConnMode {
     match mode {
@@ -51,6 +51,39 @@ pub fn request_edits<'a>(
             .zip(dst_text)
             .map(|(ot, ip)| (ot.header.as_bytes(), ip.as_bytes())),
     }
+}
+
+/// What `option http-restrict-req-hdr-names` made of a request head.
+pub enum Restricted {
+    Unchanged,
+    /// The head without the offending header lines (`delete`).
+    Rewritten(Vec<u8>),
+    /// 403 (`reject`).
+    Reject,
+}
+
+/// The frontend's then the backend's `option http-restrict-req-hdr-names` on `head` (the
+/// request head as it leaves the rules), as haproxy applies each after its proxy's rules.
+/// Costs nothing when both preserve; otherwise one scan of the head.
+pub fn restrict_header_names(fe: &FrontendRt, be: &BackendRt, head: &[u8]) -> Restricted {
+    let mut current: Option<Vec<u8>> = None;
+    for policy in [fe.restrict_hdr_names, be.restrict_hdr_names] {
+        let h = current.as_deref().unwrap_or(head);
+        match policy {
+            HdrNamePolicy::Preserve => {}
+            HdrNamePolicy::Delete => {
+                if let Some(v) = ringlb_http1::without_unrestricted_names(h) {
+                    current = Some(v);
+                }
+            }
+            HdrNamePolicy::Reject => {
+                if ringlb_http1::without_unrestricted_names(h).is_some() {
+                    return Restricted::Reject;
+                }
+            }
+        }
+    }
+    current.map_or(Restricted::Unchanged, Restricted::Rewritten)
 }
 
 /// The destination address `option originalto` adds (formatted per request, only when the

@@ -946,6 +946,7 @@ mod tests {
                 originalto: None,
                 send_name_header: None,
                 pretend_keepalive: false,
+                restrict_hdr_names: Default::default(),
                 errors: Arc::new(ErrorFiles::default()),
                 balance: crate::topology::BalanceSpec {
                     balance: ringlb_config::model::Balance::Roundrobin,

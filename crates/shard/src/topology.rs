@@ -145,6 +145,8 @@ pub struct FrontendRt {
     /// `option http-ignore-probes`: a connection that sent nothing before it closed or timed
     /// out gets no 408/400, no log line and no error count (browsers' pre-connects).
     pub ignore_probes: bool,
+    /// `option http-restrict-req-hdr-names` in the frontend.
+    pub restrict_hdr_names: HdrNamePolicy,
     /// `option log-separate-errors`: lines of failed transactions go out at `err`, not `info`.
     pub log_separate_errors: bool,
     /// `option logasap`: an HTTP transaction is logged when the response head is sent, with
@@ -230,6 +232,33 @@ impl ErrorFiles {
     }
 }
 
+/// `option http-restrict-req-hdr-names`: what happens to request header names with a
+/// character outside `[A-Za-z0-9-]` (after the proxy's `http-request` rules).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HdrNamePolicy {
+    #[default]
+    Preserve,
+    Delete,
+    /// 403, as a `deny`.
+    Reject,
+}
+
+impl HdrNamePolicy {
+    fn of(options: &model::ProxyOptions, other: &[model::Directive]) -> HdrNamePolicy {
+        if options.other.get("http-restrict-req-hdr-names") != Some(&true) {
+            return HdrNamePolicy::Preserve;
+        }
+        match directive(other, "option http-restrict-req-hdr-names")
+            .and_then(|d| d.args.first())
+            .map(String::as_str)
+        {
+            Some("delete") => HdrNamePolicy::Delete,
+            Some("reject") => HdrNamePolicy::Reject,
+            _ => HdrNamePolicy::Preserve,
+        }
+    }
+}
+
 #[derive(Debug)]
 pub struct BackendRt {
     pub name: String,
@@ -251,6 +280,8 @@ pub struct BackendRt {
     /// `option http-pretend-keepalive`: requests do not say `connection: close` to the server
     /// even when the proxy closes it after the response (the close itself still happens).
     pub pretend_keepalive: bool,
+    /// `option http-restrict-req-hdr-names` in the backend (applied after the frontend's).
+    pub restrict_hdr_names: HdrNamePolicy,
     pub errors: Arc<ErrorFiles>,
     /// What each shard builds its balancer from (`ringlb-balance`).
     pub balance: BalanceSpec,
@@ -678,6 +709,7 @@ impl Topology {
                     },
                     dontlognull: f.options.dontlognull,
                     ignore_probes: f.options.other.get("http-ignore-probes") == Some(&true),
+                    restrict_hdr_names: HdrNamePolicy::of(&f.options, &f.other),
                     logasap: f.options.other.get("logasap").copied().unwrap_or(false),
                     log_separate_errors: f
                         .options
@@ -1147,6 +1179,7 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
             .and_then(|d| d.args.first())
             .map(|name| name.to_ascii_lowercase().into_bytes()),
         pretend_keepalive: b.options.other.get("http-pretend-keepalive") == Some(&true),
+        restrict_hdr_names: HdrNamePolicy::of(&b.options, &b.other),
         errors: Arc::new(error_files(&b.errorfiles)),
         rules: None,
         stats_page: None,

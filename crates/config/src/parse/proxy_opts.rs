@@ -59,6 +59,19 @@ pub(crate) fn opt_args(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     generic(k, p, l)
 }
 
+/// `option http-restrict-req-hdr-names preserve|delete|reject` (haproxy's messages).
+pub(crate) fn p_restrict_hdr_names(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let expects =
+        "option 'http-restrict-req-hdr-names' expects 'preserve', 'reject' or 'delete' option.";
+    match l.arg(k.kw_words) {
+        "" if !k.negated => return Err(format!("missing parameter. {expects}")),
+        "" | "preserve" | "delete" | "reject" => {}
+        w => return Err(format!("invalid parameter '{w}'. {expects}")),
+    }
+    super::no_extra(l, k.kw_words + 1)?;
+    opt_args(k, p, l)
+}
+
 pub(crate) fn bool_opt(k: &mut KwCx<'_>, l: &Line, v: &mut bool) -> R {
     super::no_extra(l, k.kw_words)?;
     *v = !k.negated;
