@@ -479,6 +479,38 @@ fn grace_keeps_serving_after_sigusr1_then_stops() {
     );
 }
 
+/// A soft stop with an idle keep-alive connection: by default it gets a short grace (1 s) to
+/// send its next request; with `option idle-close-on-response` it may send it until its
+/// keep-alive timeout, and gets its answer with `connection: close`.
+#[test]
+fn idle_close_on_response_waits_for_the_next_request_on_a_soft_stop() {
+    let origin = Origin::start("o");
+    for (option, served) in [("", false), ("    option idle-close-on-response\n", true)] {
+        let mut s = start(|f| {
+            http_config(
+                f,
+                &[origin.addr()],
+                &format!("    timeout http-keep-alive 5s\n{option}"),
+                "",
+            )
+        });
+        let mut c = conn(s.front);
+        assert_eq!(c.get("/").unwrap().status, 200);
+        s.proxy.signal(libc_sigusr1()).unwrap();
+        std::thread::sleep(Duration::from_millis(1800));
+        let r = c.get("/");
+        if served {
+            let r = r.unwrap();
+            assert_eq!(r.status, 200);
+            assert!(r.closes(), "answered with connection: close");
+        } else {
+            assert!(r.is_err(), "closed after the short grace: {r:?}");
+        }
+        let status = s.proxy.wait_timeout(Duration::from_secs(5)).unwrap();
+        assert!(status.is_some(), "the soft stop ends ({option})");
+    }
+}
+
 #[test]
 fn hard_stop_after_bounds_a_soft_stop() {
     let origin = Origin::start("o");

@@ -386,7 +386,13 @@ impl<'a> Session<'a> {
                     self.client.tcp().as_raw_fd(),
                 );
                 let wait = SOFT_STOP_GRACE.max(spread);
-                let grace = left.map_or(wait, |l| l.min(wait));
+                // `option idle-close-on-response`: the whole keep-alive timeout, as haproxy
+                // waits for one last request and response then.
+                let grace = match left {
+                    Some(l) if self.fe.idle_close_on_response => l,
+                    Some(l) => l.min(wait),
+                    None => wait,
+                };
                 match within(Some(grace), &mut recv).await {
                     Ok(r) => Ok(r),
                     Err(_) => Ok(Ok(None)), // nothing came: closed like a client close

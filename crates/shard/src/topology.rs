@@ -147,6 +147,10 @@ pub struct FrontendRt {
     pub ignore_probes: bool,
     /// `option http-restrict-req-hdr-names` in the frontend.
     pub restrict_hdr_names: HdrNamePolicy,
+    /// `option idle-close-on-response`: on a soft stop an idle keep-alive connection may send
+    /// its next request until its keep-alive timeout (not only the short grace), answered
+    /// with `connection: close`.
+    pub idle_close_on_response: bool,
     /// `option log-separate-errors`: lines of failed transactions go out at `err`, not `info`.
     pub log_separate_errors: bool,
     /// `option logasap`: an HTTP transaction is logged when the response head is sent, with
@@ -710,6 +714,8 @@ impl Topology {
                     dontlognull: f.options.dontlognull,
                     ignore_probes: f.options.other.get("http-ignore-probes") == Some(&true),
                     restrict_hdr_names: HdrNamePolicy::of(&f.options, &f.other),
+                    idle_close_on_response: f.options.other.get("idle-close-on-response")
+                        == Some(&true),
                     logasap: f.options.other.get("logasap").copied().unwrap_or(false),
                     log_separate_errors: f
                         .options

@@ -315,7 +315,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("srvtcpka-intvl", DB, S, "server TCP keep-alive interval", generic),
     kw("option tcp-smart-accept", DF, S, "delay accept ack until data", opt_other),
     kw("option tcp-smart-connect", DB, S, "send data with the connect ack", opt_other),
-    kw("option idle-close-on-response", DF, ENG, "close idle client connections on response", opt_other),
+    kw("option idle-close-on-response", DF, S, "close idle client connections on response", opt_other),
     kw("transparent", DB, NO, "transparent proxying (deprecated)", generic),
     kw("use-fcgi-app", BE, NO, "FastCGI application", generic),
 ];
