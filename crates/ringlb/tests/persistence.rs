@@ -423,6 +423,58 @@ fn prefer_last_server_keeps_a_connection_on_its_server() {
     }
 }
 
+/// `max-keep-alive-queue 0`: a keep-alive client whose last server is full does not queue
+/// there; it is balanced again (and waits in the backend queue for whichever server frees
+/// first). Without it (-1), it waits for its own server. Two servers of `maxconn 1`, both
+/// busy with 1.5 s requests, `b`'s ending first.
+#[test]
+fn max_keep_alive_queue_lets_a_client_leave_its_busy_server() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    for (limit, want) in [("", "a"), ("    max-keep-alive-queue 0\n", "b")] {
+        let cfg = |fe: &[SocketAddr]| {
+            format!(
+                "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 9s\n    timeout server 9s\n    timeout queue 9s\n\
+                 listen l\n    bind {}\n    balance roundrobin\n    option prefer-last-server\n    http-reuse never\n{limit}    server a {} maxconn 1\n    server b {} maxconn 1\n",
+                fe[0],
+                a.addr(),
+                b.addr()
+            )
+        };
+        let served = same_as_haproxy(&cfg, &|fe| {
+            let front = fe[0];
+            let origin =
+                |r: ringlb_testkit::Response| r.header("X-Origin").unwrap_or("-").to_string();
+            let mut keep = ringlb_testkit::Conn::connect(front).unwrap();
+            keep.set_timeout(Duration::from_secs(9)).unwrap();
+            let first = origin(keep.get("/").unwrap());
+            let slow = |delay: u64| {
+                std::thread::spawn(move || {
+                    let mut c = ringlb_testkit::Conn::connect(front).unwrap();
+                    c.set_timeout(Duration::from_secs(9)).unwrap();
+                    origin(c.get(&format!("/slow/{delay}")).unwrap())
+                })
+            };
+            // Round robin: b, then a; `b` is busy for 1.2 s, `a` for 1.8 s.
+            let on_b = slow(1200);
+            std::thread::sleep(Duration::from_millis(150));
+            let on_a = slow(1800);
+            std::thread::sleep(Duration::from_millis(150));
+            let again = origin(keep.get("/").unwrap());
+            (first, on_b.join().unwrap(), on_a.join().unwrap(), again)
+        });
+        assert_eq!(
+            served,
+            (
+                "a".to_string(),
+                "b".to_string(),
+                "a".to_string(),
+                want.to_string()
+            ),
+            "{limit:?}"
+        );
+    }
+}
+
 /// `force-persist` sends a cookie naming a server in maintenance there anyway; `ignore-persist`
 /// makes the cookie count for nothing (round robin picks).
 #[test]

@@ -2081,7 +2081,14 @@ impl<'a> Session<'a> {
     fn preferred_server(&self, be: &BackendRt, be_idx: usize) -> Option<usize> {
         let (b, s) = self.last_server.filter(|_| be.prefer_last_server)?;
         let st = self.ctx.state.server(b, s).filter(|_| b == be_idx)?;
-        (st.up.get() && st.admin.get() == crate::state::AdminState::Ready).then_some(s)
+        // `max-keep-alive-queue`: a full server with that many requests waiting is not worth
+        // the wait; the balancer picks another (haproxy's test, on this shard's counts).
+        let too_busy = be.max_keepalive_queue.is_some_and(|limit| {
+            let max = st.maxconn_now.get();
+            let full = max > 0 && st.active.get() >= max;
+            full && st.queue.borrow().len() as u64 + 1 > u64::from(limit)
+        });
+        (st.up.get() && st.admin.get() == crate::state::AdminState::Ready && !too_busy).then_some(s)
     }
 
     /// `server ... redir <prefix>`: HAProxy answers a GET or HEAD the balancer sent to this

@@ -947,6 +947,7 @@ mod tests {
                 send_name_header: None,
                 pretend_keepalive: false,
                 restrict_hdr_names: Default::default(),
+                max_keepalive_queue: None,
                 errors: Arc::new(ErrorFiles::default()),
                 balance: crate::topology::BalanceSpec {
                     balance: ringlb_config::model::Balance::Roundrobin,

@@ -286,6 +286,9 @@ pub struct BackendRt {
     pub pretend_keepalive: bool,
     /// `option http-restrict-req-hdr-names` in the backend (applied after the frontend's).
     pub restrict_hdr_names: HdrNamePolicy,
+    /// `max-keep-alive-queue N`: a keep-alive client stops preferring its last server once
+    /// that server is full and has N or more requests queued (`None`: no limit, haproxy's -1).
+    pub max_keepalive_queue: Option<u32>,
     pub errors: Arc<ErrorFiles>,
     /// What each shard builds its balancer from (`ringlb-balance`).
     pub balance: BalanceSpec,
@@ -1186,6 +1189,10 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
             .map(|name| name.to_ascii_lowercase().into_bytes()),
         pretend_keepalive: b.options.other.get("http-pretend-keepalive") == Some(&true),
         restrict_hdr_names: HdrNamePolicy::of(&b.options, &b.other),
+        max_keepalive_queue: directive(&b.other, "max-keep-alive-queue")
+            .and_then(|d| d.args.first())
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(|v| u32::try_from(v).ok()),
         errors: Arc::new(error_files(&b.errorfiles)),
         rules: None,
         stats_page: None,

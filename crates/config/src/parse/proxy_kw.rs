@@ -289,7 +289,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("rate-limit sessions", DF, S, "new sessions per second", u32_generic),
     kw("source", DB, S, "source address[:port] towards servers (no usesrc)", generic),
     kw("http-send-name-header", DB, S, "send the server name in a header", generic_n1),
-    kw("max-keep-alive-queue", DB, ENG, "keep-alive queue limit", generic),
+    kw("max-keep-alive-queue", DB, S, "keep-alive queue limit", p_max_ka_queue),
     kw("max-session-srv-conns", DF, Status::Accepted { why: "ringlb attaches no server connections to a client session (they go back to the shard pool; send-proxy ones keyed by the client addresses), so there is nothing to cap" }, "server connections per session", u32_generic),
     kw("load-server-state-from-file", DB, S, "server state file", generic),
     kw("server-state-file-name", DB, S, "server state file name", generic),

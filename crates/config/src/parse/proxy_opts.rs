@@ -72,6 +72,22 @@ pub(crate) fn p_restrict_hdr_names(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Lin
     opt_args(k, p, l)
 }
 
+/// `max-keep-alive-queue <value>`: an integer, -1 (the default) for no limit.
+pub(crate) fn p_max_ka_queue(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    need(k, l, 1)?;
+    let v = l.arg(1);
+    if v.parse::<i64>()
+        .map_or(true, |n| n < -1 || n > i64::from(u32::MAX))
+    {
+        return Err(format!(
+            "'{}' expects an integer value (got '{v}').",
+            k.name
+        ));
+    }
+    super::no_extra(l, 2)?;
+    generic(k, p, l)
+}
+
 pub(crate) fn bool_opt(k: &mut KwCx<'_>, l: &Line, v: &mut bool) -> R {
     super::no_extra(l, k.kw_words)?;
     *v = !k.negated;
