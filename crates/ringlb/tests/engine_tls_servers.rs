@@ -317,3 +317,184 @@ fn maxsslconn_holds_new_tls_connections_until_one_closes() {
     });
     assert!(served, "served once the first connection closed");
 }
+
+// ---- issuers-chain-path (same as haproxy) and sigalgs ----
+
+/// Root → intermediate → leaf `a.test` in `dir`: `root.pem`, `issuers/int.pem` (the
+/// intermediate alone) and `site.pem` (leaf and key, no chain).
+fn make_chain(dir: &Path) {
+    let ec = |key: &str| {
+        openssl(
+            dir,
+            &[
+                "genpkey",
+                "-algorithm",
+                "EC",
+                "-pkeyopt",
+                "ec_paramgen_curve:P-256",
+                "-out",
+                key,
+            ],
+        )
+    };
+    ec("root.key");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-new",
+            "-key",
+            "root.key",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=Test Root",
+            "-out",
+            "root.pem",
+        ],
+    );
+    ec("int.key");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "int.key",
+            "-subj",
+            "/CN=Test Intermediate",
+            "-out",
+            "int.csr",
+        ],
+    );
+    std::fs::write(
+        dir.join("int.ext"),
+        "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.join("issuers")).unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "int.csr",
+            "-CA",
+            "root.pem",
+            "-CAkey",
+            "root.key",
+            "-set_serial",
+            "2",
+            "-days",
+            "2",
+            "-extfile",
+            "int.ext",
+            "-out",
+            "issuers/int.pem",
+        ],
+    );
+    ec("leaf.key");
+    openssl(
+        dir,
+        &[
+            "req",
+            "-new",
+            "-key",
+            "leaf.key",
+            "-subj",
+            "/CN=a.test",
+            "-out",
+            "leaf.csr",
+        ],
+    );
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "basicConstraints=CA:FALSE\nsubjectAltName=DNS:a.test\nextendedKeyUsage=serverAuth\n",
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "leaf.csr",
+            "-CA",
+            "issuers/int.pem",
+            "-CAkey",
+            "int.key",
+            "-set_serial",
+            "3",
+            "-days",
+            "2",
+            "-extfile",
+            "leaf.ext",
+            "-out",
+            "leaf.crt",
+        ],
+    );
+    let mut pem = std::fs::read(dir.join("leaf.crt")).unwrap();
+    pem.extend(std::fs::read(dir.join("leaf.key")).unwrap());
+    std::fs::write(dir.join("site.pem"), pem).unwrap();
+}
+
+/// `openssl s_client` to `front` for `a.test` with `extra` options: (certificates the server
+/// sent, whether the handshake and verification against `root` succeeded).
+fn s_client(front: SocketAddr, root: &Path, extra: &[&str]) -> (usize, bool) {
+    let mut args = vec![
+        "s_client".to_string(),
+        "-connect".into(),
+        front.to_string(),
+        "-servername".into(),
+        "a.test".into(),
+        "-CAfile".into(),
+        root.display().to_string(),
+        "-verify_return_error".into(),
+        "-showcerts".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    let out = run_bounded(Command::new("openssl").args(&args), T).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let certs = text.matches("-----BEGIN CERTIFICATE-----").count();
+    let ok = out.status.success() && text.contains("Verify return code: 0 (ok)");
+    (certs, ok)
+}
+
+#[test]
+fn issuers_chain_path_completes_the_chain_as_haproxy_does_and_sigalgs_bound_the_signature() {
+    let dir = TempDir::new("tls-issuers");
+    make_chain(dir.path());
+    let (ours, theirs, bounded) = (free_addr(), free_addr(), free_addr());
+    let common = |front: SocketAddr| {
+        format!(
+            "global\n    issuers-chain-path {}\n{DEFAULTS}frontend fe\n    bind {front} ssl crt {}\n    http-request return status 200 content-type text/plain string ok\n",
+            dir.join("issuers").display(),
+            dir.join("site.pem").display()
+        )
+    };
+    // haproxy 2.6 has no `sigalgs`: that bind is ringlb's only.
+    let cfg = format!(
+        "{}    bind {bounded} ssl crt {} sigalgs ECDSA+SHA256\n",
+        common(ours),
+        dir.join("site.pem").display()
+    );
+    let p1 = dir.join("ringlb.cfg");
+    std::fs::write(&p1, cfg).unwrap();
+    let p2 = dir.join("haproxy.cfg");
+    std::fs::write(&p2, common(theirs)).unwrap();
+    let _r = Ringlb::start(&p1, &[ours, bounded]);
+    let _h = Haproxy::start(&p2, &[theirs]);
+    let root = dir.join("root.pem");
+    let seen = s_client(ours, &root, &[]);
+    assert_eq!(seen, s_client(theirs, &root, &[]), "same chain as haproxy");
+    assert_eq!(
+        seen,
+        (2, true),
+        "leaf + intermediate, verified against the root only"
+    );
+    // `sigalgs ECDSA+SHA256`: a client that only offers RSA-PSS gets no handshake.
+    assert!(s_client(bounded, &root, &["-sigalgs", "ECDSA+SHA256"]).1);
+    assert!(!s_client(bounded, &root, &["-sigalgs", "RSA-PSS+SHA256:ECDSA+SHA384"]).1);
+}
