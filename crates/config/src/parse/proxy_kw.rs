@@ -146,7 +146,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("http-check expect", DB, S, "health check step: expect a response", checks::http_check),
     kw("http-check comment", DB, S, "health check step: comment", checks::http_check),
     kw("http-check disable-on-404", DB, S, "404 puts the server in maintenance", checks::http_check),
-    kw("http-check send-state", DB, LB, "send X-Haproxy-Server-State", checks::http_check),
+    kw("http-check send-state", DB, S, "send X-Haproxy-Server-State (scur and qcur are 0: connection counts live on the worker shards)", checks::http_check),
     kw("http-check set-var", DB, LB, "health check step: set a variable", checks::http_check),
     kw("http-check set-var-fmt", DB, LB, "health check step: set a variable from a log-format", checks::http_check),
     kw("http-check unset-var", DB, LB, "health check step: unset a variable", checks::http_check),
