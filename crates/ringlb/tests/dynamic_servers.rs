@@ -185,6 +185,9 @@ fn d1_state_lines(stderr: &str) -> Vec<String> {
         .filter(|l| l.contains("Server be/d1 is "))
         .map(|l| {
             let text = l.split_once(") : ").map_or(l, |(_, t)| t);
+            // haproxy says `CLI : ` first when the check ran while a CLI command was handled
+            // (timing): a context prefix, not part of the message.
+            let text = text.strip_prefix("CLI : ").unwrap_or(text);
             match text.find("check duration: ") {
                 Some(i) => {
                     let (head, tail) = text.split_at(i + "check duration: ".len());
