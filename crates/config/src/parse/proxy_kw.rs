@@ -160,7 +160,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("tcp-check set-var", DB, LB, "tcp check step: set a variable", checks::tcp_check),
     kw("tcp-check set-var-fmt", DB, LB, "tcp check step: set a variable from a log-format", checks::tcp_check),
     kw("tcp-check unset-var", DB, LB, "tcp check step: unset a variable", checks::tcp_check),
-    kw("tcp-check action", DB, LB, "tcp check step: action", checks::tcp_check),
+    kw("tcp-check action", DB, NO, "not a haproxy 2.6 keyword (haproxy -c refuses it: use tcp-check set-var)", checks::tcp_check),
     kw("acl", RULES, S, "declare a named ACL", acl::parse_acl_line),
     kw("http-request", RULES, S, "HTTP request rule (action + condition)", rules::http_request),
     kw("http-response", RULES, S, "HTTP response rule (action + condition)", rules::http_response),
