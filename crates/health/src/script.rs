@@ -135,6 +135,9 @@ pub struct CheckScript {
     /// One of HAProxy's canned checks (`option redis-check`, ...): their failures carry no
     /// " at step N of tcp-check" suffix (only user `tcp-check` rulesets do).
     canned: bool,
+    /// `http-check send-state`: (step index, byte offset) of each HTTP request where the
+    /// driver inserts the `x-haproxy-server-state` header, after the user's headers.
+    pub state_header_at: Vec<(usize, usize)>,
 }
 
 impl CheckScript {
@@ -193,6 +196,7 @@ impl CheckScript {
             kind: CheckKind::Agent,
             time_offset: None,
             canned: false,
+            state_header_at: Vec::new(),
         })
     }
 
@@ -214,6 +218,7 @@ impl CheckScript {
             kind: CheckKind::Tcp,
             time_offset: None,
             canned: false,
+            state_header_at: Vec::new(),
         })
     }
 }
@@ -261,6 +266,7 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
         kind: CheckKind::TcpCheck,
         time_offset: None,
         canned: false,
+        state_header_at: Vec::new(),
     };
     if option_on(be, "redis-check") {
         let mut pong = ExpectRule::new(Matcher::String(b"+PONG".to_vec()), "+PONG");
@@ -292,6 +298,7 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
             kind: CheckKind::TcpCheck,
             time_offset: Some(11),
             canned: false,
+            state_header_at: Vec::new(),
         });
     }
     if option_on(be, "ldap-check") {
@@ -380,6 +387,7 @@ fn pgsql(args: &[String]) -> Result<CheckScript, String> {
         kind: CheckKind::TcpCheck,
         time_offset: None,
         canned: false,
+        state_header_at: Vec::new(),
     })
 }
 
@@ -398,6 +406,7 @@ fn mysql(args: &[String]) -> CheckScript {
         kind: CheckKind::TcpCheck,
         time_offset: None,
         canned: false,
+        state_header_at: Vec::new(),
     }
 }
 
@@ -444,6 +453,7 @@ fn smtp(args: &[String]) -> Result<CheckScript, String> {
         kind: CheckKind::TcpCheck,
         time_offset: None,
         canned: false,
+        state_header_at: Vec::new(),
     })
 }
 
@@ -490,6 +500,7 @@ pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
         kind: CheckKind::TcpCheck,
         time_offset: None,
         canned: false,
+        state_header_at: Vec::new(),
     })
 }
 
@@ -504,6 +515,16 @@ pub struct HttpRequest {
 }
 
 impl HttpRequest {
+    /// Where `http-check send-state` inserts its header: after the request line and the
+    /// user's headers, before `content-length` and `connection` (recorded from haproxy 2.6).
+    pub fn state_offset(&self) -> usize {
+        let mut n = self.method.len() + self.uri.len() + self.version.len() + 4;
+        for (k, v) in &self.headers {
+            n += k.len() + v.len() + 4;
+        }
+        n
+    }
+
     /// The bytes haproxy 2.6 puts on the wire: header names lower-cased, `content-length`
     /// with a body, `connection: close` for HTTP/1.1 (captured in `traces/requests/`).
     pub fn to_bytes(&self) -> Vec<u8> {
@@ -591,11 +612,19 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
     if !matches!(first, Some(HttpCheckStep::Connect(_))) {
         steps.push(Step::Connect(implicit_connect()));
     }
+    let send_state = rules
+        .iter()
+        .any(|r| matches!(r, HttpCheckStep::SendState { .. }));
+    let mut state_header_at = Vec::new();
     let has_send = rules
         .iter()
         .any(|r| matches!(r, HttpCheckStep::Send { .. }));
     if !has_send {
-        steps.push(Step::Send(httpchk_request(chk).to_bytes()));
+        let req = httpchk_request(chk);
+        if send_state {
+            state_header_at.push((steps.len(), req.state_offset()));
+        }
+        steps.push(Step::Send(req.to_bytes()));
         pending_expect = true;
         n += 1;
     }
@@ -610,7 +639,11 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
                 push_connect(&mut steps, r)
             }
             HttpCheckStep::Send { .. } => {
-                steps.push(Step::Send(send_request(chk, r).to_bytes()));
+                let req = send_request(chk, r);
+                if send_state {
+                    state_header_at.push((steps.len(), req.state_offset()));
+                }
+                steps.push(Step::Send(req.to_bytes()));
                 pending_expect = true;
             }
             HttpCheckStep::Expect(e) => {
@@ -633,6 +666,7 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
         kind: CheckKind::Http,
         time_offset: None,
         canned: false,
+        state_header_at,
     })
 }
 

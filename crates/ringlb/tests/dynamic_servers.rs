@@ -185,6 +185,9 @@ fn d1_state_lines(stderr: &str) -> Vec<String> {
         .filter(|l| l.contains("Server be/d1 is "))
         .map(|l| {
             let text = l.split_once(") : ").map_or(l, |(_, t)| t);
+            // haproxy says `CLI : ` first when the check ran while a CLI command was handled
+            // (timing): a context prefix, not part of the message.
+            let text = text.strip_prefix("CLI : ").unwrap_or(text);
             match text.find("check duration: ") {
                 Some(i) => {
                     let (head, tail) = text.split_at(i + "check duration: ".len());
@@ -249,6 +252,18 @@ fn added_server_health_checks_follow_the_origin_and_stop_on_delete() {
     // srv_op_state 0 (stopped), check result 2 (failed), health 0.
     let f: Vec<&str> = d1_row.split(' ').collect();
     assert_eq!((f[5], f[11], f[12]), ("0", "2", "0"), "{d1_row}");
+    // The stats see the added server's check like a configured one's.
+    let stat = cli(&sock, "show stat");
+    let row = stat
+        .lines()
+        .find(|l| l.starts_with("be,d1,"))
+        .unwrap_or_else(|| panic!("{stat}"));
+    let f: Vec<&str> = row.split(',').collect();
+    assert_eq!(
+        (f[17], f[36]),
+        ("DOWN", "L4CON"),
+        "status, check_status: {row}"
+    );
 
     // Back up after `rise` good checks; traffic returns on both shards.
     origins.get_mut(1).restart();

@@ -1113,3 +1113,77 @@ backend nonldap\n    option ldap-check\n    server s1 {h} check inter 200ms fall
         "the server that accepts the bind stays up"
     );
 }
+
+/// An HTTP server recording each request head (and body) it receives, answering 200.
+fn recording_http(seen: Arc<Mutex<Vec<String>>>) -> Fake {
+    Fake::start(move |mut c| {
+        let mut data = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !data.windows(4).any(|w| w == b"\r\n\r\n") {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => data.extend_from_slice(&buf[..n]),
+            }
+        }
+        // The body `hi` of the configured request comes with the head or just after.
+        if data.ends_with(b"\r\n\r\n") {
+            if let Ok(n) = c.read(&mut buf) {
+                data.extend_from_slice(&buf[..n]);
+            }
+        }
+        seen.lock()
+            .unwrap()
+            .push(String::from_utf8_lossy(&data).into_owned());
+        let _ = c.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+    })
+}
+
+/// `http-check send-state`: the `x-haproxy-server-state` header haproxy 2.6 sends (recorded
+/// with `tests/health_checks.rs` against haproxy 2.6.12): state as the stats page shows it,
+/// address, port, name, node, weight over the backend's usable weight; inserted after the
+/// user's headers.
+#[test]
+fn send_state_header_matches_haproxy() {
+    let run = |proxy: &str| -> Vec<String> {
+        let dir = TempDir::new(&format!("hc-state-{proxy}"));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let rec = recording_http(seen.clone());
+        let front = free_addr();
+        let text = format!(
+            "global\n    node mynode\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\n\
+backend be\n    option httpchk GET /h\n    http-check send-state\n    http-check send meth POST uri /x ver HTTP/1.1 hdr Host a body hi\n\
+    server s1 {} check inter 200ms weight 3\n    server s2 127.0.0.1:9 weight 5\n    server s3 127.0.0.1:9 backup\n",
+            rec.addr
+        );
+        let path = dir.join("p.cfg");
+        std::fs::write(&path, &text).unwrap();
+        let _p = if proxy == "haproxy" {
+            Haproxy::start(&path, &[front])
+        } else {
+            Ringlb::start(&path, &[front])
+        };
+        assert!(wait_until(LOG_WAIT, || seen.lock().unwrap().len() >= 2));
+        let port = rec.addr.port().to_string();
+        let v = seen.lock().unwrap()[..2]
+            .iter()
+            .map(|r| r.replace(&port, "PORT"))
+            .collect();
+        v
+    };
+    let got = run("ringlb");
+    assert_eq!(
+        got,
+        vec![
+            "POST /x HTTP/1.1\r\nhost: a\r\nx-haproxy-server-state: UP 1/3; address=127.0.0.1; port=PORT; name=be/s1; node=mynode; weight=3/8; scur=0/0; qcur=0\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
+            "POST /x HTTP/1.1\r\nhost: a\r\nx-haproxy-server-state: UP; address=127.0.0.1; port=PORT; name=be/s1; node=mynode; weight=3/8; scur=0/0; qcur=0\r\ncontent-length: 2\r\nconnection: close\r\n\r\nhi",
+        ]
+    );
+    if !haproxy_available() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+        return;
+    }
+    assert_eq!(got, run("haproxy"), "ringlb (left) vs haproxy (right)");
+}

@@ -185,7 +185,18 @@ fn parse_send(l: &Line) -> Result<HttpCheckStep, String> {
     let mut i = 2;
     while i < l.len() {
         let v = l.arg(i + 1).to_string();
-        match l.arg(i) {
+        let kw = l.arg(i);
+        // Log-format values (`uri-lf`, `body-lf`, header values) are sent as written: one
+        // with an expression would be sent wrong, so it is refused.
+        let value = if kw == "hdr" {
+            l.arg(i + 2)
+        } else {
+            v.as_str()
+        };
+        if matches!(kw, "uri-lf" | "body-lf" | "hdr") && value.contains('%') {
+            return Err(format!("'http-check send' : log-format expressions ('%') in '{kw}' are not supported by ringlb yet."));
+        }
+        match kw {
             "meth" => meth = Some(v),
             "uri" | "uri-lf" => uri = Some(v),
             "ver" => ver = Some(v),
@@ -357,6 +368,12 @@ pub fn tcp_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     }
     let step = match l.arg(1) {
         "connect" => TcpCheckStep::Connect(parse_connect(l, 2)?),
+        "send-lf" | "send-binary-lf" if l.arg(2).contains('%') => {
+            return Err(format!(
+                "'tcp-check {}' : log-format expressions ('%') are not supported by ringlb yet.",
+                l.arg(1)
+            ));
+        }
         "send" | "send-lf" => TcpCheckStep::Send {
             loc,
             data: need("send")?.into_bytes(),
@@ -367,7 +384,7 @@ pub fn tcp_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         },
         "send-binary-lf" => TcpCheckStep::SendBinary {
             loc,
-            data: need("send-binary-lf")?.into_bytes(),
+            data: hex(&need("send-binary-lf")?)?,
         },
         "expect" => {
             note_reporting_options(k, l, "tcp-check");

@@ -841,6 +841,59 @@ impl Board {
         self.srv(b, s).is_none_or(|x| x.removed)
     }
 
+    /// `http-check send-state`: haproxy 2.6's `x-haproxy-server-state` value for server `s`
+    /// of backend `b` at `addr`: its check state as the stats page shows it, address, port,
+    /// `be/srv`, node, its weight over the backend's usable weight, and the slowstart
+    /// `throttle`. `scur`/`qcur` are 0: connection counts live on the worker shards.
+    pub fn state_header(
+        &self,
+        b: usize,
+        s: usize,
+        addr: std::net::SocketAddr,
+        node: &str,
+        now: Duration,
+    ) -> Option<String> {
+        let be = self.backends.get(b)?;
+        let srv = be.servers.get(s)?;
+        let state = match &srv.check {
+            Some(c) if !srv.check_off => c.stats_status(),
+            _ => "no check".to_string(),
+        };
+        let usable = |backup: bool| -> u32 {
+            be.servers
+                .iter()
+                .filter(|x| !x.removed && x.spec.backup == backup && x.usable_now())
+                .map(|x| x.eweight)
+                .sum()
+        };
+        let active = usable(false);
+        let total = if be
+            .servers
+            .iter()
+            .any(|x| !x.removed && !x.spec.backup && x.usable_now())
+        {
+            active
+        } else {
+            usable(true)
+        };
+        let mut out = format!(
+            "{state}; address={}; port={}; name={}/{}; node={node}; weight={}/{total}; scur=0/0; qcur=0",
+            addr.ip(),
+            addr.port(),
+            be.spec_name,
+            srv.spec.name,
+            srv.eweight,
+        );
+        if let (Some(since), Some(ss)) = (srv.ramp_since, srv.spec.slowstart) {
+            let elapsed = now.saturating_sub(since).as_secs();
+            if elapsed < ss.as_secs() {
+                let ratio = (100 * elapsed / ss.as_secs().max(1)).max(1);
+                out.push_str(&format!("; throttle={ratio}%"));
+            }
+        }
+        Some(out)
+    }
+
     /// How many slots each backend has (configured servers, then added ones).
     pub fn layout(&self) -> Vec<usize> {
         self.backends.iter().map(|b| b.servers.len()).collect()

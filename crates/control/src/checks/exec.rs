@@ -193,7 +193,13 @@ async fn read_some(
 }
 
 /// Runs a health-check script once; the result to record.
-pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -> CheckResult {
+/// `server_state`: the `x-haproxy-server-state` value for `http-check send-state`.
+pub async fn run_health(
+    script: &CheckScript,
+    t: &CheckTarget,
+    unix_time: u32,
+    server_state: Option<&str>,
+) -> CheckResult {
     let start = Instant::now();
     let kind = script.kind();
     let http = kind == CheckKind::Http;
@@ -203,7 +209,7 @@ pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -
     let mut closed = false;
     let mut last_pass: Option<CheckResult> = None;
     let mut first_send = true;
-    for step in script.steps() {
+    for (index, step) in script.steps().iter().enumerate() {
         match step {
             Step::Connect(spec) => {
                 let resolved = spec.resolve(&t.params, Some(t.server.port()));
@@ -238,6 +244,15 @@ pub async fn run_health(script: &CheckScript, t: &CheckTarget, unix_time: u32) -
                     }
                 }
                 first_send = false;
+                let at = script
+                    .state_header_at
+                    .iter()
+                    .find(|(i, _)| *i == index)
+                    .map(|(_, at)| *at);
+                if let (Some(at), Some(state)) = (at.filter(|a| *a <= data.len()), server_state) {
+                    let line = format!("x-haproxy-server-state: {state}\r\n");
+                    data.splice(at..at, line.into_bytes());
+                }
                 if let Err(e) = s.write_all(&data, deadline).await {
                     let mut r = CheckResult::new(CheckStatus::L4Con);
                     r.info = Some(strerror(&e));

@@ -64,6 +64,8 @@ pub struct CheckPlan {
     pub warnings: Vec<String>,
     /// Per backend (the topology's order): how checks of servers added at run time are built.
     pub dynamic: Vec<DynamicTemplate>,
+    /// `node` (else the host name), for `http-check send-state`.
+    pub node: String,
 }
 
 /// What a backend gives the checks of a server added with `add server ... check`: its check
@@ -191,6 +193,7 @@ impl CheckPlan {
         let mut errors = Vec::new();
         let mut plan = CheckPlan {
             spread_checks: cfg.global.spread_checks.unwrap_or(0),
+            node: topo.node.clone(),
             ..CheckPlan::default()
         };
         let tls_globals = ringlb_tls::TlsGlobals::from_global(&cfg.global);
@@ -581,6 +584,7 @@ struct Driver {
     generation: Cell<u64>,
     /// Whether the slowstart tick runs.
     ticking: Cell<bool>,
+    node: String,
 }
 
 impl Driver {
@@ -1017,6 +1021,7 @@ pub fn start(
         dynamic: RefCell::new(plan.dynamic),
         generation: Cell::new(0),
         ticking: Cell::new(false),
+        node: plan.node,
     });
     if !plan.quiet {
         for w in &plan.warnings {
@@ -1089,7 +1094,18 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                 let unix = SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
                     .map_or(0, |t| t.as_secs() as u32);
-                let r = exec::run_health(&job.script, &target, unix).await;
+                let state = (!job.script.state_header_at.is_empty())
+                    .then(|| {
+                        d.board.borrow().state_header(
+                            job.backend,
+                            job.server,
+                            target.server,
+                            &d.node,
+                            d.now(),
+                        )
+                    })
+                    .flatten();
+                let r = exec::run_health(&job.script, &target, unix, state.as_deref()).await;
                 let now = d.now();
                 let e = d
                     .board
