@@ -480,3 +480,67 @@ fn listening_inodes(pid: u32, port: u16) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Health checks follow the new configuration: a server DOWN by its check stays DOWN across
+/// the reload (its position in the backend changed), the checks keep running and bring it
+/// back when it recovers.
+#[test]
+fn health_state_survives_and_checks_keep_running() {
+    let dir = TempDir::new("reload-health");
+    let mut origins = Origins::start(3);
+    let front = free_addr();
+    let (o1, o2, o3) = (
+        origins.get(0).addr(),
+        origins.get(1).addr(),
+        origins.get(2).addr(),
+    );
+    let chk = "check inter 100ms fall 1 rise 1";
+    let body = |servers: &str| {
+        format!(
+            "frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    balance roundrobin\n    option httpchk GET /health\n{servers}"
+        )
+    };
+    let (proxy, sock) = start(
+        &dir,
+        front,
+        &config(
+            dir.path(),
+            2,
+            &body(&format!(
+                "    server s1 {o1} {chk}\n    server s2 {o2} {chk}\n"
+            )),
+        ),
+    );
+    origins.get_mut(1).stop();
+    let only_s1 = || ringlb_testkit::served_by(front, 6).is_ok_and(|c| c.get("s1") == Some(&6));
+    assert!(wait_until(IO_TIMEOUT, only_s1), "{}", proxy.dump());
+
+    // s3 comes first now; s2 moves to the third place.
+    std::fs::write(
+        dir.join("p.cfg"),
+        config(
+            dir.path(),
+            2,
+            &body(&format!(
+                "    server s3 {o3} {chk}\n    server s1 {o1} {chk}\n    server s2 {o2} {chk}\n"
+            )),
+        ),
+    )
+    .unwrap();
+    let out = cli(&sock, "reload");
+    assert!(
+        out.starts_with("Configuration reloaded in process"),
+        "{out}"
+    );
+    let counts = ringlb_testkit::served_by(front, 12).unwrap();
+    assert_eq!(counts.get("s2"), None, "s2 is still down: {counts:?}");
+    assert!(counts.contains_key("s3"), "{counts:?}");
+
+    origins.get_mut(1).restart();
+    assert!(
+        wait_until(IO_TIMEOUT, || ringlb_testkit::served_by(front, 6)
+            .is_ok_and(|c| c.contains_key("s2"))),
+        "the new checks bring s2 back\n{}",
+        proxy.dump()
+    );
+}
