@@ -117,6 +117,9 @@ pub async fn reload(ctx: &Ctx) -> Result<String, String> {
             "{why}; it cannot change in a running process: use a process reload (SIGUSR2 with -W, or a restart)."
         )));
     }
+    if let Err(why) = probe_new_binds(&old, &plan.topology) {
+        return Err(refused(why));
+    }
     let ReloadPlan {
         mut topology,
         checks,
@@ -168,6 +171,33 @@ pub async fn reload(ctx: &Ctx) -> Result<String, String> {
         text.lines().next().unwrap_or_default()
     );
     Ok(text)
+}
+
+/// Binds each TCP address the new configuration adds once, and closes it at once, so that a
+/// port taken by another program (or below 1024 after the privileges were dropped) refuses
+/// the reload instead of leaving the shards without that listener.
+fn probe_new_binds(old: &Topology, new: &Topology) -> Result<(), String> {
+    let known = |addr: std::net::SocketAddr| {
+        old.frontends
+            .iter()
+            .flat_map(|f| f.binds.iter())
+            .any(|b| b.unix.is_none() && b.addr == addr)
+    };
+    for fe in &new.frontends {
+        for b in fe
+            .binds
+            .iter()
+            .filter(|b| b.unix.is_none() && !known(b.addr))
+        {
+            if let Err(e) = std::net::TcpListener::bind(b.addr) {
+                return Err(format!(
+                    "Starting frontend {}: cannot bind socket [{}]: {e}",
+                    fe.name, b.addr
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The first process-wide setting that differs, as the refusal message.

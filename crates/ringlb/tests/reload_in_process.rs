@@ -178,6 +178,26 @@ fn a_broken_or_out_of_scope_config_changes_nothing() {
         Some(&6)
     );
 
+    // A new bind on a port another program holds: refused before anything changes.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let with_bind = good.replace(
+        "    default_backend be\n",
+        &format!(
+            "    bind {}\n    default_backend be\n",
+            taken.local_addr().unwrap()
+        ),
+    );
+    std::fs::write(&path, config(dir.path(), 2, &with_bind)).unwrap();
+    let out = cli(&sock, "reload");
+    assert!(
+        out.contains("Reload refused, nothing changed: Starting frontend fe: cannot bind socket"),
+        "{out}"
+    );
+    assert_eq!(
+        ringlb_testkit::served_by(front, 4).unwrap().get("s1"),
+        Some(&4)
+    );
+
     // SIGUSR2 (no master-worker) reloads in process as well.
     std::fs::write(&path, config(dir.path(), 2, &more_threads)).unwrap();
     let mut proxy = proxy;
