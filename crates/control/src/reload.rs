@@ -220,6 +220,7 @@ fn process_change(old: &[(String, String)], new: &[(String, String)]) -> Option<
 fn swap_cli(ctx: &Ctx, cli: CliPlan, old_mirror: &ShardState, topo: &Topology, nshards: usize) {
     let mut table = cli.table;
     crate::cli::set_threads(&mut table, nshards);
+    let new_mirror = ctx.bus.mirror();
     {
         let old = ctx.table.borrow();
         for be in &mut table.backends {
@@ -251,7 +252,14 @@ fn swap_cli(ctx: &Ctx, cli: CliPlan, old_mirror: &ShardState, topo: &Topology, n
                         let dynamic = old_mirror
                             .server_index(obi, &orow.name)
                             .is_some_and(|si| si >= configured);
-                        if dynamic {
+                        // Carried only where the new epoch has it (a dynamic algorithm).
+                        let carried = topo
+                            .backends
+                            .iter()
+                            .position(|b| b.name == be.name)
+                            .and_then(|nbi| new_mirror.server_index(nbi, &orow.name))
+                            .is_some();
+                        if dynamic && carried {
                             be.servers.push(orow.clone());
                         }
                     }
