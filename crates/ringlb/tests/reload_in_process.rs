@@ -117,6 +117,18 @@ fn new_config_serves_new_requests_and_runtime_state_survives() {
     assert_eq!(row("s2").split(' ').nth(6), Some("8"), "{state}");
     assert_eq!(row("dyn").split(' ').nth(6), Some("1"), "{state}");
     assert!(!state.contains(" s1 "), "{state}");
+    // Statistics follow the new configuration (counters restart with the epoch).
+    let stat = cli(&sock, "show stat");
+    assert!(!stat.contains("\nbe,s1,"), "{stat}");
+    let s3 = stat
+        .lines()
+        .find(|l| l.starts_with("be,s3,"))
+        .unwrap_or_else(|| panic!("{stat}"));
+    let stot: u64 = s3.split(',').nth(7).unwrap().parse().unwrap();
+    assert!(
+        stot >= 20,
+        "both shards count the new epoch's requests: {s3}"
+    );
     let t = cli(&sock, "show table st");
     assert!(t.contains("key=10.0.0.1") && t.contains("gpc0=5"), "{t}");
     // Back to ready: s2 takes traffic again in the new epoch.
