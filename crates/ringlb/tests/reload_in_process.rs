@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use ringlb_testkit::{free_addr, http_get, wait_until, Conn, Origins, Ringlb, TempDir};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Starting under CI load (two test files at once on two cores, debug binaries).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn cli(sock: &Path, cmd: &str) -> String {
     ringlb_testkit::runtime_command(sock, cmd)
@@ -33,6 +35,40 @@ fn config(dir: &Path, nbthread: u32, body: &str) -> String {
     )
 }
 
+/// Waits until the runtime socket answers (the file appears when bound, the socket answers
+/// once listening).
+fn wait_for_socket(sock: &Path, pid: u32) {
+    let mut last = String::new();
+    let ok = wait_until(START_TIMEOUT, || {
+        match ringlb_testkit::runtime_command(sock, "show cli level") {
+            Ok(out) if out.contains("admin") => true,
+            Ok(out) => {
+                last = format!("answer {out:?}");
+                false
+            }
+            Err(e) => {
+                last = format!("{e}");
+                false
+            }
+        }
+    });
+    if !ok {
+        let bt = std::process::Command::new("gdb")
+            .args([
+                "-p",
+                &pid.to_string(),
+                "-batch",
+                "-ex",
+                "thread apply all bt 12",
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        std::fs::write(format!("/tmp/rl/bt-{pid}.txt"), &bt).unwrap();
+    }
+    assert!(ok, "{} does not answer: {last}", sock.display());
+}
+
 fn start(
     dir: &TempDir,
     front: SocketAddr,
@@ -42,10 +78,7 @@ fn start(
     std::fs::write(&path, text).unwrap();
     let proxy = Ringlb::start(&path, &[front]);
     let sock = dir.join("admin.sock");
-    // The file appears when bound, the socket answers once listening.
-    assert!(wait_until(IO_TIMEOUT, || {
-        ringlb_testkit::runtime_command(&sock, "show info").is_ok()
-    }));
+    wait_for_socket(&sock, proxy.pid());
     (proxy, sock)
 }
 
@@ -345,9 +378,7 @@ fn master_worker_passes_sigusr2_to_the_worker_in_in_process_mode() {
     let mut master =
         Ringlb::start_args(&["-W".as_ref(), "-f".as_ref(), path.as_os_str()], &[front]);
     let sock = dir.join("admin.sock");
-    assert!(wait_until(IO_TIMEOUT, || {
-        ringlb_testkit::runtime_command(&sock, "show info").is_ok()
-    }));
+    wait_for_socket(&sock, master.pid());
     let worker_pid = |info: &str| {
         info.lines()
             .find_map(|l| l.strip_prefix("Pid: "))
@@ -459,9 +490,7 @@ fn binds_are_kept_added_and_removed() {
     std::fs::write(&path, config(dir.path(), 2, &body(&[a, b]))).unwrap();
     let proxy = Ringlb::start(&path, &[a, b]);
     let sock = dir.join("admin.sock");
-    assert!(wait_until(IO_TIMEOUT, || {
-        ringlb_testkit::runtime_command(&sock, "show info").is_ok()
-    }));
+    wait_for_socket(&sock, proxy.pid());
     let inodes = |port: u16| listening_inodes(proxy.pid(), port);
     let kept = inodes(a.port());
     assert_eq!(kept.len(), 2, "one socket per shard");
