@@ -64,9 +64,9 @@ fn wait_for_socket(sock: &Path, pid: u32) {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
-        std::fs::write(format!("/tmp/rl/bt-{pid}.txt"), &bt).unwrap();
+        // Where ringlb's threads wait (gdb, when installed): tells a stall from slowness.
+        panic!("{} does not answer: {last}\n{bt}", sock.display());
     }
-    assert!(ok, "{} does not answer: {last}", sock.display());
 }
 
 fn start(
