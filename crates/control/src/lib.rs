@@ -244,8 +244,11 @@ async fn control_loop(
     let _ = start.cli_ready.send(Ok(()));
     let nshards = senders.len();
     let mut connected = Vec::with_capacity(nshards);
-    for s in senders {
-        connected.push(s.connect().await);
+    {
+        let _awake = ringlb_shard::time::KeepAwake::start();
+        for s in senders {
+            connected.push(s.connect().await);
+        }
     }
     let mirror = ringlb_shard::state::ShardState::with_board(
         start.topo.clone(),

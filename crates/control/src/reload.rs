@@ -117,6 +117,9 @@ pub async fn reload(ctx: &Ctx) -> Result<String, String> {
             "{why}; it cannot change in a running process: use a process reload (SIGUSR2 with -W, or a restart)."
         )));
     }
+    if let Err(why) = probe_new_binds(&old, &plan.topology) {
+        return Err(refused(why));
+    }
     let ReloadPlan {
         mut topology,
         checks,
@@ -170,6 +173,33 @@ pub async fn reload(ctx: &Ctx) -> Result<String, String> {
     Ok(text)
 }
 
+/// Binds each TCP address the new configuration adds once, and closes it at once, so that a
+/// port taken by another program (or below 1024 after the privileges were dropped) refuses
+/// the reload instead of leaving the shards without that listener.
+fn probe_new_binds(old: &Topology, new: &Topology) -> Result<(), String> {
+    let known = |addr: std::net::SocketAddr| {
+        old.frontends
+            .iter()
+            .flat_map(|f| f.binds.iter())
+            .any(|b| b.unix.is_none() && b.addr == addr)
+    };
+    for fe in &new.frontends {
+        for b in fe
+            .binds
+            .iter()
+            .filter(|b| b.unix.is_none() && !known(b.addr))
+        {
+            if let Err(e) = std::net::TcpListener::bind(b.addr) {
+                return Err(format!(
+                    "Starting frontend {}: cannot bind socket [{}]: {e}",
+                    fe.name, b.addr
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The first process-wide setting that differs, as the refusal message.
 fn process_change(old: &[(String, String)], new: &[(String, String)]) -> Option<String> {
     let get =
@@ -190,6 +220,7 @@ fn process_change(old: &[(String, String)], new: &[(String, String)]) -> Option<
 fn swap_cli(ctx: &Ctx, cli: CliPlan, old_mirror: &ShardState, topo: &Topology, nshards: usize) {
     let mut table = cli.table;
     crate::cli::set_threads(&mut table, nshards);
+    let new_mirror = ctx.bus.mirror();
     {
         let old = ctx.table.borrow();
         for be in &mut table.backends {
@@ -221,7 +252,14 @@ fn swap_cli(ctx: &Ctx, cli: CliPlan, old_mirror: &ShardState, topo: &Topology, n
                         let dynamic = old_mirror
                             .server_index(obi, &orow.name)
                             .is_some_and(|si| si >= configured);
-                        if dynamic {
+                        // Carried only where the new epoch has it (a dynamic algorithm).
+                        let carried = topo
+                            .backends
+                            .iter()
+                            .position(|b| b.name == be.name)
+                            .and_then(|nbi| new_mirror.server_index(nbi, &orow.name))
+                            .is_some();
+                        if dynamic && carried {
                             be.servers.push(orow.clone());
                         }
                     }

@@ -12,9 +12,20 @@ use ringlb_shard::Topology;
 
 use crate::cli::Cli;
 
-/// The reloader for a process started with `cli`.
-pub fn reloader(cli: Cli) -> Reloader {
-    Box::new(move || plan(&cli))
+/// The reloader for a process started with `cli` and `cfg`.
+pub fn reloader(cli: Cli, cfg: &Config) -> Reloader {
+    let chroot = cfg.global.chroot.clone();
+    Box::new(move || {
+        match &chroot {
+        // The files of -f are outside the jail the process now lives in.
+        Some(dir) => Err(vec![format!(
+            "[ALERT]    ({}) : 'chroot' {}: the configuration files cannot be read again in process; use a process reload (SIGUSR2 with -W, or a restart).",
+            std::process::id(),
+            dir.display()
+        )]),
+        None => plan(&cli),
+    }
+    })
 }
 
 fn plan(cli: &Cli) -> Result<ReloadPlan, Vec<String>> {

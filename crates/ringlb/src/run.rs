@@ -432,7 +432,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
     }
     let reload = opts.reload_cli.clone().map(|c| {
         (
-            crate::reload::reloader(c),
+            crate::reload::reloader(c, &cfg),
             crate::reload::process_settings(&cfg),
         )
     });

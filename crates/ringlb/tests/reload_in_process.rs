@@ -17,6 +17,8 @@ use std::time::{Duration, Instant};
 use ringlb_testkit::{free_addr, http_get, wait_until, Conn, Origins, Ringlb, TempDir};
 
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
+/// Starting under CI load (two test files at once on two cores, debug binaries).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn cli(sock: &Path, cmd: &str) -> String {
     ringlb_testkit::runtime_command(sock, cmd)
@@ -33,6 +35,40 @@ fn config(dir: &Path, nbthread: u32, body: &str) -> String {
     )
 }
 
+/// Waits until the runtime socket answers (the file appears when bound, the socket answers
+/// once listening).
+fn wait_for_socket(sock: &Path, pid: u32) {
+    let mut last = String::new();
+    let ok = wait_until(START_TIMEOUT, || {
+        match ringlb_testkit::runtime_command(sock, "show cli level") {
+            Ok(out) if out.contains("admin") => true,
+            Ok(out) => {
+                last = format!("answer {out:?}");
+                false
+            }
+            Err(e) => {
+                last = format!("{e}");
+                false
+            }
+        }
+    });
+    if !ok {
+        let bt = std::process::Command::new("gdb")
+            .args([
+                "-p",
+                &pid.to_string(),
+                "-batch",
+                "-ex",
+                "thread apply all bt 12",
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        // Where ringlb's threads wait (gdb, when installed): tells a stall from slowness.
+        panic!("{} does not answer: {last}\n{bt}", sock.display());
+    }
+}
+
 fn start(
     dir: &TempDir,
     front: SocketAddr,
@@ -42,10 +78,7 @@ fn start(
     std::fs::write(&path, text).unwrap();
     let proxy = Ringlb::start(&path, &[front]);
     let sock = dir.join("admin.sock");
-    // The file appears when bound, the socket answers once listening.
-    assert!(wait_until(IO_TIMEOUT, || {
-        ringlb_testkit::runtime_command(&sock, "show info").is_ok()
-    }));
+    wait_for_socket(&sock, proxy.pid());
     (proxy, sock)
 }
 
@@ -117,6 +150,18 @@ fn new_config_serves_new_requests_and_runtime_state_survives() {
     assert_eq!(row("s2").split(' ').nth(6), Some("8"), "{state}");
     assert_eq!(row("dyn").split(' ').nth(6), Some("1"), "{state}");
     assert!(!state.contains(" s1 "), "{state}");
+    // Statistics follow the new configuration (counters restart with the epoch).
+    let stat = cli(&sock, "show stat");
+    assert!(!stat.contains("\nbe,s1,"), "{stat}");
+    let s3 = stat
+        .lines()
+        .find(|l| l.starts_with("be,s3,"))
+        .unwrap_or_else(|| panic!("{stat}"));
+    let stot: u64 = s3.split(',').nth(7).unwrap().parse().unwrap();
+    assert!(
+        stot >= 20,
+        "both shards count the new epoch's requests: {s3}"
+    );
     let t = cli(&sock, "show table st");
     assert!(t.contains("key=10.0.0.1") && t.contains("gpc0=5"), "{t}");
     // Back to ready: s2 takes traffic again in the new epoch.
@@ -176,6 +221,26 @@ fn a_broken_or_out_of_scope_config_changes_nothing() {
     assert_eq!(
         ringlb_testkit::served_by(front, 6).unwrap().get("s1"),
         Some(&6)
+    );
+
+    // A new bind on a port another program holds: refused before anything changes.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let with_bind = good.replace(
+        "    default_backend be\n",
+        &format!(
+            "    bind {}\n    default_backend be\n",
+            taken.local_addr().unwrap()
+        ),
+    );
+    std::fs::write(&path, config(dir.path(), 2, &with_bind)).unwrap();
+    let out = cli(&sock, "reload");
+    assert!(
+        out.contains("Reload refused, nothing changed: Starting frontend fe: cannot bind socket"),
+        "{out}"
+    );
+    assert_eq!(
+        ringlb_testkit::served_by(front, 4).unwrap().get("s1"),
+        Some(&4)
     );
 
     // SIGUSR2 (no master-worker) reloads in process as well.
@@ -313,9 +378,7 @@ fn master_worker_passes_sigusr2_to_the_worker_in_in_process_mode() {
     let mut master =
         Ringlb::start_args(&["-W".as_ref(), "-f".as_ref(), path.as_os_str()], &[front]);
     let sock = dir.join("admin.sock");
-    assert!(wait_until(IO_TIMEOUT, || {
-        ringlb_testkit::runtime_command(&sock, "show info").is_ok()
-    }));
+    wait_for_socket(&sock, master.pid());
     let worker_pid = |info: &str| {
         info.lines()
             .find_map(|l| l.strip_prefix("Pid: "))
@@ -427,9 +490,7 @@ fn binds_are_kept_added_and_removed() {
     std::fs::write(&path, config(dir.path(), 2, &body(&[a, b]))).unwrap();
     let proxy = Ringlb::start(&path, &[a, b]);
     let sock = dir.join("admin.sock");
-    assert!(wait_until(IO_TIMEOUT, || {
-        ringlb_testkit::runtime_command(&sock, "show info").is_ok()
-    }));
+    wait_for_socket(&sock, proxy.pid());
     let inodes = |port: u16| listening_inodes(proxy.pid(), port);
     let kept = inodes(a.port());
     assert_eq!(kept.len(), 2, "one socket per shard");
@@ -479,4 +540,68 @@ fn listening_inodes(pid: u32, port: u16) -> Vec<String> {
         .collect();
     out.sort();
     out
+}
+
+/// Health checks follow the new configuration: a server DOWN by its check stays DOWN across
+/// the reload (its position in the backend changed), the checks keep running and bring it
+/// back when it recovers.
+#[test]
+fn health_state_survives_and_checks_keep_running() {
+    let dir = TempDir::new("reload-health");
+    let mut origins = Origins::start(3);
+    let front = free_addr();
+    let (o1, o2, o3) = (
+        origins.get(0).addr(),
+        origins.get(1).addr(),
+        origins.get(2).addr(),
+    );
+    let chk = "check inter 100ms fall 1 rise 1";
+    let body = |servers: &str| {
+        format!(
+            "frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    balance roundrobin\n    option httpchk GET /health\n{servers}"
+        )
+    };
+    let (proxy, sock) = start(
+        &dir,
+        front,
+        &config(
+            dir.path(),
+            2,
+            &body(&format!(
+                "    server s1 {o1} {chk}\n    server s2 {o2} {chk}\n"
+            )),
+        ),
+    );
+    origins.get_mut(1).stop();
+    let only_s1 = || ringlb_testkit::served_by(front, 6).is_ok_and(|c| c.get("s1") == Some(&6));
+    assert!(wait_until(IO_TIMEOUT, only_s1), "{}", proxy.dump());
+
+    // s3 comes first now; s2 moves to the third place.
+    std::fs::write(
+        dir.join("p.cfg"),
+        config(
+            dir.path(),
+            2,
+            &body(&format!(
+                "    server s3 {o3} {chk}\n    server s1 {o1} {chk}\n    server s2 {o2} {chk}\n"
+            )),
+        ),
+    )
+    .unwrap();
+    let out = cli(&sock, "reload");
+    assert!(
+        out.starts_with("Configuration reloaded in process"),
+        "{out}"
+    );
+    let counts = ringlb_testkit::served_by(front, 12).unwrap();
+    assert_eq!(counts.get("s2"), None, "s2 is still down: {counts:?}");
+    assert!(counts.contains_key("s3"), "{counts:?}");
+
+    origins.get_mut(1).restart();
+    assert!(
+        wait_until(IO_TIMEOUT, || ringlb_testkit::served_by(front, 6)
+            .is_ok_and(|c| c.contains_key("s2"))),
+        "the new checks bring s2 back\n{}",
+        proxy.dump()
+    );
 }

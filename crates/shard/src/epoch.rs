@@ -33,6 +33,12 @@ pub fn carry_over(old: &ShardState, new: &Topology) -> Vec<ControlMsg> {
         };
         let configured = obe.servers.len();
         let mut next_dynamic = nbe.servers.len();
+        // `add server` needs a dynamic algorithm: with a static one the servers added at
+        // run time are not carried (as `add server` would refuse them).
+        let b = &nbe.balance;
+        let takes_dynamic =
+            ringlb_balance::Balancer::new(&b.balance, &b.hash_type, &b.servers, &b.options)
+                .is_dynamic();
         for (osi, st) in old.servers(obi).into_iter().enumerate() {
             if st.deleted.get() {
                 continue;
@@ -40,7 +46,7 @@ pub fn carry_over(old: &ShardState, new: &Topology) -> Vec<ControlMsg> {
             let declared = nbe.servers.iter().position(|s| s.name == st.rt.name);
             let (nsi, dynamic) = match declared {
                 Some(i) => (i, false),
-                None if osi >= configured => {
+                None if osi >= configured && takes_dynamic => {
                     let i = next_dynamic;
                     next_dynamic += 1;
                     (i, true)
@@ -320,6 +326,22 @@ mod tests {
         let s = next.server(0, 2).unwrap();
         assert_eq!(s.admin.get(), AdminState::Maint);
         assert_eq!(s.puid, 9);
+    }
+
+    #[test]
+    fn dynamic_servers_are_not_carried_into_a_static_algorithm() {
+        let old_t = topo(OLD);
+        let old = ShardState::new(old_t.clone(), 0, 1);
+        let mut rt = old_t.backends[0].servers[0].clone();
+        rt.name = "dyn".into();
+        old.apply(&ControlMsg::AddServer {
+            backend: 0,
+            server: NewServer(Arc::new(rt)),
+            puid: 9,
+            enabled: true,
+        });
+        let new_t = topo(&OLD.replace("balance roundrobin", "balance static-rr"));
+        assert!(carry_over(&old, &new_t).is_empty());
     }
 
     #[test]

@@ -164,7 +164,10 @@ async fn run(cfg: ShardConfig) {
         .detach();
     }
 
-    let receiver = control.connect().await;
+    let receiver = {
+        let _awake = crate::time::KeepAwake::start();
+        control.connect().await
+    };
     let control_task = {
         let core = core.clone();
         async move {

@@ -50,3 +50,32 @@ impl<F: Future> Future for Within<F> {
         }
     }
 }
+
+/// Keeps the current executor waking up every few milliseconds while alive. glommio wakes a
+/// task waiting for the other end of a shared channel to connect only when its own executor
+/// runs (`Reactor::process_shared_channels`): an executor with no timer and no I/O pending
+/// could sleep through the peer's connection and stall the start (seen under CPU contention).
+pub struct KeepAwake(std::rc::Rc<std::cell::Cell<bool>>);
+
+impl KeepAwake {
+    /// How often the executor looks while a `KeepAwake` lives.
+    const EVERY: Duration = Duration::from_millis(5);
+
+    pub fn start() -> KeepAwake {
+        let on = std::rc::Rc::new(std::cell::Cell::new(true));
+        let o = on.clone();
+        glommio::spawn_local(async move {
+            while o.get() {
+                glommio::timer::sleep(KeepAwake::EVERY).await;
+            }
+        })
+        .detach();
+        KeepAwake(on)
+    }
+}
+
+impl Drop for KeepAwake {
+    fn drop(&mut self) {
+        self.0.set(false);
+    }
+}
