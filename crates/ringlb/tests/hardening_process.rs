@@ -66,6 +66,15 @@ fn chroot_and_user_apply_to_every_thread() {
     for _ in 0..4 {
         assert_eq!(c.get("/").unwrap().status, 200);
     }
+    // The listeners answer as soon as they are bound; the drop follows at once, and glibc's
+    // setuid reaches each thread when it next runs: under load, wait for the last one.
+    let dropped = |t: &[(String, String, String, String)]| {
+        t.iter()
+            .all(|(uid, gid, _, _)| uid.starts_with("65534") && gid.starts_with("65534"))
+    };
+    ringlb_testkit::wait_until(Duration::from_secs(5), || {
+        dropped(&threads_identity(proxy.pid()))
+    });
     let threads = threads_identity(proxy.pid());
     println!("{} threads: {threads:?}", threads.len());
     // The main thread, the control shard and one worker per CPU at least.
