@@ -10,7 +10,9 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use ringlb_testkit::{free_addr, haproxy_available, write_config, Haproxy, Origin, Ringlb, TempDir};
+use ringlb_testkit::{
+    free_addr, haproxy_available, write_config, Haproxy, Origin, Ringlb, TempDir,
+};
 
 fn config(fe: SocketAddr, fe2: SocketAddr, one: SocketAddr, two: SocketAddr) -> String {
     format!(
@@ -28,7 +30,6 @@ frontend fe
     http-request return status 200 content-type text/plain lf-string "len=%[req.body_len] size=%[req.body_size] user=%[req.body_param(user)] any=%[req.body_param] body=%[req.body]" if {{ path /echo }}
     http-request early-hint link "</s.css>; rel=preload" if {{ path /hint }}
     http-request early-hint x-path %[path] if {{ path /hint }}
-    http-request set-timeout server 300ms if {{ path_beg /slow }}
     default_backend one
 frontend fe2
     bind {fe2}
@@ -38,6 +39,7 @@ frontend fe2
     use_backend two if {{ req.body_param(to) -m str two }}
     default_backend one
 backend one
+    http-request set-timeout server 300ms if {{ path_beg /slow }}
     server s1 {one}
 backend two
     server s2 {two}
@@ -70,7 +72,10 @@ fn exchange(addr: SocketAddr, parts: &[&[u8]], pause: Duration) -> String {
 /// The status line and the body of the last response in `raw`.
 fn status_and_body(raw: &str) -> (String, String) {
     let status = raw.lines().next().unwrap_or("").to_string();
-    let body = raw.split_once("\r\n\r\n").map_or("", |(_, b)| b).to_string();
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
     (status, body)
 }
 
@@ -93,7 +98,10 @@ struct Pair {
 
 fn start() -> Option<Pair> {
     if !haproxy_available() {
-        assert!(std::env::var_os("CI").is_none(), "haproxy is required in CI");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
         return None;
     }
     let (one, two) = (Origin::start("one"), Origin::start("two"));
@@ -129,8 +137,16 @@ fn buffered_bodies_are_seen_by_the_rules_as_by_haproxy() {
         let (a, b) = req.split_at(req.len() - 6);
         r.push(status_and_body(&exchange(fe, &[a, b], pause)));
         r.push(status_and_body(&exchange(fe, chunked, pause)));
-        r.push(status_and_body(&exchange(fe, &[&post("/echo", "a=1&user=")], pause)));
-        r.push(status_and_body(&exchange(fe, &[&post("/x", "user=mallory")], pause)));
+        r.push(status_and_body(&exchange(
+            fe,
+            &[&post("/echo", "a=1&user=")],
+            pause,
+        )));
+        r.push(status_and_body(&exchange(
+            fe,
+            &[&post("/x", "user=mallory")],
+            pause,
+        )));
         // A GET has no body to wait for.
         r.push(status_and_body(&exchange(
             fe,
@@ -140,10 +156,15 @@ fn buffered_bodies_are_seen_by_the_rules_as_by_haproxy() {
         // Routing on the body (option http-buffer-request on the frontend).
         for to in ["to=two&x=1", "to=one"] {
             let raw = exchange(fe2, &[&post("/", to)], pause);
-            let be = raw
-                .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("x-be: ").map(str::to_string));
-            r.push((raw.lines().next().unwrap_or("").to_string(), be.unwrap_or_default()));
+            let be = raw.lines().find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("x-be: ")
+                    .map(str::to_string)
+            });
+            r.push((
+                raw.lines().next().unwrap_or("").to_string(),
+                be.unwrap_or_default(),
+            ));
         }
         seen.push(r);
     }
@@ -191,9 +212,13 @@ fn early_hints_and_set_timeout_as_haproxy() {
             &[b"GET /hint HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
             Duration::ZERO,
         );
-        // The 103 comes first, then the server's answer.
-        let (interim, rest) = raw.split_once("\r\n\r\n").unwrap();
-        hints.push((interim.to_string(), rest.lines().next().unwrap_or("").to_string()));
+        // The 103s come first (one per conditional hint), then the server's answer.
+        let at = raw.find("HTTP/1.1 200").unwrap_or(raw.len());
+        let (interim, rest) = raw.split_at(at);
+        hints.push((
+            interim.to_string(),
+            rest.lines().next().unwrap_or("").to_string(),
+        ));
         // `set-timeout server 300ms` against an origin answering after 3 s: 504.
         let t = std::time::Instant::now();
         let raw = exchange(
@@ -201,13 +226,18 @@ fn early_hints_and_set_timeout_as_haproxy() {
             &[b"GET /slow/3000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
             Duration::ZERO,
         );
-        assert!(t.elapsed() < Duration::from_millis(2500), "{:?}", t.elapsed());
+        assert!(
+            t.elapsed() < Duration::from_millis(2500),
+            "{:?}",
+            t.elapsed()
+        );
         slow.push(raw.lines().next().unwrap_or("").to_string());
     }
     assert_eq!(hints[1], hints[0], "ringlb vs haproxy");
     assert_eq!(
         hints[1].0,
-        "HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload\r\nx-path: /hint"
+        "HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload\r\n\r\n\
+         HTTP/1.1 103 Early Hints\r\nx-path: /hint\r\n\r\n"
     );
     assert_eq!(hints[1].1, "HTTP/1.1 200 OK");
     assert_eq!(slow[1], slow[0], "ringlb vs haproxy");

@@ -33,8 +33,8 @@ impl RuleHost for BodyHost {
             Effect::DisableL7Retry => "no-retry".into(),
             Effect::SetMark(m) => format!("mark {m}"),
             Effect::SetTos(t) => format!("tos {t}"),
-            Effect::EarlyHint { name, value } => format!(
-                "hint {}: {}",
+            Effect::EarlyHint { name, value, last } => format!(
+                "hint {}: {} {last}",
                 String::from_utf8_lossy(name),
                 String::from_utf8_lossy(&value)
             ),
@@ -84,6 +84,7 @@ fn body_fetches_read_the_buffered_body() {
     let none = BodyHost::default();
     assert_eq!(fetch(&none, "req.body", &cl), None);
     assert_eq!(fetch(&none, "req.body_len", &cl), Some(Sample::Int(0)));
+    assert_eq!(fetch(&none, "req.body_size", &[]), Some(Sample::Int(0)));
 }
 
 #[test]
@@ -138,7 +139,10 @@ fn stream_actions_reach_the_engine() {
          http-request set-mark 0x2a\n\
          http-request set-tos 16\n\
          http-request early-hint link \"</style.css>; rel=preload\"\n\
-         http-request early-hint x-path %[path]",
+         http-request early-hint x-path %[path]\n\
+         http-request early-hint x-c 1 if TRUE\n\
+         http-request early-hint x-d 2 if FALSE\n\
+         http-request early-hint x-e 3",
     );
     let mut h = BodyHost::default();
     let mut t = get("/p", &[("x-t", "5")]);
@@ -150,8 +154,11 @@ fn stream_actions_reach_the_engine() {
             "timeout true 5000",
             "mark 42",
             "tos 16",
-            "hint link: </style.css>; rel=preload",
-            "hint x-path: /p",
+            "hint link: </style.css>; rel=preload false",
+            // The next hint is conditional: haproxy ends the 103 here.
+            "hint x-path: /p true",
+            "hint x-c: 1 true",
+            "hint x-e: 3 true",
         ]
     );
 }
