@@ -28,6 +28,9 @@ frontend fe
     http-request wait-for-body time 2s if METH_POST
     http-request deny deny_status 403 if {{ req.body_param(user) -m str mallory }}
     http-request return status 200 content-type text/plain lf-string "len=%[req.body_len] size=%[req.body_size] user=%[req.body_param(user)] any=%[req.body_param] body=%[req.body]" if {{ path /echo }}
+    http-request set-mark 0x2a if {{ path /mark }}
+    http-request set-tos 0x10 if {{ path /mark }}
+    http-request return status 200 if {{ path /mark }}
     http-request early-hint link "</s.css>; rel=preload" if {{ path /hint }}
     http-request early-hint x-path %[path] if {{ path /hint }}
     default_backend one
@@ -242,4 +245,39 @@ fn early_hints_and_set_timeout_as_haproxy() {
     assert_eq!(hints[1].1, "HTTP/1.1 200 OK");
     assert_eq!(slow[1], slow[0], "ringlb vs haproxy");
     assert!(slow[1].starts_with("HTTP/1.1 504"), "{slow:?}");
+}
+
+/// The proxy's socket of the client connection from local port `port`, as `ss -e` shows it.
+fn proxy_socket(port: u16) -> String {
+    let out = std::process::Command::new("ss")
+        .args(["-tnHe", "state", "established", &format!("( dport = :{port} )")])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn set_mark_marks_the_client_connection_as_haproxy() {
+    let Some(p) = start() else { return };
+    let mut marks = Vec::new();
+    for (fe, _) in p.fronts {
+        let mut s = TcpStream::connect(fe).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let port = s.local_addr().unwrap().port();
+        let before = proxy_socket(port);
+        s.write_all(b"GET /mark HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got.starts_with(b"HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
+        // The connection is kept: its socket carries the mark now (SO_MARK, as root).
+        let after = proxy_socket(port);
+        marks.push((before.contains("fwmark:0x2a"), after.contains("fwmark:0x2a")));
+    }
+    assert_eq!(marks[1], marks[0], "ringlb vs haproxy");
+    assert_eq!(marks[1], (false, true), "{marks:?}");
 }
