@@ -31,6 +31,8 @@ frontend fe
     http-request set-mark 0x2a if {{ path /mark }}
     http-request set-tos 0x10 if {{ path /mark }}
     http-request return status 200 if {{ path /mark }}
+    http-request set-var(txn.path) path
+    http-response set-mark 0x2b if {{ var(txn.path) -m str /mark2 }}
     use_backend retry if {{ path_beg /status }}
     http-request early-hint link "</s.css>; rel=preload" if {{ path /hint }}
     http-request early-hint x-path %[path] if {{ path /hint }}
@@ -292,13 +294,24 @@ fn set_mark_marks_the_client_connection_as_haproxy() {
         );
         // The connection is kept: its socket carries the mark now (SO_MARK, as root).
         let after = proxy_socket(port);
+        // `http-response set-mark` on the next request, answered by the server.
+        s.write_all(b"GET /mark2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let later = proxy_socket(port);
         marks.push((
             before.contains("fwmark:0x2a"),
             after.contains("fwmark:0x2a"),
+            later.contains("fwmark:0x2b"),
         ));
     }
     assert_eq!(marks[1], marks[0], "ringlb vs haproxy");
-    assert_eq!(marks[1], (false, true), "{marks:?}");
+    assert_eq!(marks[1], (false, true, true), "{marks:?}");
 }
 
 #[test]
