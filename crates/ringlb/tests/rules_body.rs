@@ -28,9 +28,14 @@ frontend fe
     http-request wait-for-body time 2s if METH_POST
     http-request deny deny_status 403 if {{ req.body_param(user) -m str mallory }}
     http-request return status 200 content-type text/plain lf-string "len=%[req.body_len] size=%[req.body_size] user=%[req.body_param(user)] any=%[req.body_param] body=%[req.body]" if {{ path /echo }}
+    http-request set-mark 0x2a if {{ path /mark }}
+    http-request set-tos 0x10 if {{ path /mark }}
+    http-request return status 200 if {{ path /mark }}
+    http-request set-var(txn.path) path
+    http-response set-mark 0x2b if {{ var(txn.path) -m str /mark2 }}
+    use_backend retry if {{ path_beg /status }}
     http-request early-hint link "</s.css>; rel=preload" if {{ path /hint }}
     http-request early-hint x-path %[path] if {{ path /hint }}
-    http-request set-timeout server 300ms if {{ path_beg /slow }}
     default_backend one
 frontend fe2
     bind {fe2}
@@ -40,9 +45,15 @@ frontend fe2
     use_backend two if {{ req.body_param(to) -m str two }}
     default_backend one
 backend one
+    http-request set-timeout server 300ms if {{ path_beg /slow }}
     server s1 {one}
 backend two
     server s2 {two}
+backend retry
+    retry-on 503
+    retries 2
+    http-request disable-l7-retry if {{ query -m beg noretry }}
+    server s3 {one}
 "#
     )
 }
@@ -90,7 +101,7 @@ fn post(path: &str, body: &str) -> Vec<u8> {
 struct Pair {
     _h: ringlb_testkit::ChildGuard,
     _r: ringlb_testkit::ChildGuard,
-    _o: (Origin, Origin),
+    o: (Origin, Origin),
     _dir: TempDir,
     /// (haproxy fe, fe2), (ringlb fe, fe2)
     fronts: [(SocketAddr, SocketAddr); 2],
@@ -115,7 +126,7 @@ fn start() -> Option<Pair> {
     Some(Pair {
         _h: h,
         _r: r,
-        _o: (one, two),
+        o: (one, two),
         _dir: dir,
         fronts: [(h1, h2), (r1, r2)],
     })
@@ -212,8 +223,9 @@ fn early_hints_and_set_timeout_as_haproxy() {
             &[b"GET /hint HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
             Duration::ZERO,
         );
-        // The 103 comes first, then the server's answer.
-        let (interim, rest) = raw.split_once("\r\n\r\n").unwrap();
+        // The 103s come first (one per conditional hint), then the server's answer.
+        let at = raw.find("HTTP/1.1 200").unwrap_or(raw.len());
+        let (interim, rest) = raw.split_at(at);
         hints.push((
             interim.to_string(),
             rest.lines().next().unwrap_or("").to_string(),
@@ -235,9 +247,93 @@ fn early_hints_and_set_timeout_as_haproxy() {
     assert_eq!(hints[1], hints[0], "ringlb vs haproxy");
     assert_eq!(
         hints[1].0,
-        "HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload\r\nx-path: /hint"
+        "HTTP/1.1 103 Early Hints\r\nlink: </s.css>; rel=preload\r\n\r\n\
+         HTTP/1.1 103 Early Hints\r\nx-path: /hint\r\n\r\n"
     );
     assert_eq!(hints[1].1, "HTTP/1.1 200 OK");
     assert_eq!(slow[1], slow[0], "ringlb vs haproxy");
     assert!(slow[1].starts_with("HTTP/1.1 504"), "{slow:?}");
+}
+
+/// The proxy's socket of the client connection from local port `port`, as `ss -e` shows it.
+fn proxy_socket(port: u16) -> String {
+    let out = std::process::Command::new("ss")
+        .args([
+            "-tnHe",
+            "state",
+            "established",
+            &format!("( dport = :{port} )"),
+        ])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn set_mark_marks_the_client_connection_as_haproxy() {
+    let Some(p) = start() else { return };
+    let mut marks = Vec::new();
+    for (fe, _) in p.fronts {
+        let mut s = TcpStream::connect(fe).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let port = s.local_addr().unwrap().port();
+        let before = proxy_socket(port);
+        s.write_all(b"GET /mark HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(
+            got.starts_with(b"HTTP/1.1 200"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        // The connection is kept: its socket carries the mark now (SO_MARK, as root).
+        let after = proxy_socket(port);
+        // `http-response set-mark` on the next request, answered by the server.
+        s.write_all(b"GET /mark2 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        let mut got = Vec::new();
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = s.read(&mut buf).unwrap();
+            assert!(n > 0, "closed early");
+            got.extend_from_slice(&buf[..n]);
+        }
+        let later = proxy_socket(port);
+        marks.push((
+            before.contains("fwmark:0x2a"),
+            after.contains("fwmark:0x2a"),
+            later.contains("fwmark:0x2b"),
+        ));
+    }
+    assert_eq!(marks[1], marks[0], "ringlb vs haproxy");
+    assert_eq!(marks[1], (false, true, true), "{marks:?}");
+}
+
+#[test]
+fn disable_l7_retry_stops_retry_on_as_haproxy() {
+    let Some(p) = start() else { return };
+    let mut seen = Vec::new();
+    for ((fe, _), who) in p.fronts.into_iter().zip(["h", "r"]) {
+        for tag in ["retry", "noretry"] {
+            let target = format!("/status/503?{tag}-{who}");
+            let req = format!("GET {target} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+            let raw = exchange(fe, &[req.as_bytes()], Duration::ZERO);
+            assert!(raw.starts_with("HTTP/1.1 503"), "{raw}");
+            let needle = format!("\"GET {target} ");
+            let count = || p.o.0.guard().stderr().matches(&needle).count();
+            // Without the action: the first attempt and `retries 2`; with it: one.
+            let want = if tag == "retry" { 3 } else { 1 };
+            ringlb_testkit::wait_until(Duration::from_secs(5), || count() >= want);
+            // Time for an extra attempt to show up if one were (wrongly) made.
+            std::thread::sleep(Duration::from_millis(200));
+            seen.push(count());
+        }
+    }
+    assert_eq!(seen[2..], seen[..2], "ringlb vs haproxy");
+    assert_eq!(seen[2..], [3, 1]);
 }

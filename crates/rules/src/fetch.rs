@@ -1018,7 +1018,7 @@ impl Fetch {
                     .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<i64>().ok());
                 match advertised {
                     Some(n) => Sample::Int(n),
-                    None => Sample::Int(cx.src.req_body()?.len() as i64),
+                    None => Sample::Int(cx.src.req_body().map_or(0, |b| b.len() as i64)),
                 }
             }
             F::FeName => Sample::str(cx.src.frontend_name()?.as_bytes()),

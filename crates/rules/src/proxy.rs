@@ -468,6 +468,23 @@ impl ProxyRules {
         c.add_acls(&fe.acls)?;
         let mut http_request = compile_http_rules(&mut c, &fe.http_request, false)?;
         http_request.default_realm(&fe.name);
+        // As haproxy: server/tunnel timeouts belong to backends (a `listen` has both halves).
+        if cfg.backend(&fe.name).is_none() {
+            if let Some(r) = http_request
+                .rules
+                .iter()
+                .find(|r| matches!(r.action, crate::Action::SetTimeout { .. }))
+            {
+                return Err(CompileError::new(
+                    &r.loc,
+                    "http-request",
+                    format!(
+                        "'set-timeout' rule: proxy '{}' has no backend capability",
+                        fe.name
+                    ),
+                ));
+            }
+        }
         let http_response = compile_http_rules(&mut c, &fe.http_response, true)?;
         let http_after_response =
             compile_rules_as(&mut c, &fe.http_after_response, true, "http-after-response")?;

@@ -241,10 +241,11 @@ pub enum Effect<'a> {
     DisableL7Retry,
     SetMark(u32),
     SetTos(u8),
-    /// One header of the 103 Early Hints response.
+    /// One header of a 103 Early Hints response; `last`: the response ends after it.
     EarlyHint {
         name: &'a [u8],
         value: Vec<u8>,
+        last: bool,
     },
 }
 
@@ -828,12 +829,22 @@ impl RuleList {
         txn: &mut Txn<'_>,
         response: bool,
     ) -> Verdict {
-        for rule in &self.rules {
+        for (i, rule) in self.rules.iter().enumerate() {
             let holds = {
                 let src: &dyn SampleSource = &*host;
                 cond_holds(rule.cond.as_ref(), acls, Ctx::new(src, txn))
             };
             if !holds {
+                continue;
+            }
+            if let Action::EarlyHint { name, value } = &rule.action {
+                // haproxy 2.6 ends the 103 at this rule unless the next one is an
+                // unconditional `early-hint` (recorded: conditional hints go one per 103).
+                let last = !self.rules.get(i + 1).is_some_and(|n| {
+                    n.cond.is_none() && matches!(n.action, Action::EarlyHint { .. })
+                });
+                let value = value.render_http_vec(Ctx::new(&*host as &dyn SampleSource, &*txn));
+                host.effect(Effect::EarlyHint { name, value, last });
                 continue;
             }
             let v = apply(&rule.action, host, txn, response);
@@ -1083,7 +1094,11 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
         Action::SetTos(t) => host.effect(Effect::SetTos(*t)),
         Action::EarlyHint { name, value } => {
             let value = value.render_http_vec(cx!());
-            host.effect(Effect::EarlyHint { name, value });
+            host.effect(Effect::EarlyHint {
+                name,
+                value,
+                last: true,
+            });
         }
     }
     Verdict::Continue

@@ -33,8 +33,8 @@ impl RuleHost for BodyHost {
             Effect::DisableL7Retry => "no-retry".into(),
             Effect::SetMark(m) => format!("mark {m}"),
             Effect::SetTos(t) => format!("tos {t}"),
-            Effect::EarlyHint { name, value } => format!(
-                "hint {}: {}",
+            Effect::EarlyHint { name, value, last } => format!(
+                "hint {}: {} {last}",
                 String::from_utf8_lossy(name),
                 String::from_utf8_lossy(&value)
             ),
@@ -84,6 +84,7 @@ fn body_fetches_read_the_buffered_body() {
     let none = BodyHost::default();
     assert_eq!(fetch(&none, "req.body", &cl), None);
     assert_eq!(fetch(&none, "req.body_len", &cl), Some(Sample::Int(0)));
+    assert_eq!(fetch(&none, "req.body_size", &[]), Some(Sample::Int(0)));
 }
 
 #[test]
@@ -130,16 +131,22 @@ fn wait_for_body_is_found_by_its_condition() {
 
 #[test]
 fn stream_actions_reach_the_engine() {
-    let r = fe_rules(
-        " http-request set-timeout server 2s\n\
+    let text = "defaults\n mode http\nlisten fe_main\n bind 127.0.0.1:8080\n\
+         http-request set-timeout server 2s\n\
          http-request set-timeout tunnel req.hdr(x-t),mul(1000)\n\
          http-request set-timeout server 0\n\
          http-request disable-l7-retry if METH_POST\n\
          http-request set-mark 0x2a\n\
          http-request set-tos 16\n\
          http-request early-hint link \"</style.css>; rel=preload\"\n\
-         http-request early-hint x-path %[path]",
-    );
+         http-request early-hint x-path %[path]\n\
+         http-request early-hint x-c 1 if TRUE\n\
+         http-request early-hint x-d 2 if FALSE\n\
+         http-request early-hint x-e 3\n\
+         server s 127.0.0.1:9000\n";
+    let loaded = ringlb_config::parse_str("t.cfg", text).unwrap();
+    let fe = loaded.config.frontend("fe_main").unwrap();
+    let r = crate::proxy::ProxyRules::frontend(fe, &loaded.config).unwrap();
     let mut h = BodyHost::default();
     let mut t = get("/p", &[("x-t", "5")]);
     assert_eq!(r.http_request(&mut h, &mut t), Verdict::Continue);
@@ -150,8 +157,11 @@ fn stream_actions_reach_the_engine() {
             "timeout true 5000",
             "mark 42",
             "tos 16",
-            "hint link: </style.css>; rel=preload",
-            "hint x-path: /p",
+            "hint link: </style.css>; rel=preload false",
+            // The next hint is conditional: haproxy ends the 103 here.
+            "hint x-path: /p true",
+            "hint x-c: 1 true",
+            "hint x-e: 3 true",
         ]
     );
 }
@@ -160,6 +170,8 @@ fn stream_actions_reach_the_engine() {
 fn bad_action_arguments_are_refused() {
     for bad in [
         "http-request set-timeout client 5s",
+        // A frontend has no server timeout to change (haproxy refuses it too).
+        "http-request set-timeout server 5s",
         "http-request set-timeout server",
         "http-request set-mark nope",
         "http-request set-tos 300",

@@ -1471,7 +1471,7 @@ impl<'a> Session<'a> {
             effects: Some(&self.effects),
         };
         let sc = scratch(&mut self.sc, ctx);
-        match crate::msg_rules::response_rules(
+        let verdict = crate::msg_rules::response_rules(
             ctx,
             self.fe,
             c.be,
@@ -1487,7 +1487,15 @@ impl<'a> Session<'a> {
                 req_spec: &self.fe.capture_req,
                 res_spec: &self.fe.capture_res,
             }),
-        ) {
+        );
+        // `http-response set-mark|set-tos`: on the client socket at once (errors ignored).
+        if let Some(m) = self.effects.mark.take() {
+            let _ = self.client.tcp().set_mark(m);
+        }
+        if let Some(t) = self.effects.tos.take() {
+            let _ = self.client.tcp().set_tos(t);
+        }
+        match verdict {
             crate::msg_rules::ResponseVerdict::Unchanged => ResponseRules::Unchanged,
             crate::msg_rules::ResponseVerdict::Rewritten(raw) => ResponseRules::Rewritten(raw),
             crate::msg_rules::ResponseVerdict::Reply(r) => ResponseRules::Reply(r),

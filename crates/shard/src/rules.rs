@@ -58,8 +58,10 @@ pub struct RuleEffects {
     /// `set-mark` / `set-tos` still to apply to the client socket.
     pub mark: std::cell::Cell<Option<u32>>,
     pub tos: std::cell::Cell<Option<u8>>,
-    /// `early-hint` headers of the 103 to send before the final response.
-    pub early_hints: std::cell::RefCell<Vec<(Vec<u8>, Vec<u8>)>>,
+    /// The 103 responses `early-hint` rules built, to send before the final response, and
+    /// whether the last one still takes headers.
+    pub early_hints: std::cell::RefCell<Vec<u8>>,
+    pub hint_open: std::cell::Cell<bool>,
 }
 
 impl RuleEffects {
@@ -73,24 +75,19 @@ impl RuleEffects {
         self.mark.set(None);
         self.tos.set(None);
         self.early_hints.borrow_mut().clear();
+        self.hint_open.set(false);
     }
 
-    /// The 103 Early Hints response of the `early-hint` rules, if any (header names
-    /// lower-cased as haproxy writes them); the hints are taken.
+    /// The 103 Early Hints responses of the `early-hint` rules, if any (taken).
     pub fn take_early_hints(&self) -> Option<Vec<u8>> {
-        let hints = std::mem::take(&mut *self.early_hints.borrow_mut());
+        let mut hints = std::mem::take(&mut *self.early_hints.borrow_mut());
         if hints.is_empty() {
             return None;
         }
-        let mut out = b"HTTP/1.1 103 Early Hints\r\n".to_vec();
-        for (n, v) in hints {
-            out.extend(n.iter().map(u8::to_ascii_lowercase));
-            out.extend_from_slice(b": ");
-            out.extend_from_slice(&v);
-            out.extend_from_slice(b"\r\n");
+        if self.hint_open.replace(false) {
+            hints.extend_from_slice(b"\r\n");
         }
-        out.extend_from_slice(b"\r\n");
-        Some(out)
+        Some(hints)
     }
 }
 
@@ -450,8 +447,20 @@ impl RuleHost for Host<'_> {
             ringlb_rules::Effect::DisableL7Retry => fx.no_l7_retry.set(true),
             ringlb_rules::Effect::SetMark(m) => fx.mark.set(Some(m)),
             ringlb_rules::Effect::SetTos(t) => fx.tos.set(Some(t)),
-            ringlb_rules::Effect::EarlyHint { name, value } => {
-                fx.early_hints.borrow_mut().push((name.to_vec(), value));
+            ringlb_rules::Effect::EarlyHint { name, value, last } => {
+                let mut out = fx.early_hints.borrow_mut();
+                if !fx.hint_open.get() {
+                    out.extend_from_slice(b"HTTP/1.1 103 Early Hints\r\n");
+                }
+                // Header names lower-case, as haproxy writes them.
+                out.extend(name.iter().map(u8::to_ascii_lowercase));
+                out.extend_from_slice(b": ");
+                out.extend_from_slice(&value);
+                out.extend_from_slice(b"\r\n");
+                if last {
+                    out.extend_from_slice(b"\r\n");
+                }
+                fx.hint_open.set(!last);
             }
         }
     }
