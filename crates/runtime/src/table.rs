@@ -237,8 +237,6 @@ pub const NOT_YET: &[Kw] = &[
     Kw::SetMaxconnFrontend,
     Kw::SetMaxconnGlobal,
     Kw::SetRateLimit,
-    Kw::AddServer,
-    Kw::DelServer,
 ];
 
 /// [`usage_message`] over any table (tests run it on HAProxy's full command list).

@@ -132,10 +132,12 @@ fn help_lists_only_what_runs() {
         "  show servers conn [<backend>]",
         "  show ssl cert [<certfile>]",
         "  commit ssl cert <certfile>",
+        "  add server <bk>/<srv>",
+        "  del server <bk>/<srv>",
     ] {
         assert!(help.contains(runs), "{runs:?} missing:\n{help}");
     }
-    for not_yet in ["  show sess ", "  add server ", "  set rate-limit "] {
+    for not_yet in ["  show sess ", "  show errors", "  set rate-limit "] {
         assert!(!help.contains(not_yet), "{not_yet:?} listed:\n{help}");
     }
 }
