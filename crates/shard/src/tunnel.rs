@@ -85,18 +85,25 @@ async fn pump<F: Io, T: Io>(
         };
         let received = match limit {
             None => Ok(from.recv().await),
-            Some(limit) => loop {
-                // Wait at most until `limit` after the last activity in either direction.
-                let waited = last.get().elapsed();
-                let Some(left) = limit.checked_sub(waited) else {
-                    break Err(());
-                };
-                match within(Some(left), from.recv()).await {
-                    Ok(r) => break Ok(r),
-                    Err(_) if last.get().elapsed() >= limit => break Err(()),
-                    Err(_) => continue,
+            Some(limit) => {
+                // One receive stays armed while the deadline moves with the other direction's
+                // activity: cancelling and re-arming it could lose bytes that arrived as it was
+                // cancelled (a completed receive whose future is gone gives its buffer back).
+                let recv = from.recv();
+                futures_lite::pin!(recv);
+                loop {
+                    // Wait at most until `limit` after the last activity in either direction.
+                    let waited = last.get().elapsed();
+                    let Some(left) = limit.checked_sub(waited) else {
+                        break Err(());
+                    };
+                    match within(Some(left), &mut recv).await {
+                        Ok(r) => break Ok(r),
+                        Err(_) if last.get().elapsed() >= limit => break Err(()),
+                        Err(_) => continue,
+                    }
                 }
-            },
+            }
         };
         match received {
             Err(()) => {
