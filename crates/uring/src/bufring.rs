@@ -258,3 +258,48 @@ impl Drop for RecvBuf {
         }
     }
 }
+
+/// Receive completions whose future was dropped (a timeout around a `recv`, a `select`):
+/// kept, in order, for the socket's next receive instead of being lost. One per socket,
+/// shared with the receives in flight (`Hold::Recv`), so a completion that arrives after its
+/// future was dropped still finds it. Buffers still stashed when the last reference goes
+/// return to the pool.
+pub(crate) struct RecvStash {
+    pool: Rc<BufRing>,
+    /// `(result, flags)` of each kept completion, oldest first.
+    done: std::cell::RefCell<std::collections::VecDeque<(i32, u32)>>,
+}
+
+impl RecvStash {
+    pub(crate) fn new(pool: Rc<BufRing>) -> RecvStash {
+        RecvStash {
+            pool,
+            done: std::cell::RefCell::new(std::collections::VecDeque::new()),
+        }
+    }
+
+    /// Keeps a completion unless it only says the receive was cancelled.
+    pub(crate) fn keep(&self, result: i32, flags: u32) {
+        if result != -libc::ECANCELED {
+            self.done.borrow_mut().push_back((result, flags));
+        }
+    }
+
+    pub(crate) fn take(&self) -> Option<(i32, u32)> {
+        self.done.borrow_mut().pop_front()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.done.borrow().is_empty()
+    }
+}
+
+impl Drop for RecvStash {
+    fn drop(&mut self) {
+        for (_, flags) in self.done.get_mut().drain(..) {
+            if let Some(bid) = io_uring::cqueue::buffer_select(flags) {
+                self.pool.recycle(bid);
+            }
+        }
+    }
+}

@@ -26,6 +26,9 @@ pub(crate) enum Hold {
     /// A pipe a splice reads or writes: held (never read) so its descriptors stay open until the
     /// completion.
     Pipe(#[allow(dead_code)] Rc<crate::pipe::PipeFds>),
+    /// A receive into the provided-buffer pool: where its completion goes if its future is
+    /// dropped first.
+    Recv(Rc<crate::bufring::RecvStash>),
 }
 
 enum Slot {
@@ -277,9 +280,22 @@ impl Ring {
                 let cancel = io_uring::opcode::AsyncCancel::new(idx as u64).build();
                 self.push_raw(cancel.user_data(UNTRACKED));
             }
-            Slot::Done { hold, .. } => {
+            Slot::Done {
+                hold,
+                result,
+                flags,
+            } => {
                 drop(slots.release(idx));
-                drop(hold);
+                match hold {
+                    // Completed but never taken: the bytes wait for the socket's next receive.
+                    Hold::Recv(stash) => stash.keep(result, flags),
+                    other => {
+                        if let Some(bid) = cqueue::buffer_select(flags) {
+                            self.inner.pool.recycle(bid);
+                        }
+                        drop(other);
+                    }
+                }
             }
             other => *slot = other,
         }
@@ -336,7 +352,11 @@ impl Inner {
                     }
                     Slot::Orphan { hold } => {
                         self.in_flight.set(self.in_flight.get().saturating_sub(1));
-                        if let Some(bid) = cqueue::buffer_select(flags) {
+                        if let Hold::Recv(stash) = &hold {
+                            // Completed after its future was dropped: kept for the next
+                            // receive on the socket (nothing if the cancel won).
+                            stash.keep(result, flags);
+                        } else if let Some(bid) = cqueue::buffer_select(flags) {
                             self.pool.recycle(bid);
                         }
                         if result >= 0 && is_accept_like(&hold) {

@@ -4,9 +4,11 @@ use std::io;
 use std::mem::{size_of, ManuallyDrop, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::rc::Rc;
 
 use io_uring::{cqueue, opcode, squeue, types::Fd};
 
+use crate::bufring::RecvStash;
 use crate::driver::{Hold, Ring};
 use crate::op::{Op, SendBuf};
 use crate::{Pipe, RecvBuf};
@@ -292,6 +294,7 @@ impl TcpListener {
         let _ = set_int_opt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
         Ok(TcpStream {
             ring: self.ring.clone(),
+            stash: Rc::new(RecvStash::new(self.ring.inner.pool.clone())),
             fd: ManuallyDrop::new(fd),
             peer,
             local: None,
@@ -317,6 +320,9 @@ fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
 /// A connected TCP socket whose reads and writes go through the shard's ring.
 pub struct TcpStream {
     ring: Ring,
+    /// Receives whose future was dropped after their bytes arrived (one small allocation per
+    /// connection, so that no timeout or `select` around `recv` can lose bytes).
+    stash: Rc<RecvStash>,
     /// Closed through the ring on drop (see `Ring::close_fd`).
     fd: ManuallyDrop<OwnedFd>,
     peer: Option<SocketAddr>,
@@ -412,6 +418,7 @@ impl TcpStream {
         // is closed through the ring, after the queued connect.
         let stream = TcpStream {
             ring: ring.clone(),
+            stash: Rc::new(RecvStash::new(ring.inner.pool.clone())),
             fd: ManuallyDrop::new(fd),
             peer: Some(addr),
             local: None,
@@ -542,7 +549,11 @@ impl TcpStream {
     /// Receives whatever arrives next into a buffer the kernel picks from the shard's pool (so a
     /// connection waiting here holds no buffer). `Ok(None)` is end of stream.
     pub async fn recv(&self) -> io::Result<Option<RecvBuf>> {
-        let pool = self.ring.inner.pool.clone();
+        // Bytes a dropped receive left behind come first.
+        if let Some((result, flags)) = self.stash.take() {
+            return self.received(result, flags).await;
+        }
+        let pool = &self.ring.inner.pool;
         let entry = opcode::Recv::new(
             Fd(self.fd.as_raw_fd()),
             std::ptr::null_mut(),
@@ -551,23 +562,36 @@ impl TcpStream {
         .buf_group(pool.group)
         .build()
         .flags(squeue::Flags::BUFFER_SELECT);
-        let c = Op::submit(&self.ring, entry, Hold::None).await;
-        if c.result == -libc::ENOBUFS {
+        let c = Op::submit(&self.ring, entry, Hold::Recv(self.stash.clone())).await;
+        if !self.stash.is_empty() {
+            // An earlier, dropped receive completed while this one waited: its bytes are older.
+            self.stash.keep(c.result, c.flags);
+            if let Some((result, flags)) = self.stash.take() {
+                return self.received(result, flags).await;
+            }
+        }
+        self.received(c.result, c.flags).await
+    }
+
+    /// A receive's completion as what `recv` returns.
+    async fn received(&self, result: i32, flags: u32) -> io::Result<Option<RecvBuf>> {
+        let pool = self.ring.inner.pool.clone();
+        if result == -libc::ENOBUFS {
             // Pool exhausted: fall back to a heap buffer for this read.
             return self.recv_heap(pool.buf_size()).await;
         }
-        if c.result < 0 {
-            return Err(io::Error::from_raw_os_error(-c.result));
+        if result < 0 {
+            return Err(io::Error::from_raw_os_error(-result));
         }
-        let Some(bid) = cqueue::buffer_select(c.flags) else {
-            return if c.result == 0 {
+        let Some(bid) = cqueue::buffer_select(flags) else {
+            return if result == 0 {
                 Ok(None)
             } else {
                 Err(io::Error::other("recv completed without a buffer"))
             };
         };
-        let buf = RecvBuf::from_ring(pool, bid, c.result as usize);
-        if c.result == 0 {
+        let buf = RecvBuf::from_ring(pool, bid, result as usize);
+        if result == 0 {
             return Ok(None);
         }
         Ok(Some(buf))

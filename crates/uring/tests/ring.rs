@@ -112,6 +112,52 @@ fn dropping_a_pending_recv_cancels_it_and_the_socket_stays_usable() {
     });
 }
 
+/// A receive whose bytes arrived but whose future was dropped before it saw them (a timeout
+/// around `recv` firing at that moment): the bytes are not lost, the next receive gets them,
+/// in order, and the pool gets every buffer back.
+#[test]
+fn bytes_of_a_dropped_completed_recv_go_to_the_next_recv() {
+    run(|| async {
+        let ring = Ring::new(64, 16, 4096).unwrap();
+        ring.spawn_driver().unwrap();
+        let (l, addr) = listener(&ring);
+        let a = TcpStream::connect(&ring, addr).await.unwrap();
+        let b = l.accept().await.unwrap();
+        {
+            let recv = b.recv();
+            futures_lite::pin!(recv);
+            // Armed (submitted), not complete.
+            assert!(future::poll_once(&mut recv).await.is_none());
+            let (r, _) = a.send_all(SendBuf::from_vec(b"first".to_vec())).await;
+            r.unwrap();
+            // The completion is reaped into its slot; the future is dropped unpolled.
+            glommio::timer::sleep(Duration::from_millis(30)).await;
+            assert_eq!(ring.in_flight(), 0);
+        }
+        let (r, _) = a.send_all(SendBuf::from_vec(b"second".to_vec())).await;
+        r.unwrap();
+        let got = b.recv().await.unwrap().unwrap();
+        assert_eq!(got.bytes(), b"first");
+        drop(got);
+        let got = b.recv().await.unwrap().unwrap();
+        assert_eq!(got.bytes(), b"second");
+        drop(got);
+        assert_eq!(ring.buffers_lent(), 0);
+        // A stash still holding bytes when the socket goes gives its buffer back too.
+        {
+            let recv = b.recv();
+            futures_lite::pin!(recv);
+            assert!(future::poll_once(&mut recv).await.is_none());
+            let (r, _) = a.send_all(SendBuf::from_vec(b"left".to_vec())).await;
+            r.unwrap();
+            glommio::timer::sleep(Duration::from_millis(30)).await;
+        }
+        drop(b);
+        glommio::timer::sleep(Duration::from_millis(10)).await;
+        assert_eq!(ring.buffers_lent(), 0);
+    });
+}
+
 #[test]
 fn exhausted_buffer_pool_falls_back_to_heap_buffers() {
     run(|| async {
