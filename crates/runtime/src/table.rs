@@ -231,12 +231,6 @@ pub const NOT_YET: &[Kw] = &[
     Kw::ShowErrors,
     Kw::ShowActivity,
     Kw::ShowPools,
-    Kw::ShutdownFrontend,
-    Kw::DisableFrontend,
-    Kw::EnableFrontend,
-    Kw::SetMaxconnFrontend,
-    Kw::SetMaxconnGlobal,
-    Kw::SetRateLimit,
 ];
 
 /// [`usage_message`] over any table (tests run it on HAProxy's full command list).

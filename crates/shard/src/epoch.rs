@@ -159,8 +159,29 @@ impl ShardState {
         st.stick_dirty = self.stick_dirty.clone();
         st.proc_vars = self.proc_vars.clone();
         st.next_lease_id.set(self.next_lease_id.get());
+        st.carry_limits(self);
         st.adopt_idle(self);
         st
+    }
+
+    /// Runtime-socket limits and frontend states survive a reload (frontends by name).
+    fn carry_limits(&self, old: &ShardState) {
+        let (l, o) = (&self.limits, &old.limits);
+        l.maxconn.set(o.maxconn.get());
+        l.conn_rate.set(o.conn_rate.get());
+        l.sess_rate.set(o.sess_rate.get());
+        l.ssl_rate.set(o.ssl_rate.get());
+        for (fi, fe) in self.topo.frontends.iter().enumerate() {
+            let Some(ofi) = old.topo.frontends.iter().position(|f| f.name == fe.name) else {
+                continue;
+            };
+            if let (Some(c), Some(v)) = (l.fe_maxconn.get(fi), o.fe_maxconn.get(ofi)) {
+                c.set(v.get());
+            }
+            if let (Some(c), Some(v)) = (l.fe_state.get(fi), o.fe_state.get(ofi)) {
+                c.set(v.get());
+            }
+        }
     }
 
     /// Moves `old`'s idle server connections to the servers of the same backend and name

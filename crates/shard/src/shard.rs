@@ -186,6 +186,10 @@ async fn run(cfg: ShardConfig) {
                         .detach();
                     }
                     ControlMsg::SoftStop | ControlMsg::HardStop => core.stop_all(&msg),
+                    ControlMsg::SetFrontendState { frontend, .. } => {
+                        state.apply(&msg);
+                        core.sync_listeners(frontend);
+                    }
                     other => state.apply(&other),
                 }
             }
@@ -266,6 +270,42 @@ struct Core {
 impl Core {
     fn current(&self) -> Epoch {
         self.current.borrow().clone()
+    }
+
+    /// Applies a frontend's runtime state to this shard's listening sockets of it, as
+    /// haproxy pauses a listener: `shutdown(SHUT_RD)` takes the socket out of the kernel's
+    /// reuseport group (new clients are refused, a pending accept fails and the accept loop
+    /// waits), `listen()` puts it back. A stopped frontend's accept loops end and close them.
+    fn sync_listeners(&self, frontend: usize) {
+        let epoch = self.current();
+        let state = &epoch.ctx.state;
+        let run = state.limits.frontend(frontend);
+        for slot in self.slots.borrow().iter() {
+            let (fi, bi) = slot.at.get();
+            if fi != frontend || slot.retired.get() {
+                continue;
+            }
+            let was = slot.paused.replace(run != crate::state::FrontendRun::Ready);
+            if was == slot.paused.get() {
+                continue;
+            }
+            let fd = slot.fd;
+            // SAFETY: plain syscalls on the listening socket this slot's accept loop owns (a
+            // slot is dropped from `slots` before its socket closes).
+            unsafe {
+                if slot.paused.get() {
+                    libc::shutdown(fd, libc::SHUT_RD);
+                } else {
+                    let backlog = state
+                        .topo
+                        .frontends
+                        .get(fi)
+                        .and_then(|f| f.binds.get(bi))
+                        .map_or(1024, |b| b.listen.backlog);
+                    libc::listen(fd, backlog);
+                }
+            }
+        }
     }
 
     fn stop_all(&self, msg: &ControlMsg) {
@@ -387,6 +427,10 @@ struct Slot {
     retire: Notify,
     /// Connections accepted on this socket (the bind's `maxconn` share).
     conns: Rc<std::cell::Cell<u32>>,
+    /// The listening socket, for `disable|enable frontend` (`Core::sync_listeners`).
+    fd: std::os::fd::RawFd,
+    /// The socket is shut down for reading (frontend paused or stopped).
+    paused: std::cell::Cell<bool>,
 }
 
 struct Bound {
@@ -447,6 +491,7 @@ fn bind_epoch(core: &Core, topology: &Topology, state: &ShardState, kept: &[Rc<S
                     // Accepted sockets inherit the listener's buffer sizes.
                     let bufs = topology.ops.sock_bufs;
                     crate::ops::apply_buffers(&fd, bufs.rcv_client, bufs.snd_client);
+                    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
                     let listener = TcpListener::from_fd(&core.ring, fd);
                     let slot = Rc::new(Slot {
                         key,
@@ -454,6 +499,8 @@ fn bind_epoch(core: &Core, topology: &Topology, state: &ShardState, kept: &[Rc<S
                         retired: std::cell::Cell::new(false),
                         retire: Notify::default(),
                         conns: Rc::default(),
+                        fd: raw,
+                        paused: std::cell::Cell::new(false),
                     });
                     out.slots.push(slot.clone());
                     out.fresh.push((slot, (listener, tls)));
@@ -546,14 +593,41 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
         let Some(fe) = state.topo.frontends.get(frontend) else {
             return;
         };
+        // `disable frontend`: wait for `enable`; `shutdown frontend`: close the socket.
+        match state.limits.frontend(frontend) {
+            crate::state::FrontendRun::Stopped => return,
+            crate::state::FrontendRun::Paused => {
+                if stopped() {
+                    return;
+                }
+                poll_fn(|cx| {
+                    if stopped()
+                        || state.limits.frontend(frontend) != crate::state::FrontendRun::Paused
+                    {
+                        Poll::Ready(())
+                    } else {
+                        state.conn_closed.borrow_mut().push(cx.waker().clone());
+                        Poll::Pending
+                    }
+                })
+                .await;
+                continue;
+            }
+            crate::state::FrontendRun::Ready => {}
+        }
         let bind_maxconn = fe.binds.get(bind).map_or(0, |b| b.maxconn);
-        let fe_share = crate::state::share(fe.maxconn, nshards);
+        let fe_maxconn = state
+            .limits
+            .fe_maxconn
+            .get(frontend)
+            .map_or(fe.maxconn, std::cell::Cell::get);
+        let fe_share = crate::state::share(fe_maxconn, nshards);
         let bind_share = crate::state::share(bind_maxconn, nshards);
         // `maxsslconn`/`maxsslrate` apply to TLS binds only, each shard taking its share.
         let (ssl_share, ssl_rate_share) = if tls {
             (
                 crate::state::share(state.topo.maxsslconn, nshards),
-                crate::state::share(state.topo.maxsslrate, nshards),
+                crate::state::share(state.limits.ssl_rate.get(), nshards),
             )
         } else {
             (0, 0)
@@ -566,8 +640,10 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
             let full = |cur: u32, lim: u32| lim > 0 && cur >= lim;
             let fe_cur = epoch.fe_conns.get(frontend).map_or(0, |c| c.get());
             if stopped()
-                || !(full(state.conns.get(), state.maxconn_share)
-                    || full(fe_cur, fe_share)
+                || !(full(
+                    state.conns.get(),
+                    crate::state::share(state.limits.maxconn.get(), nshards),
+                ) || full(fe_cur, fe_share)
                     || full(bind_conns.get(), bind_share)
                     || full(state.ssl_conns.get(), ssl_share))
             {
@@ -579,6 +655,12 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
         })
         .await;
         let fe_rate = epoch.fe_rates.get(frontend);
+        {
+            // `set rate-limit ... global`: this shard's share of the current totals.
+            let mut r = core.rates.borrow_mut();
+            r[0].set_limit(crate::state::share(state.limits.conn_rate.get(), nshards));
+            r[1].set_limit(crate::state::share(state.limits.sess_rate.get(), nshards));
+        }
         wait_for_rate(&core.rates, fe_rate, &core.stop).await;
         // A retired socket (its bind left the configuration) drains like a soft stop.
         let soft = || slot.retired.get() || state.run.get() == RunState::SoftStopping;

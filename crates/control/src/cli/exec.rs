@@ -348,7 +348,48 @@ fn supported(c: &ServerChange) -> bool {
             | ServerChange::Addr { .. }
             | ServerChange::Add { .. }
             | ServerChange::Del { .. }
+            | ServerChange::FrontendState { .. }
+            | ServerChange::FrontendMaxconn { .. }
+            | ServerChange::GlobalMaxconn { .. }
+    ) || matches!(
+        c,
+        ServerChange::RateLimit { what, .. } if *what != ringlb_runtime::command::RateLimit::HttpCompression
     )
+}
+
+/// The message of a frontend or process-wide change (`None` for server changes).
+fn process_msg(ctx: &Ctx, c: &ServerChange) -> Option<ControlMsg> {
+    use ringlb_shard::state::{FrontendRun, GlobalLimit};
+    let fe_index = |name: &str| ctx.topo().frontends.iter().position(|f| f.name == name);
+    Some(match c {
+        ServerChange::FrontendState { frontend, state } => ControlMsg::SetFrontendState {
+            frontend: fe_index(frontend)?,
+            state: match state {
+                ringlb_runtime::FrontendState::Ready => FrontendRun::Ready,
+                ringlb_runtime::FrontendState::Paused => FrontendRun::Paused,
+                ringlb_runtime::FrontendState::Stopped => FrontendRun::Stopped,
+            },
+        },
+        ServerChange::FrontendMaxconn { frontend, maxconn } => ControlMsg::SetFrontendMaxconn {
+            frontend: fe_index(frontend)?,
+            maxconn: *maxconn,
+        },
+        // No value (0): back to the hard limit, as haproxy.
+        ServerChange::GlobalMaxconn { maxconn } => ControlMsg::SetGlobalLimit {
+            limit: GlobalLimit::Maxconn,
+            value: maxconn.unwrap_or(ctx.table.borrow().hard_maxconn),
+        },
+        ServerChange::RateLimit { what, value } => ControlMsg::SetGlobalLimit {
+            limit: match what {
+                ringlb_runtime::command::RateLimit::Connections => GlobalLimit::ConnRate,
+                ringlb_runtime::command::RateLimit::Sessions => GlobalLimit::SessRate,
+                ringlb_runtime::command::RateLimit::SslSessions => GlobalLimit::SslRate,
+                ringlb_runtime::command::RateLimit::HttpCompression => return None,
+            },
+            value: *value,
+        },
+        _ => return None,
+    })
 }
 
 async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
@@ -367,6 +408,20 @@ async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
         return not_supported(p);
     };
     if !outcome.changes.iter().all(supported) {
+        if outcome.changes.iter().any(|c| {
+            matches!(
+                c,
+                ServerChange::RateLimit {
+                    what: ringlb_runtime::command::RateLimit::HttpCompression,
+                    ..
+                }
+            )
+        }) {
+            // haproxy limits its compression bandwidth; ringlb does not compress.
+            return Reply::err(
+                "'set rate-limit http-compression global' is not supported: ringlb does not compress responses.\n",
+            );
+        }
         // `set server` works for most operations: name the one that does not.
         if let [set, server, _, op, ..] = p.words.as_slice() {
             if set == "set" && server == "server" {
@@ -378,6 +433,11 @@ async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
         return not_supported(p);
     }
     for c in &outcome.changes {
+        if let Some(m) = process_msg(ctx, c) {
+            ctx.table.borrow_mut().apply_change(c);
+            ctx.bus.send(m).await;
+            continue;
+        }
         if let ServerChange::Add { .. } = c {
             if let Err(e) = super::dynamic::add(ctx, c).await {
                 return e;

@@ -1,0 +1,266 @@
+//! Runtime-socket commands that change frontends and process limits (issue #10): `disable`,
+//! `enable` and `shutdown frontend`, `set maxconn frontend|global`, `set rate-limit`. The real
+//! `ringlb` binary with two shards, and haproxy 2.6 on the same config as the reference for
+//! the replies and the `show stat` / `show info` fields they change.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ringlb_testkit::{
+    free_addr, haproxy_available, http_get, runtime_command, wait_until, ChildGuard, Haproxy,
+    Origins, Ringlb, TempDir,
+};
+
+const WAIT: Duration = Duration::from_secs(10);
+
+struct Proxy {
+    _dir: TempDir,
+    _child: ChildGuard,
+    front: SocketAddr,
+    sock: PathBuf,
+}
+
+/// `haproxy` or `ringlb` on one config: frontend `fe` (maxconn 50) to the origin, global
+/// maxconn 100, two threads / shards.
+fn start(haproxy: bool, origin: SocketAddr) -> Proxy {
+    let dir = TempDir::new(if haproxy { "rtcmd-hx" } else { "rtcmd-rl" });
+    let front = free_addr();
+    let sock = dir.join("admin.sock");
+    let cfg = format!(
+        "global\n    nbthread 2\n    maxconn 100\n    stats socket {} level admin\n\
+         defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n    bind {front}\n    maxconn 50\n    default_backend be\n\
+         backend be\n    server s1 {origin}\n",
+        sock.display()
+    );
+    let path = dir.join("proxy.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let child = if haproxy {
+        Haproxy::start(&path, &[front])
+    } else {
+        Ringlb::start(&path, &[front])
+    };
+    Proxy {
+        _dir: dir,
+        _child: child,
+        front,
+        sock,
+    }
+}
+
+fn cli(sock: &Path, cmd: &str) -> String {
+    runtime_command(sock, cmd).unwrap()
+}
+
+/// `show stat` columns `status` and `slim` of the FRONTEND row.
+fn fe_row(sock: &Path) -> (String, String) {
+    let out = cli(sock, "show stat");
+    let header: Vec<&str> = out.lines().next().unwrap().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let row: Vec<&str> = out
+        .lines()
+        .find(|l| l.starts_with("fe,FRONTEND,"))
+        .unwrap()
+        .split(',')
+        .collect();
+    (row[col("status")].to_string(), row[col("slim")].to_string())
+}
+
+/// Whether a new connection to `front` is refused, tried enough times to reach both shards.
+fn refused(front: SocketAddr) -> bool {
+    (0..8).all(|_| TcpStream::connect_timeout(&front, Duration::from_secs(2)).is_err())
+}
+
+/// The command script both proxies run, with what each prints and the state after it.
+const FRONTEND_SCRIPT: &[&str] = &[
+    "disable frontend fe",
+    "disable frontend fe",
+    "enable frontend fe",
+    "enable frontend fe",
+    "disable frontend nope",
+    "set maxconn frontend fe 7",
+    "set maxconn frontend nope 3",
+    "set maxconn frontend fe",
+    "set maxconn frontend fe -1",
+    "shutdown frontend fe",
+    "enable frontend fe",
+    "disable frontend fe",
+    "shutdown frontend fe",
+];
+
+/// Runs [`FRONTEND_SCRIPT`], checking traffic along the way; returns every reply and the
+/// frontend's `show stat` status after each command.
+fn frontend_script(p: &Proxy) -> Vec<(String, String, (String, String))> {
+    assert_eq!(http_get(p.front, "/", &[]).unwrap().status, 200);
+    let mut out = Vec::new();
+    for cmd in FRONTEND_SCRIPT {
+        let reply = cli(&p.sock, cmd);
+        let row = fe_row(&p.sock);
+        match *cmd {
+            "disable frontend fe" if row.0 == "PAUSED" => {
+                assert!(refused(p.front), "{cmd}: connections still accepted");
+            }
+            "enable frontend fe" if row.0 == "OPEN" => {
+                for _ in 0..8 {
+                    assert_eq!(http_get(p.front, "/", &[]).unwrap().status, 200, "{cmd}");
+                }
+            }
+            "shutdown frontend fe" => assert!(refused(p.front), "{cmd}: still accepting"),
+            _ => {}
+        }
+        out.push((cmd.to_string(), reply, row));
+    }
+    out
+}
+
+#[test]
+fn disable_enable_shutdown_frontend_and_maxconn_frontend_as_haproxy() {
+    let origins = Origins::start(1);
+    let origin = origins.get(0).addr();
+    let rl = frontend_script(&start(false, origin));
+    // The transitions ringlb must show whatever haproxy does.
+    let status: Vec<&str> = rl.iter().map(|(_, _, (s, _))| s.as_str()).collect();
+    assert_eq!(
+        status,
+        [
+            "PAUSED", "PAUSED", "OPEN", "OPEN", "OPEN", "OPEN", "OPEN", "OPEN", "OPEN", "STOP",
+            "STOP", "STOP", "STOP"
+        ]
+    );
+    assert_eq!(rl[1].1, "All sockets are already disabled.\n\n");
+    assert_eq!(rl[5].2 .1, "7", "slim follows set maxconn frontend");
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: ringlb checked alone");
+        return;
+    }
+    let hx = frontend_script(&start(true, origin));
+    for (r, h) in rl.iter().zip(&hx) {
+        assert_eq!(r, h, "ringlb vs haproxy after `{}`", r.0);
+    }
+}
+
+/// `show info` lines that the limits commands change.
+fn info_limits(sock: &Path) -> Vec<String> {
+    cli(sock, "show info")
+        .lines()
+        .filter(|l| {
+            [
+                "Maxconn:",
+                "Hard_maxconn:",
+                "ConnRateLimit:",
+                "SessRateLimit:",
+                "SslRateLimit:",
+            ]
+            .iter()
+            .any(|k| l.starts_with(k))
+        })
+        .map(str::to_string)
+        .collect()
+}
+
+const LIMITS_SCRIPT: &[&str] = &[
+    "set maxconn global 40",
+    "set rate-limit connections global 33",
+    "set rate-limit sessions global 22",
+    "set rate-limit ssl-sessions global 11",
+    "show info",
+    "set maxconn global 1000",
+    "set maxconn global",
+    "set rate-limit connections global",
+    "set rate-limit bogus global 3",
+    "set maxconn global 0",
+    "show info",
+];
+
+fn limits_script(p: &Proxy) -> Vec<(String, String)> {
+    LIMITS_SCRIPT
+        .iter()
+        .map(|cmd| {
+            let reply = if *cmd == "show info" {
+                info_limits(&p.sock).join("\n")
+            } else {
+                cli(&p.sock, cmd)
+            };
+            (cmd.to_string(), reply)
+        })
+        .collect()
+}
+
+#[test]
+fn global_limits_in_show_info_as_haproxy() {
+    let origins = Origins::start(1);
+    let origin = origins.get(0).addr();
+    let rl = limits_script(&start(false, origin));
+    assert_eq!(
+        rl[4].1,
+        "Maxconn: 40\nHard_maxconn: 100\nConnRateLimit: 33\nSessRateLimit: 22\nSslRateLimit: 11"
+    );
+    // `set maxconn global 0`: back to the hard limit.
+    assert!(rl[10].1.starts_with("Maxconn: 100\n"), "{}", rl[10].1);
+    // ringlb does not compress: said clearly rather than accepted and ignored.
+    let p = start(false, origin);
+    let r = cli(&p.sock, "set rate-limit http-compression global 5");
+    assert!(r.contains("not supported"), "{r}");
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: ringlb checked alone");
+        return;
+    }
+    let hx = limits_script(&start(true, origin));
+    assert_eq!(rl, hx);
+}
+
+/// A GET sent on `s`, whose answer bumps `answered` (the connection stays open).
+fn get_in_background(mut s: TcpStream, answered: Arc<AtomicUsize>) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        s.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let mut buf = [0u8; 256];
+        if let Ok(n) = s.read(&mut buf) {
+            if n > 0 && buf.starts_with(b"HTTP/1.1 200") {
+                answered.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        // Held open until the test ends: it counts against the frontend's maxconn.
+        let _ = s.read(&mut buf);
+    })
+}
+
+#[test]
+fn set_maxconn_frontend_limits_and_raising_it_wakes_the_accepts() {
+    let origins = Origins::start(1);
+    let p = start(false, origins.get(0).addr());
+    // Two shards: one connection each at most.
+    assert_eq!(cli(&p.sock, "set maxconn frontend fe 2"), "\n");
+    let answered = Arc::new(AtomicUsize::new(0));
+    let mut threads = Vec::new();
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let s = TcpStream::connect(p.front).unwrap();
+        held.push(s.try_clone().unwrap());
+        threads.push(get_in_background(s, answered.clone()));
+    }
+    assert!(wait_until(WAIT, || answered.load(Ordering::SeqCst) >= 1));
+    // The third connection waits in the backlog whatever the shards got.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(answered.load(Ordering::SeqCst) <= 2, "maxconn 2 exceeded");
+    let (_, slim) = fe_row(&p.sock);
+    assert_eq!(slim, "2");
+    assert_eq!(cli(&p.sock, "set maxconn frontend fe 100"), "\n");
+    assert!(
+        wait_until(WAIT, || answered.load(Ordering::SeqCst) == 3),
+        "the waiting connection was not accepted after raising maxconn"
+    );
+    for s in &held {
+        let _ = s.shutdown(std::net::Shutdown::Both);
+    }
+    for t in threads {
+        t.join().unwrap();
+    }
+}
