@@ -264,3 +264,76 @@ fn set_maxconn_frontend_limits_and_raising_it_wakes_the_accepts() {
         t.join().unwrap();
     }
 }
+
+/// Status of `be/s1` in `show stat`.
+fn s1_status(sock: &Path) -> String {
+    let out = cli(sock, "show stat");
+    let header: Vec<&str> = out.lines().next().unwrap().split(',').collect();
+    let col = header.iter().position(|h| *h == "status").unwrap();
+    out.lines()
+        .find(|l| l.starts_with("be,s1,"))
+        .map(|l| l.split(',').nth(col).unwrap().to_string())
+        .unwrap()
+}
+
+/// A server whose traffic port is closed, checked every 100 ms: `set server ... check-port`
+/// moves its checks to a port that answers, and it comes UP.
+fn check_port_script(haproxy: bool, open: SocketAddr) -> Vec<String> {
+    let dir = TempDir::new(if haproxy { "rtcp-hx" } else { "rtcp-rl" });
+    let front = free_addr();
+    let closed = free_addr();
+    let sock = dir.join("admin.sock");
+    let cfg = format!(
+        "global\n    nbthread 2\n    stats socket {} level admin\n\
+         defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    timeout check 1s\n\
+         frontend fe\n    bind {front}\n    default_backend be\n\
+         backend be\n    server s1 {closed} check inter 100 fall 1 rise 1\n    server s2 {closed}\n",
+        sock.display()
+    );
+    let path = dir.join("proxy.cfg");
+    std::fs::write(&path, cfg).unwrap();
+    let _child = if haproxy {
+        Haproxy::start(&path, &[front])
+    } else {
+        Ringlb::start(&path, &[front])
+    };
+    assert!(wait_until(WAIT, || s1_status(&sock) == "DOWN"));
+    let mut out = Vec::new();
+    for cmd in [
+        "set server be/s1 check-port",
+        "set server be/s1 check-port 0",
+        "set server be/s1 check-port 70000",
+        "set server be/s2 check-port 80",
+        "set server be/s1 check-port 70000",
+    ] {
+        out.push(cli(&sock, cmd));
+    }
+    assert_eq!(s1_status(&sock), "DOWN");
+    out.push(cli(
+        &sock,
+        &format!("set server be/s1 check-port {}", open.port()),
+    ));
+    assert!(
+        wait_until(WAIT, || s1_status(&sock) == "UP"),
+        "checks did not move to the new port"
+    );
+    // `srv_check_port` (22nd field) of `show servers state`.
+    let state = cli(&sock, "show servers state be");
+    let row = state.lines().find(|l| l.contains(" s1 ")).unwrap();
+    out.push(row.split(' ').nth(21).unwrap().to_string());
+    out
+}
+
+#[test]
+fn set_server_check_port_moves_the_checks_as_haproxy() {
+    let origins = Origins::start(1);
+    let open = origins.get(0).addr();
+    let rl = check_port_script(false, open);
+    assert_eq!(rl[0], "set server <b>/<s> check-port requires a port.\n\n");
+    assert_eq!(rl[6], open.port().to_string());
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: ringlb checked alone");
+        return;
+    }
+    assert_eq!(rl, check_port_script(true, open));
+}

@@ -345,6 +345,7 @@ fn supported(c: &ServerChange) -> bool {
             | ServerChange::Agent { .. }
             | ServerChange::Maxconn { .. }
             | ServerChange::CheckEnabled { .. }
+            | ServerChange::CheckPort { .. }
             | ServerChange::Addr { .. }
             | ServerChange::Add { .. }
             | ServerChange::Del { .. }
@@ -500,6 +501,9 @@ fn names(c: &ServerChange) -> (&str, &str) {
         | ServerChange::CheckEnabled {
             backend, server, ..
         }
+        | ServerChange::CheckPort {
+            backend, server, ..
+        }
         | ServerChange::Addr {
             backend, server, ..
         }
@@ -574,6 +578,12 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
                 backend: b,
                 server: s,
             }]
+        }
+        ServerChange::CheckPort { port, .. } => {
+            if let Some(h) = &ctx.checks {
+                h.set_check_port(b, s, *port);
+            }
+            Vec::new()
         }
         ServerChange::CheckEnabled { agent, enabled, .. } => {
             if let Some(h) = &ctx.checks {
