@@ -337,3 +337,44 @@ fn set_server_check_port_moves_the_checks_as_haproxy() {
     }
     assert_eq!(rl, check_port_script(true, open));
 }
+
+/// `show errors` replies with the date masked.
+fn show_errors_script(p: &Proxy) -> Vec<String> {
+    [
+        "show errors",
+        "show errors fe response",
+        "show errors nope",
+        "show errors -1 request",
+        "show errors 9",
+    ]
+    .iter()
+    .map(|cmd| {
+        let r = cli(&p.sock, cmd);
+        match (r.find('['), r.find(']')) {
+            (Some(a), Some(b)) if a < b => format!("{}[DATE]{}", &r[..a], &r[b + 1..]),
+            _ => r,
+        }
+    })
+    .collect()
+}
+
+#[test]
+fn show_errors_without_captures_as_haproxy() {
+    let origins = Origins::start(1);
+    let origin = origins.get(0).addr();
+    let p = start(false, origin);
+    let rl = show_errors_script(&p);
+    assert_eq!(rl[0], "Total events captured on [DATE] : 0\n\n");
+    assert_eq!(rl[2], "No such proxy.\n\n");
+    // The date is haproxy's: `[dd/Mon/yyyy:hh:mm:ss.mmm]`.
+    let raw = cli(&p.sock, "show errors");
+    let date = &raw[raw.find('[').unwrap() + 1..raw.find(']').unwrap()];
+    assert_eq!(date.len(), 24, "{date}");
+    assert_eq!(&date[2..3], "/");
+    assert_eq!(&date[20..21], ".");
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: ringlb checked alone");
+        return;
+    }
+    assert_eq!(rl, show_errors_script(&start(true, origin)));
+}

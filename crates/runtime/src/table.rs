@@ -228,7 +228,6 @@ pub fn usage_message(args: &[String]) -> Reply {
 pub const NOT_YET: &[Kw] = &[
     Kw::ShowSess,
     Kw::ShutdownSession,
-    Kw::ShowErrors,
     Kw::ShowActivity,
     Kw::ShowPools,
 ];
