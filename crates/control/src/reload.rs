@@ -223,6 +223,23 @@ fn swap_cli(ctx: &Ctx, cli: CliPlan, old_mirror: &ShardState, topo: &Topology, n
     let new_mirror = ctx.bus.mirror();
     {
         let old = ctx.table.borrow();
+        // Frontend states and a maxconn set at run time (`carry_over` sends them to the
+        // shards).
+        for fe in &mut table.frontends {
+            let Some(ofe) = old.frontends.iter().find(|f| f.name == fe.name) else {
+                continue;
+            };
+            fe.state = ofe.state;
+            let configured = old_mirror
+                .topo
+                .frontends
+                .iter()
+                .find(|f| f.name == fe.name)
+                .map(|f| f.maxconn);
+            if configured != Some(ofe.maxconn) {
+                fe.maxconn = ofe.maxconn;
+            }
+        }
         for be in &mut table.backends {
             let Some(obe) = old.backends.iter().find(|b| b.name == be.name) else {
                 continue;

@@ -33,13 +33,7 @@ fn start(haproxy: bool, origin: SocketAddr) -> Proxy {
     let dir = TempDir::new(if haproxy { "rtcmd-hx" } else { "rtcmd-rl" });
     let front = free_addr();
     let sock = dir.join("admin.sock");
-    let cfg = format!(
-        "global\n    nbthread 2\n    maxconn 100\n    stats socket {} level admin\n\
-         defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
-         frontend fe\n    bind {front}\n    maxconn 50\n    default_backend be\n\
-         backend be\n    server s1 {origin}\n",
-        sock.display()
-    );
+    let cfg = config(&sock, &[front], origin);
     let path = dir.join("proxy.cfg");
     std::fs::write(&path, cfg).unwrap();
     let child = if haproxy {
@@ -53,6 +47,18 @@ fn start(haproxy: bool, origin: SocketAddr) -> Proxy {
         front,
         sock,
     }
+}
+
+/// The config of [`start`], frontend `fe` listening on `binds`.
+fn config(sock: &Path, binds: &[SocketAddr], origin: SocketAddr) -> String {
+    let binds: String = binds.iter().map(|b| format!("    bind {b}\n")).collect();
+    format!(
+        "global\n    nbthread 2\n    maxconn 100\n    stats socket {} level admin\n\
+         defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+         frontend fe\n{binds}    maxconn 50\n    default_backend be\n\
+         backend be\n    server s1 {origin}\n",
+        sock.display()
+    )
 }
 
 fn cli(sock: &Path, cmd: &str) -> String {
@@ -377,4 +383,36 @@ fn show_errors_without_captures_as_haproxy() {
         return;
     }
     assert_eq!(rl, show_errors_script(&start(true, origin)));
+}
+
+/// ringlb's in-process reload keeps what the runtime socket changed: a paused frontend stays
+/// paused (its new listener too), the limits stay.
+#[test]
+fn frontend_state_and_limits_survive_an_in_process_reload() {
+    let origins = Origins::start(1);
+    let p = start(false, origins.get(0).addr());
+    assert_eq!(cli(&p.sock, "disable frontend fe"), "\n");
+    assert_eq!(cli(&p.sock, "set maxconn global 40"), "\n");
+    assert_eq!(cli(&p.sock, "set maxconn frontend fe 9"), "\n");
+    let second = free_addr();
+    std::fs::write(
+        p._dir.join("proxy.cfg"),
+        config(&p.sock, &[p.front, second], origins.get(0).addr()),
+    )
+    .unwrap();
+    let out = cli(&p.sock, "reload");
+    assert!(
+        out.starts_with("Configuration reloaded in process"),
+        "{out}"
+    );
+    assert_eq!(fe_row(&p.sock), ("PAUSED".to_string(), "9".to_string()));
+    assert!(info_limits(&p.sock).contains(&"Maxconn: 40".to_string()));
+    assert!(refused(p.front), "old listener accepts while paused");
+    assert!(refused(second), "new listener accepts while paused");
+    assert_eq!(cli(&p.sock, "enable frontend fe"), "\n");
+    for addr in [p.front, second] {
+        for _ in 0..6 {
+            assert_eq!(http_get(addr, "/", &[]).unwrap().status, 200);
+        }
+    }
 }

@@ -101,7 +101,49 @@ pub fn carry_over(old: &ShardState, new: &Topology) -> Vec<ControlMsg> {
             }
         }
     }
+    carry_limits(old, new, &mut out);
     out
+}
+
+/// The runtime socket's frontend states and limits (frontends by name), where they differ
+/// from the new configuration's.
+fn carry_limits(old: &ShardState, new: &Topology, out: &mut Vec<ControlMsg>) {
+    use crate::state::GlobalLimit;
+    let l = &old.limits;
+    let conf = &old.topo;
+    // Only values set at run time (they differ from the old configuration's).
+    for (limit, now, was) in [
+        (GlobalLimit::Maxconn, l.maxconn.get(), conf.maxconn),
+        (GlobalLimit::ConnRate, l.conn_rate.get(), conf.ops.conn_rate),
+        (GlobalLimit::SessRate, l.sess_rate.get(), conf.ops.sess_rate),
+        (GlobalLimit::SslRate, l.ssl_rate.get(), conf.maxsslrate),
+    ] {
+        if now != was {
+            out.push(ControlMsg::SetGlobalLimit { limit, value: now });
+        }
+    }
+    for (ofi, ofe) in old.topo.frontends.iter().enumerate() {
+        let Some(nfi) = new.frontends.iter().position(|f| f.name == ofe.name) else {
+            continue;
+        };
+        let state = l.frontend(ofi);
+        if state != crate::state::FrontendRun::Ready {
+            out.push(ControlMsg::SetFrontendState {
+                frontend: nfi,
+                state,
+            });
+        }
+        let maxconn = l
+            .fe_maxconn
+            .get(ofi)
+            .map_or(ofe.maxconn, std::cell::Cell::get);
+        if maxconn != ofe.maxconn {
+            out.push(ControlMsg::SetFrontendMaxconn {
+                frontend: nfi,
+                maxconn,
+            });
+        }
+    }
 }
 
 /// Why `new` cannot be swapped into a running process (a process reload can do it), or
@@ -159,29 +201,8 @@ impl ShardState {
         st.stick_dirty = self.stick_dirty.clone();
         st.proc_vars = self.proc_vars.clone();
         st.next_lease_id.set(self.next_lease_id.get());
-        st.carry_limits(self);
         st.adopt_idle(self);
         st
-    }
-
-    /// Runtime-socket limits and frontend states survive a reload (frontends by name).
-    fn carry_limits(&self, old: &ShardState) {
-        let (l, o) = (&self.limits, &old.limits);
-        l.maxconn.set(o.maxconn.get());
-        l.conn_rate.set(o.conn_rate.get());
-        l.sess_rate.set(o.sess_rate.get());
-        l.ssl_rate.set(o.ssl_rate.get());
-        for (fi, fe) in self.topo.frontends.iter().enumerate() {
-            let Some(ofi) = old.topo.frontends.iter().position(|f| f.name == fe.name) else {
-                continue;
-            };
-            if let (Some(c), Some(v)) = (l.fe_maxconn.get(fi), o.fe_maxconn.get(ofi)) {
-                c.set(v.get());
-            }
-            if let (Some(c), Some(v)) = (l.fe_state.get(fi), o.fe_state.get(ofi)) {
-                c.set(v.get());
-            }
-        }
     }
 
     /// Moves `old`'s idle server connections to the servers of the same backend and name

@@ -359,6 +359,10 @@ impl Core {
             }
         }
         *self.slots.borrow_mut() = bound.slots;
+        // Frontends paused on the runtime socket stay paused on their new sockets too.
+        for fi in 0..topo.frontends.len() {
+            self.sync_listeners(fi);
+        }
         for (slot, listener) in bound.fresh {
             glommio::spawn_local(accept_loop(self.clone(), slot, listener)).detach();
         }
@@ -474,9 +478,9 @@ fn bind_epoch(core: &Core, topology: &Topology, state: &ShardState, kept: &[Rc<S
                 _ => false,
             };
             let key = BindKey::of(bind);
-            let reuse = kept
-                .iter()
-                .find(|s| s.key == key && !out.slots.iter().any(|o| Rc::ptr_eq(o, s)));
+            let reuse = kept.iter().find(|s| {
+                s.key == key && !s.retired.get() && !out.slots.iter().any(|o| Rc::ptr_eq(o, s))
+            });
             if let Some(s) = reuse {
                 s.at.set((fi, bi));
                 out.slots.push(s.clone());
@@ -595,14 +599,20 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
         };
         // `disable frontend`: wait for `enable`; `shutdown frontend`: close the socket.
         match state.limits.frontend(frontend) {
-            crate::state::FrontendRun::Stopped => return,
+            crate::state::FrontendRun::Stopped => {
+                // Closed for good: a reload binds a new socket rather than reuse this one.
+                slot.retired.set(true);
+                return;
+            }
             crate::state::FrontendRun::Paused => {
                 if stopped() {
                     return;
                 }
+                // The epoch of each wake-up: `enable` after a reload changes the new one.
                 poll_fn(|cx| {
+                    let now = core.current().ctx.state;
                     if stopped()
-                        || state.limits.frontend(frontend) != crate::state::FrontendRun::Paused
+                        || now.limits.frontend(slot.at.get().0) != crate::state::FrontendRun::Paused
                     {
                         Poll::Ready(())
                     } else {
