@@ -255,7 +255,15 @@ fn set_maxconn_frontend_limits_and_raising_it_wakes_the_accepts() {
     assert!(wait_until(WAIT, || answered.load(Ordering::SeqCst) >= 1));
     // The third connection waits in the backlog whatever the shards got.
     std::thread::sleep(Duration::from_millis(300));
-    assert!(answered.load(Ordering::SeqCst) <= 2, "maxconn 2 exceeded");
+    let before = answered.load(Ordering::SeqCst);
+    assert!(before <= 2, "maxconn 2 exceeded");
+    // The answered connections are still open: they hold the frontend's slots.
+    let scur = cli(&p.sock, "show stat")
+        .lines()
+        .find(|l| l.starts_with("fe,FRONTEND,"))
+        .map(|l| l.split(',').nth(4).unwrap().to_string())
+        .unwrap();
+    assert_eq!(scur, before.to_string());
     let (_, slim) = fe_row(&p.sock);
     assert_eq!(slim, "2");
     assert_eq!(cli(&p.sock, "set maxconn frontend fe 100"), "\n");

@@ -626,12 +626,6 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
             crate::state::FrontendRun::Ready => {}
         }
         let bind_maxconn = fe.binds.get(bind).map_or(0, |b| b.maxconn);
-        let fe_maxconn = state
-            .limits
-            .fe_maxconn
-            .get(frontend)
-            .map_or(fe.maxconn, std::cell::Cell::get);
-        let fe_share = crate::state::share(fe_maxconn, nshards);
         let bind_share = crate::state::share(bind_maxconn, nshards);
         // `maxsslconn`/`maxsslrate` apply to TLS binds only, each shard taking its share.
         let (ssl_share, ssl_rate_share) = if tls {
@@ -649,11 +643,18 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
         poll_fn(|cx| {
             let full = |cur: u32, lim: u32| lim > 0 && cur >= lim;
             let fe_cur = epoch.fe_conns.get(frontend).map_or(0, |c| c.get());
+            // The limits as of each wake-up (`set maxconn` raises them while we wait).
+            let now = core.current().ctx.state;
+            let fe_max = now
+                .limits
+                .fe_maxconn
+                .get(slot.at.get().0)
+                .map_or(fe.maxconn, std::cell::Cell::get);
+            let fe_share = crate::state::share(fe_max, nshards);
+            let global_share = crate::state::share(now.limits.maxconn.get(), nshards);
             if stopped()
-                || !(full(
-                    state.conns.get(),
-                    crate::state::share(state.limits.maxconn.get(), nshards),
-                ) || full(fe_cur, fe_share)
+                || !(full(state.conns.get(), global_share)
+                    || full(fe_cur, fe_share)
                     || full(bind_conns.get(), bind_share)
                     || full(state.ssl_conns.get(), ssl_share))
             {
