@@ -424,3 +424,28 @@ fn frontend_state_and_limits_survive_an_in_process_reload() {
         }
     }
 }
+
+/// `set rate-limit connections global 4`: the two shards accept about 4 connections a second
+/// together (2 each); 0 lifts the limit.
+#[test]
+fn set_rate_limit_connections_throttles_accepts() {
+    let origins = Origins::start(1);
+    let p = start(false, origins.get(0).addr());
+    let timed = |n: usize| {
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            assert_eq!(http_get(p.front, "/", &[]).unwrap().status, 200);
+        }
+        t.elapsed()
+    };
+    assert_eq!(cli(&p.sock, "set rate-limit connections global 4"), "\n");
+    let limited = timed(12);
+    assert!(
+        limited >= Duration::from_millis(1000),
+        "12 connections at 4/s took {limited:?}"
+    );
+    assert_eq!(cli(&p.sock, "set rate-limit connections global 0"), "\n");
+    // The window of the limited second must not slow the next ones down once lifted.
+    let free = timed(12);
+    assert!(free < limited, "unlimited {free:?} vs limited {limited:?}");
+}
