@@ -449,3 +449,47 @@ fn set_rate_limit_connections_throttles_accepts() {
     let free = timed(12);
     assert!(free < limited, "unlimited {free:?} vs limited {limited:?}");
 }
+
+/// `set server ... check-port` survives an in-process reload that moves the server to
+/// another index: its checks keep going to the new port (else it would fall DOWN at once).
+#[test]
+fn check_port_survives_an_in_process_reload() {
+    let origins = Origins::start(1);
+    let open = origins.get(0).addr();
+    let dir = TempDir::new("rtcp-reload");
+    let front = free_addr();
+    let closed = free_addr();
+    let sock = dir.join("admin.sock");
+    let cfg = |servers: &str| {
+        format!(
+            "global\n    nbthread 2\n    stats socket {} level admin\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    timeout check 1s\n\
+             frontend fe\n    bind {front}\n    default_backend be\nbackend be\n{servers}",
+            sock.display()
+        )
+    };
+    let s1 = format!("    server s1 {closed} check inter 100 fall 1 rise 1\n");
+    let s0 = format!("    server s0 {closed}\n");
+    let path = dir.join("proxy.cfg");
+    std::fs::write(&path, cfg(&format!("{s0}{s1}"))).unwrap();
+    let _child = Ringlb::start(&path, &[front]);
+    assert!(wait_until(WAIT, || s1_status(&sock) == "DOWN"));
+    cli(
+        &sock,
+        &format!("set server be/s1 check-port {}", open.port()),
+    );
+    assert!(wait_until(WAIT, || s1_status(&sock) == "UP"));
+    std::fs::write(&path, cfg(&format!("{s1}{s0}"))).unwrap();
+    let out = cli(&sock, "reload");
+    assert!(
+        out.starts_with("Configuration reloaded in process"),
+        "{out}"
+    );
+    let state = cli(&sock, "show servers state be");
+    let row = state.lines().find(|l| l.contains(" s1 ")).unwrap();
+    assert_eq!(row.split(' ').nth(21).unwrap(), open.port().to_string());
+    // Several check intervals (fall 1): a check on the closed port would mark it DOWN.
+    assert!(wait_until(WAIT, || s1_status(&sock) == "UP"));
+    std::thread::sleep(Duration::from_millis(600));
+    assert_eq!(s1_status(&sock), "UP");
+}

@@ -863,6 +863,8 @@ impl ChecksHandle {
         }
         *d.board.borrow_mut() = board;
         *d.addrs.borrow_mut() = addrs;
+        // Re-set by name by the caller (`set_check_port`).
+        d.ports.borrow_mut().clear();
         d.store_all();
         spawn_jobs(d, plan.jobs);
     }
@@ -875,6 +877,16 @@ impl ChecksHandle {
     /// `set server B/S check-port`: the server's next health checks go to `port`.
     pub fn set_check_port(&self, b: usize, s: usize, port: u16) {
         self.0.ports.borrow_mut().insert((b, s), port);
+    }
+
+    /// The ports set with `set_check_port`, by (backend, server) index.
+    pub fn check_ports(&self) -> Vec<((usize, usize), u16)> {
+        self.0
+            .ports
+            .borrow()
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
     }
 
     /// Whether the board tracks this server.
