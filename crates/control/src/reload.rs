@@ -145,11 +145,44 @@ pub async fn reload(ctx: &Ctx) -> Result<String, String> {
         nshards,
         ctx.board.clone(),
     ));
+    // `set server ... check-port` by server name: indexes may differ in the new epoch.
+    let ports: Vec<(String, String, u16)> = ctx
+        .checks
+        .as_ref()
+        .map(|h| h.check_ports())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|((b, s), port)| {
+            let be = mirror.topo.backends.get(b)?;
+            let srv = mirror.server(b, s)?;
+            Some((be.name.clone(), srv.rt.name.clone(), port))
+        })
+        .collect();
     if let Some(h) = &ctx.checks {
         h.reload(checks, &carried);
+        let new_mirror = ctx.bus.mirror();
+        for (be, srv, port) in ports.iter().cloned() {
+            let at = topo
+                .backends
+                .iter()
+                .position(|b| b.name == be)
+                .and_then(|b| new_mirror.server_index(b, &srv).map(|s| (b, s)));
+            if let Some((b, s)) = at {
+                h.set_check_port(b, s, port);
+            }
+        }
     }
     r.stats.publish_to(ctx.board.clone(), topo.clone());
     swap_cli(ctx, cli, &mirror, &topo, nshards);
+    for (backend, server, port) in ports {
+        ctx.table
+            .borrow_mut()
+            .apply_change(&ringlb_runtime::ServerChange::CheckPort {
+                backend,
+                server,
+                port,
+            });
+    }
     *ctx.topo.borrow_mut() = topo.clone();
     *r.process.borrow_mut() = process;
     r.epoch.set(r.epoch.get() + 1);
@@ -223,6 +256,23 @@ fn swap_cli(ctx: &Ctx, cli: CliPlan, old_mirror: &ShardState, topo: &Topology, n
     let new_mirror = ctx.bus.mirror();
     {
         let old = ctx.table.borrow();
+        // Frontend states and a maxconn set at run time (`carry_over` sends them to the
+        // shards).
+        for fe in &mut table.frontends {
+            let Some(ofe) = old.frontends.iter().find(|f| f.name == fe.name) else {
+                continue;
+            };
+            fe.state = ofe.state;
+            let configured = old_mirror
+                .topo
+                .frontends
+                .iter()
+                .find(|f| f.name == fe.name)
+                .map(|f| f.maxconn);
+            if configured != Some(ofe.maxconn) {
+                fe.maxconn = ofe.maxconn;
+            }
+        }
         for be in &mut table.backends {
             let Some(obe) = old.backends.iter().find(|b| b.name == be.name) else {
                 continue;

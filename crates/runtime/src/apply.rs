@@ -86,7 +86,8 @@ pub fn apply(table: &ServerTable, cmd: &Command) -> Option<Outcome> {
             },
         },
         Command::SetMaxconnGlobal { maxconn } => match maxconn {
-            Some(m) if *m > table.hard_maxconn => {
+            // A hard limit of 0: no `maxconn` configured, ringlb does not bound the process.
+            Some(m) if table.hard_maxconn > 0 && *m > table.hard_maxconn => {
                 Outcome::reply(Reply::err("Value out of range.\n"))
             }
             m => Outcome::change(ServerChange::GlobalMaxconn { maxconn: *m }),

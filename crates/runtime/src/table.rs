@@ -228,15 +228,8 @@ pub fn usage_message(args: &[String]) -> Reply {
 pub const NOT_YET: &[Kw] = &[
     Kw::ShowSess,
     Kw::ShutdownSession,
-    Kw::ShowErrors,
     Kw::ShowActivity,
     Kw::ShowPools,
-    Kw::ShutdownFrontend,
-    Kw::DisableFrontend,
-    Kw::EnableFrontend,
-    Kw::SetMaxconnFrontend,
-    Kw::SetMaxconnGlobal,
-    Kw::SetRateLimit,
 ];
 
 /// [`usage_message`] over any table (tests run it on HAProxy's full command list).

@@ -140,6 +140,16 @@ fn frontend_and_process_limits() {
         run(&mut t, "set maxconn global 0").changes,
         vec![ServerChange::GlobalMaxconn { maxconn: None }]
     );
+    // Without a configured maxconn (hard limit 0 = unbounded) any value goes.
+    let hard = t.hard_maxconn;
+    t.hard_maxconn = 0;
+    assert_eq!(
+        run(&mut t, "set maxconn global 5000").changes,
+        vec![ServerChange::GlobalMaxconn {
+            maxconn: Some(5000)
+        }]
+    );
+    t.hard_maxconn = hard;
     run(&mut t, "set maxconn frontend www 7");
     assert_eq!(t.frontends[0].maxconn, 7);
     run(&mut t, "disable frontend www");

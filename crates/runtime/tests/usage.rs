@@ -134,10 +134,17 @@ fn help_lists_only_what_runs() {
         "  commit ssl cert <certfile>",
         "  add server <bk>/<srv>",
         "  del server <bk>/<srv>",
+        "  disable frontend <frontend>",
+        "  enable frontend <frontend>",
+        "  shutdown frontend <frontend>",
+        "  set maxconn frontend <frontend>",
+        "  set maxconn global <value>",
+        "  set rate-limit <setting> <value>",
+        "  show errors [<px>] [request|response]",
     ] {
         assert!(help.contains(runs), "{runs:?} missing:\n{help}");
     }
-    for not_yet in ["  show sess ", "  show errors", "  set rate-limit "] {
+    for not_yet in ["  show sess ", "  show pools"] {
         assert!(!help.contains(not_yet), "{not_yet:?} listed:\n{help}");
     }
 }

@@ -101,7 +101,49 @@ pub fn carry_over(old: &ShardState, new: &Topology) -> Vec<ControlMsg> {
             }
         }
     }
+    carry_limits(old, new, &mut out);
     out
+}
+
+/// The runtime socket's frontend states and limits (frontends by name), where they differ
+/// from the new configuration's.
+fn carry_limits(old: &ShardState, new: &Topology, out: &mut Vec<ControlMsg>) {
+    use crate::state::GlobalLimit;
+    let l = &old.limits;
+    let conf = &old.topo;
+    // Only values set at run time (they differ from the old configuration's).
+    for (limit, now, was) in [
+        (GlobalLimit::Maxconn, l.maxconn.get(), conf.maxconn),
+        (GlobalLimit::ConnRate, l.conn_rate.get(), conf.ops.conn_rate),
+        (GlobalLimit::SessRate, l.sess_rate.get(), conf.ops.sess_rate),
+        (GlobalLimit::SslRate, l.ssl_rate.get(), conf.maxsslrate),
+    ] {
+        if now != was {
+            out.push(ControlMsg::SetGlobalLimit { limit, value: now });
+        }
+    }
+    for (ofi, ofe) in old.topo.frontends.iter().enumerate() {
+        let Some(nfi) = new.frontends.iter().position(|f| f.name == ofe.name) else {
+            continue;
+        };
+        let state = l.frontend(ofi);
+        if state != crate::state::FrontendRun::Ready {
+            out.push(ControlMsg::SetFrontendState {
+                frontend: nfi,
+                state,
+            });
+        }
+        let maxconn = l
+            .fe_maxconn
+            .get(ofi)
+            .map_or(ofe.maxconn, std::cell::Cell::get);
+        if maxconn != ofe.maxconn {
+            out.push(ControlMsg::SetFrontendMaxconn {
+                frontend: nfi,
+                maxconn,
+            });
+        }
+    }
 }
 
 /// Why `new` cannot be swapped into a running process (a process reload can do it), or

@@ -62,6 +62,11 @@ impl RateLimiter {
         }
     }
 
+    /// A new limit (`set rate-limit`); the events already counted stay.
+    pub fn set_limit(&mut self, limit: u32) {
+        self.limit = limit;
+    }
+
     fn rotate(&mut self, now: Instant) {
         let start = *self.period_start.get_or_insert(now);
         let elapsed = now.saturating_duration_since(start);

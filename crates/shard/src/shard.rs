@@ -186,6 +186,10 @@ async fn run(cfg: ShardConfig) {
                         .detach();
                     }
                     ControlMsg::SoftStop | ControlMsg::HardStop => core.stop_all(&msg),
+                    ControlMsg::SetFrontendState { frontend, .. } => {
+                        state.apply(&msg);
+                        core.sync_listeners(frontend);
+                    }
                     other => state.apply(&other),
                 }
             }
@@ -268,6 +272,42 @@ impl Core {
         self.current.borrow().clone()
     }
 
+    /// Applies a frontend's runtime state to this shard's listening sockets of it, as
+    /// haproxy pauses a listener: `shutdown(SHUT_RD)` takes the socket out of the kernel's
+    /// reuseport group (new clients are refused, a pending accept fails and the accept loop
+    /// waits), `listen()` puts it back. A stopped frontend's accept loops end and close them.
+    fn sync_listeners(&self, frontend: usize) {
+        let epoch = self.current();
+        let state = &epoch.ctx.state;
+        let run = state.limits.frontend(frontend);
+        for slot in self.slots.borrow().iter() {
+            let (fi, bi) = slot.at.get();
+            if fi != frontend || slot.retired.get() {
+                continue;
+            }
+            let was = slot.paused.replace(run != crate::state::FrontendRun::Ready);
+            if was == slot.paused.get() {
+                continue;
+            }
+            let fd = slot.fd;
+            // SAFETY: plain syscalls on the listening socket this slot's accept loop owns (a
+            // slot is dropped from `slots` before its socket closes).
+            unsafe {
+                if slot.paused.get() {
+                    libc::shutdown(fd, libc::SHUT_RD);
+                } else {
+                    let backlog = state
+                        .topo
+                        .frontends
+                        .get(fi)
+                        .and_then(|f| f.binds.get(bi))
+                        .map_or(1024, |b| b.listen.backlog);
+                    libc::listen(fd, backlog);
+                }
+            }
+        }
+    }
+
     fn stop_all(&self, msg: &ControlMsg) {
         self.epochs.stop_all(msg);
         self.stop.raise();
@@ -319,6 +359,10 @@ impl Core {
             }
         }
         *self.slots.borrow_mut() = bound.slots;
+        // Frontends paused on the runtime socket stay paused on their new sockets too.
+        for fi in 0..topo.frontends.len() {
+            self.sync_listeners(fi);
+        }
         for (slot, listener) in bound.fresh {
             glommio::spawn_local(accept_loop(self.clone(), slot, listener)).detach();
         }
@@ -387,6 +431,10 @@ struct Slot {
     retire: Notify,
     /// Connections accepted on this socket (the bind's `maxconn` share).
     conns: Rc<std::cell::Cell<u32>>,
+    /// The listening socket, for `disable|enable frontend` (`Core::sync_listeners`).
+    fd: std::os::fd::RawFd,
+    /// The socket is shut down for reading (frontend paused or stopped).
+    paused: std::cell::Cell<bool>,
 }
 
 struct Bound {
@@ -430,9 +478,9 @@ fn bind_epoch(core: &Core, topology: &Topology, state: &ShardState, kept: &[Rc<S
                 _ => false,
             };
             let key = BindKey::of(bind);
-            let reuse = kept
-                .iter()
-                .find(|s| s.key == key && !out.slots.iter().any(|o| Rc::ptr_eq(o, s)));
+            let reuse = kept.iter().find(|s| {
+                s.key == key && !s.retired.get() && !out.slots.iter().any(|o| Rc::ptr_eq(o, s))
+            });
             if let Some(s) = reuse {
                 s.at.set((fi, bi));
                 out.slots.push(s.clone());
@@ -447,6 +495,7 @@ fn bind_epoch(core: &Core, topology: &Topology, state: &ShardState, kept: &[Rc<S
                     // Accepted sockets inherit the listener's buffer sizes.
                     let bufs = topology.ops.sock_bufs;
                     crate::ops::apply_buffers(&fd, bufs.rcv_client, bufs.snd_client);
+                    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
                     let listener = TcpListener::from_fd(&core.ring, fd);
                     let slot = Rc::new(Slot {
                         key,
@@ -454,6 +503,8 @@ fn bind_epoch(core: &Core, topology: &Topology, state: &ShardState, kept: &[Rc<S
                         retired: std::cell::Cell::new(false),
                         retire: Notify::default(),
                         conns: Rc::default(),
+                        fd: raw,
+                        paused: std::cell::Cell::new(false),
                     });
                     out.slots.push(slot.clone());
                     out.fresh.push((slot, (listener, tls)));
@@ -546,14 +597,41 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
         let Some(fe) = state.topo.frontends.get(frontend) else {
             return;
         };
+        // `disable frontend`: wait for `enable`; `shutdown frontend`: close the socket.
+        match state.limits.frontend(frontend) {
+            crate::state::FrontendRun::Stopped => {
+                // Closed for good: a reload binds a new socket rather than reuse this one.
+                slot.retired.set(true);
+                return;
+            }
+            crate::state::FrontendRun::Paused => {
+                if stopped() {
+                    return;
+                }
+                // The epoch of each wake-up: `enable` after a reload changes the new one.
+                poll_fn(|cx| {
+                    let now = core.current().ctx.state;
+                    if stopped()
+                        || now.limits.frontend(slot.at.get().0) != crate::state::FrontendRun::Paused
+                    {
+                        Poll::Ready(())
+                    } else {
+                        state.conn_closed.borrow_mut().push(cx.waker().clone());
+                        Poll::Pending
+                    }
+                })
+                .await;
+                continue;
+            }
+            crate::state::FrontendRun::Ready => {}
+        }
         let bind_maxconn = fe.binds.get(bind).map_or(0, |b| b.maxconn);
-        let fe_share = crate::state::share(fe.maxconn, nshards);
         let bind_share = crate::state::share(bind_maxconn, nshards);
         // `maxsslconn`/`maxsslrate` apply to TLS binds only, each shard taking its share.
         let (ssl_share, ssl_rate_share) = if tls {
             (
                 crate::state::share(state.topo.maxsslconn, nshards),
-                crate::state::share(state.topo.maxsslrate, nshards),
+                crate::state::share(state.limits.ssl_rate.get(), nshards),
             )
         } else {
             (0, 0)
@@ -565,8 +643,17 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
         poll_fn(|cx| {
             let full = |cur: u32, lim: u32| lim > 0 && cur >= lim;
             let fe_cur = epoch.fe_conns.get(frontend).map_or(0, |c| c.get());
+            // The limits as of each wake-up (`set maxconn` raises them while we wait).
+            let now = core.current().ctx.state;
+            let fe_max = now
+                .limits
+                .fe_maxconn
+                .get(slot.at.get().0)
+                .map_or(fe.maxconn, std::cell::Cell::get);
+            let fe_share = crate::state::share(fe_max, nshards);
+            let global_share = crate::state::share(now.limits.maxconn.get(), nshards);
             if stopped()
-                || !(full(state.conns.get(), state.maxconn_share)
+                || !(full(state.conns.get(), global_share)
                     || full(fe_cur, fe_share)
                     || full(bind_conns.get(), bind_share)
                     || full(state.ssl_conns.get(), ssl_share))
@@ -579,6 +666,12 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
         })
         .await;
         let fe_rate = epoch.fe_rates.get(frontend);
+        {
+            // `set rate-limit ... global`: this shard's share of the current totals.
+            let mut r = core.rates.borrow_mut();
+            r[0].set_limit(crate::state::share(state.limits.conn_rate.get(), nshards));
+            r[1].set_limit(crate::state::share(state.limits.sess_rate.get(), nshards));
+        }
         wait_for_rate(&core.rates, fe_rate, &core.stop).await;
         // A retired socket (its bind left the configuration) drains like a soft stop.
         let soft = || slot.retired.get() || state.run.get() == RunState::SoftStopping;

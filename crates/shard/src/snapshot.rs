@@ -45,12 +45,17 @@ pub fn build(
             };
             let frontend = fe.map(|(i, f)| FrontendStats {
                 counters: counters.frontends.get(i).cloned().unwrap_or_default(),
-                maxconn: f.maxconn,
+                maxconn: state
+                    .limits
+                    .fe_maxconn
+                    .get(i)
+                    .map_or(f.maxconn, std::cell::Cell::get),
                 rate_limit_sessions: f.rate_limit_sessions,
-                state: if facts.stopping {
-                    ListenState::Stop
-                } else {
-                    ListenState::Open
+                state: match state.limits.frontend(i) {
+                    _ if facts.stopping => ListenState::Stop,
+                    crate::state::FrontendRun::Stopped => ListenState::Stop,
+                    crate::state::FrontendRun::Paused => ListenState::Paused,
+                    crate::state::FrontendRun::Ready => ListenState::Open,
                 },
             });
             let listeners = fe
@@ -167,8 +172,11 @@ pub fn build(
             pid: facts.pid,
             start_time_unix_s: facts.start_unix_s,
             ulimit_n: facts.ulimit_n,
-            maxconn: topo.maxconn,
+            maxconn: state.limits.maxconn.get(),
             hard_maxconn: topo.maxconn,
+            conn_rate_limit: state.limits.conn_rate.get(),
+            sess_rate_limit: state.limits.sess_rate.get(),
+            ssl_rate_limit: state.limits.ssl_rate.get(),
             node: facts.node.clone(),
             description: topo.description.clone(),
             stopping: facts.stopping,

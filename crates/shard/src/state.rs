@@ -119,6 +119,74 @@ pub enum ControlMsg {
     /// Control → shards: a validated configuration to serve new connections with (its
     /// `initial` messages carry the runtime state over); see `epoch.rs`.
     NewEpoch(Epoch),
+    /// `disable|enable|shutdown frontend`: the frontend's listeners pause, resume or close
+    /// for good on every shard (the accept loops act on it, `shard.rs`).
+    SetFrontendState { frontend: usize, state: FrontendRun },
+    /// `set maxconn frontend`: the frontend's new total; each shard takes its share.
+    SetFrontendMaxconn { frontend: usize, maxconn: u32 },
+    /// `set maxconn global` / `set rate-limit ... global`: a new process-wide total (0 =
+    /// unlimited); each shard takes its share, as at start.
+    SetGlobalLimit { limit: GlobalLimit, value: u32 },
+}
+
+/// A frontend's listening state, changed on the runtime socket.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FrontendRun {
+    #[default]
+    Ready,
+    /// `disable frontend`: listeners refuse new connections until `enable frontend`.
+    Paused,
+    /// `shutdown frontend`: listeners closed for good.
+    Stopped,
+}
+
+/// The process-wide limits the runtime socket can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GlobalLimit {
+    /// `maxconn`.
+    Maxconn,
+    /// `maxconnrate`.
+    ConnRate,
+    /// `maxsessrate`.
+    SessRate,
+    /// `maxsslrate`.
+    SslRate,
+}
+
+/// Limits and frontend states as the runtime socket left them: whole-process values, each
+/// shard taking its `share` where it enforces them. An in-process reload carries them over.
+#[derive(Debug, Default)]
+pub struct Limits {
+    pub maxconn: Cell<u32>,
+    pub conn_rate: Cell<u32>,
+    pub sess_rate: Cell<u32>,
+    pub ssl_rate: Cell<u32>,
+    /// Per frontend, indexed like the topology's frontends.
+    pub fe_maxconn: Vec<Cell<u32>>,
+    pub fe_state: Vec<Cell<FrontendRun>>,
+}
+
+impl Limits {
+    /// The configured values of `topo`.
+    pub fn of(topo: &Topology) -> Limits {
+        Limits {
+            maxconn: Cell::new(topo.maxconn),
+            conn_rate: Cell::new(topo.ops.conn_rate),
+            sess_rate: Cell::new(topo.ops.sess_rate),
+            ssl_rate: Cell::new(topo.maxsslrate),
+            fe_maxconn: topo
+                .frontends
+                .iter()
+                .map(|f| Cell::new(f.maxconn))
+                .collect(),
+            fe_state: topo.frontends.iter().map(|_| Cell::default()).collect(),
+        }
+    }
+
+    /// A frontend's state (`Ready` for an unknown index).
+    pub fn frontend(&self, fe: usize) -> FrontendRun {
+        self.fe_state.get(fe).map_or(FrontendRun::Ready, Cell::get)
+    }
 }
 
 /// A new configuration epoch, as broadcast; two are equal when they are the same topology.
@@ -342,6 +410,8 @@ pub struct ShardState {
     /// server connections they free are closed rather than pooled where nobody would reuse
     /// them (the new epoch took the pooled ones over).
     pub retired: Cell<bool>,
+    /// Limits and frontend states changed on the runtime socket.
+    pub limits: Limits,
 }
 
 impl ServerState {
@@ -444,6 +514,7 @@ impl ShardState {
             (maxconn_share as usize / 2).max(128)
         };
         let initial = topo.initial.clone();
+        let limits = Limits::of(&topo);
         let st = ShardState {
             topo,
             shard_id,
@@ -472,6 +543,7 @@ impl ShardState {
             ssl_rate: Rc::default(),
             retired: Cell::new(false),
             next_lease_id: Cell::new(0),
+            limits,
         };
         for m in &initial {
             st.apply(m);
@@ -490,6 +562,31 @@ impl ShardState {
             }
             ControlMsg::HardStop => {
                 self.run.set(RunState::Stopped);
+                self.wake_conn_waiters();
+            }
+            ControlMsg::SetFrontendState { frontend, state } => {
+                if let Some(c) = self.limits.fe_state.get(frontend) {
+                    // A frontend shut down stays so.
+                    if c.get() != FrontendRun::Stopped {
+                        c.set(state);
+                    }
+                }
+                self.wake_conn_waiters();
+            }
+            ControlMsg::SetFrontendMaxconn { frontend, maxconn } => {
+                if let Some(c) = self.limits.fe_maxconn.get(frontend) {
+                    c.set(maxconn);
+                }
+                self.wake_conn_waiters();
+            }
+            ControlMsg::SetGlobalLimit { limit, value } => {
+                let l = &self.limits;
+                match limit {
+                    GlobalLimit::Maxconn => l.maxconn.set(value),
+                    GlobalLimit::ConnRate => l.conn_rate.set(value),
+                    GlobalLimit::SessRate => l.sess_rate.set(value),
+                    GlobalLimit::SslRate => l.ssl_rate.set(value),
+                }
                 self.wake_conn_waiters();
             }
             ControlMsg::SetServerAdmin {

@@ -648,6 +648,8 @@ pub struct ProcessInfo {
     pub maxpipes: u32,
     pub conn_rate_limit: u32,
     pub sess_rate_limit: u32,
+    /// `maxsslrate` (`SslRateLimit`).
+    pub ssl_rate_limit: u32,
     pub node: String,
     pub description: Option<String>,
     pub stopping: bool,

@@ -448,7 +448,7 @@ pub fn info_values(snap: &Snapshot) -> Vec<Val<'_>> {
         (30, Val::U32(p.sess_rate_limit)),
         (31, Val::U32(c.max_sess_rate)),
         (32, Val::U32(0)),
-        (33, Val::U32(0)),
+        (33, Val::U32(p.ssl_rate_limit)),
         (34, Val::U32(0)),
         (35, Val::U32(0)),
         (36, Val::U32(0)),

@@ -576,6 +576,9 @@ struct Driver {
     /// `set server B/S addr`: where the server's checks go now (their own `addr`/`port`
     /// options still win, as in haproxy).
     addrs: RefCell<std::collections::HashMap<(usize, usize), std::net::SocketAddr>>,
+    /// `set server B/S check-port`: the port the server's health checks connect to now
+    /// (a `tcp-check connect port` still wins, as in haproxy).
+    ports: RefCell<std::collections::HashMap<(usize, usize), u16>>,
     mail: crate::mail::MailPlan,
     /// How checks of servers added at run time are built, per backend (replaced by an
     /// in-process reload).
@@ -860,6 +863,8 @@ impl ChecksHandle {
         }
         *d.board.borrow_mut() = board;
         *d.addrs.borrow_mut() = addrs;
+        // Re-set by name by the caller (`set_check_port`).
+        d.ports.borrow_mut().clear();
         d.store_all();
         spawn_jobs(d, plan.jobs);
     }
@@ -867,6 +872,21 @@ impl ChecksHandle {
     /// `set server B/S addr`: the server's next checks go to `addr`.
     pub fn set_addr(&self, b: usize, s: usize, addr: std::net::SocketAddr) {
         self.0.addrs.borrow_mut().insert((b, s), addr);
+    }
+
+    /// `set server B/S check-port`: the server's next health checks go to `port`.
+    pub fn set_check_port(&self, b: usize, s: usize, port: u16) {
+        self.0.ports.borrow_mut().insert((b, s), port);
+    }
+
+    /// The ports set with `set_check_port`, by (backend, server) index.
+    pub fn check_ports(&self) -> Vec<((usize, usize), u16)> {
+        self.0
+            .ports
+            .borrow()
+            .iter()
+            .map(|(k, v)| (*k, *v))
+            .collect()
     }
 
     /// Whether the board tracks this server.
@@ -1017,6 +1037,7 @@ pub fn start(
         spread_checks: plan.spread_checks,
         rng: RefCell::new(seed),
         addrs: RefCell::new(std::collections::HashMap::new()),
+        ports: RefCell::new(std::collections::HashMap::new()),
         mail: plan.mail,
         dynamic: RefCell::new(plan.dynamic),
         generation: Cell::new(0),
@@ -1082,12 +1103,21 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
             continue;
         }
         let moved = d.addrs.borrow().get(&(job.backend, job.server)).copied();
-        let target = match moved {
-            Some(addr) => std::borrow::Cow::Owned(exec::CheckTarget {
-                server: addr,
-                ..job.target.clone()
-            }),
-            None => std::borrow::Cow::Borrowed(&job.target),
+        let port = (job.kind == JobKind::Health)
+            .then(|| d.ports.borrow().get(&(job.backend, job.server)).copied())
+            .flatten();
+        let target = match (moved, port) {
+            (None, None) => std::borrow::Cow::Borrowed(&job.target),
+            (moved, port) => {
+                let mut t = job.target.clone();
+                if let Some(addr) = moved {
+                    t.server = addr;
+                }
+                if port.is_some() {
+                    t.params.check_port = port;
+                }
+                std::borrow::Cow::Owned(t)
+            }
         };
         let effects = match job.kind {
             JobKind::Health => {

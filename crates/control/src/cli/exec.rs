@@ -200,8 +200,42 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
         Owner::Events => show_events(ctx, p),
         Owner::Tls => super::tls::run(ctx, p).await,
         Owner::Process => crate::reload::command(ctx).await,
-        Owner::Engine => not_supported(p),
+        Owner::Engine => match &p.command {
+            ringlb_runtime::Command::ShowErrors { proxy, .. } => show_errors(ctx, proxy.as_deref()),
+            _ => not_supported(p),
+        },
     }
+}
+
+/// `show errors [<proxy>|-1] [request|response]`: haproxy's header, with the number of
+/// events captured. ringlb does not capture invalid requests or responses (yet), so the count
+/// is 0 and no event follows; an unknown proxy is refused as haproxy does (a name, else a
+/// non-zero number).
+fn show_errors(ctx: &Ctx, proxy: Option<&str>) -> Reply {
+    if let Some(name) = proxy {
+        let known = ctx.topo().proxies.iter().any(|p| p.name == name);
+        if !known && ringlb_runtime::command::atoi(name) == 0 {
+            return Reply::err("No such proxy.\n");
+        }
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let t = ringlb_log::Timestamp::from_unix(
+        i64::try_from(now.as_secs()).unwrap_or(0),
+        now.subsec_micros(),
+        ringlb_shard::log::local_utc_offset_secs(),
+    );
+    Reply::raw_with_blank_line(format!(
+        "Total events captured on [{:02}/{}/{:04}:{:02}:{:02}:{:02}.{:03}] : 0\n",
+        t.day,
+        t.month_name(),
+        t.year,
+        t.hour,
+        t.minute,
+        t.second,
+        t.micros / 1000
+    ))
 }
 
 /// `show events [<ring>]`: the list of sinks as haproxy 2.6 prints it (stdout, stderr, its
@@ -345,10 +379,52 @@ fn supported(c: &ServerChange) -> bool {
             | ServerChange::Agent { .. }
             | ServerChange::Maxconn { .. }
             | ServerChange::CheckEnabled { .. }
+            | ServerChange::CheckPort { .. }
             | ServerChange::Addr { .. }
             | ServerChange::Add { .. }
             | ServerChange::Del { .. }
+            | ServerChange::FrontendState { .. }
+            | ServerChange::FrontendMaxconn { .. }
+            | ServerChange::GlobalMaxconn { .. }
+    ) || matches!(
+        c,
+        ServerChange::RateLimit { what, .. } if *what != ringlb_runtime::command::RateLimit::HttpCompression
     )
+}
+
+/// The message of a frontend or process-wide change (`None` for server changes).
+fn process_msg(ctx: &Ctx, c: &ServerChange) -> Option<ControlMsg> {
+    use ringlb_shard::state::{FrontendRun, GlobalLimit};
+    let fe_index = |name: &str| ctx.topo().frontends.iter().position(|f| f.name == name);
+    Some(match c {
+        ServerChange::FrontendState { frontend, state } => ControlMsg::SetFrontendState {
+            frontend: fe_index(frontend)?,
+            state: match state {
+                ringlb_runtime::FrontendState::Ready => FrontendRun::Ready,
+                ringlb_runtime::FrontendState::Paused => FrontendRun::Paused,
+                ringlb_runtime::FrontendState::Stopped => FrontendRun::Stopped,
+            },
+        },
+        ServerChange::FrontendMaxconn { frontend, maxconn } => ControlMsg::SetFrontendMaxconn {
+            frontend: fe_index(frontend)?,
+            maxconn: *maxconn,
+        },
+        // No value (0): back to the hard limit, as haproxy.
+        ServerChange::GlobalMaxconn { maxconn } => ControlMsg::SetGlobalLimit {
+            limit: GlobalLimit::Maxconn,
+            value: maxconn.unwrap_or(ctx.table.borrow().hard_maxconn),
+        },
+        ServerChange::RateLimit { what, value } => ControlMsg::SetGlobalLimit {
+            limit: match what {
+                ringlb_runtime::command::RateLimit::Connections => GlobalLimit::ConnRate,
+                ringlb_runtime::command::RateLimit::Sessions => GlobalLimit::SessRate,
+                ringlb_runtime::command::RateLimit::SslSessions => GlobalLimit::SslRate,
+                ringlb_runtime::command::RateLimit::HttpCompression => return None,
+            },
+            value: *value,
+        },
+        _ => return None,
+    })
 }
 
 async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
@@ -367,6 +443,20 @@ async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
         return not_supported(p);
     };
     if !outcome.changes.iter().all(supported) {
+        if outcome.changes.iter().any(|c| {
+            matches!(
+                c,
+                ServerChange::RateLimit {
+                    what: ringlb_runtime::command::RateLimit::HttpCompression,
+                    ..
+                }
+            )
+        }) {
+            // haproxy limits its compression bandwidth; ringlb does not compress.
+            return Reply::err(
+                "'set rate-limit http-compression global' is not supported: ringlb does not compress responses.\n",
+            );
+        }
         // `set server` works for most operations: name the one that does not.
         if let [set, server, _, op, ..] = p.words.as_slice() {
             if set == "set" && server == "server" {
@@ -378,6 +468,11 @@ async fn servers(ctx: &Ctx, p: &Pending) -> Reply {
         return not_supported(p);
     }
     for c in &outcome.changes {
+        if let Some(m) = process_msg(ctx, c) {
+            ctx.table.borrow_mut().apply_change(c);
+            ctx.bus.send(m).await;
+            continue;
+        }
         if let ServerChange::Add { .. } = c {
             if let Err(e) = super::dynamic::add(ctx, c).await {
                 return e;
@@ -438,6 +533,9 @@ fn names(c: &ServerChange) -> (&str, &str) {
             backend, server, ..
         }
         | ServerChange::CheckEnabled {
+            backend, server, ..
+        }
+        | ServerChange::CheckPort {
             backend, server, ..
         }
         | ServerChange::Addr {
@@ -514,6 +612,12 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
                 backend: b,
                 server: s,
             }]
+        }
+        ServerChange::CheckPort { port, .. } => {
+            if let Some(h) = &ctx.checks {
+                h.set_check_port(b, s, *port);
+            }
+            Vec::new()
         }
         ServerChange::CheckEnabled { agent, enabled, .. } => {
             if let Some(h) = &ctx.checks {
