@@ -1,0 +1,399 @@
+//! TLS features through the running binary (issue #8's audit): mutual TLS with the client's
+//! CN passed to the origin, SNI across three domains, the guide's cipher policy, WebSocket
+//! behind `ssl crt`, and OCSP stapling. Real clients (curl, openssl s_client, socat) talk to
+//! `ringlb` in front of real origins; each check runs against `haproxy` on the same config
+//! too when it is installed, so both must agree.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use ringlb_testkit::ws::{OP_BINARY, OP_TEXT};
+use ringlb_testkit::{
+    curl, free_addr, haproxy_available, run_bounded, wait_for_port, write_config, ChildGuard,
+    Haproxy, Origins, Ringlb, TempDir, TestCa, WsClient,
+};
+
+const T: Duration = Duration::from_secs(10);
+const DEFAULTS: &str = "defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n    timeout tunnel 5s\n";
+
+/// The proxies to check: ringlb always, haproxy as the oracle when installed.
+fn proxies() -> Vec<&'static str> {
+    let mut v = vec!["ringlb"];
+    if haproxy_available() {
+        v.push("haproxy");
+    } else {
+        eprintln!("haproxy not installed: checking ringlb alone");
+    }
+    v
+}
+
+fn start(which: &str, cfg: &Path, binds: &[SocketAddr]) -> ChildGuard {
+    if which == "haproxy" {
+        Haproxy::start(cfg, binds)
+    } else {
+        Ringlb::start(cfg, binds)
+    }
+}
+
+/// What curl got: the status (`000` when the TLS handshake or the request failed), the body
+/// and curl's verbose log.
+struct Got {
+    code: String,
+    body: String,
+    log: String,
+}
+
+fn https(front: SocketAddr, host: &str, path: &str, ca: &Path, extra: &[&str]) -> Got {
+    let resolve = format!("{host}:{}:127.0.0.1", front.port());
+    let url = format!("https://{host}:{}{path}", front.port());
+    let mut args = vec![
+        "-v",
+        "--cacert",
+        ca.to_str().unwrap(),
+        "--resolve",
+        &resolve,
+        "-w",
+        "\n%{http_code}",
+    ];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let out = curl(&args, T).unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let (body, code) = stdout.rsplit_once('\n').unwrap_or(("", &stdout));
+    Got {
+        code: code.to_owned(),
+        body: body.to_owned(),
+        log: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The value of header `name` in an origin `/echo` dump, if the origin received it.
+fn echoed(body: &str, name: &str) -> Option<String> {
+    body.lines().find_map(|l| {
+        let (n, v) = l.strip_prefix("header: ")?.split_once(':')?;
+        n.eq_ignore_ascii_case(name).then(|| v.trim().to_owned())
+    })
+}
+
+/// `openssl s_client` to `front` with `args`; its stdout (certificate, status, cipher).
+fn s_client(front: SocketAddr, args: &[&str]) -> String {
+    let connect = format!("127.0.0.1:{}", front.port());
+    let out = run_bounded(
+        Command::new("openssl")
+            .args(["s_client", "-connect", &connect])
+            .args(args),
+        T,
+    )
+    .unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The `subject=` line s_client prints for the served certificate.
+fn served_subject(front: SocketAddr, sni: Option<&str>) -> String {
+    let args: Vec<&str> = match sni {
+        Some(name) => vec!["-servername", name],
+        None => vec!["-noservername"],
+    };
+    let out = s_client(front, &args);
+    out.lines()
+        .find_map(|l| l.strip_prefix("subject="))
+        .unwrap_or_else(|| panic!("no certificate served: {out}"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn mutual_tls_passes_the_client_cn_and_refuses_missing_or_foreign_certificates() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-mtls");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let other = TestCa::new(&dir.join("other"), "some other CA");
+    let server = ca.server("mtls.example", &dir.join("server.pem"));
+    let good = ca.client("client-one", &dir.join("client.pem"));
+    let rogue = other.client("rogue-client", &dir.join("rogue.pem"));
+    let (required, optional) = (free_addr(), free_addr());
+    let rules =
+        "    http-request set-header X-Client-CN %[ssl_c_s_dn(cn)]\n    default_backend be\n";
+    let cfg = format!(
+        "{DEFAULTS}frontend required\n    bind {required} ssl crt {pem} ca-file {ca} verify required\n{rules}\
+         frontend optional\n    bind {optional} ssl crt {pem} ca-file {ca} verify optional\n{rules}\
+         backend be\n    server s1 {origin}\n",
+        pem = server.pem.display(),
+        ca = ca.cert.display(),
+        origin = origins.addrs()[0],
+    );
+    let path = write_config(&dir, &cfg);
+    let cert = |c: &ringlb_testkit::Issued| {
+        [
+            "--cert".to_owned(),
+            c.crt.display().to_string(),
+            "--key".to_owned(),
+            c.key.display().to_string(),
+        ]
+    };
+    let (good_args, rogue_args) = (cert(&good), cert(&rogue));
+    let good_args: Vec<&str> = good_args.iter().map(String::as_str).collect();
+    let rogue_args: Vec<&str> = rogue_args.iter().map(String::as_str).collect();
+    for which in proxies() {
+        let _proxy = start(which, &path, &[required, optional]);
+        let get = |front, extra: &[&str]| https(front, "mtls.example", "/echo", &ca.cert, extra);
+
+        let g = get(required, &[]);
+        assert_eq!(
+            g.code, "000",
+            "{which}: required, no certificate: {}",
+            g.log
+        );
+        let g = get(required, &good_args);
+        assert_eq!(
+            g.code, "200",
+            "{which}: required, valid certificate: {}",
+            g.log
+        );
+        assert_eq!(
+            echoed(&g.body, "x-client-cn").as_deref(),
+            Some("client-one"),
+            "{which}: {}",
+            g.body
+        );
+        let g = get(required, &rogue_args);
+        assert_eq!(g.code, "000", "{which}: required, foreign CA: {}", g.log);
+
+        // `verify optional`: no certificate is fine and gives no CN; a valid one gives its
+        // CN; one that fails verification still aborts the handshake (HAProxy's manual).
+        let g = get(optional, &[]);
+        assert_eq!(
+            g.code, "200",
+            "{which}: optional, no certificate: {}",
+            g.log
+        );
+        assert_eq!(
+            echoed(&g.body, "x-client-cn").unwrap_or_default(),
+            "",
+            "{which}: {}",
+            g.body
+        );
+        let g = get(optional, &good_args);
+        assert_eq!(
+            g.code, "200",
+            "{which}: optional, valid certificate: {}",
+            g.log
+        );
+        assert_eq!(
+            echoed(&g.body, "x-client-cn").as_deref(),
+            Some("client-one"),
+            "{which}"
+        );
+        let g = get(optional, &rogue_args);
+        assert_eq!(g.code, "000", "{which}: optional, foreign CA: {}", g.log);
+    }
+}
+
+#[test]
+fn sni_selects_among_three_domains_and_falls_back_to_the_first_certificate() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-sni");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    let names = ["a.example", "b.example", "c.example"];
+    let pems: Vec<_> = names
+        .iter()
+        .map(|n| ca.server(n, &certs.join(format!("{n}.pem"))).pem)
+        .collect();
+    // Three `crt` on one bind (c first: the default), and the guide's `crt DIR/` form,
+    // where the directory's first file in name order is the default.
+    let (listed, directory) = (free_addr(), free_addr());
+    let cfg = format!(
+        "{DEFAULTS}frontend listed\n    bind {listed} ssl crt {} crt {} crt {}\n    default_backend be\n\
+         frontend directory\n    bind {directory} ssl crt {}/ alpn h2,http/1.1\n    default_backend be\n\
+         backend be\n    server s1 {}\n",
+        pems[2].display(),
+        pems[0].display(),
+        pems[1].display(),
+        certs.display(),
+        origins.addrs()[0],
+    );
+    let path = write_config(&dir, &cfg);
+    for which in proxies() {
+        let _proxy = start(which, &path, &[listed, directory]);
+        for front in [listed, directory] {
+            for name in names {
+                assert_eq!(
+                    served_subject(front, Some(name)),
+                    format!("CN = {name}"),
+                    "{which} {front}"
+                );
+                let g = https(front, name, "/", &ca.cert, &[]);
+                assert_eq!(g.code, "200", "{which} {name}: {}", g.log);
+            }
+        }
+        for sni in [Some("unknown.example"), None] {
+            assert_eq!(
+                served_subject(listed, sni),
+                "CN = c.example",
+                "{which} {sni:?}"
+            );
+            assert_eq!(
+                served_subject(directory, sni),
+                "CN = a.example",
+                "{which} {sni:?}"
+            );
+        }
+    }
+}
+
+/// The guide's global TLS settings (seed guide, "SSL/TLS Best Practices").
+const GUIDE_TLS: &str = "global\n    ssl-default-bind-ciphers ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384\n    ssl-default-bind-ciphersuites TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\n    ssl-default-bind-options ssl-min-ver TLSv1.2 no-tls-tickets\n";
+
+#[test]
+fn the_guides_cipher_policy_refuses_clients_offering_only_other_ciphers() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-ciphers");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let site = ca.server("site.example", &dir.join("site.pem"));
+    // `guide` takes the global defaults; `narrow` overrides them on the bind.
+    let (guide, narrow) = (free_addr(), free_addr());
+    let cfg = format!(
+        "{GUIDE_TLS}{DEFAULTS}frontend guide\n    bind {guide} ssl crt {pem} alpn h2,http/1.1\n    default_backend be\n\
+         frontend narrow\n    bind {narrow} ssl crt {pem} ciphers ECDHE-ECDSA-AES256-GCM-SHA384 ciphersuites TLS_AES_256_GCM_SHA384\n    default_backend be\n\
+         backend be\n    server s1 {origin}\n",
+        pem = site.pem.display(),
+        origin = origins.addrs()[0],
+    );
+    let path = write_config(&dir, &cfg);
+    let tls12 = |c: &'static str| ["--tls-max", "1.2", "--ciphers", c];
+    let tls13 = |c: &'static str| ["--tlsv1.3", "--tls13-ciphers", c];
+    // (bind, curl options, served?)
+    let cases: Vec<(SocketAddr, Vec<&str>, bool)> = vec![
+        (guide, tls12("ECDHE-ECDSA-AES128-GCM-SHA256").to_vec(), true),
+        (guide, tls12("ECDHE-ECDSA-AES256-GCM-SHA384").to_vec(), true),
+        (
+            guide,
+            tls12("ECDHE-ECDSA-CHACHA20-POLY1305").to_vec(),
+            false,
+        ),
+        (guide, tls12("ECDHE-ECDSA-AES128-SHA256").to_vec(), false),
+        (guide, tls13("TLS_CHACHA20_POLY1305_SHA256").to_vec(), true),
+        (guide, tls13("TLS_AES_128_CCM_SHA256").to_vec(), false),
+        (guide, vec!["--tls-max", "1.1"], false),
+        (
+            narrow,
+            tls12("ECDHE-ECDSA-AES256-GCM-SHA384").to_vec(),
+            true,
+        ),
+        (
+            narrow,
+            tls12("ECDHE-ECDSA-AES128-GCM-SHA256").to_vec(),
+            false,
+        ),
+        (narrow, tls13("TLS_AES_256_GCM_SHA384").to_vec(), true),
+        (narrow, tls13("TLS_AES_128_GCM_SHA256").to_vec(), false),
+    ];
+    for which in proxies() {
+        let _proxy = start(which, &path, &[guide, narrow]);
+        for (front, opts, served) in &cases {
+            let g = https(*front, "site.example", "/", &ca.cert, opts);
+            let want = if *served { "200" } else { "000" };
+            assert_eq!(g.code, want, "{which} {front} {opts:?}: {}", g.log);
+            if *served {
+                let cipher = opts.last().unwrap();
+                assert!(
+                    g.log.contains(&format!("/ {cipher}")),
+                    "{which} {opts:?}: {}",
+                    g.log
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn websocket_upgrades_and_echoes_behind_a_tls_bind() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-ws");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let site = ca.server("ws.example", &dir.join("site.pem"));
+    let front = free_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front} ssl crt {} alpn http/1.1\n    default_backend be\nbackend be\n    server s1 {}\n",
+        site.pem.display(),
+        origins.addrs()[0],
+    );
+    let path = write_config(&dir, &cfg);
+    for which in proxies() {
+        let _proxy = start(which, &path, &[front]);
+        // socat turns a plain local port into a verified TLS connection to the proxy, so
+        // the plain-TCP WebSocket client speaks through the TLS bind.
+        let local = free_addr();
+        let _socat = ChildGuard::spawn(
+            "socat",
+            Command::new("socat").args([
+                format!("TCP-LISTEN:{},bind=127.0.0.1,reuseaddr,fork", local.port()),
+                format!(
+                    "OPENSSL:127.0.0.1:{},cafile={},commonname=ws.example,snihost=ws.example",
+                    front.port(),
+                    ca.cert.display()
+                ),
+            ]),
+        )
+        .unwrap();
+        wait_for_port(local, T).unwrap();
+        let mut ws = WsClient::connect(local, "/ws").unwrap_or_else(|e| panic!("{which}: {e}"));
+        ws.stream().set_read_timeout(Some(T)).unwrap();
+        ws.send(true, OP_TEXT, b"hello through TLS").unwrap();
+        let f = ws.recv().unwrap();
+        assert_eq!(
+            (f.opcode, f.payload.as_slice()),
+            (OP_TEXT, &b"hello through TLS"[..]),
+            "{which}"
+        );
+        // Larger than one TLS record (16 KiB) each way.
+        let big: Vec<u8> = (0..70_000u32).map(|i| (i % 251) as u8).collect();
+        ws.send(true, OP_BINARY, &big).unwrap();
+        let f = ws.recv().unwrap();
+        assert_eq!(f.opcode, OP_BINARY, "{which}");
+        assert!(f.payload == big, "{which}: {} bytes back", f.payload.len());
+    }
+}
+
+#[test]
+fn ocsp_response_next_to_the_certificate_is_stapled() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-ocsp");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let stapled = ca.server("ocsp.example", &dir.join("stapled.pem"));
+    let plain = ca.server("plain.example", &dir.join("plain.pem"));
+    ca.ocsp_good(&stapled, &dir.join("stapled.pem.ocsp"));
+    // HAProxy checks the response against the issuer: `.issuer` (ringlb ignores it).
+    std::fs::copy(&ca.cert, dir.join("stapled.pem.issuer")).unwrap();
+    let front = free_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front} ssl crt {} crt {}\n    default_backend be\nbackend be\n    server s1 {}\n",
+        stapled.pem.display(),
+        plain.pem.display(),
+        origins.addrs()[0],
+    );
+    let path = write_config(&dir, &cfg);
+    for which in proxies() {
+        let _proxy = start(which, &path, &[front]);
+        for tls in ["-tls1_2", "-tls1_3"] {
+            let out = s_client(front, &["-servername", "ocsp.example", "-status", tls]);
+            assert!(
+                out.contains("OCSP Response Status: successful")
+                    && out.contains("Cert Status: good"),
+                "{which} {tls}: {out}"
+            );
+            let out = s_client(front, &["-servername", "plain.example", "-status", tls]);
+            assert!(
+                out.contains("OCSP response: no response sent"),
+                "{which} {tls}: {out}"
+            );
+        }
+    }
+}
