@@ -397,3 +397,88 @@ fn ocsp_response_next_to_the_certificate_is_stapled() {
         }
     }
 }
+
+/// The TLS sample fetches the rules engine offers, each into a header the origin echoes.
+const FETCH_HEADERS: &[(&str, &str)] = &[
+    ("x-fc", "ssl_fc"),
+    ("x-sni", "ssl_fc_sni"),
+    ("x-proto", "ssl_fc_protocol"),
+    ("x-cipher", "ssl_fc_cipher"),
+    ("x-alpn", "ssl_fc_alpn"),
+    ("x-used", "ssl_c_used"),
+    ("x-verify", "ssl_c_verify"),
+    ("x-dn", "ssl_c_s_dn"),
+    ("x-cn", "ssl_c_s_dn(cn)"),
+    ("x-idn", "ssl_c_i_dn"),
+    ("x-icn", "ssl_c_i_dn(cn)"),
+    ("x-serial", "ssl_c_serial,hex"),
+    ("x-notafter", "ssl_c_notafter"),
+];
+
+#[test]
+fn tls_fetches_match_haproxy_with_and_without_a_client_certificate() {
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: skipping the fetch comparison");
+        return;
+    }
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-fetch");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let server = ca.server("fetch.example", &dir.join("server.pem"));
+    let client = ca.client("client-one", &dir.join("client.pem"));
+    let front = free_addr();
+    let rules: String = FETCH_HEADERS
+        .iter()
+        .map(|(h, f)| format!("    http-request set-header {h} %[{f}]\n"))
+        .collect();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front} ssl crt {} ca-file {} verify optional alpn h2,http/1.1\n{rules}    default_backend be\nbackend be\n    server s1 {}\n",
+        server.pem.display(),
+        ca.cert.display(),
+        origins.addrs()[0],
+    );
+    let path = write_config(&dir, &cfg);
+    let crt = client.crt.display().to_string();
+    let key = client.key.display().to_string();
+    let with_cert = ["--cert", crt.as_str(), "--key", key.as_str()];
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["--tlsv1.3"],
+        vec!["--tls-max", "1.2", "--http1.1"],
+        [&["--tlsv1.3", "--http1.1"][..], &with_cert].concat(),
+        [&["--tls-max", "1.2"][..], &with_cert].concat(),
+    ];
+    let mut seen: Vec<Vec<Vec<(String, Option<String>)>>> = Vec::new();
+    for which in ["ringlb", "haproxy"] {
+        let _proxy = start(which, &path, &[front]);
+        let mut per_case = Vec::new();
+        for opts in &cases {
+            let g = https(front, "fetch.example", "/echo", &ca.cert, opts);
+            assert_eq!(g.code, "200", "{which} {opts:?}: {}", g.log);
+            per_case.push(
+                FETCH_HEADERS
+                    .iter()
+                    .map(|(h, _)| ((*h).to_owned(), echoed(&g.body, h)))
+                    .collect(),
+            );
+        }
+        seen.push(per_case);
+    }
+    // Not vacuous: haproxy filled in what a certificate and a protocol give.
+    let value = |case: usize, h: &str| {
+        seen[1][case]
+            .iter()
+            .find(|(n, _)| n == h)
+            .and_then(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(value(2, "x-cn"), "client-one");
+    assert_eq!(value(3, "x-proto"), "TLSv1.2");
+    assert_eq!(value(1, "x-used"), "0");
+    eprintln!("haproxy with a certificate over TLS 1.2: {:?}", seen[1][3]);
+    for (i, opts) in cases.iter().enumerate() {
+        assert_eq!(
+            seen[0][i], seen[1][i],
+            "ringlb (left) vs haproxy (right), {opts:?}"
+        );
+    }
+}
