@@ -415,6 +415,9 @@ const FETCH_HEADERS: &[(&str, &str)] = &[
     ("x-notafter", "ssl_c_notafter"),
 ];
 
+/// Each fetch header and the value the origin received, for one request.
+type Echoed = Vec<(String, Option<String>)>;
+
 #[test]
 fn tls_fetches_match_haproxy_with_and_without_a_client_certificate() {
     if !haproxy_available() {
@@ -447,7 +450,7 @@ fn tls_fetches_match_haproxy_with_and_without_a_client_certificate() {
         [&["--tlsv1.3", "--http1.1"][..], &with_cert].concat(),
         [&["--tls-max", "1.2"][..], &with_cert].concat(),
     ];
-    let mut seen: Vec<Vec<Vec<(String, Option<String>)>>> = Vec::new();
+    let mut seen: Vec<Vec<Echoed>> = Vec::new();
     for which in ["ringlb", "haproxy"] {
         let _proxy = start(which, &path, &[front]);
         let mut per_case = Vec::new();
