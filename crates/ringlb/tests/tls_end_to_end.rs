@@ -485,3 +485,75 @@ fn tls_fetches_match_haproxy_with_and_without_a_client_certificate() {
         );
     }
 }
+
+#[test]
+fn crt_list_sni_filters_wildcards_and_strict_sni() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-crtlist");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let a = ca.server("a.example", &dir.join("a.pem"));
+    let b = ca.server("b.example", &dir.join("b.pem"));
+    let wild = ca.server("*.wild.example", &dir.join("wild.pem"));
+    // The first line is the default; the filters on b's line replace its own names, and
+    // a negative filter excludes a name the wildcard would match.
+    let list = dir.join("certs.list");
+    std::fs::write(
+        &list,
+        format!(
+            "{}\n# a comment\n{} b-alias.example other.example\n{} *.wild.example !no.wild.example\n",
+            a.pem.display(),
+            b.pem.display(),
+            wild.pem.display()
+        ),
+    )
+    .unwrap();
+    let (lenient, strict) = (free_addr(), free_addr());
+    let cfg = format!(
+        "{DEFAULTS}frontend lenient\n    bind {lenient} ssl crt-list {list}\n    default_backend be\n\
+         frontend strict\n    bind {strict} ssl strict-sni crt-list {list}\n    default_backend be\n\
+         backend be\n    server s1 {}\n",
+        origins.addrs()[0],
+        list = list.display(),
+    );
+    let path = write_config(&dir, &cfg);
+    let names = [
+        "a.example",
+        "b-alias.example",
+        "other.example",
+        "b.example",
+        "x.wild.example",
+        "no.wild.example",
+        "deep.x.wild.example",
+        "unknown.example",
+    ];
+    let mut seen: Vec<Vec<(String, String)>> = Vec::new();
+    for which in proxies() {
+        let _proxy = start(which, &path, &[lenient, strict]);
+        let mut got = Vec::new();
+        for name in names {
+            got.push((name.to_owned(), served_subject(lenient, Some(name))));
+            // strict-sni: a name no line matches gets no certificate at all.
+            let out = s_client(strict, &["-servername", name]);
+            let strict_subject = out
+                .lines()
+                .find_map(|l| l.strip_prefix("subject="))
+                .unwrap_or("refused")
+                .trim()
+                .to_owned();
+            got.push((format!("strict {name}"), strict_subject));
+        }
+        eprintln!("{which}: {got:?}");
+        seen.push(got);
+    }
+    let ringlb = &seen[0];
+    let subject = |n: &str| ringlb.iter().find(|(k, _)| k == n).unwrap().1.as_str();
+    assert_eq!(subject("b-alias.example"), "CN = b.example");
+    assert_eq!(subject("x.wild.example"), "CN = *.wild.example");
+    assert_eq!(subject("unknown.example"), "CN = a.example");
+    assert_eq!(subject("strict unknown.example"), "refused");
+    if let Some(haproxy) = seen.get(1) {
+        for (r, h) in ringlb.iter().zip(haproxy) {
+            assert_eq!(r, h, "ringlb (left) vs haproxy (right)");
+        }
+    }
+}
