@@ -557,3 +557,53 @@ fn crt_list_sni_filters_wildcards_and_strict_sni() {
         }
     }
 }
+
+#[test]
+fn crl_file_refuses_a_revoked_client_certificate() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-crl");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let server = ca.server("crl.example", &dir.join("server.pem"));
+    let kept = ca.client("kept-client", &dir.join("kept.pem"));
+    let revoked = ca.client("revoked-client", &dir.join("revoked.pem"));
+    let crl = dir.join("crl.pem");
+    ca.crl(&[&revoked], &crl);
+    let front = free_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front} ssl crt {} ca-file {} crl-file {} verify required\n    http-request set-header X-Client-CN %[ssl_c_s_dn(cn)]\n    default_backend be\nbackend be\n    server s1 {}\n",
+        server.pem.display(),
+        ca.cert.display(),
+        crl.display(),
+        origins.addrs()[0],
+    );
+    let path = write_config(&dir, &cfg);
+    for which in proxies() {
+        let _proxy = start(which, &path, &[front]);
+        for (cert, served) in [(&kept, true), (&revoked, false)] {
+            let (crt, key) = (
+                cert.crt.display().to_string(),
+                cert.key.display().to_string(),
+            );
+            let g = https(
+                front,
+                "crl.example",
+                "/echo",
+                &ca.cert,
+                &["--cert", &crt, "--key", &key],
+            );
+            if served {
+                assert_eq!(g.code, "200", "{which}: {}", g.log);
+                assert_eq!(
+                    echoed(&g.body, "x-client-cn").as_deref(),
+                    Some("kept-client")
+                );
+            } else {
+                assert_eq!(
+                    g.code, "000",
+                    "{which}: revoked certificate served: {}",
+                    g.body
+                );
+            }
+        }
+    }
+}

@@ -157,15 +157,7 @@ impl TestCa {
     /// `openssl ocsp` answering it from an index that lists the certificate as valid.
     pub fn ocsp_good(&self, cert: &Issued, out: &Path) {
         let crt = cert.crt.to_string_lossy().into_owned();
-        let serial = openssl(&self.dir, &["x509", "-in", &crt, "-noout", "-serial"]);
-        let serial = serial.trim().trim_start_matches("serial=");
-        let subject = openssl(
-            &self.dir,
-            &[
-                "x509", "-in", &crt, "-noout", "-subject", "-nameopt", "compat",
-            ],
-        );
-        let subject = subject.trim().trim_start_matches("subject=");
+        let (serial, subject) = self.serial_and_subject(cert);
         // index.txt: status, expiry, revocation date, serial, file, subject (tab separated).
         let index = format!("V\t301231235959Z\t\t{serial}\tunknown\t{subject}\n");
         std::fs::write(self.dir.join("index.txt"), index).unwrap_or_else(|e| panic!("index: {e}"));
@@ -205,5 +197,50 @@ impl TestCa {
                 "1",
             ],
         );
+    }
+
+    /// A PEM CRL signed by the CA revoking `revoked`, written to `out` (for `crl-file`).
+    pub fn crl(&self, revoked: &[&Issued], out: &Path) {
+        let mut index = String::new();
+        for cert in revoked {
+            let (serial, subject) = self.serial_and_subject(cert);
+            index.push_str(&format!(
+                "R\t301231235959Z\t240101000000Z\t{serial}\tunknown\t{subject}\n"
+            ));
+        }
+        let write = |name: &str, text: &str| {
+            std::fs::write(self.dir.join(name), text).unwrap_or_else(|e| panic!("{name}: {e}"))
+        };
+        write("crl-index.txt", &index);
+        write("crlnumber", "01\n");
+        write(
+            "crl.cnf",
+            "[ca]\ndefault_ca = test\n[test]\ndatabase = crl-index.txt\ncrlnumber = crlnumber\n\
+             default_md = sha256\ndefault_crl_days = 2\n",
+        );
+        let out = out.to_string_lossy().into_owned();
+        openssl(
+            &self.dir,
+            &[
+                "ca", "-gencrl", "-config", "crl.cnf", "-keyfile", "ca.key", "-cert", "ca.pem",
+                "-out", &out,
+            ],
+        );
+    }
+
+    /// The serial (hex) and subject (OpenSSL's index form) of an issued certificate.
+    fn serial_and_subject(&self, cert: &Issued) -> (String, String) {
+        let crt = cert.crt.to_string_lossy().into_owned();
+        let serial = openssl(&self.dir, &["x509", "-in", &crt, "-noout", "-serial"]);
+        let subject = openssl(
+            &self.dir,
+            &[
+                "x509", "-in", &crt, "-noout", "-subject", "-nameopt", "compat",
+            ],
+        );
+        (
+            serial.trim().trim_start_matches("serial=").to_owned(),
+            subject.trim().trim_start_matches("subject=").to_owned(),
+        )
     }
 }
