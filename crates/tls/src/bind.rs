@@ -705,6 +705,7 @@ fn client_verifier(
         ca_ignore: input.ca_ignore.clone(),
         crt_ignore: input.crt_ignore.clone(),
         client_sigalgs,
+        crl: input.crl_file.is_some(),
     })))
 }
 
