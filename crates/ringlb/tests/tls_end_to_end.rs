@@ -607,3 +607,89 @@ fn crl_file_refuses_a_revoked_client_certificate() {
         }
     }
 }
+
+#[test]
+fn ignore_err_lists_decide_like_haproxy() {
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: skipping the ignore-err comparison");
+        return;
+    }
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-ignore");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let other = TestCa::new(&dir.join("other"), "some other CA");
+    let server = ca.server("ignore.example", &dir.join("server.pem"));
+    let good = ca.client("good-client", &dir.join("good.pem"));
+    let revoked = ca.client("revoked-client", &dir.join("revoked.pem"));
+    let foreign = other.client("foreign-client", &dir.join("foreign.pem"));
+    let crl = dir.join("crl.pem");
+    ca.crl(&[&revoked], &crl);
+    let binds = [
+        "verify required",
+        "verify required crt-ignore-err all",
+        "verify required ca-ignore-err all",
+        "verify required crt-ignore-err 23",
+        "verify optional crt-ignore-err 21,23",
+        "verify required crt-ignore-err 3,21",
+        "verify required crt-ignore-err 3",
+    ];
+    let addrs: Vec<SocketAddr> = binds.iter().map(|_| free_addr()).collect();
+    let mut cfg = DEFAULTS.to_owned();
+    for (i, (opts, addr)) in binds.iter().zip(&addrs).enumerate() {
+        cfg.push_str(&format!(
+            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} crl-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    default_backend be\n",
+            server.pem.display(),
+            ca.cert.display(),
+            crl.display(),
+        ));
+    }
+    cfg.push_str(&format!(
+        "backend be\n    server s1 {}\n",
+        origins.addrs()[0]
+    ));
+    let path = write_config(&dir, &cfg);
+    let certs = [
+        ("good", &good),
+        ("revoked", &revoked),
+        ("foreign", &foreign),
+    ];
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for which in ["ringlb", "haproxy"] {
+        let _proxy = start(which, &path, &addrs);
+        let mut got = Vec::new();
+        for (opts, addr) in binds.iter().zip(&addrs) {
+            for (label, cert) in certs {
+                let (crt, key) = (
+                    cert.crt.display().to_string(),
+                    cert.key.display().to_string(),
+                );
+                let g = https(
+                    *addr,
+                    "ignore.example",
+                    "/echo",
+                    &ca.cert,
+                    &["--cert", &crt, "--key", &key],
+                );
+                got.push(format!(
+                    "{opts} / {label}: {} verify={:?} cn={:?}",
+                    g.code,
+                    echoed(&g.body, "x-verify"),
+                    echoed(&g.body, "x-cn")
+                ));
+            }
+        }
+        eprintln!("{which}: {got:#?}");
+        seen.push(got);
+    }
+    for (r, h) in seen[0].iter().zip(&seen[1]) {
+        assert_eq!(r, h, "ringlb (left) vs haproxy (right)");
+    }
+    // Not vacuous: some ignored error let a bad certificate through.
+    assert!(
+        seen[1]
+            .iter()
+            .any(|l| l.contains("/ revoked: 200 verify=Some(\"23\")")),
+        "{:#?}",
+        seen[1]
+    );
+}
