@@ -693,3 +693,67 @@ fn ignore_err_lists_decide_like_haproxy() {
         seen[1]
     );
 }
+
+#[test]
+fn session_resumption_with_and_without_tickets_matches_haproxy() {
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: skipping the resumption comparison");
+        return;
+    }
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-resume");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let site = ca.server("resume.example", &dir.join("site.pem"));
+    let (tickets, no_tickets) = (free_addr(), free_addr());
+    // One thread: a per-shard session cache is then the whole cache, as in haproxy.
+    let cfg = format!(
+        "global\n    nbthread 1\n    tune.ssl.cachesize 1000\n    tune.ssl.lifetime 600\n{DEFAULTS}\
+         frontend tickets\n    bind {tickets} ssl crt {pem}\n    default_backend be\n\
+         frontend no_tickets\n    bind {no_tickets} ssl crt {pem} no-tls-tickets\n    default_backend be\n\
+         backend be\n    server s1 {}\n",
+        origins.addrs()[0],
+        pem = site.pem.display(),
+    );
+    let path = write_config(&dir, &cfg);
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for which in ["ringlb", "haproxy"] {
+        let _proxy = start(which, &path, &[tickets, no_tickets]);
+        let mut got = Vec::new();
+        for front in [tickets, no_tickets] {
+            // TLS 1.2, -reconnect: one full handshake, then five trying to resume it.
+            let out = s_client(
+                front,
+                &["-servername", "resume.example", "-reconnect", "-tls1_2"],
+            );
+            let reused = out.lines().filter(|l| l.starts_with("Reused,")).count();
+            let ticket = out.contains("TLS session ticket:");
+            got.push(format!("{front} TLS 1.2: reused {reused} ticket {ticket}"));
+            // TLS 1.3 sends its tickets after the handshake: a request reads them.
+            let sess = dir.join(&format!("{which}-{}.sess", front.port()));
+            let first = tls13_request(front, "-sess_out", &sess);
+            assert!(first.contains("HTTP/1.1 200"), "{which}: {first}");
+            let second = tls13_request(front, "-sess_in", &sess);
+            assert!(second.contains("HTTP/1.1 200"), "{which}: {second}");
+            got.push(format!(
+                "{front} TLS 1.3: resumed {}",
+                second.contains("Reused, TLSv1.3")
+            ));
+        }
+        eprintln!("{which}: {got:#?}");
+        seen.push(got);
+    }
+    assert_eq!(seen[0], seen[1], "ringlb (left) vs haproxy (right)");
+}
+
+/// One HTTP/1.1 request over TLS 1.3 with s_client, saving (`-sess_out`) or offering
+/// (`-sess_in`) the session in `sess`; s_client's output.
+fn tls13_request(front: SocketAddr, flag: &str, sess: &Path) -> String {
+    let script = format!(
+        "printf 'GET / HTTP/1.1\\r\\nHost: resume.example\\r\\nConnection: close\\r\\n\\r\\n' | \\
+         openssl s_client -connect 127.0.0.1:{} -servername resume.example -tls1_3 -ign_eof {flag} {}",
+        front.port(),
+        sess.display()
+    );
+    let out = run_bounded(Command::new("sh").args(["-c", &script]), T).unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
