@@ -705,9 +705,10 @@ fn session_resumption_with_and_without_tickets_matches_haproxy() {
     let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
     let site = ca.server("resume.example", &dir.join("site.pem"));
     let (tickets, no_tickets) = (free_addr(), free_addr());
-    // One thread: a per-shard session cache is then the whole cache, as in haproxy.
+    // Two threads: a reconnection may land on either shard, and must resume on both
+    // (haproxy's threads share one session cache; ringlb's shards share the bind's).
     let cfg = format!(
-        "global\n    nbthread 1\n    tune.ssl.cachesize 1000\n    tune.ssl.lifetime 600\n{DEFAULTS}\
+        "global\n    nbthread 2\n    tune.ssl.cachesize 1000\n    tune.ssl.lifetime 600\n{DEFAULTS}\
          frontend tickets\n    bind {tickets} ssl crt {pem}\n    default_backend be\n\
          frontend no_tickets\n    bind {no_tickets} ssl crt {pem} no-tls-tickets\n    default_backend be\n\
          backend be\n    server s1 {}\n",
