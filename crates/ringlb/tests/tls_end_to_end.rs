@@ -758,3 +758,49 @@ fn tls13_request(front: SocketAddr, flag: &str, sess: &Path) -> String {
     let out = run_bounded(Command::new("sh").args(["-c", &script]), T).unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+#[test]
+fn crt_directory_loads_key_and_ocsp_companions() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-crtdir");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let certs = dir.join("certs");
+    std::fs::create_dir_all(&certs).unwrap();
+    // a: certificate and key in separate files, with an OCSP response and its issuer;
+    // b: one PEM with both, nothing else. The companions must not load as certificates.
+    let a = ca.server("a.example", &dir.join("a-both.pem"));
+    std::fs::copy(&a.crt, certs.join("a.example.pem")).unwrap();
+    std::fs::copy(&a.key, certs.join("a.example.pem.key")).unwrap();
+    ca.ocsp_good(&a, &certs.join("a.example.pem.ocsp"));
+    std::fs::copy(&ca.cert, certs.join("a.example.pem.issuer")).unwrap();
+    ca.server("b.example", &certs.join("b.example.pem"));
+    let front = free_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front} ssl crt {}/\n    default_backend be\nbackend be\n    server s1 {}\n",
+        certs.display(),
+        origins.addrs()[0],
+    );
+    let path = write_config(&dir, &cfg);
+    for which in proxies() {
+        let _proxy = start(which, &path, &[front]);
+        for (name, stapled) in [("a.example", true), ("b.example", false)] {
+            let out = s_client(front, &["-servername", name, "-status"]);
+            assert!(
+                out.contains(&format!("subject=CN = {name}")),
+                "{which}: {out}"
+            );
+            assert_eq!(
+                out.contains("Cert Status: good"),
+                stapled,
+                "{which} {name}: {out}"
+            );
+            let g = https(front, name, "/", &ca.cert, &[]);
+            assert_eq!(g.code, "200", "{which} {name}: {}", g.log);
+        }
+        assert_eq!(
+            served_subject(front, Some("other.example")),
+            "CN = a.example",
+            "{which}"
+        );
+    }
+}
