@@ -804,3 +804,89 @@ fn crt_directory_loads_key_and_ocsp_companions() {
         );
     }
 }
+
+#[test]
+fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: skipping the chain comparison");
+        return;
+    }
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-chain");
+    let root = TestCa::new(&dir.join("root"), "ringlb root CA");
+    let sub = root.intermediate(&dir.join("sub"), "ringlb intermediate CA");
+    // The server sends its intermediate; clients trust the root alone.
+    let server = sub.server("chain.example", &dir.join("server.pem"));
+    sub.append_chain(&server);
+    let chained = sub.client("chained-client", &dir.join("chained.pem"));
+    sub.append_chain(&chained);
+    let lone = sub.client("lone-client", &dir.join("lone.pem"));
+    let other = TestCa::new(&dir.join("other"), "other root CA");
+    let other_sub = other.intermediate(&dir.join("other-sub"), "other intermediate CA");
+    let foreign = other_sub.client("foreign-client", &dir.join("foreign.pem"));
+    other_sub.append_chain(&foreign);
+    let binds = [
+        "verify required",
+        "verify required ca-ignore-err all",
+        "verify required crt-ignore-err all",
+        "verify optional ca-ignore-err 20",
+    ];
+    let addrs: Vec<SocketAddr> = binds.iter().map(|_| free_addr()).collect();
+    let mut cfg = DEFAULTS.to_owned();
+    for (i, (opts, addr)) in binds.iter().zip(&addrs).enumerate() {
+        cfg.push_str(&format!(
+            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    http-request set-header X-ICN %[ssl_c_i_dn(cn)]\n    default_backend be\n",
+            server.pem.display(),
+            root.cert.display(),
+        ));
+    }
+    cfg.push_str(&format!(
+        "backend be\n    server s1 {}\n",
+        origins.addrs()[0]
+    ));
+    let path = write_config(&dir, &cfg);
+    let certs = [
+        ("chained", &chained),
+        ("lone", &lone),
+        ("foreign", &foreign),
+    ];
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for which in ["ringlb", "haproxy"] {
+        let _proxy = start(which, &path, &addrs);
+        let mut got = Vec::new();
+        for (opts, addr) in binds.iter().zip(&addrs) {
+            for (label, cert) in certs {
+                let (crt, key) = (
+                    cert.crt.display().to_string(),
+                    cert.key.display().to_string(),
+                );
+                let g = https(
+                    *addr,
+                    "chain.example",
+                    "/echo",
+                    &root.cert,
+                    &["--cert", &crt, "--key", &key],
+                );
+                got.push(format!(
+                    "{opts} / {label}: {} verify={:?} cn={:?} issuer={:?}",
+                    g.code,
+                    echoed(&g.body, "x-verify"),
+                    echoed(&g.body, "x-cn"),
+                    echoed(&g.body, "x-icn"),
+                ));
+            }
+        }
+        eprintln!("{which}: {got:#?}");
+        seen.push(got);
+    }
+    for (r, h) in seen[0].iter().zip(&seen[1]) {
+        assert_eq!(r, h, "ringlb (left) vs haproxy (right)");
+    }
+    assert!(
+        seen[1][0].starts_with(
+            "verify required / chained: 200 verify=Some(\"0\") cn=Some(\"chained-client\")"
+        ),
+        "{}",
+        seen[1][0]
+    );
+}

@@ -80,6 +80,37 @@ impl TestCa {
         }
     }
 
+    /// An intermediate CA `CN=<cn>` signed by this one, in its own directory `dir`; its
+    /// `chain` file holds its certificate, to append to the PEMs it issues.
+    pub fn intermediate(&self, dir: &Path, cn: &str) -> TestCa {
+        std::fs::create_dir_all(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+        let pem = dir.join("issued.pem");
+        let issued = self.issue(
+            cn,
+            "basicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign,digitalSignature\n",
+            &pem,
+        );
+        std::fs::copy(&issued.crt, dir.join("ca.pem")).unwrap_or_else(|e| panic!("ca.pem: {e}"));
+        std::fs::copy(&issued.key, dir.join("ca.key")).unwrap_or_else(|e| panic!("ca.key: {e}"));
+        TestCa {
+            dir: dir.to_path_buf(),
+            cert: dir.join("ca.pem"),
+            key: dir.join("ca.key"),
+        }
+    }
+
+    /// Appends this CA's certificate to `issued`'s PEM and certificate files (a chain sent
+    /// by whoever presents them).
+    pub fn append_chain(&self, issued: &Issued) {
+        let me = std::fs::read(&self.cert).unwrap_or_else(|e| panic!("ca: {e}"));
+        for path in [&issued.pem, &issued.crt] {
+            let mut data =
+                std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            data.extend_from_slice(&me);
+            std::fs::write(path, data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        }
+    }
+
     /// A server certificate for `name` (CN and DNS SAN), its PEM written to `pem`.
     pub fn server(&self, name: &str, pem: &Path) -> Issued {
         self.issue(
