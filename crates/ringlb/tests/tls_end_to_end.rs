@@ -890,3 +890,81 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
         seen[1][0]
     );
 }
+
+/// Fetches beyond issue #8's list: names in a many-part subject, certificate details.
+/// (`ssl_f_*`, `ssl_c_version`, `ssl_c_sig_alg`, `ssl_c_key_alg`, `ssl_c_sha1`, `ssl_c_der`
+/// compile but give nothing in ringlb yet.)
+const MORE_FETCH_HEADERS: &[(&str, &str)] = &[
+    ("x-dn", "ssl_c_s_dn"),
+    ("x-o", "ssl_c_s_dn(o)"),
+    ("x-ou", "ssl_c_s_dn(ou)"),
+    ("x-ou-last", "ssl_c_s_dn(ou,-1)"),
+    ("x-ou-first", "ssl_c_s_dn(ou,1)"),
+    ("x-dn-rfc", "ssl_c_s_dn(,0,rfc2253)"),
+    ("x-notbefore-set", "ssl_c_notbefore,length"),
+    ("x-has-crt", "ssl_fc_has_crt"),
+    ("x-has-sni", "ssl_fc_has_sni"),
+    ("x-alg-keysize", "ssl_fc_alg_keysize"),
+    ("x-err", "ssl_c_err"),
+    ("x-ca-err", "ssl_c_ca_err"),
+    ("x-keysize", "ssl_fc_use_keysize"),
+    ("x-sni-lower", "ssl_fc_sni,lower"),
+];
+
+#[test]
+fn certificate_detail_fetches_match_haproxy() {
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: skipping the fetch comparison");
+        return;
+    }
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-fetch2");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let server = ca.server("detail.example", &dir.join("server.pem"));
+    let client = ca.client_with_subject(
+        "/C=FR/O=Ringlb Test/OU=first unit/OU=second unit/CN=rich-client",
+        &dir.join("client.pem"),
+    );
+    let front = free_addr();
+    let rules: String = MORE_FETCH_HEADERS
+        .iter()
+        .map(|(h, f)| format!("    http-request set-header {h} %[{f}]\n"))
+        .collect();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front} ssl crt {} ca-file {} verify optional\n{rules}    default_backend be\nbackend be\n    server s1 {}\n",
+        server.pem.display(),
+        ca.cert.display(),
+        origins.addrs()[0],
+    );
+    let path = write_config(&dir, &cfg);
+    let (crt, key) = (
+        client.crt.display().to_string(),
+        client.key.display().to_string(),
+    );
+    let mut seen: Vec<Vec<Echoed>> = Vec::new();
+    for which in ["ringlb", "haproxy"] {
+        let _proxy = start(which, &path, &[front]);
+        let mut per_case = Vec::new();
+        for opts in [vec!["--cert", &crt, "--key", &key], vec![]] {
+            let g = https(front, "Detail.Example", "/echo", &ca.cert, &opts);
+            assert_eq!(g.code, "200", "{which}: {}", g.log);
+            per_case.push(
+                MORE_FETCH_HEADERS
+                    .iter()
+                    .map(|(h, _)| ((*h).to_owned(), echoed(&g.body, h)))
+                    .collect(),
+            );
+        }
+        seen.push(per_case);
+    }
+    let mut differ = Vec::new();
+    for (case, (r, h)) in seen[0].iter().zip(&seen[1]).enumerate() {
+        for (a, b) in r.iter().zip(h) {
+            if a != b {
+                differ.push(format!("case {case}: ringlb {a:?}, haproxy {b:?}"));
+            }
+        }
+    }
+    assert!(differ.is_empty(), "{differ:#?}");
+    assert_eq!(seen[1][0][1].1.as_deref(), Some("Ringlb Test"));
+}

@@ -125,8 +125,20 @@ impl TestCa {
         self.issue(cn, "extendedKeyUsage=clientAuth\n", pem)
     }
 
+    /// A client certificate with a full subject (`/C=FR/O=Example/CN=name`, OpenSSL's
+    /// `-subj` form), its PEM written to `pem`.
+    pub fn client_with_subject(&self, subject: &str, pem: &Path) -> Issued {
+        self.issue_subject(subject, "extendedKeyUsage=clientAuth\n", pem)
+    }
+
     fn issue(&self, cn: &str, ext: &str, pem: &Path) -> Issued {
-        let base = cn.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_");
+        self.issue_subject(&format!("/CN={cn}"), ext, pem)
+    }
+
+    fn issue_subject(&self, subj: &str, ext: &str, pem: &Path) -> Issued {
+        let base = subj
+            .trim_start_matches('/')
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_");
         let (key, csr, crt, extf) = (
             format!("{base}.key"),
             format!("{base}.csr"),
@@ -134,7 +146,6 @@ impl TestCa {
             format!("{base}.ext"),
         );
         std::fs::write(self.dir.join(&extf), ext).unwrap_or_else(|e| panic!("{extf}: {e}"));
-        let subj = format!("/CN={cn}");
         openssl(
             &self.dir,
             &[
@@ -149,7 +160,7 @@ impl TestCa {
                 "-out",
                 &csr,
                 "-subj",
-                &subj,
+                subj,
             ],
         );
         openssl(
