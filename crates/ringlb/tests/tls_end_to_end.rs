@@ -893,7 +893,7 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
 
 /// Fetches beyond issue #8's list: names in a many-part subject, certificate details.
 /// (`ssl_f_*`, `ssl_c_version`, `ssl_c_sig_alg`, `ssl_c_key_alg`, `ssl_c_sha1`, `ssl_c_der`
-/// compile but give nothing in ringlb yet.)
+/// are refused at startup by ringlb until they are implemented.)
 const MORE_FETCH_HEADERS: &[(&str, &str)] = &[
     ("x-dn", "ssl_c_s_dn"),
     ("x-o", "ssl_c_s_dn(o)"),
