@@ -525,6 +525,8 @@ fn crt_list_sni_filters_wildcards_and_strict_sni() {
         "no.wild.example",
         "deep.x.wild.example",
         "unknown.example",
+        "B-Alias.Example",
+        "X.WILD.example",
     ];
     let mut seen: Vec<Vec<(String, String)>> = Vec::new();
     for which in proxies() {
