@@ -420,6 +420,12 @@ fn bind_policy(bind: &Bind, globals: &TlsGlobals, diags: &mut Diags) -> PolicyIn
             }
         }
     }
+    if policy::no_flags_ignored(&p.options) {
+        diags.push(TlsDiag::warning(
+            None,
+            "no-sslv3/no-tlsv1x are ignored for this bind. Use only 'ssl-min-ver' and 'ssl-max-ver' to fix.",
+        ));
+    }
     if bind_other(bind, "npn").is_some() {
         diags.push(TlsDiag::warning(
             None,
