@@ -970,3 +970,62 @@ fn certificate_detail_fetches_match_haproxy() {
     assert!(differ.is_empty(), "{differ:#?}");
     assert_eq!(seen[1][0][1].1.as_deref(), Some("Ringlb Test"));
 }
+
+#[test]
+fn protocol_version_options_match_haproxy() {
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: skipping the version comparison");
+        return;
+    }
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-versions");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let site = ca.server("v.example", &dir.join("site.pem"));
+    let binds = [
+        "",
+        "force-tlsv12",
+        "force-tlsv13",
+        "no-tlsv13",
+        "no-tlsv12",
+        "ssl-max-ver TLSv1.2",
+        "ssl-min-ver TLSv1.3",
+    ];
+    let addrs: Vec<SocketAddr> = binds.iter().map(|_| free_addr()).collect();
+    let mut cfg = format!("{GUIDE_TLS}{DEFAULTS}");
+    for (i, (opts, addr)) in binds.iter().zip(&addrs).enumerate() {
+        cfg.push_str(&format!(
+            "frontend f{i}\n    bind {addr} ssl crt {} {opts}\n    http-request set-header X-Proto %[ssl_fc_protocol]\n    default_backend be\n",
+            site.pem.display(),
+        ));
+    }
+    cfg.push_str(&format!(
+        "backend be\n    server s1 {}\n",
+        origins.addrs()[0]
+    ));
+    let path = write_config(&dir, &cfg);
+    let clients: [&[&str]; 3] = [&[], &["--tls-max", "1.2"], &["--tlsv1.3"]];
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for which in ["ringlb", "haproxy"] {
+        let _proxy = start(which, &path, &addrs);
+        let mut got = Vec::new();
+        for (opts, addr) in binds.iter().zip(&addrs) {
+            for client in clients {
+                let g = https(*addr, "v.example", "/echo", &ca.cert, client);
+                got.push(format!(
+                    "[{opts}] {client:?}: {} {:?}",
+                    g.code,
+                    echoed(&g.body, "x-proto")
+                ));
+            }
+        }
+        seen.push(got);
+    }
+    let differ: Vec<String> = seen[0]
+        .iter()
+        .zip(&seen[1])
+        .filter(|(r, h)| r != h)
+        .map(|(r, h)| format!("ringlb {r} / haproxy {h}"))
+        .collect();
+    assert!(differ.is_empty(), "{differ:#?}");
+    assert!(seen[1].iter().any(|l| l.contains("000")), "{:#?}", seen[1]);
+}
