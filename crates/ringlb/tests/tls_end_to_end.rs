@@ -1029,3 +1029,50 @@ fn protocol_version_options_match_haproxy() {
     assert!(differ.is_empty(), "{differ:#?}");
     assert!(seen[1].iter().any(|l| l.contains("000")), "{:#?}", seen[1]);
 }
+
+#[test]
+fn rsa_and_ecdsa_certificates_for_one_name_follow_the_clients_cipher() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-dual");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let ec = ca.server("dual.example", &dir.join("dual-ec.pem"));
+    let rsa = ca.server_rsa("dual.example", &dir.join("dual-rsa.pem"));
+    let front = free_addr();
+    let cfg = format!(
+        "{GUIDE_TLS}{DEFAULTS}frontend fe\n    bind {front} ssl crt {} crt {}\n    default_backend be\nbackend be\n    server s1 {}\n",
+        ec.pem.display(),
+        rsa.pem.display(),
+        origins.addrs()[0],
+    );
+    let path = write_config(&dir, &cfg);
+    for which in proxies() {
+        let _proxy = start(which, &path, &[front]);
+        for (cipher, key) in [
+            (
+                "ECDHE-RSA-AES128-GCM-SHA256",
+                "Server public key is 2048 bit",
+            ),
+            (
+                "ECDHE-ECDSA-AES128-GCM-SHA256",
+                "Server public key is 256 bit",
+            ),
+        ] {
+            let out = s_client(
+                front,
+                &["-servername", "dual.example", "-tls1_2", "-cipher", cipher],
+            );
+            assert!(
+                out.contains(&format!("Cipher    : {cipher}")) && out.contains(key),
+                "{which} {cipher}: {out}"
+            );
+            let g = https(
+                front,
+                "dual.example",
+                "/",
+                &ca.cert,
+                &["--tls-max", "1.2", "--ciphers", cipher],
+            );
+            assert_eq!(g.code, "200", "{which} {cipher}: {}", g.log);
+        }
+    }
+}

@@ -136,9 +136,25 @@ impl TestCa {
     }
 
     fn issue_subject(&self, subj: &str, ext: &str, pem: &Path) -> Issued {
+        self.issue_key(subj, ext, pem, false)
+    }
+
+    /// Like `server`, with an RSA 2048 key (for `ECDHE-RSA-*` ciphers); its working files
+    /// are named `<name>.rsa.*`, so it can sit beside an EC certificate for the same name.
+    pub fn server_rsa(&self, name: &str, pem: &Path) -> Issued {
+        self.issue_key(
+            &format!("/CN={name}"),
+            &format!("subjectAltName=DNS:{name}\nextendedKeyUsage=serverAuth\n"),
+            pem,
+            true,
+        )
+    }
+
+    fn issue_key(&self, subj: &str, ext: &str, pem: &Path, rsa: bool) -> Issued {
         let base = subj
             .trim_start_matches('/')
-            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_");
+            .replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "_")
+            + if rsa { ".rsa" } else { "" };
         let (key, csr, crt, extf) = (
             format!("{base}.key"),
             format!("{base}.csr"),
@@ -151,9 +167,13 @@ impl TestCa {
             &[
                 "req",
                 "-newkey",
-                "ec",
+                if rsa { "rsa" } else { "ec" },
                 "-pkeyopt",
-                "ec_paramgen_curve:P-256",
+                if rsa {
+                    "rsa_keygen_bits:2048"
+                } else {
+                    "ec_paramgen_curve:P-256"
+                },
                 "-nodes",
                 "-keyout",
                 &key,
