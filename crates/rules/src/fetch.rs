@@ -294,6 +294,33 @@ fn sc_fetch(name: &str, args: &[String]) -> Result<Option<ScFetch>, String> {
     Ok(None)
 }
 
+/// The TLS fetches the engine gives values to (`ssl` in crates/shard's rules source). Any
+/// other `ssl_*` name is refused at startup rather than compiled to a fetch that never has a
+/// value (`ssl_bc_*`, `ssl_f_*`, `ssl_c_sha1`, `ssl_c_der`, `ssl_c_version`...).
+pub const SSL_SUPPORTED: &[&str] = &[
+    "ssl_fc",
+    "ssl_fc_sni",
+    "ssl_fc_protocol",
+    "ssl_fc_cipher",
+    "ssl_fc_alpn",
+    "ssl_fc_session_reused",
+    "ssl_fc_is_resumed",
+    "ssl_fc_err",
+    "ssl_fc_has_crt",
+    "ssl_fc_has_sni",
+    "ssl_fc_use_keysize",
+    "ssl_fc_alg_keysize",
+    "ssl_c_used",
+    "ssl_c_verify",
+    "ssl_c_err",
+    "ssl_c_ca_err",
+    "ssl_c_s_dn",
+    "ssl_c_i_dn",
+    "ssl_c_serial",
+    "ssl_c_notafter",
+    "ssl_c_notbefore",
+];
+
 const SSL_BOOL: &[&str] = &[
     "ssl_fc",
     "ssl_bc",
@@ -643,10 +670,17 @@ impl Fetch {
                     args: args.iter().map(|a| a.as_str().into()).collect(),
                 }
             }
-            _ if name.starts_with("ssl_") => F::Ssl {
-                name: name.into(),
-                args: args.iter().map(|a| a.as_str().into()).collect(),
-            },
+            _ if name.starts_with("ssl_") => {
+                if !SSL_SUPPORTED.contains(&name) {
+                    return Err(format!(
+                        "fetch method '{name}' is not supported by ringlb yet"
+                    ));
+                }
+                F::Ssl {
+                    name: name.into(),
+                    args: args.iter().map(|a| a.as_str().into()).collect(),
+                }
+            }
             _ => match sc_fetch(name, args)? {
                 Some(sc) => F::Sc(sc),
                 None => return Err(format!("unknown fetch method '{name}'")),

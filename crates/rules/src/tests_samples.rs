@@ -574,6 +574,15 @@ fn acl_pattern_files_and_errors() {
     unknown.sample.fetch = "nosuch_beg".into();
     let e = compile_acl(&unknown, &()).unwrap_err();
     assert!(e.msg.contains("unknown fetch method 'nosuch_beg'"), "{e}");
+    // A TLS fetch the engine gives no value to is refused, not compiled to "never set".
+    let mut ssl = bad.clone();
+    ssl.sample.fetch = "ssl_c_sha1".into();
+    let e = compile_acl(&ssl, &()).unwrap_err();
+    assert!(
+        e.msg
+            .contains("fetch method 'ssl_c_sha1' is not supported by ringlb yet"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -312,6 +312,12 @@ impl SampleSource for Host<'_> {
                 .map(|s| Sample::Bin(std::borrow::Cow::Borrowed(s))),
             "ssl_c_notafter" => t.ssl_c_notafter().map(|s| Sample::owned(s.into_bytes())),
             "ssl_c_notbefore" => t.ssl_c_notbefore().map(|s| Sample::owned(s.into_bytes())),
+            // Verified in this handshake: a resumed session carries no new certificate.
+            "ssl_fc_has_crt" => Some(Sample::Bool(t.ssl_c_used() && !t.session_reused)),
+            "ssl_fc_has_sni" => Some(Sample::Bool(t.sni.is_some())),
+            "ssl_fc_use_keysize" | "ssl_fc_alg_keysize" => {
+                cipher_key_bits(t.cipher).map(|b| Sample::Int(b.into()))
+            }
             _ => None,
         }
     }
@@ -760,4 +766,17 @@ fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// The symmetric key size of an OpenSSL cipher name (`ssl_fc_use_keysize`); rustls offers
+/// only AES-128/256-GCM and ChaCha20-Poly1305.
+fn cipher_key_bits(cipher: &str) -> Option<u16> {
+    if cipher.contains("AES128") || cipher.contains("AES_128") {
+        Some(128)
+    } else if cipher.contains("AES256") || cipher.contains("AES_256") || cipher.contains("CHACHA20")
+    {
+        Some(256)
+    } else {
+        None
+    }
 }

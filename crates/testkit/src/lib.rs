@@ -37,6 +37,7 @@
 //! crate's tests may need `cargo build -p ringlb-origin` first.
 
 pub mod body;
+pub mod certs;
 pub mod client;
 pub mod h2raw;
 pub mod haproxy;
@@ -50,6 +51,7 @@ pub mod tools;
 pub mod ws;
 
 pub use body::{fnv1a64, pattern, Digest, PATTERN};
+pub use certs::{Issued, TestCa};
 pub use client::{
     http_get, http_request, parse_responses, send_raw, send_raw_reply, set_linger_zero,
     unread_bytes, Conn, Framing, RawEnd, RawReply, Response, DEFAULT_TIMEOUT,

@@ -1,9 +1,9 @@
 //! Building the TLS side of a `bind` line: certificates, SNI index and one rustls
 //! `ServerConfig` per distinct policy (the line's own, plus one per crt-list line that carries
-//! `[ssl options]`), checked at startup; then per-shard copies with their own session cache.
+//! `[ssl options]`), checked at startup; then per-shard copies sharing one session cache.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
@@ -35,7 +35,7 @@ pub struct TlsGlobals {
     pub key_base: Option<PathBuf>,
     pub defaults: SslDefaults,
     pub default_bind_curves: Option<String>,
-    /// `tune.ssl.cachesize` (sessions per shard, see [`BindTls::for_shard`]).
+    /// `tune.ssl.cachesize` (sessions per bind, shared by its shards, see [`BindTls::for_shard`]).
     pub cachesize: Option<usize>,
     /// `tune.ssl.lifetime` in seconds.
     pub lifetime_secs: Option<u32>,
@@ -196,6 +196,10 @@ pub struct BindTls {
     policies: Vec<PolicyConfig>,
     cachesize: usize,
     lifetime_secs: u32,
+    /// The bind's session cache, made by the first `for_shard` and shared by every shard:
+    /// a client's next connection may land on any shard (`SO_REUSEPORT`), and HAProxy's
+    /// cache is one for all threads, so `no-tls-tickets` resumption must not depend on it.
+    cache: OnceLock<Arc<SessionCache>>,
     /// Non-fatal findings (expired certificate, `npn` ignored...), to print as warnings.
     pub warnings: Vec<TlsDiag>,
 }
@@ -247,16 +251,19 @@ impl BindTls {
         self.index.entries().iter().map(|e| e.cert.as_ref())
     }
 
-    /// A shard's copy: same certificates and policies, its own session cache (a share of
-    /// `tune.ssl.cachesize`, so the total matches HAProxy's one shared cache), the shared
-    /// ticket keys.
-    pub fn for_shard(&self, shared: &TlsShared, shards: usize) -> Arc<ShardTls> {
-        let per_shard = self.cachesize.div_ceil(shards.max(1));
-        let cache = Arc::new(SessionCache::new(
-            per_shard,
-            self.lifetime_secs,
-            shared.clock.clone(),
-        ));
+    /// A shard's copy: same certificates and policies, the bind's one session cache
+    /// (`tune.ssl.cachesize` entries in all, as HAProxy's), the shared ticket keys.
+    pub fn for_shard(&self, shared: &TlsShared, _shards: usize) -> Arc<ShardTls> {
+        let cache = self
+            .cache
+            .get_or_init(|| {
+                Arc::new(SessionCache::new(
+                    self.cachesize,
+                    self.lifetime_secs,
+                    shared.clock.clone(),
+                ))
+            })
+            .clone();
         let policies = self
             .policies
             .iter()
@@ -363,6 +370,7 @@ pub fn build_bind(
         policies,
         cachesize: globals.cachesize.unwrap_or(DEFAULT_CACHESIZE),
         lifetime_secs: globals.lifetime(),
+        cache: OnceLock::new(),
         warnings: diags.list,
     })
 }
@@ -411,6 +419,12 @@ fn bind_policy(bind: &Bind, globals: &TlsGlobals, diags: &mut Diags) -> PolicyIn
                 Err(e) => diags.push(TlsDiag::alert(None, format!("'{name}' : {e}"))),
             }
         }
+    }
+    if policy::no_flags_ignored(&p.options) {
+        diags.push(TlsDiag::warning(
+            None,
+            "no-sslv3/no-tlsv1x are ignored for this bind. Use only 'ssl-min-ver' and 'ssl-max-ver' to fix.",
+        ));
     }
     if bind_other(bind, "npn").is_some() {
         diags.push(TlsDiag::warning(
@@ -705,6 +719,7 @@ fn client_verifier(
         ca_ignore: input.ca_ignore.clone(),
         crt_ignore: input.crt_ignore.clone(),
         client_sigalgs,
+        crl: input.crl_file.is_some(),
     })))
 }
 

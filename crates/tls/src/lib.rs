@@ -6,7 +6,7 @@
 //!   `key-base`, `.key` and `.ocsp` companions) and SNI selection ([`cert`], [`store`]);
 //! - mapping HAProxy's TLS policy words onto rustls ([`policy`], [`verify`]);
 //! - building per-bind and per-server configs at startup with diagnostics that name the file
-//!   ([`build_config`] for a whole configuration, or [`build_bind`], [`build_server`]) and per-shard copies with their session cache
+//!   ([`build_config`] for a whole configuration, or [`build_bind`], [`build_server`]) and per-shard copies sharing the bind's session cache
 //!   ([`BindTls::for_shard`], [`ServerTls::for_shard`]) and shared ticket keys ([`TlsShared`]);
 //! - the per-connection wrappers the engine drives ([`TlsSession`], [`TlsClientSession`]) and
 //!   the facts for the rules engine ([`TlsFacts`]).

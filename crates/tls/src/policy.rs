@@ -404,6 +404,22 @@ fn flag_version(flag: &str) -> Option<TlsVersion> {
     })
 }
 
+/// Whether `no-sslv3` / `no-tlsv1x` flags are ignored: HAProxy 2.6 drops them (with a
+/// warning) once `ssl-min-ver`, `ssl-max-ver` or a `force-` option sets a bound, including
+/// one inherited from `ssl-default-*-options`.
+pub fn no_flags_ignored(o: &SslOptions) -> bool {
+    let has_no = o
+        .flags
+        .iter()
+        .any(|f| f.starts_with("no-") && flag_version(f).is_some());
+    let bounded = o.min_ver.is_some()
+        || o.max_ver.is_some()
+        || o.flags
+            .iter()
+            .any(|f| f.starts_with("force-") && flag_version(f).is_some());
+    has_no && bounded
+}
+
 /// The protocol versions a policy enables, as rustls versions (HAProxy's default floor is
 /// TLSv1.2, its ceiling TLSv1.3).
 pub fn versions(o: &SslOptions) -> Result<Vec<&'static SupportedProtocolVersion>, String> {
@@ -430,10 +446,13 @@ pub fn versions(o: &SslOptions) -> Result<Vec<&'static SupportedProtocolVersion>
     } else {
         forced
     };
+    let honour_no = !no_flags_ignored(o);
     allowed.retain(|v| {
-        !o.flags
-            .iter()
-            .any(|f| f.starts_with("no-") && flag_version(f) == Some(*v))
+        !honour_no
+            || !o
+                .flags
+                .iter()
+                .any(|f| f.starts_with("no-") && flag_version(f) == Some(*v))
     });
     let mut out: Vec<&'static SupportedProtocolVersion> = Vec::new();
     if allowed.contains(&TlsVersion::Tlsv13) {
@@ -570,6 +589,13 @@ mod tests {
         assert!(vers(&opts(None, None, &["no-tlsv12", "no-tlsv13"]))
             .unwrap_err()
             .contains("disabled"));
+        // HAProxy ignores no-tlsv1x once a bound is set (ssl-min-ver/max-ver, force-).
+        let bounded = opts(Some(TlsVersion::Tlsv12), None, &["no-tlsv13"]);
+        assert!(no_flags_ignored(&bounded));
+        assert_eq!(vers(&bounded).unwrap(), [TLSv1_3, TLSv1_2]);
+        let forced = opts(None, None, &["force-tlsv13", "no-tlsv13"]);
+        assert_eq!(vers(&forced).unwrap(), [TLSv1_3]);
+        assert!(!no_flags_ignored(&opts(None, None, &["no-tlsv13"])));
     }
 
     #[test]

@@ -1,9 +1,10 @@
-//! Session resumption: a per-shard session cache (`tune.ssl.cachesize` entries, entries live
-//! `tune.ssl.lifetime`), and session tickets whose keys rotate and are shared by every shard.
+//! Session resumption: one session cache per bind shared by every shard (`tune.ssl.cachesize`
+//! entries, entries live `tune.ssl.lifetime`), and session tickets whose keys rotate and are
+//! shared by every shard.
 //!
 //! Time comes from a `TimeProvider` passed in, so tests can age entries without sleeping.
-//! The cache sits behind a `Mutex` only because rustls requires `Sync`; each shard owns its
-//! own cache, so the lock is never contended.
+//! The cache sits behind a `Mutex`: shards take it only during full handshakes and
+//! resumptions, which cost far more than the lock.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};

@@ -113,6 +113,29 @@ pub fn classify(
     }
 }
 
+/// Every code OpenSSL's verify callback reports for an error `classify` named `code`, in
+/// order: HAProxy accepts the certificate only if each is in the ignore list, and
+/// `ssl_c_verify` is the last. A lone leaf of an unknown issuer is first 20, then 21, and
+/// with CRL checking (`crl-file`) also 3 for its missing CRL; a lone self-signed leaf is 18,
+/// then 3 with CRL checking (checked against haproxy 2.6 with `crt-ignore-err` lists).
+pub fn reported_codes(code: u32, crl: bool) -> Vec<u32> {
+    match (code, crl) {
+        (code::UNABLE_TO_VERIFY_LEAF_SIGNATURE, false) => vec![
+            code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+            code::UNABLE_TO_VERIFY_LEAF_SIGNATURE,
+        ],
+        (code::UNABLE_TO_VERIFY_LEAF_SIGNATURE, true) => vec![
+            code::UNABLE_TO_GET_ISSUER_CERT_LOCALLY,
+            code::UNABLE_TO_GET_CRL,
+            code::UNABLE_TO_VERIFY_LEAF_SIGNATURE,
+        ],
+        (code::DEPTH_ZERO_SELF_SIGNED_CERT, true) => {
+            vec![code::DEPTH_ZERO_SELF_SIGNED_CERT, code::UNABLE_TO_GET_CRL]
+        }
+        (other, _) => vec![other],
+    }
+}
+
 /// Wraps webpki's verifier to honour the ignore lists.
 #[derive(Debug)]
 pub struct HaproxyClientVerifier {
@@ -122,6 +145,8 @@ pub struct HaproxyClientVerifier {
     /// `client-sigalgs`: the only schemes a client certificate may sign with (offered in
     /// the CertificateRequest, checked on CertificateVerify).
     pub client_sigalgs: Option<Vec<SignatureScheme>>,
+    /// Whether a `crl-file` is set: OpenSSL then also reports missing CRLs.
+    pub crl: bool,
 }
 
 impl HaproxyClientVerifier {
@@ -144,7 +169,13 @@ impl HaproxyClientVerifier {
         };
         match self.inner.verify_client_cert(leaf, rest, now) {
             Ok(_) => code::OK,
-            Err(e) => classify(&e, leaf, rest).0,
+            Err(e) => {
+                let code = classify(&e, leaf, rest).0;
+                reported_codes(code, self.crl)
+                    .last()
+                    .copied()
+                    .unwrap_or(code)
+            }
         }
     }
 
@@ -179,11 +210,14 @@ impl ClientCertVerifier for HaproxyClientVerifier {
             Ok(v) => Ok(v),
             Err(e) => {
                 let (code, leaf) = classify(&e, end_entity, intermediates);
-                let ignored = if leaf {
-                    self.crt_ignore.ignores(code)
+                let list = if leaf {
+                    &self.crt_ignore
                 } else {
-                    self.ca_ignore.ignores(code)
+                    &self.ca_ignore
                 };
+                let ignored = reported_codes(code, self.crl)
+                    .into_iter()
+                    .all(|c| list.ignores(c));
                 if ignored {
                     Ok(ClientCertVerified::assertion())
                 } else {
@@ -250,5 +284,14 @@ mod tests {
         assert_eq!(classify(&e, &leaf, &inter), (20, false));
         let e = Error::InvalidCertificate(CertificateError::Revoked);
         assert_eq!(classify(&e, &leaf, &[]), (23, true));
+    }
+
+    #[test]
+    fn openssl_reports_more_than_one_code_for_unknown_issuers() {
+        assert_eq!(reported_codes(21, false), [20, 21]);
+        assert_eq!(reported_codes(21, true), [20, 3, 21]);
+        assert_eq!(reported_codes(18, false), [18]);
+        assert_eq!(reported_codes(18, true), [18, 3]);
+        assert_eq!(reported_codes(23, true), [23]);
     }
 }

@@ -558,7 +558,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("ssl-default-bind-client-sigalgs", S, "client certificate signature algorithms of binds (haproxy 2.8 keyword)", generic1),
     kw("ssl-default-server-sigalgs", TLS, "signature algorithms towards servers", generic1),
     kw("tune.ssl.force-private-cache", Status::Accepted {
-            why: "each shard already has a private session cache (a share of tune.ssl.cachesize) and shared ticket keys",
+            why: "ringlb is one process, so its session cache (one per bind, shared by the shards as HAProxy's threads share theirs) is already private to it",
         }, "private TLS session cache", generic),
     kw("tune.ssl.hard-maxrecord", Status::Accepted {
             why: "rustls never exceeds tune.ssl.maxrecord (or 16 kB) per record, so no hard cap is needed",
