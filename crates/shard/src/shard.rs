@@ -675,16 +675,16 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
         wait_for_rate(&core.rates, fe_rate, &core.stop).await;
         // A retired socket (its bind left the configuration) drains like a soft stop.
         let soft = || slot.retired.get() || state.run.get() == RunState::SoftStopping;
-        let accepted = if stopped() {
+        // `None`: a soft stop's drain found the queue empty (its accept was dropped).
+        let drained = if stopped() {
             if !soft() {
                 return; // hard stop: dropping the listener closes it
             }
             // Soft stop (a reload): take what the kernel already queued for this listener
             // before closing it, so those clients are served rather than reset.
-            match crate::time::within(Some(ACCEPT_DRAIN), listener.accept()).await {
-                Ok(r) => r,
-                Err(_) => return, // queue empty: dropping the listener closes it
-            }
+            crate::time::within(Some(ACCEPT_DRAIN), listener.accept())
+                .await
+                .ok()
         } else {
             // The accept stays armed across a stop (never cancelled with a connection in it).
             let accept = listener.accept();
@@ -695,14 +695,25 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
             })
             .await;
             match first {
-                Some(r) => r,
+                Some(r) => Some(r),
                 None if soft() || slot.retired.get() => {
-                    match crate::time::within(Some(ACCEPT_DRAIN), &mut accept).await {
-                        Ok(r) => r,
-                        Err(_) => return,
-                    }
+                    crate::time::within(Some(ACCEPT_DRAIN), &mut accept)
+                        .await
+                        .ok()
                 }
                 None => return,
+            }
+        };
+        let accepted = match drained {
+            Some(r) => r,
+            None => {
+                // The dropped accept may have taken a client as it was cancelled: that one is
+                // served, not reset by closing it with the listener.
+                listener.settle().await;
+                match listener.take_stashed() {
+                    Some(c) => Ok(c),
+                    None => return, // queue empty: dropping the listener closes it
+                }
             }
         };
         let client = match accepted {

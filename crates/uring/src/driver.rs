@@ -29,6 +29,8 @@ pub(crate) enum Hold {
     /// A receive into the provided-buffer pool: where its completion goes if its future is
     /// dropped first.
     Recv(Rc<crate::bufring::RecvStash>),
+    /// An accept: where the connection goes if its future is dropped first.
+    Accept(Box<crate::net::AddrBuf>, Rc<crate::net::AcceptStash>),
 }
 
 enum Slot {
@@ -289,6 +291,8 @@ impl Ring {
                 match hold {
                     // Completed but never taken: the bytes wait for the socket's next receive.
                     Hold::Recv(stash) => stash.keep(result, flags),
+                    // The connection waits for the listener's next accept.
+                    Hold::Accept(addr, stash) => stash.keep(result, &addr),
                     other => {
                         if let Some(bid) = cqueue::buffer_select(flags) {
                             self.inner.pool.recycle(bid);
@@ -356,6 +360,9 @@ impl Inner {
                             // Completed after its future was dropped: kept for the next
                             // receive on the socket (nothing if the cancel won).
                             stash.keep(result, flags);
+                        } else if let Hold::Accept(addr, stash) = &hold {
+                            // Likewise a connection, for the listener's next accept.
+                            stash.keep(result, addr);
                         } else if let Some(bid) = cqueue::buffer_select(flags) {
                             self.pool.recycle(bid);
                         }

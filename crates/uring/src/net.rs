@@ -248,9 +248,29 @@ pub(crate) struct PairSend {
     msg: libc::msghdr,
 }
 
+/// Connections an accept took after its future was dropped (a drain timeout firing just as a
+/// client arrived): kept for the listener's next `accept` instead of being closed, which would
+/// reset a client the kernel had already connected. In-flight accepts hold a reference, so
+/// `TcpListener::settle` can wait for the last one.
+pub(crate) struct AcceptStash {
+    done: std::cell::RefCell<std::collections::VecDeque<(OwnedFd, Option<SocketAddr>)>>,
+}
+
+impl AcceptStash {
+    /// Keeps an accepted descriptor (`result` of a completed accept) and its peer.
+    pub(crate) fn keep(&self, result: i32, addr: &AddrBuf) {
+        if result >= 0 {
+            // SAFETY: a successful accept returns a new descriptor nobody else owns.
+            let fd = unsafe { OwnedFd::from_raw_fd(result) };
+            self.done.borrow_mut().push_back((fd, addr.to_std()));
+        }
+    }
+}
+
 /// A listening socket served by one shard's ring.
 pub struct TcpListener {
     ring: Ring,
+    stash: Rc<AcceptStash>,
     /// Closed through the ring on drop (see `Ring::close_fd`).
     fd: ManuallyDrop<OwnedFd>,
 }
@@ -265,6 +285,9 @@ impl TcpListener {
     pub fn from_fd(ring: &Ring, fd: OwnedFd) -> TcpListener {
         TcpListener {
             ring: ring.clone(),
+            stash: Rc::new(AcceptStash {
+                done: std::cell::RefCell::new(std::collections::VecDeque::new()),
+            }),
             fd: ManuallyDrop::new(fd),
         }
     }
@@ -275,30 +298,55 @@ impl TcpListener {
 
     /// Accepts one connection (TCP_NODELAY set, as HAProxy does for HTTP).
     pub async fn accept(&self) -> io::Result<TcpStream> {
+        if let Some(stream) = self.take_stashed() {
+            return Ok(stream);
+        }
         let mut addr = AddrBuf::empty_for_accept();
         let sa = (&mut addr.storage as *mut libc::sockaddr_storage).cast::<libc::sockaddr>();
         let len = &mut addr.len as *mut libc::socklen_t;
         let entry = opcode::Accept::new(Fd(self.fd.as_raw_fd()), sa, len)
             .flags(libc::SOCK_CLOEXEC)
             .build();
-        let c = Op::submit(&self.ring, entry, Hold::Addr(addr)).await;
+        let c = Op::submit(&self.ring, entry, Hold::Accept(addr, self.stash.clone())).await;
         if c.result < 0 {
             return Err(io::Error::from_raw_os_error(-c.result));
         }
         // SAFETY: a successful accept returns a new descriptor we now own.
         let fd = unsafe { OwnedFd::from_raw_fd(c.result) };
         let peer = match c.hold {
-            Hold::Addr(a) => a.to_std(),
+            Hold::Accept(a, _) => a.to_std(),
             _ => None,
         };
+        Ok(self.stream(fd, peer))
+    }
+
+    /// A connection an accept took after its future was dropped, if any (see `settle`).
+    pub fn take_stashed(&self) -> Option<TcpStream> {
+        let (fd, peer) = self.stash.done.borrow_mut().pop_front()?;
+        Some(self.stream(fd, peer))
+    }
+
+    /// Waits (at most 50 ms) until no dropped accept of this listener is still in the kernel,
+    /// so that a connection one of them took is in the stash: call before closing a listener
+    /// whose accept was dropped (a soft stop's drain), then serve `take_stashed`.
+    pub async fn settle(&self) {
+        for _ in 0..50 {
+            if Rc::strong_count(&self.stash) == 1 {
+                return;
+            }
+            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+        }
+    }
+
+    fn stream(&self, fd: OwnedFd, peer: Option<SocketAddr>) -> TcpStream {
         let _ = set_int_opt(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY, 1);
-        Ok(TcpStream {
+        TcpStream {
             ring: self.ring.clone(),
             stash: Rc::new(RecvStash::new(self.ring.inner.pool.clone())),
             fd: ManuallyDrop::new(fd),
             peer,
             local: None,
-        })
+        }
     }
 }
 

@@ -158,6 +158,40 @@ fn bytes_of_a_dropped_completed_recv_go_to_the_next_recv() {
     });
 }
 
+/// An accept that took a client just as its future was dropped (a soft stop's drain timing
+/// out): the connection is kept for the next accept (`settle` + `take_stashed`), not closed
+/// (which would reset a client the kernel had connected).
+#[test]
+fn a_connection_taken_by_a_dropped_accept_is_kept() {
+    run(|| async {
+        let ring = Ring::new(64, 16, 4096).unwrap();
+        ring.spawn_driver().unwrap();
+        let (l, addr) = listener(&ring);
+        let client;
+        {
+            let accept = l.accept();
+            futures_lite::pin!(accept);
+            assert!(future::poll_once(&mut accept).await.is_none());
+            client = std::thread::spawn(move || {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.write_all(b"hello").unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+                let mut b = [0u8; 2];
+                s.read_exact(&mut b).map(|()| b)
+            });
+            // The completion is reaped into its slot; the future is dropped without taking it.
+            glommio::timer::sleep(Duration::from_millis(50)).await;
+        }
+        l.settle().await;
+        let c = l.take_stashed().expect("the connection was kept");
+        let got = c.recv().await.unwrap().unwrap();
+        assert_eq!(got.bytes(), b"hello");
+        let (r, _) = c.send_all(SendBuf::from_vec(b"ok".to_vec())).await;
+        r.unwrap();
+        assert_eq!(&client.join().unwrap().unwrap(), b"ok");
+    });
+}
+
 #[test]
 fn exhausted_buffer_pool_falls_back_to_heap_buffers() {
     run(|| async {
