@@ -36,6 +36,10 @@ const TLS: Status = Status::Parsed { issue: 8 };
 const OBS: Status = Status::Parsed { issue: 9 };
 const LB: Status = Status::Parsed { issue: 5 };
 const NO: Status = Status::Unsupported;
+/// `ssl-provider*`: OpenSSL 3 providers, meaningless with rustls.
+const OPENSSL3_PROVIDER: Status = Status::Accepted {
+    why: "OpenSSL 3 providers do not apply: ringlb uses rustls with the aws-lc-rs provider",
+};
 /// Variables live in their transaction or session, each one sample cut by the buffer limits.
 const VARS: Status = Status::Accepted {
     why: "ringlb does not account variable memory: variables live with their transaction or session, each holding one sample bounded by tune.bufsize",
@@ -540,12 +544,8 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("no-memory-trimming", Status::Accepted { why: "haproxy allocator knob" }, "do not trim memory on reload", generic),
     kw("insecure-setuid-wanted", NO, "allow setuid binaries", generic),
     kw("issuers-chain-path", S, "directory of issuer chains completing leaf-only PEMs", generic1),
-    kw("ssl-provider", Status::Accepted {
-            why: "OpenSSL 3 providers do not apply: ringlb uses rustls with the aws-lc-rs provider",
-        }, "OpenSSL 3 provider (kept only)", generic1),
-    kw("ssl-provider-path", Status::Accepted {
-            why: "OpenSSL 3 providers do not apply: ringlb uses rustls with the aws-lc-rs provider",
-        }, "OpenSSL 3 provider path (kept only)", generic1),
+    kw("ssl-provider", OPENSSL3_PROVIDER, "OpenSSL 3 provider (kept only)", generic1),
+    kw("ssl-provider-path", OPENSSL3_PROVIDER, "OpenSSL 3 provider path (kept only)", generic1),
     kw("ssl-propquery", Status::Accepted {
             why: "OpenSSL 3 property queries do not apply: ringlb uses rustls with the aws-lc-rs provider",
         }, "OpenSSL 3 property query (kept only)", generic1),
