@@ -1076,3 +1076,149 @@ fn rsa_and_ecdsa_certificates_for_one_name_follow_the_clients_cipher() {
         }
     }
 }
+
+/// Bypass attempts against mutual TLS that is required for one name only (a crt-list line
+/// with `verify required`), and the domain-fronting guard from HAProxy's manual (`strcmp`
+/// example): SNI of the open name with `Host` of the guarded one gets 421 where the rule is
+/// configured — and passes where it is not, in haproxy as in ringlb (why the rule matters).
+#[test]
+fn mtls_bypass_attempts_fail_and_sni_host_mismatch_gets_421_where_configured() {
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-bypass");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    // A CA with the same name as the trusted one, and its "client-one": a forged issuer.
+    let forged_ca = TestCa::new(&dir.join("forged"), "ringlb test CA");
+    let public = ca.server("public.example", &dir.join("public.pem"));
+    let admin = ca.server("admin.example", &dir.join("admin.pem"));
+    let good = ca.client("client-one", &dir.join("client.pem"));
+    let forged = forged_ca.client("client-one", &dir.join("forged-client.pem"));
+    // A certificate of the trusted CA made for servers, not clients (extendedKeyUsage).
+    // (Another name: the CA keeps its working files by subject.)
+    let server_as_client = ca.server("client-two", &dir.join("server-as-client.pem"));
+    let list = dir.join("certs.list");
+    std::fs::write(
+        &list,
+        format!(
+            "{}\n{} [verify required ca-file {}] admin.example\n",
+            public.pem.display(),
+            admin.pem.display(),
+            ca.cert.display()
+        ),
+    )
+    .unwrap();
+    let (guarded, open) = (free_addr(), free_addr());
+    let cfg = format!(
+        "{DEFAULTS}frontend guarded\n    bind {guarded} ssl crt-list {list}\n\
+         \x20   http-request set-var(txn.host) req.hdr(host),field(1,:)\n\
+         \x20   http-request deny deny_status 421 if !{{ ssl_fc_sni,strcmp(txn.host) eq 0 }}\n\
+         \x20   default_backend be\n\
+         frontend open\n    bind {open} ssl crt-list {list}\n    default_backend be\n\
+         backend be\n    server s1 {}\n",
+        origins.addrs()[0],
+        list = list.display(),
+    );
+    let path = write_config(&dir, &cfg);
+    let cert_args = |c: &ringlb_testkit::Issued| {
+        vec![
+            "--cert".to_owned(),
+            c.crt.display().to_string(),
+            "--key".to_owned(),
+            c.key.display().to_string(),
+        ]
+    };
+    // (what is tried, front, SNI name, Host header, client certificate)
+    let cases: Vec<(&str, SocketAddr, &str, &str, Vec<String>)> = vec![
+        (
+            "public name",
+            guarded,
+            "public.example",
+            "public.example",
+            vec![],
+        ),
+        (
+            "admin, no certificate",
+            guarded,
+            "admin.example",
+            "admin.example",
+            vec![],
+        ),
+        (
+            "admin, valid certificate",
+            guarded,
+            "admin.example",
+            "admin.example",
+            cert_args(&good),
+        ),
+        (
+            "admin, forged issuer",
+            guarded,
+            "admin.example",
+            "admin.example",
+            cert_args(&forged),
+        ),
+        (
+            "admin, server certificate",
+            guarded,
+            "admin.example",
+            "admin.example",
+            cert_args(&server_as_client),
+        ),
+        (
+            "fronting: public SNI, admin Host",
+            guarded,
+            "public.example",
+            "admin.example",
+            vec![],
+        ),
+        (
+            "fronting with port in Host",
+            guarded,
+            "public.example",
+            "admin.example:443",
+            vec![],
+        ),
+        (
+            "admin SNI, public Host",
+            guarded,
+            "admin.example",
+            "public.example",
+            cert_args(&good),
+        ),
+        (
+            "open: public SNI, admin Host",
+            open,
+            "public.example",
+            "admin.example",
+            vec![],
+        ),
+    ];
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for which in proxies() {
+        let _proxy = start(which, &path, &[guarded, open]);
+        let mut codes = Vec::new();
+        for (what, front, sni, host, cert) in &cases {
+            let host_hdr = format!("Host: {host}");
+            let mut extra: Vec<&str> = vec!["-H", &host_hdr];
+            extra.extend(cert.iter().map(String::as_str));
+            let g = https(*front, sni, "/", &ca.cert, &extra);
+            codes.push(format!("{what}: {}", g.code));
+        }
+        eprintln!("{which}: {codes:#?}");
+        seen.push(codes);
+    }
+    let expected = [
+        "public name: 200",
+        "admin, no certificate: 000",
+        "admin, valid certificate: 200",
+        "admin, forged issuer: 000",
+        "admin, server certificate: 000",
+        "fronting: public SNI, admin Host: 421",
+        "fronting with port in Host: 421",
+        "admin SNI, public Host: 421",
+        "open: public SNI, admin Host: 200",
+    ];
+    assert_eq!(seen[0], expected, "ringlb");
+    if let Some(haproxy) = seen.get(1) {
+        assert_eq!(haproxy, &seen[0], "haproxy (left) vs ringlb (right)");
+    }
+}

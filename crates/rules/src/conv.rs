@@ -109,6 +109,10 @@ pub enum Conv {
         end: Box<[u8]>,
     },
     Arith(ArithOp, IntArg),
+    /// `strcmp(<var>)`: strcmp(3)'s sign against a variable (domain-fronting checks).
+    Strcmp(Box<str>),
+    /// `secure_memcmp(<var>)`: equality with a variable in time independent of the content.
+    SecureMemcmp(Box<str>),
     Neg,
     Cpl,
     Even,
@@ -195,6 +199,30 @@ fn int_arg(name: &str, a: Option<&String>) -> Result<IntArg, String> {
         return Ok(IntArg::Var(a.as_str().into()));
     }
     Ok(IntArg::Const(int(name, a)?))
+}
+
+/// HAProxy's `strcmp` converter: strncmp(3) over the common length (the difference of the
+/// first differing bytes, as glibc returns it), then the shorter string is the smaller.
+fn strcmp(left: &[u8], right: &[u8]) -> i64 {
+    match left.iter().zip(right).find(|(l, r)| l != r) {
+        Some((l, r)) => i64::from(*l) - i64::from(*r),
+        None => match left.len().cmp(&right.len()) {
+            std::cmp::Ordering::Less => -1,
+            std::cmp::Ordering::Equal => 0,
+            std::cmp::Ordering::Greater => 1,
+        },
+    }
+}
+
+/// `secure_memcmp`: different lengths are unequal at once (as HAProxy); equal lengths are
+/// compared over every byte, whatever the first difference.
+fn constant_time_eq(left: &[u8], right: &[u8]) -> bool {
+    left.len() == right.len()
+        && left
+            .iter()
+            .zip(right)
+            .fold(0u8, |acc, (l, r)| acc | (l ^ r))
+            == 0
 }
 
 fn nargs(name: &str, args: &[String], min: usize, max: usize) -> Result<(), String> {
@@ -382,6 +410,16 @@ impl Conv {
                 };
                 Conv::Arith(op, int_arg(name, args.first())?)
             }
+            "strcmp" | "secure_memcmp" => {
+                n(1, 1)?;
+                let var = a(0);
+                check_var_name(&var)?;
+                if name == "strcmp" {
+                    Conv::Strcmp(var.into())
+                } else {
+                    Conv::SecureMemcmp(var.into())
+                }
+            }
             "neg" => (n(0, 0)?, Conv::Neg).1,
             "cpl" => (n(0, 0)?, Conv::Cpl).1,
             "even" => (n(0, 0)?, Conv::Even).1,
@@ -548,6 +586,14 @@ impl Conv {
                     IntArg::Var(v) => crate::fetch::get_var(cx, v)?.to_int()?,
                 };
                 Sample::Int(arith(*op, a, b))
+            }
+            C::Strcmp(var) => {
+                let other = crate::fetch::get_var(cx, var)?;
+                Sample::Int(strcmp(&s.to_bytes(), &other.to_bytes()))
+            }
+            C::SecureMemcmp(var) => {
+                let other = crate::fetch::get_var(cx, var)?;
+                Sample::Bool(constant_time_eq(&s.to_bytes(), &other.to_bytes()))
             }
             C::Neg => Sample::Int(s.to_int()?.wrapping_neg()),
             C::Cpl => Sample::Int(!s.to_int()?),
