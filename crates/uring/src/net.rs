@@ -1,5 +1,6 @@
 //! TCP sockets whose data path is the shard's ring.
 
+use std::cell::Cell;
 use std::io;
 use std::mem::{size_of, ManuallyDrop, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -346,6 +347,7 @@ impl TcpListener {
             fd: ManuallyDrop::new(fd),
             peer,
             local: None,
+            own_local: Cell::new(None),
         }
     }
 }
@@ -376,6 +378,9 @@ pub struct TcpStream {
     peer: Option<SocketAddr>,
     /// The destination a PROXY header named (`speak_for`), else the socket's own.
     local: Option<SocketAddr>,
+    /// The socket's own address once bound (a connected socket's never changes): fetches,
+    /// rules and logs ask for it several times per request, and each ask was a getsockname.
+    own_local: Cell<Option<SocketAddr>>,
 }
 
 impl Drop for TcpStream {
@@ -470,6 +475,7 @@ impl TcpStream {
             fd: ManuallyDrop::new(fd),
             peer: Some(addr),
             local: None,
+            own_local: Cell::new(None),
         };
         if opts.nolinger {
             stream.set_linger_zero();
@@ -495,13 +501,21 @@ impl TcpStream {
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         match self.local {
             Some(a) => Ok(a),
-            None => local_addr(self.fd.as_raw_fd()),
+            None => self.socket_local_addr(),
         }
     }
 
     /// The socket's own local address, even after [`TcpStream::speak_for`].
     pub fn socket_local_addr(&self) -> io::Result<SocketAddr> {
-        local_addr(self.fd.as_raw_fd())
+        if let Some(a) = self.own_local.get() {
+            return Ok(a);
+        }
+        let a = local_addr(self.fd.as_raw_fd())?;
+        // Port 0: not bound yet (a connect still to come); ask again next time.
+        if a.port() != 0 {
+            self.own_local.set(Some(a));
+        }
+        Ok(a)
     }
 
     /// `accept-proxy`: from now on the connection stands for the client a PROXY header named;
