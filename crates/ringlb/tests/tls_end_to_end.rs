@@ -894,8 +894,7 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
 }
 
 /// Fetches beyond issue #8's list: names in a many-part subject, certificate details.
-/// (`ssl_f_*`, `ssl_c_version`, `ssl_c_sig_alg`, `ssl_c_key_alg`, `ssl_c_sha1`, `ssl_c_der`
-/// are refused at startup by ringlb until they are implemented.)
+/// (`ssl_f_*` and `ssl_bc_*` are refused at startup by ringlb until they are implemented.)
 const MORE_FETCH_HEADERS: &[(&str, &str)] = &[
     ("x-dn", "ssl_c_s_dn"),
     ("x-o", "ssl_c_s_dn(o)"),
@@ -911,6 +910,11 @@ const MORE_FETCH_HEADERS: &[(&str, &str)] = &[
     ("x-ca-err", "ssl_c_ca_err"),
     ("x-keysize", "ssl_fc_use_keysize"),
     ("x-sni-lower", "ssl_fc_sni,lower"),
+    ("x-sha1", "ssl_c_sha1,hex"),
+    ("x-der", "ssl_c_der,base64"),
+    ("x-version", "ssl_c_version"),
+    ("x-sig-alg", "ssl_c_sig_alg"),
+    ("x-key-alg", "ssl_c_key_alg"),
 ];
 
 #[test]
@@ -927,6 +931,7 @@ fn certificate_detail_fetches_match_haproxy() {
         "/C=FR/O=Ringlb Test/OU=first unit/OU=second unit/CN=rich-client",
         &dir.join("client.pem"),
     );
+    let rsa = ca.client_rsa("rsa-client", &dir.join("rsa-client.pem"));
     let front = free_addr();
     let rules: String = MORE_FETCH_HEADERS
         .iter()
@@ -943,11 +948,16 @@ fn certificate_detail_fetches_match_haproxy() {
         client.crt.display().to_string(),
         client.key.display().to_string(),
     );
+    let (rsa_crt, rsa_key) = (rsa.crt.display().to_string(), rsa.key.display().to_string());
     let mut seen: Vec<Vec<Echoed>> = Vec::new();
     for which in ["ringlb", "haproxy"] {
         let _proxy = start(which, &path, &[front]);
         let mut per_case = Vec::new();
-        for opts in [vec!["--cert", &crt, "--key", &key], vec![]] {
+        for opts in [
+            vec!["--cert", &crt, "--key", &key],
+            vec![],
+            vec!["--cert", &rsa_crt, "--key", &rsa_key],
+        ] {
             let g = https(front, "Detail.Example", "/echo", &ca.cert, &opts);
             assert_eq!(g.code, "200", "{which}: {}", g.log);
             per_case.push(
@@ -969,6 +979,16 @@ fn certificate_detail_fetches_match_haproxy() {
     }
     assert!(differ.is_empty(), "{differ:#?}");
     assert_eq!(seen[1][0][1].1.as_deref(), Some("Ringlb Test"));
+    let value = |case: usize, h: &str| {
+        seen[0][case]
+            .iter()
+            .find(|(n, _)| n == h)
+            .and_then(|(_, v)| v.clone())
+    };
+    assert_eq!(value(0, "x-version").as_deref(), Some("3"));
+    assert_eq!(value(0, "x-key-alg").as_deref(), Some("id-ecPublicKey"));
+    assert_eq!(value(2, "x-key-alg").as_deref(), Some("rsaEncryption"));
+    assert_eq!(value(0, "x-sha1").map(|v| v.len()), Some(40));
 }
 
 #[test]

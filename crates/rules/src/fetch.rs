@@ -296,7 +296,7 @@ fn sc_fetch(name: &str, args: &[String]) -> Result<Option<ScFetch>, String> {
 
 /// The TLS fetches the engine gives values to (`ssl` in crates/shard's rules source). Any
 /// other `ssl_*` name is refused at startup rather than compiled to a fetch that never has a
-/// value (`ssl_bc_*`, `ssl_f_*`, `ssl_c_sha1`, `ssl_c_der`, `ssl_c_version`...).
+/// value (`ssl_bc_*`, `ssl_f_*`, `ssl_s_*`...).
 pub const SSL_SUPPORTED: &[&str] = &[
     "ssl_fc",
     "ssl_fc_sni",
@@ -319,6 +319,11 @@ pub const SSL_SUPPORTED: &[&str] = &[
     "ssl_c_serial",
     "ssl_c_notafter",
     "ssl_c_notbefore",
+    "ssl_c_der",
+    "ssl_c_sha1",
+    "ssl_c_version",
+    "ssl_c_sig_alg",
+    "ssl_c_key_alg",
 ];
 
 const SSL_BOOL: &[&str] = &[

@@ -312,6 +312,13 @@ impl SampleSource for Host<'_> {
                 .map(|s| Sample::Bin(std::borrow::Cow::Borrowed(s))),
             "ssl_c_notafter" => t.ssl_c_notafter().map(|s| Sample::owned(s.into_bytes())),
             "ssl_c_notbefore" => t.ssl_c_notbefore().map(|s| Sample::owned(s.into_bytes())),
+            "ssl_c_der" => t
+                .ssl_c_der()
+                .map(|d| Sample::Bin(std::borrow::Cow::Borrowed(d))),
+            "ssl_c_sha1" => t.ssl_c_sha1().map(|h| Sample::Bin(h.to_vec().into())),
+            "ssl_c_version" => t.ssl_c_version().map(Sample::Int),
+            "ssl_c_sig_alg" => t.ssl_c_sig_alg().map(|a| Sample::str(a.as_bytes())),
+            "ssl_c_key_alg" => t.ssl_c_key_alg().map(|a| Sample::str(a.as_bytes())),
             // Verified in this handshake: a resumed session carries no new certificate.
             "ssl_fc_has_crt" => Some(Sample::Bool(t.ssl_c_used() && !t.session_reused)),
             "ssl_fc_has_sni" => Some(Sample::Bool(t.sni.is_some())),

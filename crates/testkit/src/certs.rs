@@ -131,6 +131,16 @@ impl TestCa {
         self.issue_subject(subject, "extendedKeyUsage=clientAuth\n", pem)
     }
 
+    /// Like `client`, with an RSA 2048 key (files named `<cn>.rsa.*`).
+    pub fn client_rsa(&self, cn: &str, pem: &Path) -> Issued {
+        self.issue_key(
+            &format!("/CN={cn}"),
+            "extendedKeyUsage=clientAuth\n",
+            pem,
+            true,
+        )
+    }
+
     fn issue(&self, cn: &str, ext: &str, pem: &Path) -> Issued {
         self.issue_subject(&format!("/CN={cn}"), ext, pem)
     }

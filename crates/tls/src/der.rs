@@ -204,6 +204,12 @@ pub struct CertInfo {
     /// The public key as `show ssl cert` prints it: `RSA2048`, `EC256`... (`Unknown0` for
     /// other types, as OpenSSL reports no size for them).
     pub key_algo: String,
+    /// X.509 version as `ssl_c_version` gives it (3 for a v3 certificate).
+    pub version: i64,
+    /// OpenSSL's short name of the signature algorithm (`ssl_c_sig_alg`), if it has one.
+    pub sig_alg: Option<&'static str>,
+    /// OpenSSL's short name of the public key algorithm (`ssl_c_key_alg`), if it has one.
+    pub key_alg: Option<&'static str>,
 }
 
 impl CertInfo {
@@ -212,20 +218,34 @@ impl CertInfo {
         let cert = Reader::new(der).expect(SEQUENCE, "certificate")?;
         let tbs = Reader::new(cert).expect(SEQUENCE, "tbsCertificate")?;
         let mut r = Reader::new(tbs);
+        // `[0] EXPLICIT INTEGER` (0 = v1, absent = v1); OpenSSL adds 1 for `ssl_c_version`.
+        let mut version = 1;
         if r.peek_tag() == Some(0xa0) {
-            r.next("version")?;
+            let v = r.next("version")?;
+            if let Ok([n]) = Reader::new(v.content).expect(INTEGER, "version") {
+                version = i64::from(*n) + 1;
+            }
         }
         let serial = match r.expect(INTEGER, "serialNumber")? {
             [0, rest @ ..] if rest.first().is_some_and(|b| b & 0x80 != 0) => rest.to_vec(),
             bytes => bytes.to_vec(),
         };
-        r.expect(SEQUENCE, "signature algorithm")?;
+        let sig_alg = Reader::new(r.expect(SEQUENCE, "signature algorithm")?)
+            .expect(OID, "signature algorithm")
+            .ok()
+            .and_then(sig_alg_name);
         let issuer = parse_name(r.expect(SEQUENCE, "issuer")?)?;
         let mut validity = Reader::new(r.expect(SEQUENCE, "validity")?);
         let not_before = parse_time(validity.next("notBefore")?)?;
         let not_after = parse_time(validity.next("notAfter")?)?;
         let subject = parse_name(r.expect(SEQUENCE, "subject")?)?;
-        let key_algo = key_algo(r.expect(SEQUENCE, "subjectPublicKeyInfo")?)?;
+        let spki = r.expect(SEQUENCE, "subjectPublicKeyInfo")?;
+        let key_algo = key_algo(spki)?;
+        let key_alg = Reader::new(spki)
+            .expect(SEQUENCE, "key algorithm")
+            .and_then(|a| Reader::new(a).expect(OID, "key algorithm"))
+            .ok()
+            .and_then(key_alg_name);
         let mut dns_names = Vec::new();
         while !r.is_empty() {
             let tlv = r.next("extensions")?;
@@ -241,8 +261,54 @@ impl CertInfo {
             not_after,
             dns_names,
             key_algo,
+            version,
+            sig_alg,
+            key_alg,
         })
     }
+}
+
+/// OpenSSL's short names (`OBJ_nid2sn`, what haproxy's `ssl_c_sig_alg` returns) of the
+/// signature algorithms certificates use.
+fn sig_alg_name(oid: &[u8]) -> Option<&'static str> {
+    const PKCS1: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01];
+    const ECDSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x03];
+    Some(match oid {
+        [p @ .., n] if p == PKCS1 => match n {
+            4 => "RSA-MD5",
+            5 => "RSA-SHA1",
+            10 => "RSASSA-PSS",
+            11 => "RSA-SHA256",
+            12 => "RSA-SHA384",
+            13 => "RSA-SHA512",
+            14 => "RSA-SHA224",
+            _ => return None,
+        },
+        [p @ .., n] if p == ECDSA => match n {
+            1 => "ecdsa-with-SHA224",
+            2 => "ecdsa-with-SHA256",
+            3 => "ecdsa-with-SHA384",
+            4 => "ecdsa-with-SHA512",
+            _ => return None,
+        },
+        [0x2a, 0x86, 0x48, 0xce, 0x3d, 0x04, 0x01] => "ecdsa-with-SHA1",
+        [0x2b, 0x65, 0x70] => "ED25519",
+        [0x2b, 0x65, 0x71] => "ED448",
+        _ => return None,
+    })
+}
+
+/// OpenSSL's short names of public key algorithms (`ssl_c_key_alg`).
+fn key_alg_name(oid: &[u8]) -> Option<&'static str> {
+    Some(match oid {
+        OID_RSA => "rsaEncryption",
+        OID_EC => "id-ecPublicKey",
+        OID_DSA => "DSA",
+        [0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0a] => "RSASSA-PSS",
+        [0x2b, 0x65, 0x70] => "ED25519",
+        [0x2b, 0x65, 0x71] => "ED448",
+        _ => return None,
+    })
 }
 
 const BIT_STRING: u8 = 0x03;

@@ -130,6 +130,9 @@ pub struct TlsFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientCert {
     pub info: CertInfo,
+    /// The certificate as the client sent it (`ssl_c_der`, `ssl_c_sha1`): copied once per
+    /// handshake that presents one.
+    pub der: Vec<u8>,
     /// OpenSSL's X509_V code (`ssl_c_verify`): 0, or the error that an ignore list let through.
     pub verify: u32,
 }
@@ -197,6 +200,33 @@ impl TlsFacts {
         self.client_cert
             .as_ref()
             .map(|c| c.info.not_before.haproxy())
+    }
+
+    /// `ssl_c_der`: the client certificate, DER.
+    pub fn ssl_c_der(&self) -> Option<&[u8]> {
+        self.client_cert.as_ref().map(|c| c.der.as_slice())
+    }
+
+    /// `ssl_c_sha1`: SHA-1 of the DER certificate (its usual fingerprint), binary.
+    pub fn ssl_c_sha1(&self) -> Option<[u8; 20]> {
+        self.client_cert
+            .as_ref()
+            .map(|c| sha1_smol::Sha1::from(&c.der).digest().bytes())
+    }
+
+    /// `ssl_c_version`: the X.509 version (3 for v3).
+    pub fn ssl_c_version(&self) -> Option<i64> {
+        self.client_cert.as_ref().map(|c| c.info.version)
+    }
+
+    /// `ssl_c_sig_alg`: OpenSSL's short name of the signature algorithm.
+    pub fn ssl_c_sig_alg(&self) -> Option<&'static str> {
+        self.client_cert.as_ref().and_then(|c| c.info.sig_alg)
+    }
+
+    /// `ssl_c_key_alg`: OpenSSL's short name of the public key algorithm.
+    pub fn ssl_c_key_alg(&self) -> Option<&'static str> {
+        self.client_cert.as_ref().and_then(|c| c.info.key_alg)
     }
 }
 
@@ -345,7 +375,8 @@ impl TlsSession {
             };
         };
         let client_cert = conn.peer_certificates().and_then(|chain| {
-            let info = CertInfo::parse(chain.first()?).ok()?;
+            let leaf = chain.first()?;
+            let info = CertInfo::parse(leaf).ok()?;
             let verifier = self
                 .shard
                 .policies
@@ -357,7 +388,11 @@ impl TlsSession {
                 }
                 _ => 0,
             };
-            Some(ClientCert { info, verify })
+            Some(ClientCert {
+                info,
+                der: leaf.to_vec(),
+                verify,
+            })
         });
         TlsFacts {
             sni: conn.server_name().map(str::to_string),
