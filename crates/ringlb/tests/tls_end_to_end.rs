@@ -894,7 +894,8 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
 }
 
 /// Fetches beyond issue #8's list: names in a many-part subject, certificate details.
-/// (`ssl_f_*` and `ssl_bc_*` are refused at startup by ringlb until they are implemented.)
+/// and the served certificate's (`ssl_f_*`). (`ssl_bc_*` and `ssl_s_*` are refused at startup
+/// by ringlb until they are implemented.)
 const MORE_FETCH_HEADERS: &[(&str, &str)] = &[
     ("x-dn", "ssl_c_s_dn"),
     ("x-o", "ssl_c_s_dn(o)"),
@@ -915,6 +916,17 @@ const MORE_FETCH_HEADERS: &[(&str, &str)] = &[
     ("x-version", "ssl_c_version"),
     ("x-sig-alg", "ssl_c_sig_alg"),
     ("x-key-alg", "ssl_c_key_alg"),
+    ("x-f-dn", "ssl_f_s_dn"),
+    ("x-f-cn", "ssl_f_s_dn(cn)"),
+    ("x-f-idn", "ssl_f_i_dn"),
+    ("x-f-serial", "ssl_f_serial,hex"),
+    ("x-f-notafter-set", "ssl_f_notafter,length"),
+    ("x-f-notbefore-set", "ssl_f_notbefore,length"),
+    ("x-f-sha1", "ssl_f_sha1,hex"),
+    ("x-f-der", "ssl_f_der,base64"),
+    ("x-f-version", "ssl_f_version"),
+    ("x-f-sig-alg", "ssl_f_sig_alg"),
+    ("x-f-key-alg", "ssl_f_key_alg"),
 ];
 
 #[test]
@@ -989,6 +1001,7 @@ fn certificate_detail_fetches_match_haproxy() {
     assert_eq!(value(0, "x-key-alg").as_deref(), Some("id-ecPublicKey"));
     assert_eq!(value(2, "x-key-alg").as_deref(), Some("rsaEncryption"));
     assert_eq!(value(0, "x-sha1").map(|v| v.len()), Some(40));
+    assert_eq!(value(1, "x-f-cn").as_deref(), Some("detail.example"));
 }
 
 #[test]

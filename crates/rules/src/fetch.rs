@@ -296,7 +296,7 @@ fn sc_fetch(name: &str, args: &[String]) -> Result<Option<ScFetch>, String> {
 
 /// The TLS fetches the engine gives values to (`ssl` in crates/shard's rules source). Any
 /// other `ssl_*` name is refused at startup rather than compiled to a fetch that never has a
-/// value (`ssl_bc_*`, `ssl_f_*`, `ssl_s_*`...).
+/// value (`ssl_bc_*`, `ssl_s_*`...).
 pub const SSL_SUPPORTED: &[&str] = &[
     "ssl_fc",
     "ssl_fc_sni",
@@ -324,6 +324,16 @@ pub const SSL_SUPPORTED: &[&str] = &[
     "ssl_c_version",
     "ssl_c_sig_alg",
     "ssl_c_key_alg",
+    "ssl_f_s_dn",
+    "ssl_f_i_dn",
+    "ssl_f_serial",
+    "ssl_f_notafter",
+    "ssl_f_notbefore",
+    "ssl_f_der",
+    "ssl_f_sha1",
+    "ssl_f_version",
+    "ssl_f_sig_alg",
+    "ssl_f_key_alg",
 ];
 
 const SSL_BOOL: &[&str] = &[

@@ -586,11 +586,11 @@ fn acl_pattern_files_and_errors() {
     assert!(e.msg.contains("unknown fetch method 'nosuch_beg'"), "{e}");
     // A TLS fetch the engine gives no value to is refused, not compiled to "never set".
     let mut ssl = bad.clone();
-    ssl.sample.fetch = "ssl_f_sha1".into();
+    ssl.sample.fetch = "ssl_bc_protocol".into();
     let e = compile_acl(&ssl, &()).unwrap_err();
     assert!(
         e.msg
-            .contains("fetch method 'ssl_f_sha1' is not supported by ringlb yet"),
+            .contains("fetch method 'ssl_bc_protocol' is not supported by ringlb yet"),
         "{e}"
     );
 }

@@ -551,6 +551,7 @@ pub fn log_conn_error(
         alpn: None,
         session_reused: false,
         client_cert: None,
+        frontend_cert: None,
     };
     let host = crate::rules::Host {
         req_body: None,

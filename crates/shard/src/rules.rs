@@ -5,7 +5,7 @@
 use std::net::SocketAddr;
 
 use ringlb_rules::{HttpReply, ProxyStat, RuleHost, Sample, SampleSource, Verdict};
-use ringlb_tls::{DnFormat, TlsFacts};
+use ringlb_tls::{CertSide, DnFormat, TlsFacts};
 
 use crate::state::AdminState;
 use crate::Ctx;
@@ -284,15 +284,15 @@ impl SampleSource for Host<'_> {
                 _ => None,
             };
         };
-        let dn = |f: fn(&TlsFacts, Option<&str>, i32, DnFormat) -> Option<String>| {
-            let field = args.first().map(|a| &**a);
-            let occ = args.get(1).and_then(|o| o.parse().ok()).unwrap_or(0);
-            let format = match args.get(2).map(|a| &**a) {
-                Some("rfc2253") => DnFormat::Rfc2253,
-                _ => DnFormat::Oneline,
-            };
-            f(t, field, occ, format).map(|s| Sample::owned(s.into_bytes()))
-        };
+        // `ssl_c_X` and `ssl_f_X` read the same fields of two certificates.
+        let cert_field = [("ssl_c_", CertSide::Client), ("ssl_f_", CertSide::Frontend)]
+            .into_iter()
+            .find_map(|(prefix, side)| Some((name.strip_prefix(prefix)?, side)));
+        if let Some((field, side)) = cert_field {
+            if let Some(v) = cert_fetch(t, side, field, args) {
+                return v;
+            }
+        }
         match name {
             "ssl_fc" => Some(Sample::Bool(true)),
             "ssl_fc_sni" => t.sni.as_deref().map(|s| Sample::str(s.as_bytes())),
@@ -305,20 +305,6 @@ impl SampleSource for Host<'_> {
             "ssl_fc_err" | "ssl_c_err" | "ssl_c_ca_err" => Some(Sample::Int(0)),
             "ssl_c_used" => Some(Sample::Bool(t.ssl_c_used())),
             "ssl_c_verify" => Some(Sample::Int(i64::from(t.ssl_c_verify()))),
-            "ssl_c_s_dn" => dn(TlsFacts::ssl_c_s_dn),
-            "ssl_c_i_dn" => dn(TlsFacts::ssl_c_i_dn),
-            "ssl_c_serial" => t
-                .ssl_c_serial()
-                .map(|s| Sample::Bin(std::borrow::Cow::Borrowed(s))),
-            "ssl_c_notafter" => t.ssl_c_notafter().map(|s| Sample::owned(s.into_bytes())),
-            "ssl_c_notbefore" => t.ssl_c_notbefore().map(|s| Sample::owned(s.into_bytes())),
-            "ssl_c_der" => t
-                .ssl_c_der()
-                .map(|d| Sample::Bin(std::borrow::Cow::Borrowed(d))),
-            "ssl_c_sha1" => t.ssl_c_sha1().map(|h| Sample::Bin(h.to_vec().into())),
-            "ssl_c_version" => t.ssl_c_version().map(Sample::Int),
-            "ssl_c_sig_alg" => t.ssl_c_sig_alg().map(|a| Sample::str(a.as_bytes())),
-            "ssl_c_key_alg" => t.ssl_c_key_alg().map(|a| Sample::str(a.as_bytes())),
             // Verified in this handshake: a resumed session carries no new certificate.
             "ssl_fc_has_crt" => Some(Sample::Bool(t.ssl_c_used() && !t.session_reused)),
             "ssl_fc_has_sni" => Some(Sample::Bool(t.sni.is_some())),
@@ -773,6 +759,51 @@ fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b": ");
     out.extend_from_slice(value);
     out.extend_from_slice(b"\r\n");
+}
+
+/// The certificate fields `ssl_c_<field>` and `ssl_f_<field>` share: `None` when `field` is
+/// not one of them (the caller goes on), `Some(None)` when the certificate is absent.
+fn cert_fetch<'t>(
+    t: &'t TlsFacts,
+    side: CertSide,
+    field: &str,
+    args: &[Box<str>],
+) -> Option<Option<Sample<'t>>> {
+    use std::borrow::Cow;
+    let cert = t.cert(side);
+    let dn_args = || {
+        let which = args.first().map(|a| &**a);
+        let occ = args.get(1).and_then(|o| o.parse().ok()).unwrap_or(0);
+        let format = match args.get(2).map(|a| &**a) {
+            Some("rfc2253") => DnFormat::Rfc2253,
+            _ => DnFormat::Oneline,
+        };
+        (which, occ, format)
+    };
+    Some(match field {
+        "s_dn" => cert.map(|c| {
+            let (w, o, f) = dn_args();
+            Sample::owned(c.s_dn(w, o, f).into_bytes())
+        }),
+        "i_dn" => cert.map(|c| {
+            let (w, o, f) = dn_args();
+            Sample::owned(c.i_dn(w, o, f).into_bytes())
+        }),
+        "serial" => cert.map(|c| Sample::Bin(Cow::Borrowed(c.serial()))),
+        "notafter" => cert.map(|c| Sample::owned(c.not_after().into_bytes())),
+        "notbefore" => cert.map(|c| Sample::owned(c.not_before().into_bytes())),
+        "der" => cert.map(|c| Sample::Bin(Cow::Borrowed(c.der))),
+        // A hash and a copy per fetch: only where a rule asks for it.
+        "sha1" => cert.map(|c| Sample::Bin(Cow::Owned(c.sha1().to_vec()))),
+        "version" => cert.map(|c| Sample::Int(c.info.version)),
+        "sig_alg" => cert
+            .and_then(|c| c.info.sig_alg)
+            .map(|a| Sample::str(a.as_bytes())),
+        "key_alg" => cert
+            .and_then(|c| c.info.key_alg)
+            .map(|a| Sample::str(a.as_bytes())),
+        _ => return None,
+    })
 }
 
 /// The symmetric key size of an OpenSSL cipher name (`ssl_fc_use_keysize`); rustls offers

@@ -30,6 +30,15 @@ pub struct LoadedCert {
     pub names: Vec<String>,
 }
 
+/// Same file, same certificate (the key has no equality of its own).
+impl PartialEq for LoadedCert {
+    fn eq(&self, other: &LoadedCert) -> bool {
+        self.file == other.file && self.info == other.info
+    }
+}
+
+impl Eq for LoadedCert {}
+
 /// Reads a whole file, refusing huge ones.
 pub fn read_file(path: &Path) -> Result<Vec<u8>, TlsDiag> {
     let meta = std::fs::metadata(path)

@@ -31,7 +31,7 @@ pub use bind::{build_bind, provider, BindTls, ShardTls, TlsGlobals, TlsShared};
 pub use client::{build_server, server_name, ServerTls, TlsClientSession};
 pub use config::{build_config, ConfigTls};
 pub use diag::{Severity, TlsDiag};
-pub use session::{ClientCert, DnFormat, TlsError, TlsFacts, TlsSession};
+pub use session::{CertRef, CertSide, ClientCert, DnFormat, TlsError, TlsFacts, TlsSession};
 
 /// What the engine relies on: startup products cross threads (built on the control shard,
 /// sent to workers); sessions may move with their connection.

@@ -18,6 +18,7 @@ use rustls::server::Acceptor;
 use rustls::{ConnectionCommon, HandshakeKind, ServerConnection};
 
 use crate::bind::ShardTls;
+use crate::cert::LoadedCert;
 use crate::der::{CertInfo, Dn};
 use crate::policy::{openssl_cipher_name, protocol_name};
 
@@ -124,6 +125,56 @@ pub struct TlsFacts {
     pub alpn: Option<Vec<u8>>,
     pub session_reused: bool,
     pub client_cert: Option<ClientCert>,
+    /// The certificate this connection was served (`ssl_f_*`): shared with the store.
+    pub frontend_cert: Option<Arc<LoadedCert>>,
+}
+
+/// Whose certificate an `ssl_c_*` or `ssl_f_*` fetch reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CertSide {
+    /// The client's (`ssl_c_*`).
+    Client,
+    /// The one served to the client (`ssl_f_*`).
+    Frontend,
+}
+
+/// A certificate as the `ssl_c_*` / `ssl_f_*` fetches read it.
+#[derive(Debug, Clone, Copy)]
+pub struct CertRef<'a> {
+    pub info: &'a CertInfo,
+    pub der: &'a [u8],
+}
+
+impl<'a> CertRef<'a> {
+    /// `..._s_dn([field[,occ[,format]]])`.
+    pub fn s_dn(&self, field: Option<&str>, occ: i32, format: DnFormat) -> String {
+        dn_fetch(&self.info.subject, field, occ, format)
+    }
+
+    /// `..._i_dn([field[,occ[,format]]])`.
+    pub fn i_dn(&self, field: Option<&str>, occ: i32, format: DnFormat) -> String {
+        dn_fetch(&self.info.issuer, field, occ, format)
+    }
+
+    /// `..._serial` (binary; `,hex` renders it).
+    pub fn serial(&self) -> &'a [u8] {
+        &self.info.serial
+    }
+
+    /// `..._notafter`: `YYMMDDhhmmssZ`.
+    pub fn not_after(&self) -> String {
+        self.info.not_after.haproxy()
+    }
+
+    /// `..._notbefore`: `YYMMDDhhmmssZ`.
+    pub fn not_before(&self) -> String {
+        self.info.not_before.haproxy()
+    }
+
+    /// `..._sha1`: SHA-1 of the DER certificate (its usual fingerprint), binary.
+    pub fn sha1(&self) -> [u8; 20] {
+        sha1_smol::Sha1::from(self.der).digest().bytes()
+    }
 }
 
 /// The client certificate and its verify result.
@@ -169,18 +220,32 @@ impl TlsFacts {
         self.client_cert.as_ref().map_or(0, |c| c.verify)
     }
 
+    /// The certificate `side` names, if there is one.
+    pub fn cert(&self, side: CertSide) -> Option<CertRef<'_>> {
+        match side {
+            CertSide::Client => self.client_cert.as_ref().map(|c| CertRef {
+                info: &c.info,
+                der: &c.der,
+            }),
+            CertSide::Frontend => self.frontend_cert.as_ref().and_then(|c| {
+                Some(CertRef {
+                    info: &c.info,
+                    der: c.key.cert.first()?.as_ref(),
+                })
+            }),
+        }
+    }
+
     /// `ssl_c_s_dn([field[,occ[,format]]])`; `None` without a client certificate.
     pub fn ssl_c_s_dn(&self, field: Option<&str>, occ: i32, format: DnFormat) -> Option<String> {
-        self.client_cert
-            .as_ref()
-            .map(|c| dn_fetch(&c.info.subject, field, occ, format))
+        self.cert(CertSide::Client)
+            .map(|c| c.s_dn(field, occ, format))
     }
 
     /// `ssl_c_i_dn([field[,occ[,format]]])`.
     pub fn ssl_c_i_dn(&self, field: Option<&str>, occ: i32, format: DnFormat) -> Option<String> {
-        self.client_cert
-            .as_ref()
-            .map(|c| dn_fetch(&c.info.issuer, field, occ, format))
+        self.cert(CertSide::Client)
+            .map(|c| c.i_dn(field, occ, format))
     }
 
     /// `ssl_c_serial` (binary; `,hex` renders it).
@@ -190,43 +255,12 @@ impl TlsFacts {
 
     /// `ssl_c_notafter`: `YYMMDDhhmmssZ`.
     pub fn ssl_c_notafter(&self) -> Option<String> {
-        self.client_cert
-            .as_ref()
-            .map(|c| c.info.not_after.haproxy())
+        self.cert(CertSide::Client).map(|c| c.not_after())
     }
 
     /// `ssl_c_notbefore`: `YYMMDDhhmmssZ`.
     pub fn ssl_c_notbefore(&self) -> Option<String> {
-        self.client_cert
-            .as_ref()
-            .map(|c| c.info.not_before.haproxy())
-    }
-
-    /// `ssl_c_der`: the client certificate, DER.
-    pub fn ssl_c_der(&self) -> Option<&[u8]> {
-        self.client_cert.as_ref().map(|c| c.der.as_slice())
-    }
-
-    /// `ssl_c_sha1`: SHA-1 of the DER certificate (its usual fingerprint), binary.
-    pub fn ssl_c_sha1(&self) -> Option<[u8; 20]> {
-        self.client_cert
-            .as_ref()
-            .map(|c| sha1_smol::Sha1::from(&c.der).digest().bytes())
-    }
-
-    /// `ssl_c_version`: the X.509 version (3 for v3).
-    pub fn ssl_c_version(&self) -> Option<i64> {
-        self.client_cert.as_ref().map(|c| c.info.version)
-    }
-
-    /// `ssl_c_sig_alg`: OpenSSL's short name of the signature algorithm.
-    pub fn ssl_c_sig_alg(&self) -> Option<&'static str> {
-        self.client_cert.as_ref().and_then(|c| c.info.sig_alg)
-    }
-
-    /// `ssl_c_key_alg`: OpenSSL's short name of the public key algorithm.
-    pub fn ssl_c_key_alg(&self) -> Option<&'static str> {
-        self.client_cert.as_ref().and_then(|c| c.info.key_alg)
+        self.cert(CertSide::Client).map(|c| c.not_before())
     }
 }
 
@@ -235,6 +269,8 @@ enum State {
     Open {
         conn: Box<ServerConnection>,
         policy: usize,
+        /// The certificate the SNI index chose (what the policy's resolver serves).
+        served: Option<Arc<LoadedCert>>,
     },
     /// The hello was refused: only the alert is left to send.
     Failed,
@@ -327,6 +363,7 @@ impl TlsSession {
             hello.signature_schemes(),
             hello.cipher_suites(),
         );
+        let served = entry.map(|e| e.cert.clone());
         let Some(policy) = entry.map(|e| e.config) else {
             // strict-sni and no match: refuse with an alert from the default policy.
             self.state = State::Failed;
@@ -352,6 +389,7 @@ impl TlsSession {
                 self.state = State::Open {
                     conn: Box::new(conn),
                     policy,
+                    served,
                 };
                 Ok(())
             }
@@ -364,7 +402,12 @@ impl TlsSession {
     }
 
     fn collect_facts(&self) -> TlsFacts {
-        let State::Open { conn, policy } = &self.state else {
+        let State::Open {
+            conn,
+            policy,
+            served,
+        } = &self.state
+        else {
             return TlsFacts {
                 sni: None,
                 protocol: "unknown",
@@ -372,6 +415,7 @@ impl TlsSession {
                 alpn: None,
                 session_reused: false,
                 client_cert: None,
+                frontend_cert: None,
             };
         };
         let client_cert = conn.peer_certificates().and_then(|chain| {
@@ -403,6 +447,7 @@ impl TlsSession {
             alpn: conn.alpn_protocol().map(<[u8]>::to_vec),
             session_reused: conn.handshake_kind() == Some(HandshakeKind::Resumed),
             client_cert,
+            frontend_cert: served.clone(),
         }
     }
 
