@@ -1255,3 +1255,46 @@ fn mtls_bypass_attempts_fail_and_sni_host_mismatch_gets_421_where_configured() {
         assert_eq!(haproxy, &seen[0], "haproxy (left) vs ringlb (right)");
     }
 }
+
+/// `ssl-default-server-sigalgs` (a haproxy 2.8 keyword; 2.6 refuses it, so ringlb alone): the
+/// schemes offered to a TLS server. An ECDSA P-256 server can sign only with
+/// `ECDSA+SHA256`: offering it works, offering only RSA schemes fails the handshake (503).
+#[test]
+fn server_sigalgs_restrict_what_a_tls_server_may_sign_with() {
+    let dir = TempDir::new("tls-e2e-server-sigalgs");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let origin_cert = ca.server("origin.example", &dir.join("origin.pem"));
+    let origin = free_addr();
+    let _origin = ChildGuard::spawn(
+        "openssl s_server",
+        Command::new("openssl")
+            .args(["s_server", "-quiet", "-www", "-accept"])
+            .arg(origin.port().to_string())
+            .arg("-cert")
+            .arg(&origin_cert.crt)
+            .arg("-key")
+            .arg(&origin_cert.key),
+    )
+    .unwrap();
+    wait_for_port(origin, T).unwrap();
+    for (sigalgs, expected) in [
+        ("ECDSA+SHA256:RSA-PSS+SHA256", "200"),
+        ("RSA-PSS+SHA256:RSA+SHA256", "503"),
+    ] {
+        let front = free_addr();
+        let cfg = format!(
+            "global\n    ssl-default-server-sigalgs {sigalgs}\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\n\
+             backend be\n    server s1 {origin} ssl verify required ca-file {} sni str(origin.example)\n",
+            ca.cert.display(),
+        );
+        let path = write_config(&dir, &cfg);
+        let _proxy = Ringlb::start(&path, &[front]);
+        let url = format!("http://{front}/");
+        let out = curl(&["-s", "-o", "/dev/null", "-w", "%{http_code}", &url], T).unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            expected,
+            "offering {sigalgs}"
+        );
+    }
+}

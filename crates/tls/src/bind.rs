@@ -45,6 +45,8 @@ pub struct TlsGlobals {
     pub maxrecord: Option<usize>,
     /// `ssl-default-server-curves`: key exchange groups offered to servers.
     pub server_curves: Option<String>,
+    /// `ssl-default-server-sigalgs`: the signature algorithms offered to servers.
+    pub server_sigalgs: Option<String>,
     /// `ssl-skip-self-issued-ca`: binds leave self-issued CAs out of the chain they send.
     pub skip_self_issued_ca: bool,
     /// `issuers-chain-path`: a directory of intermediate chains completing leaf-only PEMs.
@@ -83,6 +85,7 @@ impl TlsGlobals {
                 .and_then(|v| v.parse::<usize>().ok())
                 .filter(|n| *n > 0),
             server_curves: arg("ssl-default-server-curves"),
+            server_sigalgs: arg("ssl-default-server-sigalgs"),
             skip_self_issued_ca: g
                 .other
                 .iter()

@@ -208,6 +208,20 @@ pub fn build_server(
             }
         }
     });
+    // `ssl-default-server-sigalgs`: only these are offered, and a server signing with
+    // another is refused (as OpenSSL's `SSL_CTX_set1_sigalgs_list` on a client).
+    let verifier = match globals.server_sigalgs.as_deref() {
+        None => verifier,
+        Some(list) => match crate::sigalgs::parse_sigalgs("ssl-default-server-sigalgs", list) {
+            Ok(allowed) => verifier.map(|inner| {
+                Arc::new(RestrictedSigalgs { inner, allowed }) as Arc<dyn ServerCertVerifier>
+            }),
+            Err(e) => {
+                diags.push(TlsDiag::alert(None, e));
+                None
+            }
+        },
+    };
     let (Some(verifier), false) = (verifier, diags.has_alert()) else {
         return Err(diags.list);
     };
@@ -310,6 +324,65 @@ impl ServerCertVerifier for ChainVerifier {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.inner.supported_verify_schemes()
+    }
+}
+
+/// A verifier that offers and accepts only the configured signature schemes.
+#[derive(Debug)]
+struct RestrictedSigalgs {
+    inner: Arc<dyn ServerCertVerifier>,
+    allowed: Vec<SignatureScheme>,
+}
+
+impl RestrictedSigalgs {
+    fn check(&self, scheme: SignatureScheme) -> Result<(), Error> {
+        if self.allowed.contains(&scheme) {
+            Ok(())
+        } else {
+            Err(Error::PeerIncompatible(
+                rustls::PeerIncompatible::NoSignatureSchemesInCommon,
+            ))
+        }
+    }
+}
+
+impl ServerCertVerifier for RestrictedSigalgs {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, Error> {
+        self.inner
+            .verify_server_cert(end_entity, intermediates, server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.check(d.scheme)?;
+        self.inner.verify_tls12_signature(m, c, d)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        m: &[u8],
+        c: &CertificateDer<'_>,
+        d: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, Error> {
+        self.check(d.scheme)?;
+        self.inner.verify_tls13_signature(m, c, d)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        let mut v = self.inner.supported_verify_schemes();
+        v.retain(|s| self.allowed.contains(s));
+        v
     }
 }
 

@@ -32,7 +32,6 @@ const fn kw(name: &'static str, status: Status, doc: &'static str, parse: Global
 }
 
 const S: Status = Status::Supported;
-const TLS: Status = Status::Parsed { issue: 8 };
 const OBS: Status = Status::Parsed { issue: 9 };
 const LB: Status = Status::Parsed { issue: 5 };
 const NO: Status = Status::Unsupported;
@@ -556,7 +555,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("ssl-default-server-curves", S, "ECDH curves towards servers", generic1),
     kw("ssl-default-bind-sigalgs", S, "signature algorithms of binds (haproxy 2.8 keyword)", generic1),
     kw("ssl-default-bind-client-sigalgs", S, "client certificate signature algorithms of binds (haproxy 2.8 keyword)", generic1),
-    kw("ssl-default-server-sigalgs", TLS, "signature algorithms towards servers", generic1),
+    kw("ssl-default-server-sigalgs", S, "signature algorithms offered to servers (haproxy 2.8 keyword)", generic1),
     kw("tune.ssl.force-private-cache", Status::Accepted {
             why: "ringlb is one process, so its session cache (one per bind, shared by the shards as HAProxy's threads share theirs) is already private to it",
         }, "private TLS session cache", generic),
