@@ -10,89 +10,21 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ringlb_testkit::{curl, free_addr, run_bounded, write_config, Origins, Ringlb, TempDir};
+use ringlb_testkit::{
+    curl, free_addr, openssl, run_bounded, write_config, Origins, Ringlb, TempDir, TestCa,
+};
 
 const T: Duration = Duration::from_secs(10);
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = run_bounded(Command::new("openssl").current_dir(dir).args(args), T).unwrap();
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A CA and one PEM (certificate + key) per name, signed by it; returns (ca, pems).
+/// A CA and one PEM (certificate + key) per name, signed by it; returns (ca, pems). The CA
+/// keeps each name's working files as `CN_<name>.{key,csr,ext,crt}` (see `renewed`).
 fn make_certs(dir: &Path, names: &[&str]) -> (PathBuf, Vec<PathBuf>) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            "ca.key",
-            "-out",
-            "ca.pem",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=ringlb test CA",
-        ],
-    );
-    let mut pems = Vec::new();
-    for name in names {
-        let san = format!("subjectAltName=DNS:{name}");
-        std::fs::write(dir.join(format!("{name}.ext")), &san).unwrap();
-        openssl(
-            dir,
-            &[
-                "req",
-                "-newkey",
-                "ec",
-                "-pkeyopt",
-                "ec_paramgen_curve:P-256",
-                "-nodes",
-                "-keyout",
-                &format!("{name}.key"),
-                "-out",
-                &format!("{name}.csr"),
-                "-subj",
-                &format!("/CN={name}"),
-            ],
-        );
-        openssl(
-            dir,
-            &[
-                "x509",
-                "-req",
-                "-in",
-                &format!("{name}.csr"),
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-days",
-                "2",
-                "-extfile",
-                &format!("{name}.ext"),
-                "-out",
-                &format!("{name}.crt"),
-            ],
-        );
-        let mut pem = std::fs::read(dir.join(format!("{name}.crt"))).unwrap();
-        pem.extend(std::fs::read(dir.join(format!("{name}.key"))).unwrap());
-        let path = dir.join(format!("{name}.pem"));
-        std::fs::write(&path, pem).unwrap();
-        pems.push(path);
-    }
-    (dir.join("ca.pem"), pems)
+    let ca = TestCa::new(dir, "ringlb test CA");
+    let pems = names
+        .iter()
+        .map(|name| ca.server(name, &dir.join(format!("{name}.pem"))).pem)
+        .collect();
+    (ca.cert, pems)
 }
 
 fn https(front: SocketAddr, host: &str, path: &str, ca: &Path, extra: &[&str]) -> (String, String) {
@@ -205,8 +137,8 @@ fn check_mode_names_a_certificate_whose_key_does_not_match() {
     let dir = TempDir::new("engine-tls-check");
     let (_, pems) = make_certs(dir.path(), &["one.example", "two.example"]);
     // Certificate of one name, key of the other.
-    let cert = std::fs::read_to_string(dir.path().join("one.example.crt")).unwrap();
-    let key = std::fs::read_to_string(dir.path().join("two.example.key")).unwrap();
+    let cert = std::fs::read_to_string(dir.path().join("CN_one.example.crt")).unwrap();
+    let key = std::fs::read_to_string(dir.path().join("CN_two.example.key")).unwrap();
     let bad = dir.path().join("mixed.pem");
     std::fs::write(&bad, format!("{cert}{key}")).unwrap();
     let cfg = |pem: &Path| {
@@ -428,7 +360,7 @@ fn renewed(dir: &Path, name: &str, other: &str) -> [PathBuf; 4] {
             "x509",
             "-req",
             "-in",
-            &format!("{name}.csr"),
+            &format!("CN_{name}.csr"),
             "-CA",
             "ca.pem",
             "-CAkey",
@@ -437,7 +369,7 @@ fn renewed(dir: &Path, name: &str, other: &str) -> [PathBuf; 4] {
             "-days",
             "3",
             "-extfile",
-            &format!("{name}.ext"),
+            &format!("CN_{name}.ext"),
             "-out",
             "renewed.crt",
         ],
@@ -446,16 +378,16 @@ fn renewed(dir: &Path, name: &str, other: &str) -> [PathBuf; 4] {
     let files = [
         (
             "renewed.pem",
-            read("renewed.crt") + &read(&format!("{name}.key")),
+            read("renewed.crt") + &read(&format!("CN_{name}.key")),
         ),
         (
             "chain.pem",
-            read("renewed.crt") + &read("ca.pem") + &read(&format!("{name}.key")),
+            read("renewed.crt") + &read("ca.pem") + &read(&format!("CN_{name}.key")),
         ),
         ("nokey.pem", read("renewed.crt")),
         (
             "mismatch.pem",
-            read("renewed.crt") + &read(&format!("{other}.key")),
+            read("renewed.crt") + &read(&format!("CN_{other}.key")),
         ),
     ];
     files.map(|(f, text)| {

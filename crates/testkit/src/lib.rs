@@ -51,7 +51,7 @@ pub mod tools;
 pub mod ws;
 
 pub use body::{fnv1a64, pattern, Digest, PATTERN};
-pub use certs::{Issued, TestCa};
+pub use certs::{openssl, Issued, TestCa};
 pub use client::{
     http_get, http_request, parse_responses, send_raw, send_raw_reply, set_linger_zero,
     unread_bytes, Conn, Framing, RawEnd, RawReply, Response, DEFAULT_TIMEOUT,
