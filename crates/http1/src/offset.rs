@@ -47,9 +47,8 @@ pub fn error_at(head: &[u8], response: bool) -> (usize, H1State) {
     let mut i = 0;
     if response {
         // `HTTP/d.d` SP
-        let ver = b"HTTP/";
-        while i < 5 {
-            if at(i) != Some(ver[i]) {
+        for want in b"HTTP/" {
+            if at(i) != Some(*want) {
                 return (i, H1State::RpVer);
             }
             i += 1;

@@ -152,6 +152,9 @@ pub struct ShardActivity {
     pub accepted: u64,
 }
 
+/// How one `show activity` row reads a shard's figures.
+type Measure = dyn Fn(&ShardActivity) -> u64;
+
 /// `show activity`: haproxy 2.6's counters, one column per shard. Counters ringlb has no
 /// equivalent for are 0 (docs/runtime-api.md).
 pub fn show_activity(date_now_us: u64, shards: &[ShardActivity]) -> String {
@@ -162,7 +165,7 @@ pub fn show_activity(date_now_us: u64, shards: &[ShardActivity]) -> String {
         date_now_us % 1_000_000
     );
     let zero = |_: &ShardActivity| 0u64;
-    let rows: [(&str, &dyn Fn(&ShardActivity) -> u64); 24] = [
+    let rows: [(&str, &Measure); 24] = [
         ("ctxsw", &|a| a.tasks),
         ("tasksw", &|a| a.tasks),
         ("empty_rq", &zero),
