@@ -252,6 +252,17 @@ fn show_sess_lists_a_request_in_flight_and_shutdown_session_closes_it() {
     assert_eq!(rl[10], "Session not found.\n\n");
     // The stream is gone from the list.
     assert!(wait_until(WAIT, || !cli(&p.sock, "show sess").contains(" fe=fe_main ")));
+    // Both sockets' descriptors while the request waits for its server.
+    let (_client, raw) = request_in_flight(&p);
+    let fd = |side: &str| -> i32 {
+        let pat = format!("{side}=[8,0h,fd=");
+        let at = raw.find(&pat).unwrap() + pat.len();
+        raw[at..].split(']').next().unwrap().parse().unwrap()
+    };
+    assert!(
+        fd("scf") > 2 && fd("scb") > 2 && fd("scf") != fd("scb"),
+        "{raw}"
+    );
     if !haproxy_available() {
         eprintln!("haproxy not installed: ringlb checked alone");
         return;

@@ -693,9 +693,10 @@ impl<'a> Session<'a> {
             let (lease, server) = match connected {
                 Ok(x) => {
                     choice.commit(self.ctx, be, x.0.server);
+                    let fd = x.1.raw_fd();
                     self.ctx
                         .live
-                        .set_target(self.sess, be_idx, Some(x.0.server));
+                        .set_target(self.sess, be_idx, Some((x.0.server, fd)));
                     x
                 }
                 Err(NoConnection::Redirect(server)) => {
@@ -1857,6 +1858,7 @@ impl<'a> Session<'a> {
     /// Records the transaction in the counters and clears it.
     fn finish_txn(&mut self) {
         self.after = AfterCtx::default();
+        self.ctx.live.server_released(self.sess);
         let Some(sc) = self.sc.as_mut() else { return };
         let t = std::mem::take(&mut sc.txn);
         self.stick.end_txn(t.status, t.bytes_in, t.bytes_out);

@@ -38,6 +38,7 @@ struct Slot {
     accepted_unix: SystemTime,
     backend: Cell<Option<usize>>,
     server: Cell<Option<usize>>,
+    fd_back: Cell<i32>,
     requests: Cell<u64>,
     killed: Cell<bool>,
     waker: RefCell<Option<Waker>>,
@@ -58,6 +59,8 @@ pub struct SessSnap {
     pub accepted_unix_us: u64,
     pub backend: Option<usize>,
     pub server: Option<usize>,
+    /// The server connection's descriptor while the stream holds one (-1: none).
+    pub fd_back: i32,
     pub requests: u64,
 }
 
@@ -190,6 +193,7 @@ impl Live {
                 accepted_unix: accepted.1,
                 backend: Cell::new(None),
                 server: Cell::new(None),
+                fd_back: Cell::new(-1),
                 requests: Cell::new(0),
                 killed: Cell::new(false),
                 waker: RefCell::new(None),
@@ -222,12 +226,18 @@ impl Live {
             .map(f)
     }
 
-    /// The stream chose a backend and (when known) a server.
-    pub fn set_target(&self, r: SessRef, backend: usize, server: Option<usize>) {
+    /// The stream chose a backend and (when known) a server, connected by `fd_back`.
+    pub fn set_target(&self, r: SessRef, backend: usize, server: Option<(usize, i32)>) {
         self.with(r, |s| {
             s.backend.set(Some(backend));
-            s.server.set(server);
+            s.server.set(server.map(|x| x.0));
+            s.fd_back.set(server.map_or(-1, |x| x.1));
         });
+    }
+
+    /// The stream gave its server connection back (end of an HTTP transaction).
+    pub fn server_released(&self, r: SessRef) {
+        self.with(r, |s| s.fd_back.set(-1));
     }
 
     /// The stream started a request (HTTP) or its tunnel (TCP).
@@ -242,11 +252,15 @@ impl Live {
             let done = self
                 .with(r, |s| {
                     if s.killed.get() {
-                        true
-                    } else {
-                        *s.waker.borrow_mut() = Some(cx.waker().clone());
-                        false
+                        return true;
                     }
+                    // Polled at every wake-up of the connection's task: clone the waker only
+                    // the first time (the task's waker does not change).
+                    let mut w = s.waker.borrow_mut();
+                    if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        *w = Some(cx.waker().clone());
+                    }
+                    false
                 })
                 .unwrap_or(false);
             if done {
@@ -291,6 +305,7 @@ impl Live {
                 accepted_unix_us: unix_us(s.accepted_unix),
                 backend: s.backend.get(),
                 server: s.server.get(),
+                fd_back: s.fd_back.get(),
                 requests: s.requests.get(),
             })
             .collect()
@@ -447,7 +462,7 @@ mod tests {
         assert_ne!(c.id, a.id, "with a new id");
         assert!(!l.kill(a.id), "an ended stream's id names nothing");
         assert_eq!(l.slot_counts(), (2, 2));
-        l.set_target(c, 3, Some(1));
+        l.set_target(c, 3, Some((1, 9)));
         l.count_request(c);
         let snap = l.sessions(Instant::now());
         let s = snap.iter().find(|s| s.id == c.id).unwrap();

@@ -78,9 +78,10 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
         &from,
     )
     .await;
-    if let Ok((lease, _)) = &connected {
+    if let Ok((lease, conn)) = &connected {
         choice.commit(ctx, be, lease.server);
-        ctx.live.set_target(sess, backend, Some(lease.server));
+        ctx.live
+            .set_target(sess, backend, Some((lease.server, conn.raw_fd())));
     }
     ctx.state
         .counters

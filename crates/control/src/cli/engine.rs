@@ -123,9 +123,17 @@ fn sess_row(ctx: &Ctx, s: &SessSnap) -> SessRow {
         uniq: s.uniq,
         proto: match s.src {
             Some(std::net::SocketAddr::V6(_)) => "tcpv6",
-            _ => "tcpv4",
+            Some(_) => "tcpv4",
+            None => "unix_stream",
         },
-        src: addr(s.src),
+        // A UNIX socket bind: haproxy's `unix:<listener id>`.
+        src: match s.src {
+            Some(_) => addr(s.src),
+            None => format!(
+                "unix:{}",
+                fe.and_then(|f| f.binds.get(s.bind)).map_or(0, |b| b.id)
+            ),
+        },
         accept_date: date(s.accepted_unix_us, 6),
         fe: fe.map_or_else(String::new, |f| f.name.clone()),
         fe_id: proxy_id(&topo, Some(s.frontend), None),
@@ -137,7 +145,7 @@ fn sess_row(ctx: &Ctx, s: &SessSnap) -> SessRow {
         age_s: s.age_ms / 1000,
         calls: s.requests,
         fd_front: s.fd,
-        fd_back: -1,
+        fd_back: s.fd_back,
         shard: s.shard,
     }
 }
