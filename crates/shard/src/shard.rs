@@ -874,7 +874,7 @@ async fn serve_conn(
         match mode {
             Mode::Tcp => crate::tcp::serve(&ctx, frontend, client, sess).await,
             Mode::Http => match h2.map(|b| b.h2).filter(|h| h.speaks_h2(&client)) {
-                Some(h2) => crate::h2::serve(&ctx, frontend, h2, client).await,
+                Some(h2) => crate::h2::serve(&ctx, frontend, h2, client, sess).await,
                 None => crate::http::serve(&ctx, frontend, client, sess).await,
             },
         }
