@@ -122,6 +122,8 @@ enum Failure {
     /// The client's request body failed: bad chunked framing (400), `timeout client` (408) or
     /// the client went away (nothing to answer).
     Client(Option<u16>),
+    /// `shutdown session` while waiting for the server: 502, logged `KH` (haproxy 2.6).
+    Killed,
 }
 
 struct Session<'a> {
@@ -742,15 +744,26 @@ impl<'a> Session<'a> {
             let outcome = match sent {
                 Err(_) => Err(Failure::Empty),
                 Ok(()) => {
-                    self.exchange(
-                        &server,
-                        be,
-                        framing,
-                        body_start.take(),
-                        method,
-                        &mut body_read,
+                    // `shutdown session` while the server has the request: answered here.
+                    let (live, sess) = (&self.ctx.live, self.sess);
+                    live.set_cooperative(sess, true);
+                    let exchanged = future::or(
+                        self.exchange(
+                            &server,
+                            be,
+                            framing,
+                            body_start.take(),
+                            method,
+                            &mut body_read,
+                        ),
+                        async {
+                            live.kill_requested(sess).await;
+                            Err(Failure::Killed)
+                        },
                     )
-                    .await
+                    .await;
+                    live.set_cooperative(sess, false);
+                    exchanged
                 }
             };
             // `observe layer7`: what this exchange says about the server's health (a reused
@@ -810,12 +823,26 @@ impl<'a> Session<'a> {
                     }
                     return After::Close;
                 }
+                Err(Failure::Killed) => {
+                    scratch(&mut self.sc, self.ctx).out = out;
+                    server.set_linger_zero();
+                    drop(server);
+                    drop(lease);
+                    scratch(&mut self.sc, self.ctx).txn.term = *b"KH";
+                    self.reply_error(502, Some(be)).await;
+                    // haproxy 2.6 keeps the client connection, as after its other 502s.
+                    return if body_read && client_keep_alive {
+                        After::KeepAlive
+                    } else {
+                        After::Close
+                    };
+                }
                 Err(failure) => {
                     let wanted = match failure {
                         Failure::Empty => be.retry_on.empty_response,
                         Failure::Timeout => be.retry_on.response_timeout,
                         Failure::Invalid => be.retry_on.junk_response,
-                        Failure::Client(_) => false,
+                        Failure::Client(_) | Failure::Killed => false,
                     };
                     // A reused idle connection the server had closed is retried on a new one
                     // for free, as HAProxy does; other failures follow `retries`/`retry-on`.

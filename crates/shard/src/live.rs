@@ -41,6 +41,10 @@ struct Slot {
     fd_back: Cell<i32>,
     requests: Cell<u64>,
     killed: Cell<bool>,
+    /// The session waits for a response head and answers a kill itself (502, `KH`, as
+    /// haproxy): `kill` sets `kill_soft` instead of `killed`.
+    cooperative: Cell<bool>,
+    kill_soft: Cell<bool>,
     waker: RefCell<Option<Waker>>,
 }
 
@@ -196,6 +200,8 @@ impl Live {
                 fd_back: Cell::new(-1),
                 requests: Cell::new(0),
                 killed: Cell::new(false),
+                cooperative: Cell::new(false),
+                kill_soft: Cell::new(false),
                 waker: RefCell::new(None),
             });
         }
@@ -248,10 +254,25 @@ impl Live {
 
     /// Resolves once `shutdown session` named this stream; the task then drops the stream.
     pub async fn killed(&self, r: SessRef) {
+        self.wait_flag(r, |s| s.killed.get()).await;
+    }
+
+    /// While `on`, a kill is answered by the session (`kill_requested`) rather than by
+    /// dropping it: it waits for its server's answer and replies 502 as haproxy does.
+    pub fn set_cooperative(&self, r: SessRef, on: bool) {
+        self.with(r, |s| s.cooperative.set(on));
+    }
+
+    /// Resolves once a kill arrived while the session was cooperative.
+    pub async fn kill_requested(&self, r: SessRef) {
+        self.wait_flag(r, |s| s.kill_soft.get()).await;
+    }
+
+    async fn wait_flag(&self, r: SessRef, flag: impl Fn(&Slot) -> bool) {
         std::future::poll_fn(|cx| {
             let done = self
                 .with(r, |s| {
-                    if s.killed.get() {
+                    if flag(s) {
                         return true;
                     }
                     // Polled at every wake-up of the connection's task: clone the waker only
@@ -276,7 +297,11 @@ impl Live {
     pub fn kill(&self, id: u64) -> bool {
         let index = (id & ((1 << SLOT_BITS) - 1)) as u32;
         self.with(SessRef { index, id }, |s| {
-            s.killed.set(true);
+            if s.cooperative.get() {
+                s.kill_soft.set(true);
+            } else {
+                s.killed.set(true);
+            }
             if let Some(w) = s.waker.borrow_mut().take() {
                 w.wake();
             }
@@ -290,7 +315,7 @@ impl Live {
             .borrow()
             .iter()
             .flatten()
-            .filter(|s| !s.killed.get())
+            .filter(|s| !s.killed.get() && !s.kill_soft.get())
             .map(|s| SessSnap {
                 id: s.id,
                 uniq: s.uniq,
@@ -491,6 +516,24 @@ mod tests {
             l.sessions(Instant::now()).is_empty(),
             "a killed stream is no longer listed"
         );
+    }
+
+    #[test]
+    fn a_cooperative_session_answers_the_kill_itself() {
+        let l = Live::new(0);
+        let a = reg(&l);
+        l.set_cooperative(a, true);
+        let hard = l.killed(a);
+        let soft = l.kill_requested(a);
+        futures_lite::pin!(hard);
+        futures_lite::pin!(soft);
+        let poll = |f: std::pin::Pin<&mut dyn std::future::Future<Output = ()>>| {
+            futures_lite::future::block_on(futures_lite::future::poll_once(f)).is_some()
+        };
+        assert!(!poll(soft.as_mut()));
+        assert!(l.kill(a.id));
+        assert!(poll(soft.as_mut()), "the session is told");
+        assert!(!poll(hard.as_mut()), "and not dropped");
     }
 
     #[test]
