@@ -232,6 +232,16 @@ impl Live {
             .map(f)
     }
 
+    /// The client's address as a PROXY header gave it (`accept-proxy`).
+    pub fn set_src(&self, r: SessRef, src: Option<SocketAddr>) {
+        let mut slots = self.slots.borrow_mut();
+        if let Some(Some(s)) = slots.get_mut(r.index as usize) {
+            if s.id == r.id {
+                s.src = src;
+            }
+        }
+    }
+
     /// The stream chose a backend and (when known) a server, connected by `fd_back`.
     pub fn set_target(&self, r: SessRef, backend: usize, server: Option<(usize, i32)>) {
         self.with(r, |s| {

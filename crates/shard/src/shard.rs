@@ -821,63 +821,63 @@ async fn serve_conn(
         crate::live::SessRef,
     ),
 ) {
-    {
-        let mut client = client;
-        if let Some(fe) = ctx.state.topo.frontends.get(frontend) {
-            if let Some(ka) = fe.clitcpka {
-                let _ = client.set_keepalive(ka);
-            }
-            if fe.nolinger {
-                client.set_linger_zero();
-            }
+    let mut client = client;
+    if let Some(fe) = ctx.state.topo.frontends.get(frontend) {
+        if let Some(ka) = fe.clitcpka {
+            let _ = client.set_keepalive(ka);
         }
-        if accept_proxy {
+        if fe.nolinger {
+            client.set_linger_zero();
+        }
+    }
+    if accept_proxy {
+        let timeout = ctx
+            .state
+            .topo
+            .frontends
+            .get(frontend)
+            .and_then(|f| f.timeouts.client);
+        if let Err(err) = read_proxy_header(&mut client, timeout).await {
+            crate::log::log_conn_error(&ctx, frontend, bind, &client, accepted_at, err);
+            return;
+        }
+        // `show sess` shows the client the PROXY header named.
+        ctx.live.set_src(sess, client.peer_addr());
+    }
+    let client = match tls {
+        None => ClientConn::Plain(client),
+        Some(tls) => {
             let timeout = ctx
                 .state
                 .topo
                 .frontends
                 .get(frontend)
-                .and_then(|f| f.timeouts.client);
-            if let Err(err) = read_proxy_header(&mut client, timeout).await {
-                crate::log::log_conn_error(&ctx, frontend, bind, &client, accepted_at, err);
-                return;
-            }
-        }
-        let client = match tls {
-            None => ClientConn::Plain(client),
-            Some(tls) => {
-                let timeout = ctx
-                    .state
-                    .topo
-                    .frontends
-                    .get(frontend)
-                    .and_then(|f| f.timeouts.http_request.or(f.timeouts.client));
-                match TlsConn::accept(client, tls, timeout).await {
-                    Ok(c) => ClientConn::Tls(Box::new(c)),
-                    // HAProxy closes silently and logs the failure (`error-log-format`).
-                    Err((tcp, e)) => {
-                        let err = crate::log::ConnError::from_handshake(&e);
-                        crate::log::log_conn_error(&ctx, frontend, bind, &tcp, accepted_at, err);
-                        tcp.set_linger_zero();
-                        return;
-                    }
+                .and_then(|f| f.timeouts.http_request.or(f.timeouts.client));
+            match TlsConn::accept(client, tls, timeout).await {
+                Ok(c) => ClientConn::Tls(Box::new(c)),
+                // HAProxy closes silently and logs the failure (`error-log-format`).
+                Err((tcp, e)) => {
+                    let err = crate::log::ConnError::from_handshake(&e);
+                    crate::log::log_conn_error(&ctx, frontend, bind, &tcp, accepted_at, err);
+                    tcp.set_linger_zero();
+                    return;
                 }
             }
-        };
-        if let Some(fe) = ctx.state.topo.frontends.get(frontend) {
-            if matches!(fe.log_line, crate::topology::LogLine::Connect) {
-                crate::log::log_connect(&ctx, fe, &client);
-            }
         }
-        let topo = &ctx.state.topo;
-        let h2 = topo.frontends.get(frontend).and_then(|f| f.binds.get(bind));
-        match mode {
-            Mode::Tcp => crate::tcp::serve(&ctx, frontend, client, sess).await,
-            Mode::Http => match h2.map(|b| b.h2).filter(|h| h.speaks_h2(&client)) {
-                Some(h2) => crate::h2::serve(&ctx, frontend, h2, client, sess).await,
-                None => crate::http::serve(&ctx, frontend, client, sess).await,
-            },
+    };
+    if let Some(fe) = ctx.state.topo.frontends.get(frontend) {
+        if matches!(fe.log_line, crate::topology::LogLine::Connect) {
+            crate::log::log_connect(&ctx, fe, &client);
         }
+    }
+    let topo = &ctx.state.topo;
+    let h2 = topo.frontends.get(frontend).and_then(|f| f.binds.get(bind));
+    match mode {
+        Mode::Tcp => crate::tcp::serve(&ctx, frontend, client, sess).await,
+        Mode::Http => match h2.map(|b| b.h2).filter(|h| h.speaks_h2(&client)) {
+            Some(h2) => crate::h2::serve(&ctx, frontend, h2, client, sess).await,
+            None => crate::http::serve(&ctx, frontend, client, sess).await,
+        },
     }
 }
 
