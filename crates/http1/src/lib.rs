@@ -59,6 +59,7 @@ mod chars;
 mod chunked;
 mod error;
 mod fields;
+pub mod offset;
 mod replies;
 mod request;
 mod response;

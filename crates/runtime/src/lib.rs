@@ -56,6 +56,7 @@
 
 pub mod apply;
 pub mod command;
+pub mod engine;
 pub mod patterns;
 pub mod reply;
 pub mod servers;

@@ -225,12 +225,7 @@ pub fn usage_message(args: &[String]) -> Reply {
 /// Commands ringlb parses, so that they get a one-line "not supported by ringlb yet" answer
 /// rather than "Unknown command", but does not run yet: `help` and the suggestions for an
 /// unknown command leave them out. (`set server` is listed: most of its operations run.)
-pub const NOT_YET: &[Kw] = &[
-    Kw::ShowSess,
-    Kw::ShutdownSession,
-    Kw::ShowActivity,
-    Kw::ShowPools,
-];
+pub const NOT_YET: &[Kw] = &[];
 
 /// [`usage_message`] over any table (tests run it on HAProxy's full command list).
 pub fn usage_message_in(table: &[Keyword], args: &[String]) -> Reply {

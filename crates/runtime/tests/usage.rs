@@ -141,10 +141,11 @@ fn help_lists_only_what_runs() {
         "  set maxconn global <value>",
         "  set rate-limit <setting> <value>",
         "  show errors [<px>] [request|response]",
+        "  show sess [id]",
+        "  shutdown session [id]",
+        "  show activity",
+        "  show pools",
     ] {
         assert!(help.contains(runs), "{runs:?} missing:\n{help}");
-    }
-    for not_yet in ["  show sess ", "  show pools"] {
-        assert!(!help.contains(not_yet), "{not_yet:?} listed:\n{help}");
     }
 }

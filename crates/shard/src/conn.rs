@@ -378,6 +378,15 @@ impl ServerStream {
         }
     }
 
+    /// The socket's descriptor (`show sess`); -1 for an h2 stream (its connection is shared).
+    pub fn raw_fd(&self) -> i32 {
+        match self {
+            ServerStream::Plain(t) => t.as_raw_fd(),
+            ServerStream::Tls(t) => t.tcp().as_raw_fd(),
+            ServerStream::H2(_) => -1,
+        }
+    }
+
     /// The ALPN protocol the server chose (TLS only).
     pub fn alpn_is_h2(&self) -> bool {
         match self {

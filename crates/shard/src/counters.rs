@@ -162,6 +162,10 @@ pub struct StatsBoard {
     stick_slots: Vec<Mutex<Option<StickRows>>>,
     /// Per shard: its server connections for the last `show servers conn` (seq, counts).
     conn_slots: Vec<Mutex<Option<(u64, ConnCounts)>>>,
+    /// Per shard: its answer to the last `ControlMsg::Engine` (seq, reply).
+    engine_slots: Vec<Mutex<Option<(u64, crate::live::EngineReply)>>>,
+    /// `show errors` event numbers, process-wide (taken on the error path only).
+    error_events: std::sync::atomic::AtomicU32,
     next_seq: AtomicU64,
     /// The process-wide clock origin of every `now_ms` (rates of all shards line up).
     pub origin: Instant,
@@ -176,6 +180,8 @@ impl StatsBoard {
             health: Mutex::new(Vec::new()),
             stick_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
             conn_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
+            engine_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
+            error_events: std::sync::atomic::AtomicU32::new(0),
             next_seq: AtomicU64::new(1),
             origin: Instant::now(),
             start_unix_s: std::time::SystemTime::now()
@@ -257,6 +263,39 @@ impl StatsBoard {
             out.push(c.clone());
         }
         Some(out)
+    }
+
+    /// Called by shard `shard` in answer to `ControlMsg::Engine { seq, .. }`.
+    pub fn publish_engine(&self, shard: usize, seq: u64, reply: crate::live::EngineReply) {
+        if let Some(slot) = self.engine_slots.get(shard) {
+            if let Ok(mut g) = slot.lock() {
+                *g = Some((seq, reply));
+            }
+        }
+    }
+
+    /// Every shard's answer for `seq` (in shard order), once all have answered.
+    pub fn try_collect_engine(&self, seq: u64) -> Option<Vec<crate::live::EngineReply>> {
+        let mut out = Vec::with_capacity(self.engine_slots.len());
+        for slot in &self.engine_slots {
+            let g = slot.lock().ok()?;
+            let (got, r) = g.as_ref()?;
+            if *got < seq {
+                return None;
+            }
+            out.push(r.clone());
+        }
+        Some(out)
+    }
+
+    /// The next `show errors` event number.
+    pub fn next_error_event(&self) -> u32 {
+        self.error_events.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Events captured since start (`show errors`' total).
+    pub fn error_events(&self) -> u32 {
+        self.error_events.load(Ordering::Relaxed)
     }
 
     /// Every shard's rows and entry count for `seq`, once all have answered.

@@ -218,7 +218,13 @@ impl Conn {
 }
 
 /// Serves one HTTP/2 client connection until it closes.
-pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn) {
+pub async fn serve(
+    ctx: &Ctx,
+    frontend: usize,
+    bind: H2Bind,
+    client: ClientConn,
+    sess: crate::live::SessRef,
+) {
     let topo = &ctx.state.topo;
     let Some(fe) = topo.frontends.get(frontend) else {
         return;
@@ -316,6 +322,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, bind: H2Bind, client: ClientConn)
                 }
                 conn.active.set(conn.active.get() + 1);
                 conn.streams.set(conn.streams.get() + 1);
+                ctx.live.count_request(sess);
                 let conn = conn.clone();
                 glommio::spawn_local(async move {
                     stream(&conn, req, respond).await;

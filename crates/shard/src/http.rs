@@ -40,7 +40,7 @@ use crate::tunnel::{self, TunnelTimeouts};
 use crate::Ctx;
 
 /// Serves one accepted connection of an HTTP-mode frontend until it closes.
-pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
+pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::live::SessRef) {
     // Borrowed, not cloned: the topology's Arc is shared by every shard and its count must not
     // bounce between cores on the request path.
     let topo: &Topology = &ctx.state.topo;
@@ -75,6 +75,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         after: AfterCtx::default(),
         effects: crate::rules::RuleEffects::default(),
         last_server: None,
+        sess,
     };
     if !crate::stick::connection_rules(
         ctx,
@@ -121,6 +122,8 @@ enum Failure {
     /// The client's request body failed: bad chunked framing (400), `timeout client` (408) or
     /// the client went away (nothing to answer).
     Client(Option<u16>),
+    /// `shutdown session` while waiting for the server: 502, logged `KH` (haproxy 2.6).
+    Killed,
 }
 
 struct Session<'a> {
@@ -150,6 +153,8 @@ struct Session<'a> {
     /// (backend, server) of the previous request when its server connection was kept
     /// (`option prefer-last-server`).
     last_server: Option<(usize, usize)>,
+    /// This stream's slot in the shard's registry (`show sess`).
+    sess: crate::live::SessRef,
 }
 
 /// A transaction's context for `http-after-response` on the proxy's own replies. Errors sent
@@ -223,6 +228,7 @@ impl<'a> Session<'a> {
                 }
             };
             self.requests += 1;
+            self.ctx.live.count_request(self.sess);
             self.stick.on_request();
             {
                 let logs = matches!(self.fe.log_line, crate::topology::LogLine::Format(_));
@@ -313,7 +319,10 @@ impl<'a> Session<'a> {
         ) {
             Ok(Parsed::Complete { .. }) => return Ok(first),
             Ok(Parsed::Partial) => {}
-            Err(e) => return Err(HeadError::Invalid(Some(e))),
+            Err(e) => {
+                capture_invalid(self.ctx, self.sess, false, first.bytes());
+                return Err(HeadError::Invalid(Some(e)));
+            }
         }
         // Slow path (boxed: rare, and it would otherwise enlarge every idle connection).
         Box::pin(self.assemble_request_head(first, started, head_limit)).await
@@ -349,8 +358,14 @@ impl<'a> Session<'a> {
             ) {
                 Ok(Parsed::Complete { .. }) => return Ok(RecvBuf::from_vec(assembled)),
                 Ok(Parsed::Partial) if assembled.len() <= self.limits.max_head_bytes => {}
-                Ok(Parsed::Partial) => return Err(HeadError::Invalid(None)),
-                Err(e) => return Err(HeadError::Invalid(Some(e))),
+                Ok(Parsed::Partial) => {
+                    capture_invalid(self.ctx, self.sess, false, &assembled);
+                    return Err(HeadError::Invalid(None));
+                }
+                Err(e) => {
+                    capture_invalid(self.ctx, self.sess, false, &assembled);
+                    return Err(HeadError::Invalid(Some(e)));
+                }
             }
         }
     }
@@ -680,6 +695,10 @@ impl<'a> Session<'a> {
             let (lease, server) = match connected {
                 Ok(x) => {
                     choice.commit(self.ctx, be, x.0.server);
+                    let fd = x.1.raw_fd();
+                    self.ctx
+                        .live
+                        .set_target(self.sess, be_idx, Some((x.0.server, fd)));
                     x
                 }
                 Err(NoConnection::Redirect(server)) => {
@@ -725,15 +744,26 @@ impl<'a> Session<'a> {
             let outcome = match sent {
                 Err(_) => Err(Failure::Empty),
                 Ok(()) => {
-                    self.exchange(
-                        &server,
-                        be,
-                        framing,
-                        body_start.take(),
-                        method,
-                        &mut body_read,
+                    // `shutdown session` while the server has the request: answered here.
+                    let (live, sess) = (&self.ctx.live, self.sess);
+                    live.set_cooperative(sess, true);
+                    let exchanged = future::or(
+                        self.exchange(
+                            &server,
+                            be,
+                            framing,
+                            body_start.take(),
+                            method,
+                            &mut body_read,
+                        ),
+                        async {
+                            live.kill_requested(sess).await;
+                            Err(Failure::Killed)
+                        },
                     )
-                    .await
+                    .await;
+                    live.set_cooperative(sess, false);
+                    exchanged
                 }
             };
             // `observe layer7`: what this exchange says about the server's health (a reused
@@ -793,12 +823,26 @@ impl<'a> Session<'a> {
                     }
                     return After::Close;
                 }
+                Err(Failure::Killed) => {
+                    scratch(&mut self.sc, self.ctx).out = out;
+                    server.set_linger_zero();
+                    drop(server);
+                    drop(lease);
+                    scratch(&mut self.sc, self.ctx).txn.term = *b"KH";
+                    self.reply_error(502, Some(be)).await;
+                    // haproxy 2.6 keeps the client connection, as after its other 502s.
+                    return if body_read && client_keep_alive {
+                        After::KeepAlive
+                    } else {
+                        After::Close
+                    };
+                }
                 Err(failure) => {
                     let wanted = match failure {
                         Failure::Empty => be.retry_on.empty_response,
                         Failure::Timeout => be.retry_on.response_timeout,
                         Failure::Invalid => be.retry_on.junk_response,
-                        Failure::Client(_) => false,
+                        Failure::Client(_) | Failure::Killed => false,
                     };
                     // A reused idle connection the server had closed is retried on a new one
                     // for free, as HAProxy does; other failures follow `retries`/`retry-on`.
@@ -856,11 +900,11 @@ impl<'a> Session<'a> {
             return read_response_head(
                 server,
                 client,
-                server_timeout,
-                self.fe.timeouts.client,
+                (server_timeout, self.fe.timeouts.client),
                 limits,
                 method,
                 resp,
+                (self.ctx, self.sess),
             )
             .await;
         }
@@ -874,11 +918,11 @@ impl<'a> Session<'a> {
             read_response_head(
                 server,
                 client,
-                None,
-                self.fe.timeouts.client,
+                (None, self.fe.timeouts.client),
                 limits,
                 method,
                 resp,
+                (self.ctx, self.sess),
             ),
             async {
                 body_done.wait().await;
@@ -1841,6 +1885,7 @@ impl<'a> Session<'a> {
     /// Records the transaction in the counters and clears it.
     fn finish_txn(&mut self) {
         self.after = AfterCtx::default();
+        self.ctx.live.server_released(self.sess);
         let Some(sc) = self.sc.as_mut() else { return };
         let t = std::mem::take(&mut sc.txn);
         self.stick.end_txn(t.status, t.bytes_in, t.bytes_out);
@@ -2349,16 +2394,24 @@ struct ResponseCtx<'a> {
     upgrade: bool,
 }
 
+/// `show errors`: keeps a copy of an invalid message of stream `sess` (error path only: one
+/// allocation for the copy, one atomic for the process-wide event number).
+fn capture_invalid(ctx: &Ctx, sess: crate::live::SessRef, response: bool, bytes: &[u8]) {
+    let event = ctx.state.board.next_error_event();
+    ctx.live
+        .capture_message(sess, response, bytes, ctx.state.topo.tune.bufsize, event);
+}
+
 /// Reads the final response head into `resp`, forwarding interim 1xx responses (100 Continue,
 /// 103 Early Hints) to the client as they come.
 async fn read_response_head(
     server: &crate::conn::ServerStream,
     client: &ClientConn,
-    server_timeout: Option<Duration>,
-    client_timeout: Option<Duration>,
+    (server_timeout, client_timeout): (Option<Duration>, Option<Duration>),
     limits: Limits,
     method: Method,
     resp: &mut ResponseHead,
+    (ctx, sess): (&Ctx, crate::live::SessRef),
 ) -> Result<RecvBuf, Failure> {
     let mut assembled: Option<Vec<u8>> = None;
     let mut got_any = false;
@@ -2410,12 +2463,16 @@ async fn read_response_head(
                 }
                 Ok(Parsed::Partial) => {
                     if current.len() > limits.max_head_bytes {
+                        capture_invalid(ctx, sess, true, current.bytes());
                         return Err(Failure::Invalid);
                     }
                     assembled = Some(current.bytes().to_vec());
                     break;
                 }
-                Err(HttpError { .. }) => return Err(Failure::Invalid),
+                Err(HttpError { .. }) => {
+                    capture_invalid(ctx, sess, true, current.bytes());
+                    return Err(Failure::Invalid);
+                }
             }
         }
     }

@@ -20,6 +20,7 @@ pub mod h2;
 pub mod h2srv;
 pub mod h2ws;
 pub mod http;
+pub mod live;
 pub mod log;
 pub mod msg_rules;
 pub mod notify;
@@ -59,4 +60,6 @@ pub struct Ctx {
     pub logger: Rc<log::Logger>,
     /// Per-request working memory not held by idle connections (`http::Scratch`).
     pub scratch: Rc<std::cell::RefCell<Vec<Box<http::Scratch>>>>,
+    /// The shard's live streams and error captures (shared by its epochs).
+    pub live: Rc<live::Live>,
 }

@@ -118,6 +118,7 @@ async fn run(cfg: ShardConfig) {
             logger,
             commands,
             scratch: Default::default(),
+            live: Rc::new(crate::live::Live::new(id)),
         })),
         slots: std::cell::RefCell::new(Vec::new()),
         epochs: crate::epoch::Epochs::default(),
@@ -189,6 +190,11 @@ async fn run(cfg: ShardConfig) {
                     ControlMsg::SetFrontendState { frontend, .. } => {
                         state.apply(&msg);
                         core.sync_listeners(frontend);
+                    }
+                    ControlMsg::Engine { seq, query } => {
+                        let ctx = core.current().ctx;
+                        let reply = engine_reply(&ctx, &query);
+                        state.board.publish_engine(core.id, seq, reply);
                     }
                     other => state.apply(&other),
                 }
@@ -349,6 +355,7 @@ impl Core {
             logger,
             commands: old.ctx.commands.clone(),
             scratch: old.ctx.scratch.clone(),
+            live: old.ctx.live.clone(),
         });
         self.epochs.push(&state, &next.ctx.stopping);
         *self.current.borrow_mut() = next;
@@ -765,75 +772,145 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
         let accepted_at = (std::time::Instant::now(), std::time::SystemTime::now());
         let accept_proxy = fe.binds.get(bind).is_some_and(|b| b.accept_proxy);
         let ssl_guard = tls.is_some().then(|| SslConn::new(&ctx.state));
+        // `show sess`: a slab slot for the life of the connection (`live.rs`).
+        let sess = ctx.live.register(
+            (frontend, bind),
+            client.peer_addr(),
+            None, // asked of the socket only when listed (no syscall per connection)
+            client.as_raw_fd(),
+            accepted_at,
+        );
         glommio::spawn_local(async move {
             let _guard = guard;
             // Dropped before `_guard`, which wakes the accept loops.
             let _ssl = ssl_guard;
-            let mut client = client;
-            if let Some(fe) = ctx.state.topo.frontends.get(frontend) {
-                if let Some(ka) = fe.clitcpka {
-                    let _ = client.set_keepalive(ka);
-                }
-                if fe.nolinger {
-                    client.set_linger_zero();
-                }
-            }
-            if accept_proxy {
-                let timeout = ctx
-                    .state
-                    .topo
-                    .frontends
-                    .get(frontend)
-                    .and_then(|f| f.timeouts.client);
-                if let Err(err) = read_proxy_header(&mut client, timeout).await {
-                    crate::log::log_conn_error(&ctx, frontend, bind, &client, accepted_at, err);
+            let live = ctx.live.clone();
+            let _registered = Registered(live.clone(), sess);
+            // `shutdown session`: the stream is dropped where it stands (its sockets close).
+            let conn = serve_conn(
+                ctx,
+                client,
+                (frontend, bind),
+                (tls, accept_proxy),
+                (mode, accepted_at, sess),
+            );
+            future::or(conn, live.killed(sess)).await;
+        })
+        .detach();
+    }
+}
+
+/// Frees the stream's registry slot when its task ends.
+struct Registered(Rc<crate::live::Live>, crate::live::SessRef);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        self.0.unregister(self.1);
+    }
+}
+
+/// One client connection from accept to close: PROXY header, TLS, then the mode's session.
+async fn serve_conn(
+    ctx: Ctx,
+    client: ringlb_uring::TcpStream,
+    (frontend, bind): (usize, usize),
+    (tls, accept_proxy): (Option<Arc<ringlb_tls::ShardTls>>, bool),
+    (mode, accepted_at, sess): (
+        Mode,
+        (std::time::Instant, std::time::SystemTime),
+        crate::live::SessRef,
+    ),
+) {
+    let mut client = client;
+    if let Some(fe) = ctx.state.topo.frontends.get(frontend) {
+        if let Some(ka) = fe.clitcpka {
+            let _ = client.set_keepalive(ka);
+        }
+        if fe.nolinger {
+            client.set_linger_zero();
+        }
+    }
+    if accept_proxy {
+        let timeout = ctx
+            .state
+            .topo
+            .frontends
+            .get(frontend)
+            .and_then(|f| f.timeouts.client);
+        if let Err(err) = read_proxy_header(&mut client, timeout).await {
+            crate::log::log_conn_error(&ctx, frontend, bind, &client, accepted_at, err);
+            return;
+        }
+        // `show sess` shows the client the PROXY header named.
+        ctx.live.set_src(sess, client.peer_addr());
+    }
+    let client = match tls {
+        None => ClientConn::Plain(client),
+        Some(tls) => {
+            let timeout = ctx
+                .state
+                .topo
+                .frontends
+                .get(frontend)
+                .and_then(|f| f.timeouts.http_request.or(f.timeouts.client));
+            match TlsConn::accept(client, tls, timeout).await {
+                Ok(c) => ClientConn::Tls(Box::new(c)),
+                // HAProxy closes silently and logs the failure (`error-log-format`).
+                Err((tcp, e)) => {
+                    let err = crate::log::ConnError::from_handshake(&e);
+                    crate::log::log_conn_error(&ctx, frontend, bind, &tcp, accepted_at, err);
+                    tcp.set_linger_zero();
                     return;
                 }
             }
-            let client = match tls {
-                None => ClientConn::Plain(client),
-                Some(tls) => {
-                    let timeout = ctx
-                        .state
-                        .topo
-                        .frontends
-                        .get(frontend)
-                        .and_then(|f| f.timeouts.http_request.or(f.timeouts.client));
-                    match TlsConn::accept(client, tls, timeout).await {
-                        Ok(c) => ClientConn::Tls(Box::new(c)),
-                        // HAProxy closes silently and logs the failure (`error-log-format`).
-                        Err((tcp, e)) => {
-                            let err = crate::log::ConnError::from_handshake(&e);
-                            crate::log::log_conn_error(
-                                &ctx,
-                                frontend,
-                                bind,
-                                &tcp,
-                                accepted_at,
-                                err,
-                            );
-                            tcp.set_linger_zero();
-                            return;
-                        }
-                    }
-                }
-            };
-            if let Some(fe) = ctx.state.topo.frontends.get(frontend) {
-                if matches!(fe.log_line, crate::topology::LogLine::Connect) {
-                    crate::log::log_connect(&ctx, fe, &client);
-                }
-            }
-            let topo = &ctx.state.topo;
-            let h2 = topo.frontends.get(frontend).and_then(|f| f.binds.get(bind));
-            match mode {
-                Mode::Tcp => crate::tcp::serve(&ctx, frontend, client).await,
-                Mode::Http => match h2.map(|b| b.h2).filter(|h| h.speaks_h2(&client)) {
-                    Some(h2) => crate::h2::serve(&ctx, frontend, h2, client).await,
-                    None => crate::http::serve(&ctx, frontend, client).await,
-                },
-            }
-        })
-        .detach();
+        }
+    };
+    if let Some(fe) = ctx.state.topo.frontends.get(frontend) {
+        if matches!(fe.log_line, crate::topology::LogLine::Connect) {
+            crate::log::log_connect(&ctx, fe, &client);
+        }
+    }
+    let topo = &ctx.state.topo;
+    let h2 = topo.frontends.get(frontend).and_then(|f| f.binds.get(bind));
+    match mode {
+        Mode::Tcp => crate::tcp::serve(&ctx, frontend, client, sess).await,
+        Mode::Http => match h2.map(|b| b.h2).filter(|h| h.speaks_h2(&client)) {
+            Some(h2) => crate::h2::serve(&ctx, frontend, h2, client, sess).await,
+            None => crate::http::serve(&ctx, frontend, client, sess).await,
+        },
+    }
+}
+
+/// This shard's answer to a runtime-socket question (control task; allocates the copies).
+fn engine_reply(ctx: &Ctx, query: &crate::live::EngineQuery) -> crate::live::EngineReply {
+    use crate::live::{Activity, EngineQuery, EngineReply, Pools};
+    let live = &ctx.live;
+    match query {
+        EngineQuery::Sessions => EngineReply::Sessions(live.sessions(std::time::Instant::now())),
+        EngineQuery::Kill { id } => EngineReply::Killed(live.kill(*id)),
+        EngineQuery::Errors => EngineReply::Errors(live.captures()),
+        EngineQuery::Activity => {
+            let st = glommio::executor().executor_stats();
+            EngineReply::Activity(Activity {
+                tasks: st.tasks_executed(),
+                loops: st.scheduler_runs(),
+                runtime_us: u64::try_from(st.executor_runtime().as_micros()).unwrap_or(u64::MAX),
+                accepted: live.accepted.get(),
+                streams: live.streams(),
+                ring_in_flight: u64::from(ctx.ring.in_flight()),
+            })
+        }
+        EngineQuery::Pools => {
+            let (sess_slots, sess_used) = live.slot_counts();
+            EngineReply::Pools(Pools {
+                rx_bufs: u64::from(RECV_BUFFERS),
+                rx_buf_size: ctx.state.topo.tune.bufsize as u64,
+                rx_lent: u64::from(ctx.ring.buffers_lent()),
+                sess_slots,
+                sess_used,
+                scratch_free: ctx.scratch.borrow().len() as u64,
+            })
+        }
     }
 }
 

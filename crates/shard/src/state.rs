@@ -127,6 +127,13 @@ pub enum ControlMsg {
     /// `set maxconn global` / `set rate-limit ... global`: a new process-wide total (0 =
     /// unlimited); each shard takes its share, as at start.
     SetGlobalLimit { limit: GlobalLimit, value: u32 },
+    /// Runtime socket: answer `query` on the stats board, tagged `seq` (`show sess`,
+    /// `shutdown session`, `show activity|pools|errors`; `shard.rs` answers it, the shard's
+    /// `Live` registry lives beside the epochs).
+    Engine {
+        seq: u64,
+        query: crate::live::EngineQuery,
+    },
 }
 
 /// A frontend's listening state, changed on the runtime socket.
@@ -232,6 +239,7 @@ impl ControlMsg {
             ControlMsg::PublishStats { .. }
                 | ControlMsg::PublishStickTable { .. }
                 | ControlMsg::PublishConns { .. }
+                | ControlMsg::Engine { .. }
                 | ControlMsg::SetStickEntry { .. }
                 | ControlMsg::ClearStickTable { .. }
                 | ControlMsg::SetPatterns { .. }
@@ -718,7 +726,10 @@ impl ShardState {
                     self.clear_idle(backend, server);
                 }
             }
-            ControlMsg::HealthAnalyze { .. } | ControlMsg::Reload | ControlMsg::NewEpoch(_) => {}
+            ControlMsg::HealthAnalyze { .. }
+            | ControlMsg::Reload
+            | ControlMsg::NewEpoch(_)
+            | ControlMsg::Engine { .. } => {}
             ControlMsg::SetSslCert { ref cert } => {
                 let mut binds = self.bind_tls.borrow_mut();
                 for (_, tls) in binds.iter_mut() {

@@ -15,7 +15,7 @@ use crate::tunnel::{self, TunnelTimeouts};
 use crate::Ctx;
 
 /// Serves one accepted connection of a TCP-mode frontend.
-pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
+pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::live::SessRef) {
     let topo = &ctx.state.topo; // borrowed: no shared refcount traffic per connection
     let accepted = std::time::Instant::now();
     let Some(fe) = topo.frontends.get(frontend) else {
@@ -53,6 +53,8 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
     if choice.forced.is_none() {
         choice.forced = crate::persist::rdp_server(ctx, backend, be, &inspected, choice.persist);
     }
+    ctx.live.set_target(sess, backend, None);
+    ctx.live.count_request(sess);
     let input = ringlb_balance::PickInput {
         src: fx.src.get().or_else(|| client.peer_addr()).map(|a| a.ip()),
         key: choice.hash_key.as_deref(),
@@ -76,8 +78,10 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn) {
         &from,
     )
     .await;
-    if let Ok((lease, _)) = &connected {
+    if let Ok((lease, conn)) = &connected {
         choice.commit(ctx, be, lease.server);
+        ctx.live
+            .set_target(sess, backend, Some((lease.server, conn.raw_fd())));
     }
     ctx.state
         .counters

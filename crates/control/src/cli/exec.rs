@@ -200,42 +200,8 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
         Owner::Events => show_events(ctx, p),
         Owner::Tls => super::tls::run(ctx, p).await,
         Owner::Process => crate::reload::command(ctx).await,
-        Owner::Engine => match &p.command {
-            ringlb_runtime::Command::ShowErrors { proxy, .. } => show_errors(ctx, proxy.as_deref()),
-            _ => not_supported(p),
-        },
+        Owner::Engine => super::engine::run(ctx, p).await,
     }
-}
-
-/// `show errors [<proxy>|-1] [request|response]`: haproxy's header, with the number of
-/// events captured. ringlb does not capture invalid requests or responses (yet), so the count
-/// is 0 and no event follows; an unknown proxy is refused as haproxy does (a name, else a
-/// non-zero number).
-fn show_errors(ctx: &Ctx, proxy: Option<&str>) -> Reply {
-    if let Some(name) = proxy {
-        let known = ctx.topo().proxies.iter().any(|p| p.name == name);
-        if !known && ringlb_runtime::command::atoi(name) == 0 {
-            return Reply::err("No such proxy.\n");
-        }
-    }
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let t = ringlb_log::Timestamp::from_unix(
-        i64::try_from(now.as_secs()).unwrap_or(0),
-        now.subsec_micros(),
-        ringlb_shard::log::local_utc_offset_secs(),
-    );
-    Reply::raw_with_blank_line(format!(
-        "Total events captured on [{:02}/{}/{:04}:{:02}:{:02}:{:02}.{:03}] : 0\n",
-        t.day,
-        t.month_name(),
-        t.year,
-        t.hour,
-        t.minute,
-        t.second,
-        t.micros / 1000
-    ))
 }
 
 /// `show events [<ring>]`: the list of sinks as haproxy 2.6 prints it (stdout, stderr, its

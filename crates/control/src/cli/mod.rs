@@ -5,13 +5,14 @@
 //!   accept ─▶ one task per connection ─▶ ringlb_runtime::CliSession (framing, levels, help)
 //!        Request::Run ─▶ exec::run: servers ─▶ ServerTable + health Board + broadcast to shards
 //!                                   stats   ─▶ PublishStats, poll the StatsBoard, render
-//!                                   others  ─▶ one-line "not supported by ringlb yet"
+//!                                   engine  ─▶ ControlMsg::Engine to every shard (cli/engine.rs)
 //! ```
 //!
 //! Nothing here blocks the control executor: sockets are glommio's, waits are glommio timers,
 //! and the shared state (`ServerTable`, mirror `ShardState`) is only borrowed between awaits.
 
 mod dynamic;
+mod engine;
 mod exec;
 mod patterns;
 pub mod restore;
