@@ -212,17 +212,10 @@ pub fn zero_warning_message(cfg: &Config) -> &'static str {
     }
 }
 
-/// Flags parsed now whose behaviour later issues implement.
-/// Flags HAProxy has that ringlb accepts without needing them, and why.
-fn flag_warning(cli: &Cli) -> Option<String> {
-    cli.expose_socket.as_ref()?;
-    Some(
-        "-x: ringlb does not fetch listening sockets from the old process; it binds its \
-         SO_REUSEPORT listeners next to the old ones and the old process (-sf) drains the \
-         connections already queued on its listeners before closing them, so the reload \
-         loses none (docs/architecture.md, \"Master-worker and reloads\")."
-            .to_string(),
-    )
+/// Flags HAProxy has that ringlb accepts without needing them, and why (none today: `-x`
+/// fetches the old process's listening sockets, `run::inherit_listeners`).
+fn flag_warning(_cli: &Cli) -> Option<String> {
+    None
 }
 
 fn version_text(level: u8) -> String {
@@ -462,8 +455,7 @@ mod tests {
 
     #[test]
     fn accepted_flags_say_why() {
-        let c = p(&["-x", "/s.sock", "-f", "x"]).unwrap();
-        assert!(flag_warning(&c).unwrap().starts_with("-x: "));
+        assert!(flag_warning(&p(&["-x", "/s.sock", "-f", "x"]).unwrap()).is_none());
         assert!(flag_warning(&p(&["-W", "-f", "x"]).unwrap()).is_none());
         assert!(flag_warning(&p(&["-sf", "1", "-f", "x"]).unwrap()).is_none());
         assert!(flag_warning(&p(&["-D", "-f", "x"]).unwrap()).is_none());

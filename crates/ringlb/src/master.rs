@@ -56,13 +56,33 @@ pub fn worker_args(args: &[OsString]) -> Vec<OsString> {
             Some("-p") => {
                 it.next(); // the master writes the pidfile
             }
+            Some("-x") => {
+                it.next(); // the master gives each worker the socket to fetch listeners from
+            }
             _ => out.push(a.clone()),
         }
     }
     out
 }
 
-fn spawn_worker(args: &[OsString], finish: Option<u32>) -> std::io::Result<Child> {
+/// The runtime socket a new worker fetches the old one's listening sockets from: the first
+/// UNIX `stats socket` with `expose-fd listeners` (haproxy's master passes `-x` the same way).
+pub fn exposing_socket(cfg: &Config) -> Option<PathBuf> {
+    cfg.global
+        .stats_sockets
+        .iter()
+        .filter(|s| s.expose_fd_listeners)
+        .find_map(|s| match ringlb_control::cli::parse_addr(&s.address) {
+            Ok(ringlb_control::cli::CliAddr::Unix(p)) => Some(p),
+            _ => None,
+        })
+}
+
+fn spawn_worker(
+    args: &[OsString],
+    finish: Option<u32>,
+    expose: Option<&PathBuf>,
+) -> std::io::Result<Child> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.args(args).env(WORKER_ENV, "1");
@@ -77,6 +97,9 @@ fn spawn_worker(args: &[OsString], finish: Option<u32>) -> std::io::Result<Child
     }
     if let Some(old) = finish {
         cmd.arg("-sf").arg(old.to_string());
+    }
+    if let Some(path) = expose {
+        cmd.arg("-x").arg(path);
     }
     cmd.spawn()
 }
@@ -284,7 +307,12 @@ fn supervise(
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
-    let mut current = match spawn_worker(&wargs, None) {
+    // `-x` on the master's command line is for the first worker (a master replacing another).
+    let first_x = crate::cli::parse(args.iter().cloned())
+        .ok()
+        .and_then(|c| c.expose_socket);
+    let mut expose = exposing_socket(cfg);
+    let mut current = match spawn_worker(&wargs, None, first_x.as_ref()) {
         Ok(c) => c,
         Err(e) => {
             alert(&format!("cannot start the worker: {e}"));
@@ -328,7 +356,7 @@ fn supervise(
                     alert("Reload aborted: the configuration is invalid; the current worker keeps serving.");
                     crate::notify::notify("READY=1");
                 } else {
-                    match spawn_worker(&wargs, Some(current.id())) {
+                    match spawn_worker(&wargs, Some(current.id()), expose.as_ref()) {
                         Ok(new) => {
                             notice(&format!("New worker ({}) forked", new.id()));
                             let was = std::mem::replace(&mut current, new);
@@ -338,6 +366,8 @@ fn supervise(
                             });
                             let new_cfg = reload_config(files);
                             if let Some(c) = &new_cfg {
+                                // The new worker's socket is the one the next reload asks.
+                                expose = exposing_socket(c);
                                 max_reloads = c.global.ops.mworker_max_reloads;
                                 reload_programs(programs, &c.programs);
                             }

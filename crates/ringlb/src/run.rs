@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub soft_finish: Vec<u32>,
     /// `-st`: old processes terminated (SIGTERM) once this one serves.
     pub terminate: Vec<u32>,
+    /// `-x <socket>`: fetch the old process's listening sockets from its runtime socket.
+    pub expose_socket: Option<PathBuf>,
     /// The command line the process started with: the runtime socket's `reload` and SIGUSR2
     /// re-read its configuration files in process (`None`: in-process reload off).
     pub reload_cli: Option<crate::cli::Cli>,
@@ -161,6 +163,27 @@ fn set_fd_limit(ops: &Ops, maxconn: u32, listeners: usize) -> Result<(), String>
             lim.rlim_max
         ));
     }
+    Ok(())
+}
+
+/// `-x <socket>`: receives the old process's listening sockets (`_getsocks`) for the shards
+/// to serve instead of binding new ones (`ringlb_shard::handoff`). `/dev/null` means none, as
+/// in haproxy.
+fn inherit_listeners(path: &std::path::Path, quiet: bool) -> Result<(), String> {
+    if path == std::path::Path::new("/dev/null") {
+        return Ok(());
+    }
+    let got = ringlb_shard::handoff::fetch(path, std::time::Duration::from_secs(10))
+        .map_err(|e| format!("Failed to get the sockets from the old process! ({e})"))?;
+    if !quiet && std::env::var_os("RINGLB_DEBUG_HANDOFF").is_some() {
+        eprintln!(
+            "[NOTICE]   ({}) : received {} listening socket(s) from {}",
+            pid(),
+            got.len(),
+            path.display()
+        );
+    }
+    ringlb_shard::handoff::set_inherited(got);
     Ok(())
 }
 
@@ -436,7 +459,26 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
             crate::reload::process_settings(&cfg),
         )
     });
-    let mut proxy = match Proxy::start_reloadable(topology.clone(), cpus, checks, cli, reload) {
+    if let Some(path) = &opts.expose_socket {
+        if let Err(e) = inherit_listeners(path, opts.quiet) {
+            // haproxy: fatal for a standalone process; a worker goes on binding new sockets
+            // (the SO_REUSEPORT reload, which drains the old listeners).
+            if std::env::var_os(crate::master::WORKER_ENV).is_none() {
+                return fail(&mut report, &e);
+            }
+            if !opts.quiet {
+                warning(&e);
+            }
+        }
+    }
+    let started = Proxy::start_reloadable(topology.clone(), cpus, checks, cli, reload);
+    let unused = ringlb_shard::handoff::release_unused();
+    if unused > 0 && !opts.quiet {
+        warning(&format!(
+            "{unused} listening socket(s) received with -x match no bind of the configuration and were closed."
+        ));
+    }
+    let mut proxy = match started {
         Ok(p) => p,
         Err(e) => return fail(&mut report, &e),
     };
