@@ -33,6 +33,8 @@ pub struct Cli {
     pub terminate: Vec<u32>,
     /// `-x <socket>`: fetch listening sockets from an old process.
     pub expose_socket: Option<PathBuf>,
+    /// `-S <addr>[,<opts>]`: master CLI sockets (master-worker mode).
+    pub master_cli: Vec<String>,
     /// `-d`: debug (foreground, verbose).
     pub debug: bool,
     /// `-db`: disable background mode.
@@ -71,7 +73,8 @@ pub const USAGE: &str =
         -dW fails if any warning is emitted
         -dD diagnostic mode : warn about suspicious configuration statements
         -sf/-st [pid ]* finishes/terminates old pids.
-        -x <unix_socket> get listening sockets from a unix socket";
+        -x <unix_socket> get listening sockets from a unix socket
+        -S <bind>[,<bind options>...] new master CLI";
 
 /// Parses the process arguments (the first one is the program name).
 pub fn parse(args: impl Iterator<Item = OsString>) -> Result<Cli, String> {
@@ -100,7 +103,12 @@ pub fn parse(args: impl Iterator<Item = OsString>) -> Result<Cli, String> {
             "-p" => cli.pidfile = Some(value("-p")?.into()),
             "-x" => cli.expose_socket = Some(value("-x")?.into()),
             "-C" => cli.chdir = Some(value("-C")?.into()),
-            "-L" | "-n" | "-N" | "-m" | "-S" => {
+            "-S" => cli.master_cli.push(
+                value("-S")?
+                    .into_string()
+                    .map_err(|v| format!("invalid -S argument {v:?}"))?,
+            ),
+            "-L" | "-n" | "-N" | "-m" => {
                 value(a)?;
             }
             "-sf" | "-st" => {

@@ -4,6 +4,7 @@
 
 mod cli;
 mod master;
+mod mcli;
 mod notify;
 mod reload;
 mod run;

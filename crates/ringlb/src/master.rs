@@ -59,6 +59,9 @@ pub fn worker_args(args: &[OsString]) -> Vec<OsString> {
             Some("-x") => {
                 it.next(); // the master gives each worker the socket to fetch listeners from
             }
+            Some("-S") => {
+                it.next(); // the master CLI is the master's
+            }
             _ => out.push(a.clone()),
         }
     }
@@ -78,14 +81,58 @@ pub fn exposing_socket(cfg: &Config) -> Option<PathBuf> {
         })
 }
 
+/// The private admin sockets of the workers (`mcli::CHANNEL_ENV`), one directory per master.
+struct Channels {
+    dir: Option<PathBuf>,
+    next: u32,
+}
+
+impl Channels {
+    fn new() -> Channels {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!("ringlb-master-{}", pid()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let made = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        if let Err(e) = &made {
+            alert(&format!(
+                "cannot create {}: {e}; workers get no private socket (no master CLI routing, reloads bind new listeners unless a stats socket exposes them)",
+                dir.display()
+            ));
+        }
+        Channels {
+            dir: made.ok().map(|()| dir),
+            next: 0,
+        }
+    }
+
+    /// A fresh socket path for the next worker.
+    fn next(&mut self) -> Option<PathBuf> {
+        self.next += 1;
+        let n = self.next;
+        self.dir.as_ref().map(|d| d.join(format!("w{n}.sock")))
+    }
+}
+
+impl Drop for Channels {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
 fn spawn_worker(
     args: &[OsString],
     finish: Option<u32>,
     expose: Option<&PathBuf>,
+    channel: Option<&PathBuf>,
 ) -> std::io::Result<Child> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.args(args).env(WORKER_ENV, "1");
+    if let Some(c) = channel {
+        cmd.env(crate::mcli::CHANNEL_ENV, c);
+    }
     // A worker must not outlive its master (killed by a supervisor with SIGKILL): the kernel
     // sends it SIGTERM when the master dies.
     // SAFETY: prctl is async-signal-safe; the closure touches no memory of the parent.
@@ -132,12 +179,28 @@ fn send(pid: u32, sig: libc::c_int) {
 struct Worker {
     child: Child,
     reloads: u32,
+    started: std::time::SystemTime,
+    /// Its private admin socket (master CLI routing, `-x` of the next worker).
+    channel: Option<PathBuf>,
+}
+
+impl Worker {
+    fn proc(&self) -> crate::mcli::Proc {
+        crate::mcli::Proc {
+            pid: self.child.id(),
+            reloads: self.reloads,
+            started: self.started,
+            channel: self.channel.clone(),
+            name: None,
+        }
+    }
 }
 
 /// A running `program` instance.
 struct ProgramProc {
     spec: Program,
     child: Child,
+    started: std::time::SystemTime,
 }
 
 fn spawn_program(p: &Program) -> Result<Child, String> {
@@ -186,6 +249,7 @@ fn start_programs(programs: &[Program], into: &mut Vec<ProgramProc>) {
                 into.push(ProgramProc {
                     spec: p.clone(),
                     child,
+                    started: std::time::SystemTime::now(),
                 });
             }
             Err(e) => alert(&e),
@@ -280,6 +344,47 @@ pub fn run(
     code
 }
 
+/// The master CLI sockets of `-S` (bound once the signals are blocked, so its `reload` reaches
+/// the supervise loop). Returns the UNIX paths to remove at exit, or the error.
+fn start_master_cli(
+    args: &[OsString],
+    table: &crate::mcli::Shared,
+) -> Result<Vec<PathBuf>, String> {
+    let cli = crate::cli::parse(args.iter().cloned())?;
+    let mut paths = Vec::new();
+    for s in &cli.master_cli {
+        let spec = crate::mcli::parse_spec(s)?;
+        paths.extend(crate::mcli::start(&spec, table.clone())?);
+    }
+    Ok(paths)
+}
+
+/// The process table the master CLI shows, as of now.
+fn publish(
+    table: &crate::mcli::Shared,
+    current: &Worker,
+    old: &[Worker],
+    programs: &[ProgramProc],
+    (reloads, failed): (u32, u32),
+) {
+    if let Ok(mut t) = table.lock() {
+        t.reloads = reloads;
+        t.failed = failed;
+        t.current = Some(current.proc());
+        t.old = old.iter().map(Worker::proc).collect();
+        t.programs = programs
+            .iter()
+            .map(|p| crate::mcli::Proc {
+                pid: p.child.id(),
+                reloads: 0,
+                started: p.started,
+                channel: None,
+                name: Some(p.spec.name.clone()),
+            })
+            .collect();
+    }
+}
+
 fn supervise(
     args: Vec<OsString>,
     pidfile: Option<std::path::PathBuf>,
@@ -312,8 +417,34 @@ fn supervise(
         .ok()
         .and_then(|c| c.expose_socket);
     let mut expose = exposing_socket(cfg);
-    let mut current = match spawn_worker(&wargs, None, first_x.as_ref()) {
-        Ok(c) => c,
+    let mut channels = Channels::new();
+    let table: crate::mcli::Shared =
+        std::sync::Arc::new(std::sync::Mutex::new(crate::mcli::ProcTable {
+            master_pid: pid(),
+            master_started: std::time::SystemTime::now(),
+            reloads: 0,
+            failed: 0,
+            current: None,
+            old: Vec::new(),
+            programs: Vec::new(),
+        }));
+    let mcli_paths = match start_master_cli(&args, &table) {
+        Ok(p) => p,
+        Err(e) => {
+            alert(&e);
+            return 1;
+        }
+    };
+    let _remove = RemoveOnDrop(mcli_paths);
+    let (mut reloads, mut failed) = (0u32, 0u32);
+    let channel = channels.next();
+    let mut current = match spawn_worker(&wargs, None, first_x.as_ref(), channel.as_ref()) {
+        Ok(child) => Worker {
+            child,
+            reloads: 0,
+            started: std::time::SystemTime::now(),
+            channel,
+        },
         Err(e) => {
             alert(&format!("cannot start the worker: {e}"));
             return 1;
@@ -325,7 +456,8 @@ fn supervise(
             alert(&format!("Cannot create pidfile {} : {e}", p.display()));
         }
     }
-    notice(&format!("New worker ({}) forked", current.id()));
+    notice(&format!("New worker ({}) forked", current.child.id()));
+    publish(&table, &current, &[], programs, (0, 0));
     let mut old: Vec<Worker> = Vec::new();
     let mut stopping = false;
     loop {
@@ -345,25 +477,40 @@ fn supervise(
             {
                 notice(&format!(
                     "Reloading in process (reload-mode in-process): SIGUSR2 sent to worker ({})",
-                    current.id()
+                    current.child.id()
                 ));
-                send(current.id(), libc::SIGUSR2);
+                send(current.child.id(), libc::SIGUSR2);
             }
             libc::SIGUSR2 | libc::SIGHUP if !stopping => {
                 crate::notify::notify("RELOADING=1");
                 notice("Reloading: checking the new configuration");
                 if !config_is_valid(&wargs) {
                     alert("Reload aborted: the configuration is invalid; the current worker keeps serving.");
+                    failed += 1;
                     crate::notify::notify("READY=1");
                 } else {
-                    match spawn_worker(&wargs, Some(current.id()), expose.as_ref()) {
-                        Ok(new) => {
-                            notice(&format!("New worker ({}) forked", new.id()));
-                            let was = std::mem::replace(&mut current, new);
-                            old.push(Worker {
-                                child: was,
+                    // haproxy's master passes `-x sockpair@` the same way: the new worker takes
+                    // the current one's listeners from its private socket (or a stats socket
+                    // with `expose-fd listeners` when there is no private one).
+                    let x = current.channel.clone().or_else(|| expose.clone());
+                    let channel = channels.next();
+                    match spawn_worker(
+                        &wargs,
+                        Some(current.child.id()),
+                        x.as_ref(),
+                        channel.as_ref(),
+                    ) {
+                        Ok(child) => {
+                            notice(&format!("New worker ({}) forked", child.id()));
+                            reloads += 1;
+                            let new = Worker {
+                                child,
                                 reloads: 0,
-                            });
+                                started: std::time::SystemTime::now(),
+                                channel,
+                            };
+                            let was = std::mem::replace(&mut current, new);
+                            old.push(was);
                             let new_cfg = reload_config(files);
                             if let Some(c) = &new_cfg {
                                 // The new worker's socket is the one the next reload asks.
@@ -393,7 +540,7 @@ fn supervise(
                 for c in old
                     .iter()
                     .map(|w| &w.child)
-                    .chain(std::iter::once(&current))
+                    .chain(std::iter::once(&current.child))
                 {
                     send(c.id(), libc::SIGTERM);
                 }
@@ -404,7 +551,7 @@ fn supervise(
                 for c in old
                     .iter()
                     .map(|w| &w.child)
-                    .chain(std::iter::once(&current))
+                    .chain(std::iter::once(&current.child))
                 {
                     send(c.id(), libc::SIGUSR1);
                 }
@@ -414,7 +561,8 @@ fn supervise(
         // Reap whatever exited.
         old.retain_mut(|w| matches!(w.child.try_wait(), Ok(None)));
         reap_programs(programs);
-        match current.try_wait() {
+        publish(&table, &current, &old, programs, (reloads, failed));
+        match current.child.try_wait() {
             Ok(None) => {}
             Ok(Some(status)) => {
                 if stopping {
@@ -424,7 +572,7 @@ fn supervise(
                 } else {
                     alert(&format!(
                         "Current worker ({}) exited with code {} : exiting the master and the other workers.",
-                        current.id(),
+                        current.child.id(),
                         status.code().unwrap_or(1)
                     ));
                     for w in &old {
@@ -436,8 +584,19 @@ fn supervise(
             }
             Err(_) => return 1,
         }
-        if stopping && old.is_empty() && !matches!(current.try_wait(), Ok(None)) {
+        if stopping && old.is_empty() && !matches!(current.child.try_wait(), Ok(None)) {
             return 0;
+        }
+    }
+}
+
+/// Removes the master CLI's socket files when the master returns.
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
         }
     }
 }

@@ -166,6 +166,27 @@ fn set_fd_limit(ops: &Ops, maxconn: u32, listeners: usize) -> Result<(), String>
     Ok(())
 }
 
+/// A worker of `-W`: the configuration plus the private admin socket its master asked for
+/// (`mcli::CHANNEL_ENV`), which the master CLI routes `@1`/`@!pid` to and the next worker takes
+/// the listeners from (`expose-fd listeners`, as haproxy's master-worker socket pair).
+fn with_master_channel(cfg: &Config) -> std::borrow::Cow<'_, Config> {
+    let Some(path) = std::env::var_os(crate::mcli::CHANNEL_ENV) else {
+        return std::borrow::Cow::Borrowed(cfg);
+    };
+    let mut c = cfg.clone();
+    c.global
+        .stats_sockets
+        .push(ringlb_config::model::StatsSocket {
+            loc: ringlb_config::model::Loc::default(),
+            address: path.to_string_lossy().into_owned(),
+            mode: Some(0o600),
+            level: Some("admin".into()),
+            expose_fd_listeners: true,
+            options: Vec::new(),
+        });
+    std::borrow::Cow::Owned(c)
+}
+
 /// `-x <socket>`: receives the old process's listening sockets (`_getsocks`) for the shards
 /// to serve instead of binding new ones (`ringlb_shard::handoff`). `/dev/null` means none, as
 /// in haproxy.
@@ -373,7 +394,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
             ringlb_control::syslog::ControlLog::from_topology(&topology),
         )));
     }
-    let mut cli = match CliPlan::from_config(&cfg) {
+    let mut cli = match CliPlan::from_config(&with_master_channel(&cfg)) {
         Ok(p) => p,
         Err(errors) => {
             for e in errors {
