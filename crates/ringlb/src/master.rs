@@ -559,7 +559,16 @@ fn supervise(
             _ => {}
         }
         // Reap whatever exited.
-        old.retain_mut(|w| matches!(w.child.try_wait(), Ok(None)));
+        old.retain_mut(|w| {
+            let running = matches!(w.child.try_wait(), Ok(None));
+            if !running {
+                // Its private socket goes with it.
+                if let Some(c) = &w.channel {
+                    let _ = std::fs::remove_file(c);
+                }
+            }
+            running
+        });
         reap_programs(programs);
         publish(&table, &current, &old, programs, (reloads, failed));
         match current.child.try_wait() {
