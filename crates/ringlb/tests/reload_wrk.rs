@@ -4,7 +4,9 @@
 //! - process reload: `-W` with `stats socket ... expose-fd listeners`; SIGUSR2 makes the master
 //!   start a new worker with `-x`, which takes the old worker's listening sockets (the listening
 //!   socket inodes never change: checked), then `-sf` finishes the old one;
-//! - in-process reload: the runtime socket's `reload` swaps a new epoch into every shard.
+//! - in-process reload: the runtime socket's `reload` swaps a new epoch into every shard;
+//! - the fallback: standalone `-sf <old>` without `-x` (own SO_REUSEPORT listeners, the old
+//!   process drains its queues).
 //!
 //! wrk must count 0 socket errors (connect, read, write, timeout) and 0 non-2xx responses.
 //! CI runs each case for 6 s (debug binaries, 2 busy cores); `RINGLB_RELOAD_WRK_SECS=20` runs
@@ -282,6 +284,57 @@ fn in_process_reloads(close: bool) {
         &proxy,
     );
     proxy.stop(Duration::from_secs(10)).unwrap();
+}
+
+/// The fallback when no socket exposes the listeners: standalone processes, each started with
+/// `-sf <previous>` and no `-x`, bind their own SO_REUSEPORT listeners and the old one drains
+/// its queues before closing them.
+fn fallback_reloads(close: bool) {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = TempDir::new("reload-wrk-fallback");
+    let origins = Origins::start(2);
+    let front = free_addr();
+    let path = dir.join("p.cfg");
+    let text =
+        |w| config(dir.path(), front, &origins.addrs(), "", w).replace(" expose-fd listeners", "");
+    write(&path, &text(1));
+    let bin = ringlb_testkit::bin_path("ringlb");
+    let mut current = Ringlb::start(&path, &[front]);
+    let mut retired: Vec<ChildGuard> = Vec::new();
+    let (f, out) = wrk_with_reloads(front, run_secs(), close, |i| {
+        write(&path, &text(i + 1));
+        let mut cmd = Command::new(&bin);
+        cmd.arg("-f")
+            .arg(&path)
+            .arg("-sf")
+            .arg(current.pid().to_string());
+        let next = ChildGuard::spawn("ringlb", &mut cmd).unwrap();
+        let mut old = std::mem::replace(&mut current, next);
+        assert!(
+            wait_until(Duration::from_secs(30), || !old.is_running()),
+            "reload {i}: the old process finished\n{}\n{}",
+            old.dump(),
+            current.dump()
+        );
+        retired.push(old);
+    });
+    assert_clean(
+        &format!("ringlb fallback reload (-sf, no -x), close={close}"),
+        &f,
+        &out,
+        &current,
+    );
+    current.stop(Duration::from_secs(10)).unwrap();
+}
+
+#[test]
+fn fallback_reloads_keep_alive() {
+    fallback_reloads(false);
+}
+
+#[test]
+fn fallback_reloads_connection_close() {
+    fallback_reloads(true);
 }
 
 #[test]
