@@ -4,9 +4,15 @@
 //!
 //! 1. the new configuration is checked first (`ringlb -c`); an invalid one changes nothing and
 //!    the current worker keeps serving;
-//! 2. a new worker starts with `-sf <old worker>`: it binds its SO_REUSEPORT listeners next to
-//!    the old ones, and once it serves it tells the old worker to finish softly (SIGUSR1);
+//! 2. a new worker starts with `-x <old worker's private socket> -sf <old worker>`: it takes the
+//!    old worker's listening sockets (`ringlb_shard::handoff`, haproxy's `sockpair@` reload;
+//!    without a private socket, a `stats socket` with `expose-fd listeners`; with neither, it
+//!    binds its own SO_REUSEPORT listeners next to the old ones), and once it serves it tells
+//!    the old worker to finish softly (SIGUSR1);
 //! 3. the old worker stops accepting, finishes its requests, and exits.
+//!
+//! Each worker gets a private admin socket (`mcli::CHANNEL_ENV`) for that and for the master
+//! CLI (`-S`, `mcli.rs`), which routes `@1`/`@!<pid>` commands to it.
 //!
 //! With `reload-mode in-process` in the configuration file, SIGUSR2 is passed to the worker,
 //! which reloads in process (keeping runtime state, `ringlb_control::reload`); SIGHUP still
