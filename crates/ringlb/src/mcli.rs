@@ -232,6 +232,45 @@ fn forward(channel: &std::path::Path, cmd: &str) -> String {
 struct Session {
     default: Target,
     prompt: bool,
+    /// `operator` / `user` lower it; forwarded commands run at it on the worker.
+    level: Level,
+}
+
+/// A master CLI session's level (the master socket starts at admin, as haproxy's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Level {
+    User,
+    Operator,
+    Admin,
+}
+
+impl Level {
+    fn name(self) -> &'static str {
+        match self {
+            Level::User => "user",
+            Level::Operator => "operator",
+            Level::Admin => "admin",
+        }
+    }
+}
+
+/// `help <word>`: the entries whose command starts with the word, then `help`, `prompt` and
+/// `quit` (haproxy also suggests near matches; only prefixes are matched here).
+fn help_for(word: &str) -> String {
+    let mut lines = HELP.lines();
+    let mut out = format!("{}\n", lines.next().unwrap_or(""));
+    let entries: Vec<&str> = lines.filter(|l| !l.is_empty()).collect();
+    let (cmds, always) = entries.split_at(entries.len().saturating_sub(3));
+    for l in cmds.iter().filter(|l| l.trim_start().starts_with(word)) {
+        out.push_str(l);
+        out.push('\n');
+    }
+    for l in always {
+        out.push_str(l);
+        out.push('\n');
+    }
+    out.push('\n');
+    out
 }
 
 /// Runs one command line's commands; returns the output, whether to close, and whether a
@@ -277,15 +316,34 @@ fn run_line(line: &str, sess: &mut Session, table: &Shared, version: &str) -> (S
         ran = true;
         match to {
             Target::Worker { channel, pid } => match channel {
+                // A lowered session runs the command at its level on the worker (the worker's
+                // answer to the level command itself is an empty line).
+                Some(path) if sess.level < Level::Admin => {
+                    let answer = forward(&path, &format!("{}; {cmd}", sess.level.name()));
+                    out.push_str(answer.strip_prefix('\n').unwrap_or(&answer));
+                }
                 Some(path) => out.push_str(&forward(&path, &cmd)),
                 None => out.push_str(&format!("Can't connect to the target CLI of {pid}!\n")),
             },
             Target::Master => {
                 match cmd.as_str() {
                     "help" => out.push_str(HELP),
+                    c if c.starts_with("help ") => {
+                        out.push_str(&help_for(c["help ".len()..].trim()))
+                    }
                     "show proc" => out.push_str(&show_proc(&t, SystemTime::now(), version)),
-                    "show cli level" => out.push_str("admin\n\n"),
+                    "show cli level" => out.push_str(&format!("{}\n\n", sess.level.name())),
+                    // haproxy 2.6's master lists no socket here (its answer is one empty line).
+                    "show cli sockets" => out.push('\n'),
                     "show version" => out.push_str(&format!("{version}\n\n")),
+                    "operator" if sess.level < Level::Operator => {
+                        out.push_str("Permission denied!\n")
+                    }
+                    "operator" => sess.level = Level::Operator,
+                    "user" => sess.level = Level::User,
+                    "reload" if sess.level < Level::Operator => {
+                        out.push_str("Permission denied\n\n")
+                    }
                     "reload" => {
                         // The supervise loop takes it as it takes SIGUSR2 (blocked, then waited for).
                         // SAFETY: kill(2) to our own pid.
@@ -323,6 +381,7 @@ fn serve_conn(stream: std::os::unix::net::UnixStream, table: Shared, version: St
     let mut sess = Session {
         default: Target::Master,
         prompt: false,
+        level: Level::Admin,
     };
     let mut r = BufReader::new(stream);
     let mut line = String::new();
@@ -528,6 +587,14 @@ mod tests {
             target("@2", &t),
             Err("Can't find the target PID matching the prefix '@2'\n".into())
         );
+    }
+
+    #[test]
+    fn help_for_a_word_lists_its_commands() {
+        let h = help_for("show");
+        assert!(h.starts_with("The following commands are valid at this level:\n  show cli level"));
+        assert_eq!(h.lines().count(), 1 + 4 + 3 + 1, "{h}");
+        assert!(h.ends_with("quit                                    : disconnect\n\n"));
     }
 
     #[test]
