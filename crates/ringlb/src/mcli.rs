@@ -560,6 +560,23 @@ mod tests {
     }
 
     #[test]
+    fn programs_are_listed_by_name() {
+        let mut t = table();
+        t.programs.push(Proc {
+            pid: 30000,
+            reloads: 0,
+            started: at(1000),
+            channel: None,
+            name: Some("dataplaneapi".into()),
+        });
+        let out = show_proc(&t, at(1061), "v");
+        assert!(
+            out.ends_with("# programs\n30000           dataplaneapi    0               0d00h01m01s     -              \n\n"),
+            "{out}"
+        );
+    }
+
+    #[test]
     fn uptimes_as_haproxy_prints_them() {
         assert_eq!(uptime(0), "0d00h00m00s");
         assert_eq!(uptime(90061), "1d01h01m01s");
