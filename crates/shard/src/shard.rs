@@ -535,6 +535,23 @@ fn bind_epoch(core: &Core, topology: &Topology, state: &ShardState, kept: &[Rc<S
             }
         }
     }
+    // A shard can serve two sockets of one bind (received with `-x` from a process that ran
+    // more shards): the extra one is kept with its twin rather than retired, since closing a
+    // socket of a reuseport group could reset a connection queued on it.
+    for s in kept {
+        if s.retired.get() || out.slots.iter().any(|o| Rc::ptr_eq(o, s)) {
+            continue;
+        }
+        let twin = out
+            .slots
+            .iter()
+            .find(|o| o.key == s.key)
+            .map(|o| o.at.get());
+        if let Some(at) = twin {
+            s.at.set(at);
+            out.slots.push(s.clone());
+        }
+    }
     out
 }
 
