@@ -33,6 +33,8 @@ pub struct Cli {
     pub terminate: Vec<u32>,
     /// `-x <socket>`: fetch listening sockets from an old process.
     pub expose_socket: Option<PathBuf>,
+    /// `-S <addr>[,<opts>]`: master CLI sockets (master-worker mode).
+    pub master_cli: Vec<String>,
     /// `-d`: debug (foreground, verbose).
     pub debug: bool,
     /// `-db`: disable background mode.
@@ -71,7 +73,8 @@ pub const USAGE: &str =
         -dW fails if any warning is emitted
         -dD diagnostic mode : warn about suspicious configuration statements
         -sf/-st [pid ]* finishes/terminates old pids.
-        -x <unix_socket> get listening sockets from a unix socket";
+        -x <unix_socket> get listening sockets from a unix socket
+        -S <bind>[,<bind options>...] new master CLI";
 
 /// Parses the process arguments (the first one is the program name).
 pub fn parse(args: impl Iterator<Item = OsString>) -> Result<Cli, String> {
@@ -100,7 +103,12 @@ pub fn parse(args: impl Iterator<Item = OsString>) -> Result<Cli, String> {
             "-p" => cli.pidfile = Some(value("-p")?.into()),
             "-x" => cli.expose_socket = Some(value("-x")?.into()),
             "-C" => cli.chdir = Some(value("-C")?.into()),
-            "-L" | "-n" | "-N" | "-m" | "-S" => {
+            "-S" => cli.master_cli.push(
+                value("-S")?
+                    .into_string()
+                    .map_err(|v| format!("invalid -S argument {v:?}"))?,
+            ),
+            "-L" | "-n" | "-N" | "-m" => {
                 value(a)?;
             }
             "-sf" | "-st" => {
@@ -212,17 +220,10 @@ pub fn zero_warning_message(cfg: &Config) -> &'static str {
     }
 }
 
-/// Flags parsed now whose behaviour later issues implement.
-/// Flags HAProxy has that ringlb accepts without needing them, and why.
-fn flag_warning(cli: &Cli) -> Option<String> {
-    cli.expose_socket.as_ref()?;
-    Some(
-        "-x: ringlb does not fetch listening sockets from the old process; it binds its \
-         SO_REUSEPORT listeners next to the old ones and the old process (-sf) drains the \
-         connections already queued on its listeners before closing them, so the reload \
-         loses none (docs/architecture.md, \"Master-worker and reloads\")."
-            .to_string(),
-    )
+/// Flags HAProxy has that ringlb accepts without needing them, and why (none today: `-x`
+/// fetches the old process's listening sockets, `run::inherit_listeners`).
+fn flag_warning(_cli: &Cli) -> Option<String> {
+    None
 }
 
 fn version_text(level: u8) -> String {
@@ -462,8 +463,7 @@ mod tests {
 
     #[test]
     fn accepted_flags_say_why() {
-        let c = p(&["-x", "/s.sock", "-f", "x"]).unwrap();
-        assert!(flag_warning(&c).unwrap().starts_with("-x: "));
+        assert!(flag_warning(&p(&["-x", "/s.sock", "-f", "x"]).unwrap()).is_none());
         assert!(flag_warning(&p(&["-W", "-f", "x"]).unwrap()).is_none());
         assert!(flag_warning(&p(&["-sf", "1", "-f", "x"]).unwrap()).is_none());
         assert!(flag_warning(&p(&["-D", "-f", "x"]).unwrap()).is_none());

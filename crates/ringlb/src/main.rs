@@ -4,6 +4,7 @@
 
 mod cli;
 mod master;
+mod mcli;
 mod notify;
 mod reload;
 mod run;
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
                     zero_warning: cli.zero_warning,
                     soft_finish: cli.soft_finish.clone(),
                     terminate: cli.terminate.clone(),
+                    expose_socket: cli.expose_socket.clone(),
                     reload_cli: Some(cli.clone()),
                 },
             )

@@ -4,9 +4,15 @@
 //!
 //! 1. the new configuration is checked first (`ringlb -c`); an invalid one changes nothing and
 //!    the current worker keeps serving;
-//! 2. a new worker starts with `-sf <old worker>`: it binds its SO_REUSEPORT listeners next to
-//!    the old ones, and once it serves it tells the old worker to finish softly (SIGUSR1);
+//! 2. a new worker starts with `-x <old worker's private socket> -sf <old worker>`: it takes the
+//!    old worker's listening sockets (`ringlb_shard::handoff`, haproxy's `sockpair@` reload;
+//!    without a private socket, a `stats socket` with `expose-fd listeners`; with neither, it
+//!    binds its own SO_REUSEPORT listeners next to the old ones), and once it serves it tells
+//!    the old worker to finish softly (SIGUSR1);
 //! 3. the old worker stops accepting, finishes its requests, and exits.
+//!
+//! Each worker gets a private admin socket (`mcli::CHANNEL_ENV`) for that and for the master
+//! CLI (`-S`, `mcli.rs`), which routes `@1`/`@!<pid>` commands to it.
 //!
 //! With `reload-mode in-process` in the configuration file, SIGUSR2 is passed to the worker,
 //! which reloads in process (keeping runtime state, `ringlb_control::reload`); SIGHUP still
@@ -56,16 +62,83 @@ pub fn worker_args(args: &[OsString]) -> Vec<OsString> {
             Some("-p") => {
                 it.next(); // the master writes the pidfile
             }
+            Some("-x") => {
+                it.next(); // the master gives each worker the socket to fetch listeners from
+            }
+            Some("-S") => {
+                it.next(); // the master CLI is the master's
+            }
             _ => out.push(a.clone()),
         }
     }
     out
 }
 
-fn spawn_worker(args: &[OsString], finish: Option<u32>) -> std::io::Result<Child> {
+/// The runtime socket a new worker fetches the old one's listening sockets from: the first
+/// UNIX `stats socket` with `expose-fd listeners` (haproxy's master passes `-x` the same way).
+pub fn exposing_socket(cfg: &Config) -> Option<PathBuf> {
+    cfg.global
+        .stats_sockets
+        .iter()
+        .filter(|s| s.expose_fd_listeners)
+        .find_map(|s| match ringlb_control::cli::parse_addr(&s.address) {
+            Ok(ringlb_control::cli::CliAddr::Unix(p)) => Some(p),
+            _ => None,
+        })
+}
+
+/// The private admin sockets of the workers (`mcli::CHANNEL_ENV`), one directory per master.
+struct Channels {
+    dir: Option<PathBuf>,
+    next: u32,
+}
+
+impl Channels {
+    fn new() -> Channels {
+        use std::os::unix::fs::DirBuilderExt;
+        let dir = std::env::temp_dir().join(format!("ringlb-master-{}", pid()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let made = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+        if let Err(e) = &made {
+            alert(&format!(
+                "cannot create {}: {e}; workers get no private socket (no master CLI routing, reloads bind new listeners unless a stats socket exposes them)",
+                dir.display()
+            ));
+        }
+        Channels {
+            dir: made.ok().map(|()| dir),
+            next: 0,
+        }
+    }
+
+    /// A fresh socket path for the next worker.
+    fn next(&mut self) -> Option<PathBuf> {
+        self.next += 1;
+        let n = self.next;
+        self.dir.as_ref().map(|d| d.join(format!("w{n}.sock")))
+    }
+}
+
+impl Drop for Channels {
+    fn drop(&mut self) {
+        if let Some(d) = &self.dir {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn spawn_worker(
+    args: &[OsString],
+    finish: Option<u32>,
+    expose: Option<&PathBuf>,
+    channel: Option<&PathBuf>,
+) -> std::io::Result<Child> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.args(args).env(WORKER_ENV, "1");
+    if let Some(c) = channel {
+        cmd.env(crate::mcli::CHANNEL_ENV, c);
+    }
     // A worker must not outlive its master (killed by a supervisor with SIGKILL): the kernel
     // sends it SIGTERM when the master dies.
     // SAFETY: prctl is async-signal-safe; the closure touches no memory of the parent.
@@ -77,6 +150,9 @@ fn spawn_worker(args: &[OsString], finish: Option<u32>) -> std::io::Result<Child
     }
     if let Some(old) = finish {
         cmd.arg("-sf").arg(old.to_string());
+    }
+    if let Some(path) = expose {
+        cmd.arg("-x").arg(path);
     }
     cmd.spawn()
 }
@@ -109,12 +185,28 @@ fn send(pid: u32, sig: libc::c_int) {
 struct Worker {
     child: Child,
     reloads: u32,
+    started: std::time::SystemTime,
+    /// Its private admin socket (master CLI routing, `-x` of the next worker).
+    channel: Option<PathBuf>,
+}
+
+impl Worker {
+    fn proc(&self) -> crate::mcli::Proc {
+        crate::mcli::Proc {
+            pid: self.child.id(),
+            reloads: self.reloads,
+            started: self.started,
+            channel: self.channel.clone(),
+            name: None,
+        }
+    }
 }
 
 /// A running `program` instance.
 struct ProgramProc {
     spec: Program,
     child: Child,
+    started: std::time::SystemTime,
 }
 
 fn spawn_program(p: &Program) -> Result<Child, String> {
@@ -163,6 +255,7 @@ fn start_programs(programs: &[Program], into: &mut Vec<ProgramProc>) {
                 into.push(ProgramProc {
                     spec: p.clone(),
                     child,
+                    started: std::time::SystemTime::now(),
                 });
             }
             Err(e) => alert(&e),
@@ -257,6 +350,47 @@ pub fn run(
     code
 }
 
+/// The master CLI sockets of `-S` (bound once the signals are blocked, so its `reload` reaches
+/// the supervise loop). Returns the UNIX paths to remove at exit, or the error.
+fn start_master_cli(
+    args: &[OsString],
+    table: &crate::mcli::Shared,
+) -> Result<Vec<PathBuf>, String> {
+    let cli = crate::cli::parse(args.iter().cloned())?;
+    let mut paths = Vec::new();
+    for s in &cli.master_cli {
+        let spec = crate::mcli::parse_spec(s)?;
+        paths.extend(crate::mcli::start(&spec, table.clone())?);
+    }
+    Ok(paths)
+}
+
+/// The process table the master CLI shows, as of now.
+fn publish(
+    table: &crate::mcli::Shared,
+    current: &Worker,
+    old: &[Worker],
+    programs: &[ProgramProc],
+    (reloads, failed): (u32, u32),
+) {
+    if let Ok(mut t) = table.lock() {
+        t.reloads = reloads;
+        t.failed = failed;
+        t.current = Some(current.proc());
+        t.old = old.iter().map(Worker::proc).collect();
+        t.programs = programs
+            .iter()
+            .map(|p| crate::mcli::Proc {
+                pid: p.child.id(),
+                reloads: 0,
+                started: p.started,
+                channel: None,
+                name: Some(p.spec.name.clone()),
+            })
+            .collect();
+    }
+}
+
 fn supervise(
     args: Vec<OsString>,
     pidfile: Option<std::path::PathBuf>,
@@ -284,8 +418,39 @@ fn supervise(
         libc::sigprocmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
         set
     };
-    let mut current = match spawn_worker(&wargs, None) {
-        Ok(c) => c,
+    // `-x` on the master's command line is for the first worker (a master replacing another).
+    let first_x = crate::cli::parse(args.iter().cloned())
+        .ok()
+        .and_then(|c| c.expose_socket);
+    let mut expose = exposing_socket(cfg);
+    let mut channels = Channels::new();
+    let table: crate::mcli::Shared =
+        std::sync::Arc::new(std::sync::Mutex::new(crate::mcli::ProcTable {
+            master_pid: pid(),
+            master_started: std::time::SystemTime::now(),
+            reloads: 0,
+            failed: 0,
+            current: None,
+            old: Vec::new(),
+            programs: Vec::new(),
+        }));
+    let mcli_paths = match start_master_cli(&args, &table) {
+        Ok(p) => p,
+        Err(e) => {
+            alert(&e);
+            return 1;
+        }
+    };
+    let _remove = RemoveOnDrop(mcli_paths);
+    let (mut reloads, mut failed) = (0u32, 0u32);
+    let channel = channels.next();
+    let mut current = match spawn_worker(&wargs, None, first_x.as_ref(), channel.as_ref()) {
+        Ok(child) => Worker {
+            child,
+            reloads: 0,
+            started: std::time::SystemTime::now(),
+            channel,
+        },
         Err(e) => {
             alert(&format!("cannot start the worker: {e}"));
             return 1;
@@ -297,7 +462,8 @@ fn supervise(
             alert(&format!("Cannot create pidfile {} : {e}", p.display()));
         }
     }
-    notice(&format!("New worker ({}) forked", current.id()));
+    notice(&format!("New worker ({}) forked", current.child.id()));
+    publish(&table, &current, &[], programs, (0, 0));
     let mut old: Vec<Worker> = Vec::new();
     let mut stopping = false;
     loop {
@@ -317,27 +483,44 @@ fn supervise(
             {
                 notice(&format!(
                     "Reloading in process (reload-mode in-process): SIGUSR2 sent to worker ({})",
-                    current.id()
+                    current.child.id()
                 ));
-                send(current.id(), libc::SIGUSR2);
+                send(current.child.id(), libc::SIGUSR2);
             }
             libc::SIGUSR2 | libc::SIGHUP if !stopping => {
                 crate::notify::notify("RELOADING=1");
                 notice("Reloading: checking the new configuration");
                 if !config_is_valid(&wargs) {
                     alert("Reload aborted: the configuration is invalid; the current worker keeps serving.");
+                    failed += 1;
                     crate::notify::notify("READY=1");
                 } else {
-                    match spawn_worker(&wargs, Some(current.id())) {
-                        Ok(new) => {
-                            notice(&format!("New worker ({}) forked", new.id()));
-                            let was = std::mem::replace(&mut current, new);
-                            old.push(Worker {
-                                child: was,
+                    // haproxy's master passes `-x sockpair@` the same way: the new worker takes
+                    // the current one's listeners from its private socket (or a stats socket
+                    // with `expose-fd listeners` when there is no private one).
+                    let x = current.channel.clone().or_else(|| expose.clone());
+                    let channel = channels.next();
+                    match spawn_worker(
+                        &wargs,
+                        Some(current.child.id()),
+                        x.as_ref(),
+                        channel.as_ref(),
+                    ) {
+                        Ok(child) => {
+                            notice(&format!("New worker ({}) forked", child.id()));
+                            reloads += 1;
+                            let new = Worker {
+                                child,
                                 reloads: 0,
-                            });
+                                started: std::time::SystemTime::now(),
+                                channel,
+                            };
+                            let was = std::mem::replace(&mut current, new);
+                            old.push(was);
                             let new_cfg = reload_config(files);
                             if let Some(c) = &new_cfg {
+                                // The new worker's socket is the one the next reload asks.
+                                expose = exposing_socket(c);
                                 max_reloads = c.global.ops.mworker_max_reloads;
                                 reload_programs(programs, &c.programs);
                             }
@@ -363,7 +546,7 @@ fn supervise(
                 for c in old
                     .iter()
                     .map(|w| &w.child)
-                    .chain(std::iter::once(&current))
+                    .chain(std::iter::once(&current.child))
                 {
                     send(c.id(), libc::SIGTERM);
                 }
@@ -374,7 +557,7 @@ fn supervise(
                 for c in old
                     .iter()
                     .map(|w| &w.child)
-                    .chain(std::iter::once(&current))
+                    .chain(std::iter::once(&current.child))
                 {
                     send(c.id(), libc::SIGUSR1);
                 }
@@ -382,9 +565,19 @@ fn supervise(
             _ => {}
         }
         // Reap whatever exited.
-        old.retain_mut(|w| matches!(w.child.try_wait(), Ok(None)));
+        old.retain_mut(|w| {
+            let running = matches!(w.child.try_wait(), Ok(None));
+            if !running {
+                // Its private socket goes with it.
+                if let Some(c) = &w.channel {
+                    let _ = std::fs::remove_file(c);
+                }
+            }
+            running
+        });
         reap_programs(programs);
-        match current.try_wait() {
+        publish(&table, &current, &old, programs, (reloads, failed));
+        match current.child.try_wait() {
             Ok(None) => {}
             Ok(Some(status)) => {
                 if stopping {
@@ -394,7 +587,7 @@ fn supervise(
                 } else {
                     alert(&format!(
                         "Current worker ({}) exited with code {} : exiting the master and the other workers.",
-                        current.id(),
+                        current.child.id(),
                         status.code().unwrap_or(1)
                     ));
                     for w in &old {
@@ -406,8 +599,19 @@ fn supervise(
             }
             Err(_) => return 1,
         }
-        if stopping && old.is_empty() && !matches!(current.try_wait(), Ok(None)) {
+        if stopping && old.is_empty() && !matches!(current.child.try_wait(), Ok(None)) {
             return 0;
+        }
+    }
+}
+
+/// Removes the master CLI's socket files when the master returns.
+struct RemoveOnDrop(Vec<PathBuf>);
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        for p in &self.0 {
+            let _ = std::fs::remove_file(p);
         }
     }
 }

@@ -25,6 +25,8 @@ pub struct RunOptions {
     pub soft_finish: Vec<u32>,
     /// `-st`: old processes terminated (SIGTERM) once this one serves.
     pub terminate: Vec<u32>,
+    /// `-x <socket>`: fetch the old process's listening sockets from its runtime socket.
+    pub expose_socket: Option<PathBuf>,
     /// The command line the process started with: the runtime socket's `reload` and SIGUSR2
     /// re-read its configuration files in process (`None`: in-process reload off).
     pub reload_cli: Option<crate::cli::Cli>,
@@ -161,6 +163,48 @@ fn set_fd_limit(ops: &Ops, maxconn: u32, listeners: usize) -> Result<(), String>
             lim.rlim_max
         ));
     }
+    Ok(())
+}
+
+/// A worker of `-W`: the configuration plus the private admin socket its master asked for
+/// (`mcli::CHANNEL_ENV`), which the master CLI routes `@1`/`@!pid` to and the next worker takes
+/// the listeners from (`expose-fd listeners`, as haproxy's master-worker socket pair).
+fn with_master_channel(cfg: &Config) -> std::borrow::Cow<'_, Config> {
+    let Some(path) = std::env::var_os(crate::mcli::CHANNEL_ENV) else {
+        return std::borrow::Cow::Borrowed(cfg);
+    };
+    let mut c = cfg.clone();
+    c.global
+        .stats_sockets
+        .push(ringlb_config::model::StatsSocket {
+            loc: ringlb_config::model::Loc::default(),
+            address: path.to_string_lossy().into_owned(),
+            mode: Some(0o600),
+            level: Some("admin".into()),
+            expose_fd_listeners: true,
+            options: Vec::new(),
+        });
+    std::borrow::Cow::Owned(c)
+}
+
+/// `-x <socket>`: receives the old process's listening sockets (`_getsocks`) for the shards
+/// to serve instead of binding new ones (`ringlb_shard::handoff`). `/dev/null` means none, as
+/// in haproxy.
+fn inherit_listeners(path: &std::path::Path, quiet: bool) -> Result<(), String> {
+    if path == std::path::Path::new("/dev/null") {
+        return Ok(());
+    }
+    let got = ringlb_shard::handoff::fetch(path, std::time::Duration::from_secs(10))
+        .map_err(|e| format!("Failed to get the sockets from the old process! ({e})"))?;
+    if !quiet && std::env::var_os("RINGLB_DEBUG_HANDOFF").is_some() {
+        eprintln!(
+            "[NOTICE]   ({}) : received {} listening socket(s) from {}",
+            pid(),
+            got.len(),
+            path.display()
+        );
+    }
+    ringlb_shard::handoff::set_inherited(got);
     Ok(())
 }
 
@@ -350,7 +394,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
             ringlb_control::syslog::ControlLog::from_topology(&topology),
         )));
     }
-    let mut cli = match CliPlan::from_config(&cfg) {
+    let mut cli = match CliPlan::from_config(&with_master_channel(&cfg)) {
         Ok(p) => p,
         Err(errors) => {
             for e in errors {
@@ -436,7 +480,26 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
             crate::reload::process_settings(&cfg),
         )
     });
-    let mut proxy = match Proxy::start_reloadable(topology.clone(), cpus, checks, cli, reload) {
+    if let Some(path) = &opts.expose_socket {
+        if let Err(e) = inherit_listeners(path, opts.quiet) {
+            // haproxy: fatal for a standalone process; a worker goes on binding new sockets
+            // (the SO_REUSEPORT reload, which drains the old listeners).
+            if std::env::var_os(crate::master::WORKER_ENV).is_none() {
+                return fail(&mut report, &e);
+            }
+            if !opts.quiet {
+                warning(&e);
+            }
+        }
+    }
+    let started = Proxy::start_reloadable(topology.clone(), cpus, checks, cli, reload);
+    let unused = ringlb_shard::handoff::release_unused();
+    if unused > 0 && !opts.quiet {
+        warning(&format!(
+            "{unused} listening socket(s) received with -x match no bind of the configuration and were closed."
+        ));
+    }
+    let mut proxy = match started {
         Ok(p) => p,
         Err(e) => return fail(&mut report, &e),
     };

@@ -19,6 +19,7 @@ pub mod epoch;
 pub mod h2;
 pub mod h2srv;
 pub mod h2ws;
+pub mod handoff;
 pub mod http;
 pub mod live;
 pub mod log;

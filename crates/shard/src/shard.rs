@@ -409,7 +409,7 @@ fn open_logger(
 
 /// What identifies a listening socket across epochs: a bind with the same key keeps the
 /// socket (its other settings, read per connection, follow the new configuration).
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct BindKey {
     addr: std::net::SocketAddr,
     unix: Option<std::path::PathBuf>,
@@ -493,40 +493,70 @@ fn bind_epoch(core: &Core, topology: &Topology, state: &ShardState, kept: &[Rc<S
                 out.slots.push(s.clone());
                 continue;
             }
-            let bound = match &bind.unix {
-                Some(u) => u.take_for_shard(nshards),
-                None => bind_listener(bind.addr, &bind.listen),
-            };
-            match bound {
-                Ok(fd) => {
-                    // Accepted sockets inherit the listener's buffer sizes.
-                    let bufs = topology.ops.sock_bufs;
-                    crate::ops::apply_buffers(&fd, bufs.rcv_client, bufs.snd_client);
-                    let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-                    let listener = TcpListener::from_fd(&core.ring, fd);
-                    let slot = Rc::new(Slot {
-                        key,
-                        at: std::cell::Cell::new((fi, bi)),
-                        retired: std::cell::Cell::new(false),
-                        retire: Notify::default(),
-                        conns: Rc::default(),
-                        fd: raw,
-                        paused: std::cell::Cell::new(false),
-                    });
-                    out.slots.push(slot.clone());
-                    out.fresh.push((slot, (listener, tls)));
+            // `-x`: the old process's sockets for this bind, else a new one. The k-th received
+            // socket goes to shard k mod nshards, so a shard may serve more than one.
+            let bound: Vec<std::io::Result<std::os::fd::OwnedFd>> = match &bind.unix {
+                Some(u) => vec![u.take_for_shard(nshards)],
+                None => {
+                    let got = crate::handoff::take_inherited(bind.addr, &bind.listen, id, nshards);
+                    if got.is_empty() {
+                        vec![bind_listener(bind.addr, &bind.listen)]
+                    } else {
+                        got.into_iter()
+                            .map(|fd| ringlb_uring::adopt_listener(&fd, &bind.listen).map(|()| fd))
+                            .collect()
+                    }
                 }
-                Err(e) => {
-                    let addr = match &bind.unix {
-                        Some(u) => u.path.display().to_string(),
-                        None => bind.addr.to_string(),
-                    };
-                    out.errors.push(format!(
-                        "Starting frontend {}: cannot bind socket (shard {id}) [{addr}]: {e}",
-                        fe.name
-                    ));
+            };
+            for bound in bound {
+                match bound {
+                    Ok(fd) => {
+                        // Accepted sockets inherit the listener's buffer sizes.
+                        let bufs = topology.ops.sock_bufs;
+                        crate::ops::apply_buffers(&fd, bufs.rcv_client, bufs.snd_client);
+                        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+                        let listener = TcpListener::from_fd(&core.ring, fd);
+                        let slot = Rc::new(Slot {
+                            key: key.clone(),
+                            at: std::cell::Cell::new((fi, bi)),
+                            retired: std::cell::Cell::new(false),
+                            retire: Notify::default(),
+                            conns: Rc::default(),
+                            fd: raw,
+                            paused: std::cell::Cell::new(false),
+                        });
+                        out.slots.push(slot.clone());
+                        out.fresh.push((slot, (listener, tls)));
+                    }
+                    Err(e) => {
+                        let addr = match &bind.unix {
+                            Some(u) => u.path.display().to_string(),
+                            None => bind.addr.to_string(),
+                        };
+                        out.errors.push(format!(
+                            "Starting frontend {}: cannot bind socket (shard {id}) [{addr}]: {e}",
+                            fe.name
+                        ));
+                    }
                 }
             }
+        }
+    }
+    // A shard can serve two sockets of one bind (received with `-x` from a process that ran
+    // more shards): the extra one is kept with its twin rather than retired, since closing a
+    // socket of a reuseport group could reset a connection queued on it.
+    for s in kept {
+        if s.retired.get() || out.slots.iter().any(|o| Rc::ptr_eq(o, s)) {
+            continue;
+        }
+        let twin = out
+            .slots
+            .iter()
+            .find(|o| o.key == s.key)
+            .map(|o| o.at.get());
+        if let Some(at) = twin {
+            s.at.set(at);
+            out.slots.push(s.clone());
         }
     }
     out
@@ -579,6 +609,10 @@ async fn ssl_rate_wait(state: &ShardState, limit: u32) {
 /// Accepts connections on one listener while the shard runs, within `maxconn` (global share,
 /// frontend share and the bind's own share), and spawns a task per connection.
 async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListener, bool)) {
+    // `expose-fd listeners`: the socket can be handed to a new process while this loop owns
+    // it (dropped before `listener`, which closes it).
+    let _exposed = (slot.key.unix.is_none())
+        .then(|| crate::handoff::expose(slot.fd, slot.key.listen.interface.as_deref()));
     let first = core.current().ctx.state;
     // Counted while running, so a soft-stopping shard waits for the drain to finish (the
     // count is shared by the epochs).
@@ -688,10 +722,15 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
                 return; // hard stop: dropping the listener closes it
             }
             // Soft stop (a reload): take what the kernel already queued for this listener
-            // before closing it, so those clients are served rather than reset.
-            crate::time::within(Some(ACCEPT_DRAIN), listener.accept())
-                .await
-                .ok()
+            // before closing it, so those clients are served rather than reset. Not when the
+            // socket went to a new process (`_getsocks`): it accepts from this same queue.
+            if crate::handoff::transferred() && !slot.retired.get() {
+                None
+            } else {
+                crate::time::within(Some(ACCEPT_DRAIN), listener.accept())
+                    .await
+                    .ok()
+            }
         } else {
             // The accept stays armed across a stop (never cancelled with a connection in it).
             let accept = listener.accept();
@@ -703,6 +742,7 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
             .await;
             match first {
                 Some(r) => Some(r),
+                None if crate::handoff::transferred() && !slot.retired.get() => None,
                 None if soft() || slot.retired.get() => {
                     crate::time::within(Some(ACCEPT_DRAIN), &mut accept)
                         .await

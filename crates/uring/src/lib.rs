@@ -33,7 +33,8 @@ mod pipe;
 pub use bufring::RecvBuf;
 pub use driver::Ring;
 pub use net::{
-    bind_listener, bind_reuseport, ConnectOpts, KeepAlive, ListenOpts, TcpListener, TcpStream,
+    adopt_listener, bind_listener, bind_reuseport, local_addr_of, ConnectOpts, KeepAlive,
+    ListenOpts, TcpListener, TcpStream,
 };
 pub use op::SendBuf;
 pub use out::OutFd;

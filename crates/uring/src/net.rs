@@ -208,6 +208,34 @@ pub fn bind_listener(addr: SocketAddr, opts: &ListenOpts) -> io::Result<OwnedFd>
             )
         })?;
     }
+    apply_accept_opts(raw, opts)?;
+    let backlog = opts.backlog;
+    let sa = AddrBuf::from_std(addr);
+    // SAFETY: sa holds a valid sockaddr of length sa.len.
+    cvt(unsafe {
+        libc::bind(
+            raw,
+            (&sa.storage as *const libc::sockaddr_storage).cast(),
+            sa.len,
+        )
+    })?;
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::listen(raw, backlog) })?;
+    Ok(fd)
+}
+
+/// The options of `opts` that apply to a listening socket at any time (`defer-accept`, `tfo`,
+/// `mss`, `tcp-ut`) and its backlog (`listen` again on a listening socket only resizes its
+/// queue): a socket received from the old process at a reload gets the new bind's options.
+pub fn adopt_listener(fd: &OwnedFd, opts: &ListenOpts) -> io::Result<()> {
+    let raw = fd.as_raw_fd();
+    apply_accept_opts(raw, opts)?;
+    // SAFETY: plain syscall.
+    cvt(unsafe { libc::listen(raw, opts.backlog) })?;
+    Ok(())
+}
+
+fn apply_accept_opts(raw: RawFd, opts: &ListenOpts) -> io::Result<()> {
     if let Some(secs) = opts.defer_accept_secs {
         set_int_opt(raw, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)?;
     }
@@ -225,19 +253,7 @@ pub fn bind_listener(addr: SocketAddr, opts: &ListenOpts) -> io::Result<OwnedFd>
             i32::try_from(ms).unwrap_or(i32::MAX),
         )?;
     }
-    let backlog = opts.backlog;
-    let sa = AddrBuf::from_std(addr);
-    // SAFETY: sa holds a valid sockaddr of length sa.len.
-    cvt(unsafe {
-        libc::bind(
-            raw,
-            (&sa.storage as *const libc::sockaddr_storage).cast(),
-            sa.len,
-        )
-    })?;
-    // SAFETY: plain syscall.
-    cvt(unsafe { libc::listen(raw, backlog) })?;
-    Ok(fd)
+    Ok(())
 }
 
 /// Two buffers sent with one `sendmsg` (a rewritten head and the body bytes that came with
@@ -350,6 +366,11 @@ impl TcpListener {
             own_local: Cell::new(None),
         }
     }
+}
+
+/// The local address of a socket (`getsockname`).
+pub fn local_addr_of(fd: RawFd) -> io::Result<SocketAddr> {
+    local_addr(fd)
 }
 
 fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {

@@ -92,7 +92,7 @@ pub static BIND_OPTIONS: &[BindOpt] = &[
         "expose-fd",
         true,
         STATS_ONLY,
-        "runtime API fd passing (stats socket lines: accepted, not needed)",
+        "runtime API fd passing for seamless reloads (stats socket lines: supported)",
     ),
     o(
         "severity-output",

@@ -935,21 +935,11 @@ fn p_log(_: &mut Cx, g: &mut Global, l: &Line) -> R {
     Ok(())
 }
 
-fn p_stats(cx: &mut Cx, g: &mut Global, l: &Line) -> R {
+fn p_stats(_cx: &mut Cx, g: &mut Global, l: &Line) -> R {
     match l.arg(1) {
         "socket" => {
             need_args(l, 2, 1, "an address or a path")?;
             let s = parse_stats_socket(l)?;
-            if s.expose_fd_listeners {
-                cx.warn(
-                    &l.loc,
-                    "stats socket",
-                    "'expose-fd listeners' accepted but not needed: a ringlb reload does not pass \
-                     listening sockets; the new process binds its SO_REUSEPORT listeners next to the \
-                     old ones and the old one drains the connections already queued on its \
-                     listeners before closing them, so the reload loses none",
-                );
-            }
             g.stats_sockets.push(s);
             Ok(())
         }

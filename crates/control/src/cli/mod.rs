@@ -66,6 +66,9 @@ pub struct SocketSpec {
     pub maxconn: Option<u32>,
     /// `severity-output`: how the socket's sessions start (`set severity-output` changes it).
     pub severity: SeverityOutput,
+    /// `expose-fd listeners`: `_getsocks` hands the listening sockets to a new process
+    /// (`ringlb_shard::handoff`).
+    pub expose_fd: bool,
 }
 
 /// Every runtime socket of a configuration.
@@ -178,6 +181,7 @@ fn socket_spec(s: &ringlb_config::model::StatsSocket) -> Result<SocketSpec, Stri
         level,
         maxconn: None,
         severity: SeverityOutput::None,
+        expose_fd: s.expose_fd_listeners,
     };
     for (k, v) in &s.options {
         let v = v.as_deref().unwrap_or("");
@@ -288,6 +292,29 @@ pub fn bind(spec: &SocketSpec) -> Result<Listener, String> {
         CliAddr::Tcp(a) => glommio::net::TcpListener::bind(a)
             .map(Listener::Tcp)
             .map_err(|e| format!("Starting frontend GLOBAL: cannot bind socket ({e}) [{a}]")),
+        CliAddr::Unix(path) if spec.expose_fd => {
+            remove_stale_socket(path);
+            // `_getsocks` needs the connection's descriptor, which glommio's UNIX streams do not
+            // give: the socket is bound here and accepted through glommio's TCP listener
+            // (accept(2) works on any stream socket; the streams are only read and written).
+            let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| {
+                format!(
+                    "Starting frontend GLOBAL: cannot bind UNIX socket ({e}) [{}]",
+                    path.display()
+                )
+            })?;
+            apply_owner_and_mode(path, spec).map_err(|e| {
+                format!(
+                    "Starting frontend GLOBAL: cannot change UNIX socket ownership ({e}) [{}]",
+                    path.display()
+                )
+            })?;
+            use std::os::fd::{FromRawFd, IntoRawFd};
+            // SAFETY: a bound, listening descriptor we own, given to the listener.
+            Ok(Listener::Tcp(unsafe {
+                glommio::net::TcpListener::from_raw_fd(l.into_raw_fd())
+            }))
+        }
         CliAddr::Unix(path) => {
             remove_stale_socket(path);
             let l = glommio::net::UnixListener::bind(path).map_err(|e| {
@@ -350,10 +377,12 @@ pub async fn serve(ctx: Rc<Ctx>, listener: Listener, spec: SocketSpec) {
         ctx.active.set(ctx.active.get() + 1);
         own.set(own.get() + 1);
         let (c, o, level) = (ctx.clone(), own.clone(), (spec.level, spec.severity));
+        let expose = spec.expose_fd && matches!(spec.addr, CliAddr::Unix(_));
         glommio::spawn_local(async move {
             match conn {
-                Conn::Unix(s) => session(&c, s, level).await,
-                Conn::Tcp(s) => session(&c, s, level).await,
+                Conn::Unix(s) => session(&c, s, level, Vec::new()).await,
+                Conn::Tcp(s) if expose => exposing_session(&c, s, level).await,
+                Conn::Tcp(s) => session(&c, s, level, Vec::new()).await,
             }
             c.active.set(c.active.get().saturating_sub(1));
             o.set(o.get().saturating_sub(1));
@@ -427,11 +456,41 @@ async fn follow_ring<S: AsyncRead + AsyncWrite + Unpin>(
     }
 }
 
+/// A connection to an `expose-fd listeners` socket: `_getsocks` as its first command hands
+/// this process's listening sockets over (haproxy's seamless reload); anything else is an
+/// ordinary session.
+async fn exposing_session(
+    ctx: &Ctx,
+    mut s: glommio::net::TcpStream,
+    level: (Level, SeverityOutput),
+) {
+    let mut buf = vec![0u8; 4096];
+    let first = match read_for(&mut s, &mut buf, ctx.timeout).await {
+        Read::Data(n) => buf.get(..n).unwrap_or(&[]).to_vec(),
+        Read::Eof | Read::Timeout => return,
+    };
+    if first.starts_with(b"_getsocks") {
+        use std::os::fd::AsRawFd;
+        // Blocking on the control thread for a few syscalls, bounded: the new process is
+        // waiting for these sockets before it can serve.
+        if let Err(e) = ringlb_shard::handoff::send_sockets(s.as_raw_fd(), Duration::from_secs(5)) {
+            eprintln!(
+                "[WARNING]  ({}) : Failed to transfer sockets: {e}",
+                std::process::id()
+            );
+        }
+        return;
+    }
+    session(ctx, s, level, first).await;
+}
+
 /// One connection: read, run what the session asks, write, until it closes or idles out.
+/// `first`: bytes already read from the connection.
 async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     ctx: &Ctx,
     mut s: S,
     (level, severity): (Level, SeverityOutput),
+    first: Vec<u8>,
 ) {
     let mut sess = CliSession::new(
         level,
@@ -443,11 +502,22 @@ async fn session<S: AsyncRead + AsyncWrite + Unpin>(
     );
     let mut buf = vec![0u8; 4096];
     let mut out = Vec::new();
+    let mut first = (!first.is_empty()).then_some(first);
     loop {
         let idle = sess
             .timeout_cli_secs()
             .map_or(ctx.timeout, |secs| Duration::from_secs(u64::from(secs)));
-        let reqs = match read_for(&mut s, &mut buf, idle).await {
+        let read = match first.take() {
+            Some(f) => {
+                let n = f.len().min(buf.len());
+                buf.get_mut(..n)
+                    .unwrap_or(&mut [])
+                    .copy_from_slice(f.get(..n).unwrap_or(&[]));
+                Read::Data(n)
+            }
+            None => read_for(&mut s, &mut buf, idle).await,
+        };
+        let reqs = match read {
             Read::Timeout => break,
             Read::Eof => sess.feed_eof(),
             Read::Data(n) => sess.feed(buf.get(..n).unwrap_or(&[])),
