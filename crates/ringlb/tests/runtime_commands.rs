@@ -61,8 +61,15 @@ fn config(sock: &Path, binds: &[SocketAddr], origin: SocketAddr) -> String {
     )
 }
 
+/// One command; retried while the socket cannot be reached (a proxy just started or
+/// reloading has its listener up before its runtime socket).
 fn cli(sock: &Path, cmd: &str) -> String {
-    runtime_command(sock, cmd).unwrap()
+    let mut answer = None;
+    wait_until(WAIT, || {
+        answer = runtime_command(sock, cmd).ok();
+        answer.is_some()
+    });
+    answer.unwrap_or_else(|| panic!("{}: no answer to {cmd:?}", sock.display()))
 }
 
 /// `show stat` columns `status` and `slim` of the FRONTEND row.
