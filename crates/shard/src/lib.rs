@@ -17,6 +17,7 @@ pub mod counters;
 pub mod dynamic;
 pub mod epoch;
 pub mod h2;
+mod h2fx;
 pub mod h2srv;
 pub mod h2ws;
 pub mod http;

@@ -100,7 +100,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option tcp-check", DB, S, "run tcp-check rules as health check", |k, p, l| bool_opt(k, l, &mut p.settings.options.tcp_check)),
     kw("option abortonclose", DB, ENG, "abort queued requests whose client left", |k, p, l| bool_opt(k, l, &mut p.settings.options.abortonclose)),
     kw("option allbackups", DB, S, "use all backup servers at once", |k, p, l| bool_opt(k, l, &mut p.settings.options.allbackups)),
-    kw("option http-buffer-request", DFB, Status::Supported, "buffer the request body before the rules (HTTP/1; on the frontend or its default backend; timeout http-request bounds the wait, then 408)", |k, p, l| bool_opt(k, l, &mut p.settings.options.http_buffer_request)),
+    kw("option http-buffer-request", DFB, Status::Supported, "buffer the request body before the rules (HTTP/1 and h2; on the frontend or its default backend; timeout http-request bounds the wait, then 408)", |k, p, l| bool_opt(k, l, &mut p.settings.options.http_buffer_request)),
     kw("option prefer-last-server", DB, S, "keep a keep-alive client on its server (with http-reuse never, as haproxy 2.6)", |k, p, l| bool_opt(k, l, &mut p.settings.options.prefer_last_server)),
     kw("option originalto", DFB, S, "add X-Original-To: <destination ip> [except <net>] [header <name>]", p_originalto),
     kw("option log-separate-errors", DFB, S, "log errors (5xx, retries, aborts) at err instead of info", opt_other),

@@ -96,15 +96,15 @@ pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
     a("set-src-port", S, "override the source port"),
     a("set-dst", S, "override the destination address"),
     a("set-dst-port", S, "override the destination port"),
-    a("set-mark", S, "SO_MARK on the client socket (HTTP/1 streams; needs CAP_NET_ADMIN)"),
-    a("set-tos", S, "IP_TOS / IPV6_TCLASS on the client socket (HTTP/1 streams)"),
+    a("set-mark", S, "SO_MARK on the client socket (HTTP/1 and h2 clients; needs CAP_NET_ADMIN)"),
+    a("set-tos", S, "IP_TOS / IPV6_TCLASS on the client socket (HTTP/1 and h2 clients)"),
     a("set-nice", NICE, "change the stream priority"),
     a("set-priority-class", PRIO, "queue priority class"),
     a("set-priority-offset", PRIO, "queue priority offset"),
-    a("set-timeout", S, "server|tunnel timeout of this stream (HTTP/1 streams; h2 streams keep the backend's)"),
+    a("set-timeout", S, "server|tunnel timeout of this stream (HTTP/1 and h2 clients)"),
     a("silent-drop", S, "close without answering"),
     a("reject", S, "close the connection"),
-    a("wait-for-body", S, "buffer the request body before the rules (HTTP/1; the wait happens before the rule list, condition tested on the request as received)"),
+    a("wait-for-body", S, "buffer the request body before the rules (HTTP/1 and h2 clients; the wait happens before the rule list, condition tested on the request as received)"),
     a(
         "wait-for-handshake",
         Status::Accepted {
@@ -117,7 +117,7 @@ pub static HTTP_REQUEST_ACTIONS: &[Action] = &[
         S,
         "normalize the URI (path-merge-slashes, path-strip-dot[dot], percent-*, query-sort-by-name, fragment-*)",
     ),
-    a("early-hint", S, "send a 103 Early Hints response (HTTP/1.1 clients; not on h2 yet)"),
+    a("early-hint", S, "send a 103 Early Hints response (HTTP/1.1 clients; HEADERS frames on h2)"),
     a("disable-l7-retry", S, "no retry-on retries for this request"),
     a("strict-mode", STRICT, "toggle strict rewriting"),
     a(
@@ -182,12 +182,12 @@ pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
     a(
         "set-mark",
         S,
-        "SO_MARK on the client socket (HTTP/1 streams)",
+        "SO_MARK on the client socket (HTTP/1 and h2 clients)",
     ),
     a(
         "set-tos",
         S,
-        "IP_TOS / IPV6_TCLASS on the client socket (HTTP/1 streams)",
+        "IP_TOS / IPV6_TCLASS on the client socket (HTTP/1 and h2 clients)",
     ),
     a("set-nice", NICE, "change the stream priority"),
     a("set-timeout", RUL, "change timeouts"),
