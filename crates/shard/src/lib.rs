@@ -12,6 +12,7 @@ use ringlb_uring::Ring;
 
 mod body;
 pub mod buffer_body;
+pub mod cache;
 pub mod conn;
 pub mod counters;
 pub mod dynamic;

@@ -355,6 +355,8 @@ pub struct BackendState {
 
 pub struct ShardState {
     pub topo: Arc<Topology>,
+    /// This shard's store of each `cache` section (`cache.rs`).
+    pub caches: RefCell<Vec<ringlb_cache::Store>>,
     pub shard_id: usize,
     pub nshards: usize,
     pub backends: Vec<BackendState>,
@@ -515,7 +517,9 @@ impl ShardState {
         };
         let initial = topo.initial.clone();
         let limits = Limits::of(&topo);
+        let caches = RefCell::new(crate::cache::stores(&topo.caches));
         let st = ShardState {
+            caches,
             topo,
             shard_id,
             nshards,
@@ -1021,6 +1025,7 @@ mod tests {
             .collect();
         Arc::new(Topology {
             initial: Vec::new(),
+            caches: vec![],
             maxsslconn: 0,
             maxsslrate: 0,
             stick_tables: vec![],

@@ -297,7 +297,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("persist rdp-cookie", DB, S, "RDP cookie persistence (the server at the cookie's address)", p_persist_rdp_cookie),
     kw("server-template", BE, S, "<prefix> <num|range> <addr>[:port] [options]: numbered servers", server::parse_server_template),
     kw("compression", DFB, NO, "HTTP compression", generic),
-    kw("filter", FB, NO, "stream filters (trace, compression, spoe, cache)", generic),
+    kw("filter", FB, S, "stream filters: `filter cache <name>` only (trace, compression, spoe and others are refused)", filter_cache),
     kw("email-alert mailers", DB, S, "mailers section that receives server state changes", generic_n1),
     kw("email-alert from", DB, S, "sender address of email alerts", generic_n1),
     kw("email-alert to", DB, S, "recipient address of email alerts", generic_n1),
@@ -319,3 +319,15 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("transparent", DB, NO, "transparent proxying (deprecated)", generic),
     kw("use-fcgi-app", BE, NO, "FastCGI application", generic),
 ];
+
+/// `filter cache [<name>]`: the cache's filter, which ringlb runs wherever `cache-use` /
+/// `cache-store` are (declaring it changes nothing); the other filters are not implemented.
+fn filter_cache(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let kind = l.arg(k.kw_words);
+    if kind != "cache" {
+        return Err(format!(
+            "filter '{kind}' is not supported by ringlb (only 'filter cache' is)"
+        ));
+    }
+    generic(k, p, l)
+}
