@@ -42,7 +42,7 @@ fn origin_config(addr: SocketAddr) -> String {
     )
 }
 
-fn config(fe: SocketAddr, origin: SocketAddr, sock: &Path) -> String {
+fn config(fe: SocketAddr, fe2: SocketAddr, origin: SocketAddr, sock: &Path) -> String {
     format!(
         r#"global
     nbthread 1
@@ -62,6 +62,11 @@ frontend fe
     bind {fe}
     filter cache c1
     http-request cache-use c1 if !{{ path_beg /nocache }}
+    http-response cache-store c1
+    default_backend be
+frontend fe2
+    bind {fe2} proto h2
+    http-request cache-use c1
     http-response cache-store c1
     default_backend be
 backend be
@@ -210,13 +215,13 @@ fn the_cache_answers_as_haproxy_does() {
     let origin = free_addr();
     let opath = write_file(&dir, "origin.cfg", origin_config(origin).as_bytes());
     let _o = Haproxy::start(&opath, &[origin]);
-    let (hf, rf) = (free_addr(), free_addr());
+    let (hf, rf, hf2, rf2) = (free_addr(), free_addr(), free_addr(), free_addr());
     let (hsock, rsock) = (dir.join("h.sock"), dir.join("r.sock"));
-    let hpath = write_config(&dir, &config(hf, origin, &hsock));
-    let _h = Haproxy::start(&hpath, &[hf]);
+    let hpath = write_config(&dir, &config(hf, hf2, origin, &hsock));
+    let _h = Haproxy::start(&hpath, &[hf, hf2]);
     let rpath = dir.join("ringlb.cfg");
-    std::fs::write(&rpath, config(rf, origin, &rsock)).unwrap();
-    let _r = Ringlb::start(&rpath, &[rf]);
+    std::fs::write(&rpath, config(rf, rf2, origin, &rsock)).unwrap();
+    let _r = Ringlb::start(&rpath, &[rf, rf2]);
     let mut seen = Vec::new();
     for front in [hf, rf] {
         let mut marks = HashMap::new();
@@ -249,4 +254,77 @@ fn the_cache_answers_as_haproxy_does() {
         cache_counters(&hsock),
         "cache_lookups, cache_hits"
     );
+    // HTTP/2 clients (curl, prior knowledge) use and fill the cache the same way; an h2
+    // request is keyed by its absolute URI, so HTTP/1 requests do not see its objects.
+    let mut seen = Vec::new();
+    for (front, front2) in [(hf, hf2), (rf, rf2)] {
+        let mut marks = HashMap::new();
+        let mut got = Vec::new();
+        for (path, extra) in [
+            ("/cc/h2", &[][..]),
+            ("/cc/h2", &[]),
+            ("/cc/h2", &["-I"]),
+            ("/cc/h2", &["-H", "Cache-Control: no-cache"]),
+            ("/cc/h2", &[]),
+            ("/vary/h2", &["-H", "Accept-Encoding: gzip"]),
+            ("/vary/h2", &["-H", "Accept-Encoding: br"]),
+            ("/nostore/h2", &[]),
+            ("/nostore/h2", &[]),
+        ] {
+            got.push(h2_shape(front2, path, extra, &mut marks));
+        }
+        // The object stored over h2 is not the HTTP/1 request's.
+        let raw = send_raw(
+            front,
+            b"GET /cc/h2 HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n",
+            T,
+        )
+        .unwrap();
+        let rs = parse_responses(&raw, "GET").unwrap();
+        got.push(shape(&rs[0], &mut marks));
+        seen.push(got);
+    }
+    for (h, r) in seen[0].iter().zip(&seen[1]) {
+        assert_eq!(r, h, "h2: ringlb vs haproxy");
+    }
+    let r = &seen[1];
+    assert!(r[1].1.contains(&"age: *".to_string()), "{:?}", r[1]);
+    assert!(!r[9].1.contains(&"age: *".to_string()), "{:?}", r[9]);
+}
+
+/// `curl --http2-prior-knowledge -si` of `path` on `front`, shaped as [`shape`] does.
+fn h2_shape(
+    front: SocketAddr,
+    path: &str,
+    extra: &[&str],
+    marks: &mut HashMap<String, usize>,
+) -> (u16, Vec<String>, String) {
+    let url = format!("http://{front}{path}");
+    let mut args = vec!["--http2-prior-knowledge", "-si"];
+    args.extend_from_slice(extra);
+    args.push(&url);
+    let out = ringlb_testkit::curl(&args, T).unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).replace("\r\n", "\n");
+    let (head, body) = text.split_once("\n\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(": "))
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    let r = ringlb_testkit::Response {
+        status,
+        reason: String::new(),
+        minor: 1,
+        headers,
+        body: body.as_bytes().to_vec(),
+        interim: Vec::new(),
+        framing: ringlb_testkit::Framing::UntilClose,
+        trailers: Vec::new(),
+    };
+    shape(&r, marks)
 }

@@ -126,13 +126,15 @@ const VARY_SETS: [&[&[u8]]; 4] = [
 ];
 
 /// Looks the request up in cache `idx`, counting the lookup and the hit on the proxy whose
-/// rule ran `cache-use` (`fe`, else backend `be`).
+/// rule ran `cache-use` (`fe`, else backend `be`). `h2_scheme`: the request came over h2,
+/// whose URI haproxy keys in its absolute form (`scheme://authority/path`), so h2 and
+/// HTTP/1 requests do not share objects.
 pub fn lookup(
     ctx: &Ctx,
     idx: usize,
     counted: (usize, Option<usize>),
-    req: &RequestHead,
-    bytes: &[u8],
+    (req, bytes): (&RequestHead, &[u8]),
+    h2_scheme: Option<&str>,
     now_s: i64,
 ) -> Lookup {
     let method = req.method_span().get(bytes);
@@ -150,9 +152,17 @@ pub fn lookup(
         return Lookup::Bypass;
     }
     let host = req.host().map(|s| s.get(bytes)).unwrap_or_default();
+    let target = req.target().get(bytes);
+    let primary = match h2_scheme {
+        None => ringlb_cache::primary_key(host, target),
+        Some(scheme) => {
+            let uri = [scheme.as_bytes(), b"://", host, target].concat();
+            ringlb_cache::primary_key(b"", &uri)
+        }
+    };
     let mut key = CacheKey {
         cache: idx,
-        primary: ringlb_cache::primary_key(host, req.target().get(bytes)),
+        primary,
         storable: !head,
         ..CacheKey::default()
     };

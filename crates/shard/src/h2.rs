@@ -622,13 +622,40 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
         return finish(conn, txn);
     };
     txn.backend = Some(be_idx);
+    // `cache-use`: a hit is answered from the shard's store (see `cache.rs`).
+    let mut cache_key = None;
+    if let Some((cache, rule_be)) = txn.fx.cache_use.get() {
+        let now_s = crate::cache::now_s();
+        let counted = (conn.fe_idx, rule_be);
+        let scheme = parts.uri.scheme_str().unwrap_or("https");
+        let req_of = (&req, head_bytes.as_slice());
+        match crate::cache::lookup(ctx, cache, counted, req_of, Some(scheme), now_s) {
+            crate::cache::Lookup::Hit { bytes, status } => {
+                let reply = crate::rules::Reply {
+                    bytes,
+                    status,
+                    close: false,
+                    tarpit: false,
+                    silent: false,
+                    denied: false,
+                    backend: Some(be_idx),
+                    vars,
+                };
+                send_rules_reply(conn, fe, Some(be), reply, &mut respond, &mut txn).await;
+                stick.end_txn(txn.status, txn.bytes_in, txn.bytes_out);
+                return finish(conn, txn);
+            }
+            crate::cache::Lookup::Miss(key) => cache_key = Some(key),
+            crate::cache::Lookup::Bypass => {}
+        }
+    }
     forward(
         conn,
         fe,
         (be_idx, be),
         &req,
         &head_bytes,
-        (vars, choice),
+        (vars, choice, cache_key),
         (&mut body, early),
         respond,
         &mut txn,
@@ -688,7 +715,11 @@ async fn forward(
     (be_idx, be): (usize, &BackendRt),
     req: &RequestHead,
     head_bytes: &[u8],
-    (vars, choice): (ringlb_rules::Vars, msg_rules::ServerChoice),
+    (vars, choice, cache): (
+        ringlb_rules::Vars,
+        msg_rules::ServerChoice,
+        Option<crate::cache::CacheKey>,
+    ),
     (body, buffered): (&mut RecvStream, Option<EarlyBody>),
     mut respond: SendResponse<Bytes>,
     txn: &mut Txn,
@@ -809,6 +840,7 @@ async fn forward(
     };
     let mut resp = ResponseHead::default();
     let named = persisted;
+    let mut cache = cache;
     // A persistence cookie first, then `use-server`/`stick match` (HAProxy's order).
     let mut forced = persisted.take().or(choice.forced);
     let from = crate::server::ClientSide {
@@ -913,6 +945,7 @@ async fn forward(
                     method,
                     conn_mode,
                     server_timeout,
+                    cache: std::cell::Cell::new(cache.take()),
                 };
                 let streams = (respond, body);
                 relay_response(conn, fe, &c, lease, server, &mut resp, rest, streams, txn).await;
@@ -1221,6 +1254,8 @@ struct RelayCtx<'a> {
     conn_mode: HttpConnMode,
     /// `timeout server`, or this stream's `set-timeout server`.
     server_timeout: Option<Duration>,
+    /// The request's keys when it ran `cache-use` and missed (for `cache-store`).
+    cache: std::cell::Cell<Option<crate::cache::CacheKey>>,
 }
 
 /// Sends the response head (after `http-response` rules) and body to the client, then gives
@@ -1287,12 +1322,28 @@ async fn relay_response(
     conn.keep_addresses(&txn.fx);
     // `http-response set-mark|set-tos`: on the client socket at once.
     conn.apply_socket_effects(&txn.fx);
+    // `cache-store`: whether this response goes to the cache (as the rules left it).
+    let store_to = c.cache.take().zip(txn.fx.cache_store.get());
+    let mut cache_pending = None;
     let response = match verdict {
-        ResponseVerdict::Unchanged => h2_response(resp, &bytes),
+        ResponseVerdict::Unchanged => {
+            if let Some((mut key, cache)) = store_to {
+                key.cache = cache;
+                let now_s = crate::cache::now_s();
+                cache_pending = crate::cache::store_decision(&conn.ctx, key, resp, &bytes, now_s);
+            }
+            h2_response(resp, &bytes)
+        }
         ResponseVerdict::Rewritten(raw) => {
             let mut resp2 = ResponseHead::default();
             match parse_response(&raw, &conn.limits, c.method, &mut resp2) {
                 Ok(Parsed::Complete { .. }) if resp2.framing() == framing => {
+                    if let Some((mut key, cache)) = store_to {
+                        key.cache = cache;
+                        let now_s = crate::cache::now_s();
+                        cache_pending =
+                            crate::cache::store_decision(&conn.ctx, key, &resp2, &raw, now_s);
+                    }
                     h2_response(&resp2, &raw)
                 }
                 _ => {
@@ -1360,11 +1411,18 @@ async fn relay_response(
         return;
     };
     if no_body {
+        if let Some(p) = cache_pending.take() {
+            crate::cache::store(&conn.ctx, p, &[], crate::cache::now_s());
+        }
         if bytes.is_empty() {
             maybe_release(conn, c, server_keep_alive, &lease, server);
         }
         return;
     }
+    // A response for the cache: its body is copied as it goes to the client.
+    let mut copy = cache_pending
+        .as_ref()
+        .map(|p| Vec::with_capacity(usize::try_from(p.length).unwrap_or(0).min(1 << 20)));
     let relayed = relay_body(
         &server,
         &mut send,
@@ -1372,9 +1430,12 @@ async fn relay_response(
         bytes,
         conn.limits,
         (c.server_timeout, fe.timeouts.client),
-        &mut txn.bytes_out,
+        (&mut txn.bytes_out, copy.as_mut()),
     )
     .await;
+    if let (Ok(true), Some(p), Some(body)) = (relayed, cache_pending, copy) {
+        crate::cache::store(&conn.ctx, p, &body, crate::cache::now_s());
+    }
     match relayed {
         Ok(true) => maybe_release(conn, c, server_keep_alive, &lease, server),
         Ok(false) => server.set_linger_zero(),
@@ -1458,7 +1519,7 @@ async fn relay_body(
     first: Vec<u8>,
     limits: Limits,
     (server_timeout, client_timeout): (Option<Duration>, Option<Duration>),
-    bytes_out: &mut u64,
+    (bytes_out, mut copy): (&mut u64, Option<&mut Vec<u8>>),
 ) -> Result<bool, ()> {
     let mut next = (!first.is_empty()).then_some(first);
     let recv = |next: &mut Option<Vec<u8>>| {
@@ -1489,6 +1550,9 @@ async fn relay_body(
                 let extra = buf.len() > take;
                 buf.truncate(take);
                 *bytes_out += take as u64;
+                if let Some(c) = copy.as_deref_mut() {
+                    c.extend_from_slice(&buf);
+                }
                 send_data(send, Bytes::from(buf), counter.is_done(), client_timeout).await?;
                 if extra {
                     return Ok(false);

@@ -511,7 +511,7 @@ impl<'a> Session<'a> {
             let sc = scratch(&mut self.sc, ctx);
             let now_s = crate::cache::now_s();
             let counted = (self.fe_idx, rule_be);
-            match crate::cache::lookup(ctx, cache, counted, &sc.req, head.bytes(), now_s) {
+            match crate::cache::lookup(ctx, cache, counted, (&sc.req, head.bytes()), None, now_s) {
                 crate::cache::Lookup::Hit { bytes, status } => {
                     let reply = crate::rules::Reply {
                         bytes,
