@@ -130,6 +130,9 @@ fn sequence() -> Vec<(String, &'static str)> {
         get("/cookie", ""),
         get("/etag", ""),
         get("/etag", ""),
+        // A conditional request the stored object satisfies: 304 from the cache.
+        get("/etag", "If-None-Match: \"x1\"\r\n"),
+        get("/etag", "If-None-Match: \"x2\"\r\n"),
         get("/x404", ""),
         get("/x404", ""),
         get("/big/1", ""),

@@ -206,14 +206,72 @@ pub fn lookup(
         for enc in candidates {
             let secondary = ringlb_cache::secondary_key(vary, &key.fields(enc));
             if let Some(hit) = store.get(key.primary, secondary, now_s) {
-                let bytes = hit_bytes(hit.bytes, hit.age_s, head);
+                let fresh = not_modified(hit.bytes, &headers);
+                let mut bytes = hit_bytes(hit.bytes, hit.age_s, head || fresh);
+                let status = if fresh {
+                    // The stored fields, under a 304 status line (haproxy 2.6).
+                    let line_end = bytes.windows(2).position(|w| w == b"\r\n").unwrap_or(0);
+                    bytes.splice(..line_end, b"HTTP/1.1 304 Not Modified".iter().copied());
+                    304
+                } else {
+                    200
+                };
                 drop(stores);
                 count(ctx, counted, true);
-                return Lookup::Hit { bytes, status: 200 };
+                return Lookup::Hit { bytes, status };
             }
         }
     }
     Lookup::Miss(key)
+}
+
+/// The first value of field `name` in a stored head.
+fn stored_field<'a>(stored: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let head_end = stored.windows(4).position(|w| w == b"\r\n\r\n")?;
+    stored
+        .get(..head_end)?
+        .split(|&b| b == b'\n')
+        .skip(1)
+        .find_map(|l| {
+            let l = l.strip_suffix(b"\r").unwrap_or(l);
+            let colon = l.iter().position(|&b| b == b':')?;
+            let (n, v) = l.split_at(colon);
+            n.eq_ignore_ascii_case(name)
+                .then(|| v.get(1..).unwrap_or_default().trim_ascii())
+        })
+}
+
+/// A conditional request the stored object satisfies: `If-None-Match` naming its `ETag`
+/// (weak comparison, or `*`), else `If-Modified-Since` at or after its `Last-Modified` (else
+/// its `Date`), as haproxy 2.6 answers 304 from the cache.
+fn not_modified(stored: &[u8], req: &[(&[u8], &[u8])]) -> bool {
+    let field = |name: &[u8]| {
+        req.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| *v)
+    };
+    let weak = |t: &[u8]| -> Vec<u8> {
+        t.trim_ascii()
+            .strip_prefix(b"W/")
+            .unwrap_or(t.trim_ascii())
+            .to_vec()
+    };
+    if let Some(inm) = field(b"if-none-match") {
+        let Some(etag) = stored_field(stored, b"etag") else {
+            return false;
+        };
+        let etag = weak(etag);
+        return inm
+            .split(|&b| b == b',')
+            .any(|t| t.trim_ascii() == b"*" || weak(t) == etag);
+    }
+    let Some(ims) = field(b"if-modified-since").and_then(ringlb_cache::parse_http_date) else {
+        return false;
+    };
+    stored_field(stored, b"last-modified")
+        .or_else(|| stored_field(stored, b"date"))
+        .and_then(ringlb_cache::parse_http_date)
+        .is_some_and(|lm| lm <= ims)
 }
 
 /// The stored response with `age` after its status line (HAProxy adds it last; field order
@@ -422,6 +480,21 @@ pub fn parse_head(bytes: &[u8], resp: &mut ResponseHead) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn conditional_requests_match_the_stored_validators() {
+        let stored = b"HTTP/1.1 200 OK\r\nETag: W/\"x1\"\r\n\
+            last-modified: Sun, 06 Nov 1994 08:49:37 GMT\r\n\r\nhi";
+        let inm = |v: &'static [u8]| not_modified(stored, &[(b"If-None-Match", v)]);
+        assert!(inm(b"\"x1\""));
+        assert!(inm(b"\"a\", W/\"x1\""));
+        assert!(inm(b"*"));
+        assert!(!inm(b"\"x2\""));
+        let ims = |v: &'static [u8]| not_modified(stored, &[(b"if-modified-since", v)]);
+        assert!(ims(b"Sun, 06 Nov 1994 08:49:37 GMT"));
+        assert!(!ims(b"Sat, 05 Nov 1994 08:49:37 GMT"));
+        assert!(!not_modified(stored, &[]));
+    }
 
     #[test]
     fn a_hit_carries_its_age_and_head_drops_the_body() {
