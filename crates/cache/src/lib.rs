@@ -155,8 +155,6 @@ pub enum NotStored {
     Status,
     /// `Cache-Control: no-store`, `no-cache` or `private`.
     Uncacheable,
-    /// A `Set-Cookie` without `Cache-Control: public`.
-    Cookie,
     /// `Vary` with `process-vary off`, or on a header the cache does not handle.
     Vary,
     /// Head and `Content-Length` over `max-object-size`.
@@ -192,7 +190,6 @@ pub fn store_decision(
     }
     let mut s_maxage = None;
     let mut max_age = None;
-    let mut public = false;
     for t in tokens(headers, "cache-control") {
         let (k, v) = match t.iter().position(|&c| c == b'=') {
             Some(i) => (&t[..i], Some(trim(&t[i + 1..]))),
@@ -205,15 +202,13 @@ pub fn store_decision(
         };
         match k.as_slice() {
             b"no-store" | b"no-cache" | b"private" => return Err(NotStored::Uncacheable),
-            b"public" => public = true,
             b"s-maxage" => s_maxage = num(),
             b"max-age" => max_age = num(),
             _ => {}
         }
     }
-    if values(headers, "set-cookie").next().is_some() && !public {
-        return Err(NotStored::Cookie);
-    }
+    // A `Set-Cookie` does not keep haproxy 2.6 from storing the response (observed; its
+    // `option checkcache` is what guards against that).
     let vary: Vec<Vec<u8>> = tokens(headers, "vary")
         .filter(|t| !t.is_empty())
         .map(<[u8]>::to_ascii_lowercase)

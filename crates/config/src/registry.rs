@@ -84,8 +84,8 @@ pub static SECTIONS: &[SectionKw] = &[
     ),
     sec(
         "cache",
-        Status::Parsed { issue: 6 },
-        "HTTP small-object cache",
+        Status::Supported,
+        "HTTP small-object cache (one store per shard)",
     ),
     sec(
         "program",

@@ -379,6 +379,11 @@ fn references_to_small_sections_must_exist() {
         "{T}listen l\n bind :80\n http-request cache-use nope\n server s 127.0.0.1:1\n"
     ));
     assert!(e.contains("unable to find the cache 'nope'"), "{e}");
+    // `filter cache` is the only filter ringlb runs; the others are refused by name.
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n filter compression\n server s 127.0.0.1:1\n"
+    ));
+    assert!(e.contains("filter 'compression' is not supported"), "{e}");
 }
 
 #[test]

@@ -209,6 +209,9 @@ pub enum Action {
         name: Box<[u8]>,
         value: LogFormat,
     },
+    /// `http-request cache-use <cache>` / `http-response cache-store <cache>`.
+    CacheUse(Box<str>),
+    CacheStore(Box<str>),
     /// Accepted actions with no effect in ringlb's model (`set-nice`, `strict-mode`,
     /// `wait-for-handshake`...).
     Nop,
@@ -247,6 +250,10 @@ pub enum Effect<'a> {
         value: Vec<u8>,
         last: bool,
     },
+    /// `cache-use <cache>`: serve this request from the cache if it holds it.
+    CacheUse(&'a str),
+    /// `cache-store <cache>`: store this response in the cache if it may be.
+    CacheStore(&'a str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -561,9 +568,9 @@ fn compile_other(
         | "set-priority-class"
         | "set-priority-offset"
         | "strict-mode"
-        | "wait-for-handshake"
-        | "cache-use"
-        | "cache-store" => Action::Nop,
+        | "wait-for-handshake" => Action::Nop,
+        "cache-use" => Action::CacheUse(arg(args, 0, loc, kw)?.into()),
+        "cache-store" => Action::CacheStore(arg(args, 0, loc, kw)?.into()),
         other => {
             return Err(e(format!(
                 "action '{other}' is not supported by the ringlb rules engine yet"
@@ -1092,6 +1099,8 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
         Action::DisableL7Retry => host.effect(Effect::DisableL7Retry),
         Action::SetMark(m) => host.effect(Effect::SetMark(*m)),
         Action::SetTos(t) => host.effect(Effect::SetTos(*t)),
+        Action::CacheUse(name) => host.effect(Effect::CacheUse(name)),
+        Action::CacheStore(name) => host.effect(Effect::CacheStore(name)),
         Action::EarlyHint { name, value } => {
             let value = value.render_http_vec(cx!());
             host.effect(Effect::EarlyHint {

@@ -38,6 +38,8 @@ impl RuleHost for BodyHost {
                 String::from_utf8_lossy(name),
                 String::from_utf8_lossy(&value)
             ),
+            Effect::CacheUse(c) => format!("cache-use {c}"),
+            Effect::CacheStore(c) => format!("cache-store {c}"),
         });
     }
 }
@@ -164,6 +166,21 @@ fn stream_actions_reach_the_engine() {
             "hint x-e: 3 true",
         ]
     );
+}
+
+#[test]
+fn cache_actions_name_their_cache() {
+    let text = "defaults\n mode http\ncache c1\n total-max-size 4\nlisten fe_main\n \
+         bind 127.0.0.1:8080\n http-request cache-use c1 if { path_beg /p }\n \
+         http-response cache-store c1\n \
+         server s 127.0.0.1:9000\n";
+    let loaded = ringlb_config::parse_str("t.cfg", text).unwrap();
+    let fe = loaded.config.frontend("fe_main").unwrap();
+    let r = crate::proxy::ProxyRules::frontend(fe, &loaded.config).unwrap();
+    let mut h = BodyHost::default();
+    let mut t = get("/p", &[]);
+    assert_eq!(r.http_request(&mut h, &mut t), Verdict::Continue);
+    assert_eq!(h.effects, ["cache-use c1"]);
 }
 
 #[test]

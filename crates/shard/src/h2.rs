@@ -18,7 +18,8 @@
 //! an ACK is unsent); a zero-window stall by `timeout client` on every wait for send capacity.
 //! Trailers travel both ways through the chunked trailer section (`send_body`, `relay_body`);
 //! an h2 server is reached through the same HTTP/1 path (`h2srv.rs`); WebSocket over h2
-//! (RFC 8441 extended CONNECT) is upgraded over HTTP/1.1 and tunnelled (`h2ws.rs`). Not yet:
+//! (RFC 8441 extended CONNECT) is upgraded over HTTP/1.1 and tunnelled (`h2ws.rs`). What
+//! rules change beyond the message (body wait, `early-hint`, `set-mark`) is in `h2fx.rs`. Not yet:
 //! `use-service` on h2 (the stream is reset with `HTTP_1_1_REQUIRED`).
 
 use std::cell::Cell;
@@ -44,6 +45,7 @@ use ringlb_tls::TlsFacts;
 use ringlb_uring::{RecvBuf, SendBuf};
 
 use crate::conn::{ClientConn, Io};
+use crate::h2fx::EarlyBody;
 use crate::msg_rules::{self, ConnFacts, PickFacts, RequestVerdict, ResponseVerdict};
 use crate::server::{lease_and_connect, release_idle, ConnectInfo, Reuse};
 use crate::state::RunState;
@@ -179,6 +181,9 @@ struct Conn {
     sess_vars: ringlb_rules::Vars,
     /// `set-src`/`set-dst`... of any stream: the connection's addresses from then on.
     effects: crate::rules::RuleEffects,
+    /// The client socket, for `set-mark` / `set-tos` (weak: streams finishing after the
+    /// connection ended must not hold its socket open).
+    client: std::rc::Weak<Client>,
 }
 
 impl Conn {
@@ -215,6 +220,16 @@ impl Conn {
             self.effects.dst.set(Some(a));
         }
     }
+
+    /// `set-mark` / `set-tos` of a stream's rules, on the connection's socket (two cell
+    /// reads when no rule set them).
+    fn apply_socket_effects(&self, fx: &crate::rules::RuleEffects) {
+        if fx.mark.get().is_none() && fx.tos.get().is_none() {
+            return;
+        }
+        let client = self.client.upgrade();
+        crate::h2fx::apply_socket_effects(client.as_ref().map(|c| c.0.tcp()), fx);
+    }
 }
 
 /// Serves one HTTP/2 client connection until it closes.
@@ -237,12 +252,15 @@ pub async fn serve(
     }
     let src = client.peer_addr();
     let moved = effects.src.get();
+    let dst = client.tcp().local_addr().ok();
+    let tls = client.tls_facts();
+    let client = Rc::new(Client(client));
     let conn = Rc::new(Conn {
         ctx: ctx.clone(),
         fe_idx: frontend,
         src,
-        dst: client.tcp().local_addr().ok(),
-        tls: client.tls_facts(),
+        dst,
+        tls,
         client_ip_text: match (&fe.forwardfor, moved.or(src)) {
             (Some(_), Some(a)) => a.ip().to_string(),
             _ => String::new(),
@@ -260,8 +278,9 @@ pub async fn serve(
         streams: Cell::new(0),
         sess_vars: std::mem::take(&mut conn_stick.sess_vars),
         effects,
+        client: Rc::downgrade(&client),
     });
-    let io = H2Io::new(Rc::new(Client(client)));
+    let io = H2Io::new(client);
     let handshake_limit = fe.timeouts.http_request.or(fe.timeouts.client);
     let mut h2 = match within(handshake_limit, builder(&bind).handshake::<_, Bytes>(io)).await {
         Ok(Ok(c)) => c,
@@ -501,21 +520,56 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
             &mut txn.cookie_req,
         );
     }
+    // `option http-buffer-request` / `wait-for-body`: the body is read before the rules.
+    let early = if has_body {
+        match buffer_request_body(
+            conn,
+            fe,
+            &req,
+            &head_bytes,
+            &mut body,
+            &mut respond,
+            &mut txn,
+        )
+        .await
+        {
+            Ok(e) => e,
+            Err(()) => {
+                stick.end_txn(txn.status, txn.bytes_in, txn.bytes_out);
+                return finish(conn, txn);
+            }
+        }
+    } else {
+        None
+    };
     let default_be = fe.backend;
     let mut vars = ringlb_rules::Vars::default();
     let mut choice = msg_rules::ServerChoice::default();
     let be_idx = if msg_rules::has_request_rules(ctx, fe) {
+        let room = early.as_ref().map(|_| {
+            let tune = &ctx.state.topo.tune;
+            crate::buffer_body::room(tune.bufsize, tune.maxrewrite, head_bytes.len())
+        });
+        let req_body = early
+            .as_ref()
+            .zip(room)
+            .map(|(e, room)| e.data.get(..room).unwrap_or(&e.data));
         let verdict = msg_rules::request_rules(
             ctx,
             fe,
             &req,
             &head_bytes,
-            None,
+            req_body,
             conn.stream_facts(&txn.fx),
             Some(&mut stick),
             Some(Txn::captures(&mut txn.cap_req, &mut txn.cap_res, fe)),
         );
         conn.keep_addresses(&txn.fx);
+        conn.apply_socket_effects(&txn.fx);
+        // `early-hint`: the 103s go before the final response, whatever it is (as haproxy).
+        if let Some(hints) = txn.fx.take_early_hints() {
+            crate::h2fx::send_early_hints(&mut respond, &hints);
+        }
         match verdict {
             RequestVerdict::Reply(mut reply) => {
                 if reply.denied {
@@ -575,20 +629,89 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
         return finish(conn, txn);
     };
     txn.backend = Some(be_idx);
+    // `cache-use`: a hit is answered from the shard's store (see `cache.rs`).
+    let mut cache_key = None;
+    if let Some((cache, rule_be)) = txn.fx.cache_use.get() {
+        let now_s = crate::cache::now_s();
+        let counted = (conn.fe_idx, rule_be);
+        let scheme = parts.uri.scheme_str().unwrap_or("https");
+        let req_of = (&req, head_bytes.as_slice());
+        match crate::cache::lookup(ctx, cache, counted, req_of, Some(scheme), now_s) {
+            crate::cache::Lookup::Hit { bytes, status } => {
+                let reply = crate::rules::Reply {
+                    bytes,
+                    status,
+                    close: false,
+                    tarpit: false,
+                    silent: false,
+                    denied: false,
+                    backend: Some(be_idx),
+                    vars,
+                };
+                send_rules_reply(conn, fe, Some(be), reply, &mut respond, &mut txn).await;
+                stick.end_txn(txn.status, txn.bytes_in, txn.bytes_out);
+                return finish(conn, txn);
+            }
+            crate::cache::Lookup::Miss(key) => cache_key = Some(key),
+            crate::cache::Lookup::Bypass => {}
+        }
+    }
     forward(
         conn,
         fe,
         (be_idx, be),
         &req,
         &head_bytes,
-        (vars, choice),
-        &mut body,
+        (vars, choice, cache_key),
+        (&mut body, early),
         respond,
         &mut txn,
     )
     .await;
     stick.end_txn(txn.status, txn.bytes_in, txn.bytes_out);
     finish(conn, txn);
+}
+
+/// `option http-buffer-request` / `http-request wait-for-body` on a stream: reads the body
+/// before the rules run (the 100-continue went out already). `Ok(None)`: no wait applies;
+/// `Err`: the stream was answered (408 when the wait ran out, as haproxy) or the client left.
+#[allow(clippy::too_many_arguments)]
+async fn buffer_request_body(
+    conn: &Conn,
+    fe: &FrontendRt,
+    req: &RequestHead,
+    head_bytes: &[u8],
+    body: &mut RecvStream,
+    respond: &mut SendResponse<Bytes>,
+    txn: &mut Txn,
+) -> Result<Option<EarlyBody>, ()> {
+    let ctx = &conn.ctx;
+    // Facts without effects: the rules that ask for the wait run again afterwards.
+    let facts = ConnFacts {
+        effects: None,
+        ..conn.facts()
+    };
+    let Some(wait) = msg_rules::body_wait(ctx, fe, req, head_bytes, facts) else {
+        return Ok(None);
+    };
+    let tune = &ctx.state.topo.tune;
+    let room = crate::buffer_body::room(tune.bufsize, tune.maxrewrite, head_bytes.len());
+    match crate::h2fx::wait_for_body(body, req.framing(), room, wait, fe.timeouts.client).await {
+        Ok(e) => Ok(Some(e)),
+        Err(crate::buffer_body::WaitError::Timeout) => {
+            count_failed_request(conn);
+            // haproxy: `cD` (client timeout during the data phase).
+            txn.term = *b"cD";
+            reply_error(conn, fe, None, 408, respond, txn).await;
+            Err(())
+        }
+        Err(_) => {
+            count_failed_request(conn);
+            txn.term = *b"CD";
+            respond.send_reset(Reason::CANCEL);
+            Err(())
+        }
+    }
 }
 
 /// Sends the request to a server of `be` and relays its response.
@@ -599,12 +722,18 @@ async fn forward(
     (be_idx, be): (usize, &BackendRt),
     req: &RequestHead,
     head_bytes: &[u8],
-    (vars, choice): (ringlb_rules::Vars, msg_rules::ServerChoice),
-    body: &mut RecvStream,
+    (vars, choice, cache): (
+        ringlb_rules::Vars,
+        msg_rules::ServerChoice,
+        Option<crate::cache::CacheKey>,
+    ),
+    (body, buffered): (&mut RecvStream, Option<EarlyBody>),
     mut respond: SendResponse<Bytes>,
     txn: &mut Txn,
 ) {
     let ctx = &conn.ctx;
+    // `http-request set-timeout server` overrides the backend's for this stream.
+    let server_timeout = txn.fx.server_timeout.get().or(be.timeouts.server);
     let method = req.method();
     let framing = req.framing();
     let conn_mode = effective_conn_mode(fe.conn_mode, be.conn_mode);
@@ -679,8 +808,11 @@ async fn forward(
     ringlb_http1::write_request_head(req, head_bytes, &mut out, &edits);
     txn.bytes_in += head_bytes.len() as u64;
     let facts = PickFacts::of(&be.balance, req, head_bytes);
-    // `url_param .. check_post`: the body's start, read before choosing a server.
-    let early = if crate::post_param::wants_body(&be.balance.balance, method, framing, &facts.uri) {
+    // `url_param .. check_post`: the body's start, read before choosing a server (unless
+    // the rules had it read already).
+    let early = if buffered.is_some() {
+        buffered
+    } else if crate::post_param::wants_body(&be.balance.balance, method, framing, &facts.uri) {
         Some(
             early_body(
                 body,
@@ -703,6 +835,9 @@ async fn forward(
         ..PickInput::default()
     };
     let replayable = framing == BodyFraming::None && method.is_idempotent();
+    // `retry-on` (layer-7 retries) unless `http-request disable-l7-retry` said no.
+    let l7_retry = replayable && !txn.fx.no_l7_retry.get();
+    let mut attempts = 0u32;
     let first = conn.streams.get() == 1;
     let mut reuse = match be.http_reuse {
         HttpReuse::Never => Reuse::Never,
@@ -712,6 +847,7 @@ async fn forward(
     };
     let mut resp = ResponseHead::default();
     let named = persisted;
+    let mut cache = cache;
     // A persistence cookie first, then `use-server`/`stick match` (HAProxy's order).
     let mut forced = persisted.take().or(choice.forced);
     let from = crate::server::ClientSide {
@@ -746,7 +882,7 @@ async fn forward(
         choice.commit(ctx, be, lease.server);
         crate::server::send_name_header(ctx, be, be_idx, lease.server, &mut out);
         let (sent, _) = within(
-            be.timeouts.server,
+            server_timeout,
             server.send_all(SendBuf::from_vec(out.clone())),
         )
         .await
@@ -769,8 +905,17 @@ async fn forward(
                     early: early.as_ref(),
                     rest: body,
                 };
-                let exchange =
-                    exchange(conn, fe, be, &server, framing, method, body, &mut resp, txn);
+                let exchange = exchange(
+                    conn,
+                    fe,
+                    server_timeout,
+                    &server,
+                    framing,
+                    method,
+                    body,
+                    &mut resp,
+                    txn,
+                );
                 future::or(exchange, reset).await
             }
         };
@@ -786,6 +931,16 @@ async fn forward(
             crate::observe::note(ctx, be_idx, lease.server, ev);
         }
         match outcome {
+            // `retry-on <status>`: this answer is dropped and the request sent again
+            // (replayable requests only, within `retries`), as on HTTP/1.
+            Ok(_) if l7_retry && attempts < be.retries && be.retry_on.on_status(resp.status()) => {
+                server.set_linger_zero();
+                drop(server);
+                drop(lease);
+                attempts += 1;
+                note_retry(conn, be_idx, txn);
+                reuse = Reuse::Never;
+            }
             Ok(rest) => {
                 txn.response_head = Some(Instant::now());
                 let c = RelayCtx {
@@ -796,6 +951,8 @@ async fn forward(
                     vars: &vars,
                     method,
                     conn_mode,
+                    server_timeout,
+                    cache: std::cell::Cell::new(cache.take()),
                 };
                 let streams = (respond, body);
                 relay_response(conn, fe, &c, lease, server, &mut resp, rest, streams, txn).await;
@@ -813,6 +970,18 @@ async fn forward(
                 drop(lease);
                 if replayable && info.reused && f == Failure::Empty {
                     // An idle connection the server had closed: try a new one, as HTTP/1 does.
+                    reuse = Reuse::Never;
+                    continue;
+                }
+                let wanted = match f {
+                    Failure::Empty => be.retry_on.empty_response,
+                    Failure::Timeout => be.retry_on.response_timeout,
+                    Failure::Invalid => be.retry_on.junk_response,
+                    Failure::Client => false,
+                };
+                if l7_retry && wanted && attempts < be.retries {
+                    attempts += 1;
+                    note_retry(conn, be_idx, txn);
                     reuse = Reuse::Never;
                     continue;
                 }
@@ -836,7 +1005,7 @@ async fn forward(
 async fn exchange(
     conn: &Conn,
     fe: &FrontendRt,
-    be: &BackendRt,
+    server_timeout: Option<Duration>,
     server: &crate::conn::ServerStream,
     framing: BodyFraming,
     method: Method,
@@ -846,10 +1015,9 @@ async fn exchange(
 ) -> Result<Vec<u8>, Failure> {
     let limits = conn.limits;
     if framing == BodyFraming::None {
-        return read_response_head(server, be.timeouts.server, limits, method, resp).await;
+        return read_response_head(server, server_timeout, limits, method, resp).await;
     }
     let body_done = crate::notify::Notify::default();
-    let server_timeout = be.timeouts.server;
     let response = future::or(
         read_response_head(server, None, limits, method, resp),
         async {
@@ -901,13 +1069,6 @@ struct BodySource<'a> {
     rest: &'a mut RecvStream,
 }
 
-/// The start of a body read before a server was chosen (`url_param .. check_post`).
-struct EarlyBody {
-    data: Vec<u8>,
-    /// The stream's body ended within it.
-    ended: bool,
-}
-
 /// Reads DATA until the advertised length, `bufsize` bytes or the end of the body, within
 /// `timeout` (then it goes on with what came), as HAProxy waits before `check_post` hashing.
 async fn early_body(
@@ -924,6 +1085,7 @@ async fn early_body(
     let mut e = EarlyBody {
         data: Vec::new(),
         ended: false,
+        released: false,
     };
     while e.data.len() < want {
         let left = timeout.map(|d| d.saturating_sub(started.elapsed()));
@@ -954,9 +1116,13 @@ async fn send_body(
     // once sent, like any DATA).
     let mut early = body.early.map(|e| Bytes::copy_from_slice(&e.data));
     let ended = body.early.is_some_and(|e| e.ended);
+    // A body wait gave the early bytes' window back as it read them.
+    let mut released = body.early.is_some_and(|e| e.released);
     let rest = body.rest;
     loop {
+        let mut own_window = true;
         let data = if let Some(d) = early.take() {
+            own_window = !std::mem::take(&mut released);
             d
         } else if ended {
             break;
@@ -1004,7 +1170,9 @@ async fn send_body(
         buf = back.into_vec().unwrap_or_default();
         r.map_err(|_| BodyFail::Server)?;
         *sent += n as u64;
-        let _ = rest.flow_control().release_capacity(n);
+        if own_window {
+            let _ = rest.flow_control().release_capacity(n);
+        }
     }
     if chunked {
         // The client's trailers (gRPC's, for one) go in the chunked trailer section, which
@@ -1091,6 +1259,10 @@ struct RelayCtx<'a> {
     vars: &'a ringlb_rules::Vars,
     method: Method,
     conn_mode: HttpConnMode,
+    /// `timeout server`, or this stream's `set-timeout server`.
+    server_timeout: Option<Duration>,
+    /// The request's keys when it ran `cache-use` and missed (for `cache-store`).
+    cache: std::cell::Cell<Option<crate::cache::CacheKey>>,
 }
 
 /// Sends the response head (after `http-response` rules) and body to the client, then gives
@@ -1155,12 +1327,30 @@ async fn relay_response(
         Some(Txn::captures(&mut txn.cap_req, &mut txn.cap_res, fe)),
     );
     conn.keep_addresses(&txn.fx);
+    // `http-response set-mark|set-tos`: on the client socket at once.
+    conn.apply_socket_effects(&txn.fx);
+    // `cache-store`: whether this response goes to the cache (as the rules left it).
+    let store_to = c.cache.take().zip(txn.fx.cache_store.get());
+    let mut cache_pending = None;
     let response = match verdict {
-        ResponseVerdict::Unchanged => h2_response(resp, &bytes),
+        ResponseVerdict::Unchanged => {
+            if let Some((mut key, cache)) = store_to {
+                key.cache = cache;
+                let now_s = crate::cache::now_s();
+                cache_pending = crate::cache::store_decision(&conn.ctx, key, resp, &bytes, now_s);
+            }
+            h2_response(resp, &bytes)
+        }
         ResponseVerdict::Rewritten(raw) => {
             let mut resp2 = ResponseHead::default();
             match parse_response(&raw, &conn.limits, c.method, &mut resp2) {
                 Ok(Parsed::Complete { .. }) if resp2.framing() == framing => {
+                    if let Some((mut key, cache)) = store_to {
+                        key.cache = cache;
+                        let now_s = crate::cache::now_s();
+                        cache_pending =
+                            crate::cache::store_decision(&conn.ctx, key, &resp2, &raw, now_s);
+                    }
                     h2_response(&resp2, &raw)
                 }
                 _ => {
@@ -1228,21 +1418,31 @@ async fn relay_response(
         return;
     };
     if no_body {
+        if let Some(p) = cache_pending.take() {
+            crate::cache::store(&conn.ctx, p, &[], crate::cache::now_s());
+        }
         if bytes.is_empty() {
             maybe_release(conn, c, server_keep_alive, &lease, server);
         }
         return;
     }
+    // A response for the cache: its body is copied as it goes to the client.
+    let mut copy = cache_pending
+        .as_ref()
+        .map(|p| Vec::with_capacity(usize::try_from(p.length).unwrap_or(0).min(1 << 20)));
     let relayed = relay_body(
         &server,
         &mut send,
         framing,
         bytes,
         conn.limits,
-        (c.be.timeouts.server, fe.timeouts.client),
-        &mut txn.bytes_out,
+        (c.server_timeout, fe.timeouts.client),
+        (&mut txn.bytes_out, copy.as_mut()),
     )
     .await;
+    if let (Ok(true), Some(p), Some(body)) = (relayed, cache_pending, copy) {
+        crate::cache::store(&conn.ctx, p, &body, crate::cache::now_s());
+    }
     match relayed {
         Ok(true) => maybe_release(conn, c, server_keep_alive, &lease, server),
         Ok(false) => server.set_linger_zero(),
@@ -1272,10 +1472,11 @@ async fn ws_tunnel(
         return;
     };
     let t = crate::tunnel::TunnelTimeouts {
-        idle: c
-            .be
-            .timeouts
-            .tunnel
+        idle: txn
+            .fx
+            .tunnel_timeout
+            .get()
+            .or(c.be.timeouts.tunnel)
             .or(fe.timeouts.tunnel)
             .or(fe.timeouts.client),
         client_fin: fe.timeouts.client_fin,
@@ -1325,7 +1526,7 @@ async fn relay_body(
     first: Vec<u8>,
     limits: Limits,
     (server_timeout, client_timeout): (Option<Duration>, Option<Duration>),
-    bytes_out: &mut u64,
+    (bytes_out, mut copy): (&mut u64, Option<&mut Vec<u8>>),
 ) -> Result<bool, ()> {
     let mut next = (!first.is_empty()).then_some(first);
     let recv = |next: &mut Option<Vec<u8>>| {
@@ -1356,6 +1557,9 @@ async fn relay_body(
                 let extra = buf.len() > take;
                 buf.truncate(take);
                 *bytes_out += take as u64;
+                if let Some(c) = copy.as_deref_mut() {
+                    c.extend_from_slice(&buf);
+                }
                 send_data(send, Bytes::from(buf), counter.is_done(), client_timeout).await?;
                 if extra {
                     return Ok(false);
@@ -1772,6 +1976,20 @@ fn note_connect(conn: &Conn, be: usize, info: &ConnectInfo, ok: bool, txn: &mut 
         c.stream_start(be, s, now_ms);
         txn.server = Some(s);
         txn.stream_started = true;
+    }
+}
+
+/// A `retry-on` retry (`wretr`), on the backend and the server that failed.
+fn note_retry(conn: &Conn, be: usize, txn: &Txn) {
+    let mut c = conn.ctx.state.counters.borrow_mut();
+    if let Some(b) = c.backends.get_mut(be) {
+        b.retries += 1;
+    }
+    if let Some(s) = txn
+        .server
+        .and_then(|s| c.servers.get_mut(be).and_then(|v| v.get_mut(s)))
+    {
+        s.retries += 1;
     }
 }
 

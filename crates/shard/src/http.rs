@@ -519,6 +519,31 @@ impl<'a> Session<'a> {
         }
         scratch(&mut self.sc, self.ctx).txn.backend = Some(be_idx);
         self.after.be = Some(be_idx);
+        // `cache-use`: a hit is answered from the shard's store; a miss keeps its keys for
+        // `cache-store` (one cell read when no rule used a cache).
+        let mut cache_key = None;
+        if let Some((cache, rule_be)) = self.effects.cache_use.get() {
+            let sc = scratch(&mut self.sc, ctx);
+            let now_s = crate::cache::now_s();
+            let counted = (self.fe_idx, rule_be);
+            match crate::cache::lookup(ctx, cache, counted, (&sc.req, head.bytes()), None, now_s) {
+                crate::cache::Lookup::Hit { bytes, status } => {
+                    let reply = crate::rules::Reply {
+                        bytes,
+                        status,
+                        close: false,
+                        tarpit: false,
+                        silent: false,
+                        denied: false,
+                        backend: Some(be_idx),
+                        vars: std::mem::take(&mut vars),
+                    };
+                    return Box::pin(self.send_rules_reply(reply, head)).await;
+                }
+                crate::cache::Lookup::Miss(key) => cache_key = Some(key),
+                crate::cache::Lookup::Bypass => {}
+            }
+        }
         if self.fe.restrict_hdr_names != HdrNamePolicy::Preserve
             || be.restrict_hdr_names != HdrNamePolicy::Preserve
         {
@@ -806,6 +831,7 @@ impl<'a> Session<'a> {
                         be_idx,
                         persisted,
                         cookie_dates,
+                        cache: cache_key.take(),
                         vars: std::mem::take(&mut vars),
                         method,
                         client_version,
@@ -1091,6 +1117,29 @@ impl<'a> Session<'a> {
         };
         let sc = scratch(&mut self.sc, self.ctx);
         let resp_head_len = sc.resp.head_len();
+        // `cache-store`: whether this response goes to the cache (as the rules left it).
+        let mut c = c;
+        let cache_pending = match (c.cache.take(), self.effects.cache_store.get()) {
+            (Some(mut key), Some(store)) => {
+                key.cache = store;
+                let now_s = crate::cache::now_s();
+                match &rewritten {
+                    None => {
+                        crate::cache::store_decision(self.ctx, key, &sc.resp, head.bytes(), now_s)
+                    }
+                    Some(raw) => {
+                        let mut r = ResponseHead::default();
+                        if crate::cache::parse_head(raw, &mut r) {
+                            crate::cache::store_decision(self.ctx, key, &r, raw, now_s)
+                        } else {
+                            None
+                        }
+                    }
+                }
+            }
+            _ => None,
+        };
+        let sc = scratch(&mut self.sc, self.ctx);
         // The server's own persistence cookie (`cookie NAME rewrite|prefix`; deleted by
         // `insert`): a head rendered again only when such a `Set-Cookie` is there.
         let rewritten = match &rewritten {
@@ -1183,20 +1232,44 @@ impl<'a> Session<'a> {
         let head_bytes = resp_head_len as u64;
         let mut head_out = Some(out);
         let mut body_bytes = 0u64;
-        let body = lease
-            .unless_killed(forward_body(
-                &*server,
-                &self.client,
-                framing,
-                Some(head),
-                limits,
-                &mut head_out,
-                &mut body_bytes,
-            ))
-            .await
-            // Killed (`on-marked-down shutdown-sessions`): the response is cut like a
-            // server error, so the client's connection closes.
-            .unwrap_or(Err(crate::body::BodyError::RecvError));
+        let body = if let Some(pending) = cache_pending {
+            // A response for the cache: its body is copied as it goes to the client.
+            let skip = head_out.as_ref().map_or(0, Vec::len);
+            let limit = usize::try_from(pending.length).unwrap_or(usize::MAX);
+            let tee = crate::cache::Tee::new(&self.client, skip, limit);
+            let r = lease
+                .unless_killed(forward_body(
+                    &*server,
+                    &tee,
+                    framing,
+                    Some(head),
+                    limits,
+                    &mut head_out,
+                    &mut body_bytes,
+                ))
+                .await
+                .unwrap_or(Err(crate::body::BodyError::RecvError));
+            if r.is_ok() && !tee.overflow.get() {
+                let now_s = crate::cache::now_s();
+                crate::cache::store(self.ctx, pending, &tee.body.borrow(), now_s);
+            }
+            r
+        } else {
+            lease
+                .unless_killed(forward_body(
+                    &*server,
+                    &self.client,
+                    framing,
+                    Some(head),
+                    limits,
+                    &mut head_out,
+                    &mut body_bytes,
+                ))
+                .await
+                // Killed (`on-marked-down shutdown-sessions`): the response is cut like a
+                // server error, so the client's connection closes.
+                .unwrap_or(Err(crate::body::BodyError::RecvError))
+        };
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = status;
         txn.bytes_out += body_bytes + if body.is_ok() { head_bytes } else { 0 };
@@ -2387,6 +2460,8 @@ struct ResponseCtx<'a> {
     cookie_dates: crate::persist::CookieDates,
     /// Variables set by the request rules (`txn.*`), for the response rules.
     vars: ringlb_rules::Vars,
+    /// The request's keys when it ran `cache-use` and missed (for `cache-store`).
+    cache: Option<crate::cache::CacheKey>,
     method: Method,
     client_version: Version,
     client_keep_alive: bool,

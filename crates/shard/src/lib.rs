@@ -12,11 +12,13 @@ use ringlb_uring::Ring;
 
 mod body;
 pub mod buffer_body;
+pub mod cache;
 pub mod conn;
 pub mod counters;
 pub mod dynamic;
 pub mod epoch;
 pub mod h2;
+mod h2fx;
 pub mod h2srv;
 pub mod h2ws;
 pub mod handoff;

@@ -62,6 +62,11 @@ pub struct RuleEffects {
     /// whether the last one still takes headers.
     pub early_hints: std::cell::RefCell<Vec<u8>>,
     pub hint_open: std::cell::Cell<bool>,
+    /// `cache-use`: the cache (index in `Topology::caches`) and the backend whose rule ran
+    /// it (`None`: the frontend's), for the counters.
+    pub cache_use: std::cell::Cell<Option<(usize, Option<usize>)>>,
+    /// `cache-store`: the cache the response goes to.
+    pub cache_store: std::cell::Cell<Option<usize>>,
 }
 
 impl RuleEffects {
@@ -76,6 +81,8 @@ impl RuleEffects {
         self.tos.set(None);
         self.early_hints.borrow_mut().clear();
         self.hint_open.set(false);
+        self.cache_use.set(None);
+        self.cache_store.set(None);
     }
 
     /// The 103 Early Hints responses of the `early-hint` rules, if any (taken).
@@ -446,6 +453,21 @@ impl RuleHost for Host<'_> {
             ringlb_rules::Effect::DisableL7Retry => fx.no_l7_retry.set(true),
             ringlb_rules::Effect::SetMark(m) => fx.mark.set(Some(m)),
             ringlb_rules::Effect::SetTos(t) => fx.tos.set(Some(t)),
+            ringlb_rules::Effect::CacheUse(name) => {
+                let topo = &self.ctx.state.topo;
+                let be = self
+                    .backend
+                    .and_then(|b| topo.backends.iter().position(|x| x.name == b));
+                if let Some(i) = topo.caches.iter().position(|c| c.name == name) {
+                    fx.cache_use.set(Some((i, be)));
+                }
+            }
+            ringlb_rules::Effect::CacheStore(name) => {
+                let topo = &self.ctx.state.topo;
+                if let Some(i) = topo.caches.iter().position(|c| c.name == name) {
+                    fx.cache_store.set(Some(i));
+                }
+            }
             ringlb_rules::Effect::EarlyHint { name, value, last } => {
                 let mut out = fx.early_hints.borrow_mut();
                 if !fx.hint_open.get() {

@@ -363,6 +363,8 @@ pub struct BackendState {
 
 pub struct ShardState {
     pub topo: Arc<Topology>,
+    /// This shard's store of each `cache` section (`cache.rs`).
+    pub caches: RefCell<Vec<ringlb_cache::Store>>,
     pub shard_id: usize,
     pub nshards: usize,
     pub backends: Vec<BackendState>,
@@ -523,7 +525,9 @@ impl ShardState {
         };
         let initial = topo.initial.clone();
         let limits = Limits::of(&topo);
+        let caches = RefCell::new(crate::cache::stores(&topo.caches));
         let st = ShardState {
+            caches,
             topo,
             shard_id,
             nshards,
@@ -1032,6 +1036,7 @@ mod tests {
             .collect();
         Arc::new(Topology {
             initial: Vec::new(),
+            caches: vec![],
             maxsslconn: 0,
             maxsslrate: 0,
             stick_tables: vec![],

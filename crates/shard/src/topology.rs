@@ -59,6 +59,8 @@ pub struct Topology {
     pub rings: Vec<Arc<LogRing>>,
     /// Accept-rate limits and socket buffers (`maxconnrate`, `tune.rcvbuf.client`...).
     pub ops: crate::ops::OpsRt,
+    /// `cache` sections (every shard keeps its own store of each, `ShardState::caches`).
+    pub caches: Vec<crate::cache::CacheRt>,
 }
 
 /// A `ring` section's buffer, shared by the shards. Deliberately a lock: a ring is one
@@ -800,6 +802,7 @@ impl Topology {
         };
         Ok(Topology {
             initial: Vec::new(),
+            caches: crate::cache::from_config(cfg),
             stick_tables: stick_tables(cfg),
             stick_rule_tables: cfg
                 .backends

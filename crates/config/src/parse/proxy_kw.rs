@@ -100,7 +100,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option tcp-check", DB, S, "run tcp-check rules as health check", |k, p, l| bool_opt(k, l, &mut p.settings.options.tcp_check)),
     kw("option abortonclose", DB, ENG, "abort queued requests whose client left", |k, p, l| bool_opt(k, l, &mut p.settings.options.abortonclose)),
     kw("option allbackups", DB, S, "use all backup servers at once", |k, p, l| bool_opt(k, l, &mut p.settings.options.allbackups)),
-    kw("option http-buffer-request", DFB, Status::Supported, "buffer the request body before the rules (HTTP/1; on the frontend or its default backend; timeout http-request bounds the wait, then 408)", |k, p, l| bool_opt(k, l, &mut p.settings.options.http_buffer_request)),
+    kw("option http-buffer-request", DFB, Status::Supported, "buffer the request body before the rules (HTTP/1 and h2; on the frontend or its default backend; timeout http-request bounds the wait, then 408)", |k, p, l| bool_opt(k, l, &mut p.settings.options.http_buffer_request)),
     kw("option prefer-last-server", DB, S, "keep a keep-alive client on its server (with http-reuse never, as haproxy 2.6)", |k, p, l| bool_opt(k, l, &mut p.settings.options.prefer_last_server)),
     kw("option originalto", DFB, S, "add X-Original-To: <destination ip> [except <net>] [header <name>]", p_originalto),
     kw("option log-separate-errors", DFB, S, "log errors (5xx, retries, aborts) at err instead of info", opt_other),
@@ -297,7 +297,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("persist rdp-cookie", DB, S, "RDP cookie persistence (the server at the cookie's address)", p_persist_rdp_cookie),
     kw("server-template", BE, S, "<prefix> <num|range> <addr>[:port] [options]: numbered servers", server::parse_server_template),
     kw("compression", DFB, NO, "HTTP compression", generic),
-    kw("filter", FB, NO, "stream filters (trace, compression, spoe, cache)", generic),
+    kw("filter", FB, S, "stream filters: `filter cache <name>` only (trace, compression, spoe and others are refused)", filter_cache),
     kw("email-alert mailers", DB, S, "mailers section that receives server state changes", generic_n1),
     kw("email-alert from", DB, S, "sender address of email alerts", generic_n1),
     kw("email-alert to", DB, S, "recipient address of email alerts", generic_n1),
@@ -319,3 +319,15 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("transparent", DB, NO, "transparent proxying (deprecated)", generic),
     kw("use-fcgi-app", BE, NO, "FastCGI application", generic),
 ];
+
+/// `filter cache [<name>]`: the cache's filter, which ringlb runs wherever `cache-use` /
+/// `cache-store` are (declaring it changes nothing); the other filters are not implemented.
+fn filter_cache(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    let kind = l.arg(k.kw_words);
+    if kind != "cache" {
+        return Err(format!(
+            "filter '{kind}' is not supported by ringlb (only 'filter cache' is)"
+        ));
+    }
+    generic(k, p, l)
+}

@@ -15,7 +15,8 @@ use super::proxy::directive;
 use super::{Current, Cx, Draft, R};
 
 const P5: Status = Status::Parsed { issue: 5 };
-const P6: Status = Status::Parsed { issue: 6 };
+/// The `cache` section keywords (ringlb-cache, `crates/shard/src/cache.rs`).
+const CACHE: Status = Status::Supported;
 const S: Status = Status::Supported;
 const P7: Status = Status::Parsed { issue: 7 };
 
@@ -103,16 +104,21 @@ pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
         Status::Supported,
         "timeout connect|server <time> (for ring servers)",
     ),
-    ("cache", "total-max-size", P6, "cache size in megabytes"),
+    ("cache", "total-max-size", CACHE, "cache size in megabytes"),
     (
         "cache",
         "max-object-size",
-        P6,
+        CACHE,
         "largest cached object in bytes",
     ),
-    ("cache", "max-age", P6, "maximum age in seconds"),
-    ("cache", "process-vary", P6, "honour Vary: on|off"),
-    ("cache", "max-secondary-entries", P6, "variants per object"),
+    ("cache", "max-age", CACHE, "maximum age in seconds"),
+    ("cache", "process-vary", CACHE, "honour Vary: on|off"),
+    (
+        "cache",
+        "max-secondary-entries",
+        CACHE,
+        "variants per object",
+    ),
     (
         "program",
         "command",
