@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use ringlb_health::lf::{CheckRun, CheckSource};
 use ringlb_health::{CheckKind, CheckScript, Step};
 
 /// Same cases as `capture_requests.sh`.
@@ -28,6 +29,14 @@ const CASES: &[(&str, &str)] = &[
     ("smtp", "    option smtpchk"),
     ("smtp_helo", "    option smtpchk EHLO mail.example.org"),
     ("sslhello", "    option ssl-hello-chk"),
+    (
+        "tcpcheck_lf",
+        "    option tcp-check\n    tcp-check set-var(check.x) str(abc)\n    tcp-check set-var-fmt(check.y) id-%[var(check.x)]\n    tcp-check set-var(check.z) int(42)\n    tcp-check unset-var(check.z)\n    tcp-check send-lf \"PING %[var(check.x)] %[var(check.y)] [%[var(check.z)]] %[var(check.x),upper]\\r\\n\"\n    tcp-check send-binary-lf 2a%[var(check.x),hex]0d0a\n    tcp-check expect string never",
+    ),
+    (
+        "httpcheck_lf",
+        "    option httpchk\n    http-check set-var(check.x) str(abc)\n    http-check set-var(check.n) int(7)\n    http-check send meth POST uri-lf /h?x=%[var(check.x)] ver HTTP/1.1 hdr Host a.example hdr X-Check %[var(check.x)]-%[var(check.n)] hdr X-None [%[var(check.none)]] body-lf n=%[var(check.n)]",
+    ),
 ];
 
 fn script(name: &str, body: &str) -> CheckScript {
@@ -51,9 +60,14 @@ fn script(name: &str, body: &str) -> CheckScript {
 /// (for SMTP: after the greeting, which the capture's server sent).
 fn first_sends(s: &CheckScript, through_expects: bool) -> Vec<u8> {
     let mut out = Vec::new();
+    // Variables and log-format payloads: a run with no time, host name or environment.
+    let mut run = CheckRun::new();
+    let src = CheckSource::default();
     for step in s.steps().iter().skip(1) {
         match step {
             Step::Send(b) => out.extend_from_slice(b),
+            Step::Var(v) => run.apply(v, &src),
+            Step::SendLf(p) => out.extend_from_slice(&run.render(p, &src).unwrap().bytes),
             Step::Expect(_) if through_expects => {}
             Step::Expect(_) | Step::Connect(_) => break,
         }
