@@ -190,3 +190,107 @@ impl CheckRun {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ringlb_config::model::VarOp;
+
+    fn step(name: &str, text: &str, op: VarOp) -> VarStep {
+        VarStep::compile(name, text, op).unwrap()
+    }
+
+    fn tcp(fmt: &str, binary: bool) -> LfPayload {
+        LfPayload::Tcp {
+            fmt: compile_fmt(fmt).unwrap(),
+            binary,
+        }
+    }
+
+    #[test]
+    fn variables_are_set_formatted_and_unset() {
+        let src = CheckSource::default();
+        let mut run = CheckRun::new();
+        run.apply(&step("check.x", "str(abc)", VarOp::Set), &src);
+        run.apply(&step("check.n", "int(41),add(1)", VarOp::Set), &src);
+        run.apply(&step("check.y", "<%[var(check.x)]>", VarOp::SetFmt), &src);
+        assert_eq!(run.var("check.n"), Some(&Sample::Int(42)));
+        let r = run
+            .render(&tcp("%[var(check.y)] %[var(check.n)]", false), &src)
+            .unwrap();
+        assert_eq!(r.bytes, b"<abc> 42");
+        run.apply(&step("check.x", "", VarOp::Unset), &src);
+        assert_eq!(run.var("check.x"), None);
+        // An unset variable renders empty (haproxy: no `-` outside logs).
+        let r = run.render(&tcp("[%[var(check.x)]]", false), &src).unwrap();
+        assert_eq!(r.bytes, b"[]");
+        // A set-var whose expression finds nothing keeps the old value.
+        run.apply(&step("check.n", "var(check.none)", VarOp::Set), &src);
+        assert_eq!(run.var("check.n"), Some(&Sample::Int(42)));
+        // A fresh run starts empty.
+        assert_eq!(CheckRun::new().var("check.n"), None);
+    }
+
+    #[test]
+    fn the_source_gives_time_host_and_environment() {
+        let src = CheckSource {
+            now_ms: 1_700_000_000_123,
+            random: 7,
+            hostname: b"lb1".to_vec(),
+            env: vec![("ZONE".into(), b"eu".to_vec())],
+        };
+        let run = CheckRun::new();
+        let r = run
+            .render(
+                &tcp("%[date] %[hostname] %[env(ZONE)] [%[env(NONE)]]", false),
+                &src,
+            )
+            .unwrap();
+        assert_eq!(r.bytes, b"1700000000 lb1 eu []");
+    }
+
+    #[test]
+    fn binary_payloads_are_hex_decoded_and_checked() {
+        let src = CheckSource::default();
+        let mut run = CheckRun::new();
+        run.apply(&step("check.x", "str(abc)", VarOp::Set), &src);
+        let r = run
+            .render(&tcp("2a%[var(check.x),hex]0d0a", true), &src)
+            .unwrap();
+        assert_eq!(r.bytes, b"*abc\r\n");
+        assert!(run.render(&tcp("%[var(check.x)]z", true), &src).is_err());
+    }
+
+    #[test]
+    fn variable_names_and_expressions_are_checked_at_build() {
+        assert!(VarStep::compile("x", "str(a)", VarOp::Set).is_err());
+        assert!(VarStep::compile("check.x", "nosuchfetch", VarOp::Set).is_err());
+        assert!(VarStep::compile("check.x", "%[nosuchfetch]", VarOp::SetFmt).is_err());
+    }
+
+    #[test]
+    fn http_requests_render_uri_headers_body_and_state_offset() {
+        let base = HttpRequest {
+            method: "POST".into(),
+            uri: "/".into(),
+            version: "HTTP/1.1".into(),
+            headers: vec![("Host".into(), "a".into()), ("X-V".into(), String::new())],
+            body: Some(String::new()),
+        };
+        let p = LfPayload::Http {
+            base,
+            uri: Some(compile_fmt("/h?x=%[var(check.x)]").unwrap()),
+            headers: vec![(1, compile_fmt("%[var(check.x),upper]").unwrap())],
+            body: Some(compile_fmt("b=%[var(check.x)]").unwrap()),
+        };
+        let src = CheckSource::default();
+        let mut run = CheckRun::new();
+        run.apply(&step("check.x", "str(abc)", VarOp::Set), &src);
+        let r = run.render(&p, &src).unwrap();
+        let want = "POST /h?x=abc HTTP/1.1\r\nhost: a\r\nx-v: ABC\r\ncontent-length: 5\r\nconnection: close\r\n\r\nb=abc";
+        assert_eq!(String::from_utf8_lossy(&r.bytes), want);
+        // send-state goes after the user's headers, before content-length.
+        let at = r.state_offset.unwrap();
+        assert!(String::from_utf8_lossy(&r.bytes[at..]).starts_with("content-length"));
+    }
+}
