@@ -19,6 +19,9 @@ pub struct CheckSource {
     pub now_ms: i64,
     pub random: u64,
     pub hostname: Vec<u8>,
+    /// The checked server's backend and name (`be_name`, `srv_name`).
+    pub backend: String,
+    pub server: String,
     /// The process environment (`env()`), snapshot by the driver.
     pub env: Vec<(String, Vec<u8>)>,
 }
@@ -32,6 +35,12 @@ impl SampleSource for CheckSource {
     }
     fn hostname(&self) -> &[u8] {
         &self.hostname
+    }
+    fn backend_name(&self) -> Option<&str> {
+        Some(&self.backend)
+    }
+    fn server_name(&self) -> Option<&str> {
+        Some(&self.server)
     }
     fn env(&self, name: &str) -> Option<&[u8]> {
         self.env
@@ -237,16 +246,21 @@ mod tests {
             now_ms: 1_700_000_000_123,
             random: 7,
             hostname: b"lb1".to_vec(),
+            backend: "be".into(),
+            server: "s1".into(),
             env: vec![("ZONE".into(), b"eu".to_vec())],
         };
         let run = CheckRun::new();
         let r = run
             .render(
-                &tcp("%[date] %[hostname] %[env(ZONE)] [%[env(NONE)]]", false),
+                &tcp(
+                    "%[date] %[hostname] %[env(ZONE)] [%[env(NONE)]] %[be_name]/%[srv_name]",
+                    false,
+                ),
                 &src,
             )
             .unwrap();
-        assert_eq!(r.bytes, b"1700000000 lb1 eu []");
+        assert_eq!(r.bytes, b"1700000000 lb1 eu [] be/s1");
     }
 
     #[test]

@@ -101,7 +101,7 @@ fn config(front: SocketAddr, tcp: SocketAddr, http: SocketAddr) -> String {
          \x20   tcp-check set-var-fmt(check.run) %[var(check.run)]+\n\
          \x20   tcp-check set-var(check.z) int(42)\n\
          \x20   tcp-check unset-var(check.z)\n\
-         \x20   tcp-check send-lf \"PING %[var(check.x)] %[var(check.y)] [%[var(check.z)]] run=%[var(check.run)]\\r\\n\"\n\
+         \x20   tcp-check send-lf \"PING %[var(check.x)] %[var(check.y)] [%[var(check.z)]] run=%[var(check.run)] %[be_name]/%[srv_name]\\r\\n\"\n\
          \x20   tcp-check expect string PONG\n\
          \x20   server s1 {tcp} check inter 300ms\n\
          backend be_http\n    option httpchk\n\
@@ -146,7 +146,7 @@ fn log_format_payloads_and_check_variables_match_haproxy() {
     let p = Ringlb::start(&path, &[front]);
     let got = run(p, &tcp, &http);
     // Variables start empty at each run: `check.run` is "+" every time.
-    let tcp_want = b"PING abc id-abc [] run=+\r\n".to_vec();
+    let tcp_want = b"PING abc id-abc [] run=+ be_tcp/s1\r\n".to_vec();
     assert_eq!(got.0, vec![tcp_want.clone(), tcp_want]);
     let http_want =
         b"GET /h?x=abc HTTP/1.1\r\nhost: a.example\r\nx-check: ABC\r\nconnection: close\r\n\r\n"

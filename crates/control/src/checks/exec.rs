@@ -47,6 +47,8 @@ pub struct CheckTarget {
     /// The server line's TLS settings as a client config, for checks over TLS (`check-ssl`,
     /// `connect ssl`, or `ssl` without a check `port`/`addr`); `None` when no check needs it.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Backend and server names (`be_name`, `srv_name` in check expressions).
+    pub names: (String, String),
 }
 
 /// `strerror` text of an I/O error, without Rust's ` (os error N)` suffix.
@@ -175,7 +177,7 @@ async fn open(
 }
 
 /// What check expressions may read: the time, the host name, the environment.
-fn check_source() -> CheckSource {
+fn check_source(t: &CheckTarget) -> CheckSource {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
@@ -185,6 +187,8 @@ fn check_source() -> CheckSource {
             .unwrap_or(0)
             .wrapping_mul(0x9e37_79b9_7f4a_7c15),
         hostname: crate::mail::hostname().into_bytes(),
+        backend: t.names.0.clone(),
+        server: t.names.1.clone(),
         env: std::env::vars_os()
             .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_encoded_bytes())))
             .collect(),
@@ -229,12 +233,15 @@ pub async fn run_health(
     let mut first_send = true;
     // Check variables and log-format payloads: a fresh set of variables for each run.
     let mut run = CheckRun::new();
-    let src = script
+    let uses_lf = script
         .steps()
         .iter()
-        .any(|s| matches!(s, Step::Var(_) | Step::SendLf(_)))
-        .then(check_source)
-        .unwrap_or_default();
+        .any(|s| matches!(s, Step::Var(_) | Step::SendLf(_)));
+    let src = if uses_lf {
+        check_source(t)
+    } else {
+        CheckSource::default()
+    };
     for (index, step) in script.steps().iter().enumerate() {
         // A log-format payload is rendered now, then sent as a constant one would be.
         let lf;
