@@ -106,6 +106,13 @@ impl VarStep {
         use ringlb_config::model::VarOp;
         // The variable name is checked as `var()` checks it (scope and syntax).
         Expr::parse(&format!("var({name})"), &())?;
+        // Other scopes would be shared with the traffic (proc, sess) or meaningless here;
+        // ringlb keeps only the check's own variables.
+        if !name.starts_with("check.") {
+            return Err(format!(
+                "'set-var({name})' in a health check : only the 'check.' scope is supported by ringlb."
+            ));
+        }
         let op = match op {
             VarOp::Set => VarAction::Set(Expr::parse(text, &())?),
             VarOp::SetFmt => VarAction::SetFmt(compile_fmt(text)?),
@@ -278,6 +285,7 @@ mod tests {
     #[test]
     fn variable_names_and_expressions_are_checked_at_build() {
         assert!(VarStep::compile("x", "str(a)", VarOp::Set).is_err());
+        assert!(VarStep::compile("proc.x", "str(a)", VarOp::Set).is_err());
         assert!(VarStep::compile("check.x", "nosuchfetch", VarOp::Set).is_err());
         assert!(VarStep::compile("check.x", "%[nosuchfetch]", VarOp::SetFmt).is_err());
     }

@@ -496,17 +496,18 @@ pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
                 rule.comment = comment.take();
                 steps.push(Step::Expect(rule));
             }
-            TcpCheckStep::SendLf { fmt, binary, .. } => {
+            TcpCheckStep::SendLf { fmt, binary, loc } => {
                 comment = None;
                 steps.push(Step::SendLf(LfPayload::Tcp {
-                    fmt: compile_fmt(fmt)?,
+                    fmt: compile_fmt(fmt).map_err(|e| at(loc, &e))?,
                     binary: *binary,
                 }))
             }
             TcpCheckStep::Comment { text, .. } => comment = Some(text.clone()),
-            TcpCheckStep::SetVar { var, expr, op, .. } => {
+            TcpCheckStep::SetVar { var, expr, op, loc } => {
                 comment = None;
-                steps.push(Step::Var(VarStep::compile(var, expr, *op)?))
+                let v = VarStep::compile(var, expr, *op).map_err(|e| at(loc, &e))?;
+                steps.push(Step::Var(v))
             }
         }
     }
@@ -609,11 +610,13 @@ fn lf_request(req: &HttpRequest, step: &HttpCheckStep) -> Result<Option<LfPayloa
         body,
         uri_lf,
         body_lf,
+        loc,
         ..
     } = step
     else {
         return Ok(None);
     };
+    let compile_fmt = |v: &str| compile_fmt(v).map_err(|e| at(loc, &e));
     let lf = |on: bool, v: &Option<String>| -> Result<Option<ringlb_rules::LogFormat>, String> {
         match v {
             Some(v) if on && v.contains('%') => compile_fmt(v).map(Some),
@@ -639,6 +642,11 @@ fn lf_request(req: &HttpRequest, step: &HttpCheckStep) -> Result<Option<LfPayloa
         headers: hdrs,
         body,
     }))
+}
+
+/// An error of a check rule, with its place in the configuration.
+fn at(loc: &ringlb_config::model::Loc, e: &str) -> String {
+    format!("parsing [{}:{}] : {e}", loc.file, loc.line)
 }
 
 fn default_http_expect(step: u32) -> Result<ExpectRule, String> {
@@ -706,8 +714,9 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
                 }
                 pending_expect = true;
             }
-            HttpCheckStep::SetVar { var, expr, op, .. } => {
-                steps.push(Step::Var(VarStep::compile(var, expr, *op)?));
+            HttpCheckStep::SetVar { var, expr, op, loc } => {
+                let v = VarStep::compile(var, expr, *op).map_err(|e| at(loc, &e))?;
+                steps.push(Step::Var(v));
                 continue;
             }
             HttpCheckStep::Expect(e) => {

@@ -224,3 +224,17 @@ fn comments_before_the_first_connect_are_rules_too() {
         "one connection for an http-check ruleset starting with a comment"
     );
 }
+
+#[test]
+fn check_variable_errors_name_the_line() {
+    let text = "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\nbackend be\n    option tcp-check\n    tcp-check set-var(proc.x) str(a)\n    server s1 127.0.0.1:1 check\n";
+    let loaded = ringlb_config::parse_str("v.cfg", text).unwrap();
+    let be = &loaded.config.backends[0];
+    let e = CheckScript::from_backend(be).unwrap_err();
+    assert!(e.starts_with("parsing [v.cfg:8] : "), "{e}");
+    assert!(e.contains("only the 'check.' scope"), "{e}");
+    let bad_fetch = text.replace("set-var(proc.x) str(a)", "send-lf %[nosuchfetch]");
+    let loaded = ringlb_config::parse_str("v.cfg", &bad_fetch).unwrap();
+    let e = CheckScript::from_backend(&loaded.config.backends[0]).unwrap_err();
+    assert!(e.starts_with("parsing [v.cfg:8] : "), "{e}");
+}
