@@ -90,8 +90,75 @@ pub struct Rendered {
     pub state_offset: Option<usize>,
 }
 
+/// The sample fetches a check can evaluate: no stream, no request, no connection of a
+/// client (haproxy refuses most others at parse time, e.g. `fe_name`). Others are refused
+/// rather than rendered empty.
+const CHECK_FETCHES: &[&str] = &[
+    "var",
+    "str",
+    "int",
+    "bool",
+    "bin",
+    "ipv4",
+    "ipv6",
+    "always_true",
+    "always_false",
+    "env",
+    "date",
+    "hostname",
+    "be_name",
+    "srv_name",
+    "rand",
+];
+
+fn check_fetch(name: &str) -> Result<(), String> {
+    if CHECK_FETCHES.contains(&name) {
+        return Ok(());
+    }
+    Err(format!(
+        "sample fetch '{name}' is not supported by ringlb in health checks (supported: {}).",
+        CHECK_FETCHES.join(", ")
+    ))
+}
+
+/// The fetch of a sample expression: its text up to `(`, `,` or the end.
+fn expr_fetch(text: &str) -> &str {
+    let end = text.find(['(', ',', ' ', ']']).unwrap_or(text.len());
+    text.get(..end).unwrap_or(text)
+}
+
+/// Checks every `%[fetch...]` of a log-format string; `%X` log variables (`%ci`, `%H`...)
+/// are refused too (no log context in a check).
+fn check_fmt_fetches(fmt: &str) -> Result<(), String> {
+    let mut rest = fmt;
+    while let Some(i) = rest.find('%') {
+        let after = rest.get(i + 1..).unwrap_or("");
+        if let Some(r) = after.strip_prefix('%') {
+            rest = r;
+            continue;
+        }
+        let after = match after.strip_prefix('{') {
+            Some(r) => r.split_once('}').map_or("", |(_, r)| r),
+            None => after,
+        };
+        let Some(expr) = after.strip_prefix('[') else {
+            let var: String = after
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect();
+            return Err(format!(
+                "log-format variable '%{var}' is not supported by ringlb in health checks (use %[sample] expressions)."
+            ));
+        };
+        check_fetch(expr_fetch(expr))?;
+        rest = expr;
+    }
+    Ok(())
+}
+
 /// Compiles a log-format value (no userlists: checks have no `http_auth`).
 pub fn compile_fmt(fmt: &str) -> Result<LogFormat, String> {
+    check_fmt_fetches(fmt)?;
     LogFormat::parse(fmt, &())
 }
 
@@ -114,7 +181,10 @@ impl VarStep {
             ));
         }
         let op = match op {
-            VarOp::Set => VarAction::Set(Expr::parse(text, &())?),
+            VarOp::Set => {
+                check_fetch(expr_fetch(text))?;
+                VarAction::Set(Expr::parse(text, &())?)
+            }
             VarOp::SetFmt => VarAction::SetFmt(compile_fmt(text)?),
             VarOp::Unset => VarAction::Unset,
         };
@@ -286,6 +356,14 @@ mod tests {
     fn variable_names_and_expressions_are_checked_at_build() {
         assert!(VarStep::compile("x", "str(a)", VarOp::Set).is_err());
         assert!(VarStep::compile("proc.x", "str(a)", VarOp::Set).is_err());
+        // Fetches that need a stream or a frontend are refused (haproxy: `fe_name` "may not
+        // be reliably used here"), as are log variables.
+        assert!(VarStep::compile("check.x", "req.hdr(host)", VarOp::Set).is_err());
+        assert!(VarStep::compile("check.x", "%[fe_name]", VarOp::SetFmt).is_err());
+        assert!(compile_fmt("a %{+Q}[src] b").is_err());
+        assert!(compile_fmt("%ci").is_err());
+        assert!(compile_fmt("100%% %{+Q}[var(check.x)] %[str(a),upper]").is_ok());
+        assert!(VarStep::compile("check.x", "int(1),add(2)", VarOp::Set).is_ok());
         assert!(VarStep::compile("check.x", "nosuchfetch", VarOp::Set).is_err());
         assert!(VarStep::compile("check.x", "%[nosuchfetch]", VarOp::SetFmt).is_err());
     }
