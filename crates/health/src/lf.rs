@@ -71,8 +71,13 @@ pub enum VarAction {
 /// A payload rendered at each run.
 #[derive(Debug, Clone)]
 pub enum LfPayload {
-    /// `tcp-check send-lf` (`binary` false) / `send-binary-lf` (the result is hex).
-    Tcp { fmt: LogFormat, binary: bool },
+    /// `tcp-check send-lf` (`binary` false) / `send-binary-lf` (the result is hex); `step`:
+    /// the rule's number, reported when the result is not hexadecimal.
+    Tcp {
+        fmt: LogFormat,
+        binary: bool,
+        step: u32,
+    },
     /// `http-check send` with log-format parts; `base` holds the constant parts.
     Http {
         base: HttpRequest,
@@ -233,13 +238,17 @@ impl CheckRun {
         f.render_http_vec(Ctx::new(src, &self.txn))
     }
 
-    /// Renders a payload; `Err` when a `send-binary-lf` result is not hexadecimal.
+    /// Renders a payload; `Err` (the check's info) when a `send-binary-lf` result is not
+    /// hexadecimal.
     pub fn render(&self, p: &LfPayload, src: &dyn SampleSource) -> Result<Rendered, String> {
         match p {
-            LfPayload::Tcp { fmt, binary } => {
+            LfPayload::Tcp { fmt, binary, step } => {
                 let text = self.render_fmt(fmt, src);
                 let bytes = if *binary {
-                    crate::expect::decode_hex(&String::from_utf8_lossy(&text))?
+                    // haproxy 2.6's words (a `Layer7 invalid response`).
+                    crate::expect::decode_hex(&String::from_utf8_lossy(&text)).map_err(|_| {
+                        format!("tcp-check send : failed to build log-format string at step {step}")
+                    })?
                 } else {
                     text
                 };
@@ -290,6 +299,7 @@ mod tests {
         LfPayload::Tcp {
             fmt: compile_fmt(fmt).unwrap(),
             binary,
+            step: 6,
         }
     }
 
@@ -349,7 +359,10 @@ mod tests {
             .render(&tcp("2a%[var(check.x),hex]0d0a", true), &src)
             .unwrap();
         assert_eq!(r.bytes, b"*abc\r\n");
-        assert!(run.render(&tcp("%[var(check.x)]z", true), &src).is_err());
+        assert_eq!(
+            run.render(&tcp("%[var(check.x)]z", true), &src),
+            Err("tcp-check send : failed to build log-format string at step 6".into())
+        );
     }
 
     #[test]

@@ -501,6 +501,7 @@ pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
                 steps.push(Step::SendLf(LfPayload::Tcp {
                     fmt: compile_fmt(fmt).map_err(|e| at(loc, &e))?,
                     binary: *binary,
+                    step: n,
                 }))
             }
             TcpCheckStep::Comment { text, .. } => comment = Some(text.clone()),

@@ -108,8 +108,32 @@ fn config(front: SocketAddr, tcp: SocketAddr, http: SocketAddr) -> String {
          \x20   http-check set-var(check.x) str(abc)\n\
          \x20   http-check send meth GET uri-lf /h?x=%[var(check.x)] ver HTTP/1.1 hdr Host a.example hdr X-Check %[var(check.x),upper]\n\
          \x20   http-check expect status 200\n\
-         \x20   server s1 {http} check inter 300ms\n"
+         \x20   server s1 {http} check inter 300ms\n\
+         backend be_bad\n    mode tcp\n    option tcp-check\n\
+         \x20   tcp-check set-var(check.x) str(zz)\n\
+         \x20   tcp-check send-binary-lf 2a%[var(check.x)]\n\
+         \x20   server s1 {tcp} check inter 300ms\n"
     )
+}
+
+/// The line saying `be_bad/s1` went down, from a proxy's stderr, pid and duration masked.
+fn bad_line(p: &ChildGuard) -> String {
+    let mut line = String::new();
+    let found = wait_until(Duration::from_secs(10), || {
+        let err = p.stderr();
+        match err.lines().find(|l| l.contains("be_bad/s1 is DOWN")) {
+            Some(l) => {
+                line = l.to_string();
+                true
+            }
+            None => false,
+        }
+    });
+    assert!(found, "no DOWN line for be_bad/s1:\n{}", p.stderr());
+    let from = line.find("Server ").unwrap_or(0);
+    let line = &line[from..];
+    let cut = line.find(", check duration").unwrap_or(line.len());
+    line[..cut].to_string()
 }
 
 /// The first two payloads each recorder got once both have two, then stops recording.
@@ -127,12 +151,13 @@ fn two_each(tcp: &Recorder, http: &Recorder) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     (t, h)
 }
 
-fn run(p: ChildGuard, tcp: &Recorder, http: &Recorder) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
+fn run(p: ChildGuard, tcp: &Recorder, http: &Recorder) -> (Vec<Vec<u8>>, Vec<Vec<u8>>, String) {
     tcp.clear();
     http.clear();
-    let r = two_each(tcp, http);
+    let (t, h) = two_each(tcp, http);
+    let bad = bad_line(&p);
     drop(p);
-    r
+    (t, h, bad)
 }
 
 #[test]
@@ -152,6 +177,11 @@ fn log_format_payloads_and_check_variables_match_haproxy() {
         b"GET /h?x=abc HTTP/1.1\r\nhost: a.example\r\nx-check: ABC\r\nconnection: close\r\n\r\n"
             .to_vec();
     assert_eq!(got.1, vec![http_want.clone(), http_want]);
+    // A send-binary-lf result that is not hexadecimal fails the check, in haproxy's words.
+    assert_eq!(
+        got.2,
+        "Server be_bad/s1 is DOWN, reason: Layer7 invalid response, info: \"tcp-check send : failed to build log-format string at step 2\""
+    );
     if haproxy_available() {
         let hf = free_addr();
         let hpath = dir.join("haproxy.cfg");
@@ -161,11 +191,13 @@ fn log_format_payloads_and_check_variables_match_haproxy() {
         assert_eq!(
             (
                 String::from_utf8_lossy(&got.0.concat()),
-                String::from_utf8_lossy(&got.1.concat())
+                String::from_utf8_lossy(&got.1.concat()),
+                got.2
             ),
             (
                 String::from_utf8_lossy(&want.0.concat()),
-                String::from_utf8_lossy(&want.1.concat())
+                String::from_utf8_lossy(&want.1.concat()),
+                want.2
             ),
             "ringlb (left) vs haproxy (right)"
         );
