@@ -269,19 +269,16 @@ fn haproxy_parity_rules_found_by_differential_mutation() {
     assert!(e.contains("no such ACL : 'nope'"), "{e}");
     let e = err(&format!("{T}frontend f\n bind :80\n default_backend b\nbackend b\n default_backend b\n server s 127.0.0.1:1\n"));
     assert!(e.contains("loop detected for default_backend: 'b'"), "{e}");
-    // Log-format check sends are sent as written: expressions are refused, literals kept.
-    let e = err(&format!("{T}backend b\n option httpchk\n http-check send meth GET uri-lf /%[srv_name]\n server s 127.0.0.1:1 check\n"));
-    assert!(
-        e.contains("log-format expressions ('%') in 'uri-lf' are not supported"),
-        "{e}"
-    );
-    let e = err(&format!("{T}backend b\n option httpchk\n http-check send meth GET hdr X-S %[srv_name]\n server s 127.0.0.1:1 check\n"));
-    assert!(e.contains("in 'hdr' are not supported"), "{e}");
-    let e = err(&format!("{T}backend b\n option tcp-check\n tcp-check send-lf %[srv_name]\n server s 127.0.0.1:1 check\n"));
-    assert!(
-        e.contains("'tcp-check send-lf' : log-format expressions"),
-        "{e}"
-    );
+    // Log-format check payloads and check variables parse (rendered at each check run);
+    // variable conditions are refused, a bare `set-var` is an error as in haproxy.
+    ok(&format!("{T}backend b\n option httpchk\n http-check send meth GET uri-lf /%[srv_name] hdr X-S %[var(check.x)]\n server s 127.0.0.1:1 check\n"));
+    ok(&format!("{T}backend b\n option tcp-check\n tcp-check set-var(check.x) str(a)\n tcp-check set-var-fmt(check.y) %[var(check.x)]b\n tcp-check unset-var(check.x)\n tcp-check send-lf %[var(check.y)]\n server s 127.0.0.1:1 check\n"));
+    let e = err(&format!("{T}backend b\n option tcp-check\n tcp-check set-var(check.x,ifexists) str(a)\n server s 127.0.0.1:1 check\n"));
+    assert!(e.contains("conditions on variables"), "{e}");
+    let e = err(&format!("{T}backend b\n option tcp-check\n tcp-check unset-var(check.x) str(a)\n server s 127.0.0.1:1 check\n"));
+    assert!(e.contains("expects no argument"), "{e}");
+    let e = err(&format!("{T}backend b\n option tcp-check\n tcp-check send-binary-lf 5g\n server s 127.0.0.1:1 check\n"));
+    assert!(e.contains("hexadecimal"), "{e}");
     ok(&format!("{T}backend b\n option tcp-check\n tcp-check send-binary-lf 50494e47\n server s 127.0.0.1:1 check\n"));
     // http-check ordering.
     let e = err(&format!("{T}backend b\n http-check send meth GET\n http-check send meth GET\n server s 127.0.0.1:1\n"));

@@ -216,7 +216,7 @@ fn send(addr: SocketAddr, timeout: Duration, a: &MailAlert<'_>) -> std::io::Resu
     Ok(())
 }
 
-fn hostname() -> String {
+pub(crate) fn hostname() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`, which we own.
     let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };

@@ -17,6 +17,7 @@ pub mod agent;
 pub mod canned;
 pub mod expect;
 pub mod http;
+pub mod lf;
 pub mod proxy_header;
 pub mod script;
 pub mod state;

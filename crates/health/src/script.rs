@@ -16,6 +16,7 @@ use ringlb_config::model::{
 
 use crate::canned;
 use crate::expect::{ExpectRule, InfoFrom, Matcher, Reporting};
+use crate::lf::{compile_fmt, LfPayload, VarStep};
 use crate::status::CheckStatus;
 
 /// Where and how to connect.
@@ -109,6 +110,10 @@ impl From<&CheckConnect> for ConnectSpec {
 pub enum Step {
     Connect(ConnectSpec),
     Send(Vec<u8>),
+    /// A payload rendered at each run ([`crate::lf::CheckRun::render`]).
+    SendLf(LfPayload),
+    /// `set-var`, `set-var-fmt`, `unset-var`: run by [`crate::lf::CheckRun::apply`].
+    Var(VarStep),
     Expect(ExpectRule),
 }
 
@@ -491,8 +496,20 @@ pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
                 rule.comment = comment.take();
                 steps.push(Step::Expect(rule));
             }
+            TcpCheckStep::SendLf { fmt, binary, loc } => {
+                comment = None;
+                steps.push(Step::SendLf(LfPayload::Tcp {
+                    fmt: compile_fmt(fmt).map_err(|e| at(loc, &e))?,
+                    binary: *binary,
+                    step: n,
+                }))
+            }
             TcpCheckStep::Comment { text, .. } => comment = Some(text.clone()),
-            TcpCheckStep::SetVar { .. } => {}
+            TcpCheckStep::SetVar { var, expr, op, loc } => {
+                comment = None;
+                let v = VarStep::compile(var, expr, *op).map_err(|e| at(loc, &e))?;
+                steps.push(Step::Var(v))
+            }
         }
     }
     Ok(CheckScript {
@@ -585,6 +602,54 @@ fn send_request(chk: &HttpChk, step: &HttpCheckStep) -> HttpRequest {
     req
 }
 
+/// The log-format parts of an `http-check send` (`uri-lf`, `body-lf`, header values with a
+/// `%`); `None` when the request is constant.
+fn lf_request(req: &HttpRequest, step: &HttpCheckStep) -> Result<Option<LfPayload>, String> {
+    let HttpCheckStep::Send {
+        uri,
+        headers,
+        body,
+        uri_lf,
+        body_lf,
+        loc,
+        ..
+    } = step
+    else {
+        return Ok(None);
+    };
+    let compile_fmt = |v: &str| compile_fmt(v).map_err(|e| at(loc, &e));
+    let lf = |on: bool, v: &Option<String>| -> Result<Option<ringlb_rules::LogFormat>, String> {
+        match v {
+            Some(v) if on && v.contains('%') => compile_fmt(v).map(Some),
+            _ => Ok(None),
+        }
+    };
+    let uri = lf(*uri_lf, uri)?;
+    let body = lf(*body_lf, body)?;
+    // The user's headers come after those of `option httpchk` in `req.headers`.
+    let first = req.headers.len() - headers.len();
+    let mut hdrs = Vec::new();
+    for (i, (_, v)) in headers.iter().enumerate() {
+        if v.contains('%') {
+            hdrs.push((first + i, compile_fmt(v)?));
+        }
+    }
+    if uri.is_none() && body.is_none() && hdrs.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(LfPayload::Http {
+        base: req.clone(),
+        uri,
+        headers: hdrs,
+        body,
+    }))
+}
+
+/// An error of a check rule, with its place in the configuration.
+fn at(loc: &ringlb_config::model::Loc, e: &str) -> String {
+    format!("parsing [{}:{}] : {e}", loc.file, loc.line)
+}
+
 fn default_http_expect(step: u32) -> Result<ExpectRule, String> {
     let mut e = ExpectRule::new(Matcher::Status(vec![(200, 399)]), "200-399");
     e.step = step;
@@ -641,10 +706,19 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
             HttpCheckStep::Send { .. } => {
                 let req = send_request(chk, r);
                 if send_state {
+                    // For a log-format request the driver uses the rendered offset.
                     state_header_at.push((steps.len(), req.state_offset()));
                 }
-                steps.push(Step::Send(req.to_bytes()));
+                match lf_request(&req, r)? {
+                    Some(p) => steps.push(Step::SendLf(p)),
+                    None => steps.push(Step::Send(req.to_bytes())),
+                }
                 pending_expect = true;
+            }
+            HttpCheckStep::SetVar { var, expr, op, loc } => {
+                let v = VarStep::compile(var, expr, *op).map_err(|e| at(loc, &e))?;
+                steps.push(Step::Var(v));
+                continue;
             }
             HttpCheckStep::Expect(e) => {
                 let mut rule = ExpectRule::from_model(e, n + 1)?;

@@ -290,7 +290,8 @@ fn run(s: &CheckScript, replies: &[&[u8]]) -> char {
     for step in s.steps() {
         match step {
             Step::Connect(_) => received.clear(),
-            Step::Send(_) => received.clear(),
+            Step::Send(_) | Step::SendLf(_) => received.clear(),
+            Step::Var(_) => {}
             Step::Expect(e) => {
                 if received.is_empty() {
                     received.extend_from_slice(replies.get(next_reply).copied().unwrap_or(b""));

@@ -325,10 +325,11 @@ fn dialogue(s: &CheckScript, replies: &[&[u8]]) -> CheckResult {
     let mut last = CheckResult::new(ringlb_health::CheckStatus::L4Ok);
     for step in s.steps() {
         match step {
-            Step::Connect(_) | Step::Send(_) => {
+            Step::Connect(_) | Step::Send(_) | Step::SendLf(_) => {
                 pending = replies.get(next).copied().unwrap_or(b"");
                 next += 1;
             }
+            Step::Var(_) => {}
             Step::Expect(e) => match evaluate(e, pending, true, false) {
                 ExpectOutcome::Pass(r) => last = r,
                 ExpectOutcome::Fail(r) => return r,

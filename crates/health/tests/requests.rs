@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use ringlb_health::lf::{CheckRun, CheckSource};
 use ringlb_health::{CheckKind, CheckScript, Step};
 
 /// Same cases as `capture_requests.sh`.
@@ -28,6 +29,14 @@ const CASES: &[(&str, &str)] = &[
     ("smtp", "    option smtpchk"),
     ("smtp_helo", "    option smtpchk EHLO mail.example.org"),
     ("sslhello", "    option ssl-hello-chk"),
+    (
+        "tcpcheck_lf",
+        "    option tcp-check\n    tcp-check set-var(check.x) str(abc)\n    tcp-check set-var-fmt(check.y) id-%[var(check.x)]\n    tcp-check set-var(check.z) int(42)\n    tcp-check unset-var(check.z)\n    tcp-check send-lf \"PING %[var(check.x)] %[var(check.y)] [%[var(check.z)]] %[var(check.x),upper]\\r\\n\"\n    tcp-check send-binary-lf 2a%[var(check.x),hex]0d0a\n    tcp-check expect string never",
+    ),
+    (
+        "httpcheck_lf",
+        "    option httpchk\n    http-check set-var(check.x) str(abc)\n    http-check set-var(check.n) int(7)\n    http-check send meth POST uri-lf /h?x=%[var(check.x)] ver HTTP/1.1 hdr Host a.example hdr X-Check %[var(check.x)]-%[var(check.n)] hdr X-None [%[var(check.none)]] body-lf n=%[var(check.n)]",
+    ),
 ];
 
 fn script(name: &str, body: &str) -> CheckScript {
@@ -51,9 +60,14 @@ fn script(name: &str, body: &str) -> CheckScript {
 /// (for SMTP: after the greeting, which the capture's server sent).
 fn first_sends(s: &CheckScript, through_expects: bool) -> Vec<u8> {
     let mut out = Vec::new();
+    // Variables and log-format payloads: a run with no time, host name or environment.
+    let mut run = CheckRun::new();
+    let src = CheckSource::default();
     for step in s.steps().iter().skip(1) {
         match step {
             Step::Send(b) => out.extend_from_slice(b),
+            Step::Var(v) => run.apply(v, &src),
+            Step::SendLf(p) => out.extend_from_slice(&run.render(p, &src).unwrap().bytes),
             Step::Expect(_) if through_expects => {}
             Step::Expect(_) | Step::Connect(_) => break,
         }
@@ -209,4 +223,18 @@ fn comments_before_the_first_connect_are_rules_too() {
         n, 1,
         "one connection for an http-check ruleset starting with a comment"
     );
+}
+
+#[test]
+fn check_variable_errors_name_the_line() {
+    let text = "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 1s\n    timeout server 1s\nbackend be\n    option tcp-check\n    tcp-check set-var(proc.x) str(a)\n    server s1 127.0.0.1:1 check\n";
+    let loaded = ringlb_config::parse_str("v.cfg", text).unwrap();
+    let be = &loaded.config.backends[0];
+    let e = CheckScript::from_backend(be).unwrap_err();
+    assert!(e.starts_with("parsing [v.cfg:8] : "), "{e}");
+    assert!(e.contains("only the 'check.' scope"), "{e}");
+    let bad_fetch = text.replace("set-var(proc.x) str(a)", "send-lf %[nosuchfetch]");
+    let loaded = ringlb_config::parse_str("v.cfg", &bad_fetch).unwrap();
+    let e = CheckScript::from_backend(&loaded.config.backends[0]).unwrap_err();
+    assert!(e.starts_with("parsing [v.cfg:8] : "), "{e}");
 }

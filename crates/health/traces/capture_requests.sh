@@ -34,6 +34,18 @@ cases=(
 "smtp|    option smtpchk"
 "smtp_helo|    option smtpchk EHLO mail.example.org"
 "sslhello|    option ssl-hello-chk"
+"tcpcheck_lf|    option tcp-check
+    tcp-check set-var(check.x) str(abc)
+    tcp-check set-var-fmt(check.y) id-%[var(check.x)]
+    tcp-check set-var(check.z) int(42)
+    tcp-check unset-var(check.z)
+    tcp-check send-lf \"PING %[var(check.x)] %[var(check.y)] [%[var(check.z)]] %[var(check.x),upper]\\r\\n\"
+    tcp-check send-binary-lf 2a%[var(check.x),hex]0d0a
+    tcp-check expect string never"
+"httpcheck_lf|    option httpchk
+    http-check set-var(check.x) str(abc)
+    http-check set-var(check.n) int(7)
+    http-check send meth POST uri-lf /h?x=%[var(check.x)] ver HTTP/1.1 hdr Host a.example hdr X-Check %[var(check.x)]-%[var(check.n)] hdr X-None [%[var(check.none)]] body-lf n=%[var(check.n)]"
 )
 
 # A check's first connection sometimes carries nothing within the window (haproxy staggers

@@ -15,8 +15,13 @@ pub enum HttpCheckStep {
         meth: Option<String>,
         uri: Option<String>,
         ver: Option<String>,
+        /// Header values are log-format strings (HAProxy 2.6).
         headers: Vec<(String, String)>,
         body: Option<String>,
+        /// `uri-lf`: the URI is a log-format string.
+        uri_lf: bool,
+        /// `body-lf`: the body is a log-format string.
+        body_lf: bool,
     },
     Expect(CheckExpect),
     DisableOn404 {
@@ -33,6 +38,7 @@ pub enum HttpCheckStep {
         loc: Loc,
         var: String,
         expr: String,
+        op: VarOp,
     },
     /// Synthesized (ringlb extension): the guide's second `send` after an `expect` without an
     /// explicit `connect` starts a new connection.
@@ -71,9 +77,41 @@ pub struct CheckExpect {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TcpCheckStep {
     Connect(CheckConnect),
-    Send { loc: Loc, data: Vec<u8> },
-    SendBinary { loc: Loc, data: Vec<u8> },
+    Send {
+        loc: Loc,
+        data: Vec<u8>,
+    },
+    SendBinary {
+        loc: Loc,
+        data: Vec<u8>,
+    },
     Expect(CheckExpect),
-    Comment { loc: Loc, text: String },
-    SetVar { loc: Loc, var: String, expr: String },
+    Comment {
+        loc: Loc,
+        text: String,
+    },
+    SetVar {
+        loc: Loc,
+        var: String,
+        expr: String,
+        op: VarOp,
+    },
+    /// `send-lf` / `send-binary-lf`: a log-format string rendered at each check run
+    /// (`binary`: the result is hex, decoded before sending).
+    SendLf {
+        loc: Loc,
+        fmt: String,
+        binary: bool,
+    },
+}
+
+/// What a check `set-var`-family rule does with its variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VarOp {
+    /// `set-var(<name>) <expr>`: a sample expression.
+    Set,
+    /// `set-var-fmt(<name>) <fmt>`: a log-format string.
+    SetFmt,
+    /// `unset-var(<name>)`.
+    Unset,
 }

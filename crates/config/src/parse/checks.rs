@@ -5,7 +5,7 @@
 //!
 //! Owns: [`option_httpchk`], [`http_check`], [`tcp_check`].
 
-use crate::model::{CheckConnect, CheckExpect, HttpCheckStep, HttpChk, Loc, TcpCheckStep};
+use crate::model::{CheckConnect, CheckExpect, HttpCheckStep, HttpChk, Loc, TcpCheckStep, VarOp};
 use crate::source::Line;
 use crate::units::parse_port;
 
@@ -131,16 +131,13 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             loc,
             text: l.rest(2).join(" "),
         },
-        w if w.starts_with("set-var(") || w.starts_with("set-var-fmt(") => HttpCheckStep::SetVar {
-            loc,
-            var: var_name(w)?,
-            expr: l.rest(2).join(" "),
-        },
-        w if w.starts_with("unset-var(") => HttpCheckStep::SetVar {
-            loc,
-            var: var_name(w)?,
-            expr: String::new(),
-        },
+        w if w.starts_with("set-var(")
+            || w.starts_with("set-var-fmt(")
+            || w.starts_with("unset-var(") =>
+        {
+            let (var, expr, op) = var_rule(l, w)?;
+            HttpCheckStep::SetVar { loc, var, expr, op }
+        }
         w => return Err(format!("'http-check' : unknown step '{w}'.")),
     };
     p.settings.http_check.push(step);
@@ -148,10 +145,38 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 }
 
 fn var_name(w: &str) -> Result<String, String> {
-    w.split_once('(')
+    let name = w
+        .split_once('(')
         .and_then(|(_, r)| r.strip_suffix(')'))
-        .map(str::to_string)
-        .ok_or_else(|| format!("invalid variable in '{w}'"))
+        .ok_or_else(|| format!("invalid variable in '{w}'"))?;
+    if name.contains(',') {
+        return Err(format!(
+            "'{w}' : conditions on variables (ifexists, ifgt...) are not supported by ringlb."
+        ));
+    }
+    Ok(name.to_string())
+}
+
+/// `set-var(<name>) <expr>`, `set-var-fmt(<name>) <fmt>`, `unset-var(<name>)`.
+fn var_rule(l: &Line, w: &str) -> Result<(String, String, VarOp), String> {
+    let var = var_name(w)?;
+    let expr = l.rest(2).join(" ");
+    let op = if w.starts_with("unset-var(") {
+        if !expr.is_empty() {
+            return Err(format!("'{w}' : expects no argument, got '{expr}'."));
+        }
+        VarOp::Unset
+    } else {
+        if expr.is_empty() {
+            return Err(format!("'{w}' : expects an expression."));
+        }
+        if w.starts_with("set-var-fmt(") {
+            VarOp::SetFmt
+        } else {
+            VarOp::Set
+        }
+    };
+    Ok((var, expr, op))
 }
 
 fn parse_connect(l: &Line, start: usize) -> Result<CheckConnect, String> {
@@ -181,26 +206,23 @@ fn parse_connect(l: &Line, start: usize) -> Result<CheckConnect, String> {
 
 fn parse_send(l: &Line) -> Result<HttpCheckStep, String> {
     let (mut meth, mut uri, mut ver, mut body) = (None, None, None, None);
+    let (mut uri_lf, mut body_lf) = (false, false);
     let mut headers = Vec::new();
     let mut i = 2;
     while i < l.len() {
         let v = l.arg(i + 1).to_string();
         let kw = l.arg(i);
-        // Log-format values (`uri-lf`, `body-lf`, header values) are sent as written: one
-        // with an expression would be sent wrong, so it is refused.
-        let value = if kw == "hdr" {
-            l.arg(i + 2)
-        } else {
-            v.as_str()
-        };
-        if matches!(kw, "uri-lf" | "body-lf" | "hdr") && value.contains('%') {
-            return Err(format!("'http-check send' : log-format expressions ('%') in '{kw}' are not supported by ringlb yet."));
-        }
         match kw {
             "meth" => meth = Some(v),
-            "uri" | "uri-lf" => uri = Some(v),
+            "uri" | "uri-lf" => {
+                uri_lf = kw == "uri-lf";
+                uri = Some(v);
+            }
             "ver" => ver = Some(v),
-            "body" | "body-lf" => body = Some(v),
+            "body" | "body-lf" => {
+                body_lf = kw == "body-lf";
+                body = Some(v);
+            }
             "comment" => {}
             "hdr" => {
                 headers.push((v, l.arg(i + 2).to_string()));
@@ -223,6 +245,8 @@ fn parse_send(l: &Line) -> Result<HttpCheckStep, String> {
         ver,
         headers,
         body,
+        uri_lf,
+        body_lf,
     })
 }
 
@@ -368,23 +392,24 @@ pub fn tcp_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     }
     let step = match l.arg(1) {
         "connect" => TcpCheckStep::Connect(parse_connect(l, 2)?),
-        "send-lf" | "send-binary-lf" if l.arg(2).contains('%') => {
-            return Err(format!(
-                "'tcp-check {}' : log-format expressions ('%') are not supported by ringlb yet.",
-                l.arg(1)
-            ));
-        }
-        "send" | "send-lf" => TcpCheckStep::Send {
+        "send" => TcpCheckStep::Send {
             loc,
             data: need("send")?.into_bytes(),
         },
+        "send-lf" | "send-binary-lf" => {
+            let binary = l.arg(1) == "send-binary-lf";
+            let fmt = need(l.arg(1))?;
+            if !fmt.contains('%') {
+                // A constant: checked (hex) and sent as is.
+                let data = if binary { hex(&fmt)? } else { fmt.into_bytes() };
+                TcpCheckStep::Send { loc, data }
+            } else {
+                TcpCheckStep::SendLf { loc, fmt, binary }
+            }
+        }
         "send-binary" => TcpCheckStep::SendBinary {
             loc,
             data: hex(&need("send-binary")?)?,
-        },
-        "send-binary-lf" => TcpCheckStep::SendBinary {
-            loc,
-            data: hex(&need("send-binary-lf")?)?,
         },
         "expect" => {
             note_reporting_options(k, l, "tcp-check");
@@ -394,20 +419,17 @@ pub fn tcp_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             loc,
             text: l.rest(2).join(" "),
         },
-        "set-var" | "unset-var" | "action" => TcpCheckStep::SetVar {
-            loc,
-            var: l.arg(1).to_string(),
-            expr: l.rest(2).join(" "),
-        },
+        w @ ("set-var" | "set-var-fmt" | "unset-var" | "action") => {
+            return Err(format!(
+                "'tcp-check {w}' expects a variable name in parentheses: {w}(<scope>.<name>)."
+            ))
+        }
         w if w.starts_with("set-var(")
             || w.starts_with("set-var-fmt(")
             || w.starts_with("unset-var(") =>
         {
-            TcpCheckStep::SetVar {
-                loc,
-                var: var_name(w)?,
-                expr: l.rest(2).join(" "),
-            }
+            let (var, expr, op) = var_rule(l, w)?;
+            TcpCheckStep::SetVar { loc, var, expr, op }
         }
         w => return Err(format!("'tcp-check' : unknown step '{w}'.")),
     };

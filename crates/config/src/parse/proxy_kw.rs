@@ -45,7 +45,6 @@ const fn kw(
 
 const S: Status = Status::Supported;
 const ENG: Status = Status::Parsed { issue: 3 };
-const LB: Status = Status::Parsed { issue: 5 };
 const RUL: Status = Status::Parsed { issue: 6 };
 const STK: Status = Status::Supported;
 /// `stick on|match|store-*` persistence: the tables support it, the engine does not call it yet.
@@ -147,19 +146,19 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("http-check comment", DB, S, "health check step: comment", checks::http_check),
     kw("http-check disable-on-404", DB, S, "404 puts the server in maintenance", checks::http_check),
     kw("http-check send-state", DB, S, "send X-Haproxy-Server-State (scur and qcur are 0: connection counts live on the worker shards)", checks::http_check),
-    kw("http-check set-var", DB, LB, "health check step: set a variable", checks::http_check),
-    kw("http-check set-var-fmt", DB, LB, "health check step: set a variable from a log-format", checks::http_check),
-    kw("http-check unset-var", DB, LB, "health check step: unset a variable", checks::http_check),
+    kw("http-check set-var", DB, S, "health check step: set a variable", checks::http_check),
+    kw("http-check set-var-fmt", DB, S, "health check step: set a variable from a log-format", checks::http_check),
+    kw("http-check unset-var", DB, S, "health check step: unset a variable", checks::http_check),
     kw("tcp-check connect", DB, S, "tcp check step: connect", checks::tcp_check),
     kw("tcp-check send", DB, S, "tcp check step: send a string", checks::tcp_check),
-    kw("tcp-check send-lf", DB, LB, "tcp check step: send a log-format string", checks::tcp_check),
+    kw("tcp-check send-lf", DB, S, "tcp check step: send a log-format string", checks::tcp_check),
     kw("tcp-check send-binary", DB, S, "tcp check step: send hex bytes", checks::tcp_check),
-    kw("tcp-check send-binary-lf", DB, LB, "tcp check step: send log-format hex", checks::tcp_check),
+    kw("tcp-check send-binary-lf", DB, S, "tcp check step: send log-format hex", checks::tcp_check),
     kw("tcp-check expect", DB, S, "tcp check step: expect data", checks::tcp_check),
     kw("tcp-check comment", DB, S, "tcp check step: comment", checks::tcp_check),
-    kw("tcp-check set-var", DB, LB, "tcp check step: set a variable", checks::tcp_check),
-    kw("tcp-check set-var-fmt", DB, LB, "tcp check step: set a variable from a log-format", checks::tcp_check),
-    kw("tcp-check unset-var", DB, LB, "tcp check step: unset a variable", checks::tcp_check),
+    kw("tcp-check set-var", DB, S, "tcp check step: set a variable", checks::tcp_check),
+    kw("tcp-check set-var-fmt", DB, S, "tcp check step: set a variable from a log-format", checks::tcp_check),
+    kw("tcp-check unset-var", DB, S, "tcp check step: unset a variable", checks::tcp_check),
     kw("tcp-check action", DB, NO, "not a haproxy 2.6 keyword (haproxy -c refuses it: use tcp-check set-var)", checks::tcp_check),
     kw("acl", RULES, S, "declare a named ACL", acl::parse_acl_line),
     kw("http-request", RULES, S, "HTTP request rule (action + condition)", rules::http_request),

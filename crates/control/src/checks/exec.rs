@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use glommio::net::TcpStream;
 use ringlb_config::model::ServerParams;
 use ringlb_health::agent::{self, AgentParse};
+use ringlb_health::lf::{CheckRun, CheckSource};
 use ringlb_health::script::ResolvedConnect;
 use ringlb_health::status::{connection_failure, CheckResult, CheckStatus, ConnFailure};
 use ringlb_health::{evaluate, proxy_header, CheckKind, CheckScript, ExpectOutcome, Step};
@@ -46,6 +47,8 @@ pub struct CheckTarget {
     /// The server line's TLS settings as a client config, for checks over TLS (`check-ssl`,
     /// `connect ssl`, or `ssl` without a check `port`/`addr`); `None` when no check needs it.
     pub tls: Option<std::sync::Arc<rustls::ClientConfig>>,
+    /// Backend and server names (`be_name`, `srv_name` in check expressions).
+    pub names: (String, String),
 }
 
 /// `strerror` text of an I/O error, without Rust's ` (os error N)` suffix.
@@ -173,6 +176,25 @@ async fn open(
     }
 }
 
+/// What check expressions may read: the time, the host name, the environment.
+fn check_source(t: &CheckTarget) -> CheckSource {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    CheckSource {
+        now_ms: now,
+        random: u64::try_from(now)
+            .unwrap_or(0)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        hostname: crate::mail::hostname().into_bytes(),
+        backend: t.names.0.clone(),
+        server: t.names.1.clone(),
+        env: std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_encoded_bytes())))
+            .collect(),
+    }
+}
+
 /// Reads once into `buf` (bounded by `max`); `Ok(true)` at EOF or when the buffer is full.
 async fn read_some(
     stream: &mut CheckStream,
@@ -209,8 +231,38 @@ pub async fn run_health(
     let mut closed = false;
     let mut last_pass: Option<CheckResult> = None;
     let mut first_send = true;
+    // Check variables and log-format payloads: a fresh set of variables for each run.
+    let mut run = CheckRun::new();
+    let uses_lf = script
+        .steps()
+        .iter()
+        .any(|s| matches!(s, Step::Var(_) | Step::SendLf(_)));
+    let src = if uses_lf {
+        check_source(t)
+    } else {
+        CheckSource::default()
+    };
     for (index, step) in script.steps().iter().enumerate() {
+        // A log-format payload is rendered now, then sent as a constant one would be.
+        let lf;
+        let (step, lf_state_at) = match step {
+            Step::SendLf(p) => match run.render(p, &src) {
+                Ok(r) => {
+                    lf = Step::Send(r.bytes);
+                    (&lf, r.state_offset)
+                }
+                Err(why) => {
+                    let mut r = CheckResult::new(CheckStatus::L7Rsp);
+                    r.info = Some(why);
+                    r.duration_ms = Some(ms_since(start));
+                    return r;
+                }
+            },
+            other => (other, None),
+        };
         match step {
+            Step::Var(v) => run.apply(v, &src),
+            Step::SendLf(_) => {}
             Step::Connect(spec) => {
                 let resolved = spec.resolve(&t.params, Some(t.server.port()));
                 let where_ = if spec.inherit {
@@ -248,7 +300,7 @@ pub async fn run_health(
                     .state_header_at
                     .iter()
                     .find(|(i, _)| *i == index)
-                    .map(|(_, at)| *at);
+                    .map(|(_, at)| lf_state_at.unwrap_or(*at));
                 if let (Some(at), Some(state)) = (at.filter(|a| *a <= data.len()), server_state) {
                     let line = format!("x-haproxy-server-state: {state}\r\n");
                     data.splice(at..at, line.into_bytes());
@@ -341,7 +393,7 @@ pub async fn run_agent(
                     }
                 }
             }
-            Step::Expect(_) => {}
+            Step::Expect(_) | Step::Var(_) | Step::SendLf(_) => {}
         }
     }
     let Some(mut s) = stream else {

@@ -78,6 +78,8 @@ pub struct DynamicTemplate {
     pub timeout_check: Option<Duration>,
     pub bufsize: usize,
     pub pp2_never_send_local: bool,
+    /// The backend's name (`be_name` in check expressions).
+    pub backend_name: String,
 }
 
 impl DynamicTemplate {
@@ -105,6 +107,7 @@ impl DynamicTemplate {
             timeout_check: self.timeout_check,
             bufsize: self.bufsize,
             tls: None,
+            names: (self.backend_name.clone(), srv.name.clone()),
         };
         let mut jobs = Vec::new();
         if p.check {
@@ -220,6 +223,7 @@ impl CheckPlan {
                 None
             };
             plan.dynamic.push(DynamicTemplate {
+                backend_name: be.name.clone(),
                 script: built,
                 timeout_connect: be.timeouts.connect,
                 timeout_check: be.timeouts.check,
@@ -305,6 +309,7 @@ impl CheckPlan {
                     timeout_check: be.timeouts.check,
                     bufsize: topo.tune.bufsize.max(1024),
                     tls: tls.clone(),
+                    names: (be.name.clone(), srv.name.clone()),
                 };
                 // A tracking server follows the tracked one instead of checking on its own.
                 if let (Some(t), Some(s), None) = (check, script.as_ref(), track) {
