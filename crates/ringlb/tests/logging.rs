@@ -253,3 +253,47 @@ fn health_state_changes_are_logged_to_syslog() {
     let empty = recv_matching(&sock, "has no server available");
     assert!(empty.starts_with("<128>"), "emerg at local0: {empty}");
 }
+
+/// `no log` in a frontend drops the log targets it inherited from `defaults`: that frontend
+/// sends nothing, the other one logs as before (haproxy 2.6 the same).
+#[test]
+fn no_log_silences_one_frontend_of_the_defaults() {
+    let mut proxies = vec![false];
+    if haproxy_available() {
+        proxies.push(true);
+    }
+    for haproxy in proxies {
+        let (sock, log) = udp_listener();
+        let (quiet, loud) = (free_addr(), free_addr());
+        let dir = TempDir::new("log-nolog");
+        let cfg = format!(
+            "global\n    nbthread 1\ndefaults\n    mode http\n    log {log} local0\n    option httplog\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+             frontend quiet\n    bind {quiet}\n    no log\n    http-request return status 200\n\
+             frontend loud\n    bind {loud}\n    http-request return status 200\n"
+        );
+        let path = write_config(&dir, &cfg);
+        let _proxy = if haproxy {
+            Haproxy::start(&path, &[quiet, loud])
+        } else {
+            Ringlb::start(&path, &[quiet, loud])
+        };
+        http_get(quiet, "/to-quiet", &[]).unwrap();
+        http_get(loud, "/to-loud", &[]).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(1500)))
+            .unwrap();
+        let mut lines = Vec::new();
+        let mut b = [0u8; 4096];
+        while let Ok(n) = sock.recv(&mut b) {
+            lines.push(String::from_utf8_lossy(&b[..n]).into_owned());
+        }
+        let who = if haproxy { "haproxy" } else { "ringlb" };
+        assert!(
+            lines.iter().any(|l| l.contains("/to-loud")),
+            "{who}: {lines:?}"
+        );
+        assert!(
+            !lines.iter().any(|l| l.contains(" quiet ")),
+            "{who}: {lines:?}"
+        );
+    }
+}

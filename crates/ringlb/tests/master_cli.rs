@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use ringlb_testkit::{free_addr, wait_until, ChildGuard, TempDir};
+use ringlb_testkit::{free_addr, listening_inodes, wait_until, ChildGuard, TempDir};
 
 fn config(front: std::net::SocketAddr) -> String {
     format!(
@@ -135,22 +135,6 @@ fn transcript(sock: &Path, worker: u32) -> Vec<String> {
         ask(sock, "show version").lines().count().to_string(),
         ask(sock, "prompt\nshow cli level\nquit"),
     ]
-}
-
-fn listening_inodes(port: u16) -> Vec<String> {
-    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let want = format!(":{port:04X}");
-    let mut out: Vec<String> = tcp
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(1)?.ends_with(&want) && f.get(3) == Some(&"0A"))
-                .then(|| f.get(9).map(|s| s.to_string()))?
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 #[test]

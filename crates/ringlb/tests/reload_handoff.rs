@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ringlb_testkit::{free_addr, http_get, wait_until, ChildGuard, TempDir};
+use ringlb_testkit::{free_addr, http_get, listening_inodes, wait_until, ChildGuard, TempDir};
 
 const READY: Duration = Duration::from_secs(30);
 
@@ -24,22 +24,6 @@ fn config(dir: &Path, name: &str, front: SocketAddr, nbthread: u32, expose: bool
         d = dir.display(),
         x = if expose { " expose-fd listeners" } else { "" }
     )
-}
-
-fn listening_inodes(port: u16) -> Vec<String> {
-    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let want = format!(":{port:04X}");
-    let mut out: Vec<String> = tcp
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(1)?.ends_with(&want) && f.get(3) == Some(&"0A"))
-                .then(|| f.get(9).map(|s| s.to_string()))?
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 fn start(bin: &str, dir: &TempDir, name: &str, text: &str, extra: &[String]) -> ChildGuard {

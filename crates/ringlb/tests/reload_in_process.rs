@@ -518,17 +518,8 @@ fn binds_are_kept_added_and_removed() {
 /// Inodes of the TCP sockets of `pid` listening on `port` (from /proc/net/tcp and the
 /// process's descriptors).
 fn listening_inodes(pid: u32, port: u16) -> Vec<String> {
-    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let want = format!(":{port:04X}");
-    let listening: std::collections::HashSet<String> = tcp
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(1)?.ends_with(&want) && f.get(3) == Some(&"0A"))
-                .then(|| f.get(9).map(|s| s.to_string()))?
-        })
-        .collect();
+    let listening: std::collections::HashSet<String> =
+        ringlb_testkit::listening_inodes(port).into_iter().collect();
     let mut out: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
         .unwrap()
         .filter_map(|e| {

@@ -22,7 +22,9 @@ use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use ringlb_testkit::{free_addr, run_bounded, wait_until, ChildGuard, Origins, Ringlb, TempDir};
+use ringlb_testkit::{
+    free_addr, listening_inodes, run_bounded, wait_until, ChildGuard, Origins, Ringlb, TempDir,
+};
 
 /// One wrk run at a time: the cases share 2 cores with the other test files.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -160,23 +162,6 @@ fn children(pid: u32) -> Vec<u32> {
         .split_whitespace()
         .filter_map(|p| p.parse().ok())
         .collect()
-}
-
-/// Inodes of the sockets listening on `port` (any process): a seamless reload keeps them.
-fn listening_inodes(port: u16) -> Vec<String> {
-    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap();
-    let want = format!(":{port:04X}");
-    let mut out: Vec<String> = tcp
-        .lines()
-        .skip(1)
-        .filter_map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            (f.get(1)?.ends_with(&want) && f.get(3) == Some(&"0A"))
-                .then(|| f.get(9).map(|s| s.to_string()))?
-        })
-        .collect();
-    out.sort();
-    out
 }
 
 fn wait_for_socket(sock: &Path) {

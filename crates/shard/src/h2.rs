@@ -638,16 +638,7 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
         let req_of = (&req, head_bytes.as_slice());
         match crate::cache::lookup(ctx, cache, counted, req_of, Some(scheme), now_s) {
             crate::cache::Lookup::Hit { bytes, status } => {
-                let reply = crate::rules::Reply {
-                    bytes,
-                    status,
-                    close: false,
-                    tarpit: false,
-                    silent: false,
-                    denied: false,
-                    backend: Some(be_idx),
-                    vars,
-                };
+                let reply = crate::rules::Reply::ready(bytes, status, be_idx, vars);
                 send_rules_reply(conn, fe, Some(be), reply, &mut respond, &mut txn).await;
                 stick.end_txn(txn.status, txn.bytes_in, txn.bytes_out);
                 return finish(conn, txn);

@@ -528,16 +528,12 @@ impl<'a> Session<'a> {
             let counted = (self.fe_idx, rule_be);
             match crate::cache::lookup(ctx, cache, counted, (&sc.req, head.bytes()), None, now_s) {
                 crate::cache::Lookup::Hit { bytes, status } => {
-                    let reply = crate::rules::Reply {
+                    let reply = crate::rules::Reply::ready(
                         bytes,
                         status,
-                        close: false,
-                        tarpit: false,
-                        silent: false,
-                        denied: false,
-                        backend: Some(be_idx),
-                        vars: std::mem::take(&mut vars),
-                    };
+                        be_idx,
+                        std::mem::take(&mut vars),
+                    );
                     return Box::pin(self.send_rules_reply(reply, head)).await;
                 }
                 crate::cache::Lookup::Miss(key) => cache_key = Some(key),

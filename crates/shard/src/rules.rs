@@ -628,6 +628,22 @@ pub struct Reply {
     pub vars: ringlb_rules::Vars,
 }
 
+impl Reply {
+    /// A response the proxy has whole (a cache hit): sent as is, the connection kept.
+    pub fn ready(bytes: Vec<u8>, status: u16, backend: usize, vars: ringlb_rules::Vars) -> Reply {
+        Reply {
+            bytes,
+            status,
+            close: false,
+            tarpit: false,
+            silent: false,
+            denied: false,
+            backend: Some(backend),
+            vars,
+        }
+    }
+}
+
 /// The bytes for a final verdict; `errors(status)` gives the proxy's `errorfile` if any.
 /// `None` for verdicts that are not replies (`Continue`, `Allow`, `UseService`).
 pub fn reply_for<'e>(v: Verdict, errors: impl Fn(u16) -> Option<&'e [u8]>) -> Option<Reply> {

@@ -59,7 +59,10 @@ pub use client::{
 pub use haproxy::{config_bind_addrs, haproxy_available, haproxy_bin, Haproxy};
 pub use origin::{Origin, OriginMode, OriginOptions, Origins};
 pub use ports::{free_addr, free_port, free_ports};
-pub use process::{bin_path, proc_status_kib, try_bin_path, wait_for_port, wait_until, ChildGuard};
+pub use process::{
+    bin_path, listening_inodes, proc_status_kib, try_bin_path, wait_for_port, wait_until,
+    ChildGuard,
+};
 pub use ringlb::Ringlb;
 pub use runtime::{runtime_command, served_by};
 pub use tempdir::{write_config, write_file, TempDir};

@@ -271,6 +271,24 @@ pub fn bin_path(name: &str) -> PathBuf {
     }
 }
 
+/// Inodes of the IPv4 TCP sockets listening on `port` (from /proc/net/tcp), sorted: the same
+/// inodes before and after a reload prove the listening sockets were handed over.
+pub fn listening_inodes(port: u16) -> Vec<String> {
+    let tcp = std::fs::read_to_string("/proc/net/tcp").unwrap_or_default();
+    let want = format!(":{port:04X}");
+    let mut out: Vec<String> = tcp
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.get(1)?.ends_with(&want) && f.get(3) == Some(&"0A"))
+                .then(|| f.get(9).map(|s| s.to_string()))?
+        })
+        .collect();
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

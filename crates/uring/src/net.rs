@@ -210,15 +210,7 @@ pub fn bind_listener(addr: SocketAddr, opts: &ListenOpts) -> io::Result<OwnedFd>
     }
     apply_accept_opts(raw, opts)?;
     let backlog = opts.backlog;
-    let sa = AddrBuf::from_std(addr);
-    // SAFETY: sa holds a valid sockaddr of length sa.len.
-    cvt(unsafe {
-        libc::bind(
-            raw,
-            (&sa.storage as *const libc::sockaddr_storage).cast(),
-            sa.len,
-        )
-    })?;
+    bind_to(raw, addr)?;
     // SAFETY: plain syscall.
     cvt(unsafe { libc::listen(raw, backlog) })?;
     Ok(fd)
@@ -373,6 +365,20 @@ pub fn local_addr_of(fd: RawFd) -> io::Result<SocketAddr> {
     local_addr(fd)
 }
 
+/// `bind(2)` of socket `raw` to `addr`.
+fn bind_to(raw: RawFd, addr: SocketAddr) -> io::Result<()> {
+    let sa = AddrBuf::from_std(addr);
+    // SAFETY: sa holds a valid sockaddr of length sa.len.
+    cvt(unsafe {
+        libc::bind(
+            raw,
+            (&sa.storage as *const libc::sockaddr_storage).cast(),
+            sa.len,
+        )
+    })?;
+    Ok(())
+}
+
 fn local_addr(fd: RawFd) -> io::Result<SocketAddr> {
     // SAFETY: zeroed sockaddr_storage is valid; getsockname fills at most `len` bytes.
     let mut storage = unsafe { MaybeUninit::<libc::sockaddr_storage>::zeroed().assume_init() };
@@ -461,15 +467,7 @@ impl TcpStream {
             } else {
                 set_int_opt(raw, libc::SOL_SOCKET, libc::SO_REUSEADDR, 1)?;
             }
-            let sa = AddrBuf::from_std(src);
-            // SAFETY: sa holds a valid sockaddr of length sa.len.
-            cvt(unsafe {
-                libc::bind(
-                    raw,
-                    (&sa.storage as *const libc::sockaddr_storage).cast(),
-                    sa.len,
-                )
-            })?;
+            bind_to(raw, src)?;
         }
         if let Some(ka) = opts.keepalive {
             set_keepalive(raw, ka)?;

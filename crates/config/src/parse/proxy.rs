@@ -368,6 +368,8 @@ fn inherit_rules(p: &mut ProxyDraft, d: &Defaults) {
 fn key_of(l: &Line) -> (String, usize, bool) {
     let (neg, off) = match l.arg(0) {
         "no" | "default" if l.arg(1) == "option" => (l.arg(0) == "no", 1),
+        // `no log`: the proxy drops the log targets it inherited.
+        "no" if l.arg(1) == "log" => (true, 1),
         _ => (false, 0),
     };
     let first = l.arg(off);

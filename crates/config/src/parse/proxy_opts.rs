@@ -522,7 +522,16 @@ fn status_code(word: &str) -> Result<u16, String> {
     Ok(status)
 }
 
-pub(crate) fn p_log(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+pub(crate) fn p_log(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    // `no log`: no logging for this proxy, whatever the defaults said (haproxy 2.6 frees the
+    // inherited loggers; later `log` lines add again).
+    if k.negated {
+        if !l.arg(2).is_empty() {
+            return Err("'no log' does not expect arguments".into());
+        }
+        p.settings.log.clear();
+        return Ok(());
+    }
     if l.arg(1) == "global" || !l.arg(1).is_empty() {
         let t = super::global::parse_log(l, true)?;
         p.settings.log.push(t);
