@@ -53,6 +53,23 @@ pub fn build(d: Draft, cx: &mut Cx) -> Config {
     for f in &cfg.frontends {
         check_frontend_refs(cx, f, &cfg.backends, &d.proxies);
     }
+    // `tune.http.cookielen` bounds `capture cookie ... len` (haproxy truncates, with a warning).
+    let cookielen = cfg.global.tune.http_cookielen;
+    for f in &mut cfg.frontends {
+        for c in f.captures.iter_mut().filter(|c| c.what == "cookie") {
+            if c.len > cookielen {
+                cx.warn(
+                    &c.loc,
+                    "",
+                    format!(
+                        "truncating capture length to {cookielen} bytes for frontend '{}'.",
+                        f.name
+                    ),
+                );
+                c.len = cookielen;
+            }
+        }
+    }
     for b in &cfg.backends {
         check_agents(cx, b);
         check_tracks(cx, b, &cfg.backends);

@@ -32,7 +32,6 @@ const fn kw(name: &'static str, status: Status, doc: &'static str, parse: Global
 }
 
 const S: Status = Status::Supported;
-const OBS: Status = Status::Parsed { issue: 9 };
 const LB: Status = Status::Parsed { issue: 5 };
 const NO: Status = Status::Unsupported;
 /// `ssl-provider*`: OpenSSL 3 providers, meaningless with rustls.
@@ -468,8 +467,8 @@ pub static KEYWORDS: &[GlobalKw] = &[
     ),
     kw(
         "tune.http.cookielen",
-        OBS,
-        "captured cookie length",
+        S,
+        "longest `capture cookie` length (longer ones are truncated, with a warning)",
         |_, g, l| {
             need_args(l, 1, 1, "an integer argument")?;
             g.tune.http_cookielen = parse_u32(l.arg(1))?;
