@@ -7,12 +7,14 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::collections::BTreeSet;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use ringlb_testkit::{
-    free_addr, haproxy_available, write_config, ChildGuard, Haproxy, Origin, Ringlb, TempDir,
+    free_addr, haproxy_available, http_get, write_config, ChildGuard, Haproxy, Origin, Ringlb,
+    TempDir,
 };
 
 /// Generous: CI runs debug binaries two tests at a time on 2 cores.
@@ -121,4 +123,59 @@ fn tcplog_line_matches_haproxy() {
     assert_eq!(rm, hm, "ringlb {r:?} vs haproxy {h:?}");
     // TCP: no internal form, the bytes are exactly the bytes.
     assert_eq!((rb, hb), (5, 5), "ringlb {r:?} vs haproxy {h:?}");
+}
+
+/// The metric names (`# TYPE` lines and samples) of an exposition, without labels.
+fn metric_names(body: &str) -> BTreeSet<String> {
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| l.split(['{', ' ']).next().unwrap_or_default().to_string())
+        .collect()
+}
+
+/// Names the guide's alerts use that haproxy's built-in exporter lacks (they come from the
+/// separate haproxy_exporter): ringlb exposes them beside haproxy's own.
+const GUIDE_EXTRAS: [&str; 2] = ["haproxy_backend_up", "haproxy_backend_queue_current"];
+
+/// `?scope=backend` returns backend metrics only, and the same haproxy_* names as haproxy's
+/// exporter (ringlb adds its latency histograms and the guide's names).
+#[test]
+fn prometheus_scope_backend_names_match_haproxy() {
+    if !need_haproxy() {
+        return;
+    }
+    let origin = Origin::start("o");
+    let dir = TempDir::new("log-states-prom");
+    let cfg = |front: SocketAddr, log: SocketAddr| {
+        format!(
+            "global\n    nbthread 1\n    log {log} local0\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\nfrontend fe\n    bind {front}\n    http-request use-service prometheus-exporter if {{ path /metrics }}\n    default_backend be\nbackend be\n    server s1 {}\n",
+            origin.addr()
+        )
+    };
+    let (sides, _h, _r) = start_both(&dir, cfg);
+    let mut names = Vec::new();
+    for (front, _) in &sides {
+        assert_eq!(http_get(*front, "/", &[]).unwrap().status, 200);
+        let r = http_get(*front, "/metrics?scope=backend", &[]).unwrap();
+        assert_eq!(r.status, 200);
+        names.push(metric_names(&r.text()));
+    }
+    let (h, r) = (&names[0], &names[1]);
+    assert!(h.len() > 20, "haproxy: {h:?}");
+    let not_backend: Vec<_> = r
+        .iter()
+        .filter(|n| !n.starts_with("haproxy_backend_") && !n.starts_with("ringlb_backend_"))
+        .collect();
+    assert!(not_backend.is_empty(), "{not_backend:?}");
+    let ours: BTreeSet<String> = r
+        .iter()
+        .filter(|n| n.starts_with("haproxy_") && !GUIDE_EXTRAS.contains(&n.as_str()))
+        .cloned()
+        .collect();
+    let missing: Vec<_> = h.difference(&ours).collect();
+    let extra: Vec<_> = ours.difference(h).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "missing {missing:?}, extra {extra:?}"
+    );
 }
