@@ -13,8 +13,8 @@ use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
 
 use ringlb_testkit::{
-    free_addr, haproxy_available, http_get, write_config, ChildGuard, Haproxy, Origin, Ringlb,
-    TempDir,
+    free_addr, haproxy_available, http_get, set_linger_zero, write_config, ChildGuard, Conn,
+    Haproxy, Origin, Ringlb, TempDir,
 };
 
 /// Generous: CI runs debug binaries two tests at a time on 2 cores.
@@ -178,4 +178,50 @@ fn prometheus_scope_backend_names_match_haproxy() {
         missing.is_empty() && extra.is_empty(),
         "missing {missing:?}, extra {extra:?}"
     );
+}
+
+fn httplog_cfg(front: SocketAddr, log: SocketAddr, origin: SocketAddr) -> String {
+    format!(
+        "global\n    nbthread 1\n    log {log} local0\n    log-tag proxy\ndefaults\n    mode http\n    log global\n    option httplog\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\nfrontend fe\n    bind {front}\n    use_backend short if {{ path_beg /slow/ }}\n    default_backend be\nbackend be\n    server s1 {origin}\nbackend short\n    timeout server 300ms\n    server s1 {origin}\n"
+    )
+}
+
+/// `CD`: the client resets the connection after the response headers, while the origin is
+/// still holding back the body. `sH`: the server timeout (300ms) strikes before the origin's
+/// headers, answered 504.
+#[test]
+fn httplog_termination_states_cd_and_sh_match_haproxy() {
+    if !need_haproxy() {
+        return;
+    }
+    let origin = Origin::start("o");
+    let dir = TempDir::new("log-states-http");
+    let (sides, _h, _r) = start_both(&dir, |f, l| httplog_cfg(f, l, origin.addr()));
+    let mut cd = Vec::new();
+    let mut sh = Vec::new();
+    for (front, sock) in &sides {
+        let mut c = Conn::connect(*front).unwrap();
+        c.send(b"GET /slowbody/3000 HTTP/1.1\r\nHost: x\r\n\r\n")
+            .unwrap();
+        assert_eq!(c.read_head().unwrap().status, 200);
+        set_linger_zero(c.stream()).unwrap();
+        drop(c);
+        cd.push(recv_matching(sock, "/slowbody/3000"));
+        assert_eq!(
+            http_get(*front, "/slow/5000", &[("Connection", "close")])
+                .unwrap()
+                .status,
+            504
+        );
+        sh.push(recv_matching(sock, "/slow/5000"));
+    }
+    for (state, lines) in [("CD--", &cd), ("sH--", &sh)] {
+        let (h, r) = (&lines[0], &lines[1]);
+        assert!(h.contains(&format!(" {state} ")), "haproxy: {h}");
+        let (hm, hb) = mask(h, 2);
+        let (rm, rb) = mask(r, 2);
+        assert_eq!(rm, hm, "ringlb {r:?} vs haproxy {h:?}");
+        // haproxy counts its internal (HTX) form of the head: within a few bytes.
+        assert!((hb - rb).abs() <= 8, "bytes {rb} vs haproxy {hb}: {r}");
+    }
 }
