@@ -56,6 +56,11 @@ pub async fn forward_body<F: Io, T: Io>(
         timeout: limits.send_timeout,
         body_bytes: 0,
     };
+    if first.is_none() && !matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0)) {
+        // No body bytes came with the head: it goes out now, not when the first body bytes
+        // come (a slow body must not hold back the head; haproxy forwards it at once).
+        sender.flush_head().await?;
+    }
     let result = forward(from, &mut sender, framing, first, limits).await;
     *body_bytes += sender.body_bytes;
     if result.is_ok() {
@@ -164,12 +169,9 @@ impl<T: Io> Sender<'_, '_, T> {
         if buf.is_empty() {
             return Ok(());
         }
-        let len = buf.len() as u64;
-        let r = self.send_inner(buf).await;
-        if r.is_ok() {
-            self.body_bytes += len;
-        }
-        r
+        // Counted as received, sent or not: haproxy's `%B` is what the sender sent it.
+        self.body_bytes += buf.len() as u64;
+        self.send_inner(buf).await
     }
 
     async fn send_inner(&mut self, buf: RecvBuf) -> Result<(), BodyError> {

@@ -1268,7 +1268,7 @@ impl<'a> Session<'a> {
         };
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = status;
-        txn.bytes_out += body_bytes + if body.is_ok() { head_bytes } else { 0 };
+        txn.bytes_out += body_bytes + head_bytes;
         scratch(&mut self.sc, self.ctx).out = head_out.unwrap_or_default();
         match body {
             Ok(extra) => {
@@ -1291,9 +1291,13 @@ impl<'a> Session<'a> {
                     After::Close
                 }
             }
-            Err(_) => {
+            Err(e) => {
                 // The response was cut: the client sees its connection close, as with HAProxy.
                 server.set_linger_zero();
+                let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+                if txn.term == [0, 0] {
+                    txn.term = body_cut_term(e);
+                }
                 After::Close
             }
         }
@@ -2546,6 +2550,17 @@ async fn read_response_head(
                 }
             }
         }
+    }
+}
+
+/// haproxy's termination state (`%ts`) for a response body cut in the data phase: who
+/// (`C`lient, `S`erver, lower case for a timeout) stopped it.
+fn body_cut_term(e: BodyError) -> [u8; 2] {
+    match e {
+        BodyError::SendError => *b"CD",
+        BodyError::SendTimeout => *b"cD",
+        BodyError::RecvTimeout => *b"sD",
+        BodyError::Framing | BodyError::RecvClosed | BodyError::RecvError => *b"SD",
     }
 }
 
