@@ -13,6 +13,8 @@ use ringlb_testkit::{
     free_addr, haproxy_available, send_raw_reply, Haproxy, Origin, Ringlb, TempDir,
 };
 
+const T: Duration = Duration::from_secs(10);
+
 /// Whether haproxy is here (it must be in CI).
 fn have_haproxy() -> bool {
     if haproxy_available() {
@@ -50,6 +52,21 @@ fn status(reply: &[u8]) -> u16 {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(0)
+}
+
+/// The value of header `name` (case-insensitive) in a raw reply's head, `-` when absent.
+fn header(reply: &[u8], name: &str) -> String {
+    let text = String::from_utf8_lossy(reply);
+    let head = text.split("\r\n\r\n").next().unwrap_or("");
+    head.lines()
+        .skip(1)
+        .find_map(|l| {
+            let (k, v) = l.split_once(':')?;
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "-".to_string())
 }
 
 /// Sends `n` requests at once (each on its own connection) and returns their sorted statuses.
@@ -126,5 +143,54 @@ fn maxqueue_does_not_bound_the_backend_queue_like_haproxy() {
         (h.join().unwrap(), r.join().unwrap())
     });
     assert_eq!(h, vec![200, 200, 200, 200], "haproxy");
+    assert_eq!(r, h, "ringlb (left) vs haproxy (right)");
+}
+
+fn postonly_config(fe: SocketAddr, s1: SocketAddr) -> String {
+    format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n\
+         \x20   timeout server 5s\n\
+         frontend fe\n    bind {fe}\n    default_backend be\n\
+         backend be\n    balance roundrobin\n    cookie SRV insert postonly\n\
+         \x20   server s1 {s1} cookie s1\n"
+    )
+}
+
+/// `cookie SRV insert postonly`: only the answer to a POST carries the `Set-Cookie`; GET, HEAD,
+/// PUT and a POST whose cookie already names a valid server get none.
+#[test]
+fn cookie_postonly_sets_the_cookie_on_post_only_like_haproxy() {
+    if !have_haproxy() {
+        return;
+    }
+    let s1 = Origin::start("s1");
+    let dir = TempDir::new("postonly");
+    let close = "Connection: close\r\n";
+    let reqs = [
+        format!("GET /echo HTTP/1.1\r\nHost: x\r\n{close}\r\n"),
+        format!("HEAD /echo HTTP/1.1\r\nHost: x\r\n{close}\r\n"),
+        format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n{close}\r\nx=1"),
+        format!("PUT /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n{close}\r\nx=1"),
+        format!("POST /echo HTTP/1.1\r\nHost: x\r\nCookie: SRV=s1\r\nContent-Length: 3\r\n{close}\r\nx=1"),
+        format!("POST /echo HTTP/1.1\r\nHost: x\r\nCookie: SRV=zz\r\nContent-Length: 3\r\n{close}\r\nx=1"),
+    ];
+    let cfg = |fe| postonly_config(fe, s1.addr());
+    let seen = |who: &str| {
+        with_proxy(&dir, who, &cfg, &|fe| {
+            reqs.iter()
+                .map(|r| {
+                    let reply = send_raw_reply(fe, r.as_bytes(), T).unwrap().bytes;
+                    (status(&reply), header(&reply, "set-cookie"))
+                })
+                .collect::<Vec<_>>()
+        })
+    };
+    let (h, r) = (seen("haproxy"), seen("ringlb"));
+    let with_cookie: Vec<bool> = h.iter().map(|(_, c)| c != "-").collect();
+    assert_eq!(
+        with_cookie,
+        vec![false, false, true, false, false, true],
+        "haproxy: {h:?}"
+    );
     assert_eq!(r, h, "ringlb (left) vs haproxy (right)");
 }
