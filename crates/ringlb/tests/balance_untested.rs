@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use ringlb_testkit::{
     free_addr, haproxy_available, send_raw_reply, Haproxy, Origin, Ringlb, TempDir,
@@ -193,4 +193,70 @@ fn cookie_postonly_sets_the_cookie_on_post_only_like_haproxy() {
         "haproxy: {h:?}"
     );
     assert_eq!(r, h, "ringlb (left) vs haproxy (right)");
+}
+
+fn backups_config(
+    fe: SocketAddr,
+    dead: SocketAddr,
+    b1: SocketAddr,
+    b2: SocketAddr,
+    all: bool,
+) -> String {
+    let all = if all { "    option allbackups\n" } else { "" };
+    format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n\
+         \x20   timeout server 5s\n\
+         frontend fe\n    bind {fe}\n    default_backend be\n\
+         backend be\n    balance roundrobin\n{all}\
+         \x20   server p1 {dead} check inter 200ms fall 1 rise 1\n\
+         \x20   server b1 {b1} backup\n    server b2 {b2} backup\n"
+    )
+}
+
+/// How many of `n` requests each backup answered, once the primary (a closed port) is down.
+fn backup_counts(fe: SocketAddr, n: usize) -> Vec<(String, usize)> {
+    let req = "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    let ask = || {
+        send_raw_reply(fe, req.as_bytes(), T)
+            .map(|r| (status(&r.bytes), header(&r.bytes, "x-origin")))
+            .unwrap_or((0, "-".to_string()))
+    };
+    // The primary starts up; wait for its first failed check to hand over to the backups.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ask().0 != 200 {
+        assert!(Instant::now() < deadline, "the backups never answered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let mut counts = std::collections::BTreeMap::<String, usize>::new();
+    for _ in 0..n {
+        *counts.entry(ask().1).or_default() += 1;
+    }
+    counts.into_iter().collect()
+}
+
+/// `option allbackups`: with the only primary down, both backups share the load (round robin);
+/// without it only the first backup serves.
+#[test]
+fn allbackups_shares_the_load_between_backups_like_haproxy() {
+    if !have_haproxy() {
+        return;
+    }
+    let (b1, b2) = (Origin::start("b1"), Origin::start("b2"));
+    let dead = free_addr();
+    let dir = TempDir::new("allbackups");
+    for all in [true, false] {
+        let cfg = |fe| backups_config(fe, dead, b1.addr(), b2.addr(), all);
+        let (h, r) = std::thread::scope(|sc| {
+            let h = sc.spawn(|| with_proxy(&dir, "haproxy", &cfg, &|fe| backup_counts(fe, 6)));
+            let r = sc.spawn(|| with_proxy(&dir, "ringlb", &cfg, &|fe| backup_counts(fe, 6)));
+            (h.join().unwrap(), r.join().unwrap())
+        });
+        let want: Vec<(String, usize)> = if all {
+            vec![("b1".into(), 3), ("b2".into(), 3)]
+        } else {
+            vec![("b1".into(), 6)]
+        };
+        assert_eq!(h, want, "haproxy, allbackups {all}");
+        assert_eq!(r, h, "ringlb (left) vs haproxy (right), allbackups {all}");
+    }
 }
