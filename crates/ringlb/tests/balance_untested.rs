@@ -260,3 +260,42 @@ fn allbackups_shares_the_load_between_backups_like_haproxy() {
         assert_eq!(r, h, "ringlb (left) vs haproxy (right), allbackups {all}");
     }
 }
+
+fn minconn_config(fe: SocketAddr, s1: SocketAddr, fullconn: u32) -> String {
+    format!(
+        "global\n    nbthread 1\ndefaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n\
+         \x20   timeout server 30s\n    timeout queue 3s\n\
+         frontend fe\n    bind {fe}\n    default_backend be\n\
+         backend be\n    balance roundrobin\n    fullconn {fullconn}\n\
+         \x20   server s1 {s1} minconn 1 maxconn 2\n"
+    )
+}
+
+/// `minconn 1 maxconn 2` with four clients at once on a server answering in 2 s, `timeout
+/// queue 3s`. With `fullconn 8` the load (4) keeps the dynamic limit at 1: the first two are
+/// served one after the other, the last two time out in the queue (503). With `fullconn 2` the
+/// limit reaches `maxconn` 2: two at once, then the two queued ones at 2 s, all served.
+#[test]
+fn minconn_and_fullconn_scale_the_limit_like_haproxy() {
+    if !have_haproxy() {
+        return;
+    }
+    let s1 = Origin::start("s1");
+    let dir = TempDir::new("minconn");
+    let req = "GET /slow/2000 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    for (fullconn, want) in [(8, vec![200, 200, 503, 503]), (2, vec![200; 4])] {
+        let cfg = |fe| minconn_config(fe, s1.addr(), fullconn);
+        let (h, r) = std::thread::scope(|sc| {
+            let h = sc
+                .spawn(|| with_proxy(&dir, "haproxy", &cfg, &|fe| concurrent_statuses(fe, req, 4)));
+            let r = sc
+                .spawn(|| with_proxy(&dir, "ringlb", &cfg, &|fe| concurrent_statuses(fe, req, 4)));
+            (h.join().unwrap(), r.join().unwrap())
+        });
+        assert_eq!(h, want, "haproxy, fullconn {fullconn}");
+        assert_eq!(
+            r, h,
+            "ringlb (left) vs haproxy (right), fullconn {fullconn}"
+        );
+    }
+}
