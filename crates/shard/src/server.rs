@@ -163,8 +163,11 @@ pub async fn lease(
         s.used_peak.set(s.used_peak.get().max(s.active.get()));
         return Ok(lease());
     }
+    // `maxqueue` bounds only the queue of a server the request was sent to (cookie, `use-server`,
+    // stick match). A balancer pick that finds the server full waits in what HAProxy calls the
+    // backend's queue, which no `maxqueue` bounds (only `timeout queue`).
     let maxqueue = s.rt.maxqueue;
-    if maxqueue > 0 && s.queue.borrow().len() as u32 >= maxqueue {
+    if forced.is_some() && maxqueue > 0 && s.queue.borrow().len() as u32 >= maxqueue {
         return Err(NoConnection::QueueFull);
     }
     let entry = Rc::new(QueueEntry::default());
