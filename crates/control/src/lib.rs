@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use glommio::channels::shared_channel;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use ringlb_shard::{spawn_shard, ControlMsg, ShardConfig, Topology};
+use ringlb_uring::rt::channel as shard_channel;
 
 use crate::checks::{CheckPlan, CheckStatsHandle, ServerCheckStats};
 
@@ -36,7 +36,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// A running proxy: its shards and the control shard.
 pub struct Proxy {
-    shards: Vec<ExecutorJoinHandle<()>>,
+    shards: Vec<std::thread::JoinHandle<()>>,
     control: Option<ExecutorJoinHandle<()>>,
     commands: Option<crossbeam_channel::Sender<ControlMsg>>,
     /// Tells the control shard to exit (other threads may still hold command senders).
@@ -94,7 +94,8 @@ impl Proxy {
         // Stick tables: every shard talks to every other one directly (ADR 0003).
         let mut stick = ringlb_shard::stick::mesh(nshards).into_iter();
         for (id, cpus) in shard_cpus.into_iter().enumerate() {
-            let (tx, rx) = shared_channel::new_bounded(CHANNEL_DEPTH);
+            // Unbounded: the control shard never waits on a busy worker (messages are rare).
+            let (tx, rx) = shard_channel::unbounded();
             senders.push(tx);
             let cfg = ShardConfig {
                 id,
@@ -224,7 +225,7 @@ struct ControlStart {
 }
 
 async fn control_loop(
-    senders: Vec<shared_channel::SharedSender<ControlMsg>>,
+    senders: Vec<shard_channel::Sender<ControlMsg>>,
     commands: crossbeam_channel::Receiver<ControlMsg>,
     exit: Arc<AtomicBool>,
     checks: CheckPlan,
@@ -243,13 +244,7 @@ async fn control_loop(
     }
     let _ = start.cli_ready.send(Ok(()));
     let nshards = senders.len();
-    let mut connected = Vec::with_capacity(nshards);
-    {
-        let _awake = ringlb_shard::time::KeepAwake::start();
-        for s in senders {
-            connected.push(s.connect().await);
-        }
-    }
+    let connected = senders;
     let mirror = ringlb_shard::state::ShardState::with_board(
         start.topo.clone(),
         0,

@@ -343,7 +343,7 @@ pub async fn serve(
                 conn.streams.set(conn.streams.get() + 1);
                 ctx.live.count_request(sess);
                 let conn = conn.clone();
-                glommio::spawn_local(async move {
+                ringlb_uring::rt::spawn(async move {
                     stream(&conn, req, respond).await;
                     conn.active.set(conn.active.get().saturating_sub(1));
                     conn.last_active.set(Instant::now());
@@ -363,7 +363,7 @@ async fn idle_expired(conn: &Conn, idle: Option<Duration>) {
         return future::pending().await;
     };
     loop {
-        glommio::timer::sleep(idle).await;
+        ringlb_uring::rt::sleep(idle).await;
         if conn.active.get() == 0 && conn.last_active.get().elapsed() >= idle {
             return;
         }
@@ -1014,7 +1014,7 @@ async fn exchange(
         async {
             body_done.wait().await;
             match server_timeout {
-                Some(d) => glommio::timer::sleep(d).await,
+                Some(d) => ringlb_uring::rt::sleep(d).await,
                 None => future::pending::<()>().await,
             }
             Err(Failure::Timeout)
@@ -1903,7 +1903,7 @@ async fn send_rules_reply(
         if let Some(d) = fe.timeouts.tarpit.or(fe.timeouts.connect) {
             let stopping = conn.ctx.stopping.clone();
             future::or(
-                glommio::timer::sleep(d),
+                ringlb_uring::rt::sleep(d),
                 async move { stopping.wait().await },
             )
             .await;

@@ -163,7 +163,7 @@ pub async fn handshake(
         p.borrow_mut().push(client.clone());
     }
     let weak = Rc::downgrade(&client);
-    glommio::spawn_local(async move {
+    ringlb_uring::rt::spawn(async move {
         let watch = async {
             loop {
                 let Some(c) = weak.upgrade() else { return };
@@ -196,7 +196,7 @@ pub async fn handshake(
                     }
                     Poll::Pending
                 });
-                future::or(woken, glommio::timer::sleep(wait)).await;
+                future::or(woken, ringlb_uring::rt::sleep(wait)).await;
             }
         };
         let _ = future::or(async { conn.await.map(|_| ()) }, async {

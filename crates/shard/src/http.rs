@@ -952,7 +952,7 @@ impl<'a> Session<'a> {
                     return Err(Failure::Client(None));
                 }
                 match server_timeout {
-                    Some(d) => glommio::timer::sleep(d).await,
+                    Some(d) => ringlb_uring::rt::sleep(d).await,
                     None => future::pending::<()>().await,
                 }
                 Err(Failure::Timeout)
@@ -1492,7 +1492,7 @@ impl<'a> Session<'a> {
             if let Some(d) = hold {
                 let stopping = self.ctx.stopping.clone();
                 future::or(
-                    glommio::timer::sleep(d),
+                    ringlb_uring::rt::sleep(d),
                     async move { stopping.wait().await },
                 )
                 .await;

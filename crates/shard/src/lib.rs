@@ -1,6 +1,7 @@
 //! Per-core data plane: listeners, connections, backend pools, proxy phases.
 //!
-//! A shard is one glommio executor pinned to one CPU. It owns an io_uring (`ringlb-uring`), its
+//! A shard is one thread pinned to one CPU, running its own loop on its own io_uring
+//! (`ringlb_uring::rt`, ADR 0006). It owns that ring (`ringlb-uring`), its
 //! SO_REUSEPORT listeners, its connection counts, queues and idle server connections
 //! (`state.rs`). It shares nothing mutable with other shards: the topology is read-only (`Arc`)
 //! and every change arrives as a `ControlMsg` from the control shard, applied by

@@ -117,7 +117,7 @@ impl Logger {
                 state: state.clone(),
                 ring_buf: None,
             });
-            glommio::spawn_local(write_loop(sink.clone())).detach();
+            ringlb_uring::rt::spawn(write_loop(sink.clone())).detach();
             sinks.push(sink);
         }
         Ok(Logger {

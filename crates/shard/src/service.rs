@@ -30,7 +30,7 @@ pub async fn collect(ctx: &Ctx) -> ShardCounters {
             if let Some(c) = board.try_collect(seq) {
                 return c;
             }
-            glommio::timer::sleep(Duration::from_millis(1)).await;
+            ringlb_uring::rt::sleep(Duration::from_millis(1)).await;
         }
     }
     board

@@ -8,9 +8,8 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use futures_lite::future;
-use glommio::channels::shared_channel::SharedReceiver;
-use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
 use ringlb_config::model::Mode;
+use ringlb_uring::rt;
 use ringlb_uring::{bind_listener, Ring, TcpListener};
 
 use crate::conn::{ClientConn, TlsConn};
@@ -34,7 +33,7 @@ pub struct ShardConfig {
     /// CPUs the shard may run on (`cpu-map`): one CPU pins it; empty leaves it unbound.
     pub cpus: Vec<usize>,
     pub topology: Arc<Topology>,
-    pub control: SharedReceiver<ControlMsg>,
+    pub control: rt::channel::Receiver<ControlMsg>,
     /// Where this shard publishes its counters (shared by all shards and the readers).
     pub board: std::sync::Arc<crate::counters::StatsBoard>,
     /// Commands to the control shard (a stats page asks it to collect every shard's counters).
@@ -45,28 +44,42 @@ pub struct ShardConfig {
     pub stick: Option<crate::stick::StickLinks>,
 }
 
-/// Spawns the shard's executor thread. It runs until a hard stop, or a soft stop once its last
+/// Spawns the shard's thread, pinned to its CPUs, running the shard's own loop on its ring
+/// (`ringlb_uring::rt`, ADR 0006). It runs until a hard stop, or a soft stop once its last
 /// connection closed.
-pub fn spawn_shard(cfg: ShardConfig) -> io::Result<ExecutorJoinHandle<()>> {
-    let placement = match cfg.cpus.as_slice() {
-        [] => Placement::Unbound,
-        [cpu] => Placement::Fixed(*cpu),
-        cpus => {
-            let set = glommio::CpuSet::online()
-                .map_err(|e| io::Error::other(e.to_string()))?
-                .filter(|l| cpus.contains(&l.cpu));
-            Placement::Fenced(set)
-        }
-    };
-    LocalExecutorBuilder::new(placement)
-        .name(&format!("ringlb-shard-{}", cfg.id))
-        // glommio's own registered DMA memory is unused by the proxy; keep it small.
-        .io_memory(64 << 10)
-        .spawn(move || run(cfg))
-        .map_err(|e| io::Error::other(e.to_string()))
+pub fn spawn_shard(cfg: ShardConfig) -> io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(format!("ringlb-shard-{}", cfg.id))
+        .spawn(move || {
+            let id = cfg.id;
+            if let Err(e) = rt::pin_thread(&cfg.cpus) {
+                let _ = cfg.ready.send(Err(format!(
+                    "shard {id}: cannot pin to CPUs {:?}: {e}",
+                    cfg.cpus
+                )));
+                return;
+            }
+            // 256 receive buffers: only bytes in flight hold one (idle connections hold none);
+            // the kernel hands them out in ring order, so over time every buffer gets touched
+            // and the pool costs up to 256 × tune.bufsize of memory. Beyond 256 at once, reads
+            // fall back to heap buffers (ringlb-uring).
+            let ring = match Ring::new(1024, RECV_BUFFERS, cfg.topology.tune.bufsize) {
+                Ok(r) => r,
+                Err(e) => {
+                    let _ = cfg
+                        .ready
+                        .send(Err(format!("shard {id}: io_uring setup failed: {e}")));
+                    return;
+                }
+            };
+            let ready = cfg.ready.clone();
+            if let Err(e) = rt::block_on(&ring, run(cfg, ring.clone())) {
+                let _ = ready.send(Err(format!("shard {id}: io_uring wait failed: {e}")));
+            }
+        })
 }
 
-async fn run(cfg: ShardConfig) {
+async fn run(cfg: ShardConfig, ring: Ring) {
     let ShardConfig {
         id,
         nshards,
@@ -78,19 +91,6 @@ async fn run(cfg: ShardConfig) {
         stick,
         ..
     } = cfg;
-    let bufsize = topology.tune.bufsize;
-    // 256 receive buffers: only bytes in flight hold one (idle connections hold none); the
-    // kernel hands them out in ring order, so over time every buffer gets touched and the pool
-    // costs up to 256 × tune.bufsize of memory. Beyond 256 at once, reads fall back to heap
-    // buffers (ringlb-uring).
-    let ring =
-        match Ring::new(1024, RECV_BUFFERS, bufsize).and_then(|r| r.spawn_driver().map(|()| r)) {
-            Ok(r) => r,
-            Err(e) => {
-                let _ = ready.send(Err(format!("shard {id}: io_uring setup failed: {e}")));
-                return;
-            }
-        };
     let state = Rc::new(ShardState::with_board(topology.clone(), id, nshards, board));
     let logger = match open_logger(&ring, &topology, &state) {
         Ok(l) => l,
@@ -134,7 +134,7 @@ async fn run(cfg: ShardConfig) {
     }
     *core.slots.borrow_mut() = bound.slots;
     for (slot, listener) in bound.fresh {
-        glommio::spawn_local(accept_loop(core.clone(), slot, listener)).detach();
+        ringlb_uring::rt::spawn(accept_loop(core.clone(), slot, listener)).detach();
     }
     let _ = ready.send(Ok(()));
     crate::stick::spawn_tasks(&state, stick, &core.stop);
@@ -143,7 +143,7 @@ async fn run(cfg: ShardConfig) {
     // current epoch's; an old epoch's idle connections moved to the new one).
     {
         let core = core.clone();
-        glommio::spawn_local(async move {
+        ringlb_uring::rt::spawn(async move {
             while !core.stop.is_raised() {
                 let state = core.current().ctx.state;
                 let every = state
@@ -155,7 +155,7 @@ async fn run(cfg: ShardConfig) {
                     .min()
                     .unwrap_or(std::time::Duration::from_secs(1));
                 drop(state);
-                glommio::timer::sleep(every.max(std::time::Duration::from_millis(10))).await;
+                ringlb_uring::rt::sleep(every.max(std::time::Duration::from_millis(10))).await;
                 core.current()
                     .ctx
                     .state
@@ -165,10 +165,7 @@ async fn run(cfg: ShardConfig) {
         .detach();
     }
 
-    let receiver = {
-        let _awake = crate::time::KeepAwake::start();
-        control.connect().await
-    };
+    let receiver = control;
     let control_task = {
         let core = core.clone();
         async move {
@@ -180,8 +177,8 @@ async fn run(cfg: ShardConfig) {
                         // `grace`: keep serving normally for a while, then stop softly.
                         let grace = state.topo.grace.unwrap_or_default();
                         let core = core.clone();
-                        glommio::spawn_local(async move {
-                            glommio::timer::sleep(grace).await;
+                        ringlb_uring::rt::spawn(async move {
+                            ringlb_uring::rt::sleep(grace).await;
                             core.stop_all(&ControlMsg::SoftStop);
                         })
                         .detach();
@@ -203,7 +200,7 @@ async fn run(cfg: ShardConfig) {
             core.stop_all(&ControlMsg::HardStop);
         }
     };
-    glommio::spawn_local(control_task).detach();
+    ringlb_uring::rt::spawn(control_task).detach();
 
     // Run until stopped: hard stop at once, soft stop when the last connection closed (every
     // epoch's: the counts are shared). While running, closing connections do not wake this
@@ -371,7 +368,7 @@ impl Core {
             self.sync_listeners(fi);
         }
         for (slot, listener) in bound.fresh {
-            glommio::spawn_local(accept_loop(self.clone(), slot, listener)).detach();
+            ringlb_uring::rt::spawn(accept_loop(self.clone(), slot, listener)).detach();
         }
         // The old epoch finishes what it has: responses close their connections, idle
         // keep-alive connections get the soft-stop grace, HTTP/2 ones a GOAWAY.
@@ -602,7 +599,7 @@ async fn ssl_rate_wait(state: &ShardState, limit: u32) {
         let left = std::time::Duration::from_secs(1).saturating_sub(
             std::time::Duration::from_nanos(u64::from(now.subsec_nanos())),
         );
-        glommio::timer::sleep(left.max(std::time::Duration::from_millis(1))).await;
+        ringlb_uring::rt::sleep(left.max(std::time::Duration::from_millis(1))).await;
     }
 }
 
@@ -771,7 +768,7 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
                     Some(libc::EMFILE | libc::ENFILE | libc::ENOBUFS | libc::ENOMEM)
                 ) {
                     // Out of descriptors or memory: back off briefly instead of spinning.
-                    glommio::timer::sleep(std::time::Duration::from_millis(100)).await;
+                    ringlb_uring::rt::sleep(std::time::Duration::from_millis(100)).await;
                 }
                 continue;
             }
@@ -820,7 +817,7 @@ async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListen
             client.as_raw_fd(),
             accepted_at,
         );
-        glommio::spawn_local(async move {
+        ringlb_uring::rt::spawn(async move {
             let _guard = guard;
             // Dropped before `_guard`, which wakes the accept loops.
             let _ssl = ssl_guard;
@@ -930,11 +927,11 @@ fn engine_reply(ctx: &Ctx, query: &crate::live::EngineQuery) -> crate::live::Eng
         EngineQuery::Kill { id } => EngineReply::Killed(live.kill(*id)),
         EngineQuery::Errors => EngineReply::Errors(live.captures()),
         EngineQuery::Activity => {
-            let st = glommio::executor().executor_stats();
+            let st = rt::stats();
             EngineReply::Activity(Activity {
-                tasks: st.tasks_executed(),
-                loops: st.scheduler_runs(),
-                runtime_us: u64::try_from(st.executor_runtime().as_micros()).unwrap_or(u64::MAX),
+                tasks: st.tasks_run,
+                loops: st.loops,
+                runtime_us: u64::try_from(st.busy.as_micros()).unwrap_or(u64::MAX),
                 accepted: live.accepted.get(),
                 streams: live.streams(),
                 ring_in_flight: u64::from(ctx.ring.in_flight()),
@@ -993,7 +990,7 @@ async fn read_proxy_header(
             Parsed::Incomplete if n == seen => {
                 // Readable again at once while the same bytes wait: the rest is late. A short
                 // pause, not a spin (`timeout client` still bounds the wait).
-                glommio::timer::sleep(std::time::Duration::from_millis(2)).await;
+                ringlb_uring::rt::sleep(std::time::Duration::from_millis(2)).await;
                 if tcp.peer_closed_now() {
                     return Err(ConnError::PrxTruncated);
                 }
@@ -1029,7 +1026,7 @@ async fn wait_for_rate(
         if stop.is_raised() {
             return;
         }
-        future::or(glommio::timer::sleep(wait), stop.wait()).await;
+        future::or(ringlb_uring::rt::sleep(wait), stop.wait()).await;
     }
 }
 

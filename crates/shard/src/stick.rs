@@ -9,12 +9,12 @@
 
 use std::rc::Rc;
 
-use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use ringlb_rules::{Sample, ScFetch, TableConv};
 use ringlb_stick::{
     parse_fetch, Event, FetchKind, FetchScope, FetchValue, KeySample, Message, ShardInfo,
     StreamCounters, Table, TableConfig, TableId, Tables, TrackFrom,
 };
+use ringlb_uring::rt::channel::{self, Receiver, Sender};
 
 use crate::notify::Notify;
 use crate::rules::Host;
@@ -40,8 +40,8 @@ const SEED: u64 = 0x5d1c_7ab1_e5ee_d007;
 
 /// One shard's ends of the stick-table mesh: a sender to and a receiver from every other shard.
 pub struct StickLinks {
-    pub to: Vec<(usize, SharedSender<StickMsg>)>,
-    pub from: Vec<(usize, SharedReceiver<StickMsg>)>,
+    pub to: Vec<(usize, Sender<StickMsg>)>,
+    pub from: Vec<(usize, Receiver<StickMsg>)>,
 }
 
 /// The full mesh between `n` shards (built by the control shard before starting them; element
@@ -58,7 +58,7 @@ pub fn mesh(n: usize) -> Vec<StickLinks> {
             if from == to {
                 continue;
             }
-            let (tx, rx) = shared_channel::new_bounded(MESH_DEPTH);
+            let (tx, rx) = channel::bounded(MESH_DEPTH);
             if let Some(l) = links.get_mut(from) {
                 l.to.push((to, tx));
             }
@@ -157,9 +157,9 @@ pub fn spawn_tasks(state: &Rc<ShardState>, links: Option<StickLinks>, stop: &Rc<
     {
         let state = state.clone();
         let stop = stop.clone();
-        glommio::spawn_local(async move {
+        ringlb_uring::rt::spawn(async move {
             while !stop.is_raised() {
-                glommio::timer::sleep(PURGE_EVERY).await;
+                ringlb_uring::rt::sleep(PURGE_EVERY).await;
                 let now = state.board.now_ms();
                 // Evicted cache entries may leave deltas to send.
                 if state.stick.borrow_mut().purge_expired(now, PURGE_BUDGET) > 0 {
@@ -175,8 +175,7 @@ pub fn spawn_tasks(state: &Rc<ShardState>, links: Option<StickLinks>, stop: &Rc<
     }
     for (_peer, rx) in links.from {
         let state = state.clone();
-        glommio::spawn_local(async move {
-            let rx = rx.connect().await;
+        ringlb_uring::rt::spawn(async move {
             while let Some((id, msg)) = rx.recv().await {
                 let now = state.board.now_ms();
                 // Deltas make this shard (their owner) send fresh snapshots.
@@ -190,11 +189,8 @@ pub fn spawn_tasks(state: &Rc<ShardState>, links: Option<StickLinks>, stop: &Rc<
         .detach();
     }
     let state = state.clone();
-    glommio::spawn_local(async move {
-        let mut to = Vec::with_capacity(links.to.len());
-        for (peer, tx) in links.to {
-            to.push((peer, tx.connect().await));
-        }
+    ringlb_uring::rt::spawn(async move {
+        let to = links.to;
         loop {
             // Until something changed (possibly while this task waited on a full channel),
             // or the interval passes.
@@ -205,7 +201,7 @@ pub fn spawn_tasks(state: &Rc<ShardState>, links: Option<StickLinks>, stop: &Rc<
                 *state.stick_flush.borrow_mut() = Some(cx.waker().clone());
                 std::task::Poll::Pending
             });
-            futures_lite::future::or(glommio::timer::sleep(FLUSH_EVERY), change).await;
+            futures_lite::future::or(ringlb_uring::rt::sleep(FLUSH_EVERY), change).await;
             state.stick_dirty.set(false);
             let now = state.board.now_ms();
             // The borrow ends before any await: a full channel never blocks the request path.

@@ -29,6 +29,7 @@ mod net;
 mod op;
 mod out;
 mod pipe;
+pub mod rt;
 
 pub use bufring::RecvBuf;
 pub use driver::Ring;

@@ -4,7 +4,6 @@ use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use glommio::channels::shared_channel::ConnectedSender;
 use ringlb_runtime::servers::admin;
 use ringlb_runtime::{
     apply, AdminState as CliAdmin, CliSession, OpState, Owner, Pending, Reply, Request,
@@ -14,6 +13,7 @@ use ringlb_shard::snapshot::{self, ProcessFacts};
 use ringlb_shard::state::{RunState, ShardState};
 use ringlb_shard::{AdminState, ControlMsg, ShardCounters, StatsBoard, Topology};
 use ringlb_stats::Snapshot;
+use ringlb_uring::rt::channel::Sender;
 
 use crate::checks::ChecksHandle;
 
@@ -23,13 +23,13 @@ const COLLECT_WAIT: Duration = Duration::from_millis(500);
 /// Sends changes to every worker shard and keeps a mirror of their server states (admin,
 /// health, weight), so the control shard can build snapshots without asking a shard.
 pub struct Bus {
-    shards: Vec<ConnectedSender<ControlMsg>>,
+    shards: Vec<Sender<ControlMsg>>,
     /// Replaced by an in-process reload (`replace_mirror`).
     mirror: RefCell<std::rc::Rc<ShardState>>,
 }
 
 impl Bus {
-    pub fn new(shards: Vec<ConnectedSender<ControlMsg>>, mirror: ShardState) -> Bus {
+    pub fn new(shards: Vec<Sender<ControlMsg>>, mirror: ShardState) -> Bus {
         Bus {
             shards,
             mirror: RefCell::new(std::rc::Rc::new(mirror)),
