@@ -1,14 +1,11 @@
-//! The ring, its slot table and the driver task that submits and reaps.
+//! The ring and its slot table; the shard run loop (`rt`) submits and reaps.
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::pin::Pin;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use glommio::io::BufferedFile;
 use io_uring::{cqueue, squeue, IoUring};
 
 use crate::bufring::BufRing;
@@ -88,10 +85,9 @@ pub(crate) struct Inner {
     pub(crate) pool: Rc<BufRing>,
     unsubmitted: Cell<u32>,
     in_flight: Cell<u32>,
-    driver_waker: RefCell<Option<Waker>>,
-    driver_notified: Cell<bool>,
+    /// Of those, the run loop's own (its eventfd read): not counted by `in_flight()`.
+    internal: Cell<u32>,
     wake_list: RefCell<Vec<Waker>>,
-    eventfd: OwnedFd,
 }
 
 /// One shard's io_uring. Cheap to clone (an `Rc`); must stay on the thread that made it.
@@ -109,7 +105,7 @@ pub(crate) struct Completion {
 
 impl Ring {
     /// A ring with `entries` submission slots and a pool of `bufs` receive buffers of
-    /// `buf_size` bytes. Call `spawn_driver` from the glommio executor that will use it.
+    /// `buf_size` bytes. Run it with `rt::block_on` on the thread that made it.
     pub fn new(entries: u32, bufs: u16, buf_size: usize) -> io::Result<Ring> {
         // COOP_TASKRUN: completions do not interrupt the shard with an IPI; their task work runs
         // at the shard's next syscall (a submit or the run loop's wait), and TASKRUN_FLAG tells
@@ -121,13 +117,6 @@ impl Ring {
             .setup_taskrun_flag()
             .setup_cqsize(entries.saturating_mul(4))
             .build(entries)?;
-        // SAFETY: plain syscall; the fd is checked and owned right after.
-        let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
-        if efd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        // SAFETY: efd is a fresh descriptor we own.
-        let eventfd = unsafe { OwnedFd::from_raw_fd(efd) };
         let pool = BufRing::new(0, bufs, buf_size)?;
         // SAFETY: the ring memory stays allocated as long as `pool`, which the ring's Inner owns
         // (and which outlives every RecvBuf through its Rc); it is unregistered when the ring fd
@@ -151,33 +140,10 @@ impl Ring {
                 pool: Rc::new(pool),
                 unsubmitted: Cell::new(0),
                 in_flight: Cell::new(0),
-                driver_waker: RefCell::new(None),
-                driver_notified: Cell::new(false),
+                internal: Cell::new(0),
                 wake_list: RefCell::new(Vec::with_capacity(256)),
-                eventfd,
             }),
         })
-    }
-
-    /// Starts the task that submits and reaps, on the current glommio executor.
-    pub fn spawn_driver(&self) -> io::Result<()> {
-        // Completions signal the eventfd only in this mode: the shard run loop (`rt`) waits on
-        // the ring itself and needs no signal per completion.
-        self.inner
-            .uring
-            .borrow()
-            .submitter()
-            .register_eventfd(self.inner.eventfd.as_raw_fd())?;
-        let dup = self.inner.eventfd.try_clone()?;
-        // SAFETY: `dup` is an eventfd we own; BufferedFile takes ownership and closes it.
-        let efd = unsafe { BufferedFile::from_raw_fd(OwnedFdInto::into_raw(dup)) };
-        let driver = Driver {
-            inner: self.inner.clone(),
-            efd: Rc::new(efd),
-            efd_read: None,
-        };
-        glommio::spawn_local(driver).detach();
-        Ok(())
     }
 
     /// One turn of the shard run loop's I/O: submits what the tasks queued and reaps the
@@ -234,7 +200,11 @@ impl Ring {
         let entry =
             io_uring::opcode::Read::new(io_uring::types::Fd(fd.as_raw_fd()), buf.as_mut_ptr(), 8)
                 .build();
+        self.inner.internal.set(self.inner.internal.get() + 1);
         let c = crate::op::Op::submit(self, entry, Hold::Vec(buf)).await;
+        self.inner
+            .internal
+            .set(self.inner.internal.get().saturating_sub(1));
         if c.result < 0 {
             return Err(io::Error::from_raw_os_error(-c.result));
         }
@@ -246,9 +216,12 @@ impl Ring {
         self.inner.pool.lent()
     }
 
-    /// Operations submitted and not completed.
+    /// Operations submitted and not completed (the run loop's own eventfd read excepted).
     pub fn in_flight(&self) -> u32 {
-        self.inner.in_flight.get()
+        self.inner
+            .in_flight
+            .get()
+            .saturating_sub(self.inner.internal.get())
     }
 
     /// Queues `entry`, lending `hold` to the kernel until its completion. Returns the slot.
@@ -279,16 +252,8 @@ impl Ring {
             self.inner.unsubmitted.set(0);
         }
         drop(uring);
+        // Submitted by the run loop after the tasks it is running (`rt`).
         self.inner.unsubmitted.set(self.inner.unsubmitted.get() + 1);
-        self.notify_driver();
-    }
-
-    fn notify_driver(&self) {
-        if !self.inner.driver_notified.replace(true) {
-            if let Some(w) = self.inner.driver_waker.borrow().as_ref() {
-                w.wake_by_ref();
-            }
-        }
     }
 
     /// Polls slot `idx`: the completion if it arrived, else registers the waker.
@@ -373,14 +338,6 @@ impl Ring {
     }
 }
 
-/// `OwnedFd` → raw fd without closing it.
-struct OwnedFdInto;
-impl OwnedFdInto {
-    fn into_raw(fd: OwnedFd) -> RawFd {
-        std::os::fd::IntoRawFd::into_raw_fd(fd)
-    }
-}
-
 impl Inner {
     fn submit(&self) {
         if self.unsubmitted.get() == 0 && !self.uring.borrow_mut().submission().taskrun() {
@@ -454,54 +411,4 @@ impl Inner {
 
 fn is_accept_like(hold: &Hold) -> bool {
     matches!(hold, Hold::Addr(a) if a.is_accept)
-}
-
-type EfdRead = Pin<Box<dyn Future<Output = glommio::Result<glommio::io::ReadResult, ()>>>>;
-
-/// The task that submits queued entries, reaps completions and parks on the eventfd.
-struct Driver {
-    inner: Rc<Inner>,
-    efd: Rc<BufferedFile>,
-    efd_read: Option<EfdRead>,
-}
-
-impl Future for Driver {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let this = self.get_mut();
-        {
-            let mut w = this.inner.driver_waker.borrow_mut();
-            if !w.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                *w = Some(cx.waker().clone());
-            }
-        }
-        this.inner.driver_notified.set(false);
-        loop {
-            this.inner.submit();
-            this.inner.reap();
-            if this.inner.in_flight.get() == 0 {
-                // Nothing in flight: the next push wakes us.
-                return Poll::Pending;
-            }
-            // Operations in flight: make sure their completions wake the executor.
-            let efd = this.efd.clone();
-            let read = this
-                .efd_read
-                .get_or_insert_with(|| Box::pin(async move { efd.read_at(0, 8).await }));
-            match read.as_mut().poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(_)) => {
-                    // Consumed a notification: reap again, then re-arm.
-                    this.efd_read = None;
-                }
-                Poll::Ready(Err(_)) => {
-                    // Should not happen on an eventfd; retry on the next turn rather than spin here.
-                    this.efd_read = None;
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-            }
-        }
-    }
 }

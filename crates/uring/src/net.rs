@@ -343,7 +343,7 @@ impl TcpListener {
             if Rc::strong_count(&self.stash) == 1 {
                 return;
             }
-            glommio::timer::sleep(std::time::Duration::from_millis(1)).await;
+            crate::rt::sleep(std::time::Duration::from_millis(1)).await;
         }
     }
 

@@ -1,4 +1,4 @@
-//! The driver against real loopback sockets inside a glommio executor: data both ways,
+//! The driver against real loopback sockets on the shard run loop (`rt`): data both ways,
 //! cancellation by dropping a future, buffer-pool exhaustion, half-close.
 
 // Test code: a failed unwrap is a failed test, with its message.
@@ -9,19 +9,19 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use futures_lite::future;
-use glommio::{LocalExecutorBuilder, Placement};
-use ringlb_uring::{bind_reuseport, Ring, SendBuf, TcpListener, TcpStream};
+use ringlb_uring::{bind_reuseport, rt, Ring, SendBuf, TcpListener, TcpStream};
 
-fn run<F, Fut>(f: F)
+fn run<F, Fut>(dims: (u32, u16, usize), f: F)
 where
-    F: FnOnce() -> Fut + Send + 'static,
+    F: FnOnce(Ring) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    LocalExecutorBuilder::new(Placement::Unbound)
-        .spawn(f)
-        .expect("executor")
-        .join()
-        .expect("join");
+    std::thread::spawn(move || {
+        let ring = Ring::new(dims.0, dims.1, dims.2).expect("ring");
+        rt::block_on(&ring, f(ring.clone())).expect("run loop");
+    })
+    .join()
+    .expect("join");
 }
 
 fn listener(ring: &Ring) -> (TcpListener, std::net::SocketAddr) {
@@ -33,9 +33,7 @@ fn listener(ring: &Ring) -> (TcpListener, std::net::SocketAddr) {
 
 #[test]
 fn accept_recv_send_roundtrip_with_std_client() {
-    run(|| async {
-        let ring = Ring::new(64, 16, 4096).unwrap();
-        ring.spawn_driver().unwrap();
+    run((64, 16, 4096), |ring| async move {
         let (l, addr) = listener(&ring);
         let client = std::thread::spawn(move || {
             let mut s = std::net::TcpStream::connect(addr).unwrap();
@@ -59,9 +57,7 @@ fn accept_recv_send_roundtrip_with_std_client() {
 
 #[test]
 fn connect_and_forward_a_received_buffer_without_copy() {
-    run(|| async {
-        let ring = Ring::new(64, 16, 4096).unwrap();
-        ring.spawn_driver().unwrap();
+    run((64, 16, 4096), |ring| async move {
         let (l, addr) = listener(&ring);
         let a = TcpStream::connect(&ring, addr).await.unwrap();
         let b = l.accept().await.unwrap();
@@ -88,21 +84,19 @@ fn connect_and_forward_a_received_buffer_without_copy() {
 
 #[test]
 fn dropping_a_pending_recv_cancels_it_and_the_socket_stays_usable() {
-    run(|| async {
-        let ring = Ring::new(64, 16, 4096).unwrap();
-        ring.spawn_driver().unwrap();
+    run((64, 16, 4096), |ring| async move {
         let (l, addr) = listener(&ring);
         let a = TcpStream::connect(&ring, addr).await.unwrap();
         let b = l.accept().await.unwrap();
         // A receive that times out is dropped (cancelled).
         let timed_out = future::or(async { Some(b.recv().await) }, async {
-            glommio::timer::sleep(Duration::from_millis(50)).await;
+            rt::sleep(Duration::from_millis(50)).await;
             None
         })
         .await;
         assert!(timed_out.is_none());
         // Give the cancellation's completion a moment to be reaped.
-        glommio::timer::sleep(Duration::from_millis(20)).await;
+        rt::sleep(Duration::from_millis(20)).await;
         assert_eq!(ring.in_flight(), 0, "the cancelled receive completed");
         let (r, _) = a.send_all(SendBuf::from_vec(b"after".to_vec())).await;
         r.unwrap();
@@ -117,9 +111,7 @@ fn dropping_a_pending_recv_cancels_it_and_the_socket_stays_usable() {
 /// in order, and the pool gets every buffer back.
 #[test]
 fn bytes_of_a_dropped_completed_recv_go_to_the_next_recv() {
-    run(|| async {
-        let ring = Ring::new(64, 16, 4096).unwrap();
-        ring.spawn_driver().unwrap();
+    run((64, 16, 4096), |ring| async move {
         let (l, addr) = listener(&ring);
         let a = TcpStream::connect(&ring, addr).await.unwrap();
         let b = l.accept().await.unwrap();
@@ -131,7 +123,7 @@ fn bytes_of_a_dropped_completed_recv_go_to_the_next_recv() {
             let (r, _) = a.send_all(SendBuf::from_vec(b"first".to_vec())).await;
             r.unwrap();
             // The completion is reaped into its slot; the future is dropped unpolled.
-            glommio::timer::sleep(Duration::from_millis(30)).await;
+            rt::sleep(Duration::from_millis(30)).await;
             assert_eq!(ring.in_flight(), 0);
         }
         let (r, _) = a.send_all(SendBuf::from_vec(b"second".to_vec())).await;
@@ -150,10 +142,10 @@ fn bytes_of_a_dropped_completed_recv_go_to_the_next_recv() {
             assert!(future::poll_once(&mut recv).await.is_none());
             let (r, _) = a.send_all(SendBuf::from_vec(b"left".to_vec())).await;
             r.unwrap();
-            glommio::timer::sleep(Duration::from_millis(30)).await;
+            rt::sleep(Duration::from_millis(30)).await;
         }
         drop(b);
-        glommio::timer::sleep(Duration::from_millis(10)).await;
+        rt::sleep(Duration::from_millis(10)).await;
         assert_eq!(ring.buffers_lent(), 0);
     });
 }
@@ -163,9 +155,7 @@ fn bytes_of_a_dropped_completed_recv_go_to_the_next_recv() {
 /// (which would reset a client the kernel had connected).
 #[test]
 fn a_connection_taken_by_a_dropped_accept_is_kept() {
-    run(|| async {
-        let ring = Ring::new(64, 16, 4096).unwrap();
-        ring.spawn_driver().unwrap();
+    run((64, 16, 4096), |ring| async move {
         let (l, addr) = listener(&ring);
         let client;
         {
@@ -180,7 +170,7 @@ fn a_connection_taken_by_a_dropped_accept_is_kept() {
                 s.read_exact(&mut b).map(|()| b)
             });
             // The completion is reaped into its slot; the future is dropped without taking it.
-            glommio::timer::sleep(Duration::from_millis(50)).await;
+            rt::sleep(Duration::from_millis(50)).await;
         }
         l.settle().await;
         let c = l.take_stashed().expect("the connection was kept");
@@ -194,10 +184,8 @@ fn a_connection_taken_by_a_dropped_accept_is_kept() {
 
 #[test]
 fn exhausted_buffer_pool_falls_back_to_heap_buffers() {
-    run(|| async {
+    run((64, 2, 1024), |ring| async move {
         // Two pool buffers, four connections holding received data at once.
-        let ring = Ring::new(64, 2, 1024).unwrap();
-        ring.spawn_driver().unwrap();
         let (l, addr) = listener(&ring);
         let mut pairs = Vec::new();
         for _ in 0..4 {
@@ -225,17 +213,15 @@ fn exhausted_buffer_pool_falls_back_to_heap_buffers() {
 
 #[test]
 fn many_concurrent_connections_echo() {
-    run(|| async {
-        let ring = Ring::new(256, 64, 2048).unwrap();
-        ring.spawn_driver().unwrap();
+    run((256, 64, 2048), |ring| async move {
         let (l, addr) = listener(&ring);
         let l = Rc::new(l);
         let server = {
             let l = l.clone();
-            glommio::spawn_local(async move {
+            rt::spawn(async move {
                 for _ in 0..200 {
                     let c = l.accept().await.unwrap();
-                    glommio::spawn_local(async move {
+                    rt::spawn(async move {
                         while let Ok(Some(buf)) = c.recv().await {
                             let (r, _) = c.send_all(SendBuf::Recv(buf)).await;
                             if r.is_err() {
@@ -250,7 +236,7 @@ fn many_concurrent_connections_echo() {
         let mut clients = Vec::new();
         for i in 0..200u32 {
             let ring = ring.clone();
-            clients.push(glommio::spawn_local(async move {
+            clients.push(rt::spawn(async move {
                 let c = TcpStream::connect(&ring, addr).await.unwrap();
                 let msg = i.to_be_bytes().repeat(100);
                 let (r, _) = c.send_all(SendBuf::from_vec(msg.clone())).await;
@@ -271,9 +257,7 @@ fn many_concurrent_connections_echo() {
 
 #[test]
 fn out_fd_writes_datagrams_to_udp_and_unix_sockets_and_pipes() {
-    run(|| async {
-        let ring = Ring::new(64, 16, 4096).unwrap();
-        ring.spawn_driver().unwrap();
+    run((64, 16, 4096), |ring| async move {
         // UDP: one write is one datagram.
         let rx = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

@@ -1,5 +1,5 @@
-//! Splice through pipes (`IORING_OP_SPLICE`) against real loopback sockets inside a glommio
-//! executor: 64 MiB socket → pipe → socket byte-exact, half-close in both directions, and
+//! Splice through pipes (`IORING_OP_SPLICE`) against real loopback sockets on the shard run
+//! loop (`rt`): 64 MiB socket → pipe → socket byte-exact, half-close in both directions, and
 //! cancellation of a splice that waits for bytes.
 
 // Test code: a failed unwrap is a failed test, with its message.
@@ -10,19 +10,19 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use futures_lite::future;
-use glommio::{LocalExecutorBuilder, Placement};
-use ringlb_uring::{bind_reuseport, Pipe, Ring, TcpListener, TcpStream};
+use ringlb_uring::{bind_reuseport, rt, Pipe, Ring, TcpListener, TcpStream};
 
-fn run<F, Fut>(f: F)
+fn run<F, Fut>(dims: (u32, u16, usize), f: F)
 where
-    F: FnOnce() -> Fut + Send + 'static,
+    F: FnOnce(Ring) -> Fut + Send + 'static,
     Fut: std::future::Future<Output = ()> + 'static,
 {
-    LocalExecutorBuilder::new(Placement::Unbound)
-        .spawn(f)
-        .expect("executor")
-        .join()
-        .expect("join");
+    std::thread::spawn(move || {
+        let ring = Ring::new(dims.0, dims.1, dims.2).expect("ring");
+        rt::block_on(&ring, f(ring.clone())).expect("run loop");
+    })
+    .join()
+    .expect("join");
 }
 
 fn listener(ring: &Ring) -> (TcpListener, SocketAddr) {
@@ -65,15 +65,13 @@ async fn settle(ring: &Ring) {
     let deadline = Instant::now() + Duration::from_secs(5);
     while ring.in_flight() > 0 {
         assert!(Instant::now() < deadline, "operations still in flight");
-        glommio::timer::sleep(Duration::from_millis(5)).await;
+        rt::sleep(Duration::from_millis(5)).await;
     }
 }
 
 #[test]
 fn pipe_is_resized_and_rejects_a_splice_that_does_not_use_it() {
-    run(|| async {
-        let ring = Ring::new(16, 4, 1024).unwrap();
-        ring.spawn_driver().unwrap();
+    run((16, 4, 1024), |ring| async move {
         let pipe = Pipe::new(256 * 1024).unwrap();
         assert!(pipe.capacity() >= 256 * 1024);
         let other = Pipe::new(0).unwrap();
@@ -91,9 +89,7 @@ fn pipe_is_resized_and_rejects_a_splice_that_does_not_use_it() {
 #[test]
 fn moves_64_mib_socket_to_pipe_to_socket_byte_exact() {
     const TOTAL: u64 = 64 << 20;
-    run(|| async {
-        let ring = Ring::new(64, 4, 4096).unwrap();
-        ring.spawn_driver().unwrap();
+    run((64, 4, 4096), |ring| async move {
         let (l_in, addr_in) = listener(&ring);
         let (l_out, addr_out) = listener(&ring);
         let sender = std::thread::spawn(move || {
@@ -140,9 +136,7 @@ fn moves_64_mib_socket_to_pipe_to_socket_byte_exact() {
 
 #[test]
 fn half_close_is_forwarded_and_the_other_direction_keeps_working() {
-    run(|| async {
-        let ring = Ring::new(64, 4, 4096).unwrap();
-        ring.spawn_driver().unwrap();
+    run((64, 4, 4096), |ring| async move {
         let (l_in, addr_in) = listener(&ring);
         let (l_out, addr_out) = listener(&ring);
         // Client: sends a request, half-closes, then reads the whole reply.
@@ -179,16 +173,14 @@ fn half_close_is_forwarded_and_the_other_direction_keeps_working() {
 
 #[test]
 fn dropping_a_pending_splice_cancels_it_and_socket_and_pipe_stay_usable() {
-    run(|| async {
-        let ring = Ring::new(64, 4, 4096).unwrap();
-        ring.spawn_driver().unwrap();
+    run((64, 4, 4096), |ring| async move {
         let (l, addr) = listener(&ring);
         let a = TcpStream::connect(&ring, addr).await.unwrap();
         let b = l.accept().await.unwrap();
         let pipe = Pipe::new(0).unwrap();
         // Nothing arrives: the splice waits (in an io-wq worker) until its future is dropped.
         let timed_out = future::or(async { Some(b.splice_to_pipe(&pipe, 4096).await) }, async {
-            glommio::timer::sleep(Duration::from_millis(100)).await;
+            rt::sleep(Duration::from_millis(100)).await;
             None
         })
         .await;
@@ -212,9 +204,7 @@ fn dropping_a_pending_splice_cancels_it_and_socket_and_pipe_stay_usable() {
 
 #[test]
 fn a_dropped_splice_keeps_its_pipe_open_until_the_completion() {
-    run(|| async {
-        let ring = Ring::new(64, 4, 4096).unwrap();
-        ring.spawn_driver().unwrap();
+    run((64, 4, 4096), |ring| async move {
         let (l, addr) = listener(&ring);
         let _a = TcpStream::connect(&ring, addr).await.unwrap();
         let b = l.accept().await.unwrap();
@@ -224,7 +214,7 @@ fn a_dropped_splice_keeps_its_pipe_open_until_the_completion() {
             let mut op = Box::pin(b.splice_to_pipe(&pipe, 4096));
             // Poll once so it is submitted, then drop both the future and our pipe handle.
             assert!(future::poll_once(op.as_mut()).await.is_none());
-            glommio::timer::sleep(Duration::from_millis(20)).await;
+            rt::sleep(Duration::from_millis(20)).await;
             drop(op);
         }
         drop(pipe);
@@ -239,15 +229,13 @@ fn a_dropped_splice_keeps_its_pipe_open_until_the_completion() {
 
 #[test]
 fn readable_waits_for_bytes_and_can_be_cancelled() {
-    run(|| async {
-        let ring = Ring::new(64, 4, 4096).unwrap();
-        ring.spawn_driver().unwrap();
+    run((64, 4, 4096), |ring| async move {
         let (l, addr) = listener(&ring);
         let a = TcpStream::connect(&ring, addr).await.unwrap();
         let b = l.accept().await.unwrap();
         // Nothing sent: still waiting after 50 ms; dropping it cancels the poll.
         let waited = future::or(async { Some(b.readable().await) }, async {
-            glommio::timer::sleep(Duration::from_millis(50)).await;
+            rt::sleep(Duration::from_millis(50)).await;
             None
         })
         .await;

@@ -5,8 +5,7 @@
 
 use std::rc::Rc;
 
-use glommio::{LocalExecutorBuilder, Placement};
-use ringlb_uring::{bind_reuseport, Pipe, Ring, TcpListener, TcpStream};
+use ringlb_uring::{bind_reuseport, rt, Pipe, Ring, TcpListener, TcpStream};
 
 include!("common/relay_args.rs");
 
@@ -55,49 +54,46 @@ fn main() {
     };
     let upstream = args.upstream;
     let listen = args.listen;
-    let ex = LocalExecutorBuilder::new(Placement::Fixed(args.cpu))
-        .name("relay")
-        .spawn(move || async move {
-            let ring = match Ring::new(1024, 64, 16384) {
-                Ok(r) => r,
-                Err(e) => {
-                    eprintln!("relay-splice: ring: {e}");
-                    return;
-                }
-            };
-            if let Err(e) = ring.spawn_driver() {
-                eprintln!("relay-splice: driver: {e}");
-                return;
-            }
-            let fd = match bind_reuseport(listen, 1024) {
-                Ok(fd) => fd,
-                Err(e) => {
-                    eprintln!("relay-splice: bind {listen}: {e}");
-                    return;
-                }
-            };
-            let listener = TcpListener::from_fd(&ring, fd);
-            loop {
-                let Ok(client) = listener.accept().await else {
-                    continue;
-                };
-                let ring = ring.clone();
-                glommio::spawn_local(async move {
-                    let Ok(server) = TcpStream::connect(&ring, upstream).await else {
-                        return;
-                    };
-                    let (c, s) = (Rc::new(client), Rc::new(server));
-                    let up = glommio::spawn_local(pump(c.clone(), s.clone(), poll_first));
-                    pump(s, c, poll_first).await;
-                    up.await;
-                })
-                .detach();
-            }
-        });
-    match ex {
-        Ok(h) => {
-            let _ = h.join();
+    if let Err(e) = rt::pin_thread(&[args.cpu]) {
+        eprintln!("relay-splice: pin to CPU {}: {e}", args.cpu);
+        std::process::exit(1);
+    }
+    let ring = match Ring::new(1024, 64, 16384) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("relay-splice: ring: {e}");
+            std::process::exit(1);
         }
-        Err(e) => eprintln!("relay-splice: executor: {e}"),
+    };
+    let fd = match bind_reuseport(listen, 1024) {
+        Ok(fd) => fd,
+        Err(e) => {
+            eprintln!("relay-splice: bind {listen}: {e}");
+            std::process::exit(1);
+        }
+    };
+    let listener = TcpListener::from_fd(&ring, fd);
+    let r = ring.clone();
+    let served = rt::block_on(&ring, async move {
+        loop {
+            let Ok(client) = listener.accept().await else {
+                continue;
+            };
+            let ring = r.clone();
+            rt::spawn(async move {
+                let Ok(server) = TcpStream::connect(&ring, upstream).await else {
+                    return;
+                };
+                let (c, s) = (Rc::new(client), Rc::new(server));
+                let up = rt::spawn(pump(c.clone(), s.clone(), poll_first));
+                pump(s, c, poll_first).await;
+                up.await;
+            })
+            .detach();
+        }
+    });
+    if let Err(e) = served {
+        eprintln!("relay-splice: ring wait: {e}");
+        std::process::exit(1);
     }
 }

@@ -58,8 +58,7 @@ impl Remote {
         self.pending.store(true, Ordering::SeqCst);
         if self.sleeping.load(Ordering::SeqCst) {
             let one: u64 = 1;
-            // SAFETY: writes 8 bytes from a live u64 to an eventfd we own. A full counter
-            // (EAGAIN) still leaves the fd readable, which is all the wake needs.
+            // SAFETY: writes 8 bytes from a live u64 to an eventfd we own.
             unsafe {
                 libc::write(
                     self.eventfd.as_raw_fd(),
@@ -107,7 +106,11 @@ thread_local! {
 
 /// Runs `f` with the current thread's runtime, if one runs here.
 pub(crate) fn with_current<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
-    CURRENT.with(|c| c.borrow().as_ref().map(|rt| f(rt)))
+    // `try_with`: a task dropped while the thread's locals are torn down finds no runtime.
+    CURRENT
+        .try_with(|c| c.try_borrow().ok()?.as_ref().map(|rt| f(rt)))
+        .ok()
+        .flatten()
 }
 
 /// Spawns `fut` on the current shard. Outside a runtime the future is dropped unrun (a
@@ -127,8 +130,10 @@ pub fn stats() -> Stats {
 /// Runs `fut` to completion on this thread with `ring` as the shard's ring, running every task
 /// spawned meanwhile. Tasks still pending when `fut` finishes are dropped.
 pub fn block_on<T: 'static>(ring: &Ring, fut: impl Future<Output = T> + 'static) -> io::Result<T> {
+    // Blocking: io_uring completes a read of a non-blocking file with EAGAIN instead of
+    // waiting for it. Writers never block (the counter would have to reach 2^64 - 1).
     // SAFETY: plain syscall; the result is checked and owned right after.
-    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+    let efd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC) };
     if efd < 0 {
         return Err(io::Error::last_os_error());
     }
@@ -166,10 +171,11 @@ pub fn block_on<T: 'static>(ring: &Ring, fut: impl Future<Output = T> + 'static)
     .detach();
     let main = spawn(fut);
     let out = rt.run(&main);
-    CURRENT.with(|c| c.replace(previous));
-    // Drop the remaining tasks before the runtime (their drops may still touch it).
+    // Drop the remaining tasks while the runtime is still current: their drops remove timers
+    // and cancel operations.
     let leftover: Vec<TaskSlot> = rt.tasks.borrow_mut().drain(..).collect();
     drop(leftover);
+    CURRENT.with(|c| c.replace(previous));
     out
 }
 
