@@ -576,7 +576,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("tune.buffers.reserve", Status::Accepted { why: "receive buffers come from each shard's fixed io_uring pool (256 x tune.bufsize, heap beyond); there is no global buffer count to reserve from" }, "reserved buffers", tune_other),
     kw("tune.idletimer", Status::Accepted { why: "ringlb never uses splice(), so there is no splicing decision to time" }, "idle time before splicing", tune_other),
     kw("tune.recv_enough", Status::Accepted { why: "an io_uring receive completes with whatever arrived; there is no read loop to cut short" }, "minimum read size", tune_other),
-    kw("tune.runqueue-depth", Status::Accepted { why: "glommio's per-shard scheduler runs the tasks, not haproxy's run queue" }, "tasks per scheduler loop", tune_other),
+    kw("tune.runqueue-depth", Status::Accepted { why: "each shard's run loop polls at most 512 woken tasks per turn, not haproxy's run queue" }, "tasks per scheduler loop", tune_other),
     kw("tune.pool-high-fd-ratio", Status::Accepted { why: "idle server connections are bounded per shard by pool-max-conn and the shard's idle budget, not by a share of the descriptors" }, "idle server connection fd ratio", tune_other),
     kw("tune.pool-low-fd-ratio", Status::Accepted { why: "idle server connections are bounded per shard by pool-max-conn and the shard's idle budget, not by a share of the descriptors" }, "idle server connection fd ratio", tune_other),
     kw("tune.pattern.cache-size", PATCACHE, "pattern match cache", tune_other),

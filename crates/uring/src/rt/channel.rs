@@ -31,7 +31,9 @@ impl Shared {
 
 /// The sending end; cheap to clone, usable from any thread.
 pub struct Sender<T> {
-    tx: crossbeam_channel::Sender<T>,
+    /// `None` only while dropping: the queue's sender must go before the receiver is told, or
+    /// it would look and find the channel still open.
+    tx: Option<crossbeam_channel::Sender<T>>,
     shared: Arc<Shared>,
 }
 
@@ -68,7 +70,7 @@ fn pair<T>(
     });
     (
         Sender {
-            tx,
+            tx: Some(tx),
             shared: shared.clone(),
         },
         Receiver { rx, shared },
@@ -82,7 +84,10 @@ const FULL_RETRY: Duration = Duration::from_millis(1);
 impl<T> Sender<T> {
     /// Queues `msg` without waiting; gives it back if the channel is full or closed.
     pub fn try_send(&self, msg: T) -> Result<(), T> {
-        match self.tx.try_send(msg) {
+        let Some(tx) = self.tx.as_ref() else {
+            return Err(msg);
+        };
+        match tx.try_send(msg) {
             Ok(()) => {
                 self.shared.notify();
                 Ok(())
@@ -95,8 +100,11 @@ impl<T> Sender<T> {
     /// Queues `msg`, waiting (on a shard runtime) while the channel is full. `Err` gives it
     /// back when the receiver is gone.
     pub async fn send(&self, mut msg: T) -> Result<(), T> {
+        let Some(tx) = self.tx.as_ref() else {
+            return Err(msg);
+        };
         loop {
-            match self.tx.try_send(msg) {
+            match tx.try_send(msg) {
                 Ok(()) => {
                     self.shared.notify();
                     return Ok(());
@@ -117,7 +125,8 @@ impl<T> Sender<T> {
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        // The last sender going away must wake the receiver to see the end.
+        // The last sender going away must wake the receiver to see the end: close first.
+        drop(self.tx.take());
         self.shared.notify();
     }
 }

@@ -175,7 +175,11 @@ pub fn block_on<T: 'static>(ring: &Ring, fut: impl Future<Output = T> + 'static)
     // and cancel operations.
     let leftover: Vec<TaskSlot> = rt.tasks.borrow_mut().drain(..).collect();
     drop(leftover);
+    // Their sockets were closed through the ring: submit those closes before the ring goes
+    // (a queued entry dies with the ring, and the descriptor with the process only).
+    let flushed = rt.ring.turn(None);
     CURRENT.with(|c| c.replace(previous));
+    flushed?;
     out
 }
 
