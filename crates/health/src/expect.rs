@@ -4,7 +4,7 @@
 
 use regex::bytes::Regex as BytesRegex;
 use regex::Regex;
-use ringlb_config::model::CheckExpect;
+use ringlb_config::model::{CheckExpect, CheckHdr};
 
 use crate::http::{self, Parsed};
 use crate::status::{CheckResult, CheckStatus};
@@ -20,13 +20,19 @@ pub enum TextMatch {
 }
 
 impl TextMatch {
-    fn parse(meth: &str, pat: &str) -> Result<TextMatch, String> {
+    /// `ignore_case`: a regex for header names matches in any case, as the other methods do.
+    fn parse(meth: &str, pat: &str, ignore_case: bool) -> Result<TextMatch, String> {
         Ok(match meth {
             "" | "str" => TextMatch::Str(pat.to_string()),
             "beg" => TextMatch::Beg(pat.to_string()),
             "end" => TextMatch::End(pat.to_string()),
             "sub" => TextMatch::Sub(pat.to_string()),
-            "reg" => TextMatch::Reg(regex(pat)?),
+            "reg" => TextMatch::Reg(
+                regex::RegexBuilder::new(pat)
+                    .case_insensitive(ignore_case)
+                    .build()
+                    .map_err(|e| format!("invalid regex '{pat}': {e}"))?,
+            ),
             m => {
                 return Err(format!(
                     "unknown match method '{m}' (expects str, beg, end, sub, reg)"
@@ -129,8 +135,9 @@ impl InfoFrom {
     }
 }
 
-/// How a tcp-check rule reports (`error-status`, `on-error`, `on-success`, `status-code`).
-/// The config model does not carry these options yet; the canned checks set them.
+/// How a check rule reports: `ok-status`, `error-status`, `tout-status` from the config; the
+/// canned checks also set `on-error`, `on-success`, `status-code` (which the config model
+/// does not carry yet).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Reporting {
     /// Status on failure (default `Layer7 invalid response`).
@@ -211,40 +218,41 @@ fn parse_status_list(p: &str) -> Result<Vec<(u16, u16)>, String> {
         .collect()
 }
 
-fn parse_hdr(p: &str, full: bool) -> Result<Matcher, String> {
-    let w: Vec<&str> = p.split_whitespace().collect();
-    let mut i = 0;
-    let mut take = |what: &str| -> Result<TextMatch, String> {
-        if w.get(i) != Some(&what) {
-            return Err(format!(
-                "'hdr' expects '{what}' (got '{}')",
-                w.get(i).unwrap_or(&"")
-            ));
-        }
-        i += 1;
-        let mut meth = "";
-        if w.get(i) == Some(&"-m") {
-            meth = w.get(i + 1).copied().unwrap_or("");
-            i += 2;
-        }
-        let pat = w
-            .get(i)
-            .copied()
-            .ok_or_else(|| format!("'hdr {what}' expects a pattern"))?;
-        i += 1;
-        TextMatch::parse(meth, pat)
-    };
-    let name = take("name")?;
-    let value = if w.contains(&"value") {
-        Some(take("value")?)
-    } else {
-        None
-    };
+fn hdr_matcher(h: &CheckHdr, full: bool) -> Result<Matcher, String> {
+    if h.name_lf || h.value.as_ref().is_some_and(|v| v.lf) {
+        return Err("'hdr name-lf' / 'value-lf' are not supported by ringlb yet".into());
+    }
     Ok(Matcher::Hdr {
-        name,
-        value,
-        full: full || w.contains(&"full"),
+        name: TextMatch::parse(&h.name_meth, &h.name, true)?,
+        value: h
+            .value
+            .as_ref()
+            .map(|v| TextMatch::parse(&v.meth, &v.value, false))
+            .transpose()?,
+        full,
     })
+}
+
+/// `L7OK`, `L7RSP`, ... (the names `ok-status`, `error-status`, `tout-status` take).
+fn status_named(name: &Option<String>) -> Result<Option<CheckStatus>, String> {
+    let Some(n) = name else { return Ok(None) };
+    let st = [
+        CheckStatus::L4Ok,
+        CheckStatus::L4Timeout,
+        CheckStatus::L4Con,
+        CheckStatus::L6Ok,
+        CheckStatus::L6Timeout,
+        CheckStatus::L6Rsp,
+        CheckStatus::L7Timeout,
+        CheckStatus::L7Rsp,
+        CheckStatus::L7Ok,
+        CheckStatus::L7OkCond,
+        CheckStatus::L7Sts,
+    ]
+    .into_iter()
+    .find(|s| s.short_name() == n)
+    .ok_or_else(|| format!("unknown check status '{n}'"))?;
+    Ok(Some(st))
 }
 
 impl ExpectRule {
@@ -260,8 +268,10 @@ impl ExpectRule {
             ),
             "binary" => Matcher::Binary(decode_hex(p)?),
             "rbinary" => Matcher::RBinary(regex(p)?),
-            "hdr" => parse_hdr(p, false)?,
-            "fhdr" => parse_hdr(p, true)?,
+            "hdr" | "fhdr" => match &e.hdr {
+                Some(h) => hdr_matcher(h, e.kind == "fhdr")?,
+                None => return Err(format!("'{}' without a name pattern", e.kind)),
+            },
             k => {
                 return Err(format!(
                     "expect '{k}' is not supported (log-format patterns need the sample engine)"
@@ -275,8 +285,13 @@ impl ExpectRule {
             step,
             pattern: e.pattern.clone(),
             disable_on_404: false,
-            reporting: Reporting::default(),
-            comment: None,
+            reporting: Reporting {
+                ok_status: status_named(&e.ok_status)?,
+                error_status: status_named(&e.error_status)?,
+                timeout_status: status_named(&e.tout_status)?,
+                ..Reporting::default()
+            },
+            comment: e.comment.clone(),
         })
     }
 
@@ -428,7 +443,7 @@ fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutc
         return ExpectOutcome::NeedMore;
     }
     let status_ok = |r: &http::Response<'_>| {
-        let mut res = CheckResult::new(CheckStatus::L7Ok);
+        let mut res = CheckResult::new(rule.reporting.ok_status.unwrap_or(CheckStatus::L7Ok));
         res.code = Some(r.status);
         if rule.disable_on_404 && r.status == 404 {
             res.status = CheckStatus::L7OkCond;
@@ -437,6 +452,19 @@ fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutc
     };
     if rule.disable_on_404 && resp.status == 404 {
         return ExpectOutcome::Pass(status_ok(&resp));
+    }
+    // A body rule (negated or not) fails on an empty body (haproxy 2.6, recorded).
+    let body_rule = matches!(
+        rule.matcher,
+        Matcher::String(_) | Matcher::RString(_) | Matcher::Binary(_) | Matcher::RBinary(_)
+    );
+    if body_rule && resp.body.is_empty() {
+        let mut r = CheckResult::new(rule.reporting.error_status.unwrap_or(CheckStatus::L7Rsp));
+        r.info = Some(with_comment(
+            "HTTP content check could not find a response body".into(),
+            rule,
+        ));
+        return ExpectOutcome::Fail(r);
     }
     let matched = match &rule.matcher {
         Matcher::Status(ranges) => ranges.iter().any(|(a, b)| (*a..=*b).contains(&resp.status)),
@@ -456,25 +484,40 @@ fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutc
 
 /// Status and header rules fail with `Layer7 wrong status`, the code and the reason phrase;
 /// body rules with `Layer7 invalid response` (texts captured from haproxy 2.6).
+/// `error-status` replaces the status; the rule's `comment` is appended to the info.
 fn http_failure(rule: &ExpectRule, resp: &http::Response<'_>, matched: bool) -> CheckResult {
     let mut r = CheckResult::new(CheckStatus::L7Sts);
     r.code = Some(resp.status);
-    match rule.matcher {
-        Matcher::Status(_) | Matcher::RStatus(_) | Matcher::Hdr { .. } => {
-            r.info = Some(resp.reason.to_string());
-        }
+    let info = match rule.matcher {
+        Matcher::Status(_) | Matcher::RStatus(_) | Matcher::Hdr { .. } => resp.reason.to_string(),
         _ => {
             r.status = CheckStatus::L7Rsp;
-            r.code = None;
             let text = if matched {
                 "HTTP check matched unwanted content"
             } else {
                 "HTTP content check did not match"
             };
-            r.info = Some(text.into());
+            text.into()
         }
+    };
+    if let Some(st) = rule.reporting.error_status {
+        r.status = st;
     }
+    if !r.status.shows_code() {
+        r.code = None;
+    }
+    r.info = Some(with_comment(info, rule));
     r
+}
+
+/// An expect failure's info followed by the rule's comment (` comment: <text>`, unquoted:
+/// haproxy 2.6's `tcpcheck_expect_onerror_message`).
+fn with_comment(mut info: String, rule: &ExpectRule) -> String {
+    if let Some(c) = &rule.comment {
+        info.push_str(" comment: ");
+        info.push_str(c);
+    }
+    info
 }
 
 fn hdr_match(

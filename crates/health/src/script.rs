@@ -493,7 +493,9 @@ pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
             }
             TcpCheckStep::Expect(e) => {
                 let mut rule = ExpectRule::from_model(e, n)?;
-                rule.comment = comment.take();
+                // The rule's own `comment` option, else a `comment` rule right before it.
+                let before = comment.take();
+                rule.comment = rule.comment.or(before);
                 steps.push(Step::Expect(rule));
             }
             TcpCheckStep::SendLf { fmt, binary, loc } => {
@@ -532,27 +534,60 @@ pub struct HttpRequest {
 }
 
 impl HttpRequest {
+    /// The user's headers as haproxy 2.6 sends them (diffed in `tests/health_http_expect.rs`):
+    /// names lower-cased; empty values, `content-length` and `transfer-encoding` dropped
+    /// (the body decides the length); a `connection` header loses the token that is the
+    /// version's default (`keep-alive` in HTTP/1.1, `close` in HTTP/1.0) and goes when
+    /// nothing is left, as haproxy's HTTP/1 output does.
+    fn wire_headers(&self) -> Vec<(String, String)> {
+        let v11 = self.version.eq_ignore_ascii_case("HTTP/1.1");
+        let implied = if v11 { "keep-alive" } else { "close" };
+        self.headers
+            .iter()
+            .filter_map(|(n, v)| {
+                let n = n.to_ascii_lowercase();
+                if v.is_empty() || n == "content-length" || n == "transfer-encoding" {
+                    return None;
+                }
+                if n != "connection" {
+                    return Some((n, v.clone()));
+                }
+                let kept: Vec<&str> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case(implied))
+                    .collect();
+                (!kept.is_empty()).then(|| (n, kept.join(", ")))
+            })
+            .collect()
+    }
+
     /// Where `http-check send-state` inserts its header: after the request line and the
     /// user's headers, before `content-length` and `connection` (recorded from haproxy 2.6).
     pub fn state_offset(&self) -> usize {
         let mut n = self.method.len() + self.uri.len() + self.version.len() + 4;
-        for (k, v) in &self.headers {
+        for (k, v) in self.wire_headers() {
             n += k.len() + v.len() + 4;
         }
         n
     }
 
-    /// The bytes haproxy 2.6 puts on the wire: header names lower-cased, `content-length`
-    /// with a body, `connection: close` for HTTP/1.1 (captured in `traces/requests/`).
+    /// The bytes haproxy 2.6 puts on the wire: the request line, [`Self::wire_headers`],
+    /// `content-length` with a body, `connection: close` for HTTP/1.1 unless the user
+    /// configured a `connection` header (captured in `traces/requests/`).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut s = format!("{} {} {}\r\n", self.method, self.uri, self.version);
-        for (n, v) in &self.headers {
-            s.push_str(&format!("{}: {}\r\n", n.to_ascii_lowercase(), v));
+        for (n, v) in self.wire_headers() {
+            s.push_str(&format!("{n}: {v}\r\n"));
         }
         if let Some(b) = &self.body {
             s.push_str(&format!("content-length: {}\r\n", b.len()));
         }
-        if self.version.eq_ignore_ascii_case("HTTP/1.1") {
+        let user_connection = self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("connection"));
+        if self.version.eq_ignore_ascii_case("HTTP/1.1") && !user_connection {
             s.push_str("connection: close\r\n");
         }
         s.push_str("\r\n");
@@ -596,7 +631,10 @@ fn send_request(chk: &HttpChk, step: &HttpCheckStep) -> HttpRequest {
         req.method = meth.clone().unwrap_or(req.method);
         req.uri = uri.clone().unwrap_or(req.uri);
         req.version = ver.clone().unwrap_or(req.version);
-        req.headers.extend(headers.iter().cloned());
+        // The send rule's headers replace those hidden in `option httpchk`'s version.
+        if !headers.is_empty() {
+            req.headers = headers.clone();
+        }
         req.body = body.clone();
     }
     req

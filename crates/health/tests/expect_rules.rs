@@ -2,8 +2,41 @@
 //! checks' replies (redis, pgsql, mysql, smtp, ssl-hello).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
 
-use ringlb_config::model::{CheckExpect, Loc};
+use ringlb_config::model::{CheckExpect, CheckHdr, CheckHdrValue, Loc};
 use ringlb_health::{evaluate, CheckScript, CheckStatus, ExpectOutcome, ExpectRule, Step};
+
+/// `name [-m m] <name> [value [-m m] <value>]` as whitespace-separated words (the config
+/// parser's job; the words here have no spaces).
+fn hdr_of(pattern: &str) -> CheckHdr {
+    let w: Vec<&str> = pattern.split_whitespace().collect();
+    let mut i = 1;
+    let meth = |i: &mut usize| {
+        if w.get(*i) == Some(&"-m") {
+            *i += 2;
+            w[*i - 1].to_string()
+        } else {
+            String::new()
+        }
+    };
+    let name_meth = meth(&mut i);
+    let name = w[i].to_string();
+    i += 1;
+    let value = (w.get(i) == Some(&"value")).then(|| {
+        i += 1;
+        let meth = meth(&mut i);
+        CheckHdrValue {
+            meth,
+            value: w[i..].join(" "),
+            lf: false,
+        }
+    });
+    CheckHdr {
+        name_meth,
+        name,
+        name_lf: false,
+        value,
+    }
+}
 
 fn rule(kind: &str, pattern: &str, negate: bool, min_recv: Option<i64>) -> ExpectRule {
     let e = CheckExpect {
@@ -12,7 +45,8 @@ fn rule(kind: &str, pattern: &str, negate: bool, min_recv: Option<i64>) -> Expec
         kind: kind.into(),
         pattern: pattern.into(),
         min_recv,
-        body_synonym: false,
+        hdr: kind.ends_with("hdr").then(|| hdr_of(pattern)),
+        ..CheckExpect::default()
     };
     ExpectRule::from_model(&e, 2).unwrap()
 }
@@ -203,7 +237,9 @@ fn http_rules() {
         ("hdr", "name x-role value ro", false, &ok, 'P'),
         ("hdr", "name X-Role value -m beg prim", false, &ok, 'P'),
         ("hdr", "name X-Role value replica", false, &ok, 'F'),
-        ("fhdr", "name X-Role value primary, ro", false, &ok, 'F'),
+        ("fhdr", "name X-Role value primary,", false, &ok, 'F'),
+        ("fhdr", "name X-Role value primary, ro", false, &ok, 'P'),
+        ("hdr", "name X-Role value primary, ro", false, &ok, 'F'),
         (
             "fhdr",
             "name server value -m reg ^demo/[0-9.]+$",
@@ -406,12 +442,9 @@ fn hex_and_bad_patterns() {
     assert!(ringlb_health::decode_hex("abc").is_err());
     assert!(ringlb_health::decode_hex("zz").is_err());
     let bad = CheckExpect {
-        loc: Loc::default(),
-        negate: false,
         kind: "rstring".into(),
         pattern: "(".into(),
-        min_recv: None,
-        body_synonym: false,
+        ..CheckExpect::default()
     };
     assert!(ExpectRule::from_model(&bad, 1).is_err());
     let lf = CheckExpect {

@@ -60,17 +60,46 @@ pub struct CheckConnect {
     pub linger: bool,
 }
 
-/// `expect [min-recv N] [!] <match> <pattern>` (shared by http-check and tcp-check).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `expect [min-recv N] [comment C] [ok|error|tout-status S] [!] <match> <pattern>` (shared by
+/// http-check and tcp-check; options may come before or after the match, as in HAProxy).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CheckExpect {
     pub loc: Loc,
     pub negate: bool,
     /// `status`, `rstatus`, `string`, `rstring`, `binary`, `rbinary`, `hdr`, `fhdr`.
     pub kind: String,
+    /// The pattern as one string (for `hdr`/`fhdr`: the words after the keyword, joined with
+    /// spaces, for messages; the parts are in `hdr`).
     pub pattern: String,
     pub min_recv: Option<i64>,
     /// True when written `expect body` (ringlb extension, synonym of `string`).
     pub body_synonym: bool,
+    /// `comment <msg>`: appended to the failure's info (` comment: <msg>`).
+    pub comment: Option<String>,
+    /// `ok-status`, `error-status`, `tout-status` as written (`L7OK`, `L7RSP`, ...).
+    pub ok_status: Option<String>,
+    pub error_status: Option<String>,
+    pub tout_status: Option<String>,
+    /// `hdr`/`fhdr`: the name and value patterns.
+    pub hdr: Option<CheckHdr>,
+}
+
+/// `{name|name-lf} [-m <meth>] <name> [{value|value-lf} [-m <meth>] <value>]` of an
+/// `expect hdr`/`fhdr` rule; an empty method means `str`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckHdr {
+    pub name_meth: String,
+    pub name: String,
+    pub name_lf: bool,
+    pub value: Option<CheckHdrValue>,
+}
+
+/// The value part of a [`CheckHdr`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckHdrValue {
+    pub meth: String,
+    pub value: String,
+    pub lf: bool,
 }
 
 /// One `tcp-check` step.

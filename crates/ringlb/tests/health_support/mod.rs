@@ -1,0 +1,333 @@
+//! Shared by the `health_*` differential tests: loopback fake servers that record what a check
+//! sends, and one run of a config under ringlb or haproxy 2.6 whose observable results (the
+//! state-change log lines, `show servers state`, columns of `show stat`, the bytes each fake
+//! received) are collected for comparison.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use ringlb_testkit::{
+    free_addr, haproxy_available, wait_until, ChildGuard, Haproxy, Ringlb, TempDir,
+};
+
+/// Longest wait for a log line or a state.
+pub const WAIT: Duration = Duration::from_secs(8);
+
+/// What one fake server received, one entry per connection.
+pub type Captures = Arc<Mutex<Vec<Vec<u8>>>>;
+
+/// A TCP server on loopback handing each connection to `handler` in a thread; stopped (and
+/// its accept loop joined) on drop. Bounded: it stops accepting after 90 s.
+pub struct Fake {
+    pub addr: SocketAddr,
+    pub seen: Captures,
+    stop: Arc<AtomicBool>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl Fake {
+    pub fn start(handler: impl Fn(TcpStream, &Captures) + Send + Sync + 'static) -> Fake {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let addr = l.local_addr().unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen: Captures = Arc::new(Mutex::new(Vec::new()));
+        let (s, captures) = (stop.clone(), seen.clone());
+        let handler = Arc::new(handler);
+        let handle = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(90);
+            while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        c.set_nonblocking(false).unwrap();
+                        c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+                        let (h, caps) = (handler.clone(), captures.clone());
+                        std::thread::spawn(move || h(c, &caps));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                }
+            }
+        });
+        Fake {
+            addr,
+            seen,
+            stop,
+            handle: Some(handle),
+        }
+    }
+
+    /// An HTTP server: records each request (head and `Content-Length` body) and answers
+    /// `response`, then closes.
+    pub fn http(response: &[u8]) -> Fake {
+        let response = response.to_vec();
+        Fake::start(move |mut c, seen| {
+            let req = read_http_request(&mut c);
+            if req.is_empty() {
+                return;
+            }
+            seen.lock().unwrap().push(req);
+            let _ = c.write_all(&response);
+        })
+    }
+
+    /// Records everything the peer sends within `quiet` of silence, then answers `reply`.
+    pub fn reply_after_quiet(reply: &[u8], quiet: Duration) -> Fake {
+        let reply = reply.to_vec();
+        Fake::start(move |mut c, seen| {
+            c.set_read_timeout(Some(quiet)).unwrap();
+            let got = read_until_quiet(&mut c);
+            seen.lock().unwrap().push(got);
+            let _ = c.write_all(&reply);
+            // Let the checker close first (a close from here would race the reply).
+            c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+            let mut b = [0u8; 256];
+            while matches!(c.read(&mut b), Ok(n) if n > 0) {}
+        })
+    }
+
+    /// The first capture (waiting for one).
+    pub fn first(&self) -> Vec<u8> {
+        assert!(
+            wait_until(WAIT, || !self.seen.lock().unwrap().is_empty()),
+            "nothing reached {}",
+            self.addr
+        );
+        self.seen.lock().unwrap()[0].clone()
+    }
+
+    pub fn clear(&self) {
+        self.seen.lock().unwrap().clear();
+    }
+}
+
+impl Drop for Fake {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Bytes read until the peer goes quiet (read timeout), closes, or 64 KiB.
+pub fn read_until_quiet(c: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    while got.len() < 65536 {
+        match c.read(&mut b) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => got.extend_from_slice(&b[..n]),
+        }
+    }
+    got
+}
+
+/// One HTTP/1 request: the head, then `Content-Length` bytes of body (what a check sends).
+pub fn read_http_request(c: &mut TcpStream) -> Vec<u8> {
+    let mut got = Vec::new();
+    let mut b = [0u8; 4096];
+    loop {
+        if let Some(end) = find(&got, b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&got[..end]).to_ascii_lowercase();
+            let len = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if got.len() >= end + 4 + len {
+                return got;
+            }
+        }
+        match c.read(&mut b) {
+            Ok(0) | Err(_) => return got,
+            Ok(n) => got.extend_from_slice(&b[..n]),
+        }
+        if got.len() > 65536 {
+            return got;
+        }
+    }
+}
+
+pub fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Which proxy runs a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proxy {
+    Ringlb,
+    Haproxy,
+}
+
+impl Proxy {
+    /// The proxies to compare: ringlb always, haproxy when installed (required in CI).
+    pub fn all() -> Vec<Proxy> {
+        if haproxy_available() {
+            vec![Proxy::Haproxy, Proxy::Ringlb]
+        } else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "haproxy is required in CI"
+            );
+            eprintln!("haproxy not installed: no comparison");
+            vec![Proxy::Ringlb]
+        }
+    }
+}
+
+/// A running proxy with a stats socket.
+pub struct Running {
+    pub proxy: Proxy,
+    pub guard: ChildGuard,
+    pub sock: PathBuf,
+    pub front: SocketAddr,
+}
+
+/// `global` with a stats socket in `dir` (plus `extra` global lines).
+pub fn global(dir: &Path, extra: &str) -> String {
+    format!(
+        "global\n    stats socket {}/admin.sock level admin\n{extra}",
+        dir.display()
+    )
+}
+
+/// Starts `proxy` on `cfg(front, dir)` in a fresh directory (named after `name` and the proxy).
+pub fn start(
+    proxy: Proxy,
+    name: &str,
+    cfg: &dyn Fn(SocketAddr, &Path) -> String,
+) -> (TempDir, Running) {
+    let dir = TempDir::new(&format!("{name}-{proxy:?}"));
+    let front = free_addr();
+    let path = dir.join("p.cfg");
+    std::fs::write(&path, cfg(front, dir.path())).unwrap();
+    let guard = match proxy {
+        Proxy::Ringlb => Ringlb::start(&path, &[front]),
+        Proxy::Haproxy => Haproxy::start(&path, &[front]),
+    };
+    let sock = dir.join("admin.sock");
+    assert!(wait_until(WAIT, || sock.exists()), "no stats socket");
+    let r = Running {
+        proxy,
+        guard,
+        sock,
+        front,
+    };
+    (dir, r)
+}
+
+impl Running {
+    pub fn cli(&self, cmd: &str) -> String {
+        ringlb_testkit::runtime_command(&self.sock, cmd)
+            .unwrap_or_else(|e| panic!("{cmd} on {:?}: {e}", self.proxy))
+    }
+
+    /// Waits until the stderr holds a line containing `needle`.
+    pub fn wait_log(&self, needle: &str) {
+        let seen = wait_until(WAIT, || self.guard.stderr().contains(needle));
+        assert!(
+            seen,
+            "{:?}: no log line with {needle:?}:\n{}",
+            self.proxy,
+            self.guard.stderr()
+        );
+    }
+
+    /// The state-change lines, pid and durations masked, sorted.
+    pub fn state_lines(&self) -> Vec<String> {
+        let mut v = state_lines(&self.guard.stderr());
+        v.sort();
+        v
+    }
+
+    /// `show servers state` rows (no header), the time column masked.
+    pub fn servers_state(&self) -> Vec<String> {
+        self.cli("show servers state")
+            .lines()
+            .filter(|l| !l.is_empty() && !l.starts_with('#') && *l != "1")
+            .map(|l| {
+                let mut f: Vec<&str> = l.split(' ').collect();
+                if f.len() > 9 {
+                    f[9] = "T";
+                }
+                f.join(" ")
+            })
+            .collect()
+    }
+
+    /// `show stat` as `backend/server` → the named columns, servers only.
+    pub fn stat(&self, columns: &[&str]) -> BTreeMap<String, Vec<String>> {
+        let out = self.cli("show stat");
+        let mut lines = out.lines();
+        let head: Vec<&str> = lines
+            .next()
+            .unwrap_or("")
+            .trim_start_matches("# ")
+            .split(',')
+            .collect();
+        let idx: Vec<usize> = columns
+            .iter()
+            .map(|c| {
+                head.iter()
+                    .position(|h| h == c)
+                    .unwrap_or_else(|| panic!("{:?}: no column {c} in {head:?}", self.proxy))
+            })
+            .collect();
+        let mut rows = BTreeMap::new();
+        for l in lines {
+            let f: Vec<&str> = l.split(',').collect();
+            let (Some(px), Some(sv)) = (f.first(), f.get(1)) else {
+                continue;
+            };
+            if *sv == "FRONTEND" || *sv == "BACKEND" || px.is_empty() {
+                continue;
+            }
+            let vals = idx
+                .iter()
+                .map(|&i| f.get(i).unwrap_or(&"").to_string())
+                .collect();
+            rows.insert(format!("{px}/{sv}"), vals);
+        }
+        rows
+    }
+}
+
+/// State-change lines of a proxy's stderr with the pid and check durations masked.
+pub fn state_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter(|l| l.starts_with("[WARNING]") || l.starts_with("[ALERT]"))
+        .filter(|l| l.contains("Server ") || l.contains("has no server available"))
+        .map(mask)
+        .collect()
+}
+
+/// `[LEVEL] text` with haproxy's `(pid) : ` prefix dropped and `check duration: Nms`.
+pub fn mask(line: &str) -> String {
+    let level = line.split_whitespace().next().unwrap_or("");
+    let text = line.split_once(") : ").map_or(line, |(_, t)| t);
+    let mut out = format!("{level} ");
+    let mut rest = text;
+    while let Some(i) = rest.find("check duration: ") {
+        let (head, tail) = rest.split_at(i + "check duration: ".len());
+        out.push_str(head);
+        out.push('N');
+        rest = tail.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Bytes shown as text with control bytes escaped (readable assertion diffs).
+pub fn show(b: &[u8]) -> String {
+    b.escape_ascii().to_string()
+}
