@@ -379,8 +379,25 @@ pub fn evaluate(
         Matcher::LdapBind => return crate::canned::ldap_bind_response(received, closed),
         _ => {}
     }
-    if rule.min_recv.is_some_and(|m| received.len() < m) && !closed {
-        return ExpectOutcome::NeedMore;
+    // haproxy 2.6's `tcpcheck_eval_recv`: the peer closed before sending anything.
+    if closed && received.is_empty() {
+        let mut r = CheckResult::new(rep_error(rule));
+        let mut info = format!("TCPCHK got an empty response at step {}", rule.step);
+        if let Some(c) = &rule.comment {
+            info.push_str(&format!(" comment: '{c}'"));
+        }
+        r.info = Some(info);
+        return ExpectOutcome::Fail(r);
+    }
+    if !closed {
+        // An exact pattern cannot match fewer bytes than it has; `min-recv` asks for more.
+        let short = match &rule.matcher {
+            Matcher::String(p) | Matcher::Binary(p) => received.len() < p.len(),
+            _ => false,
+        };
+        if short || rule.min_recv.is_some_and(|m| received.len() < m) {
+            return ExpectOutcome::NeedMore;
+        }
     }
     let matched = match &rule.matcher {
         Matcher::String(s) | Matcher::Binary(s) => find(received, s),
@@ -402,13 +419,17 @@ pub fn evaluate(
         r.info = rep.on_success.as_ref().map(|i| i.render(received));
         return ExpectOutcome::Pass(r);
     }
-    let mut r = CheckResult::new(rep.error_status.unwrap_or(CheckStatus::L7Rsp));
+    let mut r = CheckResult::new(rep_error(rule));
     r.code = code;
     r.info = Some(match &rep.on_error {
-        Some(i) => i.render(received),
+        Some(i) => with_comment(i.render(received), rule),
         None => tcp_mismatch_text(rule, matched),
     });
     ExpectOutcome::Fail(r)
+}
+
+fn rep_error(rule: &ExpectRule) -> CheckStatus {
+    rule.reporting.error_status.unwrap_or(CheckStatus::L7Rsp)
 }
 
 /// `TCPCHK did not match content '+PONG' at step 2` (captured from haproxy 2.6).
@@ -424,11 +445,7 @@ fn tcp_mismatch_text(rule: &ExpectRule, matched: bool) -> String {
         Matcher::RBinary(_) => " (binary regex)".into(),
         _ => " (regex)".into(),
     };
-    let mut text = format!("{what}{detail} at step {}", rule.step);
-    if let Some(c) = &rule.comment {
-        text.push_str(&format!(" comment: '{c}'"));
-    }
-    text
+    with_comment(format!("{what}{detail} at step {}", rule.step), rule)
 }
 
 fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutcome {

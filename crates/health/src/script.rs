@@ -31,8 +31,7 @@ pub struct ConnectSpec {
     pub send_proxy: bool,
     pub linger: bool,
     /// `connect default` (and every implicit connect): also take the server's `check-ssl`,
-    /// `check-sni`, `check-send-proxy`. The model drops the `default` word of an explicit
-    /// `tcp-check connect default`, so explicit connects never inherit them here.
+    /// `check-sni`, `check-alpn`, `check-send-proxy`.
     pub inherit: bool,
     /// 1-based rule number of an explicit `tcp-check connect` (HAProxy counts every rule,
     /// comments included); 0 for the implicit first connect.
@@ -98,7 +97,7 @@ impl From<&CheckConnect> for ConnectSpec {
             alpn: c.alpn.clone(),
             send_proxy: c.send_proxy,
             linger: c.linger,
-            inherit: false,
+            inherit: c.default,
             step: 0,
             comment: None,
         }

@@ -91,7 +91,12 @@ fn tcp_rules() {
         ("string", "+PONG", true, None, b"-ERR", false, 'M'),
         ("string", "+PONG", true, None, b"-ERR", true, 'P'),
         ("string", "+PONG", false, Some(10), b"+PONG", false, 'M'),
-        ("string", "+PONG", false, Some(4), b"-ERR", false, 'F'),
+        // Fewer bytes than the exact pattern: wait, even with min-recv (haproxy 2.6).
+        ("string", "+PONG", false, Some(4), b"-ERR", false, 'M'),
+        ("string", "+PONG", false, Some(4), b"-ERR\r\n", false, 'F'),
+        ("binary", "0a0b0c", false, Some(0), b"ab", false, 'M'),
+        // Nothing at all before the close.
+        ("string", "+PONG", true, None, b"", true, 'F'),
         ("rstring", "^\\+OK", false, None, b"+OK ready", false, 'P'),
         ("rstring", "^\\+OK", false, None, b"x+OK", true, 'F'),
         ("rstring", "^E", true, Some(5), b"R\0\0\0\x08", false, 'P'),
@@ -203,6 +208,15 @@ fn tcp_failure_texts() {
         assert_eq!(r.status, CheckStatus::L7Rsp);
         assert_eq!(r.info.as_deref(), Some(*want));
     }
+    // Recorded from haproxy 2.6 (`tests/health_tcp_expect.rs` diffs them end to end).
+    let ExpectOutcome::Fail(r) = evaluate(&rule("string", "x", false, None), b"", true, false)
+    else {
+        panic!()
+    };
+    assert_eq!(
+        r.info.as_deref(),
+        Some("TCPCHK got an empty response at step 2")
+    );
 }
 
 fn resp(status: &str, headers: &str, body: &str) -> Vec<u8> {

@@ -10,10 +10,9 @@ mod health_support;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::Path;
 use std::time::Duration;
 
-use health_support::{global, show, start, Fake, Proxy};
+use health_support::{show, Backend, Diff, Fake, Seen};
 
 const INTER: Duration = Duration::from_millis(200);
 
@@ -102,111 +101,39 @@ const SEND_CASES: &[Case] = &[
     case("send_two_hosts", "200", "option httpchk GET / HTTP/1.1\\r\\nHost:\\ legacy\n    http-check send hdr Host new", true),
 ];
 
-fn config(front: SocketAddr, dir: &Path, cases: &[Case], fakes: &BTreeMap<&str, Fake>) -> String {
-    let mut cfg = format!(
-        "{}{DEFAULTS}frontend fe\n    bind {front}\n    default_backend {}\n",
-        global(dir, ""),
-        cases[0].name
-    );
-    for c in cases {
-        cfg.push_str(&format!(
-            "backend {}\n    {}\n    server s1 {} check inter {}ms fall 1 rise 1\n",
-            c.name,
-            c.lines,
-            fakes[c.name].addr,
-            INTER.as_millis()
-        ));
-    }
-    cfg
-}
-
-/// Everything observable about one run.
-#[derive(Debug, PartialEq)]
-struct Seen {
-    lines: Vec<String>,
-    state: Vec<String>,
-    stat: BTreeMap<String, Vec<String>>,
-    requests: BTreeMap<String, String>,
-}
-
-const STAT_COLUMNS: &[&str] = &[
-    "status",
-    "chkdown",
-    "check_status",
-    "check_code",
-    "last_chk",
-];
-
-fn run(proxy: Proxy, cases: &[Case], fakes: &BTreeMap<&str, Fake>) -> Seen {
-    for f in fakes.values() {
-        f.clear();
-    }
-    let cfg = |front: SocketAddr, dir: &Path| config(front, dir, cases, fakes);
-    let (_dir, p) = start(proxy, "hc-expect", &cfg);
-    for c in cases.iter().filter(|c| !c.up) {
-        p.wait_log(&format!("Server {}/s1 is DOWN", c.name));
-    }
-    // Every fake got at least two checks: the states are settled.
-    for f in fakes.values() {
-        let two =
-            ringlb_testkit::wait_until(health_support::WAIT, || f.seen.lock().unwrap().len() >= 2);
-        assert!(two, "{proxy:?}: fewer than two checks reached {}", f.addr);
-    }
-    std::thread::sleep(INTER);
-    let requests = cases
-        .iter()
-        .map(|c| (c.name.to_string(), show(&fakes[c.name].first())))
-        .collect();
-    Seen {
-        lines: p.state_lines(),
-        state: p.servers_state(),
-        stat: p.stat(STAT_COLUMNS),
-        requests,
-    }
-}
-
 fn compare(cases: &[Case]) -> Seen {
-    let fakes: BTreeMap<&str, Fake> = cases
+    let fakes: BTreeMap<String, Fake> = cases
         .iter()
-        .map(|c| (c.name, Fake::http(&response(c.code))))
+        .map(|c| (c.name.to_string(), Fake::http(&response(c.code))))
         .collect();
-    let mut runs: Vec<(Proxy, Seen)> = Proxy::all()
-        .into_iter()
-        .map(|p| (p, run(p, cases, &fakes)))
+    let backends: Vec<Backend> = cases
+        .iter()
+        .map(|c| Backend {
+            name: c.name.into(),
+            lines: format!(
+                "    {}\n    server s1 {} check inter {}ms fall 1 rise 1\n",
+                c.lines,
+                fakes[c.name].addr,
+                INTER.as_millis()
+            ),
+            up: c.up,
+        })
         .collect();
-    let (_, got) = runs.pop().unwrap();
-    if let Some((_, want)) = runs.pop() {
-        let diffs: Vec<String> = want
-            .requests
-            .iter()
-            .filter(|(k, w)| &got.requests[*k] != *w)
-            .map(|(k, w)| format!("{k}:\n  ringlb:  {}\n  haproxy: {w}", got.requests[k]))
-            .collect();
-        assert!(
-            diffs.is_empty(),
-            "requests sent differ:\n{}",
-            diffs.join("\n")
-        );
-        assert_eq!(
-            got.lines, want.lines,
-            "log lines, ringlb (left) vs haproxy (right)"
-        );
-        assert_eq!(
-            got.state, want.state,
-            "show servers state, ringlb (left) vs haproxy (right)"
-        );
-        assert_eq!(
-            got.stat, want.stat,
-            "show stat, ringlb (left) vs haproxy (right)"
-        );
+    let head = |front: SocketAddr| {
+        format!(
+            "{DEFAULTS}frontend fe\n    bind {front}\n    default_backend {}\n",
+            cases[0].name
+        )
+    };
+    Diff {
+        name: "hc-expect",
+        head: &head,
+        backends: &backends,
+        fakes: &fakes,
+        mask: show,
+        min_checks: 2,
     }
-    // The outcome each case was written for.
-    for c in cases {
-        let status = &got.stat[&format!("{}/s1", c.name)][0];
-        let want = if c.up { "UP" } else { "DOWN" };
-        assert_eq!(status, want, "{}: {:?}", c.name, got.stat);
-    }
-    got
+    .compare()
 }
 
 #[test]

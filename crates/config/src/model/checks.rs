@@ -58,6 +58,9 @@ pub struct CheckConnect {
     pub alpn: Option<String>,
     pub send_proxy: bool,
     pub linger: bool,
+    /// `default`: the server's check settings (`port`, `addr`, `check-ssl`, `check-sni`,
+    /// `check-alpn`, `check-send-proxy`) apply where the rule sets none.
+    pub default: bool,
 }
 
 /// `expect [min-recv N] [comment C] [ok|error|tout-status S] [!] <match> <pattern>` (shared by

@@ -191,7 +191,8 @@ fn parse_connect(l: &Line, start: usize) -> Result<CheckConnect, String> {
     while i < l.len() {
         let v = l.arg(i + 1);
         match l.arg(i) {
-            "default" | "via-socks4" => {}
+            "default" => c.default = true,
+            "via-socks4" => {}
             "port" => { c.port = Some(parse_port(v)?); i += 1; }
             "addr" => { c.addr = Some(v.to_string()); i += 1; }
             "sni" => { c.sni = Some(v.to_string()); i += 1; }

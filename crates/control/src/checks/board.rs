@@ -931,7 +931,9 @@ fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
         }
         if let Some(r) = c.last_result() {
             st.check_status = r.status.short_name().to_string();
-            st.check_code = r.code.filter(|_| r.status.shows_code());
+            // haproxy resets the code to 0 before each check and shows it for every
+            // status that carries one (`L7OK` of a tcp-check: 0).
+            st.check_code = r.status.shows_code().then(|| r.code.unwrap_or(0));
             st.check_duration = r.duration_ms;
             st.last_chk = r.info.clone().unwrap_or_default();
         }

@@ -242,7 +242,12 @@ pub async fn run_health(
     } else {
         CheckSource::default()
     };
+    // The last rule run decides how a passing tcp-check reports (haproxy 2.6's end of
+    // `tcpcheck_main`): an expect its own result, a connect `L4OK` (`L6OK` over TLS),
+    // anything else `L7OK`.
+    let mut last_rule: Option<&Step> = None;
     for (index, step) in script.steps().iter().enumerate() {
+        last_rule = Some(step);
         // A log-format payload is rendered now, then sent as a constant one would be.
         let lf;
         let (step, lf_state_at) = match step {
@@ -265,7 +270,7 @@ pub async fn run_health(
             Step::SendLf(_) => {}
             Step::Connect(spec) => {
                 let resolved = spec.resolve(&t.params, Some(t.server.port()));
-                let where_ = if spec.inherit {
+                let where_ = if spec.inherit && spec.step == 0 {
                     " at initial connection step of tcp-check".to_string()
                 } else {
                     let mut w = format!(" at step {} of tcp-check (connect)", spec.step);
@@ -352,17 +357,34 @@ pub async fn run_health(
     if let Some(s) = stream.take() {
         s.close().await;
     }
-    let mut r = match (kind, last_pass) {
-        (CheckKind::Http, Some(r)) => r,
-        (CheckKind::TcpCheck, Some(mut r)) => {
-            if r.info.is_none() && r.status == CheckStatus::L7Ok {
+    let user_tcp = script.names_steps();
+    let connected = if tls {
+        CheckStatus::L6Ok
+    } else {
+        CheckStatus::L4Ok
+    };
+    let mut r = match (kind, last_pass, last_rule) {
+        (CheckKind::Http, Some(r), _) => r,
+        (CheckKind::TcpCheck, Some(mut r), Some(Step::Expect(_))) => {
+            if r.info.is_none() && user_tcp {
                 r.info = Some("(tcp-check)".into());
             }
             r
         }
+        (CheckKind::TcpCheck, _, Some(Step::Connect(c))) => {
+            let mut r = CheckResult::new(connected);
+            if !(c.inherit && c.step == 0) {
+                r.info = Some("(tcp-check)".into());
+            }
+            r
+        }
+        (CheckKind::TcpCheck, _, Some(_)) => {
+            let mut r = CheckResult::new(CheckStatus::L7Ok);
+            r.info = Some("(tcp-check)".into());
+            r
+        }
         // A connection-only check over TLS passes at layer 6, as in haproxy.
-        _ if tls => CheckResult::new(CheckStatus::L6Ok),
-        _ => CheckResult::new(CheckStatus::L4Ok),
+        _ => CheckResult::new(connected),
     };
     r.duration_ms = Some(ms_since(start));
     r

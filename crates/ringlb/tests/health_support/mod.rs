@@ -94,6 +94,20 @@ impl Fake {
         })
     }
 
+    /// Writes `banner` at once, records what the peer sends until it closes or `quiet`
+    /// passes without data, then closes (a server that speaks first, then hangs up).
+    pub fn banner(banner: &[u8], quiet: Duration) -> Fake {
+        let banner = banner.to_vec();
+        Fake::start(move |mut c, seen| {
+            c.set_read_timeout(Some(quiet)).unwrap();
+            if !banner.is_empty() {
+                let _ = c.write_all(&banner);
+            }
+            let got = read_until_quiet(&mut c);
+            seen.lock().unwrap().push(got);
+        })
+    }
+
     /// The first capture (waiting for one).
     pub fn first(&self) -> Vec<u8> {
         assert!(
@@ -249,8 +263,26 @@ impl Running {
         v
     }
 
-    /// `show servers state` rows (no header), the time column masked.
+    /// `show servers state` rows (no header), the time column masked; read again while a
+    /// check is in progress (haproxy then shows its result as unknown: timing).
     pub fn servers_state(&self) -> Vec<String> {
+        for _ in 0..50 {
+            let rows = self.servers_state_once();
+            let busy = rows.iter().any(|r| {
+                r.split(' ')
+                    .nth(13)
+                    .and_then(|s| s.parse::<u32>().ok())
+                    .is_some_and(|st| st & 1 == 1)
+            });
+            if !busy {
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(7));
+        }
+        self.servers_state_once()
+    }
+
+    fn servers_state_once(&self) -> Vec<String> {
         self.cli("show servers state")
             .lines()
             .filter(|l| !l.is_empty() && !l.starts_with('#') && *l != "1")
@@ -264,8 +296,20 @@ impl Running {
             .collect()
     }
 
-    /// `show stat` as `backend/server` → the named columns, servers only.
+    /// `show stat` as `backend/server` → the named columns, servers only; read again while
+    /// a check is in progress (`* ` before haproxy's check status: timing).
     pub fn stat(&self, columns: &[&str]) -> BTreeMap<String, Vec<String>> {
+        for _ in 0..50 {
+            let rows = self.stat_once(columns);
+            if !rows.values().flatten().any(|v| v.starts_with("* ")) {
+                return rows;
+            }
+            std::thread::sleep(Duration::from_millis(7));
+        }
+        self.stat_once(columns)
+    }
+
+    fn stat_once(&self, columns: &[&str]) -> BTreeMap<String, Vec<String>> {
         let out = self.cli("show stat");
         let mut lines = out.lines();
         let head: Vec<&str> = lines
@@ -330,4 +374,125 @@ pub fn mask(line: &str) -> String {
 /// Bytes shown as text with control bytes escaped (readable assertion diffs).
 pub fn show(b: &[u8]) -> String {
     b.escape_ascii().to_string()
+}
+
+/// One backend of a differential run: its lines (check options and servers, each server
+/// named `s1`.. and pointing at `fakes`), and whether `s1` is expected UP at the end.
+pub struct Backend {
+    pub name: String,
+    pub lines: String,
+    pub up: bool,
+}
+
+/// Everything observable about one run.
+#[derive(Debug, PartialEq)]
+pub struct Seen {
+    pub lines: Vec<String>,
+    pub state: Vec<String>,
+    pub stat: BTreeMap<String, Vec<String>>,
+    /// What each fake received first, shown as text (`mask` applied).
+    pub requests: BTreeMap<String, String>,
+}
+
+/// The `show stat` columns a check decides.
+pub const STAT_COLUMNS: &[&str] = &[
+    "status",
+    "weight",
+    "chkdown",
+    "check_status",
+    "check_code",
+    "last_chk",
+];
+
+/// A differential run's setup: `head` is the `global`-less config before the backends
+/// (defaults, frontend with `bind {front}`), `fakes` the servers whose captures are compared.
+pub struct Diff<'a> {
+    pub name: &'a str,
+    pub head: &'a dyn Fn(SocketAddr) -> String,
+    pub backends: &'a [Backend],
+    pub fakes: &'a BTreeMap<String, Fake>,
+    /// Turns a capture into comparable text (e.g. masks a PROXY line's source port).
+    pub mask: fn(&[u8]) -> String,
+    /// Checks each fake must see before the states count as settled.
+    pub min_checks: usize,
+}
+
+impl Diff<'_> {
+    fn config(&self, front: SocketAddr, dir: &Path) -> String {
+        let mut cfg = format!("{}{}", global(dir, ""), (self.head)(front));
+        for b in self.backends {
+            cfg.push_str(&format!("backend {}\n{}", b.name, b.lines));
+        }
+        cfg
+    }
+
+    fn run(&self, proxy: Proxy) -> Seen {
+        for f in self.fakes.values() {
+            f.clear();
+        }
+        let cfg = |front: SocketAddr, dir: &Path| self.config(front, dir);
+        let (_dir, p) = start(proxy, self.name, &cfg);
+        for b in self.backends.iter().filter(|b| !b.up) {
+            p.wait_log(&format!("Server {}/s1 is DOWN", b.name));
+        }
+        for (name, f) in self.fakes {
+            let enough = wait_until(WAIT, || f.seen.lock().unwrap().len() >= self.min_checks);
+            assert!(
+                enough,
+                "{proxy:?}: fewer than {} checks reached {name}:\n{}",
+                self.min_checks,
+                p.guard.stderr()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let requests = self
+            .fakes
+            .iter()
+            .map(|(k, f)| (k.clone(), (self.mask)(&f.first())))
+            .collect();
+        Seen {
+            lines: p.state_lines(),
+            state: p.servers_state(),
+            stat: p.stat(STAT_COLUMNS),
+            requests,
+        }
+    }
+
+    /// Runs haproxy (when installed) then ringlb; asserts they agree and that every
+    /// backend's `s1` ends as written; ringlb's results.
+    pub fn compare(&self) -> Seen {
+        let mut runs: Vec<Seen> = Proxy::all().into_iter().map(|p| self.run(p)).collect();
+        let got = runs.pop().unwrap();
+        if let Some(want) = runs.pop() {
+            let diffs: Vec<String> = want
+                .requests
+                .iter()
+                .filter(|(k, w)| &got.requests[*k] != *w)
+                .map(|(k, w)| format!("{k}:\n  ringlb:  {}\n  haproxy: {w}", got.requests[k]))
+                .collect();
+            assert!(
+                diffs.is_empty(),
+                "requests sent differ:\n{}",
+                diffs.join("\n")
+            );
+            assert_eq!(
+                got.lines, want.lines,
+                "log lines, ringlb (left) vs haproxy (right)"
+            );
+            assert_eq!(
+                got.state, want.state,
+                "show servers state, ringlb (left) vs haproxy (right)"
+            );
+            assert_eq!(
+                got.stat, want.stat,
+                "show stat, ringlb (left) vs haproxy (right)"
+            );
+        }
+        for b in self.backends {
+            let status = &got.stat[&format!("{}/s1", b.name)][0];
+            let want = if b.up { "UP" } else { "DOWN" };
+            assert_eq!(status, want, "{}: {:?}", b.name, got.stat);
+        }
+        got
+    }
 }
