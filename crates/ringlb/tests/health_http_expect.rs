@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use health_support::{show, Backend, Diff, Fake, Seen};
+use health_support::{show, up_down, Backend, Diff, Fake, Seen};
 
 const INTER: Duration = Duration::from_millis(200);
 
@@ -116,7 +116,7 @@ fn compare(cases: &[Case]) -> Seen {
                 fakes[c.name].addr,
                 INTER.as_millis()
             ),
-            up: c.up,
+            want: up_down(c.up),
         })
         .collect();
     let head = |front: SocketAddr| {

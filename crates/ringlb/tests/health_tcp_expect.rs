@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use health_support::{show, Backend, Diff, Fake};
+use health_support::{show, up_down, Backend, Diff, Fake};
 use ringlb_testkit::{free_addr, Ringlb, TempDir, TestCa};
 
 const DEFAULTS: &str = "defaults\n    mode tcp\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    timeout check 1s\n";
@@ -64,7 +64,7 @@ fn tcp_backends(fakes: &BTreeMap<String, Fake>) -> Vec<Backend> {
                 "    option tcp-check\n    {lines}\n    server s1 {} check inter 200ms fall 1 rise 1\n",
                 fakes[*name].addr
             ),
-            up: *up,
+            want: up_down(*up),
         })
         .collect()
 }
@@ -151,27 +151,27 @@ fn tcp_check_connect_options_match_haproxy() {
         Backend {
             name: "port".into(),
             lines: format!("    option tcp-check\n    tcp-check connect port {}\n    tcp-check send hi\\r\\n\n    tcp-check expect string +PONG\n    server s1 {closed} check inter 200ms fall 1 rise 1\n", f("port").port()),
-            up: true,
+            want: "UP".into(),
         },
         Backend {
             name: "proxy".into(),
             lines: format!("    option tcp-check\n    tcp-check connect send-proxy\n    tcp-check send hi\\r\\n\n    tcp-check expect string +PONG\n    server s1 {} check inter 200ms fall 1 rise 1\n", f("proxy")),
-            up: true,
+            want: "UP".into(),
         },
         Backend {
             name: "proxy_default".into(),
             lines: format!("    option tcp-check\n    tcp-check connect default\n    tcp-check expect string +PONG\n    server s1 {} check check-send-proxy inter 200ms fall 1 rise 1\n", f("proxy_default")),
-            up: true,
+            want: "UP".into(),
         },
         Backend {
             name: "ssl".into(),
             lines: format!("    option tcp-check\n    tcp-check connect ssl\n    tcp-check send hello-tls\\r\\n\n    tcp-check expect string role:master\n    server s1 {tls} check verify none inter 200ms fall 1 rise 1\n"),
-            up: true,
+            want: "UP".into(),
         },
         Backend {
             name: "two".into(),
             lines: format!("    option tcp-check\n    tcp-check connect port {}\n    tcp-check send one\\r\\n\n    tcp-check expect string +PONG\n    tcp-check connect port {}\n    tcp-check send two\\r\\n\n    tcp-check expect string nothere\n    server s1 {closed} check inter 200ms fall 1 rise 1\n", f("two_a").port(), f("two_b").port()),
-            up: false,
+            want: "DOWN".into(),
         },
     ];
     let head = |front: SocketAddr| {

@@ -424,6 +424,17 @@ pub async fn run_agent(
     let mut buf = Vec::new();
     let mut closed = false;
     loop {
+        if closed && buf.is_empty() {
+            // haproxy 2.6 runs the agent as a tcp-check ruleset (connect, [send,] expect).
+            s.close().await;
+            let mut r = CheckResult::new(CheckStatus::L7Rsp);
+            r.info = Some(format!(
+                "TCPCHK got an empty response at step {}",
+                script.steps().len() + 1
+            ));
+            r.duration_ms = Some(ms_since(start));
+            return Err(r);
+        }
         match agent::parse(&buf, closed) {
             AgentParse::NeedMore if !closed => {}
             other => {
