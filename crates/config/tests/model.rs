@@ -403,6 +403,30 @@ fn consistent_hash_without_a_function_means_sdbm_with_avalanche() {
     assert!(!ht("consistent sdbm").avalanche);
     assert!(!ht("map-based").avalanche);
     assert!(ht("map-based djb2 avalanche").avalanche);
+    // `none` is not a haproxy 2.6 function: accepted, with a warning saying so.
+    let l = ok(&format!(
+        "{T}backend b\n balance uri\n hash-type consistent none\n server s 127.0.0.1:1\n"
+    ));
+    assert_eq!(
+        l.config.backends[0].hash_type.function,
+        ringlb_config::model::HashFunction::None
+    );
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.to_string().contains("unknown to haproxy 2.6")),
+        "{:?}",
+        l.warnings
+    );
+    let e = err(&format!(
+        "{T}backend b\n hash-type consistent foo\n server s 127.0.0.1:1\n"
+    ));
+    assert!(
+        e.contains(
+            "'hash-type' only supports 'sdbm', 'djb2', 'crc32', 'wt6' or 'none' hash functions."
+        ),
+        "{e}"
+    );
 }
 
 #[test]

@@ -30,6 +30,8 @@ pub type Captures = Arc<Mutex<Vec<Vec<u8>>>>;
 pub struct Fake {
     pub addr: SocketAddr,
     pub seen: Captures,
+    /// When each connection was accepted (to the accept loop's 1 ms polling).
+    pub accepted: Arc<Mutex<Vec<Instant>>>,
     stop: Arc<AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
@@ -41,25 +43,28 @@ impl Fake {
         let addr = l.local_addr().unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let seen: Captures = Arc::new(Mutex::new(Vec::new()));
-        let (s, captures) = (stop.clone(), seen.clone());
+        let accepted = Arc::new(Mutex::new(Vec::new()));
+        let (s, captures, times) = (stop.clone(), seen.clone(), accepted.clone());
         let handler = Arc::new(handler);
         let handle = std::thread::spawn(move || {
             let deadline = Instant::now() + Duration::from_secs(90);
             while !s.load(Ordering::Relaxed) && Instant::now() < deadline {
                 match l.accept() {
                     Ok((c, _)) => {
+                        times.lock().unwrap().push(Instant::now());
                         c.set_nonblocking(false).unwrap();
                         c.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
                         let (h, caps) = (handler.clone(), captures.clone());
                         std::thread::spawn(move || h(c, &caps));
                     }
-                    Err(_) => std::thread::sleep(Duration::from_millis(2)),
+                    Err(_) => std::thread::sleep(Duration::from_millis(1)),
                 }
             }
         });
         Fake {
             addr,
             seen,
+            accepted,
             stop,
             handle: Some(handle),
         }
