@@ -373,13 +373,8 @@ pub fn evaluate(
     if http_check {
         return evaluate_http(rule, received, closed);
     }
-    match rule.matcher {
-        Matcher::MysqlHandshake => return crate::canned::mysql_packet(received, 0, closed),
-        Matcher::MysqlOk => return crate::canned::mysql_ok(received, closed),
-        Matcher::LdapBind => return crate::canned::ldap_bind_response(received, closed),
-        _ => {}
-    }
-    // haproxy 2.6's `tcpcheck_eval_recv`: the peer closed before sending anything.
+    // haproxy 2.6's `tcpcheck_eval_recv`: the peer closed before sending anything (before
+    // any rule, the protocol checks' own included, looks at the data).
     if closed && received.is_empty() {
         let mut r = CheckResult::new(rep_error(rule));
         let mut info = format!("TCPCHK got an empty response at step {}", rule.step);
@@ -388,6 +383,12 @@ pub fn evaluate(
         }
         r.info = Some(info);
         return ExpectOutcome::Fail(r);
+    }
+    match rule.matcher {
+        Matcher::MysqlHandshake => return crate::canned::mysql_packet(received, 0, closed),
+        Matcher::MysqlOk => return crate::canned::mysql_ok(received, closed),
+        Matcher::LdapBind => return crate::canned::ldap_bind_response(received, closed),
+        _ => {}
     }
     if !closed {
         // An exact pattern cannot match fewer bytes than it has; `min-recv` asks for more.

@@ -113,6 +113,51 @@ impl Fake {
         })
     }
 
+    /// A server that speaks first (`banner`, may be empty), then answers the first thing
+    /// the peer sends with `reply`; records everything the peer sent until it closes or
+    /// `quiet` passes without data.
+    pub fn dialog(banner: &[u8], reply: &[u8], quiet: Duration) -> Fake {
+        let (banner, reply) = (banner.to_vec(), reply.to_vec());
+        Fake::start(move |mut c, seen| {
+            c.set_read_timeout(Some(quiet)).unwrap();
+            if !banner.is_empty() && c.write_all(&banner).is_err() {
+                return;
+            }
+            let mut got = read_until_quiet(&mut c);
+            if !got.is_empty() && c.write_all(&reply).is_ok() {
+                got.extend(read_until_quiet(&mut c));
+            }
+            seen.lock().unwrap().push(got);
+        })
+    }
+
+    /// A line-based server: `banner`, then `answer(line)` for each CRLF line received (no
+    /// answer: hang up); records what the peer sent.
+    pub fn lines(banner: &'static str, answer: fn(&str) -> Option<&'static str>) -> Fake {
+        Fake::start(move |mut c, seen| {
+            let _ = c.write_all(banner.as_bytes());
+            let mut got = Vec::new();
+            let mut b = [0u8; 1];
+            while let Ok(1) = c.read(&mut b) {
+                got.push(b[0]);
+                if got.ends_with(b"\n") {
+                    let start = got[..got.len() - 1]
+                        .iter()
+                        .rposition(|&x| x == b'\n')
+                        .map_or(0, |i| i + 1);
+                    let line = String::from_utf8_lossy(&got[start..])
+                        .trim_end()
+                        .to_string();
+                    match answer(&line) {
+                        Some(a) if c.write_all(a.as_bytes()).is_ok() => {}
+                        _ => break,
+                    }
+                }
+            }
+            seen.lock().unwrap().push(got);
+        })
+    }
+
     /// The first capture (waiting for one).
     pub fn first(&self) -> Vec<u8> {
         assert!(
@@ -234,7 +279,10 @@ pub fn start(
         Proxy::Haproxy => Haproxy::start(&path, &[front]),
     };
     let sock = dir.join("admin.sock");
-    assert!(wait_until(WAIT, || sock.exists()), "no stats socket");
+    // The file shows up at bind(), before listen(): wait for an answer.
+    let answers =
+        || ringlb_testkit::runtime_command(&sock, "show info").is_ok_and(|o| !o.is_empty());
+    assert!(wait_until(WAIT, answers), "no stats socket");
     let r = Running {
         proxy,
         guard,
@@ -273,7 +321,7 @@ impl Running {
     /// `show servers state` rows (no header), the time column masked; read again while a
     /// check is in progress (haproxy then shows its result as unknown: timing).
     pub fn servers_state(&self) -> Vec<String> {
-        for _ in 0..50 {
+        for _ in 0..200 {
             let rows = self.servers_state_once();
             // srv_check_state: CHK_ST_INPROGRESS.
             let busy = rows.iter().any(|r| {
@@ -285,7 +333,7 @@ impl Running {
             if !busy {
                 return rows;
             }
-            std::thread::sleep(Duration::from_millis(7));
+            std::thread::sleep(Duration::from_millis(3));
         }
         self.servers_state_once()
     }
@@ -465,6 +513,17 @@ impl Diff<'_> {
         };
         // Not asserted here: a state that never comes shows in the comparison.
         wait_until(WAIT, settled);
+        // Every checked `s1` has a result (servers start UP before their first check).
+        let checked = || {
+            let stat = p.stat(&["check_status", "agent_status"]);
+            self.backends.iter().all(|b| {
+                stat.get(&format!("{}/s1", b.name)).is_some_and(|v| {
+                    v.iter()
+                        .any(|st| !st.is_empty() && !st.trim_start_matches("* ").starts_with("INI"))
+                })
+            })
+        };
+        wait_until(WAIT, checked);
         for (name, f) in self.fakes {
             let enough = wait_until(WAIT, || f.seen.lock().unwrap().len() >= self.min_checks);
             assert!(
