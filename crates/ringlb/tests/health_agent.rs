@@ -60,11 +60,12 @@ fn agent_replies_set_state_weight_and_maxconn_as_haproxy() {
             (
                 name.to_string(),
                 // haproxy's agent check lasts until the agent closes: hang up at once
-                // (but give `agent-send` time to arrive) so that few are in progress when
-                // the stats are read.
+                // (but wait for `agent-send` where there is one) so that few are in progress
+                // when the stats are read.
                 Fake::banner(
                     reply.as_bytes(),
-                    Duration::from_millis(if *name == "up" { 30 } else { 1 }),
+                    Duration::from_millis(if *name == "up" { 500 } else { 1 }),
+                    Duration::from_millis(1),
                 ),
             )
         })

@@ -299,33 +299,46 @@ fn smtp_no_ehlo(line: &str) -> Option<&'static str> {
 
 #[test]
 fn mysql_redis_and_smtp_checks_against_protocol_servers_match_haproxy() {
-    let quiet = Duration::from_millis(10);
+    // Up to 500 ms for the checker's first bytes (a loaded machine), then hang up 10 ms after
+    // it falls silent (haproxy's checks last until the server closes).
+    let (first, quiet) = (Duration::from_millis(500), Duration::from_millis(10));
     let ok = packet(2, &[0, 0, 0, 2, 0, 0, 0]);
     let mut fakes: BTreeMap<String, Fake> = BTreeMap::new();
     let mut add = |name: &str, f: Fake| {
         fakes.insert(name.to_string(), f);
     };
-    add("mysql_ok", Fake::dialog(&mysql_handshake(), &ok, quiet));
+    add(
+        "mysql_ok",
+        Fake::dialog(&mysql_handshake(), &ok, first, quiet),
+    );
     add(
         "mysql_denied",
         Fake::dialog(
             &mysql_handshake(),
             &mysql_err(2, 1045, "Access denied for user 'haproxy'@'localhost'"),
+            first,
             quiet,
         ),
     );
     add(
         "mysql_blocked",
-        Fake::dialog(&mysql_err(0, 1129, "Host is blocked"), b"", quiet),
+        Fake::dialog(&mysql_err(0, 1129, "Host is blocked"), b"", first, quiet),
     );
-    add("mysql_nouser", Fake::dialog(&mysql_handshake(), b"", quiet));
-    add("mysql_post41", Fake::dialog(&mysql_handshake(), &ok, quiet));
-    add("redis_ok", Fake::dialog(b"", b"+PONG\r\n", quiet));
+    add(
+        "mysql_nouser",
+        Fake::dialog(&mysql_handshake(), b"", first, quiet),
+    );
+    add(
+        "mysql_post41",
+        Fake::dialog(&mysql_handshake(), &ok, first, quiet),
+    );
+    add("redis_ok", Fake::dialog(b"", b"+PONG\r\n", first, quiet));
     add(
         "redis_loading",
         Fake::dialog(
             b"",
             b"-LOADING Redis is loading the dataset in memory\r\n",
+            first,
             quiet,
         ),
     );
@@ -453,7 +466,12 @@ fn servers_that_hang_up_silently_fail_checks_as_haproxy_says() {
     ];
     let mut fakes: BTreeMap<String, Fake> = kinds
         .iter()
-        .map(|(n, _)| (n.to_string(), Fake::banner(b"", Duration::from_millis(1))))
+        .map(|(n, _)| {
+            (
+                n.to_string(),
+                Fake::banner(b"", Duration::from_millis(300), Duration::from_millis(1)),
+            )
+        })
         .collect();
     // Connect-only checks pass; haproxy resets them at once (its connections may never
     // reach `accept`), so what they sent is not compared.

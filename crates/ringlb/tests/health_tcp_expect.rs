@@ -73,7 +73,7 @@ fn tcp_backends(fakes: &BTreeMap<String, Fake>) -> Vec<Backend> {
 fn tcp_check_expect_and_send_rules_match_haproxy() {
     let fakes: BTreeMap<String, Fake> = CASES
         .iter()
-        .map(|(name, ..)| (name.to_string(), Fake::banner(BANNER, QUIET)))
+        .map(|(name, ..)| (name.to_string(), Fake::banner(BANNER, QUIET, QUIET)))
         .collect();
     let backends = tcp_backends(&fakes);
     let head = |front: SocketAddr| {
@@ -120,7 +120,8 @@ fn mask_proxy(b: &[u8]) -> String {
 }
 
 /// `tcp-check connect` options: `port` (the server's own port is closed), `send-proxy`,
-/// `ssl` (to a ringlb TLS frontend in front of a fake), and a sequence of two connects.
+/// `ssl` (to a ringlb TLS frontend in front of a fake; `inter 1s`: the TLS handshake must
+/// fit in `inter` even on a loaded machine), and a sequence of two connects.
 #[test]
 fn tcp_check_connect_options_match_haproxy() {
     let dir = TempDir::new("hc-tcp-connect");
@@ -129,7 +130,7 @@ fn tcp_check_connect_options_match_haproxy() {
     let names = ["port", "proxy", "ssl", "two_a", "two_b", "proxy_default"];
     let fakes: BTreeMap<String, Fake> = names
         .iter()
-        .map(|n| (n.to_string(), Fake::banner(BANNER, QUIET)))
+        .map(|n| (n.to_string(), Fake::banner(BANNER, QUIET, QUIET)))
         .collect();
     // TLS in front of the `ssl` fake.
     let tls = free_addr();
@@ -165,7 +166,7 @@ fn tcp_check_connect_options_match_haproxy() {
         },
         Backend {
             name: "ssl".into(),
-            lines: format!("    option tcp-check\n    tcp-check connect ssl\n    tcp-check send hello-tls\\r\\n\n    tcp-check expect string role:master\n    server s1 {tls} check verify none inter 200ms fall 1 rise 1\n"),
+            lines: format!("    option tcp-check\n    tcp-check connect ssl\n    tcp-check send hello-tls\\r\\n\n    tcp-check expect string role:master\n    server s1 {tls} check verify none inter 1s fall 1 rise 1\n"),
             want: "UP".into(),
         },
         Backend {

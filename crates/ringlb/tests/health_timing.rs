@@ -44,20 +44,22 @@ fn intervals(proxy: Proxy, spread: u32) -> Vec<u64> {
 
 #[test]
 fn spread_checks_moves_each_interval_within_its_bounds() {
+    // Times are taken when the loopback server accepts (polled every millisecond; a late
+    // accept shortens the next interval): 10 ms of margin.
     for proxy in Proxy::all() {
-        // ± 50 % of 100 ms: from 50 ms (minus the 1 ms of accept polling).
+        // ± 50 % of 100 ms: from 50 ms.
         let spread = intervals(proxy, 50);
         let min = *spread.iter().min().unwrap();
-        assert!(min >= 49, "{proxy:?}: below inter - 50%: {spread:?}");
-        // P(no interval under 90 ms) is about 0.6^30 with a uniform draw.
-        assert!(min < 90, "{proxy:?}: no spreading seen: {spread:?}");
+        assert!(min >= 40, "{proxy:?}: below inter - 50%: {spread:?}");
+        // P(no interval under 80 ms) is about 0.7^30 with a uniform draw.
+        assert!(min < 80, "{proxy:?}: no spreading seen: {spread:?}");
         let max = *spread.iter().max().unwrap();
         assert!(max - min >= 30, "{proxy:?}: too regular: {spread:?}");
 
         let fixed = intervals(proxy, 0);
         let min = *fixed.iter().min().unwrap();
         assert!(
-            min >= INTER_MS - 1,
+            min >= INTER_MS - 10,
             "{proxy:?}: shorter than inter: {fixed:?}"
         );
     }
