@@ -734,7 +734,14 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
         pending_expect = true;
         n += 1;
     }
+    // An `http-check comment` names the rule right after it in failure messages.
+    let mut comment: Option<String> = None;
     for r in rules {
+        if let HttpCheckStep::Comment { text, .. } = r {
+            comment = Some(text.clone());
+            continue;
+        }
+        let pending_comment = comment.take();
         match r {
             HttpCheckStep::Connect(_) | HttpCheckStep::ImplicitConnect { .. } if pending_expect => {
                 steps.push(Step::Expect(default_http_expect(n)?));
@@ -763,6 +770,7 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
             }
             HttpCheckStep::Expect(e) => {
                 let mut rule = ExpectRule::from_model(e, n + 1)?;
+                rule.comment = rule.comment.or(pending_comment);
                 rule.disable_on_404 = disable_on_404;
                 steps.push(Step::Expect(rule));
                 pending_expect = false;
