@@ -233,6 +233,17 @@ fn hdr_matcher(h: &CheckHdr, full: bool) -> Result<Matcher, String> {
     })
 }
 
+/// An `on-success`/`on-error` text; a log-format one is refused (the config marks it pending).
+fn constant_text(t: &Option<String>) -> Result<Option<InfoFrom>, String> {
+    match t {
+        Some(v) if v.contains('%') => Err(format!(
+            "log-format '{v}' in 'on-success'/'on-error' is not supported by ringlb yet"
+        )),
+        Some(v) => Ok(Some(InfoFrom::Text(v.clone()))),
+        None => Ok(None),
+    }
+}
+
 /// `L7OK`, `L7RSP`, ... (the names `ok-status`, `error-status`, `tout-status` take).
 fn status_named(name: &Option<String>) -> Result<Option<CheckStatus>, String> {
     let Some(n) = name else { return Ok(None) };
@@ -289,6 +300,8 @@ impl ExpectRule {
                 ok_status: status_named(&e.ok_status)?,
                 error_status: status_named(&e.error_status)?,
                 timeout_status: status_named(&e.tout_status)?,
+                on_success: constant_text(&e.on_success)?,
+                on_error: constant_text(&e.on_error)?,
                 ..Reporting::default()
             },
             comment: e.comment.clone(),
@@ -463,6 +476,11 @@ fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutc
     let status_ok = |r: &http::Response<'_>| {
         let mut res = CheckResult::new(rule.reporting.ok_status.unwrap_or(CheckStatus::L7Ok));
         res.code = Some(r.status);
+        res.info = rule
+            .reporting
+            .on_success
+            .as_ref()
+            .map(|i| i.render(received));
         if rule.disable_on_404 && r.status == 404 {
             res.status = CheckStatus::L7OkCond;
         }
@@ -524,6 +542,11 @@ fn http_failure(rule: &ExpectRule, resp: &http::Response<'_>, matched: bool) -> 
     if !r.status.shows_code() {
         r.code = None;
     }
+    // `on-error` replaces the reason (haproxy's `tcpcheck_expect_onerror_message`).
+    let info = match &rule.reporting.on_error {
+        Some(i) => i.render(&[]),
+        None => info,
+    };
     r.info = Some(with_comment(info, rule));
     r
 }

@@ -82,6 +82,8 @@ const EXPECT_CASES: &[Case] = &[
     case("comment_status", "503", "option httpchk GET /\n    http-check expect comment \"need 2xx\" rstatus ^2", false),
     case("comment_after", "200", "option httpchk GET /\n    http-check expect string nothere comment body-check", false),
     case("comment_rule", "503", "option httpchk GET /\n    http-check comment \"from a rule\"\n    http-check expect status 200", false),
+    case("on_error_text", "503", "option httpchk GET /\n    http-check expect status 200 on-error \"custom failure\" comment c", false),
+    case("on_success_text", "200", "option httpchk GET /\n    http-check expect on-success \"all good\" status 200", true),
     case("error_status_l4con", "503", "option httpchk GET /\n    http-check expect error-status L4CON status 200", false),
     case("error_status_rsp", "503", "option httpchk GET /\n    http-check expect error-status L7RSP status 200", false),
     case("ok_status_l6", "200", "option httpchk GET /\n    http-check expect ok-status L6OK status 200", true),

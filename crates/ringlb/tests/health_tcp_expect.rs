@@ -53,6 +53,8 @@ const CASES: &[(&str, &str, bool)] = &[
     ("error_status", "tcp-check expect error-status L7STS string nothere", false),
     ("ok_status", "tcp-check expect ok-status L6OK string +PONG", true),
     ("no_expect", "tcp-check send hello", true),
+    ("on_error", "tcp-check expect string nothere on-error \"no such thing\" comment c", false),
+    ("on_success", "tcp-check send PING\\r\\n\n    tcp-check expect string +PONG on-success \"pong seen\"", true),
 ];
 
 fn tcp_backends(fakes: &BTreeMap<String, Fake>) -> Vec<Backend> {

@@ -79,6 +79,9 @@ pub struct CheckExpect {
     pub body_synonym: bool,
     /// `comment <msg>`: appended to the failure's info (` comment: <msg>`).
     pub comment: Option<String>,
+    /// `on-success` / `on-error` texts (log-format strings; only constant ones are run).
+    pub on_success: Option<String>,
+    pub on_error: Option<String>,
     /// `ok-status`, `error-status`, `tout-status` as written (`L7OK`, `L7RSP`, ...).
     pub ok_status: Option<String>,
     pub error_status: Option<String>,
