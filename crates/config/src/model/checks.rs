@@ -23,7 +23,8 @@ pub enum HttpCheckStep {
         /// `body-lf`: the body is a log-format string.
         body_lf: bool,
     },
-    Expect(CheckExpect),
+    /// Boxed: an expect rule carries many rarely used options.
+    Expect(Box<CheckExpect>),
     DisableOn404 {
         loc: Loc,
     },
@@ -120,7 +121,8 @@ pub enum TcpCheckStep {
         loc: Loc,
         data: Vec<u8>,
     },
-    Expect(CheckExpect),
+    /// Boxed: an expect rule carries many rarely used options.
+    Expect(Box<CheckExpect>),
     Comment {
         loc: Loc,
         text: String,

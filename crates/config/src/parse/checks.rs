@@ -126,7 +126,7 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
                     pat = e.pattern
                 ));
             }
-            HttpCheckStep::Expect(e)
+            HttpCheckStep::Expect(Box::new(e))
         }
         "disable-on-404" => HttpCheckStep::DisableOn404 { loc },
         "send-state" => HttpCheckStep::SendState { loc },
@@ -573,7 +573,7 @@ pub fn tcp_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         },
         "expect" => {
             note_reporting_options(k, l, "tcp-check");
-            TcpCheckStep::Expect(parse_expect(l, false)?)
+            TcpCheckStep::Expect(Box::new(parse_expect(l, false)?))
         }
         "comment" => TcpCheckStep::Comment {
             loc,
