@@ -104,3 +104,70 @@ fn agent_replies_set_state_weight_and_maxconn_as_haproxy() {
     assert_eq!(weight("half"), "5");
     assert_eq!(weight("up"), "10");
 }
+
+/// An agent whose reply the test changes, step by step: `maint 50%` (maintenance; the new
+/// weight waits), `ready` (back, at the new weight), `drain`, `25%` (weight changed while
+/// drained), `ready`, `up 100%`. At each step, once the proxy shows the state the step is
+/// for, `show stat` weight and status and `show servers state` (op, admin, weights) must
+/// agree with haproxy 2.6.
+#[test]
+fn agent_reply_sequences_change_weights_as_haproxy() {
+    use std::sync::{Arc, Mutex};
+    let web = Fake::http(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+    let reply = Arc::new(Mutex::new(String::from("up\n")));
+    let r = reply.clone();
+    let agent = Fake::start(move |mut c, _| {
+        use std::io::Write;
+        let text = r.lock().unwrap().clone();
+        let _ = c.write_all(text.as_bytes());
+    });
+    let steps: &[(&str, &str)] = &[
+        ("maint 50%\n", "MAINT"),
+        ("ready\n", "no check"),
+        ("drain\n", "DRAIN (agent)"),
+        ("25%\n", "DRAIN (agent)"),
+        ("ready\n", "no check"),
+        ("up 100%\n", "no check"),
+    ];
+    let run = |proxy: health_support::Proxy| -> Vec<String> {
+        *reply.lock().unwrap() = "up\n".into();
+        let cfg = |front: SocketAddr, dir: &std::path::Path| {
+            format!(
+                "{}{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {} weight 10 agent-check agent-port {} agent-inter 100ms\n    server s2 {} weight 10\n",
+                health_support::global(dir, ""),
+                web.addr,
+                agent.addr.port(),
+                web.addr
+            )
+        };
+        let (_dir, p) = health_support::start(proxy, "hc-agent-seq", &cfg);
+        let mut seen = Vec::new();
+        for (text, status) in steps {
+            *reply.lock().unwrap() = (*text).into();
+            let reached = ringlb_testkit::wait_until(health_support::WAIT, || {
+                p.stat(&["status"])
+                    .get("be/s1")
+                    .is_some_and(|v| v[0] == *status)
+            });
+            assert!(reached, "{proxy:?}: {text:?} never gave {status}");
+            // A few more replies: nothing else may change.
+            std::thread::sleep(Duration::from_millis(350));
+            let stat = p.stat(&["status", "weight"]);
+            let state: Vec<String> = p
+                .servers_state()
+                .iter()
+                .map(|row| row.split(' ').skip(3).take(6).collect::<Vec<_>>().join(" "))
+                .collect();
+            seen.push(format!("{text:?}: {:?} {state:?}", stat["be/s1"]));
+        }
+        seen
+    };
+    let mut runs: Vec<Vec<String>> = health_support::Proxy::all().into_iter().map(run).collect();
+    let got = runs.pop().unwrap();
+    if let Some(want) = runs.pop() {
+        assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
+    }
+    // In maintenance the new weight (5) is the user weight, not yet the effective one.
+    assert!(got[0].contains("[\"MAINT\", \"10\"]"), "{}", got[0]);
+    assert!(got[1].contains("[\"no check\", \"5\"]"), "{}", got[1]);
+}
