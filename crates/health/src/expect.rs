@@ -5,6 +5,7 @@
 use regex::bytes::Regex as BytesRegex;
 use regex::Regex;
 use ringlb_config::model::{CheckExpect, CheckHdr};
+use ringlb_rules::LogFormat;
 
 use crate::http::{self, Parsed};
 use crate::status::{CheckResult, CheckStatus};
@@ -169,6 +170,10 @@ pub struct ExpectRule {
     pub reporting: Reporting,
     /// The `tcp-check comment` right before this rule (` comment: '...'` in messages).
     pub comment: Option<String>,
+    /// `on-success` / `on-error` log-format strings, rendered by the driver
+    /// ([`crate::lf::CheckRun::render_info`]) over the data received for the rule.
+    pub on_success_fmt: Option<LogFormat>,
+    pub on_error_fmt: Option<LogFormat>,
 }
 
 /// The verdict on what was received so far.
@@ -233,14 +238,19 @@ fn hdr_matcher(h: &CheckHdr, full: bool) -> Result<Matcher, String> {
     })
 }
 
-/// An `on-success`/`on-error` text; a log-format one is refused (the config marks it pending).
-fn constant_text(t: &Option<String>) -> Result<Option<InfoFrom>, String> {
+/// An `on-success`/`on-error` text without `%`: a constant.
+fn constant_text(t: &Option<String>) -> Option<InfoFrom> {
+    t.as_ref()
+        .filter(|v| !v.contains('%'))
+        .map(|v| InfoFrom::Text(v.clone()))
+}
+
+/// An `on-success`/`on-error` log-format string (the driver renders it: it needs the run's
+/// variables and the data received).
+fn info_format(t: &Option<String>) -> Result<Option<LogFormat>, String> {
     match t {
-        Some(v) if v.contains('%') => Err(format!(
-            "log-format '{v}' in 'on-success'/'on-error' is not supported by ringlb yet"
-        )),
-        Some(v) => Ok(Some(InfoFrom::Text(v.clone()))),
-        None => Ok(None),
+        Some(v) if v.contains('%') => crate::lf::compile_info_fmt(v).map(Some),
+        _ => Ok(None),
     }
 }
 
@@ -300,11 +310,13 @@ impl ExpectRule {
                 ok_status: status_named(&e.ok_status)?,
                 error_status: status_named(&e.error_status)?,
                 timeout_status: status_named(&e.tout_status)?,
-                on_success: constant_text(&e.on_success)?,
-                on_error: constant_text(&e.on_error)?,
+                on_success: constant_text(&e.on_success),
+                on_error: constant_text(&e.on_error),
                 ..Reporting::default()
             },
             comment: e.comment.clone(),
+            on_success_fmt: info_format(&e.on_success)?,
+            on_error_fmt: info_format(&e.on_error)?,
         })
     }
 
@@ -319,6 +331,8 @@ impl ExpectRule {
             disable_on_404: false,
             reporting: Reporting::default(),
             comment: None,
+            on_success_fmt: None,
+            on_error_fmt: None,
         }
     }
 
@@ -375,16 +389,32 @@ fn upper_hex(data: &[u8]) -> String {
     data.iter().map(|b| format!("{b:02X}")).collect()
 }
 
+/// Renders an `on-success` / `on-error` log-format string over the data received.
+pub type RenderInfo<'a> = dyn Fn(&LogFormat, &[u8]) -> String + 'a;
+
 /// Evaluates `rule` on `received` (everything read on this connection since the last send).
-/// `closed`: no more data will come (EOF, or the driver's buffer is full).
+/// `closed`: no more data will come (EOF, or the driver's buffer is full). Log-format
+/// `on-success` / `on-error` texts render empty: see [`evaluate_with`].
 pub fn evaluate(
     rule: &ExpectRule,
     received: &[u8],
     closed: bool,
     http_check: bool,
 ) -> ExpectOutcome {
+    evaluate_with(rule, received, closed, http_check, &|_, _| String::new())
+}
+
+/// [`evaluate`], with the driver's renderer for the rule's log-format `on-success` /
+/// `on-error` (it holds the run's variables and sample source).
+pub fn evaluate_with(
+    rule: &ExpectRule,
+    received: &[u8],
+    closed: bool,
+    http_check: bool,
+    render: &RenderInfo<'_>,
+) -> ExpectOutcome {
     if http_check {
-        return evaluate_http(rule, received, closed);
+        return evaluate_http(rule, received, closed, render);
     }
     // haproxy 2.6's `tcpcheck_eval_recv`: the peer closed before sending anything (before
     // any rule, the protocol checks' own included, looks at the data).
@@ -430,16 +460,29 @@ pub fn evaluate(
     if matched != rule.negate {
         let mut r = CheckResult::new(rep.ok_status.unwrap_or(CheckStatus::L7Ok));
         r.code = code;
-        r.info = rep.on_success.as_ref().map(|i| i.render(received));
+        r.info = success_info(rule, received, render);
         return ExpectOutcome::Pass(r);
     }
     let mut r = CheckResult::new(rep_error(rule));
     r.code = code;
-    r.info = Some(match &rep.on_error {
-        Some(i) => with_comment(i.render(received), rule),
-        None => tcp_mismatch_text(rule, matched),
+    r.info = Some(match (&rule.on_error_fmt, &rep.on_error) {
+        (Some(f), _) => with_comment(render(f, received), rule),
+        (None, Some(i)) => with_comment(i.render(received), rule),
+        (None, None) => tcp_mismatch_text(rule, matched),
     });
     ExpectOutcome::Fail(r)
+}
+
+/// The `on-success` text of a passing rule, if it has one.
+fn success_info(rule: &ExpectRule, received: &[u8], render: &RenderInfo<'_>) -> Option<String> {
+    match &rule.on_success_fmt {
+        Some(f) => Some(render(f, received)),
+        None => rule
+            .reporting
+            .on_success
+            .as_ref()
+            .map(|i| i.render(received)),
+    }
 }
 
 fn rep_error(rule: &ExpectRule) -> CheckStatus {
@@ -462,7 +505,12 @@ fn tcp_mismatch_text(rule: &ExpectRule, matched: bool) -> String {
     with_comment(format!("{what}{detail} at step {}", rule.step), rule)
 }
 
-fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutcome {
+fn evaluate_http(
+    rule: &ExpectRule,
+    received: &[u8],
+    closed: bool,
+    render: &RenderInfo<'_>,
+) -> ExpectOutcome {
     let resp = match http::parse(received, closed) {
         Parsed::NeedMore => return ExpectOutcome::NeedMore,
         // haproxy 2.6 gives no info text for an unparsable response (a TLS alert, a bad
@@ -476,11 +524,7 @@ fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutc
     let status_ok = |r: &http::Response<'_>| {
         let mut res = CheckResult::new(rule.reporting.ok_status.unwrap_or(CheckStatus::L7Ok));
         res.code = Some(r.status);
-        res.info = rule
-            .reporting
-            .on_success
-            .as_ref()
-            .map(|i| i.render(received));
+        res.info = success_info(rule, received, render);
         if rule.disable_on_404 && r.status == 404 {
             res.status = CheckStatus::L7OkCond;
         }
@@ -515,13 +559,19 @@ fn evaluate_http(rule: &ExpectRule, received: &[u8], closed: bool) -> ExpectOutc
     if matched != rule.negate {
         return ExpectOutcome::Pass(status_ok(&resp));
     }
-    ExpectOutcome::Fail(http_failure(rule, &resp, matched))
+    ExpectOutcome::Fail(http_failure(rule, &resp, matched, received, render))
 }
 
 /// Status and header rules fail with `Layer7 wrong status`, the code and the reason phrase;
 /// body rules with `Layer7 invalid response` (texts captured from haproxy 2.6).
 /// `error-status` replaces the status; the rule's `comment` is appended to the info.
-fn http_failure(rule: &ExpectRule, resp: &http::Response<'_>, matched: bool) -> CheckResult {
+fn http_failure(
+    rule: &ExpectRule,
+    resp: &http::Response<'_>,
+    matched: bool,
+    received: &[u8],
+    render: &RenderInfo<'_>,
+) -> CheckResult {
     let mut r = CheckResult::new(CheckStatus::L7Sts);
     r.code = Some(resp.status);
     let info = match rule.matcher {
@@ -543,9 +593,10 @@ fn http_failure(rule: &ExpectRule, resp: &http::Response<'_>, matched: bool) -> 
         r.code = None;
     }
     // `on-error` replaces the reason (haproxy's `tcpcheck_expect_onerror_message`).
-    let info = match &rule.reporting.on_error {
-        Some(i) => i.render(&[]),
-        None => info,
+    let info = match (&rule.on_error_fmt, &rule.reporting.on_error) {
+        (Some(f), _) => render(f, received),
+        (None, Some(i)) => i.render(received),
+        (None, None) => info,
     };
     r.info = Some(with_comment(info, rule));
     r

@@ -525,3 +525,38 @@ fn hostile_replies_never_panic() {
         }
     }
 }
+
+/// `on-error` / `on-success` log-format strings: rendered by the driver's renderer over the
+/// data received (`res.payload`), with the rule's comment after an error.
+#[test]
+fn log_format_on_error_and_on_success() {
+    let s = script("    option tcp-check\n    tcp-check expect string +OK on-error \"bad: %[res.payload(0,0),cut_crlf]\" on-success \"%[res.len] bytes\" comment c");
+    let Some(Step::Expect(rule)) = s.steps().last() else {
+        panic!()
+    };
+    let run = ringlb_health::lf::CheckRun::new();
+    let src = ringlb_health::lf::CheckSource::default();
+    let render = |f: &ringlb_health::lf::LogFormat, data: &[u8]| run.render_info(f, &src, data);
+    let ExpectOutcome::Fail(r) =
+        ringlb_health::evaluate_with(rule, b"-ERR no\r\n", true, false, &render)
+    else {
+        panic!()
+    };
+    assert_eq!(r.info.as_deref(), Some("bad: -ERR no comment: c"));
+    let ExpectOutcome::Pass(r) =
+        ringlb_health::evaluate_with(rule, b"+OK\r\n", false, false, &render)
+    else {
+        panic!()
+    };
+    assert_eq!(r.info.as_deref(), Some("5 bytes"));
+    // Only the fetches a check can answer.
+    let text = "backend be\n    mode tcp\n    option tcp-check\n    tcp-check expect string x on-error \"%[req.payload(0,1)]\"\n    server s1 127.0.0.1:9 check\n";
+    let be = ringlb_config::parse_str("t", text)
+        .unwrap()
+        .config
+        .backends
+        .into_iter()
+        .next()
+        .unwrap();
+    assert!(CheckScript::from_backend(&be).is_err());
+}

@@ -84,6 +84,7 @@ const EXPECT_CASES: &[Case] = &[
     case("comment_rule", "503", "option httpchk GET /\n    http-check comment \"from a rule\"\n    http-check expect status 200", false),
     case("on_error_text", "503", "option httpchk GET /\n    http-check expect status 200 on-error \"custom failure\" comment c", false),
     case("on_success_text", "200", "option httpchk GET /\n    http-check expect on-success \"all good\" status 200", true),
+    case("on_error_fmt", "503", "option httpchk GET /\n    http-check expect status 200 on-error \"%[be_name]/%[srv_name] failed\"", false),
     case("error_status_l4con", "503", "option httpchk GET /\n    http-check expect error-status L4CON status 200", false),
     case("error_status_rsp", "503", "option httpchk GET /\n    http-check expect error-status L7RSP status 200", false),
     case("ok_status_l6", "200", "option httpchk GET /\n    http-check expect ok-status L6OK status 200", true),
@@ -142,6 +143,8 @@ fn compare(cases: &[Case]) -> Seen {
 #[test]
 fn http_check_expect_variants_match_haproxy() {
     let got = compare(EXPECT_CASES);
+    assert_eq!(got.stat["on_error_fmt/s1"][6], "on_error_fmt/s1 failed");
+    assert_eq!(got.stat["on_success_text/s1"][6], "all good");
     // A few reasons spelled out (they also hold without haproxy installed).
     let line = |name: &str| {
         got.lines

@@ -55,6 +55,9 @@ const CASES: &[(&str, &str, bool)] = &[
     ("no_expect", "tcp-check send hello", true),
     ("on_error", "tcp-check expect string nothere on-error \"no such thing\" comment c", false),
     ("on_success", "tcp-check send PING\\r\\n\n    tcp-check expect string +PONG on-success \"pong seen\"", true),
+    ("on_error_fmt", "tcp-check expect string nothere on-error \"got %[res.payload(0,0),cut_crlf] (%[res.len])\"", false),
+    ("on_success_fmt", "tcp-check expect string role:master on-success \"%[res.payload(7,11)] ok\"", true),
+    ("on_error_var", "tcp-check set-var(check.x) str(hello)\n    tcp-check expect string nothere on-error \"%[var(check.x)] %[res.payload(0,5)]\" comment c", false),
 ];
 
 fn tcp_backends(fakes: &BTreeMap<String, Fake>) -> Vec<Backend> {
@@ -99,6 +102,10 @@ fn tcp_check_expect_and_send_rules_match_haproxy() {
             .cloned()
             .unwrap_or_default()
     };
+    let last_chk = |b: &str| got.stat[&format!("{b}/s1")][6].clone();
+    assert_eq!(last_chk("on_error_fmt"), "got +PONG (27)");
+    assert_eq!(last_chk("on_success_fmt"), "role:master ok");
+    assert_eq!(last_chk("on_error_var"), "hello +PONG comment: c");
     assert!(
         line("string_bad").contains("info: \"TCPCHK did not match content 'nothere' at step 2\""),
         "{}",

@@ -254,19 +254,17 @@ fn parse_send(l: &Line) -> Result<HttpCheckStep, String> {
     })
 }
 
-/// The parts of an `expect` rule ringlb does not evaluate yet (`on-success`, `on-error`,
-/// `status-code`, and the log-format patterns `string-lf`, `binary-lf`, `hdr name-lf` /
-/// `value-lf`): each use is recorded as pending (issue #5), so ringlb refuses to run rather
-/// than check or report differently.
+/// The parts of an `expect` rule ringlb does not evaluate yet (`status-code`, and the
+/// log-format patterns `string-lf`, `binary-lf`, `hdr name-lf` / `value-lf`): each use is
+/// recorded as pending (issue #5), so ringlb refuses to run rather than check or report
+/// differently.
 fn note_reporting_options(k: &mut KwCx<'_>, l: &Line, what: &str) {
     let mut i = 2;
     while i < l.len() {
         let w = l.arg(i).trim_start_matches('!');
         match w {
-            // A constant `on-success`/`on-error` text is supported; a log-format one is not yet.
-            "on-success" | "on-error" if !l.arg(i + 1).contains('%') => i += 2,
-            "on-success" | "on-error" | "status-code" | "string-lf" | "binary-lf" | "name-lf"
-            | "value-lf" => {
+            "on-success" | "on-error" => i += 2,
+            "status-code" | "string-lf" | "binary-lf" | "name-lf" | "value-lf" => {
                 k.cx.use_kw(
                     &l.loc,
                     &format!("{what} expect {w}"),

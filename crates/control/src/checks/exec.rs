@@ -23,7 +23,7 @@ use ringlb_health::agent::{self, AgentParse};
 use ringlb_health::lf::{CheckRun, CheckSource};
 use ringlb_health::script::ResolvedConnect;
 use ringlb_health::status::{connection_failure, CheckResult, CheckStatus, ConnFailure};
-use ringlb_health::{evaluate, proxy_header, CheckKind, CheckScript, ExpectOutcome, Step};
+use ringlb_health::{evaluate_with, proxy_header, CheckKind, CheckScript, ExpectOutcome, Step};
 
 use super::stream::{CheckStream, HandshakeError};
 
@@ -233,10 +233,11 @@ pub async fn run_health(
     let mut first_send = true;
     // Check variables and log-format payloads: a fresh set of variables for each run.
     let mut run = CheckRun::new();
-    let uses_lf = script
-        .steps()
-        .iter()
-        .any(|s| matches!(s, Step::Var(_) | Step::SendLf(_)));
+    let uses_lf = script.steps().iter().any(|s| match s {
+        Step::Var(_) | Step::SendLf(_) => true,
+        Step::Expect(e) => e.on_success_fmt.is_some() || e.on_error_fmt.is_some(),
+        _ => false,
+    });
     let src = if uses_lf {
         check_source(t)
     } else {
@@ -324,7 +325,11 @@ pub async fn run_health(
                     return CheckResult::new(CheckStatus::SockErr);
                 };
                 loop {
-                    match evaluate(rule, &received, closed, http) {
+                    // `on-success` / `on-error` formats read the run's variables.
+                    let render = |f: &ringlb_health::lf::LogFormat, data: &[u8]| {
+                        run.render_info(f, &src, data)
+                    };
+                    match evaluate_with(rule, &received, closed, http, &render) {
                         ExpectOutcome::Pass(r) => {
                             last_pass = Some(r);
                             break;
