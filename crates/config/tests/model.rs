@@ -439,16 +439,18 @@ fn expect_reporting_options_are_parsed_or_pending() {
             .find(|u| u.keyword == kw)
             .map(|u| u.status.clone())
     };
-    // Log-format `on-error` runs; `status-code` waits.
+    // Log-format `on-error` and `status-code` run; `string-lf` waits.
     assert_eq!(u("tcp-check expect on-error"), None);
     assert_eq!(u("tcp-check expect error-status"), None);
-    let l2 = ok(&format!("{T}backend be\n option tcp-check\n tcp-check expect string +PONG status-code \"res.payload(0,3)\"\n server s 127.0.0.1:1 check\n"));
-    assert!(l2
+    let l2 = ok(&format!("{T}backend be\n option tcp-check\n tcp-check expect string-lf %[int(1)] status-code \"res.payload(0,3)\"\n server s 127.0.0.1:1 check\n"));
+    let pending: Vec<&str> = l2
         .config
         .keyword_uses
         .iter()
-        .any(|u| u.keyword == "tcp-check expect status-code"
-            && u.status == Status::Parsed { issue: 5 }));
+        .filter(|u| u.status == Status::Parsed { issue: 5 })
+        .map(|u| u.keyword.as_str())
+        .collect();
+    assert_eq!(pending, vec!["tcp-check expect string-lf"]);
     let ringlb_config::model::TcpCheckStep::Expect(e) = &l.config.backends[0].tcp_check[0] else {
         panic!("{:?}", l.config.backends[0].tcp_check)
     };

@@ -174,6 +174,8 @@ pub struct ExpectRule {
     /// ([`crate::lf::CheckRun::render_info`]) over the data received for the rule.
     pub on_success_fmt: Option<LogFormat>,
     pub on_error_fmt: Option<LogFormat>,
+    /// `status-code <expr>` (as `%[expr]`): the check's code, pass or fail.
+    pub status_code_fmt: Option<LogFormat>,
 }
 
 /// The verdict on what was received so far.
@@ -317,6 +319,12 @@ impl ExpectRule {
             comment: e.comment.clone(),
             on_success_fmt: info_format(&e.on_success)?,
             on_error_fmt: info_format(&e.on_error)?,
+            // Rendered as text, then read as an integer (haproxy fetches it as a string).
+            status_code_fmt: e
+                .status_code
+                .as_ref()
+                .map(|x| crate::lf::compile_info_fmt(&format!("%[{x}]")))
+                .transpose()?,
         })
     }
 
@@ -333,7 +341,14 @@ impl ExpectRule {
             comment: None,
             on_success_fmt: None,
             on_error_fmt: None,
+            status_code_fmt: None,
         }
+    }
+
+    /// The code `status-code` gives for the data received, if the rule has one.
+    fn code_from(&self, received: &[u8], render: &RenderInfo<'_>) -> Option<Option<u16>> {
+        let f = self.status_code_fmt.as_ref()?;
+        Some(render(f, received).trim().parse::<u16>().ok())
     }
 
     fn is_http(&self) -> bool {
@@ -457,6 +472,7 @@ pub fn evaluate_with(
         let digits = received.get(at..at + 3)?;
         std::str::from_utf8(digits).ok()?.parse::<u16>().ok()
     });
+    let code = rule.code_from(received, render).unwrap_or(code);
     if matched != rule.negate {
         let mut r = CheckResult::new(rep.ok_status.unwrap_or(CheckStatus::L7Ok));
         r.code = code;
@@ -525,6 +541,9 @@ fn evaluate_http(
         let mut res = CheckResult::new(rule.reporting.ok_status.unwrap_or(CheckStatus::L7Ok));
         res.code = Some(r.status);
         res.info = success_info(rule, received, render);
+        if let Some(c) = rule.code_from(received, render) {
+            res.code = c;
+        }
         if rule.disable_on_404 && r.status == 404 {
             res.status = CheckStatus::L7OkCond;
         }
@@ -598,6 +617,9 @@ fn http_failure(
         (None, Some(i)) => i.render(received),
         (None, None) => info,
     };
+    if let Some(c) = rule.code_from(received, render) {
+        r.code = c.filter(|_| r.status.shows_code());
+    }
     r.info = Some(with_comment(info, rule));
     r
 }

@@ -85,6 +85,7 @@ const EXPECT_CASES: &[Case] = &[
     case("on_error_text", "503", "option httpchk GET /\n    http-check expect status 200 on-error \"custom failure\" comment c", false),
     case("on_success_text", "200", "option httpchk GET /\n    http-check expect on-success \"all good\" status 200", true),
     case("on_error_fmt", "503", "option httpchk GET /\n    http-check expect status 200 on-error \"%[be_name]/%[srv_name] failed\"", false),
+    case("status_code_http", "503", "option httpchk GET /\n    http-check expect status 200 status-code \"int(599)\"", false),
     case("error_status_l4con", "503", "option httpchk GET /\n    http-check expect error-status L4CON status 200", false),
     case("error_status_rsp", "503", "option httpchk GET /\n    http-check expect error-status L7RSP status 200", false),
     case("ok_status_l6", "200", "option httpchk GET /\n    http-check expect ok-status L6OK status 200", true),
@@ -145,6 +146,7 @@ fn http_check_expect_variants_match_haproxy() {
     let got = compare(EXPECT_CASES);
     assert_eq!(got.stat["on_error_fmt/s1"][6], "on_error_fmt/s1 failed");
     assert_eq!(got.stat["on_success_text/s1"][6], "all good");
+    assert_eq!(got.stat["status_code_http/s1"][5], "599");
     // A few reasons spelled out (they also hold without haproxy installed).
     let line = |name: &str| {
         got.lines

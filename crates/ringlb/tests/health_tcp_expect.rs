@@ -58,6 +58,8 @@ const CASES: &[(&str, &str, bool)] = &[
     ("on_error_fmt", "tcp-check expect string nothere on-error \"got %[res.payload(0,0),cut_crlf] (%[res.len])\"", false),
     ("on_success_fmt", "tcp-check expect string role:master on-success \"%[res.payload(7,11)] ok\"", true),
     ("on_error_var", "tcp-check set-var(check.x) str(hello)\n    tcp-check expect string nothere on-error \"%[var(check.x)] %[res.payload(0,5)]\" comment c", false),
+    ("status_code", "tcp-check expect string nothere error-status L7STS status-code \"int(42)\"", false),
+    ("status_code_ok", "tcp-check expect string +PONG status-code \"str(7),add(1)\"", true),
 ];
 
 fn tcp_backends(fakes: &BTreeMap<String, Fake>) -> Vec<Backend> {
@@ -106,6 +108,11 @@ fn tcp_check_expect_and_send_rules_match_haproxy() {
     assert_eq!(last_chk("on_error_fmt"), "got +PONG (27)");
     assert_eq!(last_chk("on_success_fmt"), "role:master ok");
     assert_eq!(last_chk("on_error_var"), "hello +PONG comment: c");
+    let code = |b: &str| got.stat[&format!("{b}/s1")][5].clone();
+    assert_eq!(
+        (code("status_code"), code("status_code_ok")),
+        ("42".into(), "8".into())
+    );
     assert!(
         line("string_bad").contains("info: \"TCPCHK did not match content 'nothere' at step 2\""),
         "{}",

@@ -83,6 +83,8 @@ pub struct CheckExpect {
     /// `on-success` / `on-error` texts (log-format strings; only constant ones are run).
     pub on_success: Option<String>,
     pub on_error: Option<String>,
+    /// `status-code <expr>`: a sample expression giving the check's code.
+    pub status_code: Option<String>,
     /// `ok-status`, `error-status`, `tout-status` as written (`L7OK`, `L7RSP`, ...).
     pub ok_status: Option<String>,
     pub error_status: Option<String>,

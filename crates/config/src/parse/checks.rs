@@ -254,17 +254,16 @@ fn parse_send(l: &Line) -> Result<HttpCheckStep, String> {
     })
 }
 
-/// The parts of an `expect` rule ringlb does not evaluate yet (`status-code`, and the
-/// log-format patterns `string-lf`, `binary-lf`, `hdr name-lf` / `value-lf`): each use is
-/// recorded as pending (issue #5), so ringlb refuses to run rather than check or report
-/// differently.
+/// The parts of an `expect` rule ringlb does not evaluate yet (the log-format patterns
+/// `string-lf`, `binary-lf`, `hdr name-lf` / `value-lf`): each use is recorded as pending
+/// (issue #5), so ringlb refuses to run rather than check differently.
 fn note_reporting_options(k: &mut KwCx<'_>, l: &Line, what: &str) {
     let mut i = 2;
     while i < l.len() {
         let w = l.arg(i).trim_start_matches('!');
         match w {
-            "on-success" | "on-error" => i += 2,
-            "status-code" | "string-lf" | "binary-lf" | "name-lf" | "value-lf" => {
+            "on-success" | "on-error" | "status-code" => i += 2,
+            "string-lf" | "binary-lf" | "name-lf" | "value-lf" => {
                 k.cx.use_kw(
                     &l.loc,
                     &format!("{what} expect {w}"),
@@ -426,7 +425,7 @@ fn parse_expect(l: &Line, http: bool) -> Result<CheckExpect, String> {
                 match w {
                     "on-success" => e.on_success = Some(v.to_string()),
                     "on-error" => e.on_error = Some(v.to_string()),
-                    _ => {}
+                    _ => e.status_code = Some(v.to_string()),
                 }
                 i += 2;
                 continue;
