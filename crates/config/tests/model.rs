@@ -439,10 +439,10 @@ fn expect_reporting_options_are_parsed_or_pending() {
             .find(|u| u.keyword == kw)
             .map(|u| u.status.clone())
     };
-    // Log-format `on-error` and `status-code` run; `string-lf` waits.
+    // Log-format `on-error`, `status-code` and `string-lf` run; `hdr name-lf` waits.
     assert_eq!(u("tcp-check expect on-error"), None);
     assert_eq!(u("tcp-check expect error-status"), None);
-    let l2 = ok(&format!("{T}backend be\n option tcp-check\n tcp-check expect string-lf %[int(1)] status-code \"res.payload(0,3)\"\n server s 127.0.0.1:1 check\n"));
+    let l2 = ok(&format!("{T}backend be\n option httpchk\n http-check expect hdr name-lf %[str(x)] status-code \"int(3)\"\n http-check expect string-lf %[int(1)]\n server s 127.0.0.1:1 check\n"));
     let pending: Vec<&str> = l2
         .config
         .keyword_uses
@@ -450,7 +450,7 @@ fn expect_reporting_options_are_parsed_or_pending() {
         .filter(|u| u.status == Status::Parsed { issue: 5 })
         .map(|u| u.keyword.as_str())
         .collect();
-    assert_eq!(pending, vec!["tcp-check expect string-lf"]);
+    assert_eq!(pending, vec!["http-check expect name-lf"]);
     let ringlb_config::model::TcpCheckStep::Expect(e) = &l.config.backends[0].tcp_check[0] else {
         panic!("{:?}", l.config.backends[0].tcp_check)
     };

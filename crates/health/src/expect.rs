@@ -91,6 +91,10 @@ pub enum Matcher {
     MysqlOk,
     /// `ldap-check`: a successful LDAPv3 bind response.
     LdapBind,
+    /// `string-lf <fmt>`: the rendered string anywhere in the data (http: the body).
+    StringLf(LogFormat),
+    /// `binary-lf <fmt>`: the rendered hexadecimal string, decoded, anywhere in the data.
+    BinaryLf(LogFormat),
 }
 
 /// Where a result's `info` text comes from (`on-error`/`on-success` of a tcp-check rule).
@@ -291,6 +295,8 @@ impl ExpectRule {
             ),
             "binary" => Matcher::Binary(decode_hex(p)?),
             "rbinary" => Matcher::RBinary(regex(p)?),
+            "string-lf" => Matcher::StringLf(crate::lf::compile_info_fmt(p)?),
+            "binary-lf" => Matcher::BinaryLf(crate::lf::compile_info_fmt(p)?),
             "hdr" | "fhdr" => match &e.hdr {
                 Some(h) => hdr_matcher(h, e.kind == "fhdr")?,
                 None => return Err(format!("'{}' without a name pattern", e.kind)),
@@ -345,6 +351,15 @@ impl ExpectRule {
         }
     }
 
+    /// Whether the rule renders log-format strings (the driver then builds a full sample
+    /// source: host name, environment, names).
+    pub fn uses_lf(&self) -> bool {
+        self.on_success_fmt.is_some()
+            || self.on_error_fmt.is_some()
+            || self.status_code_fmt.is_some()
+            || matches!(self.matcher, Matcher::StringLf(_) | Matcher::BinaryLf(_))
+    }
+
     /// The code `status-code` gives for the data received, if the rule has one.
     fn code_from(&self, received: &[u8], render: &RenderInfo<'_>) -> Option<Option<u16>> {
         let f = self.status_code_fmt.as_ref()?;
@@ -368,6 +383,8 @@ impl ExpectRule {
             Matcher::Binary(_) => "binary",
             Matcher::RBinary(_) => "rbinary",
             Matcher::Hdr { .. } => "hdr",
+            Matcher::StringLf(_) => "string-lf",
+            Matcher::BinaryLf(_) => "binary-lf",
             Matcher::MysqlHandshake | Matcher::MysqlOk | Matcher::LdapBind => "custom",
         }
     }
@@ -448,20 +465,24 @@ pub fn evaluate_with(
         Matcher::LdapBind => return crate::canned::ldap_bind_response(received, closed),
         _ => {}
     }
+    // A log-format pattern is rendered for each evaluation (it may read variables).
+    let rendered = lf_pattern(&rule.matcher, received, render);
     if !closed {
         // An exact pattern cannot match fewer bytes than it has; `min-recv` asks for more.
-        let short = match &rule.matcher {
-            Matcher::String(p) | Matcher::Binary(p) => received.len() < p.len(),
+        let short = match (&rule.matcher, &rendered) {
+            (Matcher::String(p) | Matcher::Binary(p), _) | (_, Some(Some(p))) => {
+                received.len() < p.len()
+            }
             _ => false,
         };
         if short || rule.min_recv.is_some_and(|m| received.len() < m) {
             return ExpectOutcome::NeedMore;
         }
     }
-    let matched = match &rule.matcher {
-        Matcher::String(s) | Matcher::Binary(s) => find(received, s),
-        Matcher::RString(r) => r.is_match(received),
-        Matcher::RBinary(r) => r.is_match(&upper_hex(received)),
+    let matched = match (&rule.matcher, &rendered) {
+        (Matcher::String(s) | Matcher::Binary(s), _) | (_, Some(Some(s))) => find(received, s),
+        (Matcher::RString(r), _) => r.is_match(received),
+        (Matcher::RBinary(r), _) => r.is_match(&upper_hex(received)),
         _ => false,
     };
     if !matched && !closed && rule.min_recv.is_none() {
@@ -487,6 +508,16 @@ pub fn evaluate_with(
         (None, None) => tcp_mismatch_text(rule, matched),
     });
     ExpectOutcome::Fail(r)
+}
+
+/// The bytes a `string-lf` / `binary-lf` pattern stands for now: `None` for other rules,
+/// `Some(None)` for a `binary-lf` that is not hexadecimal (it matches nothing).
+fn lf_pattern(m: &Matcher, received: &[u8], render: &RenderInfo<'_>) -> Option<Option<Vec<u8>>> {
+    match m {
+        Matcher::StringLf(f) => Some(Some(render(f, received).into_bytes())),
+        Matcher::BinaryLf(f) => Some(decode_hex(&render(f, received)).ok()),
+        _ => None,
+    }
 }
 
 /// The `on-success` text of a passing rule, if it has one.
@@ -516,6 +547,8 @@ fn tcp_mismatch_text(rule: &ExpectRule, matched: bool) -> String {
         Matcher::String(_) => format!(" '{}'", rule.pattern),
         Matcher::Binary(_) => " (binary)".into(),
         Matcher::RBinary(_) => " (binary regex)".into(),
+        Matcher::StringLf(_) => " (log-format string)".into(),
+        Matcher::BinaryLf(_) => " (log-format binary)".into(),
         _ => " (regex)".into(),
     };
     with_comment(format!("{what}{detail} at step {}", rule.step), rule)
@@ -555,7 +588,12 @@ fn evaluate_http(
     // A body rule (negated or not) fails on an empty body (haproxy 2.6, recorded).
     let body_rule = matches!(
         rule.matcher,
-        Matcher::String(_) | Matcher::RString(_) | Matcher::Binary(_) | Matcher::RBinary(_)
+        Matcher::String(_)
+            | Matcher::RString(_)
+            | Matcher::Binary(_)
+            | Matcher::RBinary(_)
+            | Matcher::StringLf(_)
+            | Matcher::BinaryLf(_)
     );
     if body_rule && resp.body.is_empty() {
         let mut r = CheckResult::new(rule.reporting.error_status.unwrap_or(CheckStatus::L7Rsp));
@@ -573,6 +611,12 @@ fn evaluate_http(
         Matcher::Binary(s) => find(&resp.body, s),
         Matcher::RBinary(r) => r.is_match(&upper_hex(&resp.body)),
         Matcher::Hdr { name, value, full } => hdr_match(&resp, name, value.as_ref(), *full),
+        Matcher::StringLf(_) | Matcher::BinaryLf(_) => {
+            match lf_pattern(&rule.matcher, received, render) {
+                Some(Some(p)) => find(&resp.body, &p),
+                _ => false,
+            }
+        }
         Matcher::MysqlHandshake | Matcher::MysqlOk | Matcher::LdapBind => false,
     };
     if matched != rule.negate {

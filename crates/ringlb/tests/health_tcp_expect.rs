@@ -60,6 +60,9 @@ const CASES: &[(&str, &str, bool)] = &[
     ("on_error_var", "tcp-check set-var(check.x) str(hello)\n    tcp-check expect string nothere on-error \"%[var(check.x)] %[res.payload(0,5)]\" comment c", false),
     ("status_code", "tcp-check expect string nothere error-status L7STS status-code \"int(42)\"", false),
     ("status_code_ok", "tcp-check expect string +PONG status-code \"str(7),add(1)\"", true),
+    ("string_lf", "tcp-check set-var(check.w) str(master)\n    tcp-check expect string-lf role:%[var(check.w)]", true),
+    ("string_lf_bad", "tcp-check expect string-lf %[be_name]", false),
+    ("binary_lf", "tcp-check expect binary-lf %[str(+PONG),hex]", true),
 ];
 
 fn tcp_backends(fakes: &BTreeMap<String, Fake>) -> Vec<Backend> {

@@ -254,16 +254,16 @@ fn parse_send(l: &Line) -> Result<HttpCheckStep, String> {
     })
 }
 
-/// The parts of an `expect` rule ringlb does not evaluate yet (the log-format patterns
-/// `string-lf`, `binary-lf`, `hdr name-lf` / `value-lf`): each use is recorded as pending
-/// (issue #5), so ringlb refuses to run rather than check differently.
+/// The parts of an `expect` rule ringlb does not evaluate yet (the log-format header patterns
+/// `hdr name-lf` / `value-lf`): each use is recorded as pending (issue #5), so ringlb refuses
+/// to run rather than check differently.
 fn note_reporting_options(k: &mut KwCx<'_>, l: &Line, what: &str) {
     let mut i = 2;
     while i < l.len() {
         let w = l.arg(i).trim_start_matches('!');
         match w {
             "on-success" | "on-error" | "status-code" => i += 2,
-            "string-lf" | "binary-lf" | "name-lf" | "value-lf" => {
+            "name-lf" | "value-lf" => {
                 k.cx.use_kw(
                     &l.loc,
                     &format!("{what} expect {w}"),
@@ -273,7 +273,8 @@ fn note_reporting_options(k: &mut KwCx<'_>, l: &Line, what: &str) {
             }
             // Options with a value (skipped so that a value is never taken for a keyword).
             "min-recv" | "comment" | "ok-status" | "error-status" | "tout-status" | "-m"
-            | "string" | "rstring" | "binary" | "rbinary" | "status" | "rstatus" | "body" => i += 2,
+            | "string" | "rstring" | "binary" | "rbinary" | "status" | "rstatus" | "body"
+            | "string-lf" | "binary-lf" => i += 2,
             _ => i += 1,
         }
     }

@@ -235,7 +235,7 @@ pub async fn run_health(
     let mut run = CheckRun::new();
     let uses_lf = script.steps().iter().any(|s| match s {
         Step::Var(_) | Step::SendLf(_) => true,
-        Step::Expect(e) => e.on_success_fmt.is_some() || e.on_error_fmt.is_some(),
+        Step::Expect(e) => e.uses_lf(),
         _ => false,
     });
     let src = if uses_lf {
