@@ -18,6 +18,12 @@ pub enum TextMatch {
     End(String),
     Sub(String),
     Reg(Regex),
+    /// `name-lf` / `value-lf`: a log-format string rendered at each evaluation, then matched
+    /// with `meth` (not `reg`, as in haproxy).
+    Lf {
+        meth: String,
+        fmt: LogFormat,
+    },
 }
 
 impl TextMatch {
@@ -61,6 +67,26 @@ impl TextMatch {
             }
             TextMatch::Sub(p) => s.contains(p.as_str()),
             TextMatch::Reg(r) => r.is_match(s),
+            // Resolved before matching (`resolve`); unresolved, it matches nothing.
+            TextMatch::Lf { .. } => false,
+        }
+    }
+
+    /// The pattern to match now: a log-format one rendered, the others as they are.
+    fn resolve<'a>(
+        &'a self,
+        received: &[u8],
+        render: &RenderInfo<'_>,
+    ) -> std::borrow::Cow<'a, TextMatch> {
+        match self {
+            TextMatch::Lf { meth, fmt } => {
+                let text = render(fmt, received);
+                // `reg` is refused at start: the other methods cannot fail.
+                std::borrow::Cow::Owned(
+                    TextMatch::parse(meth, &text, false).unwrap_or(TextMatch::Str(text)),
+                )
+            }
+            other => std::borrow::Cow::Borrowed(other),
         }
     }
 }
@@ -230,15 +256,26 @@ fn parse_status_list(p: &str) -> Result<Vec<(u16, u16)>, String> {
 }
 
 fn hdr_matcher(h: &CheckHdr, full: bool) -> Result<Matcher, String> {
-    if h.name_lf || h.value.as_ref().is_some_and(|v| v.lf) {
-        return Err("'hdr name-lf' / 'value-lf' are not supported by ringlb yet".into());
-    }
+    let pat = |meth: &str, p: &str, lf: bool, ignore_case: bool| {
+        if !lf {
+            return TextMatch::parse(meth, p, ignore_case);
+        }
+        if meth == "reg" {
+            return Err(
+                "'name-lf' / 'value-lf' cannot be used with the regex matching method".into(),
+            );
+        }
+        Ok(TextMatch::Lf {
+            meth: meth.to_string(),
+            fmt: crate::lf::compile_info_fmt(p)?,
+        })
+    };
     Ok(Matcher::Hdr {
-        name: TextMatch::parse(&h.name_meth, &h.name, true)?,
+        name: pat(&h.name_meth, &h.name, h.name_lf, true)?,
         value: h
             .value
             .as_ref()
-            .map(|v| TextMatch::parse(&v.meth, &v.value, false))
+            .map(|v| pat(&v.meth, &v.value, v.lf, false))
             .transpose()?,
         full,
     })
@@ -354,10 +391,15 @@ impl ExpectRule {
     /// Whether the rule renders log-format strings (the driver then builds a full sample
     /// source: host name, environment, names).
     pub fn uses_lf(&self) -> bool {
+        let lf = |t: &TextMatch| matches!(t, TextMatch::Lf { .. });
         self.on_success_fmt.is_some()
             || self.on_error_fmt.is_some()
             || self.status_code_fmt.is_some()
-            || matches!(self.matcher, Matcher::StringLf(_) | Matcher::BinaryLf(_))
+            || match &self.matcher {
+                Matcher::StringLf(_) | Matcher::BinaryLf(_) => true,
+                Matcher::Hdr { name, value, .. } => lf(name) || value.as_ref().is_some_and(lf),
+                _ => false,
+            }
     }
 
     /// The code `status-code` gives for the data received, if the rule has one.
@@ -610,7 +652,11 @@ fn evaluate_http(
         Matcher::RString(r) => r.is_match(&resp.body),
         Matcher::Binary(s) => find(&resp.body, s),
         Matcher::RBinary(r) => r.is_match(&upper_hex(&resp.body)),
-        Matcher::Hdr { name, value, full } => hdr_match(&resp, name, value.as_ref(), *full),
+        Matcher::Hdr { name, value, full } => {
+            let name = name.resolve(received, render);
+            let value = value.as_ref().map(|v| v.resolve(received, render));
+            hdr_match(&resp, &name, value.as_deref(), *full)
+        }
         Matcher::StringLf(_) | Matcher::BinaryLf(_) => {
             match lf_pattern(&rule.matcher, received, render) {
                 Some(Some(p)) => find(&resp.body, &p),

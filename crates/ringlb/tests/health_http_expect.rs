@@ -88,6 +88,8 @@ const EXPECT_CASES: &[Case] = &[
     case("status_code_http", "503", "option httpchk GET /\n    http-check expect status 200 status-code \"int(599)\"", false),
     case("string_lf_http", "200", "option httpchk GET /\n    http-check expect string-lf %[str(hello)]", true),
     case("string_lf_http_bad", "200", "option httpchk GET /\n    http-check expect string-lf %[srv_name]", false),
+    case("hdr_name_lf", "200", "option httpchk GET /\n    http-check set-var(check.h) str(x-role)\n    http-check expect hdr name-lf %[var(check.h)] value-lf -m beg %[str(prim)]", true),
+    case("hdr_value_lf_bad", "200", "option httpchk GET /\n    http-check expect hdr name X-Role value-lf %[srv_name]", false),
     case("error_status_l4con", "503", "option httpchk GET /\n    http-check expect error-status L4CON status 200", false),
     case("error_status_rsp", "503", "option httpchk GET /\n    http-check expect error-status L7RSP status 200", false),
     case("ok_status_l6", "200", "option httpchk GET /\n    http-check expect ok-status L6OK status 200", true),

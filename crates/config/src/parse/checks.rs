@@ -116,7 +116,6 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
                 ));
             }
             st.expect_seen = true;
-            note_reporting_options(k, l, "http-check");
             let e = parse_expect(l, true)?;
             if e.body_synonym {
                 k.cx.warn(&loc, "http-check expect", format!(
@@ -252,32 +251,6 @@ fn parse_send(l: &Line) -> Result<HttpCheckStep, String> {
         uri_lf,
         body_lf,
     })
-}
-
-/// The parts of an `expect` rule ringlb does not evaluate yet (the log-format header patterns
-/// `hdr name-lf` / `value-lf`): each use is recorded as pending (issue #5), so ringlb refuses
-/// to run rather than check differently.
-fn note_reporting_options(k: &mut KwCx<'_>, l: &Line, what: &str) {
-    let mut i = 2;
-    while i < l.len() {
-        let w = l.arg(i).trim_start_matches('!');
-        match w {
-            "on-success" | "on-error" | "status-code" => i += 2,
-            "name-lf" | "value-lf" => {
-                k.cx.use_kw(
-                    &l.loc,
-                    &format!("{what} expect {w}"),
-                    &crate::registry::Status::Parsed { issue: 5 },
-                );
-                i += 2;
-            }
-            // Options with a value (skipped so that a value is never taken for a keyword).
-            "min-recv" | "comment" | "ok-status" | "error-status" | "tout-status" | "-m"
-            | "string" | "rstring" | "binary" | "rbinary" | "status" | "rstatus" | "body"
-            | "string-lf" | "binary-lf" => i += 2,
-            _ => i += 1,
-        }
-    }
 }
 
 /// The statuses each reporting option accepts (HAProxy 2.6's `parse_tcpcheck_expect_rule`,
@@ -515,7 +488,7 @@ fn hex(s: &str) -> Result<Vec<u8>, String> {
 }
 
 /// `tcp-check <step> ...`.
-pub fn tcp_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+pub fn tcp_check(_k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     begin_own_tcp(p);
     let loc: Loc = l.loc.clone();
     let need = |what: &str| -> Result<String, String> {
@@ -569,10 +542,7 @@ pub fn tcp_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             loc,
             data: hex(&need("send-binary")?)?,
         },
-        "expect" => {
-            note_reporting_options(k, l, "tcp-check");
-            TcpCheckStep::Expect(Box::new(parse_expect(l, false)?))
-        }
+        "expect" => TcpCheckStep::Expect(Box::new(parse_expect(l, false)?)),
         "comment" => TcpCheckStep::Comment {
             loc,
             text: l.rest(2).join(" "),
