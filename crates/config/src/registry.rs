@@ -269,6 +269,8 @@ HAProxy's lexical rules are kept: `\"status\":\"ok\"` becomes `status:ok`; write
 - A second `http-check send` after an `expect` without `http-check connect` (the guide's multi-step check): \
 accepted with a warning; it means a new connection for each send/expect pair.\n\
 - `ssl-engine`, `ssl-mode-async`: accepted no-ops with a warning (rustls has no engines).\n\
+- `hash-type ... none` (issue #5 lists it; haproxy 2.6 refuses it, later versions added it): accepted with a \
+warning; the key's decimal value is the hash, as in those versions.\n\
 - Two `stick-table` lines in one proxy: an error (one table per proxy; put extra tables in dedicated backends \
 and use `track-scN <key> table <backend>`).\n\
 - `track-sc1 src,path`: an error (`path` is a fetch, not a converter; use `base32+src` or `concat` for a combined key).\n\n\

@@ -403,18 +403,118 @@ fn consistent_hash_without_a_function_means_sdbm_with_avalanche() {
     assert!(!ht("consistent sdbm").avalanche);
     assert!(!ht("map-based").avalanche);
     assert!(ht("map-based djb2 avalanche").avalanche);
+    // `none` is not a haproxy 2.6 function: accepted, with a warning saying so.
+    let l = ok(&format!(
+        "{T}backend b\n balance uri\n hash-type consistent none\n server s 127.0.0.1:1\n"
+    ));
+    assert_eq!(
+        l.config.backends[0].hash_type.function,
+        ringlb_config::model::HashFunction::None
+    );
+    assert!(
+        l.warnings
+            .iter()
+            .any(|w| w.to_string().contains("unknown to haproxy 2.6")),
+        "{:?}",
+        l.warnings
+    );
+    let e = err(&format!(
+        "{T}backend b\n hash-type consistent foo\n server s 127.0.0.1:1\n"
+    ));
+    assert!(
+        e.contains(
+            "'hash-type' only supports 'sdbm', 'djb2', 'crc32', 'wt6' or 'none' hash functions."
+        ),
+        "{e}"
+    );
 }
 
 #[test]
-fn expect_reporting_options_are_pending() {
-    let l = ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n option tcp-check\n tcp-check expect error-status L7RSP string +PONG\n server s 127.0.0.1:1 check\n"));
-    let u = l
-        .config
-        .keyword_uses
-        .iter()
-        .find(|u| u.keyword == "tcp-check expect error-status")
-        .map(|u| u.status.clone());
-    assert_eq!(u, Some(Status::Parsed { issue: 5 }));
+fn expect_reporting_options_are_parsed() {
+    let l = ok(&format!("{T}frontend fe\n bind :8080\n default_backend be\nbackend be\n option tcp-check\n tcp-check expect error-status L7RSP string +PONG comment pong on-error \"%[res.payload(0,0)]\"\n server s 127.0.0.1:1 check\n"));
+    let u = |kw: &str| {
+        l.config
+            .keyword_uses
+            .iter()
+            .find(|u| u.keyword == kw)
+            .map(|u| u.status.clone())
+    };
+    // Every part of an expect rule runs: nothing is left pending.
+    assert_eq!(u("tcp-check expect on-error"), None);
+    assert_eq!(u("tcp-check expect error-status"), None);
+    let l2 = ok(&format!("{T}backend be\n option httpchk\n http-check expect hdr name-lf %[str(x)] status-code \"int(3)\"\n http-check expect string-lf %[int(1)]\n server s 127.0.0.1:1 check\n"));
+    assert!(
+        !l2.config
+            .keyword_uses
+            .iter()
+            .any(|u| u.status == Status::Parsed { issue: 5 }),
+        "{:?}",
+        l2.config.keyword_uses
+    );
+    let ringlb_config::model::TcpCheckStep::Expect(e) = &l.config.backends[0].tcp_check[0] else {
+        panic!("{:?}", l.config.backends[0].tcp_check)
+    };
+    assert_eq!(
+        (
+            e.kind.as_str(),
+            e.pattern.as_str(),
+            e.error_status.as_deref(),
+            e.comment.as_deref()
+        ),
+        ("string", "+PONG", Some("L7RSP"), Some("pong"))
+    );
+}
+
+/// HAProxy 2.6's `parse_tcpcheck_expect_rule`: options anywhere, `!` glued or alone (each
+/// one toggles), one match, nothing else (messages checked with `haproxy -c`).
+#[test]
+fn expect_rules_parse_as_haproxy() {
+    let expect = |line: &str| {
+        let text = format!("{T}backend be\n option httpchk\n http-check expect {line}\n server s 127.0.0.1:1 check\n");
+        parse_str("t.cfg", &text).map(|l| {
+            let ringlb_config::model::HttpCheckStep::Expect(e) =
+                &l.config.backends[0].http_check[0]
+            else {
+                panic!()
+            };
+            e.clone()
+        })
+    };
+    let e = expect("!rstatus ^5").unwrap();
+    assert!(e.negate && e.kind == "rstatus" && e.pattern == "^5");
+    assert!(!expect("!! status 200").unwrap().negate);
+    assert!(expect("! ! ! status 200").unwrap().negate);
+    let e = expect("status 200 comment foo min-recv 3").unwrap();
+    assert_eq!((e.comment.as_deref(), e.min_recv), (Some("foo"), Some(3)));
+    let e = expect("fhdr name x-role value \"a, b\"").unwrap();
+    let h = e.hdr.unwrap();
+    assert_eq!(
+        (h.name.as_str(), h.value.unwrap().value.as_str()),
+        ("x-role", "a, b")
+    );
+    let e = expect("hdr name -m reg ^x value -m beg y comment c").unwrap();
+    let h = e.hdr.unwrap();
+    assert_eq!(
+        (h.name_meth.as_str(), h.value.unwrap().meth.as_str()),
+        ("reg", "beg")
+    );
+    assert_eq!(e.comment.as_deref(), Some("c"));
+    for (line, msg) in [
+        ("string hello world", "but got 'world' as argument."),
+        ("status 200 string x", "only on pattern expected."),
+        ("status", "'status' expects a <pattern> as argument."),
+        ("hdr value x", "'hdr' expects at the name keyword as first argument followed by a pattern."),
+        ("hdr name -m foo x", "'hdr' : '-m' only supports 'str', 'beg', 'end', 'sub' or 'reg' (got 'foo')."),
+        ("hdr name x value", "'hdr' expect a pattern with the value keyword."),
+        ("hdr name x full", "but got 'full' as argument."),
+        ("min-recv", "'min-recv' expects a integer as argument."),
+        ("status 2x0", "invalid character 'x' in the list of status codes."),
+        ("ok-status L7STS status 200", "'ok-status' only supports 'L4OK', 'L6OK', 'L7OK' or 'L7OKC' status (got 'L7STS')."),
+        ("error-status L7OKC status 200", "'error-status' only supports 'L4CON', 'L6RSP', 'L7RSP' or 'L7STS' status (got 'L7OKC')."),
+    ] {
+        let e = expect(line).map(|_| ()).unwrap_err().to_string();
+        assert!(e.contains(msg), "{line}: {e}");
+    }
 }
 
 #[test]

@@ -97,31 +97,64 @@ fn parse_line(line: &str) -> AgentReply {
 /// `server_parse_weight_change_request` for an agent's `N%`: the new user weight, relative
 /// to the configured (`initial`) weight, or HAProxy's error text.
 pub fn weight_from_percent(percent: &str, initial: u32) -> Result<u32, &'static str> {
-    let digits: String = percent.chars().take_while(|c| c.is_ascii_digit()).collect();
-    let Ok(n) = digits.parse::<u64>() else {
+    // haproxy 2.6's `server_parse_weight_change_request` on a `strtol` of the word.
+    if percent.is_empty() {
         return Err("Require <weight> or <weight%>.\n");
-    };
-    let w = n.saturating_mul(u64::from(initial)) / 100;
-    if w > 256 {
-        return Err("Relative weight too large.\n");
     }
-    Ok(w as u32)
+    let s = percent.trim_start();
+    let (neg, s) = match s.as_bytes().first() {
+        Some(b'-') => (true, s.get(1..).unwrap_or("")),
+        Some(b'+') => (false, s.get(1..).unwrap_or("")),
+        _ => (false, s),
+    };
+    let digits = s.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err("Empty weight string empty or preceded by garbage");
+    }
+    let (num, end) = s.split_at(digits);
+    // strtol saturates; every such value is out of range below.
+    let n = num.parse::<u64>().unwrap_or(u64::MAX);
+    if end == "%" {
+        if neg {
+            return Err("Relative weight must be positive.\n");
+        }
+        let w = n.min(25600) * u64::from(initial) / 100;
+        return Ok(u32::try_from(w.min(256)).unwrap_or(256));
+    }
+    if (neg && n != 0) || n > 256 {
+        return Err("Absolute weight can only be between 0 and 256 inclusive.\n");
+    }
+    if !end.is_empty() {
+        return Err("Trailing garbage in weight string");
+    }
+    Ok(u32::try_from(n).unwrap_or(256))
 }
 
-/// `maxconn:N`: the new maxconn or HAProxy's error text.
+/// `maxconn:N`: the new maxconn or HAProxy 2.6's error text
+/// (`server_parse_maxconn_change_request`, a `strtol`).
 pub fn parse_maxconn(v: &str) -> Result<u32, &'static str> {
-    v.trim()
-        .parse::<u32>()
-        .map_err(|_| "Integer value is needed to change maxconn.\n")
+    let t = v.trim_start();
+    let body = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let digits = body.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err("maxconn string empty or preceded by garbage");
+    }
+    if digits != body.len() {
+        return Err("Trailing garbage in maxconn string");
+    }
+    // A negative or huge value: haproxy stores what strtol gave; none is a sane limit.
+    t.parse::<u32>()
+        .map_err(|_| "maxconn string empty or preceded by garbage")
 }
 
 impl AgentReply {
     /// The check result HAProxy records for this reply: health words give `Layer7 check
     /// passed` (`up`) or `Layer7 wrong status` (`down`/`stopped`/`fail`) with info
-    /// `via agent : down (description)`; no health word keeps the previous status.
-    pub fn check_result(&self, previous: CheckStatus, warning: Option<&str>) -> CheckResult {
+    /// `via agent : down (description)`; no health word gives `CHECKED` ("no status
+    /// change"). `warning`: what the weight or maxconn change answered.
+    pub fn check_result(&self, warning: Option<&str>) -> CheckResult {
         let Some(h) = self.health else {
-            let mut r = CheckResult::new(previous);
+            let mut r = CheckResult::new(CheckStatus::Checked);
             if let Some(e) = &self.error {
                 r.info = Some(format!("agent reports an error : {e}"));
             } else if let Some(w) = warning.filter(|w| !w.is_empty()) {

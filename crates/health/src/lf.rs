@@ -8,7 +8,8 @@
 //! a [`CheckSource`] the driver fills with the time, the host name and the environment. There
 //! is no stream behind a check: request/response fetches find nothing (empty), as in haproxy.
 
-use ringlb_rules::{Ctx, Expr, LogFormat, Sample, SampleSource, Txn};
+pub use ringlb_rules::LogFormat;
+use ringlb_rules::{Ctx, Expr, Sample, SampleSource, Txn};
 
 use crate::script::HttpRequest;
 
@@ -116,6 +117,9 @@ const CHECK_FETCHES: &[&str] = &[
     "rand",
 ];
 
+/// What an expect rule's `on-success` / `on-error` may also read: the data received for it.
+const RESPONSE_FETCHES: &[&str] = &["res.payload", "res.len"];
+
 fn check_fetch(name: &str) -> Result<(), String> {
     if CHECK_FETCHES.contains(&name) {
         return Ok(());
@@ -133,8 +137,8 @@ fn expr_fetch(text: &str) -> &str {
 }
 
 /// Checks every `%[fetch...]` of a log-format string; `%X` log variables (`%ci`, `%H`...)
-/// are refused too (no log context in a check).
-fn check_fmt_fetches(fmt: &str) -> Result<(), String> {
+/// are refused too (no log context in a check). `response`: the response fetches are allowed.
+fn check_fmt_fetches(fmt: &str, response: bool) -> Result<(), String> {
     let mut rest = fmt;
     while let Some(i) = rest.find('%') {
         let after = rest.get(i + 1..).unwrap_or("");
@@ -155,7 +159,10 @@ fn check_fmt_fetches(fmt: &str) -> Result<(), String> {
                 "log-format variable '%{var}' is not supported by ringlb in health checks (use %[sample] expressions)."
             ));
         };
-        check_fetch(expr_fetch(expr))?;
+        let name = expr_fetch(expr);
+        if !(response && RESPONSE_FETCHES.contains(&name)) {
+            check_fetch(name)?;
+        }
         rest = expr;
     }
     Ok(())
@@ -163,8 +170,48 @@ fn check_fmt_fetches(fmt: &str) -> Result<(), String> {
 
 /// Compiles a log-format value (no userlists: checks have no `http_auth`).
 pub fn compile_fmt(fmt: &str) -> Result<LogFormat, String> {
-    check_fmt_fetches(fmt)?;
+    check_fmt_fetches(fmt, false)?;
     LogFormat::parse(fmt, &())
+}
+
+/// Compiles an expect rule's `on-success` / `on-error` format: it may also read the data
+/// received for the rule (`res.payload`, `res.len`).
+pub fn compile_info_fmt(fmt: &str) -> Result<LogFormat, String> {
+    check_fmt_fetches(fmt, true)?;
+    LogFormat::parse(fmt, &())
+}
+
+/// A check's sample source plus the data received for the rule being judged.
+struct WithPayload<'a> {
+    base: &'a CheckSource,
+    payload: &'a [u8],
+}
+
+impl SampleSource for WithPayload<'_> {
+    fn now_ms(&self) -> i64 {
+        self.base.now_ms()
+    }
+    fn random_u64(&self) -> u64 {
+        self.base.random_u64()
+    }
+    fn hostname(&self) -> &[u8] {
+        self.base.hostname()
+    }
+    fn backend_name(&self) -> Option<&str> {
+        self.base.backend_name()
+    }
+    fn server_name(&self) -> Option<&str> {
+        self.base.server_name()
+    }
+    fn env(&self, name: &str) -> Option<&[u8]> {
+        self.base.env(name)
+    }
+    fn is_http(&self) -> bool {
+        false
+    }
+    fn res_payload(&self) -> Option<&[u8]> {
+        Some(self.payload)
+    }
 }
 
 impl VarStep {
@@ -232,6 +279,15 @@ impl CheckRun {
         if let Some(v) = value {
             self.txn.vars.set(&step.name, v);
         }
+    }
+
+    /// An expect rule's `on-success` / `on-error` text over the data received for it; a C
+    /// string in haproxy: it ends at the first NUL.
+    pub fn render_info(&self, f: &LogFormat, src: &CheckSource, payload: &[u8]) -> String {
+        let src = WithPayload { base: src, payload };
+        let v = self.render_fmt(f, &src);
+        let end = v.iter().position(|&c| c == 0).unwrap_or(v.len());
+        String::from_utf8_lossy(v.get(..end).unwrap_or(&[])).into_owned()
     }
 
     fn render_fmt(&self, f: &LogFormat, src: &dyn SampleSource) -> Vec<u8> {

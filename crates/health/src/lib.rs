@@ -23,7 +23,7 @@ pub mod script;
 pub mod state;
 pub mod status;
 
-pub use expect::{decode_hex, evaluate, ExpectOutcome, ExpectRule, Matcher};
+pub use expect::{decode_hex, evaluate, evaluate_with, ExpectOutcome, ExpectRule, Matcher};
 pub use script::{CheckKind, CheckScript, ConnectSpec, Step};
 pub use state::{CheckState, CheckTiming, HealthState};
 pub use status::{CheckResult, CheckStatus, Transition};

@@ -31,8 +31,7 @@ pub struct ConnectSpec {
     pub send_proxy: bool,
     pub linger: bool,
     /// `connect default` (and every implicit connect): also take the server's `check-ssl`,
-    /// `check-sni`, `check-send-proxy`. The model drops the `default` word of an explicit
-    /// `tcp-check connect default`, so explicit connects never inherit them here.
+    /// `check-sni`, `check-alpn`, `check-send-proxy`.
     pub inherit: bool,
     /// 1-based rule number of an explicit `tcp-check connect` (HAProxy counts every rule,
     /// comments included); 0 for the implicit first connect.
@@ -98,7 +97,7 @@ impl From<&CheckConnect> for ConnectSpec {
             alpn: c.alpn.clone(),
             send_proxy: c.send_proxy,
             linger: c.linger,
-            inherit: false,
+            inherit: c.default,
             step: 0,
             comment: None,
         }
@@ -275,7 +274,8 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
     };
     if option_on(be, "redis-check") {
         let mut pong = ExpectRule::new(Matcher::String(b"+PONG".to_vec()), "+PONG");
-        pong.step = 3;
+        // haproxy numbers the rules of these rulesets without the implicit connect.
+        pong.step = 2;
         pong.reporting = Reporting {
             error_status: Some(CheckStatus::L7Sts),
             on_error: Some(payload(0, false)),
@@ -290,7 +290,7 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
         let re = regex::Regex::new("^1[56]").ok()?;
         let mut e = ExpectRule::new(Matcher::RBinary(re), "^1[56]");
         e.min_recv = Some(5);
-        e.step = 3;
+        e.step = 2;
         e.reporting = Reporting {
             error_status: Some(CheckStatus::L6Rsp),
             ok_status: Some(CheckStatus::L6Ok),
@@ -312,7 +312,7 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
         let re = regex::Regex::new("^30").ok()?;
         let mut ber = ExpectRule::new(Matcher::RBinary(re), "^30");
         ber.min_recv = Some(14);
-        ber.step = 3;
+        ber.step = 2;
         ber.reporting = Reporting {
             on_error: Some(InfoFrom::Text("Not LDAPv3 protocol".into())),
             ..Reporting::default()
@@ -321,7 +321,7 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
             connect,
             Step::Send(canned::LDAP_BIND.to_vec()),
             Step::Expect(ber),
-            expect(Matcher::LdapBind, "", 4),
+            expect(Matcher::LdapBind, "", 3),
         ]));
     }
     if option_on(be, "pgsql-check") {
@@ -430,7 +430,10 @@ fn smtp_reply(steps: &mut Vec<Step>, sep: &str, step: u32, last: bool) -> Result
     };
     let ok = format!("^2[0-9]{{2}}[{sep}\r]");
     let mut good = ExpectRule::new(Matcher::RString(re(&ok)?), &ok);
-    good.min_recv = Some(4);
+    // haproxy 2.6 checks the greeting's code at once (`min-recv 4`) but waits on a non-2xx
+    // reply to HELO/EHLO or QUIT until the server closes or the check times out (recorded
+    // in `tests/health_protocols.rs`).
+    good.min_recv = (sep == " ").then_some(4);
     good.step = step + 1;
     good.reporting = Reporting {
         error_status: Some(CheckStatus::L7Sts),
@@ -493,7 +496,9 @@ pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
             }
             TcpCheckStep::Expect(e) => {
                 let mut rule = ExpectRule::from_model(e, n)?;
-                rule.comment = comment.take();
+                // The rule's own `comment` option, else a `comment` rule right before it.
+                let before = comment.take();
+                rule.comment = rule.comment.or(before);
                 steps.push(Step::Expect(rule));
             }
             TcpCheckStep::SendLf { fmt, binary, loc } => {
@@ -532,27 +537,60 @@ pub struct HttpRequest {
 }
 
 impl HttpRequest {
+    /// The user's headers as haproxy 2.6 sends them (diffed in `tests/health_http_expect.rs`):
+    /// names lower-cased; empty values, `content-length` and `transfer-encoding` dropped
+    /// (the body decides the length); a `connection` header loses the token that is the
+    /// version's default (`keep-alive` in HTTP/1.1, `close` in HTTP/1.0) and goes when
+    /// nothing is left, as haproxy's HTTP/1 output does.
+    fn wire_headers(&self) -> Vec<(String, String)> {
+        let v11 = self.version.eq_ignore_ascii_case("HTTP/1.1");
+        let implied = if v11 { "keep-alive" } else { "close" };
+        self.headers
+            .iter()
+            .filter_map(|(n, v)| {
+                let n = n.to_ascii_lowercase();
+                if v.is_empty() || n == "content-length" || n == "transfer-encoding" {
+                    return None;
+                }
+                if n != "connection" {
+                    return Some((n, v.clone()));
+                }
+                let kept: Vec<&str> = v
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty() && !t.eq_ignore_ascii_case(implied))
+                    .collect();
+                (!kept.is_empty()).then(|| (n, kept.join(", ")))
+            })
+            .collect()
+    }
+
     /// Where `http-check send-state` inserts its header: after the request line and the
     /// user's headers, before `content-length` and `connection` (recorded from haproxy 2.6).
     pub fn state_offset(&self) -> usize {
         let mut n = self.method.len() + self.uri.len() + self.version.len() + 4;
-        for (k, v) in &self.headers {
+        for (k, v) in self.wire_headers() {
             n += k.len() + v.len() + 4;
         }
         n
     }
 
-    /// The bytes haproxy 2.6 puts on the wire: header names lower-cased, `content-length`
-    /// with a body, `connection: close` for HTTP/1.1 (captured in `traces/requests/`).
+    /// The bytes haproxy 2.6 puts on the wire: the request line, [`Self::wire_headers`],
+    /// `content-length` with a body, `connection: close` for HTTP/1.1 unless the user
+    /// configured a `connection` header (captured in `traces/requests/`).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut s = format!("{} {} {}\r\n", self.method, self.uri, self.version);
-        for (n, v) in &self.headers {
-            s.push_str(&format!("{}: {}\r\n", n.to_ascii_lowercase(), v));
+        for (n, v) in self.wire_headers() {
+            s.push_str(&format!("{n}: {v}\r\n"));
         }
         if let Some(b) = &self.body {
             s.push_str(&format!("content-length: {}\r\n", b.len()));
         }
-        if self.version.eq_ignore_ascii_case("HTTP/1.1") {
+        let user_connection = self
+            .headers
+            .iter()
+            .any(|(n, _)| n.eq_ignore_ascii_case("connection"));
+        if self.version.eq_ignore_ascii_case("HTTP/1.1") && !user_connection {
             s.push_str("connection: close\r\n");
         }
         s.push_str("\r\n");
@@ -596,7 +634,10 @@ fn send_request(chk: &HttpChk, step: &HttpCheckStep) -> HttpRequest {
         req.method = meth.clone().unwrap_or(req.method);
         req.uri = uri.clone().unwrap_or(req.uri);
         req.version = ver.clone().unwrap_or(req.version);
-        req.headers.extend(headers.iter().cloned());
+        // The send rule's headers replace those hidden in `option httpchk`'s version.
+        if !headers.is_empty() {
+            req.headers = headers.clone();
+        }
         req.body = body.clone();
     }
     req
@@ -693,7 +734,14 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
         pending_expect = true;
         n += 1;
     }
+    // An `http-check comment` names the rule right after it in failure messages.
+    let mut comment: Option<String> = None;
     for r in rules {
+        if let HttpCheckStep::Comment { text, .. } = r {
+            comment = Some(text.clone());
+            continue;
+        }
+        let pending_comment = comment.take();
         match r {
             HttpCheckStep::Connect(_) | HttpCheckStep::ImplicitConnect { .. } if pending_expect => {
                 steps.push(Step::Expect(default_http_expect(n)?));
@@ -722,6 +770,7 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
             }
             HttpCheckStep::Expect(e) => {
                 let mut rule = ExpectRule::from_model(e, n + 1)?;
+                rule.comment = rule.comment.or(pending_comment);
                 rule.disable_on_404 = disable_on_404;
                 steps.push(Step::Expect(rule));
                 pending_expect = false;

@@ -8,6 +8,8 @@ pub enum CheckStatus {
     Unknown,
     Init,
     Start,
+    /// An agent reply without a health word: no status change (`CHECKED`).
+    Checked,
     HealthAnalyze,
     SockErr,
     L4Ok,
@@ -35,6 +37,7 @@ impl CheckStatus {
             CheckStatus::Unknown => "Unknown",
             CheckStatus::Init => "Initializing",
             CheckStatus::Start => "",
+            CheckStatus::Checked => "No status change",
             CheckStatus::HealthAnalyze => "Health analyze",
             CheckStatus::SockErr => "Socket error",
             CheckStatus::L4Ok => "Layer4 check passed",
@@ -61,6 +64,7 @@ impl CheckStatus {
             CheckStatus::Unknown => "UNK",
             CheckStatus::Init => "INI",
             CheckStatus::Start => "",
+            CheckStatus::Checked => "CHECKED",
             CheckStatus::HealthAnalyze => "HANA",
             CheckStatus::SockErr => "SOCKERR",
             CheckStatus::L4Ok => "L4OK",
@@ -292,6 +296,14 @@ pub fn drain_message(backend: &str, server: &str, backup: bool, c: &BackendCount
 pub fn leaving_drain_message(backend: &str, server: &str, backup: bool) -> String {
     let prefix = if backup { "Backup Server" } else { "Server" };
     format!("{prefix} {backend}/{server} is UP (leaving forced drain).")
+}
+
+/// Logged by haproxy 2.6 each time a weight is applied to a server in forced drain (its
+/// `srv_update_status` runs with the drain flags unchanged): every agent reply carrying both
+/// `drain` and a weight repeats it.
+pub fn remains_drain_message(backend: &str, server: &str, backup: bool) -> String {
+    let prefix = if backup { "Backup Server" } else { "Server" };
+    format!("{prefix} {backend}/{server} remains in forced drain mode.")
 }
 
 /// `backend 'be' has no server available!` (ALERT level, when the last usable server of a

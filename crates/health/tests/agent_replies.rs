@@ -107,37 +107,60 @@ fn weights_and_maxconn() {
     assert_eq!(weight_from_percent("50%", 10), Ok(5));
     assert_eq!(weight_from_percent("100%", 7), Ok(7));
     assert_eq!(weight_from_percent("0%", 7), Ok(0));
-    assert!(weight_from_percent("99999999999999999999%", 7).is_err());
-    assert!(weight_from_percent("18446744073709551615%", 256).is_err());
+    // haproxy 2.6: a relative weight is capped at 256 (the percentage at 25600).
+    assert_eq!(weight_from_percent("99999999999999999999%", 7), Ok(256));
+    assert_eq!(weight_from_percent("18446744073709551615%", 256), Ok(256));
     assert_eq!(weight_from_percent("200%", 100), Ok(200));
-    assert!(weight_from_percent("300%", 100).is_err());
+    assert_eq!(weight_from_percent("300%", 100), Ok(256));
+    assert_eq!(weight_from_percent("150%", 10), Ok(15));
+    assert_eq!(
+        weight_from_percent("50%x", 10),
+        Err("Trailing garbage in weight string")
+    );
+    assert_eq!(
+        weight_from_percent("-5%", 10),
+        Err("Relative weight must be positive.\n")
+    );
+    assert_eq!(weight_from_percent("12", 10), Ok(12));
+    assert!(weight_from_percent("300", 10).is_err());
+    assert!(weight_from_percent("x%", 10).is_err());
     assert_eq!(parse_maxconn("25"), Ok(25));
-    assert!(parse_maxconn("x").is_err());
+    assert_eq!(
+        parse_maxconn("x"),
+        Err("maxconn string empty or preceded by garbage")
+    );
+    assert_eq!(
+        parse_maxconn("10x"),
+        Err("Trailing garbage in maxconn string")
+    );
 }
 
 #[test]
 fn results_and_texts() {
-    let r = reply("down # disk full\n").check_result(CheckStatus::L7Ok, None);
+    let r = reply("down # disk full\n").check_result(None);
     assert_eq!(
         (r.status, r.info.as_deref()),
         (CheckStatus::L7Sts, Some("via agent : down (disk full)"))
     );
-    let r = reply("up\n").check_result(CheckStatus::L7Sts, None);
+    let r = reply("up\n").check_result(None);
     assert_eq!(
         (r.status, r.info.as_deref()),
         (CheckStatus::L7Ok, Some("via agent : up"))
     );
-    let r = reply("up bogus\n").check_result(CheckStatus::L7Sts, None);
+    let r = reply("up bogus\n").check_result(None);
     assert_eq!(r.info.as_deref(), Some("via agent : up (bogus)"));
-    let r = reply("bogus\n").check_result(CheckStatus::L7Ok, None);
+    let r = reply("bogus\n").check_result(None);
     assert_eq!(
         (r.status, r.info.as_deref()),
-        (CheckStatus::L7Ok, Some("agent reports an error : bogus"))
+        (CheckStatus::Checked, Some("agent reports an error : bogus"))
     );
-    let r = reply("300%\n").check_result(CheckStatus::L7Ok, Some("Relative weight too large.\n"));
+    let r = reply("50%x\n").check_result(Some("Trailing garbage in weight string"));
     assert_eq!(
-        r.info.as_deref(),
-        Some("agent warns : Relative weight too large.\n")
+        (r.status, r.info.as_deref()),
+        (
+            CheckStatus::Checked,
+            Some("agent warns : Trailing garbage in weight string")
+        )
     );
 }
 
@@ -221,7 +244,7 @@ fn agent_sequence_matches_haproxy_2_6() {
             seen_weights.push(weight);
         }
         if let Some(health) = r.health {
-            let res = r.check_result(CheckStatus::L7Ok, None);
+            let res = r.check_result(None);
             let mut res = res;
             res.duration_ms = Some(0);
             if let Some(t) = h.force(health == AgentHealth::Up, Duration::from_secs(i as u64)) {

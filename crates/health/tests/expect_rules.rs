@@ -2,8 +2,41 @@
 //! checks' replies (redis, pgsql, mysql, smtp, ssl-hello).
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failure is a panic
 
-use ringlb_config::model::{CheckExpect, Loc};
+use ringlb_config::model::{CheckExpect, CheckHdr, CheckHdrValue, Loc};
 use ringlb_health::{evaluate, CheckScript, CheckStatus, ExpectOutcome, ExpectRule, Step};
+
+/// `name [-m m] <name> [value [-m m] <value>]` as whitespace-separated words (the config
+/// parser's job; the words here have no spaces).
+fn hdr_of(pattern: &str) -> CheckHdr {
+    let w: Vec<&str> = pattern.split_whitespace().collect();
+    let mut i = 1;
+    let meth = |i: &mut usize| {
+        if w.get(*i) == Some(&"-m") {
+            *i += 2;
+            w[*i - 1].to_string()
+        } else {
+            String::new()
+        }
+    };
+    let name_meth = meth(&mut i);
+    let name = w[i].to_string();
+    i += 1;
+    let value = (w.get(i) == Some(&"value")).then(|| {
+        i += 1;
+        let meth = meth(&mut i);
+        CheckHdrValue {
+            meth,
+            value: w[i..].join(" "),
+            lf: false,
+        }
+    });
+    CheckHdr {
+        name_meth,
+        name,
+        name_lf: false,
+        value,
+    }
+}
 
 fn rule(kind: &str, pattern: &str, negate: bool, min_recv: Option<i64>) -> ExpectRule {
     let e = CheckExpect {
@@ -12,7 +45,8 @@ fn rule(kind: &str, pattern: &str, negate: bool, min_recv: Option<i64>) -> Expec
         kind: kind.into(),
         pattern: pattern.into(),
         min_recv,
-        body_synonym: false,
+        hdr: kind.ends_with("hdr").then(|| hdr_of(pattern)),
+        ..CheckExpect::default()
     };
     ExpectRule::from_model(&e, 2).unwrap()
 }
@@ -57,7 +91,12 @@ fn tcp_rules() {
         ("string", "+PONG", true, None, b"-ERR", false, 'M'),
         ("string", "+PONG", true, None, b"-ERR", true, 'P'),
         ("string", "+PONG", false, Some(10), b"+PONG", false, 'M'),
-        ("string", "+PONG", false, Some(4), b"-ERR", false, 'F'),
+        // Fewer bytes than the exact pattern: wait, even with min-recv (haproxy 2.6).
+        ("string", "+PONG", false, Some(4), b"-ERR", false, 'M'),
+        ("string", "+PONG", false, Some(4), b"-ERR\r\n", false, 'F'),
+        ("binary", "0a0b0c", false, Some(0), b"ab", false, 'M'),
+        // Nothing at all before the close.
+        ("string", "+PONG", true, None, b"", true, 'F'),
         ("rstring", "^\\+OK", false, None, b"+OK ready", false, 'P'),
         ("rstring", "^\\+OK", false, None, b"x+OK", true, 'F'),
         ("rstring", "^E", true, Some(5), b"R\0\0\0\x08", false, 'P'),
@@ -169,6 +208,15 @@ fn tcp_failure_texts() {
         assert_eq!(r.status, CheckStatus::L7Rsp);
         assert_eq!(r.info.as_deref(), Some(*want));
     }
+    // Recorded from haproxy 2.6 (`tests/health_tcp_expect.rs` diffs them end to end).
+    let ExpectOutcome::Fail(r) = evaluate(&rule("string", "x", false, None), b"", true, false)
+    else {
+        panic!()
+    };
+    assert_eq!(
+        r.info.as_deref(),
+        Some("TCPCHK got an empty response at step 2")
+    );
 }
 
 fn resp(status: &str, headers: &str, body: &str) -> Vec<u8> {
@@ -203,7 +251,9 @@ fn http_rules() {
         ("hdr", "name x-role value ro", false, &ok, 'P'),
         ("hdr", "name X-Role value -m beg prim", false, &ok, 'P'),
         ("hdr", "name X-Role value replica", false, &ok, 'F'),
-        ("fhdr", "name X-Role value primary, ro", false, &ok, 'F'),
+        ("fhdr", "name X-Role value primary,", false, &ok, 'F'),
+        ("fhdr", "name X-Role value primary, ro", false, &ok, 'P'),
+        ("hdr", "name X-Role value primary, ro", false, &ok, 'F'),
         (
             "fhdr",
             "name server value -m reg ^demo/[0-9.]+$",
@@ -406,12 +456,9 @@ fn hex_and_bad_patterns() {
     assert!(ringlb_health::decode_hex("abc").is_err());
     assert!(ringlb_health::decode_hex("zz").is_err());
     let bad = CheckExpect {
-        loc: Loc::default(),
-        negate: false,
         kind: "rstring".into(),
         pattern: "(".into(),
-        min_recv: None,
-        body_synonym: false,
+        ..CheckExpect::default()
     };
     assert!(ExpectRule::from_model(&bad, 1).is_err());
     let lf = CheckExpect {
@@ -477,4 +524,39 @@ fn hostile_replies_never_panic() {
             let _ = ringlb_health::http::parse(&buf, closed);
         }
     }
+}
+
+/// `on-error` / `on-success` log-format strings: rendered by the driver's renderer over the
+/// data received (`res.payload`), with the rule's comment after an error.
+#[test]
+fn log_format_on_error_and_on_success() {
+    let s = script("    option tcp-check\n    tcp-check expect string +OK on-error \"bad: %[res.payload(0,0),cut_crlf]\" on-success \"%[res.len] bytes\" comment c");
+    let Some(Step::Expect(rule)) = s.steps().last() else {
+        panic!()
+    };
+    let run = ringlb_health::lf::CheckRun::new();
+    let src = ringlb_health::lf::CheckSource::default();
+    let render = |f: &ringlb_health::lf::LogFormat, data: &[u8]| run.render_info(f, &src, data);
+    let ExpectOutcome::Fail(r) =
+        ringlb_health::evaluate_with(rule, b"-ERR no\r\n", true, false, &render)
+    else {
+        panic!()
+    };
+    assert_eq!(r.info.as_deref(), Some("bad: -ERR no comment: c"));
+    let ExpectOutcome::Pass(r) =
+        ringlb_health::evaluate_with(rule, b"+OK\r\n", false, false, &render)
+    else {
+        panic!()
+    };
+    assert_eq!(r.info.as_deref(), Some("5 bytes"));
+    // Only the fetches a check can answer.
+    let text = "backend be\n    mode tcp\n    option tcp-check\n    tcp-check expect string x on-error \"%[req.payload(0,1)]\"\n    server s1 127.0.0.1:9 check\n";
+    let be = ringlb_config::parse_str("t", text)
+        .unwrap()
+        .config
+        .backends
+        .into_iter()
+        .next()
+        .unwrap();
+    assert!(CheckScript::from_backend(&be).is_err());
 }

@@ -415,6 +415,7 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
         }
     }
     if !initial.is_empty() {
+        checks.initial = initial.clone();
         match Arc::get_mut(&mut topology) {
             Some(t) => t.initial = initial,
             None => {

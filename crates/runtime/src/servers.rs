@@ -552,10 +552,10 @@ impl ServerTable {
                         s.op_state = OpState::Stopped;
                         s.check.health = 0;
                         s.secs_since_change = 0;
-                        for c in [&mut s.check, &mut s.agent] {
-                            if c.configured() {
-                                c.state |= chk::PAUSED;
-                            }
+                        // The health check pauses; the agent keeps running (its `ready`
+                        // ends the maintenance), as in haproxy 2.6.
+                        if s.check.configured() {
+                            s.check.state |= chk::PAUSED;
                         }
                     } else if was_maint && !is_maint {
                         // Back up at once; a checked server restarts at `rise` (up, but one

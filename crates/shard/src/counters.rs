@@ -139,6 +139,9 @@ impl ShardCounters {
 pub struct ServerHealth {
     pub check: Option<ringlb_stats::CheckStats>,
     pub agent: Option<ringlb_stats::CheckStats>,
+    /// The server's maxconn as the control shard sees it (an agent's `maxconn:` included);
+    /// `None`: the configured one.
+    pub maxconn: Option<u32>,
     pub failed_checks: u64,
     pub down_trans: u64,
     pub last_change_ms: u64,

@@ -114,7 +114,7 @@ pub fn build(
                                 weight: st.weight.get(),
                                 uweight: s.weight,
                                 backup: s.backup,
-                                maxconn: s.maxconn,
+                                maxconn: h.and_then(|h| h.maxconn).unwrap_or(s.maxconn),
                                 maxqueue: s.maxqueue,
                                 check: h.and_then(|h| h.check.clone()),
                                 agent: h.and_then(|h| h.agent.clone()),

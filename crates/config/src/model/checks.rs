@@ -23,7 +23,8 @@ pub enum HttpCheckStep {
         /// `body-lf`: the body is a log-format string.
         body_lf: bool,
     },
-    Expect(CheckExpect),
+    /// Boxed: an expect rule carries many rarely used options.
+    Expect(Box<CheckExpect>),
     DisableOn404 {
         loc: Loc,
     },
@@ -58,19 +59,56 @@ pub struct CheckConnect {
     pub alpn: Option<String>,
     pub send_proxy: bool,
     pub linger: bool,
+    /// `default`: the server's check settings (`port`, `addr`, `check-ssl`, `check-sni`,
+    /// `check-alpn`, `check-send-proxy`) apply where the rule sets none.
+    pub default: bool,
 }
 
-/// `expect [min-recv N] [!] <match> <pattern>` (shared by http-check and tcp-check).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// `expect [min-recv N] [comment C] [ok|error|tout-status S] [!] <match> <pattern>` (shared by
+/// http-check and tcp-check; options may come before or after the match, as in HAProxy).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct CheckExpect {
     pub loc: Loc,
     pub negate: bool,
     /// `status`, `rstatus`, `string`, `rstring`, `binary`, `rbinary`, `hdr`, `fhdr`.
     pub kind: String,
+    /// The pattern as one string (for `hdr`/`fhdr`: the words after the keyword, joined with
+    /// spaces, for messages; the parts are in `hdr`).
     pub pattern: String,
     pub min_recv: Option<i64>,
     /// True when written `expect body` (ringlb extension, synonym of `string`).
     pub body_synonym: bool,
+    /// `comment <msg>`: appended to the failure's info (` comment: <msg>`).
+    pub comment: Option<String>,
+    /// `on-success` / `on-error` texts (log-format strings; only constant ones are run).
+    pub on_success: Option<String>,
+    pub on_error: Option<String>,
+    /// `status-code <expr>`: a sample expression giving the check's code.
+    pub status_code: Option<String>,
+    /// `ok-status`, `error-status`, `tout-status` as written (`L7OK`, `L7RSP`, ...).
+    pub ok_status: Option<String>,
+    pub error_status: Option<String>,
+    pub tout_status: Option<String>,
+    /// `hdr`/`fhdr`: the name and value patterns.
+    pub hdr: Option<CheckHdr>,
+}
+
+/// `{name|name-lf} [-m <meth>] <name> [{value|value-lf} [-m <meth>] <value>]` of an
+/// `expect hdr`/`fhdr` rule; an empty method means `str`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckHdr {
+    pub name_meth: String,
+    pub name: String,
+    pub name_lf: bool,
+    pub value: Option<CheckHdrValue>,
+}
+
+/// The value part of a [`CheckHdr`].
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CheckHdrValue {
+    pub meth: String,
+    pub value: String,
+    pub lf: bool,
 }
 
 /// One `tcp-check` step.
@@ -85,7 +123,8 @@ pub enum TcpCheckStep {
         loc: Loc,
         data: Vec<u8>,
     },
-    Expect(CheckExpect),
+    /// Boxed: an expect rule carries many rarely used options.
+    Expect(Box<CheckExpect>),
     Comment {
         loc: Loc,
         text: String,

@@ -5,7 +5,10 @@
 //!
 //! Owns: [`option_httpchk`], [`http_check`], [`tcp_check`].
 
-use crate::model::{CheckConnect, CheckExpect, HttpCheckStep, HttpChk, Loc, TcpCheckStep, VarOp};
+use crate::model::{
+    CheckConnect, CheckExpect, CheckHdr, CheckHdrValue, HttpCheckStep, HttpChk, Loc, TcpCheckStep,
+    VarOp,
+};
 use crate::source::Line;
 use crate::units::parse_port;
 
@@ -113,7 +116,6 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
                 ));
             }
             st.expect_seen = true;
-            note_reporting_options(k, l, "http-check");
             let e = parse_expect(l, true)?;
             if e.body_synonym {
                 k.cx.warn(&loc, "http-check expect", format!(
@@ -123,7 +125,7 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
                     pat = e.pattern
                 ));
             }
-            HttpCheckStep::Expect(e)
+            HttpCheckStep::Expect(Box::new(e))
         }
         "disable-on-404" => HttpCheckStep::DisableOn404 { loc },
         "send-state" => HttpCheckStep::SendState { loc },
@@ -188,7 +190,8 @@ fn parse_connect(l: &Line, start: usize) -> Result<CheckConnect, String> {
     while i < l.len() {
         let v = l.arg(i + 1);
         match l.arg(i) {
-            "default" | "via-socks4" => {}
+            "default" => c.default = true,
+            "via-socks4" => {}
             "port" => { c.port = Some(parse_port(v)?); i += 1; }
             "addr" => { c.addr = Some(v.to_string()); i += 1; }
             "sni" => { c.sni = Some(v.to_string()); i += 1; }
@@ -250,60 +253,85 @@ fn parse_send(l: &Line) -> Result<HttpCheckStep, String> {
     })
 }
 
-/// The reporting options of an `expect` rule (`ok-status`, `error-status`, `tout-status`,
-/// `on-success`, `on-error`, `status-code`) are not carried by the model yet: each use is
-/// recorded as pending (issue #5), so ringlb refuses to run rather than report differently.
-fn note_reporting_options(k: &mut KwCx<'_>, l: &Line, what: &str) {
-    let mut i = 2;
-    while i < l.len() {
-        match l.arg(i) {
-            "min-recv" | "comment" => i += 2,
-            w @ ("ok-status" | "error-status" | "tout-status" | "on-success" | "on-error"
-            | "status-code") => {
-                k.cx.use_kw(
-                    &l.loc,
-                    &format!("{what} expect {w}"),
-                    &crate::registry::Status::Parsed { issue: 5 },
-                );
-                i += 2;
-            }
-            _ => break,
-        }
+/// The statuses each reporting option accepts (HAProxy 2.6's `parse_tcpcheck_expect_rule`,
+/// messages checked with `haproxy -c`: its `error-status` refuses `L7OKC`, which the manual
+/// lists).
+fn reporting_status(opt: &str, v: &str) -> Result<String, String> {
+    let allowed: &[&str] = match opt {
+        "ok-status" => &["L4OK", "L6OK", "L7OK", "L7OKC"],
+        "error-status" => &["L4CON", "L6RSP", "L7RSP", "L7STS"],
+        _ => &["L4TOUT", "L6TOUT", "L7TOUT"],
+    };
+    if v.is_empty() {
+        return Err(format!("'{opt}' expects a string as argument."));
     }
+    if !allowed.contains(&v) {
+        let (last, first) = allowed.split_last().unwrap_or((&"", &[]));
+        return Err(format!(
+            "'{opt}' only supports '{}' or '{last}' status (got '{v}').",
+            first.join("', '")
+        ));
+    }
+    Ok(v.to_string())
 }
 
-/// `expect [min-recv N] [comment C] [...-status S] [on-*] [!] <match> <pattern>`.
-fn parse_expect(l: &Line, http: bool) -> Result<CheckExpect, String> {
-    let mut e = CheckExpect {
-        loc: l.loc.clone(),
-        negate: false,
-        kind: String::new(),
-        pattern: String::new(),
-        min_recv: None,
-        body_synonym: false,
-    };
-    let mut i = 2;
-    while i < l.len() {
-        let w = l.arg(i);
-        match w {
-            "min-recv" => {
-                e.min_recv = Some(
-                    l.arg(i + 1)
-                        .parse()
-                        .map_err(|_| format!("invalid min-recv '{}'", l.arg(i + 1)))?,
-                );
-                i += 2;
-            }
-            "comment" | "ok-status" | "error-status" | "tout-status" | "on-success"
-            | "on-error" | "status-code" => i += 2,
-            "!" => {
-                e.negate = true;
-                i += 1;
-            }
-            _ => break,
+/// `hdr|fhdr {name|name-lf} [-m <meth>] <name> [{value|value-lf} [-m <meth>] <value>]` from
+/// `i` (the word after `hdr`); the index after it.
+fn parse_hdr_pattern(l: &Line, kind: &str, mut i: usize) -> Result<(CheckHdr, usize), String> {
+    let meth = |l: &Line, i: &mut usize| -> Result<String, String> {
+        if l.arg(*i) != "-m" {
+            return Ok(String::new());
         }
+        let m = l.arg(*i + 1);
+        if !["str", "beg", "end", "sub", "reg"].contains(&m) {
+            return Err(format!(
+                "'{kind}' : '-m' only supports 'str', 'beg', 'end', 'sub' or 'reg' (got '{m}')."
+            ));
+        }
+        *i += 2;
+        Ok(m.to_string())
+    };
+    let first = l.arg(i);
+    if (first != "name" && first != "name-lf") || l.arg(i + 1).is_empty() {
+        return Err(format!(
+            "'{kind}' expects at the name keyword as first argument followed by a pattern."
+        ));
     }
-    let kind = l.arg(i);
+    let mut h = CheckHdr {
+        name_lf: first == "name-lf",
+        ..CheckHdr::default()
+    };
+    i += 1;
+    h.name_meth = meth(l, &mut i)?;
+    if i >= l.len() {
+        return Err(format!(
+            "'{kind}' expects at the name keyword as first argument followed by a pattern."
+        ));
+    }
+    h.name = l.arg(i).to_string();
+    i += 1;
+    let v = l.arg(i);
+    if v == "value" || v == "value-lf" {
+        let lf = v == "value-lf";
+        i += 1;
+        let m = meth(l, &mut i)?;
+        if i >= l.len() {
+            return Err(format!("'{kind}' expect a pattern with the value keyword."));
+        }
+        h.value = Some(CheckHdrValue {
+            meth: m,
+            value: l.arg(i).to_string(),
+            lf,
+        });
+        i += 1;
+    }
+    Ok((h, i))
+}
+
+/// `expect [min-recv N] [comment C] [ok|error|tout-status S] [on-*] [!] <match> <pattern>`:
+/// the options may come before or after the match, `!` may be glued to it (`!status`,
+/// toggled by each `!`), exactly one match and nothing else, as HAProxy 2.6 parses it.
+fn parse_expect(l: &Line, http: bool) -> Result<CheckExpect, String> {
     let http_kinds = [
         "status",
         "rstatus",
@@ -321,29 +349,132 @@ fn parse_expect(l: &Line, http: bool) -> Result<CheckExpect, String> {
         "rbinary",
         "binary-lf",
     ];
-    if http && kind == "body" {
-        e.body_synonym = true;
-        e.kind = "string".into();
-    } else if (http && http_kinds.contains(&kind)) || (!http && tcp_kinds.contains(&kind)) {
-        e.kind = kind.to_string();
-    } else {
-        let list = if http {
-            http_kinds.join(", ")
+    let unknown = |w: &str| {
+        if http {
+            format!("'only supports min-recv, [!]string', '[!]rstring', '[!]string-lf', '[!]status', '[!]rstatus', [!]hdr, [!]fhdr or comment but got '{w}' as argument.")
         } else {
-            tcp_kinds.join(", ")
+            format!("'only supports min-recv, '[!]binary', '[!]string', '[!]rstring', '[!]string-lf''[!]rbinary', '[!]binary-lf' or comment but got '{w}' as argument.")
+        }
+    };
+    let mut e = CheckExpect {
+        loc: l.loc.clone(),
+        ..CheckExpect::default()
+    };
+    let mut i = 2;
+    while i < l.len() {
+        let mut w = l.arg(i);
+        match w {
+            "min-recv" => {
+                e.min_recv = Some(
+                    l.arg(i + 1)
+                        .parse()
+                        .map_err(|_| "'min-recv' expects a integer as argument.".to_string())?,
+                );
+                i += 2;
+                continue;
+            }
+            "comment" => {
+                if l.arg(i + 1).is_empty() {
+                    return Err("'comment' expects a string as argument.".into());
+                }
+                e.comment = Some(l.arg(i + 1).to_string());
+                i += 2;
+                continue;
+            }
+            "ok-status" | "error-status" | "tout-status" => {
+                let st = reporting_status(w, l.arg(i + 1))?;
+                match w {
+                    "ok-status" => e.ok_status = Some(st),
+                    "error-status" => e.error_status = Some(st),
+                    _ => e.tout_status = Some(st),
+                }
+                i += 2;
+                continue;
+            }
+            "on-success" | "on-error" | "status-code" => {
+                let v = l.arg(i + 1);
+                if v.is_empty() {
+                    return Err(format!("'{w}' expects a string as argument."));
+                }
+                match w {
+                    "on-success" => e.on_success = Some(v.to_string()),
+                    "on-error" => e.on_error = Some(v.to_string()),
+                    _ => e.status_code = Some(v.to_string()),
+                }
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        if w.starts_with('!') {
+            let bangs = w.len() - w.trim_start_matches('!').len();
+            if bangs % 2 == 1 {
+                e.negate = !e.negate;
+            }
+            w = w.trim_start_matches('!');
+            if w.is_empty() {
+                i += 1;
+                if i >= l.len() {
+                    return Err(unknown(""));
+                }
+                continue;
+            }
+        }
+        let kind = if http && w == "body" {
+            e.body_synonym = true;
+            "string"
+        } else {
+            w
         };
-        return Err(format!(
-            "'expect' only supports min-recv, [!]{list} or comment, but got '{kind}' as argument."
-        ));
+        let known = if http {
+            http_kinds.contains(&kind)
+        } else {
+            tcp_kinds.contains(&kind)
+        };
+        if !known {
+            return Err(unknown(w));
+        }
+        if !e.kind.is_empty() {
+            return Err("only on pattern expected.".into());
+        }
+        e.kind = kind.to_string();
+        if kind == "hdr" || kind == "fhdr" {
+            let (h, next) = parse_hdr_pattern(l, kind, i + 1)?;
+            e.pattern = l.rest(i + 1).get(..next - i - 1).unwrap_or(&[]).join(" ");
+            e.hdr = Some(h);
+            i = next;
+            continue;
+        }
+        let pat = l.arg(i + 1);
+        if pat.is_empty() {
+            return Err(format!("'{w}' expects a <pattern> as argument."));
+        }
+        e.pattern = pat.to_string();
+        i += 2;
     }
-    e.pattern = l.rest(i + 1).join(" ");
-    if e.pattern.is_empty() {
-        return Err(format!("'expect {kind}' expects a pattern."));
+    if e.kind.is_empty() {
+        return Err(unknown(""));
     }
-    if e.kind.contains("binary") && !e.kind.ends_with("-lf") && e.kind != "rbinary" {
+    if e.kind == "binary" {
         hex(&e.pattern)?;
     }
+    if e.kind == "status" {
+        status_list(&e.pattern)?;
+    }
     Ok(e)
+}
+
+/// `status 200,201,300-310`: digits, commas and dashes only (HAProxy's message otherwise).
+fn status_list(p: &str) -> Result<(), String> {
+    match p
+        .chars()
+        .find(|c| !c.is_ascii_digit() && *c != ',' && *c != '-')
+    {
+        Some(c) => Err(format!(
+            "invalid character '{c}' in the list of status codes."
+        )),
+        None => Ok(()),
+    }
 }
 
 fn hex(s: &str) -> Result<Vec<u8>, String> {
@@ -357,7 +488,7 @@ fn hex(s: &str) -> Result<Vec<u8>, String> {
 }
 
 /// `tcp-check <step> ...`.
-pub fn tcp_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+pub fn tcp_check(_k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     begin_own_tcp(p);
     let loc: Loc = l.loc.clone();
     let need = |what: &str| -> Result<String, String> {
@@ -411,10 +542,7 @@ pub fn tcp_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             loc,
             data: hex(&need("send-binary")?)?,
         },
-        "expect" => {
-            note_reporting_options(k, l, "tcp-check");
-            TcpCheckStep::Expect(parse_expect(l, false)?)
-        }
+        "expect" => TcpCheckStep::Expect(Box::new(parse_expect(l, false)?)),
         "comment" => TcpCheckStep::Comment {
             loc,
             text: l.rest(2).join(" "),

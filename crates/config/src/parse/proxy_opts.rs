@@ -644,8 +644,14 @@ pub(crate) fn p_hash_type(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         "djb2" => HashFunction::Djb2,
         "wt6" => HashFunction::Wt6,
         "crc32" => HashFunction::Crc32,
-        "none" => HashFunction::None,
-        w => return Err(format!("unknown hash function '{w}'.")),
+        "none" => {
+            k.cx.warn(&l.loc, "hash-type", "the 'none' hash function is unknown to haproxy 2.6 (which refuses it; later versions added it): ringlb uses the key's decimal value as the hash, as they do.");
+            HashFunction::None
+        }
+        _ => return Err(
+            "'hash-type' only supports 'sdbm', 'djb2', 'crc32', 'wt6' or 'none' hash functions."
+                .into(),
+        ),
     };
     let avalanche = match l.arg(3) {
         // HAProxy: "consistent hash uses sdbm and avalanche if no function is given".

@@ -83,8 +83,9 @@ pub struct ServerCheckStats {
     pub check_duration: Option<u64>,
     /// `last_chk`: info text of the last check.
     pub last_chk: String,
-    /// `agent_status` / `last_agt`.
+    /// `agent_status` / `agent_code` / `last_agt`.
     pub agent_status: String,
+    pub agent_code: Option<u16>,
     pub last_agt: String,
     /// Effective weight the shards use now (slowstart and agent included).
     pub weight: u32,
@@ -338,10 +339,6 @@ impl Board {
         if srv.agent_off {
             return out;
         }
-        let previous = srv
-            .agent_last
-            .as_ref()
-            .map_or(CheckStatus::Init, |r| r.status);
         let reply = match reply {
             Err(failure) => {
                 // An unreachable agent never takes a server down.
@@ -357,26 +354,32 @@ impl Board {
             Ok((AgentParse::Reply(r), ms)) => (r, ms),
         };
         let (reply, duration_ms) = reply;
-        // HAProxy's order: admin state, weight, maxconn, then health.
+        // HAProxy's order: admin state, weight, maxconn, then health; the first refusal of
+        // the weight or maxconn is the reply's warning.
         if let Some(admin) = reply.admin {
             self.agent_admin(b, s, admin, now, &mut out);
         }
+        let mut warning = None;
         if let Some(p) = &reply.weight_percent {
-            self.agent_weight(b, s, p, now, &mut out);
+            warning = self.agent_weight(b, s, p, now, &mut out);
         }
         if let Some(m) = reply.maxconn.as_deref() {
-            if let (Ok(v), Some(srv)) = (agent::parse_maxconn(m), self.srv_mut(b, s)) {
-                if srv.maxconn != v {
-                    srv.maxconn = v;
-                    out.push(Effect::Msg(ControlMsg::SetServerMaxconn {
-                        backend: b,
-                        server: s,
-                        maxconn: v,
-                    }));
+            match (agent::parse_maxconn(m), self.srv_mut(b, s)) {
+                (Ok(v), Some(srv)) => {
+                    if srv.maxconn != v {
+                        srv.maxconn = v;
+                        out.push(Effect::Msg(ControlMsg::SetServerMaxconn {
+                            backend: b,
+                            server: s,
+                            maxconn: v,
+                        }));
+                    }
                 }
+                (Err(e), _) => warning = warning.or(Some(e)),
+                (Ok(_), None) => {}
             }
         }
-        let mut result = reply.check_result(previous, None);
+        let mut result = reply.check_result(warning);
         result.duration_ms = Some(duration_ms);
         let had_any = self.any_usable(b);
         let Some(srv) = self.srv_mut(b, s) else {
@@ -441,6 +444,7 @@ impl Board {
         // A server in maintenance changes health silently (haproxy 2.6 logs nothing).
         if srv.admin != AdminState::Maint {
             self.log_transition(b, s, t, r, had_any, out);
+            self.log_if_drained(b, s, out);
         }
         self.propagate(b, s, now, out, 0);
     }
@@ -589,19 +593,21 @@ impl Board {
             server: s,
             state: want,
         }));
-        // Leaving maintenance ramps up like coming back UP (slowstart).
-        if was == AdminState::Maint
-            && want == AdminState::Ready
-            && dynamic
-            && srv.spec.slowstart.is_some()
-        {
-            srv.ramp_since = Some(now);
-            srv.eweight = srv.eweight_at(now, dynamic);
-            out.push(Effect::Msg(ControlMsg::SetServerWeight {
-                backend: b,
-                server: s,
-                weight: srv.eweight,
-            }));
+        // Leaving maintenance ramps up like coming back UP (slowstart), and takes the user
+        // weight set meanwhile.
+        if was == AdminState::Maint && want != AdminState::Maint {
+            if want == AdminState::Ready && dynamic && srv.spec.slowstart.is_some() {
+                srv.ramp_since = Some(now);
+            }
+            let e = srv.eweight_at(now, dynamic);
+            if e != srv.eweight || srv.ramp_since == Some(now) {
+                srv.eweight = e;
+                out.push(Effect::Msg(ControlMsg::SetServerWeight {
+                    backend: b,
+                    server: s,
+                    weight: e,
+                }));
+            }
         }
         let (Some(be), Some(srv)) = (self.backends.get(b), self.srv(b, s)) else {
             return;
@@ -620,6 +626,7 @@ impl Board {
         self.alert_if_empty(b, had_any, out);
     }
 
+    /// An agent's `N%`; haproxy's refusal text when it is not applied.
     fn agent_weight(
         &mut self,
         b: usize,
@@ -627,30 +634,58 @@ impl Board {
         percent: &str,
         now: Duration,
         out: &mut Vec<Effect>,
-    ) {
+    ) -> Option<&'static str> {
+        let dynamic = self.backends.get(b).is_some_and(|be| be.dynamic_weights);
+        let srv = self.srv_mut(b, s)?;
+        let w = match agent::weight_from_percent(percent, srv.spec.weight) {
+            Ok(w) => w,
+            Err(e) => return Some(e),
+        };
+        if !dynamic && w != 0 && w != srv.spec.weight {
+            return Some("Backend is using a static LB algorithm and only accepts weights '0%' and '100%'.\n");
+        }
+        self.apply_weight(b, s, w, now, out);
+        None
+    }
+
+    /// A user weight from the agent or `set weight`: the effective weight follows at once,
+    /// except in maintenance, where haproxy keeps the effective weight until the server
+    /// leaves it ([`Self::agent_admin`] recomputes it then).
+    fn apply_weight(&mut self, b: usize, s: usize, w: u32, now: Duration, out: &mut Vec<Effect>) {
         let dynamic = self.backends.get(b).is_some_and(|be| be.dynamic_weights);
         let had_any = self.any_usable(b);
         let Some(srv) = self.srv_mut(b, s) else {
             return;
         };
-        let Ok(w) = agent::weight_from_percent(percent, srv.spec.weight) else {
+        srv.uweight = w;
+        if srv.admin != AdminState::Maint {
+            let e = srv.eweight_at(now, dynamic);
+            if e != srv.eweight {
+                srv.eweight = e;
+                out.push(Effect::Msg(ControlMsg::SetServerWeight {
+                    backend: b,
+                    server: s,
+                    weight: e,
+                }));
+            }
+        }
+        self.log_if_drained(b, s, out);
+        self.alert_if_empty(b, had_any, out);
+    }
+
+    /// A weight applied to, or a health change of, a drained server: haproxy's `srv_update_status`
+    /// then runs with the drain flags unchanged and says "remains in forced drain mode".
+    fn log_if_drained(&self, b: usize, s: usize, out: &mut Vec<Effect>) {
+        let (Some(be), Some(srv)) = (self.backends.get(b), self.srv(b, s)) else {
             return;
         };
-        if !dynamic {
-            // HAProxy refuses weight changes on static algorithms.
-            return;
+        if srv.admin == AdminState::Drain {
+            out.push(Effect::Warning(status::remains_drain_message(
+                &be.spec_name,
+                &srv.spec.name,
+                srv.spec.backup,
+            )));
         }
-        srv.uweight = w;
-        let e = srv.eweight_at(now, dynamic);
-        if e != srv.eweight {
-            srv.eweight = e;
-            out.push(Effect::Msg(ControlMsg::SetServerWeight {
-                backend: b,
-                server: s,
-                weight: e,
-            }));
-        }
-        self.alert_if_empty(b, had_any, out);
     }
 
     /// Slowstart: the weight ramps of servers that came back up, recomputed on each tick.
@@ -742,23 +777,8 @@ impl Board {
     /// `set server B/S weight` / `set weight`: the new user weight (already bounded); a running
     /// slowstart ramp continues towards it.
     pub fn set_weight(&mut self, b: usize, s: usize, weight: u32, now: Duration) -> Vec<Effect> {
-        let dynamic = self.backends.get(b).is_some_and(|be| be.dynamic_weights);
-        let had_any = self.any_usable(b);
         let mut out = Vec::new();
-        let Some(srv) = self.srv_mut(b, s) else {
-            return out;
-        };
-        srv.uweight = weight;
-        let e = srv.eweight_at(now, dynamic);
-        if e != srv.eweight {
-            srv.eweight = e;
-            out.push(Effect::Msg(ControlMsg::SetServerWeight {
-                backend: b,
-                server: s,
-                weight: e,
-            }));
-        }
-        self.alert_if_empty(b, had_any, &mut out);
+        self.apply_weight(b, s, weight, now, &mut out);
         out
     }
 
@@ -788,6 +808,10 @@ impl Board {
     }
 
     /// Whether the board tracks server `s` of backend `b` (a plan without checks has none).
+    pub fn user_weight(&self, b: usize, s: usize) -> Option<u32> {
+        self.srv(b, s).map(|x| x.uweight)
+    }
+
     pub fn has_server(&self, b: usize, s: usize) -> bool {
         self.srv(b, s).is_some()
     }
@@ -931,13 +955,16 @@ fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
         }
         if let Some(r) = c.last_result() {
             st.check_status = r.status.short_name().to_string();
-            st.check_code = r.code.filter(|_| r.status.shows_code());
+            // haproxy resets the code to 0 before each check and shows it for every
+            // status that carries one (`L7OK` of a tcp-check: 0).
+            st.check_code = r.status.shows_code().then(|| r.code.unwrap_or(0));
             st.check_duration = r.duration_ms;
             st.last_chk = r.info.clone().unwrap_or_default();
         }
     }
     if let Some(r) = &srv.agent_last {
         st.agent_status = r.status.short_name().to_string();
+        st.agent_code = r.status.shows_code().then(|| r.code.unwrap_or(0));
         st.last_agt = r.info.clone().unwrap_or_default();
     }
     st.lastchg = now.saturating_sub(last_change);
@@ -959,9 +986,11 @@ fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
         st.check_duration = None;
         st.last_chk.clear();
     }
-    if srv.agent_off || paused {
+    // Maintenance does not pause the agent (its `ready` ends it).
+    if srv.agent_off {
         st.agent_health = None;
         st.agent_status.clear();
+        st.agent_code = None;
         st.last_agt.clear();
     }
     st
@@ -1404,6 +1433,53 @@ mod tests {
             }]
         );
         assert_eq!(b.snapshot(7 * MS)[0].status, "MAINT");
+    }
+
+    /// Recorded from haproxy 2.6 (`tests/health_agent.rs` diffs them end to end).
+    #[test]
+    fn agent_weights_in_drain_and_maintenance_as_haproxy() {
+        let mut b = board(vec![server("s1", false, true)]);
+        b.record_agent(0, 0, reply("drain\n"), MS);
+        // Each weight applied in drain logs it again.
+        for t in 2..4 {
+            let e = b.record_agent(0, 0, reply("75% drain\n"), t * MS);
+            assert_eq!(
+                lines(&e),
+                vec!["[WARNING] Server be/s1 remains in forced drain mode."]
+            );
+        }
+        // In maintenance the user weight changes, the effective one waits for the end.
+        let e = b.record_agent(0, 0, reply("maint 50%\n"), 4 * MS);
+        assert!(!msgs(&e)
+            .iter()
+            .any(|m| matches!(m, ControlMsg::SetServerWeight { .. })));
+        assert_eq!(
+            (b.user_weight(0, 0), b.snapshot(4 * MS)[0].weight),
+            (Some(5), 7)
+        );
+        let e = b.record_agent(0, 0, reply("ready\n"), 5 * MS);
+        assert!(msgs(&e).contains(&ControlMsg::SetServerWeight {
+            backend: 0,
+            server: 0,
+            weight: 5
+        }));
+        // No health word: CHECKED, with the refused weight as a warning.
+        b.record_agent(0, 0, reply("50%x\n"), 6 * MS);
+        let st = &b.snapshot(6 * MS)[0];
+        assert_eq!(
+            (
+                st.agent_status.as_str(),
+                st.last_agt.as_str(),
+                st.agent_code
+            ),
+            (
+                "CHECKED",
+                "agent warns : Trailing garbage in weight string",
+                None
+            )
+        );
+        b.record_agent(0, 0, reply("up\n"), 7 * MS);
+        assert_eq!(b.snapshot(7 * MS)[0].agent_code, Some(0));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use ringlb_health::agent::{self, AgentParse};
 use ringlb_health::lf::{CheckRun, CheckSource};
 use ringlb_health::script::ResolvedConnect;
 use ringlb_health::status::{connection_failure, CheckResult, CheckStatus, ConnFailure};
-use ringlb_health::{evaluate, proxy_header, CheckKind, CheckScript, ExpectOutcome, Step};
+use ringlb_health::{evaluate_with, proxy_header, CheckKind, CheckScript, ExpectOutcome, Step};
 
 use super::stream::{CheckStream, HandshakeError};
 
@@ -233,16 +233,22 @@ pub async fn run_health(
     let mut first_send = true;
     // Check variables and log-format payloads: a fresh set of variables for each run.
     let mut run = CheckRun::new();
-    let uses_lf = script
-        .steps()
-        .iter()
-        .any(|s| matches!(s, Step::Var(_) | Step::SendLf(_)));
+    let uses_lf = script.steps().iter().any(|s| match s {
+        Step::Var(_) | Step::SendLf(_) => true,
+        Step::Expect(e) => e.uses_lf(),
+        _ => false,
+    });
     let src = if uses_lf {
         check_source(t)
     } else {
         CheckSource::default()
     };
+    // The last rule run decides how a passing tcp-check reports (haproxy 2.6's end of
+    // `tcpcheck_main`): an expect its own result, a connect `L4OK` (`L6OK` over TLS),
+    // anything else `L7OK`.
+    let mut last_rule: Option<&Step> = None;
     for (index, step) in script.steps().iter().enumerate() {
+        last_rule = Some(step);
         // A log-format payload is rendered now, then sent as a constant one would be.
         let lf;
         let (step, lf_state_at) = match step {
@@ -265,7 +271,7 @@ pub async fn run_health(
             Step::SendLf(_) => {}
             Step::Connect(spec) => {
                 let resolved = spec.resolve(&t.params, Some(t.server.port()));
-                let where_ = if spec.inherit {
+                let where_ = if spec.inherit && spec.step == 0 {
                     " at initial connection step of tcp-check".to_string()
                 } else {
                     let mut w = format!(" at step {} of tcp-check (connect)", spec.step);
@@ -319,7 +325,11 @@ pub async fn run_health(
                     return CheckResult::new(CheckStatus::SockErr);
                 };
                 loop {
-                    match evaluate(rule, &received, closed, http) {
+                    // `on-success` / `on-error` formats read the run's variables.
+                    let render = |f: &ringlb_health::lf::LogFormat, data: &[u8]| {
+                        run.render_info(f, &src, data)
+                    };
+                    match evaluate_with(rule, &received, closed, http, &render) {
                         ExpectOutcome::Pass(r) => {
                             last_pass = Some(r);
                             break;
@@ -352,17 +362,34 @@ pub async fn run_health(
     if let Some(s) = stream.take() {
         s.close().await;
     }
-    let mut r = match (kind, last_pass) {
-        (CheckKind::Http, Some(r)) => r,
-        (CheckKind::TcpCheck, Some(mut r)) => {
-            if r.info.is_none() && r.status == CheckStatus::L7Ok {
+    let user_tcp = script.names_steps();
+    let connected = if tls {
+        CheckStatus::L6Ok
+    } else {
+        CheckStatus::L4Ok
+    };
+    let mut r = match (kind, last_pass, last_rule) {
+        (CheckKind::Http, Some(r), _) => r,
+        (CheckKind::TcpCheck, Some(mut r), Some(Step::Expect(_))) => {
+            if r.info.is_none() && user_tcp {
                 r.info = Some("(tcp-check)".into());
             }
             r
         }
+        (CheckKind::TcpCheck, _, Some(Step::Connect(c))) => {
+            let mut r = CheckResult::new(connected);
+            if !(c.inherit && c.step == 0) {
+                r.info = Some("(tcp-check)".into());
+            }
+            r
+        }
+        (CheckKind::TcpCheck, _, Some(_)) => {
+            let mut r = CheckResult::new(CheckStatus::L7Ok);
+            r.info = Some("(tcp-check)".into());
+            r
+        }
         // A connection-only check over TLS passes at layer 6, as in haproxy.
-        _ if tls => CheckResult::new(CheckStatus::L6Ok),
-        _ => CheckResult::new(CheckStatus::L4Ok),
+        _ => CheckResult::new(connected),
     };
     r.duration_ms = Some(ms_since(start));
     r
@@ -402,6 +429,17 @@ pub async fn run_agent(
     let mut buf = Vec::new();
     let mut closed = false;
     loop {
+        if closed && buf.is_empty() {
+            // haproxy 2.6 runs the agent as a tcp-check ruleset (connect, [send,] expect).
+            s.close().await;
+            let mut r = CheckResult::new(CheckStatus::L7Rsp);
+            r.info = Some(format!(
+                "TCPCHK got an empty response at step {}",
+                script.steps().len() + 1
+            ));
+            r.duration_ms = Some(ms_since(start));
+            return Err(r);
+        }
         match agent::parse(&buf, closed) {
             AgentParse::NeedMore if !closed => {}
             other => {

@@ -66,6 +66,9 @@ pub struct CheckPlan {
     pub dynamic: Vec<DynamicTemplate>,
     /// `node` (else the host name), for `http-check send-state`.
     pub node: String,
+    /// States restored from `server-state-file` (the messages the shards apply when built):
+    /// the board takes them silently at start, so both agree on every server's state.
+    pub initial: Vec<ControlMsg>,
 }
 
 /// What a backend gives the checks of a server added with `add server ... check`: its check
@@ -840,32 +843,7 @@ impl ChecksHandle {
         *d.dynamic.borrow_mut() = plan.dynamic;
         let now = d.now();
         let mut board = Board::new(plan.backends);
-        let mut addrs = std::collections::HashMap::new();
-        for m in carried {
-            match *m {
-                ControlMsg::SetServerAdmin {
-                    backend,
-                    server,
-                    state,
-                } => drop(board.set_admin(backend, server, state, now)),
-                ControlMsg::SetServerWeight {
-                    backend,
-                    server,
-                    weight,
-                } => drop(board.set_weight(backend, server, weight, now)),
-                ControlMsg::SetServerHealth {
-                    backend,
-                    server,
-                    up,
-                } => drop(board.force_health(backend, server, false, up, now)),
-                ControlMsg::SetServerAddr {
-                    backend,
-                    server,
-                    addr,
-                } => drop(addrs.insert((backend, server), addr)),
-                _ => {}
-            }
-        }
+        let addrs = take_silently(&mut board, carried, now);
         *d.board.borrow_mut() = board;
         *d.addrs.borrow_mut() = addrs;
         // Re-set by name by the caller (`set_check_port`).
@@ -982,6 +960,12 @@ impl ChecksHandle {
 
     /// `srv_check_status`, `srv_check_result` and `srv_check_health` of a server's health
     /// check (`agent`: of its agent check), as `show servers state` prints them.
+    /// The server's user weight (`srv_uweight`: the configured one until an agent reply or
+    /// `set weight` changes it).
+    pub fn user_weight(&self, b: usize, s: usize) -> Option<u32> {
+        self.0.board.borrow().user_weight(b, s)
+    }
+
     pub fn check_columns(&self, b: usize, s: usize, agent: bool) -> Option<(u8, u8, u32)> {
         let board = self.0.board.borrow();
         let st = if agent {
@@ -996,16 +980,9 @@ impl ChecksHandle {
     }
 }
 
-/// HAProxy's `HCHK_STATUS_*` number of a status: same order as its enum, which has a dummy
-/// `HCHK_STATUS_CHECKED` (3) between `START` and `HANA`.
+/// HAProxy's `HCHK_STATUS_*` number of a status (the enum follows its order).
 fn status_code(s: ringlb_health::status::CheckStatus) -> u8 {
-    use ringlb_health::status::CheckStatus as S;
-    let n = s as u8;
-    if n >= S::HealthAnalyze as u8 {
-        n + 1
-    } else {
-        n
-    }
+    s as u8
 }
 
 /// HAProxy's `CHK_RES_*` for the result a status reports.
@@ -1013,10 +990,47 @@ fn result_code(s: ringlb_health::status::CheckStatus) -> u8 {
     use ringlb_health::status::CheckStatus as S;
     match s {
         S::Unknown | S::Init | S::Start => 0,
+        S::Checked => 1,
         S::L4Ok | S::L6Ok | S::L7Ok | S::ProcOk => 3,
         S::L7OkCond => 4,
         _ => 2,
     }
+}
+
+/// Applies state changes made before the board existed (carried over a reload, restored from
+/// a state file) without logging them; the check addresses they set.
+fn take_silently(
+    board: &mut Board,
+    carried: &[ControlMsg],
+    now: Duration,
+) -> std::collections::HashMap<(usize, usize), std::net::SocketAddr> {
+    let mut addrs = std::collections::HashMap::new();
+    for m in carried {
+        match *m {
+            ControlMsg::SetServerAdmin {
+                backend,
+                server,
+                state,
+            } => drop(board.set_admin(backend, server, state, now)),
+            ControlMsg::SetServerWeight {
+                backend,
+                server,
+                weight,
+            } => drop(board.set_weight(backend, server, weight, now)),
+            ControlMsg::SetServerHealth {
+                backend,
+                server,
+                up,
+            } => drop(board.force_health(backend, server, false, up, now)),
+            ControlMsg::SetServerAddr {
+                backend,
+                server,
+                addr,
+            } => drop(addrs.insert((backend, server), addr)),
+            _ => {}
+        }
+    }
+    addrs
 }
 
 /// As [`run`], and a handle for the runtime socket. Without jobs no task starts, but the board
@@ -1032,16 +1046,18 @@ pub fn start(
     let seed = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);
+    let mut board = Board::new(plan.backends);
+    let addrs = take_silently(&mut board, &plan.initial, Duration::ZERO);
     let driver = Rc::new(Driver {
         syslog: plan.syslog.clone(),
-        board: RefCell::new(Board::new(plan.backends)),
+        board: RefCell::new(board),
         out: tx,
         stats,
         start: Instant::now(),
         quiet: plan.quiet,
         spread_checks: plan.spread_checks,
         rng: RefCell::new(seed),
-        addrs: RefCell::new(std::collections::HashMap::new()),
+        addrs: RefCell::new(addrs),
         ports: RefCell::new(std::collections::HashMap::new()),
         mail: plan.mail,
         dynamic: RefCell::new(plan.dynamic),
@@ -1241,7 +1257,14 @@ impl StatsStore {
                     st.check_duration,
                     &st.last_chk,
                 ),
-                agent: check(st.agent_health, &st.agent_status, None, None, &st.last_agt),
+                agent: check(
+                    st.agent_health,
+                    &st.agent_status,
+                    st.agent_code,
+                    None,
+                    &st.last_agt,
+                ),
+                maxconn: Some(st.maxconn),
                 failed_checks: st.chkfail,
                 down_trans: st.chkdown,
                 last_change_ms: now_ms

@@ -688,6 +688,15 @@ fn refresh(ctx: &Ctx) {
                     }
                 }
             }
+            // Agent replies change the user weight on the board, not through this table.
+            if let Some(w) = ctx
+                .checks
+                .as_ref()
+                .filter(|_| known)
+                .and_then(|h| h.user_weight(bi, si))
+            {
+                row.uweight = w;
+            }
             if known {
                 row.secs_since_change = ctx
                     .checks

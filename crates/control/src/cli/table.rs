@@ -66,10 +66,9 @@ pub fn build_table(cfg: &Config, topo: &Topology, checks: &[BackendSpec]) -> Ser
                         row.admin = admin::FMAINT | admin::CMAINT;
                         row.op_state = OpState::Stopped;
                         row.check.health = 0;
-                        for c in [&mut row.check, &mut row.agent] {
-                            if c.configured() {
-                                c.state |= chk::PAUSED;
-                            }
+                        // Only the health check pauses (haproxy 2.6: the agent runs on).
+                        if row.check.configured() {
+                            row.check.state |= chk::PAUSED;
                         }
                     }
                     row
