@@ -47,19 +47,7 @@ pub struct FdBudget {
 /// check on its own `port`. Log targets, resolvers and tracking servers take none in
 /// haproxy's count.
 pub fn fixed_fds(cfg: &Config) -> u64 {
-    let binds: usize = cfg
-        .frontends
-        .iter()
-        .flat_map(|f| &f.binds)
-        .map(|b| {
-            if b.unix_path.is_some() {
-                1
-            } else {
-                b.addrs.len()
-            }
-        })
-        .sum();
-    let listeners = binds + cfg.global.stats_sockets.len();
+    let listeners = bound_addresses(cfg) + cfg.global.stats_sockets.len() as u64;
     let checks: u64 = cfg
         .backends
         .iter()
@@ -75,7 +63,34 @@ pub fn fixed_fds(cfg: &Config) -> u64 {
             check + agent
         })
         .sum();
-    listeners as u64 + checks
+    listeners + checks
+}
+
+/// Addresses the `bind` lines listen on (a port range or an address list counts each).
+pub fn bound_addresses(cfg: &Config) -> u64 {
+    cfg.frontends
+        .iter()
+        .flat_map(|f| &f.binds)
+        .map(|b| {
+            if b.unix_path.is_some() {
+                1
+            } else {
+                b.addrs.len() as u64
+            }
+        })
+        .sum()
+}
+
+/// Descriptors ringlb's shards hold beyond what haproxy's budget reserves for its threads:
+/// each shard has its own `SO_REUSEPORT` socket per bound address (haproxy: one shared), and
+/// each executor (the shards and the control shard) holds its io_uring rings and eventfds
+/// (about 6; haproxy: 3 per thread, plus 20 reserved for the process). Zero with two threads and
+/// up to four binds, so the open-files limit is haproxy's `Maxsock`.
+pub fn shard_extra_fds(bound: u64, nbthread: u32) -> u64 {
+    let t = u64::from(nbthread.max(1));
+    let ringlb = bound * t + 6 * (t + 1);
+    let haproxy = RESERVED_FDS + bound + 3 * t;
+    ringlb.saturating_sub(haproxy)
 }
 
 /// HAProxy's `maxconn` for a process whose `global` does not set one: what `boot` leaves
@@ -259,6 +274,16 @@ mod tests {
     fn fd_hard_limit_caps_what_is_counted() {
         let c = cfg(&one_fe("").replace("level admin\n", "level admin\n    fd-hard-limit 4096\n"));
         assert_eq!(budget(&c, 2, HARD_20000).maxconn, 2034);
+    }
+
+    #[test]
+    fn shards_need_more_descriptors_only_with_many_threads() {
+        assert_eq!(shard_extra_fds(3, 2), 0);
+        assert_eq!(shard_extra_fds(4, 2), 0);
+        // 4 shards, 1 bind: 4 sockets + 30 ring fds against 20 + 1 + 12.
+        assert_eq!(shard_extra_fds(1, 4), 1);
+        // 16 shards, 2 binds: 32 sockets + 102 ring fds against 20 + 2 + 48.
+        assert_eq!(shard_extra_fds(2, 16), 32 + 102 - 70);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use ringlb_config::limits::{BootFds, FdBudget};
-use ringlb_config::model::{Config, Ops};
+use ringlb_config::model::Config;
 use ringlb_config::registry::Status;
 use ringlb_control::checks::CheckPlan;
 use ringlb_control::cli::{build_table, CliPlan};
@@ -159,11 +159,13 @@ fn boot_fds() -> BootFds {
 }
 
 /// Sets the open-files limit as HAProxy does (its default `strict-limits`: failing is fatal):
-/// `ulimit-n` when given (raised or lowered to exactly that), else the budget's `Maxsock`
-/// (raised only: unlike haproxy, ringlb does not lower a higher inherited soft limit, its
-/// shards hold a few descriptors more than haproxy's threads); never above `fd-hard-limit`.
-/// Root may raise the hard limit itself.
-fn set_fd_limit(ops: &Ops, budget: &FdBudget) -> Result<(), String> {
+/// exactly `ulimit-n` when given, else the budget's `Maxsock` (lowered or raised, as haproxy
+/// does: `Ulimit-n` then reads the same) plus what ringlb's shards hold beyond haproxy's
+/// per-thread reserve (`limits::shard_extra_fds`, zero for a few threads; that extra is only
+/// taken as far as the hard limit allows). Never above `fd-hard-limit`. Root may raise the
+/// hard limit itself.
+fn set_fd_limit(cfg: &Config, budget: &FdBudget, nbthread: u32) -> Result<(), String> {
+    let ops = &cfg.global.ops;
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -179,12 +181,19 @@ fn set_fd_limit(ops: &Ops, budget: &FdBudget) -> Result<(), String> {
             "[ringlb.main()] Cannot raise FD limit to {wanted}, fd-hard-limit is {cap}."
         ));
     }
-    if wanted <= lim.rlim_cur && ops.ulimit_n.is_none() {
-        return Ok(());
-    }
+    let target = match ops.ulimit_n {
+        Some(_) => wanted,
+        None => {
+            let extra = ringlb_config::limits::shard_extra_fds(
+                ringlb_config::limits::bound_addresses(cfg),
+                nbthread,
+            );
+            wanted.max((wanted + extra).min(lim.rlim_max).min(cap))
+        }
+    };
     let new = libc::rlimit {
-        rlim_cur: wanted,
-        rlim_max: lim.rlim_max.max(wanted),
+        rlim_cur: target,
+        rlim_max: lim.rlim_max.max(target),
     };
     // SAFETY: new is a valid rlimit.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } != 0 {
@@ -474,7 +483,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> i32 {
         return 1;
     }
     let cpus = shard_cpus(nbthread, &cfg.global.cpu_map, &allowed);
-    if let Err(e) = set_fd_limit(&cfg.global.ops, &budget) {
+    if let Err(e) = set_fd_limit(&cfg, &budget, u32::try_from(nbthread).unwrap_or(u32::MAX)) {
         alert(&e);
         return 1;
     }
