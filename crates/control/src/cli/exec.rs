@@ -786,7 +786,7 @@ async fn stats_snapshot(ctx: &Ctx) -> Snapshot {
             p.listeners.clear();
         }
     }
-    let (cli_listeners, cli_sessions) = super::cli_counts();
+    let cli = super::cli_counts();
     let topo = ctx.topo();
     let info = &mut snap.process;
     // haproxy counts one listener per bound address and runtime socket, whatever the
@@ -794,14 +794,15 @@ async fn stats_snapshot(ctx: &Ctx) -> Snapshot {
     let binds: usize = topo.frontends.iter().map(|f| f.binds.len()).sum();
     info.listeners = u32::try_from(binds)
         .unwrap_or(u32::MAX)
-        .saturating_add(cli_listeners);
+        .saturating_add(cli.listeners);
     // Jobs: listeners, client connections and runtime-socket connections (this one too).
     info.jobs = info
         .listeners
         .saturating_add(info.counters.curr_conns)
         .saturating_add(ctx.active.get());
-    info.counters.cum_conns = info.counters.cum_conns.saturating_add(cli_sessions);
-    info.counters.cum_req = info.counters.cum_req.saturating_add(cli_sessions);
+    info.counters.cum_conns = info.counters.cum_conns.saturating_add(cli.sessions);
+    info.counters.cum_req = info.counters.cum_req.saturating_add(cli.sessions);
+    info.counters.total_bytes_out = info.counters.total_bytes_out.saturating_add(cli.bytes_out);
     info.idle_pct = idle_pct(facts.nbthread.max(1), ctx.started);
     snap
 }

@@ -361,12 +361,28 @@ static CLI_LISTENERS: AtomicU32 = AtomicU32::new(0);
 /// `CumReq` (a CLI connection is a session with one stream there).
 static CLI_SESSIONS: AtomicU64 = AtomicU64::new(0);
 
-/// `(listeners, connections accepted)` of the runtime sockets.
-pub fn cli_counts() -> (u32, u64) {
-    (
-        CLI_LISTENERS.load(Ordering::Relaxed),
-        CLI_SESSIONS.load(Ordering::Relaxed),
-    )
+/// Bytes the runtime sockets sent: haproxy counts them in `TotalBytesOut` (its CLI is a
+/// proxy like the others).
+static CLI_BYTES_OUT: AtomicU64 = AtomicU64::new(0);
+
+/// What the runtime sockets add to `show info`.
+#[derive(Debug, Clone, Copy)]
+pub struct CliCounts {
+    /// Listening runtime sockets.
+    pub listeners: u32,
+    /// Connections accepted since start.
+    pub sessions: u64,
+    /// Bytes sent since start.
+    pub bytes_out: u64,
+}
+
+/// The runtime sockets' counts so far.
+pub fn cli_counts() -> CliCounts {
+    CliCounts {
+        listeners: CLI_LISTENERS.load(Ordering::Relaxed),
+        sessions: CLI_SESSIONS.load(Ordering::Relaxed),
+        bytes_out: CLI_BYTES_OUT.load(Ordering::Relaxed),
+    }
 }
 
 /// Keeps [`CLI_LISTENERS`] true while a `serve` loop runs.
@@ -459,7 +475,11 @@ async fn write_for<S: AsyncWrite + Unpin>(s: &mut S, data: &[u8], limit: Duratio
         glommio::timer::sleep(limit).await;
         false
     };
-    futures_lite::future::or(write, timer).await
+    let sent = futures_lite::future::or(write, timer).await;
+    if sent {
+        CLI_BYTES_OUT.fetch_add(data.len() as u64, Ordering::Relaxed);
+    }
+    sent
 }
 
 /// How often a session following a ring looks for new lines.
