@@ -111,8 +111,6 @@ const STAT_GAPS: &[&str] = &[
     "srv_icur",
     "idle_conn_cur",
     "need_conn_est",
-    // The CSV check description column is left empty.
-    "check_desc",
 ];
 
 /// Columns ringlb adds after haproxy's (latency percentiles from its histograms).
