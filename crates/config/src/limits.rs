@@ -1,8 +1,10 @@
 //! The process's connection and descriptor budget: `maxconn` when `global` does not set it,
 //! `Maxsock`, the open-files limit to ask for, each frontend's `maxconn` and each backend's
 //! `fullconn` default. HAProxy 2.6's rules, measured against its binary (`show info` /
-//! `show stat` with varied limits, listeners, checks and threads; see
-//! `crates/ringlb/tests/info_differential.rs`), so dashboards and alerts keyed on `Maxconn`,
+//! `show stat` with varied limits, listeners, checks and threads: `tests/fixtures/limits/`
+//! holds the configurations, the recording script and haproxy's numbers, replayed by
+//! `tests/limits_haproxy.rs`; `crates/ringlb/tests/info_differential.rs` compares the running
+//! processes), so dashboards and alerts keyed on `Maxconn`,
 //! `slim` and friends read the same numbers under ringlb.
 //!
 //! HAProxy derives the default `maxconn` from the descriptors it may open: the larger of the
