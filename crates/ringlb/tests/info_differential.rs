@@ -285,8 +285,15 @@ fn show_info_and_show_stat_match_haproxy_field_by_field() {
         wait_checked(p);
         traffic(p);
     }
-    // Give the last connections time to be accounted as closed on both sides.
-    std::thread::sleep(Duration::from_millis(300));
+    // Wait until both accounted the last connections as closed (`scur` 0 everywhere).
+    for p in [&hx, &rl] {
+        let idle = wait_until(WAIT, || {
+            let (cols, rows) = stat(p);
+            let i = cols.iter().position(|c| c == "scur").unwrap();
+            rows.iter().all(|r| r[i].is_empty() || r[i] == "0")
+        });
+        assert!(idle, "connections still open");
+    }
 
     // show info: same fields, same order, same values outside the mask.
     let (hi, ri) = (info(&hx), info(&rl));
