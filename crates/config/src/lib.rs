@@ -10,6 +10,7 @@
 pub mod cond;
 pub mod diag;
 pub mod lexer;
+pub mod limits;
 pub mod model;
 pub mod parse;
 pub mod registry;

@@ -173,7 +173,7 @@ pub async fn reload(ctx: &Ctx) -> Result<String, String> {
         }
     }
     r.stats.publish_to(ctx.board.clone(), topo.clone());
-    swap_cli(ctx, cli, &mirror, &topo, nshards);
+    let kept_patterns = swap_cli(ctx, cli, &mirror, &topo, nshards);
     for (backend, server, port) in ports {
         ctx.table
             .borrow_mut()
@@ -187,6 +187,19 @@ pub async fn reload(ctx: &Ctx) -> Result<String, String> {
     *r.process.borrow_mut() = process;
     r.epoch.set(r.epoch.get() + 1);
     ctx.bus.send(ControlMsg::NewEpoch(Epoch(topo))).await;
+    // Map and ACL files whose runtime edits were kept: the new epoch's shards read the
+    // files, so they get the edited contents right after it (messages stay in order).
+    for (file, entries) in kept_patterns {
+        let version = ctx.pattern_version.get() + 1;
+        ctx.pattern_version.set(version);
+        ctx.bus
+            .send(ControlMsg::SetPatterns {
+                file: Arc::from(file),
+                version,
+                entries: Arc::new(entries),
+            })
+            .await;
+    }
     // Shards apply messages in order: once each answered, new connections use the new epoch.
     crate::cli::barrier(ctx).await;
     let mut text = format!(
@@ -250,7 +263,15 @@ fn process_change(old: &[(String, String)], new: &[(String, String)]) -> Option<
 
 /// The runtime socket's view of the new configuration: its server table (with the servers
 /// added at run time and the weights set at run time kept), map files, certificates.
-fn swap_cli(ctx: &Ctx, cli: CliPlan, old_mirror: &ShardState, topo: &Topology, nshards: usize) {
+/// Installs the new epoch's runtime-socket state, carrying runtime changes over; returns the
+/// map and ACL files (name, entries) whose runtime edits were kept.
+fn swap_cli(
+    ctx: &Ctx,
+    cli: CliPlan,
+    old_mirror: &ShardState,
+    topo: &Topology,
+    nshards: usize,
+) -> Vec<(String, Vec<(String, String)>)> {
     let mut table = cli.table;
     crate::cli::set_threads(&mut table, nshards);
     let new_mirror = ctx.bus.mirror();
@@ -319,6 +340,14 @@ fn swap_cli(ctx: &Ctx, cli: CliPlan, old_mirror: &ShardState, topo: &Topology, n
     }
     *ctx.table.borrow_mut() = table;
     *ctx.socket_stats.borrow_mut() = cli.socket_stats;
-    *ctx.patterns.borrow_mut() = cli.patterns;
+    // `add map`, `del acl`... made on the socket survive for files unchanged on disk.
+    let mut patterns = cli.patterns;
+    let kept = patterns.carry_edits(&ctx.patterns.borrow());
+    let resend = kept
+        .into_iter()
+        .filter_map(|i| Some((patterns.refs.get(i)?.file.clone(), patterns.entries(i))))
+        .collect();
+    *ctx.patterns.borrow_mut() = patterns;
     *ctx.certs.borrow_mut() = crate::cli::build_cert_store(topo);
+    resend
 }

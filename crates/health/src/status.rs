@@ -58,6 +58,38 @@ impl CheckStatus {
         }
     }
 
+    /// Every status, in HAProxy's order.
+    pub const ALL: [CheckStatus; 20] = [
+        CheckStatus::Unknown,
+        CheckStatus::Init,
+        CheckStatus::Start,
+        CheckStatus::HealthAnalyze,
+        CheckStatus::SockErr,
+        CheckStatus::L4Ok,
+        CheckStatus::L4Timeout,
+        CheckStatus::L4Con,
+        CheckStatus::L6Ok,
+        CheckStatus::L6Timeout,
+        CheckStatus::L6Rsp,
+        CheckStatus::L7Timeout,
+        CheckStatus::L7Rsp,
+        CheckStatus::L57Data,
+        CheckStatus::L7Ok,
+        CheckStatus::L7OkCond,
+        CheckStatus::L7Sts,
+        CheckStatus::ProcErr,
+        CheckStatus::ProcTimeout,
+        CheckStatus::ProcOk,
+    ];
+
+    /// The status `short_name` prints as `name` (`L4OK`...), for the stats columns that
+    /// show both the short and the long form (`check_status`, `check_desc`).
+    pub fn from_short_name(name: &str) -> Option<CheckStatus> {
+        CheckStatus::ALL
+            .into_iter()
+            .find(|s| !name.is_empty() && s.short_name() == name)
+    }
+
     /// The short name shown by the stats page and `show stat` (`check_status`).
     pub fn short_name(self) -> &'static str {
         match self {
@@ -452,5 +484,24 @@ pub fn connection_failure(f: &ConnFailure) -> CheckResult {
             info: Some(why.clone()),
             duration_ms: None,
         },
+    }
+}
+
+#[cfg(test)]
+mod short_name_tests {
+    use super::*;
+
+    #[test]
+    fn short_names_read_back() {
+        for st in CheckStatus::ALL {
+            if !st.short_name().is_empty() {
+                assert_eq!(CheckStatus::from_short_name(st.short_name()), Some(st));
+            }
+        }
+        assert_eq!(CheckStatus::from_short_name(""), None);
+        assert_eq!(
+            CheckStatus::from_short_name("L4OK").map(CheckStatus::description),
+            Some("Layer4 check passed")
+        );
     }
 }

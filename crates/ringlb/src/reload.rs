@@ -48,7 +48,13 @@ fn plan(cli: &Cli) -> Result<ReloadPlan, Vec<String>> {
     if !errors.is_empty() {
         return Err(errors.iter().map(|e| alert(e)).collect());
     }
-    let cfg = loaded.config;
+    let mut cfg = loaded.config;
+    // The running process keeps the budget it started with (its open-files limit and
+    // threads do not change), so the default `maxconn` is the same as at start.
+    let budget = crate::run::start_budget();
+    if let Some(b) = &budget {
+        crate::run::apply_budget(&mut cfg, b);
+    }
     let mut errors = Vec::new();
     for p in crate::run::pending_keywords(&cfg) {
         if p.starts_anyway {
@@ -68,7 +74,10 @@ fn plan(cli: &Cli) -> Result<ReloadPlan, Vec<String>> {
             .collect::<Vec<_>>()
     });
     let topology = match topology {
-        Ok(t) if errors.is_empty() => t,
+        Ok(t) if errors.is_empty() => Topology {
+            fds: budget.unwrap_or_default(),
+            ..t
+        },
         Ok(_) => return Err(errors),
         Err(mut e) => {
             errors.append(&mut e);

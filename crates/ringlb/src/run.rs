@@ -6,7 +6,8 @@ use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use ringlb_config::model::{Config, Ops};
+use ringlb_config::limits::{BootFds, FdBudget};
+use ringlb_config::model::Config;
 use ringlb_config::registry::Status;
 use ringlb_control::checks::CheckPlan;
 use ringlb_control::cli::{build_table, CliPlan};
@@ -124,11 +125,47 @@ pub fn check_implemented(cfg: &Config, quiet: bool, zero_warning: bool) -> bool 
     ok
 }
 
+/// The descriptor budget computed at start: an in-process reload keeps it (the open-files
+/// limit and the threads do not change in a running process).
+static START_BUDGET: std::sync::OnceLock<FdBudget> = std::sync::OnceLock::new();
+
+/// The budget the process started with (`None` before `run` computed it).
+pub fn start_budget() -> Option<FdBudget> {
+    START_BUDGET.get().copied()
+}
+
+/// Gives `cfg` the process's `maxconn` when `global` leaves it unset (or 0), as haproxy
+/// computes it: every frontend default and backend `fullconn` then follow from it.
+pub fn apply_budget(cfg: &mut Config, budget: &FdBudget) {
+    if cfg.global.maxconn.is_none_or(|m| m == 0) {
+        cfg.global.maxconn = Some(budget.maxconn);
+    }
+}
+
+/// The open-files limit at start.
+fn boot_fds() -> BootFds {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: lim is a valid out-pointer.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return BootFds::default();
+    }
+    BootFds {
+        soft: lim.rlim_cur,
+        hard: lim.rlim_max,
+    }
+}
+
 /// Sets the open-files limit as HAProxy does (its default `strict-limits`: failing is fatal):
-/// `ulimit-n` when given (raised or lowered to exactly that), else what `maxconn` needs (two
-/// descriptors per connection plus listeners and spare; raised only), else the hard limit;
-/// never above `fd-hard-limit`. Root may raise the hard limit itself.
-fn set_fd_limit(ops: &Ops, maxconn: u32, listeners: usize) -> Result<(), String> {
+/// exactly `ulimit-n` when given, else the budget's `Maxsock` (lowered or raised, as haproxy
+/// does: `Ulimit-n` then reads the same) plus what ringlb's shards hold beyond haproxy's
+/// per-thread reserve (`limits::shard_extra_fds`, zero for a few threads; that extra is only
+/// taken as far as the hard limit allows). Never above `fd-hard-limit`. Root may raise the
+/// hard limit itself.
+fn set_fd_limit(cfg: &Config, budget: &FdBudget, nbthread: u32) -> Result<(), String> {
+    let ops = &cfg.global.ops;
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -138,23 +175,25 @@ fn set_fd_limit(ops: &Ops, maxconn: u32, listeners: usize) -> Result<(), String>
         return Ok(());
     }
     let cap = ops.fd_hard_limit.map_or(u64::MAX, u64::from);
-    // HAProxy's maxsock: two descriptors per connection, the listeners, a few spare.
-    let wanted = match (ops.ulimit_n, maxconn) {
-        (Some(n), _) => u64::from(n),
-        (None, 0) => lim.rlim_max.min(cap),
-        (None, m) => u64::from(m) * 2 + listeners as u64 + 16,
-    };
+    let wanted = budget.ulimit_n;
     if wanted > cap {
         return Err(format!(
             "[ringlb.main()] Cannot raise FD limit to {wanted}, fd-hard-limit is {cap}."
         ));
     }
-    if wanted <= lim.rlim_cur && ops.ulimit_n.is_none() {
-        return Ok(());
-    }
+    let target = match ops.ulimit_n {
+        Some(_) => wanted,
+        None => {
+            let extra = ringlb_config::limits::shard_extra_fds(
+                ringlb_config::limits::bound_addresses(cfg),
+                nbthread,
+            );
+            wanted.max((wanted + extra).min(lim.rlim_max).min(cap))
+        }
+    };
     let new = libc::rlimit {
-        rlim_cur: wanted,
-        rlim_max: lim.rlim_max.max(wanted),
+        rlim_cur: target,
+        rlim_max: lim.rlim_max.max(target),
     };
     // SAFETY: new is a valid rlimit.
     if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &new) } != 0 {
@@ -340,12 +379,25 @@ pub fn lookup_group(name: &str) -> Result<u32, String> {
 }
 
 /// Starts serving `cfg` and returns the process exit code when it stops.
-pub fn run(cfg: Config, opts: RunOptions) -> i32 {
+pub fn run(mut cfg: Config, opts: RunOptions) -> i32 {
     if !check_implemented(&cfg, opts.quiet, opts.zero_warning) {
         return 1;
     }
+    let allowed = allowed_cpus();
+    let nbthread = cfg
+        .global
+        .nbthread
+        .map_or(allowed.len(), |n| n as usize)
+        .max(1);
+    let budget = ringlb_config::limits::budget(
+        &with_master_channel(&cfg),
+        u32::try_from(nbthread).unwrap_or(u32::MAX),
+        boot_fds(),
+    );
+    let _ = START_BUDGET.set(budget);
+    apply_budget(&mut cfg, &budget);
     let mut topology = match Topology::from_config(&cfg) {
-        Ok(t) => Arc::new(t),
+        Ok(t) => Arc::new(Topology { fds: budget, ..t }),
         Err(errors) => {
             for e in errors {
                 alert(&format!(
@@ -431,14 +483,8 @@ pub fn run(cfg: Config, opts: RunOptions) -> i32 {
         );
         return 1;
     }
-    let allowed = allowed_cpus();
-    let nbthread = cfg
-        .global
-        .nbthread
-        .map_or(allowed.len(), |n| n as usize)
-        .max(1);
     let cpus = shard_cpus(nbthread, &cfg.global.cpu_map, &allowed);
-    if let Err(e) = set_fd_limit(&cfg.global.ops, topology.maxconn, listeners * nbthread) {
+    if let Err(e) = set_fd_limit(&cfg, &budget, u32::try_from(nbthread).unwrap_or(u32::MAX)) {
         alert(&e);
         return 1;
     }

@@ -90,6 +90,9 @@ pub struct PatRef {
     next_entry: u64,
     /// What every user of the file requires of an entry.
     pub checks: Vec<EntryCheck>,
+    /// Digest of the entries as read from the file: an in-process reload keeps the runtime
+    /// edits of a file whose contents did not change on disk ([`PatRefs::carry_edits`]).
+    pub loaded: u64,
 }
 
 impl PatRef {
@@ -118,6 +121,42 @@ impl PatRef {
             EntryRef::Key(k) => e.key == *k,
             EntryRef::Ref(r) => parse_address(r) == Some(self.address(e)),
         }
+    }
+}
+
+/// A digest of a file's entries (stable within the process: `DefaultHasher::new` has fixed
+/// keys).
+fn digest(lines: &[(String, String)]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    lines.hash(&mut h);
+    h.finish()
+}
+
+impl PatRefs {
+    /// In-process reload: `self` was just read from the files, `old` is what the runtime
+    /// socket left. A file that reads as it did when `old` loaded it keeps `old`'s entries
+    /// (and their `#<ref>` addresses), so `add map`/`del acl`... survive; a file changed on
+    /// disk takes its new contents and drops the edits made to the old ones. Returns the
+    /// indexes in `self` whose entries now differ from the file (the shards need them).
+    pub fn carry_edits(&mut self, old: &PatRefs) -> Vec<usize> {
+        let mut carried = Vec::new();
+        for (i, r) in self.refs.iter_mut().enumerate() {
+            let Some(o) = old
+                .refs
+                .iter()
+                .find(|o| o.kind == r.kind && o.file == r.file)
+            else {
+                continue;
+            };
+            if o.loaded != r.loaded || o.entries == r.entries {
+                continue;
+            }
+            r.entries = o.entries.clone();
+            r.next_entry = o.next_entry;
+            carried.push(i);
+        }
+        carried
     }
 }
 
@@ -157,6 +196,7 @@ impl PatRefs {
             entries: Vec::with_capacity(lines.len()),
             next_entry: 0,
             checks: Vec::new(),
+            loaded: digest(&lines),
         };
         for (k, v) in lines {
             r.push(k, v);
@@ -420,6 +460,42 @@ mod tests {
             p.run(&words("show map")).unwrap().0.text,
             "# id (file) description\n1 (/h.map) pattern loaded from file '/h.map' used by map at file 'h.cfg' line 14. curr_ver=0 next_ver=0 entry_cnt=1\n"
         );
+    }
+
+    #[test]
+    fn reload_keeps_edits_of_files_unchanged_on_disk_only() {
+        let mut old = refs();
+        old.run(&words("add map /h.map c be_c")).unwrap();
+        old.run(&words("del acl /b.acl 10.0.0.0/8")).unwrap();
+        // Both files read again as they were: the edits are kept, the shards told of both.
+        let mut new = refs();
+        assert_eq!(new.carry_edits(&old), vec![0, 1]);
+        assert_eq!(new, old);
+        // The map changed on disk: its new contents win, the ACL's edit stays.
+        let mut new = PatRefs::default();
+        new.add_ref(
+            RefKind::Acl,
+            "/b.acl",
+            old.refs[0].desc.clone(),
+            vec![("10.0.0.0/8".into(), String::new())],
+        );
+        new.add_ref(
+            RefKind::Map,
+            "/h.map",
+            old.refs[1].desc.clone(),
+            vec![("a".into(), "be_z".into())],
+        );
+        assert_eq!(new.carry_edits(&old), vec![0]);
+        assert!(new.entries(0).is_empty());
+        assert_eq!(new.entries(1), vec![("a".to_string(), "be_z".to_string())]);
+        // Nothing edited: nothing carried.
+        assert!(refs().carry_edits(&refs()).is_empty());
+        // A later `add map` numbers after the carried entries (distinct `#<ref>`).
+        let mut new = refs();
+        new.carry_edits(&old);
+        new.run(&words("add map /h.map d be_d")).unwrap();
+        let ids: Vec<u64> = new.refs[1].entries.iter().map(|e| e.id).collect();
+        assert_eq!(ids, vec![0, 1, 2, 3]);
     }
 
     #[test]

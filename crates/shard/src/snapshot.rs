@@ -144,6 +144,7 @@ pub fn build(
                         counters: counters.backends.get(i).cloned().unwrap_or_default(),
                         latency: counters.backend_latency.get(i).cloned().unwrap_or_default(),
                         algo: ringlb_stats::skeleton::algo_name(&b.balance.balance).to_string(),
+                        fullconn: b.fullconn,
                         ..BackendStats::default()
                     };
                     (Some(backend), servers)
@@ -172,6 +173,7 @@ pub fn build(
             pid: facts.pid,
             start_time_unix_s: facts.start_unix_s,
             ulimit_n: facts.ulimit_n,
+            maxsock: topo.fds.maxsock,
             maxconn: state.limits.maxconn.get(),
             hard_maxconn: topo.maxconn,
             conn_rate_limit: state.limits.conn_rate.get(),

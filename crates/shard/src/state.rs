@@ -1085,6 +1085,7 @@ mod tests {
                 h2_be_window: 65_535,
             },
             maxconn,
+            fds: ringlb_config::limits::FdBudget::default(),
             ops: Default::default(),
             hard_stop_after: None,
             grace: None,

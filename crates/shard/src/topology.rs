@@ -18,8 +18,12 @@ pub struct Topology {
     pub frontends: Vec<FrontendRt>,
     pub backends: Vec<BackendRt>,
     pub tune: Tune,
-    /// Global `maxconn` (0 = unlimited).
+    /// Global `maxconn` (0 = unlimited; the binary fills in haproxy's computed default
+    /// before building the topology, see `ringlb_config::limits`).
     pub maxconn: u32,
+    /// The descriptor budget the process started with (`show info`'s `Maxsock`...); zero
+    /// until the binary sets it.
+    pub fds: ringlb_config::limits::FdBudget,
     /// `maxsslconn`: concurrent connections on TLS binds, all together (0 = unlimited).
     pub maxsslconn: u32,
     /// `maxsslrate`: new connections per second on TLS binds, all together (0 = unlimited).
@@ -679,7 +683,11 @@ impl Topology {
                                 })
                         })
                         .collect(),
-                    maxconn: f.maxconn.unwrap_or(0),
+                    // haproxy: a frontend without `maxconn` takes the process's.
+                    maxconn: ringlb_config::limits::frontend_maxconn(
+                        f,
+                        cfg.global.maxconn.unwrap_or(0),
+                    ),
                     rate_limit_sessions: directive(&f.other, "rate-limit sessions")
                         .and_then(|d| d.args.first())
                         .and_then(|n| n.parse().ok())
@@ -832,6 +840,7 @@ impl Topology {
                     .unwrap_or(65_535),
             },
             maxconn: g.maxconn.unwrap_or(0),
+            fds: ringlb_config::limits::FdBudget::default(),
             maxsslconn: global_u32(g, "maxsslconn"),
             maxsslrate: global_u32(g, "maxsslrate"),
             ops: crate::ops::OpsRt {
@@ -1488,22 +1497,22 @@ fn connect_opts(
     }
 }
 
-/// HAProxy's default `fullconn`: 10% (rounded up) of the `maxconn` of every frontend whose
-/// `default_backend` or static `use_backend` names the backend (a frontend without `maxconn`
-/// counts the global one).
+/// HAProxy's default `fullconn` (`ringlb_config::limits::default_fullconn`) over every
+/// frontend whose `default_backend` or static `use_backend` names the backend (a frontend
+/// without `maxconn` counts the global one).
 fn default_fullconn(cfg: &Config, backend: &str) -> u32 {
-    let total: u64 = cfg
-        .frontends
-        .iter()
-        .filter(|f| {
-            f.default_backend.as_deref() == Some(backend)
-                || f.use_backends
-                    .iter()
-                    .any(|u| !u.dynamic && u.backend == backend)
-        })
-        .map(|f| u64::from(f.maxconn.or(cfg.global.maxconn).unwrap_or(0)))
-        .sum();
-    u32::try_from(total.div_ceil(10)).unwrap_or(u32::MAX).max(1)
+    let global = cfg.global.maxconn.unwrap_or(0);
+    ringlb_config::limits::default_fullconn(
+        cfg.frontends
+            .iter()
+            .filter(|f| {
+                f.default_backend.as_deref() == Some(backend)
+                    || f.use_backends
+                        .iter()
+                        .any(|u| !u.dynamic && u.backend == backend)
+            })
+            .map(|f| ringlb_config::limits::frontend_maxconn(f, global)),
+    )
 }
 
 /// The traffic log of a frontend.

@@ -1240,6 +1240,10 @@ impl StatsStore {
                          info: &str| {
                 h.map(|(rise, fall, health)| ringlb_stats::CheckStats {
                     status: status.to_string(),
+                    // `check_desc`/`agent_desc`: the status's long form, as haproxy prints.
+                    desc: ringlb_health::status::CheckStatus::from_short_name(status)
+                        .map_or("", ringlb_health::status::CheckStatus::description)
+                        .to_string(),
                     code: code.map(u32::from),
                     duration_ms: dur,
                     info: info.to_string(),

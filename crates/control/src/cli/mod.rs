@@ -25,6 +25,7 @@ use std::ffi::CString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -354,9 +355,56 @@ fn apply_owner_and_mode(path: &Path, spec: &SocketSpec) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Runtime-socket listeners open now (`show info`'s `Listeners` counts them with the binds).
+static CLI_LISTENERS: AtomicU32 = AtomicU32::new(0);
+/// Runtime-socket connections accepted since start: haproxy counts each in `CumConns` and
+/// `CumReq` (a CLI connection is a session with one stream there).
+static CLI_SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes the runtime sockets sent: haproxy counts them in `TotalBytesOut` (its CLI is a
+/// proxy like the others).
+static CLI_BYTES_OUT: AtomicU64 = AtomicU64::new(0);
+
+/// What the runtime sockets add to `show info`.
+#[derive(Debug, Clone, Copy)]
+pub struct CliCounts {
+    /// Listening runtime sockets.
+    pub listeners: u32,
+    /// Connections accepted since start.
+    pub sessions: u64,
+    /// Bytes sent since start.
+    pub bytes_out: u64,
+}
+
+/// The runtime sockets' counts so far.
+pub fn cli_counts() -> CliCounts {
+    CliCounts {
+        listeners: CLI_LISTENERS.load(Ordering::Relaxed),
+        sessions: CLI_SESSIONS.load(Ordering::Relaxed),
+        bytes_out: CLI_BYTES_OUT.load(Ordering::Relaxed),
+    }
+}
+
+/// Keeps [`CLI_LISTENERS`] true while a `serve` loop runs.
+struct ListenerCount;
+
+impl ListenerCount {
+    fn new() -> ListenerCount {
+        CLI_LISTENERS.fetch_add(1, Ordering::Relaxed);
+        ListenerCount
+    }
+}
+
+impl Drop for ListenerCount {
+    fn drop(&mut self) {
+        CLI_LISTENERS.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Accepts connections on `listener` for as long as the control executor runs.
 pub async fn serve(ctx: Rc<Ctx>, listener: Listener, spec: SocketSpec) {
     let own = Rc::new(Cell::new(0u32));
+    let _counted = ListenerCount::new();
     loop {
         // `stats maxconn` (and the line's own): further clients wait in the backlog.
         while ctx.active.get() >= ctx.maxconn || spec.maxconn.is_some_and(|m| own.get() >= m) {
@@ -375,6 +423,7 @@ pub async fn serve(ctx: Rc<Ctx>, listener: Listener, spec: SocketSpec) {
             }
         };
         ctx.active.set(ctx.active.get() + 1);
+        CLI_SESSIONS.fetch_add(1, Ordering::Relaxed);
         own.set(own.get() + 1);
         let (c, o, level) = (ctx.clone(), own.clone(), (spec.level, spec.severity));
         let expose = spec.expose_fd && matches!(spec.addr, CliAddr::Unix(_));
@@ -426,7 +475,11 @@ async fn write_for<S: AsyncWrite + Unpin>(s: &mut S, data: &[u8], limit: Duratio
         glommio::timer::sleep(limit).await;
         false
     };
-    futures_lite::future::or(write, timer).await
+    let sent = futures_lite::future::or(write, timer).await;
+    if sent {
+        CLI_BYTES_OUT.fetch_add(data.len() as u64, Ordering::Relaxed);
+    }
+    sent
 }
 
 /// How often a session following a ring looks for new lines.
