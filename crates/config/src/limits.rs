@@ -85,8 +85,9 @@ pub fn bound_addresses(cfg: &Config) -> u64 {
 
 /// Descriptors ringlb's shards hold beyond what haproxy's budget reserves for its threads:
 /// each shard has its own `SO_REUSEPORT` socket per bound address (haproxy: one shared), and
-/// each executor (the shards and the control shard) holds its io_uring rings and eventfds
-/// (about 6; haproxy: 3 per thread, plus 20 reserved for the process). Zero with two threads and
+/// each thread's loop holds its io_uring rings and eventfds (a shard: its ring and eventfd; the
+/// control shard's glommio executor: about 6; 6 each is counted, an upper bound; haproxy: 3 per
+/// thread, plus 20 reserved for the process). Zero with two threads and
 /// up to four binds, so the open-files limit is haproxy's `Maxsock`.
 pub fn shard_extra_fds(bound: u64, nbthread: u32) -> u64 {
     let t = u64::from(nbthread.max(1));
