@@ -190,15 +190,7 @@ pub async fn reload(ctx: &Ctx) -> Result<String, String> {
     // Map and ACL files whose runtime edits were kept: the new epoch's shards read the
     // files, so they get the edited contents right after it (messages stay in order).
     for (file, entries) in kept_patterns {
-        let version = ctx.pattern_version.get() + 1;
-        ctx.pattern_version.set(version);
-        ctx.bus
-            .send(ControlMsg::SetPatterns {
-                file: Arc::from(file),
-                version,
-                entries: Arc::new(entries),
-            })
-            .await;
+        crate::cli::patterns::send_patterns(ctx, file, entries).await;
     }
     // Shards apply messages in order: once each answered, new connections use the new epoch.
     crate::cli::barrier(ctx).await;

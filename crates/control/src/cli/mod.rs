@@ -14,7 +14,7 @@
 mod dynamic;
 mod engine;
 mod exec;
-mod patterns;
+pub(crate) mod patterns;
 pub mod restore;
 mod table;
 mod tables;

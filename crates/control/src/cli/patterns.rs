@@ -191,18 +191,24 @@ pub(super) async fn run(ctx: &Ctx, p: &Pending) -> Reply {
             let file = refs.refs.get(i).map(|r| r.file.clone()).unwrap_or_default();
             (file, refs.entries(i))
         };
-        let version = ctx.pattern_version.get() + 1;
-        ctx.pattern_version.set(version);
-        ctx.bus
-            .send(ControlMsg::SetPatterns {
-                file: Arc::from(file),
-                version,
-                entries: Arc::new(entries),
-            })
-            .await;
+        send_patterns(ctx, file, entries).await;
         barrier(ctx).await;
     }
     reply
+}
+
+/// Sends a file's current entries to the shards under a new version (in order with the other
+/// messages).
+pub(crate) async fn send_patterns(ctx: &Ctx, file: String, entries: Vec<(String, String)>) {
+    let version = ctx.pattern_version.get() + 1;
+    ctx.pattern_version.set(version);
+    ctx.bus
+        .send(ControlMsg::SetPatterns {
+            file: Arc::from(file),
+            version,
+            entries: Arc::new(entries),
+        })
+        .await;
 }
 
 #[cfg(test)]

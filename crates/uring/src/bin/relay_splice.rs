@@ -8,6 +8,7 @@ use std::rc::Rc;
 use ringlb_uring::{bind_reuseport, rt, Pipe, Ring, TcpListener, TcpStream};
 
 include!("common/relay_args.rs");
+include!("common/ring_relay.rs");
 
 /// Pipe size per direction (F_SETPIPE_SZ; 1 MiB is the default unprivileged maximum).
 const PIPE_SIZE: usize = 1 << 20;
@@ -45,55 +46,7 @@ fn main() {
     // RELAY_SPLICE_POLL=1: wait for readability (POLL_ADD) before each socket → pipe splice, so
     // an idle direction parks no io-wq worker (the variant the engine would use).
     let poll_first = std::env::var_os("RELAY_SPLICE_POLL").is_some_and(|v| v == "1");
-    let args = match relay_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("relay-splice: {e}");
-            std::process::exit(2);
-        }
-    };
-    let upstream = args.upstream;
-    let listen = args.listen;
-    if let Err(e) = rt::pin_thread(&[args.cpu]) {
-        eprintln!("relay-splice: pin to CPU {}: {e}", args.cpu);
-        std::process::exit(1);
-    }
-    let ring = match Ring::new(1024, 64, 16384) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("relay-splice: ring: {e}");
-            std::process::exit(1);
-        }
-    };
-    let fd = match bind_reuseport(listen, 1024) {
-        Ok(fd) => fd,
-        Err(e) => {
-            eprintln!("relay-splice: bind {listen}: {e}");
-            std::process::exit(1);
-        }
-    };
-    let listener = TcpListener::from_fd(&ring, fd);
-    let r = ring.clone();
-    let served = rt::block_on(&ring, async move {
-        loop {
-            let Ok(client) = listener.accept().await else {
-                continue;
-            };
-            let ring = r.clone();
-            rt::spawn(async move {
-                let Ok(server) = TcpStream::connect(&ring, upstream).await else {
-                    return;
-                };
-                let (c, s) = (Rc::new(client), Rc::new(server));
-                let up = rt::spawn(pump(c.clone(), s.clone(), poll_first));
-                pump(s, c, poll_first).await;
-                up.await;
-            })
-            .detach();
-        }
+    serve_relay("relay-splice", 64, move |from, to| {
+        pump(from, to, poll_first)
     });
-    if let Err(e) = served {
-        eprintln!("relay-splice: ring wait: {e}");
-        std::process::exit(1);
-    }
 }
