@@ -282,7 +282,6 @@ fn lookup_group(name: &str) -> Result<u32, String> {
 
 /// A bound runtime socket.
 pub enum Listener {
-    Unix(glommio::net::UnixListener),
     Tcp(glommio::net::TcpListener),
 }
 
@@ -293,44 +292,41 @@ pub fn bind(spec: &SocketSpec) -> Result<Listener, String> {
         CliAddr::Tcp(a) => glommio::net::TcpListener::bind(a)
             .map(Listener::Tcp)
             .map_err(|e| format!("Starting frontend GLOBAL: cannot bind socket ({e}) [{a}]")),
-        CliAddr::Unix(path) if spec.expose_fd => {
-            remove_stale_socket(path);
-            // `_getsocks` needs the connection's descriptor, which glommio's UNIX streams do not
-            // give: the socket is bound here and accepted through glommio's TCP listener
-            // (accept(2) works on any stream socket; the streams are only read and written).
-            let l = std::os::unix::net::UnixListener::bind(path).map_err(|e| {
+        CliAddr::Unix(path) => {
+            // Bound and listening under a temporary name, then renamed into place, as HAProxy
+            // does: the path never names a socket that refuses connections (a client waiting
+            // for the file to appear could connect between bind and listen), and a stale
+            // socket is replaced atomically.
+            let tmp = {
+                let mut t = path.as_os_str().to_owned();
+                t.push(format!(".{}.tmp", std::process::id()));
+                PathBuf::from(t)
+            };
+            remove_stale_socket(&tmp);
+            let l = std::os::unix::net::UnixListener::bind(&tmp).map_err(|e| {
                 format!(
                     "Starting frontend GLOBAL: cannot bind UNIX socket ({e}) [{}]",
                     path.display()
                 )
             })?;
-            apply_owner_and_mode(path, spec).map_err(|e| {
-                format!(
-                    "Starting frontend GLOBAL: cannot change UNIX socket ownership ({e}) [{}]",
+            let placed = apply_owner_and_mode(&tmp, spec)
+                .map_err(|e| ("change UNIX socket ownership", e))
+                .and_then(|()| std::fs::rename(&tmp, path).map_err(|e| ("bind UNIX socket", e)));
+            if let Err((what, e)) = placed {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(format!(
+                    "Starting frontend GLOBAL: cannot {what} ({e}) [{}]",
                     path.display()
-                )
-            })?;
+                ));
+            }
             use std::os::fd::{FromRawFd, IntoRawFd};
+            // glommio's UNIX listener cannot adopt a descriptor; its TCP listener can, and
+            // accept(2) works on any stream socket (the streams are only read and written;
+            // `_getsocks` needs their descriptors, which glommio's UNIX streams do not give).
             // SAFETY: a bound, listening descriptor we own, given to the listener.
             Ok(Listener::Tcp(unsafe {
                 glommio::net::TcpListener::from_raw_fd(l.into_raw_fd())
             }))
-        }
-        CliAddr::Unix(path) => {
-            remove_stale_socket(path);
-            let l = glommio::net::UnixListener::bind(path).map_err(|e| {
-                format!(
-                    "Starting frontend GLOBAL: cannot bind UNIX socket ({e}) [{}]",
-                    path.display()
-                )
-            })?;
-            apply_owner_and_mode(path, spec).map_err(|e| {
-                format!(
-                    "Starting frontend GLOBAL: cannot change UNIX socket ownership ({e}) [{}]",
-                    path.display()
-                )
-            })?;
-            Ok(Listener::Unix(l))
         }
     }
 }
@@ -411,7 +407,6 @@ pub async fn serve(ctx: Rc<Ctx>, listener: Listener, spec: SocketSpec) {
             glommio::timer::sleep(Duration::from_millis(10)).await;
         }
         let accepted = match &listener {
-            Listener::Unix(l) => l.accept().await.map(Conn::Unix),
             Listener::Tcp(l) => l.accept().await.map(Conn::Tcp),
         };
         let conn = match accepted {
@@ -429,7 +424,6 @@ pub async fn serve(ctx: Rc<Ctx>, listener: Listener, spec: SocketSpec) {
         let expose = spec.expose_fd && matches!(spec.addr, CliAddr::Unix(_));
         glommio::spawn_local(async move {
             match conn {
-                Conn::Unix(s) => session(&c, s, level, Vec::new()).await,
                 Conn::Tcp(s) if expose => exposing_session(&c, s, level).await,
                 Conn::Tcp(s) => session(&c, s, level, Vec::new()).await,
             }
@@ -441,7 +435,6 @@ pub async fn serve(ctx: Rc<Ctx>, listener: Listener, spec: SocketSpec) {
 }
 
 enum Conn {
-    Unix(glommio::net::UnixStream),
     Tcp(glommio::net::TcpStream),
 }
 
