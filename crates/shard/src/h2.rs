@@ -1964,7 +1964,7 @@ fn note_connect(conn: &Conn, be: usize, info: &ConnectInfo, ok: bool, txn: &mut 
                 c.stream_end(be, prev);
             }
         }
-        c.stream_start(be, s, now_ms);
+        c.stream_start(be, s, now_ms, info.balanced);
         txn.server = Some(s);
         txn.stream_started = true;
     }

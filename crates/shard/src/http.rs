@@ -197,6 +197,14 @@ impl<'a> Session<'a> {
                 Err(HeadError::Quiet | HeadError::Io) => {
                     // haproxy logs a connection that closed before its first request (`CR`,
                     // `<BADREQ>`) unless `option dontlognull` or `option http-ignore-probes`.
+                    // It also counts as a failed request answered 400 (`req_tot`, `ereq`,
+                    // `hrsp_4xx`), logged or not, as haproxy does without
+                    // `option http-ignore-probes`.
+                    if self.requests == 0 && !self.fe.ignore_probes {
+                        self.count_failed_head();
+                        let mut c = self.ctx.state.counters.borrow_mut();
+                        c.response(self.fe_idx, None, None, 400);
+                    }
                     if self.requests == 0 && !self.fe.dontlognull && !self.fe.ignore_probes {
                         if let crate::topology::LogLine::Format(lf) = &self.fe.log_line {
                             let t = Txn {
@@ -212,17 +220,17 @@ impl<'a> Session<'a> {
                 }
                 // Error replies are boxed: rare, and inline they would enlarge every session.
                 Err(HeadError::Timeout) => {
-                    self.count_failed_request();
+                    self.count_failed_head();
                     Box::pin(self.reply_error(408, None)).await;
                     return self.finish_txn();
                 }
                 Err(HeadError::Invalid(Some(e))) => {
-                    self.count_failed_request();
+                    self.count_failed_head();
                     Box::pin(self.reply_http_error(e)).await;
                     return self.finish_txn();
                 }
                 Err(HeadError::Invalid(None)) => {
-                    self.count_failed_request();
+                    self.count_failed_head();
                     Box::pin(self.reply_error(400, None)).await;
                     return self.finish_txn();
                 }
@@ -1545,6 +1553,9 @@ impl<'a> Session<'a> {
                 return After::Close;
             }
         };
+        // Counted before the snapshot, as haproxy counts it when the service is chosen:
+        // the scrape sees itself in `intercepted_requests_total`.
+        self.count_intercepted();
         let snap = crate::service::snapshot(self.ctx).await;
         let body = ringlb_stats::prometheus::render(&snap, &request);
         let mut out = Vec::with_capacity(body.len() + 128);
@@ -1560,7 +1571,6 @@ impl<'a> Session<'a> {
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = 200;
         txn.bytes_out += out.len() as u64;
-        self.count_intercepted();
         let sent = self.send_reply(out).await;
         if sent.is_err() || !keep || framing != BodyFraming::None {
             return After::Close;
@@ -1731,6 +1741,8 @@ impl<'a> Session<'a> {
                 return After::Close;
             }
         }
+        // Counted before the page is rendered (haproxy counts it when the applet is chosen).
+        self.count_intercepted();
         // `stats http-request allow` skips the `stats auth` check that otherwise follows the
         // rules (haproxy appends it as an implicit last rule).
         let no_auth = ringlb_stats::page::AuthConfig {
@@ -1787,7 +1799,6 @@ impl<'a> Session<'a> {
         let txn = &mut scratch(&mut self.sc, ctx).txn;
         txn.status = answer.status;
         txn.bytes_out += out.len() as u64;
-        self.count_intercepted();
         let sent = self.send_reply(out).await;
         if sent.is_err() || !keep || !reusable {
             return After::Close;
@@ -1892,6 +1903,23 @@ impl<'a> Session<'a> {
     }
 
     /// A request head that could not be read (`ereq`).
+    /// A request whose head never came complete (timeout, invalid, closed before a word):
+    /// haproxy counts it in the frontend's `req_tot` and `req_rate` as well as in `ereq`.
+    fn count_failed_head(&mut self) {
+        self.count_failed_request();
+        let now_ms = self.ctx.state.board.now_ms();
+        if let Some(f) = self
+            .ctx
+            .state
+            .counters
+            .borrow_mut()
+            .frontends
+            .get_mut(self.fe_idx)
+        {
+            f.on_request(now_ms);
+        }
+    }
+
     fn count_failed_request(&mut self) {
         self.stick.on_request();
         if let Some(f) = self
@@ -1923,7 +1951,7 @@ impl<'a> Session<'a> {
                         c.stream_end(be, prev);
                     }
                 }
-                c.stream_start(be, s, now_ms);
+                c.stream_start(be, s, now_ms, info.balanced);
                 txn.server = Some(s);
                 txn.server_addr = self.ctx.state.server(be, s).map(|s| s.addr.get());
                 txn.stream_started = true;

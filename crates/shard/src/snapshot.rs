@@ -116,6 +116,7 @@ pub fn build(
                                 backup: s.backup,
                                 maxconn: s.maxconn,
                                 maxqueue: s.maxqueue,
+                                cookie: s.cookie.clone(),
                                 check: h.and_then(|h| h.check.clone()),
                                 agent: h.and_then(|h| h.agent.clone()),
                                 failed_checks: h.map_or(0, |h| h.failed_checks),
@@ -144,6 +145,10 @@ pub fn build(
                         counters: counters.backends.get(i).cloned().unwrap_or_default(),
                         latency: counters.backend_latency.get(i).cloned().unwrap_or_default(),
                         algo: ringlb_stats::skeleton::algo_name(&b.balance.balance).to_string(),
+                        // `slim` of a backend (haproxy_backend_limit_sessions).
+                        fullconn: b.fullconn,
+                        cookie: b.cookie.as_ref().map(|c| c.name.clone()),
+                        allbackups: b.balance.options.allbackups,
                         ..BackendStats::default()
                     };
                     (Some(backend), servers)

@@ -103,7 +103,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     ctx.state
         .counters
         .borrow_mut()
-        .stream_start(backend, lease.server, now_ms);
+        .stream_start(backend, lease.server, now_ms, info.balanced);
     // The tunnel timeout supersedes client/server timeouts once both sides are connected.
     let idle = be.timeouts.tunnel.or(fe.timeouts.tunnel).or_else(|| {
         match (fe.timeouts.client, be.timeouts.server) {

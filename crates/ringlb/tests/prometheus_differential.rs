@@ -1,0 +1,349 @@
+//! The Prometheus exporter live, against haproxy 2.6's built-in one: the same config under
+//! both, the same requests with known status codes, then one scrape of `/metrics` from each,
+//! compared family by family — names, HELP and TYPE lines, label sets, and every value
+//! except the inherently different ones listed in `MASKED_VALUES`.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use ringlb_stats::promtext::{self as prom, Exposition};
+use ringlb_testkit::{
+    curl, free_addr, haproxy_available, http_get, wait_until, write_config, ChildGuard, Haproxy,
+    Origins, Ringlb, TempDir,
+};
+
+const T: Duration = Duration::from_secs(10);
+
+/// Whether haproxy is here (it must be in CI).
+fn have_haproxy() -> bool {
+    if haproxy_available() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "haproxy is required in CI"
+    );
+    false
+}
+
+/// Families only ringlb exposes, on purpose: `haproxy_backend_up` comes from the separate
+/// haproxy_exporter (the guide's alerts use it), `haproxy_backend_queue_current` is the
+/// guide's name for `haproxy_backend_current_queue`, `ringlb_*` are the latency histograms.
+fn ringlb_extra(name: &str) -> bool {
+    name.starts_with("ringlb_")
+        || name == "haproxy_backend_up"
+        || name == "haproxy_backend_queue_current"
+}
+
+/// Families whose values differ between two processes for reasons that are not a bug; their
+/// names, HELP/TYPE lines and label sets are still compared.
+const MASKED_VALUES: &[(&str, &str)] = &[
+    // Process identity, clock and host resources.
+    ("haproxy_process_uptime_seconds", "clock"),
+    ("haproxy_process_start_time_seconds", "clock"),
+    (
+        "haproxy_process_max_fds",
+        "ulimit -n as each process raised it",
+    ),
+    ("haproxy_process_max_sockets", "derived from max_fds"),
+    (
+        "haproxy_process_max_connections",
+        "derived from ulimit -n without global maxconn",
+    ),
+    (
+        "haproxy_process_hard_max_connections",
+        "derived from ulimit -n",
+    ),
+    ("haproxy_process_max_memory_bytes", "host memory"),
+    ("haproxy_process_pool_allocated_bytes", "allocator"),
+    ("haproxy_process_pool_used_bytes", "allocator"),
+    ("haproxy_process_idle_time_percent", "CPU load"),
+    ("haproxy_process_build_info", "version label"),
+    (
+        "haproxy_process_jobs",
+        "internal jobs (listeners, CLI...) differ by design",
+    ),
+    (
+        "haproxy_process_unstoppable_jobs",
+        "internal jobs differ by design",
+    ),
+    (
+        "haproxy_process_listeners",
+        "ringlb binds one socket per shard",
+    ),
+    (
+        "haproxy_process_active_peers",
+        "no peers; kept for the label check",
+    ),
+    ("haproxy_process_busy_polling_enabled", "poller detail"),
+    ("haproxy_process_stopping", "kept for the label check"),
+    // Rates over the last second and their peaks: depend on when requests fell.
+    ("haproxy_process_current_connection_rate", "clock"),
+    ("haproxy_process_max_connection_rate", "clock"),
+    ("haproxy_process_current_session_rate", "clock"),
+    ("haproxy_process_max_session_rate", "clock"),
+    ("haproxy_process_current_ssl_rate", "clock"),
+    ("haproxy_process_max_ssl_rate", "clock"),
+    ("haproxy_process_current_frontend_ssl_key_rate", "clock"),
+    ("haproxy_process_max_frontend_ssl_key_rate", "clock"),
+    ("haproxy_process_frontend_ssl_reuse", "clock"),
+    ("haproxy_process_current_backend_ssl_key_rate", "clock"),
+    ("haproxy_process_max_backend_ssl_key_rate", "clock"),
+    (
+        "haproxy_process_http_comp_bytes_in_total",
+        "kept for the label check",
+    ),
+    (
+        "haproxy_process_http_comp_bytes_out_total",
+        "kept for the label check",
+    ),
+    ("haproxy_process_current_zlib_memory", "allocator"),
+    ("haproxy_process_max_zlib_memory", "allocator"),
+    (
+        "haproxy_process_recv_logs_total",
+        "kept for the label check",
+    ),
+    ("haproxy_frontend_current_session_rate", "clock"),
+    ("haproxy_frontend_max_session_rate", "clock"),
+    ("haproxy_frontend_http_requests_rate_max", "clock"),
+    ("haproxy_backend_current_session_rate", "clock"),
+    ("haproxy_backend_max_session_rate", "clock"),
+    ("haproxy_server_current_session_rate", "clock"),
+    ("haproxy_server_max_session_rate", "clock"),
+    // Times: measured, not counted.
+    ("haproxy_backend_last_session_seconds", "clock"),
+    ("haproxy_server_last_session_seconds", "clock"),
+    ("haproxy_backend_max_queue_time_seconds", "timing"),
+    ("haproxy_backend_max_connect_time_seconds", "timing"),
+    ("haproxy_backend_max_response_time_seconds", "timing"),
+    ("haproxy_backend_max_total_time_seconds", "timing"),
+    ("haproxy_backend_queue_time_average_seconds", "timing"),
+    ("haproxy_backend_connect_time_average_seconds", "timing"),
+    ("haproxy_backend_response_time_average_seconds", "timing"),
+    ("haproxy_backend_total_time_average_seconds", "timing"),
+    ("haproxy_server_max_queue_time_seconds", "timing"),
+    ("haproxy_server_max_connect_time_seconds", "timing"),
+    ("haproxy_server_max_response_time_seconds", "timing"),
+    ("haproxy_server_max_total_time_seconds", "timing"),
+    ("haproxy_server_queue_time_average_seconds", "timing"),
+    ("haproxy_server_connect_time_average_seconds", "timing"),
+    ("haproxy_server_response_time_average_seconds", "timing"),
+    ("haproxy_server_total_time_average_seconds", "timing"),
+    ("haproxy_server_check_duration_seconds", "timing"),
+    ("haproxy_server_check_last_change_seconds", "clock"),
+    ("haproxy_backend_check_last_change_seconds", "clock"),
+    ("haproxy_server_downtime_seconds_total", "clock"),
+    ("haproxy_backend_downtime_seconds_total", "clock"),
+];
+
+fn masked(name: &str) -> bool {
+    MASKED_VALUES.iter().any(|(n, _)| *n == name)
+        || (name.starts_with("haproxy_process_") && !PROCESS_COMPARED.contains(&name))
+}
+
+/// The process-level families whose values are compared; the others depend on the process
+/// (memory, tasks, pools, fds, rates, clocks) and differ by design.
+const PROCESS_COMPARED: &[&str] = &[
+    "haproxy_process_nbthread",
+    "haproxy_process_nbproc",
+    "haproxy_process_relative_process_id",
+    "haproxy_process_requests_total",
+    "haproxy_process_limit_connection_rate",
+    "haproxy_process_limit_session_rate",
+    "haproxy_process_limit_ssl_rate",
+    "haproxy_process_max_ssl_connections",
+    "haproxy_process_current_ssl_connections",
+    "haproxy_process_ssl_connections_total",
+    "haproxy_process_max_pipes",
+    "haproxy_process_pipes_used_total",
+    "haproxy_process_pipes_free_total",
+    "haproxy_process_frontend_ssl_reuse",
+    "haproxy_process_stopping",
+];
+
+/// Families compared within a tolerance rather than exactly.
+fn tolerated(name: &str, theirs: f64, ours: f64) -> bool {
+    // Byte counters: haproxy counts its internal (HTX) form of the messages (start line and
+    // header names/values without separators and CRLFs), ringlb the bytes on the wire; for
+    // these short messages that is up to ~15% apart.
+    if name.ends_with("_bytes_in_total") || name.ends_with("_bytes_out_total") {
+        return (theirs - ours).abs() <= 0.2 * theirs.max(ours);
+    }
+    // Peaks of concurrent sessions: each shard keeps its own and the merge adds them (an
+    // upper bound, documented in crates/stats), so ringlb shows between haproxy's value and
+    // nbthread times it.
+    if name.ends_with("_max_sessions") {
+        return ours >= theirs && ours <= 2.0 * theirs;
+    }
+    // The server connection pools: haproxy's per-thread idle lists and its estimate of the
+    // connections needed are not tracked by ringlb's per-shard pools (always 0 here).
+    if name.ends_with("idle_connections_current") || name.ends_with("need_connections_current") {
+        return ours == 0.0;
+    }
+    false
+}
+
+fn config(front: SocketAddr, servers: &[SocketAddr]) -> String {
+    format!(
+        "global
+    nbthread 2
+    maxconn 500
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+frontend fe
+    bind {front}
+    maxconn 200
+    http-request use-service prometheus-exporter if {{ path /metrics }}
+    http-request deny if {{ path /deny }}
+    default_backend app
+backend app
+    balance first
+    option httpchk GET /health
+    use-server s2 if {{ path_beg /status/ }}
+    server s1 {} weight 3 maxconn 50 check inter 300ms
+    server s2 {} weight 1 maxconn 20 maxqueue 7
+    server s3 {} backup disabled
+",
+        servers[0], servers[1], servers[1]
+    )
+}
+
+/// The requests, each on its own connection, and the status each must get.
+const TRAFFIC: &[(&str, u16, usize)] = &[
+    ("/", 200, 5),
+    ("/status/201", 201, 1),
+    ("/status/301", 301, 2),
+    ("/status/404", 404, 3),
+    ("/status/503", 503, 2),
+    ("/deny", 403, 1),
+];
+
+/// How many health checks origin `o` has answered (its request log on stderr).
+fn checks_seen(origins: &Origins, i: usize) -> usize {
+    origins
+        .get(i)
+        .guard()
+        .stderr()
+        .matches("\"GET /health ")
+        .count()
+}
+
+/// Starts `who` on the config, waits until s1 has been checked, sends `TRAFFIC`, scrapes
+/// `/metrics` once (the scrape is a request of `fe` in both).
+fn scrape(who: &str, origins: &Origins) -> String {
+    let front = free_addr();
+    let dir = TempDir::new(&format!("promdiff-{who}"));
+    let path = write_config(&dir, &config(front, &origins.addrs()));
+    let before = checks_seen(origins, 0);
+    let _proxy: ChildGuard = match who {
+        "haproxy" => Haproxy::start(&path, &[front]),
+        _ => Ringlb::start(&path, &[front]),
+    };
+    // The check result is in the metrics (check_status, check_code): wait for the first one.
+    assert!(
+        wait_until(T, || checks_seen(origins, 0) > before),
+        "{who}: s1 never checked\n{}",
+        origins.get(0).guard().dump()
+    );
+    for (path, status, n) in TRAFFIC {
+        for _ in 0..*n {
+            let r = http_get(front, path, &[]).unwrap();
+            assert_eq!(r.status, *status, "{who} {path}");
+        }
+    }
+    let out = curl(&[&format!("http://{front}/metrics")], T).unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The series key: name and labels; `build_info`'s `version` label names each program's
+/// own version.
+fn labels(s: &prom::Sample) -> String {
+    let mut l = s.labels.clone();
+    if s.name == "haproxy_process_build_info" {
+        l.insert("version".into(), "VERSION".into());
+    }
+    format!("{}{:?}", s.name, l)
+}
+
+/// Every difference between the two expositions, one line each.
+fn differences(theirs: &Exposition, ours: &Exposition) -> Vec<String> {
+    let mut diffs = Vec::new();
+    let their_names: BTreeSet<&String> = theirs.families.keys().collect();
+    let our_names: BTreeSet<&String> = ours.families.keys().filter(|n| !ringlb_extra(n)).collect();
+    for n in their_names.difference(&our_names) {
+        diffs.push(format!("missing family {n}"));
+    }
+    for n in our_names.difference(&their_names) {
+        diffs.push(format!("extra family {n}"));
+    }
+    for name in their_names.intersection(&our_names) {
+        let (t, o) = (&theirs.families[*name], &ours.families[*name]);
+        if t.help != o.help {
+            diffs.push(format!("{name}: HELP {:?} vs ours {:?}", t.help, o.help));
+        }
+        if t.kind != o.kind {
+            diffs.push(format!("{name}: TYPE {:?} vs ours {:?}", t.kind, o.kind));
+        }
+        let tv: BTreeMap<String, f64> = t.samples.iter().map(|s| (labels(s), s.value)).collect();
+        let ov: BTreeMap<String, f64> = o.samples.iter().map(|s| (labels(s), s.value)).collect();
+        for k in tv.keys().filter(|k| !ov.contains_key(*k)) {
+            diffs.push(format!("missing series {k}"));
+        }
+        for k in ov.keys().filter(|k| !tv.contains_key(*k)) {
+            diffs.push(format!("extra series {k}"));
+        }
+        if masked(name) {
+            continue;
+        }
+        for (k, a) in &tv {
+            if let Some(b) = ov.get(k) {
+                if !(a == b || a.is_nan() && b.is_nan() || tolerated(name, *a, *b)) {
+                    diffs.push(format!("{k}: haproxy {a} vs ringlb {b}"));
+                }
+            }
+        }
+    }
+    diffs
+}
+
+#[test]
+fn same_config_and_traffic_give_the_same_metrics_as_haproxy() {
+    if !have_haproxy() {
+        eprintln!("skipped: no haproxy");
+        return;
+    }
+    let origins = Origins::start(2);
+    let theirs_text = scrape("haproxy", &origins);
+    let ours_text = scrape("ringlb", &origins);
+    let theirs = prom::parse(&theirs_text).unwrap_or_else(|e| panic!("haproxy: {e}"));
+    let ours = prom::parse(&ours_text).unwrap_or_else(|e| panic!("ringlb: {e}\n{ours_text}"));
+    // The comparison must cover the request counters and states, not an empty page.
+    for needle in [
+        "haproxy_backend_http_responses_total{proxy=\"app\",code=\"4xx\"} 3",
+        "haproxy_server_status{proxy=\"app\",server=\"s3\",state=\"MAINT\"} 1",
+        "haproxy_server_loadbalanced_total{proxy=\"app\",server=\"s1\"} 5",
+    ] {
+        assert!(theirs_text.contains(needle), "{needle} in\n{theirs_text}");
+    }
+    let compared = theirs
+        .families
+        .keys()
+        .filter(|n| !masked(n))
+        .map(|n| theirs.families[n].samples.len())
+        .sum::<usize>();
+    assert!(compared > 200, "only {compared} series compared");
+    let diffs = differences(&theirs, &ours);
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
+}
