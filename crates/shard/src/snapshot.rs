@@ -45,11 +45,16 @@ pub fn build(
             };
             let frontend = fe.map(|(i, f)| FrontendStats {
                 counters: counters.frontends.get(i).cloned().unwrap_or_default(),
-                maxconn: state
+                // 0 (unset): haproxy gives the frontend the configured global `maxconn`.
+                maxconn: match state
                     .limits
                     .fe_maxconn
                     .get(i)
-                    .map_or(f.maxconn, std::cell::Cell::get),
+                    .map_or(f.maxconn, std::cell::Cell::get)
+                {
+                    0 => topo.maxconn,
+                    m => m,
+                },
                 rate_limit_sessions: f.rate_limit_sessions,
                 state: match state.limits.frontend(i) {
                     _ if facts.stopping => ListenState::Stop,

@@ -28,6 +28,9 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     if !crate::stick::connection_rules(ctx, fe, &client, &mut stick, &fx) {
         return;
     }
+    // haproxy numbers every stream, a TCP session's too, in the process request count
+    // (`CumReq`, `haproxy_process_requests_total`).
+    ctx.state.counters.borrow_mut().process.cum_req += 1;
     // Cloned once per connection, and only for TLS connections (plain ones have none).
     let tls = client.tls_facts();
     let Some((backend, inspected)) = inspect(ctx, fe, &client, tls.as_ref(), &mut stick, &fx).await
