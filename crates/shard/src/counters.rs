@@ -435,6 +435,16 @@ impl ShardCounters {
         }
     }
 
+    /// The counters of the `bind` (index in `frontend`) a stream came in by, if known
+    /// (`option socket-stats` shows them).
+    pub fn listener(
+        &mut self,
+        frontend: usize,
+        bind: Option<usize>,
+    ) -> Option<&mut ListenerCounters> {
+        self.listeners.get_mut(frontend)?.get_mut(bind?)
+    }
+
     /// A response status sent to the client (`hrsp_*`; `req_tot` of the backend and server
     /// count the requests they answered).
     pub fn response(

@@ -60,6 +60,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
         accepted: Instant::now(),
         fe,
         fe_idx: frontend,
+        bind: ctx.live.bind_of(sess),
         client_ip: client.peer_addr().map(|a| a.ip()),
         // Formatted once per connection, and only when `option forwardfor` needs it.
         client_ip_text: match (&fe.forwardfor, client.peer_addr()) {
@@ -132,6 +133,8 @@ struct Session<'a> {
     accepted: Instant,
     fe: &'a FrontendRt,
     fe_idx: usize,
+    /// The `bind` that accepted the connection (listener counters).
+    bind: Option<usize>,
     client: ClientConn,
     client_ip: Option<IpAddr>,
     /// The client address as text, formatted once per connection (`option forwardfor`).
@@ -1483,15 +1486,12 @@ impl<'a> Session<'a> {
         }
         if reply.denied {
             self.stick.on_denied();
-            if let Some(f) = self
-                .ctx
-                .state
-                .counters
-                .borrow_mut()
-                .frontends
-                .get_mut(self.fe_idx)
-            {
+            let mut c = self.ctx.state.counters.borrow_mut();
+            if let Some(f) = c.frontends.get_mut(self.fe_idx) {
                 f.denied_req += 1;
+            }
+            if let Some(l) = c.listener(self.fe_idx, self.bind) {
+                l.denied_req += 1;
             }
         }
         if reply.tarpit {
@@ -1922,15 +1922,12 @@ impl<'a> Session<'a> {
 
     fn count_failed_request(&mut self) {
         self.stick.on_request();
-        if let Some(f) = self
-            .ctx
-            .state
-            .counters
-            .borrow_mut()
-            .frontends
-            .get_mut(self.fe_idx)
-        {
+        let mut c = self.ctx.state.counters.borrow_mut();
+        if let Some(f) = c.frontends.get_mut(self.fe_idx) {
             f.failed_req += 1;
+        }
+        if let Some(l) = c.listener(self.fe_idx, self.bind) {
+            l.failed_req += 1;
         }
     }
 
@@ -1996,6 +1993,10 @@ impl<'a> Session<'a> {
             c.response(self.fe_idx, t.backend, t.server, t.status);
         }
         c.bytes(self.fe_idx, t.backend, t.server, t.bytes_in, t.bytes_out);
+        if let Some(l) = c.listener(self.fe_idx, self.bind) {
+            l.bytes_in += t.bytes_in;
+            l.bytes_out += t.bytes_out;
+        }
         if let (Some(b), Some(s), true) = (t.backend, t.server, t.stream_started) {
             c.stream_end(b, s);
         }

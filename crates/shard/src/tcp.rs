@@ -181,6 +181,10 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     {
         let mut c = ctx.state.counters.borrow_mut();
         c.bytes(frontend, Some(backend), Some(lease.server), up, down);
+        if let Some(l) = c.listener(frontend, ctx.live.bind_of(sess)) {
+            l.bytes_in += up;
+            l.bytes_out += down;
+        }
         c.stream_end(backend, lease.server);
     }
     let log = SessionLog {
