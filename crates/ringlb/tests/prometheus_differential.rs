@@ -12,8 +12,8 @@ use std::time::Duration;
 
 use ringlb_stats::promtext::{self as prom, Exposition};
 use ringlb_testkit::{
-    curl, free_addr, haproxy_available, http_get, wait_until, write_config, ChildGuard, Conn,
-    Haproxy, Origin, Origins, Ringlb, TempDir,
+    curl, free_addr, haproxy_available, http_get, send_raw_reply, wait_until, write_config,
+    ChildGuard, Conn, Haproxy, Origin, Origins, RawEnd, RawReply, Ringlb, TempDir,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -497,4 +497,89 @@ fn tcp_listen_listeners_keep_alive_and_scopes_match_haproxy() {
             diffs.join("\n")
         );
     }
+}
+
+/// Requests that never came complete: a connection closed before a word, a malformed
+/// request (400) and one that timed out (408), with and without `option http-ignore-probes`.
+fn config_errors(fe: SocketAddr, quiet: SocketAddr, prom: SocketAddr) -> String {
+    format!(
+        "global
+    maxconn 1000
+defaults
+    mode http
+    timeout connect 2s
+    timeout client 5s
+    timeout server 5s
+    timeout http-request 300ms
+frontend fe
+    bind {fe}
+frontend quiet
+    bind {quiet}
+    option http-ignore-probes
+frontend prom
+    bind {prom}
+    http-request use-service prometheus-exporter
+"
+    )
+}
+
+fn scrape_errors(who: &str) -> String {
+    let (fe, quiet, prom) = (free_addr(), free_addr(), free_addr());
+    let dir = TempDir::new(&format!("promdiff-err-{who}"));
+    let path = write_config(&dir, &config_errors(fe, quiet, prom));
+    let _proxy = start(who, &path, prom);
+    for addr in [fe, quiet] {
+        // Both listen once `prom` does (same process); a refused connect is retried.
+        assert!(wait_until(T, || std::net::TcpStream::connect(addr)
+            .map(drop)
+            .is_ok()));
+        let bad = send_raw_reply(addr, b"GARBAGE\r\n\r\n", T).unwrap();
+        assert!(bad.end == RawEnd::Closed, "{who}: {bad:?}");
+        let idle = send_raw_reply(addr, b"", T).unwrap();
+        assert!(idle.end == RawEnd::Closed, "{who}: {idle:?}");
+        let reply = |r: &RawReply| {
+            String::from_utf8_lossy(&r.bytes)
+                .lines()
+                .next()
+                .map(str::to_string)
+        };
+        eprintln!("{who} {addr}: {:?} / {:?}", reply(&bad), reply(&idle));
+    }
+    let ended = wait_until(T, || {
+        let out = curl(&["-s", &format!("http://{prom}/metrics?scope=frontend")], T).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        ["fe", "quiet"].iter().all(|px| {
+            text.contains(&format!(
+                "haproxy_frontend_current_sessions{{proxy=\"{px}\"}} 0"
+            ))
+        })
+    });
+    assert!(ended, "{who}: sessions still open");
+    let out = curl(&["-s", &format!("http://{prom}/metrics?scope=frontend")], T).unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn empty_malformed_and_timed_out_requests_count_as_in_haproxy() {
+    if !have_haproxy() {
+        eprintln!("skipped: no haproxy");
+        return;
+    }
+    let theirs_text = scrape_errors("haproxy");
+    let ours_text = scrape_errors("ringlb");
+    let theirs = prom::parse(&theirs_text).unwrap_or_else(|e| panic!("haproxy: {e}"));
+    let ours = prom::parse(&ours_text).unwrap_or_else(|e| panic!("ringlb: {e}\n{ours_text}"));
+    // What haproxy counts, so a change on both sides cannot pass unnoticed: `fe` 3 failed
+    // requests (the empty connection of the readiness wait, the 400, the 408).
+    assert!(
+        theirs_text.contains("haproxy_frontend_request_errors_total{proxy=\"fe\"} 3"),
+        "{theirs_text}"
+    );
+    let diffs = differences(&without_helpers(theirs, 0.0), &without_helpers(ours, 0.0));
+    assert!(
+        diffs.is_empty(),
+        "{} differences:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
 }

@@ -225,16 +225,19 @@ impl<'a> Session<'a> {
                 Err(HeadError::Timeout) => {
                     self.count_failed_head();
                     Box::pin(self.reply_error(408, None)).await;
+                    scratch(&mut self.sc, self.ctx).txn.uncounted_out = true;
                     return self.finish_txn();
                 }
                 Err(HeadError::Invalid(Some(e))) => {
                     self.count_failed_head();
                     Box::pin(self.reply_http_error(e)).await;
+                    scratch(&mut self.sc, self.ctx).txn.uncounted_out = true;
                     return self.finish_txn();
                 }
                 Err(HeadError::Invalid(None)) => {
                     self.count_failed_head();
                     Box::pin(self.reply_error(400, None)).await;
+                    scratch(&mut self.sc, self.ctx).txn.uncounted_out = true;
                     return self.finish_txn();
                 }
             };
@@ -1992,10 +1995,11 @@ impl<'a> Session<'a> {
         if t.status != 0 {
             c.response(self.fe_idx, t.backend, t.server, t.status);
         }
-        c.bytes(self.fe_idx, t.backend, t.server, t.bytes_in, t.bytes_out);
+        let counted_out = if t.uncounted_out { 0 } else { t.bytes_out };
+        c.bytes(self.fe_idx, t.backend, t.server, t.bytes_in, counted_out);
         if let Some(l) = c.listener(self.fe_idx, self.bind) {
             l.bytes_in += t.bytes_in;
-            l.bytes_out += t.bytes_out;
+            l.bytes_out += counted_out;
         }
         if let (Some(b), Some(s), true) = (t.backend, t.server, t.stream_started) {
             c.stream_end(b, s);
@@ -2368,6 +2372,9 @@ struct Txn {
     bytes_out: u64,
     /// Already logged when its response head went out (`option logasap`).
     logged: bool,
+    /// A 400/408 answered to a request head that never came complete: haproxy's connection
+    /// layer sends it before any stream exists, so no byte counter sees it.
+    uncounted_out: bool,
 }
 
 /// How long an idle keep-alive connection may still send a request once a soft stop began.
