@@ -203,9 +203,17 @@ impl<'a> Session<'a> {
                     // It also counts as a failed request answered 400 (`req_tot`, `ereq`,
                     // `hrsp_4xx`), logged or not, as haproxy does without
                     // `option http-ignore-probes`.
+                    // (The stick counters count it in `on_closed_before_request`.)
                     if self.requests == 0 && !self.fe.ignore_probes {
-                        self.count_failed_head();
+                        let now_ms = self.ctx.state.board.now_ms();
                         let mut c = self.ctx.state.counters.borrow_mut();
+                        if let Some(f) = c.frontends.get_mut(self.fe_idx) {
+                            f.failed_req += 1;
+                            f.on_request(now_ms);
+                        }
+                        if let Some(l) = c.listener(self.fe_idx, self.bind) {
+                            l.failed_req += 1;
+                        }
                         c.response(self.fe_idx, None, None, 400);
                     }
                     if self.requests == 0 && !self.fe.dontlognull && !self.fe.ignore_probes {
