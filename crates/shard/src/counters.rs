@@ -351,12 +351,13 @@ impl StatsBoard {
 
 /// Counter updates of one stream (an HTTP transaction, or a TCP session) on the backend side.
 impl ShardCounters {
-    /// The stream got a server (HAProxy counts a backend/server session per stream, and an LB
-    /// decision in `lbtot`).
-    pub fn stream_start(&mut self, backend: usize, server: usize, now_ms: u64) {
+    /// The stream got a server (HAProxy counts a backend/server session per stream, and, when
+    /// the balancer chose it (`balanced`), an LB decision in `lbtot`).
+    pub fn stream_start(&mut self, backend: usize, server: usize, now_ms: u64, balanced: bool) {
+        let lb = u64::from(balanced);
         if let Some(b) = self.backends.get_mut(backend) {
             b.on_session_start(now_ms);
-            b.cum_lbconn += 1;
+            b.cum_lbconn += lb;
         }
         if let Some(s) = self
             .servers
@@ -364,7 +365,7 @@ impl ShardCounters {
             .and_then(|v| v.get_mut(server))
         {
             s.on_session_start(now_ms);
-            s.cum_lbconn += 1;
+            s.cum_lbconn += lb;
         }
     }
 
@@ -435,6 +436,16 @@ impl ShardCounters {
             s.bytes_in += bytes_in;
             s.bytes_out += bytes_out;
         }
+    }
+
+    /// The counters of the `bind` (index in `frontend`) a stream came in by, if known
+    /// (`option socket-stats` shows them).
+    pub fn listener(
+        &mut self,
+        frontend: usize,
+        bind: Option<usize>,
+    ) -> Option<&mut ListenerCounters> {
+        self.listeners.get_mut(frontend)?.get_mut(bind?)
     }
 
     /// A response status sent to the client (`hrsp_*`; `req_tot` of the backend and server

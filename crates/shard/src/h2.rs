@@ -167,6 +167,8 @@ impl Transport for Client {
 struct Conn {
     ctx: Ctx,
     fe_idx: usize,
+    /// The `bind` that accepted the connection (listener counters).
+    bind: Option<usize>,
     src: Option<SocketAddr>,
     dst: Option<SocketAddr>,
     tls: Option<TlsFacts>,
@@ -258,6 +260,7 @@ pub async fn serve(
     let conn = Rc::new(Conn {
         ctx: ctx.clone(),
         fe_idx: frontend,
+        bind: ctx.live.bind_of(sess),
         src,
         dst,
         tls,
@@ -1884,15 +1887,12 @@ async fn send_rules_reply(
         _ => *b"LR",
     };
     if reply.denied {
-        if let Some(f) = conn
-            .ctx
-            .state
-            .counters
-            .borrow_mut()
-            .frontends
-            .get_mut(conn.fe_idx)
-        {
+        let mut c = conn.ctx.state.counters.borrow_mut();
+        if let Some(f) = c.frontends.get_mut(conn.fe_idx) {
             f.denied_req += 1;
+        }
+        if let Some(l) = c.listener(conn.fe_idx, conn.bind) {
+            l.denied_req += 1;
         }
     }
     if reply.silent {
@@ -1922,15 +1922,12 @@ fn effective_conn_mode(fe: HttpConnMode, be: HttpConnMode) -> HttpConnMode {
 }
 
 fn count_failed_request(conn: &Conn) {
-    if let Some(f) = conn
-        .ctx
-        .state
-        .counters
-        .borrow_mut()
-        .frontends
-        .get_mut(conn.fe_idx)
-    {
+    let mut c = conn.ctx.state.counters.borrow_mut();
+    if let Some(f) = c.frontends.get_mut(conn.fe_idx) {
         f.failed_req += 1;
+    }
+    if let Some(l) = c.listener(conn.fe_idx, conn.bind) {
+        l.failed_req += 1;
     }
 }
 
@@ -1964,7 +1961,7 @@ fn note_connect(conn: &Conn, be: usize, info: &ConnectInfo, ok: bool, txn: &mut 
                 c.stream_end(be, prev);
             }
         }
-        c.stream_start(be, s, now_ms);
+        c.stream_start(be, s, now_ms, info.balanced);
         txn.server = Some(s);
         txn.stream_started = true;
     }
@@ -2004,6 +2001,10 @@ fn finish(conn: &Conn, t: Txn) {
         c.response(conn.fe_idx, t.backend, t.server, t.status);
     }
     c.bytes(conn.fe_idx, t.backend, t.server, t.bytes_in, t.bytes_out);
+    if let Some(l) = c.listener(conn.fe_idx, conn.bind) {
+        l.bytes_in += t.bytes_in;
+        l.bytes_out += t.bytes_out;
+    }
     if let (Some(b), Some(s), true) = (t.backend, t.server, t.stream_started) {
         c.stream_end(b, s);
     }

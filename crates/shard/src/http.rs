@@ -60,6 +60,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
         accepted: Instant::now(),
         fe,
         fe_idx: frontend,
+        bind: ctx.live.bind_of(sess),
         client_ip: client.peer_addr().map(|a| a.ip()),
         // Formatted once per connection, and only when `option forwardfor` needs it.
         client_ip_text: match (&fe.forwardfor, client.peer_addr()) {
@@ -132,6 +133,8 @@ struct Session<'a> {
     accepted: Instant,
     fe: &'a FrontendRt,
     fe_idx: usize,
+    /// The `bind` that accepted the connection (listener counters).
+    bind: Option<usize>,
     client: ClientConn,
     client_ip: Option<IpAddr>,
     /// The client address as text, formatted once per connection (`option forwardfor`).
@@ -197,6 +200,22 @@ impl<'a> Session<'a> {
                 Err(HeadError::Quiet | HeadError::Io) => {
                     // haproxy logs a connection that closed before its first request (`CR`,
                     // `<BADREQ>`) unless `option dontlognull` or `option http-ignore-probes`.
+                    // It also counts as a failed request answered 400 (`req_tot`, `ereq`,
+                    // `hrsp_4xx`), logged or not, as haproxy does without
+                    // `option http-ignore-probes`.
+                    // (The stick counters count it in `on_closed_before_request`.)
+                    if self.requests == 0 && !self.fe.ignore_probes {
+                        let now_ms = self.ctx.state.board.now_ms();
+                        let mut c = self.ctx.state.counters.borrow_mut();
+                        if let Some(f) = c.frontends.get_mut(self.fe_idx) {
+                            f.failed_req += 1;
+                            f.on_request(now_ms);
+                        }
+                        if let Some(l) = c.listener(self.fe_idx, self.bind) {
+                            l.failed_req += 1;
+                        }
+                        c.response(self.fe_idx, None, None, 400);
+                    }
                     if self.requests == 0 && !self.fe.dontlognull && !self.fe.ignore_probes {
                         if let crate::topology::LogLine::Format(lf) = &self.fe.log_line {
                             let t = Txn {
@@ -212,18 +231,21 @@ impl<'a> Session<'a> {
                 }
                 // Error replies are boxed: rare, and inline they would enlarge every session.
                 Err(HeadError::Timeout) => {
-                    self.count_failed_request();
+                    self.count_failed_head();
                     Box::pin(self.reply_error(408, None)).await;
+                    scratch(&mut self.sc, self.ctx).txn.uncounted_out = true;
                     return self.finish_txn();
                 }
                 Err(HeadError::Invalid(Some(e))) => {
-                    self.count_failed_request();
+                    self.count_failed_head();
                     Box::pin(self.reply_http_error(e)).await;
+                    scratch(&mut self.sc, self.ctx).txn.uncounted_out = true;
                     return self.finish_txn();
                 }
                 Err(HeadError::Invalid(None)) => {
-                    self.count_failed_request();
+                    self.count_failed_head();
                     Box::pin(self.reply_error(400, None)).await;
+                    scratch(&mut self.sc, self.ctx).txn.uncounted_out = true;
                     return self.finish_txn();
                 }
             };
@@ -1475,15 +1497,12 @@ impl<'a> Session<'a> {
         }
         if reply.denied {
             self.stick.on_denied();
-            if let Some(f) = self
-                .ctx
-                .state
-                .counters
-                .borrow_mut()
-                .frontends
-                .get_mut(self.fe_idx)
-            {
+            let mut c = self.ctx.state.counters.borrow_mut();
+            if let Some(f) = c.frontends.get_mut(self.fe_idx) {
                 f.denied_req += 1;
+            }
+            if let Some(l) = c.listener(self.fe_idx, self.bind) {
+                l.denied_req += 1;
             }
         }
         if reply.tarpit {
@@ -1545,6 +1564,9 @@ impl<'a> Session<'a> {
                 return After::Close;
             }
         };
+        // Counted before the snapshot, as haproxy counts it when the service is chosen:
+        // the scrape sees itself in `intercepted_requests_total`.
+        self.count_intercepted();
         let snap = crate::service::snapshot(self.ctx).await;
         let body = ringlb_stats::prometheus::render(&snap, &request);
         let mut out = Vec::with_capacity(body.len() + 128);
@@ -1560,7 +1582,6 @@ impl<'a> Session<'a> {
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = 200;
         txn.bytes_out += out.len() as u64;
-        self.count_intercepted();
         let sent = self.send_reply(out).await;
         if sent.is_err() || !keep || framing != BodyFraming::None {
             return After::Close;
@@ -1731,6 +1752,8 @@ impl<'a> Session<'a> {
                 return After::Close;
             }
         }
+        // Counted before the page is rendered (haproxy counts it when the applet is chosen).
+        self.count_intercepted();
         // `stats http-request allow` skips the `stats auth` check that otherwise follows the
         // rules (haproxy appends it as an implicit last rule).
         let no_auth = ringlb_stats::page::AuthConfig {
@@ -1787,7 +1810,6 @@ impl<'a> Session<'a> {
         let txn = &mut scratch(&mut self.sc, ctx).txn;
         txn.status = answer.status;
         txn.bytes_out += out.len() as u64;
-        self.count_intercepted();
         let sent = self.send_reply(out).await;
         if sent.is_err() || !keep || !reusable {
             return After::Close;
@@ -1892,8 +1914,11 @@ impl<'a> Session<'a> {
     }
 
     /// A request head that could not be read (`ereq`).
-    fn count_failed_request(&mut self) {
-        self.stick.on_request();
+    /// A request whose head never came complete (timeout, invalid, closed before a word):
+    /// haproxy counts it in the frontend's `req_tot` and `req_rate` as well as in `ereq`.
+    fn count_failed_head(&mut self) {
+        self.count_failed_request();
+        let now_ms = self.ctx.state.board.now_ms();
         if let Some(f) = self
             .ctx
             .state
@@ -1902,7 +1927,18 @@ impl<'a> Session<'a> {
             .frontends
             .get_mut(self.fe_idx)
         {
+            f.on_request(now_ms);
+        }
+    }
+
+    fn count_failed_request(&mut self) {
+        self.stick.on_request();
+        let mut c = self.ctx.state.counters.borrow_mut();
+        if let Some(f) = c.frontends.get_mut(self.fe_idx) {
             f.failed_req += 1;
+        }
+        if let Some(l) = c.listener(self.fe_idx, self.bind) {
+            l.failed_req += 1;
         }
     }
 
@@ -1923,7 +1959,7 @@ impl<'a> Session<'a> {
                         c.stream_end(be, prev);
                     }
                 }
-                c.stream_start(be, s, now_ms);
+                c.stream_start(be, s, now_ms, info.balanced);
                 txn.server = Some(s);
                 txn.server_addr = self.ctx.state.server(be, s).map(|s| s.addr.get());
                 txn.stream_started = true;
@@ -1967,7 +2003,12 @@ impl<'a> Session<'a> {
         if t.status != 0 {
             c.response(self.fe_idx, t.backend, t.server, t.status);
         }
-        c.bytes(self.fe_idx, t.backend, t.server, t.bytes_in, t.bytes_out);
+        let counted_out = if t.uncounted_out { 0 } else { t.bytes_out };
+        c.bytes(self.fe_idx, t.backend, t.server, t.bytes_in, counted_out);
+        if let Some(l) = c.listener(self.fe_idx, self.bind) {
+            l.bytes_in += t.bytes_in;
+            l.bytes_out += counted_out;
+        }
         if let (Some(b), Some(s), true) = (t.backend, t.server, t.stream_started) {
             c.stream_end(b, s);
         }
@@ -2339,6 +2380,9 @@ struct Txn {
     bytes_out: u64,
     /// Already logged when its response head went out (`option logasap`).
     logged: bool,
+    /// A 400/408 answered to a request head that never came complete: haproxy's connection
+    /// layer sends it before any stream exists, so no byte counter sees it.
+    uncounted_out: bool,
 }
 
 /// How long an idle keep-alive connection may still send a request once a soft stop began.

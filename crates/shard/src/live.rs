@@ -232,6 +232,11 @@ impl Live {
             .map(f)
     }
 
+    /// The `bind` (index in its frontend) that accepted the stream, for the listener counters.
+    pub fn bind_of(&self, r: SessRef) -> Option<usize> {
+        self.with(r, |s| s.bind)
+    }
+
     /// The client's address as a PROXY header gave it (`accept-proxy`).
     pub fn set_src(&self, r: SessRef, src: Option<SocketAddr>) {
         let mut slots = self.slots.borrow_mut();

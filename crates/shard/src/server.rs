@@ -455,6 +455,9 @@ pub struct ConnectInfo {
     pub want_h1: bool,
     /// Set by the caller: a GET or HEAD, which a `redir` server answers with a 302.
     pub redirectable: bool,
+    /// The balancer chose the server (not a cookie, `use-server` or stick match): haproxy
+    /// counts only these in `lbtot` (`haproxy_*_loadbalanced_total`).
+    pub balanced: bool,
 }
 
 pub async fn lease_and_connect(
@@ -471,7 +474,9 @@ pub async fn lease_and_connect(
     let (retries, redispatch, retry_conn) = (be.retries, be.redispatch, be.retry_on.conn_failure);
     let mut attempt = 0u32;
     let started = Instant::now();
-    let mut lease = self::lease(ctx, backend, input, None, info.forced.take()).await?;
+    let forced = info.forced.take();
+    info.balanced = forced.is_none();
+    let mut lease = self::lease(ctx, backend, input, None, forced).await?;
     info.queue += started.elapsed();
     info.server = Some(lease.server);
     if info.redirectable
@@ -507,6 +512,7 @@ pub async fn lease_and_connect(
                 info.retries += 1;
                 if redispatch && attempt == retries {
                     info.redispatched = true;
+                    info.balanced = true;
                     let failed = lease.server;
                     drop(lease);
                     lease = match self::lease(ctx, backend, input, Some(failed), None).await {

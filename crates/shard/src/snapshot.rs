@@ -45,11 +45,16 @@ pub fn build(
             };
             let frontend = fe.map(|(i, f)| FrontendStats {
                 counters: counters.frontends.get(i).cloned().unwrap_or_default(),
-                maxconn: state
+                // 0 (unset): haproxy gives the frontend the configured global `maxconn`.
+                maxconn: match state
                     .limits
                     .fe_maxconn
                     .get(i)
-                    .map_or(f.maxconn, std::cell::Cell::get),
+                    .map_or(f.maxconn, std::cell::Cell::get)
+                {
+                    0 => topo.maxconn,
+                    m => m,
+                },
                 rate_limit_sessions: f.rate_limit_sessions,
                 state: match state.limits.frontend(i) {
                     _ if facts.stopping => ListenState::Stop,
@@ -116,6 +121,7 @@ pub fn build(
                                 backup: s.backup,
                                 maxconn: h.and_then(|h| h.maxconn).unwrap_or(s.maxconn),
                                 maxqueue: s.maxqueue,
+                                cookie: s.cookie.clone(),
                                 check: h.and_then(|h| h.check.clone()),
                                 agent: h.and_then(|h| h.agent.clone()),
                                 failed_checks: h.map_or(0, |h| h.failed_checks),
@@ -144,7 +150,10 @@ pub fn build(
                         counters: counters.backends.get(i).cloned().unwrap_or_default(),
                         latency: counters.backend_latency.get(i).cloned().unwrap_or_default(),
                         algo: ringlb_stats::skeleton::algo_name(&b.balance.balance).to_string(),
+                        // `slim` of a backend (haproxy_backend_limit_sessions).
                         fullconn: b.fullconn,
+                        cookie: b.cookie.as_ref().map(|c| c.name.clone()),
+                        allbackups: b.balance.options.allbackups,
                         ..BackendStats::default()
                     };
                     (Some(backend), servers)

@@ -672,6 +672,7 @@ impl ShardState {
                 // A copy (the histograms are the bulk of it): only when somebody reads stats.
                 let mut copy = self.counters.borrow().clone();
                 copy.process.curr_conns = self.conns.get();
+                self.fill_conn_gauges(&mut copy);
                 self.board.publish(self.shard_id, seq, copy);
             }
             ControlMsg::SetServerMaxconn {
@@ -802,6 +803,22 @@ impl ShardState {
                     .collect()
             })
             .collect()
+    }
+
+    /// The server connection gauges of the stats (`srv_icur`, `safe_conn_cur`,
+    /// `used_conn_cur`, `need_conn_est`) from this shard's pools, read when published.
+    fn fill_conn_gauges(&self, copy: &mut crate::counters::ShardCounters) {
+        for (b, counters) in self.backends.iter().zip(copy.servers.iter_mut()) {
+            for (s, c) in b.servers.borrow().iter().zip(counters.iter_mut()) {
+                let idle = s.idle.borrow();
+                let safe = idle.iter().filter(|c| c.conn.reuses >= 2).count() as u32;
+                c.idle_conn_cur = idle.len() as u32;
+                c.safe_conn_cur = safe;
+                c.used_conn_cur = s.active.get();
+                // haproxy's estimate of the connections needed: the recent peak of use.
+                c.need_conn_est = s.used_peak.get().max(s.used_peak_prev.get());
+            }
+        }
     }
 
     /// A server's state (an `Rc`: the list may grow while a request holds it).

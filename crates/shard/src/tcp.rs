@@ -28,6 +28,9 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     if !crate::stick::connection_rules(ctx, fe, &client, &mut stick, &fx) {
         return;
     }
+    // haproxy numbers every stream, a TCP session's too, in the process request count
+    // (`CumReq`, `haproxy_process_requests_total`).
+    ctx.state.counters.borrow_mut().process.cum_req += 1;
     // Cloned once per connection, and only for TLS connections (plain ones have none).
     let tls = client.tls_facts();
     let Some((backend, inspected)) = inspect(ctx, fe, &client, tls.as_ref(), &mut stick, &fx).await
@@ -103,7 +106,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     ctx.state
         .counters
         .borrow_mut()
-        .stream_start(backend, lease.server, now_ms);
+        .stream_start(backend, lease.server, now_ms, info.balanced);
     // The tunnel timeout supersedes client/server timeouts once both sides are connected.
     let idle = be.timeouts.tunnel.or(fe.timeouts.tunnel).or_else(|| {
         match (fe.timeouts.client, be.timeouts.server) {
@@ -178,6 +181,10 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     {
         let mut c = ctx.state.counters.borrow_mut();
         c.bytes(frontend, Some(backend), Some(lease.server), up, down);
+        if let Some(l) = c.listener(frontend, ctx.live.bind_of(sess)) {
+            l.bytes_in += up;
+            l.bytes_out += down;
+        }
         c.stream_end(backend, lease.server);
     }
     let log = SessionLog {

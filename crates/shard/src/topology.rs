@@ -557,7 +557,7 @@ impl Topology {
                     .stats
                     .as_ref()
                     .filter(|s| s.enabled || s.uri.is_some())
-                    .and_then(|s| stats_page(s, &b.acls, &b.loc, cfg, &mut errors));
+                    .and_then(|s| stats_page(s, &b.name, &b.acls, &b.loc, cfg, &mut errors));
                 rt
             })
             .collect();
@@ -779,7 +779,7 @@ impl Topology {
                         .stats
                         .as_ref()
                         .filter(|s| s.enabled || s.uri.is_some())
-                        .and_then(|s| stats_page(s, &f.acls, &f.loc, cfg, &mut errors)),
+                        .and_then(|s| stats_page(s, &f.name, &f.acls, &f.loc, cfg, &mut errors)),
                     rules: compiled(ringlb_rules::ProxyRules::frontend(f, cfg), &mut errors),
                     errors: Arc::new(error_files(&f.errorfiles)),
                 }
@@ -1594,6 +1594,7 @@ pub struct StatsPageRt {
 
 fn stats_page(
     s: &model::Stats,
+    proxy: &str,
     acls: &[model::Acl],
     loc: &model::Loc,
     cfg: &Config,
@@ -1632,7 +1633,7 @@ fn stats_page(
         }
     };
     Some(StatsPageRt {
-        page: ringlb_stats::skeleton::page_config(s),
+        page: ringlb_stats::skeleton::page_config(s, proxy),
         auth: ringlb_stats::page::AuthConfig {
             credentials: ringlb_stats::skeleton::credentials(s),
             realm: s.realm.clone(),

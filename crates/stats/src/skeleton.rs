@@ -298,8 +298,9 @@ pub fn skeleton(cfg: &Config, global_maxconn: u32) -> Snapshot {
     }
 }
 
-/// The stats page settings of a proxy's `stats` keywords.
-pub fn page_config(stats: &Stats) -> PageConfig {
+/// The stats page settings of the `stats` keywords of proxy `proxy` (`stats scope .` names
+/// that proxy).
+pub fn page_config(stats: &Stats, proxy: &str) -> PageConfig {
     PageConfig {
         uri: stats.uri.clone().unwrap_or_else(|| "/haproxy?stats".into()),
         refresh_s: stats
@@ -309,7 +310,11 @@ pub fn page_config(stats: &Stats) -> PageConfig {
         show_node: stats.show_node.clone().map(Option::unwrap_or_default),
         show_desc: stats.show_desc.clone(),
         show_legends: stats.show_legends,
-        scopes: stats.scope.clone(),
+        scopes: stats
+            .scope
+            .iter()
+            .map(|s| if s == "." { proxy } else { s.as_str() }.to_string())
+            .collect(),
         admin: false,
     }
 }

@@ -69,16 +69,23 @@ fn configuration_columns_match_haproxy() {
 fn stats_keywords_become_page_settings() {
     let cfg = loaded();
     let web = cfg.frontend("web").unwrap().stats.as_ref().unwrap();
-    let pc = page_config(web);
+    let pc = page_config(web, "web");
     assert_eq!(pc.uri, "/stats");
     assert_eq!(pc.refresh_s, Some(10));
     assert_eq!(pc.show_node.as_deref(), Some(""));
     assert_eq!(pc.show_desc.as_deref(), Some("recorded by ringlb"));
     assert!(pc.show_legends && !pc.hide_version);
     let admin = cfg.frontend("adminstats").unwrap().stats.as_ref().unwrap();
-    let pc = page_config(admin);
+    let pc = page_config(admin, "adminstats");
     assert!(pc.hide_version);
     assert_eq!(pc.scopes, ["app", "app2"]);
+    // `stats scope .` is the proxy that serves the page.
+    let mut dot = admin.clone();
+    dot.scope = vec![".".into(), "app".into()];
+    assert_eq!(
+        page_config(&dot, "adminstats").scopes,
+        ["adminstats", "app"]
+    );
     let creds = credentials(admin);
     assert_eq!(
         admin::check_basic_auth(Some("Basic YWRtaW46c2VjcmV0"), &creds),
