@@ -185,7 +185,10 @@ fn in_process_reload_keeps_edits_of_files_unchanged_on_disk() {
     let (m, a) = (s.map.display(), s.acl.display());
 
     // Files unchanged: every edit survives, in `show map`/`show acl` and on every shard.
-    assert_eq!(frontend_req_tot(&s.sock), 18);
+    // 18 requests, plus the harness's readiness probe when it was counted already (an
+    // empty connection is a request for haproxy's counters, counted when it closes).
+    let before = frontend_req_tot(&s.sock);
+    assert!((18..=19).contains(&before), "{before} requests");
     let out = cli(&s.sock, "reload");
     assert!(
         out.starts_with("Configuration reloaded in process"),
