@@ -349,11 +349,13 @@ fn in_process_reloads_connection_close() {
     in_process_reloads(true);
 }
 
-/// haproxy 2.6 under the same procedure (`-W`, `expose-fd listeners`, SIGUSR2 x5): prints its
-/// figures for docs/reliability.md; asserts nothing about them.
+/// haproxy 2.6 under the same procedure (`-W`, `expose-fd listeners`, SIGUSR2 x5): the
+/// reference run behind docs/reliability.md's figures (printed; `--nocapture` shows them).
+/// What it asserts is the procedure itself, as the management guide documents a master-worker
+/// reload: every SIGUSR2 replaces the worker, and traffic is served throughout. Lost requests
+/// are haproxy's to report, not asserted.
 #[test]
-#[ignore = "records haproxy's figures for docs/reliability.md: run with --ignored --nocapture"]
-fn haproxy_figures() {
+fn haproxy_reference_replaces_its_worker_on_each_sigusr2() {
     if !ringlb_testkit::haproxy_available() {
         return;
     }
@@ -378,12 +380,19 @@ fn haproxy_figures() {
             );
             let before = workers.clone();
             master.signal(libc::SIGUSR2).unwrap();
-            wait_until(Duration::from_secs(30), || {
-                let now = children(master.pid());
-                now.len() == 1 && now != before
-            });
+            assert!(
+                wait_until(Duration::from_secs(30), || {
+                    let now = children(master.pid());
+                    now.len() == 1 && now != before
+                }),
+                "reload {i}: haproxy's master did not replace its worker {before:?}"
+            );
             workers = children(master.pid());
         });
+        assert!(
+            f.requests > 0 && f.requests > f.non_2xx,
+            "haproxy served nothing through its reloads:\n{out}"
+        );
         report(
             &format!("haproxy 2.6 process reload, close={close}"),
             &f,

@@ -217,29 +217,33 @@ impl Runtime {
 
     fn poll_task(&self, id: u64) {
         let (idx, generation) = task::split(id);
+        // Both are moved out for the poll (no refcount traffic) and back after it: the poll may
+        // spawn, which borrows the slab.
         let (mut future, waker) = {
             let mut tasks = self.tasks.borrow_mut();
             let Some(slot) = tasks.get_mut(idx as usize) else {
                 return;
             };
-            if slot.generation != generation {
+            if slot.generation != generation || slot.future.is_none() || slot.waker.is_none() {
                 return;
             }
-            let (Some(f), Some(w)) = (slot.future.take(), slot.waker.as_ref()) else {
+            let (Some(f), Some(w)) = (slot.future.take(), slot.waker.take()) else {
                 return;
             };
             w.1.clear_queued();
-            (f, w.0.clone())
+            (f, w)
         };
-        let mut cx = Context::from_waker(&waker);
-        let done = future.as_mut().poll(&mut cx).is_ready();
+        let done = future
+            .as_mut()
+            .poll(&mut Context::from_waker(&waker.0))
+            .is_ready();
         let mut tasks = self.tasks.borrow_mut();
         if let Some(slot) = tasks.get_mut(idx as usize) {
             if done {
-                slot.waker = None;
                 self.free.borrow_mut().push(idx);
             } else {
                 slot.future = Some(future);
+                slot.waker = Some(waker);
             }
         }
         drop(tasks);
