@@ -10,6 +10,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+pub mod checkcache;
+
 /// A `cache` section.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheSpec {

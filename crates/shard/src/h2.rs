@@ -858,6 +858,7 @@ async fn forward(
         };
         // A client that resets the stream while a server connection is being set up stops
         // it: no server sees a request nobody waits for.
+        let waiting = std::time::Instant::now();
         let connecting =
             async { Some(lease_and_connect(ctx, be_idx, &input, reuse, &mut info, &from).await) };
         let reset = async {
@@ -865,6 +866,17 @@ async fn forward(
             None
         };
         let Some(connected) = future::or(connecting, reset).await else {
+            // Logged as haproxy logs it under `option abortonclose` (ringlb always drops a
+            // request whose stream the client reset: no one waits for its answer).
+            let queued = info.server.is_none();
+            if queued {
+                info.queue = waiting.elapsed();
+            }
+            note_connect(conn, be_idx, &info, false, txn);
+            txn.term = if queued { *b"CQ" } else { *b"CC" };
+            if queued {
+                txn.connect = None;
+            }
             return;
         };
         note_connect(conn, be_idx, &info, connected.is_ok(), txn);
@@ -1319,6 +1331,7 @@ async fn relay_response(
         conn.stream_facts(&txn.fx),
         None,
         Some(Txn::captures(&mut txn.cap_req, &mut txn.cap_res, fe)),
+        c.method,
     );
     conn.keep_addresses(&txn.fx);
     // `http-response set-mark|set-tos`: on the client socket at once.
@@ -1881,12 +1894,14 @@ async fn send_rules_reply(
     respond: &mut SendResponse<Bytes>,
     txn: &mut Txn,
 ) {
-    txn.term = match (reply.denied, reply.tarpit) {
-        (_, true) => *b"PT",
-        (true, _) => *b"PR",
+    txn.term = match (reply.denied, reply.tarpit, reply.response) {
+        (_, true, _) => *b"PT",
+        (true, _, true) => *b"PH",
+        (true, _, false) => *b"PR",
         _ => *b"LR",
     };
-    if reply.denied {
+    // A denied response was counted (`dresp`) by the caller.
+    if reply.denied && !reply.response {
         let mut c = conn.ctx.state.counters.borrow_mut();
         if let Some(f) = c.frontends.get_mut(conn.fe_idx) {
             f.denied_req += 1;

@@ -732,8 +732,35 @@ impl<'a> Session<'a> {
                 redirectable: facts.redir_path.is_some(),
                 ..ConnectInfo::default()
             };
-            let connected =
-                lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info, &from).await;
+            let waiting = Instant::now();
+            let connecting = lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info, &from);
+            let connected = if be.abortonclose {
+                // `option abortonclose`: a client that closes while its request waits for a
+                // slot or a connection takes the request with it.
+                let tcp = self.client.tcp();
+                let hangup = async {
+                    let _ = tcp.hangup().await;
+                    None
+                };
+                match future::or(async { Some(connecting.await) }, hangup).await {
+                    Some(c) => c,
+                    None => {
+                        let queued = info.server.is_none();
+                        if queued {
+                            info.queue = waiting.elapsed();
+                        }
+                        self.note_connect(be_idx, &info, false);
+                        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+                        txn.term = if queued { *b"CQ" } else { *b"CC" };
+                        if queued {
+                            txn.connect = None;
+                        }
+                        return After::Close;
+                    }
+                }
+            } else {
+                connecting.await
+            };
             self.note_connect(be_idx, &info, connected.is_ok());
             let (lease, server) = match connected {
                 Ok(x) => {
@@ -1625,6 +1652,7 @@ impl<'a> Session<'a> {
                 req_spec: &self.fe.capture_req,
                 res_spec: &self.fe.capture_res,
             }),
+            c.method,
         );
         // `http-response set-mark|set-tos`: on the client socket at once (errors ignored).
         if let Some(m) = self.effects.mark.take() {
@@ -1659,6 +1687,9 @@ impl<'a> Session<'a> {
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = reply.status;
         txn.bytes_out += reply.bytes.len() as u64;
+        if reply.denied {
+            txn.term = *b"PH";
+        }
         let _ = self.send_reply(reply.bytes).await;
         After::Close
     }

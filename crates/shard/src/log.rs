@@ -350,6 +350,20 @@ pub fn emit_traffic(
         .emit_as(fe.log_origin.as_ref(), &fe.log, level, sd.as_deref(), line);
 }
 
+/// An alert the traffic itself raises (haproxy's `ha_alert` + `send_log(LOG_ALERT)`): on
+/// stderr as `[ALERT]    (pid) : text`, and to the frontend's log targets at level alert
+/// (haproxy sends it to the backend's, which are the same under `log global`).
+pub fn alert(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, text: &str) {
+    eprintln!("[ALERT]    ({}) : {text}", std::process::id());
+    ctx.logger.emit_as(
+        fe.log_origin.as_ref(),
+        &fe.log,
+        Level::ALERT,
+        None,
+        text.as_bytes(),
+    );
+}
+
 thread_local! {
     /// Requests that computed a `unique-id-format` on this shard (its `%rt`).
     static UNIQUE_ID_SEQ: Cell<i64> = const { Cell::new(0) };

@@ -268,6 +268,7 @@ pub fn request_rules(
                 denied: false,
                 backend: None,
                 vars: ringlb_rules::Vars::default(),
+                response: false,
             });
         }
     }
@@ -379,7 +380,18 @@ pub fn response_rules(
     conn: ConnFacts<'_>,
     stick: Option<&mut crate::stick::StickSession>,
     cap: Option<crate::rules::Captures<'_>>,
+    method: ringlb_http1::Method,
 ) -> ResponseVerdict {
+    use ringlb_http1::Method;
+    // `option checkcache` judges the response as the `http-response` rules leave it.
+    let safe = matches!(
+        method,
+        Method::Get | Method::Head | Method::Options | Method::Trace
+    );
+    let blocked = |status: u16, headers: &mut dyn Iterator<Item = (&[u8], &[u8])>| {
+        let pairs: Vec<(&[u8], &[u8])> = headers.collect();
+        ringlb_cache::checkcache::blocks_cacheable_cookie(safe, status, pairs.iter().copied())
+    };
     let be_rules = be
         .rules
         .as_ref()
@@ -401,6 +413,15 @@ pub fn response_rules(
         && be_after.is_none()
         && fe_after.is_none()
     {
+        if be.checkcache {
+            let mut headers = resp
+                .headers()
+                .iter()
+                .map(|h| (h.name.get(bytes), h.value.get(bytes)));
+            if blocked(resp.status(), &mut headers) {
+                return ResponseVerdict::Reply(checkcache_block(ctx, fe, be, server));
+            }
+        }
         return ResponseVerdict::Unchanged;
     }
     let mut msg = ringlb_rules::HttpMessage::response(
@@ -446,8 +467,17 @@ pub fn response_rules(
     for r in [be_rules, fe_rules].into_iter().flatten() {
         let v = r.http_response(&mut host, &mut txn);
         let errors = |s| be.errors.get(s).or_else(|| fe.errors.get(s));
-        if let Some(reply) = crate::rules::reply_for(v, errors) {
+        if let Some(mut reply) = crate::rules::reply_for(v, errors) {
+            reply.response = true;
             return ResponseVerdict::Reply(reply);
+        }
+    }
+    if be.checkcache {
+        if let Some(m) = &txn.res {
+            let mut headers = m.headers.iter().map(|(n, v)| (&n[..], &v[..]));
+            if blocked(m.status, &mut headers) {
+                return ResponseVerdict::Reply(checkcache_block(ctx, fe, be, server));
+            }
         }
     }
     // `stick store-response`: after the response rules, the server that answered.
@@ -483,6 +513,41 @@ pub fn response_rules(
         }
         _ => ResponseVerdict::Unchanged,
     }
+}
+
+/// The answer to a response `option checkcache` blocks: haproxy's alert (on stderr and in
+/// the backend's logs), then a 502 counted as a denied response. haproxy 2.6 documents a 502
+/// but sends the error page of the server's own status (a "200 Service ready" page for a
+/// 200); ringlb sends the documented 502.
+fn checkcache_block(ctx: &Ctx, fe: &FrontendRt, be: &BackendRt, server: usize) -> Reply {
+    let srv = ctx
+        .state
+        .topo
+        .backends
+        .iter()
+        .position(|b| std::ptr::eq(b, be))
+        .and_then(|bi| ctx.state.server(bi, server))
+        .map_or_else(|| "<dispatch>".to_owned(), |s| s.rt.name.clone());
+    let text = format!(
+        "Blocking cacheable cookie in response from instance {}, server {srv}.",
+        be.name
+    );
+    crate::log::alert(ctx, fe, &text);
+    let v = ringlb_rules::Verdict::Deny(ringlb_rules::HttpReply {
+        status: 502,
+        headers: Vec::new(),
+        body: None,
+        raw: None,
+    });
+    let errors = |s| be.errors.get(s).or_else(|| fe.errors.get(s));
+    // A `Deny` verdict always gives a reply; the fallback only keeps this path total.
+    let mut reply = crate::rules::reply_for(v, errors).unwrap_or_else(|| {
+        let page = ringlb_http1::default_reply_lowercase(502).unwrap_or_default();
+        Reply::ready(page.to_vec(), 502, 0, ringlb_rules::Vars::default())
+    });
+    reply.denied = true;
+    reply.response = true;
+    reply
 }
 
 /// Request bytes a hashing `balance` algorithm needs, owned so they outlive the head buffer.

@@ -626,6 +626,9 @@ pub struct Reply {
     pub backend: Option<usize>,
     /// The request's variables, for `http-after-response` rules.
     pub vars: ringlb_rules::Vars,
+    /// The reply replaces a server's response (`http-response` rules, `option checkcache`):
+    /// a deny is a denied response, logged `PH`.
+    pub response: bool,
 }
 
 impl Reply {
@@ -640,6 +643,7 @@ impl Reply {
             denied: false,
             backend: Some(backend),
             vars,
+            response: false,
         }
     }
 }
@@ -656,6 +660,7 @@ pub fn reply_for<'e>(v: Verdict, errors: impl Fn(u16) -> Option<&'e [u8]>) -> Op
         denied: false,
         backend: None,
         vars: ringlb_rules::Vars::default(),
+        response: false,
     };
     match v {
         Verdict::Continue | Verdict::Allow | Verdict::UseService(_) => return None,

@@ -106,16 +106,45 @@ impl Drop for ServerLease {
         if !s.kill_waiters.borrow().is_empty() {
             s.kill_waiters.borrow_mut().remove(&self.id);
         }
-        let next = s.queue.borrow_mut().pop_front();
-        match next {
-            Some(entry) => {
-                // The slot passes to the queued request; `active` is unchanged.
-                entry.granted.set(true);
-                if let Some(w) = entry.waker.borrow_mut().take() {
-                    w.wake();
-                }
+        pass_slot(&s);
+    }
+}
+
+/// Passes a server slot on: to the first queued request (`active` unchanged), else frees it.
+fn pass_slot(s: &crate::state::ServerState) {
+    let next = s.queue.borrow_mut().pop_front();
+    match next {
+        Some(entry) => {
+            entry.granted.set(true);
+            if let Some(w) = entry.waker.borrow_mut().take() {
+                w.wake();
             }
-            None => s.active.set(s.active.get().saturating_sub(1)),
+        }
+        None => s.active.set(s.active.get().saturating_sub(1)),
+    }
+}
+
+/// A request's place in a server's queue. Dropped before it became a lease (the request was
+/// abandoned: `abortonclose`, an h2 stream reset, a timeout), it leaves the queue, and a
+/// slot granted meanwhile goes to the next request instead of being lost.
+struct QueuePlace {
+    server: Rc<crate::state::ServerState>,
+    entry: Rc<QueueEntry>,
+    taken: bool,
+}
+
+impl Drop for QueuePlace {
+    fn drop(&mut self) {
+        if self.taken {
+            return;
+        }
+        let entry = &self.entry;
+        self.server
+            .queue
+            .borrow_mut()
+            .retain(|e| !Rc::ptr_eq(e, entry));
+        if entry.granted.get() {
+            pass_slot(&self.server);
         }
     }
 }
@@ -172,6 +201,11 @@ pub async fn lease(
     }
     let entry = Rc::new(QueueEntry::default());
     s.queue.borrow_mut().push_back(entry.clone());
+    let mut place = QueuePlace {
+        server: s.clone(),
+        entry: entry.clone(),
+        taken: false,
+    };
     let timeout = state
         .topo
         .backends
@@ -190,13 +224,18 @@ pub async fn lease(
     )
     .await;
     match granted {
-        Ok(()) => Ok(lease()),
+        Ok(()) => {
+            place.taken = true;
+            Ok(lease())
+        }
         Err(_) => {
             s.queue.borrow_mut().retain(|e| !Rc::ptr_eq(e, &entry));
             if entry.granted.get() {
                 // Granted just as the timer fired: the slot is ours, use it.
+                place.taken = true;
                 return Ok(lease());
             }
+            place.taken = true;
             Err(NoConnection::QueueTimeout)
         }
     }

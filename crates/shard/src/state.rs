@@ -1076,6 +1076,8 @@ mod tests {
                 originalto: None,
                 send_name_header: None,
                 pretend_keepalive: false,
+                checkcache: false,
+                abortonclose: false,
                 restrict_hdr_names: Default::default(),
                 max_keepalive_queue: None,
                 errors: Arc::new(ErrorFiles::default()),

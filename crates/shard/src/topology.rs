@@ -290,6 +290,11 @@ pub struct BackendRt {
     /// `option http-pretend-keepalive`: requests do not say `connection: close` to the server
     /// even when the proxy closes it after the response (the close itself still happens).
     pub pretend_keepalive: bool,
+    /// `option checkcache`: a cacheable response carrying a cookie is blocked (502).
+    pub checkcache: bool,
+    /// `option abortonclose`: a request whose client closed while it waited for a server slot
+    /// or connection is dropped (logged `CQ`/`CC`) instead of being sent.
+    pub abortonclose: bool,
     /// `option http-restrict-req-hdr-names` in the backend (applied after the frontend's).
     pub restrict_hdr_names: HdrNamePolicy,
     /// `max-keep-alive-queue N`: a keep-alive client stops preferring its last server once
@@ -1200,6 +1205,8 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
             .and_then(|d| d.args.first())
             .map(|name| name.to_ascii_lowercase().into_bytes()),
         pretend_keepalive: b.options.other.get("http-pretend-keepalive") == Some(&true),
+        checkcache: b.options.other.get("checkcache") == Some(&true),
+        abortonclose: b.options.abortonclose,
         restrict_hdr_names: HdrNamePolicy::of(&b.options, &b.other),
         max_keepalive_queue: directive(&b.other, "max-keep-alive-queue")
             .and_then(|d| d.args.first())

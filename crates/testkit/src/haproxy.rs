@@ -26,6 +26,20 @@ pub fn haproxy_available() -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// Whether a differential test can run: `true` when haproxy is here; outside CI a missing
+/// haproxy skips (`false`), in CI (`$CI` set) it fails the test.
+pub fn haproxy_required() -> bool {
+    if haproxy_available() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "haproxy is required in CI"
+    );
+    eprintln!("haproxy not found: differential part skipped");
+    false
+}
+
 /// Runs haproxy in the foreground.
 #[derive(Debug)]
 pub struct Haproxy;

@@ -816,6 +816,19 @@ impl TcpStream {
         Ok(())
     }
 
+    /// Waits until the peer half-closes or resets the connection (`POLLRDHUP`, with
+    /// `POLLHUP`/`POLLERR` always reported), whatever bytes are still unread: how a request
+    /// waiting for a server learns that its client left (`option abortonclose`). One-shot
+    /// `IORING_OP_POLL_ADD`, cancelled when dropped.
+    pub async fn hangup(&self) -> io::Result<()> {
+        let entry = opcode::PollAdd::new(Fd(self.fd.as_raw_fd()), libc::POLLRDHUP as u32).build();
+        let c = Op::submit(&self.ring, entry, Hold::None).await;
+        if c.result < 0 {
+            return Err(io::Error::from_raw_os_error(-c.result));
+        }
+        Ok(())
+    }
+
     /// Splices up to `len` bytes that arrived on this socket into `pipe` (socket → pipe).
     /// `Ok(0)` is end of stream. Blocks an io-wq worker until bytes arrive: see `Ring::splice`.
     pub async fn splice_to_pipe(&self, pipe: &Pipe, len: usize) -> io::Result<usize> {

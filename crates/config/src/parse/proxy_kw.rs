@@ -45,7 +45,6 @@ const fn kw(
 
 const S: Status = Status::Supported;
 const ENG: Status = Status::Parsed { issue: 3 };
-const RUL: Status = Status::Parsed { issue: 6 };
 const STK: Status = Status::Supported;
 /// `stick on|match|store-*` persistence: the tables support it, the engine does not call it yet.
 const NO: Status = Status::Unsupported;
@@ -97,7 +96,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option log-health-checks", DB, S, "log every change of a health check's status or health (notice)", |k, p, l| bool_opt(k, l, &mut p.settings.options.log_health_checks)),
     kw("option httpchk", DB, S, "HTTP health checks [<method> <uri> <version>]", checks::option_httpchk),
     kw("option tcp-check", DB, S, "run tcp-check rules as health check", |k, p, l| bool_opt(k, l, &mut p.settings.options.tcp_check)),
-    kw("option abortonclose", DB, ENG, "abort queued requests whose client left", |k, p, l| bool_opt(k, l, &mut p.settings.options.abortonclose)),
+    kw("option abortonclose", DB, S, "abort queued requests whose client left", |k, p, l| bool_opt(k, l, &mut p.settings.options.abortonclose)),
     kw("option allbackups", DB, S, "use all backup servers at once", |k, p, l| bool_opt(k, l, &mut p.settings.options.allbackups)),
     kw("option http-buffer-request", DFB, Status::Supported, "buffer the request body before the rules (HTTP/1 and h2; on the frontend or its default backend; timeout http-request bounds the wait, then 408)", |k, p, l| bool_opt(k, l, &mut p.settings.options.http_buffer_request)),
     kw("option prefer-last-server", DB, S, "keep a keep-alive client on its server (with http-reuse never, as haproxy 2.6)", |k, p, l| bool_opt(k, l, &mut p.settings.options.prefer_last_server)),
@@ -122,7 +121,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option contstats", DF, Status::Accepted { why: "ringlb adds a transaction's or TCP session's bytes to the counters when it ends; it does not update them during long transfers" }, "continuous traffic stats", opt_other),
     kw("option socket-stats", DF, S, "one stats row per listener", opt_other),
     kw("option independent-streams", DFB, ENG, "independent read/write timeouts", opt_other),
-    kw("option checkcache", DB, RUL, "block cacheable responses with cookies", opt_other),
+    kw("option checkcache", DB, S, "block cacheable responses with cookies", opt_other),
     kw("option persist", DB, S, "keep persistence to a down server", opt_other),
     kw("option transparent", DB, NO, "transparent proxying", opt_other),
     kw("option ssl-hello-chk", DB, S, "SSLv3 hello health check", opt_other),
