@@ -61,20 +61,34 @@ impl Userlist {
         ok.then_some(u)
     }
 
-    /// Checks the request's Basic credentials.
+    /// Checks the request's Basic credentials (`proxy`: from `Proxy-Authorization`).
     pub fn check_request(
         &self,
         src: &dyn SampleSource,
         req: &HttpMessage<'_>,
+        proxy: bool,
     ) -> Option<&UserEntry> {
-        let (user, pass) = basic_credentials(req)?;
+        let (user, pass) = basic_credentials(req, proxy)?;
         self.check(src, &user, &pass)
     }
 }
 
+/// The header credentials come in: `Proxy-Authorization` for a proxied request under
+/// `option http-use-proxy-header`, else `Authorization`.
+pub fn credentials_header(proxy: bool) -> &'static [u8] {
+    if proxy {
+        b"proxy-authorization"
+    } else {
+        b"authorization"
+    }
+}
+
 /// Decodes `Authorization: Basic <b64(user:pass)>` (allocates the decoded pair).
-pub fn basic_credentials(req: &HttpMessage<'_>) -> Option<(Vec<u8>, Vec<u8>)> {
-    let v = req.full_values(b"authorization").next()?.trim_ascii();
+pub fn basic_credentials(req: &HttpMessage<'_>, proxy: bool) -> Option<(Vec<u8>, Vec<u8>)> {
+    let v = req
+        .full_values(credentials_header(proxy))
+        .next()?
+        .trim_ascii();
     let sp = v.iter().position(|&c| c == b' ')?;
     if !v.get(..sp)?.eq_ignore_ascii_case(b"basic") {
         return None;

@@ -248,6 +248,9 @@ pub struct Txn<'a> {
     /// Set by payload fetches (`req.len`, `req.payload`, `req.ssl_*`) when they read a
     /// provisional payload: a false condition may turn true with more data.
     pub payload_may_change: std::cell::Cell<bool>,
+    /// `option http-use-proxy-header` and a proxied request (absolute URI): credentials are
+    /// read from `Proxy-Authorization` and an `auth` challenge is a 407.
+    pub proxy_auth: bool,
 }
 
 impl Default for Txn<'_> {
@@ -265,6 +268,7 @@ impl<'a> Txn<'a> {
             in_response: false,
             payload_final: true,
             payload_may_change: std::cell::Cell::new(false),
+            proxy_auth: false,
         }
     }
 }

@@ -1124,24 +1124,31 @@ impl Fetch {
             F::Var(name) => get_var(cx, name)?,
             F::Stopping => Sample::Bool(false),
             F::HttpAuth { users, group } => {
-                let u = users.check_request(cx.src, req);
+                let u = users.check_request(cx.src, req, cx.txn.proxy_auth);
                 if *group {
                     Sample::str(&u?.name)
                 } else {
                     Sample::Bool(u.is_some())
                 }
             }
-            F::HttpAuthUser => Sample::owned(crate::auth::basic_credentials(req)?.0),
-            F::HttpAuthPass => Sample::owned(crate::auth::basic_credentials(req)?.1),
+            F::HttpAuthUser => {
+                Sample::owned(crate::auth::basic_credentials(req, cx.txn.proxy_auth)?.0)
+            }
+            F::HttpAuthPass => {
+                Sample::owned(crate::auth::basic_credentials(req, cx.txn.proxy_auth)?.1)
+            }
             F::HttpAuthType => {
-                let v = req.full_values(b"authorization").next()?;
+                // haproxy 2.6 (recorded): `Basic` whatever its case, nothing for `Digest`
+                // (unsupported) or no header, any other scheme as sent.
+                let header = crate::auth::credentials_header(cx.txn.proxy_auth);
+                let v = req.full_values(header).next()?.trim_ascii();
                 let scheme = v.split(|&c| c == b' ').next()?;
                 if scheme.eq_ignore_ascii_case(b"basic") {
-                    Sample::str(b"basic")
-                } else if scheme.eq_ignore_ascii_case(b"digest") {
-                    Sample::str(b"digest")
+                    Sample::str(b"Basic")
+                } else if scheme.eq_ignore_ascii_case(b"digest") || scheme.is_empty() {
+                    return None;
                 } else {
-                    Sample::str(b"none")
+                    Sample::str(scheme)
                 }
             }
             F::HttpFirstReq => Sample::Bool(

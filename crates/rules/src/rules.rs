@@ -73,9 +73,11 @@ pub enum Verdict {
         /// Full `Set-Cookie` value to add, if any.
         set_cookie: Option<Vec<u8>>,
     },
-    /// Answer 401 (407 in proxy mode) with `WWW-Authenticate: Basic realm="..."`.
+    /// Answer 401 with `WWW-Authenticate: Basic realm="..."`, or 407 with
+    /// `Proxy-Authenticate` for a proxied request (`option http-use-proxy-header`).
     Auth {
         realm: String,
+        proxy: bool,
     },
     UseService(String),
     /// `reject` / `silent-drop`: close without answering.
@@ -887,6 +889,7 @@ fn apply(a: &Action, host: &mut dyn RuleHost, txn: &mut Txn<'_>, response: bool)
         Action::Auth { realm } => {
             return Verdict::Auth {
                 realm: realm.clone().unwrap_or_default(),
+                proxy: txn.proxy_auth,
             };
         }
         Action::Redirect(r) => {

@@ -454,13 +454,15 @@ fn basic_auth_with_userlist() {
     assert_eq!(
         r.http_request(&mut h, &mut get("/", &[])),
         Verdict::Auth {
-            realm: "Admin".into()
+            realm: "Admin".into(),
+            proxy: false,
         }
     );
     assert_eq!(
         r.http_request(&mut h, &mut get("/", &[("Authorization", &bad)])),
         Verdict::Auth {
-            realm: "Admin".into()
+            realm: "Admin".into(),
+            proxy: false,
         }
     );
     assert_eq!(
@@ -760,7 +762,8 @@ fn basic_auth_with_sha512_crypt_password() {
     assert_eq!(
         r.http_request(&mut h, &mut get("/", &[("Authorization", &bad)])),
         Verdict::Auth {
-            realm: "fe_main".into()
+            realm: "fe_main".into(),
+            proxy: false,
         },
         "realm defaults to the proxy name"
     );

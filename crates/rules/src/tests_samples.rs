@@ -615,3 +615,26 @@ fn borrowed_samples_do_not_allocate() {
         }
     }
 }
+
+/// `http_auth_type` and `http_auth_user` as haproxy 2.6 answers them (recorded), and read
+/// from `Proxy-Authorization` for a proxied request under `option http-use-proxy-header`.
+#[test]
+fn http_auth_fetches_follow_haproxy() {
+    let h = Host::default();
+    let cases = [
+        ("Basic dTpw", "Basic", "u"),
+        ("basic dTpw", "Basic", "u"),
+        ("Digest x", "<none>", "<none>"),
+        ("Bearer x", "Bearer", "<none>"),
+    ];
+    for (value, kind, user) in cases {
+        let t = get("/", &[("Authorization", value)]);
+        assert_eq!(ev("http_auth_type", &h, &t), kind, "{value}");
+        assert_eq!(ev("http_auth_user", &h, &t), user, "{value}");
+    }
+    let mut t = get("/", &[("Proxy-Authorization", "Basic dTpw")]);
+    assert_eq!(ev("http_auth_user", &h, &t), "<none>");
+    t.proxy_auth = true;
+    assert_eq!(ev("http_auth_user", &h, &t), "u");
+    assert_eq!(ev("http_auth_type", &h, &t), "Basic");
+}

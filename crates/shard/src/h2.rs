@@ -199,6 +199,7 @@ impl Conn {
             dst: self.effects.dst.get().or(self.dst),
             tls: self.tls.as_ref(),
             effects: Some(&self.effects),
+            h2: true,
         }
     }
 
@@ -683,6 +684,7 @@ async fn buffer_request_body(
     // Facts without effects: the rules that ask for the wait run again afterwards.
     let facts = ConnFacts {
         effects: None,
+        h2: true,
         ..conn.facts()
     };
     let Some(wait) = msg_rules::body_wait(ctx, fe, req, head_bytes, facts) else {

@@ -1365,6 +1365,7 @@ impl<'a> Session<'a> {
             dst: self.dst(),
             tls: tls.as_ref(),
             effects: Some(&self.effects),
+            h2: false,
         };
         let sc = scratch(&mut self.sc, ctx);
         let cap = crate::rules::Captures {
@@ -1426,6 +1427,7 @@ impl<'a> Session<'a> {
             dst: self.dst(),
             tls: tls.as_ref(),
             effects: None,
+            h2: false,
         };
         let sc = scratch(&mut self.sc, ctx);
         let Some(wait) = crate::msg_rules::body_wait(ctx, self.fe, &sc.req, head.bytes(), conn)
@@ -1634,6 +1636,7 @@ impl<'a> Session<'a> {
             dst: self.dst(),
             tls: tls.as_ref(),
             effects: Some(&self.effects),
+            h2: false,
         };
         let sc = scratch(&mut self.sc, ctx);
         let verdict = crate::msg_rules::response_rules(
@@ -1896,6 +1899,7 @@ impl<'a> Session<'a> {
             dst: self.dst(),
             tls: tls.as_ref(),
             effects: Some(&self.effects),
+            h2: false,
         };
         let Some(new) = crate::msg_rules::after_reply(
             self.ctx,

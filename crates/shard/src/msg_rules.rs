@@ -21,6 +21,8 @@ pub struct ConnFacts<'a> {
     /// Where `set-src`/`set-dst`/`set-*-port`/`set-log-level` leave their effects (`None`:
     /// those actions do nothing here).
     pub effects: Option<&'a crate::rules::RuleEffects>,
+    /// The request came over HTTP/2 (haproxy rebuilds its target in absolute form).
+    pub h2: bool,
 }
 
 /// The outcome of the request rules.
@@ -210,6 +212,13 @@ pub fn body_wait(
         .find_map(|r| r.body_wait(&host, &txn))
 }
 
+/// A proxied request for `option http-use-proxy-header`: its target starts with neither `/`
+/// nor `*` (haproxy 2.6 also counts every HTTP/2 request, whose target it rebuilds in
+/// absolute form; the HTTP/2 side passes such a target here).
+pub fn proxied_target(target: &[u8]) -> bool {
+    !matches!(target.first(), Some(b'/' | b'*'))
+}
+
 /// Runs the frontend's `http-request` rules, picks the backend (`use_backend`), then runs the
 /// backend's rules. `bytes` holds the head `req` was parsed from; `body` the buffered body.
 #[allow(clippy::too_many_arguments)]
@@ -233,6 +242,7 @@ pub fn request_rules(
         msg.push_header(h.name.get(bytes), h.value.get(bytes));
     }
     let mut txn = ringlb_rules::Txn::new(msg);
+    txn.proxy_auth = fe.use_proxy_header && (conn.h2 || proxied_target(req.target().get(bytes)));
     let mut host = crate::rules::Host {
         req_body: body,
         cap,

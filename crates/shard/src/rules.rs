@@ -707,15 +707,19 @@ pub fn reply_for<'e>(v: Verdict, errors: impl Fn(u16) -> Option<&'e [u8]>) -> Op
             r.status = code;
             write_redirect(&mut r.bytes, code, &location, set_cookie.as_deref());
         }
-        Verdict::Auth { realm } => {
-            r.status = 401;
-            let page = ringlb_http1::default_reply_lowercase(401).unwrap_or_default();
-            // The 401 page with `www-authenticate` after its headers.
+        Verdict::Auth { realm, proxy } => {
+            let (status, challenge): (u16, &[u8]) = if proxy {
+                (407, b"\r\nproxy-authenticate: Basic realm=\"")
+            } else {
+                (401, b"\r\nwww-authenticate: Basic realm=\"")
+            };
+            r.status = status;
+            let page = ringlb_http1::default_reply_lowercase(status).unwrap_or_default();
+            // The 401/407 page with the challenge after its headers.
             let split = find(page, b"\r\n\r\n").unwrap_or(page.len());
             r.bytes
                 .extend_from_slice(page.get(..split).unwrap_or_default());
-            r.bytes
-                .extend_from_slice(b"\r\nwww-authenticate: Basic realm=\"");
+            r.bytes.extend_from_slice(challenge);
             r.bytes.extend_from_slice(realm.as_bytes());
             r.bytes.extend_from_slice(b"\"");
             r.bytes

@@ -151,6 +151,10 @@ pub struct FrontendRt {
     /// `option http-ignore-probes`: a connection that sent nothing before it closed or timed
     /// out gets no 408/400, no log line and no error count (browsers' pre-connects).
     pub ignore_probes: bool,
+    /// `option http-use-proxy-header`: proxied requests authenticate with
+    /// `Proxy-Authorization` and are challenged with a 407 (haproxy 2.6 takes nothing else
+    /// from the option: `Proxy-Connection` does not change the connection's persistence).
+    pub use_proxy_header: bool,
     /// `option http-restrict-req-hdr-names` in the frontend.
     pub restrict_hdr_names: HdrNamePolicy,
     /// `option idle-close-on-response`: on a soft stop an idle keep-alive connection may send
@@ -731,6 +735,7 @@ impl Topology {
                     },
                     dontlognull: f.options.dontlognull,
                     ignore_probes: f.options.other.get("http-ignore-probes") == Some(&true),
+                    use_proxy_header: f.options.other.get("http-use-proxy-header") == Some(&true),
                     restrict_hdr_names: HdrNamePolicy::of(&f.options, &f.other),
                     idle_close_on_response: f.options.other.get("idle-close-on-response")
                         == Some(&true),

@@ -106,7 +106,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option http-no-delay", DFB, Status::Accepted { why: "ringlb already sends every message at once: TCP_NODELAY on every socket and no MSG_MORE" }, "no send delay on HTTP", opt_other),
     kw("option http-pretend-keepalive", DB, S, "pretend keep-alive to servers", opt_other),
     kw("option http-ignore-probes", DF, S, "do not log/408 empty pre-connects", opt_other),
-    kw("option http-use-proxy-header", DF, ENG, "honour Proxy-Connection", opt_other),
+    kw("option http-use-proxy-header", DF, S, "proxied requests use Proxy-Authorization, 407 challenges", opt_other),
     kw("option accept-invalid-http-request", DF, Status::Accepted { why: "ringlb keeps its strict HTTP/1 parser (docs/reliability.md): requests haproxy would let through with this option still get a 400" }, "relax request parsing", opt_other),
     kw("option accept-invalid-http-response", DB, Status::Accepted { why: "ringlb keeps its strict HTTP/1 parser (docs/reliability.md): responses haproxy would let through with this option still get a 502" }, "relax response parsing", opt_other),
     kw("option h1-case-adjust-bogus-client", DF, NO, "HTTP/1 header case rewrite", opt_other),
