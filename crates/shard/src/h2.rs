@@ -1480,16 +1480,17 @@ async fn ws_tunnel(
         server.set_linger_zero();
         return;
     };
+    let idle = txn
+        .fx
+        .tunnel_timeout
+        .get()
+        .or(c.be.timeouts.tunnel)
+        .or(fe.timeouts.tunnel)
+        .or(fe.timeouts.client);
     let t = crate::tunnel::TunnelTimeouts {
-        idle: txn
-            .fx
-            .tunnel_timeout
-            .get()
-            .or(c.be.timeouts.tunnel)
-            .or(fe.timeouts.tunnel)
-            .or(fe.timeouts.client),
         client_fin: fe.timeouts.client_fin,
         server_fin: c.be.timeouts.server_fin,
+        ..crate::tunnel::TunnelTimeouts::both(idle)
     };
     // `on-marked-down shutdown-sessions`: a kill drops the tunnel, closing both sides.
     let (up, down, end) = lease
@@ -1500,7 +1501,8 @@ async fn ws_tunnel(
     txn.bytes_out += down;
     match end {
         crate::tunnel::TunnelEnd::Closed => {}
-        crate::tunnel::TunnelEnd::IdleTimeout => txn.term = *b"cD",
+        crate::tunnel::TunnelEnd::ClientTimeout => txn.term = *b"cD",
+        crate::tunnel::TunnelEnd::ServerTimeout => txn.term = *b"sD",
         crate::tunnel::TunnelEnd::Error => {
             send.send_reset(Reason::CANCEL);
             server.set_linger_zero();

@@ -158,7 +158,9 @@ pub async fn tunnel(
         Some(((b_up, e_up), (b_down, e_down))) => {
             let end = match (e_up, e_down) {
                 (TunnelEnd::Error, _) | (_, TunnelEnd::Error) => TunnelEnd::Error,
-                (TunnelEnd::IdleTimeout, _) | (_, TunnelEnd::IdleTimeout) => TunnelEnd::IdleTimeout,
+                (TunnelEnd::ClientTimeout, _) | (_, TunnelEnd::ClientTimeout) => {
+                    TunnelEnd::ClientTimeout
+                }
                 _ => TunnelEnd::Closed,
             };
             (b_up, b_down, end)
@@ -170,9 +172,9 @@ pub async fn tunnel(
 /// The idle limit of one direction: `client-fin`/`server-fin` once the other has finished.
 fn limit(t: TunnelTimeouts, other_done: bool, fin: Option<Duration>) -> Option<Duration> {
     if other_done {
-        fin.or(t.idle)
+        fin.or(t.idle())
     } else {
-        t.idle
+        t.idle()
     }
 }
 
@@ -209,7 +211,7 @@ async fn up(
     let end = loop {
         let lim = limit(t, other.get(), t.server_fin);
         let Some(got) = idle_bounded(last, lim, body.data()).await else {
-            break TunnelEnd::IdleTimeout;
+            break TunnelEnd::ClientTimeout;
         };
         match got {
             Some(Ok(data)) => {
@@ -249,7 +251,7 @@ async fn down(
     let mut bytes = first.len() as u64;
     let end = 'relay: {
         if !first.is_empty()
-            && crate::h2::send_data(send, Bytes::from(first), false, t.idle)
+            && crate::h2::send_data(send, Bytes::from(first), false, t.idle())
                 .await
                 .is_err()
         {
@@ -258,7 +260,7 @@ async fn down(
         loop {
             let lim = limit(t, other.get(), t.client_fin);
             let Some(got) = idle_bounded(last, lim, server.recv()).await else {
-                break 'relay TunnelEnd::IdleTimeout;
+                break 'relay TunnelEnd::ClientTimeout;
             };
             match got {
                 Ok(Some(buf)) => {

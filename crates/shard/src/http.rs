@@ -1233,16 +1233,19 @@ impl<'a> Session<'a> {
             sc.txn.status = status;
             sc.txn.bytes_out += tunnel_head_len;
             self.log_asap(status, 0);
+            let idle = self
+                .effects
+                .tunnel_timeout
+                .get()
+                .or(c.be.timeouts.tunnel)
+                .or(self.fe.timeouts.tunnel)
+                .or(self.fe.timeouts.client);
             let t = TunnelTimeouts {
-                idle: self
-                    .effects
-                    .tunnel_timeout
-                    .get()
-                    .or(c.be.timeouts.tunnel)
-                    .or(self.fe.timeouts.tunnel)
-                    .or(self.fe.timeouts.client),
                 client_fin: self.fe.timeouts.client_fin,
                 server_fin: c.be.timeouts.server_fin,
+                client_independent: self.fe.independent_streams,
+                server_independent: c.be.independent_streams,
+                ..TunnelTimeouts::both(idle)
             };
             if !head.is_empty() {
                 let (r, _) = self.client.send_all(SendBuf::Recv(head)).await;

@@ -1078,6 +1078,7 @@ mod tests {
                 pretend_keepalive: false,
                 checkcache: false,
                 abortonclose: false,
+                independent_streams: false,
                 restrict_hdr_names: Default::default(),
                 max_keepalive_queue: None,
                 errors: Arc::new(ErrorFiles::default()),

@@ -108,16 +108,14 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
         .borrow_mut()
         .stream_start(backend, lease.server, now_ms, info.balanced);
     // The tunnel timeout supersedes client/server timeouts once both sides are connected.
-    let idle = be.timeouts.tunnel.or(fe.timeouts.tunnel).or_else(|| {
-        match (fe.timeouts.client, be.timeouts.server) {
-            (Some(c), Some(s)) => Some(c.max(s)),
-            (c, s) => c.or(s),
-        }
-    });
+    let tunnel = be.timeouts.tunnel.or(fe.timeouts.tunnel);
     let t = TunnelTimeouts {
-        idle,
+        client: tunnel.or(fe.timeouts.client),
+        server: tunnel.or(be.timeouts.server),
         client_fin: fe.timeouts.client_fin.or(fe.timeouts.client),
         server_fin: be.timeouts.server_fin.or(be.timeouts.server),
+        client_independent: fe.independent_streams,
+        server_independent: be.independent_streams,
     };
     // The bytes `tcp-request content` inspected go first.
     let early = inspected.len() as u64;
@@ -155,7 +153,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
                 stick: RefCell::new(&mut stick),
                 state: Cell::new(GateState::Inspecting),
                 rejected: Flag::default(),
-                wait_limit: idle,
+                wait_limit: t.server,
             };
             // A reject ends the whole session at once: the tunnel (with its pending reads)
             // is dropped and both connections closed.
@@ -193,7 +191,8 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
         server: Some(lease.server),
         bytes: (up, down),
         term: ended_by_proxy.unwrap_or(match end {
-            tunnel::TunnelEnd::IdleTimeout => *b"cD",
+            tunnel::TunnelEnd::ClientTimeout => *b"cD",
+            tunnel::TunnelEnd::ServerTimeout => *b"sD",
             tunnel::TunnelEnd::Error => *b"SD",
             tunnel::TunnelEnd::Closed => *b"--",
         }),

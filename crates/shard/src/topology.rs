@@ -155,6 +155,9 @@ pub struct FrontendRt {
     /// `Proxy-Authorization` and are challenged with a 407 (haproxy 2.6 takes nothing else
     /// from the option: `Proxy-Connection` does not change the connection's persistence).
     pub use_proxy_header: bool,
+    /// `option independent-streams`: data sent to the client does not refresh its read
+    /// timeout (TCP sessions and tunnels).
+    pub independent_streams: bool,
     /// `option http-restrict-req-hdr-names` in the frontend.
     pub restrict_hdr_names: HdrNamePolicy,
     /// `option idle-close-on-response`: on a soft stop an idle keep-alive connection may send
@@ -299,6 +302,9 @@ pub struct BackendRt {
     /// `option abortonclose`: a request whose client closed while it waited for a server slot
     /// or connection is dropped (logged `CQ`/`CC`) instead of being sent.
     pub abortonclose: bool,
+    /// `option independent-streams`: data sent to the server does not refresh its read
+    /// timeout (TCP sessions and tunnels).
+    pub independent_streams: bool,
     /// `option http-restrict-req-hdr-names` in the backend (applied after the frontend's).
     pub restrict_hdr_names: HdrNamePolicy,
     /// `max-keep-alive-queue N`: a keep-alive client stops preferring its last server once
@@ -736,6 +742,7 @@ impl Topology {
                     dontlognull: f.options.dontlognull,
                     ignore_probes: f.options.other.get("http-ignore-probes") == Some(&true),
                     use_proxy_header: f.options.other.get("http-use-proxy-header") == Some(&true),
+                    independent_streams: f.options.other.get("independent-streams") == Some(&true),
                     restrict_hdr_names: HdrNamePolicy::of(&f.options, &f.other),
                     idle_close_on_response: f.options.other.get("idle-close-on-response")
                         == Some(&true),
@@ -1212,6 +1219,7 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
         pretend_keepalive: b.options.other.get("http-pretend-keepalive") == Some(&true),
         checkcache: b.options.other.get("checkcache") == Some(&true),
         abortonclose: b.options.abortonclose,
+        independent_streams: b.options.other.get("independent-streams") == Some(&true),
         restrict_hdr_names: HdrNamePolicy::of(&b.options, &b.other),
         max_keepalive_queue: directive(&b.other, "max-keep-alive-queue")
             .and_then(|d| d.args.first())

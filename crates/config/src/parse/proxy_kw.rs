@@ -44,7 +44,6 @@ const fn kw(
 }
 
 const S: Status = Status::Supported;
-const ENG: Status = Status::Parsed { issue: 3 };
 const STK: Status = Status::Supported;
 /// `stick on|match|store-*` persistence: the tables support it, the engine does not call it yet.
 const NO: Status = Status::Unsupported;
@@ -120,7 +119,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option splice-response", DFB, Status::Accepted { why: "ringlb relays through io_uring's provided buffers and never uses splice()" }, "kernel splicing", opt_other),
     kw("option contstats", DF, Status::Accepted { why: "ringlb adds a transaction's or TCP session's bytes to the counters when it ends; it does not update them during long transfers" }, "continuous traffic stats", opt_other),
     kw("option socket-stats", DF, S, "one stats row per listener", opt_other),
-    kw("option independent-streams", DFB, ENG, "independent read/write timeouts", opt_other),
+    kw("option independent-streams", DFB, S, "sends do not refresh the receiving side's read timeout", opt_other),
     kw("option checkcache", DB, S, "block cacheable responses with cookies", opt_other),
     kw("option persist", DB, S, "keep persistence to a down server", opt_other),
     kw("option transparent", DB, NO, "transparent proxying", opt_other),
