@@ -887,3 +887,29 @@ fn http_error_replies_and_their_errors() {
         assert!(e.contains("t.cfg:8") && e.contains(says), "{rule}: {e}");
     }
 }
+
+/// Rules written after rules of a later stage warn as haproxy 2.6 does (recorded with
+/// `haproxy -c`: one warning per line, naming the first later stage found).
+#[test]
+fn misplaced_rules_warn_like_haproxy() {
+    let l = ok(&format!(
+        "{T}frontend f\n bind :80\n redirect location /x if {{ path /r }}\n http-request set-header A 1\n use_backend b if {{ path /b }}\n http-request set-header B 1\n tcp-request content accept\n http-request deny if {{ path /d }}\n redirect location /y if {{ path /s }}\n default_backend b\nbackend b\n use-server s1 if {{ path /u }}\n http-request set-header C 1\n server s1 127.0.0.1:2\n"
+    ));
+    let got: Vec<String> = l
+        .warnings
+        .iter()
+        .filter(|w| w.level == Level::Warning && w.message.contains("placed after"))
+        .map(|w| format!("{}: {}", w.line - 6, w.message))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            "3: a 'http-request' rule placed after a 'redirect' rule will still be processed before.",
+            "5: a 'http-request' rule placed after a 'redirect' rule will still be processed before.",
+            "6: a 'tcp-request' rule placed after an 'http-request' rule will still be processed before.",
+            "7: a 'http-request' rule placed after a 'redirect' rule will still be processed before.",
+            "8: a 'redirect' rule placed after a 'use_backend' rule will still be processed before.",
+            "12: a 'http-request' rule placed after a 'use-server' rule will still be processed before.",
+        ]
+    );
+}

@@ -141,6 +141,23 @@ pub enum Method {
 }
 
 impl Method {
+    /// The token of a known method (`None` for [`Method::Other`], whose bytes are in the
+    /// request).
+    pub fn token(self) -> Option<&'static [u8]> {
+        Some(match self {
+            Method::Get => b"GET",
+            Method::Head => b"HEAD",
+            Method::Post => b"POST",
+            Method::Put => b"PUT",
+            Method::Delete => b"DELETE",
+            Method::Connect => b"CONNECT",
+            Method::Options => b"OPTIONS",
+            Method::Trace => b"TRACE",
+            Method::Patch => b"PATCH",
+            Method::Other => return None,
+        })
+    }
+
     /// Classify a method token.
     pub fn from_bytes(m: &[u8]) -> Method {
         match m {

@@ -300,6 +300,10 @@ fn lines_that_cannot_be_sent_are_counted_as_dropped() {
         origin.addr()
     );
     let _p = start(&cfg, &dir, "r.cfg", &[front], false);
+    // The runtime socket may appear after the listeners (the control shard makes it).
+    assert!(ringlb_testkit::wait_until(Duration::from_secs(10), || {
+        std::os::unix::net::UnixStream::connect(&sock).is_ok()
+    }));
     let dropped = || -> u64 {
         let mut s = std::os::unix::net::UnixStream::connect(&sock).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

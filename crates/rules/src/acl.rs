@@ -18,6 +18,8 @@ use crate::sample::Sample;
 #[derive(Debug, Clone)]
 pub struct CompiledAcl {
     pub name: String,
+    /// The ACL keyword as written (`path_beg`, `req.hdr`), for messages.
+    pub keyword: Box<str>,
     pub expr: Expr,
     pub pats: Patterns,
     /// How the patterns were built when some came from `-f` files (HAProxy's pattern
@@ -216,6 +218,7 @@ pub fn compile_acl(acl: &Acl, env: &dyn FetchEnv) -> Result<CompiledAcl, Compile
     });
     Ok(CompiledAcl {
         name: acl.name.clone(),
+        keyword: acl.sample.fetch.as_str().into(),
         expr,
         pats,
         source,
@@ -334,6 +337,18 @@ pub struct Compiler<'e> {
     env: &'e dyn FetchEnv,
     set: AclSet,
     named: HashMap<String, Vec<usize>>,
+    /// The kind of rule whose conditions are being compiled (see [`Compiler::set_context`]).
+    context: Option<RuleContext>,
+    /// Warnings about conditions that can never match, as haproxy gives them.
+    warnings: Vec<CompileError>,
+}
+
+/// Which message an HTTP rule's conditions read, and haproxy's name for such a rule
+/// (`frontend http-response header rule`).
+#[derive(Debug, Clone)]
+pub struct RuleContext {
+    pub response: bool,
+    pub label: String,
 }
 
 impl std::fmt::Debug for Compiler<'_> {
@@ -350,7 +365,80 @@ impl<'e> Compiler<'e> {
             env,
             set: AclSet::default(),
             named: HashMap::new(),
+            context: None,
+            warnings: Vec::new(),
         }
+    }
+
+    /// The rule kind the next conditions belong to (`None`: no availability check). An ACL
+    /// reading what that rule cannot see never matches, with haproxy's warning.
+    pub fn set_context(&mut self, context: Option<RuleContext>) {
+        self.context = context;
+    }
+
+    /// Whether a sample expression of the current rule kind can read what it needs.
+    pub fn can_read(&self, e: &crate::expr::Expr) -> bool {
+        self.context
+            .as_ref()
+            .is_none_or(|ctx| e.fetch.needs().available(ctx.response))
+    }
+
+    /// The warnings gathered so far.
+    pub fn take_warnings(&mut self) -> Vec<CompileError> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Drops from `acls` those that read data the current rule kind cannot see, warning as
+    /// haproxy does (once per condition, `warned`): an anonymous ACL, a named one whose lines
+    /// all do, or only some of them.
+    fn keep_available(
+        &mut self,
+        acls: Vec<usize>,
+        named: Option<&str>,
+        at: (&Loc, &str),
+        warned: &mut bool,
+    ) -> Vec<usize> {
+        let (loc, kw) = at;
+        let Some(ctx) = &self.context else {
+            return acls;
+        };
+        let unavailable: Vec<usize> = acls
+            .iter()
+            .copied()
+            .filter(|&i| {
+                self.set
+                    .acls
+                    .get(i)
+                    .is_some_and(|a| !a.expr.fetch.needs().available(ctx.response))
+            })
+            .collect();
+        if unavailable.is_empty() {
+            return acls;
+        }
+        let keyword = |i: usize| self.set.acls.get(i).map_or("", |a| &*a.keyword).to_string();
+        let msg = match named {
+            None => format!(
+                "anonymous acl will never match because it uses keyword '{}' which is incompatible with '{}'",
+                keyword(unavailable[0]),
+                ctx.label
+            ),
+            Some(n) if unavailable.len() == acls.len() => format!(
+                "acl '{n}' will never match because it only involves keywords that are incompatible with '{}'",
+                ctx.label
+            ),
+            Some(n) => format!(
+                "acl '{n}' involves keywords '{}' which is incompatible with '{}'",
+                keyword(unavailable[0]),
+                ctx.label
+            ),
+        };
+        if !*warned {
+            *warned = true;
+            self.warnings.push(CompileError::new(loc, kw, msg));
+        }
+        acls.into_iter()
+            .filter(|i| !unavailable.contains(i))
+            .collect()
     }
 
     pub fn env(&self) -> &'e dyn FetchEnv {
@@ -400,14 +488,19 @@ impl<'e> Compiler<'e> {
     /// Compiles a condition; `kw` names the directive for errors.
     pub fn condition(&mut self, c: &Condition, loc: &Loc, kw: &str) -> Result<Cond, CompileError> {
         let mut terms = Vec::with_capacity(c.terms.len());
+        let mut warned = false;
         for and in &c.terms {
             let mut out = Vec::with_capacity(and.len());
             for t in and {
                 let acls = match &t.acl {
-                    AclRef::Named(n) => self.resolve(n, loc, kw)?,
+                    AclRef::Named(n) => {
+                        let acls = self.resolve(n, loc, kw)?;
+                        self.keep_available(acls, Some(n), (loc, kw), &mut warned)
+                    }
                     AclRef::Anonymous(a) => {
                         let c = compile_acl(a, self.env)?;
-                        vec![self.push(c)]
+                        let acls = vec![self.push(c)];
+                        self.keep_available(acls, None, (loc, kw), &mut warned)
                     }
                 };
                 out.push(CondTerm {

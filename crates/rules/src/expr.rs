@@ -12,6 +12,8 @@ use crate::sample::Sample;
 pub struct Expr {
     pub fetch: Fetch,
     pub convs: Vec<Conv>,
+    /// The fetch keyword as written (`path`, `req.hdr`), for messages.
+    pub keyword: Box<str>,
 }
 
 impl Expr {
@@ -23,7 +25,11 @@ impl Expr {
             .iter()
             .map(|c| Conv::compile(&c.name, &c.args))
             .collect::<Result<_, _>>()?;
-        Ok(Expr { fetch, convs })
+        Ok(Expr {
+            fetch,
+            convs,
+            keyword: e.fetch.as_str().into(),
+        })
     }
 
     /// Parses and compiles expression text (the body of `%[...]`, a `set-var` expression),

@@ -180,6 +180,83 @@ pub enum Fetch {
 }
 
 /// How a header value becomes a sample.
+/// What a fetch reads, which decides the rules it can serve (haproxy's `SMP_USE_*` classes,
+/// reduced to what the HTTP rule contexts tell apart).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// The connection, internal state, or request facts kept for the whole transaction
+    /// (method, captures).
+    Any,
+    /// The request's headers, URI or body: gone once the response is processed.
+    RequestHeaders,
+    /// The response's status line.
+    Response,
+    /// The response's headers or body.
+    ResponseHeaders,
+}
+
+impl Needs {
+    /// haproxy's name for the data, in its messages.
+    pub fn what(self) -> &'static str {
+        match self {
+            Needs::Any => "anything",
+            Needs::RequestHeaders => "HTTP request headers",
+            Needs::Response => "HTTP response",
+            Needs::ResponseHeaders => "HTTP response headers",
+        }
+    }
+
+    /// Whether a rule running on the response (`response`) or on the request can read it.
+    pub fn available(self, response: bool) -> bool {
+        match self {
+            Needs::Any => true,
+            Needs::RequestHeaders => !response,
+            Needs::Response | Needs::ResponseHeaders => response,
+        }
+    }
+}
+
+impl Fetch {
+    /// What this fetch reads (`hdr()` and `cook()` in a sample expression follow the rule's
+    /// direction, so they need nothing in particular; ACLs resolve them to the request).
+    pub fn needs(&self) -> Needs {
+        use Fetch as F;
+        match self {
+            F::Path
+            | F::Pathq
+            | F::Url
+            | F::Base
+            | F::Baseq
+            | F::Hash32 { .. }
+            | F::Query
+            | F::UrlIp
+            | F::UrlPort
+            | F::UrlParam { .. }
+            | F::BodyParam { .. }
+            | F::Hdrs
+            | F::ReqVer
+            | F::ReqBody
+            | F::BodyLen
+            | F::BodySize
+            | F::HttpAuth { .. }
+            | F::HttpAuthUser
+            | F::HttpAuthPass
+            | F::HttpAuthType => Needs::RequestHeaders,
+            F::Hdr { side, .. }
+            | F::HdrCnt { side, .. }
+            | F::Cook { side, .. }
+            | F::CookCnt { side, .. } => match side {
+                Side::Req => Needs::RequestHeaders,
+                Side::Res => Needs::ResponseHeaders,
+                Side::Auto => Needs::Any,
+            },
+            F::ResVer | F::ResBody => Needs::ResponseHeaders,
+            F::Status => Needs::Response,
+            _ => Needs::Any,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HdrConv {
     Str,

@@ -273,6 +273,16 @@ pub struct LogFormat {
     nodes: Vec<Node>,
 }
 
+impl LogFormat {
+    /// The sample expressions (`%[...]`) of the format.
+    pub fn exprs(&self) -> impl Iterator<Item = &Expr> {
+        self.nodes.iter().filter_map(|n| match n {
+            Node::Expr(e, _) => Some(&**e),
+            _ => None,
+        })
+    }
+}
+
 fn closing_bracket(s: &[u8]) -> Option<usize> {
     let (mut depth, mut quote) = (0i32, None::<u8>);
     for (i, &c) in s.iter().enumerate() {

@@ -210,6 +210,9 @@ pub enum TcpVerdict {
 #[derive(Debug, Clone, Default)]
 pub struct ProxyRules {
     pub name: String,
+    /// Conditions that can never match (an ACL reading what its rule cannot see), with
+    /// haproxy's warning for each.
+    pub warnings: Vec<CompileError>,
     pub acls: AclSet,
     pub http_request: RuleList,
     pub http_response: RuleList,
@@ -460,12 +463,27 @@ pub fn compile_use_server(
     })
 }
 
+/// The rule kind whose conditions are compiled next, named as haproxy names it.
+fn context(side: &str, response: bool, rule: &str) -> crate::acl::RuleContext {
+    crate::acl::RuleContext {
+        response,
+        label: format!("{side} {rule}"),
+    }
+}
+
 impl ProxyRules {
     /// Compiles a frontend's rules.
     pub fn frontend(fe: &Frontend, cfg: &Config) -> Result<ProxyRules, CompileError> {
         let env = Userlists(&cfg.userlists);
         let mut c = Compiler::new(&env);
         c.add_acls(&fe.acls)?;
+        // haproxy names a `listen` section's response rules after its backend half.
+        let resp_side = if cfg.backend(&fe.name).is_some() {
+            "backend"
+        } else {
+            "frontend"
+        };
+        c.set_context(Some(context("frontend", false, "http-request header rule")));
         let mut http_request = compile_http_rules(&mut c, &fe.http_request, false)?;
         http_request.default_realm(&fe.name);
         // As haproxy: server/tunnel timeouts belong to backends (a `listen` has both halves).
@@ -485,14 +503,17 @@ impl ProxyRules {
                 ));
             }
         }
+        c.set_context(Some(context(resp_side, true, "http-response header rule")));
         let http_response = compile_http_rules(&mut c, &fe.http_response, true)?;
         let http_after_response =
             compile_rules_as(&mut c, &fe.http_after_response, true, "http-after-response")?;
+        c.set_context(Some(context("frontend", false, "use-backend rule")));
         let use_backends = fe
             .use_backends
             .iter()
             .map(|u| compile_use_backend(&mut c, u))
             .collect::<Result<_, _>>()?;
+        c.set_context(None);
         let mut tcp = Vec::new();
         for r in &fe.tcp_request {
             tcp.extend(tcp_rule(&mut c, r)?);
@@ -506,7 +527,9 @@ impl ProxyRules {
                 .map(|f| LogFormat::parse(f, &env).map_err(|e| CompileError::new(&fe.loc, kw, e)))
                 .transpose()
         };
+        let warnings = c.take_warnings();
         Ok(ProxyRules {
+            warnings,
             name: fe.name.clone(),
             unique_id_format: lf(&fe.unique_id_format, "unique-id-format")?,
             log_format: lf(&fe.log_format, "log-format")?,
@@ -533,11 +556,17 @@ impl ProxyRules {
         let env = Userlists(&cfg.userlists);
         let mut c = Compiler::new(&env);
         c.add_acls(&be.acls)?;
+        // A `listen` section's rules are checked once, with its frontend half.
+        let listen = cfg.frontend(&be.name).is_some();
+        let ctx = |response, rule| (!listen).then(|| context("backend", response, rule));
+        c.set_context(ctx(false, "http-request header rule"));
         let mut http_request = compile_http_rules(&mut c, &be.http_request, false)?;
         http_request.default_realm(&be.name);
+        c.set_context(ctx(true, "http-response header rule"));
         let http_response = compile_http_rules(&mut c, &be.http_response, true)?;
         let http_after_response =
             compile_rules_as(&mut c, &be.http_after_response, true, "http-after-response")?;
+        c.set_context(None);
         let mut tcp = Vec::new();
         for r in &be.tcp_request {
             let rule = tcp_rule(&mut c, r)?;
@@ -571,6 +600,7 @@ impl ProxyRules {
             });
         }
         Ok(ProxyRules {
+            warnings: c.take_warnings(),
             name: be.name.clone(),
             acls: c.finish(),
             http_request,

@@ -293,7 +293,19 @@ pub struct RuleList {
 }
 
 fn lf(c: &Compiler<'_>, s: &str, loc: &Loc, kw: &str) -> Result<LogFormat, CompileError> {
-    LogFormat::parse(s, c.env()).map_err(|e| CompileError::new(loc, kw, e))
+    let f = LogFormat::parse(s, c.env()).map_err(|e| CompileError::new(loc, kw, e))?;
+    if let Some(e) = f.exprs().find(|e| !c.can_read(e)) {
+        return Err(CompileError::new(
+            loc,
+            kw,
+            format!(
+                "sample fetch <{}> may not be reliably used here because it needs '{}' which is not available here.",
+                e.keyword,
+                e.fetch.needs().what()
+            ),
+        ));
+    }
+    Ok(f)
 }
 
 fn compile_reply(
@@ -681,9 +693,16 @@ pub fn compile_rules_as(
             HttpAction::SetPath { fmt } => Action::SetPath(lf(c, fmt, loc, kw)?),
             HttpAction::SetVar { var, expr } => {
                 crate::conv::check_settable_var(var).map_err(e)?;
+                let expr = Expr::parse(expr, env).map_err(e)?;
+                if !c.can_read(&expr) {
+                    return Err(e(format!(
+                        "fetch method 'set-var({var})' extracts information from '{}', none of which is available here.",
+                        expr.fetch.needs().what()
+                    )));
+                }
                 Action::SetVar {
                     name: var.as_str().into(),
-                    expr: Expr::parse(expr, env).map_err(e)?,
+                    expr,
                 }
             }
             HttpAction::TrackSc { slot, key, table } => Action::TrackSc {

@@ -454,7 +454,10 @@ pub fn response_rules(
             .and_then(|bi| ctx.state.server(bi, server))
             .map(|s| std::borrow::Cow::Owned(s.rt.name.clone())),
     };
-    let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
+    // The request's method stays known while its response is processed (haproxy keeps it:
+    // `method` works in `http-response` rules); its headers and URI do not.
+    let req = ringlb_rules::HttpMessage::request(method.token().unwrap_or_default(), b"", b"");
+    let mut txn = ringlb_rules::Txn::new(req);
     txn.res = Some(msg);
     txn.vars = vars.clone();
     let mut host = crate::rules::Host {

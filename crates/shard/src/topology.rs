@@ -557,6 +557,7 @@ pub struct TopologyError {
 impl Topology {
     pub fn from_config(cfg: &Config) -> Result<Topology, Vec<TopologyError>> {
         let mut errors = Vec::new();
+        let mut rule_warnings = Vec::new();
         let backends: Vec<BackendRt> = cfg
             .backends
             .iter()
@@ -566,7 +567,11 @@ impl Topology {
                 if rt.fullconn == 0 {
                     rt.fullconn = default_fullconn(cfg, &b.name);
                 }
-                rt.rules = compiled(ringlb_rules::ProxyRules::backend(b, cfg), &mut errors);
+                rt.rules = compiled(
+                    ringlb_rules::ProxyRules::backend(b, cfg),
+                    &mut errors,
+                    &mut rule_warnings,
+                );
                 server_tls(b, cfg, &mut rt, &mut errors);
                 rt.stats_page = b
                     .stats
@@ -797,7 +802,11 @@ impl Topology {
                         .as_ref()
                         .filter(|s| s.enabled || s.uri.is_some())
                         .and_then(|s| stats_page(s, &f.name, &f.acls, &f.loc, cfg, &mut errors)),
-                    rules: compiled(ringlb_rules::ProxyRules::frontend(f, cfg), &mut errors),
+                    rules: compiled(
+                        ringlb_rules::ProxyRules::frontend(f, cfg),
+                        &mut errors,
+                        &mut rule_warnings,
+                    ),
                     errors: Arc::new(error_files(&f.errorfiles)),
                 }
             })
@@ -842,7 +851,11 @@ impl Topology {
             proxies,
             env: std::env::vars().collect(),
             tls_shared,
-            warnings,
+            warnings: {
+                rule_warnings.sort_by_key(|w| w.loc.line);
+                warnings.append(&mut rule_warnings);
+                warnings
+            },
             frontends,
             backends,
             tune: Tune {
@@ -1772,9 +1785,14 @@ fn cookie_rt(c: &model::Cookie, persist: bool) -> CookieRt {
 fn compiled(
     r: Result<ringlb_rules::ProxyRules, ringlb_rules::CompileError>,
     errors: &mut Vec<TopologyError>,
+    warnings: &mut Vec<TopologyError>,
 ) -> Option<ringlb_rules::ProxyRules> {
     match r {
-        Ok(p) => {
+        Ok(mut p) => {
+            warnings.extend(p.warnings.drain(..).map(|w| TopologyError {
+                loc: w.loc,
+                message: w.msg,
+            }));
             let work = !p.http_request.rules.is_empty()
                 || !p.http_response.rules.is_empty()
                 || !p.http_after_response.rules.is_empty()

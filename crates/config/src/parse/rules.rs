@@ -31,7 +31,6 @@ const fn a(name: &'static str, status: Status, doc: &'static str) -> Action {
 }
 
 const S: Status = Status::Supported;
-const RUL: Status = Status::Parsed { issue: 6 };
 const STK: Status = Status::Supported;
 const NO: Status = Status::Unsupported;
 /// Rewrites in ringlb do not fail for want of buffer space: nothing for strict mode to relax.
@@ -190,7 +189,6 @@ pub static HTTP_RESPONSE_ACTIONS: &[Action] = &[
         "IP_TOS / IPV6_TCLASS on the client socket (HTTP/1 and h2 clients)",
     ),
     a("set-nice", NICE, "change the stream priority"),
-    a("set-timeout", RUL, "change timeouts"),
     a("silent-drop", S, "close without answering"),
     a("strict-mode", STRICT, "toggle strict rewriting"),
     a("track-sc0", STK, "track a key in stick counter 0"),
@@ -279,6 +277,7 @@ pub fn use_backend(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             l.arg(2)
         ));
     }
+    warn_misplaced(k, p, l, Stage::UseServer);
     let cond = parse_condition(k, p, l, 2)?;
     let backend = l.arg(1).to_string();
     if backend.contains("%[") {
@@ -294,8 +293,82 @@ pub fn use_backend(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     Ok(())
 }
 
+/// The stages a proxy runs its request rules in, in order (haproxy's
+/// `warnif_misplaced_*`): a rule written after one of a later stage still runs before it.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Stage {
+    TcpSession,
+    TcpContent,
+    Monitor,
+    HttpRequest,
+    Redirect,
+    UseBackend,
+    UseServer,
+}
+
+impl Stage {
+    const ALL: [Stage; 7] = [
+        Stage::TcpSession,
+        Stage::TcpContent,
+        Stage::Monitor,
+        Stage::HttpRequest,
+        Stage::Redirect,
+        Stage::UseBackend,
+        Stage::UseServer,
+    ];
+
+    /// How haproxy's warning names a rule of this stage.
+    fn named(self) -> &'static str {
+        match self {
+            Stage::TcpSession => "a 'tcp-request session'",
+            Stage::TcpContent => "a 'tcp-request content'",
+            Stage::Monitor => "a 'monitor fail'",
+            Stage::HttpRequest => "an 'http-request'",
+            Stage::Redirect => "a 'redirect'",
+            Stage::UseBackend => "a 'use_backend'",
+            Stage::UseServer => "a 'use-server'",
+        }
+    }
+
+    /// Whether the proxy already has a rule of this stage.
+    fn present(self, p: &ProxyDraft) -> bool {
+        match self {
+            Stage::TcpSession => p
+                .tcp_request
+                .iter()
+                .any(|r| r.phase == "tcp-request session"),
+            Stage::TcpContent => p
+                .tcp_request
+                .iter()
+                .any(|r| r.phase == "tcp-request content"),
+            Stage::Monitor => !p.monitor_fail.is_empty(),
+            Stage::HttpRequest => p.http_request.len() > p.legacy_redirects,
+            Stage::Redirect => p.legacy_redirects > 0,
+            Stage::UseBackend => !p.use_backends.is_empty(),
+            Stage::UseServer => p
+                .server_rules
+                .iter()
+                .any(|r| r.kind == ServerRuleKind::UseServer),
+        }
+    }
+}
+
+/// Warns, as haproxy does, when the line's rule follows a rule of a later stage (the first
+/// such stage from `later` on).
+fn warn_misplaced(k: &mut KwCx<'_>, p: &ProxyDraft, l: &Line, later: Stage) {
+    if let Some(s) = Stage::ALL.iter().find(|s| **s >= later && s.present(p)) {
+        let msg = format!(
+            "a '{}' rule placed after {} rule will still be processed before.",
+            l.arg(0),
+            s.named()
+        );
+        k.cx.warn(&l.loc, k.name, msg);
+    }
+}
+
 /// `http-request <action> [args] [if|unless cond]`.
 pub fn http_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
+    warn_misplaced(k, p, l, Stage::Redirect);
     let mut rule = http_rule(k, p, l, HTTP_REQUEST_ACTIONS)?;
     capture_slot(p, &mut rule)?;
     // Before the old-style `redirect` rules, which haproxy runs last.
@@ -755,6 +828,14 @@ pub fn tcp_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             l.arg(0)
         ));
     }
+    if l.arg(0) == "tcp-request" {
+        match phase.as_str() {
+            "connection" => warn_misplaced(k, p, l, Stage::TcpSession),
+            "session" => warn_misplaced(k, p, l, Stage::TcpContent),
+            "content" => warn_misplaced(k, p, l, Stage::Monitor),
+            _ => {}
+        }
+    }
     let end = cond_start(l, 3);
     let args: Vec<String> = (3..end).map(|i| l.arg(i).to_string()).collect();
     if base.starts_with("track-sc") {
@@ -775,6 +856,7 @@ pub fn tcp_request(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
 pub fn redirect(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     let end = cond_start(l, 1);
     let args: Vec<String> = (1..end).map(|i| l.arg(i).to_string()).collect();
+    warn_misplaced(k, p, l, Stage::UseBackend);
     let mut r = parse_redirect(&args)?;
     // The old keyword takes its location verbatim (no log-format): `%` stays a `%`.
     r.to = r.to.replace('%', "%%");
@@ -811,6 +893,7 @@ pub fn generic_cond(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         ));
     }
     if k.name == "monitor fail" {
+        warn_misplaced(k, p, l, Stage::HttpRequest);
         if let Some(c) = cond {
             p.monitor_fail.push((l.loc.clone(), c));
         }
