@@ -10,22 +10,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use ringlb_testkit::{
-    free_addr, haproxy_available, send_raw_reply, Haproxy, Origin, Ringlb, TempDir,
+    free_addr, haproxy_required, send_raw_reply, Haproxy, Origin, Ringlb, TempDir,
 };
 
 const T: Duration = Duration::from_secs(10);
-
-/// Whether haproxy is here (it must be in CI).
-fn have_haproxy() -> bool {
-    if haproxy_available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "haproxy is required in CI"
-    );
-    false
-}
 
 /// Starts `who` ("ringlb" or "haproxy") on the config `cfg(bind)` and runs `f(bind)` against it.
 fn with_proxy<R>(
@@ -101,7 +89,7 @@ fn maxqueue_config(fe: SocketAddr, s1: SocketAddr) -> String {
 /// two others find the queue full and get a 503 at once (haproxy's `SRV_STATUS_FULL`).
 #[test]
 fn maxqueue_full_server_queue_answers_503_like_haproxy() {
-    if !have_haproxy() {
+    if !haproxy_required() {
         return;
     }
     let s1 = Origin::start("s1");
@@ -126,7 +114,7 @@ fn maxqueue_full_server_queue_answers_503_like_haproxy() {
 /// request sent to one server, by persistence, goes to that server's queue). All four are served.
 #[test]
 fn maxqueue_does_not_bound_the_backend_queue_like_haproxy() {
-    if !have_haproxy() {
+    if !haproxy_required() {
         return;
     }
     let s1 = Origin::start("s1");
@@ -160,7 +148,7 @@ fn postonly_config(fe: SocketAddr, s1: SocketAddr) -> String {
 /// PUT and a POST whose cookie already names a valid server get none.
 #[test]
 fn cookie_postonly_sets_the_cookie_on_post_only_like_haproxy() {
-    if !have_haproxy() {
+    if !haproxy_required() {
         return;
     }
     let s1 = Origin::start("s1");
@@ -238,7 +226,7 @@ fn backup_counts(fe: SocketAddr, n: usize) -> Vec<(String, usize)> {
 /// without it only the first backup serves.
 #[test]
 fn allbackups_shares_the_load_between_backups_like_haproxy() {
-    if !have_haproxy() {
+    if !haproxy_required() {
         return;
     }
     let (b1, b2) = (Origin::start("b1"), Origin::start("b2"));
@@ -277,7 +265,7 @@ fn minconn_config(fe: SocketAddr, s1: SocketAddr, fullconn: u32) -> String {
 /// limit reaches `maxconn` 2: two at once, then the two queued ones at 2 s, all served.
 #[test]
 fn minconn_and_fullconn_scale_the_limit_like_haproxy() {
-    if !have_haproxy() {
+    if !haproxy_required() {
         return;
     }
     let s1 = Origin::start("s1");

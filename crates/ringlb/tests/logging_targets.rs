@@ -11,23 +11,11 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::Duration;
 
 use ringlb_testkit::{
-    bin_path, free_addr, haproxy_available, http_get, wait_until, write_config, ChildGuard,
-    Haproxy, Origin, Ringlb, TempDir,
+    bin_path, free_addr, haproxy_required, http_get, wait_until, write_config, ChildGuard, Haproxy,
+    Origin, Ringlb, TempDir,
 };
 
 const T: Duration = Duration::from_secs(10);
-
-/// Whether haproxy is here (it must be in CI).
-fn have_haproxy() -> bool {
-    if haproxy_available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "haproxy is required in CI"
-    );
-    false
-}
 
 fn udp_listener() -> (UdpSocket, SocketAddr) {
     let s = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -201,7 +189,7 @@ fn capture_formats(who: &str, origin: &Origin, dir: &TempDir) -> Captured {
 
 #[test]
 fn every_format_and_len_frame_lines_as_haproxy() {
-    if !have_haproxy() {
+    if !haproxy_required() {
         eprintln!("skipped: no haproxy");
         return;
     }
@@ -294,7 +282,7 @@ fn capture_hostname(who: &str, global: &str, origin: &Origin, dir: &TempDir) -> 
 
 #[test]
 fn log_send_hostname_switches_to_rfc3164_with_the_host_as_haproxy() {
-    if !have_haproxy() {
+    if !haproxy_required() {
         eprintln!("skipped: no haproxy");
         return;
     }
@@ -320,7 +308,7 @@ fn log_send_hostname_switches_to_rfc3164_with_the_host_as_haproxy() {
 
 #[test]
 fn log_len_below_80_is_refused_as_by_haproxy() {
-    if !have_haproxy() {
+    if !haproxy_required() {
         eprintln!("skipped: no haproxy");
         return;
     }

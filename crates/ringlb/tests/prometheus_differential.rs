@@ -12,23 +12,11 @@ use std::time::Duration;
 
 use ringlb_stats::promtext::{self as prom, Exposition};
 use ringlb_testkit::{
-    curl, free_addr, haproxy_available, http_get, send_raw_reply, wait_until, write_config,
+    curl, free_addr, haproxy_required, http_get, send_raw_reply, wait_until, write_config,
     ChildGuard, Conn, Haproxy, Origin, Origins, RawEnd, RawReply, Ringlb, TempDir,
 };
 
 const T: Duration = Duration::from_secs(10);
-
-/// Whether haproxy is here (it must be in CI).
-fn have_haproxy() -> bool {
-    if haproxy_available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "haproxy is required in CI"
-    );
-    false
-}
 
 /// Families only ringlb exposes, on purpose: `haproxy_backend_up` comes from the separate
 /// haproxy_exporter (the guide's alerts use it), `haproxy_backend_queue_current` is the
@@ -347,7 +335,7 @@ fn differences(theirs: &Exposition, ours: &Exposition) -> Vec<String> {
 
 #[test]
 fn same_config_and_traffic_give_the_same_metrics_as_haproxy() {
-    if !have_haproxy() {
+    if !haproxy_required() {
         eprintln!("skipped: no haproxy");
         return;
     }
@@ -471,7 +459,7 @@ fn without_helpers(mut exp: Exposition, polls: f64) -> Exposition {
 
 #[test]
 fn tcp_listen_listeners_keep_alive_and_scopes_match_haproxy() {
-    if !have_haproxy() {
+    if !haproxy_required() {
         eprintln!("skipped: no haproxy");
         return;
     }
@@ -561,7 +549,7 @@ fn scrape_errors(who: &str) -> String {
 
 #[test]
 fn empty_malformed_and_timed_out_requests_count_as_in_haproxy() {
-    if !have_haproxy() {
+    if !haproxy_required() {
         eprintln!("skipped: no haproxy");
         return;
     }

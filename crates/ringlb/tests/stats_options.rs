@@ -12,21 +12,9 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 
 use ringlb_testkit::{
-    free_addr, haproxy_available, http_get, write_config, ChildGuard, Haproxy, Origin, Ringlb,
+    free_addr, haproxy_required, http_get, write_config, ChildGuard, Haproxy, Origin, Ringlb,
     TempDir,
 };
-
-/// Whether haproxy is here (it must be in CI).
-fn have_haproxy() -> bool {
-    if haproxy_available() {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "haproxy is required in CI"
-    );
-    false
-}
 
 struct Binds {
     fe: SocketAddr,
@@ -221,7 +209,7 @@ fn run(who: &str, origin: &Origin, dir: &TempDir) -> Vec<(&'static str, Seen)> {
 
 #[test]
 fn stats_auth_realm_hide_version_scope_and_legends_as_in_haproxy() {
-    if !have_haproxy() {
+    if !haproxy_required() {
         eprintln!("skipped: no haproxy");
         return;
     }
