@@ -417,7 +417,7 @@ fn ms(d: Duration) -> u64 {
 pub struct Update {
     /// Its new address.
     pub addr: Option<IpAddr>,
-    /// Into (`Some(reason)`) resolution maintenance.
+    /// Into (`Some(reason)`) resolution maintenance; the address is forgotten.
     pub enter_maint: Option<&'static str>,
     /// Out of resolution maintenance.
     pub leave_maint: bool,
@@ -451,6 +451,7 @@ impl Requester {
                 Pick::NoIp => {
                     if !self.rmaint {
                         self.rmaint = true;
+                        self.addr = None;
                         up.enter_maint = Some(Status::Valid.maint_reason());
                     }
                 }
@@ -469,6 +470,8 @@ impl Requester {
                 let held = res.last_valid_ms + ms(hold.for_status(*status)) >= now_ms;
                 if !held && !self.rmaint {
                     self.rmaint = true;
+                    // haproxy forgets the address ("changed its IP from (none)" next time).
+                    self.addr = None;
                     up.enter_maint = Some(status.maint_reason());
                 }
             }
@@ -655,10 +658,10 @@ mod tests {
         // NX within `hold nx` (2s) of the last valid answer: held.
         let nx = Outcome::Failed(Status::Nx);
         assert_eq!(srv.apply(&r, &nx, 2010, &s.hold, &free), Update::default());
-        // Past it: maintenance, the address stays.
+        // Past it: maintenance, the address is forgotten.
         let up = srv.apply(&r, &nx, 2011, &s.hold, &free);
         assert_eq!(up.enter_maint, Some("DNS NX status"));
-        assert_eq!(srv.addr, Some(IpAddr::from([127, 0, 0, 2])));
+        assert_eq!(srv.addr, None);
         // Valid again: out of maintenance.
         let up = srv.apply(
             &r,

@@ -105,14 +105,21 @@ pub fn build(
                             ServerStats {
                                 name: s.name.clone(),
                                 id: st.puid,
-                                addr: st.addr.get().to_string(),
+                                // haproxy shows no address for a server in resolution
+                                // maintenance (it forgets it).
+                                addr: if st.rmaint.get() {
+                                    String::new()
+                                } else {
+                                    st.addr.get().to_string()
+                                },
                                 oper: if st.up.get() {
                                     OperState::Running
                                 } else {
                                     OperState::Stopped
                                 },
                                 admin: StatAdmin {
-                                    maint: admin == AdminState::Maint,
+                                    maint: st.admin_set.get() == AdminState::Maint,
+                                    maint_resolution: st.rmaint.get(),
                                     drain: admin == AdminState::Drain,
                                     ..StatAdmin::default()
                                 },

@@ -852,6 +852,17 @@ impl ChecksHandle {
         spawn_jobs(d, plan.jobs);
     }
 
+    /// Logs lines of other control-shard subsystems (DNS resolution) as the checks' are:
+    /// stderr unless quiet, and the global syslog targets.
+    pub fn log(&self, warnings: Vec<String>, alerts: Vec<String>) {
+        let effects = warnings
+            .into_iter()
+            .map(Effect::Warning)
+            .chain(alerts.into_iter().map(Effect::Alert))
+            .collect();
+        self.0.emit(effects);
+    }
+
     /// `set server B/S addr`: the server's next checks go to `addr`.
     pub fn set_addr(&self, b: usize, s: usize, addr: std::net::SocketAddr) {
         self.0.addrs.borrow_mut().insert((b, s), addr);
