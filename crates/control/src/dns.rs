@@ -499,6 +499,9 @@ fn apply(
             fx.push(Effect::Warning(format!(
                 "Server {bn}/{sn} administratively READY thanks to valid DNS answer."
             )));
+            if let Some(h) = &ctx.checks {
+                h.set_unresolved(plan.backend, plan.server, false);
+            }
             if let Some(mut row) = row_mut(ctx, plan) {
                 row.admin &= !admin::RMAINT;
                 if row.admin & admin::MAINT == 0 {
@@ -507,6 +510,9 @@ fn apply(
             }
         }
         if let Some(reason) = up.enter_maint {
+            if let Some(h) = &ctx.checks {
+                h.set_unresolved(plan.backend, plan.server, true);
+            }
             fx.push(Effect::Msg(ControlMsg::SetServerResolution {
                 backend: plan.backend,
                 server: plan.server,
@@ -695,6 +701,11 @@ pub fn start(ctx: Rc<Ctx>, plan: Plan) -> Rc<Dns> {
             rmaint: sp.addr.is_none(),
         };
         servers.push((sp, req));
+    }
+    if let Some(h) = &ctx.checks {
+        for (p, _) in servers.iter().filter(|(p, _)| p.addr.is_none()) {
+            h.set_unresolved(p.backend, p.server, true);
+        }
     }
     let dns = Rc::new(Dns {
         state: RefCell::new(State { sections, servers }),

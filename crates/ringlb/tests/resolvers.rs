@@ -25,9 +25,9 @@ use ringlb_testkit::{
 const FOLLOW: Duration = Duration::from_secs(15);
 
 /// What the fake DNS server says about `app.internal`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Record {
-    A(Ipv4Addr),
+    A(Vec<Ipv4Addr>),
     Nx,
 }
 
@@ -58,7 +58,8 @@ impl FakeDns {
                     continue;
                 };
                 q.fetch_add(1, Ordering::Relaxed);
-                if let Some(answer) = answer(&buf[..n], *r.lock().unwrap()) {
+                let record = r.lock().unwrap().clone();
+                if let Some(answer) = answer(&buf[..n], &record) {
                     let _ = sock.send_to(&answer, from);
                 }
             }
@@ -87,7 +88,7 @@ impl Drop for FakeDns {
 }
 
 /// The answer to `query`: its id and question echoed, then the header flags and records.
-fn answer(query: &[u8], record: Record) -> Option<Vec<u8>> {
+fn answer(query: &[u8], record: &Record) -> Option<Vec<u8>> {
     // The question: the name's labels up to the root, then type and class.
     let mut i = 12;
     while *query.get(i)? != 0 {
@@ -100,12 +101,15 @@ fn answer(query: &[u8], record: Record) -> Option<Vec<u8>> {
     match (record, qtype) {
         // QR RD RA + NXDOMAIN, one question, nothing else.
         (Record::Nx, _) => m.extend_from_slice(&[0x81, 0x83, 0, 1, 0, 0, 0, 0, 0, 0]),
-        // An A record: pointer to the question's name (offset 12), A, IN, TTL 1, 4 bytes.
-        (Record::A(ip), 1) => {
-            m.extend_from_slice(&[0x81, 0x80, 0, 1, 0, 1, 0, 0, 0, 0]);
+        // A records: each a pointer to the question's name (offset 12), A, IN, TTL 1,
+        // 4 bytes of address.
+        (Record::A(ips), 1) => {
+            m.extend_from_slice(&[0x81, 0x80, 0, 1, 0, ips.len() as u8, 0, 0, 0, 0]);
             m.extend_from_slice(question);
-            m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4]);
-            m.extend_from_slice(&ip.octets());
+            for ip in ips {
+                m.extend_from_slice(&[0xc0, 0x0c, 0, 1, 0, 1, 0, 0, 0, 1, 0, 4]);
+                m.extend_from_slice(&ip.octets());
+            }
             return Some(m);
         }
         // Any other type: NOERROR without answers.
@@ -142,6 +146,11 @@ impl Proxy {
 
     /// `status` and `addr` of be/s1 in `show stat`.
     fn stat(&self) -> (String, String) {
+        self.stat_of("be", "s1")
+    }
+
+    /// As [`Proxy::stat`] for any server.
+    fn stat_of(&self, backend: &str, server: &str) -> (String, String) {
         let csv = self.cli("show stat");
         let mut lines = csv.lines();
         let head: Vec<&str> = lines
@@ -152,7 +161,7 @@ impl Proxy {
             .collect();
         let col = |n: &str| head.iter().position(|h| *h == n).unwrap();
         let row: Vec<&str> = lines
-            .find(|l| l.starts_with("be,s1,"))
+            .find(|l| l.starts_with(&format!("{backend},{server},")))
             .unwrap()
             .split(',')
             .collect();
@@ -161,13 +170,18 @@ impl Proxy {
 
     /// `srv_addr srv_op_state srv_admin_state` and `srv_fqdn srv_port` of be/s1.
     fn state(&self) -> String {
-        let text = self.cli("show servers state be");
-        let row: Vec<&str> = text
-            .lines()
-            .find(|l| l.starts_with(|c: char| c.is_ascii_digit()) && l.contains(" s1 "))
-            .unwrap()
-            .split(' ')
-            .collect();
+        self.state_of("be", "s1")
+    }
+
+    /// As [`Proxy::state`] for any server.
+    fn state_of(&self, backend: &str, server: &str) -> String {
+        let text = self.cli(&format!("show servers state {backend}"));
+        let Some(row) = text.lines().find(|l| {
+            l.starts_with(|c: char| c.is_ascii_digit()) && l.split(' ').nth(3) == Some(server)
+        }) else {
+            return format!("no row in {text}");
+        };
+        let row: Vec<&str> = row.split(' ').collect();
         format!("{} {} {} {} {}", row[4], row[5], row[6], row[17], row[18])
     }
 
@@ -179,10 +193,15 @@ impl Proxy {
 }
 
 fn start(which: &'static str, dns: SocketAddr, port: u16) -> Proxy {
+    start_with(which, |bind, sock, _| config(bind, sock, dns, port))
+}
+
+/// Starts `which` with the configuration `text(bind, socket, dir)` gives.
+fn start_with(which: &'static str, text: impl Fn(SocketAddr, &Path, &Path) -> String) -> Proxy {
     let dir = TempDir::new(&format!("resolvers-{which}"));
     let bind = free_addr();
     let sock = dir.join("admin.sock");
-    let cfg = write_config(&dir, &config(bind, &sock, dns, port));
+    let cfg = write_config(&dir, &text(bind, &sock, dir.path()));
     let guard = if which == "haproxy" {
         Haproxy::start(&cfg, &[bind])
     } else {
@@ -273,7 +292,7 @@ fn servers_follow_their_dns_record_as_in_haproxy() {
     }
 
     // The record appears: traffic goes to 127.0.0.2.
-    dns.set(Record::A(Ipv4Addr::new(127, 0, 0, 2)));
+    dns.set(Record::A(vec![Ipv4Addr::new(127, 0, 0, 2)]));
     for p in &proxies {
         assert!(
             wait_until(FOLLOW, || p.get() == (200, "a".into())),
@@ -296,7 +315,7 @@ fn servers_follow_their_dns_record_as_in_haproxy() {
     }
 
     // The record changes: both move to 127.0.0.3 within a few `timeout resolve`.
-    dns.set(Record::A(Ipv4Addr::new(127, 0, 0, 3)));
+    dns.set(Record::A(vec![Ipv4Addr::new(127, 0, 0, 3)]));
     for p in &proxies {
         assert!(
             wait_until(FOLLOW, || p.get() == (200, "b".into())),
@@ -361,4 +380,91 @@ fn servers_follow_their_dns_record_as_in_haproxy() {
         assert_eq!(mask_numbers(&shows[0]), mask_numbers(&shows[1]));
         assert_eq!(r.cli("show resolvers nope"), h.cli("show resolvers nope"));
     }
+}
+
+/// `server-template` servers sharing one name take different addresses (haproxy's
+/// duplicate-address rule), `init-addr <ip>` and `init-addr last` (state file) give the
+/// address a server has while its nameserver stays silent, and a server with `check` comes
+/// UP once resolved.
+#[test]
+fn init_addr_templates_and_checks_as_in_haproxy() {
+    let port = free_port();
+    let _a = origin("a", [127, 0, 0, 2], port);
+    let _b = origin("b", [127, 0, 0, 3], port);
+    let two = vec![Ipv4Addr::new(127, 0, 0, 2), Ipv4Addr::new(127, 0, 0, 3)];
+    let dns = FakeDns::start(Record::A(two));
+    // A nameserver that never answers: addresses stay what start-up gave them.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let quiet = silent.local_addr().unwrap();
+    let text = |bind: SocketAddr, sock: &Path, dir: &Path| {
+        let state = dir.join("state");
+        std::fs::write(
+            &state,
+            format!("1\n# be_id be_name srv_id srv_name srv_addr srv_op_state srv_admin_state srv_uweight srv_iweight srv_time_since_last_change srv_check_status srv_check_result srv_check_health srv_check_state srv_agent_state bk_f_forced_id srv_f_forced_id srv_fqdn srv_port srvrecord srv_use_ssl srv_check_port srv_check_addr srv_agent_addr srv_agent_port\n5 last 1 s1 127.0.0.3 2 0 1 1 10 1 0 0 0 0 0 0 app.internal {port} - 0 0 - - 0\n"),
+        )
+        .unwrap();
+        format!(
+            "global\n    stats socket {} level admin\n    server-state-file {}\n\
+             resolvers dns\n    nameserver ns1 {}\n    timeout resolve 500ms\n    timeout retry 300ms\n\
+             resolvers silent\n    nameserver ns1 {quiet}\n    timeout resolve 500ms\n    timeout retry 300ms\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+             frontend fe\n    bind {bind}\n    default_backend tpl\n\
+             backend tpl\n    server-template srv 2 app.internal:{port} resolvers dns init-addr none resolve-prefer ipv4\n\
+             backend chk\n    server s1 app.internal:{port} resolvers dns init-addr none resolve-prefer ipv4 check inter 300ms\n\
+             backend fixed\n    server s1 app.internal:{port} resolvers silent init-addr 127.0.0.3 resolve-prefer ipv4\n\
+             backend last\n    load-server-state-from-file global\n    server s1 app.internal:{port} resolvers silent init-addr last,none resolve-prefer ipv4\n",
+            sock.display(),
+            state.display(),
+            dns.addr,
+        )
+    };
+    let mut proxies = vec![start_with("ringlb", text)];
+    if haproxy_available() {
+        proxies.push(start_with("haproxy", text));
+    }
+    let resolved = |p: &Proxy| {
+        ["srv1", "srv2"]
+            .iter()
+            .all(|s| !p.state_of("tpl", s).starts_with('-'))
+            && !p.state_of("chk", "s1").starts_with('-')
+    };
+    let mut seen = Vec::new();
+    for p in &proxies {
+        assert!(
+            wait_until(FOLLOW, || resolved(p)),
+            "{}: templates never resolved",
+            p.name
+        );
+        let got = [
+            p.state_of("tpl", "srv1"),
+            p.state_of("tpl", "srv2"),
+            p.state_of("fixed", "s1"),
+            p.state_of("last", "s1"),
+        ];
+        // Two servers, two answers: one each.
+        assert_ne!(
+            got[0].split(' ').next(),
+            got[1].split(' ').next(),
+            "{}: {got:?}",
+            p.name
+        );
+        assert_eq!(
+            got[2],
+            format!("127.0.0.3 2 0 app.internal {port}"),
+            "{}",
+            p.name
+        );
+        assert!(got[3].starts_with("127.0.0.3 2 0 "), "{}: {got:?}", p.name);
+        assert!(
+            wait_until(FOLLOW, || p.stat_of("chk", "s1").0 == "UP"),
+            "{}: chk/s1 {:?}",
+            p.name,
+            p.stat_of("chk", "s1")
+        );
+        seen.push(got);
+    }
+    if let [r, h] = &seen[..] {
+        assert_eq!(r, h);
+    }
+    drop(silent);
 }
