@@ -135,7 +135,7 @@ struct Proxy {
     name: &'static str,
     bind: SocketAddr,
     sock: PathBuf,
-    _guard: ChildGuard,
+    guard: ChildGuard,
     _dir: TempDir,
 }
 
@@ -185,6 +185,19 @@ impl Proxy {
         format!("{} {} {} {} {}", row[4], row[5], row[6], row[17], row[18])
     }
 
+    /// Its log lines about `server` (stderr), without the level and pid prefix.
+    fn log_lines(&self, server: &str) -> Vec<String> {
+        self.guard
+            .stderr()
+            .lines()
+            .filter(|l| l.contains(server) || l.contains("has no server available"))
+            .filter_map(|l| {
+                l.split_once(") : ")
+                    .map(|(lvl, m)| format!("{} {m}", lvl.split_whitespace().next().unwrap_or("")))
+            })
+            .collect()
+    }
+
     /// The status of a GET, and the answering origin.
     fn get(&self) -> (u16, String) {
         let r = http_get(self.bind, "/", &[]).unwrap();
@@ -212,7 +225,7 @@ fn start_with(which: &'static str, text: impl Fn(SocketAddr, &Path, &Path) -> St
         name: which,
         bind,
         sock,
-        _guard: guard,
+        guard,
         _dir: dir,
     }
 }
@@ -375,6 +388,18 @@ fn servers_follow_their_dns_record_as_in_haproxy() {
         assert!(p
             .cli("show resolvers nope")
             .starts_with("Can't find that resolvers section\n"));
+    }
+    // haproxy's log lines for each change, in order.
+    let want = [
+        "[WARNING] be/s1 changed its IP from (none) to 127.0.0.2 by dns/ns1.",
+        "[WARNING] Server be/s1 ('app.internal') is UP/READY (resolves again).",
+        "[WARNING] Server be/s1 administratively READY thanks to valid DNS answer.",
+        "[WARNING] be/s1 changed its IP from 127.0.0.2 to 127.0.0.3 by dns/ns1.",
+        "[WARNING] Server be/s1 is going DOWN for maintenance (DNS NX status). 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
+        "[ALERT] backend 'be' has no server available!",
+    ];
+    for p in &proxies {
+        assert_eq!(p.log_lines("be/s1"), want, "{}", p.name);
     }
     if let [r, h] = &proxies[..] {
         assert_eq!(mask_numbers(&shows[0]), mask_numbers(&shows[1]));
