@@ -124,7 +124,10 @@ impl Plan {
                     }
                 }
                 if r.parse_resolv_conf {
-                    nameservers.extend(from_file.iter().cloned());
+                    // In place of the directive (a nameserver that did not parse shifts
+                    // nothing: the plan is refused then).
+                    let at = r.resolv_conf_at.unwrap_or(nameservers.len()).min(nameservers.len());
+                    nameservers.splice(at..at, from_file.iter().cloned());
                 }
                 SectionPlan {
                     name: r.name.clone(),
@@ -806,7 +809,7 @@ mod tests {
 
     #[test]
     fn plan_reads_sections_and_servers() {
-        let text = "resolvers dns\n nameserver ns1 127.0.0.1:1053\n parse-resolv-conf\n resolve_retries 2\n timeout resolve 2s\n timeout retry 300ms\n hold nx 5s\n accepted_payload_size 1232\nbackend be\n server s1 app.internal:80 resolvers dns init-addr none resolve-prefer ipv4 resolve-net 10.0.0.0/8 resolve-opts allow-dup-ip\n server s2 10.0.0.1:80\n";
+        let text = "resolvers dns\n nameserver ns1 127.0.0.1:1053\n parse-resolv-conf\n nameserver ns2 127.0.0.1:1054\n resolve_retries 2\n timeout resolve 2s\n timeout retry 300ms\n hold nx 5s\n accepted_payload_size 1232\nbackend be\n server s1 app.internal:80 resolvers dns init-addr none resolve-prefer ipv4 resolve-net 10.0.0.0/8 resolve-opts allow-dup-ip\n server s2 10.0.0.1:80\n";
         let dir = std::env::temp_dir().join(format!("ringlb-dns-plan-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let f = dir.join("c.cfg");
@@ -814,8 +817,8 @@ mod tests {
         let loaded = ringlb_config::load(&[f], &|_| None).unwrap();
         let plan = Plan::from_config(&loaded.config, Some("nameserver 10.9.9.9\n")).unwrap();
         let sec = &plan.sections[0];
-        assert_eq!(sec.nameservers.len(), 2);
-        assert_eq!(sec.nameservers[1].0, "10.9.9.9");
+        let names: Vec<&str> = sec.nameservers.iter().map(|n| n.0.as_str()).collect();
+        assert_eq!(names, ["ns1", "10.9.9.9", "ns2"]);
         assert_eq!(sec.settings.retries, 2);
         assert_eq!(sec.settings.resolve, Duration::from_secs(2));
         assert_eq!(sec.settings.retry, Duration::from_millis(300));

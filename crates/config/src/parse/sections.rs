@@ -448,7 +448,10 @@ pub(crate) fn resolvers(cx: &mut Cx, r: Option<&mut Resolvers>, l: &Line) {
                     l.arg(1)
                 ));
             }
-            "parse-resolv-conf" => r.parse_resolv_conf = true,
+            "parse-resolv-conf" => {
+                r.parse_resolv_conf = true;
+                r.resolv_conf_at.get_or_insert(r.nameservers.len());
+            }
             "accepted_payload_size" => r.accepted_payload_size = Some(parse_u32(l.arg(1))?),
             "resolve_retries" => r.resolve_retries = Some(parse_u32(l.arg(1))?),
             "hold" => {

@@ -62,7 +62,13 @@ pub fn build_table(cfg: &Config, topo: &Topology, checks: &[BackendSpec]) -> Ser
                         row.agent.port = p.agent.port.unwrap_or(0);
                         row.agent.addr = p.agent.addr.clone();
                     }
-                    if p.resolvers.is_some() {
+                    // haproxy keeps the name of any server given by name (`srv_fqdn`).
+                    let host = srv.host.trim_matches(['[', ']']);
+                    if host.parse::<std::net::IpAddr>().is_err()
+                        && !host.starts_with('/')
+                        && !host.contains('@')
+                        && !host.is_empty()
+                    {
                         row.fqdn = Some(srv.host.clone());
                     }
                     // `init-addr none`: no address, resolution maintenance (crate::dns).
