@@ -337,6 +337,18 @@ mod tests {
         );
     }
 
+    /// haproxy 2.6's own query for the same name (fixtures/record-query.sh), id removed.
+    #[test]
+    fn query_is_byte_identical_to_haproxys() {
+        let hex = include_str!("../fixtures/haproxy-query-a.hex").trim();
+        let haproxy: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let ours = encode_query(0xbeef, "app.internal", TYPE_A, Some(512)).unwrap();
+        assert_eq!(&ours[2..], &haproxy[..]);
+    }
+
     #[test]
     fn bad_names_are_refused() {
         assert_eq!(encode_query(1, "", TYPE_A, None), Err(MsgError::BadName));
