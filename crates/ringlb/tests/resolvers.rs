@@ -125,7 +125,8 @@ fn config(bind: SocketAddr, sock: &Path, dns: SocketAddr, port: u16) -> String {
          resolvers dns\n    nameserver ns1 {dns}\n    resolve_retries 2\n    timeout resolve 500ms\n    timeout retry 300ms\n    hold nx 1s\n    hold valid 1s\n\
          defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
          frontend fe\n    bind {bind}\n    default_backend be\n\
-         backend be\n    server s1 app.internal:{port} resolvers dns init-addr none resolve-prefer ipv4\n",
+         backend be\n    server s1 app.internal:{port} resolvers dns init-addr none resolve-prefer ipv4\n\
+         backend chk\n    server s1 app.internal:{port} resolvers dns init-addr none resolve-prefer ipv4 check inter 300ms\n",
         sock.display()
     )
 }
@@ -151,6 +152,12 @@ impl Proxy {
 
     /// As [`Proxy::stat`] for any server.
     fn stat_of(&self, backend: &str, server: &str) -> (String, String) {
+        let v = self.stat_cols(backend, server, &["status", "addr"]);
+        (v[0].clone(), v[1].clone())
+    }
+
+    /// Columns `cols` of a server's `show stat` row.
+    fn stat_cols(&self, backend: &str, server: &str, cols: &[&str]) -> Vec<String> {
         let csv = self.cli("show stat");
         let mut lines = csv.lines();
         let head: Vec<&str> = lines
@@ -165,7 +172,7 @@ impl Proxy {
             .unwrap()
             .split(',')
             .collect();
-        (row[col("status")].to_string(), row[col("addr")].to_string())
+        cols.iter().map(|c| row[col(c)].to_string()).collect()
     }
 
     /// `srv_addr srv_op_state srv_admin_state` and `srv_fqdn srv_port` of be/s1.
@@ -190,7 +197,7 @@ impl Proxy {
         self.guard
             .stderr()
             .lines()
-            .filter(|l| l.contains(server) || l.contains("has no server available"))
+            .filter(|l| l.contains(server) || l.contains("backend 'be' has no server"))
             .filter_map(|l| {
                 l.split_once(") : ")
                     .map(|(lvl, m)| format!("{} {m}", lvl.split_whitespace().next().unwrap_or("")))
@@ -302,6 +309,13 @@ fn servers_follow_their_dns_record_as_in_haproxy() {
             p.name
         );
         assert_eq!(p.get().0, 503, "{}", p.name);
+        // A check paused by resolution maintenance shows no status.
+        assert_eq!(
+            p.stat_cols("chk", "s1", &["status", "check_status", "addr"]),
+            ["MAINT (resolution)", "", ""],
+            "{}",
+            p.name
+        );
     }
 
     // The record appears: traffic goes to 127.0.0.2.

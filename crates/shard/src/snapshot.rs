@@ -129,7 +129,11 @@ pub fn build(
                                 maxconn: h.and_then(|h| h.maxconn).unwrap_or(s.maxconn),
                                 maxqueue: s.maxqueue,
                                 cookie: s.cookie.clone(),
-                                check: h.and_then(|h| h.check.clone()),
+                                // Paused in resolution maintenance: shown as none,
+                                // as haproxy shows a check paused by maintenance.
+                                check: h
+                                    .and_then(|h| h.check.clone())
+                                    .filter(|_| !st.rmaint.get()),
                                 agent: h.and_then(|h| h.agent.clone()),
                                 failed_checks: h.map_or(0, |h| h.failed_checks),
                                 down_trans: h.map_or(0, |h| h.down_trans),
