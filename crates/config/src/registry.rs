@@ -69,8 +69,8 @@ pub static SECTIONS: &[SectionKw] = &[
     ),
     sec(
         "resolvers",
-        Status::Parsed { issue: 5 },
-        "DNS resolvers for servers",
+        Status::Supported,
+        "DNS resolvers for servers (UDP nameservers, A/AAAA)",
     ),
     sec(
         "http-errors",

@@ -613,6 +613,18 @@ struct Sections<'a> {
 fn check_section_refs(cx: &mut Cx, p: &ProxyDraft, d: Sections<'_>) {
     for s in &p.servers {
         if let Some(r) = &s.params.resolvers {
+            // DNS SRV records (`_http._tcp.name`, servers and ports from the answer) are
+            // not implemented: refused rather than resolved as an A name that never exists.
+            if s.host.starts_with('_') {
+                cx.alert(
+                    &s.loc,
+                    "server",
+                    format!(
+                        "proxy '{}', server '{}': SRV record '{}' is not supported by ringlb (use an A/AAAA name with a port).",
+                        p.name, s.name, s.host
+                    ),
+                );
+            }
             if !d.resolvers.iter().any(|x| &x.name == r) {
                 cx.alert(
                     &s.loc,

@@ -367,6 +367,36 @@ fn references_to_small_sections_must_exist() {
         "{e}"
     );
     let e = err(&format!(
+        "{T}resolvers dns\n nameserver ns1 127.0.0.1:53\nlisten l\n bind :80\n server s _http._tcp.app.internal resolvers dns init-addr none\n"
+    ));
+    assert!(
+        e.contains("SRV record '_http._tcp.app.internal' is not supported"),
+        "{e}"
+    );
+    let e = err(&format!(
+        "{T}resolvers dns\n nameserver ns1 tcp@127.0.0.1:53\nlisten l\n bind :80\n"
+    ));
+    assert!(e.contains("only UDP nameservers"), "{e}");
+    let e = err(&format!(
+        "{T}resolvers dns\n nameserver ns1 127.0.0.1:53\n hold foo 1s\nlisten l\n bind :80\n"
+    ));
+    assert!(e.contains("'hold' unknown <event>: 'foo'"), "{e}");
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n server s app.internal:80 init-addr foo\n"
+    ));
+    assert!(e.contains("unknown init-addr method 'foo'"), "{e}");
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n server s app.internal:80 resolve-opts allow-dup-ip,nope\n"
+    ));
+    assert!(e.contains("unknown resolve-opts option 'nope'"), "{e}");
+    let e = err(&format!(
+        "{T}listen l\n bind :80\n server s app.internal:80 resolve-net 10.0.0.0/99\n"
+    ));
+    assert!(
+        e.contains("'resolve-net' invalid network '10.0.0.0/99'"),
+        "{e}"
+    );
+    let e = err(&format!(
         "{T}listen l\n bind :80\n stick-table type ip size 1k peers nope\n server s 127.0.0.1:1\n"
     ));
     assert!(e.contains("unable to find sync peers 'nope'"), "{e}");

@@ -8,6 +8,7 @@
 
 pub mod checks;
 pub mod cli;
+pub mod dns;
 pub mod mail;
 pub mod placement;
 pub mod reload;
@@ -287,8 +288,12 @@ async fn control_loop(
             pattern_version: std::cell::Cell::new(0),
             certs: std::cell::RefCell::new(cli::build_cert_store(&start.topo)),
             reload: start.reload,
+            dns: std::cell::RefCell::new(None),
         })
     };
+    if let Some(plan) = start.cli.resolvers.filter(|p| !p.sections.is_empty()) {
+        *ctx.dns.borrow_mut() = Some(dns::start(ctx.clone(), plan));
+    }
     for (l, spec) in listeners {
         glommio::spawn_local(cli::serve(ctx.clone(), l, spec)).detach();
     }

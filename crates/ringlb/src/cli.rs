@@ -284,29 +284,59 @@ fn resolve_servers(cli: &Cli, cfg: &mut Config) -> bool {
 }
 
 /// As [`resolve_servers`], returning the alert messages (none: every address resolved).
+/// A server named by a host name tries its `init-addr` methods in order (haproxy's default
+/// `last,libc`): `last` the state file's address, `libc` getaddrinfo, `none` no address
+/// (it starts in resolution maintenance), or a literal IP.
 pub fn resolve_server_addrs(cfg: &mut Config) -> Vec<String> {
     let mut errors = Vec::new();
+    let saved = if cfg
+        .backends
+        .iter()
+        .flat_map(|b| &b.servers)
+        .any(|s| s.addr.is_none())
+    {
+        ringlb_control::cli::restore::saved_addrs(cfg)
+    } else {
+        Vec::new()
+    };
     for b in &mut cfg.backends {
         for s in &mut b.servers {
             if s.addr.is_some() || s.host.starts_with('/') || s.host.starts_with("unix@") {
                 continue;
             }
-            let resolved = (s.host.as_str(), s.port.unwrap_or(0))
-                .to_socket_addrs()
-                .ok()
-                .and_then(|mut it| it.next());
-            let may_fail = s
-                .params
-                .init_addr
-                .as_deref()
-                .is_some_and(|i| i.split(',').any(|m| m == "none"));
-            match resolved {
-                Some(a) => s.addr = Some(a),
-                None if may_fail => {}
-                None => errors.push(format!(
+            let port = s.port.unwrap_or(0);
+            let methods = s.params.init_addr.as_deref().unwrap_or("last,libc");
+            let mut done = false;
+            for m in methods.split(',') {
+                let found = match m {
+                    "last" => saved
+                        .iter()
+                        .find(|(bn, sn, _)| *bn == b.name && *sn == s.name)
+                        .map(|(_, _, ip)| std::net::SocketAddr::new(*ip, port)),
+                    "libc" => (s.host.as_str(), port)
+                        .to_socket_addrs()
+                        .ok()
+                        .and_then(|mut it| it.next()),
+                    "none" => {
+                        done = true;
+                        break;
+                    }
+                    ip => ip
+                        .parse::<std::net::IpAddr>()
+                        .ok()
+                        .map(|ip| std::net::SocketAddr::new(ip, port)),
+                };
+                if let Some(a) = found {
+                    s.addr = Some(a);
+                    done = true;
+                    break;
+                }
+            }
+            if !done {
+                errors.push(format!(
                     "config : [{}:{}] : 'server {}/{}' : could not resolve address '{}'.",
                     s.loc.file, s.loc.line, b.name, s.name, s.host
-                )),
+                ));
             }
         }
     }

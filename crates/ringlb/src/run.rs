@@ -469,7 +469,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> i32 {
     if !initial.is_empty() {
         checks.initial = initial.clone();
         match Arc::get_mut(&mut topology) {
-            Some(t) => t.initial = initial,
+            Some(t) => t.initial.extend(initial),
             None => {
                 alert("internal: the topology is shared before the server states were restored");
                 return 1;

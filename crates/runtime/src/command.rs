@@ -388,6 +388,8 @@ pub enum Command {
         wait: bool,
         new_only: bool,
     },
+    /// `show resolvers [<id>]`: each `resolvers` section's nameservers and their counters.
+    ShowResolvers { section: Option<String> },
     /// `shutdown frontend <f>`.
     ShutdownFrontend { frontend: String },
     /// `disable frontend <f>`.
@@ -415,6 +417,8 @@ pub enum Owner {
     Events,
     /// `reload`: the control shard's in-process reload.
     Process,
+    /// `show resolvers`: the control shard's DNS resolution.
+    Resolvers,
 }
 
 impl Command {
@@ -447,6 +451,7 @@ impl Command {
             | Command::ShowPools => Owner::Engine,
             Command::ShowEvents { .. } => Owner::Events,
             Command::Reload => Owner::Process,
+            Command::ShowResolvers { .. } => Owner::Resolvers,
             _ => Owner::Servers,
         }
     }
@@ -1082,6 +1087,7 @@ pub fn parse(kw: Kw, args: &[String], payload: Option<&str>) -> Result<Command, 
         },
         Kw::ShowActivity => Command::ShowActivity,
         Kw::ShowPools => Command::ShowPools,
+        Kw::ShowResolvers => Command::ShowResolvers { section: opt(a(2)) },
         Kw::Reload => Command::Reload,
         Kw::ShowEvents => {
             // haproxy 2.6 (`cli_parse_show_events`): options after the sink name.

@@ -69,11 +69,20 @@ pub fn carry_over(old: &ShardState, new: &Topology) -> Vec<ControlMsg> {
             // A dynamic server's whole state is run-time state; a configured one's only
             // where it differs from its configuration.
             let conf = if dynamic { None } else { nbe.servers.get(nsi) };
-            if st.admin.get() != base_admin {
+            // The asked-for state; a resolution maintenance is carried apart (the DNS
+            // answer that ends it must not end a `set server ... state maint`).
+            if st.admin_set.get() != base_admin {
                 out.push(ControlMsg::SetServerAdmin {
                     backend: nbi,
                     server: nsi,
-                    state: st.admin.get(),
+                    state: st.admin_set.get(),
+                });
+            }
+            if st.rmaint.get() {
+                out.push(ControlMsg::SetServerResolution {
+                    backend: nbi,
+                    server: nsi,
+                    addr: None,
                 });
             }
             let weight = st.weight.get();

@@ -105,14 +105,21 @@ pub fn build(
                             ServerStats {
                                 name: s.name.clone(),
                                 id: st.puid,
-                                addr: st.addr.get().to_string(),
+                                // haproxy shows no address for a server in resolution
+                                // maintenance (it forgets it).
+                                addr: if st.rmaint.get() {
+                                    String::new()
+                                } else {
+                                    st.addr.get().to_string()
+                                },
                                 oper: if st.up.get() {
                                     OperState::Running
                                 } else {
                                     OperState::Stopped
                                 },
                                 admin: StatAdmin {
-                                    maint: admin == AdminState::Maint,
+                                    maint: st.admin_set.get() == AdminState::Maint,
+                                    maint_resolution: st.rmaint.get(),
                                     drain: admin == AdminState::Drain,
                                     ..StatAdmin::default()
                                 },
@@ -122,7 +129,11 @@ pub fn build(
                                 maxconn: h.and_then(|h| h.maxconn).unwrap_or(s.maxconn),
                                 maxqueue: s.maxqueue,
                                 cookie: s.cookie.clone(),
-                                check: h.and_then(|h| h.check.clone()),
+                                // Paused in resolution maintenance: shown as none,
+                                // as haproxy shows a check paused by maintenance.
+                                check: h
+                                    .and_then(|h| h.check.clone())
+                                    .filter(|_| !st.rmaint.get()),
                                 agent: h.and_then(|h| h.agent.clone()),
                                 failed_checks: h.map_or(0, |h| h.failed_checks),
                                 down_trans: h.map_or(0, |h| h.down_trans),

@@ -80,6 +80,15 @@ pub enum ControlMsg {
         server: usize,
         addr: std::net::SocketAddr,
     },
+    /// A `resolvers` answer for the server (control shard's `dns.rs`): `Some` moves new
+    /// connections to that address and ends a resolution maintenance; `None` puts the server
+    /// in resolution maintenance (haproxy's `SRV_ADMF_RMAINT`, "MAINT (resolution)"), on
+    /// top of whatever `set server ... state` said.
+    SetServerResolution {
+        backend: usize,
+        server: usize,
+        addr: Option<std::net::SocketAddr>,
+    },
     /// A map or ACL file's new contents (`add map`, `del acl`...): version `version` of
     /// `file` (`patterns::LiveStore`).
     SetPatterns {
@@ -280,7 +289,12 @@ pub struct ServerState {
     /// `del server`: the slot stays (indexes of the others do not move) but the server is
     /// gone: never picked, not listed.
     pub deleted: Cell<bool>,
+    /// The state in force: `Maint` while in resolution maintenance, else `admin_set`.
     pub admin: Cell<AdminState>,
+    /// The state `set server ... state` (or the configuration) asked for.
+    pub admin_set: Cell<AdminState>,
+    /// In resolution maintenance: its name does not resolve (`SetServerResolution`).
+    pub rmaint: Cell<bool>,
     /// Where new connections go: the configured address until `set server ... addr`.
     pub addr: Cell<std::net::SocketAddr>,
     pub up: Cell<bool>,
@@ -436,6 +450,12 @@ impl ServerState {
             } else {
                 AdminState::Maint
             }),
+            admin_set: Cell::new(if ready {
+                AdminState::Ready
+            } else {
+                AdminState::Maint
+            }),
+            rmaint: Cell::new(false),
             up: Cell::new(true),
             addr: Cell::new(s.addr),
             weight: Cell::new(s.weight),
@@ -607,17 +627,35 @@ impl ShardState {
                 state,
             } => {
                 if let Some(s) = self.server(backend, server) {
-                    let was_maint = s.admin.get() == AdminState::Maint;
-                    s.admin.set(state);
-                    self.sync_usable(backend, server);
-                    if state == AdminState::Maint && !was_maint && s.up.get() {
-                        self.marked_down(backend, server);
-                    } else if was_maint && state != AdminState::Maint && s.up.get() {
-                        self.marked_up(backend, server);
-                    }
-                    if state != AdminState::Ready {
-                        // No new request may reuse a pooled connection to it.
-                        self.clear_idle(backend, server);
+                    s.admin_set.set(state);
+                    let state = if s.rmaint.get() {
+                        AdminState::Maint
+                    } else {
+                        state
+                    };
+                    self.set_admin_in_force(backend, server, state);
+                }
+            }
+            ControlMsg::SetServerResolution {
+                backend,
+                server,
+                addr,
+            } => {
+                if let Some(s) = self.server(backend, server) {
+                    match addr {
+                        Some(a) => {
+                            if s.addr.get() != a {
+                                s.addr.set(a);
+                                // Pooled connections go to the old address.
+                                self.clear_idle(backend, server);
+                            }
+                            s.rmaint.set(false);
+                            self.set_admin_in_force(backend, server, s.admin_set.get());
+                        }
+                        None => {
+                            s.rmaint.set(true);
+                            self.set_admin_in_force(backend, server, AdminState::Maint);
+                        }
                     }
                 }
             }
@@ -966,6 +1004,25 @@ impl ShardState {
         }
     }
 
+    /// Puts `state` in force for a server: balancer, marked up/down effects, idle pool.
+    fn set_admin_in_force(&self, backend: usize, server: usize, state: AdminState) {
+        let Some(s) = self.server(backend, server) else {
+            return;
+        };
+        let was_maint = s.admin.get() == AdminState::Maint;
+        s.admin.set(state);
+        self.sync_usable(backend, server);
+        if state == AdminState::Maint && !was_maint && s.up.get() {
+            self.marked_down(backend, server);
+        } else if was_maint && state != AdminState::Maint && s.up.get() {
+            self.marked_up(backend, server);
+        }
+        if state != AdminState::Ready {
+            // No new request may reuse a pooled connection to it.
+            self.clear_idle(backend, server);
+        }
+    }
+
     /// Tells the balancer whether a server may take new requests (ready and up).
     fn sync_usable(&self, backend: usize, server: usize) {
         if let (Some(b), Some(s)) = (self.backends.get(backend), self.server(backend, server)) {
@@ -1166,6 +1223,41 @@ mod tests {
             state: AdminState::Maint,
         });
         assert_eq!(st.pick(0, &PickInput::default()), None);
+    }
+
+    #[test]
+    fn resolution_maintenance_is_kept_apart_from_the_admin_state() {
+        let st = ShardState::new(topo(&[(1, false), (1, false)]), 0, 1);
+        let to = |a: &str| ControlMsg::SetServerResolution {
+            backend: 0,
+            server: 0,
+            addr: a.parse().ok(),
+        };
+        st.apply(&to("none"));
+        assert_eq!(counts(&st, 2, 10), vec![0, 10]);
+        // `set server ... state ready` does not end a resolution maintenance.
+        st.apply(&ControlMsg::SetServerAdmin {
+            backend: 0,
+            server: 0,
+            state: AdminState::Ready,
+        });
+        assert_eq!(counts(&st, 2, 10), vec![0, 10]);
+        st.apply(&ControlMsg::SetServerAdmin {
+            backend: 0,
+            server: 0,
+            state: AdminState::Drain,
+        });
+        // A valid answer: the address moves and the asked-for state comes back (drain).
+        st.apply(&to("127.0.0.9:81"));
+        let s0 = &st.servers(0)[0];
+        assert_eq!(s0.addr.get(), "127.0.0.9:81".parse().unwrap());
+        assert_eq!(s0.admin.get(), AdminState::Drain);
+        st.apply(&ControlMsg::SetServerAdmin {
+            backend: 0,
+            server: 0,
+            state: AdminState::Ready,
+        });
+        assert_eq!(counts(&st, 2, 10), vec![5, 5]);
     }
 
     #[test]

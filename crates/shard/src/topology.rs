@@ -835,7 +835,7 @@ impl Topology {
             None
         };
         Ok(Topology {
-            initial: Vec::new(),
+            initial: unresolved_servers(cfg),
             caches: crate::cache::from_config(cfg),
             stick_tables: stick_tables(cfg),
             stick_rule_tables: cfg
@@ -1113,12 +1113,48 @@ fn error_files(files: &[model::ErrorFile]) -> ErrorFiles {
     }
 }
 
+/// A server with a name that did not resolve at start-up and `init-addr ... none`.
+fn starts_unresolved(s: &model::Server) -> bool {
+    s.addr.is_none()
+        && s.params
+            .init_addr
+            .as_deref()
+            .is_some_and(|i| i.split(',').any(|m| m == "none"))
+}
+
+/// The messages that start `init-addr none` servers in resolution maintenance (indexes
+/// over the enabled backends, as the shards number them).
+fn unresolved_servers(cfg: &Config) -> Vec<crate::state::ControlMsg> {
+    cfg.backends
+        .iter()
+        .filter(|b| !b.disabled)
+        .enumerate()
+        .flat_map(|(bi, b)| {
+            b.servers
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| starts_unresolved(s))
+                .map(
+                    move |(si, _)| crate::state::ControlMsg::SetServerResolution {
+                        backend: bi,
+                        server: si,
+                        addr: None,
+                    },
+                )
+        })
+        .collect()
+}
+
 pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) -> BackendRt {
     let servers: Vec<ServerRt> = b
         .servers
         .iter()
         .filter_map(|s| {
-            let Some(mut addr) = s.addr else {
+            // `init-addr none` left it without an address: it starts in resolution
+            // maintenance (`unresolved_servers`) until its `resolvers` give it one.
+            let placeholder = starts_unresolved(s)
+                .then(|| SocketAddr::from(([0, 0, 0, 0], s.port.unwrap_or(0))));
+            let Some(mut addr) = s.addr.or(placeholder) else {
                 errors.push(TopologyError {
                     loc: s.loc.clone(),
                     message: format!(

@@ -67,6 +67,9 @@ pub struct Resolvers {
     pub loc: Loc,
     pub nameservers: Vec<Endpoint>,
     pub parse_resolv_conf: bool,
+    /// Where `parse-resolv-conf` was written: resolv.conf's nameservers go before
+    /// `nameservers[i]` (haproxy lists them in place of the directive).
+    pub resolv_conf_at: Option<usize>,
     pub accepted_payload_size: Option<u32>,
     pub resolve_retries: Option<u32>,
     pub hold: Vec<(String, Duration)>,

@@ -14,7 +14,8 @@ use crate::units::{parse_size, parse_time, parse_u32};
 use super::proxy::directive;
 use super::{Current, Cx, Draft, R};
 
-const P5: Status = Status::Parsed { issue: 5 };
+/// `resolvers` sections (crates/dns, crates/control/src/dns.rs).
+const DNS: Status = Status::Supported;
 /// The `cache` section keywords (ringlb-cache, `crates/shard/src/cache.rs`).
 const CACHE: Status = Status::Supported;
 const S: Status = Status::Supported;
@@ -44,24 +45,29 @@ pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
     (
         "resolvers",
         "nameserver",
-        P5,
-        "nameserver <name> <addr>:<port>",
+        DNS,
+        "nameserver <name> <addr>:<port> (UDP; tcp@ is refused)",
     ),
     (
         "resolvers",
         "parse-resolv-conf",
-        P5,
+        DNS,
         "use /etc/resolv.conf nameservers",
     ),
     (
         "resolvers",
         "accepted_payload_size",
-        P5,
+        DNS,
         "EDNS0 payload size",
     ),
-    ("resolvers", "resolve_retries", P5, "retries per query"),
-    ("resolvers", "hold", P5, "hold <status> <time>"),
-    ("resolvers", "timeout", P5, "timeout resolve|retry <time>"),
+    ("resolvers", "resolve_retries", DNS, "retries per query"),
+    (
+        "resolvers",
+        "hold",
+        DNS,
+        "hold nx|refused|timeout|other <time> (valid, obsolete: no effect without do-resolve/SRV)",
+    ),
+    ("resolvers", "timeout", DNS, "timeout resolve|retry <time>"),
     (
         "http-errors",
         "errorfile",
@@ -419,14 +425,54 @@ pub(crate) fn peers(cx: &mut Cx, p: Option<&mut Peers>, l: &Line) {
 pub(crate) fn resolvers(cx: &mut Cx, r: Option<&mut Resolvers>, l: &Line) {
     run(cx, "resolvers", r, l, |r, l| {
         match l.arg(0) {
-            "nameserver" => push_endpoint(&mut r.nameservers, l)?,
-            "parse-resolv-conf" => r.parse_resolv_conf = true,
+            "nameserver" => {
+                // haproxy's stream nameservers (`tcp@`...) are not implemented: refuse them
+                // rather than ask another server than the one written.
+                if l.arg(2).contains('@')
+                    && !l.arg(2).starts_with("udp")
+                    && !l.arg(2).starts_with("ipv")
+                {
+                    return Err(format!(
+                        "nameserver '{}': only UDP nameservers are supported by ringlb ('{}').",
+                        l.arg(1),
+                        l.arg(2)
+                    ));
+                }
+                push_endpoint(&mut r.nameservers, l)?
+            }
+            "accepted_payload_size"
+                if parse_u32(l.arg(1)).is_ok_and(|n| !(12..=65535).contains(&n)) =>
+            {
+                return Err(format!(
+                    "'accepted_payload_size' must be between 12 and 65535 inclusive (was {}).",
+                    l.arg(1)
+                ));
+            }
+            "parse-resolv-conf" => {
+                r.parse_resolv_conf = true;
+                r.resolv_conf_at.get_or_insert(r.nameservers.len());
+            }
             "accepted_payload_size" => r.accepted_payload_size = Some(parse_u32(l.arg(1))?),
             "resolve_retries" => r.resolve_retries = Some(parse_u32(l.arg(1))?),
-            "hold" => r.hold.push((l.arg(1).to_string(), parse_time(l.arg(2))?)),
-            _ => r
-                .timeouts
-                .push((l.arg(1).to_string(), parse_time(l.arg(2))?)),
+            "hold" => {
+                if !matches!(
+                    l.arg(1),
+                    "nx" | "timeout" | "valid" | "obsolete" | "other" | "refused"
+                ) {
+                    return Err(format!("'hold' unknown <event>: '{}', expects either 'nx', 'timeout', 'valid', 'obsolete' or 'other'.", l.arg(1)));
+                }
+                r.hold.push((l.arg(1).to_string(), parse_time(l.arg(2))?))
+            }
+            _ => {
+                if !matches!(l.arg(1), "retry" | "resolve") {
+                    return Err(format!(
+                        "'timeout' expects 'retry' or 'resolve' and <time> as arguments got '{}'.",
+                        l.arg(1)
+                    ));
+                }
+                r.timeouts
+                    .push((l.arg(1).to_string(), parse_time(l.arg(2))?))
+            }
         }
         Ok(())
     });

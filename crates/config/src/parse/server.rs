@@ -22,7 +22,8 @@ const fn o(name: &'static str, value: bool, status: Status, doc: &'static str) -
 }
 
 const S: Status = Status::Supported;
-const LB: Status = Status::Parsed { issue: 5 };
+/// DNS for servers (`resolvers` sections, crates/dns and crates/control/src/dns.rs).
+const DNS: Status = Status::Supported;
 const NO: Status = Status::Unsupported;
 
 /// Server options ringlb knows.
@@ -101,13 +102,13 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
     o(
         "resolvers",
         true,
-        LB,
+        DNS,
         "resolve the name with a resolvers section",
     ),
-    o("resolve-prefer", true, LB, "ipv4|ipv6"),
-    o("resolve-net", true, LB, "preferred networks"),
-    o("resolve-opts", true, LB, "resolution options"),
-    o("init-addr", true, LB, "start-up address resolution order"),
+    o("resolve-prefer", true, DNS, "ipv4|ipv6"),
+    o("resolve-net", true, DNS, "preferred networks"),
+    o("resolve-opts", true, DNS, "allow-dup-ip|prevent-dup-ip (ignore-weight: SRV weights only, no effect)"),
+    o("init-addr", true, DNS, "start-up address: last (state file), libc, none, <ip>"),
     o("pool-max-conn", true, S, "idle connections kept"),
     o("pool-purge-delay", true, S, "idle connection purge delay"),
     o(
@@ -385,6 +386,20 @@ fn parse_options(k: &mut KwCx<'_>, l: &Line, start: usize, s: &mut ServerParams)
     Ok(())
 }
 
+/// `resolve-net`: `addr/len` or `addr/mask` (IPv4 or IPv6).
+fn valid_net(n: &str) -> bool {
+    let (a, len) = n.split_once('/').unwrap_or((n, ""));
+    match a.parse::<std::net::IpAddr>() {
+        Ok(ip) if len.is_empty() => ip.is_ipv4() || ip.is_ipv6(),
+        Ok(ip) => {
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            len.parse::<u8>().is_ok_and(|l| l <= max)
+                || (ip.is_ipv4() && len.parse::<std::net::Ipv4Addr>().is_ok())
+        }
+        Err(_) => false,
+    }
+}
+
 fn apply(s: &mut ServerParams, name: &str, value: Option<String>, bases: &super::TlsBases) -> R {
     let v = value.clone().unwrap_or_default();
     let u = || parse_u32(&v);
@@ -442,7 +457,29 @@ fn apply(s: &mut ServerParams, name: &str, value: Option<String>, bases: &super:
         "redir" => s.redir = value,
         "id" => s.id = Some(u()?),
         "resolvers" => s.resolvers = value,
-        "init-addr" => s.init_addr = value,
+        "init-addr" => {
+            if let Some(bad) = v
+                .split(',')
+                .find(|m| !matches!(*m, "libc" | "last" | "none") && m.parse::<std::net::IpAddr>().is_err())
+            {
+                return Err(format!("unknown init-addr method '{bad}', supported methods are 'libc', 'last', 'none'."));
+            }
+            s.init_addr = value
+        }
+        "resolve-prefer" if matches!(v.as_str(), "ipv4" | "ipv6") => s.other.push((name.to_string(), value)),
+        "resolve-prefer" => return Err("'resolve-prefer' expects either ipv4 or ipv6 as argument.".into()),
+        "resolve-net" => {
+            if let Some(bad) = v.split(',').find(|n| !valid_net(n)) {
+                return Err(format!("'resolve-net' invalid network '{bad}'."));
+            }
+            s.other.push((name.to_string(), value))
+        }
+        "resolve-opts" => {
+            if let Some(bad) = v.split(',').find(|o| !matches!(*o, "allow-dup-ip" | "ignore-weight" | "prevent-dup-ip")) {
+                return Err(format!("unknown resolve-opts option '{bad}', supported methods are 'allow-dup-ip', 'ignore-weight', and 'prevent-dup-ip'."));
+            }
+            s.other.push((name.to_string(), value))
+        }
         "pool-max-conn" => {
             s.pool_max_conn = Some(v.parse().map_err(|_| format!("invalid number '{v}'"))?)
         }

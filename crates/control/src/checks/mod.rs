@@ -587,6 +587,9 @@ struct Driver {
     /// `set server B/S check-port`: the port the server's health checks connect to now
     /// (a `tcp-check connect port` still wins, as in haproxy).
     ports: RefCell<std::collections::HashMap<(usize, usize), u16>>,
+    /// Servers in resolution maintenance (`crate::dns`): their health checks pause, as
+    /// haproxy's do in maintenance (no address to check).
+    unresolved: RefCell<std::collections::HashSet<(usize, usize)>>,
     mail: crate::mail::MailPlan,
     /// How checks of servers added at run time are built, per backend (replaced by an
     /// in-process reload).
@@ -852,9 +855,31 @@ impl ChecksHandle {
         spawn_jobs(d, plan.jobs);
     }
 
+    /// Logs lines of other control-shard subsystems (DNS resolution) as the checks' are:
+    /// stderr unless quiet, and the global syslog targets.
+    pub fn log(&self, warnings: Vec<String>, alerts: Vec<String>) {
+        let effects = warnings
+            .into_iter()
+            .map(Effect::Warning)
+            .chain(alerts.into_iter().map(Effect::Alert))
+            .collect();
+        self.0.emit(effects);
+    }
+
     /// `set server B/S addr`: the server's next checks go to `addr`.
     pub fn set_addr(&self, b: usize, s: usize, addr: std::net::SocketAddr) {
         self.0.addrs.borrow_mut().insert((b, s), addr);
+    }
+
+    /// Resolution maintenance starts (`true`) or ends for a server: its health checks
+    /// pause meanwhile.
+    pub fn set_unresolved(&self, b: usize, s: usize, unresolved: bool) {
+        let mut set = self.0.unresolved.borrow_mut();
+        if unresolved {
+            set.insert((b, s));
+        } else {
+            set.remove(&(b, s));
+        }
     }
 
     /// `set server B/S check-port`: the server's next health checks go to `port`.
@@ -1059,6 +1084,7 @@ pub fn start(
         rng: RefCell::new(seed),
         addrs: RefCell::new(addrs),
         ports: RefCell::new(std::collections::HashMap::new()),
+        unresolved: RefCell::new(std::collections::HashSet::new()),
         mail: plan.mail,
         dynamic: RefCell::new(plan.dynamic),
         generation: Cell::new(0),
@@ -1114,10 +1140,12 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
             // `del server`: this task ends with the server.
             return;
         }
-        if !d
-            .board
-            .borrow()
-            .check_enabled(job.backend, job.server, agent)
+        let unresolved = !agent && d.unresolved.borrow().contains(&(job.backend, job.server));
+        if unresolved
+            || !d
+                .board
+                .borrow()
+                .check_enabled(job.backend, job.server, agent)
         {
             // `disable health|agent`: skip turns until it is enabled again.
             glommio::timer::sleep(job.target.inter.max(Duration::from_millis(1))).await;

@@ -89,6 +89,8 @@ pub struct Ctx {
     pub certs: RefCell<ringlb_tls::hot::CertStore>,
     /// How to build a new configuration for `reload` (`None`: in-process reload is off).
     pub reload: Option<crate::reload::Reloading>,
+    /// The `resolvers` sections at work (`show resolvers`); `None`: none configured.
+    pub dns: RefCell<Option<std::rc::Rc<crate::dns::Dns>>>,
 }
 
 impl Ctx {
@@ -201,6 +203,24 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
         Owner::Tls => super::tls::run(ctx, p).await,
         Owner::Process => crate::reload::command(ctx).await,
         Owner::Engine => super::engine::run(ctx, p).await,
+        Owner::Resolvers => show_resolvers(ctx, p),
+    }
+}
+
+/// `show resolvers [<id>]`: haproxy 2.6's per-nameserver counters.
+fn show_resolvers(ctx: &Ctx, p: &Pending) -> Reply {
+    let ringlb_runtime::Command::ShowResolvers { section } = &p.command else {
+        return not_supported(p);
+    };
+    let counters = ctx
+        .dns
+        .borrow()
+        .as_ref()
+        .map(|d| d.counters())
+        .unwrap_or_default();
+    match crate::dns::render(&counters, section.as_deref()) {
+        Some(text) => Reply::raw_with_blank_line(text),
+        None => Reply::err("Can't find that resolvers section\n"),
     }
 }
 

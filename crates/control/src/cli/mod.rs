@@ -90,6 +90,8 @@ pub struct CliPlan {
     pub stick_tables: Vec<String>,
     /// The map and ACL files the configuration loads, with their contents.
     pub patterns: ringlb_runtime::PatRefs,
+    /// `resolvers` sections and the servers resolving with them (`crate::dns`).
+    pub resolvers: Option<crate::dns::Plan>,
 }
 
 impl Default for CliPlan {
@@ -103,6 +105,7 @@ impl Default for CliPlan {
             socket_stats: Vec::new(),
             stick_tables: Vec::new(),
             patterns: ringlb_runtime::PatRefs::default(),
+            resolvers: None,
         }
     }
 }
@@ -148,6 +151,11 @@ impl CliPlan {
             plan.patterns = patterns::build_refs(cfg);
         }
         let mut errors = Vec::new();
+        let resolv_conf = std::fs::read_to_string("/etc/resolv.conf").ok();
+        match crate::dns::Plan::from_config(cfg, resolv_conf.as_deref()) {
+            Ok(p) => plan.resolvers = Some(p),
+            Err(e) => errors.extend(e),
+        }
         for s in &g.stats_sockets {
             let at = format!("parsing [{}:{}] : 'stats socket'", s.loc.file, s.loc.line);
             match socket_spec(s) {

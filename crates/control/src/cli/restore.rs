@@ -62,6 +62,26 @@ pub fn sources(cfg: &Config) -> Vec<(String, PathBuf, bool)> {
     out
 }
 
+/// `init-addr last`: the address each server had in its backend's state file, as
+/// `(backend, server, address)` (unreadable files and `-` addresses give nothing).
+pub fn saved_addrs(cfg: &Config) -> Vec<(String, String, std::net::IpAddr)> {
+    let mut out = Vec::new();
+    for (backend, path, _) in sources(cfg) {
+        let Some(rows) = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| state_file::parse(&t).ok())
+        else {
+            continue;
+        };
+        out.extend(
+            rows.into_iter()
+                .filter(|r| r.be_name == backend)
+                .filter_map(|r| Some((backend.clone(), r.srv_name, r.addr.parse().ok()?))),
+        );
+    }
+    out
+}
+
 /// Reads the state files and applies them to `table`; returns the messages that give the
 /// shards the same states, and the warnings to print (HAProxy's words).
 pub fn restore(

@@ -62,8 +62,23 @@ pub fn build_table(cfg: &Config, topo: &Topology, checks: &[BackendSpec]) -> Ser
                         row.agent.port = p.agent.port.unwrap_or(0);
                         row.agent.addr = p.agent.addr.clone();
                     }
+                    // haproxy keeps the name of any server given by name (`srv_fqdn`).
+                    let host = srv.host.trim_matches(['[', ']']);
+                    if host.parse::<std::net::IpAddr>().is_err()
+                        && !host.starts_with('/')
+                        && !host.contains('@')
+                        && !host.is_empty()
+                    {
+                        row.fqdn = Some(srv.host.clone());
+                    }
+                    // `init-addr none`: no address, resolution maintenance (crate::dns).
+                    if srv.addr.is_none() {
+                        row.addr = None;
+                        row.admin |= admin::RMAINT;
+                        row.op_state = OpState::Stopped;
+                    }
                     if srt.disabled {
-                        row.admin = admin::FMAINT | admin::CMAINT;
+                        row.admin |= admin::FMAINT | admin::CMAINT;
                         row.op_state = OpState::Stopped;
                         row.check.health = 0;
                         // Only the health check pauses (haproxy 2.6: the agent runs on).
