@@ -9,6 +9,7 @@
 pub mod checks;
 pub mod cli;
 pub mod mail;
+pub mod peers;
 pub mod placement;
 pub mod reload;
 pub mod ringfwd;
@@ -116,9 +117,11 @@ impl Proxy {
         check_stats.publish_to(board.clone(), topology.clone());
         let stats = check_stats.clone();
         let (cli_tx, cli_rx) = mpsc::channel();
+        let peers = cli.peers.clone();
         let start = ControlStart {
             topo: topology.clone(),
             board: board.clone(),
+            peers,
             cli,
             cli_ready: cli_tx,
             reload: reload.map(|(r, process)| reload::Reloading::new(r, process, stats.clone())),
@@ -222,6 +225,8 @@ struct ControlStart {
     /// Told once the runtime sockets are bound (or why not).
     cli_ready: mpsc::Sender<Result<(), String>>,
     reload: Option<reload::Reloading>,
+    /// The `peers` sections to run (ADR 0007).
+    peers: Vec<peers::PeersPlan>,
 }
 
 async fn control_loop(
@@ -291,6 +296,10 @@ async fn control_loop(
     };
     for (l, spec) in listeners {
         glommio::spawn_local(cli::serve(ctx.clone(), l, spec)).detach();
+    }
+    // Stick-table replication (ADR 0007).
+    for plan in start.peers {
+        peers::spawn(plan, bus.clone(), start.board.clone());
     }
     while !exit.load(Ordering::Acquire) {
         loop {

@@ -47,6 +47,8 @@ pub struct Cli {
     pub chdir: Option<PathBuf>,
     /// `-v` (1) or `-vv` (2).
     pub version: u8,
+    /// `-L <name>`: the local peer name (over `localpeer`).
+    pub local_peer: Option<String>,
 }
 
 /// What `main` must do after parsing the command line.
@@ -108,7 +110,14 @@ pub fn parse(args: impl Iterator<Item = OsString>) -> Result<Cli, String> {
                     .into_string()
                     .map_err(|v| format!("invalid -S argument {v:?}"))?,
             ),
-            "-L" | "-n" | "-N" | "-m" => {
+            "-L" => {
+                cli.local_peer = Some(
+                    value("-L")?
+                        .into_string()
+                        .map_err(|v| format!("invalid -L argument {v:?}"))?,
+                )
+            }
+            "-n" | "-N" | "-m" => {
                 value(a)?;
             }
             "-sf" | "-st" => {
@@ -189,6 +198,9 @@ pub fn action(cli: &Cli) -> Action {
             if cli.zero_warning && l.warnings.iter().any(|w| w.level == Level::Warning) {
                 alert_line(cli, zero_warning_message(&l.config));
                 return Action::Exit(1);
+            }
+            if let Some(name) = &cli.local_peer {
+                l.config.global.localpeer = Some(name.clone());
             }
             Action::Run(l.config)
         }

@@ -37,6 +37,11 @@ impl Table {
         self.peers_on = true;
     }
 
+    /// Whether [`Table::enable_peers`] was called.
+    pub fn peers_enabled(&self) -> bool {
+        self.peers_on
+    }
+
     pub(crate) fn mark_peer_dirty(&mut self, slot: u32) {
         if !self.peers_on {
             return;

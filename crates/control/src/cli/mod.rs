@@ -90,6 +90,8 @@ pub struct CliPlan {
     pub stick_tables: Vec<String>,
     /// The map and ACL files the configuration loads, with their contents.
     pub patterns: ringlb_runtime::PatRefs,
+    /// The `peers` sections to run (`crate::peers::plan`).
+    pub peers: Vec<crate::peers::PeersPlan>,
 }
 
 impl Default for CliPlan {
@@ -103,6 +105,7 @@ impl Default for CliPlan {
             socket_stats: Vec::new(),
             stick_tables: Vec::new(),
             patterns: ringlb_runtime::PatRefs::default(),
+            peers: Vec::new(),
         }
     }
 }
@@ -142,6 +145,11 @@ impl CliPlan {
                     .iter()
                     .filter(|b| b.stick_table.is_some())
                     .map(|b| b.name.clone()),
+            )
+            .chain(
+                cfg.peers
+                    .iter()
+                    .flat_map(|p| p.tables.iter().map(|(n, _)| n.clone())),
             )
             .collect();
         if !g.stats_sockets.is_empty() {

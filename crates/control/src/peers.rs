@@ -1,0 +1,389 @@
+//! `peers` on the control shard (issue #7, ADR 0007): stick-table replication with other
+//! ringlb or haproxy 2.6 processes over haproxy's peers protocol (`ringlb-peers`).
+//!
+//! Per peers section: a listener on the local peer's address, one connector per remote peer
+//! (reconnect with backoff), and one task per connection driving a sans-IO
+//! [`Session`]. Every [`COLLECT_EVERY`] the control shard asks the worker shards for the
+//! entries they own that changed locally (`ControlMsg::CollectPeerUpdates`) and pushes them
+//! to every connected peer; entries learned from a peer go to the shards as
+//! `ControlMsg::ApplyPeerEntries`, where each key's owner applies them (as `set table`).
+//! On connect, each side is sent everything we own, and the first peer reached is asked for
+//! a full resync (a restarted process gets the tables back).
+
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use glommio::net::{TcpListener, TcpStream};
+use ringlb_config::model::Config;
+use ringlb_peers::session::{Event, Local, Phase, Session};
+use ringlb_shard::{ControlMsg, StatsBoard, Topology};
+use ringlb_stick::{PeerEntry, TableConfig};
+
+use crate::cli::Bus;
+
+/// How often local changes are collected from the shards and pushed.
+pub const COLLECT_EVERY: Duration = Duration::from_millis(100);
+/// A connection task wakes at least this often (heartbeats, pushes, replaced sessions).
+const POLL: Duration = Duration::from_millis(50);
+/// Reconnect backoff: first delay and cap (haproxy retries every 5 s).
+const BACKOFF_MIN: Duration = Duration::from_millis(200);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Longest wait for the shards' answer to a collection.
+const COLLECT_WAIT: Duration = Duration::from_secs(2);
+/// A resync asked for and not finished by then is given up (haproxy: 5 s).
+const RESYNC_GIVE_UP: Duration = Duration::from_secs(5);
+
+/// One peers section as the control shard runs it.
+#[derive(Debug, Clone)]
+pub struct PeersPlan {
+    pub section: String,
+    pub local: String,
+    pub bind: SocketAddr,
+    pub remotes: Vec<(String, SocketAddr)>,
+    /// The tables declared with `peers <section>`, in topology order.
+    pub tables: Vec<TableConfig>,
+}
+
+/// The peers sections to run, and warnings to print (a section without the local peer is
+/// dropped, as haproxy does). Errors: an address that does not resolve.
+pub fn plan(cfg: &Config, topo: &Topology) -> Result<(Vec<PeersPlan>, Vec<String>), String> {
+    let local = cfg
+        .global
+        .localpeer
+        .clone()
+        .unwrap_or_else(crate::mail::hostname);
+    let mut plans = Vec::new();
+    let mut warnings = Vec::new();
+    for p in cfg.peers.iter().filter(|p| !p.disabled) {
+        let tables: Vec<TableConfig> = topo
+            .stick_tables
+            .iter()
+            .filter(|(_, t)| t.peers.as_deref() == Some(p.name.as_str()))
+            .filter_map(|(n, t)| {
+                let c = TableConfig::from_model(n, t).ok()?;
+                Some(if topo.stick_rule_tables.iter().any(|x| x == n) {
+                    c.for_stick_rules()
+                } else {
+                    c
+                })
+            })
+            .collect();
+        let me = p.peers.iter().find(|e| e.name == local);
+        let bind = match (me, &p.bind) {
+            (Some(e), _) if !e.address.is_empty() => Some(e.address.clone()),
+            (Some(_), Some(b)) => Some(b.address.clone()),
+            _ => None,
+        };
+        let Some(bind) = bind else {
+            warnings.push(format!(
+                "config : Removing incomplete section 'peers {}' (no peer named '{local}').",
+                p.name
+            ));
+            continue;
+        };
+        if tables.is_empty() {
+            continue; // nothing to replicate
+        }
+        let mut remotes = Vec::new();
+        for e in p.peers.iter().filter(|e| e.name != local) {
+            if e.address.is_empty() {
+                continue;
+            }
+            remotes.push((e.name.clone(), resolve(&e.address)?));
+        }
+        plans.push(PeersPlan {
+            section: p.name.clone(),
+            local: local.clone(),
+            bind: resolve(&bind)?,
+            remotes,
+            tables,
+        });
+    }
+    Ok((plans, warnings))
+}
+
+fn resolve(addr: &str) -> Result<SocketAddr, String> {
+    let a = addr.strip_prefix("ipv4@").unwrap_or(addr);
+    a.to_socket_addrs()
+        .ok()
+        .and_then(|mut it| it.next())
+        .ok_or_else(|| format!("peers : cannot resolve address '{addr}'."))
+}
+
+/// A connected peer, as the hub knows it.
+struct Live {
+    id: u64,
+    session: Rc<RefCell<Session>>,
+}
+
+/// A section's shared state on the control shard.
+struct Hub {
+    plan: PeersPlan,
+    bus: Rc<Bus>,
+    board: Arc<StatsBoard>,
+    live: RefCell<HashMap<String, Live>>,
+    next_id: Cell<u64>,
+    /// A full resync was obtained (or given up); until then the first peer reached is asked.
+    resynced: Cell<bool>,
+    resync_started: Cell<Option<Instant>>,
+    /// Collections share the stats board's slots: one at a time.
+    collecting: glommio::sync::Semaphore,
+    started: Instant,
+}
+
+/// Starts the tasks of one peers section on the control shard.
+pub fn spawn(plan: PeersPlan, bus: Rc<Bus>, board: Arc<StatsBoard>) {
+    let hub = Rc::new(Hub {
+        plan,
+        bus,
+        board,
+        live: RefCell::new(HashMap::new()),
+        next_id: Cell::new(1),
+        resynced: Cell::new(false),
+        resync_started: Cell::new(None),
+        collecting: glommio::sync::Semaphore::new(1),
+        started: Instant::now(),
+    });
+    glommio::spawn_local(listen(hub.clone())).detach();
+    for (i, (name, addr)) in hub.plan.remotes.clone().into_iter().enumerate() {
+        glommio::spawn_local(connector(hub.clone(), name, addr, i as u64)).detach();
+    }
+    glommio::spawn_local(pusher(hub)).detach();
+}
+
+impl Hub {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn local(&self) -> Local {
+        Local {
+            name: self.plan.local.clone(),
+            pid: std::process::id(),
+            peers: self.plan.remotes.iter().map(|r| r.0.clone()).collect(),
+            tables: self.plan.tables.clone(),
+        }
+    }
+
+    fn connected(&self, remote: &str) -> bool {
+        self.live.borrow().contains_key(remote)
+    }
+
+    /// Entries of our tables from the shards: the local changes, or everything (`full`).
+    async fn collect(&self, full: bool) -> Vec<(usize, Vec<PeerEntry>)> {
+        let Ok(_permit) = self.collecting.acquire_permit(1).await else {
+            return Vec::new();
+        };
+        let seq = self.board.next_seq();
+        self.bus
+            .send(ControlMsg::CollectPeerUpdates { seq, full })
+            .await;
+        let deadline = Instant::now() + COLLECT_WAIT;
+        let rows = loop {
+            if let Some(r) = self.board.try_collect_peer(seq) {
+                break r;
+            }
+            if Instant::now() >= deadline {
+                return Vec::new();
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        };
+        rows.into_iter()
+            .filter_map(|(name, entries)| {
+                let i = self.plan.tables.iter().position(|t| t.name == name)?;
+                Some((i, entries))
+            })
+            .collect()
+    }
+}
+
+/// Accepts connections from the other peers (binding again until the address is free).
+async fn listen(hub: Rc<Hub>) {
+    let listener = loop {
+        match TcpListener::bind(hub.plan.bind) {
+            Ok(l) => break l,
+            Err(_) => glommio::timer::sleep(Duration::from_secs(1)).await,
+        }
+    };
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                let session = Session::accept(hub.local(), hub.now_ms());
+                glommio::spawn_local(connection(hub.clone(), stream, session)).detach();
+            }
+            Err(_) => glommio::timer::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+/// Keeps a connection to `remote` while none exists, with a growing delay between attempts.
+async fn connector(hub: Rc<Hub>, remote: String, addr: SocketAddr, salt: u64) {
+    // A spread start, so that two peers do not connect to each other at the same moment.
+    let mut rng = salt.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ u64::from(std::process::id());
+    let mut jitter = move |max_ms: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        Duration::from_millis(rng % max_ms.max(1))
+    };
+    glommio::timer::sleep(jitter(300)).await;
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        if hub.connected(&remote) {
+            glommio::timer::sleep(Duration::from_millis(500)).await;
+            continue;
+        }
+        let established = match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await {
+            Ok(stream) => {
+                let session = Session::connect(hub.local(), &remote, hub.now_ms());
+                connection(hub.clone(), stream, session).await
+            }
+            Err(_) => false,
+        };
+        if established {
+            backoff = BACKOFF_MIN;
+        } else {
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+        glommio::timer::sleep(backoff + jitter(backoff.as_millis() as u64 / 2)).await;
+    }
+}
+
+/// Drives one connection until it ends; true if it was established.
+async fn connection(hub: Rc<Hub>, mut stream: TcpStream, session: Session) -> bool {
+    let _ = stream.set_nodelay(true);
+    let _ = stream.set_read_timeout(Some(POLL));
+    let id = hub.next_id.get();
+    hub.next_id.set(id + 1);
+    let session = Rc::new(RefCell::new(session));
+    let mut remote: Option<String> = None;
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let out = session.borrow_mut().take_output();
+        if !out.is_empty() {
+            if stream.write_all(&out).await.is_err() {
+                break;
+            }
+            session.borrow_mut().sent(hub.now_ms());
+        }
+        if session.borrow().phase() == Phase::Closed {
+            break;
+        }
+        // Replaced by a newer connection with the same peer (haproxy keeps the newest).
+        if let Some(r) = &remote {
+            if hub.live.borrow().get(r).is_none_or(|l| l.id != id) {
+                break;
+            }
+        }
+        let events = match stream.read(&mut buf).await {
+            Ok(n) => {
+                let data = buf.get(..n).unwrap_or_default();
+                session.borrow_mut().receive(data, hub.now_ms())
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::TimedOut | std::io::ErrorKind::WouldBlock
+                ) =>
+            {
+                session
+                    .borrow_mut()
+                    .tick(hub.now_ms())
+                    .into_iter()
+                    .collect()
+            }
+            Err(_) => break,
+        };
+        for ev in events {
+            match ev {
+                Event::Established { remote: r } => {
+                    hub.live.borrow_mut().insert(
+                        r.clone(),
+                        Live {
+                            id,
+                            session: session.clone(),
+                        },
+                    );
+                    remote = Some(r);
+                    // Everything we own, so the peer misses nothing said while apart.
+                    for (t, entries) in hub.collect(true).await {
+                        session.borrow_mut().push(t, &entries, true);
+                    }
+                    maybe_resync(&hub, &session);
+                }
+                Event::Learned { table, entries } => {
+                    if let Some(cfg) = hub.plan.tables.get(table) {
+                        hub.bus
+                            .send(ControlMsg::ApplyPeerEntries {
+                                table: cfg.name.clone(),
+                                entries,
+                            })
+                            .await;
+                    }
+                }
+                Event::TeachRequested => {
+                    for (t, entries) in hub.collect(true).await {
+                        session.borrow_mut().push(t, &entries, true);
+                    }
+                    session.borrow_mut().finish_teach(false);
+                }
+                Event::Resynced { .. } => hub.resynced.set(true),
+                Event::Closed(_) => {}
+            }
+        }
+    }
+    if let Some(r) = &remote {
+        let mut live = hub.live.borrow_mut();
+        if live.get(r).is_some_and(|l| l.id == id) {
+            live.remove(r);
+        }
+    }
+    remote.is_some()
+}
+
+/// The first peer reached after start is asked for everything it knows.
+fn maybe_resync(hub: &Hub, session: &RefCell<Session>) {
+    if hub.resynced.get() {
+        return;
+    }
+    let now = Instant::now();
+    match hub.resync_started.get() {
+        Some(t) if now.duration_since(t) < RESYNC_GIVE_UP => return, // another peer teaches
+        Some(_) => {
+            hub.resynced.set(true);
+            return;
+        }
+        None => {}
+    }
+    hub.resync_started.set(Some(now));
+    session.borrow_mut().request_resync();
+}
+
+/// Pushes local changes to every connected peer.
+async fn pusher(hub: Rc<Hub>) {
+    loop {
+        glommio::timer::sleep(COLLECT_EVERY).await;
+        let batches = hub.collect(false).await;
+        if batches.is_empty() {
+            continue;
+        }
+        let live: Vec<Rc<RefCell<Session>>> = hub
+            .live
+            .borrow()
+            .values()
+            .map(|l| l.session.clone())
+            .collect();
+        for s in live {
+            let mut s = s.borrow_mut();
+            for (t, entries) in &batches {
+                s.push(*t, entries, false);
+            }
+        }
+    }
+}
