@@ -1,0 +1,252 @@
+//! `peers` end to end (issue #7, ADR 0007): stick tables replicated between two ringlb
+//! processes, and between ringlb and a real haproxy 2.6, on loopback, checked through both
+//! runtime sockets (`show table`). Each process is named with `-L`. Every wait is bounded and
+//! every process is stopped by pid (ChildGuard).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use ringlb_testkit::{
+    free_addr, haproxy_available, haproxy_bin, http_get, runtime_command, wait_until, ChildGuard,
+    Ringlb, TempDir,
+};
+
+/// Replication runs every 100 ms; reconnects back off up to 5 s. Generous for CI.
+const T: Duration = Duration::from_secs(15);
+
+/// One member of the peers section: its name, peer address, frontend and runtime socket.
+struct Member {
+    name: &'static str,
+    front: SocketAddr,
+    sock: PathBuf,
+    cfg: PathBuf,
+}
+
+/// The same configuration for every member (only the socket and frontend differ): requests
+/// are tracked by source in table `tbl`, each one adding 1 to gpc0.
+fn members(dir: &TempDir, names: &[&'static str], nbthread: u32) -> Vec<Member> {
+    let peers: Vec<(&str, SocketAddr)> = names.iter().map(|n| (*n, free_addr())).collect();
+    let section: String = peers
+        .iter()
+        .map(|(n, a)| format!("    peer {n} {a}\n"))
+        .collect();
+    peers
+        .iter()
+        .map(|&(name, _)| {
+            let front = free_addr();
+            let sock = dir.join(&format!("{name}.sock"));
+            let text = format!(
+                "global\n    nbthread {nbthread}\n    stats socket {} level admin\n\
+                 defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+                 peers mesh\n{section}\
+                 frontend fe\n    bind {front}\n    http-request track-sc0 src table tbl\n\
+                     http-request sc-inc-gpc0(0)\n    http-request return status 200\n\
+                 backend tbl\n    stick-table type ip size 1k expire 60s peers mesh store gpc0,http_req_cnt\n",
+                sock.display()
+            );
+            let cfg = dir.join(&format!("{name}.cfg"));
+            std::fs::write(&cfg, text).unwrap();
+            Member {
+                name,
+                front,
+                sock,
+                cfg,
+            }
+        })
+        .collect()
+}
+
+fn ringlb(m: &Member) -> ChildGuard {
+    Ringlb::start_args(
+        &[
+            "-L".as_ref(),
+            m.name.as_ref(),
+            "-f".as_ref(),
+            m.cfg.as_os_str(),
+        ],
+        &[m.front],
+    )
+}
+
+fn haproxy(m: &Member) -> ChildGuard {
+    let mut cmd = Command::new(haproxy_bin());
+    cmd.arg("-db").arg("-L").arg(m.name).arg("-f").arg(&m.cfg);
+    let mut g = ChildGuard::spawn("haproxy", &mut cmd).unwrap();
+    g.wait_ready(&[m.front], T).unwrap();
+    g
+}
+
+fn show(sock: &Path) -> String {
+    runtime_command(sock, "show table tbl").unwrap_or_default()
+}
+
+/// Waits until `show table tbl` on `sock` has a line with every word of `want`.
+fn wait_entry(sock: &Path, want: &[&str], who: &str, procs: &[&ChildGuard]) {
+    let ok = wait_until(T, || {
+        show(sock)
+            .lines()
+            .any(|l| want.iter().all(|w| l.split(' ').any(|x| x == *w)))
+    });
+    if !ok {
+        let dumps: Vec<String> = procs.iter().map(|p| p.dump()).collect();
+        panic!(
+            "{who}: no entry with {want:?}:\n{}\n{}",
+            show(sock),
+            dumps.join("\n")
+        );
+    }
+}
+
+fn set(sock: &Path, cmd: &str) {
+    let out = runtime_command(sock, cmd).unwrap();
+    assert!(out.trim().is_empty(), "{cmd}: {out}");
+}
+
+fn hit(m: &Member, n: usize) {
+    for _ in 0..n {
+        let r = http_get(m.front, "/", &[]).unwrap();
+        assert_eq!(r.status, 200);
+    }
+}
+
+#[test]
+fn two_ringlb_processes_replicate_both_ways() {
+    let dir = TempDir::new("peers-two");
+    // Two shards each: the key's owner shard may be either, the control shard collects.
+    let m = members(&dir, &["alpha", "beta"], 2);
+    let (a, b) = (&m[0], &m[1]);
+    let pa = ringlb(a);
+    let pb = ringlb(b);
+    // Tracked in A by real requests: B sees the same counters.
+    hit(a, 3);
+    wait_entry(
+        &a.sock,
+        &["key=127.0.0.1", "gpc0=3", "http_req_cnt=3"],
+        "A",
+        &[&pa],
+    );
+    wait_entry(
+        &b.sock,
+        &["key=127.0.0.1", "gpc0=3", "http_req_cnt=3"],
+        "B",
+        &[&pa, &pb],
+    );
+    // B → A, through the runtime socket.
+    set(
+        &b.sock,
+        "set table tbl key 10.9.9.9 data.gpc0 41 data.http_req_cnt 2",
+    );
+    wait_entry(
+        &a.sock,
+        &["key=10.9.9.9", "gpc0=41", "http_req_cnt=2"],
+        "A",
+        &[&pa, &pb],
+    );
+    // An update of an entry learned from a peer goes back the other way.
+    hit(b, 2);
+    wait_entry(
+        &a.sock,
+        &["key=127.0.0.1", "gpc0=5", "http_req_cnt=5"],
+        "A",
+        &[&pa, &pb],
+    );
+    // The expiry travelled with the entry (table expire 60s).
+    let exp: u64 = show(&a.sock)
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix("exp="))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    assert!(exp > 40_000 && exp <= 60_000, "{exp}");
+}
+
+#[test]
+fn a_restarted_peer_gets_the_table_back() {
+    let dir = TempDir::new("peers-resync");
+    let m = members(&dir, &["one", "two"], 1);
+    let (a, b) = (&m[0], &m[1]);
+    let pa = ringlb(a);
+    let mut pb = ringlb(b);
+    set(&a.sock, "set table tbl key 10.0.0.1 data.gpc0 7");
+    set(
+        &a.sock,
+        "set table tbl key 10.0.0.2 data.gpc0 8 data.http_req_cnt 1",
+    );
+    wait_entry(&b.sock, &["key=10.0.0.2", "gpc0=8"], "two", &[&pa, &pb]);
+    pb.stop(T).unwrap();
+    // Changed while two is away.
+    set(&a.sock, "set table tbl key 10.0.0.3 data.gpc0 9");
+    let pb = ringlb(b);
+    for (k, g) in [("10.0.0.1", "7"), ("10.0.0.2", "8"), ("10.0.0.3", "9")] {
+        wait_entry(
+            &b.sock,
+            &[&format!("key={k}"), &format!("gpc0={g}")],
+            "restarted two",
+            &[&pa, &pb],
+        );
+    }
+}
+
+#[test]
+fn ringlb_and_haproxy_replicate_both_ways() {
+    if !haproxy_available() {
+        eprintln!("skipped: haproxy not available");
+        return;
+    }
+    let dir = TempDir::new("peers-haproxy");
+    let m = members(&dir, &["rl", "hap"], 2);
+    let (r, h) = (&m[0], &m[1]);
+    let pr = ringlb(r);
+    let ph = haproxy(h);
+    // haproxy → ringlb: real tracked requests, then the runtime socket.
+    hit(h, 2);
+    wait_entry(
+        &r.sock,
+        &["key=127.0.0.1", "gpc0=2", "http_req_cnt=2"],
+        "ringlb",
+        &[&pr, &ph],
+    );
+    set(&h.sock, "set table tbl key 10.1.1.1 data.gpc0 42");
+    wait_entry(&r.sock, &["key=10.1.1.1", "gpc0=42"], "ringlb", &[&pr, &ph]);
+    // ringlb → haproxy.
+    set(
+        &r.sock,
+        "set table tbl key 10.2.2.2 data.gpc0 5 data.http_req_cnt 9",
+    );
+    wait_entry(
+        &h.sock,
+        &["key=10.2.2.2", "gpc0=5", "http_req_cnt=9"],
+        "haproxy",
+        &[&pr, &ph],
+    );
+    hit(r, 3);
+    wait_entry(
+        &h.sock,
+        &["key=127.0.0.1", "gpc0=5", "http_req_cnt=5"],
+        "haproxy",
+        &[&pr, &ph],
+    );
+    // A restarted ringlb asks haproxy for a resync and gets everything back.
+    drop(pr);
+    let pr = ringlb(r);
+    for want in [
+        ["key=10.1.1.1", "gpc0=42"],
+        ["key=10.2.2.2", "gpc0=5"],
+        ["key=127.0.0.1", "gpc0=5"],
+    ] {
+        wait_entry(&r.sock, &want, "restarted ringlb", &[&pr, &ph]);
+    }
+    // A restarted haproxy asks ringlb for a resync: ringlb teaches it the table.
+    drop(ph);
+    let ph = haproxy(h);
+    for want in [
+        ["key=10.1.1.1", "gpc0=42"],
+        ["key=10.2.2.2", "gpc0=5"],
+        ["key=127.0.0.1", "gpc0=5"],
+    ] {
+        wait_entry(&h.sock, &want, "restarted haproxy", &[&pr, &ph]);
+    }
+}
