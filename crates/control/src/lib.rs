@@ -298,14 +298,18 @@ async fn control_loop(
         glommio::spawn_local(cli::serve(ctx.clone(), l, spec)).detach();
     }
     // Stick-table replication (ADR 0007).
+    let peers_stop = peers::PeersStop::default();
     for plan in start.peers {
-        peers::spawn(plan, bus.clone(), start.board.clone());
+        peers::spawn(plan, bus.clone(), start.board.clone(), peers_stop.clone());
     }
     while !exit.load(Ordering::Acquire) {
         loop {
             match commands.try_recv() {
                 Ok(ControlMsg::Reload) => reload::reload_logged(&ctx).await,
                 Ok(msg) => {
+                    if matches!(msg, ControlMsg::SoftStop | ControlMsg::HardStop) {
+                        peers_stop.stop(); // leave the mesh (ADR 0007)
+                    }
                     for m in handle.route(msg) {
                         bus.send(m).await;
                     }

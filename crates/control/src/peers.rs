@@ -135,11 +135,36 @@ struct Hub {
     /// Collections share the stats board's slots: one at a time.
     collecting: glommio::sync::Semaphore,
     started: Instant,
+    stop: PeersStop,
+}
+
+/// Stops a section's tasks: on a soft or hard stop the process leaves the mesh at once
+/// (closing its sessions and its listener), so that a new process with the same peer name
+/// takes its place without the two replacing each other at the remote peers.
+#[derive(Clone, Default)]
+pub struct PeersStop(Rc<Cell<bool>>);
+
+impl PeersStop {
+    pub fn stop(&self) {
+        self.0.set(true);
+    }
+
+    fn stopped(&self) -> bool {
+        self.0.get()
+    }
+
+    /// Resolves once stopped (checked every [`POLL`]).
+    async fn wait(&self) {
+        while !self.stopped() {
+            glommio::timer::sleep(POLL).await;
+        }
+    }
 }
 
 /// Starts the tasks of one peers section on the control shard.
-pub fn spawn(plan: PeersPlan, bus: Rc<Bus>, board: Arc<StatsBoard>) {
+pub fn spawn(plan: PeersPlan, bus: Rc<Bus>, board: Arc<StatsBoard>, stop: PeersStop) {
     let hub = Rc::new(Hub {
+        stop,
         plan,
         bus,
         board,
@@ -205,19 +230,29 @@ impl Hub {
 
 /// Accepts connections from the other peers (binding again until the address is free).
 async fn listen(hub: Rc<Hub>) {
+    // The address may still be held by the process this one replaces (a reload): retry.
     let listener = loop {
+        if hub.stop.stopped() {
+            return;
+        }
         match TcpListener::bind(hub.plan.bind) {
             Ok(l) => break l,
             Err(_) => glommio::timer::sleep(Duration::from_secs(1)).await,
         }
     };
     loop {
-        match listener.accept().await {
-            Ok(stream) => {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            hub.stop.wait().await;
+            None
+        })
+        .await;
+        match accepted {
+            None => return, // stopped: the listener closes
+            Some(Ok(stream)) => {
                 let session = Session::accept(hub.local(), hub.now_ms());
                 glommio::spawn_local(connection(hub.clone(), stream, session)).detach();
             }
-            Err(_) => glommio::timer::sleep(Duration::from_millis(100)).await,
+            Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(100)).await,
         }
     }
 }
@@ -234,7 +269,7 @@ async fn connector(hub: Rc<Hub>, remote: String, addr: SocketAddr, salt: u64) {
     };
     glommio::timer::sleep(jitter(300)).await;
     let mut backoff = BACKOFF_MIN;
-    loop {
+    while !hub.stop.stopped() {
         if hub.connected(&remote) {
             glommio::timer::sleep(Duration::from_millis(500)).await;
             continue;
@@ -272,7 +307,7 @@ async fn connection(hub: Rc<Hub>, mut stream: TcpStream, session: Session) -> bo
             }
             session.borrow_mut().sent(hub.now_ms());
         }
-        if session.borrow().phase() == Phase::Closed {
+        if session.borrow().phase() == Phase::Closed || hub.stop.stopped() {
             break;
         }
         // Replaced by a newer connection with the same peer (haproxy keeps the newest).
@@ -367,7 +402,7 @@ fn maybe_resync(hub: &Hub, session: &RefCell<Session>) {
 
 /// Pushes local changes to every connected peer.
 async fn pusher(hub: Rc<Hub>) {
-    loop {
+    while !hub.stop.stopped() {
         glommio::timer::sleep(COLLECT_EVERY).await;
         let batches = hub.collect(false).await;
         if batches.is_empty() {

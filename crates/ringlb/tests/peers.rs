@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
@@ -21,14 +21,31 @@ const T: Duration = Duration::from_secs(15);
 /// One member of the peers section: its name, peer address, frontend and runtime socket.
 struct Member {
     name: &'static str,
+    /// `tbl`, or `mesh/tbl` when declared by a `table` line of the peers section.
+    table: &'static str,
     front: SocketAddr,
     sock: PathBuf,
     cfg: PathBuf,
 }
 
 /// The same configuration for every member (only the socket and frontend differ): requests
-/// are tracked by source in table `tbl`, each one adding 1 to gpc0.
-fn members(dir: &TempDir, names: &[&'static str], nbthread: u32) -> Vec<Member> {
+/// are tracked by source in table `tbl` (a backend's, or the peers section's own with
+/// `in_peers`), each one adding 1 to gpc0.
+fn members(dir: &TempDir, names: &[&'static str], nbthread: u32, in_peers: bool) -> Vec<Member> {
+    const TABLE: &str = "type ip size 1k expire 60s store gpc0,http_req_cnt";
+    let (table, peers_table, backend) = if in_peers {
+        (
+            "mesh/tbl",
+            format!("    table tbl {TABLE}\n"),
+            String::new(),
+        )
+    } else {
+        (
+            "tbl",
+            String::new(),
+            format!("backend tbl\n    stick-table {TABLE} peers mesh\n"),
+        )
+    };
     let peers: Vec<(&str, SocketAddr)> = names.iter().map(|n| (*n, free_addr())).collect();
     let section: String = peers
         .iter()
@@ -42,16 +59,16 @@ fn members(dir: &TempDir, names: &[&'static str], nbthread: u32) -> Vec<Member> 
             let text = format!(
                 "global\n    nbthread {nbthread}\n    stats socket {} level admin\n\
                  defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
-                 peers mesh\n{section}\
-                 frontend fe\n    bind {front}\n    http-request track-sc0 src table tbl\n\
-                     http-request sc-inc-gpc0(0)\n    http-request return status 200\n\
-                 backend tbl\n    stick-table type ip size 1k expire 60s peers mesh store gpc0,http_req_cnt\n",
+                 peers mesh\n{section}{peers_table}\
+                 frontend fe\n    bind {front}\n    http-request track-sc0 src table {table}\n\
+                     http-request sc-inc-gpc0(0)\n    http-request return status 200\n{backend}",
                 sock.display()
             );
             let cfg = dir.join(&format!("{name}.cfg"));
             std::fs::write(&cfg, text).unwrap();
             Member {
                 name,
+                table,
                 front,
                 sock,
                 cfg,
@@ -80,29 +97,32 @@ fn haproxy(m: &Member) -> ChildGuard {
     g
 }
 
-fn show(sock: &Path) -> String {
-    runtime_command(sock, "show table tbl").unwrap_or_default()
+fn show(m: &Member) -> String {
+    runtime_command(&m.sock, &format!("show table {}", m.table)).unwrap_or_default()
 }
 
-/// Waits until `show table tbl` on `sock` has a line with every word of `want`.
-fn wait_entry(sock: &Path, want: &[&str], who: &str, procs: &[&ChildGuard]) {
+/// Waits until `show table` on member `m` has a line with every word of `want`.
+fn wait_entry(m: &Member, want: &[&str], procs: &[&ChildGuard]) {
     let ok = wait_until(T, || {
-        show(sock)
+        show(m)
             .lines()
             .any(|l| want.iter().all(|w| l.split(' ').any(|x| x == *w)))
     });
     if !ok {
         let dumps: Vec<String> = procs.iter().map(|p| p.dump()).collect();
         panic!(
-            "{who}: no entry with {want:?}:\n{}\n{}",
-            show(sock),
+            "{}: no entry with {want:?}:\n{}\n{}",
+            m.name,
+            show(m),
             dumps.join("\n")
         );
     }
 }
 
-fn set(sock: &Path, cmd: &str) {
-    let out = runtime_command(sock, cmd).unwrap();
+/// `set table <t> <rest>` on member `m`.
+fn set(m: &Member, rest: &str) {
+    let cmd = format!("set table {} {rest}", m.table);
+    let out = runtime_command(&m.sock, &cmd).unwrap();
     assert!(out.trim().is_empty(), "{cmd}: {out}");
 }
 
@@ -117,45 +137,34 @@ fn hit(m: &Member, n: usize) {
 fn two_ringlb_processes_replicate_both_ways() {
     let dir = TempDir::new("peers-two");
     // Two shards each: the key's owner shard may be either, the control shard collects.
-    let m = members(&dir, &["alpha", "beta"], 2);
+    let m = members(&dir, &["alpha", "beta"], 2, false);
     let (a, b) = (&m[0], &m[1]);
     let pa = ringlb(a);
     let pb = ringlb(b);
     // Tracked in A by real requests: B sees the same counters.
     hit(a, 3);
+    wait_entry(a, &["key=127.0.0.1", "gpc0=3", "http_req_cnt=3"], &[&pa]);
     wait_entry(
-        &a.sock,
+        b,
         &["key=127.0.0.1", "gpc0=3", "http_req_cnt=3"],
-        "A",
-        &[&pa],
-    );
-    wait_entry(
-        &b.sock,
-        &["key=127.0.0.1", "gpc0=3", "http_req_cnt=3"],
-        "B",
         &[&pa, &pb],
     );
     // B → A, through the runtime socket.
-    set(
-        &b.sock,
-        "set table tbl key 10.9.9.9 data.gpc0 41 data.http_req_cnt 2",
-    );
+    set(b, "key 10.9.9.9 data.gpc0 41 data.http_req_cnt 2");
     wait_entry(
-        &a.sock,
+        a,
         &["key=10.9.9.9", "gpc0=41", "http_req_cnt=2"],
-        "A",
         &[&pa, &pb],
     );
     // An update of an entry learned from a peer goes back the other way.
     hit(b, 2);
     wait_entry(
-        &a.sock,
+        a,
         &["key=127.0.0.1", "gpc0=5", "http_req_cnt=5"],
-        "A",
         &[&pa, &pb],
     );
     // The expiry travelled with the entry (table expire 60s).
-    let exp: u64 = show(&a.sock)
+    let exp: u64 = show(a)
         .split_whitespace()
         .find_map(|w| w.strip_prefix("exp="))
         .and_then(|v| v.parse().ok())
@@ -166,27 +175,20 @@ fn two_ringlb_processes_replicate_both_ways() {
 #[test]
 fn a_restarted_peer_gets_the_table_back() {
     let dir = TempDir::new("peers-resync");
-    let m = members(&dir, &["one", "two"], 1);
+    // The table of the peers section itself (`table tbl ...`, used as `mesh/tbl`).
+    let m = members(&dir, &["one", "two"], 1, true);
     let (a, b) = (&m[0], &m[1]);
     let pa = ringlb(a);
     let mut pb = ringlb(b);
-    set(&a.sock, "set table tbl key 10.0.0.1 data.gpc0 7");
-    set(
-        &a.sock,
-        "set table tbl key 10.0.0.2 data.gpc0 8 data.http_req_cnt 1",
-    );
-    wait_entry(&b.sock, &["key=10.0.0.2", "gpc0=8"], "two", &[&pa, &pb]);
+    set(a, "key 10.0.0.1 data.gpc0 7");
+    set(a, "key 10.0.0.2 data.gpc0 8 data.http_req_cnt 1");
+    wait_entry(b, &["key=10.0.0.2", "gpc0=8"], &[&pa, &pb]);
     pb.stop(T).unwrap();
     // Changed while two is away.
-    set(&a.sock, "set table tbl key 10.0.0.3 data.gpc0 9");
+    set(a, "key 10.0.0.3 data.gpc0 9");
     let pb = ringlb(b);
     for (k, g) in [("10.0.0.1", "7"), ("10.0.0.2", "8"), ("10.0.0.3", "9")] {
-        wait_entry(
-            &b.sock,
-            &[&format!("key={k}"), &format!("gpc0={g}")],
-            "restarted two",
-            &[&pa, &pb],
-        );
+        wait_entry(b, &[&format!("key={k}"), &format!("gpc0={g}")], &[&pa, &pb]);
     }
 }
 
@@ -197,36 +199,30 @@ fn ringlb_and_haproxy_replicate_both_ways() {
         return;
     }
     let dir = TempDir::new("peers-haproxy");
-    let m = members(&dir, &["rl", "hap"], 2);
+    let m = members(&dir, &["rl", "hap"], 2, false);
     let (r, h) = (&m[0], &m[1]);
     let pr = ringlb(r);
     let ph = haproxy(h);
     // haproxy → ringlb: real tracked requests, then the runtime socket.
     hit(h, 2);
     wait_entry(
-        &r.sock,
+        r,
         &["key=127.0.0.1", "gpc0=2", "http_req_cnt=2"],
-        "ringlb",
         &[&pr, &ph],
     );
-    set(&h.sock, "set table tbl key 10.1.1.1 data.gpc0 42");
-    wait_entry(&r.sock, &["key=10.1.1.1", "gpc0=42"], "ringlb", &[&pr, &ph]);
+    set(h, "key 10.1.1.1 data.gpc0 42");
+    wait_entry(r, &["key=10.1.1.1", "gpc0=42"], &[&pr, &ph]);
     // ringlb → haproxy.
-    set(
-        &r.sock,
-        "set table tbl key 10.2.2.2 data.gpc0 5 data.http_req_cnt 9",
-    );
+    set(r, "key 10.2.2.2 data.gpc0 5 data.http_req_cnt 9");
     wait_entry(
-        &h.sock,
+        h,
         &["key=10.2.2.2", "gpc0=5", "http_req_cnt=9"],
-        "haproxy",
         &[&pr, &ph],
     );
     hit(r, 3);
     wait_entry(
-        &h.sock,
+        h,
         &["key=127.0.0.1", "gpc0=5", "http_req_cnt=5"],
-        "haproxy",
         &[&pr, &ph],
     );
     // A restarted ringlb asks haproxy for a resync and gets everything back.
@@ -237,7 +233,7 @@ fn ringlb_and_haproxy_replicate_both_ways() {
         ["key=10.2.2.2", "gpc0=5"],
         ["key=127.0.0.1", "gpc0=5"],
     ] {
-        wait_entry(&r.sock, &want, "restarted ringlb", &[&pr, &ph]);
+        wait_entry(r, &want, &[&pr, &ph]);
     }
     // A restarted haproxy asks ringlb for a resync: ringlb teaches it the table.
     drop(ph);
@@ -247,6 +243,6 @@ fn ringlb_and_haproxy_replicate_both_ways() {
         ["key=10.2.2.2", "gpc0=5"],
         ["key=127.0.0.1", "gpc0=5"],
     ] {
-        wait_entry(&h.sock, &want, "restarted haproxy", &[&pr, &ph]);
+        wait_entry(h, &want, &[&pr, &ph]);
     }
 }
