@@ -32,7 +32,7 @@ struct Member {
 /// are tracked by source in table `tbl` (a backend's, or the peers section's own with
 /// `in_peers`), each one adding 1 to gpc0.
 fn members(dir: &TempDir, names: &[&'static str], nbthread: u32, in_peers: bool) -> Vec<Member> {
-    const TABLE: &str = "type ip size 1k expire 60s store gpc0,http_req_cnt";
+    const TABLE: &str = "type ip size 1k expire 60s store gpc0,http_req_cnt,http_req_rate(10s)";
     let (table, peers_table, backend) = if in_peers {
         (
             "mesh/tbl",
@@ -207,7 +207,12 @@ fn ringlb_and_haproxy_replicate_both_ways() {
     hit(h, 2);
     wait_entry(
         r,
-        &["key=127.0.0.1", "gpc0=2", "http_req_cnt=2"],
+        &[
+            "key=127.0.0.1",
+            "gpc0=2",
+            "http_req_cnt=2",
+            "http_req_rate(10000)=2",
+        ],
         &[&pr, &ph],
     );
     set(h, "key 10.1.1.1 data.gpc0 42");
@@ -222,7 +227,13 @@ fn ringlb_and_haproxy_replicate_both_ways() {
     hit(r, 3);
     wait_entry(
         h,
-        &["key=127.0.0.1", "gpc0=5", "http_req_cnt=5"],
+        // The rate too: its counter words travel with the tick made relative to now.
+        &[
+            "key=127.0.0.1",
+            "gpc0=5",
+            "http_req_cnt=5",
+            "http_req_rate(10000)=5",
+        ],
         &[&pr, &ph],
     );
     // A restarted ringlb asks haproxy for a resync and gets everything back.

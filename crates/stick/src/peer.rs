@@ -280,6 +280,50 @@ mod tests {
     }
 
     #[test]
+    fn learned_entries_go_to_the_owner_and_reach_the_caches() {
+        // Two shards: shard 0's and shard 1's instances of one table.
+        let mk = |id| {
+            let mut t = table("gpc0");
+            t = Table::new(t.config().clone(), ShardInfo { id, count: 2 }, 1);
+            t.enable_peers();
+            t
+        };
+        let (mut s0, mut s1) = (mk(0), mk(1));
+        let key = (0..=255u8)
+            .map(|i| vec![10, 0, 0, i])
+            .find(|k| crate::owner_of(k, 2) == 1)
+            .unwrap();
+        let e = PeerEntry {
+            key: key.clone().into(),
+            expire_in_ms: None,
+            values: vec![(DataType::Gpc0, PeerValue::Int(5))],
+        };
+        // Not the owner and no copy held: nothing to update, nothing created.
+        assert!(s0.apply_peer(&e, 100));
+        assert_eq!(s0.used(), 0);
+        // The owner stores it (expiry from its own `expire`), not marked for the peers...
+        assert!(s1.apply_peer(&e, 100));
+        assert!(s1.take_peer_changes(100, 10).is_empty());
+        let rows = s1.query(&crate::Query::default(), 100, true);
+        assert_eq!(rows[0].exp_ms, 60_000);
+        assert!(rows[0].values.contains(&(DataType::Gpc0, 5)));
+        // ...and sends its snapshot to the other shard with its next flush.
+        for o in s1.flush(100) {
+            s0.receive(o.msg, 101);
+        }
+        let rows = s0.query(&crate::Query::default(), 101, false);
+        assert!(rows[0].values.contains(&(DataType::Gpc0, 5)));
+        // A later local change on the owner is for the peers again.
+        let e2 = PeerEntry {
+            values: vec![(DataType::Gpc0, PeerValue::Int(6))],
+            ..e
+        };
+        assert!(s0.apply_peer(&e2, 102)); // a copy now exists: updated in place
+        let rows = s0.query(&crate::Query::default(), 102, false);
+        assert!(rows[0].values.contains(&(DataType::Gpc0, 6)));
+    }
+
+    #[test]
     fn without_peers_nothing_is_recorded() {
         let mut t = table("gpc0");
         t.peers_on = false;
