@@ -292,6 +292,7 @@ async fn control_loop(
             pattern_version: std::cell::Cell::new(0),
             certs: std::cell::RefCell::new(cli::build_cert_store(&start.topo)),
             reload: start.reload,
+            peers: std::cell::RefCell::new(Vec::new()),
         })
     };
     for (l, spec) in listeners {
@@ -300,7 +301,8 @@ async fn control_loop(
     // Stick-table replication (ADR 0007).
     let peers_stop = peers::PeersStop::default();
     for plan in start.peers {
-        peers::spawn(plan, bus.clone(), start.board.clone(), peers_stop.clone());
+        let h = peers::spawn(plan, bus.clone(), start.board.clone(), peers_stop.clone());
+        ctx.peers.borrow_mut().push(h);
     }
     while !exit.load(Ordering::Acquire) {
         loop {

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use ringlb_config::model::Config;
-use ringlb_peers::session::{Event, Local, Phase, Session};
+use ringlb_peers::session::{Close, Event, Local, Phase, Session};
 use ringlb_shard::{ControlMsg, StatsBoard, Topology};
 use ringlb_stick::{PeerEntry, TableConfig};
 
@@ -122,8 +122,19 @@ struct Live {
     session: Rc<RefCell<Session>>,
 }
 
+/// What `show peers` tells of a remote peer.
+#[derive(Default, Clone)]
+struct PeerStatus {
+    /// haproxy's status words: NONE, CONN, ESTA, RETR, PROT, VERS, NAME, UNKN.
+    last_status: &'static str,
+    last_hdshk: Option<Instant>,
+    new_conn: u32,
+    proto_err: u32,
+}
+
 /// A section's shared state on the control shard.
 struct Hub {
+    status: RefCell<HashMap<String, PeerStatus>>,
     plan: PeersPlan,
     bus: Rc<Bus>,
     board: Arc<StatsBoard>,
@@ -162,8 +173,14 @@ impl PeersStop {
 }
 
 /// Starts the tasks of one peers section on the control shard.
-pub fn spawn(plan: PeersPlan, bus: Rc<Bus>, board: Arc<StatsBoard>, stop: PeersStop) {
+pub fn spawn(
+    plan: PeersPlan,
+    bus: Rc<Bus>,
+    board: Arc<StatsBoard>,
+    stop: PeersStop,
+) -> PeersHandle {
     let hub = Rc::new(Hub {
+        status: RefCell::new(HashMap::new()),
         stop,
         plan,
         bus,
@@ -179,7 +196,88 @@ pub fn spawn(plan: PeersPlan, bus: Rc<Bus>, board: Arc<StatsBoard>, stop: PeersS
     for (i, (name, addr)) in hub.plan.remotes.clone().into_iter().enumerate() {
         glommio::spawn_local(connector(hub.clone(), name, addr, i as u64)).detach();
     }
-    glommio::spawn_local(pusher(hub)).detach();
+    glommio::spawn_local(pusher(hub.clone())).detach();
+    PeersHandle(hub)
+}
+
+/// The runtime socket's view of a running peers section (`show peers`).
+#[derive(Clone)]
+pub struct PeersHandle(Rc<Hub>);
+
+impl PeersHandle {
+    pub fn section(&self) -> &str {
+        &self.0.plan.section
+    }
+
+    /// `show peers` for this section: haproxy's first lines and field names, without its
+    /// internal pointers and per-table counters.
+    pub fn show(&self, out: &mut String) {
+        use std::fmt::Write;
+        let hub = &self.0;
+        let base = 0x5600_0100_0000u64 + (Rc::as_ptr(hub) as u64 & 0xff_ffff) * 0x100;
+        let _ = writeln!(
+            out,
+            "0x{base:x}: id={} disabled=0 flags=0x0 resync={}",
+            hub.plan.section,
+            if hub.resynced.get() {
+                "done"
+            } else {
+                "pending"
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  0x{:x}: id={}(local,inactive) addr={} last_status=NONE last_hdshk=<NEVER>",
+            base + 0x10,
+            hub.plan.local,
+            hub.plan.bind
+        );
+        let now = Instant::now();
+        let status = hub.status.borrow();
+        for (i, (name, addr)) in hub.plan.remotes.iter().enumerate() {
+            let st = status.get(name).cloned().unwrap_or_default();
+            let active = if hub.connected(name) {
+                "active"
+            } else {
+                "inactive"
+            };
+            let hdshk = st
+                .last_hdshk
+                .map_or("<NEVER>".to_string(), |t| human_time(now.duration_since(t)));
+            let _ = writeln!(
+                out,
+                "  0x{:x}: id={name}(remote,{active}) addr={addr} last_status={} last_hdshk={hdshk}",
+                base + 0x20 * (i as u64 + 2),
+                if st.last_status.is_empty() { "NONE" } else { st.last_status },
+            );
+            let _ = writeln!(
+                out,
+                "        new_conn={} proto_err={}",
+                st.new_conn, st.proto_err
+            );
+        }
+    }
+}
+
+/// haproxy's `human_time`: `1s`, `2m3s`, `1h2m`, `3d4h`.
+fn human_time(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{}s", s / 60, s % 60),
+        3600..86400 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+impl Hub {
+    fn set_status(&self, remote: &str, f: impl FnOnce(&mut PeerStatus)) {
+        f(self
+            .status
+            .borrow_mut()
+            .entry(remote.to_string())
+            .or_default());
+    }
 }
 
 impl Hub {
@@ -274,6 +372,7 @@ async fn connector(hub: Rc<Hub>, remote: String, addr: SocketAddr, salt: u64) {
             glommio::timer::sleep(Duration::from_millis(500)).await;
             continue;
         }
+        hub.set_status(&remote, |s| s.last_status = "CONN");
         let established = match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT).await {
             Ok(stream) => {
                 let session = Session::connect(hub.local(), &remote, hub.now_ms());
@@ -338,6 +437,11 @@ async fn connection(hub: Rc<Hub>, mut stream: TcpStream, session: Session) -> bo
         for ev in events {
             match ev {
                 Event::Established { remote: r } => {
+                    hub.set_status(&r, |s| {
+                        s.last_status = "ESTA";
+                        s.last_hdshk = Some(Instant::now());
+                        s.new_conn += 1;
+                    });
                     hub.live.borrow_mut().insert(
                         r.clone(),
                         Live {
@@ -369,7 +473,16 @@ async fn connection(hub: Rc<Hub>, mut stream: TcpStream, session: Session) -> bo
                     session.borrow_mut().finish_teach(false);
                 }
                 Event::Resynced { .. } => hub.resynced.set(true),
-                Event::Closed(_) => {}
+                Event::Closed(why) => {
+                    let name = session.borrow().remote().to_string();
+                    if !name.is_empty() {
+                        hub.set_status(&name, |s| match why {
+                            Close::Refused(st) => s.last_status = status_word(st),
+                            Close::Protocol => s.proto_err += 1,
+                            Close::RefusedHello(_) | Close::Timeout => {}
+                        });
+                    }
+                }
             }
         }
     }
@@ -380,6 +493,19 @@ async fn connection(hub: Rc<Hub>, mut stream: TcpStream, session: Session) -> bo
         }
     }
     remote.is_some()
+}
+
+/// haproxy's word for a refused handshake (`show peers` `last_status`).
+fn status_word(st: ringlb_peers::Status) -> &'static str {
+    use ringlb_peers::Status as S;
+    match st {
+        S::Ok => "ESTA",
+        S::TryAgain => "RETR",
+        S::ProtocolError => "PROT",
+        S::BadVersion => "VERS",
+        S::NotMe => "NAME",
+        S::UnknownPeer => "UNKN",
+    }
 }
 
 /// The first peer reached after start is asked for everything it knows.

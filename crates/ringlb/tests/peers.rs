@@ -236,6 +236,15 @@ fn ringlb_and_haproxy_replicate_both_ways() {
         ],
         &[&pr, &ph],
     );
+    // `show peers`: haproxy's field names, the session established.
+    let peers = runtime_command(&r.sock, "show peers").unwrap();
+    assert!(
+        peers
+            .lines()
+            .any(|l| l.contains("id=hap(remote,active)") && l.contains("last_status=ESTA")),
+        "{peers}"
+    );
+    assert!(peers.contains("id=rl(local,inactive)"), "{peers}");
     // A restarted ringlb asks haproxy for a resync and gets everything back.
     drop(pr);
     let pr = ringlb(r);

@@ -97,6 +97,7 @@ pub enum Kw {
     ShowSslCert,
     ShowStat,
     ShowTable,
+    ShowPeers,
     ShutdownFrontend,
     ShutdownSession,
 }
@@ -178,6 +179,7 @@ pub static KEYWORDS: &[Keyword] = &[
     k(&["new", "ssl", "cert"], "new ssl cert <certfile>                 : create a new certificate file to be used in a crt-list or a directory", Admin, Kw::NewSslCert),
     k(&["del", "ssl", "cert"], "del ssl cert <certfile>                 : delete an unused certificate file", Admin, Kw::DelSslCert),
     k(&["show", "activity"], "show activity                           : show per-thread activity stats (for support/developers)", User, Kw::ShowActivity),
+    k(&["show", "peers"], "show peers [dict|-] [section]           : dump some information about all the peers or this peers section", User, Kw::ShowPeers),
     k(&["show", "pools"], "show pools                              : report information about the memory pools usage", User, Kw::ShowPools),
     k(&["show", "events"], "show events [<sink>] [-w] [-n]          : show event sink state", User, Kw::ShowEvents),
     k(&["shutdown", "frontend"], "shutdown frontend <frontend>            : stop a specific frontend", Admin, Kw::ShutdownFrontend),
