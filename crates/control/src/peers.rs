@@ -143,17 +143,27 @@ struct Hub {
     /// A full resync was obtained (or given up); until then the first peer reached is asked.
     resynced: Cell<bool>,
     resync_started: Cell<Option<Instant>>,
-    /// Collections share the stats board's slots: one at a time.
-    collecting: glommio::sync::Semaphore,
     started: Instant,
     stop: PeersStop,
 }
 
-/// Stops a section's tasks: on a soft or hard stop the process leaves the mesh at once
-/// (closing its sessions and its listener), so that a new process with the same peer name
-/// takes its place without the two replacing each other at the remote peers.
-#[derive(Clone, Default)]
-pub struct PeersStop(Rc<Cell<bool>>);
+/// What every section shares: the stop flag, and the right to collect (collections use the
+/// stats board's one slot per shard: one at a time, whatever the section).
+///
+/// On a soft or hard stop the process leaves the mesh at once (closing its sessions and its
+/// listener), so that a new process with the same peer name takes its place without the two
+/// replacing each other at the remote peers.
+#[derive(Clone)]
+pub struct PeersStop(Rc<Cell<bool>>, Rc<glommio::sync::Semaphore>);
+
+impl Default for PeersStop {
+    fn default() -> PeersStop {
+        PeersStop(
+            Rc::new(Cell::new(false)),
+            Rc::new(glommio::sync::Semaphore::new(1)),
+        )
+    }
+}
 
 impl PeersStop {
     pub fn stop(&self) {
@@ -189,7 +199,6 @@ pub fn spawn(
         next_id: Cell::new(1),
         resynced: Cell::new(false),
         resync_started: Cell::new(None),
-        collecting: glommio::sync::Semaphore::new(1),
         started: Instant::now(),
     });
     glommio::spawn_local(listen(hub.clone())).detach();
@@ -300,12 +309,13 @@ impl Hub {
 
     /// Entries of our tables from the shards: the local changes, or everything (`full`).
     async fn collect(&self, full: bool) -> Vec<(usize, Vec<PeerEntry>)> {
-        let Ok(_permit) = self.collecting.acquire_permit(1).await else {
+        let Ok(_permit) = self.stop.1.acquire_permit(1).await else {
             return Vec::new();
         };
         let seq = self.board.next_seq();
+        let tables = self.plan.tables.iter().map(|t| t.name.clone()).collect();
         self.bus
-            .send(ControlMsg::CollectPeerUpdates { seq, full })
+            .send(ControlMsg::CollectPeerUpdates { seq, full, tables })
             .await;
         let deadline = Instant::now() + COLLECT_WAIT;
         let rows = loop {

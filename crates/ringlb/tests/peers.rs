@@ -266,3 +266,64 @@ fn ringlb_and_haproxy_replicate_both_ways() {
         wait_entry(h, &want, &[&pr, &ph]);
     }
 }
+
+#[test]
+fn two_sections_each_replicate_their_tables() {
+    let dir = TempDir::new("peers-sections");
+    let addrs: Vec<SocketAddr> = (0..4).map(|_| free_addr()).collect();
+    let ms: Vec<Member> = ["x", "y"]
+        .iter()
+        .map(|&name| {
+            let front = free_addr();
+            let sock = dir.join(&format!("{name}.sock"));
+            let text = format!(
+                "global\n    nbthread 2\n    stats socket {} level admin\n\
+                 defaults\n    mode http\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n\
+                 peers one\n    peer x {}\n    peer y {}\n\
+                 peers two\n    peer x {}\n    peer y {}\n    table t2 type string len 16 size 1k store gpc0\n\
+                 frontend fe\n    bind {front}\n    http-request return status 200\n\
+                 backend t1\n    stick-table type integer size 1k peers one store gpc0\n",
+                sock.display(),
+                addrs[0],
+                addrs[1],
+                addrs[2],
+                addrs[3]
+            );
+            let cfg = dir.join(&format!("{name}.cfg"));
+            std::fs::write(&cfg, text).unwrap();
+            Member {
+                name,
+                table: "t1",
+                front,
+                sock,
+                cfg,
+            }
+        })
+        .collect();
+    let (x, y) = (&ms[0], &ms[1]);
+    let px = ringlb(x);
+    let py = ringlb(y);
+    // Many keys in each table: both sections' collections must see their own changes.
+    for k in 0..20 {
+        set(x, &format!("key {k} data.gpc0 {}", k + 100));
+        let out = runtime_command(
+            &x.sock,
+            &format!("set table two/t2 key k{k} data.gpc0 {}", k + 200),
+        )
+        .unwrap();
+        assert!(out.trim().is_empty(), "{out}");
+    }
+    wait_entry(y, &["key=19", "gpc0=119"], &[&px, &py]);
+    wait_entry(y, &["key=0", "gpc0=100"], &[&px, &py]);
+    let t2 = Member {
+        name: "y",
+        table: "two/t2",
+        front: y.front,
+        sock: y.sock.clone(),
+        cfg: y.cfg.clone(),
+    };
+    wait_entry(&t2, &["key=k19", "gpc0=219"], &[&px, &py]);
+    wait_entry(&t2, &["key=k0", "gpc0=200"], &[&px, &py]);
+    assert_eq!(show(y).lines().filter(|l| l.contains("key=")).count(), 20);
+    assert_eq!(show(&t2).lines().filter(|l| l.contains("key=")).count(), 20);
+}

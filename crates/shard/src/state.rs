@@ -72,10 +72,14 @@ pub enum ControlMsg {
         table: String,
         query: ringlb_stick::Query,
     },
-    /// `peers` (ADR 0007): copy to the stats board the entries this shard owns in tables
-    /// shared with peers, changed locally since the last collection (all of them when
-    /// `full`, a resync), tagged `seq`.
-    CollectPeerUpdates { seq: u64, full: bool },
+    /// `peers` (ADR 0007): copy to the stats board the entries this shard owns in `tables`
+    /// (shared with one peers section), changed locally since the last collection (all of
+    /// them when `full`, a resync), tagged `seq`.
+    CollectPeerUpdates {
+        seq: u64,
+        full: bool,
+        tables: Vec<String>,
+    },
     /// `peers`: entries learned from a remote peer, applied by the key's owner (and to copies
     /// other shards hold), as `set table` is.
     ApplyPeerEntries {
@@ -701,8 +705,12 @@ impl ShardState {
             | ControlMsg::ApplyPeerEntries { .. } => {
                 crate::stick::apply_control(self, msg);
             }
-            ControlMsg::CollectPeerUpdates { seq, full } => {
-                let got = crate::stick::collect_peer_updates(self, full);
+            ControlMsg::CollectPeerUpdates {
+                seq,
+                full,
+                ref tables,
+            } => {
+                let got = crate::stick::collect_peer_updates(self, full, tables);
                 self.board.publish_peer(self.shard_id, seq, got);
             }
             ControlMsg::PublishConns { seq } => {

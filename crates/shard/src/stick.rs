@@ -157,11 +157,12 @@ pub fn apply_control(state: &ShardState, msg: &crate::state::ControlMsg) {
 /// Most entries one table hands to the peers per collection (the rest wait for the next).
 const PEER_BATCH: usize = 10_000;
 
-/// `peers` (ADR 0007): the entries of the replicated tables this shard owns, changed locally
-/// since the last collection, or all of them (`full`, a resync). Per table, by name.
+/// `peers` (ADR 0007): the entries of replicated tables `names` this shard owns, changed
+/// locally since the last collection, or all of them (`full`, a resync). Per table, by name.
 pub fn collect_peer_updates(
     state: &ShardState,
     full: bool,
+    names: &[String],
 ) -> Vec<(String, Vec<ringlb_stick::PeerEntry>)> {
     let now = state.board.now_ms();
     let mut tables = state.stick.borrow_mut();
@@ -171,7 +172,7 @@ pub fn collect_peer_updates(
         let Some(t) = tables.get_mut(id) else {
             continue;
         };
-        if !t.peers_enabled() {
+        if !t.peers_enabled() || !names.iter().any(|n| n == t.name()) {
             continue;
         }
         let entries = if full {
