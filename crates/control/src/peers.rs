@@ -36,6 +36,8 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest wait for the shards' answer to a collection.
 const COLLECT_WAIT: Duration = Duration::from_secs(2);
+/// Bytes waiting for a slow peer beyond which its session is ended.
+const MAX_BACKLOG: usize = 16 << 20;
 /// A resync asked for and not finished by then is given up (haproxy: 5 s).
 const RESYNC_GIVE_UP: Duration = Duration::from_secs(5);
 
@@ -403,6 +405,10 @@ async fn connector(hub: Rc<Hub>, remote: String, addr: SocketAddr, salt: u64) {
 async fn connection(hub: Rc<Hub>, mut stream: TcpStream, session: Session) -> bool {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(POLL));
+    // A peer that stops reading is dropped like one that stops talking (haproxy: 5 s).
+    let _ = stream.set_write_timeout(Some(Duration::from_millis(
+        ringlb_peers::session::TIMEOUT_MS,
+    )));
     let id = hub.next_id.get();
     hub.next_id.set(id + 1);
     let session = Rc::new(RefCell::new(session));
@@ -552,6 +558,11 @@ async fn pusher(hub: Rc<Hub>) {
             .collect();
         for s in live {
             let mut s = s.borrow_mut();
+            if s.pending_output() > MAX_BACKLOG {
+                // It does not keep up: end the session; the next one starts with a full teach.
+                s.abort();
+                continue;
+            }
             for (t, entries) in &batches {
                 s.push(*t, entries, false);
             }

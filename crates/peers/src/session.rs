@@ -162,6 +162,17 @@ impl Session {
         &self.remote_name
     }
 
+    /// Bytes waiting to be taken.
+    pub fn pending_output(&self) -> usize {
+        self.output.len()
+    }
+
+    /// Ends the session now (the engine closes the connection).
+    pub fn abort(&mut self) {
+        self.output.clear();
+        self.phase = Phase::Closed;
+    }
+
     /// Bytes to send now (taken).
     pub fn take_output(&mut self) -> Vec<u8> {
         std::mem::take(&mut self.output)

@@ -364,3 +364,46 @@ fn garbage_after_the_handshake_is_a_protocol_error() {
     assert_eq!(ev, vec![Event::Closed(ringlb_peers::Close::Protocol)]);
     assert_eq!(s.take_output(), [1, 0]);
 }
+
+/// Hostile input never panics: random bytes, and the recorded stream with bytes flipped or
+/// cut, fed after a valid hello in random pieces (seeded, bounded).
+#[test]
+fn random_and_corrupted_input_never_panics() {
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng
+    };
+    let good = phase("updates");
+    for round in 0..2000 {
+        let local = Local {
+            name: "rec".into(),
+            pid: 1,
+            peers: vec!["hapx".into()],
+            tables: tables(),
+        };
+        let mut s = Session::accept(local, 0);
+        s.receive(&phase("hello"), 1);
+        let mut input: Vec<u8> = if round % 2 == 0 {
+            (0..(next() % 300)).map(|_| next() as u8).collect()
+        } else {
+            let mut g = good.clone();
+            for _ in 0..(1 + next() % 4) {
+                let i = (next() as usize) % g.len();
+                g[i] = next() as u8;
+            }
+            g.truncate((next() as usize) % (g.len() + 1));
+            g
+        };
+        while !input.is_empty() {
+            let n = 1 + (next() as usize) % input.len();
+            let rest = input.split_off(n);
+            s.receive(&input, 2);
+            input = rest;
+        }
+        s.tick(10_000);
+        let _ = s.take_output();
+    }
+}
