@@ -50,8 +50,10 @@ fn peer_lines_bind_and_tables() {
 
 #[test]
 fn unknown_table_reference_is_an_error() {
-    let e = err("peers mesh\n peer a 127.0.0.1:1\n table t type ip size 1k\n\
-                 frontend fe\n bind :80\n http-request track-sc0 src table mesh/nope\n");
+    let e = err(
+        "peers mesh\n peer a 127.0.0.1:1\n table t type ip size 1k\n\
+                 frontend fe\n bind :80\n http-request track-sc0 src table mesh/nope\n",
+    );
     assert!(e.contains("unable to find table 'mesh/nope'"), "{e}");
 }
 
