@@ -270,7 +270,8 @@ impl PeersHandle {
     }
 }
 
-/// haproxy's `human_time`: `1s`, `2m3s`, `1h2m`, `3d4h`.
+/// Elapsed time as haproxy prints it below an hour (`human_time`: `1s`, `2m3s`); longer
+/// spans follow the same pattern (`1h2m`, `3d4h`).
 fn human_time(d: Duration) -> String {
     let s = d.as_secs();
     match s {
@@ -567,5 +568,72 @@ async fn pusher(hub: Rc<Hub>) {
                 s.push(*t, entries, false);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_of(text: &str) -> (Vec<PeersPlan>, Vec<String>) {
+        let loaded = ringlb_config::parse_str("t.cfg", text).unwrap();
+        let topo = Topology::from_config(&loaded.config).unwrap();
+        plan(&loaded.config, &topo).unwrap()
+    }
+
+    const T: &str =
+        "defaults\n mode http\n timeout connect 1s\n timeout client 1s\n timeout server 1s\n\
+                     frontend fe\n bind 127.0.0.1:1\n http-request track-sc0 src table tbl\n\
+                     backend tbl\n stick-table type ip size 1k peers p store gpc0\n";
+
+    #[test]
+    fn peer_lines_name_the_listener_and_the_remotes() {
+        let (plans, warnings) = plan_of(&format!(
+            "global\n localpeer me\n{T}peers p\n peer other 127.0.0.1:2001\n peer me 127.0.0.1:2000\n"
+        ));
+        assert!(warnings.is_empty());
+        let p = &plans[0];
+        assert_eq!((p.section.as_str(), p.local.as_str()), ("p", "me"));
+        assert_eq!(p.bind, "127.0.0.1:2000".parse().unwrap());
+        assert_eq!(
+            p.remotes,
+            vec![("other".to_string(), "127.0.0.1:2001".parse().unwrap())]
+        );
+        assert_eq!(p.tables.len(), 1);
+        assert_eq!(p.tables[0].name, "tbl");
+    }
+
+    #[test]
+    fn bind_with_an_addressless_server_is_the_local_peer() {
+        let (plans, _) = plan_of(&format!(
+            "global\n localpeer me\n{T}peers p\n bind 127.0.0.1:2000\n server me\n server other 127.0.0.1:2001\n"
+        ));
+        assert_eq!(plans[0].bind, "127.0.0.1:2000".parse().unwrap());
+        assert_eq!(plans[0].remotes.len(), 1);
+    }
+
+    #[test]
+    fn a_section_without_the_local_peer_is_dropped_with_haproxys_warning() {
+        let (plans, warnings) = plan_of(&format!(
+            "global\n localpeer stranger\n{T}peers p\n peer a 127.0.0.1:2000\n"
+        ));
+        assert!(plans.is_empty());
+        assert_eq!(
+            warnings,
+            ["config : Removing incomplete section 'peers p' (no peer named 'stranger')."]
+        );
+        // A disabled section, or one no table uses, is not run either (silently).
+        let (plans, w) = plan_of(&format!(
+            "global\n localpeer a\n{T}peers p\n peer a 127.0.0.1:2000\n disabled\n"
+        ));
+        assert!(plans.is_empty() && w.is_empty());
+    }
+
+    #[test]
+    fn human_time_words() {
+        assert_eq!(human_time(Duration::from_secs(5)), "5s");
+        assert_eq!(human_time(Duration::from_secs(65)), "1m5s");
+        assert_eq!(human_time(Duration::from_secs(3720)), "1h2m");
+        assert_eq!(human_time(Duration::from_secs(90000)), "1d1h");
     }
 }
