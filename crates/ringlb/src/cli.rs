@@ -71,6 +71,7 @@ pub const USAGE: &str =
         -W master-worker mode.
         -q quiet mode : don't display messages
         -c check mode : only check config files and exit
+        -L set local peer name (default to hostname)
         -p writes pids of all children to this file
         -dW fails if any warning is emitted
         -dD diagnostic mode : warn about suspicious configuration statements
@@ -464,6 +465,15 @@ mod tests {
         assert_eq!(c.files.len(), 3);
         assert_eq!(p(&["-vv"]).unwrap().version, 2);
         assert_eq!(p(&["-v"]).unwrap().version, 1);
+        // -L names the local peer (ADR 0007).
+        assert_eq!(
+            p(&["-L", "edge1", "-f", "x"])
+                .unwrap()
+                .local_peer
+                .as_deref(),
+            Some("edge1")
+        );
+        assert!(p(&["-L"]).is_err());
     }
 
     #[test]
