@@ -312,6 +312,11 @@ async fn control_loop(
                     if matches!(msg, ControlMsg::SoftStop | ControlMsg::HardStop) {
                         peers_stop.stop(); // leave the mesh (ADR 0007)
                     }
+                    if matches!(msg, ControlMsg::SoftStop) {
+                        // Before the shards stop: hand the tables to our successor.
+                        let handles = ctx.peers.borrow().clone();
+                        peers::teach_successor(&handles).await;
+                    }
                     for m in handle.route(msg) {
                         bus.send(m).await;
                     }

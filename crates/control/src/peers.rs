@@ -7,8 +7,8 @@
 //! entries they own that changed locally (`ControlMsg::CollectPeerUpdates`) and pushes them
 //! to every connected peer; entries learned from a peer go to the shards as
 //! `ControlMsg::ApplyPeerEntries`, where each key's owner applies them (as `set table`).
-//! On connect, each side is sent everything we own, and the first peer reached is asked for
-//! a full resync (a restarted process gets the tables back).
+//! On connect, a peer is sent the local changes it missed while apart, and the first peer
+//! reached is asked for a full resync (a restarted process gets the tables back).
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -36,8 +36,15 @@ const BACKOFF_MAX: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Longest wait for the shards' answer to a collection.
 const COLLECT_WAIT: Duration = Duration::from_secs(2);
+/// Entries kept per disconnected peer (beyond, new keys are not kept; a restarted peer
+/// gets everything by its resync anyway).
+const MAX_KEPT: usize = 200_000;
 /// Bytes waiting for a slow peer beyond which its session is ended.
 const MAX_BACKLOG: usize = 16 << 20;
+/// How often a new process tries to bind the peer address its predecessor still holds.
+const BIND_RETRY: Duration = Duration::from_millis(100);
+/// How long a stopping process tries to reach the process replacing it (haproxy: 5 s).
+const LOCAL_TEACH_WAIT: Duration = Duration::from_secs(2);
 /// A resync asked for and not finished by then is given up (haproxy: 5 s).
 const RESYNC_GIVE_UP: Duration = Duration::from_secs(5);
 
@@ -134,9 +141,17 @@ struct PeerStatus {
     proto_err: u32,
 }
 
+/// Local changes kept for a peer, the latest per (table, key).
+type Backlog = HashMap<(usize, Box<[u8]>), PeerEntry>;
+
 /// A section's shared state on the control shard.
 struct Hub {
     status: RefCell<HashMap<String, PeerStatus>>,
+    /// Per remote peer not connected: local changes to send when it connects.
+    backlog: RefCell<HashMap<String, Backlog>>,
+    /// The listener is bound (a stopping process waits for it to close before teaching the
+    /// process that replaces it, which binds the same address).
+    listening: Cell<bool>,
     plan: PeersPlan,
     bus: Rc<Bus>,
     board: Arc<StatsBoard>,
@@ -193,6 +208,8 @@ pub fn spawn(
 ) -> PeersHandle {
     let hub = Rc::new(Hub {
         status: RefCell::new(HashMap::new()),
+        backlog: RefCell::new(HashMap::new()),
+        listening: Cell::new(false),
         stop,
         plan,
         bus,
@@ -348,9 +365,11 @@ async fn listen(hub: Rc<Hub>) {
         }
         match TcpListener::bind(hub.plan.bind) {
             Ok(l) => break l,
-            Err(_) => glommio::timer::sleep(Duration::from_secs(1)).await,
+            Err(_) => glommio::timer::sleep(BIND_RETRY).await,
         }
     };
+    hub.listening.set(true);
+    let _closed = Closing(&hub.listening);
     loop {
         let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
             hub.stop.wait().await;
@@ -365,6 +384,15 @@ async fn listen(hub: Rc<Hub>) {
             }
             Some(Err(_)) => glommio::timer::sleep(Duration::from_millis(100)).await,
         }
+    }
+}
+
+/// Clears the listening flag when the listener task ends (with the listener).
+struct Closing<'a>(&'a Cell<bool>);
+
+impl Drop for Closing<'_> {
+    fn drop(&mut self) {
+        self.0.set(false);
     }
 }
 
@@ -453,6 +481,10 @@ async fn connection(hub: Rc<Hub>, mut stream: TcpStream, session: Session) -> bo
         };
         for ev in events {
             match ev {
+                Event::Established { remote: r } if r == hub.plan.local => {
+                    // The process we replace, about to teach us its tables: learn, do not
+                    // push to it nor ask it anything.
+                }
                 Event::Established { remote: r } => {
                     hub.set_status(&r, |s| {
                         s.last_status = "ESTA";
@@ -466,11 +498,13 @@ async fn connection(hub: Rc<Hub>, mut stream: TcpStream, session: Session) -> bo
                             session: session.clone(),
                         },
                     );
-                    remote = Some(r);
-                    // Everything we own, so the peer misses nothing said while apart.
-                    for (t, entries) in hub.collect(true).await {
-                        session.borrow_mut().push(t, &entries, true);
+                    // What changed here while we were apart (not the whole table: our copy
+                    // of entries the peer changed since would overwrite its newer values).
+                    let missed = hub.backlog.borrow_mut().remove(&r).unwrap_or_default();
+                    for (t, entries) in by_table(missed) {
+                        session.borrow_mut().push(t, &entries, false);
                     }
+                    remote = Some(r);
                     maybe_resync(&hub, &session);
                 }
                 Event::Learned { table, entries } => {
@@ -512,6 +546,64 @@ async fn connection(hub: Rc<Hub>, mut stream: TcpStream, session: Session) -> bo
     remote.is_some()
 }
 
+/// Soft stop (ADR 0007): hands every section's tables to the process replacing this one,
+/// which listens on the same peer address once this one's listener is closed (haproxy's
+/// "resync from local old process"). Bounded by [`LOCAL_TEACH_WAIT`] per section; nothing
+/// happens when no process takes the address. Call after [`PeersStop::stop`] and before the
+/// shards stop (they hold the tables).
+pub async fn teach_successor(handles: &[PeersHandle]) {
+    for h in handles {
+        let hub = &h.0;
+        let deadline = Instant::now() + LOCAL_TEACH_WAIT;
+        // Our own listener first closes (or we would teach ourselves).
+        while hub.listening.get() && Instant::now() < deadline {
+            glommio::timer::sleep(Duration::from_millis(10)).await;
+        }
+        while Instant::now() < deadline {
+            match TcpStream::connect_timeout(hub.plan.bind, Duration::from_millis(200)).await {
+                Ok(stream) => {
+                    teach_local(hub, stream, deadline).await;
+                    break;
+                }
+                Err(_) => glommio::timer::sleep(BIND_RETRY).await,
+            }
+        }
+    }
+}
+
+/// One teach to the process replacing this one: hello as ourselves, everything we own
+/// (timed), "resync finished", then close.
+async fn teach_local(hub: &Hub, mut stream: TcpStream, deadline: Instant) {
+    let _ = stream.set_read_timeout(Some(POLL));
+    let _ = stream.set_write_timeout(Some(LOCAL_TEACH_WAIT));
+    let mut session = Session::connect(hub.local(), &hub.plan.local, hub.now_ms());
+    let mut taught = false;
+    let mut buf = vec![0u8; 4096];
+    while Instant::now() < deadline {
+        let out = session.take_output();
+        if !out.is_empty() && stream.write_all(&out).await.is_err() {
+            return;
+        }
+        if taught || session.phase() == Phase::Closed {
+            return; // everything written: the new process reads it to the end
+        }
+        let events = match stream.read(&mut buf).await {
+            Ok(n) => session.receive(buf.get(..n).unwrap_or_default(), hub.now_ms()),
+            Err(e) if e.kind() == std::io::ErrorKind::TimedOut => Vec::new(),
+            Err(_) => return,
+        };
+        for ev in events {
+            if let Event::Established { .. } = ev {
+                for (t, entries) in hub.collect(true).await {
+                    session.push(t, &entries, true);
+                }
+                session.finish_teach(false);
+                taught = true;
+            }
+        }
+    }
+}
+
 /// haproxy's word for a refused handshake (`show peers` `last_status`).
 fn status_word(st: ringlb_peers::Status) -> &'static str {
     use ringlb_peers::Status as S;
@@ -551,21 +643,52 @@ async fn pusher(hub: Rc<Hub>) {
         if batches.is_empty() {
             continue;
         }
-        let live: Vec<Rc<RefCell<Session>>> = hub
-            .live
-            .borrow()
-            .values()
-            .map(|l| l.session.clone())
-            .collect();
-        for s in live {
+        for (remote, _) in &hub.plan.remotes {
+            let live = hub.live.borrow().get(remote).map(|l| l.session.clone());
+            let Some(s) = live else {
+                hub.keep_for(remote, &batches);
+                continue;
+            };
             let mut s = s.borrow_mut();
             if s.pending_output() > MAX_BACKLOG {
-                // It does not keep up: end the session; the next one starts with a full teach.
+                // It does not keep up: end the session; the peer asks for a resync when
+                // it reconnects only if it restarted, so keep these for the next session.
                 s.abort();
+                drop(s);
+                hub.keep_for(remote, &batches);
                 continue;
             }
             for (t, entries) in &batches {
                 s.push(*t, entries, false);
+            }
+        }
+    }
+}
+
+/// A backlog's entries grouped per table.
+fn by_table(b: Backlog) -> Vec<(usize, Vec<PeerEntry>)> {
+    let mut out: Vec<(usize, Vec<PeerEntry>)> = Vec::new();
+    for ((t, _), e) in b {
+        match out.iter_mut().find(|(x, _)| *x == t) {
+            Some((_, v)) => v.push(e),
+            None => out.push((t, vec![e])),
+        }
+    }
+    out
+}
+
+impl Hub {
+    /// Local changes for a peer not connected now: the latest of each entry, sent when it
+    /// connects (haproxy resumes from the last update the peer acknowledged). Bounded.
+    fn keep_for(&self, remote: &str, batches: &[(usize, Vec<PeerEntry>)]) {
+        let mut backlog = self.backlog.borrow_mut();
+        let b = backlog.entry(remote.to_string()).or_default();
+        for (t, entries) in batches {
+            for e in entries {
+                if b.len() >= MAX_KEPT && !b.contains_key(&(*t, e.key.clone())) {
+                    continue;
+                }
+                b.insert((*t, e.key.clone()), e.clone());
             }
         }
     }

@@ -66,6 +66,14 @@ pub fn compatible(def: &TableDef, cfg: &TableConfig) -> bool {
     def.key == key && (def.key_len == len || key == WireKey::String)
 }
 
+/// Whether `key` has the size table `cfg` stores (strings: at most its length).
+pub fn key_fits(cfg: &TableConfig, key: &[u8]) -> bool {
+    match cfg.key {
+        KeyType::String { len } => key.len() <= len,
+        k => key.len() == k.max_len(),
+    }
+}
+
 /// An entry as an update message of table `def`; `timed` sends its expiry (used when
 /// teaching). Every type of the definition gets a value (zero when the entry lacks it).
 pub fn to_update(e: &PeerEntry, def: &TableDef, id: Option<u32>, timed: bool) -> Update {

@@ -123,7 +123,9 @@ pub fn read_hello(
     let text = std::str::from_utf8(l).map_err(|_| Status::ProtocolError)?;
     let mut w = text.split(' ');
     let from = w.next().unwrap_or_default();
-    if !known(from) || from == me {
+    // Our own name: the process we replace, teaching us its tables before it exits
+    // (haproxy's "resync from local old process").
+    if !known(from) && from != me {
         return Err(Status::UnknownPeer);
     }
     let pid = w.next().and_then(|p| p.parse().ok()).unwrap_or(0);

@@ -76,7 +76,8 @@ pub enum Event {
     /// The other side asks for everything we know: push it with [`Session::push`]
     /// (`timed`), then [`Session::finish_teach`].
     TeachRequested,
-    /// The resync we asked for is complete (`partial`: the teacher was not up to date).
+    /// A teach is complete: the resync we asked for, or the one the process we replace sent
+    /// (`partial`: the teacher was not up to date).
     Resynced {
         partial: bool,
     },
@@ -273,13 +274,12 @@ impl Session {
         match f {
             Frame::ResyncRequest => events.push(Event::TeachRequested),
             Frame::ResyncFinished | Frame::ResyncPartial => {
+                // Asked for or not (the process we replace teaches unasked), the teach is over.
                 wire::put_short(CLASS_CONTROL, 3, &mut self.output);
-                if self.learning {
-                    self.learning = false;
-                    events.push(Event::Resynced {
-                        partial: f == Frame::ResyncPartial,
-                    });
-                }
+                self.learning = false;
+                events.push(Event::Resynced {
+                    partial: f == Frame::ResyncPartial,
+                });
             }
             Frame::ResyncConfirm | Frame::Heartbeat | Frame::Ack(_) | Frame::Unknown { .. } => {}
             Frame::ProtocolError | Frame::SizeLimit => {
@@ -402,9 +402,15 @@ impl Session {
         let Some(next) = self.next_update.get_mut(table) else {
             return;
         };
-        for (i, e) in entries.iter().enumerate() {
+        let mut first = true;
+        for e in entries {
+            // A key of another size would shift every later byte of the stream.
+            if !bridge::key_fits(cfg, &e.key) {
+                continue;
+            }
             // The first update of a batch names its id; the others are incremental.
-            let id = (i == 0).then_some(*next);
+            let id = first.then_some(*next);
+            first = false;
             bridge::to_update(e, &def, id, timed).encode(&def, &mut self.output);
             *next = next.wrapping_add(1);
         }

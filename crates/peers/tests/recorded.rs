@@ -407,3 +407,45 @@ fn random_and_corrupted_input_never_panics() {
         let _ = s.take_output();
     }
 }
+
+/// The process being replaced connects under our own name and teaches unasked: accepted,
+/// and its "finished" ends our resync.
+#[test]
+fn the_old_process_teaches_the_new_one_under_the_same_name() {
+    let local = || Local {
+        name: "edge".into(),
+        pid: 1,
+        peers: vec!["other".into()],
+        tables: tables(),
+    };
+    let mut old = Session::connect(local(), "edge", 0);
+    let mut new = Session::accept(local(), 0);
+    assert_eq!(
+        new.receive(&old.take_output(), 1),
+        vec![Event::Established {
+            remote: "edge".into()
+        }]
+    );
+    old.receive(&new.take_output(), 1);
+    let e = ringlb_stick::PeerEntry {
+        key: vec![10, 0, 0, 1].into(),
+        expire_in_ms: Some(42_000),
+        values: vec![(DataType::HttpReqCnt, PeerValue::Int(3))],
+    };
+    // Table 3 is t_v6: an ipv4 key does not fit and is not sent (it would shift the stream).
+    old.push(3, std::slice::from_ref(&e), true);
+    old.push(0, std::slice::from_ref(&e), true);
+    old.finish_teach(false);
+    let ev = new.receive(&old.take_output(), 2);
+    let learned: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            Event::Learned { table, entries } => Some((*table, entries.len())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(learned, vec![(0, 1)]);
+    assert!(ev.iter().any(|x| matches!(x, Event::Learned { entries, .. }
+        if entries[0].expire_in_ms == Some(42_000))));
+    assert_eq!(ev.last(), Some(&Event::Resynced { partial: false }));
+}
