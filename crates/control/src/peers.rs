@@ -530,7 +530,7 @@ async fn connection(hub: Rc<Hub>, mut stream: TcpStream, session: Session) -> bo
                         hub.set_status(&name, |s| match why {
                             Close::Refused(st) => s.last_status = status_word(st),
                             Close::Protocol => s.proto_err += 1,
-                            Close::RefusedHello(_) | Close::Timeout => {}
+                            Close::RefusedHello(_) | Close::Timeout | Close::Eof => {}
                         });
                     }
                 }

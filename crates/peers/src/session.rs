@@ -58,6 +58,8 @@ pub enum Close {
     RefusedHello(Status),
     /// Nothing received for [`TIMEOUT_MS`].
     Timeout,
+    /// The other side closed the connection.
+    Eof,
     /// Undecodable input, or the other side reported a protocol error.
     Protocol,
 }
@@ -187,7 +189,7 @@ impl Session {
         }
         if data.is_empty() {
             self.phase = Phase::Closed;
-            events.push(Event::Closed(Close::Protocol));
+            events.push(Event::Closed(Close::Eof));
             return events;
         }
         self.last_rx_ms = now_ms;

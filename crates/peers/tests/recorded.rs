@@ -346,6 +346,11 @@ fn two_sessions_replicate_and_resync() {
         a.tick(5004),
         Some(Event::Closed(ringlb_peers::Close::Timeout))
     );
+    // The other side closing is no protocol error.
+    assert_eq!(
+        b.receive(&[], 5005),
+        vec![Event::Closed(ringlb_peers::Close::Eof)]
+    );
 }
 
 #[test]
