@@ -369,8 +369,27 @@ pub fn check_mode(cli: &Cli) -> i32 {
     // What only the runtime objects check (certificates and keys, log targets): as haproxy -c,
     // a bad certificate is an error and an expiring one a warning, both naming the file.
     let mut warned = loaded.warnings.iter().any(|w| w.level == Level::Warning);
+    if let Some(name) = &cli.local_peer {
+        loaded.config.global.localpeer = Some(name.clone());
+    }
     match ringlb_shard::Topology::from_config(&loaded.config) {
         Ok(t) => {
+            // `peers` sections without the local peer are dropped, as haproxy -c says.
+            match ringlb_control::peers::plan(&loaded.config, &t) {
+                Ok((_, peer_warnings)) => {
+                    for w in peer_warnings {
+                        warned = true;
+                        if !cli.quiet {
+                            eprintln!("{} ({}) : {w}", Level::Warning.tag(), pid());
+                        }
+                    }
+                }
+                Err(e) => {
+                    alert_line(cli, &format!("config : {e}"));
+                    alert_line(cli, "config : Fatal errors found in configuration.");
+                    return 1;
+                }
+            }
             for w in &t.warnings {
                 warned = true;
                 if !cli.quiet {

@@ -386,3 +386,36 @@ fn a_reloaded_process_is_taught_by_the_old_one() {
         "the old process exits"
     );
 }
+
+/// `-c`: a section without the local peer (`-L`) is reported as haproxy 2.6 reports it, and
+/// counts as a warning for `-dW`.
+#[test]
+fn check_mode_reports_a_section_without_the_local_peer() {
+    let dir = TempDir::new("peers-check");
+    let m = members(&dir, &["a", "b"], 1, false);
+    let run = |bin: &std::ffi::OsStr, extra: &[&str]| {
+        let out = Command::new(bin)
+            .args(["-c", "-L", "zzz"])
+            .args(extra)
+            .arg("-f")
+            .arg(&m[0].cfg)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let ringlb = ringlb_testkit::bin_path("ringlb");
+    let (code, err) = run(ringlb.as_os_str(), &[]);
+    assert_eq!(code, Some(0), "{err}");
+    let want = "config : Removing incomplete section 'peers mesh' (no peer named 'zzz').";
+    assert!(err.contains(want), "{err}");
+    assert!(err.contains("Warnings were found."), "{err}");
+    assert_eq!(run(ringlb.as_os_str(), &["-dW"]).0, Some(1));
+    if haproxy_available() {
+        let (hcode, herr) = run(haproxy_bin().as_ref(), &[]);
+        assert_eq!(hcode, Some(0), "{herr}");
+        assert!(herr.contains(want), "{herr}");
+    }
+}
