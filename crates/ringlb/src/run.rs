@@ -464,6 +464,10 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> i32 {
                     warning(w);
                 }
             }
+            if opts.zero_warning && !warnings.is_empty() {
+                alert(crate::cli::zero_warning_message(&cfg));
+                return 1;
+            }
             cli.peers = plans;
         }
         Err(e) => {
