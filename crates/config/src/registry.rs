@@ -64,8 +64,8 @@ pub static SECTIONS: &[SectionKw] = &[
     ),
     sec(
         "peers",
-        Status::Parsed { issue: 7 },
-        "stick-table replication peers",
+        Status::Supported,
+        "stick-table replication peers (haproxy's protocol 2.1, interoperates with haproxy 2.6)",
     ),
     sec(
         "resolvers",

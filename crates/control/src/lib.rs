@@ -10,6 +10,7 @@ pub mod checks;
 pub mod cli;
 pub mod dns;
 pub mod mail;
+pub mod peers;
 pub mod placement;
 pub mod reload;
 pub mod ringfwd;
@@ -117,9 +118,11 @@ impl Proxy {
         check_stats.publish_to(board.clone(), topology.clone());
         let stats = check_stats.clone();
         let (cli_tx, cli_rx) = mpsc::channel();
+        let peers = cli.peers.clone();
         let start = ControlStart {
             topo: topology.clone(),
             board: board.clone(),
+            peers,
             cli,
             cli_ready: cli_tx,
             reload: reload.map(|(r, process)| reload::Reloading::new(r, process, stats.clone())),
@@ -223,6 +226,8 @@ struct ControlStart {
     /// Told once the runtime sockets are bound (or why not).
     cli_ready: mpsc::Sender<Result<(), String>>,
     reload: Option<reload::Reloading>,
+    /// The `peers` sections to run (ADR 0007).
+    peers: Vec<peers::PeersPlan>,
 }
 
 async fn control_loop(
@@ -289,6 +294,7 @@ async fn control_loop(
             certs: std::cell::RefCell::new(cli::build_cert_store(&start.topo)),
             reload: start.reload,
             dns: std::cell::RefCell::new(None),
+            peers: std::cell::RefCell::new(Vec::new()),
         })
     };
     if let Some(plan) = start.cli.resolvers.filter(|p| !p.sections.is_empty()) {
@@ -297,11 +303,25 @@ async fn control_loop(
     for (l, spec) in listeners {
         glommio::spawn_local(cli::serve(ctx.clone(), l, spec)).detach();
     }
+    // Stick-table replication (ADR 0007).
+    let peers_stop = peers::PeersStop::default();
+    for plan in start.peers {
+        let h = peers::spawn(plan, bus.clone(), start.board.clone(), peers_stop.clone());
+        ctx.peers.borrow_mut().push(h);
+    }
     while !exit.load(Ordering::Acquire) {
         loop {
             match commands.try_recv() {
                 Ok(ControlMsg::Reload) => reload::reload_logged(&ctx).await,
                 Ok(msg) => {
+                    if matches!(msg, ControlMsg::SoftStop | ControlMsg::HardStop) {
+                        peers_stop.stop(); // leave the mesh (ADR 0007)
+                    }
+                    if matches!(msg, ControlMsg::SoftStop) {
+                        // Before the shards stop: hand the tables to our successor.
+                        let handles = ctx.peers.borrow().clone();
+                        peers::teach_successor(&handles).await;
+                    }
                     for m in handle.route(msg) {
                         bus.send(m).await;
                     }

@@ -47,6 +47,8 @@ pub struct Cli {
     pub chdir: Option<PathBuf>,
     /// `-v` (1) or `-vv` (2).
     pub version: u8,
+    /// `-L <name>`: the local peer name (over `localpeer`).
+    pub local_peer: Option<String>,
 }
 
 /// What `main` must do after parsing the command line.
@@ -69,6 +71,7 @@ pub const USAGE: &str =
         -W master-worker mode.
         -q quiet mode : don't display messages
         -c check mode : only check config files and exit
+        -L set local peer name (default to hostname)
         -p writes pids of all children to this file
         -dW fails if any warning is emitted
         -dD diagnostic mode : warn about suspicious configuration statements
@@ -108,7 +111,14 @@ pub fn parse(args: impl Iterator<Item = OsString>) -> Result<Cli, String> {
                     .into_string()
                     .map_err(|v| format!("invalid -S argument {v:?}"))?,
             ),
-            "-L" | "-n" | "-N" | "-m" => {
+            "-L" => {
+                cli.local_peer = Some(
+                    value("-L")?
+                        .into_string()
+                        .map_err(|v| format!("invalid -L argument {v:?}"))?,
+                )
+            }
+            "-n" | "-N" | "-m" => {
                 value(a)?;
             }
             "-sf" | "-st" => {
@@ -189,6 +199,9 @@ pub fn action(cli: &Cli) -> Action {
             if cli.zero_warning && l.warnings.iter().any(|w| w.level == Level::Warning) {
                 alert_line(cli, zero_warning_message(&l.config));
                 return Action::Exit(1);
+            }
+            if let Some(name) = &cli.local_peer {
+                l.config.global.localpeer = Some(name.clone());
             }
             Action::Run(l.config)
         }
@@ -386,8 +399,27 @@ pub fn check_mode(cli: &Cli) -> i32 {
     // What only the runtime objects check (certificates and keys, log targets): as haproxy -c,
     // a bad certificate is an error and an expiring one a warning, both naming the file.
     let mut warned = loaded.warnings.iter().any(|w| w.level == Level::Warning);
+    if let Some(name) = &cli.local_peer {
+        loaded.config.global.localpeer = Some(name.clone());
+    }
     match ringlb_shard::Topology::from_config(&loaded.config) {
         Ok(t) => {
+            // `peers` sections without the local peer are dropped, as haproxy -c says.
+            match ringlb_control::peers::plan(&loaded.config, &t) {
+                Ok((_, peer_warnings)) => {
+                    for w in peer_warnings {
+                        warned = true;
+                        if !cli.quiet {
+                            eprintln!("{} ({}) : {w}", Level::Warning.tag(), pid());
+                        }
+                    }
+                }
+                Err(e) => {
+                    alert_line(cli, &format!("config : {e}"));
+                    alert_line(cli, "config : Fatal errors found in configuration.");
+                    return 1;
+                }
+            }
             for w in &t.warnings {
                 warned = true;
                 if !cli.quiet {
@@ -482,6 +514,15 @@ mod tests {
         assert_eq!(c.files.len(), 3);
         assert_eq!(p(&["-vv"]).unwrap().version, 2);
         assert_eq!(p(&["-v"]).unwrap().version, 1);
+        // -L names the local peer (ADR 0007).
+        assert_eq!(
+            p(&["-L", "edge1", "-f", "x"])
+                .unwrap()
+                .local_peer
+                .as_deref(),
+            Some("edge1")
+        );
+        assert!(p(&["-L"]).is_err());
     }
 
     #[test]

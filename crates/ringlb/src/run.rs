@@ -456,6 +456,25 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> i32 {
         }
     };
     cli.table = build_table(&cfg, &topology, &checks.backends);
+    // `peers` sections: stick-table replication on the control shard (ADR 0007).
+    match ringlb_control::peers::plan(&cfg, &topology) {
+        Ok((plans, warnings)) => {
+            if !opts.quiet {
+                for w in &warnings {
+                    warning(w);
+                }
+            }
+            if opts.zero_warning && !warnings.is_empty() {
+                alert(crate::cli::zero_warning_message(&cfg));
+                return 1;
+            }
+            cli.peers = plans;
+        }
+        Err(e) => {
+            alert(&e);
+            return 1;
+        }
+    }
     // `load-server-state-from-file`: the states saved by `show servers state` before a
     // reload come back in the table and, as messages every shard applies when built, in
     // the engine.

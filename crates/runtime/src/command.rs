@@ -390,6 +390,9 @@ pub enum Command {
     },
     /// `show resolvers [<id>]`: each `resolvers` section's nameservers and their counters.
     ShowResolvers { section: Option<String> },
+    /// `show peers [dict|-] [<section>]`: the peers sections and the state of each peer
+    /// (`dict` is accepted and prints nothing more: ringlb keeps no server-name dictionary).
+    ShowPeers { section: Option<String> },
     /// `shutdown frontend <f>`.
     ShutdownFrontend { frontend: String },
     /// `disable frontend <f>`.
@@ -419,6 +422,8 @@ pub enum Owner {
     Process,
     /// `show resolvers`: the control shard's DNS resolution.
     Resolvers,
+    /// `show peers`: the control shard's peers sessions (ADR 0007).
+    Peers,
 }
 
 impl Command {
@@ -452,6 +457,7 @@ impl Command {
             Command::ShowEvents { .. } => Owner::Events,
             Command::Reload => Owner::Process,
             Command::ShowResolvers { .. } => Owner::Resolvers,
+            Command::ShowPeers { .. } => Owner::Peers,
             _ => Owner::Servers,
         }
     }
@@ -1088,6 +1094,17 @@ pub fn parse(kw: Kw, args: &[String], payload: Option<&str>) -> Result<Command, 
         Kw::ShowActivity => Command::ShowActivity,
         Kw::ShowPools => Command::ShowPools,
         Kw::ShowResolvers => Command::ShowResolvers { section: opt(a(2)) },
+        Kw::ShowPeers => {
+            // haproxy 2.6: an optional `dict` or `-`, then an optional section name.
+            let mut w = args.iter().skip(2).map(String::as_str);
+            let mut first = w.next();
+            if matches!(first, Some("dict" | "-")) {
+                first = w.next();
+            }
+            Command::ShowPeers {
+                section: first.filter(|s| !s.is_empty()).map(str::to_string),
+            }
+        }
         Kw::Reload => Command::Reload,
         Kw::ShowEvents => {
             // haproxy 2.6 (`cli_parse_show_events`): options after the sink name.

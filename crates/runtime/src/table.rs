@@ -98,6 +98,7 @@ pub enum Kw {
     ShowSslCert,
     ShowStat,
     ShowTable,
+    ShowPeers,
     ShutdownFrontend,
     ShutdownSession,
 }
@@ -179,6 +180,7 @@ pub static KEYWORDS: &[Keyword] = &[
     k(&["new", "ssl", "cert"], "new ssl cert <certfile>                 : create a new certificate file to be used in a crt-list or a directory", Admin, Kw::NewSslCert),
     k(&["del", "ssl", "cert"], "del ssl cert <certfile>                 : delete an unused certificate file", Admin, Kw::DelSslCert),
     k(&["show", "activity"], "show activity                           : show per-thread activity stats (for support/developers)", User, Kw::ShowActivity),
+    k(&["show", "peers"], "show peers [dict|-] [section]           : dump some information about all the peers or this peers section", User, Kw::ShowPeers),
     k(&["show", "pools"], "show pools                              : report information about the memory pools usage", User, Kw::ShowPools),
     k(&["show", "resolvers"], "show resolvers [id]                     : dumps counters from all resolvers section and associated name servers", User, Kw::ShowResolvers),
     k(&["show", "events"], "show events [<sink>] [-w] [-n]          : show event sink state", User, Kw::ShowEvents),

@@ -150,6 +150,8 @@ pub struct ServerHealth {
 
 /// One shard's answer to a `show table`: (seq, rows it owns, entries it owns).
 type StickRows = (u64, Vec<ringlb_stick::EntryView>, usize);
+/// A shard's answer to `CollectPeerUpdates`: (seq, entries per table name).
+type PeerRows = (u64, Vec<(String, Vec<ringlb_stick::PeerEntry>)>);
 
 /// One shard's server connections for `show servers conn`: per backend, per server, (in use,
 /// idle that carried one request (haproxy's "unsafe"), idle that carried more ("safe")).
@@ -163,6 +165,8 @@ pub struct StatsBoard {
     health: Mutex<Vec<Vec<ServerHealth>>>,
     /// Per shard: the stick-table entries it owns for the last `show table` (seq, rows, used).
     stick_slots: Vec<Mutex<Option<StickRows>>>,
+    /// Per shard: its entries for the last `CollectPeerUpdates` (ADR 0007).
+    peer_slots: Vec<Mutex<Option<PeerRows>>>,
     /// Per shard: its server connections for the last `show servers conn` (seq, counts).
     conn_slots: Vec<Mutex<Option<(u64, ConnCounts)>>>,
     /// Per shard: its answer to the last `ControlMsg::Engine` (seq, reply).
@@ -182,6 +186,7 @@ impl StatsBoard {
             slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
             health: Mutex::new(Vec::new()),
             stick_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
+            peer_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
             conn_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
             engine_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
             error_events: std::sync::atomic::AtomicU32::new(0),
@@ -243,6 +248,43 @@ impl StatsBoard {
                 *g = Some((seq, rows, used));
             }
         }
+    }
+
+    /// Called by shard `shard` in answer to `CollectPeerUpdates { seq }`.
+    pub fn publish_peer(
+        &self,
+        shard: usize,
+        seq: u64,
+        rows: Vec<(String, Vec<ringlb_stick::PeerEntry>)>,
+    ) {
+        if let Some(slot) = self.peer_slots.get(shard) {
+            if let Ok(mut g) = slot.lock() {
+                *g = Some((seq, rows));
+            }
+        }
+    }
+
+    /// Every shard's answer to `CollectPeerUpdates { seq }` once all have answered (taken:
+    /// each collection is handed out once).
+    pub fn try_collect_peer(
+        &self,
+        seq: u64,
+    ) -> Option<Vec<(String, Vec<ringlb_stick::PeerEntry>)>> {
+        for slot in &self.peer_slots {
+            let g = slot.lock().ok()?;
+            if g.as_ref().is_none_or(|(got, _)| *got < seq) {
+                return None;
+            }
+        }
+        let mut out = Vec::new();
+        for slot in &self.peer_slots {
+            if let Ok(mut g) = slot.lock() {
+                if let Some((_, rows)) = g.as_mut() {
+                    out.append(rows);
+                }
+            }
+        }
+        Some(out)
     }
 
     /// Called by shard `shard` in answer to `PublishConns { seq }`.

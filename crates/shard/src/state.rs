@@ -72,6 +72,20 @@ pub enum ControlMsg {
         table: String,
         query: ringlb_stick::Query,
     },
+    /// `peers` (ADR 0007): copy to the stats board the entries this shard owns in `tables`
+    /// (shared with one peers section), changed locally since the last collection (all of
+    /// them when `full`, a resync), tagged `seq`.
+    CollectPeerUpdates {
+        seq: u64,
+        full: bool,
+        tables: Vec<String>,
+    },
+    /// `peers`: entries learned from a remote peer, applied by the key's owner (and to copies
+    /// other shards hold), as `set table` is.
+    ApplyPeerEntries {
+        table: String,
+        entries: Vec<ringlb_stick::PeerEntry>,
+    },
     /// Copy this shard's server connection counts to the stats board (`show servers conn`).
     PublishConns { seq: u64 },
     /// `set server B/S addr IP [port P]`: new connections to the server go to `addr`.
@@ -251,6 +265,8 @@ impl ControlMsg {
                 | ControlMsg::Engine { .. }
                 | ControlMsg::SetStickEntry { .. }
                 | ControlMsg::ClearStickTable { .. }
+                | ControlMsg::CollectPeerUpdates { .. }
+                | ControlMsg::ApplyPeerEntries { .. }
                 | ControlMsg::SetPatterns { .. }
                 | ControlMsg::SetSslCert { .. }
                 | ControlMsg::Reload
@@ -722,8 +738,18 @@ impl ShardState {
                     s.maxconn_now.set(share(maxconn, self.nshards));
                 }
             }
-            ControlMsg::SetStickEntry { .. } | ControlMsg::ClearStickTable { .. } => {
+            ControlMsg::SetStickEntry { .. }
+            | ControlMsg::ClearStickTable { .. }
+            | ControlMsg::ApplyPeerEntries { .. } => {
                 crate::stick::apply_control(self, msg);
+            }
+            ControlMsg::CollectPeerUpdates {
+                seq,
+                full,
+                ref tables,
+            } => {
+                let got = crate::stick::collect_peer_updates(self, full, tables);
+                self.board.publish_peer(self.shard_id, seq, got);
             }
             ControlMsg::PublishConns { seq } => {
                 self.board

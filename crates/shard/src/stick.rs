@@ -83,7 +83,11 @@ pub fn build_tables(topo: &Topology, shard: usize, nshards: usize) -> Tables {
             if topo.stick_rule_tables.iter().any(|n| n == name) {
                 cfg = cfg.for_stick_rules();
             }
-            tables.add(Table::new(cfg, info, SEED));
+            let mut table = Table::new(cfg, info, SEED);
+            if t.peers.is_some() {
+                table.enable_peers(); // replicated (ADR 0007)
+            }
+            tables.add(table);
         }
     }
     tables
@@ -132,12 +136,55 @@ pub fn apply_control(state: &ShardState, msg: &crate::state::ControlMsg) {
             .id(table)
             .and_then(|id| tables.get_mut(id))
             .is_some_and(|t| t.clear(query, now) > 0),
+        ControlMsg::ApplyPeerEntries { table, entries } => tables
+            .id(table)
+            .and_then(|id| tables.get_mut(id))
+            .is_some_and(|t| {
+                let mut any = false;
+                for e in entries {
+                    any |= t.apply_peer(e, now);
+                }
+                any
+            }),
         _ => false,
     };
     drop(tables);
     if changed_any {
         changed(state);
     }
+}
+
+/// Most entries one table hands to the peers per collection (the rest wait for the next).
+const PEER_BATCH: usize = 10_000;
+
+/// `peers` (ADR 0007): the entries of replicated tables `names` this shard owns, changed
+/// locally since the last collection, or all of them (`full`, a resync). Per table, by name.
+pub fn collect_peer_updates(
+    state: &ShardState,
+    full: bool,
+    names: &[String],
+) -> Vec<(String, Vec<ringlb_stick::PeerEntry>)> {
+    let now = state.board.now_ms();
+    let mut tables = state.stick.borrow_mut();
+    let ids: Vec<TableId> = tables.iter().map(|(id, _)| id).collect();
+    let mut out = Vec::new();
+    for id in ids {
+        let Some(t) = tables.get_mut(id) else {
+            continue;
+        };
+        if !t.peers_enabled() || !names.iter().any(|n| n == t.name()) {
+            continue;
+        }
+        let entries = if full {
+            t.peer_snapshot(now)
+        } else {
+            t.take_peer_changes(now, PEER_BATCH)
+        };
+        if !entries.is_empty() {
+            out.push((t.name().to_string(), entries));
+        }
+    }
+    out
 }
 
 /// Something changed in this shard's tables: wake the flush task (no-op with one shard).

@@ -918,7 +918,12 @@ fn stick_tables(cfg: &Config) -> Vec<(String, model::StickTable)> {
         .iter()
         .filter(|b| !b.disabled)
         .filter_map(|b| Some((b.name.as_str(), b.stick_table.as_ref()?)));
-    for (name, t) in fe.chain(be) {
+    // `table <name>` lines of peers sections, named `<section>/<name>` (ADR 0007).
+    let peers = cfg
+        .peers
+        .iter()
+        .flat_map(|p| p.tables.iter().map(|(n, t)| (n.as_str(), t)));
+    for (name, t) in fe.chain(be).chain(peers) {
         if !out.iter().any(|(n, _)| n == name) {
             out.push((name.to_string(), t.clone()));
         }

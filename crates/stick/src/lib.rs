@@ -7,6 +7,7 @@
 //! - [`track`]: `track-scN`, counted events, and the `sc_*`/`src_*`/`table_*` reads and writes.
 //! - [`shard`]: the cross-shard protocol (owner per key, deltas and updates; ADR 0003).
 //! - [`tables`]: a shard's set of tables and a stream's `sc0`..`sc2`, the engine's surface.
+//! - [`peer`]: what `peers` replication collects from and applies to a table (ADR 0007).
 //! - [`runtime`]: `show table`, `clear table`, `set table` for the runtime socket.
 //!
 //! The engine owns one [`Table`] per stick table per shard, passes `now` (ms, monotonic and
@@ -34,6 +35,7 @@
 pub mod data;
 pub mod freq;
 pub mod key;
+pub mod peer;
 pub mod runtime;
 pub mod shard;
 pub mod table;
@@ -42,6 +44,7 @@ pub mod track;
 
 pub use data::{DataType, Layout};
 pub use key::{KeySample, KeyType};
+pub use peer::{PeerEntry, PeerValue};
 pub use runtime::{CliVerb, EntryView, Filter, FilterOp, Query, SetEntry};
 pub use shard::{owner_of, Delta, DeltaOp, Message, Outgoing, ShardInfo, Update};
 pub use table::{encode_key, Refused, Table, TableConfig};

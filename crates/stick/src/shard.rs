@@ -344,6 +344,7 @@ impl Table {
             }
             self.slots[slot as usize].subscribers |= 1u64 << from;
             self.mark_owned_dirty(slot);
+            self.mark_peer_dirty(slot);
         }
         if let Some(a) = self.cross.acked_from.get_mut(usize::from(from)) {
             *a = (*a).max(seq);

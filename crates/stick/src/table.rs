@@ -144,6 +144,9 @@ pub(crate) struct Slot {
     pub(crate) dirty: bool,
     /// Owner only: shards that sent deltas for this key and receive its updates (bit per shard).
     pub(crate) subscribers: u64,
+    /// Owner only, tables shared with `peers`: changed locally since the peers last collected
+    /// it (`crate::peer`). Changes learned from a peer do not set it.
+    pub(crate) peer_dirty: bool,
 }
 
 /// One shard's instance of a stick table.
@@ -163,6 +166,10 @@ pub struct Table {
     pub(crate) used: usize,
     pub(crate) scratch: Vec<u8>,
     pub(crate) cross: crate::shard::CrossState,
+    /// Replication to `peers` (`crate::peer`): on, and the owned slots changed since the last
+    /// collection (a slot may be listed twice; its `peer_dirty` flag decides).
+    pub(crate) peers_on: bool,
+    pub(crate) peer_dirty: Vec<u32>,
 }
 
 impl Table {
@@ -185,6 +192,8 @@ impl Table {
             used: 0,
             scratch: Vec::with_capacity(cfg.key.max_len()),
             cross: crate::shard::CrossState::new(shard),
+            peers_on: false,
+            peer_dirty: Vec::new(),
             cfg,
             shard,
         }
@@ -312,6 +321,7 @@ impl Table {
                     owned: false,
                     dirty: false,
                     subscribers: 0,
+                    peer_dirty: false,
                 });
                 self.data.resize(self.data.len() + stride, 0);
                 self.keys.resize(self.keys.len() + max, 0);
@@ -330,8 +340,10 @@ impl Table {
             s.owned = owned;
             s.dirty = false;
             s.subscribers = 0;
+            s.peer_dirty = false;
         }
         if owned {
+            self.mark_peer_dirty(slot);
             // Every other shard gets the owner's snapshots, so that a shard seeing the key for
             // the first time (a client's first connection there) already knows its rates and
             // `conn_cur` (ADR 0003, "Warm caches").
@@ -369,6 +381,9 @@ impl Table {
     pub(crate) fn touch(&mut self, slot: u32, now_ms: u64) {
         self.set_expire(slot, now_ms);
         self.move_to_head(slot);
+        if self.slots[slot as usize].owned {
+            self.mark_peer_dirty(slot); // peers learn the new expiry too
+        }
     }
 
     fn move_to_head(&mut self, slot: u32) {
@@ -420,6 +435,7 @@ impl Table {
         self.index.remove(&self.keys[start..start + len]);
         let s = &mut self.slots[slot as usize];
         s.live = false;
+        s.peer_dirty = false;
         s.refs = 0;
         s.gen = s.gen.wrapping_add(1);
         self.free.push(slot);
@@ -570,6 +586,7 @@ impl Table {
             self.apply(slot, op, now_ms);
             self.share_persistence(slot, op);
             self.mark_owned_dirty(slot);
+            self.mark_peer_dirty(slot);
         } else {
             self.queue_delta(slot, op);
         }

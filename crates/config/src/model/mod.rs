@@ -122,6 +122,8 @@ pub struct Global {
     pub ssl_engines: Vec<String>,
     pub ssl_mode_async: bool,
     pub node: Option<String>,
+    /// `localpeer` (or `-L`): this process's name in `peers` sections (default: host name).
+    pub localpeer: Option<String>,
     pub description: Option<String>,
     pub spread_checks: Option<u32>,
     pub strict_limits: bool,

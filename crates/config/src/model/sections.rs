@@ -50,12 +50,17 @@ pub struct Endpoint {
     pub params: Vec<String>,
 }
 
-/// `peers` section.
+/// `peers` section: `peer <name> <addr>` lines, or `server <name> [<addr>]` lines with a
+/// `bind <addr>` for the local peer (its `server` line has no address).
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Peers {
     pub name: String,
     pub loc: Loc,
     pub peers: Vec<Endpoint>,
+    /// `bind <addr>`: where the local peer listens.
+    pub bind: Option<Endpoint>,
+    /// `disabled`: the section is not run (its tables are local only).
+    pub disabled: bool,
     pub tables: Vec<(String, StickTable)>,
     pub other: Vec<Directive>,
 }

@@ -501,7 +501,17 @@ pub static KEYWORDS: &[GlobalKw] = &[
         "allow external check commands",
         generic,
     ),
-    kw("localpeer", LB, "local peer name", generic1),
+    kw(
+        "localpeer",
+        S,
+        "local peer name (peers sections; -L overrides it)",
+        |_, g, l| {
+            need_args(l, 1, 1, "one argument")?;
+            no_extra(l, 2)?;
+            g.localpeer = Some(l.arg(1).to_string());
+            Ok(())
+        },
+    ),
     kw("h1-case-adjust", NO, "HTTP/1 header case rewrite", generic),
     kw(
         "h1-case-adjust-file",
@@ -580,7 +590,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("tune.pool-high-fd-ratio", Status::Accepted { why: "idle server connections are bounded per shard by pool-max-conn and the shard's idle budget, not by a share of the descriptors" }, "idle server connection fd ratio", tune_other),
     kw("tune.pool-low-fd-ratio", Status::Accepted { why: "idle server connections are bounded per shard by pool-max-conn and the shard's idle budget, not by a share of the descriptors" }, "idle server connection fd ratio", tune_other),
     kw("tune.pattern.cache-size", PATCACHE, "pattern match cache", tune_other),
-    kw("tune.peers.max-updates-at-once", LB, "peers update batch", tune_other),
+    kw("tune.peers.max-updates-at-once", Status::Accepted { why: "ringlb hands peers the changes of each 100 ms at once (up to 10000 per table and shard); there is no scheduler turn to bound" }, "peers update batch", tune_other),
     kw(
         "tune.h2.be.initial-window-size",
         S,

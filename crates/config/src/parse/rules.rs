@@ -1004,6 +1004,13 @@ pub fn stick_table(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
             p.kind.word(), p.name, prev.loc.file, prev.loc.line
         ));
     }
+    p.stick_table = Some(parse_stick_table(l, 1)?);
+    Ok(())
+}
+
+/// The words of a `stick-table` line from word `first` on (`table <name> ...` in a peers
+/// section starts one word later).
+pub(crate) fn parse_stick_table(l: &Line, first: usize) -> Result<StickTable, String> {
     let mut t = StickTable {
         loc: l.loc.clone(),
         key: StickKey::Ip,
@@ -1015,7 +1022,7 @@ pub fn stick_table(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     };
     let mut len = None;
     let mut have_type = false;
-    let mut i = 1;
+    let mut i = first;
     while i < l.len() {
         let v = l.arg(i + 1);
         match l.arg(i) {
@@ -1055,8 +1062,7 @@ pub fn stick_table(_: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
     if let (Some(n), StickKey::String { len } | StickKey::Binary { len }) = (len, &mut t.key) {
         *len = n;
     }
-    p.stick_table = Some(t);
-    Ok(())
+    Ok(t)
 }
 
 fn parse_store(list: &str) -> Result<Vec<StoreItem>, String> {

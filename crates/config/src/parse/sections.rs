@@ -19,7 +19,6 @@ const DNS: Status = Status::Supported;
 /// The `cache` section keywords (ringlb-cache, `crates/shard/src/cache.rs`).
 const CACHE: Status = Status::Supported;
 const S: Status = Status::Supported;
-const P7: Status = Status::Parsed { issue: 7 };
 
 /// (section, keyword, status, doc) for every keyword of the small sections.
 pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
@@ -30,18 +29,38 @@ pub static SECTION_KEYWORDS: &[(&str, &str, Status, &str)] = &[
         S,
         "user <name> password|insecure-password <pw> [groups <g>,...]",
     ),
-    ("peers", "peer", P7, "peer <name> <addr>:<port>"),
-    ("peers", "server", P7, "server <name> [<addr>:<port>]"),
-    ("peers", "bind", P7, "local peer listener"),
+    ("peers", "peer", S, "peer <name> <addr>:<port> (no ssl)"),
+    (
+        "peers",
+        "server",
+        S,
+        "server <name> [<addr>:<port>] (no address: the local peer)",
+    ),
+    (
+        "peers",
+        "bind",
+        S,
+        "bind <addr>:<port>: the local peer's listener",
+    ),
     (
         "peers",
         "table",
-        P7,
-        "table <name> type ... (stick table shared by peers)",
+        S,
+        "table <name> type ... (referenced as <section>/<name>)",
     ),
-    ("peers", "disabled", P7, "disable this peers section"),
-    ("peers", "default-server", P7, "default peer server options"),
-    ("peers", "shards", P7, "number of shards"),
+    ("peers", "disabled", S, "disable this peers section"),
+    (
+        "peers",
+        "default-server",
+        Status::Unsupported,
+        "default peer server options (ssl and check options on peers are not supported)",
+    ),
+    (
+        "peers",
+        "shards",
+        Status::Unsupported,
+        "stick-table sharding between peers",
+    ),
     (
         "resolvers",
         "nameserver",
@@ -415,11 +434,68 @@ pub(crate) fn userlist(cx: &mut Cx, u: Option<&mut Userlist>, l: &Line) {
 pub(crate) fn peers(cx: &mut Cx, p: Option<&mut Peers>, l: &Line) {
     run(cx, "peers", p, l, |p, l| {
         match l.arg(0) {
-            "peer" | "server" => push_endpoint(&mut p.peers, l)?,
+            "peer" | "server" => {
+                let kw = l.arg(0);
+                if kw == "peer" && l.arg(2).is_empty() {
+                    return Err("'peer' expects <name> and <address>:<port> as arguments.".into());
+                }
+                if let Some(w) = l.rest(3).first() {
+                    return Err(format!(
+                        "'{kw}' option '{w}' is not supported by ringlb yet (peers take no ssl or server options)"
+                    ));
+                }
+                if !l.arg(2).is_empty() {
+                    peer_port(l.arg(2))?;
+                }
+                push_endpoint(&mut p.peers, l)?
+            }
+            "bind" => {
+                if l.arg(1).is_empty() {
+                    return Err("'bind' expects <address>:<port> as argument.".into());
+                }
+                if let Some(w) = l.rest(2).first() {
+                    return Err(format!(
+                        "'bind' option '{w}' is not supported by ringlb yet in a peers section"
+                    ));
+                }
+                peer_port(l.arg(1))?;
+                p.bind = Some(Endpoint {
+                    loc: l.loc.clone(),
+                    name: String::new(),
+                    address: l.arg(1).to_string(),
+                    params: Vec::new(),
+                });
+            }
+            "disabled" => p.disabled = true,
+            "table" => {
+                if l.arg(1).is_empty() {
+                    return Err(
+                        "'table' expects a table name and its stick-table arguments.".into(),
+                    );
+                }
+                let mut t = super::rules::parse_stick_table(l, 2)?;
+                t.peers = Some(p.name.clone());
+                let name = format!("{}/{}", p.name, l.arg(1));
+                if p.tables.iter().any(|(n, _)| *n == name) {
+                    return Err(format!(
+                        "stick-table name '{name}' conflicts with another table."
+                    ));
+                }
+                p.tables.push((name, t));
+            }
             _ => p.other.push(directive(l, 1)),
         }
         Ok(())
     });
+}
+
+/// A peer address must name one port (haproxy: "missing or invalid port").
+fn peer_port(addr: &str) -> R {
+    let port = addr.rsplit_once(':').map(|(_, p)| p).unwrap_or("");
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok(()),
+        _ => Err(format!("invalid or missing port in address '{addr}'.")),
+    }
 }
 
 pub(crate) fn resolvers(cx: &mut Cx, r: Option<&mut Resolvers>, l: &Line) {

@@ -91,6 +91,8 @@ pub struct Ctx {
     pub reload: Option<crate::reload::Reloading>,
     /// The `resolvers` sections at work (`show resolvers`); `None`: none configured.
     pub dns: RefCell<Option<std::rc::Rc<crate::dns::Dns>>>,
+    /// The running `peers` sections (`show peers`, ADR 0007).
+    pub peers: RefCell<Vec<crate::peers::PeersHandle>>,
 }
 
 impl Ctx {
@@ -202,6 +204,7 @@ async fn run(ctx: &Ctx, p: &Pending) -> Reply {
         Owner::Events => show_events(ctx, p),
         Owner::Tls => super::tls::run(ctx, p).await,
         Owner::Process => crate::reload::command(ctx).await,
+        Owner::Peers => show_peers(ctx, &p.command),
         Owner::Engine => super::engine::run(ctx, p).await,
         Owner::Resolvers => show_resolvers(ctx, p),
     }
@@ -332,6 +335,22 @@ async fn collect_table(
         glommio::timer::sleep(Duration::from_millis(1)).await;
     }
     (Vec::new(), 0)
+}
+
+/// `show peers [dict|-] [<section>]`: every running section, or the one named (haproxy
+/// prints nothing for an unknown name).
+fn show_peers(ctx: &Ctx, cmd: &ringlb_runtime::Command) -> Reply {
+    let ringlb_runtime::Command::ShowPeers { section } = cmd else {
+        return Reply::err("Internal error.\n");
+    };
+    let mut out = String::new();
+    for h in ctx.peers.borrow().iter() {
+        if section.as_deref().is_none_or(|s| s == h.section()) {
+            h.show(&mut out);
+            out.push('\n');
+        }
+    }
+    Reply::raw_with_blank_line(out)
 }
 
 /// Stick-table commands of a process without tables: what haproxy answers then.

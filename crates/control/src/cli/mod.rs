@@ -92,6 +92,8 @@ pub struct CliPlan {
     pub patterns: ringlb_runtime::PatRefs,
     /// `resolvers` sections and the servers resolving with them (`crate::dns`).
     pub resolvers: Option<crate::dns::Plan>,
+    /// The `peers` sections to run (`crate::peers::plan`).
+    pub peers: Vec<crate::peers::PeersPlan>,
 }
 
 impl Default for CliPlan {
@@ -106,6 +108,7 @@ impl Default for CliPlan {
             stick_tables: Vec::new(),
             patterns: ringlb_runtime::PatRefs::default(),
             resolvers: None,
+            peers: Vec::new(),
         }
     }
 }
@@ -145,6 +148,11 @@ impl CliPlan {
                     .iter()
                     .filter(|b| b.stick_table.is_some())
                     .map(|b| b.name.clone()),
+            )
+            .chain(
+                cfg.peers
+                    .iter()
+                    .flat_map(|p| p.tables.iter().map(|(n, _)| n.clone())),
             )
             .collect();
         if !g.stats_sockets.is_empty() {
