@@ -88,6 +88,13 @@ impl Proxy {
         reload: Option<(reload::Reloader, Vec<(String, String)>)>,
     ) -> Result<Proxy, String> {
         let nshards = shard_cpus.len().max(1);
+        // The runtime sockets exist before any listener accepts (as in haproxy, which binds
+        // them with the rest at start-up): a client that reached the proxy finds them.
+        let cli_sockets = cli
+            .sockets
+            .iter()
+            .map(|spec| cli::bind(spec).map(|b| (b, spec.clone())))
+            .collect::<Result<Vec<_>, String>>()?;
         let (cmd_tx, cmd_rx) = crossbeam_channel::bounded::<ControlMsg>(CHANNEL_DEPTH);
         let mut senders = Vec::with_capacity(nshards);
         let mut shards = Vec::with_capacity(nshards);
@@ -124,6 +131,7 @@ impl Proxy {
             board: board.clone(),
             peers,
             cli,
+            cli_sockets,
             cli_ready: cli_tx,
             reload: reload.map(|(r, process)| reload::Reloading::new(r, process, stats.clone())),
         };
@@ -223,7 +231,9 @@ struct ControlStart {
     topo: Arc<Topology>,
     board: Arc<ringlb_shard::StatsBoard>,
     cli: cli::CliPlan,
-    /// Told once the runtime sockets are bound (or why not).
+    /// The runtime sockets, bound before the shards started.
+    cli_sockets: Vec<(cli::Bound, cli::SocketSpec)>,
+    /// Told once the runtime sockets are served.
     cli_ready: mpsc::Sender<Result<(), String>>,
     reload: Option<reload::Reloading>,
     /// The `peers` sections to run (ADR 0007).
@@ -238,16 +248,11 @@ async fn control_loop(
     stats: CheckStatsHandle,
     start: ControlStart,
 ) {
-    let mut listeners = Vec::with_capacity(start.cli.sockets.len());
-    for spec in &start.cli.sockets {
-        match cli::bind(spec) {
-            Ok(l) => listeners.push((l, spec.clone())),
-            Err(e) => {
-                let _ = start.cli_ready.send(Err(e));
-                return;
-            }
-        }
-    }
+    let mut start = start;
+    let listeners: Vec<_> = std::mem::take(&mut start.cli_sockets)
+        .into_iter()
+        .map(|(b, spec)| (b.serve(), spec))
+        .collect();
     let _ = start.cli_ready.send(Ok(()));
     let nshards = senders.len();
     let connected = senders;

@@ -131,9 +131,7 @@ pub fn build(
                                 cookie: s.cookie.clone(),
                                 // Paused in resolution maintenance: shown as none,
                                 // as haproxy shows a check paused by maintenance.
-                                check: h
-                                    .and_then(|h| h.check.clone())
-                                    .filter(|_| !st.rmaint.get()),
+                                check: h.and_then(|h| h.check.clone()).filter(|_| !st.rmaint.get()),
                                 agent: h.and_then(|h| h.agent.clone()),
                                 failed_checks: h.map_or(0, |h| h.failed_checks),
                                 down_trans: h.map_or(0, |h| h.down_trans),

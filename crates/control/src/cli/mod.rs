@@ -301,12 +301,18 @@ pub enum Listener {
     Tcp(glommio::net::TcpListener),
 }
 
-/// Binds one socket on the current glommio executor; a UNIX socket gets its mode and owner.
-/// A stale socket file at the path is replaced (HAProxy does the same through a rename).
-pub fn bind(spec: &SocketSpec) -> Result<Listener, String> {
+/// A runtime socket bound and listening, not yet served: bound by the starting thread before
+/// the worker shards accept anything, so the socket is there once the proxy answers.
+pub struct Bound(std::os::fd::OwnedFd);
+
+/// Binds one socket; a UNIX socket gets its mode and owner. A stale socket file at the path
+/// is replaced (HAProxy does the same through a rename).
+pub fn bind(spec: &SocketSpec) -> Result<Bound, String> {
     match &spec.addr {
-        CliAddr::Tcp(a) => glommio::net::TcpListener::bind(a)
-            .map(Listener::Tcp)
+        // SO_REUSEPORT, as the proxy's listeners: during a master-worker reload the new
+        // worker binds the address while the old one still serves it.
+        CliAddr::Tcp(a) => ringlb_uring::bind_reuseport(*a, 128)
+            .map(Bound)
             .map_err(|e| format!("Starting frontend GLOBAL: cannot bind socket ({e}) [{a}]")),
         CliAddr::Unix(path) => {
             // Bound and listening under a temporary name, then renamed into place, as HAProxy
@@ -335,15 +341,20 @@ pub fn bind(spec: &SocketSpec) -> Result<Listener, String> {
                     path.display()
                 ));
             }
-            use std::os::fd::{FromRawFd, IntoRawFd};
-            // glommio's UNIX listener cannot adopt a descriptor; its TCP listener can, and
-            // accept(2) works on any stream socket (the streams are only read and written;
-            // `_getsocks` needs their descriptors, which glommio's UNIX streams do not give).
-            // SAFETY: a bound, listening descriptor we own, given to the listener.
-            Ok(Listener::Tcp(unsafe {
-                glommio::net::TcpListener::from_raw_fd(l.into_raw_fd())
-            }))
+            Ok(Bound(l.into()))
         }
+    }
+}
+
+impl Bound {
+    /// The listener on the current glommio executor (the control shard's).
+    pub fn serve(self) -> Listener {
+        use std::os::fd::{FromRawFd, IntoRawFd};
+        // glommio's UNIX listener cannot adopt a descriptor; its TCP listener can, and
+        // accept(2) works on any stream socket (the streams are only read and written;
+        // `_getsocks` needs their descriptors, which glommio's UNIX streams do not give).
+        // SAFETY: a bound, listening descriptor we own, given to the listener.
+        Listener::Tcp(unsafe { glommio::net::TcpListener::from_raw_fd(self.0.into_raw_fd()) })
     }
 }
 
