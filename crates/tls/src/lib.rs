@@ -28,7 +28,7 @@ pub mod store;
 pub mod verify;
 
 pub use bind::{build_bind, provider, BindTls, ShardTls, TlsGlobals, TlsShared};
-pub use client::{build_server, server_name, ServerTls, TlsClientSession};
+pub use client::{build_server, server_name, ServerTls, ServerTlsFacts, TlsClientSession};
 pub use config::{build_config, ConfigTls};
 pub use diag::{Severity, TlsDiag};
 pub use session::{CertRef, CertSide, ClientCert, DnFormat, TlsError, TlsFacts, TlsSession};
