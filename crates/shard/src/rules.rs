@@ -332,6 +332,8 @@ impl SampleSource for Host<'_> {
             // The front connection's error code: a stream only exists on a connection that
             // did not fail (`option httpslog`; errors before the stream: `error-log-format`).
             "fc_err" => Some(Sample::Int(0)),
+            // haproxy's thread number (0..nbthread-1) is ringlb's shard.
+            "thread" => i64::try_from(self.ctx.state.shard_id).ok().map(Sample::Int),
             _ => None,
         }
     }
