@@ -205,3 +205,125 @@ fn tune_ssl_cachesize_evicts_the_oldest_session() {
         assert_eq!(r, h, "ringlb (left) vs haproxy (right)");
     }
 }
+
+/// A base64 ticket key of `len` bytes (48 or 80) from `seed`.
+fn ticket_key(seed: u8, len: usize) -> String {
+    let out = run_bounded(
+        Command::new("sh").args([
+            "-c",
+            &format!(
+                "head -c {len} /dev/zero | tr '\\0' '\\{:o}' | openssl base64 -A",
+                seed
+            ),
+        ]),
+        T,
+    )
+    .unwrap();
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// `tls-ticket-keys`: two ringlb processes given one keys file resume each other's tickets
+/// (one without the file does not), and `show tls-keys` / `set ssl tls-key` print and rotate
+/// the keys as haproxy 2.6 does: a ticket still opens after one rotation, not after two.
+#[test]
+fn tls_ticket_keys_are_shared_between_processes_and_rotate_like_haproxy() {
+    let dir = TempDir::new("tls-ticket-keys");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let site = ca.server("resume.example", &dir.join("site.pem"));
+    let keys = dir.join("ticket.keys");
+    let initial: Vec<String> = (1..=4).map(|i| ticket_key(i, 80)).collect();
+    std::fs::write(&keys, initial.join("\n") + "\n").unwrap();
+    let keyed = |bind: SocketAddr, sock: &Path, with_keys: bool| {
+        let opts = if with_keys {
+            format!("tls-ticket-keys {}", keys.display())
+        } else {
+            String::new()
+        };
+        format!(
+            "global\n    stats socket {} level admin\n{DEFAULTS}{}",
+            sock.display(),
+            frontend("fe", bind, &site.pem, &opts)
+        )
+    };
+    // Two ringlb processes with the file, one without.
+    let (a, b, c) = (free_addr(), free_addr(), free_addr());
+    let socks: Vec<_> = ["a", "b", "c"]
+        .iter()
+        .map(|n| dir.join(&format!("{n}.sock")))
+        .collect();
+    let cfg_a = dir.join("a.cfg");
+    std::fs::write(&cfg_a, keyed(a, &socks[0], true)).unwrap();
+    let cfg_b = dir.join("b.cfg");
+    std::fs::write(&cfg_b, keyed(b, &socks[1], true)).unwrap();
+    let cfg_c = dir.join("c.cfg");
+    std::fs::write(&cfg_c, keyed(c, &socks[2], false)).unwrap();
+    {
+        let _a = Ringlb::start(&cfg_a, &[a]);
+        let _b = Ringlb::start(&cfg_b, &[b]);
+        let _c = Ringlb::start(&cfg_c, &[c]);
+        for version in ["-tls1_2", "-tls1_3"] {
+            let sess = dir.join(&format!("a{version}.sess"));
+            assert!(!request(a, version, "-sess_out", &sess).reused);
+            assert!(
+                request(b, version, "-sess_in", &sess).reused,
+                "{version}: b opens a's ticket"
+            );
+            assert!(
+                !request(c, version, "-sess_in", &sess).reused,
+                "{version}: c has other keys"
+            );
+        }
+    }
+    // Differential: the runtime commands and rotation, ringlb vs haproxy on one config.
+    let front = free_addr();
+    let sock = dir.join("cmp.sock");
+    let cfg = write_config(&dir, &keyed(front, &sock, true));
+    let (k5, k6) = (ticket_key(5, 80), ticket_key(6, 80));
+    let mut seen = Vec::new();
+    let mut which_list = vec!["ringlb"];
+    if haproxy_available() {
+        which_list.push("haproxy");
+    }
+    for which in which_list {
+        let _proxy = start(which, &cfg, &[front]);
+        let cmd = |c: &str| ringlb_testkit::runtime::runtime_command(&sock, c).unwrap();
+        let mut got = vec![
+            cmd("show tls-keys"),
+            cmd("show tls-keys *"),
+            cmd("show tls-keys #1"),
+            cmd(&format!("set ssl tls-key #0 {}", ticket_key(7, 48))),
+            cmd("set ssl tls-key #0 !!!!"),
+            cmd("set ssl tls-key #0"),
+        ];
+        let sess = dir.join(&format!("{which}-rotate.sess"));
+        request(front, "-tls1_2", "-sess_out", &sess);
+        got.push(cmd(&format!("set ssl tls-key #0 {k5}")));
+        got.push(format!(
+            "after one rotation: reused {}",
+            request(front, "-tls1_2", "-sess_in", &sess).reused
+        ));
+        got.push(cmd(&format!("set ssl tls-key {} {k6}", keys.display())));
+        got.push(format!(
+            "after two rotations: reused {}",
+            request(front, "-tls1_2", "-sess_in", &sess).reused
+        ));
+        got.push(cmd("show tls-keys #0"));
+        eprintln!("{which}: {got:#?}");
+        seen.push(got);
+    }
+    let r = &seen[0];
+    assert!(
+        r[1].contains(&format!(
+            "0.0 {}\n0.1 {}\n0.2 {}\n",
+            initial[1], initial[2], initial[3]
+        )),
+        "{}",
+        r[1]
+    );
+    assert!(r[7].ends_with("reused true"), "{r:?}");
+    assert!(r[9].ends_with("reused false"), "{r:?}");
+    assert!(r[10].contains(&format!("0.2 {k6}")), "{}", r[10]);
+    if let [r, h] = &seen[..] {
+        assert_eq!(r, h, "ringlb (left) vs haproxy (right)");
+    }
+}

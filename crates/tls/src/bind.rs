@@ -203,6 +203,10 @@ pub struct BindTls {
     /// a client's next connection may land on any shard (`SO_REUSEPORT`), and HAProxy's
     /// cache is one for all threads, so `no-tls-tickets` resumption must not depend on it.
     cache: OnceLock<Arc<SessionCache>>,
+    /// `tls-ticket-keys`: the file and its keys in use, and the ticketer every shard shares
+    /// (made by the first `for_shard`, with the process clock).
+    ticket_file: Option<(String, Vec<crate::ticket_keys::TicketKey>)>,
+    ticket_keys: OnceLock<Arc<crate::ticket_keys::TicketKeys>>,
     /// Non-fatal findings (expired certificate, `npn` ignored...), to print as warnings.
     pub warnings: Vec<TlsDiag>,
 }
@@ -254,9 +258,31 @@ impl BindTls {
         self.index.entries().iter().map(|e| e.cert.as_ref())
     }
 
+    /// The bind's `tls-ticket-keys` ticketer (shared by its shards), if it has one.
+    pub fn ticket_keys(&self, shared: &TlsShared) -> Option<Arc<crate::ticket_keys::TicketKeys>> {
+        let (file, keys) = self.ticket_file.as_ref()?;
+        Some(
+            self.ticket_keys
+                .get_or_init(|| {
+                    crate::ticket_keys::TicketKeys::new(
+                        file.clone(),
+                        keys.clone(),
+                        self.lifetime_secs,
+                        shared.clock.clone(),
+                    )
+                })
+                .clone(),
+        )
+    }
+
     /// A shard's copy: same certificates and policies, the bind's one session cache
-    /// (`tune.ssl.cachesize` entries in all, as HAProxy's), the shared ticket keys.
+    /// (`tune.ssl.cachesize` entries in all, as HAProxy's), the shared ticket keys (the
+    /// bind's `tls-ticket-keys`, else the process's).
     pub fn for_shard(&self, shared: &TlsShared, _shards: usize) -> Arc<ShardTls> {
+        let ticketer: Arc<dyn rustls::server::ProducesTickets> = match self.ticket_keys(shared) {
+            Some(k) => k,
+            None => shared.ticketer.clone(),
+        };
         let cache = self
             .cache
             .get_or_init(|| {
@@ -275,7 +301,7 @@ impl BindTls {
                     let mut c = config.clone();
                     c.session_storage = cache.clone();
                     if p.tickets {
-                        c.ticketer = shared.ticketer.clone();
+                        c.ticketer = ticketer.clone();
                     }
                     c.time_provider = shared.clock.clone();
                     Arc::new(c)
@@ -365,6 +391,21 @@ pub fn build_bind(
             Err(d) => diags.push(d),
         }
     }
+    let ticket_file = bind.ssl.ticket_keys.as_ref().and_then(|path| {
+        let keys = cert::read_file(path)
+            .map_err(|d| d.message)
+            .and_then(|data| crate::ticket_keys::parse_file(&String::from_utf8_lossy(&data)));
+        match keys {
+            Ok(keys) => Some((path.display().to_string(), keys)),
+            Err(e) => {
+                diags.push(TlsDiag::alert(
+                    Some(path),
+                    format!("'tls-ticket-keys' : {e}"),
+                ));
+                None
+            }
+        }
+    });
     if diags.has_alert() {
         return Err(diags.list);
     }
@@ -374,6 +415,8 @@ pub fn build_bind(
         cachesize: globals.cachesize.unwrap_or(DEFAULT_CACHESIZE),
         lifetime_secs: globals.lifetime(),
         cache: OnceLock::new(),
+        ticket_file,
+        ticket_keys: OnceLock::new(),
         warnings: diags.list,
     })
 }
