@@ -837,7 +837,7 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
     let mut cfg = DEFAULTS.to_owned();
     for (i, (opts, addr)) in binds.iter().zip(&addrs).enumerate() {
         cfg.push_str(&format!(
-            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    http-request set-header X-ICN %[ssl_c_i_dn(cn)]\n    default_backend be\n",
+            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    http-request set-header X-ICN %[ssl_c_i_dn(cn)]\n    http-request set-header X-Chain %[ssl_c_chain_der,base64]\n    http-request set-header X-Early %[ssl_fc_has_early]\n    default_backend be\n",
             server.pem.display(),
             root.cert.display(),
         ));
@@ -870,11 +870,13 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
                     &["--cert", &crt, "--key", &key],
                 );
                 got.push(format!(
-                    "{opts} / {label}: {} verify={:?} cn={:?} issuer={:?}",
+                    "{opts} / {label}: {} verify={:?} cn={:?} issuer={:?} early={:?} chain={:?}",
                     g.code,
                     echoed(&g.body, "x-verify"),
                     echoed(&g.body, "x-cn"),
                     echoed(&g.body, "x-icn"),
+                    echoed(&g.body, "x-early"),
+                    echoed(&g.body, "x-chain"),
                 ));
             }
         }
@@ -891,11 +893,34 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
         "{}",
         seen[1][0]
     );
+    // The chained client sent its intermediate (`ssl_c_chain_der`), the lone one nothing.
+    let sub_der = String::from_utf8(
+        run_bounded(
+            Command::new("sh").arg("-c").arg(format!(
+                "openssl x509 -in {} -outform der | openssl base64 -A",
+                sub.cert.display()
+            )),
+            T,
+        )
+        .unwrap()
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        seen[0][0].ends_with(&format!("early=Some(\"0\") chain=Some(\"{sub_der}\")")),
+        "{}",
+        seen[0][0]
+    );
+    // (The lone client gets through where its missing issuer, error 20, is ignored.)
+    let lone = seen[0]
+        .iter()
+        .find(|l| l.contains(" / lone: 200 "))
+        .expect("the lone client passes a bind");
+    assert!(lone.ends_with("chain=Some(\"\")"), "{lone}");
 }
 
 /// Fetches beyond issue #8's list: names in a many-part subject, certificate details.
-/// and the served certificate's (`ssl_f_*`). (`ssl_bc_*` and `ssl_s_*` are refused at startup
-/// by ringlb until they are implemented.)
+/// and the served certificate's (`ssl_f_*`). (`ssl_bc_*` and `ssl_s_*`: `tls_server_fetches.rs`.)
 const MORE_FETCH_HEADERS: &[(&str, &str)] = &[
     ("x-dn", "ssl_c_s_dn"),
     ("x-o", "ssl_c_s_dn(o)"),

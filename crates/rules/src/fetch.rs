@@ -324,6 +324,8 @@ pub const SSL_SUPPORTED: &[&str] = &[
     "ssl_c_version",
     "ssl_c_sig_alg",
     "ssl_c_key_alg",
+    "ssl_c_chain_der",
+    "ssl_fc_has_early",
     "ssl_f_s_dn",
     "ssl_f_i_dn",
     "ssl_f_serial",

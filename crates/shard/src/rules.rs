@@ -320,6 +320,15 @@ impl SampleSource for Host<'_> {
             // Verified in this handshake: a resumed session carries no new certificate.
             "ssl_fc_has_crt" => Some(Sample::Bool(t.ssl_c_used() && !t.session_reused)),
             "ssl_fc_has_sni" => Some(Sample::Bool(t.sni.is_some())),
+            // ringlb accepts no early data (`allow-0rtt` is accepted with a warning).
+            "ssl_fc_has_early" => Some(Sample::Bool(false)),
+            // The chain after the client's certificate; none on a resumed session, whose
+            // certificates were not sent again (haproxy: "does not support resumed sessions").
+            "ssl_c_chain_der" => t
+                .client_cert
+                .as_ref()
+                .filter(|_| !t.session_reused)
+                .map(|c| Sample::Bin(std::borrow::Cow::Borrowed(c.chain_der.as_slice()))),
             "ssl_fc_use_keysize" | "ssl_fc_alg_keysize" => {
                 cipher_key_bits(t.cipher).map(|b| Sample::Int(b.into()))
             }

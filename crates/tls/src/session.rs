@@ -186,6 +186,9 @@ pub struct ClientCert {
     pub der: Vec<u8>,
     /// OpenSSL's X509_V code (`ssl_c_verify`): 0, or the error that an ignore list let through.
     pub verify: u32,
+    /// The certificates the client sent after its own, concatenated (`ssl_c_chain_der`); empty
+    /// when it sent none. Copied once per handshake that presents a chain.
+    pub chain_der: Vec<u8>,
 }
 
 /// `ssl_c_s_dn` / `ssl_c_i_dn` output format.
@@ -436,6 +439,11 @@ impl TlsSession {
                 info,
                 der: leaf.to_vec(),
                 verify,
+                chain_der: chain
+                    .iter()
+                    .skip(1)
+                    .flat_map(|c| c.iter().copied())
+                    .collect(),
             })
         });
         TlsFacts {
