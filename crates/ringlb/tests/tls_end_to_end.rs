@@ -1323,3 +1323,75 @@ fn server_sigalgs_restrict_what_a_tls_server_may_sign_with() {
         );
     }
 }
+
+/// `tune.ssl.capture-buffer-size`: the ClientHello's cipher and curve lists (GREASE values
+/// filtered on request) and the XXH64 of the cipher list match haproxy for curl and
+/// s_client hellos, with a buffer that holds everything and one that truncates the ciphers;
+/// without the setting the fetches have no value.
+#[test]
+fn client_hello_capture_fetches_match_haproxy() {
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: skipping the capture comparison");
+        return;
+    }
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-capture");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let server = ca.server("hello.example", &dir.join("server.pem"));
+    let headers = "    http-request set-header x-bin %[ssl_fc_cipherlist_bin,hex]\n    http-request set-header x-hex %[ssl_fc_cipherlist_hex(1)]\n    http-request set-header x-xxh %[ssl_fc_cipherlist_xxh]\n    http-request set-header x-ec %[ssl_fc_eclist_bin(1),hex]\n";
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for capture in [
+        "",
+        "    tune.ssl.capture-buffer-size 1024\n",
+        "    tune.ssl.capture-buffer-size 10\n",
+    ] {
+        let front = free_addr();
+        let cfg = format!(
+            "global\n{capture}{DEFAULTS}frontend fe\n    bind {front} ssl crt {}\n{headers}    default_backend be\nbackend be\n    server s1 {}\n",
+            server.pem.display(),
+            origins.addrs()[0],
+        );
+        let path = write_config(&dir, &cfg);
+        let mut per_proxy = Vec::new();
+        for which in ["ringlb", "haproxy"] {
+            let _proxy = start(which, &path, &[front]);
+            let mut got = Vec::new();
+            for opts in [
+                vec![],
+                vec!["--tlsv1.2", "--tls-max", "1.2", "--curves", "X25519:P-256"],
+            ] {
+                let g = https(front, "hello.example", "/echo", &ca.cert, &opts);
+                assert_eq!(g.code, "200", "{which}: {}", g.log);
+                got.push(
+                    ["x-bin", "x-hex", "x-xxh", "x-ec"]
+                        .iter()
+                        .map(|h| format!("{h}={:?}", echoed(&g.body, h)))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                );
+            }
+            per_proxy.push(got);
+        }
+        eprintln!("{capture:?}: {per_proxy:#?}");
+        assert_eq!(
+            per_proxy[0], per_proxy[1],
+            "{capture:?}: ringlb (left) vs haproxy (right)"
+        );
+        seen.push(per_proxy.swap_remove(0));
+    }
+    assert!(
+        seen[0][0].contains("x-bin=Some(\"\")"),
+        "no capture: {:?}",
+        seen[0]
+    );
+    assert!(
+        seen[1][0].contains("x-bin=Some(\"1302"),
+        "TLS 1.3 suites first: {:?}",
+        seen[1]
+    );
+    assert!(
+        seen[2][0].contains("x-bin=Some(\"130213031301C02CC030\")"),
+        "10 bytes: {:?}",
+        seen[2]
+    );
+}

@@ -326,6 +326,11 @@ pub const SSL_SUPPORTED: &[&str] = &[
     "ssl_c_key_alg",
     "ssl_c_chain_der",
     "ssl_fc_has_early",
+    // Under `tune.ssl.capture-buffer-size` only (no value without it, as haproxy).
+    "ssl_fc_cipherlist_bin",
+    "ssl_fc_cipherlist_hex",
+    "ssl_fc_cipherlist_xxh",
+    "ssl_fc_eclist_bin",
     "ssl_f_s_dn",
     "ssl_f_i_dn",
     "ssl_f_serial",
@@ -388,6 +393,18 @@ pub const SSL_REFUSED: &[(&str, &str)] = &[
         "rustls exposes traffic secrets only to a key log, not per connection",
     ),
     ("_err_str", "OpenSSL error strings do not exist with rustls"),
+    (
+        "_extlist_bin",
+        "rustls does not expose the ClientHello's extension list",
+    ),
+    (
+        "_ecformats_bin",
+        "rustls does not expose the ClientHello's point formats",
+    ),
+    (
+        "_protocol_hello_id",
+        "rustls does not expose the ClientHello's legacy version",
+    ),
 ];
 
 /// Why a TLS fetch ringlb does not compute cannot be had, in the startup error.
@@ -417,6 +434,7 @@ const SSL_INT: &[&str] = &[
     "ssl_f_version",
     "ssl_s_version",
     "ssl_bc_err",
+    "ssl_fc_cipherlist_xxh",
     "ssl_fc_use_keysize",
     "ssl_fc_alg_keysize",
     "ssl_bc_use_keysize",
@@ -835,7 +853,11 @@ impl Fetch {
             F::Method => MatchKind::Meth,
             F::Ssl { name, .. } if SSL_BOOL.contains(&&**name) => MatchKind::Bool,
             F::Ssl { name, .. } if SSL_INT.contains(&&**name) => MatchKind::Int,
-            F::Ssl { name, .. } if name.ends_with("_serial") || name.ends_with("_sha1") => {
+            F::Ssl { name, .. }
+                if name.ends_with("_serial")
+                    || name.ends_with("_sha1")
+                    || name.ends_with("_bin") =>
+            {
                 MatchKind::Bin
             }
             F::ReqPayload { .. }

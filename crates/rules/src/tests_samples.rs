@@ -594,11 +594,11 @@ fn acl_pattern_files_and_errors() {
         ),
         "{e}"
     );
-    ssl.sample.fetch = "ssl_fc_cipherlist_xxh".into();
+    ssl.sample.fetch = "ssl_fc_cipherlist_str".into();
     let e = compile_acl(&ssl, &()).unwrap_err();
     assert!(
         e.msg
-            .contains("fetch method 'ssl_fc_cipherlist_xxh' is not supported by ringlb yet"),
+            .contains("fetch method 'ssl_fc_cipherlist_str' is not supported by ringlb yet"),
         "{e}"
     );
     // The server side's fetches compile (the engine gives them values after the connect).

@@ -552,6 +552,7 @@ pub fn log_conn_error(
         session_reused: false,
         client_cert: None,
         frontend_cert: None,
+        hello: None,
     };
     let host = crate::rules::Host {
         req_body: None,

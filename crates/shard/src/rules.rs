@@ -320,6 +320,25 @@ impl SampleSource for Host<'_> {
             // Verified in this handshake: a resumed session carries no new certificate.
             "ssl_fc_has_crt" => Some(Sample::Bool(t.ssl_c_used() && !t.session_reused)),
             "ssl_fc_has_sni" => Some(Sample::Bool(t.sni.is_some())),
+            "ssl_fc_cipherlist_bin" | "ssl_fc_cipherlist_hex" | "ssl_fc_eclist_bin" => {
+                let h = t.hello.as_deref()?;
+                let no_grease = args.first().is_some_and(|a| &**a == "1");
+                let list = if name == "ssl_fc_eclist_bin" {
+                    h.eclist(no_grease)
+                } else {
+                    h.cipherlist(no_grease)
+                };
+                Some(if name.ends_with("_hex") {
+                    Sample::owned(hex_upper(&list))
+                } else {
+                    Sample::Bin(std::borrow::Cow::Owned(list))
+                })
+            }
+            // XXH64 (seed 0) of the whole list, whatever the buffer kept, as haproxy.
+            "ssl_fc_cipherlist_xxh" => t
+                .hello
+                .as_deref()
+                .map(|h| Sample::Int(ringlb_balance::hash::xxh64(&h.ciphers, 0) as i64)),
             // ringlb accepts no early data (`allow-0rtt` is accepted with a warning).
             "ssl_fc_has_early" => Some(Sample::Bool(false)),
             // The chain after the client's certificate; none on a resumed session, whose
@@ -897,6 +916,14 @@ fn cert_fields<'t>(
             .map(|a| Sample::str(a.as_bytes())),
         _ => return None,
     })
+}
+
+/// Upper-case hexadecimal, as haproxy's `ssl_fc_cipherlist_hex`.
+fn hex_upper(b: &[u8]) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    b.iter()
+        .flat_map(|x| [HEX[usize::from(x >> 4)], HEX[usize::from(x & 15)]])
+        .collect()
 }
 
 /// The symmetric key size of an OpenSSL cipher name (`ssl_fc_use_keysize`); rustls offers

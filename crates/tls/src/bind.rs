@@ -54,6 +54,9 @@ pub struct TlsGlobals {
     /// `ssl-default-bind-sigalgs` / `ssl-default-bind-client-sigalgs`.
     pub default_bind_sigalgs: Option<String>,
     pub default_bind_client_sigalgs: Option<String>,
+    /// `tune.ssl.capture-buffer-size` (alias `tune.ssl.capture-cipherlist-size`): bytes of
+    /// the ClientHello lists kept for `ssl_fc_cipherlist_*` / `ssl_fc_eclist_bin`; 0: none.
+    pub capture_buffer: usize,
 }
 
 impl TlsGlobals {
@@ -93,6 +96,15 @@ impl TlsGlobals {
             issuers_chain_path: arg("issuers-chain-path").map(PathBuf::from),
             default_bind_sigalgs: arg("ssl-default-bind-sigalgs"),
             default_bind_client_sigalgs: arg("ssl-default-bind-client-sigalgs"),
+            capture_buffer: [
+                "tune.ssl.capture-buffer-size",
+                "tune.ssl.capture-cipherlist-size",
+            ]
+            .iter()
+            .find_map(|k| g.tune.other.get(*k))
+            .and_then(|v| v.first())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0),
         }
     }
 
@@ -207,6 +219,8 @@ pub struct BindTls {
     /// (made by the first `for_shard`, with the process clock).
     ticket_file: Option<(String, Vec<crate::ticket_keys::TicketKey>)>,
     ticket_keys: OnceLock<Arc<crate::ticket_keys::TicketKeys>>,
+    /// `tune.ssl.capture-buffer-size`.
+    capture: usize,
     /// Non-fatal findings (expired certificate, `npn` ignored...), to print as warnings.
     pub warnings: Vec<TlsDiag>,
 }
@@ -217,6 +231,8 @@ pub struct ShardTls {
     pub index: Arc<SniIndex>,
     pub policies: Vec<PolicyConfig>,
     pub clock: Arc<dyn TimeProvider>,
+    /// `tune.ssl.capture-buffer-size` (0: the ClientHello lists are not kept).
+    pub capture: usize,
 }
 
 impl ShardTls {
@@ -248,6 +264,7 @@ impl ShardTls {
             index,
             policies,
             clock: self.clock.clone(),
+            capture: self.capture,
         }))
     }
 }
@@ -319,6 +336,7 @@ impl BindTls {
             index: self.index.clone(),
             policies,
             clock: shared.clock.clone(),
+            capture: self.capture,
         })
     }
 }
@@ -417,6 +435,7 @@ pub fn build_bind(
         cache: OnceLock::new(),
         ticket_file,
         ticket_keys: OnceLock::new(),
+        capture: globals.capture_buffer,
         warnings: diags.list,
     })
 }

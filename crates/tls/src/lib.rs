@@ -32,7 +32,9 @@ pub use bind::{build_bind, provider, BindTls, ShardTls, TlsGlobals, TlsShared};
 pub use client::{build_server, server_name, ServerTls, ServerTlsFacts, TlsClientSession};
 pub use config::{build_config, ConfigTls};
 pub use diag::{Severity, TlsDiag};
-pub use session::{CertRef, CertSide, ClientCert, DnFormat, TlsError, TlsFacts, TlsSession};
+pub use session::{
+    CertRef, CertSide, ClientCert, DnFormat, HelloCapture, TlsError, TlsFacts, TlsSession,
+};
 pub use ticket_keys::TicketKeys;
 
 /// What the engine relies on: startup products cross threads (built on the control shard,
