@@ -193,13 +193,18 @@ fn fetches_rustls_cannot_provide_are_refused_with_the_reason() {
 /// The part of each syslog line of a served request (status 200) from `bc=` on, until `want`
 /// lines came (or 10 s passed). Readiness probes' lines (400 on an h2 bind) are skipped.
 fn log_lines(s: &UdpSocket, want: usize) -> Vec<String> {
+    log_lines_ending(s, want, " 200")
+}
+
+/// Like [`log_lines`], for lines ending with `end`.
+fn log_lines_ending(s: &UdpSocket, want: usize, suffix: &str) -> Vec<String> {
     let end = Instant::now() + T;
     let mut out = Vec::new();
     let mut b = [0u8; 4096];
     while out.len() < want && Instant::now() < end {
         if let Ok(n) = s.recv(&mut b) {
             let l = String::from_utf8_lossy(&b[..n]).into_owned();
-            if let Some(i) = l.find("bc=").filter(|_| l.trim_end().ends_with(" 200")) {
+            if let Some(i) = l.find("bc=").filter(|_| l.trim_end().ends_with(suffix)) {
                 out.push(l[i..].trim_end().to_owned());
             }
         }
@@ -265,4 +270,55 @@ fn log_format_reads_the_server_connection_like_haproxy_on_http1_and_http2_fronts
         Some("bc=1 TLSv1.3 cn=origin.example alpn=http/1.1 resumed=0 h1 200")
     );
     assert_eq!(seen[0].len(), 3);
+}
+
+/// TCP mode: `tcp-response content` rules and the `log-format` line read the TLS connection
+/// to the server as in HTTP mode (haproxy agrees).
+#[test]
+fn tcp_mode_reads_the_server_connection_like_haproxy() {
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: skipping the comparison (it is also the origin)");
+        return;
+    }
+    let dir = TempDir::new("tls-srv-fetch-tcp");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let site = ca.server("origin.example", &dir.join("origin.pem"));
+    let origin = free_addr();
+    let _origin = tls_origin(dir.path(), origin, &site.pem);
+    let syslog = UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let front = free_addr();
+    // The rule lets the response through only when the server connection is TLS 1.3.
+    let cfg = format!(
+        "global\n    nbthread 1\n    log {} local0\n{DEFAULTS}    log global\n\
+         frontend tcpfe\n    mode tcp\n    bind {front}\n    log-format \"bc=%[ssl_bc] %[ssl_bc_protocol] cn=%[ssl_s_s_dn(cn)] alpn=%[ssl_bc_alpn] %f end\"\n    default_backend tls\n\
+         backend tls\n    mode tcp\n    tcp-response inspect-delay 2s\n    tcp-response content reject unless {{ ssl_bc_protocol TLSv1.3 }}\n    server s1 {origin} ssl verify required ca-file {} sni str(origin.example) alpn http/1.1\n",
+        syslog.local_addr().unwrap(),
+        ca.cert.display(),
+    );
+    let path = write_config(&dir, &cfg);
+    let mut seen = Vec::new();
+    for which in ["ringlb", "haproxy"] {
+        let _proxy = if which == "ringlb" {
+            Ringlb::start(&path, &[front])
+        } else {
+            Haproxy::start(&path, &[front])
+        };
+        let out = curl(
+            &["-s", "-w", " %{http_code}", &format!("http://{front}/")],
+            T,
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok 200", "{which}");
+        let lines = log_lines_ending(&syslog, 1, "tcpfe end");
+        eprintln!("{which}: {lines:#?}");
+        seen.push(lines);
+    }
+    assert_eq!(seen[0], seen[1], "ringlb (left) vs haproxy (right)");
+    assert_eq!(
+        seen[0],
+        ["bc=1 TLSv1.3 cn=origin.example alpn=http/1.1 tcpfe end"]
+    );
 }
