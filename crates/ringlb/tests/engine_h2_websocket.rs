@@ -289,3 +289,108 @@ fn bogus_websocket_workaround_turns_the_announcement_off() {
         "{frames:?}"
     );
 }
+
+/// RFC 8441 behind TLS: the bind has `ssl crt ... alpn h2,http/1.1` (no `proto h2`), so the
+/// proxy speaks h2 only because ALPN chose it. The raw h2 client reaches it through
+/// `openssl s_client -alpn h2` (socat forks one per loopback connection), does the extended
+/// CONNECT, and WebSocket frames echo through ringlb-origin's `/ws` both ways.
+#[test]
+fn extended_connect_tunnels_websocket_frames_over_an_alpn_h2_tls_bind() {
+    use ringlb_testkit::{wait_for_port, ChildGuard, TestCa};
+    let dir = TempDir::new("h2ws-tls");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let site = ca.server("ws.example", &dir.join("site.pem"));
+    let origins = Origins::start(1);
+    let front = free_addr();
+    let cfg = format!(
+        "{DEFAULTS}frontend fe\n    bind {front} ssl crt {} alpn h2,http/1.1\n    default_backend be\nbackend be\n    server s1 {}\n",
+        site.pem.display(),
+        origins.addrs()[0]
+    );
+    let path = write_config(&dir, &cfg);
+    let _proxy = Ringlb::start(&path, &[front]);
+    let bridge = free_addr();
+    let s_client = format!(
+        "EXEC:openssl s_client -connect 127.0.0.1\\:{} -servername ws.example -alpn h2 -quiet -verify_return_error -CAfile {}",
+        front.port(),
+        ca.cert.display()
+    );
+    let _bridge = ChildGuard::spawn(
+        "socat",
+        std::process::Command::new("socat")
+            .arg(format!(
+                "TCP-LISTEN:{},bind=127.0.0.1,reuseaddr,fork",
+                bridge.port()
+            ))
+            .arg(s_client),
+    )
+    .unwrap();
+    wait_for_port(bridge, Duration::from_secs(10)).unwrap();
+    let mut c = Raw::connect(bridge);
+    assert_eq!(
+        server_setting(&mut c, SETTINGS_ENABLE_CONNECT_PROTOCOL),
+        Some(1),
+        "h2 was negotiated by ALPN and announces RFC 8441"
+    );
+    let block = hpack(&[
+        (":method", "CONNECT"),
+        (":protocol", "websocket"),
+        (":scheme", "https"),
+        (":path", "/ws"),
+        (":authority", "ws.example"),
+        ("sec-websocket-version", "13"),
+    ]);
+    c.send(&frame(HEADERS, END_HEADERS, 1, &block)).unwrap();
+    open_windows(&mut c, 1);
+    let (head, _) = response_headers(&mut c, 1);
+    assert_eq!(
+        (head.0, status_of(std::slice::from_ref(&head), 1)),
+        (HEADERS, Some(0x88)),
+        "200: {head:?}"
+    );
+    let mut rd = WsReader {
+        buf: Vec::new(),
+        ended: false,
+    };
+    send_data(
+        &mut c,
+        1,
+        &client_frame(true, OP_TEXT, [1, 2, 3, 4], b"hello over h2 over TLS"),
+        false,
+    );
+    assert_eq!(
+        rd.frame(&mut c, 1),
+        Some((0x80 | OP_TEXT, b"hello over h2 over TLS".to_vec()))
+    );
+    let big: Vec<u8> = (0..40_000u32).map(|i| (i * 13 % 251) as u8).collect();
+    send_data(
+        &mut c,
+        1,
+        &client_frame(true, OP_BINARY, [9, 8, 7, 6], &big),
+        false,
+    );
+    let (b0, echoed) = rd.frame(&mut c, 1).expect("binary echo");
+    assert_eq!((b0, echoed.len()), (0x80 | OP_BINARY, big.len()));
+    assert!(echoed == big, "binary payload differs");
+    send_data(
+        &mut c,
+        1,
+        &client_frame(true, OP_CLOSE, [5, 5, 5, 5], &[0x03, 0xe8]),
+        true,
+    );
+    assert_eq!(
+        rd.frame(&mut c, 1),
+        Some((0x80 | OP_CLOSE, vec![0x03, 0xe8]))
+    );
+    // The connection still serves ordinary requests afterwards.
+    let get = hpack(&[
+        (":method", "GET"),
+        (":scheme", "https"),
+        (":path", "/"),
+        (":authority", "ws.example"),
+    ]);
+    c.send(&frame(HEADERS, END_HEADERS | END_STREAM, 3, &get))
+        .unwrap();
+    let frames = c.until_end(3);
+    assert_eq!(status_of(&frames, 3), Some(0x88), "{frames:?}");
+}

@@ -837,7 +837,7 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
     let mut cfg = DEFAULTS.to_owned();
     for (i, (opts, addr)) in binds.iter().zip(&addrs).enumerate() {
         cfg.push_str(&format!(
-            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    http-request set-header X-ICN %[ssl_c_i_dn(cn)]\n    default_backend be\n",
+            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    http-request set-header X-ICN %[ssl_c_i_dn(cn)]\n    http-request set-header X-Chain %[ssl_c_chain_der,base64]\n    http-request set-header X-Early %[ssl_fc_has_early]\n    default_backend be\n",
             server.pem.display(),
             root.cert.display(),
         ));
@@ -870,11 +870,13 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
                     &["--cert", &crt, "--key", &key],
                 );
                 got.push(format!(
-                    "{opts} / {label}: {} verify={:?} cn={:?} issuer={:?}",
+                    "{opts} / {label}: {} verify={:?} cn={:?} issuer={:?} early={:?} chain={:?}",
                     g.code,
                     echoed(&g.body, "x-verify"),
                     echoed(&g.body, "x-cn"),
                     echoed(&g.body, "x-icn"),
+                    echoed(&g.body, "x-early"),
+                    echoed(&g.body, "x-chain"),
                 ));
             }
         }
@@ -891,11 +893,34 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
         "{}",
         seen[1][0]
     );
+    // The chained client sent its intermediate (`ssl_c_chain_der`), the lone one nothing.
+    let sub_der = String::from_utf8(
+        run_bounded(
+            Command::new("sh").arg("-c").arg(format!(
+                "openssl x509 -in {} -outform der | openssl base64 -A",
+                sub.cert.display()
+            )),
+            T,
+        )
+        .unwrap()
+        .stdout,
+    )
+    .unwrap();
+    assert!(
+        seen[0][0].ends_with(&format!("early=Some(\"0\") chain=Some(\"{sub_der}\")")),
+        "{}",
+        seen[0][0]
+    );
+    // (The lone client gets through where its missing issuer, error 20, is ignored.)
+    let lone = seen[0]
+        .iter()
+        .find(|l| l.contains(" / lone: 200 "))
+        .expect("the lone client passes a bind");
+    assert!(lone.ends_with("chain=Some(\"\")"), "{lone}");
 }
 
 /// Fetches beyond issue #8's list: names in a many-part subject, certificate details.
-/// and the served certificate's (`ssl_f_*`). (`ssl_bc_*` and `ssl_s_*` are refused at startup
-/// by ringlb until they are implemented.)
+/// and the served certificate's (`ssl_f_*`). (`ssl_bc_*` and `ssl_s_*`: `tls_server_fetches.rs`.)
 const MORE_FETCH_HEADERS: &[(&str, &str)] = &[
     ("x-dn", "ssl_c_s_dn"),
     ("x-o", "ssl_c_s_dn(o)"),
@@ -1297,4 +1322,76 @@ fn server_sigalgs_restrict_what_a_tls_server_may_sign_with() {
             "offering {sigalgs}"
         );
     }
+}
+
+/// `tune.ssl.capture-buffer-size`: the ClientHello's cipher and curve lists (GREASE values
+/// filtered on request) and the XXH64 of the cipher list match haproxy for curl and
+/// s_client hellos, with a buffer that holds everything and one that truncates the ciphers;
+/// without the setting the fetches have no value.
+#[test]
+fn client_hello_capture_fetches_match_haproxy() {
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: skipping the capture comparison");
+        return;
+    }
+    let origins = Origins::start(1);
+    let dir = TempDir::new("tls-e2e-capture");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let server = ca.server("hello.example", &dir.join("server.pem"));
+    let headers = "    http-request set-header x-bin %[ssl_fc_cipherlist_bin,hex]\n    http-request set-header x-hex %[ssl_fc_cipherlist_hex(1)]\n    http-request set-header x-xxh %[ssl_fc_cipherlist_xxh]\n    http-request set-header x-ec %[ssl_fc_eclist_bin(1),hex]\n";
+    let mut seen: Vec<Vec<String>> = Vec::new();
+    for capture in [
+        "",
+        "    tune.ssl.capture-buffer-size 1024\n",
+        "    tune.ssl.capture-buffer-size 10\n",
+    ] {
+        let front = free_addr();
+        let cfg = format!(
+            "global\n{capture}{DEFAULTS}frontend fe\n    bind {front} ssl crt {}\n{headers}    default_backend be\nbackend be\n    server s1 {}\n",
+            server.pem.display(),
+            origins.addrs()[0],
+        );
+        let path = write_config(&dir, &cfg);
+        let mut per_proxy = Vec::new();
+        for which in ["ringlb", "haproxy"] {
+            let _proxy = start(which, &path, &[front]);
+            let mut got = Vec::new();
+            for opts in [
+                vec![],
+                vec!["--tlsv1.2", "--tls-max", "1.2", "--curves", "X25519:P-256"],
+            ] {
+                let g = https(front, "hello.example", "/echo", &ca.cert, &opts);
+                assert_eq!(g.code, "200", "{which}: {}", g.log);
+                got.push(
+                    ["x-bin", "x-hex", "x-xxh", "x-ec"]
+                        .iter()
+                        .map(|h| format!("{h}={:?}", echoed(&g.body, h)))
+                        .collect::<Vec<_>>()
+                        .join(" "),
+                );
+            }
+            per_proxy.push(got);
+        }
+        eprintln!("{capture:?}: {per_proxy:#?}");
+        assert_eq!(
+            per_proxy[0], per_proxy[1],
+            "{capture:?}: ringlb (left) vs haproxy (right)"
+        );
+        seen.push(per_proxy.swap_remove(0));
+    }
+    assert!(
+        seen[0][0].contains("x-bin=Some(\"\")"),
+        "no capture: {:?}",
+        seen[0]
+    );
+    assert!(
+        seen[1][0].contains("x-bin=Some(\"1302"),
+        "TLS 1.3 suites first: {:?}",
+        seen[1]
+    );
+    assert!(
+        seen[2][0].contains("x-bin=Some(\"130213031301C02CC030\")"),
+        "10 bytes: {:?}",
+        seen[2]
+    );
 }

@@ -401,6 +401,13 @@ pub const SSL_SUPPORTED: &[&str] = &[
     "ssl_c_version",
     "ssl_c_sig_alg",
     "ssl_c_key_alg",
+    "ssl_c_chain_der",
+    "ssl_fc_has_early",
+    // Under `tune.ssl.capture-buffer-size` only (no value without it, as haproxy).
+    "ssl_fc_cipherlist_bin",
+    "ssl_fc_cipherlist_hex",
+    "ssl_fc_cipherlist_xxh",
+    "ssl_fc_eclist_bin",
     "ssl_f_s_dn",
     "ssl_f_i_dn",
     "ssl_f_serial",
@@ -411,7 +418,79 @@ pub const SSL_SUPPORTED: &[&str] = &[
     "ssl_f_version",
     "ssl_f_sig_alg",
     "ssl_f_key_alg",
+    // The connection to the server: `http-response` rules and log lines.
+    "ssl_bc",
+    "ssl_bc_protocol",
+    "ssl_bc_cipher",
+    "ssl_bc_alpn",
+    "ssl_bc_is_resumed",
+    "ssl_bc_use_keysize",
+    "ssl_bc_alg_keysize",
+    "ssl_bc_err",
+    "ssl_s_s_dn",
+    "ssl_s_i_dn",
+    "ssl_s_serial",
+    "ssl_s_notafter",
+    "ssl_s_notbefore",
+    "ssl_s_der",
+    "ssl_s_chain_der",
+    "ssl_s_sha1",
+    "ssl_s_version",
+    "ssl_s_sig_alg",
+    "ssl_s_key_alg",
 ];
+
+/// HAProxy TLS fetches rustls cannot give a value to, and why: refused at startup with this
+/// reason rather than compiled to a fetch that is never set.
+pub const SSL_REFUSED: &[(&str, &str)] = &[
+    ("_session_id", "rustls does not expose TLS session ids"),
+    (
+        "_session_key",
+        "rustls does not expose the session master key",
+    ),
+    (
+        "_client_random",
+        "rustls does not expose the handshake randoms",
+    ),
+    (
+        "_server_random",
+        "rustls does not expose the handshake randoms",
+    ),
+    (
+        "_unique_id",
+        "rustls does not expose the Finished message (RFC 5929 tls-unique)",
+    ),
+    ("_npn", "rustls has no NPN (replaced by ALPN)"),
+    (
+        "_traffic_secret",
+        "rustls exposes traffic secrets only to a key log, not per connection",
+    ),
+    (
+        "_exporter_secret",
+        "rustls exposes traffic secrets only to a key log, not per connection",
+    ),
+    ("_err_str", "OpenSSL error strings do not exist with rustls"),
+    (
+        "_extlist_bin",
+        "rustls does not expose the ClientHello's extension list",
+    ),
+    (
+        "_ecformats_bin",
+        "rustls does not expose the ClientHello's point formats",
+    ),
+    (
+        "_protocol_hello_id",
+        "rustls does not expose the ClientHello's legacy version",
+    ),
+];
+
+/// Why a TLS fetch ringlb does not compute cannot be had, in the startup error.
+fn ssl_refusal(name: &str) -> String {
+    match SSL_REFUSED.iter().find(|(part, _)| name.contains(part)) {
+        Some((_, why)) => format!("fetch method '{name}' is not supported by ringlb: {why}"),
+        None => format!("fetch method '{name}' is not supported by ringlb yet"),
+    }
+}
 
 const SSL_BOOL: &[&str] = &[
     "ssl_fc",
@@ -421,6 +500,7 @@ const SSL_BOOL: &[&str] = &[
     "ssl_fc_has_sni",
     "ssl_fc_has_early",
     "ssl_fc_is_resumed",
+    "ssl_bc_is_resumed",
 ];
 const SSL_INT: &[&str] = &[
     "ssl_c_verify",
@@ -429,6 +509,9 @@ const SSL_INT: &[&str] = &[
     "ssl_c_ca_err_depth",
     "ssl_c_err",
     "ssl_f_version",
+    "ssl_s_version",
+    "ssl_bc_err",
+    "ssl_fc_cipherlist_xxh",
     "ssl_fc_use_keysize",
     "ssl_fc_alg_keysize",
     "ssl_bc_use_keysize",
@@ -764,9 +847,7 @@ impl Fetch {
             }
             _ if name.starts_with("ssl_") => {
                 if !SSL_SUPPORTED.contains(&name) {
-                    return Err(format!(
-                        "fetch method '{name}' is not supported by ringlb yet"
-                    ));
+                    return Err(ssl_refusal(name));
                 }
                 F::Ssl {
                     name: name.into(),
@@ -849,7 +930,11 @@ impl Fetch {
             F::Method => MatchKind::Meth,
             F::Ssl { name, .. } if SSL_BOOL.contains(&&**name) => MatchKind::Bool,
             F::Ssl { name, .. } if SSL_INT.contains(&&**name) => MatchKind::Int,
-            F::Ssl { name, .. } if name.ends_with("_serial") || name.ends_with("_sha1") => {
+            F::Ssl { name, .. }
+                if name.ends_with("_serial")
+                    || name.ends_with("_sha1")
+                    || name.ends_with("_bin") =>
+            {
                 MatchKind::Bin
             }
             F::ReqPayload { .. }

@@ -422,6 +422,16 @@ impl LogFormat {
     }
 
     /// Renders a log line into `out` (appends): a missing sample is `-` (`""` when quoted).
+    /// Whether the format reads the TLS connection to the server (`ssl_bc*`, `ssl_s_*`): the
+    /// engine keeps that connection's facts for the log line only then.
+    pub fn uses_server_tls(&self) -> bool {
+        self.nodes.iter().any(|n| {
+            matches!(n, Node::Expr(e, _) if matches!(&e.fetch,
+                crate::fetch::Fetch::Ssl { name, .. }
+                    if name.starts_with("ssl_bc") || name.starts_with("ssl_s_")))
+        })
+    }
+
     pub fn render(&self, cx: Ctx<'_, '_>, out: &mut Vec<u8>) {
         self.render_mode(cx, out, false)
     }

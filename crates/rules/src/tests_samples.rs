@@ -586,13 +586,24 @@ fn acl_pattern_files_and_errors() {
     assert!(e.msg.contains("unknown fetch method 'nosuch_beg'"), "{e}");
     // A TLS fetch the engine gives no value to is refused, not compiled to "never set".
     let mut ssl = bad.clone();
-    ssl.sample.fetch = "ssl_bc_protocol".into();
+    ssl.sample.fetch = "ssl_bc_session_id".into();
+    let e = compile_acl(&ssl, &()).unwrap_err();
+    assert!(
+        e.msg.contains(
+            "fetch method 'ssl_bc_session_id' is not supported by ringlb: rustls does not expose TLS session ids"
+        ),
+        "{e}"
+    );
+    ssl.sample.fetch = "ssl_fc_cipherlist_str".into();
     let e = compile_acl(&ssl, &()).unwrap_err();
     assert!(
         e.msg
-            .contains("fetch method 'ssl_bc_protocol' is not supported by ringlb yet"),
+            .contains("fetch method 'ssl_fc_cipherlist_str' is not supported by ringlb yet"),
         "{e}"
     );
+    // The server side's fetches compile (the engine gives them values after the connect).
+    ssl.sample.fetch = "ssl_bc_protocol".into();
+    assert!(compile_acl(&ssl, &()).is_ok());
 }
 
 #[test]

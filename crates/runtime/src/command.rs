@@ -373,6 +373,11 @@ pub enum Command {
     NewSslCert { file: String },
     /// `del ssl cert <file>`.
     DelSslCert { file: String },
+    /// `show tls-keys [id|*]`: the `tls-ticket-keys` references, or the keys of one (`#<n>`
+    /// or its file) or of all (`*`).
+    ShowTlsKeys { id: Option<String> },
+    /// `set ssl tls-key <id|file> <base64 key>`.
+    SetSslTlsKey { id: String, key: String },
     /// `show activity`.
     ShowActivity,
     /// `show pools`.
@@ -448,7 +453,9 @@ impl Command {
             | Command::CommitSslCert { .. }
             | Command::AbortSslCert { .. }
             | Command::NewSslCert { .. }
-            | Command::DelSslCert { .. } => Owner::Tls,
+            | Command::DelSslCert { .. }
+            | Command::ShowTlsKeys { .. }
+            | Command::SetSslTlsKey { .. } => Owner::Tls,
             Command::ShowSess(_)
             | Command::ShutdownSession { .. }
             | Command::ShowErrors { .. }
@@ -1090,6 +1097,16 @@ pub fn parse(kw: Kw, args: &[String], payload: Option<&str>) -> Result<Command, 
         Kw::DelSslCert => match a(3) {
             "" => return Err(Reply::err("'del ssl cert' expects a filename\n")),
             f => Command::DelSslCert { file: f.into() },
+        },
+        Kw::ShowTlsKeys => Command::ShowTlsKeys { id: opt(a(2)) },
+        Kw::SetSslTlsKey => match (a(3), a(4)) {
+            (id, key) if !id.is_empty() && !key.is_empty() => Command::SetSslTlsKey {
+                id: id.into(),
+                key: key.into(),
+            },
+            _ => return Err(Reply::err(
+                "'set ssl tls-key' expects a filename and the new TLS key in base64 encoding.\n",
+            )),
         },
         Kw::ShowActivity => Command::ShowActivity,
         Kw::ShowPools => Command::ShowPools,

@@ -395,6 +395,15 @@ impl ServerStream {
         }
     }
 
+    /// The facts of a TLS connection (`ssl_bc_*`, `ssl_s_*`); `None` for plain TCP and for
+    /// an h2 stream (its shared connection's session is owned by the h2 task).
+    pub fn tls_facts(&self) -> Option<ringlb_tls::ServerTlsFacts> {
+        match self {
+            ServerStream::Tls(t) => Some(t.session.borrow().facts()),
+            _ => None,
+        }
+    }
+
     /// Whether this is a stream of an HTTP/2 connection (never pooled as an idle connection).
     pub fn is_h2(&self) -> bool {
         matches!(self, ServerStream::H2(_))

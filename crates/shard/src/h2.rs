@@ -198,6 +198,7 @@ impl Conn {
             src: self.effects.src.get().or(self.src),
             dst: self.effects.dst.get().or(self.dst),
             tls: self.tls.as_ref(),
+            server_tls: None,
             effects: Some(&self.effects),
             h2: true,
         }
@@ -412,6 +413,8 @@ struct Txn {
     fx: crate::rules::RuleEffects,
     /// An RFC 8441 WebSocket stream: the `Sec-WebSocket-Accept` the server's 101 must carry.
     ws_accept: Option<String>,
+    /// The TLS connection to the server, kept for a log format that reads it (`ssl_bc_*`).
+    server_tls: Option<ringlb_tls::ServerTlsFacts>,
 }
 
 impl Txn {
@@ -1322,6 +1325,14 @@ async fn relay_response(
             &mut txn.cookie_res,
         );
     }
+    // Copied only where rules or the log line may read them (`ssl_bc_*`, `ssl_s_*`).
+    let log_tls = matches!(&fe.log_line,
+        crate::topology::LogLine::Format(lf) if lf.uses_server_tls());
+    let server_tls = if c.be.rules.is_some() || fe.rules.is_some() || log_tls {
+        server.stream.tls_facts()
+    } else {
+        None
+    };
     let verdict = msg_rules::response_rules(
         &conn.ctx,
         fe,
@@ -1330,11 +1341,17 @@ async fn relay_response(
         c.vars,
         resp,
         &bytes,
-        conn.stream_facts(&txn.fx),
+        ConnFacts {
+            server_tls: server_tls.as_ref(),
+            ..conn.stream_facts(&txn.fx)
+        },
         None,
         Some(Txn::captures(&mut txn.cap_req, &mut txn.cap_res, fe)),
         c.method,
     );
+    if log_tls {
+        txn.server_tls = server_tls;
+    }
     conn.keep_addresses(&txn.fx);
     // `http-response set-mark|set-tos`: on the client socket at once.
     conn.apply_socket_effects(&txn.fx);
@@ -2057,6 +2074,7 @@ fn finish(conn: &Conn, t: Txn) {
                 src: conn.facts().src,
                 dst: conn.facts().dst,
                 tls: conn.tls.as_ref(),
+                server_tls: t.server_tls.as_ref(),
                 method: req.0.as_bytes(),
                 uri: req.1.as_bytes(),
                 version: b"HTTP/2.0",

@@ -442,6 +442,7 @@ impl<'a> Session<'a> {
     fn release_scratch(&mut self) {
         let Some(mut s) = self.sc.take() else { return };
         s.txn = Txn::default();
+        s.server_tls = None;
         let mut pool = self.ctx.scratch.borrow_mut();
         if pool.len() < SCRATCH_POOL_MAX && s.out.capacity() <= SCRATCH_OUT_MAX {
             pool.push(s);
@@ -455,6 +456,9 @@ impl<'a> Session<'a> {
         let topo: &'a Topology = &ctx.state.topo;
         self.after.in_txn = true;
         self.effects.new_transaction();
+        if let Some(sc) = self.sc.as_mut() {
+            sc.server_tls = None;
+        }
         // `stats uri`: the stats page, served by the proxy itself.
         if let Some(page) = &self.fe.stats_page {
             let sc = scratch(&mut self.sc, ctx);
@@ -1150,7 +1154,15 @@ impl<'a> Session<'a> {
                 &mut sc.cookie_res,
             );
         }
-        let rewritten = match self.response_rules(&head, &c, lease.server) {
+        // Copied only where rules or the log line may read them (`ssl_bc_*`, `ssl_s_*`).
+        let log_tls = matches!(&self.fe.log_line,
+            crate::topology::LogLine::Format(lf) if lf.uses_server_tls());
+        let server_tls = if c.be.rules.is_some() || self.fe.rules.is_some() || log_tls {
+            server.stream.tls_facts()
+        } else {
+            None
+        };
+        let rewritten = match self.response_rules(&head, &c, lease.server, server_tls.as_ref()) {
             ResponseRules::Unchanged => None,
             ResponseRules::Rewritten(raw) => Some(raw),
             ResponseRules::Reply(reply) => {
@@ -1160,6 +1172,9 @@ impl<'a> Session<'a> {
                 return Box::pin(self.send_response_rules_reply(reply, c.be_idx)).await;
             }
         };
+        if log_tls {
+            scratch(&mut self.sc, self.ctx).server_tls = server_tls;
+        }
         let sc = scratch(&mut self.sc, self.ctx);
         let resp_head_len = sc.resp.head_len();
         // `cache-store`: whether this response goes to the cache (as the rules left it).
@@ -1367,6 +1382,7 @@ impl<'a> Session<'a> {
             src: self.src(),
             dst: self.dst(),
             tls: tls.as_ref(),
+            server_tls: None,
             effects: Some(&self.effects),
             h2: false,
         };
@@ -1429,6 +1445,7 @@ impl<'a> Session<'a> {
             src: self.src(),
             dst: self.dst(),
             tls: tls.as_ref(),
+            server_tls: None,
             effects: None,
             h2: false,
         };
@@ -1631,6 +1648,7 @@ impl<'a> Session<'a> {
         head: &RecvBuf,
         c: &ResponseCtx<'_>,
         server: usize,
+        server_tls: Option<&ringlb_tls::ServerTlsFacts>,
     ) -> ResponseRules {
         let ctx = self.ctx;
         let tls = self.client.tls_facts();
@@ -1638,6 +1656,7 @@ impl<'a> Session<'a> {
             src: self.src(),
             dst: self.dst(),
             tls: tls.as_ref(),
+            server_tls,
             effects: Some(&self.effects),
             h2: false,
         };
@@ -1749,6 +1768,7 @@ impl<'a> Session<'a> {
                 src: self.client.peer_addr(),
                 dst: self.client.tcp().local_addr().ok(),
                 tls: tls.as_ref(),
+                server_tls: None,
                 log: None,
                 unique_id: None,
                 stick: None,
@@ -1901,6 +1921,7 @@ impl<'a> Session<'a> {
             src: self.src(),
             dst: self.dst(),
             tls: tls.as_ref(),
+            server_tls: None,
             effects: Some(&self.effects),
             h2: false,
         };
@@ -2241,6 +2262,7 @@ impl<'a> Session<'a> {
             src,
             dst,
             tls: tls.as_ref(),
+            server_tls: sc.server_tls.as_ref(),
             log: Some(&facts),
             unique_id: None,
             stick: None,
@@ -2386,6 +2408,8 @@ pub struct Scratch {
     cookie_res: Vec<u8>,
     /// The request's `unique-id-format` value once the rules computed it (`%ID`).
     unique_id: Option<Vec<u8>>,
+    /// The TLS connection to the server, kept for a log format that reads it (`ssl_bc_*`).
+    server_tls: Option<ringlb_tls::ServerTlsFacts>,
 }
 
 /// What one transaction did, for the counters (and the logs): when each phase ended, where it
@@ -2450,6 +2474,7 @@ impl Scratch {
             cookie_req: Vec::new(),
             cookie_res: Vec::new(),
             unique_id: None,
+            server_tls: None,
         })
     }
 }

@@ -566,6 +566,7 @@ pub fn log_conn_error(
         session_reused: false,
         client_cert: None,
         frontend_cert: None,
+        hello: None,
     };
     let host = crate::rules::Host {
         req_body: None,
@@ -580,6 +581,7 @@ pub fn log_conn_error(
         src,
         dst: tcp.local_addr().ok(),
         tls: Some(&tls),
+        server_tls: None,
         log: Some(&facts),
         unique_id: None,
         stick: None,
@@ -597,6 +599,8 @@ pub struct StreamLog<'a> {
     pub src: Option<std::net::SocketAddr>,
     pub dst: Option<std::net::SocketAddr>,
     pub tls: Option<&'a ringlb_tls::TlsFacts>,
+    /// The TLS connection to the server, if the stream had one (`ssl_bc_*`, `ssl_s_*`).
+    pub server_tls: Option<&'a ringlb_tls::ServerTlsFacts>,
     pub method: &'a [u8],
     /// The absolute URI (`https://host/path?q`), as haproxy logs an HTTP/2 request.
     pub uri: &'a [u8],
@@ -732,6 +736,7 @@ pub fn log_stream(ctx: &crate::Ctx, fe: &crate::topology::FrontendRt, s: StreamL
         src: s.src,
         dst: s.dst,
         tls: s.tls,
+        server_tls: s.server_tls,
         log: Some(&facts),
         unique_id: None,
         stick: None,

@@ -18,6 +18,8 @@ pub struct ConnFacts<'a> {
     pub src: Option<SocketAddr>,
     pub dst: Option<SocketAddr>,
     pub tls: Option<&'a TlsFacts>,
+    /// The connection to the server, once there is one (`ssl_bc_*`, `ssl_s_*`).
+    pub server_tls: Option<&'a ringlb_tls::ServerTlsFacts>,
     /// Where `set-src`/`set-dst`/`set-*-port`/`set-log-level` leave their effects (`None`:
     /// those actions do nothing here).
     pub effects: Option<&'a crate::rules::RuleEffects>,
@@ -199,6 +201,7 @@ pub fn body_wait(
         src: conn.src,
         dst: conn.dst,
         tls: conn.tls,
+        server_tls: conn.server_tls,
         effects: None,
         res_payload: None,
         req_body: None,
@@ -254,6 +257,7 @@ pub fn request_rules(
         src: conn.src,
         dst: conn.dst,
         tls: conn.tls,
+        server_tls: conn.server_tls,
         effects: conn.effects,
         res_payload: None,
         log: None,
@@ -471,6 +475,7 @@ pub fn response_rules(
         src: conn.src,
         dst: conn.dst,
         tls: conn.tls,
+        server_tls: conn.server_tls,
         effects: conn.effects,
         res_payload: None,
         log: None,
@@ -655,6 +660,7 @@ pub fn after_reply(
         src: conn.src,
         dst: conn.dst,
         tls: conn.tls,
+        server_tls: conn.server_tls,
         effects: conn.effects,
         res_payload: None,
         log: None,

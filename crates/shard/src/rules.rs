@@ -19,6 +19,8 @@ pub struct Host<'a> {
     pub src: Option<SocketAddr>,
     pub dst: Option<SocketAddr>,
     pub tls: Option<&'a TlsFacts>,
+    /// The TLS connection to the server, after the connect (`ssl_bc_*`, `ssl_s_*`).
+    pub server_tls: Option<&'a ringlb_tls::ServerTlsFacts>,
     /// The finished transaction's timers and counters (log lines only).
     pub log: Option<&'a LogFacts>,
     /// The request's `unique-id-format` value, once computed.
@@ -282,6 +284,9 @@ impl SampleSource for Host<'_> {
     }
 
     fn ssl(&self, name: &str, args: &[Box<str>]) -> Option<Sample<'_>> {
+        if name.starts_with("ssl_bc") || name.starts_with("ssl_s_") {
+            return server_ssl(self.server_tls, name, args);
+        }
         let Some(t) = self.tls else {
             // Not a TLS connection: the booleans are false, the rest absent.
             return match name {
@@ -315,6 +320,34 @@ impl SampleSource for Host<'_> {
             // Verified in this handshake: a resumed session carries no new certificate.
             "ssl_fc_has_crt" => Some(Sample::Bool(t.ssl_c_used() && !t.session_reused)),
             "ssl_fc_has_sni" => Some(Sample::Bool(t.sni.is_some())),
+            "ssl_fc_cipherlist_bin" | "ssl_fc_cipherlist_hex" | "ssl_fc_eclist_bin" => {
+                let h = t.hello.as_deref()?;
+                let no_grease = args.first().is_some_and(|a| &**a == "1");
+                let list = if name == "ssl_fc_eclist_bin" {
+                    h.eclist(no_grease)
+                } else {
+                    h.cipherlist(no_grease)
+                };
+                Some(if name.ends_with("_hex") {
+                    Sample::owned(hex_upper(&list))
+                } else {
+                    Sample::Bin(std::borrow::Cow::Owned(list))
+                })
+            }
+            // XXH64 (seed 0) of the whole list, whatever the buffer kept, as haproxy.
+            "ssl_fc_cipherlist_xxh" => t
+                .hello
+                .as_deref()
+                .map(|h| Sample::Int(ringlb_balance::hash::xxh64(&h.ciphers, 0) as i64)),
+            // ringlb accepts no early data (`allow-0rtt` is accepted with a warning).
+            "ssl_fc_has_early" => Some(Sample::Bool(false)),
+            // The chain after the client's certificate; none on a resumed session, whose
+            // certificates were not sent again (haproxy: "does not support resumed sessions").
+            "ssl_c_chain_der" => t
+                .client_cert
+                .as_ref()
+                .filter(|_| !t.session_reused)
+                .map(|c| Sample::Bin(std::borrow::Cow::Borrowed(c.chain_der.as_slice()))),
             "ssl_fc_use_keysize" | "ssl_fc_alg_keysize" => {
                 cipher_key_bits(t.cipher).map(|b| Sample::Int(b.into()))
             }
@@ -327,6 +360,8 @@ impl SampleSource for Host<'_> {
             // The front connection's error code: a stream only exists on a connection that
             // did not fail (`option httpslog`; errors before the stream: `error-log-format`).
             "fc_err" => Some(Sample::Int(0)),
+            // haproxy's thread number (0..nbthread-1) is ringlb's shard.
+            "thread" => i64::try_from(self.ctx.state.shard_id).ok().map(Sample::Int),
             _ => None,
         }
     }
@@ -808,6 +843,37 @@ fn header(out: &mut Vec<u8>, name: &[u8], value: &[u8]) {
     out.extend_from_slice(b"\r\n");
 }
 
+/// The fetches of the TLS connection to the server (`ssl_bc*`, `ssl_s_*`): `ssl_bc` is false
+/// and the rest absent before a server connection or when it is not TLS.
+fn server_ssl<'t>(
+    t: Option<&'t ringlb_tls::ServerTlsFacts>,
+    name: &str,
+    args: &[Box<str>],
+) -> Option<Sample<'t>> {
+    let Some(t) = t else {
+        return (name == "ssl_bc" || name == "ssl_bc_is_resumed").then_some(Sample::Bool(false));
+    };
+    if let Some(field) = name.strip_prefix("ssl_s_") {
+        if field == "chain_der" {
+            return Some(Sample::Bin(std::borrow::Cow::Owned(t.chain_der())));
+        }
+        return cert_fields(t.cert(), field, args).flatten();
+    }
+    match name {
+        "ssl_bc" => Some(Sample::Bool(true)),
+        "ssl_bc_protocol" => Some(Sample::str(t.protocol.as_bytes())),
+        "ssl_bc_cipher" => Some(Sample::str(t.cipher.as_bytes())),
+        "ssl_bc_alpn" => t.alpn.as_deref().map(Sample::str),
+        "ssl_bc_is_resumed" => Some(Sample::Bool(t.resumed)),
+        // The connection is open: its handshake did not fail.
+        "ssl_bc_err" => Some(Sample::Int(0)),
+        "ssl_bc_use_keysize" | "ssl_bc_alg_keysize" => {
+            cipher_key_bits(t.cipher).map(|b| Sample::Int(b.into()))
+        }
+        _ => None,
+    }
+}
+
 /// The certificate fields `ssl_c_<field>` and `ssl_f_<field>` share: `None` when `field` is
 /// not one of them (the caller goes on), `Some(None)` when the certificate is absent.
 fn cert_fetch<'t>(
@@ -816,8 +882,16 @@ fn cert_fetch<'t>(
     field: &str,
     args: &[Box<str>],
 ) -> Option<Option<Sample<'t>>> {
+    cert_fields(t.cert(side), field, args)
+}
+
+/// The fields every certificate fetch family reads (`ssl_c_`, `ssl_f_`, `ssl_s_`).
+fn cert_fields<'t>(
+    cert: Option<ringlb_tls::CertRef<'t>>,
+    field: &str,
+    args: &[Box<str>],
+) -> Option<Option<Sample<'t>>> {
     use std::borrow::Cow;
-    let cert = t.cert(side);
     let dn_args = || {
         let which = args.first().map(|a| &**a);
         let occ = args.get(1).and_then(|o| o.parse().ok()).unwrap_or(0);
@@ -851,6 +925,14 @@ fn cert_fetch<'t>(
             .map(|a| Sample::str(a.as_bytes())),
         _ => return None,
     })
+}
+
+/// Upper-case hexadecimal, as haproxy's `ssl_fc_cipherlist_hex`.
+fn hex_upper(b: &[u8]) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    b.iter()
+        .flat_map(|x| [HEX[usize::from(x >> 4)], HEX[usize::from(x & 15)]])
+        .collect()
 }
 
 /// The symmetric key size of an OpenSSL cipher name (`ssl_fc_use_keysize`); rustls offers

@@ -409,6 +409,7 @@ pub fn connection_rules(
         src: client.peer_addr(),
         dst: client.tcp().local_addr().ok(),
         tls: tls.as_ref(),
+        server_tls: None,
         stick: Some(stick),
         log: None,
         unique_id: None,

@@ -95,6 +95,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
         let log = SessionLog {
             accepted,
             info: &info,
+            server_tls: None,
             server: None,
             bytes: (0, 0),
             term: *b"SC",
@@ -131,6 +132,15 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
         .rules
         .as_ref()
         .filter(|r| r.has_tcp_rules(TcpPhase::ResponseContent));
+    // The server connection's TLS facts (`ssl_bc_*`, `ssl_s_*`), copied only where the
+    // response rules or the log line may read them.
+    let log_tls = matches!(&fe.log_line,
+        crate::topology::LogLine::Format(lf) if lf.uses_server_tls());
+    let server_tls = if gate_rules.is_some() || log_tls {
+        server.tls_facts()
+    } else {
+        None
+    };
     let (up, down, end, ended_by_proxy) = match gate_rules {
         // `on-marked-down shutdown-sessions` / `on-marked-up shutdown-backup-sessions`: the
         // tunnel is dropped and both connections closed (haproxy's `DD` / `UD`).
@@ -148,6 +158,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
                     be_name: &be.name,
                     client: &client,
                     tls: tls.as_ref(),
+                    server_tls: server_tls.as_ref(),
                     fx: &fx,
                 },
                 stick: RefCell::new(&mut stick),
@@ -188,6 +199,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     let log = SessionLog {
         accepted,
         info: &info,
+        server_tls: server_tls.as_ref(),
         server: Some(lease.server),
         bytes: (up, down),
         term: ended_by_proxy.unwrap_or(match end {
@@ -322,6 +334,7 @@ fn tcp_host<'a>(
         src: fx.src.get().or_else(|| client.peer_addr()),
         dst: fx.dst.get().or_else(|| client.tcp().local_addr().ok()),
         tls,
+        server_tls: None,
         log: None,
         unique_id: None,
         stick: Some(stick),
@@ -332,6 +345,8 @@ fn tcp_host<'a>(
 struct SessionLog<'a> {
     accepted: std::time::Instant,
     info: &'a ConnectInfo,
+    /// The TLS connection to the server, kept when the log format reads it.
+    server_tls: Option<&'a ringlb_tls::ServerTlsFacts>,
     server: Option<usize>,
     /// (client → server, server → client) bytes.
     bytes: (u64, u64),
@@ -417,6 +432,7 @@ fn log_session(
         src: fx.src.get().or_else(|| client.peer_addr()),
         dst: fx.dst.get().or_else(|| client.tcp().local_addr().ok()),
         tls: tls.as_ref(),
+        server_tls: s.server_tls,
         log: Some(&facts),
         unique_id: None,
         stick: None,
@@ -463,6 +479,7 @@ struct HostParts<'a> {
     be_name: &'a str,
     client: &'a ClientConn,
     tls: Option<&'a ringlb_tls::TlsFacts>,
+    server_tls: Option<&'a ringlb_tls::ServerTlsFacts>,
     fx: &'a crate::rules::RuleEffects,
 }
 
@@ -523,6 +540,7 @@ impl<S: Io> ResponseGate<'_, S> {
         let mut host = tcp_host(h.ctx, h.fe, h.client, h.tls, &[], &mut stick, h.fx);
         host.backend = Some(h.be_name);
         host.res_payload = Some(payload);
+        host.server_tls = h.server_tls;
         let verdict =
             self.rules
                 .tcp_rules_from(TcpPhase::ResponseContent, resume, &mut host, &mut txn);

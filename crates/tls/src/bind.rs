@@ -54,6 +54,9 @@ pub struct TlsGlobals {
     /// `ssl-default-bind-sigalgs` / `ssl-default-bind-client-sigalgs`.
     pub default_bind_sigalgs: Option<String>,
     pub default_bind_client_sigalgs: Option<String>,
+    /// `tune.ssl.capture-buffer-size` (alias `tune.ssl.capture-cipherlist-size`): bytes of
+    /// the ClientHello lists kept for `ssl_fc_cipherlist_*` / `ssl_fc_eclist_bin`; 0: none.
+    pub capture_buffer: usize,
 }
 
 impl TlsGlobals {
@@ -93,6 +96,15 @@ impl TlsGlobals {
             issuers_chain_path: arg("issuers-chain-path").map(PathBuf::from),
             default_bind_sigalgs: arg("ssl-default-bind-sigalgs"),
             default_bind_client_sigalgs: arg("ssl-default-bind-client-sigalgs"),
+            capture_buffer: [
+                "tune.ssl.capture-buffer-size",
+                "tune.ssl.capture-cipherlist-size",
+            ]
+            .iter()
+            .find_map(|k| g.tune.other.get(*k))
+            .and_then(|v| v.first())
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or(0),
         }
     }
 
@@ -203,6 +215,12 @@ pub struct BindTls {
     /// a client's next connection may land on any shard (`SO_REUSEPORT`), and HAProxy's
     /// cache is one for all threads, so `no-tls-tickets` resumption must not depend on it.
     cache: OnceLock<Arc<SessionCache>>,
+    /// `tls-ticket-keys`: the file and its keys in use, and the ticketer every shard shares
+    /// (made by the first `for_shard`, with the process clock).
+    ticket_file: Option<(String, Vec<crate::ticket_keys::TicketKey>)>,
+    ticket_keys: OnceLock<Arc<crate::ticket_keys::TicketKeys>>,
+    /// `tune.ssl.capture-buffer-size`.
+    capture: usize,
     /// Non-fatal findings (expired certificate, `npn` ignored...), to print as warnings.
     pub warnings: Vec<TlsDiag>,
 }
@@ -213,6 +231,8 @@ pub struct ShardTls {
     pub index: Arc<SniIndex>,
     pub policies: Vec<PolicyConfig>,
     pub clock: Arc<dyn TimeProvider>,
+    /// `tune.ssl.capture-buffer-size` (0: the ClientHello lists are not kept).
+    pub capture: usize,
 }
 
 impl ShardTls {
@@ -244,6 +264,7 @@ impl ShardTls {
             index,
             policies,
             clock: self.clock.clone(),
+            capture: self.capture,
         }))
     }
 }
@@ -254,9 +275,31 @@ impl BindTls {
         self.index.entries().iter().map(|e| e.cert.as_ref())
     }
 
+    /// The bind's `tls-ticket-keys` ticketer (shared by its shards), if it has one.
+    pub fn ticket_keys(&self, shared: &TlsShared) -> Option<Arc<crate::ticket_keys::TicketKeys>> {
+        let (file, keys) = self.ticket_file.as_ref()?;
+        Some(
+            self.ticket_keys
+                .get_or_init(|| {
+                    crate::ticket_keys::TicketKeys::new(
+                        file.clone(),
+                        keys.clone(),
+                        self.lifetime_secs,
+                        shared.clock.clone(),
+                    )
+                })
+                .clone(),
+        )
+    }
+
     /// A shard's copy: same certificates and policies, the bind's one session cache
-    /// (`tune.ssl.cachesize` entries in all, as HAProxy's), the shared ticket keys.
+    /// (`tune.ssl.cachesize` entries in all, as HAProxy's), the shared ticket keys (the
+    /// bind's `tls-ticket-keys`, else the process's).
     pub fn for_shard(&self, shared: &TlsShared, _shards: usize) -> Arc<ShardTls> {
+        let ticketer: Arc<dyn rustls::server::ProducesTickets> = match self.ticket_keys(shared) {
+            Some(k) => k,
+            None => shared.ticketer.clone(),
+        };
         let cache = self
             .cache
             .get_or_init(|| {
@@ -275,7 +318,7 @@ impl BindTls {
                     let mut c = config.clone();
                     c.session_storage = cache.clone();
                     if p.tickets {
-                        c.ticketer = shared.ticketer.clone();
+                        c.ticketer = ticketer.clone();
                     }
                     c.time_provider = shared.clock.clone();
                     Arc::new(c)
@@ -293,6 +336,7 @@ impl BindTls {
             index: self.index.clone(),
             policies,
             clock: shared.clock.clone(),
+            capture: self.capture,
         })
     }
 }
@@ -365,6 +409,21 @@ pub fn build_bind(
             Err(d) => diags.push(d),
         }
     }
+    let ticket_file = bind.ssl.ticket_keys.as_ref().and_then(|path| {
+        let keys = cert::read_file(path)
+            .map_err(|d| d.message)
+            .and_then(|data| crate::ticket_keys::parse_file(&String::from_utf8_lossy(&data)));
+        match keys {
+            Ok(keys) => Some((path.display().to_string(), keys)),
+            Err(e) => {
+                diags.push(TlsDiag::alert(
+                    Some(path),
+                    format!("'tls-ticket-keys' : {e}"),
+                ));
+                None
+            }
+        }
+    });
     if diags.has_alert() {
         return Err(diags.list);
     }
@@ -374,6 +433,9 @@ pub fn build_bind(
         cachesize: globals.cachesize.unwrap_or(DEFAULT_CACHESIZE),
         lifetime_secs: globals.lifetime(),
         cache: OnceLock::new(),
+        ticket_file,
+        ticket_keys: OnceLock::new(),
+        capture: globals.capture_buffer,
         warnings: diags.list,
     })
 }

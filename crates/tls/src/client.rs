@@ -6,6 +6,7 @@
 //! chain is checked when neither (the engine then passes the server's IP as the name);
 //! `crl-file` lists revoked server certificates.
 
+use std::cell::OnceCell;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,9 +24,10 @@ use ringlb_config::model::{ServerSsl, Verify};
 
 use crate::bind::{load_roots, provider, TlsGlobals};
 use crate::cert;
+use crate::der::CertInfo;
 use crate::diag::{Diags, TlsDiag};
 use crate::policy;
-use crate::session::{pipe, TlsError};
+use crate::session::{pipe, CertRef, TlsError};
 
 /// Sessions remembered per shard for resumption towards servers.
 const CLIENT_SESSIONS_PER_SHARD: usize = 256;
@@ -499,5 +501,66 @@ impl TlsClientSession {
         self.conn
             .protocol_version()
             .map_or("unknown", policy::protocol_name)
+    }
+
+    /// What the `ssl_bc_*` and `ssl_s_*` fetches read, once the handshake is done. Copies
+    /// the server's certificate: the engine asks only where rules may read it.
+    pub fn facts(&self) -> ServerTlsFacts {
+        ServerTlsFacts {
+            protocol: self.protocol(),
+            cipher: self
+                .conn
+                .negotiated_cipher_suite()
+                .map_or("(unknown)", policy::openssl_cipher_name),
+            alpn: self.alpn().map(<[u8]>::to_vec),
+            resumed: self.session_reused(),
+            chain: self
+                .conn
+                .peer_certificates()
+                .map(|c| c.iter().map(|d| d.to_vec()).collect())
+                .unwrap_or_default(),
+            info: OnceCell::new(),
+        }
+    }
+}
+
+/// The facts of a TLS connection to a server (`ssl_bc_*`, `ssl_s_*`), for rules and logs.
+/// A resumed session reports the certificate the server sent when the session was made, as
+/// OpenSSL does (rustls keeps it with the session).
+#[derive(Debug, Clone)]
+pub struct ServerTlsFacts {
+    /// `TLSv1.3`, `TLSv1.2` (`ssl_bc_protocol`).
+    pub protocol: &'static str,
+    /// OpenSSL's name (`ssl_bc_cipher`).
+    pub cipher: &'static str,
+    /// The protocol the server chose (`ssl_bc_alpn`).
+    pub alpn: Option<Vec<u8>>,
+    /// `ssl_bc_is_resumed`.
+    pub resumed: bool,
+    /// The server's certificates as sent, leaf first (`ssl_s_der`, `ssl_s_chain_der`).
+    chain: Vec<Vec<u8>>,
+    /// The leaf parsed on first use: most connections are never asked.
+    info: OnceCell<Option<CertInfo>>,
+}
+
+impl ServerTlsFacts {
+    /// The server's certificate (`ssl_s_*`), if it sent one that parses.
+    pub fn cert(&self) -> Option<CertRef<'_>> {
+        let der = self.chain.first()?;
+        let info = self
+            .info
+            .get_or_init(|| CertInfo::parse(der).ok())
+            .as_ref()?;
+        Some(CertRef { info, der })
+    }
+
+    /// The certificates the server sent, leaf included, concatenated (`ssl_s_chain_der`:
+    /// OpenSSL's client-side peer chain holds the leaf). Empty on a resumed session, as
+    /// haproxy 2.6 gives it (OpenSSL keeps no chain with the session).
+    pub fn chain_der(&self) -> Vec<u8> {
+        if self.resumed {
+            return Vec::new();
+        }
+        self.chain.iter().flatten().copied().collect()
     }
 }

@@ -25,13 +25,17 @@ pub mod resume;
 pub mod session;
 pub mod sigalgs;
 pub mod store;
+pub mod ticket_keys;
 pub mod verify;
 
 pub use bind::{build_bind, provider, BindTls, ShardTls, TlsGlobals, TlsShared};
-pub use client::{build_server, server_name, ServerTls, TlsClientSession};
+pub use client::{build_server, server_name, ServerTls, ServerTlsFacts, TlsClientSession};
 pub use config::{build_config, ConfigTls};
 pub use diag::{Severity, TlsDiag};
-pub use session::{CertRef, CertSide, ClientCert, DnFormat, TlsError, TlsFacts, TlsSession};
+pub use session::{
+    CertRef, CertSide, ClientCert, DnFormat, HelloCapture, TlsError, TlsFacts, TlsSession,
+};
+pub use ticket_keys::TicketKeys;
 
 /// What the engine relies on: startup products cross threads (built on the control shard,
 /// sent to workers); sessions may move with their connection.

@@ -127,6 +127,50 @@ pub struct TlsFacts {
     pub client_cert: Option<ClientCert>,
     /// The certificate this connection was served (`ssl_f_*`): shared with the store.
     pub frontend_cert: Option<Arc<LoadedCert>>,
+    /// The ClientHello's lists, kept under `tune.ssl.capture-buffer-size` only.
+    pub hello: Option<Arc<HelloCapture>>,
+}
+
+/// The ClientHello lists `ssl_fc_cipherlist_*` and `ssl_fc_eclist_bin` read, as sent (two
+/// bytes per value, GREASE included). HAProxy keeps at most `capture` bytes in its buffer,
+/// ciphers first then the extension list, curves and point formats; rustls gives no
+/// extension list, so curves here get what the ciphers leave, where haproxy's get what the
+/// ciphers and the extension list leave (the same whenever the buffer holds everything).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HelloCapture {
+    /// The whole cipher list (`ssl_fc_cipherlist_xxh` hashes all of it).
+    pub ciphers: Vec<u8>,
+    pub groups: Vec<u8>,
+    pub capture: usize,
+}
+
+/// RFC 8701 GREASE values: `0x?A?A` with both bytes equal.
+fn is_grease(v: &[u8]) -> bool {
+    matches!(v, [a, b] if a == b && a & 0x0f == 0x0a)
+}
+
+impl HelloCapture {
+    fn kept(list: &[u8], room: usize, no_grease: bool) -> Vec<u8> {
+        let kept = list.get(..room.min(list.len()) & !1).unwrap_or_default();
+        kept.chunks(2)
+            .filter(|v| !(no_grease && is_grease(v)))
+            .flatten()
+            .copied()
+            .collect()
+    }
+
+    /// `ssl_fc_cipherlist_bin([filter])`: what the buffer holds, without GREASE when asked.
+    pub fn cipherlist(&self, no_grease: bool) -> Vec<u8> {
+        Self::kept(&self.ciphers, self.capture, no_grease)
+    }
+
+    /// `ssl_fc_eclist_bin([filter])`.
+    pub fn eclist(&self, no_grease: bool) -> Vec<u8> {
+        let room = self
+            .capture
+            .saturating_sub(self.ciphers.len().min(self.capture));
+        Self::kept(&self.groups, room, no_grease)
+    }
 }
 
 /// Whose certificate an `ssl_c_*` or `ssl_f_*` fetch reads.
@@ -186,6 +230,9 @@ pub struct ClientCert {
     pub der: Vec<u8>,
     /// OpenSSL's X509_V code (`ssl_c_verify`): 0, or the error that an ignore list let through.
     pub verify: u32,
+    /// The certificates the client sent after its own, concatenated (`ssl_c_chain_der`); empty
+    /// when it sent none. Copied once per handshake that presents a chain.
+    pub chain_der: Vec<u8>,
 }
 
 /// `ssl_c_s_dn` / `ssl_c_i_dn` output format.
@@ -283,6 +330,8 @@ pub struct TlsSession {
     /// Alert bytes produced before a connection existed.
     alert: Vec<u8>,
     facts: Option<TlsFacts>,
+    /// The ClientHello's lists, when `tune.ssl.capture-buffer-size` asks for them.
+    hello: Option<Arc<HelloCapture>>,
     peer_closed: bool,
 }
 
@@ -302,6 +351,7 @@ impl TlsSession {
             state: State::Accepting(Box::default()),
             alert: Vec::new(),
             facts: None,
+            hello: None,
             peer_closed: false,
         }
     }
@@ -358,6 +408,23 @@ impl TlsSession {
     /// ClientHello read: SNI picks the policy, then the handshake proper starts.
     fn start(&mut self, accepted: rustls::server::Accepted) -> Result<(), TlsError> {
         let hello = accepted.client_hello();
+        if self.shard.capture > 0 {
+            let be = |v: u16| v.to_be_bytes();
+            self.hello = Some(Arc::new(HelloCapture {
+                ciphers: hello
+                    .cipher_suites()
+                    .iter()
+                    .flat_map(|c| be(u16::from(*c)))
+                    .collect(),
+                groups: hello
+                    .named_groups()
+                    .unwrap_or_default()
+                    .iter()
+                    .flat_map(|g| be(u16::from(*g)))
+                    .collect(),
+                capture: self.shard.capture,
+            }));
+        }
         let entry = self.shard.index.lookup(
             hello.server_name(),
             hello.signature_schemes(),
@@ -416,6 +483,7 @@ impl TlsSession {
                 session_reused: false,
                 client_cert: None,
                 frontend_cert: None,
+                hello: None,
             };
         };
         let client_cert = conn.peer_certificates().and_then(|chain| {
@@ -436,6 +504,11 @@ impl TlsSession {
                 info,
                 der: leaf.to_vec(),
                 verify,
+                chain_der: chain
+                    .iter()
+                    .skip(1)
+                    .flat_map(|c| c.iter().copied())
+                    .collect(),
             })
         });
         TlsFacts {
@@ -448,6 +521,7 @@ impl TlsSession {
             session_reused: conn.handshake_kind() == Some(HandshakeKind::Resumed),
             client_cert,
             frontend_cert: served.clone(),
+            hello: self.hello.clone(),
         }
     }
 

@@ -897,6 +897,8 @@ pub struct BindSsl {
     pub ciphersuites: Option<String>,
     pub curves: Option<String>,
     pub strict_sni: bool,
+    /// `tls-ticket-keys`: the file of session ticket keys (base64, 48 or 80 bytes a line).
+    pub ticket_keys: Option<PathBuf>,
     pub options: SslOptions,
 }
 

@@ -126,6 +126,12 @@ pub static BIND_OPTIONS: &[BindOpt] = &[
     o("ssl-min-ver", true, S, "minimum TLS version"),
     o("ssl-max-ver", true, S, "maximum TLS version"),
     o("no-tls-tickets", false, S, "disable session tickets"),
+    o(
+        "tls-ticket-keys",
+        true,
+        S,
+        "session ticket keys file (base64 48/80-byte keys, the last 3 in use; set ssl tls-key rotates)",
+    ),
     o("no-sslv3", false, S, "disable SSLv3"),
     o("no-tlsv10", false, S, "disable TLSv1.0"),
     o("no-tlsv11", false, S, "disable TLSv1.1"),
@@ -363,6 +369,10 @@ fn apply(b: &mut Bind, name: &str, value: Option<String>, bases: &TlsBases) -> R
         "ciphersuites" => b.ssl.ciphersuites = value,
         "curves" | "ecdhe" => b.ssl.curves = value,
         "strict-sni" => b.ssl.strict_sni = true,
+        "tls-ticket-keys" => {
+            check_readable(Path::new(&v))?;
+            b.ssl.ticket_keys = Some(v.into());
+        }
         // `h1` is what an HTTP frontend speaks anyway; `h2` serves every connection as HTTP/2.
         "proto" if matches!(v.as_str(), "h1" | "h2") => b.other.push((name.to_string(), value)),
         "proto" => return Err(format!("'proto' :  unknown MUX protocol '{v}'")),

@@ -385,10 +385,14 @@ pub static KEYWORDS: &[GlobalKw] = &[
     }),
     kw(
         "tune.ssl.capture-buffer-size",
-        Status::Accepted {
-            why: "ringlb reads the ClientHello fields from rustls, with no capture buffer (ssl_fc_cipherlist_* fetches are refused)",
-        },
-        "ClientHello capture size",
+        S,
+        "ClientHello cipher/curve lists kept for ssl_fc_cipherlist_* and ssl_fc_eclist_bin (bytes)",
+        tune_other,
+    ),
+    kw(
+        "tune.ssl.capture-cipherlist-size",
+        S,
+        "old name of tune.ssl.capture-buffer-size",
         tune_other,
     ),
     kw(
