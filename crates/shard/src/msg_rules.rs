@@ -68,14 +68,7 @@ impl ServerChoice {
         // A server added at run time is only in the shard's list (its id is there too).
         let puid = match be.balance.servers.get(server) {
             Some(s) => i64::from(s.puid),
-            None => ctx
-                .state
-                .topo
-                .backends
-                .iter()
-                .position(|b| std::ptr::eq(b, be))
-                .and_then(|bi| ctx.state.server(bi, server))
-                .map_or(server as i64 + 1, |s| i64::from(s.puid)),
+            None => live_server(ctx, be, server).map_or(server as i64 + 1, |s| i64::from(s.puid)),
         };
         for (table, key) in &self.stores {
             crate::stick::store_server(&ctx.state, table, key, puid);
@@ -449,14 +442,7 @@ pub fn response_rules(
     let srv_name = match be.servers.get(server) {
         Some(s) => Some(std::borrow::Cow::Borrowed(s.name.as_str())),
         // Added at run time: only the shard knows it.
-        None => ctx
-            .state
-            .topo
-            .backends
-            .iter()
-            .position(|b| std::ptr::eq(b, be))
-            .and_then(|bi| ctx.state.server(bi, server))
-            .map(|s| std::borrow::Cow::Owned(s.rt.name.clone())),
+        None => live_server(ctx, be, server).map(|s| std::borrow::Cow::Owned(s.rt.name.clone())),
     };
     // The request's method stays known while its response is processed (haproxy keeps it:
     // `method` works in `http-response` rules); its headers and URI do not.
@@ -533,19 +519,32 @@ pub fn response_rules(
     }
 }
 
+/// The shard's state of server `server` of backend `be` (a server added at run time is only
+/// in the shard's list).
+fn live_server(
+    ctx: &Ctx,
+    be: &BackendRt,
+    server: usize,
+) -> Option<std::rc::Rc<crate::state::ServerState>> {
+    let bi = ctx
+        .state
+        .topo
+        .backends
+        .iter()
+        .position(|b| std::ptr::eq(b, be))?;
+    ctx.state.server(bi, server)
+}
+
 /// The answer to a response `option checkcache` blocks: haproxy's alert (on stderr and in
 /// the backend's logs), then a 502 counted as a denied response. haproxy 2.6 documents a 502
 /// but sends the error page of the server's own status (a "200 Service ready" page for a
 /// 200); ringlb sends the documented 502.
 fn checkcache_block(ctx: &Ctx, fe: &FrontendRt, be: &BackendRt, server: usize) -> Reply {
-    let srv = ctx
-        .state
-        .topo
-        .backends
-        .iter()
-        .position(|b| std::ptr::eq(b, be))
-        .and_then(|bi| ctx.state.server(bi, server))
-        .map_or_else(|| "<dispatch>".to_owned(), |s| s.rt.name.clone());
+    let srv = match be.servers.get(server) {
+        Some(s) => s.name.clone(),
+        None => live_server(ctx, be, server)
+            .map_or_else(|| "<dispatch>".to_owned(), |s| s.rt.name.clone()),
+    };
     let text = format!(
         "Blocking cacheable cookie in response from instance {}, server {srv}.",
         be.name

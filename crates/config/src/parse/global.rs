@@ -32,9 +32,11 @@ const fn kw(name: &'static str, status: Status, doc: &'static str, parse: Global
 }
 
 const S: Status = Status::Supported;
-const LB: Status = Status::Parsed { issue: 5 };
 const NO: Status = Status::Unsupported;
 /// `ssl-provider*`: OpenSSL 3 providers, meaningless with rustls.
+const QUIC_SECRET: Status = Status::Accepted {
+    why: "it only derives QUIC tokens in haproxy 2.6, and ringlb has no QUIC listeners",
+};
 const OPENSSL3_PROVIDER: Status = Status::Accepted {
     why: "OpenSSL 3 providers do not apply: ringlb uses rustls with the aws-lc-rs provider",
 };
@@ -544,7 +546,7 @@ pub static KEYWORDS: &[GlobalKw] = &[
     kw("thread-group", Status::Accepted { why: "ringlb runs one thread group; shards are placed by cpu-map or the allowed CPUs" }, "thread groups", generic),
     kw("numa-cpu-mapping", Status::Accepted { why: "ringlb places its shards by cpu-map or on every allowed CPU; it does not narrow them to one NUMA node" }, "restrict threads to one NUMA node", generic),
     kw("fd-hard-limit", S, "never use more file descriptors than this", |_, g, l| u32_arg(l, &mut g.ops.fd_hard_limit)),
-    kw("cluster-secret", LB, "secret for QUIC/peers", generic1),
+    kw("cluster-secret", QUIC_SECRET, "secret for QUIC stateless resets and Retry tokens", generic1),
     kw("pp2-never-send-local", S, "PROXY v2: never send LOCAL", generic),
     kw("h1-accept-payload-with-any-method", Status::Accepted { why: "ringlb already forwards HTTP/1.0 GET/HEAD/DELETE requests that carry a body" }, "accept bodies on GET/HEAD/DELETE", generic),
     kw(
