@@ -56,6 +56,7 @@ listen l
     http-response set-header U 1 if { req.hdr(host) -m found } || { hdr(host) -m found }
     http-after-response set-header T 1 if { url_param(a) -m found }
     http-response set-header S 1 if HTTP_1.1 || METH_GET
+    http-request set-header P 1 if { ssl_bc }
     server s1 127.0.0.1:2
 backend b2
     http-request set-header Y 1 if { status 200 }
@@ -75,7 +76,7 @@ fn acls_that_cannot_see_their_data_are_warned_like_haproxy() {
     let cfg = write_config(&dir, &format!("{HEAD}{WARNED}"));
     let ours = check(&bin_path("ringlb").display().to_string(), &cfg);
     assert!(ours.0, "valid with warnings: {:?}", ours.1);
-    assert_eq!(ours.1.len(), 12, "{:#?}", ours.1);
+    assert_eq!(ours.1.len(), 13, "{:#?}", ours.1);
     assert!(ours.1[0].ends_with(
         "anonymous acl will never match because it uses keyword 'path_beg' which is incompatible with 'backend http-response header rule'"
     ));
@@ -98,6 +99,8 @@ fn expressions_that_cannot_see_their_data_are_errors_like_haproxy() {
         ("http-response set-header X %[capture.req.method]", true),
         ("http-response set-header X %[method]", true),
         ("http-response set-header X %[var(txn.x)]", true),
+        ("http-request set-header X %[ssl_bc_protocol]", false),
+        ("http-response set-header X %[ssl_bc_protocol]", true),
     ];
     let dir = TempDir::new("rules-context-lf");
     let haproxy = haproxy_required();

@@ -193,6 +193,8 @@ pub enum Needs {
     Response,
     /// The response's headers or body.
     ResponseHeaders,
+    /// The connection to the server (`ssl_bc*`, `ssl_s_*`): there once a server answers.
+    ServerConnection,
 }
 
 impl Needs {
@@ -203,6 +205,7 @@ impl Needs {
             Needs::RequestHeaders => "HTTP request headers",
             Needs::Response => "HTTP response",
             Needs::ResponseHeaders => "HTTP response headers",
+            Needs::ServerConnection => "server-side connection",
         }
     }
 
@@ -211,7 +214,7 @@ impl Needs {
         match self {
             Needs::Any => true,
             Needs::RequestHeaders => !response,
-            Needs::Response | Needs::ResponseHeaders => response,
+            Needs::Response | Needs::ResponseHeaders | Needs::ServerConnection => response,
         }
     }
 }
@@ -252,6 +255,9 @@ impl Fetch {
             },
             F::ResVer | F::ResBody => Needs::ResponseHeaders,
             F::Status => Needs::Response,
+            F::Ssl { name, .. } if name.starts_with("ssl_bc") || name.starts_with("ssl_s_") => {
+                Needs::ServerConnection
+            }
             _ => Needs::Any,
         }
     }
