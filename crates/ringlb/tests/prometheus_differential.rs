@@ -52,16 +52,8 @@ const MASKED_VALUES: &[(&str, &str)] = &[
     ("haproxy_process_idle_time_percent", "CPU load"),
     ("haproxy_process_build_info", "version label"),
     (
-        "haproxy_process_jobs",
-        "internal jobs (listeners, CLI...) differ by design",
-    ),
-    (
         "haproxy_process_unstoppable_jobs",
         "internal jobs differ by design",
-    ),
-    (
-        "haproxy_process_listeners",
-        "ringlb binds one socket per shard",
     ),
     (
         "haproxy_process_active_peers",

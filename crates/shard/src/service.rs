@@ -3,7 +3,7 @@
 //! serving shard asks the control shard to have them published (`ControlMsg::PublishStats`),
 //! waits a few milliseconds for them, and renders. Rare requests, so they may allocate.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use ringlb_stats::Snapshot;
 
@@ -50,17 +50,89 @@ pub async fn snapshot(ctx: &Ctx) -> Snapshot {
         node: state.topo.node.clone(),
         stopping: state.run.get() != crate::state::RunState::Running,
     };
-    snapshot::build(
+    let mut snap = snapshot::build(
         &state.topo,
         state,
         &counters,
         &state.board.health(),
         state.board.now_ms(),
         &facts,
-    )
+    );
+    // The stats page and the exporter run on a shard: the runtime sockets count as configured
+    // (their connections are the control shard's).
+    let up = Duration::from_secs(unix_now_s().saturating_sub(state.board.start_unix_s));
+    let started = Instant::now().checked_sub(up).unwrap_or_else(Instant::now);
+    fill_live(
+        &mut snap.process,
+        &state.topo,
+        facts.nbthread,
+        (state.topo.runtime_sockets, 0),
+        started,
+    );
+    snap
 }
 
-fn open_files_limit() -> u64 {
+/// The process figures `show info`, the stats page and the exporter share: `Listeners` (one
+/// per bound address and runtime socket, whatever the shards, as haproxy counts them),
+/// `Jobs` (listeners, client connections, runtime-socket connections) and `Idle_pct`.
+/// `runtime`: runtime sockets listening and their connections in progress.
+pub fn fill_live(
+    info: &mut ringlb_stats::model::ProcessInfo,
+    topo: &crate::Topology,
+    threads: u32,
+    runtime: (u32, u32),
+    started: Instant,
+) {
+    let binds: usize = topo.frontends.iter().map(|f| f.binds.len()).sum();
+    info.listeners = u32::try_from(binds)
+        .unwrap_or(u32::MAX)
+        .saturating_add(runtime.0);
+    info.jobs = info
+        .listeners
+        .saturating_add(info.counters.curr_conns)
+        .saturating_add(runtime.1);
+    info.idle_pct = idle_pct(threads.max(1), started);
+}
+
+thread_local! {
+    /// The last `Idle_pct` sample of this thread: when, and the process's CPU time then (µs).
+    static IDLE_SAMPLE: std::cell::Cell<Option<(Instant, u64)>> = const { std::cell::Cell::new(None) };
+}
+
+/// `Idle_pct`: the share of the shards' time not spent on the CPU since the previous sample
+/// (since start for the first), from `getrusage` (haproxy measures its poller's idle time;
+/// both read ~100 on an idle process and fall under load).
+fn idle_pct(threads: u32, started: Instant) -> u32 {
+    let cpu = cpu_time_us();
+    let now = Instant::now();
+    let (since, cpu_then) = IDLE_SAMPLE
+        .with(|c| c.replace(Some((now, cpu))))
+        .unwrap_or((started, 0));
+    let wall = u64::try_from(now.duration_since(since).as_micros()).unwrap_or(u64::MAX);
+    let capacity = wall.saturating_mul(u64::from(threads));
+    if capacity == 0 {
+        return 100;
+    }
+    let busy = cpu.saturating_sub(cpu_then).min(capacity);
+    u32::try_from(100 - busy * 100 / capacity).unwrap_or(100)
+}
+
+/// User plus system CPU time of the whole process, in µs.
+fn cpu_time_us() -> u64 {
+    // SAFETY: an all-zero rusage is a valid value for getrusage to fill in.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return 0;
+    }
+    let us = |t: libc::timeval| {
+        u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0)
+    };
+    us(ru.ru_utime) + us(ru.ru_stime)
+}
+
+/// The open-files limit (`Ulimit-n`).
+pub fn open_files_limit() -> u64 {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

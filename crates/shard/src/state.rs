@@ -1143,6 +1143,7 @@ mod tests {
             stick_rule_tables: vec![],
             rings: vec![],
             node: String::new(),
+            runtime_sockets: 0,
             description: None,
             frontends: vec![],
             backends: vec![BackendRt {

@@ -39,6 +39,8 @@ pub struct Topology {
     pub log_tag: String,
     /// `node`, else the system host name (`show info`, the stats page's `show-node`).
     pub node: String,
+    /// `stats socket` lines: the runtime sockets, counted in `Listeners`/`Jobs`.
+    pub runtime_sockets: u32,
     /// Global `description` (`show info`, the stats page's `show-desc`).
     pub description: Option<String>,
     /// The global section's `log` targets (indices into `logs`): where server state changes
@@ -899,6 +901,7 @@ impl Topology {
             log_hostname,
             log_tag: g.log_tag.clone().unwrap_or_else(program_name),
             node: g.node.clone().unwrap_or_else(system_hostname),
+            runtime_sockets: u32::try_from(g.stats_sockets.len()).unwrap_or(u32::MAX),
             description: g.description.clone(),
             global_log: global_logs,
         })

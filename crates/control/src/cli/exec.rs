@@ -817,7 +817,7 @@ async fn stats_snapshot(ctx: &Ctx) -> Snapshot {
         pid: std::process::id(),
         nbthread: mirror.nshards as u32,
         start_unix_s: ctx.board.start_unix_s,
-        ulimit_n: open_files_limit(),
+        ulimit_n: ringlb_shard::service::open_files_limit(),
         node: ctx.topo().node.clone(),
         stopping: mirror.run.get() != RunState::Running,
     };
@@ -837,70 +837,16 @@ async fn stats_snapshot(ctx: &Ctx) -> Snapshot {
     let cli = super::cli_counts();
     let topo = ctx.topo();
     let info = &mut snap.process;
-    // haproxy counts one listener per bound address and runtime socket, whatever the
-    // threads (ringlb's per-shard SO_REUSEPORT copies are one listener).
-    let binds: usize = topo.frontends.iter().map(|f| f.binds.len()).sum();
-    info.listeners = u32::try_from(binds)
-        .unwrap_or(u32::MAX)
-        .saturating_add(cli.listeners);
-    // Jobs: listeners, client connections and runtime-socket connections (this one too).
-    info.jobs = info
-        .listeners
-        .saturating_add(info.counters.curr_conns)
-        .saturating_add(ctx.active.get());
+    // The runtime sockets as they are (this connection counts among the jobs).
+    ringlb_shard::service::fill_live(
+        info,
+        &topo,
+        facts.nbthread,
+        (cli.listeners, ctx.active.get()),
+        ctx.started,
+    );
     info.counters.cum_conns = info.counters.cum_conns.saturating_add(cli.sessions);
     info.counters.cum_req = info.counters.cum_req.saturating_add(cli.sessions);
     info.counters.total_bytes_out = info.counters.total_bytes_out.saturating_add(cli.bytes_out);
-    info.idle_pct = idle_pct(facts.nbthread.max(1), ctx.started);
     snap
-}
-
-thread_local! {
-    /// The last `Idle_pct` sample: when, and the process's CPU time then (µs).
-    static IDLE_SAMPLE: Cell<Option<(Instant, u64)>> = const { Cell::new(None) };
-}
-
-/// `Idle_pct`: the share of the shards' time not spent on the CPU since the previous sample
-/// (since start for the first), from `getrusage` (haproxy measures its poller's idle time;
-/// both read ~100 on an idle process and fall under load).
-fn idle_pct(threads: u32, started: Instant) -> u32 {
-    let cpu = cpu_time_us();
-    let now = Instant::now();
-    let (since, cpu_then) = IDLE_SAMPLE
-        .with(|c| c.replace(Some((now, cpu))))
-        .unwrap_or((started, 0));
-    let wall = u64::try_from(now.duration_since(since).as_micros()).unwrap_or(u64::MAX);
-    let capacity = wall.saturating_mul(u64::from(threads));
-    if capacity == 0 {
-        return 100;
-    }
-    let busy = cpu.saturating_sub(cpu_then).min(capacity);
-    u32::try_from(100 - busy * 100 / capacity).unwrap_or(100)
-}
-
-/// User plus system CPU time of the whole process, in µs.
-fn cpu_time_us() -> u64 {
-    // SAFETY: an all-zero rusage is a valid value for getrusage to fill in.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0;
-    }
-    let us = |t: libc::timeval| {
-        u64::try_from(t.tv_sec).unwrap_or(0) * 1_000_000 + u64::try_from(t.tv_usec).unwrap_or(0)
-    };
-    us(ru.ru_utime) + us(ru.ru_stime)
-}
-
-fn open_files_limit() -> u64 {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur
-    } else {
-        0
-    }
 }
