@@ -251,7 +251,8 @@ pub async fn serve(
     // `tcp-request connection` rules, as for HTTP/1: their counters live with the connection.
     let mut conn_stick = crate::stick::StickSession::new(&ctx.state);
     let effects = crate::rules::RuleEffects::default();
-    if !crate::stick::connection_rules(ctx, fe, &client, &mut conn_stick, &effects) {
+    let at = (frontend, ctx.live.bind_of(sess));
+    if !crate::stick::connection_rules(ctx, fe, at, &client, &mut conn_stick, &effects) {
         return;
     }
     let src = client.peer_addr();

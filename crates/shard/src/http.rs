@@ -81,6 +81,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     if !crate::stick::connection_rules(
         ctx,
         fe,
+        (frontend, ctx.live.bind_of(sess)),
         &session.client,
         &mut session.stick,
         &session.effects,

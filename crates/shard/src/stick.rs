@@ -384,11 +384,13 @@ impl Drop for StickSession {
 /// `tcp-request connection` then `tcp-request session` rules of frontend `fe`, once when the
 /// connection is accepted
 /// (track-scN counters are then held for the connection, so `conn_cur` counts connections).
-/// False: a rule rejected the connection, which is closed.
+/// False: a rule rejected the connection, which is closed (counted in `dcon`/`dses` of the
+/// frontend and of its listener `at` = (frontend, bind)).
 /// `set-src`/`set-dst`/`set-*-port` leave the new addresses in `fx`.
 pub fn connection_rules(
     ctx: &crate::Ctx,
     fe: &crate::topology::FrontendRt,
+    at: (usize, Option<usize>),
     client: &crate::conn::ClientConn,
     stick: &mut StickSession,
     fx: &crate::rules::RuleEffects,
@@ -420,8 +422,10 @@ pub fn connection_rules(
     }
     let mut txn = ringlb_rules::Txn::new(ringlb_rules::HttpMessage::default());
     let mut verdict = rules.tcp_rules(TcpPhase::Connection, &mut host, &mut txn);
+    let mut in_session = false;
     if !matches!(verdict, TcpVerdict::Reject { .. }) {
         // `tcp-request session`: after the handshake, which `client` has completed.
+        in_session = true;
         verdict = rules.tcp_rules(TcpPhase::Session, &mut host, &mut txn);
     }
     if let Some(s) = host.stick.as_deref_mut() {
@@ -431,6 +435,24 @@ pub fn connection_rules(
         TcpVerdict::Reject { silent } => {
             if silent {
                 client.set_linger_zero();
+            }
+            let mut c = ctx.state.counters.borrow_mut();
+            let count = |d: &mut (u64, u64)| {
+                if in_session {
+                    d.1 += 1;
+                } else {
+                    d.0 += 1;
+                }
+            };
+            if let Some(f) = c.frontends.get_mut(at.0) {
+                let mut d = (f.denied_conn, f.denied_sess);
+                count(&mut d);
+                (f.denied_conn, f.denied_sess) = d;
+            }
+            if let Some(l) = c.listener(at.0, at.1) {
+                let mut d = (l.denied_conn, l.denied_sess);
+                count(&mut d);
+                (l.denied_conn, l.denied_sess) = d;
             }
             false
         }

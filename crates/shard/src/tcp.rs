@@ -25,7 +25,8 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     // `tcp-request connection|session|content set-src|set-dst` and `content set-log-level`:
     // kept for the server choice and log.
     let fx = crate::rules::RuleEffects::default();
-    if !crate::stick::connection_rules(ctx, fe, &client, &mut stick, &fx) {
+    let at = (frontend, ctx.live.bind_of(sess));
+    if !crate::stick::connection_rules(ctx, fe, at, &client, &mut stick, &fx) {
         return;
     }
     // haproxy numbers every stream, a TCP session's too, in the process request count
