@@ -1338,7 +1338,7 @@ fn client_hello_capture_fetches_match_haproxy() {
     let dir = TempDir::new("tls-e2e-capture");
     let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
     let server = ca.server("hello.example", &dir.join("server.pem"));
-    let headers = "    http-request set-header x-bin %[ssl_fc_cipherlist_bin,hex]\n    http-request set-header x-hex %[ssl_fc_cipherlist_hex(1)]\n    http-request set-header x-xxh %[ssl_fc_cipherlist_xxh]\n    http-request set-header x-ec %[ssl_fc_eclist_bin(1),hex]\n";
+    let headers = "    http-request set-header x-bin %[ssl_fc_cipherlist_bin,hex]\n    http-request set-header x-hex %[ssl_fc_cipherlist_hex(1)]\n    http-request set-header x-xxh %[ssl_fc_cipherlist_xxh]\n    http-request set-header x-ec %[ssl_fc_eclist_bin(1),hex]\n    http-request set-header x-str %[ssl_fc_cipherlist_str]\n";
     let mut seen: Vec<Vec<String>> = Vec::new();
     for capture in [
         "",
@@ -1359,11 +1359,18 @@ fn client_hello_capture_fetches_match_haproxy() {
             for opts in [
                 vec![],
                 vec!["--tlsv1.2", "--tls-max", "1.2", "--curves", "X25519:P-256"],
+                // Old and odd suites too: names come from OpenSSL's table.
+                vec![
+                    "--tls-max",
+                    "1.2",
+                    "--ciphers",
+                    "ALL:COMPLEMENTOFALL:@SECLEVEL=0",
+                ],
             ] {
                 let g = https(front, "hello.example", "/echo", &ca.cert, &opts);
                 assert_eq!(g.code, "200", "{which}: {}", g.log);
                 got.push(
-                    ["x-bin", "x-hex", "x-xxh", "x-ec"]
+                    ["x-bin", "x-hex", "x-xxh", "x-ec", "x-str"]
                         .iter()
                         .map(|h| format!("{h}={:?}", echoed(&g.body, h)))
                         .collect::<Vec<_>>()
@@ -1388,6 +1395,11 @@ fn client_hello_capture_fetches_match_haproxy() {
         seen[1][0].contains("x-bin=Some(\"1302"),
         "TLS 1.3 suites first: {:?}",
         seen[1]
+    );
+    assert!(
+        seen[1][2].contains(",AES128-SHA,") && seen[1][2].contains("x-str=Some(\"ECDHE-"),
+        "OpenSSL's names: {}",
+        seen[1][2]
     );
     assert!(
         seen[2][0].contains("x-bin=Some(\"130213031301C02CC030\")"),

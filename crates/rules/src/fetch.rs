@@ -330,6 +330,7 @@ pub const SSL_SUPPORTED: &[&str] = &[
     "ssl_fc_cipherlist_bin",
     "ssl_fc_cipherlist_hex",
     "ssl_fc_cipherlist_xxh",
+    "ssl_fc_cipherlist_str",
     "ssl_fc_eclist_bin",
     "ssl_f_s_dn",
     "ssl_f_i_dn",

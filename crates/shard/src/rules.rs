@@ -334,6 +334,11 @@ impl SampleSource for Host<'_> {
                     Sample::Bin(std::borrow::Cow::Owned(list))
                 })
             }
+            "ssl_fc_cipherlist_str" => {
+                let h = t.hello.as_deref()?;
+                let no_grease = args.first().is_some_and(|a| &**a == "1");
+                Some(Sample::owned(h.cipherlist_names(no_grease).into_bytes()))
+            }
             // XXH64 (seed 0) of the whole list, whatever the buffer kept, as haproxy.
             "ssl_fc_cipherlist_xxh" => t
                 .hello

@@ -164,6 +164,28 @@ impl HelloCapture {
         Self::kept(&self.ciphers, self.capture, no_grease)
     }
 
+    /// `ssl_fc_cipherlist_str([filter])`: OpenSSL's names, comma-separated; a code OpenSSL
+    /// does not know is `UNKNOWN(xxxx)`, as haproxy prints it.
+    pub fn cipherlist_names(&self, no_grease: bool) -> String {
+        let list = self.cipherlist(no_grease);
+        let mut out = String::new();
+        for v in list.chunks_exact(2) {
+            let code = u16::from_be_bytes([v[0], v[1]]);
+            if !out.is_empty() {
+                out.push(',');
+            }
+            match crate::openssl_names::NAMES
+                .binary_search_by_key(&code, |(c, _)| *c)
+                .ok()
+                .and_then(|i| crate::openssl_names::NAMES.get(i))
+            {
+                Some((_, name)) => out.push_str(name),
+                None => out.push_str(&format!("UNKNOWN({code:04x})")),
+            }
+        }
+        out
+    }
+
     /// `ssl_fc_eclist_bin([filter])`.
     pub fn eclist(&self, no_grease: bool) -> Vec<u8> {
         let room = self
