@@ -639,7 +639,7 @@ fn ignore_err_lists_decide_like_haproxy() {
     let mut cfg = DEFAULTS.to_owned();
     for (i, (opts, addr)) in binds.iter().zip(&addrs).enumerate() {
         cfg.push_str(&format!(
-            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} crl-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    default_backend be\n",
+            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} crl-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    http-request set-header X-Errs %[ssl_c_err]/%[ssl_c_ca_err]/%[ssl_c_ca_err_depth]\n    default_backend be\n",
             server.pem.display(),
             ca.cert.display(),
             crl.display(),
@@ -673,10 +673,11 @@ fn ignore_err_lists_decide_like_haproxy() {
                     &["--cert", &crt, "--key", &key],
                 );
                 got.push(format!(
-                    "{opts} / {label}: {} verify={:?} cn={:?}",
+                    "{opts} / {label}: {} verify={:?} cn={:?} errs={:?}",
                     g.code,
                     echoed(&g.body, "x-verify"),
-                    echoed(&g.body, "x-cn")
+                    echoed(&g.body, "x-cn"),
+                    echoed(&g.body, "x-errs")
                 ));
             }
         }
@@ -837,7 +838,7 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
     let mut cfg = DEFAULTS.to_owned();
     for (i, (opts, addr)) in binds.iter().zip(&addrs).enumerate() {
         cfg.push_str(&format!(
-            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    http-request set-header X-ICN %[ssl_c_i_dn(cn)]\n    http-request set-header X-Chain %[ssl_c_chain_der,base64]\n    http-request set-header X-Early %[ssl_fc_has_early]\n    default_backend be\n",
+            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    http-request set-header X-ICN %[ssl_c_i_dn(cn)]\n    http-request set-header X-Chain %[ssl_c_chain_der,base64]\n    http-request set-header X-Early %[ssl_fc_has_early]\n    http-request set-header X-Errs %[ssl_c_err]/%[ssl_c_ca_err]/%[ssl_c_ca_err_depth]\n    default_backend be\n",
             server.pem.display(),
             root.cert.display(),
         ));
@@ -870,9 +871,10 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
                     &["--cert", &crt, "--key", &key],
                 );
                 got.push(format!(
-                    "{opts} / {label}: {} verify={:?} cn={:?} issuer={:?} early={:?} chain={:?}",
+                    "{opts} / {label}: {} verify={:?} errs={:?} cn={:?} issuer={:?} early={:?} chain={:?}",
                     g.code,
                     echoed(&g.body, "x-verify"),
+                    echoed(&g.body, "x-errs"),
                     echoed(&g.body, "x-cn"),
                     echoed(&g.body, "x-icn"),
                     echoed(&g.body, "x-early"),
@@ -888,7 +890,7 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
     }
     assert!(
         seen[1][0].starts_with(
-            "verify required / chained: 200 verify=Some(\"0\") cn=Some(\"chained-client\")"
+            "verify required / chained: 200 verify=Some(\"0\") errs=Some(\"0/0/0\") cn=Some(\"chained-client\")"
         ),
         "{}",
         seen[1][0]

@@ -314,6 +314,7 @@ pub const SSL_SUPPORTED: &[&str] = &[
     "ssl_c_verify",
     "ssl_c_err",
     "ssl_c_ca_err",
+    "ssl_c_ca_err_depth",
     "ssl_c_s_dn",
     "ssl_c_i_dn",
     "ssl_c_serial",

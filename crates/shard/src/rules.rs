@@ -314,7 +314,17 @@ impl SampleSource for Host<'_> {
             "ssl_fc_session_reused" | "ssl_fc_is_resumed" => Some(Sample::Bool(t.session_reused)),
             // A stream exists only after a successful handshake: no TLS error to report
             // (`option httpslog`, recorded from haproxy 2.6: `0/0000000000000000/0/0/0`).
-            "ssl_fc_err" | "ssl_c_err" | "ssl_c_ca_err" => Some(Sample::Int(0)),
+            "ssl_fc_err" => Some(Sample::Int(0)),
+            // What an ignore list let through (`ca-ignore-err`, `crt-ignore-err`), else 0.
+            "ssl_c_err" | "ssl_c_ca_err" | "ssl_c_ca_err_depth" => {
+                let c = t.client_cert.as_ref();
+                let v = c.map_or(0, |c| match name {
+                    "ssl_c_err" => c.crt_err,
+                    "ssl_c_ca_err" => c.ca_err,
+                    _ => c.ca_err_depth,
+                });
+                Some(Sample::Int(i64::from(v)))
+            }
             "ssl_c_used" => Some(Sample::Bool(t.ssl_c_used())),
             "ssl_c_verify" => Some(Sample::Int(i64::from(t.ssl_c_verify()))),
             // Verified in this handshake: a resumed session carries no new certificate.

@@ -252,6 +252,10 @@ pub struct ClientCert {
     pub der: Vec<u8>,
     /// OpenSSL's X509_V code (`ssl_c_verify`): 0, or the error that an ignore list let through.
     pub verify: u32,
+    /// `ssl_c_err`, `ssl_c_ca_err`, `ssl_c_ca_err_depth` (0: no such error).
+    pub crt_err: u32,
+    pub ca_err: u32,
+    pub ca_err_depth: u32,
     /// The certificates the client sent after its own, concatenated (`ssl_c_chain_der`); empty
     /// when it sent none. Copied once per handshake that presents a chain.
     pub chain_der: Vec<u8>,
@@ -516,16 +520,19 @@ impl TlsSession {
                 .policies
                 .get(*policy)
                 .and_then(|p| p.verifier.as_ref());
-            let verify = match verifier {
+            let result = match verifier {
                 Some(v) if v.ignores_anything() => {
-                    v.verify_code(chain, crate::bind::now(self.shard.clock.as_ref()))
+                    v.verify_result(chain, crate::bind::now(self.shard.clock.as_ref()))
                 }
-                _ => 0,
+                _ => crate::verify::VerifyResult::default(),
             };
             Some(ClientCert {
                 info,
                 der: leaf.to_vec(),
-                verify,
+                verify: result.verify,
+                crt_err: result.crt_err,
+                ca_err: result.ca_err,
+                ca_err_depth: result.ca_err_depth,
                 chain_der: chain
                     .iter()
                     .skip(1)
