@@ -639,7 +639,7 @@ fn ignore_err_lists_decide_like_haproxy() {
     let mut cfg = DEFAULTS.to_owned();
     for (i, (opts, addr)) in binds.iter().zip(&addrs).enumerate() {
         cfg.push_str(&format!(
-            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} crl-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    default_backend be\n",
+            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} crl-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    http-request set-header X-Errs %[ssl_c_err]/%[ssl_c_ca_err]/%[ssl_c_ca_err_depth]\n    default_backend be\n",
             server.pem.display(),
             ca.cert.display(),
             crl.display(),
@@ -673,10 +673,11 @@ fn ignore_err_lists_decide_like_haproxy() {
                     &["--cert", &crt, "--key", &key],
                 );
                 got.push(format!(
-                    "{opts} / {label}: {} verify={:?} cn={:?}",
+                    "{opts} / {label}: {} verify={:?} cn={:?} errs={:?}",
                     g.code,
                     echoed(&g.body, "x-verify"),
-                    echoed(&g.body, "x-cn")
+                    echoed(&g.body, "x-cn"),
+                    echoed(&g.body, "x-errs")
                 ));
             }
         }
@@ -837,7 +838,7 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
     let mut cfg = DEFAULTS.to_owned();
     for (i, (opts, addr)) in binds.iter().zip(&addrs).enumerate() {
         cfg.push_str(&format!(
-            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    http-request set-header X-ICN %[ssl_c_i_dn(cn)]\n    http-request set-header X-Chain %[ssl_c_chain_der,base64]\n    http-request set-header X-Early %[ssl_fc_has_early]\n    default_backend be\n",
+            "frontend f{i}\n    bind {addr} ssl crt {} ca-file {} {opts}\n    http-request set-header X-Verify %[ssl_c_verify]\n    http-request set-header X-CN %[ssl_c_s_dn(cn)]\n    http-request set-header X-ICN %[ssl_c_i_dn(cn)]\n    http-request set-header X-Chain %[ssl_c_chain_der,base64]\n    http-request set-header X-Early %[ssl_fc_has_early]\n    http-request set-header X-Errs %[ssl_c_err]/%[ssl_c_ca_err]/%[ssl_c_ca_err_depth]\n    default_backend be\n",
             server.pem.display(),
             root.cert.display(),
         ));
@@ -870,9 +871,10 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
                     &["--cert", &crt, "--key", &key],
                 );
                 got.push(format!(
-                    "{opts} / {label}: {} verify={:?} cn={:?} issuer={:?} early={:?} chain={:?}",
+                    "{opts} / {label}: {} verify={:?} errs={:?} cn={:?} issuer={:?} early={:?} chain={:?}",
                     g.code,
                     echoed(&g.body, "x-verify"),
+                    echoed(&g.body, "x-errs"),
                     echoed(&g.body, "x-cn"),
                     echoed(&g.body, "x-icn"),
                     echoed(&g.body, "x-early"),
@@ -888,7 +890,7 @@ fn certificate_chains_through_an_intermediate_both_ways_match_haproxy() {
     }
     assert!(
         seen[1][0].starts_with(
-            "verify required / chained: 200 verify=Some(\"0\") cn=Some(\"chained-client\")"
+            "verify required / chained: 200 verify=Some(\"0\") errs=Some(\"0/0/0\") cn=Some(\"chained-client\")"
         ),
         "{}",
         seen[1][0]
@@ -1338,7 +1340,7 @@ fn client_hello_capture_fetches_match_haproxy() {
     let dir = TempDir::new("tls-e2e-capture");
     let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
     let server = ca.server("hello.example", &dir.join("server.pem"));
-    let headers = "    http-request set-header x-bin %[ssl_fc_cipherlist_bin,hex]\n    http-request set-header x-hex %[ssl_fc_cipherlist_hex(1)]\n    http-request set-header x-xxh %[ssl_fc_cipherlist_xxh]\n    http-request set-header x-ec %[ssl_fc_eclist_bin(1),hex]\n";
+    let headers = "    http-request set-header x-bin %[ssl_fc_cipherlist_bin,hex]\n    http-request set-header x-hex %[ssl_fc_cipherlist_hex(1)]\n    http-request set-header x-xxh %[ssl_fc_cipherlist_xxh]\n    http-request set-header x-ec %[ssl_fc_eclist_bin(1),hex]\n    http-request set-header x-str %[ssl_fc_cipherlist_str]\n";
     let mut seen: Vec<Vec<String>> = Vec::new();
     for capture in [
         "",
@@ -1359,11 +1361,18 @@ fn client_hello_capture_fetches_match_haproxy() {
             for opts in [
                 vec![],
                 vec!["--tlsv1.2", "--tls-max", "1.2", "--curves", "X25519:P-256"],
+                // Old and odd suites too: names come from OpenSSL's table.
+                vec![
+                    "--tls-max",
+                    "1.2",
+                    "--ciphers",
+                    "ALL:COMPLEMENTOFALL:@SECLEVEL=0",
+                ],
             ] {
                 let g = https(front, "hello.example", "/echo", &ca.cert, &opts);
                 assert_eq!(g.code, "200", "{which}: {}", g.log);
                 got.push(
-                    ["x-bin", "x-hex", "x-xxh", "x-ec"]
+                    ["x-bin", "x-hex", "x-xxh", "x-ec", "x-str"]
                         .iter()
                         .map(|h| format!("{h}={:?}", echoed(&g.body, h)))
                         .collect::<Vec<_>>()
@@ -1388,6 +1397,11 @@ fn client_hello_capture_fetches_match_haproxy() {
         seen[1][0].contains("x-bin=Some(\"1302"),
         "TLS 1.3 suites first: {:?}",
         seen[1]
+    );
+    assert!(
+        seen[1][2].contains(",AES128-SHA,") && seen[1][2].contains("x-str=Some(\"ECDHE-"),
+        "OpenSSL's names: {}",
+        seen[1][2]
     );
     assert!(
         seen[2][0].contains("x-bin=Some(\"130213031301C02CC030\")"),

@@ -594,11 +594,11 @@ fn acl_pattern_files_and_errors() {
         ),
         "{e}"
     );
-    ssl.sample.fetch = "ssl_fc_cipherlist_str".into();
+    ssl.sample.fetch = "ssl_fc_protocol_hello_id".into();
     let e = compile_acl(&ssl, &()).unwrap_err();
     assert!(
         e.msg
-            .contains("fetch method 'ssl_fc_cipherlist_str' is not supported by ringlb yet"),
+            .contains("fetch method 'ssl_fc_protocol_hello_id' is not supported by ringlb: rustls does not expose the ClientHello's legacy version"),
         "{e}"
     );
     // The server side's fetches compile (the engine gives them values after the connect).

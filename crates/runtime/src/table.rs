@@ -181,8 +181,9 @@ pub static KEYWORDS: &[Keyword] = &[
     k(&["abort", "ssl", "cert"], "abort ssl cert <certfile>               : abort a transaction for a certificate file", Admin, Kw::AbortSslCert),
     k(&["new", "ssl", "cert"], "new ssl cert <certfile>                 : create a new certificate file to be used in a crt-list or a directory", Admin, Kw::NewSslCert),
     k(&["del", "ssl", "cert"], "del ssl cert <certfile>                 : delete an unused certificate file", Admin, Kw::DelSslCert),
-    k(&["set", "ssl", "tls-key"], "set ssl tls-key [id|file] <key>         : set the next TLS key for the <id> or <file> listener to <key>", Admin, Kw::SetSslTlsKey),
-    k(&["show", "tls-keys"], "show tls-keys [id|*]                    : show tls keys references or dump tls ticket keys when id specified", Admin, Kw::ShowTlsKeys),
+    // User level, as haproxy 2.6 (recorded: both work on a `level user` socket).
+    k(&["set", "ssl", "tls-key"], "set ssl tls-key [id|file] <key>         : set the next TLS key for the <id> or <file> listener to <key>", User, Kw::SetSslTlsKey),
+    k(&["show", "tls-keys"], "show tls-keys [id|*]                    : show tls keys references or dump tls ticket keys when id specified", User, Kw::ShowTlsKeys),
     k(&["show", "activity"], "show activity                           : show per-thread activity stats (for support/developers)", User, Kw::ShowActivity),
     k(&["show", "peers"], "show peers [dict|-] [section]           : dump some information about all the peers or this peers section", User, Kw::ShowPeers),
     k(&["show", "pools"], "show pools                              : report information about the memory pools usage", User, Kw::ShowPools),

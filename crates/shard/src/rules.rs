@@ -314,7 +314,17 @@ impl SampleSource for Host<'_> {
             "ssl_fc_session_reused" | "ssl_fc_is_resumed" => Some(Sample::Bool(t.session_reused)),
             // A stream exists only after a successful handshake: no TLS error to report
             // (`option httpslog`, recorded from haproxy 2.6: `0/0000000000000000/0/0/0`).
-            "ssl_fc_err" | "ssl_c_err" | "ssl_c_ca_err" => Some(Sample::Int(0)),
+            "ssl_fc_err" => Some(Sample::Int(0)),
+            // What an ignore list let through (`ca-ignore-err`, `crt-ignore-err`), else 0.
+            "ssl_c_err" | "ssl_c_ca_err" | "ssl_c_ca_err_depth" => {
+                let c = t.client_cert.as_ref();
+                let v = c.map_or(0, |c| match name {
+                    "ssl_c_err" => c.crt_err,
+                    "ssl_c_ca_err" => c.ca_err,
+                    _ => c.ca_err_depth,
+                });
+                Some(Sample::Int(i64::from(v)))
+            }
             "ssl_c_used" => Some(Sample::Bool(t.ssl_c_used())),
             "ssl_c_verify" => Some(Sample::Int(i64::from(t.ssl_c_verify()))),
             // Verified in this handshake: a resumed session carries no new certificate.
@@ -333,6 +343,11 @@ impl SampleSource for Host<'_> {
                 } else {
                     Sample::Bin(std::borrow::Cow::Owned(list))
                 })
+            }
+            "ssl_fc_cipherlist_str" => {
+                let h = t.hello.as_deref()?;
+                let no_grease = args.first().is_some_and(|a| &**a == "1");
+                Some(Sample::owned(h.cipherlist_names(no_grease).into_bytes()))
             }
             // XXH64 (seed 0) of the whole list, whatever the buffer kept, as haproxy.
             "ssl_fc_cipherlist_xxh" => t

@@ -20,6 +20,8 @@ pub mod config;
 pub mod der;
 pub mod diag;
 pub mod hot;
+#[rustfmt::skip]
+pub mod openssl_names;
 pub mod policy;
 pub mod resume;
 pub mod session;

@@ -164,6 +164,28 @@ impl HelloCapture {
         Self::kept(&self.ciphers, self.capture, no_grease)
     }
 
+    /// `ssl_fc_cipherlist_str([filter])`: OpenSSL's names, comma-separated; a code OpenSSL
+    /// does not know is `UNKNOWN(xxxx)`, as haproxy prints it.
+    pub fn cipherlist_names(&self, no_grease: bool) -> String {
+        let list = self.cipherlist(no_grease);
+        let mut out = String::new();
+        for v in list.chunks_exact(2) {
+            let code = u16::from_be_bytes([v[0], v[1]]);
+            if !out.is_empty() {
+                out.push(',');
+            }
+            match crate::openssl_names::NAMES
+                .binary_search_by_key(&code, |(c, _)| *c)
+                .ok()
+                .and_then(|i| crate::openssl_names::NAMES.get(i))
+            {
+                Some((_, name)) => out.push_str(name),
+                None => out.push_str(&format!("UNKNOWN({code:04x})")),
+            }
+        }
+        out
+    }
+
     /// `ssl_fc_eclist_bin([filter])`.
     pub fn eclist(&self, no_grease: bool) -> Vec<u8> {
         let room = self
@@ -230,6 +252,10 @@ pub struct ClientCert {
     pub der: Vec<u8>,
     /// OpenSSL's X509_V code (`ssl_c_verify`): 0, or the error that an ignore list let through.
     pub verify: u32,
+    /// `ssl_c_err`, `ssl_c_ca_err`, `ssl_c_ca_err_depth` (0: no such error).
+    pub crt_err: u32,
+    pub ca_err: u32,
+    pub ca_err_depth: u32,
     /// The certificates the client sent after its own, concatenated (`ssl_c_chain_der`); empty
     /// when it sent none. Copied once per handshake that presents a chain.
     pub chain_der: Vec<u8>,
@@ -494,16 +520,19 @@ impl TlsSession {
                 .policies
                 .get(*policy)
                 .and_then(|p| p.verifier.as_ref());
-            let verify = match verifier {
+            let result = match verifier {
                 Some(v) if v.ignores_anything() => {
-                    v.verify_code(chain, crate::bind::now(self.shard.clock.as_ref()))
+                    v.verify_result(chain, crate::bind::now(self.shard.clock.as_ref()))
                 }
-                _ => 0,
+                _ => crate::verify::VerifyResult::default(),
             };
             Some(ClientCert {
                 info,
                 der: leaf.to_vec(),
-                verify,
+                verify: result.verify,
+                crt_err: result.crt_err,
+                ca_err: result.ca_err,
+                ca_err_depth: result.ca_err_depth,
                 chain_der: chain
                     .iter()
                     .skip(1)

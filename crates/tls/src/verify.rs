@@ -136,6 +136,18 @@ pub fn reported_codes(code: u32, crl: bool) -> Vec<u32> {
     }
 }
 
+/// The outcome of verifying a client chain the handshake accepted (all 0: no error).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifyResult {
+    /// `ssl_c_verify`.
+    pub verify: u32,
+    /// `ssl_c_err`: the first error about the client's own certificate.
+    pub crt_err: u32,
+    /// `ssl_c_ca_err` and `ssl_c_ca_err_depth`: the first error above it.
+    pub ca_err: u32,
+    pub ca_err_depth: u32,
+}
+
 /// Wraps webpki's verifier to honour the ignore lists.
 #[derive(Debug)]
 pub struct HaproxyClientVerifier {
@@ -164,17 +176,36 @@ impl HaproxyClientVerifier {
 impl HaproxyClientVerifier {
     /// `ssl_c_verify` for a chain the handshake accepted: 0 unless an ignored error was hit.
     pub fn verify_code(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> u32 {
+        self.verify_result(chain, now).verify
+    }
+
+    /// What the handshake's verification reported for a chain it accepted: `ssl_c_verify`
+    /// (the last code), and the first error about the leaf (`ssl_c_err`) or above it
+    /// (`ssl_c_ca_err`, at `ssl_c_ca_err_depth`), as OpenSSL's callback gives them to haproxy.
+    /// A missing issuer above the leaf is at the depth of the last certificate sent.
+    pub fn verify_result(&self, chain: &[CertificateDer<'_>], now: UnixTime) -> VerifyResult {
         let Some((leaf, rest)) = chain.split_first() else {
-            return code::OK;
+            return VerifyResult::default();
         };
-        match self.inner.verify_client_cert(leaf, rest, now) {
-            Ok(_) => code::OK,
-            Err(e) => {
-                let code = classify(&e, leaf, rest).0;
-                reported_codes(code, self.crl)
-                    .last()
-                    .copied()
-                    .unwrap_or(code)
+        let Err(e) = self.inner.verify_client_cert(leaf, rest, now) else {
+            return VerifyResult::default();
+        };
+        let (code, at_leaf) = classify(&e, leaf, rest);
+        let codes = reported_codes(code, self.crl);
+        let first = codes.first().copied().unwrap_or(code);
+        let verify = codes.last().copied().unwrap_or(code);
+        if at_leaf {
+            VerifyResult {
+                verify,
+                crt_err: first,
+                ..VerifyResult::default()
+            }
+        } else {
+            VerifyResult {
+                verify,
+                ca_err: first,
+                ca_err_depth: u32::try_from(rest.len().max(1)).unwrap_or(u32::MAX),
+                ..VerifyResult::default()
             }
         }
     }
