@@ -428,7 +428,14 @@ fn smtp_reply(steps: &mut Vec<Step>, sep: &str, step: u32, last: bool) -> Result
         on_error: Some(payload(0, false)),
         ..Reporting::default()
     };
-    let ok = format!("^2[0-9]{{2}}[{sep}\r]");
+    // A reply to HELO/EHLO or QUIT may span lines (`250-...` continuations): haproxy 2.6
+    // wants every line 2xx and a last `2xx ` one, waiting for more until then (a `550` last
+    // line leaves the check waiting for its timeout, recorded in `tests/health_protocols.rs`).
+    let ok = if sep == " " {
+        format!("^2[0-9]{{2}}[{sep}\r]")
+    } else {
+        "^(2[0-9]{2}-[^\r]*\r\n)*2[0-9]{2}[ \r]".to_string()
+    };
     let mut good = ExpectRule::new(Matcher::RString(re(&ok)?), &ok);
     // haproxy 2.6 checks the greeting's code at once (`min-recv 4`) but waits on a non-2xx
     // reply to HELO/EHLO or QUIT until the server closes or the check times out (recorded

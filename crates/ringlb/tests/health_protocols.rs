@@ -428,6 +428,90 @@ fn mysql_redis_and_smtp_checks_against_protocol_servers_match_haproxy() {
     );
 }
 
+fn smtp_ehlo_denied(line: &str) -> Option<&'static str> {
+    if line.to_ascii_uppercase().starts_with("EHLO") {
+        Some("250-mx.example.com\r\n550 5.7.1 denied\r\n")
+    } else {
+        smtp(line)
+    }
+}
+
+/// Multi-line SMTP replies (`220-...`/`250-...` continuation lines, then `2xx ...`): haproxy
+/// 2.6 reads the greeting as one line (`220-` is an invalid greeting: `L7RSP`), but wants
+/// every line of the HELO/EHLO reply, waiting for its last one, all 2xx (a `550` last line
+/// leaves it waiting until `timeout check`).
+#[test]
+fn smtp_multi_line_replies_match_haproxy() {
+    let mut fakes: BTreeMap<String, Fake> = BTreeMap::new();
+    let mut add = |name: &str, f: Fake| {
+        fakes.insert(name.to_string(), f);
+    };
+    add(
+        "greeting_multi",
+        Fake::lines(
+            "220-mx.example.com ESMTP\r\n220-second line\r\n220 ready\r\n",
+            smtp,
+        ),
+    );
+    add(
+        "greeting_5xx",
+        Fake::lines("220-mx.example.com ESMTP\r\n554 5.7.1 go away\r\n", smtp),
+    );
+    add(
+        "ehlo_multi",
+        Fake::lines("220 mx.example.com ESMTP\r\n", smtp),
+    );
+    // The EHLO reply's lines 150 ms apart: QUIT must wait for the last one.
+    add(
+        "ehlo_multi_paced",
+        Fake::lines_paced(
+            "220 mx.example.com ESMTP\r\n",
+            smtp,
+            Duration::from_millis(150),
+        ),
+    );
+    add(
+        "ehlo_5xx_last",
+        Fake::lines("220 mx.example.com ESMTP\r\n", smtp_ehlo_denied),
+    );
+    let f = |n: &str| fakes[n].addr;
+    let ehlo = "option smtpchk EHLO checker.example.com";
+    let backends = vec![
+        backend("greeting_multi", ehlo, f("greeting_multi"), false),
+        backend("greeting_5xx", ehlo, f("greeting_5xx"), false),
+        backend("ehlo_multi", ehlo, f("ehlo_multi"), true),
+        backend(
+            "ehlo_multi_paced",
+            &format!("{ehlo}\n    timeout check 2s"),
+            f("ehlo_multi_paced"),
+            true,
+        ),
+        backend(
+            "ehlo_5xx_last",
+            &format!("{ehlo}\n    timeout check 300ms"),
+            f("ehlo_5xx_last"),
+            false,
+        ),
+    ];
+    let got = Diff {
+        name: "hc-smtp-ml",
+        head: &head,
+        backends: &backends,
+        fakes: &fakes,
+        mask: show,
+        min_checks: 2,
+    }
+    .compare();
+    let stat = |b: &str| got.stat[&format!("{b}/s1")].clone();
+    // STAT_COLUMNS: status, weight, slim, chkdown, check_status, check_code, last_chk, ...
+    assert_eq!(stat("greeting_multi")[4], "L7RSP");
+    assert_eq!(stat("greeting_multi")[6], "220-mx.example.com ESMTP");
+    assert_eq!(stat("greeting_5xx")[4], "L7RSP");
+    assert_eq!(stat("ehlo_multi")[4..7], ["L7OK", "221", "bye"]);
+    assert_eq!(stat("ehlo_multi_paced")[4..7], ["L7OK", "221", "bye"]);
+    assert_eq!(stat("ehlo_5xx_last")[4], "L7TOUT");
+}
+
 /// `show`, with the Unix time a TLS hello carries at bytes 11..15 (`ssl-hello-chk`) masked.
 fn mask_hello_time(b: &[u8]) -> String {
     let mut v = b.to_vec();

@@ -610,9 +610,11 @@ fn server_row(
             } else {
                 format!("{}: {}", esc(&chk.desc), esc(&chk.info))
             };
+            // haproxy prints its `check_status` field: `* ` first while a check runs.
+            let busy = if chk.in_progress { "* " } else { "" };
             let _ = write!(
                 out,
-                "<td class=ac><u> {}{code}{dur}<div class=tips>{info}</div></u></td>",
+                "<td class=ac><u> {busy}{}{code}{dur}<div class=tips>{info}</div></u></td>",
                 esc(&chk.status)
             );
         }

@@ -546,3 +546,24 @@ fn route_follows_haproxys_flow() {
         .headers
         .contains(&("location".into(), "/admin;st=DENY".into())));
 }
+
+/// haproxy 2.6 prints the `check_status` field on the page: `* ` before the last status while
+/// a check runs, its code reset to 0 (seen on haproxy 2.6 with a server answering slowly).
+#[test]
+fn check_in_progress_is_starred_on_the_page() {
+    let mut snap = recorded_snapshot();
+    let app = snap.proxies.iter_mut().find(|p| p.name == "app").unwrap();
+    let chk = app.servers[0].check.as_mut().unwrap();
+    chk.in_progress = true;
+    chk.code = Some(0);
+    chk.duration_ms = Some(1504);
+    let ans = serve(&snap, &PageConfig::default(), &PageRequest::default());
+    assert!(
+        ans.body
+            .contains("<u> * L7OK/0 in 1504ms<div class=tips>Layer7 check passed</div>"),
+        "{}",
+        ans.body
+    );
+    // The other servers' checks are not running.
+    assert!(ans.body.contains("<u> L7OK/200 in 0ms<div class=tips>"));
+}

@@ -75,7 +75,7 @@ pub struct ServerCheckStats {
     pub lastchg: Duration,
     /// `downtime`: total time DOWN, at the snapshot.
     pub downtime: Duration,
-    /// `check_status` (`L4OK`, `L7STS`, ...; empty before the first check).
+    /// `check_status` (`L4OK`, `L7STS`, ...; `INI` before the first result).
     pub check_status: String,
     /// `check_code`: HTTP status or protocol code of the last check.
     pub check_code: Option<u16>,
@@ -83,6 +83,9 @@ pub struct ServerCheckStats {
     pub check_duration: Option<u64>,
     /// `last_chk`: info text of the last check.
     pub last_chk: String,
+    /// A health check / agent check is running now: haproxy prints `* ` before its status.
+    pub check_in_progress: bool,
+    pub agent_in_progress: bool,
     /// `agent_status` / `agent_code` / `last_agt`.
     pub agent_status: String,
     pub agent_code: Option<u16>,
@@ -122,6 +125,9 @@ struct Srv {
     /// in flight are ignored, the state stays as it was (haproxy 2.6).
     check_off: bool,
     agent_off: bool,
+    /// A health check / agent check of this server is running now.
+    check_busy: bool,
+    agent_busy: bool,
     /// Time of the last state change seen on the stats page and total DOWN time, for servers
     /// whose state comes from the agent or admin changes as well.
     last_change: Duration,
@@ -161,6 +167,8 @@ impl Srv {
             agent_last: None,
             check_off: false,
             agent_off: false,
+            check_busy: false,
+            agent_busy: false,
             last_change: Duration::ZERO,
             removed: false,
             spec: s,
@@ -827,6 +835,23 @@ impl Board {
         }
     }
 
+    /// Marks the health check (`agent`: the agent check) of (b, s) as running or not.
+    pub fn set_in_progress(&mut self, b: usize, s: usize, agent: bool, busy: bool) {
+        if let Some(x) = self.srv_mut(b, s) {
+            if agent {
+                x.agent_busy = busy;
+            } else {
+                x.check_busy = busy;
+            }
+        }
+    }
+
+    /// Whether the health check (`agent`: the agent check) of (b, s) is running now.
+    pub fn in_progress(&self, b: usize, s: usize, agent: bool) -> bool {
+        self.srv(b, s)
+            .is_some_and(|x| if agent { x.agent_busy } else { x.check_busy })
+    }
+
     /// False after `disable health|agent` (the check task skips its turns).
     pub fn check_enabled(&self, b: usize, s: usize, agent: bool) -> bool {
         self.srv(b, s)
@@ -960,12 +985,33 @@ fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
             st.check_code = r.status.shows_code().then(|| r.code.unwrap_or(0));
             st.check_duration = r.duration_ms;
             st.last_chk = r.info.clone().unwrap_or_default();
+        } else {
+            // haproxy 2.6 shows `INI` (`Initializing`) until the first result.
+            st.check_status = "INI".to_string();
+        }
+        if srv.check_busy {
+            // haproxy 2.6 during a check: `* <last status>` (`* INI` before the first
+            // result), code back to 0, no info, the last duration kept.
+            st.check_in_progress = true;
+            if st.check_status.is_empty() {
+                st.check_status = "INI".to_string();
+            }
+            st.check_code = st.check_code.map(|_| 0);
+            st.last_chk.clear();
         }
     }
     if let Some(r) = &srv.agent_last {
         st.agent_status = r.status.short_name().to_string();
         st.agent_code = r.status.shows_code().then(|| r.code.unwrap_or(0));
         st.last_agt = r.info.clone().unwrap_or_default();
+    }
+    if srv.agent.is_some() && srv.agent_busy {
+        st.agent_in_progress = true;
+        if st.agent_status.is_empty() {
+            st.agent_status = "INI".to_string();
+        }
+        st.agent_code = st.agent_code.map(|_| 0);
+        st.last_agt.clear();
     }
     st.lastchg = now.saturating_sub(last_change);
     st.status = match srv.admin {
@@ -981,6 +1027,7 @@ fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
     let paused = srv.admin == AdminState::Maint;
     if srv.check_off || paused {
         st.check_health = None;
+        st.check_in_progress = false;
         st.check_status.clear();
         st.check_code = None;
         st.check_duration = None;
@@ -989,6 +1036,7 @@ fn stats_of(backend: &str, srv: &Srv, now: Duration) -> ServerCheckStats {
     // Maintenance does not pause the agent (its `ready` ends it).
     if srv.agent_off {
         st.agent_health = None;
+        st.agent_in_progress = false;
         st.agent_status.clear();
         st.agent_code = None;
         st.last_agt.clear();

@@ -656,6 +656,15 @@ impl Driver {
         }
     }
 
+    /// Marks a check of (b, s) as running (`* ` on the stats page) and publishes it.
+    fn running(&self, b: usize, s: usize, agent: bool, busy: bool) {
+        let mut board = self.board.borrow_mut();
+        board.set_in_progress(b, s, agent, busy);
+        if let Some((i, st)) = board.server_stats(b, s, self.now()) {
+            self.stats.store_one(i, st);
+        }
+    }
+
     /// As [`Driver::apply`], but the messages are returned instead of sent.
     fn apply_returning(&self, b: usize, s: usize, effects: Vec<Effect>) -> Vec<ControlMsg> {
         let mut msgs = Vec::new();
@@ -991,6 +1000,11 @@ impl ChecksHandle {
         self.0.board.borrow().user_weight(b, s)
     }
 
+    /// Whether a health check (`agent`: agent check) of (b, s) runs now (`CHK_ST_INPROGRESS`).
+    pub fn in_progress(&self, b: usize, s: usize, agent: bool) -> bool {
+        self.0.board.borrow().in_progress(b, s, agent)
+    }
+
     pub fn check_columns(&self, b: usize, s: usize, agent: bool) -> Option<(u8, u8, u32)> {
         let board = self.0.board.borrow();
         let st = if agent {
@@ -1184,22 +1198,20 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                         )
                     })
                     .flatten();
+                d.running(job.backend, job.server, false, true);
                 let r = exec::run_health(&job.script, &target, unix, state.as_deref()).await;
                 let now = d.now();
-                let e = d
-                    .board
-                    .borrow_mut()
-                    .record_check(job.backend, job.server, &r, now);
-                e
+                let mut board = d.board.borrow_mut();
+                board.set_in_progress(job.backend, job.server, false, false);
+                board.record_check(job.backend, job.server, &r, now)
             }
             JobKind::Agent => {
+                d.running(job.backend, job.server, true, true);
                 let r = exec::run_agent(&job.script, &target).await;
                 let now = d.now();
-                let e = d
-                    .board
-                    .borrow_mut()
-                    .record_agent(job.backend, job.server, r, now);
-                e
+                let mut board = d.board.borrow_mut();
+                board.set_in_progress(job.backend, job.server, true, false);
+                board.record_agent(job.backend, job.server, r, now)
             }
         };
         if d.generation.get() != generation {
@@ -1265,7 +1277,8 @@ impl StatsStore {
                          status: &str,
                          code: Option<u16>,
                          dur: Option<u64>,
-                         info: &str| {
+                         info: &str,
+                         in_progress: bool| {
                 h.map(|(rise, fall, health)| ringlb_stats::CheckStats {
                     status: status.to_string(),
                     // `check_desc`/`agent_desc`: the status's long form, as haproxy prints.
@@ -1278,7 +1291,7 @@ impl StatsStore {
                     rise,
                     fall,
                     health,
-                    ..ringlb_stats::CheckStats::default()
+                    in_progress,
                 })
             };
             *slot = ringlb_shard::ServerHealth {
@@ -1288,6 +1301,7 @@ impl StatsStore {
                     st.check_code,
                     st.check_duration,
                     &st.last_chk,
+                    st.check_in_progress,
                 ),
                 agent: check(
                     st.agent_health,
@@ -1295,6 +1309,7 @@ impl StatsStore {
                     st.agent_code,
                     None,
                     &st.last_agt,
+                    st.agent_in_progress,
                 ),
                 maxconn: Some(st.maxconn),
                 failed_checks: st.chkfail,

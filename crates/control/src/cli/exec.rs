@@ -727,6 +727,23 @@ fn refresh(ctx: &Ctx) {
                     }
                 }
             }
+            // `CHK_ST_INPROGRESS` while a check runs (the rows persist: set or cleared at
+            // each look; none runs in maintenance).
+            for (agent, c) in [(false, &mut row.check), (true, &mut row.agent)] {
+                use ringlb_runtime::servers::chk;
+                let busy = known
+                    && row.admin & admin::MAINT == 0
+                    && c.state & chk::ENABLED != 0
+                    && ctx
+                        .checks
+                        .as_ref()
+                        .is_some_and(|h| h.in_progress(bi, si, agent));
+                if busy {
+                    c.state |= chk::INPROGRESS;
+                } else {
+                    c.state &= !chk::INPROGRESS;
+                }
+            }
             // Agent replies change the user weight on the board, not through this table.
             if let Some(w) = ctx
                 .checks

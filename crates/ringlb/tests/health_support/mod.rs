@@ -118,8 +118,32 @@ impl Fake {
     /// A line-based server: `banner`, then `answer(line)` for each CRLF line received (no
     /// answer: hang up); records what the peer sent.
     pub fn lines(banner: &'static str, answer: fn(&str) -> Option<&'static str>) -> Fake {
+        Fake::lines_paced(banner, answer, Duration::ZERO)
+    }
+
+    /// As [`Fake::lines`], but a multi-line answer is written one line at a time, `gap`
+    /// apart (a reply that reaches the checker in pieces).
+    pub fn lines_paced(
+        banner: &'static str,
+        answer: fn(&str) -> Option<&'static str>,
+        gap: Duration,
+    ) -> Fake {
+        let write = move |c: &mut TcpStream, a: &str| {
+            if gap.is_zero() {
+                return c.write_all(a.as_bytes()).is_ok();
+            }
+            for (i, l) in a.split_inclusive('\n').enumerate() {
+                if i > 0 {
+                    std::thread::sleep(gap);
+                }
+                if c.write_all(l.as_bytes()).is_err() {
+                    return false;
+                }
+            }
+            true
+        };
         Fake::start(move |mut c, seen| {
-            let _ = c.write_all(banner.as_bytes());
+            let _ = write(&mut c, banner);
             let mut got = Vec::new();
             let mut b = [0u8; 1];
             while let Ok(1) = c.read(&mut b) {
@@ -133,7 +157,7 @@ impl Fake {
                         .trim_end()
                         .to_string();
                     match answer(&line) {
-                        Some(a) if c.write_all(a.as_bytes()).is_ok() => {}
+                        Some(a) if write(&mut c, a) => {}
                         _ => break,
                     }
                 }
