@@ -412,8 +412,19 @@ fn servers_follow_their_dns_record_as_in_haproxy() {
         "[WARNING] Server be/s1 is going DOWN for maintenance (DNS NX status). 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue.",
         "[ALERT] backend 'be' has no server available!",
     ];
+    // The number of sessions still open when the server goes down depends on the client's
+    // last connection closing first (haproxy has said 1 under load): not compared.
+    let active = |l: &str| match l.find(" sessions active") {
+        Some(i) => {
+            let start = l[..i].rfind(' ').map_or(0, |j| j + 1);
+            format!("{}N{}", &l[..start], &l[i..])
+        }
+        None => l.to_owned(),
+    };
     for p in &proxies {
-        assert_eq!(p.log_lines("be/s1"), want, "{}", p.name);
+        let got: Vec<String> = p.log_lines("be/s1").iter().map(|l| active(l)).collect();
+        let want: Vec<String> = want.iter().map(|l| active(l)).collect();
+        assert_eq!(got, want, "{}", p.name);
     }
     if let [r, h] = &proxies[..] {
         assert_eq!(mask_numbers(&shows[0]), mask_numbers(&shows[1]));
