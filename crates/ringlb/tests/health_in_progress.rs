@@ -66,33 +66,16 @@ fn run(proxy: Proxy, ok: SocketAddr, bad: SocketAddr) -> Seen {
         })
     };
     while !done(&seen) && Instant::now() < deadline {
-        let out = p.cli("show stat");
-        let mut lines = out.lines();
-        let head: Vec<&str> = lines
-            .next()
-            .unwrap_or("")
-            .trim_start_matches("# ")
-            .split(',')
-            .collect();
-        let col = |c: &str| head.iter().position(|h| *h == c).unwrap();
-        for l in lines {
-            let f: Vec<&str> = l.split(',').collect();
-            if f.get(1) != Some(&"s1") {
+        let dur = COLUMNS.iter().position(|c| *c == "check_duration");
+        for (server, mut vals) in p.stat_once(COLUMNS) {
+            if !server.ends_with("/s1") {
                 continue;
             }
-            let row: Vec<String> = COLUMNS
-                .iter()
-                .map(|c| {
-                    let v = f[col(c)];
-                    if *c == "check_duration" && !v.is_empty() {
-                        "D".to_string()
-                    } else {
-                        v.to_string()
-                    }
-                })
-                .collect();
-            let row = row.join("|");
-            let e = seen.entry(format!("{}/s1", f[0])).or_default();
+            if let Some(v) = dur.and_then(|i| vals.get_mut(i)).filter(|v| !v.is_empty()) {
+                *v = "D".to_string();
+            }
+            let row = vals.join("|");
+            let e = seen.entry(server).or_default();
             // Only from the first check on (before it, both show `INI`).
             if (e.0.is_empty() && !row.starts_with("* ")) || e.0.last() == Some(&row) {
                 continue;

@@ -737,9 +737,10 @@ impl<'a> Session<'a> {
                 redirectable: facts.redir_path.is_some(),
                 ..ConnectInfo::default()
             };
-            let waiting = Instant::now();
             let connecting = lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info, &from);
             let connected = if be.abortonclose {
+                // The future starts when polled below: its queue time counts from here.
+                let waiting = Instant::now();
                 // `option abortonclose`: a client that closes while its request waits for a
                 // slot or a connection takes the request with it.
                 let tcp = self.client.tcp();

@@ -395,10 +395,7 @@ pub fn response_rules(
         method,
         Method::Get | Method::Head | Method::Options | Method::Trace
     );
-    let blocked = |status: u16, headers: &mut dyn Iterator<Item = (&[u8], &[u8])>| {
-        let pairs: Vec<(&[u8], &[u8])> = headers.collect();
-        ringlb_cache::checkcache::blocks_cacheable_cookie(safe, status, pairs.iter().copied())
-    };
+    use ringlb_cache::checkcache::blocks_cacheable_cookie;
     let be_rules = be
         .rules
         .as_ref()
@@ -421,11 +418,11 @@ pub fn response_rules(
         && fe_after.is_none()
     {
         if be.checkcache {
-            let mut headers = resp
+            let headers = resp
                 .headers()
                 .iter()
                 .map(|h| (h.name.get(bytes), h.value.get(bytes)));
-            if blocked(resp.status(), &mut headers) {
+            if blocks_cacheable_cookie(safe, resp.status(), headers) {
                 return ResponseVerdict::Reply(checkcache_block(ctx, fe, be, server));
             }
         }
@@ -478,8 +475,8 @@ pub fn response_rules(
     }
     if be.checkcache {
         if let Some(m) = &txn.res {
-            let mut headers = m.headers.iter().map(|(n, v)| (&n[..], &v[..]));
-            if blocked(m.status, &mut headers) {
+            let headers = m.headers.iter().map(|(n, v)| (&n[..], &v[..]));
+            if blocks_cacheable_cookie(safe, m.status, headers) {
                 return ResponseVerdict::Reply(checkcache_block(ctx, fe, be, server));
             }
         }

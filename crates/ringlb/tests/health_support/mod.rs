@@ -398,7 +398,9 @@ impl Running {
         self.stat_once(columns)
     }
 
-    fn stat_once(&self, columns: &[&str]) -> BTreeMap<String, Vec<String>> {
+    /// `show stat` as `backend/server` → the named columns, as it is now (a check in
+    /// progress included).
+    pub fn stat_once(&self, columns: &[&str]) -> BTreeMap<String, Vec<String>> {
         let out = self.cli("show stat");
         let mut lines = out.lines();
         let head: Vec<&str> = lines
