@@ -415,7 +415,8 @@ struct Txn {
     /// An RFC 8441 WebSocket stream: the `Sec-WebSocket-Accept` the server's 101 must carry.
     ws_accept: Option<String>,
     /// The TLS connection to the server, kept for a log format that reads it (`ssl_bc_*`).
-    server_tls: Option<ringlb_tls::ServerTlsFacts>,
+    /// Boxed: kept by every stream or connection future, asked for by few configs.
+    server_tls: Option<Box<ringlb_tls::ServerTlsFacts>>,
 }
 
 impl Txn {
@@ -1330,7 +1331,7 @@ async fn relay_response(
     let log_tls = matches!(&fe.log_line,
         crate::topology::LogLine::Format(lf) if lf.uses_server_tls());
     let server_tls = if c.be.rules.is_some() || fe.rules.is_some() || log_tls {
-        server.stream.tls_facts()
+        server.stream.tls_facts().map(Box::new)
     } else {
         None
     };
@@ -1343,7 +1344,7 @@ async fn relay_response(
         resp,
         &bytes,
         ConnFacts {
-            server_tls: server_tls.as_ref(),
+            server_tls: server_tls.as_deref(),
             ..conn.stream_facts(&txn.fx)
         },
         None,
@@ -2075,7 +2076,7 @@ fn finish(conn: &Conn, t: Txn) {
                 src: conn.facts().src,
                 dst: conn.facts().dst,
                 tls: conn.tls.as_ref(),
-                server_tls: t.server_tls.as_ref(),
+                server_tls: t.server_tls.as_deref(),
                 method: req.0.as_bytes(),
                 uri: req.1.as_bytes(),
                 version: b"HTTP/2.0",

@@ -1160,11 +1160,11 @@ impl<'a> Session<'a> {
         let log_tls = matches!(&self.fe.log_line,
             crate::topology::LogLine::Format(lf) if lf.uses_server_tls());
         let server_tls = if c.be.rules.is_some() || self.fe.rules.is_some() || log_tls {
-            server.stream.tls_facts()
+            server.stream.tls_facts().map(Box::new)
         } else {
             None
         };
-        let rewritten = match self.response_rules(&head, &c, lease.server, server_tls.as_ref()) {
+        let rewritten = match self.response_rules(&head, &c, lease.server, server_tls.as_deref()) {
             ResponseRules::Unchanged => None,
             ResponseRules::Rewritten(raw) => Some(raw),
             ResponseRules::Reply(reply) => {
@@ -2264,7 +2264,7 @@ impl<'a> Session<'a> {
             src,
             dst,
             tls: tls.as_ref(),
-            server_tls: sc.server_tls.as_ref(),
+            server_tls: sc.server_tls.as_deref(),
             log: Some(&facts),
             unique_id: None,
             stick: None,
@@ -2411,7 +2411,8 @@ pub struct Scratch {
     /// The request's `unique-id-format` value once the rules computed it (`%ID`).
     unique_id: Option<Vec<u8>>,
     /// The TLS connection to the server, kept for a log format that reads it (`ssl_bc_*`).
-    server_tls: Option<ringlb_tls::ServerTlsFacts>,
+    /// Boxed: kept by every stream or connection future, asked for by few configs.
+    server_tls: Option<Box<ringlb_tls::ServerTlsFacts>>,
 }
 
 /// What one transaction did, for the counters (and the logs): when each phase ended, where it
