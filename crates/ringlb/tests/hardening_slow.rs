@@ -1,7 +1,10 @@
 //! Slow clients with Debian's `slowhttptest` (slowloris, slow body, slow read), each bounded
-//! to about 12 s: a normal client is served every 250 ms meanwhile (each in under 2 s), the
-//! slow connections are closed within the configured timeout + 1 s (measured on a slow
-//! connection of our own), and no descriptor is left behind.
+//! to about 12 s. Asserted: a normal client asking every 250 ms meanwhile gets every answer
+//! (200), a slow connection of our own is closed by the proxy (we watch it for several times
+//! the configured timeout), and no descriptor is left behind. Timings are figures, printed for
+//! docs/reliability.md, not asserted: the normal client's worst and median latency and longest
+//! wait between two answers, and how long after its last byte our slow connection was closed
+//! (HAProxy's timeout + up to 1 s on a quiet machine).
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -72,7 +75,11 @@ fn start() -> Proxy {
 
 /// Runs slowhttptest with `mode_args` for `secs` while a normal client asks every 250 ms and
 /// `own_slow` measures how long the proxy keeps one slow connection; returns a summary line.
-fn attack(name: &str, mode_args: &[&str], own_slow: fn(SocketAddr) -> Duration) -> String {
+fn attack(
+    name: &str,
+    mode_args: &[&str],
+    own_slow: fn(SocketAddr) -> Option<Duration>,
+) -> String {
     if !slowhttptest_available() {
         eprintln!("SKIP: slowhttptest not installed");
         return String::new();
@@ -98,18 +105,22 @@ fn attack(name: &str, mode_args: &[&str], own_slow: fn(SocketAddr) -> Duration) 
     let front = p.front;
     let st = stop.clone();
     let prober = std::thread::spawn(move || {
-        let started = Instant::now();
-        let (mut ok, mut bad, mut worst) = (0u32, 0u32, Duration::ZERO);
+        let (mut bad, mut latencies, mut gap) = (0u32, Vec::new(), Duration::ZERO);
+        let mut last_answer = Instant::now();
         while !st.load(Ordering::Relaxed) {
             let t0 = Instant::now();
             match http_get(front, "/", &[]) {
-                Ok(r) if r.status == 200 => ok += 1,
+                Ok(r) if r.status == 200 => {
+                    latencies.push(t0.elapsed());
+                    gap = gap.max(last_answer.elapsed());
+                    last_answer = Instant::now();
+                }
                 _ => bad += 1,
             }
-            worst = worst.max(t0.elapsed());
             std::thread::sleep(Duration::from_millis(250));
         }
-        (ok, bad, worst, started.elapsed())
+        latencies.sort_unstable();
+        (latencies, bad, gap)
     });
     let own_front = p.own_front;
     let slow_thread = std::thread::spawn(move || {
@@ -119,7 +130,10 @@ fn attack(name: &str, mode_args: &[&str], own_slow: fn(SocketAddr) -> Duration) 
     let out = run_bounded(&mut cmd, Duration::from_secs(25));
     let held = slow_thread.join().unwrap();
     stop.store(true, Ordering::Relaxed);
-    let (ok, bad, worst, ran) = prober.join().unwrap();
+    let (latencies, bad, gap) = prober.join().unwrap();
+    let ok = latencies.len();
+    let worst = latencies.last().copied().unwrap_or_default();
+    let median = latencies.get(ok / 2).copied().unwrap_or_default();
     let out = out.unwrap();
     // Per-second CSV: seconds,closed,pending,connected,service available.
     let csv = std::fs::read_to_string(stats_dir.join("stats.csv")).unwrap_or_else(|_| {
@@ -140,57 +154,55 @@ fn attack(name: &str, mode_args: &[&str], own_slow: fn(SocketAddr) -> Duration) 
         peak >= 50,
         "{name}: slowhttptest never held connections:\n{csv}"
     );
+    // Every normal request answered, and some asked at all while the attack ran.
     assert_eq!(bad, 0, "{name}: normal client failed {bad} times ({ok} ok)");
-    // At least one normal request served per second of the attack.
-    assert!(
-        u64::from(ok) >= ran.as_secs(),
-        "{name}: only {ok} normal requests in {ran:?}"
-    );
-    // Under 1 s on an idle machine (measured: < 300 ms); 2 s leaves room for a shared CI box.
-    assert!(
-        worst < Duration::from_secs(2),
-        "{name}: a normal request took {worst:?}"
-    );
-    assert!(
-        held <= TIMEOUT + Duration::from_secs(1) + SNDBUF_FILL,
-        "{name}: our slow connection was kept {held:?} (timeout {TIMEOUT:?})"
-    );
+    assert!(ok > 0, "{name}: no normal request answered");
+    let Some(held) = held else {
+        panic!("{name}: our slow connection was still open {WATCH:?} after its last byte (timeout {TIMEOUT:?})");
+    };
     let settled = wait_until(Duration::from_secs(5), || fd_count(pid) <= fds_before);
     let fds_after = fd_count(pid);
     assert!(settled, "{name}: fds {fds_before} -> {fds_after}");
     let line = format!(
-        "{name}: slowhttptest peak {peak} slow connections, {closed} closed by the proxy in {secs} s; normal client {ok}/{} ok, \
-         worst {worst:?}; own slow connection closed after {held:?}; fds {fds_before} -> {fds_after}",
-        ok + bad
+        "{name}: slowhttptest peak {peak} slow connections, {closed} closed by the proxy in {secs} s; \
+         normal client {ok}/{} ok, median {median:?}, worst {worst:?}, longest wait between answers {gap:?}; \
+         own slow connection seen closed {held:?} after its last byte (timeout {TIMEOUT:?}); fds {fds_before} -> {fds_after}",
+        ok + bad as usize
     );
     println!("slow {line}");
     line
 }
 
-/// Reads until EOF/RST (or `limit`); returns when it ended, from `t0`.
-fn wait_closed(s: &mut TcpStream, t0: Instant, limit: Duration) -> Duration {
+/// How long we watch our own slow connection for the proxy's close: over four times `TIMEOUT`,
+/// so that "still open" means the proxy never closed it, however loaded the machine.
+const WATCH: Duration = Duration::from_secs(13);
+
+/// Reads until EOF/RST; when it ended, from `t0`, or `None` if still open `WATCH` after `t0`.
+fn wait_closed(s: &mut TcpStream, t0: Instant) -> Option<Duration> {
     let mut buf = [0u8; 65536];
-    while t0.elapsed() < limit {
+    while t0.elapsed() < WATCH {
         s.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         match s.read(&mut buf) {
-            Ok(0) => return t0.elapsed(),
+            Ok(0) => return Some(t0.elapsed()),
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return t0.elapsed(),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
+                return Some(t0.elapsed())
+            }
             Err(_) => {}
         }
     }
-    t0.elapsed()
+    None
 }
 
 /// Slowloris of our own: a header line every 500 ms; `timeout http-request` counts from the
 /// first byte.
-fn own_slow_headers(front: SocketAddr) -> Duration {
+fn own_slow_headers(front: SocketAddr) -> Option<Duration> {
     let mut s = TcpStream::connect(front).unwrap();
     let t0 = Instant::now();
     s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
     let mut i = 0;
-    while t0.elapsed() < Duration::from_secs(8) {
+    while t0.elapsed() < WATCH {
         if s.write_all(format!("X-{i}: y\r\n").as_bytes()).is_err() {
             break;
         }
@@ -204,12 +216,12 @@ fn own_slow_headers(front: SocketAddr) -> Duration {
             Err(_) => {}
         }
     }
-    wait_closed(&mut s, t0, Duration::from_secs(8))
+    wait_closed(&mut s, t0)
 }
 
 /// A body byte every 500 ms: `timeout client` is an inactivity timeout, so the request is
 /// alive as long as bytes come; we then stop and measure the close from the last byte.
-fn own_slow_body(front: SocketAddr) -> Duration {
+fn own_slow_body(front: SocketAddr) -> Option<Duration> {
     let mut s = TcpStream::connect(front).unwrap();
     s.write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n")
         .unwrap();
@@ -218,15 +230,15 @@ fn own_slow_body(front: SocketAddr) -> Duration {
         s.write_all(b"a").unwrap();
     }
     let t0 = Instant::now();
-    wait_closed(&mut s, t0, Duration::from_secs(8))
+    wait_closed(&mut s, t0)
 }
 
 /// Never reads a 100 MB response: once the socket buffers are full, `timeout client` ends it.
 /// The stall starts when our unread byte count stops growing (FIONREAD); draining starts
 /// `TIMEOUT` + 0.9 s after the last growth and must reach the end of a stream the proxy
-/// already closed (a live one keeps streaming). Returns that bound when it holds, 99 s
-/// otherwise.
-fn own_slow_read(front: SocketAddr) -> Duration {
+/// already closed (a live one keeps streaming). Returns that bound when it holds (the close
+/// came at most that long after the last growth), `None` when the proxy never closed.
+fn own_slow_read(front: SocketAddr) -> Option<Duration> {
     let mut s = TcpStream::connect(front).unwrap();
     s.write_all(b"GET /size/100000000 HTTP/1.1\r\nHost: x\r\n\r\n")
         .unwrap();
@@ -242,7 +254,8 @@ fn own_slow_read(front: SocketAddr) -> Duration {
             (last, stable_since) = (n, Instant::now());
         }
         if t0.elapsed() > Duration::from_secs(20) {
-            return Duration::from_secs(99);
+            eprintln!("slow read: the unread count never stopped growing");
+            return None;
         }
     }
     let mut total = 0usize;
@@ -256,15 +269,15 @@ fn own_slow_read(front: SocketAddr) -> Duration {
             Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
             Err(e) => {
                 eprintln!("slow read: no end after {total} bytes ({e}), stalled at {last} unread");
-                return Duration::from_secs(99);
+                return None;
             }
         }
         if total > 50_000_000 {
             eprintln!("slow read: still streaming after {total} bytes");
-            return Duration::from_secs(99); // still streaming: never closed
+            return None; // still streaming: never closed
         }
     }
-    bound + SNDBUF_FILL
+    Some(bound + SNDBUF_FILL)
 }
 
 /// Slow read: our receive queue stops growing when it is full, but the proxy's own send buffer

@@ -17,8 +17,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use ringlb_testkit::{
-    free_addr, haproxy_available, haproxy_bin, parse_responses, wait_until, write_config,
-    write_file, ChildGuard, Ringlb, TempDir,
+    free_addr, haproxy_available, haproxy_bin, haproxy_required, parse_responses, wait_until,
+    write_config, write_file, ChildGuard, Haproxy, Ringlb, TempDir,
 };
 
 const SMUGGLED: &[u8] = b"GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n";
@@ -443,4 +443,83 @@ fn smuggling_corpus_through_three_strict_origins_never_desynchronises() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The corpus cases of issue #11's "stricter than HAProxy" list, by name prefix: where
+/// haproxy 2.6 is lenient and the RFCs say reject or repair, ringlb answers 400.
+const STRICTER: &[(&str, &str)] = &[
+    ("Transfer-Encoding in HTTP/1.0", "h10-te"),
+    ("invalid trailers", "chunk-trailer-"),
+    ("NUL/CTL in header values", "ctl-"),
+    ("NUL in a header value", "clte-nul-value"),
+    ("invalid Host values", "host-"),
+    ("backslash in the path", "target-backslash"),
+    ("`GET *` outside OPTIONS", "target-star-get"),
+];
+
+/// The same corpus through haproxy 2.6 as the proxy (in front of the haproxy origin), side by
+/// side with ringlb: every case ringlb forwards or rejects is printed with haproxy's answer.
+/// Asserted: every case of the "stricter" list that ringlb's corpus expects rejected is
+/// rejected by ringlb (400) whatever haproxy does, and no case rejected by haproxy is
+/// forwarded by ringlb. The cases where haproxy forwards and ringlb rejects are printed for
+/// docs/reliability.md.
+#[test]
+fn stricter_than_haproxy_where_haproxy_is_lenient() {
+    if !haproxy_required() {
+        return;
+    }
+    let cases = load_cases();
+    let dir = TempDir::new("smuggling-vs-haproxy");
+    let origin = start_haproxy_origin(&dir);
+    let (rf, hf) = (free_addr(), free_addr());
+    let cfg = |front: SocketAddr| {
+        format!(
+            "global\n    nbthread 2\n\ndefaults\n    mode http\n    timeout connect 2s\n    \
+             timeout client 3s\n    timeout server 3s\n    timeout http-request 2s\n\n\
+             frontend fe\n    bind {front}\n    default_backend be\n\nbackend be\n    server o {}\n",
+            origin.addr
+        )
+    };
+    let _r = Ringlb::start(&write_file(&dir, "r.cfg", cfg(rf).as_bytes()), &[rf]);
+    let _h = Haproxy::start(&write_file(&dir, "h.cfg", cfg(hf).as_bytes()), &[hf]);
+    let ((_, ringlb), (_, haproxy)) = std::thread::scope(|sc| {
+        let r = sc.spawn(|| run_cases(rf, &cases, "ringlb"));
+        let h = sc.spawn(|| run_cases(hf, &cases, "haproxy-proxy"));
+        (r.join().unwrap(), h.join().unwrap())
+    });
+    let rejects = |s: u16| matches!(s, 400 | 422);
+    let mut failures = Vec::new();
+    let mut stricter = Vec::new();
+    for (i, c) in cases.iter().enumerate() {
+        let (r, h) = (ringlb[i], haproxy[i]);
+        if h == 200 && rejects(r) {
+            stricter.push(format!("{} ({r} vs haproxy {h})", c.name));
+        }
+        if rejects(h) && r == 200 {
+            failures.push(format!("{}: haproxy {h}, ringlb forwarded", c.name));
+        }
+        let listed = STRICTER.iter().any(|(_, p)| c.name.starts_with(p));
+        if listed && c.expect.starts_with("400") && r != 400 {
+            failures.push(format!("{}: ringlb {r}, want 400", c.name));
+        }
+    }
+    for (what, prefix) in STRICTER {
+        let of: Vec<&str> = cases
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.name.starts_with(prefix) && c.expect.starts_with("400"))
+            .map(|(i, _)| if haproxy[i] == 200 { "forwards" } else { "rejects" })
+            .collect();
+        let fwd = of.iter().filter(|v| **v == "forwards").count();
+        println!(
+            "stricter: {what}: {} cases rejected by ringlb; haproxy 2.6 forwards {fwd} of them",
+            of.len()
+        );
+    }
+    println!(
+        "stricter: {} cases haproxy 2.6 forwards and ringlb rejects: {}",
+        stricter.len(),
+        stricter.join(", ")
+    );
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

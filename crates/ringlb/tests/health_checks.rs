@@ -10,7 +10,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -577,9 +577,39 @@ fn share_of(front: SocketAddr, n: usize, name: &str) -> usize {
     count(front, n).iter().filter(|o| *o == name).count()
 }
 
+/// The runtime socket of the proxy bound to `front` (each run of a differential test has its
+/// own).
+fn admin_sock(dir: &TempDir, front: SocketAddr) -> PathBuf {
+    dir.join(&format!("admin-{}.sock", front.port()))
+}
+
+/// Waits until the proxy has no session open on any server (`scur` 0 in `show stat`). A DOWN
+/// line counts the sessions still open on the server ("N sessions active"), and the proxy
+/// closes a client's connection some time after the client read its answer: haproxy once said
+/// "1 sessions active" under load for a request answered just before. Triggering the change
+/// only once both proxies are idle keeps that count exact (0) in the comparison instead of
+/// masking it.
+fn wait_no_sessions(sock: &Path) {
+    let mut last = None;
+    let idle = wait_until(LOG_WAIT, || {
+        let rows = ringlb_testkit::server_stats(sock, &["scur"]);
+        let idle = rows
+            .as_ref()
+            .is_ok_and(|r| r.values().all(|v| v[0] == "0"));
+        last = Some(rows);
+        idle
+    });
+    assert!(idle, "sessions still open on a server: {last:?}");
+}
+
 /// Walks an agent through `50%`, `drain`, `ready 100%`, `down`, `up maxconn:10`, checking the
 /// traffic after each; returns the state-change lines.
-fn agent_scenario(p: &ChildGuard, front: SocketAddr, reply: &Mutex<String>) -> Vec<String> {
+fn agent_scenario(
+    p: &ChildGuard,
+    front: SocketAddr,
+    sock: &Path,
+    reply: &Mutex<String>,
+) -> Vec<String> {
     let set = |r: &str| *reply.lock().unwrap() = r.to_string();
     set("up\n");
     std::thread::sleep(Duration::from_millis(300));
@@ -601,6 +631,7 @@ fn agent_scenario(p: &ChildGuard, front: SocketAddr, reply: &Mutex<String>) -> V
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(share_of(front, 20, "s1"), 10, "back to full weight");
 
+    wait_no_sessions(sock);
     set("down # disk full\n");
     wait_log(p, "Server be/s1 is DOWN");
     assert_eq!(share_of(front, 10, "s1"), 0, "down");
@@ -620,7 +651,8 @@ fn agent_replies_change_weight_and_state() {
     let agent = fake_agent(reply.clone(), received.clone());
     let cfg = |front: SocketAddr| {
         format!(
-            "global\n    nbthread 1\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {} weight 10 agent-check agent-port {} agent-inter 100ms agent-send \"hello\\n\"\n    server s2 {} weight 10\n",
+            "global\n    nbthread 1\n    stats socket {} level admin\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend be\nbackend be\n    server s1 {} weight 10 agent-check agent-port {} agent-inter 100ms agent-send \"hello\\n\"\n    server s2 {} weight 10\n",
+            admin_sock(&dir, front).display(),
             s1.addr(),
             agent.addr.port(),
             s2.addr()
@@ -629,7 +661,7 @@ fn agent_replies_change_weight_and_state() {
     let front = free_addr();
     let got = {
         let p = start(&dir, "agent.cfg", &cfg(front), front);
-        agent_scenario(&p, front, &reply)
+        agent_scenario(&p, front, &admin_sock(&dir, front), &reply)
     };
     assert_eq!(
         received.lock().unwrap().as_slice(),
@@ -651,7 +683,7 @@ fn agent_replies_change_weight_and_state() {
         let path = dir.join("haproxy.cfg");
         std::fs::write(&path, cfg(hf)).unwrap();
         let h = Haproxy::start(&path, &[hf]);
-        let want = agent_scenario(&h, hf, &reply);
+        let want = agent_scenario(&h, hf, &admin_sock(&dir, hf), &reply);
         assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
         assert_eq!(
             received.lock().unwrap().as_slice(),
@@ -935,7 +967,8 @@ fn a_tracking_server_follows_the_tracked_one_as_haproxy() {
     let t2 = Origin::start("t2");
     let cfg = |front: SocketAddr| {
         format!(
-            "global\n    nbthread 2\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend b2\nbackend b1\n    option httpchk GET /health\n    server s1 {} check inter 100ms fall 1 rise 1\nbackend b2\n    server t1 {} track b1/s1\n    server t2 {}\n",
+            "global\n    nbthread 2\n    stats socket {} level admin\n{DEFAULTS}frontend fe\n    bind {front}\n    default_backend b2\nbackend b1\n    option httpchk GET /health\n    server s1 {} check inter 100ms fall 1 rise 1\nbackend b2\n    server t1 {} track b1/s1\n    server t2 {}\n",
+            admin_sock(&dir, front).display(),
             s1.addr(),
             t1.addr(),
             t2.addr()
@@ -945,6 +978,7 @@ fn a_tracking_server_follows_the_tracked_one_as_haproxy() {
         std::thread::sleep(Duration::from_millis(300));
         let both = count(front, 10);
         assert!(both.iter().any(|o| o == "t1"), "{both:?}");
+        wait_no_sessions(&admin_sock(&dir, front));
         std::fs::write(&flag, b"down").unwrap();
         wait_log(p, "Server b2/t1 is DOWN via b1/s1");
         let only_t2 = count(front, 10);

@@ -64,7 +64,7 @@ pub use process::{
     ChildGuard,
 };
 pub use ringlb::Ringlb;
-pub use runtime::{runtime_command, served_by};
+pub use runtime::{runtime_command, served_by, server_stats};
 pub use tempdir::{write_config, write_file, TempDir};
 pub use tools::{curl, run_bounded};
 pub use ws::{Frame, WsClient};

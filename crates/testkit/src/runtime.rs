@@ -33,3 +33,43 @@ pub fn served_by(front: SocketAddr, n: usize) -> io::Result<HashMap<String, usiz
     }
     Ok(counts)
 }
+
+/// `show stat` on the runtime socket at `sock`, servers only: `backend/server` → the values of
+/// `columns`, in that order. A column `show stat` does not have is an error.
+pub fn server_stats(
+    sock: &Path,
+    columns: &[&str],
+) -> io::Result<std::collections::BTreeMap<String, Vec<String>>> {
+    let out = runtime_command(sock, "show stat")?;
+    let mut lines = out.lines();
+    let head: Vec<&str> = lines
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let idx = columns
+        .iter()
+        .map(|c| {
+            head.iter()
+                .position(|h| h == c)
+                .ok_or_else(|| io::Error::other(format!("no column {c} in show stat: {out}")))
+        })
+        .collect::<io::Result<Vec<usize>>>()?;
+    let mut rows = std::collections::BTreeMap::new();
+    for l in lines {
+        let f: Vec<&str> = l.split(',').collect();
+        let (Some(px), Some(sv)) = (f.first(), f.get(1)) else {
+            continue;
+        };
+        if *sv == "FRONTEND" || *sv == "BACKEND" || px.is_empty() {
+            continue;
+        }
+        let vals = idx
+            .iter()
+            .map(|&i| f.get(i).unwrap_or(&"").to_string())
+            .collect();
+        rows.insert(format!("{px}/{sv}"), vals);
+    }
+    Ok(rows)
+}
