@@ -37,14 +37,19 @@ fn shards_caught_up(sock: &Path) {
 }
 
 /// How many of `n` requests on new connections (spread over both shards) origin `name`
-/// served. Each shard runs its own round robin over the same servers; with equal weights a
-/// shard alternates, so whatever share of the `n` each shard gets, it sends `name` half of
-/// them give or take one (one more where its share is odd or where it started on that
-/// server). Over two shards the count is `n / 2` within 2: no timing, no chance involved.
-fn equal_share(front: SocketAddr, n: usize, name: &str) -> (usize, bool) {
+/// served, and whether that is an even split. Each shard runs its own round robin over the
+/// same two servers of equal weight: it alternates, so whatever share of the `n` it gets, it
+/// sends `name` half of them within one. Just after a server comes up (added, or UP after a
+/// check) HAProxy's round robin (emulated in `ringlb-balance`) may first give it a catch-up run
+/// of picks: seen +7 over 40 requests in all. The split is asked over `n` = 200 with a
+/// tolerance of 20 (catch-up runs of up to 10 per shard): deterministic, no chance involved,
+/// and still far from the 50 a shard that missed the change would leave `name` (then only
+/// the other shard's half of its share).
+fn even_split(front: SocketAddr, name: &str) -> (usize, bool) {
+    let n = 200;
     let counts = ringlb_testkit::served_by(front, n).unwrap();
     let got = counts.get(name).copied().unwrap_or(0);
-    (got, got.abs_diff(n / 2) <= 2)
+    (got, got.abs_diff(n / 2) <= 20)
 }
 
 /// `show servers state` rows with the clock column masked.
@@ -117,8 +122,8 @@ fn added_server_takes_traffic_on_both_shards_and_leaves_cleanly() {
     let again = format!("add server be/s2 {} enabled", origins.get(1).addr());
     assert_eq!(cli(&sock, &again), "New server registered.\n\n");
     shards_caught_up(&sock);
-    let (s2, ok) = equal_share(front, 40, "s2");
-    assert!(ok, "s2 served {s2} of 40");
+    let (s2, ok) = even_split(front, "s2");
+    assert!(ok, "s2 served {s2} of 200");
     // Deleting a configured server (in maintenance) works too, as in haproxy 2.6.
     assert_eq!(cli(&sock, "disable server be/s1"), "\n");
     assert_eq!(cli(&sock, "del server be/s1"), "Server deleted.\n");
@@ -254,8 +259,9 @@ fn added_server_health_checks_follow_the_origin_and_stop_on_delete() {
     );
     assert_eq!(cli(&sock, "enable health be/d1"), "\n");
     shards_caught_up(&sock);
-    let (s2, ok) = equal_share(front, 40, "s2");
-    assert!(ok, "d1 (origin s2) served {s2} of 40\n{}", proxy.stderr());
+    let (s2, ok) = even_split(front, "s2");
+    eprintln!("d1 (origin s2) served {s2} of 200");
+    assert!(ok, "d1 (origin s2) served {s2} of 200\n{}", proxy.stderr());
 
     // The origin dies: the check marks d1 DOWN and neither shard sends it anything.
     origins.get_mut(1).stop();
@@ -299,8 +305,9 @@ fn added_server_health_checks_follow_the_origin_and_stop_on_delete() {
         proxy.stderr()
     );
     shards_caught_up(&sock);
-    let (s2, ok) = equal_share(front, 40, "s2");
-    assert!(ok, "d1 (origin s2) served {s2} of 40\n{}", proxy.stderr());
+    let (s2, ok) = even_split(front, "s2");
+    eprintln!("d1 (origin s2) served {s2} of 200");
+    assert!(ok, "d1 (origin s2) served {s2} of 200\n{}", proxy.stderr());
 
     // Deleted: its checks stop (no new line while the origin is down again).
     assert_eq!(cli(&sock, "disable server be/d1"), "\n");
