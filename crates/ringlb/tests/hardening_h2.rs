@@ -1027,24 +1027,29 @@ fn under_attack(proxy: Proxy, name: &str, attack: Attack, alone: &mut Option<Lat
     }
 }
 
-/// What one attacker may make ringlb hold, in KiB, from its configuration (not from a
-/// measurement):
-/// - its share of the shards' receive-buffer pools, which are mapped at start and touched
-///   the first time each buffer is used (`SHARDS × RECV_BUFFERS × bufsize`, shared by the
+/// What one attacker may make ringlb hold, in KiB, from its configuration (not fitted to a
+/// measurement), then a margin of 50% for the allocator (size classes, per-thread arenas,
+/// memory freed but not returned):
+/// - its share of the shards' receive-buffer pools, mapped at start and touched the first
+///   time each buffer is used (`SHARDS × RECV_BUFFERS × bufsize` = 8 MiB, shared by the
 ///   `ATTACKERS` connections: a fixed cost of the first traffic, whatever the attack);
-/// - for each stream it can keep open (`streams`, at most `MAX_STREAMS`): the response bytes
-///   read but not yet sent (one `bufsize`, the head read and what came with it, waiting for
-///   the window) and the stream's own state (its task, request and response heads, h2 stream
-///   and HPACK-decoded fields, the server connection), which we bound by another `bufsize`;
-/// - per connection, the h2 codec's buffers: one header list being decoded (64 KiB,
-///   `MAX_HEADER_LIST`) and a frame of `tune.h2.max-frame-size` (16 KiB) each way.
-///
-/// Then a margin of 25% for the allocator (size classes, per-thread arenas).
+/// - per connection, the h2 codec: one header list being decoded (64 KiB, `MAX_HEADER_LIST`
+///   in crates/shard/src/h2.rs), the frames written but not sent (the adapter's 64 KiB batch
+///   and the 64 KiB send in flight, `WRITE_HIGH` in crates/h2io: an attacker that never reads
+///   fills them with PING and SETTINGS ACKs), a frame being read (16 KiB,
+///   `tune.h2.max-frame-size`) and the HPACK table (4 KiB, `tune.h2.header-table-size`);
+/// - per stream it keeps open (`streams`, at most `MAX_STREAMS`): the response bytes read with
+///   the head and waiting for the client's window (one `bufsize`), and the stream's own state,
+///   bounded by two more `bufsize`. That state is code, not configuration: heaptrack on the
+///   zero-window stall (debug build, 400 stalled streams) shows 26 KiB per stream for the
+///   stream's task (the future of `h2::stream`), 16.6 KiB for the response bytes, under 1 KiB
+///   for h2's stream and its queued HEADERS; 50 KiB of heap and 58 KiB of RSS per stream in
+///   all. A stream task that outgrew 32 KiB would fail here.
 fn memory_budget_kib(streams: u64) -> u64 {
     let pool_share = SHARDS * RECV_BUFFERS * BUFSIZE_KIB / ATTACKERS as u64;
-    let per_stream = 2 * BUFSIZE_KIB;
-    let per_connection = 64 + 2 * 16;
-    (pool_share + streams * per_stream + per_connection) * 5 / 4
+    let per_connection = 64 + 2 * 64 + 16 + 4;
+    let per_stream = 3 * BUFSIZE_KIB;
+    (pool_share + per_connection + streams * per_stream) * 3 / 2
 }
 
 #[test]
