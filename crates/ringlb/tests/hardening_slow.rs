@@ -75,11 +75,7 @@ fn start() -> Proxy {
 
 /// Runs slowhttptest with `mode_args` for `secs` while a normal client asks every 250 ms and
 /// `own_slow` measures how long the proxy keeps one slow connection; returns a summary line.
-fn attack(
-    name: &str,
-    mode_args: &[&str],
-    own_slow: fn(SocketAddr) -> Option<Duration>,
-) -> String {
+fn attack(name: &str, mode_args: &[&str], own_slow: fn(SocketAddr) -> Option<Duration>) -> String {
     if !slowhttptest_available() {
         eprintln!("SKIP: slowhttptest not installed");
         return String::new();
@@ -186,9 +182,7 @@ fn wait_closed(s: &mut TcpStream, t0: Instant) -> Option<Duration> {
         match s.read(&mut buf) {
             Ok(0) => return Some(t0.elapsed()),
             Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {
-                return Some(t0.elapsed())
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Some(t0.elapsed()),
             Err(_) => {}
         }
     }

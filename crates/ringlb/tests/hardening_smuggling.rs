@@ -508,7 +508,13 @@ fn stricter_than_haproxy_where_haproxy_is_lenient() {
             .iter()
             .enumerate()
             .filter(|(_, c)| c.name.starts_with(prefix) && c.expect.starts_with("400"))
-            .map(|(i, _)| if haproxy[i] == 200 { "forwards" } else { "rejects" })
+            .map(|(i, _)| {
+                if haproxy[i] == 200 {
+                    "forwards"
+                } else {
+                    "rejects"
+                }
+            })
             .collect();
         let fwd = of.iter().filter(|v| **v == "forwards").count();
         println!(

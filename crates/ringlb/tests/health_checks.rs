@@ -593,9 +593,7 @@ fn wait_no_sessions(sock: &Path) {
     let mut last = None;
     let idle = wait_until(LOG_WAIT, || {
         let rows = ringlb_testkit::server_stats(sock, &["scur"]);
-        let idle = rows
-            .as_ref()
-            .is_ok_and(|r| r.values().all(|v| v[0] == "0"));
+        let idle = rows.as_ref().is_ok_and(|r| r.values().all(|v| v[0] == "0"));
         last = Some(rows);
         idle
     });
