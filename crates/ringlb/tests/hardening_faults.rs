@@ -610,3 +610,64 @@ fn server_dying_during_a_health_check_is_marked_down_as_haproxy_does() {
         }
     }
 }
+
+/// Global `maxconn` saturated by keep-alive clients: the proxy stops taking connections (the
+/// others wait in the listen backlog), spends no CPU while saturated, does not crash, and
+/// serves every waiting client once the first ones leave.
+#[test]
+fn saturated_global_maxconn_pauses_then_serves_the_waiting_clients() {
+    use ringlb_testkit::Conn;
+    let origin = Origin::start("o");
+    let dir = TempDir::new("global-maxconn");
+    let front = free_addr();
+    let cfg = format!(
+        "global\n    nbthread 2\n    maxconn 4\n\ndefaults\n    mode http\n    timeout connect 1s\n    \
+         timeout client 10s\n    timeout server 5s\n\n\
+         frontend fe\n    bind {front}\n    default_backend be\n\nbackend be\n    server s1 {}\n",
+        origin.addr()
+    );
+    let guard = Ringlb::start(&write_config(&dir, &cfg), &[front]);
+    let pid = guard.pid();
+    // Eight keep-alive clients ask at once: at most `maxconn` are taken and answered.
+    let mut first: Vec<Conn> = (0..8).map(|_| Conn::connect(front).unwrap()).collect();
+    for c in &mut first {
+        c.set_timeout(Duration::from_millis(800)).unwrap();
+        c.send(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    }
+    let mut answered = 0;
+    for c in &mut first {
+        if c.read_response("GET").is_ok_and(|r| r.status == 200) {
+            answered += 1;
+        }
+    }
+    assert!(
+        (1..=4).contains(&answered),
+        "{answered} of 8 clients answered with maxconn 4"
+    );
+    // Saturated: no spin.
+    let cpu0 = cpu_ticks(pid);
+    std::thread::sleep(Duration::from_secs(1));
+    let spin = cpu_ticks(pid) - cpu0;
+    // The first clients leave: every waiting one is taken and answered.
+    let waiting: Vec<_> = (0..8)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Conn::connect(front).unwrap();
+                c.set_timeout(Duration::from_secs(8)).unwrap();
+                c.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+                c.read_response("GET").map(|r| r.status).unwrap_or(0)
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    drop(first);
+    let statuses: Vec<u16> = waiting.into_iter().map(|h| h.join().unwrap()).collect();
+    println!(
+        "global maxconn 4: {answered} of 8 answered at first, {spin} CPU ticks in 1 s saturated, \
+         then the 8 waiting clients got {statuses:?}"
+    );
+    assert!(spin < 30, "{spin} ticks in 1 s while saturated");
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert!(guard.proc_status_kib("VmRSS").is_some(), "proxy died");
+}
