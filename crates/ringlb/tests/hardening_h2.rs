@@ -1040,15 +1040,15 @@ fn under_attack(proxy: Proxy, name: &str, attack: Attack, alone: &mut Option<Lat
 ///   `tune.h2.max-frame-size`) and the HPACK table (4 KiB, `tune.h2.header-table-size`);
 /// - per stream it keeps open (`streams`, at most `MAX_STREAMS`): the response bytes read with
 ///   the head and waiting for the client's window (one `bufsize`), and the stream's own state,
-///   bounded by two more `bufsize`. That state is code, not configuration: heaptrack on the
-///   zero-window stall (debug build, 400 stalled streams) shows 26 KiB per stream for the
-///   stream's task (the future of `h2::stream`), 16.6 KiB for the response bytes, under 1 KiB
-///   for h2's stream and its queued HEADERS; 50 KiB of heap and 58 KiB of RSS per stream in
-///   all. A stream task that outgrew 32 KiB would fail here.
+///   bounded by one more `bufsize`. That state is code, not configuration: heaptrack on the
+///   zero-window stall (debug build, 400 stalled streams) shows 8.6 KiB per stream for the
+///   stream's task (the future of `h2::stream`; 26 KiB until the WebSocket tunnel's future
+///   was boxed), 15.9 KiB for the response bytes, under 1 KiB for h2's stream and its queued
+///   HEADERS: 31 KiB of heap and about 42 KiB of RSS per stream in all.
 fn memory_budget_kib(streams: u64) -> u64 {
     let pool_share = SHARDS * RECV_BUFFERS * BUFSIZE_KIB / ATTACKERS as u64;
     let per_connection = 64 + 2 * 64 + 16 + 4;
-    let per_stream = 3 * BUFSIZE_KIB;
+    let per_stream = 2 * BUFSIZE_KIB;
     (pool_share + per_connection + streams * per_stream) * 3 / 2
 }
 
