@@ -1427,9 +1427,7 @@ async fn relay_response(
     if ws_ok {
         txn.status = status;
         txn.bytes_out += head_len as u64;
-        // Boxed: the tunnel's future is about 19 KB, and inline it made every h2 stream's
-        // task that big (26 KB per stream, most of a stalled stream's memory), WebSocket or not.
-        return Box::pin(ws_tunnel(
+        return ws_tunnel(
             fe,
             c,
             (lease, server),
@@ -1437,7 +1435,7 @@ async fn relay_response(
             bytes,
             (respond, body),
             txn,
-        ))
+        )
         .await;
     }
     let no_body = matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0));
