@@ -88,7 +88,8 @@ impl Clients {
 fn serves(fe: &Path, generation: u32, p: &ChildGuard) {
     let want = format!("gen{generation}");
     assert!(
-        wait_until(READY, || http_get_unix(fe, "/").is_ok_and(|r| r.text() == want)),
+        wait_until(READY, || http_get_unix(fe, "/")
+            .is_ok_and(|r| r.text() == want)),
         "{want} is not served\n{}",
         p.dump()
     );
@@ -107,10 +108,7 @@ fn admin_of(sock: &Path, pid: u32) {
 
 fn check_clients(name: &str, clients: Clients, what: &ChildGuard) {
     let (ok, errors) = clients.finish();
-    eprintln!(
-        "{name}: {ok} requests served, {} errors",
-        errors.len()
-    );
+    eprintln!("{name}: {ok} requests served, {} errors", errors.len());
     assert!(ok > 0, "{name}: the clients were served");
     assert!(
         errors.is_empty(),
@@ -136,8 +134,7 @@ fn dash_x_hands_the_unix_bind_over_without_a_client_error() {
         dir.join("p.cfg"),
     );
     std::fs::write(&cfg, config(dir.path(), 0, 2)).unwrap();
-    let mut current =
-        ChildGuard::spawn("ringlb", Command::new(bin()).arg("-f").arg(&cfg)).unwrap();
+    let mut current = ChildGuard::spawn("ringlb", Command::new(bin()).arg("-f").arg(&cfg)).unwrap();
     serves(&fe, 0, &current);
     admin_of(&admin, current.pid());
     let inodes = unix_listening_inodes(&fe);
@@ -249,7 +246,11 @@ fn haproxy_and_ringlb_take_over_each_others_unix_bind() {
     let mut h = ChildGuard::spawn("haproxy", &mut cmd).unwrap();
     assert!(wait_until(READY, || !a.is_running()), "{}", a.dump());
     serves(&fe, 1, &h);
-    assert_eq!(unix_listening_inodes(&fe), inodes, "haproxy took ringlb's socket");
+    assert_eq!(
+        unix_listening_inodes(&fe),
+        inodes,
+        "haproxy took ringlb's socket"
+    );
     admin_of(&admin, h.pid());
 
     std::fs::write(&cfg, config(dir.path(), 2, 2)).unwrap();

@@ -161,7 +161,10 @@ fn the_unit_verifies_and_its_commands_start_reload_and_stop_the_service() {
     // `systemctl stop` with KillMode=mixed: SIGTERM to the main process only.
     main.signal(libc::SIGTERM).unwrap();
     assert_eq!(next(), "STOPPING=1");
-    let status = main.wait_timeout(BOUND).unwrap().expect("the service stops");
+    let status = main
+        .wait_timeout(BOUND)
+        .unwrap()
+        .expect("the service stops");
     let success = values(&unit, "SuccessExitStatus").join(" ");
     let code = status.code().map(|c| c.to_string());
     assert!(

@@ -22,8 +22,8 @@
 //! 4-byte ack, and the server waits for it after every full batch.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -161,7 +161,11 @@ pub fn take_inherited(
 pub fn take_inherited_unix(path: &Path) -> Option<OwnedFd> {
     let mut pool = INHERITED.lock().unwrap_or_else(|e| e.into_inner());
     pool.iter_mut()
-        .filter(|s| s.unix.as_deref().is_some_and(|n| unix_name_matches(n, path)))
+        .filter(|s| {
+            s.unix
+                .as_deref()
+                .is_some_and(|n| unix_name_matches(n, path))
+        })
         .find_map(|s| s.fd.take())
 }
 
@@ -177,7 +181,10 @@ pub fn unix_name_matches(name: &Path, path: &Path) -> bool {
     let Some(rest) = name.strip_prefix(path) else {
         return false;
     };
-    let Some(digits) = rest.strip_prefix(b".").and_then(|r| r.strip_suffix(b".tmp")) else {
+    let Some(digits) = rest
+        .strip_prefix(b".")
+        .and_then(|r| r.strip_suffix(b".tmp"))
+    else {
         return false;
     };
     !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
@@ -479,8 +486,7 @@ fn unix_name_of(fd: RawFd) -> Option<PathBuf> {
         .map(|c| *c as u8)
         .take_while(|c| *c != 0)
         .collect();
-    (!bytes.is_empty())
-        .then(|| PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)))
+    (!bytes.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)))
 }
 
 #[cfg(test)]
@@ -539,7 +545,10 @@ mod tests {
         assert!(unix_name_matches(Path::new("/run/lb/fe.sock.1822.tmp"), p));
         assert!(!unix_name_matches(Path::new("/run/lb/fe.sock.tmp"), p));
         assert!(!unix_name_matches(Path::new("/run/lb/fe.sock.18a2.tmp"), p));
-        assert!(!unix_name_matches(Path::new("/run/lb/fe.sock.1822.tmpx"), p));
+        assert!(!unix_name_matches(
+            Path::new("/run/lb/fe.sock.1822.tmpx"),
+            p
+        ));
         assert!(!unix_name_matches(Path::new("/run/lb/fe.sock2"), p));
         assert!(!unix_name_matches(Path::new("/run/lb/fe.soc"), p));
     }

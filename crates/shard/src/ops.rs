@@ -237,8 +237,8 @@ impl UnixListenerRt {
     fn inherited(&self) -> Option<OwnedFd> {
         use std::os::unix::fs::FileTypeExt;
         let fd = crate::handoff::take_inherited_unix(&self.path)?;
-        let reachable = std::fs::symlink_metadata(&self.path)
-            .is_ok_and(|m| m.file_type().is_socket());
+        let reachable =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_socket());
         // SAFETY: plain syscall on a descriptor we own.
         (reachable && unsafe { libc::listen(fd.as_raw_fd(), self.backlog) } == 0).then_some(fd)
     }

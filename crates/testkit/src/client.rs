@@ -478,7 +478,9 @@ pub fn http_get_unix(sock: &std::path::Path, path: &str) -> io::Result<Response>
     let mut s = std::os::unix::net::UnixStream::connect(sock)?;
     s.set_read_timeout(Some(DEFAULT_TIMEOUT))?;
     s.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes())?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
     let mut bytes = Vec::new();
     s.read_to_end(&mut bytes)?;
     let mut all = parse_responses(&bytes, "GET")?;

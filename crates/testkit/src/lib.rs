@@ -53,8 +53,8 @@ pub mod ws;
 pub use body::{fnv1a64, pattern, Digest, PATTERN};
 pub use certs::{openssl, Issued, TestCa};
 pub use client::{
-    http_get, http_get_unix, http_request, parse_responses, send_raw, send_raw_reply, set_linger_zero,
-    unread_bytes, Conn, Framing, RawEnd, RawReply, Response, DEFAULT_TIMEOUT,
+    http_get, http_get_unix, http_request, parse_responses, send_raw, send_raw_reply,
+    set_linger_zero, unread_bytes, Conn, Framing, RawEnd, RawReply, Response, DEFAULT_TIMEOUT,
 };
 pub use haproxy::{config_bind_addrs, haproxy_available, haproxy_bin, haproxy_required, Haproxy};
 pub use origin::{Origin, OriginMode, OriginOptions, Origins};
