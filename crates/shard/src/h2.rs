@@ -1434,7 +1434,8 @@ async fn relay_response(
     if ws_ok {
         txn.status = status;
         txn.bytes_out += head_len as u64;
-        return ws_tunnel(
+        // Boxed: a rare path whose state would otherwise sit in every stream's future.
+        return Box::pin(ws_tunnel(
             fe,
             c,
             (lease, server),
@@ -1442,7 +1443,7 @@ async fn relay_response(
             bytes,
             (respond, body),
             txn,
-        )
+        ))
         .await;
     }
     let no_body = matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0));

@@ -737,35 +737,44 @@ impl<'a> Session<'a> {
                 redirectable: facts.redir_path.is_some(),
                 ..ConnectInfo::default()
             };
-            let connecting = lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info, &from);
-            let connected = if be.abortonclose {
-                // The future starts when polled below: its queue time counts from here.
-                let waiting = Instant::now();
-                // `option abortonclose`: a client that closes while its request waits for a
-                // slot or a connection takes the request with it.
-                let tcp = self.client.tcp();
-                let hangup = async {
-                    let _ = tcp.hangup().await;
-                    None
-                };
-                match future::or(async { Some(connecting.await) }, hangup).await {
-                    Some(c) => c,
-                    None => {
-                        let queued = info.server.is_none();
-                        if queued {
-                            info.queue = waiting.elapsed();
-                        }
-                        self.note_connect(be_idx, &info, false);
-                        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
-                        txn.term = if queued { *b"CQ" } else { *b"CC" };
-                        if queued {
-                            txn.connect = None;
-                        }
-                        return After::Close;
-                    }
+            // Pinned in place: moved into the `or` below, its state was held twice by every
+            // transaction's future.
+            let connected = {
+                let mut connecting = std::pin::pin!(lease_and_connect(
+                    self.ctx, be_idx, &input, reuse, &mut info, &from
+                ));
+                if be.abortonclose {
+                    // The future starts when polled below: its queue time counts from here.
+                    let waiting = Instant::now();
+                    // `option abortonclose`: a client that closes while its request waits
+                    // for a slot or a connection takes the request with it.
+                    let tcp = self.client.tcp();
+                    let hangup = async {
+                        let _ = tcp.hangup().await;
+                        None
+                    };
+                    future::or(async { Some(connecting.as_mut().await) }, hangup)
+                        .await
+                        .ok_or(waiting)
+                } else {
+                    Ok(connecting.await)
                 }
-            } else {
-                connecting.await
+            };
+            let connected = match connected {
+                Ok(c) => c,
+                Err(waiting) => {
+                    let queued = info.server.is_none();
+                    if queued {
+                        info.queue = waiting.elapsed();
+                    }
+                    self.note_connect(be_idx, &info, false);
+                    let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+                    txn.term = if queued { *b"CQ" } else { *b"CC" };
+                    if queued {
+                        txn.connect = None;
+                    }
+                    return After::Close;
+                }
             };
             self.note_connect(be_idx, &info, connected.is_ok());
             let (lease, server) = match connected {
@@ -1285,10 +1294,11 @@ impl<'a> Session<'a> {
                 }
             }
             // `on-marked-down shutdown-sessions`: a kill drops the tunnel, closing both sides.
-            let (up, down, _) = lease
-                .unless_killed(tunnel::run(&self.client, &*server, t))
-                .await
-                .unwrap_or((0, 0, tunnel::TunnelEnd::Error));
+            // Boxed: upgrades are rare, and this state would sit in every transaction.
+            let (up, down, _) =
+                Box::pin(lease.unless_killed(tunnel::run(&self.client, &*server, t)))
+                    .await
+                    .unwrap_or((0, 0, tunnel::TunnelEnd::Error));
             let txn = &mut scratch(&mut self.sc, self.ctx).txn;
             txn.bytes_in += up;
             txn.bytes_out += down;

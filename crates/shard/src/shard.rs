@@ -911,7 +911,9 @@ async fn serve_conn(
     let topo = &ctx.state.topo;
     let h2 = topo.frontends.get(frontend).and_then(|f| f.binds.get(bind));
     match mode {
-        Mode::Tcp => crate::tcp::serve(&ctx, frontend, client, sess).await,
+        // Boxed: the TCP proxy's state is larger than an HTTP/1 connection's, and every
+        // connection's task (idle keep-alive ones included) would carry it.
+        Mode::Tcp => Box::pin(crate::tcp::serve(&ctx, frontend, client, sess)).await,
         Mode::Http => match h2.map(|b| b.h2).filter(|h| h.speaks_h2(&client)) {
             Some(h2) => crate::h2::serve(&ctx, frontend, h2, client, sess).await,
             None => crate::http::serve(&ctx, frontend, client, sess).await,
