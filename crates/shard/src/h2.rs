@@ -512,6 +512,7 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
             return;
         }
     }
+    txn.bytes_in += head_htx_size(&parts.uri, &parts.headers, &req, &head_bytes);
     if txn.log_req.is_some() && !fe.capture_req.is_empty() {
         crate::http::capture(
             &fe.capture_req,
@@ -807,7 +808,6 @@ async fn forward(
     };
     let mut out = Vec::with_capacity(head_bytes.len() + 64);
     ringlb_http1::write_request_head(req, head_bytes, &mut out, &edits);
-    txn.bytes_in += head_bytes.len() as u64;
     let facts = PickFacts::of(&be.balance, req, head_bytes);
     // `url_param .. check_post`: the body's start, read before choosing a server (unless
     // the rules had it read already).
@@ -1196,7 +1196,10 @@ async fn send_body(
             if let Ok(Ok(Some(trailers))) = within(client_timeout, rest.trailers()).await {
                 for (name, value) in trailers.iter() {
                     let _ = field(&mut last, name.as_str(), value.as_bytes());
+                    // haproxy counts each trailer field, and the end of trailers.
+                    *sent += (name.as_str().len() + value.len()) as u64;
                 }
+                *sent += ringlb_http1::htx::END_OF_TRAILERS;
             }
         }
         last.extend_from_slice(b"\r\n");
@@ -1315,6 +1318,8 @@ async fn relay_response(
         return;
     }
     let head_len = resp.head_len();
+    // haproxy counts a response as it holds it (`ringlb_http1::htx`), not as it came.
+    let head_htx = ringlb_http1::htx::response_head_size(resp, &bytes);
     if txn.log_req.is_some() && !fe.capture_res.is_empty() {
         crate::http::capture(&fe.capture_res, resp.headers(), &bytes, &mut txn.cap_res);
     }
@@ -1426,7 +1431,7 @@ async fn relay_response(
     bytes.drain(..head_len.min(bytes.len()));
     if ws_ok {
         txn.status = status;
-        txn.bytes_out += head_len as u64;
+        txn.bytes_out += head_htx;
         return ws_tunnel(
             fe,
             c,
@@ -1440,7 +1445,7 @@ async fn relay_response(
     }
     let no_body = matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0));
     txn.status = status;
-    txn.bytes_out += head_len as u64;
+    txn.bytes_out += head_htx;
     let Ok(mut send) = respond.send_response(response, no_body) else {
         server.set_linger_zero();
         return;
@@ -1609,6 +1614,10 @@ async fn relay_body(
                     .feed_parts(&buf, |d| payload.extend_from_slice(d), |b| trailer.push(b))
                     .map_err(|_| ())?;
                 *bytes_out += payload.len() as u64;
+                if feed.done {
+                    // Trailer fields and the end of trailers, as haproxy counts them.
+                    *bytes_out += decoder.htx_size().saturating_sub(decoder.payload_bytes());
+                }
                 // The server's trailers (gRPC's `grpc-status`) end the stream as HEADERS.
                 let trailers = if feed.done {
                     crate::h2srv::trailer_map(&trailer)
@@ -1686,6 +1695,25 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// The request head's size as haproxy counts it (`ringlb_http1::htx`) from the HTTP/1 head
+/// [`h1_head`] wrote for it: haproxy keeps an HTTP/2 request's URI absolute (scheme and
+/// authority before the path), keeps `expect` and `te`, and has no `transfer-encoding`.
+fn head_htx_size(uri: &Uri, headers: &HeaderMap, req: &RequestHead, head: &[u8]) -> u64 {
+    let mut n = ringlb_http1::htx::request_head_size(req, head);
+    if let (Some(scheme), Some(a)) = (uri.scheme_str(), uri.authority()) {
+        n += (scheme.len() + "://".len() + a.as_str().len()) as u64;
+    }
+    if req.framing() == BodyFraming::Chunked {
+        n = n.saturating_sub(("transfer-encoding".len() + "chunked".len()) as u64);
+    }
+    for (name, value) in headers {
+        if matches!(name.as_str(), "expect" | "te") {
+            n += (name.as_str().len() + value.len()) as u64;
+        }
+    }
+    n
+}
 
 /// Writes an HTTP/2 request as an HTTP/1.1 head, or says why the stream is malformed.
 pub fn h1_head(
@@ -1869,7 +1897,7 @@ async fn send_h1_reply(
         _ => body,
     };
     txn.status = head.status();
-    txn.bytes_out += bytes.len() as u64;
+    txn.bytes_out += ringlb_http1::htx::reply_size(bytes);
     let Ok(mut send) = respond.send_response(response, body.is_empty()) else {
         return;
     };

@@ -663,8 +663,13 @@ impl<'a> Session<'a> {
                 RequestFacts::of(be, method, &sc.req2, raw)
             }
         };
+        // haproxy counts a request as it holds it (`ringlb_http1::htx`), not as it came.
+        let head_htx = {
+            let sc = scratch(&mut self.sc, self.ctx);
+            ringlb_http1::htx::request_head_size(&sc.req, head.bytes())
+        };
         head.consume(head_len);
-        scratch(&mut self.sc, self.ctx).txn.bytes_in += head_len as u64;
+        scratch(&mut self.sc, self.ctx).txn.bytes_in += head_htx;
         let mut body_start = None;
         if framing == BodyFraming::None {
             if !head.is_empty() {
@@ -1179,6 +1184,9 @@ impl<'a> Session<'a> {
         }
         let sc = scratch(&mut self.sc, self.ctx);
         let resp_head_len = sc.resp.head_len();
+        // haproxy counts the response as it holds it (`ringlb_http1::htx`), before the
+        // rules change it.
+        let resp_htx = ringlb_http1::htx::response_head_size(&sc.resp, head.bytes());
         // `cache-store`: whether this response goes to the cache (as the rules left it).
         let mut c = c;
         let cache_pending = match (c.cache.take(), self.effects.cache_store.get()) {
@@ -1233,7 +1241,7 @@ impl<'a> Session<'a> {
         head.consume(resp_head_len);
         let client_timeout = self.fe.timeouts.client;
         if tunnel {
-            let tunnel_head_len = resp_head_len as u64;
+            let tunnel_head_len = resp_htx;
             let (sent, buf) = within(client_timeout, self.client.send_all(SendBuf::from_vec(out)))
                 .await
                 .unwrap_or_else(|_| {
@@ -1286,15 +1294,14 @@ impl<'a> Session<'a> {
             txn.bytes_out += down;
             return After::Close;
         }
-        self.log_asap(status, resp_head_len as u64);
+        self.log_asap(status, resp_htx);
         let limits = BodyLimits {
             recv_timeout: self.effects.server_timeout.get().or(c.be.timeouts.server),
             send_timeout: client_timeout,
             head: self.limits,
         };
         // The head goes out with the first body bytes, in one write.
-        // haproxy counts a response's bytes as the server sent them (`%B`, `bout`).
-        let head_bytes = resp_head_len as u64;
+        let head_bytes = resp_htx;
         let mut head_out = Some(out);
         let mut body_bytes = 0u64;
         let body = if let Some(pending) = cache_pending {
@@ -1540,7 +1547,7 @@ impl<'a> Session<'a> {
         let sc = scratch(&mut self.sc, self.ctx);
         announce_persistence(&mut reply.bytes, keep, version);
         let head_len = sc.req.head_len();
-        sc.txn.bytes_in += head_len as u64;
+        sc.txn.bytes_in += ringlb_http1::htx::request_head_size(&sc.req, head.bytes());
         head.consume(head_len);
         if reply.silent {
             self.client.set_linger_zero();
@@ -1570,7 +1577,7 @@ impl<'a> Session<'a> {
         }
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = reply.status;
-        txn.bytes_out += reply.bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&reply.bytes);
         let sent = self.send_reply(reply.bytes).await;
         // A request body was not read: the connection cannot carry another request.
         if sent.is_err()
@@ -1601,7 +1608,7 @@ impl<'a> Session<'a> {
             .query()
             .map(|q| String::from_utf8_lossy(q.get(head.bytes())).into_owned())
             .unwrap_or_default();
-        sc.txn.bytes_in += head_len as u64;
+        sc.txn.bytes_in += ringlb_http1::htx::request_head_size(&sc.req, head.bytes());
         head.consume(head_len);
         if name != "prometheus-exporter" {
             // Unknown services are refused by the config; nothing else to serve.
@@ -1632,7 +1639,7 @@ impl<'a> Session<'a> {
         announce_persistence(&mut out, keep, version);
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = 200;
-        txn.bytes_out += out.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&out);
         let sent = self.send_reply(out).await;
         if sent.is_err() || !keep || framing != BodyFraming::None {
             return After::Close;
@@ -1713,7 +1720,7 @@ impl<'a> Session<'a> {
         }
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = reply.status;
-        txn.bytes_out += reply.bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&reply.bytes);
         if reply.denied {
             txn.term = *b"PH";
         }
@@ -1784,7 +1791,7 @@ impl<'a> Session<'a> {
                 .map(|(a, _)| a.clone());
             (admin, access)
         };
-        sc.txn.bytes_in += head_len as u64;
+        sc.txn.bytes_in += ringlb_http1::htx::request_head_size(&sc.req, head.bytes());
         head.consume(head_len);
         // The admin form's body (small; anything else closes the connection).
         let mut body = Vec::new();
@@ -1868,7 +1875,7 @@ impl<'a> Session<'a> {
         announce_persistence(&mut out, keep, version);
         let txn = &mut scratch(&mut self.sc, ctx).txn;
         txn.status = answer.status;
-        txn.bytes_out += out.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&out);
         let sent = self.send_reply(out).await;
         if sent.is_err() || !keep || !reusable {
             return After::Close;
@@ -1945,7 +1952,8 @@ impl<'a> Session<'a> {
             return;
         };
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
-        txn.bytes_out = (txn.bytes_out + new.len() as u64).saturating_sub(bytes.len() as u64);
+        txn.bytes_out = (txn.bytes_out + ringlb_http1::htx::reply_size(&new))
+            .saturating_sub(ringlb_http1::htx::reply_size(bytes));
         *bytes = new;
     }
 
@@ -2299,7 +2307,7 @@ impl<'a> Session<'a> {
             .unwrap_or_else(|| e.default_reply());
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = e.status();
-        txn.bytes_out += bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(bytes);
         let _ = self.send_reply(bytes.to_vec()).await;
     }
 
@@ -2338,7 +2346,7 @@ impl<'a> Session<'a> {
         bytes.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = 302;
-        txn.bytes_out += bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&bytes);
         // haproxy's termination state for it: a local decision while connecting.
         txn.term = *b"LC";
         let _ = self.send_reply(bytes).await;
@@ -2361,7 +2369,7 @@ impl<'a> Session<'a> {
         };
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = status;
-        txn.bytes_out += bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(bytes);
         if txn.term == [0, 0] {
             // The usual causes of each status the stream makes (haproxy's `%ts`).
             txn.term = match status {

@@ -187,6 +187,7 @@ pub fn build(
         process: ProcessInfo {
             name: "ringlb".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            release_date: ringlb_stats::RELEASE_DATE.into(),
             nbthread: facts.nbthread,
             pid: facts.pid,
             start_time_unix_s: facts.start_unix_s,
