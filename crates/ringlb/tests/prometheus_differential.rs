@@ -12,7 +12,8 @@ use std::time::Duration;
 
 use ringlb_stats::promtext::{self as prom, Exposition};
 use ringlb_testkit::{
-    curl, free_addr, haproxy_required, http_get, send_raw_reply, wait_until, write_config,
+    curl, free_addr, guide_config, haproxy_required, http_get, send_raw_reply, wait_until,
+    write_config,
     ChildGuard, Conn, Haproxy, Origin, Origins, RawEnd, RawReply, Ringlb, TempDir,
 };
 
@@ -562,4 +563,103 @@ fn empty_malformed_and_timed_out_requests_count_as_in_haproxy() {
         diffs.len(),
         diffs.join("\n")
     );
+}
+
+/// The metrics the guide tells its readers to alert on (its "Key Prometheus metrics"
+/// table): (family, a label that must be there, its value).
+const GUIDE_METRICS: &[(&str, &str, &str)] = &[
+    ("haproxy_backend_up", "proxy", "web_servers"),
+    ("haproxy_server_status", "server", "web1"),
+    ("haproxy_backend_http_responses_total", "code", "5xx"),
+    ("haproxy_backend_queue_current", "proxy", "api_servers"),
+    ("haproxy_frontend_current_sessions", "proxy", "https_in"),
+    (
+        "haproxy_backend_response_time_average_seconds",
+        "proxy",
+        "static_servers",
+    ),
+];
+
+/// Issue #9's "done when": the guide's production configuration
+/// (config/examples/guide-22-production.cfg) under both, one scrape of its `stats`
+/// frontend's `/metrics` each; every series haproxy exposes for it (family, HELP, TYPE and
+/// label set: what the guide's alerts and HAProxy's own dashboards query) must be in
+/// ringlb's, and so must the guide's alert metrics (two of them exist only in the separate
+/// haproxy_exporter, which ringlb exposes too).
+#[test]
+fn the_guides_production_config_exposes_every_series_haproxy_does() {
+    if !haproxy_required() {
+        eprintln!("skipped: no haproxy");
+        return;
+    }
+    let names = ["web1", "web2", "api1", "api2", "static1", "ws1", "ws2"];
+    let origins: Vec<Origin> = names.iter().map(|n| Origin::start(n)).collect();
+    let scrape = |who: &str| -> (Exposition, String) {
+        let (http, https, stats) = (free_addr(), free_addr(), free_addr());
+        let mut ports = vec![(18022, http), (18422, https), (18423, stats)];
+        for (port, o) in (19221..).zip(&origins) {
+            ports.push((port, o.addr()));
+        }
+        let dir = TempDir::new(&format!("promguide-{who}"));
+        let sock = dir.join("admin.sock");
+        let cfg = guide_config("guide-22-production.cfg", &ports, sock.to_str().unwrap());
+        let path = write_config(&dir, &cfg);
+        let binds = [http, https, stats];
+        let _proxy = match who {
+            "haproxy" => Haproxy::start(&path, &binds),
+            _ => Ringlb::start(&path, &binds),
+        };
+        // Traffic in the response-code series: plain HTTP is redirected (301).
+        let r = http_get(http, "/", &[]).unwrap();
+        assert_eq!(r.status, 301, "{who}");
+        let out = curl(&[&format!("http://{stats}/metrics")], T).unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let exp = prom::parse(&text).unwrap_or_else(|e| panic!("{who}: {e}\n{text}"));
+        (exp, text)
+    };
+    let (theirs, theirs_text) = scrape("haproxy");
+    let (ours, ours_text) = scrape("ringlb");
+    // The scrape must cover the guide's proxies, not an empty page.
+    for needle in [
+        "haproxy_server_status{proxy=\"ws_servers\",server=\"ws2\",state=\"UP\"}",
+        "haproxy_frontend_http_responses_total{proxy=\"https_in\",code=\"3xx\"} 1",
+    ] {
+        assert!(theirs_text.contains(needle), "{needle} in\n{theirs_text}");
+    }
+    let mut missing = Vec::new();
+    let mut series = 0;
+    for (name, t) in &theirs.families {
+        let Some(o) = ours.families.get(name) else {
+            missing.push(format!("family {name}"));
+            continue;
+        };
+        if (&t.help, &t.kind) != (&o.help, &o.kind) {
+            missing.push(format!(
+                "{name}: HELP/TYPE {:?}/{:?}, ringlb {:?}/{:?}",
+                t.help, t.kind, o.help, o.kind
+            ));
+        }
+        let have: BTreeSet<String> = o.samples.iter().map(labels).collect();
+        for s in &t.samples {
+            series += 1;
+            if !have.contains(&labels(s)) {
+                missing.push(format!("series {}", labels(s)));
+            }
+        }
+    }
+    assert!(series > 500, "only {series} series in haproxy's scrape");
+    assert!(
+        missing.is_empty(),
+        "{} of haproxy's series missing in ringlb's scrape:\n{}",
+        missing.len(),
+        missing.join("\n")
+    );
+    for (family, label, value) in GUIDE_METRICS {
+        let found = ours.families.get(*family).is_some_and(|f| {
+            f.samples
+                .iter()
+                .any(|s| s.labels.get(*label).is_some_and(|v| v == value))
+        });
+        assert!(found, "{family}{{{label}=\"{value}\"}} in\n{ours_text}");
+    }
 }

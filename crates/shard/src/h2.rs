@@ -255,6 +255,10 @@ pub async fn serve(
     if !crate::stick::connection_rules(ctx, fe, at, &client, &mut conn_stick, &effects) {
         return;
     }
+    // The `h2` stats module's connection counts (haproxy counts a connection its h2 layer
+    // took, with or without a request: one that closes before any request head counts only
+    // here and in `stot`, as in haproxy 2.6).
+    let _h2_open = H2Open::new(ctx, frontend);
     let src = client.peer_addr();
     let moved = effects.src.get();
     let dst = client.tcp().local_addr().ok();
@@ -356,6 +360,31 @@ pub async fn serve(
                 })
                 .detach();
             }
+        }
+    }
+}
+
+/// An HTTP/2 client connection in the frontend's `h2` module counters while it lives.
+struct H2Open<'a> {
+    ctx: &'a Ctx,
+    frontend: usize,
+}
+
+impl<'a> H2Open<'a> {
+    fn new(ctx: &'a Ctx, frontend: usize) -> H2Open<'a> {
+        if let Some(f) = ctx.state.counters.borrow_mut().frontends.get_mut(frontend) {
+            f.mux.h2_total_connections += 1;
+            f.mux.h2_open_connections += 1;
+        }
+        H2Open { ctx, frontend }
+    }
+}
+
+impl Drop for H2Open<'_> {
+    fn drop(&mut self) {
+        let mut c = self.ctx.state.counters.borrow_mut();
+        if let Some(f) = c.frontends.get_mut(self.frontend) {
+            f.mux.h2_open_connections = f.mux.h2_open_connections.saturating_sub(1);
         }
     }
 }
