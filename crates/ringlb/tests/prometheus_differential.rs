@@ -160,12 +160,8 @@ const PROCESS_COMPARED: &[&str] = &[
 
 /// Families compared within a tolerance rather than exactly.
 fn tolerated(name: &str, theirs: f64, ours: f64) -> bool {
-    // Byte counters: haproxy counts its internal (HTX) form of the messages (start line and
-    // header names/values without separators and CRLFs), ringlb the bytes on the wire; for
-    // these short messages that is up to ~15% apart.
-    if name.ends_with("_bytes_in_total") || name.ends_with("_bytes_out_total") {
-        return (theirs - ours).abs() <= 0.2 * theirs.max(ours);
-    }
+    // (Byte counters are compared exactly: both count a message's HTX size,
+    // `ringlb_http1::htx`.)
     // Peaks of concurrent sessions: each shard keeps its own and the merge adds them (an
     // upper bound, documented in crates/stats), and back-to-back sessions overlap or not
     // depending on when each side closes: at most nbthread times haproxy's, zero when its is.
