@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ringlb_testkit::{
-    free_addr, haproxy_available, http_get, runtime_command, wait_until, ChildGuard, Haproxy,
-    Origins, Ringlb, TempDir,
+    curl, free_addr, haproxy_available, http_get, runtime_command, wait_until, ChildGuard,
+    Haproxy, Origins, Ringlb, TempDir,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -410,3 +410,72 @@ fn cli_connections_count_as_haproxy_counts() {
     assert_eq!(seen[0], (2, 2), "haproxy");
     assert_eq!(seen[1], seen[0], "ringlb as haproxy");
 }
+
+/// HTTP/2 with prior knowledge on a clear-text HTTP bind (no `proto h2`): haproxy's HTTP/1
+/// layer sees the preface and goes on in HTTP/2, and so does ringlb. A request counts its
+/// HTX size (absolute URI, `HTTP/2.0`); a connection that sends the preface and SETTINGS and
+/// closes before any request head counts only as a session and an `h2` connection, not as a
+/// failed request as an empty HTTP/1 connection does.
+#[test]
+fn h2_prior_knowledge_and_no_head_connections_count_as_haproxy_counts() {
+    if !haproxy_available() {
+        eprintln!("SKIP: haproxy not installed");
+        return;
+    }
+    let origins = Origins::start(2);
+    let o = origins.addrs();
+    let cols = [
+        "stot",
+        "bin",
+        "bout",
+        "ereq",
+        "req_tot",
+        "hrsp_2xx",
+        "hrsp_4xx",
+        "h2_total_connections",
+        "h2_open_connections",
+    ];
+    let mut seen = Vec::new();
+    for haproxy in [true, false] {
+        let p = start(haproxy, &o);
+        let url = format!("http://{}/h2", p.fronts[0]);
+        let out = curl(
+            &["--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", &url],
+            WAIT,
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200", "haproxy: {haproxy}");
+        // The preface and an empty SETTINGS, then close: no request head.
+        {
+            use std::io::Write as _;
+            let mut s = std::net::TcpStream::connect(p.fronts[0]).unwrap();
+            s.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let row = || {
+            let (c, rows) = stat(&p);
+            let r = rows
+                .into_iter()
+                .find(|r| r[0] == "fe" && r[1] == "FRONTEND")
+                .unwrap();
+            cols.iter()
+                .map(|name| {
+                    let i = c.iter().position(|x| x == name).unwrap();
+                    format!("{name}={}", r[i])
+                })
+                .collect::<Vec<_>>()
+        };
+        // Both connections accounted as closed.
+        let idle = wait_until(WAIT, || row().contains(&"h2_open_connections=0".to_string()) && {
+            let (c, rows) = stat(&p);
+            let i = c.iter().position(|x| x == "scur").unwrap();
+            rows.iter().all(|r| r[i].is_empty() || r[i] == "0")
+        });
+        assert!(idle, "haproxy: {haproxy}: {:?}", row());
+        seen.push(row());
+    }
+    assert!(seen[0].contains(&"h2_total_connections=2".to_string()), "{:?}", seen[0]);
+    assert_eq!(seen[1], seen[0], "ringlb (right) as haproxy (left)");
+}
+

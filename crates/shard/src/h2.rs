@@ -255,6 +255,38 @@ pub async fn serve(
     if !crate::stick::connection_rules(ctx, fe, at, &client, &mut conn_stick, &effects) {
         return;
     }
+    serve_h2(ctx, (frontend, fe), bind, client, sess, (conn_stick, effects), None).await;
+}
+
+/// A clear-text HTTP/1 connection whose first bytes are HTTP/2's connection preface, served
+/// as HTTP/2 from those bytes on, as haproxy's HTTP/1 layer hands such a connection to its
+/// HTTP/2 one (prior knowledge without `proto h2`). The connection rules already ran, their
+/// counters and effects come along.
+pub async fn serve_upgraded(
+    ctx: &Ctx,
+    frontend: usize,
+    bind: H2Bind,
+    client: ClientConn,
+    sess: crate::live::SessRef,
+    rules: (crate::stick::StickSession, crate::rules::RuleEffects),
+    first: RecvBuf,
+) {
+    let Some(fe) = ctx.state.topo.frontends.get(frontend) else {
+        return;
+    };
+    serve_h2(ctx, (frontend, fe), bind, client, sess, rules, Some(first)).await;
+}
+
+async fn serve_h2(
+    ctx: &Ctx,
+    (frontend, fe): (usize, &FrontendRt),
+    bind: H2Bind,
+    client: ClientConn,
+    sess: crate::live::SessRef,
+    (mut conn_stick, effects): (crate::stick::StickSession, crate::rules::RuleEffects),
+    first: Option<RecvBuf>,
+) {
+    let topo = &ctx.state.topo;
     // The `h2` stats module's connection counts (haproxy counts a connection its h2 layer
     // took, with or without a request: one that closes before any request head counts only
     // here and in `stot`, as in haproxy 2.6).
@@ -290,7 +322,10 @@ pub async fn serve(
         effects,
         client: Rc::downgrade(&client),
     });
-    let io = H2Io::new(client);
+    let io = match first {
+        Some(first) => H2Io::with_first(client, first),
+        None => H2Io::new(client),
+    };
     let handshake_limit = fe.timeouts.http_request.or(fe.timeouts.client);
     let mut h2 = match within(handshake_limit, builder(&bind).handshake::<_, Bytes>(io)).await {
         Ok(Ok(c)) => c,

@@ -77,6 +77,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
         effects: crate::rules::RuleEffects::default(),
         last_server: None,
         sess,
+        upgrade: None,
     };
     if !crate::stick::connection_rules(
         ctx,
@@ -90,6 +91,26 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     }
     session.follow_set_src();
     session.run().await;
+    // HTTP/2 with prior knowledge on a clear-text bind (a TLS one negotiates it by ALPN):
+    // the connection goes on as HTTP/2, with the connection rules' counters and effects.
+    if let Some(first) = session.upgrade.take() {
+        session.release_scratch();
+        let Some(h2) = session
+            .bind
+            .and_then(|b| fe.binds.get(b))
+            .or(fe.binds.first())
+            .map(|b| b.h2)
+        else {
+            return;
+        };
+        let Session {
+            client,
+            stick,
+            effects,
+            ..
+        } = session;
+        crate::h2::serve_upgraded(ctx, frontend, h2, client, sess, (stick, effects), first).await;
+    }
 }
 
 /// What happens to the client connection after a transaction.
@@ -110,7 +131,13 @@ enum HeadError {
     Invalid(Option<HttpError>),
     /// Socket error: nothing to answer.
     Io,
+    /// The connection's first bytes are HTTP/2's preface: it is served as HTTP/2 from them.
+    H2(RecvBuf),
 }
+
+/// HTTP/2's connection preface (RFC 9113 §3.4): a clear-text connection that starts with it
+/// speaks HTTP/2 with prior knowledge, as haproxy's HTTP/1 layer recognises it.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Why a transaction failed before the response head reached the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +186,8 @@ struct Session<'a> {
     last_server: Option<(usize, usize)>,
     /// This stream's slot in the shard's registry (`show sess`).
     sess: crate::live::SessRef,
+    /// The connection turned out to speak HTTP/2: its first bytes, for the HTTP/2 layer.
+    upgrade: Option<RecvBuf>,
 }
 
 /// A transaction's context for `http-after-response` on the proxy's own replies. Errors sent
@@ -249,6 +278,10 @@ impl<'a> Session<'a> {
                     scratch(&mut self.sc, self.ctx).txn.uncounted_out = true;
                     return self.finish_txn();
                 }
+                Err(HeadError::H2(first)) => {
+                    self.upgrade = Some(first);
+                    return;
+                }
             };
             self.requests += 1;
             self.ctx.live.count_request(self.sess);
@@ -329,6 +362,12 @@ impl<'a> Session<'a> {
                 Ok(Err(_)) => return Err(HeadError::Io),
             },
         };
+        if self.requests == 0
+            && first.bytes().starts_with(H2_PREFACE)
+            && matches!(self.client, ClientConn::Plain(_))
+        {
+            return Err(HeadError::H2(first));
+        }
         // A new transaction record (the scratch may be another one than before the wait).
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         *txn = Txn::default();
