@@ -190,6 +190,8 @@ defaults
 frontend fe
     bind {front}
     maxconn 200
+    stick-table type ip size 1k expire 30s store http_req_cnt
+    http-request track-sc0 src
     http-request use-service prometheus-exporter if {{ path /metrics }}
     http-request deny if {{ path /deny }}
     default_backend app
@@ -341,6 +343,8 @@ fn same_config_and_traffic_give_the_same_metrics_as_haproxy() {
         "haproxy_server_loadbalanced_total{proxy=\"app\",server=\"s1\"} 6",
         // The empty connection.
         "haproxy_frontend_request_errors_total{proxy=\"fe\"} 1",
+        // The frontend's table, tracking the one client address.
+        "haproxy_sticktable_used{name=\"fe\",type=\"ip\"} 1",
     ] {
         assert!(theirs_text.contains(needle), "{needle} in\n{theirs_text}");
     }
@@ -608,8 +612,15 @@ fn the_guides_production_config_exposes_every_series_haproxy_does() {
         // Traffic in the response-code series: plain HTTP is redirected (301).
         let r = http_get(http, "/", &[]).unwrap();
         assert_eq!(r.status, 301, "{who}");
-        let out = curl(&[&format!("http://{stats}/metrics")], T).unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // A check duration is shown once a server's first check finished: scraped when
+        // all seven have been checked.
+        let mut text = String::new();
+        let checked = wait_until(T, || {
+            let out = curl(&[&format!("http://{stats}/metrics")], T).unwrap();
+            text = String::from_utf8_lossy(&out.stdout).into_owned();
+            text.matches("\nhaproxy_server_check_duration_seconds{").count() == names.len()
+        });
+        assert!(checked, "{who}: not every server checked\n{text}");
         let exp = prom::parse(&text).unwrap_or_else(|e| panic!("{who}: {e}\n{text}"));
         (exp, text)
     };

@@ -29,6 +29,9 @@ pub struct ShardCounters {
     pub backend_latency: Vec<LatencyHistograms>,
     pub servers: Vec<Vec<ServerCounters>>,
     pub server_latency: Vec<Vec<LatencyHistograms>>,
+    /// Per stick table (declaration order), the entries this shard owns; filled when the
+    /// counters are published (`ControlMsg::PublishStats`), not on the request path.
+    pub stick_used: Vec<u64>,
 }
 
 impl ShardCounters {
@@ -57,6 +60,7 @@ impl ShardCounters {
                 .iter()
                 .map(|b| b.servers.iter().map(|_| LatencyHistograms::new()).collect())
                 .collect(),
+            stick_used: Vec::new(),
         }
     }
 
@@ -82,6 +86,12 @@ impl ShardCounters {
             while sb.len() > sa.len() {
                 sa.push(LatencyHistograms::new());
             }
+        }
+        if o.stick_used.len() > self.stick_used.len() {
+            self.stick_used.resize(o.stick_used.len(), 0);
+        }
+        for (a, b) in self.stick_used.iter_mut().zip(&o.stick_used) {
+            *a += b;
         }
         self.process.merge(&o.process);
         for (a, b) in self.frontends.iter_mut().zip(&o.frontends) {

@@ -52,7 +52,7 @@ pub use model::{
     AdminState, BackendCounters, BackendStats, CheckStats, FrontendCounters, FrontendStats,
     HttpResponses, ListenState, ListenerCounters, ListenerStats, MuxCounters, OperState,
     ProcessCounters, ProcessInfo, ProxyCounters, ProxyMode, ProxyStats, ServerCounters,
-    ServerStats, ShardCounters, Snapshot, SslCounters, TimeStats,
+    ServerStats, ShardCounters, Snapshot, SslCounters, StickTableStats, TimeStats,
 };
 pub use show::{cli_show_info, cli_show_stat, parse_show_stat, render_stat, Format, StatRequest};
 
