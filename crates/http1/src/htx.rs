@@ -122,7 +122,10 @@ mod tests {
     /// Figures read from haproxy 2.6.12's `show stat` for the same messages.
     #[test]
     fn sizes_are_haproxy_s() {
-        assert_eq!(req(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 38);
+        assert_eq!(
+            req(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+            38
+        );
         assert_eq!(req(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), 38);
         assert_eq!(req(b"GET / HTTP/1.0\r\nHost: x\r\n\r\n"), 38);
         assert_eq!(

@@ -16,8 +16,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ringlb_testkit::{
-    curl, free_addr, haproxy_available, http_get, runtime_command, wait_until, ChildGuard,
-    Haproxy, Origins, Ringlb, TempDir,
+    curl, free_addr, haproxy_available, http_get, runtime_command, wait_until, ChildGuard, Haproxy,
+    Origins, Ringlb, TempDir,
 };
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -440,11 +440,22 @@ fn h2_prior_knowledge_and_no_head_connections_count_as_haproxy_counts() {
         let p = start(haproxy, &o);
         let url = format!("http://{}/h2", p.fronts[0]);
         let out = curl(
-            &["--http2-prior-knowledge", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", &url],
+            &[
+                "--http2-prior-knowledge",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+                &url,
+            ],
             WAIT,
         )
         .unwrap();
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200", "haproxy: {haproxy}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "2 200",
+            "haproxy: {haproxy}"
+        );
         // The preface and an empty SETTINGS, then close: no request head.
         {
             use std::io::Write as _;
@@ -467,15 +478,20 @@ fn h2_prior_knowledge_and_no_head_connections_count_as_haproxy_counts() {
                 .collect::<Vec<_>>()
         };
         // Both connections accounted as closed.
-        let idle = wait_until(WAIT, || row().contains(&"h2_open_connections=0".to_string()) && {
-            let (c, rows) = stat(&p);
-            let i = c.iter().position(|x| x == "scur").unwrap();
-            rows.iter().all(|r| r[i].is_empty() || r[i] == "0")
+        let idle = wait_until(WAIT, || {
+            row().contains(&"h2_open_connections=0".to_string()) && {
+                let (c, rows) = stat(&p);
+                let i = c.iter().position(|x| x == "scur").unwrap();
+                rows.iter().all(|r| r[i].is_empty() || r[i] == "0")
+            }
         });
         assert!(idle, "haproxy: {haproxy}: {:?}", row());
         seen.push(row());
     }
-    assert!(seen[0].contains(&"h2_total_connections=2".to_string()), "{:?}", seen[0]);
+    assert!(
+        seen[0].contains(&"h2_total_connections=2".to_string()),
+        "{:?}",
+        seen[0]
+    );
     assert_eq!(seen[1], seen[0], "ringlb (right) as haproxy (left)");
 }
-

@@ -10,8 +10,8 @@ use std::os::unix::net::UnixDatagram;
 use std::time::Duration;
 
 use ringlb_testkit::{
-    free_addr, haproxy_required, runtime_command, wait_until, write_config, Conn, Haproxy,
-    Origin, Ringlb, TempDir,
+    free_addr, haproxy_required, runtime_command, wait_until, write_config, Conn, Haproxy, Origin,
+    Ringlb, TempDir,
 };
 
 const T: Duration = Duration::from_secs(10);

@@ -13,8 +13,7 @@ use std::time::Duration;
 use ringlb_stats::promtext::{self as prom, Exposition};
 use ringlb_testkit::{
     curl, free_addr, guide_config, haproxy_required, http_get, send_raw_reply, wait_until,
-    write_config,
-    ChildGuard, Conn, Haproxy, Origin, Origins, RawEnd, RawReply, Ringlb, TempDir,
+    write_config, ChildGuard, Conn, Haproxy, Origin, Origins, RawEnd, RawReply, Ringlb, TempDir,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -618,7 +617,9 @@ fn the_guides_production_config_exposes_every_series_haproxy_does() {
         let checked = wait_until(T, || {
             let out = curl(&[&format!("http://{stats}/metrics")], T).unwrap();
             text = String::from_utf8_lossy(&out.stdout).into_owned();
-            text.matches("\nhaproxy_server_check_duration_seconds{").count() == names.len()
+            text.matches("\nhaproxy_server_check_duration_seconds{")
+                .count()
+                == names.len()
         });
         assert!(checked, "{who}: not every server checked\n{text}");
         let exp = prom::parse(&text).unwrap_or_else(|e| panic!("{who}: {e}\n{text}"));

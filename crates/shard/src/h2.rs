@@ -255,7 +255,16 @@ pub async fn serve(
     if !crate::stick::connection_rules(ctx, fe, at, &client, &mut conn_stick, &effects) {
         return;
     }
-    serve_h2(ctx, (frontend, fe), bind, client, sess, (conn_stick, effects), None).await;
+    serve_h2(
+        ctx,
+        (frontend, fe),
+        bind,
+        client,
+        sess,
+        (conn_stick, effects),
+        None,
+    )
+    .await;
 }
 
 /// A clear-text HTTP/1 connection whose first bytes are HTTP/2's connection preface, served
