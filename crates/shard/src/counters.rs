@@ -18,6 +18,11 @@ use ringlb_stats::{
 
 use crate::topology::Topology;
 
+/// Health and agent check runs started since start (the control shard's checks count them):
+/// haproxy opens a session for each run, on its internal checks proxy, and every session
+/// counts in `CumConns` (`show info`, the exporter's `haproxy_process_connections_total`).
+pub static CHECK_SESSIONS: AtomicU64 = AtomicU64::new(0);
+
 /// One shard's counters.
 #[derive(Debug, Clone, Default)]
 pub struct ShardCounters {

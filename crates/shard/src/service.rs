@@ -58,6 +58,11 @@ pub async fn snapshot(ctx: &Ctx) -> Snapshot {
         state.board.now_ms(),
         &facts,
     );
+    // Check runs are sessions too (`CumConns`, as haproxy counts them).
+    snap.process.counters.cum_conns =
+        snap.process.counters.cum_conns.saturating_add(
+            crate::counters::CHECK_SESSIONS.load(std::sync::atomic::Ordering::Relaxed),
+        );
     // The stats page and the exporter run on a shard: the runtime sockets count as configured
     // (their connections are the control shard's).
     let up = Duration::from_secs(unix_now_s().saturating_sub(state.board.start_unix_s));

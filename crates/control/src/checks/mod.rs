@@ -25,15 +25,6 @@ use ringlb_shard::{ControlMsg, Topology};
 pub use board::{BackendSpec, Board, Effect, ServerCheckStats, ServerSpec};
 pub use exec::CheckTarget;
 
-/// Health and agent check runs started since start: haproxy opens a session for each run
-/// (on its internal checks proxy), and every session counts in `show info`'s `CumConns`.
-static CHECK_SESSIONS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Check runs started so far (`CumConns` counts them, as haproxy does).
-pub fn check_sessions() -> u64 {
-    CHECK_SESSIONS.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// HAProxy's `SRV_CHK_INTER_THRES`: shorter intervals do not shrink the start-up stagger.
 const INTER_THRESHOLD: Duration = Duration::from_secs(1);
 
@@ -1208,7 +1199,8 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                     })
                     .flatten();
                 d.running(job.backend, job.server, false, true);
-                CHECK_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ringlb_shard::counters::CHECK_SESSIONS
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = exec::run_health(&job.script, &target, unix, state.as_deref()).await;
                 let now = d.now();
                 let mut board = d.board.borrow_mut();
@@ -1217,7 +1209,8 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
             }
             JobKind::Agent => {
                 d.running(job.backend, job.server, true, true);
-                CHECK_SESSIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                ringlb_shard::counters::CHECK_SESSIONS
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = exec::run_agent(&job.script, &target).await;
                 let now = d.now();
                 let mut board = d.board.borrow_mut();

@@ -866,7 +866,9 @@ async fn stats_snapshot(ctx: &Ctx) -> Snapshot {
         .counters
         .cum_conns
         .saturating_add(cli.sessions)
-        .saturating_add(crate::checks::check_sessions());
+        .saturating_add(
+            ringlb_shard::counters::CHECK_SESSIONS.load(std::sync::atomic::Ordering::Relaxed),
+        );
     info.counters.cum_req = info.counters.cum_req.saturating_add(cli.sessions);
     info.counters.total_bytes_out = info.counters.total_bytes_out.saturating_add(cli.bytes_out);
     snap
