@@ -425,12 +425,10 @@ pub fn check_mode(cli: &Cli) -> i32 {
                 warned = true;
                 if !cli.quiet {
                     eprintln!(
-                        "{} ({}) : config : parsing [{}:{}] : {}",
+                        "{} ({}) : config : {}",
                         Level::Warning.tag(),
                         pid(),
-                        w.loc.file,
-                        w.loc.line,
-                        w.message
+                        w.text()
                     );
                 }
             }

@@ -44,10 +44,11 @@ const FETCHES: &[(&str, &str)] = &[
     ("x-s-version", "ssl_s_version"),
 ];
 
-/// haproxy terminating TLS on `addr` and answering every request itself.
+/// haproxy terminating TLS on `addr` and answering every request itself (`/slow` only after
+/// 5 s).
 fn tls_origin(dir: &Path, addr: SocketAddr, pem: &Path) -> ChildGuard {
     let cfg = format!(
-        "{DEFAULTS}frontend tls_origin\n    bind {addr} ssl crt {} alpn h2,http/1.1\n    http-request return status 200 content-type text/plain string ok\n",
+        "{DEFAULTS}    timeout tarpit 5s\nfrontend tls_origin\n    bind {addr} ssl crt {} alpn h2,http/1.1\n    http-request tarpit if {{ path /slow }}\n    http-request return status 200 content-type text/plain string ok\n",
         pem.display()
     );
     let path = dir.join("origin.cfg");
@@ -320,5 +321,79 @@ fn tcp_mode_reads_the_server_connection_like_haproxy() {
     assert_eq!(
         seen[0],
         ["bc=1 TLSv1.3 cn=origin.example alpn=http/1.1 tcpfe end"]
+    );
+}
+
+/// The connection to the server is known from the connect on: a request the server never
+/// answers (504) logs its `ssl_bc_*` facts, and so do requests on a shared HTTP/2 connection
+/// to the server (`alpn h2`), as in haproxy.
+#[test]
+fn log_format_reads_the_server_connection_before_a_response_and_over_h2() {
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: skipping the comparison (it is also the origin)");
+        return;
+    }
+    let dir = TempDir::new("tls-srv-fetch-log-h2");
+    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+    let site = ca.server("origin.example", &dir.join("origin.pem"));
+    let origin = free_addr();
+    let _origin = tls_origin(dir.path(), origin, &site.pem);
+    let syslog = UdpSocket::bind("127.0.0.1:0").unwrap();
+    syslog
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let front = free_addr();
+    let server = format!(
+        "server s1 {origin} ssl verify required ca-file {} sni str(origin.example)",
+        ca.cert.display()
+    );
+    let cfg = format!(
+        "global\n    nbthread 1\n    log {} local0\n{DEFAULTS}    log global\n\
+         frontend h1\n    bind {front}\n    log-format \"bc=%[ssl_bc] %[ssl_bc_protocol] cn=%[ssl_s_s_dn(cn)] alpn=%[ssl_bc_alpn] %f %ST\"\n\
+             use_backend h2srv if {{ path_beg /h2 }}\n    default_backend slow\n\
+         backend slow\n    timeout server 1s\n    {server} alpn http/1.1\n\
+         backend h2srv\n    {server} alpn h2\n",
+        syslog.local_addr().unwrap(),
+    );
+    let path = write_config(&dir, &cfg);
+    let mut seen = Vec::new();
+    for which in ["ringlb", "haproxy"] {
+        let _proxy = if which == "ringlb" {
+            Ringlb::start(&path, &[front])
+        } else {
+            Haproxy::start(&path, &[front])
+        };
+        let status = |p: &str| {
+            let out = curl(
+                &[
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    &format!("http://{front}{p}"),
+                ],
+                T,
+            )
+            .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(status("/slow"), "504", "{which}");
+        let mut lines = log_lines_ending(&syslog, 1, " 504");
+        for _ in 0..2 {
+            assert_eq!(status("/h2"), "200", "{which}");
+        }
+        lines.extend(log_lines(&syslog, 2));
+        eprintln!("{which}: {lines:#?}");
+        seen.push(lines);
+    }
+    assert_eq!(seen[0], seen[1], "ringlb (left) vs haproxy (right)");
+    assert_eq!(
+        seen[0],
+        [
+            "bc=1 TLSv1.3 cn=origin.example alpn=http/1.1 h1 504",
+            "bc=1 TLSv1.3 cn=origin.example alpn=h2 h1 200",
+            "bc=1 TLSv1.3 cn=origin.example alpn=h2 h1 200",
+        ]
     );
 }

@@ -966,6 +966,13 @@ async fn forward(
             return;
         };
         choice.commit(ctx, be, lease.server);
+        // `ssl_bc_*`/`ssl_s_*` in the log line describe the connection from here on (also
+        // when the exchange ends before a response head).
+        if matches!(&fe.log_line,
+            crate::topology::LogLine::Format(lf) if lf.uses_server_tls())
+        {
+            txn.server_tls = server.stream.tls_facts().map(Box::new);
+        }
         crate::server::send_name_header(ctx, be, be_idx, lease.server, &mut out);
         let (sent, _) = within(
             server_timeout,

@@ -845,6 +845,14 @@ impl<'a> Session<'a> {
                     return self.drain_request_body(framing, body_start.take()).await;
                 }
             };
+            // `ssl_bc_*`/`ssl_s_*` in the log line describe the connection from here on: an
+            // exchange that ends before a response head (504, server close) logs them too.
+            if matches!(&self.fe.log_line,
+                crate::topology::LogLine::Format(lf) if lf.uses_server_tls())
+            {
+                scratch(&mut self.sc, self.ctx).server_tls =
+                    server.stream.tls_facts().map(Box::new);
+            }
             let reused = info.reused;
             crate::server::send_name_header(self.ctx, be, be_idx, lease.server, &mut out);
             let server_timeout = self.effects.server_timeout.get().or(be.timeouts.server);

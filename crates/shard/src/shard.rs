@@ -491,7 +491,8 @@ fn bind_epoch(core: &Core, topology: &Topology, state: &ShardState, kept: &[Rc<S
                 continue;
             }
             // `-x`: the old process's sockets for this bind, else a new one. The k-th received
-            // socket goes to shard k mod nshards, so a shard may serve more than one.
+            // socket goes to shard k mod nshards, so a shard may serve more than one. A UNIX
+            // bind's one socket (received or bound by the first shard) is shared by all.
             let bound: Vec<std::io::Result<std::os::fd::OwnedFd>> = match &bind.unix {
                 Some(u) => vec![u.take_for_shard(nshards)],
                 None => {
@@ -607,9 +608,9 @@ async fn ssl_rate_wait(state: &ShardState, limit: u32) {
 /// frontend share and the bind's own share), and spawns a task per connection.
 async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListener, bool)) {
     // `expose-fd listeners`: the socket can be handed to a new process while this loop owns
-    // it (dropped before `listener`, which closes it).
-    let _exposed = (slot.key.unix.is_none())
-        .then(|| crate::handoff::expose(slot.fd, slot.key.listen.interface.as_deref()));
+    // it (dropped before `listener`, which closes it). A UNIX bind's one socket is registered
+    // by every shard (each through its own descriptor) and sent once.
+    let _exposed = crate::handoff::expose(slot.fd, slot.key.listen.interface.as_deref());
     let first = core.current().ctx.state;
     // Counted while running, so a soft-stopping shard waits for the drain to finish (the
     // count is shared by the epochs).

@@ -185,6 +185,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("unique-id-format", DF, S, "log-format of the unique request id", |k, p, l| {
         need(k, l, 1)?;
         p.settings.unique_id_format = Some(l.arg(k.kw_words).to_string());
+        p.settings.format_locs.unique_id_format = Some(l.loc.clone());
         Ok(())
     }),
     kw("unique-id-header", DF, S, "header carrying the unique id", |k, p, l| {
@@ -200,16 +201,19 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("log-format", DFB, S, "custom log line format", |k, p, l| {
         need(k, l, 1)?;
         p.settings.log_format = Some(l.rest(k.kw_words).join(" "));
+        p.settings.format_locs.log_format = Some(l.loc.clone());
         Ok(())
     }),
     kw("log-format-sd", DFB, S, "RFC5424 structured data (rfc5424 targets only)", |k, p, l| {
         need(k, l, 1)?;
         p.settings.log_format_sd = Some(l.rest(k.kw_words).join(" "));
+        p.settings.format_locs.log_format_sd = Some(l.loc.clone());
         Ok(())
     }),
     kw("error-log-format", DFB, S, "log format of connection errors (TLS handshake)", |k, p, l| {
         need(k, l, 1)?;
         p.settings.error_log_format = Some(l.rest(k.kw_words).join(" "));
+        p.settings.format_locs.error_log_format = Some(l.loc.clone());
         Ok(())
     }),
     kw("log-tag", DFB, S, "syslog tag of this proxy's traffic logs", |k, p, l| {
