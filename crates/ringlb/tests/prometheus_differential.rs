@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use ringlb_stats::promtext::{self as prom, Exposition};
 use ringlb_testkit::{
-    curl, free_addr, guide_config, haproxy_required, http_get, send_raw_reply, wait_until,
-    write_config, ChildGuard, Conn, Haproxy, Origin, Origins, RawEnd, RawReply, Ringlb, TempDir,
+    curl, free_addr, guide_config, haproxy_required, http_get, runtime_command, send_raw_reply,
+    wait_until, write_config, ChildGuard, Conn, Haproxy, Origin, Origins, RawEnd, RawReply, Ringlb,
+    TempDir,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -670,4 +671,52 @@ fn the_guides_production_config_exposes_every_series_haproxy_does() {
         });
         assert!(found, "{family}{{{label}=\"{value}\"}} in\n{ours_text}");
     }
+}
+
+/// haproxy counts each runtime-socket connection as a session with one stream, so its
+/// exporter's `haproxy_process_connections_total` and `haproxy_process_requests_total` grow
+/// with them (as `show info`'s `CumConns` and `CumReq` do); ringlb's exporter, which runs on
+/// a shard while the runtime socket is the control shard's, counts them the same.
+#[test]
+fn runtime_socket_connections_count_in_the_exporter_as_in_haproxy() {
+    if !haproxy_required() {
+        eprintln!("skipped: no haproxy");
+        return;
+    }
+    let value = |text: &str, name: &str| -> f64 {
+        let exp = prom::parse(text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        exp.families[name].samples[0].value
+    };
+    let mut seen = Vec::new();
+    for who in ["haproxy", "ringlb"] {
+        let dir = TempDir::new(&format!("promcli-{who}"));
+        let sock = dir.join("admin.sock");
+        let prom_addr = free_addr();
+        let cfg = format!(
+            "global\n    nbthread 2\n    stats socket {} level admin\n\
+             defaults\n    mode http\n    timeout connect 2s\n    timeout client 5s\n    timeout server 5s\n\
+             frontend prom\n    bind {prom_addr}\n    http-request use-service prometheus-exporter\n",
+            sock.display()
+        );
+        let path = write_config(&dir, &cfg);
+        let _proxy = start(who, &path, prom_addr);
+        assert!(wait_until(T, || runtime_command(&sock, "show info").is_ok()));
+        let scrape = || {
+            let out = curl(&[&format!("http://{prom_addr}/metrics?scope=global")], T).unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let a = scrape();
+        for _ in 0..3 {
+            runtime_command(&sock, "show info").unwrap();
+        }
+        let b = scrape();
+        let delta = |name: &str| value(&b, name) - value(&a, name);
+        seen.push((
+            delta("haproxy_process_connections_total"),
+            delta("haproxy_process_requests_total"),
+        ));
+    }
+    // Three runtime-socket connections and the second scrape, in both counters.
+    assert_eq!(seen[0], (4.0, 4.0), "haproxy");
+    assert_eq!(seen[1], seen[0], "ringlb as haproxy");
 }

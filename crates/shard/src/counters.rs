@@ -23,6 +23,11 @@ use crate::topology::Topology;
 /// counts in `CumConns` (`show info`, the exporter's `haproxy_process_connections_total`).
 pub static CHECK_SESSIONS: AtomicU64 = AtomicU64::new(0);
 
+/// Runtime-socket connections accepted since start (the control shard's CLI counts them):
+/// haproxy counts each in `CumConns` and `CumReq` (a CLI connection is a session with one
+/// stream there), and so in the exporter's `connections_total` and `requests_total`.
+pub static CLI_SESSIONS: AtomicU64 = AtomicU64::new(0);
+
 /// One shard's counters.
 #[derive(Debug, Clone, Default)]
 pub struct ShardCounters {
