@@ -241,8 +241,9 @@ fn flag_warning(_cli: &Cli) -> Option<String> {
 
 fn version_text(level: u8) -> String {
     let mut s = format!(
-        "ringlb version {} - HAProxy 2.6 compatible configuration",
-        env!("CARGO_PKG_VERSION")
+        "ringlb version {} {} - HAProxy 2.6 compatible configuration",
+        env!("CARGO_PKG_VERSION"),
+        ringlb_stats::RELEASE_DATE
     );
     if level > 1 {
         s.push_str(&format!(

@@ -77,6 +77,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
         effects: crate::rules::RuleEffects::default(),
         last_server: None,
         sess,
+        upgrade: None,
     };
     if !crate::stick::connection_rules(
         ctx,
@@ -90,6 +91,26 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     }
     session.follow_set_src();
     session.run().await;
+    // HTTP/2 with prior knowledge on a clear-text bind (a TLS one negotiates it by ALPN):
+    // the connection goes on as HTTP/2, with the connection rules' counters and effects.
+    if let Some(first) = session.upgrade.take() {
+        session.release_scratch();
+        let Some(h2) = session
+            .bind
+            .and_then(|b| fe.binds.get(b))
+            .or(fe.binds.first())
+            .map(|b| b.h2)
+        else {
+            return;
+        };
+        let Session {
+            client,
+            stick,
+            effects,
+            ..
+        } = session;
+        crate::h2::serve_upgraded(ctx, frontend, h2, client, sess, (stick, effects), first).await;
+    }
 }
 
 /// What happens to the client connection after a transaction.
@@ -110,7 +131,13 @@ enum HeadError {
     Invalid(Option<HttpError>),
     /// Socket error: nothing to answer.
     Io,
+    /// The connection's first bytes are HTTP/2's preface: it is served as HTTP/2 from them.
+    H2(RecvBuf),
 }
+
+/// HTTP/2's connection preface (RFC 9113 §3.4): a clear-text connection that starts with it
+/// speaks HTTP/2 with prior knowledge, as haproxy's HTTP/1 layer recognises it.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Why a transaction failed before the response head reached the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +186,8 @@ struct Session<'a> {
     last_server: Option<(usize, usize)>,
     /// This stream's slot in the shard's registry (`show sess`).
     sess: crate::live::SessRef,
+    /// The connection turned out to speak HTTP/2: its first bytes, for the HTTP/2 layer.
+    upgrade: Option<RecvBuf>,
 }
 
 /// A transaction's context for `http-after-response` on the proxy's own replies. Errors sent
@@ -249,6 +278,10 @@ impl<'a> Session<'a> {
                     scratch(&mut self.sc, self.ctx).txn.uncounted_out = true;
                     return self.finish_txn();
                 }
+                Err(HeadError::H2(first)) => {
+                    self.upgrade = Some(first);
+                    return;
+                }
             };
             self.requests += 1;
             self.ctx.live.count_request(self.sess);
@@ -329,6 +362,12 @@ impl<'a> Session<'a> {
                 Ok(Err(_)) => return Err(HeadError::Io),
             },
         };
+        if self.requests == 0
+            && first.bytes().starts_with(H2_PREFACE)
+            && matches!(self.client, ClientConn::Plain(_))
+        {
+            return Err(HeadError::H2(first));
+        }
         // A new transaction record (the scratch may be another one than before the wait).
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         *txn = Txn::default();
@@ -663,8 +702,13 @@ impl<'a> Session<'a> {
                 RequestFacts::of(be, method, &sc.req2, raw)
             }
         };
+        // haproxy counts a request as it holds it (`ringlb_http1::htx`), not as it came.
+        let head_htx = {
+            let sc = scratch(&mut self.sc, self.ctx);
+            ringlb_http1::htx::request_head_size(&sc.req, head.bytes())
+        };
         head.consume(head_len);
-        scratch(&mut self.sc, self.ctx).txn.bytes_in += head_len as u64;
+        scratch(&mut self.sc, self.ctx).txn.bytes_in += head_htx;
         let mut body_start = None;
         if framing == BodyFraming::None {
             if !head.is_empty() {
@@ -1196,6 +1240,9 @@ impl<'a> Session<'a> {
         }
         let sc = scratch(&mut self.sc, self.ctx);
         let resp_head_len = sc.resp.head_len();
+        // haproxy counts the response as it holds it (`ringlb_http1::htx`), before the
+        // rules change it.
+        let resp_htx = ringlb_http1::htx::response_head_size(&sc.resp, head.bytes());
         // `cache-store`: whether this response goes to the cache (as the rules left it).
         let mut c = c;
         let cache_pending = match (c.cache.take(), self.effects.cache_store.get()) {
@@ -1250,7 +1297,7 @@ impl<'a> Session<'a> {
         head.consume(resp_head_len);
         let client_timeout = self.fe.timeouts.client;
         if tunnel {
-            let tunnel_head_len = resp_head_len as u64;
+            let tunnel_head_len = resp_htx;
             let (sent, buf) = within(client_timeout, self.client.send_all(SendBuf::from_vec(out)))
                 .await
                 .unwrap_or_else(|_| {
@@ -1304,15 +1351,14 @@ impl<'a> Session<'a> {
             txn.bytes_out += down;
             return After::Close;
         }
-        self.log_asap(status, resp_head_len as u64);
+        self.log_asap(status, resp_htx);
         let limits = BodyLimits {
             recv_timeout: self.effects.server_timeout.get().or(c.be.timeouts.server),
             send_timeout: client_timeout,
             head: self.limits,
         };
         // The head goes out with the first body bytes, in one write.
-        // haproxy counts a response's bytes as the server sent them (`%B`, `bout`).
-        let head_bytes = resp_head_len as u64;
+        let head_bytes = resp_htx;
         let mut head_out = Some(out);
         let mut body_bytes = 0u64;
         let body = if let Some(pending) = cache_pending {
@@ -1558,7 +1604,7 @@ impl<'a> Session<'a> {
         let sc = scratch(&mut self.sc, self.ctx);
         announce_persistence(&mut reply.bytes, keep, version);
         let head_len = sc.req.head_len();
-        sc.txn.bytes_in += head_len as u64;
+        sc.txn.bytes_in += ringlb_http1::htx::request_head_size(&sc.req, head.bytes());
         head.consume(head_len);
         if reply.silent {
             self.client.set_linger_zero();
@@ -1588,7 +1634,7 @@ impl<'a> Session<'a> {
         }
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = reply.status;
-        txn.bytes_out += reply.bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&reply.bytes);
         let sent = self.send_reply(reply.bytes).await;
         // A request body was not read: the connection cannot carry another request.
         if sent.is_err()
@@ -1619,7 +1665,7 @@ impl<'a> Session<'a> {
             .query()
             .map(|q| String::from_utf8_lossy(q.get(head.bytes())).into_owned())
             .unwrap_or_default();
-        sc.txn.bytes_in += head_len as u64;
+        sc.txn.bytes_in += ringlb_http1::htx::request_head_size(&sc.req, head.bytes());
         head.consume(head_len);
         if name != "prometheus-exporter" {
             // Unknown services are refused by the config; nothing else to serve.
@@ -1650,7 +1696,7 @@ impl<'a> Session<'a> {
         announce_persistence(&mut out, keep, version);
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = 200;
-        txn.bytes_out += out.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&out);
         let sent = self.send_reply(out).await;
         if sent.is_err() || !keep || framing != BodyFraming::None {
             return After::Close;
@@ -1731,7 +1777,7 @@ impl<'a> Session<'a> {
         }
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = reply.status;
-        txn.bytes_out += reply.bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&reply.bytes);
         if reply.denied {
             txn.term = *b"PH";
         }
@@ -1802,7 +1848,7 @@ impl<'a> Session<'a> {
                 .map(|(a, _)| a.clone());
             (admin, access)
         };
-        sc.txn.bytes_in += head_len as u64;
+        sc.txn.bytes_in += ringlb_http1::htx::request_head_size(&sc.req, head.bytes());
         head.consume(head_len);
         // The admin form's body (small; anything else closes the connection).
         let mut body = Vec::new();
@@ -1886,7 +1932,7 @@ impl<'a> Session<'a> {
         announce_persistence(&mut out, keep, version);
         let txn = &mut scratch(&mut self.sc, ctx).txn;
         txn.status = answer.status;
-        txn.bytes_out += out.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&out);
         let sent = self.send_reply(out).await;
         if sent.is_err() || !keep || !reusable {
             return After::Close;
@@ -1963,7 +2009,8 @@ impl<'a> Session<'a> {
             return;
         };
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
-        txn.bytes_out = (txn.bytes_out + new.len() as u64).saturating_sub(bytes.len() as u64);
+        txn.bytes_out = (txn.bytes_out + ringlb_http1::htx::reply_size(&new))
+            .saturating_sub(ringlb_http1::htx::reply_size(bytes));
         *bytes = new;
     }
 
@@ -2317,7 +2364,7 @@ impl<'a> Session<'a> {
             .unwrap_or_else(|| e.default_reply());
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = e.status();
-        txn.bytes_out += bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(bytes);
         let _ = self.send_reply(bytes.to_vec()).await;
     }
 
@@ -2356,7 +2403,7 @@ impl<'a> Session<'a> {
         bytes.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = 302;
-        txn.bytes_out += bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&bytes);
         // haproxy's termination state for it: a local decision while connecting.
         txn.term = *b"LC";
         let _ = self.send_reply(bytes).await;
@@ -2379,7 +2426,7 @@ impl<'a> Session<'a> {
         };
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = status;
-        txn.bytes_out += bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(bytes);
         if txn.term == [0, 0] {
             // The usual causes of each status the stream makes (haproxy's `%ts`).
             txn.term = match status {

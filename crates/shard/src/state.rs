@@ -726,6 +726,12 @@ impl ShardState {
                 // A copy (the histograms are the bulk of it): only when somebody reads stats.
                 let mut copy = self.counters.borrow().clone();
                 copy.process.curr_conns = self.conns.get();
+                copy.stick_used = self
+                    .stick
+                    .borrow()
+                    .iter()
+                    .map(|(_, t)| t.used_owned() as u64)
+                    .collect();
                 self.fill_conn_gauges(&mut copy);
                 self.board.publish(self.shard_id, seq, copy);
             }

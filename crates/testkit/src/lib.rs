@@ -39,6 +39,7 @@
 pub mod body;
 pub mod certs;
 pub mod client;
+pub mod guide;
 pub mod h2raw;
 pub mod haproxy;
 pub mod origin;
@@ -56,6 +57,7 @@ pub use client::{
     http_get, http_get_unix, http_request, parse_responses, send_raw, send_raw_reply,
     set_linger_zero, unread_bytes, Conn, Framing, RawEnd, RawReply, Response, DEFAULT_TIMEOUT,
 };
+pub use guide::{guide_config, repo_root};
 pub use haproxy::{config_bind_addrs, haproxy_available, haproxy_bin, haproxy_required, Haproxy};
 pub use origin::{Origin, OriginMode, OriginOptions, Origins};
 pub use ports::{free_addr, free_port, free_ports};

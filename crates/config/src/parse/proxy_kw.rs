@@ -131,7 +131,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option ldap-check", DB, S, "LDAPv3 anonymous bind health check", opt_other),
     kw("option external-check", DB, NO, "external command health check", opt_other),
     kw("option spop-check", BE, NO, "SPOP health check", opt_other),
-    kw("option disable-h2-upgrade", DF, Status::Accepted { why: "ringlb never upgrades an HTTP/1 connection that starts with the h2 preface (h2c needs bind ... proto h2), which is what this option asks" }, "refuse HTTP/1 to h2 upgrade", opt_other),
+    kw("option disable-h2-upgrade", DF, Status::Accepted { why: "haproxy 2.6.12 serves a clear-text connection that starts with the h2 preface in HTTP/2 with or without it (measured), and so does ringlb" }, "refuse HTTP/1 to h2 upgrade", opt_other),
     kw("option http-restrict-req-hdr-names", DFB, S, "reject/delete odd header names", p_restrict_hdr_names),
     kw("option dontlog-normal", DF, S, "log only failed transactions (5xx, retries, aborts)", opt_other),
     kw("hash-type", DB, S, "hash method and function for hashing algorithms", p_hash_type),

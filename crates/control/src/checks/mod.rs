@@ -1199,6 +1199,8 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                     })
                     .flatten();
                 d.running(job.backend, job.server, false, true);
+                ringlb_shard::counters::CHECK_SESSIONS
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = exec::run_health(&job.script, &target, unix, state.as_deref()).await;
                 let now = d.now();
                 let mut board = d.board.borrow_mut();
@@ -1207,6 +1209,8 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
             }
             JobKind::Agent => {
                 d.running(job.backend, job.server, true, true);
+                ringlb_shard::counters::CHECK_SESSIONS
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = exec::run_agent(&job.script, &target).await;
                 let now = d.now();
                 let mut board = d.board.borrow_mut();
