@@ -120,28 +120,41 @@ fn expressions_that_cannot_see_their_data_are_errors_like_haproxy() {
 
 #[test]
 fn an_acl_on_the_request_uri_never_matches_in_http_response() {
-    let origin = Origin::start("rules-context-origin");
-    let dir = TempDir::new("rules-context-run");
+    let heads = heads_through(
+        "rules-context-run",
+        "    http-response set-header x-path-acl yes if { path_beg / }\n\
+    http-response set-header x-not-path-acl yes if !{ path_beg / }\n\
+    http-response set-header x-method-acl yes if { method GET }\n",
+    );
+    for (name, head) in heads {
+        assert!(!head.contains("x-path-acl"), "{name}: {head}");
+        assert!(head.contains("x-not-path-acl: yes"), "{name}: {head}");
+        assert!(head.contains("x-method-acl: yes"), "{name}: {head}");
+    }
+}
+
+/// The response head (lower-cased) of `GET /` through a frontend whose rules are `rules`, in
+/// front of a test origin: ringlb's, then haproxy's when it is installed (one proxy at a time
+/// on the address).
+fn heads_through(name: &str, rules: &str) -> Vec<(&'static str, String)> {
+    let origin = Origin::start(&format!("{name}-origin"));
+    let dir = TempDir::new(name);
     let front = free_addr();
     let cfg = write_config(
         &dir,
         &format!(
-            "{HEAD}frontend f\n    bind {front}\n\
-    http-response set-header x-path-acl yes if {{ path_beg / }}\n\
-    http-response set-header x-not-path-acl yes if !{{ path_beg / }}\n\
-    http-response set-header x-method-acl yes if {{ method GET }}\n\
-    default_backend b\nbackend b\n    server s1 {}\n",
+            "{HEAD}frontend f\n    bind {front}\n{rules}    default_backend b\nbackend b\n    server s1 {}\n",
             origin.addr()
         ),
     );
-    let names: &[&str] = if haproxy_required() {
+    let names: &[&'static str] = if haproxy_required() {
         &["ringlb", "haproxy"]
     } else {
         &["ringlb"]
     };
-    for &name in names {
-        // One proxy at a time on the address.
-        let mut proxy = if name == "haproxy" {
+    let mut heads = Vec::new();
+    for &which in names {
+        let mut proxy = if which == "haproxy" {
             Haproxy::start(&cfg, &[front])
         } else {
             Ringlb::start(&cfg, &[front])
@@ -158,12 +171,13 @@ fn an_acl_on_the_request_uri_never_matches_in_http_response() {
             T,
         )
         .unwrap();
-        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
-        assert!(!head.contains("x-path-acl"), "{name}: {head}");
-        assert!(head.contains("x-not-path-acl: yes"), "{name}: {head}");
-        assert!(head.contains("x-method-acl: yes"), "{name}: {head}");
+        heads.push((
+            which,
+            String::from_utf8_lossy(&out.stdout).to_ascii_lowercase(),
+        ));
         let _ = proxy.stop(T);
     }
+    heads
 }
 
 /// The place and text of every diagnostic about where a fetch can be used, from a `-c` run:
@@ -276,47 +290,16 @@ backend t2\n    mode tcp\n    acl x req.len gt 1\n    tcp-response content rejec
 /// bytes never matches, in haproxy and in ringlb.
 #[test]
 fn layer6_rules_never_match_on_an_http_proxy() {
-    let origin = Origin::start("rules-context-l6-origin");
-    let dir = TempDir::new("rules-context-l6-run");
-    let front = free_addr();
-    let cfg = write_config(
-        &dir,
-        &format!(
-            "{HEAD}frontend f\n    bind {front}\n    tcp-request inspect-delay 1s\n\
-    tcp-request content reject if {{ req.payload(0,3) -m str GET }}\n\
-    http-request deny if {{ req.payload(0,3) -m str GET }}\n\
-    http-request deny if {{ req.ssl_sni -m found }}\n\
-    http-response set-header x-res-payload yes if {{ res.payload(0,4) -m found }}\n\
-    default_backend b\nbackend b\n    server s1 {}\n",
-            origin.addr()
-        ),
+    let heads = heads_through(
+        "rules-context-l6-run",
+        "    tcp-request inspect-delay 1s\n\
+    tcp-request content reject if { req.payload(0,3) -m str GET }\n\
+    http-request deny if { req.payload(0,3) -m str GET }\n\
+    http-request deny if { req.ssl_sni -m found }\n\
+    http-response set-header x-res-payload yes if { res.payload(0,4) -m found }\n",
     );
-    let names: &[&str] = if haproxy_required() {
-        &["ringlb", "haproxy"]
-    } else {
-        &["ringlb"]
-    };
-    for &name in names {
-        let mut proxy = if name == "haproxy" {
-            Haproxy::start(&cfg, &[front])
-        } else {
-            Ringlb::start(&cfg, &[front])
-        };
-        let out = curl(
-            &[
-                "-s",
-                "-D",
-                "-",
-                "-o",
-                "/dev/null",
-                &format!("http://{front}/"),
-            ],
-            T,
-        )
-        .unwrap();
-        let head = String::from_utf8_lossy(&out.stdout).to_ascii_lowercase();
+    for (name, head) in heads {
         assert!(head.starts_with("http/1.1 200"), "{name}: {head}");
         assert!(!head.contains("x-res-payload"), "{name}: {head}");
-        let _ = proxy.stop(T);
     }
 }
