@@ -109,7 +109,17 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
             effects,
             ..
         } = session;
-        crate::h2::serve_upgraded(ctx, frontend, h2, client, sess, (stick, effects), first).await;
+        // Boxed: rare, and its state would sit in every HTTP/1 connection's task.
+        Box::pin(crate::h2::serve_upgraded(
+            ctx,
+            frontend,
+            h2,
+            client,
+            sess,
+            (stick, effects),
+            first,
+        ))
+        .await;
     }
 }
 
@@ -781,28 +791,25 @@ impl<'a> Session<'a> {
                 redirectable: facts.redir_path.is_some(),
                 ..ConnectInfo::default()
             };
-            // Pinned in place: moved into the `or` below, its state was held twice by every
-            // transaction's future.
-            let connected = {
-                let mut connecting = std::pin::pin!(lease_and_connect(
-                    self.ctx, be_idx, &input, reuse, &mut info, &from
-                ));
-                if be.abortonclose {
-                    // The future starts when polled below: its queue time counts from here.
-                    let waiting = Instant::now();
-                    // `option abortonclose`: a client that closes while its request waits
-                    // for a slot or a connection takes the request with it.
-                    let tcp = self.client.tcp();
-                    let hangup = async {
-                        let _ = tcp.hangup().await;
-                        None
-                    };
-                    future::or(async { Some(connecting.as_mut().await) }, hangup)
-                        .await
-                        .ok_or(waiting)
-                } else {
-                    Ok(connecting.await)
-                }
+            let connecting = lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info, &from);
+            let connected = if be.abortonclose {
+                // Boxed here: moved into the `or` below, the connect's state would be held
+                // twice by every transaction's future, abortonclose or not.
+                let mut connecting = Box::pin(connecting);
+                // The future starts when polled below: its queue time counts from here.
+                let waiting = Instant::now();
+                // `option abortonclose`: a client that closes while its request waits for a
+                // slot or a connection takes the request with it.
+                let tcp = self.client.tcp();
+                let hangup = async {
+                    let _ = tcp.hangup().await;
+                    None
+                };
+                future::or(async { Some(connecting.as_mut().await) }, hangup)
+                    .await
+                    .ok_or(waiting)
+            } else {
+                Ok(connecting.await)
             };
             let connected = match connected {
                 Ok(c) => c,

@@ -915,7 +915,8 @@ async fn serve_conn(
         // connection's task (idle keep-alive ones included) would carry it.
         Mode::Tcp => Box::pin(crate::tcp::serve(&ctx, frontend, client, sess)).await,
         Mode::Http => match h2.map(|b| b.h2).filter(|h| h.speaks_h2(&client)) {
-            Some(h2) => crate::h2::serve(&ctx, frontend, h2, client, sess).await,
+            // Boxed as TCP mode above: an h2 connection's state is twice an HTTP/1 one's.
+            Some(h2) => Box::pin(crate::h2::serve(&ctx, frontend, h2, client, sess)).await,
             None => crate::http::serve(&ctx, frontend, client, sess).await,
         },
     }
