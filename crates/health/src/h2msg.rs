@@ -71,7 +71,10 @@ pub fn request(bytes: &[u8]) -> Result<H2Request, String> {
 /// The HTTP/1 head the expect rules read for an HTTP/2 response: its status, no reason
 /// phrase, its fields (the body follows, up to the end of the stream or its
 /// `content-length`).
-pub fn response_head<'a>(status: u16, headers: impl Iterator<Item = (&'a str, &'a [u8])>) -> Vec<u8> {
+pub fn response_head<'a>(
+    status: u16,
+    headers: impl Iterator<Item = (&'a str, &'a [u8])>,
+) -> Vec<u8> {
     let mut out = format!("HTTP/1.1 {status} \r\n").into_bytes();
     for (name, value) in headers {
         out.extend_from_slice(name.as_bytes());
@@ -117,7 +120,10 @@ mod tests {
         let Parsed::Response(r) = parse(&head, false) else {
             panic!("{}", String::from_utf8_lossy(&head))
         };
-        assert_eq!((r.status, r.reason, r.body.as_slice()), (500, "", &b"bad"[..]));
+        assert_eq!(
+            (r.status, r.reason, r.body.as_slice()),
+            (500, "", &b"bad"[..])
+        );
         assert!(r.complete);
     }
 }

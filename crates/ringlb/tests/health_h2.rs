@@ -75,7 +75,8 @@ fn http_checks_over_h2_match_haproxy() {
     // An HTTP/1-only server: it answers the h2 preface as a bad HTTP/1 request.
     let h1only =
         Fake::http(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
-    let srv = |addr: SocketAddr, opts: &str| format!("    server s1 {addr} check inter 300ms {opts}\n");
+    let srv =
+        |addr: SocketAddr, opts: &str| format!("    server s1 {addr} check inter 300ms {opts}\n");
     let b = |name: &str, lines: String, up: bool| Backend {
         name: name.into(),
         lines,

@@ -162,7 +162,10 @@ fn run_agents(proxy: Proxy, up: SocketAddr, down: SocketAddr) -> Seen {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    assert!(done(&seen), "{proxy:?}: no second agent check seen: {seen:?}");
+    assert!(
+        done(&seen),
+        "{proxy:?}: no second agent check seen: {seen:?}"
+    );
     seen
 }
 

@@ -199,7 +199,9 @@ fn connect_proto(v: &str, http: bool) -> Result<String, String> {
         return Err(format!("'proto' : invalid MUX protocol '{v}' for {rules}."));
     }
     if v == "fcgi" {
-        return Err("'proto fcgi' is not supported by ringlb (health checks speak h1 or h2).".into());
+        return Err(
+            "'proto fcgi' is not supported by ringlb (health checks speak h1 or h2).".into(),
+        );
     }
     Ok(v.to_string())
 }

@@ -166,7 +166,9 @@ impl H2Check {
         let sender = &mut self.send;
         let rx = &mut self.rx;
         until(deadline, async {
-            poll_fn(|cx| sender.poll_ready(cx)).await.map_err(h2_failed)?;
+            poll_fn(|cx| sender.poll_ready(cx))
+                .await
+                .map_err(h2_failed)?;
             let (resp, mut body) = sender.send_request(request, end).map_err(h2_failed)?;
             if !end {
                 body.send_data(Bytes::from(req.body), true)
@@ -194,7 +196,10 @@ impl H2Check {
                     let (parts, recv) = resp.into_parts();
                     let head = ringlb_health::h2msg::response_head(
                         parts.status.as_u16(),
-                        parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())),
+                        parts
+                            .headers
+                            .iter()
+                            .map(|(n, v)| (n.as_str(), v.as_bytes())),
                     );
                     buf.extend_from_slice(&head);
                     if recv.is_end_stream() {

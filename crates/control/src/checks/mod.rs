@@ -1414,7 +1414,8 @@ mod tests {
     #[test]
     fn check_proto_follows_the_check_type() {
         let refused = |servers: &str, backend: &str| {
-            let text = format!("{HEAD}backend a\n{backend} server s1 127.0.0.1:2 check {servers}\n");
+            let text =
+                format!("{HEAD}backend a\n{backend} server s1 127.0.0.1:2 check {servers}\n");
             let loaded = ringlb_config::parse_str("t.cfg", &text).unwrap();
             let topo = Topology::from_config(&loaded.config).unwrap();
             CheckPlan::from_config(&loaded.config, &topo).unwrap_err()
@@ -1424,10 +1425,19 @@ mod tests {
             "config: backend 'a': server 's1' uses an incompatible MUX protocol for the selected check type".to_string(),
         ];
         assert_eq!(refused("check-proto h2", ""), incompatible);
-        assert_eq!(refused("check-proto h1", " option tcp-check\n"), incompatible);
-        assert_eq!(refused("check-proto none", " option httpchk\n"), incompatible);
+        assert_eq!(
+            refused("check-proto h1", " option tcp-check\n"),
+            incompatible
+        );
+        assert_eq!(
+            refused("check-proto none", " option httpchk\n"),
+            incompatible
+        );
         let e = refused("check-proto fcgi", " option httpchk\n");
-        assert!(e[0].contains("'check-proto fcgi' is not supported by ringlb"), "{e:?}");
+        assert!(
+            e[0].contains("'check-proto fcgi' is not supported by ringlb"),
+            "{e:?}"
+        );
         for (servers, backend) in [
             ("check-proto h1", " option httpchk\n"),
             ("check-proto h2", " option httpchk\n"),
