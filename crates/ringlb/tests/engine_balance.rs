@@ -460,6 +460,17 @@ fn first_skips_servers_at_their_maxconn_as_haproxy() {
     );
 }
 
+/// Weighted round robin with `maxconn`: a full server is skipped and requeued the way
+/// HAProxy's `fwrr` does (5 held connections, weights 3:1:1, 2 slots each).
+#[test]
+fn roundrobin_skips_servers_at_their_maxconn_as_haproxy() {
+    compare_with(
+        "    balance roundrobin\n    default-server maxconn 2\n",
+        &[3, 1, 1],
+        &|front| held(front, 5),
+    );
+}
+
 /// `balance first` with two shards (docs/architecture.md, "Limits across shards"): each
 /// shard fills the servers in id order up to its share of their `maxconn` (⌈2/2⌉ = 1), so 6
 /// held connections give s1 and s2 at most one per shard, never more than their `maxconn`
