@@ -1265,12 +1265,9 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
             })
         })
         .collect();
-    // Server queues and maxconn are the engine's (per-shard shares, see state.rs): the balancer
-    // never skips a full server itself.
-    let mut infos = ServerInfo::from_model(&b.servers);
-    for i in &mut infos {
-        i.maxconn = 0;
-    }
+    // The balancer skips a server at its `maxconn` as HAProxy does (each shard sets its
+    // share, see state.rs); when every candidate is full the request queues on one of them.
+    let infos = ServerInfo::from_model(&b.servers);
     BackendRt {
         name: b.name.clone(),
         mode: b.mode,
