@@ -421,6 +421,16 @@ pub fn check_mode(cli: &Cli) -> i32 {
                     return 1;
                 }
             }
+            // What the health-check plan refuses (a check type and `check-proto` that do not
+            // go together, an address that is not an IP), as `ringlb -f` would at start.
+            if let Err(errors) = ringlb_control::checks::CheckPlan::from_config(&loaded.config, &t)
+            {
+                for e in errors {
+                    alert_line(cli, &format!("config : {e}"));
+                }
+                alert_line(cli, "config : Fatal errors found in configuration.");
+                return 1;
+            }
             for w in &t.warnings {
                 warned = true;
                 if !cli.quiet {

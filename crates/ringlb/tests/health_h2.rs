@@ -262,14 +262,21 @@ fn check_proto_forms_refused_as_haproxy() {
             format!("{DEFAULTS}frontend fe\n    bind 127.0.0.1:9\n    default_backend b\nbackend b\n{lines}"),
         )
         .unwrap();
-        let out = run_bounded(
-            Command::new(bin_path("ringlb")).arg("-f").arg(&path),
-            Duration::from_secs(10),
-        )
-        .unwrap();
-        let ours = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "ringlb on {lines:?}: {ours}");
-        assert!(ours.contains(want), "ringlb on {lines:?}: {ours}");
+        // Refused at start and by `-c`, as haproxy refuses both.
+        for args in [&["-f"][..], &["-c", "-f"][..]] {
+            let out = run_bounded(
+                Command::new(bin_path("ringlb")).args(args).arg(&path),
+                Duration::from_secs(10),
+            )
+            .unwrap();
+            let ours = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(
+                out.status.code(),
+                Some(1),
+                "ringlb {args:?} on {lines:?}: {ours}"
+            );
+            assert!(ours.contains(want), "ringlb {args:?} on {lines:?}: {ours}");
+        }
         if haproxy_available() {
             let theirs = Haproxy::check(&path).expect_err(lines);
             assert!(theirs.contains(want), "haproxy on {lines:?}: {theirs}");
