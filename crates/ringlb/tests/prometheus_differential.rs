@@ -324,6 +324,84 @@ fn differences(theirs: &Exposition, ours: &Exposition) -> Vec<String> {
     diffs
 }
 
+/// Reads `text` as a standard scraper does (the `prometheus-parse` crate) and checks it finds
+/// what the strict parser found: every sample with the same name, labels and value, and as
+/// many of them (a histogram's buckets count as its samples).
+fn read_as_a_scraper(who: &str, text: &str, strict: &Exposition) {
+    let lines = text.lines().map(|l| Ok(l.to_owned()));
+    let scrape = prometheus_parse::Scrape::parse(lines)
+        .unwrap_or_else(|e| panic!("{who}: prometheus-parse: {e}"));
+    let mut strict_samples: BTreeMap<(String, Vec<(String, String)>), f64> = BTreeMap::new();
+    for f in strict.families.values() {
+        for s in &f.samples {
+            let labels = s.labels.clone().into_iter().collect();
+            strict_samples.insert((s.name.clone(), labels), s.value);
+        }
+    }
+    let same = |a: f64, b: f64| a == b || (a.is_nan() && b.is_nan());
+    let mut read = 0;
+    for s in &scrape.samples {
+        let mut labels: Vec<(String, String)> = s
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        labels.sort();
+        let scalar = match &s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(*v),
+            prometheus_parse::Value::Histogram(buckets) => {
+                for b in buckets {
+                    let mut with_le = labels.clone();
+                    let le = if b.less_than.is_infinite() {
+                        "+Inf".to_string()
+                    } else {
+                        b.less_than.to_string()
+                    };
+                    with_le.push(("le".into(), le));
+                    with_le.sort();
+                    let key = (format!("{}_bucket", s.metric), with_le);
+                    let found = strict_samples.iter().find(|((n, l), _)| {
+                        *n == key.0
+                            && l.len() == key.1.len()
+                            && l.iter().zip(&key.1).all(|(a, b)| {
+                                // `le` compared as a number (the crate reprints it).
+                                let number = |x: &str| x.parse::<f64>().ok();
+                                a.0 == b.0
+                                    && (a.1 == b.1 || (a.0 == "le" && number(&a.1) == number(&b.1)))
+                            })
+                    });
+                    let value = found.map(|(_, v)| *v);
+                    assert!(
+                        value.is_some_and(|v| same(v, b.count)),
+                        "{who}: bucket {key:?} = {} read by prometheus-parse, strict parser: {value:?}",
+                        b.count
+                    );
+                    read += 1;
+                }
+                None
+            }
+            prometheus_parse::Value::Summary(_) => panic!("{who}: unexpected summary {}", s.metric),
+        };
+        if let Some(v) = scalar {
+            let key = (s.metric.clone(), labels);
+            let value = strict_samples.get(&key).copied();
+            assert!(
+                value.is_some_and(|w| same(w, v)),
+                "{who}: {key:?} = {v} read by prometheus-parse, strict parser: {value:?}"
+            );
+            read += 1;
+        }
+    }
+    assert_eq!(
+        read,
+        strict_samples.len(),
+        "{who}: prometheus-parse read {read} samples, the strict parser {}",
+        strict_samples.len()
+    );
+}
+
 #[test]
 fn same_config_and_traffic_give_the_same_metrics_as_haproxy() {
     if !haproxy_required() {
@@ -335,6 +413,8 @@ fn same_config_and_traffic_give_the_same_metrics_as_haproxy() {
     let ours_text = scrape("ringlb", &origins);
     let theirs = prom::parse(&theirs_text).unwrap_or_else(|e| panic!("haproxy: {e}"));
     let ours = prom::parse(&ours_text).unwrap_or_else(|e| panic!("ringlb: {e}\n{ours_text}"));
+    read_as_a_scraper("haproxy", &theirs_text, &theirs);
+    read_as_a_scraper("ringlb", &ours_text, &ours);
     // The comparison must cover the request counters and states, not an empty page.
     for needle in [
         "haproxy_backend_http_responses_total{proxy=\"app\",code=\"4xx\"} 3",
