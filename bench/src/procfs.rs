@@ -10,6 +10,9 @@ use std::path::Path;
 pub struct MachineCpu {
     /// user + nice + system + irq + softirq + steal (guest time is already inside user/nice).
     pub busy: u64,
+    /// irq + softirq: with IRQ time accounting no process is charged for it. On loopback it is
+    /// the network stack carrying the measured traffic, not another process.
+    pub irq: u64,
     /// idle + iowait.
     pub idle: u64,
 }
@@ -33,6 +36,7 @@ pub fn parse_proc_stat(text: &str) -> Result<MachineCpu, String> {
     // user nice system idle iowait irq softirq steal [guest guest_nice]
     Ok(MachineCpu {
         busy: v[0] + v[1] + v[2] + v[5] + v[6] + v[7],
+        irq: v[5] + v[6],
         idle: v[3] + v[4],
     })
 }
@@ -147,6 +151,7 @@ mod tests {
         // cpu  22493 0 7898 299686 2548 0 413 267 0 0
         let m = parse_proc_stat(&fixture("proc-stat.txt")).unwrap();
         assert_eq!(m.busy, 22493 + 7898 + 413 + 267);
+        assert_eq!(m.irq, 413);
         assert_eq!(m.idle, 299686 + 2548);
         assert!(parse_proc_stat("cpu0 1 2 3").is_err());
         assert!(parse_proc_stat("cpu  1 2 x 4 5 6 7 8").is_err());

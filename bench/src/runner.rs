@@ -394,6 +394,7 @@ fn wait_quiet(ctx: &Ctx, limit: Duration) {
 /// CPU counters at one instant.
 struct Sample {
     at: Instant,
+    /// Busy ticks charged to processes (irq and softirq time left out: see `MachineCpu::irq`).
     machine_busy: u64,
     own_ticks: u64,
     proxy_ticks: u64,
@@ -421,7 +422,10 @@ fn sample(ctx: &Ctx, proxy_pid: u32) -> Result<Sample, String> {
     }
     Ok(Sample {
         at: Instant::now(),
-        machine_busy: procfs::machine_cpu()?.busy,
+        machine_busy: {
+            let m = procfs::machine_cpu()?;
+            m.busy.saturating_sub(m.irq)
+        },
         own_ticks: own,
         proxy_ticks,
         children_s: children_cpu_s(),

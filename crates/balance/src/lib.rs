@@ -301,6 +301,37 @@ impl Balancer {
         }
     }
 
+    /// As [`Balancer::pick`], with every server taken as having a free slot: the server a
+    /// request waits for when every candidate is at its `maxconn` (HAProxy queues it in the
+    /// backend and gives it to the first server with a free slot; a caller without a backend
+    /// queue queues it on this server instead).
+    pub fn pick_ignoring_limits(
+        &mut self,
+        req: &PickInput<'_>,
+        rng: &mut impl RngLike,
+    ) -> Option<usize> {
+        self.pool.limits_off = true;
+        let r = self.pick(req, rng);
+        self.pool.limits_off = false;
+        r
+    }
+
+    /// Whether a server the balancer may pick now (the active servers, else the backups it
+    /// uses) has a free slot. When none has, [`Balancer::pick_ignoring_limits`] is the pick
+    /// without the side effects a [`Balancer::pick`] that finds everyone full has on the
+    /// round-robin order.
+    pub fn any_free_slot(&self) -> bool {
+        match self.pool.target() {
+            Target::Empty => false,
+            Target::Only(s) => self.pool.has_room(s),
+            Target::Group(backup) => self
+                .pool
+                .srv
+                .iter()
+                .any(|s| s.info.backup == backup && s.usable() && s.has_room()),
+        }
+    }
+
     fn pick_plain(&mut self, avoid: Option<usize>) -> Option<usize> {
         match &mut self.lb {
             Lb::Fwrr(f) => match self.pool.target() {
@@ -342,7 +373,7 @@ impl Balancer {
         }
         let s = self.pool.srv.get(curr?)?;
         let full = s.queued > 0 || (s.info.maxconn > 0 && s.served >= s.maxconn_now);
-        if full {
+        if full && !self.pool.limits_off {
             None
         } else {
             curr

@@ -138,3 +138,71 @@ fn static_algorithms_refuse_added_servers() {
         assert_eq!(lb.server_count(), 1);
     }
 }
+
+/// `first` skips a server at its `maxconn` (HAProxy's `fas_get_next_server`), and takes it
+/// again once a connection ends.
+#[test]
+fn first_skips_full_servers() {
+    let servers = [
+        ServerInfo {
+            maxconn: 2,
+            ..info(1, 1, true)
+        },
+        ServerInfo {
+            maxconn: 2,
+            ..info(2, 1, true)
+        },
+        info(3, 1, true),
+    ];
+    let mut lb = Balancer::new(
+        &Balance::First,
+        &HashType::default(),
+        &servers,
+        &Options::default(),
+    );
+    let mut rng = SplitMix64(1);
+    let mut got = Vec::new();
+    for _ in 0..6 {
+        let s = lb.pick(&PickInput::default(), &mut rng).unwrap();
+        lb.take_conn(s);
+        got.push(s);
+    }
+    assert_eq!(got, [0, 0, 1, 1, 2, 2]);
+    assert!(lb.any_free_slot(), "s3 has no maxconn");
+    lb.drop_conn(0);
+    assert_eq!(lb.pick(&PickInput::default(), &mut rng), Some(0));
+}
+
+/// When every server is at its `maxconn`, `pick` finds none and `pick_ignoring_limits` gives
+/// the server the algorithm would choose without limits (the engine queues the request
+/// there).
+#[test]
+fn every_server_full_leaves_a_pick_ignoring_limits() {
+    let servers = [
+        ServerInfo {
+            maxconn: 1,
+            ..info(1, 1, true)
+        },
+        ServerInfo {
+            maxconn: 1,
+            ..info(2, 1, true)
+        },
+    ];
+    let mut lb = Balancer::new(
+        &Balance::First,
+        &HashType::default(),
+        &servers,
+        &Options::default(),
+    );
+    let mut rng = SplitMix64(1);
+    lb.take_conn(0);
+    lb.take_conn(1);
+    assert!(!lb.any_free_slot());
+    assert_eq!(lb.pick(&PickInput::default(), &mut rng), None);
+    assert_eq!(
+        lb.pick_ignoring_limits(&PickInput::default(), &mut rng),
+        Some(0)
+    );
+    // Limits apply again to the next pick.
+    assert_eq!(lb.pick(&PickInput::default(), &mut rng), None);
+}

@@ -464,6 +464,7 @@ fn frontend(p: &ProxyDraft, errorfiles: Vec<ErrorFile>) -> Frontend {
         captures: p.captures.clone(),
         unique_id_format: s.unique_id_format.clone(),
         unique_id_header: s.unique_id_header.clone(),
+        format_locs: s.format_locs.clone(),
         other: s.other.clone(),
     }
 }

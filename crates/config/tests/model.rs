@@ -148,7 +148,8 @@ fn keyword_uses_carry_statuses() {
     assert_eq!(st("timeout connect"), Some(Status::Supported));
     assert_eq!(st("server check"), Some(Status::Supported));
     assert_eq!(st("server check-ssl"), Some(Status::Supported));
-    // `check-proto h1` works; `h2` is refused when the checks are planned (control crate).
+    // `check-proto h1` and `h2` work (an HTTP mux on a non-HTTP check is refused when the
+    // checks are planned, control crate).
     assert_eq!(st("server check-proto"), Some(Status::Supported));
     assert_eq!(st("server weight"), None, "no option written");
     assert_eq!(st("condition (if/unless)"), None);

@@ -66,6 +66,16 @@ impl<T: Transport> H2Io<T> {
         }
     }
 
+    /// Like [`H2Io::new`], with `first` (bytes already received from the transport, e.g.
+    /// read by another protocol's layer before it handed the connection over) read first.
+    pub fn with_first(t: Rc<T>, first: T::Chunk) -> H2Io<T> {
+        let mut io = H2Io::new(t);
+        if !T::bytes(&first).is_empty() {
+            io.chunk = Some((first, 0));
+        }
+        io
+    }
+
     /// Completes the send in flight, then starts one for the gathered bytes; ready when
     /// everything written so far has been sent.
     fn flush_inner(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -16,6 +16,7 @@
 pub mod agent;
 pub mod canned;
 pub mod expect;
+pub mod h2msg;
 pub mod http;
 pub mod lf;
 pub mod proxy_header;

@@ -36,8 +36,11 @@ pub struct ConnectSpec {
     /// 1-based rule number of an explicit `tcp-check connect` (HAProxy counts every rule,
     /// comments included); 0 for the implicit first connect.
     pub step: u32,
-    /// The `tcp-check comment` right before this rule, reported with its failures.
+    /// The rule's `comment` option, else the `tcp-check comment` right before it, reported
+    /// with its failures.
     pub comment: Option<String>,
+    /// `proto <mux>` (`h1`, `h2`; `none` for a tcp-check).
+    pub proto: Option<String>,
 }
 
 /// A connect step resolved against the server it checks.
@@ -51,6 +54,21 @@ pub struct ResolvedConnect {
     pub sni: Option<String>,
     pub alpn: Option<String>,
     pub send_proxy: bool,
+    /// The mux the rule or (`connect default`, implicit connects) the server's `check-proto`
+    /// asks for; `None`: chosen by the negotiated ALPN (`h2`), else HTTP/1.
+    pub proto: Option<String>,
+}
+
+impl ResolvedConnect {
+    /// Whether an HTTP check over this connection speaks HTTP/2, given the protocol TLS
+    /// negotiated (haproxy 2.6's `tcpcheck_eval_connect`: the rule's `proto`, else the
+    /// server's `check-proto` for a default connect, else the ALPN).
+    pub fn speaks_h2(&self, negotiated_alpn: Option<&[u8]>) -> bool {
+        match self.proto.as_deref() {
+            Some(p) => p == "h2",
+            None => self.ssl && negotiated_alpn == Some(b"h2".as_slice()),
+        }
+    }
 }
 
 /// Checks go over TLS with `check-ssl`, or when the server uses `ssl` for its traffic and the
@@ -83,6 +101,15 @@ impl ConnectSpec {
                     .filter(|_| inherit)
             }),
             send_proxy: self.send_proxy || (inherit && check_send_proxy),
+            proto: self.proto.clone().or_else(|| {
+                params
+                    .other
+                    .iter()
+                    .rev()
+                    .find(|(n, _)| n == "check-proto")
+                    .and_then(|(_, v)| v.clone())
+                    .filter(|_| inherit)
+            }),
         }
     }
 }
@@ -99,7 +126,8 @@ impl From<&CheckConnect> for ConnectSpec {
             linger: c.linger,
             inherit: c.default,
             step: 0,
-            comment: None,
+            comment: c.comment.clone(),
+            proto: c.proto.clone().filter(|p| p != "none"),
         }
     }
 }
@@ -494,7 +522,8 @@ pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
             TcpCheckStep::Connect(c) => {
                 let mut spec: ConnectSpec = c.into();
                 spec.step = n;
-                spec.comment = comment.take();
+                let before = comment.take();
+                spec.comment = spec.comment.or(before);
                 steps.push(Step::Connect(spec));
             }
             TcpCheckStep::Send { data, .. } | TcpCheckStep::SendBinary { data, .. } => {

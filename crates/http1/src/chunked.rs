@@ -63,6 +63,13 @@ pub struct ChunkedDecoder {
     trailer_bytes: usize,
     trailers: usize,
     payload: u64,
+    /// Trailer names and OWS-trimmed values seen so far (HTX's count, see `htx_size`).
+    trailer_fields: u64,
+    /// The current trailer value has a non-OWS byte.
+    value_started: bool,
+    /// OWS bytes inside the current trailer value not counted yet (trailing until a byte
+    /// follows them).
+    pending_ws: u64,
     limits: Limits,
 }
 
@@ -80,6 +87,9 @@ impl ChunkedDecoder {
             trailer_bytes: 0,
             trailers: 0,
             payload: 0,
+            trailer_fields: 0,
+            value_started: false,
+            pending_ws: 0,
             limits: *limits,
         }
     }
@@ -97,6 +107,17 @@ impl ChunkedDecoder {
     /// Payload bytes (chunk data, framing excluded) seen so far.
     pub fn payload_bytes(&self) -> u64 {
         self.payload
+    }
+
+    /// The body's size as HAProxy 2.6 counts it (`crate::htx`): payload, trailer fields
+    /// and, once the message ended, the end-of-trailers block.
+    pub fn htx_size(&self) -> u64 {
+        let end = if self.state == State::Done {
+            crate::htx::END_OF_TRAILERS
+        } else {
+            0
+        };
+        self.payload + self.trailer_fields + end
     }
 
     /// Validate `input`; report how many of its bytes belong to the message.
@@ -225,6 +246,9 @@ impl ChunkedDecoder {
         let next = match (self.state, b) {
             (State::TrailerStart, b'\r') => State::EndLf,
             (State::TrailerStart, _) if chars::is_token(b) => {
+                self.trailer_fields += 1;
+                self.value_started = false;
+                self.pending_ws = 0;
                 self.trailers += 1;
                 if self.trailers > self.limits.max_fields() {
                     return Err(ErrorKind::BadTrailer);
@@ -232,9 +256,23 @@ impl ChunkedDecoder {
                 State::TrailerName
             }
             (State::TrailerName, b':') => State::TrailerValue,
-            (State::TrailerName, _) if chars::is_token(b) => State::TrailerName,
+            (State::TrailerName, _) if chars::is_token(b) => {
+                self.trailer_fields += 1;
+                State::TrailerName
+            }
             (State::TrailerValue, b'\r') => State::TrailerLf,
-            (State::TrailerValue, _) if chars::is_field_value(b) => State::TrailerValue,
+            (State::TrailerValue, b' ' | b'\t') => {
+                if self.value_started {
+                    self.pending_ws += 1;
+                }
+                State::TrailerValue
+            }
+            (State::TrailerValue, _) if chars::is_field_value(b) => {
+                self.value_started = true;
+                self.trailer_fields += self.pending_ws + 1;
+                self.pending_ws = 0;
+                State::TrailerValue
+            }
             (State::TrailerLf, b'\n') => State::TrailerStart,
             (State::EndLf, b'\n') => State::Done,
             _ => return Err(ErrorKind::BadTrailer),

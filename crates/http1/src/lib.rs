@@ -59,6 +59,7 @@ mod chars;
 mod chunked;
 mod error;
 mod fields;
+pub mod htx;
 pub mod offset;
 mod replies;
 mod request;

@@ -241,8 +241,9 @@ fn flag_warning(_cli: &Cli) -> Option<String> {
 
 fn version_text(level: u8) -> String {
     let mut s = format!(
-        "ringlb version {} - HAProxy 2.6 compatible configuration",
-        env!("CARGO_PKG_VERSION")
+        "ringlb version {} {} - HAProxy 2.6 compatible configuration",
+        env!("CARGO_PKG_VERSION"),
+        ringlb_stats::RELEASE_DATE
     );
     if level > 1 {
         s.push_str(&format!(
@@ -420,16 +421,24 @@ pub fn check_mode(cli: &Cli) -> i32 {
                     return 1;
                 }
             }
+            // What the health-check plan refuses (a check type and `check-proto` that do not
+            // go together, an address that is not an IP), as `ringlb -f` would at start.
+            if let Err(errors) = ringlb_control::checks::CheckPlan::from_config(&loaded.config, &t)
+            {
+                for e in errors {
+                    alert_line(cli, &format!("config : {e}"));
+                }
+                alert_line(cli, "config : Fatal errors found in configuration.");
+                return 1;
+            }
             for w in &t.warnings {
                 warned = true;
                 if !cli.quiet {
                     eprintln!(
-                        "{} ({}) : config : parsing [{}:{}] : {}",
+                        "{} ({}) : config : {}",
                         Level::Warning.tag(),
                         pid(),
-                        w.loc.file,
-                        w.loc.line,
-                        w.message
+                        w.text()
                     );
                 }
             }

@@ -181,6 +181,22 @@ fn send(pid: u32, sig: libc::c_int) {
     }
 }
 
+/// Counts a reload for every old worker; one that has now lived through more than
+/// `mworker-max-reloads` gets SIGTERM.
+fn survived_reload(old: &mut [Worker], max_reloads: Option<u32>) {
+    for w in old {
+        w.reloads += 1;
+        if max_reloads.is_some_and(|m| w.reloads > m) {
+            notice(&format!(
+                "Old worker ({}) survived {} reloads (mworker-max-reloads): sending SIGTERM",
+                w.child.id(),
+                w.reloads
+            ));
+            send(w.child.id(), libc::SIGTERM);
+        }
+    }
+}
+
 /// A worker and the reloads it has lived through (`mworker-max-reloads`).
 struct Worker {
     child: Child,
@@ -492,7 +508,12 @@ fn supervise(
                 notice("Reloading: checking the new configuration");
                 if !config_is_valid(&wargs) {
                     alert("Reload aborted: the configuration is invalid; the current worker keeps serving.");
+                    // As haproxy 2.6's `show proc` counts it: a reload (failed), which every
+                    // worker lived through.
+                    reloads += 1;
                     failed += 1;
+                    current.reloads += 1;
+                    survived_reload(&mut old, max_reloads);
                     crate::notify::notify("READY=1");
                 } else {
                     // haproxy's master passes `-x sockpair@` the same way: the new worker takes
@@ -524,19 +545,15 @@ fn supervise(
                                 max_reloads = c.global.ops.mworker_max_reloads;
                                 reload_programs(programs, &c.programs);
                             }
-                            for w in &mut old {
-                                w.reloads += 1;
-                                if max_reloads.is_some_and(|m| w.reloads > m) {
-                                    notice(&format!(
-                                        "Old worker ({}) survived {} reloads (mworker-max-reloads): sending SIGTERM",
-                                        w.child.id(),
-                                        w.reloads
-                                    ));
-                                    send(w.child.id(), libc::SIGTERM);
-                                }
-                            }
+                            survived_reload(&mut old, max_reloads);
                         }
-                        Err(e) => alert(&format!("Reload aborted: cannot start a worker: {e}")),
+                        Err(e) => {
+                            alert(&format!("Reload aborted: cannot start a worker: {e}"));
+                            reloads += 1;
+                            failed += 1;
+                            current.reloads += 1;
+                            survived_reload(&mut old, max_reloads);
+                        }
                     }
                 }
             }

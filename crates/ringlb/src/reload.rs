@@ -85,10 +85,7 @@ fn plan(cli: &Cli) -> Result<ReloadPlan, Vec<String>> {
         }
     };
     for w in &topology.warnings {
-        warnings.push(format!(
-            "[WARNING]  ({pid}) : config : parsing [{}:{}] : {}",
-            w.loc.file, w.loc.line, w.message
-        ));
+        warnings.push(format!("[WARNING]  ({pid}) : config : {}", w.text()));
     }
     let with_global = crate::cli::with_global(cli, &cfg);
     if with_global.zero_warning && !warnings.is_empty() {

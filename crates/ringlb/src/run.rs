@@ -410,10 +410,7 @@ pub fn run(mut cfg: Config, opts: RunOptions) -> i32 {
     };
     if !opts.quiet {
         for w in &topology.warnings {
-            warning(&format!(
-                "config : parsing [{}:{}] : {}",
-                w.loc.file, w.loc.line, w.message
-            ));
+            warning(&format!("config : {}", w.text()));
         }
     }
     if opts.zero_warning && !topology.warnings.is_empty() {

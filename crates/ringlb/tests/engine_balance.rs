@@ -432,6 +432,77 @@ fn leastconn_with_two_shards_balances_within_the_shard_count() {
     }
 }
 
+/// `n` requests for `/slow/1500` sent 30 ms apart, each on its own connection, all held at
+/// once: the origin that answered each, in sending order.
+fn held(front: SocketAddr, n: usize) -> Vec<String> {
+    let threads: Vec<_> = (0..n)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(30));
+            std::thread::spawn(move || {
+                let mut c = Conn::connect(front).unwrap();
+                c.set_timeout(Duration::from_secs(10)).unwrap();
+                let r = c.get("/slow/1500").unwrap();
+                format!("{} {}", r.status, r.header("x-origin").unwrap_or("?"))
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().unwrap()).collect()
+}
+
+/// `balance first` with `maxconn`: a full server is skipped for the next one with a free
+/// slot (HAProxy's `fas_get_next_server`), not queued on.
+#[test]
+fn first_skips_servers_at_their_maxconn_as_haproxy() {
+    compare_with(
+        "    balance first\n    default-server maxconn 2\n",
+        &[1, 1, 1],
+        &|front| held(front, 6),
+    );
+}
+
+/// Weighted round robin with `maxconn`: a full server is skipped and requeued the way
+/// HAProxy's `fwrr` does (5 held connections, weights 3:1:1, 2 slots each).
+#[test]
+fn roundrobin_skips_servers_at_their_maxconn_as_haproxy() {
+    compare_with(
+        "    balance roundrobin\n    default-server maxconn 2\n",
+        &[3, 1, 1],
+        &|front| held(front, 5),
+    );
+}
+
+/// `balance first` with two shards (docs/architecture.md, "Limits across shards"): each
+/// shard fills the servers in id order up to its share of their `maxconn` (⌈2/2⌉ = 1), so 6
+/// held connections give s1 and s2 at most one per shard, never more than their `maxconn`
+/// in all, and the rest to s3.
+#[test]
+fn first_with_two_shards_fills_each_shards_maxconn_share() {
+    let origins = Origins::start(3);
+    let dir = TempDir::new("first2");
+    let front = free_addr();
+    let cfg = config(
+        front,
+        &origins.addrs(),
+        "    balance first\n    default-server maxconn 2\n",
+        &[1, 1, 1],
+    )
+    .replace("nbthread 1", "nbthread 2")
+    .replace(
+        &format!("{} weight 1\n", origins.addrs()[2]),
+        &format!("{} weight 1 maxconn 0\n", origins.addrs()[2]),
+    );
+    let path = write_config(&dir, &cfg);
+    let _r = Ringlb::start(&path, &[front]);
+    let n = 6;
+    let got = held(front, n);
+    let count = |name: &str| got.iter().filter(|o| *o == &format!("200 {name}")).count();
+    let (s1, s2, s3) = (count("s1"), count("s2"), count("s3"));
+    assert_eq!(s1 + s2 + s3, n, "{got:?}");
+    // At least one shard holds 3 connections: s1, s2, then s3; the other adds at most one
+    // to s1 and one to s2.
+    assert!((1..=2).contains(&s2) && s2 <= s1 && s1 <= 2, "{got:?}");
+}
+
 /// `url_param .. check_post` for HTTP/2 clients: the POST body is read before the server is
 /// chosen, so each user lands where an HTTP/1 POST with the same body lands.
 #[test]

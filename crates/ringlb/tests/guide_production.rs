@@ -7,59 +7,14 @@
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::SocketAddr;
 use std::process::Command;
 use std::time::Duration;
 
 use ringlb_testkit::{
-    curl, free_addr, run_bounded, wait_until, write_config, Origin, Ringlb, TempDir,
+    curl, free_addr, guide_config, run_bounded, wait_until, write_config, Origin, Ringlb, TempDir,
 };
 
 const T: Duration = Duration::from_secs(10);
-
-fn guide(ports: &[(u16, SocketAddr)], sock: &str) -> String {
-    let text = std::fs::read_to_string(
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../config/examples/guide-22-production.cfg"),
-    )
-    .unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let mut out = String::new();
-    for line in text.lines() {
-        let t = line.trim();
-        // What a test machine does not want: forking, chroot, switching user, 4 threads on 2
-        // cores, the shared admin socket path, and `maxconn 100000` (it needs 200k
-        // descriptors; the machine allows 20000, and haproxy refuses to start too).
-        if [
-            "daemon",
-            "chroot",
-            "user ",
-            "group ",
-            "nbthread",
-            "maxconn 100000",
-        ]
-        .iter()
-        .any(|p| t.starts_with(p))
-        {
-            continue;
-        }
-        let mut l = line.replace("/tmp/ringlb-example-admin.sock", sock);
-        for (port, addr) in ports {
-            l = l.replace(&format!("127.0.0.1:{port}"), &addr.to_string());
-        }
-        // Relative fixture paths are relative to the repository root.
-        l = l.replace(
-            "config/fixtures/",
-            &format!("{}/config/fixtures/", root.display()),
-        );
-        out.push_str(&l);
-        out.push('\n');
-        if t == "global" {
-            out.push_str("    nbthread 2\n    maxconn 4000\n");
-        }
-    }
-    out
-}
 
 #[test]
 fn the_guides_production_configuration_works_end_to_end() {
@@ -72,7 +27,7 @@ fn the_guides_production_configuration_works_end_to_end() {
     }
     let dir = TempDir::new("guide-prod");
     let sock = dir.join("admin.sock");
-    let cfg = guide(&ports, sock.to_str().unwrap());
+    let cfg = guide_config("guide-22-production.cfg", &ports, sock.to_str().unwrap());
     let path = write_config(&dir, &cfg);
     let _proxy = Ringlb::start(&path, &[http, https, stats]);
 

@@ -193,6 +193,14 @@ fn tcp_check_connect_options_match_haproxy() {
             lines: format!("    option tcp-check\n    tcp-check connect port {}\n    tcp-check send one\\r\\n\n    tcp-check expect string +PONG\n    tcp-check connect port {}\n    tcp-check send two\\r\\n\n    tcp-check expect string nothere\n    server s1 {closed} check inter 200ms fall 1 rise 1\n", f("two_a").port(), f("two_b").port()),
             want: "DOWN".into(),
         },
+        // A refused connect names its own port, and its `comment` option wins over the
+        // `tcp-check comment` before it (haproxy 2.6: "at step 2 of tcp-check (connect port
+        // N) comment: 'own'").
+        Backend {
+            name: "refused".into(),
+            lines: format!("    option tcp-check\n    tcp-check comment first\n    tcp-check connect port {} comment own\n    server s1 {closed} check inter 200ms fall 1 rise 1\n", closed.port()),
+            want: "DOWN".into(),
+        },
     ];
     let head = |front: SocketAddr| {
         format!("{DEFAULTS}frontend fe\n    bind {front}\n    default_backend none\nbackend none\n    server none 127.0.0.1:9\n")
@@ -206,6 +214,17 @@ fn tcp_check_connect_options_match_haproxy() {
         min_checks: 2,
     }
     .compare();
+    let refused = format!(
+        "info: \"Connection refused at step 2 of tcp-check (connect port {}) comment: 'own'\"",
+        closed.port()
+    );
+    assert!(
+        got.lines
+            .iter()
+            .any(|l| l.contains("Server refused/s1 is DOWN") && l.contains(&refused)),
+        "{:#?}",
+        got.lines
+    );
     assert_eq!(got.requests["port"], r"hi\r\n");
     assert_eq!(got.requests["ssl"], r"hello-tls\r\n");
     assert!(

@@ -192,3 +192,41 @@ fn master_cli_answers_as_haproxy_and_reloads_seamlessly() {
     ours.stop(Duration::from_secs(10)).unwrap();
     assert!(!sock.exists(), "the master removed its socket");
 }
+
+/// A `reload` on the master CLI with a broken configuration: the worker keeps serving, and
+/// `show proc` counts it as haproxy 2.6 does (the master's reloads and failures, and the
+/// worker's reloads, all one up).
+#[test]
+fn a_failed_reload_keeps_the_worker_and_is_counted_as_in_haproxy() {
+    let dir = TempDir::new("mcli-failed");
+    let run = |bin: &Path, name: &str| {
+        let front = free_addr();
+        let (mut p, sock) = start(bin, name, &dir, front);
+        let worker = children(p.pid())[0];
+        std::fs::write(dir.join(&format!("{name}.cfg")), "global\n    nbthred 2\n").unwrap();
+        ask(&sock, "reload");
+        let mut proc = String::new();
+        assert!(
+            wait_until(Duration::from_secs(30), || {
+                proc = mask_proc(&ask(&sock, "show proc"));
+                proc.contains("[failed: 1]")
+            }),
+            "{name}: {proc}\n{}",
+            p.dump()
+        );
+        assert_eq!(children(p.pid()), [worker], "{name}: the worker stayed");
+        let served = ringlb_testkit::http_get(front, "/", &[]).unwrap();
+        assert_eq!(served.text(), "ok", "{name}");
+        p.stop(Duration::from_secs(10)).unwrap();
+        proc
+    };
+    let got = run(&ringlb_testkit::bin_path("ringlb"), "ringlb");
+    assert!(
+        got.starts_with("#<PID> <type> <reloads> <uptime> <version>\nPID master 1 [failed: 1] UPTIME VERSION\n# workers\nPID worker 1 UPTIME VERSION\n"),
+        "{got}"
+    );
+    if ringlb_testkit::haproxy_available() {
+        let want = run(Path::new(&ringlb_testkit::haproxy_bin()), "haproxy");
+        assert_eq!(got, want);
+    }
+}

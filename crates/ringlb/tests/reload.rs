@@ -128,6 +128,16 @@ fn reloads_under_load_lose_no_request_and_a_bad_config_changes_nothing() {
         "{}",
         master.stderr()
     );
+    // And says why: the check names the file, the line and the keyword.
+    let why = format!("[{}:2]", path.display());
+    assert!(
+        master
+            .stderr()
+            .lines()
+            .any(|l| l.contains(&why) && l.contains("nbthred")),
+        "{}",
+        master.stderr()
+    );
     // Stopping the master stops the worker too.
     master.stop(Duration::from_secs(5)).unwrap();
     std::thread::sleep(Duration::from_millis(300));

@@ -12,7 +12,9 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use ringlb_testkit::{free_addr, http_get, listening_inodes, wait_until, ChildGuard, TempDir};
+use ringlb_testkit::{
+    free_addr, http_get, listening_inodes, wait_until, ChildGuard, Conn, TempDir,
+};
 
 const READY: Duration = Duration::from_secs(30);
 
@@ -150,6 +152,46 @@ fn the_new_process_accepts_on_the_old_sockets_and_haproxy_interoperates() {
         "ringlb uses haproxy's socket: {last:?}"
     );
     c.stop(Duration::from_secs(10)).unwrap();
+}
+
+/// `-x <socket> -st <old>`: the new process takes the sockets and ends the old one at once
+/// (SIGTERM, a hard stop, where `-sf` lets it finish): a request the old process is still
+/// reading is cut rather than waited for (the client timeout is a minute), and the old process
+/// is gone long before that.
+#[test]
+fn dash_st_takes_the_sockets_and_ends_the_old_process_at_once() {
+    let ringlb = ringlb_testkit::bin_path("ringlb")
+        .to_string_lossy()
+        .into_owned();
+    let dir = TempDir::new("handoff-st");
+    let front = free_addr();
+    let text = |name: &str| {
+        config(dir.path(), name, front, 2, true).replace("timeout client 5s", "timeout client 60s")
+    };
+    let mut a = start(&ringlb, &dir, "a", &text("a"), &[]);
+    served_by(front, "a", &a);
+    let sock = dir.join("a.sock").display().to_string();
+    assert!(wait_until(READY, || Path::new(&sock).exists()));
+    assert!(wait_until(READY, || listening_inodes(front.port()).len() == 2));
+    let inodes = listening_inodes(front.port());
+    // Half a request head on A: a soft stop would wait for the rest (or the client timeout).
+    let mut pending = Conn::connect(front).unwrap();
+    pending.send(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+    assert!(!pending.peer_closed(Duration::from_millis(300)));
+    let args = ["-x".to_string(), sock, "-st".into(), a.pid().to_string()];
+    let mut b = start(&ringlb, &dir, "b", &text("b"), &args);
+    served_by(front, "b", &b);
+    assert!(
+        wait_until(Duration::from_secs(10), || !a.is_running()),
+        "-st ended A at once\n{}",
+        a.dump()
+    );
+    assert!(
+        pending.peer_closed(Duration::from_secs(10)),
+        "A's half-read request was cut"
+    );
+    assert_eq!(listening_inodes(front.port()), inodes, "{}", b.dump());
+    b.stop(Duration::from_secs(10)).unwrap();
 }
 
 /// `-x` on a runtime socket without `expose-fd listeners`: haproxy and ringlb both refuse to

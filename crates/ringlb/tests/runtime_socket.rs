@@ -589,6 +589,8 @@ fn checked_servers_state_matches_haproxy() {
             out.extend(stat_cols(&sock));
         }
         out.push(cli(&sock, "disable agent be/s1"));
+        out.push(cli(&sock, "enable agent be/s1"));
+        out.push(cli(&sock, "enable agent be/nope"));
         out
     };
     let want = run("haproxy");

@@ -44,10 +44,11 @@ const FETCHES: &[(&str, &str)] = &[
     ("x-s-version", "ssl_s_version"),
 ];
 
-/// haproxy terminating TLS on `addr` and answering every request itself.
+/// haproxy terminating TLS on `addr` and answering every request itself (`/slow` only after
+/// 5 s).
 fn tls_origin(dir: &Path, addr: SocketAddr, pem: &Path) -> ChildGuard {
     let cfg = format!(
-        "{DEFAULTS}frontend tls_origin\n    bind {addr} ssl crt {} alpn h2,http/1.1\n    http-request return status 200 content-type text/plain string ok\n",
+        "{DEFAULTS}    timeout tarpit 5s\nfrontend tls_origin\n    bind {addr} ssl crt {} alpn h2,http/1.1\n    http-request tarpit if {{ path /slow }}\n    http-request return status 200 content-type text/plain string ok\n",
         pem.display()
     );
     let path = dir.join("origin.cfg");
@@ -190,6 +191,33 @@ fn fetches_rustls_cannot_provide_are_refused_with_the_reason() {
     }
 }
 
+/// A TLS origin signed by a test CA and a syslog socket: what the log-line comparisons share.
+struct LogRig {
+    ca: TestCa,
+    origin: SocketAddr,
+    _origin: ChildGuard,
+    syslog: UdpSocket,
+}
+
+impl LogRig {
+    fn new(dir: &TempDir) -> LogRig {
+        let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
+        let site = ca.server("origin.example", &dir.join("origin.pem"));
+        let origin = free_addr();
+        let guard = tls_origin(dir.path(), origin, &site.pem);
+        let syslog = UdpSocket::bind("127.0.0.1:0").unwrap();
+        syslog
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        LogRig {
+            ca,
+            origin,
+            _origin: guard,
+            syslog,
+        }
+    }
+}
+
 /// The part of each syslog line of a served request (status 200) from `bc=` on, until `want`
 /// lines came (or 10 s passed). Readiness probes' lines (400 on an h2 bind) are skipped.
 fn log_lines(s: &UdpSocket, want: usize) -> Vec<String> {
@@ -219,14 +247,8 @@ fn log_format_reads_the_server_connection_like_haproxy_on_http1_and_http2_fronts
         return;
     }
     let dir = TempDir::new("tls-srv-fetch-log");
-    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
-    let site = ca.server("origin.example", &dir.join("origin.pem"));
-    let origin = free_addr();
-    let _origin = tls_origin(dir.path(), origin, &site.pem);
-    let syslog = UdpSocket::bind("127.0.0.1:0").unwrap();
-    syslog
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let rig = LogRig::new(&dir);
+    let (origin, syslog) = (rig.origin, &rig.syslog);
     let (h1, h2) = (free_addr(), free_addr());
     let cfg = format!(
         "global\n    nbthread 1\n    log {} local0\n{DEFAULTS}    log global\n\
@@ -234,7 +256,7 @@ fn log_format_reads_the_server_connection_like_haproxy_on_http1_and_http2_fronts
          frontend h2\n    bind {h2} proto h2\n    log-format \"bc=%[ssl_bc] %[ssl_bc_protocol] cn=%[ssl_s_s_dn(cn)] alpn=%[ssl_bc_alpn] resumed=%[ssl_bc_is_resumed] %f %ST\"\n    default_backend tls\n\
          backend tls\n    http-reuse never\n    server s1 {origin} ssl verify required ca-file {} sni str(origin.example) alpn http/1.1\n",
         syslog.local_addr().unwrap(),
-        ca.cert.display(),
+        rig.ca.cert.display(),
     );
     let path = write_config(&dir, &cfg);
     let mut seen = Vec::new();
@@ -260,7 +282,7 @@ fn log_format_reads_the_server_connection_like_haproxy_on_http1_and_http2_fronts
         )
         .unwrap();
         assert!(out.status.success());
-        let lines = log_lines(&syslog, 3);
+        let lines = log_lines(syslog, 3);
         eprintln!("{which}: {lines:#?}");
         seen.push(lines);
     }
@@ -281,14 +303,8 @@ fn tcp_mode_reads_the_server_connection_like_haproxy() {
         return;
     }
     let dir = TempDir::new("tls-srv-fetch-tcp");
-    let ca = TestCa::new(&dir.join("ca"), "ringlb test CA");
-    let site = ca.server("origin.example", &dir.join("origin.pem"));
-    let origin = free_addr();
-    let _origin = tls_origin(dir.path(), origin, &site.pem);
-    let syslog = UdpSocket::bind("127.0.0.1:0").unwrap();
-    syslog
-        .set_read_timeout(Some(Duration::from_millis(200)))
-        .unwrap();
+    let rig = LogRig::new(&dir);
+    let (origin, syslog) = (rig.origin, &rig.syslog);
     let front = free_addr();
     // The rule lets the response through only when the server connection is TLS 1.3.
     let cfg = format!(
@@ -296,7 +312,7 @@ fn tcp_mode_reads_the_server_connection_like_haproxy() {
          frontend tcpfe\n    mode tcp\n    bind {front}\n    log-format \"bc=%[ssl_bc] %[ssl_bc_protocol] cn=%[ssl_s_s_dn(cn)] alpn=%[ssl_bc_alpn] %f end\"\n    default_backend tls\n\
          backend tls\n    mode tcp\n    tcp-response inspect-delay 2s\n    tcp-response content reject unless {{ ssl_bc_protocol TLSv1.3 }}\n    server s1 {origin} ssl verify required ca-file {} sni str(origin.example) alpn http/1.1\n",
         syslog.local_addr().unwrap(),
-        ca.cert.display(),
+        rig.ca.cert.display(),
     );
     let path = write_config(&dir, &cfg);
     let mut seen = Vec::new();
@@ -312,7 +328,7 @@ fn tcp_mode_reads_the_server_connection_like_haproxy() {
         )
         .unwrap();
         assert_eq!(String::from_utf8_lossy(&out.stdout), "ok 200", "{which}");
-        let lines = log_lines_ending(&syslog, 1, "tcpfe end");
+        let lines = log_lines_ending(syslog, 1, "tcpfe end");
         eprintln!("{which}: {lines:#?}");
         seen.push(lines);
     }
@@ -320,5 +336,73 @@ fn tcp_mode_reads_the_server_connection_like_haproxy() {
     assert_eq!(
         seen[0],
         ["bc=1 TLSv1.3 cn=origin.example alpn=http/1.1 tcpfe end"]
+    );
+}
+
+/// The connection to the server is known from the connect on: a request the server never
+/// answers (504) logs its `ssl_bc_*` facts, and so do requests on a shared HTTP/2 connection
+/// to the server (`alpn h2`), as in haproxy.
+#[test]
+fn log_format_reads_the_server_connection_before_a_response_and_over_h2() {
+    if !haproxy_available() {
+        eprintln!("haproxy not installed: skipping the comparison (it is also the origin)");
+        return;
+    }
+    let dir = TempDir::new("tls-srv-fetch-log-h2");
+    let rig = LogRig::new(&dir);
+    let (origin, syslog) = (rig.origin, &rig.syslog);
+    let front = free_addr();
+    let server = format!(
+        "server s1 {origin} ssl verify required ca-file {} sni str(origin.example)",
+        rig.ca.cert.display()
+    );
+    let cfg = format!(
+        "global\n    nbthread 1\n    log {} local0\n{DEFAULTS}    log global\n\
+         frontend h1\n    bind {front}\n    log-format \"bc=%[ssl_bc] %[ssl_bc_protocol] cn=%[ssl_s_s_dn(cn)] alpn=%[ssl_bc_alpn] %f %ST\"\n\
+             use_backend h2srv if {{ path_beg /h2 }}\n    default_backend slow\n\
+         backend slow\n    timeout server 1s\n    {server} alpn http/1.1\n\
+         backend h2srv\n    {server} alpn h2\n",
+        syslog.local_addr().unwrap(),
+    );
+    let path = write_config(&dir, &cfg);
+    let mut seen = Vec::new();
+    for which in ["ringlb", "haproxy"] {
+        let _proxy = if which == "ringlb" {
+            Ringlb::start(&path, &[front])
+        } else {
+            Haproxy::start(&path, &[front])
+        };
+        let status = |p: &str| {
+            let out = curl(
+                &[
+                    "-s",
+                    "-o",
+                    "/dev/null",
+                    "-w",
+                    "%{http_code}",
+                    &format!("http://{front}{p}"),
+                ],
+                T,
+            )
+            .unwrap();
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        assert_eq!(status("/slow"), "504", "{which}");
+        let mut lines = log_lines_ending(syslog, 1, " 504");
+        for _ in 0..2 {
+            assert_eq!(status("/h2"), "200", "{which}");
+        }
+        lines.extend(log_lines(syslog, 2));
+        eprintln!("{which}: {lines:#?}");
+        seen.push(lines);
+    }
+    assert_eq!(seen[0], seen[1], "ringlb (left) vs haproxy (right)");
+    assert_eq!(
+        seen[0],
+        [
+            "bc=1 TLSv1.3 cn=origin.example alpn=http/1.1 h1 504",
+            "bc=1 TLSv1.3 cn=origin.example alpn=h2 h1 200",
+            "bc=1 TLSv1.3 cn=origin.example alpn=h2 h1 200",
+        ]
     );
 }

@@ -341,14 +341,24 @@ pub struct Compiler<'e> {
     context: Option<RuleContext>,
     /// Warnings about conditions that can never match, as haproxy gives them.
     warnings: Vec<CompileError>,
+    /// The proxy's name when it is in HTTP mode: its layer-6 fetches are ignored, with
+    /// haproxy's post-parse warning ([`Compiler::take_proxy_warnings`]).
+    http_proxy: Option<String>,
+    proxy_warnings: Vec<CompileError>,
+    /// Warnings about log-format strings, found while compiling actions (which borrow the
+    /// compiler shared).
+    format_warnings: std::cell::RefCell<Vec<CompileError>>,
 }
 
-/// Which message an HTTP rule's conditions read, and haproxy's name for such a rule
+/// Where a rule's conditions are evaluated, and haproxy's name for such a rule
 /// (`frontend http-response header rule`).
 #[derive(Debug, Clone)]
 pub struct RuleContext {
-    pub response: bool,
+    pub stage: crate::fetch::Stage,
     pub label: String,
+    /// The directive a TCP rule's warning names (`tcp-request content`): haproxy says "will
+    /// never match in 'tcp-request content' because ...".
+    pub directive: Option<&'static str>,
 }
 
 impl std::fmt::Debug for Compiler<'_> {
@@ -367,6 +377,9 @@ impl<'e> Compiler<'e> {
             named: HashMap::new(),
             context: None,
             warnings: Vec::new(),
+            http_proxy: None,
+            proxy_warnings: Vec::new(),
+            format_warnings: std::cell::RefCell::new(Vec::new()),
         }
     }
 
@@ -376,16 +389,75 @@ impl<'e> Compiler<'e> {
         self.context = context;
     }
 
+    /// Names the proxy whose conditions are compiled when it runs in HTTP mode (`None`: TCP).
+    pub fn set_http_proxy(&mut self, name: Option<&str>) {
+        self.http_proxy = name.map(str::to_string);
+    }
+
+    /// The stage of the current rule kind, if it is checked.
+    pub fn stage(&self) -> Option<crate::fetch::Stage> {
+        self.context.as_ref().map(|c| c.stage)
+    }
+
     /// Whether a sample expression of the current rule kind can read what it needs.
     pub fn can_read(&self, e: &crate::expr::Expr) -> bool {
         self.context
             .as_ref()
-            .is_none_or(|ctx| e.fetch.needs().available(ctx.response))
+            .is_none_or(|ctx| e.needs().available(ctx.stage))
+    }
+
+    /// Checks a log-format string of the current rule kind ([`LogFormat::check_stage`]);
+    /// its warning is kept with the others.
+    pub fn check_format(
+        &self,
+        f: &crate::LogFormat,
+        loc: &Loc,
+        kw: &str,
+    ) -> Result<(), CompileError> {
+        let Some(stage) = self.stage() else {
+            return Ok(());
+        };
+        let warning = f
+            .check_stage(stage)
+            .map_err(|e| CompileError::new(loc, kw, e))?;
+        if let Some(w) = warning {
+            self.format_warnings
+                .borrow_mut()
+                .push(CompileError::new(loc, kw, w));
+        }
+        Ok(())
     }
 
     /// The warnings gathered so far.
     pub fn take_warnings(&mut self) -> Vec<CompileError> {
-        std::mem::take(&mut self.warnings)
+        let mut all = std::mem::take(&mut self.warnings);
+        all.append(self.format_warnings.get_mut());
+        all
+    }
+
+    /// Warnings haproxy gives after parsing, about the whole proxy: their text names the
+    /// proxy and the place itself (`Proxy 'f': L6 sample fetches ignored on HTTP proxies
+    /// (declared at f.cfg:9).`).
+    pub fn take_proxy_warnings(&mut self) -> Vec<CompileError> {
+        std::mem::take(&mut self.proxy_warnings)
+    }
+
+    /// haproxy's `warnif_tcp_http_cond`: a condition of an HTTP proxy that reads raw buffers.
+    fn warn_l6_on_http(&mut self, cond_acls: &[usize], loc: &Loc, kw: &str) {
+        let Some(proxy) = &self.http_proxy else {
+            return;
+        };
+        let l6 = cond_acls
+            .iter()
+            .filter_map(|&i| self.set.acls.get(i))
+            .any(|a| a.expr.needs().is_buffer());
+        if l6 {
+            let msg = format!(
+                "Proxy '{proxy}': L6 sample fetches ignored on HTTP proxies (declared at {}:{}).",
+                loc.file, loc.line
+            );
+            self.proxy_warnings.push(CompileError::new(loc, kw, msg));
+        }
     }
 
     /// Drops from `acls` those that read data the current rule kind cannot see, warning as
@@ -409,21 +481,24 @@ impl<'e> Compiler<'e> {
                 self.set
                     .acls
                     .get(i)
-                    .is_some_and(|a| !a.expr.fetch.needs().available(ctx.response))
+                    .is_some_and(|a| !a.expr.needs().available(ctx.stage))
             })
             .collect();
         if unavailable.is_empty() {
             return acls;
         }
         let keyword = |i: usize| self.set.acls.get(i).map_or("", |a| &*a.keyword).to_string();
+        let within = ctx
+            .directive
+            .map_or(String::new(), |d| format!(" in '{d}'"));
         let msg = match named {
             None => format!(
-                "anonymous acl will never match because it uses keyword '{}' which is incompatible with '{}'",
+                "anonymous acl will never match{within} because it uses keyword '{}' which is incompatible with '{}'",
                 keyword(unavailable[0]),
                 ctx.label
             ),
             Some(n) if unavailable.len() == acls.len() => format!(
-                "acl '{n}' will never match because it only involves keywords that are incompatible with '{}'",
+                "acl '{n}' will never match{within} because it only involves keywords that are incompatible with '{}'",
                 ctx.label
             ),
             Some(n) => format!(
@@ -489,20 +564,24 @@ impl<'e> Compiler<'e> {
     pub fn condition(&mut self, c: &Condition, loc: &Loc, kw: &str) -> Result<Cond, CompileError> {
         let mut terms = Vec::with_capacity(c.terms.len());
         let mut warned = false;
+        // Every ACL the condition names, available or not, for the layer-6 warning.
+        let mut used = Vec::new();
         for and in &c.terms {
             let mut out = Vec::with_capacity(and.len());
             for t in and {
                 let acls = match &t.acl {
-                    AclRef::Named(n) => {
-                        let acls = self.resolve(n, loc, kw)?;
-                        self.keep_available(acls, Some(n), (loc, kw), &mut warned)
-                    }
+                    AclRef::Named(n) => self.resolve(n, loc, kw)?,
                     AclRef::Anonymous(a) => {
                         let c = compile_acl(a, self.env)?;
-                        let acls = vec![self.push(c)];
-                        self.keep_available(acls, None, (loc, kw), &mut warned)
+                        vec![self.push(c)]
                     }
                 };
+                used.extend_from_slice(&acls);
+                let named = match &t.acl {
+                    AclRef::Named(n) => Some(n.as_str()),
+                    AclRef::Anonymous(_) => None,
+                };
+                let acls = self.keep_available(acls, named, (loc, kw), &mut warned);
                 out.push(CondTerm {
                     negate: t.negate,
                     acls,
@@ -510,6 +589,7 @@ impl<'e> Compiler<'e> {
             }
             terms.push(out);
         }
+        self.warn_l6_on_http(&used, loc, kw);
         Ok(Cond {
             unless: c.unless,
             terms,

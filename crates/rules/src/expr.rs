@@ -39,6 +39,14 @@ impl Expr {
         Expr::compile(&e, env)
     }
 
+    /// What the expression reads ([`Fetch::needs`]; `payload()` follows the rule's direction).
+    pub fn needs(&self) -> crate::fetch::Needs {
+        match &*self.keyword {
+            "payload" | "payload_lv" => crate::fetch::Needs::EitherBuffer,
+            _ => self.fetch.needs(),
+        }
+    }
+
     /// Single-value evaluation (sample context).
     pub fn eval<'c>(&'c self, cx: Ctx<'c, '_>) -> Option<Sample<'c>> {
         let s = self.fetch.eval(cx)?;

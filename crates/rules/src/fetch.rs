@@ -179,9 +179,8 @@ pub enum Fetch {
     HttpFirstReq,
 }
 
-/// How a header value becomes a sample.
-/// What a fetch reads, which decides the rules it can serve (haproxy's `SMP_USE_*` classes,
-/// reduced to what the HTTP rule contexts tell apart).
+/// What a fetch reads, which decides where it can serve (haproxy's `SMP_USE_*` classes, reduced
+/// to what ringlb's rule stages tell apart).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Needs {
     /// The connection, internal state, or request facts kept for the whole transaction
@@ -193,8 +192,39 @@ pub enum Needs {
     Response,
     /// The response's headers or body.
     ResponseHeaders,
+    /// The headers of the message the rule runs on (`hdr()`, `cook()` in a sample expression).
+    EitherHeaders,
     /// The connection to the server (`ssl_bc*`, `ssl_s_*`): there once a server answers.
     ServerConnection,
+    /// Raw bytes buffered from the client (layer 6: `req.len`, `req.payload`, `req.ssl_sni`).
+    RequestBuffer,
+    /// Raw bytes buffered from the server (`res.len`, `res.payload`).
+    ResponseBuffer,
+    /// The buffer of the direction the rule runs on (`payload()`).
+    EitherBuffer,
+}
+
+/// Where a sample expression is evaluated: haproxy's check points (`SMP_CKP_*`), as far as
+/// ringlb's rules tell them apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// `tcp-request connection`: only the addresses exist.
+    TcpConnection,
+    /// `tcp-request session`: the addresses and the TLS layer.
+    TcpSession,
+    /// `tcp-request content`, `use_backend`, `use-server`, stick rules: the request.
+    RequestContent,
+    /// `http-request`, `redirect`: the request's headers and (ignored on HTTP proxies) its buffer.
+    HttpRequest,
+    /// `tcp-response content`: the response's buffer.
+    ResponseContent,
+    /// `http-response`, `http-after-response`: the response.
+    HttpResponse,
+    /// `unique-id-format`: built from the request.
+    UniqueId,
+    /// `log-format`, `log-format-sd`, `error-log-format`: the request and response are gone;
+    /// what remains is the status, the connections and what was captured.
+    Log,
 }
 
 impl Needs {
@@ -205,16 +235,34 @@ impl Needs {
             Needs::RequestHeaders => "HTTP request headers",
             Needs::Response => "HTTP response",
             Needs::ResponseHeaders => "HTTP response headers",
+            Needs::EitherHeaders => "HTTP request headers,HTTP response headers",
             Needs::ServerConnection => "server-side connection",
+            Needs::RequestBuffer => "request buffer",
+            Needs::ResponseBuffer => "response buffer",
+            Needs::EitherBuffer => "request buffer,response buffer",
         }
     }
 
-    /// Whether a rule running on the response (`response`) or on the request can read it.
-    pub fn available(self, response: bool) -> bool {
+    /// Layer-6 data (raw buffers): haproxy's HTTP proxies see messages, not buffers, and
+    /// ignore such fetches with a warning.
+    pub fn is_buffer(self) -> bool {
+        matches!(
+            self,
+            Needs::RequestBuffer | Needs::ResponseBuffer | Needs::EitherBuffer
+        )
+    }
+
+    /// Whether a sample evaluated at `stage` can read it.
+    pub fn available(self, stage: Stage) -> bool {
+        use Stage as S;
+        let request = matches!(stage, S::RequestContent | S::HttpRequest | S::UniqueId);
+        let response = matches!(stage, S::ResponseContent | S::HttpResponse);
         match self {
             Needs::Any => true,
-            Needs::RequestHeaders => !response,
-            Needs::Response | Needs::ResponseHeaders | Needs::ServerConnection => response,
+            Needs::RequestHeaders | Needs::RequestBuffer => request,
+            Needs::Response | Needs::ServerConnection => response || stage == S::Log,
+            Needs::ResponseHeaders | Needs::ResponseBuffer => response,
+            Needs::EitherHeaders | Needs::EitherBuffer => request || response,
         }
     }
 }
@@ -251,10 +299,17 @@ impl Fetch {
             | F::CookCnt { side, .. } => match side {
                 Side::Req => Needs::RequestHeaders,
                 Side::Res => Needs::ResponseHeaders,
-                Side::Auto => Needs::Any,
+                Side::Auto => Needs::EitherHeaders,
             },
             F::ResVer | F::ResBody => Needs::ResponseHeaders,
             F::Status => Needs::Response,
+            F::ReqLen
+            | F::ReqPayload { .. }
+            | F::ReqSslSni
+            | F::RdpCookie { .. }
+            | F::ReqSslVer
+            | F::ReqSslHelloType => Needs::RequestBuffer,
+            F::ResLen | F::ResPayload { .. } => Needs::ResponseBuffer,
             F::Ssl { name, .. } if name.starts_with("ssl_bc") || name.starts_with("ssl_s_") => {
                 Needs::ServerConnection
             }

@@ -90,3 +90,5 @@ mod tests_body;
 mod tests_rules;
 #[cfg(test)]
 mod tests_samples;
+#[cfg(test)]
+mod tests_stages;

@@ -271,6 +271,16 @@ enum Node {
 #[derive(Debug, Clone)]
 pub struct LogFormat {
     nodes: Vec<Node>,
+    /// The text and where each `%[...]` expression starts in it, for diagnostics in
+    /// haproxy's words (they quote the format from the expression on). Boxed: formats sit
+    /// inside rules and check steps, and this is read only at startup.
+    source: Box<FormatSource>,
+}
+
+#[derive(Debug, Clone)]
+struct FormatSource {
+    text: Box<str>,
+    expr_at: Vec<usize>,
 }
 
 impl LogFormat {
@@ -280,6 +290,39 @@ impl LogFormat {
             Node::Expr(e, _) => Some(&**e),
             _ => None,
         })
+    }
+
+    /// haproxy's checks of the format's fetches where it is evaluated (`stage`): an error for
+    /// one that cannot read what it needs there; a warning (`Ok(Some)`) for a layer-6 fetch in
+    /// an HTTP format string, where it finds no buffer and yields nothing.
+    pub fn check_stage(&self, stage: crate::fetch::Stage) -> Result<Option<String>, String> {
+        // haproxy quotes the format from the expression's fetch to its end.
+        let quoted = |n: usize| {
+            let src = &self.source;
+            let at = src.expr_at.get(n).copied().unwrap_or(src.text.len());
+            src.text.get(at..).unwrap_or_default()
+        };
+        if let Some((n, e)) = self
+            .exprs()
+            .enumerate()
+            .find(|(_, e)| !e.needs().available(stage))
+        {
+            return Err(format!(
+                "sample fetch <{}> may not be reliably used here because it needs '{}' which is not available here.",
+                quoted(n),
+                e.needs().what()
+            ));
+        }
+        use crate::fetch::Stage as S;
+        if !matches!(stage, S::HttpRequest | S::HttpResponse | S::UniqueId) {
+            return Ok(None);
+        }
+        Ok(self.exprs().position(|e| e.needs().is_buffer()).map(|n| {
+            format!(
+                "L6 sample fetch <{}> ignored in HTTP log-format string.",
+                quoted(n)
+            )
+        }))
     }
 }
 
@@ -327,6 +370,7 @@ impl LogFormat {
     pub fn parse(fmt: &str, env: &dyn FetchEnv) -> Result<LogFormat, String> {
         let b = fmt.as_bytes();
         let mut nodes = Vec::new();
+        let mut expr_at = Vec::new();
         let mut lit = Vec::new();
         let mut global = Flags::default();
         let mut i = 0;
@@ -378,6 +422,7 @@ impl LogFormat {
                 let e = Expr::parse(text, env)
                     .map_err(|e| format!("failed to parse sample expression <{text}> : {e}"))?;
                 nodes.push(Node::Expr(Box::new(e), flags));
+                expr_at.push(i + 1);
                 i += end + 2;
                 continue;
             }
@@ -405,7 +450,13 @@ impl LogFormat {
             nodes.push(Node::Var(v, flags));
         }
         flush(&mut lit, &mut nodes);
-        Ok(LogFormat { nodes })
+        Ok(LogFormat {
+            nodes,
+            source: Box::new(FormatSource {
+                text: fmt.into(),
+                expr_at,
+            }),
+        })
     }
 
     /// True when the format has no variables (its text can be used as is).

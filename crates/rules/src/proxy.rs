@@ -14,7 +14,7 @@ use crate::auth::Userlist;
 use crate::context::{Ctx, RuleHost, SampleSource, Txn};
 use crate::error::CompileError;
 use crate::expr::Expr;
-use crate::fetch::FetchEnv;
+use crate::fetch::{FetchEnv, Stage};
 use crate::logformat::LogFormat;
 use crate::message::HttpMessage;
 use crate::rules::{compile_http_rules, compile_rules_as, RuleList, Verdict};
@@ -213,6 +213,9 @@ pub struct ProxyRules {
     /// Conditions that can never match (an ACL reading what its rule cannot see), with
     /// haproxy's warning for each.
     pub warnings: Vec<CompileError>,
+    /// haproxy's post-parse warnings about the proxy, whose text names the place itself
+    /// ([`Compiler::take_proxy_warnings`]).
+    pub proxy_warnings: Vec<CompileError>,
     pub acls: AclSet,
     pub http_request: RuleList,
     pub http_response: RuleList,
@@ -325,17 +328,26 @@ fn tcp_rule(c: &mut Compiler<'_>, r: &TcpRequestRule) -> Result<Option<TcpRule>,
         "set-var-fmt" => {
             let n = paren.ok_or_else(|| e("'set-var-fmt' expects a variable name".into()))?;
             crate::conv::check_settable_var(n).map_err(e)?;
+            let fmt = LogFormat::parse(&r.args.join(" "), env).map_err(e)?;
+            c.check_format(&fmt, loc, kw)?;
             TcpAction::SetVarFmt {
                 name: n.into(),
-                fmt: LogFormat::parse(&r.args.join(" "), env).map_err(e)?,
+                fmt,
             }
         }
         "set-var" => {
             let n = paren.ok_or_else(|| e("'set-var' expects a variable name".into()))?;
             crate::conv::check_settable_var(n).map_err(e)?;
+            let expr = Expr::parse(&r.args.join(" "), env).map_err(e)?;
+            if !c.can_read(&expr) {
+                return Err(e(format!(
+                    "fetch method 'set-var({n})' extracts information from '{}', none of which is available here",
+                    expr.needs().what()
+                )));
+            }
             TcpAction::SetVar {
                 name: n.into(),
-                expr: Expr::parse(&r.args.join(" "), env).map_err(e)?,
+                expr,
             }
         }
         "unset-var" => {
@@ -464,11 +476,95 @@ pub fn compile_use_server(
 }
 
 /// The rule kind whose conditions are compiled next, named as haproxy names it.
-fn context(side: &str, response: bool, rule: &str) -> crate::acl::RuleContext {
+fn context(side: &str, stage: Stage, rule: &str) -> crate::acl::RuleContext {
     crate::acl::RuleContext {
-        response,
+        stage,
         label: format!("{side} {rule}"),
+        directive: None,
     }
+}
+
+/// The context of a `tcp-request`/`tcp-response` rule set (`None`: not checked, as the
+/// backend half of a `listen`, checked with its frontend half).
+fn tcp_context(side: Option<&str>, phase: &str) -> Option<crate::acl::RuleContext> {
+    let (stage, directive) = match phase {
+        "tcp-request connection" => (Stage::TcpConnection, "tcp-request connection"),
+        "tcp-request session" => (Stage::TcpSession, "tcp-request session"),
+        "tcp-request content" => (Stage::RequestContent, "tcp-request content"),
+        "tcp-response content" => (Stage::ResponseContent, "tcp-response content"),
+        _ => return None,
+    };
+    // haproxy names a `listen` section's response rules after its backend half.
+    let side = if stage == Stage::ResponseContent {
+        side.map(|_| "backend")
+    } else {
+        side
+    }?;
+    Some(crate::acl::RuleContext {
+        stage,
+        label: format!("{side} {directive} rule"),
+        directive: Some(directive),
+    })
+}
+
+/// Compiles a proxy's `tcp-request`/`tcp-response` rules, each in its stage.
+fn tcp_rules(
+    c: &mut Compiler<'_>,
+    rules: &[TcpRequestRule],
+    side: Option<&str>,
+) -> Result<Vec<TcpRule>, CompileError> {
+    let mut out = Vec::new();
+    for r in rules {
+        c.set_context(tcp_context(side, r.phase.as_str()));
+        out.extend(tcp_rule(c, r)?);
+    }
+    c.set_context(None);
+    Ok(out)
+}
+
+/// haproxy's check of a proxy's log-format strings where they are evaluated: errors for
+/// fetches that cannot read their data there, warnings for layer-6 fetches in HTTP strings.
+fn check_formats(
+    fe: &Frontend,
+    env: &dyn FetchEnv,
+    warnings: &mut Vec<CompileError>,
+) -> Result<(), CompileError> {
+    let formats = [
+        (
+            &fe.unique_id_format,
+            &fe.format_locs.unique_id_format,
+            "unique-id-format",
+            Stage::UniqueId,
+        ),
+        (
+            &fe.log_format,
+            &fe.format_locs.log_format,
+            "log-format",
+            Stage::Log,
+        ),
+        (
+            &fe.log_format_sd,
+            &fe.format_locs.log_format_sd,
+            "log-format-sd",
+            Stage::Log,
+        ),
+        (
+            &fe.error_log_format,
+            &fe.format_locs.error_log_format,
+            "error-log-format",
+            Stage::Log,
+        ),
+    ];
+    for (text, at, kw, stage) in formats {
+        let Some(text) = text else { continue };
+        let loc = at.as_ref().unwrap_or(&fe.loc);
+        let f = LogFormat::parse(text, env).map_err(|e| CompileError::new(loc, kw, e))?;
+        let warning = f
+            .check_stage(stage)
+            .map_err(|e| CompileError::new(loc, kw, e))?;
+        warnings.extend(warning.map(|w| CompileError::new(loc, kw, w)));
+    }
+    Ok(())
 }
 
 impl ProxyRules {
@@ -476,6 +572,7 @@ impl ProxyRules {
     pub fn frontend(fe: &Frontend, cfg: &Config) -> Result<ProxyRules, CompileError> {
         let env = Userlists(&cfg.userlists);
         let mut c = Compiler::new(&env);
+        c.set_http_proxy((fe.mode == ringlb_config::model::Mode::Http).then_some(&*fe.name));
         c.add_acls(&fe.acls)?;
         // haproxy names a `listen` section's response rules after its backend half.
         let resp_side = if cfg.backend(&fe.name).is_some() {
@@ -483,7 +580,11 @@ impl ProxyRules {
         } else {
             "frontend"
         };
-        c.set_context(Some(context("frontend", false, "http-request header rule")));
+        c.set_context(Some(context(
+            "frontend",
+            Stage::HttpRequest,
+            "http-request header rule",
+        )));
         let mut http_request = compile_http_rules(&mut c, &fe.http_request, false)?;
         http_request.default_realm(&fe.name);
         // As haproxy: server/tunnel timeouts belong to backends (a `listen` has both halves).
@@ -503,33 +604,39 @@ impl ProxyRules {
                 ));
             }
         }
-        c.set_context(Some(context(resp_side, true, "http-response header rule")));
+        c.set_context(Some(context(
+            resp_side,
+            Stage::HttpResponse,
+            "http-response header rule",
+        )));
         let http_response = compile_http_rules(&mut c, &fe.http_response, true)?;
         let http_after_response =
             compile_rules_as(&mut c, &fe.http_after_response, true, "http-after-response")?;
-        c.set_context(Some(context("frontend", false, "use-backend rule")));
+        c.set_context(Some(context(
+            "frontend",
+            Stage::RequestContent,
+            "use-backend rule",
+        )));
         let use_backends = fe
             .use_backends
             .iter()
             .map(|u| compile_use_backend(&mut c, u))
             .collect::<Result<_, _>>()?;
-        c.set_context(None);
-        let mut tcp = Vec::new();
-        for r in &fe.tcp_request {
-            tcp.extend(tcp_rule(&mut c, r)?);
-        }
+        let tcp = tcp_rules(&mut c, &fe.tcp_request, Some("frontend"))?;
         let mut monitor_fail = Vec::new();
         for (loc, cond) in &fe.monitor_fail {
             monitor_fail.extend(c.opt_condition(Some(cond), loc, "monitor fail")?);
         }
+        let mut warnings = c.take_warnings();
+        check_formats(fe, &env, &mut warnings)?;
         let lf = |s: &Option<String>, kw: &str| -> Result<Option<LogFormat>, CompileError> {
             s.as_deref()
                 .map(|f| LogFormat::parse(f, &env).map_err(|e| CompileError::new(&fe.loc, kw, e)))
                 .transpose()
         };
-        let warnings = c.take_warnings();
         Ok(ProxyRules {
             warnings,
+            proxy_warnings: c.take_proxy_warnings(),
             name: fe.name.clone(),
             unique_id_format: lf(&fe.unique_id_format, "unique-id-format")?,
             log_format: lf(&fe.log_format, "log-format")?,
@@ -555,34 +662,30 @@ impl ProxyRules {
     pub fn backend(be: &Backend, cfg: &Config) -> Result<ProxyRules, CompileError> {
         let env = Userlists(&cfg.userlists);
         let mut c = Compiler::new(&env);
-        c.add_acls(&be.acls)?;
         // A `listen` section's rules are checked once, with its frontend half.
         let listen = cfg.frontend(&be.name).is_some();
-        let ctx = |response, rule| (!listen).then(|| context("backend", response, rule));
-        c.set_context(ctx(false, "http-request header rule"));
+        let http = be.mode == ringlb_config::model::Mode::Http;
+        c.set_http_proxy((http && !listen).then_some(&*be.name));
+        c.add_acls(&be.acls)?;
+        let ctx = |stage, rule| (!listen).then(|| context("backend", stage, rule));
+        c.set_context(ctx(Stage::HttpRequest, "http-request header rule"));
         let mut http_request = compile_http_rules(&mut c, &be.http_request, false)?;
         http_request.default_realm(&be.name);
-        c.set_context(ctx(true, "http-response header rule"));
+        c.set_context(ctx(Stage::HttpResponse, "http-response header rule"));
         let http_response = compile_http_rules(&mut c, &be.http_response, true)?;
         let http_after_response =
             compile_rules_as(&mut c, &be.http_after_response, true, "http-after-response")?;
-        c.set_context(None);
-        let mut tcp = Vec::new();
-        for r in &be.tcp_request {
-            let rule = tcp_rule(&mut c, r)?;
-            if let Some(rule) = &rule {
-                // The HTTP engine reads responses as messages, not through the TCP gate.
-                if rule.phase == TcpPhase::ResponseContent
-                    && be.mode == ringlb_config::model::Mode::Http
-                {
-                    return Err(CompileError::new(
-                        &rule.loc,
-                        "tcp-response content",
-                        "not supported by ringlb in 'mode http' yet (use http-response rules)",
-                    ));
-                }
-            }
-            tcp.extend(rule);
+        let tcp = tcp_rules(&mut c, &be.tcp_request, (!listen).then_some("backend"))?;
+        // The HTTP engine reads responses as messages, not through the TCP gate.
+        if let Some(rule) = tcp
+            .iter()
+            .find(|r| r.phase == TcpPhase::ResponseContent && http)
+        {
+            return Err(CompileError::new(
+                &rule.loc,
+                "tcp-response content",
+                "not supported by ringlb in 'mode http' yet (use http-response rules)",
+            ));
         }
         let (use_servers, stick) = server_rules(&mut c, &be.server_rules)?;
         let balance_key = balance_key(be, c.env())?;
@@ -601,6 +704,7 @@ impl ProxyRules {
         }
         Ok(ProxyRules {
             warnings: c.take_warnings(),
+            proxy_warnings: c.take_proxy_warnings(),
             name: be.name.clone(),
             acls: c.finish(),
             http_request,

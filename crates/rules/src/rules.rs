@@ -294,17 +294,7 @@ pub struct RuleList {
 
 fn lf(c: &Compiler<'_>, s: &str, loc: &Loc, kw: &str) -> Result<LogFormat, CompileError> {
     let f = LogFormat::parse(s, c.env()).map_err(|e| CompileError::new(loc, kw, e))?;
-    if let Some(e) = f.exprs().find(|e| !c.can_read(e)) {
-        return Err(CompileError::new(
-            loc,
-            kw,
-            format!(
-                "sample fetch <{}> may not be reliably used here because it needs '{}' which is not available here.",
-                e.keyword,
-                e.fetch.needs().what()
-            ),
-        ));
-    }
+    c.check_format(&f, loc, kw)?;
     Ok(f)
 }
 
@@ -697,7 +687,7 @@ pub fn compile_rules_as(
                 if !c.can_read(&expr) {
                     return Err(e(format!(
                         "fetch method 'set-var({var})' extracts information from '{}', none of which is available here.",
-                        expr.fetch.needs().what()
+                        expr.needs().what()
                     )));
                 }
                 Action::SetVar {

@@ -1,5 +1,7 @@
 //! Streaming a message body from one socket to the other, per its framing, without buffering it
 //! whole: each received buffer is validated (chunked) or counted (Content-Length) and sent as-is.
+//! The bytes it reports are HAProxy's count of a body (`ringlb_http1::htx`): the payload, and
+//! for a chunked body its trailer fields and end, not the chunk framing.
 
 use std::time::Duration;
 
@@ -37,7 +39,9 @@ pub enum BodyError {
 /// Forwards the body that starts with `first` (bytes already received after the head) from
 /// `from` to `to`. `head`, when given, is a rewritten head to send before the body: it goes out
 /// in the same write as the first body bytes (one segment, no copy) and is given back cleared.
-/// Returns the bytes received past the end of the body (the next message), if any.
+/// Returns the bytes received past the end of the body (the next message), if any; adds the
+/// body's size as HAProxy counts it to `body_bytes` (counted as received, sent or not:
+/// haproxy's `%B` is what the sender sent it).
 pub async fn forward_body<F: Io, T: Io>(
     from: &F,
     to: &T,
@@ -54,15 +58,13 @@ pub async fn forward_body<F: Io, T: Io>(
         head,
         head_pending,
         timeout: limits.send_timeout,
-        body_bytes: 0,
     };
     if first.is_none() && !matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0)) {
         // No body bytes came with the head: it goes out now, not when the first body bytes
         // come (a slow body must not hold back the head; haproxy forwards it at once).
         sender.flush_head().await?;
     }
-    let result = forward(from, &mut sender, framing, first, limits).await;
-    *body_bytes += sender.body_bytes;
+    let result = forward(from, &mut sender, framing, first, limits, body_bytes).await;
     if result.is_ok() {
         // A head with no body bytes at all (no body, or an empty first read) still goes out.
         sender.flush_head().await?;
@@ -76,6 +78,7 @@ async fn forward<F: Io, T: Io>(
     framing: BodyFraming,
     first: Option<RecvBuf>,
     limits: BodyLimits,
+    counted: &mut u64,
 ) -> Result<Option<RecvBuf>, BodyError> {
     match framing {
         BodyFraming::None => Ok(first),
@@ -90,6 +93,7 @@ async fn forward<F: Io, T: Io>(
                         .ok_or(BodyError::RecvClosed)?,
                 };
                 let take = counter.feed(buf.len());
+                *counted += take as u64;
                 let extra = if take < buf.len() {
                     buf.split_off(take)
                 } else {
@@ -105,6 +109,7 @@ async fn forward<F: Io, T: Io>(
         BodyFraming::Chunked => {
             let side = Side::Client; // errors are mapped by the caller per direction
             let mut decoder = ChunkedDecoder::new(side, &limits.head);
+            let base = *counted;
             let mut next = first;
             loop {
                 let mut buf = match next.take() {
@@ -113,7 +118,9 @@ async fn forward<F: Io, T: Io>(
                         .await?
                         .ok_or(BodyError::RecvClosed)?,
                 };
-                let feed = decoder.feed(buf.bytes()).map_err(|_| BodyError::Framing)?;
+                let feed = decoder.feed(buf.bytes());
+                *counted = base + decoder.htx_size();
+                let feed = feed.map_err(|_| BodyError::Framing)?;
                 let extra = if feed.consumed < buf.len() {
                     buf.split_off(feed.consumed)
                 } else {
@@ -135,6 +142,7 @@ async fn forward<F: Io, T: Io>(
                         None => return Ok(None),
                     },
                 };
+                *counted += buf.len() as u64;
                 to.send(buf).await?;
             }
         }
@@ -160,8 +168,6 @@ struct Sender<'a, 'h, T: Io> {
     /// The head still has to be sent.
     head_pending: bool,
     timeout: Option<Duration>,
-    /// Body bytes sent so far (for the byte counters and logs).
-    body_bytes: u64,
 }
 
 impl<T: Io> Sender<'_, '_, T> {
@@ -169,8 +175,6 @@ impl<T: Io> Sender<'_, '_, T> {
         if buf.is_empty() {
             return Ok(());
         }
-        // Counted as received, sent or not: haproxy's `%B` is what the sender sent it.
-        self.body_bytes += buf.len() as u64;
         self.send_inner(buf).await
     }
 

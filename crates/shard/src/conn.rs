@@ -395,11 +395,12 @@ impl ServerStream {
         }
     }
 
-    /// The facts of a TLS connection (`ssl_bc_*`, `ssl_s_*`); `None` for plain TCP and for
-    /// an h2 stream (its shared connection's session is owned by the h2 task).
+    /// The facts of a TLS connection (`ssl_bc_*`, `ssl_s_*`); for an h2 stream, those its
+    /// shared connection read after its handshake. `None` for plain TCP.
     pub fn tls_facts(&self) -> Option<ringlb_tls::ServerTlsFacts> {
         match self {
             ServerStream::Tls(t) => Some(t.session.borrow().facts()),
+            ServerStream::H2(x) => x.tls_facts(),
             _ => None,
         }
     }

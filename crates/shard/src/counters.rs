@@ -18,6 +18,16 @@ use ringlb_stats::{
 
 use crate::topology::Topology;
 
+/// Health and agent check runs started since start (the control shard's checks count them):
+/// haproxy opens a session for each run, on its internal checks proxy, and every session
+/// counts in `CumConns` (`show info`, the exporter's `haproxy_process_connections_total`).
+pub static CHECK_SESSIONS: AtomicU64 = AtomicU64::new(0);
+
+/// Runtime-socket connections accepted since start (the control shard's CLI counts them):
+/// haproxy counts each in `CumConns` and `CumReq` (a CLI connection is a session with one
+/// stream there), and so in the exporter's `connections_total` and `requests_total`.
+pub static CLI_SESSIONS: AtomicU64 = AtomicU64::new(0);
+
 /// One shard's counters.
 #[derive(Debug, Clone, Default)]
 pub struct ShardCounters {
@@ -29,6 +39,9 @@ pub struct ShardCounters {
     pub backend_latency: Vec<LatencyHistograms>,
     pub servers: Vec<Vec<ServerCounters>>,
     pub server_latency: Vec<Vec<LatencyHistograms>>,
+    /// Per stick table (declaration order), the entries this shard owns; filled when the
+    /// counters are published (`ControlMsg::PublishStats`), not on the request path.
+    pub stick_used: Vec<u64>,
 }
 
 impl ShardCounters {
@@ -57,6 +70,7 @@ impl ShardCounters {
                 .iter()
                 .map(|b| b.servers.iter().map(|_| LatencyHistograms::new()).collect())
                 .collect(),
+            stick_used: Vec::new(),
         }
     }
 
@@ -82,6 +96,12 @@ impl ShardCounters {
             while sb.len() > sa.len() {
                 sa.push(LatencyHistograms::new());
             }
+        }
+        if o.stick_used.len() > self.stick_used.len() {
+            self.stick_used.resize(o.stick_used.len(), 0);
+        }
+        for (a, b) in self.stick_used.iter_mut().zip(&o.stick_used) {
+            *a += b;
         }
         self.process.merge(&o.process);
         for (a, b) in self.frontends.iter_mut().zip(&o.frontends) {

@@ -255,6 +255,51 @@ pub async fn serve(
     if !crate::stick::connection_rules(ctx, fe, at, &client, &mut conn_stick, &effects) {
         return;
     }
+    serve_h2(
+        ctx,
+        (frontend, fe),
+        bind,
+        client,
+        sess,
+        (conn_stick, effects),
+        None,
+    )
+    .await;
+}
+
+/// A clear-text HTTP/1 connection whose first bytes are HTTP/2's connection preface, served
+/// as HTTP/2 from those bytes on, as haproxy's HTTP/1 layer hands such a connection to its
+/// HTTP/2 one (prior knowledge without `proto h2`). The connection rules already ran, their
+/// counters and effects come along.
+pub async fn serve_upgraded(
+    ctx: &Ctx,
+    frontend: usize,
+    bind: H2Bind,
+    client: ClientConn,
+    sess: crate::live::SessRef,
+    rules: (crate::stick::StickSession, crate::rules::RuleEffects),
+    first: RecvBuf,
+) {
+    let Some(fe) = ctx.state.topo.frontends.get(frontend) else {
+        return;
+    };
+    serve_h2(ctx, (frontend, fe), bind, client, sess, rules, Some(first)).await;
+}
+
+async fn serve_h2(
+    ctx: &Ctx,
+    (frontend, fe): (usize, &FrontendRt),
+    bind: H2Bind,
+    client: ClientConn,
+    sess: crate::live::SessRef,
+    (mut conn_stick, effects): (crate::stick::StickSession, crate::rules::RuleEffects),
+    first: Option<RecvBuf>,
+) {
+    let topo = &ctx.state.topo;
+    // The `h2` stats module's connection counts (haproxy counts a connection its h2 layer
+    // took, with or without a request: one that closes before any request head counts only
+    // here and in `stot`, as in haproxy 2.6).
+    let _h2_open = H2Open::new(ctx, frontend);
     let src = client.peer_addr();
     let moved = effects.src.get();
     let dst = client.tcp().local_addr().ok();
@@ -286,7 +331,10 @@ pub async fn serve(
         effects,
         client: Rc::downgrade(&client),
     });
-    let io = H2Io::new(client);
+    let io = match first {
+        Some(first) => H2Io::with_first(client, first),
+        None => H2Io::new(client),
+    };
     let handshake_limit = fe.timeouts.http_request.or(fe.timeouts.client);
     let mut h2 = match within(handshake_limit, builder(&bind).handshake::<_, Bytes>(io)).await {
         Ok(Ok(c)) => c,
@@ -356,6 +404,31 @@ pub async fn serve(
                 })
                 .detach();
             }
+        }
+    }
+}
+
+/// An HTTP/2 client connection in the frontend's `h2` module counters while it lives.
+struct H2Open<'a> {
+    ctx: &'a Ctx,
+    frontend: usize,
+}
+
+impl<'a> H2Open<'a> {
+    fn new(ctx: &'a Ctx, frontend: usize) -> H2Open<'a> {
+        if let Some(f) = ctx.state.counters.borrow_mut().frontends.get_mut(frontend) {
+            f.mux.h2_total_connections += 1;
+            f.mux.h2_open_connections += 1;
+        }
+        H2Open { ctx, frontend }
+    }
+}
+
+impl Drop for H2Open<'_> {
+    fn drop(&mut self) {
+        let mut c = self.ctx.state.counters.borrow_mut();
+        if let Some(f) = c.frontends.get_mut(self.frontend) {
+            f.mux.h2_open_connections = f.mux.h2_open_connections.saturating_sub(1);
         }
     }
 }
@@ -512,6 +585,7 @@ async fn stream(conn: &Conn, req: http::Request<RecvStream>, mut respond: SendRe
             return;
         }
     }
+    txn.bytes_in += head_htx_size(&parts.uri, &parts.headers, &req, &head_bytes);
     if txn.log_req.is_some() && !fe.capture_req.is_empty() {
         crate::http::capture(
             &fe.capture_req,
@@ -807,7 +881,6 @@ async fn forward(
     };
     let mut out = Vec::with_capacity(head_bytes.len() + 64);
     ringlb_http1::write_request_head(req, head_bytes, &mut out, &edits);
-    txn.bytes_in += head_bytes.len() as u64;
     let facts = PickFacts::of(&be.balance, req, head_bytes);
     // `url_param .. check_post`: the body's start, read before choosing a server (unless
     // the rules had it read already).
@@ -893,6 +966,13 @@ async fn forward(
             return;
         };
         choice.commit(ctx, be, lease.server);
+        // `ssl_bc_*`/`ssl_s_*` in the log line describe the connection from here on (also
+        // when the exchange ends before a response head).
+        if matches!(&fe.log_line,
+            crate::topology::LogLine::Format(lf) if lf.uses_server_tls())
+        {
+            txn.server_tls = server.stream.tls_facts().map(Box::new);
+        }
         crate::server::send_name_header(ctx, be, be_idx, lease.server, &mut out);
         let (sent, _) = within(
             server_timeout,
@@ -1196,7 +1276,10 @@ async fn send_body(
             if let Ok(Ok(Some(trailers))) = within(client_timeout, rest.trailers()).await {
                 for (name, value) in trailers.iter() {
                     let _ = field(&mut last, name.as_str(), value.as_bytes());
+                    // haproxy counts each trailer field, and the end of trailers.
+                    *sent += (name.as_str().len() + value.len()) as u64;
                 }
+                *sent += ringlb_http1::htx::END_OF_TRAILERS;
             }
         }
         last.extend_from_slice(b"\r\n");
@@ -1315,6 +1398,8 @@ async fn relay_response(
         return;
     }
     let head_len = resp.head_len();
+    // haproxy counts a response as it holds it (`ringlb_http1::htx`), not as it came.
+    let head_htx = ringlb_http1::htx::response_head_size(resp, &bytes);
     if txn.log_req.is_some() && !fe.capture_res.is_empty() {
         crate::http::capture(&fe.capture_res, resp.headers(), &bytes, &mut txn.cap_res);
     }
@@ -1426,8 +1511,9 @@ async fn relay_response(
     bytes.drain(..head_len.min(bytes.len()));
     if ws_ok {
         txn.status = status;
-        txn.bytes_out += head_len as u64;
-        return ws_tunnel(
+        txn.bytes_out += head_htx;
+        // Boxed: a rare path whose state would otherwise sit in every stream's future.
+        return Box::pin(ws_tunnel(
             fe,
             c,
             (lease, server),
@@ -1435,12 +1521,12 @@ async fn relay_response(
             bytes,
             (respond, body),
             txn,
-        )
+        ))
         .await;
     }
     let no_body = matches!(framing, BodyFraming::None | BodyFraming::ContentLength(0));
     txn.status = status;
-    txn.bytes_out += head_len as u64;
+    txn.bytes_out += head_htx;
     let Ok(mut send) = respond.send_response(response, no_body) else {
         server.set_linger_zero();
         return;
@@ -1609,6 +1695,10 @@ async fn relay_body(
                     .feed_parts(&buf, |d| payload.extend_from_slice(d), |b| trailer.push(b))
                     .map_err(|_| ())?;
                 *bytes_out += payload.len() as u64;
+                if feed.done {
+                    // Trailer fields and the end of trailers, as haproxy counts them.
+                    *bytes_out += decoder.htx_size().saturating_sub(decoder.payload_bytes());
+                }
                 // The server's trailers (gRPC's `grpc-status`) end the stream as HEADERS.
                 let trailers = if feed.done {
                     crate::h2srv::trailer_map(&trailer)
@@ -1686,6 +1776,25 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
     "transfer-encoding",
     "upgrade",
 ];
+
+/// The request head's size as haproxy counts it (`ringlb_http1::htx`) from the HTTP/1 head
+/// [`h1_head`] wrote for it: haproxy keeps an HTTP/2 request's URI absolute (scheme and
+/// authority before the path), keeps `expect` and `te`, and has no `transfer-encoding`.
+fn head_htx_size(uri: &Uri, headers: &HeaderMap, req: &RequestHead, head: &[u8]) -> u64 {
+    let mut n = ringlb_http1::htx::request_head_size(req, head);
+    if let (Some(scheme), Some(a)) = (uri.scheme_str(), uri.authority()) {
+        n += (scheme.len() + "://".len() + a.as_str().len()) as u64;
+    }
+    if req.framing() == BodyFraming::Chunked {
+        n = n.saturating_sub(("transfer-encoding".len() + "chunked".len()) as u64);
+    }
+    for (name, value) in headers {
+        if matches!(name.as_str(), "expect" | "te") {
+            n += (name.as_str().len() + value.len()) as u64;
+        }
+    }
+    n
+}
 
 /// Writes an HTTP/2 request as an HTTP/1.1 head, or says why the stream is malformed.
 pub fn h1_head(
@@ -1869,7 +1978,7 @@ async fn send_h1_reply(
         _ => body,
     };
     txn.status = head.status();
-    txn.bytes_out += bytes.len() as u64;
+    txn.bytes_out += ringlb_http1::htx::reply_size(bytes);
     let Ok(mut send) = respond.send_response(response, body.is_empty()) else {
         return;
     };

@@ -74,6 +74,9 @@ pub struct H2Client {
     idle_waker: RefCell<Option<Waker>>,
     /// Over TLS (`:scheme https`).
     tls: bool,
+    /// The connection's TLS facts (`ssl_bc_*`, `ssl_s_*`), read once its handshake is done:
+    /// every stream on it reports them (the session itself belongs to the driver task).
+    tls_facts: Option<Box<ringlb_tls::ServerTlsFacts>>,
     peer: Option<SocketAddr>,
 }
 
@@ -142,6 +145,7 @@ pub async fn handshake(
     idle: Duration,
 ) -> io::Result<Rc<H2Client>> {
     let tls = matches!(stream, ServerStream::Tls(_));
+    let tls_facts = stream.tls_facts().map(Box::new);
     let peer = stream.peer_addr();
     let io = H2Io::new(Rc::new(Wire(stream)));
     let (send, conn) = builder(initial_window)
@@ -156,6 +160,7 @@ pub async fn handshake(
         last_used: Cell::new(Instant::now()),
         idle_waker: RefCell::new(None),
         tls,
+        tls_facts,
         peer,
     });
     let shared = pool.is_some();
@@ -282,6 +287,11 @@ impl H2Exchange {
 
     pub fn peer_addr(&self) -> Option<SocketAddr> {
         self.client.peer
+    }
+
+    /// The TLS facts of the shared connection this stream runs on.
+    pub fn tls_facts(&self) -> Option<ringlb_tls::ServerTlsFacts> {
+        self.client.tls_facts.as_deref().cloned()
     }
 
     /// Takes HTTP/1 request bytes: the head opens the stream, the body goes out as DATA (and

@@ -5,8 +5,13 @@
 //! their accept queues survive the old process: no SYN is refused and no queued connection is
 //! reset while the processes change (docs/adr/0005-seamless-reload.md).
 //!
+//! UNIX-socket binds travel the same way, as in haproxy: the new process accepts on the old
+//! socket (still reachable at the bind's path) instead of binding a new one and renaming it
+//! over the path, so no client queued on the old socket is reset when the old process exits.
+//!
 //! Owns: the registry of this process's listening sockets ([`expose`], [`exposed`]), the
-//! pool of sockets received from the old process ([`set_inherited`], [`take_inherited`]) and
+//! pool of sockets received from the old process ([`set_inherited`], [`take_inherited`],
+//! [`take_inherited_unix`]) and
 //! haproxy 2.6's `_getsocks` wire format ([`send_sockets`], [`fetch`]). The transfer runs on
 //! the control thread (sender) or before the shards start (receiver), never on a shard.
 //!
@@ -18,6 +23,7 @@
 
 use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -63,18 +69,40 @@ pub fn expose(fd: RawFd, interface: Option<&str>) -> Exposed {
 }
 
 /// Duplicates of every registered listener (taken under the lock, so each is still open),
-/// with its interface, ordered by registration.
+/// with its interface, ordered by registration. A socket registered more than once (a UNIX
+/// bind, whose one socket every shard accepts on through its own descriptor) is sent once, as
+/// haproxy sends one socket per listener.
 pub fn exposed() -> Vec<(OwnedFd, Option<String>)> {
     let r = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
+    let mut seen: Vec<(libc::dev_t, libc::ino_t)> = Vec::with_capacity(r.len());
     r.iter()
         .filter_map(|e| {
             // SAFETY: the registered descriptor is open while its guard is registered, and we
             // hold the lock the guard takes before it lets the socket close.
             let fd = unsafe { libc::fcntl(e.fd, libc::F_DUPFD_CLOEXEC, 0) };
             // SAFETY: a successful F_DUPFD returns a new descriptor nobody else owns.
-            (fd >= 0).then(|| (unsafe { OwnedFd::from_raw_fd(fd) }, e.interface.clone()))
+            let fd = (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })?;
+            if let Some(id) = socket_identity(fd.as_raw_fd()) {
+                if seen.contains(&id) {
+                    return None;
+                }
+                seen.push(id);
+            }
+            Some((fd, e.interface.clone()))
         })
         .collect()
+}
+
+/// The kernel object behind a descriptor (device and inode, as `fstat` gives them): two
+/// descriptors of one socket have the same.
+fn socket_identity(fd: RawFd) -> Option<(libc::dev_t, libc::ino_t)> {
+    // SAFETY: a zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: fd is open (the caller holds it) and st is a valid out-pointer.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return None;
+    }
+    Some((st.st_dev, st.st_ino))
 }
 
 /// Whether a `_getsocks` handed this process's listeners to a new process: a soft stop then
@@ -88,6 +116,9 @@ pub fn transferred() -> bool {
 pub struct Inherited {
     pub fd: Option<OwnedFd>,
     pub addr: Option<SocketAddr>,
+    /// The name a UNIX socket was bound to (haproxy and ringlb bind `<path>.<pid>.tmp`, then
+    /// rename it over the path).
+    pub unix: Option<PathBuf>,
     /// IPV6_V6ONLY as set on the socket (false for IPv4).
     pub v6only: bool,
     pub interface: Option<String>,
@@ -125,9 +156,43 @@ pub fn take_inherited(
     out
 }
 
+/// The received socket a UNIX bind on `path` serves (the first one bound to `path` or to a
+/// temporary `<path>.<digits>.tmp`, haproxy's `sock_unix_addrcmp`). None: bind a new one.
+pub fn take_inherited_unix(path: &Path) -> Option<OwnedFd> {
+    let mut pool = INHERITED.lock().unwrap_or_else(|e| e.into_inner());
+    pool.iter_mut()
+        .filter(|s| {
+            s.unix
+                .as_deref()
+                .is_some_and(|n| unix_name_matches(n, path))
+        })
+        .find_map(|s| s.fd.take())
+}
+
+/// Whether a UNIX socket bound to `name` is the one of a bind on `path`: the same path, or
+/// the path with haproxy's and ringlb's temporary suffix `.<digits>.tmp` (the name the socket
+/// was bound to before it was renamed into place).
+pub fn unix_name_matches(name: &Path, path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let (name, path) = (name.as_os_str().as_bytes(), path.as_os_str().as_bytes());
+    if name == path {
+        return true;
+    }
+    let Some(rest) = name.strip_prefix(path) else {
+        return false;
+    };
+    let Some(digits) = rest
+        .strip_prefix(b".")
+        .and_then(|r| r.strip_suffix(b".tmp"))
+    else {
+        return false;
+    };
+    !digits.is_empty() && digits.iter().all(u8::is_ascii_digit)
+}
+
 /// Closes the received sockets no bind of the configuration took; returns how many TCP
 /// listeners were among them (haproxy also sends its UNIX runtime sockets, which ringlb binds
-/// anew).
+/// anew, so UNIX sockets no bind took are closed without a word).
 pub fn release_unused() -> usize {
     let mut pool = INHERITED.lock().unwrap_or_else(|e| e.into_inner());
     let n = pool
@@ -390,12 +455,38 @@ fn describe(fd: OwnedFd, iface: String) -> Inherited {
             );
         }
     }
+    let unix = if addr.is_none() {
+        unix_name_of(fd.as_raw_fd())
+    } else {
+        None
+    };
     Inherited {
         fd: Some(fd),
         addr,
+        unix,
         v6only: v6only != 0,
         interface: (!iface.is_empty()).then_some(iface),
     }
+}
+
+/// The path a UNIX socket is bound to (None: not a UNIX socket, unnamed or abstract).
+fn unix_name_of(fd: RawFd) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt;
+    // SAFETY: a zeroed sockaddr_un is valid; getsockname fills at most `len` bytes.
+    let mut sa: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    let mut len = std::mem::size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    // SAFETY: sa and len are live out-pointers for the call.
+    let r = unsafe { libc::getsockname(fd, (&mut sa as *mut libc::sockaddr_un).cast(), &mut len) };
+    if r != 0 || i32::from(sa.sun_family) != libc::AF_UNIX {
+        return None;
+    }
+    let bytes: Vec<u8> = sa
+        .sun_path
+        .iter()
+        .map(|c| *c as u8)
+        .take_while(|c| *c != 0)
+        .collect();
+    (!bytes.is_empty()).then(|| PathBuf::from(std::ffi::OsStr::from_bytes(&bytes)))
 }
 
 #[cfg(test)]
@@ -443,6 +534,64 @@ mod tests {
         let _c = std::net::TcpStream::connect(addr).unwrap();
         drop(l);
         drop(guard);
+        assert!(accepted.accept().is_ok());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn unix_names_match_as_in_haproxy() {
+        let p = Path::new("/run/lb/fe.sock");
+        assert!(unix_name_matches(Path::new("/run/lb/fe.sock"), p));
+        assert!(unix_name_matches(Path::new("/run/lb/fe.sock.1822.tmp"), p));
+        assert!(!unix_name_matches(Path::new("/run/lb/fe.sock.tmp"), p));
+        assert!(!unix_name_matches(Path::new("/run/lb/fe.sock.18a2.tmp"), p));
+        assert!(!unix_name_matches(
+            Path::new("/run/lb/fe.sock.1822.tmpx"),
+            p
+        ));
+        assert!(!unix_name_matches(Path::new("/run/lb/fe.sock2"), p));
+        assert!(!unix_name_matches(Path::new("/run/lb/fe.soc"), p));
+    }
+
+    #[test]
+    fn a_unix_listener_travels_once_and_is_taken_by_its_path() {
+        let dir = std::env::temp_dir().join(format!("ringlb-handoff-unix-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fe = dir.join("fe.sock");
+        // Bound under the temporary name and renamed, as ringlb and haproxy bind them.
+        let tmp = dir.join("fe.sock.42.tmp");
+        let l = std::os::unix::net::UnixListener::bind(&tmp).unwrap();
+        std::fs::rename(&tmp, &fe).unwrap();
+        // Two shards accept on two descriptors of the one socket: it is sent once.
+        let dup = l.try_clone().unwrap();
+        let g1 = expose(l.as_raw_fd(), None);
+        let g2 = expose(dup.as_raw_fd(), None);
+        let path = dir.join("admin.sock");
+        let server = std::os::unix::net::UnixListener::bind(&path).unwrap();
+        let t = std::thread::spawn(move || {
+            let (c, _) = server.accept().unwrap();
+            let mut cmd = [0u8; 10];
+            recv_exact(c.as_raw_fd(), &mut cmd).unwrap();
+            send_sockets(c.as_raw_fd(), Duration::from_secs(5)).unwrap()
+        });
+        let got = fetch(&path, Duration::from_secs(5)).unwrap();
+        t.join().unwrap();
+        let mine: Vec<&Inherited> = got
+            .iter()
+            .filter(|i| i.unix.as_deref() == Some(tmp.as_path()))
+            .collect();
+        assert_eq!(mine.len(), 1, "{got:?}");
+        assert!(mine[0].addr.is_none());
+        set_inherited(got);
+        assert!(take_inherited_unix(&dir.join("other.sock")).is_none());
+        let fd = take_inherited_unix(&fe).unwrap();
+        assert!(take_inherited_unix(&fe).is_none(), "taken once");
+        release_unused();
+        // The received socket is the listener at the path.
+        drop((g1, g2, l, dup));
+        let accepted = std::os::unix::net::UnixListener::from(fd);
+        let _c = std::os::unix::net::UnixStream::connect(&fe).unwrap();
         assert!(accepted.accept().is_ok());
         let _ = std::fs::remove_dir_all(&dir);
     }

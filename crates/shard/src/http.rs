@@ -77,6 +77,7 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
         effects: crate::rules::RuleEffects::default(),
         last_server: None,
         sess,
+        upgrade: None,
     };
     if !crate::stick::connection_rules(
         ctx,
@@ -90,6 +91,36 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     }
     session.follow_set_src();
     session.run().await;
+    // HTTP/2 with prior knowledge on a clear-text bind (a TLS one negotiates it by ALPN):
+    // the connection goes on as HTTP/2, with the connection rules' counters and effects.
+    if let Some(first) = session.upgrade.take() {
+        session.release_scratch();
+        let Some(h2) = session
+            .bind
+            .and_then(|b| fe.binds.get(b))
+            .or(fe.binds.first())
+            .map(|b| b.h2)
+        else {
+            return;
+        };
+        let Session {
+            client,
+            stick,
+            effects,
+            ..
+        } = session;
+        // Boxed: rare, and its state would sit in every HTTP/1 connection's task.
+        Box::pin(crate::h2::serve_upgraded(
+            ctx,
+            frontend,
+            h2,
+            client,
+            sess,
+            (stick, effects),
+            first,
+        ))
+        .await;
+    }
 }
 
 /// What happens to the client connection after a transaction.
@@ -110,7 +141,13 @@ enum HeadError {
     Invalid(Option<HttpError>),
     /// Socket error: nothing to answer.
     Io,
+    /// The connection's first bytes are HTTP/2's preface: it is served as HTTP/2 from them.
+    H2(RecvBuf),
 }
+
+/// HTTP/2's connection preface (RFC 9113 §3.4): a clear-text connection that starts with it
+/// speaks HTTP/2 with prior knowledge, as haproxy's HTTP/1 layer recognises it.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 
 /// Why a transaction failed before the response head reached the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +196,8 @@ struct Session<'a> {
     last_server: Option<(usize, usize)>,
     /// This stream's slot in the shard's registry (`show sess`).
     sess: crate::live::SessRef,
+    /// The connection turned out to speak HTTP/2: its first bytes, for the HTTP/2 layer.
+    upgrade: Option<RecvBuf>,
 }
 
 /// A transaction's context for `http-after-response` on the proxy's own replies. Errors sent
@@ -249,6 +288,10 @@ impl<'a> Session<'a> {
                     scratch(&mut self.sc, self.ctx).txn.uncounted_out = true;
                     return self.finish_txn();
                 }
+                Err(HeadError::H2(first)) => {
+                    self.upgrade = Some(first);
+                    return;
+                }
             };
             self.requests += 1;
             self.ctx.live.count_request(self.sess);
@@ -329,6 +372,12 @@ impl<'a> Session<'a> {
                 Ok(Err(_)) => return Err(HeadError::Io),
             },
         };
+        if self.requests == 0
+            && first.bytes().starts_with(H2_PREFACE)
+            && matches!(self.client, ClientConn::Plain(_))
+        {
+            return Err(HeadError::H2(first));
+        }
         // A new transaction record (the scratch may be another one than before the wait).
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         *txn = Txn::default();
@@ -663,8 +712,13 @@ impl<'a> Session<'a> {
                 RequestFacts::of(be, method, &sc.req2, raw)
             }
         };
+        // haproxy counts a request as it holds it (`ringlb_http1::htx`), not as it came.
+        let head_htx = {
+            let sc = scratch(&mut self.sc, self.ctx);
+            ringlb_http1::htx::request_head_size(&sc.req, head.bytes())
+        };
         head.consume(head_len);
-        scratch(&mut self.sc, self.ctx).txn.bytes_in += head_len as u64;
+        scratch(&mut self.sc, self.ctx).txn.bytes_in += head_htx;
         let mut body_start = None;
         if framing == BodyFraming::None {
             if !head.is_empty() {
@@ -739,6 +793,9 @@ impl<'a> Session<'a> {
             };
             let connecting = lease_and_connect(self.ctx, be_idx, &input, reuse, &mut info, &from);
             let connected = if be.abortonclose {
+                // Boxed here: moved into the `or` below, the connect's state would be held
+                // twice by every transaction's future, abortonclose or not.
+                let mut connecting = Box::pin(connecting);
                 // The future starts when polled below: its queue time counts from here.
                 let waiting = Instant::now();
                 // `option abortonclose`: a client that closes while its request waits for a
@@ -748,24 +805,27 @@ impl<'a> Session<'a> {
                     let _ = tcp.hangup().await;
                     None
                 };
-                match future::or(async { Some(connecting.await) }, hangup).await {
-                    Some(c) => c,
-                    None => {
-                        let queued = info.server.is_none();
-                        if queued {
-                            info.queue = waiting.elapsed();
-                        }
-                        self.note_connect(be_idx, &info, false);
-                        let txn = &mut scratch(&mut self.sc, self.ctx).txn;
-                        txn.term = if queued { *b"CQ" } else { *b"CC" };
-                        if queued {
-                            txn.connect = None;
-                        }
-                        return After::Close;
-                    }
-                }
+                future::or(async { Some(connecting.as_mut().await) }, hangup)
+                    .await
+                    .ok_or(waiting)
             } else {
-                connecting.await
+                Ok(connecting.await)
+            };
+            let connected = match connected {
+                Ok(c) => c,
+                Err(waiting) => {
+                    let queued = info.server.is_none();
+                    if queued {
+                        info.queue = waiting.elapsed();
+                    }
+                    self.note_connect(be_idx, &info, false);
+                    let txn = &mut scratch(&mut self.sc, self.ctx).txn;
+                    txn.term = if queued { *b"CQ" } else { *b"CC" };
+                    if queued {
+                        txn.connect = None;
+                    }
+                    return After::Close;
+                }
             };
             self.note_connect(be_idx, &info, connected.is_ok());
             let (lease, server) = match connected {
@@ -801,6 +861,14 @@ impl<'a> Session<'a> {
                     return self.drain_request_body(framing, body_start.take()).await;
                 }
             };
+            // `ssl_bc_*`/`ssl_s_*` in the log line describe the connection from here on: an
+            // exchange that ends before a response head (504, server close) logs them too.
+            if matches!(&self.fe.log_line,
+                crate::topology::LogLine::Format(lf) if lf.uses_server_tls())
+            {
+                scratch(&mut self.sc, self.ctx).server_tls =
+                    server.stream.tls_facts().map(Box::new);
+            }
             let reused = info.reused;
             crate::server::send_name_header(self.ctx, be, be_idx, lease.server, &mut out);
             let server_timeout = self.effects.server_timeout.get().or(be.timeouts.server);
@@ -1179,6 +1247,9 @@ impl<'a> Session<'a> {
         }
         let sc = scratch(&mut self.sc, self.ctx);
         let resp_head_len = sc.resp.head_len();
+        // haproxy counts the response as it holds it (`ringlb_http1::htx`), before the
+        // rules change it.
+        let resp_htx = ringlb_http1::htx::response_head_size(&sc.resp, head.bytes());
         // `cache-store`: whether this response goes to the cache (as the rules left it).
         let mut c = c;
         let cache_pending = match (c.cache.take(), self.effects.cache_store.get()) {
@@ -1233,7 +1304,7 @@ impl<'a> Session<'a> {
         head.consume(resp_head_len);
         let client_timeout = self.fe.timeouts.client;
         if tunnel {
-            let tunnel_head_len = resp_head_len as u64;
+            let tunnel_head_len = resp_htx;
             let (sent, buf) = within(client_timeout, self.client.send_all(SendBuf::from_vec(out)))
                 .await
                 .unwrap_or_else(|_| {
@@ -1277,24 +1348,24 @@ impl<'a> Session<'a> {
                 }
             }
             // `on-marked-down shutdown-sessions`: a kill drops the tunnel, closing both sides.
-            let (up, down, _) = lease
-                .unless_killed(tunnel::run(&self.client, &*server, t))
-                .await
-                .unwrap_or((0, 0, tunnel::TunnelEnd::Error));
+            // Boxed: upgrades are rare, and this state would sit in every transaction.
+            let (up, down, _) =
+                Box::pin(lease.unless_killed(tunnel::run(&self.client, &*server, t)))
+                    .await
+                    .unwrap_or((0, 0, tunnel::TunnelEnd::Error));
             let txn = &mut scratch(&mut self.sc, self.ctx).txn;
             txn.bytes_in += up;
             txn.bytes_out += down;
             return After::Close;
         }
-        self.log_asap(status, resp_head_len as u64);
+        self.log_asap(status, resp_htx);
         let limits = BodyLimits {
             recv_timeout: self.effects.server_timeout.get().or(c.be.timeouts.server),
             send_timeout: client_timeout,
             head: self.limits,
         };
         // The head goes out with the first body bytes, in one write.
-        // haproxy counts a response's bytes as the server sent them (`%B`, `bout`).
-        let head_bytes = resp_head_len as u64;
+        let head_bytes = resp_htx;
         let mut head_out = Some(out);
         let mut body_bytes = 0u64;
         let body = if let Some(pending) = cache_pending {
@@ -1540,7 +1611,7 @@ impl<'a> Session<'a> {
         let sc = scratch(&mut self.sc, self.ctx);
         announce_persistence(&mut reply.bytes, keep, version);
         let head_len = sc.req.head_len();
-        sc.txn.bytes_in += head_len as u64;
+        sc.txn.bytes_in += ringlb_http1::htx::request_head_size(&sc.req, head.bytes());
         head.consume(head_len);
         if reply.silent {
             self.client.set_linger_zero();
@@ -1570,7 +1641,7 @@ impl<'a> Session<'a> {
         }
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = reply.status;
-        txn.bytes_out += reply.bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&reply.bytes);
         let sent = self.send_reply(reply.bytes).await;
         // A request body was not read: the connection cannot carry another request.
         if sent.is_err()
@@ -1601,7 +1672,7 @@ impl<'a> Session<'a> {
             .query()
             .map(|q| String::from_utf8_lossy(q.get(head.bytes())).into_owned())
             .unwrap_or_default();
-        sc.txn.bytes_in += head_len as u64;
+        sc.txn.bytes_in += ringlb_http1::htx::request_head_size(&sc.req, head.bytes());
         head.consume(head_len);
         if name != "prometheus-exporter" {
             // Unknown services are refused by the config; nothing else to serve.
@@ -1632,7 +1703,7 @@ impl<'a> Session<'a> {
         announce_persistence(&mut out, keep, version);
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = 200;
-        txn.bytes_out += out.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&out);
         let sent = self.send_reply(out).await;
         if sent.is_err() || !keep || framing != BodyFraming::None {
             return After::Close;
@@ -1713,7 +1784,7 @@ impl<'a> Session<'a> {
         }
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = reply.status;
-        txn.bytes_out += reply.bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&reply.bytes);
         if reply.denied {
             txn.term = *b"PH";
         }
@@ -1784,7 +1855,7 @@ impl<'a> Session<'a> {
                 .map(|(a, _)| a.clone());
             (admin, access)
         };
-        sc.txn.bytes_in += head_len as u64;
+        sc.txn.bytes_in += ringlb_http1::htx::request_head_size(&sc.req, head.bytes());
         head.consume(head_len);
         // The admin form's body (small; anything else closes the connection).
         let mut body = Vec::new();
@@ -1868,7 +1939,7 @@ impl<'a> Session<'a> {
         announce_persistence(&mut out, keep, version);
         let txn = &mut scratch(&mut self.sc, ctx).txn;
         txn.status = answer.status;
-        txn.bytes_out += out.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&out);
         let sent = self.send_reply(out).await;
         if sent.is_err() || !keep || !reusable {
             return After::Close;
@@ -1945,7 +2016,8 @@ impl<'a> Session<'a> {
             return;
         };
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
-        txn.bytes_out = (txn.bytes_out + new.len() as u64).saturating_sub(bytes.len() as u64);
+        txn.bytes_out = (txn.bytes_out + ringlb_http1::htx::reply_size(&new))
+            .saturating_sub(ringlb_http1::htx::reply_size(bytes));
         *bytes = new;
     }
 
@@ -2299,7 +2371,7 @@ impl<'a> Session<'a> {
             .unwrap_or_else(|| e.default_reply());
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = e.status();
-        txn.bytes_out += bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(bytes);
         let _ = self.send_reply(bytes.to_vec()).await;
     }
 
@@ -2338,7 +2410,7 @@ impl<'a> Session<'a> {
         bytes.extend_from_slice(b"\r\nconnection: close\r\n\r\n");
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = 302;
-        txn.bytes_out += bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(&bytes);
         // haproxy's termination state for it: a local decision while connecting.
         txn.term = *b"LC";
         let _ = self.send_reply(bytes).await;
@@ -2361,7 +2433,7 @@ impl<'a> Session<'a> {
         };
         let txn = &mut scratch(&mut self.sc, self.ctx).txn;
         txn.status = status;
-        txn.bytes_out += bytes.len() as u64;
+        txn.bytes_out += ringlb_http1::htx::reply_size(bytes);
         if txn.term == [0, 0] {
             // The usual causes of each status the stream makes (haproxy's `%ts`).
             txn.term = match status {

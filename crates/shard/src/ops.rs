@@ -212,7 +212,10 @@ impl UnixListenerRt {
     pub fn take_for_shard(&self, nshards: usize) -> std::io::Result<OwnedFd> {
         let mut b = self.bound.lock().unwrap_or_else(|e| e.into_inner());
         if b.fd.is_none() {
-            b.fd = Some(self.bind()?);
+            b.fd = Some(match self.inherited() {
+                Some(fd) => fd,
+                None => self.bind()?,
+            });
         }
         b.handed += 1;
         let last = b.handed >= nshards;
@@ -225,6 +228,19 @@ impl UnixListenerRt {
             }
             None => Err(std::io::Error::other("listener already handed out")),
         }
+    }
+
+    /// `-x`: the old process's socket for this path (haproxy takes it the same way: no bind,
+    /// no rename; the path already names it, with the owner and mode it was given). It is
+    /// listened on again for this bind's backlog. None when nothing was received for the path,
+    /// or when the path no longer names a socket (nobody could reach the old one): bind anew.
+    fn inherited(&self) -> Option<OwnedFd> {
+        use std::os::unix::fs::FileTypeExt;
+        let fd = crate::handoff::take_inherited_unix(&self.path)?;
+        let reachable =
+            std::fs::symlink_metadata(&self.path).is_ok_and(|m| m.file_type().is_socket());
+        // SAFETY: plain syscall on a descriptor we own.
+        (reachable && unsafe { libc::listen(fd.as_raw_fd(), self.backlog) } == 0).then_some(fd)
     }
 
     /// Binds under a temporary name, applies owner and mode, listens, then renames over the

@@ -58,6 +58,13 @@ pub async fn snapshot(ctx: &Ctx) -> Snapshot {
         state.board.now_ms(),
         &facts,
     );
+    // Check runs and runtime-socket connections are sessions too, and each CLI connection a
+    // stream (`CumConns`, `CumReq`, as haproxy counts them).
+    let cli = crate::counters::CLI_SESSIONS.load(std::sync::atomic::Ordering::Relaxed);
+    let checks = crate::counters::CHECK_SESSIONS.load(std::sync::atomic::Ordering::Relaxed);
+    let p = &mut snap.process.counters;
+    p.cum_conns = p.cum_conns.saturating_add(checks).saturating_add(cli);
+    p.cum_req = p.cum_req.saturating_add(cli);
     // The stats page and the exporter run on a shard: the runtime sockets count as configured
     // (their connections are the control shard's).
     let up = Duration::from_secs(unix_now_s().saturating_sub(state.board.start_unix_s));

@@ -491,7 +491,8 @@ fn bind_epoch(core: &Core, topology: &Topology, state: &ShardState, kept: &[Rc<S
                 continue;
             }
             // `-x`: the old process's sockets for this bind, else a new one. The k-th received
-            // socket goes to shard k mod nshards, so a shard may serve more than one.
+            // socket goes to shard k mod nshards, so a shard may serve more than one. A UNIX
+            // bind's one socket (received or bound by the first shard) is shared by all.
             let bound: Vec<std::io::Result<std::os::fd::OwnedFd>> = match &bind.unix {
                 Some(u) => vec![u.take_for_shard(nshards)],
                 None => {
@@ -607,9 +608,9 @@ async fn ssl_rate_wait(state: &ShardState, limit: u32) {
 /// frontend share and the bind's own share), and spawns a task per connection.
 async fn accept_loop(core: Rc<Core>, slot: Rc<Slot>, (listener, tls): (TcpListener, bool)) {
     // `expose-fd listeners`: the socket can be handed to a new process while this loop owns
-    // it (dropped before `listener`, which closes it).
-    let _exposed = (slot.key.unix.is_none())
-        .then(|| crate::handoff::expose(slot.fd, slot.key.listen.interface.as_deref()));
+    // it (dropped before `listener`, which closes it). A UNIX bind's one socket is registered
+    // by every shard (each through its own descriptor) and sent once.
+    let _exposed = crate::handoff::expose(slot.fd, slot.key.listen.interface.as_deref());
     let first = core.current().ctx.state;
     // Counted while running, so a soft-stopping shard waits for the drain to finish (the
     // count is shared by the epochs).
@@ -910,9 +911,12 @@ async fn serve_conn(
     let topo = &ctx.state.topo;
     let h2 = topo.frontends.get(frontend).and_then(|f| f.binds.get(bind));
     match mode {
-        Mode::Tcp => crate::tcp::serve(&ctx, frontend, client, sess).await,
+        // Boxed: the TCP proxy's state is larger than an HTTP/1 connection's, and every
+        // connection's task (idle keep-alive ones included) would carry it.
+        Mode::Tcp => Box::pin(crate::tcp::serve(&ctx, frontend, client, sess)).await,
         Mode::Http => match h2.map(|b| b.h2).filter(|h| h.speaks_h2(&client)) {
-            Some(h2) => crate::h2::serve(&ctx, frontend, h2, client, sess).await,
+            // Boxed as TCP mode above: an h2 connection's state is twice an HTTP/1 one's.
+            Some(h2) => Box::pin(crate::h2::serve(&ctx, frontend, h2, client, sess)).await,
             None => crate::http::serve(&ctx, frontend, client, sess).await,
         },
     }

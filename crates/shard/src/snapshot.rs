@@ -182,11 +182,24 @@ pub fn build(
         })
         .collect();
     let process_counters = counters.process.clone();
+    let tables = state
+        .stick
+        .borrow()
+        .iter()
+        .enumerate()
+        .map(|(i, (_, t))| ringlb_stats::StickTableStats {
+            name: t.name().to_string(),
+            key_type: t.config().key.name().to_string(),
+            size: t.config().size as u64,
+            used: counters.stick_used.get(i).copied().unwrap_or(0),
+        })
+        .collect();
     Snapshot {
         now_ms,
         process: ProcessInfo {
             name: "ringlb".into(),
             version: env!("CARGO_PKG_VERSION").into(),
+            release_date: ringlb_stats::RELEASE_DATE.into(),
             nbthread: facts.nbthread,
             pid: facts.pid,
             start_time_unix_s: facts.start_unix_s,
@@ -204,5 +217,6 @@ pub fn build(
             ..ProcessInfo::default()
         },
         proxies,
+        tables,
     }
 }

@@ -548,7 +548,14 @@ impl ShardState {
                     &b.balance.options,
                 )),
             })
-            .collect();
+            .collect::<Vec<BackendState>>();
+        // Each shard's balancer skips a server at this shard's share of its `maxconn`.
+        for b in &backends {
+            let mut lb = b.balancer.borrow_mut();
+            for (si, st) in b.servers.borrow().iter().enumerate() {
+                lb.set_maxconn_now(si, st.maxconn_now.get());
+            }
+        }
         let maxconn_share = share(topo.maxconn, nshards);
         let stick = Rc::new(RefCell::new(crate::stick::build_tables(
             &topo, shard_id, nshards,
@@ -726,6 +733,12 @@ impl ShardState {
                 // A copy (the histograms are the bulk of it): only when somebody reads stats.
                 let mut copy = self.counters.borrow().clone();
                 copy.process.curr_conns = self.conns.get();
+                copy.stick_used = self
+                    .stick
+                    .borrow()
+                    .iter()
+                    .map(|(_, t)| t.used_owned() as u64)
+                    .collect();
                 self.fill_conn_gauges(&mut copy);
                 self.board.publish(self.shard_id, seq, copy);
             }
@@ -736,6 +749,11 @@ impl ShardState {
             } => {
                 if let Some(s) = self.server(backend, server) {
                     s.maxconn_now.set(share(maxconn, self.nshards));
+                    if let Some(b) = self.backends.get(backend) {
+                        b.balancer
+                            .borrow_mut()
+                            .set_maxconn_now(server, s.maxconn_now.get());
+                    }
                 }
             }
             ControlMsg::SetStickEntry { .. }
@@ -819,14 +837,17 @@ impl ShardState {
             puid,
             weight: rt.weight.min(256),
             backup: rt.backup,
-            // Server limits are the engine's (per-shard shares), as at start.
-            maxconn: 0,
+            maxconn: rt.maxconn,
             up: enabled,
         };
-        if b.balancer.borrow_mut().add_server(info).is_none() {
+        let Some(at) = b.balancer.borrow_mut().add_server(info) else {
             return; // a static algorithm: the control shard refuses before sending
-        }
+        };
         let st = Rc::new(ServerState::new(rt, puid, enabled, self.nshards));
+        // This shard's share of its `maxconn`, as at start.
+        b.balancer
+            .borrow_mut()
+            .set_maxconn_now(at, st.maxconn_now.get());
         b.servers.borrow_mut().push(st);
         self.counters.borrow_mut().add_server(backend);
         debug_assert_eq!(b.servers.borrow().len(), b.balancer.borrow().server_count());
@@ -1066,10 +1087,21 @@ impl ShardState {
 
     /// Picks a server of `backend` for a request (`balance`), avoiding `input.avoid` when
     /// another server can take it. `None`: no usable server.
+    /// A server whose shard share of `maxconn` is used up is skipped, as HAProxy does; when
+    /// every candidate is full, the request waits on the one the balancer would pick without
+    /// limits (HAProxy waits in the backend queue for the first free slot).
     pub fn pick(&self, backend: usize, input: &PickInput<'_>) -> Option<usize> {
         let b = self.backends.get(backend)?;
         let mut rng = self.rng.borrow_mut();
-        b.balancer.borrow_mut().pick(input, &mut *rng)
+        let mut lb = b.balancer.borrow_mut();
+        if !lb.any_free_slot() {
+            return lb.pick_ignoring_limits(input, &mut *rng);
+        }
+        match lb.pick(input, &mut *rng) {
+            Some(s) => Some(s),
+            None if lb.usable_count() > 0 => lb.pick_ignoring_limits(input, &mut *rng),
+            None => None,
+        }
     }
 
     /// A connection to a server starts (+) or ends (−) on this shard (`leastconn`, `first`).

@@ -554,6 +554,23 @@ impl RetryOn {
 pub struct TopologyError {
     pub loc: model::Loc,
     pub message: String,
+    /// The message names its place itself (haproxy's post-parse checks: `Proxy 'f': ...
+    /// (declared at f.cfg:9).`), so it is printed without the `parsing [file:line]` prefix.
+    pub names_place: bool,
+}
+
+impl TopologyError {
+    /// The diagnostic as haproxy prints it after its level and pid.
+    pub fn text(&self) -> String {
+        if self.names_place {
+            self.message.clone()
+        } else {
+            format!(
+                "parsing [{}:{}] : {}",
+                self.loc.file, self.loc.line, self.message
+            )
+        }
+    }
 }
 
 impl Topology {
@@ -611,6 +628,7 @@ impl Topology {
                 .find(|r| matches!(r.action, model::HttpAction::TrackSc { .. }));
             if let (true, Some(r)) = (speaks_h2, tracks) {
                 errors.push(TopologyError {
+ names_place: false,
                     loc: r.loc.clone(),
                     message: format!(
                         "'http-response track-sc' on frontend '{}' which speaks HTTP/2 (alpn h2 / proto h2) is not supported by ringlb yet",
@@ -679,6 +697,7 @@ impl Topology {
                                 )
                                 .map_err(|message| {
                                     errors.push(TopologyError {
+                                        names_place: false,
                                         loc: b.loc.clone(),
                                         message: format!("'bind {}' : {message}", b.spec),
                                     })
@@ -828,6 +847,7 @@ impl Topology {
                 Ok(s) => Some(Arc::new(s)),
                 Err(d) => {
                     return Err(vec![TopologyError {
+                        names_place: false,
                         loc: model::Loc::default(),
                         message: d.to_string(),
                     }])
@@ -854,7 +874,8 @@ impl Topology {
             env: std::env::vars().collect(),
             tls_shared,
             warnings: {
-                rule_warnings.sort_by_key(|w| w.loc.line);
+                // haproxy's post-parse checks come after what its parser says.
+                rule_warnings.sort_by_key(|w| (w.names_place, w.loc.line));
                 warnings.append(&mut rule_warnings);
                 warnings
             },
@@ -1010,6 +1031,7 @@ fn bind_tls(
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0);
     let diag = |d: &ringlb_tls::TlsDiag| TopologyError {
+        names_place: false,
         loc: b.loc.clone(),
         message: format!("'bind {}' : {d}", b.spec),
     };
@@ -1080,6 +1102,7 @@ impl LogTable {
             }),
             Err(message) => {
                 errors.push(TopologyError {
+                    names_place: false,
                     loc: t.loc.clone(),
                     message: format!("'log' : {message}"),
                 });
@@ -1164,6 +1187,7 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
                 .then(|| SocketAddr::from(([0, 0, 0, 0], s.port.unwrap_or(0))));
             let Some(mut addr) = s.addr.or(placeholder) else {
                 errors.push(TopologyError {
+ names_place: false,
                     loc: s.loc.clone(),
                     message: format!(
                         "server '{}/{}': address '{}' is not an IP address; name resolution is not supported by ringlb yet",
@@ -1174,6 +1198,7 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
             };
             if s.port.is_none() {
                 errors.push(TopologyError {
+ names_place: false,
                     loc: s.loc.clone(),
                     message: format!(
                         "server '{}/{}' has no port; ringlb does not support port-less servers yet",
@@ -1240,12 +1265,9 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
             })
         })
         .collect();
-    // Server queues and maxconn are the engine's (per-shard shares, see state.rs): the balancer
-    // never skips a full server itself.
-    let mut infos = ServerInfo::from_model(&b.servers);
-    for i in &mut infos {
-        i.maxconn = 0;
-    }
+    // The balancer skips a server at its `maxconn` as HAProxy does (each shard sets its
+    // share, see state.rs); when every candidate is full the request queues on one of them.
+    let infos = ServerInfo::from_model(&b.servers);
     BackendRt {
         name: b.name.clone(),
         mode: b.mode,
@@ -1355,6 +1377,7 @@ pub(crate) fn keepalive(
         match v {
             Some(v) => *slot = Some(v),
             None => errors.push(TopologyError {
+                names_place: false,
                 loc: d.loc.clone(),
                 message: format!(
                     "'{kw}' expects a positive {} but got '{arg}'",
@@ -1386,6 +1409,7 @@ fn listen_opts(
     };
     let mut bad = |what: &str, v: &str| {
         errors.push(TopologyError {
+            names_place: false,
             loc: b.loc.clone(),
             message: format!("'bind {}' : '{what}' : invalid value '{v}'", b.spec),
         })
@@ -1449,6 +1473,7 @@ fn bind_threads(b: &model::Bind, errors: &mut Vec<TopologyError>) -> Option<Vec<
             Some((a, z)) => (a..=z).for_each(|i| on[i] = true),
             None => {
                 errors.push(TopologyError {
+                    names_place: false,
                     loc: b.loc.clone(),
                     message: format!("'bind {}' : invalid thread set '{spec}'", b.spec),
                 });
@@ -1488,6 +1513,7 @@ fn parse_source(
         });
     let Some(addr) = addr else {
         errors.push(TopologyError {
+ names_place: false,
             loc: loc.clone(),
             message: format!("'source' : '{spec}' is not an IP address with an optional port (names and port ranges are not supported by ringlb)"),
         });
@@ -1495,6 +1521,7 @@ fn parse_source(
     };
     if let Some(w) = words.get(1) {
         errors.push(TopologyError {
+ names_place: false,
             loc: loc.clone(),
             message: format!("'source {spec} {w}' : '{w}' is not supported by ringlb (no transparent proxying or interface binding of server connections)"),
         });
@@ -1533,6 +1560,7 @@ fn send_proxy_rt(
                 "authority" => rt.authority = true,
                 "crc32c" => rt.crc32c = true,
                 other => errors.push(TopologyError {
+ names_place: false,
                     loc: s.loc.clone(),
                     message: format!(
                         "server '{}/{}': proxy-v2-options '{other}' is not supported by ringlb (supported: ssl, cert-cn, ssl-cipher, authority, crc32c)",
@@ -1627,6 +1655,7 @@ fn log_line(f: &model::Frontend, cfg: &Config, errors: &mut Vec<TopologyError>) 
         Ok(lf) => LogLine::Format(Box::new(lf)),
         Err(e) => {
             errors.push(TopologyError {
+                names_place: false,
                 loc: f.loc.clone(),
                 message: format!("'log-format' : {e}"),
             });
@@ -1649,6 +1678,7 @@ fn extra_format(
         Ok(lf) => Some(Box::new(lf)),
         Err(e) => {
             errors.push(TopologyError {
+                names_place: false,
                 loc: f.loc.clone(),
                 message: format!("'{keyword}' : {e}"),
             });
@@ -1703,6 +1733,7 @@ fn stats_page(
         Ok(a) => a,
         Err(e) => {
             errors.push(TopologyError {
+                names_place: false,
                 loc: e.loc.clone(),
                 message: format!("'{}' : {}", e.keyword, e.msg),
             });
@@ -1749,6 +1780,7 @@ fn server_tls(
             continue;
         }
         let err = |m: String| TopologyError {
+            names_place: false,
             loc: s.loc.clone(),
             message: format!("'server {}/{}' : {m}", b.name, s.name),
         };
@@ -1834,6 +1866,12 @@ fn compiled(
     match r {
         Ok(mut p) => {
             warnings.extend(p.warnings.drain(..).map(|w| TopologyError {
+                names_place: false,
+                loc: w.loc,
+                message: w.msg,
+            }));
+            warnings.extend(p.proxy_warnings.drain(..).map(|w| TopologyError {
+                names_place: true,
                 loc: w.loc,
                 message: w.msg,
             }));
@@ -1854,6 +1892,7 @@ fn compiled(
         }
         Err(e) => {
             errors.push(TopologyError {
+                names_place: false,
                 loc: e.loc.clone(),
                 message: format!("'{}' : {}", e.keyword, e.msg),
             });

@@ -397,6 +397,10 @@ fn fill_check<'a>(v: &mut [Val<'a>], c: &'a CheckStats, agent: bool) {
     }
     if let Some(x) = c.duration_ms {
         v[dur] = Val::U64(x);
+    } else if agent {
+        // haproxy 2.6 shows an enabled agent's duration from the start (0 while `INI`);
+        // a health check's only once it has a result.
+        v[dur] = Val::U64(0);
     }
     v[desc] = str_val(&c.desc);
     v[last] = str_val(&c.info);

@@ -39,6 +39,11 @@ pub mod skeleton;
 pub mod tables;
 mod tips;
 
+/// `Release_date` of `show info` (and "released" on the stats page, `ringlb -v`), written as
+/// HAProxy writes its own (`YYYY/MM/DD`): the date of the workspace `version`, set together
+/// with it each time it changes (DEVELOPERS.md, "Releasing"), as HAProxy sets its VERDATE.
+pub const RELEASE_DATE: &str = "2026/11/24";
+
 pub use field::Val;
 pub use fill::{server_status_text, FillOpts, ObjType};
 pub use freq::{FreqCtr, SwRate, TIME_STATS_SAMPLES};
@@ -47,6 +52,24 @@ pub use model::{
     AdminState, BackendCounters, BackendStats, CheckStats, FrontendCounters, FrontendStats,
     HttpResponses, ListenState, ListenerCounters, ListenerStats, MuxCounters, OperState,
     ProcessCounters, ProcessInfo, ProxyCounters, ProxyMode, ProxyStats, ServerCounters,
-    ServerStats, ShardCounters, Snapshot, SslCounters, TimeStats,
+    ServerStats, ShardCounters, Snapshot, SslCounters, StickTableStats, TimeStats,
 };
 pub use show::{cli_show_info, cli_show_stat, parse_show_stat, render_stat, Format, StatRequest};
+
+#[cfg(test)]
+mod tests {
+    /// A real date in HAProxy's form, so scripts that parse `show info` read it.
+    #[test]
+    fn release_date_is_a_date_in_haproxy_s_form() {
+        let parts: Vec<u32> = super::RELEASE_DATE
+            .split('/')
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        assert_eq!(super::RELEASE_DATE.len(), 10, "{}", super::RELEASE_DATE);
+        assert!(
+            matches!(parts.as_slice(), [y, m, d] if *y >= 2026 && (1..=12).contains(m) && (1..=31).contains(d)),
+            "{}",
+            super::RELEASE_DATE
+        );
+    }
+}

@@ -669,6 +669,20 @@ pub struct Snapshot {
     pub now_ms: u64,
     pub process: ProcessInfo,
     pub proxies: Vec<ProxyStats>,
+    /// Stick tables in declaration order (the exporter's `sticktable` scope).
+    pub tables: Vec<StickTableStats>,
+}
+
+/// One stick table as the exporter shows it (`haproxy_sticktable_size|used`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StickTableStats {
+    pub name: String,
+    /// The key type's name (`ip`, `ipv6`, `integer`, `string`, `binary`).
+    pub key_type: String,
+    /// `size`: entries it may hold.
+    pub size: u64,
+    /// Entries it holds now.
+    pub used: u64,
 }
 
 /// One proxy's counters on one shard: both sides (a `listen` has both), its listeners and

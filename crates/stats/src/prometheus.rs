@@ -750,6 +750,31 @@ fn phase(l: &LatencyHistograms, i: usize) -> &Latency {
     }
 }
 
+/// The `sticktable` scope: each table's size and entries in use, labelled with its name and
+/// key type (nothing at all without tables, as haproxy).
+fn dump_sticktables(out: &mut Out, snap: &Snapshot) {
+    type Field = fn(&crate::model::StickTableStats) -> u64;
+    let families: [(&str, &'static str, Field); 2] = [
+        ("haproxy_sticktable_size", "Stick table size.", |t| t.size),
+        (
+            "haproxy_sticktable_used",
+            "Number of entries used in this stick table.",
+            |t| t.used,
+        ),
+    ];
+    for (name, help, field) in families {
+        out.header(name.into(), help, "gauge");
+        for t in &snap.tables {
+            out.sample(
+                name,
+                &[("name", &t.name), ("type", &t.key_type)],
+                &Val::U64(field(t)),
+            );
+        }
+        out.pending = None;
+    }
+}
+
 fn dump_ringlb_backend(out: &mut Out, snap: &Snapshot) {
     out.header(
         "haproxy_backend_up".into(),
@@ -848,6 +873,9 @@ pub fn render(snap: &Snapshot, req: &PromRequest) -> String {
     dump_listeners(&mut out, snap, &rows);
     dump_backends(&mut out, snap, &rows);
     dump_servers(&mut out, snap, &rows);
+    if req.scopes & scope::STICKTABLE != 0 {
+        dump_sticktables(&mut out, snap);
+    }
     if req.scopes & scope::BACKEND != 0 {
         dump_ringlb_backend(&mut out, snap);
     }

@@ -295,6 +295,7 @@ pub fn skeleton(cfg: &Config, global_maxconn: u32) -> Snapshot {
             ..ProcessInfo::default()
         },
         proxies,
+        tables: Vec::new(),
     }
 }
 

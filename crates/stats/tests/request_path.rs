@@ -213,6 +213,7 @@ fn shard_counters_merge_into_the_snapshot() {
                 servers: vec![server("s1", 1), server("s2", 2)],
             },
         ],
+        tables: Vec::new(),
     };
     snap.set_counters(&merged);
     assert_eq!(

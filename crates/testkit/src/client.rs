@@ -472,6 +472,28 @@ pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> io::R
     http_request(addr, "GET", path, headers, &[])
 }
 
+/// `GET path` on a new connection to the UNIX socket at `sock`, with `Connection: close`:
+/// the response read to the end of the connection (an error if it is not exactly one).
+pub fn http_get_unix(sock: &std::path::Path, path: &str) -> io::Result<Response> {
+    let mut s = std::os::unix::net::UnixStream::connect(sock)?;
+    s.set_read_timeout(Some(DEFAULT_TIMEOUT))?;
+    s.set_write_timeout(Some(DEFAULT_TIMEOUT))?;
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut bytes = Vec::new();
+    s.read_to_end(&mut bytes)?;
+    let mut all = parse_responses(&bytes, "GET")?;
+    match (all.pop(), all.is_empty()) {
+        (Some(r), true) => Ok(r),
+        _ => Err(io::Error::other(format!(
+            "expected one response, got {} bytes: {:?}",
+            bytes.len(),
+            String::from_utf8_lossy(&bytes)
+        ))),
+    }
+}
+
 /// One request on a new connection with `Connection: close` added (unless given).
 pub fn http_request(
     addr: SocketAddr,

@@ -39,6 +39,7 @@
 pub mod body;
 pub mod certs;
 pub mod client;
+pub mod guide;
 pub mod h2raw;
 pub mod haproxy;
 pub mod origin;
@@ -53,15 +54,16 @@ pub mod ws;
 pub use body::{fnv1a64, pattern, Digest, PATTERN};
 pub use certs::{openssl, Issued, TestCa};
 pub use client::{
-    http_get, http_request, parse_responses, send_raw, send_raw_reply, set_linger_zero,
-    unread_bytes, Conn, Framing, RawEnd, RawReply, Response, DEFAULT_TIMEOUT,
+    http_get, http_get_unix, http_request, parse_responses, send_raw, send_raw_reply,
+    set_linger_zero, unread_bytes, Conn, Framing, RawEnd, RawReply, Response, DEFAULT_TIMEOUT,
 };
+pub use guide::{guide_config, repo_root};
 pub use haproxy::{config_bind_addrs, haproxy_available, haproxy_bin, haproxy_required, Haproxy};
 pub use origin::{Origin, OriginMode, OriginOptions, Origins};
 pub use ports::{free_addr, free_port, free_ports};
 pub use process::{
-    bin_path, listening_inodes, proc_status_kib, try_bin_path, wait_for_port, wait_until,
-    ChildGuard,
+    bin_path, children, listening_inodes, proc_status_kib, try_bin_path, unix_listening_inodes,
+    wait_for_port, wait_until, ChildGuard,
 };
 pub use ringlb::Ringlb;
 pub use runtime::{runtime_command, served_by, server_stats};

@@ -289,6 +289,45 @@ pub fn listening_inodes(port: u16) -> Vec<String> {
     out
 }
 
+/// Inodes of the UNIX sockets listening at `path` (from /proc/net/unix, where a socket keeps
+/// the name it was bound to: `path` itself or the temporary `path.<pid>.tmp` ringlb and
+/// haproxy bind before renaming it into place), sorted. A socket whose path was renamed over
+/// by a newer one is still listed while a process holds it.
+pub fn unix_listening_inodes(path: &Path) -> Vec<String> {
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap_or_default();
+    let path = path.display().to_string();
+    let named = |name: &str| {
+        name == path
+            || name
+                .strip_prefix(path.as_str())
+                .and_then(|r| r.strip_prefix('.'))
+                .and_then(|r| r.strip_suffix(".tmp"))
+                .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let mut out: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|l| {
+            // Num RefCount Protocol Flags Type St Inode Path; __SO_ACCEPTCON (0x10000) in Flags
+            // marks a listening socket.
+            let f: Vec<&str> = l.split_whitespace().collect();
+            let flags = u32::from_str_radix(f.get(3)?, 16).ok()?;
+            (flags & 0x10000 != 0 && named(f.get(7)?)).then(|| f.get(6).map(|s| s.to_string()))?
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The children of process `pid` (a master's workers), from /proc.
+pub fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

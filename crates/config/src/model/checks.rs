@@ -59,6 +59,11 @@ pub struct CheckConnect {
     pub alpn: Option<String>,
     pub send_proxy: bool,
     pub linger: bool,
+    /// `proto <mux>`: `h1` or `h2` for an http-check (`fcgi` is refused), `none` for a
+    /// tcp-check.
+    pub proto: Option<String>,
+    /// `comment <msg>`: reported with the rule's failures.
+    pub comment: Option<String>,
     /// `default`: the server's check settings (`port`, `addr`, `check-ssl`, `check-sni`,
     /// `check-alpn`, `check-send-proxy`) apply where the rule sets none.
     pub default: bool,

@@ -456,6 +456,7 @@ pub struct ProxySettings {
     pub error_log_format: Option<String>,
     pub unique_id_format: Option<String>,
     pub unique_id_header: Option<String>,
+    pub format_locs: FormatLocs,
     /// `log-tag` of the proxy (else the global one).
     pub log_tag: Option<String>,
     pub balance: Option<Balance>,
@@ -513,8 +514,19 @@ pub struct Frontend {
     pub captures: Vec<Capture>,
     pub unique_id_format: Option<String>,
     pub unique_id_header: Option<String>,
+    pub format_locs: FormatLocs,
     /// Parsed, not yet typed.
     pub other: Vec<Directive>,
+}
+
+/// Where each log-format string of a proxy was declared (its own line, or the `defaults`
+/// line it inherits), for the diagnostics of its fetches.
+#[derive(Debug, Clone, Default)]
+pub struct FormatLocs {
+    pub log_format: Option<Loc>,
+    pub log_format_sd: Option<Loc>,
+    pub error_log_format: Option<Loc>,
+    pub unique_id_format: Option<Loc>,
 }
 
 /// `use_backend <name> [if|unless cond]` (the name may be a log-format string).

@@ -87,7 +87,7 @@ pub fn http_check(k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
                 sent: false,
                 expect_seen: false,
             };
-            HttpCheckStep::Connect(parse_connect(l, 2)?)
+            HttpCheckStep::Connect(parse_connect(l, 2, true)?)
         }
         "send" => {
             if p.http_check_state.sent && !p.http_check_state.expect_seen {
@@ -181,7 +181,32 @@ fn var_rule(l: &Line, w: &str) -> Result<(String, String, VarOp), String> {
     Ok((var, expr, op))
 }
 
-fn parse_connect(l: &Line, start: usize) -> Result<CheckConnect, String> {
+/// `proto <mux>` of a connect rule, checked as HAProxy 2.6 does (`h1`, `h2`, `fcgi` are HTTP
+/// muxes, `none` the raw one); `fcgi` checks are not implemented by ringlb.
+fn connect_proto(v: &str, http: bool) -> Result<String, String> {
+    let (rules, mode_ok) = if http {
+        ("http-check", matches!(v, "h1" | "h2" | "fcgi"))
+    } else {
+        ("tcp-check", v == "none")
+    };
+    if v.is_empty() {
+        return Err("'proto' expects a MUX protocol as argument.".into());
+    }
+    if !matches!(v, "h1" | "h2" | "fcgi" | "none") {
+        return Err(format!("'proto' : unknown MUX protocol '{v}'."));
+    }
+    if !mode_ok {
+        return Err(format!("'proto' : invalid MUX protocol '{v}' for {rules}."));
+    }
+    if v == "fcgi" {
+        return Err(
+            "'proto fcgi' is not supported by ringlb (health checks speak h1 or h2).".into(),
+        );
+    }
+    Ok(v.to_string())
+}
+
+fn parse_connect(l: &Line, start: usize, http: bool) -> Result<CheckConnect, String> {
     let mut c = CheckConnect {
         loc: l.loc.clone(),
         ..CheckConnect::default()
@@ -191,12 +216,21 @@ fn parse_connect(l: &Line, start: usize) -> Result<CheckConnect, String> {
         let v = l.arg(i + 1);
         match l.arg(i) {
             "default" => c.default = true,
-            "via-socks4" => {}
+            "via-socks4" => {
+                return Err("'via-socks4' is not supported by ringlb (nor is the server's 'socks4').".into())
+            }
             "port" => { c.port = Some(parse_port(v)?); i += 1; }
             "addr" => { c.addr = Some(v.to_string()); i += 1; }
             "sni" => { c.sni = Some(v.to_string()); i += 1; }
             "alpn" => { c.alpn = Some(v.to_string()); i += 1; }
-            "proto" | "comment" => i += 1,
+            "proto" => { c.proto = Some(connect_proto(v, http)?); i += 1; }
+            "comment" => {
+                if v.is_empty() {
+                    return Err("'comment' expects a string as argument.".into());
+                }
+                c.comment = Some(v.to_string());
+                i += 1;
+            }
             "ssl" => c.ssl = true,
             "send-proxy" => c.send_proxy = true,
             "linger" => c.linger = true,
@@ -522,7 +556,7 @@ pub fn tcp_check(_k: &mut KwCx<'_>, p: &mut ProxyDraft, l: &Line) -> R {
         }
     }
     let step = match l.arg(1) {
-        "connect" => TcpCheckStep::Connect(parse_connect(l, 2)?),
+        "connect" => TcpCheckStep::Connect(parse_connect(l, 2, false)?),
         "send" => TcpCheckStep::Send {
             loc,
             data: need("send")?.into_bytes(),

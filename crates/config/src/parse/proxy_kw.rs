@@ -131,7 +131,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("option ldap-check", DB, S, "LDAPv3 anonymous bind health check", opt_other),
     kw("option external-check", DB, NO, "external command health check", opt_other),
     kw("option spop-check", BE, NO, "SPOP health check", opt_other),
-    kw("option disable-h2-upgrade", DF, Status::Accepted { why: "ringlb never upgrades an HTTP/1 connection that starts with the h2 preface (h2c needs bind ... proto h2), which is what this option asks" }, "refuse HTTP/1 to h2 upgrade", opt_other),
+    kw("option disable-h2-upgrade", DF, Status::Accepted { why: "haproxy 2.6.12 serves a clear-text connection that starts with the h2 preface in HTTP/2 with or without it (measured), and so does ringlb" }, "refuse HTTP/1 to h2 upgrade", opt_other),
     kw("option http-restrict-req-hdr-names", DFB, S, "reject/delete odd header names", p_restrict_hdr_names),
     kw("option dontlog-normal", DF, S, "log only failed transactions (5xx, retries, aborts)", opt_other),
     kw("hash-type", DB, S, "hash method and function for hashing algorithms", p_hash_type),
@@ -185,6 +185,7 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("unique-id-format", DF, S, "log-format of the unique request id", |k, p, l| {
         need(k, l, 1)?;
         p.settings.unique_id_format = Some(l.arg(k.kw_words).to_string());
+        p.settings.format_locs.unique_id_format = Some(l.loc.clone());
         Ok(())
     }),
     kw("unique-id-header", DF, S, "header carrying the unique id", |k, p, l| {
@@ -200,16 +201,19 @@ pub static KEYWORDS: &[ProxyKw] = &[
     kw("log-format", DFB, S, "custom log line format", |k, p, l| {
         need(k, l, 1)?;
         p.settings.log_format = Some(l.rest(k.kw_words).join(" "));
+        p.settings.format_locs.log_format = Some(l.loc.clone());
         Ok(())
     }),
     kw("log-format-sd", DFB, S, "RFC5424 structured data (rfc5424 targets only)", |k, p, l| {
         need(k, l, 1)?;
         p.settings.log_format_sd = Some(l.rest(k.kw_words).join(" "));
+        p.settings.format_locs.log_format_sd = Some(l.loc.clone());
         Ok(())
     }),
     kw("error-log-format", DFB, S, "log format of connection errors (TLS handshake)", |k, p, l| {
         need(k, l, 1)?;
         p.settings.error_log_format = Some(l.rest(k.kw_words).join(" "));
+        p.settings.format_locs.error_log_format = Some(l.loc.clone());
         Ok(())
     }),
     kw("log-tag", DFB, S, "syslog tag of this proxy's traffic logs", |k, p, l| {

@@ -60,9 +60,9 @@ pub static SERVER_OPTIONS: &[ServerOpt] = &[
         "check-alpn",
         true,
         S,
-        "ALPN of TLS health checks (http/1.1)",
+        "ALPN of TLS health checks (h2, http/1.1)",
     ),
-    o("check-proto", true, S, "protocol of health checks: h1 (h2 is refused at start)"),
+    o("check-proto", true, S, "protocol of HTTP health checks: h1 or h2 (fcgi is refused at start)"),
     o(
         "check-send-proxy",
         false,
@@ -519,6 +519,10 @@ fn apply(s: &mut ServerParams, name: &str, value: Option<String>, bases: &super:
             s.ssl.crl_file = Some(v.into());
         }
         "alpn" => s.ssl.alpn = v.split(',').map(str::to_string).collect(),
+        "check-proto" if matches!(v.as_str(), "h1" | "h2" | "fcgi" | "none") => {
+            s.other.push((name.to_string(), value))
+        }
+        "check-proto" => return Err(format!("'check-proto' :  unknown MUX protocol '{v}'.")),
         "proto" if matches!(v.as_str(), "h1" | "h2") => s.other.push((name.to_string(), value)),
         "proto" if v == "fcgi" || v == "none" => {
             return Err(format!("'proto {v}' is not supported by ringlb (only h1 and h2)"))

@@ -25,6 +25,7 @@ use ringlb_health::script::ResolvedConnect;
 use ringlb_health::status::{connection_failure, CheckResult, CheckStatus, ConnFailure};
 use ringlb_health::{evaluate_with, proxy_header, CheckKind, CheckScript, ExpectOutcome, Step};
 
+use super::h2::H2Check;
 use super::stream::{CheckStream, HandshakeError};
 
 /// Where and how long a check may run.
@@ -195,6 +196,13 @@ fn check_source(t: &CheckTarget) -> CheckSource {
     }
 }
 
+/// haproxy's `Socket error` (an HTTP/2 check that failed below HTTP).
+fn sock_err(start: Instant) -> CheckResult {
+    let mut r = CheckResult::new(CheckStatus::SockErr);
+    r.duration_ms = Some(ms_since(start));
+    r
+}
+
 /// Reads once into `buf` (bounded by `max`); `Ok(true)` at EOF or when the buffer is full.
 async fn read_some(
     stream: &mut CheckStream,
@@ -226,6 +234,8 @@ pub async fn run_health(
     let kind = script.kind();
     let http = kind == CheckKind::Http;
     let mut stream: Option<CheckStream> = None;
+    // The connection of an HTTP check that speaks HTTP/2 (then `stream` is `None`).
+    let mut h2c: Option<H2Check> = None;
     let mut deadline = t.connect_deadline(start);
     let mut received = Vec::new();
     let mut closed = false;
@@ -274,7 +284,12 @@ pub async fn run_health(
                 let where_ = if spec.inherit && spec.step == 0 {
                     " at initial connection step of tcp-check".to_string()
                 } else {
-                    let mut w = format!(" at step {} of tcp-check (connect)", spec.step);
+                    // haproxy 2.6 names the rule's own port (`(connect port 6379)`).
+                    let mut w = format!(" at step {} of tcp-check (connect", spec.step);
+                    if let Some(p) = spec.port {
+                        w.push_str(&format!(" port {p}"));
+                    }
+                    w.push(')');
                     if let Some(c) = &spec.comment {
                         w.push_str(&format!(" comment: '{c}'"));
                     }
@@ -283,18 +298,27 @@ pub async fn run_health(
                 if let Some(old) = stream.take() {
                     old.close().await;
                 }
-                match open(t, &resolved, deadline).await {
-                    Ok(s) => stream = Some(s),
+                h2c = None;
+                let s = match open(t, &resolved, deadline).await {
+                    Ok(s) => s,
                     Err(f) => return connect_failed(&f, script.names_steps(), &where_, start),
-                }
+                };
                 deadline = t.read_deadline(start);
+                if http && resolved.speaks_h2(s.alpn()) {
+                    match H2Check::start(s, deadline).await {
+                        Ok(h) => h2c = Some(h),
+                        Err(_) => return sock_err(start),
+                    }
+                } else {
+                    stream = Some(s);
+                }
                 received.clear();
                 closed = false;
             }
             Step::Send(bytes) => {
-                let Some(s) = stream.as_mut() else {
+                if stream.is_none() && h2c.is_none() {
                     return CheckResult::new(CheckStatus::SockErr);
-                };
+                }
                 let mut data = bytes.clone();
                 if let (true, Some(at)) = (first_send, script.time_offset) {
                     if let Some(slot) = data.get_mut(at..at + 4) {
@@ -311,6 +335,17 @@ pub async fn run_health(
                     let line = format!("x-haproxy-server-state: {state}\r\n");
                     data.splice(at..at, line.into_bytes());
                 }
+                if let Some(h) = h2c.as_mut() {
+                    if h.send(&data, deadline).await.is_err() {
+                        return sock_err(start);
+                    }
+                    received.clear();
+                    closed = false;
+                    continue;
+                }
+                let Some(s) = stream.as_mut() else {
+                    return CheckResult::new(CheckStatus::SockErr);
+                };
                 if let Err(e) = s.write_all(&data, deadline).await {
                     let mut r = CheckResult::new(CheckStatus::L4Con);
                     r.info = Some(strerror(&e));
@@ -321,9 +356,9 @@ pub async fn run_health(
                 closed = false;
             }
             Step::Expect(rule) => {
-                let Some(s) = stream.as_mut() else {
+                if stream.is_none() && h2c.is_none() {
                     return CheckResult::new(CheckStatus::SockErr);
-                };
+                }
                 loop {
                     // `on-success` / `on-error` formats read the run's variables.
                     let render = |f: &ringlb_health::lf::LogFormat, data: &[u8]| {
@@ -345,13 +380,19 @@ pub async fn run_health(
                         }
                         ExpectOutcome::NeedMore => {}
                     }
-                    match read_some(s, &mut received, t.bufsize, deadline).await {
+                    let got = match (h2c.as_mut(), stream.as_mut()) {
+                        (Some(h), _) => h.read_some(&mut received, t.bufsize, deadline).await,
+                        (None, Some(s)) => read_some(s, &mut received, t.bufsize, deadline).await,
+                        (None, None) => return sock_err(start),
+                    };
+                    match got {
                         Ok(done) => closed = done,
                         Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                             let mut r = rule.timeout_result(script.names_steps());
                             r.duration_ms = Some(ms_since(start));
                             return r;
                         }
+                        Err(_) if h2c.is_some() => return sock_err(start),
                         Err(_) => closed = true,
                     }
                 }
@@ -359,6 +400,7 @@ pub async fn run_health(
         }
     }
     let tls = matches!(stream, Some(CheckStream::Tls(_)));
+    drop(h2c);
     if let Some(s) = stream.take() {
         s.close().await;
     }

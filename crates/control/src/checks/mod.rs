@@ -9,6 +9,7 @@
 
 pub mod board;
 pub mod exec;
+pub mod h2;
 pub mod stream;
 
 use std::cell::{Cell, RefCell};
@@ -250,11 +251,21 @@ impl CheckPlan {
                         ));
                     }
                 }
-                if let Some(proto) = check_proto(p).filter(|v| !v.eq_ignore_ascii_case("h1")) {
-                    errors.push(format!(
-                        "'server {}/{}' : 'check-proto {proto}' is not supported by ringlb yet (health checks speak HTTP/1.x; use 'check-proto h1' or none)",
-                        be.name, srv.name
-                    ));
+                if let (true, Some(proto), Some(sc)) = (p.check, check_proto(p), script.as_ref()) {
+                    // haproxy 2.6's `init_srv_check`: an HTTP check needs an HTTP mux, any
+                    // other check the raw one (`none`).
+                    let http = sc.kind() == ringlb_health::CheckKind::Http;
+                    if http != (proto != "none") {
+                        errors.push(format!(
+                            "config: backend '{}': server '{}' uses an incompatible MUX protocol for the selected check type",
+                            be.name, srv.name
+                        ));
+                    } else if proto == "fcgi" {
+                        errors.push(format!(
+                            "'server {}/{}' : 'check-proto fcgi' is not supported by ringlb (health checks speak h1 or h2)",
+                            be.name, srv.name
+                        ));
+                    }
                 }
                 let check = p.check.then(|| CheckTiming::from_params(p));
                 let agent = CheckScript::agent(p);
@@ -281,10 +292,10 @@ impl CheckPlan {
                     if let Some(a) = alpns
                         .iter()
                         .flat_map(|a| a.split(','))
-                        .find(|a| *a != "http/1.1")
+                        .find(|a| *a != "http/1.1" && *a != "h2")
                     {
                         errors.push(format!(
-                            "'server {}/{}' : ALPN '{a}' for health checks is not supported by ringlb yet (only http/1.1)",
+                            "'server {}/{}' : ALPN '{a}' for health checks is not supported by ringlb (only h2 and http/1.1)",
                             be.name, srv.name
                         ));
                     }
@@ -1199,6 +1210,8 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                     })
                     .flatten();
                 d.running(job.backend, job.server, false, true);
+                ringlb_shard::counters::CHECK_SESSIONS
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = exec::run_health(&job.script, &target, unix, state.as_deref()).await;
                 let now = d.now();
                 let mut board = d.board.borrow_mut();
@@ -1207,6 +1220,8 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
             }
             JobKind::Agent => {
                 d.running(job.backend, job.server, true, true);
+                ringlb_shard::counters::CHECK_SESSIONS
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = exec::run_agent(&job.script, &target).await;
                 let now = d.now();
                 let mut board = d.board.borrow_mut();
@@ -1401,20 +1416,43 @@ mod tests {
     }
 
     #[test]
-    fn check_proto_h2_is_refused_h1_accepted() {
-        let text = format!("{HEAD}backend a\n server s1 127.0.0.1:2 check check-proto h2\n");
-        let loaded = ringlb_config::parse_str("t.cfg", &text).unwrap();
-        let topo = Topology::from_config(&loaded.config).unwrap();
-        let e = CheckPlan::from_config(&loaded.config, &topo).unwrap_err();
-        assert_eq!(e.len(), 1);
+    fn check_proto_follows_the_check_type() {
+        let refused = |servers: &str, backend: &str| {
+            let text =
+                format!("{HEAD}backend a\n{backend} server s1 127.0.0.1:2 check {servers}\n");
+            let loaded = ringlb_config::parse_str("t.cfg", &text).unwrap();
+            let topo = Topology::from_config(&loaded.config).unwrap();
+            CheckPlan::from_config(&loaded.config, &topo).unwrap_err()
+        };
+        // haproxy 2.6's words, for an HTTP mux on a non-HTTP check and the other way round.
+        let incompatible = vec![
+            "config: backend 'a': server 's1' uses an incompatible MUX protocol for the selected check type".to_string(),
+        ];
+        assert_eq!(refused("check-proto h2", ""), incompatible);
+        assert_eq!(
+            refused("check-proto h1", " option tcp-check\n"),
+            incompatible
+        );
+        assert_eq!(
+            refused("check-proto none", " option httpchk\n"),
+            incompatible
+        );
+        let e = refused("check-proto fcgi", " option httpchk\n");
         assert!(
-            e[0].starts_with("'server a/s1' : 'check-proto h2' is not supported by ringlb yet"),
+            e[0].contains("'check-proto fcgi' is not supported by ringlb"),
             "{e:?}"
         );
-        let p = plan(&format!(
-            "{HEAD}backend a\n server s1 127.0.0.1:2 check check-proto h1\n"
-        ));
-        assert_eq!(p.jobs.len(), 1);
+        for (servers, backend) in [
+            ("check-proto h1", " option httpchk\n"),
+            ("check-proto h2", " option httpchk\n"),
+            ("check-proto none", " option tcp-check\n"),
+            ("check-proto none", ""),
+        ] {
+            let p = plan(&format!(
+                "{HEAD}backend a\n{backend} server s1 127.0.0.1:2 check {servers}\n"
+            ));
+            assert_eq!(p.jobs.len(), 1, "{servers} {backend}");
+        }
     }
 
     #[test]

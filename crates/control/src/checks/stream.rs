@@ -5,10 +5,12 @@
 
 use std::io;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Instant;
 
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use glommio::net::TcpStream;
 use ringlb_tls::TlsClientSession;
 
@@ -26,6 +28,8 @@ pub struct TlsStream {
     tls: TlsClientSession,
     /// Decrypted bytes not yet handed out.
     plain: Vec<u8>,
+    /// Ciphertext not yet written (the poll-based side, used by HTTP/2 checks).
+    out: Vec<u8>,
 }
 
 /// Why a TLS handshake failed (HAProxy: `Layer6 timeout` / `Layer6 invalid response`).
@@ -87,7 +91,137 @@ impl TlsStream {
     }
 }
 
+/// Copies what `plain` holds into `buf`; how many bytes.
+fn take_plain(plain: &mut Vec<u8>, buf: &mut [u8]) -> usize {
+    let n = buf.len().min(plain.len());
+    if let (Some(dst), Some(src)) = (buf.get_mut(..n), plain.get(..n)) {
+        dst.copy_from_slice(src);
+    }
+    plain.drain(..n);
+    n
+}
+
+impl TlsStream {
+    /// Writes the pending ciphertext (and what the session has to send).
+    fn poll_out(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            if self.out.is_empty() {
+                self.tls.take_ciphertext(&mut self.out);
+                if self.out.is_empty() {
+                    return Pin::new(&mut self.tcp).poll_flush(cx);
+                }
+            }
+            match Pin::new(&mut self.tcp).poll_write(cx, &self.out) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                Poll::Ready(Ok(0)) => return Poll::Ready(Err(io::ErrorKind::WriteZero.into())),
+                Poll::Ready(Ok(n)) => {
+                    self.out.drain(..n.min(self.out.len()));
+                }
+            }
+        }
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        loop {
+            if !self.plain.is_empty() {
+                return Poll::Ready(Ok(take_plain(&mut self.plain, buf)));
+            }
+            if self.tls.peer_closed() {
+                return Poll::Ready(Ok(0));
+            }
+            let mut chunk = [0u8; 4096];
+            let n = match Pin::new(&mut self.tcp).poll_read(cx, &mut chunk) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(r) => r?,
+            };
+            if n == 0 {
+                return Poll::Ready(Ok(0));
+            }
+            let mut fed = 0;
+            while fed < n {
+                let used = self
+                    .tls
+                    .feed(chunk.get(fed..n).unwrap_or_default())
+                    .map_err(tls_err)?;
+                self.tls.take_plaintext(&mut self.plain).map_err(tls_err)?;
+                if used == 0 {
+                    break;
+                }
+                fed += used;
+            }
+            // What reading made the session send (alerts, key updates) goes out with the
+            // next write; nothing waits on it here.
+            self.tls.take_ciphertext(&mut self.out);
+        }
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        if let Poll::Ready(Err(e)) = self.poll_out(cx) {
+            return Poll::Ready(Err(e));
+        }
+        if !self.out.is_empty() {
+            return Poll::Pending;
+        }
+        let n = self.tls.write_plaintext(data);
+        if n == 0 && !data.is_empty() {
+            return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+        }
+        self.tls.take_ciphertext(&mut self.out);
+        Poll::Ready(Ok(n))
+    }
+}
+
 impl CheckStream {
+    /// Reads some bytes without waiting on a future (0 at the end of the stream): the
+    /// HTTP/2 driver's side, which may read and write at the same time.
+    pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        match self {
+            CheckStream::Plain(t) => Pin::new(t).poll_read(cx, buf),
+            CheckStream::Tls(s) => s.poll_read(cx, buf),
+        }
+    }
+
+    /// Takes some of `data` (sent by [`Self::poll_flush`]).
+    pub fn poll_write(&mut self, cx: &mut Context<'_>, data: &[u8]) -> Poll<io::Result<usize>> {
+        match self {
+            CheckStream::Plain(t) => Pin::new(t).poll_write(cx, data),
+            CheckStream::Tls(s) => s.poll_write(cx, data),
+        }
+    }
+
+    /// Sends everything taken so far.
+    pub fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            CheckStream::Plain(t) => Pin::new(t).poll_flush(cx),
+            CheckStream::Tls(s) => s.poll_out(cx),
+        }
+    }
+
+    /// Half-closes the sending side (after the pending bytes).
+    pub fn poll_shutdown(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            CheckStream::Plain(t) => Pin::new(t).poll_close(cx),
+            CheckStream::Tls(s) => {
+                if !s.tls.peer_closed() {
+                    s.tls.send_close_notify();
+                }
+                match s.poll_out(cx) {
+                    Poll::Ready(Ok(())) => Pin::new(&mut s.tcp).poll_close(cx),
+                    other => other,
+                }
+            }
+        }
+    }
+
+    /// The protocol TLS negotiated (ALPN), if any.
+    pub fn alpn(&self) -> Option<&[u8]> {
+        match self {
+            CheckStream::Plain(_) => None,
+            CheckStream::Tls(s) => s.tls.alpn(),
+        }
+    }
+
     /// Starts TLS on a connected socket and completes the handshake before `deadline`.
     pub async fn tls(
         tcp: TcpStream,
@@ -103,6 +237,7 @@ impl CheckStream {
             tcp,
             tls,
             plain: Vec::new(),
+            out: Vec::new(),
         };
         // HAProxy's connection error texts: a certificate for another name is
         // `CO_ER_SSL_MISMATCH`, anything else `CO_ER_SSL_HANDSHAKE`.
@@ -152,12 +287,7 @@ impl CheckStream {
             CheckStream::Plain(t) => until(deadline, t.read(buf)).await,
             CheckStream::Tls(s) => loop {
                 if !s.plain.is_empty() {
-                    let n = buf.len().min(s.plain.len());
-                    if let (Some(dst), Some(src)) = (buf.get_mut(..n), s.plain.get(..n)) {
-                        dst.copy_from_slice(src);
-                    }
-                    s.plain.drain(..n);
-                    return Ok(n);
+                    return Ok(take_plain(&mut s.plain, buf));
                 }
                 if s.tls.peer_closed() || !s.pull(deadline).await? {
                     return Ok(0);

@@ -862,7 +862,13 @@ async fn stats_snapshot(ctx: &Ctx) -> Snapshot {
         (cli.listeners, ctx.active.get()),
         ctx.started,
     );
-    info.counters.cum_conns = info.counters.cum_conns.saturating_add(cli.sessions);
+    info.counters.cum_conns = info
+        .counters
+        .cum_conns
+        .saturating_add(cli.sessions)
+        .saturating_add(
+            ringlb_shard::counters::CHECK_SESSIONS.load(std::sync::atomic::Ordering::Relaxed),
+        );
     info.counters.cum_req = info.counters.cum_req.saturating_add(cli.sessions);
     info.counters.total_bytes_out = info.counters.total_bytes_out.saturating_add(cli.bytes_out);
     snap

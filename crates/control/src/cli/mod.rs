@@ -30,7 +30,10 @@ use std::time::Duration;
 
 use futures_lite::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use ringlb_config::model::Config;
+// Runtime-socket connections accepted since start, where the exporter (on a shard) reads
+// them too.
 use ringlb_runtime::{CliSession, Level, SessionConfig, SeverityOutput};
+use ringlb_shard::counters::CLI_SESSIONS;
 
 pub(crate) use exec::barrier;
 pub use exec::{Bus, Ctx};
@@ -380,9 +383,6 @@ fn apply_owner_and_mode(path: &Path, spec: &SocketSpec) -> std::io::Result<()> {
 
 /// Runtime-socket listeners open now (`show info`'s `Listeners` counts them with the binds).
 static CLI_LISTENERS: AtomicU32 = AtomicU32::new(0);
-/// Runtime-socket connections accepted since start: haproxy counts each in `CumConns` and
-/// `CumReq` (a CLI connection is a session with one stream there).
-static CLI_SESSIONS: AtomicU64 = AtomicU64::new(0);
 
 /// Bytes the runtime sockets sent: haproxy counts them in `TotalBytesOut` (its CLI is a
 /// proxy like the others).

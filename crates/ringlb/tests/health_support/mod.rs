@@ -475,9 +475,9 @@ pub struct Backend {
     pub want: String,
 }
 
-/// haproxy's `show stat` with its in-progress checks read as done: `* L7OK` is `L7OK`, and
-/// the info it hides meanwhile (`last_chk` / `last_agt` empty) is taken as ringlb's. Only
-/// when the retries in [`Running::stat`] found no quiet moment (a loaded machine).
+/// One proxy's `show stat` with its in-progress checks read as done: `* L7OK` is `L7OK`, and
+/// the info it hides meanwhile (`last_chk` / `last_agt` empty) is taken as the other proxy's.
+/// Only when the retries in [`Running::stat`] found no quiet moment (a loaded machine).
 fn settled_stat(
     want: &BTreeMap<String, Vec<String>>,
     got: &BTreeMap<String, Vec<String>>,
@@ -509,8 +509,8 @@ fn settled_stat(
     out
 }
 
-/// haproxy's `show servers state` rows with an in-progress check read as done
-/// (`CHK_ST_INPROGRESS` cleared, the result it hides meanwhile taken as ringlb's), as
+/// One proxy's `show servers state` rows with an in-progress check read as done
+/// (`CHK_ST_INPROGRESS` cleared, the result it hides meanwhile taken as the other's), as
 /// [`settled_stat`] does for `show stat`.
 fn settled_state(want: &[String], got: &[String]) -> Vec<String> {
     want.iter()
@@ -653,13 +653,15 @@ impl Diff<'_> {
                 got.lines, want.lines,
                 "log lines, ringlb (left) vs haproxy (right)"
             );
+            // Either side may be caught with a check in progress (a loaded machine, many
+            // servers checked every 200 ms): each is read as done, with the other's result.
             assert_eq!(
-                got.state,
+                settled_state(&got.state, &want.state),
                 settled_state(&want.state, &got.state),
                 "show servers state, ringlb (left) vs haproxy (right)"
             );
             assert_eq!(
-                got.stat,
+                settled_stat(&got.stat, &want.stat),
                 settled_stat(&want.stat, &got.stat),
                 "show stat, ringlb (left) vs haproxy (right)"
             );

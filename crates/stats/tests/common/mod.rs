@@ -182,6 +182,7 @@ pub fn recorded_snapshot() -> Snapshot {
             ..Default::default()
         },
         proxies: vec![origin, web, app, app2, admin, tcp],
+        tables: Vec::new(),
     }
 }
 

@@ -116,8 +116,12 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Runtime) -> R) -> Option<R> {
 /// Spawns `fut` on the current shard. Outside a runtime the future is dropped unrun (a
 /// programming error; every shard task starts inside `block_on`).
 pub fn spawn<T: 'static>(fut: impl Future<Output = T> + 'static) -> JoinHandle<T> {
-    let (handle, wrapped) = task::joined(fut);
-    let spawned = with_current(|rt| rt.spawn_boxed(Box::pin(wrapped)));
+    // Onto the heap first: a connection's or an h2 stream's future is several KB and each
+    // move of it is a memcpy; boxed, only a pointer moves on. (perf, h2c: the three copies
+    // the wrapping and the closure made were 13% of the proxy's CPU.)
+    let (handle, wrapped) = task::joined(Box::pin(fut));
+    let boxed: BoxFuture = Box::pin(wrapped);
+    let spawned = with_current(move |rt| rt.spawn_boxed(boxed));
     debug_assert!(spawned.is_some(), "rt::spawn outside a shard runtime");
     handle
 }
