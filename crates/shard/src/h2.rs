@@ -1629,6 +1629,8 @@ fn maybe_release(
         && c.be.http_reuse != HttpReuse::Never;
     if keep && conn.ctx.state.run.get() == RunState::Running {
         release_idle(&conn.ctx.state, lease, server);
+    } else {
+        server.close_hard();
     }
 }
 

@@ -1424,6 +1424,8 @@ impl<'a> Session<'a> {
                     .then_some((lease.backend, lease.server));
                 if reusable && c.be.http_reuse != HttpReuse::Never {
                     release_idle(&self.ctx.state, &lease, server);
+                } else {
+                    server.close_hard();
                 }
                 if keep_client {
                     After::KeepAlive

@@ -613,14 +613,14 @@ pub fn release_idle(state: &ShardState, lease: &ServerLease, mut conn: ServerCon
         return;
     }
     let Some(s) = state.server(lease.backend, lease.server) else {
-        return;
+        return conn.close_hard();
     };
     let rt = &s.rt;
     if s.admin.get() != crate::state::AdminState::Ready || !s.up.get() {
-        return;
+        return conn.close_hard();
     }
     if rt.max_reuse >= 0 && i64::from(conn.reuses) >= rt.max_reuse {
-        return;
+        return conn.close_hard();
     }
     conn.reuses = conn.reuses.saturating_add(1);
     state.put_idle(lease.backend, lease.server, conn);
