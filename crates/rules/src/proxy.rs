@@ -524,11 +524,13 @@ fn tcp_rules(
 
 /// haproxy's check of a proxy's log-format strings where they are evaluated: errors for
 /// fetches that cannot read their data there, warnings for layer-6 fetches in HTTP strings.
+/// Gives the compiled `unique-id-format` and `log-format` (the other two are compiled with the
+/// log targets that use them).
 fn check_formats(
     fe: &Frontend,
     env: &dyn FetchEnv,
     warnings: &mut Vec<CompileError>,
-) -> Result<(), CompileError> {
+) -> Result<[Option<LogFormat>; 2], CompileError> {
     let formats = [
         (
             &fe.unique_id_format,
@@ -555,7 +557,8 @@ fn check_formats(
             Stage::Log,
         ),
     ];
-    for (text, at, kw, stage) in formats {
+    let mut compiled = [None, None];
+    for (i, (text, at, kw, stage)) in formats.into_iter().enumerate() {
         let Some(text) = text else { continue };
         let loc = at.as_ref().unwrap_or(&fe.loc);
         let f = LogFormat::parse(text, env).map_err(|e| CompileError::new(loc, kw, e))?;
@@ -563,8 +566,11 @@ fn check_formats(
             .check_stage(stage)
             .map_err(|e| CompileError::new(loc, kw, e))?;
         warnings.extend(warning.map(|w| CompileError::new(loc, kw, w)));
+        if let Some(slot) = compiled.get_mut(i) {
+            *slot = Some(f);
+        }
     }
-    Ok(())
+    Ok(compiled)
 }
 
 impl ProxyRules {
@@ -628,18 +634,13 @@ impl ProxyRules {
             monitor_fail.extend(c.opt_condition(Some(cond), loc, "monitor fail")?);
         }
         let mut warnings = c.take_warnings();
-        check_formats(fe, &env, &mut warnings)?;
-        let lf = |s: &Option<String>, kw: &str| -> Result<Option<LogFormat>, CompileError> {
-            s.as_deref()
-                .map(|f| LogFormat::parse(f, &env).map_err(|e| CompileError::new(&fe.loc, kw, e)))
-                .transpose()
-        };
+        let [unique_id_format, log_format] = check_formats(fe, &env, &mut warnings)?;
         Ok(ProxyRules {
             warnings,
             proxy_warnings: c.take_proxy_warnings(),
             name: fe.name.clone(),
-            unique_id_format: lf(&fe.unique_id_format, "unique-id-format")?,
-            log_format: lf(&fe.log_format, "log-format")?,
+            unique_id_format,
+            log_format,
             acls: c.finish(),
             http_request,
             http_response,

@@ -41,6 +41,15 @@ pub fn server_stats(
     columns: &[&str],
 ) -> io::Result<std::collections::BTreeMap<String, Vec<String>>> {
     let out = runtime_command(sock, "show stat")?;
+    parse_server_stats(&out, columns).map_err(io::Error::other)
+}
+
+/// The server rows of a `show stat` answer: `backend/server` → the values of `columns`, in
+/// that order. A column the answer does not have is an error.
+pub fn parse_server_stats(
+    out: &str,
+    columns: &[&str],
+) -> Result<std::collections::BTreeMap<String, Vec<String>>, String> {
     let mut lines = out.lines();
     let head: Vec<&str> = lines
         .next()
@@ -53,9 +62,9 @@ pub fn server_stats(
         .map(|c| {
             head.iter()
                 .position(|h| h == c)
-                .ok_or_else(|| io::Error::other(format!("no column {c} in show stat: {out}")))
+                .ok_or_else(|| format!("no column {c} in show stat: {out}"))
         })
-        .collect::<io::Result<Vec<usize>>>()?;
+        .collect::<Result<Vec<usize>, String>>()?;
     let mut rows = std::collections::BTreeMap::new();
     for l in lines {
         let f: Vec<&str> = l.split(',').collect();

@@ -402,37 +402,8 @@ impl Running {
     /// progress included).
     pub fn stat_once(&self, columns: &[&str]) -> BTreeMap<String, Vec<String>> {
         let out = self.cli("show stat");
-        let mut lines = out.lines();
-        let head: Vec<&str> = lines
-            .next()
-            .unwrap_or("")
-            .trim_start_matches("# ")
-            .split(',')
-            .collect();
-        let idx: Vec<usize> = columns
-            .iter()
-            .map(|c| {
-                head.iter()
-                    .position(|h| h == c)
-                    .unwrap_or_else(|| panic!("{:?}: no column {c} in {head:?}", self.proxy))
-            })
-            .collect();
-        let mut rows = BTreeMap::new();
-        for l in lines {
-            let f: Vec<&str> = l.split(',').collect();
-            let (Some(px), Some(sv)) = (f.first(), f.get(1)) else {
-                continue;
-            };
-            if *sv == "FRONTEND" || *sv == "BACKEND" || px.is_empty() {
-                continue;
-            }
-            let vals = idx
-                .iter()
-                .map(|&i| f.get(i).unwrap_or(&"").to_string())
-                .collect();
-            rows.insert(format!("{px}/{sv}"), vals);
-        }
-        rows
+        ringlb_testkit::parse_server_stats(&out, columns)
+            .unwrap_or_else(|e| panic!("{:?}: {e}", self.proxy))
     }
 }
 
