@@ -89,7 +89,7 @@ impl Lc {
         for (i, n) in self.node.iter().enumerate() {
             let Some((k, q)) = *n else { continue };
             let Some(s) = pool.srv.get(i) else { continue };
-            if s.info.backup != backup || !(pool.limits_off || s.has_room()) {
+            if s.info.backup != backup || !s.has_room() {
                 continue;
             }
             if Some(i) == avoid {

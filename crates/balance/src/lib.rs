@@ -301,25 +301,10 @@ impl Balancer {
         }
     }
 
-    /// As [`Balancer::pick`], with every server taken as having a free slot: the server a
-    /// request waits for when every candidate is at its `maxconn` (HAProxy queues it in the
-    /// backend and gives it to the first server with a free slot; a caller without a backend
-    /// queue queues it on this server instead).
-    pub fn pick_ignoring_limits(
-        &mut self,
-        req: &PickInput<'_>,
-        rng: &mut impl RngLike,
-    ) -> Option<usize> {
-        self.pool.limits_off = true;
-        let r = self.pick(req, rng);
-        self.pool.limits_off = false;
-        r
-    }
-
     /// Whether a server the balancer may pick now (the active servers, else the backups it
-    /// uses) has a free slot. When none has, [`Balancer::pick_ignoring_limits`] is the pick
-    /// without the side effects a [`Balancer::pick`] that finds everyone full has on the
-    /// round-robin order.
+    /// uses) has a free slot. When none has, [`Balancer::pick_when_full`] tells where the request
+    /// waits, without the side effects a [`Balancer::pick`] that finds everyone full has on
+    /// the round-robin order.
     pub fn any_free_slot(&self) -> bool {
         match self.pool.target() {
             Target::Empty => false,
@@ -329,6 +314,45 @@ impl Balancer {
                 .srv
                 .iter()
                 .any(|s| s.info.backup == backup && s.usable() && s.has_room()),
+        }
+    }
+
+    /// Where a request goes when no candidate has a free slot (`any_free_slot` is false):
+    /// the server its key hashes to, where HAProxy queues it (`Some`), or `None` when the
+    /// algorithm balances, and the request waits in the backend's queue for the first server
+    /// that frees a slot (HAProxy's `assign_server` answering `SRV_STATUS_FULL`).
+    pub fn pick_when_full(&mut self, req: &PickInput<'_>) -> Option<usize> {
+        if self.pool.tot_weight == 0 {
+            return None;
+        }
+        let hash = match &self.rule {
+            Rule::RoundRobin
+            | Rule::StaticRr
+            | Rule::LeastConn
+            | Rule::First
+            | Rule::Random { .. } => return None,
+            rule => hash_of(rule, &self.ht, req, self.pool.tot_used)?,
+        };
+        match &mut self.lb {
+            Lb::Map(m) => m.get_hash(&self.pool, hash),
+            Lb::Chash(c) => c.get_hash(&self.pool, hash, req.avoid),
+            _ => None,
+        }
+    }
+
+    /// Whether server `i` takes requests from the backend's queue when it frees a slot: it is
+    /// one the balancer picks from now (usable; a backup only while the backups are in use,
+    /// the first one unless `option allbackups`), as in HAProxy's
+    /// `pendconn_process_next_strm`.
+    pub fn serves_backend_queue(&self, i: usize) -> bool {
+        match self.pool.target() {
+            Target::Empty => false,
+            Target::Only(s) => s == i,
+            Target::Group(backup) => self
+                .pool
+                .srv
+                .get(i)
+                .is_some_and(|s| s.info.backup == backup && s.usable()),
         }
     }
 
@@ -373,7 +397,7 @@ impl Balancer {
         }
         let s = self.pool.srv.get(curr?)?;
         let full = s.queued > 0 || (s.info.maxconn > 0 && s.served >= s.maxconn_now);
-        if full && !self.pool.limits_off {
+        if full {
             None
         } else {
             curr

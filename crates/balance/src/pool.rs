@@ -59,8 +59,6 @@ pub(crate) struct Pool {
     pub tot_used: u32,
     /// Connections served by the whole backend (`hash-balance-factor`).
     pub served: u32,
-    /// Every server is taken as having a free slot ([`crate::Balancer::pick_ignoring_limits`]).
-    pub limits_off: bool,
 }
 
 impl Pool {
@@ -92,7 +90,6 @@ impl Pool {
             tot_weight: 0,
             tot_used: 0,
             served: 0,
-            limits_off: false,
         };
         for i in 0..p.srv.len() {
             p.commit_eweight(i);
@@ -198,7 +195,7 @@ impl Pool {
     }
 
     pub fn has_room(&self, i: usize) -> bool {
-        self.limits_off || self.srv.get(i).is_some_and(Srv::has_room)
+        self.srv.get(i).is_some_and(Srv::has_room)
     }
 
     /// Debug check of the totals after a mutation.

@@ -113,4 +113,22 @@ mod tests {
             1
         );
     }
+
+    /// The example of HAProxy's `fullconn` documentation: servers with `minconn 100 maxconn
+    /// 1000` behind `fullconn 10000`.
+    #[test]
+    fn fullconn_documentation_example() {
+        let l = ConnLimit {
+            maxconn: 1000,
+            minconn: 100,
+            fullconn: 10_000,
+            beconn: 1,
+        };
+        let at = |beconn| dynamic_maxconn(&ConnLimit { beconn, ..l }, None);
+        assert_eq!(at(1), 100, "idle: minconn");
+        assert_eq!(at(1000), 100);
+        assert_eq!(at(5000), 500, "half load: half");
+        assert_eq!(at(10_000), 1000, "full: maxconn");
+        assert_eq!(at(20_000), 1000, "never above maxconn");
+    }
 }

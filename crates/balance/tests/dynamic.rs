@@ -173,36 +173,98 @@ fn first_skips_full_servers() {
     assert_eq!(lb.pick(&PickInput::default(), &mut rng), Some(0));
 }
 
-/// When every server is at its `maxconn`, `pick` finds none and `pick_ignoring_limits` gives
-/// the server the algorithm would choose without limits (the engine queues the request
-/// there).
+/// When every server is at its `maxconn`, a balanced pick finds none and the request waits in
+/// the backend's queue (`pick_when_full` is `None`: any server may take it), while a hashed
+/// request still goes to the server its key hashes to, and waits in that server's queue, as
+/// in HAProxy's `assign_server_and_queue`.
 #[test]
-fn every_server_full_leaves_a_pick_ignoring_limits() {
-    let servers = [
-        ServerInfo {
-            maxconn: 1,
-            ..info(1, 1, true)
-        },
-        ServerInfo {
-            maxconn: 1,
-            ..info(2, 1, true)
-        },
-    ];
+fn every_server_full_balanced_requests_wait_for_any_server_hashed_ones_for_theirs() {
+    let full = |puid| ServerInfo {
+        maxconn: 1,
+        ..info(puid, 1, true)
+    };
+    let servers = [full(1), full(2), full(3)];
+    let mut rng = SplitMix64(1);
     let mut lb = Balancer::new(
         &Balance::First,
         &HashType::default(),
         &servers,
         &Options::default(),
     );
-    let mut rng = SplitMix64(1);
-    lb.take_conn(0);
-    lb.take_conn(1);
+    for s in 0..3 {
+        lb.take_conn(s);
+    }
     assert!(!lb.any_free_slot());
     assert_eq!(lb.pick(&PickInput::default(), &mut rng), None);
-    assert_eq!(
-        lb.pick_ignoring_limits(&PickInput::default(), &mut rng),
-        Some(0)
-    );
-    // Limits apply again to the next pick.
-    assert_eq!(lb.pick(&PickInput::default(), &mut rng), None);
+    assert_eq!(lb.pick_when_full(&PickInput::default()), None);
+    assert!((0..3).all(|s| lb.serves_backend_queue(s)));
+
+    let uri = Balance::Uri {
+        whole: false,
+        path_only: false,
+        len: None,
+        depth: None,
+    };
+    for ht in [
+        HashType::default(),
+        HashType {
+            consistent: true,
+            ..HashType::default()
+        },
+    ] {
+        let mut lb = Balancer::new(&uri, &ht, &servers, &Options::default());
+        let keys: Vec<String> = (0..20).map(|k| format!("/obj/{k}")).collect();
+        let want: Vec<Option<usize>> = keys
+            .iter()
+            .map(|k| {
+                let input = PickInput {
+                    uri: k.as_bytes(),
+                    ..PickInput::default()
+                };
+                lb.pick(&input, &mut rng)
+            })
+            .collect();
+        for s in 0..3 {
+            lb.take_conn(s);
+        }
+        assert!(!lb.any_free_slot());
+        for (k, want) in keys.iter().zip(&want) {
+            let input = PickInput {
+                uri: k.as_bytes(),
+                ..PickInput::default()
+            };
+            assert!(want.is_some());
+            assert_eq!(lb.pick_when_full(&input), *want, "{k} ({ht:?})");
+        }
+    }
+}
+
+/// Which servers take requests from the backend's queue: the active ones while any is
+/// usable; then the first backup, or every backup with `option allbackups`.
+#[test]
+fn backups_serve_the_backend_queue_only_once_in_use() {
+    let backup = |puid| ServerInfo {
+        backup: true,
+        ..info(puid, 1, true)
+    };
+    let servers = [info(1, 1, true), backup(2), backup(3)];
+    for allbackups in [false, true] {
+        let opts = Options {
+            allbackups,
+            ..Options::default()
+        };
+        let mut lb = Balancer::new(&Balance::Roundrobin, &HashType::default(), &servers, &opts);
+        let serving = |lb: &Balancer| {
+            (0..3)
+                .map(|s| lb.serves_backend_queue(s))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(serving(&lb), [true, false, false]);
+        lb.set_usable(0, false);
+        assert_eq!(serving(&lb), [false, true, allbackups]);
+        lb.set_usable(1, false);
+        assert_eq!(serving(&lb), [false, false, true]);
+        lb.set_usable(2, false);
+        assert_eq!(serving(&lb), [false, false, false]);
+    }
 }

@@ -9,7 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ringlb_testkit::{
-    free_addr, haproxy_available, send_raw_reply, write_config, Haproxy, Origin, Ringlb, TempDir,
+    free_addr, haproxy_available, same_as_haproxy, send_raw_reply, write_config, Haproxy, Origin,
+    Ringlb, TempDir,
 };
 
 const T: Duration = Duration::from_secs(5);
@@ -302,43 +303,6 @@ fn rewrite_prefix_and_persist_match_haproxy() {
     }
 }
 
-/// Runs `run` (given the proxy's addresses: the config binds those it names) against
-/// ringlb, then against haproxy when installed, and checks both give the
-/// same answer; returns ringlb's.
-fn same_as_haproxy<T: PartialEq + std::fmt::Debug>(
-    cfg: &dyn Fn(&[SocketAddr]) -> String,
-    run: &dyn Fn(&[SocketAddr]) -> T,
-) -> T {
-    let dir = TempDir::new("persist-diff");
-    let go = |who: &str| {
-        let fe = [free_addr(), free_addr()];
-        let path = dir.join(&format!("{who}.cfg"));
-        let text = cfg(&fe);
-        std::fs::write(&path, &text).unwrap();
-        let binds: Vec<SocketAddr> = fe
-            .iter()
-            .copied()
-            .filter(|a| text.contains(&a.to_string()))
-            .collect();
-        let _proxy = if who == "ringlb" {
-            Ringlb::start(&path, &binds)
-        } else {
-            Haproxy::start(&path, &binds)
-        };
-        run(&fe)
-    };
-    let ours = go("ringlb");
-    if haproxy_available() {
-        assert_eq!(ours, go("haproxy"), "ringlb (left) vs haproxy (right)");
-    } else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "haproxy is required in CI"
-        );
-    }
-    ours
-}
-
 /// `server ... redir <prefix>`: a GET or HEAD the balancer sends to that server is answered
 /// with haproxy's 302 (prefix + path and query, absolute-form target reduced to its path) and
 /// the connection closed; other methods go to the server.
@@ -353,7 +317,7 @@ fn server_redir_answers_haproxys_302() {
             a.addr()
         )
     };
-    let replies = same_as_haproxy(&cfg, &|fe| {
+    let replies = same_as_haproxy("persist-diff", &cfg, &|fe| {
         let fe = fe[0];
         [
             "GET /a/b?x=1 HTTP/1.1\r\nHost: h\r\n\r\n",
@@ -406,7 +370,7 @@ fn prefer_last_server_keeps_a_connection_on_its_server() {
                 b.addr()
             )
         };
-        let seen = same_as_haproxy(&cfg, &|fe| {
+        let seen = same_as_haproxy("persist-diff", &cfg, &|fe| {
             let mut c = ringlb_testkit::Conn::connect(fe[0]).unwrap();
             (0..4)
                 .map(|_| {
@@ -440,7 +404,7 @@ fn max_keep_alive_queue_lets_a_client_leave_its_busy_server() {
                 b.addr()
             )
         };
-        let served = same_as_haproxy(&cfg, &|fe| {
+        let served = same_as_haproxy("persist-diff", &cfg, &|fe| {
             let front = fe[0];
             let origin =
                 |r: ringlb_testkit::Response| r.header("X-Origin").unwrap_or("-").to_string();
@@ -499,7 +463,7 @@ fn force_and_ignore_persist_follow_their_conditions() {
             b.addr()
         )
     };
-    let seen = same_as_haproxy(&cfg, &|fe| {
+    let seen = same_as_haproxy("persist-diff", &cfg, &|fe| {
         let (fe, fe2) = (fe[0], fe[1]);
         let get = |addr: SocketAddr, path: &str, extra: &str| {
             let req = format!("GET {path} HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n");
@@ -538,7 +502,7 @@ fn dynamic_cookies_match_haproxys_hash() {
             b.addr()
         )
     };
-    let seen = same_as_haproxy(&cfg, &|fe| {
+    let seen = same_as_haproxy("persist-diff", &cfg, &|fe| {
         let get = |extra: &str| {
             let req = format!("GET / HTTP/1.1\r\nHost: x\r\n{extra}Connection: close\r\n\r\n");
             let reply = send_raw_reply(fe[0], req.as_bytes(), T).unwrap();

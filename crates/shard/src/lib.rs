@@ -33,6 +33,7 @@ pub mod ops;
 pub mod patterns;
 pub mod persist;
 pub mod post_param;
+pub mod queue;
 pub mod rewrite;
 pub mod rules;
 pub mod server;

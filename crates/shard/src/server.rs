@@ -10,7 +10,8 @@ use std::time::Instant;
 use ringlb_balance::PickInput;
 use ringlb_uring::{SendBuf, TcpStream};
 
-use crate::state::{QueueEntry, ServerConn, ShardState};
+use crate::queue::Waits;
+use crate::state::{Picked, ServerConn, ShardState};
 use crate::time::within;
 use crate::topology::{BackendRt, H2Mode};
 use crate::Ctx;
@@ -143,51 +144,13 @@ impl Drop for ServerLease {
         if !s.kill_waiters.borrow().is_empty() {
             s.kill_waiters.borrow_mut().remove(&self.id);
         }
-        pass_slot(&s);
+        crate::queue::pass_slot(&self.state, self.backend, self.server);
     }
 }
 
-/// Passes a server slot on: to the first queued request (`active` unchanged), else frees it.
-fn pass_slot(s: &crate::state::ServerState) {
-    let next = s.queue.borrow_mut().pop_front();
-    match next {
-        Some(entry) => {
-            entry.granted.set(true);
-            if let Some(w) = entry.waker.borrow_mut().take() {
-                w.wake();
-            }
-        }
-        None => s.active.set(s.active.get().saturating_sub(1)),
-    }
-}
-
-/// A request's place in a server's queue. Dropped before it became a lease (the request was
-/// abandoned: `abortonclose`, an h2 stream reset, a timeout), it leaves the queue, and a
-/// slot granted meanwhile goes to the next request instead of being lost.
-struct QueuePlace {
-    server: Rc<crate::state::ServerState>,
-    entry: Rc<QueueEntry>,
-    taken: bool,
-}
-
-impl Drop for QueuePlace {
-    fn drop(&mut self) {
-        if self.taken {
-            return;
-        }
-        let entry = &self.entry;
-        self.server
-            .queue
-            .borrow_mut()
-            .retain(|e| !Rc::ptr_eq(e, entry));
-        if entry.granted.get() {
-            pass_slot(&self.server);
-        }
-    }
-}
-
-/// Picks a server of `backend` (never `exclude`) and takes a slot on it, queueing when the server
-/// is at its `maxconn` share.
+/// Picks a server of `backend` (never `exclude`) and takes a slot on it, waiting in a queue
+/// when the servers are full (`queue.rs`): in the forced or hashed server's own queue, or in the
+/// backend's for a balanced request.
 pub async fn lease(
     ctx: &Ctx,
     backend: usize,
@@ -201,16 +164,55 @@ pub async fn lease(
         ..*input
     };
     // A persistence cookie names the server; otherwise the balancer picks one.
-    let server = match forced {
-        Some(s) => s,
-        None => state.pick(backend, &pick).ok_or(NoConnection::NoServer)?,
+    let picked = match forced {
+        Some(s) => Picked::Server(s),
+        None => state.pick(backend, &pick),
     };
+    let waits = match picked {
+        Picked::NoServer => return Err(NoConnection::NoServer),
+        Picked::AllFull => Waits::ForAnyServer,
+        Picked::Server(server) => {
+            let s = state
+                .server(backend, server)
+                .ok_or(NoConnection::NoServer)?;
+            let limit = state.limit_now(backend, &s);
+            // Behind requests already waiting for it, as HAProxy (`srv->queue.length`).
+            if (limit == 0 || s.active.get() < limit) && s.queue.borrow().is_empty() {
+                s.active.set(s.active.get() + 1);
+                return Ok(ServerLease::new(state, backend, server, &s));
+            }
+            let maxqueue = s.rt.maxqueue;
+            if maxqueue > 0 && s.queue.borrow().len() as u32 >= maxqueue {
+                return Err(NoConnection::QueueFull);
+            }
+            Waits::OnServer(server)
+        }
+    };
+    let timeout = state
+        .topo
+        .backends
+        .get(backend)
+        .and_then(|b| b.timeouts.queue.or(b.timeouts.connect));
+    let server = crate::queue::wait(state, backend, waits, timeout)
+        .await
+        .map_err(|_| NoConnection::QueueTimeout)?;
     let s = state
         .server(backend, server)
         .ok_or(NoConnection::NoServer)?;
-    // A granted slot counts as a connection to the server for `leastconn`/`first`.
-    let lease = || {
+    Ok(ServerLease::new(state, backend, server, &s))
+}
+
+impl ServerLease {
+    /// A slot on `server`, already counted in its `active`: counts as a connection to the
+    /// server for `leastconn`/`first`.
+    fn new(
+        state: &Rc<ShardState>,
+        backend: usize,
+        server: usize,
+        s: &crate::state::ServerState,
+    ) -> ServerLease {
         state.note_conn(backend, server, true);
+        s.used_peak.set(s.used_peak.get().max(s.active.get()));
         let id = state.next_lease_id.get();
         state.next_lease_id.set(id.wrapping_add(1));
         ServerLease {
@@ -220,98 +222,7 @@ pub async fn lease(
             id,
             gen: s.kill_gen.get(),
         }
-    };
-    // `maxconn_now`: the configured share, or what an agent's `maxconn:N` set since;
-    // `minconn` lowers it while the backend is lightly loaded.
-    let limit = dynamic_maxconn(state, backend, server, s.maxconn_now.get());
-    if limit == 0 || s.active.get() < limit {
-        s.active.set(s.active.get() + 1);
-        s.used_peak.set(s.used_peak.get().max(s.active.get()));
-        return Ok(lease());
     }
-    // `maxqueue` bounds only the queue of a server the request was sent to (cookie, `use-server`,
-    // stick match). A balancer pick that finds the server full waits in what HAProxy calls the
-    // backend's queue, which no `maxqueue` bounds (only `timeout queue`).
-    let maxqueue = s.rt.maxqueue;
-    if forced.is_some() && maxqueue > 0 && s.queue.borrow().len() as u32 >= maxqueue {
-        return Err(NoConnection::QueueFull);
-    }
-    let entry = Rc::new(QueueEntry::default());
-    s.queue.borrow_mut().push_back(entry.clone());
-    let mut place = QueuePlace {
-        server: s.clone(),
-        entry: entry.clone(),
-        taken: false,
-    };
-    let timeout = state
-        .topo
-        .backends
-        .get(backend)
-        .and_then(|b| b.timeouts.queue.or(b.timeouts.connect));
-    let granted = within(
-        timeout,
-        poll_fn(|cx| {
-            if entry.granted.get() {
-                Poll::Ready(())
-            } else {
-                *entry.waker.borrow_mut() = Some(cx.waker().clone());
-                Poll::Pending
-            }
-        }),
-    )
-    .await;
-    match granted {
-        Ok(()) => {
-            place.taken = true;
-            Ok(lease())
-        }
-        Err(_) => {
-            s.queue.borrow_mut().retain(|e| !Rc::ptr_eq(e, &entry));
-            if entry.granted.get() {
-                // Granted just as the timer fired: the slot is ours, use it.
-                place.taken = true;
-                return Ok(lease());
-            }
-            place.taken = true;
-            Err(NoConnection::QueueTimeout)
-        }
-    }
-}
-
-/// HAProxy's dynamic `maxconn` (`srv_dynamic_maxconn`) for a server with `minconn`: its
-/// `maxconn` once the backend carries `fullconn` connections, else the same fraction of it as the
-/// backend's load is of `fullconn`, never under `minconn` nor 1. Every figure is this shard's
-/// share: the backend's load counts the connections and queued requests of this shard (this
-/// request included), against ⌈fullconn / shards⌉.
-pub fn dynamic_maxconn(state: &ShardState, backend: usize, server: usize, maxconn: u32) -> u32 {
-    let Some(be) = state.topo.backends.get(backend) else {
-        return maxconn;
-    };
-    let minconn = state.server(backend, server).map_or(0, |s| s.rt.minconn);
-    if minconn == 0 || maxconn == 0 {
-        return maxconn;
-    }
-    let minconn = crate::state::share(minconn, state.nshards).min(maxconn);
-    let fullconn = crate::state::share(be.fullconn.max(1), state.nshards);
-    let load = state.backends.get(backend).map_or(0, |b| {
-        b.servers
-            .borrow()
-            .iter()
-            .map(|s| s.active.get() + s.queue.borrow().len() as u32)
-            .sum::<u32>()
-    }) + 1;
-    dynamic_limit(load, fullconn, minconn, maxconn)
-}
-
-/// The formula of [`dynamic_maxconn`] on plain numbers.
-pub fn dynamic_limit(load: u32, fullconn: u32, minconn: u32, maxconn: u32) -> u32 {
-    let max = if load >= fullconn || minconn >= maxconn {
-        maxconn
-    } else {
-        let ramp = u64::from(load) * u64::from(maxconn) / u64::from(fullconn.max(1));
-        minconn.max(u32::try_from(ramp).unwrap_or(u32::MAX))
-    };
-    max.max(1)
 }
 
 /// A connection to the leased server: an idle pooled one when `reuse` allows, else a new one.
@@ -624,33 +535,4 @@ pub fn release_idle(state: &ShardState, lease: &ServerLease, mut conn: ServerCon
     }
     conn.reuses = conn.reuses.saturating_add(1);
     state.put_idle(lease.backend, lease.server, conn);
-}
-
-#[cfg(test)]
-mod tests {
-    use super::dynamic_limit;
-
-    /// The example of HAProxy's `fullconn` documentation: servers with `minconn 100 maxconn
-    /// 1000` behind `fullconn 10000`.
-    #[test]
-    fn dynamic_maxconn_ramps_between_minconn_and_maxconn() {
-        assert_eq!(dynamic_limit(1, 10_000, 100, 1000), 100, "idle: minconn");
-        assert_eq!(dynamic_limit(1000, 10_000, 100, 1000), 100);
-        assert_eq!(
-            dynamic_limit(5000, 10_000, 100, 1000),
-            500,
-            "half load: half"
-        );
-        assert_eq!(
-            dynamic_limit(10_000, 10_000, 100, 1000),
-            1000,
-            "full: maxconn"
-        );
-        assert_eq!(
-            dynamic_limit(20_000, 10_000, 100, 1000),
-            1000,
-            "never above maxconn"
-        );
-        assert_eq!(dynamic_limit(1, 10, 0, 5), 1, "never below 1");
-    }
 }

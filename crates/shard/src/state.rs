@@ -10,6 +10,7 @@ use std::task::Waker;
 
 use ringlb_balance::{Balancer, PickInput, SplitMix64};
 
+use crate::queue::QueueEntry;
 use crate::topology::{ServerRt, Topology};
 
 /// Administrative state of a server, as `set server B/S state ...` sets it.
@@ -328,7 +329,8 @@ pub struct ServerState {
     /// This shard's share of the server's current `maxconn`: `maxconn_share` until an agent
     /// check changes it (`SetServerMaxconn`).
     pub maxconn_now: Cell<u32>,
-    /// Requests waiting for a connection slot (HAProxy's server queue), oldest first.
+    /// Requests waiting for a slot on this server (HAProxy's server queue), oldest first
+    /// (`queue.rs`).
     pub queue: RefCell<VecDeque<Rc<QueueEntry>>>,
     /// Idle keep-alive connections to this server, most recently used last.
     pub idle: RefCell<Vec<IdleConn>>,
@@ -384,13 +386,6 @@ pub struct IdleConn {
     pub since: std::time::Instant,
 }
 
-/// One queued request: woken when a slot frees up.
-#[derive(Default)]
-pub struct QueueEntry {
-    pub granted: Cell<bool>,
-    pub waker: RefCell<Option<Waker>>,
-}
-
 pub struct BackendState {
     /// Grows with `add server` (between requests, on this shard's thread); an `Rc` per
     /// server so a request holds its server without holding the list.
@@ -399,6 +394,49 @@ pub struct BackendState {
     /// so hashing algorithms pick the same server everywhere; round-robin order and connection
     /// counts (`leastconn`, `first`) are this shard's own (docs/architecture.md).
     balancer: RefCell<Balancer>,
+    /// Balanced requests that found every server full, oldest first: the first server to
+    /// free a slot takes them (HAProxy's backend queue, `queue.rs`).
+    pub queue: RefCell<VecDeque<Rc<QueueEntry>>>,
+    /// Some server has `minconn`: its limit follows the backend's load (`fullconn`), and the
+    /// balancer is told before each pick.
+    uses_minconn: bool,
+}
+
+impl BackendState {
+    /// Tells the balancer how many requests wait in server `i`'s own queue (a server with a
+    /// queue counts as full, as in HAProxy).
+    pub fn note_queued(&self, i: usize, s: &ServerState) {
+        let n = s.queue.borrow().len() as u32;
+        self.balancer.borrow_mut().set_queued(i, n);
+    }
+
+    /// This shard's requests of the backend: on a server or queued (HAProxy's `beconn`, which
+    /// `minconn` limits follow).
+    fn load(&self) -> u32 {
+        let on_servers: u32 = self
+            .servers
+            .borrow()
+            .iter()
+            .map(|s| s.active.get() + s.queue.borrow().len() as u32)
+            .sum();
+        on_servers + self.queue.borrow().len() as u32
+    }
+
+    /// Whether server `i` takes requests from the backend's queue now.
+    pub fn serves_backend_queue(&self, i: usize) -> bool {
+        self.balancer.borrow().serves_backend_queue(i)
+    }
+}
+
+/// Where the balancer sends a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Picked {
+    /// This server (it may be full: the request then waits in its queue).
+    Server(usize),
+    /// Every candidate is at its `maxconn`: the request waits in the backend's queue.
+    AllFull,
+    /// No usable server.
+    NoServer,
 }
 
 pub struct ShardState {
@@ -448,6 +486,8 @@ pub struct ShardState {
     pub proc_vars: Rc<RefCell<ringlb_rules::Vars>>,
     /// Ids of server leases (`ServerLease::id`), for `kill_waiters`.
     pub next_lease_id: Cell<u64>,
+    /// Arrival order of queued requests (`queue.rs`).
+    pub next_queue_seq: Cell<u64>,
     /// The TLS of this shard's TLS binds, keyed by (frontend, bind). Each accepted connection
     /// takes the current `Arc` (no lock: the shard is single-threaded); `commit ssl cert`
     /// replaces an entry ([`ControlMsg::SetSslCert`]), handshakes under way keep the old one.
@@ -557,6 +597,8 @@ impl ShardState {
                     &b.balance.servers,
                     &b.balance.options,
                 )),
+                queue: crate::queue::new_queue(),
+                uses_minconn: b.servers.iter().any(|s| s.minconn > 0 && s.maxconn > 0),
             })
             .collect::<Vec<BackendState>>();
         // Each shard's balancer skips a server at this shard's share of its `maxconn`.
@@ -608,6 +650,7 @@ impl ShardState {
             ssl_rate: Rc::default(),
             retired: Cell::new(false),
             next_lease_id: Cell::new(0),
+            next_queue_seq: Cell::new(0),
             limits,
         };
         for m in &initial {
@@ -618,6 +661,20 @@ impl ShardState {
 
     /// Applies one control message. The same function runs on every shard, so all shards agree.
     pub fn apply(&self, msg: &ControlMsg) {
+        self.apply_one(msg);
+        // A server that became usable, or may take more, serves the requests waiting.
+        if let ControlMsg::SetServerAdmin { backend, .. }
+        | ControlMsg::SetServerResolution { backend, .. }
+        | ControlMsg::SetServerHealth { backend, .. }
+        | ControlMsg::SetServerWeight { backend, .. }
+        | ControlMsg::SetServerMaxconn { backend, .. }
+        | ControlMsg::AddServer { backend, .. } = *msg
+        {
+            crate::queue::serve_queues(self, backend);
+        }
+    }
+
+    fn apply_one(&self, msg: &ControlMsg) {
         match *msg {
             ControlMsg::SoftStop => {
                 if self.run.get() == RunState::Running {
@@ -750,6 +807,7 @@ impl ShardState {
                     .map(|(_, t)| t.used_owned() as u64)
                     .collect();
                 self.fill_conn_gauges(&mut copy);
+                crate::queue::fill_queue_gauges(self, &mut copy);
                 self.board.publish(self.shard_id, seq, copy);
             }
             ControlMsg::SetServerMaxconn {
@@ -1014,6 +1072,7 @@ impl ShardState {
         if rt.is_some_and(|r| r.shutdown_on_down) {
             self.kill_sessions(backend, server, b'D');
         }
+        crate::queue::redistribute(self, backend, server);
     }
 
     /// The server just came up: `on-marked-up shutdown-backup-sessions` closes the sessions
@@ -1106,21 +1165,75 @@ impl ShardState {
     }
 
     /// Picks a server of `backend` for a request (`balance`), avoiding `input.avoid` when
-    /// another server can take it. `None`: no usable server.
-    /// A server whose shard share of `maxconn` is used up is skipped, as HAProxy does; when
-    /// every candidate is full, the request waits on the one the balancer would pick without
-    /// limits (HAProxy waits in the backend queue for the first free slot).
-    pub fn pick(&self, backend: usize, input: &PickInput<'_>) -> Option<usize> {
-        let b = self.backends.get(backend)?;
+    /// another server can take it. A server whose shard share of `maxconn` is used up is
+    /// skipped, as HAProxy does; when every candidate is full, a hashed request still goes to
+    /// its server (and waits in its queue), a balanced one waits for any server.
+    pub fn pick(&self, backend: usize, input: &PickInput<'_>) -> Picked {
+        let Some(b) = self.backends.get(backend) else {
+            return Picked::NoServer;
+        };
+        if b.uses_minconn {
+            self.refresh_dynamic_limits(backend, b);
+        }
         let mut rng = self.rng.borrow_mut();
         let mut lb = b.balancer.borrow_mut();
+        if lb.usable_count() == 0 {
+            return Picked::NoServer;
+        }
         if !lb.any_free_slot() {
-            return lb.pick_ignoring_limits(input, &mut *rng);
+            return lb
+                .pick_when_full(input)
+                .map_or(Picked::AllFull, Picked::Server);
         }
         match lb.pick(input, &mut *rng) {
-            Some(s) => Some(s),
-            None if lb.usable_count() > 0 => lb.pick_ignoring_limits(input, &mut *rng),
-            None => None,
+            Some(s) => Picked::Server(s),
+            None => Picked::AllFull,
+        }
+    }
+
+    /// The connection limit of a server now (this shard's share; 0 = none): its `maxconn`
+    /// (or what an agent set), lowered by `minconn` while the backend is lightly loaded.
+    pub fn limit_now(&self, backend: usize, s: &ServerState) -> u32 {
+        match self.backends.get(backend) {
+            Some(b) if b.uses_minconn && s.rt.minconn > 0 => {
+                self.dynamic_maxconn(backend, s, b.load() + 1)
+            }
+            _ => s.maxconn_now.get(),
+        }
+    }
+
+    /// HAProxy's `srv_dynamic_maxconn` for a server with `minconn`: its `maxconn` once the
+    /// backend carries `fullconn` requests, else the same fraction of it as `load` is of
+    /// `fullconn`, never under `minconn`. Every figure is this shard's share: `load` counts
+    /// this shard's requests of the backend, against ⌈fullconn / shards⌉.
+    fn dynamic_maxconn(&self, backend: usize, s: &ServerState, load: u32) -> u32 {
+        let maxconn = s.maxconn_now.get();
+        let fullconn = self.topo.backends.get(backend).map_or(0, |b| b.fullconn);
+        if s.rt.minconn == 0 || maxconn == 0 {
+            return maxconn;
+        }
+        ringlb_balance::weight::dynamic_maxconn(
+            &ringlb_balance::weight::ConnLimit {
+                maxconn,
+                minconn: share(s.rt.minconn, self.nshards).min(maxconn),
+                fullconn: share(fullconn.max(1), self.nshards),
+                beconn: load,
+            },
+            None,
+        )
+    }
+
+    /// `minconn`: gives the balancer each server's limit at the backend's current load (this
+    /// request included), so it skips a server at its dynamic `maxconn` as HAProxy's
+    /// balancers do.
+    fn refresh_dynamic_limits(&self, backend: usize, b: &BackendState) {
+        let load = b.load() + 1;
+        let servers = b.servers.borrow();
+        let mut lb = b.balancer.borrow_mut();
+        for (i, s) in servers.iter().enumerate() {
+            if s.rt.minconn > 0 {
+                lb.set_maxconn_now(i, self.dynamic_maxconn(backend, s, load));
+            }
         }
     }
 
@@ -1256,10 +1369,17 @@ mod tests {
         })
     }
 
+    fn server_of(p: Picked) -> Option<usize> {
+        match p {
+            Picked::Server(s) => Some(s),
+            _ => None,
+        }
+    }
+
     fn counts(st: &ShardState, n: usize, picks: usize) -> Vec<usize> {
         let mut c = vec![0; n];
         for _ in 0..picks {
-            c[st.pick(0, &PickInput::default()).unwrap()] += 1;
+            c[server_of(st.pick(0, &PickInput::default())).unwrap()] += 1;
         }
         c
     }
@@ -1274,7 +1394,7 @@ mod tests {
     fn smooth_order_interleaves() {
         let st = ShardState::new(topo(&[(3, false), (2, false), (1, false)]), 0, 1);
         let seq: Vec<usize> = (0..6)
-            .map(|_| st.pick(0, &PickInput::default()).unwrap())
+            .map(|_| server_of(st.pick(0, &PickInput::default())).unwrap())
             .collect();
         // Never three of the same in a row; every server appears in each cycle of 6.
         assert_eq!(seq.iter().filter(|s| **s == 0).count(), 3);
@@ -1301,7 +1421,7 @@ mod tests {
             server: 2,
             state: AdminState::Maint,
         });
-        assert_eq!(st.pick(0, &PickInput::default()), None);
+        assert_eq!(st.pick(0, &PickInput::default()), Picked::NoServer);
     }
 
     #[test]
@@ -1401,7 +1521,7 @@ mod tests {
                         ..PickInput::default()
                     }
                 ),
-                Some(1)
+                Picked::Server(1)
             );
         }
     }

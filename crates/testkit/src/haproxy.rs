@@ -122,6 +122,46 @@ pub fn config_bind_addrs(text: &str) -> Vec<SocketAddr> {
     out
 }
 
+/// Runs `run` against ringlb, then against haproxy when installed, on the config `cfg` gives
+/// for two fresh front addresses (the proxy binds those the config names), and checks both
+/// give the same answer; returns ringlb's. Without haproxy, only outside CI.
+pub fn same_as_haproxy<T: PartialEq + std::fmt::Debug>(
+    name: &str,
+    cfg: &dyn Fn(&[SocketAddr]) -> String,
+    run: &dyn Fn(&[SocketAddr]) -> T,
+) -> T {
+    let dir = crate::TempDir::new(name);
+    let go = |who: &str| {
+        let fe = [crate::free_addr(), crate::free_addr()];
+        let path = dir.join(&format!("{who}.cfg"));
+        let text = cfg(&fe);
+        if let Err(e) = std::fs::write(&path, &text) {
+            panic!("writing {}: {e}", path.display());
+        }
+        let binds: Vec<SocketAddr> = fe
+            .iter()
+            .copied()
+            .filter(|a| text.contains(&a.to_string()))
+            .collect();
+        let _proxy = if who == "ringlb" {
+            crate::Ringlb::start(&path, &binds)
+        } else {
+            Haproxy::start(&path, &binds)
+        };
+        run(&fe)
+    };
+    let ours = go("ringlb");
+    if haproxy_available() {
+        assert_eq!(ours, go("haproxy"), "ringlb (left) vs haproxy (right)");
+    } else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "haproxy is required in CI"
+        );
+    }
+    ours
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -58,7 +58,9 @@ pub use client::{
     set_linger_zero, unread_bytes, Conn, Framing, RawEnd, RawReply, Response, DEFAULT_TIMEOUT,
 };
 pub use guide::{guide_config, repo_root};
-pub use haproxy::{config_bind_addrs, haproxy_available, haproxy_bin, haproxy_required, Haproxy};
+pub use haproxy::{
+    config_bind_addrs, haproxy_available, haproxy_bin, haproxy_required, same_as_haproxy, Haproxy,
+};
 pub use origin::{Origin, OriginMode, OriginOptions, Origins};
 pub use ports::{free_addr, free_port, free_ports};
 pub use process::{

@@ -1,0 +1,273 @@
+//! Where a request waits when its servers are full, against haproxy 2.6: a balanced request
+//! waits in the backend's queue and goes to whichever server frees a slot first; a request
+//! whose key hashes to a full server waits in that server's queue, even while another server
+//! is free. `show stat` shows both queues (`qcur`/`qmax` of the BACKEND row and of each
+//! server), as haproxy does.
+
+// Test code: a failed unwrap is a failed test, with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::thread::{sleep, spawn, JoinHandle};
+use std::time::Duration;
+
+use ringlb_testkit::{http_get, runtime_command, same_as_haproxy, Origin, TempDir};
+
+/// Time for a request sent in the background to reach its server or its queue.
+const SETTLE: Duration = Duration::from_millis(250);
+
+/// `pxname/svname` → (`qcur`, `qmax`) of every backend and server row of `show stat`.
+fn queues(sock: &Path) -> Vec<(String, String, String)> {
+    let out = runtime_command(sock, "show stat").unwrap();
+    let mut lines = out.lines();
+    let head: Vec<&str> = lines
+        .next()
+        .unwrap()
+        .trim_start_matches("# ")
+        .split(',')
+        .collect();
+    let col = |c: &str| head.iter().position(|h| *h == c).unwrap();
+    let (qcur, qmax) = (col("qcur"), col("qmax"));
+    lines
+        .map(|l| l.split(',').collect::<Vec<&str>>())
+        .filter(|f| f.len() > qmax && f[1] != "FRONTEND")
+        .map(|f| (format!("{}/{}", f[0], f[1]), f[qcur].into(), f[qmax].into()))
+        .collect()
+}
+
+/// A GET in the background: which origin answered it (`x-origin`), or its status.
+fn background(front: SocketAddr, path: &str, key: &str) -> JoinHandle<String> {
+    let (path, key) = (path.to_string(), key.to_string());
+    let h = spawn(move || {
+        let r = http_get(front, &path, &[("x-key", &key)]).unwrap();
+        match r.status {
+            200 => r.header("x-origin").unwrap_or("?").to_string(),
+            s => s.to_string(),
+        }
+    });
+    sleep(SETTLE);
+    h
+}
+
+fn config(fe: SocketAddr, sock: &Path, balance: &str, a: &Origin, b: &Origin) -> String {
+    config_with(fe, sock, balance, "", ("maxconn 1", "maxconn 1"), a, b)
+}
+
+fn config_with(
+    fe: SocketAddr,
+    sock: &Path,
+    balance: &str,
+    backend: &str,
+    params: (&str, &str),
+    a: &Origin,
+    b: &Origin,
+) -> String {
+    format!(
+        "global\n    nbthread 1\n    stats socket {} level admin\n\
+         defaults\n    mode http\n    timeout connect 2s\n    timeout client 9s\n    timeout server 9s\n    timeout queue 9s\n\
+         listen l\n    bind {fe}\n    balance {balance}\n    http-reuse never\n{backend}    server a {} {}\n    server b {} {}\n",
+        sock.display(),
+        a.addr(),
+        params.0,
+        b.addr(),
+        params.1
+    )
+}
+
+fn socket(dir: &TempDir) -> PathBuf {
+    dir.join("stats.sock")
+}
+
+/// Two servers of `maxconn 1`, both busy: the next request waits in the backend's queue
+/// (backend `qcur` 1, servers 0) and goes to the server whose request ends first, not to the
+/// next one in round-robin order.
+#[test]
+fn a_balanced_request_waits_for_the_first_server_to_free_a_slot() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let dir = TempDir::new("queue-backend");
+    let sock = socket(&dir);
+    let seen = same_as_haproxy(
+        "queue-backend",
+        &|fe| config(fe[0], &sock, "roundrobin", &a, &b),
+        &|fe| {
+            let long = background(fe[0], "/slow/2500", "");
+            let short = background(fe[0], "/slow/900", "");
+            let queued = background(fe[0], "/", "");
+            let waiting = queues(&sock);
+            let (long, short, queued) = (
+                long.join().unwrap(),
+                short.join().unwrap(),
+                queued.join().unwrap(),
+            );
+            (long, short, queued, waiting, queues(&sock))
+        },
+    );
+    let (long, short, queued, _, _) = &seen;
+    assert_ne!(long, short, "{seen:?}");
+    assert_eq!(
+        queued, short,
+        "served by the first server to free a slot: {seen:?}"
+    );
+    assert!(
+        seen.3
+            .contains(&("l/BACKEND".into(), "1".into(), "1".into())),
+        "{seen:?}"
+    );
+}
+
+/// `balance hdr(x-key)`: a request whose key names a busy server waits in that server's
+/// queue (server `qcur` 1, backend 0) while the other server is free, and is served there.
+#[test]
+fn a_hashed_request_waits_for_its_own_server() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let dir = TempDir::new("queue-server");
+    let sock = socket(&dir);
+    let seen = same_as_haproxy(
+        "queue-server",
+        &|fe| config(fe[0], &sock, "hdr(x-key)", &a, &b),
+        &|fe| {
+            let busy = background(fe[0], "/slow/1200", "k1");
+            let queued = background(fe[0], "/", "k1");
+            let waiting = queues(&sock);
+            let (busy, queued) = (busy.join().unwrap(), queued.join().unwrap());
+            (busy, queued, waiting, queues(&sock))
+        },
+    );
+    let (busy, queued, waiting, _) = &seen;
+    assert_eq!(busy, queued, "{seen:?}");
+    assert!(
+        waiting.contains(&(format!("l/{busy}"), "1".into(), "1".into())),
+        "{seen:?}"
+    );
+    assert!(
+        waiting.contains(&("l/BACKEND".into(), "0".into(), "0".into())),
+        "{seen:?}"
+    );
+}
+
+/// `minconn`/`fullconn`: with `minconn 1 maxconn 10` behind `fullconn 20`, a server's limit is
+/// 1 until the backend carries 4 requests, and the balancer skips a server at that limit: the
+/// second request goes to the other server, the third waits in the backend's queue for the
+/// first to free a slot (not on the server round-robin names next).
+#[test]
+fn minconn_limits_are_seen_by_the_balancer() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let dir = TempDir::new("queue-minconn");
+    let sock = socket(&dir);
+    let seen = same_as_haproxy(
+        "queue-minconn",
+        &|fe| {
+            config_with(
+                fe[0],
+                &sock,
+                "roundrobin",
+                "    fullconn 20\n",
+                ("minconn 1 maxconn 10", "minconn 1 maxconn 10"),
+                &a,
+                &b,
+            )
+        },
+        &|fe| {
+            let long = background(fe[0], "/slow/2500", "");
+            let short = background(fe[0], "/slow/900", "");
+            let queued = background(fe[0], "/", "");
+            let waiting = queues(&sock);
+            let (long, short, queued) = (
+                long.join().unwrap(),
+                short.join().unwrap(),
+                queued.join().unwrap(),
+            );
+            (long, short, queued, waiting)
+        },
+    );
+    let (long, short, queued, waiting) = &seen;
+    assert_ne!(long, short, "{seen:?}");
+    assert_eq!(queued, short, "{seen:?}");
+    assert!(
+        waiting.contains(&("l/BACKEND".into(), "1".into(), "1".into())),
+        "{seen:?}"
+    );
+}
+
+/// A request waiting in the backend's queue is served as soon as a server becomes usable
+/// (`set server ... state ready`), before the busy server frees its slot.
+#[test]
+fn a_server_coming_back_takes_the_waiting_requests() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let dir = TempDir::new("queue-ready");
+    let sock = socket(&dir);
+    let seen = same_as_haproxy(
+        "queue-ready",
+        &|fe| {
+            config_with(
+                fe[0],
+                &sock,
+                "roundrobin",
+                "",
+                ("maxconn 1", "maxconn 1 disabled"),
+                &a,
+                &b,
+            )
+        },
+        &|fe| {
+            let busy = background(fe[0], "/slow/2500", "");
+            let queued = background(fe[0], "/", "");
+            let waiting = queues(&sock);
+            runtime_command(&sock, "set server l/b state ready").unwrap();
+            let queued = queued.join().unwrap();
+            // Answered while the busy request still runs.
+            let busy_running = !busy.is_finished();
+            (busy.join().unwrap(), queued, busy_running, waiting)
+        },
+    );
+    assert_eq!(
+        (seen.0.as_str(), seen.1.as_str(), seen.2),
+        ("a", "b", true),
+        "{seen:?}"
+    );
+}
+
+/// With `option redispatch`, the requests waiting in a server's queue move to the backend's
+/// queue when it goes into maintenance, and another server serves them at once; without it
+/// they stay on their server.
+#[test]
+fn redispatch_moves_the_queue_of_a_server_put_in_maintenance() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let dir = TempDir::new("queue-redisp");
+    let sock = socket(&dir);
+    for option in ["    option redispatch\n", ""] {
+        let seen = same_as_haproxy(
+            "queue-redisp",
+            &|fe| {
+                config_with(
+                    fe[0],
+                    &sock,
+                    "hdr(x-key)",
+                    option,
+                    ("maxconn 1", "maxconn 1"),
+                    &a,
+                    &b,
+                )
+            },
+            &|fe| {
+                let busy = background(fe[0], "/slow/2000", "k1");
+                let queued = background(fe[0], "/", "k1");
+                let waiting = queues(&sock);
+                let target = waiting
+                    .iter()
+                    .find(|(name, q, _)| name != "l/BACKEND" && q == "1")
+                    .map(|(name, _, _)| name.clone())
+                    .unwrap_or_default();
+                runtime_command(&sock, &format!("set server {target} state maint")).unwrap();
+                let queued = queued.join().unwrap();
+                let busy_running = !busy.is_finished();
+                let busy = busy.join().unwrap();
+                (busy == queued, busy_running, waiting)
+            },
+        );
+        // Redispatched: the other server answers while the busy one still works.
+        let want = !option.is_empty();
+        assert_eq!((seen.0, seen.1), (!want, want), "{option:?}: {seen:?}");
+    }
+}
