@@ -271,3 +271,42 @@ fn redispatch_moves_the_queue_of_a_server_put_in_maintenance() {
         assert_eq!((seen.0, seen.1), (!want, want), "{option:?}: {seen:?}");
     }
 }
+
+/// `slowstart` with `maxconn`: a server leaving maintenance accepts 1 connection at first (its
+/// limit grows from 1 to `maxconn` over the ramp), so of three requests sent at once, one is
+/// served and two wait (in the backend's queue: they were balanced).
+#[test]
+fn slowstart_ramps_the_connection_limit_from_one() {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let dir = TempDir::new("queue-slowstart");
+    let sock = socket(&dir);
+    let seen = same_as_haproxy(
+        "queue-slowstart",
+        &|fe| {
+            config_with(
+                fe[0],
+                &sock,
+                "roundrobin",
+                "",
+                ("maxconn 10 slowstart 60s disabled", "disabled"),
+                &a,
+                &b,
+            )
+        },
+        &|fe| {
+            runtime_command(&sock, "set server l/a state ready").unwrap();
+            let sent: Vec<_> = (0..3)
+                .map(|_| background(fe[0], "/slow/1000", ""))
+                .collect();
+            let waiting = queues(&sock);
+            let served: Vec<String> = sent.into_iter().map(|h| h.join().unwrap()).collect();
+            (served, waiting)
+        },
+    );
+    assert_eq!(seen.0, ["a", "a", "a"], "{seen:?}");
+    assert!(
+        seen.1
+            .contains(&("l/BACKEND".into(), "2".into(), "2".into())),
+        "{seen:?}"
+    );
+}

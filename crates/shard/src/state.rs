@@ -329,6 +329,8 @@ pub struct ServerState {
     /// This shard's share of the server's current `maxconn`: `maxconn_share` until an agent
     /// check changes it (`SetServerMaxconn`).
     pub maxconn_now: Cell<u32>,
+    /// `slowstart` with a `maxconn`: when the server came back up, while its limit ramps.
+    pub ramp_from: Cell<Option<std::time::Instant>>,
     /// Requests waiting for a slot on this server (HAProxy's server queue), oldest first
     /// (`queue.rs`).
     pub queue: RefCell<VecDeque<Rc<QueueEntry>>>,
@@ -397,9 +399,9 @@ pub struct BackendState {
     /// Balanced requests that found every server full, oldest first: the first server to
     /// free a slot takes them (HAProxy's backend queue, `queue.rs`).
     pub queue: RefCell<VecDeque<Rc<QueueEntry>>>,
-    /// Some server has `minconn`: its limit follows the backend's load (`fullconn`), and the
-    /// balancer is told before each pick.
-    uses_minconn: bool,
+    /// Some server's limit varies: `minconn` (with the backend's load against `fullconn`) or
+    /// `slowstart` (after it came back up); the balancer is told the limits before each pick.
+    limits_vary: bool,
 }
 
 impl BackendState {
@@ -531,6 +533,7 @@ impl ServerState {
             used_peak_prev: Cell::new(0),
             maxconn_share: share(s.maxconn, nshards),
             maxconn_now: Cell::new(share(s.maxconn, nshards)),
+            ramp_from: Cell::new(None),
             queue: RefCell::new(VecDeque::new()),
             idle: RefCell::new(Vec::new()),
             observed_errors: Cell::new(0),
@@ -598,7 +601,10 @@ impl ShardState {
                     &b.balance.options,
                 )),
                 queue: crate::queue::new_queue(),
-                uses_minconn: b.servers.iter().any(|s| s.minconn > 0 && s.maxconn > 0),
+                limits_vary: b
+                    .servers
+                    .iter()
+                    .any(|s| s.maxconn > 0 && (s.minconn > 0 || s.slowstart.is_some())),
             })
             .collect::<Vec<BackendState>>();
         // Each shard's balancer skips a server at this shard's share of its `maxconn`.
@@ -1075,9 +1081,16 @@ impl ShardState {
         crate::queue::redistribute(self, backend, server);
     }
 
-    /// The server just came up: `on-marked-up shutdown-backup-sessions` closes the sessions
-    /// of every backup server of its backend, so clients come back to the active servers.
+    /// The server just came up: its `slowstart` ramp of the connection limit starts, and
+    /// `on-marked-up shutdown-backup-sessions` closes the sessions of every backup server of
+    /// its backend, so clients come back to the active servers.
     fn marked_up(&self, backend: usize, server: usize) {
+        if let Some(s) = self.server(backend, server) {
+            if s.rt.slowstart.is_some() && s.maxconn_share > 0 {
+                // `slowstart`: the connection limit ramps from 1 (`limit_now`).
+                s.ramp_from.set(Some(std::time::Instant::now()));
+            }
+        }
         let Some(b) = self.topo.backends.get(backend) else {
             return;
         };
@@ -1172,7 +1185,7 @@ impl ShardState {
         let Some(b) = self.backends.get(backend) else {
             return Picked::NoServer;
         };
-        if b.uses_minconn {
+        if b.limits_vary {
             self.refresh_dynamic_limits(backend, b);
         }
         let mut rng = self.rng.borrow_mut();
@@ -1195,43 +1208,63 @@ impl ShardState {
     /// (or what an agent set), lowered by `minconn` while the backend is lightly loaded.
     pub fn limit_now(&self, backend: usize, s: &ServerState) -> u32 {
         match self.backends.get(backend) {
-            Some(b) if b.uses_minconn && s.rt.minconn > 0 => {
-                self.dynamic_maxconn(backend, s, b.load() + 1)
-            }
+            Some(b) if b.limits_vary => self.dynamic_maxconn(backend, s, b.load() + 1),
             _ => s.maxconn_now.get(),
         }
     }
 
-    /// HAProxy's `srv_dynamic_maxconn` for a server with `minconn`: its `maxconn` once the
+    /// HAProxy's `srv_dynamic_maxconn`. With `minconn`: the server's `maxconn` once the
     /// backend carries `fullconn` requests, else the same fraction of it as `load` is of
-    /// `fullconn`, never under `minconn`. Every figure is this shard's share: `load` counts
-    /// this shard's requests of the backend, against ⌈fullconn / shards⌉.
+    /// `fullconn`, never under `minconn`. During a `slowstart` ramp: that limit times the
+    /// elapsed fraction (whole seconds, as HAProxy), at least 1. Every figure is this shard's
+    /// share: `load` counts this shard's requests of the backend, against ⌈fullconn / shards⌉.
     fn dynamic_maxconn(&self, backend: usize, s: &ServerState, load: u32) -> u32 {
         let maxconn = s.maxconn_now.get();
-        let fullconn = self.topo.backends.get(backend).map_or(0, |b| b.fullconn);
-        if s.rt.minconn == 0 || maxconn == 0 {
+        if maxconn == 0 {
             return maxconn;
         }
+        let starting = match (s.ramp_from.get(), s.rt.slowstart) {
+            (Some(from), Some(ss)) => {
+                let elapsed = from.elapsed();
+                if elapsed.as_secs() >= ringlb_balance::weight::slowstart_secs(ss) {
+                    // The ramp is over.
+                    s.ramp_from.set(None);
+                    None
+                } else {
+                    Some((elapsed, ss))
+                }
+            }
+            _ => None,
+        };
+        if s.rt.minconn == 0 && starting.is_none() {
+            return maxconn;
+        }
+        let fullconn = self.topo.backends.get(backend).map_or(0, |b| b.fullconn);
+        let minconn = if s.rt.minconn == 0 {
+            maxconn
+        } else {
+            share(s.rt.minconn, self.nshards).min(maxconn)
+        };
         ringlb_balance::weight::dynamic_maxconn(
             &ringlb_balance::weight::ConnLimit {
                 maxconn,
-                minconn: share(s.rt.minconn, self.nshards).min(maxconn),
+                minconn,
                 fullconn: share(fullconn.max(1), self.nshards),
                 beconn: load,
             },
-            None,
+            starting,
         )
     }
 
-    /// `minconn`: gives the balancer each server's limit at the backend's current load (this
-    /// request included), so it skips a server at its dynamic `maxconn` as HAProxy's
-    /// balancers do.
+    /// `minconn`, `slowstart`: gives the balancer each server's limit at the backend's
+    /// current load (this request included) and the time, so it skips a server at its dynamic
+    /// `maxconn` as HAProxy's balancers do.
     fn refresh_dynamic_limits(&self, backend: usize, b: &BackendState) {
         let load = b.load() + 1;
         let servers = b.servers.borrow();
         let mut lb = b.balancer.borrow_mut();
         for (i, s) in servers.iter().enumerate() {
-            if s.rt.minconn > 0 {
+            if s.rt.minconn > 0 || s.rt.slowstart.is_some() {
                 lb.set_maxconn_now(i, self.dynamic_maxconn(backend, s, load));
             }
         }
@@ -1286,6 +1319,7 @@ mod tests {
                 killable: false,
                 redir: None,
                 minconn: 0,
+                slowstart: None,
             })
             .collect::<Vec<ServerRt>>();
         let infos = servers

@@ -423,6 +423,9 @@ pub struct ServerRt {
     /// `minconn`: with the backend's `fullconn`, the floor of the dynamic `maxconn`
     /// (0 = no dynamic limit).
     pub minconn: u32,
+    /// `slowstart`: after coming back up, the connection limit grows from 1 to 100% of the
+    /// usual one over this time (the weight ramp is the control shard's).
+    pub slowstart: Option<std::time::Duration>,
 }
 
 /// `send-proxy`, `send-proxy-v2`, `send-proxy-v2-ssl(-cn)` and `proxy-v2-options`.
@@ -1262,6 +1265,7 @@ pub(crate) fn backend_rt(b: &model::Backend, errors: &mut Vec<TopologyError>) ->
                     .minconn
                     .filter(|m| s.params.maxconn.is_some_and(|x| *m < x))
                     .unwrap_or(0),
+                slowstart: s.params.slowstart.filter(|d| !d.is_zero()),
             })
         })
         .collect();
