@@ -14,8 +14,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use ringlb_testkit::{
-    free_addr, haproxy_available, parse_responses, runtime_command, send_raw, write_config,
-    write_file, Haproxy, Ringlb, TempDir,
+    free_addr, haproxy_available, parse_responses, send_raw, write_config, write_file, Haproxy,
+    Ringlb, StatCsv, TempDir,
 };
 
 const T: Duration = Duration::from_secs(5);
@@ -188,23 +188,9 @@ fn shape(
 
 /// `cache_lookups` and `cache_hits` of frontend `fe` in `show stat`.
 fn cache_counters(sock: &Path) -> (String, String) {
-    let out = runtime_command(sock, "show stat").unwrap();
-    let mut lines = out.lines();
-    let names: Vec<&str> = lines
-        .next()
-        .unwrap()
-        .trim_start_matches("# ")
-        .split(',')
-        .collect();
-    let col = |n: &str| names.iter().position(|x| *x == n).unwrap();
-    let fe = lines
-        .map(|l| l.split(',').collect::<Vec<_>>())
-        .find(|f| f[0] == "fe" && f[1] == "FRONTEND")
-        .unwrap();
-    (
-        fe[col("cache_lookups")].to_string(),
-        fe[col("cache_hits")].to_string(),
-    )
+    let stat = StatCsv::read(sock).unwrap();
+    let get = |col: &str| stat.get("fe", "FRONTEND", col).unwrap().to_string();
+    (get("cache_lookups"), get("cache_hits"))
 }
 
 #[test]

@@ -11,8 +11,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use ringlb_testkit::{
-    free_addr, haproxy_required, runtime_command, wait_until, write_config, ChildGuard, Haproxy,
-    Origin, Ringlb, TempDir,
+    free_addr, haproxy_required, wait_until, write_config, ChildGuard, Haproxy, Origin, Ringlb,
+    StatCsv, TempDir,
 };
 
 const T: Duration = Duration::from_secs(10);
@@ -67,29 +67,13 @@ fn refused(addr: SocketAddr) {
 
 /// (proxy, svname, dcon, dses) of the frontend and listener rows.
 fn denied(sock: &std::path::Path) -> Vec<(String, String, String, String)> {
-    let stat = runtime_command(sock, "show stat").unwrap();
-    let head: Vec<String> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim_start_matches("# ")
-        .split(',')
-        .map(str::to_owned)
-        .collect();
-    let col = |n: &str| head.iter().position(|h| h == n).unwrap();
-    let (dcon, dses) = (col("dcon"), col("dses"));
-    stat.lines()
-        .skip(1)
-        .filter(|l| l.starts_with("by_"))
-        .map(|l| {
-            let f: Vec<&str> = l.split(',').collect();
-            (
-                f[0].to_owned(),
-                f[1].to_owned(),
-                f[dcon].to_owned(),
-                f[dses].to_owned(),
-            )
-        })
+    StatCsv::read(sock)
+        .unwrap()
+        .rows(&["dcon", "dses"])
+        .unwrap()
+        .into_iter()
+        .filter(|(px, _, _)| px.starts_with("by_"))
+        .map(|(px, sv, d)| (px, sv, d[0].clone(), d[1].clone()))
         .collect()
 }
 
@@ -103,8 +87,15 @@ fn refused_connections_and_sessions_are_counted_as_haproxy_counts_them() {
     let mut seen = Vec::new();
     for haproxy in names {
         let r = start(haproxy, &origin);
-        // The start-up probes are refused too: count from what is there now.
-        let before = denied(&r.sock);
+        // The start-up probes are refused too: count from what is there once their counts
+        // have landed (the same for 300 ms; on a loaded machine a probe's session may be
+        // counted after the first read).
+        let mut before = denied(&r.sock);
+        assert!(wait_until(T, || {
+            std::thread::sleep(Duration::from_millis(300));
+            let now = denied(&r.sock);
+            std::mem::replace(&mut before, now) == before
+        }));
         for _ in 0..3 {
             refused(r.conn);
         }

@@ -10,7 +10,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use ringlb_testkit::{
-    free_addr, haproxy_available, wait_until, ChildGuard, Conn, Haproxy, Origin, Ringlb, TempDir,
+    free_addr, haproxy_available, wait_until, ChildGuard, Conn, Haproxy, Origin, Ringlb, StatCsv,
+    TempDir,
 };
 
 /// Between two requests: time for a report to reach the control shard (its 20 ms tick) and
@@ -298,21 +299,9 @@ fn hanafail_counts_on_error_events() {
     c.write_all(b"show stat\n").unwrap();
     let mut out = String::new();
     let _ = c.read_to_string(&mut out);
-    let mut lines = out.lines();
-    let header: Vec<&str> = lines
-        .next()
-        .unwrap()
-        .trim_start_matches("# ")
-        .split(',')
-        .collect();
-    let col = header.iter().position(|h| *h == "hanafail").unwrap();
-    let field = |srv: &str| -> String {
-        out.lines()
-            .find(|l| l.starts_with(&format!("be,{srv},")))
-            .and_then(|l| l.split(',').nth(col))
-            .unwrap_or("?")
-            .to_string()
-    };
+    let stat = StatCsv::parse(&out);
+    let field =
+        |srv: &str| -> String { stat.get("be", srv, "hanafail").unwrap_or("?").to_string() };
     assert_eq!(field("s1"), "2", "{out}");
     assert_eq!(field("s2"), "", "no observe, no hanafail: {out}");
 }

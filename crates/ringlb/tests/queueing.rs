@@ -12,27 +12,19 @@ use std::path::{Path, PathBuf};
 use std::thread::{sleep, spawn, JoinHandle};
 use std::time::Duration;
 
-use ringlb_testkit::{http_get, runtime_command, same_as_haproxy, Origin, TempDir};
+use ringlb_testkit::{http_get, runtime_command, same_as_haproxy, Origin, StatCsv, TempDir};
 
 /// Time for a request sent in the background to reach its server or its queue.
 const SETTLE: Duration = Duration::from_millis(250);
 
 /// `pxname/svname` → (`qcur`, `qmax`) of every backend and server row of `show stat`.
 fn queues(sock: &Path) -> Vec<(String, String, String)> {
-    let out = runtime_command(sock, "show stat").unwrap();
-    let mut lines = out.lines();
-    let head: Vec<&str> = lines
-        .next()
+    let stat = StatCsv::read(sock).unwrap();
+    stat.rows(&["qcur", "qmax"])
         .unwrap()
-        .trim_start_matches("# ")
-        .split(',')
-        .collect();
-    let col = |c: &str| head.iter().position(|h| *h == c).unwrap();
-    let (qcur, qmax) = (col("qcur"), col("qmax"));
-    lines
-        .map(|l| l.split(',').collect::<Vec<&str>>())
-        .filter(|f| f.len() > qmax && f[1] != "FRONTEND")
-        .map(|f| (format!("{}/{}", f[0], f[1]), f[qcur].into(), f[qmax].into()))
+        .into_iter()
+        .filter(|(_, sv, _)| sv != "FRONTEND")
+        .map(|(px, sv, q)| (format!("{px}/{sv}"), q[0].clone(), q[1].clone()))
         .collect()
 }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use ringlb_testkit::{
     free_addr, haproxy_available, haproxy_bin, http_get, runtime_command, wait_until, ChildGuard,
-    Origins, Ringlb, TempDir,
+    Origins, Ringlb, StatCsv, TempDir,
 };
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -60,17 +60,11 @@ fn info_field(sock: &Path, name: &str) -> u64 {
 
 /// `req_tot` of frontend `fe` in `show stat`.
 fn frontend_req_tot(sock: &Path) -> u64 {
-    let out = cli(sock, "show stat");
-    let mut lines = out.lines();
-    let header: Vec<&str> = lines
-        .next()
+    let stat = StatCsv::parse(&cli(sock, "show stat"));
+    stat.get("fe", "FRONTEND", "req_tot")
         .unwrap()
-        .trim_start_matches("# ")
-        .split(',')
-        .collect();
-    let col = header.iter().position(|c| *c == "req_tot").unwrap();
-    let row = lines.find(|l| l.starts_with("fe,FRONTEND,")).unwrap();
-    row.split(',').nth(col).unwrap().parse().unwrap()
+        .parse()
+        .unwrap()
 }
 
 struct Setup {

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ringlb_testkit::{
     free_addr, free_port, haproxy_available, http_get, runtime_command, wait_until, write_config,
-    ChildGuard, Haproxy, Origin, OriginOptions, Ringlb, TempDir,
+    ChildGuard, Haproxy, Origin, OriginOptions, Ringlb, StatCsv, TempDir,
 };
 
 /// Every wait for the proxies to follow the record (timeout resolve 500ms, hold nx 1s).
@@ -158,21 +158,10 @@ impl Proxy {
 
     /// Columns `cols` of a server's `show stat` row.
     fn stat_cols(&self, backend: &str, server: &str, cols: &[&str]) -> Vec<String> {
-        let csv = self.cli("show stat");
-        let mut lines = csv.lines();
-        let head: Vec<&str> = lines
-            .next()
-            .unwrap()
-            .trim_start_matches("# ")
-            .split(',')
-            .collect();
-        let col = |n: &str| head.iter().position(|h| *h == n).unwrap();
-        let row: Vec<&str> = lines
-            .find(|l| l.starts_with(&format!("{backend},{server},")))
-            .unwrap()
-            .split(',')
-            .collect();
-        cols.iter().map(|c| row[col(c)].to_string()).collect()
+        let stat = StatCsv::parse(&self.cli("show stat"));
+        cols.iter()
+            .map(|c| stat.get(backend, server, c).unwrap().to_string())
+            .collect()
     }
 
     /// `srv_addr srv_op_state srv_admin_state` and `srv_fqdn srv_port` of be/s1.

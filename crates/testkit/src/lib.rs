@@ -68,7 +68,7 @@ pub use process::{
     wait_for_port, wait_until, ChildGuard,
 };
 pub use ringlb::Ringlb;
-pub use runtime::{parse_server_stats, runtime_command, served_by, server_stats};
+pub use runtime::{parse_server_stats, runtime_command, served_by, server_stats, StatCsv};
 pub use tempdir::{write_config, write_file, TempDir};
 pub use tools::{curl, run_bounded};
 pub use ws::{Frame, WsClient};
