@@ -456,6 +456,11 @@ pub enum ConnFailure {
     Timeout,
     /// Another socket error, with its `strerror` text.
     Other(String),
+    /// The connect reported a reset (`ECONNRESET`, with its `strerror` text): the connection
+    /// was established and reset at once, before the driver saw it up. haproxy sees it up
+    /// first and reports the reset at the next rule that reads (`Socket error`, see
+    /// [`crate::ExpectRule::read_error`]).
+    Reset(String),
     /// The TLS handshake of a check over TLS did not complete: in time (`None`: `Layer6
     /// timeout`) or at all (`Layer6 invalid response` with the reason).
     Tls(Option<String>),
@@ -477,6 +482,7 @@ pub fn connection_failure(f: &ConnFailure) -> CheckResult {
             info: Some(e.clone()),
             duration_ms: None,
         },
+        ConnFailure::Reset(e) => crate::expect::socket_error(e, ""),
         ConnFailure::Tls(None) => CheckResult::new(CheckStatus::L6Timeout),
         ConnFailure::Tls(Some(why)) => CheckResult {
             status: CheckStatus::L6Rsp,

@@ -135,6 +135,9 @@ async fn open(
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(ConnFailure::Timeout),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(ConnFailure::Refused),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+            return Err(ConnFailure::Reset(strerror(&e)))
+        }
         Err(e) => return Err(ConnFailure::Other(strerror(&e))),
     };
     if spec.send_proxy {
@@ -257,6 +260,8 @@ pub async fn run_health(
     // `tcpcheck_main`): an expect its own result, a connect `L4OK` (`L6OK` over TLS),
     // anything else `L7OK`.
     let mut last_rule: Option<&Step> = None;
+    // The connection was reset as it came up (see `ConnFailure::Reset`).
+    let mut reset: Option<String> = None;
     for (index, step) in script.steps().iter().enumerate() {
         last_rule = Some(step);
         // A log-format payload is rendered now, then sent as a constant one would be.
@@ -299,8 +304,17 @@ pub async fn run_health(
                     old.close().await;
                 }
                 h2c = None;
+                reset = None;
                 let s = match open(t, &resolved, deadline).await {
                     Ok(s) => s,
+                    // Up, then reset: the sends go nowhere, the next expect reports it.
+                    Err(ConnFailure::Reset(e))
+                        if !resolved.ssl && !(http && resolved.speaks_h2(None)) =>
+                    {
+                        reset = Some(e);
+                        deadline = t.read_deadline(start);
+                        continue;
+                    }
                     Err(f) => return connect_failed(&f, script.names_steps(), &where_, start),
                 };
                 deadline = t.read_deadline(start);
@@ -315,6 +329,7 @@ pub async fn run_health(
                 received.clear();
                 closed = false;
             }
+            Step::Send(_) if reset.is_some() => {}
             Step::Send(bytes) => {
                 if stream.is_none() && h2c.is_none() {
                     return CheckResult::new(CheckStatus::SockErr);
@@ -347,8 +362,15 @@ pub async fn run_health(
                     return CheckResult::new(CheckStatus::SockErr);
                 };
                 if let Err(e) = s.write_all(&data, deadline).await {
-                    let mut r = CheckResult::new(CheckStatus::L4Con);
-                    r.info = Some(strerror(&e));
+                    // The connection is up: haproxy reports `Socket error` with the errno
+                    // (`Layer7 timeout` once the check's time is out).
+                    let mut r = if e.kind() == io::ErrorKind::TimedOut {
+                        let mut r = script.send_failure(index, "");
+                        r.status = CheckStatus::L7Timeout;
+                        r
+                    } else {
+                        script.send_failure(index, &strerror(&e))
+                    };
                     r.duration_ms = Some(ms_since(start));
                     return r;
                 }
@@ -356,6 +378,13 @@ pub async fn run_health(
                 closed = false;
             }
             Step::Expect(rule) => {
+                if let Some(e) = &reset {
+                    let mut r = rule
+                        .read_error(&[], http, script.names_steps(), e)
+                        .unwrap_or_else(|| connection_failure(&ConnFailure::Reset(e.clone())));
+                    r.duration_ms = Some(ms_since(start));
+                    return r;
+                }
                 if stream.is_none() && h2c.is_none() {
                     return CheckResult::new(CheckStatus::SockErr);
                 }
@@ -393,7 +422,16 @@ pub async fn run_health(
                             return r;
                         }
                         Err(_) if h2c.is_some() => return sock_err(start),
-                        Err(_) => closed = true,
+                        Err(e) => {
+                            let error = strerror(&e);
+                            match rule.read_error(&received, http, script.names_steps(), &error) {
+                                Some(mut r) => {
+                                    r.duration_ms = Some(ms_since(start));
+                                    return r;
+                                }
+                                None => closed = true,
+                            }
+                        }
                     }
                 }
             }
@@ -493,6 +531,14 @@ pub async fn run_agent(
             Ok(done) => closed = done,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 let mut r = CheckResult::new(CheckStatus::L7Timeout);
+                r.duration_ms = Some(ms_since(start));
+                return Err(r);
+            }
+            // haproxy 2.6 (the agent is a tcp-check ruleset): an error before any byte is
+            // `Socket error` with the errno text (recorded: `Connection reset by peer`).
+            Err(e) if buf.is_empty() => {
+                s.close().await;
+                let mut r = ringlb_health::expect::socket_error(&strerror(&e), "");
                 r.duration_ms = Some(ms_since(start));
                 return Err(r);
             }
