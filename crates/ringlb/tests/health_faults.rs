@@ -202,3 +202,96 @@ fn servers_failing_during_a_check_are_classified_as_haproxy_does() {
     );
     assert_eq!(stat("http_close"), ("L7RSP".into(), String::new()));
 }
+
+/// The DOWN line counts the sessions still on the server (`N sessions active`, summed over
+/// the shards): two requests held by an origin that stalls its responses on a 2-thread
+/// proxy, then the check fails. Same line under both proxies.
+#[test]
+fn the_down_line_counts_the_sessions_on_the_server() {
+    sessions_at_down(
+        2,
+        "",
+        2,
+        "2 sessions active, 0 requeued, 0 remaining in queue.",
+    );
+}
+
+/// As haproxy 2.6: requests waiting for the server's `maxconn` sit in the backend's queue,
+/// so the DOWN line shows them neither requeued nor remaining in the server's queue (one
+/// request on the server, two queued behind it; one thread: `maxconn` is per shard).
+#[test]
+fn the_down_line_with_requests_queued_for_maxconn() {
+    sessions_at_down(
+        1,
+        " maxconn 1",
+        3,
+        "1 sessions active, 0 requeued, 0 remaining in queue.",
+    );
+}
+
+/// Runs under each proxy: `clients` requests to an origin that holds them 3 s, the check
+/// fails; the DOWN line must end with `want` and be the same under both.
+fn sessions_at_down(threads: u32, server_opts: &str, clients: usize, want: &str) {
+    use health_support::{start, Proxy};
+    use ringlb_testkit::{wait_until, Conn};
+    let mut lines = Vec::new();
+    for proxy in Proxy::all() {
+        // Holds each request 3 s before answering.
+        let origin = Fake::start(|mut c: TcpStream, seen: &Captures| {
+            let req = read_http_request(&mut c);
+            seen.lock().unwrap().push(req);
+            std::thread::sleep(Duration::from_secs(3));
+            let _ =
+                c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
+        });
+        let health = Fake::http(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let (oaddr, hport) = (origin.addr, health.addr.port());
+        let cfg = |front: SocketAddr, dir: &std::path::Path| {
+            format!(
+                "{}    nbthread {threads}\n{DEFAULTS}    timeout queue 5s\nfrontend fe\n    mode http\n    bind {front}\n    default_backend be\n\
+                 backend be\n    mode http\n    option httpchk GET /health\n    \
+                 server s1 {oaddr}{server_opts} check port {hport} inter 200ms fall 1 rise 1\n",
+                health_support::global(dir, "")
+            )
+        };
+        let (_dir, p) = start(proxy, "hc-sessions", &cfg);
+        let checked = || p.stat(&["check_status"])["be/s1"][0] == "L7OK";
+        assert!(
+            wait_until(Duration::from_secs(8), checked),
+            "{proxy:?}: no passing check"
+        );
+        let front = p.front;
+        let on_server = if server_opts.is_empty() { clients } else { 1 };
+        let clients: Vec<_> = (0..clients)
+            .map(|_| {
+                std::thread::spawn(move || {
+                    let mut c = Conn::connect(front).unwrap();
+                    c.set_timeout(Duration::from_secs(6)).unwrap();
+                    c.send(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                        .unwrap();
+                    c.read_response("GET").map(|r| r.status).unwrap_or(0)
+                })
+            })
+            .collect();
+        let held = wait_until(Duration::from_secs(5), || {
+            origin.seen.lock().unwrap().len() >= on_server
+        });
+        assert!(held, "{proxy:?}: the requests did not reach the origin");
+        std::thread::sleep(Duration::from_millis(300));
+        drop(health);
+        p.wait_log("Server be/s1 is DOWN");
+        let line = p
+            .state_lines()
+            .into_iter()
+            .find(|l| l.contains("Server be/s1 is DOWN"))
+            .unwrap();
+        println!("{proxy:?}: {line}");
+        assert!(line.ends_with(want), "{proxy:?}: {line}");
+        for c in clients {
+            let _ = c.join();
+        }
+        lines.push(line);
+    }
+    lines.dedup();
+    assert_eq!(lines.len(), 1, "haproxy vs ringlb: {lines:?}");
+}

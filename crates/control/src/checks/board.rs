@@ -133,6 +133,10 @@ struct Srv {
     last_change: Duration,
     /// `del server`: the slot stays (indexes never move, as on the shards), its checks stop.
     removed: bool,
+    /// Sessions on the server and requests in its queue, summed over the shards, as the
+    /// driver collected them before a result that may take the server DOWN (`N sessions
+    /// active, ... M remaining in queue` of the DOWN line).
+    load: (u32, u32),
 }
 
 struct Be {
@@ -171,6 +175,7 @@ impl Srv {
             agent_busy: false,
             last_change: Duration::ZERO,
             removed: false,
+            load: (0, 0),
             spec: s,
         }
     }
@@ -253,6 +258,22 @@ impl Board {
     fn any_usable(&self, b: usize) -> bool {
         let c = self.counts(b);
         c.active + c.backup > 0
+    }
+
+    /// Whether a failed health check now could take (b, s) DOWN: its check counts it up
+    /// (the driver then collects the server's sessions for the DOWN line).
+    pub fn check_counts_up(&self, b: usize, s: usize) -> bool {
+        self.srv(b, s)
+            .and_then(|srv| srv.check.as_ref().filter(|_| !srv.check_off))
+            .is_some_and(|c| c.state() != CheckState::Down)
+    }
+
+    /// The sessions on (b, s) and the requests in its queue, over every shard, for the next
+    /// DOWN line of this server.
+    pub fn set_load(&mut self, b: usize, s: usize, sessions: u32, queued: u32) {
+        if let Some(srv) = self.srv_mut(b, s) {
+            srv.load = (sessions, queued);
+        }
     }
 
     /// Records a health-check result.
@@ -539,7 +560,10 @@ impl Board {
         let (Some(be), Some(srv)) = (self.backends.get(b), self.srv(b, s)) else {
             return;
         };
-        let counts = self.counts(b);
+        let mut counts = self.counts(b);
+        if t == Transition::Down {
+            (counts.sessions, counts.queued) = srv.load;
+        }
         out.push(Effect::Warning(if be.log_health_checks {
             status::state_change_message_no_reason(
                 &be.spec_name,

@@ -534,6 +534,12 @@ impl CheckStatsHandle {
             .collect()
     }
 
+    /// The stats board the shards publish their counters to, once known.
+    fn stats_board(&self) -> Option<Arc<ringlb_shard::StatsBoard>> {
+        let g = self.0.lock().ok()?;
+        g.publish.as_ref().map(|(board, _)| board.clone())
+    }
+
     /// Also publish every update to the stats board (the stats page and `show stat` read it).
     pub fn publish_to(
         &self,
@@ -665,6 +671,34 @@ impl Driver {
                 self.stats.store_one(i, st);
             }
         }
+    }
+
+    /// The sessions on (b, s) and the requests in its queue, summed over the shards (what
+    /// `show stat` shows as the server's `scur` and `qcur`): the shards publish their
+    /// counters on request (`PublishStats`, off the request path), at most 100 ms are
+    /// waited for them, then the last published copies are used.
+    async fn server_load(&self, b: usize, s: usize) -> (u32, u32) {
+        let Some(board) = self.stats.stats_board() else {
+            return (0, 0);
+        };
+        let seq = board.next_seq();
+        let asked = self.out.try_send(ControlMsg::PublishStats { seq }).is_ok();
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let counters = loop {
+            if let Some(c) = board.try_collect(seq) {
+                break Some(c);
+            }
+            if !asked || Instant::now() >= deadline {
+                break board.latest();
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        };
+        counters
+            .and_then(|c| {
+                let row = c.servers.get(b)?.get(s)?;
+                Some((row.cur_sess, row.queue_cur))
+            })
+            .unwrap_or((0, 0))
     }
 
     /// Marks a check of (b, s) as running (`* ` on the stats page) and publishes it.
@@ -1213,6 +1247,14 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                 ringlb_shard::counters::CHECK_SESSIONS
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = exec::run_health(&job.script, &target, unix, state.as_deref()).await;
+                if !r.status.is_pass() && d.board.borrow().check_counts_up(job.backend, job.server)
+                {
+                    // This failure may take the server DOWN: its line counts the sessions.
+                    let (sessions, queued) = d.server_load(job.backend, job.server).await;
+                    d.board
+                        .borrow_mut()
+                        .set_load(job.backend, job.server, sessions, queued);
+                }
                 let now = d.now();
                 let mut board = d.board.borrow_mut();
                 board.set_in_progress(job.backend, job.server, false, false);
