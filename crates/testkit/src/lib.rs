@@ -68,5 +68,5 @@ pub use process::{
 pub use ringlb::Ringlb;
 pub use runtime::{parse_server_stats, runtime_command, served_by, server_stats};
 pub use tempdir::{write_config, write_file, TempDir};
-pub use tools::{curl, run_bounded};
+pub use tools::{curl, find_on_path, run_bounded};
 pub use ws::{Frame, WsClient};

@@ -65,3 +65,11 @@ mod tests {
         assert!(err.to_string().contains("started"), "{err}");
     }
 }
+
+/// A program installed on `PATH` (Debian's `redis-server`, ...), if any.
+pub fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}

@@ -141,8 +141,10 @@ impl H2Check {
                 let scheme = if self.tls { "https" } else { "http" };
                 Uri::try_from(format!("{scheme}://{a}{}", req.target)).map_err(bad)?
             }
-            // h2 gives a relative target `:scheme http` and no `:authority`, as haproxy
-            // sends a check without `Host`.
+            // No `Host`: no `:authority`, as haproxy 2.6 sends (recorded with nghttpd,
+            // tests/health_h2.rs). haproxy's `:scheme` is then `https`; the h2 library gives
+            // a relative target `:scheme http` and has no way to choose it (Known gaps in
+            // docs/reliability.md).
             _ => Uri::try_from(req.target.as_str()).map_err(bad)?,
         };
         let version = if uri.scheme().is_some() {
