@@ -305,12 +305,13 @@ pub async fn run_health(
                 }
                 h2c = None;
                 reset = None;
+                // A plain HTTP/1 or TCP connection (TLS and h2 have their own handshakes).
+                let h2 = http && resolved.speaks_h2(None);
+                let plain = !(resolved.ssl || h2);
                 let s = match open(t, &resolved, deadline).await {
                     Ok(s) => s,
                     // Up, then reset: the sends go nowhere, the next expect reports it.
-                    Err(ConnFailure::Reset(e))
-                        if !resolved.ssl && !(http && resolved.speaks_h2(None)) =>
-                    {
+                    Err(ConnFailure::Reset(e)) if plain => {
                         reset = Some(e);
                         deadline = t.read_deadline(start);
                         continue;
