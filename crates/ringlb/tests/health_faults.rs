@@ -216,6 +216,17 @@ fn the_down_line_counts_the_sessions_on_the_server() {
     );
 }
 
+/// The same when an agent takes the server DOWN (`down` reply).
+#[test]
+fn the_agent_down_line_counts_the_sessions_on_the_server() {
+    sessions_at_down(
+        2,
+        " agent",
+        2,
+        "2 sessions active, 0 requeued, 0 remaining in queue.",
+    );
+}
+
 /// As haproxy 2.6: requests waiting for the server's `maxconn` sit in the backend's queue,
 /// so the DOWN line shows them neither requeued nor remaining in the server's queue (one
 /// request on the server, two queued behind it; one thread: `maxconn` is per shard).
@@ -230,8 +241,12 @@ fn the_down_line_with_requests_queued_for_maxconn() {
 }
 
 /// Runs under each proxy: `clients` requests to an origin that holds them 3 s, the check
-/// fails; the DOWN line must end with `want` and be the same under both.
+/// fails (or, for `server_opts` " agent", the agent answers `down`); the DOWN line must end
+/// with `want` and be the same under both.
 fn sessions_at_down(threads: u32, server_opts: &str, clients: usize, want: &str) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let by_agent = server_opts == " agent";
     use health_support::{start, Proxy};
     use ringlb_testkit::{wait_until, Conn};
     let mut lines = Vec::new();
@@ -245,8 +260,27 @@ fn sessions_at_down(threads: u32, server_opts: &str, clients: usize, want: &str)
                 c.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok");
         });
         let health = Fake::http(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        let say_down = Arc::new(AtomicBool::new(false));
+        let flag = say_down.clone();
+        let agent = Fake::start(move |mut c: TcpStream, _: &Captures| {
+            let word: &[u8] = if flag.load(Ordering::Relaxed) {
+                b"down\n"
+            } else {
+                b"up\n"
+            };
+            let _ = c.write_all(word);
+        });
         let (oaddr, hport) = (origin.addr, health.addr.port());
+        let server_opts = if by_agent {
+            format!(
+                " agent-check agent-port {} agent-inter 200ms",
+                agent.addr.port()
+            )
+        } else {
+            server_opts.to_string()
+        };
         let cfg = |front: SocketAddr, dir: &std::path::Path| {
+            let server_opts = &server_opts;
             format!(
                 "{}    nbthread {threads}\n{DEFAULTS}    timeout queue 5s\nfrontend fe\n    mode http\n    bind {front}\n    default_backend be\n\
                  backend be\n    mode http\n    option httpchk GET /health\n    \
@@ -261,7 +295,11 @@ fn sessions_at_down(threads: u32, server_opts: &str, clients: usize, want: &str)
             "{proxy:?}: no passing check"
         );
         let front = p.front;
-        let on_server = if server_opts.is_empty() { clients } else { 1 };
+        let on_server = if server_opts.contains("maxconn") {
+            1
+        } else {
+            clients
+        };
         let clients: Vec<_> = (0..clients)
             .map(|_| {
                 std::thread::spawn(move || {
@@ -278,7 +316,11 @@ fn sessions_at_down(threads: u32, server_opts: &str, clients: usize, want: &str)
         });
         assert!(held, "{proxy:?}: the requests did not reach the origin");
         std::thread::sleep(Duration::from_millis(300));
-        drop(health);
+        if by_agent {
+            say_down.store(true, Ordering::Relaxed);
+        } else {
+            drop(health);
+        }
         p.wait_log("Server be/s1 is DOWN");
         let line = p
             .state_lines()

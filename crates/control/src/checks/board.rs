@@ -268,6 +268,11 @@ impl Board {
             .is_some_and(|c| c.state() != CheckState::Down)
     }
 
+    /// Whether (b, s) is running as the shards see it (an agent's `down` could stop it).
+    pub fn is_running(&self, b: usize, s: usize) -> bool {
+        self.srv(b, s).is_some_and(|srv| srv.running)
+    }
+
     /// The sessions on (b, s) and the requests in its queue, over every shard, for the next
     /// DOWN line of this server.
     pub fn set_load(&mut self, b: usize, s: usize, sessions: u32, queued: u32) {
@@ -303,7 +308,15 @@ impl Board {
         if let Some(t) = t {
             self.after_health_change(b, s, t, r, had_any, now, &mut out);
         }
+        self.forget_load(b, s);
         out
+    }
+
+    /// The collected load served this result's line (or none): never a later one's.
+    fn forget_load(&mut self, b: usize, s: usize) {
+        if let Some(srv) = self.srv_mut(b, s) {
+            srv.load = (0, 0);
+        }
     }
 
     /// `option log-health-checks`: the check's line, before any state change line (as in
@@ -428,6 +441,7 @@ impl Board {
         if let Some(t) = t {
             self.after_health_change(b, s, t, &result, had_any, now, &mut out);
         }
+        self.forget_load(b, s);
         out
     }
 

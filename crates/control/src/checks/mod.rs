@@ -1265,6 +1265,15 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                 ringlb_shard::counters::CHECK_SESSIONS
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = exec::run_agent(&job.script, &target).await;
+                let down = matches!(&r, Ok((ringlb_health::agent::AgentParse::Reply(a), _))
+                    if a.health.is_some_and(|h| h != ringlb_health::agent::AgentHealth::Up));
+                if down && d.board.borrow().is_running(job.backend, job.server) {
+                    // `down`, `stopped`, `fail`: its DOWN line counts the sessions.
+                    let (sessions, queued) = d.server_load(job.backend, job.server).await;
+                    d.board
+                        .borrow_mut()
+                        .set_load(job.backend, job.server, sessions, queued);
+                }
                 let now = d.now();
                 let mut board = d.board.borrow_mut();
                 board.set_in_progress(job.backend, job.server, true, false);
