@@ -19,6 +19,7 @@ use h2::client::{ResponseFuture, SendRequest};
 use h2::RecvStream;
 use http::{HeaderName, HeaderValue, Request, Uri};
 use ringlb_h2io::{H2Io, LocalFuture, Transport};
+use ringlb_health::h2msg::SchemeFix;
 
 use super::exec::until;
 use super::stream::CheckStream;
@@ -28,7 +29,7 @@ const READ_CHUNK: usize = 16 << 10;
 
 /// The check connection as h2's transport: every poll borrows the stream for its own length
 /// only, so h2's reads and writes may be in flight together.
-struct Wire(RefCell<CheckStream>);
+struct Wire(RefCell<CheckStream>, RefCell<SchemeFix>);
 
 impl Transport for Wire {
     type Chunk = Vec<u8>;
@@ -49,7 +50,8 @@ impl Transport for Wire {
         })
     }
 
-    fn send(self: Rc<Self>, buf: Vec<u8>) -> LocalFuture<(io::Result<()>, Vec<u8>)> {
+    fn send(self: Rc<Self>, mut buf: Vec<u8>) -> LocalFuture<(io::Result<()>, Vec<u8>)> {
+        self.1.borrow_mut().process(&mut buf);
         Box::pin(async move {
             let mut off = 0;
             let r = poll_fn(|cx| {
@@ -94,7 +96,8 @@ enum Rx {
 pub struct H2Check {
     send: SendRequest<Bytes>,
     rx: Rx,
-    tls: bool,
+    /// The connection, for the `:scheme` fix of each request.
+    wire: Rc<Wire>,
     /// Drives the connection; dropping it (at the end of the check) cancels it, which
     /// closes the connection.
     _driver: glommio::Task<()>,
@@ -108,8 +111,8 @@ fn h2_failed(e: h2::Error) -> io::Error {
 impl H2Check {
     /// Starts HTTP/2 on a connected (and, over TLS, handshaken) check connection.
     pub async fn start(stream: CheckStream, deadline: Instant) -> io::Result<H2Check> {
-        let tls = matches!(stream, CheckStream::Tls(_));
-        let io = H2Io::new(Rc::new(Wire(RefCell::new(stream))));
+        let wire = Rc::new(Wire(RefCell::new(stream), RefCell::new(SchemeFix::new())));
+        let io = H2Io::new(wire.clone());
         let (send, conn) = until(deadline, async {
             h2::client::Builder::new()
                 .enable_push(false)
@@ -124,7 +127,7 @@ impl H2Check {
         Ok(H2Check {
             send,
             rx: Rx::Idle,
-            tls,
+            wire,
             _driver: driver,
         })
     }
@@ -136,17 +139,13 @@ impl H2Check {
         fn bad<E>(_: E) -> io::Error {
             io::Error::new(io::ErrorKind::InvalidInput, "request not valid for HTTP/2")
         }
-        let uri = match &req.authority {
-            Some(a) if req.target.starts_with('/') => {
-                let scheme = if self.tls { "https" } else { "http" };
-                Uri::try_from(format!("{scheme}://{a}{}", req.target)).map_err(bad)?
-            }
-            // No `Host`: no `:authority`, as haproxy 2.6 sends (recorded with nghttpd,
-            // tests/health_h2.rs). haproxy's `:scheme` is then `https`; the h2 library gives
-            // a relative target `:scheme http` and has no way to choose it (Known gaps in
-            // docs/reliability.md).
-            _ => Uri::try_from(req.target.as_str()).map_err(bad)?,
-        };
+        // haproxy 2.6 (recorded with nghttpd): for a relative target `:method`, `:scheme
+        // https` (over TLS or not) and `:path`, no `:authority`, a `Host` as a `host` field;
+        // an absolute target gives its own scheme and `:authority`. The h2 library gives a
+        // relative target `:scheme http`: `SchemeFix` makes it `https` on the wire.
+        let relative = req.target.starts_with('/');
+        let uri = Uri::try_from(req.target.as_str()).map_err(bad)?;
+        self.wire.1.borrow_mut().expect_request(relative);
         let version = if uri.scheme().is_some() {
             http::Version::HTTP_2
         } else {
