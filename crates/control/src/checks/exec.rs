@@ -206,6 +206,31 @@ fn sock_err(start: Instant) -> CheckResult {
     r
 }
 
+/// An HTTP/2 check that failed below HTTP, as haproxy 2.6's h2 mux reports it (recorded
+/// against servers that fail after the preface): a reset is `Socket error` with the errno
+/// text; a close before any byte leaves haproxy waiting for the server's SETTINGS until the
+/// check's time is out (`timeout`, at `deadline`); a protocol error is `Socket error` alone.
+async fn h2_failure(
+    e: &io::Error,
+    received_any: bool,
+    timeout: CheckResult,
+    deadline: Instant,
+    start: Instant,
+) -> CheckResult {
+    let mut r = match e.kind() {
+        io::ErrorKind::TimedOut => timeout,
+        io::ErrorKind::UnexpectedEof if !received_any => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            glommio::timer::sleep(left).await;
+            timeout
+        }
+        _ if e.raw_os_error().is_some() => ringlb_health::expect::socket_error(&strerror(e), ""),
+        _ => CheckResult::new(CheckStatus::SockErr),
+    };
+    r.duration_ms = Some(ms_since(start));
+    r
+}
+
 /// Reads once into `buf` (bounded by `max`); `Ok(true)` at EOF or when the buffer is full.
 async fn read_some(
     stream: &mut CheckStream,
@@ -322,7 +347,10 @@ pub async fn run_health(
                 if http && resolved.speaks_h2(s.alpn()) {
                     match H2Check::start(s, deadline).await {
                         Ok(h) => h2c = Some(h),
-                        Err(_) => return sock_err(start),
+                        Err(e) => {
+                            let timeout = CheckResult::new(CheckStatus::L7Timeout);
+                            return h2_failure(&e, false, timeout, deadline, start).await;
+                        }
                     }
                 } else {
                     stream = Some(s);
@@ -352,8 +380,10 @@ pub async fn run_health(
                     data.splice(at..at, line.into_bytes());
                 }
                 if let Some(h) = h2c.as_mut() {
-                    if h.send(&data, deadline).await.is_err() {
-                        return sock_err(start);
+                    if let Err(e) = h.send(&data, deadline).await {
+                        let timeout = CheckResult::new(CheckStatus::L7Timeout);
+                        let any = h.received_any();
+                        return h2_failure(&e, any, timeout, deadline, start).await;
                     }
                     received.clear();
                     closed = false;
@@ -422,7 +452,11 @@ pub async fn run_health(
                             r.duration_ms = Some(ms_since(start));
                             return r;
                         }
-                        Err(_) if h2c.is_some() => return sock_err(start),
+                        Err(e) if h2c.is_some() => {
+                            let any = h2c.as_ref().is_some_and(H2Check::received_any);
+                            let timeout = rule.timeout_result(script.names_steps());
+                            return h2_failure(&e, any, timeout, deadline, start).await;
+                        }
                         Err(e) => {
                             let error = strerror(&e);
                             match rule.read_error(&received, http, script.names_steps(), &error) {
