@@ -260,12 +260,12 @@ impl Board {
         c.active + c.backup > 0
     }
 
-    /// Whether a failed health check now could take (b, s) DOWN: its check counts it up
-    /// (the driver then collects the server's sessions for the DOWN line).
-    pub fn check_counts_up(&self, b: usize, s: usize) -> bool {
+    /// Whether a failed health check now would take (b, s) DOWN (the driver then collects
+    /// the server's sessions for the DOWN line).
+    pub fn failure_goes_down(&self, b: usize, s: usize) -> bool {
         self.srv(b, s)
             .and_then(|srv| srv.check.as_ref().filter(|_| !srv.check_off))
-            .is_some_and(|c| c.state() != CheckState::Down)
+            .is_some_and(HealthState::failure_goes_down)
     }
 
     /// Whether (b, s) is running as the shards see it (an agent's `down` could stop it).

@@ -1247,9 +1247,10 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                 ringlb_shard::counters::CHECK_SESSIONS
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = exec::run_health(&job.script, &target, unix, state.as_deref()).await;
-                if !r.status.is_pass() && d.board.borrow().check_counts_up(job.backend, job.server)
+                if !r.status.is_pass()
+                    && d.board.borrow().failure_goes_down(job.backend, job.server)
                 {
-                    // This failure may take the server DOWN: its line counts the sessions.
+                    // This failure takes the server DOWN: its line counts the sessions.
                     let (sessions, queued) = d.server_load(job.backend, job.server).await;
                     d.board
                         .borrow_mut()
