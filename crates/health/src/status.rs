@@ -273,6 +273,17 @@ fn append_counts(m: &mut String, t: Transition, c: &BackendCounts) {
     }
 }
 
+/// A DOWN line built with no session counted (`... 0 sessions active, 0 requeued, 0
+/// remaining in queue.`) with the sessions on the server and the requests in its queue put
+/// in; `None` for another line. The driver counts them (over every shard) while the line
+/// waits, so that the DOWN broadcast does not.
+pub fn with_down_load(line: &str, sessions: u32, queued: u32) -> Option<String> {
+    let head = line.strip_suffix(" 0 sessions active, 0 requeued, 0 remaining in queue.")?;
+    Some(format!(
+        "{head} {sessions} sessions active, 0 requeued, {queued} remaining in queue."
+    ))
+}
+
 /// `Server be2/t1 is DOWN via be1/s1. 1 active and 0 backup servers left. ...` (a server
 /// with `track be1/s1` following the tracked server; captured from haproxy 2.6).
 pub fn tracked_message(
@@ -425,6 +436,19 @@ mod check_log_tests {
 #[cfg(test)]
 mod tracked_tests {
     use super::*;
+
+    #[test]
+    fn down_lines_take_the_sessions_counted_later() {
+        let r = CheckResult::new(CheckStatus::L4Con);
+        let c = BackendCounts::default();
+        let line = state_change_message("be", "s1", false, Transition::Down, &r, &c);
+        assert_eq!(
+            with_down_load(&line, 2, 1).as_deref(),
+            Some("Server be/s1 is DOWN, reason: Layer4 connection problem. 0 active and 0 backup servers left. 2 sessions active, 0 requeued, 1 remaining in queue.")
+        );
+        let up = state_change_message("be", "s1", false, Transition::Up, &r, &c);
+        assert_eq!(with_down_load(&up, 2, 1), None);
+    }
 
     #[test]
     fn tracked_lines_as_haproxy() {

@@ -133,10 +133,6 @@ struct Srv {
     last_change: Duration,
     /// `del server`: the slot stays (indexes never move, as on the shards), its checks stop.
     removed: bool,
-    /// Sessions on the server and requests in its queue, summed over the shards, as the
-    /// driver collected them before a result that may take the server DOWN (`N sessions
-    /// active, ... M remaining in queue` of the DOWN line).
-    load: (u32, u32),
 }
 
 struct Be {
@@ -175,7 +171,6 @@ impl Srv {
             agent_busy: false,
             last_change: Duration::ZERO,
             removed: false,
-            load: (0, 0),
             spec: s,
         }
     }
@@ -273,12 +268,20 @@ impl Board {
         self.srv(b, s).is_some_and(|srv| srv.running)
     }
 
-    /// The sessions on (b, s) and the requests in its queue, over every shard, for the next
-    /// DOWN line of this server.
-    pub fn set_load(&mut self, b: usize, s: usize, sessions: u32, queued: u32) {
-        if let Some(srv) = self.srv_mut(b, s) {
-            srv.load = (sessions, queued);
-        }
+    /// How the DOWN line of (b, s) begins (`Server be/s1 is DOWN`, `Backup Server ...`):
+    /// the driver fills its session counts in (`status::with_down_load`).
+    pub fn down_line_start(&self, b: usize, s: usize) -> Option<String> {
+        let be = self.backends.get(b)?;
+        let srv = be.servers.get(s)?;
+        let prefix = if srv.spec.backup {
+            "Backup Server"
+        } else {
+            "Server"
+        };
+        Some(format!(
+            "{prefix} {}/{} is DOWN",
+            be.spec_name, srv.spec.name
+        ))
     }
 
     /// Records a health-check result.
@@ -308,15 +311,7 @@ impl Board {
         if let Some(t) = t {
             self.after_health_change(b, s, t, r, had_any, now, &mut out);
         }
-        self.forget_load(b, s);
         out
-    }
-
-    /// The collected load served this result's line (or none): never a later one's.
-    fn forget_load(&mut self, b: usize, s: usize) {
-        if let Some(srv) = self.srv_mut(b, s) {
-            srv.load = (0, 0);
-        }
     }
 
     /// `option log-health-checks`: the check's line, before any state change line (as in
@@ -441,7 +436,6 @@ impl Board {
         if let Some(t) = t {
             self.after_health_change(b, s, t, &result, had_any, now, &mut out);
         }
-        self.forget_load(b, s);
         out
     }
 
@@ -574,10 +568,7 @@ impl Board {
         let (Some(be), Some(srv)) = (self.backends.get(b), self.srv(b, s)) else {
             return;
         };
-        let mut counts = self.counts(b);
-        if t == Transition::Down {
-            (counts.sessions, counts.queued) = srv.load;
-        }
+        let counts = self.counts(b);
         out.push(Effect::Warning(if be.log_health_checks {
             status::state_change_message_no_reason(
                 &be.spec_name,

@@ -643,6 +643,15 @@ impl Driver {
     /// Logs and broadcasts `effects` of a check of (b, s), then refreshes the counters of the
     /// servers involved.
     fn apply(&self, b: usize, s: usize, effects: Vec<Effect>) {
+        self.apply_inner(b, s, effects, false);
+    }
+
+    /// [`Driver::apply`] for effects whose messages were already broadcast.
+    fn apply_sent(&self, b: usize, s: usize, effects: Vec<Effect>) {
+        self.apply_inner(b, s, effects, true);
+    }
+
+    fn apply_inner(&self, b: usize, s: usize, effects: Vec<Effect>, msgs_sent: bool) {
         let mut touched = vec![(b, s)];
         for e in &effects {
             if let Effect::Msg(
@@ -664,7 +673,16 @@ impl Driver {
             }
         }
         self.mail(b, &effects);
-        self.emit(effects);
+        if msgs_sent {
+            self.emit(
+                effects
+                    .into_iter()
+                    .filter(|e| !matches!(e, Effect::Msg(_)))
+                    .collect(),
+            );
+        } else {
+            self.emit(effects);
+        }
         let board = self.board.borrow();
         for (b, s) in touched {
             if let Some((i, st)) = board.server_stats(b, s, self.now()) {
@@ -673,32 +691,69 @@ impl Driver {
         }
     }
 
-    /// The sessions on (b, s) and the requests in its queue, summed over the shards (what
-    /// `show stat` shows as the server's `scur` and `qcur`): the shards publish their
-    /// counters on request (`PublishStats`, off the request path), at most 100 ms are
-    /// waited for them, then the last published copies are used.
-    async fn server_load(&self, b: usize, s: usize) -> (u32, u32) {
-        let Some(board) = self.stats.stats_board() else {
-            return (0, 0);
-        };
+    /// Asks every shard to publish its counters (`PublishStats`, off the request path, as
+    /// `show stat` does), before a result that takes a server DOWN: the request goes out
+    /// ahead of the DOWN broadcast, so each shard publishes what it had before applying it
+    /// (before `on-marked-down shutdown-sessions` closes anything).
+    fn ask_load(&self) -> Option<(Arc<ringlb_shard::StatsBoard>, u64)> {
+        let board = self.stats.stats_board()?;
         let seq = board.next_seq();
-        let asked = self.out.try_send(ControlMsg::PublishStats { seq }).is_ok();
+        self.out.try_send(ControlMsg::PublishStats { seq }).ok()?;
+        Some((board, seq))
+    }
+
+    /// Logs and broadcasts `effects` of a result that took (b, s) DOWN, asked for with
+    /// [`Driver::ask_load`]: the broadcast at once, the DOWN line once the shards have
+    /// published (at most 100 ms, then the last copies), with the sessions on the server and
+    /// the requests in its queue (its `scur` and `qcur` in `show stat`).
+    async fn apply_counted(
+        &self,
+        b: usize,
+        s: usize,
+        mut effects: Vec<Effect>,
+        (board, seq): (Arc<ringlb_shard::StatsBoard>, u64),
+    ) {
+        let start = self.board.borrow().down_line_start(b, s);
+        let Some(start) = start.filter(|st| {
+            effects
+                .iter()
+                .any(|e| matches!(e, Effect::Warning(m) if m.starts_with(st.as_str())))
+        }) else {
+            self.apply(b, s, effects);
+            return;
+        };
+        for e in &effects {
+            if let Effect::Msg(m) = e {
+                // Unbounded local queue, drained by the forwarder task.
+                let _ = self.out.try_send(m.clone());
+            }
+        }
         let deadline = Instant::now() + Duration::from_millis(100);
         let counters = loop {
             if let Some(c) = board.try_collect(seq) {
                 break Some(c);
             }
-            if !asked || Instant::now() >= deadline {
+            if Instant::now() >= deadline {
                 break board.latest();
             }
             glommio::timer::sleep(Duration::from_millis(1)).await;
         };
-        counters
+        let (sessions, queued) = counters
             .and_then(|c| {
                 let row = c.servers.get(b)?.get(s)?;
                 Some((row.cur_sess, row.queue_cur))
             })
-            .unwrap_or((0, 0))
+            .unwrap_or((0, 0));
+        for e in &mut effects {
+            if let Effect::Warning(m) = e {
+                if m.starts_with(start.as_str()) {
+                    if let Some(line) = ringlb_health::status::with_down_load(m, sessions, queued) {
+                        *m = line;
+                    }
+                }
+            }
+        }
+        self.apply_sent(b, s, effects);
     }
 
     /// Marks a check of (b, s) as running (`* ` on the stats page) and publishes it.
@@ -1227,6 +1282,8 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                 std::borrow::Cow::Owned(t)
             }
         };
+        // Asked for before a result that takes the server DOWN (its line counts sessions).
+        let mut load = None;
         let effects = match job.kind {
             JobKind::Health => {
                 let unix = SystemTime::now()
@@ -1251,10 +1308,7 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                     && d.board.borrow().failure_goes_down(job.backend, job.server)
                 {
                     // This failure takes the server DOWN: its line counts the sessions.
-                    let (sessions, queued) = d.server_load(job.backend, job.server).await;
-                    d.board
-                        .borrow_mut()
-                        .set_load(job.backend, job.server, sessions, queued);
+                    load = d.ask_load();
                 }
                 let now = d.now();
                 let mut board = d.board.borrow_mut();
@@ -1270,10 +1324,7 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                     if a.health.is_some_and(|h| h != ringlb_health::agent::AgentHealth::Up));
                 if down && d.board.borrow().is_running(job.backend, job.server) {
                     // `down`, `stopped`, `fail`: its DOWN line counts the sessions.
-                    let (sessions, queued) = d.server_load(job.backend, job.server).await;
-                    d.board
-                        .borrow_mut()
-                        .set_load(job.backend, job.server, sessions, queued);
+                    load = d.ask_load();
                 }
                 let now = d.now();
                 let mut board = d.board.borrow_mut();
@@ -1284,7 +1335,13 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
         if d.generation.get() != generation {
             return; // the result is about the old configuration's server
         }
-        d.apply(job.backend, job.server, effects);
+        match load {
+            Some(asked) => {
+                d.apply_counted(job.backend, job.server, effects, asked)
+                    .await
+            }
+            None => d.apply(job.backend, job.server, effects),
+        }
         let inter = {
             let board = d.board.borrow();
             match job.kind {
