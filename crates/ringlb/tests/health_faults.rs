@@ -1,12 +1,13 @@
 //! Servers that fail in the middle of a health check (issue #11, "die during a health
 //! check"), the real `ringlb` binary against haproxy 2.6 on the same config: a reset after
 //! the check's request, a close without a reply, a close or a reset in the middle of the
-//! response, a response that never comes (timeout), a refused connection; for HTTP checks
-//! (over HTTP/1 and h2), `tcp-check` rulesets and `option redis-check`. Each is classified as
-//! haproxy does
-//! (`Socket error, info: "Connection reset by peer"`, `Layer7 invalid response`, `Layer7
-//! timeout`, `Layer4 connection problem`...): the state-change lines, `show servers state`
-//! and the check columns of `show stat` (`check_status`, `last_chk`) are compared.
+//! response, a response that never comes (timeout), a connection that never completes, a
+//! refused connection; for HTTP checks (over HTTP/1 and h2), `tcp-check` rulesets and `option
+//! redis-check`. Each is classified as haproxy does (`Socket error, info: "Connection reset
+//! by peer"`, `Layer7 invalid response`, `Layer7 timeout`, `Layer4 timeout`, `Layer4
+//! connection problem`...): the state-change lines, `show servers state` and the check
+//! columns of `show stat` (`check_status`, `last_chk`) are compared. The DOWN line's session
+//! counts are compared too (sessions held by a stalling origin).
 
 // Test code: a failed unwrap is a failed test, with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -19,7 +20,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
 use health_support::{find, read_http_request, show, Backend, Captures, Diff, Fake};
-use ringlb_testkit::{free_addr, set_linger_zero};
+use ringlb_testkit::{free_addr, set_linger_zero, UnansweredAddr};
 
 const DEFAULTS: &str = "defaults\n    timeout connect 1s\n    timeout client 5s\n    timeout server 5s\n    timeout check 500ms\n";
 
@@ -141,6 +142,7 @@ fn first_line(b: &[u8]) -> String {
 fn servers_failing_during_a_check_are_classified_as_haproxy_does() {
     let mut fakes: BTreeMap<String, Fake> = BTreeMap::new();
     let mut backends = Vec::new();
+    let unanswered = UnansweredAddr::new();
     for (kind, lines, http, partial, opts) in KINDS {
         for (name, fault) in FAULTS {
             // haproxy 2.6 reports a reset h2 check as `Socket error` with or without the
@@ -160,6 +162,15 @@ fn servers_failing_during_a_check_are_classified_as_haproxy_does() {
             });
             fakes.insert(be, fake);
         }
+        // Connects there never complete: `Layer4 timeout`.
+        backends.push(Backend {
+            name: format!("{kind}_unanswered"),
+            lines: format!(
+                "{lines}    server s1 {} check{opts} inter 300ms fall 1 rise 1\n",
+                unanswered.addr
+            ),
+            want: "DOWN".into(),
+        });
         // Nothing listens there: refused.
         backends.push(Backend {
             name: format!("{kind}_refused"),
@@ -229,6 +240,11 @@ fn servers_failing_during_a_check_are_classified_as_haproxy_does() {
     assert_eq!(reason("h2_close"), "Layer7 timeout");
     assert_eq!(reason("h2_partial_close"), "Socket error");
     assert_eq!(reason("h2_stall"), "Layer7 timeout");
+    assert_eq!(reason("http_unanswered"), "Layer4 timeout");
+    assert_eq!(
+        reason("tcp_unanswered"),
+        r#"Layer4 timeout, info: " at initial connection step of tcp-check""#
+    );
     let stat = |be: &str| {
         let row = &got.stat[&format!("{be}/s1")];
         (row[4].clone(), row[6].clone())

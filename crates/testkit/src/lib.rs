@@ -60,7 +60,7 @@ pub use client::{
 pub use guide::{guide_config, repo_root};
 pub use haproxy::{config_bind_addrs, haproxy_available, haproxy_bin, haproxy_required, Haproxy};
 pub use origin::{Origin, OriginMode, OriginOptions, Origins};
-pub use ports::{free_addr, free_port, free_ports};
+pub use ports::{free_addr, free_port, free_ports, UnansweredAddr};
 pub use process::{
     bin_path, children, listening_inodes, proc_status_kib, try_bin_path, unix_listening_inodes,
     wait_for_port, wait_until, ChildGuard,
