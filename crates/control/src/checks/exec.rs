@@ -341,6 +341,11 @@ pub async fn run_health(
                         deadline = t.read_deadline(start);
                         continue;
                     }
+                    // Over TLS haproxy is in its handshake when the reset comes.
+                    Err(ConnFailure::Reset(_)) if resolved.ssl => {
+                        let f = ConnFailure::Tls(Some("SSL handshake failure".into()));
+                        return connect_failed(&f, script.names_steps(), &where_, start);
+                    }
                     Err(f) => return connect_failed(&f, script.names_steps(), &where_, start),
                 };
                 deadline = t.read_deadline(start);
