@@ -269,6 +269,18 @@ fn the_down_line_counts_the_sessions_on_the_server() {
     );
 }
 
+/// A server tracking the failing one (`track be/s1`) goes DOWN with it: its own line counts
+/// the sessions on it.
+#[test]
+fn the_tracking_server_down_line_counts_its_sessions() {
+    sessions_at_down(
+        2,
+        " track",
+        2,
+        "2 sessions active, 0 requeued, 0 remaining in queue.",
+    );
+}
+
 /// The same when an agent takes the server DOWN (`down` reply).
 #[test]
 fn the_agent_down_line_counts_the_sessions_on_the_server() {
@@ -300,6 +312,8 @@ fn sessions_at_down(threads: u32, server_opts: &str, clients: usize, want: &str)
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let by_agent = server_opts == " agent";
+    // The sessions are on `be2/t1`, which tracks `be/s1`: its own DOWN line counts them.
+    let by_track = server_opts == " track";
     use health_support::{start, Proxy};
     use ringlb_testkit::{wait_until, Conn};
     let mut lines = Vec::new();
@@ -329,15 +343,25 @@ fn sessions_at_down(threads: u32, server_opts: &str, clients: usize, want: &str)
                 " agent-check agent-port {} agent-inter 200ms",
                 agent.addr.port()
             )
+        } else if by_track {
+            String::new()
         } else {
             server_opts.to_string()
+        };
+        let (entry, tracker) = if by_track {
+            (
+                "be2",
+                format!("backend be2\n    mode http\n    server t1 {oaddr} track be/s1\n"),
+            )
+        } else {
+            ("be", String::new())
         };
         let cfg = |front: SocketAddr, dir: &std::path::Path| {
             let server_opts = &server_opts;
             format!(
-                "{}    nbthread {threads}\n{DEFAULTS}    timeout queue 5s\nfrontend fe\n    mode http\n    bind {front}\n    default_backend be\n\
+                "{}    nbthread {threads}\n{DEFAULTS}    timeout queue 5s\nfrontend fe\n    mode http\n    bind {front}\n    default_backend {entry}\n\
                  backend be\n    mode http\n    option httpchk GET /health\n    \
-                 server s1 {oaddr}{server_opts} check port {hport} inter 200ms fall 1 rise 1\n",
+                 server s1 {oaddr}{server_opts} check port {hport} inter 200ms fall 1 rise 1\n{tracker}",
                 health_support::global(dir, "")
             )
         };
@@ -374,11 +398,16 @@ fn sessions_at_down(threads: u32, server_opts: &str, clients: usize, want: &str)
         } else {
             drop(health);
         }
-        p.wait_log("Server be/s1 is DOWN");
+        let down = if by_track {
+            "Server be2/t1 is DOWN via be/s1"
+        } else {
+            "Server be/s1 is DOWN"
+        };
+        p.wait_log(down);
         let line = p
             .state_lines()
             .into_iter()
-            .find(|l| l.contains("Server be/s1 is DOWN"))
+            .find(|l| l.contains(down))
             .unwrap();
         println!("{proxy:?}: {line}");
         assert!(line.ends_with(want), "{proxy:?}: {line}");

@@ -713,15 +713,39 @@ impl Driver {
         mut effects: Vec<Effect>,
         (board, seq): (Arc<ringlb_shard::StatsBoard>, u64),
     ) {
-        let start = self.board.borrow().down_line_start(b, s);
-        let Some(start) = start.filter(|st| {
-            effects
+        // The server, and those that track it (`Server be2/t1 is DOWN via be/s1`): each
+        // DOWN line counts its own server's sessions.
+        let mut going: Vec<(usize, usize)> = vec![(b, s)];
+        for e in &effects {
+            if let Effect::Msg(ControlMsg::SetServerHealth {
+                backend,
+                server,
+                up: false,
+            }) = e
+            {
+                going.push((*backend, *server));
+            }
+        }
+        let starts: Vec<(String, (usize, usize))> = {
+            let board = self.board.borrow();
+            going
                 .iter()
-                .any(|e| matches!(e, Effect::Warning(m) if m.starts_with(st.as_str())))
-        }) else {
+                .filter_map(|&(gb, gs)| Some((board.down_line_start(gb, gs)?, (gb, gs))))
+                .collect()
+        };
+        let line_of = |m: &str| {
+            starts
+                .iter()
+                .find(|(st, _)| m.starts_with(st.as_str()))
+                .map(|(_, at)| *at)
+        };
+        if !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Warning(m) if line_of(m).is_some()))
+        {
             self.apply(b, s, effects);
             return;
-        };
+        }
         for e in &effects {
             if let Effect::Msg(m) = e {
                 // Unbounded local queue, drained by the forwarder task.
@@ -738,15 +762,19 @@ impl Driver {
             }
             glommio::timer::sleep(Duration::from_millis(1)).await;
         };
-        let (sessions, queued) = counters
-            .and_then(|c| {
-                let row = c.servers.get(b)?.get(s)?;
-                Some((row.cur_sess, row.queue_cur))
-            })
-            .unwrap_or((0, 0));
+        let load = |(gb, gs): (usize, usize)| {
+            counters
+                .as_ref()
+                .and_then(|c| {
+                    let row = c.servers.get(gb)?.get(gs)?;
+                    Some((row.cur_sess, row.queue_cur))
+                })
+                .unwrap_or((0, 0))
+        };
         for e in &mut effects {
             if let Effect::Warning(m) = e {
-                if m.starts_with(start.as_str()) {
+                if let Some(at) = line_of(m) {
+                    let (sessions, queued) = load(at);
                     if let Some(line) = ringlb_health::status::with_down_load(m, sessions, queued) {
                         *m = line;
                     }
