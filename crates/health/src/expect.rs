@@ -440,19 +440,64 @@ impl ExpectRule {
                 .unwrap_or(CheckStatus::L7Timeout),
         );
         if tcp_check && self.reporting.timeout_status.is_none() {
-            let mut info = format!(
-                " at step {} of tcp-check (expect {} '{}')",
-                self.step,
-                self.kind(),
-                self.pattern
-            );
-            if let Some(c) = &self.comment {
-                info.push_str(&format!(" comment: '{c}'"));
-            }
-            r.info = Some(info);
+            r.info = Some(self.step_suffix());
         }
         r
     }
+
+    /// `" at step 2 of tcp-check (expect string '+PONG')"` (and the rule's comment): how a
+    /// user tcp-check ruleset names this rule after a timeout or a socket error.
+    fn step_suffix(&self) -> String {
+        let mut info = format!(
+            " at step {} of tcp-check (expect {} '{}')",
+            self.step,
+            self.kind(),
+            self.pattern
+        );
+        if let Some(c) = &self.comment {
+            info.push_str(&format!(" comment: '{c}'"));
+        }
+        info
+    }
+
+    /// A socket error (`error`: its `strerror` text, e.g. `Connection reset by peer`) while
+    /// this rule waited for `received`. haproxy 2.6's `tcpcheck_eval_recv` reports the error
+    /// only when its buffer holds nothing: `Socket error, info: "Connection reset by peer"`
+    /// (with the step for a user tcp-check ruleset). An HTTP check's buffer holds the
+    /// response once its head is complete (the H1 mux keeps a partial head to itself).
+    /// `None`: data was there; the rule is judged on it as after a close (the server's RST
+    /// often comes right after its last bytes).
+    pub fn read_error(
+        &self,
+        received: &[u8],
+        http_check: bool,
+        tcp_check: bool,
+        error: &str,
+    ) -> Option<CheckResult> {
+        let empty = if http_check {
+            http::parse(received, false) == Parsed::NeedMore
+        } else {
+            received.is_empty()
+        };
+        if !empty {
+            return None;
+        }
+        let suffix = if tcp_check {
+            self.step_suffix()
+        } else {
+            String::new()
+        };
+        Some(socket_error(error, &suffix))
+    }
+}
+
+/// `Socket error, info: "<strerror><where>"`: an I/O error on an established check
+/// connection (haproxy 2.6's `chk_report_conn_err`, `HCHK_STATUS_SOCKERR`).
+pub fn socket_error(error: &str, where_: &str) -> CheckResult {
+    let mut r = CheckResult::new(CheckStatus::SockErr);
+    let info = format!("{error}{where_}");
+    r.info = Some(info).filter(|i| !i.is_empty());
+    r
 }
 
 fn find(hay: &[u8], needle: &[u8]) -> bool {

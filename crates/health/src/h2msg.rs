@@ -5,7 +5,7 @@
 //! phrase: haproxy 2.6 reports none (`Layer7 wrong status, code: 500` without `info`), and so
 //! does the empty reason of the head given here.
 
-/// Fields HTTP/2 forbids (RFC 9113 §8.2.2); `host` becomes `:authority`.
+/// Fields HTTP/2 forbids (RFC 9113 §8.2.2).
 const CONNECTION_SPECIFIC: [&str; 5] = [
     "connection",
     "keep-alive",
@@ -20,7 +20,8 @@ pub struct H2Request {
     pub method: String,
     /// The request target as written (`/path?query`, or an absolute URI).
     pub target: String,
-    /// From the `host` field, if any (`:authority`).
+    /// The `host` field's value, if any (it stays among `headers` too: haproxy 2.6 sends
+    /// it as a field, and no `:authority`, for a relative target).
     pub authority: Option<String>,
     /// Field names in lower case, without the connection-specific ones.
     pub headers: Vec<(String, Vec<u8>)>,
@@ -44,8 +45,8 @@ pub fn request(bytes: &[u8]) -> Result<H2Request, String> {
     for h in r.headers.iter() {
         let name = h.name.to_ascii_lowercase();
         if name == "host" {
+            // haproxy 2.6 sends it as a `host` field, not as `:authority` (recorded).
             authority = Some(String::from_utf8_lossy(h.value).trim().to_string());
-            continue;
         }
         if name == "te" {
             te_trailers = h.value.trim_ascii().eq_ignore_ascii_case(b"trailers");
@@ -86,6 +87,128 @@ pub fn response_head<'a>(
     out
 }
 
+/// haproxy 2.6 sends `:scheme https` for a check request whose target is relative (its h2
+/// mux's default), with `:authority` only from a `Host` field. The h2 library the driver uses
+/// sends `:scheme http` for a request without authority and cannot be told otherwise; this
+/// scanner, fed every byte the client writes, turns that field into `:scheme https` in the
+/// HEADERS frames of the requests marked with [`SchemeFix::expect_request`].
+///
+/// The library encodes `:method` first, then `:scheme http` as the static table's entry 6
+/// (one byte, `0x86`, RFC 7541 appendix A); the fix makes it entry 7 (`0x87`, `https`), the
+/// same length, leaving the dynamic table as it was. Anything else (a padded or prioritised
+/// HEADERS frame, another encoding) is left untouched.
+#[derive(Debug, Default, Clone)]
+pub struct SchemeFix {
+    /// Bytes of the client connection preface still to pass.
+    preface_left: usize,
+    /// The frame header being gathered.
+    head: [u8; 9],
+    head_len: usize,
+    /// Payload bytes of the current frame still to pass.
+    payload_left: usize,
+    at: Field,
+    /// One entry per request to come: whether its `:scheme` is to become `https`.
+    pending: std::collections::VecDeque<bool>,
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+enum Field {
+    /// Not in a HEADERS frame being fixed.
+    #[default]
+    Skip,
+    /// At the first field (`:method`).
+    Method,
+    /// In a literal `:method` value: its length byte next.
+    MethodLen,
+    /// Skipping the literal value's bytes.
+    MethodValue(usize),
+    /// At the second field (`:scheme`).
+    Scheme,
+}
+
+/// The client connection preface (RFC 9113 §3.4).
+const PREFACE_LEN: usize = 24;
+/// HEADERS, its PADDED and PRIORITY flags.
+const HEADERS: u8 = 1;
+const PADDED_OR_PRIORITY: u8 = 0x08 | 0x20;
+/// `:scheme http` / `:scheme https` as indexed static-table fields.
+const SCHEME_HTTP: u8 = 0x86;
+const SCHEME_HTTPS: u8 = 0x87;
+
+impl SchemeFix {
+    pub fn new() -> SchemeFix {
+        SchemeFix {
+            preface_left: PREFACE_LEN,
+            ..SchemeFix::default()
+        }
+    }
+
+    /// The next request the client sends is to carry `:scheme https` (`fix`) or is left as
+    /// it is.
+    pub fn expect_request(&mut self, fix: bool) {
+        self.pending.push_back(fix);
+    }
+
+    /// Passes the bytes the client is about to write, fixing them in place.
+    pub fn process(&mut self, bytes: &mut [u8]) {
+        for b in bytes.iter_mut() {
+            if self.preface_left > 0 {
+                self.preface_left -= 1;
+                continue;
+            }
+            if self.payload_left == 0 {
+                if let Some(slot) = self.head.get_mut(self.head_len) {
+                    *slot = *b;
+                }
+                self.head_len += 1;
+                if self.head_len == self.head.len() {
+                    self.frame_start();
+                }
+                continue;
+            }
+            self.payload_left -= 1;
+            self.field(b);
+        }
+    }
+
+    fn frame_start(&mut self) {
+        self.head_len = 0;
+        let [l0, l1, l2, kind, flags, ..] = self.head;
+        self.payload_left = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+        self.at = Field::Skip;
+        if kind == HEADERS {
+            let fix = self.pending.pop_front().unwrap_or(false);
+            if fix && flags & PADDED_OR_PRIORITY == 0 && self.payload_left > 0 {
+                self.at = Field::Method;
+            }
+        }
+    }
+
+    fn field(&mut self, b: &mut u8) {
+        self.at = match self.at {
+            Field::Skip => Field::Skip,
+            // A dynamic table size update first: left as it is.
+            Field::Method if *b & 0xe0 == 0x20 => Field::Skip,
+            // Indexed (one byte below index 127): the next field follows.
+            Field::Method if *b & 0x80 != 0 && *b & 0x7f != 0x7f => Field::Scheme,
+            // A literal with an indexed name (`:method` is entry 2): its value follows.
+            Field::Method if *b & 0x80 == 0 && *b & 0x0f != 0 && *b != 0x4f => Field::MethodLen,
+            Field::Method => Field::Skip,
+            Field::MethodLen if *b & 0x7f == 0x7f => Field::Skip,
+            Field::MethodLen if *b & 0x7f == 0 => Field::Scheme,
+            Field::MethodLen => Field::MethodValue(usize::from(*b & 0x7f)),
+            Field::MethodValue(1) => Field::Scheme,
+            Field::MethodValue(n) => Field::MethodValue(n - 1),
+            Field::Scheme => {
+                if *b == SCHEME_HTTP {
+                    *b = SCHEME_HTTPS;
+                }
+                Field::Skip
+            }
+        };
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +225,7 @@ mod tests {
                 target: "/ok?x=1".into(),
                 authority: Some("example.org".into()),
                 headers: vec![
+                    ("host".into(), b"example.org".to_vec()),
                     ("x-a".into(), b"b".to_vec()),
                     ("content-length".into(), b"2".to_vec())
                 ],
@@ -125,5 +249,43 @@ mod tests {
             (500, "", &b"bad"[..])
         );
         assert!(r.complete);
+    }
+
+    /// A client's first bytes: the preface, SETTINGS, then HEADERS for `GET` (indexed) and
+    /// for `OPTIONS` (a literal), both with `:scheme http`.
+    #[test]
+    fn scheme_http_becomes_https_in_marked_requests() {
+        let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        out.extend_from_slice(&[0, 0, 0, 4, 0, 0, 0, 0, 0]);
+        let get = [0x82, 0x86, 0x84];
+        out.extend_from_slice(&[0, 0, 3, 1, 5, 0, 0, 0, 1]);
+        out.extend_from_slice(&get);
+        // `OPTIONS` as a literal with incremental indexing of name 2.
+        let mut opt = vec![0x42, 7];
+        opt.extend_from_slice(b"OPTIONS");
+        opt.extend_from_slice(&[0x86, 0x84]);
+        out.extend_from_slice(&[0, 0, u8::try_from(opt.len()).unwrap(), 1, 5, 0, 0, 0, 3]);
+        out.extend_from_slice(&opt);
+        let mut fix = SchemeFix::new();
+        fix.expect_request(true);
+        fix.expect_request(true);
+        let mut got = out.clone();
+        // Fed in pieces, as writes come.
+        for chunk in got.chunks_mut(5) {
+            fix.process(chunk);
+        }
+        let headers_at = 24 + 9 + 9;
+        assert_eq!(got[headers_at + 1], 0x87);
+        let second = headers_at + 3 + 9;
+        assert_eq!(got[second + 9], 0x87);
+        // Everything else is untouched.
+        let diff = out.iter().zip(&got).filter(|(a, b)| a != b).count();
+        assert_eq!(diff, 2);
+        // An unmarked request keeps its scheme.
+        let mut fix = SchemeFix::new();
+        fix.expect_request(false);
+        let mut again = out.clone();
+        fix.process(&mut again);
+        assert_eq!(again, out);
     }
 }

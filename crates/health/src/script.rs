@@ -17,7 +17,7 @@ use ringlb_config::model::{
 use crate::canned;
 use crate::expect::{ExpectRule, InfoFrom, Matcher, Reporting};
 use crate::lf::{compile_fmt, LfPayload, VarStep};
-use crate::status::CheckStatus;
+use crate::status::{CheckResult, CheckStatus};
 
 /// Where and how to connect.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -170,6 +170,9 @@ pub struct CheckScript {
     /// `http-check send-state`: (step index, byte offset) of each HTTP request where the
     /// driver inserts the `x-haproxy-server-state` header, after the user's headers.
     pub state_header_at: Vec<(usize, usize)>,
+    /// A user tcp-check ruleset's send rules: (step index, `" at step N of tcp-check
+    /// (send)"`), how haproxy names a send that failed.
+    send_where: Vec<(usize, String)>,
 }
 
 impl CheckScript {
@@ -203,6 +206,17 @@ impl CheckScript {
         self.kind
     }
 
+    /// The result when the send at step index `index` failed with `error` (its `strerror`
+    /// text): `Socket error`, naming the rule in a user tcp-check ruleset.
+    pub fn send_failure(&self, index: usize, error: &str) -> CheckResult {
+        let where_ = self
+            .send_where
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map_or("", |(_, w)| w.as_str());
+        crate::expect::socket_error(error, where_)
+    }
+
     /// A user `tcp-check` ruleset (not a canned check): HAProxy names the failing step.
     pub fn names_steps(&self) -> bool {
         self.kind == CheckKind::TcpCheck && !self.canned
@@ -229,6 +243,7 @@ impl CheckScript {
             time_offset: None,
             canned: false,
             state_header_at: Vec::new(),
+            send_where: Vec::new(),
         })
     }
 
@@ -251,6 +266,7 @@ impl CheckScript {
             time_offset: None,
             canned: false,
             state_header_at: Vec::new(),
+            send_where: Vec::new(),
         })
     }
 }
@@ -299,6 +315,7 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
         time_offset: None,
         canned: false,
         state_header_at: Vec::new(),
+        send_where: Vec::new(),
     };
     if option_on(be, "redis-check") {
         let mut pong = ExpectRule::new(Matcher::String(b"+PONG".to_vec()), "+PONG");
@@ -332,6 +349,7 @@ fn canned_from(be: &Backend) -> Option<CheckScript> {
             time_offset: Some(11),
             canned: false,
             state_header_at: Vec::new(),
+            send_where: Vec::new(),
         });
     }
     if option_on(be, "ldap-check") {
@@ -421,6 +439,7 @@ fn pgsql(args: &[String]) -> Result<CheckScript, String> {
         time_offset: None,
         canned: false,
         state_header_at: Vec::new(),
+        send_where: Vec::new(),
     })
 }
 
@@ -440,6 +459,7 @@ fn mysql(args: &[String]) -> CheckScript {
         time_offset: None,
         canned: false,
         state_header_at: Vec::new(),
+        send_where: Vec::new(),
     }
 }
 
@@ -497,12 +517,23 @@ fn smtp(args: &[String]) -> Result<CheckScript, String> {
         time_offset: None,
         canned: false,
         state_header_at: Vec::new(),
+        send_where: Vec::new(),
     })
+}
+
+/// `" at step 3 of tcp-check (send) comment: 'c'"`.
+fn send_suffix(step: u32, comment: Option<String>) -> String {
+    let mut w = format!(" at step {step} of tcp-check (send)");
+    if let Some(c) = comment {
+        w.push_str(&format!(" comment: '{c}'"));
+    }
+    w
 }
 
 /// `tcp-check` rules; an implicit first connect when the first rule is not one.
 pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
     let mut steps = Vec::with_capacity(rules.len() + 1);
+    let mut send_where = Vec::new();
     // HAProxy: an explicit `connect` may be preceded by comments and variables only.
     let first = rules.iter().find(|r| {
         !matches!(
@@ -527,7 +558,7 @@ pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
                 steps.push(Step::Connect(spec));
             }
             TcpCheckStep::Send { data, .. } | TcpCheckStep::SendBinary { data, .. } => {
-                comment = None;
+                send_where.push((steps.len(), send_suffix(n, comment.take())));
                 steps.push(Step::Send(data.clone()))
             }
             TcpCheckStep::Expect(e) => {
@@ -538,7 +569,7 @@ pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
                 steps.push(Step::Expect(rule));
             }
             TcpCheckStep::SendLf { fmt, binary, loc } => {
-                comment = None;
+                send_where.push((steps.len(), send_suffix(n, comment.take())));
                 steps.push(Step::SendLf(LfPayload::Tcp {
                     fmt: compile_fmt(fmt).map_err(|e| at(loc, &e))?,
                     binary: *binary,
@@ -559,6 +590,7 @@ pub fn tcp_check(rules: &[TcpCheckStep]) -> Result<CheckScript, String> {
         time_offset: None,
         canned: false,
         state_header_at: Vec::new(),
+        send_where,
     })
 }
 
@@ -826,6 +858,7 @@ pub fn http_check(chk: &HttpChk, rules: &[HttpCheckStep]) -> Result<CheckScript,
         time_offset: None,
         canned: false,
         state_header_at,
+        send_where: Vec::new(),
     })
 }
 

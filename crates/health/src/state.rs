@@ -166,6 +166,11 @@ impl HealthState {
         self.health
     }
 
+    /// Whether a failed check now would take the server DOWN (its last allowed failure).
+    pub fn failure_goes_down(&self) -> bool {
+        self.state != CheckState::Down && self.health > 0 && self.health <= self.timing.rise
+    }
+
     pub fn timing(&self) -> &CheckTiming {
         &self.timing
     }

@@ -273,6 +273,17 @@ fn append_counts(m: &mut String, t: Transition, c: &BackendCounts) {
     }
 }
 
+/// A DOWN line built with no session counted (`... 0 sessions active, 0 requeued, 0
+/// remaining in queue.`) with the sessions on the server and the requests in its queue put
+/// in; `None` for another line. The driver counts them (over every shard) while the line
+/// waits, so that the DOWN broadcast does not.
+pub fn with_down_load(line: &str, sessions: u32, queued: u32) -> Option<String> {
+    let head = line.strip_suffix(" 0 sessions active, 0 requeued, 0 remaining in queue.")?;
+    Some(format!(
+        "{head} {sessions} sessions active, 0 requeued, {queued} remaining in queue."
+    ))
+}
+
 /// `Server be2/t1 is DOWN via be1/s1. 1 active and 0 backup servers left. ...` (a server
 /// with `track be1/s1` following the tracked server; captured from haproxy 2.6).
 pub fn tracked_message(
@@ -427,6 +438,19 @@ mod tracked_tests {
     use super::*;
 
     #[test]
+    fn down_lines_take_the_sessions_counted_later() {
+        let r = CheckResult::new(CheckStatus::L4Con);
+        let c = BackendCounts::default();
+        let line = state_change_message("be", "s1", false, Transition::Down, &r, &c);
+        assert_eq!(
+            with_down_load(&line, 2, 1).as_deref(),
+            Some("Server be/s1 is DOWN, reason: Layer4 connection problem. 0 active and 0 backup servers left. 2 sessions active, 0 requeued, 1 remaining in queue.")
+        );
+        let up = state_change_message("be", "s1", false, Transition::Up, &r, &c);
+        assert_eq!(with_down_load(&up, 2, 1), None);
+    }
+
+    #[test]
     fn tracked_lines_as_haproxy() {
         let c = BackendCounts {
             active: 1,
@@ -456,6 +480,11 @@ pub enum ConnFailure {
     Timeout,
     /// Another socket error, with its `strerror` text.
     Other(String),
+    /// The connect reported a reset (`ECONNRESET`, with its `strerror` text): the connection
+    /// was established and reset at once, before the driver saw it up. haproxy sees it up
+    /// first and reports the reset at the next rule that reads (`Socket error`, see
+    /// [`crate::ExpectRule::read_error`]).
+    Reset(String),
     /// The TLS handshake of a check over TLS did not complete: in time (`None`: `Layer6
     /// timeout`) or at all (`Layer6 invalid response` with the reason).
     Tls(Option<String>),
@@ -477,6 +506,7 @@ pub fn connection_failure(f: &ConnFailure) -> CheckResult {
             info: Some(e.clone()),
             duration_ms: None,
         },
+        ConnFailure::Reset(e) => crate::expect::socket_error(e, ""),
         ConnFailure::Tls(None) => CheckResult::new(CheckStatus::L6Timeout),
         ConnFailure::Tls(Some(why)) => CheckResult {
             status: CheckStatus::L6Rsp,

@@ -471,3 +471,72 @@ fn canned_check_log_lines_match_haproxy_2_6() {
     ours.sort();
     assert_eq!(ours, theirs);
 }
+
+/// The first expect rule of a script.
+fn first_expect(s: &CheckScript) -> &ringlb_health::ExpectRule {
+    s.steps()
+        .iter()
+        .find_map(|st| match st {
+            Step::Expect(r) => Some(r),
+            _ => None,
+        })
+        .unwrap()
+}
+
+/// A socket error while a rule waits: haproxy 2.6 reports it (`Socket error` and the errno
+/// text) only when nothing was received; otherwise the rule judges what came, as after a
+/// close. Texts recorded from haproxy 2.6 against servers that reset the connection
+/// (tests/health_faults.rs runs the same faults through both proxies).
+#[test]
+fn socket_errors_during_an_expect_are_reported_as_haproxy_does() {
+    let reset = "Connection reset by peer";
+    let http = script("    option httpchk GET /health", "http");
+    let rule = first_expect(&http);
+    let r = rule.read_error(b"", true, false, reset).unwrap();
+    assert_eq!(
+        state_change_message("be", "s1", false, Transition::Down, &r, &counts(0, 0)),
+        "Server be/s1 is DOWN, reason: Socket error, info: \"Connection reset by peer\". 0 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."
+    );
+    // A partial head is still nothing for an HTTP check (the H1 mux keeps it).
+    assert!(rule
+        .read_error(b"HTTP/1.1 200 OK\r\nContent-Le", true, false, reset)
+        .is_some());
+    // A complete head is judged.
+    assert_eq!(
+        rule.read_error(b"HTTP/1.1 200 OK\r\n\r\n", true, false, reset),
+        None
+    );
+    // Bytes that are not HTTP are judged (invalid response).
+    assert_eq!(rule.read_error(b"garbage\r\n", true, false, reset), None);
+
+    let tcp = script(
+        "    option tcp-check\n    tcp-check send PING\\r\\n\n    tcp-check expect string +PONG",
+        "tcp",
+    );
+    let rule = first_expect(&tcp);
+    let r = rule
+        .read_error(b"", false, tcp.names_steps(), reset)
+        .unwrap();
+    assert_eq!(
+        r.info.as_deref(),
+        Some("Connection reset by peer at step 2 of tcp-check (expect string '+PONG')")
+    );
+    assert_eq!(r.status.short_name(), "SOCKERR");
+    assert_eq!(rule.read_error(b"+PO", false, true, reset), None);
+    // A canned check names no step.
+    let redis = script("    option redis-check", "tcp");
+    let r = first_expect(&redis)
+        .read_error(b"", false, redis.names_steps(), reset)
+        .unwrap();
+    assert_eq!(r.info.as_deref(), Some(reset));
+    // A failed send of a tcp-check ruleset names its rule.
+    assert_eq!(
+        tcp.send_failure(1, "Broken pipe").info.as_deref(),
+        Some("Broken pipe at step 1 of tcp-check (send)")
+    );
+    // A reset reported by the connect itself: the connection was up.
+    assert_eq!(
+        connection_failure(&ConnFailure::Reset(reset.into())).status,
+        ringlb_health::CheckStatus::SockErr
+    );
+}

@@ -253,3 +253,24 @@ fn check_intervals_match_haproxy_2_6() {
         );
     }
 }
+
+/// `failure_goes_down` says, before each result, whether a failure now would be the one that
+/// takes the server DOWN (the driver then counts the sessions for the DOWN line): checked
+/// against what recording a failure does, for every prefix of mixed sequences.
+#[test]
+fn failure_goes_down_predicts_the_down_transition() {
+    for (rise, fall) in [(1, 1), (2, 3), (3, 2)] {
+        for seq in [
+            "", "-", "--", "---", "+-", "-+-", "++--+-", "--++-+--", "~-",
+        ] {
+            let mut h = HealthState::new(timing(rise, fall));
+            run(&mut h, seq);
+            let predicted = h.failure_goes_down();
+            let went_down = h.record(&res('-'), Duration::from_secs(100)) == Some(Transition::Down);
+            assert_eq!(
+                predicted, went_down,
+                "rise {rise} fall {fall} after {seq:?}"
+            );
+        }
+    }
+}

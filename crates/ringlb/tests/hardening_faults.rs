@@ -541,8 +541,8 @@ fn down_line(stderr: &str, server: &str) -> Option<String> {
 
 /// A server that dies in the middle of every health check (it reads the check's request and
 /// resets the connection instead of answering): marked DOWN with the same state line as
-/// haproxy 2.6 except the reason (a known difference, below), traffic then answered 503 at
-/// once (no hang), and the checks that keep failing leak no descriptor.
+/// haproxy 2.6 (`Socket error, info: "Connection reset by peer"`), traffic then answered 503
+/// at once (no hang), and the checks that keep failing leak no descriptor.
 #[test]
 fn server_dying_during_a_health_check_is_marked_down_as_haproxy_does() {
     let dying = FaultServer::start(|mut s| {
@@ -599,15 +599,9 @@ fn server_dying_during_a_health_check_is_marked_down_as_haproxy_does() {
         let h = ringlb_testkit::Haproxy::start(&hpath, &[hf]);
         let want = run(&h, hf);
         println!("check dies: haproxy {want:?}");
-        // Known difference (docs/reliability.md, "Known gaps"): haproxy 2.6 reports the reset
-        // as `Socket error, info: "Connection reset by peer"`, ringlb as `Layer7 invalid
-        // response` (the check's classification lives in crates/health). Everything after the
-        // reason (the counts) is compared; so is the reason, once the two agree.
-        let tail = |l: &str| l.split_once(", check duration:").map(|(_, t)| t.to_owned());
-        assert_eq!(tail(&got), tail(&want), "ringlb (left) vs haproxy (right)");
-        if got != want {
-            println!("check dies: DIFFERENT REASON from haproxy's (known gap)");
-        }
+        // The whole line, the check duration masked: `Socket error, info: "Connection reset
+        // by peer"` and the counts (every fault's wording: tests/health_faults.rs).
+        assert_eq!(got, want, "ringlb (left) vs haproxy (right)");
     }
 }
 

@@ -283,3 +283,164 @@ fn check_proto_forms_refused_as_haproxy() {
         }
     }
 }
+
+/// The fields of every request an `nghttpd -v` log shows, one request per line (`:method GET
+/// :scheme https :path /health host example.org`, in the order received).
+fn nghttpd_requests(log: &str) -> Vec<String> {
+    let mut by_conn: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for l in log.lines() {
+        // `[id=3] [  1.561] recv (stream_id=1) :path: /health`
+        let Some((head, field)) = l.split_once(" recv (stream_id=1) ") else {
+            continue;
+        };
+        let id = head.split(']').next().unwrap_or("").to_string();
+        by_conn
+            .entry(id)
+            .or_default()
+            .push(field.replacen(": ", " ", 1));
+    }
+    by_conn.into_values().map(|v| v.join(" ")).collect()
+}
+
+/// The request fields of HTTP checks over h2 (issue #5), recorded with `nghttpd -v` as
+/// origin (over TLS with ALPN `h2`, and in clear with `check-proto h2`): haproxy 2.6 sends
+/// `:method`, `:scheme https` (in clear too) and `:path` for a relative target, no
+/// `:authority` (whatever the SNI), and a `Host` as a `host` field; an absolute target gives
+/// its own `:scheme` and `:authority`. ringlb must send the same, in the same order.
+/// nghttpd refuses a request without `:authority`: both proxies then say `Socket error`, and
+/// their DOWN lines are compared too.
+#[test]
+fn h2_check_request_fields_match_haproxy() {
+    let Some(nghttpd) = ringlb_testkit::find_on_path("nghttpd") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "nghttpd is required in CI (scripts/test installs nghttp2-server)"
+        );
+        eprintln!("skipped: nghttpd is not installed");
+        return;
+    };
+    let dir = TempDir::new("health-h2-fields");
+    let ca = TestCa::new(&dir.join("ca"), "h2 fields CA");
+    let cert = ca.server("localhost", &dir.join("origin.pem"));
+    let mut runs = Vec::new();
+    for proxy in health_support::Proxy::all() {
+        let start_origin = |tls: bool| {
+            let port = ringlb_testkit::free_port();
+            let mut cmd = Command::new(&nghttpd);
+            cmd.args(["-v", "--address=127.0.0.1"]);
+            if !tls {
+                cmd.arg("--no-tls");
+            }
+            cmd.arg(port.to_string());
+            if tls {
+                cmd.args([cert.key.to_str().unwrap(), cert.crt.to_str().unwrap()]);
+            }
+            let guard = ChildGuard::spawn("nghttpd", &mut cmd).unwrap();
+            let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+            ringlb_testkit::wait_for_port(addr, Duration::from_secs(10)).unwrap();
+            (guard, addr)
+        };
+        let (tls_origin, tls) = start_origin(true);
+        let (clear_origin, clear) = start_origin(false);
+        let over_tls = "check-ssl verify none check-alpn h2 check-sni example.org";
+        // (backend, its check lines, server address, server options).
+        let cases = [
+            ("nohost_tls", "option httpchk GET /nohost-tls", tls, over_tls),
+            ("nohost_clear", "option httpchk GET /nohost-clear", clear, "check-proto h2"),
+            (
+                "host_tls",
+                "option httpchk\n    http-check send meth GET uri /host-tls hdr host example.org hdr x-a b",
+                tls,
+                over_tls,
+            ),
+            (
+                "host_clear",
+                "option httpchk\n    http-check send meth GET uri /host-clear hdr host example.org",
+                clear,
+                "check-proto h2",
+            ),
+            (
+                "absolute",
+                "option httpchk\n    http-check send meth GET uri http://abs.example/abs",
+                clear,
+                "check-proto h2",
+            ),
+        ];
+        let cfg = |front: SocketAddr, dir: &std::path::Path| {
+            let mut c = format!(
+                "{}{DEFAULTS}frontend fe\n    bind {front}\n    default_backend nohost_tls\n",
+                health_support::global(dir, "")
+            );
+            for (name, lines, addr, opts) in &cases {
+                c.push_str(&format!(
+                    "backend {name}\n    {lines}\n    server s1 {addr} check {opts} inter 300ms fall 1 rise 1\n"
+                ));
+            }
+            c
+        };
+        let (_d, p) = health_support::start(proxy, "hc-h2-fields", &cfg);
+        p.wait_log("Server nohost_tls/s1 is DOWN");
+        p.wait_log("Server nohost_clear/s1 is DOWN");
+        let requests = || {
+            let mut all = nghttpd_requests(&tls_origin.stdout());
+            all.extend(nghttpd_requests(&clear_origin.stdout()));
+            all.sort();
+            all.dedup();
+            all
+        };
+        let all_seen =
+            ringlb_testkit::wait_until(Duration::from_secs(5), || requests().len() >= cases.len());
+        assert!(all_seen, "{proxy:?}: {:?}", requests());
+        let mut lines: Vec<String> = p
+            .state_lines()
+            .into_iter()
+            .filter(|l| l.contains("nohost") && l.contains("is DOWN"))
+            .collect();
+        lines.dedup();
+        println!("{proxy:?}: {:#?}\n{lines:#?}", requests());
+        runs.push((proxy, requests(), lines));
+    }
+    for (proxy, requests, lines) in &runs {
+        let of = |path: &str| {
+            requests
+                .iter()
+                .find(|r| r.contains(path))
+                .cloned()
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            of("/nohost-tls"),
+            ":method GET :scheme https :path /nohost-tls",
+            "{proxy:?}"
+        );
+        assert_eq!(
+            of("/nohost-clear"),
+            ":method GET :scheme https :path /nohost-clear",
+            "{proxy:?}"
+        );
+        assert_eq!(
+            of("/host-tls"),
+            ":method GET :scheme https :path /host-tls host example.org x-a b",
+            "{proxy:?}"
+        );
+        assert_eq!(
+            of("/abs"),
+            ":method GET :scheme http :authority abs.example :path /abs",
+            "{proxy:?}"
+        );
+        assert!(
+            lines.iter().all(|l| l.contains("reason: Socket error")),
+            "{proxy:?}: {lines:?}"
+        );
+    }
+    if let [(_, want, want_lines), (_, got, got_lines)] = runs.as_slice() {
+        assert_eq!(
+            got, want,
+            "request fields, ringlb (left) vs haproxy (right)"
+        );
+        assert_eq!(
+            got_lines, want_lines,
+            "DOWN lines, ringlb (left) vs haproxy (right)"
+        );
+    }
+}

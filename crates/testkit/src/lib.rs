@@ -62,7 +62,7 @@ pub use haproxy::{
     config_bind_addrs, haproxy_available, haproxy_bin, haproxy_required, same_as_haproxy, Haproxy,
 };
 pub use origin::{Origin, OriginMode, OriginOptions, Origins};
-pub use ports::{free_addr, free_port, free_ports};
+pub use ports::{free_addr, free_port, free_ports, UnansweredAddr};
 pub use process::{
     bin_path, children, listening_inodes, proc_status_kib, try_bin_path, unix_listening_inodes,
     wait_for_port, wait_until, ChildGuard,
@@ -70,5 +70,5 @@ pub use process::{
 pub use ringlb::Ringlb;
 pub use runtime::{parse_server_stats, runtime_command, served_by, server_stats, StatCsv};
 pub use tempdir::{write_config, write_file, TempDir};
-pub use tools::{curl, run_bounded};
+pub use tools::{curl, find_on_path, run_bounded};
 pub use ws::{Frame, WsClient};

@@ -40,6 +40,14 @@ pub fn curl(args: &[&str], timeout: Duration) -> io::Result<Output> {
     run_bounded(&mut cmd, timeout + Duration::from_secs(1))
 }
 
+/// A program installed on `PATH` (Debian's `redis-server`, ...), if any.
+pub fn find_on_path(name: &str) -> Option<std::path::PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -255,6 +255,35 @@ impl Board {
         c.active + c.backup > 0
     }
 
+    /// Whether a failed health check now would take (b, s) DOWN (the driver then collects
+    /// the server's sessions for the DOWN line).
+    pub fn failure_goes_down(&self, b: usize, s: usize) -> bool {
+        self.srv(b, s)
+            .and_then(|srv| srv.check.as_ref().filter(|_| !srv.check_off))
+            .is_some_and(HealthState::failure_goes_down)
+    }
+
+    /// Whether (b, s) is running as the shards see it (an agent's `down` could stop it).
+    pub fn is_running(&self, b: usize, s: usize) -> bool {
+        self.srv(b, s).is_some_and(|srv| srv.running)
+    }
+
+    /// How the DOWN line of (b, s) begins (`Server be/s1 is DOWN`, `Backup Server ...`):
+    /// the driver fills its session counts in (`status::with_down_load`).
+    pub fn down_line_start(&self, b: usize, s: usize) -> Option<String> {
+        let be = self.backends.get(b)?;
+        let srv = be.servers.get(s)?;
+        let prefix = if srv.spec.backup {
+            "Backup Server"
+        } else {
+            "Server"
+        };
+        Some(format!(
+            "{prefix} {}/{} is DOWN",
+            be.spec_name, srv.spec.name
+        ))
+    }
+
     /// Records a health-check result.
     pub fn record_check(
         &mut self,

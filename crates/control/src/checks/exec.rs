@@ -135,6 +135,9 @@ async fn open(
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(ConnFailure::Timeout),
         Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => return Err(ConnFailure::Refused),
+        Err(e) if e.kind() == io::ErrorKind::ConnectionReset => {
+            return Err(ConnFailure::Reset(strerror(&e)))
+        }
         Err(e) => return Err(ConnFailure::Other(strerror(&e))),
     };
     if spec.send_proxy {
@@ -203,6 +206,31 @@ fn sock_err(start: Instant) -> CheckResult {
     r
 }
 
+/// An HTTP/2 check that failed below HTTP, as haproxy 2.6's h2 mux reports it (recorded
+/// against servers that fail after the preface): a reset is `Socket error` with the errno
+/// text; a close before any byte leaves haproxy waiting for the server's SETTINGS until the
+/// check's time is out (`timeout`, at `deadline`); a protocol error is `Socket error` alone.
+async fn h2_failure(
+    e: &io::Error,
+    received_any: bool,
+    timeout: CheckResult,
+    deadline: Instant,
+    start: Instant,
+) -> CheckResult {
+    let mut r = match e.kind() {
+        io::ErrorKind::TimedOut => timeout,
+        io::ErrorKind::UnexpectedEof if !received_any => {
+            let left = deadline.saturating_duration_since(Instant::now());
+            glommio::timer::sleep(left).await;
+            timeout
+        }
+        _ if e.raw_os_error().is_some() => ringlb_health::expect::socket_error(&strerror(e), ""),
+        _ => CheckResult::new(CheckStatus::SockErr),
+    };
+    r.duration_ms = Some(ms_since(start));
+    r
+}
+
 /// Reads once into `buf` (bounded by `max`); `Ok(true)` at EOF or when the buffer is full.
 async fn read_some(
     stream: &mut CheckStream,
@@ -257,6 +285,8 @@ pub async fn run_health(
     // `tcpcheck_main`): an expect its own result, a connect `L4OK` (`L6OK` over TLS),
     // anything else `L7OK`.
     let mut last_rule: Option<&Step> = None;
+    // The connection was reset as it came up (see `ConnFailure::Reset`).
+    let mut reset: Option<String> = None;
     for (index, step) in script.steps().iter().enumerate() {
         last_rule = Some(step);
         // A log-format payload is rendered now, then sent as a constant one would be.
@@ -299,15 +329,33 @@ pub async fn run_health(
                     old.close().await;
                 }
                 h2c = None;
+                reset = None;
+                // A plain HTTP/1 or TCP connection (TLS and h2 have their own handshakes).
+                let h2 = http && resolved.speaks_h2(None);
+                let plain = !(resolved.ssl || h2);
                 let s = match open(t, &resolved, deadline).await {
                     Ok(s) => s,
+                    // Up, then reset: the sends go nowhere, the next expect reports it.
+                    Err(ConnFailure::Reset(e)) if plain => {
+                        reset = Some(e);
+                        deadline = t.read_deadline(start);
+                        continue;
+                    }
+                    // Over TLS haproxy is in its handshake when the reset comes.
+                    Err(ConnFailure::Reset(_)) if resolved.ssl => {
+                        let f = ConnFailure::Tls(Some("SSL handshake failure".into()));
+                        return connect_failed(&f, script.names_steps(), &where_, start);
+                    }
                     Err(f) => return connect_failed(&f, script.names_steps(), &where_, start),
                 };
                 deadline = t.read_deadline(start);
                 if http && resolved.speaks_h2(s.alpn()) {
                     match H2Check::start(s, deadline).await {
                         Ok(h) => h2c = Some(h),
-                        Err(_) => return sock_err(start),
+                        Err(e) => {
+                            let timeout = CheckResult::new(CheckStatus::L7Timeout);
+                            return h2_failure(&e, false, timeout, deadline, start).await;
+                        }
                     }
                 } else {
                     stream = Some(s);
@@ -315,6 +363,7 @@ pub async fn run_health(
                 received.clear();
                 closed = false;
             }
+            Step::Send(_) if reset.is_some() => {}
             Step::Send(bytes) => {
                 if stream.is_none() && h2c.is_none() {
                     return CheckResult::new(CheckStatus::SockErr);
@@ -336,8 +385,10 @@ pub async fn run_health(
                     data.splice(at..at, line.into_bytes());
                 }
                 if let Some(h) = h2c.as_mut() {
-                    if h.send(&data, deadline).await.is_err() {
-                        return sock_err(start);
+                    if let Err(e) = h.send(&data, deadline).await {
+                        let timeout = CheckResult::new(CheckStatus::L7Timeout);
+                        let any = h.received_any();
+                        return h2_failure(&e, any, timeout, deadline, start).await;
                     }
                     received.clear();
                     closed = false;
@@ -347,8 +398,15 @@ pub async fn run_health(
                     return CheckResult::new(CheckStatus::SockErr);
                 };
                 if let Err(e) = s.write_all(&data, deadline).await {
-                    let mut r = CheckResult::new(CheckStatus::L4Con);
-                    r.info = Some(strerror(&e));
+                    // The connection is up: haproxy reports `Socket error` with the errno
+                    // (`Layer7 timeout` once the check's time is out).
+                    let mut r = if e.kind() == io::ErrorKind::TimedOut {
+                        let mut r = script.send_failure(index, "");
+                        r.status = CheckStatus::L7Timeout;
+                        r
+                    } else {
+                        script.send_failure(index, &strerror(&e))
+                    };
                     r.duration_ms = Some(ms_since(start));
                     return r;
                 }
@@ -356,6 +414,13 @@ pub async fn run_health(
                 closed = false;
             }
             Step::Expect(rule) => {
+                if let Some(e) = &reset {
+                    let mut r = rule
+                        .read_error(&[], http, script.names_steps(), e)
+                        .unwrap_or_else(|| connection_failure(&ConnFailure::Reset(e.clone())));
+                    r.duration_ms = Some(ms_since(start));
+                    return r;
+                }
                 if stream.is_none() && h2c.is_none() {
                     return CheckResult::new(CheckStatus::SockErr);
                 }
@@ -392,8 +457,21 @@ pub async fn run_health(
                             r.duration_ms = Some(ms_since(start));
                             return r;
                         }
-                        Err(_) if h2c.is_some() => return sock_err(start),
-                        Err(_) => closed = true,
+                        Err(e) if h2c.is_some() => {
+                            let any = h2c.as_ref().is_some_and(H2Check::received_any);
+                            let timeout = rule.timeout_result(script.names_steps());
+                            return h2_failure(&e, any, timeout, deadline, start).await;
+                        }
+                        Err(e) => {
+                            let error = strerror(&e);
+                            match rule.read_error(&received, http, script.names_steps(), &error) {
+                                Some(mut r) => {
+                                    r.duration_ms = Some(ms_since(start));
+                                    return r;
+                                }
+                                None => closed = true,
+                            }
+                        }
                     }
                 }
             }
@@ -493,6 +571,14 @@ pub async fn run_agent(
             Ok(done) => closed = done,
             Err(e) if e.kind() == io::ErrorKind::TimedOut => {
                 let mut r = CheckResult::new(CheckStatus::L7Timeout);
+                r.duration_ms = Some(ms_since(start));
+                return Err(r);
+            }
+            // haproxy 2.6 (the agent is a tcp-check ruleset): an error before any byte is
+            // `Socket error` with the errno text (recorded: `Connection reset by peer`).
+            Err(e) if buf.is_empty() => {
+                s.close().await;
+                let mut r = ringlb_health::expect::socket_error(&strerror(&e), "");
                 r.duration_ms = Some(ms_since(start));
                 return Err(r);
             }

@@ -19,6 +19,7 @@ use h2::client::{ResponseFuture, SendRequest};
 use h2::RecvStream;
 use http::{HeaderName, HeaderValue, Request, Uri};
 use ringlb_h2io::{H2Io, LocalFuture, Transport};
+use ringlb_health::h2msg::SchemeFix;
 
 use super::exec::until;
 use super::stream::CheckStream;
@@ -28,7 +29,32 @@ const READ_CHUNK: usize = 16 << 10;
 
 /// The check connection as h2's transport: every poll borrows the stream for its own length
 /// only, so h2's reads and writes may be in flight together.
-struct Wire(RefCell<CheckStream>);
+struct Wire {
+    stream: RefCell<CheckStream>,
+    /// Turns the library's `:scheme http` into haproxy's `https` (see `SchemeFix`).
+    scheme: RefCell<SchemeFix>,
+    /// Whether the server sent anything.
+    received: std::cell::Cell<bool>,
+    /// How the connection ended, once it did with an error.
+    conn_error: RefCell<Option<io::Error>>,
+}
+
+impl Wire {
+    /// A stream's error made precise with the connection's own (the library reports a
+    /// connection that failed as a broken pipe to its streams).
+    fn refine(&self, e: io::Error) -> io::Error {
+        if e.kind() != io::ErrorKind::UnexpectedEof {
+            return e;
+        }
+        match self.conn_error.borrow().as_ref() {
+            Some(c) if c.kind() != io::ErrorKind::UnexpectedEof => match c.raw_os_error() {
+                Some(errno) => io::Error::from_raw_os_error(errno),
+                None => io::Error::new(c.kind(), c.to_string()),
+            },
+            _ => e,
+        }
+    }
+}
 
 impl Transport for Wire {
     type Chunk = Vec<u8>;
@@ -40,20 +66,22 @@ impl Transport for Wire {
     fn recv(self: Rc<Self>) -> LocalFuture<io::Result<Option<Vec<u8>>>> {
         Box::pin(async move {
             let mut buf = vec![0u8; READ_CHUNK];
-            let n = poll_fn(|cx| self.0.borrow_mut().poll_read(cx, &mut buf)).await?;
+            let n = poll_fn(|cx| self.stream.borrow_mut().poll_read(cx, &mut buf)).await?;
             if n == 0 {
                 return Ok(None);
             }
             buf.truncate(n);
+            self.received.set(true);
             Ok(Some(buf))
         })
     }
 
-    fn send(self: Rc<Self>, buf: Vec<u8>) -> LocalFuture<(io::Result<()>, Vec<u8>)> {
+    fn send(self: Rc<Self>, mut buf: Vec<u8>) -> LocalFuture<(io::Result<()>, Vec<u8>)> {
+        self.scheme.borrow_mut().process(&mut buf);
         Box::pin(async move {
             let mut off = 0;
             let r = poll_fn(|cx| {
-                let mut s = self.0.borrow_mut();
+                let mut s = self.stream.borrow_mut();
                 while off < buf.len() {
                     match s.poll_write(cx, buf.get(off..).unwrap_or_default()) {
                         Poll::Pending => return Poll::Pending,
@@ -73,7 +101,7 @@ impl Transport for Wire {
 
     fn shutdown(self: Rc<Self>) -> LocalFuture<()> {
         Box::pin(async move {
-            let _ = poll_fn(|cx| self.0.borrow_mut().poll_shutdown(cx)).await;
+            let _ = poll_fn(|cx| self.stream.borrow_mut().poll_shutdown(cx)).await;
         })
     }
 }
@@ -94,22 +122,46 @@ enum Rx {
 pub struct H2Check {
     send: SendRequest<Bytes>,
     rx: Rx,
-    tls: bool,
+    /// The connection, for the `:scheme` fix of each request.
+    wire: Rc<Wire>,
     /// Drives the connection; dropping it (at the end of the check) cancels it, which
     /// closes the connection.
     _driver: glommio::Task<()>,
 }
 
-/// An HTTP/2 failure: the check's `Socket error`.
+/// An HTTP/2 failure as the driver judges it (see `exec::h2_failure`): a connection error
+/// keeps its kind and errno text (`Connection reset by peer`); the server's close before any
+/// frame is `UnexpectedEof`; a protocol error (a server that does not speak h2, a GOAWAY, a
+/// reset stream) is `InvalidData`.
 fn h2_failed(e: h2::Error) -> io::Error {
+    if let Some(io) = e.get_io() {
+        let errno = match io.kind() {
+            // h2 reports the peer's close as a broken pipe of its own making.
+            io::ErrorKind::BrokenPipe if io.get_ref().is_some() => {
+                return io::Error::new(io::ErrorKind::UnexpectedEof, "closed by the server")
+            }
+            io::ErrorKind::ConnectionReset => Some(libc::ECONNRESET),
+            io::ErrorKind::BrokenPipe => Some(libc::EPIPE),
+            io::ErrorKind::ConnectionAborted => Some(libc::ECONNABORTED),
+            _ => io.raw_os_error(),
+        };
+        if let Some(errno) = errno {
+            return io::Error::from_raw_os_error(errno);
+        }
+    }
     io::Error::new(io::ErrorKind::InvalidData, format!("h2: {e}"))
 }
 
 impl H2Check {
     /// Starts HTTP/2 on a connected (and, over TLS, handshaken) check connection.
     pub async fn start(stream: CheckStream, deadline: Instant) -> io::Result<H2Check> {
-        let tls = matches!(stream, CheckStream::Tls(_));
-        let io = H2Io::new(Rc::new(Wire(RefCell::new(stream))));
+        let wire = Rc::new(Wire {
+            stream: RefCell::new(stream),
+            scheme: RefCell::new(SchemeFix::new()),
+            received: std::cell::Cell::new(false),
+            conn_error: RefCell::new(None),
+        });
+        let io = H2Io::new(wire.clone());
         let (send, conn) = until(deadline, async {
             h2::client::Builder::new()
                 .enable_push(false)
@@ -118,15 +170,23 @@ impl H2Check {
                 .map_err(h2_failed)
         })
         .await?;
+        let on_end = wire.clone();
         let driver = glommio::spawn_local(async move {
-            let _ = conn.await;
+            if let Err(e) = conn.await {
+                *on_end.conn_error.borrow_mut() = Some(h2_failed(e));
+            }
         });
         Ok(H2Check {
             send,
             rx: Rx::Idle,
-            tls,
+            wire,
             _driver: driver,
         })
+    }
+
+    /// Whether the server sent anything on this connection.
+    pub fn received_any(&self) -> bool {
+        self.wire.received.get()
     }
 
     /// Sends the HTTP/1 request bytes of a `send` step as one stream.
@@ -136,15 +196,13 @@ impl H2Check {
         fn bad<E>(_: E) -> io::Error {
             io::Error::new(io::ErrorKind::InvalidInput, "request not valid for HTTP/2")
         }
-        let uri = match &req.authority {
-            Some(a) if req.target.starts_with('/') => {
-                let scheme = if self.tls { "https" } else { "http" };
-                Uri::try_from(format!("{scheme}://{a}{}", req.target)).map_err(bad)?
-            }
-            // h2 gives a relative target `:scheme http` and no `:authority`, as haproxy
-            // sends a check without `Host`.
-            _ => Uri::try_from(req.target.as_str()).map_err(bad)?,
-        };
+        // haproxy 2.6 (recorded with nghttpd): for a relative target `:method`, `:scheme
+        // https` (over TLS or not) and `:path`, no `:authority`, a `Host` as a `host` field;
+        // an absolute target gives its own scheme and `:authority`. The h2 library gives a
+        // relative target `:scheme http`: `SchemeFix` makes it `https` on the wire.
+        let relative = req.target.starts_with('/');
+        let uri = Uri::try_from(req.target.as_str()).map_err(bad)?;
+        self.wire.scheme.borrow_mut().expect_request(relative);
         let version = if uri.scheme().is_some() {
             http::Version::HTTP_2
         } else {
@@ -178,6 +236,7 @@ impl H2Check {
             Ok(())
         })
         .await
+        .map_err(|e| self.wire.refine(e))
     }
 
     /// Appends what comes next of the response to `buf` (its head first, as HTTP/1), up to
@@ -188,7 +247,8 @@ impl H2Check {
         max: usize,
         deadline: Instant,
     ) -> io::Result<bool> {
-        until(deadline, async {
+        let wire = self.wire.clone();
+        let r = until(deadline, async {
             match std::mem::replace(&mut self.rx, Rx::Done) {
                 Rx::Idle | Rx::Done => Ok(true),
                 Rx::Head(resp) => {
@@ -222,6 +282,7 @@ impl H2Check {
                 },
             }
         })
-        .await
+        .await;
+        r.map_err(|e| wire.refine(e))
     }
 }

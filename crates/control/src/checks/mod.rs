@@ -534,6 +534,12 @@ impl CheckStatsHandle {
             .collect()
     }
 
+    /// The stats board the shards publish their counters to, once known.
+    fn stats_board(&self) -> Option<Arc<ringlb_shard::StatsBoard>> {
+        let g = self.0.lock().ok()?;
+        g.publish.as_ref().map(|(board, _)| board.clone())
+    }
+
     /// Also publish every update to the stats board (the stats page and `show stat` read it).
     pub fn publish_to(
         &self,
@@ -637,6 +643,15 @@ impl Driver {
     /// Logs and broadcasts `effects` of a check of (b, s), then refreshes the counters of the
     /// servers involved.
     fn apply(&self, b: usize, s: usize, effects: Vec<Effect>) {
+        self.apply_inner(b, s, effects, false);
+    }
+
+    /// [`Driver::apply`] for effects whose messages were already broadcast.
+    fn apply_sent(&self, b: usize, s: usize, effects: Vec<Effect>) {
+        self.apply_inner(b, s, effects, true);
+    }
+
+    fn apply_inner(&self, b: usize, s: usize, effects: Vec<Effect>, msgs_sent: bool) {
         let mut touched = vec![(b, s)];
         for e in &effects {
             if let Effect::Msg(
@@ -658,13 +673,115 @@ impl Driver {
             }
         }
         self.mail(b, &effects);
-        self.emit(effects);
+        if msgs_sent {
+            self.emit(
+                effects
+                    .into_iter()
+                    .filter(|e| !matches!(e, Effect::Msg(_)))
+                    .collect(),
+            );
+        } else {
+            self.emit(effects);
+        }
         let board = self.board.borrow();
         for (b, s) in touched {
             if let Some((i, st)) = board.server_stats(b, s, self.now()) {
                 self.stats.store_one(i, st);
             }
         }
+    }
+
+    /// Asks every shard to publish its counters (`PublishStats`, off the request path, as
+    /// `show stat` does), before a result that takes a server DOWN: the request goes out
+    /// ahead of the DOWN broadcast, so each shard publishes what it had before applying it
+    /// (before `on-marked-down shutdown-sessions` closes anything).
+    fn ask_load(&self) -> Option<(Arc<ringlb_shard::StatsBoard>, u64)> {
+        let board = self.stats.stats_board()?;
+        let seq = board.next_seq();
+        self.out.try_send(ControlMsg::PublishStats { seq }).ok()?;
+        Some((board, seq))
+    }
+
+    /// Logs and broadcasts `effects` of a result that took (b, s) DOWN, asked for with
+    /// [`Driver::ask_load`]: the broadcast at once, the DOWN line once the shards have
+    /// published (at most 100 ms, then the last copies), with the sessions on the server and
+    /// the requests in its queue (its `scur` and `qcur` in `show stat`).
+    async fn apply_counted(
+        &self,
+        b: usize,
+        s: usize,
+        mut effects: Vec<Effect>,
+        (board, seq): (Arc<ringlb_shard::StatsBoard>, u64),
+    ) {
+        // The server, and those that track it (`Server be2/t1 is DOWN via be/s1`): each
+        // DOWN line counts its own server's sessions.
+        let mut going: Vec<(usize, usize)> = vec![(b, s)];
+        for e in &effects {
+            if let Effect::Msg(ControlMsg::SetServerHealth {
+                backend,
+                server,
+                up: false,
+            }) = e
+            {
+                going.push((*backend, *server));
+            }
+        }
+        let starts: Vec<(String, (usize, usize))> = {
+            let board = self.board.borrow();
+            going
+                .iter()
+                .filter_map(|&(gb, gs)| Some((board.down_line_start(gb, gs)?, (gb, gs))))
+                .collect()
+        };
+        let line_of = |m: &str| {
+            starts
+                .iter()
+                .find(|(st, _)| m.starts_with(st.as_str()))
+                .map(|(_, at)| *at)
+        };
+        if !effects
+            .iter()
+            .any(|e| matches!(e, Effect::Warning(m) if line_of(m).is_some()))
+        {
+            self.apply(b, s, effects);
+            return;
+        }
+        for e in &effects {
+            if let Effect::Msg(m) = e {
+                // Unbounded local queue, drained by the forwarder task.
+                let _ = self.out.try_send(m.clone());
+            }
+        }
+        let deadline = Instant::now() + Duration::from_millis(100);
+        let counters = loop {
+            if let Some(c) = board.try_collect(seq) {
+                break Some(c);
+            }
+            if Instant::now() >= deadline {
+                break board.latest();
+            }
+            glommio::timer::sleep(Duration::from_millis(1)).await;
+        };
+        let load = |(gb, gs): (usize, usize)| {
+            counters
+                .as_ref()
+                .and_then(|c| {
+                    let row = c.servers.get(gb)?.get(gs)?;
+                    Some((row.cur_sess, row.queue_cur))
+                })
+                .unwrap_or((0, 0))
+        };
+        for e in &mut effects {
+            if let Effect::Warning(m) = e {
+                if let Some(at) = line_of(m) {
+                    let (sessions, queued) = load(at);
+                    if let Some(line) = ringlb_health::status::with_down_load(m, sessions, queued) {
+                        *m = line;
+                    }
+                }
+            }
+        }
+        self.apply_sent(b, s, effects);
     }
 
     /// Marks a check of (b, s) as running (`* ` on the stats page) and publishes it.
@@ -1193,6 +1310,8 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                 std::borrow::Cow::Owned(t)
             }
         };
+        // Asked for before a result that takes the server DOWN (its line counts sessions).
+        let mut load = None;
         let effects = match job.kind {
             JobKind::Health => {
                 let unix = SystemTime::now()
@@ -1213,6 +1332,12 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                 ringlb_shard::counters::CHECK_SESSIONS
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = exec::run_health(&job.script, &target, unix, state.as_deref()).await;
+                if !r.status.is_pass()
+                    && d.board.borrow().failure_goes_down(job.backend, job.server)
+                {
+                    // This failure takes the server DOWN: its line counts the sessions.
+                    load = d.ask_load();
+                }
                 let now = d.now();
                 let mut board = d.board.borrow_mut();
                 board.set_in_progress(job.backend, job.server, false, false);
@@ -1223,6 +1348,12 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
                 ringlb_shard::counters::CHECK_SESSIONS
                     .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = exec::run_agent(&job.script, &target).await;
+                let down = matches!(&r, Ok((ringlb_health::agent::AgentParse::Reply(a), _))
+                    if a.health.is_some_and(|h| h != ringlb_health::agent::AgentHealth::Up));
+                if down && d.board.borrow().is_running(job.backend, job.server) {
+                    // `down`, `stopped`, `fail`: its DOWN line counts the sessions.
+                    load = d.ask_load();
+                }
                 let now = d.now();
                 let mut board = d.board.borrow_mut();
                 board.set_in_progress(job.backend, job.server, true, false);
@@ -1232,7 +1363,13 @@ async fn check_task(d: Rc<Driver>, job: Job, generation: u64) {
         if d.generation.get() != generation {
             return; // the result is about the old configuration's server
         }
-        d.apply(job.backend, job.server, effects);
+        match load {
+            Some(asked) => {
+                d.apply_counted(job.backend, job.server, effects, asked)
+                    .await
+            }
+            None => d.apply(job.backend, job.server, effects),
+        }
         let inter = {
             let board = d.board.borrow();
             match job.kind {
