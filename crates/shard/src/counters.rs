@@ -533,3 +533,81 @@ impl ShardCounters {
         }
     }
 }
+
+/// HAProxy's `h1` stats module (its HTTP/1 multiplexer's counters), kept per shard like the
+/// others: a connection counts from when the HTTP/1 layer takes it until it closes or turns
+/// into HTTP/2 (prior knowledge); a stream from the first byte of a request (an empty
+/// connection makes none) to the end of its transaction; the bytes are what the sockets move
+/// (plaintext under TLS), added up by [`crate::live::Live::h1_meter`]'s meters and copied
+/// into the counters at the end of each transaction and connection.
+pub struct H1Conn<'a> {
+    ctx: &'a crate::Ctx,
+    frontend: usize,
+}
+
+impl<'a> H1Conn<'a> {
+    /// A client connection taken by the HTTP/1 layer of `frontend`; its bytes are metered.
+    pub fn open(
+        ctx: &'a crate::Ctx,
+        frontend: usize,
+        client: &crate::conn::ClientConn,
+    ) -> H1Conn<'a> {
+        client.meter(Some(
+            ctx.live.h1_meter(crate::live::Side::Front, frontend),
+        ));
+        if let Some(f) = ctx.state.counters.borrow_mut().frontends.get_mut(frontend) {
+            f.mux.h1_total_connections += 1;
+            f.mux.h1_open_connections += 1;
+        }
+        H1Conn { ctx, frontend }
+    }
+}
+
+impl Drop for H1Conn<'_> {
+    fn drop(&mut self) {
+        let mut c = self.ctx.state.counters.borrow_mut();
+        if let Some(f) = c.frontends.get_mut(self.frontend) {
+            f.mux.h1_open_connections = f.mux.h1_open_connections.saturating_sub(1);
+        }
+        self.ctx.live.fold_h1_bytes(&mut c, Some(self.frontend), None);
+    }
+}
+
+impl ShardCounters {
+    /// The first bytes of a request arrived on an HTTP/1 client connection of `frontend`.
+    pub fn h1_stream_open(&mut self, frontend: usize) {
+        if let Some(f) = self.frontends.get_mut(frontend) {
+            f.mux.h1_total_streams += 1;
+            f.mux.h1_open_streams += 1;
+        }
+    }
+
+    /// The transaction of a stream counted by [`ShardCounters::h1_stream_open`] ended.
+    pub fn h1_stream_close(&mut self, frontend: usize) {
+        if let Some(f) = self.frontends.get_mut(frontend) {
+            f.mux.h1_open_streams = f.mux.h1_open_streams.saturating_sub(1);
+        }
+    }
+}
+
+/// A request goes to `backend` over HTTP/1 connection `conn` (new, or `reused`): one stream
+/// of the backend's `h1` module, and a connection when new (its bytes metered from now on).
+/// The backend's open connections and streams are read from the server pools when the
+/// counters are published (`h1_open_*` = connections idle and in use, streams in use).
+pub fn h1_server_stream(
+    ctx: &crate::Ctx,
+    backend: usize,
+    conn: &crate::conn::ServerStream,
+    reused: bool,
+) {
+    if conn.is_h2() {
+        return;
+    }
+    if !reused {
+        conn.meter(Some(ctx.live.h1_meter(crate::live::Side::Back, backend)));
+    }
+    if let Some(b) = ctx.state.counters.borrow_mut().backends.get_mut(backend) {
+        b.mux.h1_total_streams += 1;
+        b.mux.h1_total_connections += u64::from(!reused);
+    }
+}

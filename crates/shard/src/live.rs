@@ -10,8 +10,11 @@
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::task::Waker;
 use std::time::{Instant, SystemTime};
+
+use ringlb_uring::IoMeter;
 
 /// Most captures a shard keeps: one per proxy and direction, as haproxy.
 const MAX_CAPTURES: usize = 1024;
@@ -122,6 +125,18 @@ pub struct Live {
     pub accepted: Cell<u64>,
     streams: Cell<u64>,
     captures: RefCell<Vec<Capture>>,
+    /// Per frontend and per backend: the bytes this shard's HTTP/1 connections of it moved
+    /// (`h1_bytes_in`/`h1_bytes_out`), added by the sockets themselves ([`IoMeter`]).
+    h1_meters: [RefCell<Vec<Rc<IoMeter>>>; 2],
+}
+
+/// Which side of a proxy an HTTP/1 connection belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Client connections of a frontend.
+    Front = 0,
+    /// Server connections of a backend.
+    Back = 1,
 }
 
 /// Where a session finds its slot (`Copy`; no reference held across awaits).
@@ -150,6 +165,55 @@ impl Live {
             accepted: Cell::new(0),
             streams: Cell::new(0),
             captures: RefCell::new(Vec::new()),
+            h1_meters: [RefCell::new(Vec::new()), RefCell::new(Vec::new())],
+        }
+    }
+
+    /// The meter of `side` of proxy `index` (frontend or backend index) on this shard: made
+    /// the first time a connection of it asks, then shared by all (a reference count).
+    pub fn h1_meter(&self, side: Side, index: usize) -> Rc<IoMeter> {
+        let mut v = self.h1_meters[side as usize].borrow_mut();
+        while v.len() <= index {
+            v.push(Rc::new(IoMeter::default()));
+        }
+        v[index].clone()
+    }
+
+    /// Copies the byte totals of the meters of frontend `fe` and backend `be` into the
+    /// counters (their `h1` module's fields): done where the counters are written anyway, at
+    /// the end of a transaction and of a connection.
+    pub fn fold_h1_bytes(
+        &self,
+        c: &mut crate::counters::ShardCounters,
+        fe: Option<usize>,
+        be: Option<usize>,
+    ) {
+        let read = |side: Side, i: usize| {
+            self.h1_meters[side as usize]
+                .borrow()
+                .get(i)
+                .map(|m| (m.rx.get(), m.tx.get()))
+        };
+        if let Some((f, (rx, tx))) = fe.and_then(|f| Some((f, read(Side::Front, f)?))) {
+            if let Some(m) = c.frontends.get_mut(f).map(|x| &mut x.mux) {
+                (m.h1_bytes_in, m.h1_bytes_out) = (rx, tx);
+            }
+        }
+        if let Some((b, (rx, tx))) = be.and_then(|b| Some((b, read(Side::Back, b)?))) {
+            if let Some(m) = c.backends.get_mut(b).map(|x| &mut x.mux) {
+                (m.h1_bytes_in, m.h1_bytes_out) = (rx, tx);
+            }
+        }
+    }
+
+    /// All meters into the counters (a copy about to be published).
+    pub fn fold_all_h1_bytes(&self, c: &mut crate::counters::ShardCounters) {
+        let (nf, nb) = (
+            self.h1_meters[0].borrow().len(),
+            self.h1_meters[1].borrow().len(),
+        );
+        for i in 0..nf.max(nb) {
+            self.fold_h1_bytes(c, (i < nf).then_some(i), (i < nb).then_some(i));
         }
     }
 
