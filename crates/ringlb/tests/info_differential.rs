@@ -91,16 +91,6 @@ const INFO_GAPS: &[&str] = &[];
 const STAT_GAPS: &[&str] = &[
     // Maxima are kept per shard and summed, an upper bound of haproxy's process-wide one.
     "smax",
-    // HTTP/1 mux counters are not kept by the engine. (Measured on haproxy 2.6.12: wire
-    // bytes per connection, the 400 its HTTP/1 layer writes to an empty connection counted
-    // in `h1_bytes_out` (207 for the readiness probe), and on the backend side the server
-    // connections it keeps idle after a `Connection: close` client, as `srv_icur` below.)
-    "h1_open_connections",
-    "h1_open_streams",
-    "h1_total_connections",
-    "h1_total_streams",
-    "h1_bytes_in",
-    "h1_bytes_out",
     // Idle server connections: haproxy keeps them after a `Connection: close` client.
     "srv_icur",
     "idle_conn_cur",
