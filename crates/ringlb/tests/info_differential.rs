@@ -599,7 +599,10 @@ fn h1_counters_and_smax_match_haproxy_for_known_traffic() {
         let all_in = wait_until(WAIT, || {
             columns(&p, ("be", "BACKEND"), &["scur"]) == ["scur=5"]
         });
-        assert!(all_in, "haproxy {haproxy}: the 5 slow requests are not in flight together");
+        assert!(
+            all_in,
+            "haproxy {haproxy}: the 5 slow requests are not in flight together"
+        );
         for t in slow {
             assert_eq!(t.join().unwrap().status, 200);
         }
@@ -631,5 +634,34 @@ fn h1_counters_and_smax_match_haproxy_for_known_traffic() {
             .collect()
     };
     assert_eq!(rl[..7], hx[..7], "ringlb (right) as haproxy (left)");
-    assert_eq!(open(&rl[7]), open(&hx[7]), "ringlb (right) as haproxy (left)");
+    assert_eq!(
+        open(&rl[7]),
+        open(&hx[7]),
+        "ringlb (right) as haproxy (left)"
+    );
+}
+
+/// A connection that half-closes before its first byte reads the 400 haproxy's HTTP/1 layer
+/// writes (the bytes `h1_bytes_out` counts for an empty connection), in both.
+#[test]
+fn half_closed_empty_connection_reads_haproxy_400() {
+    use std::io::Read as _;
+    if !haproxy_available() {
+        eprintln!("SKIP: haproxy not installed");
+        return;
+    }
+    let origins = Origins::start(2);
+    let o = origins.addrs();
+    let mut seen = Vec::new();
+    for haproxy in [true, false] {
+        let p = start(haproxy, &o);
+        let s = std::net::TcpStream::connect(p.fronts[0]).unwrap();
+        s.set_read_timeout(Some(WAIT)).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut got = Vec::new();
+        (&s).read_to_end(&mut got).unwrap();
+        seen.push(String::from_utf8_lossy(&got).into_owned());
+    }
+    assert!(seen[0].starts_with("HTTP/1.1 400 "), "haproxy: {:?}", seen[0]);
+    assert_eq!(seen[1], seen[0], "ringlb (right) as haproxy (left)");
 }

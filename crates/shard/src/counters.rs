@@ -198,7 +198,11 @@ impl ShardCounters {
             f.on_session_start(now_ms);
             self.frontend_gauge(frontend);
         }
-        if let Some(l) = self.listeners.get_mut(frontend).and_then(|v| v.get_mut(bind)) {
+        if let Some(l) = self
+            .listeners
+            .get_mut(frontend)
+            .and_then(|v| v.get_mut(bind))
+        {
             l.cur_sess += 1;
             l.max_sess = l.max_sess.max(l.cur_sess);
             l.cum_sess += 1;
@@ -212,7 +216,11 @@ impl ShardCounters {
             f.on_session_end();
             self.frontend_gauge(frontend);
         }
-        if let Some(l) = self.listeners.get_mut(frontend).and_then(|v| v.get_mut(bind)) {
+        if let Some(l) = self
+            .listeners
+            .get_mut(frontend)
+            .and_then(|v| v.get_mut(bind))
+        {
             l.cur_sess = l.cur_sess.saturating_sub(1);
             self.listener_gauge(frontend, bind);
         }
@@ -789,9 +797,7 @@ impl<'a> H1Conn<'a> {
         frontend: usize,
         client: &crate::conn::ClientConn,
     ) -> H1Conn<'a> {
-        client.meter(Some(
-            ctx.live.h1_meter(crate::live::Side::Front, frontend),
-        ));
+        client.meter(Some(ctx.live.h1_meter(crate::live::Side::Front, frontend)));
         if let Some(f) = ctx.state.counters.borrow_mut().frontends.get_mut(frontend) {
             f.mux.h1_total_connections += 1;
             f.mux.h1_open_connections += 1;
@@ -806,7 +812,9 @@ impl Drop for H1Conn<'_> {
         if let Some(f) = c.frontends.get_mut(self.frontend) {
             f.mux.h1_open_connections = f.mux.h1_open_connections.saturating_sub(1);
         }
-        self.ctx.live.fold_h1_bytes(&mut c, Some(self.frontend), None);
+        self.ctx
+            .live
+            .fold_h1_bytes(&mut c, Some(self.frontend), None);
     }
 }
 

@@ -249,26 +249,24 @@ impl<'a> Session<'a> {
                     // `option http-ignore-probes`.
                     // (The stick counters count it in `on_closed_before_request`.)
                     if self.requests == 0 && !self.fe.ignore_probes {
-                        let now_ms = self.ctx.state.board.now_ms();
-                        let mut c = self.ctx.state.counters.borrow_mut();
-                        if let Some(f) = c.frontends.get_mut(self.fe_idx) {
-                            f.failed_req += 1;
-                            f.on_request(now_ms);
+                        {
+                            let now_ms = self.ctx.state.board.now_ms();
+                            let mut c = self.ctx.state.counters.borrow_mut();
+                            if let Some(f) = c.frontends.get_mut(self.fe_idx) {
+                                f.failed_req += 1;
+                                f.on_request(now_ms);
+                            }
+                            if let Some(l) = c.listener(self.fe_idx, self.bind) {
+                                l.failed_req += 1;
+                            }
+                            c.response(self.fe_idx, None, None, 400);
                         }
-                        if let Some(l) = c.listener(self.fe_idx, self.bind) {
-                            l.failed_req += 1;
-                        }
-                        c.response(self.fe_idx, None, None, 400);
-                        drop(c);
                         // haproxy's HTTP/1 layer writes its 400 to a connection closed before
                         // its first byte (a client that only half-closed reads it; counted in
                         // `h1_bytes_out` only, as the stream never saw it).
                         if matches!(e, HeadError::Quiet) {
-                            let reply = self
-                                .fe
-                                .errors
-                                .get(400)
-                                .or(ringlb_http1::default_reply(400));
+                            let reply =
+                                self.fe.errors.get(400).or(ringlb_http1::default_reply(400));
                             if let Some(b) = reply {
                                 let out = SendBuf::from_vec(b.to_vec());
                                 let _ = within(self.fe.timeouts.client, self.client.send_all(out))
@@ -403,7 +401,11 @@ impl<'a> Session<'a> {
         *txn = Txn::default();
         txn.wait_start = Some(started);
         txn.head_start = Some(Instant::now());
-        self.ctx.state.counters.borrow_mut().h1_stream_open(self.fe_idx);
+        self.ctx
+            .state
+            .counters
+            .borrow_mut()
+            .h1_stream_open(self.fe_idx);
         // Fast path: the whole head is in one read, parsed in place (no copy).
         match parse_request(
             first.bytes(),
@@ -2172,7 +2174,9 @@ impl<'a> Session<'a> {
         if t.head_start.is_some() {
             c.h1_stream_close(self.fe_idx);
         }
-        self.ctx.live.fold_h1_bytes(&mut c, Some(self.fe_idx), t.backend);
+        self.ctx
+            .live
+            .fold_h1_bytes(&mut c, Some(self.fe_idx), t.backend);
         if let Some(b) = t.backend {
             let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
             let times = ringlb_stats::RequestTimes {

@@ -7,6 +7,9 @@
 //! slot through plain `Cell`s of the slab (backend and server once chosen, requests served);
 //! nothing else happens on the request path. The control shard asks every shard for a copy
 //! (`ControlMsg::Engine`) and merges the answers.
+//!
+//! It also holds the shard's byte meters of HTTP/1 connections, one per frontend and per
+//! backend (the `h1` stats module's `h1_bytes_in`/`h1_bytes_out`, see `counters::H1Conn`).
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
