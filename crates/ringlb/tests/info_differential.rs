@@ -662,6 +662,10 @@ fn half_closed_empty_connection_reads_haproxy_400() {
         (&s).read_to_end(&mut got).unwrap();
         seen.push(String::from_utf8_lossy(&got).into_owned());
     }
-    assert!(seen[0].starts_with("HTTP/1.1 400 "), "haproxy: {:?}", seen[0]);
+    assert!(
+        seen[0].starts_with("HTTP/1.1 400 "),
+        "haproxy: {:?}",
+        seen[0]
+    );
     assert_eq!(seen[1], seen[0], "ringlb (right) as haproxy (left)");
 }

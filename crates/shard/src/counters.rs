@@ -856,3 +856,99 @@ pub fn h1_server_stream(
         b.mux.h1_total_connections += u64::from(!reused);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One frontend with two listeners, one backend with two servers.
+    fn shard(board: &StatsBoard, id: usize) -> ShardCounters {
+        let mut c = ShardCounters {
+            frontends: vec![FrontendCounters::default()],
+            listeners: vec![vec![ListenerCounters::default(); 2]],
+            backends: vec![BackendCounters::default()],
+            servers: vec![vec![ServerCounters::default(); 2]],
+            ..ShardCounters::default()
+        };
+        c.attach_gauges(board, id);
+        c
+    }
+
+    fn collect(board: &StatsBoard, shards: &[&ShardCounters]) -> ShardCounters {
+        let seq = board.next_seq();
+        for (i, c) in shards.iter().enumerate() {
+            board.publish(i, seq, (*c).clone());
+        }
+        board.try_collect(seq).unwrap_or_default()
+    }
+
+    #[test]
+    fn sessions_one_after_the_other_on_two_shards_peak_at_one() {
+        let board = StatsBoard::new(2);
+        let (mut a, mut b) = (shard(&board, 0), shard(&board, 1));
+        for (on_a, bind) in [(true, 0), (false, 1), (true, 1)] {
+            let c = if on_a { &mut a } else { &mut b };
+            c.frontend_session_start(0, bind, 0);
+            c.stream_start(0, bind, 0, true);
+            board.sample_gauges();
+            c.stream_end(0, bind);
+            c.frontend_session_end(0, bind);
+            board.sample_gauges();
+        }
+        let m = collect(&board, &[&a, &b]);
+        assert_eq!(
+            m.frontends[0].max_sess, 1,
+            "not the sum of the shards' peaks"
+        );
+        assert_eq!(m.backends[0].max_sess, 1);
+        assert_eq!(m.listeners[0][1].max_sess, 1);
+        assert_eq!(m.servers[0][1].max_sess, 1);
+    }
+
+    #[test]
+    fn sessions_held_together_on_two_shards_peak_at_their_sum() {
+        let board = StatsBoard::new(2);
+        let (mut a, mut b) = (shard(&board, 0), shard(&board, 1));
+        for _ in 0..3 {
+            a.frontend_session_start(0, 0, 0);
+            a.stream_start(0, 0, 0, true);
+        }
+        for _ in 0..2 {
+            b.frontend_session_start(0, 0, 0);
+            b.stream_start(0, 1, 0, true);
+        }
+        // Sampled while held (a read samples too), then all closed.
+        board.sample_gauges();
+        for _ in 0..3 {
+            a.stream_end(0, 0);
+            a.frontend_session_end(0, 0);
+        }
+        for _ in 0..2 {
+            b.stream_end(0, 1);
+            b.frontend_session_end(0, 0);
+        }
+        let m = collect(&board, &[&a, &b]);
+        assert_eq!(m.frontends[0].cur_sess, 0);
+        assert_eq!(m.frontends[0].max_sess, 5);
+        assert_eq!(m.listeners[0][0].max_sess, 5);
+        assert_eq!(m.backends[0].max_sess, 5);
+        assert_eq!((m.servers[0][0].max_sess, m.servers[0][1].max_sess), (3, 2));
+    }
+
+    #[test]
+    fn a_peak_no_sample_saw_is_the_largest_shards_peak() {
+        let board = StatsBoard::new(2);
+        let (mut a, mut b) = (shard(&board, 0), shard(&board, 1));
+        a.frontend_session_start(0, 0, 0);
+        a.frontend_session_start(0, 0, 0);
+        b.frontend_session_start(0, 0, 0);
+        a.frontend_session_end(0, 0);
+        a.frontend_session_end(0, 0);
+        b.frontend_session_end(0, 0);
+        let m = collect(&board, &[&a, &b]);
+        assert_eq!(
+            m.frontends[0].max_sess, 2,
+            "a lower bound: 3 overlapped unseen"
+        );
+    }
+}
