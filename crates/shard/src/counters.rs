@@ -494,6 +494,13 @@ impl StatsBoard {
         for (b, v) in c.servers.iter_mut().enumerate() {
             for (s, sc) in v.iter_mut().enumerate() {
                 sc.max_sess = sc.max_sess.max(peak(layout.server(b, s)));
+                // haproxy's estimate of the connections a server needs is its recent peak
+                // of connections in use, process-wide; the shards' estimates add up to more
+                // when their peaks did not coincide, and a connection in use carries a
+                // session, so the process-wide peak of sessions bounds it too.
+                if sc.max_sess > 0 {
+                    sc.need_conn_est = sc.need_conn_est.min(sc.max_sess);
+                }
             }
         }
     }
