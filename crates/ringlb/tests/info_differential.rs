@@ -502,7 +502,7 @@ fn h2_prior_knowledge_and_no_head_connections_count_as_haproxy_counts() {
         "{:?}",
         seen[0]
     );
-    assert_eq!(seen[1], seen[0], "ringlb (right) as haproxy (left)");
+    assert_eq!(seen[0], seen[1], "haproxy (left), ringlb (right)");
 }
 
 /// The named columns of the row (pxname, svname) of `show stat`, as `name=value`.
@@ -632,12 +632,8 @@ fn h1_counters_and_smax_match_haproxy_for_known_traffic() {
             .cloned()
             .collect()
     };
-    assert_eq!(rl[..7], hx[..7], "ringlb (right) as haproxy (left)");
-    assert_eq!(
-        open(&rl[7]),
-        open(&hx[7]),
-        "ringlb (right) as haproxy (left)"
-    );
+    assert_eq!(hx[..7], rl[..7], "haproxy (left), ringlb (right)");
+    assert_eq!(open(&hx[7]), open(&rl[7]), "haproxy (left), ringlb (right)");
 }
 
 /// A connection that half-closes before its first byte reads the 400 haproxy's HTTP/1 layer
@@ -666,5 +662,5 @@ fn half_closed_empty_connection_reads_haproxy_400() {
         "haproxy: {:?}",
         seen[0]
     );
-    assert_eq!(seen[1], seen[0], "ringlb (right) as haproxy (left)");
+    assert_eq!(seen[0], seen[1], "haproxy (left), ringlb (right)");
 }
