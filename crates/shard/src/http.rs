@@ -261,10 +261,11 @@ impl<'a> Session<'a> {
                             }
                             c.response(self.fe_idx, None, None, 400);
                         }
-                        // haproxy's HTTP/1 layer writes its 400 to a connection closed before
-                        // its first byte (a client that only half-closed reads it; counted in
-                        // `h1_bytes_out` only, as the stream never saw it).
-                        if matches!(e, HeadError::Quiet) {
+                        // haproxy's HTTP/1 layer writes its 400 to a connection its client
+                        // closed before the first byte (a client that only half-closed reads
+                        // it; counted in `h1_bytes_out` only, as the stream never saw it). Not
+                        // to one a stop closes.
+                        if matches!(e, HeadError::Quiet) && self.client.tcp().peer_closed_now() {
                             let reply =
                                 self.fe.errors.get(400).or(ringlb_http1::default_reply(400));
                             if let Some(b) = reply {

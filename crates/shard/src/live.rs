@@ -209,17 +209,6 @@ impl Live {
         }
     }
 
-    /// All meters into the counters (a copy about to be published).
-    pub fn fold_all_h1_bytes(&self, c: &mut crate::counters::ShardCounters) {
-        let (nf, nb) = (
-            self.h1_meters[0].borrow().len(),
-            self.h1_meters[1].borrow().len(),
-        );
-        for i in 0..nf.max(nb) {
-            self.fold_h1_bytes(c, (i < nf).then_some(i), (i < nb).then_some(i));
-        }
-    }
-
     /// Registers a stream accepted now. Costs a slab insert; the slab allocates only when it
     /// grows past the most streams this shard ever held at once.
     pub fn register(
