@@ -664,3 +664,70 @@ fn half_closed_empty_connection_reads_haproxy_400() {
     );
     assert_eq!(seen[0], seen[1], "haproxy (left), ringlb (right)");
 }
+
+/// Over TLS the `h1` module counts the plaintext, as haproxy's HTTP/1 layer sits above the
+/// TLS layer: two requests on one connection of a TLS bind.
+#[test]
+fn h1_counters_count_plaintext_over_tls_as_haproxy() {
+    if !haproxy_available() {
+        eprintln!("SKIP: haproxy not installed");
+        return;
+    }
+    let origins = Origins::start(1);
+    let o = origins.addrs()[0];
+    let certs = TempDir::new("infodiff-tls");
+    let ca = ringlb_testkit::TestCa::new(&certs.join("ca"), "ringlb test CA");
+    let pem = ca.server("localhost", &certs.join("server.pem")).pem;
+    let config = |sock: &Path, f: &[SocketAddr; 3]| {
+        format!(
+            "global\n    nbthread 2\n    stats socket {sock} level admin\n\
+             defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+             frontend fe\n    bind {f0} ssl crt {pem}\n    default_backend be\n\
+             frontend fe2\n    bind {f1}\n    default_backend be\n\
+             frontend fe3\n    bind {f2}\n    default_backend be\n\
+             backend be\n    server s1 {o}\n",
+            sock = sock.display(),
+            f0 = f[0],
+            f1 = f[1],
+            f2 = f[2],
+            pem = pem.display(),
+        )
+    };
+    let h1 = [
+        "h1_total_connections",
+        "h1_total_streams",
+        "h1_bytes_in",
+        "h1_bytes_out",
+    ];
+    let mut seen = Vec::new();
+    for haproxy in [true, false] {
+        let p = start_with(haproxy, config);
+        wait_no_session(&p);
+        let url = format!("https://{}/", p.fronts[0]);
+        let out = curl(
+            &[
+                "-k",
+                "--http1.1",
+                "-o",
+                "/dev/null",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_code} ",
+                &url,
+                &url,
+            ],
+            WAIT,
+        )
+        .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "200 200 ");
+        wait_no_session(&p);
+        seen.push(columns(&p, ("fe", "FRONTEND"), &h1));
+    }
+    assert!(
+        seen[0].contains(&"h1_total_streams=2".to_string()),
+        "haproxy: {:?}",
+        seen[0]
+    );
+    assert_eq!(seen[0], seen[1], "haproxy (left), ringlb (right)");
+}
