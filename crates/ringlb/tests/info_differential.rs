@@ -537,7 +537,7 @@ fn wait_no_session(p: &Proxy) {
 /// The `h1` module's columns (haproxy 2.6's HTTP/1 multiplexer) and `smax` for known
 /// traffic over two threads / shards: 3 keep-alive connections of 4 requests each, one
 /// after the other; 4 `Connection: close` requests one after the other; then 5 slow
-/// requests on 5 connections at once. `smax` is checked after the sequential part (1:
+/// requests on 5 connections at once; then a connection reset in the middle of a head. `smax` is checked after the sequential part (1:
 /// connections that never overlapped, whichever shard took each, count as one) and after
 /// the concurrent one (5 for the frontend, the backend and its server).
 #[test]
@@ -620,6 +620,15 @@ fn h1_counters_and_smax_match_haproxy_for_known_traffic() {
         for row in rows {
             got.push(columns(&p, row, peaks(row)));
         }
+        // A client that resets in the middle of a head: its stream counts and ends.
+        {
+            use std::io::Write as _;
+            let mut c = std::net::TcpStream::connect(front).unwrap();
+            c.write_all(b"GET / HTTP/1.1\r\nHo").unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+            ringlb_testkit::set_linger_zero(&c).unwrap();
+        }
+        wait_no_session(&p);
         for row in &rows[..2] {
             got.push(columns(&p, *row, &h1));
         }

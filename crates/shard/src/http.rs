@@ -286,6 +286,15 @@ impl<'a> Session<'a> {
                             self.log_txn(lf, &t, Instant::now());
                         }
                     }
+                    // A socket error in the middle of a head ends its `h1` stream.
+                    if self
+                        .sc
+                        .as_ref()
+                        .is_some_and(|sc| sc.txn.head_start.is_some())
+                    {
+                        let mut c = self.ctx.state.counters.borrow_mut();
+                        c.h1_stream_close(self.fe_idx);
+                    }
                     return self.stick.on_closed_before_request(self.requests == 0);
                 }
                 // Error replies are boxed: rare, and inline they would enlarge every session.
