@@ -188,6 +188,10 @@ impl ShardCounters {
                 *s = Some(g.clone());
             }
         }
+        // New counters (a start, an in-process reload) start new peaks, as they start at 0.
+        if let Ok(mut p) = board.peaks.lock() {
+            *p = (GaugeLayout::default(), Vec::new());
+        }
         self.gauges = Some(g);
     }
 
