@@ -182,6 +182,14 @@ impl Live {
         v[index].clone()
     }
 
+    /// A new epoch (an in-process reload) starts new counters: its connections get new
+    /// meters (the old epoch's connections keep theirs, whose counters nobody reads).
+    pub fn new_h1_meters(&self) {
+        for m in &self.h1_meters {
+            m.borrow_mut().clear();
+        }
+    }
+
     /// Copies the byte totals of the meters of frontend `fe` and backend `be` into the
     /// counters (their `h1` module's fields): done where the counters are written anyway, at
     /// the end of a transaction and of a connection.

@@ -346,6 +346,7 @@ impl Core {
                 old.ctx.logger.clone()
             }
         };
+        old.ctx.live.new_h1_meters();
         let next = Epoch::new(Ctx {
             state: state.clone(),
             ring: self.ring.clone(),
