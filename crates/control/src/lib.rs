@@ -335,6 +335,8 @@ async fn control_loop(
                 Err(crossbeam_channel::TryRecvError::Disconnected) => return,
             }
         }
+        // The process-wide session peaks (`smax`): the shards' counts summed every tick.
+        start.board.sample_gauges();
         glommio::timer::sleep(TICK).await;
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ringlb_tls::{ShardTls, TlsClientSession, TlsError, TlsFacts, TlsSession};
-use ringlb_uring::{RecvBuf, SendBuf, TcpStream};
+use ringlb_uring::{IoMeter, RecvBuf, SendBuf, TcpStream};
 
 use crate::time::within;
 
@@ -68,6 +68,14 @@ impl ClientConn {
 
     pub fn set_linger_zero(&self) {
         self.tcp().set_linger_zero();
+    }
+
+    /// Adds the (plaintext) bytes the connection receives and sends from now on to `meter`.
+    pub fn meter(&self, meter: Option<std::rc::Rc<IoMeter>>) {
+        match self {
+            ClientConn::Plain(t) => t.meter(meter),
+            ClientConn::Tls(t) => *t.meter.borrow_mut() = meter,
+        }
     }
 
     /// The TLS facts (`ssl_fc`, SNI, protocol...) once the handshake is done.
@@ -179,6 +187,8 @@ pub struct TlsConn<S: SansIo = TlsSession> {
     unfed: RefCell<Option<RecvBuf>>,
     /// The connection's ciphertext buffer for sending, reused.
     out: RefCell<Vec<u8>>,
+    /// Where its plaintext bytes are added up (haproxy's HTTP/1 layer counts those).
+    meter: RefCell<Option<std::rc::Rc<IoMeter>>>,
 }
 
 /// Plaintext bytes encrypted per record batch when sending.
@@ -196,6 +206,7 @@ impl TlsConn<TlsSession> {
             session: RefCell::new(TlsSession::new(tls)),
             unfed: RefCell::new(None),
             out: RefCell::new(Vec::new()),
+            meter: RefCell::new(None),
         };
         match within(timeout, conn.handshake()).await {
             Ok(Ok(())) => Ok(conn),
@@ -217,6 +228,7 @@ impl TlsConn<TlsClientSession> {
             session: RefCell::new(session),
             unfed: RefCell::new(None),
             out: RefCell::new(Vec::new()),
+            meter: RefCell::new(None),
         };
         match within(timeout, conn.handshake()).await {
             Ok(Ok(())) => Ok(conn),
@@ -289,7 +301,12 @@ impl<S: SansIo> TlsConn<S> {
             let mut plain = Vec::new();
             let taken = self.session.borrow_mut().take_plaintext(&mut plain);
             match taken {
-                Ok(n) if n > 0 => return Ok(Some(RecvBuf::from_vec(plain))),
+                Ok(n) if n > 0 => {
+                    if let Some(m) = &*self.meter.borrow() {
+                        m.add_rx(n);
+                    }
+                    return Ok(Some(RecvBuf::from_vec(plain)));
+                }
                 Ok(_) => {}
                 Err(e) => return Err(io::Error::other(format!("{e:?}"))),
             }
@@ -341,6 +358,9 @@ impl<S: SansIo> TlsConn<S> {
                 return (Err(e), buf);
             }
         }
+        if let Some(m) = &*self.meter.borrow() {
+            m.add_tx(len);
+        }
         (Ok(()), buf)
     }
 
@@ -375,6 +395,16 @@ impl ServerStream {
             ServerStream::Plain(t) => t.peer_addr(),
             ServerStream::Tls(t) => t.tcp().peer_addr(),
             ServerStream::H2(x) => x.peer_addr(),
+        }
+    }
+
+    /// Adds the (plaintext) bytes the connection receives and sends from now on to `meter`
+    /// (not an h2 stream: its connection counts its own).
+    pub fn meter(&self, meter: Option<std::rc::Rc<IoMeter>>) {
+        match self {
+            ServerStream::Plain(t) => t.meter(meter),
+            ServerStream::Tls(t) => *t.meter.borrow_mut() = meter,
+            ServerStream::H2(_) => {}
         }
     }
 

@@ -7,7 +7,7 @@
 //! slot of the board (one uncontended lock per shard per read, never on the request path) and
 //! the reader waits until every slot holds `seq` or later, then merges them.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -42,6 +42,105 @@ pub struct ShardCounters {
     /// Per stick table (declaration order), the entries this shard owns; filled when the
     /// counters are published (`ControlMsg::PublishStats`), not on the request path.
     pub stick_used: Vec<u64>,
+    /// Where this shard shows its session gauges to the control shard's sampler (see
+    /// [`Gauges`]); `None` until the shard attached them (tests, the control's mirror).
+    pub gauges: Option<Arc<Gauges>>,
+}
+
+/// One shard's current session counts (`scur` of every frontend, listener, backend and
+/// server), published for the process-wide peaks (`smax`).
+///
+/// Each shard keeps its own peak of each count, and the process-wide peak lies between the
+/// largest of them and their sum: the sum only when the shards peaked at the same moment.
+/// So that `smax` is not that loose sum, every shard also stores its current counts here
+/// (a plain store into memory only it writes: no lock, no read-modify-write, and its cache
+/// line leaves the core only when the sampler reads it), and the control shard sums them
+/// every tick (`StatsBoard::sample_gauges`, 20 ms) and when stats are read, keeping the
+/// highest sum. `smax` is then the larger of that sampled peak and the largest per-shard
+/// peak: never above the true peak, and equal to it unless sessions on two shards or more
+/// overlapped only for less than a tick between samples (then it lies between the largest
+/// shard's peak and the true one).
+#[derive(Debug)]
+pub struct Gauges {
+    cur: Vec<AtomicU32>,
+    /// Set by the shard when a count changed since the sampler last looked.
+    dirty: AtomicBool,
+    /// Where each kind of count starts in `cur`: frontends, then the listeners of each
+    /// frontend, backends, then the servers of each backend (configured ones: a server added
+    /// at run time has no gauge and keeps the per-shard peaks).
+    layout: GaugeLayout,
+}
+
+/// The index of every gauge in [`Gauges`] (the same for all shards of one configuration).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct GaugeLayout {
+    listeners: Vec<usize>,
+    backends: usize,
+    servers: Vec<usize>,
+    len: usize,
+}
+
+impl GaugeLayout {
+    fn of(c: &ShardCounters) -> GaugeLayout {
+        let mut at = c.frontends.len();
+        let listeners = c
+            .listeners
+            .iter()
+            .map(|l| {
+                at += l.len();
+                at - l.len()
+            })
+            .collect();
+        let backends = at;
+        at += c.backends.len();
+        let servers = c
+            .servers
+            .iter()
+            .map(|v| {
+                at += v.len();
+                at - v.len()
+            })
+            .collect();
+        GaugeLayout {
+            listeners,
+            backends,
+            servers,
+            len: at,
+        }
+    }
+
+    fn frontend(&self, f: usize) -> Option<usize> {
+        (f < self.listeners.len()).then_some(f)
+    }
+
+    fn listener(&self, f: usize, l: usize) -> Option<usize> {
+        let start = *self.listeners.get(f)?;
+        let end = self.listeners.get(f + 1).copied().unwrap_or(self.backends);
+        (start + l < end).then_some(start + l)
+    }
+
+    fn backend(&self, b: usize) -> Option<usize> {
+        (self.backends + b < self.servers.first().copied().unwrap_or(self.len))
+            .then_some(self.backends + b)
+    }
+
+    fn server(&self, b: usize, s: usize) -> Option<usize> {
+        let start = *self.servers.get(b)?;
+        let end = self.servers.get(b + 1).copied().unwrap_or(self.len);
+        (start + s < end).then_some(start + s)
+    }
+}
+
+impl Gauges {
+    #[inline]
+    fn set(&self, index: Option<usize>, value: u32) {
+        if let Some(g) = index.and_then(|i| self.cur.get(i)) {
+            g.store(value, Ordering::Relaxed);
+            if !self.dirty.load(Ordering::Relaxed) {
+                self.dirty.store(true, Ordering::Relaxed);
+            }
+        }
+    }
 }
 
 impl ShardCounters {
@@ -71,6 +170,89 @@ impl ShardCounters {
                 .map(|b| b.servers.iter().map(|_| LatencyHistograms::new()).collect())
                 .collect(),
             stick_used: Vec::new(),
+            gauges: None,
+        }
+    }
+
+    /// Publishes this shard's session counts on `board` from now on (the shard's start and
+    /// each epoch's: the new counters replace the old in the sampler).
+    pub fn attach_gauges(&mut self, board: &StatsBoard, shard: usize) {
+        let layout = GaugeLayout::of(self);
+        let g = Arc::new(Gauges {
+            cur: (0..layout.len).map(|_| AtomicU32::new(0)).collect(),
+            dirty: AtomicBool::new(false),
+            layout,
+        });
+        if let Some(slot) = board.gauges.get(shard) {
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(g.clone());
+            }
+        }
+        // New counters (a start, an in-process reload) start new peaks, as they start at 0.
+        if let Ok(mut p) = board.peaks.lock() {
+            *p = (GaugeLayout::default(), Vec::new());
+        }
+        self.gauges = Some(g);
+    }
+
+    /// A client connection (a session) opened on `frontend` by listener `bind` at `now_ms`.
+    pub fn frontend_session_start(&mut self, frontend: usize, bind: usize, now_ms: u64) {
+        if let Some(f) = self.frontends.get_mut(frontend) {
+            f.on_connection(now_ms);
+            f.on_session_start(now_ms);
+            self.frontend_gauge(frontend);
+        }
+        if let Some(l) = self
+            .listeners
+            .get_mut(frontend)
+            .and_then(|v| v.get_mut(bind))
+        {
+            l.cur_sess += 1;
+            l.max_sess = l.max_sess.max(l.cur_sess);
+            l.cum_sess += 1;
+            self.listener_gauge(frontend, bind);
+        }
+    }
+
+    /// The session of [`ShardCounters::frontend_session_start`] closed.
+    pub fn frontend_session_end(&mut self, frontend: usize, bind: usize) {
+        if let Some(f) = self.frontends.get_mut(frontend) {
+            f.on_session_end();
+            self.frontend_gauge(frontend);
+        }
+        if let Some(l) = self
+            .listeners
+            .get_mut(frontend)
+            .and_then(|v| v.get_mut(bind))
+        {
+            l.cur_sess = l.cur_sess.saturating_sub(1);
+            self.listener_gauge(frontend, bind);
+        }
+    }
+
+    #[inline]
+    fn frontend_gauge(&self, f: usize) {
+        if let (Some(g), Some(c)) = (&self.gauges, self.frontends.get(f)) {
+            g.set(g.layout.frontend(f), c.cur_sess);
+        }
+    }
+
+    #[inline]
+    fn listener_gauge(&self, f: usize, l: usize) {
+        let c = self.listeners.get(f).and_then(|v| v.get(l));
+        if let (Some(g), Some(c)) = (&self.gauges, c) {
+            g.set(g.layout.listener(f, l), c.cur_sess);
+        }
+    }
+
+    #[inline]
+    fn backend_gauges(&self, b: usize, s: usize) {
+        let Some(g) = &self.gauges else { return };
+        if let Some(c) = self.backends.get(b) {
+            g.set(g.layout.backend(b), c.cur_sess);
+        }
+        if let Some(c) = self.servers.get(b).and_then(|v| v.get(s)) {
+            g.set(g.layout.server(b, s), c.cur_sess);
         }
     }
 
@@ -191,6 +373,11 @@ pub struct StatsBoard {
     conn_slots: Vec<Mutex<Option<(u64, ConnCounts)>>>,
     /// Per shard: its answer to the last `ControlMsg::Engine` (seq, reply).
     engine_slots: Vec<Mutex<Option<(u64, crate::live::EngineReply)>>>,
+    /// Per shard: its session gauges ([`Gauges`]), read by [`StatsBoard::sample_gauges`].
+    gauges: Vec<Mutex<Option<Arc<Gauges>>>>,
+    /// The highest sums of the shards' gauges sampled so far, by gauge, with the layout they
+    /// were taken with (a reload's new layout starts them again).
+    peaks: Mutex<(GaugeLayout, Vec<u32>)>,
     /// `show errors` event numbers, process-wide (taken on the error path only).
     error_events: std::sync::atomic::AtomicU32,
     next_seq: AtomicU64,
@@ -209,6 +396,8 @@ impl StatsBoard {
             peer_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
             conn_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
             engine_slots: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
+            gauges: (0..nshards.max(1)).map(|_| Mutex::new(None)).collect(),
+            peaks: Mutex::new((GaugeLayout::default(), Vec::new())),
             error_events: std::sync::atomic::AtomicU32::new(0),
             next_seq: AtomicU64::new(1),
             origin: Instant::now(),
@@ -252,7 +441,72 @@ impl StatsBoard {
                 Some(m) => m.merge(c),
             }
         }
-        merged
+        let mut merged = merged?;
+        self.sample_gauges();
+        self.raise_to_sampled_peaks(&mut merged);
+        Some(merged)
+    }
+
+    /// Sums the shards' current session counts and keeps the highest sums (`smax`, see
+    /// [`Gauges`]). The control shard calls it every tick; reading stats calls it too. Reads
+    /// nothing when no shard changed a count since the last call.
+    pub fn sample_gauges(&self) {
+        let sets: Vec<Arc<Gauges>> = self
+            .gauges
+            .iter()
+            .filter_map(|g| g.lock().ok().and_then(|g| g.clone()))
+            .collect();
+        // `swap` on every set: each shard's flag must be cleared, not only the first one's.
+        let changed = sets
+            .iter()
+            .fold(false, |acc, g| g.dirty.swap(false, Ordering::Relaxed) | acc);
+        let Some(first) = sets.first() else { return };
+        let Ok(mut peaks) = self.peaks.lock() else {
+            return;
+        };
+        if peaks.0 != first.layout {
+            *peaks = (first.layout.clone(), vec![0; first.layout.len]);
+        } else if !changed {
+            return;
+        }
+        let same: Vec<&Arc<Gauges>> = sets.iter().filter(|g| g.layout == peaks.0).collect();
+        for (i, peak) in peaks.1.iter_mut().enumerate() {
+            let sum = same.iter().fold(0u32, |acc, g| {
+                acc.saturating_add(g.cur.get(i).map_or(0, |c| c.load(Ordering::Relaxed)))
+            });
+            *peak = (*peak).max(sum);
+        }
+    }
+
+    /// Merged counters hold each shard's peaks combined by their maximum: raises them to the
+    /// sampled process-wide peaks where those are higher.
+    fn raise_to_sampled_peaks(&self, c: &mut ShardCounters) {
+        let Ok(peaks) = self.peaks.lock() else { return };
+        let (layout, peaks) = (&peaks.0, &peaks.1);
+        let peak = |i: Option<usize>| i.and_then(|i| peaks.get(i)).copied().unwrap_or(0);
+        for (f, fc) in c.frontends.iter_mut().enumerate() {
+            fc.max_sess = fc.max_sess.max(peak(layout.frontend(f)));
+        }
+        for (f, v) in c.listeners.iter_mut().enumerate() {
+            for (l, lc) in v.iter_mut().enumerate() {
+                lc.max_sess = lc.max_sess.max(peak(layout.listener(f, l)));
+            }
+        }
+        for (b, bc) in c.backends.iter_mut().enumerate() {
+            bc.max_sess = bc.max_sess.max(peak(layout.backend(b)));
+        }
+        for (b, v) in c.servers.iter_mut().enumerate() {
+            for (s, sc) in v.iter_mut().enumerate() {
+                sc.max_sess = sc.max_sess.max(peak(layout.server(b, s)));
+                // haproxy's estimate of the connections a server needs is its recent peak
+                // of connections in use, process-wide; the shards' estimates add up to more
+                // when their peaks did not coincide, and a connection in use carries a
+                // session, so the process-wide peak of sessions bounds it too.
+                if sc.max_sess > 0 {
+                    sc.need_conn_est = sc.need_conn_est.min(sc.max_sess);
+                }
+            }
+        }
     }
 
     /// Called by shard `shard` in answer to `PublishStickTable { seq }`.
@@ -429,6 +683,7 @@ impl ShardCounters {
             s.on_session_start(now_ms);
             s.cum_lbconn += lb;
         }
+        self.backend_gauges(backend, server);
     }
 
     pub fn stream_end(&mut self, backend: usize, server: usize) {
@@ -442,6 +697,7 @@ impl ShardCounters {
         {
             s.on_session_end();
         }
+        self.backend_gauges(backend, server);
     }
 
     /// What getting the connection took: failed attempts (`econ`), retries (`wretr`),
@@ -531,5 +787,179 @@ impl ShardCounters {
             s.rsp.count(status);
             s.cum_req += 1;
         }
+    }
+}
+
+/// HAProxy's `h1` stats module (its HTTP/1 multiplexer's counters), kept per shard like the
+/// others: a connection counts from when the HTTP/1 layer takes it until it closes or turns
+/// into HTTP/2 (prior knowledge); a stream from the first byte of a request (an empty
+/// connection makes none) to the end of its transaction; the bytes are what the sockets move
+/// (plaintext under TLS), added up by [`crate::live::Live::h1_meter`]'s meters and copied
+/// into the counters at the end of each transaction and connection.
+pub struct H1Conn<'a> {
+    ctx: &'a crate::Ctx,
+    frontend: usize,
+}
+
+impl<'a> H1Conn<'a> {
+    /// A client connection taken by the HTTP/1 layer of `frontend`; its bytes are metered.
+    pub fn open(
+        ctx: &'a crate::Ctx,
+        frontend: usize,
+        client: &crate::conn::ClientConn,
+    ) -> H1Conn<'a> {
+        client.meter(Some(ctx.live.h1_meter(crate::live::Side::Front, frontend)));
+        if let Some(f) = ctx.state.counters.borrow_mut().frontends.get_mut(frontend) {
+            f.mux.h1_total_connections += 1;
+            f.mux.h1_open_connections += 1;
+        }
+        H1Conn { ctx, frontend }
+    }
+}
+
+impl Drop for H1Conn<'_> {
+    fn drop(&mut self) {
+        let mut c = self.ctx.state.counters.borrow_mut();
+        if let Some(f) = c.frontends.get_mut(self.frontend) {
+            f.mux.h1_open_connections = f.mux.h1_open_connections.saturating_sub(1);
+        }
+        self.ctx
+            .live
+            .fold_h1_bytes(&mut c, Some(self.frontend), None);
+    }
+}
+
+impl ShardCounters {
+    /// The first bytes of a request arrived on an HTTP/1 client connection of `frontend`.
+    pub fn h1_stream_open(&mut self, frontend: usize) {
+        if let Some(f) = self.frontends.get_mut(frontend) {
+            f.mux.h1_total_streams += 1;
+            f.mux.h1_open_streams += 1;
+        }
+    }
+
+    /// The transaction of a stream counted by [`ShardCounters::h1_stream_open`] ended.
+    pub fn h1_stream_close(&mut self, frontend: usize) {
+        if let Some(f) = self.frontends.get_mut(frontend) {
+            f.mux.h1_open_streams = f.mux.h1_open_streams.saturating_sub(1);
+        }
+    }
+}
+
+/// A request goes to `backend` over HTTP/1 connection `conn` (new, or `reused`): one stream
+/// of the backend's `h1` module, and a connection when new (its bytes metered from now on).
+/// The backend's open connections and streams are read from the server pools when the
+/// counters are published (`h1_open_*` = connections idle and in use, streams in use).
+pub fn h1_server_stream(
+    ctx: &crate::Ctx,
+    backend: usize,
+    conn: &crate::conn::ServerStream,
+    reused: bool,
+) {
+    if conn.is_h2() {
+        return;
+    }
+    if !reused {
+        conn.meter(Some(ctx.live.h1_meter(crate::live::Side::Back, backend)));
+    }
+    if let Some(b) = ctx.state.counters.borrow_mut().backends.get_mut(backend) {
+        b.mux.h1_total_streams += 1;
+        b.mux.h1_total_connections += u64::from(!reused);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One frontend with two listeners, one backend with two servers.
+    fn shard(board: &StatsBoard, id: usize) -> ShardCounters {
+        let mut c = ShardCounters {
+            frontends: vec![FrontendCounters::default()],
+            listeners: vec![vec![ListenerCounters::default(); 2]],
+            backends: vec![BackendCounters::default()],
+            servers: vec![vec![ServerCounters::default(); 2]],
+            ..ShardCounters::default()
+        };
+        c.attach_gauges(board, id);
+        c
+    }
+
+    fn collect(board: &StatsBoard, shards: &[&ShardCounters]) -> ShardCounters {
+        let seq = board.next_seq();
+        for (i, c) in shards.iter().enumerate() {
+            board.publish(i, seq, (*c).clone());
+        }
+        board.try_collect(seq).unwrap_or_default()
+    }
+
+    #[test]
+    fn sessions_one_after_the_other_on_two_shards_peak_at_one() {
+        let board = StatsBoard::new(2);
+        let (mut a, mut b) = (shard(&board, 0), shard(&board, 1));
+        for (on_a, bind) in [(true, 0), (false, 1), (true, 1)] {
+            let c = if on_a { &mut a } else { &mut b };
+            c.frontend_session_start(0, bind, 0);
+            c.stream_start(0, bind, 0, true);
+            board.sample_gauges();
+            c.stream_end(0, bind);
+            c.frontend_session_end(0, bind);
+            board.sample_gauges();
+        }
+        let m = collect(&board, &[&a, &b]);
+        assert_eq!(
+            m.frontends[0].max_sess, 1,
+            "not the sum of the shards' peaks"
+        );
+        assert_eq!(m.backends[0].max_sess, 1);
+        assert_eq!(m.listeners[0][1].max_sess, 1);
+        assert_eq!(m.servers[0][1].max_sess, 1);
+    }
+
+    #[test]
+    fn sessions_held_together_on_two_shards_peak_at_their_sum() {
+        let board = StatsBoard::new(2);
+        let (mut a, mut b) = (shard(&board, 0), shard(&board, 1));
+        for _ in 0..3 {
+            a.frontend_session_start(0, 0, 0);
+            a.stream_start(0, 0, 0, true);
+        }
+        for _ in 0..2 {
+            b.frontend_session_start(0, 0, 0);
+            b.stream_start(0, 1, 0, true);
+        }
+        // Sampled while held (a read samples too), then all closed.
+        board.sample_gauges();
+        for _ in 0..3 {
+            a.stream_end(0, 0);
+            a.frontend_session_end(0, 0);
+        }
+        for _ in 0..2 {
+            b.stream_end(0, 1);
+            b.frontend_session_end(0, 0);
+        }
+        let m = collect(&board, &[&a, &b]);
+        assert_eq!(m.frontends[0].cur_sess, 0);
+        assert_eq!(m.frontends[0].max_sess, 5);
+        assert_eq!(m.listeners[0][0].max_sess, 5);
+        assert_eq!(m.backends[0].max_sess, 5);
+        assert_eq!((m.servers[0][0].max_sess, m.servers[0][1].max_sess), (3, 2));
+    }
+
+    #[test]
+    fn a_peak_no_sample_saw_is_the_largest_shards_peak() {
+        let board = StatsBoard::new(2);
+        let (mut a, mut b) = (shard(&board, 0), shard(&board, 1));
+        a.frontend_session_start(0, 0, 0);
+        a.frontend_session_start(0, 0, 0);
+        b.frontend_session_start(0, 0, 0);
+        a.frontend_session_end(0, 0);
+        a.frontend_session_end(0, 0);
+        b.frontend_session_end(0, 0);
+        let m = collect(&board, &[&a, &b]);
+        assert_eq!(
+            m.frontends[0].max_sess, 2,
+            "a lower bound: 3 overlapped unseen"
+        );
     }
 }

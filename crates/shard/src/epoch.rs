@@ -211,6 +211,9 @@ impl ShardState {
         st.proc_vars = self.proc_vars.clone();
         st.next_lease_id.set(self.next_lease_id.get());
         st.adopt_idle(self);
+        st.counters
+            .borrow_mut()
+            .attach_gauges(&self.board, self.shard_id);
         st
     }
 

@@ -89,11 +89,15 @@ pub async fn serve(ctx: &Ctx, frontend: usize, client: ClientConn, sess: crate::
     ) {
         return;
     }
+    let h1 = crate::counters::H1Conn::open(ctx, frontend, &session.client);
     session.follow_set_src();
     session.run().await;
     // HTTP/2 with prior knowledge on a clear-text bind (a TLS one negotiates it by ALPN):
     // the connection goes on as HTTP/2, with the connection rules' counters and effects.
     if let Some(first) = session.upgrade.take() {
+        // Out of the HTTP/1 layer's counters, as haproxy's upgrade releases its h1 mux.
+        session.client.meter(None);
+        drop(h1);
         session.release_scratch();
         let Some(h2) = session
             .bind
@@ -237,7 +241,7 @@ impl<'a> Session<'a> {
             }
             let head = match self.read_request_head().await {
                 Ok(h) => h,
-                Err(HeadError::Quiet | HeadError::Io) => {
+                Err(e @ (HeadError::Quiet | HeadError::Io)) => {
                     // haproxy logs a connection that closed before its first request (`CR`,
                     // `<BADREQ>`) unless `option dontlognull` or `option http-ignore-probes`.
                     // It also counts as a failed request answered 400 (`req_tot`, `ereq`,
@@ -245,16 +249,31 @@ impl<'a> Session<'a> {
                     // `option http-ignore-probes`.
                     // (The stick counters count it in `on_closed_before_request`.)
                     if self.requests == 0 && !self.fe.ignore_probes {
-                        let now_ms = self.ctx.state.board.now_ms();
-                        let mut c = self.ctx.state.counters.borrow_mut();
-                        if let Some(f) = c.frontends.get_mut(self.fe_idx) {
-                            f.failed_req += 1;
-                            f.on_request(now_ms);
+                        {
+                            let now_ms = self.ctx.state.board.now_ms();
+                            let mut c = self.ctx.state.counters.borrow_mut();
+                            if let Some(f) = c.frontends.get_mut(self.fe_idx) {
+                                f.failed_req += 1;
+                                f.on_request(now_ms);
+                            }
+                            if let Some(l) = c.listener(self.fe_idx, self.bind) {
+                                l.failed_req += 1;
+                            }
+                            c.response(self.fe_idx, None, None, 400);
                         }
-                        if let Some(l) = c.listener(self.fe_idx, self.bind) {
-                            l.failed_req += 1;
+                        // haproxy's HTTP/1 layer writes its 400 to a connection its client
+                        // closed before the first byte (a client that only half-closed reads
+                        // it; counted in `h1_bytes_out` only, as the stream never saw it). Not
+                        // to one a stop closes.
+                        if matches!(e, HeadError::Quiet) && self.client.tcp().peer_closed_now() {
+                            let reply =
+                                self.fe.errors.get(400).or(ringlb_http1::default_reply(400));
+                            if let Some(b) = reply {
+                                let out = SendBuf::from_vec(b.to_vec());
+                                let _ = within(self.fe.timeouts.client, self.client.send_all(out))
+                                    .await;
+                            }
                         }
-                        c.response(self.fe_idx, None, None, 400);
                     }
                     if self.requests == 0 && !self.fe.dontlognull && !self.fe.ignore_probes {
                         if let crate::topology::LogLine::Format(lf) = &self.fe.log_line {
@@ -266,6 +285,15 @@ impl<'a> Session<'a> {
                             };
                             self.log_txn(lf, &t, Instant::now());
                         }
+                    }
+                    // A socket error in the middle of a head ends its `h1` stream.
+                    if self
+                        .sc
+                        .as_ref()
+                        .is_some_and(|sc| sc.txn.head_start.is_some())
+                    {
+                        let mut c = self.ctx.state.counters.borrow_mut();
+                        c.h1_stream_close(self.fe_idx);
                     }
                     return self.stick.on_closed_before_request(self.requests == 0);
                 }
@@ -383,6 +411,11 @@ impl<'a> Session<'a> {
         *txn = Txn::default();
         txn.wait_start = Some(started);
         txn.head_start = Some(Instant::now());
+        self.ctx
+            .state
+            .counters
+            .borrow_mut()
+            .h1_stream_open(self.fe_idx);
         // Fast path: the whole head is in one read, parsed in place (no copy).
         match parse_request(
             first.bytes(),
@@ -831,6 +864,7 @@ impl<'a> Session<'a> {
             let (lease, server) = match connected {
                 Ok(x) => {
                     choice.commit(self.ctx, be, x.0.server);
+                    crate::counters::h1_server_stream(self.ctx, be_idx, &x.1, info.reused);
                     let fd = x.1.raw_fd();
                     self.ctx
                         .live
@@ -2147,6 +2181,12 @@ impl<'a> Session<'a> {
         if let (Some(b), Some(s), true) = (t.backend, t.server, t.stream_started) {
             c.stream_end(b, s);
         }
+        if t.head_start.is_some() {
+            c.h1_stream_close(self.fe_idx);
+        }
+        self.ctx
+            .live
+            .fold_h1_bytes(&mut c, Some(self.fe_idx), t.backend);
         if let Some(b) = t.backend {
             let us = |d: Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
             let times = ringlb_stats::RequestTimes {

@@ -24,6 +24,7 @@ pub mod h2srv;
 pub mod h2ws;
 pub mod handoff;
 pub mod http;
+pub mod idle;
 pub mod live;
 pub mod log;
 pub mod msg_rules;

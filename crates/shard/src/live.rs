@@ -7,11 +7,17 @@
 //! slot through plain `Cell`s of the slab (backend and server once chosen, requests served);
 //! nothing else happens on the request path. The control shard asks every shard for a copy
 //! (`ControlMsg::Engine`) and merges the answers.
+//!
+//! It also holds the shard's byte meters of HTTP/1 connections, one per frontend and per
+//! backend (the `h1` stats module's `h1_bytes_in`/`h1_bytes_out`, see `counters::H1Conn`).
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::task::Waker;
 use std::time::{Instant, SystemTime};
+
+use ringlb_uring::IoMeter;
 
 /// Most captures a shard keeps: one per proxy and direction, as haproxy.
 const MAX_CAPTURES: usize = 1024;
@@ -122,6 +128,18 @@ pub struct Live {
     pub accepted: Cell<u64>,
     streams: Cell<u64>,
     captures: RefCell<Vec<Capture>>,
+    /// Per frontend and per backend: the bytes this shard's HTTP/1 connections of it moved
+    /// (`h1_bytes_in`/`h1_bytes_out`), added by the sockets themselves ([`IoMeter`]).
+    h1_meters: [RefCell<Vec<Rc<IoMeter>>>; 2],
+}
+
+/// Which side of a proxy an HTTP/1 connection belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// Client connections of a frontend.
+    Front = 0,
+    /// Server connections of a backend.
+    Back = 1,
 }
 
 /// Where a session finds its slot (`Copy`; no reference held across awaits).
@@ -150,6 +168,52 @@ impl Live {
             accepted: Cell::new(0),
             streams: Cell::new(0),
             captures: RefCell::new(Vec::new()),
+            h1_meters: [RefCell::new(Vec::new()), RefCell::new(Vec::new())],
+        }
+    }
+
+    /// The meter of `side` of proxy `index` (frontend or backend index) on this shard: made
+    /// the first time a connection of it asks, then shared by all (a reference count).
+    pub fn h1_meter(&self, side: Side, index: usize) -> Rc<IoMeter> {
+        let mut v = self.h1_meters[side as usize].borrow_mut();
+        while v.len() <= index {
+            v.push(Rc::new(IoMeter::default()));
+        }
+        v[index].clone()
+    }
+
+    /// A new epoch (an in-process reload) starts new counters: its connections get new
+    /// meters (the old epoch's connections keep theirs, whose counters nobody reads).
+    pub fn new_h1_meters(&self) {
+        for m in &self.h1_meters {
+            m.borrow_mut().clear();
+        }
+    }
+
+    /// Copies the byte totals of the meters of frontend `fe` and backend `be` into the
+    /// counters (their `h1` module's fields): done where the counters are written anyway, at
+    /// the end of a transaction and of a connection.
+    pub fn fold_h1_bytes(
+        &self,
+        c: &mut crate::counters::ShardCounters,
+        fe: Option<usize>,
+        be: Option<usize>,
+    ) {
+        let read = |side: Side, i: usize| {
+            self.h1_meters[side as usize]
+                .borrow()
+                .get(i)
+                .map(|m| (m.rx.get(), m.tx.get()))
+        };
+        if let Some((f, (rx, tx))) = fe.and_then(|f| Some((f, read(Side::Front, f)?))) {
+            if let Some(m) = c.frontends.get_mut(f).map(|x| &mut x.mux) {
+                (m.h1_bytes_in, m.h1_bytes_out) = (rx, tx);
+            }
+        }
+        if let Some((b, (rx, tx))) = be.and_then(|b| Some((b, read(Side::Back, b)?))) {
+            if let Some(m) = c.backends.get_mut(b).map(|x| &mut x.mux) {
+                (m.h1_bytes_in, m.h1_bytes_out) = (rx, tx);
+            }
         }
     }
 

@@ -92,6 +92,7 @@ async fn run(cfg: ShardConfig, ring: Ring) {
         ..
     } = cfg;
     let state = Rc::new(ShardState::with_board(topology.clone(), id, nshards, board));
+    state.counters.borrow_mut().attach_gauges(&state.board, id);
     let logger = match open_logger(&ring, &topology, &state) {
         Ok(l) => l,
         Err(e) => {
@@ -345,6 +346,7 @@ impl Core {
                 old.ctx.logger.clone()
             }
         };
+        old.ctx.live.new_h1_meters();
         let next = Epoch::new(Ctx {
             state: state.clone(),
             ring: self.ring.clone(),
@@ -1060,15 +1062,7 @@ impl ConnGuard {
             c.process.max_conn_rate = c.process.max_conn_rate.max(r);
             let r = c.process.sess_per_sec.add(now_ms, 1);
             c.process.max_sess_rate = c.process.max_sess_rate.max(r);
-            if let Some(f) = c.frontends.get_mut(frontend) {
-                f.on_connection(now_ms);
-                f.on_session_start(now_ms);
-            }
-            if let Some(l) = c.listeners.get_mut(frontend).and_then(|v| v.get_mut(bind)) {
-                l.cur_sess += 1;
-                l.max_sess = l.max_sess.max(l.cur_sess);
-                l.cum_sess += 1;
-            }
+            c.frontend_session_start(frontend, bind, now_ms);
         }
         state.conns.set(state.conns.get() + 1);
         if let Some(c) = fe_conns.get(frontend) {
@@ -1096,16 +1090,7 @@ impl Drop for ConnGuard {
         self.bind_conns.set(self.bind_conns.get().saturating_sub(1));
         {
             let mut c = self.state.counters.borrow_mut();
-            if let Some(f) = c.frontends.get_mut(self.frontend) {
-                f.on_session_end();
-            }
-            if let Some(l) = c
-                .listeners
-                .get_mut(self.frontend)
-                .and_then(|v| v.get_mut(self.bind))
-            {
-                l.cur_sess = l.cur_sess.saturating_sub(1);
-            }
+            c.frontend_session_end(self.frontend, self.bind);
         }
         self.state.wake_conn_waiters();
     }

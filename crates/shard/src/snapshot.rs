@@ -93,7 +93,7 @@ pub fn build(
                 Some((i, b)) => {
                     // The shard's list: configured servers and those added at run time
                     // (`add server`); deleted ones keep their slot but are not shown.
-                    let servers = state
+                    let servers: Vec<ServerStats> = state
                         .servers(i)
                         .iter()
                         .enumerate()
@@ -155,7 +155,7 @@ pub fn build(
                             }
                         })
                         .collect();
-                    let backend = BackendStats {
+                    let mut backend = BackendStats {
                         counters: counters.backends.get(i).cloned().unwrap_or_default(),
                         latency: counters.backend_latency.get(i).cloned().unwrap_or_default(),
                         algo: ringlb_stats::skeleton::algo_name(&b.balance.balance).to_string(),
@@ -165,6 +165,17 @@ pub fn build(
                         allbackups: b.balance.options.allbackups,
                         ..BackendStats::default()
                     };
+                    // The `h1` module's open server connections and streams: the HTTP/1
+                    // server connections the pools hold (idle and in use; one stream each
+                    // while in use), read with the gauges rather than counted on the way.
+                    if b.mode == Mode::Http {
+                        let m = &mut backend.counters.mux;
+                        for s in servers.iter().map(|s: &ServerStats| &s.counters) {
+                            let (idle, used) = (s.idle_conn_cur, s.used_conn_cur);
+                            m.h1_open_connections += u64::from(idle) + u64::from(used);
+                            m.h1_open_streams += u64::from(used);
+                        }
+                    }
                     (Some(backend), servers)
                 }
             };

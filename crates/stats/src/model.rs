@@ -2,9 +2,12 @@
 //! whole process that every renderer reads.
 //!
 //! Merge rules (documented because per-shard counters change HAProxy's semantics a little):
-//! counters and gauges add up; `*_max` peaks of sessions, queues and rates add up too (an
-//! upper bound: the shards' peaks need not coincide; with load spread evenly it is close to
-//! HAProxy's single peak); the `*time_max` peaks take the maximum; `last_sess` the latest.
+//! counters and gauges add up; the session peaks (`smax`) take the maximum of the shards'
+//! peaks, a lower bound of the process-wide peak that the engine raises with its sampled
+//! sums of the shards' current counts (`ringlb_shard::counters::Gauges`); the peaks of
+//! queues and rates add up (an upper bound: the shards' peaks need not coincide; with load
+//! spread evenly it is close to HAProxy's single peak); the `*time_max` peaks take the
+//! maximum; `last_sess` the latest.
 
 use crate::freq::{FreqCtr, SwRate};
 use crate::latency::{LatencyHistograms, RequestTimes};
@@ -192,10 +195,10 @@ pub struct FrontendCounters {
 
 impl FrontendCounters {
     pub fn merge(&mut self, o: &FrontendCounters) {
-        merge_fields!(self, o; add: cur_sess, max_sess, cum_sess, cum_conn, bytes_in, bytes_out,
+        merge_fields!(self, o; add: cur_sess, cum_sess, cum_conn, bytes_in, bytes_out,
             denied_req, denied_resp, failed_req, denied_conn, denied_sess, failed_rewrites,
             internal_errors, intercepted_req, cum_req, comp_in, comp_out, comp_byp, comp_rsp,
-            cache_lookups, cache_hits, sps_max, cps_max, rps_max; max: ;
+            cache_lookups, cache_hits, sps_max, cps_max, rps_max; max: max_sess;
             merge: rsp, sess_per_sec, conn_per_sec, req_per_sec, ssl, mux);
     }
 
@@ -280,11 +283,11 @@ pub struct BackendCounters {
 
 impl BackendCounters {
     pub fn merge(&mut self, o: &BackendCounters) {
-        merge_fields!(self, o; add: queue_cur, queue_max, cur_sess, max_sess, cum_sess, bytes_in,
+        merge_fields!(self, o; add: queue_cur, queue_max, cur_sess, cum_sess, bytes_in,
             bytes_out, denied_req, denied_resp, failed_conns, failed_resp, retries, redispatches,
             cum_lbconn, cum_req, cli_aborts, srv_aborts, comp_in, comp_out, comp_byp, comp_rsp,
             connect, reuse, cache_lookups, cache_hits, failed_rewrites, internal_errors, sps_max;
-            max: last_sess_ms; merge: rsp, sess_per_sec, times, ssl, mux);
+            max: max_sess, last_sess_ms; merge: rsp, sess_per_sec, times, ssl, mux);
     }
 
     /// A session assigned to this backend at `now_ms`.
@@ -345,11 +348,11 @@ pub struct ServerCounters {
 
 impl ServerCounters {
     pub fn merge(&mut self, o: &ServerCounters) {
-        merge_fields!(self, o; add: queue_cur, queue_max, cur_sess, max_sess, cum_sess, bytes_in,
+        merge_fields!(self, o; add: queue_cur, queue_max, cur_sess, cum_sess, bytes_in,
             bytes_out, denied_resp, failed_conns, failed_resp, retries, redispatches, cum_lbconn,
             cum_req, cli_aborts, srv_aborts, connect, reuse, failed_rewrites, internal_errors,
             sps_max, failed_hana, idle_conn_cur, safe_conn_cur, used_conn_cur, need_conn_est;
-            max: last_sess_ms; merge: rsp, sess_per_sec, times, ssl);
+            max: max_sess, last_sess_ms; merge: rsp, sess_per_sec, times, ssl);
     }
 
     /// A session assigned to this server at `now_ms` (`lbtot` is counted separately, only
@@ -390,9 +393,9 @@ pub struct ListenerCounters {
 
 impl ListenerCounters {
     pub fn merge(&mut self, o: &ListenerCounters) {
-        merge_fields!(self, o; add: cur_sess, max_sess, cum_sess, bytes_in, bytes_out,
+        merge_fields!(self, o; add: cur_sess, cum_sess, bytes_in, bytes_out,
             denied_req, denied_resp, failed_req, denied_conn, denied_sess, failed_rewrites,
-            internal_errors; max: ; merge: ssl);
+            internal_errors; max: max_sess; merge: ssl);
     }
 }
 

@@ -35,7 +35,7 @@ pub mod rt;
 pub use bufring::RecvBuf;
 pub use driver::Ring;
 pub use net::{
-    adopt_listener, bind_listener, bind_reuseport, local_addr_of, ConnectOpts, KeepAlive,
+    adopt_listener, bind_listener, bind_reuseport, local_addr_of, ConnectOpts, IoMeter, KeepAlive,
     ListenOpts, TcpListener, TcpStream,
 };
 pub use op::SendBuf;

@@ -1,6 +1,6 @@
 //! TCP sockets whose data path is the shard's ring.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::io;
 use std::mem::{size_of, ManuallyDrop, MaybeUninit};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -356,6 +356,7 @@ impl TcpListener {
             peer,
             local: None,
             own_local: Cell::new(None),
+            meter: RefCell::new(None),
         }
     }
 }
@@ -408,6 +409,28 @@ pub struct TcpStream {
     /// The socket's own address once bound (a connected socket's never changes): fetches,
     /// rules and logs ask for it several times per request, and each ask was a getsockname.
     own_local: Cell<Option<SocketAddr>>,
+    /// Where the bytes this socket moves are added up, if anywhere ([`TcpStream::meter`]).
+    meter: RefCell<Option<Rc<IoMeter>>>,
+}
+
+/// Bytes received and sent by the sockets that share it (one shard's connections of a proxy:
+/// haproxy's `h1_bytes_in`/`h1_bytes_out`). Plain cells: a meter never leaves its shard.
+#[derive(Debug, Default)]
+pub struct IoMeter {
+    pub rx: Cell<u64>,
+    pub tx: Cell<u64>,
+}
+
+impl IoMeter {
+    #[inline]
+    pub fn add_rx(&self, n: usize) {
+        self.rx.set(self.rx.get() + n as u64);
+    }
+
+    #[inline]
+    pub fn add_tx(&self, n: usize) {
+        self.tx.set(self.tx.get() + n as u64);
+    }
 }
 
 impl Drop for TcpStream {
@@ -495,6 +518,7 @@ impl TcpStream {
             peer: Some(addr),
             local: None,
             own_local: Cell::new(None),
+            meter: RefCell::new(None),
         };
         if opts.nolinger {
             stream.set_linger_zero();
@@ -581,6 +605,7 @@ impl TcpStream {
             }
             got += r as usize;
         }
+        self.count_rx(n);
         Ok(())
     }
 
@@ -625,6 +650,25 @@ impl TcpStream {
 
     pub fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
+    }
+
+    /// Adds the bytes this socket receives and sends from now on to `meter` (`None`: to none).
+    pub fn meter(&self, meter: Option<Rc<IoMeter>>) {
+        *self.meter.borrow_mut() = meter;
+    }
+
+    #[inline]
+    fn count_rx(&self, n: usize) {
+        if let Some(m) = &*self.meter.borrow() {
+            m.add_rx(n);
+        }
+    }
+
+    #[inline]
+    fn count_tx(&self, n: usize) {
+        if let Some(m) = &*self.meter.borrow() {
+            m.add_tx(n);
+        }
     }
 
     /// Receives whatever arrives next into a buffer the kernel picks from the shard's pool (so a
@@ -675,6 +719,7 @@ impl TcpStream {
         if result == 0 {
             return Ok(None);
         }
+        self.count_rx(result as usize);
         Ok(Some(buf))
     }
 
@@ -689,6 +734,7 @@ impl TcpStream {
         if c.result == 0 {
             return Ok(None);
         }
+        self.count_rx(c.result as usize);
         match c.hold {
             Hold::Vec(v) => Ok(Some(RecvBuf::from_heap(v, c.result as usize))),
             _ => Err(io::Error::other("recv lost its buffer")),
@@ -712,6 +758,7 @@ impl TcpStream {
             return (Err(io::Error::from_raw_os_error(-c.result)), buf);
         }
         buf.advance(c.result as usize);
+        self.count_tx(c.result as usize);
         (Ok(c.result as usize), buf)
     }
 
@@ -792,6 +839,7 @@ impl TcpStream {
                 return (Err(io::ErrorKind::WriteZero.into()), first, second);
             }
             let n = c.result as usize;
+            self.count_tx(n);
             let in_first = n.min(first.remaining().len());
             first.advance(in_first);
             second.advance(n - in_first);
@@ -832,15 +880,19 @@ impl TcpStream {
     /// Splices up to `len` bytes that arrived on this socket into `pipe` (socket → pipe).
     /// `Ok(0)` is end of stream. Blocks an io-wq worker until bytes arrive: see `Ring::splice`.
     pub async fn splice_to_pipe(&self, pipe: &Pipe, len: usize) -> io::Result<usize> {
-        self.ring
+        let n = self
+            .ring
             .splice(self.fd.as_raw_fd(), pipe.write_fd(), len, 0, pipe)
-            .await
+            .await?;
+        self.count_rx(n);
+        Ok(n)
     }
 
     /// Splices up to `len` bytes from `pipe` into this socket (pipe → socket); may move fewer.
     /// Call it only while the pipe holds bytes: on an empty pipe the worker waits for a writer.
     pub async fn splice_from_pipe(&self, pipe: &Pipe, len: usize) -> io::Result<usize> {
-        self.ring
+        let n = self
+            .ring
             .splice(
                 pipe.read_fd(),
                 self.fd.as_raw_fd(),
@@ -848,7 +900,9 @@ impl TcpStream {
                 libc::SPLICE_F_MOVE,
                 pipe,
             )
-            .await
+            .await?;
+        self.count_tx(n);
+        Ok(n)
     }
 
     /// Half-closes the write side (FIN), keeping reads open.
