@@ -498,7 +498,19 @@ fn h2_prior_knowledge_and_no_head_connections_count_as_haproxy_counts() {
             }
         });
         assert!(idle, "haproxy: {haproxy}: {:?}", row());
-        seen.push(row());
+        let mut r = row();
+        // The server side of the HTTP/2 stream speaks HTTP/1: the backend's `h1` columns.
+        r.extend(columns(
+            &p,
+            ("be", "BACKEND"),
+            &[
+                "h1_total_connections",
+                "h1_total_streams",
+                "h1_bytes_in",
+                "h1_bytes_out",
+            ],
+        ));
+        seen.push(r);
     }
     assert!(
         seen[0].contains(&"h2_total_connections=2".to_string()),
