@@ -740,11 +740,24 @@ fn descriptors_are_released_after_connections_close() {
     );
 }
 
+/// Server connections the origin served requests on (its `-v` lines name the client).
+fn connections_seen(origin: &Origin) -> usize {
+    let log = origin.guard().stderr();
+    let peers: std::collections::BTreeSet<&str> = log
+        .lines()
+        .filter(|l| l.contains("\"GET "))
+        .filter_map(|l| l.split(' ').nth(1))
+        .collect();
+    peers.len()
+}
+
 #[test]
 fn http_reuse_safe_and_aggressive_differ_on_a_first_request() {
     // A client makes two requests (the server connection is then proven reusable), then a new
     // client makes its first request: `aggressive` may give it the proven connection, `safe`
-    // opens a new one (HAProxy's http-reuse semantics).
+    // opens a new one (HAProxy's http-reuse semantics). (The new one is not kept idle
+    // afterwards, beside the safe one, as haproxy 2.6 closes it: connections are counted as
+    // the origin saw them, not as they stay established.)
     for (mode, expected) in [("aggressive", 1), ("safe", 2)] {
         let origin = Origin::start("o");
         let s = start(|f| {
@@ -756,7 +769,7 @@ fn http_reuse_safe_and_aggressive_differ_on_a_first_request() {
         assert_eq!(first.get("/").unwrap().status, 200);
         let mut second = conn(s.front);
         assert_eq!(second.get("/").unwrap().status, 200);
-        assert_eq!(established_to(origin.addr()), expected, "http-reuse {mode}");
+        assert_eq!(connections_seen(&origin), expected, "http-reuse {mode}");
     }
 }
 

@@ -498,7 +498,19 @@ fn h2_prior_knowledge_and_no_head_connections_count_as_haproxy_counts() {
             }
         });
         assert!(idle, "haproxy: {haproxy}: {:?}", row());
-        seen.push(row());
+        let mut r = row();
+        // The server side of the HTTP/2 stream speaks HTTP/1: the backend's `h1` columns.
+        r.extend(columns(
+            &p,
+            ("be", "BACKEND"),
+            &[
+                "h1_total_connections",
+                "h1_total_streams",
+                "h1_bytes_in",
+                "h1_bytes_out",
+            ],
+        ));
+        seen.push(r);
     }
     assert!(
         seen[0].contains(&"h2_total_connections=2".to_string()),
@@ -759,4 +771,95 @@ fn h1_counters_count_plaintext_over_tls_as_haproxy() {
         seen[0]
     );
     assert_eq!(seen[0], seen[1], "haproxy (left), ringlb (right)");
+}
+
+/// The idle server connection columns with one thread (then haproxy's per-thread lists are
+/// its whole pool, as ringlb's one shard's pool is): after sequential `Connection: close`
+/// requests (each a new server connection, one kept), keep-alive connections (later
+/// requests prove the idle connections safe), 5 concurrent slow requests (the need grows to
+/// 5, all kept) and keep-alive connections again, with `http-reuse safe` and `always`.
+#[test]
+fn idle_connection_columns_match_haproxy_on_one_thread() {
+    if !haproxy_available() {
+        eprintln!("SKIP: haproxy not installed");
+        return;
+    }
+    let origins = Origins::start(1);
+    let o = origins.addrs()[0];
+    let cols = [
+        "srv_icur",
+        "safe_conn_cur",
+        "idle_conn_cur",
+        "used_conn_cur",
+        "need_conn_est",
+        "connect",
+        "reuse",
+    ];
+    for reuse in ["safe", "always"] {
+        let config = |sock: &Path, f: &[SocketAddr; 3]| {
+            format!(
+                "global\n    nbthread 1\n    stats socket {sock} level admin\n\
+                 defaults\n    mode http\n    timeout connect 2s\n    timeout client 10s\n    timeout server 10s\n\
+                 frontend fe\n    bind {f0}\n    default_backend be\n\
+                 frontend fe2\n    bind {f1}\n    default_backend be\n\
+                 frontend fe3\n    bind {f2}\n    default_backend be\n\
+                 backend be\n    http-reuse {reuse}\n    server s1 {o} pool-purge-delay 1m\n",
+                sock = sock.display(),
+                f0 = f[0],
+                f1 = f[1],
+                f2 = f[2],
+            )
+        };
+        let mut seen: Vec<Vec<Vec<String>>> = Vec::new();
+        for haproxy in [true, false] {
+            let p = start_with(haproxy, config);
+            wait_no_session(&p);
+            let front = p.fronts[0];
+            let mut got = Vec::new();
+            let mut snap = |p: &Proxy| {
+                let mut v = columns(p, ("be", "s1"), &cols);
+                v.extend(columns(p, ("be", "BACKEND"), &["h1_open_connections"]));
+                got.push(v);
+            };
+            for _ in 0..4 {
+                assert_eq!(http_get(front, "/", &[]).unwrap().status, 200);
+                wait_no_session(&p);
+            }
+            snap(&p);
+            let keep_alive = |p: &Proxy| {
+                for _ in 0..3 {
+                    let mut c = ringlb_testkit::Conn::connect(front).unwrap();
+                    for _ in 0..3 {
+                        assert_eq!(c.get("/").unwrap().status, 200);
+                    }
+                    drop(c);
+                    wait_no_session(p);
+                }
+            };
+            keep_alive(&p);
+            snap(&p);
+            let slow: Vec<_> = (0..5)
+                .map(|_| std::thread::spawn(move || http_get(front, "/slow/800", &[]).unwrap()))
+                .collect();
+            let all_in = wait_until(WAIT, || {
+                columns(&p, ("be", "BACKEND"), &["scur"]) == ["scur=5"]
+            });
+            assert!(
+                all_in,
+                "haproxy {haproxy}: the slow requests are not in flight together"
+            );
+            for t in slow {
+                assert_eq!(t.join().unwrap().status, 200);
+            }
+            wait_no_session(&p);
+            snap(&p);
+            keep_alive(&p);
+            snap(&p);
+            seen.push(got);
+        }
+        assert_eq!(
+            seen[0], seen[1],
+            "http-reuse {reuse}: haproxy (left), ringlb (right)"
+        );
+    }
 }

@@ -966,6 +966,7 @@ async fn forward(
             return;
         };
         choice.commit(ctx, be, lease.server);
+        crate::counters::h1_server_stream(ctx, be_idx, &server, info.reused);
         // `ssl_bc_*`/`ssl_s_*` in the log line describe the connection from here on (also
         // when the exchange ends before a response head).
         if matches!(&fe.log_line,
@@ -2150,6 +2151,7 @@ fn finish(conn: &Conn, t: Txn) {
         c.response(conn.fe_idx, t.backend, t.server, t.status);
     }
     c.bytes(conn.fe_idx, t.backend, t.server, t.bytes_in, t.bytes_out);
+    conn.ctx.live.fold_h1_bytes(&mut c, None, t.backend);
     if let Some(l) = c.listener(conn.fe_idx, conn.bind) {
         l.bytes_in += t.bytes_in;
         l.bytes_out += t.bytes_out;

@@ -1032,9 +1032,12 @@ impl ShardState {
     ) -> Option<ServerConn> {
         let s = self.server(backend, server)?;
         let mut pool = s.idle.borrow_mut();
-        let pos = pool
-            .iter()
-            .rposition(|c| c.conn.reuses >= min_requests && c.conn.proxied_for == proxied_for)?;
+        let pos = crate::idle::pick(
+            &pool,
+            |c| c.conn.reuses >= 2,
+            |c| c.conn.reuses >= min_requests && c.conn.proxied_for == proxied_for,
+            min_requests == 0,
+        )?;
         let idle = pool.remove(pos);
         drop(pool);
         self.idle_total.set(self.idle_total.get().saturating_sub(1));
@@ -1051,11 +1054,17 @@ impl ShardState {
             return conn.close_hard();
         }
         let mut idle = s.idle.borrow_mut();
-        // One spare above the recent need (haproxy keeps a little more than `max_used_conns`).
-        let recently_needed = s.used_peak.get().max(s.used_peak_prev.get()) as usize + 1;
+        let admission = crate::idle::IdleAdmission {
+            is_safe: conn.reuses >= 2,
+            has_safe_idle: idle.iter().any(|c| c.conn.reuses >= 2),
+            idle: idle.len() as u32,
+            used: s.active.get(),
+            est_need: s.used_peak.get().max(s.used_peak_prev.get()),
+            low_idle: 0,
+        };
         if self.idle_total.get() < self.idle_budget
             && s.pool_max.is_none_or(|max| idle.len() < max)
-            && idle.len() < recently_needed
+            && crate::idle::keep_idle(&admission)
         {
             idle.push(IdleConn {
                 conn,
