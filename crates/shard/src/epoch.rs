@@ -237,12 +237,15 @@ impl ShardState {
                 // What was needed at once recently bounds how many idle ones are kept.
                 s.used_peak.set(o.used_peak.get());
                 s.used_peak_prev.set(o.used_peak_prev.get());
-                let moved: Vec<_> = o.idle.borrow_mut().drain(..).collect();
+                let moved = o.idle.borrow_mut().take_all();
                 let n = moved.len();
                 old.idle_total.set(old.idle_total.get().saturating_sub(n));
                 let room = self.idle_budget.saturating_sub(self.idle_total.get());
                 let keep = n.min(room).min(s.pool_max.unwrap_or(usize::MAX));
-                s.idle.borrow_mut().extend(moved.into_iter().take(keep));
+                let mut pool = s.idle.borrow_mut();
+                for c in moved.into_iter().take(keep) {
+                    pool.push(c);
+                }
                 self.idle_total.set(self.idle_total.get() + keep);
             }
         }

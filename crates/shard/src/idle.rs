@@ -52,6 +52,88 @@ pub fn pick<T>(
         .or_else(|| pool.iter().rposition(&fits))
 }
 
+/// One server's idle connections on a shard, most recently pooled last, with the count of
+/// the unsafe ones (a single request carried): a pick that prefers one kind does not scan a
+/// pool holding none of it, the common case once keep-alive traffic made every connection
+/// safe.
+#[derive(Default)]
+pub struct IdlePool {
+    conns: Vec<crate::state::IdleConn>,
+    unsafe_n: usize,
+}
+
+fn is_safe(c: &crate::state::IdleConn) -> bool {
+    c.conn.reuses >= 2
+}
+
+impl IdlePool {
+    pub fn len(&self) -> usize {
+        self.conns.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.conns.is_empty()
+    }
+
+    /// Connections that carried more than one request.
+    pub fn safe_count(&self) -> usize {
+        self.conns.len() - self.unsafe_n
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, crate::state::IdleConn> {
+        self.conns.iter()
+    }
+
+    pub fn push(&mut self, c: crate::state::IdleConn) {
+        self.unsafe_n += usize::from(!is_safe(&c));
+        self.conns.push(c);
+    }
+
+    /// Takes the connection [`pick`] chooses among those `fits` accepts.
+    pub fn take(
+        &mut self,
+        fits: impl Fn(&crate::state::IdleConn) -> bool,
+        prefer_unsafe: bool,
+    ) -> Option<crate::state::IdleConn> {
+        let preferred_present = if prefer_unsafe {
+            self.unsafe_n > 0
+        } else {
+            self.safe_count() > 0
+        };
+        let pos = if preferred_present {
+            pick(&self.conns, is_safe, fits, prefer_unsafe)?
+        } else {
+            self.conns.iter().rposition(fits)?
+        };
+        let c = self.conns.remove(pos);
+        self.unsafe_n -= usize::from(!is_safe(&c));
+        Some(c)
+    }
+
+    /// Keeps the connections `keep` accepts.
+    pub fn retain(&mut self, keep: impl FnMut(&crate::state::IdleConn) -> bool) {
+        self.conns.retain(keep);
+        self.recount();
+    }
+
+    /// Removes the `n` oldest connections.
+    pub fn drain_oldest(&mut self, n: usize) -> Vec<crate::state::IdleConn> {
+        let out: Vec<_> = self.conns.drain(..n.min(self.conns.len())).collect();
+        self.recount();
+        out
+    }
+
+    /// Removes every connection.
+    pub fn take_all(&mut self) -> Vec<crate::state::IdleConn> {
+        self.unsafe_n = 0;
+        std::mem::take(&mut self.conns)
+    }
+
+    fn recount(&mut self) {
+        self.unsafe_n = self.conns.iter().filter(|c| !is_safe(c)).count();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{keep_idle, pick, IdleAdmission};

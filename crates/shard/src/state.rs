@@ -335,7 +335,7 @@ pub struct ServerState {
     /// (`queue.rs`).
     pub queue: RefCell<VecDeque<Rc<QueueEntry>>>,
     /// Idle keep-alive connections to this server, most recently used last.
-    pub idle: RefCell<Vec<IdleConn>>,
+    pub idle: RefCell<crate::idle::IdlePool>,
     /// This shard's share of `pool-max-conn` (`None` = unlimited).
     pub pool_max: Option<usize>,
     /// `server ... ssl`: this shard's client config (its own resumption store).
@@ -535,7 +535,7 @@ impl ServerState {
             maxconn_now: Cell::new(share(s.maxconn, nshards)),
             ramp_from: Cell::new(None),
             queue: RefCell::new(VecDeque::new()),
-            idle: RefCell::new(Vec::new()),
+            idle: RefCell::new(crate::idle::IdlePool::default()),
             observed_errors: Cell::new(0),
             h2: Rc::new(RefCell::new(Vec::new())),
             kill_gen: Cell::new(0),
@@ -956,7 +956,7 @@ impl ShardState {
                     .iter()
                     .map(|s| {
                         let idle = s.idle.borrow();
-                        let safe = idle.iter().filter(|c| c.conn.reuses >= 2).count() as u32;
+                        let safe = idle.safe_count() as u32;
                         (s.active.get(), idle.len() as u32 - safe, safe)
                     })
                     .collect()
@@ -970,7 +970,7 @@ impl ShardState {
         for (b, counters) in self.backends.iter().zip(copy.servers.iter_mut()) {
             for (s, c) in b.servers.borrow().iter().zip(counters.iter_mut()) {
                 let idle = s.idle.borrow();
-                let safe = idle.iter().filter(|c| c.conn.reuses >= 2).count() as u32;
+                let safe = idle.safe_count() as u32;
                 c.idle_conn_cur = idle.len() as u32;
                 c.safe_conn_cur = safe;
                 c.used_conn_cur = s.active.get();
@@ -1010,7 +1010,7 @@ impl ShardState {
                 let cap = s.used_peak_prev.get() as usize + 1;
                 if idle.len() > cap {
                     let excess = idle.len() - cap;
-                    for c in idle.drain(..excess) {
+                    for c in idle.drain_oldest(excess) {
                         c.conn.close_hard(); // the oldest first
                     }
                 }
@@ -1031,15 +1031,10 @@ impl ShardState {
         proxied_for: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
     ) -> Option<ServerConn> {
         let s = self.server(backend, server)?;
-        let mut pool = s.idle.borrow_mut();
-        let pos = crate::idle::pick(
-            &pool,
-            |c| c.conn.reuses >= 2,
+        let idle = s.idle.borrow_mut().take(
             |c| c.conn.reuses >= min_requests && c.conn.proxied_for == proxied_for,
             min_requests == 0,
         )?;
-        let idle = pool.remove(pos);
-        drop(pool);
         self.idle_total.set(self.idle_total.get().saturating_sub(1));
         Some(idle.conn)
     }
@@ -1056,7 +1051,7 @@ impl ShardState {
         let mut idle = s.idle.borrow_mut();
         let admission = crate::idle::IdleAdmission {
             is_safe: conn.reuses >= 2,
-            has_safe_idle: idle.iter().any(|c| c.conn.reuses >= 2),
+            has_safe_idle: idle.safe_count() > 0,
             idle: idle.len() as u32,
             used: s.active.get(),
             est_need: s.used_peak.get().max(s.used_peak_prev.get()),
@@ -1137,7 +1132,7 @@ impl ShardState {
             let mut idle = s.idle.borrow_mut();
             self.idle_total
                 .set(self.idle_total.get().saturating_sub(idle.len()));
-            idle.clear();
+            idle.take_all();
         }
     }
 
