@@ -274,13 +274,14 @@ fn append_counts(m: &mut String, t: Transition, c: &BackendCounts) {
 }
 
 /// A DOWN line built with no session counted (`... 0 sessions active, 0 requeued, 0
-/// remaining in queue.`) with the sessions on the server and the requests in its queue put
-/// in; `None` for another line. The driver counts them (over every shard) while the line
-/// waits, so that the DOWN broadcast does not.
-pub fn with_down_load(line: &str, sessions: u32, queued: u32) -> Option<String> {
+/// remaining in queue.`) with the sessions on the server, the requests its queue handed to
+/// the backend's (`option redispatch`) and those left in its queue put in; `None` for another
+/// line. The driver counts them (over every shard) while the line waits, so that the DOWN
+/// broadcast does not.
+pub fn with_down_load(line: &str, sessions: u32, requeued: u32, queued: u32) -> Option<String> {
     let head = line.strip_suffix(" 0 sessions active, 0 requeued, 0 remaining in queue.")?;
     Some(format!(
-        "{head} {sessions} sessions active, 0 requeued, {queued} remaining in queue."
+        "{head} {sessions} sessions active, {requeued} requeued, {queued} remaining in queue."
     ))
 }
 
@@ -443,11 +444,11 @@ mod tracked_tests {
         let c = BackendCounts::default();
         let line = state_change_message("be", "s1", false, Transition::Down, &r, &c);
         assert_eq!(
-            with_down_load(&line, 2, 1).as_deref(),
-            Some("Server be/s1 is DOWN, reason: Layer4 connection problem. 0 active and 0 backup servers left. 2 sessions active, 0 requeued, 1 remaining in queue.")
+            with_down_load(&line, 2, 3, 1).as_deref(),
+            Some("Server be/s1 is DOWN, reason: Layer4 connection problem. 0 active and 0 backup servers left. 2 sessions active, 3 requeued, 1 remaining in queue.")
         );
         let up = state_change_message("be", "s1", false, Transition::Up, &r, &c);
-        assert_eq!(with_down_load(&up, 2, 1), None);
+        assert_eq!(with_down_load(&up, 2, 3, 1), None);
     }
 
     #[test]

@@ -305,10 +305,42 @@ fn the_down_line_with_requests_queued_for_maxconn() {
     );
 }
 
+/// A request whose key hashes to the full server (`balance uri`) waits in the server's own
+/// queue: the DOWN line counts the two waiting there as remaining, or, with `option
+/// redispatch`, as requeued (handed to the backend's queue).
+#[test]
+fn the_down_line_counts_the_server_queue_remaining_or_requeued() {
+    sessions_at_down_with(
+        1,
+        "    balance uri\n",
+        " maxconn 1",
+        3,
+        "1 sessions active, 0 requeued, 2 remaining in queue.",
+    );
+    sessions_at_down_with(
+        1,
+        "    balance uri\n    option redispatch\n",
+        " maxconn 1",
+        3,
+        "1 sessions active, 2 requeued, 0 remaining in queue.",
+    );
+}
+
 /// Runs under each proxy: `clients` requests to an origin that holds them 3 s, the check
 /// fails (or, for `server_opts` " agent", the agent answers `down`); the DOWN line must end
 /// with `want` and be the same under both.
 fn sessions_at_down(threads: u32, server_opts: &str, clients: usize, want: &str) {
+    sessions_at_down_with(threads, "", server_opts, clients, want);
+}
+
+/// [`sessions_at_down`] with `backend_opts` lines in the backend of the failing server.
+fn sessions_at_down_with(
+    threads: u32,
+    backend_opts: &str,
+    server_opts: &str,
+    clients: usize,
+    want: &str,
+) {
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let by_agent = server_opts == " agent";
@@ -360,7 +392,7 @@ fn sessions_at_down(threads: u32, server_opts: &str, clients: usize, want: &str)
             let server_opts = &server_opts;
             format!(
                 "{}    nbthread {threads}\n{DEFAULTS}    timeout queue 5s\nfrontend fe\n    mode http\n    bind {front}\n    default_backend {entry}\n\
-                 backend be\n    mode http\n    option httpchk GET /health\n    \
+                 backend be\n    mode http\n{backend_opts}    option httpchk GET /health\n    \
                  server s1 {oaddr}{server_opts} check port {hport} inter 200ms fall 1 rise 1\n{tracker}",
                 health_support::global(dir, "")
             )

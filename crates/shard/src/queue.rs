@@ -198,7 +198,7 @@ pub fn redistribute(state: &ShardState, backend: usize, server: usize) {
     ) else {
         return;
     };
-    if !rt.redispatch || rt.option_persist || s.queue.borrow().is_empty() {
+    if !rt.requeues_on_down() || s.queue.borrow().is_empty() {
         return;
     }
     let moved: Vec<Rc<QueueEntry>> = s.queue.borrow_mut().drain(..).collect();

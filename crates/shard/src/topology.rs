@@ -335,6 +335,14 @@ pub struct BackendRt {
     pub fullconn: u32,
 }
 
+impl BackendRt {
+    /// `option redispatch` without `option persist`: requests waiting in a server's queue
+    /// move to the backend's when it goes down (HAProxy's `pendconn_redistribute`).
+    pub fn requeues_on_down(&self) -> bool {
+        self.redispatch && !self.option_persist
+    }
+}
+
 /// `cookie NAME insert|rewrite|prefix [indirect] [nocache] [httponly] [secure] [domain D]...
 /// [attr A]... [postonly] [preserve] [dynamic] [maxidle T] [maxlife T]`.
 #[derive(Debug, Clone)]

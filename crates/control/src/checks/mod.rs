@@ -540,6 +540,15 @@ impl CheckStatsHandle {
         g.publish.as_ref().map(|(board, _)| board.clone())
     }
 
+    /// Whether backend `b` hands a down server's queue to the backend's (`option redispatch`).
+    fn requeues_on_down(&self, b: usize) -> bool {
+        let Ok(g) = self.0.lock() else { return false };
+        g.publish
+            .as_ref()
+            .and_then(|(_, topo)| topo.backends.get(b))
+            .is_some_and(|be| be.requeues_on_down())
+    }
+
     /// Also publish every update to the stats board (the stats page and `show stat` read it).
     pub fn publish_to(
         &self,
@@ -774,8 +783,17 @@ impl Driver {
         for e in &mut effects {
             if let Effect::Warning(m) = e {
                 if let Some(at) = line_of(m) {
+                    // Counted before the DOWN applied: the shards then hand the server's queue
+                    // to the backend's under `option redispatch` (`queue::redistribute`).
                     let (sessions, queued) = load(at);
-                    if let Some(line) = ringlb_health::status::with_down_load(m, sessions, queued) {
+                    let (requeued, queued) = if self.stats.requeues_on_down(at.0) {
+                        (queued, 0)
+                    } else {
+                        (0, queued)
+                    };
+                    if let Some(line) =
+                        ringlb_health::status::with_down_load(m, sessions, requeued, queued)
+                    {
                         *m = line;
                     }
                 }
