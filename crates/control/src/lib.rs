@@ -327,7 +327,7 @@ async fn control_loop(
                         let handles = ctx.peers.borrow().clone();
                         peers::teach_successor(&handles).await;
                     }
-                    for m in handle.route(msg) {
+                    for m in handle.route(msg).await {
                         bus.send(m).await;
                     }
                 }

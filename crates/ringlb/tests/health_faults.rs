@@ -305,6 +305,17 @@ fn the_down_line_with_requests_queued_for_maxconn() {
     );
 }
 
+/// The same when the server is put into maintenance (`set server ... state maint`).
+#[test]
+fn the_maintenance_line_counts_the_sessions_on_the_server() {
+    sessions_at_down(
+        2,
+        " maint",
+        2,
+        "2 sessions active, 0 requeued, 0 remaining in queue.",
+    );
+}
+
 /// A request whose key hashes to the full server (`balance uri`) waits in the server's own
 /// queue: the DOWN line counts the two waiting there as remaining, or, with `option
 /// redispatch`, as requeued (handed to the backend's queue).
@@ -344,6 +355,8 @@ fn sessions_at_down_with(
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::Arc;
     let by_agent = server_opts == " agent";
+    // `set server be/s1 state maint` instead of a failing check.
+    let by_maint = server_opts == " maint";
     // The sessions are on `be2/t1`, which tracks `be/s1`: its own DOWN line counts them.
     let by_track = server_opts == " track";
     use health_support::{start, Proxy};
@@ -375,7 +388,7 @@ fn sessions_at_down_with(
                 " agent-check agent-port {} agent-inter 200ms",
                 agent.addr.port()
             )
-        } else if by_track {
+        } else if by_track || by_maint {
             String::new()
         } else {
             server_opts.to_string()
@@ -427,11 +440,15 @@ fn sessions_at_down_with(
         std::thread::sleep(Duration::from_millis(300));
         if by_agent {
             say_down.store(true, Ordering::Relaxed);
+        } else if by_maint {
+            p.cli("set server be/s1 state maint");
         } else {
             drop(health);
         }
         let down = if by_track {
             "Server be2/t1 is DOWN via be/s1"
+        } else if by_maint {
+            "Server be/s1 is going DOWN for maintenance"
         } else {
             "Server be/s1 is DOWN"
         };

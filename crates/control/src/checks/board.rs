@@ -271,6 +271,16 @@ impl Board {
     /// How the DOWN line of (b, s) begins (`Server be/s1 is DOWN`, `Backup Server ...`):
     /// the driver fills its session counts in (`status::with_down_load`).
     pub fn down_line_start(&self, b: usize, s: usize) -> Option<String> {
+        self.line_start(b, s, "is DOWN")
+    }
+
+    /// As [`Board::down_line_start`] for its maintenance line (`... is going DOWN for
+    /// maintenance`).
+    pub fn maint_line_start(&self, b: usize, s: usize) -> Option<String> {
+        self.line_start(b, s, "is going DOWN for maintenance")
+    }
+
+    fn line_start(&self, b: usize, s: usize, what: &str) -> Option<String> {
         let be = self.backends.get(b)?;
         let srv = be.servers.get(s)?;
         let prefix = if srv.spec.backup {
@@ -279,7 +289,7 @@ impl Board {
             "Server"
         };
         Some(format!(
-            "{prefix} {}/{} is DOWN",
+            "{prefix} {}/{} {what}",
             be.spec_name, srv.spec.name
         ))
     }

@@ -761,6 +761,27 @@ impl Driver {
                 let _ = self.out.try_send(m.clone());
             }
         }
+        self.fill_down_lines(&mut effects, &starts, (board, seq))
+            .await;
+        self.apply_sent(b, s, effects);
+    }
+
+    /// Puts the counts of the servers in the lines of `effects` beginning as `starts` say,
+    /// once the shards have published for `seq` (at most 100 ms, then their last copies): the
+    /// sessions on each server, and the requests in its queue as requeued (`option
+    /// redispatch`) or remaining (`status::with_down_load`).
+    async fn fill_down_lines(
+        &self,
+        effects: &mut [Effect],
+        starts: &[(String, (usize, usize))],
+        (board, seq): (Arc<ringlb_shard::StatsBoard>, u64),
+    ) {
+        let line_of = |m: &str| {
+            starts
+                .iter()
+                .find(|(st, _)| m.starts_with(st.as_str()))
+                .map(|(_, at)| *at)
+        };
         let deadline = Instant::now() + Duration::from_millis(100);
         let counters = loop {
             if let Some(c) = board.try_collect(seq) {
@@ -780,7 +801,7 @@ impl Driver {
                 })
                 .unwrap_or((0, 0))
         };
-        for e in &mut effects {
+        for e in effects.iter_mut() {
             if let Effect::Warning(m) = e {
                 if let Some(at) = line_of(m) {
                     // Counted before the DOWN applied: the shards then hand the server's queue
@@ -799,7 +820,6 @@ impl Driver {
                 }
             }
         }
-        self.apply_sent(b, s, effects);
     }
 
     /// Marks a check of (b, s) as running (`* ` on the stats page) and publishes it.
@@ -910,18 +930,34 @@ pub struct ChecksHandle(Rc<Driver>);
 /// Each method logs what the board says and returns the messages for the caller to broadcast
 /// itself, so a command's effect is on every shard before its answer is written.
 impl ChecksHandle {
-    /// `set server B/S state ...`.
-    pub fn set_admin(
+    /// `set server B/S state ...`. Into maintenance, its line counts the sessions on the
+    /// server and its queue as a DOWN line does (the shards publish their counters first,
+    /// at most 100 ms are waited for them).
+    pub async fn set_admin(
         &self,
         b: usize,
         s: usize,
         state: ringlb_shard::AdminState,
     ) -> Vec<ControlMsg> {
-        let e = self
+        let counted = if state == ringlb_shard::AdminState::Maint {
+            self.0
+                .board
+                .borrow()
+                .maint_line_start(b, s)
+                .zip(self.0.ask_load())
+        } else {
+            None
+        };
+        let mut e = self
             .0
             .board
             .borrow_mut()
             .set_admin(b, s, state, self.0.now());
+        if let Some((start, load)) = counted {
+            self.0
+                .fill_down_lines(&mut e, &[(start, (b, s))], load)
+                .await;
+        }
         self.0.apply_returning(b, s, e)
     }
 
@@ -954,14 +990,14 @@ impl ChecksHandle {
     /// Routes a state change sent by another part of the process (the stats page's admin
     /// form) through the board, so its log lines and counts stay right; returns what to
     /// broadcast (the message itself when the board does not track that server).
-    pub fn route(&self, msg: ControlMsg) -> Vec<ControlMsg> {
+    pub async fn route(&self, msg: ControlMsg) -> Vec<ControlMsg> {
         let known = |b: usize, s: usize| self.0.board.borrow().has_server(b, s);
         match msg {
             ControlMsg::SetServerAdmin {
                 backend,
                 server,
                 state,
-            } if known(backend, server) => self.set_admin(backend, server, state),
+            } if known(backend, server) => self.set_admin(backend, server, state).await,
             ControlMsg::SetServerWeight {
                 backend,
                 server,

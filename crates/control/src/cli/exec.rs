@@ -562,7 +562,7 @@ async fn push(ctx: &Ctx, c: &ServerChange, b: usize, s: usize) {
                 CliAdmin::Maint => AdminState::Maint,
             };
             match ctx.checks.as_ref().filter(|h| h.knows(b, s)) {
-                Some(h) => h.set_admin(b, s, state),
+                Some(h) => h.set_admin(b, s, state).await,
                 None => vec![ControlMsg::SetServerAdmin {
                     backend: b,
                     server: s,
