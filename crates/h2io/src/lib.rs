@@ -6,12 +6,23 @@
 //! [`H2Io`]. Reads keep one received chunk and copy out of it as h2 asks; writes are gathered
 //! in a buffer and sent when h2 flushes (h2 flushes after each batch of frames), so there is one
 //! send in flight at a time and its buffer is reused.
+//!
+//! On the server side the adapter can also watch the frames it hands h2 ([`H2Io::watch_floods`]):
+//! h2 answers every PING and SETTINGS and reads every empty frame, with no limit of its own,
+//! so a peer that sends them by the thousand costs CPU for nothing (CVE-2019-9512, -9515,
+//! -9518). Past [`IDLE_FRAMES_PER_SEC`] such frames within a second, the adapter stops reading
+//! the connection until the second is over: a flood is throttled to that rate, and the
+//! flooding peer waits on its own full socket instead of taking CPU from other connections.
+//! (Closing the connection instead, with GOAWAY `ENHANCE_YOUR_CALM`, was measured worse: the
+//! attacker reconnects at once and every new connection costs more than the frames saved;
+//! docs/reliability.md.)
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 pub use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -33,9 +44,121 @@ pub trait Transport: 'static {
     fn shutdown(self: Rc<Self>) -> LocalFuture<()>;
 }
 
+/// `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, before the client's first frame.
+const PREFACE_LEN: usize = 24;
+
 /// Bytes gathered before `poll_write` waits for the send in flight (bounds memory per
 /// connection; h2's own send buffer is bounded separately).
 const WRITE_HIGH: usize = 64 << 10;
+
+/// Frames that make the server work and carry no request (PING and SETTINGS to acknowledge,
+/// PRIORITY, empty DATA, HEADERS or CONTINUATION that end nothing, unknown types) a peer may
+/// send in one second. A client sends a few (its SETTINGS, a keep-alive PING, a browser's
+/// PRIORITY tree); the floods send them by the hundred thousand per second.
+pub const IDLE_FRAMES_PER_SEC: u32 = 1000;
+const FLOOD_WINDOW: Duration = Duration::from_secs(1);
+
+/// A timer of the engine: the adapter itself names no runtime.
+pub type Sleep = fn(Duration) -> LocalFuture<()>;
+
+/// The frame headers of the bytes handed to h2, counted for [`IDLE_FRAMES_PER_SEC`].
+struct FloodWatch {
+    /// Bytes still to skip: the connection preface, then each frame's payload.
+    skip: usize,
+    /// A frame header split across reads.
+    head: [u8; 9],
+    have: usize,
+    /// Idle frames since `since`.
+    idle: u32,
+    since: Instant,
+    sleep: Sleep,
+    /// Set while reading is paused (the limit was passed).
+    paused: Option<LocalFuture<()>>,
+}
+
+impl FloodWatch {
+    /// Counts the frames of `b` (the next bytes of the stream) and returns how many of its
+    /// bytes h2 may have: all of them, or up to the end of the header that passed the limit
+    /// (reading then pauses; the rest is handed over after the pause).
+    fn scan(&mut self, b: &[u8]) -> usize {
+        let mut at = 0;
+        while at < b.len() {
+            if self.skip > 0 {
+                let n = self.skip.min(b.len() - at);
+                self.skip -= n;
+                at += n;
+                continue;
+            }
+            let n = (9 - self.have).min(b.len() - at);
+            if let (Some(dst), Some(src)) = (
+                self.head.get_mut(self.have..self.have + n),
+                b.get(at..at + n),
+            ) {
+                dst.copy_from_slice(src);
+            }
+            self.have += n;
+            at += n;
+            if self.have < 9 {
+                break;
+            }
+            self.have = 0;
+            let [l0, l1, l2, kind, flags, ..] = self.head;
+            let len = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+            self.skip = len;
+            let cost = idle_cost(kind, flags, len);
+            if cost > 0 && self.count(cost) {
+                break;
+            }
+        }
+        at
+    }
+
+    /// One more idle frame; past the limit within a second, reading pauses for the rest of
+    /// the second (true; the clock is read once per `IDLE_FRAMES_PER_SEC` frames).
+    fn count(&mut self, cost: u32) -> bool {
+        self.idle += cost;
+        if self.idle <= IDLE_FRAMES_PER_SEC {
+            return false;
+        }
+        self.idle = 0;
+        let now = Instant::now();
+        let spent = now.saturating_duration_since(self.since);
+        if spent >= FLOOD_WINDOW {
+            self.since = now;
+            return false;
+        }
+        // Allocates one timer future per throttled second of a flooding connection.
+        self.paused = Some((self.sleep)(FLOOD_WINDOW - spent));
+        self.since = now + (FLOOD_WINDOW - spent);
+        true
+    }
+}
+
+/// What a frame (type, flags, payload length) counts against [`IDLE_FRAMES_PER_SEC`]: 0 for
+/// a frame that carries something.
+fn idle_cost(kind: u8, flags: u8, len: usize) -> u32 {
+    const END_STREAM: u8 = 0x1;
+    const ACK: u8 = 0x1;
+    const END_HEADERS: u8 = 0x4;
+    match kind {
+        // DATA: h2 ends the connection at its 100th empty DATA frame, and the flooding client
+        // reconnects at once (each new connection costs more than its frames): empty DATA
+        // counts as much as 32 other frames, so that a flood of them is throttled (to 31 a
+        // second) well before that.
+        0 if len == 0 && flags & END_STREAM == 0 => 32,
+        // HEADERS, CONTINUATION that end nothing
+        1 | 9 if len == 0 && flags & END_HEADERS == 0 => 1,
+        // PRIORITY
+        2 => 1,
+        // SETTINGS, PING to acknowledge
+        4 | 6 if flags & ACK == 0 => 1,
+        // Unknown types: ignored by h2, read all the same.
+        10.. => 1,
+        // The rest carries something; RST_STREAM is bounded by h2 itself (rapid reset),
+        // WINDOW_UPDATE comes often from a client that downloads.
+        _ => 0,
+    }
+}
 
 /// The adapter handed to h2.
 pub struct H2Io<T: Transport> {
@@ -50,6 +173,7 @@ pub struct H2Io<T: Transport> {
     /// The buffer of the last completed send, reused for the next batch.
     spare: Vec<u8>,
     shutting: Option<LocalFuture<()>>,
+    flood: Option<FloodWatch>,
 }
 
 impl<T: Transport> H2Io<T> {
@@ -63,7 +187,23 @@ impl<T: Transport> H2Io<T> {
             wbuf: Vec::new(),
             spare: Vec::new(),
             shutting: None,
+            flood: None,
         }
+    }
+
+    /// Watches the peer's frames for floods of idle frames (a server's adapter: the bytes
+    /// read start with the client's connection preface), throttling the peer to
+    /// [`IDLE_FRAMES_PER_SEC`] with `sleep`.
+    pub fn watch_floods(&mut self, sleep: Sleep) {
+        self.flood = Some(FloodWatch {
+            skip: PREFACE_LEN,
+            head: [0; 9],
+            have: 0,
+            idle: 0,
+            since: Instant::now(),
+            sleep,
+            paused: None,
+        });
     }
 
     /// Like [`H2Io::new`], with `first` (bytes already received from the transport, e.g.
@@ -109,10 +249,22 @@ impl<T: Transport> AsyncRead for H2Io<T> {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(f) = this.flood.as_mut() {
+            if let Some(p) = f.paused.as_mut() {
+                // Throttled: nothing more for h2 until the flood's second is over.
+                if p.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                f.paused = None;
+            }
+        }
         loop {
             if let Some((chunk, off)) = this.chunk.as_mut() {
                 let rest = T::bytes(chunk).get(*off..).unwrap_or_default();
-                let n = rest.len().min(out.remaining());
+                let mut n = rest.len().min(out.remaining());
+                if let Some(f) = this.flood.as_mut() {
+                    n = f.scan(rest.get(..n).unwrap_or_default());
+                }
                 out.put_slice(rest.get(..n).unwrap_or_default());
                 *off += n;
                 if *off >= T::bytes(chunk).len() {

@@ -15,7 +15,10 @@
 //! makes us reset (MadeYouReset) by `max_local_error_reset_streams`; CONTINUATION floods and
 //! HPACK bombs by `max_header_list_size` (h2 bounds the header block it buffers by it);
 //! SETTINGS/PING floods by h2 answering them from the read loop (it does not read more while
-//! an ACK is unsent); a zero-window stall by `timeout client` on every wait for send capacity.
+//! an ACK is unsent) and, with empty-frame and PRIORITY floods, by the adapter's count of
+//! frames that carry nothing (`H2Io::watch_floods`: past 1000 in a second, the connection is
+//! not read until the second is over); a zero-window stall by `timeout client` on every wait
+//! for send capacity.
 //! Trailers travel both ways through the chunked trailer section (`send_body`, `relay_body`);
 //! an h2 server is reached through the same HTTP/1 path (`h2srv.rs`); WebSocket over h2
 //! (RFC 8441 extended CONNECT) is upgraded over HTTP/1.1 and tunnelled (`h2ws.rs`). What
@@ -331,10 +334,13 @@ async fn serve_h2(
         effects,
         client: Rc::downgrade(&client),
     });
-    let io = match first {
+    let mut io = match first {
         Some(first) => H2Io::with_first(client, first),
         None => H2Io::new(client),
     };
+    // PING, SETTINGS, PRIORITY, empty-frame floods: h2 answers them all; the adapter
+    // throttles them.
+    io.watch_floods(|d| Box::pin(ringlb_uring::rt::sleep(d)));
     let handshake_limit = fe.timeouts.http_request.or(fe.timeouts.client);
     let mut h2 = match within(handshake_limit, builder(&bind).handshake::<_, Bytes>(io)).await {
         Ok(Ok(c)) => c,
