@@ -386,6 +386,115 @@ mod tests {
         assert_eq!(got, b"hello!");
     }
 
+    fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = len.to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[kind, flags, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A sleep that never ends: the adapter stays paused once throttled.
+    fn forever(_: Duration) -> LocalFuture<()> {
+        Box::pin(std::future::pending())
+    }
+
+    /// Reads through the adapter until it pends or ends; the bytes h2 would have got.
+    fn drain(io: &mut H2Io<Mem>) -> (Vec<u8>, bool) {
+        let mut got = Vec::new();
+        loop {
+            let mut space = [0u8; 4096];
+            let mut rb = ReadBuf::new(&mut space);
+            match Pin::new(&mut *io).poll_read(&mut cx(), &mut rb) {
+                Poll::Pending => return (got, true),
+                Poll::Ready(r) => {
+                    assert!(r.is_ok());
+                    if rb.filled().is_empty() {
+                        return (got, false);
+                    }
+                    got.extend_from_slice(rb.filled());
+                }
+            }
+        }
+    }
+
+    /// The connection preface, then `frames`, delivered in `chunk`-byte pieces.
+    fn flood_io(frames: &[Vec<u8>], chunk: usize) -> (H2Io<Mem>, Vec<u8>) {
+        let mut all = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        for f in frames {
+            all.extend_from_slice(f);
+        }
+        let m = Rc::new(Mem::default());
+        for piece in all.chunks(chunk) {
+            m.input.borrow_mut().push_back(piece.to_vec());
+        }
+        let mut io = H2Io::new(m);
+        io.watch_floods(forever);
+        (io, all)
+    }
+
+    #[test]
+    fn a_ping_flood_is_cut_right_after_the_limit() {
+        let ping = frame(6, 0, &[7; 8]);
+        let n = IDLE_FRAMES_PER_SEC as usize + 500;
+        // Odd chunk sizes split headers and payloads across reads.
+        for chunk in [7, 1000, 16384] {
+            let (mut io, all) = flood_io(&vec![ping.clone(); n], chunk);
+            let (got, pending) = drain(&mut io);
+            assert!(pending, "chunk {chunk}: paused");
+            // The preface and the first IDLE_FRAMES_PER_SEC + 1 headers: the limit is passed
+            // by the header of frame 1001, whose payload waits for the pause to end.
+            let want = 24 + IDLE_FRAMES_PER_SEC as usize * ping.len() + 9;
+            assert_eq!(got.len(), want, "chunk {chunk}");
+            assert_eq!(got[..], all[..want]);
+        }
+    }
+
+    #[test]
+    fn reading_resumes_where_it_paused_once_the_pause_is_over() {
+        let ping = frame(6, 0, &[7; 8]);
+        let (mut io, all) = flood_io(&vec![ping; 3500], 5000);
+        if let Some(f) = io.flood.as_mut() {
+            f.sleep = |_| Box::pin(std::future::ready(()));
+        }
+        let (got, pending) = drain(&mut io);
+        assert!(!pending);
+        assert_eq!(got, all, "every byte once, in order");
+    }
+
+    #[test]
+    fn acks_requests_and_a_few_pings_are_not_throttled() {
+        let ack = frame(6, 1, &[7; 8]);
+        let settings_ack = frame(4, 1, &[]);
+        let data = frame(0, 0, b"body");
+        let window = frame(8, 0, &[0, 0, 1, 0]);
+        let mut frames = Vec::new();
+        for _ in 0..2000 {
+            frames.extend([
+                ack.clone(),
+                settings_ack.clone(),
+                data.clone(),
+                window.clone(),
+            ]);
+        }
+        frames.extend(vec![frame(6, 0, &[1; 8]); IDLE_FRAMES_PER_SEC as usize]);
+        let (mut io, all) = flood_io(&frames, 4096);
+        let (got, pending) = drain(&mut io);
+        assert!(!pending, "not throttled");
+        assert_eq!(got, all);
+    }
+
+    #[test]
+    fn empty_data_frames_are_throttled_before_h2_closes_the_connection() {
+        // h2 ends a connection at its 100th empty DATA frame; the adapter pauses first.
+        let empty = frame(0, 0, &[]);
+        let (mut io, _) = flood_io(&vec![empty; 200], 16384);
+        let (got, pending) = drain(&mut io);
+        assert!(pending);
+        let frames = (got.len() - 24) / 9;
+        assert!(frames < 100, "{frames} empty DATA frames before the pause");
+    }
+
     #[test]
     fn writes_are_sent_on_flush_in_one_batch() {
         let m = Rc::new(Mem::default());
