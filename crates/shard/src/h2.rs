@@ -1085,10 +1085,11 @@ async fn forward(
                     continue;
                 }
                 note_failed_response(conn, be_idx, txn);
-                txn.term = if f == Failure::Timeout {
-                    *b"sH"
-                } else {
-                    *b"SH"
+                txn.term = match f {
+                    Failure::Timeout => *b"sH",
+                    // The proxy refused the response (haproxy 2.6 logs `PH`).
+                    Failure::Invalid => *b"PH",
+                    _ => *b"SH",
                 };
                 let status = if f == Failure::Timeout { 504 } else { 502 };
                 reply_error(conn, fe, Some(be), status, &mut respond, txn).await;

@@ -1005,6 +1005,11 @@ impl<'a> Session<'a> {
                             502
                         };
                         self.note_failed_response(be_idx);
+                        if failure == Failure::Invalid {
+                            // An invalid response is the proxy's refusal (haproxy 2.6 logs
+                            // `PH`; `SH` is for a server that closed or reset).
+                            scratch(&mut self.sc, self.ctx).txn.term = *b"PH";
+                        }
                         self.reply_error(status, Some(be)).await;
                         // HAProxy 2.6 keeps the client connection after its 502/504 (observed)
                         // once the request was read to its end.
