@@ -844,7 +844,12 @@ impl<'a> Session<'a> {
                     return After::Close;
                 }
                 Err(e) => {
-                    scratch(&mut self.sc, self.ctx).out = out;
+                    let sc = scratch(&mut self.sc, self.ctx);
+                    sc.out = out;
+                    if matches!(e, NoConnection::QueueTimeout) {
+                        // `timeout queue` ended the wait (haproxy 2.6 logs `sQ`).
+                        sc.txn.term = *b"sQ";
+                    }
                     self.reply_error(no_connection_status(e), Some(be)).await;
                     // Kept like after a 502/504 (haproxy 2.6 keeps it after its 503 too); a
                     // body no server got is read and dropped first. Not when the client waits
