@@ -718,11 +718,12 @@ fn h2_to_h1_downgrade_forwards_no_malformed_request() {
 // requests in flight than the stream limit allows, and the proxy's memory stays within what
 // its configured buffers allow (`memory_budget_kib`). Printed, not asserted (figures for
 // docs/reliability.md): the normal client's latency under each attack against its latency
-// alone. With `RINGLB_H2_ATTACK_HAPROXY=1`, every attack also runs against haproxy 2.6 with
+// alone, its time inside the proxy (`%Ta` from the proxy's log, which logs only its
+// requests), and the CPU the proxy used during the attack. With `RINGLB_H2_ATTACK_HAPROXY=1`, every attack also runs against haproxy 2.6 with
 // the same configuration and the same attacker, right after ringlb's run, and both are
 // printed side by side; `RINGLB_H2_ATTACK_SECS=N` makes each run last N seconds (3 by
-// default) for steadier percentiles, and `RINGLB_H2_ATTACK_ONLY=TEXT` runs only the attacks
-// whose name contains TEXT.
+// default) for steadier percentiles, `RINGLB_H2_ATTACK_ONLY=TEXT` runs only the attacks
+// whose name contains TEXT, and `RINGLB_H2_ATTACK_SHARDS=1` runs the proxies on one thread.
 
 /// How many attacker connections run each attack at once.
 const ATTACKERS: usize = 4;
