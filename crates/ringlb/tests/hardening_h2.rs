@@ -1192,3 +1192,55 @@ fn h2_attacks_leave_memory_bounded_and_normal_clients_served() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// The flood throttle (crates/h2io: past 1000 frames that carry nothing in a second, the
+/// connection is not read until the second is over) delays and drops nothing: 2500 PINGs,
+/// then a request, on one connection: every PING is acknowledged, in order, and the request
+/// is answered. How long the pauses took is a printed figure.
+#[test]
+fn a_throttled_ping_flood_is_delayed_not_dropped() {
+    let origins = ringlb_testkit::Origins::start(1);
+    let dir = TempDir::new("hardening-h2-throttle");
+    let front = free_addr();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 5s\n\
+         frontend fe\n    bind {front} proto h2\n    default_backend be\n\
+         backend be\n    server s1 {}\n",
+        origins.addrs()[0]
+    );
+    let _guard = Ringlb::start(&write_config(&dir, &cfg), &[front]);
+    let mut c = Raw::connect(front);
+    // A hang guard only: the pauses last a second each.
+    c.s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let n = 2500u64;
+    let pings: Vec<u8> = (0..n)
+        .flat_map(|i| frame(PING, 0, 0, &i.to_be_bytes()))
+        .collect();
+    let t0 = std::time::Instant::now();
+    c.send(&pings).unwrap();
+    let get = hpack(&get_fields("/", &[]));
+    c.send(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &get))
+        .unwrap();
+    let frames = c.until_end(1);
+    let took = t0.elapsed();
+    let acks: Vec<u64> = frames
+        .iter()
+        .filter(|f| f.0 == PING && f.1 & 1 != 0)
+        .map(|f| u64::from_be_bytes(f.3[..8].try_into().unwrap()))
+        .collect();
+    println!(
+        "throttle: {} of {n} PINGs acknowledged, response {:?}, after {took:?}",
+        acks.len(),
+        status_of(&frames, 1)
+    );
+    assert_eq!(acks, (0..n).collect::<Vec<_>>(), "PING ACKs, in order");
+    assert!(
+        !frames.iter().any(|f| f.0 == GOAWAY),
+        "the flooding connection was closed"
+    );
+    assert_eq!(
+        status_of(&frames, 1),
+        Some(0x88),
+        "the request after the flood"
+    );
+}
