@@ -13,6 +13,8 @@
 //! -9518). Past [`IDLE_FRAMES_PER_SEC`] such frames within a second, the adapter stops reading
 //! the connection until the second is over: a flood is throttled to that rate, and the
 //! flooding peer waits on its own full socket instead of taking CPU from other connections.
+//! The streams h2 resets because the peer broke the protocol (MadeYouReset) count too, from
+//! the RST_STREAM frames it writes ([`PROTOCOL_RESET_COST`]).
 //! (Closing the connection instead, with GOAWAY `ENHANCE_YOUR_CALM`, was measured worse: the
 //! attacker reconnects at once and every new connection costs more than the frames saved;
 //! docs/reliability.md.)
@@ -74,7 +76,77 @@ struct FloodWatch {
     sleep: Sleep,
     /// Set while reading is paused (the limit was passed).
     paused: Option<LocalFuture<()>>,
+    /// The frames h2 writes, for the streams it resets because the peer broke the protocol.
+    out: OutScan,
 }
+
+/// The frame headers of what h2 writes, and the error code of each RST_STREAM.
+#[derive(Default)]
+struct OutScan {
+    skip: usize,
+    head: [u8; 9],
+    have: usize,
+    /// In a RST_STREAM payload: its error code so far.
+    code: Option<([u8; 4], usize)>,
+}
+
+impl OutScan {
+    /// RST_STREAM frames with `PROTOCOL_ERROR` in `b` (the next bytes h2 writes): the streams
+    /// h2 or ringlb reset because the peer sent a malformed request.
+    fn protocol_resets(&mut self, b: &[u8]) -> u32 {
+        const RST_STREAM: u8 = 3;
+        const PROTOCOL_ERROR: [u8; 4] = [0, 0, 0, 1];
+        let mut resets = 0;
+        let mut at = 0;
+        while at < b.len() {
+            if let Some((code, have)) = self.code.as_mut() {
+                let n = (4 - *have).min(b.len() - at);
+                if let (Some(dst), Some(src)) = (code.get_mut(*have..*have + n), b.get(at..at + n))
+                {
+                    dst.copy_from_slice(src);
+                }
+                *have += n;
+                at += n;
+                self.skip -= n;
+                if *have == 4 {
+                    resets += u32::from(*code == PROTOCOL_ERROR);
+                    self.code = None;
+                }
+                continue;
+            }
+            if self.skip > 0 {
+                let n = self.skip.min(b.len() - at);
+                self.skip -= n;
+                at += n;
+                continue;
+            }
+            let n = (9 - self.have).min(b.len() - at);
+            if let (Some(dst), Some(src)) = (
+                self.head.get_mut(self.have..self.have + n),
+                b.get(at..at + n),
+            ) {
+                dst.copy_from_slice(src);
+            }
+            self.have += n;
+            at += n;
+            if self.have < 9 {
+                break;
+            }
+            self.have = 0;
+            let [l0, l1, l2, kind, ..] = self.head;
+            self.skip = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+            if kind == RST_STREAM && self.skip >= 4 {
+                self.code = Some(([0; 4], 0));
+            }
+        }
+        resets
+    }
+}
+
+/// What a stream reset for a protocol error costs against [`IDLE_FRAMES_PER_SEC`]: h2 ends
+/// the connection after `max_local_error_reset_streams` of them (MadeYouReset), and the
+/// attacker reconnects at once; 10 each holds such a peer to about 100 a second.
+const PROTOCOL_RESET_COST: u32 = 10;
 
 impl FloodWatch {
     /// Counts the frames of `b` (the next bytes of the stream) and returns how many of its
@@ -116,7 +188,7 @@ impl FloodWatch {
     /// One more idle frame; past the limit within a second, reading pauses for the rest of
     /// the second (true; the clock is read once per `IDLE_FRAMES_PER_SEC` frames).
     fn count(&mut self, cost: u32) -> bool {
-        self.idle += cost;
+        self.idle = self.idle.saturating_add(cost);
         if self.idle <= IDLE_FRAMES_PER_SEC {
             return false;
         }
@@ -203,6 +275,7 @@ impl<T: Transport> H2Io<T> {
             since: Instant::now(),
             sleep,
             paused: None,
+            out: OutScan::default(),
         });
     }
 
@@ -309,6 +382,13 @@ impl<T: Transport> AsyncWrite for H2Io<T> {
             }
         }
         this.wbuf.extend_from_slice(buf);
+        if let Some(f) = this.flood.as_mut() {
+            let resets = f.out.protocol_resets(buf);
+            if resets > 0 {
+                // Throttles the reading side: the next read waits if this passed the limit.
+                f.count(resets.saturating_mul(PROTOCOL_RESET_COST));
+            }
+        }
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -493,6 +573,30 @@ mod tests {
         assert!(pending);
         let frames = (got.len() - 24) / 9;
         assert!(frames < 100, "{frames} empty DATA frames before the pause");
+    }
+
+    #[test]
+    fn streams_reset_for_protocol_errors_throttle_the_reading_side() {
+        let rst = |code: u32| frame(3, 0, &code.to_be_bytes());
+        let mut out = OutScan::default();
+        // Split anywhere: counted once each; CANCEL (8), NO_ERROR (0), REFUSED_STREAM (7) and
+        // DATA carrying the same bytes are not protocol resets.
+        let mut written = Vec::new();
+        for code in [1, 8, 1, 0, 7, 1] {
+            written.extend(rst(code));
+        }
+        written.extend(frame(0, 0, &[0, 0, 0, 1]));
+        let counted: u32 = written.chunks(5).map(|c| out.protocol_resets(c)).sum();
+        assert_eq!(counted, 3);
+
+        // h2 writing 101 such resets pauses the next read (100 a second at most).
+        let (mut io, _) = flood_io(&[frame(6, 1, &[0; 8])], 4096);
+        let resets: Vec<u8> = (0..101).flat_map(|_| rst(1)).collect();
+        let w = Pin::new(&mut io).poll_write(&mut cx(), &resets);
+        assert!(matches!(w, Poll::Ready(Ok(n)) if n == resets.len()));
+        let mut space = [0u8; 64];
+        let mut rb = ReadBuf::new(&mut space);
+        assert!(Pin::new(&mut io).poll_read(&mut cx(), &mut rb).is_pending());
     }
 
     #[test]

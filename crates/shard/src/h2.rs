@@ -12,7 +12,8 @@
 //!
 //! Defences (h2 0.4 settings, see [`builder`]): rapid reset (CVE-2023-44487) is bounded by
 //! `max_pending_accept_reset_streams` and `max_concurrent_reset_streams`; streams the client
-//! makes us reset (MadeYouReset) by `max_local_error_reset_streams`; CONTINUATION floods and
+//! makes us reset (MadeYouReset) by `max_local_error_reset_streams` and the adapter's throttle
+//! (below: each stream reset for a protocol error counts 10); CONTINUATION floods and
 //! HPACK bombs by `max_header_list_size` (h2 bounds the header block it buffers by it);
 //! SETTINGS/PING floods by h2 answering them from the read loop (it does not read more while
 //! an ACK is unsent) and, with empty-frame and PRIORITY floods, by the adapter's count of
