@@ -6,12 +6,25 @@
 //! [`H2Io`]. Reads keep one received chunk and copy out of it as h2 asks; writes are gathered
 //! in a buffer and sent when h2 flushes (h2 flushes after each batch of frames), so there is one
 //! send in flight at a time and its buffer is reused.
+//!
+//! On the server side the adapter can also watch the frames it hands h2 ([`H2Io::watch_floods`]):
+//! h2 answers every PING and SETTINGS and reads every empty frame, with no limit of its own,
+//! so a peer that sends them by the thousand costs CPU for nothing (CVE-2019-9512, -9515,
+//! -9518). Past [`IDLE_FRAMES_PER_SEC`] such frames within a second, the adapter stops reading
+//! the connection until the second is over: a flood is throttled to that rate, and the
+//! flooding peer waits on its own full socket instead of taking CPU from other connections.
+//! The streams h2 resets because the peer broke the protocol (MadeYouReset) count too, from
+//! the RST_STREAM frames it writes ([`PROTOCOL_RESET_COST`]).
+//! (Closing the connection instead, with GOAWAY `ENHANCE_YOUR_CALM`, was measured worse: the
+//! attacker reconnects at once and every new connection costs more than the frames saved;
+//! docs/reliability.md.)
 
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 pub use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
@@ -33,9 +46,191 @@ pub trait Transport: 'static {
     fn shutdown(self: Rc<Self>) -> LocalFuture<()>;
 }
 
+/// `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, before the client's first frame.
+const PREFACE_LEN: usize = 24;
+
 /// Bytes gathered before `poll_write` waits for the send in flight (bounds memory per
 /// connection; h2's own send buffer is bounded separately).
 const WRITE_HIGH: usize = 64 << 10;
+
+/// Frames that make the server work and carry no request (PING and SETTINGS to acknowledge,
+/// PRIORITY, empty DATA, HEADERS or CONTINUATION that end nothing, unknown types) a peer may
+/// send in one second. A client sends a few (its SETTINGS, a keep-alive PING, a browser's
+/// PRIORITY tree); the floods send them by the hundred thousand per second.
+pub const IDLE_FRAMES_PER_SEC: u32 = 1000;
+const FLOOD_WINDOW: Duration = Duration::from_secs(1);
+
+/// A timer of the engine: the adapter itself names no runtime.
+pub type Sleep = fn(Duration) -> LocalFuture<()>;
+
+/// The frame headers of the bytes handed to h2, counted for [`IDLE_FRAMES_PER_SEC`].
+struct FloodWatch {
+    /// Bytes still to skip: the connection preface, then each frame's payload.
+    skip: usize,
+    /// A frame header split across reads.
+    head: [u8; 9],
+    have: usize,
+    /// Idle frames since `since`.
+    idle: u32,
+    since: Instant,
+    sleep: Sleep,
+    /// Set while reading is paused (the limit was passed).
+    paused: Option<LocalFuture<()>>,
+    /// The frames h2 writes, for the streams it resets because the peer broke the protocol.
+    out: OutScan,
+}
+
+/// The frame headers of what h2 writes, and the error code of each RST_STREAM.
+#[derive(Default)]
+struct OutScan {
+    skip: usize,
+    head: [u8; 9],
+    have: usize,
+    /// In a RST_STREAM payload: its error code so far.
+    code: Option<([u8; 4], usize)>,
+}
+
+impl OutScan {
+    /// RST_STREAM frames with `PROTOCOL_ERROR` in `b` (the next bytes h2 writes): the streams
+    /// h2 or ringlb reset because the peer sent a malformed request.
+    fn protocol_resets(&mut self, b: &[u8]) -> u32 {
+        const RST_STREAM: u8 = 3;
+        const PROTOCOL_ERROR: [u8; 4] = [0, 0, 0, 1];
+        let mut resets = 0;
+        let mut at = 0;
+        while at < b.len() {
+            if let Some((code, have)) = self.code.as_mut() {
+                let n = (4 - *have).min(b.len() - at);
+                if let (Some(dst), Some(src)) = (code.get_mut(*have..*have + n), b.get(at..at + n))
+                {
+                    dst.copy_from_slice(src);
+                }
+                *have += n;
+                at += n;
+                self.skip -= n;
+                if *have == 4 {
+                    resets += u32::from(*code == PROTOCOL_ERROR);
+                    self.code = None;
+                }
+                continue;
+            }
+            if self.skip > 0 {
+                let n = self.skip.min(b.len() - at);
+                self.skip -= n;
+                at += n;
+                continue;
+            }
+            let n = (9 - self.have).min(b.len() - at);
+            if let (Some(dst), Some(src)) = (
+                self.head.get_mut(self.have..self.have + n),
+                b.get(at..at + n),
+            ) {
+                dst.copy_from_slice(src);
+            }
+            self.have += n;
+            at += n;
+            if self.have < 9 {
+                break;
+            }
+            self.have = 0;
+            let [l0, l1, l2, kind, ..] = self.head;
+            self.skip = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+            if kind == RST_STREAM && self.skip >= 4 {
+                self.code = Some(([0; 4], 0));
+            }
+        }
+        resets
+    }
+}
+
+/// What a stream reset for a protocol error costs against [`IDLE_FRAMES_PER_SEC`]: h2 ends
+/// the connection after `max_local_error_reset_streams` of them (MadeYouReset), and the
+/// attacker reconnects at once; 10 each holds such a peer to about 100 a second.
+const PROTOCOL_RESET_COST: u32 = 10;
+
+impl FloodWatch {
+    /// Counts the frames of `b` (the next bytes of the stream) and returns how many of its
+    /// bytes h2 may have: all of them, or up to the end of the header that passed the limit
+    /// (reading then pauses; the rest is handed over after the pause).
+    fn scan(&mut self, b: &[u8]) -> usize {
+        let mut at = 0;
+        while at < b.len() {
+            if self.skip > 0 {
+                let n = self.skip.min(b.len() - at);
+                self.skip -= n;
+                at += n;
+                continue;
+            }
+            let n = (9 - self.have).min(b.len() - at);
+            if let (Some(dst), Some(src)) = (
+                self.head.get_mut(self.have..self.have + n),
+                b.get(at..at + n),
+            ) {
+                dst.copy_from_slice(src);
+            }
+            self.have += n;
+            at += n;
+            if self.have < 9 {
+                break;
+            }
+            self.have = 0;
+            let [l0, l1, l2, kind, flags, ..] = self.head;
+            let len = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+            self.skip = len;
+            let cost = idle_cost(kind, flags, len);
+            if cost > 0 && self.count(cost) {
+                break;
+            }
+        }
+        at
+    }
+
+    /// One more idle frame; past the limit within a second, reading pauses for the rest of
+    /// the second (true; the clock is read once per `IDLE_FRAMES_PER_SEC` frames).
+    fn count(&mut self, cost: u32) -> bool {
+        self.idle = self.idle.saturating_add(cost);
+        if self.idle <= IDLE_FRAMES_PER_SEC {
+            return false;
+        }
+        self.idle = 0;
+        let now = Instant::now();
+        let spent = now.saturating_duration_since(self.since);
+        if spent >= FLOOD_WINDOW {
+            self.since = now;
+            return false;
+        }
+        // Allocates one timer future per throttled second of a flooding connection.
+        self.paused = Some((self.sleep)(FLOOD_WINDOW - spent));
+        self.since = now + (FLOOD_WINDOW - spent);
+        true
+    }
+}
+
+/// What a frame (type, flags, payload length) counts against [`IDLE_FRAMES_PER_SEC`]: 0 for
+/// a frame that carries something.
+fn idle_cost(kind: u8, flags: u8, len: usize) -> u32 {
+    const END_STREAM: u8 = 0x1;
+    const ACK: u8 = 0x1;
+    const END_HEADERS: u8 = 0x4;
+    match kind {
+        // DATA: h2 ends the connection at its 100th empty DATA frame, and the flooding client
+        // reconnects at once (each new connection costs more than its frames): empty DATA
+        // counts as much as 32 other frames, so that a flood of them is throttled (to 31 a
+        // second) well before that.
+        0 if len == 0 && flags & END_STREAM == 0 => 32,
+        // HEADERS, CONTINUATION that end nothing
+        1 | 9 if len == 0 && flags & END_HEADERS == 0 => 1,
+        // PRIORITY
+        2 => 1,
+        // SETTINGS, PING to acknowledge
+        4 | 6 if flags & ACK == 0 => 1,
+        // Unknown types: ignored by h2, read all the same.
+        10.. => 1,
+        // The rest carries something; RST_STREAM is bounded by h2 itself (rapid reset),
+        // WINDOW_UPDATE comes often from a client that downloads.
+        _ => 0,
+    }
+}
 
 /// The adapter handed to h2.
 pub struct H2Io<T: Transport> {
@@ -50,6 +245,7 @@ pub struct H2Io<T: Transport> {
     /// The buffer of the last completed send, reused for the next batch.
     spare: Vec<u8>,
     shutting: Option<LocalFuture<()>>,
+    flood: Option<FloodWatch>,
 }
 
 impl<T: Transport> H2Io<T> {
@@ -63,7 +259,24 @@ impl<T: Transport> H2Io<T> {
             wbuf: Vec::new(),
             spare: Vec::new(),
             shutting: None,
+            flood: None,
         }
+    }
+
+    /// Watches the peer's frames for floods of idle frames (a server's adapter: the bytes
+    /// read start with the client's connection preface), throttling the peer to
+    /// [`IDLE_FRAMES_PER_SEC`] with `sleep`.
+    pub fn watch_floods(&mut self, sleep: Sleep) {
+        self.flood = Some(FloodWatch {
+            skip: PREFACE_LEN,
+            head: [0; 9],
+            have: 0,
+            idle: 0,
+            since: Instant::now(),
+            sleep,
+            paused: None,
+            out: OutScan::default(),
+        });
     }
 
     /// Like [`H2Io::new`], with `first` (bytes already received from the transport, e.g.
@@ -109,10 +322,22 @@ impl<T: Transport> AsyncRead for H2Io<T> {
         out: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if let Some(f) = this.flood.as_mut() {
+            if let Some(p) = f.paused.as_mut() {
+                // Throttled: nothing more for h2 until the flood's second is over.
+                if p.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                f.paused = None;
+            }
+        }
         loop {
             if let Some((chunk, off)) = this.chunk.as_mut() {
                 let rest = T::bytes(chunk).get(*off..).unwrap_or_default();
-                let n = rest.len().min(out.remaining());
+                let mut n = rest.len().min(out.remaining());
+                if let Some(f) = this.flood.as_mut() {
+                    n = f.scan(rest.get(..n).unwrap_or_default());
+                }
                 out.put_slice(rest.get(..n).unwrap_or_default());
                 *off += n;
                 if *off >= T::bytes(chunk).len() {
@@ -157,6 +382,13 @@ impl<T: Transport> AsyncWrite for H2Io<T> {
             }
         }
         this.wbuf.extend_from_slice(buf);
+        if let Some(f) = this.flood.as_mut() {
+            let resets = f.out.protocol_resets(buf);
+            if resets > 0 {
+                // Throttles the reading side: the next read waits if this passed the limit.
+                f.count(resets.saturating_mul(PROTOCOL_RESET_COST));
+            }
+        }
         Poll::Ready(Ok(buf.len()))
     }
 
@@ -232,6 +464,139 @@ mod tests {
             got.extend_from_slice(rb.filled());
         }
         assert_eq!(got, b"hello!");
+    }
+
+    fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let len = payload.len() as u32;
+        let mut f = len.to_be_bytes()[1..].to_vec();
+        f.extend_from_slice(&[kind, flags, 0, 0, 0, 0]);
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A sleep that never ends: the adapter stays paused once throttled.
+    fn forever(_: Duration) -> LocalFuture<()> {
+        Box::pin(std::future::pending())
+    }
+
+    /// Reads through the adapter until it pends or ends; the bytes h2 would have got.
+    fn drain(io: &mut H2Io<Mem>) -> (Vec<u8>, bool) {
+        let mut got = Vec::new();
+        loop {
+            let mut space = [0u8; 4096];
+            let mut rb = ReadBuf::new(&mut space);
+            match Pin::new(&mut *io).poll_read(&mut cx(), &mut rb) {
+                Poll::Pending => return (got, true),
+                Poll::Ready(r) => {
+                    assert!(r.is_ok());
+                    if rb.filled().is_empty() {
+                        return (got, false);
+                    }
+                    got.extend_from_slice(rb.filled());
+                }
+            }
+        }
+    }
+
+    /// The connection preface, then `frames`, delivered in `chunk`-byte pieces.
+    fn flood_io(frames: &[Vec<u8>], chunk: usize) -> (H2Io<Mem>, Vec<u8>) {
+        let mut all = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        for f in frames {
+            all.extend_from_slice(f);
+        }
+        let m = Rc::new(Mem::default());
+        for piece in all.chunks(chunk) {
+            m.input.borrow_mut().push_back(piece.to_vec());
+        }
+        let mut io = H2Io::new(m);
+        io.watch_floods(forever);
+        (io, all)
+    }
+
+    #[test]
+    fn a_ping_flood_is_cut_right_after_the_limit() {
+        let ping = frame(6, 0, &[7; 8]);
+        let n = IDLE_FRAMES_PER_SEC as usize + 500;
+        // Odd chunk sizes split headers and payloads across reads.
+        for chunk in [7, 1000, 16384] {
+            let (mut io, all) = flood_io(&vec![ping.clone(); n], chunk);
+            let (got, pending) = drain(&mut io);
+            assert!(pending, "chunk {chunk}: paused");
+            // The preface and the first IDLE_FRAMES_PER_SEC + 1 headers: the limit is passed
+            // by the header of frame 1001, whose payload waits for the pause to end.
+            let want = 24 + IDLE_FRAMES_PER_SEC as usize * ping.len() + 9;
+            assert_eq!(got.len(), want, "chunk {chunk}");
+            assert_eq!(got[..], all[..want]);
+        }
+    }
+
+    #[test]
+    fn reading_resumes_where_it_paused_once_the_pause_is_over() {
+        let ping = frame(6, 0, &[7; 8]);
+        let (mut io, all) = flood_io(&vec![ping; 3500], 5000);
+        if let Some(f) = io.flood.as_mut() {
+            f.sleep = |_| Box::pin(std::future::ready(()));
+        }
+        let (got, pending) = drain(&mut io);
+        assert!(!pending);
+        assert_eq!(got, all, "every byte once, in order");
+    }
+
+    #[test]
+    fn acks_requests_and_a_few_pings_are_not_throttled() {
+        let ack = frame(6, 1, &[7; 8]);
+        let settings_ack = frame(4, 1, &[]);
+        let data = frame(0, 0, b"body");
+        let window = frame(8, 0, &[0, 0, 1, 0]);
+        let mut frames = Vec::new();
+        for _ in 0..2000 {
+            frames.extend([
+                ack.clone(),
+                settings_ack.clone(),
+                data.clone(),
+                window.clone(),
+            ]);
+        }
+        frames.extend(vec![frame(6, 0, &[1; 8]); IDLE_FRAMES_PER_SEC as usize]);
+        let (mut io, all) = flood_io(&frames, 4096);
+        let (got, pending) = drain(&mut io);
+        assert!(!pending, "not throttled");
+        assert_eq!(got, all);
+    }
+
+    #[test]
+    fn empty_data_frames_are_throttled_before_h2_closes_the_connection() {
+        // h2 ends a connection at its 100th empty DATA frame; the adapter pauses first.
+        let empty = frame(0, 0, &[]);
+        let (mut io, _) = flood_io(&vec![empty; 200], 16384);
+        let (got, pending) = drain(&mut io);
+        assert!(pending);
+        let frames = (got.len() - 24) / 9;
+        assert!(frames < 100, "{frames} empty DATA frames before the pause");
+    }
+
+    #[test]
+    fn streams_reset_for_protocol_errors_throttle_the_reading_side() {
+        let rst = |code: u32| frame(3, 0, &code.to_be_bytes());
+        let mut out = OutScan::default();
+        // Split anywhere: counted once each; CANCEL (8), NO_ERROR (0), REFUSED_STREAM (7) and
+        // DATA carrying the same bytes are not protocol resets.
+        let mut written = Vec::new();
+        for code in [1, 8, 1, 0, 7, 1] {
+            written.extend(rst(code));
+        }
+        written.extend(frame(0, 0, &[0, 0, 0, 1]));
+        let counted: u32 = written.chunks(5).map(|c| out.protocol_resets(c)).sum();
+        assert_eq!(counted, 3);
+
+        // h2 writing 101 such resets pauses the next read (100 a second at most).
+        let (mut io, _) = flood_io(&[frame(6, 1, &[0; 8])], 4096);
+        let resets: Vec<u8> = (0..101).flat_map(|_| rst(1)).collect();
+        let w = Pin::new(&mut io).poll_write(&mut cx(), &resets);
+        assert!(matches!(w, Poll::Ready(Ok(n)) if n == resets.len()));
+        let mut space = [0u8; 64];
+        let mut rb = ReadBuf::new(&mut space);
+        assert!(Pin::new(&mut io).poll_read(&mut cx(), &mut rb).is_pending());
     }
 
     #[test]

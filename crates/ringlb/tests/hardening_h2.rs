@@ -718,18 +718,26 @@ fn h2_to_h1_downgrade_forwards_no_malformed_request() {
 // requests in flight than the stream limit allows, and the proxy's memory stays within what
 // its configured buffers allow (`memory_budget_kib`). Printed, not asserted (figures for
 // docs/reliability.md): the normal client's latency under each attack against its latency
-// alone. With `RINGLB_H2_ATTACK_HAPROXY=1`, every attack also runs against haproxy 2.6 with
+// alone, its time inside the proxy (`%Ta` from the proxy's log, which logs only its
+// requests), and the CPU the proxy used during the attack. With `RINGLB_H2_ATTACK_HAPROXY=1`, every attack also runs against haproxy 2.6 with
 // the same configuration and the same attacker, right after ringlb's run, and both are
 // printed side by side; `RINGLB_H2_ATTACK_SECS=N` makes each run last N seconds (3 by
-// default) for steadier percentiles, and `RINGLB_H2_ATTACK_ONLY=TEXT` runs only the attacks
-// whose name contains TEXT.
+// default) for steadier percentiles, `RINGLB_H2_ATTACK_ONLY=TEXT` runs only the attacks
+// whose name contains TEXT, and `RINGLB_H2_ATTACK_SHARDS=1` runs the proxies on one thread.
 
 /// How many attacker connections run each attack at once.
 const ATTACKERS: usize = 4;
 /// `tune.h2.max-concurrent-streams` (the default, as in haproxy).
 const MAX_STREAMS: u64 = 100;
-/// Worker shards (`nbthread`) and `tune.bufsize` (the default) of the proxy under attack.
-const SHARDS: u64 = 2;
+/// Worker shards (`nbthread`) of the proxy under attack: 2, or `RINGLB_H2_ATTACK_SHARDS`
+/// (by hand: 1 puts the normal client and the attackers on the same shard).
+fn shards() -> u64 {
+    std::env::var("RINGLB_H2_ATTACK_SHARDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2)
+}
+/// `tune.bufsize` (the default) of the proxy under attack.
 const BUFSIZE_KIB: u64 = 16;
 /// Receive buffers in each shard's io_uring pool (`RECV_BUFFERS`, crates/shard/src/shard.rs).
 const RECV_BUFFERS: u64 = 256;
@@ -930,6 +938,20 @@ struct Figures {
     origin_max_inflight: u64,
     normal: Latency,
     errors: u32,
+    /// CPU the proxy used during the attack (user + system, ms; 10 ms ticks).
+    proxy_cpu_ms: u64,
+    /// The normal client's time inside the proxy (`%Ta`, ms) during the attack: p99 and max.
+    inside: (u64, u64),
+}
+
+/// The `%Ta` (ms) of the normal client's log lines in `stderr`, from line `from` on.
+fn normal_ta(stderr: &str, from: usize) -> Vec<u64> {
+    stderr
+        .lines()
+        .filter_map(|l| l.split_once("normal-client ").map(|(_, t)| t))
+        .skip(from)
+        .filter_map(|t| t.trim().parse().ok())
+        .collect()
 }
 
 /// Runs the normal client on `plain` for `d`; its latencies and errors.
@@ -957,12 +979,17 @@ fn under_attack(proxy: Proxy, name: &str, attack: Attack, alone: &mut Option<Lat
     // The normal client speaks HTTP/1.1 on a bind of its own, same frontend and server.
     let plain = free_addr();
     let sock = dir.join("admin.sock");
+    let shards = shards();
+    // Only the normal client's requests are logged (its time inside the proxy, `%Ta`).
     let cfg = format!(
-        "global\n    nbthread {SHARDS}\n    stats socket {} level admin\n\
-         defaults\n    mode http\n    timeout connect 2s\n    timeout client 2s\n    timeout server 5s\n\
+        "global\n    nbthread {shards}\n    stats socket {} level admin\n    log stderr format raw local0\n\
+         defaults\n    mode http\n    log global\n    log-format \"normal-client %Ta\"\n\
+         \x20   timeout connect 2s\n    timeout client 2s\n    timeout server 5s\n\
          frontend fe\n    bind {front} proto h2\n    bind {plain}\n    default_backend be\n\
+         \x20   http-request set-log-level silent unless {{ dst_port {} }}\n\
          backend be\n    server s1 {}\n",
         sock.display(),
+        plain.port(),
         origins.addrs()[0]
     );
     let path = write_config(&dir, &cfg);
@@ -981,7 +1008,11 @@ fn under_attack(proxy: Proxy, name: &str, attack: Attack, alone: &mut Option<Lat
         );
         *alone = Some(base);
     }
+    println!("{proxy:?} {name}: pid {}", guard.pid());
+    let logged_alone = normal_ta(&guard.stderr(), 0).len();
     let before = rss();
+    let cpu = || ringlb_testkit::proc_cpu_ticks(guard.pid()).unwrap_or(0);
+    let cpu_before = cpu();
     let stop = Arc::new(AtomicBool::new(false));
     let s2 = stop.clone();
     let client = std::thread::spawn(move || normal_client(plain, &s2));
@@ -1011,6 +1042,7 @@ fn under_attack(proxy: Proxy, name: &str, attack: Attack, alone: &mut Option<Lat
         connections += c;
     }
     peak = peak.max(rss());
+    let proxy_cpu_ms = cpu().saturating_sub(cpu_before) * 10;
     stop.store(true, Ordering::Relaxed);
     let (lat, errors) = client.join().unwrap();
     let smax = ringlb_testkit::server_stats(&sock, &["smax"])
@@ -1024,6 +1056,12 @@ fn under_attack(proxy: Proxy, name: &str, attack: Attack, alone: &mut Option<Lat
         origin_max_inflight: smax,
         normal: Latency::of(lat),
         errors,
+        proxy_cpu_ms,
+        inside: {
+            let mut ta = normal_ta(&guard.stderr(), logged_alone);
+            ta.sort_unstable();
+            (pct(&ta, 0.99), ta.last().copied().unwrap_or(0))
+        },
     }
 }
 
@@ -1031,7 +1069,7 @@ fn under_attack(proxy: Proxy, name: &str, attack: Attack, alone: &mut Option<Lat
 /// measurement), then a margin of 50% for the allocator (size classes, per-thread arenas,
 /// memory freed but not returned):
 /// - its share of the shards' receive-buffer pools, mapped at start and touched the first
-///   time each buffer is used (`SHARDS × RECV_BUFFERS × bufsize` = 8 MiB, shared by the
+///   time each buffer is used (`shards() × RECV_BUFFERS × bufsize`, 8 MiB for 2, shared by the
 ///   `ATTACKERS` connections: a fixed cost of the first traffic, whatever the attack);
 /// - per connection, the h2 codec: one header list being decoded (64 KiB, `MAX_HEADER_LIST`
 ///   in crates/shard/src/h2.rs), the frames written but not sent (the adapter's 64 KiB batch
@@ -1046,7 +1084,7 @@ fn under_attack(proxy: Proxy, name: &str, attack: Attack, alone: &mut Option<Lat
 ///   was boxed), 15.9 KiB for the response bytes, under 1 KiB for h2's stream and its queued
 ///   HEADERS: 31 KiB of heap and about 42 KiB of RSS per stream in all.
 fn memory_budget_kib(streams: u64) -> u64 {
-    let pool_share = SHARDS * RECV_BUFFERS * BUFSIZE_KIB / ATTACKERS as u64;
+    let pool_share = shards() * RECV_BUFFERS * BUFSIZE_KIB / ATTACKERS as u64;
     let per_connection = 64 + 2 * 64 + 16 + 4;
     let per_stream = 2 * BUFSIZE_KIB;
     (pool_share + per_connection + streams * per_stream) * 3 / 2
@@ -1096,7 +1134,8 @@ fn h2_attacks_leave_memory_bounded_and_normal_clients_served() {
             println!(
                 "{proxy:?} {name:<20} {ATTACKERS} attackers x {:?}: sent {:.1} MiB over {} connections; \
                  RSS +{} KiB per attacker; origin in-flight max {}; normal client {} requests, \
-                 p50 {} µs p99 {} µs max {} µs ({ratio:.2}x its p99 alone, {} µs), {} errors",
+                 p50 {} µs p99 {} µs max {} µs ({ratio:.2}x its p99 alone, {} µs), {} errors; \
+                 proxy CPU {} ms ({:.1} ms per MiB of attack); inside the proxy (%Ta) p99 {} ms max {} ms",
                 attack_for(),
                 f.sent_mib,
                 f.connections,
@@ -1107,14 +1146,22 @@ fn h2_attacks_leave_memory_bounded_and_normal_clients_served() {
                 f.normal.p99_us,
                 f.normal.max_us,
                 base.p99_us,
-                f.errors
+                f.errors,
+                f.proxy_cpu_ms,
+                f.proxy_cpu_ms as f64 / f.sent_mib.max(0.001),
+                f.inside.0,
+                f.inside.1
             );
             row.push_str(&format!(
-                " p99 {:.1} ms ({ratio:.2}x), {} errors, +{} KiB, in-flight {} |",
+                " p50 {:.2} p99 {:.1} ms ({ratio:.2}x), {} errors, +{} KiB, in-flight {}, CPU {} ms, Ta p99/max {}/{} ms |",
+                f.normal.p50_us as f64 / 1000.0,
                 f.normal.p99_us as f64 / 1000.0,
                 f.errors,
                 f.rss_growth_kib_per_attacker,
-                f.origin_max_inflight
+                f.origin_max_inflight,
+                f.proxy_cpu_ms,
+                f.inside.0,
+                f.inside.1
             ));
             if proxy == Proxy::Haproxy {
                 continue;
@@ -1144,4 +1191,56 @@ fn h2_attacks_leave_memory_bounded_and_normal_clients_served() {
         println!("{row}");
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The flood throttle (crates/h2io: past 1000 frames that carry nothing in a second, the
+/// connection is not read until the second is over) delays and drops nothing: 2500 PINGs,
+/// then a request, on one connection: every PING is acknowledged, in order, and the request
+/// is answered. How long the pauses took is a printed figure.
+#[test]
+fn a_throttled_ping_flood_is_delayed_not_dropped() {
+    let origins = ringlb_testkit::Origins::start(1);
+    let dir = TempDir::new("hardening-h2-throttle");
+    let front = free_addr();
+    let cfg = format!(
+        "defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 5s\n\
+         frontend fe\n    bind {front} proto h2\n    default_backend be\n\
+         backend be\n    server s1 {}\n",
+        origins.addrs()[0]
+    );
+    let _guard = Ringlb::start(&write_config(&dir, &cfg), &[front]);
+    let mut c = Raw::connect(front);
+    // A hang guard only: the pauses last a second each.
+    c.s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let n = 2500u64;
+    let pings: Vec<u8> = (0..n)
+        .flat_map(|i| frame(PING, 0, 0, &i.to_be_bytes()))
+        .collect();
+    let t0 = std::time::Instant::now();
+    c.send(&pings).unwrap();
+    let get = hpack(&get_fields("/", &[]));
+    c.send(&frame(HEADERS, END_STREAM | END_HEADERS, 1, &get))
+        .unwrap();
+    let frames = c.until_end(1);
+    let took = t0.elapsed();
+    let acks: Vec<u64> = frames
+        .iter()
+        .filter(|f| f.0 == PING && f.1 & 1 != 0)
+        .map(|f| u64::from_be_bytes(f.3[..8].try_into().unwrap()))
+        .collect();
+    println!(
+        "throttle: {} of {n} PINGs acknowledged, response {:?}, after {took:?}",
+        acks.len(),
+        status_of(&frames, 1)
+    );
+    assert_eq!(acks, (0..n).collect::<Vec<_>>(), "PING ACKs, in order");
+    assert!(
+        !frames.iter().any(|f| f.0 == GOAWAY),
+        "the flooding connection was closed"
+    );
+    assert_eq!(
+        status_of(&frames, 1),
+        Some(0x88),
+        "the request after the flood"
+    );
 }

@@ -12,10 +12,14 @@
 //!
 //! Defences (h2 0.4 settings, see [`builder`]): rapid reset (CVE-2023-44487) is bounded by
 //! `max_pending_accept_reset_streams` and `max_concurrent_reset_streams`; streams the client
-//! makes us reset (MadeYouReset) by `max_local_error_reset_streams`; CONTINUATION floods and
+//! makes us reset (MadeYouReset) by `max_local_error_reset_streams` and the adapter's throttle
+//! (below: each stream reset for a protocol error counts 10); CONTINUATION floods and
 //! HPACK bombs by `max_header_list_size` (h2 bounds the header block it buffers by it);
 //! SETTINGS/PING floods by h2 answering them from the read loop (it does not read more while
-//! an ACK is unsent); a zero-window stall by `timeout client` on every wait for send capacity.
+//! an ACK is unsent) and, with empty-frame and PRIORITY floods, by the adapter's count of
+//! frames that carry nothing (`H2Io::watch_floods`: past 1000 in a second, the connection is
+//! not read until the second is over); a zero-window stall by `timeout client` on every wait
+//! for send capacity.
 //! Trailers travel both ways through the chunked trailer section (`send_body`, `relay_body`);
 //! an h2 server is reached through the same HTTP/1 path (`h2srv.rs`); WebSocket over h2
 //! (RFC 8441 extended CONNECT) is upgraded over HTTP/1.1 and tunnelled (`h2ws.rs`). What
@@ -331,10 +335,13 @@ async fn serve_h2(
         effects,
         client: Rc::downgrade(&client),
     });
-    let io = match first {
+    let mut io = match first {
         Some(first) => H2Io::with_first(client, first),
         None => H2Io::new(client),
     };
+    // PING, SETTINGS, PRIORITY, empty-frame floods: h2 answers them all; the adapter
+    // throttles them.
+    io.watch_floods(|d| Box::pin(ringlb_uring::rt::sleep(d)));
     let handshake_limit = fe.timeouts.http_request.or(fe.timeouts.client);
     let mut h2 = match within(handshake_limit, builder(&bind).handshake::<_, Bytes>(io)).await {
         Ok(Ok(c)) => c,
@@ -1080,10 +1087,11 @@ async fn forward(
                     continue;
                 }
                 note_failed_response(conn, be_idx, txn);
-                txn.term = if f == Failure::Timeout {
-                    *b"sH"
-                } else {
-                    *b"SH"
+                txn.term = match f {
+                    Failure::Timeout => *b"sH",
+                    // The proxy refused the response (haproxy 2.6 logs `PH`).
+                    Failure::Invalid => *b"PH",
+                    _ => *b"SH",
                 };
                 let status = if f == Failure::Timeout { 504 } else { 502 };
                 reply_error(conn, fe, Some(be), status, &mut respond, txn).await;

@@ -878,7 +878,12 @@ impl<'a> Session<'a> {
                     return After::Close;
                 }
                 Err(e) => {
-                    scratch(&mut self.sc, self.ctx).out = out;
+                    let sc = scratch(&mut self.sc, self.ctx);
+                    sc.out = out;
+                    if matches!(e, NoConnection::QueueTimeout) {
+                        // `timeout queue` ended the wait (haproxy 2.6 logs `sQ`).
+                        sc.txn.term = *b"sQ";
+                    }
                     self.reply_error(no_connection_status(e), Some(be)).await;
                     // Kept like after a 502/504 (haproxy 2.6 keeps it after its 503 too); a
                     // body no server got is read and dropped first. Not when the client waits
@@ -1039,6 +1044,11 @@ impl<'a> Session<'a> {
                             502
                         };
                         self.note_failed_response(be_idx);
+                        if failure == Failure::Invalid {
+                            // An invalid response is the proxy's refusal (haproxy 2.6 logs
+                            // `PH`; `SH` is for a server that closed or reset).
+                            scratch(&mut self.sc, self.ctx).txn.term = *b"PH";
+                        }
                         self.reply_error(status, Some(be)).await;
                         // HAProxy 2.6 keeps the client connection after its 502/504 (observed)
                         // once the request was read to its end.

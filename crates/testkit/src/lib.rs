@@ -64,8 +64,8 @@ pub use haproxy::{
 pub use origin::{Origin, OriginMode, OriginOptions, Origins};
 pub use ports::{free_addr, free_port, free_ports, UnansweredAddr};
 pub use process::{
-    bin_path, children, listening_inodes, proc_status_kib, try_bin_path, unix_listening_inodes,
-    wait_for_port, wait_until, ChildGuard,
+    bin_path, children, listening_inodes, proc_cpu_ticks, proc_status_kib, try_bin_path,
+    unix_listening_inodes, wait_for_port, wait_until, ChildGuard,
 };
 pub use ringlb::Ringlb;
 pub use runtime::{parse_server_stats, runtime_command, served_by, server_stats, StatCsv};

@@ -208,6 +208,18 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// CPU time a process used so far, user + system, in clock ticks (`/proc/<pid>/stat` fields
+/// 14 and 15; 100 per second on Linux).
+pub fn proc_cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let after = stat.get(stat.rfind(')')? + 2..)?;
+    let mut f = after.split(' ').skip(11);
+    let user: u64 = f.next()?.parse().ok()?;
+    let system: u64 = f.next()?.parse().ok()?;
+    Some(user + system)
+}
+
 /// Waits until `addr` accepts a TCP connection.
 pub fn wait_for_port(addr: SocketAddr, timeout: Duration) -> io::Result<()> {
     let deadline = Instant::now() + timeout;
