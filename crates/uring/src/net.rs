@@ -724,7 +724,10 @@ impl TcpStream {
     }
 
     async fn recv_heap(&self, size: usize) -> io::Result<Option<RecvBuf>> {
-        let mut buf = vec![0u8; size];
+        // Not zeroed: the kernel writes the bytes, and only those it wrote become the
+        // vector's length (zeroing 16 KiB per receive was 2% of the CPU at 256 connections,
+        // where the pool runs out).
+        let mut buf: Vec<u8> = Vec::with_capacity(size);
         let entry =
             opcode::Recv::new(Fd(self.fd.as_raw_fd()), buf.as_mut_ptr(), size as u32).build();
         let c = Op::submit(&self.ring, entry, Hold::Vec(buf)).await;
@@ -736,7 +739,13 @@ impl TcpStream {
         }
         self.count_rx(c.result as usize);
         match c.hold {
-            Hold::Vec(v) => Ok(Some(RecvBuf::from_heap(v, c.result as usize))),
+            Hold::Vec(mut v) => {
+                let len = (c.result as usize).min(v.capacity());
+                // SAFETY: the receive completed with `len` bytes written by the kernel at the
+                // start of this allocation (at most its capacity, the size it was given).
+                unsafe { v.set_len(len) };
+                Ok(Some(RecvBuf::from_heap(v, len)))
+            }
             _ => Err(io::Error::other("recv lost its buffer")),
         }
     }
