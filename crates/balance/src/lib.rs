@@ -396,7 +396,7 @@ impl Balancer {
             curr = Some(cand);
         }
         let s = self.pool.srv.get(curr?)?;
-        let full = s.queued > 0 || (s.info.maxconn > 0 && s.served >= s.maxconn_now);
+        let full = s.queued > 0 || (s.maxconn_now > 0 && s.served >= s.maxconn_now);
         if full {
             None
         } else {

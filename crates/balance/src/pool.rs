@@ -38,7 +38,7 @@ impl Srv {
 
     /// Not saturated: `!maxconn || (!queue.length && served < srv_dynamic_maxconn)`.
     pub fn has_room(&self) -> bool {
-        self.info.maxconn == 0 || (self.queued == 0 && self.served < self.maxconn_now)
+        self.maxconn_now == 0 || (self.queued == 0 && self.served < self.maxconn_now)
     }
 }
 

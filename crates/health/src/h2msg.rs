@@ -189,10 +189,12 @@ impl SchemeFix {
             Field::Skip => Field::Skip,
             // A dynamic table size update first: left as it is.
             Field::Method if *b & 0xe0 == 0x20 => Field::Skip,
-            // Indexed (one byte below index 127): the next field follows.
-            Field::Method if *b & 0x80 != 0 && *b & 0x7f != 0x7f => Field::Scheme,
-            // A literal with an indexed name (`:method` is entry 2): its value follows.
-            Field::Method if *b & 0x80 == 0 && *b & 0x0f != 0 && *b != 0x4f => Field::MethodLen,
+            // `:method GET` or `:method POST` from the static table (entries 2 and 3): the
+            // next field follows.
+            Field::Method if *b == 0x82 || *b == 0x83 => Field::Scheme,
+            // A literal whose name is `:method` (entry 2; with incremental indexing, without,
+            // never indexed): its value follows. Any other first field: nothing is touched.
+            Field::Method if matches!(*b, 0x42 | 0x02 | 0x12) => Field::MethodLen,
             Field::Method => Field::Skip,
             Field::MethodLen if *b & 0x7f == 0x7f => Field::Skip,
             Field::MethodLen if *b & 0x7f == 0 => Field::Scheme,
@@ -287,5 +289,29 @@ mod tests {
         let mut again = out.clone();
         fix.process(&mut again);
         assert_eq!(again, out);
+    }
+
+    /// A first field that is not `:method` is left alone, and so is a 0x86 byte inside a
+    /// literal value: a name index that continues into the next byte (0x7f ...) or another
+    /// field first.
+    #[test]
+    fn other_first_fields_are_never_patched() {
+        for block in [
+            // Literal, new name continuation (0x7f then more index bytes), value with 0x86.
+            vec![0x7f, 0x10, 0x02, 0x86, 0x86, 0x86],
+            // `:path /` indexed first, then `:scheme http`.
+            vec![0x84, 0x86],
+            // Literal with name index 15 (0x4f), value 0x86.
+            vec![0x4f, 0x01, 0x86, 0x86],
+        ] {
+            let mut out = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+            out.extend_from_slice(&[0, 0, u8::try_from(block.len()).unwrap(), 1, 5, 0, 0, 0, 1]);
+            out.extend_from_slice(&block);
+            let mut fix = SchemeFix::new();
+            fix.expect_request(true);
+            let mut got = out.clone();
+            fix.process(&mut got);
+            assert_eq!(got, out, "{block:02x?}");
+        }
     }
 }

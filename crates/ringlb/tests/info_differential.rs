@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ringlb_testkit::{
-    curl, free_addr, haproxy_available, http_get, runtime_command, wait_until, ChildGuard, Haproxy,
+    curl, free_addr, haproxy_required, http_get, runtime_command, wait_until, ChildGuard, Haproxy,
     Origins, Ringlb, TempDir,
 };
 
@@ -271,8 +271,7 @@ fn wait_checked(p: &Proxy) {
 
 #[test]
 fn show_info_and_show_stat_match_haproxy_field_by_field() {
-    if !haproxy_available() {
-        eprintln!("SKIP: haproxy not installed");
+    if !haproxy_required() {
         return;
     }
     let origins = Origins::start(2);
@@ -365,8 +364,7 @@ fn show_info_and_show_stat_match_haproxy_field_by_field() {
 /// the connection asking, and what the socket sends counts in `TotalBytesOut`.
 #[test]
 fn cli_connections_count_as_haproxy_counts() {
-    if !haproxy_available() {
-        eprintln!("SKIP: haproxy not installed");
+    if !haproxy_required() {
         return;
     }
     let origins = Origins::start(2);
@@ -425,8 +423,7 @@ fn cli_connections_count_as_haproxy_counts() {
 /// failed request as an empty HTTP/1 connection does.
 #[test]
 fn h2_prior_knowledge_and_no_head_connections_count_as_haproxy_counts() {
-    if !haproxy_available() {
-        eprintln!("SKIP: haproxy not installed");
+    if !haproxy_required() {
         return;
     }
     let origins = Origins::start(2);
@@ -554,8 +551,7 @@ fn wait_no_session(p: &Proxy) {
 /// the concurrent one (5 for the frontend, the backend and its server).
 #[test]
 fn h1_counters_and_smax_match_haproxy_for_known_traffic() {
-    if !haproxy_available() {
-        eprintln!("SKIP: haproxy not installed");
+    if !haproxy_required() {
         return;
     }
     let origins = Origins::start(1);
@@ -682,8 +678,7 @@ fn h1_counters_and_smax_match_haproxy_for_known_traffic() {
 #[test]
 fn half_closed_empty_connection_reads_haproxy_400() {
     use std::io::Read as _;
-    if !haproxy_available() {
-        eprintln!("SKIP: haproxy not installed");
+    if !haproxy_required() {
         return;
     }
     let origins = Origins::start(2);
@@ -710,8 +705,7 @@ fn half_closed_empty_connection_reads_haproxy_400() {
 /// TLS layer: two requests on one connection of a TLS bind.
 #[test]
 fn h1_counters_count_plaintext_over_tls_as_haproxy() {
-    if !haproxy_available() {
-        eprintln!("SKIP: haproxy not installed");
+    if !haproxy_required() {
         return;
     }
     let origins = Origins::start(1);
@@ -780,8 +774,7 @@ fn h1_counters_count_plaintext_over_tls_as_haproxy() {
 /// 5, all kept) and keep-alive connections again, with `http-reuse safe` and `always`.
 #[test]
 fn idle_connection_columns_match_haproxy_on_one_thread() {
-    if !haproxy_available() {
-        eprintln!("SKIP: haproxy not installed");
+    if !haproxy_required() {
         return;
     }
     let origins = Origins::start(1);

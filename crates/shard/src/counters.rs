@@ -57,7 +57,9 @@ pub struct ShardCounters {
 /// line leaves the core only when the sampler reads it), and the control shard sums them
 /// every tick (`StatsBoard::sample_gauges`, 20 ms) and when stats are read, keeping the
 /// highest sum. `smax` is then the larger of that sampled peak and the largest per-shard
-/// peak: never above the true peak, and equal to it unless sessions on two shards or more
+/// peak: not above the true peak (the shards are read one after the other: a session ending
+/// on one and another starting on the next between the reads can add one), and equal to it
+/// unless sessions on two shards or more
 /// overlapped only for less than a tick between samples (then it lies between the largest
 /// shard's peak and the true one).
 #[derive(Debug)]

@@ -924,6 +924,7 @@ async fn forward(
         HttpReuse::Never => Reuse::Never,
         HttpReuse::Safe if first => Reuse::Never,
         HttpReuse::Aggressive if first => Reuse::Proven,
+        HttpReuse::Always if first => Reuse::AnySafeFirst,
         HttpReuse::Safe | HttpReuse::Aggressive | HttpReuse::Always => Reuse::Any,
     };
     let mut resp = ResponseHead::default();

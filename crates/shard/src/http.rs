@@ -770,6 +770,7 @@ impl<'a> Session<'a> {
             HttpReuse::Never => Reuse::Never,
             HttpReuse::Safe if first => Reuse::Never,
             HttpReuse::Aggressive if first => Reuse::Proven,
+            HttpReuse::Always if first => Reuse::AnySafeFirst,
             HttpReuse::Safe | HttpReuse::Aggressive | HttpReuse::Always => Reuse::Any,
         };
         let mut attempts = 0u32;

@@ -36,7 +36,7 @@ pub fn keep_idle(a: &IdleAdmission) -> bool {
     first_of_its_kind || within_need
 }
 
-/// Which idle connection a request takes from a shard's pool (oldest first), among those
+/// Which idle connection a request takes from a shard's pool (ordered oldest first), among those
 /// `fits` accepts: haproxy 2.6's `connect_server` looks for an unsafe connection (one that
 /// carried a single request) before a safe one for a request after a session's first
 /// (`prefer_unsafe`), and for a safe one first otherwise (a first request with `http-reuse

@@ -23,7 +23,8 @@ use crate::state::{BackendState, ServerState, ShardState};
 
 /// One queued request: granted a slot on a server, then woken.
 pub struct QueueEntry {
-    /// Arrival order on this shard: a freed slot goes to the oldest head of the queues.
+    /// Arrival order on this shard (a u64 that never wraps): a freed slot goes to the oldest
+    /// head of the queues, and a request leaving a queue is found by it.
     seq: u64,
     granted: Cell<bool>,
     /// The server whose slot was granted (for an entry of the backend's queue, the server
@@ -115,11 +116,12 @@ impl QueuePlace {
             return;
         };
         let entry = &self.entry;
-        b.queue.borrow_mut().retain(|e| !Rc::ptr_eq(e, entry));
+        remove(&mut b.queue.borrow_mut(), entry);
         let server = entry.server.get();
         if let Some(s) = self.state.server(self.backend, server) {
-            s.queue.borrow_mut().retain(|e| !Rc::ptr_eq(e, entry));
-            b.note_queued(server, &s);
+            if remove(&mut s.queue.borrow_mut(), entry) {
+                b.note_queued(server, &s);
+            }
         }
     }
 }
@@ -135,6 +137,15 @@ impl Drop for QueuePlace {
         } else {
             self.leave();
         }
+    }
+}
+
+/// Removes `entry` from `q`, found by its arrival order (every queue is kept in it, so a
+/// backlog expiring at once costs n log n, not n²). Whether it was there.
+fn remove(q: &mut VecDeque<Rc<QueueEntry>>, entry: &Rc<QueueEntry>) -> bool {
+    match q.binary_search_by_key(&entry.seq, |e| e.seq) {
+        Ok(at) => q.remove(at).is_some(),
+        Err(_) => false,
     }
 }
 
@@ -169,8 +180,23 @@ fn push(state: &ShardState, backend: usize, waits: Waits, entry: Rc<QueueEntry>)
     }
 }
 
+/// Takes a slot on `server`: its `active` count and the balancer's count of its connections
+/// (`leastconn`, `first`, `maxconn`) move together, so that a slot passed from one request to
+/// the next is never seen free in between.
+pub fn take_slot(state: &ShardState, backend: usize, server: usize, s: &ServerState) {
+    s.active.set(s.active.get() + 1);
+    state.note_conn(backend, server, true);
+}
+
+fn free_slot(state: &ShardState, backend: usize, server: usize, s: &ServerState) {
+    s.active.set(s.active.get().saturating_sub(1));
+    state.note_conn(backend, server, false);
+}
+
 /// A slot on `server` is released: it goes to the oldest request that may take it, or is
-/// freed. Over the server's current limit (lowered by an agent or by `minconn`), it is freed.
+/// freed. Over the server's current limit (lowered by an agent or by `minconn`), it is freed;
+/// under a limit that rose since (`minconn` with the load, `slowstart` with time), more
+/// waiting requests are let in, as HAProxy's `process_srv_queue` does.
 pub fn pass_slot(state: &ShardState, backend: usize, server: usize) {
     let (Some(b), Some(s)) = (state.backends.get(backend), state.server(backend, server)) else {
         return;
@@ -183,7 +209,10 @@ pub fn pass_slot(state: &ShardState, backend: usize, server: usize) {
     };
     match next {
         Some(entry) => grant(&entry, server),
-        None => s.active.set(s.active.get().saturating_sub(1)),
+        None => free_slot(state, backend, server, &s),
+    }
+    if limit != 0 && s.active.get() < limit {
+        serve_server(state, b, backend, server, &s);
     }
 }
 
@@ -206,7 +235,7 @@ pub fn redistribute(state: &ShardState, backend: usize, server: usize) {
     let mut q = b.queue.borrow_mut();
     for e in moved {
         // Keep the backend's queue in arrival order.
-        let at = q.partition_point(|x| (e.seq.wrapping_sub(x.seq) as i64) > 0);
+        let at = q.partition_point(|x| x.seq < e.seq);
         q.insert(at, e);
     }
 }
@@ -227,17 +256,22 @@ pub fn serve_queues(state: &ShardState, backend: usize) {
     }
     let servers = b.servers.borrow().clone();
     for (i, s) in servers.iter().enumerate() {
-        loop {
-            let limit = state.limit_now(backend, s);
-            if limit != 0 && s.active.get() >= limit {
-                break;
-            }
-            let Some(entry) = next_waiting(b, i, s) else {
-                break;
-            };
-            s.active.set(s.active.get() + 1);
-            grant(&entry, i);
+        serve_server(state, b, backend, i, s);
+    }
+}
+
+/// Grants server `i`'s free slots to the requests that may take them.
+fn serve_server(state: &ShardState, b: &BackendState, backend: usize, i: usize, s: &ServerState) {
+    loop {
+        let limit = state.limit_now(backend, s);
+        if limit != 0 && s.active.get() >= limit {
+            break;
         }
+        let Some(entry) = next_waiting(b, i, s) else {
+            break;
+        };
+        take_slot(state, backend, i, s);
+        grant(&entry, i);
     }
 }
 
@@ -253,7 +287,7 @@ fn next_waiting(b: &BackendState, server: usize, s: &ServerState) -> Option<Rc<Q
         None
     };
     match (own, shared) {
-        (Some(o), Some(sh)) if sh.wrapping_sub(o) as i64 > 0 => pop_own(b, server, s),
+        (Some(o), Some(sh)) if o < sh => pop_own(b, server, s),
         (Some(_), None) => pop_own(b, server, s),
         (_, Some(_)) => b.queue.borrow_mut().pop_front(),
         (None, None) => None,

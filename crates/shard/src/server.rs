@@ -43,8 +43,12 @@ pub enum Reuse {
     /// Only connections already reused once, proving the server keeps them alive (the first
     /// request of a session with `aggressive`).
     Proven,
-    /// Any idle connection.
+    /// Any idle connection; one that carried a single request first (a later request of a
+    /// session proves it, as haproxy 2.6 picks).
     Any,
+    /// Any idle connection, one already reused first (the first request of a session with
+    /// `always`, as haproxy 2.6 picks).
+    AnySafeFirst,
 }
 
 /// A slot on a server (counts against its per-shard `maxconn` share). Released on drop, handing
@@ -137,7 +141,6 @@ impl<F: std::future::Future> std::future::Future for UnlessKilled<'_, F> {
 
 impl Drop for ServerLease {
     fn drop(&mut self) {
-        self.state.note_conn(self.backend, self.server, false);
         let Some(s) = self.state.server(self.backend, self.server) else {
             return;
         };
@@ -178,7 +181,7 @@ pub async fn lease(
             let limit = state.limit_now(backend, &s);
             // Behind requests already waiting for it, as HAProxy (`srv->queue.length`).
             if (limit == 0 || s.active.get() < limit) && s.queue.borrow().is_empty() {
-                s.active.set(s.active.get() + 1);
+                crate::queue::take_slot(state, backend, server, &s);
                 return Ok(ServerLease::new(state, backend, server, &s));
             }
             let maxqueue = s.rt.maxqueue;
@@ -196,22 +199,24 @@ pub async fn lease(
     let server = crate::queue::wait(state, backend, waits, timeout)
         .await
         .map_err(|_| NoConnection::QueueTimeout)?;
-    let s = state
-        .server(backend, server)
-        .ok_or(NoConnection::NoServer)?;
+    let Some(s) = state.server(backend, server) else {
+        // Servers are never removed from the list (`del server` keeps the slot): unreachable,
+        // but the granted slot would not be lost.
+        crate::queue::pass_slot(state, backend, server);
+        return Err(NoConnection::NoServer);
+    };
     Ok(ServerLease::new(state, backend, server, &s))
 }
 
 impl ServerLease {
-    /// A slot on `server`, already counted in its `active`: counts as a connection to the
-    /// server for `leastconn`/`first`.
+    /// A slot on `server`, already counted in its `active` and by the balancer
+    /// (`queue::take_slot`).
     fn new(
         state: &Rc<ShardState>,
         backend: usize,
         server: usize,
         s: &crate::state::ServerState,
     ) -> ServerLease {
-        state.note_conn(backend, server, true);
         s.used_peak.set(s.used_peak.get().max(s.active.get()));
         let id = state.next_lease_id.get();
         state.next_lease_id.set(id.wrapping_add(1));
@@ -272,10 +277,14 @@ pub async fn connect(
     }
     if h2_mode == H2Mode::Never && reuse != Reuse::Never {
         let min_requests = if reuse == Reuse::Proven { 2 } else { 0 };
-        if let Some(conn) =
-            ctx.state
-                .take_idle(lease.backend, lease.server, min_requests, proxied_for)
-        {
+        let prefer_unsafe = reuse == Reuse::Any;
+        if let Some(conn) = ctx.state.take_idle(
+            lease.backend,
+            lease.server,
+            min_requests,
+            prefer_unsafe,
+            proxied_for,
+        ) {
             return Ok((conn, true));
         }
     }

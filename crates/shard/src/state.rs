@@ -399,9 +399,12 @@ pub struct BackendState {
     /// Balanced requests that found every server full, oldest first: the first server to
     /// free a slot takes them (HAProxy's backend queue, `queue.rs`).
     pub queue: RefCell<VecDeque<Rc<QueueEntry>>>,
-    /// Some server's limit varies: `minconn` (with the backend's load against `fullconn`) or
-    /// `slowstart` (after it came back up); the balancer is told the limits before each pick.
-    limits_vary: bool,
+    /// Some server has `minconn` (its limit follows the backend's load against `fullconn`):
+    /// the balancer is told the limits before each pick.
+    has_minconn: bool,
+    /// Servers whose `slowstart` ramp of the connection limit is under way: while any is,
+    /// the balancer is told the limits before each pick too.
+    ramping: Cell<u32>,
 }
 
 impl BackendState {
@@ -601,10 +604,8 @@ impl ShardState {
                     &b.balance.options,
                 )),
                 queue: crate::queue::new_queue(),
-                limits_vary: b
-                    .servers
-                    .iter()
-                    .any(|s| s.maxconn > 0 && (s.minconn > 0 || s.slowstart.is_some())),
+                has_minconn: b.servers.iter().any(|s| s.maxconn > 0 && s.minconn > 0),
+                ramping: Cell::new(0),
             })
             .collect::<Vec<BackendState>>();
         // Each shard's balancer skips a server at this shard's share of its `maxconn`.
@@ -1028,12 +1029,13 @@ impl ShardState {
         backend: usize,
         server: usize,
         min_requests: u32,
+        prefer_unsafe: bool,
         proxied_for: Option<(std::net::SocketAddr, std::net::SocketAddr)>,
     ) -> Option<ServerConn> {
         let s = self.server(backend, server)?;
         let idle = s.idle.borrow_mut().take(
             |c| c.conn.reuses >= min_requests && c.conn.proxied_for == proxied_for,
-            min_requests == 0,
+            prefer_unsafe,
         )?;
         self.idle_total.set(self.idle_total.get().saturating_sub(1));
         Some(idle.conn)
@@ -1092,7 +1094,14 @@ impl ShardState {
         if let Some(s) = self.server(backend, server) {
             if s.rt.slowstart.is_some() && s.maxconn_share > 0 {
                 // `slowstart`: the connection limit ramps from 1 (`limit_now`).
-                s.ramp_from.set(Some(std::time::Instant::now()));
+                if s.ramp_from
+                    .replace(Some(std::time::Instant::now()))
+                    .is_none()
+                {
+                    if let Some(b) = self.backends.get(backend) {
+                        b.ramping.set(b.ramping.get() + 1);
+                    }
+                }
             }
         }
         let Some(b) = self.topo.backends.get(backend) else {
@@ -1189,7 +1198,7 @@ impl ShardState {
         let Some(b) = self.backends.get(backend) else {
             return Picked::NoServer;
         };
-        if b.limits_vary {
+        if b.has_minconn || b.ramping.get() > 0 {
             self.refresh_dynamic_limits(backend, b);
         }
         let mut rng = self.rng.borrow_mut();
@@ -1211,9 +1220,12 @@ impl ShardState {
     /// The connection limit of a server now (this shard's share; 0 = none): its `maxconn`
     /// (or what an agent set), lowered by `minconn` while the backend is lightly loaded.
     pub fn limit_now(&self, backend: usize, s: &ServerState) -> u32 {
+        if s.rt.minconn == 0 && s.ramp_from.get().is_none() {
+            return s.maxconn_now.get();
+        }
         match self.backends.get(backend) {
-            Some(b) if b.limits_vary => self.dynamic_maxconn(backend, s, b.load() + 1),
-            _ => s.maxconn_now.get(),
+            Some(b) => self.dynamic_maxconn(backend, s, b.load() + 1),
+            None => s.maxconn_now.get(),
         }
     }
 
@@ -1228,16 +1240,8 @@ impl ShardState {
             return maxconn;
         }
         let starting = match (s.ramp_from.get(), s.rt.slowstart) {
-            (Some(from), Some(ss)) => {
-                let elapsed = from.elapsed();
-                if elapsed.as_secs() >= ringlb_balance::weight::slowstart_secs(ss) {
-                    // The ramp is over.
-                    s.ramp_from.set(None);
-                    None
-                } else {
-                    Some((elapsed, ss))
-                }
-            }
+            (Some(from), Some(ss)) => Some((from.elapsed(), ss))
+                .filter(|(el, ss)| el.as_secs() < ringlb_balance::weight::slowstart_secs(*ss)),
             _ => None,
         };
         if s.rt.minconn == 0 && starting.is_none() {
@@ -1268,8 +1272,15 @@ impl ShardState {
         let servers = b.servers.borrow();
         let mut lb = b.balancer.borrow_mut();
         for (i, s) in servers.iter().enumerate() {
-            if s.rt.minconn > 0 || s.rt.slowstart.is_some() {
+            if s.rt.minconn > 0 || s.ramp_from.get().is_some() {
                 lb.set_maxconn_now(i, self.dynamic_maxconn(backend, s, load));
+            }
+            if let (Some(from), Some(ss)) = (s.ramp_from.get(), s.rt.slowstart) {
+                if from.elapsed().as_secs() >= ringlb_balance::weight::slowstart_secs(ss) {
+                    // The ramp is over (the limit just given is the full one).
+                    s.ramp_from.set(None);
+                    b.ramping.set(b.ramping.get().saturating_sub(1));
+                }
             }
         }
     }
