@@ -63,13 +63,54 @@ const FLOOD_WINDOW: Duration = Duration::from_secs(1);
 /// A timer of the engine: the adapter itself names no runtime.
 pub type Sleep = fn(Duration) -> LocalFuture<()>;
 
-/// The frame headers of the bytes handed to h2, counted for [`IDLE_FRAMES_PER_SEC`].
-struct FloodWatch {
+/// Frame boundaries in a byte stream fed in pieces: skips payloads, gathers headers split
+/// across pieces.
+#[derive(Default)]
+struct Frames {
     /// Bytes still to skip: the connection preface, then each frame's payload.
     skip: usize,
-    /// A frame header split across reads.
+    /// A frame header split across pieces.
     head: [u8; 9],
     have: usize,
+}
+
+impl Frames {
+    /// From `*at` in `b`: the next complete frame header (its payload is then skipped as the
+    /// walk goes on, unless the caller consumes some of it from `skip`), or `None` once `b`
+    /// is used up.
+    fn next(&mut self, b: &[u8], at: &mut usize) -> Option<[u8; 9]> {
+        while *at < b.len() {
+            if self.skip > 0 {
+                let n = self.skip.min(b.len() - *at);
+                self.skip -= n;
+                *at += n;
+                continue;
+            }
+            let n = (9 - self.have).min(b.len() - *at);
+            if let (Some(dst), Some(src)) = (
+                self.head.get_mut(self.have..self.have + n),
+                b.get(*at..*at + n),
+            ) {
+                dst.copy_from_slice(src);
+            }
+            self.have += n;
+            *at += n;
+            if self.have < 9 {
+                return None;
+            }
+            self.have = 0;
+            let [l0, l1, l2, ..] = self.head;
+            self.skip = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
+            return Some(self.head);
+        }
+        None
+    }
+}
+
+/// The frame headers of the bytes handed to h2, counted for [`IDLE_FRAMES_PER_SEC`].
+struct FloodWatch {
+    /// Starts after the connection preface.
+    frames: Frames,
     /// Idle frames since `since`.
     idle: u32,
     since: Instant,
@@ -83,9 +124,7 @@ struct FloodWatch {
 /// The frame headers of what h2 writes, and the error code of each RST_STREAM.
 #[derive(Default)]
 struct OutScan {
-    skip: usize,
-    head: [u8; 9],
-    have: usize,
+    frames: Frames,
     /// In a RST_STREAM payload: its error code so far.
     code: Option<([u8; 4], usize)>,
 }
@@ -100,6 +139,7 @@ impl OutScan {
         let mut at = 0;
         while at < b.len() {
             if let Some((code, have)) = self.code.as_mut() {
+                // The error code: the first 4 bytes of the payload the walk would skip.
                 let n = (4 - *have).min(b.len() - at);
                 if let (Some(dst), Some(src)) = (code.get_mut(*have..*have + n), b.get(at..at + n))
                 {
@@ -107,35 +147,17 @@ impl OutScan {
                 }
                 *have += n;
                 at += n;
-                self.skip -= n;
+                self.frames.skip -= n;
                 if *have == 4 {
                     resets += u32::from(*code == PROTOCOL_ERROR);
                     self.code = None;
                 }
                 continue;
             }
-            if self.skip > 0 {
-                let n = self.skip.min(b.len() - at);
-                self.skip -= n;
-                at += n;
-                continue;
-            }
-            let n = (9 - self.have).min(b.len() - at);
-            if let (Some(dst), Some(src)) = (
-                self.head.get_mut(self.have..self.have + n),
-                b.get(at..at + n),
-            ) {
-                dst.copy_from_slice(src);
-            }
-            self.have += n;
-            at += n;
-            if self.have < 9 {
+            let Some([.., kind, _, _, _, _, _]) = self.frames.next(b, &mut at) else {
                 break;
-            }
-            self.have = 0;
-            let [l0, l1, l2, kind, ..] = self.head;
-            self.skip = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
-            if kind == RST_STREAM && self.skip >= 4 {
+            };
+            if kind == RST_STREAM && self.frames.skip >= 4 {
                 self.code = Some(([0; 4], 0));
             }
         }
@@ -154,30 +176,8 @@ impl FloodWatch {
     /// (reading then pauses; the rest is handed over after the pause).
     fn scan(&mut self, b: &[u8]) -> usize {
         let mut at = 0;
-        while at < b.len() {
-            if self.skip > 0 {
-                let n = self.skip.min(b.len() - at);
-                self.skip -= n;
-                at += n;
-                continue;
-            }
-            let n = (9 - self.have).min(b.len() - at);
-            if let (Some(dst), Some(src)) = (
-                self.head.get_mut(self.have..self.have + n),
-                b.get(at..at + n),
-            ) {
-                dst.copy_from_slice(src);
-            }
-            self.have += n;
-            at += n;
-            if self.have < 9 {
-                break;
-            }
-            self.have = 0;
-            let [l0, l1, l2, kind, flags, ..] = self.head;
-            let len = usize::from(l0) << 16 | usize::from(l1) << 8 | usize::from(l2);
-            self.skip = len;
-            let cost = idle_cost(kind, flags, len);
+        while let Some([.., kind, flags, _, _, _, _]) = self.frames.next(b, &mut at) {
+            let cost = idle_cost(kind, flags, self.frames.skip);
             if cost > 0 && self.count(cost) {
                 break;
             }
@@ -268,9 +268,10 @@ impl<T: Transport> H2Io<T> {
     /// [`IDLE_FRAMES_PER_SEC`] with `sleep`.
     pub fn watch_floods(&mut self, sleep: Sleep) {
         self.flood = Some(FloodWatch {
-            skip: PREFACE_LEN,
-            head: [0; 9],
-            have: 0,
+            frames: Frames {
+                skip: PREFACE_LEN,
+                ..Frames::default()
+            },
             idle: 0,
             since: Instant::now(),
             sleep,
