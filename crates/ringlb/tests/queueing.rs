@@ -8,7 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::thread::{sleep, spawn, JoinHandle};
 use std::time::Duration;
 
@@ -42,11 +42,7 @@ fn background(front: SocketAddr, path: &str, key: &str) -> JoinHandle<String> {
     h
 }
 
-fn config(fe: SocketAddr, sock: &Path, balance: &str, a: &Origin, b: &Origin) -> String {
-    config_with(fe, sock, balance, "", ("maxconn 1", "maxconn 1"), a, b)
-}
-
-fn config_with(
+fn config(
     fe: SocketAddr,
     sock: &Path,
     balance: &str,
@@ -67,8 +63,24 @@ fn config_with(
     )
 }
 
-fn socket(dir: &TempDir) -> PathBuf {
-    dir.join("stats.sock")
+/// Runs `run` (given the front address and the stats socket) under ringlb, then haproxy, on
+/// `listen l` with `balance`, the `backend` lines and servers `a` and `b` with `params`;
+/// both must give the same result (ringlb's is returned).
+fn differential<T: PartialEq + std::fmt::Debug>(
+    name: &str,
+    balance: &str,
+    backend: &str,
+    params: (&str, &str),
+    run: &dyn Fn(SocketAddr, &Path) -> T,
+) -> T {
+    let (a, b) = (Origin::start("a"), Origin::start("b"));
+    let dir = TempDir::new(name);
+    let sock = dir.join("stats.sock");
+    same_as_haproxy(
+        name,
+        &|fe| config(fe[0], &sock, balance, backend, params, &a, &b),
+        &|fe| run(fe[0], &sock),
+    )
 }
 
 /// Two servers of `maxconn 1`, both busy: the next request waits in the backend's queue
@@ -83,25 +95,18 @@ fn a_balanced_request_waits_for_the_first_server_to_free_a_slot() {
 /// request: it waits in the backend's queue (BACKEND `qcur` 1) and goes to the server whose
 /// request ends first. Same under haproxy.
 fn first_free_slot_takes_the_queued_request(name: &str, backend: &str, params: (&str, &str)) {
-    let (a, b) = (Origin::start("a"), Origin::start("b"));
-    let dir = TempDir::new(name);
-    let sock = socket(&dir);
-    let seen = same_as_haproxy(
-        name,
-        &|fe| config_with(fe[0], &sock, "roundrobin", backend, params, &a, &b),
-        &|fe| {
-            let long = background(fe[0], "/slow/2500", "");
-            let short = background(fe[0], "/slow/900", "");
-            let queued = background(fe[0], "/", "");
-            let waiting = queues(&sock);
-            let (long, short, queued) = (
-                long.join().unwrap(),
-                short.join().unwrap(),
-                queued.join().unwrap(),
-            );
-            (long, short, queued, waiting)
-        },
-    );
+    let seen = differential(name, "roundrobin", backend, params, &|fe, sock| {
+        let long = background(fe, "/slow/2500", "");
+        let short = background(fe, "/slow/900", "");
+        let queued = background(fe, "/", "");
+        let waiting = queues(sock);
+        let (long, short, queued) = (
+            long.join().unwrap(),
+            short.join().unwrap(),
+            queued.join().unwrap(),
+        );
+        (long, short, queued, waiting)
+    });
     let (long, short, queued, waiting) = &seen;
     assert_ne!(long, short, "{seen:?}");
     assert_eq!(
@@ -118,20 +123,14 @@ fn first_free_slot_takes_the_queued_request(name: &str, backend: &str, params: (
 /// queue (server `qcur` 1, backend 0) while the other server is free, and is served there.
 #[test]
 fn a_hashed_request_waits_for_its_own_server() {
-    let (a, b) = (Origin::start("a"), Origin::start("b"));
-    let dir = TempDir::new("queue-server");
-    let sock = socket(&dir);
-    let seen = same_as_haproxy(
-        "queue-server",
-        &|fe| config(fe[0], &sock, "hdr(x-key)", &a, &b),
-        &|fe| {
-            let busy = background(fe[0], "/slow/1200", "k1");
-            let queued = background(fe[0], "/", "k1");
-            let waiting = queues(&sock);
-            let (busy, queued) = (busy.join().unwrap(), queued.join().unwrap());
-            (busy, queued, waiting, queues(&sock))
-        },
-    );
+    let params = ("maxconn 1", "maxconn 1");
+    let seen = differential("queue-server", "hdr(x-key)", "", params, &|fe, sock| {
+        let busy = background(fe, "/slow/1200", "k1");
+        let queued = background(fe, "/", "k1");
+        let waiting = queues(sock);
+        let (busy, queued) = (busy.join().unwrap(), queued.join().unwrap());
+        (busy, queued, waiting, queues(sock))
+    });
     let (busy, queued, waiting, _) = &seen;
     assert_eq!(busy, queued, "{seen:?}");
     assert!(
@@ -161,33 +160,17 @@ fn minconn_limits_are_seen_by_the_balancer() {
 /// (`set server ... state ready`), before the busy server frees its slot.
 #[test]
 fn a_server_coming_back_takes_the_waiting_requests() {
-    let (a, b) = (Origin::start("a"), Origin::start("b"));
-    let dir = TempDir::new("queue-ready");
-    let sock = socket(&dir);
-    let seen = same_as_haproxy(
-        "queue-ready",
-        &|fe| {
-            config_with(
-                fe[0],
-                &sock,
-                "roundrobin",
-                "",
-                ("maxconn 1", "maxconn 1 disabled"),
-                &a,
-                &b,
-            )
-        },
-        &|fe| {
-            let busy = background(fe[0], "/slow/2500", "");
-            let queued = background(fe[0], "/", "");
-            let waiting = queues(&sock);
-            runtime_command(&sock, "set server l/b state ready").unwrap();
-            let queued = queued.join().unwrap();
-            // Answered while the busy request still runs.
-            let busy_running = !busy.is_finished();
-            (busy.join().unwrap(), queued, busy_running, waiting)
-        },
-    );
+    let params = ("maxconn 1", "maxconn 1 disabled");
+    let seen = differential("queue-ready", "roundrobin", "", params, &|fe, sock| {
+        let busy = background(fe, "/slow/2500", "");
+        let queued = background(fe, "/", "");
+        let waiting = queues(sock);
+        runtime_command(sock, "set server l/b state ready").unwrap();
+        let queued = queued.join().unwrap();
+        // Answered while the busy request still runs.
+        let busy_running = !busy.is_finished();
+        (busy.join().unwrap(), queued, busy_running, waiting)
+    });
     assert_eq!(
         (seen.0.as_str(), seen.1.as_str(), seen.2),
         ("a", "b", true),
@@ -200,39 +183,23 @@ fn a_server_coming_back_takes_the_waiting_requests() {
 /// they stay on their server.
 #[test]
 fn redispatch_moves_the_queue_of_a_server_put_in_maintenance() {
-    let (a, b) = (Origin::start("a"), Origin::start("b"));
-    let dir = TempDir::new("queue-redisp");
-    let sock = socket(&dir);
     for option in ["    option redispatch\n", ""] {
-        let seen = same_as_haproxy(
-            "queue-redisp",
-            &|fe| {
-                config_with(
-                    fe[0],
-                    &sock,
-                    "hdr(x-key)",
-                    option,
-                    ("maxconn 1", "maxconn 1"),
-                    &a,
-                    &b,
-                )
-            },
-            &|fe| {
-                let busy = background(fe[0], "/slow/2000", "k1");
-                let queued = background(fe[0], "/", "k1");
-                let waiting = queues(&sock);
-                let target = waiting
-                    .iter()
-                    .find(|(name, q, _)| name != "l/BACKEND" && q == "1")
-                    .map(|(name, _, _)| name.clone())
-                    .unwrap_or_default();
-                runtime_command(&sock, &format!("set server {target} state maint")).unwrap();
-                let queued = queued.join().unwrap();
-                let busy_running = !busy.is_finished();
-                let busy = busy.join().unwrap();
-                (busy == queued, busy_running, waiting)
-            },
-        );
+        let params = ("maxconn 1", "maxconn 1");
+        let seen = differential("queue-redisp", "hdr(x-key)", option, params, &|fe, sock| {
+            let busy = background(fe, "/slow/2000", "k1");
+            let queued = background(fe, "/", "k1");
+            let waiting = queues(sock);
+            let target = waiting
+                .iter()
+                .find(|(name, q, _)| name != "l/BACKEND" && q == "1")
+                .map(|(name, _, _)| name.clone())
+                .unwrap_or_default();
+            runtime_command(sock, &format!("set server {target} state maint")).unwrap();
+            let queued = queued.join().unwrap();
+            let busy_running = !busy.is_finished();
+            let busy = busy.join().unwrap();
+            (busy == queued, busy_running, waiting)
+        });
         // Redispatched: the other server answers while the busy one still works.
         let want = !option.is_empty();
         assert_eq!((seen.0, seen.1), (!want, want), "{option:?}: {seen:?}");
@@ -244,32 +211,14 @@ fn redispatch_moves_the_queue_of_a_server_put_in_maintenance() {
 /// served and two wait (in the backend's queue: they were balanced).
 #[test]
 fn slowstart_ramps_the_connection_limit_from_one() {
-    let (a, b) = (Origin::start("a"), Origin::start("b"));
-    let dir = TempDir::new("queue-slowstart");
-    let sock = socket(&dir);
-    let seen = same_as_haproxy(
-        "queue-slowstart",
-        &|fe| {
-            config_with(
-                fe[0],
-                &sock,
-                "roundrobin",
-                "",
-                ("maxconn 10 slowstart 60s disabled", "disabled"),
-                &a,
-                &b,
-            )
-        },
-        &|fe| {
-            runtime_command(&sock, "set server l/a state ready").unwrap();
-            let sent: Vec<_> = (0..3)
-                .map(|_| background(fe[0], "/slow/1000", ""))
-                .collect();
-            let waiting = queues(&sock);
-            let served: Vec<String> = sent.into_iter().map(|h| h.join().unwrap()).collect();
-            (served, waiting)
-        },
-    );
+    let params = ("maxconn 10 slowstart 60s disabled", "disabled");
+    let seen = differential("queue-slowstart", "roundrobin", "", params, &|fe, sock| {
+        runtime_command(sock, "set server l/a state ready").unwrap();
+        let sent: Vec<_> = (0..3).map(|_| background(fe, "/slow/1000", "")).collect();
+        let waiting = queues(sock);
+        let served: Vec<String> = sent.into_iter().map(|h| h.join().unwrap()).collect();
+        (served, waiting)
+    });
     assert_eq!(seen.0, ["a", "a", "a"], "{seen:?}");
     assert!(
         seen.1

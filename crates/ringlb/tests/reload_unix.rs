@@ -123,34 +123,71 @@ fn bin() -> PathBuf {
     ringlb_testkit::bin_path("ringlb")
 }
 
-/// Standalone processes, each started with `-x <admin socket> -sf <previous>`.
-#[test]
-fn dash_x_hands_the_unix_bind_over_without_a_client_error() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = TempDir::new("reload-unix-x");
+/// Generation 0: a standalone ringlb serving the UNIX bind `fe.sock` of `dir` with 2 shards
+/// (one listening socket), its admin socket answering.
+struct First {
+    dir: TempDir,
+    fe: PathBuf,
+    admin: PathBuf,
+    cfg: PathBuf,
+    proxy: ChildGuard,
+    /// The inode of the one listening socket.
+    inodes: Vec<String>,
+}
+
+fn start_first(name: &str) -> First {
+    let dir = TempDir::new(name);
     let (fe, admin, cfg) = (
         dir.join("fe.sock"),
         dir.join("admin.sock"),
         dir.join("p.cfg"),
     );
     std::fs::write(&cfg, config(dir.path(), 0, 2)).unwrap();
-    let mut current = ChildGuard::spawn("ringlb", Command::new(bin()).arg("-f").arg(&cfg)).unwrap();
-    serves(&fe, 0, &current);
-    admin_of(&admin, current.pid());
+    let proxy = ChildGuard::spawn("ringlb", Command::new(bin()).arg("-f").arg(&cfg)).unwrap();
+    serves(&fe, 0, &proxy);
+    admin_of(&admin, proxy.pid());
     let inodes = unix_listening_inodes(&fe);
     assert_eq!(inodes.len(), 1, "one socket for both shards: {inodes:?}");
+    First {
+        dir,
+        fe,
+        admin,
+        cfg,
+        proxy,
+        inodes,
+    }
+}
+
+/// Starts `program` (ringlb or haproxy) on `cfg` with `-x admin -sf <old>`: it takes the
+/// old process's sockets and the old one finishes.
+fn take_over(name: &str, program: &Path, cfg: &Path, admin: &Path, old: &ChildGuard) -> ChildGuard {
+    let mut cmd = Command::new(program);
+    cmd.arg("-f")
+        .arg(cfg)
+        .arg("-x")
+        .arg(admin)
+        .arg("-sf")
+        .arg(old.pid().to_string());
+    ChildGuard::spawn(name, &mut cmd).unwrap()
+}
+
+/// Standalone processes, each started with `-x <admin socket> -sf <previous>`.
+#[test]
+fn dash_x_hands_the_unix_bind_over_without_a_client_error() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let First {
+        dir,
+        fe,
+        admin,
+        cfg,
+        proxy: mut current,
+        inodes,
+    } = start_first("reload-unix-x");
     let clients = Clients::start(&fe);
     let mut retired: Vec<ChildGuard> = Vec::new();
     for generation in 1..=RELOADS {
         std::fs::write(&cfg, config(dir.path(), generation, 2)).unwrap();
-        let mut cmd = Command::new(bin());
-        cmd.arg("-f")
-            .arg(&cfg)
-            .arg("-x")
-            .arg(&admin)
-            .arg("-sf")
-            .arg(current.pid().to_string());
-        let next = ChildGuard::spawn("ringlb", &mut cmd).unwrap();
+        let next = take_over("ringlb", &bin(), &cfg, &admin, &current);
         let mut old = std::mem::replace(&mut current, next);
         assert!(
             wait_until(READY, || !old.is_running()),
@@ -218,32 +255,22 @@ fn master_worker_reloads_hand_the_unix_bind_over_without_a_client_error() {
 /// here: what haproxy loses in its own soft stop is not ringlb's to assert.
 #[test]
 fn haproxy_and_ringlb_take_over_each_others_unix_bind() {
-    if !ringlb_testkit::haproxy_available() {
+    if !ringlb_testkit::haproxy_required() {
         return;
     }
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-    let dir = TempDir::new("reload-unix-haproxy");
-    let (fe, admin, cfg) = (
-        dir.join("fe.sock"),
-        dir.join("admin.sock"),
-        dir.join("p.cfg"),
-    );
-    std::fs::write(&cfg, config(dir.path(), 0, 2)).unwrap();
-    let mut a = ChildGuard::spawn("ringlb", Command::new(bin()).arg("-f").arg(&cfg)).unwrap();
-    serves(&fe, 0, &a);
-    admin_of(&admin, a.pid());
-    let inodes = unix_listening_inodes(&fe);
-    assert_eq!(inodes.len(), 1, "{inodes:?}");
+    let First {
+        dir,
+        fe,
+        admin,
+        cfg,
+        proxy: mut a,
+        inodes,
+    } = start_first("reload-unix-haproxy");
 
     std::fs::write(&cfg, config(dir.path(), 1, 1)).unwrap();
-    let mut cmd = Command::new(ringlb_testkit::haproxy_bin());
-    cmd.arg("-f")
-        .arg(&cfg)
-        .arg("-x")
-        .arg(&admin)
-        .arg("-sf")
-        .arg(a.pid().to_string());
-    let mut h = ChildGuard::spawn("haproxy", &mut cmd).unwrap();
+    let haproxy = PathBuf::from(ringlb_testkit::haproxy_bin());
+    let mut h = take_over("haproxy", &haproxy, &cfg, &admin, &a);
     assert!(wait_until(READY, || !a.is_running()), "{}", a.dump());
     serves(&fe, 1, &h);
     assert_eq!(
@@ -254,14 +281,7 @@ fn haproxy_and_ringlb_take_over_each_others_unix_bind() {
     admin_of(&admin, h.pid());
 
     std::fs::write(&cfg, config(dir.path(), 2, 2)).unwrap();
-    let mut cmd = Command::new(bin());
-    cmd.arg("-f")
-        .arg(&cfg)
-        .arg("-x")
-        .arg(&admin)
-        .arg("-sf")
-        .arg(h.pid().to_string());
-    let mut b = ChildGuard::spawn("ringlb", &mut cmd).unwrap();
+    let mut b = take_over("ringlb", &bin(), &cfg, &admin, &h);
     assert!(wait_until(READY, || !h.is_running()), "{}", h.dump());
     serves(&fe, 2, &b);
     assert_eq!(
