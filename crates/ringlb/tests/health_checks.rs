@@ -222,13 +222,29 @@ fn failing_server_goes_down_within_inter_times_fall_and_gets_nothing_on_any_shar
         after.len()
     );
     assert!(after.iter().all(|o| *o == "s2"), "{after:?}");
-    let lines = state_lines(&p.stderr());
+    // The load runs on: the sessions still on s1 as it went down are 0 or 1 (counted as
+    // haproxy counts them, compared in health_faults.rs), so the count is masked.
+    let lines: Vec<String> = state_lines(&p.stderr())
+        .iter()
+        .map(|l| mask_sessions(l))
+        .collect();
     assert_eq!(
         lines,
-        vec!["[WARNING] Server be/s1 is DOWN, reason: Layer7 wrong status, code: 503, info: \"Service Unavailable\", check duration: Nms. 1 active and 0 backup servers left. 0 sessions active, 0 requeued, 0 remaining in queue."],
+        vec!["[WARNING] Server be/s1 is DOWN, reason: Layer7 wrong status, code: 503, info: \"Service Unavailable\", check duration: Nms. 1 active and 0 backup servers left. N sessions active, 0 requeued, 0 remaining in queue."],
         "{}",
         p.stderr()
     );
+}
+
+/// `line` with the number before " sessions active" replaced by `N`.
+fn mask_sessions(line: &str) -> String {
+    let Some(at) = line.find(" sessions active") else {
+        return line.to_string();
+    };
+    let digits = line[..at]
+        .trim_end_matches(|c: char| c.is_ascii_digit())
+        .len();
+    format!("{}N{}", &line[..digits], &line[at..])
 }
 
 #[test]
